@@ -1,0 +1,24 @@
+/*
+ * mgx controller: the command-line front end. One program, `mgx`, with git-style subcommands.
+ * Each subcommand is a function taking argc/argv so tests can run it in-process; they write to
+ * stdout/stderr and return a process exit status.
+ */
+#ifndef MGX_CLI_H
+#define MGX_CLI_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exit statuses shared by every subcommand. */
+enum { CTL_EXIT_OK = 0, CTL_EXIT_FAILURE = 1, CTL_EXIT_USAGE = 2 };
+
+int ctl_main(int argc, char **argv);
+int ctl_cmd_market(int argc, char **argv);
+int ctl_cmd_sim(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * LSD radix sort on 64-bit keys with an optional 32-bit payload, used to order orders by
+ * participant id and curve steps by (price, participant). 11-bit digits need six passes for a
+ * full key; a pre-pass counts every digit at once so passes with one live bucket are skipped.
+ */
+#include "sort.h"
+
+#include <string.h>
+
+#define DIGIT_BITS 11u
+#define BUCKETS (1u << DIGIT_BITS)
+#define PASSES 6u /* ceil(64 / 11) */
+
+unsigned mkt__bit_width(uint64_t v)
+{
+    unsigned w = 0;
+    while (v) {
+        w++;
+        v >>= 1;
+    }
+    return w;
+}
+
+static unsigned digit(uint64_t key, unsigned pass)
+{
+    return (unsigned)((key >> (pass * DIGIT_BITS)) & (BUCKETS - 1u));
+}
+
+void mkt__radix_sort(uint64_t *keys, uint32_t *vals, size_t n, uint64_t *tmp_keys,
+                     uint32_t *tmp_vals)
+{
+    static const size_t zero[BUCKETS];
+    size_t count[PASSES][BUCKETS];
+    for (unsigned p = 0; p < PASSES; p++)
+        memcpy(count[p], zero, sizeof zero);
+    for (size_t i = 0; i < n; i++)
+        for (unsigned p = 0; p < PASSES; p++)
+            count[p][digit(keys[i], p)]++;
+
+    uint64_t *src_k = keys, *dst_k = tmp_keys;
+    uint32_t *src_v = vals, *dst_v = tmp_vals;
+    for (unsigned p = 0; p < PASSES; p++) {
+        if (n == 0 || count[p][digit(src_k[0], p)] == n)
+            continue; /* every key has this digit: the pass would be the identity */
+        size_t sum = 0;
+        for (unsigned b = 0; b < BUCKETS; b++) {
+            size_t c = count[p][b];
+            count[p][b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t at = count[p][digit(src_k[i], p)]++;
+            dst_k[at] = src_k[i];
+            if (src_v)
+                dst_v[at] = src_v[i];
+        }
+        uint64_t *tk = src_k;
+        src_k = dst_k;
+        dst_k = tk;
+        uint32_t *tv = src_v;
+        src_v = dst_v;
+        dst_v = tv;
+    }
+    if (src_k != keys) {
+        memcpy(keys, src_k, n * sizeof *keys);
+        if (vals)
+            memcpy(vals, src_v, n * sizeof *vals);
+    }
+}

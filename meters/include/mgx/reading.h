@@ -1,0 +1,41 @@
+/*
+ * mgx meters: a meter reading and how two readings become one interval's energy.
+ *
+ * Meters report cumulative import and export counters; interval energy is the difference of
+ * two readings. Real meters occasionally return bogus counter values (a known field problem),
+ * so a difference is accepted only if it is non-negative and physically possible at the
+ * meter's rated power over the elapsed time. Pure: time comes in as a parameter.
+ */
+#ifndef MGX_READING_H
+#define MGX_READING_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    MTR_OK = 0,
+    MTR_E_INVAL = -1,     /* NULL pointer, non-increasing time or non-positive rating */
+    MTR_E_BACKWARDS = -2, /* a counter went down */
+    MTR_E_IMPLAUSIBLE = -3 /* more energy than the rated power allows in the elapsed time */
+};
+
+const char *mtr_strerror(int code);
+
+typedef struct {
+    int64_t time_ms;   /* Unix time of the reading, milliseconds */
+    int64_t import_wh; /* cumulative counter */
+    int64_t export_wh; /* cumulative counter */
+} mtr_reading;
+
+/* Energy between two readings of one meter rated max_power_w. */
+int mtr_interval_energy(const mtr_reading *prev, const mtr_reading *cur, int64_t max_power_w,
+                        int64_t *import_wh, int64_t *export_wh);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

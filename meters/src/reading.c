@@ -1,0 +1,54 @@
+/*
+ * Interval energy from cumulative counters with a plausibility filter: a reading that implies
+ * more than rated power for the whole interval is rejected instead of being billed.
+ */
+#include "mgx/reading.h"
+
+#include <stddef.h>
+
+const char *mtr_strerror(int code)
+{
+    switch (code) {
+    case MTR_OK:
+        return "success";
+    case MTR_E_INVAL:
+        return "invalid argument";
+    case MTR_E_BACKWARDS:
+        return "meter counter went backwards";
+    case MTR_E_IMPLAUSIBLE:
+        return "energy exceeds what the meter's rated power allows";
+    default:
+        return "unknown error";
+    }
+}
+
+static int delta(int64_t a, int64_t b, int64_t max_wh, int64_t *out)
+{
+    if (b < a)
+        return MTR_E_BACKWARDS;
+    if (b - a > max_wh)
+        return MTR_E_IMPLAUSIBLE;
+    *out = b - a;
+    return MTR_OK;
+}
+
+int mtr_interval_energy(const mtr_reading *prev, const mtr_reading *cur, int64_t max_power_w,
+                        int64_t *import_wh, int64_t *export_wh)
+{
+    if (!prev || !cur || !import_wh || !export_wh || max_power_w <= 0 ||
+        cur->time_ms <= prev->time_ms || max_power_w > INT64_C(1000000000000))
+        return MTR_E_INVAL;
+    /* W * ms / 3.6e6 = Wh; round up so a meter running at exactly its rating passes. */
+    __extension__ __int128 lim = (__int128)max_power_w * (cur->time_ms - prev->time_ms);
+    lim = (lim + 3599999) / 3600000;
+    int64_t max_wh = lim > INT64_MAX ? INT64_MAX : (int64_t)lim;
+    int64_t imp, exp;
+    int rc = delta(prev->import_wh, cur->import_wh, max_wh, &imp);
+    if (rc == MTR_OK)
+        rc = delta(prev->export_wh, cur->export_wh, max_wh, &exp);
+    if (rc)
+        return rc;
+    *import_wh = imp;
+    *export_wh = exp;
+    return MTR_OK;
+}

@@ -1,0 +1,1 @@
+/* placeholder */ int sim__placeholder(void); int sim__placeholder(void) { return 0; }
