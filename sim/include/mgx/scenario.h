@@ -1,0 +1,114 @@
+/*
+ * mgx sim: the scenario, i.e. everything a simulation run is defined by.
+ *
+ * A scenario is read from an INI file (docs/scenario-reference.md documents every key) into
+ * this plain struct; the simulator itself never touches the file. Physical sizes are doubles
+ * (they feed physical models); tariffs are integer micro-currency per kWh like everywhere in
+ * mgx.
+ */
+#ifndef MGX_SCENARIO_H
+#define MGX_SCENARIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mgx/market.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SIM_MAX_GROUPS 64
+#define SIM_NAME_MAX 64
+#define SIM_MAX_HOMES 100000
+#define SIM_MAX_DAYS 3660
+
+typedef enum {
+    SIM_AGENT_TRUTHFUL = 0, /* bids/asks its own value against the grid tariffs */
+    SIM_AGENT_ZIC = 1,      /* zero-intelligence constrained (Gode & Sunder 1993) */
+    SIM_AGENT_MARKUP = 2,   /* fixed markup on the truthful price */
+    SIM_AGENT_ZIP = 3       /* zero-intelligence plus, adaptive margin (Cliff 1997) */
+} sim_agent_kind;
+
+/* One archetype of homes. */
+typedef struct {
+    char name[SIM_NAME_MAX];
+    uint32_t count;
+    /* PV */
+    double pv_kwp;         /* 0 for none */
+    double pv_tilt_deg;    /* 0 = horizontal */
+    double pv_azimuth_deg; /* compass bearing the panels face: 180 = south, 0 = north */
+    double inverter_kw;    /* AC limit; 0 means equal to pv_kwp */
+    double pv_loss;        /* system losses before the inverter, fraction (default 0.14) */
+    /* battery */
+    double battery_kwh; /* 0 for none */
+    double battery_kw;
+    double battery_efficiency; /* round trip, (0, 1] */
+    double soc_min;            /* fractions of capacity */
+    double soc_max;
+    double soc_initial;
+    /* load */
+    double annual_kwh;
+    /* trading agent */
+    sim_agent_kind agent;
+    double markup;         /* SIM_AGENT_MARKUP: fraction of the tariff spread, e.g. 0.1 */
+    double zip_beta;       /* SIM_AGENT_ZIP learning rate (default 0.3) */
+    double zip_momentum;   /* SIM_AGENT_ZIP momentum (default 0.05) */
+} sim_group;
+
+typedef struct {
+    char name[SIM_NAME_MAX];
+    /* location */
+    double latitude_deg;  /* north positive */
+    double longitude_deg; /* east positive */
+    int32_t utc_offset_min; /* fixed offset of local standard time, e.g. +600 for Sydney */
+    /* period: local start date, number of days, interval */
+    int32_t start_year, start_month, start_day;
+    uint32_t days;
+    uint32_t interval_min; /* divides 1440; default 15 */
+    uint64_t seed;
+    /* weather */
+    double clear_sky_index_mean; /* long-run mean of the clear-sky index, (0, 1]; default 0.7 */
+    double cloud_persistence_h;  /* e-folding time of cloud cover, hours; default 3 */
+    double cloud_home_spread;    /* per-home deviation from the shared cover, default 0.05 */
+    /* market */
+    mkt_mechanism mechanism;
+    int64_t feed_in_uc_per_kwh;
+    int64_t retail_uc_per_kwh;
+    int64_t network_fee_uc_per_kwh;
+    /* homes */
+    size_t n_groups;
+    sim_group groups[SIM_MAX_GROUPS];
+} sim_scenario;
+
+enum {
+    SIM_OK = 0,
+    SIM_E_INVAL = -1,  /* bad argument */
+    SIM_E_IO = -2,     /* a file could not be read or written */
+    SIM_E_PARSE = -3,  /* a scenario or data file is malformed (the message says where) */
+    SIM_E_NOMEM = -4,
+    SIM_E_MARKET = -5, /* the market library rejected a book (a bug: the sim forms the orders) */
+    SIM_E_GSL = -6     /* a GSL routine failed */
+};
+
+const char *sim_strerror(int code);
+
+/* Fills every field with its documented default (no groups). */
+void sim_scenario_defaults(sim_scenario *sc);
+
+/* Reads an INI scenario. On failure returns SIM_E_IO or SIM_E_PARSE and writes a message that
+ * names the file and line ("street.ini:12: unknown key 'pv_kwh' in [group.roof]") into err. */
+int sim_scenario_load(const char *path, sim_scenario *sc, char *err, size_t err_len);
+
+/* Checks cross-field rules (soc_min <= soc_initial <= soc_max, feed-in <= retail, ...).
+ * Returns SIM_OK or SIM_E_PARSE with a message. sim_scenario_load calls it. */
+int sim_scenario_validate(const sim_scenario *sc, char *err, size_t err_len);
+
+/* Total number of homes over all groups. */
+size_t sim_scenario_homes(const sim_scenario *sc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,1 @@
+/* pv: being written. */

@@ -1,0 +1,1 @@
+/* simdata: being written. */

@@ -1,1 +1,0 @@
-/* placeholder */ int sim__placeholder(void); int sim__placeholder(void) { return 0; }
