@@ -1,1 +1,400 @@
-/* engine: being written. */
+/*
+ * The simulation loop: one pass over the intervals computes the world with local trading and
+ * the baseline without it, because the physics (PV, load, battery) is the same in both.
+ *
+ * Per interval: every home forecasts its net position by persistence (last interval's PV minus
+ * load, after what its battery would absorb or deliver), its agent prices that as a one-step
+ * order, the market library clears the book, then the interval's real PV and load happen, the
+ * battery follows its self-consumption policy, and the settlement library prices the difference
+ * between the local contract and the meter against the grid. The baseline is the same
+ * settlement with no contract.
+ */
+#include "mgx/sim.h"
+
+#include "mgx/imbalance.h"
+#include "mgx/market.h"
+
+#include "agent.h"
+#include "battery.h"
+#include "kpi.h"
+#include "load.h"
+#include "pv.h"
+#include "result.h"
+#include "timegrid.h"
+
+#include <gsl/gsl_rng.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint32_t group;
+    long data_index; /* -1: modelled */
+    gsl_rng *rng;
+    sim_load_state load;
+    double pv_dev;
+    sim_battery bat;
+    sim_agent agent;
+    int64_t last_pv_wh, last_load_wh;
+    /* this interval's order */
+    int ordered;
+    mkt_side side;
+    int64_t price;
+} home;
+
+typedef struct {
+    const sim_scenario *sc;
+    const sim_data *data;
+    const sim_hooks *hooks;
+    sim_pv *pv;
+    sim_load *load;
+    gsl_rng *weather;
+    mkt_clearing *clearing;
+    mkt_order *orders;
+    home *homes;
+    size_t n_homes, n_intervals;
+    sim_band band;
+    mkt_params params;
+    sim_result *res;
+    sim_kpi_acc acc, base_acc;
+} run_ctx;
+
+static int fail(char *err, size_t len, int code, const char *fmt, ...)
+{
+    if (err && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* splitmix64: decorrelates the per-home seeds derived from one run seed */
+static uint64_t mix(uint64_t x)
+{
+    x += UINT64_C(0x9E3779B97F4A7C15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_taus2);
+    if (r)
+        gsl_rng_set(r, (unsigned long)mix(seed ^ mix(stream)));
+    return r;
+}
+
+static int setup_homes(run_ctx *x, uint64_t seed)
+{
+    const sim_scenario *sc = x->sc;
+    size_t h = 0;
+    for (size_t g = 0; g < sc->n_groups; g++) {
+        for (uint32_t i = 0; i < sc->groups[g].count; i++, h++) {
+            home *hm = &x->homes[h];
+            hm->group = (uint32_t)g;
+            hm->data_index = -1;
+            if (!(hm->rng = rng_for(seed, h + 1)))
+                return SIM_E_NOMEM;
+            sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
+            sim_agent_init(&hm->agent, &sc->groups[g], hm->rng);
+            x->res->homes[h].group = (uint32_t)g;
+        }
+    }
+    if (x->data) {
+        for (size_t i = 0; i < sim_data_homes(x->data); i++) {
+            size_t hi = sim_data_home_index(x->data, i);
+            if (hi < x->n_homes) {
+                x->homes[hi].data_index = (long)i;
+                x->res->homes[hi].measured = 1;
+            }
+        }
+    }
+    return SIM_OK;
+}
+
+/* Forecast and order of one home. Returns 1 if it has an order. */
+static int form_order(run_ctx *x, home *hm, size_t h, mkt_order *o)
+{
+    int64_t net = hm->last_pv_wh - hm->last_load_wh;
+    int64_t qty;
+    mkt_side side;
+    if (net > 0) {
+        sim_battery_flow f = sim_battery_step(&hm->bat, net, 0, 0);
+        qty = net - f.charge_wh;
+        side = MKT_SELL;
+    } else {
+        sim_battery_flow f = sim_battery_step(&hm->bat, 0, -net, 0);
+        qty = -net - f.discharge_wh;
+        side = MKT_BUY;
+    }
+    hm->ordered = qty > 0;
+    if (!hm->ordered)
+        return 0;
+    hm->side = side;
+    hm->price = sim_strategy_for(hm->agent.kind)->price(&hm->agent, side, &x->band, hm->rng);
+    o->participant = h;
+    o->side = side;
+    o->n_steps = 1;
+    o->steps[0].energy_wh = qty;
+    o->steps[0].price_uc_per_kwh = hm->price;
+    return 1;
+}
+
+static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *load)
+{
+    if (hm->data_index >= 0) {
+        *pv = sim_data_pv_wh(x->data, (size_t)hm->data_index, k);
+        *load = sim_data_load_wh(x->data, (size_t)hm->data_index, k);
+        return;
+    }
+    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, hm->rng);
+    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, hm->rng);
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The physics of one home in one interval and both settlements. */
+static int home_interval(run_ctx *x, home *hm, size_t h, size_t k,
+                         const mkt_participant_result *mp, sim_flow *f)
+{
+    memset(f, 0, sizeof *f);
+    f->home = h;
+    f->interval = k;
+    actual_energy(x, hm, k, &f->pv_wh, &f->load_wh);
+    f->direct_wh = min64(f->pv_wh, f->load_wh);
+    int64_t surplus = f->pv_wh - f->direct_wh, deficit = f->load_wh - f->direct_wh;
+    f->stored_before_wh = hm->bat.stored_wh;
+    sim_battery_flow bf = sim_battery_step(&hm->bat, surplus, deficit, 1);
+    f->stored_after_wh = hm->bat.stored_wh;
+    f->charge_wh = bf.charge_wh;
+    f->discharge_wh = bf.discharge_wh;
+    f->loss_wh = bf.loss_wh;
+    f->export_wh = surplus - bf.charge_wh;
+    f->import_wh = deficit - bf.discharge_wh;
+    int64_t money = 0;
+    if (mp) {
+        f->local_sold_wh = mp->local_sold_wh;
+        f->local_bought_wh = mp->local_bought_wh;
+        money = mp->local_paid_uc + mp->fee_paid_uc - mp->local_received_uc;
+    }
+    f->sold_local_wh = min64(f->local_sold_wh, f->export_wh);
+    f->sold_grid_wh = f->export_wh - f->sold_local_wh;
+    f->bought_local_wh = min64(f->local_bought_wh, f->import_wh);
+    f->bought_grid_wh = f->import_wh - f->bought_local_wh;
+
+    const mkt_params *p = &x->params;
+    stl_imbalance imb, base;
+    int64_t metered = f->export_wh - f->import_wh;
+    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered,
+                             p->retail_uc_per_kwh, p->feed_in_uc_per_kwh, &imb) ||
+        stl_imbalance_settle(0, metered, p->retail_uc_per_kwh, p->feed_in_uc_per_kwh, &base))
+        return SIM_E_INVAL;
+    f->settled_import_wh = imb.shortfall_wh;
+    f->settled_export_wh = imb.surplus_wh;
+    f->cost_uc = money + imb.charge_uc - imb.credit_uc;
+    f->base_cost_uc = base.charge_uc - base.credit_uc;
+    hm->last_pv_wh = f->pv_wh;
+    hm->last_load_wh = f->load_wh;
+    return SIM_OK;
+}
+
+static void record_home(run_ctx *x, const sim_flow *f)
+{
+    sim_home_row *r = &x->res->homes[f->home];
+    r->load_wh += f->load_wh;
+    r->pv_wh += f->pv_wh;
+    r->local_sold_wh += f->local_sold_wh;
+    r->local_bought_wh += f->local_bought_wh;
+    r->grid_import_wh += f->settled_import_wh;
+    r->grid_export_wh += f->settled_export_wh;
+    r->base_grid_import_wh += f->import_wh;
+    r->base_grid_export_wh += f->export_wh;
+    r->battery_charged_wh += f->charge_wh;
+    r->battery_discharged_wh += f->discharge_wh;
+    r->cost_uc += f->cost_uc;
+    r->base_cost_uc += f->base_cost_uc;
+}
+
+static void record_interval(sim_interval_row *row, const sim_flow *f)
+{
+    row->load_wh += f->load_wh;
+    row->pv_wh += f->pv_wh;
+    row->grid_import_wh += f->settled_import_wh;
+    row->grid_export_wh += f->settled_export_wh;
+    row->base_grid_import_wh += f->import_wh;
+    row->base_grid_export_wh += f->export_wh;
+    row->battery_wh += f->stored_after_wh;
+}
+
+static int64_t interval_price(const mkt_summary *s)
+{
+    if (s->matched_wh == 0)
+        return -1;
+    if (s->has_price)
+        return s->clearing_price_uc_per_kwh;
+    /* pay-as-bid: volume-weighted, rounded down like every amount */
+    __extension__ __int128 v = (__int128)s->local_value_uc * 1000;
+    return (int64_t)(v / s->matched_wh);
+}
+
+static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
+{
+    size_t n_orders = 0;
+    for (size_t h = 0; h < x->n_homes; h++)
+        n_orders += (size_t)form_order(x, &x->homes[h], h, &x->orders[n_orders]);
+    mkt_error_at at;
+    int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
+    if (rc)
+        return fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
+                    mkt_strerror(rc));
+    const mkt_summary *ms = mkt_clearing_summary(x->clearing);
+    const mkt_participant_result *parts = mkt_clearing_participants(x->clearing, NULL);
+    sim_interval_row *row = &x->res->intervals[k];
+    row->start_utc = sim_interval_start_utc(x->sc, k);
+    row->local_traded_wh = ms->matched_wh;
+    row->price_uc_per_kwh = interval_price(ms);
+    size_t next = 0; /* orders (and so participants) are in home order */
+    for (size_t h = 0; h < x->n_homes; h++) {
+        home *hm = &x->homes[h];
+        const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
+        sim_flow f;
+        if ((rc = home_interval(x, hm, h, k, mp, &f)))
+            return fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
+        if (hm->ordered) {
+            int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
+            sim_strategy_for(hm->agent.kind)
+                ->observe(&hm->agent, hm->side, hm->price, traded, row->price_uc_per_kwh,
+                          &x->band, hm->rng);
+        }
+        record_home(x, &f);
+        record_interval(row, &f);
+        sim_kpi_add_flow(&x->acc, &f, 0);
+        sim_kpi_add_flow(&x->base_acc, &f, 1);
+        if (x->hooks && x->hooks->on_flow)
+            x->hooks->on_flow(&f, x->hooks->flow_ctx);
+    }
+    sim_kpi_add_interval(&x->acc, row, ms, x->sc->interval_min, 0);
+    sim_kpi_add_interval(&x->base_acc, row, NULL, x->sc->interval_min, 1);
+    return SIM_OK;
+}
+
+static int alloc_run(run_ctx *x, uint64_t seed)
+{
+    sim_result *res = calloc(1, sizeof *res);
+    x->res = res;
+    if (!res)
+        return SIM_E_NOMEM;
+    res->n_intervals = x->n_intervals;
+    res->n_homes = x->n_homes;
+    res->intervals = calloc(x->n_intervals, sizeof *res->intervals);
+    res->homes = calloc(x->n_homes, sizeof *res->homes);
+    x->homes = calloc(x->n_homes, sizeof *x->homes);
+    x->orders = calloc(x->n_homes, sizeof *x->orders);
+    x->clearing = mkt_clearing_new(x->n_homes);
+    x->pv = sim_pv_new(x->sc);
+    x->load = sim_load_new(x->sc);
+    x->weather = rng_for(seed, 0);
+    if (!res->intervals || !res->homes || !x->homes || !x->orders || !x->clearing || !x->pv ||
+        !x->load || !x->weather)
+        return SIM_E_NOMEM;
+    return setup_homes(x, seed);
+}
+
+static void free_run(run_ctx *x)
+{
+    for (size_t h = 0; x->homes && h < x->n_homes; h++)
+        gsl_rng_free(x->homes[h].rng);
+    free(x->homes);
+    free(x->orders);
+    mkt_clearing_free(x->clearing);
+    sim_pv_free(x->pv);
+    sim_load_free(x->load);
+    if (x->weather)
+        gsl_rng_free(x->weather);
+}
+
+int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const sim_hooks *hooks,
+            sim_result **out, char *err, size_t err_len)
+{
+    if (!sc || !out)
+        return fail(err, err_len, SIM_E_INVAL, "invalid argument");
+    *out = NULL;
+    run_ctx x = {0};
+    x.sc = sc;
+    x.data = data;
+    x.hooks = hooks;
+    x.n_homes = sim_scenario_homes(sc);
+    x.n_intervals = sim_intervals(sc);
+    x.params = (mkt_params){sc->mechanism, sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh,
+                            sc->network_fee_uc_per_kwh};
+    x.band = sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh,
+                           sc->network_fee_uc_per_kwh);
+    int rc;
+    if (x.n_homes == 0 || x.n_intervals == 0) {
+        rc = fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
+        goto out;
+    }
+    if ((rc = alloc_run(&x, seed))) {
+        fail(err, err_len, rc, "out of memory for %zu homes x %zu intervals", x.n_homes,
+             x.n_intervals);
+        goto out;
+    }
+    sim_pv_draw_weather(x.pv, x.weather);
+    sim_kpi_init(&x.acc, x.n_homes, x.n_intervals);
+    sim_kpi_init(&x.base_acc, x.n_homes, x.n_intervals);
+    size_t step = x.n_intervals / 200 + 1;
+    for (size_t k = 0; k < x.n_intervals; k++) {
+        if ((rc = run_interval(&x, k, err, err_len)))
+            goto out;
+        if (hooks && hooks->on_progress && ((k + 1) % step == 0 || k + 1 == x.n_intervals))
+            hooks->on_progress(k + 1, x.n_intervals, hooks->progress_ctx);
+    }
+    sim_kpi_finish(&x.acc, x.res->homes, 0, &x.res->kpi);
+    sim_kpi_finish(&x.base_acc, x.res->homes, 1, &x.res->base);
+    *out = x.res;
+    x.res = NULL;
+out:
+    free_run(&x);
+    sim_result_free(x.res);
+    return rc;
+}
+
+void sim_result_free(sim_result *r)
+{
+    if (!r)
+        return;
+    free(r->intervals);
+    free(r->homes);
+    free(r);
+}
+
+const sim_kpis *sim_result_kpis(const sim_result *r)
+{
+    return &r->kpi;
+}
+
+const sim_kpis *sim_result_baseline(const sim_result *r)
+{
+    return &r->base;
+}
+
+const sim_interval_row *sim_result_intervals(const sim_result *r, size_t *n)
+{
+    if (n)
+        *n = r->n_intervals;
+    return r->intervals;
+}
+
+const sim_home_row *sim_result_homes(const sim_result *r, size_t *n)
+{
+    if (n)
+        *n = r->n_homes;
+    return r->homes;
+}

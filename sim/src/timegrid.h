@@ -22,4 +22,10 @@ int64_t sim_interval_start_utc(const sim_scenario *sc, size_t k);
 void sim_interval_local(const sim_scenario *sc, size_t k, int *day_of_year, int *weekday,
                         int *minute_of_day);
 
+/* Inverse of sim_days_from_civil. */
+void sim_civil_from_days(int64_t days, int32_t *y, int32_t *m, int32_t *d);
+/* Formats Unix seconds as ISO 8601 in a fixed UTC offset: "2025-06-01T00:15:00+02:00" (or "Z"
+ * for offset 0). out needs 26 bytes. */
+void sim_format_time(int64_t unix_s, int32_t offset_min, char *out, size_t len);
+
 #endif

@@ -1,0 +1,132 @@
+/*
+ * mgx sim: runs a scenario with local trading and, in the same pass, the baseline without it.
+ *
+ * Physics (PV, load, battery) does not depend on trading: the battery policy is self-consumption
+ * first, so both worlds see the same meters and differ only in who buys and sells the surplus.
+ * Each interval every home forecasts its net position (persistence of the last interval after
+ * its battery), its agent prices that as an order, the market library clears the book, the
+ * interval's real PV and load happen, and the difference between what a home contracted locally
+ * and what its meter measured is settled against the grid as imbalance (settlement library).
+ * The baseline is the same settlement with no local contract. See docs/simulator.md.
+ */
+#ifndef MGX_SIM_H
+#define MGX_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mgx/scenario.h"
+#include "mgx/simdata.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Community figures of one world (with or without local trading). */
+typedef struct {
+    size_t homes, intervals;
+    int64_t load_wh, pv_wh;
+    int64_t grid_import_wh, grid_export_wh; /* settled, summed over homes */
+    int64_t local_traded_wh;
+    int64_t pv_self_consumed_wh; /* used directly or via a battery at home */
+    int64_t battery_charged_wh, battery_discharged_wh, battery_loss_wh;
+    int64_t peak_import_wh, peak_export_wh; /* largest community total in one interval */
+    int64_t cost_uc;                        /* what the homes paid net of what they received */
+    int64_t fees_uc;
+    int64_t local_value_uc;
+    double self_sufficiency; /* 1 - grid import / load */
+    double self_consumption; /* 1 - grid export / PV */
+    double local_share;      /* local / (local + grid import) of what homes bought */
+    /* prices (trading only; 0 when nothing traded) */
+    size_t trading_intervals;
+    double mean_price_uc_per_kwh;          /* arithmetic mean over intervals with trades */
+    double time_weighted_price_uc_per_kwh; /* weighted by interval duration */
+    double volume_weighted_price_uc_per_kwh;
+    /* savings against the baseline per home (trading only) */
+    int64_t savings_min_uc, savings_median_uc, savings_max_uc;
+    double savings_gini;
+} sim_kpis;
+
+/* Per interval, community totals. */
+typedef struct {
+    int64_t start_utc;
+    int64_t load_wh, pv_wh;
+    int64_t grid_import_wh, grid_export_wh;
+    int64_t base_grid_import_wh, base_grid_export_wh;
+    int64_t local_traded_wh;
+    int64_t price_uc_per_kwh; /* clearing price, or volume-weighted for pay-as-bid; -1 if none */
+    int64_t battery_wh;       /* energy stored at the end of the interval, all homes */
+} sim_interval_row;
+
+/* Per home, totals over the run. */
+typedef struct {
+    int64_t load_wh, pv_wh;
+    int64_t local_sold_wh, local_bought_wh;
+    int64_t grid_import_wh, grid_export_wh;
+    int64_t base_grid_import_wh, base_grid_export_wh;
+    int64_t battery_charged_wh, battery_discharged_wh;
+    int64_t cost_uc, base_cost_uc;
+    uint32_t group;
+    int measured; /* load and PV came from the data file */
+} sim_home_row;
+
+/* One home in one interval: every flow the balance checks need. Handed to an observer. */
+typedef struct {
+    size_t home, interval;
+    int64_t load_wh, pv_wh;
+    int64_t direct_wh;    /* PV used at once by the load */
+    int64_t charge_wh;    /* PV into the battery (before losses) */
+    int64_t discharge_wh; /* battery to the load (after losses) */
+    int64_t loss_wh;      /* battery losses this interval */
+    int64_t stored_before_wh, stored_after_wh;
+    int64_t import_wh, export_wh;             /* at the meter */
+    int64_t local_sold_wh, local_bought_wh;   /* contracted in the market */
+    int64_t sold_local_wh, sold_grid_wh;      /* export split: delivered locally / to grid */
+    int64_t bought_local_wh, bought_grid_wh;  /* import split: from local contract / grid */
+    int64_t settled_import_wh, settled_export_wh; /* imbalance against the grid */
+    int64_t cost_uc, base_cost_uc;
+} sim_flow;
+
+typedef void (*sim_flow_fn)(const sim_flow *f, void *ctx);
+/* Called with done/total intervals, at most about 200 times a run. */
+typedef void (*sim_progress_fn)(size_t done, size_t total, void *ctx);
+
+typedef struct {
+    sim_flow_fn on_flow; /* optional: every home every interval (tests) */
+    void *flow_ctx;
+    sim_progress_fn on_progress; /* optional */
+    void *progress_ctx;
+} sim_hooks;
+
+typedef struct sim_result sim_result; /* opaque, owned by the caller */
+
+/* Runs the scenario with the given seed (the scenario's own seed is not read, so a caller can
+ * sweep seeds). data may be NULL. On failure returns a SIM_E_* code and a message in err. */
+int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const sim_hooks *hooks,
+            sim_result **out, char *err, size_t err_len);
+void sim_result_free(sim_result *r);
+
+const sim_kpis *sim_result_kpis(const sim_result *r);     /* with local trading */
+const sim_kpis *sim_result_baseline(const sim_result *r); /* grid only */
+const sim_interval_row *sim_result_intervals(const sim_result *r, size_t *n);
+const sim_home_row *sim_result_homes(const sim_result *r, size_t *n);
+
+/* Writes summary.json, intervals.csv, homes.csv and plots.gp into dir (which must exist).
+ * Output is a pure function of the result and scenario: the same run gives the same bytes. */
+int sim_write_outputs(const sim_scenario *sc, const sim_result *r, uint64_t seed, const char *dir,
+                      char *err, size_t err_len);
+
+/* Writes the mean and spread of every KPI over several runs (runs.csv, and a "runs" object
+ * merged into dir/summary.json). seeds[i] produced results[i]. */
+int sim_write_runs(const sim_scenario *sc, const sim_result *const *results,
+                   const uint64_t *seeds, size_t n, const char *dir, char *err, size_t err_len);
+
+/* Prints the KPI comparison as text. */
+void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
