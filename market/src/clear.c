@@ -513,6 +513,10 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
         (rc = ensure_units(c, n_steps > 0 ? n_steps : 1)) ||
         (rc = rank_orders(c, orders, n_orders, at)))
         goto fail;
+    /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
+     * belongs to the book, not to the step validate() looked at last. */
+    at->order_index = 0;
+    at->step_index = -1;
 
     price_band band = {params->feed_in_uc_per_kwh,
                        params->retail_uc_per_kwh - params->network_fee_uc_per_kwh, 0};
