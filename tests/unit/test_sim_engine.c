@@ -1,0 +1,302 @@
+/*
+ * Simulator engine tests: the physics closes exactly in integer Wh for every home and interval,
+ * money balances for the community, the battery keeps its bounds, runs are deterministic, the
+ * measured-data path replaces the models, and the KPI helpers give known answers.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <gsl/gsl_errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgx/sim.h"
+
+#include "battery.h"
+#include "kpi.h"
+
+static void add_group(sim_scenario *sc, const char *name, uint32_t count, double kwp,
+                      double bat_kwh, sim_agent_kind agent)
+{
+    sim_group *g = &sc->groups[sc->n_groups++];
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->count = count;
+    g->pv_kwp = kwp;
+    g->pv_tilt_deg = 30;
+    g->pv_azimuth_deg = 180;
+    g->pv_loss = 0.14;
+    g->battery_kwh = bat_kwh;
+    g->battery_kw = bat_kwh / 2;
+    g->battery_efficiency = 0.9;
+    g->soc_min = 0.1;
+    g->soc_max = 0.9;
+    g->soc_initial = 0.5;
+    g->annual_kwh = 4000;
+    g->agent = agent;
+    g->markup = 0.2;
+    g->zip_beta = 0.3;
+    g->zip_momentum = 0.05;
+}
+
+static void street(sim_scenario *sc, mkt_mechanism mech, int64_t fee)
+{
+    sim_scenario_defaults(sc);
+    snprintf(sc->name, sizeof sc->name, "test-street");
+    sc->latitude_deg = 48.1;
+    sc->longitude_deg = 11.6;
+    sc->utc_offset_min = 60;
+    sc->start_year = 2025;
+    sc->start_month = 4;
+    sc->start_day = 1;
+    sc->days = 4;
+    sc->interval_min = 15;
+    sc->mechanism = mech;
+    sc->network_fee_uc_per_kwh = fee;
+    sc->n_groups = 0;
+    add_group(sc, "solar", 4, 6.0, 0, SIM_AGENT_TRUTHFUL);
+    add_group(sc, "battery", 3, 8.0, 10.0, SIM_AGENT_ZIP);
+    add_group(sc, "zic", 3, 3.0, 5.0, SIM_AGENT_ZIC);
+    add_group(sc, "consumer", 5, 0, 0, SIM_AGENT_MARKUP);
+}
+
+typedef struct {
+    const sim_scenario *sc;
+    size_t flows, trades_seen;
+    size_t cur_interval;
+    int64_t sold, bought;  /* contracted this interval */
+    int64_t cost_sum, grid_money_sum;
+    int64_t base_cost_sum;
+} checker;
+
+static int64_t amount(int64_t wh, int64_t price)
+{
+    return wh * price / 1000; /* non-negative, small: floor */
+}
+
+static void check_interval_close(checker *c)
+{
+    /* Every local contract has a counterparty: sold == bought in every interval. */
+    assert_int_equal(c->sold, c->bought);
+    if (c->sold > 0)
+        c->trades_seen++;
+    c->sold = c->bought = 0;
+}
+
+static void on_flow(const sim_flow *f, void *ctx)
+{
+    checker *c = ctx;
+    if (f->interval != c->cur_interval) {
+        check_interval_close(c);
+        c->cur_interval = f->interval;
+    }
+    c->flows++;
+    /* energy: what the home used and what its panels made, each fully accounted */
+    assert_int_equal(f->load_wh,
+                     f->direct_wh + f->discharge_wh + f->bought_local_wh + f->bought_grid_wh);
+    assert_int_equal(f->pv_wh, f->direct_wh + f->charge_wh + f->sold_local_wh + f->sold_grid_wh);
+    assert_int_equal(f->stored_after_wh - f->stored_before_wh,
+                     f->charge_wh - f->discharge_wh - f->loss_wh);
+    assert_true(f->loss_wh >= 0 && f->charge_wh >= 0 && f->discharge_wh >= 0);
+    assert_true(f->charge_wh == 0 || f->discharge_wh == 0);
+    assert_true(f->import_wh == 0 || f->export_wh == 0);
+    assert_true(f->load_wh >= 0 && f->pv_wh >= 0);
+    /* the settled grid exchange is exactly the gap between contract and meter */
+    assert_int_equal(f->settled_import_wh - f->settled_export_wh,
+                     (f->local_sold_wh - f->local_bought_wh) - (f->export_wh - f->import_wh));
+    assert_true(f->settled_import_wh == 0 || f->settled_export_wh == 0);
+    assert_true(f->local_sold_wh == 0 || f->local_bought_wh == 0);
+    c->sold += f->local_sold_wh;
+    c->bought += f->local_bought_wh;
+    int64_t r = c->sc->retail_uc_per_kwh, fi = c->sc->feed_in_uc_per_kwh;
+    c->cost_sum += f->cost_uc;
+    c->grid_money_sum += amount(f->settled_import_wh, r) - amount(f->settled_export_wh, fi);
+    assert_int_equal(f->base_cost_uc, amount(f->import_wh, r) - amount(f->export_wh, fi));
+    c->base_cost_sum += f->base_cost_uc;
+}
+
+static void run_checked(mkt_mechanism mech, int64_t fee)
+{
+    sim_scenario sc;
+    street(&sc, mech, fee);
+    checker c = {&sc, 0, 0, 0, 0, 0, 0, 0, 0};
+    sim_hooks hooks = {on_flow, &c, NULL, NULL};
+    sim_result *r = NULL;
+    char err[256];
+    assert_int_equal(sim_run(&sc, NULL, 7, &hooks, &r, err, sizeof err), SIM_OK);
+    check_interval_close(&c);
+    const sim_kpis *k = sim_result_kpis(r), *b = sim_result_baseline(r);
+    size_t n_int, n_homes;
+    sim_result_intervals(r, &n_int);
+    const sim_home_row *homes = sim_result_homes(r, &n_homes);
+    assert_int_equal(n_homes, 15);
+    assert_int_equal(n_int, 4 * 96);
+    assert_int_equal(c.flows, n_int * n_homes);
+    /* the street must actually trade, or the checks above prove little */
+    assert_true(c.trades_seen > 20);
+    assert_true(k->local_traded_wh > 0);
+    /* local payments cancel: the community pays the grid legs plus the network fees */
+    assert_int_equal(c.cost_sum, c.grid_money_sum + k->fees_uc);
+    assert_int_equal(k->cost_uc, c.cost_sum);
+    assert_int_equal(b->cost_uc, c.base_cost_sum);
+    /* same physics in both worlds */
+    assert_int_equal(k->load_wh, b->load_wh);
+    assert_int_equal(k->pv_wh, b->pv_wh);
+    /* community energy balance: contracts net to zero, so both worlds exchange the same net
+     * energy with the grid; only the gross flows differ */
+    assert_int_equal(k->grid_import_wh - k->grid_export_wh, b->grid_import_wh - b->grid_export_wh);
+    int64_t saved = 0;
+    for (size_t h = 0; h < n_homes; h++)
+        saved += homes[h].base_cost_uc - homes[h].cost_uc;
+    assert_int_equal(saved, b->cost_uc - k->cost_uc);
+    sim_result_free(r);
+}
+
+static void physics_closes_pay_as_clear(void **state)
+{
+    (void)state;
+    run_checked(MKT_PAY_AS_CLEAR, 0);
+}
+
+static void physics_closes_pay_as_bid_with_fee(void **state)
+{
+    (void)state;
+    run_checked(MKT_PAY_AS_BID, 20000);
+}
+
+static void deterministic(void **state)
+{
+    (void)state;
+    sim_scenario sc;
+    street(&sc, MKT_PAY_AS_CLEAR, 5000);
+    sim_result *a = NULL, *b = NULL, *c = NULL;
+    char err[256];
+    assert_int_equal(sim_run(&sc, NULL, 11, NULL, &a, err, sizeof err), SIM_OK);
+    assert_int_equal(sim_run(&sc, NULL, 11, NULL, &b, err, sizeof err), SIM_OK);
+    assert_int_equal(sim_run(&sc, NULL, 12, NULL, &c, err, sizeof err), SIM_OK);
+    size_t n, m;
+    const sim_interval_row *ia = sim_result_intervals(a, &n), *ib = sim_result_intervals(b, &m);
+    assert_int_equal(n, m);
+    assert_memory_equal(ia, ib, n * sizeof *ia);
+    const sim_home_row *ha = sim_result_homes(a, &n), *hb = sim_result_homes(b, &m);
+    assert_memory_equal(ha, hb, n * sizeof *ha);
+    assert_memory_equal(sim_result_kpis(a), sim_result_kpis(b), sizeof(sim_kpis));
+    /* another seed is another weather and another set of homes */
+    const sim_interval_row *ic = sim_result_intervals(c, &m);
+    assert_true(memcmp(ia, ic, n * sizeof *ia) != 0);
+    sim_result_free(a);
+    sim_result_free(b);
+    sim_result_free(c);
+}
+
+/* Two measured homes in a one-day, hourly scenario: their load and PV must be the data's. */
+static void measured_data_replaces_models(void **state)
+{
+    (void)state;
+    sim_scenario sc;
+    street(&sc, MKT_PAY_AS_CLEAR, 0);
+    sc.days = 1;
+    sc.interval_min = 60;
+    sc.utc_offset_min = 0;
+    char buf[8192];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "timestamp,home,load_wh,pv_wh\n");
+    int64_t load_sum = 0, pv_sum = 0;
+    for (int hr = 0; hr < 24; hr++) {
+        int64_t load = 300 + 10 * hr, pv = (hr >= 7 && hr <= 17) ? 900 - 60 * abs(12 - hr) : 0;
+        load_sum += load;
+        pv_sum += pv;
+        len += (size_t)snprintf(buf + len, sizeof buf - len,
+                                "2025-04-01T%02d:00:00Z,consumer-2,%lld,%lld\n", hr,
+                                (long long)load, (long long)pv);
+    }
+    sim_data *d = NULL;
+    char err[256];
+    int rc = sim_data_parse(buf, len, "mem.csv", &sc, &d, err, sizeof err);
+    if (rc)
+        fail_msg("data: %s", err);
+    sim_result *r = NULL;
+    assert_int_equal(sim_run(&sc, d, 3, NULL, &r, err, sizeof err), SIM_OK);
+    size_t n;
+    const sim_home_row *homes = sim_result_homes(r, &n);
+    /* consumer-2 is the 12th home: 4 solar + 3 battery + 3 zic + 2 */
+    assert_true(homes[11].measured);
+    assert_int_equal(homes[11].load_wh, load_sum);
+    assert_int_equal(homes[11].pv_wh, pv_sum);
+    assert_false(homes[10].measured);
+    sim_result_free(r);
+    sim_data_free(d);
+}
+
+static void battery_accounting(void **state)
+{
+    (void)state;
+    sim_group g;
+    memset(&g, 0, sizeof g);
+    g.battery_kwh = 10;
+    g.battery_kw = 4;
+    g.battery_efficiency = 0.81; /* 0.9 each way */
+    g.soc_min = 0.1;
+    g.soc_max = 0.9;
+    g.soc_initial = 0.5;
+    sim_battery b;
+    sim_battery_init(&b, &g, 15);
+    assert_int_equal(b.min_wh, 1000);
+    assert_int_equal(b.max_wh, 9000);
+    assert_int_equal(b.stored_wh, 5000);
+    assert_int_equal(b.power_wh, 1000); /* 4 kW for a quarter hour */
+    /* 1000 Wh in (power-limited from 1500) keeps floor(900) */
+    sim_battery_flow f = sim_battery_step(&b, 1500, 0, 1);
+    assert_int_equal(f.charge_wh, 1000);
+    assert_int_equal(f.loss_wh, 100);
+    assert_int_equal(b.stored_wh, 5900);
+    /* 450 Wh out draws ceil(450 / 0.9) = 500 */
+    f = sim_battery_step(&b, 0, 450, 1);
+    assert_int_equal(f.discharge_wh, 450);
+    assert_int_equal(f.loss_wh, 50);
+    assert_int_equal(b.stored_wh, 5400);
+    /* predicting does not change the state */
+    f = sim_battery_step(&b, 0, 800, 0);
+    assert_int_equal(f.discharge_wh, 800);
+    assert_int_equal(b.stored_wh, 5400);
+    /* drain to the floor: never below min_wh */
+    for (int i = 0; i < 20; i++)
+        sim_battery_step(&b, 0, 1000, 1);
+    assert_true(b.stored_wh >= b.min_wh);
+    assert_true(b.stored_wh - b.min_wh < 2); /* less than one Wh's draw left */
+    /* fill to the top: never above max_wh */
+    for (int i = 0; i < 20; i++)
+        sim_battery_step(&b, 1000, 0, 1);
+    assert_true(b.stored_wh <= b.max_wh && b.max_wh - b.stored_wh < 2);
+}
+
+static void gini_and_median(void **state)
+{
+    (void)state;
+    int64_t equal[] = {5, 5, 5, 5};
+    assert_true(sim_gini(equal, 4) == 0.0);
+    int64_t one[] = {0, 1, 0, 0};
+    /* sum |xi - xj| over ordered pairs = 6, / n^2 = 0.375; mean 0.25 -> 0.375 / 0.5 */
+    assert_true(sim_gini(one, 4) > 0.7499 && sim_gini(one, 4) < 0.7501);
+    int64_t med[] = {9, -3, 4, 1, 7};
+    assert_int_equal(sim_median(med, 5), 4);
+    int64_t even[] = {4, 1, 3, 2};
+    assert_int_equal(sim_median(even, 4), 2);
+}
+
+int main(void)
+{
+    gsl_set_error_handler_off();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(battery_accounting),
+        cmocka_unit_test(gini_and_median),
+        cmocka_unit_test(physics_closes_pay_as_clear),
+        cmocka_unit_test(physics_closes_pay_as_bid_with_fee),
+        cmocka_unit_test(deterministic),
+        cmocka_unit_test(measured_data_replaces_models),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
