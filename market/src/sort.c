@@ -1,7 +1,8 @@
 /*
  * LSD radix sort on 64-bit keys with an optional 32-bit payload, used to order orders by
  * participant id and curve steps by (price, participant). 11-bit digits need six passes for a
- * full key; a pre-pass counts every digit at once so passes with one live bucket are skipped.
+ * full key; a pre-pass counts every needed digit at once (only digits below the highest set bit
+ * of any key), and passes with one live bucket are skipped.
  */
 #include "sort.h"
 
@@ -26,21 +27,46 @@ static unsigned digit(uint64_t key, unsigned pass)
     return (unsigned)((key >> (pass * DIGIT_BITS)) & (BUCKETS - 1u));
 }
 
+/* Stable insertion sort: for tiny inputs the radix sort's histograms cost more than the sort. */
+static void insertion_sort(uint64_t *keys, uint32_t *vals, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        uint64_t k = keys[i];
+        uint32_t v = vals ? vals[i] : 0;
+        size_t j = i;
+        for (; j > 0 && keys[j - 1] > k; j--) {
+            keys[j] = keys[j - 1];
+            if (vals)
+                vals[j] = vals[j - 1];
+        }
+        keys[j] = k;
+        if (vals)
+            vals[j] = v;
+    }
+}
+
 void mkt__radix_sort(uint64_t *keys, uint32_t *vals, size_t n, uint64_t *tmp_keys,
                      uint32_t *tmp_vals)
 {
-    static const size_t zero[BUCKETS];
-    size_t count[PASSES][BUCKETS];
-    for (unsigned p = 0; p < PASSES; p++)
-        memcpy(count[p], zero, sizeof zero);
+    if (n <= 32) {
+        insertion_sort(keys, vals, n);
+        return;
+    }
+    /* Only the digits below the highest set bit of any key need a pass. */
+    uint64_t any = 0;
     for (size_t i = 0; i < n; i++)
-        for (unsigned p = 0; p < PASSES; p++)
+        any |= keys[i];
+    unsigned passes = (mkt__bit_width(any) + DIGIT_BITS - 1) / DIGIT_BITS;
+    size_t count[PASSES][BUCKETS];
+    memset(count, 0, passes * sizeof count[0]);
+    for (size_t i = 0; i < n; i++)
+        for (unsigned p = 0; p < passes; p++)
             count[p][digit(keys[i], p)]++;
 
     uint64_t *src_k = keys, *dst_k = tmp_keys;
     uint32_t *src_v = vals, *dst_v = tmp_vals;
-    for (unsigned p = 0; p < PASSES; p++) {
-        if (n == 0 || count[p][digit(src_k[0], p)] == n)
+    for (unsigned p = 0; p < passes; p++) {
+        if (count[p][digit(src_k[0], p)] == n)
             continue; /* every key has this digit: the pass would be the identity */
         size_t sum = 0;
         for (unsigned b = 0; b < BUCKETS; b++) {
