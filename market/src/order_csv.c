@@ -158,6 +158,17 @@ static int parse_int(const char *s, int64_t max, int64_t *out)
     return 0;
 }
 
+/* "-" followed by digits: a number that is well formed but negative, worth its own message. */
+static int is_negative_int(const char *s)
+{
+    if (*s++ != '-' || *s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
 static int lower_eq(const char *a, const char *b)
 {
     for (; *a && *b; a++, b++) {
@@ -182,12 +193,18 @@ static int parse_row(reader *r, char f[5][MKT_CSV_NAME_MAX + 1], const size_t le
     else
         return fail(r->err, r->line, 2, "side must be 'buy' or 'sell', not '%s'", f[1]);
     int rc = parse_int(f[2], MKT_ENERGY_MAX_WH, &out->energy_wh);
+    if (rc == -1 && is_negative_int(f[2]))
+        return fail(r->err, r->line, 3, "energy_wh must be positive (1 to %lld Wh), not '%s'",
+                    (long long)MKT_ENERGY_MAX_WH, f[2]);
     if (rc == -1)
         return fail(r->err, r->line, 3, "energy_wh '%s' is not a whole number of Wh", f[2]);
     if (rc == -2 || out->energy_wh == 0)
         return fail(r->err, r->line, 3, "energy_wh must be between 1 and %lld Wh",
                     (long long)MKT_ENERGY_MAX_WH);
     rc = parse_int(f[3], MKT_PRICE_MAX_UC_PER_KWH, &out->price);
+    if (rc == -1 && is_negative_int(f[3]))
+        return fail(r->err, r->line, 4, "price_uc_per_kwh must be >= 0 (0 to %lld), not '%s'",
+                    (long long)MKT_PRICE_MAX_UC_PER_KWH, f[3]);
     if (rc == -1)
         return fail(r->err, r->line, 4, "price_uc_per_kwh '%s' is not a whole number", f[3]);
     if (rc == -2)
