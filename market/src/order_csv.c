@@ -54,7 +54,7 @@ static int read_field(reader *r, size_t col, char *out, size_t cap, size_t *len)
     size_t n = 0;
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t'))
         r->p++;
-    int quoted = r->p < r->end && *r->p == '"';
+    int quoted = r->p < r->end && *r->p == '"', was_quoted = quoted;
     if (quoted)
         r->p++;
     for (;;) {
@@ -85,7 +85,8 @@ static int read_field(reader *r, size_t col, char *out, size_t cap, size_t *len)
             return fail(r->err, r->line, col, "field longer than %zu bytes", cap - 1);
         out[n++] = *r->p++;
     }
-    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+    /* Spaces around a field are padding; inside quotes they are content ("bob " is not "bob"). */
+    while (!was_quoted && n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
         n--;
     out[n] = '\0';
     *len = n;
