@@ -24,11 +24,13 @@ const char *mtr_strerror(int code)
 
 static int delta(int64_t a, int64_t b, int64_t max_wh, int64_t *out)
 {
+    int64_t d;
     if (b < a)
         return MTR_E_BACKWARDS;
-    if (b - a > max_wh)
+    /* b >= a, so an overflowing difference is a huge positive one: implausible, not UB. */
+    if (__builtin_sub_overflow(b, a, &d) || d > max_wh)
         return MTR_E_IMPLAUSIBLE;
-    *out = b - a;
+    *out = d;
     return MTR_OK;
 }
 
@@ -39,7 +41,8 @@ int mtr_interval_energy(const mtr_reading *prev, const mtr_reading *cur, int64_t
         cur->time_ms <= prev->time_ms || max_power_w > INT64_C(1000000000000))
         return MTR_E_INVAL;
     /* W * ms / 3.6e6 = Wh; round up so a meter running at exactly its rating passes. */
-    __extension__ __int128 lim = (__int128)max_power_w * (cur->time_ms - prev->time_ms);
+    /* The time difference is taken in 128 bits: bogus timestamps far apart must not overflow. */
+    __extension__ __int128 lim = (__int128)max_power_w * ((__int128)cur->time_ms - prev->time_ms);
     lim = (lim + 3599999) / 3600000;
     int64_t max_wh = lim > INT64_MAX ? INT64_MAX : (int64_t)lim;
     int64_t imp, exp;
