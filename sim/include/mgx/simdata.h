@@ -7,7 +7,11 @@
  * honoured. Homes are named like the scenario's homes (`<group>-<n>`, n from 1); the data
  * replaces load and PV of the homes it names and nothing else (battery and agent stay).
  * Rows outside the scenario's period are ignored; a named home missing an interval inside it
- * is an error. docs/simulator.md shows how to convert a public data set.
+ * is an error. docs/measured-data.md shows how to convert a public data set.
+ *
+ * Bounds: a parsed data set holds at most SIM_DATA_MAX_CELLS home-intervals of two int64
+ * (16 bytes each, so at most 1 GiB), and sim_data_load reads files of at most
+ * SIM_DATA_MAX_FILE_BYTES (it holds the whole file while parsing).
  */
 #ifndef MGX_SIMDATA_H
 #define MGX_SIMDATA_H
@@ -20,6 +24,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define SIM_DATA_MAX_CELLS ((size_t)1 << 26)
+#define SIM_DATA_MAX_FILE_BYTES ((size_t)1 << 31)
 
 typedef struct sim_data sim_data; /* opaque, owned by the caller */
 
