@@ -1,0 +1,198 @@
+/*
+ * Benchmark of the clearing engine: clears seeded random books of 1k to 1M orders with both
+ * mechanisms (the full mkt_clear, trade list included) and reports throughput and how the time
+ * per order grows with N, against the N log N a comparison sort would give. A plain qsort of the
+ * 1M book's step prices, timed in the same process, is the "a sort is the bound" reference:
+ * clearing needs at least one ordering of the steps by price, so the engine's time as a multiple
+ * of that sort says how much is left on the table. Not a test; run it from a Release build.
+ *
+ * usage: bench_market [seed]
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "mgx/market.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FEED_IN_UC 80000
+#define RETAIL_UC 300000
+#define MAX_N 1000000u
+
+typedef struct {
+    size_t n;
+    int reps;
+} bench_size;
+
+static const bench_size SIZES[] = {{1000, 2000}, {10000, 200}, {100000, 20}, {1000000, 7}};
+#define N_SIZES (sizeof SIZES / sizeof SIZES[0])
+
+static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static int64_t rng_range(uint64_t *s, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
+}
+
+/* About half buyers, 1-3 steps each of 100 Wh..5 kWh, prices uniform over [feed-in, retail] at
+ * 1 uc resolution. Participant ids are a bijective scramble of the index: unique but unsorted,
+ * as ids from a real registry would be. */
+static void make_book(mkt_order *o, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        o[i].participant = (uint64_t)(i + 1) * 0x9e3779b97f4a7c15u;
+        o[i].side = rng_next(&seed) & 1 ? MKT_SELL : MKT_BUY;
+        o[i].n_steps = (uint32_t)rng_range(&seed, 1, 3);
+        for (uint32_t s = 0; s < o[i].n_steps; s++) {
+            o[i].steps[s].energy_wh = rng_range(&seed, 100, 5000);
+            o[i].steps[s].price_uc_per_kwh = rng_range(&seed, FEED_IN_UC, RETAIL_UC);
+        }
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median time to qsort the book's step prices (a fresh copy each repetition). */
+static double time_qsort(const mkt_order *o, size_t n, int reps, size_t *n_steps)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m += o[i].n_steps;
+    int64_t *src = malloc(m * sizeof *src), *work = malloc(m * sizeof *work);
+    double *t = malloc((size_t)reps * sizeof *t);
+    if (!src || !work || !t) {
+        fprintf(stderr, "bench_market: out of memory\n");
+        exit(1);
+    }
+    m = 0;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t s = 0; s < o[i].n_steps; s++)
+            src[m++] = o[i].steps[s].price_uc_per_kwh;
+    for (int r = 0; r < reps; r++) {
+        memcpy(work, src, m * sizeof *work);
+        double t0 = now_s();
+        qsort(work, m, sizeof *work, cmp_i64);
+        t[r] = now_s() - t0;
+    }
+    double med = median(t, reps);
+    *n_steps = m;
+    free(src);
+    free(work);
+    free(t);
+    return med;
+}
+
+typedef struct {
+    double median_s, best_s;
+    int64_t matched_wh;
+    size_t trades;
+} bench_result;
+
+static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_order *o, size_t n,
+                               int reps)
+{
+    mkt_params p = {mech, FEED_IN_UC, RETAIL_UC, 0};
+    bench_result res = {0, 0, 0, 0};
+    double *t = malloc((size_t)reps * sizeof *t);
+    if (!t || mkt_clear(c, &p, o, n, NULL) != MKT_OK) { /* warm-up: sizes the scratch memory */
+        fprintf(stderr, "bench_market: warm-up clear failed\n");
+        exit(1);
+    }
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        int rc = mkt_clear(c, &p, o, n, NULL);
+        t[r] = now_s() - t0;
+        if (rc != MKT_OK) {
+            fprintf(stderr, "bench_market: %s\n", mkt_strerror(rc));
+            exit(1);
+        }
+    }
+    res.best_s = t[0];
+    for (int r = 1; r < reps; r++)
+        if (t[r] < res.best_s)
+            res.best_s = t[r];
+    res.median_s = median(t, reps);
+    res.matched_wh = mkt_clearing_summary(c)->matched_wh;
+    mkt_clearing_trades(c, &res.trades);
+    free(t);
+    return res;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 20240601u;
+    mkt_order *orders = malloc(MAX_N * sizeof *orders);
+    mkt_clearing *c = mkt_clearing_new(MAX_N);
+    if (!orders || !c) {
+        fprintf(stderr, "bench_market: out of memory\n");
+        return 1;
+    }
+    printf("bench_market: seed %llu, tariffs %d..%d uc/kWh, times are medians (best in "
+           "brackets)\n\n",
+           (unsigned long long)seed, FEED_IN_UC, RETAIL_UC);
+    printf("%-13s %8s %5s %15s %15s %12s %10s %9s %12s\n", "mechanism", "orders", "reps",
+           "median ms", "(best ms)", "orders/s", "ns/order", "vs 1k", "/NlogN vs 1k");
+    double base_ns[2] = {0, 0}, base_nlogn[2] = {0, 0}, clear_1m[2] = {0, 0};
+    for (size_t k = 0; k < N_SIZES; k++) {
+        size_t n = SIZES[k].n;
+        make_book(orders, n, seed + k);
+        for (int m = 0; m < 2; m++) {
+            bench_result r = time_clear(c, m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, orders, n,
+                                        SIZES[k].reps);
+            double ns = r.median_s * 1e9 / (double)n;
+            double nlogn = r.median_s / ((double)n * log2((double)n));
+            if (k == 0) {
+                base_ns[m] = ns;
+                base_nlogn[m] = nlogn;
+            }
+            if (n == MAX_N)
+                clear_1m[m] = r.median_s;
+            printf("%-13s %8zu %5d %15.3f %15.3f %12.0f %10.1f %9.2f %12.2f   (%lld Wh, %zu "
+                   "trades)\n",
+                   mkt_mechanism_name(m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR), n, SIZES[k].reps,
+                   r.median_s * 1e3, r.best_s * 1e3, (double)n / r.median_s, ns, ns / base_ns[m],
+                   nlogn / base_nlogn[m], (long long)r.matched_wh, r.trades);
+        }
+    }
+    size_t n_steps;
+    double qs = time_qsort(orders, MAX_N, 7, &n_steps);
+    printf("\nbaseline: qsort of the 1M book's %zu step prices (int64): %.3f ms median\n", n_steps,
+           qs * 1e3);
+    printf("engine / qsort at 1M orders: pay-as-clear %.2fx, pay-as-bid %.2fx\n",
+           clear_1m[0] / qs, clear_1m[1] / qs);
+    mkt_clearing_free(c);
+    free(orders);
+    return 0;
+}
