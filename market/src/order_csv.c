@@ -36,6 +36,11 @@ typedef struct {
     mkt_csv_error *err;
 } reader;
 
+/* The format attribute lets the compiler check every message against its arguments (and
+ * keeps clang's -Wformat-nonliteral quiet about the vsnprintf below). */
+__attribute__((format(printf, 4, 5))) static int fail(mkt_csv_error *err, size_t line,
+                                                      size_t col, const char *fmt, ...);
+
 static int fail(mkt_csv_error *err, size_t line, size_t col, const char *fmt, ...)
 {
     err->line = line;
@@ -390,7 +395,8 @@ int mkt_csv_parse(const char *buf, size_t len, size_t max_orders, size_t max_row
     int rc = read_rows(&r, max_rows, &rows, &n);
     if (rc)
         return rc;
-    qsort(rows, n, sizeof *rows, cmp_rows);
+    if (n > 1) /* a header-only file has rows == NULL, which qsort must not be given */
+        qsort(rows, n, sizeof *rows, cmp_rows);
     mkt_order_set *set = calloc(1, sizeof *set);
     if (!set) {
         rc = MKT_E_NOMEM;
