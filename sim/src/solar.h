@@ -29,6 +29,10 @@ void sim_clear_sky(const sim_sun *sun, int day_of_year, sim_irradiance *out);
 /* Splits a measured or modelled GHI into DNI and DHI (Erbs et al. 1982 diffuse fraction). */
 void sim_decompose(double ghi_wm2, const sim_sun *sun, int day_of_year, sim_irradiance *out);
 
+/* The Erbs et al. (1982) diffuse fraction DHI/GHI for a clearness index kt = GHI / (I0 cos z);
+ * sim_decompose uses it, and the PV model evaluates it per home without a sun position. */
+double sim_erbs_diffuse_fraction(double kt);
+
 /* Plane-of-array irradiance for a tilted plane (Hay-Davies or isotropic transposition, cited
  * in docs/sim-models.md), including ground reflection with the given albedo. */
 double sim_poa_wm2(const sim_sun *sun, const sim_irradiance *irr, int day_of_year,
