@@ -10,7 +10,7 @@
  * is an error. docs/measured-data.md shows how to convert a public data set.
  *
  * Bounds: a parsed data set holds at most SIM_DATA_MAX_CELLS home-intervals of two int64
- * (16 bytes each, so at most 1 GiB), and sim_data_load reads files of at most
+ * (16 bytes each, so at most 1 GiB), and sim_data_load reads files smaller than
  * SIM_DATA_MAX_FILE_BYTES (it holds the whole file while parsing).
  */
 #ifndef MGX_SIMDATA_H
