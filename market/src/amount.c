@@ -11,6 +11,12 @@ int mkt_amount_uc(int64_t energy_wh, int64_t price_uc_per_kwh, int64_t *amount_u
 {
     if (energy_wh < 0 || price_uc_per_kwh < 0 || !amount_uc)
         return MKT_E_INVAL;
+    uint64_t narrow;
+    if (!__builtin_mul_overflow((uint64_t)energy_wh, (uint64_t)price_uc_per_kwh, &narrow)) {
+        /* the common case: a 64-bit product, so no 128-bit division */
+        *amount_uc = (int64_t)(narrow / 1000u);
+        return MKT_OK;
+    }
     __extension__ unsigned __int128 prod =
         (unsigned __int128)energy_wh * (unsigned __int128)price_uc_per_kwh;
     prod /= 1000u;

@@ -218,7 +218,7 @@ static const char PLOTS_GP[] =
     "     '' using 1:3 skip 1 with lines lw 2 title 'PV', \\\n"
     "     '' using 1:4 skip 1 with lines lw 2 title 'traded locally', \\\n"
     "     '' using 1:5 skip 1 with lines lw 2 title 'grid import (trading)', \\\n"
-    "     '' using 1:7 skip 1 with lines dt 2 title 'grid import (baseline)'\n"
+    "     '' using 1:7 skip 1 with lines dt 2 lw 2 lc rgb 'black' title 'grid import (grid only)'\n"
     "\n"
     "set output 'price.png'\n"
     "set title 'Local price per interval (empty where nothing traded)'\n"
@@ -417,11 +417,12 @@ void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out)
                 "over %zu intervals\n",
                 t->mean_price_uc_per_kwh / 1e6, t->time_weighted_price_uc_per_kwh / 1e6,
                 t->volume_weighted_price_uc_per_kwh / 1e6, t->trading_intervals);
-    fprintf(out,
-            "  savings per home: min %.2f, median %.2f, max %.2f, total %.2f (%.1f %%), "
-            "Gini %.3f\n",
+    fprintf(out, "  savings per home: min %.2f, median %.2f, max %.2f, Gini %.3f\n",
             money(t->savings_min_uc), money(t->savings_median_uc), money(t->savings_max_uc),
-            money(b->cost_uc - t->cost_uc),
-            b->cost_uc ? 100.0 * (double)(b->cost_uc - t->cost_uc) / (double)b->cost_uc : 0.0,
             t->savings_gini);
+    fprintf(out, "  community saves %.2f", money(b->cost_uc - t->cost_uc));
+    if (b->cost_uc > 0) /* a share of a net income would read backwards */
+        fprintf(out, " (%.1f %% of its grid-only cost)",
+                100.0 * (double)(b->cost_uc - t->cost_uc) / (double)b->cost_uc);
+    fputc('\n', out);
 }

@@ -1,0 +1,144 @@
+/*
+ * Simulator benchmark: a year at 15-minute intervals for communities of 100, 1,000 and 10,000
+ * homes (or the sizes given on the command line). Each size runs in a child process so its peak
+ * memory (ru_maxrss) is its own. Prints homes x intervals per second, wall time, peak memory and
+ * the cost per home-interval relative to the smallest size (1.00 everywhere = linear scaling).
+ */
+#define _GNU_SOURCE
+#include "mgx/sim.h"
+
+#include <gsl/gsl_errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void group(sim_scenario *sc, const char *name, uint32_t count, double kwp, double bat,
+                  sim_agent_kind agent)
+{
+    sim_group *g = &sc->groups[sc->n_groups++];
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->count = count;
+    g->pv_kwp = kwp;
+    g->pv_tilt_deg = 30;
+    g->pv_azimuth_deg = 180;
+    g->pv_loss = 0.14;
+    g->battery_kwh = bat;
+    g->battery_kw = bat / 2;
+    g->battery_efficiency = 0.9;
+    g->soc_min = 0.1;
+    g->soc_max = 0.9;
+    g->soc_initial = 0.5;
+    g->annual_kwh = 4000;
+    g->agent = agent;
+    g->markup = 0.1;
+    g->zip_beta = 0.3;
+    g->zip_momentum = 0.05;
+}
+
+/* A mixed community: 40 % PV only, 20 % PV + battery, 40 % consumers; four strategies. */
+static void community(sim_scenario *sc, uint32_t homes, uint32_t days)
+{
+    sim_scenario_defaults(sc);
+    snprintf(sc->name, sizeof sc->name, "bench-%u", homes);
+    sc->latitude_deg = 48.1;
+    sc->longitude_deg = 11.6;
+    sc->utc_offset_min = 60;
+    sc->start_year = 2025;
+    sc->start_month = 1;
+    sc->start_day = 1;
+    sc->days = days;
+    sc->interval_min = 15;
+    sc->n_groups = 0;
+    uint32_t pv = homes * 4 / 10, bat = homes * 2 / 10;
+    group(sc, "pv-truthful", pv / 2, 5, 0, SIM_AGENT_TRUTHFUL);
+    group(sc, "pv-zic", pv - pv / 2, 5, 0, SIM_AGENT_ZIC);
+    group(sc, "battery-zip", bat, 8, 10, SIM_AGENT_ZIP);
+    group(sc, "consumer", homes - pv - bat, 0, 0, SIM_AGENT_MARKUP);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Child: one run; writes wall seconds to fd. */
+static int child(uint32_t homes, uint32_t days, int fd)
+{
+    gsl_set_error_handler_off();
+    sim_scenario *sc = malloc(sizeof *sc);
+    if (!sc)
+        return 1;
+    community(sc, homes, days);
+    sim_result *r = NULL;
+    char err[256];
+    double t0 = now_s();
+    int rc = sim_run(sc, NULL, 1, NULL, &r, err, sizeof err);
+    double t = now_s() - t0;
+    if (rc) {
+        fprintf(stderr, "bench_sim: %s\n", err);
+        return 1;
+    }
+    double local = (double)sim_result_kpis(r)->local_traded_wh;
+    double out[2] = {t, local};
+    if (write(fd, out, sizeof out) != (ssize_t)sizeof out)
+        return 1;
+    sim_result_free(r);
+    free(sc);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    uint32_t sizes[8] = {100, 1000, 10000};
+    size_t n_sizes = 3;
+    uint32_t days = 365;
+    if (argc > 1) {
+        n_sizes = 0;
+        for (int i = 1; i < argc && n_sizes < 8; i++) {
+            if (strncmp(argv[i], "--days=", 7) == 0)
+                days = (uint32_t)strtoul(argv[i] + 7, NULL, 10);
+            else
+                sizes[n_sizes++] = (uint32_t)strtoul(argv[i], NULL, 10);
+        }
+    }
+    printf("mgx sim benchmark: %u days at 15 min (%u intervals), mixed community, one core\n",
+           days, days * 96);
+    printf("%8s %12s %10s %16s %12s %10s\n", "homes", "home-ivals", "wall s", "home-ivals/s",
+           "peak MiB", "vs first");
+    double first_ns = 0;
+    for (size_t i = 0; i < n_sizes; i++) {
+        int pfd[2];
+        if (pipe(pfd) != 0)
+            return 1;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(pfd[0]);
+            _exit(child(sizes[i], days, pfd[1]));
+        }
+        close(pfd[1]);
+        double res[2] = {0, 0};
+        ssize_t got = read(pfd[0], res, sizeof res);
+        close(pfd[0]);
+        int status;
+        struct rusage ru;
+        if (wait4(pid, &status, 0, &ru) < 0 || got != (ssize_t)sizeof res || status != 0) {
+            fprintf(stderr, "bench_sim: run for %u homes failed\n", sizes[i]);
+            return 1;
+        }
+        double cells = (double)sizes[i] * days * 96.0;
+        double ns = res[0] * 1e9 / cells;
+        if (i == 0)
+            first_ns = ns;
+        printf("%8u %12.3g %10.2f %16.3g %12.1f %9.2fx\n", sizes[i], cells, res[0],
+               cells / res[0], (double)ru.ru_maxrss / 1024.0, ns / first_ns);
+    }
+    return 0;
+}
