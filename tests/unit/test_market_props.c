@@ -4,9 +4,10 @@
  * brute force, pro-rata shares, pairing, money, equilibrium, limit prices), then cleared again
  * shuffled and with a step split in two, which must give byte-identical results.
  *
- * Books are small (0..12 participants, 1..4 steps) and prices come from a small set, so equal
- * prices, partial levels and remainder ties are common. The seed is printed; set MGX_SEED to
- * replay a failure and MGX_BOOKS to change the count.
+ * The 100,000 books are small (0..12 participants, 1..4 steps) and prices come from a small
+ * set, so equal prices, partial levels and remainder ties are common; 300 wide books (up to 64
+ * participants, 16 steps, prices anywhere up to 1e12) add long sorts and big products. The seed
+ * is printed; set MGX_SEED to replay a failure and MGX_BOOKS to change the count.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +22,8 @@
 #include "market_check.h"
 #include "mgx/market.h"
 
-#define MAX_PARTS 12
+#define SMALL_PARTS 12 /* the 100,000 small books */
+#define MAX_PARTS 64   /* the few wide ones */
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -64,9 +66,46 @@ static mkt_params random_params(uint64_t *s)
     return p;
 }
 
-static size_t random_book(uint64_t *s, mkt_order *o)
+/* Wide books: up to 64 participants with up to 16 steps, prices anywhere in [0, 1e12] (or a
+ * coarse grid of it, for ties), energies up to 1e6 Wh so that no total overflows. They drive
+ * the radix sorts through every digit and the pro rata through large products. */
+static mkt_params wide_params(uint64_t *s)
+{
+    mkt_params p;
+    p.mechanism = MKT_PAY_AS_CLEAR;
+    p.feed_in_uc_per_kwh = (int64_t)below(s, UINT64_C(100000000000));
+    p.retail_uc_per_kwh =
+        p.feed_in_uc_per_kwh + (int64_t)below(s, (uint64_t)(MKT_PRICE_MAX_UC_PER_KWH -
+                                                              p.feed_in_uc_per_kwh + 1));
+    p.network_fee_uc_per_kwh = below(s, 2) ? 0 : (int64_t)below(s, UINT64_C(1000000000));
+    return p;
+}
+
+static size_t wide_book(uint64_t *s, mkt_order *o)
 {
     size_t n = (size_t)below(s, MAX_PARTS + 1);
+    int coarse = below(s, 2) == 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].participant = splitmix64(s) | 1; /* distinct with overwhelming probability */
+        for (size_t j = 0; j < i; j++)
+            if (o[j].participant == o[i].participant)
+                o[i].participant ^= 2;
+        o[i].side = below(s, 2) ? MKT_SELL : MKT_BUY;
+        o[i].n_steps = (uint32_t)(1 + below(s, MKT_MAX_STEPS));
+        for (uint32_t j = 0; j < o[i].n_steps; j++) {
+            o[i].steps[j].energy_wh = 1 + (int64_t)below(s, 1000000);
+            o[i].steps[j].price_uc_per_kwh =
+                coarse ? (int64_t)below(s, 11) * INT64_C(100000000000)
+                       : (int64_t)below(s, (uint64_t)MKT_PRICE_MAX_UC_PER_KWH + 1);
+        }
+    }
+    return n;
+}
+
+static size_t random_book(uint64_t *s, mkt_order *o)
+{
+    size_t n = (size_t)below(s, SMALL_PARTS + 1);
     uint64_t base = below(s, 4) == 0 ? UINT64_MAX - 40 : 0; /* sometimes ids near the top */
     uint64_t used = 0;
     /* Equal energies everywhere make exact exhaustion of both sides, hence a non-degenerate
@@ -179,12 +218,12 @@ typedef struct {
     uint64_t books, traded, partial_price, no_band, flat_band, split;
 } stats;
 
-static void one_book(mkt_clearing *c, uint64_t *rng, uint64_t seed, uint64_t book, stats *st,
-                     snapshot *base, snapshot *again)
+static void one_book(mkt_clearing *c, uint64_t *rng, uint64_t seed, uint64_t book, int wide,
+                     stats *st, snapshot *base, snapshot *again)
 {
     mkt_order o[MAX_PARTS], o2[MAX_PARTS];
-    mkt_params p = random_params(rng);
-    size_t n = random_book(rng, o);
+    mkt_params p = wide ? wide_params(rng) : random_params(rng);
+    size_t n = wide ? wide_book(rng, o) : random_book(rng, o);
     char msg[512];
     st->no_band += p.retail_uc_per_kwh - p.network_fee_uc_per_kwh < p.feed_in_uc_per_kwh;
     st->flat_band += p.retail_uc_per_kwh == p.feed_in_uc_per_kwh;
@@ -237,7 +276,7 @@ static void random_books(void **state)
         n_books = strtoull(env, NULL, 0);
     printf("test_market_props: seed %llu (MGX_SEED), %llu books (MGX_BOOKS)\n",
            (unsigned long long)seed, (unsigned long long)n_books);
-    mkt_clearing *c = mkt_clearing_new(MAX_PARTS);
+    mkt_clearing *c = mkt_clearing_new(SMALL_PARTS);
     snapshot *base = malloc(sizeof *base), *again = malloc(sizeof *again);
     assert_non_null(c);
     assert_non_null(base);
@@ -245,7 +284,7 @@ static void random_books(void **state)
     uint64_t rng = seed;
     stats st = {0};
     for (uint64_t b = 0; b < n_books; b++)
-        one_book(c, &rng, seed, b, &st, base, again);
+        one_book(c, &rng, seed, b, 0, &st, base, again);
     printf("books %llu; clearings with local trade %llu, with a non-degenerate price interval "
            "%llu; books with no band %llu, with F == R %llu; split checks %llu\n",
            (unsigned long long)st.books, (unsigned long long)st.traded,
@@ -258,6 +297,31 @@ static void random_books(void **state)
         assert_true(st.no_band > n_books / 50);
         assert_true(st.flat_band > n_books / 50);
     }
+    free(base);
+    free(again);
+    mkt_clearing_free(c);
+}
+
+static void wide_books(void **state)
+{
+    (void)state;
+    uint64_t seed = UINT64_C(777), n_books = 300;
+    const char *env = getenv("MGX_SEED");
+    if (env && *env)
+        seed = strtoull(env, NULL, 0) ^ 777;
+    printf("test_market_props: wide books, seed %llu\n", (unsigned long long)seed);
+    mkt_clearing *c = mkt_clearing_new(MAX_PARTS);
+    snapshot *base = malloc(sizeof *base), *again = malloc(sizeof *again);
+    assert_non_null(c);
+    assert_non_null(base);
+    assert_non_null(again);
+    uint64_t rng = seed;
+    stats st = {0};
+    for (uint64_t b = 0; b < n_books; b++)
+        one_book(c, &rng, seed, b, 1, &st, base, again);
+    printf("wide books %llu; clearings with local trade %llu\n", (unsigned long long)st.books,
+           (unsigned long long)st.traded);
+    assert_true(st.traded > n_books / 4);
     free(base);
     free(again);
     mkt_clearing_free(c);
@@ -286,6 +350,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(brute_force_sanity),
         cmocka_unit_test(random_books),
+        cmocka_unit_test(wide_books),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
