@@ -19,11 +19,11 @@
 #include <string.h>
 
 #define MAX_ORDERS_FILE_BYTES ((size_t)2 << 30) /* 2 GiB */
-#define MAX_ORDERS ((size_t)16 << 20)
-#define MAX_ROWS (MAX_ORDERS * 4)
+#define MAX_ORDERS            ((size_t)16 << 20)
+#define MAX_ROWS              (MAX_ORDERS * 4)
 
 /* Defaults that resemble a European retail contract: 0.30 per kWh retail, 0.08 feed-in. */
-#define DEFAULT_RETAIL_UC 300000
+#define DEFAULT_RETAIL_UC  300000
 #define DEFAULT_FEED_IN_UC 80000
 
 typedef enum { FMT_TEXT, FMT_JSON, FMT_CSV } out_format;
@@ -73,8 +73,7 @@ static void print_text(const mkt_clearing *c, const mkt_order_set *set, const mk
     for (size_t i = 0; i < nt; i++)
         printf("%-16s %-16s %12lld %16lld %12lld %10lld\n", mkt_order_set_name(set, t[i].seller),
                mkt_order_set_name(set, t[i].buyer), (long long)t[i].energy_wh,
-               (long long)t[i].price_uc_per_kwh, (long long)t[i].amount_uc,
-               (long long)t[i].fee_uc);
+               (long long)t[i].price_uc_per_kwh, (long long)t[i].amount_uc, (long long)t[i].fee_uc);
     printf("\n%-16s %-4s %10s %10s %10s %12s %12s %10s\n", "participant", "side", "offered_wh",
            "local_wh", "grid_wh", "local_uc", "grid_uc", "fee_uc");
     for (size_t i = 0; i < np; i++) {
@@ -98,22 +97,20 @@ static void print_csv(const mkt_clearing *c, const mkt_order_set *set)
     for (size_t i = 0; i < nt; i++)
         printf("%s,%s,%lld,%lld,%lld,%lld\n", mkt_order_set_name(set, t[i].seller),
                mkt_order_set_name(set, t[i].buyer), (long long)t[i].energy_wh,
-               (long long)t[i].price_uc_per_kwh, (long long)t[i].amount_uc,
-               (long long)t[i].fee_uc);
+               (long long)t[i].price_uc_per_kwh, (long long)t[i].amount_uc, (long long)t[i].fee_uc);
 }
 
 static json_t *json_participant(const mkt_participant_result *p, const mkt_order_set *set)
 {
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "participant",
-                     mkt_order_set_name(set, p->participant), "side",
-                     p->side == MKT_SELL ? "sell" : "buy", "offered_wh", (json_int_t)p->offered_wh,
-                     "local_bought_wh", (json_int_t)p->local_bought_wh, "local_sold_wh",
-                     (json_int_t)p->local_sold_wh, "grid_bought_wh", (json_int_t)p->grid_bought_wh,
-                     "grid_sold_wh", (json_int_t)p->grid_sold_wh, "local_paid_uc",
-                     (json_int_t)p->local_paid_uc, "local_received_uc",
-                     (json_int_t)p->local_received_uc, "grid_paid_uc", (json_int_t)p->grid_paid_uc,
-                     "grid_received_uc", (json_int_t)p->grid_received_uc, "fee_paid_uc",
-                     (json_int_t)p->fee_paid_uc);
+    return json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "participant",
+        mkt_order_set_name(set, p->participant), "side", p->side == MKT_SELL ? "sell" : "buy",
+        "offered_wh", (json_int_t)p->offered_wh, "local_bought_wh", (json_int_t)p->local_bought_wh,
+        "local_sold_wh", (json_int_t)p->local_sold_wh, "grid_bought_wh",
+        (json_int_t)p->grid_bought_wh, "grid_sold_wh", (json_int_t)p->grid_sold_wh, "local_paid_uc",
+        (json_int_t)p->local_paid_uc, "local_received_uc", (json_int_t)p->local_received_uc,
+        "grid_paid_uc", (json_int_t)p->grid_paid_uc, "grid_received_uc",
+        (json_int_t)p->grid_received_uc, "fee_paid_uc", (json_int_t)p->fee_paid_uc);
 }
 
 static int print_json(const mkt_clearing *c, const mkt_order_set *set, const mkt_params *p)
@@ -130,9 +127,8 @@ static int print_json(const mkt_clearing *c, const mkt_order_set *set, const mkt
         (json_int_t)p->retail_uc_per_kwh, "network_fee_uc_per_kwh",
         (json_int_t)p->network_fee_uc_per_kwh, "matched_wh", (json_int_t)s->matched_wh, "fees_uc",
         (json_int_t)s->fees_uc, "local_value_uc", (json_int_t)s->local_value_uc, "grid_bought_wh",
-        (json_int_t)s->grid_bought_wh, "grid_sold_wh", (json_int_t)s->grid_sold_wh,
-        "grid_paid_uc", (json_int_t)s->grid_paid_uc, "grid_received_uc",
-        (json_int_t)s->grid_received_uc);
+        (json_int_t)s->grid_bought_wh, "grid_sold_wh", (json_int_t)s->grid_sold_wh, "grid_paid_uc",
+        (json_int_t)s->grid_paid_uc, "grid_received_uc", (json_int_t)s->grid_received_uc);
     int rc = -1;
     if (!root || !trades || !parts)
         goto out;
@@ -176,12 +172,14 @@ typedef struct {
 
 static int parse_clear_opts(int argc, char **argv, clear_opts *o)
 {
-    static const struct option LONG[] = {
-        {"orders", required_argument, NULL, 'o'},   {"mechanism", required_argument, NULL, 'm'},
-        {"feed-in-tariff", required_argument, NULL, 'f'},
-        {"retail-tariff", required_argument, NULL, 'r'},
-        {"network-fee", required_argument, NULL, 'n'}, {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option LONG[] = {{"orders", required_argument, NULL, 'o'},
+                                         {"mechanism", required_argument, NULL, 'm'},
+                                         {"feed-in-tariff", required_argument, NULL, 'f'},
+                                         {"retail-tariff", required_argument, NULL, 'r'},
+                                         {"network-fee", required_argument, NULL, 'n'},
+                                         {"format", required_argument, NULL, 'F'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     o->orders = NULL;
     o->params = (mkt_params){MKT_PAY_AS_CLEAR, DEFAULT_FEED_IN_UC, DEFAULT_RETAIL_UC, 0};
     o->format = FMT_TEXT;
@@ -195,8 +193,9 @@ static int parse_clear_opts(int argc, char **argv, clear_opts *o)
             break;
         case 'm':
             if (mkt_mechanism_parse(optarg, &o->params.mechanism)) {
-                fprintf(stderr, "mgx market clear: --mechanism must be pay-as-clear or "
-                                "pay-as-bid, not '%s'\n",
+                fprintf(stderr,
+                        "mgx market clear: --mechanism must be pay-as-clear or "
+                        "pay-as-bid, not '%s'\n",
                         optarg);
                 return CTL_EXIT_USAGE;
             }
@@ -211,7 +210,10 @@ static int parse_clear_opts(int argc, char **argv, clear_opts *o)
                 fprintf(stderr,
                         "mgx market clear: %s needs a whole number of micro-currency per kWh "
                         "between 0 and %lld, not '%s'\n",
-                        argv[optind - 1], (long long)MKT_PRICE_MAX_UC_PER_KWH, optarg);
+                        ch == 'f'   ? "--feed-in-tariff"
+                        : ch == 'r' ? "--retail-tariff"
+                                    : "--network-fee",
+                        (long long)MKT_PRICE_MAX_UC_PER_KWH, optarg);
                 return CTL_EXIT_USAGE;
             }
             break;
@@ -249,8 +251,9 @@ static int parse_clear_opts(int argc, char **argv, clear_opts *o)
         return CTL_EXIT_USAGE;
     }
     if (o->params.feed_in_uc_per_kwh > o->params.retail_uc_per_kwh) {
-        fprintf(stderr, "mgx market clear: the feed-in tariff (%lld) is above the retail "
-                        "tariff (%lld)\n",
+        fprintf(stderr,
+                "mgx market clear: the feed-in tariff (%lld) is above the retail "
+                "tariff (%lld)\n",
                 (long long)o->params.feed_in_uc_per_kwh, (long long)o->params.retail_uc_per_kwh);
         return CTL_EXIT_USAGE;
     }

@@ -60,7 +60,8 @@ typedef struct {
     sim_kpi_acc acc, base_acc;
 } run_ctx;
 
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t len, int code,
+                                                      const char *fmt, ...)
 {
     if (err && len) {
         va_list ap;
@@ -161,8 +162,8 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* The physics of one home in one interval and both settlements. */
-static int home_interval(run_ctx *x, home *hm, size_t h, size_t k,
-                         const mkt_participant_result *mp, sim_flow *f)
+static int home_interval(run_ctx *x, home *hm, size_t h, size_t k, const mkt_participant_result *mp,
+                         sim_flow *f)
 {
     memset(f, 0, sizeof *f);
     f->home = h;
@@ -192,8 +193,8 @@ static int home_interval(run_ctx *x, home *hm, size_t h, size_t k,
     const mkt_params *p = &x->params;
     stl_imbalance imb, base;
     int64_t metered = f->export_wh - f->import_wh;
-    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered,
-                             p->retail_uc_per_kwh, p->feed_in_uc_per_kwh, &imb) ||
+    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered, p->retail_uc_per_kwh,
+                             p->feed_in_uc_per_kwh, &imb) ||
         stl_imbalance_settle(0, metered, p->retail_uc_per_kwh, p->feed_in_uc_per_kwh, &base))
         return SIM_E_INVAL;
     f->settled_import_wh = imb.shortfall_wh;
@@ -270,8 +271,8 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         if (hm->ordered) {
             int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
             sim_strategy_for(hm->agent.kind)
-                ->observe(&hm->agent, hm->side, hm->price, traded, row->price_uc_per_kwh,
-                          &x->band, hm->rng);
+                ->observe(&hm->agent, hm->side, hm->price, traded, row->price_uc_per_kwh, &x->band,
+                          hm->rng);
         }
         record_home(x, &f);
         record_interval(row, &f);
@@ -334,8 +335,8 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
     x.n_intervals = sim_intervals(sc);
     x.params = (mkt_params){sc->mechanism, sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh,
                             sc->network_fee_uc_per_kwh};
-    x.band = sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh,
-                           sc->network_fee_uc_per_kwh);
+    x.band =
+        sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, sc->network_fee_uc_per_kwh);
     int rc;
     if (x.n_homes == 0 || x.n_intervals == 0) {
         rc = fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");

@@ -19,7 +19,8 @@
 
 #define PATH_MAX_LEN 4096
 
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t len, int code,
+                                                      const char *fmt, ...)
 {
     if (err && len) {
         va_list ap;
@@ -54,12 +55,11 @@ static json_t *kpi_json(const sim_kpis *k, int trading)
         "homes", (json_int_t)k->homes, "intervals", (json_int_t)k->intervals, "load_wh",
         (json_int_t)k->load_wh, "pv_wh", (json_int_t)k->pv_wh, "grid_import_wh",
         (json_int_t)k->grid_import_wh, "grid_export_wh", (json_int_t)k->grid_export_wh,
-        "local_traded_wh", (json_int_t)k->local_traded_wh, "self_sufficiency",
-        k->self_sufficiency, "self_consumption", k->self_consumption, "local_share",
-        k->local_share, "cost_uc", (json_int_t)k->cost_uc, "peak_import_wh",
-        (json_int_t)k->peak_import_wh, "peak_export_wh", (json_int_t)k->peak_export_wh,
-        "pv_self_consumed_wh", (json_int_t)k->pv_self_consumed_wh, "battery_charged_wh",
-        (json_int_t)k->battery_charged_wh, "battery_discharged_wh",
+        "local_traded_wh", (json_int_t)k->local_traded_wh, "self_sufficiency", k->self_sufficiency,
+        "self_consumption", k->self_consumption, "local_share", k->local_share, "cost_uc",
+        (json_int_t)k->cost_uc, "peak_import_wh", (json_int_t)k->peak_import_wh, "peak_export_wh",
+        (json_int_t)k->peak_export_wh, "pv_self_consumed_wh", (json_int_t)k->pv_self_consumed_wh,
+        "battery_charged_wh", (json_int_t)k->battery_charged_wh, "battery_discharged_wh",
         (json_int_t)k->battery_discharged_wh, "battery_loss_wh", (json_int_t)k->battery_loss_wh);
     if (!o || !trading)
         return o;
@@ -72,8 +72,8 @@ static json_t *kpi_json(const sim_kpis *k, int trading)
     json_object_set_new(o, "volume_weighted_price_uc_per_kwh",
                         json_real(k->volume_weighted_price_uc_per_kwh));
     json_object_set_new(o, "savings_uc",
-                        json_pack("{s:I, s:I, s:I, s:I, s:f}", "total",
-                                  (json_int_t)0, "min", (json_int_t)k->savings_min_uc, "median",
+                        json_pack("{s:I, s:I, s:I, s:I, s:f}", "total", (json_int_t)0, "min",
+                                  (json_int_t)k->savings_min_uc, "median",
                                   (json_int_t)k->savings_median_uc, "max",
                                   (json_int_t)k->savings_max_uc, "gini", k->savings_gini));
     return o;
@@ -117,8 +117,8 @@ static int write_json(const char *dir, const char *name, json_t *root, char *err
     return rc;
 }
 
-static int write_intervals(const sim_scenario *sc, const sim_result *r, const char *dir,
-                           char *err, size_t len)
+static int write_intervals(const sim_scenario *sc, const sim_result *r, const char *dir, char *err,
+                           size_t len)
 {
     char path[PATH_MAX_LEN], t[40];
     FILE *f = open_out(dir, "intervals.csv", path, err, len);
@@ -135,8 +135,8 @@ static int write_intervals(const sim_scenario *sc, const sim_result *r, const ch
                 (long long)w->local_traded_wh);
         if (w->price_uc_per_kwh >= 0)
             fprintf(f, "%lld", (long long)w->price_uc_per_kwh);
-        fprintf(f, ",%lld,%lld,%lld\n", (long long)w->battery_wh,
-                (long long)w->base_grid_import_wh, (long long)w->base_grid_export_wh);
+        fprintf(f, ",%lld,%lld,%lld\n", (long long)w->battery_wh, (long long)w->base_grid_import_wh,
+                (long long)w->base_grid_export_wh);
     }
     return close_out(f, path, err, len);
 }
@@ -269,10 +269,10 @@ typedef struct {
     double (*get)(const sim_result *r);
 } kpi_field;
 
-#define KPI_GETTER(fn, expr)                                                                      \
-    static double fn(const sim_result *r)                                                         \
-    {                                                                                             \
-        return (double)(expr);                                                                    \
+#define KPI_GETTER(fn, expr)                                                                       \
+    static double fn(const sim_result *r)                                                          \
+    {                                                                                              \
+        return (double)(expr);                                                                     \
     }
 KPI_GETTER(k_ss, r->kpi.self_sufficiency)
 KPI_GETTER(k_sc, r->kpi.self_consumption)
@@ -289,12 +289,18 @@ KPI_GETTER(k_pi, r->kpi.peak_import_wh)
 KPI_GETTER(k_bss, r->base.self_sufficiency)
 
 static const kpi_field RUN_FIELDS[] = {
-    {"self_sufficiency", k_ss},       {"self_consumption", k_sc},
-    {"local_share", k_ls},            {"local_traded_wh", k_lt},
-    {"grid_import_wh", k_gi},         {"grid_export_wh", k_ge},
-    {"cost_uc", k_cost},              {"baseline_cost_uc", k_bcost},
-    {"savings_uc", k_sav},            {"mean_price_uc_per_kwh", k_price},
-    {"savings_gini", k_gini},         {"peak_import_wh", k_pi},
+    {"self_sufficiency", k_ss},
+    {"self_consumption", k_sc},
+    {"local_share", k_ls},
+    {"local_traded_wh", k_lt},
+    {"grid_import_wh", k_gi},
+    {"grid_export_wh", k_ge},
+    {"cost_uc", k_cost},
+    {"baseline_cost_uc", k_bcost},
+    {"savings_uc", k_sav},
+    {"mean_price_uc_per_kwh", k_price},
+    {"savings_gini", k_gini},
+    {"peak_import_wh", k_pi},
     {"baseline_self_sufficiency", k_bss},
 };
 #define N_RUN_FIELDS (sizeof RUN_FIELDS / sizeof RUN_FIELDS[0])
@@ -319,8 +325,8 @@ static int write_runs_csv(const sim_result *const *rs, const uint64_t *seeds, si
     return close_out(f, path, err, len);
 }
 
-int sim_write_runs(const sim_scenario *sc, const sim_result *const *results,
-                   const uint64_t *seeds, size_t n, const char *dir, char *err, size_t err_len)
+int sim_write_runs(const sim_scenario *sc, const sim_result *const *results, const uint64_t *seeds,
+                   size_t n, const char *dir, char *err, size_t err_len)
 {
     (void)sc;
     if (n == 0)
@@ -350,9 +356,9 @@ int sim_write_runs(const sim_scenario *sc, const sim_result *const *results,
             lo = v[i] < lo ? v[i] : lo;
             hi = v[i] > hi ? v[i] : hi;
         }
-        json_object_set_new(stats, RUN_FIELDS[j].name,
-                            json_pack("{s:f, s:f, s:f, s:f}", "mean", mean, "sd", sd, "min", lo,
-                                      "max", hi));
+        json_object_set_new(
+            stats, RUN_FIELDS[j].name,
+            json_pack("{s:f, s:f, s:f, s:f}", "mean", mean, "sd", sd, "min", lo, "max", hi));
     }
     json_object_set_new(runs, "n", json_integer((json_int_t)n));
     json_object_set(runs, "seeds", seed_list);
@@ -408,8 +414,7 @@ void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out)
     fprintf(out, "  %-26s %15.1f kW %15.1f kW\n", "peak grid export",
             (double)b->peak_export_wh * to_kw, (double)t->peak_export_wh * to_kw);
     row_kwh(out, "battery throughput", b->battery_discharged_wh, t->battery_discharged_wh);
-    fprintf(out, "  %-26s %18.2f %18.2f\n", "community cost", money(b->cost_uc),
-            money(t->cost_uc));
+    fprintf(out, "  %-26s %18.2f %18.2f\n", "community cost", money(b->cost_uc), money(t->cost_uc));
     fprintf(out, "  %-26s %18s %18.2f\n", "network fees", "", money(t->fees_uc));
     if (t->trading_intervals)
         fprintf(out,

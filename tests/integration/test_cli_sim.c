@@ -17,7 +17,7 @@
 
 static const char *mgx_bin;
 
-static int run(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int run(const char *fmt, ...)
 {
     char cmd[4096];
     va_list ap;
