@@ -207,10 +207,13 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
     }
     if (!o->quiet) {
         sim_print_summary(sc, res[0], stdout);
-        if (n > 1)
-            printf("  %zu runs (seeds %llu..%llu): mean and spread in %s/summary.json and "
-                   "runs.csv\n",
-                   n, (unsigned long long)seeds[0], (unsigned long long)seeds[n - 1], o->out);
+        if (n > 1) {
+            printf("\n");
+            sim_print_runs((const sim_result *const *)res, n, stdout);
+            printf("  seeds %llu..%llu (per run in runs.csv); the table above is seed %llu\n",
+                   (unsigned long long)seeds[0], (unsigned long long)seeds[n - 1],
+                   (unsigned long long)seeds[0]);
+        }
         printf("  outputs in %s/\n", o->out);
         fflush(stdout);
     }

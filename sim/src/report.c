@@ -305,6 +305,39 @@ static const kpi_field RUN_FIELDS[] = {
 };
 #define N_RUN_FIELDS (sizeof RUN_FIELDS / sizeof RUN_FIELDS[0])
 
+/* Mean, sample standard deviation, minimum and maximum of one KPI over the runs. */
+static void run_stats(const kpi_field *fld, const sim_result *const *rs, size_t n, double *v,
+                      double out[4])
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = fld->get(rs[i]);
+    out[0] = gsl_stats_mean(v, 1, n);
+    out[1] = n > 1 ? gsl_stats_sd_m(v, 1, n, out[0]) : 0.0;
+    out[2] = out[3] = v[0];
+    for (size_t i = 1; i < n; i++) {
+        out[2] = v[i] < out[2] ? v[i] : out[2];
+        out[3] = v[i] > out[3] ? v[i] : out[3];
+    }
+}
+
+void sim_print_runs(const sim_result *const *results, size_t n, FILE *out)
+{
+    double *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v || n == 0) {
+        free(v);
+        return;
+    }
+    fprintf(out, "  %-26s %14s %14s %14s %14s\n", "KPI over the runs", "mean", "sd", "min",
+            "max");
+    for (size_t j = 0; j < N_RUN_FIELDS; j++) {
+        double st[4];
+        run_stats(&RUN_FIELDS[j], results, n, v, st);
+        fprintf(out, "  %-26s %14.6g %14.6g %14.6g %14.6g\n", RUN_FIELDS[j].name, st[0], st[1],
+                st[2], st[3]);
+    }
+    free(v);
+}
+
 static int write_runs_csv(const sim_result *const *rs, const uint64_t *seeds, size_t n,
                           const char *dir, char *err, size_t len)
 {
@@ -347,18 +380,11 @@ int sim_write_runs(const sim_scenario *sc, const sim_result *const *results, con
     for (size_t i = 0; i < n; i++)
         json_array_append_new(seed_list, json_integer((json_int_t)seeds[i]));
     for (size_t j = 0; j < N_RUN_FIELDS; j++) {
-        for (size_t i = 0; i < n; i++)
-            v[i] = RUN_FIELDS[j].get(results[i]);
-        double mean = gsl_stats_mean(v, 1, n);
-        double sd = n > 1 ? gsl_stats_sd_m(v, 1, n, mean) : 0.0;
-        double lo = v[0], hi = v[0];
-        for (size_t i = 1; i < n; i++) {
-            lo = v[i] < lo ? v[i] : lo;
-            hi = v[i] > hi ? v[i] : hi;
-        }
-        json_object_set_new(
-            stats, RUN_FIELDS[j].name,
-            json_pack("{s:f, s:f, s:f, s:f}", "mean", mean, "sd", sd, "min", lo, "max", hi));
+        double st[4];
+        run_stats(&RUN_FIELDS[j], results, n, v, st);
+        json_object_set_new(stats, RUN_FIELDS[j].name,
+                            json_pack("{s:f, s:f, s:f, s:f}", "mean", st[0], "sd", st[1], "min",
+                                      st[2], "max", st[3]));
     }
     json_object_set_new(runs, "n", json_integer((json_int_t)n));
     json_object_set(runs, "seeds", seed_list);

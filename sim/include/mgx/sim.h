@@ -122,6 +122,9 @@ int sim_write_outputs(const sim_scenario *sc, const sim_result *r, uint64_t seed
 int sim_write_runs(const sim_scenario *sc, const sim_result *const *results,
                    const uint64_t *seeds, size_t n, const char *dir, char *err, size_t err_len);
 
+/* Prints mean, standard deviation, minimum and maximum of every KPI over several runs. */
+void sim_print_runs(const sim_result *const *results, size_t n, FILE *out);
+
 /* Prints the KPI comparison as text. */
 void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out);
 
