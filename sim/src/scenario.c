@@ -692,9 +692,15 @@ static char *read_line(char *str, int num, void *stream)
     if (c->failed || !fgets(str, num, c->fp))
         return NULL;
     c->lineno++;
+    /* fgets stops only at '\n', a full buffer or the end of the file; stopping anywhere else
+     * (n == 0 included) means strlen met a NUL byte, and the bytes after it would otherwise
+     * be read as the start of the next line. */
     size_t n = strlen(str);
-    if (n > 0 && str[n - 1] != '\n' && !feof(c->fp)) {
-        fail(c, c->lineno, "line longer than %d characters", num - 2);
+    if (n == 0 || (str[n - 1] != '\n' && !feof(c->fp))) {
+        if (n + 1 < (size_t)num)
+            fail(c, c->lineno, "NUL byte in the line");
+        else
+            fail(c, c->lineno, "line longer than %d characters", num - 2);
         return NULL;
     }
     char *s = str;
