@@ -42,6 +42,7 @@ if(MGX_FUZZ)
     file(MAKE_DIRECTORY ${_mgx_fuzz_out})
     add_test(NAME fuzz_order_csv_run
       COMMAND fuzz_order_csv -max_total_time=30 -timeout=10 -rss_limit_mb=2048
+        -dict=${MGX_FUZZ_DIR}/order_csv.dict
         -print_final_stats=1 -artifact_prefix=${_mgx_fuzz_out}/ ${_mgx_fuzz_out}
         ${MGX_FUZZ_CORPUS})
     set_tests_properties(fuzz_order_csv_run PROPERTIES LABELS fuzz TIMEOUT 90)

@@ -239,6 +239,64 @@ static void check_bid_trades(const mkt_clearing *c, ck_unit *u, const uint32_t *
     }
 }
 
+/* One side's acceptance: every level better than the marginal one is taken whole, every worse
+ * one not at all, and a partly taken marginal level of total T shared out X Wh as
+ * floor(X * e / T) each plus the leftover Wh one each to the largest remainders, ties by id.
+ * Returns 1 if the marginal level was only partly taken. */
+static int check_side_levels(const ck_unit *u, const uint32_t *nu, const mkt_order *orders,
+                             size_t n, mkt_side side)
+{
+    int found = 0;
+    int64_t p = 0;
+    for (size_t i = 0; i < n; i++) /* the marginal (worst accepted) price */
+        for (uint32_t k = 0; orders[i].side == side && k < nu[i]; k++) {
+            const ck_unit *v = &u[i * MKT_MAX_STEPS + k];
+            if (v->accepted_wh > 0 && (!found || (side == MKT_SELL ? v->price > p : v->price < p))) {
+                p = v->price;
+                found = 1;
+            }
+        }
+    if (!found)
+        return 0;
+    i128 total = 0, taken = 0;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t k = 0; orders[i].side == side && k < nu[i]; k++) {
+            const ck_unit *v = &u[i * MKT_MAX_STEPS + k];
+            int better = side == MKT_SELL ? v->price < p : v->price > p;
+            if (better)
+                CHECK(v->accepted_wh == v->energy_wh);
+            else if (v->price != p)
+                CHECK(v->accepted_wh == 0);
+            else {
+                total += v->energy_wh;
+                taken += v->accepted_wh;
+            }
+        }
+    if (taken == total)
+        return 0;
+    /* pro rata: rank by (remainder desc, id asc); the +1s go to a prefix of that ranking */
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t k = 0; orders[i].side == side && k < nu[i]; k++) {
+            const ck_unit *v = &u[i * MKT_MAX_STEPS + k];
+            if (v->price != p)
+                continue;
+            i128 prod = taken * v->energy_wh, fl = prod / total, rem = prod % total;
+            int extra = (int)(v->accepted_wh - fl);
+            CHECK(extra == 0 || extra == 1);
+            for (size_t j = 0; j < n; j++)
+                for (uint32_t m = 0; orders[j].side == side && m < nu[j]; m++) {
+                    const ck_unit *w = &u[j * MKT_MAX_STEPS + m];
+                    if (w->price != p || j == i)
+                        continue;
+                    i128 prod2 = taken * w->energy_wh, rem2 = prod2 % total;
+                    int extra2 = (int)(w->accepted_wh - prod2 / total);
+                    if (extra && !extra2) /* i outranks j */
+                        CHECK(rem > rem2 || (rem == rem2 && i < j));
+                }
+        }
+    return 1;
+}
+
 static void check_units(const mkt_clearing *c, const mkt_params *p, const mkt_order *orders,
                         size_t n)
 {
@@ -261,6 +319,9 @@ static void check_units(const mkt_clearing *c, const mkt_params *p, const mkt_or
             check_uniform_price(s, &b, ui, nu[i], orders[i].side);
     }
     check_maximal(u, nu, orders, n, s->matched_wh);
+    int partial_sell = check_side_levels(u, nu, orders, n, MKT_SELL);
+    int partial_buy = check_side_levels(u, nu, orders, n, MKT_BUY);
+    CHECK(!(partial_sell && partial_buy)); /* at most one level, on one side, is cut */
     if (p->mechanism == MKT_PAY_AS_BID) {
         check_bid_trades(c, u, nu, max_ask);
         for (size_t i = 0; i < n; i++)
