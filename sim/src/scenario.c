@@ -141,8 +141,7 @@ void sim_scenario_defaults(sim_scenario *sc)
     sc->n_groups = 0;
 }
 
-/* Defaults of one archetype; the azimuth is fixed up after loading (it depends on latitude). */
-static void group_defaults(sim_group *g)
+void sim_group_defaults(sim_group *g)
 {
     memset(g, 0, sizeof *g);
     g->pv_tilt_deg = 30.0;
@@ -648,7 +647,7 @@ static int begin_group(load_ctx *c, const char *name, size_t len)
         return -1;
     }
     size_t g = c->sc.n_groups++;
-    group_defaults(&c->sc.groups[g]);
+    sim_group_defaults(&c->sc.groups[g]);
     memcpy(c->sc.groups[g].name, name, len);
     c->sc.groups[g].name[len] = '\0';
     c->group_line[g] = c->lineno;

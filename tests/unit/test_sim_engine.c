@@ -23,24 +23,15 @@ static void add_group(sim_scenario *sc, const char *name, uint32_t count, double
                       double bat_kwh, sim_agent_kind agent)
 {
     sim_group *g = &sc->groups[sc->n_groups++];
-    memset(g, 0, sizeof *g);
+    sim_group_defaults(g);
     snprintf(g->name, sizeof g->name, "%s", name);
     g->count = count;
     g->pv_kwp = kwp;
-    g->pv_tilt_deg = 30;
-    g->pv_azimuth_deg = 180;
-    g->pv_loss = 0.14;
     g->battery_kwh = bat_kwh;
     g->battery_kw = bat_kwh / 2;
-    g->battery_efficiency = 0.9;
-    g->soc_min = 0.1;
-    g->soc_max = 0.9;
-    g->soc_initial = 0.5;
     g->annual_kwh = 4000;
     g->agent = agent;
     g->markup = 0.2;
-    g->zip_beta = 0.3;
-    g->zip_momentum = 0.05;
 }
 
 static void street(sim_scenario *sc, mkt_mechanism mech, int64_t fee)

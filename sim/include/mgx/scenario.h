@@ -96,6 +96,12 @@ const char *sim_strerror(int code);
 /* Fills every field with its documented default (no groups). */
 void sim_scenario_defaults(sim_scenario *sc);
 
+/* Fills one archetype with its documented defaults: no PV, no battery (but the battery's
+ * efficiency and SOC window set), 3500 kWh a year, truthful agent, panels tilted 30 degrees
+ * facing south (sim_scenario_load turns that to north south of the equator when the file does
+ * not say). */
+void sim_group_defaults(sim_group *g);
+
 /* Reads an INI scenario. On failure returns SIM_E_IO or SIM_E_PARSE and writes a message that
  * names the file and line ("street.ini:12: unknown key 'pv_kwh' in [group.roof]") into err. */
 int sim_scenario_load(const char *path, sim_scenario *sc, char *err, size_t err_len);
