@@ -6,7 +6,7 @@
  * clearing needs at least one ordering of the steps by price, so the engine's time as a multiple
  * of that sort says how much is left on the table. Not a test; run it from a Release build.
  *
- * usage: bench_market [seed]
+ * usage: bench_market [seed [orders]]   (with orders: only that size, for profiling)
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -154,6 +154,7 @@ static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_or
 int main(int argc, char **argv)
 {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 20240601u;
+    size_t only = argc > 2 ? (size_t)strtoull(argv[2], NULL, 0) : 0;
     mkt_order *orders = malloc(MAX_N * sizeof *orders);
     mkt_clearing *c = mkt_clearing_new(MAX_N);
     if (!orders || !c) {
@@ -168,13 +169,15 @@ int main(int argc, char **argv)
     double base_ns[2] = {0, 0}, base_nlogn[2] = {0, 0}, clear_1m[2] = {0, 0};
     for (size_t k = 0; k < N_SIZES; k++) {
         size_t n = SIZES[k].n;
+        if (only && n != only)
+            continue;
         make_book(orders, n, seed + k, 0);
         for (int m = 0; m < 2; m++) {
             bench_result r = time_clear(c, m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, orders, n,
                                         SIZES[k].reps);
             double ns = r.median_s * 1e9 / (double)n;
             double nlogn = r.median_s / ((double)n * log2((double)n));
-            if (k == 0) {
+            if (base_ns[m] == 0) { /* the first size run is the reference */
                 base_ns[m] = ns;
                 base_nlogn[m] = nlogn;
             }
@@ -187,6 +190,8 @@ int main(int argc, char **argv)
                    nlogn / base_nlogn[m], (long long)r.matched_wh, r.trades);
         }
     }
+    if (only)
+        goto out;
     /* The same 1M book with ids already ascending: how much of the time is the id-order walk
      * over the caller's array (random access when ids are scrambled). */
     make_book(orders, MAX_N, seed + N_SIZES - 1, 1);
@@ -204,6 +209,7 @@ int main(int argc, char **argv)
            qs * 1e3);
     printf("engine / qsort at 1M orders: pay-as-clear %.2fx, pay-as-bid %.2fx\n",
            clear_1m[0] / qs, clear_1m[1] / qs);
+out:
     mkt_clearing_free(c);
     free(orders);
     return 0;
