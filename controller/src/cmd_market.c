@@ -291,8 +291,11 @@ static int market_clear(int argc, char **argv)
     mkt_error_at at;
     int mrc = mkt_clear(c, &o.params, orders, n, &at);
     if (mrc) {
-        fprintf(stderr, "mgx market clear: %s:%zu: %s\n", o.orders,
-                mkt_order_set_line(set, at.order_index, at.step_index), mkt_strerror(mrc));
+        if (at.order_index == MKT_AT_BOOK) /* no row is at fault: do not blame one */
+            fprintf(stderr, "mgx market clear: %s: %s\n", o.orders, mkt_strerror(mrc));
+        else
+            fprintf(stderr, "mgx market clear: %s:%zu: %s\n", o.orders,
+                    mkt_order_set_line(set, at.order_index, at.step_index), mkt_strerror(mrc));
         goto out;
     }
     if (o.format == FMT_JSON) {

@@ -498,7 +498,7 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     mkt_error_at scratch_at;
     if (!at)
         at = &scratch_at;
-    at->order_index = 0;
+    at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
     if (!c || !params || (!orders && n_orders))
         return MKT_E_INVAL;
@@ -515,7 +515,7 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
         goto fail;
     /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
      * belongs to the book, not to the step validate() looked at last. */
-    at->order_index = 0;
+    at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
 
     price_band band = {params->feed_in_uc_per_kwh,

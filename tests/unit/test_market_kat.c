@@ -633,20 +633,20 @@ static void errors_params(void **state)
     mkt_clearing *c = *state;
     mkt_order o[] = {SELL(1, {10, 5}), BUY(2, {10, 50})};
     mkt_params p = params(MKT_PAY_AS_CLEAR, 101, 100, 0);
-    expect_error(c, &p, o, 2, MKT_E_TARIFFS, 0, -1);
+    expect_error(c, &p, o, 2, MKT_E_TARIFFS, MKT_AT_BOOK, -1);
     /* F == R is allowed: the band is one point, a' = max(5, 100) = b' = min(150, 100) = 100 */
     p = params(MKT_PAY_AS_CLEAR, 100, 100, 0);
     mkt_order flat[] = {SELL(1, {10, 5}), BUY(2, {10, 150})};
     clear_ok(c, &p, flat, 2);
     assert_int_equal(mkt_clearing_summary(c)->clearing_price_uc_per_kwh, 100);
     p = params(MKT_PAY_AS_CLEAR, -1, 100, 0);
-    expect_error(c, &p, o, 2, MKT_E_PRICE, 0, -1);
+    expect_error(c, &p, o, 2, MKT_E_PRICE, MKT_AT_BOOK, -1);
     p = params(MKT_PAY_AS_CLEAR, 0, MKT_PRICE_MAX_UC_PER_KWH + 1, 0);
-    expect_error(c, &p, o, 2, MKT_E_PRICE, 0, -1);
+    expect_error(c, &p, o, 2, MKT_E_PRICE, MKT_AT_BOOK, -1);
     p = params(MKT_PAY_AS_CLEAR, 0, 100, -1);
-    expect_error(c, &p, o, 2, MKT_E_PRICE, 0, -1);
+    expect_error(c, &p, o, 2, MKT_E_PRICE, MKT_AT_BOOK, -1);
     p = params((mkt_mechanism)7, 0, 100, 0);
-    expect_error(c, &p, o, 2, MKT_E_INVAL, 0, -1);
+    expect_error(c, &p, o, 2, MKT_E_INVAL, MKT_AT_BOOK, -1);
     p = params(MKT_PAY_AS_CLEAR, 0, 100, 0);
     assert_int_equal(mkt_clear(NULL, &p, o, 2, NULL), MKT_E_INVAL);
     assert_int_equal(mkt_clear(c, NULL, o, 2, NULL), MKT_E_INVAL);
@@ -662,7 +662,7 @@ static void errors_bound(void **state)
     assert_non_null(c);
     mkt_params p = params(MKT_PAY_AS_BID, 0, 100, 0);
     mkt_order o[] = {SELL(1, {10, 5}), BUY(2, {10, 50}), SELL(3, {10, 5}), BUY(4, {10, 50})};
-    expect_error(c, &p, o, 4, MKT_E_TOO_MANY, 0, -1);
+    expect_error(c, &p, o, 4, MKT_E_TOO_MANY, MKT_AT_BOOK, -1);
     clear_ok(c, &p, o, 3);
     mkt_clearing_free(c);
 }
@@ -680,7 +680,7 @@ static void errors_money_overflow(void **state)
         mkt_params p = params((mkt_mechanism)m, 0, MKT_PRICE_MAX_UC_PER_KWH, 0);
         mkt_order o[] = {SELL(1, {MKT_ENERGY_MAX_WH, 0}),
                          BUY(2, {MKT_ENERGY_MAX_WH, MKT_PRICE_MAX_UC_PER_KWH})};
-        expect_error(c, &p, o, 2, MKT_E_OVERFLOW, 0, -1);
+        expect_error(c, &p, o, 2, MKT_E_OVERFLOW, MKT_AT_BOOK, -1);
         /* 1e12 * 9e9 / 1000 = 9e18 <= INT64_MAX: fits */
         o[1].steps[0].price_uc_per_kwh = INT64_C(9000000000);
         p.retail_uc_per_kwh = INT64_C(9000000000);
@@ -694,7 +694,7 @@ static void errors_money_overflow(void **state)
         for (int s = 0; s < MKT_MAX_STEPS; s++)
             g[0].steps[s] = (mkt_step){MKT_ENERGY_MAX_WH, 0};
         p.retail_uc_per_kwh = MKT_PRICE_MAX_UC_PER_KWH;
-        expect_error(c, &p, g, 1, MKT_E_OVERFLOW, 0, -1);
+        expect_error(c, &p, g, 1, MKT_E_OVERFLOW, MKT_AT_BOOK, -1);
     }
 }
 

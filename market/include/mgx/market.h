@@ -121,7 +121,9 @@ typedef struct {
 } mkt_summary;
 
 /* Where an input error was found: the index of the order in the caller's array and of the step
- * in it (-1 when the order as a whole is at fault). */
+ * in it (-1 when the order as a whole is at fault). order_index is MKT_AT_BOOK when no single
+ * order is at fault: bad parameters, too many orders, or amounts of the book overflowing. */
+#define MKT_AT_BOOK SIZE_MAX
 typedef struct {
     size_t order_index;
     int step_index;
