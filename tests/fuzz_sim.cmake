@@ -10,7 +10,8 @@ set(MGX_FUZZ_SIM_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 set(MGX_FUZZ_SIM_SRC
   ${PROJECT_SOURCE_DIR}/sim/src/scenario.c
   ${PROJECT_SOURCE_DIR}/sim/src/simdata.c
-  ${PROJECT_SOURCE_DIR}/sim/src/timegrid.c)
+  ${PROJECT_SOURCE_DIR}/sim/src/timegrid.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/sim_fuzz_check.c)
 
 foreach(parser scenario simdata)
   set(_corpus ${MGX_FUZZ_SIM_DIR}/corpus/${parser})
@@ -49,7 +50,7 @@ endforeach()
 
 # `mgx sim` end to end on the measured Ausgrid data (skips when ../shared/data lacks it).
 find_program(MGX_AWK NAMES awk mawk gawk REQUIRED)
-add_executable(test_sim_ausgrid integration/test_sim_ausgrid.c)
+add_executable(test_sim_ausgrid integration/test_sim_ausgrid.c integration/ausgrid_raw.c)
 target_link_libraries(test_sim_ausgrid PRIVATE mgx_options PkgConfig::CMOCKA PkgConfig::JANSSON
   ${MATH_LIBRARY})
 target_compile_definitions(test_sim_ausgrid PRIVATE

@@ -17,4 +17,5 @@ endfunction()
 
 mgx_sim_input_test(test_scenario unit unit/test_scenario.c)
 mgx_sim_input_test(test_simdata unit unit/test_simdata.c)
-mgx_sim_input_test(test_ausgrid_data integration integration/test_ausgrid_data.c)
+mgx_sim_input_test(test_ausgrid_data integration
+  "integration/test_ausgrid_data.c;integration/ausgrid_raw.c")

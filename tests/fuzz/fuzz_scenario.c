@@ -16,38 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sim_fuzz_check.h"
+
 /* Inputs past this size only slow the fuzzer down; the reader's own bound is per line. */
 #define FUZZ_MAX_INPUT 65536
 
-static void die(const char *what, const char *detail)
+static _Noreturn void die(const char *what, const char *detail)
 {
-    fprintf(stderr, "fuzz_scenario: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    abort();
-}
-
-static size_t count_lines(const uint8_t *d, size_t n)
-{
-    size_t lines = 1;
-    for (size_t i = 0; i < n; i++)
-        lines += d[i] == '\n';
-    return lines;
-}
-
-/* The message must start with the path, then ": " or ":N: " with 1 <= N <= lines. */
-static void check_error(int rc, const char *err, const char *path, size_t lines)
-{
-    size_t plen = strlen(path);
-    if (rc != SIM_E_PARSE && rc != SIM_E_NOMEM)
-        die("load failed with an unexpected code", err);
-    if (memchr(err, '\0', 512) == NULL || strncmp(err, path, plen) != 0 || err[plen] != ':')
-        die("error message does not start with the file name", err);
-    const char *p = err + plen + 1;
-    if (*p == ' ')
-        return;
-    char *end;
-    unsigned long line = strtoul(p, &end, 10);
-    if (end == p || *end != ':' || line < 1 || line > lines)
-        die("error message names a line that does not exist", err);
+    sim_fuzz_die("fuzz_scenario", what, detail);
 }
 
 /* Every home's name is "<group>-<n>", fits SIM_NAME_MAX, and leads back to its group. */
@@ -122,6 +98,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == SIM_OK)
         check_scenario(&sc);
     else
-        check_error(rc, err, path, count_lines(data, size));
+        sim_fuzz_check_error("fuzz_scenario", rc, err, path, sim_fuzz_count_lines(data, size));
     return 0;
 }

@@ -16,15 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME "fuzz.csv"
-#define FUZZ_MAX_INPUT 65536
-#define WH_MAX INT64_C(1000000000000)
-#define N_INTERVALS 3 /* 1 day of 480 minutes */
+#include "sim_fuzz_check.h"
 
-static void die(const char *what, const char *detail)
+#define NAME           "fuzz.csv"
+#define FUZZ_MAX_INPUT 65536
+#define WH_MAX         INT64_C(1000000000000)
+#define N_INTERVALS    3 /* 1 day of 480 minutes */
+
+static _Noreturn void die(const char *what, const char *detail)
 {
-    fprintf(stderr, "fuzz_simdata: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-    abort();
+    sim_fuzz_die("fuzz_simdata", what, detail);
 }
 
 static void tiny_scenario(sim_scenario *sc)
@@ -56,30 +57,6 @@ static void tiny_scenario(sim_scenario *sc)
     }
     if (sim_scenario_validate(sc, err, sizeof err) != SIM_OK)
         die("the fixed scenario is invalid", err);
-}
-
-static size_t count_lines(const uint8_t *d, size_t n)
-{
-    size_t lines = 1;
-    for (size_t i = 0; i < n; i++)
-        lines += d[i] == '\n';
-    return lines;
-}
-
-static void check_error(int rc, const char *err, size_t lines)
-{
-    size_t plen = strlen(NAME);
-    if (rc != SIM_E_PARSE && rc != SIM_E_NOMEM)
-        die("parse failed with an unexpected code", err);
-    if (memchr(err, '\0', 512) == NULL || strncmp(err, NAME, plen) != 0 || err[plen] != ':')
-        die("error message does not start with the data name", err);
-    const char *p = err + plen + 1;
-    if (*p == ' ')
-        return;
-    char *end;
-    unsigned long line = strtoul(p, &end, 10);
-    if (end == p || *end != ':' || line < 1 || line > lines)
-        die("error message names a line that does not exist", err);
 }
 
 static void check_data(const sim_data *d, size_t homes)
@@ -181,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != SIM_OK) {
         if (d)
             die("a failed parse returned data", NULL);
-        check_error(rc, err, count_lines(data, size));
+        sim_fuzz_check_error("fuzz_simdata", rc, err, NAME, sim_fuzz_count_lines(data, size));
         return 0;
     }
     check_data(d, sim_scenario_homes(&sc));

@@ -21,10 +21,12 @@
 
 #include "mgx/simdata.h"
 
-#define RAW MGX_SHARED_DATA_DIR "/ausgrid-customer12-2011-2012.csv"
+#include "ausgrid_raw.h"
+
+#define RAW     MGX_SHARED_DATA_DIR "/ausgrid-customer12-2011-2012.csv"
 #define OUT_DIR MGX_BINARY_DIR "/sim_input_tmp"
-#define OUT OUT_DIR "/ausgrid-3homes.csv"
-#define ROWS 17568 /* 366 days x 48 half hours, 2011-07-01 .. 2012-06-30 */
+#define OUT     OUT_DIR "/ausgrid-3homes.csv"
+#define ROWS    17568 /* 366 days x 48 half hours, 2011-07-01 .. 2012-06-30 */
 #define PER_DAY 48
 
 static double gc[ROWS], gg[ROWS];
@@ -32,36 +34,13 @@ static sim_scenario sc;
 static sim_data *data;
 static char err[512];
 
-/* The raw file read with nothing but fgets and strtod. */
-static int read_raw(void)
-{
-    char line[256];
-    FILE *fp = fopen(RAW, "r");
-    int n = 0;
-    if (!fp)
-        return -1;
-    if (!fgets(line, sizeof line, fp)) /* header ",GC,GG" */
-        goto out;
-    while (n < ROWS && fgets(line, sizeof line, fp)) {
-        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-        if (!c2)
-            break;
-        gc[n] = strtod(c1 + 1, NULL);
-        gg[n] = strtod(c2 + 1, NULL);
-        n++;
-    }
-out:
-    fclose(fp);
-    return n;
-}
-
 static int setup(void **state)
 {
     (void)state;
     char cmd[1024];
     if (access(RAW, R_OK) != 0)
         return 0; /* the tests skip */
-    assert_int_equal(read_raw(), ROWS);
+    assert_int_equal(ausgrid_read_raw(RAW, gc, gg, ROWS), ROWS);
     mkdir(OUT_DIR, 0755);
     snprintf(cmd, sizeof cmd, "'%s' -v homes=3 -f '%s/config/convert-ausgrid.awk' '%s' > '%s'",
              MGX_AWK, MGX_SOURCE_DIR, RAW, OUT);

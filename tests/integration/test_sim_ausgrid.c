@@ -27,14 +27,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RAW MGX_SHARED_DATA_DIR "/ausgrid-customer12-2011-2012.csv"
+#include "ausgrid_raw.h"
+
+#define RAW      MGX_SHARED_DATA_DIR "/ausgrid-customer12-2011-2012.csv"
 #define SCENARIO MGX_SOURCE_DIR "/config/ausgrid-test.ini"
-#define WORK MGX_BINARY_DIR "/test-sim-ausgrid"
-#define DATA WORK "/ausgrid-3.csv"
-#define OUT WORK "/out"
-#define ROWS 17568 /* 366 days x 48 half hours, 2011-07-01 .. 2012-06-30 */
-#define PER_DAY 48
-#define HOMES 3
+#define WORK     MGX_BINARY_DIR "/test-sim-ausgrid"
+#define DATA     WORK "/ausgrid-3.csv"
+#define OUT      WORK "/out"
+#define ROWS     17568 /* 366 days x 48 half hours, 2011-07-01 .. 2012-06-30 */
+#define PER_DAY  48
+#define HOMES    3
 
 static const char *mgx_bin;
 static double gc[ROWS], gg[ROWS];
@@ -56,28 +58,6 @@ __attribute__((format(printf, 1, 2))) static int run(const char *fmt, ...)
     va_end(ap);
     int st = system(cmd);
     return st == -1 ? -1 : (st >> 8) & 0xff;
-}
-
-static int read_raw(void)
-{
-    char line[256];
-    FILE *fp = fopen(RAW, "r");
-    int n = 0;
-    if (!fp)
-        return -1;
-    if (!fgets(line, sizeof line, fp)) /* header ",GC,GG" */
-        goto out;
-    while (n < ROWS && fgets(line, sizeof line, fp)) {
-        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
-        if (!c2)
-            break;
-        gc[n] = strtod(c1 + 1, NULL);
-        gg[n] = strtod(c2 + 1, NULL);
-        n++;
-    }
-out:
-    fclose(fp);
-    return n;
 }
 
 /* The tariffs as the scenario file writes them ("key = value"). */
@@ -143,12 +123,12 @@ static int setup(void **state)
     (void)state;
     if (access(RAW, R_OK) != 0)
         return 0; /* every test skips */
-    assert_int_equal(read_raw(), ROWS);
+    assert_int_equal(ausgrid_read_raw(RAW, gc, gg, ROWS), ROWS);
     read_tariffs();
     expected_baseline();
     assert_int_equal(run("rm -rf '%s' && mkdir -p '%s'", WORK, WORK), 0);
-    assert_int_equal(run("'%s' -v homes=%d -f '%s/config/convert-ausgrid.awk' '%s' > '%s'",
-                         MGX_AWK, HOMES, MGX_SOURCE_DIR, RAW, DATA),
+    assert_int_equal(run("'%s' -v homes=%d -f '%s/config/convert-ausgrid.awk' '%s' > '%s'", MGX_AWK,
+                         HOMES, MGX_SOURCE_DIR, RAW, DATA),
                      0);
     assert_int_equal(run("'%s' sim '%s' --data '%s' --out '%s' --no-plots --quiet", mgx_bin,
                          SCENARIO, DATA, OUT),
@@ -191,7 +171,8 @@ static void test_summary_baseline(void **state)
     assert_int_equal(jint(b, "cost_uc"), want_all.cost);
     assert_int_equal(jint(b, "local_traded_wh"), 0);
     /* a sanity anchor from docs/measured-data.md: about 5,938 kWh and 1,296 kWh a home */
-    assert_true(want_all.load > HOMES * INT64_C(5800000) && want_all.load < HOMES * INT64_C(6100000));
+    assert_true(want_all.load > HOMES * INT64_C(5800000) &&
+                want_all.load < HOMES * INT64_C(6100000));
     assert_true(want_all.pv > HOMES * INT64_C(1200000) && want_all.pv < HOMES * INT64_C(1400000));
     json_decref(j);
 }
@@ -218,8 +199,23 @@ static void test_summary_trading_conserves(void **state)
 }
 
 enum {
-    C_HOME, C_GROUP, C_MEASURED, C_LOAD, C_PV, C_SOLD, C_BOUGHT, C_IMPORT, C_EXPORT,
-    C_BASE_IMPORT, C_BASE_EXPORT, C_CHARGED, C_DISCHARGED, C_COST, C_BASE_COST, C_SAVINGS, N_COLS
+    C_HOME,
+    C_GROUP,
+    C_MEASURED,
+    C_LOAD,
+    C_PV,
+    C_SOLD,
+    C_BOUGHT,
+    C_IMPORT,
+    C_EXPORT,
+    C_BASE_IMPORT,
+    C_BASE_EXPORT,
+    C_CHARGED,
+    C_DISCHARGED,
+    C_COST,
+    C_BASE_COST,
+    C_SAVINGS,
+    N_COLS
 };
 
 static void test_homes_csv(void **state)
@@ -231,11 +227,10 @@ static void test_homes_csv(void **state)
     FILE *fp = fopen(OUT "/homes.csv", "r");
     assert_non_null(fp);
     assert_non_null(fgets(line, sizeof line, fp));
-    assert_string_equal(line,
-                        "home,group,measured,load_wh,pv_wh,local_sold_wh,local_bought_wh,"
-                        "grid_import_wh,grid_export_wh,baseline_grid_import_wh,"
-                        "baseline_grid_export_wh,battery_charged_wh,battery_discharged_wh,"
-                        "cost_uc,baseline_cost_uc,savings_uc\n");
+    assert_string_equal(line, "home,group,measured,load_wh,pv_wh,local_sold_wh,local_bought_wh,"
+                              "grid_import_wh,grid_export_wh,baseline_grid_import_wh,"
+                              "baseline_grid_export_wh,battery_charged_wh,battery_discharged_wh,"
+                              "cost_uc,baseline_cost_uc,savings_uc\n");
     int64_t sold = 0, bought = 0;
     json_t *j = load_summary();
     for (size_t h = 0; h < HOMES; h++) {
@@ -245,10 +240,9 @@ static void test_homes_csv(void **state)
         int n = sscanf(line,
                        "%63[^,],%63[^,],%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,"
                        "%lld,%lld,%lld",
-                       name, group, &v[C_MEASURED], &v[C_LOAD], &v[C_PV], &v[C_SOLD],
-                       &v[C_BOUGHT], &v[C_IMPORT], &v[C_EXPORT], &v[C_BASE_IMPORT],
-                       &v[C_BASE_EXPORT], &v[C_CHARGED], &v[C_DISCHARGED], &v[C_COST],
-                       &v[C_BASE_COST], &v[C_SAVINGS]);
+                       name, group, &v[C_MEASURED], &v[C_LOAD], &v[C_PV], &v[C_SOLD], &v[C_BOUGHT],
+                       &v[C_IMPORT], &v[C_EXPORT], &v[C_BASE_IMPORT], &v[C_BASE_EXPORT],
+                       &v[C_CHARGED], &v[C_DISCHARGED], &v[C_COST], &v[C_BASE_COST], &v[C_SAVINGS]);
         assert_int_equal(n, N_COLS);
         char want_name[64];
         snprintf(want_name, sizeof want_name, "ausgrid-%zu", h + 1);
