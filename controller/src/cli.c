@@ -20,6 +20,12 @@ typedef struct {
 static const command COMMANDS[] = {
     {"market", ctl_cmd_market, "clear an interval's orders (`mgx market clear --help`)"},
     {"sim", ctl_cmd_sim, "simulate a community with and without local trading"},
+    {"meter", ctl_cmd_meter, "read meters over Modbus and publish them on the bus"},
+    {"controller", ctl_cmd_controller, "run the community's market daemon"},
+    {"agent", ctl_cmd_agent, "run a home's trading agent"},
+    {"keygen", ctl_cmd_keygen, "make an Ed25519 key pair"},
+    {"participant", ctl_cmd_participant, "add, list or remove community participants"},
+    {"ledger", ctl_cmd_ledger, "verify, prove and export the settlement ledger"},
 };
 
 static void usage(FILE *out)
@@ -28,8 +34,8 @@ static void usage(FILE *out)
           "mgx runs a peer-to-peer energy market for a microgrid.\n\ncommands:\n",
           out);
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        fprintf(out, "  %-8s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fputs("  help     show this text, or `mgx help <command>` for a command's options\n\n"
+        fprintf(out, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fputs("  help         show this text, or `mgx help <command>` for a command's options\n\n"
           "Documentation: docs/ in the source tree (start with docs/quickstart.md).\n",
           out);
 }

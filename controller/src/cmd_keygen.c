@@ -1,0 +1,14 @@
+/*
+ * `mgx keygen`: placeholder until the subcommand lands; it says so instead of pretending.
+ */
+#include "mgx/cli.h"
+
+#include <stdio.h>
+
+int ctl_cmd_keygen(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fputs("mgx keygen: not available in this build yet\n", stderr);
+    return CTL_EXIT_FAILURE;
+}
