@@ -1,0 +1,6 @@
+# Simulated Modbus meters (meters/src/meter_server.c and its pure parts) and `mgx sim
+# --serve-modbus`. Unit tests reach the private headers in meters/src.
+mgx_test(test_mbap unit simmeters/test_mbap.c LIBS mgx_meters)
+target_include_directories(test_mbap PRIVATE ${PROJECT_SOURCE_DIR}/meters/src)
+mgx_test(test_meter_image unit simmeters/test_meter_image.c LIBS mgx_meters ${MATH_LIBRARY})
+target_include_directories(test_meter_image PRIVATE ${PROJECT_SOURCE_DIR}/meters/src)
