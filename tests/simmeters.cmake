@@ -4,3 +4,5 @@ mgx_test(test_mbap unit simmeters/test_mbap.c LIBS mgx_meters)
 target_include_directories(test_mbap PRIVATE ${PROJECT_SOURCE_DIR}/meters/src)
 mgx_test(test_meter_image unit simmeters/test_meter_image.c LIBS mgx_meters ${MATH_LIBRARY})
 target_include_directories(test_meter_image PRIVATE ${PROJECT_SOURCE_DIR}/meters/src)
+mgx_test(test_meter_server integration simmeters/test_meter_server.c
+  LIBS mgx_meters PkgConfig::MODBUS Threads::Threads ${MATH_LIBRARY})
