@@ -6,3 +6,4 @@ mgx_test(test_meter_image unit simmeters/test_meter_image.c LIBS mgx_meters ${MA
 target_include_directories(test_meter_image PRIVATE ${PROJECT_SOURCE_DIR}/meters/src)
 mgx_test(test_meter_server integration simmeters/test_meter_server.c
   LIBS mgx_meters PkgConfig::MODBUS Threads::Threads ${MATH_LIBRARY})
+mgx_test(test_meter_trace unit simmeters/test_meter_trace.c LIBS mgx_sim)

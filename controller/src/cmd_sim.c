@@ -184,7 +184,7 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
     char err[512];
     int rc = CTL_EXIT_FAILURE;
     progress prog = {0, n, -1};
-    sim_hooks hooks = {NULL, NULL, NULL, &prog};
+    sim_hooks hooks = {NULL, NULL, NULL, &prog, NULL, NULL};
     if (!o->quiet && isatty(STDERR_FILENO))
         hooks.on_progress = draw_progress;
     if (!res || !seeds) {

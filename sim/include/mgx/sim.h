@@ -92,11 +92,18 @@ typedef void (*sim_flow_fn)(const sim_flow *f, void *ctx);
 /* Called with done/total intervals, at most about 200 times a run. */
 typedef void (*sim_progress_fn)(size_t done, size_t total, void *ctx);
 
+/* Called once per interval, after every on_flow of that interval, with the interval index and
+ * the number of intervals. A non-zero return stops the run: sim_run then fails with
+ * SIM_E_STOPPED. Lets a caller pace the run in real time (mgx sim --serve-modbus). */
+typedef int (*sim_interval_fn)(size_t interval, size_t total, void *ctx);
+
 typedef struct {
     sim_flow_fn on_flow; /* optional: every home every interval (tests) */
     void *flow_ctx;
     sim_progress_fn on_progress; /* optional */
     void *progress_ctx;
+    sim_interval_fn on_interval; /* optional */
+    void *interval_ctx;
 } sim_hooks;
 
 typedef struct sim_result sim_result; /* opaque, owned by the caller */
