@@ -630,10 +630,6 @@ static int check_dev(fin_ctx *f, dev_entry *e)
         return fail_at(f, line_of(e, K_UNIT), "[meter %s]: an RTU unit id is 1..247", d->id);
     if (d->phases == 0)
         d->phases = d->profile == MTR_PROFILE_SDM120 ? 1 : 3;
-    if ((int64_t)d->timeout_ms * (d->retries + 1) > (int64_t)d->poll_ms * 10)
-        return fail_at(f, line_of(e, K_TIMEOUT_MS),
-                       "[meter %s]: timeout_ms x (retries + 1) is more than 10 poll periods",
-                       d->id);
     return MTR_OK;
 }
 

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mgx/modbus_device.h"
 #include "mgx/meter_error.h"
+#include "mgx/sdm.h"
 #include "mgx/sunspec.h"
 
 #include <errno.h>
@@ -211,8 +212,10 @@ mtr_device *mtr_device_new(const mtr_device_config *cfg)
     if (!d)
         return NULL;
     d->cfg = *cfg;
+    if (!d->cfg.map && d->cfg.profile != MTR_PROFILE_SUNSPEC && d->cfg.profile != MTR_PROFILE_MAP)
+        d->cfg.map = mtr_sdm_map(mtr_profile_name(d->cfg.profile));
     mtr_device_counter_params(cfg, &d->params);
-    d->plan_rc = cfg->map ? mtr_map_plan(cfg->map, &d->plan) : MTR_E_INVAL;
+    d->plan_rc = d->cfg.map ? mtr_map_plan(d->cfg.map, &d->plan) : MTR_E_INVAL;
     snprintf(d->meta.meter_id, sizeof d->meta.meter_id, "%s", cfg->id);
     snprintf(d->meta.profile, sizeof d->meta.profile, "%s", mtr_profile_name(cfg->profile));
     return d;
