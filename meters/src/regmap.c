@@ -70,7 +70,7 @@ int mtr_scale_parse(const char *s, mtr_scale *out)
             exp10 -= dot;
             continue;
         }
-        if (mant > mant_max / 10)
+        if (mant > (mant_max - (*s - '0')) / 10)
             return -1;
         mant = mant * 10 + (*s - '0');
         exp10 -= dot;

@@ -93,7 +93,7 @@ static void scales(void **state)
     assert_int_equal(s.mant, -1);
     assert_int_equal(s.exp10, -2);
     const char *bad[] = {"", "0", "0.0", "abc", "1.2.3", "1e", "1e19", "1e-19", "1x",
-                         "12345678901234567", "."};
+                         "12345678901234567", ".", "1000000000000005"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(mtr_scale_parse(bad[i], &s), -1);
 
