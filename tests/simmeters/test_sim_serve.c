@@ -9,7 +9,9 @@
  * after local contracts, which no meter sees). After the run every counter equals
  * --meter-start-wh plus that column: exactly in Wh for SunSpec (acc32), and for the SDM630
  * after rounding kWh x 1000 to the nearest Wh (exact below 16,384 kWh; these homes are far
- * below). During the run counters rise within an interval, not only at its end.
+ * below). During the run counters rise within an interval, not only at its end. The same
+ * comparison is made through the meters library (mtr_config_load of the written config and
+ * one round of its poller), i.e. the way `mgx meter` will read the simulated meters.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -21,6 +23,7 @@
 #include <errno.h>
 #include <math.h>
 #include <modbus.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,9 @@
 #include <unistd.h>
 
 #include "broker.h" /* tst_tmpdir, tst_rmtree, tst_free_port, tst_sleep_ms */
+#include "mgx/device_config.h"
+#include "mgx/meter_error.h"
+#include "mgx/poller.h"
 
 #define MAX_METERS 400
 
@@ -216,6 +222,69 @@ static modbus_t *connect_port(int port)
     return c;
 }
 
+/* Results of one poll of every meter by the meters library's poller (worker threads). */
+typedef struct {
+    pthread_mutex_t lock;
+    const mtr_config *cfg;
+    size_t n;
+    mtr_poll_result r[MAX_METERS];
+    int seen[MAX_METERS];
+    int dup;
+} poll_set;
+
+static void on_poll(void *ctx, const mtr_poll_result *r)
+{
+    poll_set *ps = ctx;
+    pthread_mutex_lock(&ps->lock);
+    for (size_t i = 0; i < mtr_config_count(ps->cfg); i++) {
+        if (strcmp(mtr_config_device(ps->cfg, i)->id, r->sample.meter_id) == 0) {
+            ps->dup += ps->seen[i]++;
+            ps->r[i] = *r;
+            ps->n++;
+        }
+    }
+    pthread_mutex_unlock(&ps->lock);
+}
+
+/* The meter config as `mgx meter` reads it, polled once with the meters library. */
+static void poll_with_meters_lib(const char *cfg_path, const home_entry *h, size_t nh,
+                                 int64_t start_wh, const char *profile)
+{
+    mtr_config *cfg = NULL;
+    char err[256];
+    int rc = mtr_config_load(cfg_path, &cfg, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, MTR_OK);
+    assert_int_equal(mtr_config_count(cfg), nh);
+    static poll_set ps;
+    memset(&ps, 0, sizeof ps);
+    pthread_mutex_init(&ps.lock, NULL);
+    ps.cfg = cfg;
+    mtr_poller *p = mtr_poller_new(cfg, NULL);
+    assert_non_null(p);
+    assert_int_equal(mtr_poller_run_once(p, on_poll, &ps), MTR_OK);
+    assert_int_equal(ps.n, nh);
+    assert_int_equal(ps.dup, 0);
+    for (size_t i = 0; i < nh; i++) {
+        const mtr_poll_result *r = &ps.r[i];
+        if (r->rc != MTR_OK)
+            fprintf(stderr, "%s: %s\n", r->sample.meter_id, r->err);
+        assert_int_equal(r->rc, MTR_OK);
+        assert_int_equal(r->sample.quality, MTR_Q_GOOD);
+        assert_string_equal(r->sample.meter_id, h[i].name);
+        assert_int_equal(r->sample.import_wh, start_wh + h[i].import_wh);
+        assert_int_equal(r->sample.export_wh, start_wh + h[i].export_wh);
+        assert_int_equal(r->sample.power_w, 0);
+        assert_string_equal(r->meta.profile, profile);
+        if (strcmp(profile, "sunspec") == 0)
+            assert_string_equal(r->meta.serial, h[i].name);
+    }
+    mtr_poller_free(p);
+    mtr_config_free(cfg);
+    pthread_mutex_destroy(&ps.lock);
+}
+
 /* Runs a scenario to the end and compares every meter with homes.csv. */
 static void final_counters(const char *scenario, const char *profile, int64_t start_wh,
                            size_t want_homes, int want_ports)
@@ -263,6 +332,7 @@ static void final_counters(const char *scenario, const char *profile, int64_t st
         modbus_close(conn[k]);
         modbus_free(conn[k]);
     }
+    poll_with_meters_lib(p.cfg_path, h, nh, start_wh, profile);
     assert_int_equal(sim_stop(&p, SIGTERM), 0);
     sim_cleanup(&p);
 }
