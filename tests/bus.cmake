@@ -14,3 +14,8 @@ set_tests_properties(test_bus_client PROPERTIES TIMEOUT 120)
 
 mgx_test(test_payload unit bus/test_payload.c LIBS mgx_controller)
 target_include_directories(test_payload PRIVATE ${MGX_CTL_SRC})
+
+mgx_test(test_outbox integration bus/test_outbox.c
+  LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO PkgConfig::SQLITE)
+target_include_directories(test_outbox PRIVATE ${MGX_CTL_SRC})
+set_tests_properties(test_outbox PROPERTIES TIMEOUT 180)
