@@ -19,3 +19,10 @@ mgx_test(test_outbox integration bus/test_outbox.c
   LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO PkgConfig::SQLITE)
 target_include_directories(test_outbox PRIVATE ${MGX_CTL_SRC})
 set_tests_properties(test_outbox PROPERTIES TIMEOUT 180)
+
+mgx_test(test_meter_daemon integration bus/test_meter_daemon.c
+  LIBS mgx_controller mgx_meters mgx_test_support mgx_test_recorder PkgConfig::SQLITE)
+target_include_directories(test_meter_daemon PRIVATE ${MGX_CTL_SRC})
+set_tests_properties(test_meter_daemon PROPERTIES TIMEOUT 240
+  ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
+add_dependencies(test_meter_daemon mgx)

@@ -79,7 +79,38 @@ int cfg_path(const cfg_loader *l, const char *value, char *out, size_t cap)
 
 /* ---- parsing ---- */
 
-/* fgets-like reader that counts lines and refuses lines longer than inih's buffer. */
+static void fail(cfg_loader *l, const char *msg)
+{
+    if (l->failed)
+        return;
+    l->failed = true;
+    snprintf(l->err, sizeof l->err, "%s:%d: %s", l->path, l->line, msg);
+}
+
+/* A section header: find its owner now, so even a section without keys is checked and a
+ * repeated header is seen by its handler. */
+static void announce(cfg_loader *l, const char *section)
+{
+    char msg[400] = "";
+    snprintf(l->section, sizeof l->section, "%s", section);
+    l->owner = -1;
+    for (size_t i = 0; i < l->n; i++) {
+        int rc = l->h[i].key(l->h[i].ctx, section, NULL, NULL, l->line, msg, sizeof msg);
+        if (rc == CFG_NOT_MINE)
+            continue;
+        if (rc != CFG_OK) {
+            fail(l, msg[0] ? msg : "bad section");
+            return;
+        }
+        l->owner = (int)i;
+        return;
+    }
+    snprintf(msg, sizeof msg, "unknown section [%s]", section);
+    fail(l, msg);
+}
+
+/* fgets-like reader that counts lines, refuses lines longer than inih's buffer and announces
+ * section headers (inih itself reports only keys). */
 static char *reader(char *str, int num, void *stream)
 {
     cfg_loader *l = stream;
@@ -91,15 +122,18 @@ static char *reader(char *str, int num, void *stream)
         l->too_long = true;
         return NULL;
     }
+    const char *p = str + strspn(str, " \t");
+    const char *end = *p == '[' ? strchr(p, ']') : NULL;
+    if (end && !l->failed) {
+        p++;
+        p += strspn(p, " \t");
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(end - p), p);
+        announce(l, name);
+    }
     return str;
-}
-
-static void fail(cfg_loader *l, const char *msg)
-{
-    if (l->failed)
-        return;
-    l->failed = true;
-    snprintf(l->err, sizeof l->err, "%s:%d: %s", l->path, l->line, msg);
 }
 
 static int on_key(void *user, const char *section, const char *key, const char *value)
@@ -112,26 +146,9 @@ static int on_key(void *user, const char *section, const char *key, const char *
         fail(l, "key outside any [section]");
         return 0;
     }
-    if (strcmp(section, l->section) != 0) {
-        /* a new section: find its owner with a header announcement */
-        snprintf(l->section, sizeof l->section, "%s", section);
-        l->owner = -1;
-        for (size_t i = 0; i < l->n; i++) {
-            int rc = l->h[i].key(l->h[i].ctx, section, NULL, NULL, l->line, msg, sizeof msg);
-            if (rc == CFG_NOT_MINE)
-                continue;
-            if (rc != CFG_OK) {
-                fail(l, msg[0] ? msg : "bad section");
-                return 0;
-            }
-            l->owner = (int)i;
-            break;
-        }
-        if (l->owner < 0) {
-            snprintf(msg, sizeof msg, "unknown section [%s]", section);
-            fail(l, msg);
-            return 0;
-        }
+    if (l->owner < 0 || strcmp(section, l->section) != 0) {
+        fail(l, "internal error: key outside the announced section");
+        return 0;
     }
     handler *h = &l->h[l->owner];
     int rc = h->key(h->ctx, section, key, value, l->line, msg, sizeof msg);
