@@ -9,15 +9,17 @@
  * Checks run in this order, and the first failure decides the reason:
  *   1. wrong_community        order.community != the controller's community
  *   2. topic_mismatch         the participant in the topic != the one in the order
- *   3. unknown_participant    no registry entry
- *   4. not_allowed            the entry's role is not `home`
- *   5. wrong_interval_length  order.interval_s != the community's interval length
- *   6. expired                now >= order.expiry_s
- *   7. stale_interval         the interval has started (now >= start)
- *   8. gate_closed            now >= start - gate_closure_s
- *   9. far_future_interval    interval_id > current interval + max_ahead_intervals
- *  10. duplicate / replay     the nonce was seen: the same order again is a duplicate (answer
- *                             with the original receipt), another order with it is a replay
+ *   3. duplicate / replay     the nonce was seen: the same order again (identical bytes and
+ *                             signature) is a duplicate, answered with the original receipt
+ *                             whenever it comes, so a home resending after gate closure still
+ *                             learns that its order was taken; another order with it is a replay
+ *   4. unknown_participant    no registry entry
+ *   5. not_allowed            the entry's role is not `home`
+ *   6. wrong_interval_length  order.interval_s != the community's interval length
+ *   7. expired                now >= order.expiry_s
+ *   8. stale_interval         the interval has started (now >= start)
+ *   9. gate_closed            now >= start - gate_closure_s
+ *  10. far_future_interval    interval_id > current interval + max_ahead_intervals
  *  11. superseded             an accepted order with created_ms >= this one's is on file
  *  12. bad_signature          Ed25519 over the canonical encoding with the registry's key
  * then accept (ok) or, if an order for the interval is on file, replace (replaced).

@@ -27,7 +27,8 @@ enum {
     CTL_KEY_E_FORMAT = -5, /* not a key file of the expected form */
     CTL_KEY_E_NOMEM = -6,  /* sodium_malloc failed (guarded memory is scarce: RLIMIT_MEMLOCK) */
     CTL_KEY_E_SODIUM = -7, /* sodium_init failed */
-    CTL_KEY_E_NOTFILE = -8 /* the path is not a regular file */
+    CTL_KEY_E_NOTFILE = -8, /* the path is not a regular file */
+    CTL_KEY_E_MISMATCH = -9 /* PREFIX.key and PREFIX.pub are not one key pair */
 };
 
 /* Static English text for a CTL_KEY_* code; never NULL. */
@@ -46,8 +47,8 @@ typedef struct ctl_secret_key ctl_secret_key;
 
 /* Loads a secret key file. Checks that it is a regular file with no group/other permission bits
  * (CTL_KEY_E_PERM: fix with chmod 600), that it holds exactly one seed, and that the public key
- * derived from it matches PREFIX.pub when path ends in ".key" and that file exists (CTL_KEY_E_FORMAT
- * otherwise). On success *out is owned by the caller: free with ctl_key_free. */
+ * derived from it matches PREFIX.pub when path ends in ".key" and that file exists
+ * (CTL_KEY_E_MISMATCH otherwise). On success *out is owned by the caller: free with ctl_key_free. */
 int ctl_key_load(const char *path, ctl_secret_key **out);
 
 /* Builds a key from a 32-byte seed (tests, the documented example key). Same ownership. */

@@ -123,7 +123,8 @@ int ctl_order_to_json(const ctl_order_msg *m, char *out, size_t cap, size_t *len
  * strings), lower-case hex of exact length, valid ids, steps within limits, at most
  * CTL_ORDER_JSON_MAX bytes. Returns CTL_R_OK, CTL_R_MALFORMED, or CTL_R_BAD_SIGNATURE when only the
  * signature's form is wrong (not exactly 64 bytes). The signature is NOT verified here. detail
- * (may be NULL) names the offending field. */
+ * (may be NULL) names the offending field. On failure *m keeps the fields read before the fault
+ * (a valid participant id lets the caller address the receipt). */
 int ctl_order_from_json(const char *json, size_t len, ctl_order_msg *m, char *detail,
                         size_t detail_cap);
 

@@ -60,6 +60,6 @@ typedef struct {
 int ctl_verify_pool_next(ctl_verify_pool *p, int timeout_ms, ctl_verify_result *out);
 
 /* Jobs submitted and not yet taken back. */
-size_t ctl_verify_pool_in_flight(const ctl_verify_pool *p);
+size_t ctl_verify_pool_in_flight(ctl_verify_pool *p);
 
 #endif
