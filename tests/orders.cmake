@@ -1,0 +1,13 @@
+# Orders area: key files, signed order messages and receipts, admission rules, the participant
+# registry, the verify pool, `mgx keygen` / `mgx participant`, and the order JSON fuzz harness.
+set(MGX_ORDERS_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR}/orders)
+add_library(mgx_orders_fixture STATIC orders/orders_fixture.c)
+target_include_directories(mgx_orders_fixture PUBLIC orders ${PROJECT_SOURCE_DIR}/controller/src)
+target_link_libraries(mgx_orders_fixture PUBLIC mgx_controller PRIVATE mgx_options)
+
+function(mgx_orders_test name label)
+  mgx_test(${name} ${label} ${ARGN} LIBS mgx_orders_fixture mgx_controller PkgConfig::SODIUM
+    PkgConfig::SQLITE PkgConfig::JANSSON Threads::Threads)
+endfunction()
+
+mgx_orders_test(test_order_msg unit orders/test_order_msg.c)
