@@ -34,12 +34,14 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS market_ids("
     "  market_id INTEGER PRIMARY KEY, participant TEXT NOT NULL UNIQUE);"
     "CREATE TABLE IF NOT EXISTS orders("
-    "  order_id INTEGER PRIMARY KEY, participant TEXT NOT NULL, nonce INTEGER NOT NULL,"
-    "  interval_id INTEGER NOT NULL, side INTEGER NOT NULL CHECK(side IN (0, 1)),"
+    "  order_id INTEGER PRIMARY KEY, participant TEXT NOT NULL, nonce BLOB NOT NULL,"
+    "  interval_id INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  side INTEGER NOT NULL CHECK(side IN (0, 1)),"
     "  signed BLOB NOT NULL, received_ms INTEGER NOT NULL,"
     "  status INTEGER NOT NULL CHECK(status IN (0, 1)), reason TEXT NOT NULL,"
-    "  superseded INTEGER NOT NULL DEFAULT 0,"
-    "  UNIQUE(participant, nonce));"
+    "  superseded INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS orders_nonce ON orders(participant, nonce) "
+    "  WHERE status = 1;"
     "CREATE INDEX IF NOT EXISTS orders_by_interval ON orders(interval_id, status, superseded);"
     "CREATE TABLE IF NOT EXISTS order_steps("
     "  order_id INTEGER NOT NULL REFERENCES orders(order_id), step INTEGER NOT NULL,"
@@ -289,6 +291,11 @@ void ctl_store_free(ctl_store *s)
     free(s);
 }
 
+struct sqlite3 *ctl_store_db(ctl_store *s)
+{
+    return s->db;
+}
+
 const char *ctl_store_errmsg(const ctl_store *s)
 {
     return s && s->db ? sqlite3_errmsg(s->db) : "no database";
@@ -358,29 +365,40 @@ int ctl_store_readings(ctl_store *s, const char *meter_id, int64_t from_ms, int6
 
 /* ---- orders ---- */
 
-static int receipt_of(ctl_store *s, const char *participant, uint64_t nonce, char *receipt,
-                      size_t cap, int *found)
+/* The stored receipt and signed bytes of the participant's accepted order with this nonce. */
+static int accepted_by_nonce(ctl_store *s, const char *participant, const uint8_t *nonce,
+                             const uint8_t *signed_msg, size_t signed_len, char *receipt,
+                             size_t cap, int *found, int *same)
 {
-    sqlite3_stmt *st = prep(s, "SELECT r.body FROM orders o JOIN receipts r USING(order_id) "
-                               "WHERE o.participant = ?1 AND o.nonce = ?2");
+    sqlite3_stmt *st = prep(s, "SELECT r.body, o.signed FROM orders o JOIN receipts r "
+                               "USING(order_id) WHERE o.participant = ?1 AND o.nonce = ?2 AND "
+                               "o.status = 1");
     if (!st)
         return db_code(s->db);
     sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)nonce);
+    sqlite3_bind_blob(st, 2, nonce, CTL_NONCE_BYTES, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     *found = rc == SQLITE_ROW;
-    if (*found && receipt)
-        copy_text(receipt, cap, sqlite3_column_text(st, 0));
+    if (*found) {
+        if (receipt && cap)
+            copy_text(receipt, cap, sqlite3_column_text(st, 0));
+        if (same) {
+            const void *b = sqlite3_column_blob(st, 1);
+            size_t n = (size_t)sqlite3_column_bytes(st, 1);
+            *same = n == signed_len && (n == 0 || memcmp(b, signed_msg, n) == 0);
+        }
+    }
     sqlite3_finalize(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
 }
 
-int ctl_store_receipt(ctl_store *s, const char *participant, uint64_t nonce, char *receipt,
-                      size_t cap, int *found)
+int ctl_store_receipt(ctl_store *s, const char *participant,
+                      const uint8_t nonce[CTL_NONCE_BYTES], char *receipt, size_t cap,
+                      int *found)
 {
-    if (!s || !participant || !found)
+    if (!s || !participant || !nonce || !found)
         return CTL_ST_E_INVAL;
-    return receipt_of(s, participant, nonce, receipt, cap, found);
+    return accepted_by_nonce(s, participant, nonce, NULL, 0, receipt, cap, found, NULL);
 }
 
 /* Single-integer query with up to two bindings (text participant, int64). */
@@ -408,45 +426,79 @@ static void reject(ctl_order_rec *o, const char *reason)
     snprintf(o->reason, sizeof o->reason, "%s", reason);
 }
 
-/* Final checks that need the database: the interval still open, no newer order. */
-static int recheck(ctl_store *s, ctl_order_rec *o)
+/* The rules only the database can check; they override the caller's decision. */
+static int recheck(ctl_store *s, ctl_order_rec *o, const ctl_order_history *h)
 {
     int64_t v;
     int found, rc;
+    if (h->nonce_seen) {
+        reject(o, "replay");
+        return CTL_ST_OK;
+    }
     if ((rc = query_int(s, "SELECT state FROM intervals WHERE interval_id = ?1", NULL,
                         o->interval_id, &v, &found)))
         return rc;
-    if ((found && v == CTL_IV_CLEARED) || o->interval_id < s->first_interval) {
+    if ((found && v == CTL_STATE_CLEARED) || o->interval_id < s->first_interval)
         reject(o, "gate_closed");
-        return CTL_ST_OK;
-    }
-    if ((rc = query_int(s,
-                        "SELECT max(nonce) FROM orders WHERE participant = ?1 AND "
-                        "interval_id = ?2 AND status = 1",
-                        o->participant, o->interval_id, &v, &found)))
-        return rc;
-    if (found && (uint64_t)v > o->nonce)
+    else if (h->has_current && h->current_created_ms >= o->created_ms)
         reject(o, "superseded");
     return CTL_ST_OK;
 }
 
+static int history(ctl_store *s, const ctl_order_rec *o, int nonce_used, ctl_order_history *h)
+{
+    memset(h, 0, sizeof *h);
+    h->nonce_seen = nonce_used ? 2 : 0;
+    sqlite3_stmt *st = prep(s, "SELECT max(created_ms) FROM orders WHERE participant = ?1 AND "
+                               "interval_id = ?2 AND status = 1 AND superseded = 0");
+    if (!st)
+        return db_code(s->db);
+    sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, o->interval_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        h->has_current = 1;
+        h->current_created_ms = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
+}
+
 static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
 {
-    sqlite3_stmt *st = prep(s, "INSERT INTO orders(participant, nonce, interval_id, side, signed, "
-                               "received_ms, status, reason) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+    int rc;
+    sqlite3_stmt *st;
+    if (o->status == CTL_ORDER_ACCEPTED) {
+        /* only the newest accepted order of a participant counts in an interval */
+        st = prep(s, "UPDATE orders SET superseded = 1 WHERE participant = ?1 AND "
+                     "interval_id = ?2 AND status = 1 AND superseded = 0");
+        if (st) {
+            sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, o->interval_id);
+        }
+        if ((rc = run(s, st)))
+            return rc;
+        st = prep(s, "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)");
+        if (st)
+            sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
+        if ((rc = run(s, st)))
+            return rc;
+    }
+    st = prep(s, "INSERT INTO orders(participant, nonce, interval_id, created_ms, side, signed, "
+                 "received_ms, status, reason) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
     if (st) {
         sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (int64_t)o->nonce);
+        sqlite3_bind_blob(st, 2, o->nonce, CTL_NONCE_BYTES, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, o->interval_id);
-        sqlite3_bind_int(st, 4, (int)o->side);
-        sqlite3_bind_blob(st, 5, o->signed_msg ? (const void *)o->signed_msg : "",
+        sqlite3_bind_int64(st, 4, o->created_ms);
+        sqlite3_bind_int(st, 5, (int)o->side);
+        sqlite3_bind_blob(st, 6, o->signed_msg ? (const void *)o->signed_msg : "",
                           (int)o->signed_len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 6, o->received_ms);
-        sqlite3_bind_int(st, 7, (int)o->status);
-        sqlite3_bind_text(st, 8, o->reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, o->received_ms);
+        sqlite3_bind_int(st, 8, (int)o->status);
+        sqlite3_bind_text(st, 9, o->reason, -1, SQLITE_STATIC);
     }
-    int rc = run(s, st);
-    if (rc)
+    if ((rc = run(s, st)))
         return rc;
     *order_id = sqlite3_last_insert_rowid(s->db);
     for (uint32_t i = 0; i < o->n_steps; i++) {
@@ -460,56 +512,55 @@ static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
         if ((rc = run(s, st)))
             return rc;
     }
-    if (o->status != CTL_ORDER_ACCEPTED)
-        return CTL_ST_OK;
-    /* only the newest accepted order of a participant counts in an interval */
-    st = prep(s, "UPDATE orders SET superseded = 1 WHERE participant = ?1 AND interval_id = ?2 "
-                 "AND status = 1 AND nonce < ?3");
-    if (st) {
-        sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, o->interval_id);
-        sqlite3_bind_int64(st, 3, (int64_t)o->nonce);
-    }
-    if ((rc = run(s, st)))
-        return rc;
-    st = prep(s, "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)");
-    if (st)
-        sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
-    return run(s, st);
+    return CTL_ST_OK;
 }
 
+/* Accepted orders need a participant and a valid curve; rejections are kept whatever they
+ * hold (their participant may be unreadable), within the bounds. */
 static int order_valid(const ctl_order_rec *o)
 {
     size_t plen = strnlen(o->participant, CTL_PARTICIPANT_MAX);
-    if (plen == 0 || plen == CTL_PARTICIPANT_MAX || o->signed_len > CTL_SIGNED_MAX ||
-        o->nonce > (uint64_t)INT64_MAX || (o->side != MKT_BUY && o->side != MKT_SELL))
+    if (plen == CTL_PARTICIPANT_MAX || o->signed_len > CTL_SIGNED_MAX ||
+        (o->side != MKT_BUY && o->side != MKT_SELL) || o->n_steps > MKT_MAX_STEPS ||
+        !memchr(o->reason, '\0', CTL_REASON_MAX))
         return 0;
-    if (o->status == CTL_ORDER_ACCEPTED && (o->n_steps < 1 || o->n_steps > MKT_MAX_STEPS))
+    if (o->status == CTL_ORDER_ACCEPTED && (plen == 0 || o->n_steps < 1))
         return 0;
-    return o->n_steps <= MKT_MAX_STEPS && memchr(o->reason, '\0', CTL_REASON_MAX) != NULL;
+    return 1;
 }
 
-int ctl_store_put_order(ctl_store *s, ctl_order_rec *o, ctl_receipt_fn make_receipt, void *ctx,
-                        char *receipt, size_t cap, int *duplicate)
+int ctl_store_put_order(ctl_store *s, ctl_order_rec *o, ctl_decide_fn decide,
+                        ctl_receipt_fn make_receipt, void *ctx, char *receipt, size_t cap,
+                        int *duplicate)
 {
     if (!s || !o || !make_receipt || !receipt || cap == 0 || !duplicate || !order_valid(o))
         return CTL_ST_E_INVAL;
     *duplicate = 0;
-    int rc = begin(s), found;
+    int rc = begin(s), found = 0, same = 0;
     if (rc)
         return rc;
-    if ((rc = receipt_of(s, o->participant, o->nonce, receipt, cap, &found)))
+    if (o->participant[0] &&
+        (rc = accepted_by_nonce(s, o->participant, o->nonce, o->signed_msg, o->signed_len,
+                                receipt, cap, &found, &same)))
         return finish(s, rc);
-    if (found) {
+    if (found && same) {
         *duplicate = 1;
         return finish(s, CTL_ST_OK);
     }
-    if (o->status == CTL_ORDER_ACCEPTED && (rc = recheck(s, o)))
+    ctl_order_history h;
+    if ((rc = history(s, o, found, &h)))
         return finish(s, rc);
+    if (decide && decide(o, &h, ctx))
+        return finish(s, CTL_ST_E_INVAL);
+    if (o->status == CTL_ORDER_ACCEPTED && (rc = recheck(s, o, &h)))
+        return finish(s, rc);
+    if (!order_valid(o))
+        return finish(s, CTL_ST_E_INVAL);
     int64_t order_id;
     if ((rc = insert_order(s, o, &order_id)))
         return finish(s, rc);
     char body[CTL_RECEIPT_MAX];
+    body[0] = '\0';
     if (make_receipt(o, body, sizeof body, ctx) || !memchr(body, '\0', sizeof body))
         return finish(s, CTL_ST_E_INVAL);
     sqlite3_stmt *st = prep(s, "INSERT INTO receipts VALUES(?1, ?2)");
@@ -549,7 +600,9 @@ int ctl_store_interval_orders(ctl_store *s, int64_t interval_id, ctl_order_fn fn
             memset(&o, 0, sizeof o);
             cur = oid;
             copy_text(o.participant, sizeof o.participant, sqlite3_column_text(st, 1));
-            o.nonce = (uint64_t)sqlite3_column_int64(st, 2);
+            const void *nb = sqlite3_column_blob(st, 2);
+            if (nb && sqlite3_column_bytes(st, 2) == CTL_NONCE_BYTES)
+                memcpy(o.nonce, nb, CTL_NONCE_BYTES);
             o.interval_id = interval_id;
             o.side = sqlite3_column_int(st, 3) == 1 ? MKT_SELL : MKT_BUY;
             o.received_ms = sqlite3_column_int64(st, 4);
@@ -593,7 +646,7 @@ int ctl_store_last_cleared(ctl_store *s, int64_t *id)
 {
     int found;
     int rc = query_int(s, "SELECT max(interval_id) FROM intervals WHERE state = ?1", NULL,
-                       CTL_IV_CLEARED, id, &found);
+                       CTL_STATE_CLEARED, id, &found);
     if (rc == CTL_ST_OK && !found)
         *id = INT64_MIN;
     return rc;
@@ -754,7 +807,7 @@ static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_pa
     int found;
     int rc = query_int(s, "SELECT state FROM intervals WHERE interval_id = ?1", NULL, id, &state,
                        &found);
-    if (rc || (found && state == CTL_IV_CLEARED))
+    if (rc || (found && state == CTL_STATE_CLEARED))
         return rc;
     order_vec b = {NULL, 0, 0};
     if ((rc = ctl_store_interval_orders(s, id, collect, &b)) || (rc = ensure_clearing(s, b.n)))

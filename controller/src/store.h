@@ -32,7 +32,8 @@
 #include "mgx/meter.h"
 
 #define CTL_STORE_SCHEMA_VERSION 1
-#define CTL_PARTICIPANT_MAX 64  /* participant ids incl. NUL: [A-Za-z0-9_-], topic-safe */
+#define CTL_PARTICIPANT_MAX 65  /* participant ids (1..64 bytes) incl. NUL */
+#define CTL_NONCE_BYTES 16      /* an order's random nonce */
 #define CTL_REASON_MAX 64       /* reason codes incl. NUL */
 #define CTL_RECEIPT_MAX 1024    /* a receipt's JSON body incl. NUL */
 #define CTL_SIGNED_MAX 4096     /* the signed order bytes as received */
@@ -64,6 +65,9 @@ typedef struct {
 int ctl_store_open(const char *path, const ctl_store_identity *id, ctl_store **out, char *err,
                    size_t err_len);
 void ctl_store_free(ctl_store *s);
+/* The connection, for modules that keep their tables in the same file (the participant
+ * registry, settlement). Owned by the store; use it from the store's thread only. */
+struct sqlite3 *ctl_store_db(ctl_store *s);
 /* The last SQLite error message of this connection (never NULL). */
 const char *ctl_store_errmsg(const ctl_store *s);
 /* The first interval recorded when the store was created. */
@@ -84,41 +88,57 @@ int ctl_store_readings(ctl_store *s, const char *meter_id, int64_t from_ms, int6
 
 typedef enum { CTL_ORDER_REJECTED = 0, CTL_ORDER_ACCEPTED = 1 } ctl_order_status;
 
-/* An order as the controller decided it. */
+/* An order as the controller decided it. Accepted orders are unique per (participant, nonce);
+ * rejected ones are kept as evidence but hold no nonce, so a forger cannot burn a nonce. */
 typedef struct {
     char participant[CTL_PARTICIPANT_MAX];
-    uint64_t nonce;
+    uint8_t nonce[CTL_NONCE_BYTES];
     int64_t interval_id;
+    int64_t created_ms; /* the home's time of making it: a later order replaces an earlier one */
     mkt_side side;
     uint32_t n_steps;
     mkt_step steps[MKT_MAX_STEPS];
-    const uint8_t *signed_msg; /* the bytes as received, kept as evidence */
-    size_t signed_len;         /* <= CTL_SIGNED_MAX */
+    const uint8_t *signed_msg; /* canonical encoding followed by the signature, as evidence and */
+    size_t signed_len;         /* to tell a resend (same bytes) from a replay; <= CTL_SIGNED_MAX */
     int64_t received_ms;
     ctl_order_status status;
-    char reason[CTL_REASON_MAX]; /* "" when accepted, a reason code otherwise */
+    char reason[CTL_REASON_MAX]; /* reason name: "ok", "replaced", "gate_closed", ... */
 } ctl_order_rec;
+
+/* What the store knows about an order when it is about to be stored. */
+typedef struct {
+    int nonce_seen;             /* 0 new, 2 used by a different accepted order (a replay) */
+    int has_current;            /* the participant has an accepted order for the interval */
+    int64_t current_created_ms; /* its created_ms */
+} ctl_order_history;
+
+/* Decides an order inside the storing transaction (the admission rules): sets o->status and
+ * o->reason from the history. Returns 0, or non-zero to abort (nothing is stored). */
+typedef int (*ctl_decide_fn)(ctl_order_rec *o, const ctl_order_history *h, void *ctx);
 
 /* Builds the receipt body (text, NUL-terminated, < cap bytes) for the final decision of o.
  * Returns 0, or non-zero to abort the transaction. */
 typedef int (*ctl_receipt_fn)(const ctl_order_rec *o, char *buf, size_t cap, void *ctx);
 
 /* Records an order and its receipt in one BEGIN IMMEDIATE transaction.
- * - If (participant, nonce) is already stored nothing is written; *duplicate = 1 and receipt
- *   gets the stored receipt: a resend is answered exactly as the first time.
- * - An order decided accepted is turned into a rejection, inside the transaction, when its
- *   interval has been cleared meanwhile ("gate_closed") or the participant already has an
- *   accepted order for that interval with a higher nonce ("superseded"); o is updated.
- * - An accepted order supersedes the participant's accepted orders for that interval with a
- *   lower nonce: only the newest one counts.
+ * - If the participant has an accepted order with the same nonce and the same signed bytes,
+ *   nothing is written; *duplicate = 1 and receipt gets the stored receipt: a resend is
+ *   answered exactly as the first time, even after its gate has closed.
+ * - Otherwise decide (may be NULL: keep o's status) is called with the history; then an
+ *   acceptance is turned into a rejection when the interval has been cleared meanwhile, or is
+ *   before the store's first interval ("gate_closed"), or an accepted order made no earlier is
+ *   on file ("superseded"); a nonce reused by another order is rejected as "replay".
+ * - An accepted order supersedes the participant's current order for that interval.
  * make_receipt is called once with the final decision; its text is stored and copied into
- * receipt (cap bytes). */
-int ctl_store_put_order(ctl_store *s, ctl_order_rec *o, ctl_receipt_fn make_receipt, void *ctx,
-                        char *receipt, size_t cap, int *duplicate);
+ * receipt (cap bytes). ctx goes to both callbacks. */
+int ctl_store_put_order(ctl_store *s, ctl_order_rec *o, ctl_decide_fn decide,
+                        ctl_receipt_fn make_receipt, void *ctx, char *receipt, size_t cap,
+                        int *duplicate);
 
-/* The stored receipt of (participant, nonce). CTL_ST_OK and *found = 0 or 1. */
-int ctl_store_receipt(ctl_store *s, const char *participant, uint64_t nonce, char *receipt,
-                      size_t cap, int *found);
+/* The receipt of the participant's accepted order with this nonce (*found = 0 if none). */
+int ctl_store_receipt(ctl_store *s, const char *participant,
+                      const uint8_t nonce[CTL_NONCE_BYTES], char *receipt, size_t cap,
+                      int *found);
 
 /* Calls fn for each order counting in interval_id (accepted, not superseded) in participant
  * order. The order's participant field is the market number of its participant. */
@@ -130,7 +150,7 @@ int ctl_store_participant_name(ctl_store *s, uint64_t market_id, char *name, siz
 
 /* ---- intervals, clearing, results ---- */
 
-typedef enum { CTL_IV_OPEN = 0, CTL_IV_CLEARED = 1 } ctl_interval_state;
+typedef enum { CTL_STATE_OPEN = 0, CTL_STATE_CLEARED = 1 } ctl_interval_state;
 
 /* The greatest cleared interval id, or INT64_MIN when none is. */
 int ctl_store_last_cleared(ctl_store *s, int64_t *id);

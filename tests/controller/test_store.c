@@ -61,26 +61,41 @@ static int make_receipt(const ctl_order_rec *o, char *buf, size_t cap, void *ctx
     int *calls = ctx;
     if (calls)
         (*calls)++;
-    snprintf(buf, cap, "{\"participant\":\"%s\",\"nonce\":%llu,\"status\":\"%s\",\"reason\":\"%s\"}",
-             o->participant, (unsigned long long)o->nonce,
+    snprintf(buf, cap, "{\"participant\":\"%s\",\"nonce\":%u,\"status\":\"%s\",\"reason\":\"%s\"}",
+             o->participant, (unsigned)o->nonce[0] | (unsigned)o->nonce[1] << 8,
              o->status == CTL_ORDER_ACCEPTED ? "accepted" : "rejected", o->reason);
     return 0;
 }
 
+static void set_nonce(uint8_t out[CTL_NONCE_BYTES], uint64_t n)
+{
+    memset(out, 0xA5, CTL_NONCE_BYTES);
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(n >> (8 * i));
+}
+
+/* An order whose nonce and created_ms are both `nonce`, so a higher nonce is a newer order. */
 static ctl_order_rec order(const char *who, uint64_t nonce, int64_t iv, mkt_side side,
                            int64_t wh, int64_t price)
 {
     ctl_order_rec o;
     memset(&o, 0, sizeof o);
     snprintf(o.participant, sizeof o.participant, "%s", who);
-    o.nonce = nonce;
+    set_nonce(o.nonce, nonce);
+    o.created_ms = (int64_t)nonce;
     o.interval_id = iv;
     o.side = side;
     o.n_steps = 1;
     o.steps[0].energy_wh = wh;
     o.steps[0].price_uc_per_kwh = price;
-    o.signed_msg = (const uint8_t *)"signed-bytes";
-    o.signed_len = 12;
+    /* stand-in for encoding || signature: differs whenever the content does */
+    static char sig[64][128];
+    static unsigned next;
+    char *b = sig[next++ % 64];
+    int n = snprintf(b, 128, "%s|%llu|%lld|%d|%lld|%lld", who, (unsigned long long)nonce,
+                     (long long)iv, (int)side, (long long)wh, (long long)price);
+    o.signed_msg = (const uint8_t *)b;
+    o.signed_len = (size_t)n;
     o.received_ms = 1;
     o.status = CTL_ORDER_ACCEPTED;
     return o;
@@ -90,7 +105,7 @@ static void put(ctl_store *s, ctl_order_rec o, const char *expect_status, int ex
 {
     char receipt[CTL_RECEIPT_MAX];
     int dup = -1;
-    assert_int_equal(ctl_store_put_order(s, &o, make_receipt, NULL, receipt, sizeof receipt, &dup),
+    assert_int_equal(ctl_store_put_order(s, &o, NULL, make_receipt, NULL, receipt, sizeof receipt, &dup),
                      CTL_ST_OK);
     assert_int_equal(dup, expect_dup);
     assert_non_null(strstr(receipt, expect_status));
@@ -160,18 +175,18 @@ static void duplicates_and_supersede(void **state)
     char receipt[CTL_RECEIPT_MAX];
     int dup;
     ctl_order_rec o = order("alice", 7, 1001, MKT_SELL, 1000, 100000);
-    assert_int_equal(ctl_store_put_order(f->s, &o, make_receipt, &calls, receipt, sizeof receipt,
+    assert_int_equal(ctl_store_put_order(f->s, &o, NULL, make_receipt, &calls, receipt, sizeof receipt,
                                          &dup),
                      CTL_ST_OK);
     assert_int_equal(dup, 0);
     assert_int_equal(calls, 1);
     char first[CTL_RECEIPT_MAX];
     strcpy(first, receipt);
-    /* the same nonce again, even with other content or a rejection decided: first receipt */
-    ctl_order_rec again = order("alice", 7, 1001, MKT_BUY, 5, 5);
+    /* the same order again, even when the caller now thinks it late: the first receipt */
+    ctl_order_rec again = order("alice", 7, 1001, MKT_SELL, 1000, 100000);
     again.status = CTL_ORDER_REJECTED;
     strcpy(again.reason, "gate_closed");
-    assert_int_equal(ctl_store_put_order(f->s, &again, make_receipt, &calls, receipt,
+    assert_int_equal(ctl_store_put_order(f->s, &again, NULL, make_receipt, &calls, receipt,
                                          sizeof receipt, &dup),
                      CTL_ST_OK);
     assert_int_equal(dup, 1);
@@ -179,35 +194,52 @@ static void duplicates_and_supersede(void **state)
     assert_string_equal(receipt, first);
     assert_int_equal(count(f->path, "SELECT count(*) FROM orders"), 1);
     int found;
-    assert_int_equal(ctl_store_receipt(f->s, "alice", 7, receipt, sizeof receipt, &found),
+    uint8_t nonce[CTL_NONCE_BYTES];
+    set_nonce(nonce, 7);
+    assert_int_equal(ctl_store_receipt(f->s, "alice", nonce, receipt, sizeof receipt, &found),
                      CTL_ST_OK);
     assert_true(found);
     assert_string_equal(receipt, first);
-    assert_int_equal(ctl_store_receipt(f->s, "alice", 8, receipt, sizeof receipt, &found),
+    set_nonce(nonce, 8);
+    assert_int_equal(ctl_store_receipt(f->s, "alice", nonce, receipt, sizeof receipt, &found),
                      CTL_ST_OK);
     assert_false(found);
+    /* the same nonce on a different order is a replay: rejected, stored as evidence only */
+    ctl_order_rec replay = order("alice", 7, 1001, MKT_BUY, 5, 5);
+    assert_int_equal(ctl_store_put_order(f->s, &replay, NULL, make_receipt, &calls, receipt,
+                                         sizeof receipt, &dup),
+                     CTL_ST_OK);
+    assert_int_equal(dup, 0);
+    assert_non_null(strstr(receipt, "replay"));
+    assert_int_equal(count(f->path, "SELECT count(*) FROM orders WHERE status = 1"), 1);
+    /* a rejected order's nonce stays free: the real order with it can still be accepted */
+    ctl_order_rec forged = order("zed", 1, 1001, MKT_BUY, 5, 5);
+    forged.status = CTL_ORDER_REJECTED;
+    strcpy(forged.reason, "bad_signature");
+    put(f->s, forged, "bad_signature", 0);
+    put(f->s, order("zed", 1, 1001, MKT_BUY, 5, 5), "accepted", 0);
 
-    /* nonce 9 supersedes 7 for the same interval; a late nonce 8 is rejected as superseded */
+    /* made at 9 it replaces the one made at 7; one made at 8 arriving late is superseded */
     put(f->s, order("alice", 9, 1001, MKT_SELL, 2000, 110000), "accepted", 0);
     put(f->s, order("alice", 8, 1001, MKT_SELL, 3000, 120000), "superseded", 0);
     /* another interval is independent */
     put(f->s, order("alice", 3, 1002, MKT_SELL, 500, 90000), "accepted", 0);
     assert_int_equal(count(f->path, "SELECT count(*) FROM orders WHERE interval_id = 1001 AND "
-                                    "status = 1 AND superseded = 0"),
+                                    "participant = 'alice' AND status = 1 AND superseded = 0"),
                      1);
-    assert_int_equal(count(f->path, "SELECT nonce FROM orders WHERE interval_id = 1001 AND "
-                                    "status = 1 AND superseded = 0"),
+    assert_int_equal(count(f->path, "SELECT created_ms FROM orders WHERE interval_id = 1001 AND "
+                                    "participant = 'alice' AND status = 1 AND superseded = 0"),
                      9);
     /* before the store's first interval: too late by definition */
     put(f->s, order("bob", 1, 999, MKT_BUY, 100, 100000), "gate_closed", 0);
     /* bounds */
-    ctl_order_rec bad = order("", 1, 1001, MKT_BUY, 1, 1);
-    assert_int_equal(ctl_store_put_order(f->s, &bad, make_receipt, NULL, receipt, sizeof receipt,
+    ctl_order_rec bad = order("", 1, 1001, MKT_BUY, 1, 1); /* accepted needs a participant */
+    assert_int_equal(ctl_store_put_order(f->s, &bad, NULL, make_receipt, NULL, receipt, sizeof receipt,
                                          &dup),
                      CTL_ST_E_INVAL);
     bad = order("carol", 1, 1001, MKT_BUY, 1, 1);
     bad.signed_len = CTL_SIGNED_MAX + 1;
-    assert_int_equal(ctl_store_put_order(f->s, &bad, make_receipt, NULL, receipt, sizeof receipt,
+    assert_int_equal(ctl_store_put_order(f->s, &bad, NULL, make_receipt, NULL, receipt, sizeof receipt,
                                          &dup),
                      CTL_ST_E_INVAL);
 }
@@ -402,7 +434,7 @@ static void sigkill_keeps_receipted_orders(void **state)
                                         100000);
                 char receipt[CTL_RECEIPT_MAX];
                 int dup;
-                if (ctl_store_put_order(s, &o, make_receipt, NULL, receipt, sizeof receipt, &dup))
+                if (ctl_store_put_order(s, &o, NULL, make_receipt, NULL, receipt, sizeof receipt, &dup))
                     _exit(4);
                 if (write(fds[1], &n, sizeof n) != sizeof n)
                     _exit(5);
@@ -428,7 +460,9 @@ static void sigkill_keeps_receipted_orders(void **state)
         assert_int_equal(ctl_store_open(f->path, &ID, &s, NULL, 0), CTL_ST_OK);
         for (uint64_t k = next_nonce; k <= last; k++) {
             int found;
-            assert_int_equal(ctl_store_receipt(s, "crashy", k, NULL, 0, &found), CTL_ST_OK);
+            uint8_t nonce[CTL_NONCE_BYTES];
+            set_nonce(nonce, k);
+            assert_int_equal(ctl_store_receipt(s, "crashy", nonce, NULL, 0, &found), CTL_ST_OK);
             assert_true(found);
         }
         ctl_store_free(s);
@@ -443,7 +477,7 @@ static void sigkill_keeps_receipted_orders(void **state)
                          0);
         assert_true(reported > 0 && last >= next_nonce);
         /* the next round continues after whatever the child committed */
-        next_nonce = (uint64_t)count(f->path, "SELECT max(nonce) FROM orders") + 1;
+        next_nonce = (uint64_t)count(f->path, "SELECT max(created_ms) FROM orders") + 1;
     }
 }
 
