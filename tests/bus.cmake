@@ -11,3 +11,6 @@ mgx_test(test_bus_client integration bus/test_bus_client.c
   LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO)
 target_include_directories(test_bus_client PRIVATE ${MGX_CTL_SRC})
 set_tests_properties(test_bus_client PROPERTIES TIMEOUT 120)
+
+mgx_test(test_payload unit bus/test_payload.c LIBS mgx_controller)
+target_include_directories(test_payload PRIVATE ${MGX_CTL_SRC})

@@ -793,13 +793,9 @@ int bus_topic_parse(const char *topic, char community[BUS_ID_MAX], char kind[BUS
     if (strncmp(topic, "mgx/v1/", 7) != 0)
         return BUS_E_INVAL;
     const char *p = topic + 7;
-    if (!take_level(&p, community) || !take_level(&p, kind) || !take_level(&p, id))
-        return BUS_E_INVAL;
-    if (*p == '\0')
+    if (take_level(&p, community) && take_level(&p, kind) && take_level(&p, id) &&
+        (*p == '\0' || (take_level(&p, leaf) && *p == '\0')))
         return BUS_OK;
-    if (!take_level(&p, leaf) || *p != '\0') {
-        community[0] = kind[0] = id[0] = leaf[0] = '\0';
-        return BUS_E_INVAL;
-    }
-    return BUS_OK;
+    community[0] = kind[0] = id[0] = leaf[0] = '\0';
+    return BUS_E_INVAL;
 }
