@@ -1,0 +1,8 @@
+# The home agent (mgx agent) and the community broker's security config (config/mosquitto/).
+add_library(mgx_test_mqtt STATIC agent/mqtt_client.c agent/secure_broker.c)
+target_include_directories(mgx_test_mqtt PUBLIC agent)
+target_compile_definitions(mgx_test_mqtt PRIVATE MGX_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+target_link_libraries(mgx_test_mqtt PUBLIC mgx_test_support PkgConfig::MOSQUITTO Threads::Threads
+  PRIVATE mgx_options)
+
+mgx_test(test_bus_acl integration agent/test_bus_acl.c LIBS mgx_test_mqtt)
