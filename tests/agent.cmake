@@ -6,3 +6,7 @@ target_link_libraries(mgx_test_mqtt PUBLIC mgx_test_support PkgConfig::MOSQUITTO
   PRIVATE mgx_options)
 
 mgx_test(test_bus_acl integration agent/test_bus_acl.c LIBS mgx_test_mqtt)
+
+# The public pricing API against the simulator's internal strategies.
+mgx_test(test_strategy unit agent/test_strategy.c LIBS mgx_sim)
+target_include_directories(test_strategy PRIVATE ${PROJECT_SOURCE_DIR}/sim/src)
