@@ -1,0 +1,11 @@
+# The controller daemon (controller/src/interval, store, ctl_daemon): unit tests of the pure
+# interval arithmetic and of the SQLite store on real files; integration tests that run
+# `mgx controller` against a real broker, kill it and restart it.
+set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller/src)
+
+mgx_test(test_interval unit controller/test_interval.c ${MGX_CTL_SRC}/interval.c)
+target_include_directories(test_interval PRIVATE ${MGX_CTL_SRC})
+
+mgx_test(test_store unit controller/test_store.c ${MGX_CTL_SRC}/store.c
+  LIBS mgx_market mgx_test_support PkgConfig::SQLITE)
+target_include_directories(test_store PRIVATE ${MGX_CTL_SRC} ${PROJECT_SOURCE_DIR}/meters/include)
