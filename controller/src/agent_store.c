@@ -466,3 +466,52 @@ int ags_result_put(ags_store *s, int64_t interval_id, const char *json, int64_t 
                     "INSERT OR REPLACE INTO results(interval_id,received_ms,json) VALUES(?,?,?)",
                     interval_id, json, now_ms);
 }
+
+int ags_order_get(ags_store *s, int64_t interval_id, ags_order *o, bool *found)
+{
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT nonce,side,energy_wh,price_uc_per_kwh,created_ms,expiry_s,"
+                           "state,sends,last_sent_ms FROM orders WHERE interval_id=?",
+                           -1, &st, NULL))
+        return db_fail(s, "order");
+    sqlite3_bind_int64(st, 1, interval_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(o, 0, sizeof *o);
+        o->interval_id = interval_id;
+        snprintf(o->nonce_hex, sizeof o->nonce_hex, "%s", (const char *)sqlite3_column_text(st, 0));
+        o->side = sqlite3_column_int(st, 1);
+        o->energy_wh = sqlite3_column_int64(st, 2);
+        o->price_uc_per_kwh = sqlite3_column_int64(st, 3);
+        o->created_ms = sqlite3_column_int64(st, 4);
+        o->expiry_s = sqlite3_column_int64(st, 5);
+        snprintf(o->state, sizeof o->state, "%s", (const char *)sqlite3_column_text(st, 6));
+        o->sends = sqlite3_column_int(st, 7);
+        o->last_sent_ms = sqlite3_column_int64(st, 8);
+        *found = true;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? AGS_OK : db_fail(s, "order");
+}
+
+int ags_trades_get(ags_store *s, int64_t interval_id, char *buf, size_t cap, bool *found)
+{
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(s->db, "SELECT json FROM trades WHERE interval_id=?", -1, &st, NULL))
+        return db_fail(s, "trades");
+    sqlite3_bind_int64(st, 1, interval_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        size_t n = strlen(t);
+        if (n < cap) {
+            memcpy(buf, t, n + 1);
+            *found = true;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? AGS_OK : db_fail(s, "trades");
+}

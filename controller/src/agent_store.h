@@ -82,6 +82,9 @@ int ags_pending(ags_store *s, ags_order_fn fn, void *ctx);
 /* Counts orders in a state (AGS_PENDING, ...). */
 int ags_count(ags_store *s, const char *state, int64_t *n);
 
+/* The order of interval_id without its JSON (o->json = NULL); *found false when none. */
+int ags_order_get(ags_store *s, int64_t interval_id, ags_order *o, bool *found);
+
 /* Records one more publish of an order, at real time now_ms. */
 int ags_order_sent(ags_store *s, int64_t interval_id, int64_t now_ms);
 /* Marks a pending order unanswered (no receipt long after its gate). */
@@ -103,5 +106,8 @@ int ags_receipt(ags_store *s, int64_t interval_id, const char *nonce_hex, bool a
 /* Keeps the latest trades / market result message of an interval (a republish replaces it). */
 int ags_trades_put(ags_store *s, int64_t interval_id, const char *json, int64_t now_ms);
 int ags_result_put(ags_store *s, int64_t interval_id, const char *json, int64_t now_ms);
+/* The stored trades message of an interval, copied into buf (cap bytes); *found false when
+ * none (or when it does not fit). */
+int ags_trades_get(ags_store *s, int64_t interval_id, char *buf, size_t cap, bool *found);
 
 #endif
