@@ -65,6 +65,8 @@ static void test_home_publishes_own_order_and_reading(void **state)
     assert_int_equal(pub(meter, "mgx/v1/t1/meter/h-a/state", "{\"import_wh\":5}", true), 0);
     assert_int_equal(pub(meter, "mgx/v1/t1/meter/h-a/meta", "{\"model\":\"x\"}", true), 0);
     assert_int_equal(pub(a, "mgx/v1/t1/status/h-a/agent", "online", true), 0);
+    /* the bus client's own status topic: status/<client id> */
+    assert_int_equal(pub(a, "mgx/v1/t1/status/h-a-agent", "online", true), 0);
 
     tc_message m;
     assert_true(tc_wait_topic(ctl, "mgx/v1/t1/order/h-a", NULL, &m, T_MS));
@@ -73,6 +75,7 @@ static void test_home_publishes_own_order_and_reading(void **state)
     assert_string_equal(m.payload, "{\"import_wh\":5}");
     assert_true(tc_wait_topic(ctl, "mgx/v1/t1/meter/h-a/meta", NULL, NULL, T_MS));
     assert_true(tc_wait_topic(ctl, "mgx/v1/t1/status/h-a/agent", NULL, NULL, T_MS));
+    assert_true(tc_wait_topic(ctl, "mgx/v1/t1/status/h-a-agent", NULL, NULL, T_MS));
     tc_free(meter);
     tc_free(a);
     tc_free(ctl);
@@ -88,6 +91,7 @@ static const char *const FORGED[] = {
     "mgx/v1/t2/trades/h-a",        /* a trade confirmation, likewise */
     "mgx/v1/t2/market/42/result",  /* a public market result */
     "mgx/v1/t2/status/h-b/agent",  /* B's online status */
+    "mgx/v1/t2/status/h-b-agent",  /* B's agent's status (A's client id is h-a-agent) */
     "mgx/v1/t2/status/controller", /* the controller's status */
     "mgx/v1/t2/order/h-a/extra",   /* below its own order topic */
     "mgx/v1/t2/order",             /* the level above */
