@@ -10,3 +10,4 @@ mgx_test(test_reconcile_kat unit ledger/test_reconcile_kat.c LIBS mgx_settlement
 mgx_test(test_reconcile_props unit ledger/test_reconcile_props.c LIBS mgx_settlement)
 target_compile_definitions(test_reconcile_props PRIVATE
   MGX_PROP_INTERVALS=${MGX_LEDGER_PROP_INTERVALS})
+mgx_test(test_merkle unit ledger/test_merkle.c LIBS mgx_settlement PkgConfig::SODIUM)
