@@ -11,3 +11,4 @@ mgx_test(test_reconcile_props unit ledger/test_reconcile_props.c LIBS mgx_settle
 target_compile_definitions(test_reconcile_props PRIVATE
   MGX_PROP_INTERVALS=${MGX_LEDGER_PROP_INTERVALS})
 mgx_test(test_merkle unit ledger/test_merkle.c LIBS mgx_settlement PkgConfig::SODIUM)
+mgx_test(test_ledger_records unit ledger/test_ledger_records.c LIBS mgx_settlement PkgConfig::SODIUM)
