@@ -12,3 +12,8 @@ target_compile_definitions(test_reconcile_props PRIVATE
   MGX_PROP_INTERVALS=${MGX_LEDGER_PROP_INTERVALS})
 mgx_test(test_merkle unit ledger/test_merkle.c LIBS mgx_settlement PkgConfig::SODIUM)
 mgx_test(test_ledger_records unit ledger/test_ledger_records.c LIBS mgx_settlement PkgConfig::SODIUM)
+# `mgx ledger` end to end on real SQLite files (the binary comes through $MGX_BIN).
+mgx_test(test_cli_ledger integration ledger/test_cli_ledger.c ledger/ledger_harness.c
+  LIBS mgx_test_support PkgConfig::JANSSON PkgConfig::SQLITE)
+add_dependencies(test_cli_ledger mgx)
+set_tests_properties(test_cli_ledger PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
