@@ -3,3 +3,23 @@
 # batch structure. Integration: the C-built transactions executed in LiteSVM (node), and the
 # outbox against a JSON-RPC server backed by LiteSVM.
 mgx_test(test_solana_kat unit solana/test_solana_kat.c LIBS mgx_settlement PkgConfig::SODIUM)
+
+# The C side of the LiteSVM tests: prints ATAs, curve checks, approvals and signed batches.
+add_executable(solana_txgen solana/solana_txgen.c)
+target_link_libraries(solana_txgen PRIVATE mgx_settlement mgx_options PkgConfig::SODIUM
+  PkgConfig::JANSSON)
+
+# LiteSVM: node runs the C-built transactions in a real Solana runtime. Needs `npm ci` in
+# tests/solana (.ci/setup runs it); without node_modules the test reports itself skipped.
+find_program(MGX_NODE node)
+if(MGX_NODE)
+  add_test(NAME test_solana_litesvm
+    COMMAND ${MGX_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/solana/settle.test.mjs)
+  set_tests_properties(test_solana_litesvm PROPERTIES LABELS integration SKIP_RETURN_CODE 77
+    TIMEOUT 120 ENVIRONMENT "MGX_SOLANA_TXGEN=$<TARGET_FILE:solana_txgen>")
+  add_dependencies(solana_txgen mgx_settlement)
+else()
+  add_test(NAME test_solana_litesvm
+    COMMAND sh -c "echo 'SKIP: node is not installed; the LiteSVM tests need Node.js 20'; exit 77")
+  set_tests_properties(test_solana_litesvm PROPERTIES LABELS integration SKIP_RETURN_CODE 77)
+endif()
