@@ -3,6 +3,8 @@
 # batch structure. Integration: the C-built transactions executed in LiteSVM (node), and the
 # outbox against a JSON-RPC server backed by LiteSVM.
 mgx_test(test_solana_kat unit solana/test_solana_kat.c LIBS mgx_settlement PkgConfig::SODIUM)
+mgx_test(test_solana_batch unit solana/test_solana_batch.c LIBS mgx_settlement PkgConfig::SODIUM)
+target_compile_definitions(test_solana_batch PRIVATE _GNU_SOURCE) # memmem
 
 # The C side of the LiteSVM tests: prints ATAs, curve checks, approvals and signed batches.
 add_executable(solana_txgen solana/solana_txgen.c)
