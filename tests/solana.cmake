@@ -25,3 +25,16 @@ else()
     COMMAND sh -c "echo 'SKIP: node is not installed; the LiteSVM tests need Node.js 20'; exit 77")
   set_tests_properties(test_solana_litesvm PROPERTIES LABELS integration SKIP_RETURN_CODE 77)
 endif()
+
+# The outbox and JSON-RPC client against a LiteSVM-backed JSON-RPC server (rpc_server.mjs).
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+if(MGX_NODE)
+  mgx_test(test_solana_outbox integration solana/test_solana_outbox.c
+    ${PROJECT_SOURCE_DIR}/controller/src/solana_rpc.c
+    ${PROJECT_SOURCE_DIR}/controller/src/solana_outbox.c
+    LIBS mgx_settlement mgx_test_support PkgConfig::SODIUM PkgConfig::JANSSON PkgConfig::SQLITE
+      PkgConfig::CURL)
+  target_include_directories(test_solana_outbox PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  target_compile_definitions(test_solana_outbox PRIVATE MGX_NODE="${MGX_NODE}")
+  set_tests_properties(test_solana_outbox PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()

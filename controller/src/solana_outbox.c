@@ -272,11 +272,17 @@ out:
     return rc;
 }
 
-/* A preflight refusal other than an unknown blockhash means the instructions themselves fail
- * (e.g. an allowance too small); such a transaction is not rebuilt once it expires. */
+/* A preflight refusal other than an unknown blockhash or a duplicate means the instructions
+ * themselves fail (e.g. an allowance too small); such a transaction is not rebuilt once it
+ * expires. */
 static int is_rejection(const char *err)
 {
-    return strstr(err, "lockhash not found") == NULL && strstr(err, "BlockhashNotFound") == NULL;
+    static const char *const benign[] = {"lockhash not found", "BlockhashNotFound",
+                                         "already been processed", "AlreadyProcessed"};
+    for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
+        if (strstr(err, benign[i]))
+            return 0;
+    return 1;
 }
 
 /* Records the send, commits, then sends the row's bytes. */
