@@ -28,6 +28,10 @@ endif()
 
 # The outbox and JSON-RPC client against a LiteSVM-backed JSON-RPC server (rpc_server.mjs).
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+mgx_test(test_solana_rpc unit solana/test_solana_rpc.c
+  ${PROJECT_SOURCE_DIR}/controller/src/solana_rpc.c
+  LIBS mgx_settlement PkgConfig::SODIUM PkgConfig::JANSSON PkgConfig::CURL)
+target_include_directories(test_solana_rpc PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
 if(MGX_NODE)
   mgx_test(test_solana_outbox integration solana/test_solana_outbox.c
     ${PROJECT_SOURCE_DIR}/controller/src/solana_rpc.c
