@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PERIOD_MS 1000
+#define PERIOD_MS     1000
 #define MAX_LISTENERS 64
 
 typedef struct {
@@ -105,8 +105,8 @@ static void serve_child(size_t n, mtr_server_profile profile, int port_fd, int c
             break; /* EOF: the parent is done */
         int64_t wh = 1000 + (int64_t)((mono_s() - t0) / 3.6);
         for (size_t h = 0; h < n; h++)
-            mtr_server_set(srv[h / MTR_SERVER_UNITS], (uint8_t)(h % MTR_SERVER_UNITS + 1), 1000,
-                           wh, 1000);
+            mtr_server_set(srv[h / MTR_SERVER_UNITS], (uint8_t)(h % MTR_SERVER_UNITS + 1), 1000, wh,
+                           1000);
     }
     for (size_t i = 0; i < ns; i++)
         mtr_server_free(srv[i]);
@@ -211,8 +211,8 @@ static int bench_poller(size_t n, const uint16_t *ports, const bench_opts *o, do
     mtr_poller_stats st;
     mtr_poller_stats_get(p, &st);
     qsort(c.age, c.n_age, sizeof *c.age, cmp_double);
-    printf("%7zu  %-9s %9.0f %9zu %7llu %7llu %8.2f %8.2f %8.2f %8.3f %8s %5zu/%-3u\n", n,
-           "poller", (double)c.polls / (ticks * PERIOD_MS / 1000), n * 1000 / PERIOD_MS,
+    printf("%7zu  %-9s %9.0f %9zu %7llu %7llu %8.2f %8.2f %8.2f %8.3f %8s %5zu/%-3u\n", n, "poller",
+           (double)c.polls / (ticks * PERIOD_MS / 1000), n * 1000 / PERIOD_MS,
            (unsigned long long)c.failed, (unsigned long long)c.flagged, pct(c.age, c.n_age, 0.5),
            pct(c.age, c.n_age, 0.99), c.n_age ? c.age[c.n_age - 1] : 0, cpu / wall, "",
            mtr_poller_lanes(p), mtr_poller_threads(p));
@@ -258,10 +258,10 @@ static int bench_baseline(size_t n, const uint16_t *ports, mtr_server_profile pr
     }
     double wall = mono_s() - t0, cpu = cpu_s(RUSAGE_SELF) - cpu0;
     qsort(lat, n_lat, sizeof *lat, cmp_double);
-    printf("%7zu  %-9s %9.0f %9s %7llu %7s %8.3f %8.3f %8.3f %8.3f  (per read; 1 thread, %zu conn)\n",
-           n, "baseline", (double)n_lat / wall, "max", (unsigned long long)errors, "-",
-           pct(lat, n_lat, 0.5), pct(lat, n_lat, 0.99), n_lat ? lat[n_lat - 1] : 0, cpu / wall,
-           ns);
+    printf(
+        "%7zu  %-9s %9.0f %9s %7llu %7s %8.3f %8.3f %8.3f %8.3f  (per read; 1 thread, %zu conn)\n",
+        n, "baseline", (double)n_lat / wall, "max", (unsigned long long)errors, "-",
+        pct(lat, n_lat, 0.5), pct(lat, n_lat, 0.99), n_lat ? lat[n_lat - 1] : 0, cpu / wall, ns);
     rc = 0;
 out:
     for (size_t i = 0; i < ns; i++)
