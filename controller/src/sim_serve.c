@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -152,6 +153,12 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         return -1;
     }
     const char *profile = s->o.profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec";
+    /* The meters library rejects a counter rise above rated power x real elapsed time; at N x
+     * real time energy flows N times faster, so the rating (default 100 A) is scaled by N, or
+     * the check turned off (0) where that exceeds the key's range of 100,000 A. */
+    long rated = -1;
+    if (s->o.clock_speed > 1)
+        rated = 100 * s->o.clock_speed <= 100000 ? (long)ceil(100 * s->o.clock_speed) : 0;
     char community[64];
     if (s->o.community)
         snprintf(community, sizeof community, "%s", s->o.community);
@@ -165,6 +172,11 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
             "; host = 127.0.0.1   ; the community's broker, and credentials if it needs them\n"
             "; port = 1883\n",
             s->sc->name, community);
+    if (rated >= 0)
+        fprintf(f,
+                "; rated_current_a: 100 A x --clock-speed %g (0: check off), because energy flows\n"
+                "; that much faster than real time; see docs/simulator.md.\n",
+                s->o.clock_speed);
     for (size_t h = 0; h < s->homes; h++) {
         char id[80];
         meter_id(s->sc, h, id, sizeof id);
@@ -172,6 +184,8 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         fprintf(f, "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
                 id, profile, host, (unsigned)mtr_server_port(s->servers[h / MTR_SERVER_UNITS]),
                 (unsigned)(h % MTR_SERVER_UNITS + 1));
+        if (rated >= 0)
+            fprintf(f, "rated_current_a = %ld\n", rated);
     }
     int bad = ferror(f);
     bad |= fclose(f) != 0;
