@@ -8,7 +8,8 @@ mgx_test(test_meter_server integration simmeters/test_meter_server.c
   LIBS mgx_meters PkgConfig::MODBUS Threads::Threads ${MATH_LIBRARY})
 mgx_test(test_meter_trace unit simmeters/test_meter_trace.c LIBS mgx_sim)
 mgx_test(test_sim_serve integration simmeters/test_sim_serve.c
-  LIBS mgx_test_support mgx_meters PkgConfig::MODBUS Threads::Threads ${MATH_LIBRARY})
+  LIBS mgx_test_support mgx_meters PkgConfig::MODBUS PkgConfig::INIH PkgConfig::JANSSON
+    Threads::Threads ${MATH_LIBRARY})
 add_dependencies(test_sim_serve mgx)
 set_tests_properties(test_sim_serve PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>" TIMEOUT 120)
 

@@ -14,6 +14,7 @@
 #include "opt.h"
 #include "sim_serve.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <getopt.h>
@@ -53,7 +54,9 @@ static const char SIM_USAGE[] =
     "                   interval in 9.4 s, 1440 a day in a minute)\n"
     "  --clock-start MS wall time (Unix ms) at which the scenario starts (default: now), to\n"
     "                   share one accelerated clock with other processes\n"
-    "  --meter-config FILE  write the meters as [meter ID] sections for `mgx meter`\n"
+    "  --meter-config FILE  write a config for `mgx meter FILE`: [bus] and one [meter ID]\n"
+    "                   section per home\n"
+    "  --community NAME its [bus] community (default: the scenario's name)\n"
     "  --meter-start-wh N   counters before the first interval (default 0; SunSpec reads an\n"
     "                   acc32 of 0 as \"not implemented\", so give sunspec meters e.g. 1000)\n"
     "  --linger S       after the scenario, keep serving the final counters S seconds\n"
@@ -135,6 +138,16 @@ static int serve_opt(int ch, const char *arg, sim_opts *o)
             return 0;
         fprintf(stderr, "mgx sim: --meter-start-wh needs a whole number of Wh from 0 to 1e15\n");
         return -1;
+    case 'N':
+        for (const char *p = arg; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+                arg = "";
+        if (*arg && strlen(arg) <= 63) {
+            o->srv.community = arg;
+            return 0;
+        }
+        fprintf(stderr, "mgx sim: --community needs 1-63 characters of A-Z a-z 0-9 _ -\n");
+        return -1;
     default: /* 'L' */
         if (ctl_opt_int64(arg, 0, INT64_C(31536000000), &v) == 0) {
             o->linger_s = v;
@@ -159,6 +172,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"meter-config", required_argument, NULL, 'W'},
         {"meter-start-wh", required_argument, NULL, 'E'},
         {"linger", required_argument, NULL, 'L'},
+        {"community", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->runs = 1;
@@ -209,6 +223,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         case 'W':
         case 'E':
         case 'L':
+        case 'N':
             if (ch == 'M')
                 o->serve = 1;
             else

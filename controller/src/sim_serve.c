@@ -8,8 +8,10 @@
 #include "mgx/meter_trace.h"
 #include "mgx/simdata.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -127,6 +129,17 @@ static void meter_id(const sim_scenario *sc, size_t h, char *out, size_t len)
     snprintf(out, len, "%s", name);
 }
 
+/* The scenario's name as a bus community id (1-63 of A-Z a-z 0-9 _ -). */
+static void community_of(const sim_scenario *sc, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = sc->name; *p && n + 1 < len && n < 63; p++)
+        out[n++] = isalnum((unsigned char)*p) || *p == '_' || *p == '-' ? *p : '-';
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, len, "sim");
+}
+
 static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
 {
     char tmp[4096];
@@ -140,10 +153,30 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         return -1;
     }
     const char *profile = s->o.profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec";
+    /* The meters library rejects a counter rise above rated power x real elapsed time; at N x
+     * real time energy flows N times faster, so the rating (default 100 A) is scaled by N, or
+     * the check turned off (0) where that exceeds the key's range of 100,000 A. */
+    long rated = -1;
+    if (s->o.clock_speed > 1)
+        rated = 100 * s->o.clock_speed <= 100000 ? (long)ceil(100 * s->o.clock_speed) : 0;
+    char community[64];
+    if (s->o.community)
+        snprintf(community, sizeof community, "%s", s->o.community);
+    else
+        community_of(s->sc, community, sizeof community);
     fprintf(f,
             "; Written by `mgx sim --serve-modbus` for scenario '%s': the simulated meter of\n"
-            "; each home (ids as in homes.csv). Keys: docs/meters.md; see docs/simulator.md.\n",
-            s->sc->name);
+            "; each home (ids as in homes.csv), ready for `mgx meter FILE`. Keys:\n"
+            "; docs/meter-daemon.md ([bus]) and docs/meters.md ([meter]); docs/simulator.md.\n"
+            "\n[bus]\ncommunity = %s\n"
+            "; host = 127.0.0.1   ; the community's broker, and credentials if it needs them\n"
+            "; port = 1883\n",
+            s->sc->name, community);
+    if (rated >= 0)
+        fprintf(f,
+                "; rated_current_a: 100 A x --clock-speed %g (0: check off), because energy flows\n"
+                "; that much faster than real time; see docs/simulator.md.\n",
+                s->o.clock_speed);
     for (size_t h = 0; h < s->homes; h++) {
         char id[80];
         meter_id(s->sc, h, id, sizeof id);
@@ -151,6 +184,8 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         fprintf(f, "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
                 id, profile, host, (unsigned)mtr_server_port(s->servers[h / MTR_SERVER_UNITS]),
                 (unsigned)(h % MTR_SERVER_UNITS + 1));
+        if (rated >= 0)
+            fprintf(f, "rated_current_a = %ld\n", rated);
     }
     int bad = ferror(f);
     bad |= fclose(f) != 0;

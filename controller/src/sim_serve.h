@@ -27,6 +27,7 @@ typedef struct {
     int64_t clock_start_ms;     /* wall Unix ms of the scenario's start; 0: when the run starts */
     int64_t start_wh;           /* every counter's value before the first interval */
     const char *meter_config;   /* INI for `mgx meter` to write, or NULL */
+    const char *community;      /* its [bus] community; NULL: from the scenario's name */
     int quiet;                  /* log warnings and errors only */
 } ctl_serve_opts;
 
