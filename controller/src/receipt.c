@@ -1,0 +1,157 @@
+/*
+ * Receipts: the controller's answer to each order, and their JSON form. Declared in
+ * order_msg.h next to the reason codes they carry; kept apart from the order encoding because
+ * nothing here is signed.
+ */
+#include "order_msg.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void ctl_receipt_for(ctl_receipt *r, const ctl_order_msg *m, int reason, const char *detail,
+                     int64_t controller_time_ms)
+{
+    if (!r)
+        return;
+    memset(r, 0, sizeof *r);
+    if (m) {
+        if (ctl_id_valid(m->participant))
+            memcpy(r->participant, m->participant, sizeof r->participant);
+        r->interval_id = m->interval_id;
+        memcpy(r->nonce, m->nonce, sizeof r->nonce);
+    }
+    r->reason = reason;
+    r->controller_time_ms = controller_time_ms;
+    if (detail) {
+        size_t i = 0;
+        for (; detail[i] && i + 1 < sizeof r->detail; i++) {
+            unsigned char c = (unsigned char)detail[i];
+            r->detail[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        }
+        r->detail[i] = '\0';
+    }
+}
+
+/* Appends printable ASCII s as a JSON string body (escaping " and \). */
+static size_t put_escaped(char *out, size_t cap, size_t n, const char *s)
+{
+    for (; *s && n + 2 < cap; s++) {
+        if (*s == '"' || *s == '\\')
+            out[n++] = '\\';
+        out[n++] = *s;
+    }
+    return n;
+}
+
+int ctl_receipt_to_json(const ctl_receipt *r, char *out, size_t cap, size_t *len)
+{
+    const char *name = r ? ctl_reason_name(r->reason) : NULL;
+    if (!name || (r->participant[0] && !ctl_id_valid(r->participant)))
+        return CTL_R_MALFORMED;
+    if (!out || cap < CTL_RECEIPT_JSON_MAX)
+        return CTL_R_INTERNAL; /* a fixed bound keeps the escaping loop simple */
+    char nonce[2 * CTL_ORDER_NONCE_BYTES + 1];
+    ctl_nonce_hex(r->nonce, nonce);
+    int w = snprintf(out, cap,
+                     "{\"v\":1,\"participant\":\"%s\",\"interval_id\":%lld,\"nonce\":\"%s\","
+                     "\"status\":\"%s\",\"reason\":\"%s\",\"detail\":\"",
+                     r->participant, (long long)r->interval_id, nonce,
+                     ctl_reason_is_accept(r->reason) ? "accepted" : "rejected", name);
+    if (w < 0 || (size_t)w >= cap)
+        return CTL_R_INTERNAL;
+    char detail[CTL_DETAIL_MAX];
+    size_t d = 0;
+    for (; d + 1 < sizeof detail && r->detail[d]; d++) {
+        unsigned char c = (unsigned char)r->detail[d];
+        detail[d] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    detail[d] = '\0';
+    size_t n = put_escaped(out, cap, (size_t)w, detail);
+    w = snprintf(out + n, cap - n, "\",\"controller_time_ms\":%lld}",
+                 (long long)r->controller_time_ms);
+    if (w < 0 || (size_t)w >= cap - n)
+        return CTL_R_INTERNAL;
+    if (len)
+        *len = n + (size_t)w;
+    return CTL_R_OK;
+}
+
+__attribute__((format(printf, 3, 4))) static int bad(char *detail, size_t cap, const char *fmt,
+                                                     ...)
+{
+    if (detail && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, cap, fmt, ap);
+        va_end(ap);
+    }
+    return CTL_R_MALFORMED;
+}
+
+static int hexdigit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int ctl_receipt_from_json(const char *json, size_t len, ctl_receipt *r, char *detail, size_t cap)
+{
+    if (detail && cap)
+        detail[0] = '\0';
+    if (!json || !r)
+        return bad(detail, cap, "no input");
+    memset(r, 0, sizeof *r);
+    if (len > CTL_RECEIPT_JSON_MAX)
+        return bad(detail, cap, "receipt longer than %d bytes", CTL_RECEIPT_JSON_MAX);
+    json_error_t err;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root)
+        return bad(detail, cap, "not JSON: %.80s", err.text);
+    int rc = CTL_R_MALFORMED;
+    json_int_t v = 0, interval = 0, t = 0;
+    const char *part = NULL, *nonce = NULL, *status = NULL, *reason = NULL, *text = NULL;
+    size_t nkeys = json_is_object(root) ? json_object_size(root) : 0;
+    if (nkeys != 8 ||
+        json_unpack_ex(root, &err, JSON_STRICT, "{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:I}", "v",
+                       &v, "participant", &part, "interval_id", &interval, "nonce", &nonce,
+                       "status", &status, "reason", &reason, "detail", &text,
+                       "controller_time_ms", &t) != 0) {
+        bad(detail, cap, "not a receipt object: %.80s", nkeys == 8 ? err.text : "field count");
+        goto out;
+    }
+    int code = ctl_reason_parse(reason);
+    if (v != 1) {
+        bad(detail, cap, "v: unsupported version");
+        goto out;
+    }
+    if (part[0] && !ctl_id_valid(part)) {
+        bad(detail, cap, "participant: not a valid id");
+        goto out;
+    }
+    if (code < 0 || strcmp(status, ctl_reason_is_accept(code) ? "accepted" : "rejected") != 0) {
+        bad(detail, cap, "status/reason: unknown or inconsistent");
+        goto out;
+    }
+    if (strlen(nonce) != 2 * CTL_ORDER_NONCE_BYTES) {
+        bad(detail, cap, "nonce: must be %d hex digits", 2 * CTL_ORDER_NONCE_BYTES);
+        goto out;
+    }
+    uint8_t raw[CTL_ORDER_NONCE_BYTES];
+    for (size_t i = 0; i < CTL_ORDER_NONCE_BYTES; i++) {
+        int hi = hexdigit(nonce[2 * i]), lo = hexdigit(nonce[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            bad(detail, cap, "nonce: must be lower-case hex");
+            goto out;
+        }
+        raw[i] = (uint8_t)(hi << 4 | lo);
+    }
+    ctl_receipt_for(r, NULL, code, text, (int64_t)t);
+    snprintf(r->participant, sizeof r->participant, "%s", part);
+    r->interval_id = (int64_t)interval;
+    memcpy(r->nonce, raw, sizeof raw);
+    rc = CTL_R_OK;
+out:
+    json_decref(root);
+    return rc;
+}
