@@ -24,3 +24,6 @@ mgx_test(test_ledger_crash integration ledger/test_ledger_crash.c ledger/ledger_
 add_dependencies(test_ledger_crash mgx)
 set_tests_properties(test_ledger_crash PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>"
   TIMEOUT 300)
+if(MGX_SANITIZE)
+  target_compile_definitions(test_ledger_crash PRIVATE MGX_CRASH_RANDOM_RUNS=20)
+endif()

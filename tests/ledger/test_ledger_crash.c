@@ -2,7 +2,7 @@
  * Crash tests of exactly-once settlement (label integration). The real mgx binary settles
  * intervals into one SQLite file and is killed with SIGKILL:
  *   - at each named crash point inside ctl_ledger_settle (MGX_CRASH_AT, 20 hits per point);
- *   - at random moments by this test (kill -9 after a random delay, at least 40 runs).
+ *   - at random moments by this test (kill -9 after a random delay, 40 runs; 20 when sanitized).
  * After every kill, `mgx ledger verify` must pass, and settling the interval again must end
  * with exactly one block for it: intervals are never lost or duplicated. At the end the block
  * count equals the number of distinct intervals and verify passes once more.
@@ -23,6 +23,10 @@
 #include <sqlite3.h>
 
 #include "broker.h"
+
+#ifndef MGX_CRASH_RANDOM_RUNS
+#define MGX_CRASH_RANDOM_RUNS 40 /* the sanitized build runs 20: each process starts slower */
+#endif
 #include "ledger_harness.h"
 
 static char *dir;
@@ -121,7 +125,7 @@ static void named_points(void **state)
 static void random_kills(void **state)
 {
     (void)state;
-    enum { RUNS = 40 };
+    enum { RUNS = MGX_CRASH_RANDOM_RUNS };
     long long total = 0, before = 0;
     snprintf(db, sizeof db, "%s/random.db", dir); /* its own ledger, so verify stays quick */
     char in[512];
