@@ -1,14 +1,96 @@
 /*
- * `mgx agent`: placeholder until the subcommand lands; it says so instead of pretending.
+ * `mgx agent CONFIG [--clock-speed N] [--clock-anchor REAL_S:SIM_S]`: runs a home's trading
+ * agent until SIGINT or SIGTERM. The work is in agent.c; this file parses the command line and
+ * handles signals. docs/agent.md explains the config file.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "mgx/cli.h"
 
+#include "agent.h"
+#include "agent_config.h"
+#include "interval.h"
+#include "opt.h"
+
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: mgx agent CONFIG [--clock-speed N] [--clock-anchor REAL_S:SIM_S]\n\n"
+          "Runs a home's trading agent: follows the home's meter on the bus, forecasts each\n"
+          "interval by persistence, prices it with the configured strategy (as in mgx sim),\n"
+          "signs the order, keeps it in a local outbox and resends it until the controller's\n"
+          "receipt arrives. Stops cleanly on SIGINT or SIGTERM.\n\n"
+          "  --clock-speed N             run the market clock N times faster than real time\n"
+          "                              (demos and tests; the controller must use the same)\n"
+          "  --clock-anchor REAL_S:SIM_S real Unix time REAL_S is market time SIM_S (Unix s or\n"
+          "                              2024-06-01T00:00:00Z); default: now is now\n\n"
+          "The config file's [bus] and [agent] keys are described in docs/agent.md.\n",
+          out);
+}
 
 int ctl_cmd_agent(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fputs("mgx agent: not available in this build yet\n", stderr);
-    return CTL_EXIT_FAILURE;
+    const char *path = NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    ctl_clock clock = {now_ms, now_ms, 1};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return CTL_EXIT_OK;
+        } else if (!strcmp(argv[i], "--clock-speed") && i + 1 < argc) {
+            if (ctl_opt_int64(argv[++i], 1, CTL_CLOCK_MAX_SPEED, &clock.speed)) {
+                fprintf(stderr, "mgx agent: --clock-speed: expected an integer 1..%lld\n",
+                        (long long)CTL_CLOCK_MAX_SPEED);
+                return CTL_EXIT_USAGE;
+            }
+        } else if (!strcmp(argv[i], "--clock-anchor") && i + 1 < argc) {
+            if (ctl_clock_parse_anchor(argv[++i], &clock) != CTL_IV_OK) {
+                fprintf(stderr, "mgx agent: --clock-anchor: expected REAL_S:SIM_S\n");
+                return CTL_EXIT_USAGE;
+            }
+        } else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, "mgx agent: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return CTL_EXIT_USAGE;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return CTL_EXIT_USAGE;
+    }
+    static agc_config cfg;
+    char err[512];
+    if (agc_load(path, &cfg, err, sizeof err)) {
+        fprintf(stderr, "mgx agent: %s\n", err);
+        return CTL_EXIT_FAILURE;
+    }
+    agent *a = NULL;
+    if (agent_new(&cfg, &clock, &a, err, sizeof err)) {
+        fprintf(stderr, "mgx agent: %s\n", err);
+        return CTL_EXIT_FAILURE;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    stop_flag = 0;
+    int rc = agent_run(a, &stop_flag);
+    agent_free(a);
+    return rc ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 }

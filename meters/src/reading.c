@@ -6,22 +6,6 @@
 
 #include <stddef.h>
 
-const char *mtr_strerror(int code)
-{
-    switch (code) {
-    case MTR_OK:
-        return "success";
-    case MTR_E_INVAL:
-        return "invalid argument";
-    case MTR_E_BACKWARDS:
-        return "meter counter went backwards";
-    case MTR_E_IMPLAUSIBLE:
-        return "energy exceeds what the meter's rated power allows";
-    default:
-        return "unknown error";
-    }
-}
-
 static int delta(int64_t a, int64_t b, int64_t max_wh, int64_t *out)
 {
     int64_t d;

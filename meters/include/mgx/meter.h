@@ -27,7 +27,8 @@ enum {
     MTR_Q_JUMP = 1u << 4,          /* a counter rose more than the rated current allows */
     MTR_Q_RESET = 1u << 5,         /* the meter's counters were reset (new baseline) */
     MTR_Q_ROLLOVER = 1u << 6,      /* a counter wrapped; the delta was corrected */
-    MTR_Q_NEGATIVE = 1u << 7       /* a counter read negative */
+    MTR_Q_NEGATIVE = 1u << 7,      /* a counter read negative */
+    MTR_Q_RANGE = 1u << 8          /* a value beyond what mgx represents (|x| > 1e15) */
 };
 
 /* One reading of one device. Energy counters are cumulative totals in integer Wh. */

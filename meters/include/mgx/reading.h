@@ -11,18 +11,13 @@
 
 #include <stdint.h>
 
+#include "mgx/meter_error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum {
-    MTR_OK = 0,
-    MTR_E_INVAL = -1,     /* NULL pointer, non-increasing time or non-positive rating */
-    MTR_E_BACKWARDS = -2, /* a counter went down */
-    MTR_E_IMPLAUSIBLE = -3 /* more energy than the rated power allows in the elapsed time */
-};
-
-const char *mtr_strerror(int code);
+/* Return codes (MTR_OK, MTR_E_BACKWARDS, ...) and mtr_strerror. */
 
 typedef struct {
     int64_t time_ms;   /* Unix time of the reading, milliseconds */

@@ -1,0 +1,89 @@
+/*
+ * mgx meters: reading one device over Modbus with libmodbus. Two objects:
+ *
+ *  - mtr_link: one libmodbus context, i.e. one TCP connection to host:port or one open serial
+ *    port. Several devices may share a link (units behind one gateway, meters on one RS-485
+ *    bus): the unit id is set before every request. It connects lazily, and after a timeout,
+ *    a malformed reply or a dropped connection it closes itself so the next use reconnects
+ *    (a late reply must never be taken for the answer to the next request). Each reconnect
+ *    bumps its generation.
+ *  - mtr_device: what is known about one configured device between polls: its profile, the
+ *    SunSpec chain discovered over the current connection (discovered again when the link's
+ *    generation changes), its counter filter state and its meta.
+ *
+ * mtr_device_read polls once: every Modbus request is retried up to `retries` times with
+ * backoff retry_backoff_ms x 2^(k-1) on timeouts, malformed replies, dropped connections and
+ * the exceptions "busy" (6) and "acknowledge" (5); other exceptions are final.
+ *
+ * Thread safety: a link and a device are used by one thread at a time (the poller moves them
+ * between threads but never shares them); distinct objects are independent.
+ */
+#ifndef MGX_MODBUS_DEVICE_H
+#define MGX_MODBUS_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mgx/device_config.h"
+#include "mgx/meter.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A clock in Unix milliseconds; NULL means CLOCK_REALTIME. */
+typedef int64_t (*mtr_clock_fn)(void *ctx);
+
+typedef struct mtr_link mtr_link;
+
+/*
+ * A link with the transport settings of cfg (host/port or device/baud/parity/bits, timeout).
+ * Does not connect yet. NULL if out of memory or libmodbus refuses the settings. cfg is copied.
+ */
+mtr_link *mtr_link_new(const mtr_device_config *cfg);
+void mtr_link_free(mtr_link *l);
+/* Closes the connection; the next read reconnects. */
+void mtr_link_close(mtr_link *l);
+/* Connections made so far (0 before the first). */
+uint64_t mtr_link_generation(const mtr_link *l);
+
+/*
+ * Reads count registers (1..125) with function fc (3 holding, 4 input) from unit at addr, with
+ * the retries and backoff of the link's config. An mtr_read_fn-compatible core for profiles.
+ * Returns MTR_OK or MTR_E_TIMEOUT / MTR_E_EXCEPTION / MTR_E_FRAME / MTR_E_CLOSED / MTR_E_CONNECT.
+ * *exception (may be NULL) gets the exception code when MTR_E_EXCEPTION.
+ */
+int mtr_link_read(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, uint16_t *dst,
+                  int *exception);
+
+typedef struct mtr_device mtr_device;
+
+/* A device for cfg (copied; cfg->map must outlive the device; for the SDM profiles a NULL map
+ * means the built-in one). NULL if out of memory. */
+mtr_device *mtr_device_new(const mtr_device_config *cfg);
+void mtr_device_free(mtr_device *d);
+const mtr_device_config *mtr_device_config_of(const mtr_device *d);
+
+/*
+ * Polls the device once over link (NULL: a private link the device opens itself) and fills
+ * *s with meter_id, ts_ms = clock() when the read completed, the values and quality. On a
+ * communication failure s is still filled (mtr_filter_fail: MTR_Q_COMM, last good totals) and
+ * the code says why; mtr_device_error gives the detail. *meta_fresh (may be NULL) is set to 1
+ * when the meta was read on this poll (first poll on a new connection), else 0.
+ * Returns MTR_OK (a reading was decoded, possibly flagged) or a negative MTR_E_* code.
+ */
+int mtr_device_read(mtr_device *d, mtr_link *link, mtr_clock_fn clock, void *clock_ctx,
+                    mtr_sample *s, int *meta_fresh);
+
+/* The device's meta (make/model/serial/profile) as last read; meter_id and profile always set. */
+const mtr_meta *mtr_device_meta(const mtr_device *d);
+
+/* A one-line description of the last failure ("timeout after 3 attempts reading 4x0034+24"),
+ * "" after a success. Owned by d, valid until the next read. */
+const char *mtr_device_error(const mtr_device *d);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

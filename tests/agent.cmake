@@ -1,0 +1,18 @@
+# The home agent (mgx agent) and the community broker's security config (config/mosquitto/).
+add_library(mgx_test_mqtt STATIC agent/mqtt_client.c agent/secure_broker.c)
+target_include_directories(mgx_test_mqtt PUBLIC agent)
+target_compile_definitions(mgx_test_mqtt PRIVATE MGX_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+target_link_libraries(mgx_test_mqtt PUBLIC mgx_test_support PkgConfig::MOSQUITTO Threads::Threads
+  PRIVATE mgx_options)
+
+mgx_test(test_bus_acl integration agent/test_bus_acl.c LIBS mgx_test_mqtt)
+
+# The public pricing API against the simulator's internal strategies.
+mgx_test(test_strategy unit agent/test_strategy.c LIBS mgx_sim)
+target_include_directories(test_strategy PRIVATE ${PROJECT_SOURCE_DIR}/sim/src)
+
+# The agent's pure parts, linked against the controller's private headers.
+foreach(t agent_meter)
+  mgx_test(test_${t} unit agent/test_${t}.c LIBS mgx_controller)
+  target_include_directories(test_${t} PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+endforeach()

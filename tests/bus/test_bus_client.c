@@ -1,0 +1,306 @@
+/*
+ * Integration tests of the MQTT adapter (controller/src/bus.c) against a real mosquitto broker
+ * on a free loopback port, observed by an independent libmosquitto subscriber (recorder.c):
+ * acknowledged publishes, QoS 0 completions, status/last will, resubscription and completion
+ * of pending messages across a broker crash, and broker refusals reported through MQTT v5.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "broker.h"
+#include "bus.h"
+#include "recorder.h"
+
+typedef struct {
+    int calls;
+    int status;
+} done_rec;
+
+static void on_done(void *arg, int status)
+{
+    done_rec *d = arg;
+    d->calls++;
+    d->status = status;
+}
+
+typedef struct {
+    int ups, downs;
+    char last_topic[BUS_TOPIC_MAX];
+    char last_payload[256];
+    int messages;
+} watch;
+
+static void on_msg(void *user, const bus_message *m)
+{
+    watch *w = user;
+    w->messages++;
+    snprintf(w->last_topic, sizeof w->last_topic, "%s", m->topic);
+    snprintf(w->last_payload, sizeof w->last_payload, "%.*s", (int)m->len, m->payload);
+}
+
+static void on_state(void *user, bool up, int reason)
+{
+    (void)reason;
+    watch *w = user;
+    if (up)
+        w->ups++;
+    else
+        w->downs++;
+}
+
+static bus_client *client(int port, const char *id, watch *w)
+{
+    bus_config cfg = {.port = port, .client_id = id, .community = "test",
+                      .backoff_min_ms = 50, .backoff_max_ms = 200, .log_level = BUS_LOG_WARN};
+    int err = 0;
+    bus_client *c = bus_new(&cfg, on_msg, on_state, w, &err);
+    assert_non_null(c);
+    assert_int_equal(err, BUS_OK);
+    assert_int_equal(bus_start(c), BUS_OK);
+    return c;
+}
+
+static bool loop_until_up(bus_client *c, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms && !bus_connected(c); t += 10)
+        bus_loop(c, 10);
+    return bus_connected(c);
+}
+
+static void loop_for(bus_client *c, int ms)
+{
+    for (int t = 0; t < ms; t += 10)
+        bus_loop(c, 10);
+}
+
+static void test_publish_acknowledged(void **state)
+{
+    (void)state;
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    recorder *r = rec_start(tst_broker_port(b), "rec1", "mgx/v1/test/#", false);
+    assert_non_null(r);
+    watch w = {0};
+    bus_client *c = client(tst_broker_port(b), "pub1", &w);
+    done_rec d = {0};
+    assert_int_equal(bus_publish(c, "mgx/v1/test/x", "{}", 2, 1, false, on_done, &d),
+                     BUS_E_NOCONN); /* not connected yet: refused, done never called */
+    assert_true(loop_until_up(c, 5000));
+    assert_int_equal(w.ups, 1);
+    assert_int_equal(bus_publish(c, "mgx/v1/test/x", "hello", 5, 1, false, on_done, &d), BUS_OK);
+    assert_int_equal(d.calls, 0); /* outcomes come only from bus_loop */
+    for (int i = 0; i < 500 && d.calls == 0; i++)
+        bus_loop(c, 10);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, BUS_OK);
+    char buf[64];
+    assert_true(rec_wait_topic(r, "mgx/v1/test/x", buf, sizeof buf, 5000));
+    assert_string_equal(buf, "hello");
+    /* the retained status says online while connected */
+    assert_true(rec_retained(tst_broker_port(b), "mgx/v1/test/status/pub1", buf, sizeof buf, 5000));
+    assert_string_equal(buf, "online");
+    loop_for(c, 50);
+    assert_int_equal(d.calls, 1); /* exactly once */
+
+    /* clean stop: retained offline, published by us (the will does not fire on DISCONNECT) */
+    assert_int_equal(bus_stop(c, 3000), BUS_OK);
+    assert_true(rec_retained(tst_broker_port(b), "mgx/v1/test/status/pub1", buf, sizeof buf, 5000));
+    assert_string_equal(buf, "offline");
+    bus_free(c);
+    rec_stop(r);
+    tst_broker_free(b);
+}
+
+static void test_qos0_completions(void **state)
+{
+    (void)state;
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    recorder *r = rec_start(tst_broker_port(b), "rec2", "mgx/v1/test/q0/#", false);
+    assert_non_null(r);
+    watch w = {0};
+    bus_client *c = client(tst_broker_port(b), "pub2", &w);
+    assert_true(loop_until_up(c, 5000));
+    enum { N = 300 };
+    static done_rec d[N];
+    for (int i = 0; i < N; i++) {
+        char p[16];
+        int n = snprintf(p, sizeof p, "%d", i);
+        assert_int_equal(bus_publish(c, "mgx/v1/test/q0/seq", p, (size_t)n, 0, false, on_done, &d[i]),
+                         BUS_OK);
+    }
+    for (int t = 0; t < 5000 && bus_pending(c) > 0; t += 10)
+        bus_loop(c, 10);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(d[i].calls, 1);
+        assert_int_equal(d[i].status, BUS_OK);
+    }
+    /* loopback QoS 0 from one client: all arrive, in order */
+    assert_int_equal(rec_wait(r, N, 5000), N);
+    for (size_t i = 0; i < N; i++) {
+        rec_msg m;
+        assert_true(rec_get(r, i, &m));
+        assert_int_equal(atoi(m.payload), (int)i);
+        rec_msg_free(&m);
+    }
+    bus_stop(c, 1000);
+    bus_free(c);
+    rec_stop(r);
+    tst_broker_free(b);
+}
+
+static void test_will_on_abrupt_loss(void **state)
+{
+    (void)state;
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    watch w = {0};
+    bus_client *c = client(tst_broker_port(b), "pub3", &w);
+    assert_true(loop_until_up(c, 5000));
+    loop_for(c, 100);
+    /* freeing without bus_stop closes the socket without DISCONNECT, like a crash */
+    bus_free(c);
+    char buf[64];
+    assert_true(rec_retained(tst_broker_port(b), "mgx/v1/test/status/pub3", buf, sizeof buf, 5000));
+    assert_string_equal(buf, "offline");
+    tst_broker_free(b);
+}
+
+static void test_reconnect_resubscribe(void **state)
+{
+    (void)state;
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    watch w = {0}, w2 = {0};
+    bus_client *sub = client(tst_broker_port(b), "sub4", &w);
+    assert_int_equal(bus_subscribe(sub, "mgx/v1/test/cmd/+", 1), BUS_OK);
+    bus_client *pub = client(tst_broker_port(b), "pub4", &w2);
+    assert_true(loop_until_up(sub, 5000));
+    assert_true(loop_until_up(pub, 5000));
+    loop_for(sub, 100); /* SUBACK */
+    done_rec d = {0};
+    assert_int_equal(bus_publish(pub, "mgx/v1/test/cmd/a", "one", 3, 1, false, on_done, &d), BUS_OK);
+    for (int t = 0; t < 3000 && w.messages == 0; t += 10) {
+        bus_loop(pub, 5);
+        bus_loop(sub, 5);
+    }
+    assert_int_equal(w.messages, 1);
+    assert_string_equal(w.last_topic, "mgx/v1/test/cmd/a");
+    assert_string_equal(w.last_payload, "one");
+
+    tst_broker_kill(b);
+    /* a publish accepted just before the loss is answered CONN_LOST, exactly once */
+    done_rec lost = {0};
+    int rc = bus_publish(pub, "mgx/v1/test/cmd/a", "lost?", 5, 1, false, on_done, &lost);
+    for (int t = 0; t < 3000 && (bus_connected(pub) || bus_connected(sub)); t += 10) {
+        bus_loop(pub, 5);
+        bus_loop(sub, 5);
+    }
+    assert_false(bus_connected(pub));
+    assert_false(bus_connected(sub));
+    if (rc == BUS_OK) {
+        assert_int_equal(lost.calls, 1);
+        assert_int_equal(lost.status, BUS_E_CONN_LOST);
+    } else {
+        assert_int_equal(lost.calls, 0);
+    }
+    assert_int_equal(w.downs, 1);
+    assert_int_equal(bus_publish(pub, "mgx/v1/test/cmd/a", "x", 1, 1, false, NULL, NULL),
+                     BUS_E_NOCONN);
+
+    assert_true(tst_broker_restart(b));
+    for (int t = 0; t < 10000 && !(bus_connected(pub) && bus_connected(sub)); t += 10) {
+        bus_loop(pub, 5);
+        bus_loop(sub, 5);
+    }
+    assert_true(bus_connected(pub));
+    assert_true(bus_connected(sub));
+    assert_int_equal(w.ups, 2);
+    loop_for(sub, 100); /* the renewed SUBACK */
+    int before = w.messages;
+    assert_int_equal(bus_publish(pub, "mgx/v1/test/cmd/b", "two", 3, 1, false, NULL, NULL), BUS_OK);
+    for (int t = 0; t < 3000 && w.messages == before; t += 10) {
+        bus_loop(pub, 5);
+        bus_loop(sub, 5);
+    }
+    assert_int_equal(w.messages, before + 1);
+    assert_string_equal(w.last_topic, "mgx/v1/test/cmd/b");
+    assert_string_equal(w.last_payload, "two");
+    bus_stop(pub, 1000);
+    bus_stop(sub, 1000);
+    bus_free(pub);
+    bus_free(sub);
+    tst_broker_free(b);
+}
+
+static void test_denied_publish_reported(void **state)
+{
+    (void)state;
+    char *dir = tst_tmpdir("busacl");
+    assert_non_null(dir);
+    char acl[512], conf[700];
+    snprintf(acl, sizeof acl, "%s/acl", dir);
+    FILE *f = fopen(acl, "w");
+    assert_non_null(f);
+    /* anonymous clients may write their status and read everything, nothing else */
+    fputs("topic readwrite mgx/v1/test/status/#\ntopic read mgx/v1/#\n", f);
+    fclose(f);
+    /* run as root, mosquitto drops to its own user before it reads the ACL file */
+    chmod(dir, 0755);
+    chmod(acl, 0644);
+    snprintf(conf, sizeof conf, "acl_file %s\n", acl);
+    tst_broker *b = tst_broker_start(conf);
+    assert_non_null(b);
+    watch w = {0};
+    bus_client *c = client(tst_broker_port(b), "pub5", &w);
+    assert_true(loop_until_up(c, 5000));
+    done_rec d = {0};
+    assert_int_equal(bus_publish(c, "mgx/v1/test/order/other", "x", 1, 1, false, on_done, &d), BUS_OK);
+    for (int t = 0; t < 3000 && d.calls == 0; t += 10)
+        bus_loop(c, 10);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.status, BUS_E_DENIED);
+    assert_true(bus_connected(c)); /* a refusal does not drop the connection */
+    bus_stop(c, 1000);
+    bus_free(c);
+    tst_broker_free(b);
+    tst_rmtree(dir);
+    free(dir);
+}
+
+static void test_bad_config(void **state)
+{
+    (void)state;
+    bus_config cfg = {.client_id = "bad/id", .community = "c"};
+    int err = 0;
+    assert_null(bus_new(&cfg, NULL, NULL, NULL, &err));
+    assert_int_equal(err, BUS_E_INVAL);
+    bus_config cfg2 = {.client_id = "ok", .community = "c", .tls_cert = "x.pem"};
+    assert_null(bus_new(&cfg2, NULL, NULL, NULL, &err));
+    assert_int_equal(err, BUS_E_INVAL);
+    bus_config cfg3 = {.client_id = "ok", .community = "c", .tls_ca = "/nonexistent/ca.pem"};
+    assert_null(bus_new(&cfg3, NULL, NULL, NULL, &err));
+    assert_int_equal(err, BUS_E_TLS);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_publish_acknowledged),
+        cmocka_unit_test(test_qos0_completions),
+        cmocka_unit_test(test_will_on_abrupt_loss),
+        cmocka_unit_test(test_reconnect_resubscribe),
+        cmocka_unit_test(test_denied_publish_reported),
+        cmocka_unit_test(test_bad_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,19 @@
+# The controller daemon (controller/src/interval, store, ctl_daemon): unit tests of the pure
+# interval arithmetic and of the SQLite store on real files; integration tests that run
+# `mgx controller` against a real broker, kill it and restart it.
+set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller/src)
+
+mgx_test(test_interval unit controller/test_interval.c ${MGX_CTL_SRC}/interval.c)
+target_include_directories(test_interval PRIVATE ${MGX_CTL_SRC})
+
+mgx_test(test_store unit controller/test_store.c ${MGX_CTL_SRC}/store.c
+  LIBS mgx_market mgx_test_support PkgConfig::SQLITE)
+target_include_directories(test_store PRIVATE ${MGX_CTL_SRC} ${PROJECT_SOURCE_DIR}/meters/include)
+
+# `mgx controller` killed with SIGKILL >= 20 times during a run and restarted (real broker).
+mgx_test(test_controller_crash integration controller/test_controller_crash.c
+  LIBS mgx_controller mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM)
+target_include_directories(test_controller_crash PRIVATE ${MGX_CTL_SRC})
+add_dependencies(test_controller_crash mgx)
+set_tests_properties(test_controller_crash PROPERTIES TIMEOUT 120
+  ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
