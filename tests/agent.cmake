@@ -16,3 +16,10 @@ foreach(t agent_meter)
   mgx_test(test_${t} unit agent/test_${t}.c LIBS mgx_controller)
   target_include_directories(test_${t} PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
 endforeach()
+
+# `mgx agent` end to end against the shipped broker config, with a fake controller.
+mgx_test(test_agent integration agent/test_agent.c
+  LIBS mgx_controller mgx_test_mqtt PkgConfig::SQLITE PkgConfig::SODIUM)
+target_include_directories(test_agent PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+set_tests_properties(test_agent PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>" TIMEOUT 120)
+add_dependencies(test_agent mgx)
