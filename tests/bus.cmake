@@ -14,3 +14,42 @@ set_tests_properties(test_bus_client PROPERTIES TIMEOUT 120)
 
 mgx_test(test_payload unit bus/test_payload.c LIBS mgx_controller)
 target_include_directories(test_payload PRIVATE ${MGX_CTL_SRC})
+
+mgx_test(test_outbox integration bus/test_outbox.c
+  LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO PkgConfig::SQLITE)
+target_include_directories(test_outbox PRIVATE ${MGX_CTL_SRC})
+set_tests_properties(test_outbox PROPERTIES TIMEOUT 180)
+
+mgx_test(test_meter_daemon integration bus/test_meter_daemon.c
+  LIBS mgx_controller mgx_meters mgx_test_support mgx_test_recorder PkgConfig::SQLITE)
+target_include_directories(test_meter_daemon PRIVATE ${MGX_CTL_SRC})
+set_tests_properties(test_meter_daemon PROPERTIES TIMEOUT 240
+  ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
+add_dependencies(test_meter_daemon mgx)
+
+# Fuzzing the payload decoders: corpus replay in every build (label fuzz), libFuzzer with
+# -DMGX_FUZZ=ON and clang (see tests/fuzz.cmake and tests/fuzz/README.md for the conventions).
+set(MGX_PAYLOAD_CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/payload)
+add_executable(fuzz_payload_replay fuzz/replay.c fuzz/fuzz_payload.c)
+target_include_directories(fuzz_payload_replay PRIVATE fuzz ${MGX_CTL_SRC})
+target_link_libraries(fuzz_payload_replay PRIVATE mgx_controller mgx_options)
+add_test(NAME fuzz_payload_replay COMMAND fuzz_payload_replay ${MGX_PAYLOAD_CORPUS})
+set_tests_properties(fuzz_payload_replay PROPERTIES LABELS fuzz)
+if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  add_executable(fuzz_payload fuzz/fuzz_payload.c ${MGX_CTL_SRC}/payload.c ${MGX_CTL_SRC}/bus.c
+    ${PROJECT_SOURCE_DIR}/meters/src/quality.c)
+  target_include_directories(fuzz_payload PRIVATE fuzz ${MGX_CTL_SRC}
+    ${PROJECT_SOURCE_DIR}/meters/include)
+  set(_mgx_pl_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+    -fno-omit-frame-pointer)
+  target_compile_options(fuzz_payload PRIVATE ${_mgx_pl_flags})
+  target_link_options(fuzz_payload PRIVATE ${_mgx_pl_flags})
+  target_link_libraries(fuzz_payload PRIVATE mgx_options PkgConfig::JANSSON PkgConfig::MOSQUITTO
+    PkgConfig::SODIUM)
+  set(_mgx_pl_out ${CMAKE_CURRENT_BINARY_DIR}/fuzz/payload)
+  file(MAKE_DIRECTORY ${_mgx_pl_out})
+  add_test(NAME fuzz_payload_run
+    COMMAND fuzz_payload -max_total_time=20 -timeout=10 -rss_limit_mb=2048
+      -print_final_stats=1 -artifact_prefix=${_mgx_pl_out}/ ${_mgx_pl_out} ${MGX_PAYLOAD_CORPUS})
+  set_tests_properties(fuzz_payload_run PROPERTIES LABELS fuzz TIMEOUT 60)
+endif()

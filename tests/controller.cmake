@@ -9,3 +9,11 @@ target_include_directories(test_interval PRIVATE ${MGX_CTL_SRC})
 mgx_test(test_store unit controller/test_store.c ${MGX_CTL_SRC}/store.c
   LIBS mgx_market mgx_test_support PkgConfig::SQLITE)
 target_include_directories(test_store PRIVATE ${MGX_CTL_SRC} ${PROJECT_SOURCE_DIR}/meters/include)
+
+# `mgx controller` killed with SIGKILL >= 20 times during a run and restarted (real broker).
+mgx_test(test_controller_crash integration controller/test_controller_crash.c
+  LIBS mgx_controller mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM)
+target_include_directories(test_controller_crash PRIVATE ${MGX_CTL_SRC})
+add_dependencies(test_controller_crash mgx)
+set_tests_properties(test_controller_crash PROPERTIES TIMEOUT 120
+  ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")

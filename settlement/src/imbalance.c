@@ -8,20 +8,6 @@
 
 #include <string.h>
 
-const char *stl_strerror(int code)
-{
-    switch (code) {
-    case STL_OK:
-        return "success";
-    case STL_E_INVAL:
-        return "invalid argument";
-    case STL_E_OVERFLOW:
-        return "energy or amount overflows 64-bit integers";
-    default:
-        return "unknown error";
-    }
-}
-
 int stl_imbalance_settle(int64_t contracted_net_export_wh, int64_t metered_net_export_wh,
                          int64_t shortfall_price_uc_per_kwh, int64_t surplus_price_uc_per_kwh,
                          stl_imbalance *out)

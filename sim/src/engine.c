@@ -356,6 +356,12 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
             goto out;
         if (hooks && hooks->on_progress && ((k + 1) % step == 0 || k + 1 == x.n_intervals))
             hooks->on_progress(k + 1, x.n_intervals, hooks->progress_ctx);
+        if (hooks && hooks->on_interval &&
+            hooks->on_interval(k, x.n_intervals, hooks->interval_ctx)) {
+            rc = fail(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu", k + 1,
+                      x.n_intervals);
+            goto out;
+        }
     }
     sim_kpi_finish(&x.acc, x.res->homes, 0, &x.res->kpi);
     sim_kpi_finish(&x.base_acc, x.res->homes, 1, &x.res->base);

@@ -113,6 +113,8 @@ const char *sim_strerror(int code)
         return "the market library rejected a book";
     case SIM_E_GSL:
         return "a GSL routine failed";
+    case SIM_E_STOPPED:
+        return "stopped by the caller";
     default:
         return "unknown error";
     }

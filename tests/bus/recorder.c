@@ -22,13 +22,17 @@ struct recorder {
     rec_msg *msgs;
     size_t n;
     bool subscribed;
+    bool persistent;
     char filter[256];
 };
 
-static void on_connect(struct mosquitto *m, void *obj, int rc)
+static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
 {
     recorder *r = obj;
-    if (rc == 0)
+    /* A resumed persistent session still has its subscription; subscribing again would
+     * replay the retained message as if it were new. */
+    bool session_present = flags & 1;
+    if (rc == 0 && !(r->persistent && session_present))
         mosquitto_subscribe(m, NULL, r->filter, 1);
 }
 
@@ -89,7 +93,8 @@ recorder *rec_start(int port, const char *client_id, const char *filter, bool pe
     r->m = mosquitto_new(client_id, !persistent, r);
     if (!r->msgs || !r->m)
         goto fail;
-    mosquitto_connect_callback_set(r->m, on_connect);
+    r->persistent = persistent;
+    mosquitto_connect_with_flags_callback_set(r->m, on_connect);
     mosquitto_subscribe_callback_set(r->m, on_subscribe);
     mosquitto_message_callback_set(r->m, on_message);
     mosquitto_reconnect_delay_set(r->m, 1, 1, false);

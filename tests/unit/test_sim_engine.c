@@ -115,7 +115,7 @@ static void run_checked(mkt_mechanism mech, int64_t fee)
     sim_scenario sc;
     street(&sc, mech, fee);
     checker c = {&sc, 0, 0, 0, 0, 0, 0, 0, 0};
-    sim_hooks hooks = {on_flow, &c, NULL, NULL};
+    sim_hooks hooks = {on_flow, &c, NULL, NULL, NULL, NULL};
     sim_result *r = NULL;
     char err[256];
     assert_int_equal(sim_run(&sc, NULL, 7, &hooks, &r, err, sizeof err), SIM_OK);

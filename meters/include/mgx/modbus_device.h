@@ -58,7 +58,8 @@ int mtr_link_read(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, 
 
 typedef struct mtr_device mtr_device;
 
-/* A device for cfg (copied; cfg->map must outlive the device). NULL if out of memory. */
+/* A device for cfg (copied; cfg->map must outlive the device; for the SDM profiles a NULL map
+ * means the built-in one). NULL if out of memory. */
 mtr_device *mtr_device_new(const mtr_device_config *cfg);
 void mtr_device_free(mtr_device *d);
 const mtr_device_config *mtr_device_config_of(const mtr_device *d);

@@ -11,17 +11,11 @@
 
 #include <stdint.h>
 
+#include "mgx/stl_error.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-enum {
-    STL_OK = 0,
-    STL_E_INVAL = -1,   /* NULL pointer or negative price */
-    STL_E_OVERFLOW = -2 /* a difference or amount does not fit int64 */
-};
-
-const char *stl_strerror(int code);
 
 typedef struct {
     int64_t shortfall_wh; /* delivered less than contracted (or drew more): bought from grid */

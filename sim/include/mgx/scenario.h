@@ -88,7 +88,8 @@ enum {
     SIM_E_PARSE = -3,  /* a scenario or data file is malformed (the message says where) */
     SIM_E_NOMEM = -4,
     SIM_E_MARKET = -5, /* the market library rejected a book (a bug: the sim forms the orders) */
-    SIM_E_GSL = -6     /* a GSL routine failed */
+    SIM_E_GSL = -6,    /* a GSL routine failed */
+    SIM_E_STOPPED = -7 /* a sim_hooks.on_interval hook stopped the run */
 };
 
 const char *sim_strerror(int code);

@@ -92,11 +92,18 @@ typedef void (*sim_flow_fn)(const sim_flow *f, void *ctx);
 /* Called with done/total intervals, at most about 200 times a run. */
 typedef void (*sim_progress_fn)(size_t done, size_t total, void *ctx);
 
+/* Called once per interval, after every on_flow of that interval, with the interval index and
+ * the number of intervals. A non-zero return stops the run: sim_run then fails with
+ * SIM_E_STOPPED. Lets a caller pace the run in real time (mgx sim --serve-modbus). */
+typedef int (*sim_interval_fn)(size_t interval, size_t total, void *ctx);
+
 typedef struct {
     sim_flow_fn on_flow; /* optional: every home every interval (tests) */
     void *flow_ctx;
     sim_progress_fn on_progress; /* optional */
     void *progress_ctx;
+    sim_interval_fn on_interval; /* optional */
+    void *interval_ctx;
 } sim_hooks;
 
 typedef struct sim_result sim_result; /* opaque, owned by the caller */
@@ -124,6 +131,13 @@ int sim_write_runs(const sim_scenario *sc, const sim_result *const *results,
 
 /* Prints mean, standard deviation, minimum and maximum of every KPI over several runs. */
 void sim_print_runs(const sim_result *const *results, size_t n, FILE *out);
+
+/* The scenario's interval grid, for shells that pace a run on the wall clock (declared in the
+ * internal timegrid.h too): the number of intervals, Unix seconds (UTC) of interval k's start,
+ * and ISO 8601 in a fixed UTC offset ("2025-06-01T00:15:00+02:00", or "Z"; out needs 26 bytes). */
+size_t sim_intervals(const sim_scenario *sc);
+int64_t sim_interval_start_utc(const sim_scenario *sc, size_t k);
+void sim_format_time(int64_t unix_s, int32_t offset_min, char *out, size_t len);
 
 /* Prints the KPI comparison as text. */
 void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out);

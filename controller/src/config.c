@@ -1,0 +1,538 @@
+/*
+ * The daemon config loader (see config.h): libinih does the INI syntax; this file counts
+ * lines (the Debian libinih does not pass them to handlers), dispatches each key to the first
+ * section handler that claims it, and implements the [bus], [outbox] and [homeassistant]
+ * sections shared by every mgx daemon.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    cfg_key_fn key;
+    cfg_finish_fn finish;
+    void *ctx;
+} handler;
+
+struct cfg_loader {
+    handler h[CFG_MAX_HANDLERS];
+    size_t n;
+    /* state of one cfg_load */
+    const char *path;
+    char dir[CFG_PATH_MAX];
+    FILE *f;
+    int line;
+    bool too_long;
+    char section[256];
+    int owner; /* handler index owning the current section, -1 none yet */
+    char err[512];
+    bool failed;
+};
+
+__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt,
+                                                      ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return CFG_E_BAD;
+}
+
+cfg_loader *cfg_loader_new(void) { return calloc(1, sizeof(cfg_loader)); }
+
+void cfg_loader_free(cfg_loader *l) { free(l); }
+
+int cfg_loader_add(cfg_loader *l, cfg_key_fn key, cfg_finish_fn finish, void *ctx)
+{
+    if (!l || !key)
+        return CFG_E_BAD;
+    if (l->n == CFG_MAX_HANDLERS)
+        return CFG_E_NOMEM;
+    l->h[l->n++] = (handler){key, finish, ctx};
+    return CFG_OK;
+}
+
+int cfg_path(const cfg_loader *l, const char *value, char *out, size_t cap)
+{
+    int n;
+    if (!value || !*value || !out)
+        return CFG_E_BAD;
+    if (value[0] == '/' || !l || !l->dir[0])
+        n = snprintf(out, cap, "%s", value);
+    else
+        n = snprintf(out, cap, "%s/%s", l->dir, value);
+    return n < 0 || (size_t)n >= cap ? CFG_E_BAD : CFG_OK;
+}
+
+/* ---- parsing ---- */
+
+static void fail(cfg_loader *l, const char *msg)
+{
+    if (l->failed)
+        return;
+    l->failed = true;
+    snprintf(l->err, sizeof l->err, "%s:%d: %s", l->path, l->line, msg);
+}
+
+/* A section header: find its owner now, so even a section without keys is checked and a
+ * repeated header is seen by its handler. */
+static void announce(cfg_loader *l, const char *section)
+{
+    char msg[400] = "";
+    snprintf(l->section, sizeof l->section, "%s", section);
+    l->owner = -1;
+    for (size_t i = 0; i < l->n; i++) {
+        int rc = l->h[i].key(l->h[i].ctx, section, NULL, NULL, l->line, msg, sizeof msg);
+        if (rc == CFG_NOT_MINE)
+            continue;
+        if (rc != CFG_OK) {
+            fail(l, msg[0] ? msg : "bad section");
+            return;
+        }
+        l->owner = (int)i;
+        return;
+    }
+    snprintf(msg, sizeof msg, "unknown section [%s]", section);
+    fail(l, msg);
+}
+
+/* fgets-like reader that counts lines, refuses lines longer than inih's buffer and announces
+ * section headers (inih itself reports only keys). */
+static char *reader(char *str, int num, void *stream)
+{
+    cfg_loader *l = stream;
+    if (l->too_long || !fgets(str, num, l->f))
+        return NULL;
+    l->line++;
+    size_t n = strlen(str);
+    if (n + 1 == (size_t)num && str[n - 1] != '\n' && !feof(l->f)) {
+        l->too_long = true;
+        return NULL;
+    }
+    const char *p = str + strspn(str, " \t");
+    const char *end = *p == '[' ? strchr(p, ']') : NULL;
+    if (end && !l->failed) {
+        p++;
+        p += strspn(p, " \t");
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(end - p), p);
+        announce(l, name);
+    }
+    return str;
+}
+
+static int on_key(void *user, const char *section, const char *key, const char *value)
+{
+    cfg_loader *l = user;
+    if (l->failed)
+        return 0;
+    char msg[400] = "";
+    if (!section[0]) {
+        fail(l, "key outside any [section]");
+        return 0;
+    }
+    if (l->owner < 0 || strcmp(section, l->section) != 0) {
+        fail(l, "internal error: key outside the announced section");
+        return 0;
+    }
+    handler *h = &l->h[l->owner];
+    int rc = h->key(h->ctx, section, key, value, l->line, msg, sizeof msg);
+    if (rc == CFG_NOT_MINE) {
+        snprintf(msg, sizeof msg, "unknown key '%s' in [%s]", key, section);
+        rc = CFG_E_BAD;
+    }
+    if (rc != CFG_OK) {
+        fail(l, msg[0] ? msg : "bad value");
+        return 0;
+    }
+    return 1;
+}
+
+int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
+{
+    if (!l || !path)
+        return CFG_E_BAD;
+    l->path = path;
+    l->line = 0;
+    l->too_long = l->failed = false;
+    l->section[0] = '\0';
+    l->owner = -1;
+    l->err[0] = '\0';
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(l->dir, sizeof l->dir, "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
+    else
+        snprintf(l->dir, sizeof l->dir, ".");
+    l->f = fopen(path, "r");
+    if (!l->f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return CFG_E_IO;
+    }
+    int rc = ini_parse_stream(reader, l, on_key, l);
+    bool read_error = ferror(l->f) != 0;
+    fclose(l->f);
+    l->f = NULL;
+    if (l->too_long) {
+        snprintf(err, errlen, "%s:%d: line too long", path, l->line + 1);
+        return CFG_E_BAD;
+    }
+    if (read_error) {
+        snprintf(err, errlen, "%s: read error", path);
+        return CFG_E_IO;
+    }
+    if (l->failed) {
+        snprintf(err, errlen, "%s", l->err);
+        return CFG_E_BAD;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
+        return CFG_E_BAD;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (!l->h[i].finish)
+            continue;
+        rc = l->h[i].finish(l->h[i].ctx, path, err, errlen);
+        if (rc != CFG_OK)
+            return rc;
+    }
+    return CFG_OK;
+}
+
+/* ---- value parsers ---- */
+
+int cfg_parse_int(const char *key, const char *value, int64_t min, int64_t max, int64_t *out,
+                  char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (!*value || *end || errno == ERANGE)
+        return bad(err, errlen, "%s: '%s' is not an integer", key, value);
+    if (v < min || v > max)
+        return bad(err, errlen, "%s: %lld is out of range [%lld, %lld]", key, v, (long long)min,
+                   (long long)max);
+    *out = (int64_t)v;
+    return CFG_OK;
+}
+
+int cfg_parse_bool(const char *key, const char *value, bool *out, char *err, size_t errlen)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false",
+                                                                                 "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(value, yes[i]) == 0) {
+            *out = true;
+            return CFG_OK;
+        }
+        if (strcmp(value, no[i]) == 0) {
+            *out = false;
+            return CFG_OK;
+        }
+    }
+    return bad(err, errlen, "%s: '%s' is not yes or no", key, value);
+}
+
+int cfg_parse_str(const char *key, const char *value, char *out, size_t cap, char *err,
+                  size_t errlen)
+{
+    size_t n = strlen(value);
+    if (n == 0)
+        return bad(err, errlen, "%s: empty value", key);
+    if (n >= cap)
+        return bad(err, errlen, "%s: longer than %zu bytes", key, cap - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+            return bad(err, errlen, "%s: contains a control character", key);
+    memcpy(out, value, n + 1);
+    return CFG_OK;
+}
+
+int cfg_parse_id(const char *key, const char *value, char out[BUS_ID_MAX], char *err,
+                 size_t errlen)
+{
+    if (!bus_id_valid(value))
+        return bad(err, errlen, "%s: '%s' must be 1-63 characters of A-Z a-z 0-9 _ -", key,
+                   value);
+    snprintf(out, BUS_ID_MAX, "%s", value);
+    return CFG_OK;
+}
+
+/* Marks key number bit as seen; a repeat is an error. */
+static int once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
+{
+    if (*seen & (1u << bit))
+        return bad(err, errlen, "%s: given twice", key);
+    *seen |= 1u << bit;
+    return CFG_OK;
+}
+
+static int key_index(const char *const *keys, const char *key)
+{
+    for (int i = 0; keys[i]; i++)
+        if (strcmp(keys[i], key) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- [bus] ---- */
+
+static const char *const BUS_KEYS[] = {"host",     "port",          "community", "client_id",
+                                       "username", "password_file", "tls_ca",    "tls_cert",
+                                       "tls_key",  "keepalive_s",   "backoff_min_ms",
+                                       "backoff_max_ms", NULL};
+
+static int read_password(cfg_bus *b, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return bad(err, errlen, "password_file: %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0077))
+        fprintf(stderr, "mgx config warn: %s is readable by other users; chmod 600 it\n", path);
+    if (sodium_init() < 0) {
+        fclose(f);
+        return CFG_E_NOMEM;
+    }
+    cfg_bus_clear(b);
+    b->password = sodium_malloc(256);
+    if (!b->password) {
+        fclose(f);
+        return CFG_E_NOMEM;
+    }
+    int rc = CFG_OK;
+    if (!fgets(b->password, 256, f)) {
+        rc = bad(err, errlen, "password_file: %s is empty", path);
+    } else {
+        b->password[strcspn(b->password, "\r\n")] = '\0';
+        if (!b->password[0])
+            rc = bad(err, errlen, "password_file: %s starts with an empty line", path);
+    }
+    fclose(f);
+    if (rc != CFG_OK)
+        cfg_bus_clear(b);
+    return rc;
+}
+
+static int bus_key(void *ctx, const char *section, const char *key, const char *value, int line,
+                   char *err, size_t errlen)
+{
+    cfg_bus *b = ctx;
+    if (strcmp(section, "bus") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (b->line)
+            return bad(err, errlen, "[bus] given twice (first at line %d)", b->line);
+        b->line = line;
+        return CFG_OK;
+    }
+    int k = key_index(BUS_KEYS, key);
+    if (k < 0)
+        return CFG_NOT_MINE;
+    if (once(&b->seen, (unsigned)k, key, err, errlen))
+        return CFG_E_BAD;
+    int64_t v;
+    char path[CFG_PATH_MAX];
+    switch (k) {
+    case 0: return cfg_parse_str(key, value, b->host, sizeof b->host, err, errlen);
+    case 1:
+        if (cfg_parse_int(key, value, 1, 65535, &v, err, errlen))
+            return CFG_E_BAD;
+        b->port = (int)v;
+        return CFG_OK;
+    case 2: return cfg_parse_id(key, value, b->community, err, errlen);
+    case 3: return cfg_parse_id(key, value, b->client_id, err, errlen);
+    case 4: return cfg_parse_str(key, value, b->username, sizeof b->username, err, errlen);
+    case 5:
+        if (cfg_path(b->loader, value, path, sizeof path))
+            return bad(err, errlen, "%s: bad path", key);
+        snprintf(b->password_file, sizeof b->password_file, "%s", path);
+        return read_password(b, path, err, errlen);
+    case 6:
+    case 7:
+    case 8: {
+        char *dst = k == 6 ? b->tls_ca : k == 7 ? b->tls_cert : b->tls_key;
+        if (cfg_path(b->loader, value, dst, CFG_PATH_MAX))
+            return bad(err, errlen, "%s: bad path", key);
+        if (access(dst, R_OK) != 0)
+            return bad(err, errlen, "%s: %s: %s", key, dst, strerror(errno));
+        return CFG_OK;
+    }
+    case 9:
+        if (cfg_parse_int(key, value, 5, 3600, &v, err, errlen))
+            return CFG_E_BAD;
+        b->keepalive_s = (int)v;
+        return CFG_OK;
+    default:
+        if (cfg_parse_int(key, value, 10, 3600000, &v, err, errlen))
+            return CFG_E_BAD;
+        *(k == 10 ? &b->backoff_min_ms : &b->backoff_max_ms) = (int)v;
+        return CFG_OK;
+    }
+}
+
+static int bus_finish(void *ctx, const char *path, char *err, size_t errlen)
+{
+    cfg_bus *b = ctx;
+    if (!b->line)
+        return bad(err, errlen, "%s: no [bus] section (community is required)", path);
+    if (!b->community[0])
+        return bad(err, errlen, "%s:%d: [bus] needs community = NAME", path, b->line);
+    if ((b->tls_cert[0] != 0) != (b->tls_key[0] != 0))
+        return bad(err, errlen, "%s:%d: [bus] tls_cert and tls_key go together", path, b->line);
+    if (b->tls_cert[0] && !b->tls_ca[0])
+        return bad(err, errlen, "%s:%d: [bus] a client certificate needs tls_ca", path, b->line);
+    if (b->password && !b->username[0])
+        return bad(err, errlen, "%s:%d: [bus] password_file needs username", path, b->line);
+    if (b->backoff_min_ms && b->backoff_max_ms && b->backoff_max_ms < b->backoff_min_ms)
+        return bad(err, errlen, "%s:%d: [bus] backoff_max_ms is below backoff_min_ms", path,
+                   b->line);
+    return CFG_OK;
+}
+
+int cfg_bus_add(cfg_loader *l, cfg_bus *b)
+{
+    memset(b, 0, sizeof *b);
+    snprintf(b->host, sizeof b->host, "127.0.0.1");
+    b->loader = l;
+    return cfg_loader_add(l, bus_key, bus_finish, b);
+}
+
+void cfg_bus_config(const cfg_bus *b, bus_config *out)
+{
+    memset(out, 0, sizeof *out);
+    out->host = b->host;
+    out->port = b->port;
+    out->client_id = b->client_id;
+    out->community = b->community;
+    out->username = b->username[0] ? b->username : NULL;
+    out->password = b->password;
+    out->tls_ca = b->tls_ca[0] ? b->tls_ca : NULL;
+    out->tls_cert = b->tls_cert[0] ? b->tls_cert : NULL;
+    out->tls_key = b->tls_key[0] ? b->tls_key : NULL;
+    out->keepalive_s = b->keepalive_s;
+    out->backoff_min_ms = b->backoff_min_ms;
+    out->backoff_max_ms = b->backoff_max_ms;
+}
+
+void cfg_bus_clear(cfg_bus *b)
+{
+    if (b && b->password) {
+        sodium_free(b->password); /* wipes */
+        b->password = NULL;
+    }
+}
+
+/* ---- [outbox] ---- */
+
+static const char *const OUTBOX_KEYS[] = {"path", "max_messages", "full_policy", "window", NULL};
+
+static int outbox_key(void *ctx, const char *section, const char *key, const char *value,
+                      int line, char *err, size_t errlen)
+{
+    cfg_outbox *o = ctx;
+    if (strcmp(section, "outbox") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (o->line)
+            return bad(err, errlen, "[outbox] given twice (first at line %d)", o->line);
+        o->line = line;
+        return CFG_OK;
+    }
+    int k = key_index(OUTBOX_KEYS, key);
+    if (k < 0)
+        return CFG_NOT_MINE;
+    if (once(&o->seen, (unsigned)k, key, err, errlen))
+        return CFG_E_BAD;
+    int64_t v;
+    switch (k) {
+    case 0:
+        if (cfg_path(o->loader, value, o->path, sizeof o->path))
+            return bad(err, errlen, "%s: bad path", key);
+        return CFG_OK;
+    case 1:
+        if (cfg_parse_int(key, value, 1, 100000000, &v, err, errlen))
+            return CFG_E_BAD;
+        o->max_messages = (uint64_t)v;
+        return CFG_OK;
+    case 2:
+        if (strcmp(value, "drop_oldest") == 0)
+            o->policy = OUTBOX_DROP_OLDEST;
+        else if (strcmp(value, "refuse_newest") == 0)
+            o->policy = OUTBOX_REFUSE_NEWEST;
+        else
+            return bad(err, errlen, "%s: '%s' is not drop_oldest or refuse_newest", key, value);
+        return CFG_OK;
+    default:
+        if (cfg_parse_int(key, value, 1, 1024, &v, err, errlen))
+            return CFG_E_BAD;
+        o->window = (unsigned)v;
+        return CFG_OK;
+    }
+}
+
+int cfg_outbox_add(cfg_loader *l, cfg_outbox *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_messages = 100000;
+    o->window = 16;
+    o->loader = l;
+    return cfg_loader_add(l, outbox_key, NULL, o);
+}
+
+/* ---- [homeassistant] ---- */
+
+static const char *const HA_KEYS[] = {"enabled", "prefix", NULL};
+
+static int ha_key(void *ctx, const char *section, const char *key, const char *value, int line,
+                  char *err, size_t errlen)
+{
+    cfg_ha *h = ctx;
+    if (strcmp(section, "homeassistant") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (h->line)
+            return bad(err, errlen, "[homeassistant] given twice (first at line %d)", h->line);
+        h->line = line;
+        return CFG_OK;
+    }
+    int k = key_index(HA_KEYS, key);
+    if (k < 0)
+        return CFG_NOT_MINE;
+    if (once(&h->seen, (unsigned)k, key, err, errlen))
+        return CFG_E_BAD;
+    if (k == 0)
+        return cfg_parse_bool(key, value, &h->enabled, err, errlen);
+    /* the prefix is one or more topic levels of ids: homeassistant, or ha/site1 */
+    if (cfg_parse_str(key, value, h->prefix, sizeof h->prefix, err, errlen))
+        return CFG_E_BAD;
+    char copy[128], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", h->prefix);
+    for (char *lvl = strtok_r(copy, "/", &save); lvl; lvl = strtok_r(NULL, "/", &save))
+        if (!bus_id_valid(lvl))
+            return bad(err, errlen, "prefix: '%s' is not a topic of A-Z a-z 0-9 _ - levels", value);
+    if (h->prefix[0] == '/' || h->prefix[strlen(h->prefix) - 1] == '/' || strstr(h->prefix, "//"))
+        return bad(err, errlen, "prefix: '%s' has an empty topic level", value);
+    return CFG_OK;
+}
+
+int cfg_ha_add(cfg_loader *l, cfg_ha *h)
+{
+    memset(h, 0, sizeof *h);
+    snprintf(h->prefix, sizeof h->prefix, "homeassistant");
+    return cfg_loader_add(l, ha_key, NULL, h);
+}

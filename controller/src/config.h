@@ -1,0 +1,121 @@
+/*
+ * The daemon config loader: one INI file (libinih) per daemon, whose sections are handled by a
+ * table of section handlers. The loader knows [bus], [outbox] and [homeassistant] (below); the
+ * meter daemon adds the meters library's [meter ...]/[map ...], the controller and the agent
+ * add their own sections the same way. A key nobody claims, an unknown section, a repeated key,
+ * a bad value or a line too long is an error "FILE:LINE: message"; nothing is half-loaded.
+ *
+ * Relative paths in values (password_file, tls_*, outbox path) are taken relative to the
+ * config file's folder, so a config and its files can move together.
+ *
+ * Threading: a loader and the structs it fills belong to one thread.
+ */
+#ifndef MGX_CTL_CONFIG_H
+#define MGX_CTL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "outbox.h"
+
+enum {
+    CFG_OK = 0,
+    CFG_NOT_MINE = 1,  /* a handler's answer for a section it does not own */
+    CFG_E_BAD = -1,    /* a bad file; the message names FILE:LINE */
+    CFG_E_NOMEM = -2,
+    CFG_E_IO = -3      /* cannot read the file */
+};
+
+#define CFG_MAX_HANDLERS 16
+#define CFG_PATH_MAX 1024
+
+/*
+ * A section handler's key function. section is the text between the brackets ("bus",
+ * "meter home-1"); key == NULL and value == NULL announce a new section header at `line`.
+ * Returns CFG_OK, CFG_NOT_MINE (the loader asks the next handler), or a negative code with
+ * the bare message (no file or line) in err.
+ */
+typedef int (*cfg_key_fn)(void *ctx, const char *section, const char *key, const char *value,
+                          int line, char *err, size_t errlen);
+/* Called once after the whole file; checks across keys. On error writes a complete message
+ * (the loader passes the file name so the message can start "FILE:LINE: "). */
+typedef int (*cfg_finish_fn)(void *ctx, const char *path, char *err, size_t errlen);
+
+typedef struct cfg_loader cfg_loader;
+
+cfg_loader *cfg_loader_new(void);
+void cfg_loader_free(cfg_loader *l);
+
+/* Adds a handler (asked in the order added). finish may be NULL. CFG_OK or CFG_E_NOMEM when
+ * the table (CFG_MAX_HANDLERS) is full. */
+int cfg_loader_add(cfg_loader *l, cfg_key_fn key, cfg_finish_fn finish, void *ctx);
+
+/* Parses path and runs every finish function. CFG_OK, or an error with "FILE:LINE: message"
+ * (or "FILE: message") in err. */
+int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen);
+
+/* While cfg_load runs: resolves a relative path against the config file's folder. */
+int cfg_path(const cfg_loader *l, const char *value, char *out, size_t cap);
+
+/* ---- value parsers for section handlers (messages name the key) ---- */
+int cfg_parse_int(const char *key, const char *value, int64_t min, int64_t max, int64_t *out,
+                  char *err, size_t errlen);
+/* yes/no, true/false, on/off, 1/0 */
+int cfg_parse_bool(const char *key, const char *value, bool *out, char *err, size_t errlen);
+/* A string of 1..cap-1 bytes without control characters. */
+int cfg_parse_str(const char *key, const char *value, char *out, size_t cap, char *err,
+                  size_t errlen);
+/* An id for a topic level (bus_id_valid). */
+int cfg_parse_id(const char *key, const char *value, char out[BUS_ID_MAX], char *err,
+                 size_t errlen);
+
+/* ---- [bus] ---- */
+typedef struct {
+    char host[256];               /* default 127.0.0.1 */
+    int port;                     /* 0: 1883, or 8883 with TLS */
+    char community[BUS_ID_MAX];   /* required */
+    char client_id[BUS_ID_MAX];   /* "" when not set: the daemon picks a default */
+    char username[128];
+    char password_file[CFG_PATH_MAX];
+    char *password;               /* read from password_file; sodium_malloc'd, wiped by cfg_bus_clear */
+    char tls_ca[CFG_PATH_MAX], tls_cert[CFG_PATH_MAX], tls_key[CFG_PATH_MAX];
+    int keepalive_s;              /* default 30 */
+    int backoff_min_ms, backoff_max_ms; /* defaults 500, 30000 */
+    int line;                     /* line of the [bus] header, 0 if absent */
+    const cfg_loader *loader;
+    unsigned seen;                /* keys already given (repeats are errors) */
+} cfg_bus;
+
+/* Registers [bus] (and zeroes *b). [bus] with community is required. */
+int cfg_bus_add(cfg_loader *l, cfg_bus *b);
+/* Fills a bus_config pointing into b (valid while b lives). */
+void cfg_bus_config(const cfg_bus *b, bus_config *out);
+/* Wipes and frees the password. */
+void cfg_bus_clear(cfg_bus *b);
+
+/* ---- [outbox] ---- */
+typedef struct {
+    char path[CFG_PATH_MAX]; /* default: mgx-outbox-<client_id>.db next to the config */
+    uint64_t max_messages;   /* default 100000 */
+    outbox_policy policy;    /* full_policy = drop_oldest (default) | refuse_newest */
+    unsigned window;         /* default 16 */
+    int line;
+    const cfg_loader *loader;
+    unsigned seen;
+} cfg_outbox;
+
+int cfg_outbox_add(cfg_loader *l, cfg_outbox *o);
+
+/* ---- [homeassistant] ---- */
+typedef struct {
+    bool enabled;      /* default false */
+    char prefix[128];  /* discovery prefix, default "homeassistant" */
+    int line;
+    unsigned seen;
+} cfg_ha;
+
+int cfg_ha_add(cfg_loader *l, cfg_ha *h);
+
+#endif

@@ -1,0 +1,551 @@
+/*
+ * The controller daemon's loop (see ctl_daemon.h). The order path is: decode the JSON, then in
+ * one store transaction look for a resend, run the admission rules (registry entry, clock,
+ * history, signature) and store order and receipt; only after COMMIT is the receipt published.
+ * Clearing is driven by ctl_interval_due, so intervals are cleared in order, each exactly once
+ * (the store's state row decides), however the clock jumps or the process restarts.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ctl_daemon.h"
+
+#include "admit.h"
+#include "order_msg.h"
+#include "payload.h"
+#include "registry.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_INFLIGHT_INTERVALS 256
+
+typedef struct daemon daemon;
+
+/* One interval's publication: marked done when every publish of it was acknowledged. */
+typedef struct {
+    daemon *d;
+    int64_t interval_id;
+    unsigned pending;
+    int failed;
+    int used;
+} publication;
+
+struct daemon {
+    const ctl_daemon_config *cfg;
+    ctl_store *store;
+    bus_client *bus;
+    ctl_admit_params admit;
+    int64_t last_cleared;
+    int republish;
+    publication pubs[MAX_INFLIGHT_INTERVALS];
+    uint64_t orders_in, receipts_out, readings_in, readings_bad;
+};
+
+__attribute__((format(printf, 3, 4))) static void logf_(const daemon *d, int level,
+                                                        const char *fmt, ...)
+{
+    if (level > d->cfg->log_level)
+        return;
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "mgx controller %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level],
+            line);
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(const daemon *d)
+{
+    return ctl_clock_sim_ms(&d->cfg->clock, real_ms());
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* ---- orders ---- */
+
+typedef struct {
+    daemon *d;
+    const ctl_order_msg *m;
+    const char *topic_participant;
+    int64_t now_ms;
+    ctl_admit_result r;
+    int decided;
+} order_ctx;
+
+static int decide(ctl_order_rec *o, const ctl_order_history *h, void *arg)
+{
+    order_ctx *x = arg;
+    ctl_participant entry;
+    int found = ctl_registry_lookup(ctl_store_db(x->d->store), x->m->participant, &entry);
+    if (found != CTL_REG_OK && found != CTL_REG_E_NOT_FOUND)
+        return -1; /* the database failed: abort, the home resends */
+    ctl_admit_history ah = {h->nonce_seen ? CTL_NONCE_OTHER : CTL_NONCE_NEW, h->has_current,
+                            h->current_created_ms};
+    ctl_admit_verdict v = ctl_admit(&x->d->admit, x->now_ms, x->topic_participant, x->m,
+                                    found == CTL_REG_OK ? &entry : NULL, &ah, &x->r);
+    x->decided = 1;
+    int accept = v == CTL_ADMIT_ACCEPT || v == CTL_ADMIT_REPLACE;
+    o->status = accept ? CTL_ORDER_ACCEPTED : CTL_ORDER_REJECTED;
+    snprintf(o->reason, sizeof o->reason, "%s", ctl_reason_name(x->r.reason));
+    return 0;
+}
+
+static int make_receipt(const ctl_order_rec *o, char *buf, size_t cap, void *arg)
+{
+    order_ctx *x = arg;
+    int code = ctl_reason_parse(o->reason);
+    if (code < 0)
+        code = CTL_R_INTERNAL;
+    /* the store may have overruled the admission rules (interval cleared meanwhile) */
+    const char *detail = x->decided && code == x->r.reason ? x->r.detail : NULL;
+    if (!detail && code == CTL_R_GATE_CLOSED)
+        detail = "interval already cleared";
+    ctl_receipt r;
+    ctl_receipt_for(&r, x->m, code, detail, x->now_ms);
+    return ctl_receipt_to_json(&r, buf, cap, NULL) == CTL_R_OK ? 0 : -1;
+}
+
+static void publish_receipt(daemon *d, const char *participant, const char *body)
+{
+    char topic[BUS_TOPIC_MAX];
+    if (bus_topic_receipt(topic, sizeof topic, d->cfg->community, participant) != BUS_OK)
+        return;
+    int rc = bus_publish(d->bus, topic, body, strlen(body), 1, false, NULL, NULL);
+    if (rc != BUS_OK)
+        logf_(d, BUS_LOG_WARN, "receipt for %s not published (%s); the home will resend",
+              participant, bus_strerror(rc));
+    else
+        d->receipts_out++;
+}
+
+/* A receipt that is not stored: the controller could not decide (the home resends). */
+static void publish_unstored(daemon *d, const char *participant, const ctl_order_msg *m,
+                             int reason, const char *detail, int64_t now)
+{
+    ctl_receipt r;
+    char body[CTL_RECEIPT_JSON_MAX];
+    ctl_receipt_for(&r, m, reason, detail, now);
+    if (ctl_receipt_to_json(&r, body, sizeof body, NULL) == CTL_R_OK)
+        publish_receipt(d, participant, body);
+}
+
+static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
+{
+    d->orders_in++;
+    int64_t now = now_ms(d);
+    ctl_order_msg m;
+    memset(&m, 0, sizeof m);
+    char detail[CTL_DETAIL_MAX] = "";
+    int rc = ctl_order_from_json(msg->payload, msg->len, &m, detail, sizeof detail);
+    ctl_order_rec o;
+    memset(&o, 0, sizeof o);
+    o.received_ms = now;
+    order_ctx x = {d, &m, topic_participant, now, {0}, 0};
+    uint8_t enc[CTL_ORDER_ENC_MAX + CTL_ORDER_SIG_BYTES];
+    size_t enc_len = 0;
+    if (rc == CTL_R_OK && ctl_order_encode(&m, enc, &enc_len) != CTL_R_OK)
+        rc = CTL_R_MALFORMED;
+    if (rc != CTL_R_OK) {
+        /* kept as evidence under the topic's participant; it claims no nonce */
+        snprintf(o.participant, sizeof o.participant, "%s", topic_participant);
+        o.status = CTL_ORDER_REJECTED;
+        snprintf(o.reason, sizeof o.reason, "%s", ctl_reason_name(rc));
+        x.r.reason = rc;
+        snprintf(x.r.detail, sizeof x.r.detail, "%s", detail);
+        x.decided = 1;
+        logf_(d, BUS_LOG_INFO, "order on order/%s rejected: %s (%s)", topic_participant,
+              ctl_reason_name(rc), detail);
+    } else {
+        memcpy(enc + enc_len, m.sig, CTL_ORDER_SIG_BYTES);
+        enc_len += CTL_ORDER_SIG_BYTES;
+        snprintf(o.participant, sizeof o.participant, "%s", m.participant);
+        memcpy(o.nonce, m.nonce, CTL_NONCE_BYTES);
+        o.interval_id = m.interval_id;
+        o.created_ms = m.created_ms;
+        o.side = m.side;
+        o.n_steps = m.n_steps;
+        memcpy(o.steps, m.steps, sizeof o.steps);
+        o.signed_msg = enc;
+        o.signed_len = enc_len;
+    }
+    char receipt[CTL_RECEIPT_MAX];
+    int dup = 0;
+    int src = ctl_store_put_order(d->store, &o, rc == CTL_R_OK ? decide : NULL, make_receipt, &x,
+                                  receipt, sizeof receipt, &dup);
+    if (src != CTL_ST_OK) {
+        logf_(d, BUS_LOG_ERROR, "order of %s not stored: %s (%s)", topic_participant,
+              ctl_store_strerror(src), ctl_store_errmsg(d->store));
+        publish_unstored(d, topic_participant, &m, CTL_R_INTERNAL, "not stored; resend", now);
+        return;
+    }
+    if (rc == CTL_R_OK)
+        logf_(d, BUS_LOG_DEBUG, "order %s interval %lld: %s%s", m.participant,
+              (long long)m.interval_id, dup ? "resend of " : "", o.reason);
+    publish_receipt(d, topic_participant, receipt);
+}
+
+/* ---- readings ---- */
+
+static void handle_reading(daemon *d, const char *meter_id, const bus_message *msg)
+{
+    mtr_sample s;
+    char why[160];
+    if (bus_state_decode(msg->payload, msg->len, meter_id, &s, why, sizeof why) != BUS_OK) {
+        d->readings_bad++;
+        logf_(d, BUS_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
+        return;
+    }
+    int inserted = 0;
+    int rc = ctl_store_put_reading(d->store, &s, now_ms(d), &inserted);
+    if (rc != CTL_ST_OK)
+        logf_(d, BUS_LOG_ERROR, "reading of meter %s not stored: %s (%s)", meter_id,
+              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+    else
+        d->readings_in += (uint64_t)inserted;
+}
+
+static void on_message(void *user, const bus_message *msg)
+{
+    daemon *d = user;
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(msg->topic, community, kind, id, leaf) != BUS_OK ||
+        strcmp(community, d->cfg->community) != 0)
+        return;
+    if (strcmp(kind, "order") == 0 && leaf[0] == '\0')
+        handle_order(d, id, msg);
+    else if (strcmp(kind, "meter") == 0 && strcmp(leaf, "state") == 0)
+        handle_reading(d, id, msg);
+}
+
+static void on_state(void *user, bool connected, int reason)
+{
+    daemon *d = user;
+    (void)reason;
+    if (connected)
+        d->republish = 1; /* whatever was not acknowledged before goes out again */
+}
+
+/* ---- publication ---- */
+
+static publication *pub_find(daemon *d, int64_t id)
+{
+    for (size_t i = 0; i < MAX_INFLIGHT_INTERVALS; i++)
+        if (d->pubs[i].used && d->pubs[i].interval_id == id)
+            return &d->pubs[i];
+    return NULL;
+}
+
+static publication *pub_new(daemon *d, int64_t id)
+{
+    for (size_t i = 0; i < MAX_INFLIGHT_INTERVALS; i++)
+        if (!d->pubs[i].used) {
+            publication *p = &d->pubs[i];
+            memset(p, 0, sizeof *p);
+            p->d = d;
+            p->interval_id = id;
+            p->used = 1;
+            return p;
+        }
+    return NULL;
+}
+
+static void pub_settle(publication *p)
+{
+    if (p->pending > 0)
+        return;
+    daemon *d = p->d;
+    if (!p->failed) {
+        int rc = ctl_store_mark_published(d->store, p->interval_id);
+        if (rc != CTL_ST_OK)
+            logf_(d, BUS_LOG_ERROR, "interval %lld: publication not marked: %s",
+                  (long long)p->interval_id, ctl_store_strerror(rc));
+    }
+    p->used = 0;
+}
+
+static void pub_done(void *arg, int status)
+{
+    publication *p = arg;
+    p->pending--;
+    if (status != BUS_OK)
+        p->failed = 1;
+    pub_settle(p);
+}
+
+static int pub_send(publication *p, const char *topic, json_t *body, bool retain)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return BUS_E_NOMEM;
+    int rc = bus_publish(p->d->bus, topic, text, strlen(text), 1, retain, pub_done, p);
+    free(text);
+    if (rc == BUS_OK)
+        p->pending++;
+    else
+        p->failed = 1;
+    return rc;
+}
+
+typedef struct {
+    ctl_trade_row *v;
+    size_t n, cap;
+} trade_vec;
+
+static int collect_trade(const ctl_trade_row *t, void *ctx)
+{
+    trade_vec *tv = ctx;
+    if (tv->n == tv->cap) {
+        size_t cap = tv->cap ? tv->cap * 2 : 64;
+        ctl_trade_row *v = realloc(tv->v, cap * sizeof *v);
+        if (!v)
+            return CTL_ST_E_NOMEM;
+        tv->v = v;
+        tv->cap = cap;
+    }
+    tv->v[tv->n++] = *t;
+    return 0;
+}
+
+static json_t *trade_json(const ctl_trade_row *t)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "seller", t->seller, "buyer", t->buyer,
+                     "energy_wh", (json_int_t)t->t.energy_wh, "price_uc_per_kwh",
+                     (json_int_t)t->t.price_uc_per_kwh, "amount_uc", (json_int_t)t->t.amount_uc,
+                     "fee_uc", (json_int_t)t->t.fee_uc);
+}
+
+typedef struct {
+    publication *p;
+    const ctl_interval_result *r;
+    const trade_vec *tv;
+} outcome_ctx;
+
+static int publish_outcome(const char *participant, const mkt_participant_result *o, void *arg)
+{
+    outcome_ctx *x = arg;
+    daemon *d = x->p->d;
+    char topic[BUS_TOPIC_MAX];
+    if (bus_topic_trades(topic, sizeof topic, d->cfg->community, participant) != BUS_OK)
+        return 0;
+    json_t *trades = json_array();
+    for (size_t i = 0; i < x->tv->n; i++) {
+        const ctl_trade_row *t = &x->tv->v[i];
+        if (strcmp(t->seller, participant) == 0 || strcmp(t->buyer, participant) == 0)
+            json_array_append_new(trades, trade_json(t));
+    }
+    json_t *body = json_pack(
+        "{s:i, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+        "v", 1, "participant", participant, "interval_id", (json_int_t)x->r->interval_id,
+        "start_utc", (json_int_t)x->r->start_utc, "interval_s", (json_int_t)x->r->length_s,
+        "side", o->side == MKT_SELL ? "sell" : "buy", "offered_wh", (json_int_t)o->offered_wh,
+        "local_bought_wh", (json_int_t)o->local_bought_wh, "local_sold_wh",
+        (json_int_t)o->local_sold_wh, "grid_bought_wh", (json_int_t)o->grid_bought_wh,
+        "grid_sold_wh", (json_int_t)o->grid_sold_wh, "local_paid_uc",
+        (json_int_t)o->local_paid_uc, "local_received_uc", (json_int_t)o->local_received_uc,
+        "grid_paid_uc", (json_int_t)o->grid_paid_uc, "grid_received_uc",
+        (json_int_t)o->grid_received_uc, "fee_paid_uc", (json_int_t)o->fee_paid_uc, "trades",
+        trades);
+    if (!body)
+        return CTL_ST_E_NOMEM;
+    pub_send(x->p, topic, body, false);
+    return 0;
+}
+
+static json_t *result_json(const daemon *d, const ctl_interval_result *r)
+{
+    const mkt_summary *m = &r->summary;
+    json_t *price = m->has_price ? json_integer(m->clearing_price_uc_per_kwh) : json_null();
+    return json_pack("{s:i, s:s, s:I, s:I, s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                     "s:I, s:I, s:I, s:I, s:s}",
+                     "v", 1, "community", d->cfg->community, "interval_id",
+                     (json_int_t)r->interval_id, "start_utc", (json_int_t)r->start_utc,
+                     "interval_s", (json_int_t)r->length_s, "mechanism",
+                     mkt_mechanism_name(m->mechanism), "price_uc_per_kwh", price, "matched_wh",
+                     (json_int_t)m->matched_wh, "orders", (json_int_t)r->n_orders, "trades",
+                     (json_int_t)r->n_trades, "grid_bought_wh", (json_int_t)m->grid_bought_wh,
+                     "grid_sold_wh", (json_int_t)m->grid_sold_wh, "local_value_uc",
+                     (json_int_t)m->local_value_uc, "fees_uc", (json_int_t)m->fees_uc,
+                     "feed_in_uc_per_kwh", (json_int_t)r->params.feed_in_uc_per_kwh,
+                     "retail_uc_per_kwh", (json_int_t)r->params.retail_uc_per_kwh,
+                     "network_fee_uc_per_kwh", (json_int_t)r->params.network_fee_uc_per_kwh,
+                     "cleared_ms", (json_int_t)r->cleared_ms, "error", r->error);
+}
+
+/* Publishes an interval's result (retained) and each participant's trades, from the store, so
+ * a re-publication after a restart sends the same bytes. */
+static void publish_interval(daemon *d, int64_t id)
+{
+    if (!bus_connected(d->bus) || pub_find(d, id))
+        return;
+    ctl_interval_result r;
+    int found;
+    if (ctl_store_result(d->store, id, &r, &found) != CTL_ST_OK || !found)
+        return;
+    publication *p = pub_new(d, id);
+    if (!p)
+        return; /* too many in flight; the next republish pass takes it */
+    p->pending++; /* held while sending, so an early ack cannot settle it */
+    trade_vec tv = {NULL, 0, 0};
+    char topic[BUS_TOPIC_MAX];
+    if (ctl_store_trades(d->store, id, collect_trade, &tv) != CTL_ST_OK ||
+        bus_topic_market_result(topic, sizeof topic, d->cfg->community, id) != BUS_OK) {
+        p->failed = 1;
+    } else {
+        outcome_ctx x = {p, &r, &tv};
+        if (ctl_store_outcomes(d->store, id, publish_outcome, &x) != CTL_ST_OK)
+            p->failed = 1;
+        /* the result last: a subscriber that sees it knows the trades were sent before it */
+        json_t *body = result_json(d, &r);
+        if (!body || pub_send(p, topic, body, true) != BUS_OK)
+            p->failed = 1;
+    }
+    free(tv.v);
+    p->pending--;
+    pub_settle(p);
+}
+
+static void republish(daemon *d)
+{
+    int64_t ids[64];
+    size_t n = 0;
+    if (ctl_store_unpublished(d->store, ids, 64, &n) != CTL_ST_OK)
+        return;
+    for (size_t i = 0; i < n; i++)
+        publish_interval(d, ids[i]);
+    d->republish = n == 64; /* more to do next turn */
+}
+
+/* ---- clearing ---- */
+
+static void clear_due(daemon *d)
+{
+    const ctl_interval_rules *r = &d->cfg->rules;
+    int64_t now = now_ms(d), from, to;
+    int64_t n = ctl_interval_due(d->last_cleared, ctl_store_first_interval(d->store),
+                                 floor_div(now, 1000), r, &from, &to);
+    for (int64_t id = from; n > 0 && id <= to; id++) {
+        int did = 0;
+        int64_t t0 = real_ms();
+        int rc = ctl_store_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
+                                          &d->cfg->params, now, &did);
+        if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
+            logf_(d, BUS_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
+                  (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+            return;
+        }
+        d->last_cleared = id;
+        ctl_interval_result res;
+        int found = 0;
+        ctl_store_result(d->store, id, &res, &found);
+        char start[24];
+        ctl_format_utc(ctl_interval_start(id, r->length_s), start, sizeof start);
+        if (found && did)
+            logf_(d, rc == CTL_ST_E_MARKET ? BUS_LOG_ERROR : BUS_LOG_INFO,
+                  "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
+                  "%zu trades, %lld ms%s%s",
+                  (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
+                  res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh : -1LL,
+                  res.n_trades, (long long)(real_ms() - t0), res.error[0] ? "; book rejected: " : "",
+                  res.error);
+        publish_interval(d, id);
+    }
+}
+
+/* How long bus_loop may wait: until the next gate closure in real time, within 1..100 ms. */
+static int wait_ms(const daemon *d)
+{
+    const ctl_interval_rules *r = &d->cfg->rules;
+    int64_t now = now_ms(d);
+    int64_t next = ctl_interval_first_open(floor_div(now, 1000), r);
+    int64_t gate_real = ctl_clock_real_ms(&d->cfg->clock, ctl_interval_gate(next, r) * 1000);
+    int64_t w = gate_real - real_ms();
+    return w < 1 ? 1 : w > 100 ? 100 : (int)w;
+}
+
+int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
+{
+    daemon *d = calloc(1, sizeof *d);
+    if (!d)
+        return 1;
+    d->cfg = cfg;
+    int status = 1;
+    int64_t now_s = floor_div(now_ms(d), 1000);
+    ctl_store_identity id = {cfg->community, cfg->rules.length_s,
+                             ctl_interval_first_open(now_s, &cfg->rules)};
+    char err[512];
+    int rc = ctl_store_open(cfg->db_path, &id, &d->store, err, sizeof err);
+    if (rc != CTL_ST_OK) {
+        logf_(d, BUS_LOG_ERROR, "store: %s: %s", ctl_store_strerror(rc), err);
+        goto out;
+    }
+    if ((rc = ctl_registry_init(ctl_store_db(d->store))) != CTL_REG_OK) {
+        logf_(d, BUS_LOG_ERROR, "registry: %s", ctl_registry_strerror(rc));
+        goto out;
+    }
+    d->admit = (ctl_admit_params){cfg->community, (uint32_t)cfg->rules.length_s,
+                                  cfg->rules.gate_closure_s,
+                                  cfg->rules.max_ahead < 1 ? 1 : cfg->rules.max_ahead};
+    if (ctl_store_last_cleared(d->store, &d->last_cleared) != CTL_ST_OK)
+        goto out;
+    char t[24];
+    ctl_format_utc(now_s, t, sizeof t);
+    logf_(d, BUS_LOG_INFO,
+          "community %s, db %s, interval %lld s, gate %lld s before start, clock %s x%lld; "
+          "first interval %lld, last cleared %lld",
+          cfg->community, cfg->db_path, (long long)cfg->rules.length_s,
+          (long long)cfg->rules.gate_closure_s, t, (long long)cfg->clock.speed,
+          (long long)ctl_store_first_interval(d->store),
+          d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
+    /* catch up before taking orders: intervals whose gate closed while down are cleared with
+     * the orders they had */
+    clear_due(d);
+    int berr = 0;
+    d->bus = bus_new(&cfg->bus, on_message, on_state, d, &berr);
+    if (!d->bus || bus_start(d->bus) != BUS_OK) {
+        logf_(d, BUS_LOG_ERROR, "bus: %s", bus_strerror(berr));
+        goto out;
+    }
+    char filter[BUS_TOPIC_MAX];
+    if (bus_filter_all(filter, sizeof filter, cfg->community, "order", NULL) != BUS_OK ||
+        bus_subscribe(d->bus, filter, 1) != BUS_OK ||
+        bus_filter_all(filter, sizeof filter, cfg->community, "meter", "state") != BUS_OK ||
+        bus_subscribe(d->bus, filter, 1) != BUS_OK) {
+        logf_(d, BUS_LOG_ERROR, "bus: cannot subscribe");
+        goto out;
+    }
+    while (!*stop) {
+        bus_loop(d->bus, wait_ms(d));
+        clear_due(d);
+        if (d->republish && bus_connected(d->bus))
+            republish(d);
+    }
+    logf_(d, BUS_LOG_INFO,
+          "stopping: %llu orders, %llu receipts, %llu readings stored, %llu rejected",
+          (unsigned long long)d->orders_in, (unsigned long long)d->receipts_out,
+          (unsigned long long)d->readings_in, (unsigned long long)d->readings_bad);
+    bus_stop(d->bus, 2000);
+    status = 0;
+out:
+    bus_free(d->bus);
+    ctl_store_free(d->store);
+    free(d);
+    return status;
+}

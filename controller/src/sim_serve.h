@@ -1,0 +1,62 @@
+/*
+ * Internal: `mgx sim --serve-modbus`, the simulated homes' meters served over Modbus TCP while
+ * the scenario runs in (accelerated) real time.
+ *
+ * The engine computes an interval, then calls the on_interval hook; the hook plays that
+ * interval out on the wall clock, updating every meter from the meter trace (counters rising
+ * linearly, the interval's average power) about ten times a second, and returns when the
+ * interval's wall time is over. Interval k of the scenario begins at wall time
+ * clock_start + k x interval / speed (CLOCK_REALTIME, so other processes can share the clock).
+ * Home h is served by listener h / 247 (port + h / 247) as unit h % 247 + 1.
+ */
+#ifndef MGX_CTL_SIM_SERVE_H
+#define MGX_CTL_SIM_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mgx/meter_server.h"
+#include "mgx/scenario.h"
+#include "mgx/sim.h"
+
+typedef struct {
+    const char *host;           /* bind address */
+    uint16_t port;              /* first listener's port; 0: ephemeral ports */
+    mtr_server_profile profile; /* of every meter */
+    double clock_speed;         /* simulated seconds per wall second, > 0 */
+    int64_t clock_start_ms;     /* wall Unix ms of the scenario's start; 0: when the run starts */
+    int64_t start_wh;           /* every counter's value before the first interval */
+    const char *meter_config;   /* INI for `mgx meter` to write, or NULL */
+    const char *community;      /* its [bus] community; NULL: from the scenario's name */
+    int quiet;                  /* log warnings and errors only */
+} ctl_serve_opts;
+
+typedef struct ctl_serve ctl_serve;
+
+/* Starts the listeners with one meter per home of sc, then writes the meter config (so the
+ * file appears once the meters answer). 0, or -1 with a message in err. */
+int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **out, char *err,
+                  size_t err_len);
+
+/* Points hooks->on_flow and hooks->on_interval (and their contexts) at the server. */
+void ctl_serve_hooks(ctl_serve *s, sim_hooks *hooks);
+
+/* After the run: the meters keep their final counters (power 0) for seconds (-1: until
+ * SIGINT or SIGTERM). */
+void ctl_serve_linger(ctl_serve *s, int64_t seconds);
+
+/* The error that made the on_interval hook stop the run ("" if a signal did). */
+const char *ctl_serve_error(const ctl_serve *s);
+
+/* Intervals that began later than their wall time (the machine could not keep up). */
+size_t ctl_serve_late(const ctl_serve *s);
+
+void ctl_serve_free(ctl_serve *s);
+
+/* SIGINT and SIGTERM set a flag that stops the paced run or the lingering. */
+void ctl_serve_catch_signals(void);
+
+/* Parses "HOST:PORT" or "[V6]:PORT" into host (of size len) and port. 0 or -1. */
+int ctl_serve_parse_addr(const char *s, char *host, size_t len, uint16_t *port);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * Internal: the Modbus TCP server side as pure functions, so the simulated meters' protocol
+ * handling is tested (and fuzzed) without sockets. A request frame is MBAP header (transaction
+ * id, protocol id 0, length, unit id) + PDU; the length field, not the function code, delimits
+ * the frame, so a request with an unknown function never desynchronises the stream.
+ *
+ * Served: function 3 (read holding registers) and 4 (read input registers). Everything else is
+ * answered with exception 1 (illegal function). Specification: Modbus Application Protocol
+ * V1.1b3 and Modbus Messaging on TCP/IP Implementation Guide V1.0b (modbus.org).
+ */
+#ifndef MGX_METERS_MBAP_H
+#define MGX_METERS_MBAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MTR__MBAP_HEADER 7u   /* transaction id 2, protocol id 2, length 2, unit id 1 */
+#define MTR__MBAP_MAX    260u /* largest ADU: 7 + a 253-byte PDU */
+#define MTR__READ_MAX    125u /* registers per read (function 3 and 4) */
+
+/* Modbus exception codes used by the simulated meters. */
+enum {
+    MTR__EX_ILLEGAL_FUNCTION = 0x01,
+    MTR__EX_ILLEGAL_ADDRESS = 0x02,
+    MTR__EX_ILLEGAL_VALUE = 0x03,
+    MTR__EX_GATEWAY_TARGET = 0x0B /* "gateway target device failed to respond": unknown unit */
+};
+
+/*
+ * Looks at the bytes received so far on a connection. Returns the size of the complete frame
+ * at the start of buf, 0 if more bytes are needed, or -1 if the stream is not Modbus TCP
+ * (protocol id not 0, or a length field outside 2..254); the connection is then closed, since
+ * nothing tells where the next frame would begin.
+ */
+int mtr__mbap_frame_size(const uint8_t *buf, size_t len);
+
+/*
+ * Reads count registers at addr of one unit into dst for function fc (3 or 4). Returns 0, or
+ * a Modbus exception code for the reply (MTR__EX_*). Called with count in 1..MTR__READ_MAX.
+ */
+typedef int (*mtr__reg_read_fn)(void *ctx, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t count,
+                                uint16_t *dst);
+
+/*
+ * Builds the reply to one complete request frame (as delimited by mtr__mbap_frame_size) into
+ * out, which holds MTR__MBAP_MAX bytes. Returns the reply's length; never 0, since every
+ * well-framed request gets an answer (data or exception). Register values go out big-endian.
+ */
+size_t mtr__mbap_reply(const uint8_t *req, size_t req_len, mtr__reg_read_fn read, void *ctx,
+                       uint8_t *out);
+
+#endif

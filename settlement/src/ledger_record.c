@@ -1,0 +1,325 @@
+/*
+ * Canonical encodings of ledger transactions and blocks (mgx/ledger_record.h).
+ *
+ * Writers and readers are mirror images over a small cursor; a decode succeeds only when every
+ * byte is consumed, every field is in range and re-encoding gives the same bytes, so two
+ * encodings of one record cannot both be accepted.
+ */
+#include "mgx/ledger_record.h"
+
+#include <sodium.h>
+#include <string.h>
+
+typedef struct {
+    uint8_t *p;
+    size_t n;
+} wcur;
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+    int bad;
+} rcur;
+
+static void put_u64(wcur *w, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--)
+        w->p[w->n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u32(wcur *w, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--)
+        w->p[w->n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_i64(wcur *w, int64_t v)
+{
+    put_u64(w, (uint64_t)v);
+}
+
+static void put_bytes(wcur *w, const void *b, size_t len)
+{
+    memcpy(w->p + w->n, b, len);
+    w->n += len;
+}
+
+static uint64_t get_u64(rcur *r)
+{
+    if (r->n < 8) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | r->p[i];
+    r->p += 8;
+    r->n -= 8;
+    return v;
+}
+
+static uint32_t get_u32(rcur *r)
+{
+    if (r->n < 4) {
+        r->bad = 1;
+        return 0;
+    }
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v = (v << 8) | r->p[i];
+    r->p += 4;
+    r->n -= 4;
+    return v;
+}
+
+static int64_t get_i64(rcur *r)
+{
+    return (int64_t)get_u64(r);
+}
+
+static uint8_t get_u8(rcur *r)
+{
+    if (r->n < 1) {
+        r->bad = 1;
+        return 0;
+    }
+    r->n--;
+    return *r->p++;
+}
+
+static void get_bytes(rcur *r, void *out, size_t len)
+{
+    if (r->n < len) {
+        r->bad = 1;
+        memset(out, 0, len);
+        return;
+    }
+    memcpy(out, r->p, len);
+    r->p += len;
+    r->n -= len;
+}
+
+static const uint8_t TX_TAG[4] = {'M', 'G', 'X', 'T'};
+static const uint8_t BLOCK_TAG[4] = {'M', 'G', 'X', 'B'};
+#define VERSION 1
+
+static int nonneg(const int64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 0)
+            return 0;
+    return 1;
+}
+
+size_t stl_tx_encode(const stl_tx *tx, uint8_t out[STL_TX_MAX_LEN])
+{
+    wcur w = {out, 0};
+    put_bytes(&w, TX_TAG, 4);
+    out[w.n++] = VERSION;
+    out[w.n++] = (uint8_t)tx->kind;
+    put_i64(&w, tx->interval_id);
+    put_u32(&w, tx->seq);
+    if (tx->kind == STL_TX_TRADE) {
+        const stl_settled_trade *t = &tx->trade;
+        int64_t v[9] = {t->contracted_wh, t->price_uc_per_kwh, t->amount_uc, t->contract_fee_uc,
+                        t->delivered_wh,  t->paid_uc,          t->received_uc, t->fee_uc,
+                        t->rounding_uc};
+        if (!nonneg(v, 9))
+            return 0;
+        put_u64(&w, t->seller);
+        put_u64(&w, t->buyer);
+        for (int i = 0; i < 9; i++)
+            put_i64(&w, v[i]);
+    } else if (tx->kind == STL_TX_POSITION) {
+        const stl_position *p = &tx->position;
+        int64_t v[13] = {p->import_wh,        p->export_wh,         p->contracted_bought_wh,
+                         p->contracted_sold_wh, p->local_bought_wh, p->local_sold_wh,
+                         p->grid_bought_wh,   p->grid_sold_wh,      p->local_paid_uc,
+                         p->fee_paid_uc,      p->local_received_uc, p->grid_paid_uc,
+                         p->grid_received_uc};
+        if (!nonneg(v, 13) || p->status > STL_POS_MISSING)
+            return 0;
+        put_u64(&w, p->participant);
+        out[w.n++] = (uint8_t)p->status;
+        put_u32(&w, p->quality);
+        for (int i = 0; i < 13; i++)
+            put_i64(&w, v[i]);
+    } else {
+        return 0;
+    }
+    return w.n;
+}
+
+int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
+{
+    if (!buf || !tx || len > STL_TX_MAX_LEN)
+        return STL_E_ENCODING;
+    memset(tx, 0, sizeof *tx);
+    rcur r = {buf, len, 0};
+    uint8_t tag[4];
+    get_bytes(&r, tag, 4);
+    if (r.bad || memcmp(tag, TX_TAG, 4) != 0 || get_u8(&r) != VERSION)
+        return STL_E_ENCODING;
+    uint8_t kind = get_u8(&r);
+    tx->interval_id = get_i64(&r);
+    tx->seq = get_u32(&r);
+    if (kind == STL_TX_TRADE) {
+        stl_settled_trade *t = &tx->trade;
+        tx->kind = STL_TX_TRADE;
+        t->seller = get_u64(&r);
+        t->buyer = get_u64(&r);
+        int64_t *f[9] = {&t->contracted_wh, &t->price_uc_per_kwh, &t->amount_uc,
+                         &t->contract_fee_uc, &t->delivered_wh, &t->paid_uc,
+                         &t->received_uc, &t->fee_uc, &t->rounding_uc};
+        for (int i = 0; i < 9; i++)
+            *f[i] = get_i64(&r);
+    } else if (kind == STL_TX_POSITION) {
+        stl_position *p = &tx->position;
+        tx->kind = STL_TX_POSITION;
+        p->participant = get_u64(&r);
+        p->status = (stl_pos_status)get_u8(&r);
+        p->quality = get_u32(&r);
+        int64_t *f[13] = {&p->import_wh,         &p->export_wh,       &p->contracted_bought_wh,
+                          &p->contracted_sold_wh, &p->local_bought_wh, &p->local_sold_wh,
+                          &p->grid_bought_wh,    &p->grid_sold_wh,    &p->local_paid_uc,
+                          &p->fee_paid_uc,       &p->local_received_uc, &p->grid_paid_uc,
+                          &p->grid_received_uc};
+        for (int i = 0; i < 13; i++)
+            *f[i] = get_i64(&r);
+    } else {
+        return STL_E_ENCODING;
+    }
+    if (r.bad || r.n != 0)
+        return STL_E_ENCODING;
+    uint8_t again[STL_TX_MAX_LEN];
+    size_t n = stl_tx_encode(tx, again);
+    if (n != len || memcmp(again, buf, len) != 0)
+        return STL_E_ENCODING;
+    return STL_OK;
+}
+
+void stl_tx_id(const uint8_t *enc, size_t len, uint8_t id[STL_ID_LEN])
+{
+    crypto_hash_sha256(id, enc, len);
+}
+
+int stl_community_valid(const char *s)
+{
+    if (!s)
+        return 0;
+    size_t n = strlen(s);
+    if (n == 0 || n > STL_COMMUNITY_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '/' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static void totals_fields(const stl_totals *t, int64_t v[12])
+{
+    int64_t x[12] = {t->contracted_wh,  t->delivered_wh,   t->paid_uc,          t->received_uc,
+                     t->fees_uc,        t->rounding_uc,    t->grid_bought_wh,   t->grid_sold_wh,
+                     t->grid_paid_uc,   t->grid_received_uc, t->import_wh,      t->export_wh};
+    memcpy(v, x, sizeof x);
+}
+
+size_t stl_block_encode(const stl_block *b, uint8_t out[STL_BLOCK_MAX_LEN])
+{
+    if (!stl_community_valid(b->community))
+        return 0;
+    int64_t tv[12];
+    totals_fields(&b->totals, tv);
+    int64_t tf[3] = {b->tariffs.feed_in_uc_per_kwh, b->tariffs.retail_uc_per_kwh,
+                     b->tariffs.network_fee_uc_per_kwh};
+    if (!nonneg(tv, 12) || !nonneg(tf, 3) || b->interval_len_s == 0)
+        return 0;
+    wcur w = {out, 0};
+    put_bytes(&w, BLOCK_TAG, 4);
+    out[w.n++] = VERSION;
+    size_t cl = strlen(b->community);
+    out[w.n++] = (uint8_t)cl;
+    put_bytes(&w, b->community, cl);
+    put_u64(&w, b->height);
+    put_i64(&w, b->interval_id);
+    put_u32(&w, b->interval_len_s);
+    for (int i = 0; i < 3; i++)
+        put_i64(&w, tf[i]);
+    put_bytes(&w, b->prev_hash, STL_ID_LEN);
+    put_u32(&w, b->n_tx);
+    put_bytes(&w, b->tx_root, STL_ID_LEN);
+    put_u64(&w, b->log_size);
+    put_bytes(&w, b->log_root, STL_ID_LEN);
+    put_u32(&w, b->totals.n_trades);
+    put_u32(&w, b->totals.n_positions);
+    put_u32(&w, b->totals.n_held);
+    for (int i = 0; i < 12; i++)
+        put_i64(&w, tv[i]);
+    return w.n;
+}
+
+int stl_block_decode(const uint8_t *buf, size_t len, stl_block *b)
+{
+    if (!buf || !b || len > STL_BLOCK_MAX_LEN)
+        return STL_E_ENCODING;
+    memset(b, 0, sizeof *b);
+    rcur r = {buf, len, 0};
+    uint8_t tag[4];
+    get_bytes(&r, tag, 4);
+    if (r.bad || memcmp(tag, BLOCK_TAG, 4) != 0 || get_u8(&r) != VERSION)
+        return STL_E_ENCODING;
+    uint8_t cl = get_u8(&r);
+    if (cl > STL_COMMUNITY_MAX)
+        return STL_E_ENCODING;
+    get_bytes(&r, b->community, cl);
+    b->community[cl] = 0;
+    b->height = get_u64(&r);
+    b->interval_id = get_i64(&r);
+    b->interval_len_s = get_u32(&r);
+    b->tariffs.feed_in_uc_per_kwh = get_i64(&r);
+    b->tariffs.retail_uc_per_kwh = get_i64(&r);
+    b->tariffs.network_fee_uc_per_kwh = get_i64(&r);
+    get_bytes(&r, b->prev_hash, STL_ID_LEN);
+    b->n_tx = get_u32(&r);
+    get_bytes(&r, b->tx_root, STL_ID_LEN);
+    b->log_size = get_u64(&r);
+    get_bytes(&r, b->log_root, STL_ID_LEN);
+    stl_totals *t = &b->totals;
+    t->n_trades = get_u32(&r);
+    t->n_positions = get_u32(&r);
+    t->n_held = get_u32(&r);
+    int64_t *f[12] = {&t->contracted_wh, &t->delivered_wh,   &t->paid_uc,        &t->received_uc,
+                      &t->fees_uc,       &t->rounding_uc,    &t->grid_bought_wh, &t->grid_sold_wh,
+                      &t->grid_paid_uc,  &t->grid_received_uc, &t->import_wh,    &t->export_wh};
+    for (int i = 0; i < 12; i++)
+        *f[i] = get_i64(&r);
+    if (r.bad || r.n != 0)
+        return STL_E_ENCODING;
+    uint8_t again[STL_BLOCK_MAX_LEN];
+    size_t n = stl_block_encode(b, again);
+    if (n != len || memcmp(again, buf, len) != 0)
+        return STL_E_ENCODING;
+    return STL_OK;
+}
+
+void stl_block_hash(const uint8_t *enc, size_t len, uint8_t hash[STL_ID_LEN])
+{
+    crypto_hash_sha256(hash, enc, len);
+}
+
+void stl_sign(const uint8_t *msg, size_t len, const uint8_t sk[STL_SK_LEN],
+              uint8_t sig[STL_SIG_LEN])
+{
+    crypto_sign_detached(sig, NULL, msg, len, sk);
+}
+
+int stl_verify(const uint8_t *msg, size_t len, const uint8_t *sig, size_t sig_len,
+               const uint8_t pk[STL_PK_LEN])
+{
+    if (!sig || !pk || sig_len != STL_SIG_LEN)
+        return STL_E_SIGNATURE;
+    return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? STL_OK : STL_E_SIGNATURE;
+}

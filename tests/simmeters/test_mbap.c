@@ -1,0 +1,131 @@
+/*
+ * Modbus TCP framing and replies of the simulated meters (meters/src/mbap.c), without sockets:
+ * frame delimiting by the MBAP length field, every exception the server can send, register
+ * byte order, and that a reply echoes the transaction id and unit. Expected bytes are written
+ * out by hand from the Modbus Application Protocol V1.1b3 (sections 6.3, 6.4, 7).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "mbap.h"
+
+/* A fake device: unit 5 serves input registers 100..109 holding 0xA000 + address offset. */
+static int calls;
+static int read_fake(void *ctx, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t count,
+                     uint16_t *dst)
+{
+    (void)ctx;
+    calls++;
+    if (unit != 5)
+        return MTR__EX_GATEWAY_TARGET;
+    if (fc != 4 || addr < 100 || addr + count > 110)
+        return MTR__EX_ILLEGAL_ADDRESS;
+    for (unsigned i = 0; i < count; i++)
+        dst[i] = (uint16_t)(0xA000u + addr - 100u + i);
+    return 0;
+}
+
+static void test_frame_size(void **state)
+{
+    (void)state;
+    /* tid 0x1234, proto 0, length 6, unit 5, FC4 addr 100 count 2 */
+    const uint8_t req[] = {0x12, 0x34, 0, 0, 0, 6, 5, 4, 0, 100, 0, 2};
+    for (size_t n = 0; n < sizeof req; n++)
+        assert_int_equal(mtr__mbap_frame_size(req, n), 0); /* every prefix: need more */
+    assert_int_equal(mtr__mbap_frame_size(req, sizeof req), 12);
+    uint8_t two[24];
+    memcpy(two, req, 12);
+    memcpy(two + 12, req, 12);
+    assert_int_equal(mtr__mbap_frame_size(two, sizeof two), 12); /* only the first frame */
+
+    uint8_t bad[12];
+    memcpy(bad, req, 12);
+    bad[3] = 1; /* protocol id 1 */
+    assert_int_equal(mtr__mbap_frame_size(bad, 12), -1);
+    memcpy(bad, req, 12);
+    bad[5] = 1; /* length 1: a unit id and no function code */
+    assert_int_equal(mtr__mbap_frame_size(bad, 12), -1);
+    bad[5] = 255; /* 254 is the largest legal length (unit + 253-byte PDU) */
+    assert_int_equal(mtr__mbap_frame_size(bad, 12), -1);
+    bad[5] = 254;
+    assert_int_equal(mtr__mbap_frame_size(bad, 12), 0); /* legal, incomplete */
+    assert_int_equal(mtr__mbap_frame_size(bad, 6), 0);
+}
+
+static void test_read_reply(void **state)
+{
+    (void)state;
+    const uint8_t req[] = {0x12, 0x34, 0, 0, 0, 6, 5, 4, 0, 101, 0, 3};
+    uint8_t out[MTR__MBAP_MAX];
+    size_t n = mtr__mbap_reply(req, sizeof req, read_fake, NULL, out);
+    /* length = unit + fc + byte count + 6 data bytes = 9 */
+    const uint8_t want[] = {0x12, 0x34, 0, 0, 0, 9, 5, 4, 6, 0xA0, 0x01, 0xA0, 0x02, 0xA0, 0x03};
+    assert_int_equal(n, sizeof want);
+    assert_memory_equal(out, want, sizeof want);
+}
+
+static void expect_exception(const uint8_t *req, size_t len, uint8_t fc, uint8_t code)
+{
+    uint8_t out[MTR__MBAP_MAX];
+    size_t n = mtr__mbap_reply(req, len, read_fake, NULL, out);
+    assert_int_equal(n, 9);
+    const uint8_t want[] = {req[0], req[1], 0, 0, 0, 3, req[6], (uint8_t)(fc | 0x80), code};
+    assert_memory_equal(out, want, sizeof want);
+}
+
+static void test_exceptions(void **state)
+{
+    (void)state;
+    /* unknown unit: 0x0B, gateway target failed to respond */
+    const uint8_t other_unit[] = {0, 1, 0, 0, 0, 6, 9, 4, 0, 100, 0, 1};
+    expect_exception(other_unit, sizeof other_unit, 4, MTR__EX_GATEWAY_TARGET);
+    /* FC6 write single register: illegal function, and the device is never asked */
+    calls = 0;
+    const uint8_t write[] = {0, 2, 0, 0, 0, 6, 5, 6, 0, 100, 0, 1};
+    expect_exception(write, sizeof write, 6, MTR__EX_ILLEGAL_FUNCTION);
+    assert_int_equal(calls, 0);
+    /* count 0 and 126: illegal data value (quantity checked before the address) */
+    const uint8_t zero[] = {0, 3, 0, 0, 0, 6, 5, 4, 0, 100, 0, 0};
+    expect_exception(zero, sizeof zero, 4, MTR__EX_ILLEGAL_VALUE);
+    const uint8_t many[] = {0, 4, 0, 0, 0, 6, 5, 4, 0, 100, 0, 126};
+    expect_exception(many, sizeof many, 4, MTR__EX_ILLEGAL_VALUE);
+    /* 125 is legal for framing; the fake device then says the range is not there */
+    const uint8_t max[] = {0, 5, 0, 0, 0, 6, 5, 4, 0, 100, 0, 125};
+    expect_exception(max, sizeof max, 4, MTR__EX_ILLEGAL_ADDRESS);
+    /* address + count past 65535 */
+    const uint8_t wrap[] = {0, 6, 0, 0, 0, 6, 5, 4, 0xFF, 0xFF, 0, 2};
+    expect_exception(wrap, sizeof wrap, 4, MTR__EX_ILLEGAL_ADDRESS);
+    /* a read with a short PDU (no count) */
+    const uint8_t shortpdu[] = {0, 7, 0, 0, 0, 4, 5, 4, 0, 100};
+    expect_exception(shortpdu, sizeof shortpdu, 4, MTR__EX_ILLEGAL_VALUE);
+    /* FC3 where the fake serves only input registers */
+    const uint8_t holding[] = {0, 8, 0, 0, 0, 6, 5, 3, 0, 100, 0, 1};
+    expect_exception(holding, sizeof holding, 3, MTR__EX_ILLEGAL_ADDRESS);
+}
+
+static void test_largest_reply(void **state)
+{
+    (void)state;
+    /* 125 registers fill the biggest ADU: 7 + 2 + 250 = 259 <= MTR__MBAP_MAX */
+    uint8_t out[MTR__MBAP_MAX];
+    const uint8_t req[] = {0, 9, 0, 0, 0, 6, 5, 4, 0, 100, 0, 10};
+    assert_int_equal(mtr__mbap_reply(req, sizeof req, read_fake, NULL, out), 7 + 2 + 20);
+    assert_int_equal(out[8], 20);
+    assert_true(7 + 2 + 2 * MTR__READ_MAX <= MTR__MBAP_MAX);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_size),
+        cmocka_unit_test(test_read_reply),
+        cmocka_unit_test(test_exceptions),
+        cmocka_unit_test(test_largest_reply),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
