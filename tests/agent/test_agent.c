@@ -466,12 +466,18 @@ static int test_setup(void **state)
     return 0;
 }
 
+/* A clean stop must exit 0 (under the sanitizers that also means no leak). */
 static int test_teardown(void **state)
 {
     fixture *f = *state;
+    int rc = 0;
+    if (f->pid > 0 && stop_agent(f, SIGTERM) != 0) {
+        fprintf(stderr, "the agent did not stop cleanly on SIGTERM; see %s\n", f->log);
+        rc = -1;
+    }
     teardown(f);
     free(f);
-    return 0;
+    return rc;
 }
 
 int main(void)
