@@ -7,7 +7,7 @@ add_library(mgx_test_recorder STATIC bus/recorder.c)
 target_include_directories(mgx_test_recorder PUBLIC bus)
 target_link_libraries(mgx_test_recorder PRIVATE mgx_options PkgConfig::MOSQUITTO Threads::Threads)
 
-mgx_test(test_bus_client integration bus/test_bus_client.c
+mgx_test(test_bus_client integration bus/test_bus_client.c bus/slow_link.c
   LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO)
 target_include_directories(test_bus_client PRIVATE ${MGX_CTL_SRC})
 set_tests_properties(test_bus_client PROPERTIES TIMEOUT 120)
