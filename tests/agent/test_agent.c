@@ -362,8 +362,14 @@ static void test_resends_same_bytes_until_receipt(void **state)
         assert_memory_equal(again.payload, first.payload, first.len);
     }
     char st[16];
-    int sends;
-    order_row(f, f->cur + 1, st, &sends, NULL);
+    int sends = 0;
+    /* the agent counts a send right after handing it to the bus: the copy can reach us first */
+    for (int t = 0; t < 2000; t += 20) {
+        order_row(f, f->cur + 1, st, &sends, NULL);
+        if (sends >= 3)
+            break;
+        tst_sleep_ms(20);
+    }
     assert_string_equal(st, "pending");
     assert_true(sends >= 3);
     send_receipt(f, &m, CTL_R_OK, NULL);
