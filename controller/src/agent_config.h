@@ -9,10 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ident.h"
 #include "mgx/market.h"
 #include "mgx/strategy.h"
 
-#define AGC_ID_MAX 65
+#define AGC_ID_MAX (CTL_ID_MAX + 1)
 #define AGC_PATH_MAX 1024
 #define AGC_HOST_MAX 256
 

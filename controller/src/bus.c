@@ -9,6 +9,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bus.h"
+#include "ident.h"
+#include "mgx/meter.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -720,19 +722,12 @@ void bus_free(bus_client *c)
 
 /* ---- topics ---- */
 
+_Static_assert(BUS_ID_MAX == CTL_ID_MAX + 1, "bus ids follow the rule of ident.h");
+_Static_assert(MTR_ID_MAX == CTL_ID_MAX + 1, "meter ids follow the rule of ident.h");
+
 bool bus_id_valid(const char *id)
 {
-    if (!id)
-        return false;
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char ch = id[n];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '-';
-        if (!ok || n + 1 >= BUS_ID_MAX)
-            return false;
-    }
-    return n > 0;
+    return ctl_id_valid(id) != 0;
 }
 
 static int topic3(char *buf, size_t len, const char *community, const char *kind,

@@ -51,7 +51,8 @@ enum {
 
 const char *bus_strerror(int code);
 
-/* Bounds. Ids (community, meter, participant, client) are 1..63 bytes of [A-Za-z0-9_-]. */
+/* Bounds. Ids (community, meter, participant, client) are 1..63 bytes of [A-Za-z0-9_-]: the one
+ * rule of ident.h (bus_id_valid is ctl_id_valid). */
 #define BUS_ID_MAX 64
 #define BUS_TOPIC_MAX 256
 #define BUS_PAYLOAD_MAX 65536
