@@ -464,6 +464,26 @@ static int history(ctl_store *s, const ctl_order_rec *o, int nonce_used, ctl_ord
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
 }
 
+/* Market numbers decide ties (docs/market-rules.md: the lowest number wins a leftover Wh), so
+ * they must not depend on which home's first order happened to arrive first. When a
+ * participant without a number orders, every registered participant still without one is
+ * numbered first, in byte order of its id: with a registry filled before trading starts the
+ * numbers follow the ids, and a later registration only appends. Without a registry table
+ * (the store on its own) numbers follow the first accepted order. */
+static int number_participants(ctl_store *s, const char *participant)
+{
+    int64_t v;
+    int found, rc;
+    if ((rc = query_int(s, "SELECT market_id FROM market_ids WHERE participant = ?1",
+                        participant, 1, &v, &found)) || found)
+        return rc;
+    if ((rc = query_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                           "name = 'participants'", NULL, 0, &v, &found)) || v == 0)
+        return rc;
+    return run(s, prep(s, "INSERT OR IGNORE INTO market_ids(participant) "
+                          "SELECT id FROM participants ORDER BY id"));
+}
+
 static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
 {
     int rc;
@@ -477,6 +497,8 @@ static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
             sqlite3_bind_int64(st, 2, o->interval_id);
         }
         if ((rc = run(s, st)))
+            return rc;
+        if ((rc = number_participants(s, o->participant)))
             return rc;
         st = prep(s, "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)");
         if (st)
