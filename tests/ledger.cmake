@@ -17,3 +17,10 @@ mgx_test(test_cli_ledger integration ledger/test_cli_ledger.c ledger/ledger_harn
   LIBS mgx_test_support PkgConfig::JANSSON PkgConfig::SQLITE)
 add_dependencies(test_cli_ledger mgx)
 set_tests_properties(test_cli_ledger PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
+# Crash tests: named crash points (MGX_CRASH_AT, 20 hits each) and random kill -9 of `mgx ledger
+# settle`; `mgx ledger verify` after every restart.
+mgx_test(test_ledger_crash integration ledger/test_ledger_crash.c ledger/ledger_harness.c
+  LIBS mgx_test_support PkgConfig::SQLITE)
+add_dependencies(test_ledger_crash mgx)
+set_tests_properties(test_ledger_crash PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>"
+  TIMEOUT 300)

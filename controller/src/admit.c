@@ -63,7 +63,7 @@ ctl_admit_verdict ctl_admit_check(const ctl_admit_params *p, int64_t now_ms,
                       m->participant);
     if (entry->role != CTL_ROLE_HOME)
         return reject(r, CTL_R_NOT_ALLOWED, "role \"%s\" may not submit orders",
-                      ctl_role_name(entry->role) ? ctl_role_name(entry->role) : "?");
+                      ctl_role_name((int)entry->role) ? ctl_role_name((int)entry->role) : "?");
     if (m->interval_s != p->interval_s)
         return reject(r, CTL_R_WRONG_INTERVAL_LENGTH, "interval_s is %u, the community uses %u",
                       m->interval_s, p->interval_s);

@@ -275,13 +275,31 @@ typedef struct {
 } device_state;
 
 typedef struct {
+    const char *id;
+    size_t index; /* in config order */
+} id_entry;
+
+typedef struct {
     const meter_conf *mc;
     bus_client *bus;
     outbox *ob;
     device_state *dev;
+    id_entry *by_id; /* sorted by id: a reading finds its device in O(log n) */
     size_t n_dev;
     uint64_t readings, failures;
 } daemon_ctx;
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(((const id_entry *)a)->id, ((const id_entry *)b)->id);
+}
+
+static size_t find_device(const daemon_ctx *d, const char *id)
+{
+    id_entry key = {id, 0};
+    const id_entry *e = bsearch(&key, d->by_id, d->n_dev, sizeof key, cmp_id);
+    return e ? e->index : d->n_dev;
+}
 
 static void on_bus_state(void *user, bool up, int reason)
 {
@@ -348,7 +366,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
     size_t n = 0;
     mtr_poll_result r;
     while (n < METER_BATCH_MAX && mtr_poller_next(p, &r, 0) == MTR_OK) {
-        size_t i = device_index(d->mc->meters, r.sample.meter_id);
+        size_t i = find_device(d, r.sample.meter_id);
         device_state *s = i < d->n_dev ? &d->dev[i] : NULL;
         if (r.meta_fresh && s) {
             s->meta = r.meta;
@@ -423,8 +441,12 @@ static int run_daemon(meter_conf *mc, const char *config_path)
     }
     d.n_dev = mtr_config_count(mc->meters);
     d.dev = calloc(d.n_dev, sizeof *d.dev);
-    if (!d.dev)
+    d.by_id = calloc(d.n_dev, sizeof *d.by_id);
+    if (!d.dev || !d.by_id)
         goto out;
+    for (size_t i = 0; i < d.n_dev; i++)
+        d.by_id[i] = (id_entry){mtr_config_device(mc->meters, i)->id, i};
+    qsort(d.by_id, d.n_dev, sizeof *d.by_id, cmp_id);
     outbox_config oc = {.path = mc->outbox.path, .max_messages = mc->outbox.max_messages,
                         .policy = mc->outbox.policy, .window = mc->outbox.window,
                         .log = daemon_log};
@@ -484,6 +506,7 @@ out:
     bus_free(d.bus);
     outbox_close(d.ob);
     free(d.dev);
+    free(d.by_id);
     return status;
 }
 

@@ -170,8 +170,7 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         char id[80];
         meter_id(s->sc, h, id, sizeof id);
         const char *host = client_host(s->o.host);
-        fprintf(f,
-                "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
+        fprintf(f, "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
                 id, profile, host, (unsigned)mtr_server_port(s->servers[h / MTR_SERVER_UNITS]),
                 (unsigned)(h % MTR_SERVER_UNITS + 1));
         if (poll_ms)
@@ -254,10 +253,10 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
         snprintf(err, err_len, "out of memory for %zu meters", s->homes);
         goto fail;
     }
-    if (start_servers(s, err, err_len) ||
-        (o->meter_config && write_meter_config(s, err, err_len)))
+    if (start_servers(s, err, err_len) || (o->meter_config && write_meter_config(s, err, err_len)))
         goto fail;
-    uint16_t p0 = mtr_server_port(s->servers[0]), p1 = mtr_server_port(s->servers[s->n_servers - 1]);
+    uint16_t p0 = mtr_server_port(s->servers[0]),
+             p1 = mtr_server_port(s->servers[s->n_servers - 1]);
     say(s, "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s", s->homes,
         o->profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec", o->host, (unsigned)p0,
         s->n_servers > 1 ? (o->port ? "-" : "..") : "", s->n_servers > 1 ? (unsigned)p1 : 0u,
@@ -334,8 +333,8 @@ static int on_interval(size_t k, size_t total, void *ctx)
         s->real0_ms = s->o.clock_start_ms ? s->o.clock_start_ms : wall_ms();
         char when[32];
         sim_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
-        say(s, "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time",
-            when, s->real0_ms, s->o.clock_speed);
+        say(s, "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
+            s->real0_ms, s->o.clock_speed);
     }
     int64_t begin = wall_at(s, (int64_t)k * s->interval_ms);
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);

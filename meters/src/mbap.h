@@ -15,8 +15,8 @@
 #include <stdint.h>
 
 #define MTR__MBAP_HEADER 7u   /* transaction id 2, protocol id 2, length 2, unit id 1 */
-#define MTR__MBAP_MAX 260u    /* largest ADU: 7 + a 253-byte PDU */
-#define MTR__READ_MAX 125u    /* registers per read (function 3 and 4) */
+#define MTR__MBAP_MAX    260u /* largest ADU: 7 + a 253-byte PDU */
+#define MTR__READ_MAX    125u /* registers per read (function 3 and 4) */
 
 /* Modbus exception codes used by the simulated meters. */
 enum {
@@ -38,8 +38,8 @@ int mtr__mbap_frame_size(const uint8_t *buf, size_t len);
  * Reads count registers at addr of one unit into dst for function fc (3 or 4). Returns 0, or
  * a Modbus exception code for the reply (MTR__EX_*). Called with count in 1..MTR__READ_MAX.
  */
-typedef int (*mtr__reg_read_fn)(void *ctx, uint8_t unit, uint8_t fc, uint16_t addr,
-                                uint16_t count, uint16_t *dst);
+typedef int (*mtr__reg_read_fn)(void *ctx, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t count,
+                                uint16_t *dst);
 
 /*
  * Builds the reply to one complete request frame (as delimited by mtr__mbap_frame_size) into

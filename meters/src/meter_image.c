@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define VOLTS 230.0
-#define HZ 50.0
+#define HZ    50.0
 
 void mtr__put_float_abcd(uint16_t *regs, float v)
 {
@@ -57,26 +57,26 @@ static void sunspec_init(mtr__image *im, uint8_t unit, const char *serial)
     im->base = MTR__SUNS_BASE;
     im->n = MTR__SUNS_END - MTR__SUNS_BASE;
     im->max_read = 125;
-    *at(im, MTR__SUNS_BASE) = 0x5375; /* "Su" */
+    *at(im, MTR__SUNS_BASE) = 0x5375;     /* "Su" */
     *at(im, MTR__SUNS_BASE + 1) = 0x6E53; /* "nS" */
     uint16_t *m1 = at(im, MTR__SUNS_M1);
     m1[0] = 1;
     m1[1] = MTR__SUNS_M1_LEN;
-    put_string(m1 + 2, 16, "mgx");            /* Mn */
+    put_string(m1 + 2, 16, "mgx");              /* Mn */
     put_string(m1 + 18, 16, "simulated meter"); /* Md */
-    put_string(m1 + 34, 8, "sim");            /* Opt */
-    put_string(m1 + 42, 8, "1.0");            /* Vr */
-    put_string(m1 + 50, 16, serial);          /* SN */
-    m1[66] = unit;                            /* DA */
-    m1[67] = 0x8000;                          /* Pad */
+    put_string(m1 + 34, 8, "sim");              /* Opt */
+    put_string(m1 + 42, 8, "1.0");              /* Vr */
+    put_string(m1 + 50, 16, serial);            /* SN */
+    m1[66] = unit;                              /* DA */
+    m1[67] = 0x8000;                            /* Pad */
     uint16_t *m = at(im, MTR__SUNS_M203);
     m[0] = 203;
     m[1] = MTR__SUNS_M203_LEN;
     m[MTR__M203_A_SF] = (uint16_t)-2;
     for (unsigned p = 0; p < 4; p++) {
-        m[MTR__M203_PHV + p] = (uint16_t)(VOLTS * 10);       /* PhV, PhVphA..C */
+        m[MTR__M203_PHV + p] = (uint16_t)(VOLTS * 10);             /* PhV, PhVphA..C */
         m[MTR__M203_PPV + p] = (uint16_t)(VOLTS * 1.7320508 * 10); /* PPV, PhVphAB.. */
-        m[MTR__M203_PF + p] = 10000;                         /* PF 100.00 % */
+        m[MTR__M203_PF + p] = 10000;                               /* PF 100.00 % */
     }
     m[MTR__M203_V_SF] = (uint16_t)-1;
     m[MTR__M203_HZ] = (uint16_t)(HZ * 100);

@@ -17,18 +17,18 @@
 
 /* SDM630 input register addresses (0-based protocol addresses). */
 enum {
-    MTR__SDM_V_L1 = 0x0000,      /* line-to-neutral volts, L1..L3 at +0, +2, +4 */
-    MTR__SDM_A_L1 = 0x0006,      /* current A, L1..L3 */
-    MTR__SDM_W_L1 = 0x000C,      /* active power W, L1..L3 */
-    MTR__SDM_VA_L1 = 0x0012,     /* apparent power VA, L1..L3 */
-    MTR__SDM_PF_L1 = 0x001E,     /* power factor, L1..L3 */
-    MTR__SDM_V_AVG = 0x002A,     /* average line-to-neutral volts */
-    MTR__SDM_A_AVG = 0x002E,     /* average line current */
-    MTR__SDM_A_SUM = 0x0030,     /* sum of line currents */
-    MTR__SDM_W_TOTAL = 0x0034,   /* total system power W, + import */
-    MTR__SDM_VA_TOTAL = 0x0038,  /* total system VA */
-    MTR__SDM_PF_TOTAL = 0x003E,  /* total system power factor */
-    MTR__SDM_HZ = 0x0046,        /* frequency */
+    MTR__SDM_V_L1 = 0x0000,     /* line-to-neutral volts, L1..L3 at +0, +2, +4 */
+    MTR__SDM_A_L1 = 0x0006,     /* current A, L1..L3 */
+    MTR__SDM_W_L1 = 0x000C,     /* active power W, L1..L3 */
+    MTR__SDM_VA_L1 = 0x0012,    /* apparent power VA, L1..L3 */
+    MTR__SDM_PF_L1 = 0x001E,    /* power factor, L1..L3 */
+    MTR__SDM_V_AVG = 0x002A,    /* average line-to-neutral volts */
+    MTR__SDM_A_AVG = 0x002E,    /* average line current */
+    MTR__SDM_A_SUM = 0x0030,    /* sum of line currents */
+    MTR__SDM_W_TOTAL = 0x0034,  /* total system power W, + import */
+    MTR__SDM_VA_TOTAL = 0x0038, /* total system VA */
+    MTR__SDM_PF_TOTAL = 0x003E, /* total system power factor */
+    MTR__SDM_HZ = 0x0046,       /* frequency */
     MTR__SDM_IMPORT_KWH = 0x0048,
     MTR__SDM_EXPORT_KWH = 0x004A,
     MTR__SDM_TOTAL_KWH = 0x0156, /* import + export */
@@ -48,20 +48,33 @@ enum {
 
 /* Offsets from model 203's ID register (sunspec/models, model_203.json). */
 enum {
-    MTR__M203_A = 2, MTR__M203_A_SF = 6, MTR__M203_PHV = 7, MTR__M203_PPV = 11,
-    MTR__M203_V_SF = 15, MTR__M203_HZ = 16, MTR__M203_HZ_SF = 17,
-    MTR__M203_W = 18, MTR__M203_W_SF = 22, MTR__M203_VA = 23, MTR__M203_VA_SF = 27,
-    MTR__M203_VAR_SF = 32, MTR__M203_PF = 33, MTR__M203_PF_SF = 37,
-    MTR__M203_TOTWH_EXP = 38, MTR__M203_TOTWH_IMP = 46, MTR__M203_TOTWH_SF = 54,
-    MTR__M203_TOTVAH_SF = 71, MTR__M203_TOTVARH_SF = 104
+    MTR__M203_A = 2,
+    MTR__M203_A_SF = 6,
+    MTR__M203_PHV = 7,
+    MTR__M203_PPV = 11,
+    MTR__M203_V_SF = 15,
+    MTR__M203_HZ = 16,
+    MTR__M203_HZ_SF = 17,
+    MTR__M203_W = 18,
+    MTR__M203_W_SF = 22,
+    MTR__M203_VA = 23,
+    MTR__M203_VA_SF = 27,
+    MTR__M203_VAR_SF = 32,
+    MTR__M203_PF = 33,
+    MTR__M203_PF_SF = 37,
+    MTR__M203_TOTWH_EXP = 38,
+    MTR__M203_TOTWH_IMP = 46,
+    MTR__M203_TOTWH_SF = 54,
+    MTR__M203_TOTVAH_SF = 71,
+    MTR__M203_TOTVARH_SF = 104
 };
 
 typedef enum { MTR__PROFILE_SDM630 = 1, MTR__PROFILE_SUNSPEC = 2 } mtr__profile;
 
 typedef struct {
-    uint8_t fc;      /* 4 (input registers) for SDM630, 3 (holding) for SunSpec */
-    uint16_t base;   /* first served address */
-    uint16_t n;      /* served registers */
+    uint8_t fc;        /* 4 (input registers) for SDM630, 3 (holding) for SunSpec */
+    uint16_t base;     /* first served address */
+    uint16_t n;        /* served registers */
     uint16_t max_read; /* largest read the device accepts (the SDM630 refuses over 60) */
     uint16_t regs[MTR__IMAGE_MAX];
 } mtr__image;

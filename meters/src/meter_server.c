@@ -26,9 +26,9 @@
 #include <unistd.h>
 
 #define DEFAULT_MAX_CLIENTS 1024u
-#define IN_CAP (2 * MTR__MBAP_MAX)
-#define OUT_CAP (4 * MTR__MBAP_MAX) /* replies queued for one client before reading pauses */
-#define POWER_MAX_W INT64_C(1000000000000)
+#define IN_CAP              (2 * MTR__MBAP_MAX)
+#define OUT_CAP             (4 * MTR__MBAP_MAX) /* replies queued for one client before reading pauses */
+#define POWER_MAX_W         INT64_C(1000000000000)
 
 typedef struct {
     mtr__profile profile;
@@ -120,7 +120,7 @@ static int listen_on(const char *host, uint16_t port, int *fd_out, uint16_t *por
             continue;
         }
         *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                    : ((struct sockaddr_in *)&ss)->sin_port);
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
         *fd_out = fd;
         rc = MTR_SERVER_OK;
         break;

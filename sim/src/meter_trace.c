@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 typedef struct {
-    int64_t import_wh, export_wh; /* counters at the start of the interval */
+    int64_t import_wh, export_wh;     /* counters at the start of the interval */
     int64_t d_import_wh, d_export_wh; /* this interval's energy */
 } trace_home;
 
@@ -38,8 +38,8 @@ void sim_trace_free(sim_trace *t)
 
 int sim_trace_set(sim_trace *t, size_t home, int64_t import_wh, int64_t export_wh)
 {
-    if (!t || home >= t->homes || import_wh < 0 || export_wh < 0 ||
-        import_wh > SIM_TRACE_MAX_WH || export_wh > SIM_TRACE_MAX_WH)
+    if (!t || home >= t->homes || import_wh < 0 || export_wh < 0 || import_wh > SIM_TRACE_MAX_WH ||
+        export_wh > SIM_TRACE_MAX_WH)
         return -1;
     t->h[home].d_import_wh = import_wh;
     t->h[home].d_export_wh = export_wh;

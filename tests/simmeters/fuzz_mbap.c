@@ -69,10 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mtr__image_init(&im, profile, served_unit, "fuzz");
     int32_t power = (int32_t)((uint32_t)data[1] << 24 | (uint32_t)data[2] << 16 |
                               (uint32_t)data[3] << 8 | data[4]);
-    uint32_t imp = (uint32_t)data[5] << 24 | (uint32_t)data[6] << 16 | (uint32_t)data[7] << 8 |
-                   data[8];
-    uint32_t exp = (uint32_t)data[9] << 24 | (uint32_t)data[10] << 16 |
-                   (uint32_t)data[11] << 8 | data[12];
+    uint32_t imp =
+        (uint32_t)data[5] << 24 | (uint32_t)data[6] << 16 | (uint32_t)data[7] << 8 | data[8];
+    uint32_t exp =
+        (uint32_t)data[9] << 24 | (uint32_t)data[10] << 16 | (uint32_t)data[11] << 8 | data[12];
     mtr__image_set(&im, profile, power, imp, exp);
     const uint8_t *p = data + 13;
     size_t left = size - 13;

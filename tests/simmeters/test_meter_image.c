@@ -113,9 +113,9 @@ static void test_sunspec_layout(void **state)
     assert_regs(40052, 0x686F, 0x6D65);
     assert_regs(40054, 0x2D30, 0x3037);
     assert_int_equal(reg(40056), 0);
-    assert_int_equal(reg(40068), 7);      /* DA = unit id */
-    assert_regs(40070, 203, 105);         /* meter model right after: 40002 + 2 + 66 */
-    assert_regs(40177, 0xFFFF, 0);        /* end marker: 40070 + 2 + 105 */
+    assert_int_equal(reg(40068), 7); /* DA = unit id */
+    assert_regs(40070, 203, 105);    /* meter model right after: 40002 + 2 + 66 */
+    assert_regs(40177, 0xFFFF, 0);   /* end marker: 40070 + 2 + 105 */
     assert_int_equal(im->n, 40179 - 40000);
     /* walk the chain the way a client must */
     unsigned a = 40002, ids[4], n = 0;
@@ -147,9 +147,9 @@ static void test_sunspec_values(void **state)
     assert_int_equal((int16_t)reg(m + 19), -412);
     assert_int_equal((int16_t)reg(m + 20), -411);
     assert_int_equal((int16_t)reg(m + 21), -411);
-    assert_regs(m + 38, 0x0000, 0x0005);   /* TotWhExp */
-    assert_regs(m + 46, 0x0001, 0x1170);   /* TotWhImp */
-    assert_int_equal(reg(m + 54), 0);      /* TotWh_SF */
+    assert_regs(m + 38, 0x0000, 0x0005); /* TotWhExp */
+    assert_regs(m + 46, 0x0001, 0x1170); /* TotWhImp */
+    assert_int_equal(reg(m + 54), 0);    /* TotWh_SF */
     /* 123456 W does not fit int16: 12346 x 10^1 (12345.6 rounded half away from zero) */
     mtr__image_set(im, MTR__PROFILE_SUNSPEC, 123456, 1, 1);
     assert_int_equal(reg(m + 18), 12346);

@@ -240,7 +240,7 @@ static void test_unknown_unit(void **state)
     double t0 = now_s();
     assert_int_equal(modbus_read_input_registers(c, 0x34, 2, r), -1);
     assert_int_equal(errno, EMBXGTAR); /* exception 0x0B */
-    assert_true(now_s() - t0 < 0.5);  /* at once, not after the client's 2 s timeout */
+    assert_true(now_s() - t0 < 0.5);   /* at once, not after the client's 2 s timeout */
     /* units 0 (broadcast on serial lines) and 255 are not meters either */
     assert_int_equal(modbus_set_slave(c, 255), 0);
     assert_int_equal(modbus_read_input_registers(c, 0x34, 2, r), -1);
@@ -254,7 +254,7 @@ static void test_unknown_unit(void **state)
 /* --- concurrency --------------------------------------------------------------------------- */
 
 #define READERS 8
-#define READS 400
+#define READS   400
 
 typedef struct {
     mtr_server *srv;

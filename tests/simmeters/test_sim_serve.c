@@ -66,8 +66,8 @@ static void sim_start(sim_proc *p, const char *scenario, const char *const *extr
     snprintf(p->err_path, sizeof p->err_path, "%s/stderr.txt", p->dir);
     snprintf(p->cfg_path, sizeof p->cfg_path, "%s/meters.ini", p->dir);
     snprintf(p->out_dir, sizeof p->out_dir, "%s/out", p->dir);
-    const char *argv[32] = {mgx_bin, "sim", scenario, "--out", p->out_dir, "--no-plots",
-                            "--meter-config", p->cfg_path};
+    const char *argv[32] = {mgx_bin,    "sim",        scenario,         "--out",
+                            p->out_dir, "--no-plots", "--meter-config", p->cfg_path};
     size_t n = 8;
     for (size_t i = 0; extra && extra[i] && n < 31; i++)
         argv[n++] = extra[i];
@@ -292,9 +292,17 @@ static void final_counters(const char *scenario, const char *profile, int64_t st
     sim_proc p;
     char start[32];
     snprintf(start, sizeof start, "%lld", (long long)start_wh);
-    const char *extra[] = {"--serve-modbus", "127.0.0.1:0", "--meter-profile", profile,
-                           "--clock-speed",  "2000000",     "--meter-start-wh", start,
-                           "--linger",       "60",          NULL};
+    const char *extra[] = {"--serve-modbus",
+                           "127.0.0.1:0",
+                           "--meter-profile",
+                           profile,
+                           "--clock-speed",
+                           "2000000",
+                           "--meter-start-wh",
+                           start,
+                           "--linger",
+                           "60",
+                           NULL};
     sim_start(&p, scenario, extra);
     assert_true(wait_for(&p, "scenario finished", 30000));
     static meter_entry m[MAX_METERS];
@@ -340,8 +348,7 @@ static void final_counters(const char *scenario, const char *profile, int64_t st
 static void test_sunspec_300_homes_two_ports(void **state)
 {
     (void)state;
-    final_counters(MGX_SOURCE_DIR "/tests/simmeters/data/serve-300.ini", "sunspec", 1000, 300,
-                   2);
+    final_counters(MGX_SOURCE_DIR "/tests/simmeters/data/serve-300.ini", "sunspec", 1000, 300, 2);
 }
 
 static void test_sdm630_street(void **state)
@@ -359,8 +366,15 @@ static void test_counters_move(void **state)
     int port = tst_free_port();
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    const char *extra[] = {"--serve-modbus", addr, "--meter-profile", "sunspec",
-                           "--clock-speed", "900", "--meter-start-wh", "5", NULL};
+    const char *extra[] = {"--serve-modbus",
+                           addr,
+                           "--meter-profile",
+                           "sunspec",
+                           "--clock-speed",
+                           "900",
+                           "--meter-start-wh",
+                           "5",
+                           NULL};
     sim_start(&p, MGX_SOURCE_DIR "/config/street.ini", extra);
     assert_true(wait_for(&p, "clock: scenario time", 10000));
     meter_entry m[16];
@@ -435,8 +449,7 @@ static void test_usage_errors(void **state)
     assert_non_null(strstr(e, "--clock-speed"));
     free(e);
     assert_int_equal(
-        run_status(&e, "%s --out /tmp/x --serve-modbus 127.0.0.1:0 --meter-profile sdm120", sc),
-        2);
+        run_status(&e, "%s --out /tmp/x --serve-modbus 127.0.0.1:0 --meter-profile sdm120", sc), 2);
     free(e);
     assert_int_equal(run_status(&e, "%s --out /tmp/x --serve-modbus 127.0.0.1:0 --runs 2", sc), 2);
     assert_non_null(strstr(e, "one seed"));

@@ -34,7 +34,7 @@ typedef enum {
 
 enum {
     MTR_SERVER_OK = 0,
-    MTR_SERVER_E_INVAL = -1,   /* NULL pointer, unit outside 1..247, unknown profile */
+    MTR_SERVER_E_INVAL = -1, /* NULL pointer, unit outside 1..247, unknown profile */
     MTR_SERVER_E_NOMEM = -2,
     MTR_SERVER_E_ADDRESS = -3, /* the host does not resolve to an address */
     MTR_SERVER_E_SOCKET = -4,  /* socket, bind or listen failed (errno says why) */
@@ -64,8 +64,7 @@ uint16_t mtr_server_port(const mtr_server *srv);
 
 /* Adds a meter at unit id (1..247) with counters at 0. serial (may be NULL, copied, at most 32
  * bytes used) is the SunSpec common model's SN. */
-int mtr_server_add(mtr_server *srv, uint8_t unit, mtr_server_profile profile,
-                   const char *serial);
+int mtr_server_add(mtr_server *srv, uint8_t unit, mtr_server_profile profile, const char *serial);
 
 /*
  * Sets a meter's live values: power_w (+ import from the grid, - export; |power| <= 1e12) and
