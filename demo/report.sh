@@ -20,7 +20,7 @@ OFFSET_MIN=${3:-60}
 sqlite3 -readonly "$DB" <<EOF
 .mode column
 .headers on
-SELECT '== What was traded (controller database, per hour, local standard time) ==' AS '';
+.print '== What was traded (controller database, per hour, local standard time) =='
 SELECT strftime('%H:%M', min(r.interval_id) * i.length_s, 'unixepoch', '$OFFSET_MIN minutes')
          AS hour,
        sum(r.n_orders) AS orders,
@@ -35,8 +35,8 @@ FROM results r JOIN intervals i USING(interval_id)
 WHERE r.interval_id BETWEEN $FIRST AND $LAST
 GROUP BY (r.interval_id - $FIRST) / (3600 / i.length_s)
 ORDER BY min(r.interval_id);
-SELECT '' AS '';
-SELECT '== Totals ==' AS '';
+.print ''
+.print '== Totals =='
 SELECT count(*) AS intervals,
        sum(n_orders) AS orders,
        sum(matched_wh > 0) AS with_local_trades,
@@ -72,8 +72,9 @@ SELECT h.home,
        printf('%7.2f', h.baseline_cost_uc / 1e6) AS grid_only_bill,
        printf('%+7.2f', (h.baseline_cost_uc - h.cost_uc) / 1e6) AS saved
 FROM homes h LEFT JOIN live l ON l.home = h.home ORDER BY h.rowid;
+.mode list
 .headers off
-SELECT '';
+.print ''
 SELECT printf('community: %.2f kWh sold locally, bill %.2f instead of %.2f (%.2f saved, %.1f%%)',
               sum(local_sold_wh) / 1000.0, sum(cost_uc) / 1e6, sum(baseline_cost_uc) / 1e6,
               (sum(baseline_cost_uc) - sum(cost_uc)) / 1e6,
