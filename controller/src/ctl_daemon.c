@@ -22,6 +22,7 @@
 #include <time.h>
 
 #define MAX_INFLIGHT_INTERVALS 256
+#define READING_BATCH_MAX 512
 
 typedef struct daemon daemon;
 
@@ -43,6 +44,10 @@ struct daemon {
     int republish;
     publication pubs[MAX_INFLIGHT_INTERVALS];
     uint64_t orders_in, receipts_out, readings_in, readings_bad;
+    /* readings decoded in this pass of the loop, stored in one transaction after it (or before
+     * an order, so the store sees everything in arrival order) */
+    mtr_sample batch[READING_BATCH_MAX];
+    size_t n_batch;
 };
 
 __attribute__((format(printf, 3, 4))) static void logf_(const daemon *d, int level,
@@ -77,6 +82,8 @@ static int64_t floor_div(int64_t a, int64_t b)
     int64_t q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
+
+static void flush_readings(daemon *d);
 
 /* ---- orders ---- */
 
@@ -148,6 +155,7 @@ static void publish_unstored(daemon *d, const char *participant, const ctl_order
 
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
+    flush_readings(d);
     d->orders_in++;
     int64_t now = now_ms(d);
     ctl_order_msg m;
@@ -203,6 +211,21 @@ static void handle_order(daemon *d, const char *topic_participant, const bus_mes
 
 /* ---- readings ---- */
 
+/* Stores the readings gathered so far in one transaction. */
+static void flush_readings(daemon *d)
+{
+    if (d->n_batch == 0)
+        return;
+    size_t inserted = 0;
+    int rc = ctl_store_put_readings(d->store, d->batch, d->n_batch, now_ms(d), &inserted);
+    if (rc != CTL_ST_OK)
+        logf_(d, BUS_LOG_ERROR, "%zu readings not stored: %s (%s)", d->n_batch,
+              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+    else
+        d->readings_in += inserted;
+    d->n_batch = 0;
+}
+
 static void handle_reading(daemon *d, const char *meter_id, const bus_message *msg)
 {
     mtr_sample s;
@@ -212,13 +235,9 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
         logf_(d, BUS_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
         return;
     }
-    int inserted = 0;
-    int rc = ctl_store_put_reading(d->store, &s, now_ms(d), &inserted);
-    if (rc != CTL_ST_OK)
-        logf_(d, BUS_LOG_ERROR, "reading of meter %s not stored: %s (%s)", meter_id,
-              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
-    else
-        d->readings_in += (uint64_t)inserted;
+    if (d->n_batch == READING_BATCH_MAX)
+        flush_readings(d);
+    d->batch[d->n_batch++] = s;
 }
 
 static void on_message(void *user, const bus_message *msg)
@@ -533,10 +552,12 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     }
     while (!*stop) {
         bus_loop(d->bus, wait_ms(d));
+        flush_readings(d);
         clear_due(d);
         if (d->republish && bus_connected(d->bus))
             republish(d);
     }
+    flush_readings(d);
     logf_(d, BUS_LOG_INFO,
           "stopping: %llu orders, %llu receipts, %llu readings stored, %llu rejected",
           (unsigned long long)d->orders_in, (unsigned long long)d->receipts_out,
