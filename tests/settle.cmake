@@ -1,0 +1,8 @@
+# Settlement wired into the controller (controller/src/settle_*.c): the metered energy of an
+# interval from stored readings (unit, hand-worked numbers), and `mgx controller` settling
+# intervals on a real broker and real SQLite, killed with SIGKILL and restarted (integration).
+set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller/src)
+
+mgx_test(test_settle_meter unit settle/test_settle_meter.c ${MGX_CTL_SRC}/settle_meter.c
+  ${MGX_CTL_SRC}/agent_meter.c LIBS mgx_meters mgx_settlement)
+target_include_directories(test_settle_meter PRIVATE ${MGX_CTL_SRC})
