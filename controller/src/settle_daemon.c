@@ -116,6 +116,10 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
         snprintf(err, errlen, "settlement: bad configuration");
         return -1;
     }
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium cannot be initialised");
+        return -1;
+    }
     if (key_file_private(c->key_path, err, errlen) != 0)
         return -1;
     ctl_settler *st = calloc(1, sizeof *st);
