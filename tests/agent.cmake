@@ -12,7 +12,14 @@ mgx_test(test_strategy unit agent/test_strategy.c LIBS mgx_sim)
 target_include_directories(test_strategy PRIVATE ${PROJECT_SOURCE_DIR}/sim/src)
 
 # The agent's pure parts, linked against the controller's private headers.
-foreach(t agent_meter)
-  mgx_test(test_${t} unit agent/test_${t}.c LIBS mgx_controller)
+foreach(t agent_meter agent_config)
+  mgx_test(test_${t} unit agent/test_${t}.c LIBS mgx_controller mgx_test_support)
   target_include_directories(test_${t} PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
 endforeach()
+
+# `mgx agent` end to end against the shipped broker config, with a fake controller.
+mgx_test(test_agent integration agent/test_agent.c
+  LIBS mgx_controller mgx_test_mqtt PkgConfig::SQLITE PkgConfig::SODIUM)
+target_include_directories(test_agent PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+set_tests_properties(test_agent PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>" TIMEOUT 120)
+add_dependencies(test_agent mgx)

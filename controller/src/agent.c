@@ -248,7 +248,7 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
         say(L_ERROR, "interval %lld: signing or encoding the order failed", (long long)n);
         return;
     }
-    ags_order o = {.interval_id = n, .json = json, .side = side, .energy_wh = step.energy_wh,
+    ags_order o = {.interval_id = n, .json = json, .side = (int)side, .energy_wh = step.energy_wh,
                    .price_uc_per_kwh = step.price_uc_per_kwh, .created_ms = m.created_ms,
                    .expiry_s = m.expiry_s};
     ctl_nonce_hex(m.nonce, o.nonce_hex);
