@@ -7,6 +7,7 @@
 #include "mgx/cli.h"
 
 #include "file.h"
+#include "keys.h"
 #include "ledger_store.h"
 #include "mgx/merkle.h"
 #include "opt.h"
@@ -90,13 +91,13 @@ static int cmd_keygen(int argc, char **argv)
     if (stl_skey_format(argv[2], sk, text, STL_SKEY_MAX) != STL_OK ||
         stl_vkey_format(argv[2], pk, vkey, sizeof vkey) != STL_OK)
         goto out;
-    FILE *f = fopen(out, "wx"); /* never overwrite a key */
-    if (!f) {
-        fprintf(stderr, "mgx ledger keygen: %s: cannot create (does it exist already?)\n", out);
-        goto out;
-    }
-    if (fprintf(f, "%s\n", text) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "mgx ledger keygen: %s: write failed\n", out);
+    size_t tlen = strlen(text);
+    text[tlen] = '\n'; /* over the NUL: the file is one line; only tlen + 1 bytes are written */
+    int w = ctl_write_secret_file(out, text, tlen + 1);
+    if (w != CTL_KEY_OK) {
+        fprintf(stderr, "mgx ledger keygen: %s: %s\n", out,
+                w == CTL_KEY_E_EXISTS ? "exists already; refusing to overwrite a key"
+                                      : ctl_key_strerror(w));
         goto out;
     }
     printf("%s\n", vkey);

@@ -683,6 +683,33 @@ int ctl_store_participant_name(ctl_store *s, uint64_t market_id, char *name, siz
     return out;
 }
 
+int ctl_store_market_id(ctl_store *s, const char *participant, uint64_t *market_id)
+{
+    if (!participant || !participant[0] || strlen(participant) >= CTL_PARTICIPANT_MAX)
+        return CTL_ST_E_INVAL;
+    int rc = begin(s);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)");
+    if (st)
+        sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
+    rc = run(s, st);
+    if (rc == CTL_ST_OK) {
+        st = prep(s, "SELECT market_id FROM market_ids WHERE participant = ?1");
+        if (!st) {
+            rc = db_code(s->db);
+        } else {
+            sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                *market_id = (uint64_t)sqlite3_column_int64(st, 0);
+            else
+                rc = db_code(s->db);
+            sqlite3_finalize(st);
+        }
+    }
+    return finish(s, rc);
+}
+
 /* ---- clearing ---- */
 
 int ctl_store_last_cleared(ctl_store *s, int64_t *id)

@@ -154,6 +154,9 @@ int ctl_store_interval_orders(ctl_store *s, int64_t interval_id, ctl_order_fn fn
 
 /* The participant id behind a market number (as used in trades), or CTL_ST_E_INVAL. */
 int ctl_store_participant_name(ctl_store *s, uint64_t market_id, char *name, size_t cap);
+/* The market number of a participant, given one (in its own transaction) if it has none yet:
+ * settlement numbers homes that metered but never ordered the same way. */
+int ctl_store_market_id(ctl_store *s, const char *participant, uint64_t *market_id);
 
 /* ---- intervals, clearing, results ---- */
 
