@@ -44,13 +44,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Counter at time t between two readings, floor of the linear interpolation. */
-static int64_t interpolate(int64_t c0, int64_t c1, int64_t t0, int64_t t1, int64_t t)
-{
-    __extension__ __int128 rise = (__int128)(c1 - c0) * (t - t0);
-    return c0 + (int64_t)(rise / (t1 - t0)); /* rise >= 0, so truncation is the floor */
-}
-
 static void push_boundary(agm_state *s, int64_t id, int64_t imp, int64_t exp)
 {
     unsigned slot = (s->head + s->n_b) % AGM_BOUNDARIES;
@@ -99,9 +92,9 @@ int agm_add(agm_state *s, const mtr_sample *r)
         /* every boundary in (p, r]: the first is the interval after p's */
         for (int64_t id = floor_div(p->ts_ms, s->interval_ms) + 1;
              id * s->interval_ms <= r->ts_ms; id++) {
-            int64_t t = id * s->interval_ms;
-            push_boundary(s, id, interpolate(p->import_wh, r->import_wh, p->ts_ms, r->ts_ms, t),
-                          interpolate(p->export_wh, r->export_wh, p->ts_ms, r->ts_ms, t));
+            int64_t imp, exp;
+            if (mtr_counters_at(&a, &b, id * s->interval_ms, &imp, &exp) == MTR_OK)
+                push_boundary(s, id, imp, exp); /* the rule settlement uses too (reading.h) */
         }
     }
     s->last = *r;

@@ -1,6 +1,6 @@
 /*
  * `mgx controller CONFIG [--clock-speed N] [--clock-anchor REAL_S:SIM] [--db PATH]`: reads the
- * daemon's INI file ([bus] and [controller] sections), installs the signal handlers and runs
+ * daemon's INI file ([bus], [controller] and the optional [solana] sections), installs the signal handlers and runs
  * the loop in ctl_daemon.c. Config errors name the file and line. The keys are documented in
  * docs/controller.md.
  */
@@ -23,6 +23,8 @@ static const char USAGE[] =
     "\n"
     "Runs the community's market: takes signed orders from the bus, answers each with a\n"
     "receipt, clears every interval at gate closure and publishes results and trades.\n"
+    "With settlement_key set it settles every interval after its grace period into the\n"
+    "signed ledger (and on Solana with a [solana] section).\n"
     "\n"
     "options:\n"
     "  --db PATH                the SQLite database (overrides [controller] db)\n"
@@ -65,6 +67,31 @@ static int set_str(cfg_ctx *x, const char *name, const char *value, char *dst, s
     }
     snprintf(x->err, sizeof x->err, "%s is longer than %zu bytes", name, cap - 1);
     return 0;
+}
+
+/* A file named in the config: relative paths are taken from the config file's folder. */
+static int set_path(cfg_ctx *x, const char *name, const char *value, char *dst, size_t cap)
+{
+    const char *slash = strrchr(x->path, '/');
+    int dir = value[0] != '/' && slash ? (int)(slash - x->path) : 0;
+    int n = dir ? snprintf(dst, cap, "%.*s/%s", dir, x->path, value)
+                : snprintf(dst, cap, "%s", value);
+    if (n > 0 && (size_t)n < cap && value[0])
+        return 1;
+    snprintf(x->err, sizeof x->err, "%s: path empty or too long", name);
+    return 0;
+}
+
+static int solana_key(cfg_ctx *x, const char *name, const char *value)
+{
+    ctl_settle_solana_config *s = &x->cfg->solana;
+    if (strcmp(name, "keypair") == 0 || strcmp(name, "wallets") == 0) {
+        char path[CTL_SOL_PATH_MAX];
+        if (!set_path(x, name, value, path, sizeof path))
+            return 0;
+        return ctl_settle_solana_key(s, name, path, x->err, sizeof x->err);
+    }
+    return ctl_settle_solana_key(s, name, value, x->err, sizeof x->err);
 }
 
 static int bus_key(cfg_ctx *x, const char *name, const char *value)
@@ -130,6 +157,12 @@ static int controller_key(cfg_ctx *x, const char *name, const char *value)
                        &c->params.network_fee_uc_per_kwh);
     if (strcmp(name, "settlement_grace_s") == 0)
         return set_int(x, name, value, 0, 86400, &v) ? (c->settlement_grace_s = (int)v, 1) : 0;
+    if (strcmp(name, "settlement_key") == 0)
+        return set_path(x, name, value, c->settlement_key, sizeof c->settlement_key);
+    if (strcmp(name, "reading_max_gap_s") == 0)
+        return set_int(x, name, value, 1, 86400, &c->reading_max_gap_s);
+    if (strcmp(name, "meter_max_power_w") == 0)
+        return set_int(x, name, value, 0, INT64_C(1000000000), &c->meter_max_power_w);
     if (strcmp(name, "clock_speed") == 0)
         return set_int(x, name, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed);
     if (strcmp(name, "clock_anchor") == 0)
@@ -145,6 +178,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return bus_key(x, name, value);
     if (strcmp(section, "controller") == 0)
         return controller_key(x, name, value);
+    if (strcmp(section, "solana") == 0)
+        return solana_key(x, name, value);
     /* other daemons' sections may share the file */
     return 1;
 }
@@ -157,6 +192,9 @@ static void defaults(ctl_daemon_config *c, cfg_ctx *x)
     c->rules = (ctl_interval_rules){900, 300, 96};
     c->params = (mkt_params){MKT_PAY_AS_CLEAR, 80000, 300000, 0};
     c->settlement_grace_s = 900;
+    c->reading_max_gap_s = 300;
+    c->meter_max_power_w = 100000;
+    ctl_settle_solana_defaults(&c->solana);
     c->log_level = BUS_LOG_INFO;
     snprintf(x->host, sizeof x->host, "127.0.0.1");
     snprintf(x->client_id, sizeof x->client_id, "controller");
@@ -229,6 +267,16 @@ int ctl_cmd_controller(int argc, char **argv)
     if (cfg.params.feed_in_uc_per_kwh > cfg.params.retail_uc_per_kwh) {
         fprintf(stderr, "mgx controller: %s: feed_in_uc_per_kwh is above retail_uc_per_kwh\n",
                 x.path);
+        return CTL_EXIT_USAGE;
+    }
+    char why[256];
+    if (!ctl_settle_solana_check(&cfg.solana, why, sizeof why)) {
+        fprintf(stderr, "mgx controller: %s: %s\n", x.path, why);
+        return CTL_EXIT_USAGE;
+    }
+    if (cfg.solana.enabled && !cfg.settlement_key[0]) {
+        fprintf(stderr, "mgx controller: %s: [solana] needs settlement_key in [controller] (a "
+                        "block is settled in the ledger before it goes on chain)\n", x.path);
         return CTL_EXIT_USAGE;
     }
     if (db && strlen(db) >= sizeof cfg.db_path) {

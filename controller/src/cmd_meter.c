@@ -24,16 +24,18 @@
 #include "bus.h"
 #include "config.h"
 #include "ha_discovery.h"
+#include "interval.h"
 #include "mgx/device_config.h"
 #include "mgx/meter_error.h"
 #include "mgx/poller.h"
 #include "outbox.h"
+#include "opt.h"
 #include "payload.h"
 
 #define METER_BATCH_MAX 512 /* readings moved from the poller queue to the outbox per step */
 
 static const char USAGE[] =
-    "usage: mgx meter CONFIG [--once] [--verbose]\n"
+    "usage: mgx meter CONFIG [--once] [--verbose] [--clock-speed N --clock-anchor REAL_S:SIM]\n"
     "\n"
     "Reads the Modbus meters configured in CONFIG and publishes their readings on the MQTT bus:\n"
     "  mgx/v1/<community>/meter/<id>/state   JSON reading, retained, QoS 1 (kept in a local\n"
@@ -45,6 +47,9 @@ static const char USAGE[] =
     "  --once      read every device once, print one JSON line per device on stdout and exit\n"
     "              (status 1 if any device failed); no broker needed\n"
     "  --verbose   log every reading and connection detail on stderr\n"
+    "  --clock-speed N, --clock-anchor REAL_S:SIM\n"
+    "              stamp readings with an accelerated clock (simulated meters, demos, tests),\n"
+    "              the same as the controller's and agents' options of that name\n"
     "  --help      this text\n"
     "\n"
     "CONFIG sections: [bus], [outbox], [homeassistant], [meter ID], [map NAME].\n"
@@ -59,6 +64,33 @@ static void on_signal(int sig)
 }
 
 static int log_level = BUS_LOG_INFO;
+
+/* The time stamped on readings: the wall clock, or the accelerated clock of a simulation run
+ * (--clock-speed, --clock-anchor), so that agents and controller see readings in their time. */
+static ctl_clock meter_clock;
+static int clock_set;
+
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t reading_clock(void *ctx)
+{
+    return ctl_clock_sim_ms(ctx, wall_now_ms());
+}
+
+static const mtr_poller_options *poller_options(mtr_poller_options *o)
+{
+    if (!clock_set)
+        return NULL;
+    memset(o, 0, sizeof *o);
+    o->clock = reading_clock;
+    o->clock_ctx = &meter_clock;
+    return o;
+}
 
 static void daemon_log(void *user, int level, const char *msg)
 {
@@ -203,7 +235,8 @@ static int run_once(const meter_conf *mc)
     pthread_mutex_init(&o.lock, NULL);
     o.results = calloc(n, sizeof *o.results);
     o.done = calloc(n, sizeof *o.done);
-    mtr_poller *p = mtr_poller_new(mc->meters, NULL);
+    mtr_poller_options po;
+    mtr_poller *p = mtr_poller_new(mc->meters, poller_options(&po));
     int status = CTL_EXIT_FAILURE;
     if (!o.results || !o.done || !p) {
         fputs("mgx meter: out of memory\n", stderr);
@@ -431,7 +464,8 @@ static int run_daemon(meter_conf *mc, const char *config_path)
         fprintf(stderr, "mgx meter: cannot set up the bus client: %s\n", bus_strerror(brc));
         goto out;
     }
-    p = mtr_poller_new(mc->meters, NULL);
+    mtr_poller_options po;
+    p = mtr_poller_new(mc->meters, poller_options(&po));
     if (!p || mtr_poller_start(p) != MTR_OK) {
         fputs("mgx meter: cannot start the poller\n", stderr);
         goto out;
@@ -481,10 +515,26 @@ int ctl_cmd_meter(int argc, char **argv)
     const char *config = NULL;
     bool once = false;
     log_level = BUS_LOG_INFO;
+    int64_t now = wall_now_ms();
+    meter_clock = (ctl_clock){now, now, 1};
+    clock_set = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(USAGE, stdout);
             return CTL_EXIT_OK;
+        } else if (strcmp(argv[i], "--clock-speed") == 0 && i + 1 < argc) {
+            if (ctl_opt_int64(argv[++i], 1, CTL_CLOCK_MAX_SPEED, &meter_clock.speed)) {
+                fprintf(stderr, "mgx meter: --clock-speed: expected an integer 1..%lld\n",
+                        (long long)CTL_CLOCK_MAX_SPEED);
+                return CTL_EXIT_USAGE;
+            }
+            clock_set = 1;
+        } else if (strcmp(argv[i], "--clock-anchor") == 0 && i + 1 < argc) {
+            if (ctl_clock_parse_anchor(argv[++i], &meter_clock) != CTL_IV_OK) {
+                fprintf(stderr, "mgx meter: --clock-anchor: expected REAL_S:SIM_S\n");
+                return CTL_EXIT_USAGE;
+            }
+            clock_set = 1;
         } else if (strcmp(argv[i], "--once") == 0) {
             once = true;
         } else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) {

@@ -59,6 +59,9 @@ static const char SIM_USAGE[] =
     "  --community NAME its [bus] community (default: the scenario's name)\n"
     "  --meter-start-wh N   counters before the first interval (default 0; SunSpec reads an\n"
     "                   acc32 of 0 as \"not implemented\", so give sunspec meters e.g. 1000)\n"
+    "  --meter-hold S   counters stand still S simulated seconds after and before each\n"
+    "                   interval boundary and rise in between (default 0), so readers that\n"
+    "                   interpolate boundaries get them exactly (docs/end-to-end.md)\n"
     "  --linger S       after the scenario, keep serving the final counters S seconds\n"
     "                   (default: until SIGINT/SIGTERM)\n"
     "\n"
@@ -133,6 +136,11 @@ static int serve_opt(int ch, const char *arg, sim_opts *o)
     case 'W':
         o->srv.meter_config = arg;
         return 0;
+    case 'H':
+        if (ctl_opt_int64(arg, 0, 43200, &o->srv.hold_s) == 0)
+            return 0;
+        fprintf(stderr, "mgx sim: --meter-hold needs seconds, below half the interval\n");
+        return -1;
     case 'E':
         if (ctl_opt_int64(arg, 0, INT64_C(1000000000000000), &o->srv.start_wh) == 0)
             return 0;
@@ -171,6 +179,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"clock-start", required_argument, NULL, 'T'},
         {"meter-config", required_argument, NULL, 'W'},
         {"meter-start-wh", required_argument, NULL, 'E'},
+        {"meter-hold", required_argument, NULL, 'H'},
         {"linger", required_argument, NULL, 'L'},
         {"community", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0}};
@@ -222,6 +231,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         case 'T':
         case 'W':
         case 'E':
+        case 'H':
         case 'L':
         case 'N':
             if (ch == 'M')

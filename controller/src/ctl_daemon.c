@@ -12,6 +12,7 @@
 #include "order_msg.h"
 #include "payload.h"
 #include "registry.h"
+#include "settle_daemon.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 
 #define MAX_INFLIGHT_INTERVALS 256
+#define READING_BATCH_MAX 512
 
 typedef struct daemon daemon;
 
@@ -42,7 +44,12 @@ struct daemon {
     int64_t last_cleared;
     int republish;
     publication pubs[MAX_INFLIGHT_INTERVALS];
+    ctl_settler *settler; /* NULL when settlement is off */
     uint64_t orders_in, receipts_out, readings_in, readings_bad;
+    /* readings decoded in this pass of the loop, stored in one transaction after it (or before
+     * an order, so the store sees everything in arrival order) */
+    mtr_sample batch[READING_BATCH_MAX];
+    size_t n_batch;
 };
 
 __attribute__((format(printf, 3, 4))) static void logf_(const daemon *d, int level,
@@ -77,6 +84,8 @@ static int64_t floor_div(int64_t a, int64_t b)
     int64_t q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
+
+static void flush_readings(daemon *d);
 
 /* ---- orders ---- */
 
@@ -148,6 +157,7 @@ static void publish_unstored(daemon *d, const char *participant, const ctl_order
 
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
+    flush_readings(d);
     d->orders_in++;
     int64_t now = now_ms(d);
     ctl_order_msg m;
@@ -203,6 +213,21 @@ static void handle_order(daemon *d, const char *topic_participant, const bus_mes
 
 /* ---- readings ---- */
 
+/* Stores the readings gathered so far in one transaction. */
+static void flush_readings(daemon *d)
+{
+    if (d->n_batch == 0)
+        return;
+    size_t inserted = 0;
+    int rc = ctl_store_put_readings(d->store, d->batch, d->n_batch, now_ms(d), &inserted);
+    if (rc != CTL_ST_OK)
+        logf_(d, BUS_LOG_ERROR, "%zu readings not stored: %s (%s)", d->n_batch,
+              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+    else
+        d->readings_in += inserted;
+    d->n_batch = 0;
+}
+
 static void handle_reading(daemon *d, const char *meter_id, const bus_message *msg)
 {
     mtr_sample s;
@@ -212,13 +237,9 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
         logf_(d, BUS_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
         return;
     }
-    int inserted = 0;
-    int rc = ctl_store_put_reading(d->store, &s, now_ms(d), &inserted);
-    if (rc != CTL_ST_OK)
-        logf_(d, BUS_LOG_ERROR, "reading of meter %s not stored: %s (%s)", meter_id,
-              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
-    else
-        d->readings_in += (uint64_t)inserted;
+    if (d->n_batch == READING_BATCH_MAX)
+        flush_readings(d);
+    d->batch[d->n_batch++] = s;
 }
 
 static void on_message(void *user, const bus_message *msg)
@@ -240,6 +261,8 @@ static void on_state(void *user, bool connected, int reason)
     (void)reason;
     if (connected)
         d->republish = 1; /* whatever was not acknowledged before goes out again */
+    if (connected && d->settler)
+        ctl_settler_reconnected(d->settler);
 }
 
 /* ---- publication ---- */
@@ -469,6 +492,51 @@ static void clear_due(daemon *d)
     }
 }
 
+/* ---- settlement ---- */
+
+static void settle_log(void *ctx, int level, const char *msg)
+{
+    logf_(ctx, level, "%s", msg);
+}
+
+static int settle_setup(daemon *d)
+{
+    const ctl_daemon_config *cfg = d->cfg;
+    if (!cfg->settlement_key[0]) {
+        logf_(d, BUS_LOG_INFO, "settlement off (no settlement_key in [controller])");
+        return 0;
+    }
+    ctl_settler_config sc = {cfg->community,
+                             cfg->rules.length_s,
+                             cfg->settlement_grace_s,
+                             {cfg->reading_max_gap_s * 1000, cfg->meter_max_power_w},
+                             cfg->settlement_key,
+                             &cfg->solana,
+                             settle_log,
+                             d};
+    char err[1024] = "";
+    if (ctl_settler_new(&sc, d->store, &d->settler, err, sizeof err) != 0) {
+        logf_(d, BUS_LOG_ERROR, "settlement: %s", err);
+        return -1;
+    }
+    int64_t last = ctl_settler_last_settled(d->settler);
+    logf_(d, BUS_LOG_INFO, "settlement on: grace %d s, last settled interval %lld%s",
+          cfg->settlement_grace_s, last == INT64_MIN ? -1LL : (long long)last,
+          cfg->solana.enabled ? ", Solana on" : "");
+    return 0;
+}
+
+/* Settles what is due (a few intervals per turn, so catching up never starves the bus),
+ * publishes settled blocks and moves the Solana outbox along. */
+static void settle_due(daemon *d)
+{
+    if (!d->settler)
+        return;
+    ctl_settler_run(d->settler, floor_div(now_ms(d), 1000), real_ms(), 4);
+    ctl_settler_publish(d->settler, d->bus);
+    ctl_settler_solana(d->settler, real_ms());
+}
+
 /* How long bus_loop may wait: until the next gate closure in real time, within 1..100 ms. */
 static int wait_ms(const daemon *d)
 {
@@ -505,6 +573,8 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
                                   cfg->rules.max_ahead < 1 ? 1 : cfg->rules.max_ahead};
     if (ctl_store_last_cleared(d->store, &d->last_cleared) != CTL_ST_OK)
         goto out;
+    if (settle_setup(d) != 0)
+        goto out;
     char t[24];
     ctl_format_utc(now_s, t, sizeof t);
     logf_(d, BUS_LOG_INFO,
@@ -533,10 +603,13 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     }
     while (!*stop) {
         bus_loop(d->bus, wait_ms(d));
+        flush_readings(d);
         clear_due(d);
         if (d->republish && bus_connected(d->bus))
             republish(d);
+        settle_due(d);
     }
+    flush_readings(d);
     logf_(d, BUS_LOG_INFO,
           "stopping: %llu orders, %llu receipts, %llu readings stored, %llu rejected",
           (unsigned long long)d->orders_in, (unsigned long long)d->receipts_out,
@@ -545,6 +618,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     status = 0;
 out:
     bus_free(d->bus);
+    ctl_settler_free(d->settler);
     ctl_store_free(d->store);
     free(d);
     return status;

@@ -17,6 +17,7 @@
 #include "bus.h"
 #include "interval.h"
 #include "mgx/market.h"
+#include "settle_solana.h"
 
 #define CTL_PATH_MAX 4096
 
@@ -27,6 +28,11 @@ typedef struct {
     mkt_params params;
     ctl_clock clock;
     int settlement_grace_s; /* readings accepted this long after an interval ends */
+    /* settlement (settle_daemon.h): off when settlement_key is "" */
+    char settlement_key[CTL_PATH_MAX]; /* the ledger signer key file (`mgx ledger keygen`) */
+    int64_t reading_max_gap_s;         /* widest pair of readings around a boundary */
+    int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
+    ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
     bus_config bus;         /* strings owned by the caller, alive during the run */
     int log_level;          /* BUS_LOG_* */
 } ctl_daemon_config;

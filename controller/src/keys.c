@@ -94,6 +94,27 @@ static int create_excl(const char *path, mode_t mode)
     return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 }
 
+int ctl_write_secret_file(const char *path, const void *data, size_t len)
+{
+    if (!path || !*path || strlen(path) > CTL_KEY_PREFIX_MAX || (!data && len))
+        return CTL_KEY_E_INVAL;
+    int fd = create_excl(path, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? CTL_KEY_E_EXISTS : CTL_KEY_E_IO;
+    int rc = CTL_KEY_OK;
+    if (fchmod(fd, 0600) || write_all(fd, data, len) || fsync(fd))
+        rc = CTL_KEY_E_IO;
+    int saved = errno;
+    close(fd);
+    if (rc != CTL_KEY_OK) {
+        unlink(path);
+        errno = saved;
+        return rc;
+    }
+    sync_dir_of(path);
+    return CTL_KEY_OK;
+}
+
 int ctl_keygen_files(const char *prefix, uint8_t pk_out[CTL_PUBKEY_BYTES])
 {
     if (!prefix || !*prefix || strlen(prefix) > CTL_KEY_PREFIX_MAX)

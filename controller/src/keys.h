@@ -42,6 +42,12 @@ const char *ctl_key_strerror(int code);
  * The public key is also returned in pk (may be NULL). On CTL_KEY_E_IO errno is kept. */
 int ctl_keygen_files(const char *prefix, uint8_t pk[CTL_PUBKEY_BYTES]);
 
+/* Writes a secret to a new file at path: created with O_EXCL (never overwrites, never follows a
+ * symlink) and mode 0600 whatever the umask, synced, the directory entry synced; on a failure
+ * the file is removed. CTL_KEY_OK, CTL_KEY_E_EXISTS, CTL_KEY_E_IO (errno kept) or
+ * CTL_KEY_E_INVAL. Used by every command that makes a secret key file. */
+int ctl_write_secret_file(const char *path, const void *data, size_t len);
+
 /* A secret key in guarded memory. Opaque. */
 typedef struct ctl_secret_key ctl_secret_key;
 

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <time.h>
 
-#define TICK_MS 100 /* wall time between meter updates within an interval */
+#define TICK_MS 100     /* wall time between meter updates within an interval, at most */
+#define TICKS_MIN 20     /* ... and at least this many updates per interval */
+#define TICK_MS_MIN 5
 
 struct ctl_serve {
     ctl_serve_opts o;
@@ -28,6 +30,8 @@ struct ctl_serve {
     mtr_server **servers;
     sim_trace *trace;
     int64_t interval_ms; /* simulated */
+    int64_t hold_ms;     /* simulated */
+    int64_t tick_ms;     /* wall */
     int64_t real0_ms;    /* wall time of the scenario's start */
     size_t late;
     char err[256];
@@ -109,6 +113,18 @@ int ctl_serve_parse_addr(const char *s, char *host, size_t len, uint16_t *port)
 
 /* --- the meter config --------------------------------------------------------------------- */
 
+/* The poll period written into the meter config for an accelerated clock: a reading every two
+ * simulated minutes (several per interval, few enough that a controller storing every reading
+ * keeps up with dozens of meters), but no faster than every 50 ms of wall time; 0 (the meters'
+ * 1 s default) when the clock is not accelerated. */
+static int64_t poll_period_ms(double clock_speed)
+{
+    if (clock_speed <= 1)
+        return 0;
+    double ms = 120000.0 / clock_speed;
+    return ms < 50 ? 50 : ms > 1000 ? 1000 : (int64_t)ms;
+}
+
 /* The address a client uses for a listener bound to host. */
 static const char *client_host(const char *host)
 {
@@ -177,6 +193,12 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
                 "; rated_current_a: 100 A x --clock-speed %g (0: check off), because energy flows\n"
                 "; that much faster than real time; see docs/simulator.md.\n",
                 s->o.clock_speed);
+    int64_t poll_ms = poll_period_ms(s->o.clock_speed);
+    if (poll_ms)
+        fprintf(f,
+                "; The clock runs %g x real time: meters are polled every %lld ms, about every two\n"
+                "; simulated minutes (run `mgx meter` with the same --clock-speed and anchor).\n",
+                s->o.clock_speed, (long long)poll_ms);
     for (size_t h = 0; h < s->homes; h++) {
         char id[80];
         meter_id(s->sc, h, id, sizeof id);
@@ -186,6 +208,8 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
                 (unsigned)(h % MTR_SERVER_UNITS + 1));
         if (rated >= 0)
             fprintf(f, "rated_current_a = %ld\n", rated);
+        if (poll_ms)
+            fprintf(f, "poll_ms = %lld\n", (long long)poll_ms);
     }
     int bad = ferror(f);
     bad |= fclose(f) != 0;
@@ -244,6 +268,15 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
     s->homes = sim_scenario_homes(sc);
     s->n_servers = (s->homes + MTR_SERVER_UNITS - 1) / MTR_SERVER_UNITS;
     s->interval_ms = (int64_t)sc->interval_min * 60000;
+    s->hold_ms = o->hold_s * 1000;
+    if (o->hold_s < 0 || 2 * s->hold_ms >= s->interval_ms) {
+        snprintf(err, err_len, "--meter-hold %lld s: must be below half the interval (%lld s)",
+                 (long long)o->hold_s, (long long)(s->interval_ms / 2000));
+        goto fail;
+    }
+    double per_tick = (double)s->interval_ms / o->clock_speed / TICKS_MIN;
+    s->tick_ms = per_tick >= TICK_MS ? TICK_MS : per_tick <= TICK_MS_MIN ? TICK_MS_MIN
+                                                                          : (int64_t)per_tick;
     if (o->port && o->port + s->n_servers - 1 > 65535) {
         snprintf(err, err_len, "%zu homes need %zu ports from %u: past 65535", s->homes,
                  s->n_servers, (unsigned)o->port);
@@ -281,15 +314,37 @@ static void on_flow(const sim_flow *f, void *ctx)
     sim_trace_set(s->trace, f->home, f->import_wh, f->export_wh);
 }
 
+/* With a hold: where in the trace's linear profile the meters are elapsed_ms into the
+ * interval (standing at the start for hold_ms, at the end for the last hold_ms, and moving
+ * proportionally faster in between); *moving is 0 during a hold. */
+static int64_t held(const ctl_serve *s, int64_t elapsed_ms, int *moving)
+{
+    int64_t h = s->hold_ms, t = s->interval_ms;
+    *moving = 1;
+    if (h == 0)
+        return elapsed_ms;
+    if (elapsed_ms <= h || elapsed_ms >= t - h) {
+        *moving = 0;
+        return elapsed_ms <= h ? 0 : t;
+    }
+    return (int64_t)((__extension__(__int128)(elapsed_ms - h) * t) / (t - 2 * h));
+}
+
 /* Pushes every meter's value elapsed_ms (simulated) into the current interval. */
 static int push(ctl_serve *s, int64_t elapsed_ms, int final)
 {
+    int moving;
+    int64_t at = held(s, elapsed_ms, &moving);
     for (size_t h = 0; h < s->homes; h++) {
         sim_meter_reading r;
-        sim_trace_at(s->trace, h, elapsed_ms, &r);
-        int rc =
-            mtr_server_set(s->servers[h / MTR_SERVER_UNITS], (uint8_t)(h % MTR_SERVER_UNITS + 1),
-                           final ? 0 : r.power_w, r.import_wh, r.export_wh);
+        sim_trace_at(s->trace, h, at, &r);
+        int64_t power = 0; /* the trace's power is the interval average; a hold runs faster */
+        if (!final && moving)
+            power = (int64_t)((__extension__(__int128)r.power_w * s->interval_ms) /
+                              (s->interval_ms - 2 * s->hold_ms));
+        int rc = mtr_server_set(s->servers[h / MTR_SERVER_UNITS],
+                                (uint8_t)(h % MTR_SERVER_UNITS + 1), power, r.import_wh,
+                                r.export_wh);
         if (rc) {
             char id[80];
             meter_id(s->sc, h, id, sizeof id);
@@ -318,7 +373,7 @@ static int on_interval(size_t k, size_t total, void *ctx)
     }
     int64_t begin = wall_at(s, (int64_t)k * s->interval_ms);
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
-    if (wall_ms() > begin + TICK_MS)
+    if (wall_ms() > begin + s->tick_ms)
         s->late++;
     for (;;) {
         if (stop_flag)
@@ -329,7 +384,7 @@ static int on_interval(size_t k, size_t total, void *ctx)
         int64_t elapsed = (int64_t)((double)(now - begin) * s->o.clock_speed);
         if (push(s, elapsed, 0))
             return 1;
-        sleep_until(now + TICK_MS < end ? now + TICK_MS : end);
+        sleep_until(now + s->tick_ms < end ? now + s->tick_ms : end);
     }
     if (push(s, s->interval_ms, k + 1 == total))
         return 1;

@@ -4,8 +4,12 @@
  *
  * The engine computes an interval, then calls the on_interval hook; the hook plays that
  * interval out on the wall clock, updating every meter from the meter trace (counters rising
- * linearly, the interval's average power) about ten times a second, and returns when the
- * interval's wall time is over. Interval k of the scenario begins at wall time
+ * linearly, the interval's average power) about ten times a second (at least twenty times an
+ * interval at high clock speeds), and returns when the interval's wall time is over. With a
+ * hold, the counters stand still for hold_s after each boundary and before the next one and
+ * rise over the rest of the interval: a reader that interpolates between readings either side of
+ * a boundary then gets the exact boundary value despite polling jitter (the end-to-end test and
+ * the demo rely on it; docs/end-to-end.md). Interval k of the scenario begins at wall time
  * clock_start + k x interval / speed (CLOCK_REALTIME, so other processes can share the clock).
  * Home h is served by listener h / 247 (port + h / 247) as unit h % 247 + 1.
  */
@@ -26,6 +30,8 @@ typedef struct {
     double clock_speed;         /* simulated seconds per wall second, > 0 */
     int64_t clock_start_ms;     /* wall Unix ms of the scenario's start; 0: when the run starts */
     int64_t start_wh;           /* every counter's value before the first interval */
+    int64_t hold_s;             /* simulated s the counters stand still around each boundary;
+                                 * 0 (default) .. below half the interval */
     const char *meter_config;   /* INI for `mgx meter` to write, or NULL */
     const char *community;      /* its [bus] community; NULL: from the scenario's name */
     int quiet;                  /* log warnings and errors only */

@@ -310,25 +310,46 @@ int64_t ctl_store_first_interval(const ctl_store *s)
 
 int ctl_store_put_reading(ctl_store *s, const mtr_sample *r, int64_t received_ms, int *inserted)
 {
-    if (!s || !r || !r->meter_id[0] || memchr(r->meter_id, '\0', MTR_ID_MAX) == NULL)
+    size_t n = 0;
+    int rc = ctl_store_put_readings(s, r, 1, received_ms, &n);
+    if (inserted)
+        *inserted = rc == CTL_ST_OK && n > 0;
+    return rc;
+}
+
+int ctl_store_put_readings(ctl_store *s, const mtr_sample *r, size_t n, int64_t received_ms,
+                           size_t *inserted)
+{
+    if (!s || (!r && n) || n > CTL_STORE_READINGS_MAX)
         return CTL_ST_E_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!r[i].meter_id[0] || memchr(r[i].meter_id, '\0', MTR_ID_MAX) == NULL)
+            return CTL_ST_E_INVAL;
     int rc = begin(s);
     if (rc)
         return rc;
+    size_t added = 0;
     sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO readings VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
-    if (st) {
-        sqlite3_bind_text(st, 1, r->meter_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, r->ts_ms);
-        sqlite3_bind_int64(st, 3, r->power_w);
-        sqlite3_bind_int64(st, 4, r->import_wh);
-        sqlite3_bind_int64(st, 5, r->export_wh);
-        sqlite3_bind_int64(st, 6, r->soc_permille);
-        sqlite3_bind_int64(st, 7, (int64_t)r->quality);
+    if (!st)
+        rc = db_code(s->db);
+    for (size_t i = 0; i < n && rc == CTL_ST_OK; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, r[i].meter_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, r[i].ts_ms);
+        sqlite3_bind_int64(st, 3, r[i].power_w);
+        sqlite3_bind_int64(st, 4, r[i].import_wh);
+        sqlite3_bind_int64(st, 5, r[i].export_wh);
+        sqlite3_bind_int64(st, 6, r[i].soc_permille);
+        sqlite3_bind_int64(st, 7, (int64_t)r[i].quality);
         sqlite3_bind_int64(st, 8, received_ms);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_code(s->db);
+        else
+            added += (size_t)(sqlite3_changes(s->db) > 0);
     }
-    rc = run(s, st);
+    sqlite3_finalize(st);
     if (inserted)
-        *inserted = rc == CTL_ST_OK && sqlite3_changes(s->db) > 0;
+        *inserted = rc == CTL_ST_OK ? added : 0;
     return finish(s, rc);
 }
 
@@ -464,6 +485,26 @@ static int history(ctl_store *s, const ctl_order_rec *o, int nonce_used, ctl_ord
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
 }
 
+/* Market numbers decide ties (docs/market-rules.md: the lowest number wins a leftover Wh), so
+ * they must not depend on which home's first order happened to arrive first. When a
+ * participant without a number orders, every registered participant still without one is
+ * numbered first, in byte order of its id: with a registry filled before trading starts the
+ * numbers follow the ids, and a later registration only appends. Without a registry table
+ * (the store on its own) numbers follow the first accepted order. */
+static int number_participants(ctl_store *s, const char *participant)
+{
+    int64_t v;
+    int found, rc;
+    if ((rc = query_int(s, "SELECT market_id FROM market_ids WHERE participant = ?1",
+                        participant, 1, &v, &found)) || found)
+        return rc;
+    if ((rc = query_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                           "name = 'participants'", NULL, 0, &v, &found)) || v == 0)
+        return rc;
+    return run(s, prep(s, "INSERT OR IGNORE INTO market_ids(participant) "
+                          "SELECT id FROM participants ORDER BY id"));
+}
+
 static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
 {
     int rc;
@@ -477,6 +518,8 @@ static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
             sqlite3_bind_int64(st, 2, o->interval_id);
         }
         if ((rc = run(s, st)))
+            return rc;
+        if ((rc = number_participants(s, o->participant)))
             return rc;
         st = prep(s, "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)");
         if (st)
@@ -638,6 +681,33 @@ int ctl_store_participant_name(ctl_store *s, uint64_t market_id, char *name, siz
     }
     sqlite3_finalize(st);
     return out;
+}
+
+int ctl_store_market_id(ctl_store *s, const char *participant, uint64_t *market_id)
+{
+    if (!participant || !participant[0] || strlen(participant) >= CTL_PARTICIPANT_MAX)
+        return CTL_ST_E_INVAL;
+    int rc = begin(s);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)");
+    if (st)
+        sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
+    rc = run(s, st);
+    if (rc == CTL_ST_OK) {
+        st = prep(s, "SELECT market_id FROM market_ids WHERE participant = ?1");
+        if (!st) {
+            rc = db_code(s->db);
+        } else {
+            sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                *market_id = (uint64_t)sqlite3_column_int64(st, 0);
+            else
+                rc = db_code(s->db);
+            sqlite3_finalize(st);
+        }
+    }
+    return finish(s, rc);
 }
 
 /* ---- clearing ---- */

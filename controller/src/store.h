@@ -79,6 +79,13 @@ int64_t ctl_store_first_interval(const ctl_store *s);
  * of the same meter with the same timestamp is ignored (*inserted = 0). */
 int ctl_store_put_reading(ctl_store *s, const mtr_sample *r, int64_t received_ms, int *inserted);
 
+/* Stores n readings (at most CTL_STORE_READINGS_MAX) in one transaction, as
+ * ctl_store_put_reading does each: a daemon receiving hundreds a second pays one commit per
+ * batch, not per reading. All or none are stored; *inserted counts the new ones. */
+#define CTL_STORE_READINGS_MAX 4096
+int ctl_store_put_readings(ctl_store *s, const mtr_sample *r, size_t n, int64_t received_ms,
+                           size_t *inserted);
+
 /* Calls fn for each reading of meter_id with from_ms <= ts_ms < to_ms, ascending by time. */
 typedef int (*ctl_reading_fn)(const mtr_sample *r, void *ctx);
 int ctl_store_readings(ctl_store *s, const char *meter_id, int64_t from_ms, int64_t to_ms,
@@ -147,6 +154,9 @@ int ctl_store_interval_orders(ctl_store *s, int64_t interval_id, ctl_order_fn fn
 
 /* The participant id behind a market number (as used in trades), or CTL_ST_E_INVAL. */
 int ctl_store_participant_name(ctl_store *s, uint64_t market_id, char *name, size_t cap);
+/* The market number of a participant, given one (in its own transaction) if it has none yet:
+ * settlement numbers homes that metered but never ordered the same way. */
+int ctl_store_market_id(ctl_store *s, const char *participant, uint64_t *market_id);
 
 /* ---- intervals, clearing, results ---- */
 

@@ -256,8 +256,9 @@ static void accept_all(mtr_server *s)
             return; /* EAGAIN, or a transient error (ECONNABORTED, EMFILE): poll again */
         client *c = s->n_clients < s->max_clients ? malloc(sizeof *c) : NULL;
         if (!c) {
-            close(fd);
+            /* count before closing: a client that sees the close may read the stats at once */
             atomic_fetch_add(&s->rejected, 1);
+            close(fd);
             continue;
         }
         int one = 1;

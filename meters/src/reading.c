@@ -39,3 +39,22 @@ int mtr_interval_energy(const mtr_reading *prev, const mtr_reading *cur, int64_t
     *export_wh = exp;
     return MTR_OK;
 }
+
+static int64_t interpolate(int64_t c0, int64_t c1, int64_t t0, int64_t t1, int64_t t)
+{
+    /* 128 bits: timestamps far apart must not overflow; rise >= 0, so truncation is the floor */
+    __extension__ __int128 rise = (__int128)(c1 - c0) * ((__int128)t - t0);
+    return c0 + (int64_t)(rise / ((__int128)t1 - t0));
+}
+
+int mtr_counters_at(const mtr_reading *a, const mtr_reading *b, int64_t t_ms,
+                    int64_t *import_wh, int64_t *export_wh)
+{
+    if (!a || !b || !import_wh || !export_wh || b->time_ms <= a->time_ms || t_ms < a->time_ms ||
+        t_ms > b->time_ms || b->import_wh < a->import_wh || b->export_wh < a->export_wh ||
+        a->import_wh < 0 || a->export_wh < 0)
+        return MTR_E_INVAL;
+    *import_wh = interpolate(a->import_wh, b->import_wh, a->time_ms, b->time_ms, t_ms);
+    *export_wh = interpolate(a->export_wh, b->export_wh, a->time_ms, b->time_ms, t_ms);
+    return MTR_OK;
+}

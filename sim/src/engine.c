@@ -36,7 +36,8 @@ typedef struct {
     double pv_dev;
     sim_battery bat;
     sim_agent agent;
-    int64_t last_pv_wh, last_load_wh;
+    /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
+    int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
     /* this interval's order */
     int ordered;
     mkt_side side;
@@ -117,10 +118,24 @@ static int setup_homes(run_ctx *x, uint64_t seed)
     return SIM_OK;
 }
 
-/* Forecast and order of one home. Returns 1 if it has an order. */
-static int form_order(run_ctx *x, home *hm, size_t h, mkt_order *o)
+/* The scenario's forecast lag; 0 (a scenario not made by sim_scenario_defaults) means 1. */
+static size_t lag_of(const sim_scenario *sc)
 {
-    int64_t net = hm->last_pv_wh - hm->last_load_wh;
+    if (sc->forecast_lag == 0)
+        return 1;
+    return sc->forecast_lag < SIM_MAX_FORECAST_LAG ? sc->forecast_lag : SIM_MAX_FORECAST_LAG;
+}
+
+/* Forecast (persistence of interval k - lag; nothing before the first interval) and order of
+ * one home in interval k. Returns 1 if it has an order. */
+static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
+{
+    size_t lag = lag_of(x->sc);
+    int64_t net = 0;
+    if (k >= lag) {
+        size_t slot = (k - lag) % SIM_MAX_FORECAST_LAG;
+        net = hm->past_pv_wh[slot] - hm->past_load_wh[slot];
+    }
     int64_t qty;
     mkt_side side;
     if (net > 0) {
@@ -201,8 +216,8 @@ static int home_interval(run_ctx *x, home *hm, size_t h, size_t k, const mkt_par
     f->settled_export_wh = imb.surplus_wh;
     f->cost_uc = money + imb.charge_uc - imb.credit_uc;
     f->base_cost_uc = base.charge_uc - base.credit_uc;
-    hm->last_pv_wh = f->pv_wh;
-    hm->last_load_wh = f->load_wh;
+    hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = f->pv_wh;
+    hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = f->load_wh;
     return SIM_OK;
 }
 
@@ -249,7 +264,7 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
 {
     size_t n_orders = 0;
     for (size_t h = 0; h < x->n_homes; h++)
-        n_orders += (size_t)form_order(x, &x->homes[h], h, &x->orders[n_orders]);
+        n_orders += (size_t)form_order(x, &x->homes[h], h, k, &x->orders[n_orders]);
     mkt_error_at at;
     int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
     if (rc)

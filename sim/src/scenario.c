@@ -60,6 +60,7 @@ static const key_def scenario_keys[] = {
     SK("market", "feed_in_tariff", K_I64, feed_in_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "retail_tariff", K_I64, retail_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "network_fee", K_I64, network_fee_uc_per_kwh, 0, PRICE_MAX, 0),
+    SK("market", "forecast_lag", K_U32, forecast_lag, 1, SIM_MAX_FORECAST_LAG, 0),
 };
 enum { N_SKEYS = sizeof scenario_keys / sizeof scenario_keys[0] };
 
@@ -140,6 +141,7 @@ void sim_scenario_defaults(sim_scenario *sc)
     sc->feed_in_uc_per_kwh = 80000;
     sc->retail_uc_per_kwh = 300000;
     sc->network_fee_uc_per_kwh = 0;
+    sc->forecast_lag = 1;
     sc->n_groups = 0;
 }
 

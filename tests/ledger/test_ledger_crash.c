@@ -131,6 +131,20 @@ static void random_kills(void **state)
     char in[512];
     unsigned seed = 12345;
     int killed_mid = 0, finished = 0;
+    /* Calibrate: time one whole uninterrupted settle of the same size (process start included),
+     * so the random kill moments spread over a real run on fast and slow builds alike. */
+    struct timespec t0, t1;
+    snprintf(in, sizeof in, "%s/big.json", dir);
+    lh_write_input(in, 2999999, 1000, 150, 76);
+    const char *cal[] = {"ledger", "settle", db, "--input", in, "--key", key, NULL};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int cst = lh_run(cal, NULL, out, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(WIFEXITED(cst) && WEXITSTATUS(cst) == 0);
+    long run_ms = (t1.tv_sec - t0.tv_sec) * 1000L + (t1.tv_nsec - t0.tv_nsec) / 1000000L;
+    if (run_ms < 2)
+        run_ms = 2;
+    before = 1; /* the calibration block */
     for (int i = 0; i < RUNS; i++) {
         int64_t interval = 3000000 + i;
         snprintf(in, sizeof in, "%s/big.json", dir);
@@ -138,7 +152,8 @@ static void random_kills(void **state)
         const char *a[] = {"ledger", "settle", db, "--input", in, "--key", key, NULL};
         pid_t pid = lh_start(a, NULL);
         seed = seed * 1103515245u + 12345u;
-        struct timespec ts = {0, (long)((seed >> 8) % 70) * 1000000L};
+        long delay_ms = (long)((seed >> 8) % (unsigned)run_ms);
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         int st;
@@ -155,8 +170,8 @@ static void random_kills(void **state)
         assert_int_equal(blocks_for(interval, &total), 1);
         assert_int_equal(total, before + i + 1);
     }
-    printf("random kill -9: %d runs, %d killed before their commit, %d had finished\n", RUNS,
-           killed_mid, finished);
+    printf("random kill -9: %d runs over a %ld ms settle, %d killed before their commit, %d had "
+           "finished\n", RUNS, run_ms, killed_mid, finished);
     /* the delays must land inside settlement often enough to mean something */
     assert_true(killed_mid >= RUNS / 4);
     verify_ok("at the end");

@@ -29,6 +29,15 @@ typedef struct {
 int mtr_interval_energy(const mtr_reading *prev, const mtr_reading *cur, int64_t max_power_w,
                         int64_t *import_wh, int64_t *export_wh);
 
+/* The counters at time t_ms between two readings a and b of one meter (a->time_ms <= t_ms <=
+ * b->time_ms, a earlier than b, neither counter going down): the floor of the linear
+ * interpolation, computed in 128 bits. Everyone who needs an interval boundary between two
+ * readings (the home agent, the controller's settlement) uses this one rule, so the same
+ * readings always give the same boundary and intervals sharing it telescope to the Wh.
+ * MTR_E_INVAL if the arguments break these conditions. */
+int mtr_counters_at(const mtr_reading *a, const mtr_reading *b, int64_t t_ms,
+                    int64_t *import_wh, int64_t *export_wh);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,6 +22,7 @@ extern "C" {
 #define SIM_NAME_MAX 64
 #define SIM_MAX_HOMES 100000
 #define SIM_MAX_DAYS 3660
+#define SIM_MAX_FORECAST_LAG 8
 
 typedef enum {
     SIM_AGENT_TRUTHFUL = 0, /* bids/asks its own value against the grid tariffs */
@@ -76,6 +77,10 @@ typedef struct {
     int64_t feed_in_uc_per_kwh;
     int64_t retail_uc_per_kwh;
     int64_t network_fee_uc_per_kwh;
+    /* Intervals between the one a home forecasts from and the one it orders for: 1 (default)
+     * orders for k from k - 1; 2 from k - 2, what a real agent can do, because interval k - 1
+     * has not ended when k's gate closes (docs/end-to-end.md). */
+    uint32_t forecast_lag;
     /* homes */
     size_t n_groups;
     sim_group groups[SIM_MAX_GROUPS];

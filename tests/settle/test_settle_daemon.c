@@ -1,0 +1,601 @@
+/*
+ * Settlement in `mgx controller` end to end (label integration): a real mosquitto broker, the
+ * real binary at clock speed 3600 (a quarter hour every 250 ms) with a settlement key made by
+ * `mgx ledger keygen`, and this test playing 8 homes: each submits signed orders (resent until
+ * receipted) and publishes its meter's readings every simulated minute, with counters that
+ * rise at a fixed rate per home, so every interval's metered energy is known in closed form.
+ * Home 3's meter flags one reading (a counter jump) in every fourth interval; home 5's meter is
+ * silent for 14 minutes around every fifth interval's end. The controller is killed with
+ * SIGKILL at random moments (>= 20 times) and restarted; the test republishes the readings of
+ * the downtime after each restart, as a meter daemon's outbox would.
+ *
+ * At the end, from the database, `mgx ledger verify` and the bus:
+ *  - the ledger verifies (chain, signatures, Merkle log, every block re-settled);
+ *  - every cleared interval whose grace period is over has exactly one block, in interval
+ *    order, and no other interval has one;
+ *  - every position settled as good carries exactly the closed-form import and export;
+ *  - home 3 is never settled as good in an interval where its flagged reading is stored, and
+ *    is held as flagged there (with the jump bit) unless its readings all came too late; home 5 is never good in its silent intervals, and its trades
+ *    there deliver nothing;
+ *  - most (>= 75%) positions of the other homes are good (the run means something);
+ *  - the statements of every block but the last two reached the bus, and the retained
+ *    checkpoint is the latest block's.
+ * Also: `mgx ledger keygen` makes the key file 0600 and refuses to overwrite it.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "bus.h"
+#include "interval.h"
+#include "keys.h"
+#include "mgx/ledger_record.h"
+#include "order_msg.h"
+#include "payload.h"
+#include "registry.h"
+
+#define HOMES 8
+#define SPEED 3600
+#define COMMUNITY "settleville"
+#define RUN_MS 12000
+#define MIN_KILLS 20
+#define GRACE_S 10800 /* 3 s real: the readings of a downtime are usually replayed before */
+#define FLAG_HOME 3
+#define GAP_HOME 5
+#define MAX_IV 4096
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the homes' meters: closed-form counters ---- */
+
+static int64_t import_per_min(int h) { return 10 + 3 * h; }
+static int64_t export_per_min(int h) { return h % 2 == 0 ? 40 + 5 * h : 2; }
+
+/* Readings are on a 120 s grid: every other boundary has a reading on it, the others are
+ * interpolated between readings 60 s either side; counters are linear in whole minutes, so an
+ * interval's energy is rate * 15 exactly either way. */
+#define READ_S 120
+#define REPLAY_S 10800 /* the meters' outboxes resend the last 3 simulated hours on a restart */
+static int flag_interval(int64_t iv) { return iv % 4 == 1; }
+/* home 5 sends nothing for ts in (end - 420 s, end + 420 s) of intervals with iv % 5 == 3: the
+ * readings around that end are 960 s apart (> reading_max_gap_s 300), so the end boundary of
+ * iv and the start boundary of iv + 1 cannot be known */
+static int gap_interval(int64_t iv) { return iv % 5 == 3 || iv % 5 == 4; }
+
+static int skip_reading(int h, int64_t ts_s)
+{
+    if (h != GAP_HOME)
+        return 0;
+    int64_t b = (ts_s + 450) / 900 * 900; /* nearest boundary */
+    int64_t iv_ending = b / 900 - 1;
+    return iv_ending % 5 == 3 && ts_s > b - 420 && ts_s < b + 420;
+}
+
+static void reading_at(int h, int64_t ts_s, mtr_sample *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->meter_id, sizeof s->meter_id, "m-home-%d", h);
+    int64_t min = ts_s / 60;
+    s->ts_ms = ts_s * 1000;
+    s->import_wh = 100000 * h + import_per_min(h) * min;
+    s->export_wh = 50000 * h + export_per_min(h) * min;
+    s->power_w = 0;
+    s->soc_permille = -1;
+    /* one jump flag mid-interval (the one grid reading in [300, 420) s) every fourth interval */
+    int64_t iv = ts_s / 900;
+    if (h == FLAG_HOME && flag_interval(iv) && ts_s % 900 >= 300 && ts_s % 900 < 420)
+        s->quality = MTR_Q_JUMP;
+}
+
+/* ---- the world seen from the bus ---- */
+
+typedef struct {
+    char id[16];
+    ctl_secret_key *key;
+    ctl_order_msg pending;
+    int has_pending;
+    int64_t last_sent_ms;
+    int64_t done_interval;
+    int64_t next_reading_s; /* next reading's timestamp */
+} home;
+
+typedef struct {
+    home homes[HOMES];
+    uint8_t statements[MAX_IV][HOMES]; /* by interval offset from the first */
+    int64_t first_interval;
+    char checkpoint[4096];
+    size_t n_statements;
+} world;
+
+static world W;
+
+static int home_index(const char *id)
+{
+    for (int h = 0; h < HOMES; h++)
+        if (strcmp(W.homes[h].id, id) == 0)
+            return h;
+    return -1;
+}
+
+static void on_msg(void *user, const bus_message *m)
+{
+    (void)user;
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK)
+        return;
+    if (strcmp(kind, "ledger") == 0 && strcmp(id, "checkpoint") == 0) {
+        size_t n = m->len < sizeof W.checkpoint - 1 ? m->len : sizeof W.checkpoint - 1;
+        memcpy(W.checkpoint, m->payload, n);
+        W.checkpoint[n] = 0;
+        return;
+    }
+    if (strcmp(kind, "statement") == 0) {
+        json_t *j = json_loadb(m->payload, m->len, 0, NULL);
+        assert_non_null(j);
+        int h = home_index(id);
+        assert_true(h >= 0);
+        assert_string_equal(json_string_value(json_object_get(j, "participant")), id);
+        int64_t iv = json_integer_value(json_object_get(j, "interval_id")) - W.first_interval;
+        if (iv >= 0 && iv < MAX_IV)
+            W.statements[iv][h] = 1;
+        W.n_statements++;
+        json_decref(j);
+        return;
+    }
+    if (strcmp(kind, "receipt") != 0)
+        return;
+    ctl_receipt r;
+    char why[CTL_DETAIL_MAX];
+    assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why), CTL_R_OK);
+    int h = home_index(r.participant);
+    if (h >= 0 && W.homes[h].has_pending &&
+        memcmp(W.homes[h].pending.nonce, r.nonce, sizeof r.nonce) == 0) {
+        W.homes[h].has_pending = 0;
+        W.homes[h].done_interval = W.homes[h].pending.interval_id;
+    }
+}
+
+static pid_t start_controller(const char *bin, const char *conf, const char *anchor,
+                              const char *log)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *f = freopen(log, "a", stderr);
+        (void)f;
+        execl(bin, bin, "controller", conf, "--clock-speed", "3600", "--clock-anchor", anchor,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void make_order(home *hm, int h, int64_t iv, int64_t sim_ms, unsigned *seed)
+{
+    ctl_order_msg *m = &hm->pending;
+    memset(m, 0, sizeof *m);
+    snprintf(m->community, sizeof m->community, COMMUNITY);
+    snprintf(m->participant, sizeof m->participant, "%s", hm->id);
+    m->interval_id = iv;
+    m->interval_s = 900;
+    m->created_ms = sim_ms;
+    m->expiry_s = iv * 900;
+    for (int i = 0; i < CTL_ORDER_NONCE_BYTES; i++)
+        m->nonce[i] = (uint8_t)rand_r(seed);
+    m->side = h % 2 ? MKT_BUY : MKT_SELL;
+    m->n_steps = 1 + (uint32_t)(rand_r(seed) % 2);
+    for (uint32_t s = 0; s < m->n_steps; s++) {
+        m->steps[s].energy_wh = 100 + rand_r(seed) % 700;
+        m->steps[s].price_uc_per_kwh = m->side == MKT_SELL ? 90000 + rand_r(seed) % 60000
+                                                           : 150000 + rand_r(seed) % 100000;
+    }
+    assert_int_equal(ctl_order_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
+    hm->has_pending = 1;
+    hm->last_sent_ms = 0;
+}
+
+static void send_order(bus_client *c, home *hm)
+{
+    char topic[BUS_TOPIC_MAX], body[CTL_ORDER_JSON_MAX];
+    size_t len;
+    assert_int_equal(bus_topic_order(topic, sizeof topic, COMMUNITY, hm->id), BUS_OK);
+    assert_int_equal(ctl_order_to_json(&hm->pending, body, sizeof body, &len), CTL_R_OK);
+    if (bus_publish(c, topic, body, len, 1, false, NULL, NULL) == BUS_OK)
+        hm->last_sent_ms = real_ms();
+}
+
+static void send_reading(bus_client *c, int h, int64_t ts_s)
+{
+    if (skip_reading(h, ts_s))
+        return;
+    mtr_sample s;
+    reading_at(h, ts_s, &s);
+    char topic[BUS_TOPIC_MAX], body[BUS_JSON_MAX];
+    assert_int_equal(bus_topic_meter_state(topic, sizeof topic, COMMUNITY, s.meter_id), BUS_OK);
+    int n = bus_state_encode(&s, body, sizeof body);
+    assert_true(n > 0);
+    bus_publish(c, topic, body, (size_t)n, 1, false, NULL, NULL);
+}
+
+static int run_cmd(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int64_t q1(sqlite3 *db, const char *sql, int64_t a)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, a);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The closed-form checks of every settled block. */
+typedef struct {
+    size_t good[HOMES], flagged[HOMES], missing[HOMES], positions;
+    size_t flag_checked, gap_checked;
+} tally;
+
+static int market_home(sqlite3 *db, uint64_t market_id)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE "
+                                            "market_id = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, (int64_t)market_id);
+    int h = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        h = home_index((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return h;
+}
+
+static void check_block_txs(sqlite3 *db, int64_t height, int64_t iv, tally *t)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM ledger_tx WHERE height = ?1 "
+                                            "ORDER BY log_index",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, height);
+    int flag_stored = q1(db, "SELECT count(*) FROM readings WHERE meter_id = 'm-home-3' AND "
+                             "quality != 0 AND ts_ms / 900000 = ?1",
+                         iv) > 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        stl_tx tx;
+        assert_int_equal(stl_tx_decode(sqlite3_column_blob(st, 0),
+                                       (size_t)sqlite3_column_bytes(st, 0), &tx),
+                         STL_OK);
+        assert_int_equal(tx.interval_id, iv);
+        if (tx.kind == STL_TX_TRADE) {
+            int b = market_home(db, tx.trade.buyer); /* homes 3 and 5 buy */
+            if ((b == GAP_HOME && gap_interval(iv)) || (b == FLAG_HOME && flag_stored))
+                assert_int_equal(tx.trade.delivered_wh, 0);
+            continue;
+        }
+        const stl_position *p = &tx.position;
+        int h = market_home(db, p->participant);
+        assert_true(h >= 0);
+        t->positions++;
+        if (p->status == STL_POS_GOOD) {
+            t->good[h]++;
+            /* the closed form: 15 minutes at the home's rates, to the Wh */
+            assert_int_equal(p->import_wh, 15 * import_per_min(h));
+            assert_int_equal(p->export_wh, 15 * export_per_min(h));
+        } else if (p->status == STL_POS_FLAGGED) {
+            t->flagged[h]++;
+        } else {
+            t->missing[h]++;
+            if (getenv("MGX_TEST_VERBOSE"))
+                fprintf(stderr, "interval %lld: home %d %s\n", (long long)iv, h,
+                        stl_pos_status_name(p->status));
+        }
+        if (h == FLAG_HOME && flag_stored) {
+            /* never good; flagged with the jump bit, or missing when the readings (the flagged
+             * one among them) came in only after the grace period, from a replay */
+            assert_int_not_equal(p->status, STL_POS_GOOD);
+            if (p->status == STL_POS_FLAGGED) {
+                assert_true(p->quality & MTR_Q_JUMP);
+                t->flag_checked++;
+            }
+        }
+        if (h == GAP_HOME && gap_interval(iv)) {
+            assert_int_not_equal(p->status, STL_POS_GOOD);
+            t->gap_checked++;
+        }
+        if (h != FLAG_HOME && p->status == STL_POS_FLAGGED)
+            fail_msg("home %d flagged in interval %lld", h, (long long)iv);
+    }
+    sqlite3_finalize(st);
+}
+
+static void keygen_is_private(const char *bin, const char *dir, char *skey, char *vkey)
+{
+    char cmd[2048];
+    snprintf(skey, 512, "%s/community.skey", dir);
+    snprintf(vkey, 512, "%s/community.vkey", dir);
+    snprintf(cmd, sizeof cmd, "umask 022; %s ledger keygen settle.example/mgx --out %s > %s", bin,
+             skey, vkey);
+    assert_int_equal(run_cmd(cmd), 0);
+    struct stat sb;
+    assert_int_equal(stat(skey, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600); /* whatever the umask */
+    off_t size = sb.st_size;
+    /* a second keygen onto the same file is refused and leaves the key as it was */
+    snprintf(cmd, sizeof cmd, "%s ledger keygen other/name --out %s > /dev/null 2>&1", bin, skey);
+    assert_int_equal(run_cmd(cmd), 1);
+    assert_int_equal(stat(skey, &sb), 0);
+    assert_int_equal(sb.st_size, size);
+}
+
+static void settle_under_kills(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MGX_BIN");
+    assert_non_null(bin);
+    tst_broker *br = tst_broker_start(NULL);
+    assert_non_null(br);
+    char *dir = tst_tmpdir("settle");
+    char db_path[512], conf[512], log[512], anchor[64], skey[512], vkey[512], cmd[2048];
+    snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
+    snprintf(conf, sizeof conf, "%s/controller.ini", dir);
+    snprintf(log, sizeof log, "%s/controller.log", dir);
+    keygen_is_private(bin, dir, skey, vkey);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    /* the key by a path relative to the config's folder */
+    fprintf(f,
+            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
+            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
+            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
+            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
+            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n",
+            tst_broker_port(br), db_path, GRACE_S);
+    fclose(f);
+
+    memset(&W, 0, sizeof W);
+    sqlite3 *reg;
+    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
+    for (int h = 0; h < HOMES; h++) {
+        home *hm = &W.homes[h];
+        snprintf(hm->id, sizeof hm->id, "home-%d", h);
+        uint8_t seed[32];
+        memset(seed, h + 1, sizeof seed);
+        assert_int_equal(ctl_key_from_seed(seed, &hm->key), 0);
+        ctl_participant p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.id, sizeof p.id, "%s", hm->id);
+        snprintf(p.meter_id, sizeof p.meter_id, "m-home-%d", h);
+        memcpy(p.pubkey, ctl_key_public(hm->key), CTL_PUBKEY_BYTES);
+        p.role = CTL_ROLE_HOME;
+        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
+    }
+    sqlite3_close(reg);
+
+    int64_t t0 = real_ms();
+    ctl_clock clock = {(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
+    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
+    const ctl_interval_rules rules = {900, 300, 4};
+    int64_t start_sim_s = ctl_clock_sim_ms(&clock, real_ms()) / 1000;
+    W.first_interval = ctl_interval_first_open(start_sim_s, &rules);
+    for (int h = 0; h < HOMES; h++)
+        W.homes[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
+
+    bus_config bc = {.host = "127.0.0.1", .port = tst_broker_port(br), .client_id = "homes",
+                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
+                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
+    bus_client *c = bus_new(&bc, on_msg, NULL, NULL, NULL);
+    assert_non_null(c);
+    assert_int_equal(bus_start(c), BUS_OK);
+    char filter[BUS_TOPIC_MAX];
+    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    bus_filter_all(filter, sizeof filter, COMMUNITY, "statement", NULL);
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    snprintf(filter, sizeof filter, "mgx/v1/" COMMUNITY "/ledger/checkpoint");
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    while (!bus_connected(c))
+        bus_loop(c, 10);
+
+    pid_t ctl = start_controller(bin, conf, anchor, log);
+    unsigned seed = 20240601;
+    int kills = 0;
+    int64_t next_kill = real_ms() + 400 + rand_r(&seed) % 400;
+    /* what was published before the controller subscribed is replayed too */
+    int64_t replay_at = real_ms() + 300, replay_again = real_ms() + 900;
+    int64_t replay_from_s = W.homes[0].next_reading_s;
+    int64_t end = real_ms() + RUN_MS;
+    while (real_ms() < end || kills < MIN_KILLS) {
+        bus_loop(c, 5);
+        int64_t now_real = real_ms();
+        int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
+        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
+        for (int h = 0; h < HOMES; h++) {
+            home *hm = &W.homes[h];
+            while (hm->next_reading_s <= sim_ms / 1000) {
+                send_reading(c, h, hm->next_reading_s);
+                hm->next_reading_s += READ_S;
+            }
+            if (!hm->has_pending && hm->done_interval < target)
+                make_order(hm, h, target, sim_ms, &seed);
+            if (hm->has_pending && now_real - hm->last_sent_ms > 150)
+                send_order(c, hm);
+        }
+        if (replay_at && now_real >= replay_at) {
+            /* the meters' outboxes: what the controller may have missed while down */
+            for (int h = 0; h < HOMES; h++)
+                for (int64_t ts = replay_from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
+                     ts += READ_S)
+                    send_reading(c, h, ts);
+            replay_at = replay_again;
+            replay_again = 0;
+        }
+        if (now_real >= next_kill && kills < 1000) {
+            kill(ctl, SIGKILL);
+            int st;
+            waitpid(ctl, &st, 0);
+            assert_true(WIFSIGNALED(st));
+            kills++;
+            /* a killed controller loses what it had not committed, also what queued up while it
+             * was busy: after the restart the last hours are sent again (twice, in case the
+             * controller dies during the first replay); the store ignores what it has */
+            replay_from_s = sim_ms / 1000 - REPLAY_S;
+            usleep((useconds_t)(rand_r(&seed) % 200) * 1000);
+            ctl = start_controller(bin, conf, anchor, log);
+            replay_at = real_ms() + 300;
+            replay_again = real_ms() + 900;
+            next_kill = real_ms() + 150 + rand_r(&seed) % 500;
+        }
+    }
+    /* let the last grace periods pass (readings keep coming), then stop cleanly */
+    int64_t settle_until = real_ms() + 3500;
+    while (real_ms() < settle_until) {
+        bus_loop(c, 5);
+        int64_t sim_s = ctl_clock_sim_ms(&clock, real_ms()) / 1000;
+        for (int h = 0; h < HOMES; h++)
+            while (W.homes[h].next_reading_s <= sim_s) {
+                send_reading(c, h, W.homes[h].next_reading_s);
+                W.homes[h].next_reading_s += READ_S;
+            }
+        if (replay_at && real_ms() >= replay_at) {
+            for (int h = 0; h < HOMES; h++)
+                for (int64_t ts = replay_from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
+                     ts += READ_S)
+                    send_reading(c, h, ts);
+            replay_at = replay_again;
+            replay_again = 0;
+        }
+    }
+    kill(ctl, SIGTERM);
+    int st;
+    waitpid(ctl, &st, 0);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    int64_t stop_sim_s = ctl_clock_sim_ms(&clock, real_ms()) / 1000;
+    int64_t wait = real_ms() + 300;
+    while (real_ms() < wait)
+        bus_loop(c, 10);
+
+    /* 1. the auditor's view */
+    snprintf(cmd, sizeof cmd, "%s ledger verify %s --vkey-file %s > %s/verify.out 2>&1", bin,
+             db_path, vkey, dir);
+    if (run_cmd(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "cat %s/verify.out; tail -20 %s", dir, log);
+        run_cmd(cmd);
+        fail_msg("mgx ledger verify failed");
+    }
+
+    /* 2. one block per settled interval, in order, none lost or duplicated */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int64_t first = q1(db, "SELECT CAST(value AS INTEGER) FROM ctl_meta WHERE key = "
+                           "'first_interval' AND ?1 = ?1",
+                       0);
+    int64_t last_cleared = q1(db, "SELECT max(interval_id) FROM intervals WHERE state = ?1", 1);
+    int64_t n_blocks = q1(db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1", 0);
+    int64_t lo = q1(db, "SELECT min(interval_id) FROM ledger_block WHERE ?1 = ?1", 0);
+    int64_t hi = q1(db, "SELECT max(interval_id) FROM ledger_block WHERE ?1 = ?1", 0);
+    assert_int_equal(lo, first);
+    assert_int_equal(n_blocks, hi - lo + 1); /* contiguous; interval_id is UNIQUE */
+    assert_true(hi <= last_cleared);
+    /* everything whose grace ended a second (simulated hour) before the stop is settled */
+    assert_true((hi + 2) * 900 + GRACE_S > stop_sim_s - 3600);
+    assert_int_equal(q1(db, "SELECT count(*) FROM ledger_block WHERE height != interval_id - ?1",
+                        first),
+                     0); /* block h settles interval first + h: in order */
+    assert_true(n_blocks >= 30);
+
+    /* 3. the values of every block */
+    tally t;
+    memset(&t, 0, sizeof t);
+    for (int64_t iv = lo; iv <= hi; iv++)
+        check_block_txs(db, iv - first, iv, &t);
+    size_t good_others = 0, all_others = 0;
+    for (int h = 0; h < HOMES; h++) {
+        if (h == FLAG_HOME || h == GAP_HOME)
+            continue;
+        good_others += t.good[h];
+        all_others += t.good[h] + t.flagged[h] + t.missing[h];
+    }
+    fprintf(stderr, "positions of the other homes: %zu good of %zu\n", good_others, all_others);
+    /* not all: a controller restarted after a run of quick kills settles, at once, intervals
+     * whose grace ran out before the replay of what it missed arrived; it holds those homes as
+     * missing, which is the rule (never a guess), not a fault */
+    assert_true(good_others * 4 >= all_others * 3);
+    assert_true(t.flag_checked >= 5);
+    assert_true(t.gap_checked >= 5);
+    assert_true(t.good[FLAG_HOME] >= 5);
+
+    /* 4. statements of every block but the last two, and the latest checkpoint retained */
+    for (int64_t iv = lo; iv <= hi - 2; iv++) {
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT m.participant FROM ledger_tx x JOIN "
+                                                "market_ids m ON m.market_id = x.participant "
+                                                "WHERE x.height = ?1 AND x.participant IS NOT NULL",
+                                            -1, &q, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(q, 1, iv - first);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            int h = home_index((const char *)sqlite3_column_text(q, 0));
+            assert_true(h >= 0 && iv - W.first_interval >= 0);
+            if (!W.statements[iv - W.first_interval][h])
+                fail_msg("no statement for home %d, interval %lld", h, (long long)iv);
+        }
+        sqlite3_finalize(q);
+    }
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT checkpoint FROM ledger_block ORDER BY height "
+                                            "DESC LIMIT 1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal(W.checkpoint, (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    fprintf(stderr,
+            "settle test: %d kills, %lld blocks, %zu positions (%zu good of %zu for the other "
+            "homes), home 3 flagged %zu times, home 5 held %zu times, %zu statements\n",
+            kills, (long long)n_blocks, t.positions, good_others, all_others, t.flag_checked,
+            t.gap_checked, W.n_statements);
+
+    bus_stop(c, 500);
+    bus_free(c);
+    for (int h = 0; h < HOMES; h++)
+        ctl_key_free(W.homes[h].key);
+    tst_broker_free(br);
+    if (!getenv("MGX_TEST_KEEP"))
+        tst_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(settle_under_kills)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
