@@ -96,7 +96,7 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
     char ini[4096];
     snprintf(ini, sizeof ini,
              "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = %s\nusername = h-a\n"
-             "password_file = %s\nca_file = %s\n\n"
+             "password_file = %s\ntls_ca = %s\n\n"
              "[agent]\nparticipant = h-a\nkey_file = %s\noutbox = %s\n%s"
              "feed_in_uc_per_kwh = 80000\nretail_uc_per_kwh = 300000\n"
              "network_fee_uc_per_kwh = 20000\ninterval_s = 60\ngate_closure_s = 0\n"
