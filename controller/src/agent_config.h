@@ -1,6 +1,6 @@
 /*
  * Internal: the home agent's configuration, read with the daemon config loader (config.h):
- * the [bus] section every mgx daemon shares and the agent's own [agent] section. The file may
+ * the [bus] section it shares with the meter daemon and its own [agent] section. The file may
  * be the home's one file that also configures its meter daemon: the agent skips the meter
  * daemon's sections ([outbox], [homeassistant], [meter ID], [map NAME]) and still rejects any
  * section nobody owns. Every key is documented in docs/agent.md. A bad value is reported as

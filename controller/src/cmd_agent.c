@@ -35,8 +35,8 @@ static void usage(FILE *out)
           "                              (demos and tests; the controller must use the same)\n"
           "  --clock-anchor REAL_S:SIM_S real Unix time REAL_S is market time SIM_S (Unix s or\n"
           "                              2024-06-01T00:00:00Z); default: now is now\n\n"
-          "CONFIG sections: [bus] (the same as every mgx daemon's) and [agent]; a home's one\n"
-          "file may also hold the meter daemon's sections, which the agent skips.\n"
+          "CONFIG sections: [bus] (the same as mgx meter's) and [agent]; a home's one file\n"
+          "may also hold the meter daemon's sections, which the agent skips.\n"
           "See docs/agent.md.\n",
           out);
 }
