@@ -61,12 +61,6 @@ static int fraction(double *dst, const char *key, const char *v, char *err, size
     return CFG_OK;
 }
 
-static int integer(int64_t *dst, const char *key, const char *v, int64_t lo, int64_t hi,
-                   char *err, size_t len)
-{
-    return cfg_parse_int(key, v, lo, hi, dst, err, len);
-}
-
 /* A path relative to the config file's folder; must_read: the file must be readable now. */
 static int path_value(const agc_config *c, char *dst, const char *key, const char *v,
                       bool must_read, char *err, size_t len)
@@ -98,15 +92,15 @@ static int set_key(agc_config *c, int k, const char *key, const char *v, char *e
     case K_FEED_IN:
     case K_RETAIL:
     case K_FEE:
-        return integer(tariff[k - K_FEED_IN], key, v, 0, MKT_PRICE_MAX_UC_PER_KWH, err, len);
+        return cfg_parse_int(key, v, 0, MKT_PRICE_MAX_UC_PER_KWH, tariff[k - K_FEED_IN], err, len);
     case K_INTERVAL:
-        return integer(&c->interval_s, key, v, 1, CTL_INTERVAL_MAX_LEN_S, err, len);
+        return cfg_parse_int(key, v, 1, CTL_INTERVAL_MAX_LEN_S, &c->interval_s, err, len);
     case K_GATE:
-        return integer(&c->gate_closure_s, key, v, 0, CTL_INTERVAL_MAX_GATE_S, err, len);
-    case K_RESEND: return integer(&c->resend_s, key, v, 1, 3600, err, len);
-    case K_GIVE_UP: return integer(&c->give_up_s, key, v, 0, 7 * 86400, err, len);
-    case K_GAP: return integer(&c->max_reading_gap_s, key, v, 1, 86400, err, len);
-    default: return integer(&c->max_power_w, key, v, 1, INT64_C(1000000000), err, len);
+        return cfg_parse_int(key, v, 0, CTL_INTERVAL_MAX_GATE_S, &c->gate_closure_s, err, len);
+    case K_RESEND: return cfg_parse_int(key, v, 1, 3600, &c->resend_s, err, len);
+    case K_GIVE_UP: return cfg_parse_int(key, v, 0, 7 * 86400, &c->give_up_s, err, len);
+    case K_GAP: return cfg_parse_int(key, v, 1, 86400, &c->max_reading_gap_s, err, len);
+    default: return cfg_parse_int(key, v, 1, INT64_C(1000000000), &c->max_power_w, err, len);
     }
 }
 
