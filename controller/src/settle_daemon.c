@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "settle_daemon.h"
 
+#include "crash_point.h"
 #include "interval.h"
 #include "ledger_store.h"
 #include "settle_input.h"
@@ -529,6 +530,7 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
         free(t);
         block_view_free(&v);
         if (rc == 0) {
+            ctl_crash_point("solana.after_add");
             st->solana_height = (int64_t)h;
             if (state_put(st->db, "solana_height", st->solana_height) != 0)
                 logf_(st, BUS_LOG_ERROR, "solana: progress not recorded: %s",

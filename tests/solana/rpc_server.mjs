@@ -16,12 +16,14 @@
 // take ms: executed at once and answered late, or executed and answered late: a window in
 // which the sender can be killed mid-submission), mgxTest_advance(n), mgxTest_balances,
 // mgxTest_stats ({sends, executed, inflight}).
+import { createPublicKey, verify } from "node:crypto";
 import { createServer } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 
 import { LiteSVM, FailedTransactionMetadata } from "litesvm";
 import {
   getBase58Decoder,
+  getBase58Encoder,
   getBase64Decoder,
   getBase64Encoder,
   getCompiledTransactionMessageDecoder,
@@ -82,7 +84,19 @@ function execute(tx, sig) {
   return null;
 }
 
+// A node verifies every signature before anything else (a tampered copy of a processed
+// transaction is a signature failure, not a duplicate).
+const ED25519_SPKI = Buffer.from("302a300506032b6570032100", "hex");
+function sigverify(tx) {
+  for (const [address, s] of Object.entries(tx.signatures)) {
+    const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI, getBase58Encoder().encode(address)]), format: "der", type: "spki" });
+    if (!s || !verify(null, tx.messageBytes, key, s)) return false;
+  }
+  return true;
+}
+
 function sendNow(tx, sig) {
+  if (!sigverify(tx)) return { error: { code: -32003, message: "Transaction signature verification failure (SignatureFailure)" } };
   if (statuses.has(sig)) return { error: { code: -32002, message: "Transaction simulation failed: This transaction has already been processed" } };
   const err = execute(tx, sig);
   if (err) return { error: { code: -32002, message: `Transaction simulation failed: ${err}` } };
