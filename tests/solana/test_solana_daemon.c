@@ -65,7 +65,7 @@
 #include "payload.h"
 #include "registry.h"
 
-#define HOMES 6
+#define HOMES 10
 #define SPEED 3600
 #define COMMUNITY "sunnyside"
 #define RUN_MS 9000
@@ -686,6 +686,10 @@ typedef struct {
     unsigned seed;
     int64_t replay_from_s, replay_at, replay_again;
     int ordering;
+    /* the kill schedule */
+    size_t step, kills, inflight_hits, crash_hits, advances;
+    int waiting; /* 0, or 1: for a send in flight, 2: for the crash point */
+    int64_t next_action, deadline, next_advance;
 } run_state;
 
 /* One turn of the homes: readings up to now, orders, receipts, replays after a restart. */
@@ -716,12 +720,314 @@ static void homes_turn(run_state *r)
     }
 }
 
-static void restarted(run_state *r)
+/* (Re)starts the controller; the homes replay their recent readings twice. */
+static void restart(run_state *r, const char *crash_at)
 {
+    g_ctl = start_controller(crash_at);
     int64_t now = real_ms();
     r->replay_from_s = ctl_clock_sim_ms(&r->clock, now) / 1000 - REPLAY_S;
     r->replay_at = now + 300;
     r->replay_again = now + 900;
+}
+
+static void next_step(run_state *r, int64_t now)
+{
+    r->waiting = 0;
+    r->step++;
+    r->next_action = now + 600 + rand_r(&r->seed) % 400;
+}
+
+/* Waiting for the slow send: kill the controller while it is in flight. */
+static void wait_inflight(run_state *r, int64_t now)
+{
+    json_t *s = rpc_result("mgxTest_stats", json_array());
+    int inflight = (int)json_integer_value(json_object_get(s, "inflight"));
+    json_decref(s);
+    if (inflight == 0 && now < r->deadline)
+        return;
+    if (inflight > 0) {
+        kill9(g_ctl); /* mid-submission */
+        r->kills++;
+        r->inflight_hits++;
+        restart(r, NULL);
+    }
+    rpc0("mgxTest_slowNext", json_pack("[i]", 0));
+    next_step(r, now);
+}
+
+/* Waiting for the controller to kill itself at its crash point. */
+static void wait_crash(run_state *r, int64_t now)
+{
+    int st;
+    pid_t w = waitpid(g_ctl, &st, WNOHANG);
+    if (w != g_ctl && now < r->deadline)
+        return;
+    if (w == g_ctl) {
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        r->crash_hits++;
+        if (SCHEDULE[r->step] == K_CRASH_BEFORE_SEND) {
+            /* the row says submitted, the node never saw it, and now its blockhash expires
+             * too: the restarted controller must find it unknown and rebuild it */
+            rpc0("mgxTest_advance", json_pack("[i]", 160));
+            r->advances++;
+        }
+    } else {
+        kill9(g_ctl);
+    }
+    r->kills++;
+    restart(r, NULL);
+    next_step(r, now);
+}
+
+static void start_step(run_state *r, int64_t now)
+{
+    kill_kind k = SCHEDULE[r->step];
+    if (k == K_SLOW_EXECUTED || k == K_SLOW_PENDING) {
+        rpc0("mgxTest_slowNext", json_pack("[i, i, b]", 1, 600, k == K_SLOW_EXECUTED));
+        r->waiting = 1;
+        r->deadline = now + 4000;
+        return;
+    }
+    kill9(g_ctl);
+    r->kills++;
+    if (k == K_RANDOM) {
+        usleep((useconds_t)(rand_r(&r->seed) % 200) * 1000);
+        restart(r, NULL);
+        next_step(r, now);
+        return;
+    }
+    restart(r, crash_name(k));
+    r->waiting = 2;
+    r->deadline = now + 8000;
+}
+
+/* The homes trade for RUN_MS while the controller is killed as SCHEDULE says and the node's
+ * height jumps every ADVANCE_MS; then orders stop and the outbox drains. */
+static void run(run_state *r, const char *db_path)
+{
+    restart(r, NULL);
+    r->next_action = real_ms() + 1500;
+    r->next_advance = real_ms() + ADVANCE_MS;
+    int64_t end = real_ms() + RUN_MS;
+    while (real_ms() < end || r->step < N_SCHEDULE) {
+        assert_true(real_ms() < end + 30000);
+        homes_turn(r);
+        int64_t now = real_ms();
+        if (now >= r->next_advance) {
+            /* the node's height jumps past every blockhash handed out so far */
+            rpc0("mgxTest_advance", json_pack("[i]", 160));
+            r->advances++;
+            r->next_advance = now + ADVANCE_MS;
+        }
+        if (r->waiting == 1)
+            wait_inflight(r, now);
+        else if (r->waiting == 2)
+            wait_crash(r, now);
+        else if (r->step < N_SCHEDULE && now >= r->next_action)
+            start_step(r, now);
+    }
+    r->ordering = 0;
+    int64_t give_up = real_ms() + 30000, next_check = 0;
+    while (!drained(db_path)) {
+        if (real_ms() > give_up) {
+            char cmd[1024];
+            snprintf(cmd, sizeof cmd, "tail -30 %s", g_log);
+            run_cmd(cmd);
+            fail_msg("the outbox did not drain");
+        }
+        while (real_ms() < next_check)
+            homes_turn(r);
+        next_check = real_ms() + 200;
+    }
+    kill(g_ctl, SIGTERM);
+    int st;
+    assert_int_equal(waitpid(g_ctl, &st, 0), g_ctl);
+    g_ctl = -1;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* ---- the setup ---- */
+
+static void write_config(const char *conf, const char *db_path, int broker_port)
+{
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    /* key files by paths relative to the config's folder, as a coordinator would write them */
+    fprintf(f,
+            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
+            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
+            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
+            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
+            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n"
+            "[solana]\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
+            "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
+            "timeout_ms = 2000\n",
+            broker_port, db_path, GRACE_S, g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
+    fclose(f);
+}
+
+static void register_homes(const char *db_path)
+{
+    sqlite3 *reg;
+    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
+    for (int h = 0; h < HOMES; h++) {
+        uint8_t seed[32];
+        memset(seed, 0x40 + h, sizeof seed);
+        assert_int_equal(ctl_key_from_seed(seed, &H[h].key), 0);
+        ctl_participant p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.id, sizeof p.id, "home-%d", h);
+        snprintf(p.meter_id, sizeof p.meter_id, "m-home-%d", h);
+        memcpy(p.pubkey, ctl_key_public(H[h].key), CTL_PUBKEY_BYTES);
+        p.role = CTL_ROLE_HOME;
+        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
+    }
+    sqlite3_close(reg);
+}
+
+static void connect_homes(run_state *r, int broker_port)
+{
+    int64_t t0 = real_ms();
+    static char anchor[64];
+    r->clock = (ctl_clock){(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
+    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
+    g_anchor = anchor;
+    r->rules = (ctl_interval_rules){900, 300, 4};
+    r->seed = 20240601;
+    r->ordering = 1;
+    int64_t start_sim_s = ctl_clock_sim_ms(&r->clock, real_ms()) / 1000;
+    for (int h = 0; h < HOMES; h++)
+        H[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
+    bus_config bc = {.host = "127.0.0.1", .port = broker_port, .client_id = "homes",
+                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
+                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
+    r->bus = bus_new(&bc, on_msg, NULL, NULL, NULL);
+    assert_non_null(r->bus);
+    assert_int_equal(bus_start(r->bus), BUS_OK);
+    char filter[BUS_TOPIC_MAX];
+    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
+    assert_int_equal(bus_subscribe(r->bus, filter, 1), BUS_OK);
+    while (!bus_connected(r->bus))
+        bus_loop(r->bus, 10);
+}
+
+/* ---- the checks ---- */
+
+/* Every block handed over, every row confirmed, parts 1..n. Returns the number of rows. */
+static int64_t check_outbox(sqlite3 *db)
+{
+    int64_t head = q1(db, "SELECT max(height) FROM ledger_block");
+    assert_int_equal(q1(db, "SELECT v FROM settle_state WHERE k = 'solana_height'"), head);
+    assert_int_equal(q1(db, "SELECT count(*) FROM solana_outbox WHERE state != 'confirmed'"), 0);
+    assert_int_equal(q1(db, "SELECT count(*) FROM (SELECT interval_id FROM solana_outbox GROUP BY "
+                            "interval_id HAVING count(*) != max(n_parts) OR min(part) != 1 OR "
+                            "max(part) != max(n_parts) OR min(n_parts) != max(n_parts))"),
+                     0);
+    return q1(db, "SELECT count(*) FROM solana_outbox");
+}
+
+/* On chain = the ledger, transfer for transfer; want gets the ledger's transfers. */
+static void check_transfers(sqlite3 *db, xfers *want, ledger_tally *lt)
+{
+    xfers got = {0};
+    expected_transfers(db, want, lt);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT interval_id, part, n_parts, signature FROM "
+                                            "solana_outbox ORDER BY interval_id, part",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        chain_row(db, sqlite3_column_int64(q, 0), sqlite3_column_int(q, 1),
+                  sqlite3_column_int(q, 2), (const char *)sqlite3_column_text(q, 3), &got);
+    sqlite3_finalize(q);
+    qsort(want->v, want->n, sizeof *want->v, xfer_cmp);
+    qsort(got.v, got.n, sizeof *got.v, xfer_cmp);
+    for (size_t i = 0; i < want->n && i < got.n; i++) {
+        const xfer *w = &want->v[i], *g = &got.v[i];
+        if (xfer_cmp(w, g) != 0)
+            fail_msg("transfer %zu: ledger says interval %lld asset %d %d -> %d %llu, chain says "
+                     "interval %lld asset %d %d -> %d %llu",
+                     i, (long long)w->interval_id, w->asset, w->from, w->to,
+                     (unsigned long long)w->amount, (long long)g->interval_id, g->asset, g->from,
+                     g->to, (unsigned long long)g->amount);
+    }
+    assert_int_equal(got.n, want->n);
+    free(got.v);
+}
+
+/* The node executed one transaction per row and none of the superseded ones. Returns how many
+ * were superseded (rebuilt). */
+static int64_t check_executions(sqlite3 *db, int64_t rows)
+{
+    json_t *s = rpc_result("mgxTest_stats", json_array());
+    assert_int_equal(json_integer_value(json_object_get(s, "executed")), rows);
+    json_decref(s);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT signature FROM solana_outbox_superseded", -1,
+                                        &q, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        json_t *t = rpc_result("getTransaction",
+                               json_pack("[s]", (const char *)sqlite3_column_text(q, 0)));
+        assert_true(json_is_null(t));
+        json_decref(t);
+    }
+    sqlite3_finalize(q);
+    return q1(db, "SELECT count(*) FROM solana_outbox_superseded");
+}
+
+/* Balances and allowances: the start values moved by exactly the transfers. */
+static void check_balances(const xfers *want, int allowances)
+{
+    int64_t bal[HOMES][2], allow[HOMES][2];
+    for (int h = 0; h < HOMES; h++) {
+        bal[h][0] = ENERGY0;
+        bal[h][1] = PAYMENT0;
+        allow[h][0] = ENERGY_ALLOW;
+        allow[h][1] = PAYMENT_ALLOW;
+    }
+    for (size_t i = 0; i < want->n; i++) {
+        const xfer *x = &want->v[i];
+        bal[x->from][x->asset] -= (int64_t)x->amount;
+        bal[x->to][x->asset] += (int64_t)x->amount;
+        allow[x->from][x->asset] -= (int64_t)x->amount;
+    }
+    for (int h = 0; h < HOMES; h++)
+        for (int a = 0; a < 2; a++) {
+            uint64_t amount, allowance;
+            char delegate[64];
+            account_state(a ? H[h].payment_ata : H[h].energy_ata, &amount, &allowance, delegate);
+            assert_int_equal(amount, bal[h][a]);
+            if (allowances) {
+                assert_int_equal(allowance, allow[h][a]);
+                assert_string_equal(delegate, g_authority);
+            }
+        }
+}
+
+/* A confirmed transaction sent again is a duplicate; with a flipped byte its signature fails. */
+static void check_replay_and_tamper(sqlite3 *db)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT tx FROM solana_outbox ORDER BY id DESC LIMIT 1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    uint8_t tx[1232];
+    size_t tx_len = (size_t)sqlite3_column_bytes(q, 0);
+    assert_true(tx_len <= sizeof tx);
+    memcpy(tx, sqlite3_column_blob(q, 0), tx_len);
+    sqlite3_finalize(q);
+    char *why = send_raw(tx, tx_len);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "already been processed"));
+    free(why);
+    tx[tx_len - 3] ^= 0x01; /* the last TransferChecked's amount, under the signature */
+    why = send_raw(tx, tx_len);
+    assert_non_null(why);
+    if (!strstr(why, "SignatureFailure"))
+        fail_msg("a tampered transaction: %s", why);
+    free(why);
 }
 
 static void settle_on_chain(void **state)
@@ -730,11 +1036,11 @@ static void settle_on_chain(void **state)
     g_bin = getenv("MGX_BIN");
     assert_non_null(g_bin);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    tst_broker *br = g_broker = tst_broker_start(NULL);
-    assert_non_null(br);
+    g_broker = tst_broker_start(NULL);
+    assert_non_null(g_broker);
     char *dir = tst_tmpdir("solana-daemon");
-    char db_path[512], conf[512], log[512], anchor[64], scenario[512], spec[512], keypair[512],
-        wallets[512], cmd[4096];
+    char db_path[512], conf[512], log[512], scenario[512], spec[512], keypair[512], wallets[512],
+        cmd[4096];
     snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
     snprintf(conf, sizeof conf, "%s/controller.ini", dir);
     snprintf(log, sizeof log, "%s/controller.log", dir);
@@ -752,167 +1058,18 @@ static void settle_on_chain(void **state)
     snprintf(cmd, sizeof cmd, "%s/node.log", dir);
     g_node = start_node(scenario, spec, cmd);
     load_scenario(scenario, keypair, wallets);
-
     snprintf(cmd, sizeof cmd, "%s ledger keygen sunnyside.example/mgx --out %s/community.skey > "
                               "%s/community.vkey",
              g_bin, dir, dir);
     assert_int_equal(run_cmd(cmd), 0);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
-            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
-            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n"
-            "[solana]\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
-            "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
-            "timeout_ms = 2000\n",
-            tst_broker_port(br), db_path, GRACE_S, g_url, g_energy_mint, g_payment_mint,
-            PAY_DECIMALS);
-    fclose(f);
-
-    sqlite3 *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
-    for (int h = 0; h < HOMES; h++) {
-        uint8_t seed[32];
-        memset(seed, 0x40 + h, sizeof seed);
-        assert_int_equal(ctl_key_from_seed(seed, &H[h].key), 0);
-        ctl_participant p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "home-%d", h);
-        snprintf(p.meter_id, sizeof p.meter_id, "m-home-%d", h);
-        memcpy(p.pubkey, ctl_key_public(H[h].key), CTL_PUBKEY_BYTES);
-        p.role = CTL_ROLE_HOME;
-        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
-    }
-    sqlite3_close(reg);
-
+    write_config(conf, db_path, tst_broker_port(g_broker));
+    register_homes(db_path);
     run_state r;
     memset(&r, 0, sizeof r);
-    int64_t t0 = real_ms();
-    r.clock = (ctl_clock){(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
-    g_anchor = anchor;
-    r.rules = (ctl_interval_rules){900, 300, 4};
-    r.seed = 20240601;
-    r.ordering = 1;
-    int64_t start_sim_s = ctl_clock_sim_ms(&r.clock, real_ms()) / 1000;
-    for (int h = 0; h < HOMES; h++)
-        H[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
-    r.replay_from_s = H[0].next_reading_s;
+    connect_homes(&r, tst_broker_port(g_broker));
 
-    bus_config bc = {.host = "127.0.0.1", .port = tst_broker_port(br), .client_id = "homes",
-                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
-                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
-    r.bus = bus_new(&bc, on_msg, NULL, NULL, NULL);
-    assert_non_null(r.bus);
-    assert_int_equal(bus_start(r.bus), BUS_OK);
-    char filter[BUS_TOPIC_MAX];
-    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
-    assert_int_equal(bus_subscribe(r.bus, filter, 1), BUS_OK);
-    while (!bus_connected(r.bus))
-        bus_loop(r.bus, 10);
+    run(&r, db_path);
 
-    g_ctl = start_controller(NULL);
-    restarted(&r);
-    size_t step = 0, kills = 0, inflight_hits = 0, crash_hits = 0, advances = 0;
-    int waiting = 0; /* 1: for a send in flight, 2: for a crash point */
-    int64_t next_action = real_ms() + 1500, deadline = 0, next_advance = real_ms() + ADVANCE_MS;
-    int64_t end = real_ms() + RUN_MS;
-    while (real_ms() < end || step < N_SCHEDULE) {
-        assert_true(real_ms() < end + 30000);
-        homes_turn(&r);
-        int64_t now = real_ms();
-        if (now >= next_advance) {
-            /* the node's height jumps past every blockhash handed out so far */
-            rpc0("mgxTest_advance", json_pack("[i]", 160));
-            advances++;
-            next_advance = now + ADVANCE_MS;
-        }
-        if (waiting == 1) {
-            json_t *s = rpc_result("mgxTest_stats", json_array());
-            int inflight = (int)json_integer_value(json_object_get(s, "inflight"));
-            json_decref(s);
-            if (inflight > 0 || now >= deadline) {
-                if (inflight > 0) {
-                    kill9(g_ctl); /* mid-submission */
-                    kills++;
-                    inflight_hits++;
-                    g_ctl = start_controller(NULL);
-                    restarted(&r);
-                }
-                rpc0("mgxTest_slowNext", json_pack("[i]", 0));
-                waiting = 0;
-                step++;
-                next_action = now + 700;
-            }
-            continue;
-        }
-        if (waiting == 2) {
-            int st;
-            pid_t w = waitpid(g_ctl, &st, WNOHANG);
-            if (w == g_ctl || now >= deadline) {
-                if (w == g_ctl) {
-                    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-                    crash_hits++;
-                } else {
-                    kill9(g_ctl);
-                }
-                kills++;
-                g_ctl = start_controller(NULL);
-                restarted(&r);
-                waiting = 0;
-                step++;
-                next_action = now + 700;
-            }
-            continue;
-        }
-        if (step >= N_SCHEDULE || now < next_action)
-            continue;
-        kill_kind k = SCHEDULE[step];
-        if (k == K_SLOW_EXECUTED || k == K_SLOW_PENDING) {
-            rpc0("mgxTest_slowNext", json_pack("[i, i, b]", 1, 600, k == K_SLOW_EXECUTED));
-            waiting = 1;
-            deadline = now + 4000;
-        } else if (k == K_RANDOM) {
-            kill9(g_ctl);
-            kills++;
-            usleep((useconds_t)(rand_r(&r.seed) % 200) * 1000);
-            g_ctl = start_controller(NULL);
-            restarted(&r);
-            step++;
-            next_action = now + 500 + rand_r(&r.seed) % 500;
-        } else {
-            kill9(g_ctl);
-            kills++;
-            g_ctl = start_controller(crash_name(k));
-            restarted(&r);
-            waiting = 2;
-            deadline = now + 8000;
-        }
-    }
-    /* no more orders; the last intervals settle and their transactions land */
-    r.ordering = 0;
-    int64_t give_up = real_ms() + 30000;
-    int64_t next_check = 0;
-    while (!drained(db_path)) {
-        if (real_ms() > give_up) {
-            snprintf(cmd, sizeof cmd, "tail -30 %s", log);
-            run_cmd(cmd);
-            fail_msg("the outbox did not drain");
-        }
-        while (real_ms() < next_check)
-            homes_turn(&r);
-        next_check = real_ms() + 200;
-    }
-    kill(g_ctl, SIGTERM);
-    int st;
-    assert_int_equal(waitpid(g_ctl, &st, 0), g_ctl);
-    g_ctl = -1;
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-
-    /* 1. the auditor's view of the ledger */
     snprintf(cmd, sizeof cmd, "%s ledger verify %s --vkey-file %s/community.vkey > "
                               "%s/verify.out 2>&1",
              g_bin, db_path, dir, dir);
@@ -921,128 +1078,35 @@ static void settle_on_chain(void **state)
         run_cmd(cmd);
         fail_msg("mgx ledger verify failed");
     }
-
-    /* 2. every block handed over, every row confirmed */
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    int64_t head = q1(db, "SELECT max(height) FROM ledger_block");
-    assert_int_equal(q1(db, "SELECT v FROM settle_state WHERE k = 'solana_height'"), head);
-    assert_int_equal(q1(db, "SELECT count(*) FROM solana_outbox WHERE state != 'confirmed'"), 0);
-    int64_t rows = q1(db, "SELECT count(*) FROM solana_outbox");
-    /* parts of an interval are 1..n, n the same on each */
-    assert_int_equal(q1(db, "SELECT count(*) FROM (SELECT interval_id FROM solana_outbox GROUP BY "
-                            "interval_id HAVING count(*) != max(n_parts) OR min(part) != 1 OR "
-                            "max(part) != max(n_parts) OR min(n_parts) != max(n_parts))"),
-                     0);
-
-    /* 3. on chain = the ledger, transfer for transfer */
-    xfers want = {0}, got = {0};
+    int64_t rows = check_outbox(db);
+    xfers want = {0};
     ledger_tally lt = {0};
-    expected_transfers(db, &want, &lt);
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT interval_id, part, n_parts, signature FROM "
-                                            "solana_outbox ORDER BY interval_id, part",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        chain_row(db, sqlite3_column_int64(q, 0), sqlite3_column_int(q, 1),
-                  sqlite3_column_int(q, 2), (const char *)sqlite3_column_text(q, 3), &got);
-    sqlite3_finalize(q);
-    qsort(want.v, want.n, sizeof *want.v, xfer_cmp);
-    qsort(got.v, got.n, sizeof *got.v, xfer_cmp);
-    for (size_t i = 0; i < want.n && i < got.n; i++)
-        if (xfer_cmp(&want.v[i], &got.v[i]) != 0)
-            fail_msg("transfer %zu: ledger says interval %lld asset %d %d -> %d %llu, chain says "
-                     "interval %lld asset %d %d -> %d %llu",
-                     i, (long long)want.v[i].interval_id, want.v[i].asset, want.v[i].from,
-                     want.v[i].to, (unsigned long long)want.v[i].amount,
-                     (long long)got.v[i].interval_id, got.v[i].asset, got.v[i].from, got.v[i].to,
-                     (unsigned long long)got.v[i].amount);
-    assert_int_equal(got.n, want.n);
-    assert_true(lt.delivered_trades >= 30); /* the run means something */
+    check_transfers(db, &want, &lt);
+    int64_t rebuilt = check_executions(db, rows);
+    check_balances(&want, 1);
+    check_replay_and_tamper(db);
+    check_balances(&want, 0); /* neither moved anything */
+    assert_int_equal(check_executions(db, rows), rebuilt);
 
-    /* 4. each row executed once; no superseded signature ever landed */
-    json_t *s = rpc_result("mgxTest_stats", json_array());
-    assert_int_equal(json_integer_value(json_object_get(s, "executed")), rows);
-    json_decref(s);
-    int64_t superseded = q1(db, "SELECT count(*) FROM solana_outbox_superseded");
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT signature FROM solana_outbox_superseded", -1,
-                                        &q, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        json_t *t = rpc_result("getTransaction", json_pack("[s]", (const char *)sqlite3_column_text(q, 0)));
-        assert_true(json_is_null(t));
-        json_decref(t);
-    }
-    sqlite3_finalize(q);
-
-    /* 5. balances and allowances: start values moved by exactly the ledger's transfers */
-    int64_t bal[HOMES][2], allow[HOMES][2];
-    for (int h = 0; h < HOMES; h++) {
-        bal[h][0] = ENERGY0;
-        bal[h][1] = PAYMENT0;
-        allow[h][0] = ENERGY_ALLOW;
-        allow[h][1] = PAYMENT_ALLOW;
-    }
-    for (size_t i = 0; i < want.n; i++) {
-        const xfer *x = &want.v[i];
-        bal[x->from][x->asset] -= (int64_t)x->amount;
-        bal[x->to][x->asset] += (int64_t)x->amount;
-        allow[x->from][x->asset] -= (int64_t)x->amount;
-    }
-    for (int h = 0; h < HOMES; h++)
-        for (int a = 0; a < 2; a++) {
-            uint64_t amount, allowance;
-            char delegate[64];
-            account_state(a ? H[h].payment_ata : H[h].energy_ata, &amount, &allowance, delegate);
-            assert_int_equal(amount, bal[h][a]);
-            assert_int_equal(allowance, allow[h][a]);
-            assert_string_equal(delegate, g_authority);
-        }
-
-    /* 6. replayed and tampered bytes are refused and move nothing */
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT tx FROM solana_outbox ORDER BY id DESC LIMIT 1",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    uint8_t tx[1232];
-    size_t tx_len = (size_t)sqlite3_column_bytes(q, 0);
-    assert_true(tx_len <= sizeof tx);
-    memcpy(tx, sqlite3_column_blob(q, 0), tx_len);
-    sqlite3_finalize(q);
-    char *why = send_raw(tx, tx_len);
-    assert_non_null(why);
-    assert_non_null(strstr(why, "already been processed"));
-    free(why);
-    tx[tx_len - 3] ^= 0x01; /* the last instruction's amount, under the signature */
-    why = send_raw(tx, tx_len);
-    assert_non_null(why);
-    if (!strstr(why, "SignatureFailure"))
-        fail_msg("a tampered transaction: %s", why);
-    free(why);
-    for (int h = 0; h < HOMES; h++)
-        for (int a = 0; a < 2; a++) {
-            uint64_t amount, allowance;
-            char delegate[64];
-            account_state(a ? H[h].payment_ata : H[h].energy_ata, &amount, &allowance, delegate);
-            assert_int_equal(amount, bal[h][a]);
-        }
-    s = rpc_result("mgxTest_stats", json_array());
-    assert_int_equal(json_integer_value(json_object_get(s, "executed")), rows);
-    json_decref(s);
-
+    int64_t multi = q1(db, "SELECT count(DISTINCT interval_id) FROM solana_outbox WHERE n_parts > 1");
     fprintf(stderr,
             "solana daemon test: %lld blocks, %zu trades (%zu delivered, %zu with a payment "
-            "rounded to 0 cents, %lld uc rounded off), %zu transfers in %lld transactions, %lld "
-            "rebuilt; %zu kills (%zu mid-send, %zu at crash points), %zu blockhash expiries\n",
-            (long long)head + 1, lt.trades, lt.delivered_trades, lt.zero_payment,
-            (long long)lt.rounded_off_uc, want.n, (long long)rows, (long long)superseded, kills,
-            inflight_hits, crash_hits, advances);
-    assert_true(inflight_hits >= 3);
-    assert_true(crash_hits >= 5);
+            "rounded to 0 cents, %lld uc rounded off), %zu transfers in %lld transactions "
+            "(%lld intervals in several), %lld rebuilt; %zu kills (%zu mid-send, %zu at crash "
+            "points), %zu blockhash expiries\n",
+            (long long)q1(db, "SELECT count(*) FROM ledger_block"), lt.trades,
+            lt.delivered_trades, lt.zero_payment, (long long)lt.rounded_off_uc, want.n,
+            (long long)rows, (long long)multi, (long long)rebuilt, r.kills, r.inflight_hits,
+            r.crash_hits, r.advances);
+    assert_true(lt.delivered_trades >= 30); /* the run means something */
+    assert_true(multi >= 3);
+    assert_true(r.inflight_hits >= 3);
+    assert_true(r.crash_hits >= 5);
+    assert_true(rebuilt >= 1);
     sqlite3_close(db);
     free(want.v);
-    free(got.v);
 
     bus_stop(r.bus, 500);
     bus_free(r.bus);
@@ -1051,7 +1115,7 @@ static void settle_on_chain(void **state)
     kill(g_node, SIGTERM);
     waitpid(g_node, NULL, 0);
     g_node = -1;
-    tst_broker_free(br);
+    tst_broker_free(g_broker);
     g_broker = NULL;
     if (!getenv("MGX_TEST_KEEP"))
         tst_rmtree(dir);
