@@ -749,6 +749,10 @@ static void wait_inflight(run_state *r, int64_t now)
         kill9(g_ctl); /* mid-submission */
         r->kills++;
         r->inflight_hits++;
+        /* and the blockhash expires before the controller is back: a transaction that landed
+         * (or is about to: it cannot now) must be asked about, never rebuilt blindly */
+        rpc0("mgxTest_advance", json_pack("[i]", 160));
+        r->advances++;
         restart(r, NULL);
     }
     rpc0("mgxTest_slowNext", json_pack("[i]", 0));
