@@ -15,7 +15,8 @@
  * the sender died), at three named crash points (MGX_CRASH_AT: transactions stored but
  * progress not recorded; a row committed as submitted but not sent; sent but the answer not
  * recorded) and at random moments. Blockhashes expire now and then (the node's block height
- * jumps), so transactions built but not landed in time are rebuilt.
+ * jumps), and always behind a mid-send or before-send kill: a restarted controller must ask the
+ * chain about a transaction that landed, and rebuild only one that did not.
  *
  * At the end, asking the node what an auditor would (getTransaction, getTokenAccountBalance,
  * getAccountInfo) and reading the database:
