@@ -5,6 +5,7 @@
  */
 #include "ledger_store.h"
 
+#include "crash_point.h"
 #include "file.h"
 #include "mgx/merkle.h"
 
@@ -23,13 +24,6 @@ __attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, con
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
-}
-
-static void crash_point(const char *name)
-{
-    const char *at = getenv("MGX_CRASH_AT");
-    if (at && strcmp(at, name) == 0)
-        raise(SIGKILL);
 }
 
 ctl_ledger_key *ctl_ledger_key_load(const char *path, char *err, size_t errlen)
@@ -413,13 +407,13 @@ static int settle_new(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
         return rc;
     if ((rc = insert_txs(db, s, b->height, b->log_size)) != CTL_LEDGER_OK)
         return rc;
-    crash_point("ledger.after_txs");
+    ctl_crash_point("ledger.after_txs");
     stl_frontier f;
     if ((rc = append_log(db, s, b->log_size, &f)) != CTL_LEDGER_OK) {
         say(err, errlen, "cannot extend the Merkle log (run `mgx ledger verify`)");
         return rc;
     }
-    crash_point("ledger.after_nodes");
+    ctl_crash_point("ledger.after_nodes");
     strcpy(b->community, key->name);
     b->interval_id = in->interval_id;
     b->interval_len_s = in->interval_len_s;
@@ -441,7 +435,7 @@ static int settle_new(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
         return CTL_LEDGER_E_KEY;
     if ((rc = insert_block(db, b, enc, len, out->hash, sig, note)) != CTL_LEDGER_OK)
         return rc;
-    crash_point("ledger.after_block");
+    ctl_crash_point("ledger.after_block");
     return CTL_LEDGER_OK;
 }
 
@@ -463,7 +457,7 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
         goto out;
     if ((rc = exec(db, "BEGIN IMMEDIATE", err, errlen)) != CTL_LEDGER_OK)
         goto out;
-    crash_point("ledger.begin");
+    ctl_crash_point("ledger.begin");
     rc = load_block(db, -1, in->interval_id, &out->block, out->hash);
     if (rc == CTL_LEDGER_OK) { /* settled before: the same inputs give the same transactions */
         uint8_t root[STL_HASH_LEN];
@@ -480,9 +474,9 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
     if (rc == CTL_LEDGER_E_NOTFOUND)
         rc = settle_new(db, in, key, r, &s, out, err, errlen);
     if (rc == CTL_LEDGER_OK) {
-        crash_point("ledger.before_commit");
+        ctl_crash_point("ledger.before_commit");
         rc = exec(db, "COMMIT", err, errlen);
-        crash_point("ledger.after_commit");
+        ctl_crash_point("ledger.after_commit");
     }
     if (rc != CTL_LEDGER_OK) {
         if (err && !err[0])
