@@ -17,3 +17,9 @@ target_include_directories(test_controller_crash PRIVATE ${MGX_CTL_SRC})
 add_dependencies(test_controller_crash mgx)
 set_tests_properties(test_controller_crash PROPERTIES TIMEOUT 120
   ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
+
+# Batched order intake (controller/src/ingest.c): a burst of hundreds of homes' orders with
+# resends, replays and forgeries gets exactly the per-order receipts, however it is batched.
+mgx_test(test_ingest unit controller/test_ingest.c controller/burst.c
+  LIBS mgx_controller mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM Threads::Threads)
+target_include_directories(test_ingest PRIVATE ${MGX_CTL_SRC})

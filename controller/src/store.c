@@ -712,19 +712,19 @@ int ctl_store_put_orders(ctl_store *s, ctl_order_item *items, size_t n, ctl_deci
     if (n == 0)
         return CTL_ST_OK;
     int rc = begin(s);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n && rc == CTL_ST_OK; i++) {
-        ctl_order_item *it = &items[i];
-        it->duplicate = 0;
-        it->result = order_valid(&it->rec)
-                         ? put_one(s, &it->rec, decide, make_receipt, it->ctx, it->receipt,
-                                   sizeof it->receipt, &it->duplicate)
-                         : CTL_ST_E_INVAL;
-        if (it->result != CTL_ST_OK && it->result != CTL_ST_E_INVAL)
-            rc = it->result; /* the database failed: nothing of the batch stays */
+    if (rc == CTL_ST_OK) {
+        for (size_t i = 0; i < n && rc == CTL_ST_OK; i++) {
+            ctl_order_item *it = &items[i];
+            it->duplicate = 0;
+            it->result = order_valid(&it->rec)
+                             ? put_one(s, &it->rec, decide, make_receipt, it->ctx, it->receipt,
+                                       sizeof it->receipt, &it->duplicate)
+                             : CTL_ST_E_INVAL;
+            if (it->result != CTL_ST_OK && it->result != CTL_ST_E_INVAL)
+                rc = it->result; /* the database failed: nothing of the batch stays */
+        }
+        rc = finish(s, rc);
     }
-    rc = finish(s, rc);
     if (rc != CTL_ST_OK)
         for (size_t i = 0; i < n; i++) {
             items[i].result = rc;
