@@ -23,3 +23,11 @@ set_tests_properties(test_controller_crash PROPERTIES TIMEOUT 120
 mgx_test(test_ingest unit controller/test_ingest.c controller/burst.c
   LIBS mgx_controller mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM Threads::Threads)
 target_include_directories(test_ingest PRIVATE ${MGX_CTL_SRC})
+
+# `mgx controller` taking the same burst from 4 publishing clients through a real broker.
+mgx_test(test_ingest_burst integration controller/test_ingest_burst.c controller/burst.c
+  LIBS mgx_controller mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM Threads::Threads)
+target_include_directories(test_ingest_burst PRIVATE ${MGX_CTL_SRC})
+add_dependencies(test_ingest_burst mgx)
+set_tests_properties(test_ingest_burst PROPERTIES TIMEOUT 90
+  ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
