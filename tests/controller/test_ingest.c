@@ -46,8 +46,8 @@ static char *dir;
 static char *dump(ctl_store *s)
 {
     static const char *const q[] = {
-        "SELECT order_id, participant, hex(nonce), interval_id, created_ms, side, hex(signed), "
-        "received_ms, status, reason, superseded FROM orders ORDER BY order_id",
+        ("SELECT order_id, participant, hex(nonce), interval_id, created_ms, side, hex(signed), "
+         "received_ms, status, reason, superseded FROM orders ORDER BY order_id"),
         "SELECT * FROM order_steps ORDER BY order_id, step",
         "SELECT * FROM receipts ORDER BY order_id",
         "SELECT * FROM market_ids ORDER BY market_id"};
