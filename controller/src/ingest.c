@@ -13,12 +13,18 @@
 #include "registry.h"
 #include "verify_pool.h"
 
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { SIG_NONE = 0, SIG_PENDING = 1, SIG_DONE = 2 };
+
+/* Orders are pre-judged this many at a time, in one read transaction: the store's file locks
+ * are taken once per chunk instead of twice per order, and the workers get work while the
+ * caller reads on. */
+#define PREJUDGE_CHUNK 32
 
 /* One order between add() and the end of flush(). */
 typedef struct {
@@ -40,10 +46,12 @@ typedef struct {
 struct ctl_ingest {
     ctl_ingest_config cfg;
     ctl_store *store;
+    ctl_registry_reader *registry;
     ctl_verify_pool *pool;
     item *items;
     ctl_order_item *recs;
     size_t n;
+    size_t n_judged; /* items[0 .. n_judged) are pre-judged */
     ctl_ingest_stats stats;
 };
 
@@ -73,7 +81,8 @@ int ctl_ingest_new(const ctl_ingest_config *cfg, ctl_store *store, ctl_ingest **
     g->items = calloc(cfg->batch_max, sizeof *g->items);
     g->recs = calloc(cfg->batch_max, sizeof *g->recs);
     int rc = CTL_INGEST_E_NOMEM;
-    if (!g->items || !g->recs)
+    if (!g->items || !g->recs ||
+        ctl_registry_reader_new(ctl_store_db(store), &g->registry) != CTL_REG_OK)
         goto fail;
     /* the ring holds a whole batch: submit never finds it full */
     int vrc = ctl_verify_pool_new(cfg->verify_threads, cfg->batch_max, &g->pool);
@@ -93,6 +102,7 @@ void ctl_ingest_free(ctl_ingest *g)
     if (!g)
         return;
     ctl_verify_pool_free(g->pool);
+    ctl_registry_reader_free(g->registry);
     free(g->items);
     free(g->recs);
     free(g);
@@ -111,7 +121,7 @@ void ctl_ingest_get_stats(const ctl_ingest *g, ctl_ingest_stats *out)
 /* The checks that need no history, and the signature handed to the pool when it may matter. */
 static void prejudge(ctl_ingest *g, item *x, size_t idx)
 {
-    x->lookup_rc = ctl_registry_lookup(ctl_store_db(g->store), x->m.participant, &x->entry);
+    x->lookup_rc = ctl_registry_reader_lookup(g->registry, x->m.participant, &x->entry);
     if (x->lookup_rc != CTL_REG_OK && x->lookup_rc != CTL_REG_E_NOT_FOUND)
         return; /* the database failed: flush() answers "internal", the home resends */
     const ctl_admit_history none = {CTL_NONCE_NEW, 0, 0};
@@ -131,6 +141,23 @@ static void prejudge(ctl_ingest *g, item *x, size_t idx)
     if (ctl_verify_pool_submit(g->pool, &x->m, x->entry.pubkey, (void *)(uintptr_t)idx) ==
         CTL_VP_OK)
         x->sig = SIG_PENDING;
+}
+
+/* Pre-judges every order taken since the last call, in one read transaction (unless the
+ * caller has one open on the store's connection). */
+static void prejudge_pending(ctl_ingest *g)
+{
+    if (g->n_judged == g->n)
+        return;
+    sqlite3 *db = ctl_store_db(g->store);
+    int own = sqlite3_get_autocommit(db) && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    for (; g->n_judged < g->n; g->n_judged++) {
+        item *x = &g->items[g->n_judged];
+        if (x->decode_rc == CTL_R_OK)
+            prejudge(g, x, g->n_judged);
+    }
+    if (own)
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* a read: nothing to lose */
 }
 
 int ctl_ingest_add(ctl_ingest *g, const char *topic_participant, const char *payload, size_t len,
@@ -156,11 +183,14 @@ int ctl_ingest_add(ctl_ingest *g, const char *topic_participant, const char *pay
         x->r.verdict = CTL_ADMIT_REJECT;
         x->r.reason = x->decode_rc;
         x->decided = 1;
+        if (g->n - g->n_judged >= PREJUDGE_CHUNK)
+            prejudge_pending(g);
         return CTL_INGEST_OK;
     }
     memcpy(x->enc + x->enc_len, x->m.sig, CTL_ORDER_SIG_BYTES);
     x->enc_len += CTL_ORDER_SIG_BYTES;
-    prejudge(g, x, idx);
+    if (g->n - g->n_judged >= PREJUDGE_CHUNK)
+        prejudge_pending(g);
     return CTL_INGEST_OK;
 }
 
@@ -282,6 +312,7 @@ int ctl_ingest_flush(ctl_ingest *g)
     size_t n = g->n;
     if (n == 0)
         return CTL_ST_OK;
+    prejudge_pending(g);
     collect_signatures(g);
     for (size_t i = 0; i < n; i++) {
         to_record(&g->items[i], &g->recs[i].rec);
@@ -297,6 +328,6 @@ int ctl_ingest_flush(ctl_ingest *g)
     }
     for (size_t i = 0; i < n; i++)
         report(g, i);
-    g->n = 0;
+    g->n = g->n_judged = 0;
     return rc;
 }

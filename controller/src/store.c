@@ -63,6 +63,10 @@ static const char SCHEMA[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS orders_nonce ON orders(participant, nonce) "
     "  WHERE status = 1;"
     "CREATE INDEX IF NOT EXISTS orders_by_interval ON orders(interval_id, status, superseded);"
+    /* a participant's current order for an interval, looked up for every order that comes in:
+     * without it the lookup scans the interval's whole book (quadratic in the homes) */
+    "CREATE INDEX IF NOT EXISTS orders_by_participant ON orders(participant, interval_id, "
+    "status, superseded);"
     "CREATE TABLE IF NOT EXISTS order_steps("
     "  order_id INTEGER NOT NULL REFERENCES orders(order_id), step INTEGER NOT NULL,"
     "  energy_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
@@ -566,14 +570,15 @@ static int history(ctl_store *s, const ctl_order_rec *o, int nonce_used, ctl_ord
  * numbered first, in byte order of its id: with a registry filled before trading starts the
  * numbers follow the ids, and a later registration only appends. Without a registry table
  * (the store on its own) numbers follow the first accepted order. */
-static int number_participants(ctl_store *s, const char *participant)
+static int number_participants(ctl_store *s, const char *participant, int *numbered)
 {
     int64_t v = 0;
-    int found, rc;
+    int rc;
     sqlite3_stmt *st = cached(s, Q_MARKET_ID);
     if (st)
         sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
-    if ((rc = query_cached(s, st, &v, &found)) || found)
+    int found;
+    if ((rc = query_cached(s, st, &v, numbered)) || *numbered)
         return rc;
     if ((rc = query_cached(s, cached(s, Q_HAS_REGISTRY), &v, &found)) || v == 0)
         return rc;
@@ -592,11 +597,12 @@ static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
         }
         if ((rc = run_cached(s, st)))
             return rc;
-        if ((rc = number_participants(s, o->participant)))
+        int numbered = 0;
+        if ((rc = number_participants(s, o->participant, &numbered)))
             return rc;
-        if ((st = cached(s, Q_MARKET_ID_ADD)))
+        if (!numbered && (st = cached(s, Q_MARKET_ID_ADD)))
             sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
-        if ((rc = run_cached(s, st)))
+        if (!numbered && (rc = run_cached(s, st)))
             return rc;
     }
     if ((st = cached(s, Q_ORDER_ADD))) {
