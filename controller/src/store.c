@@ -282,8 +282,10 @@ int ctl_store_open(const char *path, const ctl_store_identity *id, ctl_store **o
         return CTL_ST_E_NOMEM;
     s->interval_s = id->interval_s;
     int rc = CTL_ST_E_DB;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    /* one thread at a time (store.h): no per-call mutex, which the order path would pay for
+     * every bind and step */
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         set_err(err, err_len, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
         goto out;
     }
