@@ -2,11 +2,12 @@
  * Internal: order ingestion at bus speed, the controller's order path from a received message
  * to a committed decision and its receipt.
  *
- * Orders come in batches (at most batch_max). ctl_ingest_add takes one message as it arrives:
- * it decodes the JSON, looks the participant up in the registry, runs the admission checks that
- * need no history (community, topic, registry entry, interval length, clock) and, when those
- * pass and the store holds no accepted order with the same nonce (a resend or a replay, which
- * never need a signature), hands the Ed25519 check to a verify pool, whose workers run while the
+ * Orders come in batches (at most batch_max). ctl_ingest_add takes one message as it arrives and
+ * decodes the JSON; every 32 orders (and at flush) the new ones are pre-judged in one read
+ * transaction: the participant is looked up in the registry, the admission checks that need no
+ * history run (community, topic, registry entry, interval length, clock) and, when those pass
+ * and the store holds no accepted order with the same nonce (a resend or a replay, which never
+ * need a signature), the Ed25519 check goes to a verify pool, whose workers run while the
  * caller goes on reading the bus. ctl_ingest_flush then takes the signature results back in
  * arrival order and stores the whole batch in ONE BEGIN IMMEDIATE transaction
  * (ctl_store_put_orders), where each order is decided again with its real history exactly as a
@@ -92,8 +93,9 @@ int ctl_ingest_new(const ctl_ingest_config *cfg, ctl_store *store, ctl_ingest **
 void ctl_ingest_free(ctl_ingest *g);
 
 /* Takes one message received on order/<topic_participant> at now_ms (simulated Unix ms: the
- * clock the order is judged by). Never writes to the store. CTL_INGEST_OK, CTL_INGEST_E_FULL
- * (batch_max orders wait: flush first) or CTL_INGEST_E_INVAL. */
+ * clock the order is judged by). Never writes to the store; reads it (in a read transaction of
+ * its own, or in the caller's open transaction). CTL_INGEST_OK, CTL_INGEST_E_FULL (batch_max
+ * orders wait: flush first) or CTL_INGEST_E_INVAL. */
 int ctl_ingest_add(ctl_ingest *g, const char *topic_participant, const char *payload, size_t len,
                    int64_t now_ms);
 
