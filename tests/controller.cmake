@@ -31,3 +31,9 @@ target_include_directories(test_ingest_burst PRIVATE ${MGX_CTL_SRC})
 add_dependencies(test_ingest_burst mgx)
 set_tests_properties(test_ingest_burst PROPERTIES TIMEOUT 90
   ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
+
+# `mgx controller`'s config through the shared loader: FILE:LINE errors, the shared [bus].
+mgx_test(test_controller_config integration controller/test_controller_config.c
+  LIBS mgx_test_support)
+add_dependencies(test_controller_config mgx)
+set_tests_properties(test_controller_config PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
