@@ -6,9 +6,10 @@
  * Crash safety is the point of this module. The database runs in WAL mode with
  * synchronous=FULL, and every write is one BEGIN IMMEDIATE transaction, so a kill at any
  * moment leaves either all of a step or none of it:
- *  - an order and its receipt are committed together, before the receipt is published, so an
- *    order a home holds a receipt for is never lost; (participant, nonce) is unique, so a
- *    resent order gets its first receipt back and never counts twice;
+ *  - an order and its receipt are committed together (with the other orders of its batch,
+ *    ctl_store_put_orders), before the receipt is published, so an order a home holds a
+ *    receipt for is never lost; (participant, nonce) is unique, so a resent order gets its
+ *    first receipt back and never counts twice;
  *  - clearing an interval reads its accepted orders, runs mkt_clear and writes the result,
  *    trades and state=cleared in one transaction; the state row makes it happen exactly once;
  *  - publishing happens after the commit and is marked done afterwards, so a restart
