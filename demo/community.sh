@@ -23,6 +23,7 @@ SPEED=${MGX_DEMO_SPEED:-1440}
 OUT=$(realpath -m "${MGX_DEMO_OUT:-demo-out/live}")
 COMMUNITY=demo
 GATE_S=300
+GRACE_S=300 # readings arrive every ~2 simulated minutes
 
 die() { echo "demo: $*" >&2; exit 1; }
 [ -x "$MGX" ] || die "$MGX not found: build first (cmake --build build)"
@@ -156,6 +157,9 @@ for line in "${HOMES[@]}"; do
   } >"$OUT/agents/$id.ini"
 done
 echo "participants ${#HOMES[@]} keys made (mgx keygen) and registered (mgx participant add)"
+"$MGX" ledger keygen "$COMMUNITY.example/mgx" --out "$OUT/keys/ledger.skey" >"$OUT/keys/ledger.vkey" ||
+  die "mgx ledger keygen failed"
+echo "ledger       community settlement key made (mgx ledger keygen)"
 
 { bus_section controller nocommunity
   printf '\n[controller]\ncommunity = %s\ndb = %s\ninterval_s = %s\ngate_closure_s = %s\n' \
@@ -163,6 +167,8 @@ echo "participants ${#HOMES[@]} keys made (mgx keygen) and registered (mgx parti
   printf 'mechanism = %s\nfeed_in_uc_per_kwh = %s\nretail_uc_per_kwh = %s\n' "$MECHANISM" \
     "$FEED_IN" "$RETAIL"
   printf 'network_fee_uc_per_kwh = %s\n' "$FEE"
+  # settle each interval into the signed ledger once its readings are in (docs/ledger.md)
+  printf 'settlement_key = %s\nsettlement_grace_s = %s\n' "$OUT/keys/ledger.skey" "$GRACE_S"
 } >"$OUT/controller.ini"
 
 # ---- the clock: the scenario's first instant is a few real seconds from now ----
@@ -203,8 +209,31 @@ while :; do
   if [ "$done_n" -ge "$INTERVALS" ] && [ -f "$OUT/sim/summary.json" ]; then break; fi
 done
 echo
+# the last intervals settle once their grace has passed: a few real seconds at most
+for _ in $(seq 60); do
+  settled=$(q "SELECT count(*) FROM ledger_block WHERE interval_id BETWEEN $FIRST AND $LAST" \
+    2>/dev/null || echo 0)
+  [ "$settled" -ge "$INTERVALS" ] && break
+  alive || exit 1
+  sleep 0.5
+done
 cleanup
 trap 'exit 130' INT TERM
 
 MGX_REPORT_DB=$DB MGX_REPORT_SIM=$OUT/sim demo/report.sh "$FIRST" "$LAST" | tee "$OUT/report.txt"
+
+echo
+echo "== The signed ledger (controller database; docs/ledger.md) =="
+q "SELECT count(*) || ' of $INTERVALS intervals settled into signed blocks' FROM ledger_block
+   WHERE interval_id BETWEEN $FIRST AND $LAST" | tee -a "$OUT/report.txt"
+if "$MGX" ledger verify "$DB" --vkey-file "$OUT/keys/ledger.vkey" >"$OUT/ledger-verify.txt" 2>&1; then
+  echo "mgx ledger verify: $(tail -n 1 "$OUT/ledger-verify.txt")" | tee -a "$OUT/report.txt"
+else
+  cat "$OUT/ledger-verify.txt" >&2
+  die "mgx ledger verify found a fault"
+fi
+first_home=${HOMES[0]%% *}
+noon=$(( FIRST + INTERVALS / 2 ))
+echo "statement of $first_home for the interval at midday (mgx ledger statement, CSV):"
+"$MGX" ledger statement "$DB" --participant "$first_home" --interval "$noon" | head -n 2
 echo "Everything started was stopped. Configs, keys, databases and logs are in $OUT/."

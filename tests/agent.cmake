@@ -23,3 +23,12 @@ mgx_test(test_agent integration agent/test_agent.c
 target_include_directories(test_agent PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
 set_tests_properties(test_agent PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>" TIMEOUT 120)
 add_dependencies(test_agent mgx)
+
+# A home's one config file: mgx meter and mgx agent together from it (real broker, real
+# simulated meter), and the same FILE:LINE refusals from both for the shared parts.
+mgx_test(test_home_config integration agent/test_home_config.c
+  LIBS mgx_controller mgx_meters mgx_test_mqtt)
+target_include_directories(test_home_config PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+set_tests_properties(test_home_config PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>"
+  TIMEOUT 120)
+add_dependencies(test_home_config mgx)

@@ -7,7 +7,7 @@ add_library(mgx_test_recorder STATIC bus/recorder.c)
 target_include_directories(mgx_test_recorder PUBLIC bus)
 target_link_libraries(mgx_test_recorder PRIVATE mgx_options PkgConfig::MOSQUITTO Threads::Threads)
 
-mgx_test(test_bus_client integration bus/test_bus_client.c
+mgx_test(test_bus_client integration bus/test_bus_client.c bus/slow_link.c
   LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO)
 target_include_directories(test_bus_client PRIVATE ${MGX_CTL_SRC})
 set_tests_properties(test_bus_client PROPERTIES TIMEOUT 120)
@@ -37,6 +37,7 @@ add_test(NAME fuzz_payload_replay COMMAND fuzz_payload_replay ${MGX_PAYLOAD_CORP
 set_tests_properties(fuzz_payload_replay PROPERTIES LABELS fuzz)
 if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   add_executable(fuzz_payload fuzz/fuzz_payload.c ${MGX_CTL_SRC}/payload.c ${MGX_CTL_SRC}/bus.c
+    ${MGX_CTL_SRC}/ident.c
     ${PROJECT_SOURCE_DIR}/meters/src/quality.c)
   target_include_directories(fuzz_payload PRIVATE fuzz ${MGX_CTL_SRC}
     ${PROJECT_SOURCE_DIR}/meters/include)

@@ -22,6 +22,14 @@ target_link_libraries(test_cli_keys PRIVATE mgx_test_support)
 add_dependencies(test_cli_keys mgx)
 set_tests_properties(test_cli_keys PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
 mgx_orders_test(test_order_doc unit orders/test_order_doc.c)
+# The one id rule (controller/src/ident.h) across bus, meters, orders, registry, the CLI and
+# the broker credential script.
+mgx_orders_test(test_ident unit orders/test_ident.c)
+target_link_libraries(test_ident PRIVATE mgx_test_support mgx_meters)
+mgx_orders_test(test_ident_cli integration orders/test_ident_cli.c)
+target_link_libraries(test_ident_cli PRIVATE mgx_test_support)
+add_dependencies(test_ident_cli mgx)
+set_tests_properties(test_ident_cli PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
 
 # Fuzzing the order and receipt decoders (same pattern as tests/fuzz.cmake): the corpus replay
 # always, the libFuzzer binary and a short run with -DMGX_FUZZ=ON under clang.
@@ -37,7 +45,7 @@ if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   # The parsers are compiled into the fuzzer so they carry libFuzzer's coverage instrumentation.
   set(_ctl_src ${PROJECT_SOURCE_DIR}/controller/src)
   add_executable(fuzz_order_msg fuzz/fuzz_order_msg.c ${_ctl_src}/order_msg.c
-    ${_ctl_src}/receipt.c)
+    ${_ctl_src}/receipt.c ${_ctl_src}/ident.c)
   target_include_directories(fuzz_order_msg PRIVATE fuzz ${_ctl_src}
     ${PROJECT_SOURCE_DIR}/market/include)
   set(_ord_fuzz_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -42,3 +42,17 @@ if(MGX_NODE)
   target_compile_definitions(test_solana_outbox PRIVATE MGX_NODE="${MGX_NODE}")
   set_tests_properties(test_solana_outbox PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
+
+# `mgx controller` with settlement_key and [solana] against the LiteSVM-backed JSON-RPC server:
+# orders and readings over a real broker, killed mid-submission and at crash points; on-chain
+# transfers, memos, balances and allowances checked against the ledger.
+if(MGX_NODE)
+  mgx_test(test_solana_daemon integration solana/test_solana_daemon.c
+    LIBS mgx_controller mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM PkgConfig::JANSSON
+      PkgConfig::CURL)
+  target_include_directories(test_solana_daemon PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  target_compile_definitions(test_solana_daemon PRIVATE MGX_NODE="${MGX_NODE}")
+  add_dependencies(test_solana_daemon mgx)
+  set_tests_properties(test_solana_daemon PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
+    ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
+endif()

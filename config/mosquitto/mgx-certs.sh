@@ -14,14 +14,17 @@
 # (DIR/ca.key) signs every certificate: keep it offline once the homes have theirs.
 set -eu
 umask 077
+LC_ALL=C; export LC_ALL # byte-wise character classes and lengths in check_id
 
 die() { echo "mgx-certs: $*" >&2; exit 1; }
 
+# The one id rule of mgx (controller/src/ident.h): the id is an MQTT user name, a topic level
+# in the ACL (%u) and a certificate CN, so only 1-63 characters of A-Z a-z 0-9 _ -.
 check_id() {
   case "$1" in
-    ''|*[!A-Za-z0-9._-]*) die "'$1' is not a valid id (letters, digits, '.', '_', '-')" ;;
+    ''|*[!A-Za-z0-9_-]*) die "'$1' is not a valid id (1-63 characters of A-Z a-z 0-9 _ -)" ;;
   esac
-  [ ${#1} -le 64 ] || die "id '$1' is longer than 64 characters"
+  [ ${#1} -le 63 ] || die "id '$1' is longer than 63 characters"
 }
 
 newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }

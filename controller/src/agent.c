@@ -201,7 +201,7 @@ static int build_order(agent *a, int64_t n, mkt_side side, const mkt_step *step,
                        int64_t now_market, ctl_order_msg *m)
 {
     memset(m, 0, sizeof *m);
-    snprintf(m->community, sizeof m->community, "%s", a->cfg.community);
+    snprintf(m->community, sizeof m->community, "%s", a->cfg.bus.community);
     snprintf(m->participant, sizeof m->participant, "%s", a->cfg.participant);
     m->interval_id = n;
     m->interval_s = (uint32_t)a->cfg.interval_s;
@@ -472,38 +472,9 @@ static void on_state(void *user, bool connected, int reason)
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
-/* Reads the MQTT password (first line of a file only its owner can read) into sodium memory. */
-static char *read_password(const char *path, char *err, size_t err_len)
-{
-    struct stat st;
-    FILE *f = fopen(path, "r");
-    if (!f || fstat(fileno(f), &st) != 0) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        if (f)
-            fclose(f);
-        return NULL;
-    }
-    if (st.st_mode & 077) {
-        snprintf(err, err_len, "%s: readable by others; chmod 600 it", path);
-        fclose(f);
-        return NULL;
-    }
-    char *pw = sodium_malloc(256);
-    if (!pw || !fgets(pw, 256, f)) {
-        snprintf(err, err_len, "%s: empty or unreadable", path);
-        if (pw)
-            sodium_free(pw);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    pw[strcspn(pw, "\r\n")] = '\0';
-    return pw;
-}
-
 static int topics(agent *a)
 {
-    const char *c = a->cfg.community, *p = a->cfg.participant;
+    const char *c = a->cfg.bus.community, *p = a->cfg.participant;
     if (bus_topic_meter_state(a->t_state, sizeof a->t_state, c, a->cfg.meter_id) ||
         bus_topic_order(a->t_order, sizeof a->t_order, c, p) ||
         bus_topic_receipt(a->t_receipt, sizeof a->t_receipt, c, p) ||
@@ -531,27 +502,14 @@ static int setup_trader(agent *a, char *err, size_t err_len)
     return 0;
 }
 
-static int setup_bus(agent *a, char *err, size_t err_len)
+/* cfg is the caller's: it holds the password (a->cfg's copy does not), which bus_new copies
+ * into its own locked memory. */
+static int setup_bus(agent *a, const agc_config *cfg, char *err, size_t err_len)
 {
-    const agc_config *c = &a->cfg;
-    char *pw = NULL;
-    if (c->password_file[0] && !(pw = read_password(c->password_file, err, err_len)))
-        return -1;
-    bus_config bc = {
-        .host = c->host,
-        .port = c->port,
-        .client_id = c->client_id,
-        .community = c->community,
-        .username = c->username[0] ? c->username : NULL,
-        .password = pw,
-        .tls_ca = c->ca_file[0] ? c->ca_file : NULL,
-        .tls_cert = c->cert_file[0] ? c->cert_file : NULL,
-        .tls_key = c->tls_key_file[0] ? c->tls_key_file : NULL,
-    };
+    bus_config bc;
+    cfg_bus_config(&cfg->bus, &bc);
     int rc = BUS_OK;
     a->bus = bus_new(&bc, on_message, on_state, a, &rc);
-    if (pw)
-        sodium_free(pw); /* wipes it; the bus keeps its own locked copy */
     if (!a->bus) {
         snprintf(err, err_len, "bus: %s", bus_strerror(rc));
         return -1;
@@ -574,6 +532,8 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
         return -1;
     }
     a->cfg = *cfg;
+    a->cfg.bus.password = NULL; /* the caller owns it (agc_clear) */
+    a->cfg.bus.loader = NULL;
     a->clock = *clock;
     a->rules = (ctl_interval_rules){cfg->interval_s, cfg->gate_closure_s, CTL_INTERVAL_MAX_AHEAD};
     a->last_forecast = INT64_MIN;
@@ -587,7 +547,7 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
         snprintf(err, err_len, "%s: %s", cfg->key_file, ctl_key_strerror(rc));
         goto fail;
     }
-    if (ags_open(cfg->outbox, cfg->community, cfg->participant, &a->store, err, err_len))
+    if (ags_open(cfg->outbox, cfg->bus.community, cfg->participant, &a->store, err, err_len))
         goto fail;
     if (!agm_init(&a->meter, cfg->interval_s * 1000, cfg->max_reading_gap_s * 1000,
                   cfg->max_power_w)) {
@@ -598,7 +558,7 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
         snprintf(err, err_len, "an id is not a valid topic level");
         goto fail;
     }
-    if (setup_trader(a, err, err_len) || setup_bus(a, err, err_len))
+    if (setup_trader(a, err, err_len) || setup_bus(a, cfg, err, err_len))
         goto fail;
     *out = a;
     return 0;
@@ -611,9 +571,13 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
 {
     int64_t pending = 0;
     ags_count(a->store, AGS_PENDING, &pending);
-    say(L_INFO, "participant %s, meter %s, strategy %s, %lld order(s) awaiting a receipt",
+    const cfg_bus *b = &a->cfg.bus;
+    say(L_INFO,
+        "participant %s, meter %s, strategy %s, %lld order(s) awaiting a receipt; broker %s:%d "
+        "as %s",
         a->cfg.participant, a->cfg.meter_id, sim_strategy_name(a->cfg.strategy.kind),
-        (long long)pending);
+        (long long)pending, b->host, b->port ? b->port : b->tls_ca[0] ? 8883 : 1883,
+        b->client_id);
     if (bus_start(a->bus) != BUS_OK) {
         say(L_ERROR, "cannot start the bus client");
         return -1;

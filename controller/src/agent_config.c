@@ -1,236 +1,229 @@
 /*
- * The home agent's configuration file (see agent_config.h). Values are parsed strictly: an
- * integer has nothing after it, a path fits its buffer, an id is a valid topic level.
+ * The home agent's configuration (see agent_config.h): the [agent] section as a handler of the
+ * daemon config loader, whose [bus] the agent shares with every other mgx daemon. Values are
+ * parsed strictly (an integer has nothing after it, a path fits its buffer, an id is a valid
+ * topic level); the checks across keys, and the defaults that depend on other keys, run once
+ * the whole file is read.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "agent_config.h"
 
-#include "bus.h"
-#include "opt.h"
+#include "interval.h"
 
-#include <ini.h>
-#include <stdbool.h>
-#include <stddef.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-__attribute__((format(printf, 3, 4))) static int say(char *why, size_t len, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t len, const char *fmt, ...)
 {
-    if (why && len) {
+    if (err && len) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(why, len, fmt, ap);
+        vsnprintf(err, len, fmt, ap);
         va_end(ap);
     }
+    return CFG_E_BAD;
+}
+
+/* The order of this table is the bit of each key in agc_config.seen. */
+enum {
+    K_PARTICIPANT, K_CLIENT_ID, K_KEY_FILE, K_METER_ID, K_OUTBOX, K_STRATEGY, K_MARKUP,
+    K_ZIP_BETA, K_ZIP_MOMENTUM, K_FEED_IN, K_RETAIL, K_FEE, K_INTERVAL, K_GATE, K_RESEND,
+    K_GIVE_UP, K_GAP, K_MAX_POWER, K_COUNT
+};
+static const char *const AGENT_KEYS[K_COUNT] = {
+    "participant", "client_id", "key_file", "meter_id", "outbox", "strategy", "markup",
+    "zip_beta", "zip_momentum", "feed_in_uc_per_kwh", "retail_uc_per_kwh",
+    "network_fee_uc_per_kwh", "interval_s", "gate_closure_s", "resend_s", "give_up_s",
+    "max_reading_gap_s", "max_power_w"};
+
+static int key_of(const char *key)
+{
+    for (int i = 0; i < K_COUNT; i++)
+        if (strcmp(AGENT_KEYS[i], key) == 0)
+            return i;
     return -1;
 }
 
-void agc_defaults(agc_config *c)
+/* A strategy parameter: a plain number in 0..1 (sim_strategy_check narrows it later). These
+ * are pricing knobs, not money: the prices they lead to are integers. */
+static int fraction(double *dst, const char *key, const char *v, char *err, size_t len)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->host, sizeof c->host, "127.0.0.1");
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!*v || *end || errno == ERANGE || !(d >= 0.0 && d <= 1.0))
+        return bad(err, len, "%s: '%s' is not a number in 0..1", key, v);
+    *dst = d;
+    return CFG_OK;
+}
+
+/* A path relative to the config file's folder; must_read: the file must be readable now. */
+static int path_value(const agc_config *c, char *dst, const char *key, const char *v,
+                      bool must_read, char *err, size_t len)
+{
+    if (cfg_path(c->loader, v, dst, CFG_PATH_MAX))
+        return bad(err, len, "%s: path too long", key);
+    if (must_read && access(dst, R_OK) != 0)
+        return bad(err, len, "%s: %s: %s", key, dst, strerror(errno));
+    return CFG_OK;
+}
+
+static int set_key(agc_config *c, int k, const char *key, const char *v, char *err, size_t len)
+{
+    int64_t *tariff[] = {&c->tariffs.feed_in_uc_per_kwh, &c->tariffs.retail_uc_per_kwh,
+                         &c->tariffs.network_fee_uc_per_kwh};
+    switch (k) {
+    case K_PARTICIPANT: return cfg_parse_id(key, v, c->participant, err, len);
+    case K_CLIENT_ID: return cfg_parse_id(key, v, c->client_id, err, len);
+    case K_KEY_FILE: return path_value(c, c->key_file, key, v, true, err, len);
+    case K_METER_ID: return cfg_parse_id(key, v, c->meter_id, err, len);
+    case K_OUTBOX: return path_value(c, c->outbox, key, v, false, err, len);
+    case K_STRATEGY:
+        if (sim_strategy_parse(v, &c->strategy.kind) != SIM_STRAT_OK)
+            return bad(err, len, "%s: '%s' is not truthful, zic, markup or zip", key, v);
+        return CFG_OK;
+    case K_MARKUP: return fraction(&c->strategy.markup, key, v, err, len);
+    case K_ZIP_BETA: return fraction(&c->strategy.zip_beta, key, v, err, len);
+    case K_ZIP_MOMENTUM: return fraction(&c->strategy.zip_momentum, key, v, err, len);
+    case K_FEED_IN:
+    case K_RETAIL:
+    case K_FEE:
+        return cfg_parse_int(key, v, 0, MKT_PRICE_MAX_UC_PER_KWH, tariff[k - K_FEED_IN], err, len);
+    case K_INTERVAL:
+        return cfg_parse_int(key, v, 1, CTL_INTERVAL_MAX_LEN_S, &c->interval_s, err, len);
+    case K_GATE:
+        return cfg_parse_int(key, v, 0, CTL_INTERVAL_MAX_GATE_S, &c->gate_closure_s, err, len);
+    case K_RESEND: return cfg_parse_int(key, v, 1, 3600, &c->resend_s, err, len);
+    case K_GIVE_UP: return cfg_parse_int(key, v, 0, 7 * 86400, &c->give_up_s, err, len);
+    case K_GAP: return cfg_parse_int(key, v, 1, 86400, &c->max_reading_gap_s, err, len);
+    default: return cfg_parse_int(key, v, 1, INT64_C(1000000000), &c->max_power_w, err, len);
+    }
+}
+
+static int agent_key(void *ctx, const char *section, const char *key, const char *value,
+                     int line, char *err, size_t len)
+{
+    agc_config *c = ctx;
+    if (strcmp(section, "agent") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (c->line)
+            return bad(err, len, "[agent] given twice (first at line %d)", c->line);
+        c->line = line;
+        return CFG_OK;
+    }
+    int k = key_of(key);
+    if (k < 0)
+        return CFG_NOT_MINE; /* the loader reports "unknown key 'x' in [agent]" */
+    if (c->seen & (1u << k))
+        return bad(err, len, "%s: given twice", key);
+    c->seen |= 1u << k;
+    return set_key(c, k, key, value, err, len);
+}
+
+/*
+ * The MQTT client id. [agent] client_id wins. Otherwise [bus] client_id, but only in a file of
+ * the agent alone: in a home's shared file it names the meter daemon, and two clients with one
+ * id knock each other off the broker. Otherwise <participant>-agent.
+ */
+static int pick_client_id(agc_config *c, const char *path, char *err, size_t len)
+{
+    bool shared = c->others.sections > 0;
+    if (c->client_id[0]) {
+        if (shared && strcmp(c->client_id, c->bus.client_id) == 0)
+            return bad(err, len,
+                       "%s:%d: [agent] client_id: '%s' is also [bus] client_id, which the meter "
+                       "daemon of this file uses; one client id per daemon",
+                       path, c->line, c->client_id);
+        snprintf(c->bus.client_id, sizeof c->bus.client_id, "%s", c->client_id);
+        return CFG_OK;
+    }
+    if (c->bus.client_id[0] && !shared)
+        return CFG_OK;
+    if (strlen(c->participant) + sizeof "-agent" > sizeof c->bus.client_id)
+        return bad(err, len, "%s:%d: [agent] client_id: set it (participant '%s' is too long for "
+                   "the default <participant>-agent)", path, c->line, c->participant);
+    snprintf(c->bus.client_id, sizeof c->bus.client_id, "%s-agent", c->participant);
+    return CFG_OK;
+}
+
+static int agent_finish(void *ctx, const char *path, char *err, size_t len)
+{
+    agc_config *c = ctx;
+    if (!c->line)
+        return bad(err, len, "%s: no [agent] section (participant, key_file, outbox and the "
+                   "tariffs are required)", path);
+    static const int REQUIRED[] = {K_PARTICIPANT, K_KEY_FILE, K_OUTBOX};
+    for (size_t i = 0; i < sizeof REQUIRED / sizeof REQUIRED[0]; i++)
+        if (!(c->seen & (1u << REQUIRED[i])))
+            return bad(err, len, "%s:%d: [agent] needs %s", path, c->line,
+                       AGENT_KEYS[REQUIRED[i]]);
+    if (!(c->seen & (1u << K_FEED_IN)) || !(c->seen & (1u << K_RETAIL)))
+        return bad(err, len, "%s:%d: [agent] needs feed_in_uc_per_kwh and retail_uc_per_kwh (the "
+                   "community's tariffs bound every price)", path, c->line);
+    if (c->tariffs.retail_uc_per_kwh < c->tariffs.feed_in_uc_per_kwh)
+        return bad(err, len, "%s:%d: [agent] retail_uc_per_kwh is below feed_in_uc_per_kwh",
+                   path, c->line);
+    const char *what = "strategy";
+    if (sim_strategy_check(&c->strategy, &what) != SIM_STRAT_OK)
+        return bad(err, len, "%s:%d: [agent] %s: out of range for the %s strategy", path,
+                   c->line, what, sim_strategy_name(c->strategy.kind));
+    if (!c->meter_id[0])
+        snprintf(c->meter_id, sizeof c->meter_id, "%s", c->participant);
+    /* the community's ACL knows a home by its participant id (docs/bus-security.md) */
+    if (!c->bus.username[0] && !c->bus.tls_cert[0])
+        snprintf(c->bus.username, sizeof c->bus.username, "%s", c->participant);
+    return pick_client_id(c, path, err, len);
+}
+
+int agc_add(cfg_loader *l, agc_config *c)
+{
+    /* only the [agent] fields: c->bus and c->others belong to their own handlers */
+    c->participant[0] = c->client_id[0] = c->key_file[0] = c->meter_id[0] = c->outbox[0] = '\0';
     c->strategy = sim_strategy_defaults();
+    memset(&c->tariffs, 0, sizeof c->tariffs);
     c->tariffs.mechanism = MKT_PAY_AS_CLEAR;
-    c->tariffs.feed_in_uc_per_kwh = -1; /* required */
-    c->tariffs.retail_uc_per_kwh = -1;
     c->interval_s = 900;
     c->gate_closure_s = 0;
     c->resend_s = 5;
     c->give_up_s = 3600;
     c->max_reading_gap_s = 300;
     c->max_power_w = 100000;
-}
-
-static int copy(char *dst, size_t cap, const char *key, const char *v, char *why, size_t len)
-{
-    if (strlen(v) >= cap)
-        return say(why, len, "%s: longer than %zu bytes", key, cap - 1);
-    memcpy(dst, v, strlen(v) + 1);
-    return 0;
-}
-
-static int id(char *dst, const char *key, const char *v, char *why, size_t len)
-{
-    if (!bus_id_valid(v))
-        return say(why, len, "%s: '%s' is not an id (1..63 of A-Z a-z 0-9 _ -)", key, v);
-    return copy(dst, AGC_ID_MAX, key, v, why, len);
-}
-
-static int integer(int64_t *dst, const char *key, const char *v, int64_t lo, int64_t hi,
-                   char *why, size_t len)
-{
-    if (ctl_opt_int64(v, lo, hi, dst))
-        return say(why, len, "%s: '%s' is not an integer in %lld..%lld", key, v, (long long)lo,
-                   (long long)hi);
-    return 0;
-}
-
-static int fraction(double *dst, const char *key, const char *v, char *why, size_t len)
-{
-    char *end = NULL;
-    double d = strtod(v, &end);
-    if (!*v || *end || !(d >= 0.0 && d <= 1.0))
-        return say(why, len, "%s: '%s' is not a number in 0..1", key, v);
-    *dst = d;
-    return 0;
-}
-
-static int set_bus(agc_config *c, const char *k, const char *v, char *why, size_t len)
-{
-    int64_t n;
-    if (!strcmp(k, "host"))
-        return copy(c->host, sizeof c->host, k, v, why, len);
-    if (!strcmp(k, "port")) {
-        if (integer(&n, k, v, 1, 65535, why, len))
-            return -1;
-        c->port = (int)n;
-        return 0;
-    }
-    if (!strcmp(k, "community"))
-        return id(c->community, k, v, why, len);
-    if (!strcmp(k, "client_id"))
-        return id(c->client_id, k, v, why, len);
-    if (!strcmp(k, "username"))
-        return id(c->username, k, v, why, len);
-    if (!strcmp(k, "password_file"))
-        return copy(c->password_file, sizeof c->password_file, k, v, why, len);
-    if (!strcmp(k, "ca_file"))
-        return copy(c->ca_file, sizeof c->ca_file, k, v, why, len);
-    if (!strcmp(k, "cert_file"))
-        return copy(c->cert_file, sizeof c->cert_file, k, v, why, len);
-    if (!strcmp(k, "key_file"))
-        return copy(c->tls_key_file, sizeof c->tls_key_file, k, v, why, len);
-    return say(why, len, "%s: unknown key in [bus]", k);
-}
-
-static int set_tariff(int64_t *dst, const char *k, const char *v, char *why, size_t len)
-{
-    return integer(dst, k, v, 0, MKT_PRICE_MAX_UC_PER_KWH, why, len);
-}
-
-static int set_agent(agc_config *c, const char *k, const char *v, char *why, size_t len)
-{
-    if (!strcmp(k, "participant"))
-        return id(c->participant, k, v, why, len);
-    if (!strcmp(k, "meter_id"))
-        return id(c->meter_id, k, v, why, len);
-    if (!strcmp(k, "key_file"))
-        return copy(c->key_file, sizeof c->key_file, k, v, why, len);
-    if (!strcmp(k, "outbox"))
-        return copy(c->outbox, sizeof c->outbox, k, v, why, len);
-    if (!strcmp(k, "strategy")) {
-        if (sim_strategy_parse(v, &c->strategy.kind))
-            return say(why, len, "strategy: '%s' is not truthful, zic, markup or zip", v);
-        return 0;
-    }
-    if (!strcmp(k, "markup"))
-        return fraction(&c->strategy.markup, k, v, why, len);
-    if (!strcmp(k, "zip_beta"))
-        return fraction(&c->strategy.zip_beta, k, v, why, len);
-    if (!strcmp(k, "zip_momentum"))
-        return fraction(&c->strategy.zip_momentum, k, v, why, len);
-    if (!strcmp(k, "feed_in_uc_per_kwh"))
-        return set_tariff(&c->tariffs.feed_in_uc_per_kwh, k, v, why, len);
-    if (!strcmp(k, "retail_uc_per_kwh"))
-        return set_tariff(&c->tariffs.retail_uc_per_kwh, k, v, why, len);
-    if (!strcmp(k, "network_fee_uc_per_kwh"))
-        return set_tariff(&c->tariffs.network_fee_uc_per_kwh, k, v, why, len);
-    if (!strcmp(k, "interval_s"))
-        return integer(&c->interval_s, k, v, 1, 86400, why, len);
-    if (!strcmp(k, "gate_closure_s"))
-        return integer(&c->gate_closure_s, k, v, 0, 7 * 86400, why, len);
-    if (!strcmp(k, "resend_s"))
-        return integer(&c->resend_s, k, v, 1, 3600, why, len);
-    if (!strcmp(k, "give_up_s"))
-        return integer(&c->give_up_s, k, v, 0, 7 * 86400, why, len);
-    if (!strcmp(k, "max_reading_gap_s"))
-        return integer(&c->max_reading_gap_s, k, v, 1, 86400, why, len);
-    if (!strcmp(k, "max_power_w"))
-        return integer(&c->max_power_w, k, v, 1, INT64_C(1000000000), why, len);
-    return say(why, len, "%s: unknown key in [agent]", k);
-}
-
-int agc_set(agc_config *c, const char *section, const char *key, const char *value, char *why,
-            size_t why_len)
-{
-    if (!strcmp(section, "bus"))
-        return set_bus(c, key, value, why, why_len);
-    if (!strcmp(section, "agent"))
-        return set_agent(c, key, value, why, why_len);
-    return say(why, why_len, "[%s]: unknown section (expected [bus] or [agent])", section);
-}
-
-int agc_finish(agc_config *c, char *why, size_t why_len)
-{
-    static const struct {
-        size_t off;
-        const char *name;
-    } REQUIRED[] = {
-        {offsetof(agc_config, community), "[bus] community"},
-        {offsetof(agc_config, participant), "[agent] participant"},
-        {offsetof(agc_config, key_file), "[agent] key_file"},
-        {offsetof(agc_config, outbox), "[agent] outbox"},
-    };
-    for (size_t i = 0; i < sizeof REQUIRED / sizeof REQUIRED[0]; i++)
-        if (!((const char *)c)[REQUIRED[i].off])
-            return say(why, why_len, "%s is required", REQUIRED[i].name);
-    if (c->tariffs.feed_in_uc_per_kwh < 0 || c->tariffs.retail_uc_per_kwh < 0)
-        return say(why, why_len,
-                   "[agent] feed_in_uc_per_kwh and retail_uc_per_kwh are required (the "
-                   "community's tariffs bound every price)");
-    if (c->tariffs.retail_uc_per_kwh < c->tariffs.feed_in_uc_per_kwh)
-        return say(why, why_len, "[agent] retail_uc_per_kwh is below feed_in_uc_per_kwh");
-    const char *bad = NULL;
-    if (sim_strategy_check(&c->strategy, &bad))
-        return say(why, why_len, "[agent] %s: out of range", bad);
-    if (c->gate_closure_s >= 7 * 86400 || c->max_reading_gap_s < 1)
-        return say(why, why_len, "[agent] gate_closure_s: out of range");
-    if (!!c->cert_file[0] != !!c->tls_key_file[0])
-        return say(why, why_len, "[bus] cert_file and key_file go together");
-    if (!c->meter_id[0])
-        snprintf(c->meter_id, sizeof c->meter_id, "%s", c->participant);
-    if (!c->username[0] && !c->cert_file[0])
-        snprintf(c->username, sizeof c->username, "%s", c->participant);
-    if (!c->client_id[0]) {
-        if (strlen(c->participant) + 6 >= sizeof c->client_id || strlen(c->participant) > 57)
-            return say(why, why_len, "[bus] client_id: set it (participant id too long)");
-        snprintf(c->client_id, sizeof c->client_id, "%s-agent", c->participant);
-    }
-    return 0;
-}
-
-typedef struct {
-    agc_config *c;
-    char why[256];
-    bool failed;
-} load_ctx;
-
-static int on_key(void *user, const char *section, const char *key, const char *value)
-{
-    load_ctx *x = user;
-    if (x->failed)
-        return 1; /* report only the first error, at its line */
-    if (agc_set(x->c, section, key, value, x->why, sizeof x->why)) {
-        x->failed = true;
-        return 0;
-    }
-    return 1;
+    c->line = 0;
+    c->seen = 0;
+    c->loader = l;
+    return cfg_loader_add(l, agent_key, agent_finish, c);
 }
 
 int agc_load(const char *path, agc_config *c, char *err, size_t err_len)
 {
-    load_ctx x = {c, "", false};
-    agc_defaults(c);
-    int line = ini_parse(path, on_key, &x);
-    if (line == -1)
-        return say(err, err_len, "%s: cannot open", path);
-    if (line == -2)
-        return say(err, err_len, "%s: out of memory", path);
-    if (line > 0)
-        return say(err, err_len, "%s:%d: %s", path, line,
-                   x.failed ? x.why : "syntax error: expected [section] or key = value");
-    if (agc_finish(c, x.why, sizeof x.why))
-        return say(err, err_len, "%s: %s", path, x.why);
-    return 0;
+    int rc = CFG_E_NOMEM;
+    cfg_loader *l = cfg_loader_new();
+    memset(c, 0, sizeof *c);
+    if (!l)
+        goto out;
+    /* [agent] before [bus]: its finish fills the username that [bus]'s finish checks a
+     * password has; cfg_bus_add zeroes only c->bus, cfg_others_add only c->others */
+    if (cfg_others_add(l, CFG_DAEMON_AGENT, &c->others) || agc_add(l, c) ||
+        cfg_bus_add(l, &c->bus))
+        goto out;
+    rc = cfg_load(l, path, err, err_len);
+out:
+    if (rc == CFG_E_NOMEM)
+        snprintf(err, err_len, "%s: out of memory", path);
+    if (rc != CFG_OK)
+        agc_clear(c);
+    cfg_loader_free(l);
+    c->bus.loader = c->loader = NULL; /* gone: nothing may resolve paths through it */
+    return rc == CFG_OK ? 0 : -1;
+}
+
+void agc_clear(agc_config *c)
+{
+    if (c)
+        cfg_bus_clear(&c->bus);
 }

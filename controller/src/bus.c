@@ -9,6 +9,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bus.h"
+#include "ident.h"
+#include "mgx/meter.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -80,6 +82,10 @@ struct bus_client {
 
     subscription subs[BUS_MAX_SUBS];
     unsigned n_subs;
+    /* This connection's SUBSCRIBEs not yet acknowledged; "online" waits for them. */
+    int suback_mids[BUS_MAX_SUBS];
+    unsigned n_suback_waiting;
+    bool announced; /* "online" published on this connection */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -240,6 +246,32 @@ static void link_lost(bus_client *c, int reason)
         c->on_state(c->user, false, reason);
 }
 
+/*
+ * The retained "online" status tells peers this client is ready: a peer that publishes to us
+ * the moment it sees it must find our subscriptions in place. So it goes out only after the
+ * broker acknowledged every SUBSCRIBE of this connection (a SUBACK means the subscription is
+ * active, on any broker, clustered ones included).
+ */
+static void announce(bus_client *c)
+{
+    if (c->announced || c->state != LINK_UP)
+        return;
+    c->announced = true;
+    int prc = mosquitto_publish_v5(c->mosq, NULL, c->status_topic, 6, "online", 1, true, NULL);
+    if (prc != MOSQ_ERR_SUCCESS)
+        bus_log(c, BUS_LOG_WARN, "cannot publish online status: %s", mosquitto_strerror(prc));
+}
+
+/* Sends one SUBSCRIBE; before the announcement its SUBACK is awaited. */
+static int send_subscription(bus_client *c, const char *filter, int qos)
+{
+    int mid = 0;
+    int rc = mosquitto_subscribe_v5(c->mosq, &mid, filter, qos, 0, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && !c->announced && c->n_suback_waiting < BUS_MAX_SUBS)
+        c->suback_mids[c->n_suback_waiting++] = mid;
+    return rc;
+}
+
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
                        const mosquitto_property *props)
 {
@@ -256,18 +288,20 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
     c->state = LINK_UP;
     c->backoff_ms = c->backoff_min_ms;
     bus_log(c, BUS_LOG_INFO, "connected to %s:%d as %s", c->host, c->port, c->client_id);
-    int mid;
-    int prc = mosquitto_publish_v5(c->mosq, &mid, c->status_topic, 6, "online", 1, true, NULL);
-    if (prc != MOSQ_ERR_SUCCESS)
-        bus_log(c, BUS_LOG_WARN, "cannot publish online status: %s", mosquitto_strerror(prc));
+    c->announced = false;
+    c->n_suback_waiting = 0;
     for (unsigned i = 0; i < c->n_subs; i++) {
-        int src = mosquitto_subscribe_v5(c->mosq, NULL, c->subs[i].filter, c->subs[i].qos, 0, NULL);
+        int src = send_subscription(c, c->subs[i].filter, c->subs[i].qos);
         if (src != MOSQ_ERR_SUCCESS)
             bus_log(c, BUS_LOG_ERROR, "cannot subscribe to %s: %s", c->subs[i].filter,
                     mosquitto_strerror(src));
     }
+    /* before any message of this connection can arrive; subscriptions the owner adds here
+     * are awaited by the announcement too */
     if (c->on_state)
         c->on_state(c->user, true, BUS_OK);
+    if (c->n_suback_waiting == 0)
+        announce(c);
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *props)
@@ -303,13 +337,20 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const i
                          const mosquitto_property *props)
 {
     (void)m;
-    (void)mid;
     (void)props;
     bus_client *c = obj;
     for (int i = 0; i < n; i++)
         if (granted[i] >= 0x80)
             bus_log(c, BUS_LOG_ERROR, "broker refused a subscription: %s",
                     mosquitto_reason_string(granted[i]));
+    /* a refused filter is answered too: announce anyway (the error is logged) */
+    for (unsigned i = 0; i < c->n_suback_waiting; i++)
+        if (c->suback_mids[i] == mid) {
+            c->suback_mids[i] = c->suback_mids[--c->n_suback_waiting];
+            if (c->n_suback_waiting == 0)
+                announce(c);
+            break;
+        }
 }
 
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
@@ -575,7 +616,7 @@ int bus_subscribe(bus_client *c, const char *filter, int qos)
     c->subs[c->n_subs++].qos = qos;
 send:
     if (c->state == LINK_UP) {
-        int rc = mosquitto_subscribe_v5(c->mosq, NULL, filter, qos, 0, NULL);
+        int rc = send_subscription(c, filter, qos);
         if (rc != MOSQ_ERR_SUCCESS) {
             bus_log(c, BUS_LOG_WARN, "cannot subscribe to %s now: %s", filter,
                     mosquitto_strerror(rc));
@@ -681,19 +722,12 @@ void bus_free(bus_client *c)
 
 /* ---- topics ---- */
 
+_Static_assert(BUS_ID_MAX == CTL_ID_MAX + 1, "bus ids follow the rule of ident.h");
+_Static_assert(MTR_ID_MAX == CTL_ID_MAX + 1, "meter ids follow the rule of ident.h");
+
 bool bus_id_valid(const char *id)
 {
-    if (!id)
-        return false;
-    size_t n = 0;
-    for (; id[n]; n++) {
-        char ch = id[n];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '-';
-        if (!ok || n + 1 >= BUS_ID_MAX)
-            return false;
-    }
-    return n > 0;
+    return ctl_id_valid(id) != 0;
 }
 
 static int topic3(char *buf, size_t len, const char *community, const char *kind,

@@ -1,9 +1,10 @@
 /*
  * The one MQTT adapter of mgx: every daemon (meter reader, controller, home agent) talks to the
  * broker through a bus_client. It owns the connection and its life cycle (MQTT v5, last will,
- * retained online/offline status, reconnect with exponential backoff and jitter, resubscribe
- * after every reconnect) and reports each publish's fate exactly once through a completion
- * callback, so callers can keep a message until the broker has acknowledged it.
+ * retained online/offline status, "online" only once subscribed, reconnect with exponential
+ * backoff and jitter, resubscribe after every reconnect) and reports each publish's fate
+ * exactly once through a completion callback, so callers can keep a message until the broker
+ * has acknowledged it.
  *
  * Topic builders for every mgx topic are here too; they are pure and check every level.
  *
@@ -50,7 +51,8 @@ enum {
 
 const char *bus_strerror(int code);
 
-/* Bounds. Ids (community, meter, participant, client) are 1..63 bytes of [A-Za-z0-9_-]. */
+/* Bounds. Ids (community, meter, participant, client) are 1..63 bytes of [A-Za-z0-9_-]: the one
+ * rule of ident.h (bus_id_valid is ctl_id_valid). */
 #define BUS_ID_MAX 64
 #define BUS_TOPIC_MAX 256
 #define BUS_PAYLOAD_MAX 65536
@@ -90,8 +92,14 @@ typedef struct {
 } bus_message;
 
 typedef void (*bus_message_fn)(void *user, const bus_message *msg);
-/* connected = true after a successful CONNACK (subscriptions renewed, "online" queued);
- * false when a connection was lost or refused (reason: BUS_E_CONN_LOST or BUS_E_REFUSED). */
+/*
+ * connected = true after a successful CONNACK, with the subscriptions renewed (sent), and
+ * always before the first on_message of that connection; false when a connection was lost or
+ * refused (reason: BUS_E_CONN_LOST or BUS_E_REFUSED). The retained "online" status is
+ * published only once the broker has acknowledged every subscription of the connection
+ * (including those made inside this callback): a peer that sees "online" and publishes at
+ * once reaches this client.
+ */
 typedef void (*bus_state_fn)(void *user, bool connected, int reason);
 /* The fate of one publish (see the delivery rules above). */
 typedef void (*bus_done_fn)(void *arg, int status);

@@ -35,7 +35,9 @@ static void usage(FILE *out)
           "                              (demos and tests; the controller must use the same)\n"
           "  --clock-anchor REAL_S:SIM_S real Unix time REAL_S is market time SIM_S (Unix s or\n"
           "                              2024-06-01T00:00:00Z); default: now is now\n\n"
-          "The config file's [bus] and [agent] keys are described in docs/agent.md.\n",
+          "CONFIG sections: [bus] (the same as mgx meter's) and [agent]; a home's one file\n"
+          "may also hold the meter daemon's sections, which the agent skips.\n"
+          "See docs/agent.md.\n",
           out);
 }
 
@@ -80,7 +82,9 @@ int ctl_cmd_agent(int argc, char **argv)
         return CTL_EXIT_FAILURE;
     }
     agent *a = NULL;
-    if (agent_new(&cfg, &clock, &a, err, sizeof err)) {
+    int made = agent_new(&cfg, &clock, &a, err, sizeof err);
+    agc_clear(&cfg); /* the bus client keeps its own copy of the password */
+    if (made) {
         fprintf(stderr, "mgx agent: %s\n", err);
         return CTL_EXIT_FAILURE;
     }

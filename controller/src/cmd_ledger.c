@@ -35,7 +35,7 @@ static const char USAGE[] =
     "  consistency DB --from N --to M    proof that the log of size M extends the one of size N\n"
     "  check-consistency --proof FILE --vkey VKEY|--vkey-file F\n"
     "  export DB [--out FILE]            blocks and transactions as JSON lines\n"
-    "  statement DB --participant P (--interval I | --month YYYY-MM)\n"
+    "  statement DB --participant NAME|NUMBER (--interval I | --month YYYY-MM)\n"
     "                                    a participant's settlement as CSV\n";
 
 static const char *opt_value(int argc, char **argv, const char *name)
@@ -878,16 +878,45 @@ static void utc_text(int64_t t, char out[160])
              (long long)(secs % 60));
 }
 
+/*
+ * The ledger numbers participants as the market did; a coordinator knows them by name. A name
+ * is looked up in the controller's market_ids table of the same database; a number is taken
+ * as it is (a ledger without the controller's tables, e.g. one settled from files).
+ */
+static int participant_number(sqlite3 *db, const char *name, int64_t *out)
+{
+    if (ctl_opt_int64(name, 0, INT64_MAX, out) == 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db, "SELECT market_id FROM market_ids WHERE participant = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        fprintf(stderr, "mgx ledger statement: '%s' is not a participant number, and this "
+                        "database has no controller participant names\n", name);
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else {
+        fprintf(stderr, "mgx ledger statement: no participant '%s' in this database\n", name);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int cmd_statement(int argc, char **argv)
 {
     const char *ps = opt_value(argc, argv, "--participant"), *is = opt_value(argc, argv, "--interval"),
                *ms = opt_value(argc, argv, "--month");
-    int64_t part, iv = 0, y = 0, mo = 0;
-    if (argc < 3 || !ps || ctl_opt_int64(ps, 0, INT64_MAX, &part) != 0 || (!is == !ms) ||
+    int64_t part = -1, iv = 0, y = 0, mo = 0;
+    if (argc < 3 || !ps || !*ps || (!is == !ms) ||
         (is && ctl_opt_int64(is, INT64_MIN, INT64_MAX, &iv) != 0) ||
         (ms && (sscanf(ms, "%4lld-%2lld", (long long *)&y, (long long *)&mo) != 2 || mo < 1 ||
                 mo > 12 || strlen(ms) != 7))) {
-        fputs("usage: mgx ledger statement DB --participant P (--interval I | --month YYYY-MM)\n",
+        fputs("usage: mgx ledger statement DB --participant NAME|NUMBER "
+              "(--interval I | --month YYYY-MM)\n",
               stderr);
         return CTL_EXIT_USAGE;
     }
@@ -898,6 +927,8 @@ static int cmd_statement(int argc, char **argv)
     int rc = CTL_EXIT_FAILURE;
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
+    if (participant_number(db, ps, &part) != 0)
+        goto out;
     if (sqlite3_prepare_v2(db,
                            "SELECT t.body, b.body FROM ledger_tx t JOIN ledger_block b ON "
                            "b.height = t.height WHERE t.participant = ?1 ORDER BY t.log_index",

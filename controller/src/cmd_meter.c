@@ -52,7 +52,8 @@ static const char USAGE[] =
     "              the same as the controller's and agents' options of that name\n"
     "  --help      this text\n"
     "\n"
-    "CONFIG sections: [bus], [outbox], [homeassistant], [meter ID], [map NAME].\n"
+    "CONFIG sections: [bus], [outbox], [homeassistant], [meter ID], [map NAME]; a home's one\n"
+    "file may also hold the agent's [agent], which the meter daemon skips.\n"
     "See docs/meter-daemon.md, docs/meters.md and docs/mqtt-topics.md.\n";
 
 static volatile sig_atomic_t stop_requested;
@@ -137,6 +138,7 @@ typedef struct {
     cfg_bus bus;
     cfg_outbox outbox;
     cfg_ha ha;
+    cfg_others others; /* the agent's [agent] in a home's shared file, skipped */
     mtr_config *meters;
 } meter_conf;
 
@@ -149,7 +151,8 @@ static int load_config(const char *path, meter_conf *mc)
     if (!l || !mc->meters || mtr_config_set_source(mc->meters, path) != MTR_OK)
         goto out;
     if (cfg_bus_add(l, &mc->bus) || cfg_outbox_add(l, &mc->outbox) || cfg_ha_add(l, &mc->ha) ||
-        cfg_loader_add(l, meter_key, meter_finish, mc->meters))
+        cfg_loader_add(l, meter_key, meter_finish, mc->meters) ||
+        cfg_others_add(l, CFG_DAEMON_METER, &mc->others))
         goto out;
     rc = cfg_load(l, path, err, sizeof err);
     if (rc != CFG_OK)

@@ -27,7 +27,7 @@ static const char USAGE[] =
     "Keeps the community's participants in the controller's database DB (created by `add` if\n"
     "missing; safe while the controller runs: changes apply to the next order).\n"
     "\n"
-    "  --id ID          1-64 characters of A-Z a-z 0-9 . _ - (the MQTT topic level)\n"
+    "  --id ID          " CTL_ID_RULE " (it is an MQTT topic level)\n"
     "  --pubkey KEY     the participant's Ed25519 public key: a .pub file from `mgx keygen`,\n"
     "                   or the key itself as 64 hex digits or 44 base64 characters\n"
     "  --meter METER    the participant's meter id (required for role home)\n"
@@ -138,17 +138,13 @@ static int participant_add(const part_opts *o)
                 o->role);
         return CTL_EXIT_USAGE;
     }
+    /* the bus carries an id as a topic level: refuse what it could not carry */
     if (!ctl_id_valid(o->id)) {
-        fprintf(stderr,
-                "mgx participant add: --id '%s' must be 1-%d characters of A-Z a-z 0-9 . _ -\n",
-                o->id, CTL_ID_MAX);
+        fprintf(stderr, "mgx participant add: --id '%s' must be " CTL_ID_RULE "\n", o->id);
         return CTL_EXIT_USAGE;
     }
     if (o->meter && !ctl_id_valid(o->meter)) {
-        fprintf(stderr,
-                "mgx participant add: --meter '%s' must be 1-%d characters of A-Z a-z 0-9 . _ "
-                "-\n",
-                o->meter, CTL_ID_MAX);
+        fprintf(stderr, "mgx participant add: --meter '%s' must be " CTL_ID_RULE "\n", o->meter);
         return CTL_EXIT_USAGE;
     }
     if (role == CTL_ROLE_HOME && !o->meter) {
@@ -251,7 +247,7 @@ static int participant_list(const part_opts *o)
     if (rc)
         fprintf(stderr, "mgx participant list: %s: %s\n", o->db,
                 rc == CTL_REG_E_DB ? sqlite3_errmsg(db)
-                : rc < 0 && rc >= CTL_REG_E_SCHEMA ? ctl_registry_strerror(rc)
+                : rc < 0 && rc >= CTL_REG_E_BAD_ROW ? ctl_registry_strerror(rc)
                                                    : "out of memory");
     sqlite3_close(db);
     return rc ? CTL_EXIT_FAILURE : CTL_EXIT_OK;

@@ -296,14 +296,29 @@ static const char *const BUS_KEYS[] = {"host",     "port",          "community",
                                        "tls_key",  "keepalive_s",   "backoff_min_ms",
                                        "backoff_max_ms", NULL};
 
+/* The names mgx agent's own [bus] used before it shared this one: named in the error, so an
+ * old agent config is fixed in a minute rather than puzzled over. */
+static const char *const BUS_RENAMED[][2] = {
+    {"ca_file", "tls_ca"}, {"cert_file", "tls_cert"}, {"key_file", "tls_key"}};
+
 static int read_password(cfg_bus *b, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return bad(err, errlen, "password_file: %s: %s", path, strerror(errno));
+    /* A password others can read is a password others have; one they can write lets them
+     * choose what this daemon sends to the broker. Either is refused, for every daemon. */
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0077))
-        fprintf(stderr, "mgx config warn: %s is readable by other users; chmod 600 it\n", path);
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return bad(err, errlen, "password_file: %s is not a regular file", path);
+    }
+    if (st.st_mode & 0077) {
+        fclose(f);
+        return bad(err, errlen,
+                   "password_file: %s is open to other users (mode %04o); chmod 600 it", path,
+                   (unsigned)(st.st_mode & 07777));
+    }
     if (sodium_init() < 0) {
         fclose(f);
         return CFG_E_NOMEM;
@@ -341,8 +356,14 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
         return CFG_OK;
     }
     int k = key_index(BUS_KEYS, key);
-    if (k < 0)
+    if (k < 0) {
+        for (size_t i = 0; i < sizeof BUS_RENAMED / sizeof BUS_RENAMED[0]; i++)
+            if (strcmp(key, BUS_RENAMED[i][0]) == 0)
+                return bad(err, errlen,
+                           "unknown key '%s' in [bus]: every mgx daemon's [bus] calls it %s",
+                           key, BUS_RENAMED[i][1]);
         return CFG_NOT_MINE;
+    }
     if (once(&b->seen, (unsigned)k, key, err, errlen))
         return CFG_E_BAD;
     int64_t v;
@@ -535,4 +556,56 @@ int cfg_ha_add(cfg_loader *l, cfg_ha *h)
     memset(h, 0, sizeof *h);
     snprintf(h->prefix, sizeof h->prefix, "homeassistant");
     return cfg_loader_add(l, ha_key, NULL, h);
+}
+
+/* ---- sections of the other daemon sharing a home's file ---- */
+
+/* Who owns which section. named: the section is "[kind NAME]" (a bare "[meter]" is nobody's,
+ * so it stays an unknown section for the agent; the meter daemon explains it needs a name). */
+static const struct {
+    const char *kind;
+    bool named;
+    cfg_daemon owner;
+} HOME_SECTIONS[] = {
+    {"outbox", false, CFG_DAEMON_METER}, {"homeassistant", false, CFG_DAEMON_METER},
+    {"meter", true, CFG_DAEMON_METER},   {"map", true, CFG_DAEMON_METER},
+    {"agent", false, CFG_DAEMON_AGENT},
+};
+
+static int section_owner(const char *section)
+{
+    for (size_t i = 0; i < sizeof HOME_SECTIONS / sizeof HOME_SECTIONS[0]; i++) {
+        size_t n = strlen(HOME_SECTIONS[i].kind);
+        if (strncmp(section, HOME_SECTIONS[i].kind, n) != 0)
+            continue;
+        const char *rest = section + n;
+        if (!HOME_SECTIONS[i].named ? *rest == '\0'
+                                    : (*rest == ' ' || *rest == '\t') && rest[strspn(rest, " \t")])
+            return (int)HOME_SECTIONS[i].owner;
+    }
+    return 0;
+}
+
+static int others_key(void *ctx, const char *section, const char *key, const char *value,
+                      int line, char *err, size_t errlen)
+{
+    cfg_others *o = ctx;
+    (void)value;
+    (void)err;
+    (void)errlen;
+    int owner = section_owner(section);
+    if (owner == 0 || owner == (int)o->self)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (o->sections++ == 0)
+            o->first_line = line;
+    }
+    return CFG_OK;
+}
+
+int cfg_others_add(cfg_loader *l, cfg_daemon self, cfg_others *o)
+{
+    memset(o, 0, sizeof *o);
+    o->self = self;
+    return cfg_loader_add(l, others_key, NULL, o);
 }

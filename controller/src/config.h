@@ -8,6 +8,10 @@
  * Relative paths in values (password_file, tls_*, outbox path) are taken relative to the
  * config file's folder, so a config and its files can move together.
  *
+ * A home may run its meter daemon and its agent from one file: [bus] is shared, each daemon
+ * reads its own sections and skips the other's (cfg_others_add), and a section name no home
+ * daemon owns is still an error in both (docs/meter-daemon.md, "One file for a home").
+ *
  * Threading: a loader and the structs it fills belong to one thread.
  */
 #ifndef MGX_CTL_CONFIG_H
@@ -79,7 +83,9 @@ typedef struct {
     char client_id[BUS_ID_MAX];   /* "" when not set: the daemon picks a default */
     char username[128];
     char password_file[CFG_PATH_MAX];
-    char *password;               /* read from password_file; sodium_malloc'd, wiped by cfg_bus_clear */
+    char *password;               /* read from password_file, which must be a regular file no
+                                     other user can read or write (else an error);
+                                     sodium_malloc'd, wiped by cfg_bus_clear */
     char tls_ca[CFG_PATH_MAX], tls_cert[CFG_PATH_MAX], tls_key[CFG_PATH_MAX];
     int keepalive_s;              /* default 30 */
     int backoff_min_ms, backoff_max_ms; /* defaults 500, 30000 */
@@ -117,5 +123,22 @@ typedef struct {
 } cfg_ha;
 
 int cfg_ha_add(cfg_loader *l, cfg_ha *h);
+
+/* ---- sections of the other daemon sharing a home's file ---- */
+typedef enum {
+    CFG_DAEMON_METER = 1, /* mgx meter: [outbox], [homeassistant], [meter ID], [map NAME] */
+    CFG_DAEMON_AGENT = 2  /* mgx agent: [agent] */
+} cfg_daemon;
+
+typedef struct {
+    cfg_daemon self;  /* the daemon reading the file */
+    int sections;     /* headers of the other daemon's sections skipped */
+    int first_line;   /* line of the first of them, 0 if none */
+} cfg_others;
+
+/* Registers a handler that skips, unread, every section (and its keys) that another home
+ * daemon owns, counting them in *o; the owner checks them when it reads the file. Sections no
+ * home daemon owns stay unknown, so a typo in a section name is an error in every daemon. */
+int cfg_others_add(cfg_loader *l, cfg_daemon self, cfg_others *o);
 
 #endif

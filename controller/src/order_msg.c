@@ -62,23 +62,6 @@ int ctl_reason_is_accept(int reason)
     return reason == CTL_R_OK || reason == CTL_R_REPLACED;
 }
 
-static int id_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
-}
-
-int ctl_id_valid(const char *s)
-{
-    if (!s)
-        return 0;
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (n >= CTL_ID_MAX || !id_char((unsigned char)s[n]))
-            return 0;
-    return n > 0;
-}
-
 __attribute__((format(printf, 3, 4))) static int say(char *detail, size_t cap, const char *fmt,
                                                      ...)
 {

@@ -14,14 +14,13 @@
 #ifndef MGX_CTL_ORDER_MSG_H
 #define MGX_CTL_ORDER_MSG_H
 
+#include "ident.h"
 #include "mgx/market.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Identifiers (community, participant, meter): 1..CTL_ID_MAX bytes of [A-Za-z0-9._-], so each
- * fills exactly one MQTT topic level and needs no escaping anywhere. */
-#define CTL_ID_MAX 64
+/* Identifiers (community, participant, meter): CTL_ID_MAX and ctl_id_valid, the one rule. */
 
 #define CTL_ORDER_VERSION 1
 /* Domain tag that starts every encoding, NUL included: a signature over an order can never be
@@ -33,8 +32,8 @@
 #define CTL_PUBKEY_BYTES      32
 #define CTL_SECKEY_BYTES      64 /* libsodium's seed || public key form */
 #define CTL_INTERVAL_S_MAX    86400
-/* Largest canonical encoding: tag 13, two ids 2 x (1 + 64), fixed fields 46, 16 steps x 16. */
-#define CTL_ORDER_ENC_MAX     445
+/* Largest canonical encoding: tag 13, two ids 2 x (1 + 63), fixed fields 46, 16 steps x 16. */
+#define CTL_ORDER_ENC_MAX     443
 /* Longest JSON order accepted by the decoder (a full 16-step order is about 1.3 KB). */
 #define CTL_ORDER_JSON_MAX    4096
 /* Room for a detail text (why a message was rejected), NUL included. */
@@ -71,9 +70,6 @@ const char *ctl_reason_text(int reason);
 int ctl_reason_parse(const char *name);
 /* 1 for CTL_R_OK and CTL_R_REPLACED. */
 int ctl_reason_is_accept(int reason);
-
-/* 1 if s is a valid identifier (see CTL_ID_MAX), else 0. */
-int ctl_id_valid(const char *s);
 
 /* An order for one future interval. The interval is [interval_id * interval_s,
  * (interval_id + 1) * interval_s) in UTC seconds since the epoch. */

@@ -7,14 +7,15 @@
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS participants("
-    " id TEXT PRIMARY KEY NOT NULL CHECK(length(id) BETWEEN 1 AND 64),"
+    " id TEXT PRIMARY KEY NOT NULL CHECK(length(id) BETWEEN 1 AND 63),"
     " pubkey BLOB NOT NULL UNIQUE CHECK(length(pubkey) = 32),"
-    " meter_id TEXT UNIQUE CHECK(meter_id IS NULL OR length(meter_id) BETWEEN 1 AND 64),"
+    " meter_id TEXT UNIQUE CHECK(meter_id IS NULL OR length(meter_id) BETWEEN 1 AND 63),"
     " role TEXT NOT NULL CHECK(role IN ('home','controller','observer')),"
     " added_s INTEGER NOT NULL"
     ") WITHOUT ROWID;";
@@ -30,6 +31,8 @@ static const char *const REG_ERRORS[] = {
     "no such participant",
     "database error",
     "the participants table has an unexpected layout",
+    "some stored ids break the id rule (" CTL_ID_RULE "; older versions also allowed '.' and 64 "
+    "characters): such participants cannot use the bus; remove them and add them again",
 };
 
 const char *ctl_registry_strerror(int code)
@@ -164,9 +167,22 @@ int ctl_registry_add(sqlite3 *db, const ctl_participant *p, int64_t now_s)
     return CTL_REG_E_DB;
 }
 
+/* What registries written before the one id rule could hold: 1..64 of [A-Za-z0-9._-]. Only
+ * `remove` accepts these, so an operator can clear such a participant out. */
+static int legacy_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
 int ctl_registry_remove(sqlite3 *db, const char *id)
 {
-    if (!db || !ctl_id_valid(id))
+    if (!db || !(ctl_id_valid(id) || legacy_id(id)))
         return CTL_REG_E_INVAL;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, "DELETE FROM participants WHERE id = ?", -1, &st, NULL) !=
@@ -287,14 +303,20 @@ int ctl_registry_list(sqlite3 *db, int (*fn)(const ctl_participant *p, void *ctx
                            " ORDER BY id",
                            -1, &st, NULL) != SQLITE_OK)
         return CTL_REG_E_DB;
-    int rc = CTL_REG_OK, step;
+    int rc = CTL_REG_OK, step, bad_rows = 0;
     ctl_participant p;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = read_row(st, &p)) != CTL_REG_OK || (rc = fn(&p, ctx)) != 0)
+        if (read_row(st, &p) != CTL_REG_OK) { /* an old id or a hand edit: list the rest */
+            bad_rows++;
+            continue;
+        }
+        if ((rc = fn(&p, ctx)) != 0)
             break;
     }
     if (rc == CTL_REG_OK && step != SQLITE_DONE)
         rc = CTL_REG_E_DB;
+    if (rc == CTL_REG_OK && bad_rows)
+        rc = CTL_REG_E_BAD_ROW;
     sqlite3_finalize(st);
     return rc;
 }

@@ -28,7 +28,8 @@ enum {
     CTL_REG_E_METER_USED = -4,/* another participant has this meter */
     CTL_REG_E_NOT_FOUND = -5, /* no such participant */
     CTL_REG_E_DB = -6,        /* SQLite failed: sqlite3_errmsg(db) says why */
-    CTL_REG_E_SCHEMA = -7     /* the table exists with an unexpected layout */
+    CTL_REG_E_SCHEMA = -7,    /* the table exists with an unexpected layout */
+    CTL_REG_E_BAD_ROW = -8    /* list: rows whose ids break the id rule were skipped */
 };
 
 /* Static English text for a CTL_REG_* code; never NULL. */
@@ -66,7 +67,9 @@ int ctl_registry_init(sqlite3 *db);
  * (meter may be ""). Fails with EXISTS / KEY_USED / METER_USED without changing anything. */
 int ctl_registry_add(sqlite3 *db, const ctl_participant *p, int64_t now_s);
 
-/* Removes a participant. CTL_REG_E_NOT_FOUND if absent. Orders already stored elsewhere stay. */
+/* Removes a participant. CTL_REG_E_NOT_FOUND if absent. Orders already stored elsewhere stay.
+ * Also takes ids that only older versions allowed (with '.', or 64 characters), so such rows
+ * can be cleared out; every other function refuses them. */
 int ctl_registry_remove(sqlite3 *db, const char *id);
 
 /* Looks a participant up by id, or by meter id. CTL_REG_OK (fills *out), CTL_REG_E_NOT_FOUND. */
@@ -87,7 +90,8 @@ int ctl_registry_reader_lookup(ctl_registry_reader *r, const char *id, ctl_parti
 void ctl_registry_reader_free(ctl_registry_reader *r);
 
 /* Calls fn for each participant in ascending byte order of id. fn returns 0 to go on, anything
- * else to stop (that value is returned). */
+ * else to stop (that value is returned). Rows whose ids break the rule (written by an older
+ * version) are skipped, and the list then ends with CTL_REG_E_BAD_ROW. */
 int ctl_registry_list(sqlite3 *db, int (*fn)(const ctl_participant *p, void *ctx), void *ctx);
 
 /* Number of participants, or a negative CTL_REG_E_* code. */

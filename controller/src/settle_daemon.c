@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "settle_daemon.h"
 
+#include "crash_point.h"
 #include "interval.h"
 #include "ledger_store.h"
 #include "settle_input.h"
@@ -93,6 +94,14 @@ static int64_t last_block_interval(sqlite3 *db)
     return v;
 }
 
+static int64_t pow10_i64(int64_t e)
+{
+    int64_t p = 1;
+    while (e-- > 0)
+        p *= 10;
+    return p;
+}
+
 /* A secret key file must not be readable by group or others (like ssh and keys.c). */
 static int key_file_private(const char *path, char *err, size_t errlen)
 {
@@ -166,6 +175,12 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
     if (c->solana && c->solana->enabled) {
         if (ctl_settle_solana_new(c->solana, st->db, &st->sol, err, errlen) != 0)
             goto fail;
+        if (c->solana->payment_decimals < 6)
+            logf_(st, BUS_LOG_WARN,
+                  "solana: the payment token has %d decimals, the ledger counts micro-units: each "
+                  "trade's payment goes on chain rounded down to a multiple of %lld uc, the rest "
+                  "stays with the buyer (docs/solana.md, Payment decimals)",
+                  (int)c->solana->payment_decimals, (long long)pow10_i64(6 - c->solana->payment_decimals));
         if (st->solana_height == INT64_MIN) {
             /* Solana newly configured: blocks settled before stay off chain */
             uint64_t head, size;
@@ -529,6 +544,7 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
         free(t);
         block_view_free(&v);
         if (rc == 0) {
+            ctl_crash_point("solana.after_add");
             st->solana_height = (int64_t)h;
             if (state_put(st->db, "solana_height", st->solana_height) != 0)
                 logf_(st, BUS_LOG_ERROR, "solana: progress not recorded: %s",

@@ -389,7 +389,8 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
         say(msg, msglen, "out of memory");
         return -1;
     }
-    size_t n = 0, off_chain = 0, zero = 0;
+    size_t n = 0, off_chain = 0, zero = 0, zero_pay = 0;
+    int64_t rounded_uc = 0; /* what a coarser payment token cannot carry, summed */
     int rc = 0;
     for (size_t i = 0; i < n_trades && rc == 0; i++) {
         const stl_settled_trade *s = &trades[i];
@@ -410,6 +411,8 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
             rc = -1;
             break;
         }
+        rounded_uc += rest;
+        zero_pay += units == 0;
         t[n++] = (sol_transfer){(uint32_t)sw, (uint32_t)bw, SOL_ASSET_ENERGY,
                                 (uint64_t)s->delivered_wh, i};
         t[n++] = (sol_transfer){(uint32_t)bw, (uint32_t)sw, SOL_ASSET_PAYMENT, units, i};
@@ -444,11 +447,16 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
     }
     if (rc == 0) {
         int r = ctl_sol_outbox_add(x->ob, (uint64_t)b->interval_id, x->batch, hash, lvbh, now_ms);
+        char rounding[128] = "";
+        if (x->c.payment_decimals < 6)
+            snprintf(rounding, sizeof rounding, "; payments rounded down to the token's unit: "
+                                                "%lld uc kept by buyers, %zu payments of 0",
+                     (long long)rounded_uc, zero_pay);
         if (r == CTL_SOLOB_OK || r == CTL_SOLOB_E_EXISTS)
             say(msg, msglen, "%zu transactions for %zu trades in the outbox%s (%zu without a "
-                             "wallet stay off chain)",
+                             "wallet stay off chain%s)",
                 sol_batch_count(x->batch), n / 2,
-                r == CTL_SOLOB_E_EXISTS ? " (already)" : "", off_chain);
+                r == CTL_SOLOB_E_EXISTS ? " (already)" : "", off_chain, rounding);
         else {
             say(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
             rc = -1;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash_point.h"
 #include "mgx/solana_base58.h"
 #include "mgx/solana_tx.h"
 
@@ -294,8 +295,10 @@ static int send_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, int64_t n
                     "ii", now_ms, now_ms);
     if (rc != CTL_SOLOB_OK)
         return rc;
+    ctl_crash_point("solana.before_send");
     char sig[89];
     int sr = ctl_sol_rpc_send(rpc, r->tx, r->len, sig);
+    ctl_crash_point("solana.after_send");
     const char *err = ctl_sol_rpc_last_error(rpc);
     if (sr == CTL_SOLRPC_OK) {
         logf_("info", "interval %" PRId64 " part %d/%d sent (attempt %" PRId64 ") %s",

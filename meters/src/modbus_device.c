@@ -171,6 +171,13 @@ static int link_read(mtr_link *l, const mtr_device_config *d, int fc, uint16_t a
         if (rc)
             continue;
         set_timeout(l, d->timeout_ms);
+        if (l->cfg.transport == MTR_RTU) {
+            /* A unit that timed out may still answer, at any time later: during the backoff,
+             * the pause or other units' turns. Whatever sits in the input buffer now is such a
+             * late reply (RTU has no transaction id to tell it apart); read after our request
+             * it would pass for the answer (same unit, same length: an old poll's values). */
+            modbus_flush(l->ctx);
+        }
         modbus_set_slave(l->ctx, d->unit);
         int n = fc == 3 ? modbus_read_registers(l->ctx, addr, count, dst)
                         : modbus_read_input_registers(l->ctx, addr, count, dst);
@@ -183,11 +190,10 @@ static int link_read(mtr_link *l, const mtr_device_config *d, int fc, uint16_t a
                 return rc;
             continue;
         }
-        /* A late reply would be read as the answer to the next request: start afresh. */
+        /* A late reply would be read as the answer to the next request: start afresh (a new
+         * TCP connection; a serial line is flushed before every request). */
         if (l->cfg.transport == MTR_TCP || rc == MTR_E_CLOSED)
             mtr_link_close(l);
-        else
-            modbus_flush(l->ctx);
     }
     return rc;
 }

@@ -29,6 +29,7 @@ typedef struct {
     size_t n;
     int64_t due_ms; /* earliest due slot */
     size_t heap_pos;
+    int64_t quiet_until_us; /* monotonic: the last unit's inter-unit pause ends here */
 } lane;
 
 struct mtr_poller {
@@ -68,11 +69,31 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+static int64_t mono_us(void)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * The inter-unit pause is owed by the bus, not by a pass over the lane: the next request on
+ * the line, whichever unit and whichever pass it belongs to, waits until the pause of the
+ * unit polled last has run out (timed in microseconds: a millisecond clock could cut it short).
+ */
+static void keep_quiet(const lane *l)
+{
+    int64_t wait = l->quiet_until_us - mono_us();
+    if (wait <= 0)
+        return;
+    struct timespec ts = {(time_t)(wait / 1000000), (long)(wait % 1000000) * 1000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+static void after_poll(lane *l, const slot *s)
+{
+    l->quiet_until_us = s->pause_ms > 0 ? mono_us() + (int64_t)s->pause_ms * 1000 : 0;
 }
 
 /* ---- min-heap of lanes ---- */
@@ -277,7 +298,6 @@ static void poll_slot(mtr_poller *p, lane *l, slot *s, mtr_poll_cb cb, void *ctx
 /* Polls the due slots of a lane in turn; returns the lane's next due time. */
 static int64_t poll_lane(mtr_poller *p, lane *l)
 {
-    int polled_before = 0, pause = 0;
     uint64_t polls = 0, fails = 0, overruns = 0, late_max = 0;
     for (size_t i = 0; i < l->n; i++) {
         slot *s = &l->slots[i];
@@ -289,15 +309,13 @@ static int64_t poll_lane(mtr_poller *p, lane *l)
         pthread_mutex_unlock(&p->mu);
         if (!running)
             break;
-        if (polled_before && pause > 0) /* the quiet time the previous unit on this bus needs */
-            sleep_ms(pause);
+        keep_quiet(l);
         uint64_t late = (uint64_t)(now - s->due_ms);
         late_max = late > late_max ? late : late_max;
         poll_slot(p, l, s, p->opt.cb, p->opt.cb_ctx);
+        after_poll(l, s);
         polls++;
         fails += mtr_device_error(s->dev)[0] != '\0';
-        polled_before = 1;
-        pause = s->pause_ms;
         s->due_ms += s->period_ms;
         now = mono_ms();
         if (s->due_ms <= now) { /* fell a period behind: skip the missed polls */
@@ -428,9 +446,9 @@ static void *once_worker(void *arg)
             return NULL;
         lane *l = &p->lanes[i];
         for (size_t k = 0; k < l->n; k++) {
-            if (k > 0 && l->slots[k - 1].pause_ms > 0)
-                sleep_ms(l->slots[k - 1].pause_ms);
+            keep_quiet(l);
             poll_slot(p, l, &l->slots[k], p->once_cb, p->once_ctx);
+            after_poll(l, &l->slots[k]);
             pthread_mutex_lock(&p->mu);
             p->stats.polls++;
             p->stats.failures += mtr_device_error(l->slots[k].dev)[0] != '\0';

@@ -2,7 +2,8 @@
  * Integration tests of the MQTT adapter (controller/src/bus.c) against a real mosquitto broker
  * on a free loopback port, observed by an independent libmosquitto subscriber (recorder.c):
  * acknowledged publishes, QoS 0 completions, status/last will, resubscription and completion
- * of pending messages across a broker crash, and broker refusals reported through MQTT v5.
+ * of pending messages across a broker crash, broker refusals reported through MQTT v5, and a
+ * peer that answers the "online" status at once reaching the client (online after SUBACK).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -16,9 +17,13 @@
 
 #include <cmocka.h>
 
+#include <mosquitto.h>
+#include <pthread.h>
+
 #include "broker.h"
 #include "bus.h"
 #include "recorder.h"
+#include "slow_link.h"
 
 typedef struct {
     int calls;
@@ -242,6 +247,161 @@ static void test_reconnect_resubscribe(void **state)
     tst_broker_free(b);
 }
 
+/*
+ * A peer that publishes to a client the moment it sees the client's "online" status: a plain
+ * libmosquitto client with its own network thread, so it answers as fast as the broker lets it.
+ */
+typedef struct {
+    struct mosquitto *m;
+    char status_topic[BUS_TOPIC_MAX];
+    char target[BUS_TOPIC_MAX];
+    pthread_mutex_t mu;
+    int subscribed, sent;
+} responder;
+
+static void resp_on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted)
+{
+    (void)m, (void)mid, (void)n, (void)granted;
+    responder *r = obj;
+    pthread_mutex_lock(&r->mu);
+    r->subscribed = 1;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* (Re)subscribes on every connection: libmosquitto's threaded loop reconnects by itself. */
+static void resp_on_connect(struct mosquitto *m, void *obj, int rc)
+{
+    responder *r = obj;
+    if (rc == 0)
+        mosquitto_subscribe(m, NULL, r->status_topic, 1);
+}
+
+static void resp_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    responder *r = obj;
+    if (msg->payloadlen != 6 || memcmp(msg->payload, "online", 6) != 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    char body[32];
+    int n = snprintf(body, sizeof body, "ping-%d", ++r->sent);
+    pthread_mutex_unlock(&r->mu);
+    mosquitto_publish(m, NULL, r->target, n, body, 1, false);
+}
+
+static void responder_start(responder *r, int port, const char *client_id, const char *target)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    assert_int_equal(bus_topic_status(r->status_topic, sizeof r->status_topic, "test", client_id),
+                     BUS_OK);
+    snprintf(r->target, sizeof r->target, "%s", target);
+    r->m = mosquitto_new("responder", true, r);
+    assert_non_null(r->m);
+    mosquitto_connect_callback_set(r->m, resp_on_connect);
+    mosquitto_subscribe_callback_set(r->m, resp_on_subscribe);
+    mosquitto_message_callback_set(r->m, resp_on_message);
+    mosquitto_reconnect_delay_set(r->m, 1, 1, false);
+    assert_int_equal(mosquitto_connect(r->m, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
+    assert_int_equal(mosquitto_loop_start(r->m), MOSQ_ERR_SUCCESS);
+    for (int t = 0; t < 5000; t += 10) {
+        pthread_mutex_lock(&r->mu);
+        int ok = r->subscribed;
+        pthread_mutex_unlock(&r->mu);
+        if (ok)
+            return;
+        tst_sleep_ms(10);
+    }
+    fail_msg("the responder did not get its SUBACK");
+}
+
+static void responder_stop(responder *r)
+{
+    mosquitto_disconnect(r->m);
+    mosquitto_loop_stop(r->m, false);
+    mosquitto_destroy(r->m);
+    pthread_mutex_destroy(&r->mu);
+}
+
+typedef struct {
+    const char *target;
+    int pings, others;
+    char last_ping[32];
+} ping_watch;
+
+static void on_ping(void *user, const bus_message *m)
+{
+    ping_watch *w = user;
+    if (strcmp(m->topic, w->target) != 0) {
+        w->others++;
+        return;
+    }
+    w->pings++;
+    snprintf(w->last_ping, sizeof w->last_ping, "%.*s", (int)m->len, m->payload);
+}
+
+#define ONLINE_FILTERS 8 /* subscriptions before the one the peer writes to */
+
+/*
+ * "online" means subscribed. The client reaches the broker over a slow uplink that lets one
+ * of its packets through every 25 ms; it has 8 subscriptions and then the topic the peer
+ * writes to, and the peer publishes the instant "online" reaches it. With "online" sent ahead
+ * of the SUBSCRIBEs (the old order) it reached the peer about 200 ms before the last
+ * SUBSCRIBE reached the broker, and the peer's message found no subscriber: lost. Five fresh
+ * connections, then a reconnect after a broker crash: every ping reaches the client.
+ */
+static void test_online_means_subscribed(void **state)
+{
+    (void)state;
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    slow_link *uplink = slow_link_start(tst_broker_port(b), 25);
+    assert_non_null(uplink);
+    const char *target = "mgx/v1/test/cmd/online5";
+    responder r;
+    responder_start(&r, tst_broker_port(b), "online5", target);
+    for (int round = 1; round <= 6; round++) {
+        ping_watch w = {.target = target};
+        bus_config cfg = {.port = slow_link_port(uplink), .client_id = "online5",
+                          .community = "test", .backoff_min_ms = 50, .backoff_max_ms = 200,
+                          .log_level = BUS_LOG_ERROR};
+        bus_client *c = bus_new(&cfg, on_ping, NULL, &w, NULL);
+        assert_non_null(c);
+        for (int i = 0; i < ONLINE_FILTERS; i++) {
+            char filter[64];
+            snprintf(filter, sizeof filter, "mgx/v1/test/other%d/+", i);
+            assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+        }
+        assert_int_equal(bus_subscribe(c, target, 1), BUS_OK);
+        assert_int_equal(bus_start(c), BUS_OK);
+        for (int t = 0; t < 3000 && w.pings == 0; t += 5)
+            bus_loop(c, 5);
+        if (w.pings != 1)
+            fail_msg("round %d: the peer's answer to \"online\" was lost", round);
+        char want[32];
+        snprintf(want, sizeof want, "ping-%d", round);
+        assert_string_equal(w.last_ping, want);
+        if (round < 6) {
+            assert_int_equal(bus_stop(c, 2000), BUS_OK);
+            bus_free(c);
+            continue;
+        }
+        /* after a broker crash the client reconnects and announces itself again; the peer
+         * reconnects on its own and answers the live or the retained "online" */
+        tst_broker_kill(b);
+        for (int t = 0; t < 3000 && bus_connected(c); t += 10)
+            bus_loop(c, 10);
+        assert_true(tst_broker_restart(b));
+        for (int t = 0; t < 10000 && w.pings < 2; t += 5)
+            bus_loop(c, 5);
+        assert_true(w.pings >= 2);
+        bus_stop(c, 2000);
+        bus_free(c);
+    }
+    responder_stop(&r);
+    slow_link_stop(uplink);
+    tst_broker_free(b);
+}
+
 static void test_denied_publish_reported(void **state)
 {
     (void)state;
@@ -299,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_qos0_completions),
         cmocka_unit_test(test_will_on_abrupt_loss),
         cmocka_unit_test(test_reconnect_resubscribe),
+        cmocka_unit_test(test_online_means_subscribed),
         cmocka_unit_test(test_denied_publish_reported),
         cmocka_unit_test(test_bad_config),
     };

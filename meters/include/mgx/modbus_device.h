@@ -3,10 +3,11 @@
  *
  *  - mtr_link: one libmodbus context, i.e. one TCP connection to host:port or one open serial
  *    port. Several devices may share a link (units behind one gateway, meters on one RS-485
- *    bus): the unit id is set before every request. It connects lazily, and after a timeout,
- *    a malformed reply or a dropped connection it closes itself so the next use reconnects
- *    (a late reply must never be taken for the answer to the next request). Each reconnect
- *    bumps its generation.
+ *    bus): the unit id is set before every request. It connects lazily. A late reply must
+ *    never be taken for the answer to the next request: a TCP link closes itself after a
+ *    timeout, a malformed reply or a dropped connection so the next use reconnects; a serial
+ *    link (RTU has no transaction id) empties its input buffer before every request, and
+ *    reopens only when the port itself fails. Each (re)connect bumps its generation.
  *  - mtr_device: what is known about one configured device between polls: its profile, the
  *    SunSpec chain discovered over the current connection (discovered again when the link's
  *    generation changes), its counter filter state and its meta.

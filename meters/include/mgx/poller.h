@@ -3,7 +3,8 @@
  *
  * Devices are grouped into lanes; a lane is a sequence of devices polled one after another over
  * one mtr_link: all devices on one serial port form one lane (RS-485 is half duplex; the
- * inter-unit pause is kept between them), and the devices of one TCP host:port are spread over
+ * inter-unit pause of the unit asked last is kept before the next request on the line, also
+ * across passes when the units' periods differ), and the devices of one TCP host:port are spread over
  * up to `connections` lanes (one connection each; units behind one gateway share it). A
  * bounded pool of worker threads takes due lanes from a timetable in order of due time, so a
  * lane and its link are used by one thread at a time and no Modbus context is ever shared.

@@ -1,0 +1,1152 @@
+/*
+ * Solana settlement through `mgx controller`, end to end and offline (label integration).
+ *
+ * A JSON-RPC server backed by LiteSVM (rpc_server.mjs) holds the community: an energy mint (0
+ * decimals), a payment mint with 2 decimals (cents: the rounding case), six homes with token
+ * balances, each having approved the settlement key as delegate of both accounts. A real
+ * mosquitto carries the homes' signed orders and meter readings (this test plays the homes, as
+ * tests/settle/test_settle_daemon.c does); `mgx controller` runs at clock speed 3600 (a quarter
+ * hour every 250 ms) with settlement_key and a [solana] section pointing at the server, so it
+ * clears, settles into the ledger, builds each block's transfers into transactions and
+ * submits them.
+ *
+ * Along the way the controller is killed with SIGKILL: while a sendTransaction is in flight
+ * (the node executed it and has not answered; or has not executed it yet and does so after
+ * the sender died), at three named crash points (MGX_CRASH_AT: transactions stored but
+ * progress not recorded; a row committed as submitted but not sent; sent but the answer not
+ * recorded) and at random moments. Blockhashes expire now and then (the node's block height
+ * jumps), and always behind a mid-send or before-send kill: a restarted controller must ask the
+ * chain about a transaction that landed, and rebuild only one that did not.
+ *
+ * At the end, asking the node what an auditor would (getTransaction, getTokenAccountBalance,
+ * getAccountInfo) and reading the database:
+ *  - `mgx ledger verify` passes;
+ *  - every outbox row is confirmed, every block was handed to Solana;
+ *  - the TransferChecked instructions on chain are, as a multiset per interval, exactly the
+ *    ledger's settled trades: energy seller -> buyer delivered_wh, payment buyer -> seller
+ *    received_uc / 10,000 cents rounded down (zero legs left out), each with the right mint,
+ *    decimals and the settlement key as delegate; nothing missing, nothing twice;
+ *  - every transaction's memo is "mgx1 interval=<id> part=<k>/<n> root=<the block's log
+ *    root>" and its first signature is the row's;
+ *  - the node executed exactly one transaction per row, and no superseded signature;
+ *  - every balance and allowance equals its start value moved by those transfers, to the unit;
+ *  - a confirmed transaction sent again is refused as already processed, one with a flipped
+ *    byte fails its signature check, and neither moves anything.
+ * Skips (77) when node or tests/solana/node_modules is missing.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "bus.h"
+#include "interval.h"
+#include "keys.h"
+#include "mgx/ledger_record.h"
+#include "mgx/solana_base58.h"
+#include "order_msg.h"
+#include "payload.h"
+#include "registry.h"
+
+#define HOMES 10
+#define SPEED 3600
+#define COMMUNITY "sunnyside"
+#define RUN_MS 9000
+#define GRACE_S 1800 /* 0.5 s real */
+#define READ_S 60
+#define REPLAY_S 7200
+#define PAY_DECIMALS 2
+#define UC_PER_CENT 10000 /* 10^(6 - 2): a cent is 10,000 micro-units */
+#define ENERGY0 2000000      /* Wh each home starts with */
+#define PAYMENT0 100000000   /* cents each home starts with (1,000,000.00) */
+#define ENERGY_ALLOW 1500000 /* the allowances each home approved */
+#define PAYMENT_ALLOW 90000000
+#define ADVANCE_MS 2500 /* the node's height jumps past the blockhashes' validity this often */
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the JSON-RPC node ---- */
+
+static char g_url[64];
+
+/* POSTs {"method": method, "params": params} (stolen); returns the whole answer (caller
+ * decrefs), or NULL when there is none. */
+static json_t *rpc(const char *method, json_t *params)
+{
+    json_t *req = json_pack("{s:s, s:i, s:s, s:o}", "jsonrpc", "2.0", "id", 1, "method", method,
+                            "params", params);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    char *resp = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&resp, &len);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, g_url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    CURLcode cc = curl_easy_perform(c);
+    fclose(mem);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(body);
+    json_t *root = cc == CURLE_OK ? json_loadb(resp, len, 0, NULL) : NULL;
+    free(resp);
+    return root;
+}
+
+/* The "result" of a call that must succeed (caller decrefs). */
+static json_t *rpc_result(const char *method, json_t *params)
+{
+    json_t *root = rpc(method, params);
+    assert_non_null(root);
+    json_t *r = json_object_get(root, "result");
+    if (!r)
+        fail_msg("%s: %s", method, json_dumps(root, JSON_COMPACT));
+    json_incref(r);
+    json_decref(root);
+    return r;
+}
+
+static void rpc0(const char *method, json_t *params)
+{
+    json_decref(rpc_result(method, params));
+}
+
+static pid_t start_node(const char *scenario, const char *spec, const char *log)
+{
+    int port = tst_free_port();
+    snprintf(g_url, sizeof g_url, "http://127.0.0.1:%d", port);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        FILE *f = freopen(log, "a", stderr);
+        (void)f;
+        execlp(MGX_NODE, MGX_NODE, MGX_SOURCE_DIR "/tests/solana/rpc_server.mjs", port_s,
+               scenario, spec, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *out = fdopen(fds[0], "r");
+    char line[256];
+    int ready = 0;
+    while (!ready && fgets(line, sizeof line, out))
+        ready = strncmp(line, "READY", 5) == 0;
+    fclose(out);
+    assert_true(ready);
+    return pid;
+}
+
+/* Base58 of any length (instruction data), independent of mgx's fixed-length decoder. */
+static size_t b58_decode_any(const char *s, uint8_t *out, size_t cap)
+{
+    static const char A[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    uint8_t num[512] = {0}; /* big-endian, num[512 - n .. 512) */
+    size_t n = 0, zeros = 0;
+    for (; s[zeros] == '1'; zeros++)
+        ;
+    for (const char *p = s; *p; p++) {
+        const char *d = strchr(A, *p);
+        assert_non_null(d);
+        unsigned carry = (unsigned)(d - A);
+        for (size_t i = 0; i < n || carry; i++) {
+            assert_true(i < sizeof num);
+            if (i == n)
+                n++;
+            unsigned v = num[sizeof num - 1 - i] * 58u + carry;
+            num[sizeof num - 1 - i] = (uint8_t)v;
+            carry = v >> 8;
+        }
+    }
+    /* the leading '1's counted as digits 0 add no bytes to num */
+    assert_true(zeros + n <= cap);
+    memset(out, 0, zeros);
+    memcpy(out + zeros, num + sizeof num - n, n);
+    return zeros + n;
+}
+
+/* ---- the community ---- */
+
+typedef struct {
+    char id[16];
+    ctl_secret_key *key; /* signs the home's orders */
+    char wallet[64], energy_ata[64], payment_ata[64];
+    ctl_order_msg pending;
+    int has_pending;
+    int64_t last_sent_ms, done_interval, next_reading_s;
+} home;
+
+static home H[HOMES];
+static char g_authority[64], g_energy_mint[64], g_payment_mint[64];
+
+static int home_index(const char *id)
+{
+    for (int h = 0; h < HOMES; h++)
+        if (strcmp(H[h].id, id) == 0)
+            return h;
+    return -1;
+}
+
+static int home_of_account(const char *ata, int *asset)
+{
+    for (int h = 0; h < HOMES; h++) {
+        if (strcmp(H[h].energy_ata, ata) == 0) {
+            *asset = 0;
+            return h;
+        }
+        if (strcmp(H[h].payment_ata, ata) == 0) {
+            *asset = 1;
+            return h;
+        }
+    }
+    return -1;
+}
+
+static void write_community_spec(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"payment_decimals\": %d, \"homes\": [", PAY_DECIMALS);
+    for (int h = 0; h < HOMES; h++)
+        fprintf(f, "%s{\"energy\": \"%d\", \"payment\": \"%d\", \"energy_allowance\": \"%d\", "
+                   "\"payment_allowance\": \"%d\"}",
+                h ? ", " : "", ENERGY0, PAYMENT0, ENERGY_ALLOW, PAYMENT_ALLOW);
+    fprintf(f, "]}\n");
+    fclose(f);
+}
+
+static void copy_str(char *dst, size_t cap, json_t *v)
+{
+    assert_true(json_is_string(v));
+    snprintf(dst, cap, "%s", json_string_value(v));
+}
+
+/* The settlement key pair as solana-keygen writes it (mode 0600) and the wallets file. */
+static void load_scenario(const char *path, const char *keypair, const char *wallets)
+{
+    json_t *r = json_load_file(path, 0, NULL);
+    assert_non_null(r);
+    copy_str(g_authority, sizeof g_authority, json_object_get(r, "authority"));
+    copy_str(g_energy_mint, sizeof g_energy_mint, json_object_get(r, "energy_mint"));
+    copy_str(g_payment_mint, sizeof g_payment_mint, json_object_get(r, "payment_mint"));
+    assert_int_equal(json_integer_value(json_object_get(r, "payment_decimals")), PAY_DECIMALS);
+    const char *hex = json_string_value(json_object_get(r, "authority_seed"));
+    uint8_t seed[32], pk[32], sk[64];
+    assert_int_equal(sodium_hex2bin(seed, 32, hex, strlen(hex), NULL, NULL, NULL), 0);
+    crypto_sign_seed_keypair(pk, sk, seed);
+    int fd = open(keypair, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    for (int i = 0; i < 64; i++)
+        fprintf(f, "%s%u", i ? "," : "[", sk[i]);
+    fprintf(f, "]\n");
+    fclose(f);
+    sodium_memzero(sk, sizeof sk);
+    json_t *w = json_object_get(r, "wallets");
+    assert_int_equal(json_array_size(w), HOMES);
+    f = fopen(wallets, "w");
+    assert_non_null(f);
+    fprintf(f, "# participant  wallet (the home's Solana address)\n");
+    for (int h = 0; h < HOMES; h++) {
+        json_t *e = json_array_get(w, (size_t)h);
+        copy_str(H[h].wallet, sizeof H[h].wallet, json_object_get(e, "address"));
+        copy_str(H[h].energy_ata, sizeof H[h].energy_ata, json_object_get(e, "energy_ata"));
+        copy_str(H[h].payment_ata, sizeof H[h].payment_ata, json_object_get(e, "payment_ata"));
+        fprintf(f, "%s %s\n", H[h].id, H[h].wallet);
+    }
+    fclose(f);
+    json_decref(r);
+}
+
+/* ---- the homes on the bus ---- */
+
+/* Sellers (even homes) export 60 Wh a minute, buyers import 50: every interval's metered
+ * energy is known and covers most contracts. */
+static void reading_at(int h, int64_t ts_s, mtr_sample *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->meter_id, sizeof s->meter_id, "m-%s", H[h].id);
+    int64_t min = ts_s / 60;
+    s->ts_ms = ts_s * 1000;
+    s->import_wh = 100000 * h + (h % 2 ? 50 : 2) * min;
+    s->export_wh = 50000 * h + (h % 2 ? 0 : 60) * min;
+    s->soc_permille = -1;
+}
+
+static void send_reading(bus_client *c, int h, int64_t ts_s)
+{
+    mtr_sample s;
+    reading_at(h, ts_s, &s);
+    char topic[BUS_TOPIC_MAX], body[BUS_JSON_MAX];
+    assert_int_equal(bus_topic_meter_state(topic, sizeof topic, COMMUNITY, s.meter_id), BUS_OK);
+    int n = bus_state_encode(&s, body, sizeof body);
+    assert_true(n > 0);
+    bus_publish(c, topic, body, (size_t)n, 1, false, NULL, NULL);
+}
+
+static void on_msg(void *user, const bus_message *m)
+{
+    (void)user;
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
+        strcmp(kind, "receipt") != 0)
+        return;
+    ctl_receipt r;
+    char why[CTL_DETAIL_MAX];
+    assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why), CTL_R_OK);
+    int h = home_index(r.participant);
+    if (h >= 0 && H[h].has_pending && memcmp(H[h].pending.nonce, r.nonce, sizeof r.nonce) == 0) {
+        H[h].has_pending = 0;
+        H[h].done_interval = H[h].pending.interval_id;
+    }
+}
+
+static void make_order(home *hm, int h, int64_t iv, int64_t sim_ms, unsigned *seed)
+{
+    ctl_order_msg *m = &hm->pending;
+    memset(m, 0, sizeof *m);
+    snprintf(m->community, sizeof m->community, COMMUNITY);
+    snprintf(m->participant, sizeof m->participant, "%s", hm->id);
+    m->interval_id = iv;
+    m->interval_s = 900;
+    m->created_ms = sim_ms;
+    m->expiry_s = iv * 900;
+    for (int i = 0; i < CTL_ORDER_NONCE_BYTES; i++)
+        m->nonce[i] = (uint8_t)rand_r(seed);
+    m->side = h % 2 ? MKT_BUY : MKT_SELL;
+    m->n_steps = 1 + (uint32_t)(rand_r(seed) % 2);
+    for (uint32_t s = 0; s < m->n_steps; s++) {
+        m->steps[s].energy_wh = 20 + rand_r(seed) % 400;
+        m->steps[s].price_uc_per_kwh = m->side == MKT_SELL ? 90000 + rand_r(seed) % 60000
+                                                           : 150000 + rand_r(seed) % 100000;
+    }
+    assert_int_equal(ctl_order_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
+    hm->has_pending = 1;
+    hm->last_sent_ms = 0;
+}
+
+static void send_order(bus_client *c, home *hm)
+{
+    char topic[BUS_TOPIC_MAX], body[CTL_ORDER_JSON_MAX];
+    size_t len;
+    assert_int_equal(bus_topic_order(topic, sizeof topic, COMMUNITY, hm->id), BUS_OK);
+    assert_int_equal(ctl_order_to_json(&hm->pending, body, sizeof body, &len), CTL_R_OK);
+    if (bus_publish(c, topic, body, len, 1, false, NULL, NULL) == BUS_OK)
+        hm->last_sent_ms = real_ms();
+}
+
+/* ---- the controller ---- */
+
+static const char *g_bin, *g_conf, *g_log, *g_anchor;
+/* what a failed assertion leaves running; the group teardown stops it */
+static pid_t g_node = -1, g_ctl = -1;
+static tst_broker *g_broker;
+
+static pid_t start_controller(const char *crash_at)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *f = freopen(g_log, "a", stderr);
+        (void)f;
+        if (crash_at)
+            setenv("MGX_CRASH_AT", crash_at, 1);
+        execl(g_bin, g_bin, "controller", g_conf, "--clock-speed", "3600", "--clock-anchor",
+              g_anchor, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void kill9(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+}
+
+static int run_cmd(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int64_t q1(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int64_t v = INT64_MIN;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Everything ordered is settled and on chain: the ledger reaches the last interval with an
+ * order, every block was handed to Solana and no outbox row is open. */
+static int drained(const char *db_path)
+{
+    sqlite3 *db;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return 0;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    int64_t last_order = q1(db, "SELECT max(interval_id) FROM orders");
+    int64_t last_block = q1(db, "SELECT max(interval_id) FROM ledger_block");
+    int64_t head = q1(db, "SELECT max(height) FROM ledger_block");
+    int64_t sol = q1(db, "SELECT v FROM settle_state WHERE k = 'solana_height'");
+    int64_t open = q1(db, "SELECT count(*) FROM solana_outbox WHERE state IN "
+                          "('built','submitted')");
+    sqlite3_close(db);
+    return last_order != INT64_MIN && last_block >= last_order && sol == head && open == 0;
+}
+
+/* ---- what should be on chain, from the ledger ---- */
+
+typedef struct {
+    int64_t interval_id;
+    int asset; /* 0 energy, 1 payment */
+    int from, to;
+    uint64_t amount;
+} xfer;
+
+typedef struct {
+    xfer *v;
+    size_t n, cap;
+} xfers;
+
+static void push(xfers *x, xfer t)
+{
+    if (x->n == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 256;
+        x->v = realloc(x->v, x->cap * sizeof *x->v);
+        assert_non_null(x->v);
+    }
+    x->v[x->n++] = t;
+}
+
+static int xfer_cmp(const void *a, const void *b)
+{
+    const xfer *x = a, *y = b;
+    if (x->interval_id != y->interval_id)
+        return x->interval_id < y->interval_id ? -1 : 1;
+    if (x->asset != y->asset)
+        return x->asset - y->asset;
+    if (x->from != y->from)
+        return x->from - y->from;
+    if (x->to != y->to)
+        return x->to - y->to;
+    return x->amount < y->amount ? -1 : x->amount > y->amount;
+}
+
+static int market_home(sqlite3 *db, uint64_t market_id)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE "
+                                            "market_id = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, (int64_t)market_id);
+    int h = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        h = home_index((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return h;
+}
+
+typedef struct {
+    size_t trades, delivered_trades, zero_payment;
+    int64_t rounded_off_uc;
+} ledger_tally;
+
+/* The ledger's settled trades as transfers: energy seller -> buyer delivered_wh; payment
+ * buyer -> seller received_uc in cents, rounded down (e.g. 123,456 uc = 12 cents, 3,456 uc
+ * rounded off); zero legs are not transfers. */
+static void expected_transfers(sqlite3 *db, xfers *out, ledger_tally *t)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM ledger_tx ORDER BY log_index", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        stl_tx tx;
+        assert_int_equal(stl_tx_decode(sqlite3_column_blob(st, 0),
+                                       (size_t)sqlite3_column_bytes(st, 0), &tx),
+                         STL_OK);
+        if (tx.kind != STL_TX_TRADE)
+            continue;
+        t->trades++;
+        const stl_settled_trade *s = &tx.trade;
+        if (s->delivered_wh == 0)
+            continue;
+        t->delivered_trades++;
+        int seller = market_home(db, s->seller), buyer = market_home(db, s->buyer);
+        assert_true(seller >= 0 && buyer >= 0);
+        push(out, (xfer){tx.interval_id, 0, seller, buyer, (uint64_t)s->delivered_wh});
+        uint64_t cents = (uint64_t)(s->received_uc / UC_PER_CENT);
+        t->rounded_off_uc += s->received_uc % UC_PER_CENT;
+        if (cents)
+            push(out, (xfer){tx.interval_id, 1, buyer, seller, cents});
+        else
+            t->zero_payment++;
+    }
+    sqlite3_finalize(st);
+}
+
+/* ---- what is on chain ---- */
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void block_root_hex(sqlite3 *db, int64_t interval_id, char hex[65])
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM ledger_block WHERE interval_id = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, interval_id);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    stl_block b;
+    assert_int_equal(stl_block_decode(sqlite3_column_blob(st, 0),
+                                      (size_t)sqlite3_column_bytes(st, 0), &b),
+                     STL_OK);
+    sqlite3_finalize(st);
+    sodium_bin2hex(hex, 65, b.log_root, 32);
+}
+
+/* One confirmed row: its transaction as the node has it, checked field by field; its
+ * transfers are appended to out. */
+static void chain_row(sqlite3 *db, int64_t iv, int part, int n_parts, const char *sig, xfers *out)
+{
+    json_t *r = rpc_result("getTransaction", json_pack("[s, {s:s}]", sig, "encoding", "json"));
+    if (json_is_null(r))
+        fail_msg("interval %lld part %d: %s is not on chain", (long long)iv, part, sig);
+    assert_true(json_is_null(json_object_get(json_object_get(r, "meta"), "err")));
+    json_t *tx = json_object_get(r, "transaction"), *msg = json_object_get(tx, "message");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(tx, "signatures"), 0)),
+                        sig);
+    json_t *keys = json_object_get(msg, "accountKeys");
+    /* one signature: the settlement key, fee payer and delegate */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(msg, "header"),
+                                                        "numRequiredSignatures")),
+                     1);
+    assert_string_equal(json_string_value(json_array_get(keys, 0)), g_authority);
+    char want_memo[200], root[65];
+    block_root_hex(db, iv, root);
+    snprintf(want_memo, sizeof want_memo, "mgx1 interval=%lld part=%d/%d root=%s", (long long)iv,
+             part, n_parts, root);
+    int memos = 0;
+    json_t *ixs = json_object_get(msg, "instructions");
+    for (size_t i = 0; i < json_array_size(ixs); i++) {
+        json_t *ix = json_array_get(ixs, i);
+        const char *program = json_string_value(
+            json_array_get(keys, (size_t)json_integer_value(json_object_get(ix, "programIdIndex"))));
+        uint8_t data[256];
+        size_t n = b58_decode_any(json_string_value(json_object_get(ix, "data")), data,
+                                  sizeof data - 1);
+        if (strcmp(program, "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr") == 0) {
+            data[n] = 0;
+            assert_string_equal((char *)data, want_memo);
+            memos++;
+            continue;
+        }
+        assert_string_equal(program, "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
+        /* TransferChecked: tag 12, u64 amount, u8 decimals; [source, mint, dest, authority] */
+        assert_int_equal(n, 10);
+        assert_int_equal(data[0], 12);
+        json_t *acc = json_object_get(ix, "accounts");
+        assert_int_equal(json_array_size(acc), 4);
+        const char *a[4];
+        for (size_t k = 0; k < 4; k++)
+            a[k] = json_string_value(
+                json_array_get(keys, (size_t)json_integer_value(json_array_get(acc, k))));
+        int asset_from = -1, asset_to = -2;
+        int from = home_of_account(a[0], &asset_from), to = home_of_account(a[2], &asset_to);
+        assert_true(from >= 0 && to >= 0 && from != to);
+        assert_int_equal(asset_from, asset_to);
+        assert_string_equal(a[1], asset_from ? g_payment_mint : g_energy_mint);
+        assert_int_equal(data[9], asset_from ? PAY_DECIMALS : 0);
+        assert_string_equal(a[3], g_authority);
+        push(out, (xfer){iv, asset_from, from, to, le64(data + 1)});
+    }
+    assert_int_equal(memos, 1);
+    json_decref(r);
+}
+
+/* The SPL token account as the node stores it: amount at 64, delegate COption at 72 (u32 tag
+ * + key), delegated_amount at 121. */
+static void account_state(const char *ata, uint64_t *amount, uint64_t *allowance,
+                          char delegate[64])
+{
+    json_t *r = rpc_result("getAccountInfo", json_pack("[s, {s:s}]", ata, "encoding", "base64"));
+    json_t *v = json_object_get(r, "value");
+    assert_string_equal(json_string_value(json_object_get(v, "owner")),
+                        "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
+    const char *b64 = json_string_value(json_array_get(json_object_get(v, "data"), 0));
+    uint8_t d[165];
+    size_t n = 0;
+    assert_int_equal(sodium_base642bin(d, sizeof d, b64, strlen(b64), NULL, &n, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    assert_int_equal(n, 165);
+    *amount = le64(d + 64);
+    *allowance = le64(d + 121);
+    delegate[0] = 0;
+    if (d[72] == 1)
+        sol_base58_encode(d + 76, 32, delegate, 64);
+    json_decref(r);
+    /* the balance an auditor's wallet shows agrees with the raw account */
+    r = rpc_result("getTokenAccountBalance", json_pack("[s]", ata));
+    char want[32];
+    snprintf(want, sizeof want, "%llu", (unsigned long long)*amount);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "value"), "amount")),
+                        want);
+    json_decref(r);
+}
+
+/* Sends raw bytes; returns the node's error message (caller frees) or NULL if accepted. */
+static char *send_raw(const uint8_t *tx, size_t len)
+{
+    char b64[4096];
+    sodium_bin2base64(b64, sizeof b64, tx, len, sodium_base64_VARIANT_ORIGINAL);
+    json_t *root = rpc("sendTransaction", json_pack("[s, {s:s}]", b64, "encoding", "base64"));
+    assert_non_null(root);
+    const char *m = json_string_value(json_object_get(json_object_get(root, "error"), "message"));
+    char *out = m ? strdup(m) : NULL;
+    json_decref(root);
+    return out;
+}
+
+/* ---- the run ---- */
+
+typedef enum {
+    K_SLOW_EXECUTED, /* the node executed the send and answers late: killed before the answer */
+    K_SLOW_PENDING,  /* the node executes it only later: killed before, it lands after */
+    K_CRASH_AFTER_ADD,
+    K_CRASH_BEFORE_SEND,
+    K_CRASH_AFTER_SEND,
+    K_RANDOM
+} kill_kind;
+
+static const kill_kind SCHEDULE[] = {
+    K_SLOW_EXECUTED,    K_CRASH_BEFORE_SEND, K_SLOW_PENDING,    K_CRASH_AFTER_SEND,
+    K_RANDOM,           K_CRASH_AFTER_ADD,   K_SLOW_EXECUTED,   K_CRASH_BEFORE_SEND,
+    K_SLOW_PENDING,     K_CRASH_AFTER_SEND,  K_RANDOM,          K_CRASH_AFTER_ADD,
+};
+#define N_SCHEDULE (sizeof SCHEDULE / sizeof SCHEDULE[0])
+
+static const char *crash_name(kill_kind k)
+{
+    return k == K_CRASH_AFTER_ADD     ? "solana.after_add"
+           : k == K_CRASH_BEFORE_SEND ? "solana.before_send"
+                                      : "solana.after_send";
+}
+
+typedef struct {
+    bus_client *bus;
+    ctl_clock clock;
+    ctl_interval_rules rules;
+    unsigned seed;
+    int64_t replay_from_s, replay_at, replay_again;
+    int ordering;
+    /* the kill schedule */
+    size_t step, kills, inflight_hits, crash_hits, advances;
+    int waiting; /* 0, or 1: for a send in flight, 2: for the crash point */
+    int64_t next_action, deadline, next_advance;
+} run_state;
+
+/* One turn of the homes: readings up to now, orders, receipts, replays after a restart. */
+static void homes_turn(run_state *r)
+{
+    bus_loop(r->bus, 5);
+    int64_t now = real_ms(), sim_ms = ctl_clock_sim_ms(&r->clock, now);
+    int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &r->rules);
+    for (int h = 0; h < HOMES; h++) {
+        home *hm = &H[h];
+        while (hm->next_reading_s <= sim_ms / 1000) {
+            send_reading(r->bus, h, hm->next_reading_s);
+            hm->next_reading_s += READ_S;
+        }
+        if (r->ordering && !hm->has_pending && hm->done_interval < target)
+            make_order(hm, h, target, sim_ms, &r->seed);
+        if (hm->has_pending && now - hm->last_sent_ms > 150)
+            send_order(r->bus, hm);
+    }
+    if (r->replay_at && now >= r->replay_at) {
+        /* the meters' outboxes: what the controller may have missed while it was down */
+        for (int h = 0; h < HOMES; h++)
+            for (int64_t ts = r->replay_from_s / READ_S * READ_S; ts < H[h].next_reading_s;
+                 ts += READ_S)
+                send_reading(r->bus, h, ts);
+        r->replay_at = r->replay_again;
+        r->replay_again = 0;
+    }
+}
+
+/* (Re)starts the controller; the homes replay their recent readings twice. */
+static void restart(run_state *r, const char *crash_at)
+{
+    g_ctl = start_controller(crash_at);
+    int64_t now = real_ms();
+    r->replay_from_s = ctl_clock_sim_ms(&r->clock, now) / 1000 - REPLAY_S;
+    r->replay_at = now + 300;
+    r->replay_again = now + 900;
+}
+
+static void next_step(run_state *r, int64_t now)
+{
+    r->waiting = 0;
+    r->step++;
+    r->next_action = now + 600 + rand_r(&r->seed) % 400;
+}
+
+/* Waiting for the slow send: kill the controller while it is in flight. */
+static void wait_inflight(run_state *r, int64_t now)
+{
+    json_t *s = rpc_result("mgxTest_stats", json_array());
+    int inflight = (int)json_integer_value(json_object_get(s, "inflight"));
+    json_decref(s);
+    if (inflight == 0 && now < r->deadline)
+        return;
+    if (inflight > 0) {
+        kill9(g_ctl); /* mid-submission */
+        r->kills++;
+        r->inflight_hits++;
+        /* and the blockhash expires before the controller is back: a transaction that landed
+         * (or is about to: it cannot now) must be asked about, never rebuilt blindly */
+        rpc0("mgxTest_advance", json_pack("[i]", 160));
+        r->advances++;
+        restart(r, NULL);
+    }
+    rpc0("mgxTest_slowNext", json_pack("[i]", 0));
+    next_step(r, now);
+}
+
+/* Waiting for the controller to kill itself at its crash point. */
+static void wait_crash(run_state *r, int64_t now)
+{
+    int st;
+    pid_t w = waitpid(g_ctl, &st, WNOHANG);
+    if (w != g_ctl && now < r->deadline)
+        return;
+    if (w == g_ctl) {
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        r->crash_hits++;
+        if (SCHEDULE[r->step] == K_CRASH_BEFORE_SEND) {
+            /* the row says submitted, the node never saw it, and now its blockhash expires
+             * too: the restarted controller must find it unknown and rebuild it */
+            rpc0("mgxTest_advance", json_pack("[i]", 160));
+            r->advances++;
+        }
+    } else {
+        kill9(g_ctl);
+    }
+    r->kills++;
+    restart(r, NULL);
+    next_step(r, now);
+}
+
+static void start_step(run_state *r, int64_t now)
+{
+    kill_kind k = SCHEDULE[r->step];
+    if (k == K_SLOW_EXECUTED || k == K_SLOW_PENDING) {
+        rpc0("mgxTest_slowNext", json_pack("[i, i, b]", 1, 600, k == K_SLOW_EXECUTED));
+        r->waiting = 1;
+        r->deadline = now + 4000;
+        return;
+    }
+    kill9(g_ctl);
+    r->kills++;
+    if (k == K_RANDOM) {
+        usleep((useconds_t)(rand_r(&r->seed) % 200) * 1000);
+        restart(r, NULL);
+        next_step(r, now);
+        return;
+    }
+    restart(r, crash_name(k));
+    r->waiting = 2;
+    r->deadline = now + 8000;
+}
+
+/* The homes trade for RUN_MS while the controller is killed as SCHEDULE says and the node's
+ * height jumps every ADVANCE_MS; then orders stop and the outbox drains. */
+static void run(run_state *r, const char *db_path)
+{
+    restart(r, NULL);
+    r->next_action = real_ms() + 1500;
+    r->next_advance = real_ms() + ADVANCE_MS;
+    int64_t end = real_ms() + RUN_MS;
+    while (real_ms() < end || r->step < N_SCHEDULE) {
+        assert_true(real_ms() < end + 30000);
+        homes_turn(r);
+        int64_t now = real_ms();
+        if (now >= r->next_advance) {
+            /* the node's height jumps past every blockhash handed out so far */
+            rpc0("mgxTest_advance", json_pack("[i]", 160));
+            r->advances++;
+            r->next_advance = now + ADVANCE_MS;
+        }
+        if (r->waiting == 1)
+            wait_inflight(r, now);
+        else if (r->waiting == 2)
+            wait_crash(r, now);
+        else if (r->step < N_SCHEDULE && now >= r->next_action)
+            start_step(r, now);
+    }
+    r->ordering = 0;
+    int64_t give_up = real_ms() + 30000, next_check = 0;
+    while (!drained(db_path)) {
+        if (real_ms() > give_up) {
+            char cmd[1024];
+            snprintf(cmd, sizeof cmd, "tail -30 %s", g_log);
+            run_cmd(cmd);
+            fail_msg("the outbox did not drain");
+        }
+        while (real_ms() < next_check)
+            homes_turn(r);
+        next_check = real_ms() + 200;
+    }
+    kill(g_ctl, SIGTERM);
+    int st;
+    assert_int_equal(waitpid(g_ctl, &st, 0), g_ctl);
+    g_ctl = -1;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* ---- the setup ---- */
+
+static void write_config(const char *conf, const char *db_path, int broker_port)
+{
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    /* key files by paths relative to the config's folder, as a coordinator would write them */
+    fprintf(f,
+            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
+            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
+            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
+            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
+            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n"
+            "[solana]\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
+            "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
+            "timeout_ms = 2000\n",
+            broker_port, db_path, GRACE_S, g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
+    fclose(f);
+}
+
+static void register_homes(const char *db_path)
+{
+    sqlite3 *reg;
+    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
+    for (int h = 0; h < HOMES; h++) {
+        uint8_t seed[32];
+        memset(seed, 0x40 + h, sizeof seed);
+        assert_int_equal(ctl_key_from_seed(seed, &H[h].key), 0);
+        ctl_participant p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.id, sizeof p.id, "home-%d", h);
+        snprintf(p.meter_id, sizeof p.meter_id, "m-home-%d", h);
+        memcpy(p.pubkey, ctl_key_public(H[h].key), CTL_PUBKEY_BYTES);
+        p.role = CTL_ROLE_HOME;
+        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
+    }
+    sqlite3_close(reg);
+}
+
+static void connect_homes(run_state *r, int broker_port)
+{
+    int64_t t0 = real_ms();
+    static char anchor[64];
+    r->clock = (ctl_clock){(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
+    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
+    g_anchor = anchor;
+    r->rules = (ctl_interval_rules){900, 300, 4};
+    r->seed = 20240601;
+    r->ordering = 1;
+    int64_t start_sim_s = ctl_clock_sim_ms(&r->clock, real_ms()) / 1000;
+    for (int h = 0; h < HOMES; h++)
+        H[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
+    bus_config bc = {.host = "127.0.0.1", .port = broker_port, .client_id = "homes",
+                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
+                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
+    r->bus = bus_new(&bc, on_msg, NULL, NULL, NULL);
+    assert_non_null(r->bus);
+    assert_int_equal(bus_start(r->bus), BUS_OK);
+    char filter[BUS_TOPIC_MAX];
+    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
+    assert_int_equal(bus_subscribe(r->bus, filter, 1), BUS_OK);
+    while (!bus_connected(r->bus))
+        bus_loop(r->bus, 10);
+}
+
+/* ---- the checks ---- */
+
+/* Every block handed over, every row confirmed, parts 1..n. Returns the number of rows. */
+static int64_t check_outbox(sqlite3 *db)
+{
+    int64_t head = q1(db, "SELECT max(height) FROM ledger_block");
+    assert_int_equal(q1(db, "SELECT v FROM settle_state WHERE k = 'solana_height'"), head);
+    assert_int_equal(q1(db, "SELECT count(*) FROM solana_outbox WHERE state != 'confirmed'"), 0);
+    assert_int_equal(q1(db, "SELECT count(*) FROM (SELECT interval_id FROM solana_outbox GROUP BY "
+                            "interval_id HAVING count(*) != max(n_parts) OR min(part) != 1 OR "
+                            "max(part) != max(n_parts) OR min(n_parts) != max(n_parts))"),
+                     0);
+    return q1(db, "SELECT count(*) FROM solana_outbox");
+}
+
+/* On chain = the ledger, transfer for transfer; want gets the ledger's transfers. */
+static void check_transfers(sqlite3 *db, xfers *want, ledger_tally *lt)
+{
+    xfers got = {0};
+    expected_transfers(db, want, lt);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT interval_id, part, n_parts, signature FROM "
+                                            "solana_outbox ORDER BY interval_id, part",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        chain_row(db, sqlite3_column_int64(q, 0), sqlite3_column_int(q, 1),
+                  sqlite3_column_int(q, 2), (const char *)sqlite3_column_text(q, 3), &got);
+    sqlite3_finalize(q);
+    qsort(want->v, want->n, sizeof *want->v, xfer_cmp);
+    qsort(got.v, got.n, sizeof *got.v, xfer_cmp);
+    for (size_t i = 0; i < want->n && i < got.n; i++) {
+        const xfer *w = &want->v[i], *g = &got.v[i];
+        if (xfer_cmp(w, g) != 0)
+            fail_msg("transfer %zu: ledger says interval %lld asset %d %d -> %d %llu, chain says "
+                     "interval %lld asset %d %d -> %d %llu",
+                     i, (long long)w->interval_id, w->asset, w->from, w->to,
+                     (unsigned long long)w->amount, (long long)g->interval_id, g->asset, g->from,
+                     g->to, (unsigned long long)g->amount);
+    }
+    assert_int_equal(got.n, want->n);
+    free(got.v);
+}
+
+/* The node executed one transaction per row and none of the superseded ones. Returns how many
+ * were superseded (rebuilt). */
+static int64_t check_executions(sqlite3 *db, int64_t rows)
+{
+    json_t *s = rpc_result("mgxTest_stats", json_array());
+    assert_int_equal(json_integer_value(json_object_get(s, "executed")), rows);
+    json_decref(s);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT signature FROM solana_outbox_superseded", -1,
+                                        &q, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        json_t *t = rpc_result("getTransaction",
+                               json_pack("[s]", (const char *)sqlite3_column_text(q, 0)));
+        assert_true(json_is_null(t));
+        json_decref(t);
+    }
+    sqlite3_finalize(q);
+    return q1(db, "SELECT count(*) FROM solana_outbox_superseded");
+}
+
+/* Balances and allowances: the start values moved by exactly the transfers. */
+static void check_balances(const xfers *want, int allowances)
+{
+    int64_t bal[HOMES][2], allow[HOMES][2];
+    for (int h = 0; h < HOMES; h++) {
+        bal[h][0] = ENERGY0;
+        bal[h][1] = PAYMENT0;
+        allow[h][0] = ENERGY_ALLOW;
+        allow[h][1] = PAYMENT_ALLOW;
+    }
+    for (size_t i = 0; i < want->n; i++) {
+        const xfer *x = &want->v[i];
+        bal[x->from][x->asset] -= (int64_t)x->amount;
+        bal[x->to][x->asset] += (int64_t)x->amount;
+        allow[x->from][x->asset] -= (int64_t)x->amount;
+    }
+    for (int h = 0; h < HOMES; h++)
+        for (int a = 0; a < 2; a++) {
+            uint64_t amount, allowance;
+            char delegate[64];
+            account_state(a ? H[h].payment_ata : H[h].energy_ata, &amount, &allowance, delegate);
+            assert_int_equal(amount, bal[h][a]);
+            if (allowances) {
+                assert_int_equal(allowance, allow[h][a]);
+                assert_string_equal(delegate, g_authority);
+            }
+        }
+}
+
+/* A confirmed transaction sent again is a duplicate; with a flipped byte its signature fails. */
+static void check_replay_and_tamper(sqlite3 *db)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT tx FROM solana_outbox ORDER BY id DESC LIMIT 1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    uint8_t tx[1232];
+    size_t tx_len = (size_t)sqlite3_column_bytes(q, 0);
+    assert_true(tx_len <= sizeof tx);
+    memcpy(tx, sqlite3_column_blob(q, 0), tx_len);
+    sqlite3_finalize(q);
+    char *why = send_raw(tx, tx_len);
+    assert_non_null(why);
+    assert_non_null(strstr(why, "already been processed"));
+    free(why);
+    tx[tx_len - 3] ^= 0x01; /* the last TransferChecked's amount, under the signature */
+    why = send_raw(tx, tx_len);
+    assert_non_null(why);
+    if (!strstr(why, "SignatureFailure"))
+        fail_msg("a tampered transaction: %s", why);
+    free(why);
+}
+
+static void settle_on_chain(void **state)
+{
+    (void)state;
+    g_bin = getenv("MGX_BIN");
+    assert_non_null(g_bin);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    g_broker = tst_broker_start(NULL);
+    assert_non_null(g_broker);
+    char *dir = tst_tmpdir("solana-daemon");
+    char db_path[512], conf[512], log[512], scenario[512], spec[512], keypair[512], wallets[512],
+        cmd[4096];
+    snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
+    snprintf(conf, sizeof conf, "%s/controller.ini", dir);
+    snprintf(log, sizeof log, "%s/controller.log", dir);
+    snprintf(scenario, sizeof scenario, "%s/scenario.json", dir);
+    snprintf(spec, sizeof spec, "%s/community.json", dir);
+    snprintf(keypair, sizeof keypair, "%s/settle.json", dir);
+    snprintf(wallets, sizeof wallets, "%s/wallets.txt", dir);
+    g_conf = conf;
+    g_log = log;
+    memset(H, 0, sizeof H);
+    for (int h = 0; h < HOMES; h++)
+        snprintf(H[h].id, sizeof H[h].id, "home-%d", h);
+
+    write_community_spec(spec);
+    snprintf(cmd, sizeof cmd, "%s/node.log", dir);
+    g_node = start_node(scenario, spec, cmd);
+    load_scenario(scenario, keypair, wallets);
+    snprintf(cmd, sizeof cmd, "%s ledger keygen sunnyside.example/mgx --out %s/community.skey > "
+                              "%s/community.vkey",
+             g_bin, dir, dir);
+    assert_int_equal(run_cmd(cmd), 0);
+    write_config(conf, db_path, tst_broker_port(g_broker));
+    register_homes(db_path);
+    run_state r;
+    memset(&r, 0, sizeof r);
+    connect_homes(&r, tst_broker_port(g_broker));
+
+    run(&r, db_path);
+
+    snprintf(cmd, sizeof cmd, "%s ledger verify %s --vkey-file %s/community.vkey > "
+                              "%s/verify.out 2>&1",
+             g_bin, db_path, dir, dir);
+    if (run_cmd(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "cat %s/verify.out", dir);
+        run_cmd(cmd);
+        fail_msg("mgx ledger verify failed");
+    }
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int64_t rows = check_outbox(db);
+    xfers want = {0};
+    ledger_tally lt = {0};
+    check_transfers(db, &want, &lt);
+    int64_t rebuilt = check_executions(db, rows);
+    check_balances(&want, 1);
+    check_replay_and_tamper(db);
+    check_balances(&want, 0); /* neither moved anything */
+    assert_int_equal(check_executions(db, rows), rebuilt);
+
+    int64_t multi = q1(db, "SELECT count(DISTINCT interval_id) FROM solana_outbox WHERE n_parts > 1");
+    fprintf(stderr,
+            "solana daemon test: %lld blocks, %zu trades (%zu delivered, %zu with a payment "
+            "rounded to 0 cents, %lld uc rounded off), %zu transfers in %lld transactions "
+            "(%lld intervals in several), %lld rebuilt; %zu kills (%zu mid-send, %zu at crash "
+            "points), %zu blockhash expiries\n",
+            (long long)q1(db, "SELECT count(*) FROM ledger_block"), lt.trades,
+            lt.delivered_trades, lt.zero_payment, (long long)lt.rounded_off_uc, want.n,
+            (long long)rows, (long long)multi, (long long)rebuilt, r.kills, r.inflight_hits,
+            r.crash_hits, r.advances);
+    assert_true(lt.delivered_trades >= 30); /* the run means something */
+    assert_true(multi >= 3);
+    assert_true(r.inflight_hits >= 3);
+    assert_true(r.crash_hits >= 5);
+    assert_true(rebuilt >= 1);
+    sqlite3_close(db);
+    free(want.v);
+
+    bus_stop(r.bus, 500);
+    bus_free(r.bus);
+    for (int h = 0; h < HOMES; h++)
+        ctl_key_free(H[h].key);
+    kill(g_node, SIGTERM);
+    waitpid(g_node, NULL, 0);
+    g_node = -1;
+    tst_broker_free(g_broker);
+    g_broker = NULL;
+    if (!getenv("MGX_TEST_KEEP"))
+        tst_rmtree(dir);
+    free(dir);
+    curl_global_cleanup();
+}
+
+static int stop_all(void **state)
+{
+    (void)state;
+    if (g_ctl > 0 && kill(g_ctl, SIGKILL) == 0)
+        waitpid(g_ctl, NULL, 0);
+    if (g_node > 0 && kill(g_node, SIGTERM) == 0)
+        waitpid(g_node, NULL, 0);
+    tst_broker_free(g_broker);
+    return 0;
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    if (access(MGX_SOURCE_DIR "/tests/solana/node_modules/litesvm/package.json", R_OK) != 0) {
+        puts("SKIP: tests/solana/node_modules is missing; run `npm ci` in tests/solana");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(settle_on_chain)};
+    return cmocka_run_group_tests(tests, NULL, stop_all);
+}
