@@ -202,21 +202,6 @@ static int solana_finish(void *ctx, const char *path, char *err, size_t errlen)
     return CFG_OK;
 }
 
-/* Sections of the other mgx daemons, so one file can serve several of them; any other
- * section is an error (a misspelt [controler] must not pass silently). */
-static int others_key(void *ctx, const char *section, const char *key, const char *value,
-                      int line, char *err, size_t errlen)
-{
-    (void)ctx, (void)key, (void)value, (void)line, (void)err, (void)errlen;
-    static const char *const exact[] = {"outbox", "homeassistant", "agent", NULL};
-    for (int i = 0; exact[i]; i++)
-        if (strcmp(section, exact[i]) == 0)
-            return CFG_OK;
-    if (strncmp(section, "meter ", 6) == 0 || strncmp(section, "map ", 4) == 0)
-        return CFG_OK;
-    return CFG_NOT_MINE;
-}
-
 static void defaults(ctl_daemon_config *c, cfg_ctx *x)
 {
     memset(c, 0, sizeof *c);
@@ -244,10 +229,11 @@ static int load(const char *path, ctl_daemon_config *cfg, cfg_ctx *x, cfg_bus *b
     x->bus = b;
     char err[1024] = "";
     int rc = CFG_E_NOMEM;
+    cfg_others others; /* a home's sections ([agent], [meter ...]...) may share the file */
     /* controller_finish first: it may supply [bus] its community */
     if (cfg_loader_add(l, controller_key, controller_finish, x) == CFG_OK &&
         cfg_bus_add(l, b) == CFG_OK && cfg_loader_add(l, solana_key, solana_finish, x) == CFG_OK &&
-        cfg_loader_add(l, others_key, NULL, x) == CFG_OK)
+        cfg_others_add(l, CFG_DAEMON_CONTROLLER, &others) == CFG_OK)
         rc = cfg_load(l, path, err, sizeof err);
     cfg_loader_free(l);
     x->loader = NULL;
