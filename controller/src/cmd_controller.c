@@ -1,18 +1,20 @@
 /*
  * `mgx controller CONFIG [--clock-speed N] [--clock-anchor REAL_S:SIM] [--db PATH]`: reads the
- * daemon's INI file ([bus], [controller] and the optional [solana] sections), installs the signal handlers and runs
- * the loop in ctl_daemon.c. Config errors name the file and line. The keys are documented in
+ * daemon's INI file through the shared loader (config.h: [bus] as every mgx daemon takes it;
+ * [controller] and the optional [solana] here), installs the signal handlers and runs the loop
+ * in ctl_daemon.c. Config errors name the file and line. The keys are documented in
  * docs/controller.md.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "mgx/cli.h"
 
+#include "config.h"
 #include "ctl_daemon.h"
 #include "opt.h"
 
 #include <getopt.h>
-#include <ini.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,151 +39,167 @@ static const char USAGE[] =
     "Exit status: 0 after SIGINT/SIGTERM, 1 on a failure, 2 on bad usage or config.\n"
     "Reference: docs/controller.md.\n";
 
-#define STR_MAX 1024
-
+/* The controller's own sections, handled through the shared loader (config.h), which also
+ * brings [bus]: every daemon takes the same [bus] and reports errors as FILE:LINE. */
 typedef struct {
-    const char *path;
     ctl_daemon_config *cfg;
-    char host[STR_MAX], client_id[BUS_ID_MAX], username[STR_MAX], password[STR_MAX];
-    char tls_ca[STR_MAX], tls_cert[STR_MAX], tls_key[STR_MAX];
-    char anchor[STR_MAX];
+    const cfg_loader *loader;
+    cfg_bus *bus;
+    char community[BUS_ID_MAX]; /* [controller] community (the older place for it) */
+    int line;                   /* of the [controller] header, 0 if absent */
+    int solana_line;
+    unsigned seen;              /* [controller] keys already given */
+    char anchor[128];
     int64_t speed;
-    char err[512];
 } cfg_ctx;
 
-static int set_int(cfg_ctx *x, const char *name, const char *value, int64_t min, int64_t max,
-                   int64_t *out)
+static const char *const CONTROLLER_KEYS[] = {
+    "community",          "db",                 "interval_s",        "gate_closure_s",
+    "max_ahead_intervals", "mechanism",         "feed_in_uc_per_kwh", "retail_uc_per_kwh",
+    "network_fee_uc_per_kwh", "settlement_grace_s", "settlement_key", "reading_max_gap_s",
+    "meter_max_power_w",  "clock_speed",        "clock_anchor",      NULL};
+
+__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt,
+                                                      ...)
 {
-    if (ctl_opt_int64(value, min, max, out) == 0)
-        return 1;
-    snprintf(x->err, sizeof x->err, "%s must be an integer in %lld..%lld, not '%s'", name,
-             (long long)min, (long long)max, value);
-    return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return CFG_E_BAD;
 }
 
-static int set_str(cfg_ctx *x, const char *name, const char *value, char *dst, size_t cap)
+static int path_key(cfg_ctx *x, const char *key, const char *value, char *dst, size_t cap,
+                    char *err, size_t errlen)
 {
-    if (strlen(value) < cap) {
-        memcpy(dst, value, strlen(value) + 1);
-        return 1;
-    }
-    snprintf(x->err, sizeof x->err, "%s is longer than %zu bytes", name, cap - 1);
-    return 0;
+    return cfg_path(x->loader, value, dst, cap) == CFG_OK
+               ? CFG_OK
+               : bad(err, errlen, "%s: path empty or too long", key);
 }
 
-/* A file named in the config: relative paths are taken from the config file's folder. */
-static int set_path(cfg_ctx *x, const char *name, const char *value, char *dst, size_t cap)
-{
-    const char *slash = strrchr(x->path, '/');
-    int dir = value[0] != '/' && slash ? (int)(slash - x->path) : 0;
-    int n = dir ? snprintf(dst, cap, "%.*s/%s", dir, x->path, value)
-                : snprintf(dst, cap, "%s", value);
-    if (n > 0 && (size_t)n < cap && value[0])
-        return 1;
-    snprintf(x->err, sizeof x->err, "%s: path empty or too long", name);
-    return 0;
-}
-
-static int solana_key(cfg_ctx *x, const char *name, const char *value)
-{
-    ctl_settle_solana_config *s = &x->cfg->solana;
-    if (strcmp(name, "keypair") == 0 || strcmp(name, "wallets") == 0) {
-        char path[CTL_SOL_PATH_MAX];
-        if (!set_path(x, name, value, path, sizeof path))
-            return 0;
-        return ctl_settle_solana_key(s, name, path, x->err, sizeof x->err);
-    }
-    return ctl_settle_solana_key(s, name, value, x->err, sizeof x->err);
-}
-
-static int bus_key(cfg_ctx *x, const char *name, const char *value)
-{
-    bus_config *b = &x->cfg->bus;
-    int64_t v;
-    if (strcmp(name, "host") == 0)
-        return set_str(x, name, value, x->host, sizeof x->host);
-    if (strcmp(name, "port") == 0)
-        return set_int(x, name, value, 1, 65535, &v) ? (b->port = (int)v, 1) : 0;
-    if (strcmp(name, "client_id") == 0)
-        return set_str(x, name, value, x->client_id, sizeof x->client_id);
-    if (strcmp(name, "username") == 0)
-        return set_str(x, name, value, x->username, sizeof x->username);
-    if (strcmp(name, "password") == 0)
-        return set_str(x, name, value, x->password, sizeof x->password);
-    if (strcmp(name, "tls_ca") == 0)
-        return set_str(x, name, value, x->tls_ca, sizeof x->tls_ca);
-    if (strcmp(name, "tls_cert") == 0)
-        return set_str(x, name, value, x->tls_cert, sizeof x->tls_cert);
-    if (strcmp(name, "tls_key") == 0)
-        return set_str(x, name, value, x->tls_key, sizeof x->tls_key);
-    if (strcmp(name, "keepalive_s") == 0)
-        return set_int(x, name, value, 5, 3600, &v) ? (b->keepalive_s = (int)v, 1) : 0;
-    if (strcmp(name, "backoff_max_ms") == 0)
-        return set_int(x, name, value, 100, 600000, &v) ? (b->backoff_max_ms = (int)v, 1) : 0;
-    snprintf(x->err, sizeof x->err, "unknown key '%s' in [bus]", name);
-    return 0;
-}
-
-static int controller_key(cfg_ctx *x, const char *name, const char *value)
+static int controller_value(cfg_ctx *x, int k, const char *key, const char *value, char *err,
+                            size_t errlen)
 {
     ctl_daemon_config *c = x->cfg;
     int64_t v;
-    if (strcmp(name, "community") == 0) {
-        if (!bus_id_valid(value)) {
-            snprintf(x->err, sizeof x->err, "community must be 1..63 of [A-Za-z0-9_-]");
-            return 0;
-        }
-        return set_str(x, name, value, c->community, sizeof c->community);
+    switch (k) {
+    case 0: return cfg_parse_id(key, value, x->community, err, errlen);
+    case 1: return path_key(x, key, value, c->db_path, sizeof c->db_path, err, errlen);
+    case 2:
+        return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_LEN_S, &c->rules.length_s, err,
+                             errlen);
+    case 3:
+        return cfg_parse_int(key, value, 0, CTL_INTERVAL_MAX_GATE_S, &c->rules.gate_closure_s,
+                             err, errlen);
+    case 4:
+        return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_AHEAD, &c->rules.max_ahead, err,
+                             errlen);
+    case 5:
+        return mkt_mechanism_parse(value, &c->params.mechanism) == MKT_OK
+                   ? CFG_OK
+                   : bad(err, errlen, "mechanism must be pay-as-clear or pay-as-bid");
+    case 6:
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
+                             &c->params.feed_in_uc_per_kwh, err, errlen);
+    case 7:
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
+                             &c->params.retail_uc_per_kwh, err, errlen);
+    case 8:
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
+                             &c->params.network_fee_uc_per_kwh, err, errlen);
+    case 9:
+        if (cfg_parse_int(key, value, 0, 86400, &v, err, errlen))
+            return CFG_E_BAD;
+        c->settlement_grace_s = (int)v;
+        return CFG_OK;
+    case 10:
+        return path_key(x, key, value, c->settlement_key, sizeof c->settlement_key, err, errlen);
+    case 11: return cfg_parse_int(key, value, 1, 86400, &c->reading_max_gap_s, err, errlen);
+    case 12:
+        return cfg_parse_int(key, value, 0, INT64_C(1000000000), &c->meter_max_power_w, err,
+                             errlen);
+    case 13: return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
+    default: return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
     }
-    if (strcmp(name, "db") == 0)
-        return set_str(x, name, value, c->db_path, sizeof c->db_path);
-    if (strcmp(name, "interval_s") == 0)
-        return set_int(x, name, value, 1, CTL_INTERVAL_MAX_LEN_S, &c->rules.length_s);
-    if (strcmp(name, "gate_closure_s") == 0)
-        return set_int(x, name, value, 0, CTL_INTERVAL_MAX_GATE_S, &c->rules.gate_closure_s);
-    if (strcmp(name, "max_ahead_intervals") == 0)
-        return set_int(x, name, value, 1, CTL_INTERVAL_MAX_AHEAD, &c->rules.max_ahead);
-    if (strcmp(name, "mechanism") == 0) {
-        if (mkt_mechanism_parse(value, &c->params.mechanism) == MKT_OK)
-            return 1;
-        snprintf(x->err, sizeof x->err, "mechanism must be pay-as-clear or pay-as-bid");
-        return 0;
-    }
-    if (strcmp(name, "feed_in_uc_per_kwh") == 0)
-        return set_int(x, name, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
-                       &c->params.feed_in_uc_per_kwh);
-    if (strcmp(name, "retail_uc_per_kwh") == 0)
-        return set_int(x, name, value, 0, MKT_PRICE_MAX_UC_PER_KWH, &c->params.retail_uc_per_kwh);
-    if (strcmp(name, "network_fee_uc_per_kwh") == 0)
-        return set_int(x, name, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
-                       &c->params.network_fee_uc_per_kwh);
-    if (strcmp(name, "settlement_grace_s") == 0)
-        return set_int(x, name, value, 0, 86400, &v) ? (c->settlement_grace_s = (int)v, 1) : 0;
-    if (strcmp(name, "settlement_key") == 0)
-        return set_path(x, name, value, c->settlement_key, sizeof c->settlement_key);
-    if (strcmp(name, "reading_max_gap_s") == 0)
-        return set_int(x, name, value, 1, 86400, &c->reading_max_gap_s);
-    if (strcmp(name, "meter_max_power_w") == 0)
-        return set_int(x, name, value, 0, INT64_C(1000000000), &c->meter_max_power_w);
-    if (strcmp(name, "clock_speed") == 0)
-        return set_int(x, name, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed);
-    if (strcmp(name, "clock_anchor") == 0)
-        return set_str(x, name, value, x->anchor, sizeof x->anchor);
-    snprintf(x->err, sizeof x->err, "unknown key '%s' in [controller]", name);
-    return 0;
 }
 
-static int on_key(void *user, const char *section, const char *name, const char *value)
+static int controller_key(void *ctx, const char *section, const char *key, const char *value,
+                          int line, char *err, size_t errlen)
 {
-    cfg_ctx *x = user;
-    if (strcmp(section, "bus") == 0)
-        return bus_key(x, name, value);
-    if (strcmp(section, "controller") == 0)
-        return controller_key(x, name, value);
-    if (strcmp(section, "solana") == 0)
-        return solana_key(x, name, value);
-    /* other daemons' sections may share the file */
-    return 1;
+    cfg_ctx *x = ctx;
+    if (strcmp(section, "controller") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (x->line)
+            return bad(err, errlen, "[controller] given twice (first at line %d)", x->line);
+        x->line = line;
+        return CFG_OK;
+    }
+    int k = -1;
+    for (int i = 0; CONTROLLER_KEYS[i]; i++)
+        if (strcmp(CONTROLLER_KEYS[i], key) == 0)
+            k = i;
+    if (k < 0)
+        return CFG_NOT_MINE;
+    if (x->seen & (1u << k))
+        return bad(err, errlen, "%s: given twice", key);
+    x->seen |= 1u << k;
+    return controller_value(x, k, key, value, err, errlen);
+}
+
+/* Before [bus] is checked: the community may be given in [controller] (where the controller
+ * used to take it) instead of [bus]; both must then agree. */
+static int controller_finish(void *ctx, const char *path, char *err, size_t errlen)
+{
+    cfg_ctx *x = ctx;
+    cfg_bus *b = x->bus;
+    if (!x->line)
+        return bad(err, errlen, "%s: no [controller] section", path);
+    if (x->community[0] && b->community[0] && strcmp(x->community, b->community) != 0)
+        return bad(err, errlen, "%s:%d: [controller] community '%s' differs from [bus] "
+                                "community '%s'",
+                   path, x->line, x->community, b->community);
+    if (x->community[0])
+        snprintf(b->community, sizeof b->community, "%s", x->community);
+    if (b->line && !b->community[0])
+        return bad(err, errlen, "%s:%d: community is required ([bus] community = NAME)", path,
+                   b->line);
+    return CFG_OK;
+}
+
+static int solana_key(void *ctx, const char *section, const char *key, const char *value,
+                      int line, char *err, size_t errlen)
+{
+    cfg_ctx *x = ctx;
+    if (strcmp(section, "solana") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (x->solana_line)
+            return bad(err, errlen, "[solana] given twice (first at line %d)", x->solana_line);
+        x->solana_line = line;
+        return CFG_OK;
+    }
+    ctl_settle_solana_config *s = &x->cfg->solana;
+    if (strcmp(key, "keypair") == 0 || strcmp(key, "wallets") == 0) {
+        char path[CTL_SOL_PATH_MAX];
+        if (path_key(x, key, value, path, sizeof path, err, errlen) != CFG_OK)
+            return CFG_E_BAD;
+        return ctl_settle_solana_key(s, key, path, err, errlen) ? CFG_OK : CFG_E_BAD;
+    }
+    return ctl_settle_solana_key(s, key, value, err, errlen) ? CFG_OK : CFG_E_BAD;
+}
+
+static int solana_finish(void *ctx, const char *path, char *err, size_t errlen)
+{
+    cfg_ctx *x = ctx;
+    char why[256];
+    if (x->cfg->solana.enabled && !x->cfg->settlement_key[0])
+        return bad(err, errlen, "%s:%d: [solana] needs settlement_key in [controller] (a block "
+                                "is settled in the ledger before it goes on chain)",
+                   path, x->solana_line);
+    if (!ctl_settle_solana_check(&x->cfg->solana, why, sizeof why))
+        return bad(err, errlen, "%s:%d: %s", path, x->solana_line, why);
+    return CFG_OK;
 }
 
 static void defaults(ctl_daemon_config *c, cfg_ctx *x)
@@ -196,9 +214,38 @@ static void defaults(ctl_daemon_config *c, cfg_ctx *x)
     c->meter_max_power_w = 100000;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = BUS_LOG_INFO;
-    snprintf(x->host, sizeof x->host, "127.0.0.1");
-    snprintf(x->client_id, sizeof x->client_id, "controller");
     x->speed = 1;
+}
+
+/* Loads the file into cfg (and b, which keeps the [bus] strings). 0, or 2 after printing why. */
+static int load(const char *path, ctl_daemon_config *cfg, cfg_ctx *x, cfg_bus *b)
+{
+    cfg_loader *l = cfg_loader_new();
+    if (!l) {
+        fprintf(stderr, "mgx controller: out of memory\n");
+        return CTL_EXIT_FAILURE;
+    }
+    x->loader = l;
+    x->bus = b;
+    char err[1024] = "";
+    int rc = CFG_E_NOMEM;
+    cfg_others others; /* a home's sections ([agent], [meter ...]...) may share the file */
+    /* controller_finish first: it may supply [bus] its community */
+    if (cfg_loader_add(l, controller_key, controller_finish, x) == CFG_OK &&
+        cfg_bus_add(l, b) == CFG_OK && cfg_loader_add(l, solana_key, solana_finish, x) == CFG_OK &&
+        cfg_others_add(l, CFG_DAEMON_CONTROLLER, &others) == CFG_OK)
+        rc = cfg_load(l, path, err, sizeof err);
+    cfg_loader_free(l);
+    x->loader = NULL;
+    if (rc == CFG_OK) {
+        snprintf(cfg->community, sizeof cfg->community, "%s", b->community);
+        if (cfg->params.feed_in_uc_per_kwh <= cfg->params.retail_uc_per_kwh)
+            return 0;
+        snprintf(err, sizeof err, "%s:%d: feed_in_uc_per_kwh is above retail_uc_per_kwh", path,
+                 x->line);
+    }
+    fprintf(stderr, "mgx controller: %s\n", err[0] ? err : "cannot load the config");
+    return CTL_EXIT_USAGE;
 }
 
 static volatile sig_atomic_t stop_flag;
@@ -249,50 +296,29 @@ int ctl_cmd_controller(int argc, char **argv)
         fputs(USAGE, stderr);
         return CTL_EXIT_USAGE;
     }
-    x.path = argv[optind];
-    int line = ini_parse(x.path, on_key, &x);
-    if (line < 0) {
-        fprintf(stderr, "mgx controller: %s: cannot read the file\n", x.path);
-        return CTL_EXIT_USAGE;
+    cfg_bus bus;
+    memset(&bus, 0, sizeof bus);
+    int lrc = load(argv[optind], &cfg, &x, &bus);
+    if (lrc != 0) {
+        cfg_bus_clear(&bus);
+        return lrc;
     }
-    if (line > 0) {
-        fprintf(stderr, "mgx controller: %s:%d: %s\n", x.path, line,
-                x.err[0] ? x.err : "syntax error");
-        return CTL_EXIT_USAGE;
-    }
-    if (!cfg.community[0]) {
-        fprintf(stderr, "mgx controller: %s: [controller] community is required\n", x.path);
-        return CTL_EXIT_USAGE;
-    }
-    if (cfg.params.feed_in_uc_per_kwh > cfg.params.retail_uc_per_kwh) {
-        fprintf(stderr, "mgx controller: %s: feed_in_uc_per_kwh is above retail_uc_per_kwh\n",
-                x.path);
-        return CTL_EXIT_USAGE;
-    }
-    char why[256];
-    if (!ctl_settle_solana_check(&cfg.solana, why, sizeof why)) {
-        fprintf(stderr, "mgx controller: %s: %s\n", x.path, why);
-        return CTL_EXIT_USAGE;
-    }
-    if (cfg.solana.enabled && !cfg.settlement_key[0]) {
-        fprintf(stderr, "mgx controller: %s: [solana] needs settlement_key in [controller] (a "
-                        "block is settled in the ledger before it goes on chain)\n", x.path);
-        return CTL_EXIT_USAGE;
-    }
+    int rc = CTL_EXIT_USAGE;
     if (db && strlen(db) >= sizeof cfg.db_path) {
         fprintf(stderr, "mgx controller: --db: path too long\n");
-        return CTL_EXIT_USAGE;
+        goto out;
     }
     if (db)
         snprintf(cfg.db_path, sizeof cfg.db_path, "%s", db);
     if (!cfg.db_path[0]) {
-        fprintf(stderr, "mgx controller: %s: no database: set [controller] db or --db\n", x.path);
-        return CTL_EXIT_USAGE;
+        fprintf(stderr, "mgx controller: %s: no database: set [controller] db or --db\n",
+                argv[optind]);
+        goto out;
     }
     if (speed && ctl_opt_int64(speed, 1, CTL_CLOCK_MAX_SPEED, &x.speed) != 0) {
         fprintf(stderr, "mgx controller: --clock-speed must be an integer in 1..%lld\n",
                 (long long)CTL_CLOCK_MAX_SPEED);
-        return CTL_EXIT_USAGE;
+        goto out;
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -302,19 +328,15 @@ int ctl_cmd_controller(int argc, char **argv)
     if (a && ctl_clock_parse_anchor(a, &cfg.clock) != CTL_IV_OK) {
         fprintf(stderr, "mgx controller: clock anchor '%s' is not REAL_S:SIM (e.g. "
                         "1717200000:2024-06-01T00:00:00Z)\n", a);
-        return CTL_EXIT_USAGE;
+        goto out;
     }
     cfg.log_level = verbose ? BUS_LOG_DEBUG : BUS_LOG_INFO;
-    bus_config *b = &cfg.bus;
-    b->host = x.host;
-    b->client_id = x.client_id;
-    b->community = cfg.community;
-    b->username = x.username[0] ? x.username : NULL;
-    b->password = x.password[0] ? x.password : NULL;
-    b->tls_ca = x.tls_ca[0] ? x.tls_ca : NULL;
-    b->tls_cert = x.tls_cert[0] ? x.tls_cert : NULL;
-    b->tls_key = x.tls_key[0] ? x.tls_key : NULL;
-    b->log_level = cfg.log_level;
+    cfg_bus_config(&bus, &cfg.bus);
+    if (!cfg.bus.client_id[0])
+        cfg.bus.client_id = "controller";
+    cfg.bus.log_level = cfg.log_level;
+    /* room for a burst's receipts (a batch is up to 1,024) and an interval's results */
+    cfg.bus.max_pending = 8192;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -324,7 +346,8 @@ int ctl_cmd_controller(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     stop_flag = 0;
-    int rc = ctl_daemon_run(&cfg, &stop_flag);
-    memset(x.password, 0, sizeof x.password);
-    return rc == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+    rc = ctl_daemon_run(&cfg, &stop_flag) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+out:
+    cfg_bus_clear(&bus); /* wipes the password */
+    return rc;
 }

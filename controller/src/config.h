@@ -127,7 +127,8 @@ int cfg_ha_add(cfg_loader *l, cfg_ha *h);
 /* ---- sections of the other daemon sharing a home's file ---- */
 typedef enum {
     CFG_DAEMON_METER = 1, /* mgx meter: [outbox], [homeassistant], [meter ID], [map NAME] */
-    CFG_DAEMON_AGENT = 2  /* mgx agent: [agent] */
+    CFG_DAEMON_AGENT = 2, /* mgx agent: [agent] */
+    CFG_DAEMON_CONTROLLER = 3 /* mgx controller (not a home daemon): skips both kinds */
 } cfg_daemon;
 
 typedef struct {

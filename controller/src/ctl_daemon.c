@@ -1,14 +1,17 @@
 /*
- * The controller daemon's loop (see ctl_daemon.h). The order path is: decode the JSON, then in
- * one store transaction look for a resend, run the admission rules (registry entry, clock,
- * history, signature) and store order and receipt; only after COMMIT is the receipt published.
+ * The controller daemon's loop (see ctl_daemon.h). The order path (ingest.h) takes every order
+ * the bus holds in one pass of the loop (at most a batch): each is decoded and pre-judged as it
+ * arrives and its signature goes to two verify workers; after the pass the batch is decided
+ * and stored in one store transaction, and only after COMMIT are the receipts published.
  * Clearing is driven by ctl_interval_due, so intervals are cleared in order, each exactly once
- * (the store's state row decides), however the clock jumps or the process restarts.
+ * (the store's state row decides), however the clock jumps or the process restarts; the orders
+ * taken before a clearing are always committed before it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ctl_daemon.h"
 
 #include "admit.h"
+#include "ingest.h"
 #include "order_msg.h"
 #include "payload.h"
 #include "registry.h"
@@ -24,6 +27,11 @@
 
 #define MAX_INFLIGHT_INTERVALS 256
 #define READING_BATCH_MAX 512
+#define INGEST_BATCH CTL_INGEST_BATCH_MAX /* orders per transaction */
+#define INGEST_THREADS 2                  /* signature workers: one per core of a small box */
+/* The loop's longest wait: a lone order's receipt leaves at most this long after it arrives
+ * (plus its commit), since bus_loop does not return early when a message comes. */
+#define IDLE_WAIT_MS 20
 
 typedef struct daemon daemon;
 
@@ -40,14 +48,14 @@ struct daemon {
     const ctl_daemon_config *cfg;
     ctl_store *store;
     bus_client *bus;
-    ctl_admit_params admit;
+    ctl_ingest *ingest;
     int64_t last_cleared;
     int republish;
     publication pubs[MAX_INFLIGHT_INTERVALS];
     ctl_settler *settler; /* NULL when settlement is off */
     uint64_t orders_in, receipts_out, readings_in, readings_bad;
-    /* readings decoded in this pass of the loop, stored in one transaction after it (or before
-     * an order, so the store sees everything in arrival order) */
+    /* readings decoded in this pass of the loop, stored in one transaction after it (and before
+     * the orders that came after them, so the store sees everything in arrival order) */
     mtr_sample batch[READING_BATCH_MAX];
     size_t n_batch;
 };
@@ -89,52 +97,10 @@ static void flush_readings(daemon *d);
 
 /* ---- orders ---- */
 
-typedef struct {
-    daemon *d;
-    const ctl_order_msg *m;
-    const char *topic_participant;
-    int64_t now_ms;
-    ctl_admit_result r;
-    int decided;
-} order_ctx;
-
-static int decide(ctl_order_rec *o, const ctl_order_history *h, void *arg)
-{
-    order_ctx *x = arg;
-    ctl_participant entry;
-    int found = ctl_registry_lookup(ctl_store_db(x->d->store), x->m->participant, &entry);
-    if (found != CTL_REG_OK && found != CTL_REG_E_NOT_FOUND)
-        return -1; /* the database failed: abort, the home resends */
-    ctl_admit_history ah = {h->nonce_seen ? CTL_NONCE_OTHER : CTL_NONCE_NEW, h->has_current,
-                            h->current_created_ms};
-    ctl_admit_verdict v = ctl_admit(&x->d->admit, x->now_ms, x->topic_participant, x->m,
-                                    found == CTL_REG_OK ? &entry : NULL, &ah, &x->r);
-    x->decided = 1;
-    int accept = v == CTL_ADMIT_ACCEPT || v == CTL_ADMIT_REPLACE;
-    o->status = accept ? CTL_ORDER_ACCEPTED : CTL_ORDER_REJECTED;
-    snprintf(o->reason, sizeof o->reason, "%s", ctl_reason_name(x->r.reason));
-    return 0;
-}
-
-static int make_receipt(const ctl_order_rec *o, char *buf, size_t cap, void *arg)
-{
-    order_ctx *x = arg;
-    int code = ctl_reason_parse(o->reason);
-    if (code < 0)
-        code = CTL_R_INTERNAL;
-    /* the store may have overruled the admission rules (interval cleared meanwhile) */
-    const char *detail = x->decided && code == x->r.reason ? x->r.detail : NULL;
-    if (!detail && code == CTL_R_GATE_CLOSED)
-        detail = "interval already cleared";
-    ctl_receipt r;
-    ctl_receipt_for(&r, x->m, code, detail, x->now_ms);
-    return ctl_receipt_to_json(&r, buf, cap, NULL) == CTL_R_OK ? 0 : -1;
-}
-
 static void publish_receipt(daemon *d, const char *participant, const char *body)
 {
     char topic[BUS_TOPIC_MAX];
-    if (bus_topic_receipt(topic, sizeof topic, d->cfg->community, participant) != BUS_OK)
+    if (!body[0] || bus_topic_receipt(topic, sizeof topic, d->cfg->community, participant) != BUS_OK)
         return;
     int rc = bus_publish(d->bus, topic, body, strlen(body), 1, false, NULL, NULL);
     if (rc != BUS_OK)
@@ -144,71 +110,62 @@ static void publish_receipt(daemon *d, const char *participant, const char *body
         d->receipts_out++;
 }
 
-/* A receipt that is not stored: the controller could not decide (the home resends). */
-static void publish_unstored(daemon *d, const char *participant, const ctl_order_msg *m,
-                             int reason, const char *detail, int64_t now)
+/* One order's fate, after its batch's COMMIT: log it and publish its receipt. */
+static void on_outcome(void *ctx, const ctl_ingest_outcome *o)
 {
-    ctl_receipt r;
-    char body[CTL_RECEIPT_JSON_MAX];
-    ctl_receipt_for(&r, m, reason, detail, now);
-    if (ctl_receipt_to_json(&r, body, sizeof body, NULL) == CTL_R_OK)
-        publish_receipt(d, participant, body);
+    daemon *d = ctx;
+    if (!o->stored)
+        logf_(d, BUS_LOG_ERROR, "order of %s not stored; told to resend", o->topic_participant);
+    else if (!o->decoded)
+        logf_(d, BUS_LOG_INFO, "order on order/%s rejected: %s (%s)", o->topic_participant,
+              ctl_reason_name(o->reason), o->detail);
+    else
+        logf_(d, BUS_LOG_DEBUG, "order %s interval %lld: %s%s", o->msg->participant,
+              (long long)o->msg->interval_id, o->duplicate ? "resend of " : "",
+              ctl_reason_name(o->reason));
+    publish_receipt(d, o->topic_participant, o->receipt);
+}
+
+/* Commits the orders taken so far in one transaction and publishes their receipts. Readings
+ * that came before them are stored first, so the store sees everything in arrival order. */
+static void flush_orders(daemon *d)
+{
+    flush_readings(d);
+    size_t n = ctl_ingest_pending(d->ingest);
+    if (n == 0)
+        return;
+    int64_t t0 = real_ms();
+    int rc = ctl_ingest_flush(d->ingest);
+    if (rc != CTL_ST_OK)
+        logf_(d, BUS_LOG_ERROR, "%zu orders not stored: %s (%s); their homes resend", n,
+              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+    else
+        logf_(d, BUS_LOG_DEBUG, "%zu orders committed in %lld ms", n,
+              (long long)(real_ms() - t0));
 }
 
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
-    flush_readings(d);
+    if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH)
+        flush_orders(d); /* a full batch goes now, from inside the bus callback */
     d->orders_in++;
-    int64_t now = now_ms(d);
-    ctl_order_msg m;
-    memset(&m, 0, sizeof m);
-    char detail[CTL_DETAIL_MAX] = "";
-    int rc = ctl_order_from_json(msg->payload, msg->len, &m, detail, sizeof detail);
-    ctl_order_rec o;
-    memset(&o, 0, sizeof o);
-    o.received_ms = now;
-    order_ctx x = {d, &m, topic_participant, now, {0}, 0};
-    uint8_t enc[CTL_ORDER_ENC_MAX + CTL_ORDER_SIG_BYTES];
-    size_t enc_len = 0;
-    if (rc == CTL_R_OK && ctl_order_encode(&m, enc, &enc_len) != CTL_R_OK)
-        rc = CTL_R_MALFORMED;
-    if (rc != CTL_R_OK) {
-        /* kept as evidence under the topic's participant; it claims no nonce */
-        snprintf(o.participant, sizeof o.participant, "%s", topic_participant);
-        o.status = CTL_ORDER_REJECTED;
-        snprintf(o.reason, sizeof o.reason, "%s", ctl_reason_name(rc));
-        x.r.reason = rc;
-        snprintf(x.r.detail, sizeof x.r.detail, "%s", detail);
-        x.decided = 1;
-        logf_(d, BUS_LOG_INFO, "order on order/%s rejected: %s (%s)", topic_participant,
-              ctl_reason_name(rc), detail);
-    } else {
-        memcpy(enc + enc_len, m.sig, CTL_ORDER_SIG_BYTES);
-        enc_len += CTL_ORDER_SIG_BYTES;
-        snprintf(o.participant, sizeof o.participant, "%s", m.participant);
-        memcpy(o.nonce, m.nonce, CTL_NONCE_BYTES);
-        o.interval_id = m.interval_id;
-        o.created_ms = m.created_ms;
-        o.side = m.side;
-        o.n_steps = m.n_steps;
-        memcpy(o.steps, m.steps, sizeof o.steps);
-        o.signed_msg = enc;
-        o.signed_len = enc_len;
+    int rc = ctl_ingest_add(d->ingest, topic_participant, msg->payload, msg->len, now_ms(d));
+    if (rc != CTL_INGEST_OK) /* cannot happen with the flush above; the home resends */
+        logf_(d, BUS_LOG_ERROR, "order on order/%s dropped: %s", topic_participant,
+              ctl_ingest_strerror(rc));
+}
+
+/* Reads what the bus holds right now, pass after pass, while orders keep coming, up to a batch:
+ * the orders of a burst are committed together. Bounded, so clearing is never starved. */
+static void drain_orders(daemon *d)
+{
+    uint64_t start = d->orders_in;
+    while (ctl_ingest_pending(d->ingest) > 0 && d->orders_in - start < INGEST_BATCH) {
+        uint64_t before = d->orders_in;
+        bus_loop(d->bus, 0);
+        if (d->orders_in == before)
+            break;
     }
-    char receipt[CTL_RECEIPT_MAX];
-    int dup = 0;
-    int src = ctl_store_put_order(d->store, &o, rc == CTL_R_OK ? decide : NULL, make_receipt, &x,
-                                  receipt, sizeof receipt, &dup);
-    if (src != CTL_ST_OK) {
-        logf_(d, BUS_LOG_ERROR, "order of %s not stored: %s (%s)", topic_participant,
-              ctl_store_strerror(src), ctl_store_errmsg(d->store));
-        publish_unstored(d, topic_participant, &m, CTL_R_INTERNAL, "not stored; resend", now);
-        return;
-    }
-    if (rc == CTL_R_OK)
-        logf_(d, BUS_LOG_DEBUG, "order %s interval %lld: %s%s", m.participant,
-              (long long)m.interval_id, dup ? "resend of " : "", o.reason);
-    publish_receipt(d, topic_participant, receipt);
 }
 
 /* ---- readings ---- */
@@ -537,7 +494,8 @@ static void settle_due(daemon *d)
     ctl_settler_solana(d->settler, real_ms());
 }
 
-/* How long bus_loop may wait: until the next gate closure in real time, within 1..100 ms. */
+/* How long bus_loop may wait: until the next gate closure in real time, within
+ * 1..IDLE_WAIT_MS. */
 static int wait_ms(const daemon *d)
 {
     const ctl_interval_rules *r = &d->cfg->rules;
@@ -545,7 +503,7 @@ static int wait_ms(const daemon *d)
     int64_t next = ctl_interval_first_open(floor_div(now, 1000), r);
     int64_t gate_real = ctl_clock_real_ms(&d->cfg->clock, ctl_interval_gate(next, r) * 1000);
     int64_t w = gate_real - real_ms();
-    return w < 1 ? 1 : w > 100 ? 100 : (int)w;
+    return w < 1 ? 1 : w > IDLE_WAIT_MS ? IDLE_WAIT_MS : (int)w;
 }
 
 int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
@@ -568,9 +526,14 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         logf_(d, BUS_LOG_ERROR, "registry: %s", ctl_registry_strerror(rc));
         goto out;
     }
-    d->admit = (ctl_admit_params){cfg->community, (uint32_t)cfg->rules.length_s,
-                                  cfg->rules.gate_closure_s,
-                                  cfg->rules.max_ahead < 1 ? 1 : cfg->rules.max_ahead};
+    ctl_ingest_config ic = {{cfg->community, (uint32_t)cfg->rules.length_s,
+                             cfg->rules.gate_closure_s,
+                             cfg->rules.max_ahead < 1 ? 1 : cfg->rules.max_ahead},
+                            INGEST_THREADS, INGEST_BATCH, on_outcome, d};
+    if ((rc = ctl_ingest_new(&ic, d->store, &d->ingest)) != CTL_INGEST_OK) {
+        logf_(d, BUS_LOG_ERROR, "order intake: %s", ctl_ingest_strerror(rc));
+        goto out;
+    }
     if (ctl_store_last_cleared(d->store, &d->last_cleared) != CTL_ST_OK)
         goto out;
     if (settle_setup(d) != 0)
@@ -603,20 +566,26 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     }
     while (!*stop) {
         bus_loop(d->bus, wait_ms(d));
-        flush_readings(d);
+        drain_orders(d);
+        flush_orders(d); /* before clearing: every order taken so far counts */
         clear_due(d);
         if (d->republish && bus_connected(d->bus))
             republish(d);
         settle_due(d);
     }
-    flush_readings(d);
+    flush_orders(d);
+    ctl_ingest_stats st;
+    ctl_ingest_get_stats(d->ingest, &st);
     logf_(d, BUS_LOG_INFO,
-          "stopping: %llu orders, %llu receipts, %llu readings stored, %llu rejected",
-          (unsigned long long)d->orders_in, (unsigned long long)d->receipts_out,
+          "stopping: %llu orders in %llu batches (largest %zu), %llu receipts, %llu readings "
+          "stored, %llu rejected",
+          (unsigned long long)d->orders_in, (unsigned long long)st.batches, st.largest_batch,
+          (unsigned long long)d->receipts_out,
           (unsigned long long)d->readings_in, (unsigned long long)d->readings_bad);
     bus_stop(d->bus, 2000);
     status = 0;
 out:
+    ctl_ingest_free(d->ingest);
     bus_free(d->bus);
     ctl_settler_free(d->settler);
     ctl_store_free(d->store);

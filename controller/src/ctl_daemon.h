@@ -6,7 +6,8 @@
  * gate closed while it was down and re-publishes whatever was not marked published.
  *
  * One thread: the bus callbacks run inside bus_loop on the daemon's thread, so the store is only
- * ever used from that thread.
+ * ever used from that thread. The order intake's two signature workers (ingest.h) touch neither
+ * the store nor the bus.
  */
 #ifndef MGX_CTL_DAEMON_H
 #define MGX_CTL_DAEMON_H

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char SCHEMA[] =
@@ -230,6 +231,50 @@ static int lookup_by(sqlite3 *db, const char *sql, const char *key, ctl_particip
              : step == SQLITE_DONE ? CTL_REG_E_NOT_FOUND
                                    : CTL_REG_E_DB;
     sqlite3_finalize(st);
+    return rc;
+}
+
+struct ctl_registry_reader {
+    sqlite3 *db;
+    sqlite3_stmt *by_id; /* prepared on first use */
+};
+
+int ctl_registry_reader_new(sqlite3 *db, ctl_registry_reader **out)
+{
+    if (!db || !out)
+        return CTL_REG_E_INVAL;
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return CTL_REG_E_DB;
+    (*out)->db = db;
+    return CTL_REG_OK;
+}
+
+void ctl_registry_reader_free(ctl_registry_reader *r)
+{
+    if (!r)
+        return;
+    sqlite3_finalize(r->by_id);
+    free(r);
+}
+
+int ctl_registry_reader_lookup(ctl_registry_reader *r, const char *id, ctl_participant *out)
+{
+    if (!r || !ctl_id_valid(id) || !out)
+        return CTL_REG_E_INVAL;
+    if (!r->by_id &&
+        sqlite3_prepare_v3(r->db,
+                           "SELECT id, pubkey, meter_id, role, added_s FROM participants "
+                           "WHERE id = ?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &r->by_id, NULL) != SQLITE_OK)
+        return CTL_REG_E_DB;
+    sqlite3_bind_text(r->by_id, 1, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(r->by_id);
+    int rc = step == SQLITE_ROW    ? read_row(r->by_id, out)
+             : step == SQLITE_DONE ? CTL_REG_E_NOT_FOUND
+                                   : CTL_REG_E_DB;
+    sqlite3_reset(r->by_id); /* ends the read: no snapshot is held between lookups */
+    sqlite3_clear_bindings(r->by_id);
     return rc;
 }
 

@@ -1,8 +1,9 @@
 /*
  * The controller's SQLite store (see store.h for the guarantees). Every write function is one
  * BEGIN IMMEDIATE ... COMMIT with a rollback on any failure, so a crash or a failed statement
- * never leaves half a step behind. Statements are prepared per call: the store is not on a hot
- * path except clearing, which is one transaction per interval.
+ * never leaves half a step behind. Statements are prepared per call, except on the order path,
+ * which runs once per order (many per transaction when orders come in batches) and keeps its
+ * statements prepared.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "store.h"
@@ -13,12 +14,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The order path runs these statements for every order, hundreds of times per transaction when
+ * orders come in batches: they are prepared once per connection (SQLITE_PREPARE_PERSISTENT) and
+ * reset after each use, so a statement never holds a read snapshot between calls. */
+enum {
+    Q_BY_NONCE,
+    Q_CURRENT,
+    Q_STATE,
+    Q_MARKET_ID,
+    Q_HAS_REGISTRY,
+    Q_NUMBER_ALL,
+    Q_SUPERSEDE,
+    Q_MARKET_ID_ADD,
+    Q_ORDER_ADD,
+    Q_STEP_ADD,
+    Q_RECEIPT_ADD,
+    Q_COUNT
+};
+
 struct ctl_store {
     sqlite3 *db;
     int64_t first_interval;
     int64_t interval_s;
     mkt_clearing *clearing;
     size_t clearing_cap;
+    sqlite3_stmt *q[Q_COUNT]; /* the order path's statements, prepared on first use */
 };
 
 static const char SCHEMA[] =
@@ -43,6 +63,10 @@ static const char SCHEMA[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS orders_nonce ON orders(participant, nonce) "
     "  WHERE status = 1;"
     "CREATE INDEX IF NOT EXISTS orders_by_interval ON orders(interval_id, status, superseded);"
+    /* a participant's current order for an interval, looked up for every order that comes in:
+     * without it the lookup scans the interval's whole book (quadratic in the homes) */
+    "CREATE INDEX IF NOT EXISTS orders_by_participant ON orders(participant, interval_id, "
+    "status, superseded);"
     "CREATE TABLE IF NOT EXISTS order_steps("
     "  order_id INTEGER NOT NULL REFERENCES orders(order_id), step INTEGER NOT NULL,"
     "  energy_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
@@ -258,15 +282,19 @@ int ctl_store_open(const char *path, const ctl_store_identity *id, ctl_store **o
         return CTL_ST_E_NOMEM;
     s->interval_s = id->interval_s;
     int rc = CTL_ST_E_DB;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    /* one thread at a time (store.h): no per-call mutex, which the order path would pay for
+     * every bind and step */
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         set_err(err, err_len, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
         goto out;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    /* WAL + FULL: a committed transaction survives power loss; readers never block the writer */
+    /* WAL + FULL: a committed transaction survives power loss; readers never block the writer.
+     * A 32 MiB page cache keeps the order indexes in memory (SQLite's default 2 MB means a read
+     * syscall for most index lookups once a few thousand orders are stored). */
     if ((rc = exec(s, "PRAGMA journal_mode=WAL")) || (rc = exec(s, "PRAGMA synchronous=FULL")) ||
-        (rc = exec(s, "PRAGMA foreign_keys=ON"))) {
+        (rc = exec(s, "PRAGMA foreign_keys=ON")) || (rc = exec(s, "PRAGMA cache_size=-32768"))) {
         set_err(err, err_len, "%s: %s", path, sqlite3_errmsg(s->db));
         goto out;
     }
@@ -286,6 +314,8 @@ void ctl_store_free(ctl_store *s)
 {
     if (!s)
         return;
+    for (size_t i = 0; i < sizeof s->q / sizeof s->q[0]; i++)
+        sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
     mkt_clearing_free(s->clearing);
     free(s);
@@ -386,14 +416,70 @@ int ctl_store_readings(ctl_store *s, const char *meter_id, int64_t from_ms, int6
 
 /* ---- orders ---- */
 
+static const char *const Q_SQL[Q_COUNT] = {
+    [Q_BY_NONCE] = "SELECT r.body, o.signed FROM orders o JOIN receipts r USING(order_id) "
+                   "WHERE o.participant = ?1 AND o.nonce = ?2 AND o.status = 1",
+    [Q_CURRENT] = "SELECT max(created_ms) FROM orders WHERE participant = ?1 AND "
+                  "interval_id = ?2 AND status = 1 AND superseded = 0",
+    [Q_STATE] = "SELECT state FROM intervals WHERE interval_id = ?1",
+    [Q_MARKET_ID] = "SELECT market_id FROM market_ids WHERE participant = ?1",
+    [Q_HAS_REGISTRY] = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                       "name = 'participants'",
+    [Q_NUMBER_ALL] = "INSERT OR IGNORE INTO market_ids(participant) "
+                     "SELECT id FROM participants ORDER BY id",
+    [Q_SUPERSEDE] = "UPDATE orders SET superseded = 1 WHERE participant = ?1 AND "
+                    "interval_id = ?2 AND status = 1 AND superseded = 0",
+    [Q_MARKET_ID_ADD] = "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)",
+    [Q_ORDER_ADD] = "INSERT INTO orders(participant, nonce, interval_id, created_ms, side, "
+                    "signed, received_ms, status, reason) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+    [Q_STEP_ADD] = "INSERT INTO order_steps VALUES(?1,?2,?3,?4)",
+    [Q_RECEIPT_ADD] = "INSERT INTO receipts VALUES(?1, ?2)",
+};
+
+/* The cached statement q, ready to bind, or NULL (db_code says why). */
+static sqlite3_stmt *cached(ctl_store *s, int q)
+{
+    if (!s->q[q] && sqlite3_prepare_v3(s->db, Q_SQL[q], -1, SQLITE_PREPARE_PERSISTENT, &s->q[q],
+                                       NULL) != SQLITE_OK)
+        return NULL;
+    return s->q[q];
+}
+
+/* Ends a use of a cached statement; returns rc unchanged. */
+static int release(sqlite3_stmt *st, int rc)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* Steps a cached statement that returns no row. */
+static int run_cached(ctl_store *s, sqlite3_stmt *st)
+{
+    if (!st)
+        return db_code(s->db);
+    int out = sqlite3_step(st) == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
+    return release(st, out);
+}
+
+/* Steps a cached single-integer query; *found = 0 when there is no row or it is NULL. */
+static int query_cached(ctl_store *s, sqlite3_stmt *st, int64_t *v, int *found)
+{
+    if (!st)
+        return db_code(s->db);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (*found)
+        *v = sqlite3_column_int64(st, 0);
+    return release(st, rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db));
+}
+
 /* The stored receipt and signed bytes of the participant's accepted order with this nonce. */
 static int accepted_by_nonce(ctl_store *s, const char *participant, const uint8_t *nonce,
                              const uint8_t *signed_msg, size_t signed_len, char *receipt,
                              size_t cap, int *found, int *same)
 {
-    sqlite3_stmt *st = prep(s, "SELECT r.body, o.signed FROM orders o JOIN receipts r "
-                               "USING(order_id) WHERE o.participant = ?1 AND o.nonce = ?2 AND "
-                               "o.status = 1");
+    sqlite3_stmt *st = cached(s, Q_BY_NONCE);
     if (!st)
         return db_code(s->db);
     sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
@@ -409,8 +495,7 @@ static int accepted_by_nonce(ctl_store *s, const char *participant, const uint8_
             *same = n == signed_len && (n == 0 || memcmp(b, signed_msg, n) == 0);
         }
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
+    return release(st, rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db));
 }
 
 int ctl_store_receipt(ctl_store *s, const char *participant,
@@ -456,8 +541,10 @@ static int recheck(ctl_store *s, ctl_order_rec *o, const ctl_order_history *h)
         reject(o, "replay");
         return CTL_ST_OK;
     }
-    if ((rc = query_int(s, "SELECT state FROM intervals WHERE interval_id = ?1", NULL,
-                        o->interval_id, &v, &found)))
+    sqlite3_stmt *st = cached(s, Q_STATE);
+    if (st)
+        sqlite3_bind_int64(st, 1, o->interval_id);
+    if ((rc = query_cached(s, st, &v, &found)))
         return rc;
     if ((found && v == CTL_STATE_CLEARED) || o->interval_id < s->first_interval)
         reject(o, "gate_closed");
@@ -470,19 +557,15 @@ static int history(ctl_store *s, const ctl_order_rec *o, int nonce_used, ctl_ord
 {
     memset(h, 0, sizeof *h);
     h->nonce_seen = nonce_used ? 2 : 0;
-    sqlite3_stmt *st = prep(s, "SELECT max(created_ms) FROM orders WHERE participant = ?1 AND "
-                               "interval_id = ?2 AND status = 1 AND superseded = 0");
-    if (!st)
-        return db_code(s->db);
-    sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, o->interval_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-        h->has_current = 1;
-        h->current_created_ms = sqlite3_column_int64(st, 0);
+    sqlite3_stmt *st = cached(s, Q_CURRENT);
+    if (st) {
+        sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, o->interval_id);
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
+    int found = 0;
+    int rc = query_cached(s, st, &h->current_created_ms, &found);
+    h->has_current = found;
+    return rc;
 }
 
 /* Market numbers decide ties (docs/market-rules.md: the lowest number wins a leftover Wh), so
@@ -491,45 +574,45 @@ static int history(ctl_store *s, const ctl_order_rec *o, int nonce_used, ctl_ord
  * numbered first, in byte order of its id: with a registry filled before trading starts the
  * numbers follow the ids, and a later registration only appends. Without a registry table
  * (the store on its own) numbers follow the first accepted order. */
-static int number_participants(ctl_store *s, const char *participant)
+static int number_participants(ctl_store *s, const char *participant, int *numbered)
 {
-    int64_t v;
-    int found, rc;
-    if ((rc = query_int(s, "SELECT market_id FROM market_ids WHERE participant = ?1",
-                        participant, 1, &v, &found)) || found)
+    int64_t v = 0;
+    int rc;
+    sqlite3_stmt *st = cached(s, Q_MARKET_ID);
+    if (st)
+        sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
+    int found;
+    if ((rc = query_cached(s, st, &v, numbered)) || *numbered)
         return rc;
-    if ((rc = query_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                           "name = 'participants'", NULL, 0, &v, &found)) || v == 0)
+    if ((rc = query_cached(s, cached(s, Q_HAS_REGISTRY), &v, &found)) || v == 0)
         return rc;
-    return run(s, prep(s, "INSERT OR IGNORE INTO market_ids(participant) "
-                          "SELECT id FROM participants ORDER BY id"));
+    return run_cached(s, cached(s, Q_NUMBER_ALL));
 }
 
-static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
+/* Writes the order; h is its history read in the same transaction. */
+static int insert_order(ctl_store *s, const ctl_order_rec *o, const ctl_order_history *h,
+                        int64_t *order_id)
 {
     int rc;
     sqlite3_stmt *st;
     if (o->status == CTL_ORDER_ACCEPTED) {
-        /* only the newest accepted order of a participant counts in an interval */
-        st = prep(s, "UPDATE orders SET superseded = 1 WHERE participant = ?1 AND "
-                     "interval_id = ?2 AND status = 1 AND superseded = 0");
-        if (st) {
+        /* only the newest accepted order of a participant counts in an interval (the history
+         * says whether there is one to supersede) */
+        if (h->has_current && (st = cached(s, Q_SUPERSEDE))) {
             sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 2, o->interval_id);
         }
-        if ((rc = run(s, st)))
+        if (h->has_current && (rc = run_cached(s, st)))
             return rc;
-        if ((rc = number_participants(s, o->participant)))
+        int numbered = 0;
+        if ((rc = number_participants(s, o->participant, &numbered)))
             return rc;
-        st = prep(s, "INSERT OR IGNORE INTO market_ids(participant) VALUES(?1)");
-        if (st)
+        if (!numbered && (st = cached(s, Q_MARKET_ID_ADD)))
             sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
-        if ((rc = run(s, st)))
+        if (!numbered && (rc = run_cached(s, st)))
             return rc;
     }
-    st = prep(s, "INSERT INTO orders(participant, nonce, interval_id, created_ms, side, signed, "
-                 "received_ms, status, reason) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)");
-    if (st) {
+    if ((st = cached(s, Q_ORDER_ADD))) {
         sqlite3_bind_text(st, 1, o->participant, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 2, o->nonce, CTL_NONCE_BYTES, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, o->interval_id);
@@ -541,18 +624,17 @@ static int insert_order(ctl_store *s, const ctl_order_rec *o, int64_t *order_id)
         sqlite3_bind_int(st, 8, (int)o->status);
         sqlite3_bind_text(st, 9, o->reason, -1, SQLITE_STATIC);
     }
-    if ((rc = run(s, st)))
+    if ((rc = run_cached(s, st)))
         return rc;
     *order_id = sqlite3_last_insert_rowid(s->db);
     for (uint32_t i = 0; i < o->n_steps; i++) {
-        st = prep(s, "INSERT INTO order_steps VALUES(?1,?2,?3,?4)");
-        if (st) {
+        if ((st = cached(s, Q_STEP_ADD))) {
             sqlite3_bind_int64(st, 1, *order_id);
             sqlite3_bind_int(st, 2, (int)i);
             sqlite3_bind_int64(st, 3, o->steps[i].energy_wh);
             sqlite3_bind_int64(st, 4, o->steps[i].price_uc_per_kwh);
         }
-        if ((rc = run(s, st)))
+        if ((rc = run_cached(s, st)))
             return rc;
     }
     return CTL_ST_OK;
@@ -572,6 +654,51 @@ static int order_valid(const ctl_order_rec *o)
     return 1;
 }
 
+/* One order inside an open transaction: the whole rule of ctl_store_put_order. Every check that
+ * can refuse the order (CTL_ST_E_INVAL) runs before the first write, so a refused order leaves
+ * the transaction as it was and the others of a batch go on; any other error is the
+ * database's and fails the whole transaction. On success receipt holds the receipt text. */
+static int put_one(ctl_store *s, ctl_order_rec *o, ctl_decide_fn decide,
+                   ctl_receipt_fn make_receipt, void *ctx, char *receipt, size_t cap,
+                   int *duplicate)
+{
+    *duplicate = 0;
+    int rc, found = 0, same = 0;
+    if (o->participant[0] &&
+        (rc = accepted_by_nonce(s, o->participant, o->nonce, o->signed_msg, o->signed_len,
+                                receipt, cap, &found, &same)))
+        return rc;
+    if (found && same) {
+        *duplicate = 1;
+        return CTL_ST_OK;
+    }
+    ctl_order_history h;
+    if ((rc = history(s, o, found, &h)))
+        return rc;
+    if (decide && decide(o, &h, ctx))
+        return CTL_ST_E_INVAL;
+    if (o->status == CTL_ORDER_ACCEPTED && (rc = recheck(s, o, &h)))
+        return rc;
+    if (!order_valid(o))
+        return CTL_ST_E_INVAL;
+    char body[CTL_RECEIPT_MAX];
+    body[0] = '\0';
+    if (make_receipt(o, body, sizeof body, ctx) || !memchr(body, '\0', sizeof body))
+        return CTL_ST_E_INVAL;
+    int64_t order_id;
+    if ((rc = insert_order(s, o, &h, &order_id)))
+        return rc;
+    sqlite3_stmt *st = cached(s, Q_RECEIPT_ADD);
+    if (st) {
+        sqlite3_bind_int64(st, 1, order_id);
+        sqlite3_bind_text(st, 2, body, -1, SQLITE_STATIC);
+    }
+    if ((rc = run_cached(s, st)))
+        return rc;
+    snprintf(receipt, cap, "%s", body);
+    return CTL_ST_OK;
+}
+
 int ctl_store_put_order(ctl_store *s, ctl_order_rec *o, ctl_decide_fn decide,
                         ctl_receipt_fn make_receipt, void *ctx, char *receipt, size_t cap,
                         int *duplicate)
@@ -579,43 +706,43 @@ int ctl_store_put_order(ctl_store *s, ctl_order_rec *o, ctl_decide_fn decide,
     if (!s || !o || !make_receipt || !receipt || cap == 0 || !duplicate || !order_valid(o))
         return CTL_ST_E_INVAL;
     *duplicate = 0;
-    int rc = begin(s), found = 0, same = 0;
+    int rc = begin(s);
     if (rc)
         return rc;
-    if (o->participant[0] &&
-        (rc = accepted_by_nonce(s, o->participant, o->nonce, o->signed_msg, o->signed_len,
-                                receipt, cap, &found, &same)))
-        return finish(s, rc);
-    if (found && same) {
-        *duplicate = 1;
-        return finish(s, CTL_ST_OK);
-    }
-    ctl_order_history h;
-    if ((rc = history(s, o, found, &h)))
-        return finish(s, rc);
-    if (decide && decide(o, &h, ctx))
-        return finish(s, CTL_ST_E_INVAL);
-    if (o->status == CTL_ORDER_ACCEPTED && (rc = recheck(s, o, &h)))
-        return finish(s, rc);
-    if (!order_valid(o))
-        return finish(s, CTL_ST_E_INVAL);
-    int64_t order_id;
-    if ((rc = insert_order(s, o, &order_id)))
-        return finish(s, rc);
     char body[CTL_RECEIPT_MAX];
-    body[0] = '\0';
-    if (make_receipt(o, body, sizeof body, ctx) || !memchr(body, '\0', sizeof body))
-        return finish(s, CTL_ST_E_INVAL);
-    sqlite3_stmt *st = prep(s, "INSERT INTO receipts VALUES(?1, ?2)");
-    if (st) {
-        sqlite3_bind_int64(st, 1, order_id);
-        sqlite3_bind_text(st, 2, body, -1, SQLITE_STATIC);
-    }
-    if ((rc = run(s, st)))
-        return finish(s, rc);
-    rc = finish(s, CTL_ST_OK);
+    rc = put_one(s, o, decide, make_receipt, ctx, body, sizeof body, duplicate);
+    rc = finish(s, rc);
     if (rc == CTL_ST_OK)
         snprintf(receipt, cap, "%s", body);
+    return rc;
+}
+
+int ctl_store_put_orders(ctl_store *s, ctl_order_item *items, size_t n, ctl_decide_fn decide,
+                         ctl_receipt_fn make_receipt)
+{
+    if (!s || (!items && n) || !make_receipt || n > CTL_STORE_ORDERS_MAX)
+        return CTL_ST_E_INVAL;
+    if (n == 0)
+        return CTL_ST_OK;
+    int rc = begin(s);
+    if (rc == CTL_ST_OK) {
+        for (size_t i = 0; i < n && rc == CTL_ST_OK; i++) {
+            ctl_order_item *it = &items[i];
+            it->duplicate = 0;
+            it->result = order_valid(&it->rec)
+                             ? put_one(s, &it->rec, decide, make_receipt, it->ctx, it->receipt,
+                                       sizeof it->receipt, &it->duplicate)
+                             : CTL_ST_E_INVAL;
+            if (it->result != CTL_ST_OK && it->result != CTL_ST_E_INVAL)
+                rc = it->result; /* the database failed: nothing of the batch stays */
+        }
+        rc = finish(s, rc);
+    }
+    if (rc != CTL_ST_OK)
+        for (size_t i = 0; i < n; i++) {
+            items[i].result = rc;
+            items[i].duplicate = 0;
+        }
     return rc;
 }
 

@@ -6,9 +6,10 @@
  * Crash safety is the point of this module. The database runs in WAL mode with
  * synchronous=FULL, and every write is one BEGIN IMMEDIATE transaction, so a kill at any
  * moment leaves either all of a step or none of it:
- *  - an order and its receipt are committed together, before the receipt is published, so an
- *    order a home holds a receipt for is never lost; (participant, nonce) is unique, so a
- *    resent order gets its first receipt back and never counts twice;
+ *  - an order and its receipt are committed together (with the other orders of its batch,
+ *    ctl_store_put_orders), before the receipt is published, so an order a home holds a
+ *    receipt for is never lost; (participant, nonce) is unique, so a resent order gets its
+ *    first receipt back and never counts twice;
  *  - clearing an interval reads its accepted orders, runs mkt_clear and writes the result,
  *    trades and state=cleared in one transaction; the state row makes it happen exactly once;
  *  - publishing happens after the commit and is marked done afterwards, so a restart
@@ -141,6 +142,32 @@ typedef int (*ctl_receipt_fn)(const ctl_order_rec *o, char *buf, size_t cap, voi
 int ctl_store_put_order(ctl_store *s, ctl_order_rec *o, ctl_decide_fn decide,
                         ctl_receipt_fn make_receipt, void *ctx, char *receipt, size_t cap,
                         int *duplicate);
+
+/* One order of a batch (ctl_store_put_orders). rec and ctx are the caller's input; the rest is
+ * the outcome. */
+typedef struct {
+    ctl_order_rec rec;             /* in: the order; out: status and reason as decided */
+    void *ctx;                     /* this order's ctx for decide and make_receipt */
+    int result;                    /* out: CTL_ST_OK stored (or a resend answered), CTL_ST_E_INVAL
+                                      refused by the bounds or a callback (nothing stored for it),
+                                      or the batch's error */
+    int duplicate;                 /* out: as ctl_store_put_order's *duplicate */
+    char receipt[CTL_RECEIPT_MAX]; /* out: the receipt to publish, when result is CTL_ST_OK */
+} ctl_order_item;
+
+#define CTL_STORE_ORDERS_MAX 4096
+
+/* Group commit: records n orders (at most CTL_STORE_ORDERS_MAX) in ONE BEGIN IMMEDIATE
+ * transaction, deciding each exactly as ctl_store_put_order would if they came one after the
+ * other in array order (an order sees every earlier order of the batch: a resend of an order
+ * earlier in the batch is a duplicate, a reused nonce a replay, an older order superseded).
+ * decide may be NULL; each call gets its item's ctx. An order refused by the bounds or by a
+ * callback gets result CTL_ST_E_INVAL and leaves no trace; the others go on. If the database
+ * fails, the whole batch is rolled back, every result is the error and it is returned: nothing
+ * of the batch is stored, so no receipt of it may be published. The caller publishes receipts
+ * only after this returns CTL_ST_OK, i.e. after COMMIT. */
+int ctl_store_put_orders(ctl_store *s, ctl_order_item *items, size_t n, ctl_decide_fn decide,
+                         ctl_receipt_fn make_receipt);
 
 /* The receipt of the participant's accepted order with this nonce (*found = 0 if none). */
 int ctl_store_receipt(ctl_store *s, const char *participant,
