@@ -37,7 +37,7 @@ add_test(NAME fuzz_payload_replay COMMAND fuzz_payload_replay ${MGX_PAYLOAD_CORP
 set_tests_properties(fuzz_payload_replay PROPERTIES LABELS fuzz)
 if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   add_executable(fuzz_payload fuzz/fuzz_payload.c ${MGX_CTL_SRC}/payload.c ${MGX_CTL_SRC}/bus.c
-    ${MGX_CTL_SRC}/ident.c
+    ${MGX_CTL_SRC}/ident.c ${MGX_CTL_SRC}/errbuf.c
     ${PROJECT_SOURCE_DIR}/meters/src/quality.c)
   target_include_directories(fuzz_payload PRIVATE fuzz ${MGX_CTL_SRC}
     ${PROJECT_SOURCE_DIR}/meters/include)

@@ -6,7 +6,7 @@ set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller/src)
 mgx_test(test_interval unit controller/test_interval.c ${MGX_CTL_SRC}/interval.c)
 target_include_directories(test_interval PRIVATE ${MGX_CTL_SRC})
 
-mgx_test(test_store unit controller/test_store.c ${MGX_CTL_SRC}/store.c
+mgx_test(test_store unit controller/test_store.c ${MGX_CTL_SRC}/store.c ${MGX_CTL_SRC}/errbuf.c
   LIBS mgx_market mgx_test_support PkgConfig::SQLITE)
 target_include_directories(test_store PRIVATE ${MGX_CTL_SRC} ${PROJECT_SOURCE_DIR}/meters/include)
 

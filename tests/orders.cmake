@@ -45,7 +45,7 @@ if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   # The parsers are compiled into the fuzzer so they carry libFuzzer's coverage instrumentation.
   set(_ctl_src ${PROJECT_SOURCE_DIR}/controller/src)
   add_executable(fuzz_order_msg fuzz/fuzz_order_msg.c ${_ctl_src}/order_msg.c
-    ${_ctl_src}/receipt.c ${_ctl_src}/ident.c)
+    ${_ctl_src}/receipt.c ${_ctl_src}/ident.c ${_ctl_src}/errbuf.c)
   target_include_directories(fuzz_order_msg PRIVATE fuzz ${_ctl_src}
     ${PROJECT_SOURCE_DIR}/market/include)
   set(_ord_fuzz_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

@@ -8,25 +8,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include "agent_config.h"
 
+#include "errbuf.h"
+
 #include "interval.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t len, const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return CFG_E_BAD;
-}
 
 /* The order of this table is the bit of each key in agc_config.seen. */
 enum {
@@ -56,7 +46,7 @@ static int fraction(double *dst, const char *key, const char *v, char *err, size
     errno = 0;
     double d = strtod(v, &end);
     if (!*v || *end || errno == ERANGE || !(d >= 0.0 && d <= 1.0))
-        return bad(err, len, "%s: '%s' is not a number in 0..1", key, v);
+        return ctl_fail(CFG_E_BAD, err, len, "%s: '%s' is not a number in 0..1", key, v);
     *dst = d;
     return CFG_OK;
 }
@@ -66,9 +56,9 @@ static int path_value(const agc_config *c, char *dst, const char *key, const cha
                       bool must_read, char *err, size_t len)
 {
     if (cfg_path(c->loader, v, dst, CFG_PATH_MAX))
-        return bad(err, len, "%s: path too long", key);
+        return ctl_fail(CFG_E_BAD, err, len, "%s: path too long", key);
     if (must_read && access(dst, R_OK) != 0)
-        return bad(err, len, "%s: %s: %s", key, dst, strerror(errno));
+        return ctl_fail(CFG_E_BAD, err, len, "%s: %s: %s", key, dst, strerror(errno));
     return CFG_OK;
 }
 
@@ -84,7 +74,8 @@ static int set_key(agc_config *c, int k, const char *key, const char *v, char *e
     case K_OUTBOX: return path_value(c, c->outbox, key, v, false, err, len);
     case K_STRATEGY:
         if (sim_strategy_parse(v, &c->strategy.kind) != SIM_STRAT_OK)
-            return bad(err, len, "%s: '%s' is not truthful, zic, markup or zip", key, v);
+            return ctl_fail(CFG_E_BAD, err, len, "%s: '%s' is not truthful, zic, markup or zip",
+                            key, v);
         return CFG_OK;
     case K_MARKUP: return fraction(&c->strategy.markup, key, v, err, len);
     case K_ZIP_BETA: return fraction(&c->strategy.zip_beta, key, v, err, len);
@@ -112,7 +103,7 @@ static int agent_key(void *ctx, const char *section, const char *key, const char
         return CFG_NOT_MINE;
     if (!key) {
         if (c->line)
-            return bad(err, len, "[agent] given twice (first at line %d)", c->line);
+            return ctl_fail(CFG_E_BAD, err, len, "[agent] given twice (first at line %d)", c->line);
         c->line = line;
         return CFG_OK;
     }
@@ -120,7 +111,7 @@ static int agent_key(void *ctx, const char *section, const char *key, const char
     if (k < 0)
         return CFG_NOT_MINE; /* the loader reports "unknown key 'x' in [agent]" */
     if (c->seen & (1u << k))
-        return bad(err, len, "%s: given twice", key);
+        return ctl_fail(CFG_E_BAD, err, len, "%s: given twice", key);
     c->seen |= 1u << k;
     return set_key(c, k, key, value, err, len);
 }
@@ -135,18 +126,21 @@ static int pick_client_id(agc_config *c, const char *path, char *err, size_t len
     bool shared = c->others.sections > 0;
     if (c->client_id[0]) {
         if (shared && strcmp(c->client_id, c->bus.client_id) == 0)
-            return bad(err, len,
-                       "%s:%d: [agent] client_id: '%s' is also [bus] client_id, which the meter "
-                       "daemon of this file uses; one client id per daemon",
-                       path, c->line, c->client_id);
+            return ctl_fail(
+                CFG_E_BAD, err, len,
+                "%s:%d: [agent] client_id: '%s' is also [bus] client_id, which the meter "
+                "daemon of this file uses; one client id per daemon",
+                path, c->line, c->client_id);
         snprintf(c->bus.client_id, sizeof c->bus.client_id, "%s", c->client_id);
         return CFG_OK;
     }
     if (c->bus.client_id[0] && !shared)
         return CFG_OK;
     if (strlen(c->participant) + sizeof "-agent" > sizeof c->bus.client_id)
-        return bad(err, len, "%s:%d: [agent] client_id: set it (participant '%s' is too long for "
-                   "the default <participant>-agent)", path, c->line, c->participant);
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [agent] client_id: set it (participant '%s' is too long for "
+                        "the default <participant>-agent)",
+                        path, c->line, c->participant);
     snprintf(c->bus.client_id, sizeof c->bus.client_id, "%s-agent", c->participant);
     return CFG_OK;
 }
@@ -155,23 +149,28 @@ static int agent_finish(void *ctx, const char *path, char *err, size_t len)
 {
     agc_config *c = ctx;
     if (!c->line)
-        return bad(err, len, "%s: no [agent] section (participant, key_file, outbox and the "
-                   "tariffs are required)", path);
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s: no [agent] section (participant, key_file, outbox and the "
+                        "tariffs are required)",
+                        path);
     static const int REQUIRED[] = {K_PARTICIPANT, K_KEY_FILE, K_OUTBOX};
     for (size_t i = 0; i < sizeof REQUIRED / sizeof REQUIRED[0]; i++)
         if (!(c->seen & (1u << REQUIRED[i])))
-            return bad(err, len, "%s:%d: [agent] needs %s", path, c->line,
-                       AGENT_KEYS[REQUIRED[i]]);
+            return ctl_fail(CFG_E_BAD, err, len, "%s:%d: [agent] needs %s", path, c->line,
+                            AGENT_KEYS[REQUIRED[i]]);
     if (!(c->seen & (1u << K_FEED_IN)) || !(c->seen & (1u << K_RETAIL)))
-        return bad(err, len, "%s:%d: [agent] needs feed_in_uc_per_kwh and retail_uc_per_kwh (the "
-                   "community's tariffs bound every price)", path, c->line);
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [agent] needs feed_in_uc_per_kwh and retail_uc_per_kwh (the "
+                        "community's tariffs bound every price)",
+                        path, c->line);
     if (c->tariffs.retail_uc_per_kwh < c->tariffs.feed_in_uc_per_kwh)
-        return bad(err, len, "%s:%d: [agent] retail_uc_per_kwh is below feed_in_uc_per_kwh",
-                   path, c->line);
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [agent] retail_uc_per_kwh is below feed_in_uc_per_kwh", path,
+                        c->line);
     const char *what = "strategy";
     if (sim_strategy_check(&c->strategy, &what) != SIM_STRAT_OK)
-        return bad(err, len, "%s:%d: [agent] %s: out of range for the %s strategy", path,
-                   c->line, what, sim_strategy_name(c->strategy.kind));
+        return ctl_fail(CFG_E_BAD, err, len, "%s:%d: [agent] %s: out of range for the %s strategy",
+                        path, c->line, what, sim_strategy_name(c->strategy.kind));
     if (!c->meter_id[0])
         snprintf(c->meter_id, sizeof c->meter_id, "%s", c->participant);
     /* the community's ACL knows a home by its participant id (docs/bus-security.md) */

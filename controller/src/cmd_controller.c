@@ -8,6 +8,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mgx/cli.h"
 
+#include "errbuf.h"
+
 #include "config.h"
 #include "ctl_daemon.h"
 #include "opt.h"
@@ -59,22 +61,12 @@ static const char *const CONTROLLER_KEYS[] = {
     "network_fee_uc_per_kwh", "settlement_grace_s", "settlement_key", "reading_max_gap_s",
     "meter_max_power_w",  "clock_speed",        "clock_anchor",      NULL};
 
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return CFG_E_BAD;
-}
-
 static int path_key(cfg_ctx *x, const char *key, const char *value, char *dst, size_t cap,
                     char *err, size_t errlen)
 {
     return cfg_path(x->loader, value, dst, cap) == CFG_OK
                ? CFG_OK
-               : bad(err, errlen, "%s: path empty or too long", key);
+               : ctl_fail(CFG_E_BAD, err, errlen, "%s: path empty or too long", key);
 }
 
 static int controller_value(cfg_ctx *x, int k, const char *key, const char *value, char *err,
@@ -97,7 +89,8 @@ static int controller_value(cfg_ctx *x, int k, const char *key, const char *valu
     case 5:
         return mkt_mechanism_parse(value, &c->params.mechanism) == MKT_OK
                    ? CFG_OK
-                   : bad(err, errlen, "mechanism must be pay-as-clear or pay-as-bid");
+                   : ctl_fail(CFG_E_BAD, err, errlen,
+                              "mechanism must be pay-as-clear or pay-as-bid");
     case 6:
         return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
                              &c->params.feed_in_uc_per_kwh, err, errlen);
@@ -131,7 +124,8 @@ static int controller_key(void *ctx, const char *section, const char *key, const
         return CFG_NOT_MINE;
     if (!key) {
         if (x->line)
-            return bad(err, errlen, "[controller] given twice (first at line %d)", x->line);
+            return ctl_fail(CFG_E_BAD, err, errlen, "[controller] given twice (first at line %d)",
+                            x->line);
         x->line = line;
         return CFG_OK;
     }
@@ -142,7 +136,7 @@ static int controller_key(void *ctx, const char *section, const char *key, const
     if (k < 0)
         return CFG_NOT_MINE;
     if (x->seen & (1u << k))
-        return bad(err, errlen, "%s: given twice", key);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: given twice", key);
     x->seen |= 1u << k;
     return controller_value(x, k, key, value, err, errlen);
 }
@@ -154,16 +148,17 @@ static int controller_finish(void *ctx, const char *path, char *err, size_t errl
     cfg_ctx *x = ctx;
     cfg_bus *b = x->bus;
     if (!x->line)
-        return bad(err, errlen, "%s: no [controller] section", path);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: no [controller] section", path);
     if (x->community[0] && b->community[0] && strcmp(x->community, b->community) != 0)
-        return bad(err, errlen, "%s:%d: [controller] community '%s' differs from [bus] "
-                                "community '%s'",
-                   path, x->line, x->community, b->community);
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: [controller] community '%s' differs from [bus] "
+                        "community '%s'",
+                        path, x->line, x->community, b->community);
     if (x->community[0])
         snprintf(b->community, sizeof b->community, "%s", x->community);
     if (b->line && !b->community[0])
-        return bad(err, errlen, "%s:%d: community is required ([bus] community = NAME)", path,
-                   b->line);
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: community is required ([bus] community = NAME)", path, b->line);
     return CFG_OK;
 }
 
@@ -175,7 +170,8 @@ static int solana_key(void *ctx, const char *section, const char *key, const cha
         return CFG_NOT_MINE;
     if (!key) {
         if (x->solana_line)
-            return bad(err, errlen, "[solana] given twice (first at line %d)", x->solana_line);
+            return ctl_fail(CFG_E_BAD, err, errlen, "[solana] given twice (first at line %d)",
+                            x->solana_line);
         x->solana_line = line;
         return CFG_OK;
     }
@@ -194,11 +190,12 @@ static int solana_finish(void *ctx, const char *path, char *err, size_t errlen)
     cfg_ctx *x = ctx;
     char why[256];
     if (x->cfg->solana.enabled && !x->cfg->settlement_key[0])
-        return bad(err, errlen, "%s:%d: [solana] needs settlement_key in [controller] (a block "
-                                "is settled in the ledger before it goes on chain)",
-                   path, x->solana_line);
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: [solana] needs settlement_key in [controller] (a block "
+                        "is settled in the ledger before it goes on chain)",
+                        path, x->solana_line);
     if (!ctl_settle_solana_check(&x->cfg->solana, why, sizeof why))
-        return bad(err, errlen, "%s:%d: %s", path, x->solana_line, why);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s:%d: %s", path, x->solana_line, why);
     return CFG_OK;
 }
 

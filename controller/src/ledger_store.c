@@ -5,6 +5,8 @@
  */
 #include "ledger_store.h"
 
+#include "errbuf.h"
+
 #include "crash_point.h"
 #include "file.h"
 #include "mgx/merkle.h"
@@ -16,27 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
 ctl_ledger_key *ctl_ledger_key_load(const char *path, char *err, size_t errlen)
 {
     char *text = NULL;
     size_t len = 0;
     if (ctl_read_file(path, 4096, &text, &len) != 0) {
-        say(err, errlen, "%s: cannot read the key file", path);
+        ctl_errf(err, errlen, "%s: cannot read the key file", path);
         return NULL;
     }
     ctl_ledger_key *k = sodium_malloc(sizeof *k);
     if (k && stl_skey_parse(text, k->name, k->sk) != STL_OK) {
-        say(err, errlen, "%s: not a signer key (PRIVATE+KEY+<name>+<id>+<key>)", path);
+        ctl_errf(err, errlen, "%s: not a signer key (PRIVATE+KEY+<name>+<id>+<key>)", path);
         sodium_free(k);
         k = NULL;
     }
@@ -55,7 +47,7 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        say(err, errlen, "SQLite: %s", msg ? msg : sqlite3_errmsg(db));
+        ctl_errf(err, errlen, "SQLite: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         return CTL_LEDGER_E_DB;
     }
@@ -86,7 +78,7 @@ int ctl_ledger_open(const char *path, sqlite3 **db, char *err, size_t errlen)
 {
     *db = NULL;
     if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        say(err, errlen, "%s: %s", path, *db ? sqlite3_errmsg(*db) : "cannot open");
+        ctl_errf(err, errlen, "%s: %s", path, *db ? sqlite3_errmsg(*db) : "cannot open");
         sqlite3_close(*db);
         *db = NULL;
         return CTL_LEDGER_E_DB;
@@ -184,26 +176,28 @@ static int reconcile_input(const ctl_ledger_input *in, stl_reconciler **rp, tx_s
     stl_reconciler *r = stl_reconciler_new(in->n_trades, in->n_meters);
     *rp = r;
     if (!r) {
-        say(err, errlen, "interval %lld: too many trades or meters, or out of memory",
-            (long long)in->interval_id);
+        ctl_errf(err, errlen, "interval %lld: too many trades or meters, or out of memory",
+                 (long long)in->interval_id);
         return CTL_LEDGER_E_INPUT;
     }
     stl_error_at at;
     int rc = stl_reconcile(r, &in->tariffs, in->trades, in->n_trades, in->meters, in->n_meters, &at);
     if (rc != STL_OK) {
         if (at.trade_index != SIZE_MAX)
-            say(err, errlen, "interval %lld: trade %zu: %s", (long long)in->interval_id,
-                at.trade_index, stl_strerror(rc));
+            ctl_errf(err, errlen, "interval %lld: trade %zu: %s", (long long)in->interval_id,
+                     at.trade_index, stl_strerror(rc));
         else if (at.meter_index != SIZE_MAX)
-            say(err, errlen, "interval %lld: meter record %zu: %s", (long long)in->interval_id,
-                at.meter_index, stl_strerror(rc));
+            ctl_errf(err, errlen, "interval %lld: meter record %zu: %s", (long long)in->interval_id,
+                     at.meter_index, stl_strerror(rc));
         else
-            say(err, errlen, "interval %lld: %s", (long long)in->interval_id, stl_strerror(rc));
+            ctl_errf(err, errlen, "interval %lld: %s", (long long)in->interval_id,
+                     stl_strerror(rc));
         return CTL_LEDGER_E_INPUT;
     }
     rc = build_txs(r, in->interval_id, s);
     if (rc != CTL_LEDGER_OK)
-        say(err, errlen, "interval %lld: cannot encode its transactions", (long long)in->interval_id);
+        ctl_errf(err, errlen, "interval %lld: cannot encode its transactions",
+                 (long long)in->interval_id);
     return rc;
 }
 
@@ -381,7 +375,7 @@ static int check_meta(sqlite3 *db, const ctl_ledger_key *key, char *err, size_t 
     if (rc != CTL_LEDGER_OK)
         return rc;
     if (strcmp(vkey, mine) != 0) {
-        say(err, errlen, "this ledger is signed by %s, not by the key given (%s)", vkey, mine);
+        ctl_errf(err, errlen, "this ledger is signed by %s, not by the key given (%s)", vkey, mine);
         return CTL_LEDGER_E_KEY;
     }
     return CTL_LEDGER_OK;
@@ -400,7 +394,7 @@ static int settle_new(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
         b->log_size = prev.log_size;
         memcpy(b->prev_hash, prev_hash, STL_ID_LEN);
     } else if (rc != CTL_LEDGER_E_NOTFOUND) {
-        say(err, errlen, "cannot read the latest block (run `mgx ledger verify`)");
+        ctl_errf(err, errlen, "cannot read the latest block (run `mgx ledger verify`)");
         return rc;
     }
     if ((rc = check_meta(db, key, err, errlen)) != CTL_LEDGER_OK)
@@ -410,7 +404,7 @@ static int settle_new(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
     ctl_crash_point("ledger.after_txs");
     stl_frontier f;
     if ((rc = append_log(db, s, b->log_size, &f)) != CTL_LEDGER_OK) {
-        say(err, errlen, "cannot extend the Merkle log (run `mgx ledger verify`)");
+        ctl_errf(err, errlen, "cannot extend the Merkle log (run `mgx ledger verify`)");
         return rc;
     }
     ctl_crash_point("ledger.after_nodes");
@@ -446,7 +440,7 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
     if (err && errlen)
         err[0] = 0;
     if (in->interval_len_s == 0) {
-        say(err, errlen, "interval length must be positive");
+        ctl_errf(err, errlen, "interval length must be positive");
         return CTL_LEDGER_E_INPUT;
     }
     stl_reconciler *r = NULL;
@@ -464,8 +458,8 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
         stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);
         out->replayed = 1;
         if (memcmp(root, out->block.tx_root, STL_HASH_LEN) != 0 || out->block.n_tx != s.n) {
-            say(err, errlen, "interval %lld is already settled (block %llu) with other inputs",
-                (long long)in->interval_id, (unsigned long long)out->block.height);
+            ctl_errf(err, errlen, "interval %lld is already settled (block %llu) with other inputs",
+                     (long long)in->interval_id, (unsigned long long)out->block.height);
             rc = CTL_LEDGER_E_CONFLICT;
         }
         exec(db, "ROLLBACK", NULL, 0);
@@ -480,7 +474,7 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
     }
     if (rc != CTL_LEDGER_OK) {
         if (err && !err[0])
-            say(err, errlen, "SQLite: %s", sqlite3_errmsg(db));
+            ctl_errf(err, errlen, "SQLite: %s", sqlite3_errmsg(db));
         exec(db, "ROLLBACK", NULL, 0);
     }
 out:
@@ -506,16 +500,20 @@ static int audit_sink(void *ctx, unsigned level, uint64_t index, const uint8_t h
     audit *a = ctx;
     uint8_t stored[STL_HASH_LEN];
     if (ctl_ledger_node(a->db, level, index, stored) != 0) {
-        say(a->msg, a->msglen, "block %llu (interval %lld): Merkle node level %u index %llu is missing",
-            (unsigned long long)a->height, (long long)a->interval_id, level, (unsigned long long)index);
+        ctl_errf(a->msg, a->msglen,
+                 "block %llu (interval %lld): Merkle node level %u index %llu is missing",
+                 (unsigned long long)a->height, (long long)a->interval_id, level,
+                 (unsigned long long)index);
         a->bad = 1;
         return -1;
     }
     if (memcmp(stored, hash, STL_HASH_LEN) != 0) {
-        say(a->msg, a->msglen,
+        ctl_errf(
+            a->msg, a->msglen,
             "block %llu (interval %lld): Merkle node level %u index %llu differs from the hash of "
             "its transactions",
-            (unsigned long long)a->height, (long long)a->interval_id, level, (unsigned long long)index);
+            (unsigned long long)a->height, (long long)a->interval_id, level,
+            (unsigned long long)index);
         a->bad = 1;
         return -1;
     }
@@ -575,11 +573,11 @@ static const char *tx_diff(const stl_tx *x, const stl_tx *y, long long *a, long 
     return "encoding";
 }
 
-#define FAULT(...)                                                                                \
-    do {                                                                                          \
-        say(msg, msglen, __VA_ARGS__);                                                            \
-        rc = CTL_LEDGER_E_FAULT;                                                                  \
-        goto out;                                                                                 \
+#define FAULT(...)                                                                                 \
+    do {                                                                                           \
+        ctl_errf(msg, msglen, __VA_ARGS__);                                                        \
+        rc = CTL_LEDGER_E_FAULT;                                                                   \
+        goto out;                                                                                  \
     } while (0)
 
 /* Re-settles a block from its own transactions and compares every byte and total. */
@@ -749,7 +747,7 @@ int ctl_ledger_verify(sqlite3 *db, const uint8_t *trusted_pk, char *msg, size_t 
         if (count(db, "SELECT COUNT(*) FROM ledger_block", &n_blocks) != CTL_LEDGER_OK)
             return CTL_LEDGER_E_DB;
         if (n_blocks == 0) {
-            say(msg, msglen, "OK: empty ledger");
+            ctl_errf(msg, msglen, "OK: empty ledger");
             return CTL_LEDGER_OK;
         }
         FAULT("the ledger has blocks but no community key record");
@@ -836,8 +834,8 @@ int ctl_ledger_verify(sqlite3 *db, const uint8_t *trusted_pk, char *msg, size_t 
         char hex[2 * STL_HASH_LEN + 1];
         stl_frontier_root(&f, root);
         sodium_bin2hex(hex, sizeof hex, root, STL_HASH_LEN);
-        say(msg, msglen, "OK: %s, %lld blocks, %llu transactions, log root %s", community,
-            (long long)n_blocks, (unsigned long long)f.size, hex);
+        ctl_errf(msg, msglen, "OK: %s, %lld blocks, %llu transactions, log root %s", community,
+                 (long long)n_blocks, (unsigned long long)f.size, hex);
     }
     rc = CTL_LEDGER_OK;
 out:

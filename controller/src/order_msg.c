@@ -5,9 +5,10 @@
  */
 #include "order_msg.h"
 
+#include "errbuf.h"
+
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,51 +63,44 @@ int ctl_reason_is_accept(int reason)
     return reason == CTL_R_OK || reason == CTL_R_REPLACED;
 }
 
-__attribute__((format(printf, 3, 4))) static int say(char *detail, size_t cap, const char *fmt,
-                                                     ...)
-{
-    if (detail && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, cap, fmt, ap);
-        va_end(ap);
-    }
-    return CTL_R_MALFORMED;
-}
-
 int ctl_order_validate(const ctl_order_msg *m, char *detail, size_t cap)
 {
     if (detail && cap)
         detail[0] = '\0';
     if (!m)
-        return say(detail, cap, "no order");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "no order");
     if (!ctl_id_valid(m->community))
-        return say(detail, cap, "community: must be 1..%d characters of A-Z a-z 0-9 . _ -",
-                   CTL_ID_MAX);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "community: must be 1..%d characters of A-Z a-z 0-9 . _ -", CTL_ID_MAX);
     if (!ctl_id_valid(m->participant))
-        return say(detail, cap, "participant: must be 1..%d characters of A-Z a-z 0-9 . _ -",
-                   CTL_ID_MAX);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "participant: must be 1..%d characters of A-Z a-z 0-9 . _ -", CTL_ID_MAX);
     if (m->interval_s < 1 || m->interval_s > CTL_INTERVAL_S_MAX)
-        return say(detail, cap, "interval_s: must be 1..%d", CTL_INTERVAL_S_MAX);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "interval_s: must be 1..%d",
+                        CTL_INTERVAL_S_MAX);
     if (m->interval_id < 0 || m->interval_id > INT64_MAX / 1000 / (int64_t)m->interval_s)
-        return say(detail, cap, "interval_id: must be 0..%lld for interval_s %u",
-                   (long long)(INT64_MAX / 1000 / (int64_t)m->interval_s), m->interval_s);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "interval_id: must be 0..%lld for interval_s %u",
+                        (long long)(INT64_MAX / 1000 / (int64_t)m->interval_s), m->interval_s);
     if (m->created_ms < 0)
-        return say(detail, cap, "created_ms: must be >= 0");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "created_ms: must be >= 0");
     if (m->expiry_s <= 0 || m->expiry_s > INT64_MAX / 1000)
-        return say(detail, cap, "expiry_s: must be 1..%lld", (long long)(INT64_MAX / 1000));
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "expiry_s: must be 1..%lld",
+                        (long long)(INT64_MAX / 1000));
     if (m->side != MKT_BUY && m->side != MKT_SELL)
-        return say(detail, cap, "side: must be buy or sell");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "side: must be buy or sell");
     if (m->n_steps < 1 || m->n_steps > MKT_MAX_STEPS)
-        return say(detail, cap, "steps: must have 1..%d steps", MKT_MAX_STEPS);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "steps: must have 1..%d steps",
+                        MKT_MAX_STEPS);
     for (uint32_t i = 0; i < m->n_steps; i++) {
         if (m->steps[i].energy_wh < 1 || m->steps[i].energy_wh > MKT_ENERGY_MAX_WH)
-            return say(detail, cap, "steps[%u].energy_wh: must be 1..%lld", i,
-                       (long long)MKT_ENERGY_MAX_WH);
+            return ctl_fail(CTL_R_MALFORMED, detail, cap, "steps[%u].energy_wh: must be 1..%lld", i,
+                            (long long)MKT_ENERGY_MAX_WH);
         if (m->steps[i].price_uc_per_kwh < 0 ||
             m->steps[i].price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
-            return say(detail, cap, "steps[%u].price_uc_per_kwh: must be 0..%lld", i,
-                       (long long)MKT_PRICE_MAX_UC_PER_KWH);
+            return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                            "steps[%u].price_uc_per_kwh: must be 0..%lld", i,
+                            (long long)MKT_PRICE_MAX_UC_PER_KWH);
     }
     return CTL_R_OK;
 }
@@ -212,37 +206,38 @@ int ctl_order_decode_bin(const uint8_t *buf, size_t len, ctl_order_msg *m, char 
                          size_t cap)
 {
     if (!buf || !m)
-        return say(detail, cap, "no input");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "no input");
     memset(m, 0, sizeof *m);
     reader r = {buf, len};
     uint8_t tag[CTL_ORDER_DOMAIN_LEN], side, n;
     uint32_t interval_s = 0;
     uint8_t b4[4];
     if (get_bytes(&r, tag, sizeof tag) || memcmp(tag, CTL_ORDER_DOMAIN, sizeof tag) != 0)
-        return say(detail, cap, "domain tag: not \"%s\\0\"", CTL_ORDER_DOMAIN);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "domain tag: not \"%s\\0\"",
+                        CTL_ORDER_DOMAIN);
     if (get_id(&r, m->community))
-        return say(detail, cap, "community: bad length or characters");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "community: bad length or characters");
     if (get_id(&r, m->participant))
-        return say(detail, cap, "participant: bad length or characters");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "participant: bad length or characters");
     if (get_i64(&r, &m->interval_id) || get_bytes(&r, b4, 4))
-        return say(detail, cap, "truncated");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "truncated");
     interval_s = (uint32_t)b4[0] << 24 | (uint32_t)b4[1] << 16 | (uint32_t)b4[2] << 8 | b4[3];
     m->interval_s = interval_s;
     if (get_i64(&r, &m->created_ms) || get_i64(&r, &m->expiry_s) ||
         get_bytes(&r, m->nonce, CTL_ORDER_NONCE_BYTES) || get_bytes(&r, &side, 1) ||
         get_bytes(&r, &n, 1))
-        return say(detail, cap, "truncated");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "truncated");
     if (side > 1)
-        return say(detail, cap, "side: byte must be 0 (buy) or 1 (sell)");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "side: byte must be 0 (buy) or 1 (sell)");
     m->side = side ? MKT_SELL : MKT_BUY;
     if (n < 1 || n > MKT_MAX_STEPS)
-        return say(detail, cap, "steps: count must be 1..%d", MKT_MAX_STEPS);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "steps: count must be 1..%d", MKT_MAX_STEPS);
     m->n_steps = n;
     for (uint32_t i = 0; i < n; i++)
         if (get_i64(&r, &m->steps[i].energy_wh) || get_i64(&r, &m->steps[i].price_uc_per_kwh))
-            return say(detail, cap, "truncated");
+            return ctl_fail(CTL_R_MALFORMED, detail, cap, "truncated");
     if (r.left)
-        return say(detail, cap, "%zu bytes after the last step", r.left);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "%zu bytes after the last step", r.left);
     return ctl_order_validate(m, detail, cap);
 }
 
@@ -369,11 +364,11 @@ static int exact_keys(json_t *obj, const char *const *keys, size_t n, const char
         while (i < n && strcmp(k, keys[i]) != 0)
             i++;
         if (i == n)
-            return say(detail, cap, "%sunknown field \"%.40s\"", where, k);
+            return ctl_fail(CTL_R_MALFORMED, detail, cap, "%sunknown field \"%.40s\"", where, k);
     }
     for (size_t i = 0; i < n; i++)
         if (!json_object_get(obj, keys[i]))
-            return say(detail, cap, "%smissing field \"%s\"", where, keys[i]);
+            return ctl_fail(CTL_R_MALFORMED, detail, cap, "%smissing field \"%s\"", where, keys[i]);
     return CTL_R_OK;
 }
 
@@ -382,12 +377,12 @@ static int get_int(json_t *obj, const char *key, int64_t min, int64_t max, int64
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_integer(v))
-        return say(detail, cap, "%s%s: must be an integer (no fraction, exponent or quotes)",
-                   where, key);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "%s%s: must be an integer (no fraction, exponent or quotes)", where, key);
     json_int_t x = json_integer_value(v);
     if (x < min || x > max)
-        return say(detail, cap, "%s%s: must be %lld..%lld", where, key, (long long)min,
-                   (long long)max);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "%s%s: must be %lld..%lld", where, key,
+                        (long long)min, (long long)max);
     *out = (int64_t)x;
     return CTL_R_OK;
 }
@@ -398,8 +393,9 @@ static int get_id_field(json_t *obj, const char *key, char out[CTL_ID_MAX + 1], 
     json_t *v = json_object_get(obj, key);
     if (!json_is_string(v) || json_string_length(v) > CTL_ID_MAX ||
         !ctl_id_valid(json_string_value(v)))
-        return say(detail, cap, "%s: must be a string of 1..%d characters of A-Z a-z 0-9 . _ -",
-                   key, CTL_ID_MAX);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "%s: must be a string of 1..%d characters of A-Z a-z 0-9 . _ -", key,
+                        CTL_ID_MAX);
     memcpy(out, json_string_value(v), json_string_length(v) + 1);
     return CTL_R_OK;
 }
@@ -408,14 +404,15 @@ static int get_steps(json_t *arr, ctl_order_msg *m, char *detail, size_t cap)
 {
     static const char *const STEP_KEYS[] = {"energy_wh", "price_uc_per_kwh"};
     if (!json_is_array(arr) || json_array_size(arr) < 1 || json_array_size(arr) > MKT_MAX_STEPS)
-        return say(detail, cap, "steps: must be an array of 1..%d steps", MKT_MAX_STEPS);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "steps: must be an array of 1..%d steps",
+                        MKT_MAX_STEPS);
     m->n_steps = (uint32_t)json_array_size(arr);
     for (uint32_t i = 0; i < m->n_steps; i++) {
         json_t *s = json_array_get(arr, i);
         char where[32];
         snprintf(where, sizeof where, "steps[%u].", i);
         if (!json_is_object(s))
-            return say(detail, cap, "steps[%u]: must be an object", i);
+            return ctl_fail(CTL_R_MALFORMED, detail, cap, "steps[%u]: must be an object", i);
         int rc = exact_keys(s, STEP_KEYS, 2, where, detail, cap);
         if (rc == CTL_R_OK)
             rc = get_int(s, "energy_wh", 1, MKT_ENERGY_MAX_WH, &m->steps[i].energy_wh, where,
@@ -438,8 +435,9 @@ static int decode_fields(json_t *root, ctl_order_msg *m, char *detail, size_t ca
     if ((rc = get_int(root, "v", 0, INT64_MAX, &v, "", detail, cap)) != CTL_R_OK)
         return rc;
     if (v != CTL_ORDER_VERSION)
-        return say(detail, cap, "v: version %lld is not supported (this controller speaks %d)",
-                   (long long)v, CTL_ORDER_VERSION);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "v: version %lld is not supported (this controller speaks %d)",
+                        (long long)v, CTL_ORDER_VERSION);
     if ((rc = get_id_field(root, "community", m->community, detail, cap)) != CTL_R_OK ||
         (rc = get_id_field(root, "participant", m->participant, detail, cap)) != CTL_R_OK ||
         (rc = get_int(root, "interval_s", 1, CTL_INTERVAL_S_MAX, &x, "", detail, cap)) !=
@@ -456,8 +454,8 @@ static int decode_fields(json_t *root, ctl_order_msg *m, char *detail, size_t ca
     json_t *nonce = json_object_get(root, "nonce");
     if (!json_is_string(nonce) || from_hex(json_string_value(nonce), json_string_length(nonce),
                                            m->nonce, CTL_ORDER_NONCE_BYTES))
-        return say(detail, cap, "nonce: must be %d lower-case hex digits",
-                   2 * CTL_ORDER_NONCE_BYTES);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "nonce: must be %d lower-case hex digits",
+                        2 * CTL_ORDER_NONCE_BYTES);
     json_t *side = json_object_get(root, "side");
     const char *sv = json_is_string(side) ? json_string_value(side) : "";
     if (strcmp(sv, "buy") == 0)
@@ -465,17 +463,18 @@ static int decode_fields(json_t *root, ctl_order_msg *m, char *detail, size_t ca
     else if (strcmp(sv, "sell") == 0)
         m->side = MKT_SELL;
     else
-        return say(detail, cap, "side: must be \"buy\" or \"sell\"");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "side: must be \"buy\" or \"sell\"");
     if ((rc = get_steps(json_object_get(root, "steps"), m, detail, cap)) != CTL_R_OK)
         return rc;
     json_t *sig = json_object_get(root, "sig");
     if (!json_is_string(sig))
-        return say(detail, cap, "sig: must be a string of %d lower-case hex digits",
-                   2 * CTL_ORDER_SIG_BYTES);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "sig: must be a string of %d lower-case hex digits",
+                        2 * CTL_ORDER_SIG_BYTES);
     if (from_hex(json_string_value(sig), json_string_length(sig), m->sig, CTL_ORDER_SIG_BYTES)) {
-        say(detail, cap,
-            "sig: must be exactly %d bytes as %d lower-case hex digits (got %zu characters)",
-            CTL_ORDER_SIG_BYTES, 2 * CTL_ORDER_SIG_BYTES, json_string_length(sig));
+        ctl_errf(detail, cap,
+                 "sig: must be exactly %d bytes as %d lower-case hex digits (got %zu characters)",
+                 CTL_ORDER_SIG_BYTES, 2 * CTL_ORDER_SIG_BYTES, json_string_length(sig));
         return CTL_R_BAD_SIGNATURE;
     }
     return ctl_order_validate(m, detail, cap);
@@ -486,19 +485,20 @@ int ctl_order_from_json(const char *json, size_t len, ctl_order_msg *m, char *de
     if (detail && cap)
         detail[0] = '\0';
     if (!m)
-        return say(detail, cap, "no output");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "no output");
     memset(m, 0, sizeof *m);
     if (!json)
-        return say(detail, cap, "no input");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "no input");
     if (len > CTL_ORDER_JSON_MAX)
-        return say(detail, cap, "order is %zu bytes, more than the %d allowed", len,
-                   CTL_ORDER_JSON_MAX);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap,
+                        "order is %zu bytes, more than the %d allowed", len, CTL_ORDER_JSON_MAX);
     json_error_t err;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
     if (!root)
-        return say(detail, cap, "not JSON: %.80s at byte %d", err.text, err.position);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "not JSON: %.80s at byte %d", err.text,
+                        err.position);
     int rc = json_is_object(root) ? decode_fields(root, m, detail, cap)
-                                  : say(detail, cap, "not a JSON object");
+                                  : ctl_fail(CTL_R_MALFORMED, detail, cap, "not a JSON object");
     json_decref(root);
     return rc;
 }

@@ -5,24 +5,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "payload.h"
 
+#include "errbuf.h"
+
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-
-__attribute__((format(printf, 3, 4))) static int reject(char *why, size_t whylen,
-                                                         const char *fmt, ...)
-{
-    if (why && whylen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return BUS_E_PAYLOAD;
-}
 
 static int dump(json_t *j, char *buf, size_t len)
 {
@@ -82,14 +71,14 @@ static int get_int(json_t *o, const char *key, int64_t lo, int64_t hi, bool requ
     if (!v) {
         if (!required)
             return BUS_OK;
-        return reject(why, whylen, "%s: missing", key);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "%s: missing", key);
     }
     if (!json_is_integer(v))
-        return reject(why, whylen, "%s: not an integer", key);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "%s: not an integer", key);
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
-        return reject(why, whylen, "%s: %lld out of range [%lld, %lld]", key, (long long)x,
-                      (long long)lo, (long long)hi);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "%s: %lld out of range [%lld, %lld]", key,
+                        (long long)x, (long long)lo, (long long)hi);
     *out = (int64_t)x;
     return BUS_OK;
 }
@@ -98,15 +87,15 @@ static int get_str(json_t *o, const char *key, char *dst, size_t cap, char *why,
 {
     json_t *v = json_object_get(o, key);
     if (!v)
-        return reject(why, whylen, "%s: missing", key);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "%s: missing", key);
     if (!json_is_string(v))
-        return reject(why, whylen, "%s: not a string", key);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "%s: not a string", key);
     size_t n = json_string_length(v);
     const char *s = json_string_value(v);
     if (n >= cap)
-        return reject(why, whylen, "%s: longer than %zu bytes", key, cap - 1);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "%s: longer than %zu bytes", key, cap - 1);
     if (memchr(s, '\0', n))
-        return reject(why, whylen, "%s: contains a NUL byte", key);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "%s: contains a NUL byte", key);
     memcpy(dst, s, n + 1);
     return BUS_OK;
 }
@@ -115,22 +104,22 @@ static json_t *load_object(const char *json, size_t len, char *why, size_t whyle
 {
     *rc = BUS_E_PAYLOAD;
     if (!json) {
-        reject(why, whylen, "no payload");
+        ctl_errf(why, whylen, "no payload");
         return NULL;
     }
     if (len > BUS_JSON_MAX) {
-        reject(why, whylen, "payload of %zu bytes exceeds %d", len, BUS_JSON_MAX);
+        ctl_errf(why, whylen, "payload of %zu bytes exceeds %d", len, BUS_JSON_MAX);
         return NULL;
     }
     json_error_t err;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
     if (!root) {
-        reject(why, whylen, "not JSON: %s at byte %d", err.text, err.position);
+        ctl_errf(why, whylen, "not JSON: %s at byte %d", err.text, err.position);
         return NULL;
     }
     if (!json_is_object(root)) {
         json_decref(root);
-        reject(why, whylen, "not a JSON object");
+        ctl_errf(why, whylen, "not a JSON object");
         return NULL;
     }
     *rc = BUS_OK;
@@ -144,9 +133,10 @@ static int check_id(json_t *root, const char *expect, char id[MTR_ID_MAX], char 
     if (rc != BUS_OK)
         return rc;
     if (!bus_id_valid(id))
-        return reject(why, whylen, "meter_id: not 1-63 of [A-Za-z0-9_-]");
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "meter_id: not 1-63 of [A-Za-z0-9_-]");
     if (expect && strcmp(expect, id) != 0)
-        return reject(why, whylen, "meter_id: '%s' does not match the topic's '%s'", id, expect);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen,
+                        "meter_id: '%s' does not match the topic's '%s'", id, expect);
     return BUS_OK;
 }
 

@@ -5,8 +5,9 @@
  */
 #include "order_msg.h"
 
+#include "errbuf.h"
+
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,18 +79,6 @@ int ctl_receipt_to_json(const ctl_receipt *r, char *out, size_t cap, size_t *len
     return CTL_R_OK;
 }
 
-__attribute__((format(printf, 3, 4))) static int bad(char *detail, size_t cap, const char *fmt,
-                                                     ...)
-{
-    if (detail && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, cap, fmt, ap);
-        va_end(ap);
-    }
-    return CTL_R_MALFORMED;
-}
-
 static int hexdigit(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
@@ -100,14 +89,15 @@ int ctl_receipt_from_json(const char *json, size_t len, ctl_receipt *r, char *de
     if (detail && cap)
         detail[0] = '\0';
     if (!json || !r)
-        return bad(detail, cap, "no input");
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "no input");
     memset(r, 0, sizeof *r);
     if (len > CTL_RECEIPT_JSON_MAX)
-        return bad(detail, cap, "receipt longer than %d bytes", CTL_RECEIPT_JSON_MAX);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "receipt longer than %d bytes",
+                        CTL_RECEIPT_JSON_MAX);
     json_error_t err;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
     if (!root)
-        return bad(detail, cap, "not JSON: %.80s", err.text);
+        return ctl_fail(CTL_R_MALFORMED, detail, cap, "not JSON: %.80s", err.text);
     int rc = CTL_R_MALFORMED;
     json_int_t v = 0, interval = 0, t = 0;
     const char *part = NULL, *nonce = NULL, *status = NULL, *reason = NULL, *text = NULL;
@@ -117,31 +107,31 @@ int ctl_receipt_from_json(const char *json, size_t len, ctl_receipt *r, char *de
                        &v, "participant", &part, "interval_id", &interval, "nonce", &nonce,
                        "status", &status, "reason", &reason, "detail", &text,
                        "controller_time_ms", &t) != 0) {
-        bad(detail, cap, "not a receipt object: %.80s", nkeys == 8 ? err.text : "field count");
+        ctl_errf(detail, cap, "not a receipt object: %.80s", nkeys == 8 ? err.text : "field count");
         goto out;
     }
     int code = ctl_reason_parse(reason);
     if (v != 1) {
-        bad(detail, cap, "v: unsupported version");
+        ctl_errf(detail, cap, "v: unsupported version");
         goto out;
     }
     if (part[0] && !ctl_id_valid(part)) {
-        bad(detail, cap, "participant: not a valid id");
+        ctl_errf(detail, cap, "participant: not a valid id");
         goto out;
     }
     if (code < 0 || strcmp(status, ctl_reason_is_accept(code) ? "accepted" : "rejected") != 0) {
-        bad(detail, cap, "status/reason: unknown or inconsistent");
+        ctl_errf(detail, cap, "status/reason: unknown or inconsistent");
         goto out;
     }
     if (strlen(nonce) != 2 * CTL_ORDER_NONCE_BYTES) {
-        bad(detail, cap, "nonce: must be %d hex digits", 2 * CTL_ORDER_NONCE_BYTES);
+        ctl_errf(detail, cap, "nonce: must be %d hex digits", 2 * CTL_ORDER_NONCE_BYTES);
         goto out;
     }
     uint8_t raw[CTL_ORDER_NONCE_BYTES];
     for (size_t i = 0; i < CTL_ORDER_NONCE_BYTES; i++) {
         int hi = hexdigit(nonce[2 * i]), lo = hexdigit(nonce[2 * i + 1]);
         if (hi < 0 || lo < 0) {
-            bad(detail, cap, "nonce: must be lower-case hex");
+            ctl_errf(detail, cap, "nonce: must be lower-case hex");
             goto out;
         }
         raw[i] = (uint8_t)(hi << 4 | lo);

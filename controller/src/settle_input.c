@@ -5,22 +5,13 @@
  */
 #include "settle_input.h"
 
+#include "errbuf.h"
+
 #include "registry.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 void ctl_settle_input_free(ctl_settle_input *x)
 {
@@ -148,7 +139,7 @@ static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules 
     if (rc == CTL_REG_E_NOT_FOUND || (rc == CTL_REG_OK && !p.meter_id[0]))
         return CTL_ST_OK; /* no meter: missing */
     if (rc != CTL_REG_OK) {
-        say(err, errlen, "registry: %s", ctl_registry_strerror(rc));
+        ctl_errf(err, errlen, "registry: %s", ctl_registry_strerror(rc));
         return CTL_ST_E_DB;
     }
     snprintf(m->meter_id, sizeof m->meter_id, "%s", p.meter_id);
@@ -158,16 +149,16 @@ static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules 
     rv->full = 0;
     rc = ctl_store_readings(s, m->meter_id, from, to == INT64_MAX ? to : to + 1, on_reading, rv);
     if (rc != CTL_ST_OK) {
-        say(err, errlen, "readings of meter %s: %s", m->meter_id, ctl_store_strerror(rc));
+        ctl_errf(err, errlen, "readings of meter %s: %s", m->meter_id, ctl_store_strerror(rc));
         return rc;
     }
     if (rv->full) {
-        say(err, errlen, "meter %s: more than %u readings around interval %lld", m->meter_id,
-            CTL_SETTLE_MAX_READINGS, (long long)r->interval_id);
+        ctl_errf(err, errlen, "meter %s: more than %u readings around interval %lld", m->meter_id,
+                 CTL_SETTLE_MAX_READINGS, (long long)r->interval_id);
         return CTL_ST_E_INVAL;
     }
     if (stm_interval(rv->v, rv->n, start, end, rules, &m->metered) != STM_OK) {
-        say(err, errlen, "meter %s: bad readings or rules", m->meter_id);
+        ctl_errf(err, errlen, "meter %s: bad readings or rules", m->meter_id);
         return CTL_ST_E_INVAL;
     }
     return CTL_ST_OK;
@@ -178,14 +169,14 @@ static int add_homes(ctl_store *s, build_ctx *b, char *err, size_t errlen)
     id_list l = {NULL, 0, 0};
     int rc = ctl_registry_list(ctl_store_db(s), on_home, &l);
     if (rc != CTL_REG_OK) {
-        say(err, errlen, "registry: %s", rc == CTL_ST_E_NOMEM ? "out of memory"
-                                                               : ctl_registry_strerror(rc));
+        ctl_errf(err, errlen, "registry: %s",
+                 rc == CTL_ST_E_NOMEM ? "out of memory" : ctl_registry_strerror(rc));
         rc = rc == CTL_ST_E_NOMEM ? CTL_ST_E_NOMEM : CTL_ST_E_DB;
     }
     for (size_t i = 0; i < l.n && rc == CTL_ST_OK; i++) {
         uint64_t id;
         if ((rc = ctl_store_market_id(s, l.ids[i], &id)) != CTL_ST_OK)
-            say(err, errlen, "market number of %s: %s", l.ids[i], ctl_store_strerror(rc));
+            ctl_errf(err, errlen, "market number of %s: %s", l.ids[i], ctl_store_strerror(rc));
         else
             rc = add_member(b, id, l.ids[i], 0);
     }
@@ -203,8 +194,8 @@ int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm
     if (rc == CTL_ST_OK && b.rc != CTL_ST_OK)
         rc = b.rc;
     if (rc != CTL_ST_OK) {
-        say(err, errlen, "trades of interval %lld: %s", (long long)r->interval_id,
-            ctl_store_strerror(rc));
+        ctl_errf(err, errlen, "trades of interval %lld: %s", (long long)r->interval_id,
+                 ctl_store_strerror(rc));
         goto out;
     }
     if ((rc = add_homes(s, &b, err, errlen)) != CTL_ST_OK)

@@ -5,6 +5,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "settle_solana.h"
 
+#include "errbuf.h"
+
 #include "file.h"
 #include "mgx/solana_base58.h"
 #include "mgx/solana_batch.h"
@@ -13,21 +15,10 @@
 
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- config ---- */
 
@@ -44,7 +35,7 @@ static int str_key(const char *key, const char *value, char *out, size_t cap, ch
                    size_t errlen)
 {
     if (!value[0] || strlen(value) >= cap) {
-        say(err, errlen, "%s must be 1..%zu characters", key, cap - 1);
+        ctl_errf(err, errlen, "%s must be 1..%zu characters", key, cap - 1);
         return 0;
     }
     memcpy(out, value, strlen(value) + 1);
@@ -56,8 +47,8 @@ static int int_key(const char *key, const char *value, int64_t min, int64_t max,
 {
     if (ctl_opt_int64(value, min, max, out) == 0)
         return 1;
-    say(err, errlen, "%s must be an integer in %lld..%lld, not '%s'", key, (long long)min,
-        (long long)max, value);
+    ctl_errf(err, errlen, "%s must be an integer in %lld..%lld, not '%s'", key, (long long)min,
+             (long long)max, value);
     return 0;
 }
 
@@ -65,7 +56,7 @@ static int mint_key(const char *key, const char *value, char *out, char *err, si
 {
     sol_pubkey k;
     if (sol_pubkey_from_base58(value, &k) != SOL_OK) {
-        say(err, errlen, "%s is not a base58 Solana address", key);
+        ctl_errf(err, errlen, "%s is not a base58 Solana address", key);
         return 0;
     }
     snprintf(out, SOL_PUBKEY_B58_MAX + 1, "%s", value);
@@ -78,7 +69,7 @@ int ctl_settle_solana_key(ctl_settle_solana_config *c, const char *key, const ch
     c->enabled = 1;
     if (strcmp(key, "rpc_url") == 0) {
         if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
-            say(err, errlen, "rpc_url must start with http:// or https://");
+            ctl_errf(err, errlen, "rpc_url must start with http:// or https://");
             return 0;
         }
         return str_key(key, value, c->rpc_url, sizeof c->rpc_url, err, errlen);
@@ -99,7 +90,7 @@ int ctl_settle_solana_key(ctl_settle_solana_config *c, const char *key, const ch
         return int_key(key, value, 100, 3600000, &c->poll_ms, err, errlen);
     if (strcmp(key, "timeout_ms") == 0)
         return int_key(key, value, 100, 120000, &c->timeout_ms, err, errlen);
-    say(err, errlen, "unknown key '%s' in [solana]", key);
+    ctl_errf(err, errlen, "unknown key '%s' in [solana]", key);
     return 0;
 }
 
@@ -114,12 +105,12 @@ int ctl_settle_solana_check(const ctl_settle_solana_config *c, char *err, size_t
                           : !c->wallets[0]      ? "wallets"
                                                 : NULL;
     if (missing) {
-        say(err, errlen, "[solana] needs %s", missing);
+        ctl_errf(err, errlen, "[solana] needs %s", missing);
         return 0;
     }
     if (c->energy_decimals != 0) {
         /* ledger energy is whole Wh: more decimals would need a scale the ledger cannot prove */
-        say(err, errlen, "[solana] energy_decimals must be 0 (one token unit is one Wh)");
+        ctl_errf(err, errlen, "[solana] energy_decimals must be 0 (one token unit is one Wh)");
         return 0;
     }
     return 1;
@@ -138,7 +129,7 @@ int ctl_settle_wallets_parse(const char *text, size_t len, ctl_wallet_fn fn, voi
         char buf[256];
         size_t n = end - pos;
         if (n >= sizeof buf) {
-            say(err, errlen, "line %u: too long", line);
+            ctl_errf(err, errlen, "line %u: too long", line);
             return -1;
         }
         memcpy(buf, text + pos, n);
@@ -155,18 +146,18 @@ int ctl_settle_wallets_parse(const char *text, size_t len, ctl_wallet_fn fn, voi
             continue; /* blank or comment */
         sol_pubkey k;
         if (!wallet || strtok_r(NULL, " \t", &save)) {
-            say(err, errlen, "line %u: expected \"participant wallet\"", line);
+            ctl_errf(err, errlen, "line %u: expected \"participant wallet\"", line);
             return -1;
         }
         if (strlen(id) > 64 || sol_pubkey_from_base58(wallet, &k) != SOL_OK) {
-            say(err, errlen, "line %u: %s", line,
-                strlen(id) > 64 ? "participant id too long" : "not a base58 wallet address");
+            ctl_errf(err, errlen, "line %u: %s", line,
+                     strlen(id) > 64 ? "participant id too long" : "not a base58 wallet address");
             return -1;
         }
         int rc = fn(ctx, id, &k);
         if (rc != 0) {
-            say(err, errlen, "line %u: %s", line,
-                rc == 1 ? "participant listed twice" : "too many wallets");
+            ctl_errf(err, errlen, "line %u: %s", line,
+                     rc == 1 ? "participant listed twice" : "too many wallets");
             return -1;
         }
     }
@@ -234,15 +225,15 @@ static int load_keypair(ctl_settle_solana *x, const char *path, char *err, size_
 {
     struct stat sb;
     if (stat(path, &sb) != 0 || (sb.st_mode & 077)) {
-        say(err, errlen, "%s: %s", path,
-            stat(path, &sb) != 0 ? "cannot read the Solana key pair"
-                                 : "the Solana key pair is readable by others: chmod 600 it");
+        ctl_errf(err, errlen, "%s: %s", path,
+                 stat(path, &sb) != 0 ? "cannot read the Solana key pair"
+                                      : "the Solana key pair is readable by others: chmod 600 it");
         return -1;
     }
     char *text = NULL;
     size_t len = 0;
     if (ctl_read_file(path, 4096, &text, &len) != 0) {
-        say(err, errlen, "%s: cannot read the Solana key pair", path);
+        ctl_errf(err, errlen, "%s: cannot read the Solana key pair", path);
         return -1;
     }
     json_t *a = json_loadb(text, len, 0, NULL);
@@ -274,8 +265,10 @@ static int load_keypair(ctl_settle_solana *x, const char *path, char *err, size_
             rc = -1;
     }
     if (rc != 0)
-        say(err, errlen, "%s: not a Solana key pair (a JSON array of 64 numbers: seed, then "
-                         "public key)", path);
+        ctl_errf(err, errlen,
+                 "%s: not a Solana key pair (a JSON array of 64 numbers: seed, then "
+                 "public key)",
+                 path);
     else
         memcpy(x->c.authority.b, pk, 32);
     return rc;
@@ -286,21 +279,21 @@ static int load_wallets(ctl_settle_solana *x, const char *path, char *err, size_
     char *text = NULL;
     size_t len = 0;
     if (ctl_read_file(path, 16u << 20, &text, &len) != 0) {
-        say(err, errlen, "%s: cannot read the wallets file", path);
+        ctl_errf(err, errlen, "%s: cannot read the wallets file", path);
         return -1;
     }
     char why[256];
     int rc = ctl_settle_wallets_parse(text, len, add_wallet, x, why, sizeof why);
     free(text);
     if (rc != 0) {
-        say(err, errlen, "%s: %s", path, why);
+        ctl_errf(err, errlen, "%s: %s", path, why);
         return -1;
     }
     if (x->n_w)
         qsort(x->w, x->n_w, sizeof *x->w, by_id);
     x->homes = calloc(x->n_w ? x->n_w : 1, sizeof *x->homes);
     if (!x->homes) {
-        say(err, errlen, "out of memory");
+        ctl_errf(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < x->n_w; i++)
@@ -314,7 +307,7 @@ int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
     *out = NULL;
     ctl_settle_solana *x = calloc(1, sizeof *x);
     if (!x) {
-        say(err, errlen, "out of memory");
+        ctl_errf(err, errlen, "out of memory");
         return -1;
     }
     x->cfg = *c;
@@ -323,7 +316,7 @@ int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
     x->c.payment_decimals = (uint8_t)c->payment_decimals;
     if (sol_pubkey_from_base58(c->energy_mint, &x->c.energy_mint) != SOL_OK ||
         sol_pubkey_from_base58(c->payment_mint, &x->c.payment_mint) != SOL_OK) {
-        say(err, errlen, "[solana]: bad mint address");
+        ctl_errf(err, errlen, "[solana]: bad mint address");
         goto fail;
     }
     if (load_keypair(x, c->keypair, err, errlen) != 0 ||
@@ -332,11 +325,11 @@ int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
     x->batch = sol_batch_new();
     x->rpc = ctl_sol_rpc_new(c->rpc_url, (long)c->timeout_ms);
     if (!x->batch || !x->rpc) {
-        say(err, errlen, "solana: out of memory or bad rpc_url");
+        ctl_errf(err, errlen, "solana: out of memory or bad rpc_url");
         goto fail;
     }
     if (ctl_sol_outbox_open(db, &x->ob) != CTL_SOLOB_OK) {
-        say(err, errlen, "solana: cannot create the outbox tables: %s", sqlite3_errmsg(db));
+        ctl_errf(err, errlen, "solana: cannot create the outbox tables: %s", sqlite3_errmsg(db));
         goto fail;
     }
     *out = x;
@@ -386,7 +379,7 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
 {
     sol_transfer *t = calloc(2 * n_trades + 1, sizeof *t);
     if (!t) {
-        say(msg, msglen, "out of memory");
+        ctl_errf(msg, msglen, "out of memory");
         return -1;
     }
     size_t n = 0, off_chain = 0, zero = 0, zero_pay = 0;
@@ -407,7 +400,7 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
         uint64_t units;
         int64_t rest;
         if (sol_uc_to_units(s->received_uc, x->c.payment_decimals, &units, &rest) != SOL_OK) {
-            say(msg, msglen, "trade %zu: payment does not fit the token", i);
+            ctl_errf(msg, msglen, "trade %zu: payment does not fit the token", i);
             rc = -1;
             break;
         }
@@ -418,8 +411,10 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
         t[n++] = (sol_transfer){(uint32_t)bw, (uint32_t)sw, SOL_ASSET_PAYMENT, units, i};
     }
     if (rc == 0 && n == 0) {
-        say(msg, msglen, "nothing to put on chain (%zu trades, %zu without a wallet, %zu "
-                         "undelivered)", n_trades, off_chain, zero);
+        ctl_errf(msg, msglen,
+                 "nothing to put on chain (%zu trades, %zu without a wallet, %zu "
+                 "undelivered)",
+                 n_trades, off_chain, zero);
         free(t);
         return 0;
     }
@@ -428,8 +423,8 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
     if (rc == 0) {
         int r = ctl_sol_rpc_latest_blockhash(x->rpc, "finalized", hash, &lvbh);
         if (r != CTL_SOLRPC_OK) {
-            say(msg, msglen, "no blockhash from the RPC node (%s)",
-                ctl_sol_rpc_last_error(x->rpc));
+            ctl_errf(msg, msglen, "no blockhash from the RPC node (%s)",
+                     ctl_sol_rpc_last_error(x->rpc));
             rc = 1;
         }
     }
@@ -440,8 +435,8 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
         size_t bad = SIZE_MAX;
         int r = sol_batch_build(x->batch, &x->c, x->homes, x->n_w, &iv, t, n, hash, x->sk, &bad);
         if (r != SOL_OK) {
-            say(msg, msglen, "cannot build the transactions: %s (transfer %zu)", sol_strerror(r),
-                bad);
+            ctl_errf(msg, msglen, "cannot build the transactions: %s (transfer %zu)",
+                     sol_strerror(r), bad);
             rc = -1;
         }
     }
@@ -453,12 +448,13 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
                                                 "%lld uc kept by buyers, %zu payments of 0",
                      (long long)rounded_uc, zero_pay);
         if (r == CTL_SOLOB_OK || r == CTL_SOLOB_E_EXISTS)
-            say(msg, msglen, "%zu transactions for %zu trades in the outbox%s (%zu without a "
-                             "wallet stay off chain%s)",
-                sol_batch_count(x->batch), n / 2,
-                r == CTL_SOLOB_E_EXISTS ? " (already)" : "", off_chain, rounding);
+            ctl_errf(msg, msglen,
+                     "%zu transactions for %zu trades in the outbox%s (%zu without a "
+                     "wallet stay off chain%s)",
+                     sol_batch_count(x->batch), n / 2, r == CTL_SOLOB_E_EXISTS ? " (already)" : "",
+                     off_chain, rounding);
         else {
-            say(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
+            ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
             rc = -1;
         }
     }

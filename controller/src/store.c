@@ -8,6 +8,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "store.h"
 
+#include "errbuf.h"
+
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -182,17 +184,6 @@ static void copy_text(char *dst, size_t cap, const unsigned char *src)
     snprintf(dst, cap, "%s", src ? (const char *)src : "");
 }
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t len, const char *fmt,
-                                                          ...)
-{
-    if (!err || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
 static int meta_get(ctl_store *s, const char *key, char *val, size_t cap, int *found)
 {
     sqlite3_stmt *st = prep(s, "SELECT value FROM ctl_meta WHERE key = ?1");
@@ -234,8 +225,8 @@ static int setup(ctl_store *s, const ctl_store_identity *id, char *err, size_t e
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         return finish(s, db_code(s->db));
     if (version > CTL_STORE_SCHEMA_VERSION) {
-        set_err(err, err_len, "schema version %lld is newer than this mgx (%d)",
-                (long long)version, CTL_STORE_SCHEMA_VERSION);
+        ctl_errf(err, err_len, "schema version %lld is newer than this mgx (%d)",
+                 (long long)version, CTL_STORE_SCHEMA_VERSION);
         return finish(s, CTL_ST_E_SCHEMA);
     }
     char buf[128];
@@ -254,15 +245,15 @@ static int setup(ctl_store *s, const ctl_store_identity *id, char *err, size_t e
     if ((rc = meta_get(s, "community", buf, sizeof buf, &found)))
         return finish(s, rc);
     if (!found || strcmp(buf, id->community) != 0) {
-        set_err(err, err_len, "made for community '%s', not '%s'", found ? buf : "?",
-                id->community);
+        ctl_errf(err, err_len, "made for community '%s', not '%s'", found ? buf : "?",
+                 id->community);
         return finish(s, CTL_ST_E_MISMATCH);
     }
     if ((rc = meta_get(s, "interval_s", buf, sizeof buf, &found)))
         return finish(s, rc);
     if (!found || strtoll(buf, NULL, 10) != id->interval_s) {
-        set_err(err, err_len, "made for interval_s=%s, not %lld (interval keys would change)",
-                found ? buf : "?", (long long)id->interval_s);
+        ctl_errf(err, err_len, "made for interval_s=%s, not %lld (interval keys would change)",
+                 found ? buf : "?", (long long)id->interval_s);
         return finish(s, CTL_ST_E_MISMATCH);
     }
     if ((rc = meta_get(s, "first_interval", buf, sizeof buf, &found)))
@@ -286,7 +277,7 @@ int ctl_store_open(const char *path, const ctl_store_identity *id, ctl_store **o
      * every bind and step */
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        set_err(err, err_len, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+        ctl_errf(err, err_len, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
         goto out;
     }
     sqlite3_busy_timeout(s->db, 5000);
@@ -295,12 +286,12 @@ int ctl_store_open(const char *path, const ctl_store_identity *id, ctl_store **o
      * syscall for most index lookups once a few thousand orders are stored). */
     if ((rc = exec(s, "PRAGMA journal_mode=WAL")) || (rc = exec(s, "PRAGMA synchronous=FULL")) ||
         (rc = exec(s, "PRAGMA foreign_keys=ON")) || (rc = exec(s, "PRAGMA cache_size=-32768"))) {
-        set_err(err, err_len, "%s: %s", path, sqlite3_errmsg(s->db));
+        ctl_errf(err, err_len, "%s: %s", path, sqlite3_errmsg(s->db));
         goto out;
     }
     char why[256] = "";
     if ((rc = setup(s, id, why, sizeof why))) {
-        set_err(err, err_len, "%s: %s", path, why[0] ? why : sqlite3_errmsg(s->db));
+        ctl_errf(err, err_len, "%s: %s", path, why[0] ? why : sqlite3_errmsg(s->db));
         goto out;
     }
     *out = s;
