@@ -1,7 +1,7 @@
 /*
  * `mgx agent CONFIG [--clock-speed N] [--clock-anchor REAL_S:SIM_S]`: runs a home's trading
  * agent until SIGINT or SIGTERM. The work is in agent.c; this file parses the command line and
- * handles signals. docs/agent.md explains the config file.
+ * asks stop_signal.h for the stop flag. docs/agent.md explains the config file.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "mgx/cli.h"
@@ -10,19 +10,11 @@
 #include "agent_config.h"
 #include "interval.h"
 #include "opt.h"
+#include "stop_signal.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -88,13 +80,7 @@ int ctl_cmd_agent(int argc, char **argv)
         fprintf(stderr, "mgx agent: %s\n", err);
         return CTL_EXIT_FAILURE;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    stop_flag = 0;
-    int rc = agent_run(a, &stop_flag);
+    int rc = agent_run(a, ctl_stop_on_signals());
     agent_free(a);
     return rc ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 }

@@ -8,14 +8,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mgx/cli.h"
 
-#include "errbuf.h"
-
 #include "config.h"
 #include "ctl_daemon.h"
+#include "errbuf.h"
 #include "opt.h"
+#include "stop_signal.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,14 +244,6 @@ static int load(const char *path, ctl_daemon_config *cfg, cfg_ctx *x, cfg_bus *b
     return CTL_EXIT_USAGE;
 }
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 int ctl_cmd_controller(int argc, char **argv)
 {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
@@ -335,15 +326,7 @@ int ctl_cmd_controller(int argc, char **argv)
     /* room for a burst's receipts (a batch is up to 1,024) and an interval's results */
     cfg.bus.max_pending = 8192;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    stop_flag = 0;
-    rc = ctl_daemon_run(&cfg, &stop_flag) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+    rc = ctl_daemon_run(&cfg, ctl_stop_on_signals()) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 out:
     cfg_bus_clear(&bus); /* wipes the password */
     return rc;

@@ -31,6 +31,7 @@
 #include "outbox.h"
 #include "opt.h"
 #include "payload.h"
+#include "stop_signal.h"
 
 #define METER_BATCH_MAX 512 /* readings moved from the poller queue to the outbox per step */
 
@@ -55,14 +56,6 @@ static const char USAGE[] =
     "CONFIG sections: [bus], [outbox], [homeassistant], [meter ID], [map NAME]; a home's one\n"
     "file may also hold the agent's [agent], which the meter daemon skips.\n"
     "See docs/meter-daemon.md, docs/meters.md and docs/mqtt-topics.md.\n";
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static int log_level = BUS_LOG_INFO;
 
@@ -430,7 +423,7 @@ static void default_client_id(cfg_bus *b)
     snprintf(b->client_id, sizeof b->client_id, "%s", id);
 }
 
-static int run_daemon(meter_conf *mc, const char *config_path)
+static int run_daemon(meter_conf *mc, const char *config_path, volatile sig_atomic_t *stop)
 {
     int status = CTL_EXIT_FAILURE;
     daemon_ctx d = {.mc = mc};
@@ -477,7 +470,7 @@ static int run_daemon(meter_conf *mc, const char *config_path)
     logf_(BUS_LOG_INFO, "polling %zu devices (%zu lanes, %u threads); broker %s:%d as %s; "
           "outbox %s", d.n_dev, mtr_poller_lanes(p), mtr_poller_threads(p), mc->bus.host,
           bc.port ? bc.port : (bc.tls_ca ? 8883 : 1883), mc->bus.client_id, mc->outbox.path);
-    while (!stop_requested) {
+    while (!*stop) {
         bus_loop(d.bus, 10);
         while (drain_poller(&d, p) == METER_BATCH_MAX)
             ;
@@ -565,15 +558,7 @@ int ctl_cmd_meter(int argc, char **argv)
         status = run_once(&mc);
         goto out;
     }
-    stop_requested = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    status = run_daemon(&mc, config);
+    status = run_daemon(&mc, config, ctl_stop_on_signals());
 out:
     cfg_bus_clear(&mc.bus);
     mtr_config_free(mc.meters);

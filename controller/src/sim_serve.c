@@ -7,6 +7,7 @@
 
 #include "mgx/meter_trace.h"
 #include "mgx/simdata.h"
+#include "stop_signal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -37,22 +38,11 @@ struct ctl_serve {
     char err[256];
 };
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
+static volatile sig_atomic_t *stop_flag; /* NULL until ctl_serve_catch_signals */
 
 void ctl_serve_catch_signals(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_flag = ctl_stop_on_signals();
 }
 
 __attribute__((format(printf, 2, 3))) static void say(const ctl_serve *s, const char *fmt, ...)
@@ -376,7 +366,7 @@ static int on_interval(size_t k, size_t total, void *ctx)
     if (wall_ms() > begin + s->tick_ms)
         s->late++;
     for (;;) {
-        if (stop_flag)
+        if (stop_flag && *stop_flag)
             return 1;
         int64_t now = wall_ms();
         if (now >= end)
@@ -417,7 +407,7 @@ void ctl_serve_linger(ctl_serve *s, int64_t seconds)
         say(s, "scenario finished; meters keep serving the final counters for %" PRId64 " s",
             seconds);
     int64_t until = seconds < 0 ? INT64_MAX : wall_ms() + seconds * 1000;
-    while (!stop_flag && wall_ms() < until) {
+    while (!(stop_flag && *stop_flag) && wall_ms() < until) {
         int64_t next = wall_ms() + 1000;
         sleep_until(next < until ? next : until);
     }
