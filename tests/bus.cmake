@@ -15,6 +15,9 @@ set_tests_properties(test_bus_client PROPERTIES TIMEOUT 120)
 mgx_test(test_payload unit bus/test_payload.c LIBS mgx_controller)
 target_include_directories(test_payload PRIVATE ${MGX_CTL_SRC})
 
+mgx_test(test_meter_client_id unit bus/test_meter_client_id.c LIBS mgx_controller)
+target_include_directories(test_meter_client_id PRIVATE ${MGX_CTL_SRC})
+
 mgx_test(test_outbox integration bus/test_outbox.c
   LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO PkgConfig::SQLITE)
 target_include_directories(test_outbox PRIVATE ${MGX_CTL_SRC})

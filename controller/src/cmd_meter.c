@@ -25,6 +25,7 @@
 #include "config.h"
 #include "ha_discovery.h"
 #include "interval.h"
+#include "meter_client_id.h"
 #include "mgx/device_config.h"
 #include "mgx/meter_error.h"
 #include "mgx/poller.h"
@@ -408,19 +409,40 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
     return (int)n;
 }
 
-static void default_client_id(cfg_bus *b)
+/* [bus] client_id, or the default of meter_client_id.h; with the default and no [outbox] path,
+ * an outbox left under the older default's name (meter-<hostname>) is kept on, so readings it
+ * still holds are sent rather than stranded. 0, or -1 after logging why. */
+static int pick_client_id(meter_conf *mc, const char *config_path)
 {
-    if (b->client_id[0])
-        return;
-    char host[256] = "host";
+    bool defaulted = !mc->bus.client_id[0];
+    if (defaulted && ctl_meter_client_id(mc->bus.community, mtr_config_device(mc->meters, 0)->id,
+                                         mc->bus.client_id) != 0) {
+        logf_(BUS_LOG_ERROR,
+              "%s: set [bus] client_id: the default meter-<community>-<meter id> "
+              "would be longer than %d characters",
+              config_path, BUS_ID_MAX - 1);
+        return -1;
+    }
+    if (mc->outbox.path[0])
+        return 0;
+    if (ctl_meter_outbox_path(config_path, mc->bus.client_id, mc->outbox.path,
+                              sizeof mc->outbox.path) != 0) {
+        logf_(BUS_LOG_ERROR, "%s: set [outbox] path: the default is too long", config_path);
+        return -1;
+    }
+    if (!defaulted || access(mc->outbox.path, F_OK) == 0)
+        return 0;
+    char host[256] = "host", legacy_id[BUS_ID_MAX], legacy[sizeof mc->outbox.path];
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
-    char id[BUS_ID_MAX];
-    int n = snprintf(id, sizeof id, "meter-%s", host);
-    for (int i = 0; i < n && i < (int)sizeof id - 1; i++)
-        if (!bus_id_valid((char[]){id[i], '\0'}))
-            id[i] = '-';
-    snprintf(b->client_id, sizeof b->client_id, "%s", id);
+    ctl_meter_legacy_client_id(host, legacy_id);
+    if (ctl_meter_outbox_path(config_path, legacy_id, legacy, sizeof legacy) == 0 &&
+        access(legacy, F_OK) == 0) {
+        logf_(BUS_LOG_INFO, "keeping the outbox %s of the older default client id %s", legacy,
+              legacy_id);
+        snprintf(mc->outbox.path, sizeof mc->outbox.path, "%s", legacy);
+    }
+    return 0;
 }
 
 static int run_daemon(meter_conf *mc, const char *config_path, volatile sig_atomic_t *stop)
@@ -429,12 +451,8 @@ static int run_daemon(meter_conf *mc, const char *config_path, volatile sig_atom
     daemon_ctx d = {.mc = mc};
     mtr_poller *p = NULL;
     char err[600];
-    default_client_id(&mc->bus);
-    if (!mc->outbox.path[0]) {
-        const char *slash = strrchr(config_path, '/');
-        snprintf(mc->outbox.path, sizeof mc->outbox.path, "%.*s%s.outbox.db",
-                 slash ? (int)(slash - config_path + 1) : 0, config_path, mc->bus.client_id);
-    }
+    if (pick_client_id(mc, config_path) != 0)
+        return CTL_EXIT_FAILURE;
     d.n_dev = mtr_config_count(mc->meters);
     d.dev = calloc(d.n_dev, sizeof *d.dev);
     d.by_id = calloc(d.n_dev, sizeof *d.by_id);

@@ -25,6 +25,7 @@
 
 #include "broker.h"
 #include "bus.h"
+#include "meter_client_id.h"
 #include "mgx/meter_server.h"
 #include "payload.h"
 #include "recorder.h"
@@ -417,6 +418,106 @@ static void test_killed_daemon_outbox_published_after_restart(void **state)
     teardown_fixture(&f);
 }
 
+/* A config with no client_id and no [outbox] path: the daemon's defaults. client_line may name
+ * the client id as an older version's default would have been. */
+static void write_default_config(fixture *f, int broker_port, const char *client_line)
+{
+    snprintf(f->conf, sizeof f->conf, "%s/meter.ini", f->dir);
+    FILE *c = fopen(f->conf, "w");
+    assert_non_null(c);
+    fprintf(c,
+            "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = test\n%s"
+            "backoff_min_ms = 100\nbackoff_max_ms = 400\n\n"
+            "[meter sdm-1]\nprofile = sdm630\nhost = 127.0.0.1\nport = %u\nunit = 1\n"
+            "poll_ms = 100\ntimeout_ms = 200\nretries = 1\n\n"
+            "[meter ss-2]\nprofile = sunspec\nhost = 127.0.0.1\nport = %u\nunit = 2\n"
+            "poll_ms = 100\ntimeout_ms = 200\nretries = 1\n",
+            broker_port, client_line, mtr_server_port(f->srv), mtr_server_port(f->srv));
+    fclose(c);
+}
+
+static int count_matches(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Without [bus] client_id the meter daemon is meter-<community>-<first meter id>, not
+ * meter-<hostname> (which every home's "raspberrypi" shares). An outbox an older version left
+ * under meter-<hostname> is kept on, and the readings in it are published. */
+static void test_default_client_id_keeps_legacy_outbox(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_fixture(&f, NULL);
+    int port = tst_broker_port(f.broker);
+    char host[256] = "host", legacy_id[BUS_ID_MAX], line[128], legacy[600], fresh[600];
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    ctl_meter_legacy_client_id(host, legacy_id);
+    snprintf(legacy, sizeof legacy, "%s/%s.outbox.db", f.dir, legacy_id);
+    snprintf(fresh, sizeof fresh, "%s/meter-test-sdm-1.outbox.db", f.dir);
+
+    /* the older version: its default id, readings queued while the broker is down */
+    snprintf(line, sizeof line, "client_id = %s\n", legacy_id);
+    write_default_config(&f, port, line);
+    tst_broker_kill(f.broker);
+    f.pid = spawn(&f, NULL, NULL);
+    tst_sleep_ms(1500);
+    kill(f.pid, SIGKILL);
+    waitpid(f.pid, NULL, 0);
+    f.pid = 0;
+    struct stat sb;
+    assert_int_equal(stat(legacy, &sb), 0);
+
+    /* upgraded: no client_id; the new id on the bus, the old outbox drained */
+    write_default_config(&f, port, "");
+    assert_true(tst_broker_restart(f.broker));
+    recorder *r = rec_start(port, "rec-d7", "mgx/v1/test/meter/sdm-1/state", false);
+    assert_non_null(r);
+    f.pid = spawn(&f, NULL, NULL);
+    char buf[256];
+    for (int t = 0; t < 100; t++) {
+        if (rec_retained(port, "mgx/v1/test/status/meter-test-sdm-1", buf, sizeof buf, 5000) &&
+            strcmp(buf, "online") == 0)
+            break;
+        tst_sleep_ms(100);
+    }
+    assert_string_equal(buf, "online");
+    char *log = slurp(f.err);
+    for (int t = 0; t < 100 && !strstr(log, "messages waiting from an earlier run"); t++) {
+        free(log);
+        tst_sleep_ms(100);
+        log = slurp(f.err);
+    }
+    assert_non_null(strstr(log, "messages waiting from an earlier run"));
+    assert_int_equal(count_matches(log, "keeping the outbox"), 1);
+    assert_non_null(strstr(log, legacy_id));
+    free(log);
+    assert_true(rec_wait(r, 1, 10000) >= 1);
+    assert_int_equal(stat(fresh, &sb), -1); /* no second outbox beside the old one */
+    kill(f.pid, SIGTERM);
+    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    f.pid = 0;
+
+    /* without the old file the default outbox takes the new id's name */
+    assert_int_equal(unlink(legacy), 0);
+    f.pid = spawn(&f, NULL, NULL);
+    for (int t = 0; t < 100 && stat(fresh, &sb) != 0; t++)
+        tst_sleep_ms(100);
+    assert_int_equal(stat(fresh, &sb), 0);
+    kill(f.pid, SIGTERM);
+    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    f.pid = 0;
+    log = slurp(f.err);
+    assert_int_equal(count_matches(log, "keeping the outbox"), 1);
+    free(log);
+    rec_stop(r);
+    teardown_fixture(&f);
+}
+
 static void test_outbox_full_is_logged(void **state)
 {
     (void)state;
@@ -552,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_exact_values_meta_status_will),
         cmocka_unit_test(test_broker_outage),
         cmocka_unit_test(test_killed_daemon_outbox_published_after_restart),
+        cmocka_unit_test(test_default_client_id_keeps_legacy_outbox),
         cmocka_unit_test(test_outbox_full_is_logged),
         cmocka_unit_test(test_once),
         cmocka_unit_test(test_config_errors),
