@@ -45,3 +45,29 @@ if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
     PkgConfig::JANSSON PkgConfig::SODIUM PkgConfig::SQLITE)
   mgx_ctl_fuzz_run(ledger_json)
 endif()
+
+# ---- daemon_config: config.c with the meter, agent and controller sections ----
+# The harness includes controller/src/cmd_controller.c for its static section handlers.
+add_executable(fuzz_daemon_config_replay ${MGX_FUZZ_CTL_DIR}/replay.c
+  ${MGX_FUZZ_CTL_DIR}/fuzz_daemon_config.c)
+target_include_directories(fuzz_daemon_config_replay PRIVATE ${MGX_FUZZ_CTL_DIR}
+  ${MGX_FUZZ_CTL_SRC_DIR})
+target_link_libraries(fuzz_daemon_config_replay PRIVATE mgx_controller mgx_options
+  PkgConfig::SODIUM PkgConfig::MOSQUITTO PkgConfig::SQLITE)
+add_test(NAME fuzz_daemon_config_replay
+  COMMAND fuzz_daemon_config_replay ${MGX_FUZZ_CTL_DIR}/corpus/daemon_config)
+set_tests_properties(fuzz_daemon_config_replay PROPERTIES LABELS fuzz)
+if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  # the parsers under test carry the coverage instrumentation; the rest links uninstrumented
+  add_executable(fuzz_daemon_config ${MGX_FUZZ_CTL_DIR}/fuzz_daemon_config.c
+    ${MGX_FUZZ_CTL_SRC_DIR}/config.c ${MGX_FUZZ_CTL_SRC_DIR}/agent_config.c
+    ${MGX_FUZZ_CTL_SRC_DIR}/settle_solana.c ${PROJECT_SOURCE_DIR}/meters/src/device_config.c)
+  target_include_directories(fuzz_daemon_config PRIVATE ${MGX_FUZZ_CTL_DIR}
+    ${MGX_FUZZ_CTL_SRC_DIR} ${PROJECT_SOURCE_DIR}/controller/include
+    ${PROJECT_SOURCE_DIR}/meters/src)
+  target_compile_options(fuzz_daemon_config PRIVATE ${_mgx_ctl_fuzz_flags})
+  target_link_options(fuzz_daemon_config PRIVATE ${_mgx_ctl_fuzz_flags})
+  target_link_libraries(fuzz_daemon_config PRIVATE mgx_controller mgx_options PkgConfig::INIH
+    PkgConfig::SODIUM PkgConfig::MOSQUITTO PkgConfig::SQLITE PkgConfig::JANSSON)
+  mgx_ctl_fuzz_run(daemon_config)
+endif()

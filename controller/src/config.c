@@ -31,6 +31,8 @@ struct cfg_loader {
     const char *path;
     char dir[CFG_PATH_MAX];
     FILE *f;
+    const char *mem; /* cfg_load_string: the text instead of f */
+    size_t mem_len, mem_pos;
     int line;
     bool too_long;
     char section[256];
@@ -109,16 +111,33 @@ static void announce(cfg_loader *l, const char *section)
     fail(l, msg);
 }
 
+/* fgets over the text of cfg_load_string: up to num - 1 bytes, through the first newline. */
+static char *mem_gets(cfg_loader *l, char *str, int num)
+{
+    size_t cap = num > 1 ? (size_t)num - 1 : 0, n = 0;
+    if (l->mem_pos >= l->mem_len || cap == 0)
+        return NULL;
+    while (n < cap && l->mem_pos < l->mem_len) {
+        char c = l->mem[l->mem_pos++];
+        str[n++] = c;
+        if (c == '\n')
+            break;
+    }
+    str[n] = '\0';
+    return str;
+}
+
 /* fgets-like reader that counts lines, refuses lines longer than inih's buffer and announces
  * section headers (inih itself reports only keys). */
 static char *reader(char *str, int num, void *stream)
 {
     cfg_loader *l = stream;
-    if (l->too_long || !fgets(str, num, l->f))
+    if (l->too_long || !(l->mem ? mem_gets(l, str, num) : fgets(str, num, l->f)))
         return NULL;
     l->line++;
     size_t n = strlen(str);
-    if (n + 1 == (size_t)num && str[n - 1] != '\n' && !feof(l->f)) {
+    bool at_end = l->mem ? l->mem_pos >= l->mem_len : feof(l->f) != 0;
+    if (n + 1 == (size_t)num && str[n - 1] != '\n' && !at_end) {
         l->too_long = true;
         return NULL;
     }
@@ -163,10 +182,9 @@ static int on_key(void *user, const char *section, const char *key, const char *
     return 1;
 }
 
-int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
+/* Resets the per-load state; the folder of path anchors relative paths in values. */
+static void begin(cfg_loader *l, const char *path)
 {
-    if (!l || !path)
-        return CFG_E_BAD;
     l->path = path;
     l->line = 0;
     l->too_long = l->failed = false;
@@ -178,17 +196,16 @@ int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
         snprintf(l->dir, sizeof l->dir, "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
     else
         snprintf(l->dir, sizeof l->dir, ".");
-    l->f = fopen(path, "r");
-    if (!l->f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return CFG_E_IO;
-    }
+}
+
+/* Parses through reader (from l->f or l->mem) and runs the finish functions. */
+static int run(cfg_loader *l, const char *path, char *err, size_t errlen)
+{
     int rc = ini_parse_stream(reader, l, on_key, l);
-    bool read_error = ferror(l->f) != 0;
-    fclose(l->f);
-    l->f = NULL;
+    bool read_error = l->f && ferror(l->f) != 0;
     if (l->too_long) {
-        snprintf(err, errlen, "%s:%d: line too long", path, l->line + 1);
+        /* reader counted the long line before refusing it: l->line is that line */
+        snprintf(err, errlen, "%s:%d: line too long", path, l->line);
         return CFG_E_BAD;
     }
     if (read_error) {
@@ -211,6 +228,36 @@ int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
             return rc;
     }
     return CFG_OK;
+}
+
+int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
+{
+    if (!l || !path)
+        return CFG_E_BAD;
+    begin(l, path);
+    l->f = fopen(path, "r");
+    if (!l->f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return CFG_E_IO;
+    }
+    int rc = run(l, path, err, errlen);
+    fclose(l->f);
+    l->f = NULL;
+    return rc;
+}
+
+int cfg_load_string(cfg_loader *l, const char *name, const char *text, size_t len, char *err,
+                    size_t errlen)
+{
+    if (!l || !name || (!text && len))
+        return CFG_E_BAD;
+    begin(l, name);
+    l->mem = text ? text : "";
+    l->mem_len = len;
+    l->mem_pos = 0;
+    int rc = run(l, name, err, errlen);
+    l->mem = NULL;
+    return rc;
 }
 
 /* ---- value parsers ---- */
