@@ -34,7 +34,7 @@ struct cfg_loader {
     const char *mem; /* cfg_load_string: the text instead of f */
     size_t mem_len, mem_pos;
     int line;
-    bool too_long;
+    bool too_long, nul_byte;
     char section[256];
     int owner; /* handler index owning the current section, -1 none yet */
     char err[512];
@@ -111,33 +111,51 @@ static void announce(cfg_loader *l, const char *section)
     fail(l, msg);
 }
 
-/* fgets over the text of cfg_load_string: up to num - 1 bytes, through the first newline. */
-static char *mem_gets(cfg_loader *l, char *str, int num)
+/* The next byte of the file or of the text of cfg_load_string, or EOF. */
+static int next_byte(cfg_loader *l)
 {
-    size_t cap = num > 1 ? (size_t)num - 1 : 0, n = 0;
-    if (l->mem_pos >= l->mem_len || cap == 0)
-        return NULL;
-    while (n < cap && l->mem_pos < l->mem_len) {
-        char c = l->mem[l->mem_pos++];
-        str[n++] = c;
-        if (c == '\n')
-            break;
-    }
-    str[n] = '\0';
-    return str;
+    if (l->mem)
+        return l->mem_pos < l->mem_len ? (unsigned char)l->mem[l->mem_pos++] : EOF;
+    return getc(l->f);
 }
 
-/* fgets-like reader that counts lines, refuses lines longer than inih's buffer and announces
- * section headers (inih itself reports only keys). */
+static bool at_end(cfg_loader *l)
+{
+    if (l->mem)
+        return l->mem_pos >= l->mem_len;
+    int c = getc(l->f);
+    if (c == EOF)
+        return true;
+    ungetc(c, l->f);
+    return false;
+}
+
+/* fgets-like reader that counts lines, refuses lines longer than inih's buffer and lines with
+ * a NUL byte (fgets would hide the rest of such a line, or hand it over as a line of its own
+ * past the end of the file), and announces section headers (inih itself reports only keys). */
 static char *reader(char *str, int num, void *stream)
 {
     cfg_loader *l = stream;
-    if (l->too_long || !(l->mem ? mem_gets(l, str, num) : fgets(str, num, l->f)))
+    if (l->too_long || l->nul_byte || num < 2)
         return NULL;
+    size_t cap = (size_t)num - 1, n = 0;
+    bool nul = false;
+    int c;
+    while (n < cap && (c = next_byte(l)) != EOF) {
+        str[n++] = (char)c;
+        nul = nul || c == 0;
+        if (c == '\n')
+            break;
+    }
+    if (n == 0)
+        return NULL;
+    str[n] = '\0';
     l->line++;
-    size_t n = strlen(str);
-    bool at_end = l->mem ? l->mem_pos >= l->mem_len : feof(l->f) != 0;
-    if (n + 1 == (size_t)num && str[n - 1] != '\n' && !at_end) {
+    if (nul) {
+        l->nul_byte = true;
+        return NULL;
+    }
+    if (n == cap && str[n - 1] != '\n' && !at_end(l)) {
         l->too_long = true;
         return NULL;
     }
@@ -187,7 +205,7 @@ static void begin(cfg_loader *l, const char *path)
 {
     l->path = path;
     l->line = 0;
-    l->too_long = l->failed = false;
+    l->too_long = l->nul_byte = l->failed = false;
     l->section[0] = '\0';
     l->owner = -1;
     l->err[0] = '\0';
@@ -206,6 +224,10 @@ static int run(cfg_loader *l, const char *path, char *err, size_t errlen)
     if (l->too_long) {
         /* reader counted the long line before refusing it: l->line is that line */
         snprintf(err, errlen, "%s:%d: line too long", path, l->line);
+        return CFG_E_BAD;
+    }
+    if (l->nul_byte) {
+        snprintf(err, errlen, "%s:%d: NUL byte in the line", path, l->line);
         return CFG_E_BAD;
     }
     if (read_error) {
