@@ -8,6 +8,7 @@
 
 #include "file.h"
 #include "keys.h"
+#include "ledger_json.h"
 #include "ledger_store.h"
 #include "mgx/merkle.h"
 #include "opt.h"
@@ -110,90 +111,6 @@ out:
 
 /* ---- settle ---- */
 
-static int json_i64(json_t *obj, const char *key, int64_t min, int64_t max, int required,
-                    int64_t *out, const char *what, size_t idx)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v && !required)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        fprintf(stderr, "mgx ledger settle: %s %zu: \"%s\" must be an integer in [%lld, %lld]\n",
-                what, idx, key, (long long)min, (long long)max);
-        return -1;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static int parse_input(json_t *root, ctl_ledger_input *in, mkt_trade **tp, stl_metered **mp)
-{
-    int64_t id = 0, len = 900;
-    json_t *tf = json_object_get(root, "tariffs"), *tr = json_object_get(root, "trades"),
-           *me = json_object_get(root, "meters");
-    if (json_i64(root, "interval_id", INT64_MIN, INT64_MAX, 1, &id, "input", 0) ||
-        json_i64(root, "interval_len_s", 1, 86400, 0, &len, "input", 0))
-        return -1;
-    if (!json_is_object(tf) || !json_is_array(tr) || !json_is_array(me)) {
-        fputs("mgx ledger settle: input needs \"tariffs\" (object), \"trades\" and \"meters\" "
-              "(arrays)\n",
-              stderr);
-        return -1;
-    }
-    in->interval_id = id;
-    in->interval_len_s = (uint32_t)len;
-    if (json_i64(tf, "feed_in_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1,
-                 &in->tariffs.feed_in_uc_per_kwh, "tariffs", 0) ||
-        json_i64(tf, "retail_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1,
-                 &in->tariffs.retail_uc_per_kwh, "tariffs", 0) ||
-        json_i64(tf, "network_fee_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 0,
-                 &in->tariffs.network_fee_uc_per_kwh, "tariffs", 0))
-        return -1;
-    size_t nt = json_array_size(tr), nm = json_array_size(me);
-    *tp = calloc(nt ? nt : 1, sizeof **tp);
-    *mp = calloc(nm ? nm : 1, sizeof **mp);
-    if (!*tp || !*mp)
-        return -1;
-    for (size_t i = 0; i < nt; i++) {
-        json_t *t = json_array_get(tr, i);
-        mkt_trade *x = &(*tp)[i];
-        int64_t s, b;
-        if (json_i64(t, "seller", 0, INT64_MAX, 1, &s, "trade", i) ||
-            json_i64(t, "buyer", 0, INT64_MAX, 1, &b, "trade", i) ||
-            json_i64(t, "energy_wh", 1, MKT_ENERGY_MAX_WH, 1, &x->energy_wh, "trade", i) ||
-            json_i64(t, "price_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1, &x->price_uc_per_kwh,
-                     "trade", i))
-            return -1;
-        x->seller = (uint64_t)s;
-        x->buyer = (uint64_t)b;
-        /* amounts default to the market's rule; given ones are checked by reconciliation */
-        if (mkt_amount_uc(x->energy_wh, x->price_uc_per_kwh, &x->amount_uc) ||
-            stl_muldiv(x->energy_wh, in->tariffs.network_fee_uc_per_kwh, 1000, &x->fee_uc)) {
-            fprintf(stderr, "mgx ledger settle: trade %zu: amount overflows\n", i);
-            return -1;
-        }
-        if (json_i64(t, "amount_uc", 0, INT64_MAX, 0, &x->amount_uc, "trade", i) ||
-            json_i64(t, "fee_uc", 0, INT64_MAX, 0, &x->fee_uc, "trade", i))
-            return -1;
-    }
-    for (size_t i = 0; i < nm; i++) {
-        json_t *m = json_array_get(me, i);
-        stl_metered *x = &(*mp)[i];
-        int64_t p, q = 0;
-        if (json_i64(m, "participant", 0, INT64_MAX, 1, &p, "meter record", i) ||
-            json_i64(m, "import_wh", 0, STL_METER_MAX_WH, 1, &x->import_wh, "meter record", i) ||
-            json_i64(m, "export_wh", 0, STL_METER_MAX_WH, 1, &x->export_wh, "meter record", i) ||
-            json_i64(m, "quality", 0, UINT32_MAX, 0, &q, "meter record", i))
-            return -1;
-        x->participant = (uint64_t)p;
-        x->quality = (uint32_t)q;
-    }
-    in->trades = *tp;
-    in->n_trades = nt;
-    in->meters = *mp;
-    in->n_meters = nm;
-    return 0;
-}
-
 static int cmd_settle(int argc, char **argv)
 {
     const char *input = opt_value(argc, argv, "--input"), *keyf = opt_value(argc, argv, "--key");
@@ -205,9 +122,8 @@ static int cmd_settle(int argc, char **argv)
     int rc = CTL_EXIT_FAILURE;
     char *text = NULL;
     size_t len;
-    json_t *root = NULL;
-    mkt_trade *trades = NULL;
-    stl_metered *meters = NULL;
+    ctl_lj_settle in;
+    memset(&in, 0, sizeof in);
     sqlite3 *db = NULL;
     ctl_ledger_key *key = ctl_ledger_key_load(keyf, err, sizeof err);
     if (!key) {
@@ -218,18 +134,18 @@ static int cmd_settle(int argc, char **argv)
         fprintf(stderr, "mgx ledger settle: %s: cannot read\n", input);
         goto out;
     }
-    json_error_t je;
-    root = json_loadb(text, len, 0, &je);
-    if (!root) {
-        fprintf(stderr, "mgx ledger settle: %s:%d:%d: %s\n", input, je.line, je.column, je.text);
+    int prc = ctl_lj_settle_parse(text, len, &in, err, sizeof err);
+    if (prc != CTL_LJ_OK) {
+        if (prc == CTL_LJ_E_SYNTAX)
+            fprintf(stderr, "mgx ledger settle: %s:%s\n", input, err);
+        else
+            fprintf(stderr, "mgx ledger settle: %s\n", err);
         goto out;
     }
-    ctl_ledger_input in;
-    memset(&in, 0, sizeof in);
-    if (parse_input(root, &in, &trades, &meters) != 0 || open_db(argv[2], &db) != 0)
+    if (open_db(argv[2], &db) != 0)
         goto out;
     ctl_ledger_result res;
-    int src = ctl_ledger_settle(db, &in, key, &res, err, sizeof err);
+    int src = ctl_ledger_settle(db, &in.in, key, &res, err, sizeof err);
     if (src != CTL_LEDGER_OK) {
         fprintf(stderr, "mgx ledger settle: %s\n", err);
         goto out;
@@ -245,10 +161,8 @@ static int cmd_settle(int argc, char **argv)
     rc = CTL_EXIT_OK;
 out:
     sqlite3_close(db);
-    json_decref(root);
     free(text);
-    free(trades);
-    free(meters);
+    ctl_lj_settle_free(&in);
     ctl_ledger_key_free(key);
     return rc;
 }
@@ -386,33 +300,6 @@ static int cmd_checkpoint(int argc, char **argv)
 
 /* ---- proofs ---- */
 
-static json_t *hash_array(uint8_t (*h)[STL_HASH_LEN], size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++) {
-        char b64[64];
-        sodium_bin2base64(b64, sizeof b64, h[i], STL_HASH_LEN, sodium_base64_VARIANT_ORIGINAL);
-        json_array_append_new(a, json_string(b64));
-    }
-    return a;
-}
-
-static int parse_hashes(json_t *a, uint8_t (*h)[STL_HASH_LEN], size_t *n)
-{
-    if (!json_is_array(a) || json_array_size(a) > STL_MERKLE_MAX_PROOF)
-        return -1;
-    *n = json_array_size(a);
-    for (size_t i = 0; i < *n; i++) {
-        const char *s = json_string_value(json_array_get(a, i));
-        size_t got;
-        if (!s || sodium_base642bin(h[i], STL_HASH_LEN, s, strlen(s), NULL, &got, NULL,
-                                    sodium_base64_VARIANT_ORIGINAL) != 0 ||
-            got != STL_HASH_LEN)
-            return -1;
-    }
-    return 0;
-}
-
 static int cmd_proof(int argc, char **argv)
 {
     const char *txs = opt_value(argc, argv, "--tx"), *idx = opt_value(argc, argv, "--index"),
@@ -438,12 +325,10 @@ static int cmd_proof(int argc, char **argv)
         return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
     sqlite3_stmt *st = NULL;
-    char *note = NULL;
-    json_t *out = NULL;
     uint64_t size = 0;
-    uint8_t (*path)[STL_HASH_LEN] = calloc(STL_MERKLE_MAX_PROOF, STL_HASH_LEN);
-    note = checkpoint_of(db, h, &size);
-    if (!note || !path) {
+    ctl_lj_proof *pr = calloc(1, sizeof *pr);
+    char *note = checkpoint_of(db, h, &size);
+    if (!note || !pr) {
         fputs("mgx ledger proof: no such block\n", stderr);
         goto out;
     }
@@ -466,29 +351,31 @@ static int cmd_proof(int argc, char **argv)
                 (long long)li, (unsigned long long)size);
         goto out;
     }
-    size_t n;
-    if (stl_merkle_inclusion_proof((uint64_t)li, size, ctl_ledger_node, db, path, &n) != STL_OK) {
+    /* a damaged row must not overrun the fixed buffers below */
+    int blen = sqlite3_column_bytes(st, 1);
+    if (blen < 0 || blen > STL_TX_MAX_LEN || sqlite3_column_bytes(st, 2) != STL_ID_LEN ||
+        stl_merkle_inclusion_proof((uint64_t)li, size, ctl_ledger_node, db, pr->path,
+                                   &pr->n_path) != STL_OK) {
         fputs("mgx ledger proof: the Merkle log is damaged (run `mgx ledger verify`)\n", stderr);
         goto out;
     }
-    char bodyhex[2 * STL_TX_MAX_LEN + 1], idhex[2 * STL_ID_LEN + 1];
-    hex(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), bodyhex);
-    hex(sqlite3_column_blob(st, 2), STL_ID_LEN, idhex);
-    out = json_pack("{s:s, s:I, s:I, s:s, s:s, s:o, s:s}", "format", "mgx-inclusion-proof/1",
-                    "log_index", (json_int_t)li, "tree_size", (json_int_t)size, "txid", idhex, "tx",
-                    bodyhex, "hashes", hash_array(path, n), "checkpoint", note);
-    char *s = out ? json_dumps(out, JSON_INDENT(2)) : NULL;
+    if (blen > 0)
+        memcpy(pr->body, sqlite3_column_blob(st, 1), (size_t)blen);
+    pr->body_len = (size_t)blen;
+    pr->log_index = li;
+    pr->tree_size = (int64_t)size;
+    pr->checkpoint = note;
+    char *s = ctl_lj_proof_format(pr, sqlite3_column_blob(st, 2));
     if (s) {
         printf("%s\n", s);
         free(s);
         rc = CTL_EXIT_OK;
     }
 out:
-    json_decref(out);
     sqlite3_finalize(st);
     sqlite3_close(db);
     free(note);
-    free(path);
+    free(pr);
     return rc;
 }
 
@@ -515,29 +402,40 @@ static void describe_tx(const stl_tx *tx)
     }
 }
 
-static json_t *load_json(const char *path)
+/* Reads and parses a proof file (parse: ctl_lj_proof_parse or ctl_lj_consistency_parse);
+ * -1 after printing why it cannot be read or is not JSON, 1 when it is JSON of another kind. */
+static int load_proof(const char *path, int (*parse)(const char *, size_t, void *, char *, size_t),
+                      void *out)
 {
-    char *text = NULL;
+    char *text = NULL, err[512] = "";
     size_t len;
     if (ctl_read_file(path, 1u << 20, &text, &len) != 0) {
         fprintf(stderr, "mgx ledger: %s: cannot read\n", path);
-        return NULL;
+        return -1;
     }
-    json_error_t je;
-    json_t *j = json_loadb(text, len, 0, &je);
-    if (!j)
-        fprintf(stderr, "mgx ledger: %s:%d:%d: %s\n", path, je.line, je.column, je.text);
+    int rc = parse(text, len, out, err, sizeof err);
     free(text);
-    return j;
+    if (rc == CTL_LJ_E_SYNTAX || rc == CTL_LJ_E_NOMEM)
+        fprintf(stderr, "mgx ledger: %s:%s\n", path, err);
+    return rc == CTL_LJ_OK ? 0 : rc == CTL_LJ_E_BAD ? 1 : -1;
 }
 
-static int open_checkpoint(int argc, char **argv, json_t *proof, const char *name,
+static int parse_proof(const char *text, size_t len, void *out, char *err, size_t errlen)
+{
+    return ctl_lj_proof_parse(text, len, out, err, errlen);
+}
+
+static int parse_consistency(const char *text, size_t len, void *out, char *err, size_t errlen)
+{
+    return ctl_lj_consistency_parse(text, len, out, err, errlen);
+}
+
+static int open_checkpoint(int argc, char **argv, const char *note, const char *name,
                            const uint8_t pk[32], stl_checkpoint *cp)
 {
     const char *cf = opt_value(argc, argv, "--checkpoint");
     char *text = NULL;
     size_t len = 0;
-    const char *note = json_string_value(json_object_get(proof, "checkpoint"));
     if (cf) {
         if (ctl_read_file(cf, STL_NOTE_MAX, &text, &len) != 0) {
             fprintf(stderr, "mgx ledger: %s: cannot read\n", cf);
@@ -564,50 +462,47 @@ static int cmd_check_proof(int argc, char **argv)
               stderr);
         return CTL_EXIT_USAGE;
     }
-    json_t *j = load_json(pf);
-    if (!j)
-        return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
     stl_checkpoint cp;
-    uint8_t path[STL_MERKLE_MAX_PROOF][STL_HASH_LEN], body[STL_TX_MAX_LEN], leaf[32];
-    size_t n, blen = 0;
-    json_t *li = json_object_get(j, "log_index"), *ts = json_object_get(j, "tree_size");
-    const char *txh = json_string_value(json_object_get(j, "tx"));
-    stl_tx tx;
-    if (!json_is_integer(li) || !json_is_integer(ts) || json_integer_value(li) < 0 || !txh ||
-        parse_hashes(json_object_get(j, "hashes"), path, &n) != 0 ||
-        sodium_hex2bin(body, sizeof body, txh, strlen(txh), NULL, &blen, NULL) != 0 ||
-        stl_tx_decode(body, blen, &tx) != STL_OK) {
-        fprintf(stderr, "mgx ledger check-proof: %s is not an mgx inclusion proof\n", pf);
+    uint8_t leaf[32];
+    ctl_lj_proof *pr = calloc(1, sizeof *pr);
+    if (!pr)
+        return CTL_EXIT_FAILURE;
+    int lrc = load_proof(pf, parse_proof, pr);
+    if (lrc != 0) {
+        if (lrc > 0)
+            fprintf(stderr, "mgx ledger check-proof: %s is not an mgx inclusion proof\n", pf);
         goto out;
     }
-    if (open_checkpoint(argc, argv, j, name, pk, &cp) != 0)
+    if (open_checkpoint(argc, argv, pr->checkpoint, name, pk, &cp) != 0)
         goto out;
-    if ((uint64_t)json_integer_value(ts) != cp.size) {
+    if ((uint64_t)pr->tree_size != cp.size) {
         fprintf(stderr, "mgx ledger check-proof: the proof is for a log of %lld entries, the "
                         "checkpoint for %llu\n",
-                (long long)json_integer_value(ts), (unsigned long long)cp.size);
+                (long long)pr->tree_size, (unsigned long long)cp.size);
         goto out;
     }
-    stl_merkle_leaf_hash(body, blen, leaf);
-    if (stl_merkle_verify_inclusion((uint64_t)json_integer_value(li), cp.size, leaf,
-                                    (const uint8_t(*)[STL_HASH_LEN])path, n, cp.root) != STL_OK) {
+    stl_merkle_leaf_hash(pr->body, pr->body_len, leaf);
+    if (stl_merkle_verify_inclusion((uint64_t)pr->log_index, cp.size, leaf,
+                                    (const uint8_t(*)[STL_HASH_LEN])pr->path, pr->n_path,
+                                    cp.root) != STL_OK) {
         fprintf(stderr, "mgx ledger check-proof: FAILED: the transaction is not in the log at "
                         "this checkpoint\n");
         goto out;
     }
     uint8_t id[32];
     char idhex[65];
-    stl_tx_id(body, blen, id);
+    stl_tx_id(pr->body, pr->body_len, id);
     hex(id, 32, idhex);
     printf("OK: transaction %s (interval %lld, #%u) is entry %lld of %s's log, size %llu, signed "
            "by %s\n",
-           idhex, (long long)tx.interval_id, tx.seq, (long long)json_integer_value(li), cp.origin,
+           idhex, (long long)pr->tx.interval_id, pr->tx.seq, (long long)pr->log_index, cp.origin,
            (unsigned long long)cp.size, name);
-    describe_tx(&tx);
+    describe_tx(&pr->tx);
     rc = CTL_EXIT_OK;
 out:
-    json_decref(j);
+    ctl_lj_proof_free(pr);
+    free(pr);
     return rc;
 }
 
@@ -627,10 +522,9 @@ static int cmd_consistency(int argc, char **argv)
         return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
     uint64_t height, size;
-    uint8_t path[STL_MERKLE_MAX_PROOF][STL_HASH_LEN], r1[32], r2[32];
-    char *n1 = NULL, *n2 = NULL;
-    json_t *out = NULL;
-    size_t n;
+    ctl_lj_consistency *c = calloc(1, sizeof *c);
+    if (!c)
+        goto out;
     if (ctl_ledger_head(db, &height, &size) != CTL_LEDGER_OK) {
         fputs("mgx ledger consistency: empty ledger\n", stderr);
         goto out;
@@ -642,32 +536,26 @@ static int cmd_consistency(int argc, char **argv)
                 (unsigned long long)size);
         goto out;
     }
-    if (stl_merkle_consistency_proof((uint64_t)from, (uint64_t)to, ctl_ledger_node, db, path, &n) !=
-            STL_OK ||
-        stl_merkle_root_at((uint64_t)from, ctl_ledger_node, db, r1) != STL_OK ||
-        stl_merkle_root_at((uint64_t)to, ctl_ledger_node, db, r2) != STL_OK) {
+    c->old_size = (uint64_t)from;
+    c->new_size = (uint64_t)to;
+    if (stl_merkle_consistency_proof(c->old_size, c->new_size, ctl_ledger_node, db, c->path,
+                                     &c->n_path) != STL_OK ||
+        stl_merkle_root_at(c->old_size, ctl_ledger_node, db, c->old_root) != STL_OK ||
+        stl_merkle_root_at(c->new_size, ctl_ledger_node, db, c->new_root) != STL_OK) {
         fputs("mgx ledger consistency: the Merkle log is damaged (run `mgx ledger verify`)\n", stderr);
         goto out;
     }
-    n1 = checkpoint_at_size(db, (uint64_t)from);
-    n2 = checkpoint_at_size(db, (uint64_t)to);
-    uint8_t rr[2][STL_HASH_LEN];
-    memcpy(rr[0], r1, 32);
-    memcpy(rr[1], r2, 32);
-    json_t *roots = hash_array(rr, 2);
-    out = json_pack("{s:s, s:I, s:I, s:o, s:o, s:s?, s:s?}", "format", "mgx-consistency-proof/1",
-                    "old_size", (json_int_t)from, "new_size", (json_int_t)to, "roots", roots,
-                    "hashes", hash_array(path, n), "old_checkpoint", n1, "new_checkpoint", n2);
-    char *s = out ? json_dumps(out, JSON_INDENT(2)) : NULL;
+    c->old_checkpoint = checkpoint_at_size(db, c->old_size);
+    c->new_checkpoint = checkpoint_at_size(db, c->new_size);
+    char *s = ctl_lj_consistency_format(c);
     if (s) {
         printf("%s\n", s);
         free(s);
         rc = CTL_EXIT_OK;
     }
 out:
-    json_decref(out);
-    free(n1);
-    free(n2);
+    ctl_lj_consistency_free(c);
+    free(c);
     sqlite3_close(db);
     return rc;
 }
@@ -681,28 +569,28 @@ static int cmd_check_consistency(int argc, char **argv)
         fputs("usage: mgx ledger check-consistency --proof FILE --vkey VKEY|--vkey-file F\n", stderr);
         return CTL_EXIT_USAGE;
     }
-    json_t *j = load_json(pf);
-    if (!j)
-        return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
-    uint8_t path[STL_MERKLE_MAX_PROOF][STL_HASH_LEN];
-    size_t n;
-    const char *n1 = json_string_value(json_object_get(j, "old_checkpoint"));
-    const char *n2 = json_string_value(json_object_get(j, "new_checkpoint"));
     stl_checkpoint c1, c2;
-    if (parse_hashes(json_object_get(j, "hashes"), path, &n) != 0 || !n1 || !n2) {
-        fprintf(stderr, "mgx ledger check-consistency: %s needs both signed checkpoints and the "
-                        "hashes\n",
-                pf);
+    ctl_lj_consistency *c = calloc(1, sizeof *c);
+    if (!c)
+        return CTL_EXIT_FAILURE;
+    int lrc = load_proof(pf, parse_consistency, c);
+    if (lrc != 0) {
+        if (lrc > 0)
+            fprintf(stderr, "mgx ledger check-consistency: %s needs both signed checkpoints and "
+                            "the hashes\n",
+                    pf);
         goto out;
     }
+    const char *n1 = c->old_checkpoint, *n2 = c->new_checkpoint;
     if (stl_checkpoint_open(n1, strlen(n1), name, pk, name, &c1) != STL_OK ||
         stl_checkpoint_open(n2, strlen(n2), name, pk, name, &c2) != STL_OK) {
         fputs("mgx ledger check-consistency: a checkpoint is not signed by this key\n", stderr);
         goto out;
     }
     if (stl_merkle_verify_consistency(c1.size, c2.size, c1.root, c2.root,
-                                      (const uint8_t(*)[STL_HASH_LEN])path, n) != STL_OK) {
+                                      (const uint8_t(*)[STL_HASH_LEN])c->path,
+                                      c->n_path) != STL_OK) {
         fputs("mgx ledger check-consistency: FAILED: the newer log does not extend the older one\n",
               stderr);
         goto out;
@@ -711,7 +599,8 @@ static int cmd_check_consistency(int argc, char **argv)
            (unsigned long long)c2.size, (unsigned long long)c1.size);
     rc = CTL_EXIT_OK;
 out:
-    json_decref(j);
+    ctl_lj_consistency_free(c);
+    free(c);
     return rc;
 }
 

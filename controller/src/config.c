@@ -31,8 +31,10 @@ struct cfg_loader {
     const char *path;
     char dir[CFG_PATH_MAX];
     FILE *f;
+    const char *mem; /* cfg_load_string: the text instead of f */
+    size_t mem_len, mem_pos;
     int line;
-    bool too_long;
+    bool too_long, nul_byte;
     char section[256];
     int owner; /* handler index owning the current section, -1 none yet */
     char err[512];
@@ -109,16 +111,51 @@ static void announce(cfg_loader *l, const char *section)
     fail(l, msg);
 }
 
-/* fgets-like reader that counts lines, refuses lines longer than inih's buffer and announces
- * section headers (inih itself reports only keys). */
+/* The next byte of the file or of the text of cfg_load_string, or EOF. */
+static int next_byte(cfg_loader *l)
+{
+    if (l->mem)
+        return l->mem_pos < l->mem_len ? (unsigned char)l->mem[l->mem_pos++] : EOF;
+    return getc(l->f);
+}
+
+static bool at_end(cfg_loader *l)
+{
+    if (l->mem)
+        return l->mem_pos >= l->mem_len;
+    int c = getc(l->f);
+    if (c == EOF)
+        return true;
+    ungetc(c, l->f);
+    return false;
+}
+
+/* fgets-like reader that counts lines, refuses lines longer than inih's buffer and lines with
+ * a NUL byte (fgets would hide the rest of such a line, or hand it over as a line of its own
+ * past the end of the file), and announces section headers (inih itself reports only keys). */
 static char *reader(char *str, int num, void *stream)
 {
     cfg_loader *l = stream;
-    if (l->too_long || !fgets(str, num, l->f))
+    if (l->too_long || l->nul_byte || num < 2)
         return NULL;
+    size_t cap = (size_t)num - 1, n = 0;
+    bool nul = false;
+    int c;
+    while (n < cap && (c = next_byte(l)) != EOF) {
+        str[n++] = (char)c;
+        nul = nul || c == 0;
+        if (c == '\n')
+            break;
+    }
+    if (n == 0)
+        return NULL;
+    str[n] = '\0';
     l->line++;
-    size_t n = strlen(str);
-    if (n + 1 == (size_t)num && str[n - 1] != '\n' && !feof(l->f)) {
+    if (nul) {
+        l->nul_byte = true;
+        return NULL;
+    }
+    if (n == cap && str[n - 1] != '\n' && !at_end(l)) {
         l->too_long = true;
         return NULL;
     }
@@ -163,13 +200,12 @@ static int on_key(void *user, const char *section, const char *key, const char *
     return 1;
 }
 
-int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
+/* Resets the per-load state; the folder of path anchors relative paths in values. */
+static void begin(cfg_loader *l, const char *path)
 {
-    if (!l || !path)
-        return CFG_E_BAD;
     l->path = path;
     l->line = 0;
-    l->too_long = l->failed = false;
+    l->too_long = l->nul_byte = l->failed = false;
     l->section[0] = '\0';
     l->owner = -1;
     l->err[0] = '\0';
@@ -178,17 +214,20 @@ int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
         snprintf(l->dir, sizeof l->dir, "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
     else
         snprintf(l->dir, sizeof l->dir, ".");
-    l->f = fopen(path, "r");
-    if (!l->f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return CFG_E_IO;
-    }
+}
+
+/* Parses through reader (from l->f or l->mem) and runs the finish functions. */
+static int run(cfg_loader *l, const char *path, char *err, size_t errlen)
+{
     int rc = ini_parse_stream(reader, l, on_key, l);
-    bool read_error = ferror(l->f) != 0;
-    fclose(l->f);
-    l->f = NULL;
+    bool read_error = l->f && ferror(l->f) != 0;
     if (l->too_long) {
-        snprintf(err, errlen, "%s:%d: line too long", path, l->line + 1);
+        /* reader counted the long line before refusing it: l->line is that line */
+        snprintf(err, errlen, "%s:%d: line too long", path, l->line);
+        return CFG_E_BAD;
+    }
+    if (l->nul_byte) {
+        snprintf(err, errlen, "%s:%d: NUL byte in the line", path, l->line);
         return CFG_E_BAD;
     }
     if (read_error) {
@@ -211,6 +250,36 @@ int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
             return rc;
     }
     return CFG_OK;
+}
+
+int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen)
+{
+    if (!l || !path)
+        return CFG_E_BAD;
+    begin(l, path);
+    l->f = fopen(path, "r");
+    if (!l->f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return CFG_E_IO;
+    }
+    int rc = run(l, path, err, errlen);
+    fclose(l->f);
+    l->f = NULL;
+    return rc;
+}
+
+int cfg_load_string(cfg_loader *l, const char *name, const char *text, size_t len, char *err,
+                    size_t errlen)
+{
+    if (!l || !name || (!text && len))
+        return CFG_E_BAD;
+    begin(l, name);
+    l->mem = text ? text : "";
+    l->mem_len = len;
+    l->mem_pos = 0;
+    int rc = run(l, name, err, errlen);
+    l->mem = NULL;
+    return rc;
 }
 
 /* ---- value parsers ---- */

@@ -60,6 +60,12 @@ int cfg_loader_add(cfg_loader *l, cfg_key_fn key, cfg_finish_fn finish, void *ct
  * (or "FILE: message") in err. */
 int cfg_load(cfg_loader *l, const char *path, char *err, size_t errlen);
 
+/* As cfg_load, from len bytes of text (no NUL needed) named `name` in messages; relative
+ * paths in values resolve against name's folder as if it were the file's path. For tests and
+ * fuzzing; never reports CFG_E_IO itself (a handler reading a named file still may). */
+int cfg_load_string(cfg_loader *l, const char *name, const char *text, size_t len, char *err,
+                    size_t errlen);
+
 /* While cfg_load runs: resolves a relative path against the config file's folder. */
 int cfg_path(const cfg_loader *l, const char *value, char *out, size_t cap);
 
