@@ -23,14 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A unit as built from the caller's array, before anyone knows the participant's rank. */
-typedef struct {
-    int64_t energy_wh;
-    int64_t price;        /* effective */
-    uint32_t order;       /* index into the caller's array */
-    uint32_t buy;         /* 1 for a buyer's unit */
-} raw_unit;
-
 /* One participant's energy at one effective price, in sorted (matching) order. */
 typedef struct {
     int64_t energy_wh;
@@ -63,12 +55,16 @@ struct mkt_clearing {
     uint8_t *side;
     tally *tallies;
     mkt_participant_result *parts;
-    /* per unit */
-    raw_unit *raw;
+    /* per unit, as built in array order before anyone knows the participants' ranks */
+    int64_t *raw_energy;
+    uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
+    uint32_t *raw_order; /* index into the caller's array */
+    /* per unit, in matching order */
     unit *units;
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
     size_t n_raw, n_sell_units, n_buy_units;
+    unsigned price_bits;
     int ids_ascending;
     /* result */
     mkt_trade *trades;
@@ -126,7 +122,9 @@ static int ensure_raw(mkt_clearing *c, size_t n)
         cap *= 2;
     if (cap > c->max_orders * MKT_MAX_STEPS)
         cap = c->max_orders * MKT_MAX_STEPS;
-    if (grow((void **)&c->raw, cap, sizeof(raw_unit)))
+    if (grow((void **)&c->raw_energy, cap, sizeof(int64_t)) ||
+        grow((void **)&c->raw_key, cap, sizeof(uint64_t)) ||
+        grow((void **)&c->raw_order, cap, sizeof(uint32_t)))
         return MKT_E_NOMEM;
     c->cap_raw = cap;
     return MKT_OK;
@@ -172,7 +170,9 @@ void mkt_clearing_free(mkt_clearing *c)
     free(c->side);
     free(c->tallies);
     free(c->parts);
-    free(c->raw);
+    free(c->raw_energy);
+    free(c->raw_key);
+    free(c->raw_order);
     free(c->units);
     free(c->keys);
     free(c->tmp_keys);
@@ -208,14 +208,18 @@ static int check_order(const mkt_order *o, int64_t *side_total, int64_t *offered
         return MKT_E_STEPS;
     int64_t sum = 0;
     for (uint32_t s = 0; s < o->n_steps; s++) {
-        at->step_index = (int)s;
+        int rc = MKT_OK;
         if (o->steps[s].energy_wh <= 0 || o->steps[s].energy_wh > MKT_ENERGY_MAX_WH)
-            return MKT_E_ENERGY;
-        if (o->steps[s].price_uc_per_kwh < 0 ||
-            o->steps[s].price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
-            return MKT_E_PRICE;
-        if (add_checked(side_total, o->steps[s].energy_wh))
-            return MKT_E_OVERFLOW;
+            rc = MKT_E_ENERGY;
+        else if (o->steps[s].price_uc_per_kwh < 0 ||
+                 o->steps[s].price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
+            rc = MKT_E_PRICE;
+        else if (add_checked(side_total, o->steps[s].energy_wh))
+            rc = MKT_E_OVERFLOW;
+        if (rc) {
+            at->step_index = (int)s;
+            return rc;
+        }
         sum += o->steps[s].energy_wh; /* <= 16 TWh, cannot overflow */
     }
     *offered = sum;
@@ -227,6 +231,24 @@ static int64_t effective_price(const price_band *band, mkt_side side, int64_t li
     if (side == MKT_SELL)
         return limit < band->lo ? band->lo : limit;
     return limit > band->hi ? band->hi : limit;
+}
+
+/* The high part of a unit's sort key: the buyer bit, then the price as a distance from the
+ * side's best end of the band, so that ascending keys put the sellers first, cheapest first,
+ * then the buyers, dearest first. build_book appends the rank below it. */
+static uint64_t sort_key(const price_band *band, unsigned price_bits, mkt_side side,
+                         int64_t price)
+{
+    if (side == MKT_SELL)
+        return (uint64_t)(price - band->lo);
+    return UINT64_C(1) << price_bits | (uint64_t)(band->hi - price);
+}
+
+static int64_t key_price(const price_band *band, unsigned price_bits, uint64_t key)
+{
+    uint64_t mask = (UINT64_C(1) << price_bits) - 1;
+    int64_t p = (int64_t)(key & mask);
+    return key >> price_bits ? band->hi - p : band->lo + p;
 }
 
 /* Appends one order's units: its steps by effective price, equal prices merged, steps that can
@@ -249,18 +271,20 @@ static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *
     }
     size_t at = c->n_raw;
     for (uint32_t s = 0; s < n; s++) {
-        if (s > 0 && st[s].price_uc_per_kwh == c->raw[at - 1].price) {
-            c->raw[at - 1].energy_wh += st[s].energy_wh;
+        if (s > 0 && st[s].price_uc_per_kwh == st[s - 1].price_uc_per_kwh) {
+            c->raw_energy[at - 1] += st[s].energy_wh;
             continue;
         }
-        raw_unit *u = &c->raw[at++];
-        u->energy_wh = st[s].energy_wh;
-        u->price = st[s].price_uc_per_kwh;
-        u->order = index;
-        u->buy = o->side == MKT_BUY;
+        c->raw_energy[at] = st[s].energy_wh;
+        c->raw_key[at] = sort_key(band, c->price_bits, o->side, st[s].price_uc_per_kwh);
+        c->raw_order[at] = index;
+        at++;
     }
     c->n_raw = at;
 }
+
+/* How far ahead the scan asks for orders: about 4 KiB, enough to hide a miss. */
+#define SCAN_PREFETCH 16
 
 /* The one pass over the caller's array: checks every order, keeps what later passes need of it
  * (side, offered energy, id) in compact per-order arrays and appends its units. */
@@ -272,6 +296,8 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
     c->n_raw = 0;
     for (size_t i = 0; i < n; i++) {
         const mkt_order *o = &orders[i];
+        if (i + SCAN_PREFETCH < n)
+            __builtin_prefetch(&orders[i + SCAN_PREFETCH]);
         at->order_index = i;
         int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_offered[i], at);
         if (rc)
@@ -314,55 +340,50 @@ static int rank_orders(mkt_clearing *c, size_t n, mkt_error_at *at)
     return MKT_OK;
 }
 
-/* Sort keys: buyer bit, then the price as a distance from the side's best end of the band
- * (sellers ascending, buyers descending), then the rank, so that one radix sort puts the
- * sellers first, each side in matching order, ties by participant id. A participant's units on
- * one side have distinct prices, so every key is unique. */
-static void sort_units_packed(mkt_clearing *c, const price_band *band, unsigned price_bits,
-                              unsigned rank_bits)
+/* With the rank below the price every key is unique (a participant's units on one side have
+ * distinct prices), so one radix sort gives the matching order, ties by participant id. */
+static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
 {
     for (size_t i = 0; i < c->n_raw; i++) {
-        const raw_unit *u = &c->raw[i];
-        uint64_t p = (uint64_t)(u->buy ? band->hi - u->price : u->price - band->lo);
-        c->keys[i] = (uint64_t)u->buy << (price_bits + rank_bits) | p << rank_bits |
-                     c->rank_of[u->order];
+        c->keys[i] = c->raw_key[i] << rank_bits | c->rank_of[c->raw_order[i]];
         c->sorted[i] = (uint32_t)i;
     }
     mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
 }
 
-/* The same order when the three fields do not fit 64 bits (price bands wider than about 2^35
- * uc/kWh with many participants): by rank first, then stably by side and price. */
-static void sort_units_twice(mkt_clearing *c, const price_band *band, unsigned price_bits)
+/* The same order when the key and the rank do not fit 64 bits together (price bands wider than
+ * about 2^35 uc/kWh with many participants): by rank first, then stably by the key. */
+static void sort_units_twice(mkt_clearing *c)
 {
     for (size_t i = 0; i < c->n_raw; i++) {
-        c->keys[i] = c->rank_of[c->raw[i].order];
+        c->keys[i] = c->rank_of[c->raw_order[i]];
         c->sorted[i] = (uint32_t)i;
     }
     mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
-    for (size_t i = 0; i < c->n_raw; i++) {
-        const raw_unit *u = &c->raw[c->sorted[i]];
-        uint64_t p = (uint64_t)(u->buy ? band->hi - u->price : u->price - band->lo);
-        c->keys[i] = (uint64_t)u->buy << price_bits | p;
-    }
+    for (size_t i = 0; i < c->n_raw; i++)
+        c->keys[i] = c->raw_key[c->sorted[i]];
     mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
 }
 
 /* Sorts the raw units into matching order and gathers them into c->units, so that the match,
- * the pro rata and the pairing walk one array front to back. */
+ * the pro rata and the pairing walk one array front to back. Price and rank come back out of
+ * the key; only the energy is fetched through the permutation. */
 static void build_book(mkt_clearing *c, const price_band *band)
 {
-    unsigned price_bits = mkt__bit_width((uint64_t)(band->hi - band->lo));
     unsigned rank_bits = c->n_parts > 1 ? mkt__bit_width(c->n_parts - 1) : 0;
-    if (1 + price_bits + rank_bits <= 64)
-        sort_units_packed(c, band, price_bits, rank_bits);
+    int packed = 1 + c->price_bits + rank_bits <= 64;
+    uint64_t rank_mask = (UINT64_C(1) << rank_bits) - 1;
+    if (packed)
+        sort_units_packed(c, rank_bits);
     else
-        sort_units_twice(c, band, price_bits);
+        sort_units_twice(c);
     size_t n_buy = 0;
     for (size_t i = 0; i < c->n_raw; i++) {
-        const raw_unit *r = &c->raw[c->sorted[i]];
-        c->units[i] = (unit){r->energy_wh, r->price, 0, 0, 0, c->rank_of[r->order]};
-        n_buy += r->buy;
+        uint32_t k = c->sorted[i];
+        uint64_t key = packed ? c->keys[i] >> rank_bits : c->keys[i];
+        uint32_t rank = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
+        c->units[i] = (unit){c->raw_energy[k], key_price(band, c->price_bits, key), 0, 0, 0, rank};
+        n_buy += key >> c->price_bits;
     }
     c->n_buy_units = n_buy;
     c->n_sell_units = c->n_raw - n_buy;
@@ -655,6 +676,7 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     price_band band = {params->feed_in_uc_per_kwh,
                        params->retail_uc_per_kwh - params->network_fee_uc_per_kwh, 0};
     band.tradable = band.hi >= band.lo;
+    c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
     if ((rc = ensure_orders(c, n_orders > 0 ? n_orders : 1)) ||
         (rc = scan_orders(c, &band, orders, n_orders, at)) ||
         (rc = ensure_units(c, c->n_raw > 0 ? c->n_raw : 1)) ||
