@@ -28,10 +28,15 @@ typedef struct {
     int64_t energy_wh;
     int64_t price;
     int64_t accepted_wh;
-    int64_t amount_uc; /* pay-as-bid: this unit's trade amounts (received or paid) */
-    int64_t fee_uc;    /* pay-as-bid: fees on a buyer unit's trades */
-    uint32_t rank;     /* the participant's position in id order */
+    uint32_t rank; /* the participant's position in id order */
 } unit;
+
+/* Pay-as-bid only: the money of one unit's trades, kept beside the units rather than in them so
+ * that pay-as-clear does not carry it through every pass. */
+typedef struct {
+    int64_t amount_uc; /* received by a seller's unit, paid by a buyer's */
+    int64_t fee_uc;    /* buyers only */
+} unit_money;
 
 /* What the passes after the scan need to know about a participant, by rank: small enough that
  * scattering into it from price order stays in cache, unlike the 96-byte result records. */
@@ -61,6 +66,7 @@ struct mkt_clearing {
     uint32_t *raw_order; /* index into the caller's array */
     /* per unit, in matching order */
     unit *units;
+    unit_money *money;
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
     size_t n_raw, n_sell_units, n_buy_units;
@@ -135,6 +141,7 @@ static int ensure_units(mkt_clearing *c, size_t n)
     if (n <= c->cap_units)
         return MKT_OK;
     if (grow((void **)&c->units, n, sizeof(unit)) ||
+        grow((void **)&c->money, n, sizeof(unit_money)) ||
         grow((void **)&c->keys, n, sizeof(uint64_t)) ||
         grow((void **)&c->tmp_keys, n, sizeof(uint64_t)) ||
         grow((void **)&c->sorted, n, sizeof(uint32_t)) ||
@@ -174,6 +181,7 @@ void mkt_clearing_free(mkt_clearing *c)
     free(c->raw_key);
     free(c->raw_order);
     free(c->units);
+    free(c->money);
     free(c->keys);
     free(c->tmp_keys);
     free(c->sorted);
@@ -382,7 +390,7 @@ static void build_book(mkt_clearing *c, const price_band *band)
         uint32_t k = c->sorted[i];
         uint64_t key = packed ? c->keys[i] >> rank_bits : c->keys[i];
         uint32_t rank = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
-        c->units[i] = (unit){c->raw_energy[k], key_price(band, c->price_bits, key), 0, 0, 0, rank};
+        c->units[i] = (unit){c->raw_energy[k], key_price(band, c->price_bits, key), 0, rank};
         n_buy += key >> c->price_bits;
     }
     c->n_buy_units = n_buy;
@@ -554,25 +562,30 @@ static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
     }
 }
 
-/* Pay-as-bid pairs the dearest bids with the cheapest asks, each at the bid. The money goes on
- * the units, which this walk visits in order; credit_units moves it to the participants. */
+/* Pay-as-bid pairs the dearest bids with the cheapest asks, each at the bid. The money goes
+ * beside the units, which this walk visits in order (every one of them, so each gets its sums
+ * zeroed); credit_units moves it to the participants. */
 static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
 {
     unit *sell = c->units, *buy = c->units + c->n_sell_units;
+    unit_money *sell_m = c->money, *buy_m = c->money + c->n_sell_units;
     size_t i = 0, j = 0;
     int64_t s_left = 0, b_left = 0;
     for (;;) {
-        while (s_left == 0 && i < c->n_sell_units)
-            s_left = sell[i++].accepted_wh;
-        while (b_left == 0 && j < c->n_buy_units)
-            b_left = buy[j++].accepted_wh;
+        for (; s_left == 0 && i < c->n_sell_units; i++) {
+            s_left = sell[i].accepted_wh;
+            sell_m[i] = (unit_money){0, 0};
+        }
+        for (; b_left == 0 && j < c->n_buy_units; j++) {
+            b_left = buy[j].accepted_wh;
+            buy_m[j] = (unit_money){0, 0};
+        }
         if (s_left == 0 || b_left == 0)
             return MKT_OK;
-        unit *su = &sell[i - 1], *bu = &buy[j - 1];
         int64_t e = s_left < b_left ? s_left : b_left;
-        int rc = add_trade(c, p, su->rank, bu->rank, e, bu->price);
-        if (rc || (rc = credit_trade(&su->amount_uc, &bu->amount_uc, &bu->fee_uc,
-                                     &c->trades[c->n_trades - 1])))
+        int rc = add_trade(c, p, sell[i - 1].rank, buy[j - 1].rank, e, buy[j - 1].price);
+        if (rc || (rc = credit_trade(&sell_m[i - 1].amount_uc, &buy_m[j - 1].amount_uc,
+                                     &buy_m[j - 1].fee_uc, &c->trades[c->n_trades - 1])))
             return rc;
         s_left -= e;
         b_left -= e;
@@ -580,13 +593,16 @@ static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
 }
 
 /* Adds each unit's accepted energy (and, for pay-as-bid, its money) to its participant. */
-static int credit_units(mkt_clearing *c)
+static int credit_units(mkt_clearing *c, int with_money)
 {
     for (size_t i = 0; i < c->n_sell_units + c->n_buy_units; i++) {
         const unit *u = &c->units[i];
+        if (u->accepted_wh == 0)
+            continue;
         tally *t = &c->tallies[u->rank];
         t->local_wh += u->accepted_wh; /* <= offered_wh */
-        if (add_checked(&t->local_uc, u->amount_uc) || add_checked(&t->fee_uc, u->fee_uc))
+        if (with_money && (add_checked(&t->local_uc, c->money[i].amount_uc) ||
+                           add_checked(&t->fee_uc, c->money[i].fee_uc)))
             return MKT_E_OVERFLOW;
     }
     return MKT_OK;
@@ -648,7 +664,7 @@ static int clear_book(mkt_clearing *c, const mkt_params *params, const price_ban
     c->sum.matched_wh = m.matched;
     if (params->mechanism == MKT_PAY_AS_BID)
         rc = trades_by_bid(c, params);
-    if (rc || (rc = credit_units(c)))
+    if (rc || (rc = credit_units(c, params->mechanism == MKT_PAY_AS_BID)))
         return rc;
     if (params->mechanism == MKT_PAY_AS_CLEAR && m.matched > 0) {
         set_price(&c->sum, band, &m);
