@@ -241,6 +241,12 @@ static int64_t effective_price(const price_band *band, mkt_side side, int64_t li
     return limit > band->hi ? band->hi : limit;
 }
 
+/* Width of the packed sort key. Only a test build lowers it, to drive ordinary books through
+ * sort_units_twice, which real books reach only beyond 8M participants on a 2^40 uc band. */
+#ifndef MKT__KEY_BITS
+#define MKT__KEY_BITS 64
+#endif
+
 /* The high part of a unit's sort key: the buyer bit, then the price as a distance from the
  * side's best end of the band, so that ascending keys put the sellers first, cheapest first,
  * then the buyers, dearest first. build_book appends the rank below it. */
@@ -379,7 +385,7 @@ static void sort_units_twice(mkt_clearing *c)
 static void build_book(mkt_clearing *c, const price_band *band)
 {
     unsigned rank_bits = c->n_parts > 1 ? mkt__bit_width(c->n_parts - 1) : 0;
-    int packed = 1 + c->price_bits + rank_bits <= 64;
+    int packed = 1 + c->price_bits + rank_bits <= MKT__KEY_BITS;
     uint64_t rank_mask = (UINT64_C(1) << rank_bits) - 1;
     if (packed)
         sort_units_packed(c, rank_bits);
