@@ -310,8 +310,12 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
     c->n_raw = 0;
     for (size_t i = 0; i < n; i++) {
         const mkt_order *o = &orders[i];
-        if (i + SCAN_PREFETCH < n)
-            __builtin_prefetch(&orders[i + SCAN_PREFETCH]);
+        if (i + SCAN_PREFETCH < n) {
+            /* the header and first steps straddle two lines for most orders */
+            const char *ahead = (const char *)&orders[i + SCAN_PREFETCH];
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + 64);
+        }
         at->order_index = i;
         int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_offered[i], at);
         if (rc)
