@@ -334,6 +334,11 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
     return MKT_OK;
 }
 
+/* How far ahead the passes that go through a permutation (id order from array order, sorted
+ * units from raw ones, participants from sorted units) ask for the element they will need: the
+ * accesses are random over arrays larger than the caches, so each would otherwise wait on DRAM. */
+#define GATHER_PREFETCH 16
+
 /* Orders the participants by id (rank), rejects a participant seen twice and sets up the
  * per-rank tallies. */
 static int rank_orders(mkt_clearing *c, size_t n, mkt_error_at *at)
@@ -350,6 +355,11 @@ static int rank_orders(mkt_clearing *c, size_t n, mkt_error_at *at)
     }
     for (size_t r = 0; r < n; r++) {
         uint32_t i = c->rank_order[r];
+        if (r + GATHER_PREFETCH < n) {
+            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            __builtin_prefetch(&c->order_offered[ahead]);
+            __builtin_prefetch(&c->rank_of[ahead], 1);
+        }
         c->rank_of[i] = (uint32_t)r;
         c->side[r] = c->order_side[i];
         c->tallies[r] = (tally){c->order_offered[i], 0, 0, 0};
@@ -398,6 +408,8 @@ static void build_book(mkt_clearing *c, const price_band *band)
     size_t n_buy = 0;
     for (size_t i = 0; i < c->n_raw; i++) {
         uint32_t k = c->sorted[i];
+        if (i + GATHER_PREFETCH < c->n_raw)
+            __builtin_prefetch(&c->raw_energy[c->sorted[i + GATHER_PREFETCH]]);
         uint64_t key = packed ? c->keys[i] >> rank_bits : c->keys[i];
         uint32_t rank = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
         c->units[i] = (unit){c->raw_energy[k], key_price(band, c->price_bits, key), 0, rank};
@@ -605,8 +617,11 @@ static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
 /* Adds each unit's accepted energy (and, for pay-as-bid, its money) to its participant. */
 static int credit_units(mkt_clearing *c, int with_money)
 {
-    for (size_t i = 0; i < c->n_sell_units + c->n_buy_units; i++) {
+    size_t n = c->n_sell_units + c->n_buy_units;
+    for (size_t i = 0; i < n; i++) {
         const unit *u = &c->units[i];
+        if (i + GATHER_PREFETCH < n)
+            __builtin_prefetch(&c->tallies[u[GATHER_PREFETCH].rank], 1);
         if (u->accepted_wh == 0)
             continue;
         tally *t = &c->tallies[u->rank];
