@@ -597,10 +597,14 @@ static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
         for (; s_left == 0 && i < c->n_sell_units; i++) {
             s_left = sell[i].accepted_wh;
             sell_m[i] = (unit_money){0, 0};
+            if (i + GATHER_PREFETCH < c->n_sell_units)
+                __builtin_prefetch(&c->id_keys[sell[i + GATHER_PREFETCH].rank]);
         }
         for (; b_left == 0 && j < c->n_buy_units; j++) {
             b_left = buy[j].accepted_wh;
             buy_m[j] = (unit_money){0, 0};
+            if (j + GATHER_PREFETCH < c->n_buy_units)
+                __builtin_prefetch(&c->id_keys[buy[j + GATHER_PREFETCH].rank]);
         }
         if (s_left == 0 || b_left == 0)
             return MKT_OK;
