@@ -9,6 +9,13 @@
  * only partly taken is shared pro rata. Pricing and the pairing into bilateral trades are what
  * differ: pay-as-clear prices everything at the midpoint of the equilibrium interval, pay-as-bid
  * pairs dearest bids with cheapest asks at the buyer's effective bid. See docs/market-rules.md.
+ *
+ * The layout is chosen for books of a million orders, where memory traffic, not arithmetic, is
+ * the cost (docs/benchmarks.md): the caller's wide mkt_order array is read once, in array
+ * order; the participant's rank in id order is packed into the sort key, so units need not be
+ * built in id order; the sorted units are gathered into one array that every later pass walks
+ * sequentially; and per-participant sums are kept in small per-rank tallies that are copied
+ * into the participant records once at the end.
  */
 #include "mgx/market.h"
 #include "sort.h"
@@ -16,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One participant's energy at one effective price. */
+/* One participant's energy at one effective price, in sorted (matching) order. */
 typedef struct {
     int64_t energy_wh;
     int64_t price;
@@ -24,18 +31,47 @@ typedef struct {
     uint32_t rank; /* the participant's position in id order */
 } unit;
 
+/* Pay-as-bid only: the money of one unit's trades, kept beside the units rather than in them so
+ * that pay-as-clear does not carry it through every pass. */
+typedef struct {
+    int64_t amount_uc; /* received by a seller's unit, paid by a buyer's */
+    int64_t fee_uc;    /* buyers only */
+} unit_money;
+
+/* What the passes after the scan need to know about a participant, by rank: small enough that
+ * scattering into it from price order stays in cache, unlike the 96-byte result records. */
+typedef struct {
+    int64_t offered_wh;
+    int64_t local_wh; /* sold or bought, by side */
+    int64_t local_uc; /* received or paid, by side */
+    int64_t fee_uc;
+} tally;
+
 struct mkt_clearing {
     size_t max_orders;
-    size_t cap_orders, cap_units, cap_trades;
-    /* per order */
-    uint64_t *id_keys, *id_tmp_keys;
+    size_t cap_orders, cap_raw, cap_units;
+    /* per order, by index in the caller's array */
+    uint8_t *order_side;
+    int64_t *order_offered;
+    uint32_t *rank_of;
+    /* per participant, by rank */
+    uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
     uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
+    uint8_t *side;
+    tally *tallies;
     mkt_participant_result *parts;
-    /* per unit */
+    /* per unit, as built in array order before anyone knows the participants' ranks */
+    int64_t *raw_energy;
+    uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
+    uint32_t *raw_order; /* index into the caller's array */
+    /* per unit, in matching order */
     unit *units;
+    unit_money *money;
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
-    size_t n_sell_units, n_buy_units;
+    size_t n_raw, n_sell_units, n_buy_units;
+    unsigned price_bits;
+    int ids_ascending;
     /* result */
     mkt_trade *trades;
     size_t n_parts, n_trades;
@@ -66,13 +102,37 @@ static int ensure_orders(mkt_clearing *c, size_t n)
 {
     if (n <= c->cap_orders)
         return MKT_OK;
-    if (grow((void **)&c->id_keys, n, sizeof(uint64_t)) ||
+    if (grow((void **)&c->order_side, n, sizeof(uint8_t)) ||
+        grow((void **)&c->order_offered, n, sizeof(int64_t)) ||
+        grow((void **)&c->rank_of, n, sizeof(uint32_t)) ||
+        grow((void **)&c->id_keys, n, sizeof(uint64_t)) ||
         grow((void **)&c->id_tmp_keys, n, sizeof(uint64_t)) ||
         grow((void **)&c->rank_order, n, sizeof(uint32_t)) ||
         grow((void **)&c->id_tmp_vals, n, sizeof(uint32_t)) ||
+        grow((void **)&c->side, n, sizeof(uint8_t)) ||
+        grow((void **)&c->tallies, n, sizeof(tally)) ||
         grow((void **)&c->parts, n, sizeof(mkt_participant_result)))
         return MKT_E_NOMEM;
     c->cap_orders = n;
+    return MKT_OK;
+}
+
+/* The raw units grow while the scan runs, because how many there are is only known after
+ * reading every order; doubling keeps that amortised, and the bound is max_orders full curves. */
+static int ensure_raw(mkt_clearing *c, size_t n)
+{
+    if (n <= c->cap_raw)
+        return MKT_OK;
+    size_t cap = c->cap_raw ? c->cap_raw : 64;
+    while (cap < n)
+        cap *= 2;
+    if (cap > c->max_orders * MKT_MAX_STEPS)
+        cap = c->max_orders * MKT_MAX_STEPS;
+    if (grow((void **)&c->raw_energy, cap, sizeof(int64_t)) ||
+        grow((void **)&c->raw_key, cap, sizeof(uint64_t)) ||
+        grow((void **)&c->raw_order, cap, sizeof(uint32_t)))
+        return MKT_E_NOMEM;
+    c->cap_raw = cap;
     return MKT_OK;
 }
 
@@ -81,6 +141,7 @@ static int ensure_units(mkt_clearing *c, size_t n)
     if (n <= c->cap_units)
         return MKT_OK;
     if (grow((void **)&c->units, n, sizeof(unit)) ||
+        grow((void **)&c->money, n, sizeof(unit_money)) ||
         grow((void **)&c->keys, n, sizeof(uint64_t)) ||
         grow((void **)&c->tmp_keys, n, sizeof(uint64_t)) ||
         grow((void **)&c->sorted, n, sizeof(uint32_t)) ||
@@ -89,7 +150,6 @@ static int ensure_units(mkt_clearing *c, size_t n)
         grow((void **)&c->trades, n, sizeof(mkt_trade)))
         return MKT_E_NOMEM;
     c->cap_units = n;
-    c->cap_trades = n;
     return MKT_OK;
 }
 
@@ -107,12 +167,21 @@ void mkt_clearing_free(mkt_clearing *c)
 {
     if (!c)
         return;
+    free(c->order_side);
+    free(c->order_offered);
+    free(c->rank_of);
     free(c->id_keys);
     free(c->id_tmp_keys);
     free(c->rank_order);
     free(c->id_tmp_vals);
+    free(c->side);
+    free(c->tallies);
     free(c->parts);
+    free(c->raw_energy);
+    free(c->raw_key);
+    free(c->raw_order);
     free(c->units);
+    free(c->money);
     free(c->keys);
     free(c->tmp_keys);
     free(c->sorted);
@@ -135,65 +204,33 @@ static int check_params(const mkt_params *p)
     return MKT_OK;
 }
 
-/* Checks every order on its own and that the book's totals fit; counts steps. */
-static int validate(const mkt_order *orders, size_t n, size_t *n_steps, mkt_error_at *at)
+/* Checks one order on its own and adds its steps to its side's running total, a step at a time
+ * so that an overflowing total is reported at the step that overflowed it. */
+static int check_order(const mkt_order *o, int64_t *side_total, int64_t *offered,
+                       mkt_error_at *at)
 {
-    int64_t sold = 0, bought = 0;
-    size_t steps = 0;
-    for (size_t i = 0; i < n; i++) {
-        const mkt_order *o = &orders[i];
-        at->order_index = i;
-        at->step_index = -1;
-        if (o->side != MKT_BUY && o->side != MKT_SELL)
-            return MKT_E_INVAL;
-        if (o->n_steps == 0 || o->n_steps > MKT_MAX_STEPS)
-            return MKT_E_STEPS;
-        for (uint32_t s = 0; s < o->n_steps; s++) {
+    at->step_index = -1;
+    if (o->side != MKT_BUY && o->side != MKT_SELL)
+        return MKT_E_INVAL;
+    if (o->n_steps == 0 || o->n_steps > MKT_MAX_STEPS)
+        return MKT_E_STEPS;
+    int64_t sum = 0;
+    for (uint32_t s = 0; s < o->n_steps; s++) {
+        int rc = MKT_OK;
+        if (o->steps[s].energy_wh <= 0 || o->steps[s].energy_wh > MKT_ENERGY_MAX_WH)
+            rc = MKT_E_ENERGY;
+        else if (o->steps[s].price_uc_per_kwh < 0 ||
+                 o->steps[s].price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
+            rc = MKT_E_PRICE;
+        else if (add_checked(side_total, o->steps[s].energy_wh))
+            rc = MKT_E_OVERFLOW;
+        if (rc) {
             at->step_index = (int)s;
-            if (o->steps[s].energy_wh <= 0 || o->steps[s].energy_wh > MKT_ENERGY_MAX_WH)
-                return MKT_E_ENERGY;
-            if (o->steps[s].price_uc_per_kwh < 0 ||
-                o->steps[s].price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
-                return MKT_E_PRICE;
-            if (add_checked(o->side == MKT_SELL ? &sold : &bought, o->steps[s].energy_wh))
-                return MKT_E_OVERFLOW;
+            return rc;
         }
-        steps += o->n_steps;
+        sum += o->steps[s].energy_wh; /* <= 16 TWh, cannot overflow */
     }
-    *n_steps = steps;
-    return MKT_OK;
-}
-
-/* Orders the participants by id (rank) and rejects a participant seen twice. */
-static int rank_orders(mkt_clearing *c, const mkt_order *orders, size_t n, mkt_error_at *at)
-{
-    int sorted = 1;
-    for (size_t i = 0; i < n; i++) {
-        c->id_keys[i] = orders[i].participant;
-        c->rank_order[i] = (uint32_t)i;
-        if (i > 0 && orders[i].participant <= orders[i - 1].participant)
-            sorted = 0;
-    }
-    if (!sorted)
-        mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
-    for (size_t r = 1; r < n; r++) {
-        if (c->id_keys[r] != c->id_keys[r - 1])
-            continue;
-        const mkt_order *a = &orders[c->rank_order[r - 1]], *b = &orders[c->rank_order[r]];
-        at->order_index = c->rank_order[r];
-        at->step_index = -1;
-        return a->side == b->side ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
-    }
-    for (size_t r = 0; r < n; r++) {
-        const mkt_order *o = &orders[c->rank_order[r]];
-        mkt_participant_result *pr = &c->parts[r];
-        memset(pr, 0, sizeof *pr);
-        pr->participant = o->participant;
-        pr->side = o->side;
-        for (uint32_t s = 0; s < o->n_steps; s++)
-            pr->offered_wh += o->steps[s].energy_wh; /* <= 16 TWh, cannot overflow */
-    }
-    c->n_parts = n;
+    *offered = sum;
     return MKT_OK;
 }
 
@@ -204,10 +241,33 @@ static int64_t effective_price(const price_band *band, mkt_side side, int64_t li
     return limit > band->hi ? band->hi : limit;
 }
 
+/* Width of the packed sort key. Only a test build lowers it, to drive ordinary books through
+ * sort_units_twice, which real books reach only beyond 8M participants on a 2^40 uc band. */
+#ifndef MKT__KEY_BITS
+#define MKT__KEY_BITS 64
+#endif
+
+/* The high part of a unit's sort key: the buyer bit, then the price as a distance from the
+ * side's best end of the band, so that ascending keys put the sellers first, cheapest first,
+ * then the buyers, dearest first. build_book appends the rank below it. */
+static uint64_t sort_key(const price_band *band, unsigned price_bits, mkt_side side,
+                         int64_t price)
+{
+    if (side == MKT_SELL)
+        return (uint64_t)(price - band->lo);
+    return UINT64_C(1) << price_bits | (uint64_t)(band->hi - price);
+}
+
+static int64_t key_price(const price_band *band, unsigned price_bits, uint64_t key)
+{
+    uint64_t mask = (UINT64_C(1) << price_bits) - 1;
+    int64_t p = (int64_t)(key & mask);
+    return key >> price_bits ? band->hi - p : band->lo + p;
+}
+
 /* Appends one order's units: its steps by effective price, equal prices merged, steps that can
  * never beat the grid dropped. */
-static size_t add_units(mkt_clearing *c, const price_band *band, const mkt_order *o,
-                        uint32_t rank, size_t at)
+static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *o, uint32_t index)
 {
     mkt_step st[MKT_MAX_STEPS];
     uint32_t n = 0;
@@ -223,102 +283,192 @@ static size_t add_units(mkt_clearing *c, const price_band *band, const mkt_order
         st[k].price_uc_per_kwh = p;
         st[k].energy_wh = o->steps[s].energy_wh;
     }
+    size_t at = c->n_raw;
     for (uint32_t s = 0; s < n; s++) {
-        if (s > 0 && st[s].price_uc_per_kwh == c->units[at - 1].price) {
-            c->units[at - 1].energy_wh += st[s].energy_wh;
+        if (s > 0 && st[s].price_uc_per_kwh == st[s - 1].price_uc_per_kwh) {
+            c->raw_energy[at - 1] += st[s].energy_wh;
             continue;
         }
-        unit *u = &c->units[at++];
-        u->energy_wh = st[s].energy_wh;
-        u->price = st[s].price_uc_per_kwh;
-        u->accepted_wh = 0;
-        u->rank = rank;
+        c->raw_energy[at] = st[s].energy_wh;
+        c->raw_key[at] = sort_key(band, c->price_bits, o->side, st[s].price_uc_per_kwh);
+        c->raw_order[at] = index;
+        at++;
     }
-    return at;
+    c->n_raw = at;
 }
 
-/* Sorts units [first, first+n) into c->sorted[first..]: sellers by price ascending, buyers by
- * price descending, equal prices by rank (the stable sort keeps the rank order they were built
- * in). */
-static void sort_side(mkt_clearing *c, const price_band *band, mkt_side side, size_t first,
-                      size_t n)
+/* How far ahead the scan asks for orders: about 4 KiB, enough to hide a miss. */
+#define SCAN_PREFETCH 16
+
+/* The one pass over the caller's array: checks every order, keeps what later passes need of it
+ * (side, offered energy, id) in compact per-order arrays and appends its units. */
+static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order *orders,
+                       size_t n, mkt_error_at *at)
 {
+    int64_t sold = 0, bought = 0;
+    c->ids_ascending = 1;
+    c->n_raw = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t p = c->units[first + i].price;
-        c->keys[first + i] = (uint64_t)(side == MKT_SELL ? p - band->lo : band->hi - p);
-        c->sorted[first + i] = (uint32_t)(first + i);
+        const mkt_order *o = &orders[i];
+        if (i + SCAN_PREFETCH < n) {
+            /* the header and first steps straddle two lines for most orders */
+            const char *ahead = (const char *)&orders[i + SCAN_PREFETCH];
+            __builtin_prefetch(ahead);
+            __builtin_prefetch(ahead + 64);
+        }
+        at->order_index = i;
+        int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_offered[i], at);
+        if (rc)
+            return rc;
+        c->order_side[i] = (uint8_t)o->side;
+        c->id_keys[i] = o->participant;
+        c->rank_order[i] = (uint32_t)i;
+        if (i > 0 && o->participant <= c->id_keys[i - 1])
+            c->ids_ascending = 0;
+        if (!band->tradable)
+            continue;
+        if ((rc = ensure_raw(c, c->n_raw + o->n_steps)))
+            return rc;
+        add_units(c, band, o, (uint32_t)i);
     }
-    mkt__radix_sort(c->keys + first, c->sorted + first, n, c->tmp_keys, c->tmp_vals);
+    return MKT_OK;
 }
 
-static void build_book(mkt_clearing *c, const price_band *band, const mkt_order *orders)
+/* How far ahead the passes that go through a permutation (id order from array order, sorted
+ * units from raw ones, participants from sorted units) ask for the element they will need: the
+ * accesses are random over arrays larger than the caches, so each would otherwise wait on DRAM. */
+#define GATHER_PREFETCH 16
+
+/* Orders the participants by id (rank), rejects a participant seen twice and sets up the
+ * per-rank tallies. */
+static int rank_orders(mkt_clearing *c, size_t n, mkt_error_at *at)
 {
-    size_t at = 0;
-    for (int pass = 0; pass < 2 && band->tradable; pass++) {
-        mkt_side side = pass == 0 ? MKT_SELL : MKT_BUY;
-        size_t first = at;
-        for (size_t r = 0; r < c->n_parts; r++) {
-            const mkt_order *o = &orders[c->rank_order[r]];
-            if (o->side == side)
-                at = add_units(c, band, o, (uint32_t)r, at);
-        }
-        if (side == MKT_SELL)
-            c->n_sell_units = at - first;
-        else
-            c->n_buy_units = at - first;
-        sort_side(c, band, side, first, at - first);
+    if (!c->ids_ascending)
+        mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
+    for (size_t r = 1; r < n; r++) {
+        if (c->id_keys[r] != c->id_keys[r - 1])
+            continue;
+        uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
+        at->order_index = b;
+        at->step_index = -1;
+        return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
     }
+    for (size_t r = 0; r < n; r++) {
+        uint32_t i = c->rank_order[r];
+        if (r + GATHER_PREFETCH < n) {
+            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            __builtin_prefetch(&c->order_offered[ahead]);
+            __builtin_prefetch(&c->rank_of[ahead], 1);
+        }
+        c->rank_of[i] = (uint32_t)r;
+        c->side[r] = c->order_side[i];
+        c->tallies[r] = (tally){c->order_offered[i], 0, 0, 0};
+    }
+    c->n_parts = n;
+    return MKT_OK;
+}
+
+/* With the rank below the price every key is unique (a participant's units on one side have
+ * distinct prices), so one radix sort gives the matching order, ties by participant id. */
+static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
+{
+    for (size_t i = 0; i < c->n_raw; i++) {
+        c->keys[i] = c->raw_key[i] << rank_bits | c->rank_of[c->raw_order[i]];
+        c->sorted[i] = (uint32_t)i;
+    }
+    mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
+}
+
+/* The same order when the key and the rank do not fit 64 bits together (price bands wider than
+ * about 2^35 uc/kWh with many participants): by rank first, then stably by the key. */
+static void sort_units_twice(mkt_clearing *c)
+{
+    for (size_t i = 0; i < c->n_raw; i++) {
+        c->keys[i] = c->rank_of[c->raw_order[i]];
+        c->sorted[i] = (uint32_t)i;
+    }
+    mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
+    for (size_t i = 0; i < c->n_raw; i++)
+        c->keys[i] = c->raw_key[c->sorted[i]];
+    mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
+}
+
+/* Sorts the raw units into matching order and gathers them into c->units, so that the match,
+ * the pro rata and the pairing walk one array front to back. Price and rank come back out of
+ * the key; only the energy is fetched through the permutation. */
+static void build_book(mkt_clearing *c, const price_band *band)
+{
+    unsigned rank_bits = c->n_parts > 1 ? mkt__bit_width(c->n_parts - 1) : 0;
+    int packed = 1 + c->price_bits + rank_bits <= MKT__KEY_BITS;
+    uint64_t rank_mask = (UINT64_C(1) << rank_bits) - 1;
+    if (packed)
+        sort_units_packed(c, rank_bits);
+    else
+        sort_units_twice(c);
+    size_t n_buy = 0;
+    for (size_t i = 0; i < c->n_raw; i++) {
+        uint32_t k = c->sorted[i];
+        if (i + GATHER_PREFETCH < c->n_raw)
+            __builtin_prefetch(&c->raw_energy[c->sorted[i + GATHER_PREFETCH]]);
+        uint64_t key = packed ? c->keys[i] >> rank_bits : c->keys[i];
+        uint32_t rank = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
+        c->units[i] = (unit){c->raw_energy[k], key_price(band, c->price_bits, key), 0, rank};
+        n_buy += key >> c->price_bits;
+    }
+    c->n_buy_units = n_buy;
+    c->n_sell_units = c->n_raw - n_buy;
 }
 
 /* A cursor over one side's sorted units, a price level at a time. */
 typedef struct {
-    const uint32_t *idx;
+    unit *u;
     size_t n;
     size_t pos, end; /* current level [pos, end) */
     int64_t level_total, remaining;
 } cursor;
 
-static void level_start(cursor *k, const unit *units)
+static void level_start(cursor *k)
 {
     k->end = k->pos;
     k->level_total = 0;
-    while (k->end < k->n && units[k->idx[k->end]].price == units[k->idx[k->pos]].price) {
-        k->level_total += units[k->idx[k->end]].energy_wh;
+    while (k->end < k->n && k->u[k->end].price == k->u[k->pos].price) {
+        k->level_total += k->u[k->end].energy_wh;
         k->end++;
     }
     k->remaining = k->level_total;
 }
 
-static void level_accept_all(cursor *k, unit *units)
+static void level_accept_all(cursor *k)
 {
     for (size_t i = k->pos; i < k->end; i++)
-        units[k->idx[i]].accepted_wh = units[k->idx[i]].energy_wh;
+        k->u[i].accepted_wh = k->u[i].energy_wh;
     k->pos = k->end;
     if (k->pos < k->n)
-        level_start(k, units);
+        level_start(k);
 }
 
 /* Shares x Wh of a level of total Wh pro rata: floors first, then the leftover Wh one each by
- * largest remainder, ties by participant id (the level is already in rank order and the radix
- * sort is stable). */
+ * largest remainder, ties by participant id (the level is in rank order and the radix sort is
+ * stable). */
 static void prorate(mkt_clearing *c, const cursor *k, int64_t x)
 {
     size_t n = k->end - k->pos;
+    unit *level = k->u + k->pos;
     int64_t left = x;
     for (size_t i = 0; i < n; i++) {
-        unit *u = &c->units[k->idx[k->pos + i]];
+        unit *u = &level[i];
         __extension__ unsigned __int128 prod = (unsigned __int128)x * (uint64_t)u->energy_wh;
         u->accepted_wh = (int64_t)(prod / (uint64_t)k->level_total);
         left -= u->accepted_wh;
         /* descending remainder as an ascending key */
         c->keys[i] = (uint64_t)(k->level_total - 1) - (uint64_t)(prod % (uint64_t)k->level_total);
-        c->tmp_vals2[i] = k->idx[k->pos + i];
+        c->tmp_vals2[i] = (uint32_t)i;
     }
     if (left == 0)
         return;
     mkt__radix_sort(c->keys, c->tmp_vals2, n, c->tmp_keys, c->tmp_vals);
     for (size_t i = 0; i < (size_t)left; i++)
-        c->units[c->tmp_vals2[i]].accepted_wh++;
+        level[c->tmp_vals2[i]].accepted_wh++;
 }
 
 typedef struct {
@@ -331,24 +481,23 @@ typedef struct {
 static match_result match(mkt_clearing *c)
 {
     match_result m = {0};
-    cursor s = {c->sorted, c->n_sell_units, 0, 0, 0, 0};
-    cursor b = {c->sorted + c->n_sell_units, c->n_buy_units, 0, 0, 0, 0};
-    unit *u = c->units;
+    cursor s = {c->units, c->n_sell_units, 0, 0, 0, 0};
+    cursor b = {c->units + c->n_sell_units, c->n_buy_units, 0, 0, 0, 0};
     if (s.n)
-        level_start(&s, u);
+        level_start(&s);
     if (b.n)
-        level_start(&b, u);
-    while (s.pos < s.n && b.pos < b.n && u[s.idx[s.pos]].price <= u[b.idx[b.pos]].price) {
+        level_start(&b);
+    while (s.pos < s.n && b.pos < b.n && s.u[s.pos].price <= b.u[b.pos].price) {
         int64_t take = s.remaining < b.remaining ? s.remaining : b.remaining;
         m.matched += take;
         s.remaining -= take;
         b.remaining -= take;
-        m.acc_sell_max = u[s.idx[s.pos]].price;
-        m.acc_buy_min = u[b.idx[b.pos]].price;
+        m.acc_sell_max = s.u[s.pos].price;
+        m.acc_buy_min = b.u[b.pos].price;
         if (s.remaining == 0)
-            level_accept_all(&s, u);
+            level_accept_all(&s);
         if (b.remaining == 0)
-            level_accept_all(&b, u);
+            level_accept_all(&b);
     }
     if (s.pos < s.n && s.remaining < s.level_total)
         prorate(c, &s, s.level_total - s.remaining);
@@ -356,9 +505,9 @@ static match_result match(mkt_clearing *c)
         prorate(c, &b, b.level_total - b.remaining);
     /* A partly taken level is also the first rejected one: that pins the price to it. */
     m.has_rej_sell = s.pos < s.n;
-    m.rej_sell_min = m.has_rej_sell ? u[s.idx[s.pos]].price : 0;
+    m.rej_sell_min = m.has_rej_sell ? s.u[s.pos].price : 0;
     m.has_rej_buy = b.pos < b.n;
-    m.rej_buy_max = m.has_rej_buy ? u[b.idx[b.pos]].price : 0;
+    m.rej_buy_max = m.has_rej_buy ? b.u[b.pos].price : 0;
     return m;
 }
 
@@ -379,87 +528,141 @@ static void set_price(mkt_summary *sum, const price_band *band, const match_resu
     sum->clearing_price_uc_per_kwh = lo + (hi - lo) / 2;
 }
 
+/* Appends one trade and adds its money to the book's totals; the caller credits the two
+ * parties, so that it can do so wherever their sums live. */
 static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
                      uint32_t buyer_rank, int64_t energy_wh, int64_t price)
 {
     mkt_trade *t = &c->trades[c->n_trades++];
-    mkt_participant_result *s = &c->parts[seller_rank], *b = &c->parts[buyer_rank];
-    t->seller = s->participant;
-    t->buyer = b->participant;
+    t->seller = c->id_keys[seller_rank];
+    t->buyer = c->id_keys[buyer_rank];
     t->energy_wh = energy_wh;
     t->price_uc_per_kwh = price;
     if (mkt_amount_uc(energy_wh, price, &t->amount_uc) ||
         mkt_amount_uc(energy_wh, p->network_fee_uc_per_kwh, &t->fee_uc) ||
-        add_checked(&s->local_received_uc, t->amount_uc) ||
-        add_checked(&b->local_paid_uc, t->amount_uc) ||
-        add_checked(&b->fee_paid_uc, t->fee_uc) ||
         add_checked(&c->sum.local_value_uc, t->amount_uc) ||
         add_checked(&c->sum.fees_uc, t->fee_uc))
         return MKT_E_OVERFLOW;
     return MKT_OK;
 }
 
+/* Credits a trade to the sums of its seller and buyer. All terms are non-negative, so whether a
+ * sum overflows does not depend on the order the terms arrive in. */
+static int credit_trade(int64_t *seller_uc, int64_t *buyer_uc, int64_t *buyer_fee_uc,
+                        const mkt_trade *t)
+{
+    if (add_checked(seller_uc, t->amount_uc) || add_checked(buyer_uc, t->amount_uc) ||
+        add_checked(buyer_fee_uc, t->fee_uc))
+        return MKT_E_OVERFLOW;
+    return MKT_OK;
+}
+
 /* Pay-as-clear pairs sellers and buyers in id order: every pair trades at the same price, so
- * the simplest canonical order is also the one with the fewest trades. */
+ * the simplest canonical order is also the one with the fewest trades. Both cursors move
+ * forward through the rank-ordered tallies. */
 static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
 {
     size_t i = 0, j = 0;
     int64_t s_left = 0, b_left = 0;
+    tally *t = c->tallies;
     for (;;) {
         while (s_left == 0 && i < c->n_parts)
-            if (c->parts[i++].side == MKT_SELL)
-                s_left = c->parts[i - 1].local_sold_wh;
+            if (c->side[i++] == MKT_SELL)
+                s_left = t[i - 1].local_wh;
         while (b_left == 0 && j < c->n_parts)
-            if (c->parts[j++].side == MKT_BUY)
-                b_left = c->parts[j - 1].local_bought_wh;
+            if (c->side[j++] == MKT_BUY)
+                b_left = t[j - 1].local_wh;
         if (s_left == 0 || b_left == 0)
             return MKT_OK;
         int64_t e = s_left < b_left ? s_left : b_left;
         int rc = add_trade(c, p, (uint32_t)(i - 1), (uint32_t)(j - 1), e, price);
-        if (rc)
+        if (rc || (rc = credit_trade(&t[i - 1].local_uc, &t[j - 1].local_uc, &t[j - 1].fee_uc,
+                                     &c->trades[c->n_trades - 1])))
             return rc;
         s_left -= e;
         b_left -= e;
     }
 }
 
-/* Pay-as-bid pairs the dearest bids with the cheapest asks, each at the bid. */
+/* Pay-as-bid pairs the dearest bids with the cheapest asks, each at the bid. The money goes
+ * beside the units, which this walk visits in order (every one of them, so each gets its sums
+ * zeroed); credit_units moves it to the participants. */
 static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
 {
-    const uint32_t *s_idx = c->sorted, *b_idx = c->sorted + c->n_sell_units;
+    unit *sell = c->units, *buy = c->units + c->n_sell_units;
+    unit_money *sell_m = c->money, *buy_m = c->money + c->n_sell_units;
     size_t i = 0, j = 0;
     int64_t s_left = 0, b_left = 0;
     for (;;) {
-        while (s_left == 0 && i < c->n_sell_units)
-            s_left = c->units[s_idx[i++]].accepted_wh;
-        while (b_left == 0 && j < c->n_buy_units)
-            b_left = c->units[b_idx[j++]].accepted_wh;
+        for (; s_left == 0 && i < c->n_sell_units; i++) {
+            s_left = sell[i].accepted_wh;
+            sell_m[i] = (unit_money){0, 0};
+            if (i + GATHER_PREFETCH < c->n_sell_units)
+                __builtin_prefetch(&c->id_keys[sell[i + GATHER_PREFETCH].rank]);
+        }
+        for (; b_left == 0 && j < c->n_buy_units; j++) {
+            b_left = buy[j].accepted_wh;
+            buy_m[j] = (unit_money){0, 0};
+            if (j + GATHER_PREFETCH < c->n_buy_units)
+                __builtin_prefetch(&c->id_keys[buy[j + GATHER_PREFETCH].rank]);
+        }
         if (s_left == 0 || b_left == 0)
             return MKT_OK;
-        const unit *su = &c->units[s_idx[i - 1]], *bu = &c->units[b_idx[j - 1]];
         int64_t e = s_left < b_left ? s_left : b_left;
-        int rc = add_trade(c, p, su->rank, bu->rank, e, bu->price);
-        if (rc)
+        int rc = add_trade(c, p, sell[i - 1].rank, buy[j - 1].rank, e, buy[j - 1].price);
+        if (rc || (rc = credit_trade(&sell_m[i - 1].amount_uc, &buy_m[j - 1].amount_uc,
+                                     &buy_m[j - 1].fee_uc, &c->trades[c->n_trades - 1])))
             return rc;
         s_left -= e;
         b_left -= e;
     }
 }
 
-static int settle_grid(mkt_clearing *c, const mkt_params *p)
+/* Adds each unit's accepted energy (and, for pay-as-bid, its money) to its participant. */
+static int credit_units(mkt_clearing *c, int with_money)
+{
+    size_t n = c->n_sell_units + c->n_buy_units;
+    for (size_t i = 0; i < n; i++) {
+        const unit *u = &c->units[i];
+        if (i + GATHER_PREFETCH < n)
+            __builtin_prefetch(&c->tallies[u[GATHER_PREFETCH].rank], 1);
+        if (u->accepted_wh == 0)
+            continue;
+        tally *t = &c->tallies[u->rank];
+        t->local_wh += u->accepted_wh; /* <= offered_wh */
+        if (with_money && (add_checked(&t->local_uc, c->money[i].amount_uc) ||
+                           add_checked(&t->fee_uc, c->money[i].fee_uc)))
+            return MKT_E_OVERFLOW;
+    }
+    return MKT_OK;
+}
+
+/* Writes the participant records, in rank order, from the tallies, and settles the rest of
+ * each curve with the grid. */
+static int finish_parts(mkt_clearing *c, const mkt_params *p)
 {
     mkt_summary *sum = &c->sum;
     for (size_t r = 0; r < c->n_parts; r++) {
+        const tally *t = &c->tallies[r];
         mkt_participant_result *pr = &c->parts[r];
+        memset(pr, 0, sizeof *pr);
+        pr->participant = c->id_keys[r];
+        pr->side = (mkt_side)c->side[r];
+        pr->offered_wh = t->offered_wh;
         int rc;
         if (pr->side == MKT_SELL) {
-            pr->grid_sold_wh = pr->offered_wh - pr->local_sold_wh;
+            pr->local_sold_wh = t->local_wh;
+            pr->local_received_uc = t->local_uc;
+            pr->grid_sold_wh = t->offered_wh - t->local_wh;
             rc = mkt_amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
             if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
                 add_checked(&sum->grid_received_uc, pr->grid_received_uc))
                 return MKT_E_OVERFLOW;
         } else {
-            pr->grid_bought_wh = pr->offered_wh - pr->local_bought_wh;
+            pr->local_bought_wh = t->local_wh;
+            pr->local_paid_uc = t->local_uc;
+            pr->fee_paid_uc = t->fee_uc;
+            pr->grid_bought_wh = t->offered_wh - t->local_wh;
             rc = mkt_amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
             if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
                 add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
@@ -469,27 +672,34 @@ static int settle_grid(mkt_clearing *c, const mkt_params *p)
     return MKT_OK;
 }
 
-static void credit_units(mkt_clearing *c)
-{
-    for (size_t i = 0; i < c->n_sell_units + c->n_buy_units; i++) {
-        const unit *u = &c->units[i];
-        mkt_participant_result *pr = &c->parts[u->rank];
-        if (pr->side == MKT_SELL)
-            pr->local_sold_wh += u->accepted_wh;
-        else
-            pr->local_bought_wh += u->accepted_wh;
-    }
-}
-
 static void reset(mkt_clearing *c, const mkt_params *params)
 {
     c->n_parts = 0;
     c->n_trades = 0;
+    c->n_raw = 0;
     c->n_sell_units = 0;
     c->n_buy_units = 0;
     memset(&c->sum, 0, sizeof c->sum);
     if (params)
         c->sum.mechanism = params->mechanism;
+}
+
+/* Matching, pricing and pairing on a ranked, valid book. */
+static int clear_book(mkt_clearing *c, const mkt_params *params, const price_band *band)
+{
+    int rc = MKT_OK;
+    build_book(c, band);
+    match_result m = match(c);
+    c->sum.matched_wh = m.matched;
+    if (params->mechanism == MKT_PAY_AS_BID)
+        rc = trades_by_bid(c, params);
+    if (rc || (rc = credit_units(c, params->mechanism == MKT_PAY_AS_BID)))
+        return rc;
+    if (params->mechanism == MKT_PAY_AS_CLEAR && m.matched > 0) {
+        set_price(&c->sum, band, &m);
+        rc = trades_uniform(c, params, c->sum.clearing_price_uc_per_kwh);
+    }
+    return rc ? rc : finish_parts(c, params);
 }
 
 int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders, size_t n_orders,
@@ -504,34 +714,24 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
         return MKT_E_INVAL;
     reset(c, params);
     int rc = check_params(params);
-    size_t n_steps = 0;
     if (rc)
         return rc;
     if (n_orders > c->max_orders)
         return MKT_E_TOO_MANY;
-    if ((rc = validate(orders, n_orders, &n_steps, at)) || (rc = ensure_orders(c, n_orders)) ||
-        (rc = ensure_units(c, n_steps > 0 ? n_steps : 1)) ||
-        (rc = rank_orders(c, orders, n_orders, at)))
-        goto fail;
-    /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
-     * belongs to the book, not to the step validate() looked at last. */
-    at->order_index = MKT_AT_BOOK;
-    at->step_index = -1;
-
     price_band band = {params->feed_in_uc_per_kwh,
                        params->retail_uc_per_kwh - params->network_fee_uc_per_kwh, 0};
     band.tradable = band.hi >= band.lo;
-    build_book(c, &band, orders);
-    match_result m = match(c);
-    credit_units(c);
-    c->sum.matched_wh = m.matched;
-    if (params->mechanism == MKT_PAY_AS_CLEAR && m.matched > 0) {
-        set_price(&c->sum, &band, &m);
-        rc = trades_uniform(c, params, c->sum.clearing_price_uc_per_kwh);
-    } else if (params->mechanism == MKT_PAY_AS_BID) {
-        rc = trades_by_bid(c, params);
-    }
-    if (rc || (rc = settle_grid(c, params)))
+    c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
+    if ((rc = ensure_orders(c, n_orders > 0 ? n_orders : 1)) ||
+        (rc = scan_orders(c, &band, orders, n_orders, at)) ||
+        (rc = ensure_units(c, c->n_raw > 0 ? c->n_raw : 1)) ||
+        (rc = rank_orders(c, n_orders, at)))
+        goto fail;
+    /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
+     * belongs to the book, not to the step scan_orders() looked at last. */
+    at->order_index = MKT_AT_BOOK;
+    at->step_index = -1;
+    if ((rc = clear_book(c, params, &band)))
         goto fail;
     return MKT_OK;
 fail:
