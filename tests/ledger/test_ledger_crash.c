@@ -165,8 +165,12 @@ static void random_kills(void **state)
             killed_mid += n == 0;
         else
             finished++;
-        st = lh_run(a, NULL, out, NULL);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        st = lh_run(a, NULL, out, err);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char msg[2048];
+            lh_slurp(err, msg, sizeof msg);
+            fail_msg("re-run after a kill -9 (delay %ld ms, status %d): %s", delay_ms, st, msg);
+        }
         assert_int_equal(blocks_for(interval, &total), 1);
         assert_int_equal(total, before + i + 1);
     }
