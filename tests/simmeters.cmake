@@ -17,12 +17,13 @@ set_tests_properties(test_sim_serve PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FIL
 # tests/fuzz.cmake: a replay driver over the committed corpus always (label `fuzz`), and with
 # -DMGX_FUZZ=ON under clang the libFuzzer binary fuzz_mbap plus a 20 s run.
 set(_mbap_corpus ${CMAKE_CURRENT_SOURCE_DIR}/simmeters/corpus/mbap)
-set(_mbap_src ${PROJECT_SOURCE_DIR}/meters/src/mbap.c ${PROJECT_SOURCE_DIR}/meters/src/meter_image.c)
+set(_mbap_src ${PROJECT_SOURCE_DIR}/meters/src/mbap.c ${PROJECT_SOURCE_DIR}/meters/src/meter_image.c
+  ${PROJECT_SOURCE_DIR}/meters/src/regmap.c)
 add_executable(fuzz_mbap_replay
   ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/replay.c ${CMAKE_CURRENT_SOURCE_DIR}/simmeters/fuzz_mbap.c
   ${_mbap_src})
 target_include_directories(fuzz_mbap_replay PRIVATE
-  ${PROJECT_SOURCE_DIR}/meters/src ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
+  ${PROJECT_SOURCE_DIR}/meters/src ${PROJECT_SOURCE_DIR}/meters/include ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 target_link_libraries(fuzz_mbap_replay PRIVATE mgx_options ${MATH_LIBRARY})
 add_test(NAME fuzz_mbap_replay COMMAND fuzz_mbap_replay ${_mbap_corpus})
 set_tests_properties(fuzz_mbap_replay PROPERTIES LABELS fuzz)
@@ -30,7 +31,8 @@ if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   set(_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
   add_executable(fuzz_mbap ${CMAKE_CURRENT_SOURCE_DIR}/simmeters/fuzz_mbap.c ${_mbap_src})
   target_include_directories(fuzz_mbap PRIVATE
-    ${PROJECT_SOURCE_DIR}/meters/src ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
+    ${PROJECT_SOURCE_DIR}/meters/src ${PROJECT_SOURCE_DIR}/meters/include
+    ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
   target_compile_options(fuzz_mbap PRIVATE ${_flags})
   target_link_options(fuzz_mbap PRIVATE ${_flags})
   target_link_libraries(fuzz_mbap PRIVATE mgx_options ${MATH_LIBRARY})

@@ -6,6 +6,8 @@
  */
 #include "meter_image.h"
 
+#include "mgx/regmap.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -14,10 +16,8 @@
 
 void mtr__put_float_abcd(uint16_t *regs, float v)
 {
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof bits); /* IEEE-754 binary32 on every platform mgx builds on */
-    regs[0] = (uint16_t)(bits >> 16);
-    regs[1] = (uint16_t)bits;
+    mtr_raw raw = {.is_float = 1, .f = (double)v}; /* widening is exact: the same float back */
+    mtr_reg_encode(&raw, MTR_FLOAT32, MTR_ABCD, regs);
 }
 
 /* Registers of an absolute address inside the image. */
