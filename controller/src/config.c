@@ -330,8 +330,7 @@ int cfg_parse_id(const char *key, const char *value, char out[BUS_ID_MAX], char 
     return CFG_OK;
 }
 
-/* Marks key number bit as seen; a repeat is an error. */
-static int once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
+int cfg_once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
 {
     if (*seen & (1u << bit))
         return ctl_fail(CFG_E_BAD, err, errlen, "%s: given twice", key);
@@ -339,7 +338,7 @@ static int once(unsigned *seen, unsigned bit, const char *key, char *err, size_t
     return CFG_OK;
 }
 
-static int key_index(const char *const *keys, const char *key)
+int cfg_key_index(const char *const *keys, const char *key)
 {
     for (int i = 0; keys[i]; i++)
         if (strcmp(keys[i], key) == 0)
@@ -415,7 +414,7 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
         b->line = line;
         return CFG_OK;
     }
-    int k = key_index(BUS_KEYS, key);
+    int k = cfg_key_index(BUS_KEYS, key);
     if (k < 0) {
         for (size_t i = 0; i < sizeof BUS_RENAMED / sizeof BUS_RENAMED[0]; i++)
             if (strcmp(key, BUS_RENAMED[i][0]) == 0)
@@ -424,7 +423,7 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
                                 key, BUS_RENAMED[i][1]);
         return CFG_NOT_MINE;
     }
-    if (once(&b->seen, (unsigned)k, key, err, errlen))
+    if (cfg_once(&b->seen, (unsigned)k, key, err, errlen))
         return CFG_E_BAD;
     int64_t v;
     char path[CFG_PATH_MAX];
@@ -540,10 +539,10 @@ static int outbox_key(void *ctx, const char *section, const char *key, const cha
         o->line = line;
         return CFG_OK;
     }
-    int k = key_index(OUTBOX_KEYS, key);
+    int k = cfg_key_index(OUTBOX_KEYS, key);
     if (k < 0)
         return CFG_NOT_MINE;
-    if (once(&o->seen, (unsigned)k, key, err, errlen))
+    if (cfg_once(&o->seen, (unsigned)k, key, err, errlen))
         return CFG_E_BAD;
     int64_t v;
     switch (k) {
@@ -599,10 +598,10 @@ static int ha_key(void *ctx, const char *section, const char *key, const char *v
         h->line = line;
         return CFG_OK;
     }
-    int k = key_index(HA_KEYS, key);
+    int k = cfg_key_index(HA_KEYS, key);
     if (k < 0)
         return CFG_NOT_MINE;
-    if (once(&h->seen, (unsigned)k, key, err, errlen))
+    if (cfg_once(&h->seen, (unsigned)k, key, err, errlen))
         return CFG_E_BAD;
     if (k == 0)
         return cfg_parse_bool(key, value, &h->enabled, err, errlen);
