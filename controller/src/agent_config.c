@@ -24,19 +24,11 @@ enum {
     K_ZIP_BETA, K_ZIP_MOMENTUM, K_FEED_IN, K_RETAIL, K_FEE, K_INTERVAL, K_GATE, K_RESEND,
     K_GIVE_UP, K_GAP, K_MAX_POWER, K_COUNT
 };
-static const char *const AGENT_KEYS[K_COUNT] = {
+static const char *const AGENT_KEYS[K_COUNT + 1] = {
     "participant", "client_id", "key_file", "meter_id", "outbox", "strategy", "markup",
     "zip_beta", "zip_momentum", "feed_in_uc_per_kwh", "retail_uc_per_kwh",
     "network_fee_uc_per_kwh", "interval_s", "gate_closure_s", "resend_s", "give_up_s",
-    "max_reading_gap_s", "max_power_w"};
-
-static int key_of(const char *key)
-{
-    for (int i = 0; i < K_COUNT; i++)
-        if (strcmp(AGENT_KEYS[i], key) == 0)
-            return i;
-    return -1;
-}
+    "max_reading_gap_s", "max_power_w", NULL};
 
 /* A strategy parameter: a plain number in 0..1 (sim_strategy_check narrows it later). These
  * are pricing knobs, not money: the prices they lead to are integers. */
@@ -107,12 +99,11 @@ static int agent_key(void *ctx, const char *section, const char *key, const char
         c->line = line;
         return CFG_OK;
     }
-    int k = key_of(key);
+    int k = cfg_key_index(AGENT_KEYS, key);
     if (k < 0)
         return CFG_NOT_MINE; /* the loader reports "unknown key 'x' in [agent]" */
-    if (c->seen & (1u << k))
-        return ctl_fail(CFG_E_BAD, err, len, "%s: given twice", key);
-    c->seen |= 1u << k;
+    if (cfg_once(&c->seen, (unsigned)k, key, err, len))
+        return CFG_E_BAD;
     return set_key(c, k, key, value, err, len);
 }
 

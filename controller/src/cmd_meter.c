@@ -310,13 +310,6 @@ static void on_bus_state(void *user, bool up, int reason)
         d->dev[i].meta_sent = d->dev[i].ha_sent = false;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void publish_meta(daemon_ctx *d)
 {
     const meter_conf *mc = d->mc;
@@ -403,7 +396,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
         return 0;
     d->readings += n;
     size_t acc = 0;
-    int rc = outbox_push(d->ob, items, n, wall_ms(), &acc);
+    int rc = outbox_push(d->ob, items, n, wall_now_ms(), &acc);
     if (rc == OUTBOX_E_DB)
         logf_(BUS_LOG_ERROR, "%zu readings could not be stored in the outbox", n);
     return (int)n;

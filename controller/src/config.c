@@ -7,11 +7,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
+#include "errbuf.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,18 +41,6 @@ struct cfg_loader {
     char err[512];
     bool failed;
 };
-
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CFG_E_BAD;
-}
 
 cfg_loader *cfg_loader_new(void) { return calloc(1, sizeof(cfg_loader)); }
 
@@ -291,10 +280,10 @@ int cfg_parse_int(const char *key, const char *value, int64_t min, int64_t max, 
     errno = 0;
     long long v = strtoll(value, &end, 10);
     if (!*value || *end || errno == ERANGE)
-        return bad(err, errlen, "%s: '%s' is not an integer", key, value);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: '%s' is not an integer", key, value);
     if (v < min || v > max)
-        return bad(err, errlen, "%s: %lld is out of range [%lld, %lld]", key, v, (long long)min,
-                   (long long)max);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: %lld is out of range [%lld, %lld]", key, v,
+                        (long long)min, (long long)max);
     *out = (int64_t)v;
     return CFG_OK;
 }
@@ -313,7 +302,7 @@ int cfg_parse_bool(const char *key, const char *value, bool *out, char *err, siz
             return CFG_OK;
         }
     }
-    return bad(err, errlen, "%s: '%s' is not yes or no", key, value);
+    return ctl_fail(CFG_E_BAD, err, errlen, "%s: '%s' is not yes or no", key, value);
 }
 
 int cfg_parse_str(const char *key, const char *value, char *out, size_t cap, char *err,
@@ -321,12 +310,12 @@ int cfg_parse_str(const char *key, const char *value, char *out, size_t cap, cha
 {
     size_t n = strlen(value);
     if (n == 0)
-        return bad(err, errlen, "%s: empty value", key);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: empty value", key);
     if (n >= cap)
-        return bad(err, errlen, "%s: longer than %zu bytes", key, cap - 1);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: longer than %zu bytes", key, cap - 1);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
-            return bad(err, errlen, "%s: contains a control character", key);
+            return ctl_fail(CFG_E_BAD, err, errlen, "%s: contains a control character", key);
     memcpy(out, value, n + 1);
     return CFG_OK;
 }
@@ -335,22 +324,21 @@ int cfg_parse_id(const char *key, const char *value, char out[BUS_ID_MAX], char 
                  size_t errlen)
 {
     if (!bus_id_valid(value))
-        return bad(err, errlen, "%s: '%s' must be 1-63 characters of A-Z a-z 0-9 _ -", key,
-                   value);
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s: '%s' must be 1-63 characters of A-Z a-z 0-9 _ -", key, value);
     snprintf(out, BUS_ID_MAX, "%s", value);
     return CFG_OK;
 }
 
-/* Marks key number bit as seen; a repeat is an error. */
-static int once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
+int cfg_once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
 {
     if (*seen & (1u << bit))
-        return bad(err, errlen, "%s: given twice", key);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: given twice", key);
     *seen |= 1u << bit;
     return CFG_OK;
 }
 
-static int key_index(const char *const *keys, const char *key)
+int cfg_key_index(const char *const *keys, const char *key)
 {
     for (int i = 0; keys[i]; i++)
         if (strcmp(keys[i], key) == 0)
@@ -374,19 +362,19 @@ static int read_password(cfg_bus *b, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return bad(err, errlen, "password_file: %s: %s", path, strerror(errno));
+        return ctl_fail(CFG_E_BAD, err, errlen, "password_file: %s: %s", path, strerror(errno));
     /* A password others can read is a password others have; one they can write lets them
      * choose what this daemon sends to the broker. Either is refused, for every daemon. */
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return bad(err, errlen, "password_file: %s is not a regular file", path);
+        return ctl_fail(CFG_E_BAD, err, errlen, "password_file: %s is not a regular file", path);
     }
     if (st.st_mode & 0077) {
         fclose(f);
-        return bad(err, errlen,
-                   "password_file: %s is open to other users (mode %04o); chmod 600 it", path,
-                   (unsigned)(st.st_mode & 07777));
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "password_file: %s is open to other users (mode %04o); chmod 600 it", path,
+                        (unsigned)(st.st_mode & 07777));
     }
     if (sodium_init() < 0) {
         fclose(f);
@@ -400,11 +388,12 @@ static int read_password(cfg_bus *b, const char *path, char *err, size_t errlen)
     }
     int rc = CFG_OK;
     if (!fgets(b->password, 256, f)) {
-        rc = bad(err, errlen, "password_file: %s is empty", path);
+        rc = ctl_fail(CFG_E_BAD, err, errlen, "password_file: %s is empty", path);
     } else {
         b->password[strcspn(b->password, "\r\n")] = '\0';
         if (!b->password[0])
-            rc = bad(err, errlen, "password_file: %s starts with an empty line", path);
+            rc = ctl_fail(CFG_E_BAD, err, errlen, "password_file: %s starts with an empty line",
+                          path);
     }
     fclose(f);
     if (rc != CFG_OK)
@@ -420,20 +409,21 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
         return CFG_NOT_MINE;
     if (!key) {
         if (b->line)
-            return bad(err, errlen, "[bus] given twice (first at line %d)", b->line);
+            return ctl_fail(CFG_E_BAD, err, errlen, "[bus] given twice (first at line %d)",
+                            b->line);
         b->line = line;
         return CFG_OK;
     }
-    int k = key_index(BUS_KEYS, key);
+    int k = cfg_key_index(BUS_KEYS, key);
     if (k < 0) {
         for (size_t i = 0; i < sizeof BUS_RENAMED / sizeof BUS_RENAMED[0]; i++)
             if (strcmp(key, BUS_RENAMED[i][0]) == 0)
-                return bad(err, errlen,
-                           "unknown key '%s' in [bus]: every mgx daemon's [bus] calls it %s",
-                           key, BUS_RENAMED[i][1]);
+                return ctl_fail(CFG_E_BAD, err, errlen,
+                                "unknown key '%s' in [bus]: every mgx daemon's [bus] calls it %s",
+                                key, BUS_RENAMED[i][1]);
         return CFG_NOT_MINE;
     }
-    if (once(&b->seen, (unsigned)k, key, err, errlen))
+    if (cfg_once(&b->seen, (unsigned)k, key, err, errlen))
         return CFG_E_BAD;
     int64_t v;
     char path[CFG_PATH_MAX];
@@ -449,7 +439,7 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
     case 4: return cfg_parse_str(key, value, b->username, sizeof b->username, err, errlen);
     case 5:
         if (cfg_path(b->loader, value, path, sizeof path))
-            return bad(err, errlen, "%s: bad path", key);
+            return ctl_fail(CFG_E_BAD, err, errlen, "%s: bad path", key);
         snprintf(b->password_file, sizeof b->password_file, "%s", path);
         return read_password(b, path, err, errlen);
     case 6:
@@ -457,9 +447,9 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
     case 8: {
         char *dst = k == 6 ? b->tls_ca : k == 7 ? b->tls_cert : b->tls_key;
         if (cfg_path(b->loader, value, dst, CFG_PATH_MAX))
-            return bad(err, errlen, "%s: bad path", key);
+            return ctl_fail(CFG_E_BAD, err, errlen, "%s: bad path", key);
         if (access(dst, R_OK) != 0)
-            return bad(err, errlen, "%s: %s: %s", key, dst, strerror(errno));
+            return ctl_fail(CFG_E_BAD, err, errlen, "%s: %s: %s", key, dst, strerror(errno));
         return CFG_OK;
     }
     case 9:
@@ -479,18 +469,23 @@ static int bus_finish(void *ctx, const char *path, char *err, size_t errlen)
 {
     cfg_bus *b = ctx;
     if (!b->line)
-        return bad(err, errlen, "%s: no [bus] section (community is required)", path);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: no [bus] section (community is required)",
+                        path);
     if (!b->community[0])
-        return bad(err, errlen, "%s:%d: [bus] needs community = NAME", path, b->line);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s:%d: [bus] needs community = NAME", path,
+                        b->line);
     if ((b->tls_cert[0] != 0) != (b->tls_key[0] != 0))
-        return bad(err, errlen, "%s:%d: [bus] tls_cert and tls_key go together", path, b->line);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s:%d: [bus] tls_cert and tls_key go together",
+                        path, b->line);
     if (b->tls_cert[0] && !b->tls_ca[0])
-        return bad(err, errlen, "%s:%d: [bus] a client certificate needs tls_ca", path, b->line);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s:%d: [bus] a client certificate needs tls_ca",
+                        path, b->line);
     if (b->password && !b->username[0])
-        return bad(err, errlen, "%s:%d: [bus] password_file needs username", path, b->line);
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s:%d: [bus] password_file needs username", path,
+                        b->line);
     if (b->backoff_min_ms && b->backoff_max_ms && b->backoff_max_ms < b->backoff_min_ms)
-        return bad(err, errlen, "%s:%d: [bus] backoff_max_ms is below backoff_min_ms", path,
-                   b->line);
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: [bus] backoff_max_ms is below backoff_min_ms", path, b->line);
     return CFG_OK;
 }
 
@@ -539,20 +534,21 @@ static int outbox_key(void *ctx, const char *section, const char *key, const cha
         return CFG_NOT_MINE;
     if (!key) {
         if (o->line)
-            return bad(err, errlen, "[outbox] given twice (first at line %d)", o->line);
+            return ctl_fail(CFG_E_BAD, err, errlen, "[outbox] given twice (first at line %d)",
+                            o->line);
         o->line = line;
         return CFG_OK;
     }
-    int k = key_index(OUTBOX_KEYS, key);
+    int k = cfg_key_index(OUTBOX_KEYS, key);
     if (k < 0)
         return CFG_NOT_MINE;
-    if (once(&o->seen, (unsigned)k, key, err, errlen))
+    if (cfg_once(&o->seen, (unsigned)k, key, err, errlen))
         return CFG_E_BAD;
     int64_t v;
     switch (k) {
     case 0:
         if (cfg_path(o->loader, value, o->path, sizeof o->path))
-            return bad(err, errlen, "%s: bad path", key);
+            return ctl_fail(CFG_E_BAD, err, errlen, "%s: bad path", key);
         return CFG_OK;
     case 1:
         if (cfg_parse_int(key, value, 1, 100000000, &v, err, errlen))
@@ -565,7 +561,8 @@ static int outbox_key(void *ctx, const char *section, const char *key, const cha
         else if (strcmp(value, "refuse_newest") == 0)
             o->policy = OUTBOX_REFUSE_NEWEST;
         else
-            return bad(err, errlen, "%s: '%s' is not drop_oldest or refuse_newest", key, value);
+            return ctl_fail(CFG_E_BAD, err, errlen, "%s: '%s' is not drop_oldest or refuse_newest",
+                            key, value);
         return CFG_OK;
     default:
         if (cfg_parse_int(key, value, 1, 1024, &v, err, errlen))
@@ -596,14 +593,15 @@ static int ha_key(void *ctx, const char *section, const char *key, const char *v
         return CFG_NOT_MINE;
     if (!key) {
         if (h->line)
-            return bad(err, errlen, "[homeassistant] given twice (first at line %d)", h->line);
+            return ctl_fail(CFG_E_BAD, err, errlen,
+                            "[homeassistant] given twice (first at line %d)", h->line);
         h->line = line;
         return CFG_OK;
     }
-    int k = key_index(HA_KEYS, key);
+    int k = cfg_key_index(HA_KEYS, key);
     if (k < 0)
         return CFG_NOT_MINE;
-    if (once(&h->seen, (unsigned)k, key, err, errlen))
+    if (cfg_once(&h->seen, (unsigned)k, key, err, errlen))
         return CFG_E_BAD;
     if (k == 0)
         return cfg_parse_bool(key, value, &h->enabled, err, errlen);
@@ -614,9 +612,10 @@ static int ha_key(void *ctx, const char *section, const char *key, const char *v
     snprintf(copy, sizeof copy, "%s", h->prefix);
     for (char *lvl = strtok_r(copy, "/", &save); lvl; lvl = strtok_r(NULL, "/", &save))
         if (!bus_id_valid(lvl))
-            return bad(err, errlen, "prefix: '%s' is not a topic of A-Z a-z 0-9 _ - levels", value);
+            return ctl_fail(CFG_E_BAD, err, errlen,
+                            "prefix: '%s' is not a topic of A-Z a-z 0-9 _ - levels", value);
     if (h->prefix[0] == '/' || h->prefix[strlen(h->prefix) - 1] == '/' || strstr(h->prefix, "//"))
-        return bad(err, errlen, "prefix: '%s' has an empty topic level", value);
+        return ctl_fail(CFG_E_BAD, err, errlen, "prefix: '%s' has an empty topic level", value);
     return CFG_OK;
 }
 

@@ -81,6 +81,12 @@ int cfg_parse_str(const char *key, const char *value, char *out, size_t cap, cha
 int cfg_parse_id(const char *key, const char *value, char out[BUS_ID_MAX], char *err,
                  size_t errlen);
 
+/* ---- key bookkeeping for section handlers ---- */
+/* The index of key in a NULL-terminated table, or -1. */
+int cfg_key_index(const char *const *keys, const char *key);
+/* Marks key number bit (< 32) as seen in *seen; a repeat is an error naming the key. */
+int cfg_once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen);
+
 /* ---- [bus] ---- */
 typedef struct {
     char host[256];               /* default 127.0.0.1 */

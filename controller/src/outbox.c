@@ -188,7 +188,6 @@ int outbox_open(const outbox_config *cfg, outbox **out, char *err, size_t errlen
     rc = open_db(ob, err, errlen);
     if (rc != OUTBOX_OK)
         goto fail;
-    ob->st.queued = ob->count;
     if (ob->count)
         ob_log(ob, BUS_LOG_INFO, "%s: %llu messages waiting from an earlier run", ob->path,
                (unsigned long long)ob->count);

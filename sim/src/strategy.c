@@ -94,6 +94,23 @@ static int check_tariffs(const mkt_params *tariffs)
     return SIM_STRAT_OK;
 }
 
+/* What pricing and observing share: the checks, the trader as the simulator's agent, the
+ * tariffs as its price band, and the per-call generator (the caller frees *r). */
+static int enter(const sim_trader *t, mkt_side side, const mkt_params *tariffs, uint64_t seed,
+                 sim_agent *a, sim_band *band, gsl_rng **r)
+{
+    if (!t || (side != MKT_BUY && side != MKT_SELL) || sim_strategy_check(&t->params, NULL) ||
+        check_tariffs(tariffs))
+        return SIM_STRAT_E_INVAL;
+    *r = seeded(seed);
+    if (!*r)
+        return SIM_STRAT_E_NOMEM;
+    to_agent(t, a);
+    *band = sim_band_from(tariffs->feed_in_uc_per_kwh, tariffs->retail_uc_per_kwh,
+                          tariffs->network_fee_uc_per_kwh);
+    return SIM_STRAT_OK;
+}
+
 int sim_trader_init(sim_trader *t, const sim_strategy_params *p, uint64_t seed)
 {
     if (!t || sim_strategy_check(p, NULL))
@@ -119,16 +136,14 @@ int sim_trader_init(sim_trader *t, const sim_strategy_params *p, uint64_t seed)
 int sim_trader_price(const sim_trader *t, mkt_side side, const mkt_params *tariffs,
                      uint64_t seed, int64_t *price_uc_per_kwh)
 {
-    if (!t || !price_uc_per_kwh || (side != MKT_BUY && side != MKT_SELL) ||
-        sim_strategy_check(&t->params, NULL) || check_tariffs(tariffs))
+    if (!price_uc_per_kwh)
         return SIM_STRAT_E_INVAL;
-    gsl_rng *r = seeded(seed);
-    if (!r)
-        return SIM_STRAT_E_NOMEM;
     sim_agent a;
-    to_agent(t, &a);
-    sim_band band = sim_band_from(tariffs->feed_in_uc_per_kwh, tariffs->retail_uc_per_kwh,
-                                  tariffs->network_fee_uc_per_kwh);
+    sim_band band;
+    gsl_rng *r;
+    int rc = enter(t, side, tariffs, seed, &a, &band, &r);
+    if (rc)
+        return rc;
     *price_uc_per_kwh = sim_strategy_for(a.kind)->price(&a, side, &band, r);
     gsl_rng_free(r);
     return SIM_STRAT_OK;
@@ -157,16 +172,12 @@ int sim_trader_order(const sim_trader *t, int64_t forecast_net_wh, const mkt_par
 int sim_trader_observe(sim_trader *t, mkt_side side, int64_t my_price_uc_per_kwh, int traded,
                        int64_t market_price_uc_per_kwh, const mkt_params *tariffs, uint64_t seed)
 {
-    if (!t || (side != MKT_BUY && side != MKT_SELL) || sim_strategy_check(&t->params, NULL) ||
-        check_tariffs(tariffs))
-        return SIM_STRAT_E_INVAL;
-    gsl_rng *r = seeded(seed);
-    if (!r)
-        return SIM_STRAT_E_NOMEM;
     sim_agent a;
-    to_agent(t, &a);
-    sim_band band = sim_band_from(tariffs->feed_in_uc_per_kwh, tariffs->retail_uc_per_kwh,
-                                  tariffs->network_fee_uc_per_kwh);
+    sim_band band;
+    gsl_rng *r;
+    int rc = enter(t, side, tariffs, seed, &a, &band, &r);
+    if (rc)
+        return rc;
     sim_strategy_for(a.kind)->observe(&a, side, my_price_uc_per_kwh, traded ? 1 : 0,
                                       market_price_uc_per_kwh, &band, r);
     gsl_rng_free(r);
