@@ -5,6 +5,8 @@
  */
 #include "admit.h"
 
+#include "interval.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,13 +21,6 @@ reject(ctl_admit_result *r, int reason, const char *fmt, ...)
     vsnprintf(r->detail, sizeof r->detail, fmt, ap);
     va_end(ap);
     return r->verdict;
-}
-
-/* floor(a / b) for b > 0, also for negative a. */
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
 ctl_admit_verdict ctl_admit_check(const ctl_admit_params *p, int64_t now_ms,
@@ -72,7 +67,7 @@ ctl_admit_verdict ctl_admit_check(const ctl_admit_params *p, int64_t now_ms,
     int64_t L = (int64_t)p->interval_s;
     int64_t start_ms = m->interval_id * L * 1000;
     int64_t gate_ms = start_ms - p->gate_closure_s * 1000;
-    int64_t current = floor_div(now_ms, L * 1000);
+    int64_t current = ctl_floor_div(now_ms, L * 1000);
     if (now_ms >= m->expiry_s * 1000)
         return reject(r, CTL_R_EXPIRED, "expired at %lld s, now is %lld ms",
                       (long long)m->expiry_s, (long long)now_ms);

@@ -87,12 +87,6 @@ static int64_t now_ms(const daemon *d)
     return ctl_clock_sim_ms(&d->cfg->clock, real_ms());
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
 static void flush_readings(daemon *d);
 
 /* ---- orders ---- */
@@ -420,7 +414,7 @@ static void clear_due(daemon *d)
     const ctl_interval_rules *r = &d->cfg->rules;
     int64_t now = now_ms(d), from, to;
     int64_t n = ctl_interval_due(d->last_cleared, ctl_store_first_interval(d->store),
-                                 floor_div(now, 1000), r, &from, &to);
+                                 ctl_floor_div(now, 1000), r, &from, &to);
     for (int64_t id = from; n > 0 && id <= to; id++) {
         int did = 0;
         int64_t t0 = real_ms();
@@ -489,7 +483,7 @@ static void settle_due(daemon *d)
 {
     if (!d->settler)
         return;
-    ctl_settler_run(d->settler, floor_div(now_ms(d), 1000), real_ms(), 4);
+    ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), real_ms(), 4);
     ctl_settler_publish(d->settler, d->bus);
     ctl_settler_solana(d->settler, real_ms());
 }
@@ -500,7 +494,7 @@ static int wait_ms(const daemon *d)
 {
     const ctl_interval_rules *r = &d->cfg->rules;
     int64_t now = now_ms(d);
-    int64_t next = ctl_interval_first_open(floor_div(now, 1000), r);
+    int64_t next = ctl_interval_first_open(ctl_floor_div(now, 1000), r);
     int64_t gate_real = ctl_clock_real_ms(&d->cfg->clock, ctl_interval_gate(next, r) * 1000);
     int64_t w = gate_real - real_ms();
     return w < 1 ? 1 : w > IDLE_WAIT_MS ? IDLE_WAIT_MS : (int)w;
@@ -513,7 +507,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         return 1;
     d->cfg = cfg;
     int status = 1;
-    int64_t now_s = floor_div(now_ms(d), 1000);
+    int64_t now_s = ctl_floor_div(now_ms(d), 1000);
     ctl_store_identity id = {cfg->community, cfg->rules.length_s,
                              ctl_interval_first_open(now_s, &cfg->rules)};
     char err[512];

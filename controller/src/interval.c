@@ -34,7 +34,7 @@ int ctl_interval_rules_check(const ctl_interval_rules *r)
     return CTL_IV_OK;
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
+int64_t ctl_floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
@@ -42,7 +42,7 @@ static int64_t floor_div(int64_t a, int64_t b)
 
 int64_t ctl_interval_id(int64_t utc_s, int64_t length_s)
 {
-    return floor_div(utc_s, length_s);
+    return ctl_floor_div(utc_s, length_s);
 }
 
 int64_t ctl_interval_start(int64_t id, int64_t length_s)
@@ -63,7 +63,7 @@ int64_t ctl_interval_gate(int64_t id, const ctl_interval_rules *r)
 int64_t ctl_interval_first_open(int64_t utc_s, const ctl_interval_rules *r)
 {
     /* gate(i) > t  <=>  i * L > t + g  <=>  i > floor((t + g) / L) */
-    return floor_div(utc_s + r->gate_closure_s, r->length_s) + 1;
+    return ctl_floor_div(utc_s + r->gate_closure_s, r->length_s) + 1;
 }
 
 int ctl_interval_admit(int64_t id, int64_t utc_s, const ctl_interval_rules *r)
@@ -112,7 +112,7 @@ int64_t ctl_clock_real_ms(const ctl_clock *c, int64_t sim_ms)
     if (__builtin_sub_overflow(sim_ms, c->sim0_ms, &d))
         return sim_ms >= c->sim0_ms ? INT64_MAX : INT64_MIN;
     /* ceil(d / speed), so the simulated clock has reached sim_ms at the returned time */
-    int64_t q = -floor_div(-d, c->speed);
+    int64_t q = -ctl_floor_div(-d, c->speed);
     int64_t r;
     if (__builtin_add_overflow(c->real0_ms, q, &r))
         return q > 0 ? INT64_MAX : INT64_MIN;
@@ -123,7 +123,7 @@ int64_t ctl_clock_real_ms(const ctl_clock *c, int64_t sim_ms)
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 {
     y -= m <= 2;
-    int64_t era = floor_div(y, 400);
+    int64_t era = ctl_floor_div(y, 400);
     int64_t yoe = y - era * 400;
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
@@ -133,7 +133,7 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
 {
     z += 719468;
-    int64_t era = floor_div(z, 146097);
+    int64_t era = ctl_floor_div(z, 146097);
     int64_t doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
     int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -183,7 +183,7 @@ int ctl_parse_utc(const char *s, int64_t *utc_s)
 
 void ctl_format_utc(int64_t utc_s, char *out, unsigned len)
 {
-    int64_t days = floor_div(utc_s, 86400), sod = utc_s - days * 86400, y, m, d;
+    int64_t days = ctl_floor_div(utc_s, 86400), sod = utc_s - days * 86400, y, m, d;
     civil_from_days(days, &y, &m, &d);
     snprintf(out, len, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)y, (long long)m,
              (long long)d, (long long)(sod / 3600), (long long)(sod / 60 % 60),

@@ -42,6 +42,9 @@ typedef struct {
 /* CTL_IV_OK if every field is within its bounds, CTL_IV_E_INVAL otherwise. */
 int ctl_interval_rules_check(const ctl_interval_rules *r);
 
+/* floor(a / b) for b != 0, rounding toward minus infinity (C's / truncates toward zero). */
+int64_t ctl_floor_div(int64_t a, int64_t b);
+
 /* floor(utc_s / length_s): the interval containing utc_s. */
 int64_t ctl_interval_id(int64_t utc_s, int64_t length_s);
 /* First and one-past-last second of interval id. */

@@ -307,6 +307,11 @@ char *ctl_nonce_hex(const uint8_t nonce[CTL_ORDER_NONCE_BYTES],
     return out;
 }
 
+int ctl_nonce_from_hex(const char *hex, size_t len, uint8_t nonce[CTL_ORDER_NONCE_BYTES])
+{
+    return from_hex(hex, len, nonce, CTL_ORDER_NONCE_BYTES);
+}
+
 /* ---- JSON ----------------------------------------------------------------------------------- */
 
 int ctl_order_to_json(const ctl_order_msg *m, char *out, size_t cap, size_t *len)

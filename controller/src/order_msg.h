@@ -127,6 +127,9 @@ int ctl_order_from_json(const char *json, size_t len, ctl_order_msg *m, char *de
 /* Lower-case hex of the nonce into out (2 * CTL_ORDER_NONCE_BYTES + 1 bytes). Returns out. */
 char *ctl_nonce_hex(const uint8_t nonce[CTL_ORDER_NONCE_BYTES],
                     char out[2 * CTL_ORDER_NONCE_BYTES + 1]);
+/* The nonce from exactly 2 * CTL_ORDER_NONCE_BYTES lower-case hex digits (the canonical form
+ * ctl_nonce_hex writes); 0, or -1 without a complete nonce. */
+int ctl_nonce_from_hex(const char *hex, size_t len, uint8_t nonce[CTL_ORDER_NONCE_BYTES]);
 
 /* ---- receipts ---------------------------------------------------------------------------- */
 

@@ -11,6 +11,18 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Copies src into dst (cap > 0 bytes, truncating), with every byte outside printable ASCII
+ * replaced by '?': a detail may quote the sender's bytes, and a receipt is ASCII JSON. */
+static void copy_printable(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    dst[i] = '\0';
+}
+
 void ctl_receipt_for(ctl_receipt *r, const ctl_order_msg *m, int reason, const char *detail,
                      int64_t controller_time_ms)
 {
@@ -25,14 +37,8 @@ void ctl_receipt_for(ctl_receipt *r, const ctl_order_msg *m, int reason, const c
     }
     r->reason = reason;
     r->controller_time_ms = controller_time_ms;
-    if (detail) {
-        size_t i = 0;
-        for (; detail[i] && i + 1 < sizeof r->detail; i++) {
-            unsigned char c = (unsigned char)detail[i];
-            r->detail[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-        }
-        r->detail[i] = '\0';
-    }
+    if (detail)
+        copy_printable(r->detail, sizeof r->detail, detail);
 }
 
 /* Appends printable ASCII s as a JSON string body (escaping " and \). */
@@ -63,12 +69,7 @@ int ctl_receipt_to_json(const ctl_receipt *r, char *out, size_t cap, size_t *len
     if (w < 0 || (size_t)w >= cap)
         return CTL_R_INTERNAL;
     char detail[CTL_DETAIL_MAX];
-    size_t d = 0;
-    for (; d + 1 < sizeof detail && r->detail[d]; d++) {
-        unsigned char c = (unsigned char)r->detail[d];
-        detail[d] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    detail[d] = '\0';
+    copy_printable(detail, sizeof detail, r->detail);
     size_t n = put_escaped(out, cap, (size_t)w, detail);
     w = snprintf(out + n, cap - n, "\",\"controller_time_ms\":%lld}",
                  (long long)r->controller_time_ms);
@@ -77,11 +78,6 @@ int ctl_receipt_to_json(const ctl_receipt *r, char *out, size_t cap, size_t *len
     if (len)
         *len = n + (size_t)w;
     return CTL_R_OK;
-}
-
-static int hexdigit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 int ctl_receipt_from_json(const char *json, size_t len, ctl_receipt *r, char *detail, size_t cap)
@@ -128,13 +124,9 @@ int ctl_receipt_from_json(const char *json, size_t len, ctl_receipt *r, char *de
         goto out;
     }
     uint8_t raw[CTL_ORDER_NONCE_BYTES];
-    for (size_t i = 0; i < CTL_ORDER_NONCE_BYTES; i++) {
-        int hi = hexdigit(nonce[2 * i]), lo = hexdigit(nonce[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            ctl_errf(detail, cap, "nonce: must be lower-case hex");
-            goto out;
-        }
-        raw[i] = (uint8_t)(hi << 4 | lo);
+    if (ctl_nonce_from_hex(nonce, strlen(nonce), raw)) {
+        ctl_errf(detail, cap, "nonce: must be lower-case hex");
+        goto out;
     }
     ctl_receipt_for(r, NULL, code, text, (int64_t)t);
     snprintf(r->participant, sizeof r->participant, "%s", part);

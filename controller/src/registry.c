@@ -22,6 +22,9 @@ static const char SCHEMA[] =
 
 static const char *const COLUMNS[] = {"id", "pubkey", "meter_id", "role", "added_s"};
 
+/* Every read takes these columns in this order (read_row). */
+#define SELECT_PARTICIPANTS "SELECT id, pubkey, meter_id, role, added_s FROM participants"
+
 static const char *const REG_ERRORS[] = {
     "success",
     "invalid argument (id, meter id or role)",
@@ -218,6 +221,15 @@ static int read_row(sqlite3_stmt *st, ctl_participant *out)
     return CTL_REG_OK;
 }
 
+/* Steps a lookup of at most one participant into *out. */
+static int step_one(sqlite3_stmt *st, ctl_participant *out)
+{
+    int step = sqlite3_step(st);
+    return step == SQLITE_ROW    ? read_row(st, out)
+           : step == SQLITE_DONE ? CTL_REG_E_NOT_FOUND
+                                 : CTL_REG_E_DB;
+}
+
 static int lookup_by(sqlite3 *db, const char *sql, const char *key, ctl_participant *out)
 {
     if (!db || !ctl_id_valid(key) || !out)
@@ -226,10 +238,7 @@ static int lookup_by(sqlite3 *db, const char *sql, const char *key, ctl_particip
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return CTL_REG_E_DB;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    int rc = step == SQLITE_ROW    ? read_row(st, out)
-             : step == SQLITE_DONE ? CTL_REG_E_NOT_FOUND
-                                   : CTL_REG_E_DB;
+    int rc = step_one(st, out);
     sqlite3_finalize(st);
     return rc;
 }
@@ -264,15 +273,11 @@ int ctl_registry_reader_lookup(ctl_registry_reader *r, const char *id, ctl_parti
         return CTL_REG_E_INVAL;
     if (!r->by_id &&
         sqlite3_prepare_v3(r->db,
-                           "SELECT id, pubkey, meter_id, role, added_s FROM participants "
-                           "WHERE id = ?",
+                           SELECT_PARTICIPANTS " WHERE id = ?",
                            -1, SQLITE_PREPARE_PERSISTENT, &r->by_id, NULL) != SQLITE_OK)
         return CTL_REG_E_DB;
     sqlite3_bind_text(r->by_id, 1, id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(r->by_id);
-    int rc = step == SQLITE_ROW    ? read_row(r->by_id, out)
-             : step == SQLITE_DONE ? CTL_REG_E_NOT_FOUND
-                                   : CTL_REG_E_DB;
+    int rc = step_one(r->by_id, out);
     sqlite3_reset(r->by_id); /* ends the read: no snapshot is held between lookups */
     sqlite3_clear_bindings(r->by_id);
     return rc;
@@ -280,16 +285,12 @@ int ctl_registry_reader_lookup(ctl_registry_reader *r, const char *id, ctl_parti
 
 int ctl_registry_lookup(sqlite3 *db, const char *id, ctl_participant *out)
 {
-    return lookup_by(db,
-                     "SELECT id, pubkey, meter_id, role, added_s FROM participants WHERE id = ?",
-                     id, out);
+    return lookup_by(db, SELECT_PARTICIPANTS " WHERE id = ?", id, out);
 }
 
 int ctl_registry_lookup_meter(sqlite3 *db, const char *meter_id, ctl_participant *out)
 {
-    return lookup_by(
-        db, "SELECT id, pubkey, meter_id, role, added_s FROM participants WHERE meter_id = ?",
-        meter_id, out);
+    return lookup_by(db, SELECT_PARTICIPANTS " WHERE meter_id = ?", meter_id, out);
 }
 
 int ctl_registry_list(sqlite3 *db, int (*fn)(const ctl_participant *p, void *ctx), void *ctx)
@@ -298,10 +299,7 @@ int ctl_registry_list(sqlite3 *db, int (*fn)(const ctl_participant *p, void *ctx
         return CTL_REG_E_INVAL;
     sqlite3_stmt *st = NULL;
     /* BINARY collation: ascending byte order of the id */
-    if (sqlite3_prepare_v2(db,
-                           "SELECT id, pubkey, meter_id, role, added_s FROM participants"
-                           " ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, SELECT_PARTICIPANTS " ORDER BY id", -1, &st, NULL) != SQLITE_OK)
         return CTL_REG_E_DB;
     int rc = CTL_REG_OK, step, bad_rows = 0;
     ctl_participant p;

@@ -453,7 +453,8 @@ static int run_cached(ctl_store *s, sqlite3_stmt *st)
     return release(st, out);
 }
 
-/* Steps a cached single-integer query; *found = 0 when there is no row or it is NULL. */
+/* Steps a single-integer query and resets it (the caller finalizes one it prepared itself);
+ * *found = 0 when there is no row or it is NULL. */
 static int query_cached(ctl_store *s, sqlite3_stmt *st, int64_t *v, int *found)
 {
     if (!st)
@@ -498,24 +499,6 @@ int ctl_store_receipt(ctl_store *s, const char *participant,
     return accepted_by_nonce(s, participant, nonce, NULL, 0, receipt, cap, found, NULL);
 }
 
-/* Single-integer query with up to two bindings (text participant, int64). */
-static int query_int(ctl_store *s, const char *sql, const char *text, int64_t a, int64_t *v,
-                     int *found)
-{
-    sqlite3_stmt *st = prep(s, sql);
-    if (!st)
-        return db_code(s->db);
-    int i = 1;
-    if (text)
-        sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, i, a);
-    int rc = sqlite3_step(st);
-    *found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    if (*found)
-        *v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db);
-}
 
 static void reject(ctl_order_rec *o, const char *reason)
 {
@@ -833,8 +816,11 @@ int ctl_store_market_id(ctl_store *s, const char *participant, uint64_t *market_
 int ctl_store_last_cleared(ctl_store *s, int64_t *id)
 {
     int found;
-    int rc = query_int(s, "SELECT max(interval_id) FROM intervals WHERE state = ?1", NULL,
-                       CTL_STATE_CLEARED, id, &found);
+    sqlite3_stmt *st = prep(s, "SELECT max(interval_id) FROM intervals WHERE state = ?1");
+    if (st)
+        sqlite3_bind_int64(st, 1, CTL_STATE_CLEARED);
+    int rc = query_cached(s, st, id, &found);
+    sqlite3_finalize(st);
     if (rc == CTL_ST_OK && !found)
         *id = INT64_MIN;
     return rc;
@@ -993,8 +979,10 @@ static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_pa
 {
     int64_t state;
     int found;
-    int rc = query_int(s, "SELECT state FROM intervals WHERE interval_id = ?1", NULL, id, &state,
-                       &found);
+    sqlite3_stmt *st = cached(s, Q_STATE);
+    if (st)
+        sqlite3_bind_int64(st, 1, id);
+    int rc = query_cached(s, st, &state, &found);
     if (rc || (found && state == CTL_STATE_CLEARED))
         return rc;
     order_vec b = {NULL, 0, 0};
