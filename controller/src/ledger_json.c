@@ -5,24 +5,13 @@
  */
 #include "ledger_json.h"
 
+#include "errbuf.h"
+
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-__attribute__((format(printf, 3, 4))) static int bad(char *err, size_t errlen, const char *fmt,
-                                                      ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CTL_LJ_E_BAD;
-}
 
 static json_t *load(const char *text, size_t len, int *rc, char *err, size_t errlen)
 {
@@ -55,8 +44,9 @@ static int json_i64(json_t *obj, const char *key, int64_t min, int64_t max, int 
     if (!v && !required)
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return bad(err, errlen, "%s %zu: \"%s\" must be an integer in [%lld, %lld]", what, idx,
-                   key, (long long)min, (long long)max);
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen,
+                        "%s %zu: \"%s\" must be an integer in [%lld, %lld]", what, idx, key,
+                        (long long)min, (long long)max);
     *out = json_integer_value(v);
     return 0;
 }
@@ -77,7 +67,7 @@ static int parse_trade(json_t *t, const stl_tariffs *tf, size_t i, mkt_trade *x,
     /* amounts default to the market's rule; given ones are checked by reconciliation */
     if (mkt_amount_uc(x->energy_wh, x->price_uc_per_kwh, &x->amount_uc) ||
         stl_muldiv(x->energy_wh, tf->network_fee_uc_per_kwh, 1000, &x->fee_uc))
-        return bad(err, errlen, "trade %zu: amount overflows", i);
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen, "trade %zu: amount overflows", i);
     if (json_i64(t, "amount_uc", 0, INT64_MAX, 0, &x->amount_uc, "trade", i, err, errlen) ||
         json_i64(t, "fee_uc", 0, INT64_MAX, 0, &x->fee_uc, "trade", i, err, errlen))
         return CTL_LJ_E_BAD;
@@ -109,8 +99,8 @@ static int settle_from(json_t *root, ctl_lj_settle *out, char *err, size_t errle
         json_i64(root, "interval_len_s", 1, 86400, 0, &len, "input", 0, err, errlen))
         return CTL_LJ_E_BAD;
     if (!json_is_object(tf) || !json_is_array(tr) || !json_is_array(me))
-        return bad(err, errlen,
-                   "input needs \"tariffs\" (object), \"trades\" and \"meters\" (arrays)");
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen,
+                        "input needs \"tariffs\" (object), \"trades\" and \"meters\" (arrays)");
     in->interval_id = id;
     in->interval_len_s = (uint32_t)len;
     if (json_i64(tf, "feed_in_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1,
@@ -249,14 +239,16 @@ static int proof_from(json_t *j, ctl_lj_proof *p, char *err, size_t errlen)
     json_t *li = json_object_get(j, "log_index"), *ts = json_object_get(j, "tree_size");
     const char *txh = json_string_value(json_object_get(j, "tx"));
     if (!json_is_integer(li) || !json_is_integer(ts) || json_integer_value(li) < 0)
-        return bad(err, errlen, "needs \"log_index\" (>= 0) and \"tree_size\" (integers)");
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen,
+                        "needs \"log_index\" (>= 0) and \"tree_size\" (integers)");
     if (!txh || sodium_hex2bin(p->body, sizeof p->body, txh, strlen(txh), NULL, &p->body_len,
                                NULL) != 0 ||
         stl_tx_decode(p->body, p->body_len, &p->tx) != STL_OK)
-        return bad(err, errlen, "\"tx\" is not a hex ledger transaction");
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen, "\"tx\" is not a hex ledger transaction");
     if (parse_hashes(json_object_get(j, "hashes"), p->path, &p->n_path) != 0)
-        return bad(err, errlen, "\"hashes\" must be an array of at most %d base64 SHA-256 hashes",
-                   STL_MERKLE_MAX_PROOF);
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen,
+                        "\"hashes\" must be an array of at most %d base64 SHA-256 hashes",
+                        STL_MERKLE_MAX_PROOF);
     p->log_index = json_integer_value(li);
     p->tree_size = json_integer_value(ts);
     return opt_string(j, "checkpoint", &p->checkpoint);
@@ -308,7 +300,7 @@ static int consistency_from(json_t *j, ctl_lj_consistency *c, char *err, size_t 
     if (parse_hashes(json_object_get(j, "hashes"), c->path, &c->n_path) != 0 ||
         !json_is_string(json_object_get(j, "old_checkpoint")) ||
         !json_is_string(json_object_get(j, "new_checkpoint")))
-        return bad(err, errlen, "needs both signed checkpoints and the hashes");
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen, "needs both signed checkpoints and the hashes");
     int rc = opt_string(j, "old_checkpoint", &c->old_checkpoint);
     return rc ? rc : opt_string(j, "new_checkpoint", &c->new_checkpoint);
 }
