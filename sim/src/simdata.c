@@ -88,13 +88,6 @@ static int digits(const char *s, const char *e, int n, int *out)
     return 0;
 }
 
-static int days_in_month(int y, int m)
-{
-    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 ? 28 + leap : dm[m - 1];
-}
-
 /* Optional zone suffix: "", "Z", "+hh:mm", "+hhmm" or "+hh". */
 static int parse_zone(const char *s, const char *e, int naive_min, int *off_min)
 {
@@ -144,7 +137,7 @@ static int parse_ts(span f, int naive_min, int64_t *utc, int *sub)
                 return -1;
         }
     }
-    if (y < 1900 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+    if (y < 1900 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > sim_days_in_month(y, mo) ||
         h > 23 || mi > 59 || sec > 59 || parse_zone(p, e, naive_min, &off))
         return -1;
     *utc = sim_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;

@@ -18,6 +18,13 @@ int64_t sim_days_from_civil(int32_t y, int32_t m, int32_t d)
     return era * 146097 + doe - 719468;
 }
 
+int sim_days_in_month(int32_t y, int32_t m)
+{
+    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 ? 28 + leap : dm[m - 1];
+}
+
 size_t sim_intervals(const sim_scenario *sc)
 {
     return (size_t)sc->days * (1440u / sc->interval_min);
