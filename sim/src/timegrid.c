@@ -51,12 +51,8 @@ void sim_interval_local(const sim_scenario *sc, size_t k, int *day_of_year, int 
     int64_t wd = (days + 3) % 7;
     if (wd < 0)
         wd += 7;
-    /* year of this day: walk from an estimate */
-    int32_t y = (int32_t)(1970 + days / 365);
-    while (sim_days_from_civil(y, 1, 1) > days)
-        y--;
-    while (sim_days_from_civil(y + 1, 1, 1) <= days)
-        y++;
+    int32_t y, m, d;
+    sim_civil_from_days(days, &y, &m, &d);
     if (day_of_year)
         *day_of_year = (int)(days - sim_days_from_civil(y, 1, 1)) + 1;
     if (weekday)
