@@ -10,6 +10,8 @@
  */
 #include "mgx/scenario.h"
 
+#include "timegrid.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
@@ -248,16 +250,9 @@ static int parse_tz(const char *s, int32_t *out)
     return 0;
 }
 
-static int days_in_month(int32_t y, int32_t m)
-{
-    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 ? 28 + leap : dm[m - 1];
-}
-
 static int date_valid(int32_t y, int32_t m, int32_t d)
 {
-    return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
+    return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && d >= 1 && d <= sim_days_in_month(y, m);
 }
 
 /* Exactly YYYY-MM-DD. Calendar validity is checked by the range rules. */

@@ -88,13 +88,6 @@ static int digits(const char *s, const char *e, int n, int *out)
     return 0;
 }
 
-static int days_in_month(int y, int m)
-{
-    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 ? 28 + leap : dm[m - 1];
-}
-
 /* Optional zone suffix: "", "Z", "+hh:mm", "+hhmm" or "+hh". */
 static int parse_zone(const char *s, const char *e, int naive_min, int *off_min)
 {
@@ -144,28 +137,23 @@ static int parse_ts(span f, int naive_min, int64_t *utc, int *sub)
                 return -1;
         }
     }
-    if (y < 1900 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+    if (y < 1900 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > sim_days_in_month(y, mo) ||
         h > 23 || mi > 59 || sec > 59 || parse_zone(p, e, naive_min, &off))
         return -1;
     *utc = sim_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
     return 0;
 }
 
-/* Local standard time of a Unix instant as "YYYY-MM-DD hh:mm+hh:mm" (for messages). The
- * civil-from-days step is the inverse of sim_days_from_civil (Hinnant's algorithm). */
+/* Local standard time of a Unix instant as "YYYY-MM-DD hh:mm+hh:mm" (for messages). */
 static void format_local(const sim_scenario *sc, int64_t utc, char *out, size_t len)
 {
     int64_t t = utc + (int64_t)sc->utc_offset_min * 60;
     int64_t days = (t >= 0 ? t : t - 86399) / 86400, sod = t - days * 86400;
-    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
+    int32_t y, m, d;
+    sim_civil_from_days(days, &y, &m, &d);
     int32_t o = sc->utc_offset_min < 0 ? -sc->utc_offset_min : sc->utc_offset_min;
-    snprintf(out, len, "%04lld-%02lld-%02lld %02lld:%02lld%c%02d:%02d", (long long)y,
-             (long long)m, (long long)d, (long long)(sod / 3600), (long long)(sod / 60 % 60),
+    snprintf(out, len, "%04d-%02d-%02d %02lld:%02lld%c%02d:%02d", (int)y, (int)m, (int)d,
+             (long long)(sod / 3600), (long long)(sod / 60 % 60),
              sc->utc_offset_min < 0 ? '-' : '+', (int)(o / 60), (int)(o % 60));
 }
 

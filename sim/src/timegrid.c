@@ -18,6 +18,13 @@ int64_t sim_days_from_civil(int32_t y, int32_t m, int32_t d)
     return era * 146097 + doe - 719468;
 }
 
+int sim_days_in_month(int32_t y, int32_t m)
+{
+    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 ? 28 + leap : dm[m - 1];
+}
+
 size_t sim_intervals(const sim_scenario *sc)
 {
     return (size_t)sc->days * (1440u / sc->interval_min);
@@ -44,12 +51,8 @@ void sim_interval_local(const sim_scenario *sc, size_t k, int *day_of_year, int 
     int64_t wd = (days + 3) % 7;
     if (wd < 0)
         wd += 7;
-    /* year of this day: walk from an estimate */
-    int32_t y = (int32_t)(1970 + days / 365);
-    while (sim_days_from_civil(y, 1, 1) > days)
-        y--;
-    while (sim_days_from_civil(y + 1, 1, 1) <= days)
-        y++;
+    int32_t y, m, d;
+    sim_civil_from_days(days, &y, &m, &d);
     if (day_of_year)
         *day_of_year = (int)(days - sim_days_from_civil(y, 1, 1)) + 1;
     if (weekday)

@@ -13,6 +13,8 @@
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t sim_days_from_civil(int32_t y, int32_t m, int32_t d);
+/* Days in month m (1..12) of year y, leap years by the Gregorian rule. */
+int sim_days_in_month(int32_t y, int32_t m);
 /* Number of intervals in the scenario. */
 size_t sim_intervals(const sim_scenario *sc);
 /* Unix seconds (UTC) of the start of interval k. */
