@@ -20,6 +20,7 @@
 #include "payload.h"
 
 #include "mgx/strategy.h"
+#include "wall_clock.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -68,16 +69,10 @@ __attribute__((format(printf, 2, 3))) static void say(int level, const char *fmt
     fprintf(stderr, "mgx agent %s: %s\n", NAMES[level], line);
 }
 
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t market_ms(const agent *a)
 {
-    return ctl_clock_sim_ms(&a->clock, real_ms());
+    return ctl_clock_sim_ms(&a->clock, ctl_wall_ms());
 }
 
 static int64_t floor_s(int64_t ms)
@@ -267,7 +262,7 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
         (long long)step.energy_wh, (long long)step.price_uc_per_kwh, o.nonce_hex,
         sim_strategy_name(a->cfg.strategy.kind));
     if (bus_connected(a->bus))
-        publish_order(a, &o, real_ms());
+        publish_order(a, &o, ctl_wall_ms());
 }
 
 /* After each new complete interval: one order for the first interval still open. */
@@ -586,7 +581,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         bus_loop(a->bus, 100);
         int64_t now_market = market_ms(a);
         maybe_order(a, now_market);
-        resend_due(a, real_ms(), now_market);
+        resend_due(a, ctl_wall_ms(), now_market);
     }
     bus_stop(a->bus, 2000);
     say(a->fatal ? L_ERROR : L_INFO, "%s", a->fatal ? "stopped after an outbox error" : "stopped");

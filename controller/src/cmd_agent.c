@@ -11,6 +11,7 @@
 #include "interval.h"
 #include "opt.h"
 #include "stop_signal.h"
+#include "wall_clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,9 +37,7 @@ static void usage(FILE *out)
 int ctl_cmd_agent(int argc, char **argv)
 {
     const char *path = NULL;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now_ms = ctl_wall_ms();
     ctl_clock clock = {now_ms, now_ms, 1};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

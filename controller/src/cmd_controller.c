@@ -13,6 +13,7 @@
 #include "errbuf.h"
 #include "opt.h"
 #include "stop_signal.h"
+#include "wall_clock.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -308,9 +309,7 @@ int ctl_cmd_controller(int argc, char **argv)
                 (long long)CTL_CLOCK_MAX_SPEED);
         goto out;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = ctl_wall_ms();
     cfg.clock = (ctl_clock){now, now, x.speed};
     const char *a = anchor ? anchor : x.anchor[0] ? x.anchor : NULL;
     if (a && ctl_clock_parse_anchor(a, &cfg.clock) != CTL_IV_OK) {

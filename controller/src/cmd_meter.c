@@ -33,6 +33,7 @@
 #include "opt.h"
 #include "payload.h"
 #include "stop_signal.h"
+#include "wall_clock.h"
 
 #define METER_BATCH_MAX 512 /* readings moved from the poller queue to the outbox per step */
 
@@ -65,16 +66,10 @@ static int log_level = BUS_LOG_INFO;
 static ctl_clock meter_clock;
 static int clock_set;
 
-static int64_t wall_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t reading_clock(void *ctx)
 {
-    return ctl_clock_sim_ms(ctx, wall_now_ms());
+    return ctl_clock_sim_ms(ctx, ctl_wall_ms());
 }
 
 static const mtr_poller_options *poller_options(mtr_poller_options *o)
@@ -396,7 +391,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
         return 0;
     d->readings += n;
     size_t acc = 0;
-    int rc = outbox_push(d->ob, items, n, wall_now_ms(), &acc);
+    int rc = outbox_push(d->ob, items, n, ctl_wall_ms(), &acc);
     if (rc == OUTBOX_E_DB)
         logf_(BUS_LOG_ERROR, "%zu readings could not be stored in the outbox", n);
     return (int)n;
@@ -522,7 +517,7 @@ int ctl_cmd_meter(int argc, char **argv)
     const char *config = NULL;
     bool once = false;
     log_level = BUS_LOG_INFO;
-    int64_t now = wall_now_ms();
+    int64_t now = ctl_wall_ms();
     meter_clock = (ctl_clock){now, now, 1};
     clock_set = 0;
     for (int i = 1; i < argc; i++) {

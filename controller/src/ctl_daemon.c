@@ -17,6 +17,7 @@
 #include "registry.h"
 #include "settle_daemon.h"
 #include "store.h"
+#include "wall_clock.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -75,16 +76,10 @@ __attribute__((format(printf, 3, 4))) static void logf_(const daemon *d, int lev
             line);
 }
 
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t now_ms(const daemon *d)
 {
-    return ctl_clock_sim_ms(&d->cfg->clock, real_ms());
+    return ctl_clock_sim_ms(&d->cfg->clock, ctl_wall_ms());
 }
 
 static void flush_readings(daemon *d);
@@ -128,14 +123,14 @@ static void flush_orders(daemon *d)
     size_t n = ctl_ingest_pending(d->ingest);
     if (n == 0)
         return;
-    int64_t t0 = real_ms();
+    int64_t t0 = ctl_wall_ms();
     int rc = ctl_ingest_flush(d->ingest);
     if (rc != CTL_ST_OK)
         logf_(d, BUS_LOG_ERROR, "%zu orders not stored: %s (%s); their homes resend", n,
               ctl_store_strerror(rc), ctl_store_errmsg(d->store));
     else
         logf_(d, BUS_LOG_DEBUG, "%zu orders committed in %lld ms", n,
-              (long long)(real_ms() - t0));
+              (long long)(ctl_wall_ms() - t0));
 }
 
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
@@ -417,7 +412,7 @@ static void clear_due(daemon *d)
                                  ctl_floor_div(now, 1000), r, &from, &to);
     for (int64_t id = from; n > 0 && id <= to; id++) {
         int did = 0;
-        int64_t t0 = real_ms();
+        int64_t t0 = ctl_wall_ms();
         int rc = ctl_store_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
                                           &d->cfg->params, now, &did);
         if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
@@ -437,7 +432,7 @@ static void clear_due(daemon *d)
                   "%zu trades, %lld ms%s%s",
                   (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
                   res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh : -1LL,
-                  res.n_trades, (long long)(real_ms() - t0), res.error[0] ? "; book rejected: " : "",
+                  res.n_trades, (long long)(ctl_wall_ms() - t0), res.error[0] ? "; book rejected: " : "",
                   res.error);
         publish_interval(d, id);
     }
@@ -483,9 +478,9 @@ static void settle_due(daemon *d)
 {
     if (!d->settler)
         return;
-    ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), real_ms(), 4);
+    ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), ctl_wall_ms(), 4);
     ctl_settler_publish(d->settler, d->bus);
-    ctl_settler_solana(d->settler, real_ms());
+    ctl_settler_solana(d->settler, ctl_wall_ms());
 }
 
 /* How long bus_loop may wait: until the next gate closure in real time, within
@@ -496,7 +491,7 @@ static int wait_ms(const daemon *d)
     int64_t now = now_ms(d);
     int64_t next = ctl_interval_first_open(ctl_floor_div(now, 1000), r);
     int64_t gate_real = ctl_clock_real_ms(&d->cfg->clock, ctl_interval_gate(next, r) * 1000);
-    int64_t w = gate_real - real_ms();
+    int64_t w = gate_real - ctl_wall_ms();
     return w < 1 ? 1 : w > IDLE_WAIT_MS ? IDLE_WAIT_MS : (int)w;
 }
 

@@ -8,6 +8,7 @@
 #include "mgx/meter_trace.h"
 #include "mgx/simdata.h"
 #include "stop_signal.h"
+#include "wall_clock.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -57,12 +58,6 @@ __attribute__((format(printf, 2, 3))) static void say(const ctl_serve *s, const 
     va_end(ap);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_until(int64_t when_ms)
 {
@@ -355,7 +350,7 @@ static int on_interval(size_t k, size_t total, void *ctx)
 {
     ctl_serve *s = ctx;
     if (k == 0) {
-        s->real0_ms = s->o.clock_start_ms ? s->o.clock_start_ms : wall_ms();
+        s->real0_ms = s->o.clock_start_ms ? s->o.clock_start_ms : ctl_wall_ms();
         char when[32];
         sim_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
         say(s, "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
@@ -363,12 +358,12 @@ static int on_interval(size_t k, size_t total, void *ctx)
     }
     int64_t begin = wall_at(s, (int64_t)k * s->interval_ms);
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
-    if (wall_ms() > begin + s->tick_ms)
+    if (ctl_wall_ms() > begin + s->tick_ms)
         s->late++;
     for (;;) {
         if (stop_flag && *stop_flag)
             return 1;
-        int64_t now = wall_ms();
+        int64_t now = ctl_wall_ms();
         if (now >= end)
             break;
         int64_t elapsed = (int64_t)((double)(now - begin) * s->o.clock_speed);
@@ -406,9 +401,9 @@ void ctl_serve_linger(ctl_serve *s, int64_t seconds)
     else
         say(s, "scenario finished; meters keep serving the final counters for %" PRId64 " s",
             seconds);
-    int64_t until = seconds < 0 ? INT64_MAX : wall_ms() + seconds * 1000;
-    while (!(stop_flag && *stop_flag) && wall_ms() < until) {
-        int64_t next = wall_ms() + 1000;
+    int64_t until = seconds < 0 ? INT64_MAX : ctl_wall_ms() + seconds * 1000;
+    while (!(stop_flag && *stop_flag) && ctl_wall_ms() < until) {
+        int64_t next = ctl_wall_ms() + 1000;
         sleep_until(next < until ? next : until);
     }
 }
