@@ -37,7 +37,7 @@ add_test(NAME fuzz_ledger_json_replay
 set_tests_properties(fuzz_ledger_json_replay PROPERTIES LABELS fuzz)
 if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   add_executable(fuzz_ledger_json ${MGX_FUZZ_CTL_DIR}/fuzz_ledger_json.c
-    ${MGX_FUZZ_CTL_SRC_DIR}/ledger_json.c)
+    ${MGX_FUZZ_CTL_SRC_DIR}/ledger_json.c ${MGX_FUZZ_CTL_SRC_DIR}/errbuf.c)
   target_include_directories(fuzz_ledger_json PRIVATE ${MGX_FUZZ_CTL_DIR} ${MGX_FUZZ_CTL_SRC_DIR})
   target_compile_options(fuzz_ledger_json PRIVATE ${_mgx_ctl_fuzz_flags})
   target_link_options(fuzz_ledger_json PRIVATE ${_mgx_ctl_fuzz_flags})
