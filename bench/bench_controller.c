@@ -39,14 +39,14 @@
  * Needs mosquitto on the PATH; the broker is private (a free port on 127.0.0.1, temp folder).
  */
 #define _GNU_SOURCE
-#include "bus.h"
-#include "ctl_daemon.h"
-#include "keys.h"
-#include "order_msg.h"
-#include "registry.h"
-#include "admit.h"
-#include "ingest.h"
-#include "store.h"
+#include "bus/bus.h"
+#include "daemon/ctl_daemon.h"
+#include "orders/keys.h"
+#include "orders/order_msg.h"
+#include "db/registry.h"
+#include "orders/admit.h"
+#include "orders/ingest.h"
+#include "db/store.h"
 
 #include "mgx/market.h"
 

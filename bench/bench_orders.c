@@ -13,8 +13,8 @@
  *   ./build-rel/bench/bench_orders [N] [--rounds=R]     (defaults N = 60000, R = 3, best of R)
  */
 #define _POSIX_C_SOURCE 200809L
-#include "order_msg.h"
-#include "verify_pool.h"
+#include "orders/order_msg.h"
+#include "orders/verify_pool.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
  *   ./build-rel/bench/bench_settle [trades] [intervals]
  */
 #define _POSIX_C_SOURCE 200809L
-#include "ledger_store.h"
+#include "settle/ledger_store.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -13,22 +13,22 @@ target_include_directories(test_strategy PRIVATE ${PROJECT_SOURCE_DIR}/sim/src)
 
 # The agent's pure parts, linked against the controller's private headers.
 foreach(t agent_meter agent_config)
-  mgx_test(test_${t} unit agent/test_${t}.c LIBS mgx_controller mgx_test_support)
-  target_include_directories(test_${t} PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  mgx_test(test_${t} unit agent/test_${t}.c LIBS mgx_ctl_cli mgx_test_support)
+  target_include_directories(test_${t} PRIVATE ${PROJECT_SOURCE_DIR}/controller)
 endforeach()
 
 # `mgx agent` end to end against the shipped broker config, with a fake controller.
 mgx_test(test_agent integration agent/test_agent.c
-  LIBS mgx_controller mgx_test_mqtt PkgConfig::SQLITE PkgConfig::SODIUM)
-target_include_directories(test_agent PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  LIBS mgx_ctl_cli mgx_test_mqtt PkgConfig::SQLITE PkgConfig::SODIUM)
+target_include_directories(test_agent PRIVATE ${PROJECT_SOURCE_DIR}/controller)
 set_tests_properties(test_agent PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>" TIMEOUT 120)
 add_dependencies(test_agent mgx)
 
 # A home's one config file: mgx meter and mgx agent together from it (real broker, real
 # simulated meter), and the same FILE:LINE refusals from both for the shared parts.
 mgx_test(test_home_config integration agent/test_home_config.c
-  LIBS mgx_controller mgx_meters mgx_test_mqtt)
-target_include_directories(test_home_config PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  LIBS mgx_ctl_cli mgx_meters mgx_test_mqtt)
+target_include_directories(test_home_config PRIVATE ${PROJECT_SOURCE_DIR}/controller)
 set_tests_properties(test_home_config PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>"
   TIMEOUT 120)
 add_dependencies(test_home_config mgx)

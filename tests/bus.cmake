@@ -1,30 +1,30 @@
 # The MQTT bus adapter, the reading outbox, bus payloads, Home Assistant discovery, the daemon
 # config loader and `mgx meter` (controller/src/bus.c, outbox.c, payload.c, ha_discovery.c,
 # config.c, cmd_meter.c). Integration tests start their own mosquitto on a free loopback port.
-set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller/src)
+set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller)
 
 add_library(mgx_test_recorder STATIC bus/recorder.c)
 target_include_directories(mgx_test_recorder PUBLIC bus)
 target_link_libraries(mgx_test_recorder PRIVATE mgx_options PkgConfig::MOSQUITTO Threads::Threads)
 
 mgx_test(test_bus_client integration bus/test_bus_client.c bus/slow_link.c
-  LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO)
+  LIBS mgx_ctl_cli mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO)
 target_include_directories(test_bus_client PRIVATE ${MGX_CTL_SRC})
 set_tests_properties(test_bus_client PROPERTIES TIMEOUT 120)
 
-mgx_test(test_payload unit bus/test_payload.c LIBS mgx_controller)
+mgx_test(test_payload unit bus/test_payload.c LIBS mgx_ctl_cli)
 target_include_directories(test_payload PRIVATE ${MGX_CTL_SRC})
 
-mgx_test(test_meter_client_id unit bus/test_meter_client_id.c LIBS mgx_controller)
+mgx_test(test_meter_client_id unit bus/test_meter_client_id.c LIBS mgx_ctl_cli)
 target_include_directories(test_meter_client_id PRIVATE ${MGX_CTL_SRC})
 
 mgx_test(test_outbox integration bus/test_outbox.c
-  LIBS mgx_controller mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO PkgConfig::SQLITE)
+  LIBS mgx_ctl_cli mgx_test_support mgx_test_recorder PkgConfig::MOSQUITTO PkgConfig::SQLITE)
 target_include_directories(test_outbox PRIVATE ${MGX_CTL_SRC})
 set_tests_properties(test_outbox PROPERTIES TIMEOUT 180)
 
 mgx_test(test_meter_daemon integration bus/test_meter_daemon.c
-  LIBS mgx_controller mgx_meters mgx_test_support mgx_test_recorder PkgConfig::SQLITE)
+  LIBS mgx_ctl_cli mgx_meters mgx_test_support mgx_test_recorder PkgConfig::SQLITE)
 target_include_directories(test_meter_daemon PRIVATE ${MGX_CTL_SRC})
 set_tests_properties(test_meter_daemon PROPERTIES TIMEOUT 240
   ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
@@ -35,12 +35,12 @@ add_dependencies(test_meter_daemon mgx)
 set(MGX_PAYLOAD_CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/payload)
 add_executable(fuzz_payload_replay fuzz/replay.c fuzz/fuzz_payload.c)
 target_include_directories(fuzz_payload_replay PRIVATE fuzz ${MGX_CTL_SRC})
-target_link_libraries(fuzz_payload_replay PRIVATE mgx_controller mgx_options)
+target_link_libraries(fuzz_payload_replay PRIVATE mgx_ctl_cli mgx_options)
 add_test(NAME fuzz_payload_replay COMMAND fuzz_payload_replay ${MGX_PAYLOAD_CORPUS})
 set_tests_properties(fuzz_payload_replay PROPERTIES LABELS fuzz)
 if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
-  add_executable(fuzz_payload fuzz/fuzz_payload.c ${MGX_CTL_SRC}/payload.c ${MGX_CTL_SRC}/bus.c
-    ${MGX_CTL_SRC}/ident.c ${MGX_CTL_SRC}/errbuf.c
+  add_executable(fuzz_payload fuzz/fuzz_payload.c ${PROJECT_SOURCE_DIR}/controller/bus/payload.c ${PROJECT_SOURCE_DIR}/controller/bus/bus.c
+    ${PROJECT_SOURCE_DIR}/controller/common/ident.c ${PROJECT_SOURCE_DIR}/controller/common/errbuf.c
     ${PROJECT_SOURCE_DIR}/meters/src/quality.c)
   target_include_directories(fuzz_payload PRIVATE fuzz ${MGX_CTL_SRC}
     ${PROJECT_SOURCE_DIR}/meters/include)

@@ -8,7 +8,7 @@
 # in with coverage instrumentation, plus a 20 s ctest run (label `fuzz`). New inputs go to the
 # build tree, never into the source corpus (tests/fuzz/README.md).
 set(MGX_FUZZ_CTL_DIR ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
-set(MGX_FUZZ_CTL_SRC_DIR ${PROJECT_SOURCE_DIR}/controller/src)
+set(MGX_FUZZ_CTL_SRC_DIR ${PROJECT_SOURCE_DIR}/controller)
 set(_mgx_ctl_fuzz_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
   -fno-omit-frame-pointer)
 
@@ -30,14 +30,14 @@ endfunction()
 add_executable(fuzz_ledger_json_replay ${MGX_FUZZ_CTL_DIR}/replay.c
   ${MGX_FUZZ_CTL_DIR}/fuzz_ledger_json.c)
 target_include_directories(fuzz_ledger_json_replay PRIVATE ${MGX_FUZZ_CTL_DIR} ${MGX_FUZZ_CTL_SRC_DIR})
-target_link_libraries(fuzz_ledger_json_replay PRIVATE mgx_controller mgx_options
+target_link_libraries(fuzz_ledger_json_replay PRIVATE mgx_ctl_cli mgx_options
   PkgConfig::SODIUM PkgConfig::SQLITE)
 add_test(NAME fuzz_ledger_json_replay
   COMMAND fuzz_ledger_json_replay ${MGX_FUZZ_CTL_DIR}/corpus/ledger_json)
 set_tests_properties(fuzz_ledger_json_replay PROPERTIES LABELS fuzz)
 if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   add_executable(fuzz_ledger_json ${MGX_FUZZ_CTL_DIR}/fuzz_ledger_json.c
-    ${MGX_FUZZ_CTL_SRC_DIR}/ledger_json.c ${MGX_FUZZ_CTL_SRC_DIR}/errbuf.c)
+    ${PROJECT_SOURCE_DIR}/controller/settle/ledger_json.c ${PROJECT_SOURCE_DIR}/controller/common/errbuf.c)
   target_include_directories(fuzz_ledger_json PRIVATE ${MGX_FUZZ_CTL_DIR} ${MGX_FUZZ_CTL_SRC_DIR})
   target_compile_options(fuzz_ledger_json PRIVATE ${_mgx_ctl_fuzz_flags})
   target_link_options(fuzz_ledger_json PRIVATE ${_mgx_ctl_fuzz_flags})
@@ -52,7 +52,7 @@ add_executable(fuzz_daemon_config_replay ${MGX_FUZZ_CTL_DIR}/replay.c
   ${MGX_FUZZ_CTL_DIR}/fuzz_daemon_config.c)
 target_include_directories(fuzz_daemon_config_replay PRIVATE ${MGX_FUZZ_CTL_DIR}
   ${MGX_FUZZ_CTL_SRC_DIR})
-target_link_libraries(fuzz_daemon_config_replay PRIVATE mgx_controller mgx_options
+target_link_libraries(fuzz_daemon_config_replay PRIVATE mgx_ctl_cli mgx_options
   PkgConfig::SODIUM PkgConfig::MOSQUITTO PkgConfig::SQLITE)
 add_test(NAME fuzz_daemon_config_replay
   COMMAND fuzz_daemon_config_replay ${MGX_FUZZ_CTL_DIR}/corpus/daemon_config)
@@ -60,14 +60,14 @@ set_tests_properties(fuzz_daemon_config_replay PROPERTIES LABELS fuzz)
 if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   # the parsers under test carry the coverage instrumentation; the rest links uninstrumented
   add_executable(fuzz_daemon_config ${MGX_FUZZ_CTL_DIR}/fuzz_daemon_config.c
-    ${MGX_FUZZ_CTL_SRC_DIR}/config.c ${MGX_FUZZ_CTL_SRC_DIR}/agent_config.c
-    ${MGX_FUZZ_CTL_SRC_DIR}/settle_solana.c ${PROJECT_SOURCE_DIR}/meters/src/device_config.c)
+    ${PROJECT_SOURCE_DIR}/controller/common/config.c ${PROJECT_SOURCE_DIR}/controller/agent/agent_config.c
+    ${PROJECT_SOURCE_DIR}/controller/solana/settle_solana.c ${PROJECT_SOURCE_DIR}/meters/src/device_config.c)
   target_include_directories(fuzz_daemon_config PRIVATE ${MGX_FUZZ_CTL_DIR}
-    ${MGX_FUZZ_CTL_SRC_DIR} ${PROJECT_SOURCE_DIR}/controller/include
+    ${MGX_FUZZ_CTL_SRC_DIR} ${PROJECT_SOURCE_DIR}/controller
     ${PROJECT_SOURCE_DIR}/meters/src)
   target_compile_options(fuzz_daemon_config PRIVATE ${_mgx_ctl_fuzz_flags})
   target_link_options(fuzz_daemon_config PRIVATE ${_mgx_ctl_fuzz_flags})
-  target_link_libraries(fuzz_daemon_config PRIVATE mgx_controller mgx_options PkgConfig::INIH
+  target_link_libraries(fuzz_daemon_config PRIVATE mgx_ctl_cli mgx_options PkgConfig::INIH
     PkgConfig::SODIUM PkgConfig::MOSQUITTO PkgConfig::SQLITE PkgConfig::JANSSON)
   mgx_ctl_fuzz_run(daemon_config)
 endif()

@@ -6,8 +6,8 @@ target_include_directories(mgx_test_rtu_bus PUBLIC meters_rtu)
 target_link_libraries(mgx_test_rtu_bus PRIVATE mgx_options PkgConfig::MODBUS Threads::Threads)
 
 mgx_test(test_meters_rtu integration meters_rtu/test_meters_rtu.c
-  LIBS mgx_meters mgx_controller mgx_test_rtu_bus mgx_test_support Threads::Threads)
-target_include_directories(test_meters_rtu PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  LIBS mgx_meters mgx_ctl_cli mgx_test_rtu_bus mgx_test_support Threads::Threads)
+target_include_directories(test_meters_rtu PRIVATE ${PROJECT_SOURCE_DIR}/controller)
 set_tests_properties(test_meters_rtu PROPERTIES TIMEOUT 90
   ENVIRONMENT "MGX_BIN=$<TARGET_FILE:mgx>")
 add_dependencies(test_meters_rtu mgx)

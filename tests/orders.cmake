@@ -2,11 +2,11 @@
 # registry, the verify pool, `mgx keygen` / `mgx participant`, and the order JSON fuzz harness.
 set(MGX_ORDERS_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR}/orders)
 add_library(mgx_orders_fixture STATIC orders/orders_fixture.c)
-target_include_directories(mgx_orders_fixture PUBLIC orders ${PROJECT_SOURCE_DIR}/controller/src)
-target_link_libraries(mgx_orders_fixture PUBLIC mgx_controller PRIVATE mgx_options)
+target_include_directories(mgx_orders_fixture PUBLIC orders ${PROJECT_SOURCE_DIR}/controller)
+target_link_libraries(mgx_orders_fixture PUBLIC mgx_ctl_cli PRIVATE mgx_options)
 
 function(mgx_orders_test name label)
-  mgx_test(${name} ${label} ${ARGN} LIBS mgx_orders_fixture mgx_controller PkgConfig::SODIUM
+  mgx_test(${name} ${label} ${ARGN} LIBS mgx_orders_fixture mgx_ctl_cli PkgConfig::SODIUM
     PkgConfig::SQLITE PkgConfig::JANSSON Threads::Threads)
 endfunction()
 
@@ -35,17 +35,17 @@ set_tests_properties(test_ident_cli PROPERTIES ENVIRONMENT "MGX_BIN=$<TARGET_FIL
 # always, the libFuzzer binary and a short run with -DMGX_FUZZ=ON under clang.
 set(MGX_ORDER_FUZZ_CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/order_msg)
 add_executable(fuzz_order_msg_replay fuzz/replay.c fuzz/fuzz_order_msg.c)
-target_include_directories(fuzz_order_msg_replay PRIVATE fuzz ${PROJECT_SOURCE_DIR}/controller/src)
-target_link_libraries(fuzz_order_msg_replay PRIVATE mgx_controller mgx_options PkgConfig::JANSSON
+target_include_directories(fuzz_order_msg_replay PRIVATE fuzz ${PROJECT_SOURCE_DIR}/controller)
+target_link_libraries(fuzz_order_msg_replay PRIVATE mgx_ctl_cli mgx_options PkgConfig::JANSSON
   PkgConfig::SODIUM)
 add_test(NAME fuzz_order_msg_replay COMMAND fuzz_order_msg_replay ${MGX_ORDER_FUZZ_CORPUS})
 set_tests_properties(fuzz_order_msg_replay PROPERTIES LABELS fuzz)
 
 if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   # The parsers are compiled into the fuzzer so they carry libFuzzer's coverage instrumentation.
-  set(_ctl_src ${PROJECT_SOURCE_DIR}/controller/src)
-  add_executable(fuzz_order_msg fuzz/fuzz_order_msg.c ${_ctl_src}/order_msg.c
-    ${_ctl_src}/receipt.c ${_ctl_src}/ident.c ${_ctl_src}/errbuf.c)
+  set(_ctl_src ${PROJECT_SOURCE_DIR}/controller)
+  add_executable(fuzz_order_msg fuzz/fuzz_order_msg.c ${PROJECT_SOURCE_DIR}/controller/orders/order_msg.c
+    ${PROJECT_SOURCE_DIR}/controller/orders/receipt.c ${PROJECT_SOURCE_DIR}/controller/common/ident.c ${PROJECT_SOURCE_DIR}/controller/common/errbuf.c)
   target_include_directories(fuzz_order_msg PRIVATE fuzz ${_ctl_src}
     ${PROJECT_SOURCE_DIR}/market/include)
   set(_ord_fuzz_flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all

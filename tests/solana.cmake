@@ -29,16 +29,16 @@ endif()
 # The outbox and JSON-RPC client against a LiteSVM-backed JSON-RPC server (rpc_server.mjs).
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 mgx_test(test_solana_rpc unit solana/test_solana_rpc.c
-  ${PROJECT_SOURCE_DIR}/controller/src/solana_rpc.c
+  ${PROJECT_SOURCE_DIR}/controller/solana/solana_rpc.c
   LIBS mgx_settlement PkgConfig::SODIUM PkgConfig::JANSSON PkgConfig::CURL)
-target_include_directories(test_solana_rpc PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+target_include_directories(test_solana_rpc PRIVATE ${PROJECT_SOURCE_DIR}/controller)
 if(MGX_NODE)
   mgx_test(test_solana_outbox integration solana/test_solana_outbox.c
-    ${PROJECT_SOURCE_DIR}/controller/src/solana_rpc.c
-    ${PROJECT_SOURCE_DIR}/controller/src/solana_outbox.c
+    ${PROJECT_SOURCE_DIR}/controller/solana/solana_rpc.c
+    ${PROJECT_SOURCE_DIR}/controller/solana/solana_outbox.c
     LIBS mgx_settlement mgx_test_support PkgConfig::SODIUM PkgConfig::JANSSON PkgConfig::SQLITE
       PkgConfig::CURL)
-  target_include_directories(test_solana_outbox PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  target_include_directories(test_solana_outbox PRIVATE ${PROJECT_SOURCE_DIR}/controller)
   target_compile_definitions(test_solana_outbox PRIVATE MGX_NODE="${MGX_NODE}")
   set_tests_properties(test_solana_outbox PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
@@ -48,9 +48,9 @@ endif()
 # transfers, memos, balances and allowances checked against the ledger.
 if(MGX_NODE)
   mgx_test(test_solana_daemon integration solana/test_solana_daemon.c
-    LIBS mgx_controller mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM PkgConfig::JANSSON
+    LIBS mgx_ctl_cli mgx_test_support PkgConfig::SQLITE PkgConfig::SODIUM PkgConfig::JANSSON
       PkgConfig::CURL)
-  target_include_directories(test_solana_daemon PRIVATE ${PROJECT_SOURCE_DIR}/controller/src)
+  target_include_directories(test_solana_daemon PRIVATE ${PROJECT_SOURCE_DIR}/controller)
   target_compile_definitions(test_solana_daemon PRIVATE MGX_NODE="${MGX_NODE}")
   add_dependencies(test_solana_daemon mgx)
   set_tests_properties(test_solana_daemon PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120

@@ -13,10 +13,10 @@
  * interval cur+1, sell 200 Wh at 130000.
  */
 #define _GNU_SOURCE
-#include "keys.h"
-#include "order_msg.h"
-#include "agent_store.h"
-#include "payload.h"
+#include "orders/keys.h"
+#include "orders/order_msg.h"
+#include "agent/agent_store.h"
+#include "bus/payload.h"
 
 #include "broker.h"
 #include "mqtt_client.h"

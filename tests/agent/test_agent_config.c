@@ -6,7 +6,7 @@
  * loader alone too); the client id never collides with the meter daemon's in a shared file.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "agent_config.h"
+#include "agent/agent_config.h"
 
 #include "broker.h"
 

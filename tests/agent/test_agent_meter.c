@@ -2,7 +2,7 @@
  * The agent's interval energy from meter counters (controller/src/agent_meter.c): known answers
  * worked by hand, the telescoping property, and every refusal.
  */
-#include "agent_meter.h"
+#include "agent/agent_meter.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -25,7 +25,7 @@
 #include <cmocka.h>
 
 #include "broker.h"
-#include "keys.h"
+#include "orders/keys.h"
 #include "mgx/meter_server.h"
 #include "mqtt_client.h"
 #include "secure_broker.h"

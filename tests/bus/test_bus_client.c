@@ -21,7 +21,7 @@
 #include <pthread.h>
 
 #include "broker.h"
-#include "bus.h"
+#include "bus/bus.h"
 #include "recorder.h"
 #include "slow_link.h"
 

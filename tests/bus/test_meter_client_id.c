@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "bus.h"
-#include "meter_client_id.h"
+#include "bus/bus.h"
+#include "meterd/meter_client_id.h"
 
 static void test_two_homes_same_hostname_differ(void **state)
 {

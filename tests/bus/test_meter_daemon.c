@@ -24,10 +24,10 @@
 #include <sqlite3.h>
 
 #include "broker.h"
-#include "bus.h"
-#include "meter_client_id.h"
+#include "bus/bus.h"
+#include "meterd/meter_client_id.h"
 #include "mgx/meter_server.h"
-#include "payload.h"
+#include "bus/payload.h"
 #include "recorder.h"
 
 #define SDM_TOPIC "mgx/v1/test/meter/sdm-1/state"

@@ -17,8 +17,8 @@
 #include <cmocka.h>
 
 #include "broker.h"
-#include "bus.h"
-#include "outbox.h"
+#include "bus/bus.h"
+#include "bus/outbox.h"
 #include "recorder.h"
 
 #define TOPIC "mgx/v1/test/meter/m1/state"

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "bus.h"
-#include "payload.h"
+#include "bus/bus.h"
+#include "bus/payload.h"
 
 static mtr_sample sample(void)
 {

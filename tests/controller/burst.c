@@ -17,7 +17,7 @@
 #define _GNU_SOURCE
 #include "burst.h"
 
-#include "registry.h"
+#include "db/registry.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

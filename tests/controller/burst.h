@@ -9,10 +9,10 @@
 #ifndef MGX_TESTS_BURST_H
 #define MGX_TESTS_BURST_H
 
-#include "admit.h"
-#include "keys.h"
-#include "order_msg.h"
-#include "store.h"
+#include "orders/admit.h"
+#include "orders/keys.h"
+#include "orders/order_msg.h"
+#include "db/store.h"
 
 #include <stddef.h>
 #include <stdint.h>

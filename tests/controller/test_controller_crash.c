@@ -29,11 +29,11 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "bus.h"
-#include "interval.h"
-#include "keys.h"
-#include "order_msg.h"
-#include "registry.h"
+#include "bus/bus.h"
+#include "common/interval.h"
+#include "orders/keys.h"
+#include "orders/order_msg.h"
+#include "db/registry.h"
 
 #define HOMES 8
 #define SPEED 3600

@@ -27,8 +27,8 @@
 
 #include "broker.h"
 #include "burst.h"
-#include "ingest.h"
-#include "registry.h"
+#include "orders/ingest.h"
+#include "db/registry.h"
 
 #define HOMES 300
 #define TARGET INT64_C(1950000)          /* 2025-08-05T20:00:00Z ... any future interval */

@@ -31,8 +31,8 @@
 
 #include "broker.h"
 #include "burst.h"
-#include "bus.h"
-#include "registry.h"
+#include "bus/bus.h"
+#include "db/registry.h"
 
 #define HOMES 300
 #define CLIENTS 4

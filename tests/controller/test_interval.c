@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "interval.h"
+#include "common/interval.h"
 
 static const ctl_interval_rules QH = {900, 300, 4}; /* quarter hours, gate 5 min before */
 

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "store.h"
+#include "db/store.h"
 
 typedef struct {
     char *dir;

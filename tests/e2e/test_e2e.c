@@ -49,8 +49,8 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "bus.h"
-#include "store.h"
+#include "bus/bus.h"
+#include "db/store.h"
 
 #include "mgx/market.h"
 #include "mgx/scenario.h"

@@ -18,12 +18,12 @@
  *   - what loads holds a valid community id in [bus].
  */
 /* first: it defines _POSIX_C_SOURCE; it brings the [controller] and [solana] handlers */
-#include "cmd_controller.c"
+#include "cli/cmd_controller.c"
 
 #include "fuzz.h"
 
-#include "agent_config.h"
-#include "config.h"
+#include "agent/agent_config.h"
+#include "bus/bus_config.h"
 #include "mgx/device_config.h"
 #include "mgx/meter_error.h"
 

@@ -12,7 +12,7 @@
  */
 #include "fuzz.h"
 
-#include "ledger_json.h"
+#include "settle/ledger_json.h"
 
 #include <sodium.h>
 #include <stdio.h>

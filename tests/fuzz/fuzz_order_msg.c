@@ -12,7 +12,7 @@
  */
 #include "fuzz.h"
 
-#include "order_msg.h"
+#include "orders/order_msg.h"
 
 #include <stdlib.h>
 #include <string.h>

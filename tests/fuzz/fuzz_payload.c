@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "payload.h"
+#include "bus/payload.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -28,7 +28,7 @@
 #include "mgx/modbus_device.h"
 #include "mgx/poller.h"
 #include "mgx/sdm.h"
-#include "payload.h"
+#include "bus/payload.h"
 #include "rtu_bus.h"
 
 /* ---- fixtures ---- */

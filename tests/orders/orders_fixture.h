@@ -5,8 +5,8 @@
 #ifndef MGX_TESTS_ORDERS_FIXTURE_H
 #define MGX_TESTS_ORDERS_FIXTURE_H
 
-#include "keys.h"
-#include "order_msg.h"
+#include "orders/keys.h"
+#include "orders/order_msg.h"
 
 #include <stddef.h>
 #include <stdint.h>

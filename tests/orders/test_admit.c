@@ -16,7 +16,7 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "admit.h"
+#include "orders/admit.h"
 #include "orders_fixture.h"
 
 #define START_MS INT64_C(1748779200000)

@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "keys.h"
+#include "orders/keys.h"
 #include "orders_fixture.h"
-#include "registry.h"
+#include "db/registry.h"
 
 static char *dir;
 

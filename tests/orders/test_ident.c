@@ -18,12 +18,12 @@
 #include <string.h>
 
 #include "broker.h" /* tst_tmpdir */
-#include "bus.h"
-#include "ident.h"
+#include "bus/bus.h"
+#include "common/ident.h"
 #include "mgx/device_config.h"
 #include "mgx/meter_error.h"
 #include "orders_fixture.h"
-#include "registry.h"
+#include "db/registry.h"
 
 static int allowed(int c)
 {

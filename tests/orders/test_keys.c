@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "keys.h"
+#include "orders/keys.h"
 
 static char *dir;
 

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "broker.h"
-#include "registry.h"
+#include "db/registry.h"
 
 static char *dir;
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "orders_fixture.h"
-#include "verify_pool.h"
+#include "orders/verify_pool.h"
 
 #define N_ORDERS 600
 

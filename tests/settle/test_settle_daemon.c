@@ -42,13 +42,13 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "bus.h"
-#include "interval.h"
-#include "keys.h"
+#include "bus/bus.h"
+#include "common/interval.h"
+#include "orders/keys.h"
 #include "mgx/ledger_record.h"
-#include "order_msg.h"
-#include "payload.h"
-#include "registry.h"
+#include "orders/order_msg.h"
+#include "bus/payload.h"
+#include "db/registry.h"
 
 #define HOMES 8
 #define SPEED 3600

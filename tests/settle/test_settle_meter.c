@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent_meter.h"
+#include "agent/agent_meter.h"
 #include "mgx/reading.h"
-#include "settle_meter.h"
+#include "settle/settle_meter.h"
 
 #define IV 900000 /* a quarter hour in ms */
 

@@ -57,14 +57,14 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "bus.h"
-#include "interval.h"
-#include "keys.h"
+#include "bus/bus.h"
+#include "common/interval.h"
+#include "orders/keys.h"
 #include "mgx/ledger_record.h"
 #include "mgx/solana_base58.h"
-#include "order_msg.h"
-#include "payload.h"
-#include "registry.h"
+#include "orders/order_msg.h"
+#include "bus/payload.h"
+#include "db/registry.h"
 
 #define HOMES 10
 #define SPEED 3600

@@ -29,8 +29,8 @@
 #include "broker.h" /* tst_tmpdir, tst_free_port, tst_sleep_ms */
 #include "mgx/solana_base58.h"
 #include "mgx/solana_batch.h"
-#include "solana_outbox.h"
-#include "solana_rpc.h"
+#include "solana/solana_outbox.h"
+#include "solana/solana_rpc.h"
 
 #define N_HOMES 12
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "solana_rpc.h"
+#include "solana/solana_rpc.h"
 
 #define P(s) s, strlen(s)
 

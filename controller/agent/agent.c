@@ -1,0 +1,599 @@
+/*
+ * The home agent daemon (see agent.h). The order of things per interval:
+ *
+ *   meter state -> agent_meter (interval net energy) -> when interval k is complete, the first
+ *   interval n still open for orders gets an order for k's net energy (persistence, like the
+ *   simulator), priced by the strategy -> signed -> stored in the outbox -> published ->
+ *   resent every resend_s (the same bytes, so the same nonce) -> the receipt settles it.
+ *
+ * A restart finds unanswered orders in the outbox and resends them; an interval that already
+ * has an order never gets a second one.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "agent/agent.h"
+
+#include "agent/agent_meter.h"
+#include "agent/agent_store.h"
+#include "bus/bus.h"
+#include "orders/keys.h"
+#include "orders/order_msg.h"
+#include "bus/payload.h"
+
+#include "mgx/strategy.h"
+#include "common/wall_clock.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* At most this many pending orders are handled per pass (more wait for the next one). */
+#define AGENT_MAX_PENDING 64
+
+struct agent {
+    agc_config cfg;
+    ctl_clock clock;
+    ctl_interval_rules rules;
+    ctl_secret_key *key;
+    ags_store *store;
+    bus_client *bus;
+    agm_state meter;
+    sim_trader trader;
+    uint64_t seed;
+    int64_t last_forecast; /* the last complete interval used for a forecast */
+    int64_t last_observed; /* the last interval whose result ZIP learnt from */
+    bool resend_all;       /* after a (re)connect: resend every pending order now */
+    bool fatal;
+    char t_state[BUS_TOPIC_MAX], t_order[BUS_TOPIC_MAX], t_receipt[BUS_TOPIC_MAX],
+        t_trades[BUS_TOPIC_MAX], t_results[BUS_TOPIC_MAX];
+};
+
+enum { L_ERROR, L_WARN, L_INFO, L_DEBUG };
+
+__attribute__((format(printf, 2, 3))) static void say(int level, const char *fmt, ...)
+{
+    static const char *const NAMES[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    if (level > L_INFO && !getenv("MGX_AGENT_DEBUG"))
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "mgx agent %s: %s\n", NAMES[level], line);
+}
+
+
+static int64_t market_ms(const agent *a)
+{
+    return ctl_clock_sim_ms(&a->clock, ctl_wall_ms());
+}
+
+static int64_t floor_s(int64_t ms)
+{
+    return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+}
+
+/* splitmix64, to give every interval its own generator stream from the stored seed */
+static uint64_t mix(uint64_t x)
+{
+    x += UINT64_C(0x9E3779B97F4A7C15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+static uint64_t stream(const agent *a, int64_t interval_id, uint64_t purpose)
+{
+    return mix(a->seed ^ mix((uint64_t)interval_id * 2u + purpose));
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+typedef struct {
+    agent *a;
+    int64_t interval_id;
+} sent_ctx;
+
+static void on_sent(void *arg, int status)
+{
+    sent_ctx *c = arg;
+    if (status == BUS_E_DENIED)
+        say(L_ERROR,
+            "the broker refused the order for interval %lld: not authorized (check [bus] "
+            "username and the broker's ACL)",
+            (long long)c->interval_id);
+    else if (status != BUS_OK)
+        say(L_WARN, "order for interval %lld not acknowledged (%s); it will be resent",
+            (long long)c->interval_id, bus_strerror(status));
+    free(c);
+}
+
+static void publish_order(agent *a, const ags_order *o, int64_t now_real)
+{
+    sent_ctx *c = malloc(sizeof *c);
+    if (!c)
+        return;
+    *c = (sent_ctx){a, o->interval_id};
+    int rc = bus_publish(a->bus, a->t_order, o->json, strlen(o->json), 1, false, on_sent, c);
+    if (rc != BUS_OK) {
+        free(c);
+        if (rc != BUS_E_NOCONN)
+            say(L_WARN, "cannot publish the order for interval %lld: %s",
+                (long long)o->interval_id, bus_strerror(rc));
+        return;
+    }
+    if (o->sends > 0)
+        say(L_INFO, "interval %lld: no receipt yet, resending the same order (nonce %s, send %d)",
+            (long long)o->interval_id, o->nonce_hex, o->sends + 1);
+    if (ags_order_sent(a->store, o->interval_id, now_real)) {
+        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        a->fatal = true;
+    }
+}
+
+typedef struct {
+    ags_order o;
+    char json[CTL_ORDER_JSON_MAX];
+} pending_copy;
+
+typedef struct {
+    pending_copy *items;
+    size_t n;
+} pending_list;
+
+static int collect(void *ctx, const ags_order *o)
+{
+    pending_list *l = ctx;
+    if (l->n == AGENT_MAX_PENDING)
+        return 1;
+    pending_copy *p = &l->items[l->n];
+    p->o = *o;
+    snprintf(p->json, sizeof p->json, "%s", o->json);
+    p->o.json = p->json;
+    l->n++;
+    return 0;
+}
+
+/* Resends what is due and gives up on orders long past their gate. */
+static void resend_due(agent *a, int64_t now_real, int64_t now_market)
+{
+    static pending_copy items[AGENT_MAX_PENDING];
+    pending_list l = {items, 0};
+    if (ags_pending(a->store, collect, &l)) {
+        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        a->fatal = true;
+        return;
+    }
+    bool connected = bus_connected(a->bus);
+    for (size_t i = 0; i < l.n && !a->fatal; i++) {
+        ags_order *o = &items[i].o;
+        if (floor_s(now_market) > o->expiry_s + a->cfg.give_up_s) {
+            say(L_WARN, "interval %lld: no receipt for order %s after %d sends; giving up",
+                (long long)o->interval_id, o->nonce_hex, o->sends);
+            if (ags_order_give_up(a->store, o->interval_id))
+                a->fatal = true;
+            continue;
+        }
+        bool due = o->sends == 0 || a->resend_all ||
+                   now_real - o->last_sent_ms >= a->cfg.resend_s * 1000;
+        if (connected && due)
+            publish_order(a, o, now_real);
+    }
+    if (connected)
+        a->resend_all = false;
+}
+
+/* ---- forming an order ---------------------------------------------------------------------- */
+
+static int build_order(agent *a, int64_t n, mkt_side side, const mkt_step *step,
+                       int64_t now_market, ctl_order_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->community, sizeof m->community, "%s", a->cfg.bus.community);
+    snprintf(m->participant, sizeof m->participant, "%s", a->cfg.participant);
+    m->interval_id = n;
+    m->interval_s = (uint32_t)a->cfg.interval_s;
+    m->created_ms = now_market;
+    m->expiry_s = ctl_interval_gate(n, &a->rules);
+    randombytes_buf(m->nonce, sizeof m->nonce);
+    m->side = side;
+    m->n_steps = 1;
+    m->steps[0] = *step;
+    char why[CTL_DETAIL_MAX];
+    if (ctl_order_validate(m, why, sizeof why) != CTL_R_OK) {
+        say(L_ERROR, "interval %lld: cannot form a valid order: %s", (long long)n, why);
+        return -1;
+    }
+    return ctl_order_sign(m, ctl_key_secret(a->key)) == CTL_R_OK ? 0 : -1;
+}
+
+static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t now_market)
+{
+    bool exists = false;
+    if (ags_order_exists(a->store, n, &exists)) {
+        a->fatal = true;
+        return;
+    }
+    if (exists)
+        return; /* formed before a restart: the outbox resends it */
+    mkt_side side;
+    mkt_step step;
+    int rc = sim_trader_order(&a->trader, net_wh, &a->cfg.tariffs, stream(a, n, 0), &side, &step);
+    if (rc < 0) {
+        say(L_WARN, "interval %lld: no order: %s", (long long)n, sim_strategy_strerror(rc));
+        return;
+    }
+    if (rc == 0) {
+        say(L_INFO, "interval %lld: interval %lld netted 0 Wh, nothing to trade", (long long)n,
+            (long long)k);
+        return;
+    }
+    ctl_order_msg m;
+    char json[CTL_ORDER_JSON_MAX];
+    size_t len = 0;
+    if (build_order(a, n, side, &step, now_market, &m) ||
+        ctl_order_to_json(&m, json, sizeof json, &len) != CTL_R_OK) {
+        say(L_ERROR, "interval %lld: signing or encoding the order failed", (long long)n);
+        return;
+    }
+    ags_order o = {.interval_id = n, .json = json, .side = (int)side, .energy_wh = step.energy_wh,
+                   .price_uc_per_kwh = step.price_uc_per_kwh, .created_ms = m.created_ms,
+                   .expiry_s = m.expiry_s};
+    ctl_nonce_hex(m.nonce, o.nonce_hex);
+    sodium_memzero(&m, sizeof m);
+    if ((rc = ags_order_insert(a->store, &o)) != AGS_OK) {
+        if (rc != AGS_E_EXISTS) {
+            say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+            a->fatal = true;
+        }
+        return;
+    }
+    say(L_INFO,
+        "interval %lld: forecast %lld Wh (interval %lld); order to %s %lld Wh at %lld uc/kWh, "
+        "nonce %s, strategy %s",
+        (long long)n, (long long)net_wh, (long long)k, side == MKT_SELL ? "sell" : "buy",
+        (long long)step.energy_wh, (long long)step.price_uc_per_kwh, o.nonce_hex,
+        sim_strategy_name(a->cfg.strategy.kind));
+    if (bus_connected(a->bus))
+        publish_order(a, &o, ctl_wall_ms());
+}
+
+/* After each new complete interval: one order for the first interval still open. */
+static void maybe_order(agent *a, int64_t now_market)
+{
+    int64_t k, net;
+    if (!agm_last_complete(&a->meter, &k, &net) || k <= a->last_forecast)
+        return;
+    a->last_forecast = k;
+    int64_t now_s = floor_s(now_market);
+    int64_t current = ctl_interval_id(now_s, a->cfg.interval_s);
+    if (k < current - 1) {
+        say(L_INFO, "interval %lld is complete but old (now in %lld): no forecast from it",
+            (long long)k, (long long)current);
+        return;
+    }
+    order_for(a, ctl_interval_first_open(now_s, &a->rules), k, net, now_market);
+}
+
+/* ---- incoming ------------------------------------------------------------------------------ */
+
+static void on_state_msg(agent *a, const bus_message *m)
+{
+    mtr_sample s;
+    char why[160];
+    if (bus_state_decode(m->payload, m->len, a->cfg.meter_id, &s, why, sizeof why) != BUS_OK) {
+        say(L_WARN, "meter %s: reading rejected: %s", a->cfg.meter_id, why);
+        return;
+    }
+    int rc = agm_add(&a->meter, &s);
+    if (rc == AGM_E_BACKWARDS || rc == AGM_E_IMPLAUSIBLE)
+        say(L_WARN, "meter %s: reading at %lld ms refused: %s", a->cfg.meter_id,
+            (long long)s.ts_ms, agm_strerror(rc));
+    else if (rc == AGM_E_QUALITY)
+        say(L_DEBUG, "meter %s: flagged reading ignored", a->cfg.meter_id);
+}
+
+static void on_receipt_msg(agent *a, const bus_message *m)
+{
+    ctl_receipt r;
+    char why[CTL_DETAIL_MAX];
+    if (ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why) != CTL_R_OK) {
+        say(L_WARN, "receipt rejected: %s", why);
+        return;
+    }
+    char nonce[2 * CTL_ORDER_NONCE_BYTES + 1];
+    ctl_nonce_hex(r.nonce, nonce);
+    bool ok = ctl_reason_is_accept(r.reason);
+    const char *name = ctl_reason_name(r.reason);
+    int effect = 0;
+    char *json = strndup(m->payload, m->len);
+    int rc = json ? ags_receipt(a->store, r.interval_id, nonce, ok, name ? name : "?", r.detail,
+                                json, market_ms(a), &effect)
+                  : AGS_E_INVAL;
+    free(json);
+    if (rc) {
+        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        a->fatal = rc == AGS_E_DB;
+        return;
+    }
+    if (effect == AGS_RECEIPT_UNKNOWN)
+        say(L_WARN, "receipt for an order this agent does not know (interval %lld, nonce %s)",
+            (long long)r.interval_id, nonce);
+    else if (effect == AGS_RECEIPT_DUPLICATE)
+        say(L_DEBUG, "duplicate receipt for interval %lld", (long long)r.interval_id);
+    else if (ok)
+        say(L_INFO, "interval %lld: order %s accepted (%s)", (long long)r.interval_id, nonce,
+            name);
+    else
+        say(L_WARN, "interval %lld: order %s rejected: %s%s%s", (long long)r.interval_id, nonce,
+            name ? name : "?", r.detail[0] ? ": " : "", r.detail);
+}
+
+/* An integer member of a JSON object, if present. */
+static bool json_int(json_t *obj, const char *key, int64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v))
+        return false;
+    *out = (int64_t)json_integer_value(v);
+    return true;
+}
+
+/* Whether a trades message says any energy traded: an energy_wh above 0 anywhere in it. */
+static bool any_energy(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach(j, key, v)
+        {
+            if (strcmp(key, "energy_wh") == 0 && json_is_integer(v) && json_integer_value(v) > 0)
+                return true;
+            if (any_energy(v))
+                return true;
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) if (any_energy(v)) return true;
+    }
+    return false;
+}
+
+static void on_trades_msg(agent *a, const bus_message *m)
+{
+    json_error_t e;
+    json_t *j = json_loadb(m->payload, m->len, 0, &e);
+    int64_t id;
+    if (!j || !json_int(j, "interval_id", &id)) {
+        say(L_WARN, "trades message without an interval_id ignored");
+        json_decref(j);
+        return;
+    }
+    char *text = strndup(m->payload, m->len);
+    if (!text || ags_trades_put(a->store, id, text, market_ms(a)))
+        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+    else
+        say(L_INFO, "interval %lld: trades received (%s)", (long long)id,
+            any_energy(j) ? "energy traded" : "nothing traded");
+    free(text);
+    json_decref(j);
+}
+
+/* ZIP learns from the interval's price and whether its order traded (trades seen so far). */
+static void learn(agent *a, int64_t id, json_t *result)
+{
+    if (a->cfg.strategy.kind != SIM_AGENT_ZIP || id <= a->last_observed)
+        return;
+    ags_order o;
+    bool found = false;
+    if (ags_order_get(a->store, id, &o, &found) || !found || strcmp(o.state, AGS_ACCEPTED) != 0)
+        return;
+    a->last_observed = id;
+    /* the interval's price: the clearing price, or -1 when nothing traded */
+    int64_t price = -1;
+    if (!json_int(result, "price_uc_per_kwh", &price))
+        json_int(result, "clearing_price_uc_per_kwh", &price);
+    static char trades[65536];
+    bool have = false;
+    int traded = 0;
+    if (ags_trades_get(a->store, id, trades, sizeof trades, &have) == AGS_OK && have) {
+        json_error_t e;
+        json_t *t = json_loads(trades, 0, &e);
+        traded = t && any_energy(t);
+        json_decref(t);
+    }
+    double before = a->trader.margin;
+    if (sim_trader_observe(&a->trader, (mkt_side)o.side, o.price_uc_per_kwh, traded, price,
+                           &a->cfg.tariffs, stream(a, id, 1)) != SIM_STRAT_OK)
+        return;
+    if (ags_trader_save(a->store, a->trader.margin, a->trader.last_change))
+        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+    say(L_INFO, "interval %lld: %s at %lld uc/kWh; ZIP margin %.4f -> %.4f", (long long)id,
+        traded ? "traded" : "did not trade", (long long)price, before, a->trader.margin);
+}
+
+static void on_result_msg(agent *a, const bus_message *m, const char *id_text)
+{
+    int64_t id;
+    char *end = NULL;
+    errno = 0;
+    id = strtoll(id_text, &end, 10);
+    if (errno || !end || *end || id < 0)
+        return;
+    char *text = strndup(m->payload, m->len);
+    if (!text || ags_result_put(a->store, id, text, market_ms(a)))
+        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+    free(text);
+    json_error_t e;
+    json_t *j = json_loadb(m->payload, m->len, 0, &e);
+    if (j)
+        learn(a, id, j);
+    json_decref(j);
+}
+
+static void on_message(void *user, const bus_message *m)
+{
+    agent *a = user;
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK)
+        return;
+    if (!strcmp(kind, "meter") && !strcmp(leaf, "state") && !strcmp(id, a->cfg.meter_id))
+        on_state_msg(a, m);
+    else if (!strcmp(kind, "receipt") && !strcmp(id, a->cfg.participant))
+        on_receipt_msg(a, m);
+    else if (!strcmp(kind, "trades") && !strcmp(id, a->cfg.participant))
+        on_trades_msg(a, m);
+    else if (!strcmp(kind, "market") && !strcmp(leaf, "result"))
+        on_result_msg(a, m, id);
+}
+
+static void on_state(void *user, bool connected, int reason)
+{
+    agent *a = user;
+    if (connected) {
+        a->resend_all = true;
+        say(L_INFO, "connected to the broker");
+    } else {
+        say(L_WARN, "disconnected from the broker (%s)", bus_strerror(reason));
+    }
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+static int topics(agent *a)
+{
+    const char *c = a->cfg.bus.community, *p = a->cfg.participant;
+    if (bus_topic_meter_state(a->t_state, sizeof a->t_state, c, a->cfg.meter_id) ||
+        bus_topic_order(a->t_order, sizeof a->t_order, c, p) ||
+        bus_topic_receipt(a->t_receipt, sizeof a->t_receipt, c, p) ||
+        bus_topic_trades(a->t_trades, sizeof a->t_trades, c, p))
+        return -1;
+    int n = snprintf(a->t_results, sizeof a->t_results, "mgx/v1/%s/market/+/result", c);
+    return n > 0 && (size_t)n < sizeof a->t_results ? 0 : -1;
+}
+
+static int setup_trader(agent *a, char *err, size_t err_len)
+{
+    if (ags_seed(a->store, &a->seed) ||
+        sim_trader_init(&a->trader, &a->cfg.strategy, mix(a->seed)) != SIM_STRAT_OK) {
+        snprintf(err, err_len, "cannot set up the %s strategy",
+                 sim_strategy_name(a->cfg.strategy.kind));
+        return -1;
+    }
+    bool found = false;
+    double margin, change;
+    if (ags_trader_load(a->store, &margin, &change, &found) == AGS_OK && found &&
+        a->cfg.strategy.kind == SIM_AGENT_ZIP) {
+        a->trader.margin = margin;
+        a->trader.last_change = change;
+    }
+    return 0;
+}
+
+/* cfg is the caller's: it holds the password (a->cfg's copy does not), which bus_new copies
+ * into its own locked memory. */
+static int setup_bus(agent *a, const agc_config *cfg, char *err, size_t err_len)
+{
+    bus_config bc;
+    cfg_bus_config(&cfg->bus, &bc);
+    int rc = BUS_OK;
+    a->bus = bus_new(&bc, on_message, on_state, a, &rc);
+    if (!a->bus) {
+        snprintf(err, err_len, "bus: %s", bus_strerror(rc));
+        return -1;
+    }
+    if (bus_subscribe(a->bus, a->t_state, 1) || bus_subscribe(a->bus, a->t_receipt, 1) ||
+        bus_subscribe(a->bus, a->t_trades, 1) || bus_subscribe(a->bus, a->t_results, 1)) {
+        snprintf(err, err_len, "bus: cannot subscribe");
+        return -1;
+    }
+    return 0;
+}
+
+int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *err,
+              size_t err_len)
+{
+    *out = NULL;
+    agent *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    a->cfg = *cfg;
+    a->cfg.bus.password = NULL; /* the caller owns it (agc_clear) */
+    a->cfg.bus.loader = NULL;
+    a->clock = *clock;
+    a->rules = (ctl_interval_rules){cfg->interval_s, cfg->gate_closure_s, CTL_INTERVAL_MAX_AHEAD};
+    a->last_forecast = INT64_MIN;
+    a->last_observed = INT64_MIN;
+    int rc;
+    if (ctl_interval_rules_check(&a->rules) != CTL_IV_OK) {
+        snprintf(err, err_len, "interval_s / gate_closure_s out of range");
+        goto fail;
+    }
+    if ((rc = ctl_key_load(cfg->key_file, &a->key)) != CTL_KEY_OK) {
+        snprintf(err, err_len, "%s: %s", cfg->key_file, ctl_key_strerror(rc));
+        goto fail;
+    }
+    if (ags_open(cfg->outbox, cfg->bus.community, cfg->participant, &a->store, err, err_len))
+        goto fail;
+    if (!agm_init(&a->meter, cfg->interval_s * 1000, cfg->max_reading_gap_s * 1000,
+                  cfg->max_power_w)) {
+        snprintf(err, err_len, "bad meter settings");
+        goto fail;
+    }
+    if (topics(a)) {
+        snprintf(err, err_len, "an id is not a valid topic level");
+        goto fail;
+    }
+    if (setup_trader(a, err, err_len) || setup_bus(a, cfg, err, err_len))
+        goto fail;
+    *out = a;
+    return 0;
+fail:
+    agent_free(a);
+    return -1;
+}
+
+int agent_run(agent *a, volatile sig_atomic_t *stop)
+{
+    int64_t pending = 0;
+    ags_count(a->store, AGS_PENDING, &pending);
+    const cfg_bus *b = &a->cfg.bus;
+    say(L_INFO,
+        "participant %s, meter %s, strategy %s, %lld order(s) awaiting a receipt; broker %s:%d "
+        "as %s",
+        a->cfg.participant, a->cfg.meter_id, sim_strategy_name(a->cfg.strategy.kind),
+        (long long)pending, b->host, b->port ? b->port : b->tls_ca[0] ? 8883 : 1883,
+        b->client_id);
+    if (bus_start(a->bus) != BUS_OK) {
+        say(L_ERROR, "cannot start the bus client");
+        return -1;
+    }
+    while (!*stop && !a->fatal) {
+        bus_loop(a->bus, 100);
+        int64_t now_market = market_ms(a);
+        maybe_order(a, now_market);
+        resend_due(a, ctl_wall_ms(), now_market);
+    }
+    bus_stop(a->bus, 2000);
+    say(a->fatal ? L_ERROR : L_INFO, "%s", a->fatal ? "stopped after an outbox error" : "stopped");
+    return a->fatal ? -1 : 0;
+}
+
+void agent_free(agent *a)
+{
+    if (!a)
+        return;
+    bus_free(a->bus);
+    ags_close(a->store);
+    ctl_key_free(a->key);
+    free(a);
+}

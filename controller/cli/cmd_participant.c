@@ -1,0 +1,280 @@
+/*
+ * `mgx participant add|list|remove`: the coordinator's view of the community registry in the
+ * controller's SQLite database. The shell around registry.h: options, key files, messages and
+ * output formats; the rules (unique ids, keys and meters) live in the registry.
+ */
+#define _GNU_SOURCE
+#include "cli/cli.h"
+
+#include "orders/keys.h"
+#include "db/registry.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char USAGE[] =
+    "usage: mgx participant add --db DB --id ID --pubkey FILE|KEY [--meter METER] [--role ROLE]\n"
+    "       mgx participant list --db DB [--json]\n"
+    "       mgx participant remove --db DB --id ID\n"
+    "\n"
+    "Keeps the community's participants in the controller's database DB (created by `add` if\n"
+    "missing; safe while the controller runs: changes apply to the next order).\n"
+    "\n"
+    "  --id ID          " CTL_ID_RULE " (it is an MQTT topic level)\n"
+    "  --pubkey KEY     the participant's Ed25519 public key: a .pub file from `mgx keygen`,\n"
+    "                   or the key itself as 64 hex digits or 44 base64 characters\n"
+    "  --meter METER    the participant's meter id (required for role home)\n"
+    "  --role ROLE      home (default: submits orders), controller, observer\n"
+    "  --json           list as a JSON array\n"
+    "\n"
+    "Exit status: 0 done, 1 failed (the message says why; nothing changed), 2 usage.\n"
+    "See docs/participants.md.\n";
+
+typedef struct {
+    const char *db, *id, *pubkey, *meter, *role;
+    int json;
+} part_opts;
+
+static int parse_opts(int argc, char **argv, const char *verb, part_opts *o)
+{
+    static const struct option LONG[] = {
+        {"db", required_argument, NULL, 'd'},    {"id", required_argument, NULL, 'i'},
+        {"pubkey", required_argument, NULL, 'k'}, {"meter", required_argument, NULL, 'm'},
+        {"role", required_argument, NULL, 'r'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof *o);
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", LONG, NULL)) != -1) {
+        switch (ch) {
+        case 'd': o->db = optarg; break;
+        case 'i': o->id = optarg; break;
+        case 'k': o->pubkey = optarg; break;
+        case 'm': o->meter = optarg; break;
+        case 'r': o->role = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'h':
+            fputs(USAGE, stdout);
+            return -1;
+        case ':':
+            fprintf(stderr, "mgx participant %s: %s needs a value\n", verb, argv[optind - 1]);
+            return CTL_EXIT_USAGE;
+        default:
+            fprintf(stderr, "mgx participant %s: unknown option '%s'\n%s", verb,
+                    argv[optind - 1], USAGE);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "mgx participant %s: unexpected argument '%s'\n", verb, argv[optind]);
+        return CTL_EXIT_USAGE;
+    }
+    if (!o->db) {
+        fprintf(stderr, "mgx participant %s: --db DB is required\n", verb);
+        return CTL_EXIT_USAGE;
+    }
+    return CTL_EXIT_OK;
+}
+
+/* Opens DB; list and remove refuse to create a new, empty database by accident. */
+static sqlite3 *open_db(const char *verb, const char *path, int may_create)
+{
+    if (!may_create && access(path, F_OK) != 0) {
+        fprintf(stderr, "mgx participant %s: %s: %s\n", verb, path, strerror(errno));
+        return NULL;
+    }
+    sqlite3 *db = NULL;
+    int rc = ctl_registry_open(path, &db);
+    if (rc) {
+        fprintf(stderr, "mgx participant %s: %s: %s%s%s\n", verb, path,
+                ctl_registry_strerror(rc), db ? ": " : "", db ? sqlite3_errmsg(db) : "");
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+/* --pubkey: key text first, then a file. */
+static int read_pubkey(const char *arg, uint8_t pk[CTL_PUBKEY_BYTES])
+{
+    if (ctl_pubkey_parse(arg, pk) == CTL_KEY_OK)
+        return 0;
+    int rc = ctl_pubkey_load(arg, pk);
+    if (rc == CTL_KEY_OK)
+        return 0;
+    if (rc == CTL_KEY_E_IO)
+        fprintf(stderr,
+                "mgx participant add: --pubkey '%s' is neither a key (64 hex digits or 44 "
+                "base64 characters) nor a readable file: %s\n",
+                arg, strerror(errno));
+    else
+        fprintf(stderr,
+                "mgx participant add: %s does not hold a public key (64 hex digits or 44 "
+                "base64 characters)\n",
+                arg);
+    return -1;
+}
+
+static int participant_add(const part_opts *o)
+{
+    ctl_participant p;
+    memset(&p, 0, sizeof p);
+    if (!o->id || !o->pubkey) {
+        fprintf(stderr, "mgx participant add: --id and --pubkey are required\n");
+        return CTL_EXIT_USAGE;
+    }
+    int role = ctl_role_parse(o->role ? o->role : "home");
+    if (role < 0) {
+        fprintf(stderr,
+                "mgx participant add: --role must be home, controller or observer, not '%s'\n",
+                o->role);
+        return CTL_EXIT_USAGE;
+    }
+    /* the bus carries an id as a topic level: refuse what it could not carry */
+    if (!ctl_id_valid(o->id)) {
+        fprintf(stderr, "mgx participant add: --id '%s' must be " CTL_ID_RULE "\n", o->id);
+        return CTL_EXIT_USAGE;
+    }
+    if (o->meter && !ctl_id_valid(o->meter)) {
+        fprintf(stderr, "mgx participant add: --meter '%s' must be " CTL_ID_RULE "\n", o->meter);
+        return CTL_EXIT_USAGE;
+    }
+    if (role == CTL_ROLE_HOME && !o->meter) {
+        fprintf(stderr, "mgx participant add: a home needs --meter METER (its meter's id)\n");
+        return CTL_EXIT_USAGE;
+    }
+    if (read_pubkey(o->pubkey, p.pubkey))
+        return CTL_EXIT_FAILURE;
+    snprintf(p.id, sizeof p.id, "%s", o->id);
+    snprintf(p.meter_id, sizeof p.meter_id, "%s", o->meter ? o->meter : "");
+    p.role = (ctl_role)role;
+    sqlite3 *db = open_db("add", o->db, 1);
+    if (!db)
+        return CTL_EXIT_FAILURE;
+    int rc = ctl_registry_add(db, &p, (int64_t)time(NULL));
+    int status = CTL_EXIT_OK;
+    char hex[2 * CTL_PUBKEY_BYTES + 1];
+    if (rc == CTL_REG_OK) {
+        printf("added %s (%s%s%s, key %s)\n", p.id, ctl_role_name(role),
+               p.meter_id[0] ? ", meter " : "", p.meter_id, ctl_pubkey_hex(p.pubkey, hex));
+    } else {
+        fprintf(stderr, "mgx participant add: %s: %s%s%s\n", p.id, ctl_registry_strerror(rc),
+                rc == CTL_REG_E_DB ? ": " : "", rc == CTL_REG_E_DB ? sqlite3_errmsg(db) : "");
+        status = CTL_EXIT_FAILURE;
+    }
+    sqlite3_close(db);
+    return status;
+}
+
+static int participant_remove(const part_opts *o)
+{
+    if (!o->id) {
+        fprintf(stderr, "mgx participant remove: --id is required\n");
+        return CTL_EXIT_USAGE;
+    }
+    sqlite3 *db = open_db("remove", o->db, 0);
+    if (!db)
+        return CTL_EXIT_FAILURE;
+    int rc = ctl_registry_remove(db, o->id);
+    if (rc == CTL_REG_OK)
+        printf("removed %s\n", o->id);
+    else
+        fprintf(stderr, "mgx participant remove: %s: %s\n", o->id, ctl_registry_strerror(rc));
+    sqlite3_close(db);
+    return rc == CTL_REG_OK ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+}
+
+static void utc_text(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, 32, "%lld", (long long)t);
+}
+
+static int print_row(const ctl_participant *p, void *ctx)
+{
+    (void)ctx;
+    char hex[2 * CTL_PUBKEY_BYTES + 1], when[32];
+    utc_text(p->added_s, when);
+    printf("%-20s %-10s %-20s %s %s\n", p->id, ctl_role_name((int)p->role),
+           p->meter_id[0] ? p->meter_id : "-", ctl_pubkey_hex(p->pubkey, hex), when);
+    return 0;
+}
+
+static int append_json(const ctl_participant *p, void *ctx)
+{
+    char hex[2 * CTL_PUBKEY_BYTES + 1], when[32];
+    utc_text(p->added_s, when);
+    json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:I, s:s}", "id", p->id, "role",
+                          ctl_role_name((int)p->role), "meter_id",
+                          p->meter_id[0] ? json_string(p->meter_id) : json_null(), "pubkey",
+                          ctl_pubkey_hex(p->pubkey, hex), "added_s", (json_int_t)p->added_s,
+                          "added", when);
+    return o && json_array_append_new(ctx, o) == 0 ? 0 : -1;
+}
+
+static int participant_list(const part_opts *o)
+{
+    sqlite3 *db = open_db("list", o->db, 0);
+    if (!db)
+        return CTL_EXIT_FAILURE;
+    int rc;
+    if (o->json) {
+        json_t *arr = json_array();
+        rc = arr ? ctl_registry_list(db, append_json, arr) : -1;
+        if (rc == 0) {
+            char *text = json_dumps(arr, JSON_INDENT(2));
+            if (text)
+                printf("%s\n", text);
+            else
+                rc = -1;
+            free(text);
+        }
+        json_decref(arr);
+    } else {
+        printf("%-20s %-10s %-20s %-64s %s\n", "id", "role", "meter", "pubkey", "added");
+        rc = ctl_registry_list(db, print_row, NULL);
+    }
+    if (rc)
+        fprintf(stderr, "mgx participant list: %s: %s\n", o->db,
+                rc == CTL_REG_E_DB ? sqlite3_errmsg(db)
+                : rc < 0 && rc >= CTL_REG_E_BAD_ROW ? ctl_registry_strerror(rc)
+                                                   : "out of memory");
+    sqlite3_close(db);
+    return rc ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+}
+
+int ctl_cmd_participant(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return CTL_EXIT_USAGE;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
+        fputs(USAGE, stdout);
+        return CTL_EXIT_OK;
+    }
+    int (*run)(const part_opts *) = strcmp(verb, "add") == 0      ? participant_add
+                                    : strcmp(verb, "list") == 0   ? participant_list
+                                    : strcmp(verb, "remove") == 0 ? participant_remove
+                                                                  : NULL;
+    if (!run) {
+        fprintf(stderr, "mgx participant: unknown action '%s'\n%s", verb, USAGE);
+        return CTL_EXIT_USAGE;
+    }
+    part_opts o;
+    int rc = parse_opts(argc - 1, argv + 1, verb, &o);
+    if (rc)
+        return rc < 0 ? CTL_EXIT_OK : rc;
+    return run(&o);
+}

@@ -1,0 +1,426 @@
+/*
+ * `mgx sim SCENARIO.ini --out DIR [--data FILE.csv] [--runs N] [--seed S]`: the shell around the
+ * simulator. It reads the files, makes the output folder, draws the progress bar when stderr is a
+ * terminal, runs one or several seeds, writes the outputs and asks gnuplot to render the plots.
+ * With --serve-modbus it runs one seed in (accelerated) real time and serves every home's meter
+ * over Modbus TCP while it does (sim_serve.c).
+ */
+#define _GNU_SOURCE
+#include "cli/cli.h"
+#include "mgx/scenario.h"
+#include "mgx/sim.h"
+#include "mgx/simdata.h"
+
+#include "common/opt.h"
+#include "cli/sim_serve.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <getopt.h>
+#include <gsl/gsl_errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_RUNS 1000
+
+static const char SIM_USAGE[] =
+    "usage: mgx sim SCENARIO.ini --out DIR [--data FILE.csv] [--runs N] [--seed S]\n"
+    "       mgx sim SCENARIO.ini --out DIR --serve-modbus HOST:PORT [meter options]\n"
+    "\n"
+    "Simulates a community with local trading and, in the same run, without it (grid only),\n"
+    "and reports the difference.\n"
+    "\n"
+    "options:\n"
+    "  --out DIR        folder for summary.json, intervals.csv, homes.csv, profile.csv and plots\n"
+    "                   (created if missing)\n"
+    "  --data FILE.csv  measured load and PV (timestamp,home,load_wh,pv_wh) for the homes it\n"
+    "                   names; see docs/measured-data.md\n"
+    "  --runs N         run N seeds (S, S+1, ...) and report mean and spread of each KPI\n"
+    "  --seed S         seed of the first run (default: the scenario's seed)\n"
+    "  --no-plots       do not run gnuplot\n"
+    "  --quiet          print nothing but errors\n"
+    "\n"
+    "simulated meters (docs/simulator.md, \"Simulated meters over Modbus\"):\n"
+    "  --serve-modbus HOST:PORT  run in real time and serve each home's meter over Modbus TCP,\n"
+    "                   unit ids 1..247 per port (more homes: the next ports); PORT 0 picks\n"
+    "                   free ports (see --meter-config)\n"
+    "  --meter-profile sdm630|sunspec  register map of the meters (default sdm630)\n"
+    "  --clock-speed N  simulated seconds per real second (default 1; 96 plays a 15-minute\n"
+    "                   interval in 9.4 s, 1440 a day in a minute)\n"
+    "  --clock-start MS wall time (Unix ms) at which the scenario starts (default: now), to\n"
+    "                   share one accelerated clock with other processes\n"
+    "  --meter-config FILE  write a config for `mgx meter FILE`: [bus] and one [meter ID]\n"
+    "                   section per home\n"
+    "  --community NAME its [bus] community (default: the scenario's name)\n"
+    "  --meter-start-wh N   counters before the first interval (default 0; SunSpec reads an\n"
+    "                   acc32 of 0 as \"not implemented\", so give sunspec meters e.g. 1000)\n"
+    "  --meter-hold S   counters stand still S simulated seconds after and before each\n"
+    "                   interval boundary and rise in between (default 0), so readers that\n"
+    "                   interpolate boundaries get them exactly (docs/end-to-end.md)\n"
+    "  --linger S       after the scenario, keep serving the final counters S seconds\n"
+    "                   (default: until SIGINT/SIGTERM)\n"
+    "\n"
+    "Keys of SCENARIO.ini: docs/scenario-reference.md. Models and KPIs: docs/simulator.md.\n";
+
+typedef struct {
+    const char *scenario, *out, *data;
+    int64_t runs;
+    int has_seed;
+    uint64_t seed;
+    int plots, quiet;
+    /* --serve-modbus */
+    int serve;
+    char host[256];
+    ctl_serve_opts srv;
+    int64_t linger_s;
+} sim_opts;
+
+typedef struct {
+    size_t run, runs;
+    int last_pct;
+} progress;
+
+static void draw_progress(size_t done, size_t total, void *ctx)
+{
+    progress *p = ctx;
+    int pct = (int)((100.0 * ((double)p->run + (double)done / (double)total)) / (double)p->runs);
+    if (pct == p->last_pct)
+        return;
+    p->last_pct = pct;
+    int bar = pct * 40 / 100;
+    fprintf(stderr, "\r  [%.*s%*s] %3d%%  run %zu/%zu", bar,
+            "########################################", 40 - bar, "", pct, p->run + 1, p->runs);
+    if (pct == 100)
+        fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+/* One of the --serve-modbus options. 0, or -1 after printing the problem. */
+static int serve_opt(int ch, const char *arg, sim_opts *o)
+{
+    int64_t v;
+    char *end;
+    switch (ch) {
+    case 'M':
+        if (ctl_serve_parse_addr(arg, o->host, sizeof o->host, &o->srv.port) == 0) {
+            o->srv.host = o->host;
+            return 0;
+        }
+        fprintf(stderr, "mgx sim: --serve-modbus needs HOST:PORT (e.g. 127.0.0.1:1502)\n");
+        return -1;
+    case 'F':
+        if (strcmp(arg, "sdm630") == 0 || strcmp(arg, "sunspec") == 0) {
+            o->srv.profile = arg[1] == 'd' ? MTR_SERVER_SDM630 : MTR_SERVER_SUNSPEC;
+            return 0;
+        }
+        fprintf(stderr, "mgx sim: --meter-profile is sdm630 or sunspec\n");
+        return -1;
+    case 'C':
+        errno = 0;
+        o->srv.clock_speed = strtod(arg, &end);
+        if (!errno && end != arg && !*end && isfinite(o->srv.clock_speed) &&
+            o->srv.clock_speed > 0 && o->srv.clock_speed <= 1e9)
+            return 0;
+        fprintf(stderr, "mgx sim: --clock-speed needs a number above 0 and up to 1e9\n");
+        return -1;
+    case 'T':
+        if (ctl_opt_int64(arg, 1, INT64_C(253402300799999), &o->srv.clock_start_ms) == 0)
+            return 0;
+        fprintf(stderr, "mgx sim: --clock-start needs Unix time in milliseconds\n");
+        return -1;
+    case 'W':
+        o->srv.meter_config = arg;
+        return 0;
+    case 'H':
+        if (ctl_opt_int64(arg, 0, 43200, &o->srv.hold_s) == 0)
+            return 0;
+        fprintf(stderr, "mgx sim: --meter-hold needs seconds, below half the interval\n");
+        return -1;
+    case 'E':
+        if (ctl_opt_int64(arg, 0, INT64_C(1000000000000000), &o->srv.start_wh) == 0)
+            return 0;
+        fprintf(stderr, "mgx sim: --meter-start-wh needs a whole number of Wh from 0 to 1e15\n");
+        return -1;
+    case 'N':
+        for (const char *p = arg; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+                arg = "";
+        if (*arg && strlen(arg) <= 63) {
+            o->srv.community = arg;
+            return 0;
+        }
+        fprintf(stderr, "mgx sim: --community needs 1-63 characters of A-Z a-z 0-9 _ -\n");
+        return -1;
+    default: /* 'L' */
+        if (ctl_opt_int64(arg, 0, INT64_C(31536000000), &v) == 0) {
+            o->linger_s = v;
+            return 0;
+        }
+        fprintf(stderr, "mgx sim: --linger needs a number of seconds >= 0\n");
+        return -1;
+    }
+}
+
+static int parse_opts(int argc, char **argv, sim_opts *o)
+{
+    static const struct option LONG[] = {
+        {"out", required_argument, NULL, 'o'},  {"data", required_argument, NULL, 'd'},
+        {"runs", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
+        {"no-plots", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"serve-modbus", required_argument, NULL, 'M'},
+        {"meter-profile", required_argument, NULL, 'F'},
+        {"clock-speed", required_argument, NULL, 'C'},
+        {"clock-start", required_argument, NULL, 'T'},
+        {"meter-config", required_argument, NULL, 'W'},
+        {"meter-start-wh", required_argument, NULL, 'E'},
+        {"meter-hold", required_argument, NULL, 'H'},
+        {"linger", required_argument, NULL, 'L'},
+        {"community", required_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof *o);
+    o->runs = 1;
+    o->plots = 1;
+    o->srv.profile = MTR_SERVER_SDM630;
+    o->srv.clock_speed = 1;
+    o->linger_s = -1;
+    int serve_only = 0; /* a --serve-modbus option was given */
+    optind = 0;
+    opterr = 0;
+    int ch;
+    int64_t v;
+    while ((ch = getopt_long(argc, argv, ":h", LONG, NULL)) != -1) {
+        switch (ch) {
+        case 'o':
+            o->out = optarg;
+            break;
+        case 'd':
+            o->data = optarg;
+            break;
+        case 'r':
+            if (ctl_opt_int64(optarg, 1, MAX_RUNS, &o->runs)) {
+                fprintf(stderr, "mgx sim: --runs needs a number from 1 to %d\n", MAX_RUNS);
+                return CTL_EXIT_USAGE;
+            }
+            break;
+        case 's':
+            if (ctl_opt_int64(optarg, 0, INT64_MAX, &v)) {
+                fprintf(stderr, "mgx sim: --seed needs a non-negative integer\n");
+                return CTL_EXIT_USAGE;
+            }
+            o->seed = (uint64_t)v;
+            o->has_seed = 1;
+            break;
+        case 'P':
+            o->plots = 0;
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case 'h':
+            fputs(SIM_USAGE, stdout);
+            return -1;
+        case 'M':
+        case 'F':
+        case 'C':
+        case 'T':
+        case 'W':
+        case 'E':
+        case 'H':
+        case 'L':
+        case 'N':
+            if (ch == 'M')
+                o->serve = 1;
+            else
+                serve_only = ch;
+            if (serve_opt(ch, optarg, o))
+                return CTL_EXIT_USAGE;
+            break;
+        case ':':
+            fprintf(stderr, "mgx sim: %s needs a value\n", argv[optind - 1]);
+            return CTL_EXIT_USAGE;
+        default:
+            fprintf(stderr, "mgx sim: unknown option '%s'\n%s", argv[optind - 1], SIM_USAGE);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    if (optind + 1 != argc || !o->out) {
+        fputs(SIM_USAGE, stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (serve_only && !o->serve) {
+        fprintf(stderr, "mgx sim: the meter and clock options need --serve-modbus HOST:PORT\n");
+        return CTL_EXIT_USAGE;
+    }
+    if (o->serve && o->runs > 1) {
+        fprintf(stderr, "mgx sim: --serve-modbus runs one seed; leave out --runs\n");
+        return CTL_EXIT_USAGE;
+    }
+    o->srv.quiet = o->quiet;
+    o->scenario = argv[optind];
+    return CTL_EXIT_OK;
+}
+
+/* mkdir -p for the output folder. */
+static int make_dir(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = c;
+    }
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* Runs gnuplot on DIR/plots.gp inside DIR. Missing gnuplot is a warning, not a failure. */
+static void render_plots(const char *dir, int quiet)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chdir(dir) != 0)
+            _exit(126);
+        if (quiet && !freopen("/dev/null", "w", stderr))
+            _exit(126);
+        execlp("gnuplot", "gnuplot", "plots.gp", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status)) {
+        fprintf(stderr, "mgx sim: could not run gnuplot; %s/plots.gp renders the plots\n", dir);
+        return;
+    }
+    if (WEXITSTATUS(status) == 127)
+        fprintf(stderr, "mgx sim: gnuplot not found (apt-get install gnuplot-nox); "
+                        "%s/plots.gp renders the plots\n",
+                dir);
+    else if (WEXITSTATUS(status) != 0)
+        fprintf(stderr, "mgx sim: gnuplot failed on %s/plots.gp\n", dir);
+}
+
+static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *data)
+{
+    size_t n = (size_t)o->runs;
+    sim_result **res = calloc(n, sizeof *res);
+    uint64_t *seeds = calloc(n, sizeof *seeds);
+    char err[512];
+    int rc = CTL_EXIT_FAILURE;
+    progress prog = {0, n, -1};
+    sim_hooks hooks = {NULL, NULL, NULL, &prog, NULL, NULL};
+    ctl_serve *srv = NULL;
+    if (!o->quiet && isatty(STDERR_FILENO) && !o->serve)
+        hooks.on_progress = draw_progress;
+    if (o->serve) {
+        ctl_serve_catch_signals();
+        if (ctl_serve_new(&o->srv, sc, &srv, err, sizeof err)) {
+            fprintf(stderr, "mgx sim: error: %s\n", err);
+            goto out;
+        }
+        ctl_serve_hooks(srv, &hooks);
+    }
+    if (!res || !seeds) {
+        fprintf(stderr, "mgx sim: out of memory\n");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        seeds[i] = (o->has_seed ? o->seed : sc->seed) + i;
+        prog.run = i;
+        int src = sim_run(sc, data, seeds[i], &hooks, &res[i], err, sizeof err);
+        if (src == SIM_E_STOPPED && srv && ctl_serve_error(srv)[0]) {
+            fprintf(stderr, "mgx sim: error: %s; %s, no outputs written\n",
+                    ctl_serve_error(srv), err);
+            goto out;
+        }
+        if (src == SIM_E_STOPPED) {
+            fprintf(stderr, "mgx sim: %s by a signal; no outputs written\n", err);
+            goto out;
+        }
+        if (src) {
+            fprintf(stderr, "\nmgx sim: %s: %s\n", o->scenario, err);
+            goto out;
+        }
+    }
+    if (srv && ctl_serve_late(srv))
+        fprintf(stderr,
+                "mgx sim: warning: %zu intervals began late: the machine cannot keep up with "
+                "--clock-speed %g for %zu homes\n",
+                ctl_serve_late(srv), o->srv.clock_speed, sim_scenario_homes(sc));
+    if (sim_write_outputs(sc, res[0], seeds[0], o->out, err, sizeof err) ||
+        (n > 1 && sim_write_runs(sc, (const sim_result *const *)res, seeds, n, o->out, err,
+                                 sizeof err))) {
+        fprintf(stderr, "mgx sim: %s\n", err);
+        goto out;
+    }
+    if (!o->quiet) {
+        sim_print_summary(sc, res[0], stdout);
+        if (n > 1) {
+            printf("\n");
+            sim_print_runs((const sim_result *const *)res, n, stdout);
+            printf("  seeds %llu..%llu (per run in runs.csv); the table above is seed %llu\n",
+                   (unsigned long long)seeds[0], (unsigned long long)seeds[n - 1],
+                   (unsigned long long)seeds[0]);
+        }
+        printf("  outputs in %s/\n", o->out);
+        fflush(stdout);
+    }
+    if (o->plots)
+        render_plots(o->out, o->quiet);
+    if (srv)
+        ctl_serve_linger(srv, o->linger_s);
+    rc = CTL_EXIT_OK;
+out:
+    ctl_serve_free(srv);
+    for (size_t i = 0; res && i < n; i++)
+        sim_result_free(res[i]);
+    free(res);
+    free(seeds);
+    return rc;
+}
+
+int ctl_cmd_sim(int argc, char **argv)
+{
+    sim_opts o;
+    int rc = parse_opts(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? CTL_EXIT_OK : rc;
+    gsl_set_error_handler_off(); /* GSL's default handler aborts the process */
+    sim_scenario *sc = malloc(sizeof *sc);
+    sim_data *data = NULL;
+    char err[512];
+    rc = CTL_EXIT_FAILURE;
+    if (!sc) {
+        fprintf(stderr, "mgx sim: out of memory\n");
+        goto out;
+    }
+    if (sim_scenario_load(o.scenario, sc, err, sizeof err)) {
+        fprintf(stderr, "mgx sim: %s\n", err);
+        goto out;
+    }
+    if (o.data && sim_data_load(o.data, sc, &data, err, sizeof err)) {
+        fprintf(stderr, "mgx sim: %s\n", err);
+        goto out;
+    }
+    if (make_dir(o.out) != 0) {
+        fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", o.out, strerror(errno));
+        goto out;
+    }
+    rc = run_all(&o, sc, data);
+out:
+    sim_data_free(data);
+    free(sc);
+    return rc;
+}

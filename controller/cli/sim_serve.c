@@ -1,0 +1,430 @@
+/*
+ * `mgx sim --serve-modbus` (see sim_serve.h): listeners, the meter config file for `mgx meter`,
+ * and the pacing hook that plays each simulated interval out on the wall clock.
+ */
+#define _GNU_SOURCE
+#include "cli/sim_serve.h"
+
+#include "mgx/meter_trace.h"
+#include "mgx/simdata.h"
+#include "common/stop_signal.h"
+#include "common/wall_clock.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TICK_MS 100     /* wall time between meter updates within an interval, at most */
+#define TICKS_MIN 20     /* ... and at least this many updates per interval */
+#define TICK_MS_MIN 5
+
+struct ctl_serve {
+    ctl_serve_opts o;
+    const sim_scenario *sc;
+    size_t homes, n_servers;
+    mtr_server **servers;
+    sim_trace *trace;
+    int64_t interval_ms; /* simulated */
+    int64_t hold_ms;     /* simulated */
+    int64_t tick_ms;     /* wall */
+    int64_t real0_ms;    /* wall time of the scenario's start */
+    size_t late;
+    char err[256];
+};
+
+static volatile sig_atomic_t *stop_flag; /* NULL until ctl_serve_catch_signals */
+
+void ctl_serve_catch_signals(void)
+{
+    stop_flag = ctl_stop_on_signals();
+}
+
+__attribute__((format(printf, 2, 3))) static void say(const ctl_serve *s, const char *fmt, ...)
+{
+    if (s->o.quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mgx sim: info: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+
+static void sleep_until(int64_t when_ms)
+{
+    struct timespec ts = {(time_t)(when_ms / 1000), (long)(when_ms % 1000) * 1000000};
+    /* returns early on a signal; the caller re-checks the clock and the stop flag */
+    clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL);
+}
+
+int ctl_serve_parse_addr(const char *s, char *host, size_t len, uint16_t *port)
+{
+    const char *colon;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        s++;
+        hl = (size_t)(close - s);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= len)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || p > 65535 || colon[1] == '-' || colon[1] == '+')
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* --- the meter config --------------------------------------------------------------------- */
+
+/* The poll period written into the meter config for an accelerated clock: a reading every two
+ * simulated minutes (several per interval, few enough that a controller storing every reading
+ * keeps up with dozens of meters), but no faster than every 50 ms of wall time; 0 (the meters'
+ * 1 s default) when the clock is not accelerated. */
+static int64_t poll_period_ms(double clock_speed)
+{
+    if (clock_speed <= 1)
+        return 0;
+    double ms = 120000.0 / clock_speed;
+    return ms < 50 ? 50 : ms > 1000 ? 1000 : (int64_t)ms;
+}
+
+/* The address a client uses for a listener bound to host. */
+static const char *client_host(const char *host)
+{
+    if (strcmp(host, "0.0.0.0") == 0)
+        return "127.0.0.1";
+    if (strcmp(host, "::") == 0)
+        return "::1";
+    return host;
+}
+
+/* A meter id for home h: the home's name in homes.csv when it is a valid id. */
+static void meter_id(const sim_scenario *sc, size_t h, char *out, size_t len)
+{
+    char name[SIM_NAME_MAX + 24];
+    sim_home_name(sc, h, name, sizeof name);
+    if (strlen(name) + 1 > 64 || name[0] == '\0')
+        snprintf(name, sizeof name, "home-%03zu", h + 1);
+    snprintf(out, len, "%s", name);
+}
+
+/* The scenario's name as a bus community id (1-63 of A-Z a-z 0-9 _ -). */
+static void community_of(const sim_scenario *sc, char *out, size_t len)
+{
+    size_t n = 0;
+    for (const char *p = sc->name; *p && n + 1 < len && n < 63; p++)
+        out[n++] = isalnum((unsigned char)*p) || *p == '_' || *p == '-' ? *p : '-';
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, len, "sim");
+}
+
+static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", s->o.meter_config) >= (int)sizeof tmp) {
+        snprintf(err, err_len, "--meter-config path too long");
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    const char *profile = s->o.profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec";
+    /* The meters library rejects a counter rise above rated power x real elapsed time; at N x
+     * real time energy flows N times faster, so the rating (default 100 A) is scaled by N, or
+     * the check turned off (0) where that exceeds the key's range of 100,000 A. */
+    long rated = -1;
+    if (s->o.clock_speed > 1)
+        rated = 100 * s->o.clock_speed <= 100000 ? (long)ceil(100 * s->o.clock_speed) : 0;
+    char community[64];
+    if (s->o.community)
+        snprintf(community, sizeof community, "%s", s->o.community);
+    else
+        community_of(s->sc, community, sizeof community);
+    fprintf(f,
+            "; Written by `mgx sim --serve-modbus` for scenario '%s': the simulated meter of\n"
+            "; each home (ids as in homes.csv), ready for `mgx meter FILE`. Keys:\n"
+            "; docs/meter-daemon.md ([bus]) and docs/meters.md ([meter]); docs/simulator.md.\n"
+            "\n[bus]\ncommunity = %s\n"
+            "; host = 127.0.0.1   ; the community's broker, and credentials if it needs them\n"
+            "; port = 1883\n",
+            s->sc->name, community);
+    if (rated >= 0)
+        fprintf(f,
+                "; rated_current_a: 100 A x --clock-speed %g (0: check off), because energy flows\n"
+                "; that much faster than real time; see docs/simulator.md.\n",
+                s->o.clock_speed);
+    int64_t poll_ms = poll_period_ms(s->o.clock_speed);
+    if (poll_ms)
+        fprintf(f,
+                "; The clock runs %g x real time: meters are polled every %lld ms, about every two\n"
+                "; simulated minutes (run `mgx meter` with the same --clock-speed and anchor).\n",
+                s->o.clock_speed, (long long)poll_ms);
+    for (size_t h = 0; h < s->homes; h++) {
+        char id[80];
+        meter_id(s->sc, h, id, sizeof id);
+        const char *host = client_host(s->o.host);
+        fprintf(f, "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
+                id, profile, host, (unsigned)mtr_server_port(s->servers[h / MTR_SERVER_UNITS]),
+                (unsigned)(h % MTR_SERVER_UNITS + 1));
+        if (rated >= 0)
+            fprintf(f, "rated_current_a = %ld\n", rated);
+        if (poll_ms)
+            fprintf(f, "poll_ms = %lld\n", (long long)poll_ms);
+    }
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, s->o.meter_config) != 0) {
+        snprintf(err, err_len, "%s: %s", s->o.meter_config, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- setup -------------------------------------------------------------------------------- */
+
+static int start_servers(ctl_serve *s, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < s->n_servers; i++) {
+        uint16_t port = s->o.port ? (uint16_t)(s->o.port + i) : 0;
+        mtr_server_opts so = {s->o.host, port, 0};
+        int rc = mtr_server_new(&so, &s->servers[i]);
+        if (rc) {
+            snprintf(err, err_len, "cannot serve Modbus on %s:%u: %s%s%s", s->o.host,
+                     (unsigned)port, mtr_server_strerror(rc), rc == MTR_SERVER_E_SOCKET ? ": " : "",
+                     rc == MTR_SERVER_E_SOCKET ? strerror(errno) : "");
+            return -1;
+        }
+        size_t first = i * MTR_SERVER_UNITS;
+        for (size_t h = first; h < s->homes && h < first + MTR_SERVER_UNITS; h++) {
+            char id[80];
+            meter_id(s->sc, h, id, sizeof id);
+            uint8_t unit = (uint8_t)(h - first + 1);
+            if ((rc = mtr_server_add(s->servers[i], unit, s->o.profile, id)) ||
+                (rc = mtr_server_set(s->servers[i], unit, 0, s->o.start_wh, s->o.start_wh))) {
+                snprintf(err, err_len, "meter %s: %s", id, mtr_server_strerror(rc));
+                return -1;
+            }
+        }
+        if ((rc = mtr_server_start(s->servers[i]))) {
+            snprintf(err, err_len, "%s", mtr_server_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **out, char *err,
+                  size_t err_len)
+{
+    *out = NULL;
+    ctl_serve *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    s->o = *o;
+    s->sc = sc;
+    s->homes = sim_scenario_homes(sc);
+    s->n_servers = (s->homes + MTR_SERVER_UNITS - 1) / MTR_SERVER_UNITS;
+    s->interval_ms = (int64_t)sc->interval_min * 60000;
+    s->hold_ms = o->hold_s * 1000;
+    if (o->hold_s < 0 || 2 * s->hold_ms >= s->interval_ms) {
+        snprintf(err, err_len, "--meter-hold %lld s: must be below half the interval (%lld s)",
+                 (long long)o->hold_s, (long long)(s->interval_ms / 2000));
+        goto fail;
+    }
+    double per_tick = (double)s->interval_ms / o->clock_speed / TICKS_MIN;
+    s->tick_ms = per_tick >= TICK_MS ? TICK_MS : per_tick <= TICK_MS_MIN ? TICK_MS_MIN
+                                                                          : (int64_t)per_tick;
+    if (o->port && o->port + s->n_servers - 1 > 65535) {
+        snprintf(err, err_len, "%zu homes need %zu ports from %u: past 65535", s->homes,
+                 s->n_servers, (unsigned)o->port);
+        goto fail;
+    }
+    s->servers = calloc(s->n_servers, sizeof *s->servers);
+    s->trace = sim_trace_new(s->homes, s->interval_ms, o->start_wh);
+    if (!s->servers || !s->trace) {
+        snprintf(err, err_len, "out of memory for %zu meters", s->homes);
+        goto fail;
+    }
+    if (start_servers(s, err, err_len) || (o->meter_config && write_meter_config(s, err, err_len)))
+        goto fail;
+    uint16_t p0 = mtr_server_port(s->servers[0]),
+             p1 = mtr_server_port(s->servers[s->n_servers - 1]);
+    say(s, "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s", s->homes,
+        o->profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec", o->host, (unsigned)p0,
+        s->n_servers > 1 ? (o->port ? "-" : "..") : "", s->n_servers > 1 ? (unsigned)p1 : 0u,
+        (unsigned)(s->homes < MTR_SERVER_UNITS ? s->homes : MTR_SERVER_UNITS),
+        o->meter_config ? "; meter config " : "", o->meter_config ? o->meter_config : "");
+    *out = s;
+    return 0;
+fail:
+    ctl_serve_free(s);
+    return -1;
+}
+
+/* --- pacing ------------------------------------------------------------------------------- */
+
+static void on_flow(const sim_flow *f, void *ctx)
+{
+    ctl_serve *s = ctx;
+    /* the meter sees the physical flow at the grid connection, the same with or without local
+     * trading; anything sim_trace_set rejects is caught again by mtr_server_set's range check */
+    sim_trace_set(s->trace, f->home, f->import_wh, f->export_wh);
+}
+
+/* With a hold: where in the trace's linear profile the meters are elapsed_ms into the
+ * interval (standing at the start for hold_ms, at the end for the last hold_ms, and moving
+ * proportionally faster in between); *moving is 0 during a hold. */
+static int64_t held(const ctl_serve *s, int64_t elapsed_ms, int *moving)
+{
+    int64_t h = s->hold_ms, t = s->interval_ms;
+    *moving = 1;
+    if (h == 0)
+        return elapsed_ms;
+    if (elapsed_ms <= h || elapsed_ms >= t - h) {
+        *moving = 0;
+        return elapsed_ms <= h ? 0 : t;
+    }
+    return (int64_t)((__extension__(__int128)(elapsed_ms - h) * t) / (t - 2 * h));
+}
+
+/* Pushes every meter's value elapsed_ms (simulated) into the current interval. */
+static int push(ctl_serve *s, int64_t elapsed_ms, int final)
+{
+    int moving;
+    int64_t at = held(s, elapsed_ms, &moving);
+    for (size_t h = 0; h < s->homes; h++) {
+        sim_meter_reading r;
+        sim_trace_at(s->trace, h, at, &r);
+        int64_t power = 0; /* the trace's power is the interval average; a hold runs faster */
+        if (!final && moving)
+            power = (int64_t)((__extension__(__int128)r.power_w * s->interval_ms) /
+                              (s->interval_ms - 2 * s->hold_ms));
+        int rc = mtr_server_set(s->servers[h / MTR_SERVER_UNITS],
+                                (uint8_t)(h % MTR_SERVER_UNITS + 1), power, r.import_wh,
+                                r.export_wh);
+        if (rc) {
+            char id[80];
+            meter_id(s->sc, h, id, sizeof id);
+            snprintf(s->err, sizeof s->err, "meter %s: %s", id, mtr_server_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Wall ms at which the simulated offset sim_ms (from the scenario start) is reached. */
+static int64_t wall_at(const ctl_serve *s, int64_t sim_ms)
+{
+    return s->real0_ms + (int64_t)((double)sim_ms / s->o.clock_speed);
+}
+
+static int on_interval(size_t k, size_t total, void *ctx)
+{
+    ctl_serve *s = ctx;
+    if (k == 0) {
+        s->real0_ms = s->o.clock_start_ms ? s->o.clock_start_ms : ctl_wall_ms();
+        char when[32];
+        sim_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
+        say(s, "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
+            s->real0_ms, s->o.clock_speed);
+    }
+    int64_t begin = wall_at(s, (int64_t)k * s->interval_ms);
+    int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
+    if (ctl_wall_ms() > begin + s->tick_ms)
+        s->late++;
+    for (;;) {
+        if (stop_flag && *stop_flag)
+            return 1;
+        int64_t now = ctl_wall_ms();
+        if (now >= end)
+            break;
+        int64_t elapsed = (int64_t)((double)(now - begin) * s->o.clock_speed);
+        if (push(s, elapsed, 0))
+            return 1;
+        sleep_until(now + s->tick_ms < end ? now + s->tick_ms : end);
+    }
+    if (push(s, s->interval_ms, k + 1 == total))
+        return 1;
+    sim_trace_next(s->trace);
+    size_t per_day = (size_t)(1440 / s->sc->interval_min);
+    if ((k + 1) % per_day == 0 || k + 1 == total) {
+        char when[32];
+        sim_format_time(sim_interval_start_utc(s->sc, k) + s->interval_ms / 1000, 0, when,
+                        sizeof when);
+        say(s, "simulated up to %s (%zu of %zu intervals)", when, k + 1, total);
+    }
+    return 0;
+}
+
+void ctl_serve_hooks(ctl_serve *s, sim_hooks *hooks)
+{
+    hooks->on_flow = on_flow;
+    hooks->flow_ctx = s;
+    hooks->on_interval = on_interval;
+    hooks->interval_ctx = s;
+}
+
+void ctl_serve_linger(ctl_serve *s, int64_t seconds)
+{
+    if (seconds == 0)
+        return;
+    if (seconds < 0)
+        say(s, "scenario finished; meters keep serving the final counters until SIGINT/SIGTERM");
+    else
+        say(s, "scenario finished; meters keep serving the final counters for %" PRId64 " s",
+            seconds);
+    int64_t until = seconds < 0 ? INT64_MAX : ctl_wall_ms() + seconds * 1000;
+    while (!(stop_flag && *stop_flag) && ctl_wall_ms() < until) {
+        int64_t next = ctl_wall_ms() + 1000;
+        sleep_until(next < until ? next : until);
+    }
+}
+
+const char *ctl_serve_error(const ctl_serve *s)
+{
+    return s->err;
+}
+
+size_t ctl_serve_late(const ctl_serve *s)
+{
+    return s->late;
+}
+
+void ctl_serve_free(ctl_serve *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; s->servers && i < s->n_servers; i++)
+        mtr_server_free(s->servers[i]);
+    free(s->servers);
+    sim_trace_free(s->trace);
+    free(s);
+}

@@ -1,0 +1,45 @@
+/*
+ * Internal: the controller daemon's loop, `mgx controller`'s engine. Every interval it takes the
+ * homes' signed orders from the bus, answers each with a receipt after the order is committed,
+ * stores meter readings, clears each interval at gate closure exactly once and publishes the
+ * result (retained) and each participant's trades. On start it catches up every interval whose
+ * gate closed while it was down and re-publishes whatever was not marked published.
+ *
+ * One thread: the bus callbacks run inside bus_loop on the daemon's thread, so the store is only
+ * ever used from that thread. The order intake's two signature workers (ingest.h) touch neither
+ * the store nor the bus.
+ */
+#ifndef MGX_CTL_DAEMON_H
+#define MGX_CTL_DAEMON_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "bus/bus.h"
+#include "common/interval.h"
+#include "mgx/market.h"
+#include "solana/settle_solana.h"
+
+#define CTL_PATH_MAX 4096
+
+typedef struct {
+    char community[BUS_ID_MAX];
+    char db_path[CTL_PATH_MAX];
+    ctl_interval_rules rules;
+    mkt_params params;
+    ctl_clock clock;
+    int settlement_grace_s; /* readings accepted this long after an interval ends */
+    /* settlement (settle_daemon.h): off when settlement_key is "" */
+    char settlement_key[CTL_PATH_MAX]; /* the ledger signer key file (`mgx ledger keygen`) */
+    int64_t reading_max_gap_s;         /* widest pair of readings around a boundary */
+    int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
+    ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
+    bus_config bus;         /* strings owned by the caller, alive during the run */
+    int log_level;          /* BUS_LOG_* */
+} ctl_daemon_config;
+
+/* Runs until *stop becomes non-zero (a signal handler sets it). Returns 0 after a clean
+ * shutdown, or 1 when the store or the bus could not be set up (logged). */
+int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop);
+
+#endif

@@ -1,0 +1,573 @@
+/*
+ * Settlement in the controller daemon (see settle_daemon.h): which interval is due, settling it
+ * through the ledger, publishing each block's statements and checkpoint, and handing committed
+ * blocks to the Solana backend.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "settle/settle_daemon.h"
+
+#include "common/crash_point.h"
+#include "common/interval.h"
+#include "settle/ledger_store.h"
+#include "settle/settle_input.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define RETRY_INPUT_MS 60000 /* a refused interval is tried again this often */
+#define RETRY_DB_MS 1000
+
+struct ctl_settler {
+    ctl_settler_config cfg;
+    ctl_store *store;
+    sqlite3 *db;
+    ctl_ledger_key *key;
+    ctl_settle_solana *sol;
+    int64_t last_settled; /* interval id, or INT64_MIN */
+    int64_t retry_at_ms;
+    int64_t failing_interval; /* logged once per interval, not once per retry */
+    /* publication: one block at a time */
+    int64_t published_height; /* -1: none */
+    int pub_active, pub_failed;
+    unsigned pub_pending;
+    uint64_t pub_height;
+    /* Solana */
+    int64_t solana_height;
+    int64_t sol_retry_at_ms, sol_next_poll_ms;
+};
+
+__attribute__((format(printf, 3, 4))) static void logf_(ctl_settler *st, int level,
+                                                        const char *fmt, ...)
+{
+    if (!st->cfg.log)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    st->cfg.log(st->cfg.log_ctx, level, line);
+}
+
+/* ---- settle_state: what was published and handed to Solana ---- */
+
+static int state_get(sqlite3 *db, const char *k, int64_t dflt, int64_t *v)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT v FROM settle_state WHERE k = ?1", -1, &q, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(q, 1, k, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : dflt;
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int state_put(sqlite3 *db, const char *k, int64_t v)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO settle_state(k, v) VALUES(?1, ?2)", -1, &q,
+                           NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(q, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, v);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(q);
+    return rc; /* autocommit: one statement is one transaction */
+}
+
+static int64_t last_block_interval(sqlite3 *db)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t v = INT64_MIN;
+    if (sqlite3_prepare_v2(db, "SELECT max(interval_id) FROM ledger_block", -1, &q, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+static int64_t pow10_i64(int64_t e)
+{
+    int64_t p = 1;
+    while (e-- > 0)
+        p *= 10;
+    return p;
+}
+
+/* A secret key file must not be readable by group or others (like ssh and keys.c). */
+static int key_file_private(const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, errlen, "%s: cannot read the settlement key", path);
+        return -1;
+    }
+    if (sb.st_mode & 077) {
+        snprintf(err, errlen, "%s: the settlement key is readable by others: chmod 600 it", path);
+        return -1;
+    }
+    return 0;
+}
+
+int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out, char *err,
+                    size_t errlen)
+{
+    *out = NULL;
+    if (!c->key_path || !c->key_path[0] || c->interval_s <= 0 || c->grace_s < 0) {
+        snprintf(err, errlen, "settlement: bad configuration");
+        return -1;
+    }
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium cannot be initialised");
+        return -1;
+    }
+    if (key_file_private(c->key_path, err, errlen) != 0)
+        return -1;
+    ctl_settler *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    st->cfg = *c;
+    st->store = s;
+    st->db = ctl_store_db(s);
+    st->published_height = -1;
+    char msg[512] = "";
+    st->key = ctl_ledger_key_load(c->key_path, msg, sizeof msg);
+    if (!st->key) {
+        snprintf(err, errlen, "%s", msg);
+        goto fail;
+    }
+    if (ctl_ledger_schema(st->db, msg, sizeof msg) != CTL_LEDGER_OK ||
+        sqlite3_exec(st->db,
+                     "CREATE TABLE IF NOT EXISTS settle_state(k TEXT PRIMARY KEY,"
+                     " v INTEGER NOT NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "settlement tables: %s", msg[0] ? msg : sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    /* the ledger's key must be ours: refuse to start rather than fail every interval */
+    char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX], mine[STL_VKEY_MAX];
+    if (stl_vkey_format(st->key->name, st->key->sk + 32, mine, sizeof mine) != STL_OK) {
+        snprintf(err, errlen, "%s: bad key", c->key_path);
+        goto fail;
+    }
+    if (ctl_ledger_meta(st->db, community, vkey, sizeof vkey) == CTL_LEDGER_OK &&
+        strcmp(vkey, mine) != 0) {
+        snprintf(err, errlen, "%s is not this ledger's key: the ledger is signed by %s",
+                 c->key_path, vkey);
+        goto fail;
+    }
+    st->last_settled = last_block_interval(st->db);
+    if (state_get(st->db, "published_height", -1, &st->published_height) != 0 ||
+        state_get(st->db, "solana_height", INT64_MIN, &st->solana_height) != 0) {
+        snprintf(err, errlen, "settle_state: %s", sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    if (c->solana && c->solana->enabled) {
+        if (ctl_settle_solana_new(c->solana, st->db, &st->sol, err, errlen) != 0)
+            goto fail;
+        if (c->solana->payment_decimals < 6)
+            logf_(st, BUS_LOG_WARN,
+                  "solana: the payment token has %d decimals, the ledger counts micro-units: each "
+                  "trade's payment goes on chain rounded down to a multiple of %lld uc, the rest "
+                  "stays with the buyer (docs/solana.md, Payment decimals)",
+                  (int)c->solana->payment_decimals, (long long)pow10_i64(6 - c->solana->payment_decimals));
+        if (st->solana_height == INT64_MIN) {
+            /* Solana newly configured: blocks settled before stay off chain */
+            uint64_t head, size;
+            st->solana_height =
+                ctl_ledger_head(st->db, &head, &size) == CTL_LEDGER_OK ? (int64_t)head : -1;
+            if (state_put(st->db, "solana_height", st->solana_height) != 0) {
+                snprintf(err, errlen, "settle_state: %s", sqlite3_errmsg(st->db));
+                goto fail;
+            }
+        }
+    }
+    *out = st;
+    return 0;
+fail:
+    ctl_settler_free(st);
+    return -1;
+}
+
+void ctl_settler_free(ctl_settler *st)
+{
+    if (!st)
+        return;
+    ctl_settle_solana_free(st->sol);
+    ctl_ledger_key_free(st->key);
+    free(st);
+}
+
+int64_t ctl_settler_last_settled(const ctl_settler *st)
+{
+    return st->last_settled;
+}
+
+/* ---- settling ---- */
+
+/* The next interval to settle and whether it is due. */
+static int next_due(ctl_settler *st, int64_t now_s, int64_t *id)
+{
+    int64_t first = ctl_store_first_interval(st->store), last_cleared;
+    int64_t next = st->last_settled == INT64_MIN || st->last_settled < first
+                       ? first
+                       : st->last_settled + 1;
+    if (ctl_store_last_cleared(st->store, &last_cleared) != CTL_ST_OK ||
+        last_cleared == INT64_MIN || next > last_cleared)
+        return 0;
+    int64_t end = ctl_interval_start(next + 1, st->cfg.interval_s);
+    if (now_s < end + st->cfg.grace_s)
+        return 0;
+    *id = next;
+    return 1;
+}
+
+static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_ledger_result *r,
+                        int64_t start_utc, int64_t ms)
+{
+    char start[24];
+    ctl_format_utc(start_utc, start, sizeof start);
+    const stl_totals *t = &r->block.totals;
+    logf_(st, BUS_LOG_INFO,
+          "interval %lld (%s) settled: block %llu, %u trades, %lld of %lld Wh delivered, "
+          "paid %lld uc, grid %lld/%lld Wh bought/sold, %u positions, %u held (%zu flagged, "
+          "%zu missing), log size %llu, %lld ms",
+          (long long)r->block.interval_id, start, (unsigned long long)r->block.height,
+          t->n_trades, (long long)t->delivered_wh, (long long)t->contracted_wh,
+          (long long)t->paid_uc, (long long)t->grid_bought_wh, (long long)t->grid_sold_wh,
+          t->n_positions, t->n_held, x->n_flagged, x->n_missing,
+          (unsigned long long)r->block.log_size, (long long)ms);
+    for (size_t i = 0; i < x->n_members; i++) {
+        const ctl_settle_member *m = &x->members[i];
+        if (m->metered.status == STM_GOOD || (!m->trades && m->metered.status == STM_MISSING))
+            continue;
+        char q[160] = "", where[CTL_PARTICIPANT_MAX + 200];
+        if (m->metered.quality)
+            mtr_quality_str(m->metered.quality, q, sizeof q);
+        if (m->meter_id[0])
+            snprintf(where, sizeof where, "meter %s%s%s", m->meter_id, q[0] ? ": " : "", q);
+        else
+            snprintf(where, sizeof where, "no meter in the registry");
+        logf_(st, BUS_LOG_WARN, "interval %lld: %s held as %s (%s)",
+              (long long)r->block.interval_id, m->name, stm_status_name(m->metered.status),
+              where);
+    }
+}
+
+static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
+{
+    ctl_interval_result r;
+    int found = 0;
+    char err[1024] = "";
+    if (ctl_store_result(st->store, id, &r, &found) != CTL_ST_OK || !found) {
+        logf_(st, BUS_LOG_ERROR, "interval %lld: cannot read its clearing (%s); retrying",
+              (long long)id, ctl_store_errmsg(st->store));
+        st->retry_at_ms = real_ms + RETRY_DB_MS;
+        return -1;
+    }
+    ctl_settle_input x;
+    int rc = ctl_settle_input_build(st->store, &r, &st->cfg.rules, &x, err, sizeof err);
+    if (rc != CTL_ST_OK) {
+        logf_(st, BUS_LOG_ERROR, "interval %lld: settlement input: %s; retrying", (long long)id,
+              err);
+        st->retry_at_ms = real_ms + (rc == CTL_ST_E_INVAL ? RETRY_INPUT_MS : RETRY_DB_MS);
+        return -1;
+    }
+    ctl_ledger_result res;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = ctl_ledger_settle(st->db, &x.in, st->key, &res, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc != CTL_LEDGER_OK) {
+        int db = rc == CTL_LEDGER_E_DB || rc == CTL_LEDGER_E_NOMEM;
+        if (st->failing_interval != id || db)
+            logf_(st, BUS_LOG_ERROR, "interval %lld not settled: %s; %s", (long long)id, err,
+                  db ? "retrying" : "settlement stops here until it is resolved (retried "
+                                    "every minute)");
+        st->failing_interval = id;
+        st->retry_at_ms = real_ms + (db ? RETRY_DB_MS : RETRY_INPUT_MS);
+        ctl_settle_input_free(&x);
+        return -1;
+    }
+    st->failing_interval = INT64_MIN;
+    st->last_settled = id;
+    int64_t ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (res.replayed)
+        logf_(st, BUS_LOG_INFO, "interval %lld was already settled (block %llu)", (long long)id,
+              (unsigned long long)res.block.height);
+    else
+        log_settled(st, &x, &res, r.start_utc, ms);
+    ctl_settle_input_free(&x);
+    return 0;
+}
+
+size_t ctl_settler_run(ctl_settler *st, int64_t now_s, int64_t real_ms, size_t max)
+{
+    size_t n = 0;
+    int64_t id;
+    while (n < max && real_ms >= st->retry_at_ms && next_due(st, now_s, &id)) {
+        if (settle_one(st, id, real_ms) != 0)
+            break;
+        n++;
+    }
+    return n;
+}
+
+/* ---- reading blocks back ---- */
+
+typedef struct {
+    stl_block b;
+    char checkpoint[STL_NOTE_MAX];
+    stl_tx *tx;
+    size_t n_tx;
+} block_view;
+
+static void block_view_free(block_view *v)
+{
+    free(v->tx);
+    v->tx = NULL;
+}
+
+static int load_block(sqlite3 *db, uint64_t height, block_view *v)
+{
+    memset(v, 0, sizeof *v);
+    sqlite3_stmt *q = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db, "SELECT body, checkpoint FROM ledger_block WHERE height = ?1", -1,
+                           &q, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)height);
+    if (sqlite3_step(q) == SQLITE_ROW &&
+        stl_block_decode(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), &v->b) ==
+            STL_OK) {
+        snprintf(v->checkpoint, sizeof v->checkpoint, "%s",
+                 (const char *)sqlite3_column_text(q, 1));
+        rc = 0;
+    }
+    sqlite3_finalize(q);
+    if (rc != 0)
+        return rc;
+    v->tx = calloc(v->b.n_tx ? v->b.n_tx : 1, sizeof *v->tx);
+    if (!v->tx ||
+        sqlite3_prepare_v2(db, "SELECT body FROM ledger_tx WHERE height = ?1 ORDER BY log_index",
+                           -1, &q, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)height);
+    while (sqlite3_step(q) == SQLITE_ROW && v->n_tx < v->b.n_tx)
+        if (stl_tx_decode(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
+                          &v->tx[v->n_tx]) == STL_OK)
+            v->n_tx++;
+    sqlite3_finalize(q);
+    return v->n_tx == v->b.n_tx ? 0 : -1;
+}
+
+/* ---- publication ---- */
+
+static void pub_finish(ctl_settler *st)
+{
+    if (st->pub_pending > 0)
+        return;
+    if (!st->pub_failed) {
+        st->published_height = (int64_t)st->pub_height;
+        if (state_put(st->db, "published_height", st->published_height) != 0)
+            logf_(st, BUS_LOG_ERROR, "block %llu: publication not recorded: %s",
+                  (unsigned long long)st->pub_height, sqlite3_errmsg(st->db));
+    }
+    st->pub_active = 0;
+}
+
+static void pub_done(void *arg, int status)
+{
+    ctl_settler *st = arg;
+    st->pub_pending--;
+    if (status != BUS_OK)
+        st->pub_failed = 1;
+    pub_finish(st);
+}
+
+static void pub_send(ctl_settler *st, bus_client *bus, const char *topic, const char *body,
+                     bool retain)
+{
+    int rc = bus_publish(bus, topic, body, strlen(body), 1, retain, pub_done, st);
+    if (rc == BUS_OK)
+        st->pub_pending++;
+    else
+        st->pub_failed = 1;
+}
+
+static int name_of(void *ctx, uint64_t id, char *name, size_t cap)
+{
+    ctl_settler *st = ctx;
+    return ctl_store_participant_name(st->store, id, name, cap) == CTL_ST_OK ? 0 : -1;
+}
+
+static json_t *trade_json(ctl_settler *st, const stl_settled_trade *t)
+{
+    char s[CTL_PARTICIPANT_MAX] = "?", b[CTL_PARTICIPANT_MAX] = "?";
+    name_of(st, t->seller, s, sizeof s);
+    name_of(st, t->buyer, b, sizeof b);
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seller", s, "buyer", b,
+                     "contracted_wh", (json_int_t)t->contracted_wh, "price_uc_per_kwh",
+                     (json_int_t)t->price_uc_per_kwh, "delivered_wh",
+                     (json_int_t)t->delivered_wh, "paid_uc", (json_int_t)t->paid_uc,
+                     "received_uc", (json_int_t)t->received_uc, "fee_uc", (json_int_t)t->fee_uc,
+                     "rounding_uc", (json_int_t)t->rounding_uc);
+}
+
+static json_t *statement_json(ctl_settler *st, const block_view *v, const stl_position *p,
+                              const char *name)
+{
+    json_t *trades = json_array();
+    for (size_t i = 0; i < v->n_tx; i++)
+        if (v->tx[i].kind == STL_TX_TRADE &&
+            (v->tx[i].trade.seller == p->participant || v->tx[i].trade.buyer == p->participant))
+            json_array_append_new(trades, trade_json(st, &v->tx[i].trade));
+    int64_t net = p->local_received_uc + p->grid_received_uc - p->local_paid_uc - p->grid_paid_uc;
+    json_t *j = json_pack(
+        "{s:i, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "v",
+        1, "participant", name, "interval_id", (json_int_t)v->b.interval_id, "start_utc",
+        (json_int_t)(v->b.interval_id * (int64_t)v->b.interval_len_s), "interval_s",
+        (json_int_t)v->b.interval_len_s, "height", (json_int_t)v->b.height, "status",
+        stl_pos_status_name(p->status), "quality", (json_int_t)p->quality, "import_wh",
+        (json_int_t)p->import_wh, "export_wh", (json_int_t)p->export_wh, "local_bought_wh",
+        (json_int_t)p->local_bought_wh, "local_sold_wh", (json_int_t)p->local_sold_wh,
+        "grid_bought_wh", (json_int_t)p->grid_bought_wh, "grid_sold_wh",
+        (json_int_t)p->grid_sold_wh, "log_size", (json_int_t)v->b.log_size, "net_uc",
+        (json_int_t)net);
+    if (!j) {
+        json_decref(trades);
+        return NULL;
+    }
+    json_object_set_new(j, "local_paid_uc", json_integer(p->local_paid_uc));
+    json_object_set_new(j, "fee_paid_uc", json_integer(p->fee_paid_uc));
+    json_object_set_new(j, "local_received_uc", json_integer(p->local_received_uc));
+    json_object_set_new(j, "grid_paid_uc", json_integer(p->grid_paid_uc));
+    json_object_set_new(j, "grid_received_uc", json_integer(p->grid_received_uc));
+    json_object_set_new(j, "trades", trades);
+    return j;
+}
+
+/* Each participant's statement, then the checkpoint (retained) last. */
+static void publish_block(ctl_settler *st, bus_client *bus, const block_view *v)
+{
+    char topic[BUS_TOPIC_MAX], name[CTL_PARTICIPANT_MAX];
+    const char *c = st->cfg.community;
+    for (size_t i = 0; i < v->n_tx; i++) {
+        if (v->tx[i].kind != STL_TX_POSITION)
+            continue;
+        const stl_position *p = &v->tx[i].position;
+        if (name_of(st, p->participant, name, sizeof name) != 0 || !bus_id_valid(name))
+            continue; /* not a bus participant (a ledger number without a name) */
+        snprintf(topic, sizeof topic, "mgx/v1/%s/statement/%s", c, name);
+        json_t *j = statement_json(st, v, p, name);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!text) {
+            st->pub_failed = 1;
+            continue;
+        }
+        pub_send(st, bus, topic, text, false);
+        free(text);
+    }
+    snprintf(topic, sizeof topic, "mgx/v1/%s/ledger/checkpoint", c);
+    pub_send(st, bus, topic, v->checkpoint, true);
+}
+
+void ctl_settler_reconnected(ctl_settler *st)
+{
+    (void)st; /* the in-flight block's outcome arrives as failures; it is sent again then */
+}
+
+void ctl_settler_publish(ctl_settler *st, bus_client *bus)
+{
+    if (st->pub_active || !bus_connected(bus))
+        return;
+    uint64_t head, size;
+    if (ctl_ledger_head(st->db, &head, &size) != CTL_LEDGER_OK ||
+        (int64_t)head <= st->published_height)
+        return;
+    block_view v;
+    uint64_t h = (uint64_t)(st->published_height + 1);
+    if (load_block(st->db, h, &v) != 0) {
+        logf_(st, BUS_LOG_ERROR, "block %llu cannot be read for publication",
+              (unsigned long long)h);
+        block_view_free(&v);
+        return;
+    }
+    st->pub_active = 1;
+    st->pub_failed = 0;
+    st->pub_height = h;
+    st->pub_pending = 1; /* held while sending, so an early acknowledgement cannot finish it */
+    publish_block(st, bus, &v);
+    block_view_free(&v);
+    st->pub_pending--;
+    pub_finish(st);
+}
+
+/* ---- Solana ---- */
+
+void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
+{
+    if (!st->sol)
+        return;
+    uint64_t head, size;
+    while (real_ms >= st->sol_retry_at_ms && ctl_ledger_head(st->db, &head, &size) ==
+                                                 CTL_LEDGER_OK &&
+           (int64_t)head > st->solana_height) {
+        uint64_t h = (uint64_t)(st->solana_height + 1);
+        block_view v;
+        char msg[512] = "";
+        int rc = load_block(st->db, h, &v);
+        stl_settled_trade *t = NULL;
+        size_t nt = 0;
+        if (rc == 0) {
+            t = calloc(v.n_tx ? v.n_tx : 1, sizeof *t);
+            for (size_t i = 0; t && i < v.n_tx; i++)
+                if (v.tx[i].kind == STL_TX_TRADE)
+                    t[nt++] = v.tx[i].trade;
+            rc = t ? ctl_settle_solana_block(st->sol, &v.b, t, nt, name_of, st, real_ms, msg,
+                                             sizeof msg)
+                   : -1;
+        } else {
+            snprintf(msg, sizeof msg, "block %llu cannot be read", (unsigned long long)h);
+        }
+        free(t);
+        block_view_free(&v);
+        if (rc == 0) {
+            ctl_crash_point("solana.after_add");
+            st->solana_height = (int64_t)h;
+            if (state_put(st->db, "solana_height", st->solana_height) != 0)
+                logf_(st, BUS_LOG_ERROR, "solana: progress not recorded: %s",
+                      sqlite3_errmsg(st->db));
+            logf_(st, BUS_LOG_INFO, "solana: block %llu (interval %lld): %s",
+                  (unsigned long long)h, (long long)v.b.interval_id, msg);
+            continue;
+        }
+        logf_(st, rc > 0 ? BUS_LOG_WARN : BUS_LOG_ERROR, "solana: block %llu: %s; retrying",
+              (unsigned long long)h, msg);
+        st->sol_retry_at_ms = real_ms + (rc > 0 ? 2000 : RETRY_INPUT_MS);
+        break;
+    }
+    if (real_ms < st->sol_next_poll_ms)
+        return;
+    st->sol_next_poll_ms = real_ms + ctl_settle_solana_poll_ms(st->sol);
+    ctl_sol_poll_stats s;
+    memset(&s, 0, sizeof s);
+    int rc = ctl_settle_solana_poll(st->sol, real_ms, &s);
+    if (rc != CTL_SOLOB_OK)
+        logf_(st, BUS_LOG_WARN, "solana: outbox pass: %s", ctl_sol_outbox_strerror(rc));
+    if (s.sent || s.rebuilt || s.confirmed || s.failed)
+        logf_(st, s.failed ? BUS_LOG_ERROR : BUS_LOG_INFO,
+              "solana: %zu sent, %zu resent, %zu rebuilt, %zu confirmed, %zu failed, %zu pending",
+              s.sent, s.resent, s.rebuilt, s.confirmed, s.failed, s.pending);
+}

@@ -1,0 +1,76 @@
+/*
+ * Internal: settlement inside the controller daemon. Once an interval is cleared and its grace
+ * period is over (simulated time >= its end + grace_s), the settler builds its input from the
+ * database (settle_input.h) and calls ctl_ledger_settle, which commits the interval's block
+ * exactly once in one SQLite transaction. Intervals are settled in order, from the store's
+ * first interval (or the one after the ledger's latest block), so after downtime the settler
+ * catches up the way clearing does, a bounded number per call so the bus stays served.
+ *
+ * After a block is committed it is published (ctl_settler_publish): each participant's
+ * statement on mgx/v1/<community>/statement/<participant> (QoS 1) and then the block's signed
+ * checkpoint, retained, on mgx/v1/<community>/ledger/checkpoint. Blocks are published in order,
+ * one at a time; the height of the last one the broker acknowledged in full is kept in the
+ * database (table settle_state), so after a crash or a reconnect whatever was not
+ * acknowledged is published again (consumers key statements by interval id).
+ *
+ * With Solana configured (settle_solana.h), every committed block's settled trades also become
+ * Solana transactions in the outbox (same database), and the outbox is polled from the loop.
+ *
+ * A block that cannot be settled (reconciliation refuses the input, a conflict, a foreign key)
+ * stops settlement at that interval: it is logged and retried every minute, never skipped,
+ * because skipping would break the ledger's order. Database errors are retried every second.
+ *
+ * One thread: the store's. Ownership: the settler owns the settlement key (sodium_malloc'd,
+ * wiped on free) and borrows the store, which must outlive it.
+ */
+#ifndef MGX_CTL_SETTLE_DAEMON_H
+#define MGX_CTL_SETTLE_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus/bus.h"
+#include "settle/settle_meter.h"
+#include "solana/settle_solana.h"
+#include "db/store.h"
+
+typedef void (*ctl_settle_log_fn)(void *ctx, int level, const char *msg); /* level: BUS_LOG_* */
+
+typedef struct {
+    const char *community;     /* the bus community (topics) */
+    int64_t interval_s;
+    int64_t grace_s;           /* readings are awaited this long after an interval ends */
+    stm_rules rules;           /* how readings become metered energy */
+    const char *key_path;      /* the ledger signer key (`mgx ledger keygen`), mode 0600 */
+    const ctl_settle_solana_config *solana; /* NULL or not enabled: no Solana */
+    ctl_settle_log_fn log;
+    void *log_ctx;
+} ctl_settler_config;
+
+typedef struct ctl_settler ctl_settler;
+
+/* Loads the key (refusing a file group or others may read), checks that it is the key of the
+ * ledger already in the database (if any), creates the tables and sets up Solana when
+ * configured. 0, or -1 with a message in err. */
+int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out, char *err,
+                    size_t errlen);
+void ctl_settler_free(ctl_settler *st);
+
+/* Settles due intervals in order, at most max of them. now_s is simulated time (what decides
+ * what is due), real_ms real time (retry delays). Returns how many were settled. */
+size_t ctl_settler_run(ctl_settler *st, int64_t now_s, int64_t real_ms, size_t max);
+
+/* Publishes the next block not yet published in full, if none is in flight and bus is
+ * connected. Call after ctl_settler_run and after a reconnect. */
+void ctl_settler_publish(ctl_settler *st, bus_client *bus);
+/* A reconnect: what was in flight is published again. */
+void ctl_settler_reconnected(ctl_settler *st);
+
+/* Solana, when configured: puts committed blocks' transactions into the outbox and runs an
+ * outbox pass every poll_ms. No-op otherwise. */
+void ctl_settler_solana(ctl_settler *st, int64_t real_ms);
+
+/* The latest settled interval, or INT64_MIN. */
+int64_t ctl_settler_last_settled(const ctl_settler *st);
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * The controller's Solana backend (see settle_solana.h): its [solana] config, the key pair and
+ * wallets files, and turning a committed ledger block into outbox transactions.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "solana/settle_solana.h"
+
+#include "common/errbuf.h"
+
+#include "common/file.h"
+#include "mgx/solana_base58.h"
+#include "mgx/solana_batch.h"
+#include "common/opt.h"
+#include "solana/solana_rpc.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- config ---- */
+
+void ctl_settle_solana_defaults(ctl_settle_solana_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->energy_decimals = 0;
+    c->payment_decimals = 6;
+    c->poll_ms = 2000;
+    c->timeout_ms = 5000;
+}
+
+static int str_key(const char *key, const char *value, char *out, size_t cap, char *err,
+                   size_t errlen)
+{
+    if (!value[0] || strlen(value) >= cap) {
+        ctl_errf(err, errlen, "%s must be 1..%zu characters", key, cap - 1);
+        return 0;
+    }
+    memcpy(out, value, strlen(value) + 1);
+    return 1;
+}
+
+static int int_key(const char *key, const char *value, int64_t min, int64_t max, int64_t *out,
+                   char *err, size_t errlen)
+{
+    if (ctl_opt_int64(value, min, max, out) == 0)
+        return 1;
+    ctl_errf(err, errlen, "%s must be an integer in %lld..%lld, not '%s'", key, (long long)min,
+             (long long)max, value);
+    return 0;
+}
+
+static int mint_key(const char *key, const char *value, char *out, char *err, size_t errlen)
+{
+    sol_pubkey k;
+    if (sol_pubkey_from_base58(value, &k) != SOL_OK) {
+        ctl_errf(err, errlen, "%s is not a base58 Solana address", key);
+        return 0;
+    }
+    snprintf(out, SOL_PUBKEY_B58_MAX + 1, "%s", value);
+    return 1;
+}
+
+int ctl_settle_solana_key(ctl_settle_solana_config *c, const char *key, const char *value,
+                          char *err, size_t errlen)
+{
+    c->enabled = 1;
+    if (strcmp(key, "rpc_url") == 0) {
+        if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
+            ctl_errf(err, errlen, "rpc_url must start with http:// or https://");
+            return 0;
+        }
+        return str_key(key, value, c->rpc_url, sizeof c->rpc_url, err, errlen);
+    }
+    if (strcmp(key, "keypair") == 0)
+        return str_key(key, value, c->keypair, sizeof c->keypair, err, errlen);
+    if (strcmp(key, "wallets") == 0)
+        return str_key(key, value, c->wallets, sizeof c->wallets, err, errlen);
+    if (strcmp(key, "energy_mint") == 0)
+        return mint_key(key, value, c->energy_mint, err, errlen);
+    if (strcmp(key, "payment_mint") == 0)
+        return mint_key(key, value, c->payment_mint, err, errlen);
+    if (strcmp(key, "energy_decimals") == 0)
+        return int_key(key, value, 0, 9, &c->energy_decimals, err, errlen);
+    if (strcmp(key, "payment_decimals") == 0)
+        return int_key(key, value, 0, 19, &c->payment_decimals, err, errlen);
+    if (strcmp(key, "poll_ms") == 0)
+        return int_key(key, value, 100, 3600000, &c->poll_ms, err, errlen);
+    if (strcmp(key, "timeout_ms") == 0)
+        return int_key(key, value, 100, 120000, &c->timeout_ms, err, errlen);
+    ctl_errf(err, errlen, "unknown key '%s' in [solana]", key);
+    return 0;
+}
+
+int ctl_settle_solana_check(const ctl_settle_solana_config *c, char *err, size_t errlen)
+{
+    if (!c->enabled)
+        return 1;
+    const char *missing = !c->rpc_url[0]        ? "rpc_url"
+                          : !c->keypair[0]      ? "keypair"
+                          : !c->energy_mint[0]  ? "energy_mint"
+                          : !c->payment_mint[0] ? "payment_mint"
+                          : !c->wallets[0]      ? "wallets"
+                                                : NULL;
+    if (missing) {
+        ctl_errf(err, errlen, "[solana] needs %s", missing);
+        return 0;
+    }
+    if (c->energy_decimals != 0) {
+        /* ledger energy is whole Wh: more decimals would need a scale the ledger cannot prove */
+        ctl_errf(err, errlen, "[solana] energy_decimals must be 0 (one token unit is one Wh)");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- wallets file ---- */
+
+int ctl_settle_wallets_parse(const char *text, size_t len, ctl_wallet_fn fn, void *ctx,
+                             char *err, size_t errlen)
+{
+    size_t pos = 0;
+    for (unsigned line = 1; pos < len; line++) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n')
+            end++;
+        char buf[256];
+        size_t n = end - pos;
+        if (n >= sizeof buf) {
+            ctl_errf(err, errlen, "line %u: too long", line);
+            return -1;
+        }
+        memcpy(buf, text + pos, n);
+        buf[n] = 0;
+        pos = end + 1;
+        if (n && buf[n - 1] == '\r')
+            buf[--n] = 0;
+        char *hash = strchr(buf, '#');
+        if (hash)
+            *hash = 0;
+        char *save = NULL;
+        char *id = strtok_r(buf, " \t", &save), *wallet = strtok_r(NULL, " \t", &save);
+        if (!id)
+            continue; /* blank or comment */
+        sol_pubkey k;
+        if (!wallet || strtok_r(NULL, " \t", &save)) {
+            ctl_errf(err, errlen, "line %u: expected \"participant wallet\"", line);
+            return -1;
+        }
+        if (strlen(id) > 64 || sol_pubkey_from_base58(wallet, &k) != SOL_OK) {
+            ctl_errf(err, errlen, "line %u: %s", line,
+                     strlen(id) > 64 ? "participant id too long" : "not a base58 wallet address");
+            return -1;
+        }
+        int rc = fn(ctx, id, &k);
+        if (rc != 0) {
+            ctl_errf(err, errlen, "line %u: %s", line,
+                     rc == 1 ? "participant listed twice" : "too many wallets");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the backend ---- */
+
+typedef struct {
+    char id[65];
+    sol_home home;
+} wallet;
+
+struct ctl_settle_solana {
+    ctl_settle_solana_config cfg;
+    sol_community c;
+    uint8_t *sk; /* 64 bytes, sodium_malloc */
+    wallet *w;   /* sorted by id */
+    size_t n_w, cap_w;
+    sol_home *homes; /* w[i].home, as the array sol_batch_build takes */
+    sol_batch *batch;
+    ctl_sol_rpc *rpc;
+    ctl_sol_outbox *ob;
+};
+
+static int add_wallet(void *ctx, const char *participant, const sol_pubkey *k)
+{
+    ctl_settle_solana *x = ctx;
+    for (size_t i = 0; i < x->n_w; i++)
+        if (strcmp(x->w[i].id, participant) == 0)
+            return 1;
+    if (x->n_w == x->cap_w) {
+        size_t cap = x->cap_w ? x->cap_w * 2 : 64;
+        if (cap > CTL_SOL_MAX_WALLETS)
+            return 2;
+        wallet *w = realloc(x->w, cap * sizeof *w);
+        if (!w)
+            return 2;
+        x->w = w;
+        x->cap_w = cap;
+    }
+    wallet *w = &x->w[x->n_w];
+    snprintf(w->id, sizeof w->id, "%s", participant);
+    if (sol_home_init(&w->home, &x->c, k) != SOL_OK)
+        return 2;
+    x->n_w++;
+    return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const wallet *)a)->id, ((const wallet *)b)->id);
+}
+
+static long find_wallet(const ctl_settle_solana *x, const char *id)
+{
+    wallet key;
+    snprintf(key.id, sizeof key.id, "%s", id);
+    const wallet *w = bsearch(&key, x->w, x->n_w, sizeof *x->w, by_id);
+    return w ? (long)(w - x->w) : -1;
+}
+
+/* solana-keygen's file: a JSON array of 64 numbers, seed then public key. */
+static int load_keypair(ctl_settle_solana *x, const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || (sb.st_mode & 077)) {
+        ctl_errf(err, errlen, "%s: %s", path,
+                 stat(path, &sb) != 0 ? "cannot read the Solana key pair"
+                                      : "the Solana key pair is readable by others: chmod 600 it");
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (ctl_read_file(path, 4096, &text, &len) != 0) {
+        ctl_errf(err, errlen, "%s: cannot read the Solana key pair", path);
+        return -1;
+    }
+    json_t *a = json_loadb(text, len, 0, NULL);
+    sodium_memzero(text, len);
+    free(text);
+    int rc = -1;
+    x->sk = sodium_malloc(SOL_SECRET_KEY_BYTES);
+    if (x->sk && json_is_array(a) && json_array_size(a) == SOL_SECRET_KEY_BYTES) {
+        rc = 0;
+        for (size_t i = 0; i < SOL_SECRET_KEY_BYTES && rc == 0; i++) {
+            json_t *v = json_array_get(a, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 255)
+                rc = -1;
+            else
+                x->sk[i] = (uint8_t)json_integer_value(v);
+        }
+    }
+    if (a) {
+        /* wipe the numbers jansson holds before freeing them */
+        for (size_t i = 0; i < json_array_size(a); i++)
+            json_integer_set(json_array_get(a, i), 0);
+        json_decref(a);
+    }
+    uint8_t pk[32], sk2[64];
+    if (rc == 0) {
+        crypto_sign_seed_keypair(pk, sk2, x->sk);
+        sodium_memzero(sk2, sizeof sk2);
+        if (memcmp(pk, x->sk + 32, 32) != 0)
+            rc = -1;
+    }
+    if (rc != 0)
+        ctl_errf(err, errlen,
+                 "%s: not a Solana key pair (a JSON array of 64 numbers: seed, then "
+                 "public key)",
+                 path);
+    else
+        memcpy(x->c.authority.b, pk, 32);
+    return rc;
+}
+
+static int load_wallets(ctl_settle_solana *x, const char *path, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (ctl_read_file(path, 16u << 20, &text, &len) != 0) {
+        ctl_errf(err, errlen, "%s: cannot read the wallets file", path);
+        return -1;
+    }
+    char why[256];
+    int rc = ctl_settle_wallets_parse(text, len, add_wallet, x, why, sizeof why);
+    free(text);
+    if (rc != 0) {
+        ctl_errf(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
+    if (x->n_w)
+        qsort(x->w, x->n_w, sizeof *x->w, by_id);
+    x->homes = calloc(x->n_w ? x->n_w : 1, sizeof *x->homes);
+    if (!x->homes) {
+        ctl_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < x->n_w; i++)
+        x->homes[i] = x->w[i].home;
+    return 0;
+}
+
+int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
+                          ctl_settle_solana **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    ctl_settle_solana *x = calloc(1, sizeof *x);
+    if (!x) {
+        ctl_errf(err, errlen, "out of memory");
+        return -1;
+    }
+    x->cfg = *c;
+    x->c.token_program = SOL_TOKEN_PROGRAM;
+    x->c.energy_decimals = (uint8_t)c->energy_decimals;
+    x->c.payment_decimals = (uint8_t)c->payment_decimals;
+    if (sol_pubkey_from_base58(c->energy_mint, &x->c.energy_mint) != SOL_OK ||
+        sol_pubkey_from_base58(c->payment_mint, &x->c.payment_mint) != SOL_OK) {
+        ctl_errf(err, errlen, "[solana]: bad mint address");
+        goto fail;
+    }
+    if (load_keypair(x, c->keypair, err, errlen) != 0 ||
+        load_wallets(x, c->wallets, err, errlen) != 0)
+        goto fail;
+    x->batch = sol_batch_new();
+    x->rpc = ctl_sol_rpc_new(c->rpc_url, (long)c->timeout_ms);
+    if (!x->batch || !x->rpc) {
+        ctl_errf(err, errlen, "solana: out of memory or bad rpc_url");
+        goto fail;
+    }
+    if (ctl_sol_outbox_open(db, &x->ob) != CTL_SOLOB_OK) {
+        ctl_errf(err, errlen, "solana: cannot create the outbox tables: %s", sqlite3_errmsg(db));
+        goto fail;
+    }
+    *out = x;
+    return 0;
+fail:
+    ctl_settle_solana_free(x);
+    return -1;
+}
+
+void ctl_settle_solana_free(ctl_settle_solana *x)
+{
+    if (!x)
+        return;
+    ctl_sol_outbox_close(x->ob);
+    ctl_sol_rpc_free(x->rpc);
+    sol_batch_free(x->batch);
+    if (x->sk)
+        sodium_free(x->sk);
+    free(x->w);
+    free(x->homes);
+    free(x);
+}
+
+int64_t ctl_settle_solana_poll_ms(const ctl_settle_solana *x)
+{
+    return x->cfg.poll_ms;
+}
+
+int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_stats *stats)
+{
+    return ctl_sol_outbox_poll(x->ob, x->rpc, x->sk, now_ms, stats);
+}
+
+static long wallet_of(ctl_settle_solana *x, uint64_t id, ctl_participant_name_fn name_of,
+                      void *ctx)
+{
+    char name[65];
+    if (name_of(ctx, id, name, sizeof name) != 0)
+        return -1;
+    return find_wallet(x, name);
+}
+
+int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
+                            const stl_settled_trade *trades, size_t n_trades,
+                            ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
+                            char *msg, size_t msglen)
+{
+    sol_transfer *t = calloc(2 * n_trades + 1, sizeof *t);
+    if (!t) {
+        ctl_errf(msg, msglen, "out of memory");
+        return -1;
+    }
+    size_t n = 0, off_chain = 0, zero = 0, zero_pay = 0;
+    int64_t rounded_uc = 0; /* what a coarser payment token cannot carry, summed */
+    int rc = 0;
+    for (size_t i = 0; i < n_trades && rc == 0; i++) {
+        const stl_settled_trade *s = &trades[i];
+        if (s->delivered_wh == 0) {
+            zero++; /* nothing delivered (a held party): nothing moves */
+            continue;
+        }
+        long sw = wallet_of(x, s->seller, name_of, name_ctx),
+             bw = wallet_of(x, s->buyer, name_of, name_ctx);
+        if (sw < 0 || bw < 0) {
+            off_chain++;
+            continue;
+        }
+        uint64_t units;
+        int64_t rest;
+        if (sol_uc_to_units(s->received_uc, x->c.payment_decimals, &units, &rest) != SOL_OK) {
+            ctl_errf(msg, msglen, "trade %zu: payment does not fit the token", i);
+            rc = -1;
+            break;
+        }
+        rounded_uc += rest;
+        zero_pay += units == 0;
+        t[n++] = (sol_transfer){(uint32_t)sw, (uint32_t)bw, SOL_ASSET_ENERGY,
+                                (uint64_t)s->delivered_wh, i};
+        t[n++] = (sol_transfer){(uint32_t)bw, (uint32_t)sw, SOL_ASSET_PAYMENT, units, i};
+    }
+    if (rc == 0 && n == 0) {
+        ctl_errf(msg, msglen,
+                 "nothing to put on chain (%zu trades, %zu without a wallet, %zu "
+                 "undelivered)",
+                 n_trades, off_chain, zero);
+        free(t);
+        return 0;
+    }
+    uint8_t hash[32];
+    uint64_t lvbh = 0;
+    if (rc == 0) {
+        int r = ctl_sol_rpc_latest_blockhash(x->rpc, "finalized", hash, &lvbh);
+        if (r != CTL_SOLRPC_OK) {
+            ctl_errf(msg, msglen, "no blockhash from the RPC node (%s)",
+                     ctl_sol_rpc_last_error(x->rpc));
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        sol_interval iv;
+        iv.interval_id = (uint64_t)b->interval_id;
+        memcpy(iv.ledger_root, b->log_root, 32);
+        size_t bad = SIZE_MAX;
+        int r = sol_batch_build(x->batch, &x->c, x->homes, x->n_w, &iv, t, n, hash, x->sk, &bad);
+        if (r != SOL_OK) {
+            ctl_errf(msg, msglen, "cannot build the transactions: %s (transfer %zu)",
+                     sol_strerror(r), bad);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        int r = ctl_sol_outbox_add(x->ob, (uint64_t)b->interval_id, x->batch, hash, lvbh, now_ms);
+        char rounding[128] = "";
+        if (x->c.payment_decimals < 6)
+            snprintf(rounding, sizeof rounding, "; payments rounded down to the token's unit: "
+                                                "%lld uc kept by buyers, %zu payments of 0",
+                     (long long)rounded_uc, zero_pay);
+        if (r == CTL_SOLOB_OK || r == CTL_SOLOB_E_EXISTS)
+            ctl_errf(msg, msglen,
+                     "%zu transactions for %zu trades in the outbox%s (%zu without a "
+                     "wallet stay off chain%s)",
+                     sol_batch_count(x->batch), n / 2, r == CTL_SOLOB_E_EXISTS ? " (already)" : "",
+                     off_chain, rounding);
+        else {
+            ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
+            rc = -1;
+        }
+    }
+    free(t);
+    return rc;
+}

@@ -1,0 +1,85 @@
+/*
+ * Internal: the controller's Solana backend for settled intervals (docs/solana.md). Configured
+ * by a [solana] section in the controller's config; without one nothing here runs.
+ *
+ * For each committed ledger block, the block's settled trades become transfers: energy
+ * (delivered Wh) seller -> buyer and payment (what the seller receives, in the payment token's
+ * units) buyer -> seller, the two legs of a trade in one transaction (solana_batch.h), each
+ * transaction with the memo naming the interval and the block's ledger root (its log root).
+ * Fees and grid legs stay off chain. A trade between participants of whom one has no wallet in
+ * the wallets file stays off chain too (counted and logged). The transactions go into the
+ * outbox (solana_outbox.h) in the controller's database, whose policy never lets the same
+ * trades settle twice; ctl_settle_solana_poll runs one outbox pass.
+ *
+ * The RPC calls block for at most timeout_ms each; the daemon calls this from its loop.
+ * Ownership: the backend owns the Solana key pair (sodium_malloc, wiped), the RPC client and
+ * the outbox handle; it borrows the database handle. One thread.
+ */
+#ifndef MGX_CTL_SETTLE_SOLANA_H
+#define MGX_CTL_SETTLE_SOLANA_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mgx/ledger_record.h"
+#include "mgx/solana.h"
+#include "solana/solana_outbox.h"
+
+#define CTL_SOL_PATH_MAX 1024
+#define CTL_SOL_MAX_WALLETS 100000u
+
+typedef struct {
+    int enabled;                            /* a [solana] section was given */
+    char rpc_url[512];                      /* required: http(s) JSON-RPC endpoint */
+    char keypair[CTL_SOL_PATH_MAX];         /* required: solana-keygen JSON file, mode 0600 */
+    char energy_mint[SOL_PUBKEY_B58_MAX + 1];  /* required, base58 */
+    char payment_mint[SOL_PUBKEY_B58_MAX + 1]; /* required, base58 */
+    int64_t energy_decimals;                /* default 0: one unit is one Wh */
+    int64_t payment_decimals;               /* default 6: one unit is one uc */
+    char wallets[CTL_SOL_PATH_MAX];         /* required: lines "participant wallet" */
+    int64_t poll_ms;                        /* outbox pass every this long; default 2000 */
+    int64_t timeout_ms;                     /* per RPC request; default 5000 */
+} ctl_settle_solana_config;
+
+void ctl_settle_solana_defaults(ctl_settle_solana_config *c);
+/* One key=value of [solana]. 1 on success, 0 with a message (no file or line) in err. */
+int ctl_settle_solana_key(ctl_settle_solana_config *c, const char *key, const char *value,
+                          char *err, size_t errlen);
+/* After the whole file: every required key is there. 1 or 0 with a message. */
+int ctl_settle_solana_check(const ctl_settle_solana_config *c, char *err, size_t errlen);
+
+/* Parses a wallets file's text: one "participant wallet" per line (base58 wallet address),
+ * '#' comments and blank lines ignored; a participant twice is an error. Calls fn for each
+ * entry; returns 0, or -1 with "line N: reason" in err. Pure. */
+typedef int (*ctl_wallet_fn)(void *ctx, const char *participant, const sol_pubkey *wallet);
+int ctl_settle_wallets_parse(const char *text, size_t len, ctl_wallet_fn fn, void *ctx,
+                             char *err, size_t errlen);
+
+typedef struct ctl_settle_solana ctl_settle_solana;
+
+/* Loads the key pair and the wallets, derives every home's token accounts, opens the outbox
+ * tables in db and the RPC client. 0 or -1 with a message. */
+int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
+                          ctl_settle_solana **out, char *err, size_t errlen);
+void ctl_settle_solana_free(ctl_settle_solana *x);
+
+/* Names a ledger participant (a market number): writes its id to name; 0 or -1. */
+typedef int (*ctl_participant_name_fn)(void *ctx, uint64_t id, char *name, size_t cap);
+
+/* Puts a committed block's trades into the outbox. Returns 0 when the block is done (its
+ * transactions are stored, were stored before, or there is nothing to put on chain), 1 when the
+ * RPC node could not give a blockhash (try again later), -1 on an error (message in msg).
+ * msg also gets a summary on success. */
+int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
+                            const stl_settled_trade *trades, size_t n_trades,
+                            ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
+                            char *msg, size_t msglen);
+
+/* One outbox pass (ctl_sol_outbox_poll) with the settlement key pair. */
+int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_stats *stats);
+
+/* The poll period from the config. */
+int64_t ctl_settle_solana_poll_ms(const ctl_settle_solana *x);
+
+#endif

@@ -1,0 +1,524 @@
+/*
+ * The Solana outbox: SQLite rows for settlement transactions and the polling pass that moves
+ * them along. The policy, and why it never settles the same trades twice, is in
+ * solana_outbox.h. Every write is its own BEGIN IMMEDIATE transaction, committed before any
+ * network call whose effect it records, so a kill at any point leaves a row that the next
+ * pass handles correctly.
+ */
+#include "solana/solana_outbox.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/crash_point.h"
+#include "mgx/solana_base58.h"
+#include "mgx/solana_tx.h"
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS solana_outbox ("
+    " id INTEGER PRIMARY KEY,"
+    " interval_id INTEGER NOT NULL,"
+    " part INTEGER NOT NULL,"
+    " n_parts INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('built','submitted','confirmed','failed')),"
+    " tx BLOB NOT NULL,"
+    " signature TEXT NOT NULL UNIQUE,"
+    " blockhash TEXT NOT NULL,"
+    " last_valid_block_height INTEGER NOT NULL,"
+    " generation INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " rejected INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " last_sent_ms INTEGER,"
+    " UNIQUE (interval_id, part));"
+    "CREATE INDEX IF NOT EXISTS solana_outbox_open ON solana_outbox (state)"
+    " WHERE state IN ('built','submitted');"
+    "CREATE TABLE IF NOT EXISTS solana_outbox_superseded ("
+    " signature TEXT PRIMARY KEY,"
+    " outbox_id INTEGER NOT NULL REFERENCES solana_outbox(id),"
+    " blockhash TEXT NOT NULL,"
+    " last_valid_block_height INTEGER NOT NULL,"
+    " superseded_ms INTEGER NOT NULL);";
+
+static const char *const STATE_NAMES[4] = {"built", "submitted", "confirmed", "failed"};
+
+struct ctl_sol_outbox {
+    sqlite3 *db;
+};
+
+const char *ctl_sol_outbox_strerror(int code)
+{
+    switch (code) {
+    case CTL_SOLOB_OK: return "success";
+    case CTL_SOLOB_E_DB: return "database error";
+    case CTL_SOLOB_E_EXISTS: return "the interval's Solana transactions are already stored";
+    case CTL_SOLOB_E_INVAL: return "invalid argument";
+    case CTL_SOLOB_E_NOTFOUND: return "no such transaction";
+    case CTL_SOLOB_E_RPC: return "the Solana RPC node could not be asked";
+    default: return "unknown error";
+    }
+}
+
+const char *ctl_sol_outbox_state_name(ctl_sol_outbox_state s)
+{
+    return (unsigned)s < 4 ? STATE_NAMES[s] : "?";
+}
+
+__attribute__((format(printf, 2, 3))) static void logf_(const char *level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mgx solana: %s: ", level);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int db_fail(ctl_sol_outbox *ob, const char *what)
+{
+    logf_("error", "%s: %s", what, sqlite3_errmsg(ob->db));
+    return CTL_SOLOB_E_DB;
+}
+
+static int exec(ctl_sol_outbox *ob, const char *sql)
+{
+    return sqlite3_exec(ob->db, sql, NULL, NULL, NULL) == SQLITE_OK ? CTL_SOLOB_OK
+                                                                     : db_fail(ob, sql);
+}
+
+int ctl_sol_outbox_open(sqlite3 *db, ctl_sol_outbox **out)
+{
+    if (!db || !out)
+        return CTL_SOLOB_E_INVAL;
+    ctl_sol_outbox *ob = calloc(1, sizeof *ob);
+    if (!ob)
+        return CTL_SOLOB_E_DB;
+    ob->db = db;
+    int rc = exec(ob, SCHEMA);
+    if (rc != CTL_SOLOB_OK) {
+        free(ob);
+        return rc;
+    }
+    *out = ob;
+    return CTL_SOLOB_OK;
+}
+
+void ctl_sol_outbox_close(ctl_sol_outbox *ob)
+{
+    free(ob);
+}
+
+static void b58(const uint8_t *bytes, size_t n, char *out, size_t cap)
+{
+    sol_base58_encode(bytes, n, out, cap);
+}
+
+int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch *b,
+                       const uint8_t blockhash[32], uint64_t last_valid_block_height,
+                       int64_t now_ms)
+{
+    if (!ob || !b || !blockhash || interval_id > INT64_MAX || last_valid_block_height > INT64_MAX)
+        return CTL_SOLOB_E_INVAL;
+    sqlite3_stmt *st = NULL;
+    int rc = exec(ob, "BEGIN IMMEDIATE");
+    if (rc != CTL_SOLOB_OK)
+        return rc;
+    if (sqlite3_prepare_v2(ob->db, "SELECT 1 FROM solana_outbox WHERE interval_id = ?", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = db_fail(ob, "outbox lookup");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)interval_id);
+    int exists = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (exists) {
+        rc = CTL_SOLOB_E_EXISTS;
+        goto out;
+    }
+    if (sqlite3_prepare_v2(ob->db,
+                           "INSERT INTO solana_outbox (interval_id, part, n_parts, state, tx,"
+                           " signature, blockhash, last_valid_block_height, created_ms,"
+                           " updated_ms) VALUES (?, ?, ?, 'built', ?, ?, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(ob, "outbox insert");
+        goto out;
+    }
+    char bh[SOL_PUBKEY_B58_MAX + 1], sig[SOL_SIGNATURE_B58_MAX + 1];
+    b58(blockhash, 32, bh, sizeof bh);
+    size_t n = sol_batch_count(b);
+    for (size_t i = 0; i < n; i++) {
+        const sol_batch_tx *tx = sol_batch_at(b, i);
+        b58(tx->signature, 64, sig, sizeof sig);
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, (int64_t)interval_id);
+        sqlite3_bind_int64(st, 2, tx->part);
+        sqlite3_bind_int64(st, 3, (int64_t)n);
+        sqlite3_bind_blob(st, 4, tx->bytes, (int)tx->len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, sig, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 6, bh, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 7, (int64_t)last_valid_block_height);
+        sqlite3_bind_int64(st, 8, now_ms);
+        sqlite3_bind_int64(st, 9, now_ms);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_fail(ob, "outbox insert");
+            goto out;
+        }
+    }
+    rc = exec(ob, "COMMIT");
+    if (rc == CTL_SOLOB_OK)
+        logf_("info", "interval %" PRIu64 ": %zu transaction(s) built", interval_id, n);
+out:
+    sqlite3_finalize(st);
+    if (rc != CTL_SOLOB_OK)
+        sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* One open row as the poll reads it. */
+typedef struct {
+    int64_t id;
+    int64_t interval_id;
+    int part, n_parts;
+    ctl_sol_outbox_state state;
+    uint8_t tx[SOL_TX_MAX_BYTES];
+    size_t len;
+    char sig[SOL_SIGNATURE_B58_MAX + 1];
+    char blockhash[SOL_PUBKEY_B58_MAX + 1];
+    uint64_t lvbh;
+    int64_t attempts, generation, rejected, last_sent_ms;
+} open_row;
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src)
+{
+    snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+/* Reads the open row with the smallest id above after_id; 1 if found, 0 if none, < 0 on error. */
+static int next_open(ctl_sol_outbox *ob, int64_t after_id, open_row *r)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(ob->db,
+                           "SELECT id, interval_id, part, n_parts, state, tx, signature, blockhash,"
+                           " last_valid_block_height, attempts, generation, rejected,"
+                           " COALESCE(last_sent_ms, 0) FROM solana_outbox"
+                           " WHERE state IN ('built','submitted') AND id > ? ORDER BY id LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ob, "outbox scan");
+    sqlite3_bind_int64(st, 1, after_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        r->id = sqlite3_column_int64(st, 0);
+        r->interval_id = sqlite3_column_int64(st, 1);
+        r->part = sqlite3_column_int(st, 2);
+        r->n_parts = sqlite3_column_int(st, 3);
+        const char *s = (const char *)sqlite3_column_text(st, 4);
+        r->state = s && strcmp(s, "built") == 0 ? CTL_SOLOB_BUILT : CTL_SOLOB_SUBMITTED;
+        int n = sqlite3_column_bytes(st, 5);
+        r->len = n > 0 && n <= SOL_TX_MAX_BYTES ? (size_t)n : 0;
+        if (r->len)
+            memcpy(r->tx, sqlite3_column_blob(st, 5), r->len);
+        copy_text(r->sig, sizeof r->sig, sqlite3_column_text(st, 6));
+        copy_text(r->blockhash, sizeof r->blockhash, sqlite3_column_text(st, 7));
+        r->lvbh = (uint64_t)sqlite3_column_int64(st, 8);
+        r->attempts = sqlite3_column_int64(st, 9);
+        r->generation = sqlite3_column_int64(st, 10);
+        r->rejected = sqlite3_column_int64(st, 11);
+        r->last_sent_ms = sqlite3_column_int64(st, 12);
+        rc = 1;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : db_fail(ob, "outbox scan");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* UPDATE ... WHERE id = r->id inside BEGIN IMMEDIATE / COMMIT. Text args are "s", integer
+ * args "i", in the order of the ?s before the id. */
+static int update(ctl_sol_outbox *ob, const open_row *r, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = exec(ob, "BEGIN IMMEDIATE");
+    if (rc != CTL_SOLOB_OK)
+        return rc;
+    if (sqlite3_prepare_v2(ob->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(ob, sql);
+        goto out;
+    }
+    va_list ap;
+    va_start(ap, types);
+    int i = 1;
+    for (const char *t = types; *t; t++, i++) {
+        if (*t == 's')
+            sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+    }
+    va_end(ap);
+    sqlite3_bind_int64(st, i, r->id);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_fail(ob, sql);
+        goto out;
+    }
+    rc = exec(ob, "COMMIT");
+out:
+    sqlite3_finalize(st);
+    if (rc != CTL_SOLOB_OK)
+        sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* A preflight refusal other than an unknown blockhash or a duplicate means the instructions
+ * themselves fail (e.g. an allowance too small); such a transaction is not rebuilt once it
+ * expires. */
+static int is_rejection(const char *err)
+{
+    static const char *const benign[] = {"lockhash not found", "BlockhashNotFound",
+                                         "already been processed", "AlreadyProcessed"};
+    for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
+        if (strstr(err, benign[i]))
+            return 0;
+    return 1;
+}
+
+/* Records the send, commits, then sends the row's bytes. */
+static int send_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, int64_t now_ms)
+{
+    int rc = update(ob, r,
+                    "UPDATE solana_outbox SET state = 'submitted', attempts = attempts + 1,"
+                    " last_sent_ms = ?, updated_ms = ? WHERE id = ?",
+                    "ii", now_ms, now_ms);
+    if (rc != CTL_SOLOB_OK)
+        return rc;
+    ctl_crash_point("solana.before_send");
+    char sig[89];
+    int sr = ctl_sol_rpc_send(rpc, r->tx, r->len, sig);
+    ctl_crash_point("solana.after_send");
+    const char *err = ctl_sol_rpc_last_error(rpc);
+    if (sr == CTL_SOLRPC_OK) {
+        logf_("info", "interval %" PRId64 " part %d/%d sent (attempt %" PRId64 ") %s",
+              r->interval_id, r->part, r->n_parts, r->attempts + 1, r->sig);
+        return update(ob, r, "UPDATE solana_outbox SET rejected = 0, last_error = NULL WHERE id = ?",
+                      "");
+    }
+    logf_("warn", "interval %" PRId64 " part %d/%d: send failed: %s", r->interval_id, r->part,
+          r->n_parts, err);
+    int64_t rejected = sr == CTL_SOLRPC_E_RPC && is_rejection(err);
+    return update(ob, r, "UPDATE solana_outbox SET rejected = ?, last_error = ? WHERE id = ?",
+                  "is", rejected, err);
+}
+
+static int finish(ctl_sol_outbox *ob, open_row *r, ctl_sol_outbox_state s, const char *err,
+                  int64_t now_ms)
+{
+    logf_(s == CTL_SOLOB_CONFIRMED ? "info" : "error", "interval %" PRId64 " part %d/%d %s %s%s%s",
+          r->interval_id, r->part, r->n_parts, STATE_NAMES[s], r->sig, err ? ": " : "",
+          err ? err : "");
+    return update(ob, r,
+                  "UPDATE solana_outbox SET state = ?, last_error = COALESCE(?, last_error),"
+                  " updated_ms = ? WHERE id = ?",
+                  "ssi", STATE_NAMES[s], err, now_ms);
+}
+
+/* The old transaction expired unseen: same instructions, fresh blockhash, new signature. */
+static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint8_t sk[64],
+                   int64_t now_ms)
+{
+    uint8_t hash[32];
+    uint64_t lvbh;
+    if (ctl_sol_rpc_latest_blockhash(rpc, "finalized", hash, &lvbh) != CTL_SOLRPC_OK) {
+        logf_("warn", "no blockhash to rebuild with: %s", ctl_sol_rpc_last_error(rpc));
+        return CTL_SOLOB_E_RPC;
+    }
+    if (sol_tx_resign(r->tx, r->len, hash, sk) != SOL_OK || lvbh > INT64_MAX) {
+        logf_("error", "interval %" PRId64 " part %d: cannot re-sign (wrong key?)", r->interval_id,
+              r->part);
+        return CTL_SOLOB_E_INVAL;
+    }
+    char old_sig[sizeof r->sig], bh[SOL_PUBKEY_B58_MAX + 1];
+    memcpy(old_sig, r->sig, sizeof old_sig);
+    b58(r->tx + 1, 64, r->sig, sizeof r->sig);
+    b58(hash, 32, bh, sizeof bh);
+    sqlite3_stmt *st = NULL;
+    int rc = exec(ob, "BEGIN IMMEDIATE");
+    if (rc != CTL_SOLOB_OK)
+        return rc;
+    if (sqlite3_prepare_v2(ob->db,
+                           "INSERT INTO solana_outbox_superseded (signature, outbox_id, blockhash,"
+                           " last_valid_block_height, superseded_ms) VALUES (?, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto db_error;
+    sqlite3_bind_text(st, 1, old_sig, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->id);
+    sqlite3_bind_text(st, 3, r->blockhash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)r->lvbh);
+    sqlite3_bind_int64(st, 5, now_ms);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto db_error;
+    sqlite3_finalize(st);
+    if (sqlite3_prepare_v2(ob->db,
+                           "UPDATE solana_outbox SET state = 'built', tx = ?, signature = ?,"
+                           " blockhash = ?, last_valid_block_height = ?,"
+                           " generation = generation + 1, updated_ms = ? WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto db_error;
+    sqlite3_bind_blob(st, 1, r->tx, (int)r->len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->sig, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, bh, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)lvbh);
+    sqlite3_bind_int64(st, 5, now_ms);
+    sqlite3_bind_int64(st, 6, r->id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto db_error;
+    sqlite3_finalize(st);
+    if ((rc = exec(ob, "COMMIT")) != CTL_SOLOB_OK)
+        goto rollback;
+    logf_("warn", "interval %" PRId64 " part %d/%d: %s expired unseen; rebuilt as %s",
+          r->interval_id, r->part, r->n_parts, old_sig, r->sig);
+    memcpy(r->blockhash, bh, sizeof bh);
+    r->lvbh = lvbh;
+    return CTL_SOLOB_OK;
+db_error:
+    sqlite3_finalize(st);
+    rc = db_fail(ob, "outbox rebuild");
+rollback:
+    sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* A submitted row: ask the chain, then confirm, fail, wait, resend or rebuild. height is the
+ * finalized block height read before this status query. */
+static int check_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, uint64_t height,
+                     const uint8_t sk[64], int64_t now_ms, ctl_sol_poll_stats *s)
+{
+    ctl_sol_status st;
+    if (ctl_sol_rpc_status(rpc, r->sig, &st) != CTL_SOLRPC_OK) {
+        logf_("warn", "status of %s unknown: %s", r->sig, ctl_sol_rpc_last_error(rpc));
+        s->pending++;
+        return CTL_SOLOB_OK;
+    }
+    if (st == CTL_SOLSTAT_CONFIRMED) {
+        s->confirmed++;
+        return finish(ob, r, CTL_SOLOB_CONFIRMED, NULL, now_ms);
+    }
+    if (st == CTL_SOLSTAT_FAILED) {
+        s->failed++;
+        return finish(ob, r, CTL_SOLOB_FAILED, ctl_sol_rpc_last_error(rpc), now_ms);
+    }
+    if (st == CTL_SOLSTAT_PROCESSED || height <= r->lvbh) {
+        s->pending++;
+        if (st == CTL_SOLSTAT_UNKNOWN && now_ms - r->last_sent_ms >= CTL_SOLOB_RESEND_MS) {
+            s->resent++;
+            return send_row(ob, rpc, r, now_ms);
+        }
+        return CTL_SOLOB_OK;
+    }
+    /* Expired, and unknown to a chain whose every block up to lastValidBlockHeight is final. */
+    if (r->rejected) {
+        s->failed++;
+        return finish(ob, r, CTL_SOLOB_FAILED, "refused by the node and expired", now_ms);
+    }
+    int rc = rebuild(ob, rpc, r, sk, now_ms);
+    if (rc != CTL_SOLOB_OK)
+        return rc == CTL_SOLOB_E_DB ? rc : CTL_SOLOB_OK;
+    s->rebuilt++;
+    s->sent++;
+    s->pending++;
+    return send_row(ob, rpc, r, now_ms);
+}
+
+int ctl_sol_outbox_poll(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, const uint8_t secret_key[64],
+                        int64_t now_ms, ctl_sol_poll_stats *stats)
+{
+    if (!ob || !rpc || !secret_key)
+        return CTL_SOLOB_E_INVAL;
+    ctl_sol_poll_stats s = {0, 0, 0, 0, 0, 0};
+    uint64_t height;
+    if (ctl_sol_rpc_block_height(rpc, "finalized", &height) != CTL_SOLRPC_OK) {
+        logf_("warn", "block height unknown: %s", ctl_sol_rpc_last_error(rpc));
+        return CTL_SOLOB_E_RPC;
+    }
+    open_row *r = malloc(sizeof *r);
+    if (!r)
+        return CTL_SOLOB_E_DB;
+    int rc = CTL_SOLOB_OK, found;
+    int64_t after = 0;
+    while (rc == CTL_SOLOB_OK && (found = next_open(ob, after, r)) == 1) {
+        after = r->id;
+        if (r->state == CTL_SOLOB_BUILT) {
+            s.sent++;
+            s.pending++;
+            rc = send_row(ob, rpc, r, now_ms);
+        } else {
+            rc = check_row(ob, rpc, r, height, secret_key, now_ms, &s);
+        }
+    }
+    if (rc == CTL_SOLOB_OK && found < 0)
+        rc = found;
+    free(r);
+    if (stats)
+        *stats = s;
+    return rc;
+}
+
+int ctl_sol_outbox_get(ctl_sol_outbox *ob, uint64_t interval_id, uint32_t part,
+                       ctl_sol_outbox_row *row)
+{
+    if (!ob || !row || interval_id > INT64_MAX)
+        return CTL_SOLOB_E_INVAL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(ob->db,
+                           "SELECT n_parts, state, signature, attempts, generation,"
+                           " last_valid_block_height, COALESCE(last_error, '') FROM solana_outbox"
+                           " WHERE interval_id = ? AND part = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ob, "outbox get");
+    sqlite3_bind_int64(st, 1, (int64_t)interval_id);
+    sqlite3_bind_int64(st, 2, part);
+    int rc = CTL_SOLOB_E_NOTFOUND;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        row->interval_id = interval_id;
+        row->part = part;
+        row->n_parts = (uint32_t)sqlite3_column_int(st, 0);
+        const char *s = (const char *)sqlite3_column_text(st, 1);
+        row->state = CTL_SOLOB_FAILED;
+        for (int i = 0; i < 4; i++)
+            if (s && strcmp(s, STATE_NAMES[i]) == 0)
+                row->state = (ctl_sol_outbox_state)i;
+        copy_text(row->signature, sizeof row->signature, sqlite3_column_text(st, 2));
+        row->attempts = (uint32_t)sqlite3_column_int(st, 3);
+        row->generation = (uint32_t)sqlite3_column_int(st, 4);
+        row->last_valid_block_height = (uint64_t)sqlite3_column_int64(st, 5);
+        copy_text(row->last_error, sizeof row->last_error, sqlite3_column_text(st, 6));
+        rc = CTL_SOLOB_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ctl_sol_outbox_counts(ctl_sol_outbox *ob, uint64_t interval_id, size_t counts[4])
+{
+    if (!ob || !counts || interval_id > INT64_MAX)
+        return CTL_SOLOB_E_INVAL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(ob->db,
+                           "SELECT state, COUNT(*) FROM solana_outbox WHERE interval_id = ?"
+                           " GROUP BY state",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ob, "outbox counts");
+    sqlite3_bind_int64(st, 1, (int64_t)interval_id);
+    memset(counts, 0, 4 * sizeof counts[0]);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(st, 0);
+        for (int i = 0; i < 4; i++)
+            if (s && strcmp(s, STATE_NAMES[i]) == 0)
+                counts[i] = (size_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return CTL_SOLOB_OK;
+}

@@ -1,7 +1,0 @@
-/* The `mgx` executable: everything lives in the controller library. */
-#include "mgx/cli.h"
-
-int main(int argc, char **argv)
-{
-    return ctl_main(argc, argv);
-}
