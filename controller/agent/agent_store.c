@@ -3,6 +3,8 @@
  */
 #include "agent/agent_store.h"
 
+#include "common/sql.h"
+
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -64,30 +66,23 @@ static int db_fail(ags_store *s, const char *what)
     return AGS_E_DB;
 }
 
+/* Runs sql (no rows); on failure the store's message says why. */
 static int exec(ags_store *s, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(s->err, sizeof s->err, "%s", msg ? msg : "exec failed");
-        sqlite3_free(msg);
-        return AGS_E_DB;
-    }
-    return AGS_OK;
+    return ctl_sql_exec(s->db, sql) == SQLITE_OK ? AGS_OK : db_fail(s, "exec");
 }
 
 static int begin(ags_store *s)
 {
-    return exec(s, "BEGIN IMMEDIATE");
+    return ctl_sql_begin(s->db) == SQLITE_OK ? AGS_OK : db_fail(s, "begin");
 }
 
+/* Commits, or rolls back when rc says the step failed (keeping the step's message). */
 static int finish(ags_store *s, int rc)
 {
     if (rc == AGS_OK)
-        return exec(s, "COMMIT");
-    char keep[sizeof s->err];
-    memcpy(keep, s->err, sizeof keep);
-    exec(s, "ROLLBACK");
-    memcpy(s->err, keep, sizeof keep);
+        return ctl_sql_commit(s->db) == SQLITE_OK ? AGS_OK : db_fail(s, "commit");
+    ctl_sql_rollback(s->db);
     return rc;
 }
 
@@ -141,8 +136,7 @@ static int meta_bind(ags_store *s, const char *key, const char *value)
 static int setup(ags_store *s, const char *community, const char *participant)
 {
     int rc;
-    if ((rc = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")) ||
-        (rc = begin(s)))
+    if ((rc = begin(s)))
         return rc;
     char ver[16], seed[32];
     bool found;
@@ -178,14 +172,13 @@ int ags_open(const char *path, const char *community, const char *participant, a
     ags_store *s = calloc(1, sizeof *s);
     if (!s)
         return AGS_E_INVAL;
-    int rc;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
-        rc = db_fail(s, path);
-        goto out;
+    if (ctl_sql_open(path, NULL, &s->db, s->err, sizeof s->err) != SQLITE_OK) {
+        if (err && err_len)
+            snprintf(err, err_len, "%s", s->err); /* already "path: why" */
+        ags_close(s);
+        return AGS_E_DB;
     }
-    sqlite3_busy_timeout(s->db, 5000);
-    rc = setup(s, community, participant);
-out:
+    int rc = setup(s, community, participant);
     if (rc) {
         if (err && err_len)
             snprintf(err, err_len, "%s: %s", path, s->err);

@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bus/outbox.h"
 
+#include "common/sql.h"
+
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,10 +74,8 @@ __attribute__((format(printf, 3, 4))) static void ob_log(const outbox *ob, int l
 
 static int exec(outbox *ob, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        ob_log(ob, BUS_LOG_ERROR, "%s: %s (%s)", ob->path, msg ? msg : "?", sql);
-        sqlite3_free(msg);
+    if (ctl_sql_exec(ob->db, sql) != SQLITE_OK) {
+        ob_log(ob, BUS_LOG_ERROR, "%s: %s (%s)", ob->path, ctl_sql_errmsg(ob->db), sql);
         return OUTBOX_E_DB;
     }
     return OUTBOX_OK;
@@ -83,8 +83,8 @@ static int exec(outbox *ob, const char *sql)
 
 static int prepare(outbox *ob, const char *sql, sqlite3_stmt **st)
 {
-    if (sqlite3_prepare_v2(ob->db, sql, -1, st, NULL) != SQLITE_OK) {
-        ob_log(ob, BUS_LOG_ERROR, "%s: %s", ob->path, sqlite3_errmsg(ob->db));
+    if (ctl_sql_prepare(ob->db, sql, st) != SQLITE_OK) {
+        ob_log(ob, BUS_LOG_ERROR, "%s: %s", ob->path, ctl_sql_errmsg(ob->db));
         return OUTBOX_E_DB;
     }
     return OUTBOX_OK;
@@ -92,16 +92,15 @@ static int prepare(outbox *ob, const char *sql, sqlite3_stmt **st)
 
 static int open_db(outbox *ob, char *err, size_t errlen)
 {
-    if (sqlite3_open_v2(ob->path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        snprintf(err, errlen, "%s: cannot open: %s", ob->path,
-                 ob->db ? sqlite3_errmsg(ob->db) : "out of memory");
+    /* Exclusive locking: a second daemon on the same file fails here instead of interleaving. */
+    const ctl_sql_opts opts = {.busy_ms = 2000, .exclusive = 1};
+    char why[256] = "";
+    if (ctl_sql_open(ob->path, &opts, &ob->db, why, sizeof why) != SQLITE_OK) {
+        /* the pragmas fail when another connection holds the file exclusively */
+        snprintf(err, errlen, "cannot lock the outbox (another mgx meter using it?): %s", why);
         return OUTBOX_E_DB;
     }
-    sqlite3_busy_timeout(ob->db, 2000);
-    /* Exclusive locking: a second daemon on the same file fails here instead of interleaving. */
-    if (exec(ob, "PRAGMA locking_mode=EXCLUSIVE") || exec(ob, "PRAGMA journal_mode=WAL") ||
-        exec(ob, "PRAGMA synchronous=FULL") || exec(ob, "BEGIN IMMEDIATE")) {
+    if (exec(ob, "BEGIN IMMEDIATE")) {
         snprintf(err, errlen, "%s: cannot lock the outbox (another mgx meter using it?): %s",
                  ob->path, sqlite3_errmsg(ob->db));
         return OUTBOX_E_DB;
@@ -112,7 +111,7 @@ static int open_db(outbox *ob, char *err, size_t errlen)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (version > OUTBOX_SCHEMA_VERSION || version < 0) {
-        exec(ob, "ROLLBACK");
+        ctl_sql_rollback(ob->db);
         snprintf(err, errlen, "%s: outbox schema version %d is not supported (max %d)", ob->path,
                  version, OUTBOX_SCHEMA_VERSION);
         return OUTBOX_E_DB;
@@ -126,7 +125,7 @@ static int open_db(outbox *ob, char *err, size_t errlen)
                   " retain INTEGER NOT NULL CHECK (retain IN (0, 1)),"
                   " enqueued_ms INTEGER NOT NULL)") ||
          exec(ob, "PRAGMA user_version=1"))) {
-        exec(ob, "ROLLBACK");
+        ctl_sql_rollback(ob->db);
         snprintf(err, errlen, "%s: cannot create the outbox table: %s", ob->path,
                  sqlite3_errmsg(ob->db));
         return OUTBOX_E_DB;
@@ -268,7 +267,7 @@ int outbox_push(outbox *ob, const outbox_item *items, size_t n, int64_t now_ms,
 fail:
     ob_log(ob, BUS_LOG_ERROR, "%s: cannot store %zu messages: %s", ob->path, n,
            sqlite3_errmsg(ob->db));
-    sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+    ctl_sql_rollback(ob->db);
     return OUTBOX_E_DB;
 }
 
@@ -314,7 +313,7 @@ static int delete_acked(outbox *ob)
 fail:
     ob_log(ob, BUS_LOG_ERROR, "%s: cannot delete acknowledged messages: %s", ob->path,
            sqlite3_errmsg(ob->db));
-    sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+    ctl_sql_rollback(ob->db);
     return OUTBOX_E_DB;
 }
 

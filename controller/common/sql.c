@@ -1,0 +1,140 @@
+/*
+ * The controller's SQLite helpers (sql.h): the opener with the durability settings, exec,
+ * transactions and small queries. Nothing here knows a table: schemas live with their owners
+ * (db/schema.c for the community database, bus/outbox.c and agent/agent_store.c for theirs).
+ */
+#include "common/sql.h"
+
+#include "common/errbuf.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+
+int ctl_sql_open(const char *path, const ctl_sql_opts *o, sqlite3 **db, char *err,
+                 size_t errlen)
+{
+    static const ctl_sql_opts standard = {0, 0, 0, 0, 0};
+    if (!db)
+        return SQLITE_MISUSE;
+    *db = NULL;
+    if (!path)
+        return SQLITE_MISUSE;
+    if (!o)
+        o = &standard;
+    sqlite3 *h = NULL;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | (o->nomutex ? SQLITE_OPEN_NOMUTEX : 0);
+    int rc = sqlite3_open_v2(path, &h, flags, NULL);
+    if (rc != SQLITE_OK) {
+        ctl_errf(err, errlen, "%s: %s", path, h ? sqlite3_errmsg(h) : "cannot open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(h, o->busy_ms > 0 ? o->busy_ms : CTL_SQL_BUSY_MS);
+    char pragma[64];
+    /* the locking mode comes first: it decides how WAL's shared memory is taken */
+    if ((o->exclusive && (rc = ctl_sql_exec(h, "PRAGMA locking_mode=EXCLUSIVE")) != SQLITE_OK) ||
+        (rc = ctl_sql_exec(h, "PRAGMA journal_mode=WAL")) != SQLITE_OK ||
+        (rc = ctl_sql_exec(h, "PRAGMA synchronous=FULL")) != SQLITE_OK ||
+        (o->foreign_keys && (rc = ctl_sql_exec(h, "PRAGMA foreign_keys=ON")) != SQLITE_OK))
+        goto pragma_fail;
+    if (o->cache_kib > 0) {
+        snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%d", o->cache_kib);
+        if ((rc = ctl_sql_exec(h, pragma)) != SQLITE_OK)
+            goto pragma_fail;
+    }
+    *db = h;
+    return SQLITE_OK;
+pragma_fail:
+    ctl_errf(err, errlen, "%s: %s", path, sqlite3_errmsg(h));
+fail:
+    sqlite3_close(h);
+    return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+}
+
+int ctl_sql_exec(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+int ctl_sql_begin(sqlite3 *db)
+{
+    return ctl_sql_exec(db, "BEGIN IMMEDIATE");
+}
+
+int ctl_sql_commit(sqlite3 *db)
+{
+    return ctl_sql_exec(db, "COMMIT");
+}
+
+void ctl_sql_rollback(sqlite3 *db)
+{
+    /* with autocommit on there is nothing to undo, and a ROLLBACK would only overwrite the
+     * error the caller is about to report */
+    if (db && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int ctl_sql_end(sqlite3 *db, int ok)
+{
+    if (ok) {
+        int rc = ctl_sql_commit(db);
+        if (rc == SQLITE_OK)
+            return SQLITE_OK;
+        ctl_sql_rollback(db);
+        return rc;
+    }
+    ctl_sql_rollback(db);
+    return SQLITE_ABORT;
+}
+
+int ctl_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    *st = NULL;
+    return sqlite3_prepare_v2(db, sql, -1, st, NULL);
+}
+
+int ctl_sql_prepare_persistent(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    *st = NULL;
+    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+}
+
+int ctl_sql_step_int(sqlite3_stmt *st, int64_t *v, int *found)
+{
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (*found)
+        *v = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int ctl_sql_query_int(sqlite3 *db, const char *sql, int64_t *v, int *found)
+{
+    sqlite3_stmt *st;
+    int rc = ctl_sql_prepare(db, sql, &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = ctl_sql_step_int(st, v, found);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ctl_sql_table_exists(sqlite3 *db, const char *name, int *exists)
+{
+    sqlite3_stmt *st;
+    *exists = 0;
+    int rc = ctl_sql_prepare(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                             &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int64_t v;
+    rc = ctl_sql_step_int(st, &v, exists);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+const char *ctl_sql_errmsg(sqlite3 *db)
+{
+    return db ? sqlite3_errmsg(db) : "no database";
+}
