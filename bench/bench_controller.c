@@ -201,7 +201,7 @@ static void make_order(size_t h, int64_t interval, int64_t created_ms, unsigned 
 /* ---- the store path (as ctl_daemon.c's handle_order, without the bus) ---- */
 
 typedef struct {
-    sqlite3 *db;
+    ctl_db *db;
     const ctl_admit_params *ap;
     const ctl_order_msg *m;
     int64_t now_ms;

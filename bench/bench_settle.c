@@ -91,9 +91,9 @@ int main(int argc, char **argv)
         return 1;
     close(fd);
     remove(dbpath);
-    sqlite3 *db;
+    ctl_db *db;
     char err[512];
-    if (ctl_ledger_open(dbpath, &db, err, sizeof err) != CTL_LEDGER_OK) {
+    if (ctl_db_open(dbpath, &db, err, sizeof err) != CTL_DB_OK) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
            mt - mr - me - ms);
     printf("baseline: crypto_sign_detached x %zu (%d-byte messages) %8.2f ms = %.0f signatures/s\n",
            nt, STL_TX_TRADE_LEN, base, (double)nt / base * 1e3);
-    sqlite3_close(db);
+    ctl_db_close(db);
     char side[600];
     remove(dbpath);
     snprintf(side, sizeof side, "%s-wal", dbpath);

@@ -6,9 +6,8 @@ set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller)
 mgx_test(test_interval unit controller/test_interval.c ${PROJECT_SOURCE_DIR}/controller/common/interval.c)
 target_include_directories(test_interval PRIVATE ${MGX_CTL_SRC})
 
-mgx_test(test_store unit controller/test_store.c ${PROJECT_SOURCE_DIR}/controller/db/store.c ${PROJECT_SOURCE_DIR}/controller/common/errbuf.c
-  LIBS mgx_market mgx_test_support PkgConfig::SQLITE)
-target_include_directories(test_store PRIVATE ${MGX_CTL_SRC} ${PROJECT_SOURCE_DIR}/meters/include)
+mgx_test(test_store unit controller/test_store.c
+  LIBS mgx_ctl_db mgx_market mgx_test_support PkgConfig::SQLITE)
 
 # `mgx controller` killed with SIGKILL >= 20 times during a run and restarted (real broker).
 mgx_test(test_controller_crash integration controller/test_controller_crash.c

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,10 +48,10 @@ static const char *opt_value(int argc, char **argv, const char *name)
     return NULL;
 }
 
-static int open_db(const char *path, sqlite3 **db)
+static int open_db(const char *path, ctl_db **db)
 {
     char err[512] = "";
-    if (ctl_ledger_open(path, db, err, sizeof err) != CTL_LEDGER_OK) {
+    if (ctl_db_open(path, db, err, sizeof err) != CTL_DB_OK) {
         fprintf(stderr, "mgx ledger: %s\n", err);
         return -1;
     }
@@ -124,7 +125,7 @@ static int cmd_settle(int argc, char **argv)
     size_t len;
     ctl_lj_settle in;
     memset(&in, 0, sizeof in);
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     ctl_ledger_key *key = ctl_ledger_key_load(keyf, err, sizeof err);
     if (!key) {
         fprintf(stderr, "mgx ledger settle: %s\n", err);
@@ -160,7 +161,7 @@ static int cmd_settle(int argc, char **argv)
            (long long)res.block.totals.paid_uc, res.block.totals.n_held);
     rc = CTL_EXIT_OK;
 out:
-    sqlite3_close(db);
+    ctl_db_close(db);
     free(text);
     ctl_lj_settle_free(&in);
     ctl_ledger_key_free(key);
@@ -199,11 +200,11 @@ static int cmd_verify(int argc, char **argv)
     int k = read_vkey(argc, argv, name, pk);
     if (k < 0)
         return CTL_EXIT_USAGE;
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     int rc = ctl_ledger_verify(db, k == 0 ? pk : NULL, msg, sizeof msg);
-    sqlite3_close(db);
+    ctl_db_close(db);
     if (rc == CTL_LEDGER_OK) {
         printf("%s\n", msg);
         return CTL_EXIT_OK;
@@ -216,7 +217,7 @@ static int cmd_info(int argc, char **argv)
 {
     if (argc < 3)
         return CTL_EXIT_USAGE;
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX];
@@ -227,18 +228,18 @@ static int cmd_info(int argc, char **argv)
                (unsigned long long)h, (unsigned long long)size);
     else
         printf("empty ledger\n");
-    sqlite3_close(db);
+    ctl_db_close(db);
     return CTL_EXIT_OK;
 }
 
 /* The checkpoint text of block `height` (latest if < 0); malloc'd. */
-static char *checkpoint_of(sqlite3 *db, int64_t height, uint64_t *size)
+static char *checkpoint_of(ctl_db *db, int64_t height, uint64_t *size)
 {
     sqlite3_stmt *st = NULL;
     char *out = NULL;
     const char *sql = height < 0 ? "SELECT checkpoint, body FROM ledger_block ORDER BY height DESC LIMIT 1"
                                  : "SELECT checkpoint, body FROM ledger_block WHERE height=?1";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, sql, &st) != SQLITE_OK)
         return NULL;
     if (height >= 0)
         sqlite3_bind_int64(st, 1, height);
@@ -255,12 +256,11 @@ static char *checkpoint_of(sqlite3 *db, int64_t height, uint64_t *size)
 }
 
 /* The checkpoint of the block whose log size is exactly `size`, if any. */
-static char *checkpoint_at_size(sqlite3 *db, uint64_t size)
+static char *checkpoint_at_size(ctl_db *db, uint64_t size)
 {
     sqlite3_stmt *st = NULL;
     char *out = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT checkpoint, body FROM ledger_block ORDER BY height", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT checkpoint, body FROM ledger_block ORDER BY height", &st) != SQLITE_OK)
         return NULL;
     while (!out && sqlite3_step(st) == SQLITE_ROW) {
         stl_block b;
@@ -283,12 +283,12 @@ static int cmd_checkpoint(int argc, char **argv)
         fputs("mgx ledger checkpoint: --height must be a block height\n", stderr);
         return CTL_EXIT_USAGE;
     }
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     uint64_t size;
     char *note = checkpoint_of(db, h, &size);
-    sqlite3_close(db);
+    ctl_db_close(db);
     if (!note) {
         fputs("mgx ledger checkpoint: no such block\n", stderr);
         return CTL_EXIT_FAILURE;
@@ -320,7 +320,7 @@ static int cmd_proof(int argc, char **argv)
               stderr);
         return CTL_EXIT_USAGE;
     }
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
@@ -332,10 +332,8 @@ static int cmd_proof(int argc, char **argv)
         fputs("mgx ledger proof: no such block\n", stderr);
         goto out;
     }
-    if (sqlite3_prepare_v2(db,
-                           txs ? "SELECT log_index, body, txid FROM ledger_tx WHERE txid=?1"
-                               : "SELECT log_index, body, txid FROM ledger_tx WHERE log_index=?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, txs ? "SELECT log_index, body, txid FROM ledger_tx WHERE txid=?1"
+                               : "SELECT log_index, body, txid FROM ledger_tx WHERE log_index=?1", &st) != SQLITE_OK)
         goto out;
     if (txs)
         sqlite3_bind_blob(st, 1, id, STL_ID_LEN, SQLITE_STATIC);
@@ -373,7 +371,7 @@ static int cmd_proof(int argc, char **argv)
     }
 out:
     sqlite3_finalize(st);
-    sqlite3_close(db);
+    ctl_db_close(db);
     free(note);
     free(pr);
     return rc;
@@ -517,7 +515,7 @@ static int cmd_consistency(int argc, char **argv)
               stderr);
         return CTL_EXIT_USAGE;
     }
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
@@ -556,7 +554,7 @@ static int cmd_consistency(int argc, char **argv)
 out:
     ctl_lj_consistency_free(c);
     free(c);
-    sqlite3_close(db);
+    ctl_db_close(db);
     return rc;
 }
 
@@ -684,17 +682,14 @@ static int cmd_export(int argc, char **argv)
         fprintf(stderr, "mgx ledger export: %s: cannot create\n", outp);
         return CTL_EXIT_FAILURE;
     }
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     sqlite3_stmt *bq = NULL, *tq = NULL;
     int rc = CTL_EXIT_FAILURE;
     if (open_db(argv[2], &db) != 0)
         goto out;
-    if (sqlite3_prepare_v2(db, "SELECT body, hash, sig, checkpoint FROM ledger_block ORDER BY height",
-                           -1, &bq, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT log_index, txid, body FROM ledger_tx WHERE height=?1 ORDER BY "
-                           "log_index",
-                           -1, &tq, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT body, hash, sig, checkpoint FROM ledger_block ORDER BY height", &bq) != SQLITE_OK ||
+        ctl_db_prepare(db, "SELECT log_index, txid, body FROM ledger_tx WHERE height=?1 ORDER BY "
+                           "log_index", &tq) != SQLITE_OK)
         goto out;
     while (sqlite3_step(bq) == SQLITE_ROW) {
         stl_block b;
@@ -738,7 +733,7 @@ static int cmd_export(int argc, char **argv)
 out:
     sqlite3_finalize(bq);
     sqlite3_finalize(tq);
-    sqlite3_close(db);
+    ctl_db_close(db);
     if (out != stdout && fclose(out) != 0)
         rc = CTL_EXIT_FAILURE;
     return rc;
@@ -772,14 +767,13 @@ static void utc_text(int64_t t, char out[160])
  * is looked up in the controller's market_ids table of the same database; a number is taken
  * as it is (a ledger without the controller's tables, e.g. one settled from files).
  */
-static int participant_number(sqlite3 *db, const char *name, int64_t *out)
+static int participant_number(ctl_db *db, const char *name, int64_t *out)
 {
     if (ctl_opt_int64(name, 0, INT64_MAX, out) == 0)
         return 0;
     sqlite3_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db, "SELECT market_id FROM market_ids WHERE participant = ?1", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if (ctl_db_prepare(db, "SELECT market_id FROM market_ids WHERE participant = ?1", &st) != SQLITE_OK) {
         fprintf(stderr, "mgx ledger statement: '%s' is not a participant number, and this "
                         "database has no controller participant names\n", name);
         return -1;
@@ -811,17 +805,15 @@ static int cmd_statement(int argc, char **argv)
     }
     int64_t from = ms ? days_from_civil(y, mo, 1) * 86400 : 0;
     int64_t to = ms ? days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1) * 86400 : 0;
-    sqlite3 *db = NULL;
+    ctl_db *db = NULL;
     sqlite3_stmt *st = NULL;
     int rc = CTL_EXIT_FAILURE;
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     if (participant_number(db, ps, &part) != 0)
         goto out;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT t.body, b.body FROM ledger_tx t JOIN ledger_block b ON "
-                           "b.height = t.height WHERE t.participant = ?1 ORDER BY t.log_index",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT t.body, b.body FROM ledger_tx t JOIN ledger_block b ON "
+                           "b.height = t.height WHERE t.participant = ?1 ORDER BY t.log_index", &st) != SQLITE_OK)
         goto out;
     sqlite3_bind_int64(st, 1, part);
     printf("interval_id,start_utc,status,quality,import_wh,export_wh,contracted_bought_wh,"
@@ -872,7 +864,7 @@ static int cmd_statement(int argc, char **argv)
     rc = CTL_EXIT_OK;
 out:
     sqlite3_finalize(st);
-    sqlite3_close(db);
+    ctl_db_close(db);
     return rc;
 }
 

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,18 +84,18 @@ static int parse_opts(int argc, char **argv, const char *verb, part_opts *o)
 }
 
 /* Opens DB; list and remove refuse to create a new, empty database by accident. */
-static sqlite3 *open_db(const char *verb, const char *path, int may_create)
+static ctl_db *open_db(const char *verb, const char *path, int may_create)
 {
     if (!may_create && access(path, F_OK) != 0) {
         fprintf(stderr, "mgx participant %s: %s: %s\n", verb, path, strerror(errno));
         return NULL;
     }
-    sqlite3 *db = NULL;
-    int rc = ctl_registry_open(path, &db);
+    ctl_db *db = NULL;
+    char why[512] = "";
+    int rc = ctl_registry_open(path, &db, why, sizeof why);
     if (rc) {
         fprintf(stderr, "mgx participant %s: %s: %s%s%s\n", verb, path,
-                ctl_registry_strerror(rc), db ? ": " : "", db ? sqlite3_errmsg(db) : "");
-        sqlite3_close(db);
+                ctl_registry_strerror(rc), why[0] ? ": " : "", why);
         return NULL;
     }
     return db;
@@ -156,7 +155,7 @@ static int participant_add(const part_opts *o)
     snprintf(p.id, sizeof p.id, "%s", o->id);
     snprintf(p.meter_id, sizeof p.meter_id, "%s", o->meter ? o->meter : "");
     p.role = (ctl_role)role;
-    sqlite3 *db = open_db("add", o->db, 1);
+    ctl_db *db = open_db("add", o->db, 1);
     if (!db)
         return CTL_EXIT_FAILURE;
     int rc = ctl_registry_add(db, &p, (int64_t)time(NULL));
@@ -167,10 +166,10 @@ static int participant_add(const part_opts *o)
                p.meter_id[0] ? ", meter " : "", p.meter_id, ctl_pubkey_hex(p.pubkey, hex));
     } else {
         fprintf(stderr, "mgx participant add: %s: %s%s%s\n", p.id, ctl_registry_strerror(rc),
-                rc == CTL_REG_E_DB ? ": " : "", rc == CTL_REG_E_DB ? sqlite3_errmsg(db) : "");
+                rc == CTL_REG_E_DB ? ": " : "", rc == CTL_REG_E_DB ? ctl_db_errmsg(db) : "");
         status = CTL_EXIT_FAILURE;
     }
-    sqlite3_close(db);
+    ctl_db_close(db);
     return status;
 }
 
@@ -180,7 +179,7 @@ static int participant_remove(const part_opts *o)
         fprintf(stderr, "mgx participant remove: --id is required\n");
         return CTL_EXIT_USAGE;
     }
-    sqlite3 *db = open_db("remove", o->db, 0);
+    ctl_db *db = open_db("remove", o->db, 0);
     if (!db)
         return CTL_EXIT_FAILURE;
     int rc = ctl_registry_remove(db, o->id);
@@ -188,7 +187,7 @@ static int participant_remove(const part_opts *o)
         printf("removed %s\n", o->id);
     else
         fprintf(stderr, "mgx participant remove: %s: %s\n", o->id, ctl_registry_strerror(rc));
-    sqlite3_close(db);
+    ctl_db_close(db);
     return rc == CTL_REG_OK ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 }
 
@@ -224,7 +223,7 @@ static int append_json(const ctl_participant *p, void *ctx)
 
 static int participant_list(const part_opts *o)
 {
-    sqlite3 *db = open_db("list", o->db, 0);
+    ctl_db *db = open_db("list", o->db, 0);
     if (!db)
         return CTL_EXIT_FAILURE;
     int rc;
@@ -246,10 +245,10 @@ static int participant_list(const part_opts *o)
     }
     if (rc)
         fprintf(stderr, "mgx participant list: %s: %s\n", o->db,
-                rc == CTL_REG_E_DB ? sqlite3_errmsg(db)
+                rc == CTL_REG_E_DB ? ctl_db_errmsg(db)
                 : rc < 0 && rc >= CTL_REG_E_BAD_ROW ? ctl_registry_strerror(rc)
                                                    : "out of memory");
-    sqlite3_close(db);
+    ctl_db_close(db);
     return rc ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 }
 

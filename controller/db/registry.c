@@ -5,20 +5,14 @@
  */
 #include "db/registry.h"
 
+#include "common/sql.h"
+#include "db/db_internal.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS participants("
-    " id TEXT PRIMARY KEY NOT NULL CHECK(length(id) BETWEEN 1 AND 63),"
-    " pubkey BLOB NOT NULL UNIQUE CHECK(length(pubkey) = 32),"
-    " meter_id TEXT UNIQUE CHECK(meter_id IS NULL OR length(meter_id) BETWEEN 1 AND 63),"
-    " role TEXT NOT NULL CHECK(role IN ('home','controller','observer')),"
-    " added_s INTEGER NOT NULL"
-    ") WITHOUT ROWID;";
 
 static const char *const COLUMNS[] = {"id", "pubkey", "meter_id", "role", "added_s"};
 
@@ -80,28 +74,27 @@ static int check_columns(sqlite3 *db)
     return rc;
 }
 
-int ctl_registry_init(sqlite3 *db)
+int ctl_registry_init(ctl_db *cdb)
 {
+    sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db)
         return CTL_REG_E_INVAL;
-    if (sqlite3_exec(db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK)
-        return CTL_REG_E_DB;
     return check_columns(db);
 }
 
-int ctl_registry_open(const char *path, sqlite3 **db)
+int ctl_registry_open(const char *path, ctl_db **db, char *err, size_t errlen)
 {
     if (!path || !db)
         return CTL_REG_E_INVAL;
     *db = NULL;
-    if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
-        return CTL_REG_E_DB;
-    sqlite3_busy_timeout(*db, 5000);
-    if (sqlite3_exec(*db,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-                     NULL, NULL, NULL) != SQLITE_OK)
-        return CTL_REG_E_DB;
-    return ctl_registry_init(*db);
+    int rc = ctl_db_open(path, db, err, errlen);
+    if (rc != CTL_DB_OK)
+        return rc == CTL_DB_E_SCHEMA ? CTL_REG_E_SCHEMA : CTL_REG_E_DB;
+    if ((rc = ctl_registry_init(*db)) != CTL_REG_OK) {
+        ctl_db_close(*db);
+        *db = NULL;
+    }
+    return rc;
 }
 
 static int valid_entry(const ctl_participant *p)
@@ -113,26 +106,26 @@ static int valid_entry(const ctl_participant *p)
 /* Runs one write statement in its own BEGIN IMMEDIATE transaction. */
 static int write_tx(sqlite3 *db, sqlite3_stmt *st, int *changes)
 {
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (ctl_sql_begin(db) != SQLITE_OK)
         return SQLITE_ERROR;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         *changes = sqlite3_changes(db);
-        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        if (ctl_sql_commit(db) != SQLITE_OK)
             rc = SQLITE_ERROR;
     }
     if (rc != SQLITE_DONE) {
         /* keep the statement's error code: ROLLBACK would not change sqlite3_errmsg's meaning
          * for the constraint case, which is what the caller distinguishes */
         int ext = sqlite3_extended_errcode(db);
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        ctl_sql_rollback(db);
         return ext;
     }
     return SQLITE_DONE;
 }
 
 /* Which UNIQUE constraint an insert hit. */
-static int which_conflict(sqlite3 *db, const ctl_participant *p)
+static int which_conflict(ctl_db *db, const ctl_participant *p)
 {
     ctl_participant other;
     if (ctl_registry_lookup(db, p->id, &other) == CTL_REG_OK)
@@ -142,8 +135,9 @@ static int which_conflict(sqlite3 *db, const ctl_participant *p)
     return CTL_REG_E_KEY_USED;
 }
 
-int ctl_registry_add(sqlite3 *db, const ctl_participant *p, int64_t now_s)
+int ctl_registry_add(ctl_db *cdb, const ctl_participant *p, int64_t now_s)
 {
+    sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db || !valid_entry(p))
         return CTL_REG_E_INVAL;
     sqlite3_stmt *st = NULL;
@@ -166,7 +160,7 @@ int ctl_registry_add(sqlite3 *db, const ctl_participant *p, int64_t now_s)
     if (rc == SQLITE_DONE)
         return CTL_REG_OK;
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
-        return which_conflict(db, p);
+        return which_conflict(cdb, p);
     return CTL_REG_E_DB;
 }
 
@@ -183,8 +177,9 @@ static int legacy_id(const char *s)
     return 1;
 }
 
-int ctl_registry_remove(sqlite3 *db, const char *id)
+int ctl_registry_remove(ctl_db *cdb, const char *id)
 {
+    sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db || !(ctl_id_valid(id) || legacy_id(id)))
         return CTL_REG_E_INVAL;
     sqlite3_stmt *st = NULL;
@@ -230,8 +225,9 @@ static int step_one(sqlite3_stmt *st, ctl_participant *out)
                                  : CTL_REG_E_DB;
 }
 
-static int lookup_by(sqlite3 *db, const char *sql, const char *key, ctl_participant *out)
+static int lookup_by(ctl_db *cdb, const char *sql, const char *key, ctl_participant *out)
 {
+    sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db || !ctl_id_valid(key) || !out)
         return CTL_REG_E_INVAL;
     sqlite3_stmt *st = NULL;
@@ -248,8 +244,9 @@ struct ctl_registry_reader {
     sqlite3_stmt *by_id; /* prepared on first use */
 };
 
-int ctl_registry_reader_new(sqlite3 *db, ctl_registry_reader **out)
+int ctl_registry_reader_new(ctl_db *cdb, ctl_registry_reader **out)
 {
+    sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db || !out)
         return CTL_REG_E_INVAL;
     *out = calloc(1, sizeof **out);
@@ -272,9 +269,8 @@ int ctl_registry_reader_lookup(ctl_registry_reader *r, const char *id, ctl_parti
     if (!r || !ctl_id_valid(id) || !out)
         return CTL_REG_E_INVAL;
     if (!r->by_id &&
-        sqlite3_prepare_v3(r->db,
-                           SELECT_PARTICIPANTS " WHERE id = ?",
-                           -1, SQLITE_PREPARE_PERSISTENT, &r->by_id, NULL) != SQLITE_OK)
+        ctl_sql_prepare_persistent(r->db, SELECT_PARTICIPANTS " WHERE id = ?", &r->by_id) !=
+            SQLITE_OK)
         return CTL_REG_E_DB;
     sqlite3_bind_text(r->by_id, 1, id, -1, SQLITE_STATIC);
     int rc = step_one(r->by_id, out);
@@ -283,18 +279,19 @@ int ctl_registry_reader_lookup(ctl_registry_reader *r, const char *id, ctl_parti
     return rc;
 }
 
-int ctl_registry_lookup(sqlite3 *db, const char *id, ctl_participant *out)
+int ctl_registry_lookup(ctl_db *db, const char *id, ctl_participant *out)
 {
     return lookup_by(db, SELECT_PARTICIPANTS " WHERE id = ?", id, out);
 }
 
-int ctl_registry_lookup_meter(sqlite3 *db, const char *meter_id, ctl_participant *out)
+int ctl_registry_lookup_meter(ctl_db *db, const char *meter_id, ctl_participant *out)
 {
     return lookup_by(db, SELECT_PARTICIPANTS " WHERE meter_id = ?", meter_id, out);
 }
 
-int ctl_registry_list(sqlite3 *db, int (*fn)(const ctl_participant *p, void *ctx), void *ctx)
+int ctl_registry_list(ctl_db *cdb, int (*fn)(const ctl_participant *p, void *ctx), void *ctx)
 {
+    sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db || !fn)
         return CTL_REG_E_INVAL;
     sqlite3_stmt *st = NULL;
@@ -319,8 +316,9 @@ int ctl_registry_list(sqlite3 *db, int (*fn)(const ctl_participant *p, void *ctx
     return rc;
 }
 
-int64_t ctl_registry_count(sqlite3 *db)
+int64_t ctl_registry_count(ctl_db *cdb)
 {
+    sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db)
         return CTL_REG_E_INVAL;
     sqlite3_stmt *st = NULL;

@@ -9,6 +9,8 @@
 #include "db/store.h"
 
 #include "common/errbuf.h"
+#include "common/sql.h"
+#include "db/db_internal.h"
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -35,74 +37,14 @@ enum {
 };
 
 struct ctl_store {
-    sqlite3 *db;
+    ctl_db *owner; /* the community database (db.h): opened, migrated and closed there */
+    sqlite3 *db;   /* its connection (db_internal.h), for this file's statements */
     int64_t first_interval;
     int64_t interval_s;
     mkt_clearing *clearing;
     size_t clearing_cap;
     sqlite3_stmt *q[Q_COUNT]; /* the order path's statements, prepared on first use */
 };
-
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS schema_version("
-    "  component TEXT PRIMARY KEY, version INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS ctl_meta("
-    "  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS readings("
-    "  meter_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, power_w INTEGER NOT NULL,"
-    "  import_wh INTEGER NOT NULL, export_wh INTEGER NOT NULL, soc_permille INTEGER NOT NULL,"
-    "  quality INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
-    "  PRIMARY KEY(meter_id, ts_ms)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS market_ids("
-    "  market_id INTEGER PRIMARY KEY, participant TEXT NOT NULL UNIQUE);"
-    "CREATE TABLE IF NOT EXISTS orders("
-    "  order_id INTEGER PRIMARY KEY, participant TEXT NOT NULL, nonce BLOB NOT NULL,"
-    "  interval_id INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
-    "  side INTEGER NOT NULL CHECK(side IN (0, 1)),"
-    "  signed BLOB NOT NULL, received_ms INTEGER NOT NULL,"
-    "  status INTEGER NOT NULL CHECK(status IN (0, 1)), reason TEXT NOT NULL,"
-    "  superseded INTEGER NOT NULL DEFAULT 0);"
-    "CREATE UNIQUE INDEX IF NOT EXISTS orders_nonce ON orders(participant, nonce) "
-    "  WHERE status = 1;"
-    "CREATE INDEX IF NOT EXISTS orders_by_interval ON orders(interval_id, status, superseded);"
-    /* a participant's current order for an interval, looked up for every order that comes in:
-     * without it the lookup scans the interval's whole book (quadratic in the homes) */
-    "CREATE INDEX IF NOT EXISTS orders_by_participant ON orders(participant, interval_id, "
-    "status, superseded);"
-    "CREATE TABLE IF NOT EXISTS order_steps("
-    "  order_id INTEGER NOT NULL REFERENCES orders(order_id), step INTEGER NOT NULL,"
-    "  energy_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
-    "  PRIMARY KEY(order_id, step)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS receipts("
-    "  order_id INTEGER PRIMARY KEY REFERENCES orders(order_id), body TEXT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS intervals("
-    "  interval_id INTEGER PRIMARY KEY, start_utc INTEGER NOT NULL, length_s INTEGER NOT NULL,"
-    "  state INTEGER NOT NULL CHECK(state IN (0, 1)), mechanism INTEGER NOT NULL,"
-    "  feed_in_uc_per_kwh INTEGER NOT NULL, retail_uc_per_kwh INTEGER NOT NULL,"
-    "  network_fee_uc_per_kwh INTEGER NOT NULL, cleared_ms INTEGER NOT NULL,"
-    "  published INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '');"
-    "CREATE TABLE IF NOT EXISTS results("
-    "  interval_id INTEGER PRIMARY KEY REFERENCES intervals(interval_id),"
-    "  n_orders INTEGER NOT NULL, n_trades INTEGER NOT NULL, matched_wh INTEGER NOT NULL,"
-    "  has_price INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
-    "  price_low_uc_per_kwh INTEGER NOT NULL, price_high_uc_per_kwh INTEGER NOT NULL,"
-    "  grid_bought_wh INTEGER NOT NULL, grid_sold_wh INTEGER NOT NULL,"
-    "  local_value_uc INTEGER NOT NULL, fees_uc INTEGER NOT NULL,"
-    "  grid_paid_uc INTEGER NOT NULL, grid_received_uc INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS trades("
-    "  interval_id INTEGER NOT NULL REFERENCES intervals(interval_id), seq INTEGER NOT NULL,"
-    "  seller TEXT NOT NULL, buyer TEXT NOT NULL, energy_wh INTEGER NOT NULL,"
-    "  price_uc_per_kwh INTEGER NOT NULL, amount_uc INTEGER NOT NULL, fee_uc INTEGER NOT NULL,"
-    "  PRIMARY KEY(interval_id, seq)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS outcomes("
-    "  interval_id INTEGER NOT NULL REFERENCES intervals(interval_id),"
-    "  participant TEXT NOT NULL, market_id INTEGER NOT NULL, side INTEGER NOT NULL,"
-    "  offered_wh INTEGER NOT NULL, local_bought_wh INTEGER NOT NULL,"
-    "  local_sold_wh INTEGER NOT NULL, grid_bought_wh INTEGER NOT NULL,"
-    "  grid_sold_wh INTEGER NOT NULL, local_paid_uc INTEGER NOT NULL,"
-    "  local_received_uc INTEGER NOT NULL, grid_paid_uc INTEGER NOT NULL,"
-    "  grid_received_uc INTEGER NOT NULL, fee_paid_uc INTEGER NOT NULL,"
-    "  PRIMARY KEY(interval_id, participant)) WITHOUT ROWID;";
 
 const char *ctl_store_strerror(int code)
 {
@@ -138,34 +80,27 @@ static int db_code(sqlite3 *db)
     return CTL_ST_E_DB;
 }
 
-static int exec(ctl_store *s, const char *sql)
-{
-    return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? CTL_ST_OK : db_code(s->db);
-}
-
 static int begin(ctl_store *s)
 {
-    return exec(s, "BEGIN IMMEDIATE");
+    return ctl_sql_begin(s->db) == SQLITE_OK ? CTL_ST_OK : db_code(s->db);
 }
 
 /* Commits, or rolls back when rc says the step failed. Returns the step's outcome. */
 static int finish(ctl_store *s, int rc)
 {
     if (rc == CTL_ST_OK) {
-        rc = exec(s, "COMMIT");
-        if (rc == CTL_ST_OK)
+        if (ctl_sql_commit(s->db) == SQLITE_OK)
             return CTL_ST_OK;
+        rc = db_code(s->db);
     }
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    ctl_sql_rollback(s->db);
     return rc;
 }
 
 static sqlite3_stmt *prep(ctl_store *s, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return NULL;
-    return st;
+    sqlite3_stmt *st;
+    return ctl_sql_prepare(s->db, sql, &st) == SQLITE_OK ? st : NULL;
 }
 
 /* Steps a statement that returns no row; finalizes it. */
@@ -208,14 +143,15 @@ static int meta_put(ctl_store *s, const char *key, const char *val)
     return run(s, st);
 }
 
-/* Creates the schema, or checks the file's version and identity, in one transaction. */
+/* Records the store's identity in a new file, or checks an existing file's, in one
+ * transaction. The tables are the db module's (db/schema.c, created when the file was opened);
+ * schema_version is the store's version record of the releases before user_version, still
+ * written and checked so those releases and this one refuse each other's newer files. */
 static int setup(ctl_store *s, const ctl_store_identity *id, char *err, size_t err_len)
 {
     int rc = begin(s);
     if (rc)
         return rc;
-    if ((rc = exec(s, SCHEMA)))
-        return finish(s, rc);
     sqlite3_stmt *st = prep(s, "SELECT version FROM schema_version WHERE component = 'controller'");
     if (!st)
         return finish(s, db_code(s->db));
@@ -272,23 +208,14 @@ int ctl_store_open(const char *path, const ctl_store_identity *id, ctl_store **o
     if (!s)
         return CTL_ST_E_NOMEM;
     s->interval_s = id->interval_s;
-    int rc = CTL_ST_E_DB;
-    /* one thread at a time (store.h): no per-call mutex, which the order path would pay for
-     * every bind and step */
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        ctl_errf(err, err_len, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
+    int rc = ctl_db_open(path, &s->owner, err, err_len);
+    if (rc != CTL_DB_OK) {
+        rc = rc == CTL_DB_E_VERSION || rc == CTL_DB_E_SCHEMA ? CTL_ST_E_SCHEMA
+             : rc == CTL_DB_E_NOMEM                          ? CTL_ST_E_NOMEM
+                                                             : CTL_ST_E_DB;
         goto out;
     }
-    sqlite3_busy_timeout(s->db, 5000);
-    /* WAL + FULL: a committed transaction survives power loss; readers never block the writer.
-     * A 32 MiB page cache keeps the order indexes in memory (SQLite's default 2 MB means a read
-     * syscall for most index lookups once a few thousand orders are stored). */
-    if ((rc = exec(s, "PRAGMA journal_mode=WAL")) || (rc = exec(s, "PRAGMA synchronous=FULL")) ||
-        (rc = exec(s, "PRAGMA foreign_keys=ON")) || (rc = exec(s, "PRAGMA cache_size=-32768"))) {
-        ctl_errf(err, err_len, "%s: %s", path, sqlite3_errmsg(s->db));
-        goto out;
-    }
+    s->db = ctl_db__sqlite(s->owner);
     char why[256] = "";
     if ((rc = setup(s, id, why, sizeof why))) {
         ctl_errf(err, err_len, "%s: %s", path, why[0] ? why : sqlite3_errmsg(s->db));
@@ -307,14 +234,14 @@ void ctl_store_free(ctl_store *s)
         return;
     for (size_t i = 0; i < sizeof s->q / sizeof s->q[0]; i++)
         sqlite3_finalize(s->q[i]);
-    sqlite3_close(s->db);
+    ctl_db_close(s->owner);
     mkt_clearing_free(s->clearing);
     free(s);
 }
 
-struct sqlite3 *ctl_store_db(ctl_store *s)
+ctl_db *ctl_store_db(ctl_store *s)
 {
-    return s->db;
+    return s->owner;
 }
 
 const char *ctl_store_errmsg(const ctl_store *s)
@@ -430,8 +357,7 @@ static const char *const Q_SQL[Q_COUNT] = {
 /* The cached statement q, ready to bind, or NULL (db_code says why). */
 static sqlite3_stmt *cached(ctl_store *s, int q)
 {
-    if (!s->q[q] && sqlite3_prepare_v3(s->db, Q_SQL[q], -1, SQLITE_PREPARE_PERSISTENT, &s->q[q],
-                                       NULL) != SQLITE_OK)
+    if (!s->q[q] && ctl_sql_prepare_persistent(s->db, Q_SQL[q], &s->q[q]) != SQLITE_OK)
         return NULL;
     return s->q[q];
 }
@@ -459,11 +385,8 @@ static int query_cached(ctl_store *s, sqlite3_stmt *st, int64_t *v, int *found)
 {
     if (!st)
         return db_code(s->db);
-    int rc = sqlite3_step(st);
-    *found = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
-    if (*found)
-        *v = sqlite3_column_int64(st, 0);
-    return release(st, rc == SQLITE_ROW || rc == SQLITE_DONE ? CTL_ST_OK : db_code(s->db));
+    int rc = ctl_sql_step_int(st, v, found);
+    return release(st, rc == SQLITE_OK ? CTL_ST_OK : db_code(s->db));
 }
 
 /* The stored receipt and signed bytes of the participant's accepted order with this nonce. */

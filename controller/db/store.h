@@ -16,8 +16,9 @@
  *    publishes again whatever was not marked (the messages are idempotent: a retained result,
  *    trades keyed by interval).
  *
- * Other modules (settlement) add their own tables to the same file; the schema of these
- * tables is documented in docs/controller.md and versioned in schema_version.
+ * The file is the community database (db.h): its tables, every module's, are declared in
+ * db/schema.c and versioned with PRAGMA user_version; the store opens it through ctl_db_open
+ * and records its identity (community, interval length) in ctl_meta.
  *
  * Thread safety: a ctl_store is used by one thread at a time. Ownership: the caller owns the
  * ctl_store (ctl_store_free); strings passed in are copied; results handed to callbacks are
@@ -29,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db/db.h"
 #include "mgx/market.h"
 #include "mgx/meter.h"
 
@@ -66,9 +68,10 @@ typedef struct {
 int ctl_store_open(const char *path, const ctl_store_identity *id, ctl_store **out, char *err,
                    size_t err_len);
 void ctl_store_free(ctl_store *s);
-/* The connection, for modules that keep their tables in the same file (the participant
- * registry, settlement). Owned by the store; use it from the store's thread only. */
-struct sqlite3 *ctl_store_db(ctl_store *s);
+/* The community database handle, for modules that keep their tables in the same file (the
+ * participant registry, settlement, the Solana outbox). Owned by the store; use it from the
+ * store's thread only. */
+ctl_db *ctl_store_db(ctl_store *s);
 /* The last SQLite error message of this connection (never NULL). */
 const char *ctl_store_errmsg(const ctl_store *s);
 /* The first interval recorded when the store was created. */

@@ -13,7 +13,6 @@
 #include "db/registry.h"
 #include "orders/verify_pool.h"
 
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,15 +148,15 @@ static void prejudge_pending(ctl_ingest *g)
 {
     if (g->n_judged == g->n)
         return;
-    sqlite3 *db = ctl_store_db(g->store);
-    int own = sqlite3_get_autocommit(db) && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    ctl_db *db = ctl_store_db(g->store);
+    int own = ctl_db_read_begin(db);
     for (; g->n_judged < g->n; g->n_judged++) {
         item *x = &g->items[g->n_judged];
         if (x->decode_rc == CTL_R_OK)
             prejudge(g, x, g->n_judged);
     }
     if (own)
-        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL); /* a read: nothing to lose */
+        ctl_db_read_end(db);
 }
 
 int ctl_ingest_add(ctl_ingest *g, const char *topic_participant, const char *payload, size_t len,

@@ -7,6 +7,8 @@
 
 #include "common/errbuf.h"
 
+#include <sqlite3.h>
+
 #include "common/crash_point.h"
 #include "common/file.h"
 #include "mgx/merkle.h"
@@ -43,64 +45,22 @@ void ctl_ledger_key_free(ctl_ledger_key *k)
         sodium_free(k); /* sodium_free wipes */
 }
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+/* Runs sql (no rows); on failure err says what SQLite said. */
+static int exec(ctl_db *db, const char *sql, char *err, size_t errlen)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        ctl_errf(err, errlen, "SQLite: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
+    if (ctl_db_exec(db, sql) != SQLITE_OK) {
+        ctl_errf(err, errlen, "SQLite: %s", ctl_db_errmsg(db));
         return CTL_LEDGER_E_DB;
     }
     return CTL_LEDGER_OK;
 }
 
-int ctl_ledger_schema(sqlite3 *db, char *err, size_t errlen)
-{
-    return exec(db,
-                "CREATE TABLE IF NOT EXISTS ledger_meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
-                "CREATE TABLE IF NOT EXISTS ledger_block(height INTEGER PRIMARY KEY,"
-                " interval_id INTEGER NOT NULL UNIQUE, hash BLOB NOT NULL, body BLOB NOT NULL,"
-                " sig BLOB NOT NULL, checkpoint TEXT NOT NULL);"
-                "CREATE TABLE IF NOT EXISTS ledger_tx(log_index INTEGER PRIMARY KEY,"
-                " height INTEGER NOT NULL, txid BLOB NOT NULL, participant INTEGER,"
-                " body BLOB NOT NULL);"
-                "CREATE INDEX IF NOT EXISTS ledger_tx_txid ON ledger_tx(txid);"
-                "CREATE INDEX IF NOT EXISTS ledger_tx_height ON ledger_tx(height);"
-                "CREATE INDEX IF NOT EXISTS ledger_tx_participant ON ledger_tx(participant)"
-                " WHERE participant IS NOT NULL;"
-                "CREATE TABLE IF NOT EXISTS ledger_node(level INTEGER NOT NULL,"
-                " idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY(level, idx))"
-                " WITHOUT ROWID;",
-                err, errlen);
-}
-
-int ctl_ledger_open(const char *path, sqlite3 **db, char *err, size_t errlen)
-{
-    *db = NULL;
-    if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        ctl_errf(err, errlen, "%s: %s", path, *db ? sqlite3_errmsg(*db) : "cannot open");
-        sqlite3_close(*db);
-        *db = NULL;
-        return CTL_LEDGER_E_DB;
-    }
-    sqlite3_busy_timeout(*db, 10000);
-    int rc = exec(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err, errlen);
-    if (rc == CTL_LEDGER_OK)
-        rc = ctl_ledger_schema(*db, err, errlen);
-    if (rc != CTL_LEDGER_OK) {
-        sqlite3_close(*db);
-        *db = NULL;
-    }
-    return rc;
-}
-
 int ctl_ledger_node(void *ctx, unsigned level, uint64_t index, uint8_t out[STL_HASH_LEN])
 {
-    sqlite3 *db = ctx;
+    ctl_db *db = ctx;
     sqlite3_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db, "SELECT hash FROM ledger_node WHERE level=?1 AND idx=?2", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT hash FROM ledger_node WHERE level=?1 AND idx=?2", &st) != SQLITE_OK)
         return -1;
     sqlite3_bind_int(st, 1, (int)level);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
@@ -202,14 +162,14 @@ static int reconcile_input(const ctl_ledger_input *in, stl_reconciler **rp, tx_s
 }
 
 /* Reads block `height` (or the latest when height < 0). */
-static int load_block(sqlite3 *db, int64_t height, int64_t interval_id, stl_block *b,
+static int load_block(ctl_db *db, int64_t height, int64_t interval_id, stl_block *b,
                       uint8_t hash[STL_ID_LEN])
 {
     const char *sql = height >= 0      ? "SELECT body, hash FROM ledger_block WHERE height=?1"
                       : interval_id != INT64_MIN ? "SELECT body, hash FROM ledger_block WHERE interval_id=?1"
                                          : "SELECT body, hash FROM ledger_block ORDER BY height DESC LIMIT 1";
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, sql, &st) != SQLITE_OK)
         return CTL_LEDGER_E_DB;
     if (height >= 0)
         sqlite3_bind_int64(st, 1, height);
@@ -231,7 +191,7 @@ static int load_block(sqlite3 *db, int64_t height, int64_t interval_id, stl_bloc
     return rc;
 }
 
-int ctl_ledger_head(sqlite3 *db, uint64_t *height, uint64_t *log_size)
+int ctl_ledger_head(ctl_db *db, uint64_t *height, uint64_t *log_size)
 {
     stl_block b;
     int rc = load_block(db, -1, INT64_MIN, &b, NULL);
@@ -242,11 +202,11 @@ int ctl_ledger_head(sqlite3 *db, uint64_t *height, uint64_t *log_size)
     return rc;
 }
 
-int ctl_ledger_meta(sqlite3 *db, char community[STL_COMMUNITY_MAX + 1], char *vkey, size_t vcap)
+int ctl_ledger_meta(ctl_db *db, char community[STL_COMMUNITY_MAX + 1], char *vkey, size_t vcap)
 {
     sqlite3_stmt *st = NULL;
     int rc = CTL_LEDGER_E_NOTFOUND, got = 0;
-    if (sqlite3_prepare_v2(db, "SELECT k, v FROM ledger_meta", -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT k, v FROM ledger_meta", &st) != SQLITE_OK)
         return CTL_LEDGER_E_DB;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -286,13 +246,11 @@ static int node_sink(void *ctx, unsigned level, uint64_t index, const uint8_t ha
     return 0;
 }
 
-static int insert_txs(sqlite3 *db, const tx_set *s, uint64_t height, uint64_t first_index)
+static int insert_txs(ctl_db *db, const tx_set *s, uint64_t height, uint64_t first_index)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO ledger_tx(log_index, height, txid, participant, body)"
-                           " VALUES(?1, ?2, ?3, ?4, ?5)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "INSERT INTO ledger_tx(log_index, height, txid, participant, body)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5)", &st) != SQLITE_OK)
         return CTL_LEDGER_E_DB;
     int rc = CTL_LEDGER_OK;
     for (size_t i = 0; i < s->n && rc == CTL_LEDGER_OK; i++) {
@@ -312,13 +270,12 @@ static int insert_txs(sqlite3 *db, const tx_set *s, uint64_t height, uint64_t fi
     return rc;
 }
 
-static int append_log(sqlite3 *db, const tx_set *s, uint64_t log_size, stl_frontier *f)
+static int append_log(ctl_db *db, const tx_set *s, uint64_t log_size, stl_frontier *f)
 {
     if (stl_frontier_load(f, log_size, ctl_ledger_node, db) != STL_OK)
         return CTL_LEDGER_E_FAULT;
     node_sink_ctx c = {NULL, 0};
-    if (sqlite3_prepare_v2(db, "INSERT INTO ledger_node(level, idx, hash) VALUES(?1, ?2, ?3)", -1,
-                           &c.ins, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "INSERT INTO ledger_node(level, idx, hash) VALUES(?1, ?2, ?3)", &c.ins) != SQLITE_OK)
         return CTL_LEDGER_E_DB;
     int rc = CTL_LEDGER_OK;
     for (size_t i = 0; i < s->n && rc == CTL_LEDGER_OK; i++)
@@ -328,15 +285,13 @@ static int append_log(sqlite3 *db, const tx_set *s, uint64_t log_size, stl_front
     return rc;
 }
 
-static int insert_block(sqlite3 *db, const stl_block *b, const uint8_t *enc, size_t len,
+static int insert_block(ctl_db *db, const stl_block *b, const uint8_t *enc, size_t len,
                         const uint8_t hash[STL_ID_LEN], const uint8_t sig[STL_SIG_LEN],
                         const char *checkpoint)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO ledger_block(height, interval_id, hash, body, sig, checkpoint)"
-                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "INSERT INTO ledger_block(height, interval_id, hash, body, sig, checkpoint)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st) != SQLITE_OK)
         return CTL_LEDGER_E_DB;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)b->height);
     sqlite3_bind_int64(st, 2, b->interval_id);
@@ -350,7 +305,7 @@ static int insert_block(sqlite3 *db, const stl_block *b, const uint8_t *enc, siz
 }
 
 /* Records the community and key with the first block; later blocks must use the same key. */
-static int check_meta(sqlite3 *db, const ctl_ledger_key *key, char *err, size_t errlen)
+static int check_meta(ctl_db *db, const ctl_ledger_key *key, char *err, size_t errlen)
 {
     char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX], mine[STL_VKEY_MAX];
     if (stl_vkey_format(key->name, key->sk + 32, mine, sizeof mine) != STL_OK)
@@ -358,8 +313,7 @@ static int check_meta(sqlite3 *db, const ctl_ledger_key *key, char *err, size_t 
     int rc = ctl_ledger_meta(db, community, vkey, sizeof vkey);
     if (rc == CTL_LEDGER_E_NOTFOUND) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO ledger_meta(k, v) VALUES(?1, ?2)", -1,
-                               &st, NULL) != SQLITE_OK)
+        if (ctl_db_prepare(db, "INSERT OR REPLACE INTO ledger_meta(k, v) VALUES(?1, ?2)", &st) != SQLITE_OK)
             return CTL_LEDGER_E_DB;
         const char *kv[2][2] = {{"community", key->name}, {"vkey", mine}};
         for (int i = 0; i < 2 && rc != CTL_LEDGER_E_DB; i++) {
@@ -381,7 +335,7 @@ static int check_meta(sqlite3 *db, const ctl_ledger_key *key, char *err, size_t 
     return CTL_LEDGER_OK;
 }
 
-static int settle_new(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
+static int settle_new(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
                       const stl_reconciler *r, const tx_set *s, ctl_ledger_result *out, char *err,
                       size_t errlen)
 {
@@ -433,7 +387,7 @@ static int settle_new(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
     return CTL_LEDGER_OK;
 }
 
-int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
+int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
                       ctl_ledger_result *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -449,8 +403,10 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
     int rc = reconcile_input(in, &r, &s, err, errlen);
     if (rc != CTL_LEDGER_OK)
         goto out;
-    if ((rc = exec(db, "BEGIN IMMEDIATE", err, errlen)) != CTL_LEDGER_OK)
+    if (ctl_db_begin(db) != SQLITE_OK) {
+        rc = ctl_fail(CTL_LEDGER_E_DB, err, errlen, "SQLite: %s", ctl_db_errmsg(db));
         goto out;
+    }
     ctl_crash_point("ledger.begin");
     rc = load_block(db, -1, in->interval_id, &out->block, out->hash);
     if (rc == CTL_LEDGER_OK) { /* settled before: the same inputs give the same transactions */
@@ -462,7 +418,7 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
                      (long long)in->interval_id, (unsigned long long)out->block.height);
             rc = CTL_LEDGER_E_CONFLICT;
         }
-        exec(db, "ROLLBACK", NULL, 0);
+        ctl_db_rollback(db);
         goto out;
     }
     if (rc == CTL_LEDGER_E_NOTFOUND)
@@ -474,8 +430,8 @@ int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_
     }
     if (rc != CTL_LEDGER_OK) {
         if (err && !err[0])
-            ctl_errf(err, errlen, "SQLite: %s", sqlite3_errmsg(db));
-        exec(db, "ROLLBACK", NULL, 0);
+            ctl_errf(err, errlen, "SQLite: %s", ctl_db_errmsg(db));
+        ctl_db_rollback(db);
     }
 out:
     tx_set_free(&s);
@@ -486,7 +442,7 @@ out:
 /* ---- audit ---------------------------------------------------------------------------- */
 
 typedef struct {
-    sqlite3 *db;
+    ctl_db *db;
     char *msg;
     size_t msglen;
     uint64_t height;
@@ -722,11 +678,11 @@ out:
     return rc;
 }
 
-static int count(sqlite3 *db, const char *sql, int64_t *out)
+static int count(ctl_db *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
     int rc = CTL_LEDGER_E_DB;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    if (ctl_db_prepare(db, sql, &st) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
         *out = sqlite3_column_int64(st, 0);
         rc = CTL_LEDGER_OK;
     }
@@ -734,7 +690,7 @@ static int count(sqlite3 *db, const char *sql, int64_t *out)
     return rc;
 }
 
-int ctl_ledger_verify(sqlite3 *db, const uint8_t *trusted_pk, char *msg, size_t msglen)
+int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t msglen)
 {
     char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX], name[STL_COMMUNITY_MAX + 1];
     uint8_t pk[STL_PK_LEN], prev[STL_ID_LEN] = {0};
@@ -758,14 +714,10 @@ int ctl_ledger_verify(sqlite3 *db, const uint8_t *trusted_pk, char *msg, size_t 
         FAULT("the ledger's key record is malformed");
     if (trusted_pk && memcmp(trusted_pk, pk, STL_PK_LEN) != 0)
         FAULT("the ledger is signed by %s, which is not the key you trust", vkey);
-    if (sqlite3_prepare_v2(db,
-                           "SELECT height, interval_id, hash, body, sig, checkpoint FROM ledger_block"
-                           " ORDER BY height",
-                           -1, &bq, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT log_index, txid, participant, body FROM ledger_tx WHERE height=?1"
-                           " ORDER BY log_index",
-                           -1, &txq, NULL) != SQLITE_OK) {
+    if (ctl_db_prepare(db, "SELECT height, interval_id, hash, body, sig, checkpoint FROM ledger_block"
+                           " ORDER BY height", &bq) != SQLITE_OK ||
+        ctl_db_prepare(db, "SELECT log_index, txid, participant, body FROM ledger_tx WHERE height=?1"
+                           " ORDER BY log_index", &txq) != SQLITE_OK) {
         rc = CTL_LEDGER_E_DB;
         goto out;
     }

@@ -1,5 +1,5 @@
 /*
- * Internal: the settlement ledger in the controller's SQLite database.
+ * Internal: the settlement ledger in the community database (db/db.h).
  *
  * ctl_ledger_settle is the one function the controller daemon calls after an interval's grace
  * period: it reconciles the interval (settlement/reconcile), appends its transactions to the
@@ -20,10 +20,10 @@
 #ifndef MGX_CTL_LEDGER_STORE_H
 #define MGX_CTL_LEDGER_STORE_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db/db.h"
 #include "mgx/checkpoint.h"
 #include "mgx/ledger_record.h"
 #include "mgx/market.h"
@@ -68,26 +68,24 @@ typedef struct {
 ctl_ledger_key *ctl_ledger_key_load(const char *path, char *err, size_t errlen);
 void ctl_ledger_key_free(ctl_ledger_key *k);
 
-/* Opens (creating if needed) a database with WAL, synchronous=FULL, a busy timeout and the
- * ledger tables. */
-int ctl_ledger_open(const char *path, sqlite3 **db, char *err, size_t errlen);
-int ctl_ledger_schema(sqlite3 *db, char *err, size_t errlen);
+/* The ledger's tables (ledger_meta, ledger_block, ledger_tx, ledger_node) are the community
+ * database's (db/schema.c): open the file with ctl_db_open. */
 
-int ctl_ledger_settle(sqlite3 *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
+int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
                       ctl_ledger_result *out, char *err, size_t errlen);
 
 /* Audits everything: block chain, hashes, signatures, checkpoints, transaction ids, the Merkle
  * log's nodes and roots, and re-settles every block from its own transactions to check each
  * amount and balance. trusted_pk (may be NULL) must be the ledger's key. CTL_LEDGER_OK with a
  * summary in msg, or CTL_LEDGER_E_FAULT with the first fault. */
-int ctl_ledger_verify(sqlite3 *db, const uint8_t *trusted_pk, char *msg, size_t msglen);
+int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t msglen);
 
 /* The ledger's community and verifier key text (from the first block). */
-int ctl_ledger_meta(sqlite3 *db, char community[STL_COMMUNITY_MAX + 1], char *vkey, size_t vcap);
+int ctl_ledger_meta(ctl_db *db, char community[STL_COMMUNITY_MAX + 1], char *vkey, size_t vcap);
 /* The latest block's height and log size; CTL_LEDGER_E_NOTFOUND when there is none. */
-int ctl_ledger_head(sqlite3 *db, uint64_t *height, uint64_t *log_size);
+int ctl_ledger_head(ctl_db *db, uint64_t *height, uint64_t *log_size);
 
-/* The Merkle node source over ledger_node (ctx is the sqlite3 *). */
+/* The Merkle node source over ledger_node (ctx is the ctl_db *). */
 int ctl_ledger_node(void *ctx, unsigned level, uint64_t index, uint8_t out[STL_HASH_LEN]);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@
 struct ctl_settler {
     ctl_settler_config cfg;
     ctl_store *store;
-    sqlite3 *db;
+    ctl_db *db;
     ctl_ledger_key *key;
     ctl_settle_solana *sol;
     int64_t last_settled; /* interval id, or INT64_MIN */
@@ -57,10 +58,10 @@ __attribute__((format(printf, 3, 4))) static void logf_(ctl_settler *st, int lev
 
 /* ---- settle_state: what was published and handed to Solana ---- */
 
-static int state_get(sqlite3 *db, const char *k, int64_t dflt, int64_t *v)
+static int state_get(ctl_db *db, const char *k, int64_t dflt, int64_t *v)
 {
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT v FROM settle_state WHERE k = ?1", -1, &q, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT v FROM settle_state WHERE k = ?1", &q) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(q, 1, k, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
@@ -69,11 +70,10 @@ static int state_get(sqlite3 *db, const char *k, int64_t dflt, int64_t *v)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int state_put(sqlite3 *db, const char *k, int64_t v)
+static int state_put(ctl_db *db, const char *k, int64_t v)
 {
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO settle_state(k, v) VALUES(?1, ?2)", -1, &q,
-                           NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "INSERT OR REPLACE INTO settle_state(k, v) VALUES(?1, ?2)", &q) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(q, 1, k, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, v);
@@ -82,11 +82,11 @@ static int state_put(sqlite3 *db, const char *k, int64_t v)
     return rc; /* autocommit: one statement is one transaction */
 }
 
-static int64_t last_block_interval(sqlite3 *db)
+static int64_t last_block_interval(ctl_db *db)
 {
     sqlite3_stmt *q = NULL;
     int64_t v = INT64_MIN;
-    if (sqlite3_prepare_v2(db, "SELECT max(interval_id) FROM ledger_block", -1, &q, NULL) ==
+    if (ctl_db_prepare(db, "SELECT max(interval_id) FROM ledger_block", &q) ==
             SQLITE_OK &&
         sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
         v = sqlite3_column_int64(q, 0);
@@ -146,14 +146,7 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
         snprintf(err, errlen, "%s", msg);
         goto fail;
     }
-    if (ctl_ledger_schema(st->db, msg, sizeof msg) != CTL_LEDGER_OK ||
-        sqlite3_exec(st->db,
-                     "CREATE TABLE IF NOT EXISTS settle_state(k TEXT PRIMARY KEY,"
-                     " v INTEGER NOT NULL)",
-                     NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "settlement tables: %s", msg[0] ? msg : sqlite3_errmsg(st->db));
-        goto fail;
-    }
+    /* the ledger and settle_state tables are the community database's (db/schema.c) */
     /* the ledger's key must be ours: refuse to start rather than fail every interval */
     char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX], mine[STL_VKEY_MAX];
     if (stl_vkey_format(st->key->name, st->key->sk + 32, mine, sizeof mine) != STL_OK) {
@@ -169,7 +162,7 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
     st->last_settled = last_block_interval(st->db);
     if (state_get(st->db, "published_height", -1, &st->published_height) != 0 ||
         state_get(st->db, "solana_height", INT64_MIN, &st->solana_height) != 0) {
-        snprintf(err, errlen, "settle_state: %s", sqlite3_errmsg(st->db));
+        snprintf(err, errlen, "settle_state: %s", ctl_db_errmsg(st->db));
         goto fail;
     }
     if (c->solana && c->solana->enabled) {
@@ -187,7 +180,7 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
             st->solana_height =
                 ctl_ledger_head(st->db, &head, &size) == CTL_LEDGER_OK ? (int64_t)head : -1;
             if (state_put(st->db, "solana_height", st->solana_height) != 0) {
-                snprintf(err, errlen, "settle_state: %s", sqlite3_errmsg(st->db));
+                snprintf(err, errlen, "settle_state: %s", ctl_db_errmsg(st->db));
                 goto fail;
             }
         }
@@ -338,13 +331,12 @@ static void block_view_free(block_view *v)
     v->tx = NULL;
 }
 
-static int load_block(sqlite3 *db, uint64_t height, block_view *v)
+static int load_block(ctl_db *db, uint64_t height, block_view *v)
 {
     memset(v, 0, sizeof *v);
     sqlite3_stmt *q = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db, "SELECT body, checkpoint FROM ledger_block WHERE height = ?1", -1,
-                           &q, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT body, checkpoint FROM ledger_block WHERE height = ?1", &q) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)height);
     if (sqlite3_step(q) == SQLITE_ROW &&
@@ -359,8 +351,7 @@ static int load_block(sqlite3 *db, uint64_t height, block_view *v)
         return rc;
     v->tx = calloc(v->b.n_tx ? v->b.n_tx : 1, sizeof *v->tx);
     if (!v->tx ||
-        sqlite3_prepare_v2(db, "SELECT body FROM ledger_tx WHERE height = ?1 ORDER BY log_index",
-                           -1, &q, NULL) != SQLITE_OK)
+        ctl_db_prepare(db, "SELECT body FROM ledger_tx WHERE height = ?1 ORDER BY log_index", &q) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)height);
     while (sqlite3_step(q) == SQLITE_ROW && v->n_tx < v->b.n_tx)
@@ -381,7 +372,7 @@ static void pub_finish(ctl_settler *st)
         st->published_height = (int64_t)st->pub_height;
         if (state_put(st->db, "published_height", st->published_height) != 0)
             logf_(st, BUS_LOG_ERROR, "block %llu: publication not recorded: %s",
-                  (unsigned long long)st->pub_height, sqlite3_errmsg(st->db));
+                  (unsigned long long)st->pub_height, ctl_db_errmsg(st->db));
     }
     st->pub_active = 0;
 }
@@ -548,7 +539,7 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
             st->solana_height = (int64_t)h;
             if (state_put(st->db, "solana_height", st->solana_height) != 0)
                 logf_(st, BUS_LOG_ERROR, "solana: progress not recorded: %s",
-                      sqlite3_errmsg(st->db));
+                      ctl_db_errmsg(st->db));
             logf_(st, BUS_LOG_INFO, "solana: block %llu (interval %lld): %s",
                   (unsigned long long)h, (long long)v.b.interval_id, msg);
             continue;

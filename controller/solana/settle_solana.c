@@ -301,7 +301,7 @@ static int load_wallets(ctl_settle_solana *x, const char *path, char *err, size_
     return 0;
 }
 
-int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
+int ctl_settle_solana_new(const ctl_settle_solana_config *c, ctl_db *db,
                           ctl_settle_solana **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -329,7 +329,7 @@ int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
         goto fail;
     }
     if (ctl_sol_outbox_open(db, &x->ob) != CTL_SOLOB_OK) {
-        ctl_errf(err, errlen, "solana: cannot create the outbox tables: %s", sqlite3_errmsg(db));
+        ctl_errf(err, errlen, "solana: cannot create the outbox tables: %s", ctl_db_errmsg(db));
         goto fail;
     }
     *out = x;

@@ -18,9 +18,10 @@
 #ifndef MGX_CTL_SETTLE_SOLANA_H
 #define MGX_CTL_SETTLE_SOLANA_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "db/db.h"
 
 #include "mgx/ledger_record.h"
 #include "mgx/solana.h"
@@ -60,7 +61,7 @@ typedef struct ctl_settle_solana ctl_settle_solana;
 
 /* Loads the key pair and the wallets, derives every home's token accounts, opens the outbox
  * tables in db and the RPC client. 0 or -1 with a message. */
-int ctl_settle_solana_new(const ctl_settle_solana_config *c, sqlite3 *db,
+int ctl_settle_solana_new(const ctl_settle_solana_config *c, ctl_db *db,
                           ctl_settle_solana **out, char *err, size_t errlen);
 void ctl_settle_solana_free(ctl_settle_solana *x);
 

@@ -8,6 +8,7 @@
 #include "solana/solana_outbox.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,38 +18,13 @@
 #include "mgx/solana_base58.h"
 #include "mgx/solana_tx.h"
 
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS solana_outbox ("
-    " id INTEGER PRIMARY KEY,"
-    " interval_id INTEGER NOT NULL,"
-    " part INTEGER NOT NULL,"
-    " n_parts INTEGER NOT NULL,"
-    " state TEXT NOT NULL CHECK (state IN ('built','submitted','confirmed','failed')),"
-    " tx BLOB NOT NULL,"
-    " signature TEXT NOT NULL UNIQUE,"
-    " blockhash TEXT NOT NULL,"
-    " last_valid_block_height INTEGER NOT NULL,"
-    " generation INTEGER NOT NULL DEFAULT 0,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " rejected INTEGER NOT NULL DEFAULT 0,"
-    " last_error TEXT,"
-    " created_ms INTEGER NOT NULL,"
-    " updated_ms INTEGER NOT NULL,"
-    " last_sent_ms INTEGER,"
-    " UNIQUE (interval_id, part));"
-    "CREATE INDEX IF NOT EXISTS solana_outbox_open ON solana_outbox (state)"
-    " WHERE state IN ('built','submitted');"
-    "CREATE TABLE IF NOT EXISTS solana_outbox_superseded ("
-    " signature TEXT PRIMARY KEY,"
-    " outbox_id INTEGER NOT NULL REFERENCES solana_outbox(id),"
-    " blockhash TEXT NOT NULL,"
-    " last_valid_block_height INTEGER NOT NULL,"
-    " superseded_ms INTEGER NOT NULL);";
+/* The tables (solana_outbox, solana_outbox_superseded) are the community database's
+ * (db/schema.c). */
 
 static const char *const STATE_NAMES[4] = {"built", "submitted", "confirmed", "failed"};
 
 struct ctl_sol_outbox {
-    sqlite3 *db;
+    ctl_db *db;
 };
 
 const char *ctl_sol_outbox_strerror(int code)
@@ -81,17 +57,16 @@ __attribute__((format(printf, 2, 3))) static void logf_(const char *level, const
 
 static int db_fail(ctl_sol_outbox *ob, const char *what)
 {
-    logf_("error", "%s: %s", what, sqlite3_errmsg(ob->db));
+    logf_("error", "%s: %s", what, ctl_db_errmsg(ob->db));
     return CTL_SOLOB_E_DB;
 }
 
 static int exec(ctl_sol_outbox *ob, const char *sql)
 {
-    return sqlite3_exec(ob->db, sql, NULL, NULL, NULL) == SQLITE_OK ? CTL_SOLOB_OK
-                                                                     : db_fail(ob, sql);
+    return ctl_db_exec(ob->db, sql) == SQLITE_OK ? CTL_SOLOB_OK : db_fail(ob, sql);
 }
 
-int ctl_sol_outbox_open(sqlite3 *db, ctl_sol_outbox **out)
+int ctl_sol_outbox_open(ctl_db *db, ctl_sol_outbox **out)
 {
     if (!db || !out)
         return CTL_SOLOB_E_INVAL;
@@ -99,11 +74,6 @@ int ctl_sol_outbox_open(sqlite3 *db, ctl_sol_outbox **out)
     if (!ob)
         return CTL_SOLOB_E_DB;
     ob->db = db;
-    int rc = exec(ob, SCHEMA);
-    if (rc != CTL_SOLOB_OK) {
-        free(ob);
-        return rc;
-    }
     *out = ob;
     return CTL_SOLOB_OK;
 }
@@ -128,8 +98,7 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
     int rc = exec(ob, "BEGIN IMMEDIATE");
     if (rc != CTL_SOLOB_OK)
         return rc;
-    if (sqlite3_prepare_v2(ob->db, "SELECT 1 FROM solana_outbox WHERE interval_id = ?", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if (ctl_db_prepare(ob->db, "SELECT 1 FROM solana_outbox WHERE interval_id = ?", &st) != SQLITE_OK) {
         rc = db_fail(ob, "outbox lookup");
         goto out;
     }
@@ -141,11 +110,9 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
         rc = CTL_SOLOB_E_EXISTS;
         goto out;
     }
-    if (sqlite3_prepare_v2(ob->db,
-                           "INSERT INTO solana_outbox (interval_id, part, n_parts, state, tx,"
+    if (ctl_db_prepare(ob->db, "INSERT INTO solana_outbox (interval_id, part, n_parts, state, tx,"
                            " signature, blockhash, last_valid_block_height, created_ms,"
-                           " updated_ms) VALUES (?, ?, ?, 'built', ?, ?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK) {
+                           " updated_ms) VALUES (?, ?, ?, 'built', ?, ?, ?, ?, ?, ?)", &st) != SQLITE_OK) {
         rc = db_fail(ob, "outbox insert");
         goto out;
     }
@@ -176,7 +143,7 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
 out:
     sqlite3_finalize(st);
     if (rc != CTL_SOLOB_OK)
-        sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+        ctl_db_rollback(ob->db);
     return rc;
 }
 
@@ -203,12 +170,10 @@ static void copy_text(char *dst, size_t cap, const unsigned char *src)
 static int next_open(ctl_sol_outbox *ob, int64_t after_id, open_row *r)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(ob->db,
-                           "SELECT id, interval_id, part, n_parts, state, tx, signature, blockhash,"
+    if (ctl_db_prepare(ob->db, "SELECT id, interval_id, part, n_parts, state, tx, signature, blockhash,"
                            " last_valid_block_height, attempts, generation, rejected,"
                            " COALESCE(last_sent_ms, 0) FROM solana_outbox"
-                           " WHERE state IN ('built','submitted') AND id > ? ORDER BY id LIMIT 1",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " WHERE state IN ('built','submitted') AND id > ? ORDER BY id LIMIT 1", &st) != SQLITE_OK)
         return db_fail(ob, "outbox scan");
     sqlite3_bind_int64(st, 1, after_id);
     int rc = sqlite3_step(st);
@@ -246,7 +211,7 @@ static int update(ctl_sol_outbox *ob, const open_row *r, const char *sql, const 
     int rc = exec(ob, "BEGIN IMMEDIATE");
     if (rc != CTL_SOLOB_OK)
         return rc;
-    if (sqlite3_prepare_v2(ob->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (ctl_db_prepare(ob->db, sql, &st) != SQLITE_OK) {
         rc = db_fail(ob, sql);
         goto out;
     }
@@ -269,7 +234,7 @@ static int update(ctl_sol_outbox *ob, const open_row *r, const char *sql, const 
 out:
     sqlite3_finalize(st);
     if (rc != CTL_SOLOB_OK)
-        sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+        ctl_db_rollback(ob->db);
     return rc;
 }
 
@@ -348,10 +313,8 @@ static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint
     int rc = exec(ob, "BEGIN IMMEDIATE");
     if (rc != CTL_SOLOB_OK)
         return rc;
-    if (sqlite3_prepare_v2(ob->db,
-                           "INSERT INTO solana_outbox_superseded (signature, outbox_id, blockhash,"
-                           " last_valid_block_height, superseded_ms) VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(ob->db, "INSERT INTO solana_outbox_superseded (signature, outbox_id, blockhash,"
+                           " last_valid_block_height, superseded_ms) VALUES (?, ?, ?, ?, ?)", &st) != SQLITE_OK)
         goto db_error;
     sqlite3_bind_text(st, 1, old_sig, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, r->id);
@@ -361,11 +324,9 @@ static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint
     if (sqlite3_step(st) != SQLITE_DONE)
         goto db_error;
     sqlite3_finalize(st);
-    if (sqlite3_prepare_v2(ob->db,
-                           "UPDATE solana_outbox SET state = 'built', tx = ?, signature = ?,"
+    if (ctl_db_prepare(ob->db, "UPDATE solana_outbox SET state = 'built', tx = ?, signature = ?,"
                            " blockhash = ?, last_valid_block_height = ?,"
-                           " generation = generation + 1, updated_ms = ? WHERE id = ?",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " generation = generation + 1, updated_ms = ? WHERE id = ?", &st) != SQLITE_OK)
         goto db_error;
     sqlite3_bind_blob(st, 1, r->tx, (int)r->len, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->sig, -1, SQLITE_STATIC);
@@ -387,7 +348,7 @@ db_error:
     sqlite3_finalize(st);
     rc = db_fail(ob, "outbox rebuild");
 rollback:
-    sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+    ctl_db_rollback(ob->db);
     return rc;
 }
 
@@ -472,11 +433,9 @@ int ctl_sol_outbox_get(ctl_sol_outbox *ob, uint64_t interval_id, uint32_t part,
     if (!ob || !row || interval_id > INT64_MAX)
         return CTL_SOLOB_E_INVAL;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(ob->db,
-                           "SELECT n_parts, state, signature, attempts, generation,"
+    if (ctl_db_prepare(ob->db, "SELECT n_parts, state, signature, attempts, generation,"
                            " last_valid_block_height, COALESCE(last_error, '') FROM solana_outbox"
-                           " WHERE interval_id = ? AND part = ?",
-                           -1, &st, NULL) != SQLITE_OK)
+                           " WHERE interval_id = ? AND part = ?", &st) != SQLITE_OK)
         return db_fail(ob, "outbox get");
     sqlite3_bind_int64(st, 1, (int64_t)interval_id);
     sqlite3_bind_int64(st, 2, part);
@@ -506,10 +465,8 @@ int ctl_sol_outbox_counts(ctl_sol_outbox *ob, uint64_t interval_id, size_t count
     if (!ob || !counts || interval_id > INT64_MAX)
         return CTL_SOLOB_E_INVAL;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(ob->db,
-                           "SELECT state, COUNT(*) FROM solana_outbox WHERE interval_id = ?"
-                           " GROUP BY state",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (ctl_db_prepare(ob->db, "SELECT state, COUNT(*) FROM solana_outbox WHERE interval_id = ?"
+                           " GROUP BY state", &st) != SQLITE_OK)
         return db_fail(ob, "outbox counts");
     sqlite3_bind_int64(st, 1, (int64_t)interval_id);
     memset(counts, 0, 4 * sizeof counts[0]);

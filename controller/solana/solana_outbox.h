@@ -25,9 +25,10 @@
 #ifndef MGX_CTL_SOLANA_OUTBOX_H
 #define MGX_CTL_SOLANA_OUTBOX_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "db/db.h"
 
 #include "mgx/solana_batch.h"
 #include "solana/solana_rpc.h"
@@ -57,9 +58,9 @@ const char *ctl_sol_outbox_state_name(ctl_sol_outbox_state s);
 
 typedef struct ctl_sol_outbox ctl_sol_outbox;
 
-/* Creates the tables if needed. db stays the caller's (opened in WAL mode with
- * synchronous=FULL, as the controller's store does) and must outlive the outbox. */
-int ctl_sol_outbox_open(sqlite3 *db, ctl_sol_outbox **out);
+/* The outbox on the community database db (its tables are db/schema.c's). db stays the
+ * caller's (ctl_db_open) and must outlive the outbox. */
+int ctl_sol_outbox_open(ctl_db *db, ctl_sol_outbox **out);
 void ctl_sol_outbox_close(ctl_sol_outbox *ob);
 
 /* Stores every transaction of b as built, in one SQLite transaction. */

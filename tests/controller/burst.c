@@ -211,7 +211,7 @@ void burst_free(burst *b)
     memset(b, 0, sizeof *b);
 }
 
-void burst_register(sqlite3 *db, const burst *b)
+void burst_register(ctl_db *db, const burst *b)
 {
     assert_int_equal(ctl_registry_init(db), CTL_REG_OK);
     for (size_t h = 0; h < b->n_homes; h++) {

@@ -46,7 +46,7 @@ void burst_make(burst *b, size_t n_homes, int64_t target, int64_t stale, int64_t
 void burst_free(burst *b);
 
 /* Adds the registered homes (all but script 6) to the registry in db. */
-void burst_register(sqlite3 *db, const burst *b);
+void burst_register(ctl_db *db, const burst *b);
 
 /* The admission settings the burst is made for. */
 ctl_admit_params burst_admit_params(void);

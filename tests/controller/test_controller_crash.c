@@ -255,8 +255,8 @@ static void kill_restart_run(void **state)
 
     /* homes in the registry, keys from fixed seeds */
     memset(&W, 0, sizeof W);
-    sqlite3 *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
+    ctl_db *reg;
+    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
     for (int h = 0; h < HOMES; h++) {
         home *hm = &W.homes[h];
         snprintf(hm->id, sizeof hm->id, "home-%d", h);
@@ -270,7 +270,7 @@ static void kill_restart_run(void **state)
         p.role = CTL_ROLE_HOME;
         assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
     }
-    sqlite3_close(reg);
+    ctl_db_close(reg);
 
     /* simulated time starts at 2024-06-01T00:00:00Z now */
     int64_t t0 = real_ms();

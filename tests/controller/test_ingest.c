@@ -57,7 +57,7 @@ static char *dump(ctl_store *s)
     out[0] = '\0';
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
         sqlite3_stmt *st;
-        assert_int_equal(sqlite3_prepare_v2(ctl_store_db(s), q[i], -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(ctl_db_prepare(ctl_store_db(s), q[i], &st), SQLITE_OK);
         while (sqlite3_step(st) == SQLITE_ROW) {
             for (int c = 0; c < sqlite3_column_count(st); c++) {
                 const unsigned char *t = sqlite3_column_text(st, c);
@@ -310,7 +310,7 @@ static void failed_commit_loses_only_unreceipted(void **state)
     sqlite3 *other;
     assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
     assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(ctl_store_db(s), 50);
+    ctl_db_busy_timeout(ctl_store_db(s), 50);
     int rc = ctl_ingest_flush(g);
     assert_int_not_equal(rc, CTL_ST_OK);
     assert_int_equal(c.n, n);
@@ -321,10 +321,9 @@ static void failed_commit_loses_only_unreceipted(void **state)
     }
     assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(other);
-    sqlite3_busy_timeout(ctl_store_db(s), 5000);
+    ctl_db_busy_timeout(ctl_store_db(s), 5000);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(ctl_store_db(s), "SELECT count(*) FROM orders", -1, &st,
-                                        NULL),
+    assert_int_equal(ctl_db_prepare(ctl_store_db(s), "SELECT count(*) FROM orders", &st),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), 0);

@@ -161,10 +161,10 @@ static void burst_through_broker_and_daemon(void **state)
             "gate_closure_s = 300\nmax_ahead_intervals = 8\n",
             tst_broker_port(br), db_path);
     fclose(f);
-    sqlite3 *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
+    ctl_db *reg;
+    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
     burst_register(reg, &B);
-    sqlite3_close(reg);
+    ctl_db_close(reg);
 
     S.receipt = calloc(B.n, sizeof *S.receipt);
     S.got = calloc(B.n, sizeof *S.got);
@@ -260,8 +260,10 @@ static void burst_through_broker_and_daemon(void **state)
     char receipt[CTL_RECEIPT_MAX];
     for (size_t i = 0; i < B.n; i++)
         burst_oracle_one(ref, &B.msgs[i], sim0_s * 1000, receipt);
-    char *ref_rows = dump(ctl_store_db(ref));
     ctl_store_free(ref);
+    assert_int_equal(sqlite3_open_v2(ref_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *ref_rows = dump(db);
+    sqlite3_close(db);
     assert_string_equal(rows, ref_rows);
     free(rows);
     free(ref_rows);

@@ -201,11 +201,11 @@ static void test_participant_cli(void **state)
     /* a key made by keygen signs an order that verifies against the registered key */
     char path[512];
     snprintf(path, sizeof path, "%s/c.db", dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(ctl_registry_open(path, &db), CTL_REG_OK);
+    ctl_db *db = NULL;
+    assert_int_equal(ctl_registry_open(path, &db, NULL, 0), CTL_REG_OK);
     ctl_participant p;
     assert_int_equal(ctl_registry_lookup(db, "home-1", &p), CTL_REG_OK);
-    sqlite3_close(db);
+    ctl_db_close(db);
     snprintf(path, sizeof path, "%s/h1.key", dir);
     ctl_secret_key *k = NULL;
     assert_int_equal(ctl_key_load(path, &k), CTL_KEY_OK);

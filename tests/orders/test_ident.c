@@ -172,8 +172,8 @@ static void registry(void **state)
     char *dir = tst_tmpdir("ident-reg");
     char path[512];
     snprintf(path, sizeof path, "%s/c.db", dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(ctl_registry_open(path, &db), CTL_REG_OK);
+    ctl_db *db = NULL;
+    assert_int_equal(ctl_registry_open(path, &db, NULL, 0), CTL_REG_OK);
     ctl_participant p = participant(repeat('h', 63), "meter-1", 1);
     assert_int_equal(ctl_registry_add(db, &p, 1000), CTL_REG_OK);
     p = participant("home.7", "meter-2", 2);
@@ -184,13 +184,12 @@ static void registry(void **state)
     assert_int_equal(ctl_registry_add(db, &p, 1000), CTL_REG_OK);
 
     /* rows as an older version could have written them (its table allowed 64 bytes) */
-    assert_int_equal(sqlite3_exec(db,
+    assert_int_equal(ctl_db_exec(db,
                                   "DROP TABLE participants;"
                                   "CREATE TABLE participants("
                                   " id TEXT PRIMARY KEY NOT NULL,"
                                   " pubkey BLOB NOT NULL UNIQUE, meter_id TEXT UNIQUE,"
-                                  " role TEXT NOT NULL, added_s INTEGER NOT NULL) WITHOUT ROWID;",
-                                  NULL, NULL, NULL),
+                                  " role TEXT NOT NULL, added_s INTEGER NOT NULL) WITHOUT ROWID;"),
                      SQLITE_OK);
     p = participant("home-7", "meter-2", 2);
     assert_int_equal(ctl_registry_add(db, &p, 1000), CTL_REG_OK);
@@ -199,7 +198,7 @@ static void registry(void **state)
              "INSERT INTO participants VALUES('home.8', zeroblob(32), 'meter-8', 'home', 1);"
              "INSERT INTO participants VALUES('%s', randomblob(32), 'meter-9', 'home', 1);",
              repeat('x', 64));
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(ctl_db_exec(db, sql), SQLITE_OK);
     int n = 0;
     assert_int_equal(ctl_registry_list(db, count_rows, &n), CTL_REG_E_BAD_ROW);
     assert_int_equal(n, 1); /* home-7 is still listed */
@@ -214,7 +213,7 @@ static void registry(void **state)
     n = 0;
     assert_int_equal(ctl_registry_list(db, count_rows, &n), CTL_REG_OK);
     assert_int_equal(n, 1);
-    sqlite3_close(db);
+    ctl_db_close(db);
     tst_rmtree(dir);
     free(dir);
 }

@@ -34,14 +34,14 @@ static int teardown(void **state)
     return 0;
 }
 
-static sqlite3 *open_db(const char *name)
+static ctl_db *open_db(const char *name)
 {
-    char path[512];
+    char path[512], err[512] = "";
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    sqlite3 *db = NULL;
-    int rc = ctl_registry_open(path, &db);
+    ctl_db *db = NULL;
+    int rc = ctl_registry_open(path, &db, err, sizeof err);
     if (rc)
-        fail_msg("open %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+        fail_msg("open %s: %s", path, err);
     return db;
 }
 
@@ -73,7 +73,7 @@ static int collect(const ctl_participant *p, void *ctx)
 static void test_add_lookup_list_remove(void **state)
 {
     (void)state;
-    sqlite3 *db = open_db("a.db");
+    ctl_db *db = open_db("a.db");
     ctl_participant p = make("home-2", 2, "meter-2", CTL_ROLE_HOME);
     assert_int_equal(ctl_registry_add(db, &p, 1700000000), CTL_REG_OK);
     p = make("home-1", 1, "meter-1", CTL_ROLE_HOME);
@@ -117,13 +117,13 @@ static void test_add_lookup_list_remove(void **state)
     /* the removed participant's key and meter are free again */
     p = make("home-1b", 1, "meter-1", CTL_ROLE_HOME);
     assert_int_equal(ctl_registry_add(db, &p, 1700000004), CTL_REG_OK);
-    sqlite3_close(db);
+    ctl_db_close(db);
 }
 
 static void test_conflicts_change_nothing(void **state)
 {
     (void)state;
-    sqlite3 *db = open_db("b.db");
+    ctl_db *db = open_db("b.db");
     ctl_participant a = make("home-a", 0xaa, "meter-a", CTL_ROLE_HOME);
     assert_int_equal(ctl_registry_add(db, &a, 1), CTL_REG_OK);
     ctl_participant p = make("home-a", 0xbb, "meter-b", CTL_ROLE_HOME);
@@ -151,39 +151,38 @@ static void test_conflicts_change_nothing(void **state)
     assert_int_equal(ctl_registry_add(db, &p, 3), CTL_REG_E_INVAL);
     assert_int_equal(ctl_registry_remove(db, "bad/id"), CTL_REG_E_INVAL);
     assert_int_equal(ctl_registry_count(db), 3);
-    sqlite3_close(db);
+    ctl_db_close(db);
 }
 
 /* The daemon's connection sees the CLI's changes at once; both can write (WAL, busy timeout). */
 static void test_two_connections(void **state)
 {
     (void)state;
-    sqlite3 *cli = open_db("c.db"), *daemon = open_db("c.db");
+    ctl_db *cli = open_db("c.db"), *daemon = open_db("c.db");
     ctl_participant got, p = make("home-x", 7, "meter-x", CTL_ROLE_HOME);
     assert_int_equal(ctl_registry_lookup(daemon, "home-x", &got), CTL_REG_E_NOT_FOUND);
     assert_int_equal(ctl_registry_add(cli, &p, 5), CTL_REG_OK);
     assert_int_equal(ctl_registry_lookup(daemon, "home-x", &got), CTL_REG_OK);
     /* the daemon holds a read transaction open (as during a long query): writes still work */
-    assert_int_equal(sqlite3_exec(daemon, "BEGIN; SELECT count(*) FROM participants;", NULL,
-                                  NULL, NULL),
+    assert_int_equal(ctl_db_exec(daemon, "BEGIN; SELECT count(*) FROM participants;"),
                      SQLITE_OK);
     p = make("home-y", 8, "", CTL_ROLE_HOME);
     assert_int_equal(ctl_registry_add(cli, &p, 6), CTL_REG_OK);
-    assert_int_equal(sqlite3_exec(daemon, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(ctl_db_exec(daemon, "COMMIT"), SQLITE_OK);
     assert_int_equal(ctl_registry_count(daemon), 2);
     assert_int_equal(ctl_registry_remove(daemon, "home-x"), CTL_REG_OK);
     assert_int_equal(ctl_registry_lookup(cli, "home-x", &got), CTL_REG_E_NOT_FOUND);
 
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(cli, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(ctl_db_prepare(cli, "PRAGMA journal_mode", &st), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     /* init is idempotent */
     assert_int_equal(ctl_registry_init(cli), CTL_REG_OK);
     assert_int_equal(ctl_registry_count(cli), 1);
-    sqlite3_close(cli);
-    sqlite3_close(daemon);
+    ctl_db_close(cli);
+    ctl_db_close(daemon);
 }
 
 static void test_foreign_schema(void **state)
@@ -191,13 +190,26 @@ static void test_foreign_schema(void **state)
     (void)state;
     char path[512];
     snprintf(path, sizeof path, "%s/d.db", dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "CREATE TABLE participants(id TEXT, name TEXT)", NULL,
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "CREATE TABLE participants(id TEXT, name TEXT)", NULL,
                                   NULL, NULL),
                      SQLITE_OK);
+    sqlite3_close(raw);
+    /* the community database's opener finds the foreign layout before it migrates the file */
+    ctl_db *db = NULL;
+    char err[512] = "";
+    assert_int_equal(ctl_registry_open(path, &db, err, sizeof err), CTL_REG_E_SCHEMA);
+    assert_null(db);
+    assert_non_null(strstr(err, "participants"));
+    /* and the registry's own check, on a file whose table was replaced after it was opened */
+    snprintf(path, sizeof path, "%s/d2.db", dir);
+    assert_int_equal(ctl_db_open(path, &db, NULL, 0), CTL_DB_OK);
+    assert_int_equal(ctl_db_exec(db, "DROP TABLE participants;"
+                                     "CREATE TABLE participants(id TEXT, name TEXT)"),
+                     SQLITE_OK);
     assert_int_equal(ctl_registry_init(db), CTL_REG_E_SCHEMA);
-    sqlite3_close(db);
+    ctl_db_close(db);
     /* a file that is not a database */
     snprintf(path, sizeof path, "%s/e.db", dir);
     FILE *f = fopen(path, "w");
@@ -206,9 +218,10 @@ static void test_foreign_schema(void **state)
           f);
     fclose(f);
     db = NULL;
-    assert_int_equal(ctl_registry_open(path, &db), CTL_REG_E_DB);
-    assert_non_null(db);
-    sqlite3_close(db);
+    err[0] = '\0';
+    assert_int_equal(ctl_registry_open(path, &db, err, sizeof err), CTL_REG_E_DB);
+    assert_null(db); /* no handle to a file that is not ours; the reason is in err */
+    assert_non_null(strstr(err, path));
     for (int c = 0; c >= -7; c--)
         assert_string_not_equal(ctl_registry_strerror(c), "unknown registry error");
     assert_int_equal(ctl_role_parse("home"), CTL_ROLE_HOME);

@@ -380,8 +380,8 @@ static void settle_under_kills(void **state)
     fclose(f);
 
     memset(&W, 0, sizeof W);
-    sqlite3 *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
+    ctl_db *reg;
+    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
     for (int h = 0; h < HOMES; h++) {
         home *hm = &W.homes[h];
         snprintf(hm->id, sizeof hm->id, "home-%d", h);
@@ -396,7 +396,7 @@ static void settle_under_kills(void **state)
         p.role = CTL_ROLE_HOME;
         assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
     }
-    sqlite3_close(reg);
+    ctl_db_close(reg);
 
     int64_t t0 = real_ms();
     ctl_clock clock = {(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};

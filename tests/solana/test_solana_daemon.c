@@ -873,8 +873,8 @@ static void write_config(const char *conf, const char *db_path, int broker_port)
 
 static void register_homes(const char *db_path)
 {
-    sqlite3 *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
+    ctl_db *reg;
+    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
     for (int h = 0; h < HOMES; h++) {
         uint8_t seed[32];
         memset(seed, 0x40 + h, sizeof seed);
@@ -887,7 +887,7 @@ static void register_homes(const char *db_path)
         p.role = CTL_ROLE_HOME;
         assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
     }
-    sqlite3_close(reg);
+    ctl_db_close(reg);
 }
 
 static void connect_homes(run_state *r, int broker_port)

@@ -38,7 +38,7 @@ typedef struct {
     pid_t server;
     char url[64];
     char *dir;
-    sqlite3 *db;
+    ctl_db *db;
     ctl_sol_outbox *ob;
     ctl_sol_rpc *rpc;
     sol_community c;
@@ -156,8 +156,7 @@ static int setup(void **state)
     if (start_server(scenario) != 0)
         return -1;
     load_scenario(scenario);
-    assert_int_equal(sqlite3_open(dbpath, &E.db), SQLITE_OK);
-    sqlite3_exec(E.db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+    assert_int_equal(ctl_db_open(dbpath, &E.db, NULL, 0), CTL_DB_OK);
     assert_int_equal(ctl_sol_outbox_open(E.db, &E.ob), CTL_SOLOB_OK);
     E.rpc = ctl_sol_rpc_new(E.url, 5000);
     assert_non_null(E.rpc);
@@ -170,7 +169,7 @@ static int teardown(void **state)
     (void)state;
     ctl_sol_rpc_free(E.rpc);
     ctl_sol_outbox_close(E.ob);
-    sqlite3_close(E.db);
+    ctl_db_close(E.db);
     if (E.server > 0) {
         kill(E.server, SIGTERM);
         waitpid(E.server, NULL, 0);
@@ -313,8 +312,8 @@ static void expired_unseen_is_rebuilt_once(void **state)
     assert_string_not_equal(after.signature, before.signature);
     assert_true(after.last_valid_block_height > before.last_valid_block_height);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(E.db, "SELECT COUNT(*) FROM solana_outbox_superseded"
-                                              " WHERE signature = ?", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(ctl_db_prepare(E.db, "SELECT COUNT(*) FROM solana_outbox_superseded"
+                                          " WHERE signature = ?", &st), SQLITE_OK);
     sqlite3_bind_text(st, 1, before.signature, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), 1);

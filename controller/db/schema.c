@@ -1,0 +1,247 @@
+/*
+ * The community database's schema and migrations (schema.h). Every table of the file is
+ * declared here and nowhere else; the layouts of version 1 are exactly those the releases
+ * before user_version created, so a file they wrote needs no rewrite, only its missing tables.
+ */
+#include "db/schema.h"
+
+#include "common/errbuf.h"
+#include "common/sql.h"
+#include "db/db.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Version 1: the tables as the pre-user_version releases wrote them, grouped by the module that
+ * reads and writes them. IF NOT EXISTS because a file of those releases holds any subset. */
+static const char V1[] =
+    /* db/store.c: the market. schema_version and ctl_meta are the store's own versioning and
+     * identity of those releases; the store still writes and checks them, so an older mgx can
+     * open a file this one made. */
+    "CREATE TABLE IF NOT EXISTS schema_version("
+    "  component TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ctl_meta("
+    "  key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS readings("
+    "  meter_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, power_w INTEGER NOT NULL,"
+    "  import_wh INTEGER NOT NULL, export_wh INTEGER NOT NULL, soc_permille INTEGER NOT NULL,"
+    "  quality INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(meter_id, ts_ms)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS market_ids("
+    "  market_id INTEGER PRIMARY KEY, participant TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS orders("
+    "  order_id INTEGER PRIMARY KEY, participant TEXT NOT NULL, nonce BLOB NOT NULL,"
+    "  interval_id INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  side INTEGER NOT NULL CHECK(side IN (0, 1)),"
+    "  signed BLOB NOT NULL, received_ms INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL CHECK(status IN (0, 1)), reason TEXT NOT NULL,"
+    "  superseded INTEGER NOT NULL DEFAULT 0);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS orders_nonce ON orders(participant, nonce) "
+    "  WHERE status = 1;"
+    "CREATE INDEX IF NOT EXISTS orders_by_interval ON orders(interval_id, status, superseded);"
+    /* a participant's current order for an interval, looked up for every order that comes in:
+     * without it the lookup scans the interval's whole book (quadratic in the homes) */
+    "CREATE INDEX IF NOT EXISTS orders_by_participant ON orders(participant, interval_id, "
+    "status, superseded);"
+    "CREATE TABLE IF NOT EXISTS order_steps("
+    "  order_id INTEGER NOT NULL REFERENCES orders(order_id), step INTEGER NOT NULL,"
+    "  energy_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
+    "  PRIMARY KEY(order_id, step)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS receipts("
+    "  order_id INTEGER PRIMARY KEY REFERENCES orders(order_id), body TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS intervals("
+    "  interval_id INTEGER PRIMARY KEY, start_utc INTEGER NOT NULL, length_s INTEGER NOT NULL,"
+    "  state INTEGER NOT NULL CHECK(state IN (0, 1)), mechanism INTEGER NOT NULL,"
+    "  feed_in_uc_per_kwh INTEGER NOT NULL, retail_uc_per_kwh INTEGER NOT NULL,"
+    "  network_fee_uc_per_kwh INTEGER NOT NULL, cleared_ms INTEGER NOT NULL,"
+    "  published INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE IF NOT EXISTS results("
+    "  interval_id INTEGER PRIMARY KEY REFERENCES intervals(interval_id),"
+    "  n_orders INTEGER NOT NULL, n_trades INTEGER NOT NULL, matched_wh INTEGER NOT NULL,"
+    "  has_price INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
+    "  price_low_uc_per_kwh INTEGER NOT NULL, price_high_uc_per_kwh INTEGER NOT NULL,"
+    "  grid_bought_wh INTEGER NOT NULL, grid_sold_wh INTEGER NOT NULL,"
+    "  local_value_uc INTEGER NOT NULL, fees_uc INTEGER NOT NULL,"
+    "  grid_paid_uc INTEGER NOT NULL, grid_received_uc INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS trades("
+    "  interval_id INTEGER NOT NULL REFERENCES intervals(interval_id), seq INTEGER NOT NULL,"
+    "  seller TEXT NOT NULL, buyer TEXT NOT NULL, energy_wh INTEGER NOT NULL,"
+    "  price_uc_per_kwh INTEGER NOT NULL, amount_uc INTEGER NOT NULL, fee_uc INTEGER NOT NULL,"
+    "  PRIMARY KEY(interval_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS outcomes("
+    "  interval_id INTEGER NOT NULL REFERENCES intervals(interval_id),"
+    "  participant TEXT NOT NULL, market_id INTEGER NOT NULL, side INTEGER NOT NULL,"
+    "  offered_wh INTEGER NOT NULL, local_bought_wh INTEGER NOT NULL,"
+    "  local_sold_wh INTEGER NOT NULL, grid_bought_wh INTEGER NOT NULL,"
+    "  grid_sold_wh INTEGER NOT NULL, local_paid_uc INTEGER NOT NULL,"
+    "  local_received_uc INTEGER NOT NULL, grid_paid_uc INTEGER NOT NULL,"
+    "  grid_received_uc INTEGER NOT NULL, fee_paid_uc INTEGER NOT NULL,"
+    "  PRIMARY KEY(interval_id, participant)) WITHOUT ROWID;"
+    /* db/registry.c: who may trade. The constraints (not only C) keep ids, keys and meters
+     * unique, so two writers can never both add the same participant or key. */
+    "CREATE TABLE IF NOT EXISTS participants("
+    " id TEXT PRIMARY KEY NOT NULL CHECK(length(id) BETWEEN 1 AND 63),"
+    " pubkey BLOB NOT NULL UNIQUE CHECK(length(pubkey) = 32),"
+    " meter_id TEXT UNIQUE CHECK(meter_id IS NULL OR length(meter_id) BETWEEN 1 AND 63),"
+    " role TEXT NOT NULL CHECK(role IN ('home','controller','observer')),"
+    " added_s INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* settle/ledger_store.c: the settlement ledger (blocks, transactions, the Merkle log) */
+    "CREATE TABLE IF NOT EXISTS ledger_meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ledger_block(height INTEGER PRIMARY KEY,"
+    " interval_id INTEGER NOT NULL UNIQUE, hash BLOB NOT NULL, body BLOB NOT NULL,"
+    " sig BLOB NOT NULL, checkpoint TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS ledger_tx(log_index INTEGER PRIMARY KEY,"
+    " height INTEGER NOT NULL, txid BLOB NOT NULL, participant INTEGER,"
+    " body BLOB NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS ledger_tx_txid ON ledger_tx(txid);"
+    "CREATE INDEX IF NOT EXISTS ledger_tx_height ON ledger_tx(height);"
+    "CREATE INDEX IF NOT EXISTS ledger_tx_participant ON ledger_tx(participant)"
+    " WHERE participant IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS ledger_node(level INTEGER NOT NULL,"
+    " idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY(level, idx))"
+    " WITHOUT ROWID;"
+    /* settle/settle_daemon.c: what was published and handed to Solana */
+    "CREATE TABLE IF NOT EXISTS settle_state(k TEXT PRIMARY KEY,"
+    " v INTEGER NOT NULL);"
+    /* solana/solana_outbox.c: settlement transactions on their way to the chain */
+    "CREATE TABLE IF NOT EXISTS solana_outbox ("
+    " id INTEGER PRIMARY KEY,"
+    " interval_id INTEGER NOT NULL,"
+    " part INTEGER NOT NULL,"
+    " n_parts INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('built','submitted','confirmed','failed')),"
+    " tx BLOB NOT NULL,"
+    " signature TEXT NOT NULL UNIQUE,"
+    " blockhash TEXT NOT NULL,"
+    " last_valid_block_height INTEGER NOT NULL,"
+    " generation INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " rejected INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " last_sent_ms INTEGER,"
+    " UNIQUE (interval_id, part));"
+    "CREATE INDEX IF NOT EXISTS solana_outbox_open ON solana_outbox (state)"
+    " WHERE state IN ('built','submitted');"
+    "CREATE TABLE IF NOT EXISTS solana_outbox_superseded ("
+    " signature TEXT PRIMARY KEY,"
+    " outbox_id INTEGER NOT NULL REFERENCES solana_outbox(id),"
+    " blockhash TEXT NOT NULL,"
+    " last_valid_block_height INTEGER NOT NULL,"
+    " superseded_ms INTEGER NOT NULL);";
+
+/* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
+ * changes, since files in the field went through it. */
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1};
+
+/* The column names of table, in order, joined by ',' (empty when it does not exist). */
+static int columns(sqlite3 *db, const char *table, char *out, size_t cap)
+{
+    sqlite3_stmt *st;
+    out[0] = '\0';
+    int rc = ctl_sql_prepare(db, "SELECT name FROM pragma_table_info(?1) ORDER BY cid", &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    size_t n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "",
+                         (const char *)sqlite3_column_text(st, 0));
+        if (w < 0 || (size_t)w >= cap - n) {
+            rc = SQLITE_TOOBIG;
+            break;
+        }
+        n += (size_t)w;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* A file at version 0 may hold any of version 1's tables: each one it holds must have version
+ * 1's columns, or it is someone else's table (or a hand edit) that CREATE IF NOT EXISTS would
+ * silently keep. The reference layout is V1 itself, built in a private in-memory database. */
+static int check_v0_layouts(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3 *ref = NULL;
+    sqlite3_stmt *st = NULL;
+    int out = CTL_DB_E_DB;
+    if (sqlite3_open_v2(":memory:", &ref, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        ctl_sql_exec(ref, V1) != SQLITE_OK ||
+        ctl_sql_prepare(ref, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+                        &st) != SQLITE_OK) {
+        ctl_errf(err, errlen, "the reference schema: %s", ctl_sql_errmsg(ref));
+        goto out;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *table = (const char *)sqlite3_column_text(st, 0);
+        char want[1024], have[1024];
+        if (columns(ref, table, want, sizeof want) != SQLITE_OK ||
+            columns(db, table, have, sizeof have) != SQLITE_OK) {
+            ctl_errf(err, errlen, "table %s: %s", table, ctl_sql_errmsg(db));
+            goto out;
+        }
+        if (have[0] && strcmp(have, want) != 0) {
+            ctl_errf(err, errlen, "table %s has columns (%s), expected (%s)", table, have, want);
+            out = CTL_DB_E_SCHEMA;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        ctl_errf(err, errlen, "the reference schema: %s", ctl_sql_errmsg(ref));
+        goto out;
+    }
+    out = CTL_DB_OK;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(ref);
+    return out;
+}
+
+static int version_of(sqlite3 *db, int64_t *v, char *err, size_t errlen)
+{
+    int found = 0;
+    *v = 0;
+    if (ctl_sql_query_int(db, "PRAGMA user_version", v, &found) != SQLITE_OK)
+        return ctl_fail(CTL_DB_E_DB, err, errlen, "user_version: %s", ctl_sql_errmsg(db));
+    if (*v > CTL_DB_VERSION || *v < 0)
+        return ctl_fail(CTL_DB_E_VERSION, err, errlen,
+                        "database version %lld is newer than this mgx supports (%d): use a "
+                        "newer mgx",
+                        (long long)*v, CTL_DB_VERSION);
+    return CTL_DB_OK;
+}
+
+int ctl_db__migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    int64_t v;
+    int rc = version_of(db, &v, err, errlen);
+    if (rc != CTL_DB_OK || v == CTL_DB_VERSION)
+        return rc; /* up to date: the file is not written */
+    if (ctl_sql_begin(db) != SQLITE_OK)
+        return ctl_fail(CTL_DB_E_DB, err, errlen, "migration: %s", ctl_sql_errmsg(db));
+    /* another process may have migrated the file between the read and the lock */
+    if ((rc = version_of(db, &v, err, errlen)) != CTL_DB_OK)
+        goto fail;
+    if (v == 0 && (rc = check_v0_layouts(db, err, errlen)) != CTL_DB_OK)
+        goto fail;
+    for (int64_t i = v; i < CTL_DB_VERSION; i++)
+        if (ctl_sql_exec(db, MIGRATIONS[i]) != SQLITE_OK) {
+            rc = ctl_fail(CTL_DB_E_DB, err, errlen, "migration to version %lld: %s",
+                          (long long)i + 1, ctl_sql_errmsg(db));
+            goto fail;
+        }
+    char set[64];
+    snprintf(set, sizeof set, "PRAGMA user_version = %d", CTL_DB_VERSION);
+    if (ctl_sql_exec(db, set) != SQLITE_OK || ctl_sql_commit(db) != SQLITE_OK) {
+        rc = ctl_fail(CTL_DB_E_DB, err, errlen, "migration: %s", ctl_sql_errmsg(db));
+        goto fail;
+    }
+    return CTL_DB_OK;
+fail:
+    ctl_sql_rollback(db);
+    return rc;
+}
