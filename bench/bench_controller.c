@@ -40,6 +40,7 @@
  */
 #define _GNU_SOURCE
 #include "bus/bus.h"
+#include "daemon/clearing.h"
 #include "daemon/ctl_daemon.h"
 #include "orders/keys.h"
 #include "orders/order_msg.h"
@@ -590,7 +591,7 @@ int main(int argc, char **argv)
         int64_t last;
         ctl_store_last_cleared(s, &last); /* a warm connection, as in the daemon */
         t0 = now_ms_f();
-        if (ctl_store_clear_interval(s, iv, iv * INTERVAL_S, &mp, 0, &did) != CTL_ST_OK || !did)
+        if (ctl_clear_interval(s, iv, iv * INTERVAL_S, &mp, 0, &did) != CTL_ST_OK || !did)
             die("store clear failed");
         v[CLR][r] = now_ms_f() - t0;
         ctl_store_free(s);

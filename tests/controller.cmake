@@ -1,5 +1,6 @@
-# The controller daemon (controller/src/interval, store, ctl_daemon): unit tests of the pure
-# interval arithmetic and of the SQLite store on real files; integration tests that run
+# The controller daemon (common/interval, db/store, daemon/clearing, daemon/ctl_daemon): unit
+# tests of the pure interval arithmetic and of the SQLite store on real files; integration tests
+# that run
 # `mgx controller` against a real broker, kill it and restart it.
 set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller)
 
@@ -7,7 +8,7 @@ mgx_test(test_interval unit controller/test_interval.c ${PROJECT_SOURCE_DIR}/con
 target_include_directories(test_interval PRIVATE ${MGX_CTL_SRC})
 
 mgx_test(test_store unit controller/test_store.c
-  LIBS mgx_ctl_db mgx_market mgx_test_support PkgConfig::SQLITE)
+  LIBS mgx_ctl_daemon mgx_market mgx_test_support PkgConfig::SQLITE)
 
 # `mgx controller` killed with SIGKILL >= 20 times during a run and restarted (real broker).
 mgx_test(test_controller_crash integration controller/test_controller_crash.c

@@ -8,6 +8,7 @@
  * taken before a clearing are always committed before it.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "daemon/clearing.h"
 #include "daemon/ctl_daemon.h"
 
 #include "orders/admit.h"
@@ -413,7 +414,7 @@ static void clear_due(daemon *d)
     for (int64_t id = from; n > 0 && id <= to; id++) {
         int did = 0;
         int64_t t0 = ctl_wall_ms();
-        int rc = ctl_store_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
+        int rc = ctl_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
                                           &d->cfg->params, now, &did);
         if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
             logf_(d, BUS_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",

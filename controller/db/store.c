@@ -41,8 +41,6 @@ struct ctl_store {
     sqlite3 *db;   /* its connection (db_internal.h), for this file's statements */
     int64_t first_interval;
     int64_t interval_s;
-    mkt_clearing *clearing;
-    size_t clearing_cap;
     sqlite3_stmt *q[Q_COUNT]; /* the order path's statements, prepared on first use */
 };
 
@@ -235,7 +233,6 @@ void ctl_store_free(ctl_store *s)
     for (size_t i = 0; i < sizeof s->q / sizeof s->q[0]; i++)
         sqlite3_finalize(s->q[i]);
     ctl_db_close(s->owner);
-    mkt_clearing_free(s->clearing);
     free(s);
 }
 
@@ -734,7 +731,7 @@ int ctl_store_market_id(ctl_store *s, const char *participant, uint64_t *market_
     return finish(s, rc);
 }
 
-/* ---- clearing ---- */
+/* ---- intervals: the reads and writes of clearing (daemon/clearing.c runs it) ---- */
 
 int ctl_store_last_cleared(ctl_store *s, int64_t *id)
 {
@@ -747,30 +744,6 @@ int ctl_store_last_cleared(ctl_store *s, int64_t *id)
     if (rc == CTL_ST_OK && !found)
         *id = INT64_MIN;
     return rc;
-}
-
-typedef struct {
-    mkt_order *v;
-    size_t n, cap;
-} order_vec;
-
-static int collect(const ctl_order_rec *o, uint64_t market_id, void *ctx)
-{
-    order_vec *b = ctx;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        mkt_order *v = realloc(b->v, cap * sizeof *v);
-        if (!v)
-            return CTL_ST_E_NOMEM;
-        b->v = v;
-        b->cap = cap;
-    }
-    mkt_order *m = &b->v[b->n++];
-    m->participant = market_id;
-    m->side = o->side;
-    m->n_steps = o->n_steps;
-    memcpy(m->steps, o->steps, sizeof m->steps);
-    return 0;
 }
 
 static int write_interval(ctl_store *s, int64_t id, int64_t start_utc, const mkt_params *p,
@@ -826,10 +799,8 @@ static int name_of(ctl_store *s, uint64_t market_id, char *name)
     return ctl_store_participant_name(s, market_id, name, CTL_PARTICIPANT_MAX);
 }
 
-static int write_trades(ctl_store *s, int64_t id, const mkt_clearing *c)
+static int write_trades(ctl_store *s, int64_t id, const mkt_trade *t, size_t nt)
 {
-    size_t nt;
-    const mkt_trade *t = mkt_clearing_trades(c, &nt);
     sqlite3_stmt *st = prep(s, "INSERT INTO trades VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
     if (!st)
         return db_code(s->db);
@@ -854,10 +825,8 @@ static int write_trades(ctl_store *s, int64_t id, const mkt_clearing *c)
     return rc;
 }
 
-static int write_outcomes(ctl_store *s, int64_t id, const mkt_clearing *c)
+static int write_outcomes(ctl_store *s, int64_t id, const mkt_participant_result *p, size_t np)
 {
-    size_t np;
-    const mkt_participant_result *p = mkt_clearing_participants(c, &np);
     sqlite3_stmt *st =
         prep(s, "INSERT INTO outcomes VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)");
     if (!st)
@@ -883,74 +852,41 @@ static int write_outcomes(ctl_store *s, int64_t id, const mkt_clearing *c)
     return rc;
 }
 
-static int ensure_clearing(ctl_store *s, size_t n)
+int ctl_store_begin(ctl_store *s)
 {
-    if (s->clearing && s->clearing_cap >= n)
-        return CTL_ST_OK;
-    size_t cap = n < 1024 ? 1024 : n * 2;
-    mkt_clearing *c = mkt_clearing_new(cap);
-    if (!c)
-        return CTL_ST_E_NOMEM;
-    mkt_clearing_free(s->clearing);
-    s->clearing = c;
-    s->clearing_cap = cap;
-    return CTL_ST_OK;
+    return s ? begin(s) : CTL_ST_E_INVAL;
 }
 
-static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_params *p,
-                       int64_t cleared_ms, int *did_clear)
+int ctl_store_end(ctl_store *s, int rc)
 {
-    int64_t state;
-    int found;
+    return finish(s, rc);
+}
+
+int ctl_store_interval_cleared(ctl_store *s, int64_t interval_id, int *cleared)
+{
+    int64_t state = 0;
+    int found = 0;
     sqlite3_stmt *st = cached(s, Q_STATE);
     if (st)
-        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 1, interval_id);
     int rc = query_cached(s, st, &state, &found);
-    if (rc || (found && state == CTL_STATE_CLEARED))
-        return rc;
-    order_vec b = {NULL, 0, 0};
-    if ((rc = ctl_store_interval_orders(s, id, collect, &b)) || (rc = ensure_clearing(s, b.n)))
-        goto out;
-    mkt_error_at at;
-    int mrc = mkt_clear(s->clearing, p, b.v, b.n, &at);
-    if (mrc != MKT_OK) {
-        /* recorded as cleared with nothing traded: the market must move on; the error is kept */
-        mkt_summary empty;
-        memset(&empty, 0, sizeof empty);
-        empty.mechanism = p->mechanism;
-        if (!(rc = write_interval(s, id, start_utc, p, cleared_ms, mkt_strerror(mrc))) &&
-            !(rc = write_result(s, id, &empty, b.n, 0)))
-            rc = CTL_ST_E_MARKET;
-        goto out;
-    }
-    size_t nt;
-    mkt_clearing_trades(s->clearing, &nt);
-    if ((rc = write_interval(s, id, start_utc, p, cleared_ms, "")) ||
-        (rc = write_result(s, id, mkt_clearing_summary(s->clearing), b.n, nt)) ||
-        (rc = write_trades(s, id, s->clearing)) || (rc = write_outcomes(s, id, s->clearing)))
-        goto out;
-    *did_clear = 1;
-out:
-    free(b.v);
+    *cleared = rc == CTL_ST_OK && found && state == CTL_STATE_CLEARED;
     return rc;
 }
 
-int ctl_store_clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
-                             const mkt_params *params, int64_t cleared_ms, int *did_clear)
+int ctl_store_put_clearing(ctl_store *s, const ctl_clearing_rec *r)
 {
-    if (!s || !params || !did_clear)
+    if (!s || !r || !r->params || !r->summary || (!r->trades && r->n_trades) ||
+        (!r->outcomes && r->n_outcomes))
         return CTL_ST_E_INVAL;
-    *did_clear = 0;
-    int rc = begin(s);
-    if (rc)
+    int rc;
+    if ((rc = write_interval(s, r->interval_id, r->start_utc, r->params, r->cleared_ms,
+                             r->error ? r->error : "")) ||
+        (rc = write_result(s, r->interval_id, r->summary, r->n_orders, r->n_trades)) ||
+        (rc = write_trades(s, r->interval_id, r->trades, r->n_trades)) ||
+        (rc = write_outcomes(s, r->interval_id, r->outcomes, r->n_outcomes)))
         return rc;
-    rc = clear_in_tx(s, interval_id, start_utc, params, cleared_ms, did_clear);
-    if (rc == CTL_ST_E_MARKET) {
-        /* keep the record of the rejected book; the caller still learns what happened */
-        *did_clear = 1;
-        return finish(s, CTL_ST_OK) == CTL_ST_OK ? CTL_ST_E_MARKET : CTL_ST_E_DB;
-    }
-    return finish(s, rc);
+    return CTL_ST_OK;
 }
 
 int ctl_store_result(ctl_store *s, int64_t interval_id, ctl_interval_result *r, int *found)

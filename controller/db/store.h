@@ -10,8 +10,9 @@
  *    ctl_store_put_orders), before the receipt is published, so an order a home holds a
  *    receipt for is never lost; (participant, nonce) is unique, so a resent order gets its
  *    first receipt back and never counts twice;
- *  - clearing an interval reads its accepted orders, runs mkt_clear and writes the result,
- *    trades and state=cleared in one transaction; the state row makes it happen exactly once;
+ *  - clearing an interval (daemon/clearing.c) reads its accepted orders, runs mkt_clear and
+ *    writes the result, trades and state=cleared through this module in one transaction; the
+ *    state row makes it happen exactly once;
  *  - publishing happens after the commit and is marked done afterwards, so a restart
  *    publishes again whatever was not marked (the messages are idempotent: a retained result,
  *    trades keyed by interval).
@@ -195,14 +196,36 @@ typedef enum { CTL_STATE_OPEN = 0, CTL_STATE_CLEARED = 1 } ctl_interval_state;
 /* The greatest cleared interval id, or INT64_MIN when none is. */
 int ctl_store_last_cleared(ctl_store *s, int64_t *id);
 
-/* Clears interval_id once: in one BEGIN IMMEDIATE transaction, if the interval is not yet
- * cleared, reads its orders, runs mkt_clear with params on c (sized for the book) and writes
- * result, trades, participant results and state=cleared with the parameters and cleared_ms.
- * *did_clear = 1 if this call cleared it, 0 if it already was (nothing written). On
- * CTL_ST_E_MARKET the interval is recorded cleared with an empty result and the error in it, so
- * a bad book cannot stall the market. */
-int ctl_store_clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
-                             const mkt_params *params, int64_t cleared_ms, int *did_clear);
+/* Clearing an interval is daemon/clearing.c's (ctl_clear_interval): it reads the orders with
+ * ctl_store_interval_orders and records the outcome with these, inside one transaction. */
+
+/* BEGIN IMMEDIATE on the store's connection; ctl_store_end commits when rc is CTL_ST_OK (and
+ * returns COMMIT's outcome) or rolls back and returns rc. */
+int ctl_store_begin(ctl_store *s);
+int ctl_store_end(ctl_store *s, int rc);
+
+/* *cleared = 1 if interval_id is recorded cleared. */
+int ctl_store_interval_cleared(ctl_store *s, int64_t interval_id, int *cleared);
+
+/* A clearing to record: the interval (state=cleared with the parameters, cleared_ms and error),
+ * its result, trades (seq = array index; names from the market numbers) and each participant's
+ * outcome. Pointers are the caller's, read during the call only. */
+typedef struct {
+    int64_t interval_id;
+    int64_t start_utc;
+    const mkt_params *params;
+    int64_t cleared_ms;
+    const char *error; /* NULL or "" unless the book was rejected */
+    size_t n_orders;
+    const mkt_summary *summary;
+    const mkt_trade *trades;
+    size_t n_trades;
+    const mkt_participant_result *outcomes;
+    size_t n_outcomes;
+} ctl_clearing_rec;
+
+/* Writes r inside the caller's transaction (ctl_store_begin): nothing is committed here. */
+int ctl_store_put_clearing(ctl_store *s, const ctl_clearing_rec *r);
 
 /* A cleared interval as stored. */
 typedef struct {

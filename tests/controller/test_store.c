@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "daemon/clearing.h"
 #include "db/store.h"
 
 typedef struct {
@@ -273,7 +274,7 @@ static void clear_known_answer_exactly_once(void **state)
     put(f->s, order("D", 1, 1005, MKT_BUY, 500, 120000), "accepted", 0);
     put(f->s, order("D", 2, 1006, MKT_BUY, 500, 120000), "accepted", 0); /* other interval */
     int did = -1;
-    assert_int_equal(ctl_store_clear_interval(f->s, 1005, 1005 * 900, &PARAMS, 42, &did),
+    assert_int_equal(ctl_clear_interval(f->s, 1005, 1005 * 900, &PARAMS, 42, &did),
                      CTL_ST_OK);
     assert_int_equal(did, 1);
     ctl_interval_result r;
@@ -315,7 +316,7 @@ static void clear_known_answer_exactly_once(void **state)
                      500);
 
     /* exactly once */
-    assert_int_equal(ctl_store_clear_interval(f->s, 1005, 1005 * 900, &PARAMS, 43, &did),
+    assert_int_equal(ctl_clear_interval(f->s, 1005, 1005 * 900, &PARAMS, 43, &did),
                      CTL_ST_OK);
     assert_int_equal(did, 0);
     assert_int_equal(count(f->path, "SELECT count(*) FROM trades WHERE interval_id = 1005"),
@@ -329,7 +330,7 @@ static void clear_known_answer_exactly_once(void **state)
     assert_int_equal(last, 1005);
 
     /* an empty interval clears to an empty result */
-    assert_int_equal(ctl_store_clear_interval(f->s, 1007, 1007 * 900, &PARAMS, 44, &did),
+    assert_int_equal(ctl_clear_interval(f->s, 1007, 1007 * 900, &PARAMS, 44, &did),
                      CTL_ST_OK);
     assert_int_equal(did, 1);
     assert_int_equal(ctl_store_result(f->s, 1007, &r, &found), CTL_ST_OK);
@@ -356,7 +357,7 @@ static void rejected_book_does_not_stall(void **state)
     mkt_params bad = PARAMS;
     bad.feed_in_uc_per_kwh = bad.retail_uc_per_kwh + 1; /* MKT_E_TARIFFS */
     int did = 0;
-    assert_int_equal(ctl_store_clear_interval(f->s, 1010, 1010 * 900, &bad, 1, &did),
+    assert_int_equal(ctl_clear_interval(f->s, 1010, 1010 * 900, &bad, 1, &did),
                      CTL_ST_E_MARKET);
     assert_int_equal(did, 1);
     ctl_interval_result r;

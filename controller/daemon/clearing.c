@@ -1,0 +1,95 @@
+/*
+ * Clearing an interval (clearing.h): orders in through the store, mkt_clear, the outcome out
+ * through the store, inside one transaction. The market rules are market/'s; the rows are
+ * db/store.c's; this file only orders the steps.
+ */
+#include "daemon/clearing.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    mkt_order *v;
+    size_t n, cap;
+} order_vec;
+
+static int collect(const ctl_order_rec *o, uint64_t market_id, void *ctx)
+{
+    order_vec *b = ctx;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        mkt_order *v = realloc(b->v, cap * sizeof *v);
+        if (!v)
+            return CTL_ST_E_NOMEM;
+        b->v = v;
+        b->cap = cap;
+    }
+    mkt_order *m = &b->v[b->n++];
+    m->participant = market_id;
+    m->side = o->side;
+    m->n_steps = o->n_steps;
+    memcpy(m->steps, o->steps, sizeof m->steps);
+    return 0;
+}
+
+/* Everything of one clearing inside the open transaction. */
+static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_params *p,
+                       int64_t cleared_ms, int *did_clear)
+{
+    int cleared = 0;
+    int rc = ctl_store_interval_cleared(s, id, &cleared);
+    if (rc || cleared)
+        return rc;
+    order_vec b = {NULL, 0, 0};
+    mkt_clearing *c = NULL;
+    if ((rc = ctl_store_interval_orders(s, id, collect, &b)))
+        goto out;
+    /* room for the whole book with some to spare, as the store's buffer had */
+    c = mkt_clearing_new(b.n < 1024 ? 1024 : b.n * 2);
+    if (!c) {
+        rc = CTL_ST_E_NOMEM;
+        goto out;
+    }
+    ctl_clearing_rec r = {id, start_utc, p, cleared_ms, "", b.n, NULL, NULL, 0, NULL, 0};
+    mkt_error_at at;
+    int mrc = mkt_clear(c, p, b.v, b.n, &at);
+    if (mrc != MKT_OK) {
+        /* recorded as cleared with nothing traded: the market must move on; the error is kept */
+        mkt_summary empty;
+        memset(&empty, 0, sizeof empty);
+        empty.mechanism = p->mechanism;
+        r.error = mkt_strerror(mrc);
+        r.summary = &empty;
+        if (!(rc = ctl_store_put_clearing(s, &r)))
+            rc = CTL_ST_E_MARKET;
+        goto out;
+    }
+    r.summary = mkt_clearing_summary(c);
+    r.trades = mkt_clearing_trades(c, &r.n_trades);
+    r.outcomes = mkt_clearing_participants(c, &r.n_outcomes);
+    if ((rc = ctl_store_put_clearing(s, &r)))
+        goto out;
+    *did_clear = 1;
+out:
+    mkt_clearing_free(c);
+    free(b.v);
+    return rc;
+}
+
+int ctl_clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
+                       const mkt_params *params, int64_t cleared_ms, int *did_clear)
+{
+    if (!s || !params || !did_clear)
+        return CTL_ST_E_INVAL;
+    *did_clear = 0;
+    int rc = ctl_store_begin(s);
+    if (rc)
+        return rc;
+    rc = clear_in_tx(s, interval_id, start_utc, params, cleared_ms, did_clear);
+    if (rc == CTL_ST_E_MARKET) {
+        /* keep the record of the rejected book; the caller still learns what happened */
+        *did_clear = 1;
+        return ctl_store_end(s, CTL_ST_OK) == CTL_ST_OK ? CTL_ST_E_MARKET : CTL_ST_E_DB;
+    }
+    return ctl_store_end(s, rc);
+}
