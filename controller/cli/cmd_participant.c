@@ -94,8 +94,11 @@ static ctl_db *open_db(const char *verb, const char *path, int may_create)
     char why[512] = "";
     int rc = ctl_registry_open(path, &db, why, sizeof why);
     if (rc) {
-        fprintf(stderr, "mgx participant %s: %s: %s%s%s\n", verb, path,
-                ctl_registry_strerror(rc), why[0] ? ": " : "", why);
+        /* why names the file ("path: reason") when there is one */
+        if (why[0])
+            fprintf(stderr, "mgx participant %s: %s: %s\n", verb, why, ctl_registry_strerror(rc));
+        else
+            fprintf(stderr, "mgx participant %s: %s: %s\n", verb, path, ctl_registry_strerror(rc));
         return NULL;
     }
     return db;
