@@ -13,7 +13,6 @@
 
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,19 +40,6 @@ struct ctl_settler {
     int64_t solana_height;
     int64_t sol_retry_at_ms, sol_next_poll_ms;
 };
-
-__attribute__((format(printf, 3, 4))) static void logf_(ctl_settler *st, int level,
-                                                        const char *fmt, ...)
-{
-    if (!st->cfg.log)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    st->cfg.log(st->cfg.log_ctx, level, line);
-}
 
 /* ---- settle_state: what was published and handed to Solana ---- */
 
@@ -176,7 +162,7 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
         if (ctl_settle_solana_new(c->solana, st->db, &st->sol, err, errlen) != 0)
             goto fail;
         if (c->solana->payment_decimals < 6)
-            logf_(st, BUS_LOG_WARN,
+            ctl_logf(st->cfg.log, CTL_LOG_WARN,
                   "solana: the payment token has %d decimals, the ledger counts micro-units: each "
                   "trade's payment goes on chain rounded down to a multiple of %lld uc, the rest "
                   "stays with the buyer (docs/solana.md, Payment decimals)",
@@ -238,7 +224,7 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
     char start[24];
     ctl_format_utc(start_utc, start, sizeof start);
     const stl_totals *t = &r->block.totals;
-    logf_(st, BUS_LOG_INFO,
+    ctl_logf(st->cfg.log, CTL_LOG_INFO,
           "interval %lld (%s) settled: block %llu, %u trades, %lld of %lld Wh delivered, "
           "paid %lld uc, grid %lld/%lld Wh bought/sold, %u positions, %u held (%zu flagged, "
           "%zu missing), log size %llu, %lld ms",
@@ -258,7 +244,7 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
             snprintf(where, sizeof where, "meter %s%s%s", m->meter_id, q[0] ? ": " : "", q);
         else
             snprintf(where, sizeof where, "no meter in the registry");
-        logf_(st, BUS_LOG_WARN, "interval %lld: %s held as %s (%s)",
+        ctl_logf(st->cfg.log, CTL_LOG_WARN, "interval %lld: %s held as %s (%s)",
               (long long)r->block.interval_id, m->name, stm_status_name(m->metered.status),
               where);
     }
@@ -270,7 +256,7 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     int found = 0;
     char err[1024] = "";
     if (ctl_store_result(st->store, id, &r, &found) != CTL_ST_OK || !found) {
-        logf_(st, BUS_LOG_ERROR, "interval %lld: cannot read its clearing (%s); retrying",
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: cannot read its clearing (%s); retrying",
               (long long)id, ctl_store_errmsg(st->store));
         st->retry_at_ms = real_ms + RETRY_DB_MS;
         return -1;
@@ -278,7 +264,7 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     ctl_settle_input x;
     int rc = ctl_settle_input_build(st->store, &r, &st->cfg.rules, &x, err, sizeof err);
     if (rc != CTL_ST_OK) {
-        logf_(st, BUS_LOG_ERROR, "interval %lld: settlement input: %s; retrying", (long long)id,
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: settlement input: %s; retrying", (long long)id,
               err);
         st->retry_at_ms = real_ms + (rc == CTL_ST_E_INVAL ? RETRY_INPUT_MS : RETRY_DB_MS);
         return -1;
@@ -291,7 +277,7 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     if (rc != CTL_LEDGER_OK) {
         int db = rc == CTL_LEDGER_E_DB || rc == CTL_LEDGER_E_NOMEM;
         if (st->failing_interval != id || db)
-            logf_(st, BUS_LOG_ERROR, "interval %lld not settled: %s; %s", (long long)id, err,
+            ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld not settled: %s; %s", (long long)id, err,
                   db ? "retrying" : "settlement stops here until it is resolved (retried "
                                     "every minute)");
         st->failing_interval = id;
@@ -303,7 +289,7 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     st->last_settled = id;
     int64_t ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     if (res.replayed)
-        logf_(st, BUS_LOG_INFO, "interval %lld was already settled (block %llu)", (long long)id,
+        ctl_logf(st->cfg.log, CTL_LOG_INFO, "interval %lld was already settled (block %llu)", (long long)id,
               (unsigned long long)res.block.height);
     else
         log_settled(st, &x, &res, r.start_utc, ms);
@@ -380,7 +366,7 @@ static void pub_finish(ctl_settler *st)
     if (!st->pub_failed) {
         st->published_height = (int64_t)st->pub_height;
         if (state_put(st->db, "published_height", st->published_height) != 0)
-            logf_(st, BUS_LOG_ERROR, "block %llu: publication not recorded: %s",
+            ctl_logf(st->cfg.log, CTL_LOG_ERROR, "block %llu: publication not recorded: %s",
                   (unsigned long long)st->pub_height, sqlite3_errmsg(st->db));
     }
     st->pub_active = 0;
@@ -499,7 +485,7 @@ void ctl_settler_publish(ctl_settler *st, bus_client *bus)
     block_view v;
     uint64_t h = (uint64_t)(st->published_height + 1);
     if (load_block(st->db, h, &v) != 0) {
-        logf_(st, BUS_LOG_ERROR, "block %llu cannot be read for publication",
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "block %llu cannot be read for publication",
               (unsigned long long)h);
         block_view_free(&v);
         return;
@@ -547,13 +533,13 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
             ctl_crash_point("solana.after_add");
             st->solana_height = (int64_t)h;
             if (state_put(st->db, "solana_height", st->solana_height) != 0)
-                logf_(st, BUS_LOG_ERROR, "solana: progress not recorded: %s",
+                ctl_logf(st->cfg.log, CTL_LOG_ERROR, "solana: progress not recorded: %s",
                       sqlite3_errmsg(st->db));
-            logf_(st, BUS_LOG_INFO, "solana: block %llu (interval %lld): %s",
+            ctl_logf(st->cfg.log, CTL_LOG_INFO, "solana: block %llu (interval %lld): %s",
                   (unsigned long long)h, (long long)v.b.interval_id, msg);
             continue;
         }
-        logf_(st, rc > 0 ? BUS_LOG_WARN : BUS_LOG_ERROR, "solana: block %llu: %s; retrying",
+        ctl_logf(st->cfg.log, rc > 0 ? CTL_LOG_WARN : CTL_LOG_ERROR, "solana: block %llu: %s; retrying",
               (unsigned long long)h, msg);
         st->sol_retry_at_ms = real_ms + (rc > 0 ? 2000 : RETRY_INPUT_MS);
         break;
@@ -565,9 +551,9 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
     memset(&s, 0, sizeof s);
     int rc = ctl_settle_solana_poll(st->sol, real_ms, &s);
     if (rc != CTL_SOLOB_OK)
-        logf_(st, BUS_LOG_WARN, "solana: outbox pass: %s", ctl_sol_outbox_strerror(rc));
+        ctl_logf(st->cfg.log, CTL_LOG_WARN, "solana: outbox pass: %s", ctl_sol_outbox_strerror(rc));
     if (s.sent || s.rebuilt || s.confirmed || s.failed)
-        logf_(st, s.failed ? BUS_LOG_ERROR : BUS_LOG_INFO,
+        ctl_logf(st->cfg.log, s.failed ? CTL_LOG_ERROR : CTL_LOG_INFO,
               "solana: %zu sent, %zu resent, %zu rebuilt, %zu confirmed, %zu failed, %zu pending",
               s.sent, s.resent, s.rebuilt, s.confirmed, s.failed, s.pending);
 }
