@@ -6,6 +6,7 @@
 #include "cli/sim_serve.h"
 
 #include "mgx/meter_trace.h"
+#include "mgx/civil.h"
 #include "mgx/simdata.h"
 #include "common/log.h"
 #include "common/stop_signal.h"
@@ -341,7 +342,7 @@ static int on_interval(size_t k, size_t total, void *ctx)
     if (k == 0) {
         s->real0_ms = s->o.clock_start_ms ? s->o.clock_start_ms : ctl_wall_ms();
         char when[32];
-        sim_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
+        mkt_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
         ctl_logf(&s->log, CTL_LOG_INFO, "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
             s->real0_ms, s->o.clock_speed);
     }
@@ -366,7 +367,7 @@ static int on_interval(size_t k, size_t total, void *ctx)
     size_t per_day = (size_t)(1440 / s->sc->interval_min);
     if ((k + 1) % per_day == 0 || k + 1 == total) {
         char when[32];
-        sim_format_time(sim_interval_start_utc(s->sc, k) + s->interval_ms / 1000, 0, when,
+        mkt_format_time(sim_interval_start_utc(s->sc, k) + s->interval_ms / 1000, 0, when,
                         sizeof when);
         ctl_logf(&s->log, CTL_LOG_INFO, "simulated up to %s (%zu of %zu intervals)", when, k + 1, total);
     }

@@ -17,6 +17,7 @@
 #include "db/registry.h"
 #include "settle/settle_daemon.h"
 #include "db/store.h"
+#include "mgx/civil.h"
 #include "common/wall_clock.h"
 
 #include <jansson.h>
@@ -409,7 +410,7 @@ static void clear_due(daemon *d)
         int found = 0;
         ctl_store_result(d->store, id, &res, &found);
         char start[24];
-        ctl_format_utc(ctl_interval_start(id, r->length_s), start, sizeof start);
+        mkt_format_time(ctl_interval_start(id, r->length_s), 0, start, sizeof start);
         if (found && did)
             ctl_logf(&d->log, rc == CTL_ST_E_MARKET ? CTL_LOG_ERROR : CTL_LOG_INFO,
                   "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
@@ -507,7 +508,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     if (settle_setup(d) != 0)
         goto out;
     char t[24];
-    ctl_format_utc(now_s, t, sizeof t);
+    mkt_format_time(now_s, 0, t, sizeof t);
     ctl_logf(&d->log, CTL_LOG_INFO,
           "community %s, db %s, interval %lld s, gate %lld s before start, clock %s x%lld; "
           "first interval %lld, last cleared %lld",

@@ -8,6 +8,7 @@
 
 #include "common/crash_point.h"
 #include "common/interval.h"
+#include "mgx/civil.h"
 #include "settle/ledger_store.h"
 #include "settle/settle_input.h"
 
@@ -222,7 +223,7 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
                         int64_t start_utc, int64_t ms)
 {
     char start[24];
-    ctl_format_utc(start_utc, start, sizeof start);
+    mkt_format_time(start_utc, 0, start, sizeof start);
     const stl_totals *t = &r->block.totals;
     ctl_logf(st->cfg.log, CTL_LOG_INFO,
           "interval %lld (%s) settled: block %llu, %u trades, %lld of %lld Wh delivered, "
