@@ -92,11 +92,12 @@ static void on_sent(void *arg, int status)
     if (status == BUS_E_DENIED)
         ctl_logf(&c->a->log, CTL_LOG_ERROR,
                  "the broker refused the order for interval %lld: not authorized (check [bus] "
-            "username and the broker's ACL)",
-            (long long)c->interval_id);
+                 "username and the broker's ACL)",
+                 (long long)c->interval_id);
     else if (status != BUS_OK)
-        ctl_logf(&c->a->log, CTL_LOG_WARN, "order for interval %lld not acknowledged (%s); it will be resent",
-            (long long)c->interval_id, bus_strerror(status));
+        ctl_logf(&c->a->log, CTL_LOG_WARN,
+                 "order for interval %lld not acknowledged (%s); it will be resent",
+                 (long long)c->interval_id, bus_strerror(status));
     free(c);
 }
 
@@ -111,12 +112,13 @@ static void publish_order(agent *a, const ags_order *o, int64_t now_real)
         free(c);
         if (rc != BUS_E_NOCONN)
             ctl_logf(&a->log, CTL_LOG_WARN, "cannot publish the order for interval %lld: %s",
-                (long long)o->interval_id, bus_strerror(rc));
+                     (long long)o->interval_id, bus_strerror(rc));
         return;
     }
     if (o->sends > 0)
-        ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: no receipt yet, resending the same order (nonce %s, send %d)",
-            (long long)o->interval_id, o->nonce_hex, o->sends + 1);
+        ctl_logf(&a->log, CTL_LOG_INFO,
+                 "interval %lld: no receipt yet, resending the same order (nonce %s, send %d)",
+                 (long long)o->interval_id, o->nonce_hex, o->sends + 1);
     if (ags_order_sent(a->store, o->interval_id, now_real)) {
         ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
         a->fatal = true;
@@ -160,8 +162,9 @@ static void resend_due(agent *a, int64_t now_real, int64_t now_market)
     for (size_t i = 0; i < l.n && !a->fatal; i++) {
         ags_order *o = &items[i].o;
         if (floor_s(now_market) > o->expiry_s + a->cfg.give_up_s) {
-            ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: no receipt for order %s after %d sends; giving up",
-                (long long)o->interval_id, o->nonce_hex, o->sends);
+            ctl_logf(&a->log, CTL_LOG_WARN,
+                     "interval %lld: no receipt for order %s after %d sends; giving up",
+                     (long long)o->interval_id, o->nonce_hex, o->sends);
             if (ags_order_give_up(a->store, o->interval_id))
                 a->fatal = true;
             continue;
@@ -193,7 +196,8 @@ static int build_order(agent *a, int64_t n, mkt_side side, const mkt_step *step,
     m->steps[0] = *step;
     char why[CTL_DETAIL_MAX];
     if (ctl_order_validate(m, why, sizeof why) != CTL_R_OK) {
-        ctl_logf(&a->log, CTL_LOG_ERROR, "interval %lld: cannot form a valid order: %s", (long long)n, why);
+        ctl_logf(&a->log, CTL_LOG_ERROR, "interval %lld: cannot form a valid order: %s",
+                 (long long)n, why);
         return -1;
     }
     return ctl_order_sign(m, ctl_key_secret(a->key)) == CTL_R_OK ? 0 : -1;
@@ -212,12 +216,14 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
     mkt_step step;
     int rc = sim_trader_order(&a->trader, net_wh, &a->cfg.tariffs, stream(a, n, 0), &side, &step);
     if (rc < 0) {
-        ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: no order: %s", (long long)n, sim_strategy_strerror(rc));
+        ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: no order: %s", (long long)n,
+                 sim_strategy_strerror(rc));
         return;
     }
     if (rc == 0) {
-        ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: interval %lld netted 0 Wh, nothing to trade", (long long)n,
-            (long long)k);
+        ctl_logf(&a->log, CTL_LOG_INFO,
+                 "interval %lld: interval %lld netted 0 Wh, nothing to trade", (long long)n,
+                 (long long)k);
         return;
     }
     ctl_order_msg m;
@@ -225,7 +231,8 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
     size_t len = 0;
     if (build_order(a, n, side, &step, now_market, &m) ||
         ctl_order_to_json(&m, json, sizeof json, &len) != CTL_R_OK) {
-        ctl_logf(&a->log, CTL_LOG_ERROR, "interval %lld: signing or encoding the order failed", (long long)n);
+        ctl_logf(&a->log, CTL_LOG_ERROR, "interval %lld: signing or encoding the order failed",
+                 (long long)n);
         return;
     }
     ags_order o = {.interval_id = n, .json = json, .side = (int)side, .energy_wh = step.energy_wh,
@@ -241,11 +248,11 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
         return;
     }
     ctl_logf(&a->log, CTL_LOG_INFO,
-        "interval %lld: forecast %lld Wh (interval %lld); order to %s %lld Wh at %lld uc/kWh, "
-        "nonce %s, strategy %s",
-        (long long)n, (long long)net_wh, (long long)k, side == MKT_SELL ? "sell" : "buy",
-        (long long)step.energy_wh, (long long)step.price_uc_per_kwh, o.nonce_hex,
-        sim_strategy_name(a->cfg.strategy.kind));
+             "interval %lld: forecast %lld Wh (interval %lld); order to %s %lld Wh at %lld uc/kWh, "
+             "nonce %s, strategy %s",
+             (long long)n, (long long)net_wh, (long long)k, side == MKT_SELL ? "sell" : "buy",
+             (long long)step.energy_wh, (long long)step.price_uc_per_kwh, o.nonce_hex,
+             sim_strategy_name(a->cfg.strategy.kind));
     if (bus_connected(a->bus))
         publish_order(a, &o, ctl_wall_ms());
 }
@@ -260,8 +267,9 @@ static void maybe_order(agent *a, int64_t now_market)
     int64_t now_s = floor_s(now_market);
     int64_t current = ctl_interval_id(now_s, a->cfg.interval_s);
     if (k < current - 1) {
-        ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld is complete but old (now in %lld): no forecast from it",
-            (long long)k, (long long)current);
+        ctl_logf(&a->log, CTL_LOG_INFO,
+                 "interval %lld is complete but old (now in %lld): no forecast from it",
+                 (long long)k, (long long)current);
         return;
     }
     order_for(a, ctl_interval_first_open(now_s, &a->rules), k, net, now_market);
@@ -280,7 +288,7 @@ static void on_state_msg(agent *a, const bus_message *m)
     int rc = agm_add(&a->meter, &s);
     if (rc == AGM_E_BACKWARDS || rc == AGM_E_IMPLAUSIBLE)
         ctl_logf(&a->log, CTL_LOG_WARN, "meter %s: reading at %lld ms refused: %s", a->cfg.meter_id,
-            (long long)s.ts_ms, agm_strerror(rc));
+                 (long long)s.ts_ms, agm_strerror(rc));
     else if (rc == AGM_E_QUALITY)
         ctl_logf(&a->log, CTL_LOG_DEBUG, "meter %s: flagged reading ignored", a->cfg.meter_id);
 }
@@ -309,16 +317,19 @@ static void on_receipt_msg(agent *a, const bus_message *m)
         return;
     }
     if (effect == AGS_RECEIPT_UNKNOWN)
-        ctl_logf(&a->log, CTL_LOG_WARN, "receipt for an order this agent does not know (interval %lld, nonce %s)",
-            (long long)r.interval_id, nonce);
+        ctl_logf(&a->log, CTL_LOG_WARN,
+                 "receipt for an order this agent does not know (interval %lld, nonce %s)",
+                 (long long)r.interval_id, nonce);
     else if (effect == AGS_RECEIPT_DUPLICATE)
-        ctl_logf(&a->log, CTL_LOG_DEBUG, "duplicate receipt for interval %lld", (long long)r.interval_id);
+        ctl_logf(&a->log, CTL_LOG_DEBUG, "duplicate receipt for interval %lld",
+                 (long long)r.interval_id);
     else if (ok)
-        ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: order %s accepted (%s)", (long long)r.interval_id, nonce,
-            name);
+        ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: order %s accepted (%s)",
+                 (long long)r.interval_id, nonce, name);
     else
-        ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: order %s rejected: %s%s%s", (long long)r.interval_id, nonce,
-            name ? name : "?", r.detail[0] ? ": " : "", r.detail);
+        ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: order %s rejected: %s%s%s",
+                 (long long)r.interval_id, nonce, name ? name : "?", r.detail[0] ? ": " : "",
+                 r.detail);
 }
 
 /* An integer member of a JSON object, if present. */
@@ -366,7 +377,7 @@ static void on_trades_msg(agent *a, const bus_message *m)
         ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
     else
         ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: trades received (%s)", (long long)id,
-            any_energy(j) ? "energy traded" : "nothing traded");
+                 any_energy(j) ? "energy traded" : "nothing traded");
     free(text);
     json_decref(j);
 }
@@ -400,8 +411,9 @@ static void learn(agent *a, int64_t id, json_t *result)
         return;
     if (ags_trader_save(a->store, a->trader.margin, a->trader.last_change))
         ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
-    ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: %s at %lld uc/kWh; ZIP margin %.4f -> %.4f", (long long)id,
-        traded ? "traded" : "did not trade", (long long)price, before, a->trader.margin);
+    ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: %s at %lld uc/kWh; ZIP margin %.4f -> %.4f",
+             (long long)id, traded ? "traded" : "did not trade", (long long)price, before,
+             a->trader.margin);
 }
 
 static void on_result_msg(agent *a, const bus_message *m, const char *id_text)
@@ -515,8 +527,8 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
         return -1;
     }
     a->cfg = *cfg;
-    a->log = (ctl_log){"agent", getenv("MGX_AGENT_DEBUG") ? CTL_LOG_DEBUG : CTL_LOG_INFO, NULL,
-                       NULL};
+    a->log =
+        (ctl_log){"agent", getenv("MGX_AGENT_DEBUG") ? CTL_LOG_DEBUG : CTL_LOG_INFO, NULL, NULL};
     a->cfg.bus.password = NULL; /* the caller owns it (agc_clear) */
     a->cfg.bus.loader = NULL;
     a->clock = *clock;
@@ -557,11 +569,15 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
     int64_t pending = 0;
     ags_count(a->store, AGS_PENDING, &pending);
     const cfg_bus *b = &a->cfg.bus;
-    ctl_logf(&a->log, CTL_LOG_INFO,
+    ctl_logf(
+        &a->log, CTL_LOG_INFO,
         "participant %s, meter %s, strategy %s, %lld order(s) awaiting a receipt; broker %s:%d "
         "as %s",
         a->cfg.participant, a->cfg.meter_id, sim_strategy_name(a->cfg.strategy.kind),
-        (long long)pending, b->host, b->port ? b->port : b->tls_ca[0] ? 8883 : 1883,
+        (long long)pending, b->host,
+        b->port        ? b->port
+        : b->tls_ca[0] ? 8883
+                       : 1883,
         b->client_id);
     if (bus_start(a->bus) != BUS_OK) {
         ctl_logf(&a->log, CTL_LOG_ERROR, "cannot start the bus client");
@@ -574,7 +590,8 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         resend_due(a, ctl_wall_ms(), now_market);
     }
     bus_stop(a->bus, 2000);
-    ctl_logf(&a->log, a->fatal ? CTL_LOG_ERROR : CTL_LOG_INFO, "%s", a->fatal ? "stopped after an outbox error" : "stopped");
+    ctl_logf(&a->log, a->fatal ? CTL_LOG_ERROR : CTL_LOG_INFO, "%s",
+             a->fatal ? "stopped after an outbox error" : "stopped");
     return a->fatal ? -1 : 0;
 }
 

@@ -123,7 +123,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-
 /* ---- pending table and completion queue ---- */
 
 static unsigned slot_of(const bus_client *c, int mid)
@@ -240,7 +239,8 @@ static void announce(bus_client *c)
     c->announced = true;
     int prc = mosquitto_publish_v5(c->mosq, NULL, c->status_topic, 6, "online", 1, true, NULL);
     if (prc != MOSQ_ERR_SUCCESS)
-        ctl_logf(&c->log, CTL_LOG_WARN, "cannot publish online status: %s", mosquitto_strerror(prc));
+        ctl_logf(&c->log, CTL_LOG_WARN, "cannot publish online status: %s",
+                 mosquitto_strerror(prc));
 }
 
 /* Sends one SUBSCRIBE; before the announcement its SUBACK is awaited. */
@@ -261,8 +261,8 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
     (void)props;
     bus_client *c = obj;
     if (rc != 0) {
-        ctl_logf(&c->log, CTL_LOG_ERROR, "broker %s:%d refused the connection: %s", c->host, c->port,
-                mosquitto_reason_string(rc));
+        ctl_logf(&c->log, CTL_LOG_ERROR, "broker %s:%d refused the connection: %s", c->host,
+                 c->port, mosquitto_reason_string(rc));
         link_lost(c, BUS_E_REFUSED);
         return;
     }
@@ -275,7 +275,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
         int src = send_subscription(c, c->subs[i].filter, c->subs[i].qos);
         if (src != MOSQ_ERR_SUCCESS)
             ctl_logf(&c->log, CTL_LOG_ERROR, "cannot subscribe to %s: %s", c->subs[i].filter,
-                    mosquitto_strerror(src));
+                     mosquitto_strerror(src));
     }
     /* before any message of this connection can arrive; subscriptions the owner adds here
      * are awaited by the announcement too */
@@ -304,7 +304,7 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int reason,
     int status = reason < 0x80 ? BUS_OK : BUS_E_DENIED;
     if (status != BUS_OK)
         ctl_logf(&c->log, CTL_LOG_ERROR, "broker refused message %d: %s", mid,
-                mosquitto_reason_string(reason));
+                 mosquitto_reason_string(reason));
     pending p;
     if (table_take(c, mid, &p)) {
         queue_push(c, p.done, p.arg, status);
@@ -323,7 +323,7 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const i
     for (int i = 0; i < n; i++)
         if (granted[i] >= 0x80)
             ctl_logf(&c->log, CTL_LOG_ERROR, "broker refused a subscription: %s",
-                    mosquitto_reason_string(granted[i]));
+                     mosquitto_reason_string(granted[i]));
     /* a refused filter is answered too: announce anyway (the error is logged) */
     for (unsigned i = 0; i < c->n_suback_waiting; i++)
         if (c->suback_mids[i] == mid) {
@@ -362,15 +362,16 @@ static int configure(bus_client *c)
     if (rc == MOSQ_ERR_SUCCESS && c->username)
         rc = mosquitto_username_pw_set(m, c->username, c->password);
     if (rc != MOSQ_ERR_SUCCESS) {
-        ctl_logf(&c->log, CTL_LOG_ERROR, "cannot configure the MQTT client: %s", mosquitto_strerror(rc));
+        ctl_logf(&c->log, CTL_LOG_ERROR, "cannot configure the MQTT client: %s",
+                 mosquitto_strerror(rc));
         return BUS_E_MOSQ;
     }
     if (c->tls_ca) {
         rc = mosquitto_tls_set(m, c->tls_ca, NULL, c->tls_cert, c->tls_key, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
-            ctl_logf(&c->log, CTL_LOG_ERROR, "TLS files rejected (ca %s, cert %s, key %s): %s", c->tls_ca,
-                    c->tls_cert ? c->tls_cert : "-", c->tls_key ? c->tls_key : "-",
-                    mosquitto_strerror(rc));
+            ctl_logf(&c->log, CTL_LOG_ERROR, "TLS files rejected (ca %s, cert %s, key %s): %s",
+                     c->tls_ca, c->tls_cert ? c->tls_cert : "-", c->tls_key ? c->tls_key : "-",
+                     mosquitto_strerror(rc));
             return BUS_E_TLS;
         }
     }
@@ -396,7 +397,7 @@ static void attempt_connect(bus_client *c)
     int rc = mosquitto_connect_async(c->mosq, c->host, c->port, c->keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
         ctl_logf(&c->log, CTL_LOG_WARN, "cannot connect to %s:%d: %s", c->host, c->port,
-                rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         link_lost(c, BUS_E_CONN_LOST);
     }
 }
@@ -479,7 +480,7 @@ bus_client *bus_new(const bus_config *cfg, bus_message_fn on_msg, bus_state_fn o
         c->backoff_min_ms = 2;
     c->backoff_ms = c->backoff_min_ms;
     c->log = (ctl_log){"bus",
-                       cfg->log ? cfg->log_level : (cfg->log_level ? cfg->log_level : BUS_LOG_INFO),
+                       cfg->log ? cfg->log_level : (cfg->log_level ? cfg->log_level : CTL_LOG_INFO),
                        cfg->log, cfg->log_user ? cfg->log_user : user};
     c->user = user;
     c->on_message = on_msg;
@@ -539,7 +540,7 @@ int bus_loop(bus_client *c, int timeout_ms)
             attempt_connect(c);
         if (c->state == LINK_CONNECTING && now - c->attempt_start_ms > BUS_CONNECT_TIMEOUT_MS) {
             ctl_logf(&c->log, CTL_LOG_WARN, "no answer from %s:%d within %d ms", c->host, c->port,
-                    BUS_CONNECT_TIMEOUT_MS);
+                     BUS_CONNECT_TIMEOUT_MS);
             link_lost(c, BUS_E_CONN_LOST);
         }
         int left = (int)(deadline - now_ms());
@@ -551,7 +552,7 @@ int bus_loop(bus_client *c, int timeout_ms)
             if (rc != MOSQ_ERR_SUCCESS) {
                 if (c->state == LINK_CONNECTING)
                     ctl_logf(&c->log, CTL_LOG_WARN, "cannot connect to %s:%d: %s", c->host, c->port,
-                            rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+                             rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
                 link_lost(c, BUS_E_CONN_LOST);
             }
         } else if (c->state == LINK_IDLE) {
@@ -601,7 +602,7 @@ send:
         int rc = send_subscription(c, filter, qos);
         if (rc != MOSQ_ERR_SUCCESS) {
             ctl_logf(&c->log, CTL_LOG_WARN, "cannot subscribe to %s now: %s", filter,
-                    mosquitto_strerror(rc));
+                     mosquitto_strerror(rc));
             return BUS_E_MOSQ;
         }
     }
@@ -675,7 +676,8 @@ int bus_stop(bus_client *c, int timeout_ms)
                 mosquitto_loop(c->mosq, 10, 1);
         }
         if (rc != BUS_OK)
-            ctl_logf(&c->log, CTL_LOG_WARN, "offline status not acknowledged: %s", bus_strerror(rc));
+            ctl_logf(&c->log, CTL_LOG_WARN, "offline status not acknowledged: %s",
+                     bus_strerror(rc));
     }
     c->state = LINK_STOPPED;
     fail_all_pending(c);

@@ -172,7 +172,7 @@ int outbox_open(const outbox_config *cfg, outbox **out, char *err, size_t errlen
         goto fail;
     if (ob->count)
         ctl_logf(&ob->log, CTL_LOG_INFO, "%s: %llu messages waiting from an earlier run", ob->path,
-               (unsigned long long)ob->count);
+                 (unsigned long long)ob->count);
     *out = ob;
     return OUTBOX_OK;
 fail:
@@ -187,10 +187,10 @@ static void note_drop(outbox *ob, bool oldest)
      * says what it cost without a line per reading */
     if (total == 1 || total >= 2 * ob->drops_logged_at) {
         ob->drops_logged_at = total;
-        ctl_logf(&ob->log, CTL_LOG_WARN, "%s: outbox full (%llu messages): %s; %llu so far", ob->path,
-               (unsigned long long)ob->max_messages,
-               oldest ? "dropped the oldest message" : "refused a new message",
-               (unsigned long long)total);
+        ctl_logf(&ob->log, CTL_LOG_WARN, "%s: outbox full (%llu messages): %s; %llu so far",
+                 ob->path, (unsigned long long)ob->max_messages,
+                 oldest ? "dropped the oldest message" : "refused a new message",
+                 (unsigned long long)total);
     }
 }
 
@@ -249,7 +249,7 @@ int outbox_push(outbox *ob, const outbox_item *items, size_t n, int64_t now_ms,
     return refused ? OUTBOX_E_FULL : OUTBOX_OK;
 fail:
     ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: cannot store %zu messages: %s", ob->path, n,
-           sqlite3_errmsg(ob->db));
+             sqlite3_errmsg(ob->db));
     sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
     return OUTBOX_E_DB;
 }
@@ -263,8 +263,10 @@ static void on_done(void *arg, int status)
     if (status == BUS_OK || status == BUS_E_DENIED) {
         if (status == BUS_E_DENIED) {
             ob->st.rejected++;
-            ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: the broker refused message %lld; deleted (check the "
-                   "broker's ACL for this client)", ob->path, (long long)s->id);
+            ctl_logf(&ob->log, CTL_LOG_ERROR,
+                     "%s: the broker refused message %lld; deleted (check the "
+                     "broker's ACL for this client)",
+                     ob->path, (long long)s->id);
         }
         if (status == BUS_OK)
             ob->st.published++;
@@ -295,7 +297,7 @@ static int delete_acked(outbox *ob)
     return OUTBOX_OK;
 fail:
     ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: cannot delete acknowledged messages: %s", ob->path,
-           sqlite3_errmsg(ob->db));
+             sqlite3_errmsg(ob->db));
     sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
     return OUTBOX_E_DB;
 }
@@ -347,7 +349,7 @@ int outbox_pump(outbox *ob, bus_client *bus)
             /* a row that can never be published (the bounds changed?): drop it loudly */
             ob->st.rejected++;
             ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: message %lld cannot be published (%s); deleted",
-                   ob->path, (long long)id, bus_strerror(prc));
+                     ob->path, (long long)id, bus_strerror(prc));
             ob->next_id = id;
             if (ob->n_acked < ob->window) /* the other half is for the window's outcomes */
                 ob->acked[ob->n_acked++] = id;
@@ -360,7 +362,7 @@ int outbox_pump(outbox *ob, bus_client *bus)
     sqlite3_reset(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
         ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: cannot read the outbox: %s", ob->path,
-               sqlite3_errmsg(ob->db));
+                 sqlite3_errmsg(ob->db));
         return OUTBOX_E_DB;
     }
     return OUTBOX_OK;

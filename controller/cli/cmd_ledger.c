@@ -568,8 +568,8 @@ static int cmd_statement(int argc, char **argv)
     printf("interval_id,start_utc,status,quality,import_wh,export_wh,contracted_bought_wh,"
            "contracted_sold_wh,local_bought_wh,local_sold_wh,grid_bought_wh,grid_sold_wh,"
            "local_paid_uc,fee_paid_uc,local_received_uc,grid_paid_uc,grid_received_uc,net_uc\n");
-    if (ctl_ledger_statement(db, part, &range, print_statement_row, &sum, &rows, err,
-                             sizeof err) != 0) {
+    if (ctl_ledger_statement(db, part, &range, print_statement_row, &sum, &rows, err, sizeof err) !=
+        0) {
         fprintf(stderr, "mgx ledger statement: %s\n", err);
         goto out;
     }

@@ -267,11 +267,12 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
         goto fail;
     uint16_t p0 = mtr_server_port(s->servers[0]),
              p1 = mtr_server_port(s->servers[s->n_servers - 1]);
-    ctl_logf(&s->log, CTL_LOG_INFO, "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s", s->homes,
-        o->profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec", o->host, (unsigned)p0,
-        s->n_servers > 1 ? (o->port ? "-" : "..") : "", s->n_servers > 1 ? (unsigned)p1 : 0u,
-        (unsigned)(s->homes < MTR_SERVER_UNITS ? s->homes : MTR_SERVER_UNITS),
-        o->meter_config ? "; meter config " : "", o->meter_config ? o->meter_config : "");
+    ctl_logf(&s->log, CTL_LOG_INFO,
+             "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s", s->homes,
+             o->profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec", o->host, (unsigned)p0,
+             s->n_servers > 1 ? (o->port ? "-" : "..") : "", s->n_servers > 1 ? (unsigned)p1 : 0u,
+             (unsigned)(s->homes < MTR_SERVER_UNITS ? s->homes : MTR_SERVER_UNITS),
+             o->meter_config ? "; meter config " : "", o->meter_config ? o->meter_config : "");
     *out = s;
     return 0;
 fail:
@@ -343,8 +344,9 @@ static int on_interval(size_t k, size_t total, void *ctx)
         s->real0_ms = s->o.clock_start_ms ? s->o.clock_start_ms : ctl_wall_ms();
         char when[32];
         mkt_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
-        ctl_logf(&s->log, CTL_LOG_INFO, "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
-            s->real0_ms, s->o.clock_speed);
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
+                 s->real0_ms, s->o.clock_speed);
     }
     int64_t begin = wall_at(s, (int64_t)k * s->interval_ms);
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
@@ -369,7 +371,8 @@ static int on_interval(size_t k, size_t total, void *ctx)
         char when[32];
         mkt_format_time(sim_interval_start_utc(s->sc, k) + s->interval_ms / 1000, 0, when,
                         sizeof when);
-        ctl_logf(&s->log, CTL_LOG_INFO, "simulated up to %s (%zu of %zu intervals)", when, k + 1, total);
+        ctl_logf(&s->log, CTL_LOG_INFO, "simulated up to %s (%zu of %zu intervals)", when, k + 1,
+                 total);
     }
     return 0;
 }
@@ -387,10 +390,12 @@ void ctl_serve_linger(ctl_serve *s, int64_t seconds)
     if (seconds == 0)
         return;
     if (seconds < 0)
-        ctl_logf(&s->log, CTL_LOG_INFO, "scenario finished; meters keep serving the final counters until SIGINT/SIGTERM");
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "scenario finished; meters keep serving the final counters until SIGINT/SIGTERM");
     else
-        ctl_logf(&s->log, CTL_LOG_INFO, "scenario finished; meters keep serving the final counters for %" PRId64 " s",
-            seconds);
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "scenario finished; meters keep serving the final counters for %" PRId64 " s",
+                 seconds);
     int64_t until = seconds < 0 ? INT64_MAX : ctl_wall_ms() + seconds * 1000;
     while (!(stop_flag && *stop_flag) && ctl_wall_ms() < until) {
         int64_t next = ctl_wall_ms() + 1000;

@@ -46,8 +46,8 @@ static inline bool ctl_log_on(const ctl_log *lg, int level)
  * cut. */
 __attribute__((format(printf, 3, 4))) void ctl_logf(const ctl_log *lg, int level, const char *fmt,
                                                     ...);
-__attribute__((format(printf, 3, 0))) void ctl_vlogf(const ctl_log *lg, int level,
-                                                     const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 0))) void ctl_vlogf(const ctl_log *lg, int level, const char *fmt,
+                                                     va_list ap);
 
 /* A ctl_log_fn that writes msg through the ctl_log user points at (user: const ctl_log *). */
 void ctl_log_sink(void *user, int level, const char *msg);

@@ -10,34 +10,47 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const CONTROLLER_KEYS[] = {
-    "community",          "db",                 "interval_s",        "gate_closure_s",
-    "max_ahead_intervals", "mechanism",         "feed_in_uc_per_kwh", "retail_uc_per_kwh",
-    "network_fee_uc_per_kwh", "settlement_grace_s", "settlement_key", "reading_max_gap_s",
-    "meter_max_power_w",  "clock_speed",        "clock_anchor",      NULL};
+static const char *const CONTROLLER_KEYS[] = {"community",
+                                              "db",
+                                              "interval_s",
+                                              "gate_closure_s",
+                                              "max_ahead_intervals",
+                                              "mechanism",
+                                              "feed_in_uc_per_kwh",
+                                              "retail_uc_per_kwh",
+                                              "network_fee_uc_per_kwh",
+                                              "settlement_grace_s",
+                                              "settlement_key",
+                                              "reading_max_gap_s",
+                                              "meter_max_power_w",
+                                              "clock_speed",
+                                              "clock_anchor",
+                                              NULL};
 
-static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst, size_t cap,
-                    char *err, size_t errlen)
+static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
+                    size_t cap, char *err, size_t errlen)
 {
     return cfg_path(x->loader, value, dst, cap) == CFG_OK
                ? CFG_OK
                : ctl_fail(CFG_E_BAD, err, errlen, "%s: path empty or too long", key);
 }
 
-static int controller_value(ctl_controller_file *x, int k, const char *key, const char *value, char *err,
-                            size_t errlen)
+static int controller_value(ctl_controller_file *x, int k, const char *key, const char *value,
+                            char *err, size_t errlen)
 {
     ctl_daemon_config *c = x->cfg;
     int64_t v;
     switch (k) {
-    case 0: return cfg_parse_id(key, value, x->community, err, errlen);
-    case 1: return path_key(x, key, value, c->db_path, sizeof c->db_path, err, errlen);
+    case 0:
+        return cfg_parse_id(key, value, x->community, err, errlen);
+    case 1:
+        return path_key(x, key, value, c->db_path, sizeof c->db_path, err, errlen);
     case 2:
         return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_LEN_S, &c->rules.length_s, err,
                              errlen);
     case 3:
-        return cfg_parse_int(key, value, 0, CTL_INTERVAL_MAX_GATE_S, &c->rules.gate_closure_s,
-                             err, errlen);
+        return cfg_parse_int(key, value, 0, CTL_INTERVAL_MAX_GATE_S, &c->rules.gate_closure_s, err,
+                             errlen);
     case 4:
         return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_AHEAD, &c->rules.max_ahead, err,
                              errlen);
@@ -47,11 +60,11 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
                    : ctl_fail(CFG_E_BAD, err, errlen,
                               "mechanism must be pay-as-clear or pay-as-bid");
     case 6:
-        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
-                             &c->params.feed_in_uc_per_kwh, err, errlen);
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH, &c->params.feed_in_uc_per_kwh,
+                             err, errlen);
     case 7:
-        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
-                             &c->params.retail_uc_per_kwh, err, errlen);
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH, &c->params.retail_uc_per_kwh,
+                             err, errlen);
     case 8:
         return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
                              &c->params.network_fee_uc_per_kwh, err, errlen);
@@ -62,12 +75,15 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         return CFG_OK;
     case 10:
         return path_key(x, key, value, c->settlement_key, sizeof c->settlement_key, err, errlen);
-    case 11: return cfg_parse_int(key, value, 1, 86400, &c->reading_max_gap_s, err, errlen);
+    case 11:
+        return cfg_parse_int(key, value, 1, 86400, &c->reading_max_gap_s, err, errlen);
     case 12:
         return cfg_parse_int(key, value, 0, INT64_C(1000000000), &c->meter_max_power_w, err,
                              errlen);
-    case 13: return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
-    default: return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
+    case 13:
+        return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
+    default:
+        return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
     }
 }
 
@@ -113,8 +129,8 @@ static int controller_finish(void *ctx, const char *path, char *err, size_t errl
     return CFG_OK;
 }
 
-static int solana_key(void *ctx, const char *section, const char *key, const char *value,
-                      int line, char *err, size_t errlen)
+static int solana_key(void *ctx, const char *section, const char *key, const char *value, int line,
+                      char *err, size_t errlen)
 {
     ctl_controller_file *x = ctx;
     if (strcmp(section, "solana") != 0)

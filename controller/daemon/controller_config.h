@@ -25,11 +25,11 @@ typedef struct {
     char anchor[128];       /* [controller] clock_anchor; "" when absent */
     int64_t speed;          /* [controller] clock_speed; 1 when absent */
     /* the handlers' own state */
-    const cfg_loader *loader; /* while loading: resolves relative paths */
+    const cfg_loader *loader;   /* while loading: resolves relative paths */
     char community[BUS_ID_MAX]; /* [controller] community (the older place for it) */
     int solana_line;
-    unsigned seen;            /* [controller] keys already given */
-    cfg_others others;        /* a home's sections, skipped */
+    unsigned seen;     /* [controller] keys already given */
+    cfg_others others; /* a home's sections, skipped */
 } ctl_controller_file;
 
 /* Points x at cfg and bus, sets cfg to the defaults (docs/controller.md) and empties bus. */
@@ -44,7 +44,6 @@ int ctl_controller_file_add(cfg_loader *l, ctl_controller_file *x);
 /* Loads path into *x->cfg and *x->bus, with the checks across sections (feed-in at most the
  * retail tariff) and cfg->community set from [bus]. CFG_OK, or a CFG_E_* code with
  * "FILE:LINE: reason" (or "FILE: reason") in err. */
-int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err,
-                             size_t errlen);
+int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err, size_t errlen);
 
 #endif

@@ -79,7 +79,7 @@ static void publish_receipt(daemon *d, const char *participant, const char *body
     int rc = bus_publish(d->bus, topic, body, strlen(body), 1, false, NULL, NULL);
     if (rc != BUS_OK)
         ctl_logf(&d->log, CTL_LOG_WARN, "receipt for %s not published (%s); the home will resend",
-              participant, bus_strerror(rc));
+                 participant, bus_strerror(rc));
     else
         d->receipts_out++;
 }
@@ -89,14 +89,15 @@ static void on_outcome(void *ctx, const ctl_ingest_outcome *o)
 {
     daemon *d = ctx;
     if (!o->stored)
-        ctl_logf(&d->log, CTL_LOG_ERROR, "order of %s not stored; told to resend", o->topic_participant);
+        ctl_logf(&d->log, CTL_LOG_ERROR, "order of %s not stored; told to resend",
+                 o->topic_participant);
     else if (!o->decoded)
         ctl_logf(&d->log, CTL_LOG_INFO, "order on order/%s rejected: %s (%s)", o->topic_participant,
-              ctl_reason_name(o->reason), o->detail);
+                 ctl_reason_name(o->reason), o->detail);
     else
         ctl_logf(&d->log, CTL_LOG_DEBUG, "order %s interval %lld: %s%s", o->msg->participant,
-              (long long)o->msg->interval_id, o->duplicate ? "resend of " : "",
-              ctl_reason_name(o->reason));
+                 (long long)o->msg->interval_id, o->duplicate ? "resend of " : "",
+                 ctl_reason_name(o->reason));
     publish_receipt(d, o->topic_participant, o->receipt);
 }
 
@@ -112,10 +113,10 @@ static void flush_orders(daemon *d)
     int rc = ctl_ingest_flush(d->ingest);
     if (rc != CTL_ST_OK)
         ctl_logf(&d->log, CTL_LOG_ERROR, "%zu orders not stored: %s (%s); their homes resend", n,
-              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+                 ctl_store_strerror(rc), ctl_store_errmsg(d->store));
     else
         ctl_logf(&d->log, CTL_LOG_DEBUG, "%zu orders committed in %lld ms", n,
-              (long long)(ctl_wall_ms() - t0));
+                 (long long)(ctl_wall_ms() - t0));
 }
 
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
@@ -126,7 +127,7 @@ static void handle_order(daemon *d, const char *topic_participant, const bus_mes
     int rc = ctl_ingest_add(d->ingest, topic_participant, msg->payload, msg->len, now_ms(d));
     if (rc != CTL_INGEST_OK) /* cannot happen with the flush above; the home resends */
         ctl_logf(&d->log, CTL_LOG_ERROR, "order on order/%s dropped: %s", topic_participant,
-              ctl_ingest_strerror(rc));
+                 ctl_ingest_strerror(rc));
 }
 
 /* Reads what the bus holds right now, pass after pass, while orders keep coming, up to a batch:
@@ -153,7 +154,7 @@ static void flush_readings(daemon *d)
     int rc = ctl_store_put_readings(d->store, d->batch, d->n_batch, now_ms(d), &inserted);
     if (rc != CTL_ST_OK)
         ctl_logf(&d->log, CTL_LOG_ERROR, "%zu readings not stored: %s (%s)", d->n_batch,
-              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+                 ctl_store_strerror(rc), ctl_store_errmsg(d->store));
     else
         d->readings_in += inserted;
     d->n_batch = 0;
@@ -229,7 +230,7 @@ static void pub_settle(publication *p)
         int rc = ctl_store_mark_published(d->store, p->interval_id);
         if (rc != CTL_ST_OK)
             ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld: publication not marked: %s",
-                  (long long)p->interval_id, ctl_store_strerror(rc));
+                     (long long)p->interval_id, ctl_store_strerror(rc));
     }
     p->used = 0;
 }
@@ -402,7 +403,7 @@ static void clear_due(daemon *d)
                                           &d->cfg->params, now, &did);
         if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
             ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
-                  (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+                     (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
             return;
         }
         d->last_cleared = id;
@@ -413,12 +414,13 @@ static void clear_due(daemon *d)
         mkt_format_time(ctl_interval_start(id, r->length_s), 0, start, sizeof start);
         if (found && did)
             ctl_logf(&d->log, rc == CTL_ST_E_MARKET ? CTL_LOG_ERROR : CTL_LOG_INFO,
-                  "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
-                  "%zu trades, %lld ms%s%s",
-                  (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
-                  res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh : -1LL,
-                  res.n_trades, (long long)(ctl_wall_ms() - t0), res.error[0] ? "; book rejected: " : "",
-                  res.error);
+                     "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
+                     "%zu trades, %lld ms%s%s",
+                     (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
+                     res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh
+                                           : -1LL,
+                     res.n_trades, (long long)(ctl_wall_ms() - t0),
+                     res.error[0] ? "; book rejected: " : "", res.error);
         publish_interval(d, id);
     }
 }
@@ -446,8 +448,8 @@ static int settle_setup(daemon *d)
     }
     int64_t last = ctl_settler_last_settled(d->settler);
     ctl_logf(&d->log, CTL_LOG_INFO, "settlement on: grace %d s, last settled interval %lld%s",
-          cfg->settlement_grace_s, last == INT64_MIN ? -1LL : (long long)last,
-          cfg->solana.enabled ? ", Solana on" : "");
+             cfg->settlement_grace_s, last == INT64_MIN ? -1LL : (long long)last,
+             cfg->solana.enabled ? ", Solana on" : "");
     return 0;
 }
 
@@ -510,12 +512,12 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     char t[24];
     mkt_format_time(now_s, 0, t, sizeof t);
     ctl_logf(&d->log, CTL_LOG_INFO,
-          "community %s, db %s, interval %lld s, gate %lld s before start, clock %s x%lld; "
-          "first interval %lld, last cleared %lld",
-          cfg->community, cfg->db_path, (long long)cfg->rules.length_s,
-          (long long)cfg->rules.gate_closure_s, t, (long long)cfg->clock.speed,
-          (long long)ctl_store_first_interval(d->store),
-          d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
+             "community %s, db %s, interval %lld s, gate %lld s before start, clock %s x%lld; "
+             "first interval %lld, last cleared %lld",
+             cfg->community, cfg->db_path, (long long)cfg->rules.length_s,
+             (long long)cfg->rules.gate_closure_s, t, (long long)cfg->clock.speed,
+             (long long)ctl_store_first_interval(d->store),
+             d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
     /* catch up before taking orders: intervals whose gate closed while down are cleared with
      * the orders they had */
     clear_due(d);
@@ -552,11 +554,11 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     ctl_ingest_stats st;
     ctl_ingest_get_stats(d->ingest, &st);
     ctl_logf(&d->log, CTL_LOG_INFO,
-          "stopping: %llu orders in %llu batches (largest %zu), %llu receipts, %llu readings "
-          "stored, %llu rejected",
-          (unsigned long long)d->orders_in, (unsigned long long)st.batches, st.largest_batch,
-          (unsigned long long)d->receipts_out,
-          (unsigned long long)d->readings_in, (unsigned long long)d->readings_bad);
+             "stopping: %llu orders in %llu batches (largest %zu), %llu receipts, %llu readings "
+             "stored, %llu rejected",
+             (unsigned long long)d->orders_in, (unsigned long long)st.batches, st.largest_batch,
+             (unsigned long long)d->receipts_out, (unsigned long long)d->readings_in,
+             (unsigned long long)d->readings_bad);
     bus_stop(d->bus, 2000);
     status = 0;
 out:

@@ -57,8 +57,8 @@ static const mtr_poller_options *poller_options(const ctl_meterd_options *mo, ct
 
 /* ---- config: the meters library's sections through the loader's handler table ---- */
 
-static int meter_key(void *ctx, const char *section, const char *key, const char *value,
-                     int line, char *err, size_t errlen)
+static int meter_key(void *ctx, const char *section, const char *key, const char *value, int line,
+                     char *err, size_t errlen)
 {
     int rc = mtr_config_handle(ctx, section, key, value, line, err, errlen);
     return rc == MTR_CFG_NOT_MINE ? CFG_NOT_MINE : rc == MTR_OK ? CFG_OK : CFG_E_BAD;
@@ -289,7 +289,7 @@ static void publish_meta(daemon_ctx *d)
             if (ha_discovery_build(mc->ha.prefix, mc->bus.community, bus_status_topic(d->bus),
                                    &s->meta, s->battery, msgs, &k) != BUS_OK) {
                 ctl_logf(&d->log, CTL_LOG_ERROR, "meter %s: cannot build Home Assistant discovery",
-                      s->meta.meter_id);
+                         s->meta.meter_id);
                 s->ha_sent = true;
                 continue;
             }
@@ -297,8 +297,9 @@ static void publish_meta(daemon_ctx *d)
                 continue; /* room for them all next time */
             bool ok = true;
             for (size_t m = 0; m < k; m++)
-                ok = bus_publish(d->bus, msgs[m].topic, msgs[m].payload, msgs[m].len, 1, true,
-                                 NULL, NULL) == BUS_OK && ok;
+                ok = bus_publish(d->bus, msgs[m].topic, msgs[m].payload, msgs[m].len, 1, true, NULL,
+                                 NULL) == BUS_OK &&
+                     ok;
             s->ha_sent = ok;
         }
     }
@@ -324,7 +325,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
             d->failures++;
             if (s && !s->failing)
                 ctl_logf(&d->log, CTL_LOG_WARN, "meter %s: read failed: %s%s%s", r.sample.meter_id,
-                      mtr_strerror(r.rc), r.err[0] ? ": " : "", r.err);
+                         mtr_strerror(r.rc), r.err[0] ? ": " : "", r.err);
             if (s)
                 s->failing = true;
             continue; /* no reading to publish; the next poll tries again */
@@ -335,9 +336,9 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
         }
         int len = bus_state_encode(&r.sample, bodies[n], sizeof bodies[n]);
         if (len < 0 || bus_topic_meter_state(topics[n], sizeof topics[n], d->mc->bus.community,
-                                              r.sample.meter_id) != BUS_OK) {
-            ctl_logf(&d->log, CTL_LOG_ERROR, "meter %s: reading not publishable (values out of range)",
-                  r.sample.meter_id);
+                                             r.sample.meter_id) != BUS_OK) {
+            ctl_logf(&d->log, CTL_LOG_ERROR,
+                     "meter %s: reading not publishable (values out of range)", r.sample.meter_id);
             continue;
         }
         if (s) {
@@ -367,9 +368,9 @@ static int pick_client_id(ctl_meterd_file *mc, const char *config_path, const ct
     if (defaulted && ctl_meter_client_id(mc->bus.community, mtr_config_device(mc->meters, 0)->id,
                                          mc->bus.client_id) != 0) {
         ctl_logf(lg, CTL_LOG_ERROR,
-              "%s: set [bus] client_id: the default meter-<community>-<meter id> "
-              "would be longer than %d characters",
-              config_path, BUS_ID_MAX - 1);
+                 "%s: set [bus] client_id: the default meter-<community>-<meter id> "
+                 "would be longer than %d characters",
+                 config_path, BUS_ID_MAX - 1);
         return -1;
     }
     if (mc->outbox.path[0])
@@ -387,14 +388,15 @@ static int pick_client_id(ctl_meterd_file *mc, const char *config_path, const ct
     ctl_meter_legacy_client_id(host, legacy_id);
     if (ctl_meter_outbox_path(config_path, legacy_id, legacy, sizeof legacy) == 0 &&
         access(legacy, F_OK) == 0) {
-        ctl_logf(lg, CTL_LOG_INFO, "keeping the outbox %s of the older default client id %s", legacy,
-              legacy_id);
+        ctl_logf(lg, CTL_LOG_INFO, "keeping the outbox %s of the older default client id %s",
+                 legacy, legacy_id);
         snprintf(mc->outbox.path, sizeof mc->outbox.path, "%s", legacy);
     }
     return 0;
 }
 
-static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo, volatile sig_atomic_t *stop)
+static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
+                      volatile sig_atomic_t *stop)
 {
     int status = 1;
     daemon_ctx d = {.mc = mc, .log = {"meter", mo->log_level, NULL, NULL}};
@@ -410,9 +412,12 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo, volatil
     for (size_t i = 0; i < d.n_dev; i++)
         d.by_id[i] = (id_entry){mtr_config_device(mc->meters, i)->id, i};
     qsort(d.by_id, d.n_dev, sizeof *d.by_id, cmp_id);
-    outbox_config oc = {.path = mc->outbox.path, .max_messages = mc->outbox.max_messages,
-                        .policy = mc->outbox.policy, .window = mc->outbox.window,
-                        .log = ctl_log_sink, .log_user = &d.log};
+    outbox_config oc = {.path = mc->outbox.path,
+                        .max_messages = mc->outbox.max_messages,
+                        .policy = mc->outbox.policy,
+                        .window = mc->outbox.window,
+                        .log = ctl_log_sink,
+                        .log_user = &d.log};
     if (outbox_open(&oc, &d.ob, err, sizeof err) != OUTBOX_OK) {
         fprintf(stderr, "mgx meter: %s\n", err);
         goto out;
@@ -436,9 +441,11 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo, volatil
         goto out;
     }
     bus_start(d.bus);
-    ctl_logf(&d.log, CTL_LOG_INFO, "polling %zu devices (%zu lanes, %u threads); broker %s:%d as %s; "
-          "outbox %s", d.n_dev, mtr_poller_lanes(p), mtr_poller_threads(p), mc->bus.host,
-          bc.port ? bc.port : (bc.tls_ca ? 8883 : 1883), mc->bus.client_id, mc->outbox.path);
+    ctl_logf(&d.log, CTL_LOG_INFO,
+             "polling %zu devices (%zu lanes, %u threads); broker %s:%d as %s; "
+             "outbox %s",
+             d.n_dev, mtr_poller_lanes(p), mtr_poller_threads(p), mc->bus.host,
+             bc.port ? bc.port : (bc.tls_ca ? 8883 : 1883), mc->bus.client_id, mc->outbox.path);
     while (!*stop) {
         bus_loop(d.bus, 10);
         while (drain_poller(&d, p) == METER_BATCH_MAX)
@@ -460,11 +467,12 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo, volatil
     outbox_pump(d.ob, d.bus); /* delete what was acknowledged at the end */
     outbox_stats st;
     outbox_stats_get(d.ob, &st);
-    ctl_logf(&d.log, CTL_LOG_INFO, "stopped: %llu readings, %llu failed polls; outbox: %llu published, "
-          "%llu waiting, %llu dropped, %llu refused", (unsigned long long)d.readings,
-          (unsigned long long)d.failures, (unsigned long long)st.published,
-          (unsigned long long)st.queued, (unsigned long long)st.dropped_full,
-          (unsigned long long)st.refused_full);
+    ctl_logf(&d.log, CTL_LOG_INFO,
+             "stopped: %llu readings, %llu failed polls; outbox: %llu published, "
+             "%llu waiting, %llu dropped, %llu refused",
+             (unsigned long long)d.readings, (unsigned long long)d.failures,
+             (unsigned long long)st.published, (unsigned long long)st.queued,
+             (unsigned long long)st.dropped_full, (unsigned long long)st.refused_full);
     status = 0;
 out:
     mtr_poller_free(p);

@@ -29,22 +29,19 @@ static json_t *tx_json(const stl_tx *tx)
                          "rounding_uc", (json_int_t)t->rounding_uc);
     }
     const stl_position *p = &tx->position;
-    json_t *o = json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kind", "position",
-                          "participant", (json_int_t)p->participant, "status",
-                          stl_pos_status_name(p->status), "quality", (json_int_t)p->quality,
-                          "import_wh", (json_int_t)p->import_wh, "export_wh",
-                          (json_int_t)p->export_wh, "contracted_bought_wh",
-                          (json_int_t)p->contracted_bought_wh, "contracted_sold_wh",
-                          (json_int_t)p->contracted_sold_wh, "local_bought_wh",
-                          (json_int_t)p->local_bought_wh, "local_sold_wh",
-                          (json_int_t)p->local_sold_wh);
-    json_t *m = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "grid_bought_wh",
-                          (json_int_t)p->grid_bought_wh, "grid_sold_wh", (json_int_t)p->grid_sold_wh,
-                          "local_paid_uc", (json_int_t)p->local_paid_uc, "fee_paid_uc",
-                          (json_int_t)p->fee_paid_uc, "local_received_uc",
-                          (json_int_t)p->local_received_uc, "grid_paid_uc",
-                          (json_int_t)p->grid_paid_uc, "grid_received_uc",
-                          (json_int_t)p->grid_received_uc);
+    json_t *o = json_pack(
+        "{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kind", "position", "participant",
+        (json_int_t)p->participant, "status", stl_pos_status_name(p->status), "quality",
+        (json_int_t)p->quality, "import_wh", (json_int_t)p->import_wh, "export_wh",
+        (json_int_t)p->export_wh, "contracted_bought_wh", (json_int_t)p->contracted_bought_wh,
+        "contracted_sold_wh", (json_int_t)p->contracted_sold_wh, "local_bought_wh",
+        (json_int_t)p->local_bought_wh, "local_sold_wh", (json_int_t)p->local_sold_wh);
+    json_t *m = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "grid_bought_wh", (json_int_t)p->grid_bought_wh,
+        "grid_sold_wh", (json_int_t)p->grid_sold_wh, "local_paid_uc", (json_int_t)p->local_paid_uc,
+        "fee_paid_uc", (json_int_t)p->fee_paid_uc, "local_received_uc",
+        (json_int_t)p->local_received_uc, "grid_paid_uc", (json_int_t)p->grid_paid_uc,
+        "grid_received_uc", (json_int_t)p->grid_received_uc);
     json_object_update(o, m);
     json_decref(m);
     return o;
@@ -66,21 +63,20 @@ static json_t *block_json(const stl_block *b, const uint8_t *hash, const uint8_t
         (json_int_t)t->n_held, "contracted_wh", (json_int_t)t->contracted_wh, "delivered_wh",
         (json_int_t)t->delivered_wh, "paid_uc", (json_int_t)t->paid_uc, "received_uc",
         (json_int_t)t->received_uc, "fees_uc", (json_int_t)t->fees_uc, "rounding_uc",
-        (json_int_t)t->rounding_uc, "grid_bought_wh", (json_int_t)t->grid_bought_wh,
-        "grid_sold_wh", (json_int_t)t->grid_sold_wh, "grid_paid_uc", (json_int_t)t->grid_paid_uc,
+        (json_int_t)t->rounding_uc, "grid_bought_wh", (json_int_t)t->grid_bought_wh, "grid_sold_wh",
+        (json_int_t)t->grid_sold_wh, "grid_paid_uc", (json_int_t)t->grid_paid_uc,
         "grid_received_uc", (json_int_t)t->grid_received_uc, "import_wh", (json_int_t)t->import_wh,
         "export_wh", (json_int_t)t->export_wh);
-    return json_pack("{s:s, s:I, s:s, s:I, s:I, s:{s:I, s:I, s:I}, s:s, s:s, s:I, s:s, s:I, s:s, "
-                     "s:o, s:s, s:s}",
-                     "type", "block", "height", (json_int_t)b->height, "community", b->community,
-                     "interval_id", (json_int_t)b->interval_id, "interval_len_s",
-                     (json_int_t)b->interval_len_s, "tariffs", "feed_in_uc_per_kwh",
-                     (json_int_t)b->tariffs.feed_in_uc_per_kwh, "retail_uc_per_kwh",
-                     (json_int_t)b->tariffs.retail_uc_per_kwh, "network_fee_uc_per_kwh",
-                     (json_int_t)b->tariffs.network_fee_uc_per_kwh, "hash", h, "prev_hash", prev,
-                     "n_tx", (json_int_t)b->n_tx, "tx_root", txr, "log_size",
-                     (json_int_t)b->log_size, "log_root", lr, "totals", tot, "signature", s,
-                     "checkpoint", note);
+    return json_pack(
+        "{s:s, s:I, s:s, s:I, s:I, s:{s:I, s:I, s:I}, s:s, s:s, s:I, s:s, s:I, s:s, "
+        "s:o, s:s, s:s}",
+        "type", "block", "height", (json_int_t)b->height, "community", b->community, "interval_id",
+        (json_int_t)b->interval_id, "interval_len_s", (json_int_t)b->interval_len_s, "tariffs",
+        "feed_in_uc_per_kwh", (json_int_t)b->tariffs.feed_in_uc_per_kwh, "retail_uc_per_kwh",
+        (json_int_t)b->tariffs.retail_uc_per_kwh, "network_fee_uc_per_kwh",
+        (json_int_t)b->tariffs.network_fee_uc_per_kwh, "hash", h, "prev_hash", prev, "n_tx",
+        (json_int_t)b->n_tx, "tx_root", txr, "log_size", (json_int_t)b->log_size, "log_root", lr,
+        "totals", tot, "signature", s, "checkpoint", note);
 }
 
 /* One JSON object as a compact line of out; takes j. */
@@ -121,7 +117,8 @@ int ctl_ledger_export(sqlite3 *db, FILE *out, char *err, size_t errlen)
 {
     sqlite3_stmt *bq = NULL, *tq = NULL;
     int rc = CTL_LEDGER_E_DB;
-    if (sqlite3_prepare_v2(db, "SELECT body, hash, sig, checkpoint FROM ledger_block ORDER BY height",
+    if (sqlite3_prepare_v2(db,
+                           "SELECT body, hash, sig, checkpoint FROM ledger_block ORDER BY height",
                            -1, &bq, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
                            "SELECT log_index, txid, body FROM ledger_tx WHERE height=?1 ORDER BY "

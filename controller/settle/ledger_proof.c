@@ -25,8 +25,9 @@ char *ctl_ledger_checkpoint(sqlite3 *db, int64_t height, uint64_t *size)
 {
     sqlite3_stmt *st = NULL;
     char *out = NULL;
-    const char *sql = height < 0 ? "SELECT checkpoint, body FROM ledger_block ORDER BY height DESC LIMIT 1"
-                                 : "SELECT checkpoint, body FROM ledger_block WHERE height=?1";
+    const char *sql = height < 0
+                          ? "SELECT checkpoint, body FROM ledger_block ORDER BY height DESC LIMIT 1"
+                          : "SELECT checkpoint, body FROM ledger_block WHERE height=?1";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return NULL;
     if (height >= 0)
@@ -61,9 +62,9 @@ char *ctl_ledger_checkpoint_at_size(sqlite3 *db, uint64_t size)
     return out;
 }
 
-int ctl_ledger_inclusion_proof(sqlite3 *db, const uint8_t *txid, int64_t log_index,
-                               int64_t height, ctl_lj_proof *pr, uint8_t txid_out[STL_ID_LEN],
-                               char *err, size_t errlen)
+int ctl_ledger_inclusion_proof(sqlite3 *db, const uint8_t *txid, int64_t log_index, int64_t height,
+                               ctl_lj_proof *pr, uint8_t txid_out[STL_ID_LEN], char *err,
+                               size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     uint64_t size = 0;
@@ -165,8 +166,7 @@ int ctl_ledger_check_consistency(const ctl_lj_consistency *c, const char *name,
         stl_checkpoint_open(n2, strlen(n2), name, pk, name, new_cp) != STL_OK)
         return ctl_fail(CTL_LEDGER_E_KEY, err, errlen, "a checkpoint is not signed by this key");
     if (stl_merkle_verify_consistency(old_cp->size, new_cp->size, old_cp->root, new_cp->root,
-                                      (const uint8_t(*)[STL_HASH_LEN])c->path,
-                                      c->n_path) != STL_OK)
+                                      (const uint8_t(*)[STL_HASH_LEN])c->path, c->n_path) != STL_OK)
         return ctl_fail(CTL_LEDGER_E_FAULT, err, errlen,
                         "FAILED: the newer log does not extend the older one");
     return CTL_LEDGER_OK;

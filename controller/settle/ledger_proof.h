@@ -30,9 +30,9 @@ char *ctl_ledger_checkpoint_at_size(sqlite3 *db, uint64_t size);
  * < 0), and copies the stored transaction id into txid_out. pr->checkpoint is malloc'd
  * (ctl_lj_proof_free). CTL_LEDGER_OK; CTL_LEDGER_E_NOTFOUND (no such block or transaction, or
  * not in that log), CTL_LEDGER_E_FAULT (a damaged log) or CTL_LEDGER_E_DB, with err. */
-int ctl_ledger_inclusion_proof(sqlite3 *db, const uint8_t *txid, int64_t log_index,
-                               int64_t height, ctl_lj_proof *pr, uint8_t txid_out[STL_ID_LEN],
-                               char *err, size_t errlen);
+int ctl_ledger_inclusion_proof(sqlite3 *db, const uint8_t *txid, int64_t log_index, int64_t height,
+                               ctl_lj_proof *pr, uint8_t txid_out[STL_ID_LEN], char *err,
+                               size_t errlen);
 
 /* Fills c (zeroed by the caller) with the proof that the log of size to (the latest if < 0)
  * extends the one of size from, with the checkpoints of both sizes where a block has them.

@@ -41,20 +41,28 @@ int ctl_ledger_participant_number(sqlite3 *db, const char *name, int64_t *out, c
 
 static void row_values(const stl_position *p, int64_t v[CTL_STATEMENT_COLS])
 {
-    const int64_t cols[CTL_STATEMENT_COLS] = {
-        p->import_wh,         p->export_wh,       p->contracted_bought_wh,
-        p->contracted_sold_wh, p->local_bought_wh, p->local_sold_wh,
-        p->grid_bought_wh,    p->grid_sold_wh,    p->local_paid_uc,
-        p->fee_paid_uc,       p->local_received_uc, p->grid_paid_uc,
-        p->grid_received_uc,
-        p->local_received_uc + p->grid_received_uc - p->local_paid_uc - p->grid_paid_uc};
+    const int64_t cols[CTL_STATEMENT_COLS] = {p->import_wh,
+                                              p->export_wh,
+                                              p->contracted_bought_wh,
+                                              p->contracted_sold_wh,
+                                              p->local_bought_wh,
+                                              p->local_sold_wh,
+                                              p->grid_bought_wh,
+                                              p->grid_sold_wh,
+                                              p->local_paid_uc,
+                                              p->fee_paid_uc,
+                                              p->local_received_uc,
+                                              p->grid_paid_uc,
+                                              p->grid_received_uc,
+                                              p->local_received_uc + p->grid_received_uc -
+                                                  p->local_paid_uc - p->grid_paid_uc};
     for (int i = 0; i < CTL_STATEMENT_COLS; i++)
         v[i] = cols[i];
 }
 
 int ctl_ledger_statement(sqlite3 *db, int64_t participant, const ctl_statement_range *range,
-                         int (*fn)(void *ctx, const ctl_statement_row *row), void *ctx,
-                         int *rows, char *err, size_t errlen)
+                         int (*fn)(void *ctx, const ctl_statement_row *row), void *ctx, int *rows,
+                         char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = -1;
@@ -75,10 +83,11 @@ int ctl_ledger_statement(sqlite3 *db, int64_t participant, const ctl_statement_r
             ctl_errf(err, errlen, "damaged record (run `mgx ledger verify`)");
             goto out;
         }
-        ctl_statement_row row = {b.interval_id, b.interval_id * (int64_t)b.interval_len_s,
-                                 &tx.position, {0}};
-        if (range->by_interval ? b.interval_id != range->interval_id
-                               : (row.start_utc < range->from_utc || row.start_utc >= range->to_utc))
+        ctl_statement_row row = {
+            b.interval_id, b.interval_id * (int64_t)b.interval_len_s, &tx.position, {0}};
+        if (range->by_interval
+                ? b.interval_id != range->interval_id
+                : (row.start_utc < range->from_utc || row.start_utc >= range->to_utc))
             continue;
         row_values(&tx.position, row.v);
         int frc = fn(ctx, &row);

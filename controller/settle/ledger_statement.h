@@ -48,7 +48,7 @@ int ctl_ledger_participant_number(sqlite3 *db, const char *name, int64_t *out, c
  * go on. The number of rows in *rows. 0; -1 with err (a database error, or a damaged record:
  * run `mgx ledger verify`); or what fn returned when not 0. */
 int ctl_ledger_statement(sqlite3 *db, int64_t participant, const ctl_statement_range *range,
-                         int (*fn)(void *ctx, const ctl_statement_row *row), void *ctx,
-                         int *rows, char *err, size_t errlen);
+                         int (*fn)(void *ctx, const ctl_statement_row *row), void *ctx, int *rows,
+                         char *err, size_t errlen);
 
 #endif

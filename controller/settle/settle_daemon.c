@@ -163,11 +163,13 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
         if (ctl_settle_solana_new(c->solana, st->db, &st->sol, err, errlen) != 0)
             goto fail;
         if (c->solana->payment_decimals < 6)
-            ctl_logf(st->cfg.log, CTL_LOG_WARN,
-                  "solana: the payment token has %d decimals, the ledger counts micro-units: each "
-                  "trade's payment goes on chain rounded down to a multiple of %lld uc, the rest "
-                  "stays with the buyer (docs/solana.md, Payment decimals)",
-                  (int)c->solana->payment_decimals, (long long)pow10_i64(6 - c->solana->payment_decimals));
+            ctl_logf(
+                st->cfg.log, CTL_LOG_WARN,
+                "solana: the payment token has %d decimals, the ledger counts micro-units: each "
+                "trade's payment goes on chain rounded down to a multiple of %lld uc, the rest "
+                "stays with the buyer (docs/solana.md, Payment decimals)",
+                (int)c->solana->payment_decimals,
+                (long long)pow10_i64(6 - c->solana->payment_decimals));
         if (st->solana_height == INT64_MIN) {
             /* Solana newly configured: blocks settled before stay off chain */
             uint64_t head, size;
@@ -226,14 +228,14 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
     mkt_format_time(start_utc, 0, start, sizeof start);
     const stl_totals *t = &r->block.totals;
     ctl_logf(st->cfg.log, CTL_LOG_INFO,
-          "interval %lld (%s) settled: block %llu, %u trades, %lld of %lld Wh delivered, "
-          "paid %lld uc, grid %lld/%lld Wh bought/sold, %u positions, %u held (%zu flagged, "
-          "%zu missing), log size %llu, %lld ms",
-          (long long)r->block.interval_id, start, (unsigned long long)r->block.height,
-          t->n_trades, (long long)t->delivered_wh, (long long)t->contracted_wh,
-          (long long)t->paid_uc, (long long)t->grid_bought_wh, (long long)t->grid_sold_wh,
-          t->n_positions, t->n_held, x->n_flagged, x->n_missing,
-          (unsigned long long)r->block.log_size, (long long)ms);
+             "interval %lld (%s) settled: block %llu, %u trades, %lld of %lld Wh delivered, "
+             "paid %lld uc, grid %lld/%lld Wh bought/sold, %u positions, %u held (%zu flagged, "
+             "%zu missing), log size %llu, %lld ms",
+             (long long)r->block.interval_id, start, (unsigned long long)r->block.height,
+             t->n_trades, (long long)t->delivered_wh, (long long)t->contracted_wh,
+             (long long)t->paid_uc, (long long)t->grid_bought_wh, (long long)t->grid_sold_wh,
+             t->n_positions, t->n_held, x->n_flagged, x->n_missing,
+             (unsigned long long)r->block.log_size, (long long)ms);
     for (size_t i = 0; i < x->n_members; i++) {
         const ctl_settle_member *m = &x->members[i];
         if (m->metered.status == STM_GOOD || (!m->trades && m->metered.status == STM_MISSING))
@@ -246,8 +248,8 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
         else
             snprintf(where, sizeof where, "no meter in the registry");
         ctl_logf(st->cfg.log, CTL_LOG_WARN, "interval %lld: %s held as %s (%s)",
-              (long long)r->block.interval_id, m->name, stm_status_name(m->metered.status),
-              where);
+                 (long long)r->block.interval_id, m->name, stm_status_name(m->metered.status),
+                 where);
     }
 }
 
@@ -257,16 +259,17 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     int found = 0;
     char err[1024] = "";
     if (ctl_store_result(st->store, id, &r, &found) != CTL_ST_OK || !found) {
-        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: cannot read its clearing (%s); retrying",
-              (long long)id, ctl_store_errmsg(st->store));
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR,
+                 "interval %lld: cannot read its clearing (%s); retrying", (long long)id,
+                 ctl_store_errmsg(st->store));
         st->retry_at_ms = real_ms + RETRY_DB_MS;
         return -1;
     }
     ctl_settle_input x;
     int rc = ctl_settle_input_build(st->store, &r, &st->cfg.rules, &x, err, sizeof err);
     if (rc != CTL_ST_OK) {
-        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: settlement input: %s; retrying", (long long)id,
-              err);
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: settlement input: %s; retrying",
+                 (long long)id, err);
         st->retry_at_ms = real_ms + (rc == CTL_ST_E_INVAL ? RETRY_INPUT_MS : RETRY_DB_MS);
         return -1;
     }
@@ -278,9 +281,11 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     if (rc != CTL_LEDGER_OK) {
         int db = rc == CTL_LEDGER_E_DB || rc == CTL_LEDGER_E_NOMEM;
         if (st->failing_interval != id || db)
-            ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld not settled: %s; %s", (long long)id, err,
-                  db ? "retrying" : "settlement stops here until it is resolved (retried "
-                                    "every minute)");
+            ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld not settled: %s; %s", (long long)id,
+                     err,
+                     db ? "retrying"
+                        : "settlement stops here until it is resolved (retried "
+                          "every minute)");
         st->failing_interval = id;
         st->retry_at_ms = real_ms + (db ? RETRY_DB_MS : RETRY_INPUT_MS);
         ctl_settle_input_free(&x);
@@ -290,8 +295,8 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     st->last_settled = id;
     int64_t ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     if (res.replayed)
-        ctl_logf(st->cfg.log, CTL_LOG_INFO, "interval %lld was already settled (block %llu)", (long long)id,
-              (unsigned long long)res.block.height);
+        ctl_logf(st->cfg.log, CTL_LOG_INFO, "interval %lld was already settled (block %llu)",
+                 (long long)id, (unsigned long long)res.block.height);
     else
         log_settled(st, &x, &res, r.start_utc, ms);
     ctl_settle_input_free(&x);
@@ -368,7 +373,7 @@ static void pub_finish(ctl_settler *st)
         st->published_height = (int64_t)st->pub_height;
         if (state_put(st->db, "published_height", st->published_height) != 0)
             ctl_logf(st->cfg.log, CTL_LOG_ERROR, "block %llu: publication not recorded: %s",
-                  (unsigned long long)st->pub_height, sqlite3_errmsg(st->db));
+                     (unsigned long long)st->pub_height, sqlite3_errmsg(st->db));
     }
     st->pub_active = 0;
 }
@@ -487,7 +492,7 @@ void ctl_settler_publish(ctl_settler *st, bus_client *bus)
     uint64_t h = (uint64_t)(st->published_height + 1);
     if (load_block(st->db, h, &v) != 0) {
         ctl_logf(st->cfg.log, CTL_LOG_ERROR, "block %llu cannot be read for publication",
-              (unsigned long long)h);
+                 (unsigned long long)h);
         block_view_free(&v);
         return;
     }
@@ -535,13 +540,13 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
             st->solana_height = (int64_t)h;
             if (state_put(st->db, "solana_height", st->solana_height) != 0)
                 ctl_logf(st->cfg.log, CTL_LOG_ERROR, "solana: progress not recorded: %s",
-                      sqlite3_errmsg(st->db));
+                         sqlite3_errmsg(st->db));
             ctl_logf(st->cfg.log, CTL_LOG_INFO, "solana: block %llu (interval %lld): %s",
-                  (unsigned long long)h, (long long)v.b.interval_id, msg);
+                     (unsigned long long)h, (long long)v.b.interval_id, msg);
             continue;
         }
-        ctl_logf(st->cfg.log, rc > 0 ? CTL_LOG_WARN : CTL_LOG_ERROR, "solana: block %llu: %s; retrying",
-              (unsigned long long)h, msg);
+        ctl_logf(st->cfg.log, rc > 0 ? CTL_LOG_WARN : CTL_LOG_ERROR,
+                 "solana: block %llu: %s; retrying", (unsigned long long)h, msg);
         st->sol_retry_at_ms = real_ms + (rc > 0 ? 2000 : RETRY_INPUT_MS);
         break;
     }
@@ -554,7 +559,8 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
     if (rc != CTL_SOLOB_OK)
         ctl_logf(st->cfg.log, CTL_LOG_WARN, "solana: outbox pass: %s", ctl_sol_outbox_strerror(rc));
     if (s.sent || s.rebuilt || s.confirmed || s.failed)
-        ctl_logf(st->cfg.log, s.failed ? CTL_LOG_ERROR : CTL_LOG_INFO,
-              "solana: %zu sent, %zu resent, %zu rebuilt, %zu confirmed, %zu failed, %zu pending",
-              s.sent, s.resent, s.rebuilt, s.confirmed, s.failed, s.pending);
+        ctl_logf(
+            st->cfg.log, s.failed ? CTL_LOG_ERROR : CTL_LOG_INFO,
+            "solana: %zu sent, %zu resent, %zu rebuilt, %zu confirmed, %zu failed, %zu pending",
+            s.sent, s.resent, s.rebuilt, s.confirmed, s.failed, s.pending);
 }

@@ -42,7 +42,7 @@ typedef struct {
     stm_rules rules;           /* how readings become metered energy */
     const char *key_path;      /* the ledger signer key (`mgx ledger keygen`), mode 0600 */
     const ctl_settle_solana_config *solana; /* NULL or not enabled: no Solana */
-    const ctl_log *log;        /* NULL: silent; the caller's, must outlive the settler */
+    const ctl_log *log; /* NULL: silent; the caller's, must outlive the settler */
 } ctl_settler_config;
 
 typedef struct ctl_settler ctl_settler;

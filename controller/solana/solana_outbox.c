@@ -167,7 +167,8 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
     }
     rc = exec(ob, "COMMIT");
     if (rc == CTL_SOLOB_OK)
-        ctl_logf(&SOL_LOG, CTL_LOG_INFO, "interval %" PRIu64 ": %zu transaction(s) built", interval_id, n);
+        ctl_logf(&SOL_LOG, CTL_LOG_INFO, "interval %" PRIu64 ": %zu transaction(s) built",
+                 interval_id, n);
 out:
     sqlite3_finalize(st);
     if (rc != CTL_SOLOB_OK)
@@ -296,13 +297,14 @@ static int send_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, int64_t n
     ctl_crash_point("solana.after_send");
     const char *err = ctl_sol_rpc_last_error(rpc);
     if (sr == CTL_SOLRPC_OK) {
-        ctl_logf(&SOL_LOG, CTL_LOG_INFO, "interval %" PRId64 " part %d/%d sent (attempt %" PRId64 ") %s",
-              r->interval_id, r->part, r->n_parts, r->attempts + 1, r->sig);
+        ctl_logf(&SOL_LOG, CTL_LOG_INFO,
+                 "interval %" PRId64 " part %d/%d sent (attempt %" PRId64 ") %s", r->interval_id,
+                 r->part, r->n_parts, r->attempts + 1, r->sig);
         return update(ob, r, "UPDATE solana_outbox SET rejected = 0, last_error = NULL WHERE id = ?",
                       "");
     }
-    ctl_logf(&SOL_LOG, CTL_LOG_WARN, "interval %" PRId64 " part %d/%d: send failed: %s", r->interval_id, r->part,
-          r->n_parts, err);
+    ctl_logf(&SOL_LOG, CTL_LOG_WARN, "interval %" PRId64 " part %d/%d: send failed: %s",
+             r->interval_id, r->part, r->n_parts, err);
     int64_t rejected = sr == CTL_SOLRPC_E_RPC && is_rejection(err);
     return update(ob, r, "UPDATE solana_outbox SET rejected = ?, last_error = ? WHERE id = ?",
                   "is", rejected, err);
@@ -311,9 +313,9 @@ static int send_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, int64_t n
 static int finish(ctl_sol_outbox *ob, open_row *r, ctl_sol_outbox_state s, const char *err,
                   int64_t now_ms)
 {
-    ctl_logf(&SOL_LOG, s == CTL_SOLOB_CONFIRMED ? CTL_LOG_INFO : CTL_LOG_ERROR, "interval %" PRId64 " part %d/%d %s %s%s%s",
-          r->interval_id, r->part, r->n_parts, STATE_NAMES[s], r->sig, err ? ": " : "",
-          err ? err : "");
+    ctl_logf(&SOL_LOG, s == CTL_SOLOB_CONFIRMED ? CTL_LOG_INFO : CTL_LOG_ERROR,
+             "interval %" PRId64 " part %d/%d %s %s%s%s", r->interval_id, r->part, r->n_parts,
+             STATE_NAMES[s], r->sig, err ? ": " : "", err ? err : "");
     return update(ob, r,
                   "UPDATE solana_outbox SET state = ?, last_error = COALESCE(?, last_error),"
                   " updated_ms = ? WHERE id = ?",
@@ -327,12 +329,14 @@ static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint
     uint8_t hash[32];
     uint64_t lvbh;
     if (ctl_sol_rpc_latest_blockhash(rpc, "finalized", hash, &lvbh) != CTL_SOLRPC_OK) {
-        ctl_logf(&SOL_LOG, CTL_LOG_WARN, "no blockhash to rebuild with: %s", ctl_sol_rpc_last_error(rpc));
+        ctl_logf(&SOL_LOG, CTL_LOG_WARN, "no blockhash to rebuild with: %s",
+                 ctl_sol_rpc_last_error(rpc));
         return CTL_SOLOB_E_RPC;
     }
     if (sol_tx_resign(r->tx, r->len, hash, sk) != SOL_OK || lvbh > INT64_MAX) {
-        ctl_logf(&SOL_LOG, CTL_LOG_ERROR, "interval %" PRId64 " part %d: cannot re-sign (wrong key?)", r->interval_id,
-              r->part);
+        ctl_logf(&SOL_LOG, CTL_LOG_ERROR,
+                 "interval %" PRId64 " part %d: cannot re-sign (wrong key?)", r->interval_id,
+                 r->part);
         return CTL_SOLOB_E_INVAL;
     }
     char old_sig[sizeof r->sig], bh[SOL_PUBKEY_B58_MAX + 1];
@@ -373,8 +377,9 @@ static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint
     sqlite3_finalize(st);
     if ((rc = exec(ob, "COMMIT")) != CTL_SOLOB_OK)
         goto rollback;
-    ctl_logf(&SOL_LOG, CTL_LOG_WARN, "interval %" PRId64 " part %d/%d: %s expired unseen; rebuilt as %s",
-          r->interval_id, r->part, r->n_parts, old_sig, r->sig);
+    ctl_logf(&SOL_LOG, CTL_LOG_WARN,
+             "interval %" PRId64 " part %d/%d: %s expired unseen; rebuilt as %s", r->interval_id,
+             r->part, r->n_parts, old_sig, r->sig);
     memcpy(r->blockhash, bh, sizeof bh);
     r->lvbh = lvbh;
     return CTL_SOLOB_OK;
@@ -393,7 +398,8 @@ static int check_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, uint64_t
 {
     ctl_sol_status st;
     if (ctl_sol_rpc_status(rpc, r->sig, &st) != CTL_SOLRPC_OK) {
-        ctl_logf(&SOL_LOG, CTL_LOG_WARN, "status of %s unknown: %s", r->sig, ctl_sol_rpc_last_error(rpc));
+        ctl_logf(&SOL_LOG, CTL_LOG_WARN, "status of %s unknown: %s", r->sig,
+                 ctl_sol_rpc_last_error(rpc));
         s->pending++;
         return CTL_SOLOB_OK;
     }
