@@ -45,8 +45,10 @@ static void make_interval(uint64_t seed, size_t nt, size_t np, const stl_tariffs
         t[i].buyer = b + 1;
         t[i].energy_wh = 1 + (int64_t)(rnd(&s) % 3000);
         t[i].price_uc_per_kwh = 80000 + (int64_t)(rnd(&s) % 200001);
-        t[i].amount_uc = t[i].energy_wh * t[i].price_uc_per_kwh / 1000;
-        t[i].fee_uc = t[i].energy_wh * tf->network_fee_uc_per_kwh / 1000;
+        /* the market's money rule; these energies and prices cannot overflow it */
+        if (mkt_amount_uc(t[i].energy_wh, t[i].price_uc_per_kwh, &t[i].amount_uc) != MKT_OK ||
+            mkt_amount_uc(t[i].energy_wh, tf->network_fee_uc_per_kwh, &t[i].fee_uc) != MKT_OK)
+            abort();
         sold[a] += t[i].energy_wh;
         bought[b] += t[i].energy_wh;
     }

@@ -48,7 +48,8 @@ if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
     -fno-omit-frame-pointer)
   target_compile_options(fuzz_payload PRIVATE ${_mgx_pl_flags})
   target_link_options(fuzz_payload PRIVATE ${_mgx_pl_flags})
-  target_link_libraries(fuzz_payload PRIVATE mgx_options PkgConfig::JANSSON PkgConfig::MOSQUITTO
+  # mgx_ctl_common for the log facility bus.c writes through (uninstrumented)
+  target_link_libraries(fuzz_payload PRIVATE mgx_ctl_common mgx_options PkgConfig::JANSSON PkgConfig::MOSQUITTO
     PkgConfig::SODIUM)
   set(_mgx_pl_out ${CMAKE_CURRENT_BINARY_DIR}/fuzz/payload)
   file(MAKE_DIRECTORY ${_mgx_pl_out})

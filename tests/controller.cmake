@@ -4,8 +4,7 @@
 # `mgx controller` against a real broker, kill it and restart it.
 set(MGX_CTL_SRC ${PROJECT_SOURCE_DIR}/controller)
 
-mgx_test(test_interval unit controller/test_interval.c ${PROJECT_SOURCE_DIR}/controller/common/interval.c)
-target_include_directories(test_interval PRIVATE ${MGX_CTL_SRC})
+mgx_test(test_interval unit controller/test_interval.c LIBS mgx_ctl_common)
 
 mgx_test(test_store unit controller/test_store.c
   LIBS mgx_ctl_daemon mgx_market mgx_test_support PkgConfig::SQLITE)

@@ -47,7 +47,7 @@ if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
 endif()
 
 # ---- daemon_config: config.c with the meter, agent and controller sections ----
-# The harness includes controller/src/cmd_controller.c for its static section handlers.
+# The harness registers each daemon's handlers through its module (meterd, agent, daemon).
 add_executable(fuzz_daemon_config_replay ${MGX_FUZZ_CTL_DIR}/replay.c
   ${MGX_FUZZ_CTL_DIR}/fuzz_daemon_config.c)
 target_include_directories(fuzz_daemon_config_replay PRIVATE ${MGX_FUZZ_CTL_DIR}
@@ -61,6 +61,7 @@ if(MGX_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   # the parsers under test carry the coverage instrumentation; the rest links uninstrumented
   add_executable(fuzz_daemon_config ${MGX_FUZZ_CTL_DIR}/fuzz_daemon_config.c
     ${PROJECT_SOURCE_DIR}/controller/common/config.c ${PROJECT_SOURCE_DIR}/controller/agent/agent_config.c
+    ${PROJECT_SOURCE_DIR}/controller/daemon/controller_config.c
     ${PROJECT_SOURCE_DIR}/controller/solana/settle_solana.c ${PROJECT_SOURCE_DIR}/meters/src/device_config.c)
   target_include_directories(fuzz_daemon_config PRIVATE ${MGX_FUZZ_CTL_DIR}
     ${MGX_FUZZ_CTL_SRC_DIR} ${PROJECT_SOURCE_DIR}/controller

@@ -36,7 +36,6 @@ if(MGX_NODE)
   mgx_test(test_solana_outbox integration solana/test_solana_outbox.c
     LIBS mgx_ctl_solana mgx_settlement mgx_test_support PkgConfig::SODIUM PkgConfig::JANSSON PkgConfig::SQLITE
       PkgConfig::CURL)
-  target_include_directories(test_solana_outbox PRIVATE ${PROJECT_SOURCE_DIR}/controller)
   target_compile_definitions(test_solana_outbox PRIVATE MGX_NODE="${MGX_NODE}")
   set_tests_properties(test_solana_outbox PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()

@@ -15,6 +15,7 @@
 #include "agent/agent_meter.h"
 #include "agent/agent_store.h"
 #include "bus/bus.h"
+#include "common/log.h"
 #include "orders/keys.h"
 #include "orders/order_msg.h"
 #include "bus/payload.h"
@@ -25,7 +26,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +38,7 @@
 
 struct agent {
     agc_config cfg;
+    ctl_log log; /* "agent"; debug lines with MGX_AGENT_DEBUG set; the bus writes through it */
     ctl_clock clock;
     ctl_interval_rules rules;
     ctl_secret_key *key;
@@ -53,22 +54,6 @@ struct agent {
     char t_state[BUS_TOPIC_MAX], t_order[BUS_TOPIC_MAX], t_receipt[BUS_TOPIC_MAX],
         t_trades[BUS_TOPIC_MAX], t_results[BUS_TOPIC_MAX];
 };
-
-enum { L_ERROR, L_WARN, L_INFO, L_DEBUG };
-
-__attribute__((format(printf, 2, 3))) static void say(int level, const char *fmt, ...)
-{
-    static const char *const NAMES[] = {"ERROR", "WARN", "INFO", "DEBUG"};
-    if (level > L_INFO && !getenv("MGX_AGENT_DEBUG"))
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "mgx agent %s: %s\n", NAMES[level], line);
-}
-
 
 static int64_t market_ms(const agent *a)
 {
@@ -105,13 +90,14 @@ static void on_sent(void *arg, int status)
 {
     sent_ctx *c = arg;
     if (status == BUS_E_DENIED)
-        say(L_ERROR,
-            "the broker refused the order for interval %lld: not authorized (check [bus] "
-            "username and the broker's ACL)",
-            (long long)c->interval_id);
+        ctl_logf(&c->a->log, CTL_LOG_ERROR,
+                 "the broker refused the order for interval %lld: not authorized (check [bus] "
+                 "username and the broker's ACL)",
+                 (long long)c->interval_id);
     else if (status != BUS_OK)
-        say(L_WARN, "order for interval %lld not acknowledged (%s); it will be resent",
-            (long long)c->interval_id, bus_strerror(status));
+        ctl_logf(&c->a->log, CTL_LOG_WARN,
+                 "order for interval %lld not acknowledged (%s); it will be resent",
+                 (long long)c->interval_id, bus_strerror(status));
     free(c);
 }
 
@@ -125,15 +111,16 @@ static void publish_order(agent *a, const ags_order *o, int64_t now_real)
     if (rc != BUS_OK) {
         free(c);
         if (rc != BUS_E_NOCONN)
-            say(L_WARN, "cannot publish the order for interval %lld: %s",
-                (long long)o->interval_id, bus_strerror(rc));
+            ctl_logf(&a->log, CTL_LOG_WARN, "cannot publish the order for interval %lld: %s",
+                     (long long)o->interval_id, bus_strerror(rc));
         return;
     }
     if (o->sends > 0)
-        say(L_INFO, "interval %lld: no receipt yet, resending the same order (nonce %s, send %d)",
-            (long long)o->interval_id, o->nonce_hex, o->sends + 1);
+        ctl_logf(&a->log, CTL_LOG_INFO,
+                 "interval %lld: no receipt yet, resending the same order (nonce %s, send %d)",
+                 (long long)o->interval_id, o->nonce_hex, o->sends + 1);
     if (ags_order_sent(a->store, o->interval_id, now_real)) {
-        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
         a->fatal = true;
     }
 }
@@ -167,7 +154,7 @@ static void resend_due(agent *a, int64_t now_real, int64_t now_market)
     static pending_copy items[AGENT_MAX_PENDING];
     pending_list l = {items, 0};
     if (ags_pending(a->store, collect, &l)) {
-        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
         a->fatal = true;
         return;
     }
@@ -175,8 +162,9 @@ static void resend_due(agent *a, int64_t now_real, int64_t now_market)
     for (size_t i = 0; i < l.n && !a->fatal; i++) {
         ags_order *o = &items[i].o;
         if (floor_s(now_market) > o->expiry_s + a->cfg.give_up_s) {
-            say(L_WARN, "interval %lld: no receipt for order %s after %d sends; giving up",
-                (long long)o->interval_id, o->nonce_hex, o->sends);
+            ctl_logf(&a->log, CTL_LOG_WARN,
+                     "interval %lld: no receipt for order %s after %d sends; giving up",
+                     (long long)o->interval_id, o->nonce_hex, o->sends);
             if (ags_order_give_up(a->store, o->interval_id))
                 a->fatal = true;
             continue;
@@ -208,7 +196,8 @@ static int build_order(agent *a, int64_t n, mkt_side side, const mkt_step *step,
     m->steps[0] = *step;
     char why[CTL_DETAIL_MAX];
     if (ctl_order_validate(m, why, sizeof why) != CTL_R_OK) {
-        say(L_ERROR, "interval %lld: cannot form a valid order: %s", (long long)n, why);
+        ctl_logf(&a->log, CTL_LOG_ERROR, "interval %lld: cannot form a valid order: %s",
+                 (long long)n, why);
         return -1;
     }
     return ctl_order_sign(m, ctl_key_secret(a->key)) == CTL_R_OK ? 0 : -1;
@@ -227,12 +216,14 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
     mkt_step step;
     int rc = sim_trader_order(&a->trader, net_wh, &a->cfg.tariffs, stream(a, n, 0), &side, &step);
     if (rc < 0) {
-        say(L_WARN, "interval %lld: no order: %s", (long long)n, sim_strategy_strerror(rc));
+        ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: no order: %s", (long long)n,
+                 sim_strategy_strerror(rc));
         return;
     }
     if (rc == 0) {
-        say(L_INFO, "interval %lld: interval %lld netted 0 Wh, nothing to trade", (long long)n,
-            (long long)k);
+        ctl_logf(&a->log, CTL_LOG_INFO,
+                 "interval %lld: interval %lld netted 0 Wh, nothing to trade", (long long)n,
+                 (long long)k);
         return;
     }
     ctl_order_msg m;
@@ -240,7 +231,8 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
     size_t len = 0;
     if (build_order(a, n, side, &step, now_market, &m) ||
         ctl_order_to_json(&m, json, sizeof json, &len) != CTL_R_OK) {
-        say(L_ERROR, "interval %lld: signing or encoding the order failed", (long long)n);
+        ctl_logf(&a->log, CTL_LOG_ERROR, "interval %lld: signing or encoding the order failed",
+                 (long long)n);
         return;
     }
     ags_order o = {.interval_id = n, .json = json, .side = (int)side, .energy_wh = step.energy_wh,
@@ -250,17 +242,17 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
     sodium_memzero(&m, sizeof m);
     if ((rc = ags_order_insert(a->store, &o)) != AGS_OK) {
         if (rc != AGS_E_EXISTS) {
-            say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+            ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
             a->fatal = true;
         }
         return;
     }
-    say(L_INFO,
-        "interval %lld: forecast %lld Wh (interval %lld); order to %s %lld Wh at %lld uc/kWh, "
-        "nonce %s, strategy %s",
-        (long long)n, (long long)net_wh, (long long)k, side == MKT_SELL ? "sell" : "buy",
-        (long long)step.energy_wh, (long long)step.price_uc_per_kwh, o.nonce_hex,
-        sim_strategy_name(a->cfg.strategy.kind));
+    ctl_logf(&a->log, CTL_LOG_INFO,
+             "interval %lld: forecast %lld Wh (interval %lld); order to %s %lld Wh at %lld uc/kWh, "
+             "nonce %s, strategy %s",
+             (long long)n, (long long)net_wh, (long long)k, side == MKT_SELL ? "sell" : "buy",
+             (long long)step.energy_wh, (long long)step.price_uc_per_kwh, o.nonce_hex,
+             sim_strategy_name(a->cfg.strategy.kind));
     if (bus_connected(a->bus))
         publish_order(a, &o, ctl_wall_ms());
 }
@@ -275,8 +267,9 @@ static void maybe_order(agent *a, int64_t now_market)
     int64_t now_s = floor_s(now_market);
     int64_t current = ctl_interval_id(now_s, a->cfg.interval_s);
     if (k < current - 1) {
-        say(L_INFO, "interval %lld is complete but old (now in %lld): no forecast from it",
-            (long long)k, (long long)current);
+        ctl_logf(&a->log, CTL_LOG_INFO,
+                 "interval %lld is complete but old (now in %lld): no forecast from it",
+                 (long long)k, (long long)current);
         return;
     }
     order_for(a, ctl_interval_first_open(now_s, &a->rules), k, net, now_market);
@@ -289,15 +282,15 @@ static void on_state_msg(agent *a, const bus_message *m)
     mtr_sample s;
     char why[160];
     if (bus_state_decode(m->payload, m->len, a->cfg.meter_id, &s, why, sizeof why) != BUS_OK) {
-        say(L_WARN, "meter %s: reading rejected: %s", a->cfg.meter_id, why);
+        ctl_logf(&a->log, CTL_LOG_WARN, "meter %s: reading rejected: %s", a->cfg.meter_id, why);
         return;
     }
     int rc = agm_add(&a->meter, &s);
     if (rc == AGM_E_BACKWARDS || rc == AGM_E_IMPLAUSIBLE)
-        say(L_WARN, "meter %s: reading at %lld ms refused: %s", a->cfg.meter_id,
-            (long long)s.ts_ms, agm_strerror(rc));
+        ctl_logf(&a->log, CTL_LOG_WARN, "meter %s: reading at %lld ms refused: %s", a->cfg.meter_id,
+                 (long long)s.ts_ms, agm_strerror(rc));
     else if (rc == AGM_E_QUALITY)
-        say(L_DEBUG, "meter %s: flagged reading ignored", a->cfg.meter_id);
+        ctl_logf(&a->log, CTL_LOG_DEBUG, "meter %s: flagged reading ignored", a->cfg.meter_id);
 }
 
 static void on_receipt_msg(agent *a, const bus_message *m)
@@ -305,7 +298,7 @@ static void on_receipt_msg(agent *a, const bus_message *m)
     ctl_receipt r;
     char why[CTL_DETAIL_MAX];
     if (ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why) != CTL_R_OK) {
-        say(L_WARN, "receipt rejected: %s", why);
+        ctl_logf(&a->log, CTL_LOG_WARN, "receipt rejected: %s", why);
         return;
     }
     char nonce[2 * CTL_ORDER_NONCE_BYTES + 1];
@@ -319,21 +312,24 @@ static void on_receipt_msg(agent *a, const bus_message *m)
                   : AGS_E_INVAL;
     free(json);
     if (rc) {
-        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
         a->fatal = rc == AGS_E_DB;
         return;
     }
     if (effect == AGS_RECEIPT_UNKNOWN)
-        say(L_WARN, "receipt for an order this agent does not know (interval %lld, nonce %s)",
-            (long long)r.interval_id, nonce);
+        ctl_logf(&a->log, CTL_LOG_WARN,
+                 "receipt for an order this agent does not know (interval %lld, nonce %s)",
+                 (long long)r.interval_id, nonce);
     else if (effect == AGS_RECEIPT_DUPLICATE)
-        say(L_DEBUG, "duplicate receipt for interval %lld", (long long)r.interval_id);
+        ctl_logf(&a->log, CTL_LOG_DEBUG, "duplicate receipt for interval %lld",
+                 (long long)r.interval_id);
     else if (ok)
-        say(L_INFO, "interval %lld: order %s accepted (%s)", (long long)r.interval_id, nonce,
-            name);
+        ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: order %s accepted (%s)",
+                 (long long)r.interval_id, nonce, name);
     else
-        say(L_WARN, "interval %lld: order %s rejected: %s%s%s", (long long)r.interval_id, nonce,
-            name ? name : "?", r.detail[0] ? ": " : "", r.detail);
+        ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: order %s rejected: %s%s%s",
+                 (long long)r.interval_id, nonce, name ? name : "?", r.detail[0] ? ": " : "",
+                 r.detail);
 }
 
 /* An integer member of a JSON object, if present. */
@@ -372,16 +368,16 @@ static void on_trades_msg(agent *a, const bus_message *m)
     json_t *j = json_loadb(m->payload, m->len, 0, &e);
     int64_t id;
     if (!j || !json_int(j, "interval_id", &id)) {
-        say(L_WARN, "trades message without an interval_id ignored");
+        ctl_logf(&a->log, CTL_LOG_WARN, "trades message without an interval_id ignored");
         json_decref(j);
         return;
     }
     char *text = strndup(m->payload, m->len);
     if (!text || ags_trades_put(a->store, id, text, market_ms(a)))
-        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
     else
-        say(L_INFO, "interval %lld: trades received (%s)", (long long)id,
-            any_energy(j) ? "energy traded" : "nothing traded");
+        ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: trades received (%s)", (long long)id,
+                 any_energy(j) ? "energy traded" : "nothing traded");
     free(text);
     json_decref(j);
 }
@@ -414,9 +410,10 @@ static void learn(agent *a, int64_t id, json_t *result)
                            &a->cfg.tariffs, stream(a, id, 1)) != SIM_STRAT_OK)
         return;
     if (ags_trader_save(a->store, a->trader.margin, a->trader.last_change))
-        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
-    say(L_INFO, "interval %lld: %s at %lld uc/kWh; ZIP margin %.4f -> %.4f", (long long)id,
-        traded ? "traded" : "did not trade", (long long)price, before, a->trader.margin);
+        ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
+    ctl_logf(&a->log, CTL_LOG_INFO, "interval %lld: %s at %lld uc/kWh; ZIP margin %.4f -> %.4f",
+             (long long)id, traded ? "traded" : "did not trade", (long long)price, before,
+             a->trader.margin);
 }
 
 static void on_result_msg(agent *a, const bus_message *m, const char *id_text)
@@ -429,7 +426,7 @@ static void on_result_msg(agent *a, const bus_message *m, const char *id_text)
         return;
     char *text = strndup(m->payload, m->len);
     if (!text || ags_result_put(a->store, id, text, market_ms(a)))
-        say(L_ERROR, "outbox: %s", ags_errmsg(a->store));
+        ctl_logf(&a->log, CTL_LOG_ERROR, "outbox: %s", ags_errmsg(a->store));
     free(text);
     json_error_t e;
     json_t *j = json_loadb(m->payload, m->len, 0, &e);
@@ -459,9 +456,9 @@ static void on_state(void *user, bool connected, int reason)
     agent *a = user;
     if (connected) {
         a->resend_all = true;
-        say(L_INFO, "connected to the broker");
+        ctl_logf(&a->log, CTL_LOG_INFO, "connected to the broker");
     } else {
-        say(L_WARN, "disconnected from the broker (%s)", bus_strerror(reason));
+        ctl_logf(&a->log, CTL_LOG_WARN, "disconnected from the broker (%s)", bus_strerror(reason));
     }
 }
 
@@ -503,6 +500,9 @@ static int setup_bus(agent *a, const agc_config *cfg, char *err, size_t err_len)
 {
     bus_config bc;
     cfg_bus_config(&cfg->bus, &bc);
+    bc.log = ctl_log_sink;
+    bc.log_user = &a->log;
+    bc.log_level = a->log.level;
     int rc = BUS_OK;
     a->bus = bus_new(&bc, on_message, on_state, a, &rc);
     if (!a->bus) {
@@ -527,6 +527,8 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
         return -1;
     }
     a->cfg = *cfg;
+    a->log =
+        (ctl_log){"agent", getenv("MGX_AGENT_DEBUG") ? CTL_LOG_DEBUG : CTL_LOG_INFO, NULL, NULL};
     a->cfg.bus.password = NULL; /* the caller owns it (agc_clear) */
     a->cfg.bus.loader = NULL;
     a->clock = *clock;
@@ -567,14 +569,18 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
     int64_t pending = 0;
     ags_count(a->store, AGS_PENDING, &pending);
     const cfg_bus *b = &a->cfg.bus;
-    say(L_INFO,
+    ctl_logf(
+        &a->log, CTL_LOG_INFO,
         "participant %s, meter %s, strategy %s, %lld order(s) awaiting a receipt; broker %s:%d "
         "as %s",
         a->cfg.participant, a->cfg.meter_id, sim_strategy_name(a->cfg.strategy.kind),
-        (long long)pending, b->host, b->port ? b->port : b->tls_ca[0] ? 8883 : 1883,
+        (long long)pending, b->host,
+        b->port        ? b->port
+        : b->tls_ca[0] ? 8883
+                       : 1883,
         b->client_id);
     if (bus_start(a->bus) != BUS_OK) {
-        say(L_ERROR, "cannot start the bus client");
+        ctl_logf(&a->log, CTL_LOG_ERROR, "cannot start the bus client");
         return -1;
     }
     while (!*stop && !a->fatal) {
@@ -584,7 +590,8 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         resend_due(a, ctl_wall_ms(), now_market);
     }
     bus_stop(a->bus, 2000);
-    say(a->fatal ? L_ERROR : L_INFO, "%s", a->fatal ? "stopped after an outbox error" : "stopped");
+    ctl_logf(&a->log, a->fatal ? CTL_LOG_ERROR : CTL_LOG_INFO, "%s",
+             a->fatal ? "stopped after an outbox error" : "stopped");
     return a->fatal ? -1 : 0;
 }
 

@@ -19,7 +19,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,9 +57,8 @@ struct bus_client {
     char *tls_ca, *tls_cert, *tls_key;
     int keepalive_s;
     int backoff_min_ms, backoff_max_ms, backoff_ms;
-    bus_log_fn log;
+    ctl_log log; /* "bus" on stderr, or the config's callback */
     void *user;
-    int log_level;
     bus_message_fn on_message;
     bus_state_fn on_state;
 
@@ -123,24 +121,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *const LEVEL_NAMES[] = {"error", "warn", "info", "debug"};
-
-__attribute__((format(printf, 3, 4))) static void bus_log(const bus_client *c, int level,
-                                                          const char *fmt, ...)
-{
-    if (level > c->log_level)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (c->log)
-        c->log(c->user, level, msg);
-    else
-        fprintf(stderr, "mgx bus %s: %s\n", LEVEL_NAMES[level], msg);
 }
 
 /* ---- pending table and completion queue ---- */
@@ -229,7 +209,7 @@ static void schedule_retry(bus_client *c)
     int delay = half + (int)randombytes_uniform((uint32_t)(c->backoff_ms - half) + 1u);
     c->next_attempt_ms = now_ms() + delay;
     c->backoff_ms = c->backoff_ms > c->backoff_max_ms / 2 ? c->backoff_max_ms : c->backoff_ms * 2;
-    bus_log(c, BUS_LOG_INFO, "reconnecting to %s:%d in %d ms", c->host, c->port, delay);
+    ctl_logf(&c->log, CTL_LOG_INFO, "reconnecting to %s:%d in %d ms", c->host, c->port, delay);
 }
 
 static void link_lost(bus_client *c, int reason)
@@ -240,7 +220,7 @@ static void link_lost(bus_client *c, int reason)
     c->state = LINK_IDLE;
     fail_all_pending(c);
     if (was_up)
-        bus_log(c, BUS_LOG_WARN, "connection to %s:%d lost", c->host, c->port);
+        ctl_logf(&c->log, CTL_LOG_WARN, "connection to %s:%d lost", c->host, c->port);
     schedule_retry(c);
     if (c->on_state)
         c->on_state(c->user, false, reason);
@@ -259,7 +239,8 @@ static void announce(bus_client *c)
     c->announced = true;
     int prc = mosquitto_publish_v5(c->mosq, NULL, c->status_topic, 6, "online", 1, true, NULL);
     if (prc != MOSQ_ERR_SUCCESS)
-        bus_log(c, BUS_LOG_WARN, "cannot publish online status: %s", mosquitto_strerror(prc));
+        ctl_logf(&c->log, CTL_LOG_WARN, "cannot publish online status: %s",
+                 mosquitto_strerror(prc));
 }
 
 /* Sends one SUBSCRIBE; before the announcement its SUBACK is awaited. */
@@ -280,21 +261,21 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags,
     (void)props;
     bus_client *c = obj;
     if (rc != 0) {
-        bus_log(c, BUS_LOG_ERROR, "broker %s:%d refused the connection: %s", c->host, c->port,
-                mosquitto_reason_string(rc));
+        ctl_logf(&c->log, CTL_LOG_ERROR, "broker %s:%d refused the connection: %s", c->host,
+                 c->port, mosquitto_reason_string(rc));
         link_lost(c, BUS_E_REFUSED);
         return;
     }
     c->state = LINK_UP;
     c->backoff_ms = c->backoff_min_ms;
-    bus_log(c, BUS_LOG_INFO, "connected to %s:%d as %s", c->host, c->port, c->client_id);
+    ctl_logf(&c->log, CTL_LOG_INFO, "connected to %s:%d as %s", c->host, c->port, c->client_id);
     c->announced = false;
     c->n_suback_waiting = 0;
     for (unsigned i = 0; i < c->n_subs; i++) {
         int src = send_subscription(c, c->subs[i].filter, c->subs[i].qos);
         if (src != MOSQ_ERR_SUCCESS)
-            bus_log(c, BUS_LOG_ERROR, "cannot subscribe to %s: %s", c->subs[i].filter,
-                    mosquitto_strerror(src));
+            ctl_logf(&c->log, CTL_LOG_ERROR, "cannot subscribe to %s: %s", c->subs[i].filter,
+                     mosquitto_strerror(src));
     }
     /* before any message of this connection can arrive; subscriptions the owner adds here
      * are awaited by the announcement too */
@@ -310,7 +291,7 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
     (void)props;
     bus_client *c = obj;
     if (c->state == LINK_UP || c->state == LINK_CONNECTING)
-        bus_log(c, BUS_LOG_DEBUG, "disconnected: %s", mosquitto_reason_string(rc));
+        ctl_logf(&c->log, CTL_LOG_DEBUG, "disconnected: %s", mosquitto_reason_string(rc));
     link_lost(c, BUS_E_CONN_LOST);
 }
 
@@ -322,8 +303,8 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int reason,
     bus_client *c = obj;
     int status = reason < 0x80 ? BUS_OK : BUS_E_DENIED;
     if (status != BUS_OK)
-        bus_log(c, BUS_LOG_ERROR, "broker refused message %d: %s", mid,
-                mosquitto_reason_string(reason));
+        ctl_logf(&c->log, CTL_LOG_ERROR, "broker refused message %d: %s", mid,
+                 mosquitto_reason_string(reason));
     pending p;
     if (table_take(c, mid, &p)) {
         queue_push(c, p.done, p.arg, status);
@@ -341,8 +322,8 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const i
     bus_client *c = obj;
     for (int i = 0; i < n; i++)
         if (granted[i] >= 0x80)
-            bus_log(c, BUS_LOG_ERROR, "broker refused a subscription: %s",
-                    mosquitto_reason_string(granted[i]));
+            ctl_logf(&c->log, CTL_LOG_ERROR, "broker refused a subscription: %s",
+                     mosquitto_reason_string(granted[i]));
     /* a refused filter is answered too: announce anyway (the error is logged) */
     for (unsigned i = 0; i < c->n_suback_waiting; i++)
         if (c->suback_mids[i] == mid) {
@@ -381,15 +362,16 @@ static int configure(bus_client *c)
     if (rc == MOSQ_ERR_SUCCESS && c->username)
         rc = mosquitto_username_pw_set(m, c->username, c->password);
     if (rc != MOSQ_ERR_SUCCESS) {
-        bus_log(c, BUS_LOG_ERROR, "cannot configure the MQTT client: %s", mosquitto_strerror(rc));
+        ctl_logf(&c->log, CTL_LOG_ERROR, "cannot configure the MQTT client: %s",
+                 mosquitto_strerror(rc));
         return BUS_E_MOSQ;
     }
     if (c->tls_ca) {
         rc = mosquitto_tls_set(m, c->tls_ca, NULL, c->tls_cert, c->tls_key, NULL);
         if (rc != MOSQ_ERR_SUCCESS) {
-            bus_log(c, BUS_LOG_ERROR, "TLS files rejected (ca %s, cert %s, key %s): %s", c->tls_ca,
-                    c->tls_cert ? c->tls_cert : "-", c->tls_key ? c->tls_key : "-",
-                    mosquitto_strerror(rc));
+            ctl_logf(&c->log, CTL_LOG_ERROR, "TLS files rejected (ca %s, cert %s, key %s): %s",
+                     c->tls_ca, c->tls_cert ? c->tls_cert : "-", c->tls_key ? c->tls_key : "-",
+                     mosquitto_strerror(rc));
             return BUS_E_TLS;
         }
     }
@@ -414,8 +396,8 @@ static void attempt_connect(bus_client *c)
     c->attempt_start_ms = now_ms();
     int rc = mosquitto_connect_async(c->mosq, c->host, c->port, c->keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
-        bus_log(c, BUS_LOG_WARN, "cannot connect to %s:%d: %s", c->host, c->port,
-                rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        ctl_logf(&c->log, CTL_LOG_WARN, "cannot connect to %s:%d: %s", c->host, c->port,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
         link_lost(c, BUS_E_CONN_LOST);
     }
 }
@@ -497,8 +479,9 @@ bus_client *bus_new(const bus_config *cfg, bus_message_fn on_msg, bus_state_fn o
     if (c->backoff_min_ms < 2)
         c->backoff_min_ms = 2;
     c->backoff_ms = c->backoff_min_ms;
-    c->log = cfg->log;
-    c->log_level = cfg->log ? cfg->log_level : (cfg->log_level ? cfg->log_level : BUS_LOG_INFO);
+    c->log = (ctl_log){"bus",
+                       cfg->log ? cfg->log_level : (cfg->log_level ? cfg->log_level : CTL_LOG_INFO),
+                       cfg->log, cfg->log_user ? cfg->log_user : user};
     c->user = user;
     c->on_message = on_msg;
     c->on_state = on_state;
@@ -556,8 +539,8 @@ int bus_loop(bus_client *c, int timeout_ms)
         if (c->state == LINK_IDLE && now >= c->next_attempt_ms)
             attempt_connect(c);
         if (c->state == LINK_CONNECTING && now - c->attempt_start_ms > BUS_CONNECT_TIMEOUT_MS) {
-            bus_log(c, BUS_LOG_WARN, "no answer from %s:%d within %d ms", c->host, c->port,
-                    BUS_CONNECT_TIMEOUT_MS);
+            ctl_logf(&c->log, CTL_LOG_WARN, "no answer from %s:%d within %d ms", c->host, c->port,
+                     BUS_CONNECT_TIMEOUT_MS);
             link_lost(c, BUS_E_CONN_LOST);
         }
         int left = (int)(deadline - now_ms());
@@ -568,8 +551,8 @@ int bus_loop(bus_client *c, int timeout_ms)
             int rc = mosquitto_loop(c->mosq, left > 1000 ? 1000 : left, 1000);
             if (rc != MOSQ_ERR_SUCCESS) {
                 if (c->state == LINK_CONNECTING)
-                    bus_log(c, BUS_LOG_WARN, "cannot connect to %s:%d: %s", c->host, c->port,
-                            rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+                    ctl_logf(&c->log, CTL_LOG_WARN, "cannot connect to %s:%d: %s", c->host, c->port,
+                             rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
                 link_lost(c, BUS_E_CONN_LOST);
             }
         } else if (c->state == LINK_IDLE) {
@@ -618,8 +601,8 @@ send:
     if (c->state == LINK_UP) {
         int rc = send_subscription(c, filter, qos);
         if (rc != MOSQ_ERR_SUCCESS) {
-            bus_log(c, BUS_LOG_WARN, "cannot subscribe to %s now: %s", filter,
-                    mosquitto_strerror(rc));
+            ctl_logf(&c->log, CTL_LOG_WARN, "cannot subscribe to %s now: %s", filter,
+                     mosquitto_strerror(rc));
             return BUS_E_MOSQ;
         }
     }
@@ -649,7 +632,7 @@ int bus_publish(bus_client *c, const char *topic, const void *payload, size_t le
     mid = c->publishing_mid;
     c->publishing_mid = -1;
     if (rc != MOSQ_ERR_SUCCESS) {
-        bus_log(c, BUS_LOG_WARN, "publish to %s failed: %s", topic, mosquitto_strerror(rc));
+        ctl_logf(&c->log, CTL_LOG_WARN, "publish to %s failed: %s", topic, mosquitto_strerror(rc));
         if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
             link_lost(c, BUS_E_CONN_LOST);
             return BUS_E_NOCONN;
@@ -693,12 +676,13 @@ int bus_stop(bus_client *c, int timeout_ms)
                 mosquitto_loop(c->mosq, 10, 1);
         }
         if (rc != BUS_OK)
-            bus_log(c, BUS_LOG_WARN, "offline status not acknowledged: %s", bus_strerror(rc));
+            ctl_logf(&c->log, CTL_LOG_WARN, "offline status not acknowledged: %s",
+                     bus_strerror(rc));
     }
     c->state = LINK_STOPPED;
     fail_all_pending(c);
     deliver_completions(c);
-    bus_log(c, BUS_LOG_INFO, "disconnected from %s:%d", c->host, c->port);
+    ctl_logf(&c->log, CTL_LOG_INFO, "disconnected from %s:%d", c->host, c->port);
     return rc;
 }
 

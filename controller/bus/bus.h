@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/log.h"
+
 enum {
     BUS_OK = 0,
     BUS_E_INVAL = -1,     /* bad argument, bad topic level, bad config value */
@@ -58,10 +60,14 @@ const char *bus_strerror(int code);
 #define BUS_PAYLOAD_MAX 65536
 #define BUS_MAX_SUBS 16
 
-enum { BUS_LOG_ERROR = 0, BUS_LOG_WARN = 1, BUS_LOG_INFO = 2, BUS_LOG_DEBUG = 3 };
-
-/* A log sink: one call per event; msg has no trailing newline and never contains secrets. */
-typedef void (*bus_log_fn)(void *user, int level, const char *msg);
+/* The levels and the callback are common/log.h's: a daemon passes ctl_log_sink and its ctl_log. */
+enum {
+    BUS_LOG_ERROR = CTL_LOG_ERROR,
+    BUS_LOG_WARN = CTL_LOG_WARN,
+    BUS_LOG_INFO = CTL_LOG_INFO,
+    BUS_LOG_DEBUG = CTL_LOG_DEBUG
+};
+typedef ctl_log_fn bus_log_fn;
 
 typedef struct {
     const char *host;      /* broker host name or address; default "127.0.0.1" */
@@ -77,7 +83,8 @@ typedef struct {
     int backoff_min_ms;    /* first reconnect delay; default 500 */
     int backoff_max_ms;    /* delays double up to this; default 30000 */
     unsigned max_pending;  /* publishes awaiting acknowledgement; default 1024 */
-    bus_log_fn log;        /* NULL: lines "mgx bus LEVEL: ..." on stderr */
+    bus_log_fn log;        /* NULL: lines "mgx bus LEVEL: ..." on stderr (common/log.h) */
+    void *log_user;        /* passed to log; NULL: the user given to bus_new */
     int log_level;         /* highest level passed to log; default BUS_LOG_INFO */
 } bus_config;
 

@@ -10,7 +10,6 @@
 #include "common/sql.h"
 
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +30,7 @@ struct outbox {
     uint64_t max_messages;
     outbox_policy policy;
     unsigned window;
-    bus_log_fn log;
-    void *log_user;
+    ctl_log log; /* "outbox" on stderr (every level), or the config's callback */
 
     uint64_t count;
     outbox_slot *slots;
@@ -57,25 +55,10 @@ const char *outbox_strerror(int code)
     }
 }
 
-__attribute__((format(printf, 3, 4))) static void ob_log(const outbox *ob, int level,
-                                                         const char *fmt, ...)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (ob->log)
-        ob->log(ob->log_user, level, msg);
-    else
-        fprintf(stderr, "mgx outbox %s: %s\n", names[level & 3], msg);
-}
-
 static int exec(outbox *ob, const char *sql)
 {
     if (ctl_sql_exec(ob->db, sql) != SQLITE_OK) {
-        ob_log(ob, BUS_LOG_ERROR, "%s: %s (%s)", ob->path, ctl_sql_errmsg(ob->db), sql);
+        ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: %s (%s)", ob->path, ctl_sql_errmsg(ob->db), sql);
         return OUTBOX_E_DB;
     }
     return OUTBOX_OK;
@@ -84,7 +67,7 @@ static int exec(outbox *ob, const char *sql)
 static int prepare(outbox *ob, const char *sql, sqlite3_stmt **st)
 {
     if (ctl_sql_prepare(ob->db, sql, st) != SQLITE_OK) {
-        ob_log(ob, BUS_LOG_ERROR, "%s: %s", ob->path, ctl_sql_errmsg(ob->db));
+        ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: %s", ob->path, ctl_sql_errmsg(ob->db));
         return OUTBOX_E_DB;
     }
     return OUTBOX_OK;
@@ -173,8 +156,7 @@ int outbox_open(const outbox_config *cfg, outbox **out, char *err, size_t errlen
     ob->max_messages = cfg->max_messages ? cfg->max_messages : 100000;
     ob->policy = cfg->policy;
     ob->window = cfg->window ? cfg->window : 16;
-    ob->log = cfg->log;
-    ob->log_user = cfg->log_user;
+    ob->log = (ctl_log){"outbox", CTL_LOG_DEBUG, cfg->log, cfg->log_user};
     ob->slots = calloc(ob->window, sizeof *ob->slots);
     ob->acked = calloc(2 * (size_t)ob->window, sizeof *ob->acked); /* in flight + unpublishable */
     int rc = OUTBOX_E_NOMEM;
@@ -188,8 +170,8 @@ int outbox_open(const outbox_config *cfg, outbox **out, char *err, size_t errlen
     if (rc != OUTBOX_OK)
         goto fail;
     if (ob->count)
-        ob_log(ob, BUS_LOG_INFO, "%s: %llu messages waiting from an earlier run", ob->path,
-               (unsigned long long)ob->count);
+        ctl_logf(&ob->log, CTL_LOG_INFO, "%s: %llu messages waiting from an earlier run", ob->path,
+                 (unsigned long long)ob->count);
     *out = ob;
     return OUTBOX_OK;
 fail:
@@ -204,10 +186,10 @@ static void note_drop(outbox *ob, bool oldest)
      * says what it cost without a line per reading */
     if (total == 1 || total >= 2 * ob->drops_logged_at) {
         ob->drops_logged_at = total;
-        ob_log(ob, BUS_LOG_WARN, "%s: outbox full (%llu messages): %s; %llu so far", ob->path,
-               (unsigned long long)ob->max_messages,
-               oldest ? "dropped the oldest message" : "refused a new message",
-               (unsigned long long)total);
+        ctl_logf(&ob->log, CTL_LOG_WARN, "%s: outbox full (%llu messages): %s; %llu so far",
+                 ob->path, (unsigned long long)ob->max_messages,
+                 oldest ? "dropped the oldest message" : "refused a new message",
+                 (unsigned long long)total);
     }
 }
 
@@ -265,8 +247,8 @@ int outbox_push(outbox *ob, const outbox_item *items, size_t n, int64_t now_ms,
         *accepted = stored;
     return refused ? OUTBOX_E_FULL : OUTBOX_OK;
 fail:
-    ob_log(ob, BUS_LOG_ERROR, "%s: cannot store %zu messages: %s", ob->path, n,
-           sqlite3_errmsg(ob->db));
+    ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: cannot store %zu messages: %s", ob->path, n,
+             sqlite3_errmsg(ob->db));
     ctl_sql_rollback(ob->db);
     return OUTBOX_E_DB;
 }
@@ -280,8 +262,10 @@ static void on_done(void *arg, int status)
     if (status == BUS_OK || status == BUS_E_DENIED) {
         if (status == BUS_E_DENIED) {
             ob->st.rejected++;
-            ob_log(ob, BUS_LOG_ERROR, "%s: the broker refused message %lld; deleted (check the "
-                   "broker's ACL for this client)", ob->path, (long long)s->id);
+            ctl_logf(&ob->log, CTL_LOG_ERROR,
+                     "%s: the broker refused message %lld; deleted (check the "
+                     "broker's ACL for this client)",
+                     ob->path, (long long)s->id);
         }
         if (status == BUS_OK)
             ob->st.published++;
@@ -311,8 +295,8 @@ static int delete_acked(outbox *ob)
     ob->n_acked = 0;
     return OUTBOX_OK;
 fail:
-    ob_log(ob, BUS_LOG_ERROR, "%s: cannot delete acknowledged messages: %s", ob->path,
-           sqlite3_errmsg(ob->db));
+    ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: cannot delete acknowledged messages: %s", ob->path,
+             sqlite3_errmsg(ob->db));
     ctl_sql_rollback(ob->db);
     return OUTBOX_E_DB;
 }
@@ -363,8 +347,8 @@ int outbox_pump(outbox *ob, bus_client *bus)
         } else if (prc == BUS_E_INVAL || prc == BUS_E_TOOLONG) {
             /* a row that can never be published (the bounds changed?): drop it loudly */
             ob->st.rejected++;
-            ob_log(ob, BUS_LOG_ERROR, "%s: message %lld cannot be published (%s); deleted",
-                   ob->path, (long long)id, bus_strerror(prc));
+            ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: message %lld cannot be published (%s); deleted",
+                     ob->path, (long long)id, bus_strerror(prc));
             ob->next_id = id;
             if (ob->n_acked < ob->window) /* the other half is for the window's outcomes */
                 ob->acked[ob->n_acked++] = id;
@@ -376,8 +360,8 @@ int outbox_pump(outbox *ob, bus_client *bus)
     }
     sqlite3_reset(st);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        ob_log(ob, BUS_LOG_ERROR, "%s: cannot read the outbox: %s", ob->path,
-               sqlite3_errmsg(ob->db));
+        ctl_logf(&ob->log, CTL_LOG_ERROR, "%s: cannot read the outbox: %s", ob->path,
+                 sqlite3_errmsg(ob->db));
         return OUTBOX_E_DB;
     }
     return OUTBOX_OK;

@@ -8,10 +8,14 @@
 
 #include "common/file.h"
 #include "orders/keys.h"
-#include "settle/ledger_json.h"
-#include "settle/ledger_store.h"
-#include "mgx/merkle.h"
 #include "common/opt.h"
+#include "mgx/civil.h"
+#include "mgx/merkle.h"
+#include "settle/ledger_export.h"
+#include "settle/ledger_json.h"
+#include "settle/ledger_proof.h"
+#include "settle/ledger_statement.h"
+#include "settle/ledger_store.h"
 
 #include <jansson.h>
 #include <sodium.h>
@@ -56,16 +60,6 @@ static int open_db(const char *path, ctl_db **db)
         return -1;
     }
     return 0;
-}
-
-/* strdup is POSIX, not C11. */
-static char *dup_text(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
 }
 
 static void hex(const uint8_t *b, size_t n, char *out)
@@ -232,47 +226,6 @@ static int cmd_info(int argc, char **argv)
     return CTL_EXIT_OK;
 }
 
-/* The checkpoint text of block `height` (latest if < 0); malloc'd. */
-static char *checkpoint_of(ctl_db *db, int64_t height, uint64_t *size)
-{
-    sqlite3_stmt *st = NULL;
-    char *out = NULL;
-    const char *sql = height < 0 ? "SELECT checkpoint, body FROM ledger_block ORDER BY height DESC LIMIT 1"
-                                 : "SELECT checkpoint, body FROM ledger_block WHERE height=?1";
-    if (ctl_db_prepare(db, sql, &st) != SQLITE_OK)
-        return NULL;
-    if (height >= 0)
-        sqlite3_bind_int64(st, 1, height);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        stl_block b;
-        if (stl_block_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &b) ==
-            STL_OK) {
-            out = dup_text((const char *)sqlite3_column_text(st, 0));
-            *size = b.log_size;
-        }
-    }
-    sqlite3_finalize(st);
-    return out;
-}
-
-/* The checkpoint of the block whose log size is exactly `size`, if any. */
-static char *checkpoint_at_size(ctl_db *db, uint64_t size)
-{
-    sqlite3_stmt *st = NULL;
-    char *out = NULL;
-    if (ctl_db_prepare(db, "SELECT checkpoint, body FROM ledger_block ORDER BY height", &st) != SQLITE_OK)
-        return NULL;
-    while (!out && sqlite3_step(st) == SQLITE_ROW) {
-        stl_block b;
-        if (stl_block_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &b) ==
-                STL_OK &&
-            b.log_size == size)
-            out = dup_text((const char *)sqlite3_column_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    return out;
-}
-
 static int cmd_checkpoint(int argc, char **argv)
 {
     if (argc < 3)
@@ -287,7 +240,7 @@ static int cmd_checkpoint(int argc, char **argv)
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     uint64_t size;
-    char *note = checkpoint_of(db, h, &size);
+    char *note = ctl_ledger_checkpoint(db, h, &size);
     ctl_db_close(db);
     if (!note) {
         fputs("mgx ledger checkpoint: no such block\n", stderr);
@@ -324,55 +277,27 @@ static int cmd_proof(int argc, char **argv)
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
-    sqlite3_stmt *st = NULL;
-    uint64_t size = 0;
+    char err[512] = "";
+    uint8_t stored_id[STL_ID_LEN];
     ctl_lj_proof *pr = calloc(1, sizeof *pr);
-    char *note = checkpoint_of(db, h, &size);
-    if (!note || !pr) {
+    if (!pr) {
         fputs("mgx ledger proof: no such block\n", stderr);
         goto out;
     }
-    if (ctl_db_prepare(db, txs ? "SELECT log_index, body, txid FROM ledger_tx WHERE txid=?1"
-                               : "SELECT log_index, body, txid FROM ledger_tx WHERE log_index=?1", &st) != SQLITE_OK)
-        goto out;
-    if (txs)
-        sqlite3_bind_blob(st, 1, id, STL_ID_LEN, SQLITE_STATIC);
-    else
-        sqlite3_bind_int64(st, 1, li);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        fputs("mgx ledger proof: no such transaction\n", stderr);
+    if (ctl_ledger_inclusion_proof(db, txs ? id : NULL, li, h, pr, stored_id, err, sizeof err) !=
+        CTL_LEDGER_OK) {
+        fprintf(stderr, "mgx ledger proof: %s\n", err);
         goto out;
     }
-    li = sqlite3_column_int64(st, 0);
-    if ((uint64_t)li >= size) {
-        fprintf(stderr, "mgx ledger proof: transaction %lld is not in the log of size %llu\n",
-                (long long)li, (unsigned long long)size);
-        goto out;
-    }
-    /* a damaged row must not overrun the fixed buffers below */
-    int blen = sqlite3_column_bytes(st, 1);
-    if (blen < 0 || blen > STL_TX_MAX_LEN || sqlite3_column_bytes(st, 2) != STL_ID_LEN ||
-        stl_merkle_inclusion_proof((uint64_t)li, size, ctl_ledger_node, db, pr->path,
-                                   &pr->n_path) != STL_OK) {
-        fputs("mgx ledger proof: the Merkle log is damaged (run `mgx ledger verify`)\n", stderr);
-        goto out;
-    }
-    if (blen > 0)
-        memcpy(pr->body, sqlite3_column_blob(st, 1), (size_t)blen);
-    pr->body_len = (size_t)blen;
-    pr->log_index = li;
-    pr->tree_size = (int64_t)size;
-    pr->checkpoint = note;
-    char *s = ctl_lj_proof_format(pr, sqlite3_column_blob(st, 2));
+    char *s = ctl_lj_proof_format(pr, stored_id);
     if (s) {
         printf("%s\n", s);
         free(s);
         rc = CTL_EXIT_OK;
     }
 out:
-    sqlite3_finalize(st);
     ctl_db_close(db);
-    free(note);
+    ctl_lj_proof_free(pr);
     free(pr);
     return rc;
 }
@@ -462,7 +387,7 @@ static int cmd_check_proof(int argc, char **argv)
     }
     int rc = CTL_EXIT_FAILURE;
     stl_checkpoint cp;
-    uint8_t leaf[32];
+    char err[512] = "";
     ctl_lj_proof *pr = calloc(1, sizeof *pr);
     if (!pr)
         return CTL_EXIT_FAILURE;
@@ -474,18 +399,8 @@ static int cmd_check_proof(int argc, char **argv)
     }
     if (open_checkpoint(argc, argv, pr->checkpoint, name, pk, &cp) != 0)
         goto out;
-    if ((uint64_t)pr->tree_size != cp.size) {
-        fprintf(stderr, "mgx ledger check-proof: the proof is for a log of %lld entries, the "
-                        "checkpoint for %llu\n",
-                (long long)pr->tree_size, (unsigned long long)cp.size);
-        goto out;
-    }
-    stl_merkle_leaf_hash(pr->body, pr->body_len, leaf);
-    if (stl_merkle_verify_inclusion((uint64_t)pr->log_index, cp.size, leaf,
-                                    (const uint8_t(*)[STL_HASH_LEN])pr->path, pr->n_path,
-                                    cp.root) != STL_OK) {
-        fprintf(stderr, "mgx ledger check-proof: FAILED: the transaction is not in the log at "
-                        "this checkpoint\n");
+    if (ctl_ledger_check_inclusion(pr, &cp, err, sizeof err) != CTL_LEDGER_OK) {
+        fprintf(stderr, "mgx ledger check-proof: %s\n", err);
         goto out;
     }
     uint8_t id[32];
@@ -519,32 +434,14 @@ static int cmd_consistency(int argc, char **argv)
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
     int rc = CTL_EXIT_FAILURE;
-    uint64_t height, size;
+    char err[512] = "";
     ctl_lj_consistency *c = calloc(1, sizeof *c);
     if (!c)
         goto out;
-    if (ctl_ledger_head(db, &height, &size) != CTL_LEDGER_OK) {
-        fputs("mgx ledger consistency: empty ledger\n", stderr);
+    if (ctl_ledger_consistency_proof(db, from, to, c, err, sizeof err) != CTL_LEDGER_OK) {
+        fprintf(stderr, "mgx ledger consistency: %s\n", err);
         goto out;
     }
-    if (to < 0)
-        to = (int64_t)size;
-    if (from > to || (uint64_t)to > size) {
-        fprintf(stderr, "mgx ledger consistency: need 0 <= from <= to <= %llu\n",
-                (unsigned long long)size);
-        goto out;
-    }
-    c->old_size = (uint64_t)from;
-    c->new_size = (uint64_t)to;
-    if (stl_merkle_consistency_proof(c->old_size, c->new_size, ctl_ledger_node, db, c->path,
-                                     &c->n_path) != STL_OK ||
-        stl_merkle_root_at(c->old_size, ctl_ledger_node, db, c->old_root) != STL_OK ||
-        stl_merkle_root_at(c->new_size, ctl_ledger_node, db, c->new_root) != STL_OK) {
-        fputs("mgx ledger consistency: the Merkle log is damaged (run `mgx ledger verify`)\n", stderr);
-        goto out;
-    }
-    c->old_checkpoint = checkpoint_at_size(db, c->old_size);
-    c->new_checkpoint = checkpoint_at_size(db, c->new_size);
     char *s = ctl_lj_consistency_format(c);
     if (s) {
         printf("%s\n", s);
@@ -568,6 +465,7 @@ static int cmd_check_consistency(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     int rc = CTL_EXIT_FAILURE;
+    char err[512] = "";
     stl_checkpoint c1, c2;
     ctl_lj_consistency *c = calloc(1, sizeof *c);
     if (!c)
@@ -580,17 +478,8 @@ static int cmd_check_consistency(int argc, char **argv)
                     pf);
         goto out;
     }
-    const char *n1 = c->old_checkpoint, *n2 = c->new_checkpoint;
-    if (stl_checkpoint_open(n1, strlen(n1), name, pk, name, &c1) != STL_OK ||
-        stl_checkpoint_open(n2, strlen(n2), name, pk, name, &c2) != STL_OK) {
-        fputs("mgx ledger check-consistency: a checkpoint is not signed by this key\n", stderr);
-        goto out;
-    }
-    if (stl_merkle_verify_consistency(c1.size, c2.size, c1.root, c2.root,
-                                      (const uint8_t(*)[STL_HASH_LEN])c->path,
-                                      c->n_path) != STL_OK) {
-        fputs("mgx ledger check-consistency: FAILED: the newer log does not extend the older one\n",
-              stderr);
+    if (ctl_ledger_check_consistency(c, name, pk, &c1, &c2, err, sizeof err) != CTL_LEDGER_OK) {
+        fprintf(stderr, "mgx ledger check-consistency: %s\n", err);
         goto out;
     }
     printf("OK: %s's log of size %llu is an append-only extension of size %llu\n", name,
@@ -604,74 +493,6 @@ out:
 
 /* ---- export / statement ---- */
 
-static json_t *tx_json(const stl_tx *tx)
-{
-    if (tx->kind == STL_TX_TRADE) {
-        const stl_settled_trade *t = &tx->trade;
-        return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kind",
-                         "trade", "seller", (json_int_t)t->seller, "buyer", (json_int_t)t->buyer,
-                         "contracted_wh", (json_int_t)t->contracted_wh, "price_uc_per_kwh",
-                         (json_int_t)t->price_uc_per_kwh, "amount_uc", (json_int_t)t->amount_uc,
-                         "contract_fee_uc", (json_int_t)t->contract_fee_uc, "delivered_wh",
-                         (json_int_t)t->delivered_wh, "paid_uc", (json_int_t)t->paid_uc,
-                         "received_uc", (json_int_t)t->received_uc, "fee_uc", (json_int_t)t->fee_uc,
-                         "rounding_uc", (json_int_t)t->rounding_uc);
-    }
-    const stl_position *p = &tx->position;
-    json_t *o = json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kind", "position",
-                          "participant", (json_int_t)p->participant, "status",
-                          stl_pos_status_name(p->status), "quality", (json_int_t)p->quality,
-                          "import_wh", (json_int_t)p->import_wh, "export_wh",
-                          (json_int_t)p->export_wh, "contracted_bought_wh",
-                          (json_int_t)p->contracted_bought_wh, "contracted_sold_wh",
-                          (json_int_t)p->contracted_sold_wh, "local_bought_wh",
-                          (json_int_t)p->local_bought_wh, "local_sold_wh",
-                          (json_int_t)p->local_sold_wh);
-    json_t *m = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "grid_bought_wh",
-                          (json_int_t)p->grid_bought_wh, "grid_sold_wh", (json_int_t)p->grid_sold_wh,
-                          "local_paid_uc", (json_int_t)p->local_paid_uc, "fee_paid_uc",
-                          (json_int_t)p->fee_paid_uc, "local_received_uc",
-                          (json_int_t)p->local_received_uc, "grid_paid_uc",
-                          (json_int_t)p->grid_paid_uc, "grid_received_uc",
-                          (json_int_t)p->grid_received_uc);
-    json_object_update(o, m);
-    json_decref(m);
-    return o;
-}
-
-static json_t *block_json(const stl_block *b, const uint8_t *hash, const uint8_t *sig,
-                          const char *note)
-{
-    char h[65], prev[65], txr[65], lr[65], s[129];
-    hex(hash, 32, h);
-    hex(b->prev_hash, 32, prev);
-    hex(b->tx_root, 32, txr);
-    hex(b->log_root, 32, lr);
-    hex(sig, 64, s);
-    const stl_totals *t = &b->totals;
-    json_t *tot = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "n_trades",
-        (json_int_t)t->n_trades, "n_positions", (json_int_t)t->n_positions, "n_held",
-        (json_int_t)t->n_held, "contracted_wh", (json_int_t)t->contracted_wh, "delivered_wh",
-        (json_int_t)t->delivered_wh, "paid_uc", (json_int_t)t->paid_uc, "received_uc",
-        (json_int_t)t->received_uc, "fees_uc", (json_int_t)t->fees_uc, "rounding_uc",
-        (json_int_t)t->rounding_uc, "grid_bought_wh", (json_int_t)t->grid_bought_wh,
-        "grid_sold_wh", (json_int_t)t->grid_sold_wh, "grid_paid_uc", (json_int_t)t->grid_paid_uc,
-        "grid_received_uc", (json_int_t)t->grid_received_uc, "import_wh", (json_int_t)t->import_wh,
-        "export_wh", (json_int_t)t->export_wh);
-    return json_pack("{s:s, s:I, s:s, s:I, s:I, s:{s:I, s:I, s:I}, s:s, s:s, s:I, s:s, s:I, s:s, "
-                     "s:o, s:s, s:s}",
-                     "type", "block", "height", (json_int_t)b->height, "community", b->community,
-                     "interval_id", (json_int_t)b->interval_id, "interval_len_s",
-                     (json_int_t)b->interval_len_s, "tariffs", "feed_in_uc_per_kwh",
-                     (json_int_t)b->tariffs.feed_in_uc_per_kwh, "retail_uc_per_kwh",
-                     (json_int_t)b->tariffs.retail_uc_per_kwh, "network_fee_uc_per_kwh",
-                     (json_int_t)b->tariffs.network_fee_uc_per_kwh, "hash", h, "prev_hash", prev,
-                     "n_tx", (json_int_t)b->n_tx, "tx_root", txr, "log_size",
-                     (json_int_t)b->log_size, "log_root", lr, "totals", tot, "signature", s,
-                     "checkpoint", note);
-}
-
 static int cmd_export(int argc, char **argv)
 {
     if (argc < 3)
@@ -683,110 +504,39 @@ static int cmd_export(int argc, char **argv)
         return CTL_EXIT_FAILURE;
     }
     ctl_db *db = NULL;
-    sqlite3_stmt *bq = NULL, *tq = NULL;
+    char err[512] = "";
     int rc = CTL_EXIT_FAILURE;
     if (open_db(argv[2], &db) != 0)
         goto out;
-    if (ctl_db_prepare(db, "SELECT body, hash, sig, checkpoint FROM ledger_block ORDER BY height", &bq) != SQLITE_OK ||
-        ctl_db_prepare(db, "SELECT log_index, txid, body FROM ledger_tx WHERE height=?1 ORDER BY "
-                           "log_index", &tq) != SQLITE_OK)
+    if (ctl_ledger_export(db, out, err, sizeof err) != CTL_LEDGER_OK) {
+        fprintf(stderr, "mgx ledger export: %s\n", err);
         goto out;
-    while (sqlite3_step(bq) == SQLITE_ROW) {
-        stl_block b;
-        if (stl_block_decode(sqlite3_column_blob(bq, 0), (size_t)sqlite3_column_bytes(bq, 0), &b) !=
-                STL_OK ||
-            sqlite3_column_bytes(bq, 2) != 64) {
-            fputs("mgx ledger export: a block is damaged (run `mgx ledger verify`)\n", stderr);
-            goto out;
-        }
-        json_t *bj = block_json(&b, sqlite3_column_blob(bq, 1), sqlite3_column_blob(bq, 2),
-                                (const char *)sqlite3_column_text(bq, 3));
-        char *line = json_dumps(bj, JSON_COMPACT);
-        fprintf(out, "%s\n", line);
-        free(line);
-        json_decref(bj);
-        sqlite3_reset(tq);
-        sqlite3_bind_int64(tq, 1, (sqlite3_int64)b.height);
-        while (sqlite3_step(tq) == SQLITE_ROW) {
-            stl_tx tx;
-            if (stl_tx_decode(sqlite3_column_blob(tq, 2), (size_t)sqlite3_column_bytes(tq, 2), &tx) !=
-                STL_OK) {
-                fputs("mgx ledger export: a transaction is damaged (run `mgx ledger verify`)\n", stderr);
-                goto out;
-            }
-            char idh[65];
-            hex(sqlite3_column_blob(tq, 1), 32, idh);
-            json_t *tj = tx_json(&tx);
-            json_object_set_new(tj, "type", json_string("tx"));
-            json_object_set_new(tj, "log_index", json_integer(sqlite3_column_int64(tq, 0)));
-            json_object_set_new(tj, "height", json_integer((json_int_t)b.height));
-            json_object_set_new(tj, "interval_id", json_integer(tx.interval_id));
-            json_object_set_new(tj, "seq", json_integer(tx.seq));
-            json_object_set_new(tj, "txid", json_string(idh));
-            line = json_dumps(tj, JSON_COMPACT);
-            fprintf(out, "%s\n", line);
-            free(line);
-            json_decref(tj);
-        }
     }
     rc = CTL_EXIT_OK;
 out:
-    sqlite3_finalize(bq);
-    sqlite3_finalize(tq);
     ctl_db_close(db);
     if (out != stdout && fclose(out) != 0)
         rc = CTL_EXIT_FAILURE;
     return rc;
 }
 
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian), and back. */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
+typedef struct {
+    int64_t v[CTL_STATEMENT_COLS];
+} statement_sum;
 
-static void utc_text(int64_t t, char out[160])
+static int print_statement_row(void *ctx, const ctl_statement_row *r)
 {
-    int64_t z = (t >= 0 ? t : t - 86399) / 86400, secs = t - z * 86400;
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097, doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400, doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1, m = mp + (mp < 10 ? 3 : -9);
-    snprintf(out, 160, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)(y + (m <= 2)),
-             (long long)m, (long long)d, (long long)(secs / 3600), (long long)(secs / 60 % 60),
-             (long long)(secs % 60));
-}
-
-/*
- * The ledger numbers participants as the market did; a coordinator knows them by name. A name
- * is looked up in the controller's market_ids table of the same database; a number is taken
- * as it is (a ledger without the controller's tables, e.g. one settled from files).
- */
-static int participant_number(ctl_db *db, const char *name, int64_t *out)
-{
-    if (ctl_opt_int64(name, 0, INT64_MAX, out) == 0)
-        return 0;
-    sqlite3_stmt *st = NULL;
-    int rc = -1;
-    if (ctl_db_prepare(db, "SELECT market_id FROM market_ids WHERE participant = ?1", &st) != SQLITE_OK) {
-        fprintf(stderr, "mgx ledger statement: '%s' is not a participant number, and this "
-                        "database has no controller participant names\n", name);
-        return -1;
+    statement_sum *sum = ctx;
+    char when[160];
+    mkt_format_time(r->start_utc, 0, when, sizeof when);
+    printf("%lld,%s,%s,%u", (long long)r->interval_id, when,
+           stl_pos_status_name(r->position->status), r->position->quality);
+    for (int i = 0; i < CTL_STATEMENT_COLS; i++) {
+        printf(",%lld", (long long)r->v[i]);
+        sum->v[i] += r->v[i];
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
-        rc = 0;
-    } else {
-        fprintf(stderr, "mgx ledger statement: no participant '%s' in this database\n", name);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    printf("\n");
+    return 0;
 }
 
 static int cmd_statement(int argc, char **argv)
@@ -803,57 +553,31 @@ static int cmd_statement(int argc, char **argv)
               stderr);
         return CTL_EXIT_USAGE;
     }
-    int64_t from = ms ? days_from_civil(y, mo, 1) * 86400 : 0;
-    int64_t to = ms ? days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1) * 86400 : 0;
+    ctl_statement_range range = {true, iv, 0, 0};
+    if (ms)
+        ctl_statement_month(y, mo, &range);
     ctl_db *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc = CTL_EXIT_FAILURE;
+    int rc = CTL_EXIT_FAILURE, rows = 0;
+    char err[512] = "";
+    statement_sum sum = {{0}};
     if (open_db(argv[2], &db) != 0)
         return CTL_EXIT_FAILURE;
-    if (participant_number(db, ps, &part) != 0)
+    if (ctl_ledger_participant_number(db, ps, &part, err, sizeof err) != 0) {
+        fprintf(stderr, "mgx ledger statement: %s\n", err);
         goto out;
-    if (ctl_db_prepare(db, "SELECT t.body, b.body FROM ledger_tx t JOIN ledger_block b ON "
-                           "b.height = t.height WHERE t.participant = ?1 ORDER BY t.log_index", &st) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, part);
+    }
     printf("interval_id,start_utc,status,quality,import_wh,export_wh,contracted_bought_wh,"
            "contracted_sold_wh,local_bought_wh,local_sold_wh,grid_bought_wh,grid_sold_wh,"
            "local_paid_uc,fee_paid_uc,local_received_uc,grid_paid_uc,grid_received_uc,net_uc\n");
-    int64_t sum[14] = {0};
-    int rows = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        stl_tx tx;
-        stl_block b;
-        if (stl_tx_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &tx) ||
-            stl_block_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &b)) {
-            fputs("mgx ledger statement: damaged record (run `mgx ledger verify`)\n", stderr);
-            goto out;
-        }
-        int64_t start = b.interval_id * (int64_t)b.interval_len_s;
-        if (is ? b.interval_id != iv : (start < from || start >= to))
-            continue;
-        const stl_position *p = &tx.position;
-        int64_t v[14] = {p->import_wh,      p->export_wh,     p->contracted_bought_wh,
-                         p->contracted_sold_wh, p->local_bought_wh, p->local_sold_wh,
-                         p->grid_bought_wh, p->grid_sold_wh,  p->local_paid_uc,
-                         p->fee_paid_uc,    p->local_received_uc, p->grid_paid_uc,
-                         p->grid_received_uc, 0};
-        v[13] = p->local_received_uc + p->grid_received_uc - p->local_paid_uc - p->grid_paid_uc;
-        char when[160];
-        utc_text(start, when);
-        printf("%lld,%s,%s,%u", (long long)b.interval_id, when, stl_pos_status_name(p->status),
-               p->quality);
-        for (int i = 0; i < 14; i++) {
-            printf(",%lld", (long long)v[i]);
-            sum[i] += v[i];
-        }
-        printf("\n");
-        rows++;
+    if (ctl_ledger_statement(db, part, &range, print_statement_row, &sum, &rows, err, sizeof err) !=
+        0) {
+        fprintf(stderr, "mgx ledger statement: %s\n", err);
+        goto out;
     }
     if (ms) {
         printf("total,%s,,", ms);
-        for (int i = 0; i < 14; i++)
-            printf(",%lld", (long long)sum[i]);
+        for (int i = 0; i < CTL_STATEMENT_COLS; i++)
+            printf(",%lld", (long long)sum.v[i]);
         printf("\n");
     } else if (rows == 0) {
         fprintf(stderr, "mgx ledger statement: participant %lld has no settled position in "
@@ -863,7 +587,6 @@ static int cmd_statement(int argc, char **argv)
     }
     rc = CTL_EXIT_OK;
 out:
-    sqlite3_finalize(st);
     ctl_db_close(db);
     return rc;
 }

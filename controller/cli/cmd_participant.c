@@ -8,6 +8,7 @@
 
 #include "orders/keys.h"
 #include "db/registry.h"
+#include "mgx/civil.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -194,19 +195,11 @@ static int participant_remove(const part_opts *o)
     return rc == CTL_REG_OK ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 }
 
-static void utc_text(int64_t t, char out[32])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(out, 32, "%lld", (long long)t);
-}
-
 static int print_row(const ctl_participant *p, void *ctx)
 {
     (void)ctx;
     char hex[2 * CTL_PUBKEY_BYTES + 1], when[32];
-    utc_text(p->added_s, when);
+    mkt_format_time(p->added_s, 0, when, sizeof when);
     printf("%-20s %-10s %-20s %s %s\n", p->id, ctl_role_name((int)p->role),
            p->meter_id[0] ? p->meter_id : "-", ctl_pubkey_hex(p->pubkey, hex), when);
     return 0;
@@ -215,7 +208,7 @@ static int print_row(const ctl_participant *p, void *ctx)
 static int append_json(const ctl_participant *p, void *ctx)
 {
     char hex[2 * CTL_PUBKEY_BYTES + 1], when[32];
-    utc_text(p->added_s, when);
+    mkt_format_time(p->added_s, 0, when, sizeof when);
     json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:I, s:s}", "id", p->id, "role",
                           ctl_role_name((int)p->role), "meter_id",
                           p->meter_id[0] ? json_string(p->meter_id) : json_null(), "pubkey",

@@ -6,7 +6,9 @@
 #include "cli/sim_serve.h"
 
 #include "mgx/meter_trace.h"
+#include "mgx/civil.h"
 #include "mgx/simdata.h"
+#include "common/log.h"
 #include "common/stop_signal.h"
 #include "common/wall_clock.h"
 
@@ -15,7 +17,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 struct ctl_serve {
     ctl_serve_opts o;
+    ctl_log log; /* "sim": info lines unless quiet */
     const sim_scenario *sc;
     size_t homes, n_servers;
     mtr_server **servers;
@@ -45,19 +47,6 @@ void ctl_serve_catch_signals(void)
 {
     stop_flag = ctl_stop_on_signals();
 }
-
-__attribute__((format(printf, 2, 3))) static void say(const ctl_serve *s, const char *fmt, ...)
-{
-    if (s->o.quiet)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mgx sim: info: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 
 static void sleep_until(int64_t when_ms)
 {
@@ -249,6 +238,7 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
         return -1;
     }
     s->o = *o;
+    s->log = (ctl_log){"sim", o->quiet ? CTL_LOG_WARN : CTL_LOG_INFO, NULL, NULL};
     s->sc = sc;
     s->homes = sim_scenario_homes(sc);
     s->n_servers = (s->homes + MTR_SERVER_UNITS - 1) / MTR_SERVER_UNITS;
@@ -277,11 +267,12 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
         goto fail;
     uint16_t p0 = mtr_server_port(s->servers[0]),
              p1 = mtr_server_port(s->servers[s->n_servers - 1]);
-    say(s, "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s", s->homes,
-        o->profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec", o->host, (unsigned)p0,
-        s->n_servers > 1 ? (o->port ? "-" : "..") : "", s->n_servers > 1 ? (unsigned)p1 : 0u,
-        (unsigned)(s->homes < MTR_SERVER_UNITS ? s->homes : MTR_SERVER_UNITS),
-        o->meter_config ? "; meter config " : "", o->meter_config ? o->meter_config : "");
+    ctl_logf(&s->log, CTL_LOG_INFO,
+             "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s", s->homes,
+             o->profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec", o->host, (unsigned)p0,
+             s->n_servers > 1 ? (o->port ? "-" : "..") : "", s->n_servers > 1 ? (unsigned)p1 : 0u,
+             (unsigned)(s->homes < MTR_SERVER_UNITS ? s->homes : MTR_SERVER_UNITS),
+             o->meter_config ? "; meter config " : "", o->meter_config ? o->meter_config : "");
     *out = s;
     return 0;
 fail:
@@ -352,9 +343,10 @@ static int on_interval(size_t k, size_t total, void *ctx)
     if (k == 0) {
         s->real0_ms = s->o.clock_start_ms ? s->o.clock_start_ms : ctl_wall_ms();
         char when[32];
-        sim_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
-        say(s, "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
-            s->real0_ms, s->o.clock_speed);
+        mkt_format_time(sim_interval_start_utc(s->sc, 0), 0, when, sizeof when);
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
+                 s->real0_ms, s->o.clock_speed);
     }
     int64_t begin = wall_at(s, (int64_t)k * s->interval_ms);
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
@@ -377,9 +369,10 @@ static int on_interval(size_t k, size_t total, void *ctx)
     size_t per_day = (size_t)(1440 / s->sc->interval_min);
     if ((k + 1) % per_day == 0 || k + 1 == total) {
         char when[32];
-        sim_format_time(sim_interval_start_utc(s->sc, k) + s->interval_ms / 1000, 0, when,
+        mkt_format_time(sim_interval_start_utc(s->sc, k) + s->interval_ms / 1000, 0, when,
                         sizeof when);
-        say(s, "simulated up to %s (%zu of %zu intervals)", when, k + 1, total);
+        ctl_logf(&s->log, CTL_LOG_INFO, "simulated up to %s (%zu of %zu intervals)", when, k + 1,
+                 total);
     }
     return 0;
 }
@@ -397,10 +390,12 @@ void ctl_serve_linger(ctl_serve *s, int64_t seconds)
     if (seconds == 0)
         return;
     if (seconds < 0)
-        say(s, "scenario finished; meters keep serving the final counters until SIGINT/SIGTERM");
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "scenario finished; meters keep serving the final counters until SIGINT/SIGTERM");
     else
-        say(s, "scenario finished; meters keep serving the final counters for %" PRId64 " s",
-            seconds);
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "scenario finished; meters keep serving the final counters for %" PRId64 " s",
+                 seconds);
     int64_t until = seconds < 0 ? INT64_MAX : ctl_wall_ms() + seconds * 1000;
     while (!(stop_flag && *stop_flag) && ctl_wall_ms() < until) {
         int64_t next = ctl_wall_ms() + 1000;

@@ -5,6 +5,8 @@
  */
 #include "common/interval.h"
 
+#include "mgx/civil.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,30 +121,6 @@ int64_t ctl_clock_real_ms(const ctl_clock *c, int64_t sim_ms)
     return r;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (era arithmetic, 400-year cycles). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = ctl_floor_div(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
-{
-    z += 719468;
-    int64_t era = ctl_floor_div(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static int parse_int(const char *s, int64_t *out)
 {
     if (!*s || strlen(s) > 20)
@@ -170,24 +148,11 @@ int ctl_parse_utc(const char *s, int64_t *utc_s)
     if (strlen(s) != 20 ||
         sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &se, &n) != 6 || n != 20)
         return CTL_IV_E_INVAL;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
-        se > 59 || h < 0 || mi < 0 || se < 0)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mkt_days_in_month(y, mo) || h > 23 ||
+        mi > 59 || se > 59 || h < 0 || mi < 0 || se < 0)
         return CTL_IV_E_INVAL;
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo == 2 && d == 29 && !leap)
-        return CTL_IV_E_INVAL;
-    *utc_s = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    *utc_s = mkt_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
     return CTL_IV_OK;
-}
-
-void ctl_format_utc(int64_t utc_s, char *out, unsigned len)
-{
-    int64_t days = ctl_floor_div(utc_s, 86400), sod = utc_s - days * 86400, y, m, d;
-    civil_from_days(days, &y, &m, &d);
-    snprintf(out, len, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", (long long)y, (long long)m,
-             (long long)d, (long long)(sod / 3600), (long long)(sod / 60 % 60),
-             (long long)(sod % 60));
 }
 
 int ctl_clock_parse_anchor(const char *s, ctl_clock *c)

@@ -90,7 +90,7 @@ int ctl_clock_parse_anchor(const char *s, ctl_clock *c);
 /* Parses an ISO 8601 UTC instant "YYYY-MM-DDTHH:MM:SSZ" (or a plain integer of Unix seconds).
  * CTL_IV_OK or CTL_IV_E_INVAL. */
 int ctl_parse_utc(const char *s, int64_t *utc_s);
-/* Formats Unix seconds as "YYYY-MM-DDTHH:MM:SSZ"; out needs 21 bytes. */
-void ctl_format_utc(int64_t utc_s, char *out, unsigned len);
+/* The text of Unix seconds is mkt_format_time(utc_s, 0, ...) of mgx/civil.h:
+ * "YYYY-MM-DDTHH:MM:SSZ". */
 
 #endif

@@ -18,10 +18,10 @@
 #include "db/registry.h"
 #include "settle/settle_daemon.h"
 #include "db/store.h"
+#include "mgx/civil.h"
 #include "common/wall_clock.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +48,7 @@ typedef struct {
 
 struct daemon {
     const ctl_daemon_config *cfg;
+    ctl_log log; /* "controller" at cfg->log_level; the bus and the settler write through it */
     ctl_store *store;
     bus_client *bus;
     ctl_ingest *ingest;
@@ -61,22 +62,6 @@ struct daemon {
     mtr_sample batch[READING_BATCH_MAX];
     size_t n_batch;
 };
-
-__attribute__((format(printf, 3, 4))) static void logf_(const daemon *d, int level,
-                                                        const char *fmt, ...)
-{
-    if (level > d->cfg->log_level)
-        return;
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "mgx controller %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level],
-            line);
-}
-
 
 static int64_t now_ms(const daemon *d)
 {
@@ -94,8 +79,8 @@ static void publish_receipt(daemon *d, const char *participant, const char *body
         return;
     int rc = bus_publish(d->bus, topic, body, strlen(body), 1, false, NULL, NULL);
     if (rc != BUS_OK)
-        logf_(d, BUS_LOG_WARN, "receipt for %s not published (%s); the home will resend",
-              participant, bus_strerror(rc));
+        ctl_logf(&d->log, CTL_LOG_WARN, "receipt for %s not published (%s); the home will resend",
+                 participant, bus_strerror(rc));
     else
         d->receipts_out++;
 }
@@ -105,14 +90,15 @@ static void on_outcome(void *ctx, const ctl_ingest_outcome *o)
 {
     daemon *d = ctx;
     if (!o->stored)
-        logf_(d, BUS_LOG_ERROR, "order of %s not stored; told to resend", o->topic_participant);
+        ctl_logf(&d->log, CTL_LOG_ERROR, "order of %s not stored; told to resend",
+                 o->topic_participant);
     else if (!o->decoded)
-        logf_(d, BUS_LOG_INFO, "order on order/%s rejected: %s (%s)", o->topic_participant,
-              ctl_reason_name(o->reason), o->detail);
+        ctl_logf(&d->log, CTL_LOG_INFO, "order on order/%s rejected: %s (%s)", o->topic_participant,
+                 ctl_reason_name(o->reason), o->detail);
     else
-        logf_(d, BUS_LOG_DEBUG, "order %s interval %lld: %s%s", o->msg->participant,
-              (long long)o->msg->interval_id, o->duplicate ? "resend of " : "",
-              ctl_reason_name(o->reason));
+        ctl_logf(&d->log, CTL_LOG_DEBUG, "order %s interval %lld: %s%s", o->msg->participant,
+                 (long long)o->msg->interval_id, o->duplicate ? "resend of " : "",
+                 ctl_reason_name(o->reason));
     publish_receipt(d, o->topic_participant, o->receipt);
 }
 
@@ -127,11 +113,11 @@ static void flush_orders(daemon *d)
     int64_t t0 = ctl_wall_ms();
     int rc = ctl_ingest_flush(d->ingest);
     if (rc != CTL_ST_OK)
-        logf_(d, BUS_LOG_ERROR, "%zu orders not stored: %s (%s); their homes resend", n,
-              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+        ctl_logf(&d->log, CTL_LOG_ERROR, "%zu orders not stored: %s (%s); their homes resend", n,
+                 ctl_store_strerror(rc), ctl_store_errmsg(d->store));
     else
-        logf_(d, BUS_LOG_DEBUG, "%zu orders committed in %lld ms", n,
-              (long long)(ctl_wall_ms() - t0));
+        ctl_logf(&d->log, CTL_LOG_DEBUG, "%zu orders committed in %lld ms", n,
+                 (long long)(ctl_wall_ms() - t0));
 }
 
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
@@ -141,8 +127,8 @@ static void handle_order(daemon *d, const char *topic_participant, const bus_mes
     d->orders_in++;
     int rc = ctl_ingest_add(d->ingest, topic_participant, msg->payload, msg->len, now_ms(d));
     if (rc != CTL_INGEST_OK) /* cannot happen with the flush above; the home resends */
-        logf_(d, BUS_LOG_ERROR, "order on order/%s dropped: %s", topic_participant,
-              ctl_ingest_strerror(rc));
+        ctl_logf(&d->log, CTL_LOG_ERROR, "order on order/%s dropped: %s", topic_participant,
+                 ctl_ingest_strerror(rc));
 }
 
 /* Reads what the bus holds right now, pass after pass, while orders keep coming, up to a batch:
@@ -168,8 +154,8 @@ static void flush_readings(daemon *d)
     size_t inserted = 0;
     int rc = ctl_store_put_readings(d->store, d->batch, d->n_batch, now_ms(d), &inserted);
     if (rc != CTL_ST_OK)
-        logf_(d, BUS_LOG_ERROR, "%zu readings not stored: %s (%s)", d->n_batch,
-              ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+        ctl_logf(&d->log, CTL_LOG_ERROR, "%zu readings not stored: %s (%s)", d->n_batch,
+                 ctl_store_strerror(rc), ctl_store_errmsg(d->store));
     else
         d->readings_in += inserted;
     d->n_batch = 0;
@@ -181,7 +167,7 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
     char why[160];
     if (bus_state_decode(msg->payload, msg->len, meter_id, &s, why, sizeof why) != BUS_OK) {
         d->readings_bad++;
-        logf_(d, BUS_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
+        ctl_logf(&d->log, CTL_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
         return;
     }
     if (d->n_batch == READING_BATCH_MAX)
@@ -244,8 +230,8 @@ static void pub_settle(publication *p)
     if (!p->failed) {
         int rc = ctl_store_mark_published(d->store, p->interval_id);
         if (rc != CTL_ST_OK)
-            logf_(d, BUS_LOG_ERROR, "interval %lld: publication not marked: %s",
-                  (long long)p->interval_id, ctl_store_strerror(rc));
+            ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld: publication not marked: %s",
+                     (long long)p->interval_id, ctl_store_strerror(rc));
     }
     p->used = 0;
 }
@@ -417,8 +403,8 @@ static void clear_due(daemon *d)
         int rc = ctl_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
                                           &d->cfg->params, now, &did);
         if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
-            logf_(d, BUS_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
-                  (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+            ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
+                     (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
             return;
         }
         d->last_cleared = id;
@@ -426,31 +412,27 @@ static void clear_due(daemon *d)
         int found = 0;
         ctl_store_result(d->store, id, &res, &found);
         char start[24];
-        ctl_format_utc(ctl_interval_start(id, r->length_s), start, sizeof start);
+        mkt_format_time(ctl_interval_start(id, r->length_s), 0, start, sizeof start);
         if (found && did)
-            logf_(d, rc == CTL_ST_E_MARKET ? BUS_LOG_ERROR : BUS_LOG_INFO,
-                  "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
-                  "%zu trades, %lld ms%s%s",
-                  (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
-                  res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh : -1LL,
-                  res.n_trades, (long long)(ctl_wall_ms() - t0), res.error[0] ? "; book rejected: " : "",
-                  res.error);
+            ctl_logf(&d->log, rc == CTL_ST_E_MARKET ? CTL_LOG_ERROR : CTL_LOG_INFO,
+                     "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
+                     "%zu trades, %lld ms%s%s",
+                     (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
+                     res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh
+                                           : -1LL,
+                     res.n_trades, (long long)(ctl_wall_ms() - t0),
+                     res.error[0] ? "; book rejected: " : "", res.error);
         publish_interval(d, id);
     }
 }
 
 /* ---- settlement ---- */
 
-static void settle_log(void *ctx, int level, const char *msg)
-{
-    logf_(ctx, level, "%s", msg);
-}
-
 static int settle_setup(daemon *d)
 {
     const ctl_daemon_config *cfg = d->cfg;
     if (!cfg->settlement_key[0]) {
-        logf_(d, BUS_LOG_INFO, "settlement off (no settlement_key in [controller])");
+        ctl_logf(&d->log, CTL_LOG_INFO, "settlement off (no settlement_key in [controller])");
         return 0;
     }
     ctl_settler_config sc = {cfg->community,
@@ -459,17 +441,16 @@ static int settle_setup(daemon *d)
                              {cfg->reading_max_gap_s * 1000, cfg->meter_max_power_w},
                              cfg->settlement_key,
                              &cfg->solana,
-                             settle_log,
-                             d};
+                             &d->log};
     char err[1024] = "";
     if (ctl_settler_new(&sc, d->store, &d->settler, err, sizeof err) != 0) {
-        logf_(d, BUS_LOG_ERROR, "settlement: %s", err);
+        ctl_logf(&d->log, CTL_LOG_ERROR, "settlement: %s", err);
         return -1;
     }
     int64_t last = ctl_settler_last_settled(d->settler);
-    logf_(d, BUS_LOG_INFO, "settlement on: grace %d s, last settled interval %lld%s",
-          cfg->settlement_grace_s, last == INT64_MIN ? -1LL : (long long)last,
-          cfg->solana.enabled ? ", Solana on" : "");
+    ctl_logf(&d->log, CTL_LOG_INFO, "settlement on: grace %d s, last settled interval %lld%s",
+             cfg->settlement_grace_s, last == INT64_MIN ? -1LL : (long long)last,
+             cfg->solana.enabled ? ", Solana on" : "");
     return 0;
 }
 
@@ -502,6 +483,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     if (!d)
         return 1;
     d->cfg = cfg;
+    d->log = (ctl_log){"controller", cfg->log_level, NULL, NULL};
     int status = 1;
     int64_t now_s = ctl_floor_div(now_ms(d), 1000);
     ctl_store_identity id = {cfg->community, cfg->rules.length_s,
@@ -509,11 +491,11 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     char err[512];
     int rc = ctl_store_open(cfg->db_path, &id, &d->store, err, sizeof err);
     if (rc != CTL_ST_OK) {
-        logf_(d, BUS_LOG_ERROR, "store: %s: %s", ctl_store_strerror(rc), err);
+        ctl_logf(&d->log, CTL_LOG_ERROR, "store: %s: %s", ctl_store_strerror(rc), err);
         goto out;
     }
     if ((rc = ctl_registry_init(ctl_store_db(d->store))) != CTL_REG_OK) {
-        logf_(d, BUS_LOG_ERROR, "registry: %s", ctl_registry_strerror(rc));
+        ctl_logf(&d->log, CTL_LOG_ERROR, "registry: %s", ctl_registry_strerror(rc));
         goto out;
     }
     ctl_ingest_config ic = {{cfg->community, (uint32_t)cfg->rules.length_s,
@@ -521,7 +503,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
                              cfg->rules.max_ahead < 1 ? 1 : cfg->rules.max_ahead},
                             INGEST_THREADS, INGEST_BATCH, on_outcome, d};
     if ((rc = ctl_ingest_new(&ic, d->store, &d->ingest)) != CTL_INGEST_OK) {
-        logf_(d, BUS_LOG_ERROR, "order intake: %s", ctl_ingest_strerror(rc));
+        ctl_logf(&d->log, CTL_LOG_ERROR, "order intake: %s", ctl_ingest_strerror(rc));
         goto out;
     }
     if (ctl_store_last_cleared(d->store, &d->last_cleared) != CTL_ST_OK)
@@ -529,21 +511,27 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     if (settle_setup(d) != 0)
         goto out;
     char t[24];
-    ctl_format_utc(now_s, t, sizeof t);
-    logf_(d, BUS_LOG_INFO,
-          "community %s, db %s, interval %lld s, gate %lld s before start, clock %s x%lld; "
-          "first interval %lld, last cleared %lld",
-          cfg->community, cfg->db_path, (long long)cfg->rules.length_s,
-          (long long)cfg->rules.gate_closure_s, t, (long long)cfg->clock.speed,
-          (long long)ctl_store_first_interval(d->store),
-          d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
+    mkt_format_time(now_s, 0, t, sizeof t);
+    ctl_logf(&d->log, CTL_LOG_INFO,
+             "community %s, db %s, interval %lld s, gate %lld s before start, clock %s x%lld; "
+             "first interval %lld, last cleared %lld",
+             cfg->community, cfg->db_path, (long long)cfg->rules.length_s,
+             (long long)cfg->rules.gate_closure_s, t, (long long)cfg->clock.speed,
+             (long long)ctl_store_first_interval(d->store),
+             d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
     /* catch up before taking orders: intervals whose gate closed while down are cleared with
      * the orders they had */
     clear_due(d);
     int berr = 0;
-    d->bus = bus_new(&cfg->bus, on_message, on_state, d, &berr);
+    bus_config bc = cfg->bus;
+    if (!bc.log) {
+        bc.log = ctl_log_sink;
+        bc.log_user = &d->log;
+        bc.log_level = cfg->log_level;
+    }
+    d->bus = bus_new(&bc, on_message, on_state, d, &berr);
     if (!d->bus || bus_start(d->bus) != BUS_OK) {
-        logf_(d, BUS_LOG_ERROR, "bus: %s", bus_strerror(berr));
+        ctl_logf(&d->log, CTL_LOG_ERROR, "bus: %s", bus_strerror(berr));
         goto out;
     }
     char filter[BUS_TOPIC_MAX];
@@ -551,7 +539,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         bus_subscribe(d->bus, filter, 1) != BUS_OK ||
         bus_filter_all(filter, sizeof filter, cfg->community, "meter", "state") != BUS_OK ||
         bus_subscribe(d->bus, filter, 1) != BUS_OK) {
-        logf_(d, BUS_LOG_ERROR, "bus: cannot subscribe");
+        ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe");
         goto out;
     }
     while (!*stop) {
@@ -566,12 +554,12 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     flush_orders(d);
     ctl_ingest_stats st;
     ctl_ingest_get_stats(d->ingest, &st);
-    logf_(d, BUS_LOG_INFO,
-          "stopping: %llu orders in %llu batches (largest %zu), %llu receipts, %llu readings "
-          "stored, %llu rejected",
-          (unsigned long long)d->orders_in, (unsigned long long)st.batches, st.largest_batch,
-          (unsigned long long)d->receipts_out,
-          (unsigned long long)d->readings_in, (unsigned long long)d->readings_bad);
+    ctl_logf(&d->log, CTL_LOG_INFO,
+             "stopping: %llu orders in %llu batches (largest %zu), %llu receipts, %llu readings "
+             "stored, %llu rejected",
+             (unsigned long long)d->orders_in, (unsigned long long)st.batches, st.largest_batch,
+             (unsigned long long)d->receipts_out, (unsigned long long)d->readings_in,
+             (unsigned long long)d->readings_bad);
     bus_stop(d->bus, 2000);
     status = 0;
 out:

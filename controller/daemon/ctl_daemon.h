@@ -34,8 +34,9 @@ typedef struct {
     int64_t reading_max_gap_s;         /* widest pair of readings around a boundary */
     int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
-    bus_config bus;         /* strings owned by the caller, alive during the run */
-    int log_level;          /* BUS_LOG_* */
+    bus_config bus; /* strings owned by the caller, alive during the run; without a
+                     * log callback the bus logs through the daemon's log */
+    int log_level;  /* CTL_LOG_*: lines "mgx controller LEVEL: ..." (common/log.h) */
 } ctl_daemon_config;
 
 /* Runs until *stop becomes non-zero (a signal handler sets it). Returns 0 after a clean

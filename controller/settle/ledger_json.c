@@ -66,7 +66,7 @@ static int parse_trade(json_t *t, const stl_tariffs *tf, size_t i, mkt_trade *x,
     x->buyer = (uint64_t)b;
     /* amounts default to the market's rule; given ones are checked by reconciliation */
     if (mkt_amount_uc(x->energy_wh, x->price_uc_per_kwh, &x->amount_uc) ||
-        stl_muldiv(x->energy_wh, tf->network_fee_uc_per_kwh, 1000, &x->fee_uc))
+        mkt_amount_uc(x->energy_wh, tf->network_fee_uc_per_kwh, &x->fee_uc))
         return ctl_fail(CTL_LJ_E_BAD, err, errlen, "trade %zu: amount overflows", i);
     if (json_i64(t, "amount_uc", 0, INT64_MAX, 0, &x->amount_uc, "trade", i, err, errlen) ||
         json_i64(t, "fee_uc", 0, INT64_MAX, 0, &x->fee_uc, "trade", i, err, errlen))

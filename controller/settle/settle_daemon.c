@@ -8,13 +8,13 @@
 
 #include "common/crash_point.h"
 #include "common/interval.h"
+#include "mgx/civil.h"
 #include "settle/ledger_store.h"
 #include "settle/settle_input.h"
 
 #include <jansson.h>
 #include <sodium.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,19 +42,6 @@ struct ctl_settler {
     int64_t solana_height;
     int64_t sol_retry_at_ms, sol_next_poll_ms;
 };
-
-__attribute__((format(printf, 3, 4))) static void logf_(ctl_settler *st, int level,
-                                                        const char *fmt, ...)
-{
-    if (!st->cfg.log)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    st->cfg.log(st->cfg.log_ctx, level, line);
-}
 
 /* ---- settle_state: what was published and handed to Solana ---- */
 
@@ -169,11 +156,13 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
         if (ctl_settle_solana_new(c->solana, st->db, &st->sol, err, errlen) != 0)
             goto fail;
         if (c->solana->payment_decimals < 6)
-            logf_(st, BUS_LOG_WARN,
-                  "solana: the payment token has %d decimals, the ledger counts micro-units: each "
-                  "trade's payment goes on chain rounded down to a multiple of %lld uc, the rest "
-                  "stays with the buyer (docs/solana.md, Payment decimals)",
-                  (int)c->solana->payment_decimals, (long long)pow10_i64(6 - c->solana->payment_decimals));
+            ctl_logf(
+                st->cfg.log, CTL_LOG_WARN,
+                "solana: the payment token has %d decimals, the ledger counts micro-units: each "
+                "trade's payment goes on chain rounded down to a multiple of %lld uc, the rest "
+                "stays with the buyer (docs/solana.md, Payment decimals)",
+                (int)c->solana->payment_decimals,
+                (long long)pow10_i64(6 - c->solana->payment_decimals));
         if (st->solana_height == INT64_MIN) {
             /* Solana newly configured: blocks settled before stay off chain */
             uint64_t head, size;
@@ -229,17 +218,17 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
                         int64_t start_utc, int64_t ms)
 {
     char start[24];
-    ctl_format_utc(start_utc, start, sizeof start);
+    mkt_format_time(start_utc, 0, start, sizeof start);
     const stl_totals *t = &r->block.totals;
-    logf_(st, BUS_LOG_INFO,
-          "interval %lld (%s) settled: block %llu, %u trades, %lld of %lld Wh delivered, "
-          "paid %lld uc, grid %lld/%lld Wh bought/sold, %u positions, %u held (%zu flagged, "
-          "%zu missing), log size %llu, %lld ms",
-          (long long)r->block.interval_id, start, (unsigned long long)r->block.height,
-          t->n_trades, (long long)t->delivered_wh, (long long)t->contracted_wh,
-          (long long)t->paid_uc, (long long)t->grid_bought_wh, (long long)t->grid_sold_wh,
-          t->n_positions, t->n_held, x->n_flagged, x->n_missing,
-          (unsigned long long)r->block.log_size, (long long)ms);
+    ctl_logf(st->cfg.log, CTL_LOG_INFO,
+             "interval %lld (%s) settled: block %llu, %u trades, %lld of %lld Wh delivered, "
+             "paid %lld uc, grid %lld/%lld Wh bought/sold, %u positions, %u held (%zu flagged, "
+             "%zu missing), log size %llu, %lld ms",
+             (long long)r->block.interval_id, start, (unsigned long long)r->block.height,
+             t->n_trades, (long long)t->delivered_wh, (long long)t->contracted_wh,
+             (long long)t->paid_uc, (long long)t->grid_bought_wh, (long long)t->grid_sold_wh,
+             t->n_positions, t->n_held, x->n_flagged, x->n_missing,
+             (unsigned long long)r->block.log_size, (long long)ms);
     for (size_t i = 0; i < x->n_members; i++) {
         const ctl_settle_member *m = &x->members[i];
         if (m->metered.status == STM_GOOD || (!m->trades && m->metered.status == STM_MISSING))
@@ -251,9 +240,9 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
             snprintf(where, sizeof where, "meter %s%s%s", m->meter_id, q[0] ? ": " : "", q);
         else
             snprintf(where, sizeof where, "no meter in the registry");
-        logf_(st, BUS_LOG_WARN, "interval %lld: %s held as %s (%s)",
-              (long long)r->block.interval_id, m->name, stm_status_name(m->metered.status),
-              where);
+        ctl_logf(st->cfg.log, CTL_LOG_WARN, "interval %lld: %s held as %s (%s)",
+                 (long long)r->block.interval_id, m->name, stm_status_name(m->metered.status),
+                 where);
     }
 }
 
@@ -263,16 +252,17 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     int found = 0;
     char err[1024] = "";
     if (ctl_store_result(st->store, id, &r, &found) != CTL_ST_OK || !found) {
-        logf_(st, BUS_LOG_ERROR, "interval %lld: cannot read its clearing (%s); retrying",
-              (long long)id, ctl_store_errmsg(st->store));
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR,
+                 "interval %lld: cannot read its clearing (%s); retrying", (long long)id,
+                 ctl_store_errmsg(st->store));
         st->retry_at_ms = real_ms + RETRY_DB_MS;
         return -1;
     }
     ctl_settle_input x;
     int rc = ctl_settle_input_build(st->store, &r, &st->cfg.rules, &x, err, sizeof err);
     if (rc != CTL_ST_OK) {
-        logf_(st, BUS_LOG_ERROR, "interval %lld: settlement input: %s; retrying", (long long)id,
-              err);
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: settlement input: %s; retrying",
+                 (long long)id, err);
         st->retry_at_ms = real_ms + (rc == CTL_ST_E_INVAL ? RETRY_INPUT_MS : RETRY_DB_MS);
         return -1;
     }
@@ -284,9 +274,11 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     if (rc != CTL_LEDGER_OK) {
         int db = rc == CTL_LEDGER_E_DB || rc == CTL_LEDGER_E_NOMEM;
         if (st->failing_interval != id || db)
-            logf_(st, BUS_LOG_ERROR, "interval %lld not settled: %s; %s", (long long)id, err,
-                  db ? "retrying" : "settlement stops here until it is resolved (retried "
-                                    "every minute)");
+            ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld not settled: %s; %s", (long long)id,
+                     err,
+                     db ? "retrying"
+                        : "settlement stops here until it is resolved (retried "
+                          "every minute)");
         st->failing_interval = id;
         st->retry_at_ms = real_ms + (db ? RETRY_DB_MS : RETRY_INPUT_MS);
         ctl_settle_input_free(&x);
@@ -296,8 +288,8 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     st->last_settled = id;
     int64_t ms = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     if (res.replayed)
-        logf_(st, BUS_LOG_INFO, "interval %lld was already settled (block %llu)", (long long)id,
-              (unsigned long long)res.block.height);
+        ctl_logf(st->cfg.log, CTL_LOG_INFO, "interval %lld was already settled (block %llu)",
+                 (long long)id, (unsigned long long)res.block.height);
     else
         log_settled(st, &x, &res, r.start_utc, ms);
     ctl_settle_input_free(&x);
@@ -371,8 +363,8 @@ static void pub_finish(ctl_settler *st)
     if (!st->pub_failed) {
         st->published_height = (int64_t)st->pub_height;
         if (state_put(st->db, "published_height", st->published_height) != 0)
-            logf_(st, BUS_LOG_ERROR, "block %llu: publication not recorded: %s",
-                  (unsigned long long)st->pub_height, ctl_db_errmsg(st->db));
+            ctl_logf(st->cfg.log, CTL_LOG_ERROR, "block %llu: publication not recorded: %s",
+                     (unsigned long long)st->pub_height, ctl_db_errmsg(st->db));
     }
     st->pub_active = 0;
 }
@@ -490,8 +482,8 @@ void ctl_settler_publish(ctl_settler *st, bus_client *bus)
     block_view v;
     uint64_t h = (uint64_t)(st->published_height + 1);
     if (load_block(st->db, h, &v) != 0) {
-        logf_(st, BUS_LOG_ERROR, "block %llu cannot be read for publication",
-              (unsigned long long)h);
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "block %llu cannot be read for publication",
+                 (unsigned long long)h);
         block_view_free(&v);
         return;
     }
@@ -538,14 +530,14 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
             ctl_crash_point("solana.after_add");
             st->solana_height = (int64_t)h;
             if (state_put(st->db, "solana_height", st->solana_height) != 0)
-                logf_(st, BUS_LOG_ERROR, "solana: progress not recorded: %s",
-                      ctl_db_errmsg(st->db));
-            logf_(st, BUS_LOG_INFO, "solana: block %llu (interval %lld): %s",
-                  (unsigned long long)h, (long long)v.b.interval_id, msg);
+                ctl_logf(st->cfg.log, CTL_LOG_ERROR, "solana: progress not recorded: %s",
+                         ctl_db_errmsg(st->db));
+            ctl_logf(st->cfg.log, CTL_LOG_INFO, "solana: block %llu (interval %lld): %s",
+                     (unsigned long long)h, (long long)v.b.interval_id, msg);
             continue;
         }
-        logf_(st, rc > 0 ? BUS_LOG_WARN : BUS_LOG_ERROR, "solana: block %llu: %s; retrying",
-              (unsigned long long)h, msg);
+        ctl_logf(st->cfg.log, rc > 0 ? CTL_LOG_WARN : CTL_LOG_ERROR,
+                 "solana: block %llu: %s; retrying", (unsigned long long)h, msg);
         st->sol_retry_at_ms = real_ms + (rc > 0 ? 2000 : RETRY_INPUT_MS);
         break;
     }
@@ -556,9 +548,10 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
     memset(&s, 0, sizeof s);
     int rc = ctl_settle_solana_poll(st->sol, real_ms, &s);
     if (rc != CTL_SOLOB_OK)
-        logf_(st, BUS_LOG_WARN, "solana: outbox pass: %s", ctl_sol_outbox_strerror(rc));
+        ctl_logf(st->cfg.log, CTL_LOG_WARN, "solana: outbox pass: %s", ctl_sol_outbox_strerror(rc));
     if (s.sent || s.rebuilt || s.confirmed || s.failed)
-        logf_(st, s.failed ? BUS_LOG_ERROR : BUS_LOG_INFO,
-              "solana: %zu sent, %zu resent, %zu rebuilt, %zu confirmed, %zu failed, %zu pending",
-              s.sent, s.resent, s.rebuilt, s.confirmed, s.failed, s.pending);
+        ctl_logf(
+            st->cfg.log, s.failed ? CTL_LOG_ERROR : CTL_LOG_INFO,
+            "solana: %zu sent, %zu resent, %zu rebuilt, %zu confirmed, %zu failed, %zu pending",
+            s.sent, s.resent, s.rebuilt, s.confirmed, s.failed, s.pending);
 }

@@ -30,11 +30,10 @@
 #include <stdint.h>
 
 #include "bus/bus.h"
+#include "common/log.h"
 #include "settle/settle_meter.h"
 #include "solana/settle_solana.h"
 #include "db/store.h"
-
-typedef void (*ctl_settle_log_fn)(void *ctx, int level, const char *msg); /* level: BUS_LOG_* */
 
 typedef struct {
     const char *community;     /* the bus community (topics) */
@@ -43,8 +42,7 @@ typedef struct {
     stm_rules rules;           /* how readings become metered energy */
     const char *key_path;      /* the ledger signer key (`mgx ledger keygen`), mode 0600 */
     const ctl_settle_solana_config *solana; /* NULL or not enabled: no Solana */
-    ctl_settle_log_fn log;
-    void *log_ctx;
+    const ctl_log *log; /* NULL: silent; the caller's, must outlive the settler */
 } ctl_settler_config;
 
 typedef struct ctl_settler ctl_settler;

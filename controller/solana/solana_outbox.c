@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/crash_point.h"
+#include "common/log.h"
 #include "mgx/solana_base58.h"
 #include "mgx/solana_tx.h"
 
@@ -45,19 +46,13 @@ const char *ctl_sol_outbox_state_name(ctl_sol_outbox_state s)
     return (unsigned)s < 4 ? STATE_NAMES[s] : "?";
 }
 
-__attribute__((format(printf, 2, 3))) static void logf_(const char *level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "mgx solana: %s: ", level);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
+/* The outbox runs inside `mgx controller` but keeps its own name in the log, so a line about a
+ * chain transaction reads "mgx solana ..."; it has no debug lines, so every level is written. */
+static const ctl_log SOL_LOG = {"solana", CTL_LOG_DEBUG, NULL, NULL};
 
 static int db_fail(ctl_sol_outbox *ob, const char *what)
 {
-    logf_("error", "%s: %s", what, ctl_db_errmsg(ob->db));
+    ctl_logf(&SOL_LOG, CTL_LOG_ERROR, "%s: %s", what, ctl_db_errmsg(ob->db));
     return CTL_SOLOB_E_DB;
 }
 
@@ -139,7 +134,8 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
     }
     rc = exec(ob, "COMMIT");
     if (rc == CTL_SOLOB_OK)
-        logf_("info", "interval %" PRIu64 ": %zu transaction(s) built", interval_id, n);
+        ctl_logf(&SOL_LOG, CTL_LOG_INFO, "interval %" PRIu64 ": %zu transaction(s) built",
+                 interval_id, n);
 out:
     sqlite3_finalize(st);
     if (rc != CTL_SOLOB_OK)
@@ -266,13 +262,14 @@ static int send_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, int64_t n
     ctl_crash_point("solana.after_send");
     const char *err = ctl_sol_rpc_last_error(rpc);
     if (sr == CTL_SOLRPC_OK) {
-        logf_("info", "interval %" PRId64 " part %d/%d sent (attempt %" PRId64 ") %s",
-              r->interval_id, r->part, r->n_parts, r->attempts + 1, r->sig);
+        ctl_logf(&SOL_LOG, CTL_LOG_INFO,
+                 "interval %" PRId64 " part %d/%d sent (attempt %" PRId64 ") %s", r->interval_id,
+                 r->part, r->n_parts, r->attempts + 1, r->sig);
         return update(ob, r, "UPDATE solana_outbox SET rejected = 0, last_error = NULL WHERE id = ?",
                       "");
     }
-    logf_("warn", "interval %" PRId64 " part %d/%d: send failed: %s", r->interval_id, r->part,
-          r->n_parts, err);
+    ctl_logf(&SOL_LOG, CTL_LOG_WARN, "interval %" PRId64 " part %d/%d: send failed: %s",
+             r->interval_id, r->part, r->n_parts, err);
     int64_t rejected = sr == CTL_SOLRPC_E_RPC && is_rejection(err);
     return update(ob, r, "UPDATE solana_outbox SET rejected = ?, last_error = ? WHERE id = ?",
                   "is", rejected, err);
@@ -281,9 +278,9 @@ static int send_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, int64_t n
 static int finish(ctl_sol_outbox *ob, open_row *r, ctl_sol_outbox_state s, const char *err,
                   int64_t now_ms)
 {
-    logf_(s == CTL_SOLOB_CONFIRMED ? "info" : "error", "interval %" PRId64 " part %d/%d %s %s%s%s",
-          r->interval_id, r->part, r->n_parts, STATE_NAMES[s], r->sig, err ? ": " : "",
-          err ? err : "");
+    ctl_logf(&SOL_LOG, s == CTL_SOLOB_CONFIRMED ? CTL_LOG_INFO : CTL_LOG_ERROR,
+             "interval %" PRId64 " part %d/%d %s %s%s%s", r->interval_id, r->part, r->n_parts,
+             STATE_NAMES[s], r->sig, err ? ": " : "", err ? err : "");
     return update(ob, r,
                   "UPDATE solana_outbox SET state = ?, last_error = COALESCE(?, last_error),"
                   " updated_ms = ? WHERE id = ?",
@@ -297,12 +294,14 @@ static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint
     uint8_t hash[32];
     uint64_t lvbh;
     if (ctl_sol_rpc_latest_blockhash(rpc, "finalized", hash, &lvbh) != CTL_SOLRPC_OK) {
-        logf_("warn", "no blockhash to rebuild with: %s", ctl_sol_rpc_last_error(rpc));
+        ctl_logf(&SOL_LOG, CTL_LOG_WARN, "no blockhash to rebuild with: %s",
+                 ctl_sol_rpc_last_error(rpc));
         return CTL_SOLOB_E_RPC;
     }
     if (sol_tx_resign(r->tx, r->len, hash, sk) != SOL_OK || lvbh > INT64_MAX) {
-        logf_("error", "interval %" PRId64 " part %d: cannot re-sign (wrong key?)", r->interval_id,
-              r->part);
+        ctl_logf(&SOL_LOG, CTL_LOG_ERROR,
+                 "interval %" PRId64 " part %d: cannot re-sign (wrong key?)", r->interval_id,
+                 r->part);
         return CTL_SOLOB_E_INVAL;
     }
     char old_sig[sizeof r->sig], bh[SOL_PUBKEY_B58_MAX + 1];
@@ -339,8 +338,9 @@ static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint
     sqlite3_finalize(st);
     if ((rc = exec(ob, "COMMIT")) != CTL_SOLOB_OK)
         goto rollback;
-    logf_("warn", "interval %" PRId64 " part %d/%d: %s expired unseen; rebuilt as %s",
-          r->interval_id, r->part, r->n_parts, old_sig, r->sig);
+    ctl_logf(&SOL_LOG, CTL_LOG_WARN,
+             "interval %" PRId64 " part %d/%d: %s expired unseen; rebuilt as %s", r->interval_id,
+             r->part, r->n_parts, old_sig, r->sig);
     memcpy(r->blockhash, bh, sizeof bh);
     r->lvbh = lvbh;
     return CTL_SOLOB_OK;
@@ -359,7 +359,8 @@ static int check_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, uint64_t
 {
     ctl_sol_status st;
     if (ctl_sol_rpc_status(rpc, r->sig, &st) != CTL_SOLRPC_OK) {
-        logf_("warn", "status of %s unknown: %s", r->sig, ctl_sol_rpc_last_error(rpc));
+        ctl_logf(&SOL_LOG, CTL_LOG_WARN, "status of %s unknown: %s", r->sig,
+                 ctl_sol_rpc_last_error(rpc));
         s->pending++;
         return CTL_SOLOB_OK;
     }
@@ -401,7 +402,7 @@ int ctl_sol_outbox_poll(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, const uint8_t secr
     ctl_sol_poll_stats s = {0, 0, 0, 0, 0, 0};
     uint64_t height;
     if (ctl_sol_rpc_block_height(rpc, "finalized", &height) != CTL_SOLRPC_OK) {
-        logf_("warn", "block height unknown: %s", ctl_sol_rpc_last_error(rpc));
+        ctl_logf(&SOL_LOG, CTL_LOG_WARN, "block height unknown: %s", ctl_sol_rpc_last_error(rpc));
         return CTL_SOLOB_E_RPC;
     }
     open_row *r = malloc(sizeof *r);

@@ -129,7 +129,7 @@ static int write_intervals(const sim_scenario *sc, const sim_result *r, const ch
           f);
     for (size_t k = 0; k < r->n_intervals; k++) {
         const sim_interval_row *w = &r->intervals[k];
-        sim_format_time(w->start_utc, sc->utc_offset_min, t, sizeof t);
+        mkt_format_time(w->start_utc, sc->utc_offset_min, t, sizeof t);
         fprintf(f, "%zu,%s,%lld,%lld,%lld,%lld,%lld,", k, t, (long long)w->load_wh,
                 (long long)w->pv_wh, (long long)w->grid_import_wh, (long long)w->grid_export_wh,
                 (long long)w->local_traded_wh);

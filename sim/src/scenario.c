@@ -252,7 +252,7 @@ static int parse_tz(const char *s, int32_t *out)
 
 static int date_valid(int32_t y, int32_t m, int32_t d)
 {
-    return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && d >= 1 && d <= sim_days_in_month(y, m);
+    return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && d >= 1 && d <= mkt_days_in_month(y, m);
 }
 
 /* Exactly YYYY-MM-DD. Calendar validity is checked by the range rules. */

@@ -137,10 +137,10 @@ static int parse_ts(span f, int naive_min, int64_t *utc, int *sub)
                 return -1;
         }
     }
-    if (y < 1900 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > sim_days_in_month(y, mo) ||
+    if (y < 1900 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > mkt_days_in_month(y, mo) ||
         h > 23 || mi > 59 || sec > 59 || parse_zone(p, e, naive_min, &off))
         return -1;
-    *utc = sim_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
+    *utc = mkt_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)off * 60;
     return 0;
 }
 
@@ -149,8 +149,8 @@ static void format_local(const sim_scenario *sc, int64_t utc, char *out, size_t 
 {
     int64_t t = utc + (int64_t)sc->utc_offset_min * 60;
     int64_t days = (t >= 0 ? t : t - 86399) / 86400, sod = t - days * 86400;
-    int32_t y, m, d;
-    sim_civil_from_days(days, &y, &m, &d);
+    int64_t y, m, d;
+    mkt_civil_from_days(days, &y, &m, &d);
     int32_t o = sc->utc_offset_min < 0 ? -sc->utc_offset_min : sc->utc_offset_min;
     snprintf(out, len, "%04d-%02d-%02d %02lld:%02lld%c%02d:%02d", (int)y, (int)m, (int)d,
              (long long)(sod / 3600), (long long)(sod / 60 % 60),

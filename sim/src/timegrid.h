@@ -1,7 +1,7 @@
 /*
  * Internal: the scenario's interval grid. Interval k starts at local standard midnight of the
  * start date plus k intervals; times are Unix seconds (UTC) so the solar model and measured data
- * agree on the instant.
+ * agree on the instant. Dates and their text are mgx/civil.h's (the market library).
  */
 #ifndef MGX_SIM_TIMEGRID_H
 #define MGX_SIM_TIMEGRID_H
@@ -9,12 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mgx/civil.h"
 #include "mgx/scenario.h"
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-int64_t sim_days_from_civil(int32_t y, int32_t m, int32_t d);
-/* Days in month m (1..12) of year y, leap years by the Gregorian rule. */
-int sim_days_in_month(int32_t y, int32_t m);
 /* Number of intervals in the scenario. */
 size_t sim_intervals(const sim_scenario *sc);
 /* Unix seconds (UTC) of the start of interval k. */
@@ -23,11 +20,5 @@ int64_t sim_interval_start_utc(const sim_scenario *sc, size_t k);
  * minute of the day 0..1439. */
 void sim_interval_local(const sim_scenario *sc, size_t k, int *day_of_year, int *weekday,
                         int *minute_of_day);
-
-/* Inverse of sim_days_from_civil. */
-void sim_civil_from_days(int64_t days, int32_t *y, int32_t *m, int32_t *d);
-/* Formats Unix seconds as ISO 8601 in a fixed UTC offset: "2025-06-01T00:15:00+02:00" (or "Z"
- * for offset 0). out needs 26 bytes. */
-void sim_format_time(int64_t unix_s, int32_t offset_min, char *out, size_t len);
 
 #endif

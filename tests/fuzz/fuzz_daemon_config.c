@@ -6,9 +6,9 @@
  * `mgx controller` ([controller], [bus], [solana]), with the handlers registered in the order
  * each daemon registers them.
  *
- * The controller's handlers are static in cmd_controller.c, so this file includes that file
- * (its registration in load() is mirrored below); the meter daemon's two-line adapter to the
- * meters library is copied from cmd_meter.c for the same reason.
+ * Each daemon's handlers are registered through its module's own function (meterd/meterd.h,
+ * agent/agent_config.h, daemon/controller_config.h), the one the daemon itself uses, so the
+ * harness loads exactly what the daemons load.
  *
  * Invariants, for every input:
  *   - nothing crashes, leaks or reads out of bounds (the sanitizers watch), including the
@@ -17,15 +17,14 @@
  *     count, or "NAME: reason" for a whole-file check (a missing section);
  *   - what loads holds a valid community id in [bus].
  */
-/* first: it defines _POSIX_C_SOURCE; it brings the [controller] and [solana] handlers */
-#include "cli/cmd_controller.c"
-
+#define _POSIX_C_SOURCE 200809L
 #include "fuzz.h"
 
 #include "agent/agent_config.h"
 #include "bus/bus_config.h"
+#include "daemon/controller_config.h"
+#include "meterd/meterd.h"
 #include "mgx/device_config.h"
-#include "mgx/meter_error.h"
 
 #include <sodium.h>
 #include <sys/stat.h>
@@ -108,50 +107,22 @@ static void check_error(const char *who, int rc, const char *err, size_t lines)
         die(who, "the message names a line that does not exist", err);
 }
 
-/* ---- as `mgx meter` (cmd_meter.c load_config) ---- */
-
-static int meter_adapter_key(void *ctx, const char *section, const char *key, const char *value,
-                             int line, char *err, size_t errlen)
-{
-    int rc = mtr_config_handle(ctx, section, key, value, line, err, errlen);
-    return rc == MTR_CFG_NOT_MINE ? CFG_NOT_MINE : rc == MTR_OK ? CFG_OK : CFG_E_BAD;
-}
-
-static int meter_adapter_finish(void *ctx, const char *path, char *err, size_t errlen)
-{
-    if (mtr_config_finish(ctx, err, errlen) != MTR_OK)
-        return CFG_E_BAD;
-    if (mtr_config_count(ctx) == 0) {
-        snprintf(err, errlen, "%s: no [meter ID] section: nothing to read", path);
-        return CFG_E_BAD;
-    }
-    return CFG_OK;
-}
+/* ---- as `mgx meter` (meterd.c) ---- */
 
 static void as_meter(const uint8_t *d, size_t n, size_t lines)
 {
     char err[ERR_LEN] = "";
-    cfg_bus bus;
-    cfg_outbox ob;
-    cfg_ha ha;
-    cfg_others others;
-    memset(&bus, 0, sizeof bus);
+    ctl_meterd_file f;
     cfg_loader *l = cfg_loader_new();
-    mtr_config *meters = mtr_config_new();
-    if (!l || !meters || mtr_config_set_source(meters, NAME) != MTR_OK)
-        abort();
-    if (cfg_bus_add(l, &bus) || cfg_outbox_add(l, &ob) || cfg_ha_add(l, &ha) ||
-        cfg_loader_add(l, meter_adapter_key, meter_adapter_finish, meters) ||
-        cfg_others_add(l, CFG_DAEMON_METER, &others))
+    if (!l || ctl_meterd_file_add(l, &f, NAME) != CFG_OK)
         abort();
     int rc = cfg_load_string(l, NAME, (const char *)d, n, err, sizeof err);
     report("meter", rc, err);
     if (rc != CFG_OK)
         check_error("meter", rc, err, lines);
-    else if (!bus_id_valid(bus.community) || mtr_config_count(meters) == 0)
-        die("meter", "loaded without a community or a meter", bus.community);
-    cfg_bus_clear(&bus);
-    mtr_config_free(meters);
+    else if (!bus_id_valid(f.bus.community) || mtr_config_count(f.meters) == 0)
+        die("meter", "loaded without a community or a meter", f.bus.community);
+    ctl_meterd_file_clear(&f);
     cfg_loader_free(l);
 }
 
@@ -178,24 +149,19 @@ static void as_agent(const uint8_t *d, size_t n, size_t lines)
     free(c);
 }
 
-/* ---- as `mgx controller` (cmd_controller.c load) ---- */
+/* ---- as `mgx controller` (controller_config.c) ---- */
 
 static void as_controller(const uint8_t *d, size_t n, size_t lines)
 {
     char err[ERR_LEN] = "";
     ctl_daemon_config *cfg = calloc(1, sizeof *cfg);
-    cfg_ctx *x = calloc(1, sizeof *x);
+    ctl_controller_file *x = calloc(1, sizeof *x);
     cfg_bus *b = calloc(1, sizeof *b);
-    cfg_others others;
     cfg_loader *l = cfg_loader_new();
     if (!cfg || !x || !b || !l)
         abort();
-    defaults(cfg, x);
-    x->loader = l;
-    x->bus = b;
-    if (cfg_loader_add(l, controller_key, controller_finish, x) != CFG_OK ||
-        cfg_bus_add(l, b) != CFG_OK || cfg_loader_add(l, solana_key, solana_finish, x) != CFG_OK ||
-        cfg_others_add(l, CFG_DAEMON_CONTROLLER, &others) != CFG_OK)
+    ctl_controller_file_init(x, cfg, b);
+    if (ctl_controller_file_add(l, x) != CFG_OK)
         abort();
     int rc = cfg_load_string(l, NAME, (const char *)d, n, err, sizeof err);
     report("controller", rc, err);

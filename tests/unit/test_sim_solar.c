@@ -16,7 +16,7 @@
 
 static double utc(int y, int mo, int d, int h, int mi, int s)
 {
-    return (double)(sim_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s);
+    return (double)(mkt_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s);
 }
 
 /* Reda & Andreas (2004), NREL/TP-560-34302, table A4.1: 2003-10-17 12:30:30 at UTC-7,

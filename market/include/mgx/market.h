@@ -151,8 +151,11 @@ const mkt_trade *mkt_clearing_trades(const mkt_clearing *c, size_t *n_trades);
 const mkt_participant_result *mkt_clearing_participants(const mkt_clearing *c,
                                                         size_t *n_participants);
 
-/* Checked floor(energy_wh * price_uc_per_kwh / 1000) for non-negative inputs within the bounds
- * above; returns MKT_E_OVERFLOW if the result does not fit int64. */
+/* The money rule: the amount of energy_wh at price_uc_per_kwh is floor(energy_wh *
+ * price_uc_per_kwh / 1000), computed exactly (128-bit when the product needs it), for
+ * non-negative inputs; MKT_E_INVAL for a negative one, MKT_E_OVERFLOW if the result does not fit
+ * int64. Every amount of mgx (trades, fees, grid legs, settlement, imbalance) is this one
+ * function. */
 int mkt_amount_uc(int64_t energy_wh, int64_t price_uc_per_kwh, int64_t *amount_uc);
 
 const char *mkt_mechanism_name(mkt_mechanism m);

@@ -159,7 +159,9 @@ const stl_settled_trade *stl_reconciled_trades(const stl_reconciler *r, size_t *
 const stl_position *stl_reconciled_positions(const stl_reconciler *r, size_t *n);
 const stl_totals *stl_reconciled_totals(const stl_reconciler *r);
 
-/* Checked floor(a * b / c) for a, b >= 0, c > 0; STL_E_OVERFLOW if it does not fit int64. */
+/* Checked floor(a * b / c) for a, b >= 0, c > 0; STL_E_OVERFLOW if it does not fit int64. Used
+ * for the pro-rata share of a short delivery (amount x delivered / contracted); the money of an
+ * energy at a price is mkt_amount_uc (mgx/market.h), the one spelling of that rule. */
 int stl_muldiv(int64_t a, int64_t b, int64_t c, int64_t *out);
 
 const char *stl_pos_status_name(stl_pos_status s);

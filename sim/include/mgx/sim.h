@@ -133,11 +133,10 @@ int sim_write_runs(const sim_scenario *sc, const sim_result *const *results,
 void sim_print_runs(const sim_result *const *results, size_t n, FILE *out);
 
 /* The scenario's interval grid, for shells that pace a run on the wall clock (declared in the
- * internal timegrid.h too): the number of intervals, Unix seconds (UTC) of interval k's start,
- * and ISO 8601 in a fixed UTC offset ("2025-06-01T00:15:00+02:00", or "Z"; out needs 26 bytes). */
+ * internal timegrid.h too): the number of intervals and Unix seconds (UTC) of interval k's
+ * start (as text: mkt_format_time of mgx/civil.h). */
 size_t sim_intervals(const sim_scenario *sc);
 int64_t sim_interval_start_utc(const sim_scenario *sc, size_t k);
-void sim_format_time(int64_t unix_s, int32_t offset_min, char *out, size_t len);
 
 /* Prints the KPI comparison as text. */
 void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out);

@@ -1,0 +1,218 @@
+/*
+ * The [controller] and [solana] sections of `mgx controller`'s file and their load through the
+ * shared loader (see controller_config.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "daemon/controller_config.h"
+
+#include "common/errbuf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const CONTROLLER_KEYS[] = {"community",
+                                              "db",
+                                              "interval_s",
+                                              "gate_closure_s",
+                                              "max_ahead_intervals",
+                                              "mechanism",
+                                              "feed_in_uc_per_kwh",
+                                              "retail_uc_per_kwh",
+                                              "network_fee_uc_per_kwh",
+                                              "settlement_grace_s",
+                                              "settlement_key",
+                                              "reading_max_gap_s",
+                                              "meter_max_power_w",
+                                              "clock_speed",
+                                              "clock_anchor",
+                                              NULL};
+
+static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
+                    size_t cap, char *err, size_t errlen)
+{
+    return cfg_path(x->loader, value, dst, cap) == CFG_OK
+               ? CFG_OK
+               : ctl_fail(CFG_E_BAD, err, errlen, "%s: path empty or too long", key);
+}
+
+static int controller_value(ctl_controller_file *x, int k, const char *key, const char *value,
+                            char *err, size_t errlen)
+{
+    ctl_daemon_config *c = x->cfg;
+    int64_t v;
+    switch (k) {
+    case 0:
+        return cfg_parse_id(key, value, x->community, err, errlen);
+    case 1:
+        return path_key(x, key, value, c->db_path, sizeof c->db_path, err, errlen);
+    case 2:
+        return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_LEN_S, &c->rules.length_s, err,
+                             errlen);
+    case 3:
+        return cfg_parse_int(key, value, 0, CTL_INTERVAL_MAX_GATE_S, &c->rules.gate_closure_s, err,
+                             errlen);
+    case 4:
+        return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_AHEAD, &c->rules.max_ahead, err,
+                             errlen);
+    case 5:
+        return mkt_mechanism_parse(value, &c->params.mechanism) == MKT_OK
+                   ? CFG_OK
+                   : ctl_fail(CFG_E_BAD, err, errlen,
+                              "mechanism must be pay-as-clear or pay-as-bid");
+    case 6:
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH, &c->params.feed_in_uc_per_kwh,
+                             err, errlen);
+    case 7:
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH, &c->params.retail_uc_per_kwh,
+                             err, errlen);
+    case 8:
+        return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
+                             &c->params.network_fee_uc_per_kwh, err, errlen);
+    case 9:
+        if (cfg_parse_int(key, value, 0, 86400, &v, err, errlen))
+            return CFG_E_BAD;
+        c->settlement_grace_s = (int)v;
+        return CFG_OK;
+    case 10:
+        return path_key(x, key, value, c->settlement_key, sizeof c->settlement_key, err, errlen);
+    case 11:
+        return cfg_parse_int(key, value, 1, 86400, &c->reading_max_gap_s, err, errlen);
+    case 12:
+        return cfg_parse_int(key, value, 0, INT64_C(1000000000), &c->meter_max_power_w, err,
+                             errlen);
+    case 13:
+        return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
+    default:
+        return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
+    }
+}
+
+static int controller_key(void *ctx, const char *section, const char *key, const char *value,
+                          int line, char *err, size_t errlen)
+{
+    ctl_controller_file *x = ctx;
+    if (strcmp(section, "controller") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (x->line)
+            return ctl_fail(CFG_E_BAD, err, errlen, "[controller] given twice (first at line %d)",
+                            x->line);
+        x->line = line;
+        return CFG_OK;
+    }
+    int k = cfg_key_index(CONTROLLER_KEYS, key);
+    if (k < 0)
+        return CFG_NOT_MINE;
+    if (cfg_once(&x->seen, (unsigned)k, key, err, errlen) != CFG_OK)
+        return CFG_E_BAD;
+    return controller_value(x, k, key, value, err, errlen);
+}
+
+/* Before [bus] is checked: the community may be given in [controller] (where the controller
+ * used to take it) instead of [bus]; both must then agree. */
+static int controller_finish(void *ctx, const char *path, char *err, size_t errlen)
+{
+    ctl_controller_file *x = ctx;
+    cfg_bus *b = x->bus;
+    if (!x->line)
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: no [controller] section", path);
+    if (x->community[0] && b->community[0] && strcmp(x->community, b->community) != 0)
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: [controller] community '%s' differs from [bus] "
+                        "community '%s'",
+                        path, x->line, x->community, b->community);
+    if (x->community[0])
+        snprintf(b->community, sizeof b->community, "%s", x->community);
+    if (b->line && !b->community[0])
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: community is required ([bus] community = NAME)", path, b->line);
+    return CFG_OK;
+}
+
+static int solana_key(void *ctx, const char *section, const char *key, const char *value, int line,
+                      char *err, size_t errlen)
+{
+    ctl_controller_file *x = ctx;
+    if (strcmp(section, "solana") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (x->solana_line)
+            return ctl_fail(CFG_E_BAD, err, errlen, "[solana] given twice (first at line %d)",
+                            x->solana_line);
+        x->solana_line = line;
+        return CFG_OK;
+    }
+    ctl_settle_solana_config *s = &x->cfg->solana;
+    if (strcmp(key, "keypair") == 0 || strcmp(key, "wallets") == 0) {
+        char path[CTL_SOL_PATH_MAX];
+        if (path_key(x, key, value, path, sizeof path, err, errlen) != CFG_OK)
+            return CFG_E_BAD;
+        return ctl_settle_solana_key(s, key, path, err, errlen) ? CFG_OK : CFG_E_BAD;
+    }
+    return ctl_settle_solana_key(s, key, value, err, errlen) ? CFG_OK : CFG_E_BAD;
+}
+
+static int solana_finish(void *ctx, const char *path, char *err, size_t errlen)
+{
+    ctl_controller_file *x = ctx;
+    char why[256];
+    if (x->cfg->solana.enabled && !x->cfg->settlement_key[0])
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: [solana] needs settlement_key in [controller] (a block "
+                        "is settled in the ledger before it goes on chain)",
+                        path, x->solana_line);
+    if (!ctl_settle_solana_check(&x->cfg->solana, why, sizeof why))
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s:%d: %s", path, x->solana_line, why);
+    return CFG_OK;
+}
+
+void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_bus *bus)
+{
+    memset(c, 0, sizeof *c);
+    memset(x, 0, sizeof *x);
+    memset(bus, 0, sizeof *bus);
+    x->cfg = c;
+    x->bus = bus;
+    c->rules = (ctl_interval_rules){900, 300, 96};
+    c->params = (mkt_params){MKT_PAY_AS_CLEAR, 80000, 300000, 0};
+    c->settlement_grace_s = 900;
+    c->reading_max_gap_s = 300;
+    c->meter_max_power_w = 100000;
+    ctl_settle_solana_defaults(&c->solana);
+    c->log_level = CTL_LOG_INFO;
+    x->speed = 1;
+}
+
+int ctl_controller_file_add(cfg_loader *l, ctl_controller_file *x)
+{
+    x->loader = l;
+    /* controller_finish first: it may supply [bus] its community */
+    if (cfg_loader_add(l, controller_key, controller_finish, x) != CFG_OK ||
+        cfg_bus_add(l, x->bus) != CFG_OK ||
+        cfg_loader_add(l, solana_key, solana_finish, x) != CFG_OK ||
+        cfg_others_add(l, CFG_DAEMON_CONTROLLER, &x->others) != CFG_OK)
+        return CFG_E_NOMEM;
+    return CFG_OK;
+}
+
+int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err, size_t errlen)
+{
+    cfg_loader *l = cfg_loader_new();
+    int rc = CFG_E_NOMEM;
+    if (!l)
+        return ctl_fail(CFG_E_NOMEM, err, errlen, "out of memory");
+    if (ctl_controller_file_add(l, x) == CFG_OK)
+        rc = cfg_load(l, path, err, errlen);
+    else
+        ctl_errf(err, errlen, "cannot load the config");
+    cfg_loader_free(l);
+    x->loader = NULL;
+    if (rc != CFG_OK)
+        return rc;
+    ctl_daemon_config *cfg = x->cfg;
+    snprintf(cfg->community, sizeof cfg->community, "%s", x->bus->community);
+    if (cfg->params.feed_in_uc_per_kwh > cfg->params.retail_uc_per_kwh)
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: feed_in_uc_per_kwh is above retail_uc_per_kwh", path, x->line);
+    return CFG_OK;
+}
