@@ -1,5 +1,5 @@
 /*
- * Fuzz harness for the daemon config loader (controller/src/config.c, libinih underneath) with
+ * Fuzz harness for the daemon config loader (controller/common/config.c, libinih underneath) with
  * every section handler the daemons register: each input is loaded three times from memory
  * (cfg_load_string), as `mgx meter` ([bus], [outbox], [homeassistant], the meters library's
  * [meter ID] / [map NAME], the agent's sections skipped), as `mgx agent` ([agent], [bus]) and as

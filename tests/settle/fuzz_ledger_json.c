@@ -1,5 +1,5 @@
 /*
- * Fuzz harness for the JSON files of `mgx ledger` (controller/src/ledger_json.c): the settle
+ * Fuzz harness for the JSON files of `mgx ledger` (controller/settle/ledger_json.c): the settle
  * input, the inclusion proof and the consistency proof. Every input goes to all three parsers,
  * so a corpus of real files of one kind also mutates into the others.
  *

@@ -421,7 +421,7 @@ static void final_counters(const char *scenario, const char *profile, int64_t st
 static void test_sunspec_300_homes_two_ports(void **state)
 {
     (void)state;
-    final_counters(MGX_SOURCE_DIR "/tests/simmeters/data/serve-300.ini", "sunspec", 1000, 300, 2);
+    final_counters(MGX_SOURCE_DIR "/tests/cli/serve-300.ini", "sunspec", 1000, 300, 2);
 }
 
 static void test_sdm630_street(void **state)

@@ -1,5 +1,5 @@
 /*
- * Fuzz harness for the bus payload decoders (controller/src/payload.c), the code that parses
+ * Fuzz harness for the bus payload decoders (controller/bus/payload.c), the code that parses
  * what arrives from the network. Any input: no crash, no UB. An accepted state or meta must
  * survive encode -> decode unchanged, and the encoder must accept everything the decoder does.
  */
