@@ -23,6 +23,7 @@
 #include "secure_broker.h"
 
 #include "mgx/strategy.h"
+#include "files.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -69,15 +70,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(path, mode);
-}
-
 static void setup(fixture *f, const char *community, const char *strategy_lines)
 {
     memset(f, 0, sizeof *f);
@@ -92,7 +84,7 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
     snprintf(f->log, sizeof f->log, "%s/agent.log", f->dir);
     snprintf(f->pw, sizeof f->pw, "%s/mqtt.pw", f->dir);
     snprintf(f->conf, sizeof f->conf, "%s/agent.ini", f->dir);
-    write_file(f->pw, "pw-h-a\n", 0600);
+    tst_file_write(f->pw, "pw-h-a\n", 0600);
     char ini[4096];
     snprintf(ini, sizeof ini,
              "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = %s\nusername = h-a\n"
@@ -103,7 +95,7 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
              "resend_s = 1\n",
              sb_port_password(broker), community, f->pw, sb_cafile(broker), f->key, f->db,
              strategy_lines ? strategy_lines : "strategy = markup\nmarkup = 0.25\n");
-    write_file(f->conf, ini, 0644);
+    tst_file_write(f->conf, ini, 0644);
 
     tc_opts o = sb_password_opts(broker, "controller", "ctl");
     int reason;

@@ -29,6 +29,7 @@
 #include "mgx/meter_server.h"
 #include "mqtt_client.h"
 #include "secure_broker.h"
+#include "files.h"
 
 #define T_MS 5000
 #define COMMUNITY "homefile"
@@ -48,28 +49,6 @@ static int group_teardown(void **state)
     (void)state;
     sb_free(broker);
     return 0;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(chmod(path, mode), 0);
-}
-
-static char *slurp(const char *path)
-{
-    char *buf = calloc(1, 1 << 16);
-    assert_non_null(buf);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        size_t n = fread(buf, 1, (1 << 16) - 1, f);
-        buf[n] = '\0';
-        fclose(f);
-    }
-    return buf;
 }
 
 /* Runs `mgx CMD conf EXTRA...` from "/" (so only the file's folder can make relative paths
@@ -129,7 +108,7 @@ static void write_home(fixture *f, const char *extra_bus, mode_t pw_mode)
 {
     char path[600], ini[4096];
     snprintf(path, sizeof path, "%s/mqtt.pw", f->dir);
-    write_file(path, "pw-h-b\n", pw_mode);
+    tst_file_write(path, "pw-h-b\n", pw_mode);
     snprintf(f->conf, sizeof f->conf, "%s/home.ini", f->dir);
     snprintf(ini, sizeof ini,
              "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = " COMMUNITY "\nusername = h-b\n"
@@ -144,7 +123,7 @@ static void write_home(fixture *f, const char *extra_bus, mode_t pw_mode)
              "interval_s = 60\ngate_closure_s = 0\nresend_s = 1\n",
              sb_port_password(broker), sb_cafile(broker), extra_bus ? extra_bus : "",
              f->srv ? mtr_server_port(f->srv) : 1);
-    write_file(f->conf, ini, 0644);
+    tst_file_write(f->conf, ini, 0644);
 }
 
 static void setup(fixture *f)
@@ -229,12 +208,12 @@ static void test_one_file_runs_meter_daemon_and_agent(void **state)
                     tc_wait_topic(f.obs, t_order, &from, &order, 0);
         if (waitpid(f.meter, NULL, WNOHANG) == f.meter || waitpid(f.agent, NULL, WNOHANG) ==
                                                               f.agent) {
-            char *lm = slurp(f.log_meter), *la = slurp(f.log_agent);
+            char *lm = tst_file_text_or_empty(f.log_meter), *la = tst_file_text_or_empty(f.log_agent);
             fail_msg("a daemon exited.\nmeter:\n%s\nagent:\n%s", lm, la);
         }
     }
     if (!got_order) {
-        char *lm = slurp(f.log_meter), *la = slurp(f.log_agent);
+        char *lm = tst_file_text_or_empty(f.log_meter), *la = tst_file_text_or_empty(f.log_agent);
         fail_msg("no order in 30 s.\nmeter:\n%s\nagent:\n%s", lm, la);
     }
     /* the meter daemon published the home's readings, the agent sold from them */
@@ -279,7 +258,7 @@ static void expect_both_refuse(fixture *f, const char *want)
         char *once[] = {"--once", NULL};
         pid_t pid = spawn(who[i], f->conf, log, i == 0 ? once : NULL);
         int rc = wait_exit(pid, 10000);
-        char *text = slurp(log);
+        char *text = tst_file_text_or_empty(log);
         char full[800];
         snprintf(full, sizeof full, "%s%s", f->conf, want);
         if (rc != 1 || !strstr(text, full))

@@ -15,42 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *mgx_bin;
+#include "files.h"
+#include "shell.h"
 
-__attribute__((format(printf, 1, 2))) static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return st == -1 ? -1 : (st >> 8) & 0xff;
-}
+static const char *mgx_bin;
 
 static char *slurp(const char *dir, const char *name, size_t *len)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        *len = (size_t)n;
-    }
-    return b;
+    return tst_file_read(path, len);
 }
-
 static const char *const KEYS[] = {"homes",          "intervals",      "load_wh",
                                    "pv_wh",          "grid_import_wh", "grid_export_wh",
                                    "local_traded_wh", "self_sufficiency", "self_consumption",
@@ -60,11 +35,11 @@ static void street_end_to_end(void **state)
 {
     (void)state;
     const char *a = MGX_BINARY_DIR "/test-sim-a", *b = MGX_BINARY_DIR "/test-sim-b";
-    assert_int_equal(run("rm -rf %s %s", a, b), 0);
-    assert_int_equal(run("%s sim %s/config/street.ini --out %s --no-plots --quiet", mgx_bin,
+    assert_int_equal(tst_sh("rm -rf %s %s", a, b), 0);
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --no-plots --quiet", mgx_bin,
                          MGX_SOURCE_DIR, a),
                      0);
-    assert_int_equal(run("%s sim %s/config/street.ini --out %s --no-plots > %s/stdout.txt",
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --no-plots > %s/stdout.txt",
                          mgx_bin, MGX_SOURCE_DIR, b, MGX_BINARY_DIR),
                      0);
     const char *files[] = {"summary.json", "intervals.csv", "homes.csv", "profile.csv",
@@ -134,8 +109,8 @@ static void several_runs(void **state)
 {
     (void)state;
     const char *d = MGX_BINARY_DIR "/test-sim-runs";
-    assert_int_equal(run("rm -rf %s", d), 0);
-    assert_int_equal(run("%s sim %s/config/street.ini --out %s --runs 3 --seed 5 --no-plots "
+    assert_int_equal(tst_sh("rm -rf %s", d), 0);
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --runs 3 --seed 5 --no-plots "
                          "--quiet",
                          mgx_bin, MGX_SOURCE_DIR, d),
                      0);
@@ -166,7 +141,7 @@ static void bad_input(void **state)
     assert_non_null(f);
     fputs("[period]\ndays = 2\nbogus_key = 1\n", f);
     fclose(f);
-    assert_int_equal(run("%s sim %s --out %s/bad-out --quiet 2> %s/bad.txt", mgx_bin, bad,
+    assert_int_equal(tst_sh("%s sim %s --out %s/bad-out --quiet 2> %s/bad.txt", mgx_bin, bad,
                          MGX_BINARY_DIR, MGX_BINARY_DIR),
                      1);
     size_t len;
@@ -174,10 +149,10 @@ static void bad_input(void **state)
     assert_non_null(msg);
     assert_non_null(strstr(msg, "bad-scenario.ini:3"));
     free(msg);
-    assert_int_equal(run("%s sim %s/nope.ini --out %s/bad-out 2>/dev/null", mgx_bin,
+    assert_int_equal(tst_sh("%s sim %s/nope.ini --out %s/bad-out 2>/dev/null", mgx_bin,
                          MGX_BINARY_DIR, MGX_BINARY_DIR),
                      1);
-    assert_int_equal(run("%s sim 2>/dev/null", mgx_bin), 2);
+    assert_int_equal(tst_sh("%s sim 2>/dev/null", mgx_bin), 2);
 }
 
 int main(int argc, char **argv)

@@ -38,6 +38,7 @@
 #include "mgx/device_config.h"
 #include "mgx/meter_error.h"
 #include "mgx/poller.h"
+#include "files.h"
 
 #define MAX_METERS 400
 
@@ -90,25 +91,11 @@ static void sim_start(sim_proc *p, const char *scenario, const char *const *extr
     }
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 1 << 20);
-    if (buf && fread(buf, 1, (1 << 20) - 1, f) == 0 && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
 /* Waits up to timeout_ms for text in the run's stderr. */
 static int wait_for(const sim_proc *p, const char *text, int timeout_ms)
 {
     for (int t = 0; t < timeout_ms; t += 20) {
-        char *e = slurp(p->err_path);
+        char *e = tst_file_read(p->err_path, NULL);
         int found = e && strstr(e, text);
         free(e);
         if (found)
@@ -502,7 +489,7 @@ static void test_counters_move(void **state)
     pthread_mutex_destroy(&ps.lock);
     /* a signal during the run stops it at once, without outputs */
     assert_int_equal(sim_stop(&p, SIGINT), 1);
-    char *e = slurp(p.err_path);
+    char *e = tst_file_read(p.err_path, NULL);
     assert_non_null(strstr(e, "by a signal; no outputs written"));
     free(e);
     char path[600];
@@ -523,7 +510,7 @@ __attribute__((format(printf, 2, 3))) static int run_status(char **err_out, cons
     int st = system(cmd);
     char path[600];
     snprintf(path, sizeof path, "%s/err.txt", dir);
-    *err_out = slurp(path);
+    *err_out = tst_file_read(path, NULL);
     tst_rmtree(dir);
     free(dir);
     return st == -1 ? -1 : WEXITSTATUS(st);

@@ -31,31 +31,14 @@
 #include "broker.h"
 #include "bus/bus.h"
 #include "common/interval.h"
-#include "orders/keys.h"
-#include "orders/order_msg.h"
-#include "db/registry.h"
+#include "common/wall_clock.h"
+#include "homes.h"
 
 #define HOMES 8
 #define SPEED 3600
 #define COMMUNITY "testville"
 #define RUN_MS 14000
 #define MIN_KILLS 20
-
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-typedef struct {
-    char id[16];
-    ctl_secret_key *key;
-    ctl_order_msg pending; /* the order being resent until receipted */
-    int has_pending;
-    int64_t last_sent_ms;
-    int64_t done_interval; /* last interval with a receipted order */
-} home;
 
 typedef struct {
     char participant[CTL_ID_MAX + 1];
@@ -64,7 +47,7 @@ typedef struct {
 } accepted;
 
 typedef struct {
-    home homes[HOMES];
+    tst_home homes[HOMES];
     accepted acc[4096];
     size_t n_acc;
     int results_seen[4096]; /* by interval offset from the first */
@@ -92,87 +75,24 @@ static void on_msg(void *user, const bus_message *m)
     char why[CTL_DETAIL_MAX];
     assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why), CTL_R_OK);
     W.receipts++;
-    for (int h = 0; h < HOMES; h++) {
-        home *hm = &W.homes[h];
-        if (!hm->has_pending || strcmp(hm->id, r.participant) != 0 ||
-            memcmp(hm->pending.nonce, r.nonce, sizeof r.nonce) != 0)
-            continue;
-        hm->has_pending = 0;
-        hm->done_interval = hm->pending.interval_id;
-        if (ctl_reason_is_accept(r.reason)) {
-            assert_true(W.n_acc < 4096);
-            accepted *a = &W.acc[W.n_acc++];
-            snprintf(a->participant, sizeof a->participant, "%s", r.participant);
-            memcpy(a->nonce, r.nonce, sizeof a->nonce);
-            a->interval_id = r.interval_id;
-        } else {
-            /* late (gate closed while the controller was down) is the only expected refusal */
-            W.rejections++;
-            assert_true(r.reason == CTL_R_GATE_CLOSED || r.reason == CTL_R_STALE_INTERVAL ||
-                        r.reason == CTL_R_EXPIRED);
-        }
+    if (tst_homes_take_receipt(W.homes, HOMES, &r) < 0)
+        return;
+    if (ctl_reason_is_accept(r.reason)) {
+        assert_true(W.n_acc < 4096);
+        accepted *a = &W.acc[W.n_acc++];
+        snprintf(a->participant, sizeof a->participant, "%s", r.participant);
+        memcpy(a->nonce, r.nonce, sizeof a->nonce);
+        a->interval_id = r.interval_id;
+    } else {
+        /* late (gate closed while the controller was down) is the only expected refusal */
+        W.rejections++;
+        assert_true(r.reason == CTL_R_GATE_CLOSED || r.reason == CTL_R_STALE_INTERVAL ||
+                    r.reason == CTL_R_EXPIRED);
     }
-}
-
-static pid_t start_controller(const char *bin, const char *conf, const char *anchor,
-                              const char *log)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(log, "a", stderr);
-        (void)f;
-        execl(bin, bin, "controller", conf, "--clock-speed", "3600", "--clock-anchor", anchor,
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int64_t q1(sqlite3 *db, const char *sql, int64_t a)
-{
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_int64(st, 1, a);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 /* A home's order: sellers even, buyers odd; amounts and prices from a seeded generator. */
-static void make_order(home *hm, int h, int64_t iv, int64_t sim_ms, unsigned *seed)
-{
-    ctl_order_msg *m = &hm->pending;
-    memset(m, 0, sizeof *m);
-    snprintf(m->community, sizeof m->community, COMMUNITY);
-    snprintf(m->participant, sizeof m->participant, "%s", hm->id);
-    m->interval_id = iv;
-    m->interval_s = 900;
-    m->created_ms = sim_ms;
-    m->expiry_s = iv * 900;
-    for (int i = 0; i < CTL_ORDER_NONCE_BYTES; i++)
-        m->nonce[i] = (uint8_t)rand_r(seed);
-    m->side = h % 2 ? MKT_BUY : MKT_SELL;
-    m->n_steps = 1 + (uint32_t)(rand_r(seed) % 3);
-    for (uint32_t s = 0; s < m->n_steps; s++) {
-        m->steps[s].energy_wh = 100 + rand_r(seed) % 900;
-        m->steps[s].price_uc_per_kwh = 80000 + rand_r(seed) % 220000;
-    }
-    assert_int_equal(ctl_order_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
-    hm->has_pending = 1;
-    hm->last_sent_ms = 0;
-}
-
-static void send_order(bus_client *c, home *hm)
-{
-    char topic[BUS_TOPIC_MAX], body[CTL_ORDER_JSON_MAX];
-    size_t len;
-    assert_int_equal(bus_topic_order(topic, sizeof topic, COMMUNITY, hm->id), BUS_OK);
-    assert_int_equal(ctl_order_to_json(&hm->pending, body, sizeof body, &len), CTL_R_OK);
-    if (bus_publish(c, topic, body, len, 1, false, NULL, NULL) == BUS_OK)
-        hm->last_sent_ms = real_ms();
-}
+static const tst_order_shape SHAPE = {3, 100, 900, 80000, 220000, 80000, 220000};
 
 typedef struct {
     mkt_order v[HOMES];
@@ -216,17 +136,17 @@ static void check_interval_against_fresh_clear(sqlite3 *db, int64_t iv, mkt_clea
     const mkt_summary *s = mkt_clearing_summary(c);
     size_t nt;
     mkt_clearing_trades(c, &nt);
-    assert_int_equal(q1(db, "SELECT n_orders FROM results WHERE interval_id = ?1", iv),
+    assert_int_equal(tst_db_int(db, "SELECT n_orders FROM results WHERE interval_id = ?1", iv),
                      (int64_t)b.n);
-    assert_int_equal(q1(db, "SELECT matched_wh FROM results WHERE interval_id = ?1", iv),
+    assert_int_equal(tst_db_int(db, "SELECT matched_wh FROM results WHERE interval_id = ?1", iv),
                      s->matched_wh);
-    assert_int_equal(q1(db, "SELECT local_value_uc FROM results WHERE interval_id = ?1", iv),
+    assert_int_equal(tst_db_int(db, "SELECT local_value_uc FROM results WHERE interval_id = ?1", iv),
                      s->local_value_uc);
-    assert_int_equal(q1(db, "SELECT price_uc_per_kwh FROM results WHERE interval_id = ?1", iv),
+    assert_int_equal(tst_db_int(db, "SELECT price_uc_per_kwh FROM results WHERE interval_id = ?1", iv),
                      s->clearing_price_uc_per_kwh);
-    assert_int_equal(q1(db, "SELECT count(*) FROM trades WHERE interval_id = ?1", iv),
+    assert_int_equal(tst_db_int(db, "SELECT count(*) FROM trades WHERE interval_id = ?1", iv),
                      (int64_t)nt);
-    assert_int_equal(q1(db, "SELECT coalesce(sum(energy_wh), 0) FROM trades WHERE "
+    assert_int_equal(tst_db_int(db, "SELECT coalesce(sum(energy_wh), 0) FROM trades WHERE "
                             "interval_id = ?1",
                         iv),
                      s->matched_wh);
@@ -255,30 +175,15 @@ static void kill_restart_run(void **state)
 
     /* homes in the registry, keys from fixed seeds */
     memset(&W, 0, sizeof W);
-    sqlite3 *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg), CTL_REG_OK);
-    for (int h = 0; h < HOMES; h++) {
-        home *hm = &W.homes[h];
-        snprintf(hm->id, sizeof hm->id, "home-%d", h);
-        uint8_t seed[32];
-        memset(seed, h + 1, sizeof seed);
-        assert_int_equal(ctl_key_from_seed(seed, &hm->key), 0);
-        ctl_participant p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", hm->id);
-        memcpy(p.pubkey, ctl_key_public(hm->key), CTL_PUBKEY_BYTES);
-        p.role = CTL_ROLE_HOME;
-        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
-    }
-    sqlite3_close(reg);
+    tst_homes_register(W.homes, HOMES, 1, db_path, false);
 
     /* simulated time starts at 2024-06-01T00:00:00Z now */
-    int64_t t0 = real_ms();
+    int64_t t0 = ctl_wall_ms();
     ctl_clock clock = {t0, INT64_C(1717200000000), SPEED};
     snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
     clock.real0_ms = (t0 / 1000) * 1000;
     const ctl_interval_rules rules = {900, 300, 4};
-    W.first_interval = ctl_interval_first_open(1717200000 + (real_ms() - clock.real0_ms) *
+    W.first_interval = ctl_interval_first_open(1717200000 + (ctl_wall_ms() - clock.real0_ms) *
                                                                SPEED / 1000, &rules);
 
     bus_config bc = {.host = "127.0.0.1", .port = tst_broker_port(br), .client_id = "homes",
@@ -293,42 +198,41 @@ static void kill_restart_run(void **state)
     snprintf(filter, sizeof filter, "mgx/v1/" COMMUNITY "/market/+/result");
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
 
-    pid_t ctl = start_controller(bin, conf, anchor, log);
+    pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     unsigned seed = 20240601;
     int kills = 0;
-    int64_t next_kill = real_ms() + 150 + rand_r(&seed) % 400;
-    int64_t end = real_ms() + RUN_MS;
-    while (real_ms() < end || kills < MIN_KILLS) {
+    int64_t next_kill = ctl_wall_ms() + 150 + rand_r(&seed) % 400;
+    int64_t end = ctl_wall_ms() + RUN_MS;
+    while (ctl_wall_ms() < end || kills < MIN_KILLS) {
         bus_loop(c, 5);
-        int64_t now_real = real_ms();
+        int64_t now_real = ctl_wall_ms();
         int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
         /* the next interval whose gate is at least 100 simulated seconds away */
         int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
         for (int h = 0; h < HOMES; h++) {
-            home *hm = &W.homes[h];
+            tst_home *hm = &W.homes[h];
             if (!hm->has_pending && hm->done_interval < target && bus_connected(c)) {
-                make_order(hm, h, target, sim_ms, &seed);
+                tst_home_make_order(W.homes, h, COMMUNITY, target, sim_ms, &seed, &SHAPE);
                 /* some homes replace their order once: the newer one must be what counts */
-                if (rand_r(&seed) % 4 == 0)
-                    send_order(c, hm), make_order(hm, h, target, sim_ms + 1, &seed);
+                if (rand_r(&seed) % 4 == 0) {
+                    tst_home_send_order(c, COMMUNITY, hm);
+                    tst_home_make_order(W.homes, h, COMMUNITY, target, sim_ms + 1, &seed, &SHAPE);
+                }
             }
             if (hm->has_pending && now_real - hm->last_sent_ms > 150 && bus_connected(c))
-                send_order(c, hm);
+                tst_home_send_order(c, COMMUNITY, hm);
         }
         if (now_real >= next_kill && kills < 1000) {
-            kill(ctl, SIGKILL);
-            int st;
-            waitpid(ctl, &st, 0);
-            assert_true(WIFSIGNALED(st));
+            tst_kill9(ctl);
             kills++;
             usleep((useconds_t)(rand_r(&seed) % 200) * 1000);
-            ctl = start_controller(bin, conf, anchor, log);
-            next_kill = real_ms() + 100 + rand_r(&seed) % 500;
+            ctl = tst_controller_start(bin, conf, anchor, log, NULL);
+            next_kill = ctl_wall_ms() + 100 + rand_r(&seed) % 500;
         }
     }
     /* let the last intervals clear, then stop cleanly */
-    int64_t settle = real_ms() + 1500;
-    while (real_ms() < settle)
+    int64_t settle = ctl_wall_ms() + 1500;
+    while (ctl_wall_ms() < settle)
         bus_loop(c, 10);
     kill(ctl, SIGTERM);
     int st;
@@ -339,19 +243,19 @@ static void kill_restart_run(void **state)
 
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    int64_t first = q1(db, "SELECT CAST(value AS INTEGER) FROM ctl_meta WHERE key = "
+    int64_t first = tst_db_int(db, "SELECT CAST(value AS INTEGER) FROM ctl_meta WHERE key = "
                            "'first_interval' AND ?1 = ?1",
                        0);
-    int64_t lo = q1(db, "SELECT min(interval_id) FROM intervals WHERE ?1 = ?1", 0);
-    int64_t hi = q1(db, "SELECT max(interval_id) FROM intervals WHERE ?1 = ?1", 0);
-    int64_t n = q1(db, "SELECT count(*) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
+    int64_t lo = tst_db_int(db, "SELECT min(interval_id) FROM intervals WHERE ?1 = ?1", 0);
+    int64_t hi = tst_db_int(db, "SELECT max(interval_id) FROM intervals WHERE ?1 = ?1", 0);
+    int64_t n = tst_db_int(db, "SELECT count(*) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
     /* contiguous, each once: ids lo..hi all present (PRIMARY KEY: no id twice) */
     assert_int_equal(lo, first);
     assert_int_equal(n, hi - lo + 1);
     /* 14+ s at 3600x is 14+ simulated hours: at least 50 quarter hours */
     assert_true(n >= 50);
     /* every interval whose gate closed before the clean stop is cleared */
-    int64_t stop_sim_s = ctl_clock_sim_ms(&clock, real_ms()) / 1000;
+    int64_t stop_sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
     assert_true(hi >= ctl_interval_first_open(stop_sim_s, &rules) - 3);
     /* every receipted acceptance is stored as accepted */
     sqlite3_stmt *q;
@@ -378,14 +282,14 @@ static void kill_restart_run(void **state)
         assert_true(iv - W.first_interval < 4096);
     }
     mkt_clearing_free(mc);
-    assert_int_equal(q1(db, "SELECT count(*) FROM orders o WHERE status = 1 AND superseded = 0 "
+    assert_int_equal(tst_db_int(db, "SELECT count(*) FROM orders o WHERE status = 1 AND superseded = 0 "
                             "AND EXISTS (SELECT 1 FROM orders p WHERE p.participant = "
                             "o.participant AND p.interval_id = o.interval_id AND p.status = 1 "
                             "AND p.created_ms > o.created_ms) AND ?1 = ?1",
                         0),
                      0);
     /* no accepted order arrived for an interval after it was cleared */
-    assert_int_equal(q1(db, "SELECT count(*) FROM orders o JOIN intervals i USING(interval_id) "
+    assert_int_equal(tst_db_int(db, "SELECT count(*) FROM orders o JOIN intervals i USING(interval_id) "
                             "WHERE o.status = 1 AND o.received_ms > i.cleared_ms AND ?1 = ?1",
                         0),
                      0);
@@ -394,7 +298,7 @@ static void kill_restart_run(void **state)
     for (int64_t iv = lo; iv <= hi; iv++)
         if (iv - W.first_interval >= 0)
             assert_true(W.results_seen[iv - W.first_interval] >= 1);
-    assert_int_equal(q1(db, "SELECT count(*) FROM intervals WHERE published = 0 AND ?1 = ?1", 0),
+    assert_int_equal(tst_db_int(db, "SELECT count(*) FROM intervals WHERE published = 0 AND ?1 = ?1", 0),
                      0);
     sqlite3_close(db);
     fprintf(stderr, "crash test: %d kills, %lld intervals cleared, %zu accepted orders, %zu "
@@ -403,8 +307,7 @@ static void kill_restart_run(void **state)
 
     bus_stop(c, 500);
     bus_free(c);
-    for (int h = 0; h < HOMES; h++)
-        ctl_key_free(W.homes[h].key);
+    tst_homes_free(W.homes, HOMES);
     tst_broker_free(br);
     tst_rmtree(dir);
     free(dir);

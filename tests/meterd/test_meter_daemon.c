@@ -29,6 +29,7 @@
 #include "mgx/meter_server.h"
 #include "bus/payload.h"
 #include "recorder.h"
+#include "files.h"
 
 #define SDM_TOPIC "mgx/v1/test/meter/sdm-1/state"
 #define SS_TOPIC "mgx/v1/test/meter/ss-2/state"
@@ -106,18 +107,6 @@ static int wait_exit(pid_t pid, int timeout_ms)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return -1;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return calloc(1, 1);
-    char *buf = calloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
 }
 
 static void setup_fixture(fixture *f, const char *broker_conf)
@@ -252,7 +241,7 @@ static void test_exact_values_meta_status_will(void **state)
     f.pid = 0;
     assert_true(rec_retained(port, STATUS_TOPIC, buf, sizeof buf, 5000));
     assert_string_equal(buf, "offline");
-    char *err = slurp(f.err);
+    char *err = tst_file_text_or_empty(f.err);
     assert_non_null(strstr(err, "stopped:"));
     free(err);
     rec_stop(r);
@@ -309,7 +298,7 @@ static void test_broker_outage(void **state)
     kill(f.pid, SIGTERM);
     assert_int_equal(wait_exit(f.pid, 10000), 0);
     f.pid = 0;
-    char *log = slurp(f.err);
+    char *log = tst_file_text_or_empty(f.err);
     long long readings = stat_before(log, " readings");
     long long waiting = stat_before(log, " waiting");
     long long dropped = stat_before(log, " dropped");
@@ -410,7 +399,7 @@ static void test_killed_daemon_outbox_published_after_restart(void **state)
     for (size_t i = 1; i < na; i++)
         assert_true(a[i].ts_ms > a[i - 1].ts_ms);
     assert_true(a[0].ts_ms <= max_enq);
-    char *log = slurp(f.err);
+    char *log = tst_file_text_or_empty(f.err);
     assert_non_null(strstr(log, "messages waiting from an earlier run"));
     assert_int_equal(stat_before(log, " waiting"), 0);
     free(log);
@@ -486,11 +475,11 @@ static void test_default_client_id_keeps_legacy_outbox(void **state)
         tst_sleep_ms(100);
     }
     assert_string_equal(buf, "online");
-    char *log = slurp(f.err);
+    char *log = tst_file_text_or_empty(f.err);
     for (int t = 0; t < 100 && !strstr(log, "messages waiting from an earlier run"); t++) {
         free(log);
         tst_sleep_ms(100);
-        log = slurp(f.err);
+        log = tst_file_text_or_empty(f.err);
     }
     assert_non_null(strstr(log, "messages waiting from an earlier run"));
     assert_int_equal(count_matches(log, "keeping the outbox"), 1);
@@ -511,7 +500,7 @@ static void test_default_client_id_keeps_legacy_outbox(void **state)
     kill(f.pid, SIGTERM);
     assert_int_equal(wait_exit(f.pid, 10000), 0);
     f.pid = 0;
-    log = slurp(f.err);
+    log = tst_file_text_or_empty(f.err);
     assert_int_equal(count_matches(log, "keeping the outbox"), 1);
     free(log);
     rec_stop(r);
@@ -533,7 +522,7 @@ static void test_outbox_full_is_logged(void **state)
     f.pid = 0;
     int64_t max_enq;
     assert_int_equal(count_outbox(f.dir, &max_enq), 5);
-    char *log = slurp(f.err);
+    char *log = tst_file_text_or_empty(f.err);
     assert_non_null(strstr(log, "outbox full (5 messages): dropped the oldest message"));
     assert_true(stat_before(log, " dropped") > 0);
     assert_int_equal(stat_before(log, " waiting"), 5);
@@ -550,7 +539,7 @@ static void test_once(void **state)
     f.pid = spawn(&f, "--once", NULL);
     assert_int_equal(wait_exit(f.pid, 20000), 0);
     f.pid = 0;
-    char *out = slurp(f.out);
+    char *out = tst_file_text_or_empty(f.out);
     /* one line per device, in config order, same fields as the state topic */
     char *nl = strchr(out, '\n');
     assert_non_null(nl);
@@ -579,7 +568,7 @@ static void test_once(void **state)
     f.pid = spawn(&f, "--once", NULL);
     assert_int_equal(wait_exit(f.pid, 20000), 1);
     f.pid = 0;
-    out = slurp(f.out);
+    out = tst_file_text_or_empty(f.out);
     char *ghost = strstr(out, "{\"meter_id\":\"ghost\"");
     assert_non_null(ghost);
     assert_non_null(strstr(ghost, "\"ok\":false"));
@@ -607,7 +596,7 @@ static void expect_config_error(const char *dir, const char *text, const char *w
         _exit(127);
     }
     assert_int_equal(wait_exit(pid, 10000), 1);
-    char *err = slurp(errp);
+    char *err = tst_file_text_or_empty(errp);
     char full[700];
     snprintf(full, sizeof full, "%s%s", path, want);
     if (!strstr(err, full))

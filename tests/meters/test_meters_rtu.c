@@ -30,6 +30,8 @@
 #include "mgx/sdm.h"
 #include "bus/payload.h"
 #include "rtu_bus.h"
+#include "files.h"
+#include "config_text.h"
 
 /* ---- fixtures ---- */
 
@@ -104,25 +106,6 @@ static void meter_section(char *buf, size_t cap, const char *id, const char *pro
            id, profile, device, unit, extra ? extra : "");
 }
 
-static mtr_config *load_text(const char *text)
-{
-    char *dir = tst_tmpdir("rtu-cfg");
-    char path[512], err[512];
-    snprintf(path, sizeof path, "%s/meters.ini", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    mtr_config *cfg = NULL;
-    int rc = mtr_config_load(path, &cfg, err, sizeof err);
-    if (rc)
-        fprintf(stderr, "config: %s\n", err);
-    assert_int_equal(rc, MTR_OK);
-    tst_rmtree(dir);
-    free(dir);
-    return cfg;
-}
-
 /* The config of the three METERS on bus b, each with extra. */
 static mtr_config *three_meters(trb_bus *b, const char *extra)
 {
@@ -133,7 +116,7 @@ static mtr_config *three_meters(trb_bus *b, const char *extra)
         meter_section(text, sizeof text, id, METERS[i].profile, trb_path(b), METERS[i].unit,
                       extra);
     }
-    return load_text(text);
+    return tst_meters_config(text);
 }
 
 static void assert_exact(const mtr_sample *s, const meter_values *m)
@@ -295,7 +278,7 @@ static void pause_across_passes(void **state)
         meter_section(text, sizeof text, id, METERS[i].profile, trb_path(b), METERS[i].unit,
                       extra);
     }
-    mtr_config *cfg = load_text(text);
+    mtr_config *cfg = tst_meters_config(text);
     results *c = results_new();
     mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
     mtr_poller *p = mtr_poller_new(cfg, &opt);
@@ -340,7 +323,7 @@ static void silent_unit_does_not_block_the_bus(void **state)
     meter_section(text, sizeof text, "m1", "sdm630", trb_path(b), 1, extra);
     meter_section(text, sizeof text, "m9", "sdm630", trb_path(b), 9, extra);
     meter_section(text, sizeof text, "m2", "sdm120", trb_path(b), 2, extra);
-    mtr_config *cfg = load_text(text);
+    mtr_config *cfg = tst_meters_config(text);
     results *c = results_new();
     mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
     mtr_poller *p = mtr_poller_new(cfg, &opt);
@@ -521,18 +504,6 @@ static const char *mgx_bin(void)
     return bin ? bin : MGX_BINARY_DIR "/mgx";
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char *buf = calloc(1, 65536);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, 65535, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Runs `mgx meter CONF --once` with stdout to out; returns the exit status (-1: hung). */
 static int run_once_cli(const char *conf, const char *out, const char *errp)
 {
@@ -596,14 +567,14 @@ static void cli_once_over_rtu(void **state)
     fclose(f);
 
     int st = run_once_cli(conf, out, errp);
-    char *o = slurp(out);
+    char *o = tst_file_text(out);
     if (st != 0) {
-        char *e = slurp(errp);
+        char *e = tst_file_text(errp);
         fail_msg("mgx meter --once exited %d\nstdout: %s\nstderr: %s", st, o, e);
     }
     free(o);
     for (int u = 1; u <= 2; u++) {
-        o = slurp(out); /* line_of cuts the text after the line it finds */
+        o = tst_file_text(out); /* line_of cuts the text after the line it finds */
         char id[8];
         snprintf(id, sizeof id, "m%d", u);
         char *l = line_of(o, id);
@@ -624,12 +595,12 @@ static void cli_once_over_rtu(void **state)
     fprintf(f, "device = %s\n", link);
     fclose(f);
     assert_int_equal(run_once_cli(conf, out, errp), 1);
-    o = slurp(out);
+    o = tst_file_text(out);
     char *l = line_of(o, "ghost");
     assert_non_null(strstr(l, "\"ok\":false"));
     assert_non_null(strstr(l, "no reply (timeout)"));
     free(o);
-    o = slurp(out);
+    o = tst_file_text(out);
     mtr_sample s;
     l = line_of(o, "m2");
     assert_int_equal(bus_state_decode(l, strlen(l), "m2", &s, NULL, 0), BUS_OK);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "ausgrid_raw.h"
+#include "shell.h"
 
 #define RAW      MGX_SHARED_DATA_DIR "/ausgrid-customer12-2011-2012.csv"
 #define SCENARIO MGX_SOURCE_DIR "/config/ausgrid-test.ini"
@@ -48,17 +49,6 @@ typedef struct {
 
 static totals want[HOMES], want_all;
 static int64_t feed_in, retail, fee = -1;
-
-__attribute__((format(printf, 1, 2))) static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return st == -1 ? -1 : (st >> 8) & 0xff;
-}
 
 /* The tariffs as the scenario file writes them ("key = value"). */
 static void read_tariffs(void)
@@ -126,11 +116,11 @@ static int setup(void **state)
     assert_int_equal(ausgrid_read_raw(RAW, gc, gg, ROWS), ROWS);
     read_tariffs();
     expected_baseline();
-    assert_int_equal(run("rm -rf '%s' && mkdir -p '%s'", WORK, WORK), 0);
-    assert_int_equal(run("'%s' -v homes=%d -f '%s/config/convert-ausgrid.awk' '%s' > '%s'", MGX_AWK,
+    assert_int_equal(tst_sh("rm -rf '%s' && mkdir -p '%s'", WORK, WORK), 0);
+    assert_int_equal(tst_sh("'%s' -v homes=%d -f '%s/config/convert-ausgrid.awk' '%s' > '%s'", MGX_AWK,
                          HOMES, MGX_SOURCE_DIR, RAW, DATA),
                      0);
-    assert_int_equal(run("'%s' sim '%s' --data '%s' --out '%s' --no-plots --quiet", mgx_bin,
+    assert_int_equal(tst_sh("'%s' sim '%s' --data '%s' --out '%s' --no-plots --quiet", mgx_bin,
                          SCENARIO, DATA, OUT),
                      0);
     have_data = 1;
@@ -284,7 +274,7 @@ static void test_unknown_home_fails(void **state)
           "2011-07-01 00:00:00,ausgrid-4,10,0\n",
           fp);
     fclose(fp);
-    assert_int_equal(run("'%s' sim '%s' --data '%s' --out '%s/test-sim-ausgrid-bad' --no-plots "
+    assert_int_equal(tst_sh("'%s' sim '%s' --data '%s' --out '%s/test-sim-ausgrid-bad' --no-plots "
                          "--quiet 2> '%s'",
                          mgx_bin, SCENARIO, bad, MGX_BINARY_DIR, errf),
                      1);
