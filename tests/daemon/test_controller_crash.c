@@ -178,23 +178,13 @@ static void kill_restart_run(void **state)
     tst_homes_register(W.homes, HOMES, 1, db_path, false);
 
     /* simulated time starts at 2024-06-01T00:00:00Z now */
-    int64_t t0 = ctl_wall_ms();
-    ctl_clock clock = {t0, INT64_C(1717200000000), SPEED};
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
-    clock.real0_ms = (t0 / 1000) * 1000;
+    ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
     const ctl_interval_rules rules = {900, 300, 4};
-    W.first_interval = ctl_interval_first_open(1717200000 + (ctl_wall_ms() - clock.real0_ms) *
-                                                               SPEED / 1000, &rules);
+    W.first_interval = ctl_interval_first_open(ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000,
+                                               &rules);
 
-    bus_config bc = {.host = "127.0.0.1", .port = tst_broker_port(br), .client_id = "homes",
-                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
-                     .log_level = BUS_LOG_WARN};
-    bus_client *c = bus_new(&bc, on_msg, NULL, NULL, NULL);
-    assert_non_null(c);
-    assert_int_equal(bus_start(c), BUS_OK);
+    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 0, on_msg);
     char filter[BUS_TOPIC_MAX];
-    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
-    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     snprintf(filter, sizeof filter, "mgx/v1/" COMMUNITY "/market/+/result");
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
 
@@ -234,11 +224,7 @@ static void kill_restart_run(void **state)
     int64_t settle = ctl_wall_ms() + 1500;
     while (ctl_wall_ms() < settle)
         bus_loop(c, 10);
-    kill(ctl, SIGTERM);
-    int st;
-    waitpid(ctl, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    tst_controller_stop(ctl);
     bus_loop(c, 50);
 
     sqlite3 *db;

@@ -166,19 +166,8 @@ typedef struct {
 
 static int market_home(sqlite3 *db, uint64_t market_id)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE "
-                                            "market_id = ?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, (int64_t)market_id);
-    int h = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        h = home_index((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return h;
+    return tst_homes_market_home(W.homes, HOMES, db, market_id);
 }
-
 static void check_block_txs(sqlite3 *db, int64_t height, int64_t iv, tally *t)
 {
     sqlite3_stmt *st;
@@ -282,30 +271,19 @@ static void settle_under_kills(void **state)
     memset(&W, 0, sizeof W);
     tst_homes_register(W.homes, HOMES, 1, db_path, true);
 
-    int64_t t0 = ctl_wall_ms();
-    ctl_clock clock = {(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
+    ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
     const ctl_interval_rules rules = {900, 300, 4};
     int64_t start_sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
     W.first_interval = ctl_interval_first_open(start_sim_s, &rules);
     for (int h = 0; h < HOMES; h++)
         W.homes[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
 
-    bus_config bc = {.host = "127.0.0.1", .port = tst_broker_port(br), .client_id = "homes",
-                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
-                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
-    bus_client *c = bus_new(&bc, on_msg, NULL, NULL, NULL);
-    assert_non_null(c);
-    assert_int_equal(bus_start(c), BUS_OK);
+    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 30000, on_msg);
     char filter[BUS_TOPIC_MAX];
-    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
-    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     bus_filter_all(filter, sizeof filter, COMMUNITY, "statement", NULL);
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     snprintf(filter, sizeof filter, "mgx/v1/" COMMUNITY "/ledger/checkpoint");
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
-    while (!bus_connected(c))
-        bus_loop(c, 10);
 
     pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     unsigned seed = 20240601;
@@ -373,11 +351,7 @@ static void settle_under_kills(void **state)
             replay_again = 0;
         }
     }
-    kill(ctl, SIGTERM);
-    int st;
-    waitpid(ctl, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    tst_controller_stop(ctl);
     int64_t stop_sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
     int64_t wait = ctl_wall_ms() + 300;
     while (ctl_wall_ms() < wait)

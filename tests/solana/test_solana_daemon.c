@@ -199,8 +199,6 @@ static tst_home H[HOMES];
 static accounts A[HOMES];
 static char g_authority[64], g_energy_mint[64], g_payment_mint[64];
 
-static int home_index(const char *id) { return tst_home_index(H, HOMES, id); }
-
 static int home_of_account(const char *ata, int *asset)
 {
     for (int h = 0; h < HOMES; h++) {
@@ -392,19 +390,8 @@ static int xfer_cmp(const void *a, const void *b)
 
 static int market_home(sqlite3 *db, uint64_t market_id)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE "
-                                            "market_id = ?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, (int64_t)market_id);
-    int h = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        h = home_index((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return h;
+    return tst_homes_market_home(H, HOMES, db, market_id);
 }
-
 typedef struct {
     size_t trades, delivered_trades, zero_payment;
     int64_t rounded_off_uc;
@@ -760,11 +747,9 @@ static void run(run_state *r, const char *db_path)
             homes_turn(r);
         next_check = ctl_wall_ms() + 200;
     }
-    kill(g_ctl, SIGTERM);
-    int st;
-    assert_int_equal(waitpid(g_ctl, &st, 0), g_ctl);
+    pid_t ctl = g_ctl;
     g_ctl = -1;
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tst_controller_stop(ctl);
 }
 
 /* ---- the setup ---- */
@@ -789,10 +774,8 @@ static void write_config(const char *conf, const char *db_path, int broker_port)
 
 static void connect_homes(run_state *r, int broker_port)
 {
-    int64_t t0 = ctl_wall_ms();
     static char anchor[64];
-    r->clock = (ctl_clock){(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
+    r->clock = tst_sim_clock(anchor, sizeof anchor);
     g_anchor = anchor;
     r->rules = (ctl_interval_rules){900, 300, 4};
     r->seed = 20240601;
@@ -800,17 +783,7 @@ static void connect_homes(run_state *r, int broker_port)
     int64_t start_sim_s = ctl_clock_sim_ms(&r->clock, ctl_wall_ms()) / 1000;
     for (int h = 0; h < HOMES; h++)
         H[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
-    bus_config bc = {.host = "127.0.0.1", .port = broker_port, .client_id = "homes",
-                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
-                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
-    r->bus = bus_new(&bc, on_msg, NULL, NULL, NULL);
-    assert_non_null(r->bus);
-    assert_int_equal(bus_start(r->bus), BUS_OK);
-    char filter[BUS_TOPIC_MAX];
-    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
-    assert_int_equal(bus_subscribe(r->bus, filter, 1), BUS_OK);
-    while (!bus_connected(r->bus))
-        bus_loop(r->bus, 10);
+    r->bus = tst_homes_connect(broker_port, COMMUNITY, 30000, on_msg);
 }
 
 /* ---- the checks ---- */

@@ -108,6 +108,38 @@ int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r)
     return h;
 }
 
+bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
+                              bus_message_fn on_msg)
+{
+    bus_config bc = {.host = "127.0.0.1", .port = port, .client_id = "homes",
+                     .community = community, .backoff_min_ms = 50, .backoff_max_ms = 200,
+                     .max_pending = max_pending, .log_level = BUS_LOG_WARN};
+    bus_client *c = bus_new(&bc, on_msg, NULL, NULL, NULL);
+    assert_non_null(c);
+    assert_int_equal(bus_start(c), BUS_OK);
+    char filter[BUS_TOPIC_MAX];
+    bus_filter_all(filter, sizeof filter, community, "receipt", NULL);
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    while (!bus_connected(c))
+        bus_loop(c, 10);
+    return c;
+}
+
+int tst_homes_market_home(const tst_home *homes, int n, sqlite3 *db, uint64_t market_id)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE "
+                                            "market_id = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, (int64_t)market_id);
+    int h = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        h = tst_home_index(homes, n, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return h;
+}
+
 void tst_send_reading(bus_client *c, const char *community, const mtr_sample *s)
 {
     char topic[BUS_TOPIC_MAX], body[BUS_JSON_MAX];
@@ -132,6 +164,22 @@ pid_t tst_controller_start(const char *bin, const char *conf, const char *anchor
         _exit(127);
     }
     return pid;
+}
+
+ctl_clock tst_sim_clock(char *anchor, size_t cap)
+{
+    int64_t t0_s = ctl_wall_ms() / 1000;
+    snprintf(anchor, cap, "%lld:1717200000", (long long)t0_s);
+    return (ctl_clock){t0_s * 1000, INT64_C(1717200000000), 3600};
+}
+
+void tst_controller_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 void tst_kill9(pid_t pid)

@@ -9,6 +9,7 @@
 #define MGX_TEST_HOMES_H
 
 #include "bus/bus.h"
+#include "common/interval.h"
 #include "orders/keys.h"
 #include "orders/order_msg.h"
 #include "mgx/meter.h"
@@ -55,6 +56,14 @@ void tst_home_send_order(bus_client *c, const char *community, tst_home *hm);
  * when r answers none (an old resend's duplicate, another home's). */
 int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r);
 
+/* The homes' bus client ("homes", QoS 1 publishes, up to max_pending awaiting their PUBACK, 0:
+ * the default) on the broker at 127.0.0.1:port, subscribed to the community's receipts and
+ * connected; on_msg gets every message. */
+bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
+                              bus_message_fn on_msg);
+/* The index of the home the database's market id stands for, -1 if none. */
+int tst_homes_market_home(const tst_home *homes, int n, sqlite3 *db, uint64_t market_id);
+
 /* Publishes one reading on the meter's state topic (QoS 1). */
 void tst_send_reading(bus_client *c, const char *community, const mtr_sample *s);
 
@@ -62,6 +71,11 @@ void tst_send_reading(bus_client *c, const char *community, const mtr_sample *s)
  * log, and MGX_CRASH_AT=crash_at when crash_at is not NULL; returns the pid. */
 pid_t tst_controller_start(const char *bin, const char *conf, const char *anchor,
                            const char *log, const char *crash_at);
+/* The simulated clock of the crash tests: 2024-06-01T00:00:00Z at the current second, 3600
+ * times real time; anchor gets the matching --clock-anchor argument. */
+ctl_clock tst_sim_clock(char *anchor, size_t cap);
+/* Stops the controller with SIGTERM; fails the test unless it exits cleanly with status 0. */
+void tst_controller_stop(pid_t pid);
 /* kill -9 of pid, reaped; fails the test if it was not the signal that ended it. */
 void tst_kill9(pid_t pid);
 
