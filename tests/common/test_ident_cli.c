@@ -21,8 +21,6 @@
 
 #include "broker.h" /* tst_tmpdir */
 
-static char *dir;
-
 typedef struct {
     int status;
     char err[4096];
@@ -32,14 +30,14 @@ typedef struct {
 static void run(run_result *r, char *const argv[])
 {
     char err_path[512];
-    snprintf(err_path, sizeof err_path, "%s/.err", dir);
+    snprintf(err_path, sizeof err_path, "%s/.err", tst_dir);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int o = open("/dev/null", O_WRONLY);
-        if (chdir(dir) != 0 || e < 0 || o < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+        if (chdir(tst_dir) != 0 || e < 0 || o < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
             _exit(126);
         execvp(argv[0], argv);
         _exit(127);
@@ -113,7 +111,7 @@ static void certs_script(void **state)
     if (r.status != 0)
         fail_msg("63-byte id refused: %s", r.err);
     char path[600], line[256] = "";
-    snprintf(path, sizeof path, "%s/passwd", dir);
+    snprintf(path, sizeof path, "%s/passwd", tst_dir);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     assert_non_null(fgets(line, sizeof line, f));
@@ -137,26 +135,11 @@ static void certs_script(void **state)
     free(id64);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    dir = tst_tmpdir("ident-cli");
-    return dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(participant_add),
         cmocka_unit_test(certs_script),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tst_dir_setup, tst_dir_teardown);
 }

@@ -23,23 +23,14 @@
 
 #include "broker.h"
 
-static char *dir;
 static char conf[512], errlog[512];
 
 static int setup(void **state)
 {
-    (void)state;
-    dir = tst_tmpdir("ctlconf");
-    snprintf(conf, sizeof conf, "%s/controller.ini", dir);
-    snprintf(errlog, sizeof errlog, "%s/stderr.txt", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
+    if (tst_dir_setup(state) != 0)
+        return -1;
+    snprintf(conf, sizeof conf, "%s/controller.ini", tst_dir);
+    snprintf(errlog, sizeof errlog, "%s/stderr.txt", tst_dir);
     return 0;
 }
 
@@ -156,7 +147,7 @@ static void relative_db_is_next_to_the_config(void **state)
                "community = elm\ndb = ctl.db\n");
     pid_t pid = start(NULL);
     char db[600];
-    snprintf(db, sizeof db, "%s/ctl.db", dir);
+    snprintf(db, sizeof db, "%s/ctl.db", tst_dir);
     struct stat sb;
     int found = 0;
     for (int i = 0; i < 200 && !found; i++) {
@@ -180,5 +171,5 @@ int main(void)
         cmocka_unit_test(good_files_are_taken),
         cmocka_unit_test(relative_db_is_next_to_the_config),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
 }

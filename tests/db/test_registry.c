@@ -17,27 +17,10 @@
 #include "broker.h"
 #include "db/registry.h"
 
-static char *dir;
-
-static int setup(void **state)
-{
-    (void)state;
-    dir = tst_tmpdir("registry");
-    return dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
-    return 0;
-}
-
 static sqlite3 *open_db(const char *name)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(path, sizeof path, "%s/%s", tst_dir, name);
     sqlite3 *db = NULL;
     int rc = ctl_registry_open(path, &db);
     if (rc)
@@ -190,7 +173,7 @@ static void test_foreign_schema(void **state)
 {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/d.db", dir);
+    snprintf(path, sizeof path, "%s/d.db", tst_dir);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE participants(id TEXT, name TEXT)", NULL,
@@ -199,7 +182,7 @@ static void test_foreign_schema(void **state)
     assert_int_equal(ctl_registry_init(db), CTL_REG_E_SCHEMA);
     sqlite3_close(db);
     /* a file that is not a database */
-    snprintf(path, sizeof path, "%s/e.db", dir);
+    snprintf(path, sizeof path, "%s/e.db", tst_dir);
     FILE *f = fopen(path, "w");
     fputs("this is not sqlite, but it is long enough to have a header of sorts..........\n"
           "...............................................................................\n",
@@ -225,5 +208,5 @@ int main(void)
         cmocka_unit_test(test_two_connections),
         cmocka_unit_test(test_foreign_schema),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tst_dir_setup, tst_dir_teardown);
 }

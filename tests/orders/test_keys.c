@@ -24,26 +24,9 @@
 #include "orders/keys.h"
 #include "files.h"
 
-static char *dir;
-
-static int setup(void **state)
-{
-    (void)state;
-    dir = tst_tmpdir("keys");
-    return dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
-    return 0;
-}
-
 static void path_of(char *out, size_t cap, const char *name)
 {
-    snprintf(out, cap, "%s/%s", dir, name);
+    snprintf(out, cap, "%s/%s", tst_dir, name);
 }
 
 static void test_keygen_and_load(void **state)
@@ -109,7 +92,7 @@ static void test_keygen_all_or_nothing(void **state)
     assert_int_equal(errno, ENOENT);
     /* a missing directory is an I/O error with errno kept */
     char bad[600];
-    path_of(bad, sizeof bad, "no/such/dir/dave");
+    path_of(bad, sizeof bad, "no/such/tst_dir/dave");
     assert_int_equal(ctl_keygen_files(bad, NULL), CTL_KEY_E_IO);
     assert_int_equal(errno, ENOENT);
     assert_int_equal(ctl_keygen_files("", NULL), CTL_KEY_E_INVAL);
@@ -188,8 +171,8 @@ static void test_load_refuses(void **state)
     tst_file_write(p, big, 0600);
     assert_int_equal(ctl_key_load(p, &k), CTL_KEY_E_FORMAT);
     /* a directory, a missing file */
-    assert_int_equal(chmod(dir, 0700), 0);
-    assert_int_equal(ctl_key_load(dir, &k), CTL_KEY_E_NOTFILE);
+    assert_int_equal(chmod(tst_dir, 0700), 0);
+    assert_int_equal(ctl_key_load(tst_dir, &k), CTL_KEY_E_NOTFILE);
     path_of(p, sizeof p, "missing.key");
     assert_int_equal(ctl_key_load(p, &k), CTL_KEY_E_IO);
     assert_int_equal(errno, ENOENT);
@@ -240,5 +223,5 @@ int main(void)
         cmocka_unit_test(test_load_refuses),
         cmocka_unit_test(test_pubkey_parse),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tst_dir_setup, tst_dir_teardown);
 }

@@ -27,12 +27,11 @@
 #include "broker.h"
 #include "ledger_harness.h"
 
-static char *dir;
 static char path_buf[8][512];
 
 static const char *P(int slot, const char *name)
 {
-    snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s", dir, name);
+    snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s", tst_dir, name);
     return path_buf[slot];
 }
 
@@ -45,11 +44,11 @@ static int exit_code(int st)
 static void make_ledger(const char *db_name, int n)
 {
     char db[512], in[512], key[512];
-    snprintf(db, sizeof db, "%s/%s", dir, db_name);
-    snprintf(key, sizeof key, "%s/k.skey", dir);
+    snprintf(db, sizeof db, "%s/%s", tst_dir, db_name);
+    snprintf(key, sizeof key, "%s/k.skey", tst_dir);
     remove(db);
     for (int i = 0; i < n; i++) {
-        snprintf(in, sizeof in, "%s/in%d.json", dir, i);
+        snprintf(in, sizeof in, "%s/in%d.json", tst_dir, i);
         lh_write_input(in, 1900000 + i, 40 + 10 * i, 16, (uint64_t)(i + 1));
         const char *a[] = {"ledger", "settle", db, "--input", in, "--key", key, NULL};
         assert_int_equal(exit_code(lh_run(a, NULL, NULL, P(7, "err"))), 0);
@@ -60,7 +59,7 @@ static void sql(const char *db_name, const char *stmt)
 {
     sqlite3 *db;
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, db_name);
+    snprintf(path, sizeof path, "%s/%s", tst_dir, db_name);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     char *msg = NULL;
     if (sqlite3_exec(db, stmt, NULL, NULL, &msg) != SQLITE_OK)
@@ -72,7 +71,7 @@ static void sql(const char *db_name, const char *stmt)
 static void expect_fault(const char *db_name, const char *want)
 {
     char db[512], err[4096];
-    snprintf(db, sizeof db, "%s/%s", dir, db_name);
+    snprintf(db, sizeof db, "%s/%s", tst_dir, db_name);
     const char *a[] = {"ledger", "verify", db, "--vkey-file", P(1, "k.vkey"), NULL};
     assert_int_equal(exit_code(lh_run(a, NULL, NULL, P(2, "verr"))), 1);
     assert_true(lh_slurp(P(2, "verr"), err, sizeof err) > 0);
@@ -83,7 +82,7 @@ static void expect_fault(const char *db_name, const char *want)
 static void expect_ok(const char *db_name)
 {
     char db[512], out[4096];
-    snprintf(db, sizeof db, "%s/%s", dir, db_name);
+    snprintf(db, sizeof db, "%s/%s", tst_dir, db_name);
     const char *a[] = {"ledger", "verify", db, "--vkey-file", P(1, "k.vkey"), NULL};
     int st = lh_run(a, NULL, P(2, "vout"), P(3, "verr"));
     lh_slurp(P(3, "verr"), out, sizeof out);
@@ -93,22 +92,14 @@ static void expect_ok(const char *db_name)
 
 static int setup(void **state)
 {
-    (void)state;
-    dir = tst_tmpdir("mgx-ledger");
+    if (tst_dir_setup(state) != 0)
+        return -1;
     const char *a[] = {"ledger", "keygen", "street.example/mgx", "--out", P(0, "k.skey"), NULL};
     assert_int_equal(exit_code(lh_run(a, NULL, P(1, "k.vkey"), NULL)), 0);
     /* keygen never overwrites a key */
     assert_int_equal(exit_code(lh_run(a, NULL, P(6, "k2.vkey"), NULL)), 1);
     const char *b[] = {"ledger", "keygen", "other", "--out", P(0, "o.skey"), NULL};
     assert_int_equal(exit_code(lh_run(b, NULL, P(1, "o.vkey"), NULL)), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
     return 0;
 }
 
@@ -180,7 +171,7 @@ static void faults_are_named(void **state)
     /* the ledger's own key differs from the one the auditor trusts */
     make_ledger("t.db", 1);
     char db[512], err[2048];
-    snprintf(db, sizeof db, "%s/t.db", dir);
+    snprintf(db, sizeof db, "%s/t.db", tst_dir);
     const char *a[] = {"ledger", "verify", db, "--vkey-file", P(1, "o.vkey"), NULL};
     assert_int_equal(exit_code(lh_run(a, NULL, NULL, P(2, "verr"))), 1);
     lh_slurp(P(2, "verr"), err, sizeof err);
@@ -270,7 +261,7 @@ static void proofs(void **state)
     /* a fork: another ledger with the same key and a different interval 2 */
     make_ledger("q.db", 2);
     char qdb[512];
-    snprintf(qdb, sizeof qdb, "%s/q.db", dir);
+    snprintf(qdb, sizeof qdb, "%s/q.db", tst_dir);
     lh_write_input(P(5, "fork.json"), 1900002, 30, 16, 777);
     const char *sf[] = {"ledger", "settle", qdb, "--input", P(5, "fork.json"), "--key",
                         P(6, "k.skey"), NULL};
@@ -364,5 +355,5 @@ int main(void)
         cmocka_unit_test(proofs),
         cmocka_unit_test(statements),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
 }

@@ -29,7 +29,6 @@
 #endif
 #include "ledger_harness.h"
 
-static char *dir;
 static char db[512], key[512], vkey[512], out[512], err[512];
 
 static void verify_ok(const char *when)
@@ -66,23 +65,15 @@ static long long blocks_for(int64_t interval, long long *total)
 
 static int setup(void **state)
 {
-    (void)state;
-    dir = tst_tmpdir("mgx-crash");
-    snprintf(db, sizeof db, "%s/l.db", dir);
-    snprintf(key, sizeof key, "%s/k.skey", dir);
-    snprintf(vkey, sizeof vkey, "%s/k.vkey", dir);
-    snprintf(out, sizeof out, "%s/out", dir);
-    snprintf(err, sizeof err, "%s/err", dir);
+    if (tst_dir_setup(state) != 0)
+        return -1;
+    snprintf(db, sizeof db, "%s/l.db", tst_dir);
+    snprintf(key, sizeof key, "%s/k.skey", tst_dir);
+    snprintf(vkey, sizeof vkey, "%s/k.vkey", tst_dir);
+    snprintf(out, sizeof out, "%s/out", tst_dir);
+    snprintf(err, sizeof err, "%s/err", tst_dir);
     const char *a[] = {"ledger", "keygen", "crash.example", "--out", key, NULL};
     assert_int_equal(WEXITSTATUS(lh_run(a, NULL, vkey, NULL)), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
     return 0;
 }
 
@@ -99,7 +90,7 @@ static void named_points(void **state)
     for (size_t p = 0; p < sizeof points / sizeof points[0]; p++) {
         int hits = 0;
         for (int i = 0; i < HITS; i++, interval++) {
-            snprintf(in, sizeof in, "%s/in.json", dir);
+            snprintf(in, sizeof in, "%s/in.json", tst_dir);
             lh_write_input(in, interval, 20 + i, 10, (uint64_t)interval);
             const char *a[] = {"ledger", "settle", db, "--input", in, "--key", key, NULL};
             int st = lh_run(a, points[p], NULL, NULL);
@@ -127,14 +118,14 @@ static void random_kills(void **state)
     (void)state;
     enum { RUNS = MGX_CRASH_RANDOM_RUNS };
     long long total = 0, before = 0;
-    snprintf(db, sizeof db, "%s/random.db", dir); /* its own ledger, so verify stays quick */
+    snprintf(db, sizeof db, "%s/random.db", tst_dir); /* its own ledger, so verify stays quick */
     char in[512];
     unsigned seed = 12345;
     int killed_mid = 0, finished = 0;
     /* Calibrate: time one whole uninterrupted settle of the same size (process start included),
      * so the random kill moments spread over a real run on fast and slow builds alike. */
     struct timespec t0, t1;
-    snprintf(in, sizeof in, "%s/big.json", dir);
+    snprintf(in, sizeof in, "%s/big.json", tst_dir);
     lh_write_input(in, 2999999, 1000, 150, 76);
     const char *cal[] = {"ledger", "settle", db, "--input", in, "--key", key, NULL};
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -147,7 +138,7 @@ static void random_kills(void **state)
     before = 1; /* the calibration block */
     for (int i = 0; i < RUNS; i++) {
         int64_t interval = 3000000 + i;
-        snprintf(in, sizeof in, "%s/big.json", dir);
+        snprintf(in, sizeof in, "%s/big.json", tst_dir);
         lh_write_input(in, interval, 1000, 150, (uint64_t)(i + 77));
         const char *a[] = {"ledger", "settle", db, "--input", in, "--key", key, NULL};
         pid_t pid = lh_start(a, NULL);
@@ -187,5 +178,5 @@ int main(void)
         cmocka_unit_test(named_points),
         cmocka_unit_test(random_kills),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
 }
