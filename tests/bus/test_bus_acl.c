@@ -22,25 +22,9 @@
 #define NOT_AUTHORIZED 135
 #define BAD_USER_OR_PASSWORD 134
 
-static sb_broker *broker;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    broker = sb_start();
-    return broker ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    sb_free(broker);
-    return 0;
-}
-
 static tc_client *as(const char *id, const char *client_id)
 {
-    tc_opts o = sb_password_opts(broker, id, client_id);
+    tc_opts o = sb_password_opts(sb_group_broker, id, client_id);
     int reason = 0;
     tc_client *c = tc_connect(&o, T_MS, &reason);
     if (!c)
@@ -204,8 +188,8 @@ static void test_certificate_listener_uses_the_common_name(void **state)
     (void)state;
     tc_client *ctl = as("controller", "ctl-t4");
     assert_int_equal(tc_subscribe(ctl, "mgx/v1/t4/#", T_MS), 1);
-    tc_opts oa = sb_cert_opts(broker, "h-a", "h-a-cert", false);
-    tc_opts ob = sb_cert_opts(broker, "h-b", "h-b-cert", false);
+    tc_opts oa = sb_cert_opts(sb_group_broker, "h-a", "h-a-cert", false);
+    tc_opts ob = sb_cert_opts(sb_group_broker, "h-b", "h-b-cert", false);
     int reason = -2;
     tc_client *a = tc_connect(&oa, T_MS, &reason);
     assert_non_null(a);
@@ -245,31 +229,31 @@ static void expect_refused(tc_opts o, const char *what, bool auth_reason)
 static void test_refused_connections(void **state)
 {
     (void)state;
-    tc_opts o = sb_password_opts(broker, "h-a", "x");
+    tc_opts o = sb_password_opts(sb_group_broker, "h-a", "x");
     o.username = NULL;
     o.password = NULL;
     expect_refused(o, "anonymous over TLS", true);
 
-    o = sb_password_opts(broker, "h-a", "x");
+    o = sb_password_opts(sb_group_broker, "h-a", "x");
     o.password = "pw-h-b";
     expect_refused(o, "h-a with B's password", true);
     o.password = "";
     expect_refused(o, "h-a with an empty password", true);
-    o = sb_password_opts(broker, "h-a", "x");
+    o = sb_password_opts(sb_group_broker, "h-a", "x");
     o.username = "h-z";
     expect_refused(o, "an unknown user", true);
 
-    o = sb_password_opts(broker, "h-a", "x");
+    o = sb_password_opts(sb_group_broker, "h-a", "x");
     o.cafile = NULL; /* plain MQTT on the TLS port */
     expect_refused(o, "h-a without TLS", false);
 
-    o = sb_cert_opts(broker, "h-a", "x", false);
+    o = sb_cert_opts(sb_group_broker, "h-a", "x", false);
     o.certfile = o.keyfile = NULL;
     expect_refused(o, "certificate listener without a certificate", false);
     o.username = "h-a";
     o.password = "pw-h-a";
     expect_refused(o, "certificate listener with a password instead", false);
-    expect_refused(sb_cert_opts(broker, "h-a", "x", true), "a certificate from another CA",
+    expect_refused(sb_cert_opts(sb_group_broker, "h-a", "x", true), "a certificate from another CA",
                    false);
     /* and a home still gets in with the right credentials afterwards */
     tc_client *ok = as("h-a", "h-a-after");
@@ -285,5 +269,5 @@ int main(void)
         cmocka_unit_test(test_certificate_listener_uses_the_common_name),
         cmocka_unit_test(test_refused_connections),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sb_group_setup, sb_group_teardown);
 }

@@ -39,6 +39,7 @@
 #include "mgx/meter_error.h"
 #include "mgx/poller.h"
 #include "files.h"
+#include "shell.h"
 
 #define MAX_METERS 400
 
@@ -108,20 +109,13 @@ static int wait_for(const sim_proc *p, const char *text, int timeout_ms)
     return 0;
 }
 
-/* Sends sig and returns the exit status (-1 if it did not exit within 5 s). */
+/* Sends sig and returns the exit status (-1 if it did not exit within 5 s, 128 + the signal if
+ * one ended it). */
 static int sim_stop(sim_proc *p, int sig)
 {
     if (sig)
         kill(p->pid, sig);
-    for (int t = 0; t < 5000; t += 10) {
-        int st;
-        if (waitpid(p->pid, &st, WNOHANG) == p->pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        tst_sleep_ms(10);
-    }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    return -1;
+    return tst_wait_exit(p->pid, 5000);
 }
 
 static void sim_cleanup(sim_proc *p)

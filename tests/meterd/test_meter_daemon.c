@@ -30,6 +30,7 @@
 #include "bus/payload.h"
 #include "recorder.h"
 #include "files.h"
+#include "shell.h"
 
 #define SDM_TOPIC "mgx/v1/test/meter/sdm-1/state"
 #define SS_TOPIC "mgx/v1/test/meter/ss-2/state"
@@ -94,19 +95,6 @@ static pid_t spawn(fixture *f, const char *a1, const char *a2)
         _exit(127);
     }
     return pid;
-}
-
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    for (int t = 0; t < timeout_ms; t += 10) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        tst_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
 }
 
 static void setup_fixture(fixture *f, const char *broker_conf)
@@ -237,7 +225,7 @@ static void test_exact_values_meta_status_will(void **state)
     }
     assert_string_equal(buf, "online");
     kill(f.pid, SIGTERM);
-    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
     f.pid = 0;
     assert_true(rec_retained(port, STATUS_TOPIC, buf, sizeof buf, 5000));
     assert_string_equal(buf, "offline");
@@ -296,7 +284,7 @@ static void test_broker_outage(void **state)
     assert_true(tst_broker_restart(f.broker));
     tst_sleep_ms(3000); /* reconnect (backoff <= 400 ms) and flush the outbox */
     kill(f.pid, SIGTERM);
-    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
     f.pid = 0;
     char *log = tst_file_text_or_empty(f.err);
     long long readings = stat_before(log, " readings");
@@ -390,7 +378,7 @@ static void test_killed_daemon_outbox_published_after_restart(void **state)
     f.pid = spawn(&f, NULL, NULL);
     assert_true(rec_wait(r, (size_t)queued, 15000) >= (size_t)queued);
     kill(f.pid, SIGTERM);
-    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
     f.pid = 0;
     static mtr_sample a[4000];
     size_t na = states_of(r, SDM_TOPIC, "sdm-1", a, 4000);
@@ -488,7 +476,7 @@ static void test_default_client_id_keeps_legacy_outbox(void **state)
     assert_true(rec_wait(r, 1, 10000) >= 1);
     assert_int_equal(stat(fresh, &sb), -1); /* no second outbox beside the old one */
     kill(f.pid, SIGTERM);
-    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
     f.pid = 0;
 
     /* without the old file the default outbox takes the new id's name */
@@ -498,7 +486,7 @@ static void test_default_client_id_keeps_legacy_outbox(void **state)
         tst_sleep_ms(100);
     assert_int_equal(stat(fresh, &sb), 0);
     kill(f.pid, SIGTERM);
-    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
     f.pid = 0;
     log = tst_file_text_or_empty(f.err);
     assert_int_equal(count_matches(log, "keeping the outbox"), 1);
@@ -518,7 +506,7 @@ static void test_outbox_full_is_logged(void **state)
     f.pid = spawn(&f, NULL, NULL);
     tst_sleep_ms(1500);
     kill(f.pid, SIGTERM);
-    assert_int_equal(wait_exit(f.pid, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
     f.pid = 0;
     int64_t max_enq;
     assert_int_equal(count_outbox(f.dir, &max_enq), 5);
@@ -537,7 +525,7 @@ static void test_once(void **state)
     setup_fixture(&f, NULL);
     write_config(&f, tst_broker_port(f.broker), NULL, 1000);
     f.pid = spawn(&f, "--once", NULL);
-    assert_int_equal(wait_exit(f.pid, 20000), 0);
+    assert_int_equal(tst_wait_exit(f.pid, 20000), 0);
     f.pid = 0;
     char *out = tst_file_text_or_empty(f.out);
     /* one line per device, in config order, same fields as the state topic */
@@ -566,7 +554,7 @@ static void test_once(void **state)
             mtr_server_port(f.srv));
     fclose(c);
     f.pid = spawn(&f, "--once", NULL);
-    assert_int_equal(wait_exit(f.pid, 20000), 1);
+    assert_int_equal(tst_wait_exit(f.pid, 20000), 1);
     f.pid = 0;
     out = tst_file_text_or_empty(f.out);
     char *ghost = strstr(out, "{\"meter_id\":\"ghost\"");
@@ -595,7 +583,7 @@ static void expect_config_error(const char *dir, const char *text, const char *w
         execl(mgx_bin(), "mgx", "meter", path, "--once", (char *)NULL);
         _exit(127);
     }
-    assert_int_equal(wait_exit(pid, 10000), 1);
+    assert_int_equal(tst_wait_exit(pid, 10000), 1);
     char *err = tst_file_text_or_empty(errp);
     char full[700];
     snprintf(full, sizeof full, "%s%s", path, want);

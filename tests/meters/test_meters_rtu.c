@@ -32,6 +32,7 @@
 #include "rtu_bus.h"
 #include "files.h"
 #include "config_text.h"
+#include "shell.h"
 
 /* ---- fixtures ---- */
 
@@ -516,15 +517,7 @@ static int run_once_cli(const char *conf, const char *out, const char *errp)
         execl(mgx_bin(), "mgx", "meter", conf, "--once", (char *)NULL);
         _exit(127);
     }
-    for (int t = 0; t < 20000; t += 10) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        tst_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
+    return tst_wait_exit(pid, 20000);
 }
 
 /* The line of meter id in the --once output, NUL-terminated in place. */

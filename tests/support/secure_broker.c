@@ -272,3 +272,20 @@ tc_opts sb_cert_opts(sb_broker *b, const char *id, const char *client_id, bool r
                      .certfile = b->crt[slot],
                      .keyfile = b->key[slot]};
 }
+
+sb_broker *sb_group_broker;
+
+int sb_group_setup(void **state)
+{
+    (void)state;
+    sb_group_broker = sb_start();
+    return sb_group_broker ? 0 : -1;
+}
+
+int sb_group_teardown(void **state)
+{
+    (void)state;
+    sb_free(sb_group_broker);
+    sb_group_broker = NULL;
+    return 0;
+}

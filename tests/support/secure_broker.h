@@ -17,6 +17,11 @@ typedef struct sb_broker sb_broker;
 /* NULL (with a message on stderr) when openssl, mosquitto_passwd or mosquitto fail. */
 sb_broker *sb_start(void);
 void sb_free(sb_broker *b);
+/* cmocka group fixtures for a group of tests against one such broker: the setup starts it as
+ * sb_group_broker (fails the group if it cannot), the teardown stops it. */
+extern sb_broker *sb_group_broker;
+int sb_group_setup(void **state);
+int sb_group_teardown(void **state);
 /* kill -9 and start again on the same ports (persistence in its data folder). */
 int sb_restart(sb_broker *b);
 void sb_kill(sb_broker *b);
