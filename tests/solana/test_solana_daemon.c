@@ -63,6 +63,7 @@
 #include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mgx/solana_base58.h"
+#include "rpc_node.h"
 #include "shell.h"
 
 #define HOMES 10
@@ -132,34 +133,10 @@ static void rpc0(const char *method, json_t *params)
 
 static pid_t start_node(const char *scenario, const char *spec, const char *log)
 {
-    int port = tst_free_port();
-    snprintf(g_url, sizeof g_url, "http://127.0.0.1:%d", port);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        FILE *f = freopen(log, "a", stderr);
-        (void)f;
-        execlp(MGX_NODE, MGX_NODE, MGX_SOURCE_DIR "/tests/solana/rpc_server.mjs", port_s,
-               scenario, spec, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *out = fdopen(fds[0], "r");
-    char line[256];
-    int ready = 0;
-    while (!ready && fgets(line, sizeof line, out))
-        ready = strncmp(line, "READY", 5) == 0;
-    fclose(out);
-    assert_true(ready);
+    pid_t pid = sol_node_start(scenario, spec, log, g_url, sizeof g_url);
+    assert_true(pid > 0);
     return pid;
 }
-
 /* Base58 of any length (instruction data), independent of mgx's fixed-length decoder. */
 static size_t b58_decode_any(const char *s, uint8_t *out, size_t cap)
 {
