@@ -19,23 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "fuzz_ledger_json: check failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
-
 #define ERR_LEN 512
 
 static void check_error(int rc, const char *err)
 {
-    CHECK(rc == CTL_LJ_E_SYNTAX || rc == CTL_LJ_E_BAD || rc == CTL_LJ_E_NOMEM);
-    CHECK(memchr(err, '\0', ERR_LEN) != NULL && err[0] != '\0');
+    FUZZ_CHECK(rc == CTL_LJ_E_SYNTAX || rc == CTL_LJ_E_BAD || rc == CTL_LJ_E_NOMEM);
+    FUZZ_CHECK(memchr(err, '\0', ERR_LEN) != NULL && err[0] != '\0');
     if (rc == CTL_LJ_E_SYNTAX) {
         int line = -2, col = -2, used = 0;
-        CHECK(sscanf(err, "%d:%d: %n", &line, &col, &used) == 2 && used > 0);
+        FUZZ_CHECK(sscanf(err, "%d:%d: %n", &line, &col, &used) == 2 && used > 0);
     }
 }
 
@@ -46,24 +38,24 @@ static int same_str(const char *a, const char *b)
 
 static void check_settle(const ctl_ledger_input *in)
 {
-    CHECK(in->interval_len_s >= 1 && in->interval_len_s <= 86400);
+    FUZZ_CHECK(in->interval_len_s >= 1 && in->interval_len_s <= 86400);
     const stl_tariffs *t = &in->tariffs;
-    CHECK(t->feed_in_uc_per_kwh >= 0 && t->feed_in_uc_per_kwh <= MKT_PRICE_MAX_UC_PER_KWH);
-    CHECK(t->retail_uc_per_kwh >= 0 && t->retail_uc_per_kwh <= MKT_PRICE_MAX_UC_PER_KWH);
-    CHECK(t->network_fee_uc_per_kwh >= 0 &&
+    FUZZ_CHECK(t->feed_in_uc_per_kwh >= 0 && t->feed_in_uc_per_kwh <= MKT_PRICE_MAX_UC_PER_KWH);
+    FUZZ_CHECK(t->retail_uc_per_kwh >= 0 && t->retail_uc_per_kwh <= MKT_PRICE_MAX_UC_PER_KWH);
+    FUZZ_CHECK(t->network_fee_uc_per_kwh >= 0 &&
           t->network_fee_uc_per_kwh <= MKT_PRICE_MAX_UC_PER_KWH);
     for (size_t i = 0; i < in->n_trades; i++) {
         const mkt_trade *x = &in->trades[i];
-        CHECK(x->energy_wh >= 1 && x->energy_wh <= MKT_ENERGY_MAX_WH);
-        CHECK(x->price_uc_per_kwh >= 0 && x->price_uc_per_kwh <= MKT_PRICE_MAX_UC_PER_KWH);
-        CHECK(x->amount_uc >= 0 && x->fee_uc >= 0 && x->seller <= INT64_MAX &&
+        FUZZ_CHECK(x->energy_wh >= 1 && x->energy_wh <= MKT_ENERGY_MAX_WH);
+        FUZZ_CHECK(x->price_uc_per_kwh >= 0 && x->price_uc_per_kwh <= MKT_PRICE_MAX_UC_PER_KWH);
+        FUZZ_CHECK(x->amount_uc >= 0 && x->fee_uc >= 0 && x->seller <= INT64_MAX &&
               x->buyer <= INT64_MAX);
     }
     for (size_t i = 0; i < in->n_meters; i++) {
         const stl_metered *m = &in->meters[i];
-        CHECK(m->import_wh >= 0 && m->import_wh <= STL_METER_MAX_WH);
-        CHECK(m->export_wh >= 0 && m->export_wh <= STL_METER_MAX_WH);
-        CHECK(m->participant <= INT64_MAX);
+        FUZZ_CHECK(m->import_wh >= 0 && m->import_wh <= STL_METER_MAX_WH);
+        FUZZ_CHECK(m->export_wh >= 0 && m->export_wh <= STL_METER_MAX_WH);
+        FUZZ_CHECK(m->participant <= INT64_MAX);
     }
 }
 
@@ -101,9 +93,9 @@ static void fuzz_settle(const char *text, size_t size)
     }
     check_settle(&a.in);
     char *again = ctl_lj_settle_format(&a.in);
-    CHECK(again != NULL);
-    CHECK(ctl_lj_settle_parse(again, strlen(again), &b, err, sizeof err) == CTL_LJ_OK);
-    CHECK(same_settle(&a.in, &b.in));
+    FUZZ_CHECK(again != NULL);
+    FUZZ_CHECK(ctl_lj_settle_parse(again, strlen(again), &b, err, sizeof err) == CTL_LJ_OK);
+    FUZZ_CHECK(same_settle(&a.in, &b.in));
     free(again);
     ctl_lj_settle_free(&a);
     ctl_lj_settle_free(&b);
@@ -114,24 +106,24 @@ static void fuzz_proof(const char *text, size_t size)
     char err[ERR_LEN] = "";
     /* ~2.5 KB each: on the heap, as the CLI keeps them */
     ctl_lj_proof *a = malloc(sizeof *a), *b = malloc(sizeof *b);
-    CHECK(a && b);
+    FUZZ_CHECK(a && b);
     memset(b, 0, sizeof *b);
     int rc = ctl_lj_proof_parse(text, size, a, err, sizeof err);
     if (rc != CTL_LJ_OK) {
         check_error(rc, err);
         goto out;
     }
-    CHECK(a->log_index >= 0 && a->body_len <= STL_TX_MAX_LEN &&
+    FUZZ_CHECK(a->log_index >= 0 && a->body_len <= STL_TX_MAX_LEN &&
           a->n_path <= STL_MERKLE_MAX_PROOF);
     uint8_t id[STL_ID_LEN];
     stl_tx_id(a->body, a->body_len, id);
     char *again = ctl_lj_proof_format(a, id);
-    CHECK(again != NULL);
-    CHECK(ctl_lj_proof_parse(again, strlen(again), b, err, sizeof err) == CTL_LJ_OK);
-    CHECK(a->log_index == b->log_index && a->tree_size == b->tree_size);
-    CHECK(a->body_len == b->body_len && memcmp(a->body, b->body, a->body_len) == 0);
-    CHECK(a->n_path == b->n_path && memcmp(a->path, b->path, a->n_path * STL_HASH_LEN) == 0);
-    CHECK(same_str(a->checkpoint, b->checkpoint));
+    FUZZ_CHECK(again != NULL);
+    FUZZ_CHECK(ctl_lj_proof_parse(again, strlen(again), b, err, sizeof err) == CTL_LJ_OK);
+    FUZZ_CHECK(a->log_index == b->log_index && a->tree_size == b->tree_size);
+    FUZZ_CHECK(a->body_len == b->body_len && memcmp(a->body, b->body, a->body_len) == 0);
+    FUZZ_CHECK(a->n_path == b->n_path && memcmp(a->path, b->path, a->n_path * STL_HASH_LEN) == 0);
+    FUZZ_CHECK(same_str(a->checkpoint, b->checkpoint));
     free(again);
 out:
     ctl_lj_proof_free(a);
@@ -144,19 +136,19 @@ static void fuzz_consistency(const char *text, size_t size)
 {
     char err[ERR_LEN] = "";
     ctl_lj_consistency *a = malloc(sizeof *a), *b = malloc(sizeof *b);
-    CHECK(a && b);
+    FUZZ_CHECK(a && b);
     memset(b, 0, sizeof *b);
     int rc = ctl_lj_consistency_parse(text, size, a, err, sizeof err);
     if (rc != CTL_LJ_OK) {
         check_error(rc, err);
         goto out;
     }
-    CHECK(a->old_checkpoint && a->new_checkpoint && a->n_path <= STL_MERKLE_MAX_PROOF);
+    FUZZ_CHECK(a->old_checkpoint && a->new_checkpoint && a->n_path <= STL_MERKLE_MAX_PROOF);
     char *again = ctl_lj_consistency_format(a);
-    CHECK(again != NULL);
-    CHECK(ctl_lj_consistency_parse(again, strlen(again), b, err, sizeof err) == CTL_LJ_OK);
-    CHECK(a->n_path == b->n_path && memcmp(a->path, b->path, a->n_path * STL_HASH_LEN) == 0);
-    CHECK(same_str(a->old_checkpoint, b->old_checkpoint) &&
+    FUZZ_CHECK(again != NULL);
+    FUZZ_CHECK(ctl_lj_consistency_parse(again, strlen(again), b, err, sizeof err) == CTL_LJ_OK);
+    FUZZ_CHECK(a->n_path == b->n_path && memcmp(a->path, b->path, a->n_path * STL_HASH_LEN) == 0);
+    FUZZ_CHECK(same_str(a->old_checkpoint, b->old_checkpoint) &&
           same_str(a->new_checkpoint, b->new_checkpoint));
     free(again);
 out:

@@ -20,12 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c))                                                                            \
-            abort();                                                                         \
-    } while (0)
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (sodium_init() < 0)
@@ -44,26 +38,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char name[STL_COMMUNITY_MAX + 1], again[STL_SKEY_MAX + 8];
     uint8_t pk[STL_PK_LEN];
     if (stl_vkey_parse(line, name, pk) == STL_OK) {
-        CHECK(stl_vkey_format(name, pk, again, sizeof again) == STL_OK);
-        CHECK(strcmp(again, line) == 0);
+        FUZZ_CHECK(stl_vkey_format(name, pk, again, sizeof again) == STL_OK);
+        FUZZ_CHECK(strcmp(again, line) == 0);
         const char *note = nl < size ? text + nl + 1 : text + size;
         size_t len = nl < size ? size - nl - 1 : 0;
         stl_checkpoint cp;
         if (stl_checkpoint_open(note, len, name, pk, NULL, &cp) == STL_OK) {
             size_t tl = 0;
-            CHECK(stl_note_open(note, len, name, pk, &tl) == STL_OK);
-            CHECK(tl <= len);
-            CHECK(stl_community_valid(cp.origin));
+            FUZZ_CHECK(stl_note_open(note, len, name, pk, &tl) == STL_OK);
+            FUZZ_CHECK(tl <= len);
+            FUZZ_CHECK(stl_community_valid(cp.origin));
         }
     }
     uint8_t *sk = sodium_malloc(STL_SK_LEN);
-    CHECK(sk != NULL);
+    FUZZ_CHECK(sk != NULL);
     if (stl_skey_parse(line, name, sk) == STL_OK) {
         uint8_t pk2[STL_PK_LEN], sk2[STL_SK_LEN];
         crypto_sign_seed_keypair(pk2, sk2, sk);
-        CHECK(memcmp(pk2, sk + 32, STL_PK_LEN) == 0);
-        CHECK(stl_skey_format(name, sk, again, sizeof again) == STL_OK);
-        CHECK(strcmp(again, line) == 0);
+        FUZZ_CHECK(memcmp(pk2, sk + 32, STL_PK_LEN) == 0);
+        FUZZ_CHECK(stl_skey_format(name, sk, again, sizeof again) == STL_OK);
+        FUZZ_CHECK(strcmp(again, line) == 0);
         sodium_memzero(sk2, sizeof sk2);
     }
     sodium_free(sk);

@@ -15,28 +15,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c))                                                                            \
-            abort();                                                                         \
-    } while (0)
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     stl_tx tx;
     if (stl_tx_decode(data, size, &tx) == STL_OK) {
         uint8_t enc[STL_TX_MAX_LEN], id[STL_ID_LEN], leaf[STL_HASH_LEN];
         size_t n = stl_tx_encode(&tx, enc);
-        CHECK(n == size && memcmp(enc, data, n) == 0);
+        FUZZ_CHECK(n == size && memcmp(enc, data, n) == 0);
         stl_tx_id(enc, n, id);
         stl_merkle_leaf_hash(enc, n, leaf);
-        CHECK(memcmp(id, leaf, STL_ID_LEN) != 0); /* domain separation: 0x00 prefix */
+        FUZZ_CHECK(memcmp(id, leaf, STL_ID_LEN) != 0); /* domain separation: 0x00 prefix */
     }
     stl_block b;
     if (stl_block_decode(data, size, &b) == STL_OK) {
         uint8_t enc[STL_BLOCK_MAX_LEN];
         size_t n = stl_block_encode(&b, enc);
-        CHECK(n == size && memcmp(enc, data, n) == 0);
+        FUZZ_CHECK(n == size && memcmp(enc, data, n) == 0);
     }
     return 0;
 }

@@ -17,12 +17,6 @@
 #include <sodium.h>
 #include <stdlib.h>
 
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c))                                                                            \
-            abort();                                                                         \
-    } while (0)
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (sodium_init() < 0)
@@ -30,16 +24,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sol_tx_view v;
     int rc = sol_tx_parse(data, size, &v);
     if (rc != SOL_OK) {
-        CHECK(sol_tx_verify(data, size) != SOL_OK);
+        FUZZ_CHECK(sol_tx_verify(data, size) != SOL_OK);
         return 0;
     }
-    CHECK(size <= SOL_TX_MAX_BYTES);
-    CHECK(v.n_signatures >= 1 && v.n_signatures == v.num_required_signatures);
-    CHECK(v.signatures_off + v.n_signatures * SOL_SIGNATURE_BYTES <= v.message_off);
-    CHECK(v.message_off + v.message_len == size);
-    CHECK(v.keys_off >= v.message_off && v.keys_off + v.n_keys * SOL_PUBKEY_BYTES <= size);
-    CHECK(v.blockhash_off + SOL_HASH_BYTES <= size);
-    CHECK(v.n_keys >= v.n_signatures);
+    FUZZ_CHECK(size <= SOL_TX_MAX_BYTES);
+    FUZZ_CHECK(v.n_signatures >= 1 && v.n_signatures == v.num_required_signatures);
+    FUZZ_CHECK(v.signatures_off + v.n_signatures * SOL_SIGNATURE_BYTES <= v.message_off);
+    FUZZ_CHECK(v.message_off + v.message_len == size);
+    FUZZ_CHECK(v.keys_off >= v.message_off && v.keys_off + v.n_keys * SOL_PUBKEY_BYTES <= size);
+    FUZZ_CHECK(v.blockhash_off + SOL_HASH_BYTES <= size);
+    FUZZ_CHECK(v.n_keys >= v.n_signatures);
     (void)sol_tx_verify(data, size);
     return 0;
 }
