@@ -164,14 +164,7 @@ static void kill_restart_run(void **state)
     snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
     snprintf(conf, sizeof conf, "%s/controller.ini", dir);
     snprintf(log, sizeof log, "%s/controller.log", dir);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\n",
-            tst_broker_port(br), db_path);
-    fclose(f);
+    fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db_path, -1));
 
     /* homes in the registry, keys from fixed seeds */
     memset(&W, 0, sizeof W);

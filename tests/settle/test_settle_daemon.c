@@ -158,6 +158,33 @@ static void send_reading(bus_client *c, int h, int64_t ts_s)
     tst_send_reading(c, COMMUNITY, &s);
 }
 
+/* Home h's readings up to sim_s, on the 120 s grid. */
+static void send_readings_until(bus_client *c, int h, int64_t sim_s)
+{
+    while (W.homes[h].next_reading_s <= sim_s) {
+        send_reading(c, h, W.homes[h].next_reading_s);
+        W.homes[h].next_reading_s += READ_S;
+    }
+}
+
+/* The meters' outboxes: at *at, every home's readings again from from_s (what the controller may
+ * have missed while down); then once more at *again. */
+typedef struct {
+    int64_t at, again, from_s;
+} replay;
+
+static void replay_due(bus_client *c, replay *r, int64_t now)
+{
+    if (!r->at || now < r->at)
+        return;
+    for (int h = 0; h < HOMES; h++)
+        for (int64_t ts = r->from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
+             ts += READ_S)
+            send_reading(c, h, ts);
+    r->at = r->again;
+    r->again = 0;
+}
+
 /* The closed-form checks of every settled block. */
 typedef struct {
     size_t good[HOMES], flagged[HOMES], missing[HOMES], positions;
@@ -256,17 +283,8 @@ static void settle_under_kills(void **state)
     snprintf(conf, sizeof conf, "%s/controller.ini", dir);
     snprintf(log, sizeof log, "%s/controller.log", dir);
     keygen_is_private(bin, dir, skey, vkey);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
     /* the key by a path relative to the config's folder */
-    fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
-            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
-            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n",
-            tst_broker_port(br), db_path, GRACE_S);
-    fclose(f);
+    fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db_path, GRACE_S));
 
     memset(&W, 0, sizeof W);
     tst_homes_register(W.homes, HOMES, 1, db_path, true);
@@ -290,8 +308,7 @@ static void settle_under_kills(void **state)
     int kills = 0;
     int64_t next_kill = ctl_wall_ms() + 400 + rand_r(&seed) % 400;
     /* what was published before the controller subscribed is replayed too */
-    int64_t replay_at = ctl_wall_ms() + 300, replay_again = ctl_wall_ms() + 900;
-    int64_t replay_from_s = W.homes[0].next_reading_s;
+    replay rp = {ctl_wall_ms() + 300, ctl_wall_ms() + 900, W.homes[0].next_reading_s};
     int64_t end = ctl_wall_ms() + RUN_MS;
     while (ctl_wall_ms() < end || kills < MIN_KILLS) {
         bus_loop(c, 5);
@@ -300,35 +317,24 @@ static void settle_under_kills(void **state)
         int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
         for (int h = 0; h < HOMES; h++) {
             tst_home *hm = &W.homes[h];
-            while (hm->next_reading_s <= sim_ms / 1000) {
-                send_reading(c, h, hm->next_reading_s);
-                hm->next_reading_s += READ_S;
-            }
+            send_readings_until(c, h, sim_ms / 1000);
             if (!hm->has_pending && hm->done_interval < target)
                 tst_home_make_order(W.homes, h, COMMUNITY, target, sim_ms, &seed, &SHAPE);
             if (hm->has_pending && now_real - hm->last_sent_ms > 150)
                 tst_home_send_order(c, COMMUNITY, hm);
         }
-        if (replay_at && now_real >= replay_at) {
-            /* the meters' outboxes: what the controller may have missed while down */
-            for (int h = 0; h < HOMES; h++)
-                for (int64_t ts = replay_from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
-                     ts += READ_S)
-                    send_reading(c, h, ts);
-            replay_at = replay_again;
-            replay_again = 0;
-        }
+        replay_due(c, &rp, now_real);
         if (now_real >= next_kill && kills < 1000) {
             tst_kill9(ctl);
             kills++;
             /* a killed controller loses what it had not committed, also what queued up while it
              * was busy: after the restart the last hours are sent again (twice, in case the
              * controller dies during the first replay); the store ignores what it has */
-            replay_from_s = sim_ms / 1000 - REPLAY_S;
+            rp.from_s = sim_ms / 1000 - REPLAY_S;
             usleep((useconds_t)(rand_r(&seed) % 200) * 1000);
             ctl = tst_controller_start(bin, conf, anchor, log, NULL);
-            replay_at = ctl_wall_ms() + 300;
-            replay_again = ctl_wall_ms() + 900;
+            rp.at = ctl_wall_ms() + 300;
+            rp.again = ctl_wall_ms() + 900;
             next_kill = ctl_wall_ms() + 150 + rand_r(&seed) % 500;
         }
     }
@@ -338,18 +344,8 @@ static void settle_under_kills(void **state)
         bus_loop(c, 5);
         int64_t sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
         for (int h = 0; h < HOMES; h++)
-            while (W.homes[h].next_reading_s <= sim_s) {
-                send_reading(c, h, W.homes[h].next_reading_s);
-                W.homes[h].next_reading_s += READ_S;
-            }
-        if (replay_at && ctl_wall_ms() >= replay_at) {
-            for (int h = 0; h < HOMES; h++)
-                for (int64_t ts = replay_from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
-                     ts += READ_S)
-                    send_reading(c, h, ts);
-            replay_at = replay_again;
-            replay_again = 0;
-        }
+            send_readings_until(c, h, sim_s);
+        replay_due(c, &rp, ctl_wall_ms());
     }
     tst_controller_stop(ctl);
     int64_t stop_sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;

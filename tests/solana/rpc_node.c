@@ -54,3 +54,11 @@ pid_t sol_node_start(const char *scenario, const char *spec, const char *log, ch
     }
     return pid;
 }
+
+bool sol_node_missing(void)
+{
+    if (access(MGX_SOURCE_DIR "/tests/solana/node_modules/litesvm/package.json", R_OK) == 0)
+        return false;
+    puts("SKIP: tests/solana/node_modules is missing; run `npm ci` in tests/solana");
+    return true;
+}

@@ -5,6 +5,7 @@
 #ifndef MGX_TEST_RPC_NODE_H
 #define MGX_TEST_RPC_NODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -14,5 +15,9 @@
  * stopped). Stop it with SIGTERM. */
 pid_t sol_node_start(const char *scenario, const char *spec, const char *log, char *url,
                      size_t cap);
+
+/* true (after a SKIP line on stdout) when tests/solana/node_modules lacks LiteSVM: `npm ci` in
+ * tests/solana was not run; the test then reports itself skipped (exit 77). */
+bool sol_node_missing(void);
 
 #endif

@@ -733,19 +733,13 @@ static void run(run_state *r, const char *db_path)
 
 static void write_config(const char *conf, const char *db_path, int broker_port)
 {
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
     /* key files by paths relative to the config's folder, as a coordinator would write them */
+    FILE *f = tst_controller_config(conf, broker_port, COMMUNITY, db_path, GRACE_S);
     fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
-            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
-            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n"
             "[solana]\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
             "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
             "timeout_ms = 2000\n",
-            broker_port, db_path, GRACE_S, g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
+            g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
     fclose(f);
 }
 
@@ -986,10 +980,8 @@ int main(void)
 {
     if (sodium_init() < 0)
         return 1;
-    if (access(MGX_SOURCE_DIR "/tests/solana/node_modules/litesvm/package.json", R_OK) != 0) {
-        puts("SKIP: tests/solana/node_modules is missing; run `npm ci` in tests/solana");
+    if (sol_node_missing())
         return 77;
-    }
     const struct CMUnitTest tests[] = {cmocka_unit_test(settle_on_chain)};
     return cmocka_run_group_tests(tests, NULL, stop_all);
 }

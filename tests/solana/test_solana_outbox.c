@@ -376,10 +376,8 @@ int main(void)
 {
     if (sodium_init() < 0)
         return 1;
-    if (access(MGX_SOURCE_DIR "/tests/solana/node_modules/litesvm/package.json", R_OK) != 0) {
-        puts("SKIP: tests/solana/node_modules is missing; run `npm ci` in tests/solana");
+    if (sol_node_missing())
         return 77;
-    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lost_submission_is_resent),

@@ -149,6 +149,25 @@ void tst_send_reading(bus_client *c, const char *community, const mtr_sample *s)
     bus_publish(c, topic, body, (size_t)n, 1, false, NULL, NULL);
 }
 
+FILE *tst_controller_config(const char *path, int port, const char *community, const char *db,
+                            int grace_s)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
+            "[controller]\ncommunity = %s\ndb = %s\ninterval_s = 900\n"
+            "gate_closure_s = 300\nmax_ahead_intervals = 4\n",
+            port, community, db);
+    if (grace_s >= 0)
+        fprintf(f,
+                "network_fee_uc_per_kwh = 10000\n"
+                "settlement_grace_s = %d\nsettlement_key = community.skey\n"
+                "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n",
+                grace_s);
+    return f;
+}
+
 pid_t tst_controller_start(const char *bin, const char *conf, const char *anchor,
                            const char *log, const char *crash_at)
 {

@@ -15,6 +15,7 @@
 #include "mgx/meter.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -66,6 +67,15 @@ int tst_homes_market_home(const tst_home *homes, int n, sqlite3 *db, uint64_t ma
 
 /* Publishes one reading on the meter's state topic (QoS 1). */
 void tst_send_reading(bus_client *c, const char *community, const mtr_sample *s);
+
+/* Opens path for writing and writes the [bus] and [controller] sections of the crash tests'
+ * controller: the broker at 127.0.0.1:port, the community's database db, 900 s intervals with
+ * the gate 300 s before and 4 ahead; with grace_s >= 0 also settling (a network fee of 10000
+ * uc/kWh, settlement grace_s after an interval with the key community.skey in the config's
+ * folder, readings at most 300 s apart). Returns the open file for more sections; caller
+ * closes. */
+FILE *tst_controller_config(const char *path, int port, const char *community, const char *db,
+                            int grace_s);
 
 /* Starts `bin controller conf --clock-speed 3600 --clock-anchor anchor` with stderr appended to
  * log, and MGX_CRASH_AT=crash_at when crash_at is not NULL; returns the pid. */
