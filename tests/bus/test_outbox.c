@@ -93,6 +93,18 @@ static void expect_run(recorder *r, size_t want, int first)
     free(v);
 }
 
+/* Stops and frees the bus client, the outbox, the recorder, the broker and the folder. */
+static void close_all(bus_client *c, outbox *ob, recorder *r, tst_broker *b, char *dir)
+{
+    bus_stop(c, 1000);
+    bus_free(c);
+    outbox_close(ob);
+    rec_stop(r);
+    tst_broker_free(b);
+    tst_rmtree(dir);
+    free(dir);
+}
+
 static void test_order_and_completeness(void **state)
 {
     (void)state;
@@ -111,13 +123,7 @@ static void test_order_and_completeness(void **state)
     outbox_stats_get(ob, &st);
     assert_int_equal(st.published, 2000);
     assert_int_equal(st.queued, 0);
-    bus_stop(c, 1000);
-    bus_free(c);
-    outbox_close(ob);
-    rec_stop(r);
-    tst_broker_free(b);
-    tst_rmtree(dir);
-    free(dir);
+    close_all(c, ob, r, b, dir);
 }
 
 static void test_broker_outage(void **state)
@@ -160,14 +166,8 @@ static void test_broker_outage(void **state)
     tst_sleep_ms(200);
     /* every reading exactly once and in order: 0..299 before the outage, 300..799 after */
     expect_run(r, 800, 0);
-    bus_stop(c, 1000);
-    bus_free(c);
-    outbox_close(ob);
-    rec_stop(r);
-    tst_broker_free(b);
-    tst_rmtree(dir);
+    close_all(c, ob, r, b, dir);
     tst_rmtree(pdir);
-    free(dir);
     free(pdir);
 }
 
@@ -231,13 +231,7 @@ static void check_full_policy(outbox_policy pol, int first_kept)
     drain(c, ob, 10000);
     assert_int_equal(rec_wait(r, 10, 5000), 10);
     expect_run(r, 10, first_kept);
-    bus_stop(c, 1000);
-    bus_free(c);
-    outbox_close(ob);
-    rec_stop(r);
-    tst_broker_free(b);
-    tst_rmtree(dir);
-    free(dir);
+    close_all(c, ob, r, b, dir);
 }
 
 static void test_full_drop_oldest(void **state)
