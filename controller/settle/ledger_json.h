@@ -4,7 +4,7 @@
  * the consistency proof of `consistency` / `check-consistency`. Pure: text in, structs out (and
  * back to text), errors as a bare reason in the caller's buffer; the CLI adds the file name and
  * prints. Nothing here checks a signature or a Merkle path: the caller does that with the
- * structs filled here. Each has a fuzz harness (tests/fuzz/fuzz_ledger_json.c).
+ * structs filled here. Each has a fuzz harness (tests/settle/fuzz_ledger_json.c).
  *
  * Threading: no shared state; a struct belongs to one thread.
  */

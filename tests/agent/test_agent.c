@@ -23,6 +23,7 @@
 #include "secure_broker.h"
 
 #include "mgx/strategy.h"
+#include "files.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -41,8 +42,6 @@
 
 #define T_MS 10000
 
-static sb_broker *broker;
-
 typedef struct {
     char *dir;
     char community[16];
@@ -54,29 +53,6 @@ typedef struct {
     char t_order[128];
     int64_t cur;
 } fixture;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    broker = sb_start();
-    return broker ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    sb_free(broker);
-    return 0;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(path, mode);
-}
 
 static void setup(fixture *f, const char *community, const char *strategy_lines)
 {
@@ -92,7 +68,7 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
     snprintf(f->log, sizeof f->log, "%s/agent.log", f->dir);
     snprintf(f->pw, sizeof f->pw, "%s/mqtt.pw", f->dir);
     snprintf(f->conf, sizeof f->conf, "%s/agent.ini", f->dir);
-    write_file(f->pw, "pw-h-a\n", 0600);
+    tst_file_write(f->pw, "pw-h-a\n", 0600);
     char ini[4096];
     snprintf(ini, sizeof ini,
              "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = %s\nusername = h-a\n"
@@ -101,11 +77,11 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
              "feed_in_uc_per_kwh = 80000\nretail_uc_per_kwh = 300000\n"
              "network_fee_uc_per_kwh = 20000\ninterval_s = 60\ngate_closure_s = 0\n"
              "resend_s = 1\n",
-             sb_port_password(broker), community, f->pw, sb_cafile(broker), f->key, f->db,
+             sb_port_password(sb_group_broker), community, f->pw, sb_cafile(sb_group_broker), f->key, f->db,
              strategy_lines ? strategy_lines : "strategy = markup\nmarkup = 0.25\n");
-    write_file(f->conf, ini, 0644);
+    tst_file_write(f->conf, ini, 0644);
 
-    tc_opts o = sb_password_opts(broker, "controller", "ctl");
+    tc_opts o = sb_password_opts(sb_group_broker, "controller", "ctl");
     int reason;
     f->ctl = tc_connect(&o, T_MS, &reason);
     assert_non_null(f->ctl);
@@ -114,7 +90,7 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
     assert_int_equal(tc_subscribe(f->ctl, f->t_order, T_MS), 1);
     snprintf(topic, sizeof topic, "mgx/v1/%s/status/h-a-agent", community);
     assert_int_equal(tc_subscribe(f->ctl, topic, T_MS), 1);
-    o = sb_password_opts(broker, "h-a", "h-a-meter");
+    o = sb_password_opts(sb_group_broker, "h-a", "h-a-meter");
     f->meter = tc_connect(&o, T_MS, &reason);
     assert_non_null(f->meter);
 }
@@ -496,5 +472,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_resends_from_the_outbox, test_setup,
                                         test_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sb_group_setup, sb_group_teardown);
 }

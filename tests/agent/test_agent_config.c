@@ -9,6 +9,7 @@
 #include "agent/agent_config.h"
 
 #include "broker.h"
+#include "files.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,32 +21,11 @@
 
 #include <cmocka.h>
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(chmod(path, mode), 0);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char *buf = calloc(1, 65536);
-    assert_non_null(buf);
-    size_t n = fread(buf, 1, 65535, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Copies a shipped example into dir with every "/etc/mgx/" and "/var/lib/mgx/" made dir/, so
  * the files it names can be made there. */
 static void copy_example(const char *example, const char *dir, const char *out)
 {
-    char *text = slurp(example);
+    char *text = tst_file_text(example);
     FILE *f = fopen(out, "w");
     assert_non_null(f);
     for (const char *p = text; *p;) {
@@ -64,7 +44,7 @@ static void touch(const char *dir, const char *name, const char *text, mode_t mo
 {
     char path[600];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    write_file(path, text, mode);
+    tst_file_write(path, text, mode);
 }
 
 static void test_agent_example_loads(void **state)
@@ -148,7 +128,7 @@ static int load_cfg(const char *text, char *err, size_t len, agc_config *out)
     assert_non_null(dir);
     char path[512];
     snprintf(path, sizeof path, "%s/a.ini", dir);
-    write_file(path, text, 0644);
+    tst_file_write(path, text, 0644);
     touch(dir, "k", "key\n", 0600);
     touch(dir, "pw", "pw\n", 0600);
     agc_config c;
@@ -366,8 +346,8 @@ static int load_bus_password(mode_t mode, const char *content, char *err, size_t
     char path[512], pw[512];
     snprintf(path, sizeof path, "%s/d.ini", dir);
     snprintf(pw, sizeof pw, "%s/pw", dir);
-    write_file(pw, content, mode);
-    write_file(path, "[bus]\ncommunity = c\nusername = u\npassword_file = pw\n", 0644);
+    tst_file_write(pw, content, mode);
+    tst_file_write(path, "[bus]\ncommunity = c\nusername = u\npassword_file = pw\n", 0644);
     cfg_loader *l = cfg_loader_new();
     assert_non_null(l);
     cfg_bus b;
@@ -424,7 +404,7 @@ static void test_password_file_must_be_private(void **state)
     snprintf(path, sizeof path, "%s/a.ini", dir);
     touch(dir, "k", "key\n", 0600);
     touch(dir, "pw", "pw\n", 0604);
-    write_file(path, "[bus]\ncommunity = c\nusername = u\npassword_file = pw\n" AGENT, 0644);
+    tst_file_write(path, "[bus]\ncommunity = c\nusername = u\npassword_file = pw\n" AGENT, 0644);
     agc_config c;
     assert_int_equal(agc_load(path, &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "a.ini:4: password_file: "));

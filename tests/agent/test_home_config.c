@@ -29,48 +29,12 @@
 #include "mgx/meter_server.h"
 #include "mqtt_client.h"
 #include "secure_broker.h"
+#include "files.h"
+#include "shell.h"
 
 #define T_MS 5000
 #define COMMUNITY "homefile"
 #define SPEED 60 /* one simulated minute per real second: a 60 s interval passes each second */
-
-static sb_broker *broker;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    broker = sb_start();
-    return broker ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    sb_free(broker);
-    return 0;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    assert_int_equal(chmod(path, mode), 0);
-}
-
-static char *slurp(const char *path)
-{
-    char *buf = calloc(1, 1 << 16);
-    assert_non_null(buf);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        size_t n = fread(buf, 1, (1 << 16) - 1, f);
-        buf[n] = '\0';
-        fclose(f);
-    }
-    return buf;
-}
 
 /* Runs `mgx CMD conf EXTRA...` from "/" (so only the file's folder can make relative paths
  * work) with stdout and stderr into log; returns the pid. */
@@ -101,20 +65,6 @@ static pid_t spawn(const char *cmd, const char *conf, const char *log, char *con
     return pid;
 }
 
-/* The exit status within timeout_ms, or -1 (and the process is killed). */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    for (int t = 0; t < timeout_ms; t += 10) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        tst_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
 typedef struct {
     char *dir;
     char conf[512], log_meter[512], log_agent[512];
@@ -129,7 +79,7 @@ static void write_home(fixture *f, const char *extra_bus, mode_t pw_mode)
 {
     char path[600], ini[4096];
     snprintf(path, sizeof path, "%s/mqtt.pw", f->dir);
-    write_file(path, "pw-h-b\n", pw_mode);
+    tst_file_write(path, "pw-h-b\n", pw_mode);
     snprintf(f->conf, sizeof f->conf, "%s/home.ini", f->dir);
     snprintf(ini, sizeof ini,
              "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = " COMMUNITY "\nusername = h-b\n"
@@ -142,9 +92,9 @@ static void write_home(fixture *f, const char *extra_bus, mode_t pw_mode)
              "[agent]\nparticipant = h-b\nkey_file = h-b.key\noutbox = agent.db\n"
              "strategy = truthful\nfeed_in_uc_per_kwh = 80000\nretail_uc_per_kwh = 300000\n"
              "interval_s = 60\ngate_closure_s = 0\nresend_s = 1\n",
-             sb_port_password(broker), sb_cafile(broker), extra_bus ? extra_bus : "",
+             sb_port_password(sb_group_broker), sb_cafile(sb_group_broker), extra_bus ? extra_bus : "",
              f->srv ? mtr_server_port(f->srv) : 1);
-    write_file(f->conf, ini, 0644);
+    tst_file_write(f->conf, ini, 0644);
 }
 
 static void setup(fixture *f)
@@ -163,9 +113,9 @@ static void setup(fixture *f)
 static void teardown(fixture *f)
 {
     if (f->meter > 0)
-        wait_exit((kill(f->meter, SIGKILL), f->meter), 5000);
+        tst_wait_exit((kill(f->meter, SIGKILL), f->meter), 5000);
     if (f->agent > 0)
-        wait_exit((kill(f->agent, SIGKILL), f->agent), 5000);
+        tst_wait_exit((kill(f->agent, SIGKILL), f->agent), 5000);
     tc_free(f->obs);
     mtr_server_free(f->srv);
     if (getenv("MGX_KEEP_TMP"))
@@ -199,7 +149,7 @@ static void test_one_file_runs_meter_daemon_and_agent(void **state)
     assert_int_equal(mtr_server_start(f.srv), MTR_SERVER_OK);
     write_home(&f, NULL, 0600);
 
-    tc_opts o = sb_password_opts(broker, "controller", "observer");
+    tc_opts o = sb_password_opts(sb_group_broker, "controller", "observer");
     int reason;
     f.obs = tc_connect(&o, T_MS, &reason);
     assert_non_null(f.obs);
@@ -229,12 +179,12 @@ static void test_one_file_runs_meter_daemon_and_agent(void **state)
                     tc_wait_topic(f.obs, t_order, &from, &order, 0);
         if (waitpid(f.meter, NULL, WNOHANG) == f.meter || waitpid(f.agent, NULL, WNOHANG) ==
                                                               f.agent) {
-            char *lm = slurp(f.log_meter), *la = slurp(f.log_agent);
+            char *lm = tst_file_text_or_empty(f.log_meter), *la = tst_file_text_or_empty(f.log_agent);
             fail_msg("a daemon exited.\nmeter:\n%s\nagent:\n%s", lm, la);
         }
     }
     if (!got_order) {
-        char *lm = slurp(f.log_meter), *la = slurp(f.log_agent);
+        char *lm = tst_file_text_or_empty(f.log_meter), *la = tst_file_text_or_empty(f.log_agent);
         fail_msg("no order in 30 s.\nmeter:\n%s\nagent:\n%s", lm, la);
     }
     /* the meter daemon published the home's readings, the agent sold from them */
@@ -256,8 +206,8 @@ static void test_one_file_runs_meter_daemon_and_agent(void **state)
 
     kill(f.agent, SIGTERM);
     kill(f.meter, SIGTERM);
-    assert_int_equal(wait_exit(f.agent, 10000), 0);
-    assert_int_equal(wait_exit(f.meter, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.agent, 10000), 0);
+    assert_int_equal(tst_wait_exit(f.meter, 10000), 0);
     f.agent = f.meter = 0;
     size_t from = 0;
     tc_message m;
@@ -278,8 +228,8 @@ static void expect_both_refuse(fixture *f, const char *want)
         unlink(log);
         char *once[] = {"--once", NULL};
         pid_t pid = spawn(who[i], f->conf, log, i == 0 ? once : NULL);
-        int rc = wait_exit(pid, 10000);
-        char *text = slurp(log);
+        int rc = tst_wait_exit(pid, 10000);
+        char *text = tst_file_text_or_empty(log);
         char full[800];
         snprintf(full, sizeof full, "%s%s", f->conf, want);
         if (rc != 1 || !strstr(text, full))
@@ -318,5 +268,5 @@ int main(void)
         cmocka_unit_test(test_one_file_runs_meter_daemon_and_agent),
         cmocka_unit_test(test_both_daemons_refuse_the_same_mistakes),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, sb_group_setup, sb_group_teardown);
 }

@@ -82,6 +82,29 @@ static int *received(recorder *r, size_t *n)
     return v;
 }
 
+/* The recorder holds exactly want readings, first, first + 1, ...: each once and in order. */
+static void expect_run(recorder *r, size_t want, int first)
+{
+    size_t n;
+    int *v = received(r, &n);
+    assert_int_equal(n, want);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(v[i], first + (int)i);
+    free(v);
+}
+
+/* Stops and frees the bus client, the outbox, the recorder, the broker and the folder. */
+static void close_all(bus_client *c, outbox *ob, recorder *r, tst_broker *b, char *dir)
+{
+    bus_stop(c, 1000);
+    bus_free(c);
+    outbox_close(ob);
+    rec_stop(r);
+    tst_broker_free(b);
+    tst_rmtree(dir);
+    free(dir);
+}
+
 static void test_order_and_completeness(void **state)
 {
     (void)state;
@@ -95,22 +118,12 @@ static void test_order_and_completeness(void **state)
     bus_client *c = connect_bus(tst_broker_port(b), "ob1");
     drain(c, ob, 20000);
     assert_int_equal(rec_wait(r, 2000, 10000), 2000);
-    size_t n;
-    int *v = received(r, &n);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(v[i], (int)i);
-    free(v);
+    expect_run(r, 2000, 0);
     outbox_stats st;
     outbox_stats_get(ob, &st);
     assert_int_equal(st.published, 2000);
     assert_int_equal(st.queued, 0);
-    bus_stop(c, 1000);
-    bus_free(c);
-    outbox_close(ob);
-    rec_stop(r);
-    tst_broker_free(b);
-    tst_rmtree(dir);
-    free(dir);
+    close_all(c, ob, r, b, dir);
 }
 
 static void test_broker_outage(void **state)
@@ -151,21 +164,10 @@ static void test_broker_outage(void **state)
     drain(c, ob, 30000);
     assert_int_equal(rec_wait(r, 800, 15000), 800);
     tst_sleep_ms(200);
-    size_t n;
-    int *v = received(r, &n);
     /* every reading exactly once and in order: 0..299 before the outage, 300..799 after */
-    assert_int_equal(n, 800);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(v[i], (int)i);
-    free(v);
-    bus_stop(c, 1000);
-    bus_free(c);
-    outbox_close(ob);
-    rec_stop(r);
-    tst_broker_free(b);
-    tst_rmtree(dir);
+    expect_run(r, 800, 0);
+    close_all(c, ob, r, b, dir);
     tst_rmtree(pdir);
-    free(dir);
     free(pdir);
 }
 
@@ -186,11 +188,7 @@ static void test_survives_reopen(void **state)
     bus_client *c = connect_bus(tst_broker_port(b), "ob3");
     drain(c, ob, 10000);
     assert_int_equal(rec_wait(r, 50, 5000), 50);
-    size_t n;
-    int *v = received(r, &n);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(v[i], (int)i);
-    free(v);
+    expect_run(r, 50, 0);
     bus_stop(c, 1000);
     bus_free(c);
     outbox_close(ob);
@@ -232,19 +230,8 @@ static void check_full_policy(outbox_policy pol, int first_kept)
     bus_client *c = connect_bus(tst_broker_port(b), "ob4");
     drain(c, ob, 10000);
     assert_int_equal(rec_wait(r, 10, 5000), 10);
-    size_t n;
-    int *v = received(r, &n);
-    assert_int_equal(n, 10);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(v[i], first_kept + (int)i);
-    free(v);
-    bus_stop(c, 1000);
-    bus_free(c);
-    outbox_close(ob);
-    rec_stop(r);
-    tst_broker_free(b);
-    tst_rmtree(dir);
-    free(dir);
+    expect_run(r, 10, first_kept);
+    close_all(c, ob, r, b, dir);
 }
 
 static void test_full_drop_oldest(void **state)

@@ -24,6 +24,7 @@
 #include "mgx/meter_error.h"
 #include "mgx/modbus_device.h"
 #include "modbus_sim.h"
+#include "config_text.h"
 
 /* A clock the test moves by hand, so plausibility bounds are exact. */
 static int64_t fake_now(void *ctx)
@@ -36,26 +37,6 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Loads a config from text through a temporary file (the real loader, file:line errors). */
-static mtr_config *load_text(const char *text)
-{
-    char *dir = tst_tmpdir("meters-cfg");
-    char path[512], err[512];
-    snprintf(path, sizeof path, "%s/meters.ini", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    mtr_config *cfg = NULL;
-    int rc = mtr_config_load(path, &cfg, err, sizeof err);
-    if (rc)
-        fprintf(stderr, "config: %s\n", err);
-    assert_int_equal(rc, MTR_OK);
-    tst_rmtree(dir);
-    free(dir);
-    return cfg;
 }
 
 static mtr_device_config tcp_dev(const char *id, mtr_profile prof, int port, int unit)
@@ -364,7 +345,7 @@ static void config_maps_word_orders(void **state)
     tms_add_unit(srv, 30, 0, 0, 0, 4);
     uint16_t inv[2] = {500, 7};
     tms_set(srv, 30, 4, 0, inv, 2);
-    mtr_config *cfg = load_text(text);
+    mtr_config *cfg = tst_meters_config(text);
     assert_int_equal(mtr_config_count(cfg), 5);
     for (size_t i = 0; i < 4; i++) {
         mtr_device *dev = mtr_device_new(mtr_config_device(cfg, i));
@@ -473,7 +454,7 @@ static void fault_counters(void **state)
              "[meter c]\nprofile = map:ctr\nhost = 127.0.0.1\nport = %d\nrated_current_a = 10\n"
              "phases = 1\nvoltage_v = 230\n",
              tms_port(srv));
-    mtr_config *cfg = load_text(text);
+    mtr_config *cfg = tst_meters_config(text);
     mtr_device *dev = mtr_device_new(mtr_config_device(cfg, 0));
     int64_t now = 1700000000000;
     mtr_sample s;

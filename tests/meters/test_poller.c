@@ -23,27 +23,9 @@
 #include "mgx/meter_error.h"
 #include "mgx/poller.h"
 #include "modbus_sim.h"
+#include "config_text.h"
 
 #define N_METERS 40
-
-static mtr_config *load_text(const char *text)
-{
-    char *dir = tst_tmpdir("poller-cfg");
-    char path[512], err[512];
-    snprintf(path, sizeof path, "%s/meters.ini", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    mtr_config *cfg = NULL;
-    int rc = mtr_config_load(path, &cfg, err, sizeof err);
-    if (rc)
-        fprintf(stderr, "config: %s\n", err);
-    assert_int_equal(rc, MTR_OK);
-    tst_rmtree(dir);
-    free(dir);
-    return cfg;
-}
 
 /* Unit u of the server is an SDM630 drawing u x 10 W with u kWh imported. */
 static tms_server *meters_server(int n)
@@ -81,7 +63,7 @@ static void periodic_polling(void **state)
     (void)state;
     tms_server *srv = meters_server(N_METERS);
     char *text = meters_config(tms_port(srv), N_METERS, 100, tst_free_port());
-    mtr_config *cfg = load_text(text);
+    mtr_config *cfg = tst_meters_config(text);
     free(text);
     mtr_poller *p = mtr_poller_new(cfg, NULL);
     assert_non_null(p);
@@ -140,7 +122,7 @@ static void full_queue_drops_oldest(void **state)
     (void)state;
     tms_server *srv = meters_server(4);
     char *text = meters_config(tms_port(srv), 4, 20, 0);
-    mtr_config *cfg = load_text(text);
+    mtr_config *cfg = tst_meters_config(text);
     free(text);
     mtr_poller_options opt = {0};
     opt.queue_max = 8;
@@ -191,7 +173,7 @@ static void run_once_polls_each_device_once(void **state)
     (void)state;
     tms_server *srv = meters_server(N_METERS);
     char *text = meters_config(tms_port(srv), N_METERS, 1000, tst_free_port());
-    mtr_config *cfg = load_text(text);
+    mtr_config *cfg = tst_meters_config(text);
     free(text);
     mtr_poller *p = mtr_poller_new(cfg, NULL);
     once_ctx c = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};

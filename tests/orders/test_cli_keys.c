@@ -28,8 +28,6 @@
 #include "orders_fixture.h"
 #include "db/registry.h"
 
-static char *dir;
-
 typedef struct {
     int status;
     char out[16384], err[4096];
@@ -59,12 +57,12 @@ static void run(run_result *r, ...)
     va_end(ap);
     args[n] = NULL;
     char out_path[512], err_path[512];
-    snprintf(out_path, sizeof out_path, "%s/.out", dir);
-    snprintf(err_path, sizeof err_path, "%s/.err", dir);
+    snprintf(out_path, sizeof out_path, "%s/.out", tst_dir);
+    snprintf(err_path, sizeof err_path, "%s/.err", tst_dir);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        if (chdir(dir) != 0)
+        if (chdir(tst_dir) != 0)
             _exit(126);
         int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -82,17 +80,9 @@ static void run(run_result *r, ...)
 
 static int setup(void **state)
 {
-    (void)state;
-    dir = tst_tmpdir("cli-keys");
-    return dir && sodium_init() >= 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
-    return 0;
+    if (tst_dir_setup(state) != 0)
+        return -1;
+    return sodium_init() >= 0 ? 0 : -1;
 }
 
 static void test_keygen_cli(void **state)
@@ -104,10 +94,10 @@ static void test_keygen_cli(void **state)
     /* stdout is exactly the public key and a newline, and matches alice.pub */
     assert_int_equal(strlen(r.out), 65);
     char path[512], pub[128];
-    snprintf(path, sizeof path, "%s/alice.pub", dir);
+    snprintf(path, sizeof path, "%s/alice.pub", tst_dir);
     slurp(path, pub, sizeof pub);
     assert_string_equal(pub, r.out);
-    snprintf(path, sizeof path, "%s/alice.key", dir);
+    snprintf(path, sizeof path, "%s/alice.key", tst_dir);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -124,7 +114,7 @@ static void test_keygen_cli(void **state)
     run(&r, "keygen", "--help", NULL);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "usage: mgx keygen"));
-    run(&r, "keygen", "--out", "no/such/dir/k", NULL);
+    run(&r, "keygen", "--out", "no/such/tst_dir/k", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "No such file or directory"));
 }
@@ -200,13 +190,13 @@ static void test_participant_cli(void **state)
 
     /* a key made by keygen signs an order that verifies against the registered key */
     char path[512];
-    snprintf(path, sizeof path, "%s/c.db", dir);
+    snprintf(path, sizeof path, "%s/c.db", tst_dir);
     ctl_db *db = NULL;
     assert_int_equal(ctl_registry_open(path, &db, NULL, 0), CTL_REG_OK);
     ctl_participant p;
     assert_int_equal(ctl_registry_lookup(db, "home-1", &p), CTL_REG_OK);
     ctl_db_close(db);
-    snprintf(path, sizeof path, "%s/h1.key", dir);
+    snprintf(path, sizeof path, "%s/h1.key", tst_dir);
     ctl_secret_key *k = NULL;
     assert_int_equal(ctl_key_load(path, &k), CTL_KEY_OK);
     ctl_order_msg m;
@@ -224,7 +214,7 @@ static void test_participant_cli(void **state)
     run(&r, "participant", "list", "--db", "missing.db", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "missing.db"));
-    snprintf(path, sizeof path, "%s/missing.db", dir);
+    snprintf(path, sizeof path, "%s/missing.db", tst_dir);
     assert_int_equal(access(path, F_OK), -1); /* not created */
     run(&r, "participant", "frobnicate", NULL);
     assert_int_equal(r.status, 2);
@@ -242,5 +232,5 @@ int main(void)
         cmocka_unit_test(test_keygen_cli),
         cmocka_unit_test(test_participant_cli),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
 }

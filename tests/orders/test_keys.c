@@ -22,36 +22,11 @@
 
 #include "broker.h"
 #include "orders/keys.h"
-
-static char *dir;
-
-static int setup(void **state)
-{
-    (void)state;
-    dir = tst_tmpdir("keys");
-    return dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tst_rmtree(dir);
-    free(dir);
-    return 0;
-}
+#include "files.h"
 
 static void path_of(char *out, size_t cap, const char *name)
 {
-    snprintf(out, cap, "%s/%s", dir, name);
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    assert_int_equal(fchmod(fd, mode), 0);
-    close(fd);
+    snprintf(out, cap, "%s/%s", tst_dir, name);
 }
 
 static void test_keygen_and_load(void **state)
@@ -111,13 +86,13 @@ static void test_keygen_all_or_nothing(void **state)
     path_of(prefix, sizeof prefix, "carol");
     snprintf(key, sizeof key, "%s.key", prefix);
     snprintf(pub, sizeof pub, "%s.pub", prefix);
-    write_file(pub, "keep me\n", 0644);
+    tst_file_write(pub, "keep me\n", 0644);
     assert_int_equal(ctl_keygen_files(prefix, NULL), CTL_KEY_E_EXISTS);
     assert_int_equal(access(key, F_OK), -1);
     assert_int_equal(errno, ENOENT);
     /* a missing directory is an I/O error with errno kept */
     char bad[600];
-    path_of(bad, sizeof bad, "no/such/dir/dave");
+    path_of(bad, sizeof bad, "no/such/tst_dir/dave");
     assert_int_equal(ctl_keygen_files(bad, NULL), CTL_KEY_E_IO);
     assert_int_equal(errno, ENOENT);
     assert_int_equal(ctl_keygen_files("", NULL), CTL_KEY_E_INVAL);
@@ -171,12 +146,12 @@ static void test_load_refuses(void **state)
     path_of(p, sizeof p, "bad.secret");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unlink(p);
-        write_file(p, bad[i], 0600);
+        tst_file_write(p, bad[i], 0600);
         assert_int_equal(ctl_key_load(p, &k), CTL_KEY_E_FORMAT);
     }
     /* a known seed loads to the RFC 8032 TEST 1 public key */
     unlink(p);
-    write_file(p,
+    tst_file_write(p,
                "mgx-ed25519-secret-v1\n"
                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\r\n\n",
                0600);
@@ -193,11 +168,11 @@ static void test_load_refuses(void **state)
                 "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
            22 + 64);
     unlink(p);
-    write_file(p, big, 0600);
+    tst_file_write(p, big, 0600);
     assert_int_equal(ctl_key_load(p, &k), CTL_KEY_E_FORMAT);
     /* a directory, a missing file */
-    assert_int_equal(chmod(dir, 0700), 0);
-    assert_int_equal(ctl_key_load(dir, &k), CTL_KEY_E_NOTFILE);
+    assert_int_equal(chmod(tst_dir, 0700), 0);
+    assert_int_equal(ctl_key_load(tst_dir, &k), CTL_KEY_E_NOTFILE);
     path_of(p, sizeof p, "missing.key");
     assert_int_equal(ctl_key_load(p, &k), CTL_KEY_E_IO);
     assert_int_equal(errno, ENOENT);
@@ -248,5 +223,5 @@ int main(void)
         cmocka_unit_test(test_load_refuses),
         cmocka_unit_test(test_pubkey_parse),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tst_dir_setup, tst_dir_teardown);
 }

@@ -44,11 +44,10 @@
 #include "broker.h"
 #include "bus/bus.h"
 #include "common/interval.h"
-#include "orders/keys.h"
+#include "common/wall_clock.h"
+#include "homes.h"
 #include "mgx/ledger_record.h"
-#include "orders/order_msg.h"
-#include "bus/payload.h"
-#include "db/registry.h"
+#include "shell.h"
 
 #define HOMES 8
 #define SPEED 3600
@@ -59,13 +58,6 @@
 #define FLAG_HOME 3
 #define GAP_HOME 5
 #define MAX_IV 4096
-
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the homes' meters: closed-form counters ---- */
 
@@ -111,17 +103,7 @@ static void reading_at(int h, int64_t ts_s, mtr_sample *s)
 /* ---- the world seen from the bus ---- */
 
 typedef struct {
-    char id[16];
-    ctl_secret_key *key;
-    ctl_order_msg pending;
-    int has_pending;
-    int64_t last_sent_ms;
-    int64_t done_interval;
-    int64_t next_reading_s; /* next reading's timestamp */
-} home;
-
-typedef struct {
-    home homes[HOMES];
+    tst_home homes[HOMES]; /* next_reading_s: the next reading's timestamp */
     uint8_t statements[MAX_IV][HOMES]; /* by interval offset from the first */
     int64_t first_interval;
     char checkpoint[4096];
@@ -130,13 +112,7 @@ typedef struct {
 
 static world W;
 
-static int home_index(const char *id)
-{
-    for (int h = 0; h < HOMES; h++)
-        if (strcmp(W.homes[h].id, id) == 0)
-            return h;
-    return -1;
-}
+static int home_index(const char *id) { return tst_home_index(W.homes, HOMES, id); }
 
 static void on_msg(void *user, const bus_message *m)
 {
@@ -168,62 +144,10 @@ static void on_msg(void *user, const bus_message *m)
     ctl_receipt r;
     char why[CTL_DETAIL_MAX];
     assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why), CTL_R_OK);
-    int h = home_index(r.participant);
-    if (h >= 0 && W.homes[h].has_pending &&
-        memcmp(W.homes[h].pending.nonce, r.nonce, sizeof r.nonce) == 0) {
-        W.homes[h].has_pending = 0;
-        W.homes[h].done_interval = W.homes[h].pending.interval_id;
-    }
+    tst_homes_take_receipt(W.homes, HOMES, &r);
 }
 
-static pid_t start_controller(const char *bin, const char *conf, const char *anchor,
-                              const char *log)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(log, "a", stderr);
-        (void)f;
-        execl(bin, bin, "controller", conf, "--clock-speed", "3600", "--clock-anchor", anchor,
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void make_order(home *hm, int h, int64_t iv, int64_t sim_ms, unsigned *seed)
-{
-    ctl_order_msg *m = &hm->pending;
-    memset(m, 0, sizeof *m);
-    snprintf(m->community, sizeof m->community, COMMUNITY);
-    snprintf(m->participant, sizeof m->participant, "%s", hm->id);
-    m->interval_id = iv;
-    m->interval_s = 900;
-    m->created_ms = sim_ms;
-    m->expiry_s = iv * 900;
-    for (int i = 0; i < CTL_ORDER_NONCE_BYTES; i++)
-        m->nonce[i] = (uint8_t)rand_r(seed);
-    m->side = h % 2 ? MKT_BUY : MKT_SELL;
-    m->n_steps = 1 + (uint32_t)(rand_r(seed) % 2);
-    for (uint32_t s = 0; s < m->n_steps; s++) {
-        m->steps[s].energy_wh = 100 + rand_r(seed) % 700;
-        m->steps[s].price_uc_per_kwh = m->side == MKT_SELL ? 90000 + rand_r(seed) % 60000
-                                                           : 150000 + rand_r(seed) % 100000;
-    }
-    assert_int_equal(ctl_order_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
-    hm->has_pending = 1;
-    hm->last_sent_ms = 0;
-}
-
-static void send_order(bus_client *c, home *hm)
-{
-    char topic[BUS_TOPIC_MAX], body[CTL_ORDER_JSON_MAX];
-    size_t len;
-    assert_int_equal(bus_topic_order(topic, sizeof topic, COMMUNITY, hm->id), BUS_OK);
-    assert_int_equal(ctl_order_to_json(&hm->pending, body, sizeof body, &len), CTL_R_OK);
-    if (bus_publish(c, topic, body, len, 1, false, NULL, NULL) == BUS_OK)
-        hm->last_sent_ms = real_ms();
-}
+static const tst_order_shape SHAPE = {2, 100, 700, 90000, 60000, 150000, 100000};
 
 static void send_reading(bus_client *c, int h, int64_t ts_s)
 {
@@ -231,28 +155,34 @@ static void send_reading(bus_client *c, int h, int64_t ts_s)
         return;
     mtr_sample s;
     reading_at(h, ts_s, &s);
-    char topic[BUS_TOPIC_MAX], body[BUS_JSON_MAX];
-    assert_int_equal(bus_topic_meter_state(topic, sizeof topic, COMMUNITY, s.meter_id), BUS_OK);
-    int n = bus_state_encode(&s, body, sizeof body);
-    assert_true(n > 0);
-    bus_publish(c, topic, body, (size_t)n, 1, false, NULL, NULL);
+    tst_send_reading(c, COMMUNITY, &s);
 }
 
-static int run_cmd(const char *cmd)
+/* Home h's readings up to sim_s, on the 120 s grid. */
+static void send_readings_until(bus_client *c, int h, int64_t sim_s)
 {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    while (W.homes[h].next_reading_s <= sim_s) {
+        send_reading(c, h, W.homes[h].next_reading_s);
+        W.homes[h].next_reading_s += READ_S;
+    }
 }
 
-static int64_t q1(sqlite3 *db, const char *sql, int64_t a)
+/* The meters' outboxes: at *at, every home's readings again from from_s (what the controller may
+ * have missed while down); then once more at *again. */
+typedef struct {
+    int64_t at, again, from_s;
+} replay;
+
+static void replay_due(bus_client *c, replay *r, int64_t now)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_bind_int64(st, 1, a);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+    if (!r->at || now < r->at)
+        return;
+    for (int h = 0; h < HOMES; h++)
+        for (int64_t ts = r->from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
+             ts += READ_S)
+            send_reading(c, h, ts);
+    r->at = r->again;
+    r->again = 0;
 }
 
 /* The closed-form checks of every settled block. */
@@ -263,19 +193,8 @@ typedef struct {
 
 static int market_home(sqlite3 *db, uint64_t market_id)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE "
-                                            "market_id = ?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, (int64_t)market_id);
-    int h = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        h = home_index((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return h;
+    return tst_homes_market_home(W.homes, HOMES, db, market_id);
 }
-
 static void check_block_txs(sqlite3 *db, int64_t height, int64_t iv, tally *t)
 {
     sqlite3_stmt *st;
@@ -284,7 +203,7 @@ static void check_block_txs(sqlite3 *db, int64_t height, int64_t iv, tally *t)
                                         -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(st, 1, height);
-    int flag_stored = q1(db, "SELECT count(*) FROM readings WHERE meter_id = 'm-home-3' AND "
+    int flag_stored = tst_db_int(db, "SELECT count(*) FROM readings WHERE meter_id = 'm-home-3' AND "
                              "quality != 0 AND ts_ms / 900000 = ?1",
                          iv) > 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -337,19 +256,16 @@ static void check_block_txs(sqlite3 *db, int64_t height, int64_t iv, tally *t)
 
 static void keygen_is_private(const char *bin, const char *dir, char *skey, char *vkey)
 {
-    char cmd[2048];
     snprintf(skey, 512, "%s/community.skey", dir);
     snprintf(vkey, 512, "%s/community.vkey", dir);
-    snprintf(cmd, sizeof cmd, "umask 022; %s ledger keygen settle.example/mgx --out %s > %s", bin,
-             skey, vkey);
-    assert_int_equal(run_cmd(cmd), 0);
+    assert_int_equal(
+        tst_sh("umask 022; %s ledger keygen settle.example/mgx --out %s > %s", bin, skey, vkey), 0);
     struct stat sb;
     assert_int_equal(stat(skey, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600); /* whatever the umask */
     off_t size = sb.st_size;
     /* a second keygen onto the same file is refused and leaves the key as it was */
-    snprintf(cmd, sizeof cmd, "%s ledger keygen other/name --out %s > /dev/null 2>&1", bin, skey);
-    assert_int_equal(run_cmd(cmd), 1);
+    assert_int_equal(tst_sh("%s ledger keygen other/name --out %s > /dev/null 2>&1", bin, skey), 1);
     assert_int_equal(stat(skey, &sb), 0);
     assert_int_equal(sb.st_size, size);
 }
@@ -362,171 +278,104 @@ static void settle_under_kills(void **state)
     tst_broker *br = tst_broker_start(NULL);
     assert_non_null(br);
     char *dir = tst_tmpdir("settle");
-    char db_path[512], conf[512], log[512], anchor[64], skey[512], vkey[512], cmd[2048];
+    char db_path[512], conf[512], log[512], anchor[64], skey[512], vkey[512];
     snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
     snprintf(conf, sizeof conf, "%s/controller.ini", dir);
     snprintf(log, sizeof log, "%s/controller.log", dir);
     keygen_is_private(bin, dir, skey, vkey);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
     /* the key by a path relative to the config's folder */
-    fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
-            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
-            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n",
-            tst_broker_port(br), db_path, GRACE_S);
-    fclose(f);
+    fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db_path, GRACE_S));
 
     memset(&W, 0, sizeof W);
-    ctl_db *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
-    for (int h = 0; h < HOMES; h++) {
-        home *hm = &W.homes[h];
-        snprintf(hm->id, sizeof hm->id, "home-%d", h);
-        uint8_t seed[32];
-        memset(seed, h + 1, sizeof seed);
-        assert_int_equal(ctl_key_from_seed(seed, &hm->key), 0);
-        ctl_participant p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", hm->id);
-        snprintf(p.meter_id, sizeof p.meter_id, "m-home-%d", h);
-        memcpy(p.pubkey, ctl_key_public(hm->key), CTL_PUBKEY_BYTES);
-        p.role = CTL_ROLE_HOME;
-        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
-    }
-    ctl_db_close(reg);
+    tst_homes_register(W.homes, HOMES, 1, db_path, true);
 
-    int64_t t0 = real_ms();
-    ctl_clock clock = {(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
+    ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
     const ctl_interval_rules rules = {900, 300, 4};
-    int64_t start_sim_s = ctl_clock_sim_ms(&clock, real_ms()) / 1000;
+    int64_t start_sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
     W.first_interval = ctl_interval_first_open(start_sim_s, &rules);
     for (int h = 0; h < HOMES; h++)
         W.homes[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
 
-    bus_config bc = {.host = "127.0.0.1", .port = tst_broker_port(br), .client_id = "homes",
-                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
-                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
-    bus_client *c = bus_new(&bc, on_msg, NULL, NULL, NULL);
-    assert_non_null(c);
-    assert_int_equal(bus_start(c), BUS_OK);
+    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 30000, on_msg);
     char filter[BUS_TOPIC_MAX];
-    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
-    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     bus_filter_all(filter, sizeof filter, COMMUNITY, "statement", NULL);
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     snprintf(filter, sizeof filter, "mgx/v1/" COMMUNITY "/ledger/checkpoint");
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
-    while (!bus_connected(c))
-        bus_loop(c, 10);
 
-    pid_t ctl = start_controller(bin, conf, anchor, log);
+    pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     unsigned seed = 20240601;
     int kills = 0;
-    int64_t next_kill = real_ms() + 400 + rand_r(&seed) % 400;
+    int64_t next_kill = ctl_wall_ms() + 400 + rand_r(&seed) % 400;
     /* what was published before the controller subscribed is replayed too */
-    int64_t replay_at = real_ms() + 300, replay_again = real_ms() + 900;
-    int64_t replay_from_s = W.homes[0].next_reading_s;
-    int64_t end = real_ms() + RUN_MS;
-    while (real_ms() < end || kills < MIN_KILLS) {
+    replay rp = {ctl_wall_ms() + 300, ctl_wall_ms() + 900, W.homes[0].next_reading_s};
+    int64_t end = ctl_wall_ms() + RUN_MS;
+    while (ctl_wall_ms() < end || kills < MIN_KILLS) {
         bus_loop(c, 5);
-        int64_t now_real = real_ms();
+        int64_t now_real = ctl_wall_ms();
         int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
         int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
         for (int h = 0; h < HOMES; h++) {
-            home *hm = &W.homes[h];
-            while (hm->next_reading_s <= sim_ms / 1000) {
-                send_reading(c, h, hm->next_reading_s);
-                hm->next_reading_s += READ_S;
-            }
+            tst_home *hm = &W.homes[h];
+            send_readings_until(c, h, sim_ms / 1000);
             if (!hm->has_pending && hm->done_interval < target)
-                make_order(hm, h, target, sim_ms, &seed);
+                tst_home_make_order(W.homes, h, COMMUNITY, target, sim_ms, &seed, &SHAPE);
             if (hm->has_pending && now_real - hm->last_sent_ms > 150)
-                send_order(c, hm);
+                tst_home_send_order(c, COMMUNITY, hm);
         }
-        if (replay_at && now_real >= replay_at) {
-            /* the meters' outboxes: what the controller may have missed while down */
-            for (int h = 0; h < HOMES; h++)
-                for (int64_t ts = replay_from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
-                     ts += READ_S)
-                    send_reading(c, h, ts);
-            replay_at = replay_again;
-            replay_again = 0;
-        }
+        replay_due(c, &rp, now_real);
         if (now_real >= next_kill && kills < 1000) {
-            kill(ctl, SIGKILL);
-            int st;
-            waitpid(ctl, &st, 0);
-            assert_true(WIFSIGNALED(st));
+            tst_kill9(ctl);
             kills++;
             /* a killed controller loses what it had not committed, also what queued up while it
              * was busy: after the restart the last hours are sent again (twice, in case the
              * controller dies during the first replay); the store ignores what it has */
-            replay_from_s = sim_ms / 1000 - REPLAY_S;
+            rp.from_s = sim_ms / 1000 - REPLAY_S;
             usleep((useconds_t)(rand_r(&seed) % 200) * 1000);
-            ctl = start_controller(bin, conf, anchor, log);
-            replay_at = real_ms() + 300;
-            replay_again = real_ms() + 900;
-            next_kill = real_ms() + 150 + rand_r(&seed) % 500;
+            ctl = tst_controller_start(bin, conf, anchor, log, NULL);
+            rp.at = ctl_wall_ms() + 300;
+            rp.again = ctl_wall_ms() + 900;
+            next_kill = ctl_wall_ms() + 150 + rand_r(&seed) % 500;
         }
     }
     /* let the last grace periods pass (readings keep coming), then stop cleanly */
-    int64_t settle_until = real_ms() + 3500;
-    while (real_ms() < settle_until) {
+    int64_t settle_until = ctl_wall_ms() + 3500;
+    while (ctl_wall_ms() < settle_until) {
         bus_loop(c, 5);
-        int64_t sim_s = ctl_clock_sim_ms(&clock, real_ms()) / 1000;
+        int64_t sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
         for (int h = 0; h < HOMES; h++)
-            while (W.homes[h].next_reading_s <= sim_s) {
-                send_reading(c, h, W.homes[h].next_reading_s);
-                W.homes[h].next_reading_s += READ_S;
-            }
-        if (replay_at && real_ms() >= replay_at) {
-            for (int h = 0; h < HOMES; h++)
-                for (int64_t ts = replay_from_s / READ_S * READ_S; ts < W.homes[h].next_reading_s;
-                     ts += READ_S)
-                    send_reading(c, h, ts);
-            replay_at = replay_again;
-            replay_again = 0;
-        }
+            send_readings_until(c, h, sim_s);
+        replay_due(c, &rp, ctl_wall_ms());
     }
-    kill(ctl, SIGTERM);
-    int st;
-    waitpid(ctl, &st, 0);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
-    int64_t stop_sim_s = ctl_clock_sim_ms(&clock, real_ms()) / 1000;
-    int64_t wait = real_ms() + 300;
-    while (real_ms() < wait)
+    tst_controller_stop(ctl);
+    int64_t stop_sim_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
+    int64_t wait = ctl_wall_ms() + 300;
+    while (ctl_wall_ms() < wait)
         bus_loop(c, 10);
 
     /* 1. the auditor's view */
-    snprintf(cmd, sizeof cmd, "%s ledger verify %s --vkey-file %s > %s/verify.out 2>&1", bin,
-             db_path, vkey, dir);
-    if (run_cmd(cmd) != 0) {
-        snprintf(cmd, sizeof cmd, "cat %s/verify.out; tail -20 %s", dir, log);
-        run_cmd(cmd);
+    if (tst_sh("%s ledger verify %s --vkey-file %s > %s/verify.out 2>&1", bin, db_path, vkey,
+               dir) != 0) {
+        tst_sh("cat %s/verify.out; tail -20 %s", dir, log);
         fail_msg("mgx ledger verify failed");
     }
 
     /* 2. one block per settled interval, in order, none lost or duplicated */
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    int64_t first = q1(db, "SELECT CAST(value AS INTEGER) FROM ctl_meta WHERE key = "
+    int64_t first = tst_db_int(db, "SELECT CAST(value AS INTEGER) FROM ctl_meta WHERE key = "
                            "'first_interval' AND ?1 = ?1",
                        0);
-    int64_t last_cleared = q1(db, "SELECT max(interval_id) FROM intervals WHERE state = ?1", 1);
-    int64_t n_blocks = q1(db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1", 0);
-    int64_t lo = q1(db, "SELECT min(interval_id) FROM ledger_block WHERE ?1 = ?1", 0);
-    int64_t hi = q1(db, "SELECT max(interval_id) FROM ledger_block WHERE ?1 = ?1", 0);
+    int64_t last_cleared = tst_db_int(db, "SELECT max(interval_id) FROM intervals WHERE state = ?1", 1);
+    int64_t n_blocks = tst_db_int(db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1", 0);
+    int64_t lo = tst_db_int(db, "SELECT min(interval_id) FROM ledger_block WHERE ?1 = ?1", 0);
+    int64_t hi = tst_db_int(db, "SELECT max(interval_id) FROM ledger_block WHERE ?1 = ?1", 0);
     assert_int_equal(lo, first);
     assert_int_equal(n_blocks, hi - lo + 1); /* contiguous; interval_id is UNIQUE */
     assert_true(hi <= last_cleared);
     /* everything whose grace ended a second (simulated hour) before the stop is settled */
     assert_true((hi + 2) * 900 + GRACE_S > stop_sim_s - 3600);
-    assert_int_equal(q1(db, "SELECT count(*) FROM ledger_block WHERE height != interval_id - ?1",
+    assert_int_equal(tst_db_int(db, "SELECT count(*) FROM ledger_block WHERE height != interval_id - ?1",
                         first),
                      0); /* block h settles interval first + h: in order */
     assert_true(n_blocks >= 30);
@@ -586,8 +435,7 @@ static void settle_under_kills(void **state)
 
     bus_stop(c, 500);
     bus_free(c);
-    for (int h = 0; h < HOMES; h++)
-        ctl_key_free(W.homes[h].key);
+    tst_homes_free(W.homes, HOMES);
     tst_broker_free(br);
     if (!getenv("MGX_TEST_KEEP"))
         tst_rmtree(dir);

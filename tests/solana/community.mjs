@@ -33,7 +33,7 @@ import { FailedTransactionMetadata } from "litesvm";
 
 export const TXGEN =
   process.env.MGX_SOLANA_TXGEN ??
-  new URL("../../build/tests/solana_txgen", import.meta.url).pathname;
+  new URL("../../build/tests/solana/solana_txgen", import.meta.url).pathname;
 
 const hex = (b) => Buffer.from(b).toString("hex");
 

@@ -59,12 +59,12 @@
 #include "broker.h"
 #include "bus/bus.h"
 #include "common/interval.h"
-#include "orders/keys.h"
+#include "common/wall_clock.h"
+#include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mgx/solana_base58.h"
-#include "orders/order_msg.h"
-#include "bus/payload.h"
-#include "db/registry.h"
+#include "rpc_node.h"
+#include "shell.h"
 
 #define HOMES 10
 #define SPEED 3600
@@ -80,13 +80,6 @@
 #define ENERGY_ALLOW 1500000 /* the allowances each home approved */
 #define PAYMENT_ALLOW 90000000
 #define ADVANCE_MS 2500 /* the node's height jumps past the blockhashes' validity this often */
-
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the JSON-RPC node ---- */
 
@@ -140,34 +133,10 @@ static void rpc0(const char *method, json_t *params)
 
 static pid_t start_node(const char *scenario, const char *spec, const char *log)
 {
-    int port = tst_free_port();
-    snprintf(g_url, sizeof g_url, "http://127.0.0.1:%d", port);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        FILE *f = freopen(log, "a", stderr);
-        (void)f;
-        execlp(MGX_NODE, MGX_NODE, MGX_SOURCE_DIR "/tests/solana/rpc_server.mjs", port_s,
-               scenario, spec, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *out = fdopen(fds[0], "r");
-    char line[256];
-    int ready = 0;
-    while (!ready && fgets(line, sizeof line, out))
-        ready = strncmp(line, "READY", 5) == 0;
-    fclose(out);
-    assert_true(ready);
+    pid_t pid = sol_node_start(scenario, spec, log, g_url, sizeof g_url);
+    assert_true(pid > 0);
     return pid;
 }
-
 /* Base58 of any length (instruction data), independent of mgx's fixed-length decoder. */
 static size_t b58_decode_any(const char *s, uint8_t *out, size_t cap)
 {
@@ -198,34 +167,23 @@ static size_t b58_decode_any(const char *s, uint8_t *out, size_t cap)
 
 /* ---- the community ---- */
 
+/* The homes (keys sign their orders) and their Solana accounts. */
 typedef struct {
-    char id[16];
-    ctl_secret_key *key; /* signs the home's orders */
     char wallet[64], energy_ata[64], payment_ata[64];
-    ctl_order_msg pending;
-    int has_pending;
-    int64_t last_sent_ms, done_interval, next_reading_s;
-} home;
+} accounts;
 
-static home H[HOMES];
+static tst_home H[HOMES];
+static accounts A[HOMES];
 static char g_authority[64], g_energy_mint[64], g_payment_mint[64];
-
-static int home_index(const char *id)
-{
-    for (int h = 0; h < HOMES; h++)
-        if (strcmp(H[h].id, id) == 0)
-            return h;
-    return -1;
-}
 
 static int home_of_account(const char *ata, int *asset)
 {
     for (int h = 0; h < HOMES; h++) {
-        if (strcmp(H[h].energy_ata, ata) == 0) {
+        if (strcmp(A[h].energy_ata, ata) == 0) {
             *asset = 0;
             return h;
         }
-        if (strcmp(H[h].payment_ata, ata) == 0) {
+        if (strcmp(A[h].payment_ata, ata) == 0) {
             *asset = 1;
             return h;
         }
@@ -280,10 +238,10 @@ static void load_scenario(const char *path, const char *keypair, const char *wal
     fprintf(f, "# participant  wallet (the home's Solana address)\n");
     for (int h = 0; h < HOMES; h++) {
         json_t *e = json_array_get(w, (size_t)h);
-        copy_str(H[h].wallet, sizeof H[h].wallet, json_object_get(e, "address"));
-        copy_str(H[h].energy_ata, sizeof H[h].energy_ata, json_object_get(e, "energy_ata"));
-        copy_str(H[h].payment_ata, sizeof H[h].payment_ata, json_object_get(e, "payment_ata"));
-        fprintf(f, "%s %s\n", H[h].id, H[h].wallet);
+        copy_str(A[h].wallet, sizeof A[h].wallet, json_object_get(e, "address"));
+        copy_str(A[h].energy_ata, sizeof A[h].energy_ata, json_object_get(e, "energy_ata"));
+        copy_str(A[h].payment_ata, sizeof A[h].payment_ata, json_object_get(e, "payment_ata"));
+        fprintf(f, "%s %s\n", H[h].id, A[h].wallet);
     }
     fclose(f);
     json_decref(r);
@@ -308,11 +266,7 @@ static void send_reading(bus_client *c, int h, int64_t ts_s)
 {
     mtr_sample s;
     reading_at(h, ts_s, &s);
-    char topic[BUS_TOPIC_MAX], body[BUS_JSON_MAX];
-    assert_int_equal(bus_topic_meter_state(topic, sizeof topic, COMMUNITY, s.meter_id), BUS_OK);
-    int n = bus_state_encode(&s, body, sizeof body);
-    assert_true(n > 0);
-    bus_publish(c, topic, body, (size_t)n, 1, false, NULL, NULL);
+    tst_send_reading(c, COMMUNITY, &s);
 }
 
 static void on_msg(void *user, const bus_message *m)
@@ -325,46 +279,10 @@ static void on_msg(void *user, const bus_message *m)
     ctl_receipt r;
     char why[CTL_DETAIL_MAX];
     assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why), CTL_R_OK);
-    int h = home_index(r.participant);
-    if (h >= 0 && H[h].has_pending && memcmp(H[h].pending.nonce, r.nonce, sizeof r.nonce) == 0) {
-        H[h].has_pending = 0;
-        H[h].done_interval = H[h].pending.interval_id;
-    }
+    tst_homes_take_receipt(H, HOMES, &r);
 }
 
-static void make_order(home *hm, int h, int64_t iv, int64_t sim_ms, unsigned *seed)
-{
-    ctl_order_msg *m = &hm->pending;
-    memset(m, 0, sizeof *m);
-    snprintf(m->community, sizeof m->community, COMMUNITY);
-    snprintf(m->participant, sizeof m->participant, "%s", hm->id);
-    m->interval_id = iv;
-    m->interval_s = 900;
-    m->created_ms = sim_ms;
-    m->expiry_s = iv * 900;
-    for (int i = 0; i < CTL_ORDER_NONCE_BYTES; i++)
-        m->nonce[i] = (uint8_t)rand_r(seed);
-    m->side = h % 2 ? MKT_BUY : MKT_SELL;
-    m->n_steps = 1 + (uint32_t)(rand_r(seed) % 2);
-    for (uint32_t s = 0; s < m->n_steps; s++) {
-        m->steps[s].energy_wh = 20 + rand_r(seed) % 400;
-        m->steps[s].price_uc_per_kwh = m->side == MKT_SELL ? 90000 + rand_r(seed) % 60000
-                                                           : 150000 + rand_r(seed) % 100000;
-    }
-    assert_int_equal(ctl_order_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
-    hm->has_pending = 1;
-    hm->last_sent_ms = 0;
-}
-
-static void send_order(bus_client *c, home *hm)
-{
-    char topic[BUS_TOPIC_MAX], body[CTL_ORDER_JSON_MAX];
-    size_t len;
-    assert_int_equal(bus_topic_order(topic, sizeof topic, COMMUNITY, hm->id), BUS_OK);
-    assert_int_equal(ctl_order_to_json(&hm->pending, body, sizeof body, &len), CTL_R_OK);
-    if (bus_publish(c, topic, body, len, 1, false, NULL, NULL) == BUS_OK)
-        hm->last_sent_ms = real_ms();
-}
+static const tst_order_shape SHAPE = {2, 20, 400, 90000, 60000, 150000, 100000};
 
 /* ---- the controller ---- */
 
@@ -375,32 +293,7 @@ static tst_broker *g_broker;
 
 static pid_t start_controller(const char *crash_at)
 {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(g_log, "a", stderr);
-        (void)f;
-        if (crash_at)
-            setenv("MGX_CRASH_AT", crash_at, 1);
-        execl(g_bin, g_bin, "controller", g_conf, "--clock-speed", "3600", "--clock-anchor",
-              g_anchor, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void kill9(pid_t pid)
-{
-    kill(pid, SIGKILL);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFSIGNALED(st));
-}
-
-static int run_cmd(const char *cmd)
-{
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return tst_controller_start(g_bin, g_conf, g_anchor, g_log, crash_at);
 }
 
 static int64_t q1(sqlite3 *db, const char *sql)
@@ -474,19 +367,8 @@ static int xfer_cmp(const void *a, const void *b)
 
 static int market_home(sqlite3 *db, uint64_t market_id)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE "
-                                            "market_id = ?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, (int64_t)market_id);
-    int h = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        h = home_index((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return h;
+    return tst_homes_market_home(H, HOMES, db, market_id);
 }
-
 typedef struct {
     size_t trades, delivered_trades, zero_payment;
     int64_t rounded_off_uc;
@@ -697,18 +579,18 @@ typedef struct {
 static void homes_turn(run_state *r)
 {
     bus_loop(r->bus, 5);
-    int64_t now = real_ms(), sim_ms = ctl_clock_sim_ms(&r->clock, now);
+    int64_t now = ctl_wall_ms(), sim_ms = ctl_clock_sim_ms(&r->clock, now);
     int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &r->rules);
     for (int h = 0; h < HOMES; h++) {
-        home *hm = &H[h];
+        tst_home *hm = &H[h];
         while (hm->next_reading_s <= sim_ms / 1000) {
             send_reading(r->bus, h, hm->next_reading_s);
             hm->next_reading_s += READ_S;
         }
         if (r->ordering && !hm->has_pending && hm->done_interval < target)
-            make_order(hm, h, target, sim_ms, &r->seed);
+            tst_home_make_order(H, h, COMMUNITY, target, sim_ms, &r->seed, &SHAPE);
         if (hm->has_pending && now - hm->last_sent_ms > 150)
-            send_order(r->bus, hm);
+            tst_home_send_order(r->bus, COMMUNITY, hm);
     }
     if (r->replay_at && now >= r->replay_at) {
         /* the meters' outboxes: what the controller may have missed while it was down */
@@ -725,7 +607,7 @@ static void homes_turn(run_state *r)
 static void restart(run_state *r, const char *crash_at)
 {
     g_ctl = start_controller(crash_at);
-    int64_t now = real_ms();
+    int64_t now = ctl_wall_ms();
     r->replay_from_s = ctl_clock_sim_ms(&r->clock, now) / 1000 - REPLAY_S;
     r->replay_at = now + 300;
     r->replay_again = now + 900;
@@ -747,7 +629,7 @@ static void wait_inflight(run_state *r, int64_t now)
     if (inflight == 0 && now < r->deadline)
         return;
     if (inflight > 0) {
-        kill9(g_ctl); /* mid-submission */
+        tst_kill9(g_ctl); /* mid-submission */
         r->kills++;
         r->inflight_hits++;
         /* and the blockhash expires before the controller is back: a transaction that landed
@@ -777,7 +659,7 @@ static void wait_crash(run_state *r, int64_t now)
             r->advances++;
         }
     } else {
-        kill9(g_ctl);
+        tst_kill9(g_ctl);
     }
     r->kills++;
     restart(r, NULL);
@@ -793,7 +675,7 @@ static void start_step(run_state *r, int64_t now)
         r->deadline = now + 4000;
         return;
     }
-    kill9(g_ctl);
+    tst_kill9(g_ctl);
     r->kills++;
     if (k == K_RANDOM) {
         usleep((useconds_t)(rand_r(&r->seed) % 200) * 1000);
@@ -811,13 +693,13 @@ static void start_step(run_state *r, int64_t now)
 static void run(run_state *r, const char *db_path)
 {
     restart(r, NULL);
-    r->next_action = real_ms() + 1500;
-    r->next_advance = real_ms() + ADVANCE_MS;
-    int64_t end = real_ms() + RUN_MS;
-    while (real_ms() < end || r->step < N_SCHEDULE) {
-        assert_true(real_ms() < end + 30000);
+    r->next_action = ctl_wall_ms() + 1500;
+    r->next_advance = ctl_wall_ms() + ADVANCE_MS;
+    int64_t end = ctl_wall_ms() + RUN_MS;
+    while (ctl_wall_ms() < end || r->step < N_SCHEDULE) {
+        assert_true(ctl_wall_ms() < end + 30000);
         homes_turn(r);
-        int64_t now = real_ms();
+        int64_t now = ctl_wall_ms();
         if (now >= r->next_advance) {
             /* the node's height jumps past every blockhash handed out so far */
             rpc0("mgxTest_advance", json_pack("[i]", 160));
@@ -832,88 +714,47 @@ static void run(run_state *r, const char *db_path)
             start_step(r, now);
     }
     r->ordering = 0;
-    int64_t give_up = real_ms() + 30000, next_check = 0;
+    int64_t give_up = ctl_wall_ms() + 30000, next_check = 0;
     while (!drained(db_path)) {
-        if (real_ms() > give_up) {
-            char cmd[1024];
-            snprintf(cmd, sizeof cmd, "tail -30 %s", g_log);
-            run_cmd(cmd);
+        if (ctl_wall_ms() > give_up) {
+            tst_sh("tail -30 %s", g_log);
             fail_msg("the outbox did not drain");
         }
-        while (real_ms() < next_check)
+        while (ctl_wall_ms() < next_check)
             homes_turn(r);
-        next_check = real_ms() + 200;
+        next_check = ctl_wall_ms() + 200;
     }
-    kill(g_ctl, SIGTERM);
-    int st;
-    assert_int_equal(waitpid(g_ctl, &st, 0), g_ctl);
+    pid_t ctl = g_ctl;
     g_ctl = -1;
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tst_controller_stop(ctl);
 }
 
 /* ---- the setup ---- */
 
 static void write_config(const char *conf, const char *db_path, int broker_port)
 {
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
     /* key files by paths relative to the config's folder, as a coordinator would write them */
+    FILE *f = tst_controller_config(conf, broker_port, COMMUNITY, db_path, GRACE_S);
     fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\nnetwork_fee_uc_per_kwh = 10000\n"
-            "settlement_grace_s = %d\nsettlement_key = community.skey\n"
-            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n"
             "[solana]\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
             "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
             "timeout_ms = 2000\n",
-            broker_port, db_path, GRACE_S, g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
+            g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
     fclose(f);
-}
-
-static void register_homes(const char *db_path)
-{
-    ctl_db *reg;
-    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
-    for (int h = 0; h < HOMES; h++) {
-        uint8_t seed[32];
-        memset(seed, 0x40 + h, sizeof seed);
-        assert_int_equal(ctl_key_from_seed(seed, &H[h].key), 0);
-        ctl_participant p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "home-%d", h);
-        snprintf(p.meter_id, sizeof p.meter_id, "m-home-%d", h);
-        memcpy(p.pubkey, ctl_key_public(H[h].key), CTL_PUBKEY_BYTES);
-        p.role = CTL_ROLE_HOME;
-        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
-    }
-    ctl_db_close(reg);
 }
 
 static void connect_homes(run_state *r, int broker_port)
 {
-    int64_t t0 = real_ms();
     static char anchor[64];
-    r->clock = (ctl_clock){(t0 / 1000) * 1000, INT64_C(1717200000000), SPEED};
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)(t0 / 1000));
+    r->clock = tst_sim_clock(anchor, sizeof anchor);
     g_anchor = anchor;
     r->rules = (ctl_interval_rules){900, 300, 4};
     r->seed = 20240601;
     r->ordering = 1;
-    int64_t start_sim_s = ctl_clock_sim_ms(&r->clock, real_ms()) / 1000;
+    int64_t start_sim_s = ctl_clock_sim_ms(&r->clock, ctl_wall_ms()) / 1000;
     for (int h = 0; h < HOMES; h++)
         H[h].next_reading_s = (start_sim_s / READ_S - 10) * READ_S;
-    bus_config bc = {.host = "127.0.0.1", .port = broker_port, .client_id = "homes",
-                     .community = COMMUNITY, .backoff_min_ms = 50, .backoff_max_ms = 200,
-                     .max_pending = 30000, .log_level = BUS_LOG_WARN};
-    r->bus = bus_new(&bc, on_msg, NULL, NULL, NULL);
-    assert_non_null(r->bus);
-    assert_int_equal(bus_start(r->bus), BUS_OK);
-    char filter[BUS_TOPIC_MAX];
-    bus_filter_all(filter, sizeof filter, COMMUNITY, "receipt", NULL);
-    assert_int_equal(bus_subscribe(r->bus, filter, 1), BUS_OK);
-    while (!bus_connected(r->bus))
-        bus_loop(r->bus, 10);
+    r->bus = tst_homes_connect(broker_port, COMMUNITY, 30000, on_msg);
 }
 
 /* ---- the checks ---- */
@@ -1001,7 +842,7 @@ static void check_balances(const xfers *want, int allowances)
         for (int a = 0; a < 2; a++) {
             uint64_t amount, allowance;
             char delegate[64];
-            account_state(a ? H[h].payment_ata : H[h].energy_ata, &amount, &allowance, delegate);
+            account_state(a ? A[h].payment_ata : A[h].energy_ata, &amount, &allowance, delegate);
             assert_int_equal(amount, bal[h][a]);
             if (allowances) {
                 assert_int_equal(allowance, allow[h][a]);
@@ -1063,24 +904,21 @@ static void settle_on_chain(void **state)
     snprintf(cmd, sizeof cmd, "%s/node.log", dir);
     g_node = start_node(scenario, spec, cmd);
     load_scenario(scenario, keypair, wallets);
-    snprintf(cmd, sizeof cmd, "%s ledger keygen sunnyside.example/mgx --out %s/community.skey > "
-                              "%s/community.vkey",
-             g_bin, dir, dir);
-    assert_int_equal(run_cmd(cmd), 0);
+    assert_int_equal(tst_sh("%s ledger keygen sunnyside.example/mgx --out %s/community.skey > "
+                            "%s/community.vkey",
+                            g_bin, dir, dir),
+                     0);
     write_config(conf, db_path, tst_broker_port(g_broker));
-    register_homes(db_path);
+    tst_homes_register(H, HOMES, 0x40, db_path, true);
     run_state r;
     memset(&r, 0, sizeof r);
     connect_homes(&r, tst_broker_port(g_broker));
 
     run(&r, db_path);
 
-    snprintf(cmd, sizeof cmd, "%s ledger verify %s --vkey-file %s/community.vkey > "
-                              "%s/verify.out 2>&1",
-             g_bin, db_path, dir, dir);
-    if (run_cmd(cmd) != 0) {
-        snprintf(cmd, sizeof cmd, "cat %s/verify.out", dir);
-        run_cmd(cmd);
+    if (tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > %s/verify.out 2>&1", g_bin,
+               db_path, dir, dir) != 0) {
+        tst_sh("cat %s/verify.out", dir);
         fail_msg("mgx ledger verify failed");
     }
     sqlite3 *db;
@@ -1115,8 +953,7 @@ static void settle_on_chain(void **state)
 
     bus_stop(r.bus, 500);
     bus_free(r.bus);
-    for (int h = 0; h < HOMES; h++)
-        ctl_key_free(H[h].key);
+    tst_homes_free(H, HOMES);
     kill(g_node, SIGTERM);
     waitpid(g_node, NULL, 0);
     g_node = -1;
@@ -1143,10 +980,8 @@ int main(void)
 {
     if (sodium_init() < 0)
         return 1;
-    if (access(MGX_SOURCE_DIR "/tests/solana/node_modules/litesvm/package.json", R_OK) != 0) {
-        puts("SKIP: tests/solana/node_modules is missing; run `npm ci` in tests/solana");
+    if (sol_node_missing())
         return 77;
-    }
     const struct CMUnitTest tests[] = {cmocka_unit_test(settle_on_chain)};
     return cmocka_run_group_tests(tests, NULL, stop_all);
 }

@@ -31,6 +31,7 @@
 #include "mgx/solana_batch.h"
 #include "solana/solana_outbox.h"
 #include "solana/solana_rpc.h"
+#include "rpc_node.h"
 
 #define N_HOMES 12
 
@@ -86,31 +87,9 @@ static void control0(const char *method, json_int_t arg)
 
 static int start_server(const char *scenario)
 {
-    int port = tst_free_port();
-    snprintf(E.url, sizeof E.url, "http://127.0.0.1:%d", port);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    E.server = fork();
-    if (E.server == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execlp(MGX_NODE, MGX_NODE, MGX_SOURCE_DIR "/tests/solana/rpc_server.mjs", port_s, scenario,
-               (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *out = fdopen(fds[0], "r");
-    char line[256];
-    int ready = 0;
-    while (!ready && fgets(line, sizeof line, out))
-        ready = strncmp(line, "READY", 5) == 0;
-    fclose(out);
-    return ready ? 0 : -1;
+    E.server = sol_node_start(scenario, NULL, NULL, E.url, sizeof E.url);
+    return E.server > 0 ? 0 : -1;
 }
-
 static void load_scenario(const char *path)
 {
     json_t *r = json_load_file(path, 0, NULL);
@@ -396,10 +375,8 @@ int main(void)
 {
     if (sodium_init() < 0)
         return 1;
-    if (access(MGX_SOURCE_DIR "/tests/solana/node_modules/litesvm/package.json", R_OK) != 0) {
-        puts("SKIP: tests/solana/node_modules is missing; run `npm ci` in tests/solana");
+    if (sol_node_missing())
         return 77;
-    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lost_submission_is_resent),

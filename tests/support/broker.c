@@ -33,6 +33,24 @@ void tst_sleep_ms(int ms)
     }
 }
 
+char *tst_dir;
+
+int tst_dir_setup(void **state)
+{
+    (void)state;
+    tst_dir = tst_tmpdir("mgx-test");
+    return tst_dir ? 0 : -1;
+}
+
+int tst_dir_teardown(void **state)
+{
+    (void)state;
+    tst_rmtree(tst_dir);
+    free(tst_dir);
+    tst_dir = NULL;
+    return 0;
+}
+
 int tst_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

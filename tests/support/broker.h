@@ -29,6 +29,11 @@ void tst_broker_free(tst_broker *b);
 char *tst_tmpdir(const char *tag);
 /* rm -rf of a folder made by tst_tmpdir; ignores errors. */
 void tst_rmtree(const char *dir);
+/* cmocka group fixtures for a group of tests that work in one temporary folder: the setup makes
+ * it and points tst_dir at it (fails the group if it cannot), the teardown removes it. */
+extern char *tst_dir;
+int tst_dir_setup(void **state);
+int tst_dir_teardown(void **state);
 /* A TCP port on 127.0.0.1 free at the time of the call. */
 int tst_free_port(void);
 /* Sleeps ms milliseconds. */

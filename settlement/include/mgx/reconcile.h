@@ -107,7 +107,7 @@ typedef struct {
  *   paid_uc == received_uc + fees_uc + rounding_uc
  *   sum over participants of (local_paid + grid_paid) ==
  *       sum of (local_received + grid_received) + fees + rounding + grid_paid - grid_received
- * hold exactly (tests/unit/test_reconcile_props.c checks them over 10^6 random intervals). */
+ * hold exactly (tests/settlement/test_reconcile_props.c checks them over 10^6 random intervals). */
 typedef struct {
     uint32_t n_trades;
     uint32_t n_positions;

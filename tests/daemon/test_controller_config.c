@@ -1,0 +1,175 @@
+/*
+ * `mgx controller`'s config file through the shared loader (label integration, the real binary):
+ * bad files exit 2 with "FILE:LINE: message" naming the right line; [bus] is the shared section
+ * (community there, or in [controller] as before, and then both must agree; password_file, not
+ * password); other daemons' sections may share the file but a misspelt section is an error; a
+ * relative db path is taken from the config file's folder.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+
+static char conf[512], errlog[512];
+
+static int setup(void **state)
+{
+    if (tst_dir_setup(state) != 0)
+        return -1;
+    snprintf(conf, sizeof conf, "%s/controller.ini", tst_dir);
+    snprintf(errlog, sizeof errlog, "%s/stderr.txt", tst_dir);
+    return 0;
+}
+
+static void write_conf(const char *text)
+{
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static pid_t start(const char *extra_arg)
+{
+    const char *bin = getenv("MGX_BIN");
+    assert_non_null(bin);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(errlog, "w", stderr) || chdir("/") != 0)
+            _exit(126);
+        if (extra_arg)
+            execl(bin, bin, "controller", conf, extra_arg, (char *)NULL);
+        else
+            execl(bin, bin, "controller", conf, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Runs the controller on text; returns its exit status, its stderr in out. */
+static int run(const char *text, const char *extra_arg, char *out, size_t cap)
+{
+    write_conf(text);
+    int st;
+    waitpid(start(extra_arg), &st, 0);
+    FILE *f = fopen(errlog, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* A config error: exit 2, the message contains "controller.ini:LINE: what". */
+static void expect_error(const char *text, int line, const char *what)
+{
+    char out[4096], want[512];
+    int rc = run(text, NULL, out, sizeof out);
+    if (line > 0)
+        snprintf(want, sizeof want, "controller.ini:%d: %s", line, what);
+    else
+        snprintf(want, sizeof want, "%s", what);
+    if (rc != 2 || !strstr(out, want))
+        fail_msg("exit %d, stderr \"%s\", expected exit 2 and \"%s\"", rc, out, want);
+}
+
+/* Accepted: with the database in a folder that does not exist the store cannot open, which is
+ * exit 1 after the config was taken (a config error would be exit 2). */
+static void expect_accepted(const char *text)
+{
+    char out[4096];
+    int rc = run(text, "--db=/nonexistent-mgx-folder/x.db", out, sizeof out);
+    if (rc != 1 || !strstr(out, "store"))
+        fail_msg("exit %d, stderr \"%s\", expected the store to fail (exit 1)", rc, out);
+}
+
+static void errors_name_file_and_line(void **state)
+{
+    (void)state;
+    expect_error("[bus]\nport = 1883\n[controller]\ncommunity = elm\ndb = x.db\ngate_s = 5\n", 6,
+                 "unknown key 'gate_s' in [controller]");
+    /* the shared [bus]: a password lives in a file, not in the config */
+    expect_error("[bus]\npassword = secret\n[controller]\ncommunity = elm\ndb = x.db\n", 2,
+                 "unknown key 'password' in [bus]");
+    expect_error("[bus]\nport = 99999\n[controller]\ncommunity = elm\n", 2, "port");
+    expect_error("[bus]\n[controller]\ncommunity = elm\ninterval_s = 900\ninterval_s = 60\n", 5,
+                 "interval_s: given twice");
+    expect_error("[bus]\n[controler]\ncommunity = elm\n", 2, "unknown section [controler]");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nmechanism = auction\n", 4,
+                 "mechanism must be pay-as-clear or pay-as-bid");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nfeed_in_uc_per_kwh = 400000\n", 2,
+                 "feed_in_uc_per_kwh is above retail_uc_per_kwh");
+    /* community: in [bus] or [controller], the same if in both, and somewhere */
+    expect_error("[bus]\ncommunity = oak\n[controller]\ncommunity = elm\n", 3,
+                 "[controller] community 'elm' differs from [bus] community 'oak'");
+    expect_error("[bus]\nport = 1883\n[controller]\ndb = x.db\n", 1, "community is required");
+    expect_error("[controller]\ncommunity = elm\n", 0, "no [bus] section");
+    expect_error("[bus]\ncommunity = elm\n", 0, "no [controller] section");
+    expect_error("[bus]\n[controller]\ncommunity = elm\n[solana]\nrpc_url = http://x\n", 4,
+                 "[solana] needs settlement_key");
+}
+
+static void good_files_are_taken(void **state)
+{
+    (void)state;
+    /* as the tests and the demo have written it: community in [controller] */
+    expect_accepted("[bus]\nhost = 127.0.0.1\nport = 1883\nclient_id = controller\n"
+                    "[controller]\ncommunity = elm\ninterval_s = 900\n");
+    /* the shared way: community in [bus]; both agreeing is fine too */
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\ngate_closure_s = 60\n");
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\ncommunity = elm\n");
+    /* one file for several daemons */
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\n[agent]\nparticipant = h1\n"
+                    "[meter h1]\nprofile = sdm630\n[map custom]\npower_w = 0x34\n"
+                    "[outbox]\nmax_messages = 10\n[homeassistant]\nenabled = yes\n");
+}
+
+/* db = ctl.db is the config folder's ctl.db, whatever the working directory (here /). */
+static void relative_db_is_next_to_the_config(void **state)
+{
+    (void)state;
+    write_conf("[bus]\nhost = 127.0.0.1\nport = 1\nbackoff_max_ms = 500\n[controller]\n"
+               "community = elm\ndb = ctl.db\n");
+    pid_t pid = start(NULL);
+    char db[600];
+    snprintf(db, sizeof db, "%s/ctl.db", tst_dir);
+    struct stat sb;
+    int found = 0;
+    for (int i = 0; i < 200 && !found; i++) {
+        found = stat(db, &sb) == 0;
+        if (!found)
+            tst_sleep_ms(25);
+    }
+    tst_sleep_ms(100);
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(found);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(errors_name_file_and_line),
+        cmocka_unit_test(good_files_are_taken),
+        cmocka_unit_test(relative_db_is_next_to_the_config),
+    };
+    return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
+}
