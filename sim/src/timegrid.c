@@ -25,6 +25,12 @@ int sim_days_in_month(int32_t y, int32_t m)
     return m == 2 ? 28 + leap : dm[m - 1];
 }
 
+int sim_grid_ok(const sim_scenario *sc)
+{
+    return sc && sc->interval_min != 0 && 1440u % sc->interval_min == 0 &&
+           sc->n_groups <= SIM_MAX_GROUPS;
+}
+
 size_t sim_intervals(const sim_scenario *sc)
 {
     return (size_t)sc->days * (1440u / sc->interval_min);

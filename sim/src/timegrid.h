@@ -15,6 +15,10 @@
 int64_t sim_days_from_civil(int32_t y, int32_t m, int32_t d);
 /* Days in month m (1..12) of year y, leap years by the Gregorian rule. */
 int sim_days_in_month(int32_t y, int32_t m);
+/* Whether the models that precompute per interval and per group (pv.h, load.h) can be built
+ * for sc: a scenario whose interval is a whole divisor of the day, with at most SIM_MAX_GROUPS
+ * groups (their per-group arrays are fixed). */
+int sim_grid_ok(const sim_scenario *sc);
 /* Number of intervals in the scenario. */
 size_t sim_intervals(const sim_scenario *sc);
 /* Unix seconds (UTC) of the start of interval k. */
