@@ -100,6 +100,14 @@ static const uint8_t TX_TAG[4] = {'M', 'G', 'X', 'T'};
 static const uint8_t BLOCK_TAG[4] = {'M', 'G', 'X', 'B'};
 #define VERSION 1
 
+/* Whether the input starts with this record type's tag and the version byte. */
+static int get_head(rcur *r, const uint8_t tag[4])
+{
+    uint8_t got[4];
+    get_bytes(r, got, 4);
+    return !r->bad && memcmp(got, tag, 4) == 0 && get_u8(r) == VERSION;
+}
+
 static int nonneg(const int64_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -153,9 +161,7 @@ int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
         return STL_E_ENCODING;
     memset(tx, 0, sizeof *tx);
     rcur r = {buf, len, 0};
-    uint8_t tag[4];
-    get_bytes(&r, tag, 4);
-    if (r.bad || memcmp(tag, TX_TAG, 4) != 0 || get_u8(&r) != VERSION)
+    if (!get_head(&r, TX_TAG))
         return STL_E_ENCODING;
     uint8_t kind = get_u8(&r);
     tx->interval_id = get_i64(&r);
@@ -264,9 +270,7 @@ int stl_block_decode(const uint8_t *buf, size_t len, stl_block *b)
         return STL_E_ENCODING;
     memset(b, 0, sizeof *b);
     rcur r = {buf, len, 0};
-    uint8_t tag[4];
-    get_bytes(&r, tag, 4);
-    if (r.bad || memcmp(tag, BLOCK_TAG, 4) != 0 || get_u8(&r) != VERSION)
+    if (!get_head(&r, BLOCK_TAG))
         return STL_E_ENCODING;
     uint8_t cl = get_u8(&r);
     if (cl > STL_COMMUNITY_MAX)
