@@ -129,7 +129,7 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
     memcpy(a, t, sizeof t);
 }
 
-/* Grows every array of one kind to n elements; only called when a capacity is exceeded. */
+/* Grows every array of one kind to n elements; the slow path of ensure. */
 static int grow_arrays(mkt_clearing *c, int grows_with, size_t n)
 {
     array_ref a[N_ARRAYS];
@@ -145,13 +145,14 @@ static int grow_arrays(mkt_clearing *c, int grows_with, size_t n)
     return MKT_OK;
 }
 
-static int ensure_orders(mkt_clearing *c, size_t n)
+/* Makes the arrays of one kind hold n elements unless *cap already does. */
+static int ensure(mkt_clearing *c, int grows_with, size_t *cap, size_t n)
 {
-    if (n <= c->cap_orders)
+    if (n <= *cap)
         return MKT_OK;
-    if (grow_arrays(c, BY_ORDER, n))
+    if (grow_arrays(c, grows_with, n))
         return MKT_E_NOMEM;
-    c->cap_orders = n;
+    *cap = n;
     return MKT_OK;
 }
 
@@ -166,20 +167,7 @@ static int ensure_raw(mkt_clearing *c, size_t n)
         cap *= 2;
     if (cap > c->max_orders * MKT_MAX_STEPS)
         cap = c->max_orders * MKT_MAX_STEPS;
-    if (grow_arrays(c, BY_RAW, cap))
-        return MKT_E_NOMEM;
-    c->cap_raw = cap;
-    return MKT_OK;
-}
-
-static int ensure_units(mkt_clearing *c, size_t n)
-{
-    if (n <= c->cap_units)
-        return MKT_OK;
-    if (grow_arrays(c, BY_UNIT, n))
-        return MKT_E_NOMEM;
-    c->cap_units = n;
-    return MKT_OK;
+    return ensure(c, BY_RAW, &c->cap_raw, cap);
 }
 
 mkt_clearing *mkt_clearing_new(size_t max_orders)
@@ -734,9 +722,9 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
                        params->retail_uc_per_kwh - params->network_fee_uc_per_kwh, 0};
     band.tradable = band.hi >= band.lo;
     c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
-    if ((rc = ensure_orders(c, n_orders > 0 ? n_orders : 1)) ||
+    if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
         (rc = scan_orders(c, &band, orders, n_orders, at)) ||
-        (rc = ensure_units(c, c->n_raw > 0 ? c->n_raw : 1)) ||
+        (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)) ||
         (rc = rank_orders(c, n_orders, at)))
         goto fail;
     /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
