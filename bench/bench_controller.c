@@ -702,35 +702,29 @@ int main(int argc, char **argv)
         remove(db2);
         remove(db3);
     }
-    double dmn = bench_median(v[DMN], n), loop = bench_median(v[LOOP], n);
+    double m[15]; /* the medians, by column */
+    for (int k = 0; k < 15; k++)
+        m[k] = bench_median(v[k], n);
+    double dmn = m[DMN], loop = m[LOOP];
     double implied = 1e6 / loop < 2e6 / dmn ? 1e6 / loop : 2e6 / dmn;
     printf("\nmedian over %d rounds; orders/s unless marked:\n", rounds);
     printf("  order ingest\n");
-    printf("    raw crypto_sign_verify_detached, 1 thread (baseline)  %8.0f\n",
-           bench_median(v[RAW1], n));
-    printf("    raw crypto_sign_verify_detached, 2 threads            %8.0f\n",
-           bench_median(v[RAW2], n));
-    printf("    store path, one transaction per order (before)        %8.0f\n",
-           bench_median(v[ING1], n));
-    printf("    store path, batched, 2 verify workers (after)         %8.0f\n",
-           bench_median(v[INGB], n));
+    printf("    raw crypto_sign_verify_detached, 1 thread (baseline)  %8.0f\n", m[RAW1]);
+    printf("    raw crypto_sign_verify_detached, 2 threads            %8.0f\n", m[RAW2]);
+    printf("    store path, one transaction per order (before)        %8.0f\n", m[ING1]);
+    printf("    store path, batched, 2 verify workers (after)         %8.0f\n", m[INGB]);
     printf("    CPU per order: %.1f us (calling thread %.1f us, verify workers the rest)\n",
-           bench_median(v[SCPU], n), bench_median(v[SOWN], n));
-    printf("    bus: %d publishers -> broker -> daemon -> receipts     %8.0f\n", n_pub,
-           bench_median(v[BUS], n));
+           m[SCPU], m[SOWN]);
+    printf("    bus: %d publishers -> broker -> daemon -> receipts     %8.0f\n", n_pub, m[BUS]);
     printf("    CPU per order: daemon %.1f us (loop thread %.1f us), broker %.1f us, publishers "
            "%.1f us\n",
-           dmn, loop, bench_median(v[BRK], n), bench_median(v[PUB], n));
+           dmn, loop, m[BRK], m[PUB]);
     printf("    implied daemon rate on 2 dedicated cores             %8.0f\n", implied);
     printf("  gate closure, %zu homes (ms)\n", n_homes);
-    printf("    mkt_clear alone (baseline)                           %8.2f\n",
-           bench_median(v[BASE], n));
-    printf("    clear+commit (store)                                 %8.2f\n",
-           bench_median(v[CLR], n));
-    printf("    gate closure -> first message                        %8.2f\n",
-           bench_median(v[FIRST], n));
-    printf("    gate closure -> result + %zu trades                %8.2f\n", n_homes,
-           bench_median(v[ALL], n));
+    printf("    mkt_clear alone (baseline)                           %8.2f\n", m[BASE]);
+    printf("    clear+commit (store)                                 %8.2f\n", m[CLR]);
+    printf("    gate closure -> first message                        %8.2f\n", m[FIRST]);
+    printf("    gate closure -> result + %zu trades                %8.2f\n", n_homes, m[ALL]);
     clean_up();
     for (size_t h = 0; h < n_homes; h++)
         ctl_key_free(homes[h].key);
