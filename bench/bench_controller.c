@@ -39,6 +39,7 @@
  * Needs mosquitto on the PATH; the broker is private (a free port on 127.0.0.1, temp folder).
  */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "bus/bus.h"
 #include "daemon/clearing.h"
 #include "daemon/ctl_daemon.h"
@@ -314,18 +315,6 @@ static void *daemon_thread(void *arg)
     daemon_run *d = arg;
     d->rc = ctl_daemon_run(&d->cfg, &d->stop);
     return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void copy_file(const char *from, const char *to)
@@ -714,28 +703,29 @@ int main(int argc, char **argv)
         remove(db2);
         remove(db3);
     }
-    double dmn = median(v[DMN], n), loop = median(v[LOOP], n);
+    double m[15]; /* the medians, by column */
+    for (int k = 0; k < 15; k++)
+        m[k] = bench_median(v[k], n);
+    double dmn = m[DMN], loop = m[LOOP];
     double implied = 1e6 / loop < 2e6 / dmn ? 1e6 / loop : 2e6 / dmn;
     printf("\nmedian over %d rounds; orders/s unless marked:\n", rounds);
     printf("  order ingest\n");
-    printf("    raw crypto_sign_verify_detached, 1 thread (baseline)  %8.0f\n", median(v[RAW1], n));
-    printf("    raw crypto_sign_verify_detached, 2 threads            %8.0f\n", median(v[RAW2], n));
-    printf("    store path, one transaction per order (before)        %8.0f\n", median(v[ING1], n));
-    printf("    store path, batched, 2 verify workers (after)         %8.0f\n", median(v[INGB], n));
+    printf("    raw crypto_sign_verify_detached, 1 thread (baseline)  %8.0f\n", m[RAW1]);
+    printf("    raw crypto_sign_verify_detached, 2 threads            %8.0f\n", m[RAW2]);
+    printf("    store path, one transaction per order (before)        %8.0f\n", m[ING1]);
+    printf("    store path, batched, 2 verify workers (after)         %8.0f\n", m[INGB]);
     printf("    CPU per order: %.1f us (calling thread %.1f us, verify workers the rest)\n",
-           median(v[SCPU], n), median(v[SOWN], n));
-    printf("    bus: %d publishers -> broker -> daemon -> receipts     %8.0f\n", n_pub,
-           median(v[BUS], n));
+           m[SCPU], m[SOWN]);
+    printf("    bus: %d publishers -> broker -> daemon -> receipts     %8.0f\n", n_pub, m[BUS]);
     printf("    CPU per order: daemon %.1f us (loop thread %.1f us), broker %.1f us, publishers "
            "%.1f us\n",
-           dmn, loop, median(v[BRK], n), median(v[PUB], n));
+           dmn, loop, m[BRK], m[PUB]);
     printf("    implied daemon rate on 2 dedicated cores             %8.0f\n", implied);
     printf("  gate closure, %zu homes (ms)\n", n_homes);
-    printf("    mkt_clear alone (baseline)                           %8.2f\n", median(v[BASE], n));
-    printf("    clear+commit (store)                                 %8.2f\n", median(v[CLR], n));
-    printf("    gate closure -> first message                        %8.2f\n", median(v[FIRST], n));
-    printf("    gate closure -> result + %zu trades                %8.2f\n", n_homes,
-           median(v[ALL], n));
+    printf("    mkt_clear alone (baseline)                           %8.2f\n", m[BASE]);
+    printf("    clear+commit (store)                                 %8.2f\n", m[CLR]);
+    printf("    gate closure -> first message                        %8.2f\n", m[FIRST]);
+    printf("    gate closure -> result + %zu trades                %8.2f\n", n_homes, m[ALL]);
     clean_up();
     for (size_t h = 0; h < n_homes; h++)
         ctl_key_free(homes[h].key);

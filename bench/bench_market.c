@@ -12,6 +12,8 @@
 
 #include "mgx/market.h"
 
+#include "bench_util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,25 +62,6 @@ static void make_book(mkt_order *o, size_t n, uint64_t seed, int ascending_ids)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -103,11 +86,11 @@ static double time_qsort(const mkt_order *o, size_t n, int reps, size_t *n_steps
             src[m++] = o[i].steps[s].price_uc_per_kwh;
     for (int r = 0; r < reps; r++) {
         memcpy(work, src, m * sizeof *work);
-        double t0 = now_s();
+        double t0 = bench_now_s();
         qsort(work, m, sizeof *work, cmp_i64);
-        t[r] = now_s() - t0;
+        t[r] = bench_now_s() - t0;
     }
-    double med = median(t, reps);
+    double med = bench_median(t, (size_t)reps);
     *n_steps = m;
     free(src);
     free(work);
@@ -132,9 +115,9 @@ static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_or
         exit(1);
     }
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         int rc = mkt_clear(c, &p, o, n, NULL);
-        t[r] = now_s() - t0;
+        t[r] = bench_now_s() - t0;
         if (rc != MKT_OK) {
             fprintf(stderr, "bench_market: %s\n", mkt_strerror(rc));
             exit(1);
@@ -144,7 +127,7 @@ static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_or
     for (int r = 1; r < reps; r++)
         if (t[r] < res.best_s)
             res.best_s = t[r];
-    res.median_s = median(t, reps);
+    res.median_s = bench_median(t, (size_t)reps);
     res.matched_wh = mkt_clearing_summary(c)->matched_wh;
     mkt_clearing_trades(c, &res.trades);
     free(t);

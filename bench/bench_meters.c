@@ -18,6 +18,7 @@
  *                                  [--connections=K] [--threads=T]
  */
 #define _GNU_SOURCE
+#include "bench_util.h"
 #include "mgx/device_config.h"
 #include "mgx/meter_error.h"
 #include "mgx/meter_server.h"
@@ -46,25 +47,12 @@ typedef struct {
     unsigned threads;
 } bench_opts;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double cpu_s(int who)
 {
     struct rusage ru;
     getrusage(who, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static double pct(const double *sorted, size_t n, double p)
@@ -98,12 +86,12 @@ static void serve_child(size_t n, mtr_server_profile profile, int port_fd, int c
     if (write(port_fd, ports, ns * sizeof ports[0]) != (ssize_t)(ns * sizeof ports[0]))
         _exit(1);
     /* counters move like a home importing 1 kW: +1 Wh every 3.6 s, updated every 100 ms */
-    double t0 = mono_s();
+    double t0 = bench_now_s();
     for (;;) {
         struct pollfd pf = {ctl_fd, POLLIN, 0};
         if (poll(&pf, 1, 100) > 0)
             break; /* EOF: the parent is done */
-        int64_t wh = 1000 + (int64_t)((mono_s() - t0) / 3.6);
+        int64_t wh = 1000 + (int64_t)((bench_now_s() - t0) / 3.6);
         for (size_t h = 0; h < n; h++)
             mtr_server_set(srv[h / MTR_SERVER_UNITS], (uint8_t)(h % MTR_SERVER_UNITS + 1), 1000, wh,
                            1000);
@@ -128,7 +116,7 @@ typedef struct {
 static void on_result(void *ctx, const mtr_poll_result *r)
 {
     collect *c = ctx;
-    double now = mono_s();
+    double now = bench_now_s();
     size_t m = (size_t)strtoul(r->sample.meter_id + 2, NULL, 10) - 1; /* "m-0001" */
     pthread_mutex_lock(&c->lock);
     double due = m < c->meters ? c->t0 + (double)c->count[m]++ * PERIOD_MS / 1000 : now;
@@ -194,7 +182,7 @@ static int bench_poller(size_t n, const uint16_t *ports, const bench_opts *o, do
         return -1;
     }
     double cpu0 = cpu_s(RUSAGE_SELF);
-    c.t0 = mono_s();
+    c.t0 = bench_now_s();
     if (mtr_poller_start(p) != MTR_OK) {
         fprintf(stderr, "bench_meters: poller did not start\n");
         return -1;
@@ -206,11 +194,11 @@ static int bench_poller(size_t n, const uint16_t *ports, const bench_opts *o, do
     while (nanosleep(&d, &d) != 0 && errno == EINTR)
         ;
     mtr_poller_stop(p);
-    double wall = mono_s() - c.t0, cpu = cpu_s(RUSAGE_SELF) - cpu0;
+    double wall = bench_now_s() - c.t0, cpu = cpu_s(RUSAGE_SELF) - cpu0;
     double ticks = (double)((int64_t)(wall * 1000) / PERIOD_MS + 1);
     mtr_poller_stats st;
     mtr_poller_stats_get(p, &st);
-    qsort(c.age, c.n_age, sizeof *c.age, cmp_double);
+    qsort(c.age, c.n_age, sizeof *c.age, bench_cmp_double);
     printf("%7zu  %-9s %9.0f %9zu %7llu %7llu %8.2f %8.2f %8.2f %8.3f %8s %5zu/%-3u\n", n, "poller",
            (double)c.polls / (ticks * PERIOD_MS / 1000), n * 1000 / PERIOD_MS,
            (unsigned long long)c.failed, (unsigned long long)c.flagged, pct(c.age, c.n_age, 0.5),
@@ -244,20 +232,20 @@ static int bench_baseline(size_t n, const uint16_t *ports, mtr_server_profile pr
             goto out;
         }
     }
-    double cpu0 = cpu_s(RUSAGE_SELF), t0 = mono_s(), t;
+    double cpu0 = cpu_s(RUSAGE_SELF), t0 = bench_now_s(), t;
     uint16_t regs[40];
-    for (size_t h = 0; (t = mono_s()) - t0 < 2.0; h = (h + 1) % n) {
+    for (size_t h = 0; (t = bench_now_s()) - t0 < 2.0; h = (h + 1) % n) {
         modbus_t *c = ctx[h / MTR_SERVER_UNITS];
         modbus_set_slave(c, (int)(h % MTR_SERVER_UNITS + 1));
         int got = profile == MTR_SERVER_SDM630 ? modbus_read_input_registers(c, 0x0034, 24, regs)
                                                : modbus_read_registers(c, 40070 + 18, 37, regs);
-        double dt = mono_s() - t;
+        double dt = bench_now_s() - t;
         errors += got < 0;
         if (lat && n_lat < cap)
             lat[n_lat++] = dt * 1000;
     }
-    double wall = mono_s() - t0, cpu = cpu_s(RUSAGE_SELF) - cpu0;
-    qsort(lat, n_lat, sizeof *lat, cmp_double);
+    double wall = bench_now_s() - t0, cpu = cpu_s(RUSAGE_SELF) - cpu0;
+    qsort(lat, n_lat, sizeof *lat, bench_cmp_double);
     printf(
         "%7zu  %-9s %9.0f %9s %7llu %7s %8.3f %8.3f %8.3f %8.3f  (per read; 1 thread, %zu conn)\n",
         n, "baseline", (double)n_lat / wall, "max", (unsigned long long)errors, "-",
@@ -296,7 +284,7 @@ static int run_size(size_t n, const bench_opts *o)
     close(ctl_pipe[0]);
     uint16_t ports[MAX_LISTENERS];
     int rc = -1;
-    double t0 = mono_s(), poller_cpu = 0;
+    double t0 = bench_now_s(), poller_cpu = 0;
     if (read(port_pipe[0], ports, ns * sizeof ports[0]) != (ssize_t)(ns * sizeof ports[0])) {
         fprintf(stderr, "bench_meters: the server process failed\n");
         goto out;
@@ -309,7 +297,7 @@ out:
     close(port_pipe[0]);
     int st;
     waitpid(pid, &st, 0);
-    double wall = mono_s() - t0, server_cpu = cpu_s(RUSAGE_CHILDREN) - child_cpu0;
+    double wall = bench_now_s() - t0, server_cpu = cpu_s(RUSAGE_CHILDREN) - child_cpu0;
     if (rc == 0)
         printf("%7s  servers: %.3f CPU s/s over both runs (%zu listener%s, counters updated "
                "every 100 ms)\n",

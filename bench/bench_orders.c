@@ -13,6 +13,7 @@
  *   ./build-rel/bench/bench_orders [N] [--rounds=R]     (defaults N = 60000, R = 3, best of R)
  */
 #define _POSIX_C_SOURCE 200809L
+#include "bench_util.h"
 #include "orders/order_msg.h"
 #include "orders/verify_pool.h"
 
@@ -37,20 +38,6 @@ static uint8_t (*encs)[CTL_ORDER_ENC_MAX];
 static size_t *enc_lens;
 static uint8_t (*sigs)[CTL_ORDER_SIG_BYTES];
 static size_t n_orders;
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* The participant number from "home-<n>": what a registry lookup would return. */
 static const uint8_t *lookup_pk(const char *participant)
@@ -105,17 +92,17 @@ static void make_orders(size_t n)
 
 static double run_raw_verify(void)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n_orders; i++)
         if (crypto_sign_verify_detached(sigs[i], encs[i], enc_lens[i],
                                         keys[i % N_PARTICIPANTS].pk) != 0)
             exit(2);
-    return (double)n_orders / (now_s() - t0);
+    return (double)n_orders / (bench_now_s() - t0);
 }
 
 static double run_decode_only(void)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n_orders; i++) {
         ctl_order_msg m;
         uint8_t enc[CTL_ORDER_ENC_MAX];
@@ -124,19 +111,19 @@ static double run_decode_only(void)
             ctl_order_encode(&m, enc, &len) != CTL_R_OK || len != enc_lens[i])
             exit(3);
     }
-    return (double)n_orders / (now_s() - t0);
+    return (double)n_orders / (bench_now_s() - t0);
 }
 
 static double run_single(void)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n_orders; i++) {
         ctl_order_msg m;
         if (ctl_order_from_json(jsons[i], json_lens[i], &m, NULL, 0) != CTL_R_OK ||
             ctl_order_verify(&m, lookup_pk(m.participant)) != CTL_R_OK)
             exit(4);
     }
-    return (double)n_orders / (now_s() - t0);
+    return (double)n_orders / (bench_now_s() - t0);
 }
 
 static void take(ctl_verify_pool *p, size_t *next, int timeout_ms)
@@ -159,7 +146,7 @@ static double run_pool(unsigned workers)
     if (ctl_verify_pool_new(workers, 1024, &p) != CTL_VP_OK)
         exit(6);
     size_t next = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t i = 0; i < n_orders; i++) {
         ctl_order_msg m;
         if (ctl_order_from_json(jsons[i], json_lens[i], &m, NULL, 0) != CTL_R_OK)
@@ -172,7 +159,7 @@ static double run_pool(unsigned workers)
     }
     while (next < n_orders)
         take(p, &next, -1);
-    double rate = (double)n_orders / (now_s() - t0);
+    double rate = (double)n_orders / (bench_now_s() - t0);
     ctl_verify_pool_free(p);
     return rate;
 }
@@ -184,9 +171,9 @@ static double best(double (*fn)(void), int rounds)
 {
     double b = 0;
     for (int r = 0; r < rounds; r++) {
-        double c0 = cpu_s();
+        double c0 = bench_cpu_s();
         double x = fn();
-        double cpu_us = (cpu_s() - c0) * 1e6 / (double)n_orders;
+        double cpu_us = (bench_cpu_s() - c0) * 1e6 / (double)n_orders;
         if (x > b) {
             b = x;
             best_cpu_us = cpu_us;
@@ -222,12 +209,12 @@ int main(int argc, char **argv)
         return 1;
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     make_orders(n);
     printf("bench_orders: %zu signed 4-step orders from %d participants (JSON about %zu bytes, "
            "encoding %zu bytes), %ld CPUs online, best of %d rounds\n",
            n, N_PARTICIPANTS, json_lens[0], enc_lens[0], cpus, rounds);
-    printf("  made and signed in %.2f s\n", now_s() - t0);
+    printf("  made and signed in %.2f s\n", bench_now_s() - t0);
     report("raw crypto_sign_verify_detached, 1 thread", run_raw_verify, rounds);
     report("JSON decode + re-encode only, 1 thread", run_decode_only, rounds);
     report("decode + verify, 1 thread", run_single, rounds);

@@ -8,6 +8,7 @@
  *   ./build-rel/bench/bench_settle [trades] [intervals]
  */
 #define _POSIX_C_SOURCE 200809L
+#include "bench_util.h"
 #include "settle/ledger_store.h"
 
 #include <sodium.h>
@@ -60,18 +61,6 @@ static void make_interval(uint64_t seed, size_t nt, size_t np, const stl_tariffs
     }
     free(sold);
     free(bought);
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return v[n / 2];
 }
 
 int main(int argc, char **argv)
@@ -159,7 +148,8 @@ int main(int argc, char **argv)
         crypto_sign_detached(sig, NULL, msg, sizeof msg, key->sk);
     }
     double base = now_ms() - a;
-    double mr = median(tr, reps), me = median(te, reps), ms = median(ts, reps), mt = median(tt, reps);
+    double mr = bench_median(tr, (size_t)reps), me = bench_median(te, (size_t)reps),
+           ms = bench_median(ts, (size_t)reps), mt = bench_median(tt, (size_t)reps);
     printf("bench_settle: %zu trades, %zu participants, %zu transactions per interval, %d intervals "
            "(medians)\n",
            nt, np, ntx, reps);

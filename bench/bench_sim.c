@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "mgx/sim.h"
 
+#include "bench_util.h"
+
 #include <gsl/gsl_errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +53,6 @@ static void community(sim_scenario *sc, uint32_t homes, uint32_t days)
     group(sc, "consumer", homes - pv - bat, 0, 0, SIM_AGENT_MARKUP);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Child: one run; writes wall seconds to fd. */
 static int child(uint32_t homes, uint32_t days, int fd)
 {
@@ -68,9 +63,9 @@ static int child(uint32_t homes, uint32_t days, int fd)
     community(sc, homes, days);
     sim_result *r = NULL;
     char err[256];
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int rc = sim_run(sc, NULL, 1, NULL, &r, err, sizeof err);
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     if (rc) {
         fprintf(stderr, "bench_sim: %s\n", err);
         return 1;

@@ -16,23 +16,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "mgx/solana.h"
 #include "mgx/solana_batch.h"
 
 #define RUNS 7
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static uint32_t rng(uint32_t *s)
 {
@@ -51,15 +39,15 @@ static void bench_book(const char *name, const sol_community *c, const sol_home 
     memset(bh, 7, sizeof bh);
     double times[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         int rc = sol_batch_build(b, c, homes, n_homes, &iv, t, n, bh, sk, NULL);
-        times[r] = now_s() - t0;
+        times[r] = bench_now_s() - t0;
         if (rc != SOL_OK) {
             fprintf(stderr, "build failed: %s\n", sol_strerror(rc));
             exit(1);
         }
     }
-    qsort(times, RUNS, sizeof times[0], cmp_double);
+    qsort(times, RUNS, sizeof times[0], bench_cmp_double);
     size_t n_tx = sol_batch_count(b), bytes = sol_batch_bytes(b);
     printf("%-24s %7zu trades  %5zu tx  %8zu bytes (%4.0f B/tx, %4.2f trades/tx)\n", name, n / 2,
            n_tx, bytes, (double)bytes / (double)n_tx, (double)n / 2.0 / (double)n_tx);
@@ -83,12 +71,12 @@ int main(int argc, char **argv)
     crypto_sign_keypair(pk, sk);
     randombytes_buf(msg, sizeof msg);
     int n_sign = 20000;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < n_sign; i++) {
         msg[0] = (uint8_t)i;
         crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
     }
-    double sign_rate = n_sign / (now_s() - t0);
+    double sign_rate = n_sign / (bench_now_s() - t0);
     printf("raw Ed25519 signing (1,100-byte messages): %.0f signatures/s\n", sign_rate);
 
     sol_community c;
@@ -107,11 +95,11 @@ int main(int argc, char **argv)
         return 1;
     for (size_t i = 0; i < n_homes; i++)
         crypto_sign_keypair(owners[i].b, sk); /* wallet keys are on the curve */
-    t0 = now_s();
+    t0 = bench_now_s();
     for (size_t i = 0; i < n_homes; i++)
         if (sol_home_init(&homes[i], &c, &owners[i]) != SOL_OK)
             return 1;
-    double ata_s = now_s() - t0;
+    double ata_s = bench_now_s() - t0;
     free(owners);
     printf("ATA derivation: %zu homes x 2 mints in %.1f ms (%.1f us per account; once per home)\n",
            n_homes, ata_s * 1e3, ata_s / (double)(2 * n_homes) * 1e6);

@@ -89,31 +89,70 @@ static int add_checked(int64_t *acc, int64_t v)
     return __builtin_add_overflow(*acc, v, acc) ? MKT_E_OVERFLOW : MKT_OK;
 }
 
-static int grow(void **p, size_t need, size_t elem)
+/* The engine's arrays, listed once for growing and freeing: each grows with the orders (per
+ * order or per participant rank), the raw units or the sorted units. */
+enum { BY_ORDER, BY_RAW, BY_UNIT };
+
+typedef struct {
+    void **p;
+    size_t elem;
+    int grows_with;
+} array_ref;
+
+#define N_ARRAYS 21
+
+static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
-    void *q = realloc(*p, need * elem);
-    if (!q)
-        return MKT_E_NOMEM;
-    *p = q;
+    const array_ref t[N_ARRAYS] = {
+        {(void **)&c->order_side, sizeof(uint8_t), BY_ORDER},
+        {(void **)&c->order_offered, sizeof(int64_t), BY_ORDER},
+        {(void **)&c->rank_of, sizeof(uint32_t), BY_ORDER},
+        {(void **)&c->id_keys, sizeof(uint64_t), BY_ORDER},
+        {(void **)&c->id_tmp_keys, sizeof(uint64_t), BY_ORDER},
+        {(void **)&c->rank_order, sizeof(uint32_t), BY_ORDER},
+        {(void **)&c->id_tmp_vals, sizeof(uint32_t), BY_ORDER},
+        {(void **)&c->side, sizeof(uint8_t), BY_ORDER},
+        {(void **)&c->tallies, sizeof(tally), BY_ORDER},
+        {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
+        {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
+        {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
+        {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
+        {(void **)&c->units, sizeof(unit), BY_UNIT},
+        {(void **)&c->money, sizeof(unit_money), BY_UNIT},
+        {(void **)&c->keys, sizeof(uint64_t), BY_UNIT},
+        {(void **)&c->tmp_keys, sizeof(uint64_t), BY_UNIT},
+        {(void **)&c->sorted, sizeof(uint32_t), BY_UNIT},
+        {(void **)&c->tmp_vals, sizeof(uint32_t), BY_UNIT},
+        {(void **)&c->tmp_vals2, sizeof(uint32_t), BY_UNIT},
+        {(void **)&c->trades, sizeof(mkt_trade), BY_UNIT},
+    };
+    memcpy(a, t, sizeof t);
+}
+
+/* Grows every array of one kind to n elements; the slow path of ensure. */
+static int grow_arrays(mkt_clearing *c, int grows_with, size_t n)
+{
+    array_ref a[N_ARRAYS];
+    arrays_of(c, a);
+    for (size_t i = 0; i < N_ARRAYS; i++) {
+        if (a[i].grows_with != grows_with)
+            continue;
+        void *q = realloc(*a[i].p, n * a[i].elem);
+        if (!q)
+            return MKT_E_NOMEM;
+        *a[i].p = q;
+    }
     return MKT_OK;
 }
 
-static int ensure_orders(mkt_clearing *c, size_t n)
+/* Makes the arrays of one kind hold n elements unless *cap already does. */
+static int ensure(mkt_clearing *c, int grows_with, size_t *cap, size_t n)
 {
-    if (n <= c->cap_orders)
+    if (n <= *cap)
         return MKT_OK;
-    if (grow((void **)&c->order_side, n, sizeof(uint8_t)) ||
-        grow((void **)&c->order_offered, n, sizeof(int64_t)) ||
-        grow((void **)&c->rank_of, n, sizeof(uint32_t)) ||
-        grow((void **)&c->id_keys, n, sizeof(uint64_t)) ||
-        grow((void **)&c->id_tmp_keys, n, sizeof(uint64_t)) ||
-        grow((void **)&c->rank_order, n, sizeof(uint32_t)) ||
-        grow((void **)&c->id_tmp_vals, n, sizeof(uint32_t)) ||
-        grow((void **)&c->side, n, sizeof(uint8_t)) ||
-        grow((void **)&c->tallies, n, sizeof(tally)) ||
-        grow((void **)&c->parts, n, sizeof(mkt_participant_result)))
+    if (grow_arrays(c, grows_with, n))
         return MKT_E_NOMEM;
-    c->cap_orders = n;
+    *cap = n;
     return MKT_OK;
 }
 
@@ -128,29 +167,7 @@ static int ensure_raw(mkt_clearing *c, size_t n)
         cap *= 2;
     if (cap > c->max_orders * MKT_MAX_STEPS)
         cap = c->max_orders * MKT_MAX_STEPS;
-    if (grow((void **)&c->raw_energy, cap, sizeof(int64_t)) ||
-        grow((void **)&c->raw_key, cap, sizeof(uint64_t)) ||
-        grow((void **)&c->raw_order, cap, sizeof(uint32_t)))
-        return MKT_E_NOMEM;
-    c->cap_raw = cap;
-    return MKT_OK;
-}
-
-static int ensure_units(mkt_clearing *c, size_t n)
-{
-    if (n <= c->cap_units)
-        return MKT_OK;
-    if (grow((void **)&c->units, n, sizeof(unit)) ||
-        grow((void **)&c->money, n, sizeof(unit_money)) ||
-        grow((void **)&c->keys, n, sizeof(uint64_t)) ||
-        grow((void **)&c->tmp_keys, n, sizeof(uint64_t)) ||
-        grow((void **)&c->sorted, n, sizeof(uint32_t)) ||
-        grow((void **)&c->tmp_vals, n, sizeof(uint32_t)) ||
-        grow((void **)&c->tmp_vals2, n, sizeof(uint32_t)) ||
-        grow((void **)&c->trades, n, sizeof(mkt_trade)))
-        return MKT_E_NOMEM;
-    c->cap_units = n;
-    return MKT_OK;
+    return ensure(c, BY_RAW, &c->cap_raw, cap);
 }
 
 mkt_clearing *mkt_clearing_new(size_t max_orders)
@@ -167,27 +184,10 @@ void mkt_clearing_free(mkt_clearing *c)
 {
     if (!c)
         return;
-    free(c->order_side);
-    free(c->order_offered);
-    free(c->rank_of);
-    free(c->id_keys);
-    free(c->id_tmp_keys);
-    free(c->rank_order);
-    free(c->id_tmp_vals);
-    free(c->side);
-    free(c->tallies);
-    free(c->parts);
-    free(c->raw_energy);
-    free(c->raw_key);
-    free(c->raw_order);
-    free(c->units);
-    free(c->money);
-    free(c->keys);
-    free(c->tmp_keys);
-    free(c->sorted);
-    free(c->tmp_vals);
-    free(c->tmp_vals2);
-    free(c->trades);
+    array_ref a[N_ARRAYS];
+    arrays_of(c, a);
+    for (size_t i = 0; i < N_ARRAYS; i++)
+        free(*a[i].p);
     free(c);
 }
 
@@ -722,9 +722,9 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
                        params->retail_uc_per_kwh - params->network_fee_uc_per_kwh, 0};
     band.tradable = band.hi >= band.lo;
     c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
-    if ((rc = ensure_orders(c, n_orders > 0 ? n_orders : 1)) ||
+    if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
         (rc = scan_orders(c, &band, orders, n_orders, at)) ||
-        (rc = ensure_units(c, c->n_raw > 0 ? c->n_raw : 1)) ||
+        (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)) ||
         (rc = rank_orders(c, n_orders, at)))
         goto fail;
     /* Every order is valid on its own: a failure from here on (an amount or total overflowing)

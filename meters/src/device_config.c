@@ -133,23 +133,33 @@ void mtr_device_counter_params(const mtr_device_config *d, mtr_counter_params *p
 
 /* ---- value parsers: 0 on success, -1 with a message ---- */
 
-static int parse_int(const char *v, long min, long max, int *out)
+/* An integer in [min, max], the whole string, in strtoll's base (0: also 0x hex and 0 octal). */
+static int parse_ll(const char *v, int base, long long min, long long max, long long *out)
 {
     char *end;
     errno = 0;
-    long x = strtol(v, &end, 0);
+    long long x = strtoll(v, &end, base);
     if (errno || end == v || *end != '\0' || x < min || x > max)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* Ports, counts, times and register addresses: any base strtoll recognises. */
+static int parse_int(const char *v, long min, long max, int *out)
+{
+    long long x;
+    if (parse_ll(v, 0, min, max, &x))
         return -1;
     *out = (int)x;
     return 0;
 }
 
+/* Energies in Wh: decimal only. */
 static int parse_i64(const char *v, long long min, long long max, int64_t *out)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end != '\0' || x < min || x > max)
+    long long x;
+    if (parse_ll(v, 10, min, max, &x))
         return -1;
     *out = (int64_t)x;
     return 0;
@@ -272,21 +282,33 @@ static map_entry *find_map(const mtr_config *cfg, const char *name)
     return NULL;
 }
 
+/* Whether a section seen for the first time may be added: its name (what: "meter id") must be
+ * valid within name_max and there must be room for one more of max (plural: "meters"). */
+static int admit_section(const char *what, const char *plural, const char *name, int name_max,
+                         size_t n, int max, char *err, size_t errlen)
+{
+    if (!valid_name(name, (size_t)name_max)) {
+        say(err, errlen, "bad %s '%s': use 1 to %d letters, digits, '_' or '-'", what, name,
+            name_max - 1);
+        return MTR_E_CONFIG;
+    }
+    if (n == (size_t)max) {
+        say(err, errlen, "too many %s (at most %d)", plural, max);
+        return MTR_E_CONFIG;
+    }
+    return MTR_OK;
+}
+
 /* The device of section [meter id], created on first sight. */
 static int get_dev(mtr_config *cfg, const char *id, int line, dev_entry **out, char *err,
                    size_t errlen)
 {
     if ((*out = find_dev(cfg, id)) != NULL)
         return MTR_OK;
-    if (!valid_name(id, MTR_ID_MAX)) {
-        say(err, errlen, "bad meter id '%s': use 1 to %d letters, digits, '_' or '-'", id,
-            MTR_ID_MAX - 1);
-        return MTR_E_CONFIG;
-    }
-    if (cfg->n_devs == MTR_MAX_DEVICES) {
-        say(err, errlen, "too many meters (at most %d)", MTR_MAX_DEVICES);
-        return MTR_E_CONFIG;
-    }
+    int rc = admit_section("meter id", "meters", id, MTR_ID_MAX, cfg->n_devs, MTR_MAX_DEVICES, err,
+                           errlen);
+    if (rc)
+        return rc;
     if (cfg->n_devs == cfg->cap_devs) {
         size_t cap = cfg->cap_devs ? cfg->cap_devs * 2 : 16;
         dev_entry *d = realloc(cfg->devs, cap * sizeof *d);
@@ -310,15 +332,10 @@ static int get_map(mtr_config *cfg, const char *name, int line, map_entry **out,
 {
     if ((*out = find_map(cfg, name)) != NULL)
         return MTR_OK;
-    if (!valid_name(name, MTR_MAP_NAME_MAX)) {
-        say(err, errlen, "bad map name '%s': use 1 to %d letters, digits, '_' or '-'", name,
-            MTR_MAP_NAME_MAX - 1);
-        return MTR_E_CONFIG;
-    }
-    if (cfg->n_maps == MTR_MAX_MAPS) {
-        say(err, errlen, "too many maps (at most %d)", MTR_MAX_MAPS);
-        return MTR_E_CONFIG;
-    }
+    int rc = admit_section("map name", "maps", name, MTR_MAP_NAME_MAX, cfg->n_maps, MTR_MAX_MAPS,
+                           err, errlen);
+    if (rc)
+        return rc;
     map_entry *m = calloc(1, sizeof *m);
     if (!m)
         return MTR_E_NOMEM;
@@ -500,6 +517,24 @@ static int split_section(const char *section, const char *kind, const char **nam
     return 1;
 }
 
+/* The index of key in a [kind name] section's key table, or -1 with a message when the table
+ * has no such key or the section already gave it (lines[k] is where, 0 when not yet). */
+static int section_key(const char *const *keys, int n_keys, const int *lines, const char *kind,
+                       const char *name, const char *key, char *err, size_t errlen)
+{
+    int k = key_index(keys, n_keys, key);
+    if (k < 0) {
+        say(err, errlen, "unknown key '%s' in [%s %s]", key, kind, name);
+        return -1;
+    }
+    if (lines[k]) {
+        say(err, errlen, "duplicate key '%s' in [%s %s] (first at line %d)", key, kind, name,
+            lines[k]);
+        return -1;
+    }
+    return k;
+}
+
 int mtr_config_handle(mtr_config *cfg, const char *section, const char *key, const char *value,
                       int line, char *err, size_t errlen)
 {
@@ -511,16 +546,9 @@ int mtr_config_handle(mtr_config *cfg, const char *section, const char *key, con
         int rc = get_dev(cfg, name, line, &e, err, errlen);
         if (rc || !key)
             return rc;
-        int k = key_index(DKEYS, N_DKEYS, key);
-        if (k < 0) {
-            say(err, errlen, "unknown key '%s' in [meter %s]", key, name);
+        int k = section_key(DKEYS, N_DKEYS, e->line, "meter", name, key, err, errlen);
+        if (k < 0)
             return MTR_E_CONFIG;
-        }
-        if (e->line[k]) {
-            say(err, errlen, "duplicate key '%s' in [meter %s] (first at line %d)", key, name,
-                e->line[k]);
-            return MTR_E_CONFIG;
-        }
         rc = set_dev_key(e, k, value ? value : "", err, errlen);
         if (rc == MTR_OK)
             e->line[k] = line;
@@ -531,16 +559,9 @@ int mtr_config_handle(mtr_config *cfg, const char *section, const char *key, con
         int rc = get_map(cfg, name, line, &m, err, errlen);
         if (rc || !key)
             return rc;
-        int k = key_index(MKEYS, N_MKEYS, key);
-        if (k < 0) {
-            say(err, errlen, "unknown key '%s' in [map %s]", key, name);
+        int k = section_key(MKEYS, N_MKEYS, m->line, "map", name, key, err, errlen);
+        if (k < 0)
             return MTR_E_CONFIG;
-        }
-        if (m->line[k]) {
-            say(err, errlen, "duplicate key '%s' in [map %s] (first at line %d)", key, name,
-                m->line[k]);
-            return MTR_E_CONFIG;
-        }
         rc = set_map_key(m, k, value ? value : "", err, errlen);
         if (rc == MTR_OK)
             m->line[k] = line;

@@ -21,16 +21,21 @@ typedef struct {
     int bad;
 } rcur;
 
+/* Integers are big-endian, width bytes (1 to 8). */
+static void put_be(wcur *w, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--)
+        w->p[w->n++] = (uint8_t)(v >> (8 * i));
+}
+
 static void put_u64(wcur *w, uint64_t v)
 {
-    for (int i = 7; i >= 0; i--)
-        w->p[w->n++] = (uint8_t)(v >> (8 * i));
+    put_be(w, v, 8);
 }
 
 static void put_u32(wcur *w, uint32_t v)
 {
-    for (int i = 3; i >= 0; i--)
-        w->p[w->n++] = (uint8_t)(v >> (8 * i));
+    put_be(w, v, 4);
 }
 
 static void put_i64(wcur *w, int64_t v)
@@ -44,32 +49,29 @@ static void put_bytes(wcur *w, const void *b, size_t len)
     w->n += len;
 }
 
-static uint64_t get_u64(rcur *r)
+/* A short input marks the cursor bad and reads as 0; decoders test r.bad after reading. */
+static uint64_t get_be(rcur *r, size_t width)
 {
-    if (r->n < 8) {
+    if (r->n < width) {
         r->bad = 1;
         return 0;
     }
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
+    for (size_t i = 0; i < width; i++)
         v = (v << 8) | r->p[i];
-    r->p += 8;
-    r->n -= 8;
+    r->p += width;
+    r->n -= width;
     return v;
+}
+
+static uint64_t get_u64(rcur *r)
+{
+    return get_be(r, 8);
 }
 
 static uint32_t get_u32(rcur *r)
 {
-    if (r->n < 4) {
-        r->bad = 1;
-        return 0;
-    }
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v = (v << 8) | r->p[i];
-    r->p += 4;
-    r->n -= 4;
-    return v;
+    return (uint32_t)get_be(r, 4);
 }
 
 static int64_t get_i64(rcur *r)
@@ -79,12 +81,7 @@ static int64_t get_i64(rcur *r)
 
 static uint8_t get_u8(rcur *r)
 {
-    if (r->n < 1) {
-        r->bad = 1;
-        return 0;
-    }
-    r->n--;
-    return *r->p++;
+    return (uint8_t)get_be(r, 1);
 }
 
 static void get_bytes(rcur *r, void *out, size_t len)
@@ -102,6 +99,14 @@ static void get_bytes(rcur *r, void *out, size_t len)
 static const uint8_t TX_TAG[4] = {'M', 'G', 'X', 'T'};
 static const uint8_t BLOCK_TAG[4] = {'M', 'G', 'X', 'B'};
 #define VERSION 1
+
+/* Whether the input starts with this record type's tag and the version byte. */
+static int get_head(rcur *r, const uint8_t tag[4])
+{
+    uint8_t got[4];
+    get_bytes(r, got, 4);
+    return !r->bad && memcmp(got, tag, 4) == 0 && get_u8(r) == VERSION;
+}
 
 static int nonneg(const int64_t *v, size_t n)
 {
@@ -156,9 +161,7 @@ int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
         return STL_E_ENCODING;
     memset(tx, 0, sizeof *tx);
     rcur r = {buf, len, 0};
-    uint8_t tag[4];
-    get_bytes(&r, tag, 4);
-    if (r.bad || memcmp(tag, TX_TAG, 4) != 0 || get_u8(&r) != VERSION)
+    if (!get_head(&r, TX_TAG))
         return STL_E_ENCODING;
     uint8_t kind = get_u8(&r);
     tx->interval_id = get_i64(&r);
@@ -267,9 +270,7 @@ int stl_block_decode(const uint8_t *buf, size_t len, stl_block *b)
         return STL_E_ENCODING;
     memset(b, 0, sizeof *b);
     rcur r = {buf, len, 0};
-    uint8_t tag[4];
-    get_bytes(&r, tag, 4);
-    if (r.bad || memcmp(tag, BLOCK_TAG, 4) != 0 || get_u8(&r) != VERSION)
+    if (!get_head(&r, BLOCK_TAG))
         return STL_E_ENCODING;
     uint8_t cl = get_u8(&r);
     if (cl > STL_COMMUNITY_MAX)

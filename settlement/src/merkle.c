@@ -215,6 +215,25 @@ int stl_merkle_consistency_proof(uint64_t old_size, uint64_t new_size, stl_node_
     return rc;
 }
 
+/*
+ * One level of a verifier's walk up the tree (RFC 9162 2.1.3.2 and 2.1.4.2, fn and sn as there):
+ * whether this level's proof node is the left operand, and fn, sn moved up past it. Nothing
+ * here depends on the hash, so both verifiers combine their nodes after the call.
+ */
+static int proof_step_left(uint64_t *fn, uint64_t *sn)
+{
+    int left = (*fn & 1) || *fn == *sn;
+    if (left) {
+        while (!(*fn & 1) && *fn != 0) {
+            *fn >>= 1;
+            *sn >>= 1;
+        }
+    }
+    *fn >>= 1;
+    *sn >>= 1;
+    return left;
+}
+
 int stl_merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t leaf[STL_HASH_LEN],
                                 const uint8_t proof[][STL_HASH_LEN], size_t n,
                                 const uint8_t root[STL_HASH_LEN])
@@ -227,17 +246,10 @@ int stl_merkle_verify_inclusion(uint64_t index, uint64_t size, const uint8_t lea
     for (size_t i = 0; i < n; i++) {
         if (sn == 0)
             return STL_E_PROOF;
-        if ((fn & 1) || fn == sn) {
+        if (proof_step_left(&fn, &sn))
             stl_merkle_node_hash(proof[i], r, r);
-            while (!(fn & 1) && fn != 0) {
-                fn >>= 1;
-                sn >>= 1;
-            }
-        } else {
+        else
             stl_merkle_node_hash(r, proof[i], r);
-        }
-        fn >>= 1;
-        sn >>= 1;
     }
     if (sn != 0 || sodium_memcmp(r, root, STL_HASH_LEN) != 0)
         return STL_E_PROOF;
@@ -278,18 +290,12 @@ int stl_merkle_verify_consistency(uint64_t old_size, uint64_t new_size,
     for (; i < n; i++) {
         if (sn == 0)
             return STL_E_PROOF;
-        if ((fn & 1) || fn == sn) {
+        if (proof_step_left(&fn, &sn)) {
             stl_merkle_node_hash(proof[i], fr, fr);
             stl_merkle_node_hash(proof[i], sr, sr);
-            while (!(fn & 1) && fn != 0) {
-                fn >>= 1;
-                sn >>= 1;
-            }
         } else {
             stl_merkle_node_hash(sr, proof[i], sr);
         }
-        fn >>= 1;
-        sn >>= 1;
     }
     if (sn != 0 || sodium_memcmp(fr, old_root, STL_HASH_LEN) != 0 ||
         sodium_memcmp(sr, new_root, STL_HASH_LEN) != 0)

@@ -60,6 +60,32 @@ int stl_muldiv(int64_t a, int64_t b, int64_t c, int64_t *out)
     return STL_OK;
 }
 
+/* The reconciler's arrays, listed once for allocating and freeing: where each pointer lives,
+ * how many elements (at least 1, so calloc never returns NULL for an empty size) and their size. */
+typedef struct {
+    void **p;
+    size_t n, elem;
+} array_ref;
+
+#define N_ARRAYS 9
+
+static void arrays_of(stl_reconciler *r, array_ref a[N_ARRAYS])
+{
+    size_t nt = r->max_trades ? r->max_trades : 1, np = r->max_positions ? r->max_positions : 1;
+    const array_ref t[N_ARRAYS] = {
+        {(void **)&r->trades, nt, sizeof *r->trades},
+        {(void **)&r->positions, np, sizeof *r->positions},
+        {(void **)&r->ids, np, sizeof *r->ids},
+        {(void **)&r->seller_pos, nt, sizeof *r->seller_pos},
+        {(void **)&r->buyer_pos, nt, sizeof *r->buyer_pos},
+        {(void **)&r->meter_of, np, sizeof *r->meter_of},
+        {(void **)&r->offsets, np + 1, sizeof *r->offsets},
+        {(void **)&r->group, nt, sizeof *r->group},
+        {(void **)&r->shares, nt, sizeof *r->shares},
+    };
+    memcpy(a, t, sizeof t);
+}
+
 stl_reconciler *stl_reconciler_new(size_t max_trades, size_t max_meters)
 {
     if (max_trades > STL_MAX_TRADES || max_meters > STL_MAX_PARTICIPANTS)
@@ -70,20 +96,13 @@ stl_reconciler *stl_reconciler_new(size_t max_trades, size_t max_meters)
     r->max_trades = max_trades;
     r->max_meters = max_meters;
     r->max_positions = 2 * max_trades + max_meters;
-    size_t nt = max_trades ? max_trades : 1, np = r->max_positions ? r->max_positions : 1;
-    r->trades = calloc(nt, sizeof *r->trades);
-    r->positions = calloc(np, sizeof *r->positions);
-    r->ids = calloc(np, sizeof *r->ids);
-    r->seller_pos = calloc(nt, sizeof *r->seller_pos);
-    r->buyer_pos = calloc(nt, sizeof *r->buyer_pos);
-    r->meter_of = calloc(np, sizeof *r->meter_of);
-    r->offsets = calloc(np + 1, sizeof *r->offsets);
-    r->group = calloc(nt, sizeof *r->group);
-    r->shares = calloc(nt, sizeof *r->shares);
-    if (!r->trades || !r->positions || !r->ids || !r->seller_pos || !r->buyer_pos ||
-        !r->meter_of || !r->offsets || !r->group || !r->shares) {
-        stl_reconciler_free(r);
-        return NULL;
+    array_ref a[N_ARRAYS];
+    arrays_of(r, a);
+    for (size_t i = 0; i < N_ARRAYS; i++) {
+        if (!(*a[i].p = calloc(a[i].n, a[i].elem))) {
+            stl_reconciler_free(r);
+            return NULL;
+        }
     }
     return r;
 }
@@ -92,15 +111,10 @@ void stl_reconciler_free(stl_reconciler *r)
 {
     if (!r)
         return;
-    free(r->trades);
-    free(r->positions);
-    free(r->ids);
-    free(r->seller_pos);
-    free(r->buyer_pos);
-    free(r->meter_of);
-    free(r->offsets);
-    free(r->group);
-    free(r->shares);
+    array_ref a[N_ARRAYS];
+    arrays_of(r, a);
+    for (size_t i = 0; i < N_ARRAYS; i++)
+        free(*a[i].p);
     free(r);
 }
 

@@ -77,6 +77,15 @@ int sol_batch_memo(const sol_interval *iv, uint32_t part, uint32_t n_parts, char
     return n;
 }
 
+/* The scratch arrays, listed once for growing and freeing. */
+#define N_SCRATCH 5
+
+static void scratch_of(sol_batch *b, uint32_t **a[N_SCRATCH])
+{
+    uint32_t **t[N_SCRATCH] = {&b->grp_start, &b->grp_end, &b->next, &b->order, &b->tx_end};
+    memcpy(a, t, sizeof t);
+}
+
 sol_batch *sol_batch_new(void)
 {
     return calloc(1, sizeof(sol_batch));
@@ -89,11 +98,10 @@ void sol_batch_free(sol_batch *b)
     free(b->bytes);
     free(b->txs);
     free(b->tr);
-    free(b->grp_start);
-    free(b->grp_end);
-    free(b->next);
-    free(b->order);
-    free(b->tx_end);
+    uint32_t **scratch[N_SCRATCH];
+    scratch_of(b, scratch);
+    for (size_t i = 0; i < N_SCRATCH; i++)
+        free(*scratch[i]);
     free(b);
 }
 
@@ -117,12 +125,13 @@ static int reserve_groups(sol_batch *b, size_t n)
 {
     if (n <= b->grp_cap)
         return SOL_OK;
-    uint32_t **arrs[] = {&b->grp_start, &b->grp_end, &b->next, &b->order, &b->tx_end};
-    for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
-        void *q = realloc(*arrs[i], n * sizeof(uint32_t));
+    uint32_t **scratch[N_SCRATCH];
+    scratch_of(b, scratch);
+    for (size_t i = 0; i < N_SCRATCH; i++) {
+        void *q = realloc(*scratch[i], n * sizeof(uint32_t));
         if (!q)
             return SOL_E_NOMEM;
-        *arrs[i] = q;
+        *scratch[i] = q;
     }
     b->grp_cap = n;
     return SOL_OK;

@@ -121,8 +121,7 @@ out:
 
 sim_load *sim_load_new(const sim_scenario *sc)
 {
-    if (!sc || sc->interval_min == 0 || 1440u % sc->interval_min != 0 ||
-        sc->n_groups > SIM_MAX_GROUPS)
+    if (!sim_grid_ok(sc))
         return NULL;
     sim_load *l = calloc(1, sizeof *l);
     if (!l)

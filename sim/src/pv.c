@@ -226,8 +226,7 @@ static void set_steps(sim_pv *pv, double spread)
 
 sim_pv *sim_pv_new(const sim_scenario *sc)
 {
-    if (!sc || sc->interval_min == 0 || 1440u % sc->interval_min != 0 ||
-        sc->n_groups > SIM_MAX_GROUPS)
+    if (!sim_grid_ok(sc))
         return NULL;
     sim_pv *pv = calloc(1, sizeof *pv);
     if (!pv)

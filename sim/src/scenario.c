@@ -10,6 +10,7 @@
  */
 #include "mgx/scenario.h"
 
+#include "errmsg.h"
 #include "timegrid.h"
 
 #include <errno.h>
@@ -173,17 +174,6 @@ size_t sim_scenario_homes(const sim_scenario *sc)
 }
 
 /* ---- value parsing ------------------------------------------------------------------- */
-
-static void say(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 static int parse_double(const char *s, double *out)
 {
@@ -453,37 +443,29 @@ static int check_key(const key_def *k, const void *base, char *err, size_t len)
     char r[64];
     if (field_number(k, base, &v)) {
         range_text(k, r, sizeof r);
-        if (!isfinite(v) || !in_range(k, v)) {
-            say(err, len, "%s = %g is out of range %s", k->name, v, r);
-            return -1;
-        }
-        if ((k->flags & DIVIDES_DAY) && 1440 % (uint32_t)v != 0) {
-            say(err, len, "%s = %g does not divide 1440 (a day must hold whole intervals)",
-                k->name, v);
-            return -2;
-        }
+        if (!isfinite(v) || !in_range(k, v))
+            return sim_errf(err, len, -1, "%s = %g is out of range %s", k->name, v, r);
+        if ((k->flags & DIVIDES_DAY) && 1440 % (uint32_t)v != 0)
+            return sim_errf(err, len, -2,
+                            "%s = %g does not divide 1440 (a day must hold whole intervals)",
+                            k->name, v);
         return 0;
     }
     if (k->kind == K_DATE) {
         int32_t ymd[3];
         memcpy(ymd, p, sizeof ymd);
-        if (!date_valid(ymd[0], ymd[1], ymd[2])) {
-            say(err, len, "%s = %04d-%02d-%02d is not a valid date in 1900..2200", k->name,
-                (int)ymd[0], (int)ymd[1], (int)ymd[2]);
-            return -2;
-        }
+        if (!date_valid(ymd[0], ymd[1], ymd[2]))
+            return sim_errf(err, len, -2, "%s = %04d-%02d-%02d is not a valid date in 1900..2200",
+                            k->name, (int)ymd[0], (int)ymd[1], (int)ymd[2]);
     } else if (k->kind == K_STR) {
-        if (memchr(p, '\0', SIM_NAME_MAX) == NULL || !name_valid(p)) {
-            say(err, len, "%s must be %s", k->name, expected(K_STR));
-            return -2;
-        }
+        if (memchr(p, '\0', SIM_NAME_MAX) == NULL || !name_valid(p))
+            return sim_errf(err, len, -2, "%s must be %s", k->name, expected(K_STR));
     } else if (k->kind == K_MECH || k->kind == K_AGENT) {
         int e;
         memcpy(&e, p, sizeof e);
-        if (e < 0 || e > (k->kind == K_MECH ? 1 : 3)) {
-            say(err, len, "%s has no valid value (expected %s)", k->name, expected(k->kind));
-            return -2;
-        }
+        if (e < 0 || e > (k->kind == K_MECH ? 1 : 3))
+            return sim_errf(err, len, -2, "%s has no valid value (expected %s)", k->name,
+                            expected(k->kind));
     }
     return 0;
 }
@@ -501,20 +483,21 @@ static int check_group(const sim_scenario *sc, int gi, fault *f, char *err, size
     const sim_group *g = &sc->groups[gi];
     const char *nul = memchr(g->name, '\0', SIM_NAME_MAX);
     if (!nul || !group_name_valid(g->name, (size_t)(nul - g->name))) {
-        say(err, len, "group %d has a bad name: use 1 to %d letters, digits, '_' or '-'",
-            gi + 1, GROUP_NAME_MAX);
+        sim_errf(err, len, SIM_E_PARSE,
+                 "group %d has a bad name: use 1 to %d letters, digits, '_' or '-'", gi + 1,
+                 GROUP_NAME_MAX);
         return fail_at(f, gi, -1, -1);
     }
     for (int j = 0; j < gi; j++) {
         if (strcmp(sc->groups[j].name, g->name) == 0) {
-            say(err, len, "duplicate group '%s'", g->name);
+            sim_errf(err, len, SIM_E_PARSE, "duplicate group '%s'", g->name);
             return fail_at(f, gi, -1, -1);
         }
     }
     for (size_t i = 0; i < N_GKEYS; i++) {
         char m[200];
         if (check_key(&group_keys[i], g, m, sizeof m)) {
-            say(err, len, "%s in [" GROUP_PREFIX "%s]", m, g->name);
+            sim_errf(err, len, SIM_E_PARSE, "%s in [" GROUP_PREFIX "%s]", m, g->name);
             return fail_at(f, gi, (int)i, -1);
         }
     }
@@ -522,18 +505,20 @@ static int check_group(const sim_scenario *sc, int gi, fault *f, char *err, size
     int kmax = key_index(group_keys, N_GKEYS, NULL, "soc_max");
     int kini = key_index(group_keys, N_GKEYS, NULL, "soc_initial");
     if (g->soc_min > g->soc_max) {
-        say(err, len, "soc_min %g is above soc_max %g in [" GROUP_PREFIX "%s]", g->soc_min,
-            g->soc_max, g->name);
+        sim_errf(err, len, SIM_E_PARSE, "soc_min %g is above soc_max %g in [" GROUP_PREFIX "%s]",
+                 g->soc_min, g->soc_max, g->name);
         return fail_at(f, gi, kmin, kmax);
     }
     if (g->soc_initial < g->soc_min || g->soc_initial > g->soc_max) {
-        say(err, len, "soc_initial %g is outside [soc_min %g, soc_max %g] in [" GROUP_PREFIX
-            "%s]", g->soc_initial, g->soc_min, g->soc_max, g->name);
+        sim_errf(err, len, SIM_E_PARSE,
+                 "soc_initial %g is outside [soc_min %g, soc_max %g] in [" GROUP_PREFIX "%s]",
+                 g->soc_initial, g->soc_min, g->soc_max, g->name);
         return fail_at(f, gi, kini, g->soc_initial < g->soc_min ? kmin : kmax);
     }
     if (g->battery_kwh > 0 && !(g->battery_kw > 0)) {
-        say(err, len, "battery_kwh %g needs battery_kw > 0 in [" GROUP_PREFIX "%s]",
-            g->battery_kwh, g->name);
+        sim_errf(err, len, SIM_E_PARSE,
+                 "battery_kwh %g needs battery_kw > 0 in [" GROUP_PREFIX "%s]", g->battery_kwh,
+                 g->name);
         return fail_at(f, gi, key_index(group_keys, N_GKEYS, NULL, "battery_kwh"),
                        key_index(group_keys, N_GKEYS, NULL, "battery_kw"));
     }
@@ -546,21 +531,22 @@ static int check_all(const sim_scenario *sc, fault *f, char *err, size_t len)
     for (size_t i = 0; i < N_SKEYS; i++) {
         char m[200];
         if (check_key(&scenario_keys[i], sc, m, sizeof m)) {
-            say(err, len, "%s in [%s]", m, scenario_keys[i].section);
+            sim_errf(err, len, SIM_E_PARSE, "%s in [%s]", m, scenario_keys[i].section);
             return fail_at(f, -1, (int)i, -1);
         }
     }
     if (sc->feed_in_uc_per_kwh > sc->retail_uc_per_kwh) {
-        say(err, len,
-            "feed_in_tariff %lld is above retail_tariff %lld uc/kWh in [market] (a home "
-            "would profit from importing to export)",
-            (long long)sc->feed_in_uc_per_kwh, (long long)sc->retail_uc_per_kwh);
+        sim_errf(err, len, SIM_E_PARSE,
+                 "feed_in_tariff %lld is above retail_tariff %lld uc/kWh in [market] (a home "
+                 "would profit from importing to export)",
+                 (long long)sc->feed_in_uc_per_kwh, (long long)sc->retail_uc_per_kwh);
         return fail_at(f, -1, key_index(scenario_keys, N_SKEYS, "market", "feed_in_tariff"),
                        key_index(scenario_keys, N_SKEYS, "market", "retail_tariff"));
     }
     if (sc->n_groups == 0 || sc->n_groups > SIM_MAX_GROUPS) {
-        say(err, len, "a scenario needs 1 to %d [" GROUP_PREFIX "NAME] sections, found %zu",
-            SIM_MAX_GROUPS, sc->n_groups);
+        sim_errf(err, len, SIM_E_PARSE,
+                 "a scenario needs 1 to %d [" GROUP_PREFIX "NAME] sections, found %zu",
+                 SIM_MAX_GROUPS, sc->n_groups);
         return fail_at(f, -1, -1, -1);
     }
     size_t total = 0;
@@ -571,13 +557,13 @@ static int check_all(const sim_scenario *sc, fault *f, char *err, size_t len)
             return rc;
         total += sc->groups[gi].count;
         if (total > SIM_MAX_HOMES) {
-            say(err, len, "more than %d homes in total (at group '%s')", SIM_MAX_HOMES,
-                sc->groups[gi].name);
+            sim_errf(err, len, SIM_E_PARSE, "more than %d homes in total (at group '%s')",
+                     SIM_MAX_HOMES, sc->groups[gi].name);
             return fail_at(f, gi, kcount, -1);
         }
     }
     if (total == 0) {
-        say(err, len, "the scenario has no homes: every group has count = 0");
+        sim_errf(err, len, SIM_E_PARSE, "the scenario has no homes: every group has count = 0");
         return fail_at(f, (int)sc->n_groups - 1, kcount, -1);
     }
     return SIM_OK;
@@ -586,10 +572,8 @@ static int check_all(const sim_scenario *sc, fault *f, char *err, size_t len)
 int sim_scenario_validate(const sim_scenario *sc, char *err, size_t err_len)
 {
     fault f;
-    if (!sc) {
-        say(err, err_len, "no scenario");
-        return SIM_E_INVAL;
-    }
+    if (!sc)
+        return sim_errf(err, err_len, SIM_E_INVAL, "no scenario");
     return check_all(sc, &f, err, err_len);
 }
 
@@ -811,42 +795,34 @@ int sim_scenario_load(const char *path, sim_scenario *sc, char *err, size_t err_
 {
     int rc = SIM_OK;
     load_ctx *c = NULL;
-    if (!path || !sc) {
-        say(err, err_len, "no file or scenario given");
-        return SIM_E_INVAL;
-    }
+    if (!path || !sc)
+        return sim_errf(err, err_len, SIM_E_INVAL, "no file or scenario given");
     c = calloc(1, sizeof *c);
-    if (!c) {
-        say(err, err_len, "%s: out of memory", path);
-        return SIM_E_NOMEM;
-    }
+    if (!c)
+        return sim_errf(err, err_len, SIM_E_NOMEM, "%s: out of memory", path);
     c->path = path;
     c->cur = -1;
     sim_scenario_defaults(&c->sc);
     c->fp = fopen(path, "r");
     if (!c->fp) {
-        say(err, err_len, "%s: %s", path, strerror(errno));
-        rc = SIM_E_IO;
+        rc = sim_errf(err, err_len, SIM_E_IO, "%s: %s", path, strerror(errno));
         goto out;
     }
     int line = ini_parse_stream(read_line, c, on_key, c);
     if (!c->failed && ferror(c->fp)) {
-        say(err, err_len, "%s:%d: read error", path, c->lineno);
-        rc = SIM_E_IO;
+        rc = sim_errf(err, err_len, SIM_E_IO, "%s:%d: read error", path, c->lineno);
         goto out;
     }
     if (!c->failed && line > 0)
         fail(c, line, "syntax error: expected [section], key = value or a comment");
     if (!c->failed && line < 0) {
-        say(err, err_len, "%s: out of memory", path);
-        rc = SIM_E_NOMEM;
+        rc = sim_errf(err, err_len, SIM_E_NOMEM, "%s: out of memory", path);
         goto out;
     }
     if (!c->failed)
         finish(c);
     if (c->failed) {
-        say(err, err_len, "%s", c->msg);
-        rc = SIM_E_PARSE;
+        rc = sim_errf(err, err_len, SIM_E_PARSE, "%s", c->msg);
         goto out;
     }
     *sc = c->sc;

@@ -6,6 +6,12 @@
 
 #include "mgx/civil.h"
 
+int sim_grid_ok(const sim_scenario *sc)
+{
+    return sc && sc->interval_min != 0 && 1440u % sc->interval_min == 0 &&
+           sc->n_groups <= SIM_MAX_GROUPS;
+}
+
 size_t sim_intervals(const sim_scenario *sc)
 {
     return (size_t)sc->days * (1440u / sc->interval_min);

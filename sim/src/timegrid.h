@@ -12,6 +12,10 @@
 #include "mgx/civil.h"
 #include "mgx/scenario.h"
 
+/* Whether the models that precompute per interval and per group (pv.h, load.h) can be built
+ * for sc: a scenario whose interval is a whole divisor of the day, with at most SIM_MAX_GROUPS
+ * groups (their per-group arrays are fixed). */
+int sim_grid_ok(const sim_scenario *sc);
 /* Number of intervals in the scenario. */
 size_t sim_intervals(const sim_scenario *sc);
 /* Unix seconds (UTC) of the start of interval k. */
