@@ -7,9 +7,9 @@ target_link_libraries(mgx_test_mqtt PUBLIC mgx_test_support PkgConfig::MOSQUITTO
 
 mgx_test(test_bus_acl integration agent/test_bus_acl.c LIBS mgx_test_mqtt)
 
-# The public pricing API against the simulator's internal strategies.
-mgx_test(test_strategy unit agent/test_strategy.c LIBS mgx_sim)
-target_include_directories(test_strategy PRIVATE ${PROJECT_SOURCE_DIR}/sim/src)
+# The pricing strategies (mgx_strategy): the checked API against the rules on GSL's taus2, as
+# the simulator runs them (GSL for the reference generator).
+mgx_test(test_strategy unit agent/test_strategy.c LIBS mgx_strategy PkgConfig::GSL)
 
 # The agent's pure parts, linked against the controller's private headers.
 foreach(t agent_meter agent_config)

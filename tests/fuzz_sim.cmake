@@ -21,7 +21,7 @@ foreach(parser scenario simdata)
   target_include_directories(fuzz_${parser}_replay PRIVATE
     ${PROJECT_SOURCE_DIR}/sim/include ${PROJECT_SOURCE_DIR}/sim/src)
   target_link_libraries(fuzz_${parser}_replay PRIVATE
-    mgx_market mgx_options PkgConfig::INIH ${MATH_LIBRARY})
+    mgx_market mgx_strategy mgx_options PkgConfig::INIH ${MATH_LIBRARY})
   add_test(NAME fuzz_${parser}_replay COMMAND fuzz_${parser}_replay ${_corpus})
   set_tests_properties(fuzz_${parser}_replay PROPERTIES LABELS fuzz)
 
@@ -36,7 +36,7 @@ foreach(parser scenario simdata)
     target_compile_options(fuzz_${parser} PRIVATE ${_flags})
     target_link_options(fuzz_${parser} PRIVATE ${_flags})
     target_link_libraries(fuzz_${parser} PRIVATE
-      mgx_market mgx_options PkgConfig::INIH ${MATH_LIBRARY})
+      mgx_market mgx_strategy mgx_options PkgConfig::INIH ${MATH_LIBRARY})
 
     set(_out ${CMAKE_CURRENT_BINARY_DIR}/fuzz/${parser})
     file(MAKE_DIRECTORY ${_out})

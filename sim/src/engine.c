@@ -13,8 +13,8 @@
 
 #include "mgx/imbalance.h"
 #include "mgx/market.h"
+#include "mgx/strategy.h"
 
-#include "agent.h"
 #include "battery.h"
 #include "kpi.h"
 #include "load.h"
@@ -35,7 +35,8 @@ typedef struct {
     sim_load_state load;
     double pv_dev;
     sim_battery bat;
-    sim_agent agent;
+    sim_trader trader; /* how the home prices its order (mgx/strategy.h) */
+    sim_random draws;  /* the pricing rules' view of rng */
     /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
     int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
     /* this interval's order */
@@ -82,6 +83,17 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* A home's stream as the pricing rules' random source (mgx/strategy.h). */
+static double draw_uniform(void *rng)
+{
+    return gsl_rng_uniform(rng);
+}
+
+static unsigned long draw_uniform_int(void *rng, unsigned long n)
+{
+    return gsl_rng_uniform_int(rng, n);
+}
+
 static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_taus2);
@@ -102,7 +114,10 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             if (!(hm->rng = rng_for(seed, h + 1)))
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
-            sim_agent_init(&hm->agent, &sc->groups[g], hm->rng);
+            const sim_group *gr = &sc->groups[g];
+            sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
+            hm->draws = (sim_random){draw_uniform, draw_uniform_int, hm->rng};
+            sim_pricing_init(&hm->trader, &sp, &hm->draws);
             x->res->homes[h].group = (uint32_t)g;
         }
     }
@@ -151,7 +166,7 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
     if (!hm->ordered)
         return 0;
     hm->side = side;
-    hm->price = sim_strategy_for(hm->agent.kind)->price(&hm->agent, side, &x->band, hm->rng);
+    hm->price = sim_pricing_price(&hm->trader, side, &x->band, &hm->draws);
     o->participant = h;
     o->side = side;
     o->n_steps = 1;
@@ -285,9 +300,8 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
             return fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
         if (hm->ordered) {
             int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
-            sim_strategy_for(hm->agent.kind)
-                ->observe(&hm->agent, hm->side, hm->price, traded, row->price_uc_per_kwh, &x->band,
-                          hm->rng);
+            sim_pricing_observe(&hm->trader, hm->side, hm->price, traded,
+                                row->price_uc_per_kwh, &x->band, &hm->draws);
         }
         record_home(x, &f);
         record_interval(row, &f);
