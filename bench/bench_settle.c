@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "settle/ledger_store.h"
+#include "settle/settle_interval.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -10,6 +10,8 @@
 #include "orders/keys.h"
 #include "settle/ledger_json.h"
 #include "settle/ledger_store.h"
+#include "settle/ledger_verify.h"
+#include "settle/settle_interval.h"
 #include "mgx/merkle.h"
 #include "common/opt.h"
 

@@ -9,6 +9,7 @@
 #include "common/crash_point.h"
 #include "common/interval.h"
 #include "settle/ledger_store.h"
+#include "settle/settle_interval.h"
 #include "settle/settle_input.h"
 
 #include <jansson.h>
