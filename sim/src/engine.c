@@ -16,6 +16,7 @@
 #include "mgx/strategy.h"
 
 #include "battery.h"
+#include "fail.h"
 #include "kpi.h"
 #include "load.h"
 #include "pv.h"
@@ -23,7 +24,6 @@
 #include "timegrid.h"
 
 #include <gsl/gsl_rng.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,18 +61,6 @@ typedef struct {
     sim_result *res;
     sim_kpi_acc acc, base_acc;
 } run_ctx;
-
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t len, int code,
-                                                      const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* splitmix64: decorrelates the per-home seeds derived from one run seed */
 static uint64_t mix(uint64_t x)
@@ -283,7 +271,7 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
     mkt_error_at at;
     int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
     if (rc)
-        return fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
+        return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
                     mkt_strerror(rc));
     const mkt_summary *ms = mkt_clearing_summary(x->clearing);
     const mkt_participant_result *parts = mkt_clearing_participants(x->clearing, NULL);
@@ -297,7 +285,7 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
         sim_flow f;
         if ((rc = home_interval(x, hm, h, k, mp, &f)))
-            return fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
+            return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
         if (hm->ordered) {
             int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
             sim_pricing_observe(&hm->trader, hm->side, hm->price, traded,
@@ -354,7 +342,7 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
             sim_result **out, char *err, size_t err_len)
 {
     if (!sc || !out)
-        return fail(err, err_len, SIM_E_INVAL, "invalid argument");
+        return sim_fail(err, err_len, SIM_E_INVAL, "invalid argument");
     *out = NULL;
     run_ctx x = {0};
     x.sc = sc;
@@ -368,11 +356,11 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
         sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, sc->network_fee_uc_per_kwh);
     int rc;
     if (x.n_homes == 0 || x.n_intervals == 0) {
-        rc = fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
+        rc = sim_fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
         goto out;
     }
     if ((rc = alloc_run(&x, seed))) {
-        fail(err, err_len, rc, "out of memory for %zu homes x %zu intervals", x.n_homes,
+        sim_fail(err, err_len, rc, "out of memory for %zu homes x %zu intervals", x.n_homes,
              x.n_intervals);
         goto out;
     }
@@ -387,7 +375,7 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
             hooks->on_progress(k + 1, x.n_intervals, hooks->progress_ctx);
         if (hooks && hooks->on_interval &&
             hooks->on_interval(k, x.n_intervals, hooks->interval_ctx)) {
-            rc = fail(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu", k + 1,
+            rc = sim_fail(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu", k + 1,
                       x.n_intervals);
             goto out;
         }

@@ -6,37 +6,25 @@
  */
 #include "mgx/sim.h"
 
+#include "fail.h"
 #include "result.h"
 #include "timegrid.h"
 
 #include <errno.h>
 #include <gsl/gsl_statistics_double.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PATH_MAX_LEN 4096
 
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t len, int code,
-                                                      const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static FILE *open_out(const char *dir, const char *name, char *path, char *err, size_t err_len)
 {
     snprintf(path, PATH_MAX_LEN, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     if (!f)
-        fail(err, err_len, SIM_E_IO, "%s: %s", path, strerror(errno));
+        sim_fail(err, err_len, SIM_E_IO, "%s: %s", path, strerror(errno));
     return f;
 }
 
@@ -44,7 +32,7 @@ static int close_out(FILE *f, const char *path, char *err, size_t err_len)
 {
     int bad = ferror(f);
     if (fclose(f) != 0 || bad)
-        return fail(err, err_len, SIM_E_IO, "%s: write failed", path);
+        return sim_fail(err, err_len, SIM_E_IO, "%s: write failed", path);
     return SIM_OK;
 }
 
@@ -113,7 +101,7 @@ static int write_json(const char *dir, const char *name, json_t *root, char *err
     fputc('\n', f);
     int rc = close_out(f, path, err, len);
     if (bad && rc == SIM_OK)
-        rc = fail(err, len, SIM_E_IO, "%s: could not encode JSON", path);
+        rc = sim_fail(err, len, SIM_E_IO, "%s: could not encode JSON", path);
     return rc;
 }
 
@@ -253,7 +241,7 @@ int sim_write_outputs(const sim_scenario *sc, const sim_result *r, uint64_t seed
 {
     json_t *root = summary_json(sc, r, seed);
     if (!root)
-        return fail(err, err_len, SIM_E_NOMEM, "out of memory building summary.json");
+        return sim_fail(err, err_len, SIM_E_NOMEM, "out of memory building summary.json");
     int rc = write_json(dir, "summary.json", root, err, err_len);
     json_decref(root);
     if (rc || (rc = write_intervals(sc, r, dir, err, err_len)) ||
@@ -374,7 +362,7 @@ int sim_write_runs(const sim_scenario *sc, const sim_result *const *results, con
     double *v = malloc(n * sizeof *v);
     json_t *runs = json_object(), *seed_list = json_array(), *stats = json_object();
     if (!root || !v || !runs || !seed_list || !stats) {
-        rc = fail(err, err_len, SIM_E_IO, "%s: cannot add the runs summary", path);
+        rc = sim_fail(err, err_len, SIM_E_IO, "%s: cannot add the runs summary", path);
         goto out;
     }
     for (size_t i = 0; i < n; i++)

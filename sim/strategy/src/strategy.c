@@ -74,17 +74,25 @@ static int check_tariffs(const mkt_params *tariffs)
     return SIM_STRAT_OK;
 }
 
-/* What pricing and observing share: the checks, the tariffs as the price band, and the
- * per-call generator g. */
+/* What pricing and observing share: the tariffs as the price band, and the per-call generator
+ * as the rules' random source (r draws from g, so a call must not be copied once set up). */
+typedef struct {
+    sim_band band;
+    sim_taus2 g;
+    sim_random r;
+} call;
+
+/* Checks the arguments and sets up *c with the generator seeded with seed. */
 static int enter(const sim_trader *t, mkt_side side, const mkt_params *tariffs, uint64_t seed,
-                 sim_band *band, sim_taus2 *g)
+                 call *c)
 {
     if (!t || (side != MKT_BUY && side != MKT_SELL) || sim_strategy_check(&t->params, NULL) ||
         check_tariffs(tariffs))
         return SIM_STRAT_E_INVAL;
-    sim_taus2_seed(g, seed);
-    *band = sim_band_from(tariffs->feed_in_uc_per_kwh, tariffs->retail_uc_per_kwh,
-                          tariffs->network_fee_uc_per_kwh);
+    sim_taus2_seed(&c->g, seed);
+    c->r = sim_taus2_random(&c->g);
+    c->band = sim_band_from(tariffs->feed_in_uc_per_kwh, tariffs->retail_uc_per_kwh,
+                            tariffs->network_fee_uc_per_kwh);
     return SIM_STRAT_OK;
 }
 
@@ -104,13 +112,11 @@ int sim_trader_price(const sim_trader *t, mkt_side side, const mkt_params *tarif
 {
     if (!price_uc_per_kwh)
         return SIM_STRAT_E_INVAL;
-    sim_band band;
-    sim_taus2 g;
-    int rc = enter(t, side, tariffs, seed, &band, &g);
+    call c;
+    int rc = enter(t, side, tariffs, seed, &c);
     if (rc)
         return rc;
-    sim_random r = sim_taus2_random(&g);
-    *price_uc_per_kwh = sim_pricing_price(t, side, &band, &r);
+    *price_uc_per_kwh = sim_pricing_price(t, side, &c.band, &c.r);
     return SIM_STRAT_OK;
 }
 
@@ -137,13 +143,11 @@ int sim_trader_order(const sim_trader *t, int64_t forecast_net_wh, const mkt_par
 int sim_trader_observe(sim_trader *t, mkt_side side, int64_t my_price_uc_per_kwh, int traded,
                        int64_t market_price_uc_per_kwh, const mkt_params *tariffs, uint64_t seed)
 {
-    sim_band band;
-    sim_taus2 g;
-    int rc = enter(t, side, tariffs, seed, &band, &g);
+    call c;
+    int rc = enter(t, side, tariffs, seed, &c);
     if (rc)
         return rc;
-    sim_random r = sim_taus2_random(&g);
     sim_pricing_observe(t, side, my_price_uc_per_kwh, traded ? 1 : 0, market_price_uc_per_kwh,
-                        &band, &r);
+                        &c.band, &c.r);
     return SIM_STRAT_OK;
 }
