@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench_util.h"
 #include "settle/ledger_store.h"
+#include "settle/settle_interval.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -3,6 +3,7 @@
  */
 #include "agent/agent_meter.h"
 
+#include "mgx/interval_energy.h"
 #include "mgx/reading.h"
 
 #include <stddef.h>
@@ -73,8 +74,11 @@ int agm_add(agm_state *s, const mtr_sample *r)
     if (!s->have_last) {
         s->last = *r;
         s->have_last = true;
-        if (r->ts_ms % s->interval_ms == 0) /* a reading right on a boundary is that boundary */
-            push_boundary(s, r->ts_ms / s->interval_ms, r->import_wh, r->export_wh);
+        mtr_reading on = {r->ts_ms, r->import_wh, r->export_wh}, at;
+        /* a reading right on a boundary is that boundary */
+        if (r->ts_ms % s->interval_ms == 0 &&
+            mtr_interval_boundary(NULL, &on, r->ts_ms, s->max_gap_ms, &at) == MTR_OK)
+            push_boundary(s, r->ts_ms / s->interval_ms, at.import_wh, at.export_wh);
         return AGM_FIRST;
     }
     const mtr_sample *p = &s->last;
@@ -88,13 +92,15 @@ int agm_add(agm_state *s, const mtr_sample *r)
         s->last = *r; /* the new baseline: nothing is interpolated across the refused step */
         return rc == MTR_E_BACKWARDS ? AGM_E_BACKWARDS : AGM_E_IMPLAUSIBLE;
     }
+    /* The rule knows no boundary across a gap wider than max_gap_ms, so do not walk it (r - p
+     * can be years): r just becomes the new baseline. */
     if (r->ts_ms - p->ts_ms <= s->max_gap_ms) {
         /* every boundary in (p, r]: the first is the interval after p's */
-        for (int64_t id = floor_div(p->ts_ms, s->interval_ms) + 1;
-             id * s->interval_ms <= r->ts_ms; id++) {
-            int64_t imp, exp;
-            if (mtr_counters_at(&a, &b, id * s->interval_ms, &imp, &exp) == MTR_OK)
-                push_boundary(s, id, imp, exp); /* the rule settlement uses too (reading.h) */
+        for (int64_t id = floor_div(p->ts_ms, s->interval_ms) + 1; id * s->interval_ms <= r->ts_ms;
+             id++) {
+            mtr_reading at; /* the rule settlement uses too (interval_energy.h) */
+            if (mtr_interval_boundary(&a, &b, id * s->interval_ms, s->max_gap_ms, &at) == MTR_OK)
+                push_boundary(s, id, at.import_wh, at.export_wh);
         }
     }
     s->last = *r;

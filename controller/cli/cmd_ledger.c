@@ -16,6 +16,8 @@
 #include "settle/ledger_proof.h"
 #include "settle/ledger_statement.h"
 #include "settle/ledger_store.h"
+#include "settle/ledger_verify.h"
+#include "settle/settle_interval.h"
 
 #include <jansson.h>
 #include <sodium.h>

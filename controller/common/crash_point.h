@@ -8,7 +8,7 @@
  * Points: solana.after_add (an interval's transactions are in the outbox, the settler's
  * progress is not yet recorded), solana.before_send (a row is committed as submitted, its bytes
  * not yet sent), solana.after_send (the node has the bytes, its answer is not yet recorded).
- * ledger_store.c uses it for its ledger.* points (listed in ledger_store.h).
+ * settle_interval.c uses it for its ledger.* points (listed in settle_interval.h).
  */
 #ifndef MGX_CTL_CRASH_POINT_H
 #define MGX_CTL_CRASH_POINT_H

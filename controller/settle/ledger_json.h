@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "settle/ledger_store.h"
+#include "settle/settle_interval.h"
 
 enum {
     CTL_LJ_OK = 0,

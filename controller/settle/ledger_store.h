@@ -1,21 +1,13 @@
 /*
- * Internal: the settlement ledger in the community database (db/db.h).
- *
- * ctl_ledger_settle is the one function the controller daemon calls after an interval's grace
- * period: it reconciles the interval (settlement/reconcile), appends its transactions to the
- * Merkle log, signs the block and a C2SP checkpoint, and commits everything in one BEGIN
- * IMMEDIATE transaction keyed by the interval id. Settling an interval again returns the stored
- * block (or a conflict if the inputs changed). A crash at any point leaves either no block or
- * the whole block. ctl_ledger_verify audits the whole database and names the first fault.
+ * Internal: the store of the settlement ledger in the community database (db/db.h): blocks,
+ * transactions, the Merkle log's nodes and the community's key record. It decides nothing: the
+ * settlement of an interval (settle_interval.h) builds and signs a block and writes it with the
+ * functions here inside its one transaction; the audit is ledger_verify.h.
  *
  * Tables (all prefixed ledger_, beside the controller's own): ledger_meta (community, verifier
  * key), ledger_block (height, interval id, hash, encoding, signature, checkpoint), ledger_tx (log
  * index, height, id, participant of a position, encoding), ledger_node (the Merkle log's perfect
  * subtrees). Participant ids are stored as the int64 with the same bits.
- *
- * Crash points for tests: when the environment variable MGX_CRASH_AT names one of
- * ledger.begin, ledger.after_txs, ledger.after_nodes, ledger.after_block, ledger.before_commit,
- * ledger.after_commit, the process kills itself with SIGKILL there.
  */
 #ifndef MGX_CTL_LEDGER_STORE_H
 #define MGX_CTL_LEDGER_STORE_H
@@ -24,6 +16,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
+
 #include "mgx/checkpoint.h"
 #include "mgx/ledger_record.h"
 #include "mgx/market.h"
@@ -41,49 +34,48 @@ enum {
     CTL_LEDGER_E_NOMEM = -7
 };
 
+/* One block's transactions, encoded: settle_interval.c builds them (ctl_settle_txs), the
+ * writers below store them. Owned arrays of n entries; free with ctl_ledger_txs_free. */
 typedef struct {
-    int64_t interval_id;     /* floor(start UTC seconds / interval_len_s) */
-    uint32_t interval_len_s; /* 900 for quarter hours */
-    stl_tariffs tariffs;
-    const mkt_trade *trades; /* the market's trades for the interval, canonical order */
-    size_t n_trades;
-    const stl_metered *meters; /* validated metered energy per participant */
-    size_t n_meters;
-} ctl_ledger_input;
+    size_t n;
+    uint8_t (*enc)[STL_TX_MAX_LEN];
+    size_t *len;
+    uint8_t (*leaf)[STL_HASH_LEN];
+    uint8_t (*id)[STL_ID_LEN];
+    int64_t *participant; /* position's participant bits, or INT64_MIN for a trade */
+} ctl_ledger_txs;
 
-/* The community's settlement key; lives in sodium_malloc memory (ctl_ledger_key_load). */
-typedef struct {
-    char name[STL_COMMUNITY_MAX + 1]; /* the community, checkpoint origin and key name */
-    uint8_t sk[STL_SK_LEN];
-} ctl_ledger_key;
-
-typedef struct {
-    stl_block block;
-    uint8_t hash[STL_ID_LEN];
-    int replayed; /* 1 when the interval was already settled and the stored block returned */
-} ctl_ledger_result;
-
-/* Reads a signer key file ("PRIVATE+KEY+..."); NULL on error (message in err). Free with
- * ctl_ledger_key_free, which wipes it. */
-ctl_ledger_key *ctl_ledger_key_load(const char *path, char *err, size_t errlen);
-void ctl_ledger_key_free(ctl_ledger_key *k);
+void ctl_ledger_txs_free(ctl_ledger_txs *s);
 
 /* The ledger's tables (ledger_meta, ledger_block, ledger_tx, ledger_node) are the community
  * database's (db/schema.c): open the file with ctl_db_open. */
 
-int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
-                      ctl_ledger_result *out, char *err, size_t errlen);
-
-/* Audits everything: block chain, hashes, signatures, checkpoints, transaction ids, the Merkle
- * log's nodes and roots, and re-settles every block from its own transactions to check each
- * amount and balance. trusted_pk (may be NULL) must be the ledger's key. CTL_LEDGER_OK with a
- * summary in msg, or CTL_LEDGER_E_FAULT with the first fault. */
-int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t msglen);
+/* Runs one SQL statement (BEGIN IMMEDIATE, COMMIT, ROLLBACK) with the message in err. */
+int ctl_ledger_exec(ctl_db *db, const char *sql, char *err, size_t errlen);
 
 /* The ledger's community and verifier key text (from the first block). */
 int ctl_ledger_meta(ctl_db *db, char community[STL_COMMUNITY_MAX + 1], char *vkey, size_t vcap);
+/* Records the community and verifier key text (with the first block). */
+int ctl_ledger_meta_set(ctl_db *db, const char *community, const char *vkey);
 /* The latest block's height and log size; CTL_LEDGER_E_NOTFOUND when there is none. */
 int ctl_ledger_head(ctl_db *db, uint64_t *height, uint64_t *log_size);
+
+/* Block `height`, or with height < 0 the block of interval_id, or with interval_id INT64_MIN
+ * too the latest block, decoded, and its stored hash (hash may be NULL). CTL_LEDGER_OK,
+ * CTL_LEDGER_E_NOTFOUND, CTL_LEDGER_E_FAULT (not a canonical block) or CTL_LEDGER_E_DB. */
+int ctl_ledger_block_load(ctl_db *db, int64_t height, int64_t interval_id, stl_block *b,
+                          uint8_t hash[STL_ID_LEN]);
+
+/* The writers of one block, for use inside the caller's transaction: its transactions at log
+ * indexes first_index.., the Merkle log extended by their leaves from log_size (the frontier
+ * after it in *f), and the block row (encoding, hash, signature, checkpoint note). */
+int ctl_ledger_txs_insert(ctl_db *db, const ctl_ledger_txs *s, uint64_t height,
+                          uint64_t first_index);
+int ctl_ledger_log_append(ctl_db *db, const ctl_ledger_txs *s, uint64_t log_size,
+                          stl_frontier *f);
+int ctl_ledger_block_insert(ctl_db *db, const stl_block *b, const uint8_t *enc, size_t len,
+                            const uint8_t hash[STL_ID_LEN], const uint8_t sig[STL_SIG_LEN],
+                            const char *checkpoint);
 
 /* The Merkle node source over ledger_node (ctx is the ctl_db *). */
 int ctl_ledger_node(void *ctx, unsigned level, uint64_t index, uint8_t out[STL_HASH_LEN]);

@@ -10,6 +10,7 @@
 #include "common/interval.h"
 #include "mgx/civil.h"
 #include "settle/ledger_store.h"
+#include "settle/settle_interval.h"
 #include "settle/settle_input.h"
 
 #include <jansson.h>

@@ -1,6 +1,6 @@
 /*
  * Internal: the controller's side of settling an interval: gathers, from its own database, the
- * input ctl_ledger_settle needs (ledger_store.h): the interval's trades and tariffs as cleared,
+ * input ctl_ledger_settle needs (settle_interval.h): the interval's trades and tariffs as cleared,
  * and the metered energy of every participant involved, from its meter's stored readings
  * (settle_meter.h).
  *
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "settle/ledger_store.h"
+#include "settle/settle_interval.h"
 #include "settle/settle_meter.h"
 #include "db/store.h"
 

@@ -3,6 +3,7 @@
  */
 #include "settle/settle_meter.h"
 
+#include "mgx/interval_energy.h"
 #include "mgx/reading.h"
 #include "mgx/reconcile.h"
 
@@ -46,37 +47,38 @@ typedef struct {
     int64_t import_wh, export_wh;
 } boundary;
 
-/* The boundary at t from a good reading on it, or between the nearest good ones either side.
- * Returns false when those two readings are not a plausible pair (a counter went down): the
- * caller flags it; *b then says known = false. */
-static bool find_boundary(const mtr_sample *r, size_t n, int64_t t, int64_t max_gap_ms,
-                          boundary *b)
+/* The boundary at t from the good readings around it (mtr_interval_boundary, the rule the home
+ * agent uses too). Returns false when those two readings are not a plausible pair (a counter
+ * went down): the caller flags it; *b then says known = false. */
+static bool find_boundary(const mtr_sample *r, size_t n, int64_t t, int64_t max_gap_ms, boundary *b)
 {
     *b = (boundary){0};
     size_t before = SIZE_MAX, after = SIZE_MAX;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && after == SIZE_MAX; i++) {
         if (r[i].quality != MTR_Q_GOOD)
             continue;
-        if (r[i].ts_ms == t) {
-            *b = (boundary){true, i, i, r[i].import_wh, r[i].export_wh};
-            return true;
-        }
-        if (r[i].ts_ms < t)
+        if (r[i].ts_ms <= t)
             before = i;
-        else if (after == SIZE_MAX)
+        else
             after = i;
     }
-    if (before == SIZE_MAX || after == SIZE_MAX)
+    bool on = before != SIZE_MAX && r[before].ts_ms == t; /* then it alone is the boundary */
+    mtr_reading x = {0}, y = {0}, at;
+    if (before != SIZE_MAX)
+        x = counters(&r[before]);
+    if (after != SIZE_MAX && !on)
+        y = counters(&r[after]);
+    int rc = mtr_interval_boundary(before != SIZE_MAX ? &x : NULL,
+                                   after != SIZE_MAX && !on ? &y : NULL, t, max_gap_ms, &at);
+    if (rc == MTR_E_GAP)
         return true;
-    __extension__ __int128 gap = (__int128)r[after].ts_ms - r[before].ts_ms;
-    if (gap > max_gap_ms)
-        return true;
-    mtr_reading a = counters(&r[before]), c = counters(&r[after]);
-    if (mtr_counters_at(&a, &c, t, &b->import_wh, &b->export_wh) != MTR_OK)
+    if (rc != MTR_OK)
         return false;
     b->known = true;
     b->lo = before;
-    b->hi = after;
+    b->hi = on ? before : after;
+    b->import_wh = at.import_wh;
+    b->export_wh = at.export_wh;
     return true;
 }
 
@@ -127,7 +129,7 @@ int stm_interval(const mtr_sample *r, size_t n, int64_t start_ms, int64_t end_ms
         if (r[i].ts_ms <= r[i - 1].ts_ms)
             return STM_E_INVAL;
     *out = (stm_result){STM_MISSING, 0, 0, 0};
-    boundary s, e;
+    boundary s = {0}, e = {0};
     uint32_t q = 0;
     if (!find_boundary(r, n, start_ms, rules->max_gap_ms, &s) ||
         !find_boundary(r, n, end_ms, rules->max_gap_ms, &e))

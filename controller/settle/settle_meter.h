@@ -4,8 +4,9 @@
  * "validated metered energy" settlement reconciles the trades against.
  *
  * The counters at each interval boundary are taken from a good reading exactly on it, or
- * interpolated (mtr_counters_at, the rule the home agent uses too) between the nearest good
- * readings on either side, if those are at most max_gap_ms apart. The interval's energy is the
+ * interpolated between the nearest good readings on either side if those are at most
+ * max_gap_ms apart: mtr_interval_boundary (mgx/interval_energy.h), the rule the home agent
+ * uses too. The interval's energy is the
  * rise of the counters between its two boundaries; a boundary is shared by the two intervals it
  * separates, so consecutive intervals add up to the counters' rise, to the Wh.
  *

@@ -39,6 +39,8 @@ const char *mtr_strerror(int code)
         return "value out of range";
     case MTR_E_STOPPED:
         return "poller stopped";
+    case MTR_E_GAP:
+        return "no reading near enough to the interval boundary";
     default:
         return "unknown error";
     }

@@ -13,10 +13,10 @@
 
 #include "mgx/imbalance.h"
 #include "mgx/market.h"
+#include "mgx/strategy.h"
 
-#include "agent.h"
 #include "battery.h"
-#include "errmsg.h"
+#include "fail.h"
 #include "kpi.h"
 #include "load.h"
 #include "pv.h"
@@ -24,6 +24,7 @@
 #include "timegrid.h"
 
 #include <gsl/gsl_rng.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,8 @@ typedef struct {
     sim_load_state load;
     double pv_dev;
     sim_battery bat;
-    sim_agent agent;
+    sim_trader trader; /* how the home prices its order (mgx/strategy.h) */
+    sim_random draws;  /* the pricing rules' view of rng */
     /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
     int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
     /* this interval's order */
@@ -69,6 +71,17 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* A home's stream as the pricing rules' random source (mgx/strategy.h). */
+static double draw_uniform(void *rng)
+{
+    return gsl_rng_uniform(rng);
+}
+
+static unsigned long draw_uniform_int(void *rng, unsigned long n)
+{
+    return gsl_rng_uniform_int(rng, n);
+}
+
 static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_taus2);
@@ -89,7 +102,10 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             if (!(hm->rng = rng_for(seed, h + 1)))
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
-            sim_agent_init(&hm->agent, &sc->groups[g], hm->rng);
+            const sim_group *gr = &sc->groups[g];
+            sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
+            hm->draws = (sim_random){draw_uniform, draw_uniform_int, hm->rng};
+            sim_pricing_init(&hm->trader, &sp, &hm->draws);
             x->res->homes[h].group = (uint32_t)g;
         }
     }
@@ -138,7 +154,7 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
     if (!hm->ordered)
         return 0;
     hm->side = side;
-    hm->price = sim_strategy_for(hm->agent.kind)->price(&hm->agent, side, &x->band, hm->rng);
+    hm->price = sim_pricing_price(&hm->trader, side, &x->band, &hm->draws);
     o->participant = h;
     o->side = side;
     o->n_steps = 1;
@@ -255,8 +271,8 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
     mkt_error_at at;
     int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
     if (rc)
-        return sim_errf(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
-                        mkt_strerror(rc));
+        return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
+                    mkt_strerror(rc));
     const mkt_summary *ms = mkt_clearing_summary(x->clearing);
     const mkt_participant_result *parts = mkt_clearing_participants(x->clearing, NULL);
     sim_interval_row *row = &x->res->intervals[k];
@@ -269,12 +285,11 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
         sim_flow f;
         if ((rc = home_interval(x, hm, h, k, mp, &f)))
-            return sim_errf(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
+            return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
         if (hm->ordered) {
             int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
-            sim_strategy_for(hm->agent.kind)
-                ->observe(&hm->agent, hm->side, hm->price, traded, row->price_uc_per_kwh, &x->band,
-                          hm->rng);
+            sim_pricing_observe(&hm->trader, hm->side, hm->price, traded,
+                                row->price_uc_per_kwh, &x->band, &hm->draws);
         }
         record_home(x, &f);
         record_interval(row, &f);
@@ -327,7 +342,7 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
             sim_result **out, char *err, size_t err_len)
 {
     if (!sc || !out)
-        return sim_errf(err, err_len, SIM_E_INVAL, "invalid argument");
+        return sim_fail(err, err_len, SIM_E_INVAL, "invalid argument");
     *out = NULL;
     run_ctx x = {0};
     x.sc = sc;
@@ -341,12 +356,12 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
         sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, sc->network_fee_uc_per_kwh);
     int rc;
     if (x.n_homes == 0 || x.n_intervals == 0) {
-        rc = sim_errf(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
+        rc = sim_fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
         goto out;
     }
     if ((rc = alloc_run(&x, seed))) {
-        sim_errf(err, err_len, rc, "out of memory for %zu homes x %zu intervals", x.n_homes,
-                 x.n_intervals);
+        sim_fail(err, err_len, rc, "out of memory for %zu homes x %zu intervals", x.n_homes,
+             x.n_intervals);
         goto out;
     }
     sim_pv_draw_weather(x.pv, x.weather);
@@ -360,8 +375,8 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
             hooks->on_progress(k + 1, x.n_intervals, hooks->progress_ctx);
         if (hooks && hooks->on_interval &&
             hooks->on_interval(k, x.n_intervals, hooks->interval_ctx)) {
-            rc = sim_errf(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu", k + 1,
-                          x.n_intervals);
+            rc = sim_fail(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu", k + 1,
+                      x.n_intervals);
             goto out;
         }
     }

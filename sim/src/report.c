@@ -6,7 +6,7 @@
  */
 #include "mgx/sim.h"
 
-#include "errmsg.h"
+#include "fail.h"
 #include "result.h"
 #include "timegrid.h"
 
@@ -24,7 +24,7 @@ static FILE *open_out(const char *dir, const char *name, char *path, char *err, 
     snprintf(path, PATH_MAX_LEN, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     if (!f)
-        sim_errf(err, err_len, SIM_E_IO, "%s: %s", path, strerror(errno));
+        sim_fail(err, err_len, SIM_E_IO, "%s: %s", path, strerror(errno));
     return f;
 }
 
@@ -32,7 +32,7 @@ static int close_out(FILE *f, const char *path, char *err, size_t err_len)
 {
     int bad = ferror(f);
     if (fclose(f) != 0 || bad)
-        return sim_errf(err, err_len, SIM_E_IO, "%s: write failed", path);
+        return sim_fail(err, err_len, SIM_E_IO, "%s: write failed", path);
     return SIM_OK;
 }
 
@@ -101,7 +101,7 @@ static int write_json(const char *dir, const char *name, json_t *root, char *err
     fputc('\n', f);
     int rc = close_out(f, path, err, len);
     if (bad && rc == SIM_OK)
-        rc = sim_errf(err, len, SIM_E_IO, "%s: could not encode JSON", path);
+        rc = sim_fail(err, len, SIM_E_IO, "%s: could not encode JSON", path);
     return rc;
 }
 
@@ -241,7 +241,7 @@ int sim_write_outputs(const sim_scenario *sc, const sim_result *r, uint64_t seed
 {
     json_t *root = summary_json(sc, r, seed);
     if (!root)
-        return sim_errf(err, err_len, SIM_E_NOMEM, "out of memory building summary.json");
+        return sim_fail(err, err_len, SIM_E_NOMEM, "out of memory building summary.json");
     int rc = write_json(dir, "summary.json", root, err, err_len);
     json_decref(root);
     if (rc || (rc = write_intervals(sc, r, dir, err, err_len)) ||
@@ -362,7 +362,7 @@ int sim_write_runs(const sim_scenario *sc, const sim_result *const *results, con
     double *v = malloc(n * sizeof *v);
     json_t *runs = json_object(), *seed_list = json_array(), *stats = json_object();
     if (!root || !v || !runs || !seed_list || !stats) {
-        rc = sim_errf(err, err_len, SIM_E_IO, "%s: cannot add the runs summary", path);
+        rc = sim_fail(err, err_len, SIM_E_IO, "%s: cannot add the runs summary", path);
         goto out;
     }
     for (size_t i = 0; i < n; i++)

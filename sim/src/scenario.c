@@ -10,7 +10,7 @@
  */
 #include "mgx/scenario.h"
 
-#include "errmsg.h"
+#include "fail.h"
 #include "timegrid.h"
 
 #include <errno.h>
@@ -444,9 +444,9 @@ static int check_key(const key_def *k, const void *base, char *err, size_t len)
     if (field_number(k, base, &v)) {
         range_text(k, r, sizeof r);
         if (!isfinite(v) || !in_range(k, v))
-            return sim_errf(err, len, -1, "%s = %g is out of range %s", k->name, v, r);
+            return sim_fail(err, len, -1, "%s = %g is out of range %s", k->name, v, r);
         if ((k->flags & DIVIDES_DAY) && 1440 % (uint32_t)v != 0)
-            return sim_errf(err, len, -2,
+            return sim_fail(err, len, -2,
                             "%s = %g does not divide 1440 (a day must hold whole intervals)",
                             k->name, v);
         return 0;
@@ -455,16 +455,16 @@ static int check_key(const key_def *k, const void *base, char *err, size_t len)
         int32_t ymd[3];
         memcpy(ymd, p, sizeof ymd);
         if (!date_valid(ymd[0], ymd[1], ymd[2]))
-            return sim_errf(err, len, -2, "%s = %04d-%02d-%02d is not a valid date in 1900..2200",
+            return sim_fail(err, len, -2, "%s = %04d-%02d-%02d is not a valid date in 1900..2200",
                             k->name, (int)ymd[0], (int)ymd[1], (int)ymd[2]);
     } else if (k->kind == K_STR) {
         if (memchr(p, '\0', SIM_NAME_MAX) == NULL || !name_valid(p))
-            return sim_errf(err, len, -2, "%s must be %s", k->name, expected(K_STR));
+            return sim_fail(err, len, -2, "%s must be %s", k->name, expected(K_STR));
     } else if (k->kind == K_MECH || k->kind == K_AGENT) {
         int e;
         memcpy(&e, p, sizeof e);
         if (e < 0 || e > (k->kind == K_MECH ? 1 : 3))
-            return sim_errf(err, len, -2, "%s has no valid value (expected %s)", k->name,
+            return sim_fail(err, len, -2, "%s has no valid value (expected %s)", k->name,
                             expected(k->kind));
     }
     return 0;
@@ -483,21 +483,21 @@ static int check_group(const sim_scenario *sc, int gi, fault *f, char *err, size
     const sim_group *g = &sc->groups[gi];
     const char *nul = memchr(g->name, '\0', SIM_NAME_MAX);
     if (!nul || !group_name_valid(g->name, (size_t)(nul - g->name))) {
-        sim_errf(err, len, SIM_E_PARSE,
+        sim_fail(err, len, SIM_E_PARSE,
                  "group %d has a bad name: use 1 to %d letters, digits, '_' or '-'", gi + 1,
                  GROUP_NAME_MAX);
         return fail_at(f, gi, -1, -1);
     }
     for (int j = 0; j < gi; j++) {
         if (strcmp(sc->groups[j].name, g->name) == 0) {
-            sim_errf(err, len, SIM_E_PARSE, "duplicate group '%s'", g->name);
+            sim_fail(err, len, SIM_E_PARSE, "duplicate group '%s'", g->name);
             return fail_at(f, gi, -1, -1);
         }
     }
     for (size_t i = 0; i < N_GKEYS; i++) {
         char m[200];
         if (check_key(&group_keys[i], g, m, sizeof m)) {
-            sim_errf(err, len, SIM_E_PARSE, "%s in [" GROUP_PREFIX "%s]", m, g->name);
+            sim_fail(err, len, SIM_E_PARSE, "%s in [" GROUP_PREFIX "%s]", m, g->name);
             return fail_at(f, gi, (int)i, -1);
         }
     }
@@ -505,18 +505,18 @@ static int check_group(const sim_scenario *sc, int gi, fault *f, char *err, size
     int kmax = key_index(group_keys, N_GKEYS, NULL, "soc_max");
     int kini = key_index(group_keys, N_GKEYS, NULL, "soc_initial");
     if (g->soc_min > g->soc_max) {
-        sim_errf(err, len, SIM_E_PARSE, "soc_min %g is above soc_max %g in [" GROUP_PREFIX "%s]",
+        sim_fail(err, len, SIM_E_PARSE, "soc_min %g is above soc_max %g in [" GROUP_PREFIX "%s]",
                  g->soc_min, g->soc_max, g->name);
         return fail_at(f, gi, kmin, kmax);
     }
     if (g->soc_initial < g->soc_min || g->soc_initial > g->soc_max) {
-        sim_errf(err, len, SIM_E_PARSE,
+        sim_fail(err, len, SIM_E_PARSE,
                  "soc_initial %g is outside [soc_min %g, soc_max %g] in [" GROUP_PREFIX "%s]",
                  g->soc_initial, g->soc_min, g->soc_max, g->name);
         return fail_at(f, gi, kini, g->soc_initial < g->soc_min ? kmin : kmax);
     }
     if (g->battery_kwh > 0 && !(g->battery_kw > 0)) {
-        sim_errf(err, len, SIM_E_PARSE,
+        sim_fail(err, len, SIM_E_PARSE,
                  "battery_kwh %g needs battery_kw > 0 in [" GROUP_PREFIX "%s]", g->battery_kwh,
                  g->name);
         return fail_at(f, gi, key_index(group_keys, N_GKEYS, NULL, "battery_kwh"),
@@ -531,12 +531,12 @@ static int check_all(const sim_scenario *sc, fault *f, char *err, size_t len)
     for (size_t i = 0; i < N_SKEYS; i++) {
         char m[200];
         if (check_key(&scenario_keys[i], sc, m, sizeof m)) {
-            sim_errf(err, len, SIM_E_PARSE, "%s in [%s]", m, scenario_keys[i].section);
+            sim_fail(err, len, SIM_E_PARSE, "%s in [%s]", m, scenario_keys[i].section);
             return fail_at(f, -1, (int)i, -1);
         }
     }
     if (sc->feed_in_uc_per_kwh > sc->retail_uc_per_kwh) {
-        sim_errf(err, len, SIM_E_PARSE,
+        sim_fail(err, len, SIM_E_PARSE,
                  "feed_in_tariff %lld is above retail_tariff %lld uc/kWh in [market] (a home "
                  "would profit from importing to export)",
                  (long long)sc->feed_in_uc_per_kwh, (long long)sc->retail_uc_per_kwh);
@@ -544,7 +544,7 @@ static int check_all(const sim_scenario *sc, fault *f, char *err, size_t len)
                        key_index(scenario_keys, N_SKEYS, "market", "retail_tariff"));
     }
     if (sc->n_groups == 0 || sc->n_groups > SIM_MAX_GROUPS) {
-        sim_errf(err, len, SIM_E_PARSE,
+        sim_fail(err, len, SIM_E_PARSE,
                  "a scenario needs 1 to %d [" GROUP_PREFIX "NAME] sections, found %zu",
                  SIM_MAX_GROUPS, sc->n_groups);
         return fail_at(f, -1, -1, -1);
@@ -557,13 +557,13 @@ static int check_all(const sim_scenario *sc, fault *f, char *err, size_t len)
             return rc;
         total += sc->groups[gi].count;
         if (total > SIM_MAX_HOMES) {
-            sim_errf(err, len, SIM_E_PARSE, "more than %d homes in total (at group '%s')",
+            sim_fail(err, len, SIM_E_PARSE, "more than %d homes in total (at group '%s')",
                      SIM_MAX_HOMES, sc->groups[gi].name);
             return fail_at(f, gi, kcount, -1);
         }
     }
     if (total == 0) {
-        sim_errf(err, len, SIM_E_PARSE, "the scenario has no homes: every group has count = 0");
+        sim_fail(err, len, SIM_E_PARSE, "the scenario has no homes: every group has count = 0");
         return fail_at(f, (int)sc->n_groups - 1, kcount, -1);
     }
     return SIM_OK;
@@ -573,7 +573,7 @@ int sim_scenario_validate(const sim_scenario *sc, char *err, size_t err_len)
 {
     fault f;
     if (!sc)
-        return sim_errf(err, err_len, SIM_E_INVAL, "no scenario");
+        return sim_fail(err, err_len, SIM_E_INVAL, "no scenario");
     return check_all(sc, &f, err, err_len);
 }
 
@@ -796,33 +796,33 @@ int sim_scenario_load(const char *path, sim_scenario *sc, char *err, size_t err_
     int rc = SIM_OK;
     load_ctx *c = NULL;
     if (!path || !sc)
-        return sim_errf(err, err_len, SIM_E_INVAL, "no file or scenario given");
+        return sim_fail(err, err_len, SIM_E_INVAL, "no file or scenario given");
     c = calloc(1, sizeof *c);
     if (!c)
-        return sim_errf(err, err_len, SIM_E_NOMEM, "%s: out of memory", path);
+        return sim_fail(err, err_len, SIM_E_NOMEM, "%s: out of memory", path);
     c->path = path;
     c->cur = -1;
     sim_scenario_defaults(&c->sc);
     c->fp = fopen(path, "r");
     if (!c->fp) {
-        rc = sim_errf(err, err_len, SIM_E_IO, "%s: %s", path, strerror(errno));
+        rc = sim_fail(err, err_len, SIM_E_IO, "%s: %s", path, strerror(errno));
         goto out;
     }
     int line = ini_parse_stream(read_line, c, on_key, c);
     if (!c->failed && ferror(c->fp)) {
-        rc = sim_errf(err, err_len, SIM_E_IO, "%s:%d: read error", path, c->lineno);
+        rc = sim_fail(err, err_len, SIM_E_IO, "%s:%d: read error", path, c->lineno);
         goto out;
     }
     if (!c->failed && line > 0)
         fail(c, line, "syntax error: expected [section], key = value or a comment");
     if (!c->failed && line < 0) {
-        rc = sim_errf(err, err_len, SIM_E_NOMEM, "%s: out of memory", path);
+        rc = sim_fail(err, err_len, SIM_E_NOMEM, "%s: out of memory", path);
         goto out;
     }
     if (!c->failed)
         finish(c);
     if (c->failed) {
-        rc = sim_errf(err, err_len, SIM_E_PARSE, "%s", c->msg);
+        rc = sim_fail(err, err_len, SIM_E_PARSE, "%s", c->msg);
         goto out;
     }
     *sc = c->sc;

@@ -1,12 +1,11 @@
 /*
- * The public pricing API (mgx/strategy.h) against the simulator's own strategy code: the same
- * trader state, tariffs and generator seed must give bit-for-bit the same prices and the same
- * learnt ZIP margins as sim_strategy_for(kind) in the simulator, plus known answers worked out
- * by hand and the parameter checks.
+ * The checked pricing API (mgx/strategy.h) against the rules as the simulator runs them
+ * (sim_pricing_* on a GSL taus2 stream): the same trader state, tariffs and generator seed must
+ * give bit-for-bit the same prices and the same learnt ZIP margins, which also shows the
+ * library's own taus2 draws what GSL's does; plus known answers worked out by hand and the
+ * parameter checks.
  */
 #include "mgx/strategy.h"
-
-#include "agent.h" /* the simulator's internal strategies, to compare against */
 
 #include <gsl/gsl_rng.h>
 #include <setjmp.h>
@@ -34,18 +33,31 @@ static gsl_rng *rng(uint64_t seed)
     return r;
 }
 
-/* The simulator's agent for the same parameters, set up the way engine.c does it. */
-static sim_agent sim_side_agent(const sim_strategy_params *p, uint64_t seed)
+/* A GSL generator as the rules' random source, the way engine.c passes a home's stream. */
+static double draw_uniform(void *r)
 {
-    sim_group g;
-    memset(&g, 0, sizeof g);
-    g.agent = p->kind;
-    g.markup = p->markup;
-    g.zip_beta = p->zip_beta;
-    g.zip_momentum = p->zip_momentum;
-    sim_agent a;
+    return gsl_rng_uniform(r);
+}
+
+static unsigned long draw_uniform_int(void *r, unsigned long n)
+{
+    return gsl_rng_uniform_int(r, n);
+}
+
+static sim_random gsl_source(gsl_rng *r)
+{
+    return (sim_random){draw_uniform, draw_uniform_int, r};
+}
+
+/* The simulator's trader for the same parameters, set up the way engine.c does it. */
+static sim_trader sim_side_agent(const sim_strategy_params *p, uint64_t seed)
+{
+    /* engine.c: {group.agent, group.markup, group.zip_beta, group.zip_momentum} */
+    sim_strategy_params sp = {p->kind, p->markup, p->zip_beta, p->zip_momentum};
+    sim_trader a;
     gsl_rng *r = rng(seed);
-    sim_agent_init(&a, &g, r);
+    sim_random src = gsl_source(r);
+    sim_pricing_init(&a, &sp, &src);
     gsl_rng_free(r);
     return a;
 }
@@ -118,7 +130,7 @@ static void test_prices_equal_the_simulators(void **state)
         for (uint64_t seed = 1; seed <= 300; seed++) {
             sim_trader t;
             assert_int_equal(sim_trader_init(&t, &p, seed), 0);
-            sim_agent a = sim_side_agent(&p, seed);
+            sim_trader a = sim_side_agent(&p, seed);
             assert_memory_equal(&t.margin, &a.margin, sizeof a.margin);
             for (size_t k = 0; k < sizeof tariffs / sizeof tariffs[0]; k++) {
                 const mkt_params *tp = &tariffs[k];
@@ -130,7 +142,8 @@ static void test_prices_equal_the_simulators(void **state)
                     assert_int_equal(
                         sim_trader_price(&t, (mkt_side)side, tp, draw_seed, &mine), 0);
                     gsl_rng *r = rng(draw_seed);
-                    int64_t theirs = sim_strategy_for(a.kind)->price(&a, (mkt_side)side, &band, r);
+                    sim_random src = gsl_source(r);
+                    int64_t theirs = sim_pricing_price(&a, (mkt_side)side, &band, &src);
                     gsl_rng_free(r);
                     assert_int_equal(mine, theirs);
                     assert_true(mine >= band.lo && mine <= band.hi);
@@ -153,7 +166,7 @@ static void test_zip_learning_equals_the_simulators(void **state)
     for (uint64_t seed = 1; seed <= 50; seed++) {
         sim_trader t;
         assert_int_equal(sim_trader_init(&t, &p, seed), 0);
-        sim_agent a = sim_side_agent(&p, seed);
+        sim_trader a = sim_side_agent(&p, seed);
         gsl_rng *script = rng(seed + 77); /* the market's answers */
         for (int round = 0; round < 200; round++) {
             mkt_side side = gsl_rng_uniform_int(script, 2) ? MKT_SELL : MKT_BUY;
@@ -167,7 +180,8 @@ static void test_zip_learning_equals_the_simulators(void **state)
             assert_int_equal(
                 sim_trader_observe(&t, side, my_price, traded, market, &TARIFFS, s + 1), 0);
             gsl_rng *r = rng(s + 1);
-            sim_strategy_for(SIM_AGENT_ZIP)->observe(&a, side, my_price, traded, market, &band, r);
+            sim_random src = gsl_source(r);
+            sim_pricing_observe(&a, side, my_price, traded, market, &band, &src);
             gsl_rng_free(r);
             assert_memory_equal(&t.margin, &a.margin, sizeof a.margin);
             assert_memory_equal(&t.last_change, &a.last_change, sizeof a.last_change);

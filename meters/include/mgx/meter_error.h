@@ -26,7 +26,8 @@ enum {
     MTR_E_NO_MODEL = -12,   /* SunSpec device without a supported meter or inverter model */
     MTR_E_CHAIN = -13,      /* malformed SunSpec model chain */
     MTR_E_RANGE = -14,      /* a value outside the representable range */
-    MTR_E_STOPPED = -15     /* the poller is stopping */
+    MTR_E_STOPPED = -15,    /* the poller is stopping */
+    MTR_E_GAP = -16         /* no good reading near enough to an interval boundary */
 };
 
 /* Returns a static English description of a return code; never NULL. */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "mgx/market.h"
+#include "mgx/strategy.h" /* sim_agent_kind: the pricing strategy of a group */
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,13 +24,6 @@ extern "C" {
 #define SIM_MAX_HOMES 100000
 #define SIM_MAX_DAYS 3660
 #define SIM_MAX_FORECAST_LAG 8
-
-typedef enum {
-    SIM_AGENT_TRUTHFUL = 0, /* bids/asks its own value against the grid tariffs */
-    SIM_AGENT_ZIC = 1,      /* zero-intelligence constrained (Gode & Sunder 1993) */
-    SIM_AGENT_MARKUP = 2,   /* fixed markup on the truthful price */
-    SIM_AGENT_ZIP = 3       /* zero-intelligence plus, adaptive margin (Cliff 1997) */
-} sim_agent_kind;
 
 /* One archetype of homes. */
 typedef struct {

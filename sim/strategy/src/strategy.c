@@ -1,13 +1,11 @@
 /*
- * The public pricing API over the simulator's strategies (agent.c). It copies a sim_trader into
- * the simulator's internal agent, runs the very same strategy functions with a generator seeded
- * per call, and copies the learnt state back, so the simulator itself is untouched.
+ * The checked pricing API (mgx/strategy.h): argument and tariff checks, strategy names, and the
+ * very same rules the simulator runs (pricing.c) on a generator seeded per call (taus2.c).
  */
 #include "mgx/strategy.h"
 
-#include "agent.h"
+#include "taus2.h"
 
-#include <gsl/gsl_rng.h>
 #include <string.h>
 
 static const char *const NAMES[] = {"truthful", "zic", "markup", "zip"};
@@ -66,24 +64,6 @@ int sim_strategy_parse(const char *name, sim_agent_kind *kind)
     return SIM_STRAT_E_INVAL;
 }
 
-static gsl_rng *seeded(uint64_t seed)
-{
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_taus2);
-    if (r)
-        gsl_rng_set(r, (unsigned long)seed);
-    return r;
-}
-
-static void to_agent(const sim_trader *t, sim_agent *a)
-{
-    a->kind = t->params.kind;
-    a->markup = t->params.markup;
-    a->beta = t->params.zip_beta;
-    a->momentum = t->params.zip_momentum;
-    a->margin = t->margin;
-    a->last_change = t->last_change;
-}
-
 static int check_tariffs(const mkt_params *tariffs)
 {
     if (!tariffs || tariffs->feed_in_uc_per_kwh < 0 ||
@@ -94,20 +74,25 @@ static int check_tariffs(const mkt_params *tariffs)
     return SIM_STRAT_OK;
 }
 
-/* What pricing and observing share: the checks, the trader as the simulator's agent, the
- * tariffs as its price band, and the per-call generator (the caller frees *r). */
+/* What pricing and observing share: the tariffs as the price band, and the per-call generator
+ * as the rules' random source (r draws from g, so a call must not be copied once set up). */
+typedef struct {
+    sim_band band;
+    sim_taus2 g;
+    sim_random r;
+} call;
+
+/* Checks the arguments and sets up *c with the generator seeded with seed. */
 static int enter(const sim_trader *t, mkt_side side, const mkt_params *tariffs, uint64_t seed,
-                 sim_agent *a, sim_band *band, gsl_rng **r)
+                 call *c)
 {
     if (!t || (side != MKT_BUY && side != MKT_SELL) || sim_strategy_check(&t->params, NULL) ||
         check_tariffs(tariffs))
         return SIM_STRAT_E_INVAL;
-    *r = seeded(seed);
-    if (!*r)
-        return SIM_STRAT_E_NOMEM;
-    to_agent(t, a);
-    *band = sim_band_from(tariffs->feed_in_uc_per_kwh, tariffs->retail_uc_per_kwh,
-                          tariffs->network_fee_uc_per_kwh);
+    sim_taus2_seed(&c->g, seed);
+    c->r = sim_taus2_random(&c->g);
+    c->band = sim_band_from(tariffs->feed_in_uc_per_kwh, tariffs->retail_uc_per_kwh,
+                            tariffs->network_fee_uc_per_kwh);
     return SIM_STRAT_OK;
 }
 
@@ -115,37 +100,23 @@ int sim_trader_init(sim_trader *t, const sim_strategy_params *p, uint64_t seed)
 {
     if (!t || sim_strategy_check(p, NULL))
         return SIM_STRAT_E_INVAL;
-    gsl_rng *r = seeded(seed);
-    if (!r)
-        return SIM_STRAT_E_NOMEM;
-    sim_group g;
-    memset(&g, 0, sizeof g);
-    g.agent = p->kind;
-    g.markup = p->markup;
-    g.zip_beta = p->zip_beta;
-    g.zip_momentum = p->zip_momentum;
-    sim_agent a;
-    sim_agent_init(&a, &g, r);
-    gsl_rng_free(r);
-    t->params = *p;
-    t->margin = a.margin;
-    t->last_change = a.last_change;
+    sim_taus2 g;
+    sim_taus2_seed(&g, seed);
+    sim_random r = sim_taus2_random(&g);
+    sim_pricing_init(t, p, &r);
     return SIM_STRAT_OK;
 }
 
-int sim_trader_price(const sim_trader *t, mkt_side side, const mkt_params *tariffs,
-                     uint64_t seed, int64_t *price_uc_per_kwh)
+int sim_trader_price(const sim_trader *t, mkt_side side, const mkt_params *tariffs, uint64_t seed,
+                     int64_t *price_uc_per_kwh)
 {
     if (!price_uc_per_kwh)
         return SIM_STRAT_E_INVAL;
-    sim_agent a;
-    sim_band band;
-    gsl_rng *r;
-    int rc = enter(t, side, tariffs, seed, &a, &band, &r);
+    call c;
+    int rc = enter(t, side, tariffs, seed, &c);
     if (rc)
         return rc;
-    *price_uc_per_kwh = sim_strategy_for(a.kind)->price(&a, side, &band, r);
-    gsl_rng_free(r);
+    *price_uc_per_kwh = sim_pricing_price(t, side, &c.band, &c.r);
     return SIM_STRAT_OK;
 }
 
@@ -172,16 +143,11 @@ int sim_trader_order(const sim_trader *t, int64_t forecast_net_wh, const mkt_par
 int sim_trader_observe(sim_trader *t, mkt_side side, int64_t my_price_uc_per_kwh, int traded,
                        int64_t market_price_uc_per_kwh, const mkt_params *tariffs, uint64_t seed)
 {
-    sim_agent a;
-    sim_band band;
-    gsl_rng *r;
-    int rc = enter(t, side, tariffs, seed, &a, &band, &r);
+    call c;
+    int rc = enter(t, side, tariffs, seed, &c);
     if (rc)
         return rc;
-    sim_strategy_for(a.kind)->observe(&a, side, my_price_uc_per_kwh, traded ? 1 : 0,
-                                      market_price_uc_per_kwh, &band, r);
-    gsl_rng_free(r);
-    t->margin = a.margin;
-    t->last_change = a.last_change;
+    sim_pricing_observe(t, side, my_price_uc_per_kwh, traded ? 1 : 0, market_price_uc_per_kwh,
+                        &c.band, &c.r);
     return SIM_STRAT_OK;
 }

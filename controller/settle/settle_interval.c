@@ -1,0 +1,234 @@
+/*
+ * The settlement of an interval (settle_interval.h): its trades and metered energy reconciled
+ * (settlement/reconcile) into ledger transactions, trades then positions; the block built over
+ * them, signed, and checkpointed; everything appended to the ledger (ledger_store.c) in one
+ * BEGIN IMMEDIATE transaction keyed by the interval id, so a crash leaves no block or the whole
+ * block and settling again returns the stored block. The pure work (reconciliation, encodings,
+ * Merkle log, signatures) is settlement/'s; this file orders it around the SQLite transaction.
+ */
+#include "settle/settle_interval.h"
+
+#include "common/crash_point.h"
+#include "common/errbuf.h"
+#include "common/file.h"
+#include "mgx/merkle.h"
+
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+ctl_ledger_key *ctl_ledger_key_load(const char *path, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (ctl_read_file(path, 4096, &text, &len) != 0) {
+        ctl_errf(err, errlen, "%s: cannot read the key file", path);
+        return NULL;
+    }
+    ctl_ledger_key *k = sodium_malloc(sizeof *k);
+    if (k && stl_skey_parse(text, k->name, k->sk) != STL_OK) {
+        ctl_errf(err, errlen, "%s: not a signer key (PRIVATE+KEY+<name>+<id>+<key>)", path);
+        sodium_free(k);
+        k = NULL;
+    }
+    sodium_memzero(text, len);
+    free(text);
+    return k;
+}
+
+void ctl_ledger_key_free(ctl_ledger_key *k)
+{
+    if (k)
+        sodium_free(k); /* sodium_free wipes */
+}
+
+int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, ctl_ledger_txs *s)
+{
+    size_t nt, np;
+    const stl_settled_trade *t = stl_reconciled_trades(r, &nt);
+    const stl_position *p = stl_reconciled_positions(r, &np);
+    size_t n = nt + np, m = n ? n : 1;
+    s->n = n;
+    s->enc = malloc(m * sizeof *s->enc);
+    s->len = malloc(m * sizeof *s->len);
+    s->leaf = malloc(m * sizeof *s->leaf);
+    s->id = malloc(m * sizeof *s->id);
+    s->participant = malloc(m * sizeof *s->participant);
+    if (!s->enc || !s->len || !s->leaf || !s->id || !s->participant)
+        return CTL_LEDGER_E_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        stl_tx tx;
+        memset(&tx, 0, sizeof tx);
+        tx.interval_id = interval_id;
+        tx.seq = (uint32_t)i;
+        if (i < nt) {
+            tx.kind = STL_TX_TRADE;
+            tx.trade = t[i];
+            s->participant[i] = INT64_MIN;
+        } else {
+            tx.kind = STL_TX_POSITION;
+            tx.position = p[i - nt];
+            s->participant[i] = (int64_t)p[i - nt].participant;
+        }
+        s->len[i] = stl_tx_encode(&tx, s->enc[i]);
+        if (s->len[i] == 0)
+            return CTL_LEDGER_E_INPUT;
+        stl_merkle_leaf_hash(s->enc[i], s->len[i], s->leaf[i]);
+        stl_tx_id(s->enc[i], s->len[i], s->id[i]);
+    }
+    return CTL_LEDGER_OK;
+}
+
+static int reconcile_input(const ctl_ledger_input *in, stl_reconciler **rp, ctl_ledger_txs *s,
+                           char *err, size_t errlen)
+{
+    stl_reconciler *r = stl_reconciler_new(in->n_trades, in->n_meters);
+    *rp = r;
+    if (!r) {
+        ctl_errf(err, errlen, "interval %lld: too many trades or meters, or out of memory",
+                 (long long)in->interval_id);
+        return CTL_LEDGER_E_INPUT;
+    }
+    stl_error_at at;
+    int rc =
+        stl_reconcile(r, &in->tariffs, in->trades, in->n_trades, in->meters, in->n_meters, &at);
+    if (rc != STL_OK) {
+        if (at.trade_index != SIZE_MAX)
+            ctl_errf(err, errlen, "interval %lld: trade %zu: %s", (long long)in->interval_id,
+                     at.trade_index, stl_strerror(rc));
+        else if (at.meter_index != SIZE_MAX)
+            ctl_errf(err, errlen, "interval %lld: meter record %zu: %s", (long long)in->interval_id,
+                     at.meter_index, stl_strerror(rc));
+        else
+            ctl_errf(err, errlen, "interval %lld: %s", (long long)in->interval_id,
+                     stl_strerror(rc));
+        return CTL_LEDGER_E_INPUT;
+    }
+    rc = ctl_settle_txs(r, in->interval_id, s);
+    if (rc != CTL_LEDGER_OK)
+        ctl_errf(err, errlen, "interval %lld: cannot encode its transactions",
+                 (long long)in->interval_id);
+    return rc;
+}
+
+/* Records the community and key with the first block; later blocks must use the same key. */
+static int check_meta(ctl_db *db, const ctl_ledger_key *key, char *err, size_t errlen)
+{
+    char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX], mine[STL_VKEY_MAX];
+    if (stl_vkey_format(key->name, key->sk + 32, mine, sizeof mine) != STL_OK)
+        return CTL_LEDGER_E_KEY;
+    int rc = ctl_ledger_meta(db, community, vkey, sizeof vkey);
+    if (rc == CTL_LEDGER_E_NOTFOUND)
+        return ctl_ledger_meta_set(db, key->name, mine);
+    if (rc != CTL_LEDGER_OK)
+        return rc;
+    if (strcmp(vkey, mine) != 0) {
+        ctl_errf(err, errlen, "this ledger is signed by %s, not by the key given (%s)", vkey, mine);
+        return CTL_LEDGER_E_KEY;
+    }
+    return CTL_LEDGER_OK;
+}
+
+static int settle_new(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
+                      const stl_reconciler *r, const ctl_ledger_txs *s, ctl_ledger_result *out,
+                      char *err, size_t errlen)
+{
+    stl_block *b = &out->block, prev;
+    uint8_t prev_hash[STL_ID_LEN] = {0};
+    memset(b, 0, sizeof *b);
+    int rc = ctl_ledger_block_load(db, -1, INT64_MIN, &prev, prev_hash);
+    if (rc == CTL_LEDGER_OK) {
+        b->height = prev.height + 1;
+        b->log_size = prev.log_size;
+        memcpy(b->prev_hash, prev_hash, STL_ID_LEN);
+    } else if (rc != CTL_LEDGER_E_NOTFOUND) {
+        ctl_errf(err, errlen, "cannot read the latest block (run `mgx ledger verify`)");
+        return rc;
+    }
+    if ((rc = check_meta(db, key, err, errlen)) != CTL_LEDGER_OK)
+        return rc;
+    if ((rc = ctl_ledger_txs_insert(db, s, b->height, b->log_size)) != CTL_LEDGER_OK)
+        return rc;
+    ctl_crash_point("ledger.after_txs");
+    stl_frontier f;
+    if ((rc = ctl_ledger_log_append(db, s, b->log_size, &f)) != CTL_LEDGER_OK) {
+        ctl_errf(err, errlen, "cannot extend the Merkle log (run `mgx ledger verify`)");
+        return rc;
+    }
+    ctl_crash_point("ledger.after_nodes");
+    strcpy(b->community, key->name);
+    b->interval_id = in->interval_id;
+    b->interval_len_s = in->interval_len_s;
+    b->tariffs = in->tariffs;
+    b->n_tx = (uint32_t)s->n;
+    stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s->leaf, s->n, b->tx_root);
+    b->log_size = f.size;
+    stl_frontier_root(&f, b->log_root);
+    b->totals = *stl_reconciled_totals(r);
+    uint8_t enc[STL_BLOCK_MAX_LEN], sig[STL_SIG_LEN];
+    size_t len = stl_block_encode(b, enc);
+    if (len == 0)
+        return CTL_LEDGER_E_INPUT;
+    stl_block_hash(enc, len, out->hash);
+    stl_sign(enc, len, key->sk, sig);
+    char note[STL_NOTE_MAX];
+    if (stl_checkpoint_sign(key->name, b->log_size, b->log_root, key->name, key->sk, note,
+                            sizeof note) < 0)
+        return CTL_LEDGER_E_KEY;
+    if ((rc = ctl_ledger_block_insert(db, b, enc, len, out->hash, sig, note)) != CTL_LEDGER_OK)
+        return rc;
+    ctl_crash_point("ledger.after_block");
+    return CTL_LEDGER_OK;
+}
+
+int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
+                      ctl_ledger_result *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (err && errlen)
+        err[0] = 0;
+    if (in->interval_len_s == 0) {
+        ctl_errf(err, errlen, "interval length must be positive");
+        return CTL_LEDGER_E_INPUT;
+    }
+    stl_reconciler *r = NULL;
+    ctl_ledger_txs s;
+    memset(&s, 0, sizeof s);
+    int rc = reconcile_input(in, &r, &s, err, errlen);
+    if (rc != CTL_LEDGER_OK)
+        goto out;
+    if ((rc = ctl_ledger_exec(db, "BEGIN IMMEDIATE", err, errlen)) != CTL_LEDGER_OK)
+        goto out;
+    ctl_crash_point("ledger.begin");
+    rc = ctl_ledger_block_load(db, -1, in->interval_id, &out->block, out->hash);
+    if (rc == CTL_LEDGER_OK) { /* settled before: the same inputs give the same transactions */
+        uint8_t root[STL_HASH_LEN];
+        stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);
+        out->replayed = 1;
+        if (memcmp(root, out->block.tx_root, STL_HASH_LEN) != 0 || out->block.n_tx != s.n) {
+            ctl_errf(err, errlen, "interval %lld is already settled (block %llu) with other inputs",
+                     (long long)in->interval_id, (unsigned long long)out->block.height);
+            rc = CTL_LEDGER_E_CONFLICT;
+        }
+        ctl_ledger_exec(db, "ROLLBACK", NULL, 0);
+        goto out;
+    }
+    if (rc == CTL_LEDGER_E_NOTFOUND)
+        rc = settle_new(db, in, key, r, &s, out, err, errlen);
+    if (rc == CTL_LEDGER_OK) {
+        ctl_crash_point("ledger.before_commit");
+        rc = ctl_ledger_exec(db, "COMMIT", err, errlen);
+        ctl_crash_point("ledger.after_commit");
+    }
+    if (rc != CTL_LEDGER_OK) {
+        if (err && !err[0])
+            ctl_errf(err, errlen, "SQLite: %s", ctl_db_errmsg(db));
+        ctl_ledger_exec(db, "ROLLBACK", NULL, 0);
+    }
+out:
+    ctl_ledger_txs_free(&s);
+    stl_reconciler_free(r);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * Internal: the settlement of an interval. ctl_ledger_settle is the one function the controller
+ * daemon (settle_daemon.c) and `mgx ledger settle` call after an interval's grace period: it
+ * reconciles the interval's trades and metered energy (settlement/reconcile) into ledger
+ * transactions (trades, then one position per participant), appends them to the Merkle log,
+ * builds and signs the block and a C2SP checkpoint, and commits everything to the ledger
+ * (ledger_store.h) in one BEGIN IMMEDIATE transaction keyed by the interval id. Settling an
+ * interval again returns the stored block (or a conflict if the inputs changed). A crash at any
+ * point leaves either no block or the whole block.
+ *
+ * Crash points for tests: when the environment variable MGX_CRASH_AT names one of
+ * ledger.begin, ledger.after_txs, ledger.after_nodes, ledger.after_block, ledger.before_commit,
+ * ledger.after_commit, the process kills itself with SIGKILL there.
+ */
+#ifndef MGX_CTL_SETTLE_INTERVAL_H
+#define MGX_CTL_SETTLE_INTERVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mgx/ledger_record.h"
+#include "mgx/market.h"
+#include "mgx/reconcile.h"
+#include "settle/ledger_store.h"
+
+typedef struct {
+    int64_t interval_id;     /* floor(start UTC seconds / interval_len_s) */
+    uint32_t interval_len_s; /* 900 for quarter hours */
+    stl_tariffs tariffs;
+    const mkt_trade *trades; /* the market's trades for the interval, canonical order */
+    size_t n_trades;
+    const stl_metered *meters; /* validated metered energy per participant */
+    size_t n_meters;
+} ctl_ledger_input;
+
+/* The community's settlement key; lives in sodium_malloc memory (ctl_ledger_key_load). */
+typedef struct {
+    char name[STL_COMMUNITY_MAX + 1]; /* the community, checkpoint origin and key name */
+    uint8_t sk[STL_SK_LEN];
+} ctl_ledger_key;
+
+typedef struct {
+    stl_block block;
+    uint8_t hash[STL_ID_LEN];
+    int replayed; /* 1 when the interval was already settled and the stored block returned */
+} ctl_ledger_result;
+
+/* Reads a signer key file ("PRIVATE+KEY+..."); NULL on error (message in err). Free with
+ * ctl_ledger_key_free, which wipes it. */
+ctl_ledger_key *ctl_ledger_key_load(const char *path, char *err, size_t errlen);
+void ctl_ledger_key_free(ctl_ledger_key *k);
+
+int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
+                      ctl_ledger_result *out, char *err, size_t errlen);
+
+/* The rule for an interval's transactions: the reconciler's result encoded as trades, then
+ * positions, with their leaf hashes and ids (the audit re-derives every block with it). Fills
+ * *s (free with ctl_ledger_txs_free, also on failure); CTL_LEDGER_OK, CTL_LEDGER_E_NOMEM or
+ * CTL_LEDGER_E_INPUT when a transaction cannot be encoded. */
+int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, ctl_ledger_txs *s);
+
+#endif
