@@ -18,7 +18,7 @@ LC_ALL=C; export LC_ALL # byte-wise character classes and lengths in check_id
 
 die() { echo "mgx-certs: $*" >&2; exit 1; }
 
-# The one id rule of mgx (controller/src/ident.h): the id is an MQTT user name, a topic level
+# The one id rule of mgx (controller/common/ident.h): the id is an MQTT user name, a topic level
 # in the ACL (%u) and a certificate CN, so only 1-63 characters of A-Z a-z 0-9 _ -.
 check_id() {
   case "$1" in

@@ -4,7 +4,7 @@
  *
  * These modules build and sign Solana transactions in C and nothing more: no network, no
  * clock, no global state. Keys, the recent blockhash and every buffer are parameters. The
- * controller's outbox (controller/src/solana_outbox.c) and JSON-RPC client do the I/O.
+ * controller's outbox (controller/solana/solana_outbox.c) and JSON-RPC client do the I/O.
  * Wire-format facts come from the Solana documentation and the SPL programs' interfaces; the
  * program ids below are the ones deployed on every Solana cluster.
  *
