@@ -14,14 +14,17 @@ LAYERS = [
     ["mgx_market"],
     ["mgx_settlement", "mgx_meters", "mgx_strategy"],
     ["mgx_sim", "mgx_ctl_common"],
-    ["mgx_ctl_bus", "mgx_ctl_db", "mgx_ctl_solana"],
-    ["mgx_ctl_orders", "mgx_ctl_meterd"],
+    ["mgx_ctl_bus", "mgx_ctl_db"],
+    ["mgx_ctl_orders", "mgx_ctl_meterd", "mgx_ctl_solana"],
     ["mgx_ctl_settle", "mgx_ctl_agent"],
     ["mgx_ctl_daemon"],
     ["mgx_ctl_cli"],
     ["mgx"],
 ]
 RANK = {t: i for i, layer in enumerate(LAYERS) for t in layer}
+# Targets a library defines for its own tests only (its private headers, a test build variant):
+# not modules, so not in the picture.
+TEST_ONLY = re.compile(r"^mgx_\w+_(internal|narrow_key)$")
 EXTERNAL = re.compile(r"^(PkgConfig::(\w+)|Threads::Threads|.*/libm\.so.*|m)$")
 
 # Where each library's sources and public headers live (for the dead-edge check).
@@ -78,7 +81,7 @@ def product_libraries(src):
                 libs.update("mgx_ctl_" + m for m in
                             re.findall(r"^\s*mgx_ctl_module\((\w+)", text, re.M))
     libs.discard("mgx_ctl_")  # the add_library inside the mgx_ctl_module function
-    return libs
+    return {t for t in libs if not TEST_ONLY.match(t)}
 
 
 def header_owner(src):
