@@ -108,6 +108,25 @@ static int get_head(rcur *r, const uint8_t tag[4])
     return !r->bad && memcmp(got, tag, 4) == 0 && get_u8(r) == VERSION;
 }
 
+/* Starts a decode: out zeroed and *r over the input after its head. 0 if there is no input or
+ * output, the input is longer than max or its head is not this record type's. */
+static int begin_decode(rcur *r, const uint8_t *buf, size_t len, size_t max, const uint8_t tag[4],
+                        void *out, size_t out_size)
+{
+    if (!buf || !out || len > max)
+        return 0;
+    memset(out, 0, out_size);
+    *r = (rcur){buf, len, 0};
+    return get_head(r, tag);
+}
+
+/* Ends a decode whose fields took every byte without running short: STL_OK only if the record
+ * encodes again (again, n bytes) to the very input, so one record has one accepted encoding. */
+static int end_decode(const uint8_t *buf, size_t len, const uint8_t *again, size_t n)
+{
+    return n == len && memcmp(again, buf, len) == 0 ? STL_OK : STL_E_ENCODING;
+}
+
 static int nonneg(const int64_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -157,11 +176,8 @@ size_t stl_tx_encode(const stl_tx *tx, uint8_t out[STL_TX_MAX_LEN])
 
 int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
 {
-    if (!buf || !tx || len > STL_TX_MAX_LEN)
-        return STL_E_ENCODING;
-    memset(tx, 0, sizeof *tx);
-    rcur r = {buf, len, 0};
-    if (!get_head(&r, TX_TAG))
+    rcur r;
+    if (!begin_decode(&r, buf, len, STL_TX_MAX_LEN, TX_TAG, tx, sizeof *tx))
         return STL_E_ENCODING;
     uint8_t kind = get_u8(&r);
     tx->interval_id = get_i64(&r);
@@ -195,10 +211,7 @@ int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
     if (r.bad || r.n != 0)
         return STL_E_ENCODING;
     uint8_t again[STL_TX_MAX_LEN];
-    size_t n = stl_tx_encode(tx, again);
-    if (n != len || memcmp(again, buf, len) != 0)
-        return STL_E_ENCODING;
-    return STL_OK;
+    return end_decode(buf, len, again, stl_tx_encode(tx, again));
 }
 
 void stl_tx_id(const uint8_t *enc, size_t len, uint8_t id[STL_ID_LEN])
@@ -266,11 +279,8 @@ size_t stl_block_encode(const stl_block *b, uint8_t out[STL_BLOCK_MAX_LEN])
 
 int stl_block_decode(const uint8_t *buf, size_t len, stl_block *b)
 {
-    if (!buf || !b || len > STL_BLOCK_MAX_LEN)
-        return STL_E_ENCODING;
-    memset(b, 0, sizeof *b);
-    rcur r = {buf, len, 0};
-    if (!get_head(&r, BLOCK_TAG))
+    rcur r;
+    if (!begin_decode(&r, buf, len, STL_BLOCK_MAX_LEN, BLOCK_TAG, b, sizeof *b))
         return STL_E_ENCODING;
     uint8_t cl = get_u8(&r);
     if (cl > STL_COMMUNITY_MAX)
@@ -300,10 +310,7 @@ int stl_block_decode(const uint8_t *buf, size_t len, stl_block *b)
     if (r.bad || r.n != 0)
         return STL_E_ENCODING;
     uint8_t again[STL_BLOCK_MAX_LEN];
-    size_t n = stl_block_encode(b, again);
-    if (n != len || memcmp(again, buf, len) != 0)
-        return STL_E_ENCODING;
-    return STL_OK;
+    return end_decode(buf, len, again, stl_block_encode(b, again));
 }
 
 void stl_block_hash(const uint8_t *enc, size_t len, uint8_t hash[STL_ID_LEN])

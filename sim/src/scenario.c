@@ -9,6 +9,7 @@
  * that indented keys are never taken for multi-line continuations.
  */
 #include "mgx/scenario.h"
+#include "mgx/strategy.h"
 
 #include "fail.h"
 #include "timegrid.h"
@@ -91,8 +92,6 @@ enum { N_GKEYS = sizeof group_keys / sizeof group_keys[0] };
 static const char *const section_names[] = {"scenario", "location", "period", "weather",
                                             "market"};
 enum { N_SECTIONS = sizeof section_names / sizeof section_names[0] };
-
-static const char *const agent_names[] = {"truthful", "zic", "markup", "zip"};
 
 /* Where a rule failed: a group (or -1) and up to two keys (table indices, or -1). */
 typedef struct {
@@ -260,17 +259,6 @@ static int parse_date(const char *s, int32_t ymd[3])
     return 0;
 }
 
-static int parse_agent(const char *s, sim_agent_kind *out)
-{
-    for (size_t i = 0; i < sizeof agent_names / sizeof agent_names[0]; i++) {
-        if (strcmp(s, agent_names[i]) == 0) {
-            *out = (sim_agent_kind)i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Printable, no characters that would need escaping in CSV or JSON reports. */
 static int name_valid(const char *s)
 {
@@ -375,7 +363,7 @@ static int store(const key_def *k, void *base, const char *v)
         memcpy(p, &m, sizeof m);
         return 0;
     case K_AGENT:
-        if (parse_agent(v, &a))
+        if (sim_strategy_parse(v, &a) != SIM_STRAT_OK) /* the names the home agent takes */
             return -1;
         memcpy(p, &a, sizeof a);
         return 0;
