@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "cli/usage_error.h"
 
 #include "orders/keys.h"
 
@@ -42,18 +43,12 @@ int ctl_cmd_keygen(int argc, char **argv)
         case 'h':
             fputs(USAGE, stdout);
             return CTL_EXIT_OK;
-        case ':':
-            fprintf(stderr, "mgx keygen: %s needs a value\n", argv[optind - 1]);
-            return CTL_EXIT_USAGE;
-        default:
-            fprintf(stderr, "mgx keygen: unknown option '%s'\n%s", argv[optind - 1], USAGE);
-            return CTL_EXIT_USAGE;
+        default: /* ':' (no value) or an unknown option */
+            return ctl_cli_bad_option("mgx keygen", ch, argv, USAGE);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "mgx keygen: unexpected argument '%s'\n", argv[optind]);
-        return CTL_EXIT_USAGE;
-    }
+    if (optind < argc)
+        return ctl_cli_extra_operand("mgx keygen", argv[optind]);
     if (!prefix || !*prefix) {
         fprintf(stderr, "mgx keygen: --out PREFIX is required\n%s", USAGE);
         return CTL_EXIT_USAGE;

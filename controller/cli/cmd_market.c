@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "cli/usage_error.h"
 #include "mgx/market.h"
 #include "mgx/order_csv.h"
 
@@ -233,19 +234,12 @@ static int parse_clear_opts(int argc, char **argv, clear_opts *o)
         case 'h':
             fputs(CLEAR_USAGE, stdout);
             return -1;
-        case ':':
-            fprintf(stderr, "mgx market clear: %s needs a value\n", argv[optind - 1]);
-            return CTL_EXIT_USAGE;
-        default:
-            fprintf(stderr, "mgx market clear: unknown option '%s'\n%s", argv[optind - 1],
-                    CLEAR_USAGE);
-            return CTL_EXIT_USAGE;
+        default: /* ':' (no value) or an unknown option */
+            return ctl_cli_bad_option("mgx market clear", ch, argv, CLEAR_USAGE);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "mgx market clear: unexpected argument '%s'\n", argv[optind]);
-        return CTL_EXIT_USAGE;
-    }
+    if (optind < argc)
+        return ctl_cli_extra_operand("mgx market clear", argv[optind]);
     if (!o->orders) {
         fprintf(stderr, "mgx market clear: --orders FILE.csv is required\n%s", CLEAR_USAGE);
         return CTL_EXIT_USAGE;

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "cli/cli.h"
+#include "cli/usage_error.h"
 #include "mgx/scenario.h"
 #include "mgx/sim.h"
 #include "mgx/simdata.h"
@@ -241,12 +242,8 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
             if (serve_opt(ch, optarg, o))
                 return CTL_EXIT_USAGE;
             break;
-        case ':':
-            fprintf(stderr, "mgx sim: %s needs a value\n", argv[optind - 1]);
-            return CTL_EXIT_USAGE;
-        default:
-            fprintf(stderr, "mgx sim: unknown option '%s'\n%s", argv[optind - 1], SIM_USAGE);
-            return CTL_EXIT_USAGE;
+        default: /* ':' (no value) or an unknown option */
+            return ctl_cli_bad_option("mgx sim", ch, argv, SIM_USAGE);
         }
     }
     if (optind + 1 != argc || !o->out) {
