@@ -329,22 +329,31 @@ int ags_count(ags_store *s, const char *state, int64_t *n)
     return rc == SQLITE_ROW ? AGS_OK : db_fail(s, "count");
 }
 
-/* One UPDATE in its own transaction. */
-static int update(ags_store *s, const char *sql, int64_t a, int64_t b, bool two)
+/* One write in its own transaction: the n_ints values bound from ?1 on, then text (when not
+ * NULL) after them. what names the write in the error message. */
+static int write_one(ags_store *s, const char *sql, const char *what, const int64_t *ints,
+                     int n_ints, const char *text)
 {
     int rc = begin(s);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL))
-        return finish(s, db_fail(s, "update"));
-    sqlite3_bind_int64(st, 1, a);
-    if (two)
-        sqlite3_bind_int64(st, 2, b);
+        return finish(s, db_fail(s, what));
+    for (int i = 0; i < n_ints; i++)
+        sqlite3_bind_int64(st, i + 1, ints[i]);
+    if (text)
+        sqlite3_bind_text(st, n_ints + 1, text, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_fail(s, "update");
+        rc = db_fail(s, what);
     sqlite3_finalize(st);
     return finish(s, rc);
+}
+
+/* One UPDATE in its own transaction. */
+static int update(ags_store *s, const char *sql, int64_t a, int64_t b, bool two)
+{
+    return write_one(s, sql, "update", (const int64_t[]){a, b}, two ? 2 : 1, NULL);
 }
 
 int ags_order_sent(ags_store *s, int64_t interval_id, int64_t now_ms)
@@ -432,19 +441,8 @@ int ags_receipt(ags_store *s, int64_t interval_id, const char *nonce_hex, bool a
 static int put_json(ags_store *s, const char *table_sql, int64_t interval_id, const char *json,
                     int64_t now_ms)
 {
-    int rc = begin(s);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, table_sql, -1, &st, NULL))
-        return finish(s, db_fail(s, "store message"));
-    sqlite3_bind_int64(st, 1, interval_id);
-    sqlite3_bind_int64(st, 2, now_ms);
-    sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_fail(s, "store message");
-    sqlite3_finalize(st);
-    return finish(s, rc);
+    return write_one(s, table_sql, "store message", (const int64_t[]){interval_id, now_ms}, 2,
+                     json);
 }
 
 int ags_trades_put(ags_store *s, int64_t interval_id, const char *json, int64_t now_ms)
