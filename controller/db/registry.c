@@ -321,10 +321,10 @@ int64_t ctl_registry_count(ctl_db *cdb)
     sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db)
         return CTL_REG_E_INVAL;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM participants", -1, &st, NULL) != SQLITE_OK)
+    int64_t n = 0;
+    int found = 0;
+    if (ctl_sql_query_int(db, "SELECT count(*) FROM participants", &n, &found) != SQLITE_OK ||
+        !found)
         return CTL_REG_E_DB;
-    int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : CTL_REG_E_DB;
-    sqlite3_finalize(st);
     return n;
 }

@@ -150,13 +150,11 @@ static int setup(ctl_store *s, const ctl_store_identity *id, char *err, size_t e
     int rc = begin(s);
     if (rc)
         return rc;
-    sqlite3_stmt *st = prep(s, "SELECT version FROM schema_version WHERE component = 'controller'");
-    if (!st)
-        return finish(s, db_code(s->db));
-    int step = sqlite3_step(st);
-    int64_t version = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
+    int64_t version = 0; /* no row: a new file */
+    int found;
+    if (ctl_sql_query_int(s->db,
+                          "SELECT version FROM schema_version WHERE component = 'controller'",
+                          &version, &found) != SQLITE_OK)
         return finish(s, db_code(s->db));
     if (version > CTL_STORE_SCHEMA_VERSION) {
         ctl_errf(err, err_len, "schema version %lld is newer than this mgx (%d)",
@@ -175,7 +173,6 @@ static int setup(ctl_store *s, const ctl_store_identity *id, char *err, size_t e
         s->first_interval = id->first_interval;
         return finish(s, CTL_ST_OK);
     }
-    int found;
     if ((rc = meta_get(s, "community", buf, sizeof buf, &found)))
         return finish(s, rc);
     if (!found || strcmp(buf, id->community) != 0) {
