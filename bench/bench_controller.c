@@ -215,13 +215,10 @@ static int decide(ctl_order_rec *o, const ctl_order_history *h, void *arg)
     order_ctx *x = arg;
     ctl_participant entry;
     int found = ctl_registry_lookup(x->db, x->m->participant, &entry);
-    ctl_admit_history ah = {h->nonce_seen ? CTL_NONCE_OTHER : CTL_NONCE_NEW, h->has_current,
-                            h->current_created_ms};
+    ctl_admit_history ah = ctl_admit_history_of(h);
     ctl_admit_verdict v = ctl_admit(x->ap, x->now_ms, x->m->participant, x->m,
                                     found == CTL_REG_OK ? &entry : NULL, &ah, &x->r);
-    int accept = v == CTL_ADMIT_ACCEPT || v == CTL_ADMIT_REPLACE;
-    o->status = accept ? CTL_ORDER_ACCEPTED : CTL_ORDER_REJECTED;
-    snprintf(o->reason, sizeof o->reason, "%s", ctl_reason_name(x->r.reason));
+    ctl_admit_record(o, v, &x->r);
     return 0;
 }
 

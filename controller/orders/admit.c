@@ -116,3 +116,16 @@ ctl_admit_verdict ctl_admit(const ctl_admit_params *p, int64_t now_ms,
         return v;
     return ctl_admit_finish(r, ctl_order_verify(m, entry->pubkey));
 }
+
+ctl_admit_history ctl_admit_history_of(const ctl_order_history *h)
+{
+    return (ctl_admit_history){h->nonce_seen ? CTL_NONCE_OTHER : CTL_NONCE_NEW, h->has_current,
+                               h->current_created_ms};
+}
+
+void ctl_admit_record(ctl_order_rec *o, ctl_admit_verdict v, const ctl_admit_result *r)
+{
+    int accept = v == CTL_ADMIT_ACCEPT || v == CTL_ADMIT_REPLACE;
+    o->status = accept ? CTL_ORDER_ACCEPTED : CTL_ORDER_REJECTED;
+    snprintf(o->reason, sizeof o->reason, "%s", ctl_reason_name(r->reason));
+}

@@ -41,6 +41,7 @@
 
 #include "orders/order_msg.h"
 #include "db/registry.h"
+#include "db/store.h"
 
 #include <stdint.h>
 
@@ -95,5 +96,15 @@ ctl_admit_verdict ctl_admit(const ctl_admit_params *p, int64_t now_ms,
                             const char *topic_participant, const ctl_order_msg *m,
                             const ctl_participant *entry, const ctl_admit_history *h,
                             ctl_admit_result *r);
+
+/* Glue for a ctl_decide_fn (db/store.h), which every caller of the store writes the same way. */
+
+/* The store's history of an order as the rules take it: a nonce the store has seen (it reports
+ * only replays, 2) is CTL_NONCE_OTHER. */
+ctl_admit_history ctl_admit_history_of(const ctl_order_history *h);
+
+/* Writes a verdict into the order the store is about to record: accepted for ACCEPT and
+ * REPLACE, rejected otherwise, with r's reason name. */
+void ctl_admit_record(ctl_order_rec *o, ctl_admit_verdict v, const ctl_admit_result *r);
 
 #endif

@@ -202,8 +202,7 @@ static int decide(ctl_order_rec *o, const ctl_order_history *h, void *arg)
         return 0; /* decided in add(): malformed */
     if (x->lookup_rc != CTL_REG_OK && x->lookup_rc != CTL_REG_E_NOT_FOUND)
         return -1; /* the registry could not be read: store nothing, answer "internal" */
-    ctl_admit_history ah = {h->nonce_seen ? CTL_NONCE_OTHER : CTL_NONCE_NEW, h->has_current,
-                            h->current_created_ms};
+    ctl_admit_history ah = ctl_admit_history_of(h);
     const ctl_participant *entry = x->lookup_rc == CTL_REG_OK ? &x->entry : NULL;
     ctl_admit_verdict v =
         ctl_admit_check(&x->g->cfg.admit, x->now_ms, x->topic, &x->m, entry, &ah, &x->r);
@@ -212,9 +211,7 @@ static int decide(ctl_order_rec *o, const ctl_order_history *h, void *arg)
         v = ctl_admit_finish(&x->r, sig);
     }
     x->decided = 1;
-    int accept = v == CTL_ADMIT_ACCEPT || v == CTL_ADMIT_REPLACE;
-    o->status = accept ? CTL_ORDER_ACCEPTED : CTL_ORDER_REJECTED;
-    snprintf(o->reason, sizeof o->reason, "%s", ctl_reason_name(x->r.reason));
+    ctl_admit_record(o, v, &x->r);
     return 0;
 }
 
