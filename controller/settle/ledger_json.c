@@ -89,8 +89,27 @@ static int parse_meter(json_t *m, size_t i, stl_metered *x, char *err, size_t er
     return CTL_LJ_OK;
 }
 
-static int settle_from(json_t *root, ctl_lj_settle *out, char *err, size_t errlen)
+/* A document's reader: fills the ctl_lj_* struct behind dst from the loaded object. */
+typedef int (*doc_from_fn)(json_t *root, void *dst, char *err, size_t errlen);
+
+/* Loads text and hands the object to from; every document reports running out of memory the
+ * same way and drops the tree whatever from did. */
+static int parse_doc(const char *text, size_t len, doc_from_fn from, void *dst, char *err,
+                     size_t errlen)
 {
+    int rc;
+    json_t *root = load(text, len, &rc, err, errlen);
+    if (root)
+        rc = from(root, dst, err, errlen);
+    if (rc == CTL_LJ_E_NOMEM)
+        snprintf(err, errlen, "out of memory");
+    json_decref(root);
+    return rc;
+}
+
+static int settle_from(json_t *root, void *dst, char *err, size_t errlen)
+{
+    ctl_lj_settle *out = dst;
     ctl_ledger_input *in = &out->in;
     int64_t id = 0, len = 900;
     json_t *tf = json_object_get(root, "tariffs"), *tr = json_object_get(root, "trades"),
@@ -131,15 +150,8 @@ static int settle_from(json_t *root, ctl_lj_settle *out, char *err, size_t errle
 int ctl_lj_settle_parse(const char *text, size_t len, ctl_lj_settle *out, char *err,
                         size_t errlen)
 {
-    int rc;
     memset(out, 0, sizeof *out);
-    json_t *root = load(text, len, &rc, err, errlen);
-    if (root)
-        rc = settle_from(root, out, err, errlen);
-    if (rc == CTL_LJ_E_NOMEM)
-        snprintf(err, errlen, "out of memory");
-    json_decref(root);
-    return rc;
+    return parse_doc(text, len, settle_from, out, err, errlen);
 }
 
 void ctl_lj_settle_free(ctl_lj_settle *s)
@@ -234,8 +246,9 @@ static int opt_string(json_t *obj, const char *key, char **out)
 
 /* ---- inclusion proof ---- */
 
-static int proof_from(json_t *j, ctl_lj_proof *p, char *err, size_t errlen)
+static int proof_from(json_t *j, void *dst, char *err, size_t errlen)
 {
+    ctl_lj_proof *p = dst;
     json_t *li = json_object_get(j, "log_index"), *ts = json_object_get(j, "tree_size");
     const char *txh = json_string_value(json_object_get(j, "tx"));
     if (!json_is_integer(li) || !json_is_integer(ts) || json_integer_value(li) < 0)
@@ -257,15 +270,8 @@ static int proof_from(json_t *j, ctl_lj_proof *p, char *err, size_t errlen)
 int ctl_lj_proof_parse(const char *text, size_t len, ctl_lj_proof *out, char *err,
                        size_t errlen)
 {
-    int rc;
     memset(out, 0, sizeof *out);
-    json_t *j = load(text, len, &rc, err, errlen);
-    if (j)
-        rc = proof_from(j, out, err, errlen);
-    if (rc == CTL_LJ_E_NOMEM)
-        snprintf(err, errlen, "out of memory");
-    json_decref(j);
-    return rc;
+    return parse_doc(text, len, proof_from, out, err, errlen);
 }
 
 void ctl_lj_proof_free(ctl_lj_proof *p)
@@ -295,8 +301,9 @@ char *ctl_lj_proof_format(const ctl_lj_proof *p, const uint8_t txid[STL_ID_LEN])
 
 /* ---- consistency proof ---- */
 
-static int consistency_from(json_t *j, ctl_lj_consistency *c, char *err, size_t errlen)
+static int consistency_from(json_t *j, void *dst, char *err, size_t errlen)
 {
+    ctl_lj_consistency *c = dst;
     if (parse_hashes(json_object_get(j, "hashes"), c->path, &c->n_path) != 0 ||
         !json_is_string(json_object_get(j, "old_checkpoint")) ||
         !json_is_string(json_object_get(j, "new_checkpoint")))
@@ -308,15 +315,8 @@ static int consistency_from(json_t *j, ctl_lj_consistency *c, char *err, size_t 
 int ctl_lj_consistency_parse(const char *text, size_t len, ctl_lj_consistency *out, char *err,
                              size_t errlen)
 {
-    int rc;
     memset(out, 0, sizeof *out);
-    json_t *j = load(text, len, &rc, err, errlen);
-    if (j)
-        rc = consistency_from(j, out, err, errlen);
-    if (rc == CTL_LJ_E_NOMEM)
-        snprintf(err, errlen, "out of memory");
-    json_decref(j);
-    return rc;
+    return parse_doc(text, len, consistency_from, out, err, errlen);
 }
 
 void ctl_lj_consistency_free(ctl_lj_consistency *c)
