@@ -125,6 +125,14 @@ static void test_home_example_loads(void **state)
     free(dir);
 }
 
+/* Cuts err to start at the name of the config file (the folder before it differs per run). */
+static void cut_to_file(char *err, const char *file)
+{
+    const char *tail = strstr(err, file);
+    if (tail)
+        memmove(err, tail, strlen(tail) + 1);
+}
+
 /* Loads text as a.ini in a fresh folder that also holds a signing key file "k" and a 0600
  * password file "pw"; returns agc_load's result, with the message cut to start at "a.ini"
  * (the folder differs per run). *out, if not NULL, gets the config (password wiped). */
@@ -143,9 +151,7 @@ static int load_cfg(const char *text, char *err, size_t len, agc_config *out)
     agc_clear(&c);
     if (out)
         *out = c;
-    const char *tail = strstr(err, "a.ini");
-    if (tail)
-        memmove(err, tail, strlen(tail) + 1);
+    cut_to_file(err, "a.ini");
     tst_rmtree(dir);
     free(dir);
     return rc;
@@ -366,9 +372,7 @@ static int load_bus_password(mode_t mode, const char *content, char *err, size_t
     cfg_bus_clear(&b);
     assert_null(b.password);
     cfg_loader_free(l);
-    const char *tail = strstr(err, "d.ini");
-    if (tail)
-        memmove(err, tail, strlen(tail) + 1);
+    cut_to_file(err, "d.ini");
     tst_rmtree(dir);
     free(dir);
     return rc;
