@@ -162,6 +162,15 @@ static void results_free(results *c)
     free(c);
 }
 
+/* A running poller of cfg whose results go to c. */
+static mtr_poller *start_collecting(const mtr_config *cfg, results *c)
+{
+    mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
+    mtr_poller *p = mtr_poller_new(cfg, &opt);
+    assert_int_equal(mtr_poller_start(p), MTR_OK);
+    return p;
+}
+
 /* Frees what a poller test set up: results, poller, config and bus. */
 static void free_all(results *c, mtr_poller *p, mtr_config *cfg, trb_bus *b)
 {
@@ -284,9 +293,7 @@ static void pause_across_passes(void **state)
     }
     mtr_config *cfg = tst_meters_config(text);
     results *c = results_new();
-    mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
-    mtr_poller *p = mtr_poller_new(cfg, &opt);
-    assert_int_equal(mtr_poller_start(p), MTR_OK);
+    mtr_poller *p = start_collecting(cfg, c);
     tst_sleep_ms(1600);
     mtr_poller_stop(p);
     static trb_request log[TRB_LOG_MAX];
@@ -326,9 +333,7 @@ static void silent_unit_does_not_block_the_bus(void **state)
     meter_section(text, sizeof text, "m2", "sdm120", trb_path(b), 2, extra);
     mtr_config *cfg = tst_meters_config(text);
     results *c = results_new();
-    mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
-    mtr_poller *p = mtr_poller_new(cfg, &opt);
-    assert_int_equal(mtr_poller_start(p), MTR_OK);
+    mtr_poller *p = start_collecting(cfg, c);
     tst_sleep_ms(1300);
     trb_unplug(b, 1, 1);
     tst_sleep_ms(1000);
