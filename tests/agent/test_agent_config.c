@@ -47,20 +47,34 @@ static void touch(const char *dir, const char *name, const char *text, mode_t mo
     tst_file_write(path, text, mode);
 }
 
+/* Copies the shipped example config/<example> into a new folder as <name> (path gets its path),
+ * writes the files it names there (the MQTT password file holding password_text, a CA file and
+ * the home's key, neither read at load time) and loads it into c, failing the test if it does
+ * not load. Returns the folder; the caller removes and frees it. */
+static char *load_example(const char *example, const char *name, const char *password_text,
+                          char *path, size_t len, agc_config *c)
+{
+    char *dir = tst_tmpdir("agentcfg");
+    assert_non_null(dir);
+    char src[600], err[512] = "";
+    snprintf(src, sizeof src, "%s/config/%s", MGX_SOURCE_DIR, example);
+    snprintf(path, len, "%s/%s", dir, name);
+    copy_example(src, dir, path);
+    touch(dir, "mqtt-password", password_text, 0600);
+    touch(dir, "ca.crt", "not parsed at load time\n", 0644);
+    touch(dir, "h-017.key", "loaded by the agent later\n", 0600);
+    if (agc_load(path, c, err, sizeof err))
+        fail_msg("%s", err);
+    return dir;
+}
+
 static void test_agent_example_loads(void **state)
 {
     (void)state;
-    char *dir = tst_tmpdir("agentcfg");
-    assert_non_null(dir);
-    char path[600], want[700], err[512] = "";
-    snprintf(path, sizeof path, "%s/agent.ini", dir);
-    copy_example(MGX_SOURCE_DIR "/config/agent-example.ini", dir, path);
-    touch(dir, "mqtt-password", "s3cret\nsecond line ignored\n", 0600);
-    touch(dir, "ca.crt", "not parsed at load time\n", 0644);
-    touch(dir, "h-017.key", "loaded by the agent later\n", 0600);
+    char path[600], want[700];
     agc_config c;
-    if (agc_load(path, &c, err, sizeof err))
-        fail_msg("%s", err);
+    char *dir = load_example("agent-example.ini", "agent.ini", "s3cret\nsecond line ignored\n",
+                             path, sizeof path, &c);
     assert_string_equal(c.bus.community, "demo");
     assert_string_equal(c.bus.host, "broker.example.org");
     assert_int_equal(c.bus.port, 8883);
@@ -97,17 +111,9 @@ static void test_agent_example_loads(void **state)
 static void test_home_example_loads(void **state)
 {
     (void)state;
-    char *dir = tst_tmpdir("agentcfg");
-    assert_non_null(dir);
-    char path[600], err[512] = "";
-    snprintf(path, sizeof path, "%s/home.ini", dir);
-    copy_example(MGX_SOURCE_DIR "/config/home-example.ini", dir, path);
-    touch(dir, "mqtt-password", "s3cret\n", 0600);
-    touch(dir, "ca.crt", "x\n", 0644);
-    touch(dir, "h-017.key", "x\n", 0600);
+    char path[600];
     agc_config c;
-    if (agc_load(path, &c, err, sizeof err))
-        fail_msg("%s", err);
+    char *dir = load_example("home-example.ini", "home.ini", "s3cret\n", path, sizeof path, &c);
     assert_string_equal(c.participant, "h-017");
     assert_string_equal(c.bus.username, "h-017");
     assert_string_equal(c.bus.client_id, "h-017-agent");
@@ -117,6 +123,14 @@ static void test_home_example_loads(void **state)
     agc_clear(&c);
     tst_rmtree(dir);
     free(dir);
+}
+
+/* Cuts err to start at the name of the config file (the folder before it differs per run). */
+static void cut_to_file(char *err, const char *file)
+{
+    const char *tail = strstr(err, file);
+    if (tail)
+        memmove(err, tail, strlen(tail) + 1);
 }
 
 /* Loads text as a.ini in a fresh folder that also holds a signing key file "k" and a 0600
@@ -137,9 +151,7 @@ static int load_cfg(const char *text, char *err, size_t len, agc_config *out)
     agc_clear(&c);
     if (out)
         *out = c;
-    const char *tail = strstr(err, "a.ini");
-    if (tail)
-        memmove(err, tail, strlen(tail) + 1);
+    cut_to_file(err, "a.ini");
     tst_rmtree(dir);
     free(dir);
     return rc;
@@ -360,9 +372,7 @@ static int load_bus_password(mode_t mode, const char *content, char *err, size_t
     cfg_bus_clear(&b);
     assert_null(b.password);
     cfg_loader_free(l);
-    const char *tail = strstr(err, "d.ini");
-    if (tail)
-        memmove(err, tail, strlen(tail) + 1);
+    cut_to_file(err, "d.ini");
     tst_rmtree(dir);
     free(dir);
     return rc;

@@ -33,6 +33,17 @@ static bus_client *connect_bus(int port, const char *id)
     return c;
 }
 
+/* A broker (mosquitto config conf, may be NULL) with a recorder rec_id on TOPIC in *r, its
+ * session kept across reconnects if keep. */
+static tst_broker *start_broker(const char *conf, const char *rec_id, bool keep, recorder **r)
+{
+    tst_broker *b = tst_broker_start(conf);
+    assert_non_null(b);
+    *r = rec_start(tst_broker_port(b), rec_id, TOPIC, keep);
+    assert_non_null(*r);
+    return b;
+}
+
 static outbox *open_box(const char *dir, uint64_t max, outbox_policy pol)
 {
     char path[512], err[256];
@@ -93,6 +104,16 @@ static void expect_run(recorder *r, size_t want, int first)
     free(v);
 }
 
+/* Publishes all of the outbox (within drain_ms) and expects the recorder to get exactly want
+ * readings from first on, in order, within wait_ms. */
+static void deliver(bus_client *c, outbox *ob, recorder *r, size_t want, int first, int drain_ms,
+                    int wait_ms)
+{
+    drain(c, ob, drain_ms);
+    assert_int_equal(rec_wait(r, want, wait_ms), want);
+    expect_run(r, want, first);
+}
+
 /* Stops and frees the bus client, the outbox, the recorder, the broker and the folder. */
 static void close_all(bus_client *c, outbox *ob, recorder *r, tst_broker *b, char *dir)
 {
@@ -109,16 +130,12 @@ static void test_order_and_completeness(void **state)
 {
     (void)state;
     char *dir = tst_tmpdir("outbox1");
-    tst_broker *b = tst_broker_start(NULL);
-    assert_non_null(b);
-    recorder *r = rec_start(tst_broker_port(b), "rec-o1", TOPIC, false);
-    assert_non_null(r);
+    recorder *r;
+    tst_broker *b = start_broker(NULL, "rec-o1", false, &r);
     outbox *ob = open_box(dir, 100000, OUTBOX_DROP_OLDEST);
     push_range(ob, 0, 2000); /* queued before the bus exists */
     bus_client *c = connect_bus(tst_broker_port(b), "ob1");
-    drain(c, ob, 20000);
-    assert_int_equal(rec_wait(r, 2000, 10000), 2000);
-    expect_run(r, 2000, 0);
+    deliver(c, ob, r, 2000, 0, 20000, 10000);
     outbox_stats st;
     outbox_stats_get(ob, &st);
     assert_int_equal(st.published, 2000);
@@ -138,10 +155,8 @@ static void test_broker_outage(void **state)
              "persistence true\npersistence_location %s/\nautosave_interval 1\n"
              "autosave_on_changes true\nmax_queued_messages 100000\n",
              pdir);
-    tst_broker *b = tst_broker_start(conf);
-    assert_non_null(b);
-    recorder *r = rec_start(tst_broker_port(b), "rec-o2", TOPIC, true);
-    assert_non_null(r);
+    recorder *r;
+    tst_broker *b = start_broker(conf, "rec-o2", true, &r);
     outbox *ob = open_box(dir, 100000, OUTBOX_DROP_OLDEST);
     bus_client *c = connect_bus(tst_broker_port(b), "ob2");
     push_range(ob, 0, 300);
@@ -181,14 +196,10 @@ static void test_survives_reopen(void **state)
     ob = open_box(dir, 1000, OUTBOX_DROP_OLDEST);
     assert_int_equal(outbox_count(ob), 50);
 
-    tst_broker *b = tst_broker_start(NULL);
-    assert_non_null(b);
-    recorder *r = rec_start(tst_broker_port(b), "rec-o3", TOPIC, false);
-    assert_non_null(r);
+    recorder *r;
+    tst_broker *b = start_broker(NULL, "rec-o3", false, &r);
     bus_client *c = connect_bus(tst_broker_port(b), "ob3");
-    drain(c, ob, 10000);
-    assert_int_equal(rec_wait(r, 50, 5000), 50);
-    expect_run(r, 50, 0);
+    deliver(c, ob, r, 50, 0, 10000, 5000);
     bus_stop(c, 1000);
     bus_free(c);
     outbox_close(ob);
@@ -223,14 +234,10 @@ static void check_full_policy(outbox_policy pol, int first_kept)
     assert_int_equal(pol == OUTBOX_DROP_OLDEST ? st.dropped_full : st.refused_full, 15);
     assert_int_equal(pol == OUTBOX_DROP_OLDEST ? st.refused_full : st.dropped_full, 0);
 
-    tst_broker *b = tst_broker_start(NULL);
-    assert_non_null(b);
-    recorder *r = rec_start(tst_broker_port(b), "rec-o4", TOPIC, false);
-    assert_non_null(r);
+    recorder *r;
+    tst_broker *b = start_broker(NULL, "rec-o4", false, &r);
     bus_client *c = connect_bus(tst_broker_port(b), "ob4");
-    drain(c, ob, 10000);
-    assert_int_equal(rec_wait(r, 10, 5000), 10);
-    expect_run(r, 10, first_kept);
+    deliver(c, ob, r, 10, first_kept, 10000, 5000);
     close_all(c, ob, r, b, dir);
 }
 

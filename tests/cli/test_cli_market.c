@@ -156,6 +156,15 @@ static void failure_argv(int status, const char *needle, const char *const *args
     run_free(&r);
 }
 
+/* The equilibrium interval [lo, hi] of a pay-as-clear result. */
+static void assert_interval(const json_t *root, json_int_t lo, json_int_t hi)
+{
+    const json_t *iv = json_object_get(root, "price_interval_uc_per_kwh");
+    assert_int_equal(json_array_size(iv), 2);
+    assert_int_equal(json_integer_value(json_array_get(iv, 0)), lo);
+    assert_int_equal(json_integer_value(json_array_get(iv, 1)), hi);
+}
+
 static void assert_trade(const json_t *root, size_t i, const char *seller, const char *buyer,
                          json_int_t energy, json_int_t price, json_int_t amount, json_int_t fee)
 {
@@ -203,10 +212,7 @@ static void test_basic_pay_as_clear_json(void **state)
     assert_int_equal(jint(root, "retail_tariff_uc_per_kwh"), 300000);
     assert_int_equal(jint(root, "matched_wh"), 4500);
     assert_int_equal(jint(root, "clearing_price_uc_per_kwh"), 150000);
-    const json_t *iv = json_object_get(root, "price_interval_uc_per_kwh");
-    assert_int_equal(json_array_size(iv), 2);
-    assert_int_equal(json_integer_value(json_array_get(iv, 0)), 150000);
-    assert_int_equal(json_integer_value(json_array_get(iv, 1)), 150000);
+    assert_interval(root, 150000, 150000);
     assert_int_equal(jint(root, "local_value_uc"), 675000);
     assert_int_equal(jint(root, "fees_uc"), 0);
     assert_int_equal(jint(root, "grid_bought_wh"), 1000);
@@ -304,9 +310,7 @@ static void test_wide_interval_midpoint(void **state)
     (void)state;
     json_t *root = RUN_JSON(NULL, "market", "clear", "--orders", DATA "wide.csv", "--format",
                             "json");
-    const json_t *iv = json_object_get(root, "price_interval_uc_per_kwh");
-    assert_int_equal(json_integer_value(json_array_get(iv, 0)), 100001);
-    assert_int_equal(json_integer_value(json_array_get(iv, 1)), 200000);
+    assert_interval(root, 100001, 200000);
     assert_int_equal(jint(root, "clearing_price_uc_per_kwh"), 150000);
     assert_trade(root, 0, "s1", "b1", 1000, 150000, 150000, 0);
     json_decref(root);
@@ -330,9 +334,7 @@ static void test_wide_tariffs(void **state)
                                 "180000", "--network-fee", "10000", "--mechanism",
                                 bid ? "pay-as-bid" : "pay-as-clear");
         if (!bid) {
-            const json_t *iv = json_object_get(root, "price_interval_uc_per_kwh");
-            assert_int_equal(json_integer_value(json_array_get(iv, 0)), 120000);
-            assert_int_equal(json_integer_value(json_array_get(iv, 1)), 170000);
+            assert_interval(root, 120000, 170000);
             assert_trade(root, 0, "s1", "b1", 1000, 145000, 145000, 10000);
         } else {
             assert_trade(root, 0, "s1", "b1", 1000, 170000, 170000, 10000);

@@ -26,6 +26,17 @@ static char *slurp(const char *dir, const char *name, size_t *len)
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return tst_file_read(path, len);
 }
+/* The summary.json of a run's output folder, parsed; the caller frees it (json_decref). */
+static json_t *load_summary(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    assert_non_null(root);
+    return root;
+}
+
 static const char *const KEYS[] = {"homes",          "intervals",      "load_wh",
                                    "pv_wh",          "grid_import_wh", "grid_export_wh",
                                    "local_traded_wh", "self_sufficiency", "self_consumption",
@@ -54,11 +65,7 @@ static void street_end_to_end(void **state)
         free(x);
         free(y);
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/summary.json", a);
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    assert_non_null(root);
+    json_t *root = load_summary(a);
     json_t *base = json_object_get(root, "baseline");
     assert_non_null(base);
     for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++) {
@@ -114,11 +121,7 @@ static void several_runs(void **state)
                          "--quiet",
                          mgx_bin, MGX_SOURCE_DIR, d),
                      0);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/summary.json", d);
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    assert_non_null(root);
+    json_t *root = load_summary(d);
     json_t *runs = json_object_get(root, "runs");
     assert_non_null(runs);
     assert_int_equal(json_integer_value(json_object_get(runs, "n")), 3);

@@ -218,6 +218,14 @@ typedef struct {
     int dup;
 } poll_set;
 
+/* An empty set for one poll of every meter of cfg. */
+static void poll_set_init(poll_set *ps, const mtr_config *cfg)
+{
+    memset(ps, 0, sizeof *ps);
+    pthread_mutex_init(&ps->lock, NULL);
+    ps->cfg = cfg;
+}
+
 static void on_poll(void *ctx, const mtr_poll_result *r)
 {
     poll_set *ps = ctx;
@@ -278,9 +286,7 @@ static void poll_with_meters_lib(const char *cfg_path, const home_entry *h, size
     mtr_config *cfg = load_composite(cfg_path);
     assert_int_equal(mtr_config_count(cfg), nh);
     static poll_set ps;
-    memset(&ps, 0, sizeof ps);
-    pthread_mutex_init(&ps.lock, NULL);
-    ps.cfg = cfg;
+    poll_set_init(&ps, cfg);
     mtr_poller *p = mtr_poller_new(cfg, NULL);
     assert_non_null(p);
     assert_int_equal(mtr_poller_run_once(p, on_poll, &ps), MTR_OK);
@@ -460,9 +466,7 @@ static void test_counters_move(void **state)
      * (with the default 100 A, 69 kW, a consumer's ~200 W x 900 would be flagged as a jump) */
     mtr_config *cfg = load_composite(p.cfg_path);
     static poll_set ps;
-    memset(&ps, 0, sizeof ps);
-    pthread_mutex_init(&ps.lock, NULL);
-    ps.cfg = cfg;
+    poll_set_init(&ps, cfg);
     mtr_poller *pl = mtr_poller_new(cfg, NULL);
     assert_non_null(pl);
     int64_t first = -1;

@@ -159,11 +159,9 @@ static void kill_restart_run(void **state)
     assert_non_null(bin);
     tst_broker *br = tst_broker_start(NULL);
     assert_non_null(br);
-    char *dir = tst_tmpdir("ctlcrash");
-    char db_path[512], conf[512], log[512], anchor[64];
-    snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
-    snprintf(conf, sizeof conf, "%s/controller.ini", dir);
-    snprintf(log, sizeof log, "%s/controller.log", dir);
+    char db_path[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
+    char anchor[64];
+    char *dir = tst_controller_dir("ctlcrash", db_path, conf, log);
     fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db_path, -1));
 
     /* homes in the registry, keys from fixed seeds */
@@ -206,10 +204,8 @@ static void kill_restart_run(void **state)
                 tst_home_send_order(c, COMMUNITY, hm);
         }
         if (now_real >= next_kill && kills < 1000) {
-            tst_kill9(ctl);
+            ctl = tst_controller_restart(ctl, &seed, bin, conf, anchor, log);
             kills++;
-            usleep((useconds_t)(rand_r(&seed) % 200) * 1000);
-            ctl = tst_controller_start(bin, conf, anchor, log, NULL);
             next_kill = ctl_wall_ms() + 100 + rand_r(&seed) % 500;
         }
     }

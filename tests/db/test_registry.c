@@ -39,6 +39,14 @@ static ctl_participant make(const char *id, uint8_t key_byte, const char *meter,
     return p;
 }
 
+/* Adds the participant make() builds, at time added_s; returns ctl_registry_add's code. */
+static int add(ctl_db *db, const char *id, uint8_t key_byte, const char *meter, ctl_role role,
+               int64_t added_s)
+{
+    ctl_participant p = make(id, key_byte, meter, role);
+    return ctl_registry_add(db, &p, added_s);
+}
+
 typedef struct {
     char ids[8][CTL_ID_MAX + 1];
     int n;
@@ -57,14 +65,10 @@ static void test_add_lookup_list_remove(void **state)
 {
     (void)state;
     ctl_db *db = open_db("a.db");
-    ctl_participant p = make("home-2", 2, "meter-2", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 1700000000), CTL_REG_OK);
-    p = make("home-1", 1, "meter-1", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 1700000001), CTL_REG_OK);
-    p = make("Z-ctl", 9, "", CTL_ROLE_CONTROLLER);
-    assert_int_equal(ctl_registry_add(db, &p, 1700000002), CTL_REG_OK);
-    p = make("obs", 8, "", CTL_ROLE_OBSERVER);
-    assert_int_equal(ctl_registry_add(db, &p, 1700000003), CTL_REG_OK);
+    assert_int_equal(add(db, "home-2", 2, "meter-2", CTL_ROLE_HOME, 1700000000), CTL_REG_OK);
+    assert_int_equal(add(db, "home-1", 1, "meter-1", CTL_ROLE_HOME, 1700000001), CTL_REG_OK);
+    assert_int_equal(add(db, "Z-ctl", 9, "", CTL_ROLE_CONTROLLER, 1700000002), CTL_REG_OK);
+    assert_int_equal(add(db, "obs", 8, "", CTL_ROLE_OBSERVER, 1700000003), CTL_REG_OK);
     assert_int_equal(ctl_registry_count(db), 4);
 
     ctl_participant got;
@@ -98,8 +102,7 @@ static void test_add_lookup_list_remove(void **state)
     assert_int_equal(ctl_registry_lookup(db, "home-1", &got), CTL_REG_E_NOT_FOUND);
     assert_int_equal(ctl_registry_count(db), 3);
     /* the removed participant's key and meter are free again */
-    p = make("home-1b", 1, "meter-1", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 1700000004), CTL_REG_OK);
+    assert_int_equal(add(db, "home-1b", 1, "meter-1", CTL_ROLE_HOME, 1700000004), CTL_REG_OK);
     ctl_db_close(db);
 }
 
@@ -109,29 +112,21 @@ static void test_conflicts_change_nothing(void **state)
     ctl_db *db = open_db("b.db");
     ctl_participant a = make("home-a", 0xaa, "meter-a", CTL_ROLE_HOME);
     assert_int_equal(ctl_registry_add(db, &a, 1), CTL_REG_OK);
-    ctl_participant p = make("home-a", 0xbb, "meter-b", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 2), CTL_REG_E_EXISTS);
-    p = make("home-b", 0xaa, "meter-b", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 2), CTL_REG_E_KEY_USED);
-    p = make("home-b", 0xbb, "meter-a", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 2), CTL_REG_E_METER_USED);
+    assert_int_equal(add(db, "home-a", 0xbb, "meter-b", CTL_ROLE_HOME, 2), CTL_REG_E_EXISTS);
+    assert_int_equal(add(db, "home-b", 0xaa, "meter-b", CTL_ROLE_HOME, 2), CTL_REG_E_KEY_USED);
+    assert_int_equal(add(db, "home-b", 0xbb, "meter-a", CTL_ROLE_HOME, 2), CTL_REG_E_METER_USED);
     assert_int_equal(ctl_registry_count(db), 1);
     ctl_participant got;
     assert_int_equal(ctl_registry_lookup(db, "home-a", &got), CTL_REG_OK);
     assert_memory_equal(&got.pubkey, &a.pubkey, 32);
     assert_int_equal(got.added_s, 1);
     /* several participants without a meter are fine */
-    p = make("obs-1", 1, "", CTL_ROLE_OBSERVER);
-    assert_int_equal(ctl_registry_add(db, &p, 3), CTL_REG_OK);
-    p = make("obs-2", 2, "", CTL_ROLE_OBSERVER);
-    assert_int_equal(ctl_registry_add(db, &p, 3), CTL_REG_OK);
+    assert_int_equal(add(db, "obs-1", 1, "", CTL_ROLE_OBSERVER, 3), CTL_REG_OK);
+    assert_int_equal(add(db, "obs-2", 2, "", CTL_ROLE_OBSERVER, 3), CTL_REG_OK);
     /* invalid input */
-    p = make("bad/id", 3, "", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 3), CTL_REG_E_INVAL);
-    p = make("ok", 3, "bad meter", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(db, &p, 3), CTL_REG_E_INVAL);
-    p = make("ok", 3, "", (ctl_role)7);
-    assert_int_equal(ctl_registry_add(db, &p, 3), CTL_REG_E_INVAL);
+    assert_int_equal(add(db, "bad/id", 3, "", CTL_ROLE_HOME, 3), CTL_REG_E_INVAL);
+    assert_int_equal(add(db, "ok", 3, "bad meter", CTL_ROLE_HOME, 3), CTL_REG_E_INVAL);
+    assert_int_equal(add(db, "ok", 3, "", (ctl_role)7, 3), CTL_REG_E_INVAL);
     assert_int_equal(ctl_registry_remove(db, "bad/id"), CTL_REG_E_INVAL);
     assert_int_equal(ctl_registry_count(db), 3);
     ctl_db_close(db);
@@ -142,15 +137,14 @@ static void test_two_connections(void **state)
 {
     (void)state;
     ctl_db *cli = open_db("c.db"), *daemon = open_db("c.db");
-    ctl_participant got, p = make("home-x", 7, "meter-x", CTL_ROLE_HOME);
+    ctl_participant got;
     assert_int_equal(ctl_registry_lookup(daemon, "home-x", &got), CTL_REG_E_NOT_FOUND);
-    assert_int_equal(ctl_registry_add(cli, &p, 5), CTL_REG_OK);
+    assert_int_equal(add(cli, "home-x", 7, "meter-x", CTL_ROLE_HOME, 5), CTL_REG_OK);
     assert_int_equal(ctl_registry_lookup(daemon, "home-x", &got), CTL_REG_OK);
     /* the daemon holds a read transaction open (as during a long query): writes still work */
     assert_int_equal(ctl_db_exec(daemon, "BEGIN; SELECT count(*) FROM participants;"),
                      SQLITE_OK);
-    p = make("home-y", 8, "", CTL_ROLE_HOME);
-    assert_int_equal(ctl_registry_add(cli, &p, 6), CTL_REG_OK);
+    assert_int_equal(add(cli, "home-y", 8, "", CTL_ROLE_HOME, 6), CTL_REG_OK);
     assert_int_equal(ctl_db_exec(daemon, "COMMIT"), SQLITE_OK);
     assert_int_equal(ctl_registry_count(daemon), 2);
     assert_int_equal(ctl_registry_remove(daemon, "home-x"), CTL_REG_OK);

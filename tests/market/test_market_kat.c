@@ -123,6 +123,15 @@ static void expect_sum(const mkt_clearing *c, mkt_mechanism m, const want_sum *w
     assert_int_equal(s->grid_received_uc, w->grid_received);
 }
 
+/* The whole result of one clearing: trades, participant records and summary. */
+static void expect_result(const mkt_clearing *c, mkt_mechanism m, const mkt_trade *t, size_t nt,
+                          const want_part *w, size_t nw, const want_sum *s)
+{
+    expect_trades(c, t, nt);
+    expect_parts(c, w, nw);
+    expect_sum(c, m, s);
+}
+
 static int setup(void **state)
 {
     *state = mkt_clearing_new(256);
@@ -187,12 +196,10 @@ static void gridlabd(void **state, mkt_mechanism m)
         w[99 + i] = (want_part){(uint64_t)(100 + i), in ? 1000 : 0, in ? 0 : 1000,
                                 in ? (m == MKT_PAY_AS_CLEAR ? 51 : 101 - i) : 0, 0, 0};
     }
-    expect_trades(c, t, 50);
-    expect_parts(c, w, 200);
     want_sum s = {50000, 0, 0, 0, 0, 50000, 50000, value, 50000, 0};
     if (m == MKT_PAY_AS_CLEAR)
         s.price = s.low = s.high = 51;
-    expect_sum(c, m, &s);
+    expect_result(c, m, t, 50, w, 200, &s);
     /* 50 * 51 = 2550; pay-as-bid sum 51..100 = 3775 */
     assert_int_equal(value, m == MKT_PAY_AS_CLEAR ? 2550 : 3775);
 }
@@ -225,12 +232,10 @@ static void prorate_id_tie(void **state, mkt_mechanism m)
                      {2, 1, 2, a1, 20, 0},
                      {3, 2, 2, a2, 20, 0},
                      {9, 5, 0, 2 * a2 + a1, 0, 0}};
-    expect_trades(c, t, COUNT(t));
-    expect_parts(c, w, COUNT(w));
     want_sum s = {5, 0, 0, 0, 0, 0, 5, 2 * a2 + a1, 0, 50};
     if (m == MKT_PAY_AS_CLEAR)
         s.price = s.low = s.high = 20000;
-    expect_sum(c, m, &s);
+    expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
 }
 
 static void prorate_tie_clear(void **state) { prorate_id_tie(state, MKT_PAY_AS_CLEAR); }
@@ -258,12 +263,10 @@ static void prorate_remainder(void **state, mkt_mechanism m)
                      {4, 1, 1, 50, 60, 1},
                      {5, 2, 1, 100, 60, 2},
                      {6, 4, 1, 200, 60, 4}};
-    expect_trades(c, t, COUNT(t));
-    expect_parts(c, w, COUNT(w));
     want_sum s = {7, 0, 0, 0, 7, 3, 0, 350, 180, 0};
     if (m == MKT_PAY_AS_CLEAR)
         s.price = s.low = s.high = 50000;
-    expect_sum(c, m, &s);
+    expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
 }
 
 static void prorate_rem_clear(void **state) { prorate_remainder(state, MKT_PAY_AS_CLEAR); }
@@ -282,24 +285,18 @@ static void one_sided(void **state)
         mkt_order sells[] = {SELL(2, {500, 100}), SELL(1, {1000, 0})};
         clear_ok(c, &p, sells, COUNT(sells));
         want_part ws[] = {{1, 0, 1000, 0, 50, 0}, {2, 0, 500, 0, 25, 0}};
-        expect_trades(c, NULL, 0);
-        expect_parts(c, ws, COUNT(ws));
         want_sum ss = {0, 0, 0, 0, 0, 0, 1500, 0, 0, 75};
-        expect_sum(c, (mkt_mechanism)m, &ss);
+        expect_result(c, (mkt_mechanism)m, NULL, 0, ws, COUNT(ws), &ss);
 
         mkt_order buys[] = {BUY(7, {2000, 999999})};
         clear_ok(c, &p, buys, COUNT(buys));
         want_part wb[] = {{7, 0, 2000, 0, 400, 0}};
-        expect_trades(c, NULL, 0);
-        expect_parts(c, wb, COUNT(wb));
         want_sum sb = {0, 0, 0, 0, 0, 2000, 0, 0, 400, 0};
-        expect_sum(c, (mkt_mechanism)m, &sb);
+        expect_result(c, (mkt_mechanism)m, NULL, 0, wb, COUNT(wb), &sb);
 
         clear_ok(c, &p, NULL, 0);
         want_sum se = {0};
-        expect_trades(c, NULL, 0);
-        expect_parts(c, NULL, 0);
-        expect_sum(c, (mkt_mechanism)m, &se);
+        expect_result(c, (mkt_mechanism)m, NULL, 0, NULL, 0, &se);
     }
 }
 
@@ -316,21 +313,17 @@ static void no_crossing(void **state)
         mkt_order o[] = {SELL(1, {1000, 150}), BUY(2, {1000, 120})};
         clear_ok(c, &p, o, COUNT(o));
         want_part w[] = {{1, 0, 1000, 0, 50, 0}, {2, 0, 1000, 0, 200, 0}};
-        expect_trades(c, NULL, 0);
-        expect_parts(c, w, COUNT(w));
         want_sum s = {0, 0, 0, 0, 0, 1000, 1000, 0, 200, 50};
-        expect_sum(c, (mkt_mechanism)m, &s);
+        expect_result(c, (mkt_mechanism)m, NULL, 0, w, COUNT(w), &s);
 
         o[0].steps[0].price_uc_per_kwh = 120;
         clear_ok(c, &p, o, COUNT(o));
         mkt_trade t[] = {{1, 2, 1000, 120, 120, 0}};
         want_part w2[] = {{1, 1000, 0, 120, 0, 0}, {2, 1000, 0, 120, 0, 0}};
-        expect_trades(c, t, 1);
-        expect_parts(c, w2, COUNT(w2));
         want_sum s2 = {1000, 0, 0, 0, 0, 0, 0, 120, 0, 0};
         if (m == MKT_PAY_AS_CLEAR)
             s2.price = s2.low = s2.high = 120;
-        expect_sum(c, (mkt_mechanism)m, &s2);
+        expect_result(c, (mkt_mechanism)m, t, 1, w2, COUNT(w2), &s2);
     }
 }
 
@@ -349,21 +342,17 @@ static void fee_blocks_trade(void **state)
         mkt_order o[] = {SELL(1, {1000, 0}), BUY(2, {1000, 1000})};
         clear_ok(c, &p, o, COUNT(o));
         want_part w[] = {{1, 0, 1000, 0, 100, 0}, {2, 0, 1000, 0, 200, 0}};
-        expect_trades(c, NULL, 0);
-        expect_parts(c, w, COUNT(w));
         want_sum s = {0, 0, 0, 0, 0, 1000, 1000, 0, 200, 100};
-        expect_sum(c, (mkt_mechanism)m, &s);
+        expect_result(c, (mkt_mechanism)m, NULL, 0, w, COUNT(w), &s);
 
         p.network_fee_uc_per_kwh = 100;
         clear_ok(c, &p, o, COUNT(o));
         mkt_trade t[] = {{1, 2, 1000, 100, 100, 100}};
         want_part w2[] = {{1, 1000, 0, 100, 0, 0}, {2, 1000, 0, 100, 0, 100}};
-        expect_trades(c, t, 1);
-        expect_parts(c, w2, COUNT(w2));
         want_sum s2 = {1000, 0, 0, 0, 100, 0, 0, 100, 0, 0};
         if (m == MKT_PAY_AS_CLEAR)
             s2.price = s2.low = s2.high = 100;
-        expect_sum(c, (mkt_mechanism)m, &s2);
+        expect_result(c, (mkt_mechanism)m, t, 1, w2, COUNT(w2), &s2);
     }
 }
 
@@ -390,11 +379,9 @@ static void clipped_prices(void **state)
         clear_ok(c, &p, a, COUNT(a));
         mkt_trade ta[] = {{1, 2, 1000, 300, 300, 0}};
         want_part wa[] = {{1, 1000, 0, 300, 0, 0}, {2, 1000, 1000, 300, 300, 0}};
-        expect_trades(c, ta, 1);
-        expect_parts(c, wa, COUNT(wa));
         want_sum sa = {1000, clear ? 300 : 0, clear ? 300 : 0, clear ? 300 : 0, 0, 1000, 0, 300,
                        300, 0};
-        expect_sum(c, (mkt_mechanism)m, &sa);
+        expect_result(c, (mkt_mechanism)m, ta, 1, wa, COUNT(wa), &sa);
 
         p.network_fee_uc_per_kwh = 50;
         mkt_order b[] = {SELL(1, {2000, 0}), BUY(2, {1000, 1000000})};
@@ -402,11 +389,9 @@ static void clipped_prices(void **state)
         int64_t pb = clear ? 100 : 250;
         mkt_trade tb[] = {{1, 2, 1000, pb, pb, 50}};
         want_part wb[] = {{1, 1000, 1000, pb, 100, 0}, {2, 1000, 0, pb, 0, 50}};
-        expect_trades(c, tb, 1);
-        expect_parts(c, wb, COUNT(wb));
         want_sum sb = {1000, clear ? 100 : 0, clear ? 100 : 0, clear ? 100 : 0, 50, 0, 1000, pb,
                        0, 100};
-        expect_sum(c, (mkt_mechanism)m, &sb);
+        expect_result(c, (mkt_mechanism)m, tb, 1, wb, COUNT(wb), &sb);
 
         p.network_fee_uc_per_kwh = 0;
         mkt_order d[] = {BUY(2, {1000, 201}), SELL(1, {1000, 120})};
@@ -414,10 +399,8 @@ static void clipped_prices(void **state)
         int64_t pd = clear ? 160 : 201;
         mkt_trade td[] = {{1, 2, 1000, pd, pd, 0}};
         want_part wd[] = {{1, 1000, 0, pd, 0, 0}, {2, 1000, 0, pd, 0, 0}};
-        expect_trades(c, td, 1);
-        expect_parts(c, wd, COUNT(wd));
         want_sum sd = {1000, clear ? 160 : 0, clear ? 120 : 0, clear ? 201 : 0, 0, 0, 0, pd, 0, 0};
-        expect_sum(c, (mkt_mechanism)m, &sd);
+        expect_result(c, (mkt_mechanism)m, td, 1, wd, COUNT(wd), &sd);
     }
 }
 
@@ -452,10 +435,8 @@ static void multi_step(void **state, mkt_mechanism m)
                          {2, 1500, 0, 300, 0, 0},
                          {3, 2000, 2000, 400, 1000, 40},
                          {4, 1000, 0, 200, 0, 20}};
-        expect_trades(c, t, COUNT(t));
-        expect_parts(c, w, COUNT(w));
         want_sum s = {3000, 200, 200, 200, 60, 2000, 1500, 600, 1000, 75};
-        expect_sum(c, m, &s);
+        expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
     } else {
         mkt_trade t[] = {{1, 3, 1000, 400, 400, 20}, {2, 3, 1000, 400, 400, 20},
                          {2, 4, 500, 250, 125, 10}, {1, 4, 500, 250, 125, 10}};
@@ -463,10 +444,8 @@ static void multi_step(void **state, mkt_mechanism m)
                          {2, 1500, 0, 525, 0, 0},
                          {3, 2000, 2000, 800, 1000, 40},
                          {4, 1000, 0, 250, 0, 20}};
-        expect_trades(c, t, COUNT(t));
-        expect_parts(c, w, COUNT(w));
         want_sum s = {3000, 0, 0, 0, 60, 2000, 1500, 1050, 1000, 75};
-        expect_sum(c, m, &s);
+        expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
     }
 }
 
@@ -492,10 +471,8 @@ static void rounding(void **state)
         int64_t pr = clear ? 500 : 1001, a = clear ? 166 : 333;
         mkt_trade t[] = {{1, 3, 333, pr, a, 2}, {2, 3, 333, pr, a, 2}};
         want_part w[] = {{1, 333, 0, a, 0, 0}, {2, 333, 0, a, 0, 0}, {3, 666, 0, 2 * a, 0, 4}};
-        expect_trades(c, t, COUNT(t));
-        expect_parts(c, w, COUNT(w));
         want_sum s = {666, clear ? 500 : 0, 0, clear ? 1001 : 0, 4, 0, 0, 2 * a, 0, 0};
-        expect_sum(c, (mkt_mechanism)m, &s);
+        expect_result(c, (mkt_mechanism)m, t, COUNT(t), w, COUNT(w), &s);
     }
 }
 
@@ -519,11 +496,9 @@ static void merged_units(void **state)
         int64_t pr = clear ? 100000 : 200000, a = pr / 1000;
         mkt_trade t[] = {{1, 3, 1, pr, a, 0}, {2, 3, 1, pr, a, 0}};
         want_part w[] = {{1, 1, 1, a, 100, 0}, {2, 1, 0, a, 0, 0}, {3, 2, 0, 2 * a, 0, 0}};
-        expect_trades(c, t, COUNT(t));
-        expect_parts(c, w, COUNT(w));
         int64_t pc = clear ? 100000 : 0;
         want_sum s = {2, pc, pc, pc, 0, 0, 1, 2 * a, 0, 100};
-        expect_sum(c, (mkt_mechanism)m, &s);
+        expect_result(c, (mkt_mechanism)m, t, COUNT(t), w, COUNT(w), &s);
     }
 }
 
@@ -546,11 +521,9 @@ static void out_of_band(void **state)
         int64_t pr = clear ? 200 : 250;
         mkt_trade t[] = {{2, 3, 1000, pr, pr, 0}};
         want_part w[] = {{1, 0, 1000, 0, 100, 0}, {2, 1000, 0, pr, 0, 0}, {3, 1000, 500, pr, 150, 0}};
-        expect_trades(c, t, COUNT(t));
-        expect_parts(c, w, COUNT(w));
         want_sum s = {1000, clear ? 200 : 0, clear ? 150 : 0, clear ? 250 : 0, 0, 500, 1000, pr,
                       150, 100};
-        expect_sum(c, (mkt_mechanism)m, &s);
+        expect_result(c, (mkt_mechanism)m, t, COUNT(t), w, COUNT(w), &s);
     }
 }
 

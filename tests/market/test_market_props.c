@@ -263,6 +263,23 @@ static void one_book(mkt_clearing *c, uint64_t *rng, uint64_t seed, uint64_t boo
     st->books++;
 }
 
+/* Clears n_books books drawn from seed (wide or small, for up to max_parts participants)
+ * through one_book, counting into st. */
+static void run_books(uint64_t seed, uint64_t n_books, size_t max_parts, int wide, stats *st)
+{
+    mkt_clearing *c = mkt_clearing_new(max_parts);
+    snapshot *base = malloc(sizeof *base), *again = malloc(sizeof *again);
+    assert_non_null(c);
+    assert_non_null(base);
+    assert_non_null(again);
+    uint64_t rng = seed;
+    for (uint64_t b = 0; b < n_books; b++)
+        one_book(c, &rng, seed, b, wide, st, base, again);
+    free(base);
+    free(again);
+    mkt_clearing_free(c);
+}
+
 static void random_books(void **state)
 {
     (void)state;
@@ -276,15 +293,8 @@ static void random_books(void **state)
         n_books = strtoull(env, NULL, 0);
     printf("test_market_props: seed %llu (MGX_SEED), %llu books (MGX_BOOKS)\n",
            (unsigned long long)seed, (unsigned long long)n_books);
-    mkt_clearing *c = mkt_clearing_new(SMALL_PARTS);
-    snapshot *base = malloc(sizeof *base), *again = malloc(sizeof *again);
-    assert_non_null(c);
-    assert_non_null(base);
-    assert_non_null(again);
-    uint64_t rng = seed;
     stats st = {0};
-    for (uint64_t b = 0; b < n_books; b++)
-        one_book(c, &rng, seed, b, 0, &st, base, again);
+    run_books(seed, n_books, SMALL_PARTS, 0, &st);
     printf("books %llu; clearings with local trade %llu, with a non-degenerate price interval "
            "%llu; books with no band %llu, with F == R %llu; split checks %llu\n",
            (unsigned long long)st.books, (unsigned long long)st.traded,
@@ -297,9 +307,6 @@ static void random_books(void **state)
         assert_true(st.no_band > n_books / 50);
         assert_true(st.flat_band > n_books / 50);
     }
-    free(base);
-    free(again);
-    mkt_clearing_free(c);
 }
 
 static void wide_books(void **state)
@@ -310,21 +317,11 @@ static void wide_books(void **state)
     if (env && *env)
         seed = strtoull(env, NULL, 0) ^ 777;
     printf("test_market_props: wide books, seed %llu\n", (unsigned long long)seed);
-    mkt_clearing *c = mkt_clearing_new(MAX_PARTS);
-    snapshot *base = malloc(sizeof *base), *again = malloc(sizeof *again);
-    assert_non_null(c);
-    assert_non_null(base);
-    assert_non_null(again);
-    uint64_t rng = seed;
     stats st = {0};
-    for (uint64_t b = 0; b < n_books; b++)
-        one_book(c, &rng, seed, b, 1, &st, base, again);
+    run_books(seed, n_books, MAX_PARTS, 1, &st);
     printf("wide books %llu; clearings with local trade %llu\n", (unsigned long long)st.books,
            (unsigned long long)st.traded);
     assert_true(st.traded > n_books / 4);
-    free(base);
-    free(again);
-    mkt_clearing_free(c);
 }
 
 /* Maximality cross-check on one hand-made book, so that the brute force itself is tested:

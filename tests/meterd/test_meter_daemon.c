@@ -61,24 +61,35 @@ static void start_meters(fixture *f)
     assert_int_equal(mtr_server_start(f->srv), MTR_SERVER_OK);
 }
 
-/* Writes the daemon's config; extra goes at the end of [outbox]. */
-static void write_config(fixture *f, int broker_port, const char *outbox_extra, int poll_ms)
+/* Writes the daemon's config: [bus] (with client_line, which may be empty), then middle (any
+ * sections between the bus and the meters), then the two meters polled every poll_ms. */
+static void write_config_text(fixture *f, int broker_port, const char *client_line,
+                              const char *middle, int poll_ms)
 {
     snprintf(f->conf, sizeof f->conf, "%s/meter.ini", f->dir);
     FILE *c = fopen(f->conf, "w");
     assert_non_null(c);
     fprintf(c,
-            "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = test\nclient_id = meterd\n"
-            "backoff_min_ms = 100\nbackoff_max_ms = 400\n\n"
-            "[outbox]\npath = outbox.db\n%s\n"
-            "[homeassistant]\nenabled = yes\n\n"
+            "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = test\n%s"
+            "backoff_min_ms = 100\nbackoff_max_ms = 400\n\n%s"
             "[meter sdm-1]\nprofile = sdm630\nhost = 127.0.0.1\nport = %u\nunit = 1\n"
             "poll_ms = %d\ntimeout_ms = 200\nretries = 1\n\n"
             "[meter ss-2]\nprofile = sunspec\nhost = 127.0.0.1\nport = %u\nunit = 2\n"
             "poll_ms = %d\ntimeout_ms = 200\nretries = 1\n",
-            broker_port, outbox_extra ? outbox_extra : "", mtr_server_port(f->srv), poll_ms,
+            broker_port, client_line, middle, mtr_server_port(f->srv), poll_ms,
             mtr_server_port(f->srv), poll_ms);
     fclose(c);
+}
+
+/* The usual config: client_id meterd, an outbox (extra goes at the end of [outbox]) and Home
+ * Assistant discovery. */
+static void write_config(fixture *f, int broker_port, const char *outbox_extra, int poll_ms)
+{
+    char middle[256];
+    snprintf(middle, sizeof middle,
+             "[outbox]\npath = outbox.db\n%s\n[homeassistant]\nenabled = yes\n\n",
+             outbox_extra ? outbox_extra : "");
+    write_config_text(f, broker_port, "client_id = meterd\n", middle, poll_ms);
 }
 
 static pid_t spawn(fixture *f, const char *a1, const char *a2)
@@ -97,6 +108,45 @@ static pid_t spawn(fixture *f, const char *a1, const char *a2)
     return pid;
 }
 
+/* SIGTERM: the daemon must stop cleanly (exit 0) within 10 s. */
+static void stop_daemon(fixture *f)
+{
+    kill(f->pid, SIGTERM);
+    assert_int_equal(tst_wait_exit(f->pid, 10000), 0);
+    f->pid = 0;
+}
+
+/* kill -9, as a crash or a power cut would. */
+static void kill_daemon(fixture *f)
+{
+    kill(f->pid, SIGKILL);
+    waitpid(f->pid, NULL, 0);
+    f->pid = 0;
+}
+
+/* Starts the daemon with the broker down and kills it after 1.5 s, so that its outbox holds
+ * the readings of ~1.5 s x 2 meters x 10 Hz. */
+static void run_offline_then_kill(fixture *f)
+{
+    tst_broker_kill(f->broker);
+    f->pid = spawn(f, NULL, NULL);
+    tst_sleep_ms(1500);
+    kill_daemon(f);
+}
+
+/* Polls the retained status (into buf) until it is want, for up to tries x 100 ms; every poll
+ * must find one. */
+static void wait_status(int port, const char *want, char *buf, size_t len, int tries)
+{
+    for (int t = 0; t < tries; t++) {
+        assert_true(rec_retained(port, STATUS_TOPIC, buf, len, 5000));
+        if (strcmp(buf, want) == 0)
+            break;
+        tst_sleep_ms(100);
+    }
+    assert_string_equal(buf, want);
+}
+
 static void setup_fixture(fixture *f, const char *broker_conf)
 {
     memset(f, 0, sizeof *f);
@@ -105,6 +155,16 @@ static void setup_fixture(fixture *f, const char *broker_conf)
     start_meters(f);
     f->broker = tst_broker_start(broker_conf);
     assert_non_null(f->broker);
+}
+
+/* setup_fixture, then the usual config (see write_config); returns the broker's port. */
+static int setup_configured(fixture *f, const char *broker_conf, const char *outbox_extra,
+                            int poll_ms)
+{
+    setup_fixture(f, broker_conf);
+    int port = tst_broker_port(f->broker);
+    write_config(f, port, outbox_extra, poll_ms);
+    return port;
 }
 
 static void teardown_fixture(fixture *f)
@@ -142,9 +202,7 @@ static void test_exact_values_meta_status_will(void **state)
 {
     (void)state;
     fixture f;
-    setup_fixture(&f, NULL);
-    int port = tst_broker_port(f.broker);
-    write_config(&f, port, NULL, 200);
+    int port = setup_configured(&f, NULL, NULL, 200);
     recorder *r = rec_start(port, "rec-d1", "mgx/v1/test/#", false);
     assert_non_null(r);
     f.pid = spawn(&f, NULL, NULL);
@@ -204,29 +262,13 @@ static void test_exact_values_meta_status_will(void **state)
     assert_non_null(strstr(buf, "\"value_template\":\"{{ value_json.import_wh }}\""));
 
     /* kill -9: the broker publishes the last will, retained */
-    kill(f.pid, SIGKILL);
-    waitpid(f.pid, NULL, 0);
-    f.pid = 0;
-    for (int t = 0; t < 50; t++) {
-        assert_true(rec_retained(port, STATUS_TOPIC, buf, sizeof buf, 5000));
-        if (strcmp(buf, "offline") == 0)
-            break;
-        tst_sleep_ms(100);
-    }
-    assert_string_equal(buf, "offline");
+    kill_daemon(&f);
+    wait_status(port, "offline", buf, sizeof buf, 50);
 
     /* a new daemon (same outbox) comes online; SIGTERM stops it cleanly with "offline" */
     f.pid = spawn(&f, NULL, NULL);
-    for (int t = 0; t < 100; t++) {
-        assert_true(rec_retained(port, STATUS_TOPIC, buf, sizeof buf, 5000));
-        if (strcmp(buf, "online") == 0)
-            break;
-        tst_sleep_ms(100);
-    }
-    assert_string_equal(buf, "online");
-    kill(f.pid, SIGTERM);
-    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
-    f.pid = 0;
+    wait_status(port, "online", buf, sizeof buf, 100);
+    stop_daemon(&f);
     assert_true(rec_retained(port, STATUS_TOPIC, buf, sizeof buf, 5000));
     assert_string_equal(buf, "offline");
     char *err = tst_file_text_or_empty(f.err);
@@ -259,9 +301,7 @@ static void test_broker_outage(void **state)
              "autosave_on_changes true\nmax_queued_messages 100000\n",
              pdir);
     fixture f;
-    setup_fixture(&f, conf);
-    int port = tst_broker_port(f.broker);
-    write_config(&f, port, NULL, 100);
+    int port = setup_configured(&f, conf, NULL, 100);
     recorder *r = rec_start(port, "rec-d2", "mgx/v1/test/meter/+/state", true);
     assert_non_null(r);
     f.pid = spawn(&f, NULL, NULL);
@@ -283,9 +323,7 @@ static void test_broker_outage(void **state)
     int64_t back_ms = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000;
     assert_true(tst_broker_restart(f.broker));
     tst_sleep_ms(3000); /* reconnect (backoff <= 400 ms) and flush the outbox */
-    kill(f.pid, SIGTERM);
-    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
-    f.pid = 0;
+    stop_daemon(&f);
     char *log = tst_file_text_or_empty(f.err);
     long long readings = stat_before(log, " readings");
     long long waiting = stat_before(log, " waiting");
@@ -359,15 +397,8 @@ static void test_killed_daemon_outbox_published_after_restart(void **state)
 {
     (void)state;
     fixture f;
-    setup_fixture(&f, NULL);
-    int port = tst_broker_port(f.broker);
-    write_config(&f, port, "max_messages = 1000\n", 100);
-    tst_broker_kill(f.broker); /* the broker is down from the start */
-    f.pid = spawn(&f, NULL, NULL);
-    tst_sleep_ms(1500);
-    kill(f.pid, SIGKILL);
-    waitpid(f.pid, NULL, 0);
-    f.pid = 0;
+    int port = setup_configured(&f, NULL, "max_messages = 1000\n", 100);
+    run_offline_then_kill(&f); /* the broker is down from the start */
     int64_t max_enq;
     int queued = count_outbox(f.dir, &max_enq);
     assert_true(queued >= 10); /* ~1.5 s x 2 meters x 10 Hz, minus the start */
@@ -377,9 +408,7 @@ static void test_killed_daemon_outbox_published_after_restart(void **state)
     assert_non_null(r);
     f.pid = spawn(&f, NULL, NULL);
     assert_true(rec_wait(r, (size_t)queued, 15000) >= (size_t)queued);
-    kill(f.pid, SIGTERM);
-    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
-    f.pid = 0;
+    stop_daemon(&f);
     static mtr_sample a[4000];
     size_t na = states_of(r, SDM_TOPIC, "sdm-1", a, 4000);
     /* the first messages after the restart are the readings stored before the kill, in order */
@@ -399,18 +428,7 @@ static void test_killed_daemon_outbox_published_after_restart(void **state)
  * the client id as an older version's default would have been. */
 static void write_default_config(fixture *f, int broker_port, const char *client_line)
 {
-    snprintf(f->conf, sizeof f->conf, "%s/meter.ini", f->dir);
-    FILE *c = fopen(f->conf, "w");
-    assert_non_null(c);
-    fprintf(c,
-            "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = test\n%s"
-            "backoff_min_ms = 100\nbackoff_max_ms = 400\n\n"
-            "[meter sdm-1]\nprofile = sdm630\nhost = 127.0.0.1\nport = %u\nunit = 1\n"
-            "poll_ms = 100\ntimeout_ms = 200\nretries = 1\n\n"
-            "[meter ss-2]\nprofile = sunspec\nhost = 127.0.0.1\nport = %u\nunit = 2\n"
-            "poll_ms = 100\ntimeout_ms = 200\nretries = 1\n",
-            broker_port, client_line, mtr_server_port(f->srv), mtr_server_port(f->srv));
-    fclose(c);
+    write_config_text(f, broker_port, client_line, "", 100);
 }
 
 static int count_matches(const char *text, const char *needle)
@@ -440,12 +458,7 @@ static void test_default_client_id_keeps_legacy_outbox(void **state)
     /* the older version: its default id, readings queued while the broker is down */
     snprintf(line, sizeof line, "client_id = %s\n", legacy_id);
     write_default_config(&f, port, line);
-    tst_broker_kill(f.broker);
-    f.pid = spawn(&f, NULL, NULL);
-    tst_sleep_ms(1500);
-    kill(f.pid, SIGKILL);
-    waitpid(f.pid, NULL, 0);
-    f.pid = 0;
+    run_offline_then_kill(&f);
     struct stat sb;
     assert_int_equal(stat(legacy, &sb), 0);
 
@@ -475,9 +488,7 @@ static void test_default_client_id_keeps_legacy_outbox(void **state)
     free(log);
     assert_true(rec_wait(r, 1, 10000) >= 1);
     assert_int_equal(stat(fresh, &sb), -1); /* no second outbox beside the old one */
-    kill(f.pid, SIGTERM);
-    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
-    f.pid = 0;
+    stop_daemon(&f);
 
     /* without the old file the default outbox takes the new id's name */
     assert_int_equal(unlink(legacy), 0);
@@ -485,9 +496,7 @@ static void test_default_client_id_keeps_legacy_outbox(void **state)
     for (int t = 0; t < 100 && stat(fresh, &sb) != 0; t++)
         tst_sleep_ms(100);
     assert_int_equal(stat(fresh, &sb), 0);
-    kill(f.pid, SIGTERM);
-    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
-    f.pid = 0;
+    stop_daemon(&f);
     log = tst_file_text_or_empty(f.err);
     assert_int_equal(count_matches(log, "keeping the outbox"), 1);
     free(log);
@@ -499,15 +508,11 @@ static void test_outbox_full_is_logged(void **state)
 {
     (void)state;
     fixture f;
-    setup_fixture(&f, NULL);
-    write_config(&f, tst_broker_port(f.broker), "max_messages = 5\nfull_policy = drop_oldest\n",
-                 100);
+    setup_configured(&f, NULL, "max_messages = 5\nfull_policy = drop_oldest\n", 100);
     tst_broker_kill(f.broker);
     f.pid = spawn(&f, NULL, NULL);
     tst_sleep_ms(1500);
-    kill(f.pid, SIGTERM);
-    assert_int_equal(tst_wait_exit(f.pid, 10000), 0);
-    f.pid = 0;
+    stop_daemon(&f);
     int64_t max_enq;
     assert_int_equal(count_outbox(f.dir, &max_enq), 5);
     char *log = tst_file_text_or_empty(f.err);
@@ -522,8 +527,7 @@ static void test_once(void **state)
 {
     (void)state;
     fixture f;
-    setup_fixture(&f, NULL);
-    write_config(&f, tst_broker_port(f.broker), NULL, 1000);
+    setup_configured(&f, NULL, NULL, 1000);
     f.pid = spawn(&f, "--once", NULL);
     assert_int_equal(tst_wait_exit(f.pid, 20000), 0);
     f.pid = 0;
@@ -592,29 +596,32 @@ static void expect_config_error(const char *dir, const char *text, const char *w
     free(err);
 }
 
+/* expect_config_error for head followed by a valid [meter] section. */
+static void expect_error_with_meter(const char *dir, const char *head, const char *want)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "%s[meter m1]\nprofile = sdm630\nhost = 127.0.0.1\nport = 1502\n",
+             head);
+    expect_config_error(dir, text, want);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
     char *dir = tst_tmpdir("meterdcfg");
-    const char *meter = "[meter m1]\nprofile = sdm630\nhost = 127.0.0.1\nport = 1502\n";
-    char text[1024];
-    snprintf(text, sizeof text, "[bus]\ncommunity = c\nhots = x\n%s", meter);
-    expect_config_error(dir, text, ":3: unknown key 'hots' in [bus]");
-    snprintf(text, sizeof text, "[bus]\ncommunity = c\n[buss]\n%s", meter);
-    expect_config_error(dir, text, ":3: unknown section [buss]");
-    snprintf(text, sizeof text, "[bus]\ncommunity = c\nport = 70000\n%s", meter);
-    expect_config_error(dir, text, ":3: port: 70000 is out of range");
-    snprintf(text, sizeof text, "[bus]\ncommunity = a/b\n%s", meter);
-    expect_config_error(dir, text, ":2: community: 'a/b' must be");
-    snprintf(text, sizeof text, "[bus]\ncommunity = c\n[outbox]\nfull_policy = maybe\n%s", meter);
-    expect_config_error(dir, text, ":4: full_policy: 'maybe' is not drop_oldest or refuse_newest");
-    snprintf(text, sizeof text, "[bus]\ncommunity = c\ncommunity = d\n%s", meter);
-    expect_config_error(dir, text, ":3: community: given twice");
-    snprintf(text, sizeof text, "[bus]\nhost = h\n%s", meter);
-    expect_config_error(dir, text, ":1: [bus] needs community = NAME");
-    snprintf(text, sizeof text, "[bus]\ncommunity = c\n[homeassistant]\nenabled = sometimes\n%s",
-             meter);
-    expect_config_error(dir, text, ":4: enabled: 'sometimes' is not yes or no");
+    expect_error_with_meter(dir, "[bus]\ncommunity = c\nhots = x\n",
+                            ":3: unknown key 'hots' in [bus]");
+    expect_error_with_meter(dir, "[bus]\ncommunity = c\n[buss]\n", ":3: unknown section [buss]");
+    expect_error_with_meter(dir, "[bus]\ncommunity = c\nport = 70000\n",
+                            ":3: port: 70000 is out of range");
+    expect_error_with_meter(dir, "[bus]\ncommunity = a/b\n", ":2: community: 'a/b' must be");
+    expect_error_with_meter(dir, "[bus]\ncommunity = c\n[outbox]\nfull_policy = maybe\n",
+                            ":4: full_policy: 'maybe' is not drop_oldest or refuse_newest");
+    expect_error_with_meter(dir, "[bus]\ncommunity = c\ncommunity = d\n",
+                            ":3: community: given twice");
+    expect_error_with_meter(dir, "[bus]\nhost = h\n", ":1: [bus] needs community = NAME");
+    expect_error_with_meter(dir, "[bus]\ncommunity = c\n[homeassistant]\nenabled = sometimes\n",
+                            ":4: enabled: 'sometimes' is not yes or no");
     expect_config_error(dir, "[bus]\ncommunity = c\nthis is not ini\n", ":3: syntax error");
     expect_config_error(dir, "[bus]\ncommunity = c\n", ": no [meter ID] section");
     /* the meters library's own errors come through with file and line too */

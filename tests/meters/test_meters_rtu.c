@@ -162,6 +162,24 @@ static void results_free(results *c)
     free(c);
 }
 
+/* A running poller of cfg whose results go to c. */
+static mtr_poller *start_collecting(const mtr_config *cfg, results *c)
+{
+    mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
+    mtr_poller *p = mtr_poller_new(cfg, &opt);
+    assert_int_equal(mtr_poller_start(p), MTR_OK);
+    return p;
+}
+
+/* Frees what a poller test set up: results, poller, config and bus. */
+static void free_all(results *c, mtr_poller *p, mtr_config *cfg, trb_bus *b)
+{
+    results_free(c);
+    mtr_poller_free(p);
+    mtr_config_free(cfg);
+    trb_free(b);
+}
+
 static int unit_of_id(const char *meter_id)
 {
     return atoi(meter_id + 1); /* "m1" -> 1 */
@@ -231,10 +249,7 @@ static void shared_bus_exact_values(void **state)
     assert_int_equal(log[2].unit, 2);
     assert_int_equal(log[3].unit, 3);
     assert_int_equal(log[3].count, 24);
-    results_free(c);
-    mtr_poller_free(p);
-    mtr_config_free(cfg);
-    trb_free(b);
+    free_all(c, p, cfg, b);
 }
 
 /* --once style: every unit change on the wire waits the pause. */
@@ -254,10 +269,7 @@ static void pause_between_units_once(void **state)
     assert_true(gap < 120000 + 100000); /* and no pathological extra wait either */
     /* the two reads of the SDM120 are one unit's transaction: no pause between them */
     assert_true(log[2].t_us - log[1].t_us < 100000);
-    results_free(c);
-    mtr_poller_free(p);
-    mtr_config_free(cfg);
-    trb_free(b);
+    free_all(c, p, cfg, b);
 }
 
 /*
@@ -281,9 +293,7 @@ static void pause_across_passes(void **state)
     }
     mtr_config *cfg = tst_meters_config(text);
     results *c = results_new();
-    mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
-    mtr_poller *p = mtr_poller_new(cfg, &opt);
-    assert_int_equal(mtr_poller_start(p), MTR_OK);
+    mtr_poller *p = start_collecting(cfg, c);
     tst_sleep_ms(1600);
     mtr_poller_stop(p);
     static trb_request log[TRB_LOG_MAX];
@@ -303,10 +313,7 @@ static void pause_across_passes(void **state)
         if (count[u] < 4)
             fail_msg("unit %d polled %d times in 1.6 s", u, count[u]);
     }
-    results_free(c);
-    mtr_poller_free(p);
-    mtr_config_free(cfg);
-    trb_free(b);
+    free_all(c, p, cfg, b);
 }
 
 /*
@@ -326,9 +333,7 @@ static void silent_unit_does_not_block_the_bus(void **state)
     meter_section(text, sizeof text, "m2", "sdm120", trb_path(b), 2, extra);
     mtr_config *cfg = tst_meters_config(text);
     results *c = results_new();
-    mtr_poller_options opt = {.cb = collect, .cb_ctx = c};
-    mtr_poller *p = mtr_poller_new(cfg, &opt);
-    assert_int_equal(mtr_poller_start(p), MTR_OK);
+    mtr_poller *p = start_collecting(cfg, c);
     tst_sleep_ms(1300);
     trb_unplug(b, 1, 1);
     tst_sleep_ms(1000);
@@ -374,10 +379,7 @@ static void silent_unit_does_not_block_the_bus(void **state)
         run = log[i].unit == 9 ? run + 1 : 0;
         assert_true(run <= 2);
     }
-    results_free(c);
-    mtr_poller_free(p);
-    mtr_config_free(cfg);
-    trb_free(b);
+    free_all(c, p, cfg, b);
 }
 
 /* A device on the bus's port with its own link, for step-by-step reads. */

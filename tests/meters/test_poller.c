@@ -41,7 +41,9 @@ static tms_server *meters_server(int n)
     return srv;
 }
 
-static char *meters_config(int port, int n, int poll_ms, int dead_port)
+/* The config of n SDM630 meters m01.. (units 1..n) on the server at port, polled every poll_ms
+ * over 4 connections, and with dead_port also one meter "dead" where nothing answers. */
+static mtr_config *meters_config(int port, int n, int poll_ms, int dead_port)
 {
     size_t cap = (size_t)n * 200 + 512, len = 0;
     char *text = malloc(cap);
@@ -55,16 +57,16 @@ static char *meters_config(int port, int n, int poll_ms, int dead_port)
                                 "[meter dead]\nprofile = sdm630\nhost = 127.0.0.1\nport = %d\n"
                                 "poll_ms = %d\ntimeout_ms = 100\nretries = 0\n",
                                 dead_port, poll_ms);
-    return text;
+    mtr_config *cfg = tst_meters_config(text);
+    free(text);
+    return cfg;
 }
 
 static void periodic_polling(void **state)
 {
     (void)state;
     tms_server *srv = meters_server(N_METERS);
-    char *text = meters_config(tms_port(srv), N_METERS, 100, tst_free_port());
-    mtr_config *cfg = tst_meters_config(text);
-    free(text);
+    mtr_config *cfg = meters_config(tms_port(srv), N_METERS, 100, tst_free_port());
     mtr_poller *p = mtr_poller_new(cfg, NULL);
     assert_non_null(p);
     assert_int_equal(mtr_poller_lanes(p), 4 + 1); /* 4 connections to the server, 1 dead */
@@ -121,9 +123,7 @@ static void full_queue_drops_oldest(void **state)
 {
     (void)state;
     tms_server *srv = meters_server(4);
-    char *text = meters_config(tms_port(srv), 4, 20, 0);
-    mtr_config *cfg = tst_meters_config(text);
-    free(text);
+    mtr_config *cfg = meters_config(tms_port(srv), 4, 20, 0);
     mtr_poller_options opt = {0};
     opt.queue_max = 8;
     mtr_poller *p = mtr_poller_new(cfg, &opt);
@@ -172,9 +172,7 @@ static void run_once_polls_each_device_once(void **state)
 {
     (void)state;
     tms_server *srv = meters_server(N_METERS);
-    char *text = meters_config(tms_port(srv), N_METERS, 1000, tst_free_port());
-    mtr_config *cfg = tst_meters_config(text);
-    free(text);
+    mtr_config *cfg = meters_config(tms_port(srv), N_METERS, 1000, tst_free_port());
     mtr_poller *p = mtr_poller_new(cfg, NULL);
     once_ctx c = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
     assert_int_equal(mtr_poller_run_once(p, on_result, &c), MTR_OK);

@@ -33,6 +33,7 @@
 #include "burst.h"
 #include "bus/bus.h"
 #include "db/registry.h"
+#include "homes.h"
 
 #define HOMES 300
 #define CLIENTS 4
@@ -139,11 +140,8 @@ static void burst_through_broker_and_daemon(void **state)
     assert_non_null(bin);
     tst_broker *br = tst_broker_start(NULL);
     assert_non_null(br);
-    char *dir = tst_tmpdir("ingestburst");
-    char db_path[512], conf[512], log[512], anchor[64];
-    snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
-    snprintf(conf, sizeof conf, "%s/controller.ini", dir);
-    snprintf(log, sizeof log, "%s/controller.log", dir);
+    char db_path[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX], anchor[64];
+    char *dir = tst_controller_dir("ingestburst", db_path, conf, log);
 
     /* simulated now: 300 s into interval T-3, so the target T is 3 ahead, its gate 2,100 s
      * away, and interval T-3 (the stale one) has started */

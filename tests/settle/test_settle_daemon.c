@@ -277,11 +277,9 @@ static void settle_under_kills(void **state)
     assert_non_null(bin);
     tst_broker *br = tst_broker_start(NULL);
     assert_non_null(br);
-    char *dir = tst_tmpdir("settle");
-    char db_path[512], conf[512], log[512], anchor[64], skey[512], vkey[512];
-    snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
-    snprintf(conf, sizeof conf, "%s/controller.ini", dir);
-    snprintf(log, sizeof log, "%s/controller.log", dir);
+    char db_path[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
+    char anchor[64], skey[512], vkey[512];
+    char *dir = tst_controller_dir("settle", db_path, conf, log);
     keygen_is_private(bin, dir, skey, vkey);
     /* the key by a path relative to the config's folder */
     fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db_path, GRACE_S));
@@ -325,14 +323,12 @@ static void settle_under_kills(void **state)
         }
         replay_due(c, &rp, now_real);
         if (now_real >= next_kill && kills < 1000) {
-            tst_kill9(ctl);
+            ctl = tst_controller_restart(ctl, &seed, bin, conf, anchor, log);
             kills++;
             /* a killed controller loses what it had not committed, also what queued up while it
              * was busy: after the restart the last hours are sent again (twice, in case the
              * controller dies during the first replay); the store ignores what it has */
             rp.from_s = sim_ms / 1000 - REPLAY_S;
-            usleep((useconds_t)(rand_r(&seed) % 200) * 1000);
-            ctl = tst_controller_start(bin, conf, anchor, log, NULL);
             rp.at = ctl_wall_ms() + 300;
             rp.again = ctl_wall_ms() + 900;
             next_kill = ctl_wall_ms() + 150 + rand_r(&seed) % 500;

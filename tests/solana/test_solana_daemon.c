@@ -884,12 +884,9 @@ static void settle_on_chain(void **state)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_broker = tst_broker_start(NULL);
     assert_non_null(g_broker);
-    char *dir = tst_tmpdir("solana-daemon");
-    char db_path[512], conf[512], log[512], scenario[512], spec[512], keypair[512], wallets[512],
-        cmd[4096];
-    snprintf(db_path, sizeof db_path, "%s/ctl.db", dir);
-    snprintf(conf, sizeof conf, "%s/controller.ini", dir);
-    snprintf(log, sizeof log, "%s/controller.log", dir);
+    char db_path[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
+    char scenario[512], spec[512], keypair[512], wallets[512], cmd[4096];
+    char *dir = tst_controller_dir("solana-daemon", db_path, conf, log);
     snprintf(scenario, sizeof scenario, "%s/scenario.json", dir);
     snprintf(spec, sizeof spec, "%s/community.json", dir);
     snprintf(keypair, sizeof keypair, "%s/settle.json", dir);

@@ -13,6 +13,7 @@
 #include "bus/payload.h"
 #include "common/wall_clock.h"
 #include "db/registry.h"
+#include "broker.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -168,6 +169,16 @@ FILE *tst_controller_config(const char *path, int port, const char *community, c
     return f;
 }
 
+char *tst_controller_dir(const char *prefix, char *db, char *conf, char *log)
+{
+    char *dir = tst_tmpdir(prefix);
+    assert_non_null(dir);
+    snprintf(db, TST_CTL_PATH_MAX, "%s/ctl.db", dir);
+    snprintf(conf, TST_CTL_PATH_MAX, "%s/controller.ini", dir);
+    snprintf(log, TST_CTL_PATH_MAX, "%s/controller.log", dir);
+    return dir;
+}
+
 pid_t tst_controller_start(const char *bin, const char *conf, const char *anchor,
                            const char *log, const char *crash_at)
 {
@@ -207,6 +218,14 @@ void tst_kill9(pid_t pid)
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st));
+}
+
+pid_t tst_controller_restart(pid_t pid, unsigned *seed, const char *bin, const char *conf,
+                             const char *anchor, const char *log)
+{
+    tst_kill9(pid);
+    usleep((useconds_t)(rand_r(seed) % 200) * 1000);
+    return tst_controller_start(bin, conf, anchor, log, NULL);
 }
 
 int64_t tst_db_int(sqlite3 *db, const char *sql, int64_t a)

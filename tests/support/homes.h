@@ -77,6 +77,14 @@ void tst_send_reading(bus_client *c, const char *community, const mtr_sample *s)
 FILE *tst_controller_config(const char *path, int port, const char *community, const char *db,
                             int grace_s);
 
+/* The length of each path tst_controller_dir names. */
+#define TST_CTL_PATH_MAX 512
+/* Makes a new temporary folder for one controller run (named after prefix) and names its
+ * files in it: the database db ("ctl.db"), the config conf ("controller.ini") and the stderr
+ * log ("controller.log"), each TST_CTL_PATH_MAX long. Returns the folder; the caller removes it
+ * (tst_rmtree) and frees the string. */
+char *tst_controller_dir(const char *prefix, char *db, char *conf, char *log);
+
 /* Starts `bin controller conf --clock-speed 3600 --clock-anchor anchor` with stderr appended to
  * log, and MGX_CRASH_AT=crash_at when crash_at is not NULL; returns the pid. */
 pid_t tst_controller_start(const char *bin, const char *conf, const char *anchor,
@@ -88,6 +96,11 @@ ctl_clock tst_sim_clock(char *anchor, size_t cap);
 void tst_controller_stop(pid_t pid);
 /* kill -9 of pid, reaped; fails the test if it was not the signal that ended it. */
 void tst_kill9(pid_t pid);
+/* The crash tests' kill and restart: kill -9 of the controller pid (as tst_kill9), a pause of
+ * 0 to 199 ms drawn from seed, then tst_controller_start with no crash point; returns the new
+ * pid. */
+pid_t tst_controller_restart(pid_t pid, unsigned *seed, const char *bin, const char *conf,
+                             const char *anchor, const char *log);
 
 /* The one integer sql returns with ?1 bound to a (the query must return a row). */
 int64_t tst_db_int(sqlite3 *db, const char *sql, int64_t a);

@@ -178,17 +178,25 @@ static bool has_suback(tc_client *c, void *arg)
     return c->suback_mid == *(int *)arg;
 }
 
+/* Waits for the acknowledgement of mid (has tells when it came) and returns its reason code,
+ * *rc read under the lock; -1 if none came within timeout_ms. */
+static int wait_ack(tc_client *c, bool (*has)(tc_client *, void *), int mid, const int *rc,
+                    int timeout_ms)
+{
+    if (!wait_for(c, has, &mid, timeout_ms))
+        return -1;
+    pthread_mutex_lock(&c->mu);
+    int v = *rc;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
 int tc_subscribe(tc_client *c, const char *filter, int timeout_ms)
 {
     int mid = 0;
     if (mosquitto_subscribe(c->m, &mid, filter, 1) != MOSQ_ERR_SUCCESS)
         return -1;
-    if (!wait_for(c, has_suback, &mid, timeout_ms))
-        return -1;
-    pthread_mutex_lock(&c->mu);
-    int rc = c->suback_rc;
-    pthread_mutex_unlock(&c->mu);
-    return rc;
+    return wait_ack(c, has_suback, mid, &c->suback_rc, timeout_ms);
 }
 
 static bool has_puback(tc_client *c, void *arg)
@@ -203,12 +211,7 @@ int tc_publish(tc_client *c, const char *topic, const void *payload, size_t len,
     if (len > TC_MAX_PAYLOAD ||
         mosquitto_publish(c->m, &mid, topic, (int)len, payload, qos, retain) != MOSQ_ERR_SUCCESS)
         return -1;
-    if (!wait_for(c, has_puback, &mid, timeout_ms))
-        return -1;
-    pthread_mutex_lock(&c->mu);
-    int rc = c->puback_rc;
-    pthread_mutex_unlock(&c->mu);
-    return rc;
+    return wait_ack(c, has_puback, mid, &c->puback_rc, timeout_ms);
 }
 
 typedef struct {
