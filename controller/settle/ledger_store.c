@@ -20,21 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs sql (no rows); on failure err says what SQLite said. */
-static int exec(ctl_db *db, const char *sql, char *err, size_t errlen)
-{
-    if (ctl_db_exec(db, sql) != SQLITE_OK) {
-        ctl_errf(err, errlen, "SQLite: %s", ctl_db_errmsg(db));
-        return CTL_LEDGER_E_DB;
-    }
-    return CTL_LEDGER_OK;
-}
-
-int ctl_ledger_exec(ctl_db *db, const char *sql, char *err, size_t errlen)
-{
-    return exec(db, sql, err, errlen);
-}
-
 int ctl_ledger_node(void *ctx, unsigned level, uint64_t index, uint8_t out[STL_HASH_LEN])
 {
     ctl_db *db = ctx;

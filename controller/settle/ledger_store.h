@@ -50,9 +50,6 @@ void ctl_ledger_txs_free(ctl_ledger_txs *s);
 /* The ledger's tables (ledger_meta, ledger_block, ledger_tx, ledger_node) are the community
  * database's (db/schema.c): open the file with ctl_db_open. */
 
-/* Runs one SQL statement (BEGIN IMMEDIATE, COMMIT, ROLLBACK) with the message in err. */
-int ctl_ledger_exec(ctl_db *db, const char *sql, char *err, size_t errlen);
-
 /* The ledger's community and verifier key text (from the first block). */
 int ctl_ledger_meta(ctl_db *db, char community[STL_COMMUNITY_MAX + 1], char *vkey, size_t vcap);
 /* Records the community and verifier key text (with the first block). */

@@ -199,8 +199,10 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
     int rc = reconcile_input(in, &r, &s, err, errlen);
     if (rc != CTL_LEDGER_OK)
         goto out;
-    if ((rc = ctl_ledger_exec(db, "BEGIN IMMEDIATE", err, errlen)) != CTL_LEDGER_OK)
+    if (ctl_db_begin(db) != SQLITE_OK) {
+        rc = ctl_fail(CTL_LEDGER_E_DB, err, errlen, "SQLite: %s", ctl_db_errmsg(db));
         goto out;
+    }
     ctl_crash_point("ledger.begin");
     rc = ctl_ledger_block_load(db, -1, in->interval_id, &out->block, out->hash);
     if (rc == CTL_LEDGER_OK) { /* settled before: the same inputs give the same transactions */
@@ -212,20 +214,21 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
                      (long long)in->interval_id, (unsigned long long)out->block.height);
             rc = CTL_LEDGER_E_CONFLICT;
         }
-        ctl_ledger_exec(db, "ROLLBACK", NULL, 0);
+        ctl_db_rollback(db);
         goto out;
     }
     if (rc == CTL_LEDGER_E_NOTFOUND)
         rc = settle_new(db, in, key, r, &s, out, err, errlen);
     if (rc == CTL_LEDGER_OK) {
         ctl_crash_point("ledger.before_commit");
-        rc = ctl_ledger_exec(db, "COMMIT", err, errlen);
+        if (ctl_db_exec(db, "COMMIT") != SQLITE_OK)
+            rc = ctl_fail(CTL_LEDGER_E_DB, err, errlen, "SQLite: %s", ctl_db_errmsg(db));
         ctl_crash_point("ledger.after_commit");
     }
     if (rc != CTL_LEDGER_OK) {
         if (err && !err[0])
             ctl_errf(err, errlen, "SQLite: %s", ctl_db_errmsg(db));
-        ctl_ledger_exec(db, "ROLLBACK", NULL, 0);
+        ctl_db_rollback(db);
     }
 out:
     ctl_ledger_txs_free(&s);
