@@ -7,14 +7,13 @@
 
 #include "common/sql.h"
 #include "db/db_internal.h"
+#include "db/schema.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *const COLUMNS[] = {"id", "pubkey", "meter_id", "role", "added_s"};
 
 /* Every read takes these columns in this order (read_row). */
 #define SELECT_PARTICIPANTS "SELECT id, pubkey, meter_id, role, added_s FROM participants"
@@ -54,32 +53,20 @@ int ctl_role_parse(const char *name)
     return -1;
 }
 
-/* The existing table must have exactly our columns, in order. */
-static int check_columns(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "PRAGMA table_info(participants)", -1, &st, NULL) != SQLITE_OK)
-        return CTL_REG_E_DB;
-    int rc = CTL_REG_OK;
-    size_t n = 0;
-    while (rc == CTL_REG_OK && sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        if (n >= sizeof COLUMNS / sizeof COLUMNS[0] || !name || strcmp(name, COLUMNS[n]) != 0)
-            rc = CTL_REG_E_SCHEMA;
-        n++;
-    }
-    if (rc == CTL_REG_OK && n != sizeof COLUMNS / sizeof COLUMNS[0])
-        rc = CTL_REG_E_SCHEMA;
-    sqlite3_finalize(st);
-    return rc;
-}
-
 int ctl_registry_init(ctl_db *cdb)
 {
     sqlite3 *db = ctl_db__sqlite(cdb);
     if (!db)
         return CTL_REG_E_INVAL;
-    return check_columns(db);
+    /* the layout is the schema's (db/schema.c); this guards a table replaced after the open */
+    switch (ctl_db__table_layout(db, "participants", NULL, 0)) {
+    case CTL_DB_OK:
+        return CTL_REG_OK;
+    case CTL_DB_E_SCHEMA:
+        return CTL_REG_E_SCHEMA;
+    default:
+        return CTL_REG_E_DB;
+    }
 }
 
 int ctl_registry_open(const char *path, ctl_db **db, char *err, size_t errlen)

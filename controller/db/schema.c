@@ -160,45 +160,75 @@ static int columns(sqlite3 *db, const char *table, char *out, size_t cap)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* The reference layout of every table: version 1's schema in a private in-memory database. */
+static int open_reference(sqlite3 **ref, char *err, size_t errlen)
+{
+    *ref = NULL;
+    if (sqlite3_open_v2(":memory:", ref, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        ctl_sql_exec(*ref, V1) != SQLITE_OK) {
+        ctl_errf(err, errlen, "the reference schema: %s", ctl_sql_errmsg(*ref));
+        sqlite3_close(*ref);
+        *ref = NULL;
+        return CTL_DB_E_DB;
+    }
+    return CTL_DB_OK;
+}
+
+/* Whether db's table has the reference's columns, in order. A table db lacks passes only when
+ * missing_ok. */
+static int compare_table(sqlite3 *ref, sqlite3 *db, const char *table, int missing_ok, char *err,
+                         size_t errlen)
+{
+    char want[1024], have[1024];
+    if (columns(ref, table, want, sizeof want) != SQLITE_OK ||
+        columns(db, table, have, sizeof have) != SQLITE_OK)
+        return ctl_fail(CTL_DB_E_DB, err, errlen, "table %s: %s", table, ctl_sql_errmsg(db));
+    if (!have[0] && missing_ok)
+        return CTL_DB_OK;
+    if (strcmp(have, want) != 0)
+        return ctl_fail(CTL_DB_E_SCHEMA, err, errlen, "table %s has columns (%s), expected (%s)",
+                        table, have, want);
+    return CTL_DB_OK;
+}
+
 /* A file at version 0 may hold any of version 1's tables: each one it holds must have version
  * 1's columns, or it is someone else's table (or a hand edit) that CREATE IF NOT EXISTS would
- * silently keep. The reference layout is V1 itself, built in a private in-memory database. */
+ * silently keep. */
 static int check_v0_layouts(sqlite3 *db, char *err, size_t errlen)
 {
-    sqlite3 *ref = NULL;
+    sqlite3 *ref;
     sqlite3_stmt *st = NULL;
-    int out = CTL_DB_E_DB;
-    if (sqlite3_open_v2(":memory:", &ref, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-        ctl_sql_exec(ref, V1) != SQLITE_OK ||
-        ctl_sql_prepare(ref, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    int out = open_reference(&ref, err, errlen);
+    if (out != CTL_DB_OK)
+        return out;
+    out = CTL_DB_E_DB;
+    if (ctl_sql_prepare(ref, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
                         &st) != SQLITE_OK) {
         ctl_errf(err, errlen, "the reference schema: %s", ctl_sql_errmsg(ref));
         goto out;
     }
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *table = (const char *)sqlite3_column_text(st, 0);
-        char want[1024], have[1024];
-        if (columns(ref, table, want, sizeof want) != SQLITE_OK ||
-            columns(db, table, have, sizeof have) != SQLITE_OK) {
-            ctl_errf(err, errlen, "table %s: %s", table, ctl_sql_errmsg(db));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((out = compare_table(ref, db, (const char *)sqlite3_column_text(st, 0), 1, err,
+                                 errlen)) != CTL_DB_OK)
             goto out;
-        }
-        if (have[0] && strcmp(have, want) != 0) {
-            ctl_errf(err, errlen, "table %s has columns (%s), expected (%s)", table, have, want);
-            out = CTL_DB_E_SCHEMA;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        ctl_errf(err, errlen, "the reference schema: %s", ctl_sql_errmsg(ref));
-        goto out;
-    }
     out = CTL_DB_OK;
+    if (rc != SQLITE_DONE)
+        out = ctl_fail(CTL_DB_E_DB, err, errlen, "the reference schema: %s", ctl_sql_errmsg(ref));
 out:
     sqlite3_finalize(st);
     sqlite3_close(ref);
     return out;
+}
+
+int ctl_db__table_layout(sqlite3 *db, const char *table, char *err, size_t errlen)
+{
+    sqlite3 *ref;
+    int rc = open_reference(&ref, err, errlen);
+    if (rc == CTL_DB_OK)
+        rc = compare_table(ref, db, table, 0, err, errlen);
+    sqlite3_close(ref);
+    return rc;
 }
 
 static int version_of(sqlite3 *db, int64_t *v, char *err, size_t errlen)

@@ -20,4 +20,9 @@ typedef struct sqlite3 sqlite3;
  * Returns a CTL_DB_* code and a message in err. */
 int ctl_db__migrate(sqlite3 *db, char *err, size_t errlen);
 
+/* Whether db holds table with the schema's columns, in order (after a migration every table
+ * exists, so a missing one fails too): CTL_DB_OK, CTL_DB_E_SCHEMA with the difference in err,
+ * or CTL_DB_E_DB. */
+int ctl_db__table_layout(sqlite3 *db, const char *table, char *err, size_t errlen);
+
 #endif
