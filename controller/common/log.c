@@ -12,10 +12,16 @@
 
 #define LOG_MSG_MAX 1024
 
+/* A level outside the range is written as the nearest one. */
+static int clamp_level(int level)
+{
+    return level < CTL_LOG_ERROR ? CTL_LOG_ERROR : level > CTL_LOG_DEBUG ? CTL_LOG_DEBUG : level;
+}
+
 const char *ctl_log_level_name(int level)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
-    return names[level < CTL_LOG_ERROR ? 0 : level > CTL_LOG_DEBUG ? 3 : level];
+    return names[clamp_level(level)];
 }
 
 /* systemd sets JOURNAL_STREAM=DEV:INODE for a service whose stderr is the journal; a child that
@@ -37,7 +43,7 @@ static void write_line(const char *name, int level, const char *msg)
     /* syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
     static const int prio[] = {3, 4, 6, 7};
     char line[LOG_MSG_MAX + 64];
-    int lv = level < CTL_LOG_ERROR ? 0 : level > CTL_LOG_DEBUG ? 3 : level;
+    int lv = clamp_level(level);
     int n = stderr_is_journal()
                 ? snprintf(line, sizeof line, "<%d>mgx %s: ", prio[lv], name)
                 : snprintf(line, sizeof line, "mgx %s %s: ", name, ctl_log_level_name(lv));
