@@ -15,6 +15,7 @@
 #include "agent/agent_meter.h"
 #include "agent/agent_store.h"
 #include "bus/bus.h"
+#include "common/service.h"
 #include "common/log.h"
 #include "orders/keys.h"
 #include "orders/order_msg.h"
@@ -583,12 +584,19 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         ctl_logf(&a->log, CTL_LOG_ERROR, "cannot start the bus client");
         return -1;
     }
+    ctl_service svc;
+    ctl_service_init(&svc);
+    if (ctl_service_notify(&svc, "READY=1") != 0)
+        ctl_logf(&a->log, CTL_LOG_WARN, "service manager: cannot notify %s: %s", svc.path,
+                 strerror(errno));
     while (!*stop && !a->fatal) {
         bus_loop(a->bus, 100);
         int64_t now_market = market_ms(a);
         maybe_order(a, now_market);
         resend_due(a, ctl_wall_ms(), now_market);
+        ctl_service_tick(&svc, ctl_wall_ms());
     }
+    ctl_service_notify(&svc, "STOPPING=1");
     bus_stop(a->bus, 2000);
     ctl_logf(&a->log, a->fatal ? CTL_LOG_ERROR : CTL_LOG_INFO, "%s",
              a->fatal ? "stopped after an outbox error" : "stopped");

@@ -19,11 +19,13 @@
 #include "settle/settle_daemon.h"
 #include "db/store.h"
 #include "mgx/civil.h"
+#include "common/service.h"
 #include "common/wall_clock.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -542,6 +544,11 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe");
         goto out;
     }
+    ctl_service svc;
+    ctl_service_init(&svc);
+    if (ctl_service_notify(&svc, "READY=1") != 0)
+        ctl_logf(&d->log, CTL_LOG_WARN, "service manager: cannot notify %s: %s", svc.path,
+                 strerror(errno));
     while (!*stop) {
         bus_loop(d->bus, wait_ms(d));
         drain_orders(d);
@@ -550,7 +557,9 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         if (d->republish && bus_connected(d->bus))
             republish(d);
         settle_due(d);
+        ctl_service_tick(&svc, ctl_wall_ms());
     }
+    ctl_service_notify(&svc, "STOPPING=1");
     flush_orders(d);
     ctl_ingest_stats st;
     ctl_ingest_get_stats(d->ingest, &st);

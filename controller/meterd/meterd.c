@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "bus/ha_discovery.h"
 #include "bus/outbox.h"
 #include "bus/payload.h"
+#include "common/service.h"
 #include "common/interval.h"
 #include "common/log.h"
 #include "common/wall_clock.h"
@@ -446,13 +448,20 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
              "outbox %s",
              d.n_dev, mtr_poller_lanes(p), mtr_poller_threads(p), mc->bus.host,
              bc.port ? bc.port : (bc.tls_ca ? 8883 : 1883), mc->bus.client_id, mc->outbox.path);
+    ctl_service svc;
+    ctl_service_init(&svc);
+    if (ctl_service_notify(&svc, "READY=1") != 0)
+        ctl_logf(&d.log, CTL_LOG_WARN, "service manager: cannot notify %s: %s", svc.path,
+                 strerror(errno));
     while (!*stop) {
         bus_loop(d.bus, 10);
         while (drain_poller(&d, p) == METER_BATCH_MAX)
             ;
         publish_meta(&d);
         outbox_pump(d.ob, d.bus);
+        ctl_service_tick(&svc, ctl_wall_ms());
     }
+    ctl_service_notify(&svc, "STOPPING=1");
     ctl_logf(&d.log, CTL_LOG_INFO, "stopping");
     /* Nothing polled is dropped on the way out: what the broker does not take in a moment
      * stays in the outbox for the next start. */
