@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#define BUS_PENDING_LIMIT 32768u /* below half the 16-bit message id space */
+#define BUS_PENDING_LIMIT      32768u /* below half the 16-bit message id space */
 #define BUS_CONNECT_TIMEOUT_MS 15000
 
 typedef struct {
@@ -84,6 +84,7 @@ struct bus_client {
     int suback_mids[BUS_MAX_SUBS];
     unsigned n_suback_waiting;
     bool announced; /* "online" published on this connection */
+    bool probe;     /* bus_config.probe: no status, no will */
 };
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -99,20 +100,34 @@ static void lib_init(void)
 const char *bus_strerror(int code)
 {
     switch (code) {
-    case BUS_OK: return "success";
-    case BUS_E_INVAL: return "invalid argument";
-    case BUS_E_NOMEM: return "out of memory";
-    case BUS_E_NOCONN: return "not connected to the broker";
-    case BUS_E_FULL: return "too many messages awaiting acknowledgement";
-    case BUS_E_TOOLONG: return "topic or payload too long";
-    case BUS_E_TLS: return "TLS settings rejected";
-    case BUS_E_MOSQ: return "MQTT library error";
-    case BUS_E_DENIED: return "refused by the broker";
-    case BUS_E_CONN_LOST: return "connection lost before acknowledgement";
-    case BUS_E_REFUSED: return "connection refused by the broker";
-    case BUS_E_PAYLOAD: return "malformed payload";
-    case BUS_E_TIMEOUT: return "timed out";
-    default: return "unknown error";
+    case BUS_OK:
+        return "success";
+    case BUS_E_INVAL:
+        return "invalid argument";
+    case BUS_E_NOMEM:
+        return "out of memory";
+    case BUS_E_NOCONN:
+        return "not connected to the broker";
+    case BUS_E_FULL:
+        return "too many messages awaiting acknowledgement";
+    case BUS_E_TOOLONG:
+        return "topic or payload too long";
+    case BUS_E_TLS:
+        return "TLS settings rejected";
+    case BUS_E_MOSQ:
+        return "MQTT library error";
+    case BUS_E_DENIED:
+        return "refused by the broker";
+    case BUS_E_CONN_LOST:
+        return "connection lost before acknowledgement";
+    case BUS_E_REFUSED:
+        return "connection refused by the broker";
+    case BUS_E_PAYLOAD:
+        return "malformed payload";
+    case BUS_E_TIMEOUT:
+        return "timed out";
+    default:
+        return "unknown error";
     }
 }
 
@@ -237,6 +252,8 @@ static void announce(bus_client *c)
     if (c->announced || c->state != LINK_UP)
         return;
     c->announced = true;
+    if (c->probe)
+        return;
     int prc = mosquitto_publish_v5(c->mosq, NULL, c->status_topic, 6, "online", 1, true, NULL);
     if (prc != MOSQ_ERR_SUCCESS)
         ctl_logf(&c->log, CTL_LOG_WARN, "cannot publish online status: %s",
@@ -357,7 +374,7 @@ static int configure(bus_client *c)
 {
     struct mosquitto *m = c->mosq;
     int rc = mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    if (rc == MOSQ_ERR_SUCCESS)
+    if (rc == MOSQ_ERR_SUCCESS && !c->probe)
         rc = mosquitto_will_set_v5(m, c->status_topic, 7, "offline", 1, true, NULL);
     if (rc == MOSQ_ERR_SUCCESS && c->username)
         rc = mosquitto_username_pw_set(m, c->username, c->password);
@@ -430,8 +447,8 @@ static int check_config(const bus_config *cfg)
     return BUS_OK;
 }
 
-bus_client *bus_new(const bus_config *cfg, bus_message_fn on_msg, bus_state_fn on_state,
-                    void *user, int *err)
+bus_client *bus_new(const bus_config *cfg, bus_message_fn on_msg, bus_state_fn on_state, void *user,
+                    int *err)
 {
     int rc = BUS_E_NOMEM;
     bus_client *c = NULL;
@@ -472,6 +489,7 @@ bus_client *bus_new(const bus_config *cfg, bus_message_fn on_msg, bus_state_fn o
     bus_topic_status(c->status_topic, sizeof c->status_topic, c->community, c->client_id);
     c->port = cfg->port ? cfg->port : (cfg->tls_ca ? 8883 : 1883);
     c->keepalive_s = cfg->keepalive_s ? cfg->keepalive_s : 30;
+    c->probe = cfg->probe;
     c->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : 500;
     c->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000;
     if (c->backoff_max_ms < c->backoff_min_ms)
@@ -568,11 +586,20 @@ int bus_loop(bus_client *c, int timeout_ms)
     return BUS_OK;
 }
 
-bool bus_connected(const bus_client *c) { return c && c->state == LINK_UP; }
+bool bus_connected(const bus_client *c)
+{
+    return c && c->state == LINK_UP;
+}
 
-unsigned bus_pending(const bus_client *c) { return c ? c->table_used + c->queue_len : 0; }
+unsigned bus_pending(const bus_client *c)
+{
+    return c ? c->table_used + c->queue_len : 0;
+}
 
-const char *bus_status_topic(const bus_client *c) { return c ? c->status_topic : NULL; }
+const char *bus_status_topic(const bus_client *c)
+{
+    return c ? c->status_topic : NULL;
+}
 
 static bool topic_ok(const char *t, bool filter)
 {
@@ -660,8 +687,10 @@ int bus_stop(bus_client *c, int timeout_ms)
         return BUS_E_INVAL;
     int rc = BUS_OK;
     if (c->state == LINK_UP) {
-        int offline = 1; /* not yet known */
-        rc = bus_publish(c, c->status_topic, "offline", 7, 1, true, note_offline_done, &offline);
+        int offline = c->probe ? BUS_OK : 1; /* 1: not yet known; a probe sends no status */
+        if (!c->probe)
+            rc =
+                bus_publish(c, c->status_topic, "offline", 7, 1, true, note_offline_done, &offline);
         int64_t deadline = now_ms() + timeout_ms;
         while (rc == BUS_OK && c->state == LINK_UP && (offline == 1 || bus_pending(c) > 0) &&
                now_ms() < deadline)
@@ -714,8 +743,8 @@ bool bus_id_valid(const char *id)
     return ctl_id_valid(id) != 0;
 }
 
-static int topic3(char *buf, size_t len, const char *community, const char *kind,
-                  const char *id, const char *leaf)
+static int topic3(char *buf, size_t len, const char *community, const char *kind, const char *id,
+                  const char *leaf)
 {
     if (!buf || len == 0)
         return BUS_E_INVAL;
@@ -770,8 +799,7 @@ int bus_topic_market_result(char *buf, size_t len, const char *community, int64_
     return topic3(buf, len, community, "market", id, "result");
 }
 
-int bus_filter_all(char *buf, size_t len, const char *community, const char *kind,
-                   const char *leaf)
+int bus_filter_all(char *buf, size_t len, const char *community, const char *kind, const char *leaf)
 {
     if (!buf || len == 0)
         return BUS_E_INVAL;

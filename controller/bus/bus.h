@@ -37,7 +37,7 @@
 
 enum {
     BUS_OK = 0,
-    BUS_E_INVAL = -1,     /* bad argument, bad topic level, bad config value */
+    BUS_E_INVAL = -1, /* bad argument, bad topic level, bad config value */
     BUS_E_NOMEM = -2,
     BUS_E_NOCONN = -3,    /* not connected to the broker right now */
     BUS_E_FULL = -4,      /* too many publishes awaiting acknowledgement (max_pending) */
@@ -55,10 +55,10 @@ const char *bus_strerror(int code);
 
 /* Bounds. Ids (community, meter, participant, client) are 1..63 bytes of [A-Za-z0-9_-]: the one
  * rule of ident.h (bus_id_valid is ctl_id_valid). */
-#define BUS_ID_MAX 64
-#define BUS_TOPIC_MAX 256
+#define BUS_ID_MAX      64
+#define BUS_TOPIC_MAX   256
 #define BUS_PAYLOAD_MAX 65536
-#define BUS_MAX_SUBS 16
+#define BUS_MAX_SUBS    16
 
 /* The levels and the callback are common/log.h's: a daemon passes ctl_log_sink and its ctl_log. */
 enum {
@@ -79,13 +79,15 @@ typedef struct {
     const char *tls_ca;    /* CA file; non-NULL turns TLS on */
     const char *tls_cert;  /* client certificate and key (both or neither) */
     const char *tls_key;
-    int keepalive_s;       /* default 30 */
-    int backoff_min_ms;    /* first reconnect delay; default 500 */
-    int backoff_max_ms;    /* delays double up to this; default 30000 */
-    unsigned max_pending;  /* publishes awaiting acknowledgement; default 1024 */
-    bus_log_fn log;        /* NULL: lines "mgx bus LEVEL: ..." on stderr (common/log.h) */
-    void *log_user;        /* passed to log; NULL: the user given to bus_new */
-    int log_level;         /* highest level passed to log; default BUS_LOG_INFO */
+    int keepalive_s;      /* default 30 */
+    int backoff_min_ms;   /* first reconnect delay; default 500 */
+    int backoff_max_ms;   /* delays double up to this; default 30000 */
+    unsigned max_pending; /* publishes awaiting acknowledgement; default 1024 */
+    bus_log_fn log;       /* NULL: lines "mgx bus LEVEL: ..." on stderr (common/log.h) */
+    void *log_user;       /* passed to log; NULL: the user given to bus_new */
+    int log_level;        /* highest level passed to log; default BUS_LOG_INFO */
+    bool probe;           /* a connectivity check (mgx doctor): no status topic, no last
+                           * will, so it leaves nothing retained on the broker */
 } bus_config;
 
 /* One incoming message, valid only during the callback. payload is NUL-terminated for

@@ -22,6 +22,7 @@ int ctl_cmd_agent(int argc, char **argv);
 int ctl_cmd_keygen(int argc, char **argv);
 int ctl_cmd_participant(int argc, char **argv);
 int ctl_cmd_ledger(int argc, char **argv);
+int ctl_cmd_doctor(int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -9,9 +9,9 @@
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <string.h>
 
-int ctl_sql_open(const char *path, const ctl_sql_opts *o, sqlite3 **db, char *err,
-                 size_t errlen)
+int ctl_sql_open(const char *path, const ctl_sql_opts *o, sqlite3 **db, char *err, size_t errlen)
 {
     static const ctl_sql_opts standard = {0, 0, 0, 0, 0};
     if (!db)
@@ -48,6 +48,46 @@ pragma_fail:
 fail:
     sqlite3_close(h);
     return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+}
+
+int ctl_sql_check(const char *path, int64_t *version, char *err, size_t errlen)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL);
+    if (rc != SQLITE_OK) {
+        ctl_errf(err, errlen, "%s: %s", path, h ? sqlite3_errmsg(h) : "cannot open");
+        rc = SQLITE_CANTOPEN;
+        goto out;
+    }
+    sqlite3_busy_timeout(h, CTL_SQL_BUSY_MS);
+    int found = 0;
+    int64_t v = 0;
+    if ((rc = ctl_sql_query_int(h, "PRAGMA user_version", &v, &found)) != SQLITE_OK)
+        goto fail;
+    if (version)
+        *version = v;
+    if ((rc = sqlite3_prepare_v2(h, "PRAGMA quick_check", -1, &st, NULL)) != SQLITE_OK)
+        goto fail;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        goto fail;
+    const char *verdict = (const char *)sqlite3_column_text(st, 0);
+    if (!verdict || strcmp(verdict, "ok") != 0) {
+        ctl_errf(err, errlen, "%s: quick_check: %s", path, verdict ? verdict : "no answer");
+        rc = SQLITE_CORRUPT;
+        goto out;
+    }
+    rc = SQLITE_OK;
+    goto out;
+fail:
+    ctl_errf(err, errlen, "%s: %s", path, sqlite3_errmsg(h));
+    if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE)
+        rc = SQLITE_ERROR;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return rc;
 }
 
 int ctl_sql_exec(sqlite3 *db, const char *sql)
@@ -123,8 +163,8 @@ int ctl_sql_table_exists(sqlite3 *db, const char *name, int *exists)
 {
     sqlite3_stmt *st;
     *exists = 0;
-    int rc = ctl_sql_prepare(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                             &st);
+    int rc =
+        ctl_sql_prepare(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", &st);
     if (rc != SQLITE_OK)
         return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);

@@ -39,6 +39,12 @@ int ctl_sql_open(const char *path, const ctl_sql_opts *o, sqlite3 **db, char *er
                  size_t errlen);
 
 /* Runs one or more statements that return no rows. */
+/* Checks an existing file without changing it (opened read-only, never created): SQLite's
+ * quick_check, and its user_version in *version (if not NULL). SQLITE_OK when the file is
+ * sound; SQLITE_CANTOPEN when it is missing or unreadable; SQLITE_CORRUPT when quick_check
+ * reports a problem. err (if not NULL) says "path: what". For `mgx doctor`. */
+int ctl_sql_check(const char *path, int64_t *version, char *err, size_t errlen);
+
 int ctl_sql_exec(sqlite3 *db, const char *sql);
 
 /* A write transaction: BEGIN IMMEDIATE takes the write lock at once, so two writers never both
