@@ -3,7 +3,8 @@
 # bookworm chroot with debootstrap, installs the .deb in it with dpkg -i (its dependencies come
 # from apt), and checks what a coordinator gets: the binary and man pages, the mgx system user
 # owning /var/lib/mgx, /etc/mgx/controller.ini readable by mgx only, and the controller started
-# as mgx from the packaged config, reporting READY=1 to a notify socket as systemd would.
+# as mgx from the packaged config, reporting READY=1 to a notify socket as systemd would, with
+# `mgx doctor` run beside it.
 # Needs root and Debian's mirror. Not part of the CI suite (it downloads a system);
 # tests/packaging/test_package.sh checks the package itself on every run.
 #   usage: packaging/chroot-install.sh DEB [CHROOT_DIR]
@@ -59,6 +60,10 @@ got = []
 try:
     while "READY=1" not in got or "WATCHDOG=1" not in got:
         got.append(s.recv(256).decode())
+    print("-- mgx doctor /etc/mgx/controller.ini, as mgx, with the controller running:")
+    sys.stdout.flush()
+    subprocess.run(["setpriv", "--reuid=mgx", "--regid=mgx", "--init-groups", "/usr/bin/mgx",
+                    "doctor", "/etc/mgx/controller.ini"])
 finally:
     p.terminate()
     p.wait(30)
