@@ -25,6 +25,8 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "meter_max_power_w",
                                               "clock_speed",
                                               "clock_anchor",
+                                              "metrics_listen",
+                                              "metrics_textfile",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -82,8 +84,13 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
                              errlen);
     case 13:
         return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
-    default:
+    case 14:
         return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
+    case 15:
+        return cfg_parse_str(key, value, c->metrics_listen, sizeof c->metrics_listen, err, errlen);
+    default:
+        return path_key(x, key, value, c->metrics_textfile, sizeof c->metrics_textfile, err,
+                        errlen);
     }
 }
 

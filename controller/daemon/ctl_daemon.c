@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "daemon/clearing.h"
+#include "daemon/controller_metrics.h"
 #include "daemon/ctl_daemon.h"
 
 #include "orders/admit.h"
@@ -19,6 +20,7 @@
 #include "settle/settle_daemon.h"
 #include "db/store.h"
 #include "mgx/civil.h"
+#include "common/metrics_server.h"
 #include "common/service.h"
 #include "common/wall_clock.h"
 
@@ -63,6 +65,12 @@ struct daemon {
      * the orders that came after them, so the store sees everything in arrival order) */
     mtr_sample batch[READING_BATCH_MAX];
     size_t n_batch;
+    /* the metrics page (daemon/controller_metrics.h), rebuilt every METRICS_EVERY_MS */
+    ctl_controller_metrics *cm;
+    ctl_metrics_server *metrics;
+    char *page;
+    int64_t metrics_next_ms, start_s;
+    int connected;
 };
 
 static int64_t now_ms(const daemon *d)
@@ -92,6 +100,7 @@ static void on_outcome(void *ctx, const ctl_ingest_outcome *o)
 {
     daemon *d = ctx;
     if (!o->stored)
+    ctl_cm_order(d->cm, o->reason, o->stored);
         ctl_logf(&d->log, CTL_LOG_ERROR, "order of %s not stored; told to resend",
                  o->topic_participant);
     else if (!o->decoded)
@@ -170,9 +179,11 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
     if (bus_state_decode(msg->payload, msg->len, meter_id, &s, why, sizeof why) != BUS_OK) {
         d->readings_bad++;
         ctl_logf(&d->log, CTL_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
+        ctl_cm_reading(d->cm, meter_id, CTL_CM_READING_REJECTED);
         return;
     }
     if (d->n_batch == READING_BATCH_MAX)
+    ctl_cm_reading(d->cm, meter_id, s.quality ? CTL_CM_READING_FLAGGED : CTL_CM_READING_GOOD);
         flush_readings(d);
     d->batch[d->n_batch++] = s;
 }
@@ -195,6 +206,7 @@ static void on_state(void *user, bool connected, int reason)
     daemon *d = user;
     (void)reason;
     if (connected)
+    d->connected = connected;
         d->republish = 1; /* whatever was not acknowledged before goes out again */
     if (connected && d->settler)
         ctl_settler_reconnected(d->settler);
@@ -409,6 +421,8 @@ static void clear_due(daemon *d)
                      (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
             return;
         }
+        if (did)
+            ctl_cm_clearing(d->cm, ctl_wall_ms() - t0);
         d->last_cleared = id;
         ctl_interval_result res;
         int found = 0;
@@ -462,10 +476,71 @@ static void settle_due(daemon *d)
 {
     if (!d->settler)
         return;
-    ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), ctl_wall_ms(), 4);
+    int64_t t0 = ctl_wall_ms();
+    if (ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), t0, 4) > 0)
+        ctl_cm_settling(d->cm, ctl_wall_ms() - t0);
     ctl_settler_publish(d->settler, d->bus);
     ctl_settler_solana(d->settler, ctl_wall_ms());
 }
+/* ---- metrics ---- */
+
+#define METRICS_EVERY_MS 2000
+#define METRICS_PAGE_MAX (1u << 20)
+
+static int metrics_setup(daemon *d)
+{
+    const ctl_daemon_config *cfg = d->cfg;
+    d->start_s = ctl_wall_ms() / 1000;
+    if (!cfg->metrics_listen[0] && !cfg->metrics_textfile[0])
+        return 0;
+    if (!(d->cm = ctl_cm_new()) || !(d->page = malloc(METRICS_PAGE_MAX)))
+        return -1;
+    if (cfg->metrics_listen[0]) {
+        char err[512];
+        if (!(d->metrics = ctl_metrics_server_new(cfg->metrics_listen, err, sizeof err))) {
+            ctl_logf(&d->log, CTL_LOG_ERROR, "metrics_listen: %s", err);
+            return -1;
+        }
+        ctl_logf(&d->log, CTL_LOG_INFO, "metrics on http://%s/metrics (port %d)",
+                 cfg->metrics_listen, ctl_metrics_server_port(d->metrics));
+    }
+    return 0;
+}
+
+/* Rebuilds the page every METRICS_EVERY_MS and hands it to the server and the textfile. */
+static void metrics_tick(daemon *d)
+{
+    int64_t now = ctl_wall_ms();
+    if (!d->cm || now < d->metrics_next_ms)
+        return;
+    d->metrics_next_ms = now + METRICS_EVERY_MS;
+    ctl_cm_state s = {d->connected,
+                      d->orders_in,
+                      d->receipts_out,
+                      d->readings_in,
+                      d->start_s,
+                      ctl_interval_id(ctl_floor_div(now_ms(d), 1000), d->cfg->rules.length_s),
+                      d->last_cleared,
+                      d->settler != NULL,
+                      d->settler ? ctl_settler_last_settled(d->settler) : INT64_MIN,
+                      0,
+                      0,
+                      {0, 0, 0, 0}};
+    for (size_t i = 0; i < MAX_INFLIGHT_INTERVALS; i++)
+        s.publications_pending += d->pubs[i].used ? 1u : 0u;
+    s.solana_on = d->settler && ctl_settler_solana_counts(d->settler, s.solana) == 0;
+    int overflow = 0;
+    size_t len = ctl_cm_render(d->cm, &s, d->page, METRICS_PAGE_MAX, &overflow);
+    if (overflow)
+        ctl_logf(&d->log, CTL_LOG_WARN, "metrics page cut at %zu bytes", len);
+    if (d->metrics)
+        ctl_metrics_server_publish(d->metrics, d->page, len);
+    if (d->cfg->metrics_textfile[0] &&
+        ctl_metrics_write_textfile(d->cfg->metrics_textfile, d->page, len) != 0)
+        ctl_logf(&d->log, CTL_LOG_WARN, "metrics_textfile %s: %s", d->cfg->metrics_textfile,
+                 strerror(errno));
+}
+
 
 /* How long bus_loop may wait: until the next gate closure in real time, within
  * 1..IDLE_WAIT_MS. */
@@ -510,7 +585,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     }
     if (ctl_store_last_cleared(d->store, &d->last_cleared) != CTL_ST_OK)
         goto out;
-    if (settle_setup(d) != 0)
+    if (settle_setup(d) != 0 || metrics_setup(d) != 0)
         goto out;
     char t[24];
     mkt_format_time(now_s, 0, t, sizeof t);
@@ -559,6 +634,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         settle_due(d);
         ctl_service_tick(&svc, ctl_wall_ms());
     }
+        metrics_tick(d);
     ctl_service_notify(&svc, "STOPPING=1");
     flush_orders(d);
     ctl_ingest_stats st;
@@ -574,6 +650,9 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
 out:
     ctl_ingest_free(d->ingest);
     bus_free(d->bus);
+    ctl_metrics_server_free(d->metrics);
+    ctl_cm_free(d->cm);
+    free(d->page);
     ctl_settler_free(d->settler);
     ctl_store_free(d->store);
     free(d);

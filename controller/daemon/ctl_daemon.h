@@ -34,6 +34,8 @@ typedef struct {
     int64_t reading_max_gap_s;         /* widest pair of readings around a boundary */
     int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
+    char metrics_listen[128];          /* HOST:PORT of the metrics page; "" for none */
+    char metrics_textfile[CTL_PATH_MAX]; /* the page written here too; "" for none */
     bus_config bus; /* strings owned by the caller, alive during the run; without a
                      * log callback the bus logs through the daemon's log */
     int log_level;  /* CTL_LOG_*: lines "mgx controller LEVEL: ..." (common/log.h) */

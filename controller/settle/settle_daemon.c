@@ -196,6 +196,11 @@ int64_t ctl_settler_last_settled(const ctl_settler *st)
     return st->last_settled;
 }
 
+int ctl_settler_solana_counts(ctl_settler *st, size_t counts[4])
+{
+    return st->sol && ctl_settle_solana_counts(st->sol, counts) == 0 ? 0 : -1;
+}
+
 /* ---- settling ---- */
 
 /* The next interval to settle and whether it is due. */

@@ -70,5 +70,8 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms);
 
 /* The latest settled interval, or INT64_MIN. */
 int64_t ctl_settler_last_settled(const ctl_settler *st);
+/* The Solana outbox by state (ctl_sol_outbox_state); -1 when Solana is off or the count
+ * failed. */
+int ctl_settler_solana_counts(ctl_settler *st, size_t counts[4]);
 
 #endif

@@ -363,6 +363,11 @@ int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_st
     return ctl_sol_outbox_poll(x->ob, x->rpc, x->sk, now_ms, stats);
 }
 
+int ctl_settle_solana_counts(ctl_settle_solana *x, size_t counts[4])
+{
+    return ctl_sol_outbox_totals(x->ob, counts);
+}
+
 static long wallet_of(ctl_settle_solana *x, uint64_t id, ctl_participant_name_fn name_of,
                       void *ctx)
 {

@@ -79,6 +79,8 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
 
 /* One outbox pass (ctl_sol_outbox_poll) with the settlement key pair. */
 int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_stats *stats);
+/* Transactions in the outbox by state (ctl_sol_outbox_state), over every interval. */
+int ctl_settle_solana_counts(ctl_settle_solana *x, size_t counts[4]);
 
 /* The poll period from the config. */
 int64_t ctl_settle_solana_poll_ms(const ctl_settle_solana *x);

@@ -461,22 +461,41 @@ int ctl_sol_outbox_get(ctl_sol_outbox *ob, uint64_t interval_id, uint32_t part,
     return rc;
 }
 
-int ctl_sol_outbox_counts(ctl_sol_outbox *ob, uint64_t interval_id, size_t counts[4])
+/* Counts by state of what st selects (bound already); the statement is finalized. */
+static int count_states(ctl_sol_outbox *ob, sqlite3_stmt *st, size_t counts[4])
 {
-    if (!ob || !counts || interval_id > INT64_MAX)
-        return CTL_SOLOB_E_INVAL;
-    sqlite3_stmt *st;
-    if (ctl_db_prepare(ob->db, "SELECT state, COUNT(*) FROM solana_outbox WHERE interval_id = ?"
-                           " GROUP BY state", &st) != SQLITE_OK)
-        return db_fail(ob, "outbox counts");
-    sqlite3_bind_int64(st, 1, (int64_t)interval_id);
     memset(counts, 0, 4 * sizeof counts[0]);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(st, 0);
         for (int i = 0; i < 4; i++)
             if (s && strcmp(s, STATE_NAMES[i]) == 0)
                 counts[i] = (size_t)sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    return CTL_SOLOB_OK;
+    return rc == SQLITE_DONE ? CTL_SOLOB_OK : db_fail(ob, "outbox counts");
+}
+
+int ctl_sol_outbox_counts(ctl_sol_outbox *ob, uint64_t interval_id, size_t counts[4])
+{
+    if (!ob || !counts || interval_id > INT64_MAX)
+        return CTL_SOLOB_E_INVAL;
+    sqlite3_stmt *st;
+    if (ctl_db_prepare(ob->db, "SELECT state, COUNT(*) FROM solana_outbox WHERE interval_id = ?"
+                               " GROUP BY state",
+                       &st) != SQLITE_OK)
+        return db_fail(ob, "outbox counts");
+    sqlite3_bind_int64(st, 1, (int64_t)interval_id);
+    return count_states(ob, st, counts);
+}
+
+int ctl_sol_outbox_totals(ctl_sol_outbox *ob, size_t counts[4])
+{
+    if (!ob || !counts)
+        return CTL_SOLOB_E_INVAL;
+    sqlite3_stmt *st;
+    if (ctl_db_prepare(ob->db, "SELECT state, COUNT(*) FROM solana_outbox GROUP BY state", &st) !=
+        SQLITE_OK)
+        return db_fail(ob, "outbox counts");
+    return count_states(ob, st, counts);
 }

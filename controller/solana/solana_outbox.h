@@ -99,5 +99,7 @@ int ctl_sol_outbox_get(ctl_sol_outbox *ob, uint64_t interval_id, uint32_t part,
                        ctl_sol_outbox_row *row);
 /* Number of the interval's transactions in each state, indexed by ctl_sol_outbox_state. */
 int ctl_sol_outbox_counts(ctl_sol_outbox *ob, uint64_t interval_id, size_t counts[4]);
+/* The same over every interval (the metrics page). */
+int ctl_sol_outbox_totals(ctl_sol_outbox *ob, size_t counts[4]);
 
 #endif
