@@ -99,8 +99,8 @@ static void publish_receipt(daemon *d, const char *participant, const char *body
 static void on_outcome(void *ctx, const ctl_ingest_outcome *o)
 {
     daemon *d = ctx;
-    if (!o->stored)
     ctl_cm_order(d->cm, o->reason, o->stored);
+    if (!o->stored)
         ctl_logf(&d->log, CTL_LOG_ERROR, "order of %s not stored; told to resend",
                  o->topic_participant);
     else if (!o->decoded)
@@ -182,8 +182,8 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
         ctl_cm_reading(d->cm, meter_id, CTL_CM_READING_REJECTED);
         return;
     }
-    if (d->n_batch == READING_BATCH_MAX)
     ctl_cm_reading(d->cm, meter_id, s.quality ? CTL_CM_READING_FLAGGED : CTL_CM_READING_GOOD);
+    if (d->n_batch == READING_BATCH_MAX)
         flush_readings(d);
     d->batch[d->n_batch++] = s;
 }
@@ -205,8 +205,8 @@ static void on_state(void *user, bool connected, int reason)
 {
     daemon *d = user;
     (void)reason;
-    if (connected)
     d->connected = connected;
+    if (connected)
         d->republish = 1; /* whatever was not acknowledged before goes out again */
     if (connected && d->settler)
         ctl_settler_reconnected(d->settler);
@@ -482,6 +482,7 @@ static void settle_due(daemon *d)
     ctl_settler_publish(d->settler, d->bus);
     ctl_settler_solana(d->settler, ctl_wall_ms());
 }
+
 /* ---- metrics ---- */
 
 #define METRICS_EVERY_MS 2000
@@ -632,9 +633,9 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         if (d->republish && bus_connected(d->bus))
             republish(d);
         settle_due(d);
+        metrics_tick(d);
         ctl_service_tick(&svc, ctl_wall_ms());
     }
-        metrics_tick(d);
     ctl_service_notify(&svc, "STOPPING=1");
     flush_orders(d);
     ctl_ingest_stats st;

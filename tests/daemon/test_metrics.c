@@ -33,6 +33,7 @@
 
 #include "broker.h"
 #include "bus/bus.h"
+#include "bus/payload.h"
 #include "common/interval.h"
 #include "common/wall_clock.h"
 #include "files.h"
@@ -212,7 +213,12 @@ static void test_metrics_page(void **state)
         bus_publish(c, "mgx/v1/" COMMUNITY "/order/home-1", "{\"no\":1}", 8, 1, false, NULL, NULL),
         BUS_OK);
     mtr_sample s = {"m-home-0", sim_ms, 100, 1000, 0, -1, 0};
-    tst_send_reading(c, COMMUNITY, &s);
+    char body[BUS_JSON_MAX];
+    int n = bus_state_encode(&s, body, sizeof body);
+    assert_true(n > 0);
+    assert_int_equal(bus_publish(c, "mgx/v1/" COMMUNITY "/meter/m-home-0/state", body, (size_t)n,
+                                 1, false, NULL, NULL),
+                     BUS_OK);
     assert_int_equal(bus_publish(c, "mgx/v1/" COMMUNITY "/meter/m-home-1/state", "garbage", 7, 1,
                                  false, NULL, NULL),
                      BUS_OK);
@@ -240,9 +246,13 @@ static void test_metrics_page(void **state)
             series(page, "mgx_controller_clearings_total") >= 1 &&
             series(page, "mgx_controller_broker_connected") == 1)
             break;
-        if (ctl_wall_ms() > deadline)
-            fail_msg("the page did not show what was sent within %d ms:\n%s", DEADLINE_MS,
-                     page ? page : "(no answer)");
+        if (ctl_wall_ms() > deadline) {
+            char last[TST_CTL_PATH_MAX + 16];
+            snprintf(last, sizeof last, "%s/last-page.txt", dir);
+            tst_file_write(last, page ? page : "(no answer)", 0644);
+            fail_msg("the page did not show what was sent within %d ms: see %s", DEADLINE_MS,
+                     last);
+        }
         tst_sleep_ms(200);
     }
     assert_non_null(strstr(resp, "Content-Type: text/plain; version=0.0.4"));
