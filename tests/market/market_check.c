@@ -472,6 +472,27 @@ int mc_check(const mkt_params *p, const mkt_order *orders, size_t n, const mkt_c
                  (unsigned long long)want[i].seller, (unsigned long long)want[i].buyer,
                  (long long)want[i].energy_wh, (long long)want[i].price_uc_per_kwh,
                  (long long)want[i].amount_uc, (long long)want[i].fee_uc);
+    /* All-in limits, straight from the orders: no buyer pays more per kWh, fee included, than
+     * its dearest bid capped at retail; no seller gets less than its cheapest ask or feed-in. */
+    for (size_t i = 0; i < nt; i++) {
+        int64_t dearest = -1, cheapest = -1;
+        for (size_t k = 0; k < n; k++)
+            for (uint32_t j = 0; j < orders[k].n_steps; j++) {
+                int64_t x = orders[k].steps[j].price_uc_per_kwh;
+                if (orders[k].participant == t[i].buyer && x > dearest)
+                    dearest = x;
+                if (orders[k].participant == t[i].seller && (cheapest < 0 || x < cheapest))
+                    cheapest = x;
+            }
+        int64_t limit = dearest < p->retail_uc_per_kwh ? dearest : p->retail_uc_per_kwh;
+        if (t[i].price_uc_per_kwh + p->network_fee_uc_per_kwh > limit)
+            FAIL("trade %zu: buyer %llu pays %lld + fee %lld per kWh, above its limit %lld", i,
+                 (unsigned long long)t[i].buyer, (long long)t[i].price_uc_per_kwh,
+                 (long long)p->network_fee_uc_per_kwh, (long long)limit);
+        if (t[i].price_uc_per_kwh < cheapest || t[i].price_uc_per_kwh < p->feed_in_uc_per_kwh)
+            FAIL("trade %zu: seller %llu gets %lld per kWh, below its ask or feed-in", i,
+                 (unsigned long long)t[i].seller, (long long)t[i].price_uc_per_kwh);
+    }
     rc = balances(p, s, pr, np, t, nt, msg, cap);
 out:
     free(b.u);
