@@ -353,6 +353,9 @@ static void test_wide_tariffs(void **state)
  * cut to 2000: floors 2000*500/3000 = 333 (remainder 1000), 2000*1000/3000 = 666 (rem. 2000),
  * 2000*1500/3000 = 1000 (rem. 0); the one leftover Wh goes to the largest remainder, b, not to
  * a, the lowest id. The cut level is also the first rejected one, so p = 100000.
+ * Pay-as-bid pairs the tied sellers with z in seat order (docs/market-rules.md, "Ties"): the CLI
+ * clears at interval 0, and a, b, c are participants 0, 1, 2 (names in sorted order), whose
+ * keys >> 32 are 48218226, ea8568d2, a5596508: seats a, c, b, so the trades are listed a, c, b.
  * Checked through the CSV format against the expected files next to the book.
  */
 static void test_csv_expected_files(void **state)
@@ -376,6 +379,20 @@ static void test_csv_expected_files(void **state)
             run_free(&r);
             free(want);
         }
+    /* At interval 4 the keys >> 32 of a, b, c (0, 1, 2) are 74c1f653, c694d237, e907221e: seats
+     * a, b, c, and pay-as-bid lists the trades in that order. */
+    run_result r;
+    RUN(&r, NULL, "market", "clear", "--orders", DATA "prorata.csv", "--format", "csv",
+        "--mechanism", "pay-as-bid", "--interval", "4");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "seller,buyer,energy_wh,price_uc_per_kwh,amount_uc,fee_uc\n"
+                               "a,z,333,200000,66600,0\n"
+                               "b,z,667,200000,133400,0\n"
+                               "c,z,1000,200000,200000,0\n");
+    run_free(&r);
+    RUN(&r, NULL, "market", "clear", "--orders", DATA "prorata.csv", "--interval", "x");
+    assert_int_equal(r.status, 2); /* usage */
+    run_free(&r);
 }
 
 static void test_text_format(void **state)

@@ -16,6 +16,7 @@
 
 typedef struct {
     uint64_t id;
+    uint32_t tie; /* the top 32 bits of the interval's tie key of id */
     mkt_side side;
     int64_t price; /* effective */
     int64_t energy_wh;
@@ -37,10 +38,25 @@ int64_t mc_amount(int64_t energy_wh, int64_t price_uc_per_kwh)
 
 static int64_t eff_price(const mkt_params *p, mkt_side side, int64_t limit)
 {
-    int64_t hi = p->retail_uc_per_kwh - p->network_fee_uc_per_kwh;
+    /* all-in: the buyer's bid, capped at retail, includes the fee */
     if (side == MKT_SELL)
         return limit < p->feed_in_uc_per_kwh ? p->feed_in_uc_per_kwh : limit;
-    return limit > hi ? hi : limit;
+    int64_t r = p->retail_uc_per_kwh;
+    return (limit > r ? r : limit) - p->network_fee_uc_per_kwh;
+}
+
+/* The tie key as docs/market-rules.md writes it: mix = splitmix64's finaliser,
+ * key = mix(mix(interval_id + 0x9E3779B97F4A7C15) + participant). */
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+uint64_t mc_tie_key(int64_t interval_id, uint64_t participant)
+{
+    return mix(mix((uint64_t)interval_id + UINT64_C(0x9E3779B97F4A7C15)) + participant);
 }
 
 /* Units: per order, one per distinct effective price inside the band. */
@@ -63,6 +79,7 @@ static int build(const mkt_params *p, const mkt_order *o, size_t n, mc_book *b)
                 k++;
             if (k == b->n) {
                 b->u[k].id = o[i].participant;
+                b->u[k].tie = (uint32_t)(mc_tie_key(p->interval_id, o[i].participant) >> 32);
                 b->u[k].side = o[i].side;
                 b->u[k].price = e;
                 b->n++;
@@ -100,6 +117,8 @@ static int before(const mc_unit *x, const mc_unit *y)
 {
     if (x->price != y->price)
         return x->side == MKT_SELL ? x->price < y->price : x->price > y->price;
+    if (x->tie != y->tie) /* equal prices: by the interval's tie key, then by id */
+        return x->tie < y->tie;
     return x->id < y->id;
 }
 
@@ -120,8 +139,8 @@ static size_t side_order(const mc_book *b, mkt_side side, size_t *idx)
     return m;
 }
 
-/* Shares x Wh of the level idx[0..m) (in id order) by floors, then largest remainders, ties
- * to the lower id. */
+/* Shares x Wh of the level idx[0..m) (in priority order) by floors, then largest remainders,
+ * ties to the one first in priority order (tie key, then id). */
 static void prorate(mc_unit *u, const size_t *idx, size_t m, int64_t x)
 {
     int64_t total = 0, left = x;
@@ -453,6 +472,27 @@ int mc_check(const mkt_params *p, const mkt_order *orders, size_t n, const mkt_c
                  (unsigned long long)want[i].seller, (unsigned long long)want[i].buyer,
                  (long long)want[i].energy_wh, (long long)want[i].price_uc_per_kwh,
                  (long long)want[i].amount_uc, (long long)want[i].fee_uc);
+    /* All-in limits, straight from the orders: no buyer pays more per kWh, fee included, than
+     * its dearest bid capped at retail; no seller gets less than its cheapest ask or feed-in. */
+    for (size_t i = 0; i < nt; i++) {
+        int64_t dearest = -1, cheapest = -1;
+        for (size_t k = 0; k < n; k++)
+            for (uint32_t j = 0; j < orders[k].n_steps; j++) {
+                int64_t x = orders[k].steps[j].price_uc_per_kwh;
+                if (orders[k].participant == t[i].buyer && x > dearest)
+                    dearest = x;
+                if (orders[k].participant == t[i].seller && (cheapest < 0 || x < cheapest))
+                    cheapest = x;
+            }
+        int64_t limit = dearest < p->retail_uc_per_kwh ? dearest : p->retail_uc_per_kwh;
+        if (t[i].price_uc_per_kwh + p->network_fee_uc_per_kwh > limit)
+            FAIL("trade %zu: buyer %llu pays %lld + fee %lld per kWh, above its limit %lld", i,
+                 (unsigned long long)t[i].buyer, (long long)t[i].price_uc_per_kwh,
+                 (long long)p->network_fee_uc_per_kwh, (long long)limit);
+        if (t[i].price_uc_per_kwh < cheapest || t[i].price_uc_per_kwh < p->feed_in_uc_per_kwh)
+            FAIL("trade %zu: seller %llu gets %lld per kWh, below its ask or feed-in", i,
+                 (unsigned long long)t[i].seller, (long long)t[i].price_uc_per_kwh);
+    }
     rc = balances(p, s, pr, np, t, nt, msg, cap);
 out:
     free(b.u);

@@ -7,6 +7,12 @@
  * Notation in the comments: F feed-in, R retail, fee network fee, band [lo, hi] = [F, R - fee];
  * a' and b' are effective ask and bid; Q the matched volume; [L, U] the equilibrium interval and
  * p = L + (U - L) / 2 the pay-as-clear price. Prices are uc/kWh, so 1000 Wh at p costs p uc.
+ *
+ * Ties between equal prices go by seat: ascending mkt_tie_key(interval, id) >> 32, then id. The
+ * books here clear at interval KAT_INTERVAL = 3687431, where the seats of ids 1..10 follow the
+ * ids (keys >> 32: 1 01cd280e, 2 104fe514, 3 22266d8d, 4 4600d999, 5 7600c41c, 6 8451a57f,
+ * 7 b7e2f858, 8 c4921b81, 9 f61325c3, 10 fe2cfd9b), so "ties by seat" reads "ties by id" in the
+ * working below; prorate_tie_rotates clears one book at interval 0, where they do not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +35,7 @@
 #define SELL(id, ...) ORDER(id, MKT_SELL, __VA_ARGS__)
 #define BUY(id, ...) ORDER(id, MKT_BUY, __VA_ARGS__)
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define KAT_INTERVAL INT64_C(3687431) /* seats in id order for ids 1..10 (see above) */
 
 /* A participant's expected record; local/grid are sold for sellers and bought for buyers. */
 typedef struct {
@@ -43,7 +50,7 @@ typedef struct {
 
 static mkt_params params(mkt_mechanism m, int64_t f, int64_t r, int64_t fee)
 {
-    mkt_params p = {m, f, r, fee};
+    mkt_params p = {m, f, r, fee, KAT_INTERVAL};
     return p;
 }
 
@@ -242,14 +249,64 @@ static void prorate_tie_clear(void **state) { prorate_id_tie(state, MKT_PAY_AS_C
 static void prorate_tie_bid(void **state) { prorate_id_tie(state, MKT_PAY_AS_BID); }
 
 /*
+ * The book of prorate_id_tie at interval 0, where the seats differ from the ids. Keys >> 32 at
+ * interval 0: id 1 ea8568d2, id 2 a5596508, id 3 7c1141ab, so the seats are 3, 2, 1.
+ * The same shares by floors (1, 1, 2, rem 5, 5, 0); the leftover Wh goes to the tie of ids 1 and
+ * 2 broken by seat: id 2. Shares 1, 2, 2 (id 1 won the tie at KAT_INTERVAL).
+ * Pay-as-clear at p = 20000: trades in id order, amounts 20, 40, 40.
+ * Pay-as-bid at 30000: the sell level is paired in seat order, 3, 2, 1: amounts 60, 60, 30.
+ * Grid: rests 2, 1, 2 Wh at F: 20, 10, 20 uc.
+ */
+static void prorate_tie_rotates(void **state, mkt_mechanism m)
+{
+    mkt_clearing *c = *state;
+    mkt_order o[] = {SELL(3, {4, 20000}), BUY(9, {5, 30000}), SELL(1, {3, 20000}),
+                     SELL(2, {3, 20000})};
+    mkt_params p = params(m, 10000, 100000, 0);
+    p.interval_id = 0;
+    clear_ok(c, &p, o, COUNT(o));
+    int64_t pr = m == MKT_PAY_AS_CLEAR ? 20000 : 30000;
+    int64_t a2 = 2 * pr / 1000, a1 = pr / 1000;
+    mkt_trade by_id[] = {{1, 9, 1, pr, a1, 0}, {2, 9, 2, pr, a2, 0}, {3, 9, 2, pr, a2, 0}};
+    mkt_trade by_seat[] = {{3, 9, 2, pr, a2, 0}, {2, 9, 2, pr, a2, 0}, {1, 9, 1, pr, a1, 0}};
+    want_part w[] = {{1, 1, 2, a1, 20, 0},
+                     {2, 2, 1, a2, 10, 0},
+                     {3, 2, 2, a2, 20, 0},
+                     {9, 5, 0, 2 * a2 + a1, 0, 0}};
+    want_sum s = {5, 0, 0, 0, 0, 0, 5, 2 * a2 + a1, 0, 50};
+    if (m == MKT_PAY_AS_CLEAR)
+        s.price = s.low = s.high = 20000;
+    expect_result(c, m, m == MKT_PAY_AS_CLEAR ? by_id : by_seat, 3, w, COUNT(w), &s);
+}
+
+static void tie_rotates_clear(void **state) { prorate_tie_rotates(state, MKT_PAY_AS_CLEAR); }
+static void tie_rotates_bid(void **state) { prorate_tie_rotates(state, MKT_PAY_AS_BID); }
+
+/* The tie key's test vectors, computed from the formula in docs/market-rules.md by an
+ * independent implementation (Python, arbitrary-precision integers reduced mod 2^64). */
+static void tie_key_vectors(void **state)
+{
+    (void)state;
+    assert_int_equal(mkt_tie_key(0, 0), UINT64_C(0x48218226ff3cd4bf));
+    assert_int_equal(mkt_tie_key(KAT_INTERVAL, 1), UINT64_C(0x01cd280e6c74344c));
+    assert_int_equal(mkt_tie_key(0, 1) >> 32, UINT64_C(0xea8568d2));
+    assert_int_equal(mkt_tie_key(-1, 9) >> 32, UINT64_C(0x06480664));
+    assert_int_equal(mkt_tie_key(INT64_MAX, 2) >> 32, UINT64_C(0x0c46ed7f));
+    for (uint64_t id = 0; id < 1000; id++)
+        assert_int_equal(mkt_tie_key(77, id), mc_tie_key(77, id));
+}
+
+/*
  * A partly accepted buy level of equal bids; the largest remainder is the highest id.
  * F = 0, R = 60000, fee = 1000, so hi = 59000. Seller 1 asks 0 for 7 Wh; buyers 4, 5, 6 bid
  * 50000 for 2, 3, 5 Wh (T = 10). Q = 7, the buy level gets X = 7:
  *   id 4: 14/10 = 1 rem 4;  id 5: 21/10 = 2 rem 1;  id 6: 35/10 = 3 rem 5;  leftover 1 -> id 6.
- * Shares 1, 2, 4. Pay-as-clear: L = max(0, 0, 50000 [partial buy level]) = 50000,
- * U = min(59000, 50000) = 50000, p = 50000. Pay-as-bid: b' = min(50000, 59000) = 50000, and the
- * buy units are paired in id order (equal prices), so both mechanisms give the same trades.
- * Amounts 50, 100, 200; fees e*1000/1000 = 1, 2, 4. Each buyer's missing 1 Wh costs R: 60 uc.
+ * Shares 1, 2, 4. The limits are all-in: b' = min(50000, 60000) - 1000 = 49000.
+ * Pay-as-clear: L = max(0, 0, 49000 [partial buy level]) = 49000, U = min(59000, 49000) = 49000,
+ * p = 49000. Pay-as-bid: every trade at b' = 49000, and the buy units are paired in id order
+ * (equal prices), so both mechanisms give the same trades. Amounts 49, 98, 196; fees
+ * e*1000/1000 = 1, 2, 4, so each buyer pays exactly its bid of 50 uc/Wh all-in (before the
+ * all-in rule: 50000 + 1000 on top). Each buyer's missing 1 Wh costs R: 60 uc.
  */
 static void prorate_remainder(void **state, mkt_mechanism m)
 {
@@ -258,14 +315,14 @@ static void prorate_remainder(void **state, mkt_mechanism m)
                      SELL(1, {7, 0})};
     mkt_params p = params(m, 0, 60000, 1000);
     clear_ok(c, &p, o, COUNT(o));
-    mkt_trade t[] = {{1, 4, 1, 50000, 50, 1}, {1, 5, 2, 50000, 100, 2}, {1, 6, 4, 50000, 200, 4}};
-    want_part w[] = {{1, 7, 0, 350, 0, 0},
-                     {4, 1, 1, 50, 60, 1},
-                     {5, 2, 1, 100, 60, 2},
-                     {6, 4, 1, 200, 60, 4}};
-    want_sum s = {7, 0, 0, 0, 7, 3, 0, 350, 180, 0};
+    mkt_trade t[] = {{1, 4, 1, 49000, 49, 1}, {1, 5, 2, 49000, 98, 2}, {1, 6, 4, 49000, 196, 4}};
+    want_part w[] = {{1, 7, 0, 343, 0, 0},
+                     {4, 1, 1, 49, 60, 1},
+                     {5, 2, 1, 98, 60, 2},
+                     {6, 4, 1, 196, 60, 4}};
+    want_sum s = {7, 0, 0, 0, 7, 3, 0, 343, 180, 0};
     if (m == MKT_PAY_AS_CLEAR)
-        s.price = s.low = s.high = 50000;
+        s.price = s.low = s.high = 49000;
     expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
 }
 
@@ -408,16 +465,19 @@ static void clipped_prices(void **state)
  * Multi-step curves with a fee. F = 50, R = 500, fee = 20 (hi = 480).
  *   seller 1 (A): 1000 @ 100, 1000 @ 200, 1000 @ 300     seller 2 (B): 1500 @ 150
  *   buyer 3 (C): 2000 @ 400, 2000 @ 180                  buyer 4 (D): 1000 @ 250
+ * Bids are all-in, b' = min(bid, R) - fee: C 380 and 160, D 230.
  * Sell units ascending: A100 1000, B150 1500, A200 1000, A300 1000.
- * Buy units descending: C400 2000, D250 1000, C180 2000.
- * Walk: A100/C400 1000; B150/C400 1000 (C400 done); B150/D250 500 (B done);
- *       A200/D250 500 (D done); A200 (200) > C180 (180): stop. Q = 3000, A200 partial (500).
- * Pay-as-clear: L = max(50, 200 [last accepted ask], 180 [first rejected bid]) = 200,
- *   U = min(480, 250 [last accepted bid], 200 [partial ask]) = 200, p = 200.
+ * Buy units descending: C380 2000, D230 1000, C160 2000.
+ * Walk: A100/C380 1000; B150/C380 1000 (C380 done); B150/D230 500 (B done);
+ *       A200/D230 500 (D done); A200 (200) > C160 (160): stop. Q = 3000, A200 partial (500).
+ * Pay-as-clear: L = max(50, 200 [last accepted ask], 160 [first rejected bid]) = 200,
+ *   U = min(480, 230 [last accepted bid], 200 [partial ask]) = 200, p = 200 (as before the
+ *   all-in rule: the price is pinned by the partial ask).
  *   Trades by id: A 1500 & B 1500 against C 2000 & D 1000:
  *   A->C 1500 (300 uc, fee 30), B->C 500 (100, 10), B->D 1000 (200, 20).
- * Pay-as-bid: A100->C400 1000 @400 (400, 20), B150->C400 1000 @400 (400, 20),
- *   B150->D250 500 @250 (125, 10), A200->D250 500 @250 (125, 10).
+ * Pay-as-bid: A100->C380 1000 @380 (380, 20), B150->C380 1000 @380 (380, 20),
+ *   B150->D230 500 @230 (115, 10), A200->D230 500 @230 (115, 10): C pays 400 per kWh all-in,
+ *   its bid, and D 250 (before the all-in rule 420 and 270, above their bids).
  * Grid: A sells 1500 at 50: 75 uc; C buys 2000 at 500: 1000 uc.
  */
 static void multi_step(void **state, mkt_mechanism m)
@@ -438,13 +498,13 @@ static void multi_step(void **state, mkt_mechanism m)
         want_sum s = {3000, 200, 200, 200, 60, 2000, 1500, 600, 1000, 75};
         expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
     } else {
-        mkt_trade t[] = {{1, 3, 1000, 400, 400, 20}, {2, 3, 1000, 400, 400, 20},
-                         {2, 4, 500, 250, 125, 10}, {1, 4, 500, 250, 125, 10}};
-        want_part w[] = {{1, 1500, 1500, 525, 75, 0},
-                         {2, 1500, 0, 525, 0, 0},
-                         {3, 2000, 2000, 800, 1000, 40},
-                         {4, 1000, 0, 250, 0, 20}};
-        want_sum s = {3000, 0, 0, 0, 60, 2000, 1500, 1050, 1000, 75};
+        mkt_trade t[] = {{1, 3, 1000, 380, 380, 20}, {2, 3, 1000, 380, 380, 20},
+                         {2, 4, 500, 230, 115, 10}, {1, 4, 500, 230, 115, 10}};
+        want_part w[] = {{1, 1500, 1500, 495, 75, 0},
+                         {2, 1500, 0, 495, 0, 0},
+                         {3, 2000, 2000, 760, 1000, 40},
+                         {4, 1000, 0, 230, 0, 20}};
+        want_sum s = {3000, 0, 0, 0, 60, 2000, 1500, 990, 1000, 75};
         expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
     }
 }
@@ -454,11 +514,12 @@ static void multi_step_bid(void **state) { multi_step(state, MKT_PAY_AS_BID); }
 
 /*
  * Money rounds down per trade, and totals are sums of those floors. F = 0, R = 2000, fee = 9
- * (hi = 1991). Sellers 1 and 2 offer 333 Wh at 0; buyer 3 wants 666 Wh at 1001.
- * Pay-as-clear: nothing rejected, L = 0, U = 1001, p = 0 + 1001/2 = 500.
- *   Each trade: 333*500/1000 = 166.5 -> 166, fee 333*9/1000 = 2.997 -> 2. The buyer pays
- *   332 + 4, not floor(666*500/1000) = 333 + floor(666*9/1000) = 5: what balances is the sum.
- * Pay-as-bid: 333*1001/1000 = 333.333 -> 333 each, fee 2 each.
+ * (hi = 1991). Sellers 1 and 2 offer 333 Wh at 0; buyer 3 wants 666 Wh at 1001 all-in, so
+ * b' = min(1001, 2000) - 9 = 992.
+ * Pay-as-clear: nothing rejected, L = 0, U = 992, p = 0 + 992/2 = 496.
+ *   Each trade: 333*496/1000 = 165.168 -> 165, fee 333*9/1000 = 2.997 -> 2. The buyer pays
+ *   330 + 4, not floor(666*496/1000) = 330 + floor(666*9/1000) = 5: what balances is the sum.
+ * Pay-as-bid: 333*992/1000 = 330.336 -> 330 each, fee 2 each.
  */
 static void rounding(void **state)
 {
@@ -468,10 +529,10 @@ static void rounding(void **state)
         mkt_params p = params((mkt_mechanism)m, 0, 2000, 9);
         mkt_order o[] = {BUY(3, {666, 1001}), SELL(2, {333, 0}), SELL(1, {333, 0})};
         clear_ok(c, &p, o, COUNT(o));
-        int64_t pr = clear ? 500 : 1001, a = clear ? 166 : 333;
+        int64_t pr = clear ? 496 : 992, a = clear ? 165 : 330;
         mkt_trade t[] = {{1, 3, 333, pr, a, 2}, {2, 3, 333, pr, a, 2}};
         want_part w[] = {{1, 333, 0, a, 0, 0}, {2, 333, 0, a, 0, 0}, {3, 666, 0, 2 * a, 0, 4}};
-        want_sum s = {666, clear ? 500 : 0, 0, clear ? 1001 : 0, 4, 0, 0, 2 * a, 0, 0};
+        want_sum s = {666, clear ? 496 : 0, 0, clear ? 992 : 0, 4, 0, 0, 2 * a, 0, 0};
         expect_result(c, (mkt_mechanism)m, t, COUNT(t), w, COUNT(w), &s);
     }
 }
@@ -716,6 +777,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gridlabd_clear),   cmocka_unit_test(gridlabd_bid),
         cmocka_unit_test(prorate_tie_clear), cmocka_unit_test(prorate_tie_bid),
+        cmocka_unit_test(tie_rotates_clear), cmocka_unit_test(tie_rotates_bid),
+        cmocka_unit_test(tie_key_vectors),
         cmocka_unit_test(prorate_rem_clear), cmocka_unit_test(prorate_rem_bid),
         cmocka_unit_test(one_sided),        cmocka_unit_test(no_crossing),
         cmocka_unit_test(fee_blocks_trade), cmocka_unit_test(clipped_prices),
