@@ -31,7 +31,11 @@
 typedef struct {
     uint32_t group;
     long data_index; /* -1: modelled */
-    gsl_rng *rng;
+    /* Independent streams, each a function of (seed, home, model) only, so that what the agent
+     * draws (strategy, mechanism, timing) never moves the simulated load or PV. */
+    gsl_rng *rng;      /* the agent's pricing draws */
+    gsl_rng *load_rng; /* the load model */
+    gsl_rng *pv_rng;   /* the home's deviation from the shared cloud cover */
     sim_load_state load;
     double pv_dev;
     sim_battery bat;
@@ -90,6 +94,15 @@ static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
     return r;
 }
 
+/* Stream numbers: 0 is the weather shared by all homes; home h's models use (h + 1) * 4 + model.
+ * Nothing else draws, so a stream sees the same numbers whatever the other models do. */
+enum { STREAM_WEATHER = 0, STREAM_AGENT = 1, STREAM_LOAD = 2, STREAM_PV = 3 };
+
+static uint64_t home_stream(size_t h, unsigned model)
+{
+    return ((uint64_t)h + 1) * 4 + model;
+}
+
 static int setup_homes(run_ctx *x, uint64_t seed)
 {
     const sim_scenario *sc = x->sc;
@@ -99,7 +112,9 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             home *hm = &x->homes[h];
             hm->group = (uint32_t)g;
             hm->data_index = -1;
-            if (!(hm->rng = rng_for(seed, h + 1)))
+            if (!(hm->rng = rng_for(seed, home_stream(h, STREAM_AGENT))) ||
+                !(hm->load_rng = rng_for(seed, home_stream(h, STREAM_LOAD))) ||
+                !(hm->pv_rng = rng_for(seed, home_stream(h, STREAM_PV))))
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
@@ -170,8 +185,8 @@ static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *
         *load = sim_data_load_wh(x->data, (size_t)hm->data_index, k);
         return;
     }
-    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, hm->rng);
-    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, hm->rng);
+    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, hm->pv_rng);
+    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, hm->load_rng);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -318,7 +333,7 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     x->clearing = mkt_clearing_new(x->n_homes);
     x->pv = sim_pv_new(x->sc);
     x->load = sim_load_new(x->sc);
-    x->weather = rng_for(seed, 0);
+    x->weather = rng_for(seed, STREAM_WEATHER);
     if (!res->intervals || !res->homes || !x->homes || !x->orders || !x->clearing || !x->pv ||
         !x->load || !x->weather)
         return SIM_E_NOMEM;
@@ -327,8 +342,11 @@ static int alloc_run(run_ctx *x, uint64_t seed)
 
 static void free_run(run_ctx *x)
 {
-    for (size_t h = 0; x->homes && h < x->n_homes; h++)
+    for (size_t h = 0; x->homes && h < x->n_homes; h++) {
         gsl_rng_free(x->homes[h].rng);
+        gsl_rng_free(x->homes[h].load_rng);
+        gsl_rng_free(x->homes[h].pv_rng);
+    }
     free(x->homes);
     free(x->orders);
     mkt_clearing_free(x->clearing);
