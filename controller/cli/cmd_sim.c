@@ -31,6 +31,7 @@
 
 static const char SIM_USAGE[] =
     "usage: mgx sim SCENARIO.ini --out DIR [--data FILE.csv] [--runs N] [--seed S]\n"
+    "               [--home-intervals]\n"
     "       mgx sim SCENARIO.ini --out DIR --serve-modbus HOST:PORT [meter options]\n"
     "\n"
     "Simulates a community with local trading and, in the same run, without it (grid only),\n"
@@ -43,6 +44,8 @@ static const char SIM_USAGE[] =
     "                   names; see docs/measured-data.md\n"
     "  --runs N         run N seeds (S, S+1, ...) and report mean and spread of each KPI\n"
     "  --seed S         seed of the first run (default: the scenario's seed)\n"
+    "  --home-intervals also write home_intervals.csv: every home in every interval (energy,\n"
+    "                   money, saving against grid only) of the first run; large for big runs\n"
     "  --no-plots       do not run gnuplot\n"
     "  --quiet          print nothing but errors\n"
     "\n"
@@ -74,6 +77,7 @@ typedef struct {
     int has_seed;
     uint64_t seed;
     int plots, quiet;
+    int home_intervals; /* --home-intervals */
     /* --serve-modbus */
     int serve;
     char host[256];
@@ -174,6 +178,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"runs", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
         {"no-plots", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        {"home-intervals", no_argument, NULL, 'I'},
         {"serve-modbus", required_argument, NULL, 'M'},
         {"meter-profile", required_argument, NULL, 'F'},
         {"clock-speed", required_argument, NULL, 'C'},
@@ -222,6 +227,9 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
             break;
         case 'q':
             o->quiet = 1;
+            break;
+        case 'I':
+            o->home_intervals = 1;
             break;
         case 'h':
             fputs(SIM_USAGE, stdout);
@@ -309,6 +317,24 @@ static void render_plots(const char *dir, int quiet)
         fprintf(stderr, "mgx sim: gnuplot failed on %s/plots.gp\n", dir);
 }
 
+/* --home-intervals: writes every sim_flow of the first run, then hands it on to the hook that
+ * was there before (the Modbus server's, with --serve-modbus). */
+typedef struct {
+    FILE *f;
+    const sim_scenario *sc;
+    sim_flow_fn next;
+    void *next_ctx;
+} flow_csv;
+
+static void write_flow(const sim_flow *fl, void *ctx)
+{
+    flow_csv *c = ctx;
+    if (c->f)
+        sim_write_flow_row(c->sc, fl, c->f);
+    if (c->next)
+        c->next(fl, c->next_ctx);
+}
+
 static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *data)
 {
     size_t n = (size_t)o->runs;
@@ -319,6 +345,8 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
     progress prog = {0, n, -1};
     sim_hooks hooks = {NULL, NULL, NULL, &prog, NULL, NULL};
     ctl_serve *srv = NULL;
+    flow_csv fc = {NULL, sc, NULL, NULL};
+    char fc_path[4200];
     if (!o->quiet && isatty(STDERR_FILENO) && !o->serve)
         hooks.on_progress = draw_progress;
     if (o->serve) {
@@ -333,10 +361,31 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
         fprintf(stderr, "mgx sim: out of memory\n");
         goto out;
     }
+    if (o->home_intervals) {
+        snprintf(fc_path, sizeof fc_path, "%s/home_intervals.csv", o->out);
+        if (!(fc.f = fopen(fc_path, "w"))) {
+            fprintf(stderr, "mgx sim: %s: %s\n", fc_path, strerror(errno));
+            goto out;
+        }
+        sim_write_flow_header(fc.f);
+        fc.next = hooks.on_flow;
+        fc.next_ctx = hooks.flow_ctx;
+        hooks.on_flow = write_flow;
+        hooks.flow_ctx = &fc;
+    }
     for (size_t i = 0; i < n; i++) {
         seeds[i] = (o->has_seed ? o->seed : sc->seed) + i;
         prog.run = i;
         int src = sim_run(sc, data, seeds[i], &hooks, &res[i], err, sizeof err);
+        if (fc.f) { /* the first run only, like the other per-run outputs */
+            int bad = ferror(fc.f);
+            if (fclose(fc.f) != 0 || bad) {
+                fc.f = NULL;
+                fprintf(stderr, "mgx sim: %s: write failed\n", fc_path);
+                goto out;
+            }
+            fc.f = NULL;
+        }
         if (src == SIM_E_STOPPED && srv && ctl_serve_error(srv)[0]) {
             fprintf(stderr, "mgx sim: error: %s; %s, no outputs written\n",
                     ctl_serve_error(srv), err);
@@ -380,6 +429,8 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
         ctl_serve_linger(srv, o->linger_s);
     rc = CTL_EXIT_OK;
 out:
+    if (fc.f)
+        fclose(fc.f);
     ctl_serve_free(srv);
     for (size_t i = 0; res && i < n; i++)
         sim_result_free(res[i]);

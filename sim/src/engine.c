@@ -212,11 +212,12 @@ static int home_interval(run_ctx *x, home *hm, size_t h, size_t k, const mkt_par
     f->loss_wh = bf.loss_wh;
     f->export_wh = surplus - bf.charge_wh;
     f->import_wh = deficit - bf.discharge_wh;
-    int64_t money = 0;
+    int64_t money = 0, paid = 0;
     if (mp) {
         f->local_sold_wh = mp->local_sold_wh;
         f->local_bought_wh = mp->local_bought_wh;
-        money = mp->local_paid_uc + mp->fee_paid_uc - mp->local_received_uc;
+        paid = mp->local_paid_uc + mp->fee_paid_uc;
+        money = paid - mp->local_received_uc;
     }
     f->sold_local_wh = min64(f->local_sold_wh, f->export_wh);
     f->sold_grid_wh = f->export_wh - f->sold_local_wh;
@@ -234,6 +235,8 @@ static int home_interval(run_ctx *x, home *hm, size_t h, size_t k, const mkt_par
     f->settled_export_wh = imb.surplus_wh;
     f->cost_uc = money + imb.charge_uc - imb.credit_uc;
     f->base_cost_uc = base.charge_uc - base.credit_uc;
+    f->gross_cost_uc = paid + imb.charge_uc;
+    f->base_gross_cost_uc = base.charge_uc;
     hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = f->pv_wh;
     hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = f->load_wh;
     return SIM_OK;
