@@ -18,6 +18,7 @@
  * into the participant records once at the end.
  */
 #include "mgx/market.h"
+#include "params.h"
 #include "sort.h"
 
 #include <stdlib.h>
@@ -191,7 +192,7 @@ void mkt_clearing_free(mkt_clearing *c)
     free(c);
 }
 
-static int check_params(const mkt_params *p)
+int mkt__check_params(const mkt_params *p)
 {
     if (p->mechanism != MKT_PAY_AS_CLEAR && p->mechanism != MKT_PAY_AS_BID)
         return MKT_E_INVAL;
@@ -713,7 +714,7 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     if (!c || !params || (!orders && n_orders))
         return MKT_E_INVAL;
     reset(c, params);
-    int rc = check_params(params);
+    int rc = mkt__check_params(params);
     if (rc)
         return rc;
     if (n_orders > c->max_orders)

@@ -51,11 +51,29 @@ typedef struct {
     const mkt_preference *pref;   /* NULL: the grid's terms */
 } mkt_ex_post_home;
 
-/* Writes at most one order per home with a non-zero net into out (capacity out_cap) and its
- * count into *n_out. Sell limits are clamped up to feed-in, buy limits down to retail (the
- * all-in rule then keeps every buyer at or below retail). Returns MKT_OK, MKT_E_INVAL (bad
- * input; *at names the home index), or MKT_E_OVERFLOW / a capacity error when out_cap is too
- * small. */
+/* The least a seller's local kWh is offered at in ex_post: feed-in plus 1 uc per Wh. Amounts
+ * are floored per trade, so a seller whose energy goes out over k trades and a grid leg could
+ * otherwise end up to k uc below its grid-only bill floor(W * feed_in / 1000); the margin pays at
+ * least 1 uc per trade more than feed-in would, which covers it (docs/market-rules.md). */
+#define MKT_EX_POST_SELL_MARGIN_UC_PER_KWH INT64_C(1000)
+
+/* Writes one order per home with a non-zero net, in the homes' order, into out (capacity
+ * out_cap) and their count into *n_out. A home's net is split into its preference's tranches
+ * (no steps: one step at the grid's terms). Sell limits are raised to feed-in +
+ * MKT_EX_POST_SELL_MARGIN_UC_PER_KWH, buy limits lowered to retail; with the all-in rule of
+ * mkt_clear no buyer then pays more than retail per kWh and no seller receives less than its
+ * grid-only bill, exactly. Duplicate participants are left for mkt_clear to reject.
+ * Returns MKT_OK or, with *at (if non-NULL) naming the home index and the step (sell steps
+ * 0..7, buy steps MKT_PREF_MAX_STEPS + 0..7, -1 for the home as a whole):
+ *   MKT_E_INVAL    NULL arguments (out may be NULL only with out_cap 0);
+ *   MKT_E_PRICE / MKT_E_TARIFFS / MKT_E_INVAL  bad params (as mkt_clear), or feed-in above
+ *                  MKT_PRICE_MAX_UC_PER_KWH - MKT_EX_POST_SELL_MARGIN_UC_PER_KWH (at: the book);
+ *   MKT_E_ENERGY   |net_export_wh| above MKT_ENERGY_MAX_WH, or a step other than the last with
+ *                  energy <= 0 or above MKT_ENERGY_MAX_WH;
+ *   MKT_E_PRICE    a step price outside 0 .. MKT_PRICE_MAX_UC_PER_KWH;
+ *   MKT_E_STEPS    more than MKT_PREF_MAX_STEPS steps on a side;
+ *   MKT_E_TOO_MANY more non-idle homes than out_cap (at: the book).
+ * On failure *n_out is 0 and out is untouched. */
 int mkt_ex_post_orders(const mkt_params *params, const mkt_ex_post_home *homes, size_t n_homes,
                        mkt_order *out, size_t out_cap, size_t *n_out, mkt_error_at *at);
 
