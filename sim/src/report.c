@@ -111,6 +111,7 @@ static json_t *summary_json(const sim_scenario *sc, const sim_result *r, uint64_
     json_object_set_new(root, "scenario", json_string(sc->name));
     json_object_set_new(root, "seed", json_integer((json_int_t)seed));
     json_object_set_new(root, "mechanism", json_string(mkt_mechanism_name(sc->mechanism)));
+    json_object_set_new(root, "timing", json_string(mkt_timing_name(sc->timing)));
     json_object_set_new(root, "interval_min", json_integer(sc->interval_min));
     json_object_set_new(root, "days", json_integer(sc->days));
     json_object_set_new(root, "tariffs_uc_per_kwh",
@@ -250,7 +251,7 @@ static int write_plots(const sim_scenario *sc, const sim_result *r, uint64_t see
             "set terminal pngcairo size 1100,600 font 'sans,10'\n"
             "set key outside right top\n"
             "set grid\n"
-            "run = '%s, seed %llu, %s'\n"
+            "run = '%s, seed %llu, %s, %s'\n"
             "kw = %.9g   # Wh per %u-minute interval -> mean kW\n"
             "feed_in = %.6f   # currency/kWh\n"
             "retail = %.6f\n"
@@ -302,8 +303,9 @@ static int write_plots(const sim_scenario *sc, const sim_result *r, uint64_t see
             "set arrow 1 from 0, graph 0 to 0, graph 1 nohead lc rgb 'red'\n"
             "plot 'homes.csv' using (bin($16/1e6)):(1.0) skip 1 smooth frequency with boxes "
             "title 'homes'\n",
-            name, (unsigned long long)seed, mkt_mechanism_name(sc->mechanism), to_kw, sc->interval_min, (double)sc->feed_in_uc_per_kwh / 1e6,
-            (double)sc->retail_uc_per_kwh / 1e6, (double)sc->network_fee_uc_per_kwh / 1e6,
+            name, (unsigned long long)seed, mkt_mechanism_name(sc->mechanism),
+            mkt_timing_name(sc->timing), to_kw, sc->interval_min,
+            (double)sc->feed_in_uc_per_kwh / 1e6, (double)sc->retail_uc_per_kwh / 1e6, (double)sc->network_fee_uc_per_kwh / 1e6,
             k->homes_worse_off, k->homes, bin);
     return close_out(f, path, err, len);
 }
@@ -513,8 +515,9 @@ void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out)
 {
     const sim_kpis *b = &r->base, *t = &r->kpi;
     double to_kw = 60.0 / sc->interval_min / 1000.0;
-    fprintf(out, "%s: %zu homes, %zu intervals of %u min, %s\n", sc->name, t->homes, t->intervals,
-            sc->interval_min, mkt_mechanism_name(sc->mechanism));
+    fprintf(out, "%s: %zu homes, %zu intervals of %u min, %s, %s\n", sc->name, t->homes,
+            t->intervals, sc->interval_min, mkt_mechanism_name(sc->mechanism),
+            mkt_timing_name(sc->timing));
     fprintf(out, "  %-26s %18s %18s\n", "", "grid only", "local trading");
     row_kwh(out, "load", b->load_wh, t->load_wh);
     row_kwh(out, "PV", b->pv_wh, t->pv_wh);

@@ -159,6 +159,14 @@ static void baseline_depends_only_on_physics(void **state)
     v.forecast_lag = 2;
     assert_same_baseline(&v, "forecast lag");
 
+    v = sc;
+    v.timing = MKT_EX_POST;
+    assert_same_baseline(&v, "timing");
+    street(&v, SIM_AGENT_ZIC);
+    v.timing = MKT_EX_POST;
+    v.mechanism = MKT_PAY_AS_BID;
+    assert_same_baseline(&v, "timing, strategy and mechanism");
+
     /* and the test can tell: other weather moves them */
     v = sc;
     v.clear_sky_index_mean = 0.5;

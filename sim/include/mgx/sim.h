@@ -7,7 +7,10 @@
  * its battery), its agent prices that as an order, the market library clears the book, the
  * interval's real PV and load happen, and the difference between what a home contracted locally
  * and what its meter measured is settled against the grid as imbalance (settlement library).
- * The baseline is the same settlement with no local contract. See docs/simulator.md.
+ * The baseline is the same settlement with no local contract. With timing = ex_post the interval
+ * happens first and the market clears each home's metered net with a standing preference
+ * derived from its strategy (mgx/ex_post.h), so nothing but the untraded rest is settled with
+ * the grid. See docs/simulator.md.
  */
 #ifndef MGX_SIM_H
 #define MGX_SIM_H
