@@ -561,7 +561,7 @@ int main(int argc, char **argv)
         copy_file(db, db2);
 
         /* baseline: the market library alone on the same book */
-        mkt_params mp = {MKT_PAY_AS_CLEAR, 80000, 300000, 10000};
+        mkt_params mp = {MKT_PAY_AS_CLEAR, 80000, 300000, 10000, 0};
         mkt_error_at at;
         double t0 = now_ms_f();
         for (int i = 0; i < 20; i++)

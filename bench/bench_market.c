@@ -107,7 +107,7 @@ typedef struct {
 static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_order *o, size_t n,
                                int reps)
 {
-    mkt_params p = {mech, FEED_IN_UC, RETAIL_UC, 0};
+    mkt_params p = {mech, FEED_IN_UC, RETAIL_UC, 0, 0};
     bench_result res = {0, 0, 0, 0};
     double *t = malloc((size_t)reps * sizeof *t);
     if (!t || mkt_clear(c, &p, o, n, NULL) != MKT_OK) { /* warm-up: sizes the scratch memory */

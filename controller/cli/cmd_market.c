@@ -182,7 +182,7 @@ static int parse_clear_opts(int argc, char **argv, clear_opts *o)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     o->orders = NULL;
-    o->params = (mkt_params){MKT_PAY_AS_CLEAR, DEFAULT_FEED_IN_UC, DEFAULT_RETAIL_UC, 0};
+    o->params = (mkt_params){MKT_PAY_AS_CLEAR, DEFAULT_FEED_IN_UC, DEFAULT_RETAIL_UC, 0, 0};
     o->format = FMT_TEXT;
     optind = 0; /* glibc: full reset, so the command can run twice in one process */
     opterr = 0;

@@ -50,9 +50,12 @@ static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_pa
         rc = CTL_ST_E_NOMEM;
         goto out;
     }
-    ctl_clearing_rec r = {id, start_utc, p, cleared_ms, "", b.n, NULL, NULL, 0, NULL, 0};
+    /* the interval's number breaks ties between equal prices (mkt_tie_key) */
+    mkt_params params = *p;
+    params.interval_id = id;
+    ctl_clearing_rec r = {id, start_utc, &params, cleared_ms, "", b.n, NULL, NULL, 0, NULL, 0};
     mkt_error_at at;
-    int mrc = mkt_clear(c, p, b.v, b.n, &at);
+    int mrc = mkt_clear(c, &params, b.v, b.n, &at);
     if (mrc != MKT_OK) {
         /* recorded as cleared with nothing traded: the market must move on; the error is kept */
         mkt_summary empty;

@@ -174,7 +174,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     x->cfg = c;
     x->bus = bus;
     c->rules = (ctl_interval_rules){900, 300, 96};
-    c->params = (mkt_params){MKT_PAY_AS_CLEAR, 80000, 300000, 0};
+    c->params = (mkt_params){MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
     c->settlement_grace_s = 900;
     c->reading_max_gap_s = 300;
     c->meter_max_power_w = 100000;

@@ -4,7 +4,8 @@
  * Both mechanisms share one allocation. Each step gets an effective price that folds the grid
  * in (a seller never takes less than the feed-in tariff, a buyer's all-in limit is its bid capped
  * at retail, less the network fee), steps of one participant at one effective price become a "unit", the
- * units are sorted (sellers cheapest first, buyers dearest first, ties by participant id) and a
+ * units are sorted (sellers cheapest first, buyers dearest first, ties by a seat that rotates
+ * with the interval, see seat_participants) and a
  * greedy walk matches the two curves, which gives the maximal volume. The one level that is
  * only partly taken is shared pro rata. Pricing and the pairing into bilateral trades are what
  * differ: pay-as-clear prices everything at the midpoint of the equilibrium interval, pay-as-bid
@@ -54,11 +55,13 @@ struct mkt_clearing {
     /* per order, by index in the caller's array */
     uint8_t *order_side;
     int64_t *order_offered;
-    uint32_t *rank_of;
+    uint32_t *rank_of; /* the participant's rank, then (seat_participants) its seat */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
     uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
     uint8_t *side;
+    uint64_t *tie_keys;
+    uint32_t *by_seat; /* by_seat[s] = the rank of the participant in seat s */
     tally *tallies;
     mkt_participant_result *parts;
     /* per unit, as built in array order before anyone knows the participants' ranks */
@@ -101,7 +104,7 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 21
+#define N_ARRAYS 23
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
@@ -114,6 +117,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->rank_order, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->id_tmp_vals, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->side, sizeof(uint8_t), BY_ORDER},
+        {(void **)&c->tie_keys, sizeof(uint64_t), BY_ORDER},
+        {(void **)&c->by_seat, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->tallies, sizeof(tally), BY_ORDER},
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
@@ -374,7 +379,45 @@ static int rank_orders(mkt_clearing *c, size_t n, mkt_error_at *at)
     return MKT_OK;
 }
 
-/* With the rank below the price every key is unique (a participant's units on one side have
+uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant)
+{
+    /* splitmix64's finaliser, a bijection of 64-bit words with full avalanche */
+    uint64_t z = (uint64_t)interval_id + UINT64_C(0x9E3779B97F4A7C15);
+    for (int round = 0; round < 2; round++) {
+        z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+        z ^= z >> 31;
+        if (round == 0)
+            z += participant;
+    }
+    return z;
+}
+
+/* Seats the participants for this interval: the order in which equal effective prices are
+ * taken (pay-as-bid pairing, the pro-rata remainders). Seats go by the top 32 bits of
+ * mkt_tie_key, then by participant id (the radix sort is stable and its input is in id order),
+ * so the order rotates with the interval and no id is favoured over time, while the result still
+ * does not depend on the order of the caller's array. Afterwards rank_of holds each order's
+ * seat, which build_book packs into the sort key and maps back through by_seat. */
+static void seat_participants(mkt_clearing *c, int64_t interval_id)
+{
+    size_t n = c->n_parts; /* also the number of orders: one each */
+    for (size_t r = 0; r < n; r++) {
+        c->tie_keys[r] = mkt_tie_key(interval_id, c->id_keys[r]) >> 32;
+        c->by_seat[r] = (uint32_t)r;
+    }
+    mkt__radix_sort(c->tie_keys, c->by_seat, n, c->id_tmp_keys, c->id_tmp_vals);
+    uint32_t *seat = c->id_tmp_vals; /* free again: seat[r] is the seat of rank r */
+    for (size_t s = 0; s < n; s++)
+        seat[c->by_seat[s]] = (uint32_t)s;
+    for (size_t i = 0; i < n; i++) {
+        if (i + GATHER_PREFETCH < n)
+            __builtin_prefetch(&seat[c->rank_of[i + GATHER_PREFETCH]]);
+        c->rank_of[i] = seat[c->rank_of[i]];
+    }
+}
+
+/* With the seat below the price every key is unique (a participant's units on one side have
  * distinct prices), so one radix sort gives the matching order, ties by participant id. */
 static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
 {
@@ -385,8 +428,8 @@ static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
     mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
 }
 
-/* The same order when the key and the rank do not fit 64 bits together (price bands wider than
- * about 2^35 uc/kWh with many participants): by rank first, then stably by the key. */
+/* The same order when the key and the seat do not fit 64 bits together (price bands wider than
+ * about 2^35 uc/kWh with many participants): by seat first, then stably by the key. */
 static void sort_units_twice(mkt_clearing *c)
 {
     for (size_t i = 0; i < c->n_raw; i++) {
@@ -400,8 +443,9 @@ static void sort_units_twice(mkt_clearing *c)
 }
 
 /* Sorts the raw units into matching order and gathers them into c->units, so that the match,
- * the pro rata and the pairing walk one array front to back. Price and rank come back out of
- * the key; only the energy is fetched through the permutation. */
+ * the pro rata and the pairing walk one array front to back. Price and seat come back out of
+ * the key; the energy is fetched through the permutation and the seat mapped back to the rank
+ * (units carry the rank, which indexes the per-participant tallies). */
 static void build_book(mkt_clearing *c, const price_band *band)
 {
     unsigned rank_bits = c->n_parts > 1 ? mkt__bit_width(c->n_parts - 1) : 0;
@@ -414,10 +458,14 @@ static void build_book(mkt_clearing *c, const price_band *band)
     size_t n_buy = 0;
     for (size_t i = 0; i < c->n_raw; i++) {
         uint32_t k = c->sorted[i];
-        if (i + GATHER_PREFETCH < c->n_raw)
+        if (i + GATHER_PREFETCH < c->n_raw) {
             __builtin_prefetch(&c->raw_energy[c->sorted[i + GATHER_PREFETCH]]);
+            if (packed)
+                __builtin_prefetch(&c->by_seat[c->keys[i + GATHER_PREFETCH] & rank_mask]);
+        }
         uint64_t key = packed ? c->keys[i] >> rank_bits : c->keys[i];
-        uint32_t rank = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
+        uint32_t seat = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
+        uint32_t rank = c->by_seat[seat];
         c->units[i] = (unit){c->raw_energy[k], key_price(band, c->price_bits, key), 0, rank};
         n_buy += key >> c->price_bits;
     }
@@ -454,8 +502,7 @@ static void level_accept_all(cursor *k)
 }
 
 /* Shares x Wh of a level of total Wh pro rata: floors first, then the leftover Wh one each by
- * largest remainder, ties by participant id (the level is in rank order and the radix sort is
- * stable). */
+ * largest remainder, ties by seat (the level is in seat order and the radix sort is stable). */
 static void prorate(mkt_clearing *c, const cursor *k, int64_t x)
 {
     size_t n = k->end - k->pos;
@@ -694,6 +741,8 @@ static void reset(mkt_clearing *c, const mkt_params *params)
 static int clear_book(mkt_clearing *c, const mkt_params *params, const price_band *band)
 {
     int rc = MKT_OK;
+    if (c->n_raw > 0)
+        seat_participants(c, params->interval_id);
     build_book(c, band);
     match_result m = match(c);
     c->sum.matched_wh = m.matched;

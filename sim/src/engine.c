@@ -335,6 +335,9 @@ static int clear_ex_ante(run_ctx *x, size_t k, char *err, size_t err_len)
     for (size_t h = 0; h < x->n_homes; h++)
         n_orders += (size_t)form_order(x, &x->homes[h], h, k, &x->orders[n_orders]);
     mkt_error_at at;
+    /* the controller's interval number, floor(start / length), so that ties break alike */
+    int64_t start = sim_interval_start_utc(x->sc, k), len = (int64_t)x->sc->interval_min * 60;
+    x->params.interval_id = start / len - (start % len < 0);
     int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
@@ -449,7 +452,7 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
     x.n_homes = sim_scenario_homes(sc);
     x.n_intervals = sim_intervals(sc);
     x.params = (mkt_params){sc->mechanism, sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh,
-                            sc->network_fee_uc_per_kwh};
+                            sc->network_fee_uc_per_kwh, 0}; /* interval_id: per interval */
     x.band =
         sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, sc->network_fee_uc_per_kwh);
     int rc;

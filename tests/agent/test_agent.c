@@ -287,7 +287,7 @@ static void expect_the_order(fixture *f, const ctl_order_msg *m)
     p.kind = SIM_AGENT_MARKUP;
     p.markup = 0.25;
     assert_int_equal(sim_trader_init(&t, &p, 1), 0);
-    mkt_params tariffs = {MKT_PAY_AS_CLEAR, 80000, 300000, 20000};
+    mkt_params tariffs = {MKT_PAY_AS_CLEAR, 80000, 300000, 20000, 0};
     mkt_side side;
     mkt_step step;
     assert_int_equal(sim_trader_order(&t, 200, &tariffs, 1, &side, &step), 1);

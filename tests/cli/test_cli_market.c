@@ -353,6 +353,9 @@ static void test_wide_tariffs(void **state)
  * cut to 2000: floors 2000*500/3000 = 333 (remainder 1000), 2000*1000/3000 = 666 (rem. 2000),
  * 2000*1500/3000 = 1000 (rem. 0); the one leftover Wh goes to the largest remainder, b, not to
  * a, the lowest id. The cut level is also the first rejected one, so p = 100000.
+ * Pay-as-bid pairs the tied sellers with z in seat order (docs/market-rules.md, "Ties"): the CLI
+ * clears at interval 0, and a, b, c are participants 0, 1, 2 (names in sorted order), whose
+ * keys >> 32 are 48218226, ea8568d2, a5596508: seats a, c, b, so the trades are listed a, c, b.
  * Checked through the CSV format against the expected files next to the book.
  */
 static void test_csv_expected_files(void **state)

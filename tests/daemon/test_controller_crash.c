@@ -132,7 +132,7 @@ static void check_interval_against_fresh_clear(sqlite3 *db, int64_t iv, mkt_clea
         o->n_steps++;
     }
     sqlite3_finalize(st);
-    mkt_params p = {MKT_PAY_AS_CLEAR, 80000, 300000, 0};
+    mkt_params p = {MKT_PAY_AS_CLEAR, 80000, 300000, 0, iv}; /* ties break by interval */
     assert_int_equal(mkt_clear(c, &p, b.v, b.n, NULL), MKT_OK);
     const mkt_summary *s = mkt_clearing_summary(c);
     size_t nt;

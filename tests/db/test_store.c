@@ -33,7 +33,7 @@ typedef struct {
 } fixture;
 
 static const ctl_store_identity ID = {"testville", 900, 1000};
-static const mkt_params PARAMS = {MKT_PAY_AS_CLEAR, 80000, 300000, 0};
+static const mkt_params PARAMS = {MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
 
 static int setup(void **state)
 {

@@ -241,7 +241,7 @@ static const sim_group *group_of(size_t h)
 static mkt_params tariffs(void)
 {
     return (mkt_params){W->sc.mechanism, W->sc.feed_in_uc_per_kwh, W->sc.retail_uc_per_kwh,
-                        W->sc.network_fee_uc_per_kwh};
+                        W->sc.network_fee_uc_per_kwh, 0};
 }
 
 /* The oracle's book for interval k: every home's strategy order for the net of k - 2. */
@@ -643,6 +643,7 @@ static void test_twenty_homes_one_day(void **state)
     for (size_t k = 0; k < W->intervals; k++) {
         size_t n = oracle_book(k, book);
         mkt_error_at at;
+        p.interval_id = W->first_interval + (int64_t)k; /* as the controller numbers it */
         assert_int_equal(mkt_clear(c, &p, book, n, &at), MKT_OK);
         const mkt_summary *want = mkt_clearing_summary(c);
         size_t np, nt;

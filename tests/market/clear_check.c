@@ -52,6 +52,22 @@ static ck_band band_of(const mkt_params *p)
     return b;
 }
 
+/* The seat rule of docs/market-rules.md ("Ties"), from the text: key = mix(mix(interval +
+ * 0x9E3779B97F4A7C15) + id) with splitmix64's finaliser mix; seats by key >> 32, then id. */
+static uint64_t ck_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static int seat_before(const mkt_params *p, const mkt_order *x, const mkt_order *y)
+{
+    uint64_t base = ck_mix((uint64_t)p->interval_id + UINT64_C(0x9E3779B97F4A7C15));
+    uint64_t kx = ck_mix(base + x->participant) >> 32, ky = ck_mix(base + y->participant) >> 32;
+    return kx != ky ? kx < ky : x->participant < y->participant;
+}
+
 /* The order's units in acceptance order (sell: price ascending, buy: descending). */
 static uint32_t order_units(const mkt_order *o, const ck_band *b, ck_unit out[MKT_MAX_STEPS])
 {
@@ -244,8 +260,8 @@ static void check_bid_trades(const mkt_clearing *c, ck_unit *u, const uint32_t *
  * one not at all, and a partly taken marginal level of total T shared out X Wh as
  * floor(X * e / T) each plus the leftover Wh one each to the largest remainders, ties by id.
  * Returns 1 if the marginal level was only partly taken. */
-static int check_side_levels(const ck_unit *u, const uint32_t *nu, const mkt_order *orders,
-                             size_t n, mkt_side side)
+static int check_side_levels(const mkt_params *params, const ck_unit *u, const uint32_t *nu,
+                             const mkt_order *orders, size_t n, mkt_side side)
 {
     int found = 0;
     int64_t p = 0;
@@ -275,7 +291,7 @@ static int check_side_levels(const ck_unit *u, const uint32_t *nu, const mkt_ord
         }
     if (taken == total)
         return 0;
-    /* pro rata: rank by (remainder desc, id asc); the +1s go to a prefix of that ranking */
+    /* pro rata: rank by (remainder desc, seat asc); the +1s go to a prefix of that ranking */
     for (size_t i = 0; i < n; i++)
         for (uint32_t k = 0; orders[i].side == side && k < nu[i]; k++) {
             const ck_unit *v = &u[i * MKT_MAX_STEPS + k];
@@ -292,7 +308,8 @@ static int check_side_levels(const ck_unit *u, const uint32_t *nu, const mkt_ord
                     i128 prod2 = taken * w->energy_wh, rem2 = prod2 % total;
                     int extra2 = (int)(w->accepted_wh - prod2 / total);
                     if (extra && !extra2) /* i outranks j */
-                        CHECK(rem > rem2 || (rem == rem2 && i < j));
+                        CHECK(rem > rem2 || (rem == rem2 && seat_before(params, &orders[i],
+                                                                          &orders[j])));
                 }
         }
     return 1;
@@ -320,8 +337,8 @@ static void check_units(const mkt_clearing *c, const mkt_params *p, const mkt_or
             check_uniform_price(s, &b, ui, nu[i], orders[i].side);
     }
     check_maximal(u, nu, orders, n, s->matched_wh);
-    int partial_sell = check_side_levels(u, nu, orders, n, MKT_SELL);
-    int partial_buy = check_side_levels(u, nu, orders, n, MKT_BUY);
+    int partial_sell = check_side_levels(p, u, nu, orders, n, MKT_SELL);
+    int partial_buy = check_side_levels(p, u, nu, orders, n, MKT_BUY);
     CHECK(!(partial_sell && partial_buy)); /* at most one level, on one side, is cut */
     if (p->mechanism == MKT_PAY_AS_BID) {
         check_bid_trades(c, u, nu, max_ask);

@@ -20,14 +20,14 @@
 #define FUZZ_MAX_ROWS 256
 
 static const mkt_params PARAMS[] = {
-    {MKT_PAY_AS_CLEAR, 80000, 300000, 0},         /* the CLI defaults */
-    {MKT_PAY_AS_CLEAR, 80000, 300000, 12345},     /* a fee with odd floors */
-    {MKT_PAY_AS_CLEAR, 0, 0, 0},                  /* a free grid: the band is one point */
-    {MKT_PAY_AS_CLEAR, 150000, 150000, 0},        /* feed-in equals retail */
-    {MKT_PAY_AS_CLEAR, 100000, 300000, 250000},   /* fee so high no local trade is possible */
-    {MKT_PAY_AS_CLEAR, 0, MKT_PRICE_MAX_UC_PER_KWH, 0}, /* the widest band: overflow land */
-    {MKT_PAY_AS_CLEAR, 1, 3, 1},                  /* a band of one uc */
-    {MKT_PAY_AS_CLEAR, MKT_PRICE_MAX_UC_PER_KWH, MKT_PRICE_MAX_UC_PER_KWH, 0},
+    {MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0},         /* the CLI defaults */
+    {MKT_PAY_AS_CLEAR, 80000, 300000, 12345, 0},     /* a fee with odd floors */
+    {MKT_PAY_AS_CLEAR, 0, 0, 0, 0},                  /* a free grid: the band is one point */
+    {MKT_PAY_AS_CLEAR, 150000, 150000, 0, 0},        /* feed-in equals retail */
+    {MKT_PAY_AS_CLEAR, 100000, 300000, 250000, 0},   /* fee so high no local trade is possible */
+    {MKT_PAY_AS_CLEAR, 0, MKT_PRICE_MAX_UC_PER_KWH, 0, 0}, /* the widest band: overflow land */
+    {MKT_PAY_AS_CLEAR, 1, 3, 1, 0},                  /* a band of one uc */
+    {MKT_PAY_AS_CLEAR, MKT_PRICE_MAX_UC_PER_KWH, MKT_PRICE_MAX_UC_PER_KWH, 0, 0},
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
 
@@ -197,6 +197,7 @@ static void clear_set(const mkt_order_set *set, uint32_t hash)
         for (int m = 0; m < 2; m++) {
             mkt_params p = PARAMS[pick[k]];
             p.mechanism = m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
+            p.interval_id = (int64_t)(hash >> 1); /* ties: a different seating per input */
             clear_and_check(c, &p, o, scratch, n);
         }
     free(scratch);

@@ -16,6 +16,7 @@
 
 typedef struct {
     uint64_t id;
+    uint32_t tie; /* the top 32 bits of the interval's tie key of id */
     mkt_side side;
     int64_t price; /* effective */
     int64_t energy_wh;
@@ -44,6 +45,20 @@ static int64_t eff_price(const mkt_params *p, mkt_side side, int64_t limit)
     return (limit > r ? r : limit) - p->network_fee_uc_per_kwh;
 }
 
+/* The tie key as docs/market-rules.md writes it: mix = splitmix64's finaliser,
+ * key = mix(mix(interval_id + 0x9E3779B97F4A7C15) + participant). */
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+uint64_t mc_tie_key(int64_t interval_id, uint64_t participant)
+{
+    return mix(mix((uint64_t)interval_id + UINT64_C(0x9E3779B97F4A7C15)) + participant);
+}
+
 /* Units: per order, one per distinct effective price inside the band. */
 static int build(const mkt_params *p, const mkt_order *o, size_t n, mc_book *b)
 {
@@ -64,6 +79,7 @@ static int build(const mkt_params *p, const mkt_order *o, size_t n, mc_book *b)
                 k++;
             if (k == b->n) {
                 b->u[k].id = o[i].participant;
+                b->u[k].tie = (uint32_t)(mc_tie_key(p->interval_id, o[i].participant) >> 32);
                 b->u[k].side = o[i].side;
                 b->u[k].price = e;
                 b->n++;
@@ -101,6 +117,8 @@ static int before(const mc_unit *x, const mc_unit *y)
 {
     if (x->price != y->price)
         return x->side == MKT_SELL ? x->price < y->price : x->price > y->price;
+    if (x->tie != y->tie) /* equal prices: by the interval's tie key, then by id */
+        return x->tie < y->tie;
     return x->id < y->id;
 }
 
@@ -121,8 +139,8 @@ static size_t side_order(const mc_book *b, mkt_side side, size_t *idx)
     return m;
 }
 
-/* Shares x Wh of the level idx[0..m) (in id order) by floors, then largest remainders, ties
- * to the lower id. */
+/* Shares x Wh of the level idx[0..m) (in priority order) by floors, then largest remainders,
+ * ties to the one first in priority order (tie key, then id). */
 static void prorate(mc_unit *u, const size_t *idx, size_t m, int64_t x)
 {
     int64_t total = 0, left = x;

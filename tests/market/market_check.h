@@ -24,6 +24,9 @@ int64_t mc_max_matched(const mkt_params *p, const mkt_order *orders, size_t n);
 int mc_check(const mkt_params *p, const mkt_order *orders, size_t n, const mkt_clearing *c,
              char *msg, size_t cap);
 
+/* The tie key of docs/market-rules.md ("Ties"), written from the text, not from clear.c. */
+uint64_t mc_tie_key(int64_t interval_id, uint64_t participant);
+
 /* Floor(energy_wh * price / 1000) computed independently of mkt_amount_uc (both >= 0). */
 int64_t mc_amount(int64_t energy_wh, int64_t price_uc_per_kwh);
 

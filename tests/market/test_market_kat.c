@@ -7,6 +7,12 @@
  * Notation in the comments: F feed-in, R retail, fee network fee, band [lo, hi] = [F, R - fee];
  * a' and b' are effective ask and bid; Q the matched volume; [L, U] the equilibrium interval and
  * p = L + (U - L) / 2 the pay-as-clear price. Prices are uc/kWh, so 1000 Wh at p costs p uc.
+ *
+ * Ties between equal prices go by seat: ascending mkt_tie_key(interval, id) >> 32, then id. The
+ * books here clear at interval KAT_INTERVAL = 3687431, where the seats of ids 1..10 follow the
+ * ids (keys >> 32: 1 01cd280e, 2 104fe514, 3 22266d8d, 4 4600d999, 5 7600c41c, 6 8451a57f,
+ * 7 b7e2f858, 8 c4921b81, 9 f61325c3, 10 fe2cfd9b), so "ties by seat" reads "ties by id" in the
+ * working below; prorate_tie_rotates clears one book at interval 0, where they do not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +35,7 @@
 #define SELL(id, ...) ORDER(id, MKT_SELL, __VA_ARGS__)
 #define BUY(id, ...) ORDER(id, MKT_BUY, __VA_ARGS__)
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define KAT_INTERVAL INT64_C(3687431) /* seats in id order for ids 1..10 (see above) */
 
 /* A participant's expected record; local/grid are sold for sellers and bought for buyers. */
 typedef struct {
@@ -43,7 +50,7 @@ typedef struct {
 
 static mkt_params params(mkt_mechanism m, int64_t f, int64_t r, int64_t fee)
 {
-    mkt_params p = {m, f, r, fee};
+    mkt_params p = {m, f, r, fee, KAT_INTERVAL};
     return p;
 }
 
@@ -240,6 +247,54 @@ static void prorate_id_tie(void **state, mkt_mechanism m)
 
 static void prorate_tie_clear(void **state) { prorate_id_tie(state, MKT_PAY_AS_CLEAR); }
 static void prorate_tie_bid(void **state) { prorate_id_tie(state, MKT_PAY_AS_BID); }
+
+/*
+ * The book of prorate_id_tie at interval 0, where the seats differ from the ids. Keys >> 32 at
+ * interval 0: id 1 ea8568d2, id 2 a5596508, id 3 7c1141ab, so the seats are 3, 2, 1.
+ * The same shares by floors (1, 1, 2, rem 5, 5, 0); the leftover Wh goes to the tie of ids 1 and
+ * 2 broken by seat: id 2. Shares 1, 2, 2 (id 1 won the tie at KAT_INTERVAL).
+ * Pay-as-clear at p = 20000: trades in id order, amounts 20, 40, 40.
+ * Pay-as-bid at 30000: the sell level is paired in seat order, 3, 2, 1: amounts 60, 60, 30.
+ * Grid: rests 2, 1, 2 Wh at F: 20, 10, 20 uc.
+ */
+static void prorate_tie_rotates(void **state, mkt_mechanism m)
+{
+    mkt_clearing *c = *state;
+    mkt_order o[] = {SELL(3, {4, 20000}), BUY(9, {5, 30000}), SELL(1, {3, 20000}),
+                     SELL(2, {3, 20000})};
+    mkt_params p = params(m, 10000, 100000, 0);
+    p.interval_id = 0;
+    clear_ok(c, &p, o, COUNT(o));
+    int64_t pr = m == MKT_PAY_AS_CLEAR ? 20000 : 30000;
+    int64_t a2 = 2 * pr / 1000, a1 = pr / 1000;
+    mkt_trade by_id[] = {{1, 9, 1, pr, a1, 0}, {2, 9, 2, pr, a2, 0}, {3, 9, 2, pr, a2, 0}};
+    mkt_trade by_seat[] = {{3, 9, 2, pr, a2, 0}, {2, 9, 2, pr, a2, 0}, {1, 9, 1, pr, a1, 0}};
+    want_part w[] = {{1, 1, 2, a1, 20, 0},
+                     {2, 2, 1, a2, 10, 0},
+                     {3, 2, 2, a2, 20, 0},
+                     {9, 5, 0, 2 * a2 + a1, 0, 0}};
+    want_sum s = {5, 0, 0, 0, 0, 0, 5, 2 * a2 + a1, 0, 50};
+    if (m == MKT_PAY_AS_CLEAR)
+        s.price = s.low = s.high = 20000;
+    expect_result(c, m, m == MKT_PAY_AS_CLEAR ? by_id : by_seat, 3, w, COUNT(w), &s);
+}
+
+static void tie_rotates_clear(void **state) { prorate_tie_rotates(state, MKT_PAY_AS_CLEAR); }
+static void tie_rotates_bid(void **state) { prorate_tie_rotates(state, MKT_PAY_AS_BID); }
+
+/* The tie key's test vectors, computed from the formula in docs/market-rules.md by an
+ * independent implementation (Python, arbitrary-precision integers reduced mod 2^64). */
+static void tie_key_vectors(void **state)
+{
+    (void)state;
+    assert_int_equal(mkt_tie_key(0, 0), UINT64_C(0x48218226ff3cd4bf));
+    assert_int_equal(mkt_tie_key(KAT_INTERVAL, 1), UINT64_C(0x01cd280e6c74344c));
+    assert_int_equal(mkt_tie_key(0, 1) >> 32, UINT64_C(0xea8568d2));
+    assert_int_equal(mkt_tie_key(-1, 9) >> 32, UINT64_C(0x06480664));
+    assert_int_equal(mkt_tie_key(INT64_MAX, 2) >> 32, UINT64_C(0x0c46ed7f));
+    for (uint64_t id = 0; id < 1000; id++)
+        assert_int_equal(mkt_tie_key(77, id), mc_tie_key(77, id));
+}
 
 /*
  * A partly accepted buy level of equal bids; the largest remainder is the highest id.
@@ -722,6 +777,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gridlabd_clear),   cmocka_unit_test(gridlabd_bid),
         cmocka_unit_test(prorate_tie_clear), cmocka_unit_test(prorate_tie_bid),
+        cmocka_unit_test(tie_rotates_clear), cmocka_unit_test(tie_rotates_bid),
+        cmocka_unit_test(tie_key_vectors),
         cmocka_unit_test(prorate_rem_clear), cmocka_unit_test(prorate_rem_bid),
         cmocka_unit_test(one_sided),        cmocka_unit_test(no_crossing),
         cmocka_unit_test(fee_blocks_trade), cmocka_unit_test(clipped_prices),

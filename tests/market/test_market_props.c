@@ -50,6 +50,7 @@ static mkt_params random_params(uint64_t *s)
 {
     mkt_params p;
     p.mechanism = MKT_PAY_AS_CLEAR;
+    p.interval_id = (int64_t)splitmix64(s); /* ties: any interval, negative ones included */
     p.feed_in_uc_per_kwh = pick(s, (const int64_t[]){0, 50, 100}, 3);
     p.retail_uc_per_kwh = p.feed_in_uc_per_kwh + pick(s, (const int64_t[]){0, 100, 200, 1000}, 4);
     switch (below(s, 6)) {
@@ -73,6 +74,7 @@ static mkt_params wide_params(uint64_t *s)
 {
     mkt_params p;
     p.mechanism = MKT_PAY_AS_CLEAR;
+    p.interval_id = (int64_t)splitmix64(s); /* ties: any interval, negative ones included */
     p.feed_in_uc_per_kwh = (int64_t)below(s, UINT64_C(100000000000));
     p.retail_uc_per_kwh =
         p.feed_in_uc_per_kwh + (int64_t)below(s, (uint64_t)(MKT_PRICE_MAX_UC_PER_KWH -
@@ -333,7 +335,7 @@ static void brute_force_sanity(void **state)
     mkt_order o[4] = {{0}};
     o[0] = (mkt_order){1, MKT_SELL, 2, {{10, 100}, {10, 200}}};
     o[1] = (mkt_order){2, MKT_BUY, 2, {{5, 300}, {10, 150}}};
-    mkt_params p = {MKT_PAY_AS_CLEAR, 0, 1000, 0};
+    mkt_params p = {MKT_PAY_AS_CLEAR, 0, 1000, 0, 0};
     assert_int_equal(mc_max_matched(&p, o, 2), 10);
     /* Bids are all-in, b' = min(bid, R) - fee. fee 50: b' 250 and 100, supply(100) = 10,
      * demand(100) = 15 -> 10. fee 51: b' 249 and 99, supply(100) = 10, demand(100) = 5 -> 5,

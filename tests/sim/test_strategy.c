@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 /* feed-in 0.08, retail 0.30, fee 0.02 per kWh (uc = 1e-6): band [80000, 280000], spread 200000 */
-static const mkt_params TARIFFS = {MKT_PAY_AS_CLEAR, 80000, 300000, 20000};
+static const mkt_params TARIFFS = {MKT_PAY_AS_CLEAR, 80000, 300000, 20000, 0};
 
 static sim_strategy_params params(sim_agent_kind kind)
 {
@@ -86,7 +86,7 @@ static void test_known_answers(void **state)
     assert_int_equal(p, 230000);
     /* a fee that eats the whole spread: retail 110000 - fee 20000 < feed-in 100000, so the band
      * collapses to [100000, 100000] and both sides price at the feed-in tariff */
-    mkt_params tight = {MKT_PAY_AS_CLEAR, 100000, 110000, 20000};
+    mkt_params tight = {MKT_PAY_AS_CLEAR, 100000, 110000, 20000, 0};
     assert_int_equal(sim_trader_price(&t, MKT_BUY, &tight, 9, &p), 0);
     assert_int_equal(p, 100000);
     assert_int_equal(sim_trader_price(&t, MKT_SELL, &tight, 9, &p), 0);
@@ -119,10 +119,10 @@ static void test_prices_equal_the_simulators(void **state)
     (void)state;
     const mkt_params tariffs[] = {
         TARIFFS,
-        {MKT_PAY_AS_BID, 0, 1000000, 0},
-        {MKT_PAY_AS_CLEAR, 55000, 55000, 0},      /* no spread */
-        {MKT_PAY_AS_CLEAR, 100000, 110000, 20000}, /* fee above the spread */
-        {MKT_PAY_AS_CLEAR, 1, 999999999, 12345},
+        {MKT_PAY_AS_BID, 0, 1000000, 0, 0},
+        {MKT_PAY_AS_CLEAR, 55000, 55000, 0, 0},      /* no spread */
+        {MKT_PAY_AS_CLEAR, 100000, 110000, 20000, 0}, /* fee above the spread */
+        {MKT_PAY_AS_CLEAR, 1, 999999999, 12345, 0},
     };
     for (int kind = SIM_AGENT_TRUTHFUL; kind <= SIM_AGENT_ZIP; kind++) {
         sim_strategy_params p = params((sim_agent_kind)kind);
@@ -213,7 +213,7 @@ static void test_zic_spans_the_band(void **state)
     assert_int_equal(sim_trader_init(&t, &(sim_strategy_params){SIM_AGENT_ZIC, 0.1, 0.3, 0.05},
                                      1),
                      0);
-    mkt_params small = {MKT_PAY_AS_CLEAR, 10, 20, 0}; /* 11 possible prices */
+    mkt_params small = {MKT_PAY_AS_CLEAR, 10, 20, 0, 0}; /* 11 possible prices */
     int seen[11] = {0};
     for (uint64_t seed = 0; seed < 2000; seed++) {
         int64_t p;
@@ -251,7 +251,7 @@ static void test_rejects_bad_input(void **state)
     assert_null(what);
     assert_int_equal(sim_trader_init(&t, &p, 1), 0);
     int64_t price;
-    mkt_params inverted = {MKT_PAY_AS_CLEAR, 300000, 80000, 0};
+    mkt_params inverted = {MKT_PAY_AS_CLEAR, 300000, 80000, 0, 0};
     assert_int_equal(sim_trader_price(&t, MKT_SELL, &inverted, 1, &price), SIM_STRAT_E_INVAL);
     assert_int_equal(sim_trader_price(&t, (mkt_side)5, &TARIFFS, 1, &price), SIM_STRAT_E_INVAL);
     /* names round-trip */

@@ -73,6 +73,10 @@ typedef struct {
     int64_t feed_in_uc_per_kwh;     /* the grid buys everything at this price */
     int64_t retail_uc_per_kwh;      /* the grid sells everything at this price (>= feed-in) */
     int64_t network_fee_uc_per_kwh; /* paid by the buyer on every local kWh, 0 for none */
+    /* The interval's number, which breaks ties between equal prices (mkt_tie_key): callers that
+     * know it pass floor(start_utc / length_s), as the controller numbers intervals, so that the
+     * simulator and the controller agree; any value is valid, 0 included. */
+    int64_t interval_id;
 } mkt_params;
 
 /* A bilateral local trade. amount_uc = floor(energy_wh * price_uc_per_kwh / 1000) is what the
@@ -150,6 +154,14 @@ const mkt_trade *mkt_clearing_trades(const mkt_clearing *c, size_t *n_trades);
 /* One entry per participant, ascending by participant id. Owned by c. */
 const mkt_participant_result *mkt_clearing_participants(const mkt_clearing *c,
                                                         size_t *n_participants);
+
+/* The tie key of a participant in an interval. Equal effective prices are taken in ascending
+ * order of mkt_tie_key(interval_id, participant) >> 32, then of participant id, so that the
+ * order rotates with the interval and no participant is favoured by its number over time. The
+ * function is splitmix64's finaliser applied twice: z = mix(interval_id + 0x9E3779B97F4A7C15),
+ * then mix(z + participant) (docs/market-rules.md, "Ties"). It is not a secret: anyone can
+ * compute an interval's order, which is the point of a published rule. */
+uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant);
 
 /* The money rule: the amount of energy_wh at price_uc_per_kwh is floor(energy_wh *
  * price_uc_per_kwh / 1000), computed exactly (128-bit when the product needs it), for
