@@ -335,9 +335,6 @@ static int clear_ex_ante(run_ctx *x, size_t k, char *err, size_t err_len)
     for (size_t h = 0; h < x->n_homes; h++)
         n_orders += (size_t)form_order(x, &x->homes[h], h, k, &x->orders[n_orders]);
     mkt_error_at at;
-    /* the controller's interval number, floor(start / length), so that ties break alike */
-    int64_t start = sim_interval_start_utc(x->sc, k), len = (int64_t)x->sc->interval_min * 60;
-    x->params.interval_id = start / len - (start % len < 0);
     int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
@@ -389,6 +386,9 @@ static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
 
 static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
 {
+    /* the controller's interval number, floor(start / length), so that ties break alike */
+    int64_t start = sim_interval_start_utc(x->sc, k), len = (int64_t)x->sc->interval_min * 60;
+    x->params.interval_id = start / len - (start % len < 0);
     int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
                                           : clear_ex_ante(x, k, err, err_len);
     return rc ? rc : finish_interval(x, k, err, err_len);
