@@ -7,7 +7,12 @@
  * order, the market library clears the book, then the interval's real PV and load happen, the
  * battery follows its self-consumption policy, and the settlement library prices the difference
  * between the local contract and the meter against the grid. The baseline is the same
- * settlement with no contract.
+ * settlement with no contract. That is timing = ex_ante; in ex_post the interval happens first
+ * and the book is every home's metered net with a standing preference from its agent
+ * (mkt_ex_post_orders), so only the untraded rest goes to the grid.
+ *
+ * Weather, each home's load, PV and agent draw from their own streams (seed, home, model), so
+ * the market settings never change the physics of a run.
  */
 #include "mgx/sim.h"
 
