@@ -145,6 +145,15 @@ static int setup_homes(run_ctx *x, uint64_t seed)
     return SIM_OK;
 }
 
+/* A home's number in the market: its index + 1, because the controller numbers participants
+ * from 1 (market_ids, in byte order of their ids) and fair ties hash that number with the
+ * interval (mkt_tie_key), so the two must agree for the simulator to clear as the controller
+ * does (tests/e2e). */
+static uint64_t participant_of(size_t h)
+{
+    return (uint64_t)h + 1;
+}
+
 /* The scenario's forecast lag; 0 (a scenario not made by sim_scenario_defaults) means 1. */
 static size_t lag_of(const sim_scenario *sc)
 {
@@ -179,7 +188,7 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
         return 0;
     hm->side = side;
     hm->price = sim_pricing_price(&hm->trader, side, &x->band, &hm->draws);
-    o->participant = h;
+    o->participant = participant_of(h);
     o->side = side;
     o->n_steps = 1;
     o->steps[0].energy_wh = qty;
@@ -375,7 +384,7 @@ static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
                 pref->buy[0] = st;
             }
         }
-        x->post[h] = (mkt_ex_post_home){h, net, pref};
+        x->post[h] = (mkt_ex_post_home){participant_of(h), net, pref};
     }
     size_t n_orders = 0;
     mkt_error_at at;
