@@ -6,10 +6,14 @@
  * clearing needs at least one ordering of the steps by price, so the engine's time as a multiple
  * of that sort says how much is left on the table. Not a test; run it from a Release build.
  *
+ * A second table times post-delivery clearing: mkt_ex_post_orders (metered nets and standing
+ * preferences to orders) followed by mkt_clear, for 1k to 1M homes.
+ *
  * usage: bench_market [seed [orders]]   (with orders: only that size, for profiling)
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "mgx/ex_post.h"
 #include "mgx/market.h"
 
 #include "bench_util.h"
@@ -134,6 +138,96 @@ static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_or
     return res;
 }
 
+#define N_PREFS 1024 /* distinct standing preferences, shared by the homes */
+
+/* Homes for ex_post: nets of -5..+5 kWh, one in eight idle; three in four hold one of N_PREFS
+ * preferences (1-3 sell and 1-3 buy steps of 100-3000 Wh at prices over the band), the rest
+ * take the grid's terms. Ids scrambled as in make_book. */
+static void make_homes(mkt_ex_post_home *h, mkt_preference *pref, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < N_PREFS; i++) {
+        mkt_preference *p = &pref[i];
+        memset(p, 0, sizeof *p);
+        p->n_sell_steps = (uint32_t)rng_range(&seed, 1, 3);
+        p->n_buy_steps = (uint32_t)rng_range(&seed, 1, 3);
+        for (uint32_t s = 0; s < p->n_sell_steps; s++)
+            p->sell[s] = (mkt_step){rng_range(&seed, 100, 3000),
+                                    rng_range(&seed, FEED_IN_UC, RETAIL_UC)};
+        for (uint32_t s = 0; s < p->n_buy_steps; s++)
+            p->buy[s] = (mkt_step){rng_range(&seed, 100, 3000),
+                                   rng_range(&seed, FEED_IN_UC, RETAIL_UC)};
+    }
+    for (size_t i = 0; i < n; i++) {
+        h[i].participant = (uint64_t)(i + 1) * 0x9e3779b97f4a7c15u;
+        h[i].net_export_wh = rng_range(&seed, 0, 7) == 0 ? 0 : rng_range(&seed, -5000, 5000);
+        h[i].pref = rng_range(&seed, 0, 3) == 0 ? NULL : &pref[rng_next(&seed) % N_PREFS];
+    }
+}
+
+/* Median times of mkt_ex_post_orders alone and of it followed by mkt_clear. */
+static void time_ex_post(mkt_clearing *c, mkt_mechanism mech, const mkt_ex_post_home *h,
+                         size_t n, mkt_order *o, int reps, double *orders_s, double *total_s,
+                         int64_t *matched_wh)
+{
+    mkt_params p = {mech, FEED_IN_UC, RETAIL_UC, 10000, 1945000};
+    double *t1 = malloc((size_t)reps * sizeof *t1), *t2 = malloc((size_t)reps * sizeof *t2);
+    size_t n_o;
+    if (!t1 || !t2 || mkt_ex_post_orders(&p, h, n, o, MAX_N, &n_o, NULL) != MKT_OK ||
+        mkt_clear(c, &p, o, n_o, NULL) != MKT_OK) {
+        fprintf(stderr, "bench_market: ex_post warm-up failed\n");
+        exit(1);
+    }
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now_s();
+        int rc = mkt_ex_post_orders(&p, h, n, o, MAX_N, &n_o, NULL);
+        double tm = bench_now_s();
+        rc = rc ? rc : mkt_clear(c, &p, o, n_o, NULL);
+        double te = bench_now_s();
+        if (rc != MKT_OK) {
+            fprintf(stderr, "bench_market: %s\n", mkt_strerror(rc));
+            exit(1);
+        }
+        t1[r] = tm - t0;
+        t2[r] = te - t0;
+    }
+    *orders_s = bench_median(t1, (size_t)reps);
+    *total_s = bench_median(t2, (size_t)reps);
+    *matched_wh = mkt_clearing_summary(c)->matched_wh;
+    free(t1);
+    free(t2);
+}
+
+/* The ex_post table: every size, both mechanisms, fee 10000 uc/kWh. */
+static void bench_ex_post(mkt_clearing *c, mkt_order *o, uint64_t seed, size_t only)
+{
+    mkt_ex_post_home *h = malloc(MAX_N * sizeof *h);
+    mkt_preference *pref = malloc(N_PREFS * sizeof *pref);
+    if (!h || !pref) {
+        fprintf(stderr, "bench_market: out of memory\n");
+        exit(1);
+    }
+    printf("\nex_post: mkt_ex_post_orders + mkt_clear (fee 10000 uc/kWh), medians\n");
+    printf("%-13s %8s %5s %14s %14s %12s %10s\n", "mechanism", "homes", "reps", "orders ms",
+           "total ms", "homes/s", "ns/home");
+    for (size_t k = 0; k < N_SIZES; k++) {
+        size_t n = SIZES[k].n;
+        if (only && n != only)
+            continue;
+        make_homes(h, pref, n, seed + 100 + k);
+        for (int m = 0; m < 2; m++) {
+            double os, ts;
+            int64_t matched;
+            mkt_mechanism mech = m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
+            time_ex_post(c, mech, h, n, o, SIZES[k].reps, &os, &ts, &matched);
+            printf("%-13s %8zu %5d %14.3f %14.3f %12.0f %10.1f   (%lld Wh)\n",
+                   mkt_mechanism_name(mech), n, SIZES[k].reps, os * 1e3, ts * 1e3,
+                   (double)n / ts, ts * 1e9 / (double)n, (long long)matched);
+        }
+    }
+    free(h);
+    free(pref);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 20240601u;
@@ -173,6 +267,7 @@ int main(int argc, char **argv)
                    nlogn / base_nlogn[m], (long long)r.matched_wh, r.trades);
         }
     }
+    bench_ex_post(c, orders, seed, only);
     if (only)
         goto out;
     /* The same 1M book with ids already ascending: how much of the time is the id-order walk

@@ -2,11 +2,11 @@
  * The clearing engine: turns one interval's orders into local trades, grid legs and money.
  *
  * Both mechanisms share one allocation. Each step gets an effective price that folds the grid
- * in (a seller never takes less than the feed-in tariff, a buyer's all-in limit is its bid capped
- * at retail, less the network fee), steps of one participant at one effective price become a "unit", the
- * units are sorted (sellers cheapest first, buyers dearest first, ties by a seat that rotates
- * with the interval, see seat_participants) and a
- * greedy walk matches the two curves, which gives the maximal volume. The one level that is
+ * in (a seller never takes less than the feed-in tariff; a buyer's limit is all-in, so its bid
+ * capped at retail less the network fee), steps of one participant at one effective price
+ * become a "unit", the units are sorted (sellers cheapest first, buyers dearest first, ties by
+ * a seat that rotates with the interval, see seat_participants) and a greedy walk matches the
+ * two curves, which gives the maximal volume. The one level that is
  * only partly taken is shared pro rata. Pricing and the pairing into bilateral trades are what
  * differ: pay-as-clear prices everything at the midpoint of the equilibrium interval, pay-as-bid
  * pairs dearest bids with cheapest asks at the buyer's effective bid. See docs/market-rules.md.
@@ -418,7 +418,7 @@ static void seat_participants(mkt_clearing *c, int64_t interval_id)
 }
 
 /* With the seat below the price every key is unique (a participant's units on one side have
- * distinct prices), so one radix sort gives the matching order, ties by participant id. */
+ * distinct prices), so one radix sort gives the matching order, ties by seat. */
 static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
 {
     for (size_t i = 0; i < c->n_raw; i++) {

@@ -192,7 +192,9 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
     o->side = side;
     o->n_steps = 1;
     o->steps[0].energy_wh = qty;
-    o->steps[0].price_uc_per_kwh = hm->price;
+    /* hm->price is the trade price the strategy chose; a buyer's limit is all-in */
+    o->steps[0].price_uc_per_kwh =
+        side == MKT_BUY ? hm->price + x->sc->network_fee_uc_per_kwh : hm->price;
     return 1;
 }
 

@@ -157,6 +157,56 @@ static void errors(void **state)
     assert_int_equal(mkt_ex_post_orders(&P, NULL, 1, o, 2, &n, NULL), MKT_E_INVAL);
 }
 
+/* The worked example of docs/market-rules.md ("Post-delivery clearing"), cleared end to end.
+ * F 80000, R 300000, fee 20000. Home 1 +1500 Wh, no preference: sells 1500 at 81000. Home 2
+ * -1000 Wh, 600 at 250000 then the rest at 150000 (effective 230000 and 130000). Home 3 -300 Wh,
+ * no preference: 300 at R (effective 280000). Home 4 idle. 1300 Wh of 1500 trade locally.
+ * Pay-as-clear: L = 81000, U = min(280000, 130000, 81000 [partial ask]) = 81000; by id:
+ *   1->2 1000 Wh (81000 uc, fee 20000), 1->3 300 Wh (24300, 6000); grid: 200 Wh at F = 16000.
+ * Pay-as-bid: 1->3 300 @280000 (84000, 6000), 1->2 600 @230000 (138000, 12000),
+ *   1->2 400 @130000 (52000, 8000).
+ * Grid-only bills: home 1 120000, home 2 300000, home 3 90000; everyone at or better. */
+static void worked_example(void **state)
+{
+    (void)state;
+    mkt_preference pb = {.n_buy_steps = 2, .buy = {{600, 250000}, {0, 150000}}};
+    mkt_ex_post_home h[] = {{1, 1500, NULL}, {2, -1000, &pb}, {3, -300, NULL}, {4, 0, NULL}};
+    mkt_clearing *c = mkt_clearing_new(4);
+    assert_non_null(c);
+    for (int m = 0; m < 2; m++) {
+        mkt_params p = P;
+        p.mechanism = (mkt_mechanism)m;
+        mkt_order o[4];
+        size_t n, nt, np;
+        assert_int_equal(mkt_ex_post_orders(&p, h, 4, o, 4, &n, NULL), MKT_OK);
+        assert_int_equal(n, 3);
+        assert_int_equal(mkt_clear(c, &p, o, n, NULL), MKT_OK);
+        const mkt_trade *t = mkt_clearing_trades(c, &nt);
+        const mkt_participant_result *r = mkt_clearing_participants(c, &np);
+        assert_int_equal(mkt_clearing_summary(c)->matched_wh, 1300);
+        assert_int_equal(np, 3);
+        int clear = m == MKT_PAY_AS_CLEAR;
+        const int64_t want[][4] = {{2, 1000, 81000, 81000}, {3, 300, 81000, 24300},
+                                   {3, 300, 280000, 84000}, {2, 600, 230000, 138000},
+                                   {2, 400, 130000, 52000}};
+        size_t first = clear ? 0 : 2, count = clear ? 2 : 3;
+        assert_int_equal(nt, count);
+        for (size_t i = 0; i < count; i++) {
+            assert_int_equal(t[i].seller, 1);
+            assert_int_equal(t[i].buyer, want[first + i][0]);
+            assert_int_equal(t[i].energy_wh, want[first + i][1]);
+            assert_int_equal(t[i].price_uc_per_kwh, want[first + i][2]);
+            assert_int_equal(t[i].amount_uc, want[first + i][3]);
+            assert_int_equal(t[i].fee_uc, want[first + i][1] * 20);
+        }
+        assert_int_equal(r[0].local_received_uc + r[0].grid_received_uc, clear ? 121300 : 290000);
+        assert_int_equal(r[0].grid_received_uc, 16000);
+        assert_int_equal(r[1].local_paid_uc + r[1].fee_paid_uc, clear ? 101000 : 210000);
+        assert_int_equal(r[2].local_paid_uc + r[2].fee_paid_uc, clear ? 30300 : 90000);
+    }
+    mkt_clearing_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +214,7 @@ int main(void)
         cmocka_unit_test(grid_terms),
         cmocka_unit_test(tranches),
         cmocka_unit_test(errors),
+        cmocka_unit_test(worked_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,7 +106,8 @@ static void test_known_answers(void **state)
     assert_int_equal(sim_trader_order(&t, -700, &TARIFFS, 3, &side, &step), 1);
     assert_int_equal(side, MKT_BUY);
     assert_int_equal(step.energy_wh, 700);
-    assert_int_equal(step.price_uc_per_kwh, 280000);
+    /* truthful bids R - fee = 280000 as a trade price, R = 300000 all-in */
+    assert_int_equal(step.price_uc_per_kwh, 300000);
     assert_int_equal(sim_trader_order(&t, 0, &TARIFFS, 3, &side, &step), 0);
     assert_int_equal(sim_trader_order(&t, MKT_ENERGY_MAX_WH + 1, &TARIFFS, 3, &side, &step),
                      SIM_STRAT_E_ENERGY);
@@ -177,8 +178,10 @@ static void test_zip_learning_equals_the_simulators(void **state)
             uint64_t s = seed * 7919u + (uint64_t)round;
             int64_t my_price;
             assert_int_equal(sim_trader_price(&t, side, &TARIFFS, s, &my_price), 0);
-            assert_int_equal(
-                sim_trader_observe(&t, side, my_price, traded, market, &TARIFFS, s + 1), 0);
+            /* observe takes the order's price as sent: a buyer's is all-in, fee included */
+            int64_t sent = side == MKT_BUY ? my_price + TARIFFS.network_fee_uc_per_kwh : my_price;
+            assert_int_equal(sim_trader_observe(&t, side, sent, traded, market, &TARIFFS, s + 1),
+                             0);
             gsl_rng *r = rng(s + 1);
             sim_random src = gsl_source(r);
             sim_pricing_observe(&a, side, my_price, traded, market, &band, &src);

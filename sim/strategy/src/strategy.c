@@ -136,7 +136,8 @@ int sim_trader_order(const sim_trader *t, int64_t forecast_net_wh, const mkt_par
         return rc;
     *side = s;
     step->energy_wh = forecast_net_wh > 0 ? forecast_net_wh : -forecast_net_wh;
-    step->price_uc_per_kwh = price;
+    /* the bid is all-in: price <= retail - fee, so this stays <= retail */
+    step->price_uc_per_kwh = s == MKT_BUY ? price + tariffs->network_fee_uc_per_kwh : price;
     return 1;
 }
 
@@ -147,7 +148,10 @@ int sim_trader_observe(sim_trader *t, mkt_side side, int64_t my_price_uc_per_kwh
     int rc = enter(t, side, tariffs, seed, &c);
     if (rc)
         return rc;
-    sim_pricing_observe(t, side, my_price_uc_per_kwh, traded ? 1 : 0, market_price_uc_per_kwh,
-                        &c.band, &c.r);
+    int64_t trade_price = side == MKT_BUY
+                              ? my_price_uc_per_kwh - tariffs->network_fee_uc_per_kwh
+                              : my_price_uc_per_kwh; /* back from all-in */
+    sim_pricing_observe(t, side, trade_price, traded ? 1 : 0, market_price_uc_per_kwh, &c.band,
+                        &c.r);
     return SIM_STRAT_OK;
 }

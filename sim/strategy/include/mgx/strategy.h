@@ -81,13 +81,17 @@ int sim_trader_price(const sim_trader *t, mkt_side side, const mkt_params *tarif
                      uint64_t seed, int64_t *price_uc_per_kwh);
 
 /* The simulator's one-step order for a forecast net position (export positive, Wh): a seller
- * of the surplus or a buyer of the deficit at sim_trader_price. Returns 1 with *side and
+ * of the surplus at sim_trader_price, or a buyer of the deficit at sim_trader_price plus the
+ * network fee, because a buyer's limit is all-in (docs/market-rules.md): the strategies choose
+ * the trade price, and the market takes the fee off the bid again. Returns 1 with *side and
  * *step filled, 0 when the forecast is 0 (no order), or a negative SIM_STRAT_E_* code. */
 int sim_trader_order(const sim_trader *t, int64_t forecast_net_wh, const mkt_params *tariffs,
                      uint64_t seed, mkt_side *side, mkt_step *step);
 
-/* What the market did with the trader's last order: traded is nonzero if any of it traded
- * locally, market_price_uc_per_kwh is the interval's price (-1 when nothing traded). Updates
+/* What the market did with the trader's last order: my_price_uc_per_kwh is its step price as
+ * sim_trader_order wrote it (a buyer's all-in limit, whose fee is taken off here), traded is
+ * nonzero if any of it traded locally, market_price_uc_per_kwh is the interval's price (-1
+ * when nothing traded). Updates
  * ZIP's margin (drawing from a generator seeded with seed); a no-op for the other kinds. */
 int sim_trader_observe(sim_trader *t, mkt_side side, int64_t my_price_uc_per_kwh, int traded,
                        int64_t market_price_uc_per_kwh, const mkt_params *tariffs, uint64_t seed);
