@@ -233,6 +233,43 @@ static void fairness_and_home_intervals(void **state)
     free(out);
 }
 
+/* --compare-timing: both timings of one scenario into DIR/ex_ante and DIR/ex_post, the same
+ * baseline in both, nobody worse off in ex_post, and the comparison on stdout. */
+static void compare_timing(void **state)
+{
+    (void)state;
+    const char *d = MGX_BINARY_DIR "/test-sim-cmp";
+    assert_int_equal(tst_sh("rm -rf %s", d), 0);
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --compare-timing --no-plots "
+                            "> %s/cmp.txt",
+                            mgx_bin, MGX_SOURCE_DIR, d, MGX_BINARY_DIR),
+                     0);
+    char ante[512], post[512];
+    snprintf(ante, sizeof ante, "%s/ex_ante", d);
+    snprintf(post, sizeof post, "%s/ex_post", d);
+    json_t *a = load_summary(ante), *b = load_summary(post);
+    assert_string_equal(json_string_value(json_object_get(a, "timing")), "ex_ante");
+    assert_string_equal(json_string_value(json_object_get(b, "timing")), "ex_post");
+    json_t *ba = json_object_get(a, "baseline"), *bb = json_object_get(b, "baseline");
+    assert_int_equal(json_integer_value(json_object_get(ba, "cost_uc")),
+                     json_integer_value(json_object_get(bb, "cost_uc")));
+    assert_int_equal(json_integer_value(json_object_get(b, "homes_worse_off")), 0);
+    assert_true(json_integer_value(json_object_get(b, "worst_saving_uc")) >= 0);
+    json_decref(a);
+    json_decref(b);
+    size_t len;
+    char *out = slurp(MGX_BINARY_DIR, "cmp.txt", &len);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "ex_ante against ex_post"));
+    assert_non_null(strstr(out, "homes worse off than grid only"));
+    free(out);
+    /* one timing only with --serve-modbus */
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --compare-timing "
+                            "--serve-modbus 127.0.0.1:0 2>/dev/null",
+                            mgx_bin, MGX_SOURCE_DIR, d),
+                     2);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -266,6 +303,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(street_end_to_end),
         cmocka_unit_test(several_runs),
         cmocka_unit_test(fairness_and_home_intervals),
+        cmocka_unit_test(compare_timing),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
