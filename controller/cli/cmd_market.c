@@ -40,6 +40,8 @@ static const char CLEAR_USAGE[] =
     "  --feed-in-tariff UC    grid buys at UC micro-currency per kWh (default 80000)\n"
     "  --retail-tariff UC     grid sells at UC micro-currency per kWh (default 300000)\n"
     "  --network-fee UC       fee per local kWh, paid by the buyer (default 0)\n"
+    "  --interval N           the interval's number, which seats tied prices (default 0;\n"
+    "                         the controller uses floor(start_utc / interval_s))\n"
     "  --format text|json|csv output format (default text; csv prints the trade list)\n"
     "\n"
     "Exit status: 0 cleared, 1 bad input (the message names file, line and column), 2 usage.\n"
@@ -178,6 +180,7 @@ static int parse_clear_opts(int argc, char **argv, clear_opts *o)
                                          {"feed-in-tariff", required_argument, NULL, 'f'},
                                          {"retail-tariff", required_argument, NULL, 'r'},
                                          {"network-fee", required_argument, NULL, 'n'},
+                                         {"interval", required_argument, NULL, 'i'},
                                          {"format", required_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -219,6 +222,13 @@ static int parse_clear_opts(int argc, char **argv, clear_opts *o)
             }
             break;
         }
+        case 'i':
+            if (ctl_opt_int64(optarg, INT64_MIN, INT64_MAX, &o->params.interval_id)) {
+                fprintf(stderr, "mgx market clear: --interval needs a whole number, not '%s'\n",
+                        optarg);
+                return CTL_EXIT_USAGE;
+            }
+            break;
         case 'F':
             if (strcmp(optarg, "text") == 0)
                 o->format = FMT_TEXT;

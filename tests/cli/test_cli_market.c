@@ -379,6 +379,20 @@ static void test_csv_expected_files(void **state)
             run_free(&r);
             free(want);
         }
+    /* At interval 4 the keys >> 32 of a, b, c (0, 1, 2) are 74c1f653, c694d237, e907221e: seats
+     * a, b, c, and pay-as-bid lists the trades in that order. */
+    run_result r;
+    RUN(&r, NULL, "market", "clear", "--orders", DATA "prorata.csv", "--format", "csv",
+        "--mechanism", "pay-as-bid", "--interval", "4");
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "seller,buyer,energy_wh,price_uc_per_kwh,amount_uc,fee_uc\n"
+                               "a,z,333,200000,66600,0\n"
+                               "b,z,667,200000,133400,0\n"
+                               "c,z,1000,200000,200000,0\n");
+    run_free(&r);
+    RUN(&r, NULL, "market", "clear", "--orders", DATA "prorata.csv", "--interval", "x");
+    assert_int_equal(r.status, 2); /* usage */
+    run_free(&r);
 }
 
 static void test_text_format(void **state)
