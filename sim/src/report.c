@@ -248,7 +248,7 @@ static int write_plots(const sim_scenario *sc, const sim_result *r, uint64_t see
     fprintf(f,
             "# Renders the plots of an mgx sim run from its CSV files: gnuplot plots.gp\n"
             "set datafile separator ','\n"
-            "set terminal pngcairo size 1100,600 font 'sans,10'\n"
+            "set terminal pngcairo noenhanced size 1100,600 font 'sans,10'\n"
             "set key outside right top\n"
             "set grid\n"
             "run = '%s, seed %llu, %s, %s'\n"
