@@ -263,7 +263,8 @@ static size_t oracle_book(size_t k, mkt_order *book)
         assert_true(rc >= 0);
         if (rc == 0)
             continue;
-        book[n] = (mkt_order){.participant = h, .side = side, .n_steps = 1};
+        /* market ids start at 1, as the controller numbers them (and the simulator) */
+        book[n] = (mkt_order){.participant = h + 1, .side = side, .n_steps = 1};
         book[n].steps[0] = step;
         n++;
     }
@@ -341,7 +342,7 @@ static int check_outcome(const char *participant, const mkt_participant_result *
         return 0;
     }
     const mkt_participant_result *w = &x->want[x->next++];
-    if (home_index(participant) != w->participant || p->side != w->side ||
+    if (home_index(participant) + 1 != w->participant || p->side != w->side ||
         p->offered_wh != w->offered_wh || p->local_bought_wh != w->local_bought_wh ||
         p->local_sold_wh != w->local_sold_wh || p->grid_bought_wh != w->grid_bought_wh ||
         p->grid_sold_wh != w->grid_sold_wh || p->local_paid_uc != w->local_paid_uc ||
@@ -353,7 +354,8 @@ static int check_outcome(const char *participant, const mkt_participant_result *
                 "received %lld\n",
                 x->k, participant, (long long)p->offered_wh, (long long)p->local_sold_wh,
                 (long long)p->local_bought_wh, (long long)p->local_paid_uc,
-                (long long)p->local_received_uc, W->ids[w->participant < W->homes ? w->participant : 0],
+                (long long)p->local_received_uc,
+                W->ids[w->participant - 1 < W->homes ? w->participant - 1 : 0],
                 (long long)w->offered_wh, (long long)w->local_sold_wh,
                 (long long)w->local_bought_wh, (long long)w->local_paid_uc,
                 (long long)w->local_received_uc);
@@ -374,7 +376,7 @@ static int check_trade(const ctl_trade_row *t, void *ctx)
     trade_check *x = ctx;
     const mkt_trade *w = x->next < x->n_want ? &x->want[x->next] : NULL;
     x->next++;
-    if (!w || home_index(t->seller) != w->seller || home_index(t->buyer) != w->buyer ||
+    if (!w || home_index(t->seller) + 1 != w->seller || home_index(t->buyer) + 1 != w->buyer ||
         t->t.energy_wh != w->energy_wh || t->t.price_uc_per_kwh != w->price_uc_per_kwh ||
         t->t.amount_uc != w->amount_uc || t->t.fee_uc != w->fee_uc) {
         fprintf(stderr, "e2e: interval %zu: trade %zu %s -> %s %lld Wh differs from the oracle\n",
@@ -659,7 +661,7 @@ static void test_twenty_homes_one_day(void **state)
         assert_int_equal(rows[k].price_uc_per_kwh, want_price);
         for (size_t h = 0, i = 0; h < W->homes; h++) {
             int64_t sold = 0, bought = 0;
-            if (i < np && parts[i].participant == h) {
+            if (i < np && parts[i].participant == h + 1) {
                 sold = parts[i].local_sold_wh;
                 bought = parts[i].local_bought_wh;
                 i++;
