@@ -424,9 +424,11 @@ static int tcp_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count
         if (w == 0) {
             if (len == 0)
                 set_why(l, "no reply (timeout) in %d ms", timeout_ms);
-            else
+            else if (len > MTR__MBAP_HEADER) /* the function is in: the size is known */
                 set_why(l, "incomplete reply (timeout): %zu of %zu bytes in %d ms", len, need,
                         timeout_ms);
+            else
+                set_why(l, "incomplete reply (timeout): %zu bytes in %d ms", len, timeout_ms);
             return MTR_E_TIMEOUT;
         }
         ssize_t n = w < 0 ? -1 : recv(l->fd, buf + len, need - len, 0);
