@@ -86,13 +86,14 @@ mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf,
 {
     /* Each field is judged as soon as its bytes are in: a hostile or confused device is
      * refused at its first wrong byte, and no later byte can make an earlier one right. */
-    *need = MTR__MBAP_HEADER;
-    if (len >= 2 && memcmp(buf, req, 2) != 0)
-        return MTR__REPLY_BAD_TID;
-    if (len >= 4 && be16(buf + 2) != 0)
-        return MTR__REPLY_BAD_PROTOCOL;
-    if (len >= 7 && buf[6] != req[6])
-        return MTR__REPLY_BAD_UNIT;
+    for (size_t i = 0; i < len && i < 7; i++) {
+        if (i < 2 && buf[i] != req[i])
+            return MTR__REPLY_BAD_TID;
+        if (i >= 2 && i < 4 && buf[i] != 0)
+            return MTR__REPLY_BAD_PROTOCOL;
+        if (i == 6 && buf[i] != req[6])
+            return MTR__REPLY_BAD_UNIT;
+    }
     if (len < MTR__MBAP_HEADER + 1) {
         *need = MTR__MBAP_HEADER + 1;
         return MTR__REPLY_MORE;
