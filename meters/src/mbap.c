@@ -143,6 +143,8 @@ const char *mtr__reply_verdict_name(mtr__reply_verdict v)
         return "length field does not fit the request";
     case MTR__REPLY_BAD_COUNT:
         return "byte count does not fit the request";
+    case MTR__REPLY_BAD_CRC:
+        return "CRC error";
     }
     return "unknown verdict";
 }

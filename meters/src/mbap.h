@@ -69,7 +69,8 @@ typedef enum {
     MTR__REPLY_BAD_UNIT,     /* from another unit than the one asked */
     MTR__REPLY_BAD_FUNCTION, /* neither the request's function nor its exception */
     MTR__REPLY_BAD_LENGTH,   /* length field not what this function and count give */
-    MTR__REPLY_BAD_COUNT     /* byte count not twice the registers asked */
+    MTR__REPLY_BAD_COUNT,    /* byte count not twice the registers asked */
+    MTR__REPLY_BAD_CRC       /* RTU (rtu.h): the CRC does not match */
 } mtr__reply_verdict;
 
 /*

@@ -22,18 +22,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "mbap.h"
+#include "rtu.h"
 
 struct mtr_link {
     mtr_device_config cfg; /* transport settings and the link's own retry policy */
-    modbus_t *ctx;         /* RTU: libmodbus opens, configures and speaks the serial port */
+    modbus_t *ctx;         /* RTU: libmodbus opens the serial port and sets its line (termios);
+                            * requests and replies are framed here (rtu.h) */
     int fd;                /* TCP: our own socket, -1 when closed */
     int connected;
     uint64_t generation;
-    int timeout_ms;        /* the response timeout currently set on ctx (RTU) */
     uint16_t tid;          /* the last transaction id sent (TCP) */
     uint64_t stale_bytes;  /* bytes found waiting before a request and discarded (TCP) */
     int final;             /* the last failure cannot be cured by retrying within this poll */
@@ -109,7 +111,6 @@ mtr_link *mtr_link_new(const mtr_device_config *cfg)
         return NULL;
     l->cfg = *cfg;
     l->fd = -1;
-    l->timeout_ms = -1;
     if (cfg->transport == MTR_RTU) {
         l->ctx = modbus_new_rtu(cfg->device, cfg->baud, cfg->parity, cfg->data_bits,
                                 cfg->stop_bits);
@@ -167,17 +168,6 @@ static void endpoint(const mtr_device_config *c, char *buf, size_t n)
         snprintf(buf, n, "[%s]:%d", c->host, c->port);
     else
         snprintf(buf, n, "%s:%d", c->host, c->port);
-}
-
-static void set_timeout(mtr_link *l, int ms)
-{
-    if (l->timeout_ms == ms)
-        return;
-    uint32_t s = (uint32_t)(ms / 1000), us = (uint32_t)(ms % 1000) * 1000u;
-    modbus_set_response_timeout(l->ctx, s, us);
-    /* between bytes of one frame: the same bound, a stalled half frame is a failure */
-    modbus_set_byte_timeout(l->ctx, s, us);
-    l->timeout_ms = ms;
 }
 
 /* Waits until fd is ready for events or the deadline passes: >0 ready, 0 deadline, <0 error. */
@@ -273,7 +263,6 @@ static int ensure_connected(mtr_link *l, int timeout_ms)
     if (l->connected)
         return MTR_OK;
     if (l->ctx) {
-        set_timeout(l, timeout_ms);
         errno = 0;
         if (modbus_connect(l->ctx) != 0) {
             char r[96];
@@ -290,51 +279,139 @@ static int ensure_connected(mtr_link *l, int timeout_ms)
     return MTR_OK;
 }
 
-/* Maps a failed libmodbus read to a code; *exc gets an exception's number. */
-static int classify(int e, int *exc)
+/*
+ * The verdict on a reply, as a code, with l->why naming the wrong field (positions differ:
+ * Modbus TCP has the MBAP header before unit and function, RTU starts with them). -1: more
+ * bytes needed.
+ */
+static int judge(mtr_link *l, mtr__reply_verdict v, const uint8_t *buf, int unit, int fc,
+                 uint16_t count)
 {
-    if (e > MODBUS_ENOBASE && e < MODBUS_ENOBASE + MODBUS_EXCEPTION_MAX) {
-        *exc = e - MODBUS_ENOBASE;
+    size_t u = l->ctx ? 0 : 6; /* where the unit id is; the function follows it */
+    switch (v) {
+    case MTR__REPLY_MORE:
+        return -1;
+    case MTR__REPLY_DATA:
+        return MTR_OK;
+    case MTR__REPLY_EXCEPTION:
         return MTR_E_EXCEPTION;
+    case MTR__REPLY_BAD_TID:
+        set_why(l, "reply to transaction %u, not %u (stale or forged frame)",
+                (unsigned)buf[0] << 8 | buf[1], (unsigned)l->tid);
+        break;
+    case MTR__REPLY_BAD_PROTOCOL:
+        set_why(l, "reply with protocol id %u, not 0 (not Modbus TCP)",
+                (unsigned)buf[2] << 8 | buf[3]);
+        break;
+    case MTR__REPLY_BAD_UNIT:
+        set_why(l, "reply from unit %u, not %d", buf[u], unit);
+        break;
+    case MTR__REPLY_BAD_FUNCTION:
+        set_why(l, "reply with function %u to a function %d request", buf[u + 1], fc);
+        break;
+    case MTR__REPLY_BAD_LENGTH:
+        set_why(l, "reply length field %u does not fit %u registers",
+                (unsigned)buf[4] << 8 | buf[5], (unsigned)count);
+        break;
+    case MTR__REPLY_BAD_COUNT:
+        set_why(l, "reply byte count %u, not %u", buf[u + 2], 2u * count);
+        break;
+    case MTR__REPLY_BAD_CRC:
+        set_why(l, "reply with a CRC error");
+        break;
     }
-    switch (e) {
-    case ETIMEDOUT:
-        return MTR_E_TIMEOUT;
-    case EMBBADCRC:
-    case EMBBADDATA:
-    case EMBBADEXC:
-    case EMBUNKEXC:
-    case EMBMDATA:
-    case EMBBADSLAVE:
-        return MTR_E_FRAME;
-    default:
-        return MTR_E_CLOSED; /* EIO, EBADF...: the port is gone */
+    return MTR_E_FRAME;
+}
+
+typedef mtr__reply_verdict (*check_fn)(const uint8_t *req, const uint8_t *buf, size_t len,
+                                       size_t *need, uint16_t *dst, int *exception);
+
+/*
+ * Reads the reply to req from fd until check gives a verdict or the deadline passes: one
+ * deadline for the whole reply, however the device spaces its bytes. Never reads more than
+ * check asks for, so what follows a reply stays for the next drain.
+ */
+static int await_reply(mtr_link *l, int fd, check_fn check, const uint8_t *req, int unit, int fc,
+                       uint16_t count, uint16_t *dst, int *exc, int64_t deadline, int timeout_ms)
+{
+    uint8_t buf[MTR__MBAP_MAX];
+    size_t len = 0, need = 0;
+    char r[96];
+    for (;;) {
+        int rc = judge(l, check(req, buf, len, &need, dst, exc), buf, unit, fc, count);
+        if (rc != -1)
+            return rc;
+        int w = wait_fd(fd, POLLIN, deadline);
+        if (w == 0) {
+            if (len == 0)
+                set_why(l, "no reply (timeout) in %d ms", timeout_ms);
+            else if (len >= (l->ctx ? 3 : MTR__MBAP_HEADER + 1)) /* the size is known */
+                set_why(l, "incomplete reply (timeout): %zu of %zu bytes in %d ms", len, need,
+                        timeout_ms);
+            else
+                set_why(l, "incomplete reply (timeout): %zu bytes in %d ms", len, timeout_ms);
+            return MTR_E_TIMEOUT;
+        }
+        ssize_t n = w < 0 ? -1 : read(fd, buf + len, need - len);
+        if (n > 0) {
+            len += (size_t)n;
+        } else if (n == 0 && !l->ctx) {
+            set_why(l, "connection closed by the device after %zu bytes of the reply", len);
+            return MTR_E_CLOSED;
+        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            set_why(l, "%s: %s", l->ctx ? "serial port failed" : "connection dropped",
+                    reason(errno, r, sizeof r));
+            return MTR_E_CLOSED;
+        }
+        /* n == 0 on a serial port: nothing yet (VMIN 0); poll again until the deadline */
     }
 }
 
-/* One RTU request through libmodbus (it checks the unit, function and CRC of the reply). */
+/* Writes all of p within the deadline. MTR_OK, MTR_E_TIMEOUT or MTR_E_CLOSED (l->why set). */
+static int send_request(mtr_link *l, int fd, const uint8_t *p, size_t n, int64_t deadline,
+                        int timeout_ms)
+{
+    char r[96];
+    size_t sent = 0;
+    while (sent < n) {
+        ssize_t w = l->ctx ? write(fd, p + sent, n - sent)
+                           : send(fd, p + sent, n - sent, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            if (wait_fd(fd, POLLOUT, deadline) <= 0) {
+                set_why(l, "cannot send the request in %d ms", timeout_ms);
+                return MTR_E_TIMEOUT;
+            }
+        } else {
+            set_why(l, "%s: %s", l->ctx ? "serial port failed" : "connection dropped",
+                    reason(errno, r, sizeof r));
+            return MTR_E_CLOSED;
+        }
+    }
+    return MTR_OK;
+}
+
+/*
+ * One RTU request on the port libmodbus opened and configured (its termios setup), framed and
+ * checked here (rtu.h) so that one deadline bounds the whole reply, as on TCP.
+ */
 static int rtu_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, uint16_t *dst,
                     int timeout_ms, int *exc)
 {
-    set_timeout(l, timeout_ms);
+    int fd = modbus_get_socket(l->ctx);
+    uint8_t req[MTR__RTU_REQUEST_LEN];
     /* A unit that timed out may still answer, at any time later: during the backoff, the
      * pause or other units' turns. Whatever sits in the input buffer now is such a late reply
      * (RTU has no transaction id to tell it apart); read after our request it would pass for
      * the answer (same unit, same length: an old poll's values). */
-    modbus_flush(l->ctx);
-    modbus_set_slave(l->ctx, unit);
-    int n = fc == 3 ? modbus_read_registers(l->ctx, addr, count, dst)
-                    : modbus_read_input_registers(l->ctx, addr, count, dst);
-    if (n == count)
-        return MTR_OK;
-    int e = errno, rc = n < 0 ? classify(e, exc) : MTR_E_FRAME;
-    char r[96];
-    if (rc == MTR_E_TIMEOUT)
-        set_why(l, "no reply (timeout) in %d ms", timeout_ms);
-    else if (rc == MTR_E_FRAME)
-        set_why(l, "malformed reply: %s", n < 0 ? modbus_strerror(e) : "wrong register count");
-    else if (rc == MTR_E_CLOSED)
-        set_why(l, "serial port failed: %s", reason(e, r, sizeof r));
+    tcflush(fd, TCIFLUSH);
+    mtr__rtu_request(req, (uint8_t)unit, (uint8_t)fc, addr, count);
+    int64_t deadline = mono_ms() + timeout_ms;
+    int rc = send_request(l, fd, req, sizeof req, deadline, timeout_ms);
+    if (rc == MTR_OK)
+        rc = await_reply(l, fd, mtr__rtu_check_reply, req, unit, fc, count, dst, exc, deadline,
+                         timeout_ms);
     return rc;
 }
 
@@ -363,85 +440,20 @@ static int tcp_drain(mtr_link *l)
 
 /*
  * One Modbus TCP request and its reply within one deadline, timeout_ms after the request
- * went out: however the device spaces its bytes, the attempt ends by then. Every reply is
- * checked against the request (transaction id, protocol id 0, unit, function, length, byte
- * count: mtr__mbap_check_reply) before a register of it is used.
+ * went out. Every reply is checked against the request (transaction id, protocol id 0, unit,
+ * function, length, byte count: mtr__mbap_check_reply) before a register of it is used.
  */
 static int tcp_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, uint16_t *dst,
                     int timeout_ms, int *exc)
 {
-    uint8_t req[MTR__REQUEST_LEN], buf[MTR__MBAP_MAX];
-    char r[96];
+    uint8_t req[MTR__REQUEST_LEN];
     mtr__mbap_request(req, ++l->tid, (uint8_t)unit, (uint8_t)fc, addr, count);
     int64_t deadline = mono_ms() + timeout_ms;
-    size_t sent = 0, len = 0, need = 0;
-    while (sent < sizeof req) {
-        ssize_t n = send(l->fd, req + sent, sizeof req - sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            if (wait_fd(l->fd, POLLOUT, deadline) <= 0) {
-                set_why(l, "cannot send the request in %d ms", timeout_ms);
-                return MTR_E_TIMEOUT;
-            }
-        } else {
-            set_why(l, "connection dropped: %s", reason(errno, r, sizeof r));
-            return MTR_E_CLOSED;
-        }
-    }
-    for (;;) {
-        mtr__reply_verdict v = mtr__mbap_check_reply(req, buf, len, &need, dst, exc);
-        switch (v) {
-        case MTR__REPLY_MORE:
-            break;
-        case MTR__REPLY_DATA:
-            return MTR_OK;
-        case MTR__REPLY_EXCEPTION:
-            return MTR_E_EXCEPTION;
-        case MTR__REPLY_BAD_TID:
-            set_why(l, "reply to transaction %u, not %u (stale or forged frame)",
-                    (unsigned)buf[0] << 8 | buf[1], (unsigned)l->tid);
-            return MTR_E_FRAME;
-        case MTR__REPLY_BAD_PROTOCOL:
-            set_why(l, "reply with protocol id %u, not 0 (not Modbus TCP)",
-                    (unsigned)buf[2] << 8 | buf[3]);
-            return MTR_E_FRAME;
-        case MTR__REPLY_BAD_UNIT:
-            set_why(l, "reply from unit %u, not %d", buf[6], unit);
-            return MTR_E_FRAME;
-        case MTR__REPLY_BAD_FUNCTION:
-            set_why(l, "reply with function %u to a function %d request", buf[7], fc);
-            return MTR_E_FRAME;
-        case MTR__REPLY_BAD_LENGTH:
-            set_why(l, "reply length field %u does not fit %u registers",
-                    (unsigned)buf[4] << 8 | buf[5], (unsigned)count);
-            return MTR_E_FRAME;
-        case MTR__REPLY_BAD_COUNT:
-            set_why(l, "reply byte count %u, not %u", buf[8], 2u * count);
-            return MTR_E_FRAME;
-        }
-        int w = wait_fd(l->fd, POLLIN, deadline);
-        if (w == 0) {
-            if (len == 0)
-                set_why(l, "no reply (timeout) in %d ms", timeout_ms);
-            else if (len > MTR__MBAP_HEADER) /* the function is in: the size is known */
-                set_why(l, "incomplete reply (timeout): %zu of %zu bytes in %d ms", len, need,
-                        timeout_ms);
-            else
-                set_why(l, "incomplete reply (timeout): %zu bytes in %d ms", len, timeout_ms);
-            return MTR_E_TIMEOUT;
-        }
-        ssize_t n = w < 0 ? -1 : recv(l->fd, buf + len, need - len, 0);
-        if (n > 0) {
-            len += (size_t)n;
-        } else if (n == 0) {
-            set_why(l, "connection closed by the device after %zu bytes of the reply", len);
-            return MTR_E_CLOSED;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            set_why(l, "connection dropped: %s", reason(errno, r, sizeof r));
-            return MTR_E_CLOSED;
-        }
-    }
+    int rc = send_request(l, l->fd, req, sizeof req, deadline, timeout_ms);
+    if (rc == MTR_OK)
+        rc = await_reply(l, l->fd, mtr__mbap_check_reply, req, unit, fc, count, dst, exc,
+                         deadline, timeout_ms);
+    return rc;
 }
 
 /* One request with the retry policy of d (the device's own timeouts on a shared link). */

@@ -2,7 +2,7 @@
  * The hostile Modbus TCP device of hostile_modbus.h: a poll loop over the listening socket and
  * one connection, hand-built frames, one misbehaviour per mode.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* ptsname_r, cfmakeraw */
 #include "hostile_modbus.h"
 
 #include <arpa/inet.h>
@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 struct thd_server {
     int lfd, cfd, port;
@@ -274,4 +277,166 @@ void thd_mode_set(thd_server *s, thd_mode m, int drip_ms)
 unsigned thd_requests(thd_server *s)
 {
     return atomic_load(&s->requests);
+}
+
+/* ---- the serial twin ---- */
+
+struct thd_serial {
+    thd_server *tables;
+    int master, keep;
+    char path[128];
+    pthread_t th;
+    atomic_int stop, dripping;
+};
+
+/* Modbus CRC-16 (polynomial 0xA001 reflected, initial 0xFFFF), written out here rather than
+ * taken from the library under test. */
+static unsigned crc16(const uint8_t *p, size_t n)
+{
+    unsigned crc = 0xFFFF;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int b = 0; b < 8; b++)
+            crc = (crc & 1u) ? (crc >> 1) ^ 0xA001u : crc >> 1;
+    }
+    return crc;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void serial_answer(thd_serial *s, const uint8_t *req)
+{
+    thd_server *t = s->tables;
+    pthread_mutex_lock(&t->mu);
+    thd_mode m = t->mode;
+    int drip_ms = t->drip_ms;
+    pthread_mutex_unlock(&t->mu);
+    unsigned unit = req[0], fc = req[1], addr = be16(req + 2), count = be16(req + 4);
+    if (fc != 3 && fc != 4)
+        return; /* the client under test only reads */
+    if (crc16(req, 6) != ((unsigned)req[7] << 8 | req[6]))
+        return; /* a damaged request: silence, as on a real line */
+    uint8_t out[300];
+    const uint16_t *table = m == THD_WRONG_UNIT ? t->forged : t->good;
+    out[0] = (uint8_t)(m == THD_WRONG_UNIT ? unit + 1 : unit);
+    out[1] = (uint8_t)fc;
+    out[2] = (uint8_t)(2 * count);
+    for (unsigned i = 0; i < count; i++)
+        put16(out + 3 + 2 * i, table[(addr + i) & 0xFFFF]);
+    size_t n = 3 + 2 * (size_t)count;
+    unsigned crc = crc16(out, n);
+    out[n++] = (uint8_t)crc;
+    out[n++] = (uint8_t)(crc >> 8);
+    if (m == THD_TRUNCATE) {
+        write_all(s->master, out, 9);
+        return;
+    }
+    if (m != THD_DRIP) {
+        write_all(s->master, out, n);
+        return;
+    }
+    s->dripping = 1;
+    for (size_t i = 0; i < n && !s->stop; i++) {
+        pthread_mutex_lock(&t->mu);
+        thd_mode now = t->mode;
+        pthread_mutex_unlock(&t->mu);
+        if (now != THD_DRIP)
+            break;
+        write_all(s->master, out + i, 1);
+        struct timespec ts = {drip_ms / 1000, (long)(drip_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    s->dripping = 0;
+}
+
+static void *serial_serve(void *arg)
+{
+    thd_serial *s = arg;
+    uint8_t buf[64];
+    size_t len = 0;
+    while (!s->stop) {
+        struct pollfd pf = {s->master, POLLIN, 0};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        ssize_t r = read(s->master, buf + len, sizeof buf - len);
+        if (r <= 0)
+            continue;
+        len += (size_t)r;
+        while (len >= 8) { /* the client sends 8-byte read requests */
+            serial_answer(s, buf);
+            memmove(buf, buf + 8, len - 8);
+            len -= 8;
+        }
+    }
+    return NULL;
+}
+
+thd_serial *thd_serial_start(thd_server *tables)
+{
+    thd_serial *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->tables = tables;
+    s->keep = -1;
+    s->master = posix_openpt(O_RDWR | O_NOCTTY);
+    struct termios tio;
+    if (s->master < 0 || grantpt(s->master) != 0 || unlockpt(s->master) != 0 ||
+        ptsname_r(s->master, s->path, sizeof s->path) != 0 ||
+        (s->keep = open(s->path, O_RDWR | O_NOCTTY)) < 0 || tcgetattr(s->keep, &tio) != 0)
+        goto fail;
+    cfmakeraw(&tio); /* binary frames: no echo, no CR/LF mangling */
+    if (tcsetattr(s->keep, TCSANOW, &tio) != 0)
+        goto fail;
+    if (pthread_create(&s->th, NULL, serial_serve, s) != 0)
+        goto fail;
+    return s;
+fail:
+    perror("hostile modbus serial device");
+    if (s->keep >= 0)
+        close(s->keep);
+    if (s->master >= 0)
+        close(s->master);
+    free(s);
+    return NULL;
+}
+
+const char *thd_serial_path(const thd_serial *s)
+{
+    return s->path;
+}
+
+void thd_serial_mode_set(thd_serial *s, thd_mode m, int drip_ms)
+{
+    thd_mode_set(s->tables, m, drip_ms);
+}
+
+int thd_serial_quiet(thd_serial *s, int timeout_ms)
+{
+    for (int waited = 0; s->dripping; waited += 10) {
+        if (waited >= timeout_ms)
+            return -1;
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+void thd_serial_stop(thd_serial *s)
+{
+    if (!s)
+        return;
+    s->stop = 1;
+    pthread_join(s->th, NULL);
+    close(s->keep);
+    close(s->master);
+    free(s);
 }

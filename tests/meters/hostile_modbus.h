@@ -8,6 +8,8 @@
  * function, a wrong length field. Frames that must not be believed carry the values of a
  * second, "forged" table, so a client that takes one shows it in its reading.
  *
+ * The serial twin (thd_serial) speaks RTU on a pseudo-terminal.
+ *
  * One thread serves one connection at a time (a new connection replaces the old one, as the
  * client reconnects after a failure); a drip stops when the client goes away or reconnects.
  */
@@ -46,5 +48,19 @@ void thd_set_float(thd_server *s, uint16_t addr, float good, float forged);
 void thd_mode_set(thd_server *s, thd_mode m, int drip_ms);
 /* Requests read so far. */
 unsigned thd_requests(thd_server *s);
+
+/*
+ * The same device on a serial line (Modbus RTU frames with CRC): a pseudo-terminal whose
+ * other end (thd_serial_path) the client opens as its port. Registers come from tables' good
+ * and forged tables. Modes: THD_OK, THD_WRONG_UNIT, THD_DRIP, THD_TRUNCATE (others: THD_OK).
+ */
+typedef struct thd_serial thd_serial;
+thd_serial *thd_serial_start(thd_server *tables);
+const char *thd_serial_path(const thd_serial *s);
+void thd_serial_mode_set(thd_serial *s, thd_mode m, int drip_ms);
+/* Waits up to timeout_ms until no reply is being dripped (a drip ends when the mode changes).
+ * 0, or -1 if still dripping. */
+int thd_serial_quiet(thd_serial *s, int timeout_ms);
+void thd_serial_stop(thd_serial *s);
 
 #endif

@@ -205,6 +205,58 @@ static void frame_behind_reply_never_read(void **state)
     fixture_close(&f);
 }
 
+/*
+ * The same on a serial line (RTU, a pseudo-terminal): a reply from another unit is refused
+ * at its first byte, a reply cut short times out naming how much came (9 of 5 + 48 = 53
+ * bytes), and a reply dripped one byte every 150 ms (8 s in all) ends the poll after 300 ms
+ * (bound asserted: 3 s); a normal reply after each reads.
+ */
+static void serial_refused_and_bounded(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_open(&f, 300, 1);
+    thd_serial *ser = thd_serial_start(f.srv);
+    assert_non_null(ser);
+    mtr_link_free(f.link);
+    mtr_device_free(f.dev);
+    f.cfg.transport = MTR_RTU;
+    snprintf(f.cfg.device, sizeof f.cfg.device, "%s", thd_serial_path(ser));
+    f.link = mtr_link_new(&f.cfg);
+    f.dev = mtr_device_new(&f.cfg);
+    assert_non_null(f.link);
+    snprintf(f.ep, sizeof f.ep, "%s unit 1: ", thd_serial_path(ser));
+    expect_good(&f);
+    expect_refused(&f, THD_WRONG_UNIT, MTR_E_FRAME, "reply from unit 2, not 1");
+    expect_refused(&f, THD_TRUNCATE, MTR_E_TIMEOUT,
+                   "incomplete reply (timeout): 9 of 53 bytes in 300 ms");
+    /* One attempt: RTU has no transaction id, so on a retry the rest of the old reply, still
+     * dripping, would arrive where the new one should start (refused too, by its unit byte,
+     * but at whichever byte the timing gives). */
+    mtr_device_free(f.dev);
+    f.cfg.retries = 0;
+    f.dev = mtr_device_new(&f.cfg);
+    assert_non_null(f.dev);
+    thd_serial_mode_set(ser, THD_DRIP, 150);
+    mtr_sample s;
+    int64_t t0 = mono_ms();
+    assert_int_equal(poll_once(&f, &s), MTR_E_TIMEOUT);
+    int64_t took = mono_ms() - t0;
+    if (took >= 3000)
+        fail_msg("a dripping reply held the poll %lld ms", (long long)took);
+    assert_non_null(strstr(mtr_device_error(f.dev), "incomplete reply (timeout)"));
+    assert_int_equal(s.quality, MTR_Q_COMM);
+    thd_serial_mode_set(ser, THD_OK, 0);
+    assert_int_equal(thd_serial_quiet(ser, 10000), 0);
+    expect_good(&f);
+    mtr_device_free(f.dev);
+    mtr_link_free(f.link);
+    f.dev = NULL;
+    f.link = NULL;
+    thd_serial_stop(ser);
+    fixture_close(&f);
+}
+
 /* A port nothing listens on (bound, then closed). */
 static int dead_port(void)
 {
@@ -333,6 +385,7 @@ int main(void)
         cmocka_unit_test(each_misbehaviour_refused),
         cmocka_unit_test(dripping_reply_bounded),
         cmocka_unit_test(frame_behind_reply_never_read),
+        cmocka_unit_test(serial_refused_and_bounded),
         cmocka_unit_test(connect_errors_name_endpoint_and_reason),
         cmocka_unit_test(once_without_bus),
     };
