@@ -1,8 +1,9 @@
 /*
- * The Modbus client: a link (one libmodbus context: a TCP connection or a serial port) with
- * lazy connects, retries with backoff and a clean reconnect after anything that can leave the
- * byte stream out of step, and a device that polls one configured meter over a link through
- * its profile (SunSpec chain, Eastron or user map) and its counter filter. See
+ * The Modbus client: a link (a TCP connection on our own socket, or a serial port libmodbus
+ * opens) with lazy connects, requests framed and replies checked here (mbap.h, rtu.h) within
+ * one deadline each, retries with backoff and a clean reconnect after anything that can leave
+ * the byte stream out of step; and a device that polls one configured meter over a link
+ * through its profile (SunSpec chain, Eastron or user map) and its counter filter. See
  * mgx/modbus_device.h.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -39,7 +40,7 @@ struct mtr_link {
     uint16_t tid;          /* the last transaction id sent (TCP) */
     uint64_t stale_bytes;  /* bytes found waiting before a request and discarded (TCP) */
     int final;             /* the last failure cannot be cured by retrying within this poll */
-    char why[160];         /* the last attempt's failure, without the endpoint */
+    char why[MTR_HOST_MAX + 96]; /* the last attempt's failure, without the endpoint */
 };
 
 struct mtr_device {
