@@ -611,9 +611,13 @@ static int read_sunspec(mtr_device *d, mtr_link *l, mtr_values *v, int *meta_fre
             uint64_t gen_before = l->generation;
             int rc = mtr_sunspec_discover(read_fn, &c, &d->chain);
             if (rc) {
+                char ep[MTR_HOST_MAX + 16];
+                endpoint(&l->cfg, ep, sizeof ep);
+                /* a failed request has said why already (describe); the chain's own verdict
+                 * (no marker, no model) is said here */
                 if (rc != MTR_E_TIMEOUT && rc != MTR_E_CLOSED && rc != MTR_E_CONNECT &&
                     rc != MTR_E_FRAME && rc != MTR_E_EXCEPTION)
-                    set_err(d, "%s (unit %d)", mtr_strerror(rc), d->cfg.unit);
+                    set_err(d, "%s unit %d: %s", ep, d->cfg.unit, mtr_strerror(rc));
                 return rc;
             }
             d->have_chain = 1;
