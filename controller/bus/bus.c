@@ -639,6 +639,12 @@ send:
 int bus_publish(bus_client *c, const char *topic, const void *payload, size_t len, int qos,
                 bool retain, bus_done_fn done, void *arg)
 {
+    return bus_publish_expiring(c, topic, payload, len, qos, retain, 0, done, arg);
+}
+
+int bus_publish_expiring(bus_client *c, const char *topic, const void *payload, size_t len,
+                         int qos, bool retain, uint32_t expiry_s, bus_done_fn done, void *arg)
+{
     if (!c || !topic || (len && !payload) || qos < 0 || qos > 1)
         return BUS_E_INVAL;
     if (len > BUS_PAYLOAD_MAX)
@@ -654,8 +660,14 @@ int bus_publish(bus_client *c, const char *topic, const void *payload, size_t le
     c->early_done = false;
     /* libmosquitto writes *mid before it sends, so on_publish can recognise an early QoS 0
      * completion through publishing_mid. */
+    mosquitto_property *props = NULL;
+    if (expiry_s > 0 &&
+        mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, expiry_s) !=
+            MOSQ_ERR_SUCCESS)
+        return BUS_E_NOMEM;
     int rc = mosquitto_publish_v5(c->mosq, &c->publishing_mid, topic, (int)len, payload, qos,
-                                  retain, NULL);
+                                  retain, props);
+    mosquitto_property_free_all(&props);
     mid = c->publishing_mid;
     c->publishing_mid = -1;
     if (rc != MOSQ_ERR_SUCCESS) {

@@ -151,6 +151,15 @@ int bus_subscribe(bus_client *c, const char *filter, int qos);
 int bus_publish(bus_client *c, const char *topic, const void *payload, size_t len, int qos,
                 bool retain, bus_done_fn done, void *arg);
 
+/*
+ * bus_publish with an MQTT v5 message expiry interval: the broker drops the message, a
+ * retained one included, expiry_s seconds after it received it (a subscriber that gets it
+ * later sees the time left); 0 means no expiry, as bus_publish. Retained messages without an
+ * expiry stay on the broker (and in its persistence file) forever.
+ */
+int bus_publish_expiring(bus_client *c, const char *topic, const void *payload, size_t len,
+                         int qos, bool retain, uint32_t expiry_s, bus_done_fn done, void *arg);
+
 /* Number of accepted publishes still awaiting their outcome. */
 unsigned bus_pending(const bus_client *c);
 

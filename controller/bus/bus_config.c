@@ -138,6 +138,8 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
 static int bus_finish(void *ctx, const char *path, char *err, size_t errlen)
 {
     cfg_bus *b = ctx;
+    if (!b->line && b->optional)
+        return CFG_OK;
     if (!b->line)
         return ctl_fail(CFG_E_BAD, err, errlen, "%s: no [bus] section (community is required)",
                         path);

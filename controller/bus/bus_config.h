@@ -32,6 +32,9 @@ typedef struct {
     int line;                     /* line of the [bus] header, 0 if absent */
     const cfg_loader *loader;
     unsigned seen;                /* keys already given (repeats are errors) */
+    bool optional;                /* set after cfg_bus_add by a caller that needs no broker
+                                     (`mgx meter --once`): a missing [bus] is no error; one
+                                     that is present is still checked */
 } cfg_bus;
 
 /* Registers [bus] (and zeroes *b). [bus] with community is required. */

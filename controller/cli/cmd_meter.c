@@ -27,7 +27,7 @@ static const char USAGE[] =
     "\n"
     "options:\n"
     "  --once      read every device once, print one JSON line per device on stdout and exit\n"
-    "              (status 1 if any device failed); no broker needed\n"
+    "              (status 1 if any device failed); no broker needed, [bus] may be left out\n"
     "  --verbose   log every reading and connection detail on stderr\n"
     "  --clock-speed N, --clock-anchor REAL_S:SIM\n"
     "              stamp readings with an accelerated clock (simulated meters, demos, tests),\n"

@@ -259,13 +259,19 @@ static void pub_done(void *arg, int status)
     pub_settle(p);
 }
 
+/* How long the broker keeps an interval's retained result: a day, so a home back from a
+ * reboot or a dashboard opened in the evening sees the day's results, while older ones live in
+ * the database and the ledger, not on the broker (and in its persistence file) forever. */
+#define RESULT_RETAIN_S 86400u
+
 static int pub_send(publication *p, const char *topic, json_t *body, bool retain)
 {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (!text)
         return BUS_E_NOMEM;
-    int rc = bus_publish(p->d->bus, topic, text, strlen(text), 1, retain, pub_done, p);
+    int rc = bus_publish_expiring(p->d->bus, topic, text, strlen(text), 1, retain,
+                                  retain ? RESULT_RETAIN_S : 0, pub_done, p);
     free(text);
     if (rc == BUS_OK)
         p->pending++;

@@ -98,13 +98,15 @@ void ctl_meterd_file_clear(ctl_meterd_file *f)
     f->meters = NULL;
 }
 
-/* Loads path into mc: CFG_OK, or an error after printing it. */
-static int load_config(const char *path, ctl_meterd_file *mc)
+/* Loads path into mc: CFG_OK, or an error after printing it. need_bus: the daemon publishes,
+ * so [bus] (with community) is required; the once mode only reads the meters and prints. */
+static int load_config(const char *path, ctl_meterd_file *mc, bool need_bus)
 {
     char err[600];
     int rc = CFG_E_NOMEM;
     cfg_loader *l = cfg_loader_new();
     if (l && ctl_meterd_file_add(l, mc, path) == CFG_OK) {
+        mc->bus.optional = !need_bus;
         rc = cfg_load(l, path, err, sizeof err);
         if (rc != CFG_OK)
             fprintf(stderr, "mgx meter: %s\n", err);
@@ -149,7 +151,7 @@ static void once_cb(void *ctx, const mtr_poll_result *r)
 static void print_once_line(const mtr_device_config *d, const mtr_poll_result *r, bool done)
 {
     json_t *j = NULL;
-    char buf[1024], why[256];
+    char buf[1024], why[MTR_ERR_MAX];
     if (done && r->rc == MTR_OK) {
         int n = bus_state_encode(&r->sample, buf, sizeof buf);
         if (n > 0)
@@ -169,8 +171,10 @@ static void print_once_line(const mtr_device_config *d, const mtr_poll_result *r
             snprintf(why, sizeof why, "reading out of the publishable range");
         }
     } else {
-        snprintf(why, sizeof why, "%s%s%s", done ? mtr_strerror(r->rc) : "not polled",
-                 done && r->err[0] ? ": " : "", done ? r->err : "");
+        /* r->err already says what failed and why (modbus_device.h); the code's name only
+         * stands in when there is no detail */
+        snprintf(why, sizeof why, "%s",
+                 !done ? "not polled" : r->err[0] ? r->err : mtr_strerror(r->rc));
     }
     if (!j)
         j = json_pack("{s:s, s:b, s:s, s:s}", "meter_id", d->id, "ok", 0, "profile",
@@ -326,8 +330,8 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
         if (r.rc != MTR_OK) {
             d->failures++;
             if (s && !s->failing)
-                ctl_logf(&d->log, CTL_LOG_WARN, "meter %s: read failed: %s%s%s", r.sample.meter_id,
-                         mtr_strerror(r.rc), r.err[0] ? ": " : "", r.err);
+                ctl_logf(&d->log, CTL_LOG_WARN, "meter %s: read failed: %s", r.sample.meter_id,
+                         r.err[0] ? r.err : mtr_strerror(r.rc));
             if (s)
                 s->failing = true;
             continue; /* no reading to publish; the next poll tries again */
@@ -498,7 +502,7 @@ static int with_config(const ctl_meterd_options *mo, volatile sig_atomic_t *stop
     ctl_meterd_file mc;
     memset(&mc, 0, sizeof mc);
     int status = 1;
-    if (load_config(mo->config_path, &mc) == CFG_OK)
+    if (load_config(mo->config_path, &mc, stop != NULL) == CFG_OK)
         status = stop ? run_daemon(&mc, mo, stop) : run_once(&mc, mo);
     ctl_meterd_file_clear(&mc);
     return status;

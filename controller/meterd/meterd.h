@@ -46,8 +46,8 @@ typedef struct {
 } ctl_meterd_options;
 
 /* Reads every device once and prints one JSON line per device on stdout (the state body plus
- * "ok" and "meta", or "ok": false with the reason). No broker needed. 0 when every device was
- * read, 1 otherwise (or when the config is bad). */
+ * "ok" and "meta", or "ok": false with the reason). No broker needed: [bus] may be left out.
+ * 0 when every device was read, 1 otherwise (or when the config is bad). */
 int ctl_meterd_once(const ctl_meterd_options *o);
 
 /* Runs the daemon until *stop becomes non-zero (a signal handler sets it); what the broker has

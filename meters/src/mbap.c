@@ -1,6 +1,6 @@
 /*
- * Modbus TCP request framing and replies for the simulated meters (see mbap.h). Pure: bytes in,
- * bytes out, register values through a callback.
+ * Modbus TCP framing (see mbap.h): the simulated meters' requests and replies, and the client's
+ * request and reply checks. Pure: bytes in, bytes out, register values through a callback.
  */
 #include "mbap.h"
 
@@ -65,4 +65,86 @@ size_t mtr__mbap_reply(const uint8_t *req, size_t req_len, mtr__reg_read_fn read
     for (unsigned i = 0; i < count; i++)
         put16(out + 9 + 2 * i, regs[i]);
     return header(req, 2 + 2 * (size_t)count, out);
+}
+
+/* ---- client side ---- */
+
+void mtr__mbap_request(uint8_t *out, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr,
+                       uint16_t count)
+{
+    put16(out, tid);
+    put16(out + 2, 0);
+    put16(out + 4, 6); /* unit + function + address + count */
+    out[6] = unit;
+    out[7] = fc;
+    put16(out + 8, addr);
+    put16(out + 10, count);
+}
+
+mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf, size_t len,
+                                         size_t *need, uint16_t *dst, int *exception)
+{
+    /* Each field is judged as soon as its bytes are in: a hostile or confused device is
+     * refused at its first wrong byte, and no later byte can make an earlier one right. */
+    for (size_t i = 0; i < len && i < 7; i++) {
+        if (i < 2 && buf[i] != req[i])
+            return MTR__REPLY_BAD_TID;
+        if (i >= 2 && i < 4 && buf[i] != 0)
+            return MTR__REPLY_BAD_PROTOCOL;
+        if (i == 6 && buf[i] != req[6])
+            return MTR__REPLY_BAD_UNIT;
+    }
+    if (len < MTR__MBAP_HEADER + 1) {
+        *need = MTR__MBAP_HEADER + 1;
+        return MTR__REPLY_MORE;
+    }
+    uint8_t fc = req[7];
+    unsigned count = be16(req + 10), length = be16(buf + 4), want;
+    if (buf[7] == fc)
+        want = 3 + 2 * count; /* unit, function, byte count, registers */
+    else if (buf[7] == (fc | 0x80))
+        want = 3; /* unit, function, exception code */
+    else
+        return MTR__REPLY_BAD_FUNCTION;
+    if (length != want)
+        return MTR__REPLY_BAD_LENGTH;
+    *need = 6 + want;
+    if (len < *need)
+        return MTR__REPLY_MORE;
+    if (buf[7] != fc) {
+        *exception = buf[8];
+        return MTR__REPLY_EXCEPTION;
+    }
+    if (buf[8] != 2 * count)
+        return MTR__REPLY_BAD_COUNT;
+    for (unsigned i = 0; i < count; i++)
+        dst[i] = be16(buf + 9 + 2 * i);
+    return MTR__REPLY_DATA;
+}
+
+const char *mtr__reply_verdict_name(mtr__reply_verdict v)
+{
+    switch (v) {
+    case MTR__REPLY_MORE:
+        return "incomplete reply";
+    case MTR__REPLY_DATA:
+        return "registers";
+    case MTR__REPLY_EXCEPTION:
+        return "exception";
+    case MTR__REPLY_BAD_TID:
+        return "reply to another transaction";
+    case MTR__REPLY_BAD_PROTOCOL:
+        return "protocol id not 0 (not Modbus TCP)";
+    case MTR__REPLY_BAD_UNIT:
+        return "reply from another unit";
+    case MTR__REPLY_BAD_FUNCTION:
+        return "reply with another function";
+    case MTR__REPLY_BAD_LENGTH:
+        return "length field does not fit the request";
+    case MTR__REPLY_BAD_COUNT:
+        return "byte count does not fit the request";
+    case MTR__REPLY_BAD_CRC:
+        return "CRC error";
+    }
+    return "unknown verdict";
 }

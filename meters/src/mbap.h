@@ -1,6 +1,7 @@
 /*
- * Internal: the Modbus TCP server side as pure functions, so the simulated meters' protocol
- * handling is tested (and fuzzed) without sockets. A request frame is MBAP header (transaction
+ * Internal: Modbus TCP framing as pure functions, so the protocol handling is tested (and
+ * fuzzed) without sockets: the server side of the simulated meters, and the client side's
+ * request and the checks every reply passes before a register of it is believed. A request frame is MBAP header (transaction
  * id, protocol id 0, length, unit id) + PDU; the length field, not the function code, delimits
  * the frame, so a request with an unknown function never desynchronises the stream.
  *
@@ -48,5 +49,43 @@ typedef int (*mtr__reg_read_fn)(void *ctx, uint8_t unit, uint8_t fc, uint16_t ad
  */
 size_t mtr__mbap_reply(const uint8_t *req, size_t req_len, mtr__reg_read_fn read, void *ctx,
                        uint8_t *out);
+
+/* ---- client side (the Modbus client, modbus_device.c) ---- */
+
+#define MTR__REQUEST_LEN 12u /* MBAP header + function, address, count */
+
+/* Writes the request for count registers (1..MTR__READ_MAX) of table fc (3 or 4) at addr of
+ * unit, with transaction id tid, into out (MTR__REQUEST_LEN bytes). */
+void mtr__mbap_request(uint8_t *out, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr,
+                       uint16_t count);
+
+/* What the bytes received so far after a request are. */
+typedef enum {
+    MTR__REPLY_MORE = 0,     /* nothing wrong yet, incomplete: *need bytes in all */
+    MTR__REPLY_DATA,         /* the registers asked for, now in dst */
+    MTR__REPLY_EXCEPTION,    /* an exception answer to this request: *exception its code */
+    MTR__REPLY_BAD_TID,      /* another transaction's reply (a late or forged frame) */
+    MTR__REPLY_BAD_PROTOCOL, /* protocol id not 0: not Modbus TCP */
+    MTR__REPLY_BAD_UNIT,     /* from another unit than the one asked */
+    MTR__REPLY_BAD_FUNCTION, /* neither the request's function nor its exception */
+    MTR__REPLY_BAD_LENGTH,   /* length field not what this function and count give */
+    MTR__REPLY_BAD_COUNT,    /* byte count not twice the registers asked */
+    MTR__REPLY_BAD_CRC       /* RTU (rtu.h): the CRC does not match */
+} mtr__reply_verdict;
+
+/*
+ * Checks the first len bytes received after the request req (as built by mtr__mbap_request)
+ * against it: the header fields as soon as they are in (so a wrong transaction, protocol or
+ * unit is refused without waiting for the rest), then the function, the length field and the
+ * byte count. Only bytes up to *need are looked at; the caller reads no more than *need, so a
+ * second frame behind the reply stays unread. On MTR__REPLY_DATA the registers (big-endian on
+ * the wire) are in dst (count of them); dst is untouched otherwise. need and exception may not
+ * be NULL.
+ */
+mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf, size_t len,
+                                         size_t *need, uint16_t *dst, int *exception);
+
+/* A static English description of a verdict ("reply from another unit"), for tests and logs. */
+const char *mtr__reply_verdict_name(mtr__reply_verdict v);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * The Modbus client: a link (one libmodbus context: a TCP connection or a serial port) with
- * lazy connects, retries with backoff and a clean reconnect after anything that can leave the
- * byte stream out of step, and a device that polls one configured meter over a link through
- * its profile (SunSpec chain, Eastron or user map) and its counter filter. See
+ * The Modbus client: a link (a TCP connection on our own socket, or a serial port libmodbus
+ * opens) with lazy connects, requests framed and replies checked here (mbap.h, rtu.h) within
+ * one deadline each, retries with backoff and a clean reconnect after anything that can leave
+ * the byte stream out of step; and a device that polls one configured meter over a link
+ * through its profile (SunSpec chain, Eastron or user map) and its counter filter. See
  * mgx/modbus_device.h.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -13,18 +14,33 @@
 
 #include <errno.h>
 #include <modbus.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "mbap.h"
+#include "rtu.h"
 
 struct mtr_link {
-    modbus_t *ctx;
     mtr_device_config cfg; /* transport settings and the link's own retry policy */
+    modbus_t *ctx;         /* RTU: libmodbus opens the serial port and sets its line (termios);
+                            * requests and replies are framed here (rtu.h) */
+    int fd;                /* TCP: our own socket, -1 when closed */
     int connected;
     uint64_t generation;
-    int timeout_ms; /* the response timeout currently set on ctx */
+    uint16_t tid;          /* the last transaction id sent (TCP) */
+    uint64_t stale_bytes;  /* bytes found waiting before a request and discarded (TCP) */
+    int final;             /* the last failure cannot be cured by retrying within this poll */
+    char why[MTR_HOST_MAX + 96]; /* the last attempt's failure, without the endpoint */
 };
 
 struct mtr_device {
@@ -39,7 +55,7 @@ struct mtr_device {
     int plan_rc;
     uint64_t meta_gen;
     mtr_meta meta;
-    char err[160];
+    char err[MTR_ERR_MAX];
 };
 
 /* What a failed request was, for the error text. */
@@ -65,34 +81,58 @@ static int64_t realtime_ms(void *ctx)
 
 /* ---- links ---- */
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The system's reason for errno e (strerror is not thread-safe; the poller's workers call). */
+static const char *reason(int e, char *buf, size_t n)
+{
+    if (strerror_r(e, buf, n) != 0)
+        snprintf(buf, n, "error %d", e);
+    return buf;
+}
+
+static void set_why(mtr_link *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_why(mtr_link *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->why, sizeof l->why, fmt, ap);
+    va_end(ap);
+}
+
 mtr_link *mtr_link_new(const mtr_device_config *cfg)
 {
     mtr_link *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->cfg = *cfg;
-    if (cfg->transport == MTR_TCP) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", cfg->port);
-        l->ctx = modbus_new_tcp_pi(cfg->host, port);
-    } else {
+    l->fd = -1;
+    if (cfg->transport == MTR_RTU) {
         l->ctx = modbus_new_rtu(cfg->device, cfg->baud, cfg->parity, cfg->data_bits,
                                 cfg->stop_bits);
+        if (!l->ctx) {
+            free(l);
+            return NULL;
+        }
     }
-    if (!l->ctx) {
-        free(l);
-        return NULL;
-    }
-    l->timeout_ms = -1;
     return l;
 }
 
 void mtr_link_close(mtr_link *l)
 {
-    if (l && l->connected) {
+    if (!l || !l->connected)
+        return;
+    if (l->ctx)
         modbus_close(l->ctx);
-        l->connected = 0;
-    }
+    else
+        close(l->fd);
+    l->fd = -1;
+    l->connected = 0;
 }
 
 void mtr_link_free(mtr_link *l)
@@ -100,7 +140,8 @@ void mtr_link_free(mtr_link *l)
     if (!l)
         return;
     mtr_link_close(l);
-    modbus_free(l->ctx);
+    if (l->ctx)
+        modbus_free(l->ctx);
     free(l);
 }
 
@@ -109,49 +150,311 @@ uint64_t mtr_link_generation(const mtr_link *l)
     return l->generation;
 }
 
-static void set_timeout(mtr_link *l, int ms)
+const char *mtr_link_error(const mtr_link *l)
 {
-    if (l->timeout_ms == ms)
-        return;
-    uint32_t s = (uint32_t)(ms / 1000), us = (uint32_t)(ms % 1000) * 1000u;
-    modbus_set_response_timeout(l->ctx, s, us);
-    /* between bytes of one frame: the same bound, a stalled half frame is a failure */
-    modbus_set_byte_timeout(l->ctx, s, us);
-    l->timeout_ms = ms;
+    return l->why;
+}
+
+uint64_t mtr_link_stale_bytes(const mtr_link *l)
+{
+    return l->stale_bytes;
+}
+
+/* "host:port" ("[v6]:port") or the serial device, for messages. */
+static void endpoint(const mtr_device_config *c, char *buf, size_t n)
+{
+    if (c->transport == MTR_RTU)
+        snprintf(buf, n, "%s", c->device);
+    else if (strchr(c->host, ':'))
+        snprintf(buf, n, "[%s]:%d", c->host, c->port);
+    else
+        snprintf(buf, n, "%s:%d", c->host, c->port);
+}
+
+/* Waits until fd is ready for events or the deadline passes: >0 ready, 0 deadline, <0 error. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {fd, events, 0};
+        int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/*
+ * A TCP connection to the device, every address of the host in turn, all within timeout_ms.
+ * Host names resolve with getaddrinfo (IPv4 and IPv6). On failure l->why holds the system's
+ * reason: "connection refused" (nothing listens on the port), "no route to host", the
+ * resolver's message, or no answer within the timeout (host down or filtered).
+ */
+static int tcp_connect(mtr_link *l, int timeout_ms)
+{
+    char port[16], why[96] = "no address";
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof port, "%d", l->cfg.port);
+    int g = getaddrinfo(l->cfg.host, port, &hints, &res);
+    if (g != 0) {
+        set_why(l, "cannot resolve %s: %s", l->cfg.host,
+                g == EAI_SYSTEM ? reason(errno, why, sizeof why) : gai_strerror(g));
+        return MTR_E_CONNECT;
+    }
+    int64_t deadline = mono_ms() + timeout_ms;
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            reason(errno, why, sizeof why);
+            continue;
+        }
+        int e = 0;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            e = errno;
+            if (e == EINPROGRESS) {
+                int w = wait_fd(fd, POLLOUT, deadline);
+                socklen_t sl = sizeof e;
+                if (w == 0)
+                    e = -1;
+                else if (w < 0)
+                    e = errno;
+                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) != 0)
+                    e = errno;
+            }
+        }
+        if (e == 0)
+            break;
+        if (e < 0)
+            snprintf(why, sizeof why, "no answer within %d ms", timeout_ms);
+        else
+            reason(e, why, sizeof why);
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        set_why(l, "cannot connect: %s", why);
+        return MTR_E_CONNECT;
+    }
+    int one = 1; /* a 12-byte request goes out now, not after the delayed ACK */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    l->fd = fd;
+    return MTR_OK;
+}
+
+/* Serial ports that cannot appear within one poll: no such device file, not a tty, no
+ * permission. Not retried in this poll (the next poll tries again: an adapter plugged in
+ * later is picked up); everything else (EIO, EBUSY, ...) is retried like a timeout. */
+static int open_error_is_final(int e)
+{
+    return e == ENOENT || e == ENOTDIR || e == EACCES || e == EPERM || e == ENOTTY ||
+           e == ENXIO || e == ENODEV;
 }
 
 static int ensure_connected(mtr_link *l, int timeout_ms)
 {
     if (l->connected)
         return MTR_OK;
-    set_timeout(l, timeout_ms); /* libmodbus bounds a TCP connect by the response timeout */
-    if (modbus_connect(l->ctx) != 0)
+    if (l->ctx) {
+        errno = 0;
+        if (modbus_connect(l->ctx) != 0) {
+            char r[96];
+            int e = errno;
+            set_why(l, "cannot open: %s", e ? reason(e, r, sizeof r) : "unknown error");
+            l->final = open_error_is_final(e);
+            return MTR_E_CONNECT;
+        }
+    } else if (tcp_connect(l, timeout_ms) != MTR_OK) {
         return MTR_E_CONNECT;
+    }
     l->connected = 1;
     l->generation++;
     return MTR_OK;
 }
 
-/* Maps a failed libmodbus read to a code; *exc gets an exception's number. */
-static int classify(int e, int *exc)
+/*
+ * The verdict on a reply, as a code, with l->why naming the wrong field (positions differ:
+ * Modbus TCP has the MBAP header before unit and function, RTU starts with them). -1: more
+ * bytes needed.
+ */
+static int judge(mtr_link *l, mtr__reply_verdict v, const uint8_t *buf, int unit, int fc,
+                 uint16_t count)
 {
-    if (e > MODBUS_ENOBASE && e < MODBUS_ENOBASE + MODBUS_EXCEPTION_MAX) {
-        *exc = e - MODBUS_ENOBASE;
+    size_t u = l->ctx ? 0 : 6; /* where the unit id is; the function follows it */
+    switch (v) {
+    case MTR__REPLY_MORE:
+        return -1;
+    case MTR__REPLY_DATA:
+        return MTR_OK;
+    case MTR__REPLY_EXCEPTION:
         return MTR_E_EXCEPTION;
+    case MTR__REPLY_BAD_TID:
+        set_why(l, "reply to transaction %u, not %u (stale or forged frame)",
+                (unsigned)buf[0] << 8 | buf[1], (unsigned)l->tid);
+        break;
+    case MTR__REPLY_BAD_PROTOCOL:
+        set_why(l, "reply with protocol id %u, not 0 (not Modbus TCP)",
+                (unsigned)buf[2] << 8 | buf[3]);
+        break;
+    case MTR__REPLY_BAD_UNIT:
+        set_why(l, "reply from unit %u, not %d", buf[u], unit);
+        break;
+    case MTR__REPLY_BAD_FUNCTION:
+        set_why(l, "reply with function %u to a function %d request", buf[u + 1], fc);
+        break;
+    case MTR__REPLY_BAD_LENGTH:
+        set_why(l, "reply length field %u does not fit %u registers",
+                (unsigned)buf[4] << 8 | buf[5], (unsigned)count);
+        break;
+    case MTR__REPLY_BAD_COUNT:
+        set_why(l, "reply byte count %u, not %u", buf[u + 2], 2u * count);
+        break;
+    case MTR__REPLY_BAD_CRC:
+        set_why(l, "reply with a CRC error");
+        break;
     }
-    switch (e) {
-    case ETIMEDOUT:
-        return MTR_E_TIMEOUT;
-    case EMBBADCRC:
-    case EMBBADDATA:
-    case EMBBADEXC:
-    case EMBUNKEXC:
-    case EMBMDATA:
-    case EMBBADSLAVE:
-        return MTR_E_FRAME;
-    default:
-        return MTR_E_CLOSED; /* ECONNRESET, EPIPE, EBADF...: the connection is gone */
+    return MTR_E_FRAME;
+}
+
+typedef mtr__reply_verdict (*check_fn)(const uint8_t *req, const uint8_t *buf, size_t len,
+                                       size_t *need, uint16_t *dst, int *exception);
+
+/*
+ * Reads the reply to req from fd until check gives a verdict or the deadline passes: one
+ * deadline for the whole reply, however the device spaces its bytes. Never reads more than
+ * check asks for, so what follows a reply stays for the next drain.
+ */
+static int await_reply(mtr_link *l, int fd, check_fn check, const uint8_t *req, int unit, int fc,
+                       uint16_t count, uint16_t *dst, int *exc, int64_t deadline, int timeout_ms)
+{
+    uint8_t buf[MTR__MBAP_MAX];
+    size_t len = 0, need = 0;
+    char r[96];
+    for (;;) {
+        int rc = judge(l, check(req, buf, len, &need, dst, exc), buf, unit, fc, count);
+        if (rc != -1)
+            return rc;
+        int w = wait_fd(fd, POLLIN, deadline);
+        if (w == 0) {
+            if (len == 0)
+                set_why(l, "no reply (timeout) in %d ms", timeout_ms);
+            else if (len >= (l->ctx ? 3 : MTR__MBAP_HEADER + 1)) /* the size is known */
+                set_why(l, "incomplete reply (timeout): %zu of %zu bytes in %d ms", len, need,
+                        timeout_ms);
+            else
+                set_why(l, "incomplete reply (timeout): %zu bytes in %d ms", len, timeout_ms);
+            return MTR_E_TIMEOUT;
+        }
+        ssize_t n = w < 0 ? -1 : read(fd, buf + len, need - len);
+        if (n > 0) {
+            len += (size_t)n;
+        } else if (n == 0 && !l->ctx) {
+            set_why(l, "connection closed by the device after %zu bytes of the reply", len);
+            return MTR_E_CLOSED;
+        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            set_why(l, "%s: %s", l->ctx ? "serial port failed" : "connection dropped",
+                    reason(errno, r, sizeof r));
+            return MTR_E_CLOSED;
+        }
+        /* n == 0 on a serial port: nothing yet (VMIN 0); poll again until the deadline */
     }
+}
+
+/* Writes all of p within the deadline. MTR_OK, MTR_E_TIMEOUT or MTR_E_CLOSED (l->why set). */
+static int send_request(mtr_link *l, int fd, const uint8_t *p, size_t n, int64_t deadline,
+                        int timeout_ms)
+{
+    char r[96];
+    size_t sent = 0;
+    while (sent < n) {
+        ssize_t w = l->ctx ? write(fd, p + sent, n - sent)
+                           : send(fd, p + sent, n - sent, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            if (wait_fd(fd, POLLOUT, deadline) <= 0) {
+                set_why(l, "cannot send the request in %d ms", timeout_ms);
+                return MTR_E_TIMEOUT;
+            }
+        } else {
+            set_why(l, "%s: %s", l->ctx ? "serial port failed" : "connection dropped",
+                    reason(errno, r, sizeof r));
+            return MTR_E_CLOSED;
+        }
+    }
+    return MTR_OK;
+}
+
+/*
+ * One RTU request on the port libmodbus opened and configured (its termios setup), framed and
+ * checked here (rtu.h) so that one deadline bounds the whole reply, as on TCP.
+ */
+static int rtu_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, uint16_t *dst,
+                    int timeout_ms, int *exc)
+{
+    int fd = modbus_get_socket(l->ctx);
+    uint8_t req[MTR__RTU_REQUEST_LEN];
+    /* A unit that timed out may still answer, at any time later: during the backoff, the
+     * pause or other units' turns. Whatever sits in the input buffer now is such a late reply
+     * (RTU has no transaction id to tell it apart); read after our request it would pass for
+     * the answer (same unit, same length: an old poll's values). */
+    tcflush(fd, TCIFLUSH);
+    mtr__rtu_request(req, (uint8_t)unit, (uint8_t)fc, addr, count);
+    int64_t deadline = mono_ms() + timeout_ms;
+    int rc = send_request(l, fd, req, sizeof req, deadline, timeout_ms);
+    if (rc == MTR_OK)
+        rc = await_reply(l, fd, mtr__rtu_check_reply, req, unit, fc, count, dst, exc, deadline,
+                         timeout_ms);
+    return rc;
+}
+
+/*
+ * Empties the socket's receive buffer before a request: bytes waiting now answer nothing we
+ * asked (a device's second copy of a reply, a frame it sent unasked); read after our request
+ * they could pass for its answer. They are discarded and counted. MTR_OK, or MTR_E_CLOSED
+ * when the device closed the connection (idle gateways do) or it failed.
+ */
+static int tcp_drain(mtr_link *l)
+{
+    uint8_t junk[512];
+    for (;;) {
+        ssize_t n = recv(l->fd, junk, sizeof junk, MSG_DONTWAIT);
+        if (n > 0) {
+            l->stale_bytes += (uint64_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return MTR_OK;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return MTR_E_CLOSED;
+    }
+}
+
+/*
+ * One Modbus TCP request and its reply within one deadline, timeout_ms after the request
+ * went out. Every reply is checked against the request (transaction id, protocol id 0, unit,
+ * function, length, byte count: mtr__mbap_check_reply) before a register of it is used.
+ */
+static int tcp_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, uint16_t *dst,
+                    int timeout_ms, int *exc)
+{
+    uint8_t req[MTR__REQUEST_LEN];
+    mtr__mbap_request(req, ++l->tid, (uint8_t)unit, (uint8_t)fc, addr, count);
+    int64_t deadline = mono_ms() + timeout_ms;
+    int rc = send_request(l, l->fd, req, sizeof req, deadline, timeout_ms);
+    if (rc == MTR_OK)
+        rc = await_reply(l, l->fd, mtr__mbap_check_reply, req, unit, fc, count, dst, exc,
+                         deadline, timeout_ms);
+    return rc;
 }
 
 /* One request with the retry policy of d (the device's own timeouts on a shared link). */
@@ -161,30 +464,36 @@ static int link_read(mtr_link *l, const mtr_device_config *d, int fc, uint16_t a
     int rc = MTR_E_INVAL;
     info->exception = 0;
     info->attempts = 0;
-    if (count == 0 || count > 125 || (fc != 3 && fc != 4))
+    l->why[0] = '\0';
+    l->final = 0;
+    if (count == 0 || count > MTR__READ_MAX || (fc != 3 && fc != 4))
         return MTR_E_INVAL;
     for (int k = 0; k <= d->retries; k++) {
         if (k > 0 && d->retry_backoff_ms > 0)
             sleep_ms(d->retry_backoff_ms << (k - 1 < 10 ? k - 1 : 10));
         info->attempts = k + 1;
         rc = ensure_connected(l, d->timeout_ms);
-        if (rc)
-            continue;
-        set_timeout(l, d->timeout_ms);
-        if (l->cfg.transport == MTR_RTU) {
-            /* A unit that timed out may still answer, at any time later: during the backoff,
-             * the pause or other units' turns. Whatever sits in the input buffer now is such a
-             * late reply (RTU has no transaction id to tell it apart); read after our request
-             * it would pass for the answer (same unit, same length: an old poll's values). */
-            modbus_flush(l->ctx);
+        if (rc == MTR_OK && !l->ctx && tcp_drain(l) != MTR_OK) {
+            /* closed while idle (gateways drop quiet connections): a new one, same attempt */
+            mtr_link_close(l);
+            rc = ensure_connected(l, d->timeout_ms);
         }
-        modbus_set_slave(l->ctx, d->unit);
-        int n = fc == 3 ? modbus_read_registers(l->ctx, addr, count, dst)
-                        : modbus_read_input_registers(l->ctx, addr, count, dst);
-        if (n == count)
+        if (rc) {
+            if (l->final)
+                return rc;
+            continue;
+        }
+        rc = l->ctx ? rtu_once(l, d->unit, fc, addr, count, dst, d->timeout_ms,
+                               &info->exception)
+                    : tcp_once(l, d->unit, fc, addr, count, dst, d->timeout_ms,
+                               &info->exception);
+        if (rc == MTR_OK) {
+            l->why[0] = '\0';
             return MTR_OK;
-        rc = n < 0 ? classify(errno, &info->exception) : MTR_E_FRAME;
+        }
         if (rc == MTR_E_EXCEPTION) {
+            set_why(l, "exception %d (%s)", info->exception,
+                    modbus_strerror(MODBUS_ENOBASE + info->exception));
             if (info->exception != MODBUS_EXCEPTION_ACKNOWLEDGE &&
                 info->exception != MODBUS_EXCEPTION_SLAVE_OR_SERVER_BUSY)
                 return rc;
@@ -192,7 +501,7 @@ static int link_read(mtr_link *l, const mtr_device_config *d, int fc, uint16_t a
         }
         /* A late reply would be read as the answer to the next request: start afresh (a new
          * TCP connection; a serial line is flushed before every request). */
-        if (l->cfg.transport == MTR_TCP || rc == MTR_E_CLOSED)
+        if (!l->ctx || rc == MTR_E_CLOSED)
             mtr_link_close(l);
     }
     return rc;
@@ -265,18 +574,21 @@ typedef struct {
     mtr_link *link;
 } read_ctx;
 
-static void describe(mtr_device *d, int rc, int fc, uint16_t addr, uint16_t count,
-                     const req_info *info)
+/* "<endpoint> unit <u>: <the link's reason> after <n> attempts reading <table> <addr>+<count>":
+ * one message, each fact once. */
+static void describe(mtr_device *d, const mtr_link *l, int rc, int fc, uint16_t addr,
+                     uint16_t count, const req_info *info)
 {
-    const char *table = fc == 3 ? "holding" : "input";
-    if (rc == MTR_E_EXCEPTION)
-        set_err(d, "exception %d reading %s %u+%u", info->exception, table, addr, count);
+    char ep[MTR_HOST_MAX + 16];
+    endpoint(&l->cfg, ep, sizeof ep);
+    const char *why = l->why[0] ? l->why : mtr_strerror(rc);
+    if (rc == MTR_E_CONNECT && l->final)
+        set_err(d, "%s: %s (tried again at the next poll)", ep, why);
     else if (rc == MTR_E_CONNECT)
-        set_err(d, "cannot connect to %s after %d attempts",
-                d->cfg.transport == MTR_TCP ? d->cfg.host : d->cfg.device, info->attempts);
+        set_err(d, "%s: %s after %d attempts", ep, why, info->attempts);
     else
-        set_err(d, "%s after %d attempts reading %s %u+%u", mtr_strerror(rc), info->attempts,
-                table, addr, count);
+        set_err(d, "%s unit %d: %s after %d attempts reading %s %u+%u", ep, d->cfg.unit, why,
+                info->attempts, fc == 3 ? "holding" : "input", addr, count);
 }
 
 static int read_fn(void *ctx, int fc, uint16_t addr, uint16_t count, uint16_t *dst)
@@ -285,7 +597,7 @@ static int read_fn(void *ctx, int fc, uint16_t addr, uint16_t count, uint16_t *d
     req_info info;
     int rc = link_read(c->link, &c->dev->cfg, fc, addr, count, dst, &info);
     if (rc)
-        describe(c->dev, rc, fc, addr, count, &info);
+        describe(c->dev, c->link, rc, fc, addr, count, &info);
     return rc;
 }
 
@@ -299,9 +611,13 @@ static int read_sunspec(mtr_device *d, mtr_link *l, mtr_values *v, int *meta_fre
             uint64_t gen_before = l->generation;
             int rc = mtr_sunspec_discover(read_fn, &c, &d->chain);
             if (rc) {
+                char ep[MTR_HOST_MAX + 16];
+                endpoint(&l->cfg, ep, sizeof ep);
+                /* a failed request has said why already (describe); the chain's own verdict
+                 * (no marker, no model) is said here */
                 if (rc != MTR_E_TIMEOUT && rc != MTR_E_CLOSED && rc != MTR_E_CONNECT &&
                     rc != MTR_E_FRAME && rc != MTR_E_EXCEPTION)
-                    set_err(d, "%s (unit %d)", mtr_strerror(rc), d->cfg.unit);
+                    set_err(d, "%s unit %d: %s", ep, d->cfg.unit, mtr_strerror(rc));
                 return rc;
             }
             d->have_chain = 1;

@@ -3,7 +3,8 @@
  * on a free loopback port, observed by an independent libmosquitto subscriber (recorder.c):
  * acknowledged publishes, QoS 0 completions, status/last will, resubscription and completion
  * of pending messages across a broker crash, broker refusals reported through MQTT v5, and a
- * peer that answers the "online" status at once reaching the client (online after SUBACK).
+ * peer that answers the "online" status at once reaching the client (online after SUBACK),
+ * retained messages dropped by the broker when their MQTT v5 expiry runs out.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -452,6 +453,45 @@ static void test_bad_config(void **state)
     assert_int_equal(err, BUS_E_TLS);
 }
 
+/*
+ * A retained message published with a message expiry is dropped by the broker when it runs
+ * out; one without stays. Both are there right after publishing (the expiry is not a refusal);
+ * 2 s after a 1 s expiry only the one without is delivered to a new subscriber.
+ */
+static void test_retained_expiry(void **state)
+{
+    (void)state;
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    watch w = {0};
+    bus_client *c = client(tst_broker_port(b), "pubexp", &w);
+    assert_true(loop_until_up(c, 5000));
+    done_rec d1 = {0}, d2 = {0};
+    assert_int_equal(bus_publish_expiring(c, "mgx/v1/test/market/1/result", "r1", 2, 1, true, 1,
+                                          on_done, &d1),
+                     BUS_OK);
+    assert_int_equal(bus_publish_expiring(c, "mgx/v1/test/market/2/result", "r2", 2, 1, true, 0,
+                                          on_done, &d2),
+                     BUS_OK);
+    for (int i = 0; i < 500 && (d1.calls == 0 || d2.calls == 0); i++)
+        bus_loop(c, 10);
+    assert_int_equal(d1.status, BUS_OK);
+    assert_int_equal(d2.status, BUS_OK);
+    char buf[16];
+    assert_true(rec_retained(tst_broker_port(b), "mgx/v1/test/market/1/result", buf, sizeof buf,
+                             5000));
+    assert_string_equal(buf, "r1");
+    loop_for(c, 2000);
+    assert_false(rec_retained(tst_broker_port(b), "mgx/v1/test/market/1/result", buf, sizeof buf,
+                              1000));
+    assert_true(rec_retained(tst_broker_port(b), "mgx/v1/test/market/2/result", buf, sizeof buf,
+                             5000));
+    assert_string_equal(buf, "r2");
+    bus_stop(c, 2000);
+    bus_free(c);
+    tst_broker_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_online_means_subscribed),
         cmocka_unit_test(test_denied_publish_reported),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_retained_expiry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

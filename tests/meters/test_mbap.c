@@ -1,8 +1,10 @@
 /*
  * Modbus TCP framing and replies of the simulated meters (meters/src/mbap.c), without sockets:
  * frame delimiting by the MBAP length field, every exception the server can send, register
- * byte order, and that a reply echoes the transaction id and unit. Expected bytes are written
- * out by hand from the Modbus Application Protocol V1.1b3 (sections 6.3, 6.4, 7).
+ * byte order, and that a reply echoes the transaction id and unit; the client's request and
+ * the checks of its reply (each wrong field refused as soon as its bytes are in). Expected
+ * bytes are written out by hand from the Modbus Application Protocol V1.1b3 (sections 6.3,
+ * 6.4, 7).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -119,6 +121,107 @@ static void test_largest_reply(void **state)
     assert_true(7 + 2 + 2 * MTR__READ_MAX <= MTR__MBAP_MAX);
 }
 
+/* ---- client side: the request and the checks of its reply ---- */
+
+static const uint8_t REQ[] = {0x12, 0x34, 0, 0, 0, 6, 5, 4, 0, 100, 0, 2};
+
+/* The verdict on reply as the client reads it: never more than *need bytes at a time. */
+static mtr__reply_verdict feed(const uint8_t *reply, size_t n, uint16_t *dst, int *exc,
+                               size_t *len_out)
+{
+    size_t len = 0, need = 0;
+    mtr__reply_verdict v;
+    while ((v = mtr__mbap_check_reply(REQ, reply, len, &need, dst, exc)) == MTR__REPLY_MORE) {
+        assert_true(need > len);
+        if (need > n)
+            break;
+        len = need;
+    }
+    *len_out = len;
+    return v;
+}
+
+static void test_client_request(void **state)
+{
+    (void)state;
+    /* tid 0x1234, protocol 0, length 6 (unit, function, address, count), unit 5, FC4,
+     * address 100, 2 registers: Modbus Messaging on TCP/IP V1.0b 3.1.3, MBAP V1.1b3 6.4 */
+    uint8_t out[MTR__REQUEST_LEN];
+    mtr__mbap_request(out, 0x1234, 5, 4, 100, 2);
+    assert_memory_equal(out, REQ, sizeof REQ);
+}
+
+static void test_client_reply_good(void **state)
+{
+    (void)state;
+    const uint8_t reply[] = {0x12, 0x34, 0, 0, 0, 7, 5, 4, 4, 0xA0, 0x00, 0xA0, 0x01};
+    uint16_t dst[2] = {0, 0};
+    int exc = -1;
+    size_t need = 0, len;
+    for (size_t n = 0; n < 8; n++) /* the header and function are needed before the size */
+        assert_int_equal(mtr__mbap_check_reply(REQ, reply, n, &need, dst, &exc), MTR__REPLY_MORE);
+    assert_int_equal(need, 8);
+    for (size_t n = 8; n < sizeof reply; n++) {
+        assert_int_equal(mtr__mbap_check_reply(REQ, reply, n, &need, dst, &exc), MTR__REPLY_MORE);
+        assert_int_equal(need, 13); /* 6 + length 7 */
+    }
+    assert_int_equal(dst[0], 0); /* untouched until the whole reply is in */
+    assert_int_equal(feed(reply, sizeof reply, dst, &exc, &len), MTR__REPLY_DATA);
+    assert_int_equal(len, 13);
+    assert_int_equal(dst[0], 0xA000);
+    assert_int_equal(dst[1], 0xA001);
+
+    /* exception 2 to function 4: 0x84 0x02, length 3 */
+    const uint8_t ex[] = {0x12, 0x34, 0, 0, 0, 3, 5, 0x84, 2};
+    assert_int_equal(feed(ex, sizeof ex, dst, &exc, &len), MTR__REPLY_EXCEPTION);
+    assert_int_equal(exc, 2);
+    assert_int_equal(len, 9);
+}
+
+/* Each wrong field is refused as soon as its bytes are in (len), not after the whole frame. */
+static void test_client_reply_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t at, value;
+        mtr__reply_verdict want;
+        size_t len; /* bytes read when refused */
+    } cases[] = {
+        {1, 0x35, MTR__REPLY_BAD_TID, 8},      /* transaction 0x1235 */
+        {0, 0x11, MTR__REPLY_BAD_TID, 8},      /* transaction 0x1134 */
+        {3, 0x01, MTR__REPLY_BAD_PROTOCOL, 8}, /* protocol id 1 */
+        {2, 0x80, MTR__REPLY_BAD_PROTOCOL, 8}, /* protocol id 0x8000 */
+        {6, 6, MTR__REPLY_BAD_UNIT, 8},        /* from unit 6, asked 5 */
+        {6, 0, MTR__REPLY_BAD_UNIT, 8},        /* unit 0 is not a wildcard in a reply */
+        {7, 3, MTR__REPLY_BAD_FUNCTION, 8},    /* function 3 to a function 4 request */
+        {7, 0x83, MTR__REPLY_BAD_FUNCTION, 8}, /* exception of another function */
+        {5, 9, MTR__REPLY_BAD_LENGTH, 8},      /* length 9: 3 registers' worth */
+        {5, 3, MTR__REPLY_BAD_LENGTH, 8},      /* the exception length with a data function */
+        {8, 6, MTR__REPLY_BAD_COUNT, 13},      /* byte count 6, length field 7 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t reply[] = {0x12, 0x34, 0, 0, 0, 7, 5, 4, 4, 0xA0, 0x00, 0xA0, 0x01};
+        reply[cases[i].at] = cases[i].value;
+        uint16_t dst[2] = {7, 7};
+        int exc = -1;
+        size_t len;
+        mtr__reply_verdict v = feed(reply, sizeof reply, dst, &exc, &len);
+        if (v != cases[i].want)
+            fail_msg("case %zu: %s, want %s", i, mtr__reply_verdict_name(v),
+                     mtr__reply_verdict_name(cases[i].want));
+        assert_int_equal(dst[0], 7); /* nothing of a refused reply is used */
+        /* the client reads 8 bytes first: the header fields are judged on them */
+        assert_int_equal(len, cases[i].len);
+        /* and on any prefix that holds the wrong byte */
+        size_t need;
+        if (cases[i].at < 8)
+            assert_int_equal(
+                mtr__mbap_check_reply(REQ, reply, (size_t)cases[i].at + 1, &need, dst, &exc) ==
+                    MTR__REPLY_MORE,
+                cases[i].at == 5); /* the length is judged with the function byte */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +229,9 @@ int main(void)
         cmocka_unit_test(test_read_reply),
         cmocka_unit_test(test_exceptions),
         cmocka_unit_test(test_largest_reply),
+        cmocka_unit_test(test_client_request),
+        cmocka_unit_test(test_client_reply_good),
+        cmocka_unit_test(test_client_reply_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

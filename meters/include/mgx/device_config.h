@@ -67,7 +67,8 @@ typedef struct {
     int data_bits, stop_bits;     /* rtu: 8 and 1 by default */
     int unit;                     /* Modbus unit id 0..247 (TCP may use 255), default 1 */
     int poll_ms;                  /* poll period, default 1000 */
-    int timeout_ms;               /* response timeout, default 500 */
+    int timeout_ms;               /* one deadline for a request's whole reply (and for a TCP
+                                     connect), default 500 */
     int retries;                  /* extra attempts after a failed read, default 2 */
     int retry_backoff_ms;         /* pause before retry k: backoff x 2^(k-1), default 100 */
     int inter_unit_pause_ms;      /* pause after this unit before the next on its bus, default 0 */

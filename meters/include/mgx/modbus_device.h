@@ -1,20 +1,29 @@
 /*
  * mgx meters: reading one device over Modbus with libmodbus. Two objects:
  *
- *  - mtr_link: one libmodbus context, i.e. one TCP connection to host:port or one open serial
- *    port. Several devices may share a link (units behind one gateway, meters on one RS-485
- *    bus): the unit id is set before every request. It connects lazily. A late reply must
- *    never be taken for the answer to the next request: a TCP link closes itself after a
- *    timeout, a malformed reply or a dropped connection so the next use reconnects; a serial
- *    link (RTU has no transaction id) empties its input buffer before every request, and
- *    reopens only when the port itself fails. Each (re)connect bumps its generation.
+ *  - mtr_link: one TCP connection to host:port or one open serial port. Several devices may
+ *    share a link (units behind one gateway, meters on one RS-485 bus): the unit id is set
+ *    before every request. It connects lazily. A late reply must never be taken for the
+ *    answer to the next request: a TCP link closes itself after a timeout, a malformed reply or
+ *    a dropped connection so the next use reconnects; a serial link (RTU has no transaction
+ *    id) empties its input buffer before every request, and reopens only when the port itself
+ *    fails. Each (re)connect bumps its generation.
+ *    TCP is spoken by this module on its own socket, not by libmodbus (3.1.6 accepts replies
+ *    from another unit or with a protocol id other than 0, and its timeout bounds the gap
+ *    between bytes, not the reply): every reply is checked against its request (transaction
+ *    id, protocol id 0, unit id, function, length, byte count) before a register of it is
+ *    used; bytes waiting on the socket before a request are discarded; one deadline,
+ *    timeout_ms after the request went out, bounds the whole reply. Serial ports go through
+ *    libmodbus (it checks unit, function and CRC).
  *  - mtr_device: what is known about one configured device between polls: its profile, the
  *    SunSpec chain discovered over the current connection (discovered again when the link's
  *    generation changes), its counter filter state and its meta.
  *
  * mtr_device_read polls once: every Modbus request is retried up to `retries` times with
- * backoff retry_backoff_ms x 2^(k-1) on timeouts, malformed replies, dropped connections and
- * the exceptions "busy" (6) and "acknowledge" (5); other exceptions are final.
+ * backoff retry_backoff_ms x 2^(k-1) on timeouts, malformed replies, dropped connections,
+ * failed connects and the exceptions "busy" (6) and "acknowledge" (5); other exceptions are
+ * final, and so is a serial port that cannot exist yet (no such file, not a tty, no
+ * permission): that poll fails at once and the next poll tries again.
  *
  * Thread safety: a link and a device are used by one thread at a time (the poller moves them
  * between threads but never shares them); distinct objects are independent.
@@ -31,6 +40,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Room for a failure's description (mtr_device_error, mtr_poll_result.err), NUL included. */
+#define MTR_ERR_MAX 400
 
 /* A clock in Unix milliseconds; NULL means CLOCK_REALTIME. */
 typedef int64_t (*mtr_clock_fn)(void *ctx);
@@ -57,6 +69,13 @@ uint64_t mtr_link_generation(const mtr_link *l);
 int mtr_link_read(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, uint16_t *dst,
                   int *exception);
 
+/* The last request's failure without the endpoint ("reply from unit 4, not 3"), "" after a
+ * success. Owned by l, valid until its next request. */
+const char *mtr_link_error(const mtr_link *l);
+
+/* Bytes found waiting on the TCP connection before a request and discarded (0 for RTU). */
+uint64_t mtr_link_stale_bytes(const mtr_link *l);
+
 typedef struct mtr_device mtr_device;
 
 /* A device for cfg (copied; cfg->map must outlive the device; for the SDM profiles a NULL map
@@ -79,7 +98,10 @@ int mtr_device_read(mtr_device *d, mtr_link *link, mtr_clock_fn clock, void *clo
 /* The device's meta (make/model/serial/profile) as last read; meter_id and profile always set. */
 const mtr_meta *mtr_device_meta(const mtr_device *d);
 
-/* A one-line description of the last failure ("timeout after 3 attempts reading 4x0034+24"),
+/* A one-line description of the last failure, naming the endpoint, the unit, the reason and
+ * the request: "10.0.0.7:502 unit 3: reply from unit 4, not 3 after 3 attempts reading input
+ * 52+24", "10.0.0.7:502: cannot connect: Connection refused after 3 attempts",
+ * "/dev/ttyUSB0: cannot open: No such file or directory (tried again at the next poll)".
  * "" after a success. Owned by d, valid until the next read. */
 const char *mtr_device_error(const mtr_device *d);
 

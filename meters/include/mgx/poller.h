@@ -34,7 +34,6 @@ extern "C" {
 #endif
 
 #define MTR_POLLER_THREADS_MAX 256
-#define MTR_ERR_MAX 160
 
 /* One poll's outcome. */
 typedef struct {
