@@ -82,8 +82,11 @@ static int query_int(sqlite3 *db, const char *sql, const char *meter, int64_t a,
     return rc == SQLITE_OK ? CTL_ST_OK : CTL_ST_E_DB;
 }
 
-/* Thins one meter's readings in [watermark, cutoff), at most budget rows, in one transaction.
- * *done = 1 when the meter has nothing more below the cutoff. */
+/* Thins one meter's readings in [watermark, cutoff), at most budget rows. The reads run
+ * before the write transaction, which is taken only when there is something to delete or a
+ * watermark to move: an idle pass writes nothing (a commit costs an fsync, and the controller's
+ * loop must not wait on one per meter every pass). The store has one writer thread, so what
+ * was read is still there. *done = 1 when the meter has nothing more below the cutoff. */
 static int thin_meter(sqlite3 *db, const char *meter, int64_t cutoff_ms, int64_t interval_ms,
                       size_t budget, ctl_retention_stats *stats, int *done)
 {
@@ -98,8 +101,7 @@ static int thin_meter(sqlite3 *db, const char *meter, int64_t cutoff_ms, int64_t
         free(keep);
         return CTL_ST_E_NOMEM;
     }
-    if (ctl_sql_begin(db) != SQLITE_OK)
-        goto out;
+    bool began = false;
     int64_t wm = INT64_MIN, prev = INT64_MIN;
     if (query_int(db, "SELECT thinned_to_ms FROM reading_retention WHERE meter_id = ?1",
                   meter, 0, &wm, &found) != CTL_ST_OK)
@@ -134,6 +136,18 @@ static int thin_meter(sqlite3 *db, const char *meter, int64_t cutoff_ms, int64_t
         n = budget;
     int64_t resume = wm;
     size_t decided = ctl_retention_decide(rows, n, prev, interval_ms, more, keep, &resume);
+    stats->examined += n;
+    *done = !more;
+    size_t drop = 0;
+    for (size_t i = 0; i < decided; i++)
+        drop += !keep[i];
+    if (drop == 0 && resume == wm) {
+        out = CTL_ST_OK; /* nothing to write */
+        goto out;
+    }
+    if (ctl_sql_begin(db) != SQLITE_OK)
+        goto out;
+    began = true;
     if (ctl_sql_prepare_persistent(db, "DELETE FROM readings WHERE meter_id = ?1 AND ts_ms = ?2",
                                    &del) != SQLITE_OK)
         goto out;
@@ -157,15 +171,15 @@ static int thin_meter(sqlite3 *db, const char *meter, int64_t cutoff_ms, int64_t
     sqlite3_bind_int64(mark, 2, resume);
     if (sqlite3_step(mark) != SQLITE_DONE)
         goto out;
-    stats->examined += n;
-    *done = !more;
     out = CTL_ST_OK;
 out:
     sqlite3_finalize(sel);
     sqlite3_finalize(del);
     sqlite3_finalize(mark);
-    if (ctl_sql_end(db, out == CTL_ST_OK) != SQLITE_OK && out == CTL_ST_OK)
+    if (began && ctl_sql_end(db, out == CTL_ST_OK) != SQLITE_OK && out == CTL_ST_OK)
         out = CTL_ST_E_DB;
+    if (out != CTL_ST_OK)
+        *done = 1; /* the caller stops the pass on the error anyway */
     free(rows);
     free(keep);
     return out;
