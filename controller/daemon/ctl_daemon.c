@@ -473,8 +473,9 @@ static void settle_due(daemon *d)
 
 /* ---- reading retention ---- */
 
-#define RETENTION_EVERY_MS 2000 /* real time between passes */
-#define RETENTION_ROWS 20000    /* readings looked at per pass: a few tens of ms of work */
+#define RETENTION_EVERY_MS 2000 /* real time between passes once the readings are thinned */
+#define RETENTION_BUSY_MS 100   /* between passes while a round is not complete (catching up) */
+#define RETENTION_ROWS 5000     /* readings looked at per pass: tens of ms of work */
 
 /* One bounded pass of the retention rule (db/retention.h) over readings older than
  * reading_retention_days and than anything an unsettled interval may still need. */
@@ -507,6 +508,8 @@ static void retain_due(daemon *d)
         return;
     }
     d->retention_failing = 0;
+    if (d->retention.cursor[0]) /* the round stopped on its budget: more to do soon */
+        d->retention_next_ms = real + RETENTION_BUSY_MS;
     d->readings_thinned += st.deleted;
     if (st.deleted)
         ctl_logf(&d->log, CTL_LOG_DEBUG, "reading retention: %llu of %llu readings deleted",
