@@ -7,7 +7,7 @@
 #                                        random one is made and printed once
 #   mgx-certs.sh client DIR ID           a client key and certificate with CN=ID, for the
 #                                        certificate listener (DIR/clients/ID.key, ID.crt)
-#   mgx-certs.sh remove DIR ID           deletes ID from DIR/passwd
+#   mgx-certs.sh remove DIR ID           deletes ID (and its ID.ha login) from DIR/passwd
 #   mgx-certs.sh ha DIR ID [METER...] [--password PASS]
 #                                        a read-only login ID.ha for the home's Home
 #                                        Assistant: a password (random and printed once
@@ -136,6 +136,10 @@ cmd_remove() {
   [ $# -eq 1 ] || die "remove needs exactly one ID"
   check_id "$1"
   mosquitto_passwd -D "$dir/passwd" "$1"
+  # the home's read-only Home Assistant login goes with it
+  if grep -q "^$1\.ha:" "$dir/passwd" 2>/dev/null; then
+    mosquitto_passwd -D "$dir/passwd" "$1.ha"
+  fi
 }
 
 [ $# -ge 2 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
