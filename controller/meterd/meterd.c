@@ -321,8 +321,9 @@ static void note_filter(daemon_ctx *d, device_state *s, const mtr_filter *f)
 {
     if (f->imp.offset_wh != s->filter.imp.offset_wh || f->exp.offset_wh != s->filter.exp.offset_wh ||
         f->imp.have != s->filter.imp.have || f->exp.have != s->filter.exp.have)
-        d->state_urgent = true;
-    if (memcmp(f, &s->filter, sizeof *f) != 0)
+        d->state_urgent = d->state_dirty = true;
+    if (f->imp.raw_wh != s->filter.imp.raw_wh || f->exp.raw_wh != s->filter.exp.raw_wh ||
+        f->imp.ts_ms != s->filter.imp.ts_ms || f->exp.ts_ms != s->filter.exp.ts_ms)
         d->state_dirty = true;
     s->filter = *f;
 }
