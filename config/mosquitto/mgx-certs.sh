@@ -7,7 +7,12 @@
 #                                        random one is made and printed once
 #   mgx-certs.sh client DIR ID           a client key and certificate with CN=ID, for the
 #                                        certificate listener (DIR/clients/ID.key, ID.crt)
-#   mgx-certs.sh remove DIR ID           deletes ID from DIR/passwd
+#   mgx-certs.sh remove DIR ID           deletes ID (and its ID.ha login) from DIR/passwd
+#   mgx-certs.sh ha DIR ID [METER...] [--password PASS]
+#                                        a read-only login ID.ha for the home's Home
+#                                        Assistant: a password (random and printed once
+#                                        without PASS) and its block in DIR/acl (the home's
+#                                        meter ID and each extra METER); reload the broker
 #
 # DIR is the broker's folder, /etc/mosquitto/mgx on a real broker. ID is a participant id or
 # "controller". Keys are ECDSA P-256. Uses only openssl and mosquitto_passwd. The CA key
@@ -89,18 +94,61 @@ cmd_client() {
   echo "mgx-certs: $dir/clients/$1.crt and $1.key (give both, and ca.crt, to the home)"
 }
 
+cmd_ha() {
+  [ $# -ge 1 ] || die "ha needs an ID"
+  check_id "$1"
+  id="$1"; shift
+  meters="$id"; pass=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --password) [ $# -ge 2 ] || die "--password needs a value"; pass="$2"; shift 2 ;;
+      *) check_id "$1"; meters="$meters $1"; shift ;;
+    esac
+  done
+  [ -e "$dir/acl" ] || die "no $dir/acl: install the shipped acl first"
+  if [ -z "$pass" ]; then
+    pass=$(openssl rand -base64 18)
+    echo "password for $id.ha: $pass"
+  fi
+  if [ -e "$dir/passwd" ]; then
+    mosquitto_passwd -b "$dir/passwd" "$id.ha" "$pass"
+  else
+    mosquitto_passwd -c -b "$dir/passwd" "$id.ha" "$pass"
+  fi
+  # one block per login: an older block of the same login is replaced
+  tmp="$dir/acl.tmp"
+  awk -v u="user $id.ha" '$0 == u { skip = 1; next } skip && /^topic / { next } { skip = 0; print }' \
+    "$dir/acl" >"$tmp"
+  {
+    echo "user $id.ha"
+    echo "topic read mgx/v1/+/status/$id/#"
+    for m in $meters; do
+      echo "topic read mgx/v1/+/meter/$m/#"
+      echo "topic read homeassistant/sensor/$m/#"
+    done
+  } >>"$tmp"
+  chmod --reference="$dir/acl" "$tmp" 2>/dev/null || true
+  mv "$tmp" "$dir/acl"
+  echo "mgx-certs: read-only Home Assistant login $id.ha for meters: $meters (reload the broker)"
+}
+
 cmd_remove() {
   [ $# -eq 1 ] || die "remove needs exactly one ID"
   check_id "$1"
   mosquitto_passwd -D "$dir/passwd" "$1"
+  # the home's read-only Home Assistant login goes with it
+  if grep -q "^$1\.ha:" "$dir/passwd" 2>/dev/null; then
+    mosquitto_passwd -D "$dir/passwd" "$1.ha"
+  fi
 }
 
-[ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 cmd="$1"; dir="$2"; shift 2
 case "$cmd" in
   init) cmd_init "$@" ;;
   password) cmd_password "$@" ;;
   client) cmd_client "$@" ;;
   remove) cmd_remove "$@" ;;
-  *) die "unknown command '$cmd' (init, password, client, remove)" ;;
+  ha) cmd_ha "$@" ;;
+  *) die "unknown command '$cmd' (init, password, client, remove, ha)" ;;
 esac

@@ -431,6 +431,9 @@ static char *dup_opt(const char *s, bool *ok)
     return d;
 }
 
+static int topic3(char *buf, size_t len, const char *community, const char *kind,
+                  const char *id, const char *leaf);
+
 static int check_config(const bus_config *cfg)
 {
     if (!cfg || !bus_id_valid(cfg->client_id) || !bus_id_valid(cfg->community))
@@ -443,6 +446,8 @@ static int check_config(const bus_config *cfg)
     if ((cfg->tls_cert || cfg->tls_key) && !cfg->tls_ca)
         return BUS_E_INVAL;
     if (cfg->password && !cfg->username)
+        return BUS_E_INVAL;
+    if (cfg->status_owner && cfg->status_owner[0] && !bus_id_valid(cfg->status_owner))
         return BUS_E_INVAL;
     return BUS_OK;
 }
@@ -486,7 +491,15 @@ bus_client *bus_new(const bus_config *cfg, bus_message_fn on_msg, bus_state_fn o
     }
     snprintf(c->client_id, sizeof c->client_id, "%s", cfg->client_id);
     snprintf(c->community, sizeof c->community, "%s", cfg->community);
-    bus_topic_status(c->status_topic, sizeof c->status_topic, c->community, c->client_id);
+    if (cfg->status_owner && cfg->status_owner[0]) {
+        if (topic3(c->status_topic, sizeof c->status_topic, c->community, "status",
+                   cfg->status_owner, c->client_id) != BUS_OK) {
+            rc = BUS_E_INVAL;
+            goto out;
+        }
+    } else {
+        bus_topic_status(c->status_topic, sizeof c->status_topic, c->community, c->client_id);
+    }
     c->port = cfg->port ? cfg->port : (cfg->tls_ca ? 8883 : 1883);
     c->keepalive_s = cfg->keepalive_s ? cfg->keepalive_s : 30;
     c->probe = cfg->probe;

@@ -73,6 +73,10 @@ typedef struct {
     const char *host;      /* broker host name or address; default "127.0.0.1" */
     int port;              /* default 1883, or 8883 when tls_ca is set */
     const char *client_id; /* required; also names the status topic */
+    const char *status_owner; /* NULL or "": status topic status/<client_id>; else
+                               * status/<status_owner>/<client_id>, under a home's own level
+                               * (the ACL lets the home and its read-only Home Assistant login
+                               * use status/<home>/#) */
     const char *community; /* required; topics live under mgx/v1/<community>/ */
     const char *username;  /* NULL: none */
     const char *password;  /* NULL: none; copied into locked memory and wiped on free */
@@ -163,7 +167,7 @@ int bus_publish_expiring(bus_client *c, const char *topic, const void *payload, 
 /* Number of accepted publishes still awaiting their outcome. */
 unsigned bus_pending(const bus_client *c);
 
-/* The status topic of this client (mgx/v1/<community>/status/<client_id>). */
+/* The status topic of this client (mgx/v1/<community>/status/[<status_owner>/]<client_id>). */
 const char *bus_status_topic(const bus_client *c);
 
 /*

@@ -6,6 +6,7 @@
 #include "bus/ha_discovery.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,8 +31,12 @@ static const entity ENTITIES[] = {
     {"export", "Energy exported", "Wh", "energy", "total_increasing",
      "{{ value_json.export_wh }}", NULL},
     {"quality", "Reading quality", NULL, NULL, NULL, "{{ value_json.flags }}", "diagnostic"},
+    /* soc_permille is -1 (or absent) when the reading has no state of charge: "None" makes
+     * Home Assistant show the sensor unknown rather than an empty battery */
     {"soc", "Battery", "%", "battery", "measurement",
-     "{{ (value_json.soc_permille | int(0)) / 10 }}", NULL},
+     "{% if value_json.soc_permille is defined and value_json.soc_permille >= 0 %}"
+     "{{ value_json.soc_permille / 10 }}{% else %}None{% endif %}",
+     NULL},
 };
 
 static bool prefix_ok(const char *p)
@@ -72,14 +77,15 @@ static json_t *device_block(const char *community, const mtr_meta *meta)
 }
 
 static int build_one(const entity *e, const char *prefix, const char *community,
-                     const char *status_topic, const mtr_meta *meta, ha_message *out)
+                     const char *status_topic, const mtr_meta *meta, int expire_after_s,
+                     ha_message *out)
 {
     char state_topic[BUS_TOPIC_MAX], uid[200];
     int rc = bus_topic_meter_state(state_topic, sizeof state_topic, community, meta->meter_id);
     if (rc != BUS_OK)
         return rc;
-    int n = snprintf(out->topic, sizeof out->topic, "%s/sensor/mgx_%s/%s_%s/config", prefix,
-                     community, meta->meter_id, e->object);
+    int n = snprintf(out->topic, sizeof out->topic, "%s/sensor/%s/mgx_%s_%s/config", prefix,
+                     meta->meter_id, community, e->object);
     if (n < 0 || (size_t)n >= sizeof out->topic)
         return BUS_E_TOOLONG;
     snprintf(uid, sizeof uid, "mgx_%s_%s_%s", community, meta->meter_id, e->object);
@@ -99,6 +105,8 @@ static int build_one(const entity *e, const char *prefix, const char *community,
         json_object_set_new(j, "state_class", json_string(e->state_class));
     if (e->category)
         json_object_set_new(j, "entity_category", json_string(e->category));
+    if (expire_after_s > 0)
+        json_object_set_new(j, "expire_after", json_integer(expire_after_s));
     size_t len = json_dumpb(j, out->payload, sizeof out->payload, JSON_COMPACT);
     json_decref(j);
     if (len == 0 || len >= sizeof out->payload) {
@@ -111,8 +119,8 @@ static int build_one(const entity *e, const char *prefix, const char *community,
 }
 
 int ha_discovery_build(const char *prefix, const char *community, const char *status_topic,
-                       const mtr_meta *meta, bool battery, ha_message out[HA_MAX_ENTITIES],
-                       size_t *n)
+                       const mtr_meta *meta, bool battery, int expire_after_s,
+                       ha_message out[HA_MAX_ENTITIES], size_t *n)
 {
     if (!n || !out || !meta || !status_topic || !prefix_ok(prefix) || !bus_id_valid(community) ||
         !bus_id_valid(meta->meter_id))
@@ -121,10 +129,17 @@ int ha_discovery_build(const char *prefix, const char *community, const char *st
     for (size_t i = 0; i < sizeof ENTITIES / sizeof ENTITIES[0]; i++) {
         if (strcmp(ENTITIES[i].object, "soc") == 0 && !battery)
             continue;
-        int rc = build_one(&ENTITIES[i], prefix, community, status_topic, meta, &out[*n]);
+        int rc = build_one(&ENTITIES[i], prefix, community, status_topic, meta, expire_after_s,
+                           &out[*n]);
         if (rc != BUS_OK)
             return rc;
         (*n)++;
     }
     return BUS_OK;
+}
+
+int ha_expire_after_s(int poll_ms)
+{
+    int64_t s = ((int64_t)(poll_ms > 0 ? poll_ms : 1000) * 3 + 999) / 1000;
+    return s < 60 ? 60 : s > 86400 ? 86400 : (int)s;
 }

@@ -27,6 +27,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "clock_anchor",
                                               "metrics_listen",
                                               "metrics_textfile",
+                                              "reading_retention_days",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -88,9 +89,11 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
     case 15:
         return cfg_parse_str(key, value, c->metrics_listen, sizeof c->metrics_listen, err, errlen);
-    default:
+    case 16:
         return path_key(x, key, value, c->metrics_textfile, sizeof c->metrics_textfile, err,
                         errlen);
+    default:
+        return cfg_parse_int(key, value, 0, 36500, &c->reading_retention_days, err, errlen);
     }
 }
 
@@ -185,6 +188,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->settlement_grace_s = 900;
     c->reading_max_gap_s = 300;
     c->meter_max_power_w = 100000;
+    c->reading_retention_days = 30;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

@@ -18,6 +18,7 @@
 #include "bus/payload.h"
 #include "db/registry.h"
 #include "settle/settle_daemon.h"
+#include "db/retention.h"
 #include "db/store.h"
 #include "mgx/civil.h"
 #include "common/metrics_server.h"
@@ -71,6 +72,11 @@ struct daemon {
     char *page;
     int64_t metrics_next_ms, start_s;
     int connected;
+    /* the retention rule for readings: where the next pass starts, when it is due (real ms) */
+    ctl_retention_state retention;
+    int64_t retention_next_ms;
+    uint64_t readings_thinned;
+    int retention_failing;
 };
 
 static int64_t now_ms(const daemon *d)
@@ -548,6 +554,50 @@ static void metrics_tick(daemon *d)
                  strerror(errno));
 }
 
+/* ---- reading retention ---- */
+
+#define RETENTION_EVERY_MS 2000 /* real time between passes once the readings are thinned */
+#define RETENTION_BUSY_MS 100   /* between passes while a round is not complete (catching up) */
+#define RETENTION_ROWS 5000     /* readings looked at per pass: tens of ms of work */
+
+/* One bounded pass of the retention rule (db/retention.h) over readings older than
+ * reading_retention_days and than anything an unsettled interval may still need. */
+static void retain_due(daemon *d)
+{
+    const ctl_daemon_config *cfg = d->cfg;
+    int64_t real = ctl_wall_ms();
+    if (cfg->reading_retention_days <= 0 || real < d->retention_next_ms)
+        return;
+    d->retention_next_ms = real + RETENTION_EVERY_MS;
+    int64_t cutoff = now_ms(d) - cfg->reading_retention_days * INT64_C(86400000);
+    if (d->settler) {
+        int64_t last = ctl_settler_last_settled(d->settler);
+        if (last == INT64_MIN)
+            return; /* nothing settled yet: every reading may still be needed */
+        /* the next interval to settle reads from its start minus the widest gap */
+        int64_t need = ctl_interval_end(last, cfg->rules.length_s) * 1000 -
+                       cfg->reading_max_gap_s * 1000;
+        if (need < cutoff)
+            cutoff = need;
+    }
+    ctl_retention_stats st = {0};
+    int rc = ctl_store_thin_readings(d->store, &d->retention, cutoff, cfg->rules.length_s * 1000,
+                                     RETENTION_ROWS, &st);
+    if (rc != CTL_ST_OK) {
+        if (!d->retention_failing)
+            ctl_logf(&d->log, CTL_LOG_WARN, "reading retention: %s: %s", ctl_store_strerror(rc),
+                     ctl_store_errmsg(d->store));
+        d->retention_failing = 1;
+        return;
+    }
+    d->retention_failing = 0;
+    if (d->retention.cursor[0]) /* the round stopped on its budget: more to do soon */
+        d->retention_next_ms = real + RETENTION_BUSY_MS;
+    d->readings_thinned += st.deleted;
+    if (st.deleted)
+        ctl_logf(&d->log, CTL_LOG_DEBUG, "reading retention: %llu of %llu readings deleted",
+                 (unsigned long long)st.deleted, (unsigned long long)st.examined);
+}
 
 /* How long bus_loop may wait: until the next gate closure in real time, within
  * 1..IDLE_WAIT_MS. */
@@ -641,6 +691,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         settle_due(d);
         metrics_tick(d);
         ctl_service_tick(&svc, ctl_wall_ms());
+        retain_due(d);
     }
     ctl_service_notify(&svc, "STOPPING=1");
     flush_orders(d);
@@ -652,6 +703,9 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
              (unsigned long long)d->orders_in, (unsigned long long)st.batches, st.largest_batch,
              (unsigned long long)d->receipts_out, (unsigned long long)d->readings_in,
              (unsigned long long)d->readings_bad);
+    if (d->readings_thinned)
+        ctl_logf(&d->log, CTL_LOG_INFO, "reading retention deleted %llu readings",
+                 (unsigned long long)d->readings_thinned);
     bus_stop(d->bus, 2000);
     status = 0;
 out:

@@ -33,6 +33,8 @@ typedef struct {
     char settlement_key[CTL_PATH_MAX]; /* the ledger signer key file (`mgx ledger keygen`) */
     int64_t reading_max_gap_s;         /* widest pair of readings around a boundary */
     int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
+    int64_t reading_retention_days;    /* readings older than this (of settled intervals) are
+                                        * thinned to the boundary pairs (db/retention.h); 0: kept */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
     char metrics_listen[128];          /* HOST:PORT of the metrics page; "" for none */
     char metrics_textfile[CTL_PATH_MAX]; /* the page written here too; "" for none */

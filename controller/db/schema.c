@@ -133,9 +133,15 @@ static const char V1[] =
     " last_valid_block_height INTEGER NOT NULL,"
     " superseded_ms INTEGER NOT NULL);";
 
+/* Version 2: db/retention.c's watermark per meter: its readings before thinned_to_ms have been
+ * thinned to the interval-boundary pairs and the flagged ones (issue 19). */
+static const char V2[] =
+    "CREATE TABLE IF NOT EXISTS reading_retention("
+    "  meter_id TEXT PRIMARY KEY, thinned_to_ms INTEGER NOT NULL) WITHOUT ROWID;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

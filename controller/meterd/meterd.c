@@ -30,11 +30,13 @@
 #include "common/log.h"
 #include "common/wall_clock.h"
 #include "meterd/meter_client_id.h"
+#include "meterd/meter_state.h"
 #include "mgx/device_config.h"
 #include "mgx/meter_error.h"
 #include "mgx/poller.h"
 
 #define METER_BATCH_MAX 512 /* readings moved from the poller queue to the outbox per step */
+#define STATE_SAVE_MS 60000 /* counter state saved at least this often while it changes */
 
 /* The time stamped on readings: the wall clock, or the accelerated clock of a simulation run
  * (--clock-speed, --clock-anchor), so that agents and controller see readings in their time. */
@@ -231,6 +233,7 @@ typedef struct {
     bool have_sample;
     bool battery;
     bool failing; /* the last poll failed (logged once per failure streak) */
+    mtr_filter filter; /* counter state after the latest poll (saved to the state file) */
 } device_state;
 
 typedef struct {
@@ -247,6 +250,11 @@ typedef struct {
     id_entry *by_id; /* sorted by id: a reading finds its device in O(log n) */
     size_t n_dev;
     uint64_t readings, failures;
+    char state_path[sizeof ((cfg_outbox *)0)->path + 16]; /* counter state file */
+    bool state_dirty;   /* filters changed since the last save */
+    bool state_urgent;  /* an offset or baseline changed: save before publishing */
+    int64_t state_saved_ms;
+    bool state_failed;  /* the last save failed (logged once per streak) */
 } daemon_ctx;
 
 static int cmp_id(const void *a, const void *b)
@@ -292,8 +300,9 @@ static void publish_meta(daemon_ctx *d)
         if (mc->ha.enabled && s->have_meta && s->have_sample && !s->ha_sent) {
             ha_message msgs[HA_MAX_ENTITIES];
             size_t k = 0;
+            int expire_s = ha_expire_after_s(mtr_config_device(mc->meters, i)->poll_ms);
             if (ha_discovery_build(mc->ha.prefix, mc->bus.community, bus_status_topic(d->bus),
-                                   &s->meta, s->battery, msgs, &k) != BUS_OK) {
+                                   &s->meta, s->battery, expire_s, msgs, &k) != BUS_OK) {
                 ctl_logf(&d->log, CTL_LOG_ERROR, "meter %s: cannot build Home Assistant discovery",
                          s->meta.meter_id);
                 s->ha_sent = true;
@@ -309,6 +318,77 @@ static void publish_meta(daemon_ctx *d)
             s->ha_sent = ok;
         }
     }
+}
+
+/* Notes a device's counter state after a poll: an offset or a baseline that changed must be
+ * on disk before the reading that shows it is published (a crash in between would publish the
+ * next totals without it). */
+static void note_filter(daemon_ctx *d, device_state *s, const mtr_filter *f)
+{
+    if (f->imp.offset_wh != s->filter.imp.offset_wh || f->exp.offset_wh != s->filter.exp.offset_wh ||
+        f->imp.have != s->filter.imp.have || f->exp.have != s->filter.exp.have)
+        d->state_urgent = d->state_dirty = true;
+    if (f->imp.raw_wh != s->filter.imp.raw_wh || f->exp.raw_wh != s->filter.exp.raw_wh ||
+        f->imp.ts_ms != s->filter.imp.ts_ms || f->exp.ts_ms != s->filter.exp.ts_ms)
+        d->state_dirty = true;
+    s->filter = *f;
+}
+
+/* Saves the counter state when urgent, or every STATE_SAVE_MS while it changes (force: now). */
+static void save_state(daemon_ctx *d, bool force)
+{
+    int64_t now = ctl_wall_ms();
+    if (!d->state_dirty || (!force && !d->state_urgent && now - d->state_saved_ms < STATE_SAVE_MS))
+        return;
+    meter_state_entry *e = calloc(d->n_dev, sizeof *e);
+    char err[600];
+    size_t n = 0;
+    for (size_t i = 0; e && i < d->n_dev; i++) {
+        snprintf(e[n].meter_id, sizeof e[n].meter_id, "%s",
+                 mtr_config_device(d->mc->meters, i)->id);
+        e[n++].filter = d->dev[i].filter;
+    }
+    if (e && ctl_meter_state_save(d->state_path, e, n, err, sizeof err) == 0) {
+        d->state_dirty = d->state_urgent = d->state_failed = false;
+        d->state_saved_ms = now;
+    } else if (!d->state_failed) {
+        ctl_logf(&d->log, CTL_LOG_ERROR, "cannot save the counter state: %s",
+                 e ? err : "out of memory");
+        d->state_failed = true;
+        d->state_saved_ms = now; /* retried after STATE_SAVE_MS, not every loop */
+        d->state_urgent = false;
+    }
+    free(e);
+}
+
+/* Puts the saved counter state back into the poller (before it starts). 0, or -1 after
+ * printing why: a damaged file stops the daemon rather than restart every total. */
+static int restore_state(daemon_ctx *d, mtr_poller *p)
+{
+    meter_state_entry *e = NULL;
+    size_t n = 0;
+    char err[600];
+    if (ctl_meter_state_path(d->mc->outbox.path, d->state_path, sizeof d->state_path) != 0) {
+        fputs("mgx meter: [outbox] path too long for the counter state file\n", stderr);
+        return -1;
+    }
+    if (ctl_meter_state_load(d->state_path, &e, &n, err, sizeof err) != 0) {
+        fprintf(stderr, "mgx meter: %s\n", err);
+        return -1;
+    }
+    size_t restored = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = find_device(d, e[k].meter_id);
+        if (i < d->n_dev && mtr_poller_restore(p, e[k].meter_id, &e[k].filter) == MTR_OK) {
+            d->dev[i].filter = e[k].filter;
+            restored++;
+        }
+    }
+    if (n > 0)
+        ctl_logf(&d->log, CTL_LOG_INFO, "counter state of %zu meters restored from %s", restored,
+                 d->state_path);
+    free(e);
+    return 0;
 }
 
 /* Moves queued poll results into the outbox (one transaction per batch). */
@@ -327,6 +407,8 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
             s->have_meta = true;
             s->meta_sent = false;
         }
+        if (s)
+            note_filter(d, s, &r.filter);
         if (r.rc != MTR_OK) {
             d->failures++;
             if (s && !s->failing)
@@ -355,6 +437,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
         items[n] = (outbox_item){topics[n], bodies[n], (size_t)len, 1, true};
         n++;
     }
+    save_state(d, false);
     if (n == 0)
         return 0;
     d->readings += n;
@@ -430,6 +513,9 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     }
     bus_config bc;
     cfg_bus_config(&mc->bus, &bc);
+    /* logged in as a home: the status goes under the home's level, where its read-only Home
+     * Assistant login may read it (config/mosquitto/acl) */
+    bc.status_owner = bc.username && bus_id_valid(bc.username) ? bc.username : NULL;
     bc.log = ctl_log_sink;
     bc.log_user = &d.log;
     bc.log_level = mo->log_level;
@@ -442,6 +528,8 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     mtr_poller_options po;
     ctl_clock clock;
     p = mtr_poller_new(mc->meters, poller_options(mo, &clock, &po));
+    if (p && restore_state(&d, p) != 0)
+        goto out;
     if (!p || mtr_poller_start(p) != MTR_OK) {
         fputs("mgx meter: cannot start the poller\n", stderr);
         goto out;
@@ -472,6 +560,7 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     mtr_poller_stop(p);
     while (drain_poller(&d, p) > 0)
         ;
+    save_state(&d, true);
     for (int t = 0; t < 100 && bus_connected(d.bus) && outbox_count(d.ob) > 0; t++) {
         outbox_pump(d.ob, d.bus);
         bus_loop(d.bus, 20);

@@ -80,7 +80,7 @@ uint32_t mtr_counter_step(mtr_counter *c, const mtr_counter_params *p, int64_t t
         return q & DECODE_BAD;
     }
     if (value_wh < 0) {
-        *out_wh = value_wh + c->offset_wh;
+        *out_wh = last; /* never published: consumers that count increases would count it */
         return MTR_Q_NEGATIVE;
     }
     if (!c->have) {
@@ -114,7 +114,11 @@ uint32_t mtr_counter_step(mtr_counter *c, const mtr_counter_params *p, int64_t t
     } else {
         flag = MTR_Q_BACKWARDS;
     }
-    *out_wh = value_wh + c->offset_wh;
+    /* A rejected value (jump, backwards) is not published: the last accepted total is, with
+     * the flag. Home Assistant's total_increasing statistics take any decrease for a new meter
+     * cycle and count the next value from zero, so one published glitch adds the whole
+     * counter to the Energy dashboard. */
+    *out_wh = (flag & (MTR_Q_JUMP | MTR_Q_BACKWARDS)) ? last : value_wh + c->offset_wh;
     return flag;
 }
 

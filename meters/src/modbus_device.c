@@ -713,3 +713,14 @@ int mtr_device_read(mtr_device *d, mtr_link *link, mtr_clock_fn clock, void *clo
     mtr_filter_apply(&d->filter, &d->params, &v, d->cfg.battery == MTR_BATTERY_YES, s);
     return MTR_OK;
 }
+
+void mtr_device_filter_get(const mtr_device *d, mtr_filter *out)
+{
+    *out = d->filter;
+}
+
+void mtr_device_filter_set(mtr_device *d, const mtr_filter *f)
+{
+    d->filter = *f;
+    d->filter.imp.pending = d->filter.exp.pending = 0; /* a rejected track starts over */
+}

@@ -292,6 +292,7 @@ static void poll_slot(mtr_poller *p, lane *l, slot *s, mtr_poll_cb cb, void *ctx
         r.meta = *mtr_device_meta(s->dev);
     else
         memset(&r.meta, 0, sizeof r.meta);
+    mtr_device_filter_get(s->dev, &r.filter);
     deliver(p, &r, cb, ctx);
 }
 
@@ -531,4 +532,23 @@ size_t mtr_poller_lanes(const mtr_poller *p)
 unsigned mtr_poller_threads(const mtr_poller *p)
 {
     return p->n_threads;
+}
+
+int mtr_poller_restore(mtr_poller *p, const char *meter_id, const mtr_filter *f)
+{
+    if (!p || !meter_id || !f)
+        return MTR_E_INVAL;
+    pthread_mutex_lock(&p->mu);
+    int started = p->started;
+    pthread_mutex_unlock(&p->mu);
+    if (started)
+        return MTR_E_INVAL;
+    for (size_t i = 0; i < p->n_devs; i++) {
+        mtr_device *d = p->all_slots[i].dev;
+        if (strcmp(mtr_device_config_of(d)->id, meter_id) == 0) {
+            mtr_device_filter_set(d, f);
+            return MTR_OK;
+        }
+    }
+    return MTR_E_INVAL;
 }

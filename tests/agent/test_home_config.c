@@ -163,7 +163,8 @@ static void test_one_file_runs_meter_daemon_and_agent(void **state)
     f.meter = spawn("meter", f.conf, f.log_meter, clock);
     f.agent = spawn("agent", f.conf, f.log_agent, clock);
 
-    const char *st_meter = "mgx/v1/" COMMUNITY "/status/h-b-meter";
+    /* logged in as h-b: under the home's level, where its Home Assistant login reads it */
+    const char *st_meter = "mgx/v1/" COMMUNITY "/status/h-b/h-b-meter";
     const char *st_agent = "mgx/v1/" COMMUNITY "/status/h-b-agent";
     const char *t_state = "mgx/v1/" COMMUNITY "/meter/h-b/state";
     const char *t_order = "mgx/v1/" COMMUNITY "/order/h-b";

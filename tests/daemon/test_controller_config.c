@@ -21,6 +21,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+#include <time.h>
+
 #include "broker.h"
 
 static char conf[512], errlog[512];
@@ -164,12 +167,82 @@ static void relative_db_is_next_to_the_config(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static int64_t count_readings(const char *db)
+{
+    sqlite3 *h;
+    int64_t n = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(h, "SELECT count(*) FROM readings", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    return n;
+}
+
+/* reading_retention_days: the running controller thins readings older than that (settlement
+ * off here, so nothing waits for them) to the two around each 15-minute boundary. */
+static void old_readings_are_thinned(void **state)
+{
+    (void)state;
+    expect_error("[bus]\n[controller]\ncommunity = elm\nreading_retention_days = -1\n", 4,
+                 "reading_retention_days");
+    char db[600];
+    snprintf(db, sizeof db, "%s/thin.db", tst_dir);
+    const char *text = "[bus]\nhost = 127.0.0.1\nport = 1\nbackoff_max_ms = 500\n[controller]\n"
+                       "community = elm\ndb = thin.db\nreading_retention_days = 1\n";
+    write_conf(text);
+    pid_t pid = start(NULL); /* creates the database */
+    for (int i = 0; i < 400 && count_readings(db) < 0; i++)
+        tst_sleep_ms(25);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    /* two days of readings every 10 s, ending three days ago, from a 15-minute boundary */
+    int64_t t0 = ((int64_t)time(NULL) - 5 * 86400) / 900 * 900, n = 2 * 8640;
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *ins;
+    assert_int_equal(sqlite3_prepare_v2(h, "INSERT INTO readings VALUES('h-1',?1,500,?2,0,-1,0,?1)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    for (int64_t k = 0; k < n; k++) {
+        sqlite3_reset(ins);
+        sqlite3_bind_int64(ins, 1, (t0 + k * 10) * 1000);
+        sqlite3_bind_int64(ins, 2, 100000 + k);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+    }
+    sqlite3_finalize(ins);
+    assert_int_equal(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(count_readings(db), n);
+
+    write_conf(text);
+    pid = start(NULL);
+    /* 192 boundaries: the reading on each and the one after it, and the last one (its next is
+     * not known yet) */
+    int64_t left = n;
+    for (int i = 0; i < 2400 && left != 2 * 192 + 1; i++) {
+        tst_sleep_ms(25);
+        left = count_readings(db);
+    }
+    kill(pid, SIGTERM);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_int_equal(left, 2 * 192 + 1);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(errors_name_file_and_line),
         cmocka_unit_test(good_files_are_taken),
         cmocka_unit_test(relative_db_is_next_to_the_config),
+        cmocka_unit_test(old_readings_are_thinned),
     };
     return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
 }

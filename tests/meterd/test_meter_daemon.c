@@ -250,13 +250,13 @@ static void test_exact_values_meta_status_will(void **state)
     assert_string_equal(m.profile, "sdm630");
     assert_true(rec_retained(port, STATUS_TOPIC, buf, sizeof buf, 5000));
     assert_string_equal(buf, "online");
-    assert_true(rec_retained(port, "homeassistant/sensor/mgx_test/sdm-1_power/config", buf,
+    assert_true(rec_retained(port, "homeassistant/sensor/sdm-1/mgx_test_power/config", buf,
                              sizeof buf, 5000));
     assert_non_null(strstr(buf, "\"state_topic\":\"" SDM_TOPIC "\""));
     assert_non_null(strstr(buf, "\"device_class\":\"power\""));
     assert_non_null(strstr(buf, "\"unit_of_measurement\":\"W\""));
     assert_non_null(strstr(buf, "\"availability_topic\":\"" STATUS_TOPIC "\""));
-    assert_true(rec_retained(port, "homeassistant/sensor/mgx_test/ss-2_import/config", buf,
+    assert_true(rec_retained(port, "homeassistant/sensor/ss-2/mgx_test_import/config", buf,
                              sizeof buf, 5000));
     assert_non_null(strstr(buf, "\"state_class\":\"total_increasing\""));
     assert_non_null(strstr(buf, "\"value_template\":\"{{ value_json.import_wh }}\""));

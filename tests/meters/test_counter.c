@@ -41,7 +41,7 @@ static void bound_and_jump(void **state)
     assert_int_equal(step(&c, 1, 5028, 0, 0, &out), 0); /* exactly the bound */
     assert_int_equal(out, 5028);
     assert_int_equal(step(&c, 2, 5057, 0, 0, &out), MTR_Q_JUMP); /* one more */
-    assert_int_equal(out, 5057); /* shown as read, but not accepted: */
+    assert_int_equal(out, 5028); /* not accepted, so not shown: the last accepted total */
     /* against 5028 at minute 1: two minutes allow 34 + 11 = 45 */
     assert_int_equal(step(&c, 3, 5073, 0, 0, &out), 0);
     assert_int_equal(out, 5073);
@@ -55,7 +55,7 @@ static void backwards_and_reset(void **state)
     int64_t out;
     step(&c, 0, 50000, 0, 0, &out);
     assert_int_equal(step(&c, 1, 40000, 0, 0, &out), MTR_Q_BACKWARDS);
-    assert_int_equal(out, 40000);
+    assert_int_equal(out, 50000); /* the last accepted total, flagged */
     /* a drop to near zero (<= 1000 Wh): the meter was reset; the total stays at 50000 */
     assert_int_equal(step(&c, 2, 7, 0, 0, &out), MTR_Q_RESET);
     assert_int_equal(out, 50000);
@@ -90,6 +90,7 @@ static void negative_nan_and_first(void **state)
     assert_int_equal(step(&c, 0, 0, MTR_Q_NAN, 0, &out), MTR_Q_NAN);
     assert_int_equal(out, 0);
     assert_int_equal(step(&c, 1, -3, 0, 0, &out), MTR_Q_NEGATIVE);
+    assert_int_equal(out, 0); /* never a negative total: nothing accepted yet */
     assert_int_equal(c.have, 0); /* neither became the baseline */
     assert_int_equal(step(&c, 2, 100, 0, 0, &out), 0);
     assert_int_equal(step(&c, 3, 0, MTR_Q_NOT_IMPLEMENTED, 0, &out), MTR_Q_NOT_IMPLEMENTED);
@@ -116,6 +117,7 @@ static void confirmed_track(void **state)
     mtr_counter_init(&c);
     step(&c, 0, 50000, 0, 0, &out);
     assert_int_equal(step(&c, 1, 99999999, 0, 0, &out), MTR_Q_JUMP);
+    assert_int_equal(out, 50000);
     assert_int_equal(step(&c, 2, 50020, 0, 0, &out), 0);
     assert_int_equal(out, 50020);
 }

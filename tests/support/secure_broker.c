@@ -29,7 +29,7 @@ struct sb_broker {
     char conf[4096], log[4096], cafile[4096];
     /* storage for the strings handed out in tc_opts: h-a, h-b, rogue h-a */
     char crt[3][4096], key[3][4096];
-    char passwords[4][64];
+    char passwords[5][64]; /* USERS, then h-a.ha */
 };
 
 static const char *const USERS[] = {"controller", "h-a", "h-b", "h-c"};
@@ -79,7 +79,10 @@ static int certs(sb_broker *b)
     char acl[4200];
     snprintf(acl, sizeof acl, "%s/acl", b->dir);
     char *cp[] = {"cp", SHIPPED "/acl", acl, NULL};
-    return run(cp);
+    /* h-a's read-only Home Assistant login, made as a coordinator would */
+    char *ha[] = {"sh", SHIPPED "/mgx-certs.sh", "ha", b->dir, "h-a", "--password", "pw-h-a.ha",
+                  NULL};
+    return run(cp) || run(ha) ? -1 : 0;
 }
 
 /* Writes line to out with every "/etc/mosquitto/mgx/" replaced by the broker's folder. */
@@ -252,6 +255,8 @@ tc_opts sb_password_opts(sb_broker *b, const char *id, const char *client_id)
     for (size_t i = 0; i < sizeof USERS / sizeof USERS[0]; i++)
         if (strcmp(USERS[i], id) == 0)
             slot = i;
+    if (strcmp(id, "h-a.ha") == 0)
+        slot = 4;
     snprintf(b->passwords[slot], sizeof b->passwords[slot], "pw-%s", id);
     return (tc_opts){.port = b->port_pw,
                      .client_id = client_id,

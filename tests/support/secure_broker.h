@@ -5,7 +5,8 @@
  * mosquitto on it, so the tests exercise the real config, ACL and script.
  *
  * Users made: "controller", "h-a", "h-b", "h-c" with password "pw-<id>"; client certificates for
- * h-a and h-b; and a rogue CA (not trusted by the broker) with its own certificate for "h-a".
+ * h-a and h-b; a rogue CA (not trusted by the broker) with its own certificate for "h-a"; and
+ * h-a's read-only Home Assistant login "h-a.ha" (password "pw-h-a.ha", `mgx-certs.sh ha`).
  */
 #ifndef MGX_TEST_SECURE_BROKER_H
 #define MGX_TEST_SECURE_BROKER_H

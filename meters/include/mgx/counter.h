@@ -17,7 +17,11 @@
  *    baseline (a replaced meter, a permanent jump): MTR_Q_RESET, the delta not counted.
  *
  * The published totals are "virtual": device value + an offset that absorbs rollovers and
- * resets, so accepted totals never go down. Every bit makes the reading "flagged"; only
+ * resets, so accepted totals never go down. A rejected value (negative, jump, backwards) is
+ * never output: the total stays the last accepted one (0 before the first) and the flag says
+ * why, so the published totals never go down at all. The state (mtr_filter) can be saved and
+ * restored across restarts (mtr_poller_restore), so the offset, and with it the published
+ * total, survives them. Every bit makes the reading "flagged"; only
  * quality == MTR_Q_GOOD is settled. Pure: time is a parameter. Not thread-safe per state.
  */
 #ifndef MGX_COUNTER_H

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mgx/counter.h"
 #include "mgx/device_config.h"
 #include "mgx/meter.h"
 
@@ -94,6 +95,12 @@ const mtr_device_config *mtr_device_config_of(const mtr_device *d);
  */
 int mtr_device_read(mtr_device *d, mtr_link *link, mtr_clock_fn clock, void *clock_ctx,
                     mtr_sample *s, int *meta_fresh);
+
+/* The counter state (offsets, last accepted values) after the last read, to save; and a saved
+ * one put back before the first read of a new process, so the published totals go on where
+ * they were (mgx/counter.h). Not concurrently with mtr_device_read. */
+void mtr_device_filter_get(const mtr_device *d, mtr_filter *out);
+void mtr_device_filter_set(mtr_device *d, const mtr_filter *f);
 
 /* The device's meta (make/model/serial/profile) as last read; meter_id and profile always set. */
 const mtr_meta *mtr_device_meta(const mtr_device *d);

@@ -42,6 +42,8 @@ typedef struct {
     char err[MTR_ERR_MAX]; /* detail when rc != MTR_OK */
     int meta_fresh;       /* meta is new (first poll on a connection): publish it */
     mtr_meta meta;
+    mtr_filter filter;    /* the device's counter state after this poll, to save and hand to
+                           * mtr_poller_restore in the next process */
 } mtr_poll_result;
 
 typedef void (*mtr_poll_cb)(void *ctx, const mtr_poll_result *r);
@@ -70,6 +72,14 @@ typedef struct mtr_poller mtr_poller;
  * Creates the lanes but no threads. NULL when out of memory or cfg has no devices.
  */
 mtr_poller *mtr_poller_new(const mtr_config *cfg, const mtr_poller_options *opt);
+
+/*
+ * Puts back the saved counter state of the device meter_id (from mtr_poll_result.filter of an
+ * earlier process), so its published totals go on from where they were instead of starting a
+ * new baseline at the device's raw value (which drops every offset a reset or rollover built).
+ * Only before mtr_poller_start. MTR_OK, MTR_E_INVAL (no such device, or started).
+ */
+int mtr_poller_restore(mtr_poller *p, const char *meter_id, const mtr_filter *f);
 
 /* Starts the workers; the first poll of every device is due immediately. MTR_OK or MTR_E_NOMEM. */
 int mtr_poller_start(mtr_poller *p);
