@@ -456,6 +456,36 @@ out:
     return rc;
 }
 
+int ocmf_key_check(const uint8_t *key, size_t len, char *curve, size_t cap, char *why,
+                   size_t whylen)
+{
+    if (!key || !curve || cap == 0 || len > 1024)
+        return ctl_fail(OCMF_E_KEY, why, whylen, "no key");
+    const unsigned char *kp = key;
+    EVP_PKEY *pk = d2i_PUBKEY(NULL, &kp, (long)len);
+    char group[64] = "";
+    int rc = OCMF_E_KEY;
+    if (!pk || kp != key + len || EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC ||
+        !EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                        NULL)) {
+        ctl_errf(why, whylen, "not a DER EC public key (SubjectPublicKeyInfo)");
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)
+        if (strcmp(group, METHODS[i].curve) == 0)
+            rc = OCMF_OK;
+    if (rc != OCMF_OK || strlen(group) >= cap) {
+        rc = ctl_fail(OCMF_E_KEY, why, whylen, "curve %s is not one OCMF signatures use here",
+                      group);
+        goto out;
+    }
+    memcpy(curve, group, strlen(group) + 1);
+out:
+    EVP_PKEY_free(pk);
+    ERR_clear_error();
+    return rc;
+}
+
 /* The last reading of register reg, or NULL. */
 static const ocmf_reading *last_of(const ocmf_record *r, ocmf_register reg)
 {

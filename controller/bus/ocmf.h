@@ -74,6 +74,12 @@ int ocmf_parse(const char *text, size_t len, ocmf_record *out, char *why, size_t
 int ocmf_verify(const ocmf_record *r, const char *text, size_t len, const uint8_t *key,
                 size_t key_len, char *why, size_t whylen);
 
+/* Checks that key (len bytes) is a DER SubjectPublicKeyInfo of an EC key on a curve OCMF
+ * signatures here use, and writes OpenSSL's curve name into curve (cap bytes). OCMF_OK or
+ * OCMF_E_KEY with the reason in why. For registering a meter's key. */
+int ocmf_key_check(const uint8_t *key, size_t len, char *curve, size_t cap, char *why,
+                   size_t whylen);
+
 /* Whether the verified record r certifies the mgx reading s: the last import-register reading
  * has s's time stamp and s->import_wh (= milli-Wh / 1000, truncated), the last export-register
  * reading has s->export_wh (or, without an export register, s->export_wh is 0), and both have

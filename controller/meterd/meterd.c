@@ -84,6 +84,7 @@ int ctl_meterd_file_add(cfg_loader *l, ctl_meterd_file *f, const char *path)
         return CFG_E_NOMEM;
     if (cfg_bus_add(l, &f->bus) || cfg_outbox_add(l, &f->outbox) || cfg_ha_add(l, &f->ha) ||
         cfg_loader_add(l, meter_key, meter_finish, f->meters) ||
+        cfg_signing_add(l, &f->signing) ||
         cfg_others_add(l, CFG_DAEMON_METER, &f->others))
         return CFG_E_NOMEM;
     return CFG_OK;
@@ -239,6 +240,7 @@ typedef struct {
     outbox *ob;
     device_state *dev;
     id_entry *by_id; /* sorted by id: a reading finds its device in O(log n) */
+    meter_signer *signer; /* NULL: readings are published unsigned */
     size_t n_dev;
     uint64_t readings, failures;
 } daemon_ctx;
@@ -309,7 +311,7 @@ static void publish_meta(daemon_ctx *d)
 static int drain_poller(daemon_ctx *d, mtr_poller *p)
 {
     static outbox_item items[METER_BATCH_MAX];
-    static char bodies[METER_BATCH_MAX][512];
+    static char bodies[METER_BATCH_MAX][768]; /* a signed state is ~350 bytes */
     static char topics[METER_BATCH_MAX][BUS_TOPIC_MAX];
     size_t n = 0;
     mtr_poll_result r;
@@ -334,7 +336,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
             ctl_logf(&d->log, CTL_LOG_INFO, "meter %s: reading again", r.sample.meter_id);
             s->failing = false;
         }
-        int len = bus_state_encode(&r.sample, bodies[n], sizeof bodies[n]);
+        int len = meter_signer_encode(d->signer, &r.sample, bodies[n], sizeof bodies[n]);
         if (len < 0 || bus_topic_meter_state(topics[n], sizeof topics[n], d->mc->bus.community,
                                              r.sample.meter_id) != BUS_OK) {
             ctl_logf(&d->log, CTL_LOG_ERROR,
@@ -404,6 +406,13 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     char err[600];
     if (pick_client_id(mc, mo->config_path, &d.log) != 0)
         return 1;
+    if (meter_signer_open(&mc->signing, &d.signer, err, sizeof err) != 0) {
+        fprintf(stderr, "mgx meter: %s\n", err);
+        return 1;
+    }
+    if (d.signer)
+        ctl_logf(&d.log, CTL_LOG_INFO, "signing readings with %s for participant %s",
+                 mc->signing.key_path, mc->signing.participant);
     d.n_dev = mtr_config_count(mc->meters);
     d.dev = calloc(d.n_dev, sizeof *d.dev);
     d.by_id = calloc(d.n_dev, sizeof *d.by_id);
@@ -480,6 +489,7 @@ out:
     outbox_close(d.ob);
     free(d.dev);
     free(d.by_id);
+    meter_signer_free(d.signer);
     return status;
 }
 
