@@ -156,3 +156,32 @@ int bus_state_sig(const char *json, size_t len, uint8_t sig[BUS_RSIG_BYTES], int
     json_decref(root);
     return rc;
 }
+
+int bus_state_ocmf(const char *json, size_t len, char *out, size_t cap, size_t *out_len,
+                   int *present, char *why, size_t whylen)
+{
+    *present = 0;
+    if (!json || len > BUS_JSON_MAX || !out || cap == 0)
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "no payload or too long");
+    json_error_t err;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return ctl_fail(BUS_E_PAYLOAD, why, whylen, "not a JSON object");
+    }
+    int rc = BUS_OK;
+    json_t *v = json_object_get(root, "ocmf");
+    if (v) {
+        size_t n = json_string_length(v);
+        if (!json_is_string(v) || n >= cap || memchr(json_string_value(v), 0, n)) {
+            rc = ctl_fail(BUS_E_PAYLOAD, why, whylen, "ocmf: not a string of under %zu bytes",
+                          cap);
+        } else {
+            memcpy(out, json_string_value(v), n + 1);
+            *out_len = n;
+            *present = 1;
+        }
+    }
+    json_decref(root);
+    return rc;
+}

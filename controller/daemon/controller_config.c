@@ -25,6 +25,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "meter_max_power_w",
                                               "clock_speed",
                                               "clock_anchor",
+                                              "min_attestation_tier",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -82,8 +83,10 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
                              errlen);
     case 13:
         return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
-    default:
+    case 14:
         return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
+    default: /* readings below it are refused (settle/reading_attest.h) */
+        return cfg_parse_int(key, value, 0, 2, &c->min_attestation_tier, err, errlen);
     }
 }
 

@@ -1,0 +1,303 @@
+/*
+ * Signed readings end to end (issue 12, layer 5), through a real mosquitto started by the test:
+ * the real `mgx meter` reads a simulated SDM630 over Modbus TCP and signs each reading with the
+ * gateway key of its [signing] section; the real `mgx controller` verifies it against the key
+ * registered with `mgx participant meter-key` and records its tier. Readings published raw by
+ * anyone with broker access (here a plain MQTT client, as `mosquitto_pub` would) get tier 0:
+ * unsigned, or signed with a key that is not the meter's (a forgery). With
+ * [controller] min_attestation_tier = 1 the controller refuses those and still stores the
+ * gateway's; with the default 0 it stores them at tier 0.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "broker.h"
+#include "bus/payload.h"
+#include "bus/reading_sig.h"
+#include "files.h"
+#include "mgx/meter_server.h"
+#include "mqtt_client.h"
+#include "shell.h"
+
+static const char *bin(void)
+{
+    const char *b = getenv("MGX_BIN");
+    return b ? b : MGX_BINARY_DIR "/mgx";
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+typedef struct {
+    char *dir;
+    char db[600], ctl_conf[600], ctl_log[600], meter_conf[600], meter_log[600];
+    tst_broker *br;
+    mtr_server *srv;
+    pid_t ctl, meter;
+    tc_client *raw;
+} fixture;
+
+static pid_t spawn(const char *cmd, const char *conf, const char *log)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(log, "a", stderr))
+            _exit(126);
+        execl(bin(), "mgx", cmd, conf, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void write_ctl_conf(fixture *f, int min_tier)
+{
+    FILE *c = fopen(f->ctl_conf, "w");
+    assert_non_null(c);
+    fprintf(c,
+            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\ncommunity = sig\n"
+            "[controller]\ndb = %s\ninterval_s = 900\n%s",
+            tst_broker_port(f->br), f->db,
+            min_tier ? "min_attestation_tier = 1\n" : "");
+    fclose(c);
+}
+
+/* Waits until the controller's retained status says online (again): its subscriptions are
+ * acknowledged by then (bus.c), so what is published next reaches it. */
+static void wait_online(fixture *f, size_t *from)
+{
+    tc_message m;
+    int64_t until = real_ms() + 30000;
+    while (real_ms() < until) {
+        if (tc_wait_topic(f->raw, "mgx/v1/sig/status/controller", from, &m, 1000) &&
+            strcmp(m.payload, "online") == 0)
+            return;
+    }
+    fail_msg("the controller did not come online");
+}
+
+/* count of stored readings of meter with ts_ms >= from and the given tier (-1: no tier row) */
+static int64_t count_tier(const fixture *f, const char *meter, int64_t from, int tier)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM readings r LEFT JOIN reading_tiers t "
+                                        "USING(meter_id, ts_ms) WHERE r.meter_id = ?1 AND "
+                                        "r.ts_ms >= ?2 AND coalesce(t.tier, -1) = ?3",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, meter, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int(st, 3, tier);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static int64_t count_at(const fixture *f, const char *meter, int64_t ts)
+{
+    int64_t n = 0;
+    for (int t = -1; t <= 2; t++)
+        n += count_tier(f, meter, ts, t) - count_tier(f, meter, ts + 1, t);
+    return n;
+}
+
+/* Waits (generously) until at least want readings of meter from `from` on have tier. */
+static void wait_tier(const fixture *f, const char *meter, int64_t from, int tier, int64_t want)
+{
+    int64_t until = real_ms() + 60000;
+    while (count_tier(f, meter, from, tier) < want && real_ms() < until)
+        tst_sleep_ms(100);
+    assert_true(count_tier(f, meter, from, tier) >= want);
+}
+
+static void wait_log(const char *path, const char *needle, int count)
+{
+    int64_t until = real_ms() + 60000;
+    for (;;) {
+        char *text = tst_file_text_or_empty(path);
+        int n = 0;
+        for (const char *p = text ? text : ""; (p = strstr(p, needle)) != NULL; p++)
+            n++;
+        free(text);
+        if (n >= count)
+            return;
+        if (real_ms() > until)
+            fail_msg("%s: fewer than %d lines with '%s'", path, count, needle);
+        tst_sleep_ms(100);
+    }
+}
+
+static void publish_raw(fixture *f, const mtr_sample *s, const uint8_t *forger_sk)
+{
+    char body[BUS_JSON_MAX];
+    int n = forger_sk ? bus_state_encode_signed(s, "home-1", forger_sk, body, sizeof body)
+                      : bus_state_encode(s, body, sizeof body);
+    assert_true(n > 0);
+    char topic[128];
+    snprintf(topic, sizeof topic, "mgx/v1/sig/meter/%s/state", s->meter_id);
+    assert_int_equal(tc_publish(f->raw, topic, body, (size_t)n, 1, false, 5000), 0);
+}
+
+static mtr_sample fake(const char *meter, int64_t ts)
+{
+    mtr_sample s = {.ts_ms = ts, .power_w = -95000, .import_wh = 10, .export_wh = 999999,
+                    .soc_permille = -1, .quality = MTR_Q_GOOD};
+    snprintf(s.meter_id, sizeof s.meter_id, "%s", meter);
+    return s;
+}
+
+static void stop(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(*pid, SIGTERM);
+        assert_int_equal(tst_wait_exit(*pid, 15000), 0);
+    }
+    *pid = 0;
+}
+
+static fixture F; /* the teardown stops what a failed test left running */
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (F.meter > 0)
+        kill(F.meter, SIGKILL), waitpid(F.meter, NULL, 0);
+    if (F.ctl > 0)
+        kill(F.ctl, SIGKILL), waitpid(F.ctl, NULL, 0);
+    F.meter = F.ctl = 0;
+    return 0;
+}
+
+static void test_signed_readings_end_to_end(void **state)
+{
+    (void)state;
+    fixture *f = &F;
+    f->dir = tst_tmpdir("signedreadings");
+    snprintf(f->db, sizeof f->db, "%s/ctl.db", f->dir);
+    snprintf(f->ctl_conf, sizeof f->ctl_conf, "%s/controller.ini", f->dir);
+    snprintf(f->ctl_log, sizeof f->ctl_log, "%s/controller.log", f->dir);
+    snprintf(f->meter_conf, sizeof f->meter_conf, "%s/meter.ini", f->dir);
+    snprintf(f->meter_log, sizeof f->meter_log, "%s/meter.log", f->dir);
+    f->br = tst_broker_start(NULL);
+    assert_non_null(f->br);
+
+    /* the registry: home-1 with meter m1 and its gateway key; home-2 with meter m2, no key */
+    assert_int_equal(tst_sh("cd '%s' && '%s' keygen --out gw >/dev/null 2>&1 && "
+                            "'%s' keygen --out h1 >/dev/null 2>&1 && "
+                            "'%s' keygen --out h2 >/dev/null 2>&1 && "
+                            "'%s' participant add --db ctl.db --id home-1 --pubkey h1.pub "
+                            "--meter m1 >/dev/null && "
+                            "'%s' participant add --db ctl.db --id home-2 --pubkey h2.pub "
+                            "--meter m2 >/dev/null && "
+                            "'%s' participant meter-key --db ctl.db --meter m1 "
+                            "--gateway-key gw.pub >/dev/null",
+                            f->dir, bin(), bin(), bin(), bin(), bin(), bin()),
+                     0);
+
+    /* the home's meter, its gateway signing every reading */
+    mtr_server_opts so = {.host = "127.0.0.1"};
+    assert_int_equal(mtr_server_new(&so, &f->srv), MTR_SERVER_OK);
+    assert_int_equal(mtr_server_add(f->srv, 1, MTR_SERVER_SDM630, NULL), MTR_SERVER_OK);
+    assert_int_equal(mtr_server_set(f->srv, 1, 1500, 123456, 7890), MTR_SERVER_OK);
+    assert_int_equal(mtr_server_start(f->srv), MTR_SERVER_OK);
+    FILE *c = fopen(f->meter_conf, "w");
+    assert_non_null(c);
+    fprintf(c,
+            "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = sig\nclient_id = meter-m1\n"
+            "[signing]\nkey = gw.key\nparticipant = home-1\n"
+            "[meter m1]\nprofile = sdm630\nhost = 127.0.0.1\nport = %u\nunit = 1\n"
+            "poll_ms = 200\ntimeout_ms = 500\n",
+            tst_broker_port(f->br), mtr_server_port(f->srv));
+    fclose(c);
+
+    tc_opts o = {.port = tst_broker_port(f->br), .client_id = "cheater"};
+    int reason = 0;
+    f->raw = tc_connect(&o, 5000, &reason);
+    assert_non_null(f->raw);
+    assert_true(tc_subscribe(f->raw, "mgx/v1/sig/status/+", 5000) >= 0);
+    size_t seen = 0;
+    uint8_t forger_pk[32], forger_sk[64];
+    crypto_sign_keypair(forger_pk, forger_sk);
+
+    /* ---- min_attestation_tier 0 (the default): everything stored, each with its tier ---- */
+    write_ctl_conf(f, 0);
+    int64_t t0 = real_ms();
+    f->ctl = spawn("controller", f->ctl_conf, f->ctl_log);
+    wait_online(f, &seen);
+    f->meter = spawn("meter", f->meter_conf, f->meter_log);
+    wait_tier(f, "m1", t0, 1, 3); /* the gateway's readings verify: tier 1 */
+
+    int64_t base = (real_ms() / 1000 - 7200) * 1000; /* two hours ago, clear of the meter's */
+    mtr_sample unsigned_m1 = fake("m1", base), forged_m1 = fake("m1", base + 1000),
+               unsigned_m2 = fake("m2", base + 2000);
+    publish_raw(f, &unsigned_m1, NULL);
+    publish_raw(f, &forged_m1, forger_sk);
+    publish_raw(f, &unsigned_m2, NULL);
+    int64_t until = real_ms() + 60000;
+    while (count_at(f, "m2", base + 2000) == 0 && real_ms() < until)
+        tst_sleep_ms(100);
+    assert_int_equal(count_tier(f, "m1", base, 0) - count_tier(f, "m1", base + 1001, 0), 2);
+    assert_int_equal(count_tier(f, "m2", base, 0), 1);
+    assert_int_equal(count_tier(f, "m1", base, -1), 0); /* every stored reading has a tier */
+    stop(&f->ctl);
+
+    /* ---- min_attestation_tier 1: raw and forged readings refused, the gateway's stored ---- */
+    write_ctl_conf(f, 1);
+    int64_t t1 = real_ms();
+    f->ctl = spawn("controller", f->ctl_conf, f->ctl_log);
+    int64_t b2 = base + 100000;
+    mtr_sample u2 = fake("m1", b2), g2 = fake("m1", b2 + 1000), m2 = fake("m2", b2 + 2000);
+    wait_online(f, &seen);
+    publish_raw(f, &u2, NULL);
+    publish_raw(f, &g2, forger_sk);
+    publish_raw(f, &m2, NULL);
+    wait_log(f->ctl_log, "refused: attestation unsigned (tier 0) is below min_attestation_tier 1",
+             3);
+    wait_log(f->ctl_log, "does not verify with the gateway key of meter m1", 2);
+    wait_tier(f, "m1", t1, 1, 3); /* the signed ones still come in */
+    assert_int_equal(count_at(f, "m1", b2), 0);
+    assert_int_equal(count_at(f, "m1", b2 + 1000), 0);
+    assert_int_equal(count_at(f, "m2", b2 + 2000), 0);
+    assert_int_equal(count_tier(f, "m1", t1, 0), 0);
+
+    stop(&f->meter);
+    stop(&f->ctl);
+    tc_free(f->raw);
+    mtr_server_free(f->srv);
+    tst_broker_free(f->br);
+    tst_rmtree(f->dir);
+    free(f->dir);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(test_signed_readings_end_to_end, teardown)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
