@@ -185,3 +185,27 @@ int bus_state_ocmf(const char *json, size_t len, char *out, size_t cap, size_t *
     json_decref(root);
     return rc;
 }
+
+int bus_state_encode_ocmf(const mtr_sample *s, const char *ocmf, size_t ocmf_len, char *buf,
+                          size_t len)
+{
+    if (!ocmf || ocmf_len > 8192 || memchr(ocmf, 0, ocmf_len))
+        return BUS_E_INVAL;
+    int n = bus_state_encode(s, buf, len);
+    if (n < 0)
+        return n;
+    json_t *j = json_loadb(buf, (size_t)n, 0, NULL);
+    if (!j || json_object_set_new(j, "ocmf", json_stringn(ocmf, ocmf_len)) != 0) {
+        json_decref(j);
+        buf[0] = '\0';
+        return BUS_E_INVAL; /* not UTF-8, or out of memory */
+    }
+    size_t m = json_dumpb(j, buf, len, JSON_COMPACT);
+    json_decref(j);
+    if (m == 0 || m >= len) {
+        buf[0] = '\0';
+        return BUS_E_TOOLONG;
+    }
+    buf[m] = '\0';
+    return (int)m;
+}

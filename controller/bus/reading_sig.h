@@ -73,6 +73,11 @@ int bus_state_encode_signed(const mtr_sample *s, const char *participant,
 int bus_state_sig(const char *json, size_t len, uint8_t sig[BUS_RSIG_BYTES], int *present,
                   char *why, size_t whylen);
 
+/* bus_state_encode (payload.h) plus "ocmf": the record text (len bytes, at most
+ * OCMF_TEXT_MAX) a certified meter signed for s. Same return values. */
+int bus_state_encode_ocmf(const mtr_sample *s, const char *ocmf, size_t ocmf_len, char *buf,
+                          size_t len);
+
 /* Reads the optional "ocmf" field of a state body: the OCMF record (bus/ocmf.h) a certified
  * meter signed for this reading. BUS_OK with *present = 0 when absent, or 1 with the text in
  * out (cap bytes, NUL-terminated) and its length in *out_len; BUS_E_PAYLOAD when it is not a

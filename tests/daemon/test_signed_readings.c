@@ -163,6 +163,33 @@ static void publish_raw(fixture *f, const mtr_sample *s, const uint8_t *forger_s
     assert_int_equal(tc_publish(f->raw, topic, body, (size_t)n, 1, false, 5000), 0);
 }
 
+/* A published OCMF record (SAFE e.V. Transparenzsoftware, src/test/resources/xml/
+ * test_ocmf_ebee_01.xml, as in tests/bus/test_ocmf.c) and its meter's key. */
+static const char EBEE[] =
+    "OCMF|{\"FV\":\"1.0\",\"GI\":\"Heinz_CSA\",\"GS\":\"\",\"GV\":\"1.6.0\",\"PG\":\"T28\",\"MV\":\"DZG\","
+    "\"MM\":\"DVH4013\",\"MS\":\"000033022620\",\"MF\":\"\",\"IS\":true,\"IT\":\"ISO14443\",\"ID\":"
+    "\"7bcf78ad\",\"RD\":[{\"TM\":\"2021-08-25T10:01:04,000+0200 I\",\"TX\":\"B\",\"RV\":7753,\"RI\":"
+    "\"1-b:1.8.0\",\"RU\":\"Wh\",\"RT\":\"AC\",\"EF\":\"\",\"ST\":\"G\"}]}|{\"SD\":\"3045022100AA010A60"
+    "9E2A6D5E5DAC54CB469FA4A430BFBADC0CDF5F82F5291A6C9CEACE9B022052E7ECC79DEF081C303703ABC67C07C4C"
+    "FA842AF6EE21B12C1263C21E80D92FF\"}";
+static const char EBEE_KEY[] =
+    "3059301306072A8648CE3D020106082A8648CE3D0301070342000"
+    "4E5CE2801D716BF55B71477CA666BE6A8B8994FEBBF05B04BC0AE7879A62AE77460A14335F3F30657DD7ADC4338"
+    "398C837DD2DE52D8FCAAE78601D1476FE1C21F";
+
+static void publish_ocmf(fixture *f, const char *meter, const char *text, int64_t ts,
+                         int64_t import_wh)
+{
+    mtr_sample s = {.ts_ms = ts, .import_wh = import_wh, .soc_permille = -1};
+    snprintf(s.meter_id, sizeof s.meter_id, "%s", meter);
+    char body[BUS_JSON_MAX];
+    int n = bus_state_encode_ocmf(&s, text, strlen(text), body, sizeof body);
+    assert_true(n > 0);
+    char topic[128];
+    snprintf(topic, sizeof topic, "mgx/v1/sig/meter/%s/state", meter);
+    assert_int_equal(tc_publish(f->raw, topic, body, (size_t)n, 1, false, 5000), 0);
+}
+
 static mtr_sample fake(const char *meter, int64_t ts)
 {
     mtr_sample s = {.ts_ms = ts, .power_w = -95000, .import_wh = 10, .export_wh = 999999,
@@ -215,8 +242,10 @@ static void test_signed_readings_end_to_end(void **state)
                             "'%s' participant add --db ctl.db --id home-2 --pubkey h2.pub "
                             "--meter m2 >/dev/null && "
                             "'%s' participant meter-key --db ctl.db --meter m1 "
-                            "--gateway-key gw.pub >/dev/null",
-                            f->dir, bin(), bin(), bin(), bin(), bin(), bin()),
+                            "--gateway-key gw.pub >/dev/null && "
+                            "'%s' participant meter-key --db ctl.db --meter m2 "
+                            "--ocmf-key %s >/dev/null",
+                            f->dir, bin(), bin(), bin(), bin(), bin(), bin(), bin(), EBEE_KEY),
                      0);
 
     /* the home's meter, its gateway signing every reading */
@@ -259,11 +288,12 @@ static void test_signed_readings_end_to_end(void **state)
     publish_raw(f, &forged_m1, forger_sk);
     publish_raw(f, &unsigned_m2, NULL);
     int64_t until = real_ms() + 60000;
-    while (count_at(f, "m2", base + 2000) == 0 && real_ms() < until)
+    /* the tier is written just after its reading (another transaction): wait for both */
+    while (count_tier(f, "m2", base, 0) == 0 && real_ms() < until)
         tst_sleep_ms(100);
-    assert_int_equal(count_tier(f, "m1", base, 0) - count_tier(f, "m1", base + 1001, 0), 2);
     assert_int_equal(count_tier(f, "m2", base, 0), 1);
-    assert_int_equal(count_tier(f, "m1", base, -1), 0); /* every stored reading has a tier */
+    assert_int_equal(count_tier(f, "m1", base, 0) - count_tier(f, "m1", base + 1001, 0), 2);
+    assert_int_equal(count_tier(f, "m1", base, -1) - count_tier(f, "m1", base + 1001, -1), 0);
     stop(&f->ctl);
 
     /* ---- min_attestation_tier 1: raw and forged readings refused, the gateway's stored ---- */
@@ -284,6 +314,27 @@ static void test_signed_readings_end_to_end(void **state)
     assert_int_equal(count_at(f, "m1", b2 + 1000), 0);
     assert_int_equal(count_at(f, "m2", b2 + 2000), 0);
     assert_int_equal(count_tier(f, "m1", t1, 0), 0);
+
+    /* ---- a certified meter: the OCMF record it signed verifies with its registered key and
+     * certifies the reading (2021-08-25T08:01:04Z, 7,753 Wh): tier 2. The same record with one
+     * byte changed (7753 -> 7754 Wh), or a reading claiming other counters, is refused. ---- */
+    const int64_t ebee_ts = 1629878464000LL;
+    char flipped[sizeof EBEE];
+    memcpy(flipped, EBEE, sizeof EBEE);
+    char *rv = strstr(flipped, "7753");
+    assert_non_null(rv);
+    rv[3] = '4';
+    publish_ocmf(f, "m2", flipped, ebee_ts - 1000, 7754); /* the forged record */
+    publish_ocmf(f, "m2", EBEE, ebee_ts + 1000, 7753);    /* a true record, a false time */
+    publish_ocmf(f, "m2", EBEE, ebee_ts, 7753);
+    until = real_ms() + 60000;
+    while (count_tier(f, "m2", ebee_ts, 2) == 0 && real_ms() < until)
+        tst_sleep_ms(100);
+    assert_int_equal(count_tier(f, "m2", ebee_ts, 2), 1);
+    assert_int_equal(count_at(f, "m2", ebee_ts - 1000), 0);
+    assert_int_equal(count_at(f, "m2", ebee_ts + 1000), 0);
+    wait_log(f->ctl_log, "OCMF: the signature does not verify", 1);
+    wait_log(f->ctl_log, "OCMF: time", 1);
 
     stop(&f->meter);
     stop(&f->ctl);
