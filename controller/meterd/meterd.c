@@ -60,17 +60,19 @@ static const mtr_poller_options *poller_options(const ctl_meterd_options *mo, ct
 static int meter_key(void *ctx, const char *section, const char *key, const char *value, int line,
                      char *err, size_t errlen)
 {
-    int rc = mtr_config_handle(ctx, section, key, value, line, err, errlen);
+    const ctl_meterd_file *f = ctx;
+    int rc = mtr_config_handle(f->meters, section, key, value, line, err, errlen);
     return rc == MTR_CFG_NOT_MINE ? CFG_NOT_MINE : rc == MTR_OK ? CFG_OK : CFG_E_BAD;
 }
 
 static int meter_finish(void *ctx, const char *path, char *err, size_t errlen)
 {
+    const ctl_meterd_file *f = ctx;
     (void)path; /* set with mtr_config_set_source */
-    if (mtr_config_finish(ctx, err, errlen) != MTR_OK)
+    if (mtr_config_finish(f->meters, err, errlen) != MTR_OK)
         return CFG_E_BAD;
-    if (mtr_config_count(ctx) == 0) {
-        snprintf(err, errlen, "%s: no [meter ID] section: nothing to read", path);
+    if (mtr_config_count(f->meters) == 0 && f->ocmf.n == 0) {
+        snprintf(err, errlen, "%s: no [meter ID] or [ocmf ID] section: nothing to read", path);
         return CFG_E_BAD;
     }
     return CFG_OK;
@@ -83,8 +85,8 @@ int ctl_meterd_file_add(cfg_loader *l, ctl_meterd_file *f, const char *path)
     if (!f->meters || mtr_config_set_source(f->meters, path) != MTR_OK)
         return CFG_E_NOMEM;
     if (cfg_bus_add(l, &f->bus) || cfg_outbox_add(l, &f->outbox) || cfg_ha_add(l, &f->ha) ||
-        cfg_loader_add(l, meter_key, meter_finish, f->meters) ||
-        cfg_signing_add(l, &f->signing) ||
+        cfg_loader_add(l, meter_key, meter_finish, f) || cfg_signing_add(l, &f->signing) ||
+        cfg_ocmf_add(l, &f->ocmf) ||
         cfg_others_add(l, CFG_DAEMON_METER, &f->others))
         return CFG_E_NOMEM;
     return CFG_OK;
@@ -241,6 +243,7 @@ typedef struct {
     device_state *dev;
     id_entry *by_id; /* sorted by id: a reading finds its device in O(log n) */
     meter_signer *signer; /* NULL: readings are published unsigned */
+    ocmf_follow *ocmf;    /* the [ocmf ID] files followed; NULL when none */
     size_t n_dev;
     uint64_t readings, failures;
 } daemon_ctx;
@@ -315,7 +318,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
     static char topics[METER_BATCH_MAX][BUS_TOPIC_MAX];
     size_t n = 0;
     mtr_poll_result r;
-    while (n < METER_BATCH_MAX && mtr_poller_next(p, &r, 0) == MTR_OK) {
+    while (p && n < METER_BATCH_MAX && mtr_poller_next(p, &r, 0) == MTR_OK) {
         size_t i = find_device(d, r.sample.meter_id);
         device_state *s = i < d->n_dev ? &d->dev[i] : NULL;
         if (r.meta_fresh && s) {
@@ -367,8 +370,9 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
 static int pick_client_id(ctl_meterd_file *mc, const char *config_path, const ctl_log *lg)
 {
     bool defaulted = !mc->bus.client_id[0];
-    if (defaulted && ctl_meter_client_id(mc->bus.community, mtr_config_device(mc->meters, 0)->id,
-                                         mc->bus.client_id) != 0) {
+    const char *first = mtr_config_count(mc->meters) ? mtr_config_device(mc->meters, 0)->id
+                                                     : mc->ocmf.src[0].id;
+    if (defaulted && ctl_meter_client_id(mc->bus.community, first, mc->bus.client_id) != 0) {
         ctl_logf(lg, CTL_LOG_ERROR,
                  "%s: set [bus] client_id: the default meter-<community>-<meter id> "
                  "would be longer than %d characters",
@@ -413,6 +417,11 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     if (d.signer)
         ctl_logf(&d.log, CTL_LOG_INFO, "signing readings with %s for participant %s",
                  mc->signing.key_path, mc->signing.participant);
+    if (ocmf_follow_new(&mc->ocmf, &d.ocmf) != 0)
+        goto out;
+    for (size_t i = 0; i < mc->ocmf.n; i++)
+        ctl_logf(&d.log, CTL_LOG_INFO, "meter %s: OCMF records from %s", mc->ocmf.src[i].id,
+                 mc->ocmf.src[i].path);
     d.n_dev = mtr_config_count(mc->meters);
     d.dev = calloc(d.n_dev, sizeof *d.dev);
     d.by_id = calloc(d.n_dev, sizeof *d.by_id);
@@ -444,28 +453,34 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     }
     mtr_poller_options po;
     ctl_clock clock;
-    p = mtr_poller_new(mc->meters, poller_options(mo, &clock, &po));
-    if (!p || mtr_poller_start(p) != MTR_OK) {
-        fputs("mgx meter: cannot start the poller\n", stderr);
-        goto out;
+    /* a file of [ocmf ID] sources only has nothing to poll over Modbus */
+    if (d.n_dev > 0) {
+        p = mtr_poller_new(mc->meters, poller_options(mo, &clock, &po));
+        if (!p || mtr_poller_start(p) != MTR_OK) {
+            fputs("mgx meter: cannot start the poller\n", stderr);
+            goto out;
+        }
     }
     bus_start(d.bus);
     ctl_logf(&d.log, CTL_LOG_INFO,
              "polling %zu devices (%zu lanes, %u threads); broker %s:%d as %s; "
              "outbox %s",
-             d.n_dev, mtr_poller_lanes(p), mtr_poller_threads(p), mc->bus.host,
+             d.n_dev, p ? mtr_poller_lanes(p) : 0, p ? mtr_poller_threads(p) : 0u, mc->bus.host,
              bc.port ? bc.port : (bc.tls_ca ? 8883 : 1883), mc->bus.client_id, mc->outbox.path);
     while (!*stop) {
         bus_loop(d.bus, 10);
         while (drain_poller(&d, p) == METER_BATCH_MAX)
             ;
+        d.readings += (uint64_t)ocmf_follow_pump(d.ocmf, d.ob, mc->bus.community, ctl_wall_ms(),
+                                                 &d.log);
         publish_meta(&d);
         outbox_pump(d.ob, d.bus);
     }
     ctl_logf(&d.log, CTL_LOG_INFO, "stopping");
     /* Nothing polled is dropped on the way out: what the broker does not take in a moment
      * stays in the outbox for the next start. */
-    mtr_poller_stop(p);
+    if (p)
+        mtr_poller_stop(p);
     while (drain_poller(&d, p) > 0)
         ;
     for (int t = 0; t < 100 && bus_connected(d.bus) && outbox_count(d.ob) > 0; t++) {
@@ -490,6 +505,7 @@ out:
     free(d.dev);
     free(d.by_id);
     meter_signer_free(d.signer);
+    ocmf_follow_free(d.ocmf);
     return status;
 }
 

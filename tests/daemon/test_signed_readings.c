@@ -51,7 +51,7 @@ typedef struct {
     char db[600], ctl_conf[600], ctl_log[600], meter_conf[600], meter_log[600];
     tst_broker *br;
     mtr_server *srv;
-    pid_t ctl, meter;
+    pid_t ctl, meter, meter3;
     tc_client *raw;
 } fixture;
 
@@ -95,8 +95,10 @@ static void wait_online(fixture *f, size_t *from)
     fail_msg("the controller did not come online");
 }
 
-/* count of stored readings of meter with ts_ms >= from and the given tier (-1: no tier row) */
-static int64_t count_tier(const fixture *f, const char *meter, int64_t from, int tier)
+/* count of stored readings of meter with from <= ts_ms < to and the given tier (-1: no tier
+ * row), in one query (the meter daemon keeps adding readings meanwhile) */
+static int64_t count_range(const fixture *f, const char *meter, int64_t from, int64_t to,
+                           int tier)
 {
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
@@ -105,12 +107,14 @@ static int64_t count_tier(const fixture *f, const char *meter, int64_t from, int
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT count(*) FROM readings r LEFT JOIN reading_tiers t "
                                         "USING(meter_id, ts_ms) WHERE r.meter_id = ?1 AND "
-                                        "r.ts_ms >= ?2 AND coalesce(t.tier, -1) = ?3",
+                                        "r.ts_ms >= ?2 AND r.ts_ms < ?4 AND "
+                                        "coalesce(t.tier, -1) = ?3",
                                         -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_text(st, 1, meter, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, from);
     sqlite3_bind_int(st, 3, tier);
+    sqlite3_bind_int64(st, 4, to);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     int64_t n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -118,11 +122,17 @@ static int64_t count_tier(const fixture *f, const char *meter, int64_t from, int
     return n;
 }
 
+/* the same from `from` on */
+static int64_t count_tier(const fixture *f, const char *meter, int64_t from, int tier)
+{
+    return count_range(f, meter, from, INT64_MAX, tier);
+}
+
 static int64_t count_at(const fixture *f, const char *meter, int64_t ts)
 {
     int64_t n = 0;
     for (int t = -1; t <= 2; t++)
-        n += count_tier(f, meter, ts, t) - count_tier(f, meter, ts + 1, t);
+        n += count_range(f, meter, ts, ts + 1, t);
     return n;
 }
 
@@ -177,6 +187,21 @@ static const char EBEE_KEY[] =
     "4E5CE2801D716BF55B71477CA666BE6A8B8994FEBBF05B04BC0AE7879A62AE77460A14335F3F30657DD7ADC4338"
     "398C837DD2DE52D8FCAAE78601D1476FE1C21F";
 
+/* test_ocmf_keba_kcp30.xml and test_ocmf_keba_kcp30_fail.xml of the same folder: a KEBA KCP30
+ * record, the same with its first time stamp changed (published as one that must fail), and
+ * the wallbox's key. */
+static const char KEBA[] =
+    "OCMF|{\"FV\":\"1.0\",\"GI\":\"KEBA_KCP30\",\"GS\":\"17619300\",\"GV\":\"2.8.5\",\"PG\":\"T32\","
+    "\"IS\":false,\"IL\":\"NONE\",\"IF\":[\"RFID_NONE\",\"OCPP_NONE\",\"ISO15118_NONE\",\"PLMN_NONE\"],"
+    "\"IT\":\"NONE\",\"ID\":\"\",\"RD\":[{\"TM\":\"2019-08-13T10:03:15,000+0000 I\",\"TX\":\"B\","
+    "\"EF\":\"\",\"ST\":\"G\",\"RV\":0.2596,\"RI\":\"1-b:1.8.0\",\"RU\":\"kWh\"},{\"TM\":"
+    "\"2019-08-13T10:03:36,000+0000 R\",\"TX\":\"E\",\"EF\":\"\",\"ST\":\"G\",\"RV\":0.2597,\"RI\":"
+    "\"1-b:1.8.0\",\"RU\":\"kWh\"}]}|{\"SD\":\"304502200E2F107C987A300AC1695CA89EA149A8CDFA16188AF"
+    "0A33EE64B67964AA943F9022100889A72B6D65364BEA8562E7F6A0253157ACFF84FE4929A93B5964D23C4265699\"}";
+static const char KEBA_KEY[] =
+    "3059301306072A8648CE3D020106082A8648CE3D030107034200043AEEB45C392357820A58FDFB0857BD77ADA315"
+    "85C61C430531DFA53B440AFBFDD95AC887C658EA55260F808F55CA948DF235C2108A0D6DC7D4AB1A5E1A7955BE";
+
 static void publish_ocmf(fixture *f, const char *meter, const char *text, int64_t ts,
                          int64_t import_wh)
 {
@@ -216,7 +241,9 @@ static int teardown(void **state)
         kill(F.meter, SIGKILL), waitpid(F.meter, NULL, 0);
     if (F.ctl > 0)
         kill(F.ctl, SIGKILL), waitpid(F.ctl, NULL, 0);
-    F.meter = F.ctl = 0;
+    if (F.meter3 > 0)
+        kill(F.meter3, SIGKILL), waitpid(F.meter3, NULL, 0);
+    F.meter = F.ctl = F.meter3 = 0;
     return 0;
 }
 
@@ -244,8 +271,14 @@ static void test_signed_readings_end_to_end(void **state)
                             "'%s' participant meter-key --db ctl.db --meter m1 "
                             "--gateway-key gw.pub >/dev/null && "
                             "'%s' participant meter-key --db ctl.db --meter m2 "
+                            "--ocmf-key %s >/dev/null && "
+                            "'%s' keygen --out h3 >/dev/null 2>&1 && "
+                            "'%s' participant add --db ctl.db --id home-3 --pubkey h3.pub "
+                            "--meter m3 >/dev/null && "
+                            "'%s' participant meter-key --db ctl.db --meter m3 "
                             "--ocmf-key %s >/dev/null",
-                            f->dir, bin(), bin(), bin(), bin(), bin(), bin(), bin(), EBEE_KEY),
+                            f->dir, bin(), bin(), bin(), bin(), bin(), bin(), bin(), EBEE_KEY,
+                            bin(), bin(), bin(), KEBA_KEY),
                      0);
 
     /* the home's meter, its gateway signing every reading */
@@ -292,8 +325,8 @@ static void test_signed_readings_end_to_end(void **state)
     while (count_tier(f, "m2", base, 0) == 0 && real_ms() < until)
         tst_sleep_ms(100);
     assert_int_equal(count_tier(f, "m2", base, 0), 1);
-    assert_int_equal(count_tier(f, "m1", base, 0) - count_tier(f, "m1", base + 1001, 0), 2);
-    assert_int_equal(count_tier(f, "m1", base, -1) - count_tier(f, "m1", base + 1001, -1), 0);
+    assert_int_equal(count_range(f, "m1", base, base + 1001, 0), 2);
+    assert_int_equal(count_range(f, "m1", base, base + 1001, -1), 0);
     stop(&f->ctl);
 
     /* ---- min_attestation_tier 1: raw and forged readings refused, the gateway's stored ---- */
@@ -335,6 +368,40 @@ static void test_signed_readings_end_to_end(void **state)
     assert_int_equal(count_at(f, "m2", ebee_ts + 1000), 0);
     wait_log(f->ctl_log, "OCMF: the signature does not verify", 1);
     wait_log(f->ctl_log, "OCMF: time", 1);
+
+    /* ---- `mgx meter` following a certified meter's OCMF file: the failing record is
+     * refused, the true one (its last import reading: 2019-08-13T10:03:36Z, 0.2597 kWh =
+     * 259 Wh) stored at tier 2; a line that is no record is skipped with a warning ---- */
+    char path[700], conf3[700], log3[700];
+    snprintf(path, sizeof path, "%s/m3.ocmf", f->dir);
+    snprintf(conf3, sizeof conf3, "%s/meter3.ini", f->dir);
+    snprintf(log3, sizeof log3, "%s/meter3.log", f->dir);
+    char *fail_rec = strdup(KEBA);
+    char *day = strstr(fail_rec, "2019-08-13T10:03:15");
+    assert_non_null(day);
+    day[9] = '2'; /* 2019-08-12, exactly as the published failing record */
+    FILE *of = fopen(path, "w");
+    assert_non_null(of);
+    fprintf(of, "%s\nnot a record\n%s\n", fail_rec, KEBA);
+    fclose(of);
+    free(fail_rec);
+    c = fopen(conf3, "w");
+    assert_non_null(c);
+    fprintf(c,
+            "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = sig\nclient_id = meter-m3\n"
+            "[ocmf m3]\nfile = m3.ocmf\npoll_ms = 200\n",
+            tst_broker_port(f->br));
+    fclose(c);
+    f->meter3 = spawn("meter", conf3, log3);
+    const int64_t keba_ts = 1565690616000LL;
+    until = real_ms() + 60000;
+    while (count_tier(f, "m3", keba_ts, 2) == 0 && real_ms() < until)
+        tst_sleep_ms(100);
+    assert_int_equal(count_tier(f, "m3", keba_ts, 2), 1);
+    assert_int_equal(count_tier(f, "m3", 0, 2), 1); /* nothing else of m3 */
+    wait_log(f->ctl_log, "OCMF: the signature does not verify", 2);
+    wait_log(log3, "a line skipped", 1);
+    stop(&f->meter3);
 
     stop(&f->meter);
     stop(&f->ctl);
