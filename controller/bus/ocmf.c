@@ -527,6 +527,8 @@ int ocmf_to_sample(const ocmf_record *r, const char *meter_id, mtr_sample *out)
     out->import_wh = imp->value_mwh / 1000;
     out->export_wh = exp ? exp->value_mwh / 1000 : 0;
     out->soc_permille = -1;
+    /* a status other than G is the meter flagging its own reading: published flagged (as a
+     * reading the device could not give), so it is never settled as good */
     out->quality = (strcmp(imp->status, "G") == 0 && (!exp || strcmp(exp->status, "G") == 0))
                        ? MTR_Q_GOOD
                        : MTR_Q_COMM;
