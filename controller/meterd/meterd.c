@@ -186,6 +186,11 @@ static void print_once_line(const mtr_device_config *d, const mtr_poll_result *r
 static int run_once(const ctl_meterd_file *mc, const ctl_meterd_options *mo)
 {
     size_t n = mtr_config_count(mc->meters);
+    if (n == 0) { /* only [ocmf ID] sources */
+        int st = ocmf_sources_once(&mc->ocmf, stdout);
+        fflush(stdout);
+        return st;
+    }
     once_ctx o = {.cfg = mc->meters};
     pthread_mutex_init(&o.lock, NULL);
     o.results = calloc(n, sizeof *o.results);
@@ -209,6 +214,8 @@ static int run_once(const ctl_meterd_file *mc, const ctl_meterd_options *mo)
         if (!o.done[i] || o.results[i].rc != MTR_OK)
             status = 1;
     }
+    if (ocmf_sources_once(&mc->ocmf, stdout) != 0)
+        status = 1;
     fflush(stdout);
 out:
     mtr_poller_free(p);

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "bus/outbox.h"
 #include "common/config.h"
@@ -58,5 +59,10 @@ void ocmf_follow_free(ocmf_follow *f);
  * pushed. Problems are logged through lg. */
 int ocmf_follow_pump(ocmf_follow *f, outbox *ob, const char *community, int64_t now_ms,
                      const ctl_log *lg);
+
+/* `mgx meter --once`: for each source, one JSON line on out: the state body of the file's last
+ * readable record plus "ok": true and "profile": "ocmf", or "ok": false and the reason. 0 when
+ * every source gave a reading, 1 otherwise. */
+int ocmf_sources_once(const cfg_ocmf_sources *c, FILE *out);
 
 #endif

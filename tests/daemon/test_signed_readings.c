@@ -392,6 +392,12 @@ static void test_signed_readings_end_to_end(void **state)
             "[ocmf m3]\nfile = m3.ocmf\npoll_ms = 200\n",
             tst_broker_port(f->br));
     fclose(c);
+    /* --once shows the installer the file's last record as the reading it becomes */
+    assert_int_equal(tst_sh("'%s' meter '%s' --once | grep -q "
+                            "'\"meter_id\":\"m3\",\"ts\":1565690616000,.*\"import_wh\":259,.*"
+                            "\"ok\":true,\"profile\":\"ocmf\"'",
+                            bin(), conf3),
+                     0);
     f->meter3 = spawn("meter", conf3, log3);
     const int64_t keba_ts = 1565690616000LL;
     until = real_ms() + 60000;
