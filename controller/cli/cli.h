@@ -21,6 +21,8 @@ int ctl_cmd_controller(int argc, char **argv);
 int ctl_cmd_agent(int argc, char **argv);
 int ctl_cmd_keygen(int argc, char **argv);
 int ctl_cmd_participant(int argc, char **argv);
+/* `mgx participant meter-key` (cmd_meter_key.c), reached through ctl_cmd_participant. */
+int ctl_cmd_meter_key(int argc, char **argv);
 int ctl_cmd_ledger(int argc, char **argv);
 int ctl_cmd_doctor(int argc, char **argv);
 

@@ -23,6 +23,8 @@ static const char USAGE[] =
     "\n"
     "Register the public key with the community's coordinator:\n"
     "  mgx participant add --db controller.db --id ID --pubkey PREFIX.pub --meter METER\n"
+    "A gateway's device key, which signs its readings (mgx meter [signing] key = PREFIX.key):\n"
+    "  mgx participant meter-key --db controller.db --meter METER --gateway-key PREFIX.pub\n"
     "\n"
     "Exit status: 0 written, 1 failed (nothing written), 2 usage. See docs/participants.md.\n";
 

@@ -23,6 +23,7 @@ static const char USAGE[] =
     "usage: mgx participant add --db DB --id ID --pubkey FILE|KEY [--meter METER] [--role ROLE]\n"
     "       mgx participant list --db DB [--json]\n"
     "       mgx participant remove --db DB --id ID\n"
+    "       mgx participant meter-key --db DB --meter METER ... (see meter-key --help)\n"
     "\n"
     "Keeps the community's participants in the controller's database DB (created by `add` if\n"
     "missing; safe while the controller runs: changes apply to the next order).\n"
@@ -259,6 +260,8 @@ int ctl_cmd_participant(int argc, char **argv)
         fputs(USAGE, stdout);
         return CTL_EXIT_OK;
     }
+    if (strcmp(verb, "meter-key") == 0)
+        return ctl_cmd_meter_key(argc - 1, argv + 1);
     int (*run)(const part_opts *) = strcmp(verb, "add") == 0      ? participant_add
                                     : strcmp(verb, "list") == 0   ? participant_list
                                     : strcmp(verb, "remove") == 0 ? participant_remove

@@ -354,6 +354,7 @@ static const struct {
 } HOME_SECTIONS[] = {
     {"outbox", false, CFG_DAEMON_METER}, {"homeassistant", false, CFG_DAEMON_METER},
     {"meter", true, CFG_DAEMON_METER},   {"map", true, CFG_DAEMON_METER},
+    {"signing", false, CFG_DAEMON_METER}, {"ocmf", true, CFG_DAEMON_METER},
     {"agent", false, CFG_DAEMON_AGENT},
 };
 

@@ -28,6 +28,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "metrics_listen",
                                               "metrics_textfile",
                                               "reading_retention_days",
+                                              "min_attestation_tier",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -92,8 +93,10 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
     case 16:
         return path_key(x, key, value, c->metrics_textfile, sizeof c->metrics_textfile, err,
                         errlen);
-    default:
+    case 17:
         return cfg_parse_int(key, value, 0, 36500, &c->reading_retention_days, err, errlen);
+    default: /* readings below it are refused (settle/reading_attest.h) */
+        return cfg_parse_int(key, value, 0, 2, &c->min_attestation_tier, err, errlen);
     }
 }
 

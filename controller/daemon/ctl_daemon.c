@@ -17,7 +17,10 @@
 #include "orders/order_msg.h"
 #include "bus/payload.h"
 #include "db/registry.h"
+#include "settle/reading_attest.h"
 #include "settle/settle_daemon.h"
+#include "bus/reading_sig.h"
+#include "db/meter_keys.h"
 #include "db/retention.h"
 #include "db/store.h"
 #include "mgx/civil.h"
@@ -65,6 +68,7 @@ struct daemon {
     /* readings decoded in this pass of the loop, stored in one transaction after it (and before
      * the orders that came after them, so the store sees everything in arrival order) */
     mtr_sample batch[READING_BATCH_MAX];
+    int batch_tier[READING_BATCH_MAX]; /* each reading's attestation tier (reading_attest.h) */
     size_t n_batch;
     /* the metrics page (daemon/controller_metrics.h), rebuilt every METRICS_EVERY_MS */
     ctl_controller_metrics *cm;
@@ -175,22 +179,49 @@ static void flush_readings(daemon *d)
                  ctl_store_strerror(rc), ctl_store_errmsg(d->store));
     else
         d->readings_in += inserted;
+    /* after the readings, so a crash between leaves a reading at tier 0, never a tier without
+     * its reading */
+    if (rc == CTL_ST_OK &&
+        ctl_reading_tiers_put(ctl_store_db(d->store), d->batch, d->batch_tier, d->n_batch) !=
+            CTL_DB_OK)
+        ctl_logf(&d->log, CTL_LOG_ERROR, "tiers of %zu readings not stored: %s", d->n_batch,
+                 ctl_store_errmsg(d->store));
     d->n_batch = 0;
 }
 
 static void handle_reading(daemon *d, const char *meter_id, const bus_message *msg)
 {
     mtr_sample s;
-    char why[160];
+    char why[400];
     if (bus_state_decode(msg->payload, msg->len, meter_id, &s, why, sizeof why) != BUS_OK) {
         d->readings_bad++;
         ctl_logf(&d->log, CTL_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
         ctl_cm_reading(d->cm, meter_id, CTL_CM_READING_REJECTED);
         return;
     }
+    int tier = 0;
+    if (ctl_attest_reading(ctl_store_db(d->store), &s, msg->payload, msg->len, &tier, why,
+                           sizeof why) != CTL_DB_OK)
+        ctl_logf(&d->log, CTL_LOG_ERROR, "reading of meter %s: %s", meter_id, why);
+    else if (tier == 0 && strcmp(why, "unsigned") != 0 && tier >= d->cfg->min_attestation_tier)
+        /* a signature that is there but fails is a forgery or a wrong key: said even when the
+         * community still takes unsigned readings */
+        ctl_logf(&d->log, CTL_LOG_WARN, "reading of meter %s at %lld stored unsigned (tier 0): %s",
+                 meter_id, (long long)s.ts_ms, why);
+    if (tier < d->cfg->min_attestation_tier) {
+        d->readings_bad++;
+        ctl_logf(&d->log, CTL_LOG_WARN,
+                 "reading of meter %s at %lld refused: attestation %s (tier %d) is below "
+                 "min_attestation_tier %lld: %s",
+                 meter_id, (long long)s.ts_ms, bus_tier_name(tier), tier,
+                 (long long)d->cfg->min_attestation_tier, why);
+        ctl_cm_reading(d->cm, meter_id, CTL_CM_READING_REJECTED);
+        return;
+    }
     ctl_cm_reading(d->cm, meter_id, s.quality ? CTL_CM_READING_FLAGGED : CTL_CM_READING_GOOD);
     if (d->n_batch == READING_BATCH_MAX)
         flush_readings(d);
+    d->batch_tier[d->n_batch] = tier;
     d->batch[d->n_batch++] = s;
 }
 

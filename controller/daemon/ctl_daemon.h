@@ -35,6 +35,7 @@ typedef struct {
     int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
     int64_t reading_retention_days;    /* readings older than this (of settled intervals) are
                                         * thinned to the boundary pairs (db/retention.h); 0: kept */
+    int64_t min_attestation_tier;      /* readings below it are refused (settle/reading_attest.h) */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
     char metrics_listen[128];          /* HOST:PORT of the metrics page; "" for none */
     char metrics_textfile[CTL_PATH_MAX]; /* the page written here too; "" for none */

@@ -139,9 +139,27 @@ static const char V2[] =
     "CREATE TABLE IF NOT EXISTS reading_retention("
     "  meter_id TEXT PRIMARY KEY, thinned_to_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* Version 3 (issue 12, signed readings): db/meter_keys.c. meter_keys holds the public keys
+ * registered per meter: kind 1 is the gateway's Ed25519 device key (32 bytes), kind 2 a
+ * certified meter's OCMF key (DER SubjectPublicKeyInfo). reading_tiers holds the attestation
+ * tier the controller verified for each stored reading (0 unsigned, 1 gateway, 2 certified); a
+ * reading without a row counts as 0, so a crash between the two writes errs on the side of
+ * less trust. A separate table, not a readings column, so the readings' layout is unchanged. */
+static const char V3[] =
+    "CREATE TABLE IF NOT EXISTS meter_keys("
+    " meter_id TEXT NOT NULL CHECK(length(meter_id) BETWEEN 1 AND 63),"
+    " kind INTEGER NOT NULL CHECK(kind IN (1, 2)),"
+    " pubkey BLOB NOT NULL CHECK(length(pubkey) BETWEEN 32 AND 512),"
+    " added_s INTEGER NOT NULL,"
+    " PRIMARY KEY(meter_id, kind)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS reading_tiers("
+    " meter_id TEXT NOT NULL, ts_ms INTEGER NOT NULL,"
+    " tier INTEGER NOT NULL CHECK(tier IN (0, 1, 2)),"
+    " PRIMARY KEY(meter_id, ts_ms)) WITHOUT ROWID;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

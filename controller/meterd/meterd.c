@@ -64,17 +64,19 @@ static const mtr_poller_options *poller_options(const ctl_meterd_options *mo, ct
 static int meter_key(void *ctx, const char *section, const char *key, const char *value, int line,
                      char *err, size_t errlen)
 {
-    int rc = mtr_config_handle(ctx, section, key, value, line, err, errlen);
+    const ctl_meterd_file *f = ctx;
+    int rc = mtr_config_handle(f->meters, section, key, value, line, err, errlen);
     return rc == MTR_CFG_NOT_MINE ? CFG_NOT_MINE : rc == MTR_OK ? CFG_OK : CFG_E_BAD;
 }
 
 static int meter_finish(void *ctx, const char *path, char *err, size_t errlen)
 {
+    const ctl_meterd_file *f = ctx;
     (void)path; /* set with mtr_config_set_source */
-    if (mtr_config_finish(ctx, err, errlen) != MTR_OK)
+    if (mtr_config_finish(f->meters, err, errlen) != MTR_OK)
         return CFG_E_BAD;
-    if (mtr_config_count(ctx) == 0) {
-        snprintf(err, errlen, "%s: no [meter ID] section: nothing to read", path);
+    if (mtr_config_count(f->meters) == 0 && f->ocmf.n == 0) {
+        snprintf(err, errlen, "%s: no [meter ID] or [ocmf ID] section: nothing to read", path);
         return CFG_E_BAD;
     }
     return CFG_OK;
@@ -87,7 +89,8 @@ int ctl_meterd_file_add(cfg_loader *l, ctl_meterd_file *f, const char *path)
     if (!f->meters || mtr_config_set_source(f->meters, path) != MTR_OK)
         return CFG_E_NOMEM;
     if (cfg_bus_add(l, &f->bus) || cfg_outbox_add(l, &f->outbox) || cfg_ha_add(l, &f->ha) ||
-        cfg_loader_add(l, meter_key, meter_finish, f->meters) ||
+        cfg_loader_add(l, meter_key, meter_finish, f) || cfg_signing_add(l, &f->signing) ||
+        cfg_ocmf_add(l, &f->ocmf) ||
         cfg_others_add(l, CFG_DAEMON_METER, &f->others))
         return CFG_E_NOMEM;
     return CFG_OK;
@@ -191,6 +194,11 @@ static void print_once_line(const mtr_device_config *d, const mtr_poll_result *r
 static int run_once(const ctl_meterd_file *mc, const ctl_meterd_options *mo)
 {
     size_t n = mtr_config_count(mc->meters);
+    if (n == 0) { /* only [ocmf ID] sources */
+        int st = ocmf_sources_once(&mc->ocmf, stdout);
+        fflush(stdout);
+        return st;
+    }
     once_ctx o = {.cfg = mc->meters};
     pthread_mutex_init(&o.lock, NULL);
     o.results = calloc(n, sizeof *o.results);
@@ -214,6 +222,8 @@ static int run_once(const ctl_meterd_file *mc, const ctl_meterd_options *mo)
         if (!o.done[i] || o.results[i].rc != MTR_OK)
             status = 1;
     }
+    if (ocmf_sources_once(&mc->ocmf, stdout) != 0)
+        status = 1;
     fflush(stdout);
 out:
     mtr_poller_free(p);
@@ -248,6 +258,8 @@ typedef struct {
     outbox *ob;
     device_state *dev;
     id_entry *by_id; /* sorted by id: a reading finds its device in O(log n) */
+    meter_signer *signer; /* NULL: readings are published unsigned */
+    ocmf_follow *ocmf;    /* the [ocmf ID] files followed; NULL when none */
     size_t n_dev;
     uint64_t readings, failures;
     char state_path[sizeof ((cfg_outbox *)0)->path + 16]; /* counter state file */
@@ -395,11 +407,11 @@ static int restore_state(daemon_ctx *d, mtr_poller *p)
 static int drain_poller(daemon_ctx *d, mtr_poller *p)
 {
     static outbox_item items[METER_BATCH_MAX];
-    static char bodies[METER_BATCH_MAX][512];
+    static char bodies[METER_BATCH_MAX][768]; /* a signed state is ~350 bytes */
     static char topics[METER_BATCH_MAX][BUS_TOPIC_MAX];
     size_t n = 0;
     mtr_poll_result r;
-    while (n < METER_BATCH_MAX && mtr_poller_next(p, &r, 0) == MTR_OK) {
+    while (p && n < METER_BATCH_MAX && mtr_poller_next(p, &r, 0) == MTR_OK) {
         size_t i = find_device(d, r.sample.meter_id);
         device_state *s = i < d->n_dev ? &d->dev[i] : NULL;
         if (r.meta_fresh && s) {
@@ -422,7 +434,7 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
             ctl_logf(&d->log, CTL_LOG_INFO, "meter %s: reading again", r.sample.meter_id);
             s->failing = false;
         }
-        int len = bus_state_encode(&r.sample, bodies[n], sizeof bodies[n]);
+        int len = meter_signer_encode(d->signer, &r.sample, bodies[n], sizeof bodies[n]);
         if (len < 0 || bus_topic_meter_state(topics[n], sizeof topics[n], d->mc->bus.community,
                                              r.sample.meter_id) != BUS_OK) {
             ctl_logf(&d->log, CTL_LOG_ERROR,
@@ -454,8 +466,9 @@ static int drain_poller(daemon_ctx *d, mtr_poller *p)
 static int pick_client_id(ctl_meterd_file *mc, const char *config_path, const ctl_log *lg)
 {
     bool defaulted = !mc->bus.client_id[0];
-    if (defaulted && ctl_meter_client_id(mc->bus.community, mtr_config_device(mc->meters, 0)->id,
-                                         mc->bus.client_id) != 0) {
+    const char *first = mtr_config_count(mc->meters) ? mtr_config_device(mc->meters, 0)->id
+                                                     : mc->ocmf.src[0].id;
+    if (defaulted && ctl_meter_client_id(mc->bus.community, first, mc->bus.client_id) != 0) {
         ctl_logf(lg, CTL_LOG_ERROR,
                  "%s: set [bus] client_id: the default meter-<community>-<meter id> "
                  "would be longer than %d characters",
@@ -493,6 +506,18 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     char err[600];
     if (pick_client_id(mc, mo->config_path, &d.log) != 0)
         return 1;
+    if (meter_signer_open(&mc->signing, &d.signer, err, sizeof err) != 0) {
+        fprintf(stderr, "mgx meter: %s\n", err);
+        return 1;
+    }
+    if (d.signer)
+        ctl_logf(&d.log, CTL_LOG_INFO, "signing readings with %s for participant %s",
+                 mc->signing.key_path, mc->signing.participant);
+    if (ocmf_follow_new(&mc->ocmf, &d.ocmf) != 0)
+        goto out;
+    for (size_t i = 0; i < mc->ocmf.n; i++)
+        ctl_logf(&d.log, CTL_LOG_INFO, "meter %s: OCMF records from %s", mc->ocmf.src[i].id,
+                 mc->ocmf.src[i].path);
     d.n_dev = mtr_config_count(mc->meters);
     d.dev = calloc(d.n_dev, sizeof *d.dev);
     d.by_id = calloc(d.n_dev, sizeof *d.by_id);
@@ -527,18 +552,21 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     }
     mtr_poller_options po;
     ctl_clock clock;
-    p = mtr_poller_new(mc->meters, poller_options(mo, &clock, &po));
-    if (p && restore_state(&d, p) != 0)
-        goto out;
-    if (!p || mtr_poller_start(p) != MTR_OK) {
-        fputs("mgx meter: cannot start the poller\n", stderr);
-        goto out;
+    /* a file of [ocmf ID] sources only has nothing to poll over Modbus */
+    if (d.n_dev > 0) {
+        p = mtr_poller_new(mc->meters, poller_options(mo, &clock, &po));
+        if (p && restore_state(&d, p) != 0)
+            goto out;
+        if (!p || mtr_poller_start(p) != MTR_OK) {
+            fputs("mgx meter: cannot start the poller\n", stderr);
+            goto out;
+        }
     }
     bus_start(d.bus);
     ctl_logf(&d.log, CTL_LOG_INFO,
              "polling %zu devices (%zu lanes, %u threads); broker %s:%d as %s; "
              "outbox %s",
-             d.n_dev, mtr_poller_lanes(p), mtr_poller_threads(p), mc->bus.host,
+             d.n_dev, p ? mtr_poller_lanes(p) : 0, p ? mtr_poller_threads(p) : 0u, mc->bus.host,
              bc.port ? bc.port : (bc.tls_ca ? 8883 : 1883), mc->bus.client_id, mc->outbox.path);
     ctl_service svc;
     ctl_service_init(&svc);
@@ -549,6 +577,8 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
         bus_loop(d.bus, 10);
         while (drain_poller(&d, p) == METER_BATCH_MAX)
             ;
+        d.readings += (uint64_t)ocmf_follow_pump(d.ocmf, d.ob, mc->bus.community, ctl_wall_ms(),
+                                                 &d.log);
         publish_meta(&d);
         outbox_pump(d.ob, d.bus);
         ctl_service_tick(&svc, ctl_wall_ms());
@@ -557,7 +587,8 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     ctl_logf(&d.log, CTL_LOG_INFO, "stopping");
     /* Nothing polled is dropped on the way out: what the broker does not take in a moment
      * stays in the outbox for the next start. */
-    mtr_poller_stop(p);
+    if (p)
+        mtr_poller_stop(p);
     while (drain_poller(&d, p) > 0)
         ;
     save_state(&d, true);
@@ -582,6 +613,8 @@ out:
     outbox_close(d.ob);
     free(d.dev);
     free(d.by_id);
+    meter_signer_free(d.signer);
+    ocmf_follow_free(d.ocmf);
     return status;
 }
 

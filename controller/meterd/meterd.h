@@ -18,6 +18,8 @@
 #include "bus/bus_config.h"
 #include "common/config.h"
 #include "common/interval.h"
+#include "meterd/meter_signing.h"
+#include "meterd/ocmf_source.h"
 #include "mgx/device_config.h"
 
 /* What a meter file holds; the caller owns it. */
@@ -27,6 +29,8 @@ typedef struct {
     cfg_ha ha;          /* [homeassistant] */
     cfg_others others;  /* the agent's [agent] in a home's shared file, skipped */
     mtr_config *meters; /* [meter ID], [map NAME] (the meters library's) */
+    cfg_signing signing; /* [signing]: the device key that signs readings (meter_signing.h) */
+    cfg_ocmf_sources ocmf; /* [ocmf ID]: certified meters' OCMF records from files */
 } ctl_meterd_file;
 
 /* Empties f, creates f->meters (path names the file in its messages) and registers the meter

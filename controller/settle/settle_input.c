@@ -5,6 +5,8 @@
  */
 #include "settle/settle_input.h"
 
+#include "db/meter_keys.h"
+
 #include "common/errbuf.h"
 
 #include "db/registry.h"
@@ -160,6 +162,13 @@ static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules 
     if (stm_interval(rv->v, rv->n, start, end, rules, &m->metered) != STM_OK) {
         ctl_errf(err, errlen, "meter %s: bad readings or rules", m->meter_id);
         return CTL_ST_E_INVAL;
+    }
+    /* the position's attestation: the weakest reading of the same window */
+    if (ctl_reading_tier_min(ctl_store_db(s), m->meter_id, from, to == INT64_MAX ? to : to + 1,
+                             &m->attestation_tier, NULL) != CTL_DB_OK) {
+        ctl_errf(err, errlen, "attestation of meter %s: %s", m->meter_id,
+                 ctl_db_errmsg(ctl_store_db(s)));
+        return CTL_ST_E_DB;
     }
     return CTL_ST_OK;
 }

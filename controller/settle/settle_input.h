@@ -41,6 +41,8 @@ typedef struct {
     char meter_id[CTL_PARTICIPANT_MAX]; /* "" when it has none */
     int trades;                /* it is part of a trade */
     stm_result metered;        /* STM_MISSING when it has no meter */
+    int attestation_tier;      /* lowest tier of the readings looked at (0 unsigned, 1 gateway
+                                * key, 2 certified meter; settle/reading_attest.h); 0 with none */
 } ctl_settle_member;
 
 typedef struct {

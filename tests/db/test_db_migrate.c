@@ -34,9 +34,10 @@ static const char *const TABLES[] = {
     "participants", "readings",     "receipts",     "results",      "schema_version",
     "settle_state", "solana_outbox", "solana_outbox_superseded", "trades"};
 #define N_TABLES (sizeof TABLES / sizeof TABLES[0])
-/* The tables later versions added: 2, reading_retention (db/retention.c). */
-static const char *const ADDED[] = {"reading_retention"};
-#define N_ADDED (sizeof ADDED / sizeof ADDED[0])
+/* The tables later versions added: 2, reading_retention (db/retention.c); 3, meter_keys and
+ * reading_tiers (signed readings, issue 12). */
+static const char *const TABLES_LATER[] = {"reading_retention", "meter_keys", "reading_tiers"};
+#define N_LATER (sizeof TABLES_LATER / sizeof TABLES_LATER[0])
 
 static char *dir;
 
@@ -213,7 +214,7 @@ static int find(const snapshot *s, const char *name)
 }
 
 /* Every table of before is in after with the same rows; after holds every table of version
- * 1 (and nothing else). */
+ * 1 and of the later versions (and nothing else). */
 static void assert_kept(const snapshot *before, const snapshot *after)
 {
     for (size_t i = 0; i < before->n; i++) {
@@ -226,13 +227,13 @@ static void assert_kept(const snapshot *before, const snapshot *after)
         if (strcmp(before->dump[i], after->dump[j]) != 0)
             fail_msg("table %s: the rows changed in the migration", before->name[i]);
     }
-    assert_int_equal(after->n, N_TABLES + N_ADDED);
+    assert_int_equal(after->n, N_TABLES + N_LATER);
     for (size_t i = 0; i < N_TABLES; i++)
         if (find(after, TABLES[i]) < 0)
             fail_msg("table %s missing after the migration", TABLES[i]);
-    for (size_t i = 0; i < N_ADDED; i++)
-        if (find(after, ADDED[i]) < 0)
-            fail_msg("table %s missing after the migration", ADDED[i]);
+    for (size_t i = 0; i < N_LATER; i++)
+        if (find(after, TABLES_LATER[i]) < 0)
+            fail_msg("table %s missing after the migration", TABLES_LATER[i]);
 }
 
 static void open_close(const char *path)
@@ -310,13 +311,13 @@ static void test_fresh_file_gets_every_table(void **state)
     snapshot s, fixture;
     take(path, &s);
     assert_int_equal(s.user_version, CTL_DB_VERSION);
-    assert_int_equal(s.n, N_TABLES + N_ADDED);
+    assert_int_equal(s.n, N_TABLES + N_LATER);
     for (size_t i = 0; i < s.n; i++)
         assert_int_equal(s.rows[i], 0);
     for (size_t i = 0; i < N_TABLES; i++)
         assert_true(find(&s, TABLES[i]) >= 0);
-    for (size_t i = 0; i < N_ADDED; i++)
-        assert_true(find(&s, ADDED[i]) >= 0);
+    for (size_t i = 0; i < N_LATER; i++)
+        assert_true(find(&s, TABLES_LATER[i]) >= 0);
     /* the same tables, with the same columns, as the release before wrote */
     char fx[512];
     snprintf(fx, sizeof fx, "%s/fx.db", dir);

@@ -623,7 +623,7 @@ static void test_config_errors(void **state)
     expect_error_with_meter(dir, "[bus]\ncommunity = c\n[homeassistant]\nenabled = sometimes\n",
                             ":4: enabled: 'sometimes' is not yes or no");
     expect_config_error(dir, "[bus]\ncommunity = c\nthis is not ini\n", ":3: syntax error");
-    expect_config_error(dir, "[bus]\ncommunity = c\n", ": no [meter ID] section");
+    expect_config_error(dir, "[bus]\ncommunity = c\n", ": no [meter ID] or [ocmf ID] section");
     /* the meters library's own errors come through with file and line too */
     expect_config_error(dir, "[bus]\ncommunity = c\n[meter m1]\nprofile = sdm999\n", ":4: ");
     tst_rmtree(dir);
