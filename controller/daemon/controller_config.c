@@ -25,6 +25,8 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "meter_max_power_w",
                                               "clock_speed",
                                               "clock_anchor",
+                                              "reading_max_future_s",
+                                              "reading_max_per_interval",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -82,8 +84,12 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
                              errlen);
     case 13:
         return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
-    default:
+    case 14:
         return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
+    case 15:
+        return cfg_parse_int(key, value, 0, 3600, &c->reading_max_future_s, err, errlen);
+    default:
+        return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
     }
 }
 
@@ -178,6 +184,8 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->settlement_grace_s = 900;
     c->reading_max_gap_s = 300;
     c->meter_max_power_w = 100000;
+    c->reading_max_future_s = 5;
+    c->reading_max_per_interval = 900;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

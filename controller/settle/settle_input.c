@@ -153,13 +153,28 @@ static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules 
         return rc;
     }
     if (rv->full) {
-        ctl_errf(err, errlen, "meter %s: more than %u readings around interval %lld", m->meter_id,
-                 CTL_SETTLE_MAX_READINGS, (long long)r->interval_id);
-        return CTL_ST_E_INVAL;
+        /* a meter that flooded the store holds its own home, not the interval: the others
+         * settle, and the work per home stays bounded (docs/trust.md, layer 7) */
+        m->metered = (stm_result){STM_FLAGGED, 0, 0, MTR_Q_FLOOD};
+        return CTL_ST_OK;
     }
     if (stm_interval(rv->v, rv->n, start, end, rules, &m->metered) != STM_OK) {
         ctl_errf(err, errlen, "meter %s: bad readings or rules", m->meter_id);
         return CTL_ST_E_INVAL;
+    }
+    if (m->metered.status == STM_MISSING)
+        return CTL_ST_OK;
+    /* layer 1: what the home's connection, panels and battery allow in the interval */
+    ctl_limits l;
+    if ((rc = ctl_registry_limits_get(ctl_store_db(s), m->name, &l)) != CTL_REG_OK) {
+        ctl_errf(err, errlen, "limits of %s: %s", m->name, ctl_registry_strerror(rc));
+        return CTL_ST_E_DB;
+    }
+    stm_limits sl = {l.connection_w, l.pv_wp, l.battery_wh, l.battery_w};
+    uint32_t q = stm_limits_check(&sl, m->metered.import_wh, m->metered.export_wh, r->length_s);
+    if (q) {
+        m->metered.status = STM_FLAGGED;
+        m->metered.quality |= q;
     }
     return CTL_ST_OK;
 }
