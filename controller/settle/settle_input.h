@@ -45,6 +45,10 @@ typedef struct {
     char meter_id[CTL_PARTICIPANT_MAX]; /* "" when it has none */
     int trades;                /* it is part of a trade */
     stm_result metered;        /* STM_MISSING when it has no meter */
+    /* layer 6 (settle_carry.h): import of the intervals since its last good one, added to its
+     * import when it settles good here; carried_from is the first of them (INT64_MIN none) */
+    int64_t carried_import_wh;
+    int64_t carried_from;
 } ctl_settle_member;
 
 typedef struct {

@@ -82,6 +82,18 @@ static bool find_boundary(const mtr_sample *r, size_t n, int64_t t, int64_t max_
     return true;
 }
 
+int stm_boundary(const mtr_sample *r, size_t n, int64_t t, const stm_rules *rules,
+                 int64_t *import_wh, int64_t *export_wh)
+{
+    boundary b;
+    if (!r || !rules || rules->max_gap_ms <= 0 || !find_boundary(r, n, t, rules->max_gap_ms, &b) ||
+        !b.known)
+        return 0;
+    *import_wh = b.import_wh;
+    *export_wh = b.export_wh;
+    return 1;
+}
+
 /* Quality bits of the readings with from <= ts <= to. */
 static uint32_t flags_between(const mtr_sample *r, size_t n, int64_t from, int64_t to)
 {

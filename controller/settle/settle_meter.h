@@ -58,6 +58,12 @@ void stm_window(int64_t start_ms, int64_t end_ms, const stm_rules *rules, int64_
 int stm_interval(const mtr_sample *r, size_t n, int64_t start_ms, int64_t end_ms,
                  const stm_rules *rules, stm_result *out);
 
+/* The counters at time t from readings r[0..n) (ascending, the window stm_window gives for
+ * [t, t]): 1 with *import_wh / *export_wh when the boundary is known (the rule of
+ * stm_interval), 0 when it is not (no reading near t, or an implausible pair). */
+int stm_boundary(const mtr_sample *r, size_t n, int64_t t, const stm_rules *rules,
+                 int64_t *import_wh, int64_t *export_wh);
+
 /* A home's registered physical limits (db/registry.h ctl_limits; STM_LIMIT_NONE: not
  * registered). */
 #define STM_LIMIT_NONE INT64_C(-1)

@@ -34,8 +34,8 @@ static const char *const TABLES[] = {
     "participants", "readings",     "receipts",     "results",      "schema_version",
     "settle_state", "solana_outbox", "solana_outbox_superseded", "trades"};
 #define N_TABLES (sizeof TABLES / sizeof TABLES[0])
-/* Tables the migrations after version 1 added (2: participant_limits, issue 12). */
-static const char *const ADDED[] = {"participant_limits"};
+/* Tables the migrations after version 1 added (2: participant_limits, settle_carry, issue 12). */
+static const char *const ADDED[] = {"participant_limits", "settle_carry"};
 #define N_ADDED (sizeof ADDED / sizeof ADDED[0])
 
 static char *dir;
