@@ -29,10 +29,11 @@ struct sb_broker {
     char conf[4096], log[4096], cafile[4096];
     /* storage for the strings handed out in tc_opts: h-a, h-b, rogue h-a */
     char crt[3][4096], key[3][4096];
-    char passwords[4][64];
+    char passwords[8][64];
 };
 
-static const char *const USERS[] = {"controller", "h-a", "h-b", "h-c"};
+/* h-d .. h-g: the extra homes of tests/settle/test_trust.c (one per fabricated-reading case) */
+static const char *const USERS[] = {"controller", "h-a", "h-b", "h-c", "h-d", "h-e", "h-f", "h-g"};
 
 /* Runs argv quietly; 0 when it exited 0. */
 static int run(char *const argv[])
