@@ -27,6 +27,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "clock_anchor",
                                               "reading_max_future_s",
                                               "reading_max_per_interval",
+                                              "order_max_per_interval",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -88,8 +89,10 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
     case 15:
         return cfg_parse_int(key, value, 0, 3600, &c->reading_max_future_s, err, errlen);
-    default:
+    case 16:
         return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
+    default:
+        return cfg_parse_int(key, value, 1, 1000000, &c->order_max_per_interval, err, errlen);
     }
 }
 
@@ -186,6 +189,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->meter_max_power_w = 100000;
     c->reading_max_future_s = 5;
     c->reading_max_per_interval = 900;
+    c->order_max_per_interval = 200;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

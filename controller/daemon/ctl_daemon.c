@@ -37,18 +37,22 @@
 
 typedef struct daemon daemon;
 
-/* Readings accepted per meter and interval: an open-addressing table of BUDGET_SLOTS (meter,
- * interval) counts. Entries of settled intervals are dead (such readings are refused before
+/* Readings accepted per meter and interval, and orders per home and interval of arrival: each
+ * an open-addressing table of BUDGET_SLOTS (id, interval) counts. Entries of settled intervals are dead (such readings are refused before
  * they get here); when the table is 3/4 full it is emptied, so its memory stays fixed and the
  * worst a flood of distinct intervals can do is reset the counts (settlement's own cap,
  * CTL_SETTLE_MAX_READINGS, still bounds what it reads). */
 #define BUDGET_SLOTS 16384
 #define DROP_LOG_MS 10000
 typedef struct {
-    char meter_id[MTR_ID_MAX]; /* "" when free */
+    char id[MTR_ID_MAX]; /* meter or participant id; "" when free */
     int64_t interval_id;
     int64_t count;
-} reading_budget;
+} budget_slot;
+typedef struct {
+    budget_slot *slot; /* BUDGET_SLOTS */
+    size_t used;
+} budget_table;
 
 /* One interval's publication: marked done when every publish of it was acknowledged. */
 typedef struct {
@@ -78,8 +82,11 @@ struct daemon {
     int64_t drop_log_ms;
     char drop_meter[MTR_ID_MAX]; /* the meter of the latest refusal, for the warning */
     const char *drop_why;
-    reading_budget *budget; /* readings accepted per (meter, interval); BUDGET_SLOTS */
-    size_t budget_used;
+    budget_table readings_budget; /* readings accepted per (meter, interval) */
+    budget_table orders_budget;   /* orders taken per (home, interval of arrival) */
+    uint64_t orders_flood, logged_orders_flood;
+    char order_drop_home[CTL_ID_MAX + 1];
+    int64_t order_log_ms;
     /* readings decoded in this pass of the loop, stored in one transaction after it (and before
      * the orders that came after them, so the store sees everything in arrival order) */
     mtr_sample batch[READING_BATCH_MAX];
@@ -92,6 +99,38 @@ static int64_t now_ms(const daemon *d)
 }
 
 static void flush_readings(daemon *d);
+
+static uint64_t budget_hash(const char *id, int64_t iv)
+{
+    uint64_t h = 1469598103934665603u ^ (uint64_t)iv; /* FNV-1a over the id, seeded by iv */
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211u;
+    return h;
+}
+
+/* Counts one more for id in interval iv; 0 while within max, -1 beyond. */
+static int budget_take(budget_table *t, const char *id, int64_t iv, int64_t max)
+{
+    budget_slot *b = t->slot;
+    size_t i = (size_t)(budget_hash(id, iv) % BUDGET_SLOTS);
+    for (;; i = (i + 1) % BUDGET_SLOTS) {
+        if (!b[i].id[0])
+            break;
+        if (b[i].interval_id == iv && strcmp(b[i].id, id) == 0)
+            return ++b[i].count > max ? -1 : 0;
+    }
+    if (t->used >= BUDGET_SLOTS / 4 * 3) {
+        memset(b, 0, BUDGET_SLOTS * sizeof *b);
+        t->used = 0;
+        i = (size_t)(budget_hash(id, iv) % BUDGET_SLOTS);
+    }
+    snprintf(b[i].id, sizeof b[i].id, "%s", id);
+    b[i].interval_id = iv;
+    b[i].count = 1;
+    t->used++;
+    return max < 1 ? -1 : 0;
+}
+
 
 /* ---- orders ---- */
 
@@ -143,8 +182,41 @@ static void flush_orders(daemon *d)
                  (long long)(ctl_wall_ms() - t0));
 }
 
+/* The order budget's warning, at most every DROP_LOG_MS (force: now, if anything is new). */
+static void log_order_drops(daemon *d, int force)
+{
+    uint64_t n = d->orders_flood - d->logged_orders_flood;
+    if (!n || (!force && ctl_wall_ms() < d->order_log_ms))
+        return;
+    ctl_logf(&d->log, CTL_LOG_WARN,
+             "orders refused: %llu beyond %lld per home and interval (latest: order/%s); "
+             "not stored, no receipt",
+             (unsigned long long)n, (long long)d->cfg->order_max_per_interval,
+             d->order_drop_home);
+    d->logged_orders_flood = d->orders_flood;
+    d->order_log_ms = ctl_wall_ms() + DROP_LOG_MS;
+}
+
+/* Fairness (docs/trust.md): a home's messages on order/<home> beyond order_max_per_interval in
+ * one interval of arrival are dropped before decoding, verifying or storing, so one home's junk
+ * costs the others a hash lookup per message, not a signature check and a row. The topic's id
+ * is the sender's (the ACL lets a home write only its own order topic). */
+static int order_admitted(daemon *d, const char *topic_participant)
+{
+    int64_t iv = ctl_floor_div(ctl_floor_div(now_ms(d), 1000), d->cfg->rules.length_s);
+    if (budget_take(&d->orders_budget, topic_participant, iv,
+                    d->cfg->order_max_per_interval) == 0)
+        return 1;
+    d->orders_flood++;
+    snprintf(d->order_drop_home, sizeof d->order_drop_home, "%s", topic_participant);
+    log_order_drops(d, 0);
+    return 0;
+}
+
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
+    if (!order_admitted(d, topic_participant))
+        return;
     if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH)
         flush_orders(d); /* a full batch goes now, from inside the bus callback */
     d->orders_in++;
@@ -182,37 +254,6 @@ static void flush_readings(daemon *d)
     else
         d->readings_in += inserted;
     d->n_batch = 0;
-}
-
-static uint64_t budget_hash(const char *id, int64_t iv)
-{
-    uint64_t h = 1469598103934665603u ^ (uint64_t)iv; /* FNV-1a over the id, seeded by iv */
-    for (; *id; id++)
-        h = (h ^ (uint8_t)*id) * 1099511628211u;
-    return h;
-}
-
-/* Counts one more reading of meter_id in interval iv; 0 while within the budget, -1 beyond. */
-static int budget_take(daemon *d, const char *meter_id, int64_t iv)
-{
-    reading_budget *b = d->budget;
-    size_t i = (size_t)(budget_hash(meter_id, iv) % BUDGET_SLOTS);
-    for (;; i = (i + 1) % BUDGET_SLOTS) {
-        if (!b[i].meter_id[0])
-            break;
-        if (b[i].interval_id == iv && strcmp(b[i].meter_id, meter_id) == 0)
-            return ++b[i].count > d->cfg->reading_max_per_interval ? -1 : 0;
-    }
-    if (d->budget_used >= BUDGET_SLOTS / 4 * 3) {
-        memset(b, 0, BUDGET_SLOTS * sizeof *b);
-        d->budget_used = 0;
-        i = (size_t)(budget_hash(meter_id, iv) % BUDGET_SLOTS);
-    }
-    snprintf(b[i].meter_id, sizeof b[i].meter_id, "%s", meter_id);
-    b[i].interval_id = iv;
-    b[i].count = 1;
-    d->budget_used++;
-    return d->cfg->reading_max_per_interval < 1 ? -1 : 0;
 }
 
 /* One warning line per DROP_LOG_MS at most, with the counts since the last one: a home
@@ -261,7 +302,7 @@ static int reading_admitted(daemon *d, const mtr_sample *s)
             return 0;
         }
     }
-    if (budget_take(d, s->meter_id, iv) != 0) {
+    if (budget_take(&d->readings_budget, s->meter_id, iv, c->reading_max_per_interval) != 0) {
         drop_reading(d, s->meter_id, &d->readings_flood, "too many for one interval");
         return 0;
     }
@@ -594,8 +635,11 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     d->cfg = cfg;
     d->log = (ctl_log){"controller", cfg->log_level, NULL, NULL};
     int status = 1;
-    d->budget = calloc(BUDGET_SLOTS, sizeof *d->budget);
-    if (!d->budget) {
+    d->readings_budget.slot = calloc(BUDGET_SLOTS, sizeof *d->readings_budget.slot);
+    d->orders_budget.slot = calloc(BUDGET_SLOTS, sizeof *d->orders_budget.slot);
+    if (!d->readings_budget.slot || !d->orders_budget.slot) {
+        free(d->readings_budget.slot);
+        free(d->orders_budget.slot);
         free(d);
         return 1;
     }
@@ -666,9 +710,11 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
             republish(d);
         settle_due(d);
         log_drops(d, 0);
+        log_order_drops(d, 0);
     }
     flush_orders(d);
     log_drops(d, 1);
+    log_order_drops(d, 1);
     ctl_ingest_stats st;
     ctl_ingest_get_stats(d->ingest, &st);
     ctl_logf(&d->log, CTL_LOG_INFO,
@@ -687,7 +733,8 @@ out:
     bus_free(d->bus);
     ctl_settler_free(d->settler);
     ctl_store_free(d->store);
-    free(d->budget);
+    free(d->readings_budget.slot);
+    free(d->orders_budget.slot);
     free(d);
     return status;
 }

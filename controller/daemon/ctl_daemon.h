@@ -35,6 +35,7 @@ typedef struct {
     int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
     int64_t reading_max_future_s;      /* readings stamped further ahead are refused (x speed) */
     int64_t reading_max_per_interval;  /* readings stored per meter and interval; more refused */
+    int64_t order_max_per_interval;    /* order messages taken per home and interval; more dropped */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
     bus_config bus; /* strings owned by the caller, alive during the run; without a
                      * log callback the bus logs through the daemon's log */
