@@ -1,5 +1,5 @@
 /*
- * `mgx participant add|list|remove`: the coordinator's view of the community registry in the
+ * `mgx participant add|update|list|remove`: the coordinator's view of the community registry in the
  * controller's SQLite database. The shell around registry.h: options, key files, messages and
  * output formats; the rules (unique ids, keys and meters) live in the registry.
  */
@@ -21,6 +21,8 @@
 
 static const char USAGE[] =
     "usage: mgx participant add --db DB --id ID --pubkey FILE|KEY [--meter METER] [--role ROLE]\n"
+    "                           [LIMITS]\n"
+    "       mgx participant update --db DB --id ID LIMITS\n"
     "       mgx participant list --db DB [--json]\n"
     "       mgx participant remove --db DB --id ID\n"
     "       mgx participant meter-key --db DB --meter METER ... (see meter-key --help)\n"
@@ -34,12 +36,20 @@ static const char USAGE[] =
     "  --meter METER    the participant's meter id (required for role home)\n"
     "  --role ROLE      home (default: submits orders), controller, observer\n"
     "  --json           list as a JSON array\n"
+    "LIMITS (a home's physical limits; settlement holds an interval whose metered energy\n"
+    "exceeds them; `none` clears one; see docs/trust.md):\n"
+    "  --connection-kw KW   connection capacity in kW (both directions), or instead\n"
+    "  --connection-a A --voltage V [--phases N]   capacity = A x V x N (N: 1 or 3, default 1)\n"
+    "  --pv-kwp KWP         registered PV peak power (0: no solar)\n"
+    "  --battery-kwh KWH    usable battery energy (0: no battery)\n"
+    "  --battery-kw KW      battery's largest discharge power\n"
     "\n"
     "Exit status: 0 done, 1 failed (the message says why; nothing changed), 2 usage.\n"
     "See docs/participants.md.\n";
 
 typedef struct {
     const char *db, *id, *pubkey, *meter, *role;
+    const char *conn_kw, *conn_a, *voltage, *phases, *pv_kwp, *batt_kwh, *batt_kw;
     int json;
 } part_opts;
 
@@ -49,7 +59,11 @@ static int parse_opts(int argc, char **argv, const char *verb, part_opts *o)
         {"db", required_argument, NULL, 'd'},    {"id", required_argument, NULL, 'i'},
         {"pubkey", required_argument, NULL, 'k'}, {"meter", required_argument, NULL, 'm'},
         {"role", required_argument, NULL, 'r'},  {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},        {"connection-kw", required_argument, NULL, 'C'},
+        {"connection-a", required_argument, NULL, 'A'}, {"voltage", required_argument, NULL, 'V'},
+        {"phases", required_argument, NULL, 'P'}, {"pv-kwp", required_argument, NULL, 'S'},
+        {"battery-kwh", required_argument, NULL, 'E'}, {"battery-kw", required_argument, NULL, 'B'},
+        {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     optind = 0;
     opterr = 0;
@@ -62,6 +76,13 @@ static int parse_opts(int argc, char **argv, const char *verb, part_opts *o)
         case 'm': o->meter = optarg; break;
         case 'r': o->role = optarg; break;
         case 'j': o->json = 1; break;
+        case 'C': o->conn_kw = optarg; break;
+        case 'A': o->conn_a = optarg; break;
+        case 'V': o->voltage = optarg; break;
+        case 'P': o->phases = optarg; break;
+        case 'S': o->pv_kwp = optarg; break;
+        case 'E': o->batt_kwh = optarg; break;
+        case 'B': o->batt_kw = optarg; break;
         case 'h':
             fputs(USAGE, stdout);
             return -1;
@@ -127,6 +148,119 @@ static int read_pubkey(const char *arg, uint8_t pk[CTL_PUBKEY_BYTES])
     return -1;
 }
 
+/* "12.5" (kilo-units, at most 3 decimals) -> 12500 units, without floating point; "none" ->
+ * CTL_LIMIT_NONE. -1 with a message when it is neither. */
+static int parse_kilo(const char *verb, const char *opt, const char *s, int64_t *out)
+{
+    if (strcmp(s, "none") == 0) {
+        *out = CTL_LIMIT_NONE;
+        return 0;
+    }
+    int64_t whole = 0, frac = 0;
+    int nd = 0, nf = -1;
+    for (const char *c = s; *c; c++) {
+        if (*c == '.' && nf < 0) {
+            nf = 0;
+            continue;
+        }
+        if (*c < '0' || *c > '9' || nd > 9 || nf >= 3)
+            goto bad;
+        if (nf < 0) {
+            whole = whole * 10 + (*c - '0');
+            nd++;
+        } else {
+            frac = frac * 10 + (*c - '0');
+            nf++;
+        }
+    }
+    if (nd == 0 && nf <= 0)
+        goto bad;
+    for (int i = nf < 0 ? 0 : nf; i < 3; i++)
+        frac *= 10;
+    *out = whole * 1000 + frac;
+    return 0;
+bad:
+    fprintf(stderr,
+            "mgx participant %s: %s '%s' must be a number with at most 3 decimals "
+            "(0 to 999999999), or none\n",
+            verb, opt, s);
+    return -1;
+}
+
+/* The limits options into *l (CTL_LIMIT_KEEP where not given); *any says whether one was. */
+static int parse_limits(const char *verb, const part_opts *o, ctl_limits *l, int *any)
+{
+    *l = (ctl_limits){CTL_LIMIT_KEEP, CTL_LIMIT_KEEP, CTL_LIMIT_KEEP, CTL_LIMIT_KEEP};
+    *any = o->conn_kw || o->conn_a || o->voltage || o->phases || o->pv_kwp || o->batt_kwh ||
+           o->batt_kw;
+    if (o->conn_kw && (o->conn_a || o->voltage || o->phases)) {
+        fprintf(stderr, "mgx participant %s: give --connection-kw or --connection-a with "
+                        "--voltage, not both\n", verb);
+        return -1;
+    }
+    if (o->conn_kw && parse_kilo(verb, "--connection-kw", o->conn_kw, &l->connection_w))
+        return -1;
+    if (o->conn_a || o->voltage || o->phases) {
+        char *end;
+        long a = o->conn_a ? strtol(o->conn_a, &end, 10) : -1;
+        long v = o->voltage ? strtol(o->voltage, &end, 10) : -1;
+        long ph = o->phases ? strtol(o->phases, &end, 10) : 1;
+        if (a < 1 || a > 100000 || v < 1 || v > 100000 || (ph != 1 && ph != 3)) {
+            fprintf(stderr, "mgx participant %s: --connection-a A (1..100000) and --voltage V "
+                            "(1..100000) go together; --phases is 1 or 3\n", verb);
+            return -1;
+        }
+        l->connection_w = (int64_t)a * v * ph;
+    }
+    if ((o->pv_kwp && parse_kilo(verb, "--pv-kwp", o->pv_kwp, &l->pv_wp)) ||
+        (o->batt_kwh && parse_kilo(verb, "--battery-kwh", o->batt_kwh, &l->battery_wh)) ||
+        (o->batt_kw && parse_kilo(verb, "--battery-kw", o->batt_kw, &l->battery_w)))
+        return -1;
+    return 0;
+}
+
+static void limit_text(int64_t v, const char *unit, char *buf, size_t cap)
+{
+    if (v == CTL_LIMIT_NONE)
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%lld.%03lld%s", (long long)(v / 1000), (long long)(v % 1000), unit);
+}
+
+static int participant_update(const part_opts *o)
+{
+    ctl_limits l;
+    int any;
+    if (!o->id) {
+        fprintf(stderr, "mgx participant update: --id is required\n");
+        return CTL_EXIT_USAGE;
+    }
+    if (parse_limits("update", o, &l, &any))
+        return CTL_EXIT_USAGE;
+    if (!any || o->pubkey || o->meter || o->role) {
+        fprintf(stderr, "mgx participant update: give one or more limits (--connection-kw, "
+                        "--pv-kwp, ...); the key, meter and role change by remove and add\n");
+        return CTL_EXIT_USAGE;
+    }
+    ctl_db *db = open_db("update", o->db, 0);
+    if (!db)
+        return CTL_EXIT_FAILURE;
+    int rc = ctl_registry_limits_set(db, o->id, &l);
+    ctl_limits now;
+    if (rc == CTL_REG_OK && (rc = ctl_registry_limits_get(db, o->id, &now)) == CTL_REG_OK) {
+        char c[32], pv[32], bh[32], bw[32];
+        limit_text(now.connection_w, " kW", c, sizeof c);
+        limit_text(now.pv_wp, " kWp", pv, sizeof pv);
+        limit_text(now.battery_wh, " kWh", bh, sizeof bh);
+        limit_text(now.battery_w, " kW", bw, sizeof bw);
+        printf("updated %s: connection %s, pv %s, battery %s / %s\n", o->id, c, pv, bh, bw);
+    } else {
+        fprintf(stderr, "mgx participant update: %s: %s\n", o->id, ctl_registry_strerror(rc));
+    }
+    ctl_db_close(db);
+    return rc == CTL_REG_OK ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+}
+
 static int participant_add(const part_opts *o)
 {
     ctl_participant p;
@@ -155,6 +289,10 @@ static int participant_add(const part_opts *o)
         fprintf(stderr, "mgx participant add: a home needs --meter METER (its meter's id)\n");
         return CTL_EXIT_USAGE;
     }
+    ctl_limits lim;
+    int any_limit;
+    if (parse_limits("add", o, &lim, &any_limit))
+        return CTL_EXIT_USAGE;
     if (read_pubkey(o->pubkey, p.pubkey))
         return CTL_EXIT_FAILURE;
     snprintf(p.id, sizeof p.id, "%s", o->id);
@@ -164,6 +302,18 @@ static int participant_add(const part_opts *o)
     if (!db)
         return CTL_EXIT_FAILURE;
     int rc = ctl_registry_add(db, &p, (int64_t)time(NULL));
+    /* a row left by an earlier participant of this id must not carry over */
+    if (rc == CTL_REG_OK) {
+        ctl_limits all = {CTL_LIMIT_NONE, CTL_LIMIT_NONE, CTL_LIMIT_NONE, CTL_LIMIT_NONE};
+        if (any_limit) {
+            int64_t *d[4] = {&all.connection_w, &all.pv_wp, &all.battery_wh, &all.battery_w};
+            const int64_t s[4] = {lim.connection_w, lim.pv_wp, lim.battery_wh, lim.battery_w};
+            for (int i = 0; i < 4; i++)
+                if (s[i] != CTL_LIMIT_KEEP)
+                    *d[i] = s[i];
+        }
+        rc = ctl_registry_limits_set(db, p.id, &all);
+    }
     int status = CTL_EXIT_OK;
     char hex[2 * CTL_PUBKEY_BYTES + 1];
     if (rc == CTL_REG_OK) {
@@ -206,16 +356,32 @@ static int print_row(const ctl_participant *p, void *ctx)
     return 0;
 }
 
+typedef struct {
+    ctl_db *db;
+    json_t *arr;
+} list_ctx;
+
 static int append_json(const ctl_participant *p, void *ctx)
 {
     char hex[2 * CTL_PUBKEY_BYTES + 1], when[32];
     mkt_format_time(p->added_s, 0, when, sizeof when);
+    list_ctx *c = ctx;
+    ctl_limits l;
+    if (ctl_registry_limits_get(c->db, p->id, &l) != CTL_REG_OK)
+        return -1;
     json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:I, s:s}", "id", p->id, "role",
                           ctl_role_name((int)p->role), "meter_id",
                           p->meter_id[0] ? json_string(p->meter_id) : json_null(), "pubkey",
                           ctl_pubkey_hex(p->pubkey, hex), "added_s", (json_int_t)p->added_s,
                           "added", when);
-    return o && json_array_append_new(ctx, o) == 0 ? 0 : -1;
+    if (!o)
+        return -1;
+    /* the limits in W / Wh; null when not registered */
+    const char *names[4] = {"connection_w", "pv_wp", "battery_wh", "battery_w"};
+    const int64_t v[4] = {l.connection_w, l.pv_wp, l.battery_wh, l.battery_w};
+    for (int i = 0; i < 4; i++)
+        json_object_set_new(o, names[i], v[i] == CTL_LIMIT_NONE ? json_null() : json_integer(v[i]));
+    return json_array_append_new(c->arr, o) == 0 ? 0 : -1;
 }
 
 static int participant_list(const part_opts *o)
@@ -226,7 +392,8 @@ static int participant_list(const part_opts *o)
     int rc;
     if (o->json) {
         json_t *arr = json_array();
-        rc = arr ? ctl_registry_list(db, append_json, arr) : -1;
+        list_ctx c = {db, arr};
+        rc = arr ? ctl_registry_list(db, append_json, &c) : -1;
         if (rc == 0) {
             char *text = json_dumps(arr, JSON_INDENT(2));
             if (text)
@@ -263,6 +430,7 @@ int ctl_cmd_participant(int argc, char **argv)
     if (strcmp(verb, "meter-key") == 0)
         return ctl_cmd_meter_key(argc - 1, argv + 1);
     int (*run)(const part_opts *) = strcmp(verb, "add") == 0      ? participant_add
+                                    : strcmp(verb, "update") == 0 ? participant_update
                                     : strcmp(verb, "list") == 0   ? participant_list
                                     : strcmp(verb, "remove") == 0 ? participant_remove
                                                                   : NULL;

@@ -29,6 +29,9 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "metrics_textfile",
                                               "reading_retention_days",
                                               "min_attestation_tier",
+                                              "reading_max_future_s",
+                                              "reading_max_per_interval",
+                                              "order_max_per_interval",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -95,8 +98,14 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
                         errlen);
     case 17:
         return cfg_parse_int(key, value, 0, 36500, &c->reading_retention_days, err, errlen);
-    default: /* readings below it are refused (settle/reading_attest.h) */
+    case 18: /* readings below it are refused (settle/reading_attest.h) */
         return cfg_parse_int(key, value, 0, 2, &c->min_attestation_tier, err, errlen);
+    case 19:
+        return cfg_parse_int(key, value, 0, 3600, &c->reading_max_future_s, err, errlen);
+    case 20:
+        return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
+    default:
+        return cfg_parse_int(key, value, 1, 1000000, &c->order_max_per_interval, err, errlen);
     }
 }
 
@@ -192,6 +201,9 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->reading_max_gap_s = 300;
     c->meter_max_power_w = 100000;
     c->reading_retention_days = 30;
+    c->reading_max_future_s = 5;
+    c->reading_max_per_interval = 900;
+    c->order_max_per_interval = 200;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

@@ -45,6 +45,23 @@
 
 typedef struct daemon daemon;
 
+/* Readings accepted per meter and interval, and orders per home and interval of arrival: each
+ * an open-addressing table of BUDGET_SLOTS (id, interval) counts. Entries of settled intervals are dead (such readings are refused before
+ * they get here); when the table is 3/4 full it is emptied, so its memory stays fixed and the
+ * worst a flood of distinct intervals can do is reset the counts (settlement's own cap,
+ * CTL_SETTLE_MAX_READINGS, still bounds what it reads). */
+#define BUDGET_SLOTS 16384
+#define DROP_LOG_MS 10000
+typedef struct {
+    char id[MTR_ID_MAX]; /* meter or participant id; "" when free */
+    int64_t interval_id;
+    int64_t count;
+} budget_slot;
+typedef struct {
+    budget_slot *slot; /* BUDGET_SLOTS */
+    size_t used;
+} budget_table;
+
 /* One interval's publication: marked done when every publish of it was acknowledged. */
 typedef struct {
     daemon *d;
@@ -65,6 +82,19 @@ struct daemon {
     publication pubs[MAX_INFLIGHT_INTERVALS];
     ctl_settler *settler; /* NULL when settlement is off */
     uint64_t orders_in, receipts_out, readings_in, readings_bad;
+    /* readings refused at ingest (docs/trust.md, layer 2): stamped in the future, for an
+     * interval already settled, beyond the per-meter per-interval budget; the counts since the
+     * last warning are logged at most every DROP_LOG_MS */
+    uint64_t readings_future, readings_late, readings_flood;
+    uint64_t logged_future, logged_late, logged_flood;
+    int64_t drop_log_ms;
+    char drop_meter[MTR_ID_MAX]; /* the meter of the latest refusal, for the warning */
+    const char *drop_why;
+    budget_table readings_budget; /* readings accepted per (meter, interval) */
+    budget_table orders_budget;   /* orders taken per (home, interval of arrival) */
+    uint64_t orders_flood, logged_orders_flood;
+    char order_drop_home[CTL_ID_MAX + 1];
+    int64_t order_log_ms;
     /* readings decoded in this pass of the loop, stored in one transaction after it (and before
      * the orders that came after them, so the store sees everything in arrival order) */
     mtr_sample batch[READING_BATCH_MAX];
@@ -89,6 +119,38 @@ static int64_t now_ms(const daemon *d)
 }
 
 static void flush_readings(daemon *d);
+
+static uint64_t budget_hash(const char *id, int64_t iv)
+{
+    uint64_t h = 1469598103934665603u ^ (uint64_t)iv; /* FNV-1a over the id, seeded by iv */
+    for (; *id; id++)
+        h = (h ^ (uint8_t)*id) * 1099511628211u;
+    return h;
+}
+
+/* Counts one more for id in interval iv; 0 while within max, -1 beyond. */
+static int budget_take(budget_table *t, const char *id, int64_t iv, int64_t max)
+{
+    budget_slot *b = t->slot;
+    size_t i = (size_t)(budget_hash(id, iv) % BUDGET_SLOTS);
+    for (;; i = (i + 1) % BUDGET_SLOTS) {
+        if (!b[i].id[0])
+            break;
+        if (b[i].interval_id == iv && strcmp(b[i].id, id) == 0)
+            return ++b[i].count > max ? -1 : 0;
+    }
+    if (t->used >= BUDGET_SLOTS / 4 * 3) {
+        memset(b, 0, BUDGET_SLOTS * sizeof *b);
+        t->used = 0;
+        i = (size_t)(budget_hash(id, iv) % BUDGET_SLOTS);
+    }
+    snprintf(b[i].id, sizeof b[i].id, "%s", id);
+    b[i].interval_id = iv;
+    b[i].count = 1;
+    t->used++;
+    return max < 1 ? -1 : 0;
+}
+
 
 /* ---- orders ---- */
 
@@ -141,8 +203,41 @@ static void flush_orders(daemon *d)
                  (long long)(ctl_wall_ms() - t0));
 }
 
+/* The order budget's warning, at most every DROP_LOG_MS (force: now, if anything is new). */
+static void log_order_drops(daemon *d, int force)
+{
+    uint64_t n = d->orders_flood - d->logged_orders_flood;
+    if (!n || (!force && ctl_wall_ms() < d->order_log_ms))
+        return;
+    ctl_logf(&d->log, CTL_LOG_WARN,
+             "orders refused: %llu beyond %lld per home and interval (latest: order/%s); "
+             "not stored, no receipt",
+             (unsigned long long)n, (long long)d->cfg->order_max_per_interval,
+             d->order_drop_home);
+    d->logged_orders_flood = d->orders_flood;
+    d->order_log_ms = ctl_wall_ms() + DROP_LOG_MS;
+}
+
+/* Fairness (docs/trust.md): a home's messages on order/<home> beyond order_max_per_interval in
+ * one interval of arrival are dropped before decoding, verifying or storing, so one home's junk
+ * costs the others a hash lookup per message, not a signature check and a row. The topic's id
+ * is the sender's (the ACL lets a home write only its own order topic). */
+static int order_admitted(daemon *d, const char *topic_participant)
+{
+    int64_t iv = ctl_floor_div(ctl_floor_div(now_ms(d), 1000), d->cfg->rules.length_s);
+    if (budget_take(&d->orders_budget, topic_participant, iv,
+                    d->cfg->order_max_per_interval) == 0)
+        return 1;
+    d->orders_flood++;
+    snprintf(d->order_drop_home, sizeof d->order_drop_home, "%s", topic_participant);
+    log_order_drops(d, 0);
+    return 0;
+}
+
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
+    if (!order_admitted(d, topic_participant))
+        return;
     if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH)
         flush_orders(d); /* a full batch goes now, from inside the bus callback */
     d->orders_in++;
@@ -189,6 +284,59 @@ static void flush_readings(daemon *d)
     d->n_batch = 0;
 }
 
+/* One warning line per DROP_LOG_MS at most, with the counts since the last one: a home
+ * sending 200,000 bad readings must not turn into 200,000 log lines. */
+static void log_drops(daemon *d, int force)
+{
+    uint64_t f = d->readings_future - d->logged_future, l = d->readings_late - d->logged_late,
+             x = d->readings_flood - d->logged_flood;
+    if (!(f || l || x) || (!force && ctl_wall_ms() < d->drop_log_ms))
+        return;
+    ctl_logf(&d->log, CTL_LOG_WARN,
+             "readings refused: %llu stamped more than %llds in the future, %llu for intervals "
+             "already settled, %llu beyond %lld per meter and interval (latest: meter %s, %s)",
+             (unsigned long long)f, (long long)d->cfg->reading_max_future_s,
+             (unsigned long long)l, (unsigned long long)x,
+             (long long)d->cfg->reading_max_per_interval, d->drop_meter, d->drop_why);
+    d->logged_future = d->readings_future;
+    d->logged_late = d->readings_late;
+    d->logged_flood = d->readings_flood;
+    d->drop_log_ms = ctl_wall_ms() + DROP_LOG_MS;
+}
+
+static void drop_reading(daemon *d, const char *meter_id, uint64_t *counter, const char *why)
+{
+    (*counter)++;
+    snprintf(d->drop_meter, sizeof d->drop_meter, "%s", meter_id);
+    d->drop_why = why;
+    log_drops(d, 0);
+}
+
+/* The controller's own checks of a reading before it is stored (docs/trust.md, layer 2); the
+ * quality bits the home sent are stored as they are and only ever hold its interval. */
+static int reading_admitted(daemon *d, const mtr_sample *s)
+{
+    const ctl_daemon_config *c = d->cfg;
+    int64_t now = now_ms(d), skew = c->reading_max_future_s * 1000 * c->clock.speed;
+    if (s->ts_ms > now && s->ts_ms - now > skew) {
+        drop_reading(d, s->meter_id, &d->readings_future, "in the future");
+        return 0;
+    }
+    int64_t iv = ctl_floor_div(ctl_floor_div(s->ts_ms, 1000), c->rules.length_s);
+    if (d->settler) {
+        int64_t last = ctl_settler_last_settled(d->settler);
+        if (last != INT64_MIN && iv <= last) {
+            drop_reading(d, s->meter_id, &d->readings_late, "interval already settled");
+            return 0;
+        }
+    }
+    if (budget_take(&d->readings_budget, s->meter_id, iv, c->reading_max_per_interval) != 0) {
+        drop_reading(d, s->meter_id, &d->readings_flood, "too many for one interval");
+        return 0;
+    }
+    return 1;
+}
+
 static void handle_reading(daemon *d, const char *meter_id, const bus_message *msg)
 {
     mtr_sample s;
@@ -196,6 +344,10 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
     if (bus_state_decode(msg->payload, msg->len, meter_id, &s, why, sizeof why) != BUS_OK) {
         d->readings_bad++;
         ctl_logf(&d->log, CTL_LOG_WARN, "reading of meter %s rejected: %s", meter_id, why);
+        ctl_cm_reading(d->cm, meter_id, CTL_CM_READING_REJECTED);
+        return;
+    }
+    if (!reading_admitted(d, &s)) {
         ctl_cm_reading(d->cm, meter_id, CTL_CM_READING_REJECTED);
         return;
     }
@@ -650,6 +802,15 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     d->cfg = cfg;
     d->log = (ctl_log){"controller", cfg->log_level, NULL, NULL};
     int status = 1;
+    d->readings_budget.slot = calloc(BUDGET_SLOTS, sizeof *d->readings_budget.slot);
+    d->orders_budget.slot = calloc(BUDGET_SLOTS, sizeof *d->orders_budget.slot);
+    if (!d->readings_budget.slot || !d->orders_budget.slot) {
+        free(d->readings_budget.slot);
+        free(d->orders_budget.slot);
+        free(d);
+        return 1;
+    }
+    d->drop_why = "";
     int64_t now_s = ctl_floor_div(now_ms(d), 1000);
     ctl_store_identity id = {cfg->community, cfg->rules.length_s,
                              ctl_interval_first_open(now_s, &cfg->rules)};
@@ -720,20 +881,27 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         if (d->republish && bus_connected(d->bus))
             republish(d);
         settle_due(d);
+        retain_due(d);
+        log_drops(d, 0);
+        log_order_drops(d, 0);
         metrics_tick(d);
         ctl_service_tick(&svc, ctl_wall_ms());
-        retain_due(d);
     }
     ctl_service_notify(&svc, "STOPPING=1");
     flush_orders(d);
+    log_drops(d, 1);
+    log_order_drops(d, 1);
     ctl_ingest_stats st;
     ctl_ingest_get_stats(d->ingest, &st);
     ctl_logf(&d->log, CTL_LOG_INFO,
              "stopping: %llu orders in %llu batches (largest %zu), %llu receipts, %llu readings "
-             "stored, %llu rejected",
+             "stored, %llu rejected, %llu refused (%llu future, %llu late, %llu over budget)",
              (unsigned long long)d->orders_in, (unsigned long long)st.batches, st.largest_batch,
              (unsigned long long)d->receipts_out, (unsigned long long)d->readings_in,
-             (unsigned long long)d->readings_bad);
+             (unsigned long long)d->readings_bad,
+             (unsigned long long)(d->readings_future + d->readings_late + d->readings_flood),
+             (unsigned long long)d->readings_future, (unsigned long long)d->readings_late,
+             (unsigned long long)d->readings_flood);
     if (d->readings_thinned)
         ctl_logf(&d->log, CTL_LOG_INFO, "reading retention deleted %llu readings",
                  (unsigned long long)d->readings_thinned);
@@ -747,6 +915,8 @@ out:
     free(d->page);
     ctl_settler_free(d->settler);
     ctl_store_free(d->store);
+    free(d->readings_budget.slot);
+    free(d->orders_budget.slot);
     free(d);
     return status;
 }

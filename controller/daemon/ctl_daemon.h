@@ -36,6 +36,9 @@ typedef struct {
     int64_t reading_retention_days;    /* readings older than this (of settled intervals) are
                                         * thinned to the boundary pairs (db/retention.h); 0: kept */
     int64_t min_attestation_tier;      /* readings below it are refused (settle/reading_attest.h) */
+    int64_t reading_max_future_s;      /* readings stamped further ahead are refused (x speed) */
+    int64_t reading_max_per_interval;  /* readings stored per meter and interval; more refused */
+    int64_t order_max_per_interval;    /* order messages taken per home and interval; more dropped */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
     char metrics_listen[128];          /* HOST:PORT of the metrics page; "" for none */
     char metrics_textfile[CTL_PATH_MAX]; /* the page written here too; "" for none */

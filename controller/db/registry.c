@@ -315,3 +315,71 @@ int64_t ctl_registry_count(ctl_db *cdb)
         return CTL_REG_E_DB;
     return n;
 }
+
+/* ---- physical limits ---- */
+
+static int limit_ok(int64_t v)
+{
+    return v == CTL_LIMIT_NONE || v == CTL_LIMIT_KEEP || (v >= 0 && v <= CTL_LIMIT_MAX_W);
+}
+
+int ctl_registry_limits_get(ctl_db *cdb, const char *id, ctl_limits *out)
+{
+    sqlite3 *db = ctl_db__sqlite(cdb);
+    if (!db || !ctl_id_valid(id) || !out)
+        return CTL_REG_E_INVAL;
+    *out = (ctl_limits){CTL_LIMIT_NONE, CTL_LIMIT_NONE, CTL_LIMIT_NONE, CTL_LIMIT_NONE};
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT connection_w, pv_wp, battery_wh, battery_w"
+                           " FROM participant_limits WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return CTL_REG_E_DB;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st), rc = CTL_REG_OK;
+    if (step == SQLITE_ROW) {
+        int64_t *f[4] = {&out->connection_w, &out->pv_wp, &out->battery_wh, &out->battery_w};
+        for (int i = 0; i < 4; i++)
+            if (sqlite3_column_type(st, i) != SQLITE_NULL)
+                *f[i] = sqlite3_column_int64(st, i);
+    } else if (step != SQLITE_DONE) {
+        rc = CTL_REG_E_DB;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ctl_registry_limits_set(ctl_db *cdb, const char *id, const ctl_limits *l)
+{
+    sqlite3 *db = ctl_db__sqlite(cdb);
+    if (!db || !ctl_id_valid(id) || !l || !limit_ok(l->connection_w) || !limit_ok(l->pv_wp) ||
+        !limit_ok(l->battery_wh) || !limit_ok(l->battery_w))
+        return CTL_REG_E_INVAL;
+    ctl_participant p;
+    ctl_limits cur;
+    int rc = ctl_registry_lookup(cdb, id, &p);
+    if (rc != CTL_REG_OK)
+        return rc;
+    if ((rc = ctl_registry_limits_get(cdb, id, &cur)) != CTL_REG_OK)
+        return rc;
+    int64_t want[4] = {l->connection_w, l->pv_wp, l->battery_wh, l->battery_w};
+    int64_t have[4] = {cur.connection_w, cur.pv_wp, cur.battery_wh, cur.battery_w};
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO participant_limits(id, connection_w, pv_wp,"
+                           " battery_wh, battery_w) VALUES(?, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return CTL_REG_E_DB;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    for (int i = 0; i < 4; i++) {
+        int64_t v = want[i] == CTL_LIMIT_KEEP ? have[i] : want[i];
+        if (v == CTL_LIMIT_NONE)
+            sqlite3_bind_null(st, i + 2);
+        else
+            sqlite3_bind_int64(st, i + 2, v);
+    }
+    int changes = 0;
+    rc = write_tx(db, st, &changes);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? CTL_REG_OK : CTL_REG_E_DB;
+}

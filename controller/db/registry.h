@@ -94,6 +94,27 @@ void ctl_registry_reader_free(ctl_registry_reader *r);
  * version) are skipped, and the list then ends with CTL_REG_E_BAD_ROW. */
 int ctl_registry_list(ctl_db *db, int (*fn)(const ctl_participant *p, void *ctx), void *ctx);
 
+/* ---- physical limits (issue 12) ----
+ * What a home can physically do, registered by the coordinator: settlement holds an interval
+ * whose metered energy exceeds them (docs/trust.md). Each field is CTL_LIMIT_NONE when not
+ * registered (then that check is off), else >= 0; 0 means "none" (pv_wp 0: no solar). */
+#define CTL_LIMIT_NONE INT64_C(-1)
+#define CTL_LIMIT_KEEP INT64_C(-2) /* ctl_registry_limits_set: leave the stored value */
+#define CTL_LIMIT_MAX_W INT64_C(1000000000000) /* 1 TW: anything above is a typing error */
+typedef struct {
+    int64_t connection_w; /* the connection's capacity, both directions (A x V x phases) */
+    int64_t pv_wp;        /* registered PV peak power */
+    int64_t battery_wh;   /* usable battery energy */
+    int64_t battery_w;    /* battery's largest discharge power */
+} ctl_limits;
+
+/* The limits of participant id; every field CTL_LIMIT_NONE when none are registered (also for
+ * an unknown id). CTL_REG_OK, CTL_REG_E_INVAL, CTL_REG_E_DB. */
+int ctl_registry_limits_get(ctl_db *db, const char *id, ctl_limits *out);
+/* Sets the limits of an existing participant: each field a value in 0..CTL_LIMIT_MAX_W,
+ * CTL_LIMIT_NONE (clear) or CTL_LIMIT_KEEP. CTL_REG_E_NOT_FOUND when id is not registered. */
+int ctl_registry_limits_set(ctl_db *db, const char *id, const ctl_limits *l);
+
 /* Number of participants, or a negative CTL_REG_E_* code. */
 int64_t ctl_registry_count(ctl_db *db);
 

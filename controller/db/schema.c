@@ -157,9 +157,30 @@ static const char V3[] =
     " tier INTEGER NOT NULL CHECK(tier IN (0, 1, 2)),"
     " PRIMARY KEY(meter_id, ts_ms)) WITHOUT ROWID;";
 
+/* Version 4 (issue 12, proof of physical work): each home's registered physical limits, read by
+ * db/registry.c (ctl_registry_limits_*) and checked by settlement against the metered energy;
+ * and the carried import of held intervals (settle_carry).
+ * A table of its own rather than columns of participants, so the registry's layout check and
+ * older readers of participants are untouched. NULL: not registered (not checked); 0: none
+ * (e.g. pv_wp 0 for a home without solar). */
+static const char V4[] =
+    "CREATE TABLE IF NOT EXISTS participant_limits("
+    " id TEXT PRIMARY KEY NOT NULL CHECK(length(id) BETWEEN 1 AND 63),"
+    " connection_w INTEGER CHECK(connection_w IS NULL OR connection_w >= 0),"
+    " pv_wp INTEGER CHECK(pv_wp IS NULL OR pv_wp >= 0),"
+    " battery_wh INTEGER CHECK(battery_wh IS NULL OR battery_wh >= 0),"
+    " battery_w INTEGER CHECK(battery_w IS NULL OR battery_w >= 0)"
+    ") WITHOUT ROWID;"
+    /* settle/settle_carry.c: import of held intervals carried into a home's next good one
+     * (layer 6), kept for its statement; participant is the market number, as in ledger_tx */
+    "CREATE TABLE IF NOT EXISTS settle_carry("
+    " interval_id INTEGER NOT NULL, participant INTEGER NOT NULL,"
+    " from_interval INTEGER NOT NULL, import_wh INTEGER NOT NULL,"
+    " PRIMARY KEY(interval_id, participant)) WITHOUT ROWID;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

@@ -272,7 +272,12 @@ int ctl_store_put_readings(ctl_store *s, const mtr_sample *r, size_t n, int64_t 
         return rc;
     size_t added = 0;
     sqlite3_stmt *st = prep(s, "INSERT OR IGNORE INTO readings VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
-    if (!st)
+    /* the duplicate rule (docs/trust.md): the same counters again are a resend and change
+     * nothing; other counters for a stored (meter, time) are a conflict, which marks the
+     * stored reading MTR_Q_CONFLICT so its interval is held, whichever came first */
+    sqlite3_stmt *cf = prep(s, "UPDATE readings SET quality = quality | ?5 WHERE meter_id = ?1"
+                               " AND ts_ms = ?2 AND (import_wh != ?3 OR export_wh != ?4)");
+    if (!st || !cf)
         rc = db_code(s->db);
     for (size_t i = 0; i < n && rc == CTL_ST_OK; i++) {
         sqlite3_reset(st);
@@ -284,12 +289,23 @@ int ctl_store_put_readings(ctl_store *s, const mtr_sample *r, size_t n, int64_t 
         sqlite3_bind_int64(st, 6, r[i].soc_permille);
         sqlite3_bind_int64(st, 7, (int64_t)r[i].quality);
         sqlite3_bind_int64(st, 8, received_ms);
-        if (sqlite3_step(st) != SQLITE_DONE)
+        if (sqlite3_step(st) != SQLITE_DONE) {
             rc = db_code(s->db);
-        else
-            added += (size_t)(sqlite3_changes(s->db) > 0);
+        } else if (sqlite3_changes(s->db) > 0) {
+            added++;
+        } else {
+            sqlite3_reset(cf);
+            sqlite3_bind_text(cf, 1, r[i].meter_id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(cf, 2, r[i].ts_ms);
+            sqlite3_bind_int64(cf, 3, r[i].import_wh);
+            sqlite3_bind_int64(cf, 4, r[i].export_wh);
+            sqlite3_bind_int64(cf, 5, (int64_t)MTR_Q_CONFLICT);
+            if (sqlite3_step(cf) != SQLITE_DONE)
+                rc = db_code(s->db);
+        }
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(cf);
     if (inserted)
         *inserted = rc == CTL_ST_OK ? added : 0;
     return finish(s, rc);

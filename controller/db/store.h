@@ -81,7 +81,9 @@ int64_t ctl_store_first_interval(const ctl_store *s);
 /* ---- readings ---- */
 
 /* Stores a reading as received (bad quality too: it is flagged, not dropped). A second reading
- * of the same meter with the same timestamp is ignored (*inserted = 0). */
+ * of the same meter with the same timestamp is not stored (*inserted = 0): with the same import
+ * and export counters it is a resend and changes nothing; with others it is a conflict and the
+ * stored reading gets MTR_Q_CONFLICT, so settlement holds its interval (neither is trusted). */
 int ctl_store_put_reading(ctl_store *s, const mtr_sample *r, int64_t received_ms, int *inserted);
 
 /* Stores n readings (at most CTL_STORE_READINGS_MAX) in one transaction, as

@@ -10,6 +10,7 @@
 #include "common/interval.h"
 #include "mgx/civil.h"
 #include "settle/ledger_store.h"
+#include "settle/settle_carry.h"
 #include "settle/settle_interval.h"
 #include "settle/settle_input.h"
 
@@ -237,6 +238,17 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
              (unsigned long long)r->block.log_size, (long long)ms);
     for (size_t i = 0; i < x->n_members; i++) {
         const ctl_settle_member *m = &x->members[i];
+        if (m->carried_from != INT64_MIN) {
+            if (ctl_carry_put(st->db, r->block.interval_id, (int64_t)m->market_id, m->carried_from,
+                              m->carried_import_wh) != 0)
+                ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: carry of %s not recorded: %s",
+                         (long long)r->block.interval_id, m->name, ctl_db_errmsg(st->db));
+            ctl_logf(st->cfg.log, CTL_LOG_WARN,
+                     "interval %lld: %s pays for %lld Wh of import carried from intervals "
+                     "%lld..%lld, where it was held or silent (trust layer 6)",
+                     (long long)r->block.interval_id, m->name, (long long)m->carried_import_wh,
+                     (long long)m->carried_from, (long long)r->block.interval_id - 1);
+        }
         if (m->metered.status == STM_GOOD || (!m->trades && m->metered.status == STM_MISSING))
             continue;
         char q[160] = "", where[CTL_PARTICIPANT_MAX + 200];
@@ -246,7 +258,9 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
             snprintf(where, sizeof where, "meter %s%s%s", m->meter_id, q[0] ? ": " : "", q);
         else
             snprintf(where, sizeof where, "no meter in the registry");
-        ctl_logf(st->cfg.log, CTL_LOG_WARN, "interval %lld: %s held as %s (%s)",
+        ctl_logf(st->cfg.log, CTL_LOG_WARN,
+                 "interval %lld: %s held as %s (%s); its import is owed and carried to its next "
+                 "good interval",
                  (long long)r->block.interval_id, m->name, stm_status_name(m->metered.status),
                  where);
     }
@@ -436,6 +450,20 @@ static json_t *statement_json(ctl_settler *st, const block_view *v, const stl_po
     if (!j) {
         json_decref(trades);
         return NULL;
+    }
+    /* why it is held, by name (MTR_Q_* bits: the meter's own and the controller's checks) */
+    char flags[256] = "";
+    if (p->quality && mtr_quality_str(p->quality, flags, sizeof flags) > 0)
+        json_object_set_new(j, "flags", json_string(flags));
+    if (p->status != STL_POS_GOOD)
+        json_object_set_new(j, "held", json_string("nothing settled here; the import of this "
+                                                   "interval is owed and billed with the next "
+                                                   "good interval (docs/trust.md)"));
+    int64_t carried_from, carried_wh;
+    if (ctl_carry_get(st->db, v->b.interval_id, (int64_t)p->participant, &carried_from,
+                      &carried_wh) == 1) {
+        json_object_set_new(j, "carried_import_wh", json_integer(carried_wh));
+        json_object_set_new(j, "carried_from_interval", json_integer(carried_from));
     }
     json_object_set_new(j, "local_paid_uc", json_integer(p->local_paid_uc));
     json_object_set_new(j, "fee_paid_uc", json_integer(p->fee_paid_uc));

@@ -10,6 +10,7 @@
 #include "common/errbuf.h"
 
 #include "db/registry.h"
+#include "settle/settle_carry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ static int add_member(build_ctx *b, uint64_t market_id, const char *name, int tr
     snprintf(m->name, sizeof m->name, "%s", name);
     m->trades = trades;
     m->metered.status = STM_MISSING;
+    m->carried_from = INT64_MIN;
     return CTL_ST_OK;
 }
 
@@ -133,6 +135,53 @@ static int on_reading(const mtr_sample *r, void *ctx)
     return 0;
 }
 
+/* Layer 6: a home settling good after held or silent intervals pays for their import now:
+ * the rise of its import counter from the end of its last good interval to the start of this
+ * one (settle_carry.h). Its own boundaries decide; when the old one cannot be determined any
+ * more nothing is carried. A counter lower than it was is held as backwards. */
+static int carry_of(ctl_store *s, const ctl_interval_result *r, const stm_rules *rules,
+                    ctl_settle_member *m, reading_vec *rv, char *err, size_t errlen)
+{
+    int64_t last, len;
+    int rc = ctl_carry_last_good(ctl_store_db(s), (int64_t)m->market_id, r->interval_id, &last,
+                                 &len);
+    if (rc < 0) {
+        ctl_errf(err, errlen, "ledger positions of %s: %s", m->name,
+                 ctl_db_errmsg(ctl_store_db(s)));
+        return CTL_ST_E_DB;
+    }
+    int64_t from_ms = (last + 1) * len * 1000, to_ms = r->start_utc * 1000;
+    if (rc != 0 || from_ms >= to_ms)
+        return CTL_ST_OK; /* never good before, or good in the interval before */
+    int64_t a_imp, a_exp, b_imp, b_exp, lo, hi;
+    /* the start of this interval, from the readings already at hand */
+    if (!stm_boundary(rv->v, rv->n, to_ms, rules, &b_imp, &b_exp))
+        return CTL_ST_OK; /* cannot happen for a good interval */
+    stm_window(from_ms, from_ms, rules, &lo, &hi);
+    rv->n = 0;
+    rv->full = 0;
+    if ((rc = ctl_store_readings(s, m->meter_id, lo, hi == INT64_MAX ? hi : hi + 1, on_reading,
+                                 rv)) != CTL_ST_OK) {
+        ctl_errf(err, errlen, "readings of meter %s: %s", m->meter_id, ctl_store_strerror(rc));
+        return rc;
+    }
+    if (rv->full || !stm_boundary(rv->v, rv->n, from_ms, rules, &a_imp, &a_exp))
+        return CTL_ST_OK;
+    if (b_imp < a_imp) {
+        m->metered.status = STM_FLAGGED;
+        m->metered.quality |= MTR_Q_BACKWARDS;
+        return CTL_ST_OK;
+    }
+    if (b_imp - a_imp > STL_METER_MAX_WH - m->metered.import_wh) {
+        m->metered.status = STM_FLAGGED;
+        m->metered.quality |= MTR_Q_RANGE;
+        return CTL_ST_OK;
+    }
+    m->carried_import_wh = b_imp - a_imp;
+    m->carried_from = last + 1;
+    return CTL_ST_OK;
+}
+
 static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules *rules,
                     ctl_settle_member *m, reading_vec *rv, char *err, size_t errlen)
 {
@@ -155,9 +204,10 @@ static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules 
         return rc;
     }
     if (rv->full) {
-        ctl_errf(err, errlen, "meter %s: more than %u readings around interval %lld", m->meter_id,
-                 CTL_SETTLE_MAX_READINGS, (long long)r->interval_id);
-        return CTL_ST_E_INVAL;
+        /* a meter that flooded the store holds its own home, not the interval: the others
+         * settle, and the work per home stays bounded (docs/trust.md, layer 7) */
+        m->metered = (stm_result){STM_FLAGGED, 0, 0, MTR_Q_FLOOD};
+        return CTL_ST_OK;
     }
     if (stm_interval(rv->v, rv->n, start, end, rules, &m->metered) != STM_OK) {
         ctl_errf(err, errlen, "meter %s: bad readings or rules", m->meter_id);
@@ -170,6 +220,22 @@ static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules 
                  ctl_db_errmsg(ctl_store_db(s)));
         return CTL_ST_E_DB;
     }
+    if (m->metered.status == STM_MISSING)
+        return CTL_ST_OK;
+    /* layer 1: what the home's connection, panels and battery allow in the interval */
+    ctl_limits l;
+    if ((rc = ctl_registry_limits_get(ctl_store_db(s), m->name, &l)) != CTL_REG_OK) {
+        ctl_errf(err, errlen, "limits of %s: %s", m->name, ctl_registry_strerror(rc));
+        return CTL_ST_E_DB;
+    }
+    stm_limits sl = {l.connection_w, l.pv_wp, l.battery_wh, l.battery_w};
+    uint32_t q = stm_limits_check(&sl, m->metered.import_wh, m->metered.export_wh, r->length_s);
+    if (q) {
+        m->metered.status = STM_FLAGGED;
+        m->metered.quality |= q;
+    }
+    if (m->metered.status == STM_GOOD)
+        return carry_of(s, r, rules, m, rv, err, errlen);
     return CTL_ST_OK;
 }
 
@@ -227,7 +293,8 @@ int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm
             out->n_missing++;
         if (m->metered.status != STM_MISSING)
             out->meters[out->in.n_meters++] = (stl_metered){
-                m->market_id, m->metered.import_wh, m->metered.export_wh, m->metered.quality};
+                m->market_id, m->metered.import_wh + m->carried_import_wh, m->metered.export_wh,
+                m->metered.quality};
     }
     out->in.interval_id = r->interval_id;
     out->in.interval_len_s = (uint32_t)r->length_s;

@@ -9,7 +9,9 @@
  * grid). A participant's meter is the registry's meter id. A trading participant with no
  * registry entry, no meter or no determinable boundary gets no meter record, so reconciliation
  * holds it as "missing"; a meter with flagged readings gives a record with their quality bits,
- * so it is held as "flagged". A home that neither traded nor has a usable reading is left out
+ * so it is held as "flagged", and so is one whose energy exceeds the home's registered limits
+ * (MTR_Q_LIMIT, ctl_registry_limits_get) or whose readings flood the window (MTR_Q_FLOOD). A
+ * home that neither traded nor has a usable reading is left out
  * (it has nothing to settle); one with flagged readings is recorded as flagged.
  *
  * Participants are numbered by the market numbers of the controller's store (the numbers in
@@ -28,9 +30,11 @@
 #include "settle/settle_meter.h"
 #include "db/store.h"
 
-/* Readings of one meter looked at for one interval; more is refused (a misconfigured meter
- * publishing thousands of times a second must not exhaust memory). */
-#define CTL_SETTLE_MAX_READINGS 200000u
+/* Readings of one meter looked at for one interval: a meter with more is held as flagged
+ * (MTR_Q_FLOOD), alone, so a flood costs bounded work and blocks no one else. The controller
+ * stores at most reading_max_per_interval per meter and interval (ctl_daemon.c); this is the
+ * cap for a store filled some other way. */
+#define CTL_SETTLE_MAX_READINGS 20000u
 /* Participants settled in one interval. */
 #define CTL_SETTLE_MAX_MEMBERS 100000u
 
@@ -43,6 +47,10 @@ typedef struct {
     stm_result metered;        /* STM_MISSING when it has no meter */
     int attestation_tier;      /* lowest tier of the readings looked at (0 unsigned, 1 gateway
                                 * key, 2 certified meter; settle/reading_attest.h); 0 with none */
+    /* layer 6 (settle_carry.h): import of the intervals since its last good one, added to its
+     * import when it settles good here; carried_from is the first of them (INT64_MIN none) */
+    int64_t carried_import_wh;
+    int64_t carried_from;
 } ctl_settle_member;
 
 typedef struct {

@@ -82,6 +82,18 @@ static bool find_boundary(const mtr_sample *r, size_t n, int64_t t, int64_t max_
     return true;
 }
 
+int stm_boundary(const mtr_sample *r, size_t n, int64_t t, const stm_rules *rules,
+                 int64_t *import_wh, int64_t *export_wh)
+{
+    boundary b;
+    if (!r || !rules || rules->max_gap_ms <= 0 || !find_boundary(r, n, t, rules->max_gap_ms, &b) ||
+        !b.known)
+        return 0;
+    *import_wh = b.import_wh;
+    *export_wh = b.export_wh;
+    return 1;
+}
+
 /* Quality bits of the readings with from <= ts <= to. */
 static uint32_t flags_between(const mtr_sample *r, size_t n, int64_t from, int64_t to)
 {
@@ -158,4 +170,39 @@ int stm_interval(const mtr_sample *r, size_t n, int64_t start_ms, int64_t end_ms
         out->export_wh = exp;
     }
     return STM_OK;
+}
+
+/* ceil(p_w * len_s / 3600) Wh, saturating (p_w <= 10^12 W, len_s <= 86400 fits int64). */
+static int64_t cap_wh(int64_t p_w, int64_t len_s)
+{
+    int64_t x;
+    if (__builtin_mul_overflow(p_w, len_s, &x) || x > INT64_MAX - 3599)
+        return INT64_MAX;
+    return (x + 3599) / 3600;
+}
+
+uint32_t stm_limits_check(const stm_limits *l, int64_t import_wh, int64_t export_wh,
+                          int64_t len_s)
+{
+    if (!l || len_s <= 0)
+        return 0;
+    if (l->connection_w >= 0) {
+        int64_t c = cap_wh(l->connection_w, len_s);
+        if (import_wh > c || export_wh > c)
+            return MTR_Q_LIMIT;
+    }
+    if (l->pv_wp >= 0) {
+        int64_t batt = 0;
+        if (l->battery_w >= 0 && l->battery_wh >= 0)
+            batt = cap_wh(l->battery_w, len_s) < l->battery_wh ? cap_wh(l->battery_w, len_s)
+                                                               : l->battery_wh;
+        else if (l->battery_w >= 0)
+            batt = cap_wh(l->battery_w, len_s);
+        else if (l->battery_wh >= 0)
+            batt = l->battery_wh;
+        int64_t pv = cap_wh(l->pv_wp, len_s);
+        if (export_wh > (pv > INT64_MAX - batt ? INT64_MAX : pv + batt))
+            return MTR_Q_LIMIT;
+    }
+    return 0;
 }

@@ -58,6 +58,32 @@ void stm_window(int64_t start_ms, int64_t end_ms, const stm_rules *rules, int64_
 int stm_interval(const mtr_sample *r, size_t n, int64_t start_ms, int64_t end_ms,
                  const stm_rules *rules, stm_result *out);
 
+/* The counters at time t from readings r[0..n) (ascending, the window stm_window gives for
+ * [t, t]): 1 with *import_wh / *export_wh when the boundary is known (the rule of
+ * stm_interval), 0 when it is not (no reading near t, or an implausible pair). */
+int stm_boundary(const mtr_sample *r, size_t n, int64_t t, const stm_rules *rules,
+                 int64_t *import_wh, int64_t *export_wh);
+
+/* A home's registered physical limits (db/registry.h ctl_limits; STM_LIMIT_NONE: not
+ * registered). */
+#define STM_LIMIT_NONE INT64_C(-1)
+typedef struct {
+    int64_t connection_w; /* both directions */
+    int64_t pv_wp;
+    int64_t battery_wh;
+    int64_t battery_w;
+} stm_limits;
+
+/* MTR_Q_LIMIT when an interval of len_s seconds with this metered energy is beyond what the
+ * limits allow, else 0. With P x t rounded up to the Wh (cap(P) = ceil(P * len_s / 3600)):
+ *  - import_wh <= cap(connection_w) and export_wh <= cap(connection_w);
+ *  - when pv_wp is registered: export_wh <= cap(pv_wp) + battery, where battery is
+ *    min(cap(battery_w), battery_wh) over the registered ones (0 when neither is): a home
+ *    cannot feed in more than its panels at peak plus its battery could give.
+ * Limits not registered are not checked. Pure. */
+uint32_t stm_limits_check(const stm_limits *l, int64_t import_wh, int64_t export_wh,
+                          int64_t len_s);
+
 /* "good", "flagged", "missing". */
 const char *stm_status_name(stm_status s);
 

@@ -35,8 +35,10 @@ static const char *const TABLES[] = {
     "settle_state", "solana_outbox", "solana_outbox_superseded", "trades"};
 #define N_TABLES (sizeof TABLES / sizeof TABLES[0])
 /* The tables later versions added: 2, reading_retention (db/retention.c); 3, meter_keys and
- * reading_tiers (signed readings, issue 12). */
-static const char *const TABLES_LATER[] = {"reading_retention", "meter_keys", "reading_tiers"};
+ * reading_tiers (signed readings, issue 12); 4, participant_limits and settle_carry (physical
+ * limits and carried import, issue 12). */
+static const char *const TABLES_LATER[] = {"reading_retention", "meter_keys", "reading_tiers",
+                                           "participant_limits", "settle_carry"};
 #define N_LATER (sizeof TABLES_LATER / sizeof TABLES_LATER[0])
 
 static char *dir;

@@ -397,13 +397,14 @@ static void readings(void **state)
         assert_int_equal(ins, 1);
     }
     r.ts_ms = 1000;
-    r.import_wh = 999; /* same meter, same time: a resend, ignored */
+    r.import_wh = 999; /* same meter, same time, other counters: not stored, a conflict */
     assert_int_equal(ctl_store_put_reading(f->s, &r, 5, &ins), CTL_ST_OK);
     assert_int_equal(ins, 0);
     reading_list l = {.n = 0};
     assert_int_equal(ctl_store_readings(f->s, "m1", 1000, 3000, add_reading, &l), CTL_ST_OK);
     assert_int_equal(l.n, 2);
     assert_int_equal(l.v[0].import_wh, 101);
+    assert_int_equal(l.v[0].quality, MTR_Q_CONFLICT); /* issue 12: the duplicate rule */
     assert_int_equal(l.v[1].quality, MTR_Q_JUMP); /* flagged readings are kept, flagged */
     assert_int_equal(l.v[1].soc_permille, -1);
     memset(r.meter_id, 'x', sizeof r.meter_id); /* not NUL-terminated */

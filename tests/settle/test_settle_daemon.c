@@ -13,7 +13,9 @@
  *  - the ledger verifies (chain, signatures, Merkle log, every block re-settled);
  *  - every cleared interval whose grace period is over has exactly one block, in interval
  *    order, and no other interval has one;
- *  - every position settled as good carries exactly the closed-form import and export;
+ *  - every position settled as good carries exactly the closed-form import and export, its
+ *    import including that of the intervals since its last good one (issue 12: what a held or
+ *    silent interval did not pay is carried to the next good one);
  *  - home 3 is never settled as good in an interval where its flagged reading is stored, and
  *    is held as flagged there (with the jump bit) unless its readings all came too late; home 5 is never good in its silent intervals, and its trades
  *    there deliver nothing;
@@ -189,7 +191,8 @@ static void replay_due(bus_client *c, replay *r, int64_t now)
 /* The closed-form checks of every settled block. */
 typedef struct {
     size_t good[HOMES], flagged[HOMES], missing[HOMES], positions;
-    size_t flag_checked, gap_checked;
+    size_t flag_checked, gap_checked, carried;
+    int64_t last_good[HOMES]; /* interval offset + 1 of the home's latest good position; 0 none */
 } tally;
 
 static int market_home(sqlite3 *db, uint64_t market_id)
@@ -225,8 +228,14 @@ static void check_block_txs(sqlite3 *db, int64_t height, int64_t iv, tally *t)
         t->positions++;
         if (p->status == STL_POS_GOOD) {
             t->good[h]++;
-            /* the closed form: 15 minutes at the home's rates, to the Wh */
-            assert_int_equal(p->import_wh, 15 * import_per_min(h));
+            /* the closed form: 15 minutes at the home's rates, to the Wh; plus (issue 12,
+             * layer 6) the import of every interval since its last good one, where it was
+             * held or silent and paid nothing: 15 minutes more per such interval */
+            int64_t since = t->last_good[h] ? iv - (t->last_good[h] - 1) : 1;
+            if (since > 1)
+                t->carried++;
+            assert_int_equal(p->import_wh, 15 * import_per_min(h) * since);
+            t->last_good[h] = iv + 1;
             assert_int_equal(p->export_wh, 15 * export_per_min(h));
         } else if (p->status == STL_POS_FLAGGED) {
             t->flagged[h]++;
@@ -275,7 +284,7 @@ static int settled_enough(const char *db_path)
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
-    return n_blocks >= 30 && t.flag_checked >= 5 && t.gap_checked >= 5 && t.good[FLAG_HOME] >= 5;
+    return n_blocks >= 30 && t.flag_checked >= 5 && t.gap_checked >= 5 && t.good[FLAG_HOME] >= 5 && t.carried >= 2;
 }
 
 static void keygen_is_private(const char *bin, const char *dir, char *skey, char *vkey)
@@ -426,6 +435,7 @@ static void settle_under_kills(void **state)
     assert_true(good_others * 4 >= all_others * 3);
     assert_true(t.flag_checked >= 5);
     assert_true(t.gap_checked >= 5);
+    assert_true(t.carried >= 2); /* layer 6 was exercised: held import paid later */
     assert_true(t.good[FLAG_HOME] >= 5);
 
     /* 4. statements of every block but the last two, and the latest checkpoint retained */

@@ -233,6 +233,34 @@ static void bad_arguments(void **st)
 
 /* The agent and settlement read the same readings the same way: for random good readings every
  * interval the agent completes has net energy = settlement's export - import. */
+/* Issue 12, layer 1, hand-worked: a 15-minute interval (900 s) and
+ *   connection 17250 W (25 A x 230 V x 3): cap = ceil(17250 x 900 / 3600) = 4312.5 -> 4313 Wh;
+ *   PV 5000 Wp: 1250 Wh; battery 5000 W for 900 s = 1250 Wh, but only 1000 Wh stored. */
+static void physical_limits(void **st)
+{
+    (void)st;
+    stm_limits l = {17250, 5000, 1000, 5000};
+    assert_int_equal(stm_limits_check(&l, 4313, 0, 900), 0);
+    assert_int_equal(stm_limits_check(&l, 4314, 0, 900), MTR_Q_LIMIT);
+    /* export: PV 1250 + battery min(1250, 1000) = 2250 */
+    assert_int_equal(stm_limits_check(&l, 0, 2250, 900), 0);
+    assert_int_equal(stm_limits_check(&l, 0, 2251, 900), MTR_Q_LIMIT);
+    /* no solar, no battery: any export is beyond (the swapped meter) */
+    stm_limits none = {17250, 0, 0, STM_LIMIT_NONE};
+    assert_int_equal(stm_limits_check(&none, 3000, 0, 900), 0);
+    assert_int_equal(stm_limits_check(&none, 0, 1, 900), MTR_Q_LIMIT);
+    /* only the connection registered: export up to it is not questioned */
+    stm_limits conn = {10000, STM_LIMIT_NONE, STM_LIMIT_NONE, STM_LIMIT_NONE};
+    assert_int_equal(stm_limits_check(&conn, 0, 2500, 900), 0);
+    assert_int_equal(stm_limits_check(&conn, 0, 2501, 900), MTR_Q_LIMIT);
+    /* nothing registered: nothing checked; 1 s rounds up to 1 Wh for 1 W */
+    stm_limits off = {STM_LIMIT_NONE, STM_LIMIT_NONE, STM_LIMIT_NONE, STM_LIMIT_NONE};
+    assert_int_equal(stm_limits_check(&off, INT64_C(1) << 40, INT64_C(1) << 40, 900), 0);
+    stm_limits one = {1, STM_LIMIT_NONE, STM_LIMIT_NONE, STM_LIMIT_NONE};
+    assert_int_equal(stm_limits_check(&one, 1, 1, 1), 0);
+    assert_int_equal(stm_limits_check(&one, 2, 0, 1), MTR_Q_LIMIT);
+}
+
 static void same_rule_as_agent(void **st)
 {
     (void)st;
@@ -275,7 +303,7 @@ int main(void)
         cmocka_unit_test(interpolated_boundaries), cmocka_unit_test(telescoping),
         cmocka_unit_test(gaps_and_missing),   cmocka_unit_test(flagged_readings),
         cmocka_unit_test(implausible_steps),  cmocka_unit_test(bad_arguments),
-        cmocka_unit_test(same_rule_as_agent),
+        cmocka_unit_test(same_rule_as_agent), cmocka_unit_test(physical_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

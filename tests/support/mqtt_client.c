@@ -214,6 +214,14 @@ int tc_publish(tc_client *c, const char *topic, const void *payload, size_t len,
     return wait_ack(c, has_puback, mid, &c->puback_rc, timeout_ms);
 }
 
+int tc_publish_nowait(tc_client *c, const char *topic, const void *payload, size_t len, int qos)
+{
+    if (len > TC_MAX_PAYLOAD ||
+        mosquitto_publish(c->m, NULL, topic, (int)len, payload, qos, false) != MOSQ_ERR_SUCCESS)
+        return -1;
+    return 0;
+}
+
 typedef struct {
     const char *topic;
     size_t from;

@@ -49,6 +49,11 @@ int tc_subscribe(tc_client *c, const char *filter, int timeout_ms);
 int tc_publish(tc_client *c, const char *topic, const void *payload, size_t len, int qos,
                bool retain, int timeout_ms);
 
+/* Queues a publish at qos and returns at once (0, or -1): for floods, where waiting for each
+ * acknowledgement would measure the test instead of the broker (libmosquitto sends the queue,
+ * QoS 1 with its in-flight window). */
+int tc_publish_nowait(tc_client *c, const char *topic, const void *payload, size_t len, int qos);
+
 /* Waits until a message on exactly this topic has arrived (at or after index *from, if from is
  * not NULL; *from is then set past it). Copies it to *out if out is not NULL. false on timeout. */
 bool tc_wait_topic(tc_client *c, const char *topic, size_t *from, tc_message *out,

@@ -29,10 +29,11 @@ struct sb_broker {
     char conf[4096], log[4096], cafile[4096];
     /* storage for the strings handed out in tc_opts: h-a, h-b, rogue h-a */
     char crt[3][4096], key[3][4096];
-    char passwords[5][64]; /* USERS, then h-a.ha */
+    char passwords[9][64]; /* USERS, then h-a.ha */
 };
 
-static const char *const USERS[] = {"controller", "h-a", "h-b", "h-c"};
+/* h-d .. h-g: the extra homes of tests/settle/test_trust.c (one per fabricated-reading case) */
+static const char *const USERS[] = {"controller", "h-a", "h-b", "h-c", "h-d", "h-e", "h-f", "h-g"};
 
 /* Runs argv quietly; 0 when it exited 0. */
 static int run(char *const argv[])
@@ -256,7 +257,7 @@ tc_opts sb_password_opts(sb_broker *b, const char *id, const char *client_id)
         if (strcmp(USERS[i], id) == 0)
             slot = i;
     if (strcmp(id, "h-a.ha") == 0)
-        slot = 4;
+        slot = sizeof USERS / sizeof USERS[0];
     snprintf(b->passwords[slot], sizeof b->passwords[slot], "pw-%s", id);
     return (tc_opts){.port = b->port_pw,
                      .client_id = client_id,

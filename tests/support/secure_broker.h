@@ -4,7 +4,7 @@
  * mgx-certs.sh, copies community.conf with only its paths and ports replaced, and starts
  * mosquitto on it, so the tests exercise the real config, ACL and script.
  *
- * Users made: "controller", "h-a", "h-b", "h-c" with password "pw-<id>"; client certificates for
+ * Users made: "controller", "h-a" .. "h-g" with password "pw-<id>"; client certificates for
  * h-a and h-b; a rogue CA (not trusted by the broker) with its own certificate for "h-a"; and
  * h-a's read-only Home Assistant login "h-a.ha" (password "pw-h-a.ha", `mgx-certs.sh ha`).
  */

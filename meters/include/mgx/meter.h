@@ -28,7 +28,11 @@ enum {
     MTR_Q_RESET = 1u << 5,         /* the meter's counters were reset (new baseline) */
     MTR_Q_ROLLOVER = 1u << 6,      /* a counter wrapped; the delta was corrected */
     MTR_Q_NEGATIVE = 1u << 7,      /* a counter read negative */
-    MTR_Q_RANGE = 1u << 8          /* a value beyond what mgx represents (|x| > 1e15) */
+    MTR_Q_RANGE = 1u << 8,         /* a value beyond what mgx represents (|x| > 1e15) */
+    /* Set by the controller, never by a meter (docs/trust.md): */
+    MTR_Q_LIMIT = 1u << 9,    /* energy beyond the home's registered physical limits */
+    MTR_Q_FLOOD = 1u << 10,   /* more readings around the interval than settlement reads */
+    MTR_Q_CONFLICT = 1u << 11 /* two different readings for one meter and timestamp */
 };
 
 /* One reading of one device. Energy counters are cumulative totals in integer Wh. */
