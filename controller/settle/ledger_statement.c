@@ -84,7 +84,8 @@ int ctl_ledger_statement(ctl_db *db, int64_t participant, const ctl_statement_ra
             goto out;
         }
         ctl_statement_row row = {
-            b.interval_id, b.interval_id * (int64_t)b.interval_len_s, &tx.position, {0}};
+            b.interval_id, b.interval_id * (int64_t)b.interval_len_s, &tx.position, {0},
+            b.timing};
         if (range->by_interval
                 ? b.interval_id != range->interval_id
                 : (row.start_utc < range->from_utc || row.start_utc >= range->to_utc))

@@ -25,6 +25,7 @@ typedef struct {
     int64_t start_utc;            /* Unix seconds of the interval's start */
     const stl_position *position; /* valid during the callback */
     int64_t v[CTL_STATEMENT_COLS];
+    uint8_t timing;               /* the block's stl_timing (ex_ante for a ledger v1 block) */
 } ctl_statement_row;
 
 /* Which intervals: the one interval_id when by_interval, else those starting in

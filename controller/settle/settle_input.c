@@ -218,7 +218,8 @@ int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm
             out->n_missing++;
         if (m->metered.status != STM_MISSING)
             out->meters[out->in.n_meters++] = (stl_metered){
-                m->market_id, m->metered.import_wh, m->metered.export_wh, m->metered.quality};
+                m->market_id, m->metered.import_wh, m->metered.export_wh, m->metered.quality,
+                STL_TIER_UNSIGNED, 0};
     }
     out->in.interval_id = r->interval_id;
     out->in.interval_len_s = (uint32_t)r->length_s;

@@ -54,7 +54,7 @@ static void street(void **state)
     stl_tariffs tf = {80000, 300000, 10000};
     mkt_trade t[3] = {trade(1, 3, 800, 120000, 10000), trade(1, 4, 200, 120000, 10000),
                       trade(2, 4, 300, 120000, 10000)};
-    stl_metered m[4] = {{4, 400, 0, 0}, {3, 900, 0, 0}, {2, 0, 300, 0}, {1, 0, 700, 0}};
+    stl_metered m[4] = {{4, 400, 0, 0, 0, 0}, {3, 900, 0, 0, 0, 0}, {2, 0, 300, 0, 0, 0}, {1, 0, 700, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(8, 8);
     assert_non_null(r);
     assert_int_equal(stl_reconcile(r, &tf, t, 3, m, 4, NULL), STL_OK);
@@ -117,7 +117,7 @@ static void rounding_account(void **state)
      * = 4 uc. */
     stl_tariffs tf = {0, 1000, 500};
     mkt_trade t = trade(10, 20, 2, 500, 500);
-    stl_metered m[2] = {{10, 0, 1, 0}, {20, 5, 0, 0}};
+    stl_metered m[2] = {{10, 0, 1, 0, 0, 0}, {20, 5, 0, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(1, 2);
     assert_int_equal(stl_reconcile(r, &tf, &t, 1, m, 2, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -138,7 +138,7 @@ static void ties_to_lowest_trade_index(void **state)
      * leftover Wh goes to trade 0 even though its buyer (9) has the larger id. */
     stl_tariffs tf = {0, 0, 0};
     mkt_trade t[2] = {trade(1, 9, 1, 0, 0), trade(1, 8, 1, 0, 0)};
-    stl_metered m[3] = {{1, 0, 1, 0}, {9, 1, 0, 0}, {8, 1, 0, 0}};
+    stl_metered m[3] = {{1, 0, 1, 0, 0, 0}, {9, 1, 0, 0, 0, 0}, {8, 1, 0, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(2, 3);
     assert_int_equal(stl_reconcile(r, &tf, t, 2, m, 3, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -161,8 +161,8 @@ static void flagged_and_missing(void **state)
     stl_tariffs tf = {80000, 300000, 0};
     mkt_trade t[3] = {trade(1, 3, 800, 120000, 0), trade(2, 5, 500, 120000, 0),
                       trade(4, 3, 100, 120000, 0)};
-    stl_metered m[5] = {{1, 0, 1000, MTR_Q_JUMP}, {2, 0, 500, 0}, {3, 800, 0, 0},
-                        {5, 500, 0, MTR_Q_COMM}, {7, 1000, 200, 0}};
+    stl_metered m[5] = {{1, 0, 1000, MTR_Q_JUMP, 0, 0}, {2, 0, 500, 0, 0, 0}, {3, 800, 0, 0, 0, 0},
+                        {5, 500, 0, MTR_Q_COMM, 0, 0}, {7, 1000, 200, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(3, 5);
     assert_int_equal(stl_reconcile(r, &tf, t, 3, m, 5, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -202,7 +202,7 @@ static void full_delivery_is_the_contract(void **state)
      * 123457 uc/kWh = 41111.181 -> 41111, fee 333 * 777 / 1000 = 258.741 -> 258. */
     stl_tariffs tf = {1, 2, 777};
     mkt_trade t = trade(1, 2, 333, 123457, 777);
-    stl_metered m[2] = {{1, 0, 333, 0}, {2, 333, 0, 0}};
+    stl_metered m[2] = {{1, 0, 333, 0, 0, 0}, {2, 333, 0, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(1, 2);
     assert_int_equal(stl_reconcile(r, &tf, &t, 1, m, 2, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -220,7 +220,7 @@ static void rejections(void **state)
     stl_reconciler *r = stl_reconciler_new(2, 2);
     stl_error_at at;
     mkt_trade good = trade(1, 2, 100, 200, 10);
-    stl_metered m[2] = {{1, 0, 100, 0}, {2, 100, 0, 0}};
+    stl_metered m[2] = {{1, 0, 100, 0, 0, 0}, {2, 100, 0, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, m, 2, &at), STL_OK);
 
     mkt_trade bad[2] = {good, good};
@@ -238,13 +238,13 @@ static void rejections(void **state)
     bad[1].energy_wh = 0;
     assert_int_equal(stl_reconcile(r, &tf, bad, 2, m, 2, &at), STL_E_TRADE);
 
-    stl_metered dup[2] = {{1, 0, 100, 0}, {1, 0, 100, 0}};
+    stl_metered dup[2] = {{1, 0, 100, 0, 0, 0}, {1, 0, 100, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, dup, 2, &at), STL_E_METER);
     assert_int_equal(at.meter_index, 1);
-    stl_metered neg[1] = {{1, -1, 0, 0}};
+    stl_metered neg[1] = {{1, -1, 0, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, neg, 1, &at), STL_E_METER);
     assert_int_equal(at.meter_index, 0);
-    stl_metered huge[1] = {{1, 0, STL_METER_MAX_WH + 1, 0}};
+    stl_metered huge[1] = {{1, 0, STL_METER_MAX_WH + 1, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, huge, 1, &at), STL_E_METER);
 
     assert_int_equal(stl_reconcile(r, &tf, bad, 3, m, 2, &at), STL_E_TOO_MANY);
