@@ -6,6 +6,7 @@
 #include "daemon/controller_config.h"
 
 #include "common/errbuf.h"
+#include "daemon/publish_body.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "meter_max_power_w",
                                               "clock_speed",
                                               "clock_anchor",
+                                              "min_group_size",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -82,8 +84,11 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
                              errlen);
     case 13:
         return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
-    default:
+    case 14:
         return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
+    default:
+        return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
+                             errlen);
     }
 }
 
@@ -178,6 +183,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->settlement_grace_s = 900;
     c->reading_max_gap_s = 300;
     c->meter_max_power_w = 100000;
+    c->min_group_size = CTL_MIN_GROUP_SIZE_DEFAULT;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

@@ -33,6 +33,8 @@ typedef struct {
     char settlement_key[CTL_PATH_MAX]; /* the ledger signer key file (`mgx ledger keygen`) */
     int64_t reading_max_gap_s;         /* widest pair of readings around a boundary */
     int64_t meter_max_power_w;         /* plausibility bound of a meter's counters; 0 off */
+    int64_t min_group_size; /* public market results only where >= this many homes stand
+                               behind a figure (daemon/publish_body.h); 1 publishes all */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
     bus_config bus; /* strings owned by the caller, alive during the run; without a
                      * log callback the bus logs through the daemon's log */

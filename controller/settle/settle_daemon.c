@@ -395,27 +395,27 @@ static int name_of(void *ctx, uint64_t id, char *name, size_t cap)
     return ctl_store_participant_name(st->store, id, name, cap) == CTL_ST_OK ? 0 : -1;
 }
 
-static json_t *trade_json(ctl_settler *st, const stl_settled_trade *t)
+/* One of participant's trades, from its side: the counterparty is the coordinator's to know, so
+ * its name never leaves the controller (docs/privacy.md). */
+static json_t *trade_json(const stl_settled_trade *t, uint64_t participant)
 {
-    char s[CTL_PARTICIPANT_MAX] = "?", b[CTL_PARTICIPANT_MAX] = "?";
-    name_of(st, t->seller, s, sizeof s);
-    name_of(st, t->buyer, b, sizeof b);
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seller", s, "buyer", b,
-                     "contracted_wh", (json_int_t)t->contracted_wh, "price_uc_per_kwh",
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "side",
+                     t->seller == participant ? "sell" : "buy", "contracted_wh",
+                     (json_int_t)t->contracted_wh, "price_uc_per_kwh",
                      (json_int_t)t->price_uc_per_kwh, "delivered_wh",
                      (json_int_t)t->delivered_wh, "paid_uc", (json_int_t)t->paid_uc,
                      "received_uc", (json_int_t)t->received_uc, "fee_uc", (json_int_t)t->fee_uc,
                      "rounding_uc", (json_int_t)t->rounding_uc);
 }
 
-static json_t *statement_json(ctl_settler *st, const block_view *v, const stl_position *p,
+static json_t *statement_json(const block_view *v, const stl_position *p,
                               const char *name)
 {
     json_t *trades = json_array();
     for (size_t i = 0; i < v->n_tx; i++)
         if (v->tx[i].kind == STL_TX_TRADE &&
             (v->tx[i].trade.seller == p->participant || v->tx[i].trade.buyer == p->participant))
-            json_array_append_new(trades, trade_json(st, &v->tx[i].trade));
+            json_array_append_new(trades, trade_json(&v->tx[i].trade, p->participant));
     int64_t net = p->local_received_uc + p->grid_received_uc - p->local_paid_uc - p->grid_paid_uc;
     json_t *j = json_pack(
         "{s:i, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "v",
@@ -437,6 +437,9 @@ static json_t *statement_json(ctl_settler *st, const block_view *v, const stl_po
     json_object_set_new(j, "local_received_uc", json_integer(p->local_received_uc));
     json_object_set_new(j, "grid_paid_uc", json_integer(p->grid_paid_uc));
     json_object_set_new(j, "grid_received_uc", json_integer(p->grid_received_uc));
+    json_object_set_new(j, "tier", json_integer(p->tier));
+    json_object_set_new(j, "timing", json_string(v->b.timing == STL_TIMING_EX_POST ? "ex_post"
+                                                                                 : "ex_ante"));
     json_object_set_new(j, "trades", trades);
     return j;
 }
@@ -453,7 +456,7 @@ static void publish_block(ctl_settler *st, bus_client *bus, const block_view *v)
         if (name_of(st, p->participant, name, sizeof name) != 0 || !bus_id_valid(name))
             continue; /* not a bus participant (a ledger number without a name) */
         snprintf(topic, sizeof topic, "mgx/v1/%s/statement/%s", c, name);
-        json_t *j = statement_json(st, v, p, name);
+        json_t *j = statement_json(v, p, name);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!text) {
