@@ -522,8 +522,8 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
             for (size_t i = 0; t && i < v.n_tx; i++)
                 if (v.tx[i].kind == STL_TX_TRADE)
                     t[nt++] = v.tx[i].trade;
-            rc = t ? ctl_settle_solana_block(st->sol, &v.b, t, nt, name_of, st, real_ms, msg,
-                                             sizeof msg)
+            rc = t ? ctl_settle_solana_block(st->sol, &v.b, v.checkpoint, t, nt, name_of, st,
+                                             real_ms, msg, sizeof msg)
                    : -1;
         } else {
             snprintf(msg, sizeof msg, "block %llu cannot be read", (unsigned long long)h);

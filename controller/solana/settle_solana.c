@@ -27,6 +27,7 @@ void ctl_settle_solana_defaults(ctl_settle_solana_config *c)
     memset(c, 0, sizeof *c);
     c->energy_decimals = 0;
     c->payment_decimals = 6;
+    c->mode = CTL_SOL_MODE_ANCHOR; /* nothing per home on chain unless asked for */
     c->poll_ms = 2000;
     c->timeout_ms = 5000;
 }
@@ -76,6 +77,19 @@ int ctl_settle_solana_key(ctl_settle_solana_config *c, const char *key, const ch
     }
     if (strcmp(key, "keypair") == 0)
         return str_key(key, value, c->keypair, sizeof c->keypair, err, errlen);
+    if (strcmp(key, "mode") == 0) {
+        if (strcmp(value, "anchor") == 0 || strcmp(value, "per_trade") == 0) {
+            c->mode = strcmp(value, "anchor") == 0 ? CTL_SOL_MODE_ANCHOR : CTL_SOL_MODE_PER_TRADE;
+            return 1;
+        }
+        if (strcmp(value, "netted") == 0)
+            ctl_errf(err, errlen, "mode netted (per billing period through a community pool) is "
+                                  "not built yet: use anchor or per_trade");
+        else
+            ctl_errf(err, errlen, "mode must be anchor (the default) or per_trade, not '%s'",
+                     value);
+        return 0;
+    }
     if (strcmp(key, "wallets") == 0)
         return str_key(key, value, c->wallets, sizeof c->wallets, err, errlen);
     if (strcmp(key, "energy_mint") == 0)
@@ -98,14 +112,18 @@ int ctl_settle_solana_check(const ctl_settle_solana_config *c, char *err, size_t
 {
     if (!c->enabled)
         return 1;
-    const char *missing = !c->rpc_url[0]        ? "rpc_url"
-                          : !c->keypair[0]      ? "keypair"
-                          : !c->energy_mint[0]  ? "energy_mint"
-                          : !c->payment_mint[0] ? "payment_mint"
-                          : !c->wallets[0]      ? "wallets"
-                                                : NULL;
+    int per_trade = c->mode == CTL_SOL_MODE_PER_TRADE; /* anchor needs no mints or wallets */
+    const char *missing = !c->rpc_url[0]                     ? "rpc_url"
+                          : !c->keypair[0]                   ? "keypair"
+                          : per_trade && !c->energy_mint[0]  ? "energy_mint"
+                          : per_trade && !c->payment_mint[0] ? "payment_mint"
+                          : per_trade && !c->wallets[0]      ? "wallets"
+                                                             : NULL;
     if (missing) {
-        ctl_errf(err, errlen, "[solana] needs %s", missing);
+        ctl_errf(err, errlen, "[solana] needs %s%s", missing,
+                 per_trade && strcmp(missing, "rpc_url") && strcmp(missing, "keypair")
+                     ? " (mode per_trade)"
+                     : "");
         return 0;
     }
     if (c->energy_decimals != 0) {
@@ -314,13 +332,14 @@ int ctl_settle_solana_new(const ctl_settle_solana_config *c, ctl_db *db,
     x->c.token_program = SOL_TOKEN_PROGRAM;
     x->c.energy_decimals = (uint8_t)c->energy_decimals;
     x->c.payment_decimals = (uint8_t)c->payment_decimals;
-    if (sol_pubkey_from_base58(c->energy_mint, &x->c.energy_mint) != SOL_OK ||
-        sol_pubkey_from_base58(c->payment_mint, &x->c.payment_mint) != SOL_OK) {
+    int per_trade = c->mode == CTL_SOL_MODE_PER_TRADE;
+    if (per_trade && (sol_pubkey_from_base58(c->energy_mint, &x->c.energy_mint) != SOL_OK ||
+                      sol_pubkey_from_base58(c->payment_mint, &x->c.payment_mint) != SOL_OK)) {
         ctl_errf(err, errlen, "[solana]: bad mint address");
         goto fail;
     }
     if (load_keypair(x, c->keypair, err, errlen) != 0 ||
-        load_wallets(x, c->wallets, err, errlen) != 0)
+        (per_trade && load_wallets(x, c->wallets, err, errlen) != 0))
         goto fail;
     x->batch = sol_batch_new();
     x->rpc = ctl_sol_rpc_new(c->rpc_url, (long)c->timeout_ms);
@@ -372,11 +391,40 @@ static long wallet_of(ctl_settle_solana *x, uint64_t id, ctl_participant_name_fn
     return find_wallet(x, name);
 }
 
-int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
+/* Root-only anchoring: the block's checkpoint in a memo, nothing per home. */
+static int anchor_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
+                        int64_t now_ms, char *msg, size_t msglen)
+{
+    uint8_t hash[32];
+    uint64_t lvbh = 0;
+    if (ctl_sol_rpc_latest_blockhash(x->rpc, "finalized", hash, &lvbh) != CTL_SOLRPC_OK) {
+        ctl_errf(msg, msglen, "no blockhash from the RPC node (%s)",
+                 ctl_sol_rpc_last_error(x->rpc));
+        return 1;
+    }
+    int r = sol_batch_anchor(x->batch, &x->c.authority, (uint64_t)b->interval_id, checkpoint,
+                             hash, x->sk);
+    if (r != SOL_OK) {
+        ctl_errf(msg, msglen, "cannot build the anchor: %s", sol_strerror(r));
+        return -1;
+    }
+    r = ctl_sol_outbox_add(x->ob, (uint64_t)b->interval_id, x->batch, hash, lvbh, now_ms);
+    if (r != CTL_SOLOB_OK && r != CTL_SOLOB_E_EXISTS) {
+        ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
+        return -1;
+    }
+    ctl_errf(msg, msglen, "anchored: the checkpoint of log size %llu in the outbox%s",
+             (unsigned long long)b->log_size, r == CTL_SOLOB_E_EXISTS ? " (already)" : "");
+    return 0;
+}
+
+int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
                             ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
                             char *msg, size_t msglen)
 {
+    if (x->cfg.mode == CTL_SOL_MODE_ANCHOR)
+        return anchor_block(x, b, checkpoint, now_ms, msg, msglen);
     sol_transfer *t = calloc(2 * n_trades + 1, sizeof *t);
     if (!t) {
         ctl_errf(msg, msglen, "out of memory");

@@ -2,7 +2,14 @@
  * Internal: the controller's Solana backend for settled intervals (docs/solana.md). Configured
  * by a [solana] section in the controller's config; without one nothing here runs.
  *
- * For each committed ledger block, the block's settled trades become transfers: energy
+ * What goes on chain is the community's choice ([solana] mode, docs/solana.md, docs/privacy.md):
+ *  - anchor (the default): per committed block, one transaction whose only instruction is a
+ *    memo with the block's signed checkpoint (log size and root). Nothing per home: no wallet,
+ *    no token account, no amount. Mints and wallets are not needed;
+ *  - per_trade: public per-interval transfers between the homes, as below.
+ * (Netted settlement per billing period through a community pool is not built yet.)
+ *
+ * per_trade: for each committed ledger block, the block's settled trades become transfers: energy
  * (delivered Wh) seller -> buyer and payment (what the seller receives, in the payment token's
  * units) buyer -> seller, the two legs of a trade in one transaction (solana_batch.h), each
  * transaction with the memo naming the interval and the block's ledger root (its log root).
@@ -30,15 +37,21 @@
 #define CTL_SOL_PATH_MAX 1024
 #define CTL_SOL_MAX_WALLETS 100000u
 
+typedef enum {
+    CTL_SOL_MODE_ANCHOR = 0,   /* root-only anchoring: the checkpoint in a memo (default) */
+    CTL_SOL_MODE_PER_TRADE = 1 /* every settled trade's two legs, public */
+} ctl_sol_mode;
+
 typedef struct {
     int enabled;                            /* a [solana] section was given */
+    int mode;                               /* ctl_sol_mode; default anchor */
     char rpc_url[512];                      /* required: http(s) JSON-RPC endpoint */
     char keypair[CTL_SOL_PATH_MAX];         /* required: solana-keygen JSON file, mode 0600 */
-    char energy_mint[SOL_PUBKEY_B58_MAX + 1];  /* required, base58 */
-    char payment_mint[SOL_PUBKEY_B58_MAX + 1]; /* required, base58 */
+    char energy_mint[SOL_PUBKEY_B58_MAX + 1];  /* per_trade: required, base58 */
+    char payment_mint[SOL_PUBKEY_B58_MAX + 1]; /* per_trade: required, base58 */
     int64_t energy_decimals;                /* default 0: one unit is one Wh */
     int64_t payment_decimals;               /* default 6: one unit is one uc */
-    char wallets[CTL_SOL_PATH_MAX];         /* required: lines "participant wallet" */
+    char wallets[CTL_SOL_PATH_MAX];         /* per_trade: required, "participant wallet" */
     int64_t poll_ms;                        /* outbox pass every this long; default 2000 */
     int64_t timeout_ms;                     /* per RPC request; default 5000 */
 } ctl_settle_solana_config;
@@ -68,11 +81,12 @@ void ctl_settle_solana_free(ctl_settle_solana *x);
 /* Names a ledger participant (a market number): writes its id to name; 0 or -1. */
 typedef int (*ctl_participant_name_fn)(void *ctx, uint64_t id, char *name, size_t cap);
 
-/* Puts a committed block's trades into the outbox. Returns 0 when the block is done (its
+/* Puts a committed block into the outbox: in anchor mode its checkpoint (the block's signed
+ * C2SP note), in per_trade mode its trades. Returns 0 when the block is done (its
  * transactions are stored, were stored before, or there is nothing to put on chain), 1 when the
  * RPC node could not give a blockhash (try again later), -1 on an error (message in msg).
  * msg also gets a summary on success. */
-int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
+int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
                             ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
                             char *msg, size_t msglen);
