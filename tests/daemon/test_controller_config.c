@@ -122,6 +122,15 @@ static void errors_name_file_and_line(void **state)
     expect_error("[bus]\ncommunity = elm\n", 0, "no [controller] section");
     expect_error("[bus]\n[controller]\ncommunity = elm\n[solana]\nrpc_url = http://x\n", 4,
                  "[solana] needs settlement_key");
+    /* issue 19: the minimum group size of public results, the chain mode */
+    expect_error("[bus]\n[controller]\ncommunity = elm\nmin_group_size = 0\n", 4,
+                 "min_group_size");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "mode = netted\n",
+                 6, "mode netted (per billing period through a community pool) is not built yet");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "mode = per_trade\nrpc_url = http://x\nkeypair = s.json\n",
+                 0, "[solana] needs energy_mint (mode per_trade)");
 }
 
 static void good_files_are_taken(void **state)
@@ -133,6 +142,9 @@ static void good_files_are_taken(void **state)
     /* the shared way: community in [bus]; both agreeing is fine too */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ngate_closure_s = 60\n");
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ncommunity = elm\n");
+    /* anchoring (the default mode) needs no mints or wallets */
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\nmin_group_size = 5\n"
+                    "settlement_key = k\n[solana]\nrpc_url = http://x\nkeypair = s.json\n");
     /* one file for several daemons */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\n[agent]\nparticipant = h1\n"
                     "[meter h1]\nprofile = sdm630\n[map custom]\npower_w = 0x34\n"
