@@ -9,6 +9,7 @@
 #include "common/crash_point.h"
 #include "common/interval.h"
 #include "mgx/civil.h"
+#include "settle/ledger_statement.h"
 #include "settle/ledger_store.h"
 #include "settle/settle_interval.h"
 #include "settle/settle_input.h"
@@ -355,6 +356,32 @@ static int load_block(ctl_db *db, uint64_t height, block_view *v)
     return v->n_tx == v->b.n_tx ? 0 : -1;
 }
 
+static int name_of(void *ctx, uint64_t id, char *name, size_t cap);
+
+/* netted: hands over the billing period before block b's (each block of a period asks again;
+ * the outbox keys the period by its last interval, so it is stored once). */
+static int solana_period(ctl_settler *st, const stl_block *b, int64_t real_ms, char *msg,
+                         size_t msglen)
+{
+    int64_t len = ctl_settle_solana_billing_intervals(st->sol);
+    int64_t first = (ctl_floor_div(b->interval_id, len) - 1) * len, last = first + len - 1;
+    ctl_sol_net *nets = NULL;
+    size_t n = 0;
+    uint8_t root[32];
+    int rc = ctl_ledger_period_nets(st->db, first, last, &nets, &n, root);
+    if (rc != 0)
+        snprintf(msg, msglen, "the billing period before interval %lld cannot be read",
+                 (long long)b->interval_id);
+    else if (n == 0)
+        snprintf(msg, msglen, "no billing period to net before interval %lld",
+                 (long long)b->interval_id);
+    else
+        rc = ctl_settle_solana_period(st->sol, last, root, nets, n, name_of, st, real_ms, msg,
+                                      msglen);
+    free(nets);
+    return rc;
+}
+
 /* ---- publication ---- */
 
 static void pub_finish(ctl_settler *st)
@@ -517,7 +544,9 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
         int rc = load_block(st->db, h, &v);
         stl_settled_trade *t = NULL;
         size_t nt = 0;
-        if (rc == 0) {
+        if (rc == 0 && ctl_settle_solana_mode(st->sol) == CTL_SOL_MODE_NETTED) {
+            rc = solana_period(st, &v.b, real_ms, msg, sizeof msg);
+        } else if (rc == 0) {
             t = calloc(v.n_tx ? v.n_tx : 1, sizeof *t);
             for (size_t i = 0; t && i < v.n_tx; i++)
                 if (v.tx[i].kind == STL_TX_TRADE)

@@ -126,8 +126,13 @@ static void errors_name_file_and_line(void **state)
     expect_error("[bus]\n[controller]\ncommunity = elm\nmin_group_size = 0\n", 4,
                  "min_group_size");
     expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
-                 "mode = netted\n",
-                 6, "mode netted (per billing period through a community pool) is not built yet");
+                 "mode = pooled\n",
+                 6, "mode must be anchor (the default), netted or per_trade, not 'pooled'");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "mode = netted\nrpc_url = http://x\nkeypair = s.json\n"
+                 "energy_mint = So11111111111111111111111111111111111111112\n"
+                 "payment_mint = So11111111111111111111111111111111111111112\nwallets = w\n",
+                 0, "[solana] needs pool_wallet (mode netted)");
     expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
                  "mode = per_trade\nrpc_url = http://x\nkeypair = s.json\n",
                  0, "[solana] needs energy_mint (mode per_trade)");

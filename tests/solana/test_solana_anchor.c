@@ -13,6 +13,14 @@
  *     no token balance moved. The same ledger settled per trade would show, for the figure in
  *     the log line, how many buyer-intervals' exact metered import a transfer reveals.
  *
+ * Netted settlement per billing period ([solana] mode = netted), on a second node: the same
+ * kind of day settled into its own ledger, billing periods of 48 intervals, each period's nets
+ * (ctl_ledger_period_nets) handed to the backend (ctl_settle_solana_period, as `mgx controller`
+ * does) and submitted through the outbox. On chain per period: at most one energy and one
+ * payment transfer per home, to or from the community's pool account; every home's balance
+ * moves by exactly its ledger nets, the pool keeps the fees and rounding, and a period is
+ * stored once however often it is handed over.
+ *
  * Skips (77) when node or tests/solana/node_modules is missing.
  */
 #define _GNU_SOURCE
@@ -31,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +50,8 @@
 #include "mgx/solana_batch.h"
 #include "rpc_node.h"
 #include "settle/ledger_proof.h"
+#include "settle/ledger_statement.h"
+#include "solana/settle_solana.h"
 #include "settle/settle_interval.h"
 #include "solana/solana_outbox.h"
 #include "solana/solana_rpc.h"
@@ -185,7 +196,8 @@ static int teardown(void **state)
 
 /* A demo-like interval k: homes 0..3 have PV in the day (k 28..75), 4..7 none; sellers sell
  * to the buyers round robin, readings close to the contracts (some shortfalls). */
-static void settle_interval(int k, uint64_t *buyer_intervals, uint64_t *exact_imports)
+static void settle_interval_at(ctl_db *db, int64_t first, int k, uint64_t *buyer_intervals,
+                               uint64_t *exact_imports)
 {
     mkt_trade t[HOMES];
     stl_metered m[HOMES];
@@ -211,11 +223,11 @@ static void settle_interval(int k, uint64_t *buyer_intervals, uint64_t *exact_im
             assert_int_equal(mkt_amount_uc(e, 10000, &t[nt].fee_uc), MKT_OK);
             nt++;
         }
-    ctl_ledger_input in = {FIRST + k, 900, {80000, 300000, 10000}, t, nt, m, HOMES,
+    ctl_ledger_input in = {first + k, 900, {80000, 300000, 10000}, t, nt, m, HOMES,
                            STL_TIMING_EX_ANTE, 0};
     ctl_ledger_result res;
     char err[256] = "";
-    if (ctl_ledger_settle(E.db, &in, E.key, &res, err, sizeof err) != CTL_LEDGER_OK)
+    if (ctl_ledger_settle(db, &in, E.key, &res, err, sizeof err) != CTL_LEDGER_OK)
         fail_msg("settle %d: %s", k, err);
     /* per trade, a buyer's energy transfers on chain sum to its exact metered import when it
      * took nothing from the grid: count those buyer-intervals (what anchoring keeps off chain) */
@@ -230,6 +242,11 @@ static void settle_interval(int k, uint64_t *buyer_intervals, uint64_t *exact_im
             *exact_imports += p[i].grid_bought_wh == 0;
         }
     stl_reconciler_free(rc);
+}
+
+static void settle_interval(int k, uint64_t *buyer_intervals, uint64_t *exact_imports)
+{
+    settle_interval_at(E.db, FIRST, k, buyer_intervals, exact_imports);
 }
 
 static void anchor_block(int k)
@@ -350,12 +367,176 @@ static void anchors_publish_no_home(void **state)
             (unsigned long long)buyer_intervals);
 }
 
+/* ---- netted ---- */
+
+#define NFIRST 1943136 /* 48 x 40482: periods of 48 intervals start here */
+#define PERIOD 48
+#define POOL HOMES     /* the node's home 8 is the community pool */
+
+static int home_name(void *ctx, uint64_t id, char *name, size_t cap)
+{
+    (void)ctx;
+    if (id < 1 || id > HOMES)
+        return -1;
+    snprintf(name, cap, "home-%llu", (unsigned long long)id - 1);
+    return 0;
+}
+
+/* [energy, payment] of node home i, as numbers. */
+static void balances(json_t *b, size_t i, int64_t *energy, int64_t *payment)
+{
+    json_t *row = json_array_get(b, i);
+    *energy = atoll(json_string_value(json_array_get(row, 0)));
+    *payment = atoll(json_string_value(json_array_get(row, 1)));
+}
+
+static void netted_periods(void **state)
+{
+    (void)state;
+    /* a node whose homes all hold both tokens, the pool (home 8) a float for a period */
+    kill(E.server, SIGTERM);
+    waitpid(E.server, NULL, 0);
+    ctl_sol_rpc_free(E.rpc);
+    char scenario[512], spec[512], path[512], keypair[512], wallets[512], err[256];
+    snprintf(scenario, sizeof scenario, "%s/scenario2.json", E.dir);
+    snprintf(spec, sizeof spec, "%s/community2.json", E.dir);
+    FILE *f = fopen(spec, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"payment_decimals\": 6, \"homes\": [");
+    for (int h = 0; h <= POOL; h++)
+        fprintf(f, "%s{\"energy\": \"1000000\", \"payment\": \"100000000000\", "
+                   "\"energy_allowance\": \"1000000\", \"payment_allowance\": \"100000000000\"}",
+                h ? ", " : "");
+    fprintf(f, "]}\n");
+    fclose(f);
+    E.server = sol_node_start(scenario, spec, NULL, E.url, sizeof E.url);
+    assert_true(E.server > 0);
+    E.rpc = ctl_sol_rpc_new(E.url, 5000);
+    /* the settlement key pair file (0600) and the wallets file, as a coordinator writes them */
+    json_t *r = json_load_file(scenario, 0, NULL);
+    assert_non_null(r);
+    const char *hex = json_string_value(json_object_get(r, "authority_seed"));
+    uint8_t seed[32], pk[32], sk[64];
+    assert_int_equal(sodium_hex2bin(seed, 32, hex, strlen(hex), NULL, NULL, NULL), 0);
+    crypto_sign_seed_keypair(pk, sk, seed);
+    snprintf(keypair, sizeof keypair, "%s/settle.json", E.dir);
+    int fd = open(keypair, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    for (int i = 0; i < 64; i++)
+        fprintf(f, "%s%u", i ? "," : "[", sk[i]);
+    fprintf(f, "]\n");
+    fclose(f);
+    sodium_memzero(sk, sizeof sk);
+    snprintf(wallets, sizeof wallets, "%s/wallets.txt", E.dir);
+    f = fopen(wallets, "w");
+    assert_non_null(f);
+    json_t *w = json_object_get(r, "wallets");
+    for (int h = 0; h < HOMES; h++)
+        fprintf(f, "home-%d %s\n", h,
+                json_string_value(json_object_get(json_array_get(w, (size_t)h), "address")));
+    fclose(f);
+    ctl_settle_solana_config cfg;
+    ctl_settle_solana_defaults(&cfg);
+    cfg.enabled = 1;
+    const char *kv[][2] = {
+        {"mode", "netted"},
+        {"rpc_url", E.url},
+        {"keypair", keypair},
+        {"energy_mint", json_string_value(json_object_get(r, "energy_mint"))},
+        {"payment_mint", json_string_value(json_object_get(r, "payment_mint"))},
+        {"wallets", wallets},
+        {"pool_wallet",
+         json_string_value(json_object_get(json_array_get(w, POOL), "address"))},
+        {"billing_intervals", "48"}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        assert_int_equal(ctl_settle_solana_key(&cfg, kv[i][0], kv[i][1], err, sizeof err), 1);
+    assert_int_equal(ctl_settle_solana_check(&cfg, err, sizeof err), 1);
+    json_decref(r);
+
+    ctl_db *db = NULL;
+    snprintf(path, sizeof path, "%s/netted.db", E.dir);
+    assert_int_equal(ctl_db_open(path, &db, err, sizeof err), CTL_DB_OK);
+    ctl_settle_solana *sol = NULL;
+    if (ctl_settle_solana_new(&cfg, db, &sol, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    json_t *before = rpc_result("mgxTest_balances", json_pack("[i]", 0));
+    uint64_t bi = 0, ex = 0;
+    for (int k = 0; k < 2 * PERIOD; k++)
+        settle_interval_at(db, NFIRST, k, &bi, &ex);
+    /* each period's nets, handed over twice (a restart): stored once */
+    int64_t want_energy[HOMES + 1] = {0}, want_payment[HOMES + 1] = {0};
+    size_t homes_netted = 0;
+    for (int p = 0; p < 2; p++) {
+        int64_t first = NFIRST + p * PERIOD, last = first + PERIOD - 1;
+        ctl_sol_net *nets = NULL;
+        size_t n = 0;
+        uint8_t root[32];
+        assert_int_equal(ctl_ledger_period_nets(db, first, last, &nets, &n, root), 0);
+        assert_int_equal(n, HOMES);
+        int64_t sum_wh = 0, sum_uc = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t h = (size_t)nets[i].participant - 1;
+            want_energy[h] -= nets[i].net_wh;
+            want_payment[h] += nets[i].net_uc;
+            sum_wh += nets[i].net_wh;
+            sum_uc += nets[i].net_uc;
+            homes_netted += nets[i].net_wh != 0 || nets[i].net_uc != 0;
+        }
+        assert_int_equal(sum_wh, 0); /* delivered energy: the same on both sides */
+        want_energy[POOL] -= sum_wh;
+        want_payment[POOL] -= sum_uc; /* the fees and rounding stay with the pool */
+        for (int again = 0; again < 2; again++) {
+            char msg[512] = "";
+            int rc = ctl_settle_solana_period(sol, last, root, nets, n, home_name, NULL, E.now,
+                                              msg, sizeof msg);
+            if (rc != 0)
+                fail_msg("period %d: %s", p, msg);
+            if (again)
+                assert_non_null(strstr(msg, "(already)"));
+        }
+        free(nets);
+    }
+    int done = 0;
+    for (int pass = 0; pass < 400 && !done; pass++) {
+        E.now += 500;
+        ctl_sol_poll_stats st;
+        assert_int_equal(ctl_settle_solana_poll(sol, E.now, &st), 0);
+        done = st.pending == 0 && st.failed == 0 && st.sent == 0;
+        assert_int_equal(st.failed, 0);
+        if (!done)
+            tst_sleep_ms(20);
+    }
+    assert_true(done);
+    json_t *after = rpc_result("mgxTest_balances", json_pack("[i]", 0));
+    for (size_t h = 0; h <= POOL; h++) {
+        int64_t e0, p0, e1, p1;
+        balances(before, h, &e0, &p0);
+        balances(after, h, &e1, &p1);
+        if (e1 - e0 != want_energy[h] || p1 - p0 != want_payment[h])
+            fail_msg("home %zu: energy %+lld payment %+lld on chain, the ledger's nets say %+lld "
+                     "and %+lld",
+                     h, (long long)(e1 - e0), (long long)(p1 - p0), (long long)want_energy[h],
+                     (long long)want_payment[h]);
+    }
+    json_decref(before);
+    json_decref(after);
+    fprintf(stderr,
+            "netted test: 2 billing periods of %d intervals, %zu home-period nets on chain (at "
+            "most 2 transfers each, to or from the pool), pool kept %lld uc of fees and "
+            "rounding; every balance equals the ledger's nets\n",
+            PERIOD, homes_netted, (long long)want_payment[POOL]);
+    ctl_settle_solana_free(sol);
+    ctl_db_close(db);
+}
+
 int main(void)
 {
     if (sol_node_missing())
         return 77;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(anchors_publish_no_home),
+        cmocka_unit_test(netted_periods),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
