@@ -237,16 +237,21 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
     rc = ctl_ledger_block_load(db, -1, in->interval_id, &out->block, out->hash);
     if (rc == CTL_LEDGER_OK) { /* settled before: the same inputs give the same transactions */
         uint8_t root[STL_HASH_LEN];
+        int same = 1;
         out->replayed = 1;
         if (out->block.version != in_version(in)) { /* e.g. settled by an earlier release */
             ctl_ledger_txs_free(&s);
-            if (ctl_settle_txs(r, in->interval_id, out->block.version, key->salt_secret, NULL,
-                               &s) != CTL_LEDGER_OK)
-                memset(out->block.tx_root, 0, STL_HASH_LEN); /* cannot be the same: conflict */
+            /* inputs that version cannot encode (a HELD reading in version 1) are other inputs */
+            same = ctl_settle_txs(r, in->interval_id, out->block.version, key->salt_secret, NULL,
+                                  &s) == CTL_LEDGER_OK;
         }
-        stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);
-        if (memcmp(root, out->block.tx_root, STL_HASH_LEN) != 0 || out->block.n_tx != s.n ||
-            out->block.timing != (out->block.version == STL_LEDGER_V1 ? 0 : in->timing)) {
+        if (same) {
+            stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);
+            same = memcmp(root, out->block.tx_root, STL_HASH_LEN) == 0 &&
+                   out->block.n_tx == s.n &&
+                   out->block.timing == (out->block.version == STL_LEDGER_V1 ? 0 : in->timing);
+        }
+        if (!same) {
             ctl_errf(err, errlen, "interval %lld is already settled (block %llu) with other inputs",
                      (long long)in->interval_id, (unsigned long long)out->block.height);
             rc = CTL_LEDGER_E_CONFLICT;
