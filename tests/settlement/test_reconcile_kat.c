@@ -261,6 +261,47 @@ static void rejections(void **state)
     stl_reconciler_free(r);
 }
 
+/* Ledger v2 inputs (issue 12's, carried by issue 19's encoding): a reading refused by the
+ * physical checks is HELD, settled exactly as FLAGGED (its trade delivers nothing, no grid
+ * legs), its quality bits kept as the reason; the attestation tier passes through. Seller 1
+ * (held, reason 0x40, tier 1) sold 300 Wh to buyer 2 (good, tier 2, imported 500): the buyer
+ * buys all 500 Wh from the grid, 500 x 300 / 1000 = 150 uc. */
+static void held_and_tiers(void **state)
+{
+    (void)state;
+    stl_tariffs tf = {80, 300, 0};
+    mkt_trade t[1] = {trade(1, 2, 300, 120, 0)};
+    stl_metered m[2] = {{1, 0, 300, 0x40, STL_TIER_GATEWAY, 1},
+                        {2, 500, 0, 0, STL_TIER_CERTIFIED, 0}};
+    stl_reconciler *r = stl_reconciler_new(1, 2);
+    assert_int_equal(stl_reconcile(r, &tf, t, 1, m, 2, NULL), STL_OK);
+    assert_int_equal(stl_reconciled_trades(r, NULL)[0].delivered_wh, 0);
+    const stl_position *p = stl_reconciled_positions(r, NULL);
+    assert_int_equal(p[0].status, STL_POS_HELD);
+    assert_string_equal(stl_pos_status_name(p[0].status), "held");
+    assert_int_equal(p[0].quality, 0x40);
+    assert_int_equal(p[0].tier, STL_TIER_GATEWAY);
+    assert_int_equal(p[0].export_wh, 300);
+    assert_int_equal(p[0].grid_sold_wh, 0);
+    assert_int_equal(p[0].grid_received_uc, 0);
+    assert_int_equal(p[1].status, STL_POS_GOOD);
+    assert_int_equal(p[1].tier, STL_TIER_CERTIFIED);
+    assert_int_equal(p[1].grid_bought_wh, 500);
+    assert_int_equal(p[1].grid_paid_uc, 150);
+    assert_int_equal(stl_reconciled_totals(r)->n_held, 1);
+    /* a tier or held flag out of range is a bad meter record */
+    stl_error_at at;
+    m[1].tier = STL_TIER_MAX + 1;
+    assert_int_equal(stl_reconcile(r, &tf, t, 1, m, 2, &at), STL_E_METER);
+    assert_int_equal(at.meter_index, 1);
+    m[1].tier = 0;
+    m[0].held = 2;
+    assert_int_equal(stl_reconcile(r, &tf, t, 1, m, 2, &at), STL_E_METER);
+    assert_int_equal(at.meter_index, 0);
+    assert_string_equal(stl_pos_status_name(STL_POS_ESTIMATED), "estimated");
+    stl_reconciler_free(r);
+}
+
 static void empty_interval(void **state)
 {
     (void)state;
@@ -282,6 +323,7 @@ int main(void)
         cmocka_unit_test(full_delivery_is_the_contract),
         cmocka_unit_test(rejections),
         cmocka_unit_test(empty_interval),
+        cmocka_unit_test(held_and_tiers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
