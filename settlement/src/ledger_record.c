@@ -271,6 +271,7 @@ int stl_tx_leaf(const uint8_t *salt, const uint8_t *enc, size_t len, uint8_t lea
     }
     memcpy(data + n, enc, len);
     stl_merkle_leaf_hash(data, n + len, leaf);
+    sodium_memzero(data, n); /* the salt is the coordinator's secret */
     return STL_OK;
 }
 
