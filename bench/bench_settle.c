@@ -93,6 +93,7 @@ int main(int argc, char **argv)
     double *ts = calloc((size_t)reps, sizeof(double)), *tt = calloc((size_t)reps, sizeof(double));
     stl_reconciler *r = stl_reconciler_new(nt, np);
     uint8_t (*leaf)[32] = malloc((nt + np) * 32);
+    uint8_t salt_secret[STL_SALT_LEN] = {7}; /* any secret: the cost is the same */
     size_t ntx = 0;
     for (int i = 0; i < reps; i++) {
         make_interval((uint64_t)i + 1, nt, np, &tf, t, m);
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < n1 + n2; k++) {
             stl_tx tx;
             memset(&tx, 0, sizeof tx);
+            tx.version = STL_LEDGER_VERSION;
             tx.interval_id = i;
             tx.seq = (uint32_t)k;
             tx.kind = k < n1 ? STL_TX_TRADE : STL_TX_POSITION;
@@ -114,10 +116,12 @@ int main(int argc, char **argv)
                 tx.trade = st[k];
             else
                 tx.position = ps[k - n1];
-            uint8_t enc[STL_TX_MAX_LEN], id[32];
+            uint8_t enc[STL_TX_MAX_LEN], id[32], salt[STL_SALT_LEN];
             size_t len = stl_tx_encode(&tx, enc);
-            stl_merkle_leaf_hash(enc, len, leaf[k]);
-            stl_tx_id(enc, len, id);
+            stl_leaf_salt(salt_secret, i, tx.seq, salt); /* as settlement does (ledger v2) */
+            if (stl_tx_leaf(salt, enc, len, leaf[k]) != STL_OK ||
+                stl_tx_id(salt, enc, len, id) != STL_OK)
+                return 1;
         }
         uint8_t root[32];
         stl_merkle_root((const uint8_t(*)[32])leaf, n1 + n2, root);
@@ -132,7 +136,7 @@ int main(int argc, char **argv)
         ts[i] = d - c;
         ntx = n1 + n2;
         /* the whole thing, into a ledger that grows by one interval per repetition */
-        ctl_ledger_input in = {1900000 + i, 900, tf, t, nt, m, np};
+        ctl_ledger_input in = {1900000 + i, 900, tf, t, nt, m, np, STL_TIMING_EX_ANTE, 0};
         ctl_ledger_result res;
         double e = now_ms();
         if (ctl_ledger_settle(db, &in, key, &res, err, sizeof err) != CTL_LEDGER_OK) {

@@ -316,10 +316,10 @@ static void describe_tx(const stl_tx *tx)
                (long long)t->received_uc);
     } else {
         const stl_position *p = &tx->position;
-        printf("  position of participant %llu (%s): import %lld Wh, export %lld Wh; local bought "
-               "%lld / sold %lld Wh; grid bought %lld / sold %lld Wh; paid %lld uc, received "
-               "%lld uc\n",
-               (unsigned long long)p->participant, stl_pos_status_name(p->status),
+        printf("  position of participant %llu (%s, attestation tier %u): import %lld Wh, export "
+               "%lld Wh; local bought %lld / sold %lld Wh; grid bought %lld / sold %lld Wh; paid "
+               "%lld uc, received %lld uc\n",
+               (unsigned long long)p->participant, stl_pos_status_name(p->status), p->tier,
                (long long)p->import_wh, (long long)p->export_wh, (long long)p->local_bought_wh,
                (long long)p->local_sold_wh, (long long)p->grid_bought_wh,
                (long long)p->grid_sold_wh, (long long)(p->local_paid_uc + p->grid_paid_uc),
@@ -407,7 +407,8 @@ static int cmd_check_proof(int argc, char **argv)
     }
     uint8_t id[32];
     char idhex[65];
-    stl_tx_id(pr->body, pr->body_len, id);
+    if (stl_tx_id(pr->has_salt ? pr->salt : NULL, pr->body, pr->body_len, id) != STL_OK)
+        goto out; /* the parser and the check above already matched salt and version */
     hex(id, 32, idhex);
     printf("OK: transaction %s (interval %lld, #%u) is entry %lld of %s's log, size %llu, signed "
            "by %s\n",
@@ -537,7 +538,8 @@ static int print_statement_row(void *ctx, const ctl_statement_row *r)
         printf(",%lld", (long long)r->v[i]);
         sum->v[i] += r->v[i];
     }
-    printf("\n");
+    printf(",%s,%u\n", r->timing == STL_TIMING_EX_POST ? "ex_post" : "ex_ante",
+           r->position->tier);
     return 0;
 }
 
@@ -570,7 +572,8 @@ static int cmd_statement(int argc, char **argv)
     }
     printf("interval_id,start_utc,status,quality,import_wh,export_wh,contracted_bought_wh,"
            "contracted_sold_wh,local_bought_wh,local_sold_wh,grid_bought_wh,grid_sold_wh,"
-           "local_paid_uc,fee_paid_uc,local_received_uc,grid_paid_uc,grid_received_uc,net_uc\n");
+           "local_paid_uc,fee_paid_uc,local_received_uc,grid_paid_uc,grid_received_uc,net_uc,"
+           "timing,tier\n");
     if (ctl_ledger_statement(db, part, &range, print_statement_row, &sum, &rows, err, sizeof err) !=
         0) {
         fprintf(stderr, "mgx ledger statement: %s\n", err);
@@ -580,7 +583,7 @@ static int cmd_statement(int argc, char **argv)
         printf("total,%s,,", ms);
         for (int i = 0; i < CTL_STATEMENT_COLS; i++)
             printf(",%lld", (long long)sum.v[i]);
-        printf("\n");
+        printf(",,\n");
     } else if (rows == 0) {
         fprintf(stderr, "mgx ledger statement: participant %lld has no settled position in "
                         "interval %lld\n",

@@ -6,6 +6,7 @@
 #include "daemon/controller_config.h"
 
 #include "common/errbuf.h"
+#include "daemon/publish_body.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "reading_max_future_s",
                                               "reading_max_per_interval",
                                               "order_max_per_interval",
+                                              "min_group_size",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -104,8 +106,11 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         return cfg_parse_int(key, value, 0, 3600, &c->reading_max_future_s, err, errlen);
     case 20:
         return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
-    default:
+    case 21:
         return cfg_parse_int(key, value, 1, 1000000, &c->order_max_per_interval, err, errlen);
+    default:
+        return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
+                             errlen);
     }
 }
 
@@ -204,6 +209,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->reading_max_future_s = 5;
     c->reading_max_per_interval = 900;
     c->order_max_per_interval = 200;
+    c->min_group_size = CTL_MIN_GROUP_SIZE_DEFAULT;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

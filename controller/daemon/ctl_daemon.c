@@ -11,6 +11,7 @@
 #include "daemon/clearing.h"
 #include "daemon/controller_metrics.h"
 #include "daemon/ctl_daemon.h"
+#include "daemon/publish_body.h"
 
 #include "orders/admit.h"
 #include "orders/ingest.h"
@@ -489,18 +490,11 @@ static int collect_trade(const ctl_trade_row *t, void *ctx)
     return 0;
 }
 
-static json_t *trade_json(const ctl_trade_row *t)
-{
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "seller", t->seller, "buyer", t->buyer,
-                     "energy_wh", (json_int_t)t->t.energy_wh, "price_uc_per_kwh",
-                     (json_int_t)t->t.price_uc_per_kwh, "amount_uc", (json_int_t)t->t.amount_uc,
-                     "fee_uc", (json_int_t)t->t.fee_uc);
-}
-
 typedef struct {
     publication *p;
     const ctl_interval_result *r;
     const trade_vec *tv;
+    ctl_result_groups groups; /* counted for the public result's minimum group size */
 } outcome_ctx;
 
 static int publish_outcome(const char *participant, const mkt_participant_result *o, void *arg)
@@ -510,48 +504,12 @@ static int publish_outcome(const char *participant, const mkt_participant_result
     char topic[BUS_TOPIC_MAX];
     if (bus_topic_trades(topic, sizeof topic, d->cfg->community, participant) != BUS_OK)
         return 0;
-    json_t *trades = json_array();
-    for (size_t i = 0; i < x->tv->n; i++) {
-        const ctl_trade_row *t = &x->tv->v[i];
-        if (strcmp(t->seller, participant) == 0 || strcmp(t->buyer, participant) == 0)
-            json_array_append_new(trades, trade_json(t));
-    }
-    json_t *body = json_pack(
-        "{s:i, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
-        "v", 1, "participant", participant, "interval_id", (json_int_t)x->r->interval_id,
-        "start_utc", (json_int_t)x->r->start_utc, "interval_s", (json_int_t)x->r->length_s,
-        "side", o->side == MKT_SELL ? "sell" : "buy", "offered_wh", (json_int_t)o->offered_wh,
-        "local_bought_wh", (json_int_t)o->local_bought_wh, "local_sold_wh",
-        (json_int_t)o->local_sold_wh, "grid_bought_wh", (json_int_t)o->grid_bought_wh,
-        "grid_sold_wh", (json_int_t)o->grid_sold_wh, "local_paid_uc",
-        (json_int_t)o->local_paid_uc, "local_received_uc", (json_int_t)o->local_received_uc,
-        "grid_paid_uc", (json_int_t)o->grid_paid_uc, "grid_received_uc",
-        (json_int_t)o->grid_received_uc, "fee_paid_uc", (json_int_t)o->fee_paid_uc, "trades",
-        trades);
+    ctl_result_groups_add(&x->groups, o);
+    json_t *body = ctl_trades_body(participant, x->r, o, x->tv->v, x->tv->n);
     if (!body)
         return CTL_ST_E_NOMEM;
     pub_send(x->p, topic, body, false);
     return 0;
-}
-
-static json_t *result_json(const daemon *d, const ctl_interval_result *r)
-{
-    const mkt_summary *m = &r->summary;
-    json_t *price = m->has_price ? json_integer(m->clearing_price_uc_per_kwh) : json_null();
-    return json_pack("{s:i, s:s, s:I, s:I, s:I, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I, s:I, s:I, s:s}",
-                     "v", 1, "community", d->cfg->community, "interval_id",
-                     (json_int_t)r->interval_id, "start_utc", (json_int_t)r->start_utc,
-                     "interval_s", (json_int_t)r->length_s, "mechanism",
-                     mkt_mechanism_name(m->mechanism), "price_uc_per_kwh", price, "matched_wh",
-                     (json_int_t)m->matched_wh, "orders", (json_int_t)r->n_orders, "trades",
-                     (json_int_t)r->n_trades, "grid_bought_wh", (json_int_t)m->grid_bought_wh,
-                     "grid_sold_wh", (json_int_t)m->grid_sold_wh, "local_value_uc",
-                     (json_int_t)m->local_value_uc, "fees_uc", (json_int_t)m->fees_uc,
-                     "feed_in_uc_per_kwh", (json_int_t)r->params.feed_in_uc_per_kwh,
-                     "retail_uc_per_kwh", (json_int_t)r->params.retail_uc_per_kwh,
-                     "network_fee_uc_per_kwh", (json_int_t)r->params.network_fee_uc_per_kwh,
-                     "cleared_ms", (json_int_t)r->cleared_ms, "error", r->error);
 }
 
 /* Publishes an interval's result (retained) and each participant's trades, from the store, so
@@ -574,13 +532,16 @@ static void publish_interval(daemon *d, int64_t id)
         bus_topic_market_result(topic, sizeof topic, d->cfg->community, id) != BUS_OK) {
         p->failed = 1;
     } else {
-        outcome_ctx x = {p, &r, &tv};
-        if (ctl_store_outcomes(d->store, id, publish_outcome, &x) != CTL_ST_OK)
-            p->failed = 1;
-        /* the result last: a subscriber that sees it knows the trades were sent before it */
-        json_t *body = result_json(d, &r);
-        if (!body || pub_send(p, topic, body, true) != BUS_OK)
-            p->failed = 1;
+        outcome_ctx x = {p, &r, &tv, {0, 0, 0, 0}};
+        if (ctl_store_outcomes(d->store, id, publish_outcome, &x) != CTL_ST_OK) {
+            p->failed = 1; /* the groups are not all counted: no result until the retry */
+        } else {
+            /* the result last: a subscriber that sees it knows the trades were sent before it */
+            json_t *body =
+                ctl_result_body(d->cfg->community, &r, &x.groups, d->cfg->min_group_size);
+            if (!body || pub_send(p, topic, body, true) != BUS_OK)
+                p->failed = 1;
+        }
     }
     free(tv.v);
     p->pending--;

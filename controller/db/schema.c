@@ -178,9 +178,14 @@ static const char V4[] =
     " from_interval INTEGER NOT NULL, import_wh INTEGER NOT NULL,"
     " PRIMARY KEY(interval_id, participant)) WITHOUT ROWID;";
 
+/* Version 5 (issue 19, ledger v2): each salted ledger transaction keeps its secret 32-byte salt,
+ * so the audit can recompute its leaf and a home's proof can carry it; NULL for the unsalted
+ * transactions of ledger version 1. */
+static const char V5[] = "ALTER TABLE ledger_tx ADD COLUMN salt BLOB;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)
@@ -205,12 +210,15 @@ static int columns(sqlite3 *db, const char *table, char *out, size_t cap)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* The reference layout of every table: version 1's schema in a private in-memory database. */
-static int open_reference(sqlite3 **ref, char *err, size_t errlen)
+/* The reference layout of every table at schema version `version`: the migrations up to it
+ * run in a private in-memory database. */
+static int open_reference(sqlite3 **ref, int version, char *err, size_t errlen)
 {
     *ref = NULL;
-    if (sqlite3_open_v2(":memory:", ref, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-        ctl_sql_exec(*ref, V1) != SQLITE_OK) {
+    int rc = sqlite3_open_v2(":memory:", ref, SQLITE_OPEN_READWRITE, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < version; i++)
+        rc = ctl_sql_exec(*ref, MIGRATIONS[i]);
+    if (rc != SQLITE_OK) {
         ctl_errf(err, errlen, "the reference schema: %s", ctl_sql_errmsg(*ref));
         sqlite3_close(*ref);
         *ref = NULL;
@@ -243,7 +251,7 @@ static int check_v0_layouts(sqlite3 *db, char *err, size_t errlen)
 {
     sqlite3 *ref;
     sqlite3_stmt *st = NULL;
-    int out = open_reference(&ref, err, errlen);
+    int out = open_reference(&ref, 1, err, errlen);
     if (out != CTL_DB_OK)
         return out;
     out = CTL_DB_E_DB;
@@ -269,7 +277,7 @@ out:
 int ctl_db__table_layout(sqlite3 *db, const char *table, char *err, size_t errlen)
 {
     sqlite3 *ref;
-    int rc = open_reference(&ref, err, errlen);
+    int rc = open_reference(&ref, CTL_DB_VERSION, err, errlen);
     if (rc == CTL_DB_OK)
         rc = compare_table(ref, db, table, 0, err, errlen);
     sqlite3_close(ref);

@@ -45,6 +45,8 @@ static json_t *tx_json(const stl_tx *tx)
         "grid_received_uc", (json_int_t)p->grid_received_uc);
     json_object_update(o, m);
     json_decref(m);
+    if (tx->version != STL_LEDGER_V1)
+        json_object_set_new(o, "tier", json_integer(p->tier));
     return o;
 }
 
@@ -68,7 +70,7 @@ static json_t *block_json(const stl_block *b, const uint8_t *hash, const uint8_t
         (json_int_t)t->grid_sold_wh, "grid_paid_uc", (json_int_t)t->grid_paid_uc,
         "grid_received_uc", (json_int_t)t->grid_received_uc, "import_wh", (json_int_t)t->import_wh,
         "export_wh", (json_int_t)t->export_wh);
-    return json_pack(
+    json_t *o = json_pack(
         "{s:s, s:I, s:s, s:I, s:I, s:{s:I, s:I, s:I}, s:s, s:s, s:I, s:s, s:I, s:s, "
         "s:o, s:s, s:s}",
         "type", "block", "height", (json_int_t)b->height, "community", b->community, "interval_id",
@@ -78,6 +80,14 @@ static json_t *block_json(const stl_block *b, const uint8_t *hash, const uint8_t
         (json_int_t)b->tariffs.network_fee_uc_per_kwh, "hash", h, "prev_hash", prev, "n_tx",
         (json_int_t)b->n_tx, "tx_root", txr, "log_size", (json_int_t)b->log_size, "log_root", lr,
         "totals", tot, "signature", s, "checkpoint", note);
+    if (o) {
+        json_object_set_new(o, "version", json_integer(b->version));
+        if (b->version != STL_LEDGER_V1)
+            json_object_set_new(o, "timing", json_string(b->timing == STL_TIMING_EX_POST
+                                                             ? "ex_post"
+                                                             : "ex_ante"));
+    }
+    return o;
 }
 
 /* One JSON object as a compact line of out; takes j. */
@@ -109,6 +119,12 @@ static int export_txs(sqlite3_stmt *tq, const stl_block *b, FILE *out, char *err
         json_object_set_new(tj, "interval_id", json_integer(tx.interval_id));
         json_object_set_new(tj, "seq", json_integer(tx.seq));
         json_object_set_new(tj, "txid", json_string(idh));
+        json_object_set_new(tj, "version", json_integer(tx.version));
+        if (sqlite3_column_bytes(tq, 3) == STL_SALT_LEN) {
+            char salth[2 * STL_SALT_LEN + 1];
+            hex(sqlite3_column_blob(tq, 3), STL_SALT_LEN, salth);
+            json_object_set_new(tj, "salt", json_string(salth));
+        }
         put_line(out, tj);
     }
     return CTL_LEDGER_OK;
@@ -121,7 +137,7 @@ int ctl_ledger_export(ctl_db *db, FILE *out, char *err, size_t errlen)
     if (ctl_db_prepare(db,
                            "SELECT body, hash, sig, checkpoint FROM ledger_block ORDER BY height", &bq) != SQLITE_OK ||
         ctl_db_prepare(db,
-                           "SELECT log_index, txid, body FROM ledger_tx WHERE height=?1 ORDER BY "
+                           "SELECT log_index, txid, body, salt FROM ledger_tx WHERE height=?1 ORDER BY "
                            "log_index", &tq) != SQLITE_OK) {
         ctl_errf(err, errlen, "%s", ctl_db_errmsg(db));
         goto out;

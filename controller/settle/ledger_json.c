@@ -76,16 +76,23 @@ static int parse_trade(json_t *t, const stl_tariffs *tf, size_t i, mkt_trade *x,
 
 static int parse_meter(json_t *m, size_t i, stl_metered *x, char *err, size_t errlen)
 {
-    int64_t p, q = 0;
+    int64_t p, q = 0, tier = 0;
+    json_t *held = json_object_get(m, "held");
+    if (held && !json_is_boolean(held))
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen, "meter record %zu: \"held\" must be true or "
+                        "false", i);
+    x->held = json_is_true(held) ? 1 : 0;
     if (json_i64(m, "participant", 0, INT64_MAX, 1, &p, "meter record", i, err, errlen) ||
         json_i64(m, "import_wh", 0, STL_METER_MAX_WH, 1, &x->import_wh, "meter record", i, err,
                  errlen) ||
         json_i64(m, "export_wh", 0, STL_METER_MAX_WH, 1, &x->export_wh, "meter record", i, err,
                  errlen) ||
-        json_i64(m, "quality", 0, UINT32_MAX, 0, &q, "meter record", i, err, errlen))
+        json_i64(m, "quality", 0, UINT32_MAX, 0, &q, "meter record", i, err, errlen) ||
+        json_i64(m, "tier", 0, STL_TIER_MAX, 0, &tier, "meter record", i, err, errlen))
         return CTL_LJ_E_BAD;
     x->participant = (uint64_t)p;
     x->quality = (uint32_t)q;
+    x->tier = (uint8_t)tier;
     return CTL_LJ_OK;
 }
 
@@ -122,6 +129,12 @@ static int settle_from(json_t *root, void *dst, char *err, size_t errlen)
                         "input needs \"tariffs\" (object), \"trades\" and \"meters\" (arrays)");
     in->interval_id = id;
     in->interval_len_s = (uint32_t)len;
+    json_t *timing = json_object_get(root, "timing");
+    const char *ts = json_string_value(timing);
+    if (timing && (!ts || (strcmp(ts, "ex_ante") != 0 && strcmp(ts, "ex_post") != 0)))
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen,
+                        "input: \"timing\" must be \"ex_ante\" (the default) or \"ex_post\"");
+    in->timing = ts && strcmp(ts, "ex_post") == 0 ? STL_TIMING_EX_POST : STL_TIMING_EX_ANTE;
     if (json_i64(tf, "feed_in_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1,
                  &in->tariffs.feed_in_uc_per_kwh, "tariffs", 0, err, errlen) ||
         json_i64(tf, "retail_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1,
@@ -183,14 +196,16 @@ char *ctl_lj_settle_format(const ctl_ledger_input *in)
     }
     for (size_t i = 0; i < in->n_meters; i++) {
         const stl_metered *m = &in->meters[i];
-        if (json_array_append_new(me, json_pack("{s:I, s:I, s:I, s:I}", "participant",
-                                                JI(m->participant), "import_wh", JI(m->import_wh),
-                                                "export_wh", JI(m->export_wh), "quality",
-                                                JI(m->quality))) != 0)
+        if (json_array_append_new(
+                me, json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "participant", JI(m->participant),
+                              "import_wh", JI(m->import_wh), "export_wh", JI(m->export_wh),
+                              "quality", JI(m->quality), "tier", JI(m->tier), "held",
+                              m->held ? 1 : 0)) != 0)
             goto out;
     }
-    root = json_pack("{s:I, s:I, s:{s:I, s:I, s:I}, s:O, s:O}", "interval_id",
-                     JI(in->interval_id), "interval_len_s", JI(in->interval_len_s), "tariffs",
+    root = json_pack("{s:I, s:I, s:s, s:{s:I, s:I, s:I}, s:O, s:O}", "interval_id",
+                     JI(in->interval_id), "interval_len_s", JI(in->interval_len_s), "timing",
+                     in->timing == STL_TIMING_EX_POST ? "ex_post" : "ex_ante", "tariffs",
                      "feed_in_uc_per_kwh", JI(in->tariffs.feed_in_uc_per_kwh),
                      "retail_uc_per_kwh", JI(in->tariffs.retail_uc_per_kwh),
                      "network_fee_uc_per_kwh", JI(in->tariffs.network_fee_uc_per_kwh), "trades",
@@ -258,6 +273,20 @@ static int proof_from(json_t *j, void *dst, char *err, size_t errlen)
                                NULL) != 0 ||
         stl_tx_decode(p->body, p->body_len, &p->tx) != STL_OK)
         return ctl_fail(CTL_LJ_E_BAD, err, errlen, "\"tx\" is not a hex ledger transaction");
+    json_t *salt = json_object_get(j, "salt");
+    p->has_salt = p->tx.version != STL_LEDGER_V1;
+    if (p->has_salt) {
+        const char *b64 = json_string_value(salt);
+        size_t got = 0;
+        if (!b64 || sodium_base642bin(p->salt, STL_SALT_LEN, b64, strlen(b64), NULL, &got, NULL,
+                                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+            got != STL_SALT_LEN)
+            return ctl_fail(CTL_LJ_E_BAD, err, errlen,
+                            "\"salt\" must be the transaction's base64 32-byte salt");
+    } else if (salt) {
+        return ctl_fail(CTL_LJ_E_BAD, err, errlen,
+                        "a ledger version 1 transaction has no \"salt\"");
+    }
     if (parse_hashes(json_object_get(j, "hashes"), p->path, &p->n_path) != 0)
         return ctl_fail(CTL_LJ_E_BAD, err, errlen,
                         "\"hashes\" must be an array of at most %d base64 SHA-256 hashes",
@@ -286,14 +315,19 @@ char *ctl_lj_proof_format(const ctl_lj_proof *p, const uint8_t txid[STL_ID_LEN])
 {
     if (p->body_len > STL_TX_MAX_LEN || p->n_path > STL_MERKLE_MAX_PROOF)
         return NULL;
-    char bodyhex[2 * STL_TX_MAX_LEN + 1], idhex[2 * STL_ID_LEN + 1];
+    char bodyhex[2 * STL_TX_MAX_LEN + 1], idhex[2 * STL_ID_LEN + 1], salt64[64];
     sodium_bin2hex(bodyhex, sizeof bodyhex, p->body, p->body_len);
     sodium_bin2hex(idhex, sizeof idhex, txid, STL_ID_LEN);
-    json_t *out = json_pack("{s:s, s:I, s:I, s:s, s:s, s:o, s:s?}", "format",
-                            "mgx-inclusion-proof/1", "log_index", JI(p->log_index), "tree_size",
-                            JI(p->tree_size), "txid", idhex, "tx", bodyhex, "hashes",
+    if (p->has_salt)
+        sodium_bin2base64(salt64, sizeof salt64, p->salt, STL_SALT_LEN,
+                          sodium_base64_VARIANT_ORIGINAL);
+    json_t *out = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s*, s:o, s:s?}", "format",
+                            p->has_salt ? "mgx-inclusion-proof/2" : "mgx-inclusion-proof/1",
+                            "log_index", JI(p->log_index), "tree_size", JI(p->tree_size), "txid",
+                            idhex, "tx", bodyhex, "salt", p->has_salt ? salt64 : NULL, "hashes",
                             hash_array((const uint8_t(*)[STL_HASH_LEN])p->path, p->n_path),
                             "checkpoint", p->checkpoint);
+    sodium_memzero(salt64, sizeof salt64);
     char *s = out ? json_dumps(out, JSON_INDENT(2)) : NULL;
     json_decref(out);
     return s;

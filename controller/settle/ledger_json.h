@@ -32,10 +32,12 @@ typedef struct {
 } ctl_lj_settle;
 
 /*
- * Parses a settle input: interval_id, interval_len_s (default 900), tariffs {feed_in,
- * retail, network_fee (default 0)}, trades [{seller, buyer, energy_wh, price_uc_per_kwh,
- * amount_uc and fee_uc (default: the market's rule)}], meters [{participant, import_wh,
- * export_wh, quality (default 0)}]. Every number is range-checked. On any return *out must
+ * Parses a settle input: interval_id, interval_len_s (default 900), timing ("ex_ante", the
+ * default, or "ex_post"), tariffs {feed_in, retail, network_fee (default 0)}, trades [{seller,
+ * buyer, energy_wh, price_uc_per_kwh, amount_uc and fee_uc (default: the market's rule)}],
+ * meters [{participant, import_wh, export_wh, quality (default 0), tier (attestation, 0..2,
+ * default 0), held (true: refused by physical checks; default false)}]. Every number is
+ * range-checked. On any return *out must
  * be released with ctl_lj_settle_free (it is zeroed first).
  */
 int ctl_lj_settle_parse(const char *text, size_t len, ctl_lj_settle *out, char *err,
@@ -45,7 +47,8 @@ void ctl_lj_settle_free(ctl_lj_settle *s);
  * memory. What it writes parses back to the same input. */
 char *ctl_lj_settle_format(const ctl_ledger_input *in);
 
-/* ---- inclusion proof ("format": "mgx-inclusion-proof/1") ---- */
+/* ---- inclusion proof ("format": "mgx-inclusion-proof/2"; "/1" for a ledger v1 transaction,
+ * which has no salt) ---- */
 
 typedef struct {
     int64_t log_index; /* >= 0 */
@@ -53,13 +56,17 @@ typedef struct {
     uint8_t body[STL_TX_MAX_LEN];
     size_t body_len;
     stl_tx tx; /* body decoded */
+    uint8_t salt[STL_SALT_LEN]; /* the transaction's own salt (ledger version 2) */
+    int has_salt;               /* 1 for a version 2 transaction, 0 for version 1 */
     uint8_t path[STL_MERKLE_MAX_PROOF][STL_HASH_LEN];
     size_t n_path;
     char *checkpoint; /* owned; NULL when the file has none */
 } ctl_lj_proof;
 
 /* Parses a proof file; on any return *out must be released with ctl_lj_proof_free. The
- * "txid" and "format" members are not read: the id is recomputed from the body. */
+ * "txid" and "format" members are not read: the id is recomputed from the body (and salt). A
+ * version 2 transaction needs its "salt" (base64, 32 bytes); a version 1 one may not have one.
+ * The proof carries only this transaction's salt: the other leaves are hashes. */
 int ctl_lj_proof_parse(const char *text, size_t len, ctl_lj_proof *out, char *err,
                        size_t errlen);
 void ctl_lj_proof_free(ctl_lj_proof *p);

@@ -75,8 +75,8 @@ int ctl_ledger_inclusion_proof(ctl_db *db, const uint8_t *txid, int64_t log_inde
         goto out;
     }
     if (ctl_db_prepare(db,
-                           txid ? "SELECT log_index, body, txid FROM ledger_tx WHERE txid=?1"
-                                : "SELECT log_index, body, txid FROM ledger_tx WHERE log_index=?1", &st) != SQLITE_OK) {
+                           txid ? "SELECT log_index, body, txid, salt FROM ledger_tx WHERE txid=?1"
+                                : "SELECT log_index, body, txid, salt FROM ledger_tx WHERE log_index=?1", &st) != SQLITE_OK) {
         rc = ctl_fail(CTL_LEDGER_E_DB, err, errlen, "%s", ctl_db_errmsg(db));
         goto out;
     }
@@ -106,6 +106,16 @@ int ctl_ledger_inclusion_proof(ctl_db *db, const uint8_t *txid, int64_t log_inde
     if (blen > 0)
         memcpy(pr->body, sqlite3_column_blob(st, 1), (size_t)blen);
     pr->body_len = (size_t)blen;
+    /* the proof carries this transaction's own salt, never another's */
+    pr->has_salt = stl_tx_version(pr->body, pr->body_len) != STL_LEDGER_V1;
+    if (pr->has_salt) {
+        if (sqlite3_column_bytes(st, 3) != STL_SALT_LEN) {
+            rc = ctl_fail(CTL_LEDGER_E_FAULT, err, errlen,
+                          "transaction %lld has no salt (run `mgx ledger verify`)", (long long)li);
+            goto out;
+        }
+        memcpy(pr->salt, sqlite3_column_blob(st, 3), STL_SALT_LEN);
+    }
     pr->log_index = li;
     pr->tree_size = (int64_t)size;
     memcpy(txid_out, sqlite3_column_blob(st, 2), STL_ID_LEN);
@@ -147,7 +157,9 @@ int ctl_ledger_check_inclusion(const ctl_lj_proof *pr, const stl_checkpoint *cp,
                         "the proof is for a log of %lld entries, the checkpoint for %llu",
                         (long long)pr->tree_size, (unsigned long long)cp->size);
     uint8_t leaf[STL_HASH_LEN];
-    stl_merkle_leaf_hash(pr->body, pr->body_len, leaf);
+    if (stl_tx_leaf(pr->has_salt ? pr->salt : NULL, pr->body, pr->body_len, leaf) != STL_OK)
+        return ctl_fail(CTL_LEDGER_E_FAULT, err, errlen,
+                        "FAILED: the transaction's salt does not fit its ledger version");
     if (stl_merkle_verify_inclusion((uint64_t)pr->log_index, cp->size, leaf,
                                     (const uint8_t(*)[STL_HASH_LEN])pr->path, pr->n_path,
                                     cp->root) != STL_OK)

@@ -1,5 +1,6 @@
 /*
- * A participant's settlement statement out of the ledger (see ledger_statement.h).
+ * A participant's settlement statement out of the ledger, and a billing period's nets (see
+ * ledger_statement.h).
  */
 #include "settle/ledger_statement.h"
 
@@ -8,6 +9,8 @@
 #include "mgx/civil.h"
 
 #include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
 
 void ctl_statement_month(int64_t y, int64_t m, ctl_statement_range *r)
 {
@@ -84,7 +87,8 @@ int ctl_ledger_statement(ctl_db *db, int64_t participant, const ctl_statement_ra
             goto out;
         }
         ctl_statement_row row = {
-            b.interval_id, b.interval_id * (int64_t)b.interval_len_s, &tx.position, {0}};
+            b.interval_id, b.interval_id * (int64_t)b.interval_len_s, &tx.position, {0},
+            b.timing};
         if (range->by_interval
                 ? b.interval_id != range->interval_id
                 : (row.start_utc < range->from_utc || row.start_utc >= range->to_utc))
@@ -102,3 +106,70 @@ out:
     sqlite3_finalize(st);
     return rc;
 }
+
+int ctl_ledger_period_nets(ctl_db *db, int64_t first, int64_t last, ctl_sol_net **out, size_t *n,
+                       uint8_t root[32])
+{
+    sqlite3_stmt *q = NULL;
+    size_t cap = 0;
+    int rc = -1;
+    *out = NULL;
+    *n = 0;
+    if (ctl_db_prepare(db, "SELECT body FROM ledger_block WHERE interval_id BETWEEN ?1 AND ?2 "
+                           "ORDER BY height DESC LIMIT 1",
+                       &q) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(q, 1, first);
+    sqlite3_bind_int64(q, 2, last);
+    int step = sqlite3_step(q);
+    stl_block b;
+    if (step == SQLITE_DONE)
+        rc = 0; /* no block in the period: nothing to net */
+    else if (step == SQLITE_ROW && stl_block_decode(sqlite3_column_blob(q, 0),
+                                                    (size_t)sqlite3_column_bytes(q, 0),
+                                                    &b) == STL_OK)
+        memcpy(root, b.log_root, 32);
+    else
+        step = SQLITE_ERROR;
+    sqlite3_finalize(q);
+    if (step != SQLITE_ROW)
+        return step == SQLITE_DONE ? 0 : -1;
+    if (ctl_db_prepare(db, "SELECT t.body FROM ledger_tx t JOIN ledger_block b ON b.height = "
+                           "t.height WHERE b.interval_id BETWEEN ?1 AND ?2 AND t.participant IS "
+                           "NOT NULL ORDER BY t.participant, t.log_index",
+                       &q) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(q, 1, first);
+    sqlite3_bind_int64(q, 2, last);
+    rc = 0;
+    while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        stl_tx tx;
+        if (stl_tx_decode(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), &tx) !=
+                STL_OK ||
+            tx.kind != STL_TX_POSITION) {
+            rc = -1;
+            break;
+        }
+        const stl_position *p = &tx.position;
+        if (*n == 0 || (*out)[*n - 1].participant != p->participant) {
+            if (*n == cap) {
+                cap = cap ? 2 * cap : 64;
+                ctl_sol_net *g = realloc(*out, cap * sizeof *g);
+                if (!g) {
+                    rc = -1;
+                    break;
+                }
+                *out = g;
+            }
+            (*out)[(*n)++] = (ctl_sol_net){p->participant, 0, 0};
+        }
+        ctl_sol_net *x = &(*out)[*n - 1];
+        x->net_wh += p->local_sold_wh - p->local_bought_wh;
+        x->net_uc += p->local_received_uc - p->local_paid_uc;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = -1;
+    sqlite3_finalize(q);
+    return rc;
+}
+

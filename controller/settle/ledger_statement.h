@@ -14,6 +14,7 @@
 #include "db/db.h"
 
 #include "mgx/ledger_record.h"
+#include "solana/settle_solana.h"
 
 /* The columns of a row: import_wh, export_wh, contracted_bought_wh, contracted_sold_wh,
  * local_bought_wh, local_sold_wh, grid_bought_wh, grid_sold_wh, local_paid_uc, fee_paid_uc,
@@ -25,6 +26,7 @@ typedef struct {
     int64_t start_utc;            /* Unix seconds of the interval's start */
     const stl_position *position; /* valid during the callback */
     int64_t v[CTL_STATEMENT_COLS];
+    uint8_t timing;               /* the block's stl_timing (ex_ante for a ledger v1 block) */
 } ctl_statement_row;
 
 /* Which intervals: the one interval_id when by_interval, else those starting in
@@ -51,5 +53,13 @@ int ctl_ledger_participant_number(ctl_db *db, const char *name, int64_t *out, ch
 int ctl_ledger_statement(ctl_db *db, int64_t participant, const ctl_statement_range *range,
                          int (*fn)(void *ctx, const ctl_statement_row *row), void *ctx, int *rows,
                          char *err, size_t errlen);
+
+/* A billing period's nets (netted Solana settlement, solana/settle_solana.h): each
+ * participant's local energy (sold - bought) and money (received - paid, fees included) summed
+ * over the positions of the blocks of intervals [first, last], ascending by participant, in a
+ * malloc'd array (*out, *n; the caller frees; n 0 when no block is in the range), and the log
+ * root of the range's last block. 0, or -1 on a database or decode error. */
+int ctl_ledger_period_nets(ctl_db *db, int64_t first, int64_t last, ctl_sol_net **out, size_t *n,
+                           uint8_t root[32]);
 
 #endif

@@ -43,6 +43,9 @@ void ctl_ledger_txs_free(ctl_ledger_txs *s)
     free(s->len);
     free(s->leaf);
     free(s->id);
+    if (s->salt)
+        sodium_memzero(s->salt, s->n * sizeof *s->salt);
+    free(s->salt);
     free(s->participant);
     memset(s, 0, sizeof *s);
 }
@@ -136,8 +139,8 @@ int ctl_ledger_txs_insert(ctl_db *db, const ctl_ledger_txs *s, uint64_t height,
 {
     sqlite3_stmt *st = NULL;
     if (ctl_db_prepare(db,
-                           "INSERT INTO ledger_tx(log_index, height, txid, participant, body)"
-                           " VALUES(?1, ?2, ?3, ?4, ?5)", &st) != SQLITE_OK)
+                           "INSERT INTO ledger_tx(log_index, height, txid, participant, body, salt)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st) != SQLITE_OK)
         return CTL_LEDGER_E_DB;
     int rc = CTL_LEDGER_OK;
     for (size_t i = 0; i < s->n && rc == CTL_LEDGER_OK; i++) {
@@ -150,6 +153,10 @@ int ctl_ledger_txs_insert(ctl_db *db, const ctl_ledger_txs *s, uint64_t height,
         else
             sqlite3_bind_int64(st, 4, s->participant[i]);
         sqlite3_bind_blob(st, 5, s->enc[i], (int)s->len[i], SQLITE_STATIC);
+        if (s->salted)
+            sqlite3_bind_blob(st, 6, s->salt[i], STL_SALT_LEN, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 6);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = CTL_LEDGER_E_DB;
     }

@@ -6,8 +6,8 @@
  *
  * Tables (all prefixed ledger_, beside the controller's own): ledger_meta (community, verifier
  * key), ledger_block (height, interval id, hash, encoding, signature, checkpoint), ledger_tx (log
- * index, height, id, participant of a position, encoding), ledger_node (the Merkle log's perfect
- * subtrees). Participant ids are stored as the int64 with the same bits.
+ * index, height, id, participant of a position, encoding, and for a version 2 transaction its
+ * secret salt), ledger_node (the Merkle log's perfect subtrees). Participant ids are stored as the int64 with the same bits.
  */
 #ifndef MGX_CTL_LEDGER_STORE_H
 #define MGX_CTL_LEDGER_STORE_H
@@ -42,6 +42,8 @@ typedef struct {
     size_t *len;
     uint8_t (*leaf)[STL_HASH_LEN];
     uint8_t (*id)[STL_ID_LEN];
+    uint8_t (*salt)[STL_SALT_LEN]; /* version 2 transactions' salts; unused for version 1 */
+    int salted;                    /* 1: salt[] holds them (a version 2 block) */
     int64_t *participant; /* position's participant bits, or INT64_MIN for a trade */
 } ctl_ledger_txs;
 

@@ -84,6 +84,7 @@ static const char *tx_diff(const stl_tx *x, const stl_tx *y, long long *a, long 
             int64_t u, v;
         } f[] = {{"participant", (int64_t)p->participant, (int64_t)q->participant},
                  {"status", p->status, q->status},
+                 {"tier", p->tier, q->tier},
                  {"local_bought_wh", p->local_bought_wh, q->local_bought_wh},
                  {"local_sold_wh", p->local_sold_wh, q->local_sold_wh},
                  {"grid_bought_wh", p->grid_bought_wh, q->grid_bought_wh},
@@ -112,8 +113,10 @@ static const char *tx_diff(const stl_tx *x, const stl_tx *y, long long *a, long 
         goto out;                                                                                  \
     } while (0)
 
-/* Re-settles a block from its own transactions and compares every byte and total. */
-static int resettle(const stl_block *b, const stl_tx *txs, size_t n, char *msg, size_t msglen)
+/* Re-settles a block from its own transactions (salted with their stored salts in version 2)
+ * and compares every byte and total. */
+static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts)[STL_SALT_LEN],
+                    size_t n, char *msg, size_t msglen)
 {
     size_t nt = 0;
     while (nt < n && txs[nt].kind == STL_TX_TRADE)
@@ -138,7 +141,8 @@ static int resettle(const stl_block *b, const stl_tx *txs, size_t n, char *msg, 
                   (unsigned long long)b->height, (long long)b->interval_id, i);
         const stl_position *p = &txs[i].position;
         if (p->status != STL_POS_MISSING)
-            meters[nm++] = (stl_metered){p->participant, p->import_wh, p->export_wh, p->quality};
+            meters[nm++] = (stl_metered){p->participant, p->import_wh, p->export_wh, p->quality,
+                                         p->tier, p->status == STL_POS_HELD};
     }
     stl_error_at at;
     int src = stl_reconcile(r, &b->tariffs, trades, nt, meters, nm, &at);
@@ -147,7 +151,7 @@ static int resettle(const stl_block *b, const stl_tx *txs, size_t n, char *msg, 
               (unsigned long long)b->height, (long long)b->interval_id, stl_strerror(src),
               at.trade_index != SIZE_MAX ? ", trade " : ", meter ",
               at.trade_index != SIZE_MAX ? at.trade_index : at.meter_index);
-    if ((rc = ctl_settle_txs(r, b->interval_id, &s)) != CTL_LEDGER_OK)
+    if ((rc = ctl_settle_txs(r, b->interval_id, b->version, NULL, salts, &s)) != CTL_LEDGER_OK)
         FAULT("block %llu: cannot re-encode its transactions", (unsigned long long)b->height);
     if (s.n != n)
         FAULT("block %llu (interval %lld): %zu transactions stored, the settlement rules give %zu "
@@ -193,7 +197,8 @@ static int audit_block(audit *a, sqlite3_stmt *txq, const stl_block *b, stl_fron
     size_t cap = b->n_tx ? b->n_tx : 1, n = 0;
     stl_tx *txs = calloc(cap, sizeof *txs);
     uint8_t(*leaves)[STL_HASH_LEN] = calloc(cap, STL_HASH_LEN);
-    if (!txs || !leaves)
+    uint8_t(*salts)[STL_SALT_LEN] = calloc(cap, STL_SALT_LEN);
+    if (!txs || !leaves || !salts)
         FAULT("out of memory");
     sqlite3_reset(txq);
     sqlite3_bind_int64(txq, 1, (sqlite3_int64)b->height);
@@ -213,23 +218,39 @@ static int audit_block(audit *a, sqlite3_stmt *txq, const stl_block *b, stl_fron
         if (stl_tx_decode(body, len, &txs[n]) != STL_OK)
             FAULT("transaction at log index %llu: not a canonical encoding",
                   (unsigned long long)li);
+        if (txs[n].version != b->version)
+            FAULT("transaction at log index %llu: ledger version %u in a version %u block",
+                  (unsigned long long)li, txs[n].version, b->version);
+        const uint8_t *salt = NULL;
+        if (b->version != STL_LEDGER_V1) {
+            if (sqlite3_column_bytes(txq, 4) != STL_SALT_LEN)
+                FAULT("transaction at log index %llu: its salt is missing or not %d bytes",
+                      (unsigned long long)li, STL_SALT_LEN);
+            memcpy(salts[n], sqlite3_column_blob(txq, 4), STL_SALT_LEN);
+            salt = salts[n];
+        } else if (sqlite3_column_type(txq, 4) != SQLITE_NULL) {
+            FAULT("transaction at log index %llu: an unsalted (version 1) transaction with a salt",
+                  (unsigned long long)li);
+        }
         if (txs[n].interval_id != b->interval_id || txs[n].seq != n)
             FAULT("transaction at log index %llu: belongs to interval %lld position %u, stored in "
                   "block %llu (interval %lld) position %zu",
                   (unsigned long long)li, (long long)txs[n].interval_id, txs[n].seq,
                   (unsigned long long)b->height, (long long)b->interval_id, n);
         uint8_t id[STL_ID_LEN];
-        stl_tx_id(body, len, id);
+        if (stl_tx_id(salt, body, len, id) != STL_OK ||
+            stl_tx_leaf(salt, body, len, leaves[n]) != STL_OK)
+            FAULT("transaction at log index %llu: cannot hash it", (unsigned long long)li);
         if (sqlite3_column_bytes(txq, 1) != STL_ID_LEN ||
             memcmp(id, sqlite3_column_blob(txq, 1), STL_ID_LEN) != 0)
-            FAULT("transaction at log index %llu: stored id is not the hash of its encoding",
+            FAULT("transaction at log index %llu: stored id is not the hash of its (salt and) "
+                  "encoding",
                   (unsigned long long)li);
         int pnull = sqlite3_column_type(txq, 2) == SQLITE_NULL;
         if ((txs[n].kind == STL_TX_TRADE) != pnull ||
             (!pnull && (uint64_t)sqlite3_column_int64(txq, 2) != txs[n].position.participant))
             FAULT("transaction at log index %llu: participant column does not match its encoding",
                   (unsigned long long)li);
-        stl_merkle_leaf_hash(body, len, leaves[n]);
         if (stl_frontier_append(f, leaves[n], audit_sink, a) != STL_OK) {
             rc = CTL_LEDGER_E_FAULT;
             goto out;
@@ -248,10 +269,13 @@ static int audit_block(audit *a, sqlite3_stmt *txq, const stl_block *b, stl_fron
     if (f->size != b->log_size || memcmp(root, b->log_root, STL_HASH_LEN) != 0)
         FAULT("block %llu (interval %lld): log size/root in the block do not match the log",
               (unsigned long long)b->height, (long long)b->interval_id);
-    rc = resettle(b, txs, n, msg, msglen);
+    rc = resettle(b, txs, (const uint8_t(*)[STL_SALT_LEN])salts, n, msg, msglen);
 out:
     free(txs);
     free(leaves);
+    if (salts)
+        sodium_memzero(salts, cap * STL_SALT_LEN);
+    free(salts);
     return rc;
 }
 
@@ -270,7 +294,7 @@ static int count(ctl_db *db, const char *sql, int64_t *out)
 int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t msglen)
 {
     char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX], name[STL_COMMUNITY_MAX + 1];
-    uint8_t pk[STL_PK_LEN], prev[STL_ID_LEN] = {0};
+    uint8_t pk[STL_PK_LEN], prev[STL_ID_LEN] = {0}, prev_version = 0;
     sqlite3_stmt *bq = NULL, *txq = NULL;
     stl_frontier f;
     stl_frontier_init(&f);
@@ -296,7 +320,8 @@ int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t m
                        " ORDER BY height",
                        &bq) != SQLITE_OK ||
         ctl_db_prepare(db,
-                       "SELECT log_index, txid, participant, body FROM ledger_tx WHERE height=?1"
+                       "SELECT log_index, txid, participant, body, salt FROM ledger_tx"
+                       " WHERE height=?1"
                        " ORDER BY log_index",
                        &txq) != SQLITE_OK) {
         rc = CTL_LEDGER_E_DB;
@@ -313,6 +338,10 @@ int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t m
                   (unsigned long long)h);
         if (stl_block_decode(body, len, &b) != STL_OK)
             FAULT("block %llu: not a canonical block encoding", (unsigned long long)h);
+        if (b.version < prev_version)
+            FAULT("block %llu (interval %lld): ledger version %u after version %u",
+                  (unsigned long long)h, (long long)b.interval_id, b.version, prev_version);
+        prev_version = b.version;
         if (b.height != h || b.interval_id != sqlite3_column_int64(bq, 1))
             FAULT("block %llu: height or interval columns differ from the signed block",
                   (unsigned long long)h);

@@ -9,6 +9,7 @@
 #include "common/crash_point.h"
 #include "common/interval.h"
 #include "mgx/civil.h"
+#include "settle/ledger_statement.h"
 #include "settle/ledger_store.h"
 #include "settle/settle_carry.h"
 #include "settle/settle_interval.h"
@@ -374,6 +375,32 @@ static int load_block(ctl_db *db, uint64_t height, block_view *v)
     return v->n_tx == v->b.n_tx ? 0 : -1;
 }
 
+static int name_of(void *ctx, uint64_t id, char *name, size_t cap);
+
+/* netted: hands over the billing period before block b's (each block of a period asks again;
+ * the outbox keys the period by its last interval, so it is stored once). */
+static int solana_period(ctl_settler *st, const stl_block *b, int64_t real_ms, char *msg,
+                         size_t msglen)
+{
+    int64_t len = ctl_settle_solana_billing_intervals(st->sol);
+    int64_t first = (ctl_floor_div(b->interval_id, len) - 1) * len, last = first + len - 1;
+    ctl_sol_net *nets = NULL;
+    size_t n = 0;
+    uint8_t root[32];
+    int rc = ctl_ledger_period_nets(st->db, first, last, &nets, &n, root);
+    if (rc != 0)
+        snprintf(msg, msglen, "the billing period before interval %lld cannot be read",
+                 (long long)b->interval_id);
+    else if (n == 0)
+        snprintf(msg, msglen, "no billing period to net before interval %lld",
+                 (long long)b->interval_id);
+    else
+        rc = ctl_settle_solana_period(st->sol, last, root, nets, n, name_of, st, real_ms, msg,
+                                      msglen);
+    free(nets);
+    return rc;
+}
+
 /* ---- publication ---- */
 
 static void pub_finish(ctl_settler *st)
@@ -414,13 +441,13 @@ static int name_of(void *ctx, uint64_t id, char *name, size_t cap)
     return ctl_store_participant_name(st->store, id, name, cap) == CTL_ST_OK ? 0 : -1;
 }
 
-static json_t *trade_json(ctl_settler *st, const stl_settled_trade *t)
+/* One of participant's trades, from its side: the counterparty is the coordinator's to know, so
+ * its name never leaves the controller (docs/privacy.md). */
+static json_t *trade_json(const stl_settled_trade *t, uint64_t participant)
 {
-    char s[CTL_PARTICIPANT_MAX] = "?", b[CTL_PARTICIPANT_MAX] = "?";
-    name_of(st, t->seller, s, sizeof s);
-    name_of(st, t->buyer, b, sizeof b);
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "seller", s, "buyer", b,
-                     "contracted_wh", (json_int_t)t->contracted_wh, "price_uc_per_kwh",
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "side",
+                     t->seller == participant ? "sell" : "buy", "contracted_wh",
+                     (json_int_t)t->contracted_wh, "price_uc_per_kwh",
                      (json_int_t)t->price_uc_per_kwh, "delivered_wh",
                      (json_int_t)t->delivered_wh, "paid_uc", (json_int_t)t->paid_uc,
                      "received_uc", (json_int_t)t->received_uc, "fee_uc", (json_int_t)t->fee_uc,
@@ -434,7 +461,7 @@ static json_t *statement_json(ctl_settler *st, const block_view *v, const stl_po
     for (size_t i = 0; i < v->n_tx; i++)
         if (v->tx[i].kind == STL_TX_TRADE &&
             (v->tx[i].trade.seller == p->participant || v->tx[i].trade.buyer == p->participant))
-            json_array_append_new(trades, trade_json(st, &v->tx[i].trade));
+            json_array_append_new(trades, trade_json(&v->tx[i].trade, p->participant));
     int64_t net = p->local_received_uc + p->grid_received_uc - p->local_paid_uc - p->grid_paid_uc;
     json_t *j = json_pack(
         "{s:i, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "v",
@@ -470,6 +497,9 @@ static json_t *statement_json(ctl_settler *st, const block_view *v, const stl_po
     json_object_set_new(j, "local_received_uc", json_integer(p->local_received_uc));
     json_object_set_new(j, "grid_paid_uc", json_integer(p->grid_paid_uc));
     json_object_set_new(j, "grid_received_uc", json_integer(p->grid_received_uc));
+    json_object_set_new(j, "tier", json_integer(p->tier));
+    json_object_set_new(j, "timing", json_string(v->b.timing == STL_TIMING_EX_POST ? "ex_post"
+                                                                                 : "ex_ante"));
     json_object_set_new(j, "trades", trades);
     return j;
 }
@@ -547,13 +577,15 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
         int rc = load_block(st->db, h, &v);
         stl_settled_trade *t = NULL;
         size_t nt = 0;
-        if (rc == 0) {
+        if (rc == 0 && ctl_settle_solana_mode(st->sol) == CTL_SOL_MODE_NETTED) {
+            rc = solana_period(st, &v.b, real_ms, msg, sizeof msg);
+        } else if (rc == 0) {
             t = calloc(v.n_tx ? v.n_tx : 1, sizeof *t);
             for (size_t i = 0; t && i < v.n_tx; i++)
                 if (v.tx[i].kind == STL_TX_TRADE)
                     t[nt++] = v.tx[i].trade;
-            rc = t ? ctl_settle_solana_block(st->sol, &v.b, t, nt, name_of, st, real_ms, msg,
-                                             sizeof msg)
+            rc = t ? ctl_settle_solana_block(st->sol, &v.b, v.checkpoint, t, nt, name_of, st,
+                                             real_ms, msg, sizeof msg)
                    : -1;
         } else {
             snprintf(msg, sizeof msg, "block %llu cannot be read", (unsigned long long)h);

@@ -13,8 +13,10 @@
  * database (table settle_state), so after a crash or a reconnect whatever was not
  * acknowledged is published again (consumers key statements by interval id).
  *
- * With Solana configured (settle_solana.h), every committed block's settled trades also become
- * Solana transactions in the outbox (same database), and the outbox is polled from the loop.
+ * With Solana configured (settle_solana.h), every committed block is also handed to the Solana
+ * outbox (same database) in the configured mode: its checkpoint anchored (the default), its
+ * settled trades as transfers (per_trade), or, with each block, the previous billing period's
+ * nets through the pool (netted); the outbox is polled from the loop.
  *
  * A block that cannot be settled (reconciliation refuses the input, a conflict, a foreign key)
  * stops settlement at that interval: it is logged and retried every minute, never skipped,

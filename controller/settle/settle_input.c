@@ -294,7 +294,9 @@ int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm
         if (m->metered.status != STM_MISSING)
             out->meters[out->in.n_meters++] = (stl_metered){
                 m->market_id, m->metered.import_wh + m->carried_import_wh, m->metered.export_wh,
-                m->metered.quality};
+                m->metered.quality, (uint8_t)m->attestation_tier,
+                /* the coordinator's own checks (limits, a flood) hold it: HELD in the ledger */
+                (m->metered.quality & (MTR_Q_LIMIT | MTR_Q_FLOOD)) ? 1 : 0};
     }
     out->in.interval_id = r->interval_id;
     out->in.interval_len_s = (uint32_t)r->length_s;

@@ -33,6 +33,8 @@ ctl_ledger_key *ctl_ledger_key_load(const char *path, char *err, size_t errlen)
         sodium_free(k);
         k = NULL;
     }
+    if (k)
+        stl_salt_secret(k->sk, k->salt_secret);
     sodium_memzero(text, len);
     free(text);
     return k;
@@ -44,7 +46,9 @@ void ctl_ledger_key_free(ctl_ledger_key *k)
         sodium_free(k); /* sodium_free wipes */
 }
 
-int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, ctl_ledger_txs *s)
+int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version,
+                   const uint8_t *salt_secret, const uint8_t (*salts)[STL_SALT_LEN],
+                   ctl_ledger_txs *s)
 {
     size_t nt, np;
     const stl_settled_trade *t = stl_reconciled_trades(r, &nt);
@@ -55,12 +59,17 @@ int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, ctl_ledger_txs 
     s->len = malloc(m * sizeof *s->len);
     s->leaf = malloc(m * sizeof *s->leaf);
     s->id = malloc(m * sizeof *s->id);
+    s->salt = malloc(m * sizeof *s->salt);
     s->participant = malloc(m * sizeof *s->participant);
-    if (!s->enc || !s->len || !s->leaf || !s->id || !s->participant)
+    if (!s->enc || !s->len || !s->leaf || !s->id || !s->salt || !s->participant)
         return CTL_LEDGER_E_NOMEM;
+    s->salted = version != STL_LEDGER_V1;
+    if (s->salted && !salts && !salt_secret)
+        return CTL_LEDGER_E_INPUT;
     for (size_t i = 0; i < n; i++) {
         stl_tx tx;
         memset(&tx, 0, sizeof tx);
+        tx.version = version;
         tx.interval_id = interval_id;
         tx.seq = (uint32_t)i;
         if (i < nt) {
@@ -75,14 +84,28 @@ int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, ctl_ledger_txs 
         s->len[i] = stl_tx_encode(&tx, s->enc[i]);
         if (s->len[i] == 0)
             return CTL_LEDGER_E_INPUT;
-        stl_merkle_leaf_hash(s->enc[i], s->len[i], s->leaf[i]);
-        stl_tx_id(s->enc[i], s->len[i], s->id[i]);
+        const uint8_t *salt = NULL;
+        if (s->salted) {
+            if (salts)
+                memcpy(s->salt[i], salts[i], STL_SALT_LEN);
+            else
+                stl_leaf_salt(salt_secret, interval_id, tx.seq, s->salt[i]);
+            salt = s->salt[i];
+        }
+        if (stl_tx_leaf(salt, s->enc[i], s->len[i], s->leaf[i]) != STL_OK ||
+            stl_tx_id(salt, s->enc[i], s->len[i], s->id[i]) != STL_OK)
+            return CTL_LEDGER_E_INPUT;
     }
     return CTL_LEDGER_OK;
 }
 
-static int reconcile_input(const ctl_ledger_input *in, stl_reconciler **rp, ctl_ledger_txs *s,
-                           char *err, size_t errlen)
+static uint8_t in_version(const ctl_ledger_input *in)
+{
+    return in->version ? in->version : STL_LEDGER_VERSION;
+}
+
+static int reconcile_input(const ctl_ledger_input *in, const ctl_ledger_key *key,
+                           stl_reconciler **rp, ctl_ledger_txs *s, char *err, size_t errlen)
 {
     stl_reconciler *r = stl_reconciler_new(in->n_trades, in->n_meters);
     *rp = r;
@@ -106,7 +129,7 @@ static int reconcile_input(const ctl_ledger_input *in, stl_reconciler **rp, ctl_
                      stl_strerror(rc));
         return CTL_LEDGER_E_INPUT;
     }
-    rc = ctl_settle_txs(r, in->interval_id, s);
+    rc = ctl_settle_txs(r, in->interval_id, in_version(in), key->salt_secret, NULL, s);
     if (rc != CTL_LEDGER_OK)
         ctl_errf(err, errlen, "interval %lld: cannot encode its transactions",
                  (long long)in->interval_id);
@@ -140,6 +163,11 @@ static int settle_new(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
     memset(b, 0, sizeof *b);
     int rc = ctl_ledger_block_load(db, -1, INT64_MIN, &prev, prev_hash);
     if (rc == CTL_LEDGER_OK) {
+        if (prev.version > in_version(in)) {
+            ctl_errf(err, errlen, "block %llu is ledger version %u: later blocks cannot be %u",
+                     (unsigned long long)prev.height, prev.version, in_version(in));
+            return CTL_LEDGER_E_INPUT;
+        }
         b->height = prev.height + 1;
         b->log_size = prev.log_size;
         memcpy(b->prev_hash, prev_hash, STL_ID_LEN);
@@ -159,6 +187,8 @@ static int settle_new(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
     }
     ctl_crash_point("ledger.after_nodes");
     strcpy(b->community, key->name);
+    b->version = in_version(in);
+    b->timing = in->timing;
     b->interval_id = in->interval_id;
     b->interval_len_s = in->interval_len_s;
     b->tariffs = in->tariffs;
@@ -196,7 +226,7 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
     stl_reconciler *r = NULL;
     ctl_ledger_txs s;
     memset(&s, 0, sizeof s);
-    int rc = reconcile_input(in, &r, &s, err, errlen);
+    int rc = reconcile_input(in, key, &r, &s, err, errlen);
     if (rc != CTL_LEDGER_OK)
         goto out;
     if (ctl_db_begin(db) != SQLITE_OK) {
@@ -207,9 +237,21 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
     rc = ctl_ledger_block_load(db, -1, in->interval_id, &out->block, out->hash);
     if (rc == CTL_LEDGER_OK) { /* settled before: the same inputs give the same transactions */
         uint8_t root[STL_HASH_LEN];
-        stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);
+        int same = 1;
         out->replayed = 1;
-        if (memcmp(root, out->block.tx_root, STL_HASH_LEN) != 0 || out->block.n_tx != s.n) {
+        if (out->block.version != in_version(in)) { /* e.g. settled by an earlier release */
+            ctl_ledger_txs_free(&s);
+            /* inputs that version cannot encode (a HELD reading in version 1) are other inputs */
+            same = ctl_settle_txs(r, in->interval_id, out->block.version, key->salt_secret, NULL,
+                                  &s) == CTL_LEDGER_OK;
+        }
+        if (same) {
+            stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);
+            same = memcmp(root, out->block.tx_root, STL_HASH_LEN) == 0 &&
+                   out->block.n_tx == s.n &&
+                   out->block.timing == (out->block.version == STL_LEDGER_V1 ? 0 : in->timing);
+        }
+        if (!same) {
             ctl_errf(err, errlen, "interval %lld is already settled (block %llu) with other inputs",
                      (long long)in->interval_id, (unsigned long long)out->block.height);
             rc = CTL_LEDGER_E_CONFLICT;

@@ -31,12 +31,17 @@ typedef struct {
     size_t n_trades;
     const stl_metered *meters; /* validated metered energy per participant */
     size_t n_meters;
+    uint8_t timing; /* stl_timing: how the interval's market cleared (recorded in the block) */
+    uint8_t version; /* ledger version to write: 0 is STL_LEDGER_VERSION; tests set
+                        STL_LEDGER_V1 to make a ledger as earlier releases did. A block is never
+                        written in a version below its predecessor's. */
 } ctl_ledger_input;
 
 /* The community's settlement key; lives in sodium_malloc memory (ctl_ledger_key_load). */
 typedef struct {
     char name[STL_COMMUNITY_MAX + 1]; /* the community, checkpoint origin and key name */
     uint8_t sk[STL_SK_LEN];
+    uint8_t salt_secret[STL_SALT_LEN]; /* stl_salt_secret(sk): the leaves' salts come from it */
 } ctl_ledger_key;
 
 typedef struct {
@@ -54,9 +59,14 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
                       ctl_ledger_result *out, char *err, size_t errlen);
 
 /* The rule for an interval's transactions: the reconciler's result encoded as trades, then
- * positions, with their leaf hashes and ids (the audit re-derives every block with it). Fills
- * *s (free with ctl_ledger_txs_free, also on failure); CTL_LEDGER_OK, CTL_LEDGER_E_NOMEM or
+ * positions, in ledger `version`, with their leaf hashes and ids (the audit re-derives every
+ * block with it). A version 2 block salts each transaction: with salts non-NULL (the audit,
+ * which has the stored salts and no key) transaction i takes salts[i], else the salt derived
+ * from salt_secret (stl_leaf_salt); version 1 uses neither. Fills *s (free with
+ * ctl_ledger_txs_free, also on failure); CTL_LEDGER_OK, CTL_LEDGER_E_NOMEM or
  * CTL_LEDGER_E_INPUT when a transaction cannot be encoded. */
-int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, ctl_ledger_txs *s);
+int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version,
+                   const uint8_t *salt_secret, const uint8_t (*salts)[STL_SALT_LEN],
+                   ctl_ledger_txs *s);
 
 #endif

@@ -27,6 +27,8 @@ void ctl_settle_solana_defaults(ctl_settle_solana_config *c)
     memset(c, 0, sizeof *c);
     c->energy_decimals = 0;
     c->payment_decimals = 6;
+    c->mode = CTL_SOL_MODE_ANCHOR; /* nothing per home on chain unless asked for */
+    c->billing_intervals = 2880;   /* 30 days of quarter hours */
     c->poll_ms = 2000;
     c->timeout_ms = 5000;
 }
@@ -76,6 +78,21 @@ int ctl_settle_solana_key(ctl_settle_solana_config *c, const char *key, const ch
     }
     if (strcmp(key, "keypair") == 0)
         return str_key(key, value, c->keypair, sizeof c->keypair, err, errlen);
+    if (strcmp(key, "mode") == 0) {
+        static const char *const MODES[] = {"anchor", "per_trade", "netted"};
+        for (int i = 0; i < 3; i++)
+            if (strcmp(value, MODES[i]) == 0) {
+                c->mode = i;
+                return 1;
+            }
+        ctl_errf(err, errlen, "mode must be anchor (the default), netted or per_trade, not '%s'",
+                 value);
+        return 0;
+    }
+    if (strcmp(key, "pool_wallet") == 0)
+        return mint_key(key, value, c->pool_wallet, err, errlen);
+    if (strcmp(key, "billing_intervals") == 0)
+        return int_key(key, value, 1, 1000000, &c->billing_intervals, err, errlen);
     if (strcmp(key, "wallets") == 0)
         return str_key(key, value, c->wallets, sizeof c->wallets, err, errlen);
     if (strcmp(key, "energy_mint") == 0)
@@ -98,14 +115,19 @@ int ctl_settle_solana_check(const ctl_settle_solana_config *c, char *err, size_t
 {
     if (!c->enabled)
         return 1;
-    const char *missing = !c->rpc_url[0]        ? "rpc_url"
-                          : !c->keypair[0]      ? "keypair"
-                          : !c->energy_mint[0]  ? "energy_mint"
-                          : !c->payment_mint[0] ? "payment_mint"
-                          : !c->wallets[0]      ? "wallets"
-                                                : NULL;
+    int per_trade = c->mode != CTL_SOL_MODE_ANCHOR; /* anchor needs no mints or wallets */
+    const char *missing = !c->rpc_url[0]                     ? "rpc_url"
+                          : !c->keypair[0]                   ? "keypair"
+                          : per_trade && !c->energy_mint[0]  ? "energy_mint"
+                          : per_trade && !c->payment_mint[0] ? "payment_mint"
+                          : per_trade && !c->wallets[0]      ? "wallets"
+                          : c->mode == CTL_SOL_MODE_NETTED && !c->pool_wallet[0] ? "pool_wallet"
+                                                             : NULL;
     if (missing) {
-        ctl_errf(err, errlen, "[solana] needs %s", missing);
+        ctl_errf(err, errlen, "[solana] needs %s%s", missing,
+                 !per_trade || !strcmp(missing, "rpc_url") || !strcmp(missing, "keypair") ? ""
+                 : c->mode == CTL_SOL_MODE_NETTED ? " (mode netted)"
+                                                  : " (mode per_trade)");
         return 0;
     }
     if (c->energy_decimals != 0) {
@@ -177,7 +199,8 @@ struct ctl_settle_solana {
     uint8_t *sk; /* 64 bytes, sodium_malloc */
     wallet *w;   /* sorted by id */
     size_t n_w, cap_w;
-    sol_home *homes; /* w[i].home, as the array sol_batch_build takes */
+    sol_home *homes; /* w[i].home, as the array sol_batch_build takes, then the pool's */
+    size_t pool;     /* netted: the pool's index in homes (n_w) */
     sol_batch *batch;
     ctl_sol_rpc *rpc;
     ctl_sol_outbox *ob;
@@ -291,7 +314,7 @@ static int load_wallets(ctl_settle_solana *x, const char *path, char *err, size_
     }
     if (x->n_w)
         qsort(x->w, x->n_w, sizeof *x->w, by_id);
-    x->homes = calloc(x->n_w ? x->n_w : 1, sizeof *x->homes);
+    x->homes = calloc(x->n_w + 1, sizeof *x->homes); /* + the pool (netted) */
     if (!x->homes) {
         ctl_errf(err, errlen, "out of memory");
         return -1;
@@ -314,14 +337,24 @@ int ctl_settle_solana_new(const ctl_settle_solana_config *c, ctl_db *db,
     x->c.token_program = SOL_TOKEN_PROGRAM;
     x->c.energy_decimals = (uint8_t)c->energy_decimals;
     x->c.payment_decimals = (uint8_t)c->payment_decimals;
-    if (sol_pubkey_from_base58(c->energy_mint, &x->c.energy_mint) != SOL_OK ||
-        sol_pubkey_from_base58(c->payment_mint, &x->c.payment_mint) != SOL_OK) {
+    int per_trade = c->mode != CTL_SOL_MODE_ANCHOR; /* mints and wallets: per_trade, netted */
+    if (per_trade && (sol_pubkey_from_base58(c->energy_mint, &x->c.energy_mint) != SOL_OK ||
+                      sol_pubkey_from_base58(c->payment_mint, &x->c.payment_mint) != SOL_OK)) {
         ctl_errf(err, errlen, "[solana]: bad mint address");
         goto fail;
     }
     if (load_keypair(x, c->keypair, err, errlen) != 0 ||
-        load_wallets(x, c->wallets, err, errlen) != 0)
+        (per_trade && load_wallets(x, c->wallets, err, errlen) != 0))
         goto fail;
+    if (c->mode == CTL_SOL_MODE_NETTED) {
+        sol_pubkey pool;
+        x->pool = x->n_w;
+        if (sol_pubkey_from_base58(c->pool_wallet, &pool) != SOL_OK ||
+            sol_home_init(&x->homes[x->pool], &x->c, &pool) != SOL_OK) {
+            ctl_errf(err, errlen, "[solana]: bad pool_wallet");
+            goto fail;
+        }
+    }
     x->batch = sol_batch_new();
     x->rpc = ctl_sol_rpc_new(c->rpc_url, (long)c->timeout_ms);
     if (!x->batch || !x->rpc) {
@@ -377,11 +410,138 @@ static long wallet_of(ctl_settle_solana *x, uint64_t id, ctl_participant_name_fn
     return find_wallet(x, name);
 }
 
-int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
+int ctl_settle_solana_mode(const ctl_settle_solana *x)
+{
+    return x->cfg.mode;
+}
+
+int64_t ctl_settle_solana_billing_intervals(const ctl_settle_solana *x)
+{
+    return x->cfg.billing_intervals;
+}
+
+/* Builds b's transactions against a fresh blockhash and stores them under key: 0, 1 (no
+ * blockhash: later) or -1, with msg. */
+static int build_and_store(ctl_settle_solana *x, int64_t key, const uint8_t root[32],
+                           const sol_transfer *t, size_t n, int64_t now_ms, char *msg,
+                           size_t msglen)
+{
+    uint8_t hash[32];
+    uint64_t lvbh = 0;
+    if (ctl_sol_rpc_latest_blockhash(x->rpc, "finalized", hash, &lvbh) != CTL_SOLRPC_OK) {
+        ctl_errf(msg, msglen, "no blockhash from the RPC node (%s)",
+                 ctl_sol_rpc_last_error(x->rpc));
+        return 1;
+    }
+    sol_interval iv;
+    iv.interval_id = (uint64_t)key;
+    memcpy(iv.ledger_root, root, 32);
+    size_t bad = SIZE_MAX;
+    int r = sol_batch_build(x->batch, &x->c, x->homes, x->n_w + (x->cfg.mode == CTL_SOL_MODE_NETTED),
+                            &iv, t, n, hash, x->sk, &bad);
+    if (r != SOL_OK) {
+        ctl_errf(msg, msglen, "cannot build the transactions: %s (transfer %zu)", sol_strerror(r),
+                 bad);
+        return -1;
+    }
+    r = ctl_sol_outbox_add(x->ob, (uint64_t)key, x->batch, hash, lvbh, now_ms);
+    if (r != CTL_SOLOB_OK && r != CTL_SOLOB_E_EXISTS) {
+        ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
+        return -1;
+    }
+    return 0;
+}
+
+int ctl_settle_solana_period(ctl_settle_solana *x, int64_t last_interval,
+                             const uint8_t root[32], const ctl_sol_net *nets, size_t n,
+                             ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
+                             char *msg, size_t msglen)
+{
+    ctl_sol_outbox_row row;
+    if (ctl_sol_outbox_get(x->ob, (uint64_t)last_interval, 1, &row) == CTL_SOLOB_OK) {
+        ctl_errf(msg, msglen, "billing period up to interval %lld: in the outbox (already)",
+                 (long long)last_interval);
+        return 0;
+    }
+    sol_transfer *t = calloc(2 * n + 1, sizeof *t);
+    if (!t) {
+        ctl_errf(msg, msglen, "out of memory");
+        return -1;
+    }
+    size_t k = 0, off_chain = 0;
+    int rc = 0;
+    uint32_t pool = (uint32_t)x->pool;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        long w = wallet_of(x, nets[i].participant, name_of, name_ctx);
+        if (w < 0) {
+            off_chain += nets[i].net_wh != 0 || nets[i].net_uc != 0;
+            continue;
+        }
+        uint32_t h = (uint32_t)w;
+        int64_t wh = nets[i].net_wh, uc = nets[i].net_uc;
+        if (wh != 0)
+            t[k++] = (sol_transfer){wh > 0 ? h : pool, wh > 0 ? pool : h, SOL_ASSET_ENERGY,
+                                    (uint64_t)(wh > 0 ? wh : -wh), i};
+        uint64_t units = 0;
+        /* a coarser token rounds each home's net down: the pool pays or receives less */
+        if (uc != 0 && sol_uc_to_units(uc > 0 ? uc : -uc, x->c.payment_decimals, &units, NULL) !=
+                           SOL_OK) {
+            ctl_errf(msg, msglen, "participant %llu: net payment does not fit the token",
+                     (unsigned long long)nets[i].participant);
+            rc = -1;
+        }
+        if (units > 0)
+            t[k++] = (sol_transfer){uc > 0 ? pool : h, uc > 0 ? h : pool, SOL_ASSET_PAYMENT,
+                                    units, i};
+    }
+    if (rc == 0 && k == 0)
+        ctl_errf(msg, msglen, "billing period up to interval %lld: nothing to net (%zu homes, "
+                              "%zu without a wallet)",
+                 (long long)last_interval, n, off_chain);
+    else if (rc == 0 &&
+             (rc = build_and_store(x, last_interval, root, t, k, now_ms, msg, msglen)) == 0)
+        ctl_errf(msg, msglen,
+                 "billing period up to interval %lld: %zu transactions for %zu homes' nets in "
+                 "the outbox (%zu without a wallet stay off chain)",
+                 (long long)last_interval, sol_batch_count(x->batch), n - off_chain, off_chain);
+    free(t);
+    return rc;
+}
+
+/* Root-only anchoring: the block's checkpoint in a memo, nothing per home. */
+static int anchor_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
+                        int64_t now_ms, char *msg, size_t msglen)
+{
+    uint8_t hash[32];
+    uint64_t lvbh = 0;
+    if (ctl_sol_rpc_latest_blockhash(x->rpc, "finalized", hash, &lvbh) != CTL_SOLRPC_OK) {
+        ctl_errf(msg, msglen, "no blockhash from the RPC node (%s)",
+                 ctl_sol_rpc_last_error(x->rpc));
+        return 1;
+    }
+    int r = sol_batch_anchor(x->batch, &x->c.authority, (uint64_t)b->interval_id, checkpoint,
+                             hash, x->sk);
+    if (r != SOL_OK) {
+        ctl_errf(msg, msglen, "cannot build the anchor: %s", sol_strerror(r));
+        return -1;
+    }
+    r = ctl_sol_outbox_add(x->ob, (uint64_t)b->interval_id, x->batch, hash, lvbh, now_ms);
+    if (r != CTL_SOLOB_OK && r != CTL_SOLOB_E_EXISTS) {
+        ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
+        return -1;
+    }
+    ctl_errf(msg, msglen, "anchored: the checkpoint of log size %llu in the outbox%s",
+             (unsigned long long)b->log_size, r == CTL_SOLOB_E_EXISTS ? " (already)" : "");
+    return 0;
+}
+
+int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
                             ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
                             char *msg, size_t msglen)
 {
+    if (x->cfg.mode == CTL_SOL_MODE_ANCHOR)
+        return anchor_block(x, b, checkpoint, now_ms, msg, msglen);
     sol_transfer *t = calloc(2 * n_trades + 1, sizeof *t);
     if (!t) {
         ctl_errf(msg, msglen, "out of memory");

@@ -2,7 +2,17 @@
  * Internal: the controller's Solana backend for settled intervals (docs/solana.md). Configured
  * by a [solana] section in the controller's config; without one nothing here runs.
  *
- * For each committed ledger block, the block's settled trades become transfers: energy
+ * What goes on chain is the community's choice ([solana] mode, docs/solana.md, docs/privacy.md):
+ *  - anchor (the default): per committed block, one transaction whose only instruction is a
+ *    memo with the block's signed checkpoint (log size and root). Nothing per home: no wallet,
+ *    no token account, no amount. Mints and wallets are not needed;
+ *  - netted: per billing period (billing_intervals intervals), each home's net local energy
+ *    and net local money over the period, one transfer each way between the home and the
+ *    community's pool account (pool_wallet, delegated to the settlement key like a home's):
+ *    a bill-like monthly figure per home, nothing per interval;
+ *  - per_trade: public per-interval transfers between the homes, as below.
+ *
+ * per_trade: for each committed ledger block, the block's settled trades become transfers: energy
  * (delivered Wh) seller -> buyer and payment (what the seller receives, in the payment token's
  * units) buyer -> seller, the two legs of a trade in one transaction (solana_batch.h), each
  * transaction with the memo naming the interval and the block's ledger root (its log root).
@@ -30,15 +40,24 @@
 #define CTL_SOL_PATH_MAX 1024
 #define CTL_SOL_MAX_WALLETS 100000u
 
+typedef enum {
+    CTL_SOL_MODE_ANCHOR = 0,    /* root-only anchoring: the checkpoint in a memo (default) */
+    CTL_SOL_MODE_PER_TRADE = 1, /* every settled trade's two legs, public */
+    CTL_SOL_MODE_NETTED = 2     /* per home and billing period, through the pool */
+} ctl_sol_mode;
+
 typedef struct {
     int enabled;                            /* a [solana] section was given */
+    int mode;                               /* ctl_sol_mode; default anchor */
     char rpc_url[512];                      /* required: http(s) JSON-RPC endpoint */
     char keypair[CTL_SOL_PATH_MAX];         /* required: solana-keygen JSON file, mode 0600 */
-    char energy_mint[SOL_PUBKEY_B58_MAX + 1];  /* required, base58 */
-    char payment_mint[SOL_PUBKEY_B58_MAX + 1]; /* required, base58 */
+    char energy_mint[SOL_PUBKEY_B58_MAX + 1];  /* per_trade: required, base58 */
+    char payment_mint[SOL_PUBKEY_B58_MAX + 1]; /* per_trade: required, base58 */
     int64_t energy_decimals;                /* default 0: one unit is one Wh */
     int64_t payment_decimals;               /* default 6: one unit is one uc */
-    char wallets[CTL_SOL_PATH_MAX];         /* required: lines "participant wallet" */
+    char wallets[CTL_SOL_PATH_MAX];         /* per_trade: required, "participant wallet" */
+    char pool_wallet[SOL_PUBKEY_B58_MAX + 1]; /* netted: required, the pool's wallet */
+    int64_t billing_intervals;              /* netted: intervals per period; default 2880 */
     int64_t poll_ms;                        /* outbox pass every this long; default 2000 */
     int64_t timeout_ms;                     /* per RPC request; default 5000 */
 } ctl_settle_solana_config;
@@ -68,14 +87,35 @@ void ctl_settle_solana_free(ctl_settle_solana *x);
 /* Names a ledger participant (a market number): writes its id to name; 0 or -1. */
 typedef int (*ctl_participant_name_fn)(void *ctx, uint64_t id, char *name, size_t cap);
 
-/* Puts a committed block's trades into the outbox. Returns 0 when the block is done (its
+/* Puts a committed block into the outbox: in anchor mode its checkpoint (the block's signed
+ * C2SP note), in per_trade mode its trades. Returns 0 when the block is done (its
  * transactions are stored, were stored before, or there is nothing to put on chain), 1 when the
  * RPC node could not give a blockhash (try again later), -1 on an error (message in msg).
  * msg also gets a summary on success. */
-int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b,
+int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
                             ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
                             char *msg, size_t msglen);
+
+/* netted mode: one home's net over a billing period, from its settled positions. */
+typedef struct {
+    uint64_t participant;
+    int64_t net_wh; /* local_sold_wh - local_bought_wh: > 0 the home gives energy to the pool */
+    int64_t net_uc; /* local_received_uc - local_paid_uc (fees included): > 0 the pool pays */
+} ctl_sol_net;
+
+int ctl_settle_solana_mode(const ctl_settle_solana *x);
+int64_t ctl_settle_solana_billing_intervals(const ctl_settle_solana *x);
+
+/* Puts a billing period's nets into the outbox, keyed by the period's last interval id
+ * (last_interval) and memo'd with the root of the last block in it: per home with a wallet,
+ * energy home -> pool (net_wh > 0) or pool -> home, and payment home -> pool (net_uc < 0) or
+ * pool -> home, both legs of a home in one transaction. Return codes as
+ * ctl_settle_solana_block; a period already in the outbox is done (0). */
+int ctl_settle_solana_period(ctl_settle_solana *x, int64_t last_interval,
+                             const uint8_t root[32], const ctl_sol_net *nets, size_t n,
+                             ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
+                             char *msg, size_t msglen);
 
 /* One outbox pass (ctl_sol_outbox_poll) with the settlement key pair. */
 int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_stats *stats);

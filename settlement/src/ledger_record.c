@@ -3,9 +3,13 @@
  *
  * Writers and readers are mirror images over a small cursor; a decode succeeds only when every
  * byte is consumed, every field is in range and re-encoding gives the same bytes, so two
- * encodings of one record cannot both be accepted.
+ * encodings of one record cannot both be accepted. Both versions share one writer and one
+ * reader: version 2 differs only by the fields it adds (position tier, block timing), the
+ * statuses it admits, and the salt that its ids and leaves hash in.
  */
 #include "mgx/ledger_record.h"
+
+#include "mgx/merkle.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -98,26 +102,31 @@ static void get_bytes(rcur *r, void *out, size_t len)
 
 static const uint8_t TX_TAG[4] = {'M', 'G', 'X', 'T'};
 static const uint8_t BLOCK_TAG[4] = {'M', 'G', 'X', 'B'};
-#define VERSION 1
 
-/* Whether the input starts with this record type's tag and the version byte. */
-static int get_head(rcur *r, const uint8_t tag[4])
+static int version_ok(uint8_t v)
+{
+    return v == STL_LEDGER_V1 || v == STL_LEDGER_V2;
+}
+
+/* Whether the input starts with this record type's tag and a known version byte (to *version). */
+static int get_head(rcur *r, const uint8_t tag[4], uint8_t *version)
 {
     uint8_t got[4];
     get_bytes(r, got, 4);
-    return !r->bad && memcmp(got, tag, 4) == 0 && get_u8(r) == VERSION;
+    *version = get_u8(r);
+    return !r->bad && memcmp(got, tag, 4) == 0 && version_ok(*version);
 }
 
 /* Starts a decode: out zeroed and *r over the input after its head. 0 if there is no input or
  * output, the input is longer than max or its head is not this record type's. */
 static int begin_decode(rcur *r, const uint8_t *buf, size_t len, size_t max, const uint8_t tag[4],
-                        void *out, size_t out_size)
+                        void *out, size_t out_size, uint8_t *version)
 {
     if (!buf || !out || len > max)
         return 0;
     memset(out, 0, out_size);
     *r = (rcur){buf, len, 0};
-    return get_head(r, tag);
+    return get_head(r, tag, version);
 }
 
 /* Ends a decode whose fields took every byte without running short: STL_OK only if the record
@@ -137,9 +146,11 @@ static int nonneg(const int64_t *v, size_t n)
 
 size_t stl_tx_encode(const stl_tx *tx, uint8_t out[STL_TX_MAX_LEN])
 {
+    if (!version_ok(tx->version))
+        return 0;
     wcur w = {out, 0};
     put_bytes(&w, TX_TAG, 4);
-    out[w.n++] = VERSION;
+    out[w.n++] = tx->version;
     out[w.n++] = (uint8_t)tx->kind;
     put_i64(&w, tx->interval_id);
     put_u32(&w, tx->seq);
@@ -161,10 +172,14 @@ size_t stl_tx_encode(const stl_tx *tx, uint8_t out[STL_TX_MAX_LEN])
                          p->grid_bought_wh,   p->grid_sold_wh,      p->local_paid_uc,
                          p->fee_paid_uc,      p->local_received_uc, p->grid_paid_uc,
                          p->grid_received_uc};
-        if (!nonneg(v, 13) || p->status > STL_POS_MISSING)
+        int v1 = tx->version == STL_LEDGER_V1;
+        if (!nonneg(v, 13) || p->status > (v1 ? STL_POS_MISSING : STL_POS_STATUS_MAX) ||
+            p->tier > (v1 ? 0 : STL_TIER_MAX))
             return 0;
         put_u64(&w, p->participant);
         out[w.n++] = (uint8_t)p->status;
+        if (!v1)
+            out[w.n++] = p->tier;
         put_u32(&w, p->quality);
         for (int i = 0; i < 13; i++)
             put_i64(&w, v[i]);
@@ -177,8 +192,10 @@ size_t stl_tx_encode(const stl_tx *tx, uint8_t out[STL_TX_MAX_LEN])
 int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
 {
     rcur r;
-    if (!begin_decode(&r, buf, len, STL_TX_MAX_LEN, TX_TAG, tx, sizeof *tx))
+    uint8_t version;
+    if (!begin_decode(&r, buf, len, STL_TX_MAX_LEN, TX_TAG, tx, sizeof *tx, &version))
         return STL_E_ENCODING;
+    tx->version = version;
     uint8_t kind = get_u8(&r);
     tx->interval_id = get_i64(&r);
     tx->seq = get_u32(&r);
@@ -197,6 +214,8 @@ int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
         tx->kind = STL_TX_POSITION;
         p->participant = get_u64(&r);
         p->status = (stl_pos_status)get_u8(&r);
+        if (version != STL_LEDGER_V1)
+            p->tier = get_u8(&r);
         p->quality = get_u32(&r);
         int64_t *f[13] = {&p->import_wh,         &p->export_wh,       &p->contracted_bought_wh,
                           &p->contracted_sold_wh, &p->local_bought_wh, &p->local_sold_wh,
@@ -214,9 +233,63 @@ int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
     return end_decode(buf, len, again, stl_tx_encode(tx, again));
 }
 
-void stl_tx_id(const uint8_t *enc, size_t len, uint8_t id[STL_ID_LEN])
+uint8_t stl_tx_version(const uint8_t *enc, size_t len)
 {
-    crypto_hash_sha256(id, enc, len);
+    return enc && len > 4 ? enc[4] : 0;
+}
+
+/* Whether salt fits the encoding's version: none for version 1, one for version 2. */
+static int salt_fits(const uint8_t *salt, const uint8_t *enc, size_t len)
+{
+    uint8_t v = stl_tx_version(enc, len);
+    return len <= STL_TX_MAX_LEN &&
+           ((v == STL_LEDGER_V1 && !salt) || (v == STL_LEDGER_V2 && salt));
+}
+
+int stl_tx_id(const uint8_t *salt, const uint8_t *enc, size_t len, uint8_t id[STL_ID_LEN])
+{
+    if (!salt_fits(salt, enc, len))
+        return STL_E_INVAL;
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    if (salt)
+        crypto_hash_sha256_update(&st, salt, STL_SALT_LEN);
+    crypto_hash_sha256_update(&st, enc, len);
+    crypto_hash_sha256_final(&st, id);
+    return STL_OK;
+}
+
+int stl_tx_leaf(const uint8_t *salt, const uint8_t *enc, size_t len, uint8_t leaf[STL_ID_LEN])
+{
+    if (!salt_fits(salt, enc, len))
+        return STL_E_INVAL;
+    uint8_t data[STL_SALT_LEN + STL_TX_MAX_LEN];
+    size_t n = 0;
+    if (salt) {
+        memcpy(data, salt, STL_SALT_LEN);
+        n = STL_SALT_LEN;
+    }
+    memcpy(data + n, enc, len);
+    stl_merkle_leaf_hash(data, n + len, leaf);
+    sodium_memzero(data, n); /* the salt is the coordinator's secret */
+    return STL_OK;
+}
+
+void stl_salt_secret(const uint8_t sk[STL_SK_LEN], uint8_t secret[STL_SALT_LEN])
+{
+    /* crypto_kdf: BLAKE2b keyed with the seed, personalised by the context and subkey id */
+    crypto_kdf_derive_from_key(secret, STL_SALT_LEN, 1, "mgxsalt2", sk);
+}
+
+void stl_leaf_salt(const uint8_t secret[STL_SALT_LEN], int64_t interval_id, uint32_t seq,
+                   uint8_t salt[STL_SALT_LEN])
+{
+    uint8_t msg[4 + 8 + 4];
+    wcur w = {msg, 0};
+    put_bytes(&w, "MGXS", 4);
+    put_i64(&w, interval_id);
+    put_u32(&w, seq);
+    crypto_generichash(salt, STL_SALT_LEN, msg, sizeof msg, secret, STL_SALT_LEN);
 }
 
 int stl_community_valid(const char *s)
@@ -251,17 +324,20 @@ size_t stl_block_encode(const stl_block *b, uint8_t out[STL_BLOCK_MAX_LEN])
     totals_fields(&b->totals, tv);
     int64_t tf[3] = {b->tariffs.feed_in_uc_per_kwh, b->tariffs.retail_uc_per_kwh,
                      b->tariffs.network_fee_uc_per_kwh};
-    if (!nonneg(tv, 12) || !nonneg(tf, 3) || b->interval_len_s == 0)
+    if (!nonneg(tv, 12) || !nonneg(tf, 3) || b->interval_len_s == 0 || !version_ok(b->version) ||
+        b->timing > (b->version == STL_LEDGER_V1 ? 0 : STL_TIMING_EX_POST))
         return 0;
     wcur w = {out, 0};
     put_bytes(&w, BLOCK_TAG, 4);
-    out[w.n++] = VERSION;
+    out[w.n++] = b->version;
     size_t cl = strlen(b->community);
     out[w.n++] = (uint8_t)cl;
     put_bytes(&w, b->community, cl);
     put_u64(&w, b->height);
     put_i64(&w, b->interval_id);
     put_u32(&w, b->interval_len_s);
+    if (b->version != STL_LEDGER_V1)
+        out[w.n++] = b->timing;
     for (int i = 0; i < 3; i++)
         put_i64(&w, tf[i]);
     put_bytes(&w, b->prev_hash, STL_ID_LEN);
@@ -280,8 +356,10 @@ size_t stl_block_encode(const stl_block *b, uint8_t out[STL_BLOCK_MAX_LEN])
 int stl_block_decode(const uint8_t *buf, size_t len, stl_block *b)
 {
     rcur r;
-    if (!begin_decode(&r, buf, len, STL_BLOCK_MAX_LEN, BLOCK_TAG, b, sizeof *b))
+    uint8_t version;
+    if (!begin_decode(&r, buf, len, STL_BLOCK_MAX_LEN, BLOCK_TAG, b, sizeof *b, &version))
         return STL_E_ENCODING;
+    b->version = version;
     uint8_t cl = get_u8(&r);
     if (cl > STL_COMMUNITY_MAX)
         return STL_E_ENCODING;
@@ -290,6 +368,8 @@ int stl_block_decode(const uint8_t *buf, size_t len, stl_block *b)
     b->height = get_u64(&r);
     b->interval_id = get_i64(&r);
     b->interval_len_s = get_u32(&r);
+    if (version != STL_LEDGER_V1)
+        b->timing = get_u8(&r);
     b->tariffs.feed_in_uc_per_kwh = get_i64(&r);
     b->tariffs.retail_uc_per_kwh = get_i64(&r);
     b->tariffs.network_fee_uc_per_kwh = get_i64(&r);

@@ -44,6 +44,10 @@ const char *stl_pos_status_name(stl_pos_status s)
         return "flagged";
     case STL_POS_MISSING:
         return "missing";
+    case STL_POS_ESTIMATED:
+        return "estimated";
+    case STL_POS_HELD:
+        return "held";
     default:
         return "unknown";
     }
@@ -218,7 +222,10 @@ static int build_positions(stl_reconciler *r, const mkt_trade *trades, size_t nt
         ps->import_wh = m->import_wh;
         ps->export_wh = m->export_wh;
         ps->quality = m->quality;
-        ps->status = m->quality ? STL_POS_FLAGGED : STL_POS_GOOD;
+        ps->tier = m->tier;
+        ps->status = m->held      ? STL_POS_HELD
+                     : m->quality ? STL_POS_FLAGGED
+                                  : STL_POS_GOOD;
     }
     return STL_OK;
 }
@@ -381,7 +388,8 @@ int stl_reconcile(stl_reconciler *r, const stl_tariffs *tf, const mkt_trade *tra
         }
     for (size_t i = 0; i < nm; i++)
         if (meters[i].import_wh < 0 || meters[i].import_wh > STL_METER_MAX_WH ||
-            meters[i].export_wh < 0 || meters[i].export_wh > STL_METER_MAX_WH) {
+            meters[i].export_wh < 0 || meters[i].export_wh > STL_METER_MAX_WH ||
+            meters[i].tier > STL_TIER_MAX || meters[i].held > 1) {
             at->meter_index = i;
             return STL_E_METER;
         }

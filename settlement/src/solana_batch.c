@@ -357,6 +357,61 @@ out:
     return rc;
 }
 
+int sol_anchor_memo(uint64_t interval_id, const char *checkpoint, char *out, size_t cap)
+{
+    if (!checkpoint || !out)
+        return SOL_E_INVAL;
+    int n = snprintf(out, cap, "mgx1 anchor interval=%" PRIu64 "\n%s", interval_id, checkpoint);
+    if (n < 0 || (size_t)n >= cap)
+        return SOL_E_SPACE;
+    return n;
+}
+
+int sol_batch_anchor(sol_batch *b, const sol_pubkey *authority, uint64_t interval_id,
+                     const char *checkpoint, const uint8_t blockhash[32],
+                     const uint8_t secret_key[64])
+{
+    if (!b)
+        return SOL_E_INVAL;
+    reset(b);
+    if (!authority || !checkpoint || !blockhash || !secret_key)
+        return SOL_E_INVAL;
+    if (memcmp(secret_key + 32, authority->b, 32) != 0)
+        return SOL_E_SIGNATURE;
+    char text[SOL_IX_MAX_DATA + 1];
+    int len = sol_anchor_memo(interval_id, checkpoint, text, sizeof text);
+    if (len < 0)
+        return len;
+    sol_ix memo;
+    int rc = sol_ix_memo(&memo, text, (size_t)len);
+    sol_msg m;
+    sol_msg_init(&m, authority);
+    if (rc == SOL_OK)
+        rc = sol_msg_add(&m, &memo, 1);
+    if (rc == SOL_OK)
+        rc = reserve((void **)&b->txs, &b->tx_cap, 1, sizeof(sol_batch_tx));
+    if (rc == SOL_OK)
+        rc = reserve((void **)&b->bytes, &b->bytes_cap, SOL_TX_MAX_BYTES, 1);
+    if (rc != SOL_OK)
+        return rc;
+    sol_batch_tx *tx = &b->txs[0];
+    const uint8_t *sks[1] = {secret_key};
+    size_t n;
+    rc = sol_msg_sign(&m, blockhash, sks, 1, b->bytes, SOL_TX_MAX_BYTES, &n, tx->signature);
+    if (rc != SOL_OK) {
+        reset(b);
+        return rc;
+    }
+    tx->bytes = b->bytes;
+    tx->len = n;
+    tx->part = 1;
+    tx->transfers = NULL;
+    tx->n_transfers = 0;
+    b->bytes_len = n;
+    b->n_tx = 1;
+    return SOL_OK;
+}
+
 size_t sol_batch_count(const sol_batch *b)
 {
     return b ? b->n_tx : 0;

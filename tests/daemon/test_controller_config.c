@@ -125,6 +125,20 @@ static void errors_name_file_and_line(void **state)
     expect_error("[bus]\ncommunity = elm\n", 0, "no [controller] section");
     expect_error("[bus]\n[controller]\ncommunity = elm\n[solana]\nrpc_url = http://x\n", 4,
                  "[solana] needs settlement_key");
+    /* issue 19: the minimum group size of public results, the chain mode */
+    expect_error("[bus]\n[controller]\ncommunity = elm\nmin_group_size = 0\n", 4,
+                 "min_group_size");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "mode = pooled\n",
+                 6, "mode must be anchor (the default), netted or per_trade, not 'pooled'");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "mode = netted\nrpc_url = http://x\nkeypair = s.json\n"
+                 "energy_mint = So11111111111111111111111111111111111111112\n"
+                 "payment_mint = So11111111111111111111111111111111111111112\nwallets = w\n",
+                 0, "[solana] needs pool_wallet (mode netted)");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "mode = per_trade\nrpc_url = http://x\nkeypair = s.json\n",
+                 0, "[solana] needs energy_mint (mode per_trade)");
 }
 
 static void good_files_are_taken(void **state)
@@ -136,6 +150,9 @@ static void good_files_are_taken(void **state)
     /* the shared way: community in [bus]; both agreeing is fine too */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ngate_closure_s = 60\n");
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ncommunity = elm\n");
+    /* anchoring (the default mode) needs no mints or wallets */
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\nmin_group_size = 5\n"
+                    "settlement_key = k\n[solana]\nrpc_url = http://x\nkeypair = s.json\n");
     /* one file for several daemons */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\n[agent]\nparticipant = h1\n"
                     "[meter h1]\nprofile = sdm630\n[map custom]\npower_w = 0x34\n"

@@ -56,13 +56,15 @@ static void check_settle(const ctl_ledger_input *in)
         FUZZ_CHECK(m->import_wh >= 0 && m->import_wh <= STL_METER_MAX_WH);
         FUZZ_CHECK(m->export_wh >= 0 && m->export_wh <= STL_METER_MAX_WH);
         FUZZ_CHECK(m->participant <= INT64_MAX);
+        FUZZ_CHECK(m->tier <= STL_TIER_MAX && m->held <= 1);
     }
+    FUZZ_CHECK(in->timing <= STL_TIMING_EX_POST);
 }
 
 static int same_settle(const ctl_ledger_input *a, const ctl_ledger_input *b)
 {
     if (a->interval_id != b->interval_id || a->interval_len_s != b->interval_len_s ||
-        memcmp(&a->tariffs, &b->tariffs, sizeof a->tariffs) != 0 ||
+        memcmp(&a->tariffs, &b->tariffs, sizeof a->tariffs) != 0 || a->timing != b->timing ||
         a->n_trades != b->n_trades || a->n_meters != b->n_meters)
         return 0;
     for (size_t i = 0; i < a->n_trades; i++) {
@@ -75,7 +77,8 @@ static int same_settle(const ctl_ledger_input *a, const ctl_ledger_input *b)
     for (size_t i = 0; i < a->n_meters; i++) {
         const stl_metered *x = &a->meters[i], *y = &b->meters[i];
         if (x->participant != y->participant || x->import_wh != y->import_wh ||
-            x->export_wh != y->export_wh || x->quality != y->quality)
+            x->export_wh != y->export_wh || x->quality != y->quality || x->tier != y->tier ||
+            x->held != y->held)
             return 0;
     }
     return 1;
@@ -116,12 +119,14 @@ static void fuzz_proof(const char *text, size_t size)
     FUZZ_CHECK(a->log_index >= 0 && a->body_len <= STL_TX_MAX_LEN &&
           a->n_path <= STL_MERKLE_MAX_PROOF);
     uint8_t id[STL_ID_LEN];
-    stl_tx_id(a->body, a->body_len, id);
+    FUZZ_CHECK(stl_tx_id(a->has_salt ? a->salt : NULL, a->body, a->body_len, id) == STL_OK);
     char *again = ctl_lj_proof_format(a, id);
     FUZZ_CHECK(again != NULL);
     FUZZ_CHECK(ctl_lj_proof_parse(again, strlen(again), b, err, sizeof err) == CTL_LJ_OK);
     FUZZ_CHECK(a->log_index == b->log_index && a->tree_size == b->tree_size);
     FUZZ_CHECK(a->body_len == b->body_len && memcmp(a->body, b->body, a->body_len) == 0);
+    FUZZ_CHECK(a->has_salt == b->has_salt &&
+               (!a->has_salt || memcmp(a->salt, b->salt, STL_SALT_LEN) == 0));
     FUZZ_CHECK(a->n_path == b->n_path && memcmp(a->path, b->path, a->n_path * STL_HASH_LEN) == 0);
     FUZZ_CHECK(same_str(a->checkpoint, b->checkpoint));
     free(again);

@@ -111,6 +111,7 @@ typedef struct {
     int64_t first_interval;
     char checkpoint[4096];
     size_t n_statements;
+    size_t n_statement_trades; /* trades seen in statements, none naming a counterparty */
 } world;
 
 static world W;
@@ -135,6 +136,21 @@ static void on_msg(void *user, const bus_message *m)
         int h = home_index(id);
         assert_true(h >= 0);
         assert_string_equal(json_string_value(json_object_get(j, "participant")), id);
+        /* data minimisation (issue 19): a statement names no other home */
+        for (int o = 0; o < HOMES; o++) {
+            char quoted[BUS_ID_MAX + 2];
+            snprintf(quoted, sizeof quoted, "\"%s\"", W.homes[o].id);
+            if (o != h && memmem(m->payload, m->len, quoted, strlen(quoted)))
+                fail_msg("the statement of %s names %s", id, W.homes[o].id);
+        }
+        json_t *tr = json_object_get(j, "trades");
+        for (size_t k = 0; k < json_array_size(tr); k++) {
+            json_t *t = json_array_get(tr, k);
+            assert_null(json_object_get(t, "seller"));
+            assert_null(json_object_get(t, "buyer"));
+            assert_non_null(json_string_value(json_object_get(t, "side")));
+            W.n_statement_trades++;
+        }
         int64_t iv = json_integer_value(json_object_get(j, "interval_id")) - W.first_interval;
         if (iv >= 0 && iv < MAX_IV)
             W.statements[iv][h] = 1;
@@ -464,11 +480,14 @@ static void settle_under_kills(void **state)
     assert_string_equal(W.checkpoint, (const char *)sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
     sqlite3_close(db);
+    /* the no-counterparty check above looked at real trades */
+    assert_true(W.n_statement_trades > 0);
     fprintf(stderr,
             "settle test: %d kills, %lld blocks, %zu positions (%zu good of %zu for the other "
-            "homes), home 3 flagged %zu times, home 5 held %zu times, %zu statements\n",
+            "homes), home 3 flagged %zu times, home 5 held %zu times, %zu statements with %zu "
+            "trades, none naming a counterparty\n",
             kills, (long long)n_blocks, t.positions, good_others, all_others, t.flag_checked,
-            t.gap_checked, W.n_statements);
+            t.gap_checked, W.n_statements, W.n_statement_trades);
 
     bus_stop(c, 500);
     bus_free(c);

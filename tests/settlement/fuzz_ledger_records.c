@@ -22,9 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t enc[STL_TX_MAX_LEN], id[STL_ID_LEN], leaf[STL_HASH_LEN];
         size_t n = stl_tx_encode(&tx, enc);
         FUZZ_CHECK(n == size && memcmp(enc, data, n) == 0);
-        stl_tx_id(enc, n, id);
-        stl_merkle_leaf_hash(enc, n, leaf);
+        static const uint8_t salt[STL_SALT_LEN] = {1};
+        const uint8_t *s = tx.version == STL_LEDGER_V1 ? NULL : salt;
+        FUZZ_CHECK(stl_tx_id(s, enc, n, id) == STL_OK && stl_tx_leaf(s, enc, n, leaf) == STL_OK);
         FUZZ_CHECK(memcmp(id, leaf, STL_ID_LEN) != 0); /* domain separation: 0x00 prefix */
+        /* the salt must fit the version */
+        FUZZ_CHECK(stl_tx_id(s ? NULL : salt, enc, n, id) == STL_E_INVAL);
     }
     stl_block b;
     if (stl_block_decode(data, size, &b) == STL_OK) {

@@ -7,8 +7,10 @@
  *     package documentation and example_test.go) signed byte for byte and verified, plus the
  *     signed-note specification's example (c2sp.org/signed-note);
  *   - checkpoints: sign/open round trip and every tampering rejected;
- *   - transaction and block encodings: round trips, exact lengths, and no byte can change
- *     without the decoder refusing it or the id changing.
+ *   - transaction and block encodings of both ledger versions: round trips, exact lengths, and
+ *     no byte can change without the decoder refusing it or the id changing;
+ *   - version 2's salts, ids and leaves against values computed outside mgx (Python hashlib,
+ *     from the layout in docs/ledger.md; the commands are in the test's comment).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -221,6 +223,7 @@ static void checkpoints(void **state)
 static stl_tx sample_trade(void)
 {
     stl_tx tx = {0};
+    tx.version = STL_LEDGER_V1;
     tx.kind = STL_TX_TRADE;
     tx.interval_id = 1900000;
     tx.seq = 7;
@@ -243,39 +246,136 @@ static void tx_encoding(void **state)
     assert_memory_equal(enc + 18, "\xfe\xdc\xba\x98\x76\x54\x32\x10", 8);
     assert_int_equal(stl_tx_decode(enc, n, &back), STL_OK);
     assert_memory_equal(&back.trade, &tx.trade, sizeof tx.trade);
-    stl_tx_id(enc, n, id);
+    assert_int_equal(back.version, STL_LEDGER_V1);
+    assert_int_equal(stl_tx_id(NULL, enc, n, id), STL_OK);
     for (size_t i = 0; i < n; i++) { /* no byte changes silently */
         enc[i] ^= 0x40;
         if (stl_tx_decode(enc, n, &back) == STL_OK) {
-            stl_tx_id(enc, n, id2);
+            assert_int_equal(stl_tx_id(back.version == STL_LEDGER_V1 ? NULL : id, enc, n, id2),
+                             STL_OK);
             assert_memory_not_equal(id, id2, 32);
         }
         enc[i] ^= 0x40;
     }
     assert_int_equal(stl_tx_decode(enc, n - 1, &back), STL_E_ENCODING);
+    /* a version 1 transaction hashes without a salt, and only so */
+    assert_int_equal(stl_tx_id(id, enc, n, id2), STL_E_INVAL);
     stl_tx pos = {0};
+    pos.version = STL_LEDGER_V1;
     pos.kind = STL_TX_POSITION;
     pos.position.participant = 3;
     pos.position.status = STL_POS_FLAGGED;
     pos.position.quality = 16;
     pos.position.import_wh = 5;
     n = stl_tx_encode(&pos, enc);
-    assert_int_equal(n, STL_TX_POSITION_LEN);
+    assert_int_equal(n, STL_TX_POSITION_V1_LEN);
     assert_int_equal(stl_tx_decode(enc, n, &back), STL_OK);
     assert_int_equal(back.position.status, STL_POS_FLAGGED);
     assert_int_equal(back.position.quality, 16);
-    enc[26] = 3; /* status beyond MISSING */
+    enc[26] = 3; /* status beyond MISSING: version 1 has no ESTIMATED */
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_E_ENCODING);
+    pos.position.status = STL_POS_HELD; /* nor HELD, nor a tier */
+    assert_int_equal(stl_tx_encode(&pos, enc), 0);
+    pos.position.status = STL_POS_FLAGGED;
+    pos.position.tier = STL_TIER_GATEWAY;
+    assert_int_equal(stl_tx_encode(&pos, enc), 0);
+
+    /* version 2: status (u8) at 26, tier (u8) at 27, quality (u32) at 28 */
+    pos.version = STL_LEDGER_V2;
+    pos.position.status = STL_POS_HELD;
+    pos.position.tier = STL_TIER_CERTIFIED;
+    n = stl_tx_encode(&pos, enc);
+    assert_int_equal(n, STL_TX_POSITION_LEN);
+    assert_memory_equal(enc, "MGXT\x02\x02", 6);
+    assert_memory_equal(enc + 26, "\x04\x02\x00\x00\x00\x10", 6);
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_OK);
+    assert_int_equal(back.version, STL_LEDGER_V2);
+    assert_int_equal(back.position.status, STL_POS_HELD);
+    assert_int_equal(back.position.tier, STL_TIER_CERTIFIED);
+    enc[26] = 3; /* ESTIMATED is a version 2 status */
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_OK);
+    assert_int_equal(back.position.status, STL_POS_ESTIMATED);
+    enc[26] = 5; /* beyond HELD */
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_E_ENCODING);
+    enc[26] = 4;
+    enc[27] = 3; /* tier beyond CERTIFIED */
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_E_ENCODING);
+    enc[27] = 2;
+    enc[4] = 3; /* no version 3 */
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_E_ENCODING);
+    enc[4] = 1; /* nor the version 2 layout under version 1 */
     assert_int_equal(stl_tx_decode(enc, n, &back), STL_E_ENCODING);
     pos.position.grid_paid_uc = -1;
     assert_int_equal(stl_tx_encode(&pos, enc), 0);
     tx.kind = 9;
     assert_int_equal(stl_tx_encode(&tx, enc), 0);
+    tx.kind = STL_TX_TRADE;
+    tx.version = 0;
+    assert_int_equal(stl_tx_encode(&tx, enc), 0);
+}
+
+static void from_hex(const char *h, uint8_t *out, size_t n)
+{
+    assert_int_equal(unhex(h, out, n), n);
+}
+
+/* Known answers of version 2's salting, computed outside mgx with Python's hashlib from
+ * docs/ledger.md (seed = bytes(range(32))):
+ *   secret = blake2b(b'', digest_size=32, key=seed, salt=(1).to_bytes(8,'little')+bytes(8),
+ *                    person=b'mgxsalt2'+bytes(8))          # libsodium crypto_kdf
+ *   salt   = blake2b(b'MGXS'+pack('>qI', 1900000, 7), digest_size=32, key=secret)
+ *   enc    = the sample trade, version 2 (106 bytes)
+ *   id = sha256(salt+enc), leaf = sha256(b'\0'+salt+enc); version 1: sha256(enc1),
+ *   sha256(b'\0'+enc1). */
+static void salted_known_answers(void **state)
+{
+    (void)state;
+    uint8_t seed[32], pk[32], sk[64], secret[32], salt[32], want[32], got[32];
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)i;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    stl_salt_secret(sk, secret);
+    from_hex("7ea1019e8a03e61f2bb69f81b50fbb8cf2cd47dc6e119046a0ef065606a951f4", want, 32);
+    assert_memory_equal(secret, want, 32);
+    stl_leaf_salt(secret, 1900000, 7, salt);
+    from_hex("79dda801c7f6c4a2eaae91720cfe8e7749c3ea7e50b131da743989f1295ae228", want, 32);
+    assert_memory_equal(salt, want, 32);
+
+    stl_tx tx = sample_trade();
+    uint8_t enc[STL_TX_MAX_LEN];
+    size_t n = stl_tx_encode(&tx, enc);
+    assert_int_equal(stl_tx_id(NULL, enc, n, got), STL_OK);
+    from_hex("21bda31ad791c8f657567411aa22db5bcf04ba037358d5024917127b8b3a8200", want, 32);
+    assert_memory_equal(got, want, 32);
+    assert_int_equal(stl_tx_leaf(NULL, enc, n, got), STL_OK);
+    from_hex("5f6cbeb0d657179673724c2c63a5297525c2a7694db20589bd9b799c2d01d095", want, 32);
+    assert_memory_equal(got, want, 32);
+
+    tx.version = STL_LEDGER_V2;
+    n = stl_tx_encode(&tx, enc);
+    assert_int_equal(n, STL_TX_TRADE_LEN);
+    assert_int_equal(stl_tx_id(NULL, enc, n, got), STL_E_INVAL); /* a salt is required */
+    assert_int_equal(stl_tx_leaf(NULL, enc, n, got), STL_E_INVAL);
+    assert_int_equal(stl_tx_id(salt, enc, n, got), STL_OK);
+    from_hex("34cb04f1eeecc505bca3e356cda5645e3ebe40012e57816d0d9559514a00cc2f", want, 32);
+    assert_memory_equal(got, want, 32);
+    assert_int_equal(stl_tx_leaf(salt, enc, n, got), STL_OK);
+    from_hex("c7765f9bca037a1fa94ba050015e3bb11e4d2652221bbc12eb5e192683f270b2", want, 32);
+    assert_memory_equal(got, want, 32);
+    /* each (interval, seq) has its own salt */
+    uint8_t other[32];
+    stl_leaf_salt(secret, 1900000, 8, other);
+    assert_memory_not_equal(salt, other, 32);
+    stl_leaf_salt(secret, 1900001, 7, other);
+    assert_memory_not_equal(salt, other, 32);
 }
 
 static void block_encoding(void **state)
 {
     (void)state;
     stl_block b = {0}, back;
+    b.version = STL_LEDGER_V2;
+    b.timing = STL_TIMING_EX_POST;
     strcpy(b.community, "street.example/mgx");
     b.height = 3;
     b.interval_id = 1900000;
@@ -293,6 +393,25 @@ static void block_encoding(void **state)
     assert_int_equal(n, STL_BLOCK_MAX_LEN - STL_COMMUNITY_MAX + strlen(b.community));
     assert_int_equal(stl_block_decode(enc, n, &back), STL_OK);
     assert_memory_equal(&back, &b, sizeof b);
+    /* the timing byte follows the interval length: tag 4 + version 1 + length 1 + community 18
+     * + height 8 + interval 8 + length 4 = offset 44 */
+    assert_int_equal(enc[4], 2);
+    assert_int_equal(enc[44], STL_TIMING_EX_POST);
+    enc[44] = 2; /* no third timing */
+    assert_int_equal(stl_block_decode(enc, n, &back), STL_E_ENCODING);
+    enc[44] = STL_TIMING_EX_POST;
+    /* version 1: one byte shorter, no timing; a timing cannot be written in it */
+    assert_int_equal(stl_block_encode(&(stl_block){.version = 3}, enc), 0);
+    stl_block v1 = b;
+    v1.version = STL_LEDGER_V1;
+    assert_int_equal(stl_block_encode(&v1, enc), 0);
+    v1.timing = STL_TIMING_EX_ANTE;
+    uint8_t enc1[STL_BLOCK_MAX_LEN];
+    size_t n1 = stl_block_encode(&v1, enc1);
+    assert_int_equal(n1, n - 1);
+    assert_int_equal(stl_block_decode(enc1, n1, &back), STL_OK);
+    assert_memory_equal(&back, &v1, sizeof v1);
+    n = stl_block_encode(&b, enc);
     for (size_t i = 0; i < n; i++) {
         uint8_t h1[32], h2[32];
         stl_block_hash(enc, n, h1);
@@ -315,7 +434,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rfc8032),     cmocka_unit_test(wycheproof),
         cmocka_unit_test(signed_notes), cmocka_unit_test(checkpoints),
-        cmocka_unit_test(tx_encoding), cmocka_unit_test(block_encoding),
+        cmocka_unit_test(tx_encoding), cmocka_unit_test(salted_known_answers),
+        cmocka_unit_test(block_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

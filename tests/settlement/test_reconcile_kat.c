@@ -54,7 +54,7 @@ static void street(void **state)
     stl_tariffs tf = {80000, 300000, 10000};
     mkt_trade t[3] = {trade(1, 3, 800, 120000, 10000), trade(1, 4, 200, 120000, 10000),
                       trade(2, 4, 300, 120000, 10000)};
-    stl_metered m[4] = {{4, 400, 0, 0}, {3, 900, 0, 0}, {2, 0, 300, 0}, {1, 0, 700, 0}};
+    stl_metered m[4] = {{4, 400, 0, 0, 0, 0}, {3, 900, 0, 0, 0, 0}, {2, 0, 300, 0, 0, 0}, {1, 0, 700, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(8, 8);
     assert_non_null(r);
     assert_int_equal(stl_reconcile(r, &tf, t, 3, m, 4, NULL), STL_OK);
@@ -117,7 +117,7 @@ static void rounding_account(void **state)
      * = 4 uc. */
     stl_tariffs tf = {0, 1000, 500};
     mkt_trade t = trade(10, 20, 2, 500, 500);
-    stl_metered m[2] = {{10, 0, 1, 0}, {20, 5, 0, 0}};
+    stl_metered m[2] = {{10, 0, 1, 0, 0, 0}, {20, 5, 0, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(1, 2);
     assert_int_equal(stl_reconcile(r, &tf, &t, 1, m, 2, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -138,7 +138,7 @@ static void ties_to_lowest_trade_index(void **state)
      * leftover Wh goes to trade 0 even though its buyer (9) has the larger id. */
     stl_tariffs tf = {0, 0, 0};
     mkt_trade t[2] = {trade(1, 9, 1, 0, 0), trade(1, 8, 1, 0, 0)};
-    stl_metered m[3] = {{1, 0, 1, 0}, {9, 1, 0, 0}, {8, 1, 0, 0}};
+    stl_metered m[3] = {{1, 0, 1, 0, 0, 0}, {9, 1, 0, 0, 0, 0}, {8, 1, 0, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(2, 3);
     assert_int_equal(stl_reconcile(r, &tf, t, 2, m, 3, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -161,8 +161,8 @@ static void flagged_and_missing(void **state)
     stl_tariffs tf = {80000, 300000, 0};
     mkt_trade t[3] = {trade(1, 3, 800, 120000, 0), trade(2, 5, 500, 120000, 0),
                       trade(4, 3, 100, 120000, 0)};
-    stl_metered m[5] = {{1, 0, 1000, MTR_Q_JUMP}, {2, 0, 500, 0}, {3, 800, 0, 0},
-                        {5, 500, 0, MTR_Q_COMM}, {7, 1000, 200, 0}};
+    stl_metered m[5] = {{1, 0, 1000, MTR_Q_JUMP, 0, 0}, {2, 0, 500, 0, 0, 0}, {3, 800, 0, 0, 0, 0},
+                        {5, 500, 0, MTR_Q_COMM, 0, 0}, {7, 1000, 200, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(3, 5);
     assert_int_equal(stl_reconcile(r, &tf, t, 3, m, 5, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -202,7 +202,7 @@ static void full_delivery_is_the_contract(void **state)
      * 123457 uc/kWh = 41111.181 -> 41111, fee 333 * 777 / 1000 = 258.741 -> 258. */
     stl_tariffs tf = {1, 2, 777};
     mkt_trade t = trade(1, 2, 333, 123457, 777);
-    stl_metered m[2] = {{1, 0, 333, 0}, {2, 333, 0, 0}};
+    stl_metered m[2] = {{1, 0, 333, 0, 0, 0}, {2, 333, 0, 0, 0, 0}};
     stl_reconciler *r = stl_reconciler_new(1, 2);
     assert_int_equal(stl_reconcile(r, &tf, &t, 1, m, 2, NULL), STL_OK);
     const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
@@ -220,7 +220,7 @@ static void rejections(void **state)
     stl_reconciler *r = stl_reconciler_new(2, 2);
     stl_error_at at;
     mkt_trade good = trade(1, 2, 100, 200, 10);
-    stl_metered m[2] = {{1, 0, 100, 0}, {2, 100, 0, 0}};
+    stl_metered m[2] = {{1, 0, 100, 0, 0, 0}, {2, 100, 0, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, m, 2, &at), STL_OK);
 
     mkt_trade bad[2] = {good, good};
@@ -238,13 +238,13 @@ static void rejections(void **state)
     bad[1].energy_wh = 0;
     assert_int_equal(stl_reconcile(r, &tf, bad, 2, m, 2, &at), STL_E_TRADE);
 
-    stl_metered dup[2] = {{1, 0, 100, 0}, {1, 0, 100, 0}};
+    stl_metered dup[2] = {{1, 0, 100, 0, 0, 0}, {1, 0, 100, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, dup, 2, &at), STL_E_METER);
     assert_int_equal(at.meter_index, 1);
-    stl_metered neg[1] = {{1, -1, 0, 0}};
+    stl_metered neg[1] = {{1, -1, 0, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, neg, 1, &at), STL_E_METER);
     assert_int_equal(at.meter_index, 0);
-    stl_metered huge[1] = {{1, 0, STL_METER_MAX_WH + 1, 0}};
+    stl_metered huge[1] = {{1, 0, STL_METER_MAX_WH + 1, 0, 0, 0}};
     assert_int_equal(stl_reconcile(r, &tf, &good, 1, huge, 1, &at), STL_E_METER);
 
     assert_int_equal(stl_reconcile(r, &tf, bad, 3, m, 2, &at), STL_E_TOO_MANY);
@@ -258,6 +258,47 @@ static void rejections(void **state)
     assert_int_equal(q, INT64_MAX);
     assert_int_equal(stl_muldiv(INT64_MAX, 2, 1, &q), STL_E_OVERFLOW);
     assert_int_equal(stl_muldiv(-1, 2, 1, &q), STL_E_INVAL);
+    stl_reconciler_free(r);
+}
+
+/* Ledger v2 inputs (issue 12's, carried by issue 19's encoding): a reading refused by the
+ * physical checks is HELD, settled exactly as FLAGGED (its trade delivers nothing, no grid
+ * legs), its quality bits kept as the reason; the attestation tier passes through. Seller 1
+ * (held, reason 0x40, tier 1) sold 300 Wh to buyer 2 (good, tier 2, imported 500): the buyer
+ * buys all 500 Wh from the grid, 500 x 300 / 1000 = 150 uc. */
+static void held_and_tiers(void **state)
+{
+    (void)state;
+    stl_tariffs tf = {80, 300, 0};
+    mkt_trade t[1] = {trade(1, 2, 300, 120, 0)};
+    stl_metered m[2] = {{1, 0, 300, 0x40, STL_TIER_GATEWAY, 1},
+                        {2, 500, 0, 0, STL_TIER_CERTIFIED, 0}};
+    stl_reconciler *r = stl_reconciler_new(1, 2);
+    assert_int_equal(stl_reconcile(r, &tf, t, 1, m, 2, NULL), STL_OK);
+    assert_int_equal(stl_reconciled_trades(r, NULL)[0].delivered_wh, 0);
+    const stl_position *p = stl_reconciled_positions(r, NULL);
+    assert_int_equal(p[0].status, STL_POS_HELD);
+    assert_string_equal(stl_pos_status_name(p[0].status), "held");
+    assert_int_equal(p[0].quality, 0x40);
+    assert_int_equal(p[0].tier, STL_TIER_GATEWAY);
+    assert_int_equal(p[0].export_wh, 300);
+    assert_int_equal(p[0].grid_sold_wh, 0);
+    assert_int_equal(p[0].grid_received_uc, 0);
+    assert_int_equal(p[1].status, STL_POS_GOOD);
+    assert_int_equal(p[1].tier, STL_TIER_CERTIFIED);
+    assert_int_equal(p[1].grid_bought_wh, 500);
+    assert_int_equal(p[1].grid_paid_uc, 150);
+    assert_int_equal(stl_reconciled_totals(r)->n_held, 1);
+    /* a tier or held flag out of range is a bad meter record */
+    stl_error_at at;
+    m[1].tier = STL_TIER_MAX + 1;
+    assert_int_equal(stl_reconcile(r, &tf, t, 1, m, 2, &at), STL_E_METER);
+    assert_int_equal(at.meter_index, 1);
+    m[1].tier = 0;
+    m[0].held = 2;
+    assert_int_equal(stl_reconcile(r, &tf, t, 1, m, 2, &at), STL_E_METER);
+    assert_int_equal(at.meter_index, 0);
+    assert_string_equal(stl_pos_status_name(STL_POS_ESTIMATED), "estimated");
     stl_reconciler_free(r);
 }
 
@@ -282,6 +323,7 @@ int main(void)
         cmocka_unit_test(full_delivery_is_the_contract),
         cmocka_unit_test(rejections),
         cmocka_unit_test(empty_interval),
+        cmocka_unit_test(held_and_tiers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -736,7 +736,7 @@ static void write_config(const char *conf, const char *db_path, int broker_port)
     /* key files by paths relative to the config's folder, as a coordinator would write them */
     FILE *f = tst_controller_config(conf, broker_port, COMMUNITY, db_path, GRACE_S);
     fprintf(f,
-            "[solana]\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
+            "[solana]\nmode = per_trade\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
             "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
             "timeout_ms = 2000\n",
             g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);

@@ -36,12 +36,24 @@ extern "C" {
 #define STL_MAX_PARTICIPANTS 1000000u
 #define STL_METER_MAX_WH INT64_C(1000000000000) /* 1 TWh per participant and interval */
 
+/* How far a reading's origin is attested (issue 12): recorded with each position, passed
+ * through unchanged by reconciliation. */
+typedef enum {
+    STL_TIER_UNSIGNED = 0,  /* whoever holds the home's bus credentials */
+    STL_TIER_GATEWAY = 1,   /* signed by the home gateway's registered device key */
+    STL_TIER_CERTIFIED = 2  /* signed by a certified meter (e.g. OCMF) */
+} stl_tier;
+#define STL_TIER_MAX STL_TIER_CERTIFIED
+
 /* One participant's validated metered energy over the interval. */
 typedef struct {
     uint64_t participant;
     int64_t import_wh; /* drawn from the connection point, 0 .. STL_METER_MAX_WH */
     int64_t export_wh; /* fed into the connection point, 0 .. STL_METER_MAX_WH */
-    uint32_t quality;  /* MTR_Q_* bits of the readings it came from; 0 (MTR_Q_GOOD) is good */
+    uint32_t quality;  /* MTR_Q_* bits of the readings it came from; 0 (MTR_Q_GOOD) is good; for
+                          a held reading, the reason it was held */
+    uint8_t tier;      /* stl_tier, 0 .. STL_TIER_MAX */
+    uint8_t held;      /* 1: refused by the coordinator's physical checks (settled as HELD) */
 } stl_metered;
 
 typedef struct {
@@ -51,10 +63,15 @@ typedef struct {
 } stl_tariffs;
 
 typedef enum {
-    STL_POS_GOOD = 0,    /* a good reading: settled */
-    STL_POS_FLAGGED = 1, /* a reading with quality bits set: held, nothing settled */
-    STL_POS_MISSING = 2  /* trades but no reading: held, nothing settled */
+    STL_POS_GOOD = 0,      /* a good reading: settled */
+    STL_POS_FLAGGED = 1,   /* a reading with quality bits set: held, nothing settled */
+    STL_POS_MISSING = 2,   /* trades but no reading: held, nothing settled */
+    STL_POS_ESTIMATED = 3, /* settled on an estimate, to be trued up (ledger v2; reconciliation
+                              does not produce it yet: issue 12 defines the estimate) */
+    STL_POS_HELD = 4       /* refused by physical checks (stl_metered.held): held as FLAGGED,
+                              quality says why */
 } stl_pos_status;
+#define STL_POS_STATUS_MAX STL_POS_HELD
 
 /* One trade after reconciliation. The contract fields are the market's; the rest is settled:
  *   delivered_wh <= contracted_wh
@@ -81,12 +98,13 @@ typedef struct {
  *   export_wh = local_sold_wh + grid_sold_wh,   import_wh = local_bought_wh + grid_bought_wh
  *   grid_paid_uc = floor(grid_bought_wh * retail / 1000)
  *   grid_received_uc = floor(grid_sold_wh * feed_in / 1000);
- * for a held one (FLAGGED or MISSING) every energy and money field except the metered
+ * for a held one (FLAGGED, HELD or MISSING) every energy and money field except the metered
  * import/export (kept for the record, 0 when missing) is zero. */
 typedef struct {
     uint64_t participant;
     stl_pos_status status;
-    uint32_t quality;
+    uint32_t quality; /* the reading's quality bits; for HELD the hold reason */
+    uint8_t tier;     /* stl_tier of the reading, passed through (0 when missing) */
     int64_t import_wh;
     int64_t export_wh;
     int64_t contracted_bought_wh; /* what its trades promised, whatever was delivered */

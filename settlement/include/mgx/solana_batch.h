@@ -106,6 +106,18 @@ int sol_batch_build(sol_batch *b, const sol_community *c, const sol_home *homes,
                     const uint8_t blockhash[32], const uint8_t secret_key[64],
                     size_t *bad_transfer);
 
+/* Root-only anchoring (issue 19): the memo "mgx1 anchor interval=<id>\n" followed by the
+ * block's signed checkpoint note as written (C2SP tlog-checkpoint: origin, log size, root,
+ * signature line). Its length, or SOL_E_SPACE / SOL_E_INVAL. */
+int sol_anchor_memo(uint64_t interval_id, const char *checkpoint, char *out, size_t cap);
+
+/* Builds and signs the one transaction of an anchored interval into b: the anchor memo alone,
+ * the settlement key (secret_key's public half, = authority) as fee payer and only signer. No
+ * home account appears in it. The transaction is part 1 of 1 with no transfers. */
+int sol_batch_anchor(sol_batch *b, const sol_pubkey *authority, uint64_t interval_id,
+                     const char *checkpoint, const uint8_t blockhash[32],
+                     const uint8_t secret_key[64]);
+
 size_t sol_batch_count(const sol_batch *b);
 /* The i-th transaction (0-based); NULL if i is out of range. */
 const sol_batch_tx *sol_batch_at(const sol_batch *b, size_t i);

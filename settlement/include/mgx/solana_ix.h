@@ -22,7 +22,8 @@ extern "C" {
 #endif
 
 #define SOL_IX_MAX_ACCOUNTS 8
-#define SOL_IX_MAX_DATA 256 /* enough for any mgx memo; real instructions allow more */
+#define SOL_IX_MAX_DATA 512 /* enough for any mgx memo (an anchor with its checkpoint); real
+                              instructions allow more */
 
 enum { SOL_TOKEN_TAG_APPROVE = 4, SOL_TOKEN_TAG_TRANSFER_CHECKED = 12 };
 
