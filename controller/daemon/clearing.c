@@ -5,6 +5,8 @@
  */
 #include "daemon/clearing.h"
 
+#include "db/prefs.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +90,8 @@ static int clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
                           const mkt_params *params, int64_t cleared_ms, const mkt_order *book,
                           size_t n_book, int *did_clear)
 {
+    /* a caller's book is an ex_post one: the interval records that timing with its clearing */
+    int ex_post = book != NULL;
     if (!s || !params || !did_clear || (!book && n_book))
         return CTL_ST_E_INVAL;
     *did_clear = 0;
@@ -95,6 +99,11 @@ static int clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
     if (rc)
         return rc;
     rc = clear_in_tx(s, interval_id, start_utc, params, cleared_ms, book, n_book, did_clear);
+    if (ex_post && ((rc == CTL_ST_OK && *did_clear) || rc == CTL_ST_E_MARKET)) {
+        int trc = ctl_interval_timing_put(ctl_store_db(s), interval_id, MKT_EX_POST);
+        if (trc != CTL_ST_OK)
+            rc = trc;
+    }
     if (rc == CTL_ST_E_MARKET) {
         /* keep the record of the rejected book; the caller still learns what happened */
         *did_clear = 1;

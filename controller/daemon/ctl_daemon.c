@@ -17,6 +17,7 @@
 #include "orders/order_msg.h"
 #include "orders/pref_ingest.h"
 #include "bus/payload.h"
+#include "db/prefs.h"
 #include "db/registry.h"
 #include "settle/settle_daemon.h"
 #include "db/store.h"
@@ -401,6 +402,10 @@ static void publish_interval(daemon *d, int64_t id)
             p->failed = 1;
         /* the result last: a subscriber that sees it knows the trades were sent before it */
         json_t *body = result_json(d, &r);
+        mkt_timing timing = MKT_EX_ANTE;
+        ctl_interval_timing_get(ctl_store_db(d->store), id, &timing);
+        if (body)
+            json_object_set_new(body, "timing", json_string(mkt_timing_name(timing)));
         if (!body || pub_send(p, topic, body, true) != BUS_OK)
             p->failed = 1;
     }

@@ -158,3 +158,42 @@ out:
     sqlite3_finalize(q);
     return rc;
 }
+
+int ctl_interval_timing_put(ctl_db *db, int64_t interval_id, mkt_timing timing)
+{
+    if (!db || (timing != MKT_EX_ANTE && timing != MKT_EX_POST))
+        return CTL_ST_E_INVAL;
+    sqlite3_stmt *q = NULL;
+    if (ctl_db_prepare(db,
+                       "INSERT OR REPLACE INTO interval_timing(interval_id, timing) "
+                       "VALUES(?1, ?2)",
+                       &q) != SQLITE_OK)
+        return CTL_ST_E_DB;
+    sqlite3_bind_int64(q, 1, interval_id);
+    sqlite3_bind_text(q, 2, mkt_timing_name(timing), -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? CTL_ST_OK : CTL_ST_E_DB;
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int ctl_interval_timing_get(ctl_db *db, int64_t interval_id, mkt_timing *timing)
+{
+    if (!db || !timing)
+        return CTL_ST_E_INVAL;
+    *timing = MKT_EX_ANTE;
+    sqlite3_stmt *q = NULL;
+    if (ctl_db_prepare(db, "SELECT timing FROM interval_timing WHERE interval_id = ?1", &q) !=
+        SQLITE_OK)
+        return CTL_ST_E_DB;
+    sqlite3_bind_int64(q, 1, interval_id);
+    int s = sqlite3_step(q), rc = CTL_ST_E_DB;
+    if (s == SQLITE_ROW) {
+        rc = mkt_timing_parse((const char *)sqlite3_column_text(q, 0), timing) == MKT_OK
+                 ? CTL_ST_OK
+                 : CTL_ST_E_DB;
+    } else if (s == SQLITE_DONE) {
+        rc = CTL_ST_OK;
+    }
+    sqlite3_finalize(q);
+    return rc;
+}

@@ -61,4 +61,10 @@ int ctl_prefs_put(ctl_db *db, const ctl_pref_rec *r);
 int ctl_prefs_valid(ctl_db *db, const char *participant, int64_t interval_id,
                     mkt_preference *out, int *found);
 
+/* The timing interval_id was cleared with: recorded inside the clearing's transaction (put),
+ * read for statements and results (get: MKT_EX_ANTE when nothing is recorded, as for every
+ * interval cleared before timing existed). CTL_ST_OK, CTL_ST_E_INVAL or CTL_ST_E_DB. */
+int ctl_interval_timing_put(ctl_db *db, int64_t interval_id, mkt_timing timing);
+int ctl_interval_timing_get(ctl_db *db, int64_t interval_id, mkt_timing *timing);
+
 #endif

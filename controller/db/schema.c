@@ -134,7 +134,7 @@ static const char V1[] =
     " superseded_ms INTEGER NOT NULL);";
 
 /* Version 2 (issue 11, post-delivery clearing): the homes' signed standing preferences
- * (db/prefs.c). A preference counts from its valid_from interval until the participant's next
+ * (db/prefs.c) and the timing each interval was cleared with. A preference counts from its valid_from interval until the participant's next
  * accepted one; only accepted preferences are kept (a rejection is answered and counted, not
  * stored), unique per (participant, nonce) so a resend gets its first receipt back. */
 static const char V2[] =
@@ -149,7 +149,12 @@ static const char V2[] =
     "  pref_id INTEGER NOT NULL REFERENCES preferences(pref_id),"
     "  side INTEGER NOT NULL CHECK(side IN (0, 1)), step INTEGER NOT NULL,"
     "  energy_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
-    "  PRIMARY KEY(pref_id, side, step)) WITHOUT ROWID;";
+    "  PRIMARY KEY(pref_id, side, step)) WITHOUT ROWID;"
+    /* the timing an interval was cleared with, for statements and results (no row: ex_ante,
+     * as every interval before version 2) */
+    "CREATE TABLE interval_timing("
+    "  interval_id INTEGER PRIMARY KEY REFERENCES intervals(interval_id),"
+    "  timing TEXT NOT NULL CHECK(timing IN ('ex_ante', 'ex_post')));";
 
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */

@@ -8,6 +8,7 @@
 
 #include "common/crash_point.h"
 #include "common/interval.h"
+#include "db/prefs.h"
 #include "mgx/civil.h"
 #include "settle/ledger_store.h"
 #include "settle/settle_interval.h"
@@ -438,6 +439,10 @@ static json_t *statement_json(ctl_settler *st, const block_view *v, const stl_po
     json_object_set_new(j, "grid_paid_uc", json_integer(p->grid_paid_uc));
     json_object_set_new(j, "grid_received_uc", json_integer(p->grid_received_uc));
     json_object_set_new(j, "trades", trades);
+    /* which timing the interval was cleared with (ex_post: every traded Wh was metered) */
+    mkt_timing timing = MKT_EX_ANTE;
+    ctl_interval_timing_get(st->db, (int64_t)v->b.interval_id, &timing);
+    json_object_set_new(j, "timing", json_string(mkt_timing_name(timing)));
     return j;
 }
 

@@ -21,7 +21,8 @@
  *
  * Checked from the database and the log: T is cleared only after its end plus the grace, with
  * exactly those trades and that price; the preference receipts say accepted; settlement finds
- * every traded Wh delivered (every Wh was metered).
+ * every traded Wh delivered (every Wh was metered); T's statements and its retained result
+ * say "timing":"ex_post".
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -30,6 +31,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -61,6 +64,7 @@ typedef struct {
     int64_t next_reading_s;
     int64_t target;
     int rejected; /* receipts refusing a preference (a slow start can miss T's gate) */
+    char statement_timing[16], result_timing[16]; /* "timing" of T's statement and result */
 } world;
 
 static world W;
@@ -69,8 +73,19 @@ static void on_msg(void *user, const bus_message *m)
 {
     (void)user;
     char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
-    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
-        strcmp(kind, "receipt") != 0)
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK)
+        return;
+    if (strcmp(kind, "statement") == 0 || strcmp(kind, "market") == 0) {
+        json_t *j = json_loadb(m->payload, m->len, 0, NULL);
+        json_t *iv = json_object_get(j, "interval_id"), *t = json_object_get(j, "timing");
+        if (json_is_integer(iv) && json_integer_value(iv) == W.target && json_is_string(t)) {
+            char *dst = kind[0] == 's' ? W.statement_timing : W.result_timing;
+            snprintf(dst, 16, "%s", json_string_value(t));
+        }
+        json_decref(j);
+        return;
+    }
+    if (strcmp(kind, "receipt") != 0)
         return;
     ctl_receipt r;
     assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, NULL, 0), CTL_R_OK);
@@ -182,13 +197,19 @@ static void test_ex_post_interval(void **state)
 
     ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
     bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 0, on_msg);
+    char filter[BUS_TOPIC_MAX];
+    bus_filter_all(filter, sizeof filter, COMMUNITY, "statement", NULL);
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    bus_filter_all(filter, sizeof filter, COMMUNITY, "market", "result");
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     int64_t deadline = ctl_wall_ms() + DEADLINE_MS;
     /* the controller up (it has subscribed when it logs its community) */
     while (tst_sh("grep -q 'community " COMMUNITY "' %s", log) != 0 && ctl_wall_ms() < deadline)
         usleep(20000);
     int cleared = 0, settled = 0, ok, targeted = 0;
-    while (!(cleared && settled) && ctl_wall_ms() < deadline) {
+    while (!(cleared && settled && W.statement_timing[0] && W.result_timing[0]) &&
+           ctl_wall_ms() < deadline) {
         bus_loop(c, 5);
         int64_t now_real = ctl_wall_ms();
         int64_t now_sim_s = ctl_clock_sim_ms(&clock, now_real) / 1000;
@@ -277,6 +298,10 @@ static void test_ex_post_interval(void **state)
     assert_int_equal(n, 2);
     sqlite3_finalize(st);
     sqlite3_close(db);
+
+    /* the statements and the result say which timing applied */
+    assert_string_equal(W.statement_timing, "ex_post");
+    assert_string_equal(W.result_timing, "ex_post");
 
     /* settlement found every traded Wh delivered */
     char pattern[128];
