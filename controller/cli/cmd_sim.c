@@ -31,6 +31,7 @@
 
 static const char SIM_USAGE[] =
     "usage: mgx sim SCENARIO.ini --out DIR [--data FILE.csv] [--runs N] [--seed S]\n"
+    "               [--home-intervals] [--compare-timing]\n"
     "       mgx sim SCENARIO.ini --out DIR --serve-modbus HOST:PORT [meter options]\n"
     "\n"
     "Simulates a community with local trading and, in the same run, without it (grid only),\n"
@@ -43,6 +44,10 @@ static const char SIM_USAGE[] =
     "                   names; see docs/measured-data.md\n"
     "  --runs N         run N seeds (S, S+1, ...) and report mean and spread of each KPI\n"
     "  --seed S         seed of the first run (default: the scenario's seed)\n"
+    "  --home-intervals also write home_intervals.csv: every home in every interval (energy,\n"
+    "                   money, saving against grid only) of the first run; large for big runs\n"
+    "  --compare-timing run the scenario under both timings, ex_ante and ex_post, with outputs\n"
+    "                   in DIR/ex_ante and DIR/ex_post, and print the comparison\n"
     "  --no-plots       do not run gnuplot\n"
     "  --quiet          print nothing but errors\n"
     "\n"
@@ -74,6 +79,8 @@ typedef struct {
     int has_seed;
     uint64_t seed;
     int plots, quiet;
+    int home_intervals; /* --home-intervals */
+    int compare_timing; /* --compare-timing */
     /* --serve-modbus */
     int serve;
     char host[256];
@@ -174,6 +181,8 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"runs", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
         {"no-plots", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        {"home-intervals", no_argument, NULL, 'I'},
+        {"compare-timing", no_argument, NULL, 'X'},
         {"serve-modbus", required_argument, NULL, 'M'},
         {"meter-profile", required_argument, NULL, 'F'},
         {"clock-speed", required_argument, NULL, 'C'},
@@ -223,6 +232,12 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         case 'q':
             o->quiet = 1;
             break;
+        case 'I':
+            o->home_intervals = 1;
+            break;
+        case 'X':
+            o->compare_timing = 1;
+            break;
         case 'h':
             fputs(SIM_USAGE, stdout);
             return -1;
@@ -252,6 +267,10 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
     }
     if (serve_only && !o->serve) {
         fprintf(stderr, "mgx sim: the meter and clock options need --serve-modbus HOST:PORT\n");
+        return CTL_EXIT_USAGE;
+    }
+    if (o->serve && o->compare_timing) {
+        fprintf(stderr, "mgx sim: --serve-modbus runs one timing; leave out --compare-timing\n");
         return CTL_EXIT_USAGE;
     }
     if (o->serve && o->runs > 1) {
@@ -309,7 +328,28 @@ static void render_plots(const char *dir, int quiet)
         fprintf(stderr, "mgx sim: gnuplot failed on %s/plots.gp\n", dir);
 }
 
-static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *data)
+/* --home-intervals: writes every sim_flow of the first run, then hands it on to the hook that
+ * was there before (the Modbus server's, with --serve-modbus). */
+typedef struct {
+    FILE *f;
+    const sim_scenario *sc;
+    sim_flow_fn next;
+    void *next_ctx;
+} flow_csv;
+
+static void write_flow(const sim_flow *fl, void *ctx)
+{
+    flow_csv *c = ctx;
+    if (c->f)
+        sim_write_flow_row(c->sc, fl, c->f);
+    if (c->next)
+        c->next(fl, c->next_ctx);
+}
+
+/* Runs every seed of one scenario, writes the outputs into out_dir and prints the summary.
+ * kpis (may be NULL) receives the first run's KPIs: [0] with trading, [1] grid only. */
+static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *data,
+                   const char *out_dir, sim_kpis kpis[2])
 {
     size_t n = (size_t)o->runs;
     sim_result **res = calloc(n, sizeof *res);
@@ -319,6 +359,8 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
     progress prog = {0, n, -1};
     sim_hooks hooks = {NULL, NULL, NULL, &prog, NULL, NULL};
     ctl_serve *srv = NULL;
+    flow_csv fc = {NULL, sc, NULL, NULL};
+    char fc_path[4200];
     if (!o->quiet && isatty(STDERR_FILENO) && !o->serve)
         hooks.on_progress = draw_progress;
     if (o->serve) {
@@ -333,10 +375,31 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
         fprintf(stderr, "mgx sim: out of memory\n");
         goto out;
     }
+    if (o->home_intervals) {
+        snprintf(fc_path, sizeof fc_path, "%s/home_intervals.csv", out_dir);
+        if (!(fc.f = fopen(fc_path, "w"))) {
+            fprintf(stderr, "mgx sim: %s: %s\n", fc_path, strerror(errno));
+            goto out;
+        }
+        sim_write_flow_header(fc.f);
+        fc.next = hooks.on_flow;
+        fc.next_ctx = hooks.flow_ctx;
+        hooks.on_flow = write_flow;
+        hooks.flow_ctx = &fc;
+    }
     for (size_t i = 0; i < n; i++) {
         seeds[i] = (o->has_seed ? o->seed : sc->seed) + i;
         prog.run = i;
         int src = sim_run(sc, data, seeds[i], &hooks, &res[i], err, sizeof err);
+        if (fc.f) { /* the first run only, like the other per-run outputs */
+            int bad = ferror(fc.f);
+            if (fclose(fc.f) != 0 || bad) {
+                fc.f = NULL;
+                fprintf(stderr, "mgx sim: %s: write failed\n", fc_path);
+                goto out;
+            }
+            fc.f = NULL;
+        }
         if (src == SIM_E_STOPPED && srv && ctl_serve_error(srv)[0]) {
             fprintf(stderr, "mgx sim: error: %s; %s, no outputs written\n",
                     ctl_serve_error(srv), err);
@@ -356,8 +419,8 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
                 "mgx sim: warning: %zu intervals began late: the machine cannot keep up with "
                 "--clock-speed %g for %zu homes\n",
                 ctl_serve_late(srv), o->srv.clock_speed, sim_scenario_homes(sc));
-    if (sim_write_outputs(sc, res[0], seeds[0], o->out, err, sizeof err) ||
-        (n > 1 && sim_write_runs(sc, (const sim_result *const *)res, seeds, n, o->out, err,
+    if (sim_write_outputs(sc, res[0], seeds[0], out_dir, err, sizeof err) ||
+        (n > 1 && sim_write_runs(sc, (const sim_result *const *)res, seeds, n, out_dir, err,
                                  sizeof err))) {
         fprintf(stderr, "mgx sim: %s\n", err);
         goto out;
@@ -371,20 +434,92 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
                    (unsigned long long)seeds[0], (unsigned long long)seeds[n - 1],
                    (unsigned long long)seeds[0]);
         }
-        printf("  outputs in %s/\n", o->out);
+        printf("  outputs in %s/\n", out_dir);
         fflush(stdout);
     }
+    if (kpis) {
+        kpis[0] = *sim_result_kpis(res[0]);
+        kpis[1] = *sim_result_baseline(res[0]);
+    }
     if (o->plots)
-        render_plots(o->out, o->quiet);
+        render_plots(out_dir, o->quiet);
     if (srv)
         ctl_serve_linger(srv, o->linger_s);
     rc = CTL_EXIT_OK;
 out:
+    if (fc.f)
+        fclose(fc.f);
     ctl_serve_free(srv);
     for (size_t i = 0; res && i < n; i++)
         sim_result_free(res[i]);
     free(res);
     free(seeds);
+    return rc;
+}
+
+/* The share a saving is of a positive bill, in percent; NAN when the bill is not positive. */
+static double pct_of(int64_t saving, int64_t bill)
+{
+    return bill > 0 ? 100.0 * (double)saving / (double)bill : (double)NAN;
+}
+
+/* --compare-timing: the scenario under ex_ante and ex_post, outputs in DIR/ex_ante and
+ * DIR/ex_post, then one table of the figures that differ. */
+static int compare_timing(const sim_opts *o, const sim_scenario *sc, const sim_data *data)
+{
+    static const mkt_timing T[2] = {MKT_EX_ANTE, MKT_EX_POST};
+    sim_kpis k[2][2];
+    sim_scenario *v = malloc(sizeof *v);
+    char dir[4200];
+    int rc = CTL_EXIT_FAILURE;
+    if (!v) {
+        fprintf(stderr, "mgx sim: out of memory\n");
+        return rc;
+    }
+    for (int i = 0; i < 2; i++) {
+        *v = *sc;
+        v->timing = T[i];
+        snprintf(dir, sizeof dir, "%s/%s", o->out, mkt_timing_name(T[i]));
+        if (make_dir(dir) != 0) {
+            fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", dir,
+                    strerror(errno));
+            goto out;
+        }
+        if ((rc = run_all(o, v, data, dir, k[i])) != CTL_EXIT_OK)
+            goto out;
+        if (!o->quiet)
+            printf("\n");
+    }
+    if (!o->quiet) {
+        const sim_kpis *a = &k[0][0], *b = &k[1][0], *base = &k[0][1];
+        int64_t sa = base->cost_uc - a->cost_uc, sb = base->cost_uc - b->cost_uc;
+        printf("%s: ex_ante against ex_post (seed %llu, %s)\n", sc->name,
+               (unsigned long long)(o->has_seed ? o->seed : sc->seed),
+               mkt_mechanism_name(sc->mechanism));
+        printf("  %-34s %14s %14s\n", "", "ex_ante", "ex_post");
+        printf("  %-34s %14.2f %14.2f\n", "community saving", (double)sa / 1e6,
+               (double)sb / 1e6);
+        printf("  %-34s %13.1f%% %13.1f%%\n", "  of the grid-only net bill",
+               pct_of(sa, base->cost_uc), pct_of(sb, base->cost_uc));
+        printf("  %-34s %13.1f%% %13.1f%%\n", "  of the grid-only gross bill",
+               pct_of(sa, base->gross_cost_uc), pct_of(sb, base->gross_cost_uc));
+        printf("  %-34s %14zu %14zu\n", "homes worse off than grid only", a->homes_worse_off,
+               b->homes_worse_off);
+        printf("  %-34s %14.2f %14.2f\n", "worst home's saving", (double)a->savings_min_uc / 1e6,
+               (double)b->savings_min_uc / 1e6);
+        printf("  %-34s %14.2f %14.2f\n", "median home's saving",
+               (double)a->savings_median_uc / 1e6, (double)b->savings_median_uc / 1e6);
+        printf("  %-34s %10.1f kWh %10.1f kWh\n", "traded locally",
+               (double)a->local_traded_wh / 1000, (double)b->local_traded_wh / 1000);
+        printf("  %-34s %13.1f%% %13.1f%%\n", "self-sufficiency", 100 * a->self_sufficiency,
+               100 * b->self_sufficiency);
+        printf("  %-34s %14.3f %14.3f\n", "Gini of the savings", a->savings_gini,
+               b->savings_gini);
+        fflush(stdout);
+    }
+    rc = CTL_EXIT_OK;
+out:
+    free(v);
     return rc;
 }
 
@@ -415,7 +550,7 @@ int ctl_cmd_sim(int argc, char **argv)
         fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", o.out, strerror(errno));
         goto out;
     }
-    rc = run_all(&o, sc, data);
+    rc = o.compare_timing ? compare_timing(&o, sc, data) : run_all(&o, sc, data, o.out, NULL);
 out:
     sim_data_free(data);
     free(sc);

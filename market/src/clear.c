@@ -2,8 +2,8 @@
  * The clearing engine: turns one interval's orders into local trades, grid legs and money.
  *
  * Both mechanisms share one allocation. Each step gets an effective price that folds the grid
- * in (a seller never takes less than the feed-in tariff, a buyer never pays more than retail
- * less the network fee), steps of one participant at one effective price become a "unit", the
+ * in (a seller never takes less than the feed-in tariff, a buyer's all-in limit is its bid capped
+ * at retail, less the network fee), steps of one participant at one effective price become a "unit", the
  * units are sorted (sellers cheapest first, buyers dearest first, ties by participant id) and a
  * greedy walk matches the two curves, which gives the maximal volume. The one level that is
  * only partly taken is shared pro rata. Pricing and the pairing into bilateral trades are what
@@ -80,8 +80,9 @@ struct mkt_clearing {
 };
 
 typedef struct {
-    int64_t lo; /* feed-in: no seller takes less */
-    int64_t hi; /* retail - fee: no buyer pays more (before the fee) */
+    int64_t lo;  /* feed-in: no seller takes less */
+    int64_t hi;  /* retail - fee: no buyer pays more (before the fee) */
+    int64_t fee; /* taken off every bid: a buyer's limit is all-in */
     int tradable;
 } price_band;
 
@@ -235,11 +236,15 @@ static int check_order(const mkt_order *o, int64_t *side_total, int64_t *offered
     return MKT_OK;
 }
 
+/* A sell step's effective price is max(ask, F); a buy step's min(bid, R) - fee, so that the
+ * buyer's trade price plus the fee never exceeds its bid (the limit is all-in). A bid below the
+ * fee gives a negative price, which is below the band and never trades. */
 static int64_t effective_price(const price_band *band, mkt_side side, int64_t limit)
 {
     if (side == MKT_SELL)
         return limit < band->lo ? band->lo : limit;
-    return limit > band->hi ? band->hi : limit;
+    int64_t retail = band->hi + band->fee;
+    return (limit > retail ? retail : limit) - band->fee;
 }
 
 /* Width of the packed sort key. Only a test build lowers it, to drive ordinary books through
@@ -720,7 +725,8 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     if (n_orders > c->max_orders)
         return MKT_E_TOO_MANY;
     price_band band = {params->feed_in_uc_per_kwh,
-                       params->retail_uc_per_kwh - params->network_fee_uc_per_kwh, 0};
+                       params->retail_uc_per_kwh - params->network_fee_uc_per_kwh,
+                       params->network_fee_uc_per_kwh, 0};
     band.tradable = band.hi >= band.lo;
     c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||

@@ -11,6 +11,7 @@
  */
 #include "mgx/sim.h"
 
+#include "mgx/ex_post.h"
 #include "mgx/imbalance.h"
 #include "mgx/market.h"
 #include "mgx/strategy.h"
@@ -31,7 +32,11 @@
 typedef struct {
     uint32_t group;
     long data_index; /* -1: modelled */
-    gsl_rng *rng;
+    /* Independent streams, each a function of (seed, home, model) only, so that what the agent
+     * draws (strategy, mechanism, timing) never moves the simulated load or PV. */
+    gsl_rng *rng;      /* the agent's pricing draws */
+    gsl_rng *load_rng; /* the load model */
+    gsl_rng *pv_rng;   /* the home's deviation from the shared cloud cover */
     sim_load_state load;
     double pv_dev;
     sim_battery bat;
@@ -54,6 +59,9 @@ typedef struct {
     gsl_rng *weather;
     mkt_clearing *clearing;
     mkt_order *orders;
+    sim_flow *flows;          /* this interval, per home */
+    mkt_preference *prefs;    /* ex_post: standing preferences, per home */
+    mkt_ex_post_home *post;   /* ex_post: the metered nets, per home */
     home *homes;
     size_t n_homes, n_intervals;
     sim_band band;
@@ -90,6 +98,15 @@ static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
     return r;
 }
 
+/* Stream numbers: 0 is the weather shared by all homes; home h's models use (h + 1) * 4 + model.
+ * Nothing else draws, so a stream sees the same numbers whatever the other models do. */
+enum { STREAM_WEATHER = 0, STREAM_AGENT = 1, STREAM_LOAD = 2, STREAM_PV = 3 };
+
+static uint64_t home_stream(size_t h, unsigned model)
+{
+    return ((uint64_t)h + 1) * 4 + model;
+}
+
 static int setup_homes(run_ctx *x, uint64_t seed)
 {
     const sim_scenario *sc = x->sc;
@@ -99,7 +116,9 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             home *hm = &x->homes[h];
             hm->group = (uint32_t)g;
             hm->data_index = -1;
-            if (!(hm->rng = rng_for(seed, h + 1)))
+            if (!(hm->rng = rng_for(seed, home_stream(h, STREAM_AGENT))) ||
+                !(hm->load_rng = rng_for(seed, home_stream(h, STREAM_LOAD))) ||
+                !(hm->pv_rng = rng_for(seed, home_stream(h, STREAM_PV))))
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
@@ -170,8 +189,8 @@ static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *
         *load = sim_data_load_wh(x->data, (size_t)hm->data_index, k);
         return;
     }
-    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, hm->rng);
-    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, hm->rng);
+    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, hm->pv_rng);
+    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, hm->load_rng);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -179,9 +198,8 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-/* The physics of one home in one interval and both settlements. */
-static int home_interval(run_ctx *x, home *hm, size_t h, size_t k, const mkt_participant_result *mp,
-                         sim_flow *f)
+/* The physics of one home in one interval: load, PV, battery, and what its meter measures. */
+static void home_physics(run_ctx *x, home *hm, size_t h, size_t k, sim_flow *f)
 {
     memset(f, 0, sizeof *f);
     f->home = h;
@@ -197,11 +215,20 @@ static int home_interval(run_ctx *x, home *hm, size_t h, size_t k, const mkt_par
     f->loss_wh = bf.loss_wh;
     f->export_wh = surplus - bf.charge_wh;
     f->import_wh = deficit - bf.discharge_wh;
-    int64_t money = 0;
+    hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = f->pv_wh;
+    hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = f->load_wh;
+}
+
+/* Both settlements of one home's metered interval: the local contract mp (NULL: none) and the
+ * grid for the rest, and the grid alone for the baseline. */
+static int home_settle(run_ctx *x, const mkt_participant_result *mp, sim_flow *f)
+{
+    int64_t money = 0, paid = 0;
     if (mp) {
         f->local_sold_wh = mp->local_sold_wh;
         f->local_bought_wh = mp->local_bought_wh;
-        money = mp->local_paid_uc + mp->fee_paid_uc - mp->local_received_uc;
+        paid = mp->local_paid_uc + mp->fee_paid_uc;
+        money = paid - mp->local_received_uc;
     }
     f->sold_local_wh = min64(f->local_sold_wh, f->export_wh);
     f->sold_grid_wh = f->export_wh - f->sold_local_wh;
@@ -219,8 +246,8 @@ static int home_interval(run_ctx *x, home *hm, size_t h, size_t k, const mkt_par
     f->settled_export_wh = imb.surplus_wh;
     f->cost_uc = money + imb.charge_uc - imb.credit_uc;
     f->base_cost_uc = base.charge_uc - base.credit_uc;
-    hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = f->pv_wh;
-    hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = f->load_wh;
+    f->gross_cost_uc = paid + imb.charge_uc;
+    f->base_gross_cost_uc = base.charge_uc;
     return SIM_OK;
 }
 
@@ -263,7 +290,46 @@ static int64_t interval_price(const mkt_summary *s)
     return (int64_t)(v / s->matched_wh);
 }
 
-static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
+/* After the book of interval k is cleared: settles every home (ex_ante runs its physics here,
+ * ex_post has already), lets the agents learn, and records the interval. */
+static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
+{
+    const mkt_summary *ms = mkt_clearing_summary(x->clearing);
+    const mkt_participant_result *parts = mkt_clearing_participants(x->clearing, NULL);
+    sim_interval_row *row = &x->res->intervals[k];
+    row->start_utc = sim_interval_start_utc(x->sc, k);
+    row->local_traded_wh = ms->matched_wh;
+    row->price_uc_per_kwh = interval_price(ms);
+    int ex_post = x->sc->timing == MKT_EX_POST;
+    size_t next = 0; /* orders (and so participants) are in home order */
+    for (size_t h = 0; h < x->n_homes; h++) {
+        home *hm = &x->homes[h];
+        const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
+        sim_flow *f = &x->flows[h];
+        if (!ex_post)
+            home_physics(x, hm, h, k, f);
+        int rc = home_settle(x, mp, f);
+        if (rc)
+            return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
+        if (hm->ordered) {
+            int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
+            sim_pricing_observe(&hm->trader, hm->side, hm->price, traded,
+                                row->price_uc_per_kwh, &x->band, &hm->draws);
+        }
+        record_home(x, f);
+        record_interval(row, f);
+        sim_kpi_add_flow(&x->acc, f, 0);
+        sim_kpi_add_flow(&x->base_acc, f, 1);
+        if (x->hooks && x->hooks->on_flow)
+            x->hooks->on_flow(f, x->hooks->flow_ctx);
+    }
+    sim_kpi_add_interval(&x->acc, row, ms, x->sc->interval_min, 0);
+    sim_kpi_add_interval(&x->base_acc, row, NULL, x->sc->interval_min, 1);
+    return SIM_OK;
+}
+
+/* ex_ante: every home orders from its forecast, the book clears, then the interval happens. */
+static int clear_ex_ante(run_ctx *x, size_t k, char *err, size_t err_len)
 {
     size_t n_orders = 0;
     for (size_t h = 0; h < x->n_homes; h++)
@@ -272,35 +338,57 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
     int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
-                    mkt_strerror(rc));
-    const mkt_summary *ms = mkt_clearing_summary(x->clearing);
-    const mkt_participant_result *parts = mkt_clearing_participants(x->clearing, NULL);
-    sim_interval_row *row = &x->res->intervals[k];
-    row->start_utc = sim_interval_start_utc(x->sc, k);
-    row->local_traded_wh = ms->matched_wh;
-    row->price_uc_per_kwh = interval_price(ms);
-    size_t next = 0; /* orders (and so participants) are in home order */
+                        mkt_strerror(rc));
+    return SIM_OK;
+}
+
+/* ex_post: the interval happens, then every home's metered net is cleared with its standing
+ * preference as limit. The preference comes from the home's strategy: one step on the side the
+ * home is on, at the price its agent would quote in ex_ante for a sell, and for a buy that bid
+ * plus the network fee, because an ex_post buy limit is all-in (truthful: feed-in and retail,
+ * the grid's own terms). mkt_ex_post_orders keeps every limit within the grid's terms. */
+static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
+{
     for (size_t h = 0; h < x->n_homes; h++) {
         home *hm = &x->homes[h];
-        const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
-        sim_flow f;
-        if ((rc = home_interval(x, hm, h, k, mp, &f)))
-            return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
+        sim_flow *f = &x->flows[h];
+        home_physics(x, hm, h, k, f);
+        int64_t net = f->export_wh - f->import_wh;
+        mkt_preference *pref = &x->prefs[h];
+        memset(pref, 0, sizeof *pref);
+        hm->ordered = net != 0;
         if (hm->ordered) {
-            int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
-            sim_pricing_observe(&hm->trader, hm->side, hm->price, traded,
-                                row->price_uc_per_kwh, &x->band, &hm->draws);
+            hm->side = net > 0 ? MKT_SELL : MKT_BUY;
+            hm->price = sim_pricing_price(&hm->trader, hm->side, &x->band, &hm->draws);
+            mkt_step st = {0, hm->price};
+            if (hm->side == MKT_SELL) {
+                pref->n_sell_steps = 1;
+                pref->sell[0] = st;
+            } else {
+                st.price_uc_per_kwh += x->params.network_fee_uc_per_kwh;
+                pref->n_buy_steps = 1;
+                pref->buy[0] = st;
+            }
         }
-        record_home(x, &f);
-        record_interval(row, &f);
-        sim_kpi_add_flow(&x->acc, &f, 0);
-        sim_kpi_add_flow(&x->base_acc, &f, 1);
-        if (x->hooks && x->hooks->on_flow)
-            x->hooks->on_flow(&f, x->hooks->flow_ctx);
+        x->post[h] = (mkt_ex_post_home){h, net, pref};
     }
-    sim_kpi_add_interval(&x->acc, row, ms, x->sc->interval_min, 0);
-    sim_kpi_add_interval(&x->base_acc, row, NULL, x->sc->interval_min, 1);
+    size_t n_orders = 0;
+    mkt_error_at at;
+    int rc = mkt_ex_post_orders(&x->params, x->post, x->n_homes, x->orders, x->n_homes, &n_orders,
+                                &at);
+    if (rc == MKT_OK)
+        rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
+    if (rc)
+        return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
+                        mkt_strerror(rc));
     return SIM_OK;
+}
+
+static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
+{
+    int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
+                                          : clear_ex_ante(x, k, err, err_len);
+    return rc ? rc : finish_interval(x, k, err, err_len);
 }
 
 static int alloc_run(run_ctx *x, uint64_t seed)
@@ -315,11 +403,15 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     res->homes = calloc(x->n_homes, sizeof *res->homes);
     x->homes = calloc(x->n_homes, sizeof *x->homes);
     x->orders = calloc(x->n_homes, sizeof *x->orders);
+    x->flows = calloc(x->n_homes, sizeof *x->flows);
+    x->prefs = calloc(x->n_homes, sizeof *x->prefs);
+    x->post = calloc(x->n_homes, sizeof *x->post);
     x->clearing = mkt_clearing_new(x->n_homes);
     x->pv = sim_pv_new(x->sc);
     x->load = sim_load_new(x->sc);
-    x->weather = rng_for(seed, 0);
-    if (!res->intervals || !res->homes || !x->homes || !x->orders || !x->clearing || !x->pv ||
+    x->weather = rng_for(seed, STREAM_WEATHER);
+    if (!res->intervals || !res->homes || !x->homes || !x->orders || !x->flows || !x->prefs ||
+        !x->post || !x->clearing || !x->pv ||
         !x->load || !x->weather)
         return SIM_E_NOMEM;
     return setup_homes(x, seed);
@@ -327,10 +419,16 @@ static int alloc_run(run_ctx *x, uint64_t seed)
 
 static void free_run(run_ctx *x)
 {
-    for (size_t h = 0; x->homes && h < x->n_homes; h++)
+    for (size_t h = 0; x->homes && h < x->n_homes; h++) {
         gsl_rng_free(x->homes[h].rng);
+        gsl_rng_free(x->homes[h].load_rng);
+        gsl_rng_free(x->homes[h].pv_rng);
+    }
     free(x->homes);
     free(x->orders);
+    free(x->flows);
+    free(x->prefs);
+    free(x->post);
     mkt_clearing_free(x->clearing);
     sim_pv_free(x->pv);
     sim_load_free(x->load);

@@ -28,10 +28,12 @@ void sim_kpi_add_flow(sim_kpi_acc *a, const sim_flow *f, int baseline)
         k->grid_import_wh += f->import_wh;
         k->grid_export_wh += f->export_wh;
         k->cost_uc += f->base_cost_uc;
+        k->gross_cost_uc += f->base_gross_cost_uc;
     } else {
         k->grid_import_wh += f->settled_import_wh;
         k->grid_export_wh += f->settled_export_wh;
         k->cost_uc += f->cost_uc;
+        k->gross_cost_uc += f->gross_cost_uc;
     }
 }
 
@@ -100,10 +102,15 @@ static void savings(const sim_home_row *homes, size_t n, sim_kpis *k)
     int64_t *s = malloc((n ? n : 1) * sizeof *s);
     if (!s)
         return;
-    for (size_t i = 0; i < n; i++)
+    k->homes_worse_off = 0;
+    for (size_t i = 0; i < n; i++) {
         s[i] = homes[i].base_cost_uc - homes[i].cost_uc;
-    k->savings_median_uc = sim_median(s, n);
+        k->homes_worse_off += s[i] < 0;
+    }
+    k->savings_median_uc = sim_median(s, n); /* sorts s */
     k->savings_min_uc = n ? s[0] : 0;
+    k->savings_p10_uc = n ? s[(n - 1) * 10 / 100] : 0;
+    k->savings_p90_uc = n ? s[(n - 1) * 90 / 100] : 0;
     k->savings_max_uc = n ? s[n - 1] : 0;
     k->savings_gini = sim_gini(s, n);
     free(s);

@@ -5,6 +5,7 @@
  * reads a clock or the environment. Running gnuplot is the shell's job (controller/).
  */
 #include "mgx/sim.h"
+#include "mgx/simdata.h"
 
 #include "fail.h"
 #include "result.h"
@@ -49,7 +50,10 @@ static json_t *kpi_json(const sim_kpis *k, int trading)
         (json_int_t)k->peak_export_wh, "pv_self_consumed_wh", (json_int_t)k->pv_self_consumed_wh,
         "battery_charged_wh", (json_int_t)k->battery_charged_wh, "battery_discharged_wh",
         (json_int_t)k->battery_discharged_wh, "battery_loss_wh", (json_int_t)k->battery_loss_wh);
-    if (!o || !trading)
+    if (!o)
+        return o;
+    json_object_set_new(o, "gross_cost_uc", json_integer(k->gross_cost_uc));
+    if (!trading)
         return o;
     json_object_set_new(o, "fees_uc", json_integer(k->fees_uc));
     json_object_set_new(o, "local_value_uc", json_integer(k->local_value_uc));
@@ -60,11 +64,30 @@ static json_t *kpi_json(const sim_kpis *k, int trading)
     json_object_set_new(o, "volume_weighted_price_uc_per_kwh",
                         json_real(k->volume_weighted_price_uc_per_kwh));
     json_object_set_new(o, "savings_uc",
-                        json_pack("{s:I, s:I, s:I, s:I, s:f}", "total", (json_int_t)0, "min",
-                                  (json_int_t)k->savings_min_uc, "median",
-                                  (json_int_t)k->savings_median_uc, "max",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "total", (json_int_t)0,
+                                  "min", (json_int_t)k->savings_min_uc, "p10",
+                                  (json_int_t)k->savings_p10_uc, "median",
+                                  (json_int_t)k->savings_median_uc, "p90",
+                                  (json_int_t)k->savings_p90_uc, "max",
                                   (json_int_t)k->savings_max_uc, "gini", k->savings_gini));
+    json_object_set_new(o, "homes_worse_off", json_integer((json_int_t)k->homes_worse_off));
+    json_object_set_new(o, "worst_saving_uc", json_integer(k->savings_min_uc));
+    json_object_set_new(o, "fairness_index",
+                        json_pack("{s:s, s:f}", "name", "gini", "value", k->savings_gini));
     return o;
+}
+
+/* The community's saving over its grid-only bill, net (gross = 0) or gross (gross = 1) of feed-in
+ * credits. Returns 0 (and *out 0) when that bill is not positive: a share of an income reads
+ * backwards. Reporting only, so a double is fine. */
+static int sim__saving_share(const sim_result *r, int gross, double *out)
+{
+    int64_t bill = gross ? r->base.gross_cost_uc : r->base.cost_uc;
+    *out = 0;
+    if (bill <= 0)
+        return 0;
+    *out = (double)(r->base.cost_uc - r->kpi.cost_uc) / (double)bill;
+    return 1;
 }
 
 static json_t *summary_json(const sim_scenario *sc, const sim_result *r, uint64_t seed)
@@ -78,9 +101,17 @@ static json_t *summary_json(const sim_scenario *sc, const sim_result *r, uint64_
         return NULL;
     }
     json_object_set_new(sav, "total", json_integer(r->base.cost_uc - r->kpi.cost_uc));
+    /* the saving as a share of the grid-only bill, net of feed-in credits (the old headline)
+     * and gross (before them); null where that bill is not positive */
+    double net = 0, gross = 0;
+    json_object_set_new(root, "saving_share_of_net_bill",
+                        sim__saving_share(r, 0, &net) ? json_real(net) : json_null());
+    json_object_set_new(root, "saving_share_of_gross_bill",
+                        sim__saving_share(r, 1, &gross) ? json_real(gross) : json_null());
     json_object_set_new(root, "scenario", json_string(sc->name));
     json_object_set_new(root, "seed", json_integer((json_int_t)seed));
     json_object_set_new(root, "mechanism", json_string(mkt_mechanism_name(sc->mechanism)));
+    json_object_set_new(root, "timing", json_string(mkt_timing_name(sc->timing)));
     json_object_set_new(root, "interval_min", json_integer(sc->interval_min));
     json_object_set_new(root, "days", json_integer(sc->days));
     json_object_set_new(root, "tariffs_uc_per_kwh",
@@ -189,50 +220,93 @@ static int write_profile(const sim_scenario *sc, const sim_result *r, const char
     return close_out(f, path, err, len);
 }
 
-static const char PLOTS_GP[] =
-    "# Renders the plots of an mgx sim run from its CSV files: gnuplot plots.gp\n"
-    "set datafile separator ','\n"
-    "set terminal pngcairo size 1100,600 font 'sans,10'\n"
-    "set key outside right top\n"
-    "set grid\n"
-    "\n"
-    "set output 'daily_profile.png'\n"
-    "set title 'Average day of the community'\n"
-    "set xdata time\n"
-    "set timefmt '%H:%M'\n"
-    "set format x '%H:%M'\n"
-    "set ylabel 'energy per interval (Wh)'\n"
-    "plot 'profile.csv' using 1:2 skip 1 with lines lw 2 title 'load', \\\n"
-    "     '' using 1:3 skip 1 with lines lw 2 title 'PV', \\\n"
-    "     '' using 1:4 skip 1 with lines lw 2 title 'traded locally', \\\n"
-    "     '' using 1:5 skip 1 with lines lw 2 title 'grid import (trading)', \\\n"
-    "     '' using 1:7 skip 1 with lines dt 2 lw 2 lc rgb 'black' title 'grid import (grid only)'\n"
-    "\n"
-    "set output 'price.png'\n"
-    "set title 'Local price per interval (empty where nothing traded)'\n"
-    "set timefmt '%Y-%m-%dT%H:%M:%S'\n"
-    "set format x '%d %b'\n"
-    "set ylabel 'price (uc/kWh)'\n"
-    "plot 'intervals.csv' using 2:($8 > 0 ? $8 : NaN) skip 1 with points pt 7 ps 0.3 "
-    "title 'local price'\n"
-    "\n"
-    "set output 'savings.png'\n"
-    "unset xdata\n"
-    "set format x '%g'\n"
-    "set title 'Savings per home against the grid-only baseline'\n"
-    "set xlabel 'home (sorted by savings)'\n"
-    "set ylabel 'savings (currency units)'\n"
-    "set style fill solid 0.7\n"
-    "plot '< tail -n +2 homes.csv | sort -t, -k16,16n' using 0:($16/1e6) with boxes "
-    "title 'savings'\n";
-
-static int write_plots(const char *dir, char *err, size_t len)
+/* The scenario's name as gnuplot can quote it in single quotes. */
+static void gp_name(const char *in, char *out, size_t len)
 {
-    char path[PATH_MAX_LEN];
+    size_t j = 0;
+    for (size_t i = 0; in[i] && j + 1 < len; i++)
+        out[j++] = (in[i] == '\'' || in[i] == '\\' || in[i] == '\n') ? ' ' : in[i];
+    out[j] = '\0';
+}
+
+/* plots.gp: power in kW, prices in currency/kWh with the tariffs as lines, the savings per home
+ * sorted and as a histogram; every title names the scenario and the seed. */
+static int write_plots(const sim_scenario *sc, const sim_result *r, uint64_t seed,
+                       const char *dir, char *err, size_t len)
+{
+    char path[PATH_MAX_LEN], name[SIM_NAME_MAX];
     FILE *f = open_out(dir, "plots.gp", path, err, len);
     if (!f)
         return SIM_E_IO;
-    fputs(PLOTS_GP, f);
+    gp_name(sc->name, name, sizeof name);
+    double to_kw = 60.0 / sc->interval_min / 1000.0; /* Wh per interval -> mean kW */
+    const sim_kpis *k = &r->kpi;
+    /* about 30 bins over the savings' range, at least 0.01 currency units wide */
+    double bin = (double)(k->savings_max_uc - k->savings_min_uc) / 30.0 / 1e6;
+    if (bin < 0.01)
+        bin = 0.01;
+    fprintf(f,
+            "# Renders the plots of an mgx sim run from its CSV files: gnuplot plots.gp\n"
+            "set datafile separator ','\n"
+            "set terminal pngcairo size 1100,600 font 'sans,10'\n"
+            "set key outside right top\n"
+            "set grid\n"
+            "run = '%s, seed %llu, %s, %s'\n"
+            "kw = %.9g   # Wh per %u-minute interval -> mean kW\n"
+            "feed_in = %.6f   # currency/kWh\n"
+            "retail = %.6f\n"
+            "fee = %.6f\n"
+            "\n"
+            "set output 'daily_profile.png'\n"
+            "set title 'Average day of the community: '.run\n"
+            "set xdata time\n"
+            "set timefmt '%%H:%%M'\n"
+            "set format x '%%H:%%M'\n"
+            "set ylabel 'power (kW, community total)'\n"
+            "plot 'profile.csv' using 1:($2*kw) skip 1 with lines lw 2 title 'load', \\\n"
+            "     '' using 1:($3*kw) skip 1 with lines lw 2 title 'PV', \\\n"
+            "     '' using 1:($4*kw) skip 1 with lines lw 2 title 'traded locally', \\\n"
+            "     '' using 1:($5*kw) skip 1 with lines lw 2 title 'grid import (trading)', \\\n"
+            "     '' using 1:($7*kw) skip 1 with lines dt 2 lw 2 lc rgb 'black' "
+            "title 'grid import (grid only)'\n"
+            "\n"
+            "set output 'price.png'\n"
+            "set title 'Local price per interval (none where nothing traded): '.run\n"
+            "set timefmt '%%Y-%%m-%%dT%%H:%%M:%%S'\n"
+            "set format x '%%d %%b'\n"
+            "set ylabel 'price (currency/kWh)'\n"
+            "set yrange [0:retail * 1.1]\n"
+            "plot 'intervals.csv' using 2:(valid(8) ? $8/1e6 : NaN) "
+            "skip 1 with points pt 7 ps 0.3 title 'local price', \\\n"
+            "     retail with lines lw 2 lc rgb 'red' title 'retail tariff', \\\n"
+            "     retail - fee with lines dt 2 lc rgb 'red' title 'retail - network fee', \\\n"
+            "     feed_in with lines lw 2 lc rgb 'dark-green' title 'feed-in tariff'\n"
+            "\n"
+            "set output 'savings.png'\n"
+            "set autoscale y\n"
+            "unset xdata\n"
+            "set format x '%%g'\n"
+            "set title 'Saving per home against grid only (%zu of %zu homes worse off): '.run\n"
+            "set xlabel 'home (sorted by saving)'\n"
+            "set ylabel 'saving (currency units)'\n"
+            "set style fill solid 0.7\n"
+            "plot '< tail -n +2 homes.csv | sort -t, -k16,16n' using 0:($16/1e6) with boxes "
+            "title 'saving', 0 with lines lc rgb 'black' notitle\n"
+            "\n"
+            "set output 'savings_distribution.png'\n"
+            "set title 'Distribution of the savings per home: '.run\n"
+            "set xlabel 'saving against grid only (currency units)'\n"
+            "set ylabel 'homes'\n"
+            "binw = %.6f\n"
+            "bin(x) = binw * floor(x / binw) + binw / 2\n"
+            "set boxwidth binw * 0.9\n"
+            "set arrow 1 from 0, graph 0 to 0, graph 1 nohead lc rgb 'red'\n"
+            "plot 'homes.csv' using (bin($16/1e6)):(1.0) skip 1 smooth frequency with boxes "
+            "title 'homes'\n",
+            name, (unsigned long long)seed, mkt_mechanism_name(sc->mechanism),
+            mkt_timing_name(sc->timing), to_kw, sc->interval_min,
+            (double)sc->feed_in_uc_per_kwh / 1e6, (double)sc->retail_uc_per_kwh / 1e6, (double)sc->network_fee_uc_per_kwh / 1e6,
+            k->homes_worse_off, k->homes, bin);
     return close_out(f, path, err, len);
 }
 
@@ -246,7 +320,8 @@ int sim_write_outputs(const sim_scenario *sc, const sim_result *r, uint64_t seed
     json_decref(root);
     if (rc || (rc = write_intervals(sc, r, dir, err, err_len)) ||
         (rc = write_homes(sc, r, dir, err, err_len)) ||
-        (rc = write_profile(sc, r, dir, err, err_len)) || (rc = write_plots(dir, err, err_len)))
+        (rc = write_profile(sc, r, dir, err, err_len)) ||
+        (rc = write_plots(sc, r, seed, dir, err, err_len)))
         return rc;
     return SIM_OK;
 }
@@ -275,6 +350,26 @@ KPI_GETTER(k_price, r->kpi.mean_price_uc_per_kwh)
 KPI_GETTER(k_gini, r->kpi.savings_gini)
 KPI_GETTER(k_pi, r->kpi.peak_import_wh)
 KPI_GETTER(k_bss, r->base.self_sufficiency)
+KPI_GETTER(k_worse, r->kpi.homes_worse_off)
+KPI_GETTER(k_min, r->kpi.savings_min_uc)
+KPI_GETTER(k_p10, r->kpi.savings_p10_uc)
+KPI_GETTER(k_med, r->kpi.savings_median_uc)
+KPI_GETTER(k_p90, r->kpi.savings_p90_uc)
+KPI_GETTER(k_max, r->kpi.savings_max_uc)
+
+static double k_net_share(const sim_result *r)
+{
+    double v;
+    sim__saving_share(r, 0, &v);
+    return v;
+}
+
+static double k_gross_share(const sim_result *r)
+{
+    double v;
+    sim__saving_share(r, 1, &v);
+    return v;
+}
 
 static const kpi_field RUN_FIELDS[] = {
     {"self_sufficiency", k_ss},
@@ -290,6 +385,14 @@ static const kpi_field RUN_FIELDS[] = {
     {"savings_gini", k_gini},
     {"peak_import_wh", k_pi},
     {"baseline_self_sufficiency", k_bss},
+    {"homes_worse_off", k_worse},
+    {"worst_saving_uc", k_min},
+    {"savings_p10_uc", k_p10},
+    {"savings_median_uc", k_med},
+    {"savings_p90_uc", k_p90},
+    {"savings_max_uc", k_max},
+    {"saving_share_of_net_bill", k_net_share},
+    {"saving_share_of_gross_bill", k_gross_share},
 };
 #define N_RUN_FIELDS (sizeof RUN_FIELDS / sizeof RUN_FIELDS[0])
 
@@ -412,8 +515,9 @@ void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out)
 {
     const sim_kpis *b = &r->base, *t = &r->kpi;
     double to_kw = 60.0 / sc->interval_min / 1000.0;
-    fprintf(out, "%s: %zu homes, %zu intervals of %u min, %s\n", sc->name, t->homes, t->intervals,
-            sc->interval_min, mkt_mechanism_name(sc->mechanism));
+    fprintf(out, "%s: %zu homes, %zu intervals of %u min, %s, %s\n", sc->name, t->homes,
+            t->intervals, sc->interval_min, mkt_mechanism_name(sc->mechanism),
+            mkt_timing_name(sc->timing));
     fprintf(out, "  %-26s %18s %18s\n", "", "grid only", "local trading");
     row_kwh(out, "load", b->load_wh, t->load_wh);
     row_kwh(out, "PV", b->pv_wh, t->pv_wh);
@@ -436,12 +540,39 @@ void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out)
                 "over %zu intervals\n",
                 t->mean_price_uc_per_kwh / 1e6, t->time_weighted_price_uc_per_kwh / 1e6,
                 t->volume_weighted_price_uc_per_kwh / 1e6, t->trading_intervals);
-    fprintf(out, "  savings per home: min %.2f, median %.2f, max %.2f, Gini %.3f\n",
-            money(t->savings_min_uc), money(t->savings_median_uc), money(t->savings_max_uc),
-            t->savings_gini);
+    fprintf(out,
+            "  saving per home: min %.2f, p10 %.2f, median %.2f, p90 %.2f, max %.2f, "
+            "Gini %.3f\n",
+            money(t->savings_min_uc), money(t->savings_p10_uc), money(t->savings_median_uc),
+            money(t->savings_p90_uc), money(t->savings_max_uc), t->savings_gini);
+    fprintf(out, "  homes worse off than grid only: %zu of %zu (worst home %.2f)\n",
+            t->homes_worse_off, t->homes, money(t->savings_min_uc));
     fprintf(out, "  community saves %.2f", money(b->cost_uc - t->cost_uc));
-    if (b->cost_uc > 0) /* a share of a net income would read backwards */
-        fprintf(out, " (%.1f %% of its grid-only cost)",
-                100.0 * (double)(b->cost_uc - t->cost_uc) / (double)b->cost_uc);
+    double net, gross;
+    if (sim__saving_share(r, 0, &net))
+        fprintf(out, ": %.1f %% of its grid-only net bill (after feed-in credits)", 100.0 * net);
+    if (sim__saving_share(r, 1, &gross))
+        fprintf(out, ", %.1f %% of its grid-only gross bill (%.2f, before credits)", 100.0 * gross,
+                money(b->gross_cost_uc));
     fputc('\n', out);
+}
+
+void sim_write_flow_header(FILE *f)
+{
+    fputs("home,interval,start,load_wh,pv_wh,import_wh,export_wh,local_sold_wh,local_bought_wh,"
+          "settled_import_wh,settled_export_wh,cost_uc,baseline_cost_uc,saving_uc\n",
+          f);
+}
+
+void sim_write_flow_row(const sim_scenario *sc, const sim_flow *fl, FILE *f)
+{
+    char name[SIM_NAME_MAX + 16], t[40];
+    sim_home_name(sc, fl->home, name, sizeof name);
+    mkt_format_time(sim_interval_start_utc(sc, fl->interval), sc->utc_offset_min, t, sizeof t);
+    fprintf(f, "%s,%zu,%s,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld\n", name,
+            fl->interval, t, (long long)fl->load_wh, (long long)fl->pv_wh,
+            (long long)fl->import_wh, (long long)fl->export_wh, (long long)fl->local_sold_wh,
+            (long long)fl->local_bought_wh, (long long)fl->settled_import_wh,
+            (long long)fl->settled_export_wh, (long long)fl->cost_uc, (long long)fl->base_cost_uc,
+            (long long)(fl->base_cost_uc - fl->cost_uc));
 }

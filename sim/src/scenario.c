@@ -30,7 +30,7 @@
 #define DEFAULT_LONGITUDE 7.842
 #define DEFAULT_UTC_OFFSET_MIN 60
 
-typedef enum { K_STR, K_DBL, K_U32, K_U64, K_I64, K_TZ, K_DATE, K_MECH, K_AGENT } key_kind;
+typedef enum { K_STR, K_DBL, K_U32, K_U64, K_I64, K_TZ, K_DATE, K_MECH, K_TIMING, K_AGENT } key_kind;
 
 enum { LO_OPEN = 1u, HI_OPEN = 2u, DIVIDES_DAY = 4u };
 
@@ -65,6 +65,7 @@ static const key_def scenario_keys[] = {
     SK("market", "retail_tariff", K_I64, retail_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "network_fee", K_I64, network_fee_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "forecast_lag", K_U32, forecast_lag, 1, SIM_MAX_FORECAST_LAG, 0),
+    SK("market", "timing", K_TIMING, timing, 0, 0, 0),
 };
 enum { N_SKEYS = sizeof scenario_keys / sizeof scenario_keys[0] };
 
@@ -144,6 +145,7 @@ void sim_scenario_defaults(sim_scenario *sc)
     sc->retail_uc_per_kwh = 300000;
     sc->network_fee_uc_per_kwh = 0;
     sc->forecast_lag = 1;
+    sc->timing = MKT_EX_ANTE;
     sc->n_groups = 0;
 }
 
@@ -300,6 +302,8 @@ static const char *expected(key_kind k)
         return "a date YYYY-MM-DD";
     case K_MECH:
         return "pay-as-clear or pay-as-bid";
+    case K_TIMING:
+        return "ex_ante or ex_post";
     case K_AGENT:
         return "truthful, zic, markup or zip";
     }
@@ -316,6 +320,7 @@ static int store(const key_def *k, void *base, const char *v)
     double d;
     int32_t ymd[3], off;
     mkt_mechanism m;
+    mkt_timing t;
     sim_agent_kind a;
     uint32_t x;
     switch (k->kind) {
@@ -361,6 +366,11 @@ static int store(const key_def *k, void *base, const char *v)
         if (mkt_mechanism_parse(v, &m) != MKT_OK)
             return -1;
         memcpy(p, &m, sizeof m);
+        return 0;
+    case K_TIMING:
+        if (mkt_timing_parse(v, &t) != MKT_OK)
+            return -1;
+        memcpy(p, &t, sizeof t);
         return 0;
     case K_AGENT:
         if (sim_strategy_parse(v, &a) != SIM_STRAT_OK) /* the names the home agent takes */
@@ -448,10 +458,10 @@ static int check_key(const key_def *k, const void *base, char *err, size_t len)
     } else if (k->kind == K_STR) {
         if (memchr(p, '\0', SIM_NAME_MAX) == NULL || !name_valid(p))
             return sim_fail(err, len, -2, "%s must be %s", k->name, expected(K_STR));
-    } else if (k->kind == K_MECH || k->kind == K_AGENT) {
+    } else if (k->kind == K_MECH || k->kind == K_TIMING || k->kind == K_AGENT) {
         int e;
         memcpy(&e, p, sizeof e);
-        if (e < 0 || e > (k->kind == K_MECH ? 1 : 3))
+        if (e < 0 || e > (k->kind == K_AGENT ? 3 : 1))
             return sim_fail(err, len, -2, "%s has no valid value (expected %s)", k->name,
                             expected(k->kind));
     }

@@ -136,6 +136,103 @@ static void several_runs(void **state)
     json_decref(root);
 }
 
+/* The last comma-separated field of every data line of DIR/NAME, in order; returns the count. */
+static size_t last_fields(const char *dir, const char *name, long long *out, size_t cap)
+{
+    size_t len, n = 0;
+    char *csv = slurp(dir, name, &len);
+    assert_non_null(csv);
+    char *line = strchr(csv, '\n');
+    while (line && line[1]) {
+        line++;
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        char *comma = strrchr(line, ',');
+        assert_non_null(comma);
+        assert_true(n < cap);
+        out[n++] = strtoll(comma + 1, NULL, 10);
+        line = end;
+    }
+    free(csv);
+    return n;
+}
+
+/* Fairness KPIs agree with homes.csv, the per-home per-interval CSV adds up to homes.csv, the
+ * savings are reported against both the net and the gross grid-only bill, and --runs gives
+ * the fairness KPIs a mean and spread. */
+static void fairness_and_home_intervals(void **state)
+{
+    (void)state;
+    const char *d = MGX_BINARY_DIR "/test-sim-fair";
+    assert_int_equal(tst_sh("rm -rf %s", d), 0);
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --runs 2 --home-intervals "
+                            "--no-plots > %s/fair.txt",
+                            mgx_bin, MGX_SOURCE_DIR, d, MGX_BINARY_DIR),
+                     0);
+    static long long saving[4096];
+    size_t n = last_fields(d, "homes.csv", saving, 4096);
+    json_t *root = load_summary(d);
+    assert_int_equal(n, json_integer_value(json_object_get(root, "homes")));
+    long long worse = 0, worst = saving[0];
+    for (size_t i = 0; i < n; i++) {
+        worse += saving[i] < 0;
+        worst = saving[i] < worst ? saving[i] : worst;
+    }
+    assert_int_equal(json_integer_value(json_object_get(root, "homes_worse_off")), worse);
+    assert_int_equal(json_integer_value(json_object_get(root, "worst_saving_uc")), worst);
+    json_t *sav = json_object_get(root, "savings_uc");
+    long long p10 = json_integer_value(json_object_get(sav, "p10"));
+    long long med = json_integer_value(json_object_get(sav, "median"));
+    long long p90 = json_integer_value(json_object_get(sav, "p90"));
+    assert_true(worst <= p10 && p10 <= med && med <= p90 &&
+                p90 <= json_integer_value(json_object_get(sav, "max")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "fairness_index"),
+                                                          "name")),
+                        "gini");
+    /* the gross bill is larger than the net one, so the same saving is a smaller share of it */
+    json_t *base = json_object_get(root, "baseline");
+    long long net_bill = json_integer_value(json_object_get(base, "cost_uc"));
+    long long gross_bill = json_integer_value(json_object_get(base, "gross_cost_uc"));
+    assert_true(gross_bill >= net_bill);
+    if (net_bill > 0) {
+        double a = json_real_value(json_object_get(root, "saving_share_of_net_bill"));
+        double b = json_real_value(json_object_get(root, "saving_share_of_gross_bill"));
+        assert_true(a == 0 || (b / a > 0 && b / a <= 1.0));
+    }
+    assert_non_null(
+        json_object_get(json_object_get(json_object_get(root, "runs"), "kpis"), "homes_worse_off"));
+    json_decref(root);
+
+    /* home_intervals.csv: one row per home and interval, and per home it sums to homes.csv */
+    size_t len;
+    char *csv = slurp(d, "home_intervals.csv", &len);
+    assert_non_null(csv);
+    static long long sum[4096];
+    memset(sum, 0, sizeof sum);
+    size_t rows = 0, home = 0;
+    /* rows come interval by interval, homes in order within one: home index = row % n */
+    for (char *line = strchr(csv, '\n'); line && line[1]; rows++) {
+        line++;
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        home = rows % n;
+        sum[home] += strtoll(strrchr(line, ',') + 1, NULL, 10);
+        line = end;
+    }
+    free(csv);
+    assert_int_equal(rows % n, 0);
+    assert_true(rows > n);
+    for (size_t h = 0; h < n; h++)
+        assert_int_equal(sum[h], saving[h]);
+    char *out = slurp(MGX_BINARY_DIR, "fair.txt", &len);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "homes worse off than grid only"));
+    assert_non_null(strstr(out, "homes_worse_off"));
+    free(out);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -168,6 +265,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(street_end_to_end),
         cmocka_unit_test(several_runs),
+        cmocka_unit_test(fairness_and_home_intervals),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,7 @@ typedef struct {
 } ck_unit;
 
 typedef struct {
-    int64_t lo, hi;
+    int64_t lo, hi, fee;
     int tradable;
 } ck_band;
 
@@ -46,7 +46,8 @@ static int64_t floor_amount(int64_t energy_wh, int64_t price)
 
 static ck_band band_of(const mkt_params *p)
 {
-    ck_band b = {p->feed_in_uc_per_kwh, p->retail_uc_per_kwh - p->network_fee_uc_per_kwh, 0};
+    ck_band b = {p->feed_in_uc_per_kwh, p->retail_uc_per_kwh - p->network_fee_uc_per_kwh,
+                 p->network_fee_uc_per_kwh, 0};
     b.tradable = b.hi >= b.lo;
     return b;
 }
@@ -61,8 +62,8 @@ static uint32_t order_units(const mkt_order *o, const ck_band *b, ck_unit out[MK
         int64_t q = o->steps[s].price_uc_per_kwh;
         if (o->side == MKT_SELL && q < b->lo)
             q = b->lo;
-        if (o->side == MKT_BUY && q > b->hi)
-            q = b->hi;
+        if (o->side == MKT_BUY) /* all-in: min(bid, R) - fee, R - fee being hi */
+            q = (q > b->hi + b->fee ? b->hi + b->fee : q) - b->fee;
         if (q < b->lo || q > b->hi)
             continue;
         uint32_t k = 0;

@@ -37,10 +37,11 @@ int64_t mc_amount(int64_t energy_wh, int64_t price_uc_per_kwh)
 
 static int64_t eff_price(const mkt_params *p, mkt_side side, int64_t limit)
 {
-    int64_t hi = p->retail_uc_per_kwh - p->network_fee_uc_per_kwh;
+    /* all-in: the buyer's bid, capped at retail, includes the fee */
     if (side == MKT_SELL)
         return limit < p->feed_in_uc_per_kwh ? p->feed_in_uc_per_kwh : limit;
-    return limit > hi ? hi : limit;
+    int64_t r = p->retail_uc_per_kwh;
+    return (limit > r ? r : limit) - p->network_fee_uc_per_kwh;
 }
 
 /* Units: per order, one per distinct effective price inside the band. */

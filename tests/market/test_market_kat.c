@@ -246,10 +246,12 @@ static void prorate_tie_bid(void **state) { prorate_id_tie(state, MKT_PAY_AS_BID
  * F = 0, R = 60000, fee = 1000, so hi = 59000. Seller 1 asks 0 for 7 Wh; buyers 4, 5, 6 bid
  * 50000 for 2, 3, 5 Wh (T = 10). Q = 7, the buy level gets X = 7:
  *   id 4: 14/10 = 1 rem 4;  id 5: 21/10 = 2 rem 1;  id 6: 35/10 = 3 rem 5;  leftover 1 -> id 6.
- * Shares 1, 2, 4. Pay-as-clear: L = max(0, 0, 50000 [partial buy level]) = 50000,
- * U = min(59000, 50000) = 50000, p = 50000. Pay-as-bid: b' = min(50000, 59000) = 50000, and the
- * buy units are paired in id order (equal prices), so both mechanisms give the same trades.
- * Amounts 50, 100, 200; fees e*1000/1000 = 1, 2, 4. Each buyer's missing 1 Wh costs R: 60 uc.
+ * Shares 1, 2, 4. The limits are all-in: b' = min(50000, 60000) - 1000 = 49000.
+ * Pay-as-clear: L = max(0, 0, 49000 [partial buy level]) = 49000, U = min(59000, 49000) = 49000,
+ * p = 49000. Pay-as-bid: every trade at b' = 49000, and the buy units are paired in id order
+ * (equal prices), so both mechanisms give the same trades. Amounts 49, 98, 196; fees
+ * e*1000/1000 = 1, 2, 4, so each buyer pays exactly its bid of 50 uc/Wh all-in (before the
+ * all-in rule: 50000 + 1000 on top). Each buyer's missing 1 Wh costs R: 60 uc.
  */
 static void prorate_remainder(void **state, mkt_mechanism m)
 {
@@ -258,14 +260,14 @@ static void prorate_remainder(void **state, mkt_mechanism m)
                      SELL(1, {7, 0})};
     mkt_params p = params(m, 0, 60000, 1000);
     clear_ok(c, &p, o, COUNT(o));
-    mkt_trade t[] = {{1, 4, 1, 50000, 50, 1}, {1, 5, 2, 50000, 100, 2}, {1, 6, 4, 50000, 200, 4}};
-    want_part w[] = {{1, 7, 0, 350, 0, 0},
-                     {4, 1, 1, 50, 60, 1},
-                     {5, 2, 1, 100, 60, 2},
-                     {6, 4, 1, 200, 60, 4}};
-    want_sum s = {7, 0, 0, 0, 7, 3, 0, 350, 180, 0};
+    mkt_trade t[] = {{1, 4, 1, 49000, 49, 1}, {1, 5, 2, 49000, 98, 2}, {1, 6, 4, 49000, 196, 4}};
+    want_part w[] = {{1, 7, 0, 343, 0, 0},
+                     {4, 1, 1, 49, 60, 1},
+                     {5, 2, 1, 98, 60, 2},
+                     {6, 4, 1, 196, 60, 4}};
+    want_sum s = {7, 0, 0, 0, 7, 3, 0, 343, 180, 0};
     if (m == MKT_PAY_AS_CLEAR)
-        s.price = s.low = s.high = 50000;
+        s.price = s.low = s.high = 49000;
     expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
 }
 
@@ -408,16 +410,19 @@ static void clipped_prices(void **state)
  * Multi-step curves with a fee. F = 50, R = 500, fee = 20 (hi = 480).
  *   seller 1 (A): 1000 @ 100, 1000 @ 200, 1000 @ 300     seller 2 (B): 1500 @ 150
  *   buyer 3 (C): 2000 @ 400, 2000 @ 180                  buyer 4 (D): 1000 @ 250
+ * Bids are all-in, b' = min(bid, R) - fee: C 380 and 160, D 230.
  * Sell units ascending: A100 1000, B150 1500, A200 1000, A300 1000.
- * Buy units descending: C400 2000, D250 1000, C180 2000.
- * Walk: A100/C400 1000; B150/C400 1000 (C400 done); B150/D250 500 (B done);
- *       A200/D250 500 (D done); A200 (200) > C180 (180): stop. Q = 3000, A200 partial (500).
- * Pay-as-clear: L = max(50, 200 [last accepted ask], 180 [first rejected bid]) = 200,
- *   U = min(480, 250 [last accepted bid], 200 [partial ask]) = 200, p = 200.
+ * Buy units descending: C380 2000, D230 1000, C160 2000.
+ * Walk: A100/C380 1000; B150/C380 1000 (C380 done); B150/D230 500 (B done);
+ *       A200/D230 500 (D done); A200 (200) > C160 (160): stop. Q = 3000, A200 partial (500).
+ * Pay-as-clear: L = max(50, 200 [last accepted ask], 160 [first rejected bid]) = 200,
+ *   U = min(480, 230 [last accepted bid], 200 [partial ask]) = 200, p = 200 (as before the
+ *   all-in rule: the price is pinned by the partial ask).
  *   Trades by id: A 1500 & B 1500 against C 2000 & D 1000:
  *   A->C 1500 (300 uc, fee 30), B->C 500 (100, 10), B->D 1000 (200, 20).
- * Pay-as-bid: A100->C400 1000 @400 (400, 20), B150->C400 1000 @400 (400, 20),
- *   B150->D250 500 @250 (125, 10), A200->D250 500 @250 (125, 10).
+ * Pay-as-bid: A100->C380 1000 @380 (380, 20), B150->C380 1000 @380 (380, 20),
+ *   B150->D230 500 @230 (115, 10), A200->D230 500 @230 (115, 10): C pays 400 per kWh all-in,
+ *   its bid, and D 250 (before the all-in rule 420 and 270, above their bids).
  * Grid: A sells 1500 at 50: 75 uc; C buys 2000 at 500: 1000 uc.
  */
 static void multi_step(void **state, mkt_mechanism m)
@@ -438,13 +443,13 @@ static void multi_step(void **state, mkt_mechanism m)
         want_sum s = {3000, 200, 200, 200, 60, 2000, 1500, 600, 1000, 75};
         expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
     } else {
-        mkt_trade t[] = {{1, 3, 1000, 400, 400, 20}, {2, 3, 1000, 400, 400, 20},
-                         {2, 4, 500, 250, 125, 10}, {1, 4, 500, 250, 125, 10}};
-        want_part w[] = {{1, 1500, 1500, 525, 75, 0},
-                         {2, 1500, 0, 525, 0, 0},
-                         {3, 2000, 2000, 800, 1000, 40},
-                         {4, 1000, 0, 250, 0, 20}};
-        want_sum s = {3000, 0, 0, 0, 60, 2000, 1500, 1050, 1000, 75};
+        mkt_trade t[] = {{1, 3, 1000, 380, 380, 20}, {2, 3, 1000, 380, 380, 20},
+                         {2, 4, 500, 230, 115, 10}, {1, 4, 500, 230, 115, 10}};
+        want_part w[] = {{1, 1500, 1500, 495, 75, 0},
+                         {2, 1500, 0, 495, 0, 0},
+                         {3, 2000, 2000, 760, 1000, 40},
+                         {4, 1000, 0, 230, 0, 20}};
+        want_sum s = {3000, 0, 0, 0, 60, 2000, 1500, 990, 1000, 75};
         expect_result(c, m, t, COUNT(t), w, COUNT(w), &s);
     }
 }
@@ -454,11 +459,12 @@ static void multi_step_bid(void **state) { multi_step(state, MKT_PAY_AS_BID); }
 
 /*
  * Money rounds down per trade, and totals are sums of those floors. F = 0, R = 2000, fee = 9
- * (hi = 1991). Sellers 1 and 2 offer 333 Wh at 0; buyer 3 wants 666 Wh at 1001.
- * Pay-as-clear: nothing rejected, L = 0, U = 1001, p = 0 + 1001/2 = 500.
- *   Each trade: 333*500/1000 = 166.5 -> 166, fee 333*9/1000 = 2.997 -> 2. The buyer pays
- *   332 + 4, not floor(666*500/1000) = 333 + floor(666*9/1000) = 5: what balances is the sum.
- * Pay-as-bid: 333*1001/1000 = 333.333 -> 333 each, fee 2 each.
+ * (hi = 1991). Sellers 1 and 2 offer 333 Wh at 0; buyer 3 wants 666 Wh at 1001 all-in, so
+ * b' = min(1001, 2000) - 9 = 992.
+ * Pay-as-clear: nothing rejected, L = 0, U = 992, p = 0 + 992/2 = 496.
+ *   Each trade: 333*496/1000 = 165.168 -> 165, fee 333*9/1000 = 2.997 -> 2. The buyer pays
+ *   330 + 4, not floor(666*496/1000) = 330 + floor(666*9/1000) = 5: what balances is the sum.
+ * Pay-as-bid: 333*992/1000 = 330.336 -> 330 each, fee 2 each.
  */
 static void rounding(void **state)
 {
@@ -468,10 +474,10 @@ static void rounding(void **state)
         mkt_params p = params((mkt_mechanism)m, 0, 2000, 9);
         mkt_order o[] = {BUY(3, {666, 1001}), SELL(2, {333, 0}), SELL(1, {333, 0})};
         clear_ok(c, &p, o, COUNT(o));
-        int64_t pr = clear ? 500 : 1001, a = clear ? 166 : 333;
+        int64_t pr = clear ? 496 : 992, a = clear ? 165 : 330;
         mkt_trade t[] = {{1, 3, 333, pr, a, 2}, {2, 3, 333, pr, a, 2}};
         want_part w[] = {{1, 333, 0, a, 0, 0}, {2, 333, 0, a, 0, 0}, {3, 666, 0, 2 * a, 0, 4}};
-        want_sum s = {666, clear ? 500 : 0, 0, clear ? 1001 : 0, 4, 0, 0, 2 * a, 0, 0};
+        want_sum s = {666, clear ? 496 : 0, 0, clear ? 992 : 0, 4, 0, 0, 2 * a, 0, 0};
         expect_result(c, (mkt_mechanism)m, t, COUNT(t), w, COUNT(w), &s);
     }
 }

@@ -335,10 +335,14 @@ static void brute_force_sanity(void **state)
     o[1] = (mkt_order){2, MKT_BUY, 2, {{5, 300}, {10, 150}}};
     mkt_params p = {MKT_PAY_AS_CLEAR, 0, 1000, 0};
     assert_int_equal(mc_max_matched(&p, o, 2), 10);
-    p.network_fee_uc_per_kwh = 900; /* hi = 100: only 100 <= x <= 100 counts: the 150/300 bids
-                                     * clip to 100, supply(100) = 10, demand(100) = 15 */
+    /* Bids are all-in, b' = min(bid, R) - fee. fee 50: b' 250 and 100, supply(100) = 10,
+     * demand(100) = 15 -> 10. fee 51: b' 249 and 99, supply(100) = 10, demand(100) = 5 -> 5,
+     * supply(200) = 20, demand(200) = 5 -> 5. fee 201: b' 99 < a' = 100: nothing. */
+    p.network_fee_uc_per_kwh = 50;
     assert_int_equal(mc_max_matched(&p, o, 2), 10);
-    p.network_fee_uc_per_kwh = 901; /* hi = 99 < a' = 100: nothing */
+    p.network_fee_uc_per_kwh = 51;
+    assert_int_equal(mc_max_matched(&p, o, 2), 5);
+    p.network_fee_uc_per_kwh = 201;
     assert_int_equal(mc_max_matched(&p, o, 2), 0);
 }
 

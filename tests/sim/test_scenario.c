@@ -136,6 +136,7 @@ static void test_defaults(void **state)
     assert_int_equal(sc.feed_in_uc_per_kwh, 80000);
     assert_int_equal(sc.retail_uc_per_kwh, 300000);
     assert_int_equal(sc.network_fee_uc_per_kwh, 0);
+    assert_int_equal(sc.timing, MKT_EX_ANTE);
     assert_true(sc.latitude_deg > 35 && sc.latitude_deg < 71); /* a European town */
     assert_true(sc.longitude_deg > -10 && sc.longitude_deg < 40);
     /* no groups: not a valid scenario on its own */
@@ -249,6 +250,13 @@ static void test_bad_numbers(void **state)
     expect_error("[market]\nmechanism = pay-as-you-go\n[group.a]\ncount = 1\n", 2,
                  "expected pay-as-clear or pay-as-bid");
     expect_error("[group.a]\ncount = 1\nagent = smart\n", 3, "truthful, zic, markup or zip");
+    expect_error("[market]\ntiming = ex-post\n[group.a]\ncount = 1\n", 2,
+                 "expected ex_ante or ex_post");
+    sim_scenario sc;
+    assert_int_equal(load_text("post.ini", "[market]\ntiming = ex_post\n[group.a]\ncount = 1\n",
+                               &sc),
+                     SIM_OK);
+    assert_int_equal(sc.timing, MKT_EX_POST);
     expect_error("[location]\ntimezone = CET\n[group.a]\ncount = 1\n", 2, "fixed UTC offset");
     expect_error("[location]\ntimezone = +10:0\n[group.a]\ncount = 1\n", 2, "fixed UTC offset");
 }

@@ -62,6 +62,8 @@ typedef struct {
     int64_t sold, bought;  /* contracted this interval */
     int64_t cost_sum, grid_money_sum;
     int64_t base_cost_sum;
+    int ex_post;          /* check post-delivery rules too */
+    size_t worse_intervals; /* ex_post: home-intervals that cost more than grid only */
 } checker;
 
 static int64_t amount(int64_t wh, int64_t price)
@@ -108,13 +110,22 @@ static void on_flow(const sim_flow *f, void *ctx)
     c->grid_money_sum += amount(f->settled_import_wh, r) - amount(f->settled_export_wh, fi);
     assert_int_equal(f->base_cost_uc, amount(f->import_wh, r) - amount(f->export_wh, fi));
     c->base_cost_sum += f->base_cost_uc;
+    if (c->ex_post) {
+        /* cleared on metered energy: no contract beyond the meter, nothing left to settle but
+         * the untraded rest, and never worse than the grid alone, in every interval */
+        assert_true(f->local_sold_wh <= f->export_wh && f->local_bought_wh <= f->import_wh);
+        assert_int_equal(f->sold_local_wh, f->local_sold_wh);
+        assert_int_equal(f->bought_local_wh, f->local_bought_wh);
+        c->worse_intervals += f->cost_uc > f->base_cost_uc;
+    }
 }
 
-static void run_checked(mkt_mechanism mech, int64_t fee)
+static void run_checked(mkt_mechanism mech, int64_t fee, mkt_timing timing)
 {
     sim_scenario sc;
     street(&sc, mech, fee);
-    checker c = {&sc, 0, 0, 0, 0, 0, 0, 0, 0};
+    sc.timing = timing;
+    checker c = {&sc, 0, 0, 0, 0, 0, 0, 0, 0, timing == MKT_EX_POST, 0};
     sim_hooks hooks = {on_flow, &c, NULL, NULL, NULL, NULL};
     sim_result *r = NULL;
     char err[256];
@@ -144,19 +155,34 @@ static void run_checked(mkt_mechanism mech, int64_t fee)
     for (size_t h = 0; h < n_homes; h++)
         saved += homes[h].base_cost_uc - homes[h].cost_uc;
     assert_int_equal(saved, b->cost_uc - k->cost_uc);
+    if (timing == MKT_EX_POST) {
+        assert_int_equal(c.worse_intervals, 0);
+        assert_int_equal(k->homes_worse_off, 0);
+        assert_true(k->savings_min_uc >= 0);
+    }
     sim_result_free(r);
 }
 
 static void physics_closes_pay_as_clear(void **state)
 {
     (void)state;
-    run_checked(MKT_PAY_AS_CLEAR, 0);
+    run_checked(MKT_PAY_AS_CLEAR, 0, MKT_EX_ANTE);
 }
 
 static void physics_closes_pay_as_bid_with_fee(void **state)
 {
     (void)state;
-    run_checked(MKT_PAY_AS_BID, 20000);
+    run_checked(MKT_PAY_AS_BID, 20000, MKT_EX_ANTE);
+}
+
+/* ex_post: the same balances, and no home is worse off than the grid in any interval, under
+ * both mechanisms and with a fee (the street has truthful, zip, zic and markup agents). */
+static void ex_post_nobody_worse_off(void **state)
+{
+    (void)state;
+    run_checked(MKT_PAY_AS_CLEAR, 0, MKT_EX_POST);
+    run_checked(MKT_PAY_AS_CLEAR, 30000, MKT_EX_POST);
+    run_checked(MKT_PAY_AS_BID, 20000, MKT_EX_POST);
 }
 
 static void deterministic(void **state)
@@ -286,6 +312,7 @@ int main(void)
         cmocka_unit_test(gini_and_median),
         cmocka_unit_test(physics_closes_pay_as_clear),
         cmocka_unit_test(physics_closes_pay_as_bid_with_fee),
+        cmocka_unit_test(ex_post_nobody_worse_off),
         cmocka_unit_test(deterministic),
         cmocka_unit_test(measured_data_replaces_models),
     };

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mgx/ex_post.h" /* mkt_timing */
 #include "mgx/market.h"
 #include "mgx/strategy.h" /* sim_agent_kind: the pricing strategy of a group */
 
@@ -75,6 +76,10 @@ typedef struct {
      * orders for k from k - 1; 2 from k - 2, what a real agent can do, because interval k - 1
      * has not ended when k's gate closes (docs/end-to-end.md). */
     uint32_t forecast_lag;
+    /* ex_ante (default): homes order before the interval from a forecast and settle errors
+     * against the grid. ex_post: the interval is cleared after delivery on every home's metered
+     * net with its standing preference as limit (docs/simulator.md, "Timing"). */
+    mkt_timing timing;
     /* homes */
     size_t n_groups;
     sim_group groups[SIM_MAX_GROUPS];

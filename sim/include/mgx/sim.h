@@ -7,7 +7,10 @@
  * its battery), its agent prices that as an order, the market library clears the book, the
  * interval's real PV and load happen, and the difference between what a home contracted locally
  * and what its meter measured is settled against the grid as imbalance (settlement library).
- * The baseline is the same settlement with no local contract. See docs/simulator.md.
+ * The baseline is the same settlement with no local contract. With timing = ex_post the interval
+ * happens first and the market clears each home's metered net with a standing preference
+ * derived from its strategy (mgx/ex_post.h), so nothing but the untraded rest is settled with
+ * the grid. See docs/simulator.md.
  */
 #ifndef MGX_SIM_H
 #define MGX_SIM_H
@@ -33,6 +36,9 @@ typedef struct {
     int64_t battery_charged_wh, battery_discharged_wh, battery_loss_wh;
     int64_t peak_import_wh, peak_export_wh; /* largest community total in one interval */
     int64_t cost_uc;                        /* what the homes paid net of what they received */
+    /* What the homes paid before anything they received (grid import, local purchases, fees),
+     * the gross bill; cost_uc is this minus feed-in credits and local sales. */
+    int64_t gross_cost_uc;
     int64_t fees_uc;
     int64_t local_value_uc;
     double self_sufficiency; /* 1 - grid import / load */
@@ -43,9 +49,11 @@ typedef struct {
     double mean_price_uc_per_kwh;          /* arithmetic mean over intervals with trades */
     double time_weighted_price_uc_per_kwh; /* weighted by interval duration */
     double volume_weighted_price_uc_per_kwh;
-    /* savings against the baseline per home (trading only) */
-    int64_t savings_min_uc, savings_median_uc, savings_max_uc;
-    double savings_gini;
+    /* savings against the baseline per home (trading only): baseline cost - trading cost.
+     * Percentiles are nearest-rank from below: p10 = sorted[(n - 1) * 10 / 100]. */
+    int64_t savings_min_uc, savings_p10_uc, savings_median_uc, savings_p90_uc, savings_max_uc;
+    size_t homes_worse_off; /* homes whose saving is negative: they paid more than grid only */
+    double savings_gini;    /* fairness index: Gini coefficient of the per-home savings */
 } sim_kpis;
 
 /* Per interval, community totals. */
@@ -86,6 +94,7 @@ typedef struct {
     int64_t bought_local_wh, bought_grid_wh;  /* import split: from local contract / grid */
     int64_t settled_import_wh, settled_export_wh; /* imbalance against the grid */
     int64_t cost_uc, base_cost_uc;
+    int64_t gross_cost_uc, base_gross_cost_uc; /* paid before credits and receipts */
 } sim_flow;
 
 typedef void (*sim_flow_fn)(const sim_flow *f, void *ctx);
@@ -137,6 +146,11 @@ void sim_print_runs(const sim_result *const *results, size_t n, FILE *out);
  * start (as text: mkt_format_time of mgx/civil.h). */
 size_t sim_intervals(const sim_scenario *sc);
 int64_t sim_interval_start_utc(const sim_scenario *sc, size_t k);
+
+/* The per-home per-interval CSV (`mgx sim --home-intervals`): its header line, and one line per
+ * sim_flow, written as the run goes (the result does not keep them). */
+void sim_write_flow_header(FILE *f);
+void sim_write_flow_row(const sim_scenario *sc, const sim_flow *fl, FILE *f);
 
 /* Prints the KPI comparison as text. */
 void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out);
