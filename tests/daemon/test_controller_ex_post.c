@@ -52,7 +52,8 @@
 
 #define HOMES 4
 #define COMMUNITY "expost"
-#define GRACE_S 300
+/* readings are awaited 1 s real after an interval ends: the last ones are sent as it ends */
+#define GRACE_S 3600
 #define READ_S 300 /* simulated seconds between readings */
 #define DEADLINE_MS 60000
 
@@ -214,10 +215,11 @@ static void test_ex_post_interval(void **state)
         int64_t now_real = ctl_wall_ms();
         int64_t now_sim_s = ctl_clock_sim_ms(&clock, now_real) / 1000;
         if (!targeted || (W.rejected && W.next_reading_s > now_sim_s)) {
-            /* T: three intervals after the current one (at least 1500 simulated s, 0.4 s
-             * real, before its gate); again if a preference came too late for it, as long
-             * as no reading of it has been sent */
-            W.target = ctl_interval_id(now_sim_s, 900) + 3;
+            /* T: four intervals after the current one (at least 2400 simulated s, 0.67 s
+             * real, before its gate: each preference is a commit, slow on a loaded machine);
+             * again if a preference came too late for it, as long as no reading of it has
+             * been sent */
+            W.target = ctl_interval_id(now_sim_s, 900) + 4;
             W.next_reading_s = W.target * 900 - 2 * READ_S;
             W.rejected = 0;
             memset(W.pref_ok, 0, sizeof W.pref_ok);
