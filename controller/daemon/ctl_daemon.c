@@ -125,8 +125,32 @@ static void flush_orders(daemon *d)
                  (long long)(ctl_wall_ms() - t0));
 }
 
+/* timing = ex_post clears metered energy, never orders: an order is answered "not_allowed" at
+ * once (nothing is stored, so no commit comes before this receipt), so an agent still set to
+ * ex_ante learns why instead of holding receipts for orders that never trade. */
+static void refuse_order_ex_post(daemon *d, const char *topic_participant, const bus_message *msg)
+{
+    ctl_order_msg m;
+    ctl_receipt r;
+    char body[CTL_RECEIPT_JSON_MAX];
+    if (ctl_order_from_json(msg->payload, msg->len, &m, NULL, 0) != CTL_R_OK ||
+        strcmp(m.participant, topic_participant) != 0)
+        return; /* nothing to answer: not an order of this participant */
+    ctl_receipt_for(&r, &m, CTL_R_NOT_ALLOWED,
+                    "this community clears ex post: send standing preferences (timing = ex_post)",
+                    now_ms(d));
+    if (ctl_receipt_to_json(&r, body, sizeof body, NULL) == CTL_R_OK)
+        publish_receipt(d, topic_participant, body);
+    ctl_logf(&d->log, CTL_LOG_WARN, "order of %s for interval %lld refused: timing is ex_post",
+             topic_participant, (long long)m.interval_id);
+}
+
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
+    if (d->cfg->timing == MKT_EX_POST) {
+        refuse_order_ex_post(d, topic_participant, msg);
+        return;
+    }
     if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH)
         flush_orders(d); /* a full batch goes now, from inside the bus callback */
     d->orders_in++;

@@ -22,7 +22,8 @@
  * Checked from the database and the log: T is cleared only after its end plus the grace, with
  * exactly those trades and that price; the preference receipts say accepted; settlement finds
  * every traded Wh delivered (every Wh was metered); T's statements and its retained result
- * say "timing":"ex_post".
+ * say "timing":"ex_post"; an order (home-2 sends one, as an agent left at ex_ante would) is
+ * refused "not_allowed" and never reaches the book.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -66,6 +67,7 @@ typedef struct {
     int64_t target;
     int rejected; /* receipts refusing a preference (a slow start can miss T's gate) */
     char statement_timing[16], result_timing[16]; /* "timing" of T's statement and result */
+    int order_refused; /* home-2's order got "not_allowed" */
 } world;
 
 static world W;
@@ -91,6 +93,11 @@ static void on_msg(void *user, const bus_message *m)
     ctl_receipt r;
     assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, NULL, 0), CTL_R_OK);
     int h = tst_home_index(W.homes, HOMES, r.participant);
+    if (h == 2 && r.reason == CTL_R_NOT_ALLOWED && strstr(r.detail, "ex post") &&
+        memcmp(r.nonce, W.homes[2].pending.nonce, sizeof r.nonce) == 0) {
+        W.order_refused = 1;
+        return;
+    }
     if (h < 0 || !W.has_pref[h] || memcmp(r.nonce, W.pref[h].nonce, sizeof r.nonce) != 0)
         return;
     if (ctl_reason_is_accept(r.reason))
@@ -209,7 +216,8 @@ static void test_ex_post_interval(void **state)
     while (tst_sh("grep -q 'community " COMMUNITY "' %s", log) != 0 && ctl_wall_ms() < deadline)
         usleep(20000);
     int cleared = 0, settled = 0, ok, targeted = 0;
-    while (!(cleared && settled && W.statement_timing[0] && W.result_timing[0]) &&
+    while (!(cleared && settled && W.statement_timing[0] && W.result_timing[0] &&
+             W.order_refused) &&
            ctl_wall_ms() < deadline) {
         bus_loop(c, 5);
         int64_t now_real = ctl_wall_ms();
@@ -228,7 +236,13 @@ static void test_ex_post_interval(void **state)
             make_pref(1, W.target, sim_ms);
             make_pref(3, W.target, sim_ms);
             targeted++;
+            /* home-2 still sends an order, as an agent left at ex_ante would */
+            static const tst_order_shape shape = {1, 100, 100, 90000, 1, 150000, 1};
+            unsigned seed = 7;
+            tst_home_make_order(W.homes, 2, COMMUNITY, W.target, sim_ms, &seed, &shape);
         }
+        if (!W.order_refused && now_real - W.homes[2].last_sent_ms >= 100)
+            tst_home_send_order(c, COMMUNITY, &W.homes[2]);
         for (int h = 0; h < HOMES; h++)
             if (W.has_pref[h] && !W.pref_ok[h] && now_real - W.pref_sent_ms[h] >= 100)
                 send_pref(c, h);
@@ -250,6 +264,7 @@ static void test_ex_post_interval(void **state)
     tst_controller_stop(ctl);
     assert_true(W.pref_ok[0] && W.pref_ok[1] && W.pref_ok[3]);
     assert_int_equal(W.rejected, 0);
+    assert_true(W.order_refused);
     if (targeted > 1)
         print_message("T moved %d times: preferences missed its gate\n", targeted - 1);
     assert_true(cleared);
