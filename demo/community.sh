@@ -102,6 +102,7 @@ FEED_IN=$(key market feed_in_tariff 80000)
 RETAIL=$(key market retail_tariff 300000)
 FEE=$(key market network_fee 0)
 MECHANISM=$(key market mechanism pay-as-clear)
+TIMING=$(key market timing ex_ante)
 INTERVAL_S=$(( $(key period interval_min 15) * 60 ))
 DAYS=$(key period days 7)
 TZ_OFF=$(key location timezone +01:00)
@@ -118,7 +119,7 @@ mapfile -t HOMES < <(scenario_homes)
 rm -rf "$OUT"
 mkdir -p "$OUT/keys" "$OUT/agents" "$OUT/logs" "$OUT/sim"
 DB=$OUT/controller.db
-echo "== mgx live demo: ${#HOMES[@]} homes of $SCENARIO, $DAYS simulated day(s) at ${SPEED}x =="
+echo "== mgx live demo: ${#HOMES[@]} homes of $SCENARIO, $DAYS simulated day(s) at ${SPEED}x, timing $TIMING =="
 
 # ---- broker ----
 PORT=$(free_port) || die "no free TCP port"
@@ -154,6 +155,7 @@ for line in "${HOMES[@]}"; do
       "$FEED_IN" "$RETAIL" "$FEE"
     printf 'interval_s = %s\ngate_closure_s = %s\nmax_reading_gap_s = %s\n' "$INTERVAL_S" \
       "$GATE_S" $(( 2 * HOLD_S ))
+    printf 'timing = %s\n' "$TIMING"
   } >"$OUT/agents/$id.ini"
 done
 echo "participants ${#HOMES[@]} keys made (mgx keygen) and registered (mgx participant add)"
@@ -166,7 +168,7 @@ echo "ledger       community settlement key made (mgx ledger keygen)"
     "$COMMUNITY" "$DB" "$INTERVAL_S" "$GATE_S"
   printf 'mechanism = %s\nfeed_in_uc_per_kwh = %s\nretail_uc_per_kwh = %s\n' "$MECHANISM" \
     "$FEED_IN" "$RETAIL"
-  printf 'network_fee_uc_per_kwh = %s\n' "$FEE"
+  printf 'network_fee_uc_per_kwh = %s\ntiming = %s\n' "$FEE" "$TIMING"
   # settle each interval into the signed ledger once its readings are in (docs/ledger.md)
   printf 'settlement_key = %s\nsettlement_grace_s = %s\n' "$OUT/keys/ledger.skey" "$GRACE_S"
 } >"$OUT/controller.ini"

@@ -81,6 +81,10 @@ SELECT printf('community: %.2f kWh sold locally, bill %.2f instead of %.2f (%.2f
               CASE WHEN sum(baseline_cost_uc) = 0 THEN 0 ELSE
                 100.0 * (sum(baseline_cost_uc) - sum(cost_uc)) / abs(sum(baseline_cost_uc)) END)
 FROM homes;
+SELECT printf('homes worse off than with the grid alone: %d of %d%s', sum(cost_uc > baseline_cost_uc),
+              count(*), CASE WHEN sum(cost_uc > baseline_cost_uc) = 0 THEN ' (none)' ELSE
+                printf(' (worst %.2f)', min(baseline_cost_uc - cost_uc) / 1e6) END)
+FROM homes;
 SELECT CASE WHEN count(*) = 0
   THEN 'check: every home''s local trades equal the in-process simulator''s (docs/end-to-end.md)'
   ELSE 'check: ' || count(*) || ' home(s) traded differently from the in-process simulator; '

@@ -13,12 +13,14 @@
 #include "agent/agent.h"
 
 #include "agent/agent_meter.h"
+#include "agent/agent_pref.h"
 #include "agent/agent_store.h"
 #include "bus/bus.h"
 #include "common/service.h"
 #include "common/log.h"
 #include "orders/keys.h"
 #include "orders/order_msg.h"
+#include "orders/pref_msg.h"
 #include "bus/payload.h"
 
 #include "mgx/strategy.h"
@@ -53,7 +55,14 @@ struct agent {
     bool resend_all;       /* after a (re)connect: resend every pending order now */
     bool fatal;
     char t_state[BUS_TOPIC_MAX], t_order[BUS_TOPIC_MAX], t_receipt[BUS_TOPIC_MAX],
-        t_trades[BUS_TOPIC_MAX], t_results[BUS_TOPIC_MAX];
+        t_trades[BUS_TOPIC_MAX], t_results[BUS_TOPIC_MAX], t_pref[BUS_TOPIC_MAX];
+    /* ex_post: the standing preference, resent until receipted. Kept in memory only: after a
+     * restart the agent states its preference again (the newest one counts). */
+    ctl_pref_msg pref;
+    char pref_json[CTL_PREF_JSON_MAX];
+    enum { PREF_NONE, PREF_SENDING, PREF_ACCEPTED } pref_state;
+    int64_t pref_sent_ms;
+    int64_t pref_checked; /* the last interval the strategy was asked for */
 };
 
 static int64_t market_ms(const agent *a)
@@ -276,6 +285,105 @@ static void maybe_order(agent *a, int64_t now_market)
     order_for(a, ctl_interval_first_open(now_s, &a->rules), k, net, now_market);
 }
 
+/* ---- standing preferences (timing = ex_post) ----------------------------------------------- */
+
+static void publish_pref(agent *a, int64_t now_real)
+{
+    int rc = bus_publish(a->bus, a->t_pref, a->pref_json, strlen(a->pref_json), 1, false, NULL,
+                         NULL);
+    if (rc != BUS_OK) {
+        if (rc != BUS_E_NOCONN)
+            ctl_logf(&a->log, CTL_LOG_WARN, "cannot publish the preference: %s",
+                     bus_strerror(rc));
+        return;
+    }
+    a->pref_sent_ms = now_real;
+}
+
+/* Once per interval: the strategy's preference for the first interval still open; sent when it
+ * differs from the standing one (a deterministic strategy states it once). */
+static void maybe_pref(agent *a, int64_t now_market)
+{
+    int64_t n = ctl_interval_first_open(floor_s(now_market), &a->rules);
+    if (n <= a->pref_checked)
+        return;
+    a->pref_checked = n;
+    mkt_preference p;
+    int rc = agp_from_strategy(&a->trader, &a->cfg.tariffs, stream(a, n, 0), &p);
+    if (rc != SIM_STRAT_OK) {
+        ctl_logf(&a->log, CTL_LOG_WARN, "interval %lld: no preference: %s", (long long)n,
+                 sim_strategy_strerror(rc));
+        return;
+    }
+    if (a->pref_state != PREF_NONE && agp_same(&p, &a->pref.pref))
+        return; /* unchanged: the standing one holds */
+    ctl_pref_msg *m = &a->pref;
+    memset(m, 0, sizeof *m);
+    snprintf(m->community, sizeof m->community, "%s", a->cfg.bus.community);
+    snprintf(m->participant, sizeof m->participant, "%s", a->cfg.participant);
+    m->valid_from = n;
+    m->interval_s = (uint32_t)a->cfg.interval_s;
+    m->created_ms = now_market;
+    m->expiry_s = ctl_interval_gate(n, &a->rules);
+    randombytes_buf(m->nonce, sizeof m->nonce);
+    m->pref = p;
+    if (ctl_pref_sign(m, ctl_key_secret(a->key)) != CTL_R_OK ||
+        ctl_pref_to_json(m, a->pref_json, sizeof a->pref_json, NULL) != CTL_R_OK) {
+        ctl_logf(&a->log, CTL_LOG_ERROR, "interval %lld: signing or encoding the preference failed",
+                 (long long)n);
+        a->pref_state = PREF_NONE;
+        return;
+    }
+    a->pref_state = PREF_SENDING;
+    char nonce[2 * CTL_ORDER_NONCE_BYTES + 1];
+    ctl_logf(&a->log, CTL_LOG_INFO,
+             "preference from interval %lld: sell at >= %lld, buy at <= %lld uc/kWh all-in, nonce "
+             "%s, strategy %s",
+             (long long)n, (long long)p.sell[0].price_uc_per_kwh,
+             (long long)p.buy[0].price_uc_per_kwh, ctl_nonce_hex(m->nonce, nonce),
+             sim_strategy_name(a->cfg.strategy.kind));
+    publish_pref(a, ctl_wall_ms());
+}
+
+/* Resends an unanswered preference; one whose gate passed unanswered is stated again for the
+ * next open interval. */
+static void resend_pref(agent *a, int64_t now_real, int64_t now_market)
+{
+    if (a->pref_state != PREF_SENDING)
+        return;
+    if (floor_s(now_market) >= a->pref.expiry_s) {
+        ctl_logf(&a->log, CTL_LOG_WARN,
+                 "preference from interval %lld: no receipt before its gate; stating it again",
+                 (long long)a->pref.valid_from);
+        a->pref_state = PREF_NONE;
+        a->pref_checked = INT64_MIN;
+        return;
+    }
+    if (bus_connected(a->bus) &&
+        (a->resend_all || now_real - a->pref_sent_ms >= a->cfg.resend_s * 1000))
+        publish_pref(a, now_real); /* resend_due, run next, clears resend_all */
+}
+
+/* A receipt for the preference being sent: 1 (handled), 0 (not this preference's). */
+static int pref_receipt(agent *a, const ctl_receipt *r)
+{
+    if (a->pref_state == PREF_NONE || memcmp(r->nonce, a->pref.nonce, sizeof r->nonce) != 0)
+        return 0;
+    const char *name = ctl_reason_name(r->reason);
+    if (ctl_reason_is_accept(r->reason)) {
+        if (a->pref_state == PREF_SENDING)
+            ctl_logf(&a->log, CTL_LOG_INFO, "preference from interval %lld accepted (%s)",
+                     (long long)r->interval_id, name);
+        a->pref_state = PREF_ACCEPTED;
+    } else {
+        ctl_logf(&a->log, CTL_LOG_WARN, "preference from interval %lld rejected: %s%s%s",
+                 (long long)r->interval_id, name ? name : "?", r->detail[0] ? ": " : "",
+                 r->detail);
+        a->pref_state = PREF_NONE; /* stated again for the next open interval */
+    }
+    return 1;
+}
+
 /* ---- incoming ------------------------------------------------------------------------------ */
 
 static void on_state_msg(agent *a, const bus_message *m)
@@ -302,6 +410,8 @@ static void on_receipt_msg(agent *a, const bus_message *m)
         ctl_logf(&a->log, CTL_LOG_WARN, "receipt rejected: %s", why);
         return;
     }
+    if (pref_receipt(a, &r))
+        return;
     char nonce[2 * CTL_ORDER_NONCE_BYTES + 1];
     ctl_nonce_hex(r.nonce, nonce);
     bool ok = ctl_reason_is_accept(r.reason);
@@ -471,7 +581,8 @@ static int topics(agent *a)
     if (bus_topic_meter_state(a->t_state, sizeof a->t_state, c, a->cfg.meter_id) ||
         bus_topic_order(a->t_order, sizeof a->t_order, c, p) ||
         bus_topic_receipt(a->t_receipt, sizeof a->t_receipt, c, p) ||
-        bus_topic_trades(a->t_trades, sizeof a->t_trades, c, p))
+        bus_topic_trades(a->t_trades, sizeof a->t_trades, c, p) ||
+        bus_topic_pref(a->t_pref, sizeof a->t_pref, c, p))
         return -1;
     int n = snprintf(a->t_results, sizeof a->t_results, "mgx/v1/%s/market/+/result", c);
     return n > 0 && (size_t)n < sizeof a->t_results ? 0 : -1;
@@ -536,6 +647,7 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
     a->rules = (ctl_interval_rules){cfg->interval_s, cfg->gate_closure_s, CTL_INTERVAL_MAX_AHEAD};
     a->last_forecast = INT64_MIN;
     a->last_observed = INT64_MIN;
+    a->pref_checked = INT64_MIN;
     int rc;
     if (ctl_interval_rules_check(&a->rules) != CTL_IV_OK) {
         snprintf(err, err_len, "interval_s / gate_closure_s out of range");
@@ -572,9 +684,10 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
     const cfg_bus *b = &a->cfg.bus;
     ctl_logf(
         &a->log, CTL_LOG_INFO,
-        "participant %s, meter %s, strategy %s, %lld order(s) awaiting a receipt; broker %s:%d "
-        "as %s",
+        "participant %s, meter %s, strategy %s, timing %s, %lld order(s) awaiting a receipt; "
+        "broker %s:%d as %s",
         a->cfg.participant, a->cfg.meter_id, sim_strategy_name(a->cfg.strategy.kind),
+        mkt_timing_name(a->cfg.timing),
         (long long)pending, b->host,
         b->port        ? b->port
         : b->tls_ca[0] ? 8883
@@ -592,7 +705,13 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
     while (!*stop && !a->fatal) {
         bus_loop(a->bus, 100);
         int64_t now_market = market_ms(a);
-        maybe_order(a, now_market);
+        if (a->cfg.timing == MKT_EX_POST) {
+            /* orders made before a switch to ex_post still get their receipts */
+            maybe_pref(a, now_market);
+            resend_pref(a, ctl_wall_ms(), now_market);
+        } else {
+            maybe_order(a, now_market);
+        }
         resend_due(a, ctl_wall_ms(), now_market);
         ctl_service_tick(&svc, ctl_wall_ms());
     }

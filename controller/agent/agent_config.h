@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "bus/bus_config.h"
+#include "mgx/ex_post.h"
 #include "mgx/market.h"
 #include "mgx/strategy.h"
 
@@ -38,6 +39,8 @@ typedef struct {
     int64_t give_up_s;            /* simulated seconds after the gate to stop resending (3600) */
     int64_t max_reading_gap_s;    /* readings further apart bridge no boundary (300) */
     int64_t max_power_w;          /* the meter's rating for the plausibility check (100000) */
+    mkt_timing timing;            /* the community's: ex_ante sends orders, ex_post standing
+                                     preferences (ex_ante) */
     int line;                     /* line of the [agent] header, 0 if absent */
     unsigned seen;                /* [agent] keys already given (repeats are errors) */
     const cfg_loader *loader;

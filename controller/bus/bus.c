@@ -805,6 +805,11 @@ int bus_topic_order(char *buf, size_t len, const char *community, const char *pa
     return topic3(buf, len, community, "order", participant_id, NULL);
 }
 
+int bus_topic_pref(char *buf, size_t len, const char *community, const char *participant_id)
+{
+    return topic3(buf, len, community, "pref", participant_id, NULL);
+}
+
 int bus_topic_receipt(char *buf, size_t len, const char *community, const char *participant_id)
 {
     return topic3(buf, len, community, "receipt", participant_id, NULL);

@@ -194,6 +194,8 @@ int bus_topic_meter_meta(char *buf, size_t len, const char *community, const cha
 int bus_topic_status(char *buf, size_t len, const char *community, const char *client_id);
 /* mgx/v1/<community>/order/<participant_id> */
 int bus_topic_order(char *buf, size_t len, const char *community, const char *participant_id);
+/* mgx/v1/<community>/pref/<participant_id>: standing preferences (timing = ex_post) */
+int bus_topic_pref(char *buf, size_t len, const char *community, const char *participant_id);
 /* mgx/v1/<community>/receipt/<participant_id> */
 int bus_topic_receipt(char *buf, size_t len, const char *community, const char *participant_id);
 /* mgx/v1/<community>/trades/<participant_id> */

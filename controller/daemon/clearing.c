@@ -5,6 +5,8 @@
  */
 #include "daemon/clearing.h"
 
+#include "db/prefs.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,30 +34,21 @@ static int collect(const ctl_order_rec *o, uint64_t market_id, void *ctx)
     return 0;
 }
 
-/* Everything of one clearing inside the open transaction. */
-static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_params *p,
-                       int64_t cleared_ms, int *did_clear)
+/* Clears the book b (already collected) inside the open transaction. */
+static int clear_book(ctl_store *s, int64_t id, int64_t start_utc, const mkt_params *p,
+                      int64_t cleared_ms, const mkt_order *book, size_t n, int *did_clear)
 {
-    int cleared = 0;
-    int rc = ctl_store_interval_cleared(s, id, &cleared);
-    if (rc || cleared)
-        return rc;
-    order_vec b = {NULL, 0, 0};
-    mkt_clearing *c = NULL;
-    if ((rc = ctl_store_interval_orders(s, id, collect, &b)))
-        goto out;
     /* room for the whole book with some to spare, as the store's buffer had */
-    c = mkt_clearing_new(b.n < 1024 ? 1024 : b.n * 2);
-    if (!c) {
-        rc = CTL_ST_E_NOMEM;
-        goto out;
-    }
+    mkt_clearing *c = mkt_clearing_new(n < 1024 ? 1024 : n * 2);
+    if (!c)
+        return CTL_ST_E_NOMEM;
+    int rc;
     /* the interval's number breaks ties between equal prices (mkt_tie_key) */
     mkt_params params = *p;
     params.interval_id = id;
-    ctl_clearing_rec r = {id, start_utc, &params, cleared_ms, "", b.n, NULL, NULL, 0, NULL, 0};
+    ctl_clearing_rec r = {id, start_utc, &params, cleared_ms, "", n, NULL, NULL, 0, NULL, 0};
     mkt_error_at at;
-    int mrc = mkt_clear(c, &params, b.v, b.n, &at);
+    int mrc = mkt_clear(c, &params, book, n, &at);
     if (mrc != MKT_OK) {
         /* recorded as cleared with nothing traded: the market must move on; the error is kept */
         mkt_summary empty;
@@ -75,24 +68,64 @@ static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_pa
     *did_clear = 1;
 out:
     mkt_clearing_free(c);
+    return rc;
+}
+
+/* Everything of one clearing inside the open transaction: the book is the stored orders, or
+ * the caller's (book != NULL). */
+static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_params *p,
+                       int64_t cleared_ms, const mkt_order *book, size_t n_book, int *did_clear)
+{
+    int cleared = 0;
+    int rc = ctl_store_interval_cleared(s, id, &cleared);
+    if (rc || cleared)
+        return rc;
+    if (book)
+        return clear_book(s, id, start_utc, p, cleared_ms, book, n_book, did_clear);
+    order_vec b = {NULL, 0, 0};
+    if ((rc = ctl_store_interval_orders(s, id, collect, &b)) == CTL_ST_OK)
+        rc = clear_book(s, id, start_utc, p, cleared_ms, b.v, b.n, did_clear);
     free(b.v);
     return rc;
 }
 
-int ctl_clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
-                       const mkt_params *params, int64_t cleared_ms, int *did_clear)
+static int clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
+                          const mkt_params *params, int64_t cleared_ms, const mkt_order *book,
+                          size_t n_book, int *did_clear)
 {
-    if (!s || !params || !did_clear)
+    /* a caller's book is an ex_post one: the interval records that timing with its clearing */
+    int ex_post = book != NULL;
+    if (!s || !params || !did_clear || (!book && n_book))
         return CTL_ST_E_INVAL;
     *did_clear = 0;
     int rc = ctl_store_begin(s);
     if (rc)
         return rc;
-    rc = clear_in_tx(s, interval_id, start_utc, params, cleared_ms, did_clear);
+    rc = clear_in_tx(s, interval_id, start_utc, params, cleared_ms, book, n_book, did_clear);
+    if (ex_post && ((rc == CTL_ST_OK && *did_clear) || rc == CTL_ST_E_MARKET)) {
+        int trc = ctl_interval_timing_put(ctl_store_db(s), interval_id, MKT_EX_POST);
+        if (trc != CTL_ST_OK)
+            rc = trc;
+    }
     if (rc == CTL_ST_E_MARKET) {
         /* keep the record of the rejected book; the caller still learns what happened */
         *did_clear = 1;
         return ctl_store_end(s, CTL_ST_OK) == CTL_ST_OK ? CTL_ST_E_MARKET : CTL_ST_E_DB;
     }
     return ctl_store_end(s, rc);
+}
+
+int ctl_clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
+                       const mkt_params *params, int64_t cleared_ms, int *did_clear)
+{
+    return clear_interval(s, interval_id, start_utc, params, cleared_ms, NULL, 0, did_clear);
+}
+
+int ctl_clear_interval_book(ctl_store *s, int64_t interval_id, int64_t start_utc,
+                            const mkt_params *params, int64_t cleared_ms, const mkt_order *book,
+                            size_t n_book, int *did_clear)
+{
+    static const mkt_order none;
+    return clear_interval(s, interval_id, start_utc, params, cleared_ms, book ? book : &none,
+                          book ? n_book : 0, did_clear);
 }

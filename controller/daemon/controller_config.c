@@ -34,6 +34,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "reading_max_per_interval",
                                               "order_max_per_interval",
                                               "min_group_size",
+                                              "timing",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -108,9 +109,18 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
     case 21:
         return cfg_parse_int(key, value, 1, 1000000, &c->order_max_per_interval, err, errlen);
-    default:
+    case 22:
         return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
                              errlen);
+    default:
+        /* parsed here, not with mkt_timing_parse, so the error names both choices */
+        if (strcmp(value, "ex_ante") == 0)
+            c->timing = MKT_EX_ANTE;
+        else if (strcmp(value, "ex_post") == 0)
+            c->timing = MKT_EX_POST;
+        else
+            return ctl_fail(CFG_E_BAD, err, errlen, "timing must be ex_ante or ex_post");
+        return CFG_OK;
     }
 }
 
@@ -203,6 +213,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->rules = (ctl_interval_rules){900, 300, 96};
     c->params = (mkt_params){MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
     c->settlement_grace_s = 900;
+    c->timing = MKT_EX_ANTE;
     c->reading_max_gap_s = 300;
     c->meter_max_power_w = 100000;
     c->reading_retention_days = 30;

@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "daemon/clearing.h"
+#include "daemon/clearing_ex_post.h"
 #include "daemon/controller_metrics.h"
 #include "daemon/ctl_daemon.h"
 #include "daemon/publish_body.h"
@@ -16,7 +17,9 @@
 #include "orders/admit.h"
 #include "orders/ingest.h"
 #include "orders/order_msg.h"
+#include "orders/pref_ingest.h"
 #include "bus/payload.h"
+#include "db/prefs.h"
 #include "db/registry.h"
 #include "settle/reading_attest.h"
 #include "settle/settle_daemon.h"
@@ -78,6 +81,8 @@ struct daemon {
     ctl_store *store;
     bus_client *bus;
     ctl_ingest *ingest;
+    ctl_admit_params admit; /* the order rules, which preferences follow too */
+    ctl_pref_stats prefs;
     int64_t last_cleared;
     int republish;
     publication pubs[MAX_INFLIGHT_INTERVALS];
@@ -235,10 +240,34 @@ static int order_admitted(daemon *d, const char *topic_participant)
     return 0;
 }
 
+/* timing = ex_post clears metered energy, never orders: an order is answered "not_allowed" at
+ * once (nothing is stored, so no commit comes before this receipt), so an agent still set to
+ * ex_ante learns why instead of holding receipts for orders that never trade. */
+static void refuse_order_ex_post(daemon *d, const char *topic_participant, const bus_message *msg)
+{
+    ctl_order_msg m;
+    ctl_receipt r;
+    char body[CTL_RECEIPT_JSON_MAX];
+    if (ctl_order_from_json(msg->payload, msg->len, &m, NULL, 0) != CTL_R_OK ||
+        strcmp(m.participant, topic_participant) != 0)
+        return; /* nothing to answer: not an order of this participant */
+    ctl_receipt_for(&r, &m, CTL_R_NOT_ALLOWED,
+                    "this community clears ex post: send standing preferences (timing = ex_post)",
+                    now_ms(d));
+    if (ctl_receipt_to_json(&r, body, sizeof body, NULL) == CTL_R_OK)
+        publish_receipt(d, topic_participant, body);
+    ctl_logf(&d->log, CTL_LOG_WARN, "order of %s for interval %lld refused: timing is ex_post",
+             topic_participant, (long long)m.interval_id);
+}
+
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
     if (!order_admitted(d, topic_participant))
         return;
+    if (d->cfg->timing == MKT_EX_POST) {
+        refuse_order_ex_post(d, topic_participant, msg);
+        return;
+    }
     if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH)
         flush_orders(d); /* a full batch goes now, from inside the bus callback */
     d->orders_in++;
@@ -259,6 +288,31 @@ static void drain_orders(daemon *d)
         if (d->orders_in == before)
             break;
     }
+}
+
+/* ---- standing preferences (timing = ex_post) ---- */
+
+/* One preference: judged and committed at once (a home sends one when it changes its mind,
+ * not every interval), then its receipt. What came before it is stored first. */
+static void handle_pref(daemon *d, const char *topic_participant, const bus_message *msg)
+{
+    flush_orders(d);
+    ctl_pref_outcome o;
+    int rc = ctl_pref_ingest(d->store, &d->admit, topic_participant, msg->payload, msg->len,
+                             now_ms(d), &d->prefs, &o);
+    if (rc != CTL_ST_OK)
+        ctl_logf(&d->log, CTL_LOG_ERROR, "preference of %s not stored: %s (%s); told to resend",
+                 topic_participant, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+    else if (!o.decoded)
+        ctl_logf(&d->log, CTL_LOG_INFO, "preference on pref/%s rejected: %s (%s)",
+                 topic_participant, ctl_reason_name(o.reason), o.detail);
+    else
+        ctl_logf(&d->log, ctl_reason_is_accept(o.reason) ? CTL_LOG_INFO : CTL_LOG_WARN,
+                 "preference of %s from interval %lld (%u sell, %u buy steps): %s%s%s%s",
+                 o.msg.participant, (long long)o.msg.valid_from, o.msg.pref.n_sell_steps,
+                 o.msg.pref.n_buy_steps, o.duplicate ? "resend of " : "",
+                 ctl_reason_name(o.reason), o.detail[0] ? ": " : "", o.detail);
+    publish_receipt(d, topic_participant, o.receipt);
 }
 
 /* ---- readings ---- */
@@ -387,6 +441,8 @@ static void on_message(void *user, const bus_message *msg)
         return;
     if (strcmp(kind, "order") == 0 && leaf[0] == '\0')
         handle_order(d, id, msg);
+    else if (strcmp(kind, "pref") == 0 && leaf[0] == '\0')
+        handle_pref(d, id, msg);
     else if (strcmp(kind, "meter") == 0 && strcmp(leaf, "state") == 0)
         handle_reading(d, id, msg);
 }
@@ -539,6 +595,10 @@ static void publish_interval(daemon *d, int64_t id)
             /* the result last: a subscriber that sees it knows the trades were sent before it */
             json_t *body =
                 ctl_result_body(d->cfg->community, &r, &x.groups, d->cfg->min_group_size);
+            mkt_timing timing = MKT_EX_ANTE;
+            ctl_interval_timing_get(ctl_store_db(d->store), id, &timing);
+            if (body)
+                json_object_set_new(body, "timing", json_string(mkt_timing_name(timing)));
             if (!body || pub_send(p, topic, body, true) != BUS_OK)
                 p->failed = 1;
         }
@@ -561,17 +621,44 @@ static void republish(daemon *d)
 
 /* ---- clearing ---- */
 
+/* Ex post: the interval has ended and its readings had the grace period to come in. */
+static int clear_ex_post(daemon *d, int64_t id, int64_t now, int *did)
+{
+    const ctl_daemon_config *cfg = d->cfg;
+    stm_rules rules = {cfg->reading_max_gap_s * 1000, cfg->meter_max_power_w};
+    ctl_ex_post_book_info info;
+    char err[512] = "";
+    int rc = ctl_clear_interval_ex_post(d->store, id, ctl_interval_start(id, cfg->rules.length_s),
+                                        cfg->rules.length_s, &cfg->params, &rules, now, did,
+                                        &info, err, sizeof err);
+    if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET)
+        ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld: ex_post book: %s", (long long)id, err);
+    else if (*did)
+        ctl_logf(&d->log, CTL_LOG_INFO,
+                 "interval %lld ex_post book: %zu homes with a meter, %zu metered, %zu with a "
+                 "preference, %zu orders",
+                 (long long)id, info.homes, info.metered, info.with_pref, info.orders);
+    return rc;
+}
+
 static void clear_due(daemon *d)
 {
     const ctl_interval_rules *r = &d->cfg->rules;
+    int ex_post = d->cfg->timing == MKT_EX_POST;
     int64_t now = now_ms(d), from, to;
-    int64_t n = ctl_interval_due(d->last_cleared, ctl_store_first_interval(d->store),
-                                 ctl_floor_div(now, 1000), r, &from, &to);
+    /* ex_post clears id once now >= its end + grace: the gate rule of ctl_interval_due applied
+     * to a clock that much (less the gate) behind */
+    int64_t due_s = ctl_floor_div(now, 1000);
+    if (ex_post)
+        due_s -= r->length_s + d->cfg->settlement_grace_s + r->gate_closure_s;
+    int64_t n = ctl_interval_due(d->last_cleared, ctl_store_first_interval(d->store), due_s, r,
+                                 &from, &to);
     for (int64_t id = from; n > 0 && id <= to; id++) {
         int did = 0;
         int64_t t0 = ctl_wall_ms();
-        int rc = ctl_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
-                                          &d->cfg->params, now, &did);
+        int rc = ex_post ? clear_ex_post(d, id, now, &did)
+                         : ctl_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
+                                              &d->cfg->params, now, &did);
         if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
             ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
                      (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
@@ -785,10 +872,10 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         ctl_logf(&d->log, CTL_LOG_ERROR, "registry: %s", ctl_registry_strerror(rc));
         goto out;
     }
-    ctl_ingest_config ic = {{cfg->community, (uint32_t)cfg->rules.length_s,
-                             cfg->rules.gate_closure_s,
-                             cfg->rules.max_ahead < 1 ? 1 : cfg->rules.max_ahead},
-                            INGEST_THREADS, INGEST_BATCH, on_outcome, d};
+    d->admit = (ctl_admit_params){cfg->community, (uint32_t)cfg->rules.length_s,
+                                  cfg->rules.gate_closure_s,
+                                  cfg->rules.max_ahead < 1 ? 1 : cfg->rules.max_ahead};
+    ctl_ingest_config ic = {d->admit, INGEST_THREADS, INGEST_BATCH, on_outcome, d};
     if ((rc = ctl_ingest_new(&ic, d->store, &d->ingest)) != CTL_INGEST_OK) {
         ctl_logf(&d->log, CTL_LOG_ERROR, "order intake: %s", ctl_ingest_strerror(rc));
         goto out;
@@ -800,9 +887,10 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     char t[24];
     mkt_format_time(now_s, 0, t, sizeof t);
     ctl_logf(&d->log, CTL_LOG_INFO,
-             "community %s, db %s, interval %lld s, gate %lld s before start, clock %s x%lld; "
-             "first interval %lld, last cleared %lld",
-             cfg->community, cfg->db_path, (long long)cfg->rules.length_s,
+             "community %s, db %s, timing %s, interval %lld s, gate %lld s before start, clock "
+             "%s x%lld; first interval %lld, last cleared %lld",
+             cfg->community, cfg->db_path, mkt_timing_name(cfg->timing),
+             (long long)cfg->rules.length_s,
              (long long)cfg->rules.gate_closure_s, t, (long long)cfg->clock.speed,
              (long long)ctl_store_first_interval(d->store),
              d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
@@ -823,6 +911,8 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     }
     char filter[BUS_TOPIC_MAX];
     if (bus_filter_all(filter, sizeof filter, cfg->community, "order", NULL) != BUS_OK ||
+        bus_subscribe(d->bus, filter, 1) != BUS_OK ||
+        bus_filter_all(filter, sizeof filter, cfg->community, "pref", NULL) != BUS_OK ||
         bus_subscribe(d->bus, filter, 1) != BUS_OK ||
         bus_filter_all(filter, sizeof filter, cfg->community, "meter", "state") != BUS_OK ||
         bus_subscribe(d->bus, filter, 1) != BUS_OK) {
@@ -854,6 +944,14 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     log_order_drops(d, 1);
     ctl_ingest_stats st;
     ctl_ingest_get_stats(d->ingest, &st);
+    uint64_t pref_rejected = 0;
+    for (int i = 0; i < CTL_R_COUNT; i++)
+        pref_rejected += d->prefs.rejected[i];
+    if (d->prefs.received)
+        ctl_logf(&d->log, CTL_LOG_INFO,
+                 "preferences: %llu received, %llu accepted, %llu resends, %llu rejected",
+                 (unsigned long long)d->prefs.received, (unsigned long long)d->prefs.accepted,
+                 (unsigned long long)d->prefs.duplicates, (unsigned long long)pref_rejected);
     ctl_logf(&d->log, CTL_LOG_INFO,
              "stopping: %llu orders in %llu batches (largest %zu), %llu receipts, %llu readings "
              "stored, %llu rejected, %llu refused (%llu future, %llu late, %llu over budget)",

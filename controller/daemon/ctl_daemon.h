@@ -17,6 +17,7 @@
 
 #include "bus/bus.h"
 #include "common/interval.h"
+#include "mgx/ex_post.h"
 #include "mgx/market.h"
 #include "solana/settle_solana.h"
 
@@ -27,6 +28,10 @@ typedef struct {
     char db_path[CTL_PATH_MAX];
     ctl_interval_rules rules;
     mkt_params params;
+    /* ex_ante: orders before gate closure, cleared at the gate; ex_post: standing
+     * preferences, cleared on metered energy once the interval's readings are in (after
+     * settlement_grace_s) */
+    mkt_timing timing;
     ctl_clock clock;
     int settlement_grace_s; /* readings accepted this long after an interval ends */
     /* settlement (settle_daemon.h): off when settlement_key is "" */

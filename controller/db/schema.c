@@ -183,9 +183,32 @@ static const char V4[] =
  * transactions of ledger version 1. */
 static const char V5[] = "ALTER TABLE ledger_tx ADD COLUMN salt BLOB;";
 
+/* Version 6 (issue 11, post-delivery clearing): the homes' signed standing preferences
+ * (db/prefs.c) and the timing each interval was cleared with. A preference counts from its valid_from interval until the participant's next
+ * accepted one; only accepted preferences are kept (a rejection is answered and counted, not
+ * stored), unique per (participant, nonce) so a resend gets its first receipt back. */
+static const char V6[] =
+    "CREATE TABLE preferences("
+    "  pref_id INTEGER PRIMARY KEY, participant TEXT NOT NULL, nonce BLOB NOT NULL,"
+    "  valid_from INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  signed BLOB NOT NULL, received_ms INTEGER NOT NULL, receipt TEXT NOT NULL,"
+    "  UNIQUE(participant, nonce));"
+    "CREATE INDEX preferences_by_participant ON preferences(participant, valid_from,"
+    "  created_ms);"
+    "CREATE TABLE preference_steps("
+    "  pref_id INTEGER NOT NULL REFERENCES preferences(pref_id),"
+    "  side INTEGER NOT NULL CHECK(side IN (0, 1)), step INTEGER NOT NULL,"
+    "  energy_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL,"
+    "  PRIMARY KEY(pref_id, side, step)) WITHOUT ROWID;"
+    /* the timing an interval was cleared with, for statements and results (no row: ex_ante,
+     * as every interval before version 2) */
+    "CREATE TABLE interval_timing("
+    "  interval_id INTEGER PRIMARY KEY REFERENCES intervals(interval_id),"
+    "  timing TEXT NOT NULL CHECK(timing IN ('ex_ante', 'ex_post')));";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

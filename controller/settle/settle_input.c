@@ -6,6 +6,7 @@
 #include "settle/settle_input.h"
 
 #include "db/meter_keys.h"
+#include "db/prefs.h"
 
 #include "common/errbuf.h"
 
@@ -304,6 +305,11 @@ int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm
                                     r->params.network_fee_uc_per_kwh};
     out->in.trades = out->trades;
     out->in.meters = out->meters;
+    /* the block records how the interval's market cleared (db/prefs.h keeps it per interval) */
+    mkt_timing timing = MKT_EX_ANTE;
+    if (ctl_interval_timing_get(ctl_store_db(s), r->interval_id, &timing) != CTL_ST_OK)
+        timing = MKT_EX_ANTE;
+    out->in.timing = timing == MKT_EX_POST ? STL_TIMING_EX_POST : STL_TIMING_EX_ANTE;
 out:
     free(rv.v);
     if (rc != CTL_ST_OK)

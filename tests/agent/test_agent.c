@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "orders/keys.h"
 #include "orders/order_msg.h"
+#include "orders/pref_msg.h"
 #include "agent/agent_store.h"
 #include "bus/payload.h"
 
@@ -449,6 +450,83 @@ static int test_setup(void **state)
     return 0;
 }
 
+/* timing = ex_post: the agent states a standing preference instead of orders, signed, for the
+ * first open interval, with the simulator's limits from its strategy: markup 0.25 in the band
+ * [80000, 280000] asks 130000 (see the file comment) and bids 280000 - 0.25 * 200000 = 230000,
+ * all-in 230000 + the fee 20000 = 250000 uc/kWh. It resends the same bytes until the receipt,
+ * then stays quiet: a deterministic strategy states its preference once. */
+static void test_ex_post_preference(void **state)
+{
+    fixture *f = *state;
+    char topic[128];
+    snprintf(topic, sizeof topic, "mgx/v1/%s/pref/h-a", f->community);
+    assert_int_equal(tc_subscribe(f->ctl, topic, T_MS), 1);
+    start_agent(f);
+    size_t from = 0;
+    tc_message raw, again;
+    ctl_pref_msg m, m2;
+    char why[CTL_DETAIL_MAX];
+    if (!tc_wait_topic(f->ctl, topic, &from, &raw, T_MS))
+        fail_msg("no preference arrived; see %s", f->log);
+    assert_int_equal(ctl_pref_from_json(raw.payload, raw.len, &m, why, sizeof why), CTL_R_OK);
+    assert_int_equal(ctl_pref_verify(&m, f->pk), CTL_R_OK);
+    assert_string_equal(m.participant, "h-a");
+    assert_string_equal(m.community, f->community);
+    int64_t now = (int64_t)time(NULL);
+    assert_true(m.valid_from >= now / 60 - 1 && m.valid_from <= now / 60 + 1);
+    assert_int_equal(m.interval_s, 60);
+    assert_int_equal(m.expiry_s, m.valid_from * 60); /* gate closure 0 */
+    assert_int_equal(m.pref.n_sell_steps, 1);
+    assert_int_equal(m.pref.sell[0].price_uc_per_kwh, 130000);
+    assert_int_equal(m.pref.n_buy_steps, 1);
+    assert_int_equal(m.pref.buy[0].price_uc_per_kwh, 250000);
+    /* the simulator's strategy code gives the same bid */
+    sim_trader t;
+    sim_strategy_params p = sim_strategy_defaults();
+    p.kind = SIM_AGENT_MARKUP;
+    p.markup = 0.25;
+    assert_int_equal(sim_trader_init(&t, &p, 1), 0);
+    mkt_params tariffs = {MKT_PAY_AS_CLEAR, 80000, 300000, 20000, 0};
+    int64_t bid = 0;
+    assert_int_equal(sim_trader_price(&t, MKT_BUY, &tariffs, 1, &bid), 0);
+    assert_int_equal(bid + 20000, m.pref.buy[0].price_uc_per_kwh);
+    /* unanswered: the same bytes again (resend_s = 1) */
+    if (!tc_wait_topic(f->ctl, topic, &from, &again, T_MS))
+        fail_msg("the preference was not resent; see %s", f->log);
+    assert_int_equal(ctl_pref_from_json(again.payload, again.len, &m2, why, sizeof why),
+                     CTL_R_OK);
+    assert_memory_equal(m2.nonce, m.nonce, sizeof m.nonce);
+    assert_memory_equal(m2.sig, m.sig, sizeof m.sig);
+    /* receipted: quiet */
+    ctl_receipt r;
+    ctl_receipt_for_pref(&r, &m, CTL_R_OK, NULL, now * 1000);
+    char json[CTL_RECEIPT_JSON_MAX], rt[128];
+    size_t len = 0;
+    assert_int_equal(ctl_receipt_to_json(&r, json, sizeof json, &len), CTL_R_OK);
+    snprintf(rt, sizeof rt, "mgx/v1/%s/receipt/h-a", f->community);
+    assert_int_equal(tc_publish(f->ctl, rt, json, len, 1, false, T_MS), 0);
+    for (int i = 0; i < T_MS / 50 && !log_has(f, "accepted (ok)"); i++)
+        tst_sleep_ms(50);
+    assert_true(log_has(f, "accepted (ok)"));
+    size_t n = tc_count_topic(f->ctl, topic);
+    tst_sleep_ms(2500);
+    assert_int_equal(tc_count_topic(f->ctl, topic), n);
+    assert_int_equal(tc_count_topic(f->ctl, f->t_order), 0);
+}
+
+static int test_setup_ex_post(void **state)
+{
+    static int n;
+    char community[16];
+    snprintf(community, sizeof community, "p%d", ++n % 1000);
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    setup(f, community, "strategy = markup\nmarkup = 0.25\ntiming = ex_post\n");
+    *state = f;
+    return 0;
+}
+
 /* A clean stop must exit 0 (under the sanitizers that also means no leak). */
 static int test_teardown(void **state)
 {
@@ -470,6 +548,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resends_same_bytes_until_receipt, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_restart_resends_from_the_outbox, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_ex_post_preference, test_setup_ex_post,
                                         test_teardown),
     };
     return cmocka_run_group_tests(tests, sb_group_setup, sb_group_teardown);

@@ -191,6 +191,8 @@ static void test_key_errors_name_file_line_and_key(void **state)
     /* the bound is MKT_PRICE_MAX_UC_PER_KWH */
     expect("[bus]\ncommunity = c\n[agent]\nfeed_in_uc_per_kwh = -1\n",
            "a.ini:4: feed_in_uc_per_kwh: -1 is out of range [0, 1000000000000]");
+    expect(BASE "timing = later\n", "a.ini:9: timing: must be ex_ante or ex_post");
+    assert_int_equal(load(BASE "timing = ex_post\n", err, sizeof err), 0);
     expect(BASE "colour = red\n", "a.ini:9: unknown key 'colour' in [agent]");
     expect(BASE "participant = h2\n", "a.ini:9: participant: given twice");
     expect(BASE "meter_id = m.1\n",

@@ -115,6 +115,8 @@ static void errors_name_file_and_line(void **state)
     expect_error("[bus]\n[controler]\ncommunity = elm\n", 2, "unknown section [controler]");
     expect_error("[bus]\n[controller]\ncommunity = elm\nmechanism = auction\n", 4,
                  "mechanism must be pay-as-clear or pay-as-bid");
+    expect_error("[bus]\n[controller]\ncommunity = elm\ntiming = later\n", 4,
+                 "timing must be ex_ante or ex_post");
     expect_error("[bus]\n[controller]\ncommunity = elm\nfeed_in_uc_per_kwh = 400000\n", 2,
                  "feed_in_uc_per_kwh is above retail_uc_per_kwh");
     /* community: in [bus] or [controller], the same if in both, and somewhere */
@@ -153,6 +155,8 @@ static void good_files_are_taken(void **state)
     /* anchoring (the default mode) needs no mints or wallets */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\nmin_group_size = 5\n"
                     "settlement_key = k\n[solana]\nrpc_url = http://x\nkeypair = s.json\n");
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\ntiming = ex_post\n");
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\ntiming = ex_ante\n");
     /* one file for several daemons */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\n[agent]\nparticipant = h1\n"
                     "[meter h1]\nprofile = sdm630\n[map custom]\npower_w = 0x34\n"

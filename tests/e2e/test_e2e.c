@@ -25,6 +25,12 @@
  *      message on the bus.
  * Nothing is excluded. A timing failure (an order that reached the controller after its gate)
  * shows up as a rejected order and fails the test with the agents' log lines.
+ *
+ * The same day runs a second time with timing = ex_post (the scenario with that line added to
+ * its [market], the agents and the controller configured alike): the agents state standing
+ * preferences, the controller clears each interval on its metered energy 900 simulated seconds
+ * after it ends, and the oracle's book for k is mkt_ex_post_orders of every home's own net of k
+ * (PV - load) with the preference its strategy states (ask; bid plus the fee, all-in).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -53,6 +59,7 @@
 #include "daemon/publish_body.h"
 #include "db/store.h"
 
+#include "mgx/ex_post.h"
 #include "mgx/market.h"
 #include "mgx/scenario.h"
 #include "mgx/sim.h"
@@ -103,6 +110,7 @@ typedef struct {
     int seen[MAX_INTERVALS];
     int64_t bus_price[MAX_INTERVALS], bus_matched[MAX_INTERVALS];
     int bus_withheld[MAX_INTERVALS]; /* matched_wh null: fewer than k homes behind it */
+    int ex_post; /* the run's timing (the scenario's [market] timing) */
 } world;
 
 static world *W;
@@ -270,6 +278,35 @@ static size_t oracle_book(size_t k, mkt_order *book)
         book[n].steps[0] = step;
         n++;
     }
+    return n;
+}
+
+/* The ex_post oracle's book for interval k: every home's metered net of k itself, with the
+ * standing preference its strategy states (the simulator's and the agent's rule: the ask as
+ * the sell limit, the bid plus the fee as the all-in buy limit), through mkt_ex_post_orders. */
+static size_t oracle_book_ex_post(size_t k, mkt_order *book)
+{
+    mkt_params p = tariffs();
+    mkt_preference prefs[MAX_HOMES];
+    mkt_ex_post_home homes[MAX_HOMES];
+    for (size_t h = 0; h < W->homes; h++) {
+        const flow_rec *f = &W->flows[k][h];
+        const sim_group *g = group_of(h);
+        sim_strategy_params sp = {g->agent, g->markup, g->zip_beta, g->zip_momentum};
+        sim_trader t;
+        assert_int_equal(sim_trader_init(&t, &sp, 0), SIM_STRAT_OK);
+        int64_t ask = 0, bid = 0;
+        assert_int_equal(sim_trader_price(&t, MKT_SELL, &p, 0, &ask), SIM_STRAT_OK);
+        assert_int_equal(sim_trader_price(&t, MKT_BUY, &p, 0, &bid), SIM_STRAT_OK);
+        memset(&prefs[h], 0, sizeof prefs[h]);
+        prefs[h].n_sell_steps = prefs[h].n_buy_steps = 1;
+        prefs[h].sell[0] = (mkt_step){1, ask};
+        prefs[h].buy[0] = (mkt_step){1, bid + p.network_fee_uc_per_kwh};
+        homes[h] = (mkt_ex_post_home){h, f->pv_wh - f->load_wh, &prefs[h]};
+    }
+    size_t n = 0;
+    mkt_error_at at;
+    assert_int_equal(mkt_ex_post_orders(&p, homes, W->homes, book, MAX_HOMES, &n, &at), MKT_OK);
     return n;
 }
 
@@ -447,11 +484,12 @@ static void make_homes(char *db)
                    "strategy = %s\nmarkup = %.17g\n"
                    "feed_in_uc_per_kwh = %lld\nretail_uc_per_kwh = %lld\n"
                    "network_fee_uc_per_kwh = %lld\ninterval_s = 900\ngate_closure_s = %d\n"
-                   "max_reading_gap_s = 600\n",
+                   "max_reading_gap_s = 600\ntiming = %s\n",
                    tst_broker_port(W->broker), COMMUNITY, id, key, outbox,
                    sim_strategy_name(g->agent), g->markup,
                    (long long)W->sc.feed_in_uc_per_kwh, (long long)W->sc.retail_uc_per_kwh,
-                   (long long)W->sc.network_fee_uc_per_kwh, GATE_S);
+                   (long long)W->sc.network_fee_uc_per_kwh, GATE_S,
+                   W->ex_post ? "ex_post" : "ex_ante");
     }
 }
 
@@ -540,13 +578,36 @@ static void print_rejections(sqlite3 *db)
     sqlite3_finalize(st);
 }
 
-static void test_twenty_homes_one_day(void **state)
+/* The shipped e2e scenario with timing = ex_post in its [market], written to the run's folder. */
+static void scenario_ex_post(char *out, size_t cap)
 {
-    (void)state;
+    char src[4096];
+    snprintf(src, sizeof src, "%s/tests/e2e/community-20.ini", MGX_SOURCE_DIR);
+    path(out, cap, "community-20-ex-post.ini");
+    FILE *in = fopen(src, "r"), *o = fopen(out, "w");
+    assert_non_null(in);
+    assert_non_null(o);
+    char line[1024];
+    while (fgets(line, sizeof line, in)) {
+        fputs(line, o);
+        if (strcmp(line, "[market]\n") == 0)
+            fputs("timing = ex_post\n", o);
+    }
+    fclose(in);
+    assert_int_equal(fclose(o), 0);
+}
+
+static void run_day(int ex_post)
+{
     char scenario[4096], db[4096], conf[4096], sim_out[4096], sim_conf[4096], meter_conf[4096];
-    snprintf(scenario, sizeof scenario, "%s/tests/e2e/community-20.ini", MGX_SOURCE_DIR);
+    W->ex_post = ex_post;
+    if (ex_post)
+        scenario_ex_post(scenario, sizeof scenario);
+    else
+        snprintf(scenario, sizeof scenario, "%s/tests/e2e/community-20.ini", MGX_SOURCE_DIR);
     char err[512];
     assert_int_equal(sim_scenario_load(scenario, &W->sc, err, sizeof err), SIM_OK);
+    assert_int_equal(W->sc.timing, ex_post ? MKT_EX_POST : MKT_EX_ANTE);
     W->homes = sim_scenario_homes(&W->sc);
     W->intervals = sim_intervals(&W->sc);
     assert_true(W->homes <= MAX_HOMES && W->intervals <= MAX_INTERVALS);
@@ -569,10 +630,14 @@ static void test_twenty_homes_one_day(void **state)
                "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\n\n"
                "[controller]\ncommunity = %s\ndb = %s\ninterval_s = 900\ngate_closure_s = %d\n"
                "mechanism = %s\nfeed_in_uc_per_kwh = %lld\nretail_uc_per_kwh = %lld\n"
-               "network_fee_uc_per_kwh = %lld\n",
+               "network_fee_uc_per_kwh = %lld\n%s",
                tst_broker_port(W->broker), COMMUNITY, db, GATE_S,
                mkt_mechanism_name(W->sc.mechanism), (long long)W->sc.feed_in_uc_per_kwh,
-               (long long)W->sc.retail_uc_per_kwh, (long long)W->sc.network_fee_uc_per_kwh);
+               (long long)W->sc.retail_uc_per_kwh, (long long)W->sc.network_fee_uc_per_kwh,
+               /* ex_post: cleared 900 simulated s after each interval's end, on readings at
+                * most 600 s apart (the agents' setting) */
+               ex_post ? "timing = ex_post\nsettlement_grace_s = 900\nreading_max_gap_s = 600\n"
+                       : "");
 
     /* the shared clock: the scenario's first instant a few real seconds from now */
     int64_t anchor_s = real_ms() / 1000 + 4;
@@ -647,7 +712,7 @@ static void test_twenty_homes_one_day(void **state)
     int64_t matched_total = 0;
     size_t withheld_intervals = 0;
     for (size_t k = 0; k < W->intervals; k++) {
-        size_t n = oracle_book(k, book);
+        size_t n = ex_post ? oracle_book_ex_post(k, book) : oracle_book(k, book);
         mkt_error_at at;
         p.interval_id = W->first_interval + (int64_t)k; /* as the controller numbers it */
         assert_int_equal(mkt_clear(c, &p, book, n, &at), MKT_OK);
@@ -728,10 +793,11 @@ static void test_twenty_homes_one_day(void **state)
     }
     /* a day that traded nothing would prove little */
     fprintf(stderr,
-            "e2e: %zu intervals compared at %ldx: %zu orders, %zu intervals with local trades "
+            "e2e: %s: %zu intervals compared at %ldx: %zu orders, %zu intervals with local trades "
             "(%zu with the local figures withheld from the public result), %lld Wh matched; %d "
             "differences\n",
-            W->intervals, speed, orders_total, traded_intervals, withheld_intervals,
+            ex_post ? "ex_post" : "ex_ante", W->intervals, speed, orders_total, traded_intervals,
+            withheld_intervals,
             (long long)matched_total, bad);
     assert_true(traded_intervals >= 20);
     assert_true(orders_total >= W->homes * (W->intervals - 2) * 9 / 10);
@@ -741,10 +807,26 @@ static void test_twenty_homes_one_day(void **state)
     assert_int_equal(bad, 0);
 }
 
+static void test_twenty_homes_one_day(void **state)
+{
+    (void)state;
+    run_day(0);
+}
+
+/* The same day with timing = ex_post: homes state standing preferences, the controller clears
+ * each interval on the metered energy after its grace, and the simulator clears the same
+ * metered nets in process: for every interval, oracle, simulator and controller agree. */
+static void test_twenty_homes_one_day_ex_post(void **state)
+{
+    (void)state;
+    run_day(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_twenty_homes_one_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_twenty_homes_one_day_ex_post, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
