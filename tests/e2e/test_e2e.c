@@ -302,7 +302,7 @@ static size_t oracle_book_ex_post(size_t k, mkt_order *book)
         prefs[h].n_sell_steps = prefs[h].n_buy_steps = 1;
         prefs[h].sell[0] = (mkt_step){1, ask};
         prefs[h].buy[0] = (mkt_step){1, bid + p.network_fee_uc_per_kwh};
-        homes[h] = (mkt_ex_post_home){h, f->pv_wh - f->load_wh, &prefs[h]};
+        homes[h] = (mkt_ex_post_home){h + 1, f->pv_wh - f->load_wh, &prefs[h]};
     }
     size_t n = 0;
     mkt_error_at at;
