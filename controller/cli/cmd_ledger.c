@@ -314,6 +314,14 @@ static void describe_tx(const stl_tx *tx)
                (long long)t->contracted_wh, (long long)t->price_uc_per_kwh,
                (long long)t->delivered_wh, (long long)t->paid_uc, (long long)t->fee_uc,
                (long long)t->received_uc);
+    } else if (tx->kind == STL_TX_CREDIT) {
+        const stl_credit *c = &tx->credit;
+        printf("  energy credits of participant %llu (from position %u, %s, tier %u, minimum "
+               "tier %u): minted %lld Wh, bought %lld, sold %lld, retired %lld, kept %lld\n",
+               (unsigned long long)c->participant, c->source_seq,
+               stl_pos_status_name((stl_pos_status)c->status), c->tier, c->min_tier,
+               (long long)c->minted_wh, (long long)c->in_wh, (long long)c->out_wh,
+               (long long)c->retired_wh, (long long)c->kept_wh);
     } else {
         const stl_position *p = &tx->position;
         printf("  position of participant %llu (%s, attestation tier %u): import %lld Wh, export "

@@ -34,6 +34,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "reading_max_per_interval",
                                               "order_max_per_interval",
                                               "min_group_size",
+                                              "credit_min_tier",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -108,6 +109,8 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
     case 21:
         return cfg_parse_int(key, value, 1, 1000000, &c->order_max_per_interval, err, errlen);
+    case 23: /* energy credits: -1 off, else the tier that mints (docs/credits.md) */
+        return cfg_parse_int(key, value, -1, 2, &c->credit_min_tier, err, errlen);
     default:
         return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
                              errlen);
@@ -210,6 +213,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->reading_max_per_interval = 900;
     c->order_max_per_interval = 200;
     c->min_group_size = CTL_MIN_GROUP_SIZE_DEFAULT;
+    c->credit_min_tier = -1;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;
