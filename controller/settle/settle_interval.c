@@ -271,10 +271,15 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
         uint8_t root[STL_HASH_LEN];
         int same = 1;
         out->replayed = 1;
-        if (out->block.version != in_version(in)) { /* e.g. settled by an earlier release */
+        /* the same trades and meters are the same inputs whatever credits setting the block was
+         * settled with (credit_min_tier may have changed since): compare with the block's */
+        int stored_tier = -1;
+        if (ctl_ledger_block_credit_tier(db, out->block.height, &stored_tier) != CTL_LEDGER_OK)
+            same = 0;
+        else if (out->block.version != in_version(in) || stored_tier != in_credit_tier(in)) {
             ctl_ledger_txs_free(&s);
             /* inputs that version cannot encode (a HELD reading in version 1) are other inputs */
-            same = ctl_settle_txs(r, in->interval_id, out->block.version, in_credit_tier(in),
+            same = ctl_settle_txs(r, in->interval_id, out->block.version, stored_tier,
                                   key->salt_secret, NULL, &s) == CTL_LEDGER_OK;
         }
         if (same) {

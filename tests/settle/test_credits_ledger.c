@@ -172,9 +172,11 @@ static void settle_and_check(void **state)
 {
     (void)state;
     uint64_t s = 1913;
-    interval iv;
+    interval iv, first;
     for (int i = 0; i < N_INTERVALS; i++) {
         gen(&s, &iv);
+        if (i == 0)
+            first = iv;
         ctl_ledger_input in = {FIRST_INTERVAL + i, 900, TARIFFS, iv.t, iv.nt, iv.m, iv.nm,
                                STL_TIMING_EX_ANTE, 0, i % 5 != 4, 1};
         ctl_ledger_result res;
@@ -183,6 +185,19 @@ static void settle_and_check(void **state)
             fail_msg("settle %d: %s", i, err);
     }
     expect_verify(1, NULL);
+    /* settling interval 0 again with another credits setting (credit_min_tier changed since) is
+     * the same input: the stored block comes back; other meters are a conflict */
+    {
+        ctl_ledger_input in = {FIRST_INTERVAL, 900, TARIFFS, first.t, first.nt, first.m,
+                               first.nm, STL_TIMING_EX_ANTE, 0, 0, 0};
+        ctl_ledger_result res;
+        char err[256] = "";
+        assert_int_equal(ctl_ledger_settle(db, &in, key, &res, err, sizeof err), CTL_LEDGER_OK);
+        assert_int_equal(res.replayed, 1);
+        first.m[0].export_wh += 1;
+        assert_int_equal(ctl_ledger_settle(db, &in, key, &res, err, sizeof err),
+                         CTL_LEDGER_E_CONFLICT);
+    }
 
     /* conservation over the stored records, block by block */
     static stored all[4096];
