@@ -70,17 +70,16 @@ static json_t *bundle(const char *community, const stl_block *b, const char *iss
     iso(s, start);
     iso(e, end);
     iso(expiry(e), exp);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:s}",
-                          "issuance_id", issuance, "production_device", device, "energy_source",
-                          "solar", "production_start_time", start, "production_end_time", end,
-                          "community", community, "volume_wh", (json_int_t)wh, "status", status,
-                          "holder", holder, "attestation_tier", (int)tier, "expires", exp);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:i, s:s}", "issuance_id",
+                          issuance, "production_device", device, "energy_source", "solar",
+                          "production_start_time", start, "production_end_time", end, "community",
+                          community, "volume_wh", (json_int_t)wh, "status", status, "holder",
+                          holder, "attestation_tier", (int)tier, "expires", exp);
     if (j && own)
-        json_object_set_new(
-            j, "ledger",
-            json_pack("{s:I, s:I, s:I, s:s}", "interval_id", (json_int_t)b->interval_id,
-                      "height", (json_int_t)b->height, "log_index", (json_int_t)own->log_index,
-                      "txid", own->txid));
+        json_object_set_new(j, "ledger",
+                            json_pack("{s:I, s:I, s:I, s:s}", "interval_id",
+                                      (json_int_t)b->interval_id, "height", (json_int_t)b->height,
+                                      "log_index", (json_int_t)own->log_index, "txid", own->txid));
     return j;
 }
 
@@ -91,8 +90,9 @@ static int load_rows(ctl_db *db, uint64_t height, row **out, size_t *n, char *er
     size_t cap = 0;
     *out = NULL;
     *n = 0;
-    if (ctl_db_prepare(db, "SELECT body, txid, log_index FROM ledger_tx WHERE height=?1 ORDER "
-                           "BY log_index",
+    if (ctl_db_prepare(db,
+                       "SELECT body, txid, log_index FROM ledger_tx WHERE height=?1 ORDER "
+                       "BY log_index",
                        &st) != SQLITE_OK)
         return ctl_fail(-1, err, errlen, "%s", ctl_db_errmsg(db));
     sqlite3_bind_int64(st, 1, (sqlite3_int64)height);
@@ -129,8 +129,8 @@ typedef struct {
 } month_sum;
 
 /* One block's bundles and matching row for participant. */
-static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month_sum *m,
-                     char *err, size_t errlen)
+static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month_sum *m, char *err,
+                     size_t errlen)
 {
     row *rows = NULL;
     size_t n = 0, nt = 0, np = 0, nc = 0;
@@ -162,8 +162,9 @@ static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month
         goto out; /* credits were not recorded for this block */
     uint8_t min_tier = rows[fc].tx.credit.min_tier;
     if (stl_credits_compute(p, np, t, nt, min_tier, c, mv, NULL) != STL_OK) {
-        rc = ctl_fail(-1, err, errlen, "block %llu: its credits cannot be re-derived (run `mgx "
-                                       "ledger verify`)",
+        rc = ctl_fail(-1, err, errlen,
+                      "block %llu: its credits cannot be re-derived (run `mgx "
+                      "ledger verify`)",
                       (unsigned long long)b->height);
         goto out;
     }
@@ -214,9 +215,9 @@ static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month
             continue; /* cannot happen: a seller that moved credits has a record */
         own_retired -= mv[j].retired_wh;
         if (mv[j].retired_wh)
-            json_array_append_new(m->certs, bundle(b->community, b, src->txid, community_dev,
-                                                   mv[j].retired_wh, "cancelled", "self",
-                                                   c[s].tier, own));
+            json_array_append_new(m->certs,
+                                  bundle(b->community, b, src->txid, community_dev,
+                                         mv[j].retired_wh, "cancelled", "self", c[s].tier, own));
         if (mv[j].wh - mv[j].retired_wh)
             json_array_append_new(m->certs, bundle(b->community, b, src->txid, community_dev,
                                                    mv[j].wh - mv[j].retired_wh, "active", "self",
@@ -225,13 +226,12 @@ static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month
     /* its own production */
     if (mine->minted_wh > 0) {
         if (own_retired)
-            json_array_append_new(m->certs, bundle(b->community, b, own->txid, device,
-                                                   own_retired, "cancelled", "self", mine->tier,
-                                                   own));
+            json_array_append_new(m->certs, bundle(b->community, b, own->txid, device, own_retired,
+                                                   "cancelled", "self", mine->tier, own));
         if (mine->out_wh)
-            json_array_append_new(m->certs, bundle(b->community, b, own->txid, device,
-                                                   mine->out_wh, "transferred", "a local buyer",
-                                                   mine->tier, own));
+            json_array_append_new(m->certs,
+                                  bundle(b->community, b, own->txid, device, mine->out_wh,
+                                         "transferred", "a local buyer", mine->tier, own));
         int64_t left = mine->minted_wh - mine->out_wh - own_retired;
         if (left)
             json_array_append_new(m->certs, bundle(b->community, b, own->txid, device, left,
@@ -274,8 +274,9 @@ int ctl_ledger_certificates(ctl_db *db, int64_t participant, const ctl_statement
     *out = NULL;
     if (!m.certs || !m.intervals)
         goto out;
-    if (ctl_db_prepare(db, "SELECT DISTINCT height FROM ledger_tx WHERE participant = ?1 ORDER BY "
-                           "height",
+    if (ctl_db_prepare(db,
+                       "SELECT DISTINCT height FROM ledger_tx WHERE participant = ?1 ORDER BY "
+                       "height",
                        &st) != SQLITE_OK) {
         ctl_errf(err, errlen, "%s", ctl_db_errmsg(db));
         goto out;

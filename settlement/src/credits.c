@@ -30,8 +30,8 @@ int stl_credit_valid(const stl_credit *c)
 {
     if (c->status > STL_POS_STATUS_MAX || c->tier > STL_TIER_MAX || c->min_tier > STL_TIER_MAX)
         return 0;
-    if (c->minted_wh < 0 || c->in_wh < 0 || c->out_wh < 0 || c->retired_wh < 0 ||
-        c->kept_wh < 0 || c->out_wh > c->minted_wh)
+    if (c->minted_wh < 0 || c->in_wh < 0 || c->out_wh < 0 || c->retired_wh < 0 || c->kept_wh < 0 ||
+        c->out_wh > c->minted_wh)
         return 0;
     /* each amount is at most 2^63-1, so compute in uint64 steps that cannot wrap */
     if (c->minted_wh > INT64_MAX - c->in_wh)

@@ -36,10 +36,10 @@
 #include "settle/settle_interval.h"
 #include "broker.h"
 
-#define N_HOMES 6
-#define N_INTERVALS 40
+#define N_HOMES        6
+#define N_INTERVALS    40
 #define FIRST_INTERVAL 1900000 /* 2024-03-09T16:00Z at 900 s */
-#define HOME 2
+#define HOME           2
 
 static const stl_tariffs TARIFFS = {80000, 300000, 10000};
 static ctl_ledger_key *key;
@@ -150,8 +150,9 @@ static size_t load_all(stored *out, size_t cap)
     snprintf(path, sizeof path, "%s/c.db", tst_dir);
     assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(h, "SELECT height, body, txid FROM ledger_tx ORDER BY "
-                                           "log_index",
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT height, body, txid FROM ledger_tx ORDER BY "
+                                        "log_index",
                                         -1, &st, NULL),
                      SQLITE_OK);
     size_t n = 0;
@@ -177,8 +178,8 @@ static void settle_and_check(void **state)
         gen(&s, &iv);
         if (i == 0)
             first = iv;
-        ctl_ledger_input in = {FIRST_INTERVAL + i, 900, TARIFFS, iv.t, iv.nt, iv.m, iv.nm,
-                               STL_TIMING_EX_ANTE, 0, i % 5 != 4, 1};
+        ctl_ledger_input in = {FIRST_INTERVAL + i, 900, TARIFFS,    iv.t, iv.nt, iv.m, iv.nm,
+                               STL_TIMING_EX_ANTE, 0,   i % 5 != 4, 1};
         ctl_ledger_result res;
         char err[256] = "";
         if (ctl_ledger_settle(db, &in, key, &res, err, sizeof err) != CTL_LEDGER_OK)
@@ -188,8 +189,9 @@ static void settle_and_check(void **state)
     /* settling interval 0 again with another credits setting (credit_min_tier changed since) is
      * the same input: the stored block comes back; other meters are a conflict */
     {
-        ctl_ledger_input in = {FIRST_INTERVAL, 900, TARIFFS, first.t, first.nt, first.m,
-                               first.nm, STL_TIMING_EX_ANTE, 0, 0, 0};
+        ctl_ledger_input in = {
+            FIRST_INTERVAL,     900, TARIFFS, first.t, first.nt, first.m, first.nm,
+            STL_TIMING_EX_ANTE, 0,   0,       0};
         ctl_ledger_result res;
         char err[256] = "";
         assert_int_equal(ctl_ledger_settle(db, &in, key, &res, err, sizeof err), CTL_LEDGER_OK);
@@ -227,8 +229,8 @@ static void settle_and_check(void **state)
     }
     printf("credits: %d blocks with credits; minted %lld Wh (verified export %lld), moved %lld, "
            "retired %lld, kept %lld\n",
-           credit_blocks, (long long)minted, (long long)verified, (long long)in,
-           (long long)retired, (long long)kept);
+           credit_blocks, (long long)minted, (long long)verified, (long long)in, (long long)retired,
+           (long long)kept);
     assert_true(credit_blocks > 20);
     assert_int_equal(minted, verified);
     assert_int_equal(in, out);
@@ -275,8 +277,7 @@ static void settle_and_check(void **state)
         const char *dev = json_string_value(json_object_get(c, "production_device"));
         const char *status = json_string_value(json_object_get(c, "status"));
         const char *iss = json_string_value(json_object_get(c, "issuance_id"));
-        const char *txid =
-            json_string_value(json_object_get(json_object_get(c, "ledger"), "txid"));
+        const char *txid = json_string_value(json_object_get(json_object_get(c, "ledger"), "txid"));
         int64_t wh = json_integer_value(json_object_get(c, "volume_wh"));
         assert_true(wh > 0);
         assert_non_null(json_object_get(c, "production_start_time"));

@@ -59,7 +59,7 @@ typedef struct {
     int lawful; /* deliveries as reconciliation makes them */
 } interval;
 
-static const stl_pos_status STATUSES[] = {STL_POS_GOOD,    STL_POS_GOOD,     STL_POS_GOOD,
+static const stl_pos_status STATUSES[] = {STL_POS_GOOD,    STL_POS_GOOD,    STL_POS_GOOD,
                                           STL_POS_FLAGGED, STL_POS_MISSING, STL_POS_ESTIMATED,
                                           STL_POS_HELD};
 
@@ -227,8 +227,8 @@ static void test_worked_example(void **state)
      * exports 400; home 3: good, imports 900; home 4: held, exports 300 */
     stl_position p[4];
     memset(p, 0, sizeof p);
-    p[0] = (stl_position){.participant = 1, .status = STL_POS_GOOD, .tier = 1, .import_wh = 50,
-                          .export_wh = 700};
+    p[0] = (stl_position){
+        .participant = 1, .status = STL_POS_GOOD, .tier = 1, .import_wh = 50, .export_wh = 700};
     p[1] = (stl_position){.participant = 2, .status = STL_POS_GOOD, .tier = 0, .export_wh = 400};
     p[2] = (stl_position){.participant = 3, .status = STL_POS_GOOD, .tier = 2, .import_wh = 900};
     p[3] = (stl_position){.participant = 4, .status = STL_POS_HELD, .tier = 2, .export_wh = 300};
