@@ -136,7 +136,7 @@ int main(int argc, char **argv)
         ts[i] = d - c;
         ntx = n1 + n2;
         /* the whole thing, into a ledger that grows by one interval per repetition */
-        ctl_ledger_input in = {1900000 + i, 900, tf, t, nt, m, np, STL_TIMING_EX_ANTE, 0};
+        ctl_ledger_input in = {1900000 + i, 900, tf, t, nt, m, np, STL_TIMING_EX_ANTE, 0, 0, 0};
         ctl_ledger_result res;
         double e = now_ms();
         if (ctl_ledger_settle(db, &in, key, &res, err, sizeof err) != CTL_LEDGER_OK) {

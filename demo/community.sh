@@ -171,6 +171,8 @@ echo "ledger       community settlement key made (mgx ledger keygen)"
   printf 'network_fee_uc_per_kwh = %s\ntiming = %s\n' "$FEE" "$TIMING"
   # settle each interval into the signed ledger once its readings are in (docs/ledger.md)
   printf 'settlement_key = %s\nsettlement_grace_s = %s\n' "$OUT/keys/ledger.skey" "$GRACE_S"
+  # energy credits for verified export (docs/credits.md); the simulated meters are unsigned
+  printf 'credit_min_tier = 0\n'
 } >"$OUT/controller.ini"
 
 # ---- the clock: the scenario's first instant is a few real seconds from now ----
@@ -238,4 +240,17 @@ first_home=${HOMES[0]%% *}
 noon=$(( FIRST + INTERVALS / 2 ))
 echo "statement of $first_home for the interval at midday (mgx ledger statement, CSV):"
 "$MGX" ledger statement "$DB" --participant "$first_home" --interval "$noon" | head -n 2
+echo
+echo "== Energy credits (mgx ledger certificates; docs/credits.md) =="
+month=$(date -u -d "@$START_UTC" +%Y-%m)
+for line in "${HOMES[@]}"; do
+  read -r id _ <<<"$line"
+  "$MGX" ledger certificates "$DB" --participant "$id" --month "$month" \
+    >"$OUT/certificates-$id.json" 2>>"$OUT/logs/certificates.log" || continue
+  # the month's totals are the last object of the export
+  awk -v id="$id" -F'[:,]' '/"month"/ { m = 1 } m && /"/ { gsub(/[" ]/, "", $1); v[$1] = $2 + 0 }
+    END { printf "%-10s minted %7d Wh, bought %7d, retired %7d of %7d Wh used: %5.1f%% local verified\n",
+          id, v["minted_wh"], v["bought_wh"], v["matched_wh"], v["consumption_wh"],
+          v["matched_share_bp"] / 100 }' "$OUT/certificates-$id.json" | tee -a "$OUT/report.txt"
+done
 echo "Everything started was stopped. Configs, keys, databases and logs are in $OUT/."

@@ -11,6 +11,7 @@
 #include "common/opt.h"
 #include "mgx/civil.h"
 #include "mgx/merkle.h"
+#include "settle/ledger_certs.h"
 #include "settle/ledger_export.h"
 #include "settle/ledger_json.h"
 #include "settle/ledger_proof.h"
@@ -44,7 +45,10 @@ static const char USAGE[] =
     "  check-consistency --proof FILE --vkey VKEY|--vkey-file F\n"
     "  export DB [--out FILE]            blocks and transactions as JSON lines\n"
     "  statement DB --participant NAME|NUMBER (--interval I | --month YYYY-MM)\n"
-    "                                    a participant's settlement as CSV\n";
+    "                                    a participant's settlement as CSV\n"
+    "  certificates DB --participant NAME|NUMBER (--interval I | --month YYYY-MM)\n"
+    "                                    its energy credits as granular certificates and its\n"
+    "                                    24/7 matching (JSON; docs/credits.md)\n";
 
 static const char *opt_value(int argc, char **argv, const char *name)
 {
@@ -314,6 +318,14 @@ static void describe_tx(const stl_tx *tx)
                (long long)t->contracted_wh, (long long)t->price_uc_per_kwh,
                (long long)t->delivered_wh, (long long)t->paid_uc, (long long)t->fee_uc,
                (long long)t->received_uc);
+    } else if (tx->kind == STL_TX_CREDIT) {
+        const stl_credit *c = &tx->credit;
+        printf("  energy credits of participant %llu (from position %u, %s, tier %u, minimum "
+               "tier %u): minted %lld Wh, bought %lld, sold %lld, retired %lld, kept %lld\n",
+               (unsigned long long)c->participant, c->source_seq,
+               stl_pos_status_name((stl_pos_status)c->status), c->tier, c->min_tier,
+               (long long)c->minted_wh, (long long)c->in_wh, (long long)c->out_wh,
+               (long long)c->retired_wh, (long long)c->kept_wh);
     } else {
         const stl_position *p = &tx->position;
         printf("  position of participant %llu (%s, attestation tier %u): import %lld Wh, export "
@@ -596,6 +608,46 @@ out:
     return rc;
 }
 
+static int cmd_certificates(int argc, char **argv)
+{
+    const char *ps = opt_value(argc, argv, "--participant"), *is = opt_value(argc, argv, "--interval"),
+               *ms = opt_value(argc, argv, "--month");
+    int64_t part = -1, iv = 0, y = 0, mo = 0;
+    if (argc < 3 || !ps || !*ps || (!is == !ms) ||
+        (is && ctl_opt_int64(is, INT64_MIN, INT64_MAX, &iv) != 0) ||
+        (ms && (sscanf(ms, "%4lld-%2lld", (long long *)&y, (long long *)&mo) != 2 || mo < 1 ||
+                mo > 12 || strlen(ms) != 7))) {
+        fputs("usage: mgx ledger certificates DB --participant NAME|NUMBER "
+              "(--interval I | --month YYYY-MM)\n",
+              stderr);
+        return CTL_EXIT_USAGE;
+    }
+    ctl_statement_range range = {true, iv, 0, 0};
+    if (ms)
+        ctl_statement_month(y, mo, &range);
+    ctl_db *db = NULL;
+    json_t *j = NULL;
+    int rc = CTL_EXIT_FAILURE;
+    char err[512] = "";
+    if (open_db(argv[2], &db) != 0)
+        return CTL_EXIT_FAILURE;
+    if (ctl_ledger_participant_number(db, ps, &part, err, sizeof err) != 0 ||
+        ctl_ledger_certificates(db, part, &range, ms ? ms : is, &j, err, sizeof err) != 0) {
+        fprintf(stderr, "mgx ledger certificates: %s\n", err);
+        goto out;
+    }
+    char *text = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    if (text) {
+        printf("%s\n", text);
+        free(text);
+        rc = CTL_EXIT_OK;
+    }
+out:
+    json_decref(j);
+    ctl_db_close(db);
+    return rc;
+}
+
 int ctl_cmd_ledger(int argc, char **argv)
 {
     if (sodium_init() < 0) {
@@ -614,7 +666,8 @@ int ctl_cmd_ledger(int argc, char **argv)
                 {"checkpoint", cmd_checkpoint},   {"proof", cmd_proof},
                 {"check-proof", cmd_check_proof}, {"consistency", cmd_consistency},
                 {"check-consistency", cmd_check_consistency},
-                {"export", cmd_export},           {"statement", cmd_statement}};
+                {"export", cmd_export},           {"statement", cmd_statement},
+                {"certificates", cmd_certificates}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].run(argc, argv);

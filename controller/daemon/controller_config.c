@@ -35,6 +35,7 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "order_max_per_interval",
                                               "min_group_size",
                                               "timing",
+                                              "credit_min_tier",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -112,7 +113,9 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
     case 22:
         return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
                              errlen);
-    default:
+    case 24: /* energy credits: -1 off, else the tier that mints (docs/credits.md) */
+        return cfg_parse_int(key, value, -1, 2, &c->credit_min_tier, err, errlen);
+    default: /* timing */
         /* parsed here, not with mkt_timing_parse, so the error names both choices */
         if (strcmp(value, "ex_ante") == 0)
             c->timing = MKT_EX_ANTE;
@@ -221,6 +224,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->reading_max_per_interval = 900;
     c->order_max_per_interval = 200;
     c->min_group_size = CTL_MIN_GROUP_SIZE_DEFAULT;
+    c->credit_min_tier = -1;
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

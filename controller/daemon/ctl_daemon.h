@@ -44,6 +44,8 @@ typedef struct {
     int64_t reading_max_future_s;      /* readings stamped further ahead are refused (x speed) */
     int64_t reading_max_per_interval;  /* readings stored per meter and interval; more refused */
     int64_t order_max_per_interval;    /* order messages taken per home and interval; more dropped */
+    int64_t credit_min_tier; /* energy credits (docs/credits.md) minted from this attestation
+                                tier (0..2); -1 (the default): blocks record no credits */
     int64_t min_group_size; /* public market results only where >= this many homes stand
                                behind a figure (daemon/publish_body.h); 1 publishes all */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */

@@ -29,6 +29,16 @@ static json_t *tx_json(const stl_tx *tx)
                          "received_uc", (json_int_t)t->received_uc, "fee_uc", (json_int_t)t->fee_uc,
                          "rounding_uc", (json_int_t)t->rounding_uc);
     }
+    if (tx->kind == STL_TX_CREDIT) {
+        const stl_credit *c = &tx->credit;
+        return json_pack("{s:s, s:I, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "kind",
+                         "credit", "participant", (json_int_t)c->participant, "status",
+                         stl_pos_status_name((stl_pos_status)c->status), "tier", (int)c->tier,
+                         "min_tier", (int)c->min_tier, "source_seq", (json_int_t)c->source_seq,
+                         "minted_wh", (json_int_t)c->minted_wh, "in_wh", (json_int_t)c->in_wh,
+                         "out_wh", (json_int_t)c->out_wh, "retired_wh",
+                         (json_int_t)c->retired_wh, "kept_wh", (json_int_t)c->kept_wh);
+    }
     const stl_position *p = &tx->position;
     json_t *o = json_pack(
         "{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kind", "position", "participant",

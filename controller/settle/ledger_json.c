@@ -135,6 +135,11 @@ static int settle_from(json_t *root, void *dst, char *err, size_t errlen)
         return ctl_fail(CTL_LJ_E_BAD, err, errlen,
                         "input: \"timing\" must be \"ex_ante\" (the default) or \"ex_post\"");
     in->timing = ts && strcmp(ts, "ex_post") == 0 ? STL_TIMING_EX_POST : STL_TIMING_EX_ANTE;
+    int64_t ctier = -1; /* "credit_min_tier": the block records credits minted from this tier */
+    if (json_i64(root, "credit_min_tier", 0, STL_TIER_MAX, 0, &ctier, "input", 0, err, errlen))
+        return CTL_LJ_E_BAD;
+    in->credits_on = ctier >= 0;
+    in->credit_min_tier = ctier >= 0 ? (uint8_t)ctier : 0;
     if (json_i64(tf, "feed_in_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1,
                  &in->tariffs.feed_in_uc_per_kwh, "tariffs", 0, err, errlen) ||
         json_i64(tf, "retail_uc_per_kwh", 0, MKT_PRICE_MAX_UC_PER_KWH, 1,
@@ -210,6 +215,9 @@ char *ctl_lj_settle_format(const ctl_ledger_input *in)
                      "retail_uc_per_kwh", JI(in->tariffs.retail_uc_per_kwh),
                      "network_fee_uc_per_kwh", JI(in->tariffs.network_fee_uc_per_kwh), "trades",
                      tr, "meters", me);
+    if (root && in->credits_on &&
+        json_object_set_new(root, "credit_min_tier", json_integer(in->credit_min_tier)) != 0)
+        goto out;
     if (root)
         text = json_dumps(root, JSON_COMPACT);
 out:

@@ -86,6 +86,8 @@ int ctl_ledger_statement(ctl_db *db, int64_t participant, const ctl_statement_ra
             ctl_errf(err, errlen, "damaged record (run `mgx ledger verify`)");
             goto out;
         }
+        if (tx.kind != STL_TX_POSITION) /* its credit records: `mgx ledger certificates` */
+            continue;
         ctl_statement_row row = {
             b.interval_id, b.interval_id * (int64_t)b.interval_len_s, &tx.position, {0},
             b.timing};
@@ -145,11 +147,12 @@ int ctl_ledger_period_nets(ctl_db *db, int64_t first, int64_t last, ctl_sol_net 
     while (rc == 0 && (step = sqlite3_step(q)) == SQLITE_ROW) {
         stl_tx tx;
         if (stl_tx_decode(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), &tx) !=
-                STL_OK ||
-            tx.kind != STL_TX_POSITION) {
+            STL_OK) {
             rc = -1;
             break;
         }
+        if (tx.kind != STL_TX_POSITION) /* credit records move no money */
+            continue;
         const stl_position *p = &tx.position;
         if (*n == 0 || (*out)[*n - 1].participant != p->participant) {
             if (*n == cap) {

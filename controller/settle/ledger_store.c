@@ -79,6 +79,30 @@ int ctl_ledger_block_load(ctl_db *db, int64_t height, int64_t interval_id, stl_b
     return rc;
 }
 
+int ctl_ledger_block_credit_tier(ctl_db *db, uint64_t height, int *tier)
+{
+    sqlite3_stmt *st = NULL;
+    *tier = -1;
+    if (ctl_db_prepare(db, "SELECT body FROM ledger_tx WHERE height=?1 ORDER BY log_index DESC "
+                           "LIMIT 1",
+                       &st) != SQLITE_OK)
+        return CTL_LEDGER_E_DB;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)height);
+    int rc = CTL_LEDGER_OK, step = sqlite3_step(st);
+    stl_tx tx;
+    if (step == SQLITE_ROW) {
+        if (stl_tx_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &tx) !=
+            STL_OK)
+            rc = CTL_LEDGER_E_FAULT;
+        else if (tx.kind == STL_TX_CREDIT)
+            *tier = tx.credit.min_tier;
+    } else if (step != SQLITE_DONE) {
+        rc = CTL_LEDGER_E_DB;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int ctl_ledger_head(ctl_db *db, uint64_t *height, uint64_t *log_size)
 {
     stl_block b;

@@ -76,6 +76,10 @@ int ctl_ledger_block_insert(ctl_db *db, const stl_block *b, const uint8_t *enc, 
                             const uint8_t hash[STL_ID_LEN], const uint8_t sig[STL_SIG_LEN],
                             const char *checkpoint);
 
+/* The minimum tier of block `height`'s credit records (its last transaction), or -1 when it
+ * holds none (CTL_LEDGER_OK), CTL_LEDGER_E_DB or CTL_LEDGER_E_FAULT (undecodable). */
+int ctl_ledger_block_credit_tier(ctl_db *db, uint64_t height, int *tier);
+
 /* The Merkle node source over ledger_node (ctx is the ctl_db *). */
 int ctl_ledger_node(void *ctx, unsigned level, uint64_t index, uint8_t out[STL_HASH_LEN]);
 

@@ -77,6 +77,26 @@ static const char *tx_diff(const stl_tx *x, const stl_tx *y, long long *a, long 
                 *a = f[i].u, *b = f[i].v;
                 return f[i].name;
             }
+    } else if (x->kind == STL_TX_CREDIT) {
+        const stl_credit *p = &x->credit, *q = &y->credit;
+        const struct {
+            const char *name;
+            int64_t u, v;
+        } f[] = {{"credit participant", (int64_t)p->participant, (int64_t)q->participant},
+                 {"credit status", p->status, q->status},
+                 {"credit tier", p->tier, q->tier},
+                 {"credit min_tier", p->min_tier, q->min_tier},
+                 {"credit source_seq", p->source_seq, q->source_seq},
+                 {"minted_wh", p->minted_wh, q->minted_wh},
+                 {"credit in_wh", p->in_wh, q->in_wh},
+                 {"credit out_wh", p->out_wh, q->out_wh},
+                 {"retired_wh", p->retired_wh, q->retired_wh},
+                 {"kept_wh", p->kept_wh, q->kept_wh}};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            if (f[i].u != f[i].v) {
+                *a = f[i].u, *b = f[i].v;
+                return f[i].name;
+            }
     } else {
         const stl_position *p = &x->position, *q = &y->position;
         const struct {
@@ -123,7 +143,7 @@ static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts
         nt++;
     mkt_trade *trades = calloc(nt ? nt : 1, sizeof *trades);
     stl_metered *meters = calloc(n - nt ? n - nt : 1, sizeof *meters);
-    stl_reconciler *r = stl_reconciler_new(nt, n - nt);
+    stl_reconciler *r = stl_reconciler_new(nt, n - nt); /* meters <= positions */
     ctl_ledger_txs s;
     memset(&s, 0, sizeof s);
     int rc = CTL_LEDGER_OK;
@@ -135,10 +155,18 @@ static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts
         trades[i] = (mkt_trade){t->seller,           t->buyer,     t->contracted_wh,
                                 t->price_uc_per_kwh, t->amount_uc, t->contract_fee_uc};
     }
-    for (size_t i = nt; i < n; i++) {
-        if (txs[i].kind != STL_TX_POSITION)
-            FAULT("block %llu (interval %lld): transaction %zu is a trade after the positions",
-                  (unsigned long long)b->height, (long long)b->interval_id, i);
+    size_t np = nt;
+    while (np < n && txs[np].kind == STL_TX_POSITION)
+        np++;
+    /* credit records (issue 13) follow the positions; all of a block's name one minimum tier,
+     * and the re-derivation with it must give them byte for byte (conservation included) */
+    int credit_tier = np < n && txs[np].kind == STL_TX_CREDIT ? txs[np].credit.min_tier : -1;
+    for (size_t i = np; i < n; i++)
+        if (txs[i].kind != STL_TX_CREDIT)
+            FAULT("block %llu (interval %lld): transaction %zu (kind %d) is out of order (trades, "
+                  "positions, then credits)",
+                  (unsigned long long)b->height, (long long)b->interval_id, i, (int)txs[i].kind);
+    for (size_t i = nt; i < np; i++) {
         const stl_position *p = &txs[i].position;
         if (p->status != STL_POS_MISSING)
             meters[nm++] = (stl_metered){p->participant, p->import_wh, p->export_wh, p->quality,
@@ -151,7 +179,8 @@ static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts
               (unsigned long long)b->height, (long long)b->interval_id, stl_strerror(src),
               at.trade_index != SIZE_MAX ? ", trade " : ", meter ",
               at.trade_index != SIZE_MAX ? at.trade_index : at.meter_index);
-    if ((rc = ctl_settle_txs(r, b->interval_id, b->version, NULL, salts, &s)) != CTL_LEDGER_OK)
+    if ((rc = ctl_settle_txs(r, b->interval_id, b->version, credit_tier, NULL, salts, &s)) !=
+        CTL_LEDGER_OK)
         FAULT("block %llu: cannot re-encode its transactions", (unsigned long long)b->height);
     if (s.n != n)
         FAULT("block %llu (interval %lld): %zu transactions stored, the settlement rules give %zu "
@@ -247,8 +276,10 @@ static int audit_block(audit *a, sqlite3_stmt *txq, const stl_block *b, stl_fron
                   "encoding",
                   (unsigned long long)li);
         int pnull = sqlite3_column_type(txq, 2) == SQLITE_NULL;
+        uint64_t who = txs[n].kind == STL_TX_CREDIT ? txs[n].credit.participant
+                                                     : txs[n].position.participant;
         if ((txs[n].kind == STL_TX_TRADE) != pnull ||
-            (!pnull && (uint64_t)sqlite3_column_int64(txq, 2) != txs[n].position.participant))
+            (!pnull && (uint64_t)sqlite3_column_int64(txq, 2) != who))
             FAULT("transaction at log index %llu: participant column does not match its encoding",
                   (unsigned long long)li);
         if (stl_frontier_append(f, leaves[n], audit_sink, a) != STL_OK) {

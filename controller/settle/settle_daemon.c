@@ -290,6 +290,8 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
     ctl_ledger_result res;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    x.in.credits_on = st->cfg.credit_min_tier >= 0;
+    x.in.credit_min_tier = (uint8_t)(x.in.credits_on ? st->cfg.credit_min_tier : 0);
     rc = ctl_ledger_settle(st->db, &x.in, st->key, &res, err, sizeof err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc != CTL_LEDGER_OK) {

@@ -45,6 +45,7 @@ typedef struct {
     const char *key_path;      /* the ledger signer key (`mgx ledger keygen`), mode 0600 */
     const ctl_settle_solana_config *solana; /* NULL or not enabled: no Solana */
     const ctl_log *log; /* NULL: silent; the caller's, must outlive the settler */
+    int credit_min_tier; /* blocks record energy credits minted from this tier; -1: none */
 } ctl_settler_config;
 
 typedef struct ctl_settler ctl_settler;

@@ -47,13 +47,30 @@ void ctl_ledger_key_free(ctl_ledger_key *k)
 }
 
 int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version,
-                   const uint8_t *salt_secret, const uint8_t (*salts)[STL_SALT_LEN],
-                   ctl_ledger_txs *s)
+                   int credit_min_tier, const uint8_t *salt_secret,
+                   const uint8_t (*salts)[STL_SALT_LEN], ctl_ledger_txs *s)
 {
-    size_t nt, np;
+    size_t nt, np, nc = 0;
     const stl_settled_trade *t = stl_reconciled_trades(r, &nt);
     const stl_position *p = stl_reconciled_positions(r, &np);
-    size_t n = nt + np, m = n ? n : 1;
+    stl_credit *credits = NULL;
+    int rc = CTL_LEDGER_E_NOMEM;
+    if (credit_min_tier >= 0) { /* the interval's credits, recorded for homes holding any */
+        if (version == STL_LEDGER_V1 || credit_min_tier > STL_TIER_MAX)
+            return CTL_LEDGER_E_INPUT;
+        credits = malloc((np ? np : 1) * sizeof *credits);
+        if (!credits)
+            goto out;
+        if (stl_credits_compute(p, np, t, nt, (uint8_t)credit_min_tier, credits, NULL, NULL) !=
+            STL_OK) {
+            rc = CTL_LEDGER_E_INPUT;
+            goto out;
+        }
+        for (size_t i = 0; i < np; i++)
+            if (stl_credit_nonzero(&credits[i]))
+                credits[nc++] = credits[i];
+    }
+    size_t n = nt + np + nc, m = n ? n : 1;
     s->n = n;
     s->enc = malloc(m * sizeof *s->enc);
     s->len = malloc(m * sizeof *s->len);
@@ -62,10 +79,11 @@ int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version
     s->salt = malloc(m * sizeof *s->salt);
     s->participant = malloc(m * sizeof *s->participant);
     if (!s->enc || !s->len || !s->leaf || !s->id || !s->salt || !s->participant)
-        return CTL_LEDGER_E_NOMEM;
+        goto out;
+    rc = CTL_LEDGER_E_INPUT;
     s->salted = version != STL_LEDGER_V1;
     if (s->salted && !salts && !salt_secret)
-        return CTL_LEDGER_E_INPUT;
+        goto out;
     for (size_t i = 0; i < n; i++) {
         stl_tx tx;
         memset(&tx, 0, sizeof tx);
@@ -76,14 +94,18 @@ int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version
             tx.kind = STL_TX_TRADE;
             tx.trade = t[i];
             s->participant[i] = INT64_MIN;
-        } else {
+        } else if (i < nt + np) {
             tx.kind = STL_TX_POSITION;
             tx.position = p[i - nt];
             s->participant[i] = (int64_t)p[i - nt].participant;
+        } else {
+            tx.kind = STL_TX_CREDIT;
+            tx.credit = credits[i - nt - np];
+            s->participant[i] = (int64_t)tx.credit.participant;
         }
         s->len[i] = stl_tx_encode(&tx, s->enc[i]);
         if (s->len[i] == 0)
-            return CTL_LEDGER_E_INPUT;
+            goto out;
         const uint8_t *salt = NULL;
         if (s->salted) {
             if (salts)
@@ -94,14 +116,23 @@ int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version
         }
         if (stl_tx_leaf(salt, s->enc[i], s->len[i], s->leaf[i]) != STL_OK ||
             stl_tx_id(salt, s->enc[i], s->len[i], s->id[i]) != STL_OK)
-            return CTL_LEDGER_E_INPUT;
+            goto out;
     }
-    return CTL_LEDGER_OK;
+    rc = CTL_LEDGER_OK;
+out:
+    free(credits);
+    return rc;
 }
 
 static uint8_t in_version(const ctl_ledger_input *in)
 {
     return in->version ? in->version : STL_LEDGER_VERSION;
+}
+
+/* The minimum tier that mints, or -1 when the block records no credits. */
+static int in_credit_tier(const ctl_ledger_input *in)
+{
+    return in->credits_on ? (int)in->credit_min_tier : -1;
 }
 
 static int reconcile_input(const ctl_ledger_input *in, const ctl_ledger_key *key,
@@ -129,7 +160,8 @@ static int reconcile_input(const ctl_ledger_input *in, const ctl_ledger_key *key
                      stl_strerror(rc));
         return CTL_LEDGER_E_INPUT;
     }
-    rc = ctl_settle_txs(r, in->interval_id, in_version(in), key->salt_secret, NULL, s);
+    rc = ctl_settle_txs(r, in->interval_id, in_version(in), in_credit_tier(in), key->salt_secret,
+                        NULL, s);
     if (rc != CTL_LEDGER_OK)
         ctl_errf(err, errlen, "interval %lld: cannot encode its transactions",
                  (long long)in->interval_id);
@@ -239,11 +271,16 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
         uint8_t root[STL_HASH_LEN];
         int same = 1;
         out->replayed = 1;
-        if (out->block.version != in_version(in)) { /* e.g. settled by an earlier release */
+        /* the same trades and meters are the same inputs whatever credits setting the block was
+         * settled with (credit_min_tier may have changed since): compare with the block's */
+        int stored_tier = -1;
+        if (ctl_ledger_block_credit_tier(db, out->block.height, &stored_tier) != CTL_LEDGER_OK)
+            same = 0;
+        else if (out->block.version != in_version(in) || stored_tier != in_credit_tier(in)) {
             ctl_ledger_txs_free(&s);
             /* inputs that version cannot encode (a HELD reading in version 1) are other inputs */
-            same = ctl_settle_txs(r, in->interval_id, out->block.version, key->salt_secret, NULL,
-                                  &s) == CTL_LEDGER_OK;
+            same = ctl_settle_txs(r, in->interval_id, out->block.version, stored_tier,
+                                  key->salt_secret, NULL, &s) == CTL_LEDGER_OK;
         }
         if (same) {
             stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);

@@ -35,6 +35,9 @@ typedef struct {
     uint8_t version; /* ledger version to write: 0 is STL_LEDGER_VERSION; tests set
                         STL_LEDGER_V1 to make a ledger as earlier releases did. A block is never
                         written in a version below its predecessor's. */
+    uint8_t credits_on;      /* 1: the block records the interval's energy credits (kind 3,
+                                version 2 only; docs/credits.md); 0: none (the default) */
+    uint8_t credit_min_tier; /* with credits_on: the attestation tier that mints (0..2) */
 } ctl_ledger_input;
 
 /* The community's settlement key; lives in sodium_malloc memory (ctl_ledger_key_load). */
@@ -59,14 +62,15 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
                       ctl_ledger_result *out, char *err, size_t errlen);
 
 /* The rule for an interval's transactions: the reconciler's result encoded as trades, then
- * positions, in ledger `version`, with their leaf hashes and ids (the audit re-derives every
+ * positions, then (credit_min_tier >= 0, version 2 only) one credit record per home holding any
+ * credits (stl_credits_compute with that minimum tier), in ledger `version`, with their leaf hashes and ids (the audit re-derives every
  * block with it). A version 2 block salts each transaction: with salts non-NULL (the audit,
  * which has the stored salts and no key) transaction i takes salts[i], else the salt derived
  * from salt_secret (stl_leaf_salt); version 1 uses neither. Fills *s (free with
  * ctl_ledger_txs_free, also on failure); CTL_LEDGER_OK, CTL_LEDGER_E_NOMEM or
  * CTL_LEDGER_E_INPUT when a transaction cannot be encoded. */
 int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version,
-                   const uint8_t *salt_secret, const uint8_t (*salts)[STL_SALT_LEN],
-                   ctl_ledger_txs *s);
+                   int credit_min_tier, const uint8_t *salt_secret,
+                   const uint8_t (*salts)[STL_SALT_LEN], ctl_ledger_txs *s);
 
 #endif

@@ -183,6 +183,18 @@ size_t stl_tx_encode(const stl_tx *tx, uint8_t out[STL_TX_MAX_LEN])
         put_u32(&w, p->quality);
         for (int i = 0; i < 13; i++)
             put_i64(&w, v[i]);
+    } else if (tx->kind == STL_TX_CREDIT) {
+        const stl_credit *c = &tx->credit;
+        if (tx->version == STL_LEDGER_V1 || !stl_credit_valid(c))
+            return 0;
+        put_u64(&w, c->participant);
+        out[w.n++] = c->status;
+        out[w.n++] = c->tier;
+        out[w.n++] = c->min_tier;
+        put_u32(&w, c->source_seq);
+        int64_t v[5] = {c->minted_wh, c->in_wh, c->out_wh, c->retired_wh, c->kept_wh};
+        for (int i = 0; i < 5; i++)
+            put_i64(&w, v[i]);
     } else {
         return 0;
     }
@@ -223,6 +235,17 @@ int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx)
                           &p->fee_paid_uc,       &p->local_received_uc, &p->grid_paid_uc,
                           &p->grid_received_uc};
         for (int i = 0; i < 13; i++)
+            *f[i] = get_i64(&r);
+    } else if (kind == STL_TX_CREDIT) {
+        stl_credit *c = &tx->credit;
+        tx->kind = STL_TX_CREDIT;
+        c->participant = get_u64(&r);
+        c->status = get_u8(&r);
+        c->tier = get_u8(&r);
+        c->min_tier = get_u8(&r);
+        c->source_seq = get_u32(&r);
+        int64_t *f[5] = {&c->minted_wh, &c->in_wh, &c->out_wh, &c->retired_wh, &c->kept_wh};
+        for (int i = 0; i < 5; i++)
             *f[i] = get_i64(&r);
     } else {
         return STL_E_ENCODING;

@@ -34,6 +34,34 @@ void sol_ix_transfer_checked(sol_ix *ix, const sol_pubkey *source, const sol_pub
     ix->data[9] = decimals;
 }
 
+void sol_ix_mint_to_checked(sol_ix *ix, const sol_pubkey *mint, const sol_pubkey *destination,
+                            const sol_pubkey *mint_authority, uint64_t amount, uint8_t decimals)
+{
+    ix->program = SOL_TOKEN_PROGRAM;
+    ix->n_accounts = 3;
+    meta(&ix->accounts[0], mint, 0, 1); /* the supply changes */
+    meta(&ix->accounts[1], destination, 0, 1);
+    meta(&ix->accounts[2], mint_authority, 1, 0);
+    ix->data_len = 10;
+    ix->data[0] = SOL_TOKEN_TAG_MINT_TO_CHECKED;
+    put_u64le(&ix->data[1], amount);
+    ix->data[9] = decimals;
+}
+
+void sol_ix_burn_checked(sol_ix *ix, const sol_pubkey *account, const sol_pubkey *mint,
+                         const sol_pubkey *authority, uint64_t amount, uint8_t decimals)
+{
+    ix->program = SOL_TOKEN_PROGRAM;
+    ix->n_accounts = 3;
+    meta(&ix->accounts[0], account, 0, 1);
+    meta(&ix->accounts[1], mint, 0, 1);
+    meta(&ix->accounts[2], authority, 1, 0);
+    ix->data_len = 10;
+    ix->data[0] = SOL_TOKEN_TAG_BURN_CHECKED;
+    put_u64le(&ix->data[1], amount);
+    ix->data[9] = decimals;
+}
+
 void sol_ix_approve(sol_ix *ix, const sol_pubkey *source, const sol_pubkey *delegate,
                     const sol_pubkey *owner, uint64_t amount)
 {

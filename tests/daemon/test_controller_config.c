@@ -130,6 +130,9 @@ static void errors_name_file_and_line(void **state)
     /* issue 19: the minimum group size of public results, the chain mode */
     expect_error("[bus]\n[controller]\ncommunity = elm\nmin_group_size = 0\n", 4,
                  "min_group_size");
+    /* issue 13: the tier that mints energy credits, -1 (off) .. 2 */
+    expect_error("[bus]\n[controller]\ncommunity = elm\ncredit_min_tier = 3\n", 4,
+                 "credit_min_tier");
     expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
                  "mode = pooled\n",
                  6, "mode must be anchor (the default), netted or per_trade, not 'pooled'");
@@ -152,6 +155,7 @@ static void good_files_are_taken(void **state)
     /* the shared way: community in [bus]; both agreeing is fine too */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ngate_closure_s = 60\n");
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ncommunity = elm\n");
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\ncredit_min_tier = 1\n");
     /* anchoring (the default mode) needs no mints or wallets */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\nmin_group_size = 5\n"
                     "settlement_key = k\n[solana]\nrpc_url = http://x\nkeypair = s.json\n");

@@ -96,7 +96,7 @@ static void settle_night(ctl_db *db, int i, uint8_t version)
     for (int h = 0; h < N_HOMES; h++)
         m[h] = (stl_metered){(uint64_t)h + 1, night_import(h + 1, i), 0, 0, 0, 0};
     ctl_ledger_input in = {FIRST_INTERVAL + i, 900, TARIFFS, NULL, 0, m, N_HOMES,
-                           STL_TIMING_EX_ANTE, version};
+                           STL_TIMING_EX_ANTE, version, 0, 0};
     ctl_ledger_result res;
     char err[256] = "";
     if (ctl_ledger_settle(db, &in, key, &res, err, sizeof err) != CTL_LEDGER_OK)
@@ -321,7 +321,7 @@ static void mixed_versions_verify(void **state)
     /* never back to version 1 */
     stl_metered m = {1, 10, 0, 0, 0, 0};
     ctl_ledger_input in = {FIRST_INTERVAL + 10, 900, TARIFFS, NULL, 0, &m, 1,
-                           STL_TIMING_EX_ANTE, STL_LEDGER_V1};
+                           STL_TIMING_EX_ANTE, STL_LEDGER_V1, 0, 0};
     ctl_ledger_result res;
     char err[256] = "";
     assert_int_equal(ctl_ledger_settle(db, &in, key, &res, err, sizeof err), CTL_LEDGER_E_INPUT);
@@ -332,7 +332,7 @@ static void mixed_versions_verify(void **state)
                          {2, 0, 900, 0x40, STL_TIER_GATEWAY, 1},
                          {3, 0, 300, 0, STL_TIER_UNSIGNED, 0}};
     mkt_trade t[1] = {{2, 1, 300, 120000, 36000, 3000}};
-    ctl_ledger_input in2 = {FIRST_INTERVAL + 11, 900, TARIFFS, t, 1, m2, 3, STL_TIMING_EX_POST, 0};
+    ctl_ledger_input in2 = {FIRST_INTERVAL + 11, 900, TARIFFS, t, 1, m2, 3, STL_TIMING_EX_POST, 0, 0, 0};
     assert_int_equal(ctl_ledger_settle(db, &in2, key, &res, err, sizeof err), CTL_LEDGER_OK);
     assert_int_equal(res.block.version, STL_LEDGER_V2);
     assert_int_equal(res.block.timing, STL_TIMING_EX_POST);

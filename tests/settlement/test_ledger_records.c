@@ -314,6 +314,60 @@ static void tx_encoding(void **state)
     assert_int_equal(stl_tx_encode(&tx, enc), 0);
 }
 
+/* The credit record (kind 3, issue 13): the layout of docs/ledger.md byte by byte, round trip,
+ * and the records it refuses (version 1, inconsistent amounts, out-of-range bytes). */
+static void credit_encoding(void **state)
+{
+    (void)state;
+    stl_tx tx;
+    memset(&tx, 0, sizeof tx);
+    tx.version = STL_LEDGER_V2;
+    tx.kind = STL_TX_CREDIT;
+    tx.interval_id = 1900000;
+    tx.seq = 5;
+    tx.credit = (stl_credit){.participant = 17, .status = 0, .tier = 1, .min_tier = 1,
+                             .source_seq = 3, .minted_wh = 700, .in_wh = 0, .out_wh = 600,
+                             .retired_wh = 50, .kept_wh = 50};
+    uint8_t enc[STL_TX_MAX_LEN], want[STL_TX_CREDIT_LEN];
+    memset(want, 0, sizeof want);
+    memcpy(want, "MGXT", 4);
+    want[4] = 2;
+    want[5] = 3;
+    /* interval 1900000 = 0x1CFDE0 */
+    want[11] = 0x1C, want[12] = 0xFD, want[13] = 0xE0;
+    want[17] = 5;
+    want[25] = 17;
+    want[26] = 0, want[27] = 1, want[28] = 1;
+    want[32] = 3;
+    want[39] = 0x02, want[40] = 0xBC; /* minted 700 at 33-40 */
+    want[48] = 0;                     /* in 0 at 41-48 */
+    want[55] = 0x02, want[56] = 0x58; /* out 600 at 49-56 */
+    want[64] = 50;                    /* retired at 57-64 */
+    want[72] = 50;                    /* kept at 65-72 */
+    size_t n = stl_tx_encode(&tx, enc);
+    assert_int_equal(n, STL_TX_CREDIT_LEN);
+    assert_memory_equal(enc, want, n);
+    stl_tx back;
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_OK);
+    assert_int_equal(back.kind, STL_TX_CREDIT);
+    assert_memory_equal(&back.credit, &tx.credit, sizeof tx.credit);
+    enc[72] = 51; /* kept no longer minted + in - out - retired */
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_E_ENCODING);
+    enc[72] = 50;
+    enc[28] = 3; /* minimum tier beyond CERTIFIED */
+    assert_int_equal(stl_tx_decode(enc, n, &back), STL_E_ENCODING);
+    enc[28] = 1;
+    assert_int_equal(stl_tx_decode(enc, n - 1, &back), STL_E_ENCODING);
+    tx.credit.out_wh = 800; /* beyond minted */
+    tx.credit.kept_wh = 0;
+    tx.credit.retired_wh = 0;
+    tx.credit.in_wh = 100;
+    assert_int_equal(stl_tx_encode(&tx, enc), 0);
+    tx.credit = back.credit;
+    tx.version = STL_LEDGER_V1; /* version 1 has no credit records */
+    assert_int_equal(stl_tx_encode(&tx, enc), 0);
+}
+
 static void from_hex(const char *h, uint8_t *out, size_t n)
 {
     assert_int_equal(unhex(h, out, n), n);
@@ -435,6 +489,7 @@ int main(void)
         cmocka_unit_test(rfc8032),     cmocka_unit_test(wycheproof),
         cmocka_unit_test(signed_notes), cmocka_unit_test(checkpoints),
         cmocka_unit_test(tx_encoding), cmocka_unit_test(salted_known_answers),
+        cmocka_unit_test(credit_encoding),
         cmocka_unit_test(block_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,13 +86,15 @@ async function createMint(svm, payer, mintAuthority, decimals) {
 
 // homes: [{ energy: bigint Wh, payment: bigint base units }]. Returns the community, with the
 // seeds (hex) the C side needs to derive the same keys.
-export async function makeCommunity(svm, homes, paymentDecimals = 6) {
+// opts.creditMint: the settlement key is the energy mint's authority (energy credits, issue 13).
+export async function makeCommunity(svm, homes, paymentDecimals = 6, opts = {}) {
   const funder = await generateKeyPairSigner();
   svm.airdrop(funder.address, lamports(1_000_000_000_000n));
   const authoritySeed = randomBytes(32);
   const authority = await createKeyPairSignerFromPrivateKeyBytes(new Uint8Array(authoritySeed));
   svm.airdrop(authority.address, lamports(100_000_000_000n));
-  const energyMint = await createMint(svm, funder, funder, 0);
+  const energyAuthority = opts.creditMint ? authority : funder;
+  const energyMint = await createMint(svm, funder, energyAuthority, 0);
   const paymentMint = await createMint(svm, funder, funder, paymentDecimals);
   const out = [];
   for (const h of homes) {
@@ -105,7 +107,7 @@ export async function makeCommunity(svm, homes, paymentDecimals = 6) {
       getCreateAssociatedTokenIdempotentInstruction({ payer: funder, ata: energyAta, owner: signer.address, mint: energyMint }),
       getCreateAssociatedTokenIdempotentInstruction({ payer: funder, ata: paymentAta, owner: signer.address, mint: paymentMint }),
     ];
-    if (h.energy > 0n) ix.push(getMintToInstruction({ mint: energyMint, token: energyAta, mintAuthority: funder, amount: h.energy }));
+    if (h.energy > 0n) ix.push(getMintToInstruction({ mint: energyMint, token: energyAta, mintAuthority: energyAuthority, amount: h.energy }));
     if (h.payment > 0n) ix.push(getMintToInstruction({ mint: paymentMint, token: paymentAta, mintAuthority: funder, amount: h.payment }));
     await sendKit(svm, funder, ix);
     out.push({ seed: hex(seed), address: signer.address, energyAta, paymentAta });

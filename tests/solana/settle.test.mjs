@@ -183,3 +183,70 @@ test("replayed, tampered, over-allowance and expired transactions are rejected",
   assert.ok(rs instanceof FailedTransactionMetadata);
   assert.equal(rs.err(), BLOCKHASH_NOT_FOUND);
 });
+
+// Energy credits (issue 13, docs/credits.md): the settlement key is the energy mint's authority
+// and every home's approved delegate. Each interval's credits are computed in C by the ledger's
+// rule (stl_credits_compute) and executed as one transaction: MintToChecked, TransferChecked,
+// BurnChecked. After every interval each home's token balance equals the sum of its records'
+// kept credits, and the mint's supply equals minted - retired.
+test("energy credits: minted, moved and burned on chain exactly as the ledger's records say", async () => {
+  const { getMintDecoder } = await import("@solana-program/token");
+  const svm = new LiteSVM();
+  const N = 6;
+  const homes = [];
+  for (let i = 0; i < N; i++) homes.push({ energy: 0n, payment: 0n });
+  const c = await makeCommunity(svm, homes, 6, { creditMint: true });
+  const ap = txgen("approve", c, { approve: homes.map(() => [1_000_000_000, 0]) });
+  for (const t of ap.txs) assert.ok(!(sendRaw(svm, t.tx) instanceof FailedTransactionMetadata));
+  const held = new Array(N).fill(0n);
+  let minted = 0n, retired = 0n, last = null;
+  const STATUS = [0, 0, 0, 1, 2, 3, 4]; // good x3, flagged, missing, estimated, held
+  for (let iv = 0; iv < 30; iv++) {
+    const positions = [];
+    for (let h = 0; h < N; h++) {
+      const status = STATUS[rnd(STATUS.length)];
+      positions.push({ home: h, status, tier: rnd(3), import_wh: status === 2 ? 0 : rnd(1500),
+                       export_wh: status === 2 ? 0 : (rnd(3) ? rnd(2000) : 0) });
+    }
+    const left = positions.map((p) => p.export_wh), trades = [];
+    for (let k = rnd(5); k > 0; k--) {
+      const s = rnd(N);
+      let b = rnd(N);
+      if (b === s) b = (b + 1) % N;
+      const ok = positions[s].status === 0 && positions[b].status === 0;
+      const d = ok ? Math.min(left[s], 1 + rnd(800)) : 0;
+      left[s] -= d;
+      trades.push({ seller: s, buyer: b, delivered_wh: d });
+    }
+    const out = txgen("credits", c, { positions, trades, min_tier: rnd(3), interval: 1000 + iv });
+    const r = sendRaw(svm, out.tx.tx);
+    assert.ok(!(r instanceof FailedTransactionMetadata), `interval ${iv}: ${r}`);
+    for (const rec of out.records) {
+      assert.equal(rec.kept, rec.minted + rec.in - rec.out - rec.retired);
+      held[rec.home] += BigInt(rec.kept);
+      minted += BigInt(rec.minted);
+      retired += BigInt(rec.retired);
+    }
+    for (let h = 0; h < N; h++)
+      assert.equal(tokenAccount(svm, c.homes[h].energyAta).amount, held[h], `interval ${iv}, home ${h}`);
+    const supply = getMintDecoder().decode(svm.getAccount(c.energyMint).data).supply;
+    assert.equal(supply, minted - retired, "supply = minted - retired");
+    last = out;
+  }
+  assert.ok(minted > 0n && retired > 0n, "credits were minted and retired");
+  console.log(`# credits: 30 intervals, minted ${minted} Wh, retired ${retired}, held ${minted - retired}`);
+  // A replay of the last interval's transaction mints nothing again.
+  const replay = sendRaw(svm, last.tx.tx);
+  assert.ok(replay instanceof FailedTransactionMetadata);
+  assert.equal(replay.err(), ALREADY_PROCESSED);
+  // An interval whose transaction also burns beyond home 0's balance fails as a whole: its
+  // mint does not happen either.
+  const before = c.homes.map((h) => tokenAccount(svm, h.energyAta).amount);
+  const positions = [{ home: 0, status: 0, tier: 2, import_wh: 0, export_wh: 500 }];
+  const bad = txgen("credits", c, { positions, trades: [], min_tier: 0, interval: 2000,
+                                    extra_burn: { home: 1, amount: Number(held[1]) + 1 } });
+  const rb = sendRaw(svm, bad.tx.tx);
+  assert.ok(rb instanceof FailedTransactionMetadata, "over-balance burn fails");
+  assert.deepEqual(c.homes.map((h) => tokenAccount(svm, h.energyAta).amount), before, "nothing moved");
+  assert.equal(getMintDecoder().decode(svm.getAccount(c.energyMint).data).supply, minted - retired);
+});

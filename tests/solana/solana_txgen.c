@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mgx/credits.h"
 #include "mgx/solana.h"
 #include "mgx/solana_base58.h"
 #include "mgx/solana_batch.h"
@@ -238,6 +239,97 @@ static int cmd_settle(const scenario *s)
     return 0;
 }
 
+/* One interval's energy credits (issue 13): positions (participant = home index) and trades
+ * from the scenario through stl_credits_compute, then one transaction signed by the authority
+ * (fee payer, the energy mint's authority and every home's approved delegate): a memo, a
+ * MintToChecked per minting home, a TransferChecked per moving trade, a BurnChecked per
+ * retiring home, and the scenario's "extra_burn" {home, amount} if any (a test of an
+ * over-balance burn). Prints the records and the transaction. */
+static int cmd_credits(const scenario *s)
+{
+    json_t *jp = json_object_get(s->root, "positions"), *jt = json_object_get(s->root, "trades");
+    size_t np = json_array_size(jp), nt = json_array_size(jt);
+    stl_position p[16];
+    stl_settled_trade t[16];
+    stl_credit c[16];
+    stl_credit_move mv[16];
+    if (np > 16 || nt > 16 || np > s->n_homes)
+        return fail("at most 16 positions and trades, one per home");
+    memset(p, 0, sizeof p);
+    memset(t, 0, sizeof t);
+    for (size_t i = 0; i < np; i++) {
+        json_t *o = json_array_get(jp, i);
+        p[i].participant = (uint64_t)json_integer_value(json_object_get(o, "home"));
+        p[i].status = (stl_pos_status)json_integer_value(json_object_get(o, "status"));
+        p[i].tier = (uint8_t)json_integer_value(json_object_get(o, "tier"));
+        p[i].import_wh = json_integer_value(json_object_get(o, "import_wh"));
+        p[i].export_wh = json_integer_value(json_object_get(o, "export_wh"));
+    }
+    for (size_t i = 0; i < nt; i++) {
+        json_t *o = json_array_get(jt, i);
+        t[i].seller = (uint64_t)json_integer_value(json_object_get(o, "seller"));
+        t[i].buyer = (uint64_t)json_integer_value(json_object_get(o, "buyer"));
+        t[i].delivered_wh = json_integer_value(json_object_get(o, "delivered_wh"));
+        t[i].contracted_wh = t[i].delivered_wh;
+    }
+    uint8_t min_tier = (uint8_t)json_integer_value(json_object_get(s->root, "min_tier"));
+    if (stl_credits_compute(p, np, t, nt, min_tier, c, mv, NULL) != STL_OK)
+        return fail("stl_credits_compute");
+    sol_ix ix[64];
+    size_t n = 0;
+    char memo[96];
+    int ml = snprintf(memo, sizeof memo, "mgx1 credits interval=%lld",
+                      (long long)json_integer_value(json_object_get(s->root, "interval")));
+    if (sol_ix_memo(&ix[n++], memo, (size_t)ml) != SOL_OK)
+        return fail("memo");
+    const sol_community *cm = &s->c;
+    for (size_t i = 0; i < np; i++)
+        if (c[i].minted_wh > 0)
+            sol_ix_mint_to_checked(&ix[n++], &cm->energy_mint,
+                                   &s->homes[p[i].participant].energy_account, &cm->authority,
+                                   (uint64_t)c[i].minted_wh, cm->energy_decimals);
+    for (size_t k = 0; k < nt; k++)
+        if (mv[k].wh > 0)
+            sol_ix_transfer_checked(&ix[n++], &s->homes[t[k].seller].energy_account,
+                                    &cm->energy_mint, &s->homes[t[k].buyer].energy_account,
+                                    &cm->authority, (uint64_t)mv[k].wh, cm->energy_decimals);
+    for (size_t i = 0; i < np; i++)
+        if (c[i].retired_wh > 0)
+            sol_ix_burn_checked(&ix[n++], &s->homes[p[i].participant].energy_account,
+                                &cm->energy_mint, &cm->authority, (uint64_t)c[i].retired_wh,
+                                cm->energy_decimals);
+    json_t *extra = json_object_get(s->root, "extra_burn");
+    if (extra)
+        sol_ix_burn_checked(
+            &ix[n++],
+            &s->homes[json_integer_value(json_object_get(extra, "home")) % (json_int_t)s->n_homes]
+                 .energy_account,
+            &cm->energy_mint, &cm->authority,
+            (uint64_t)json_integer_value(json_object_get(extra, "amount")), cm->energy_decimals);
+    sol_msg m;
+    sol_msg_init(&m, &cm->authority);
+    uint8_t tx[SOL_TX_MAX_BYTES], sig[64];
+    size_t len;
+    const uint8_t *sks[1] = {s->authority_sk};
+    if (sol_msg_add(&m, ix, n) != SOL_OK ||
+        sol_msg_sign(&m, s->blockhash, sks, 1, tx, sizeof tx, &len, sig) != SOL_OK)
+        return fail("credits build");
+    json_t *recs = json_array();
+    for (size_t i = 0; i < np; i++)
+        json_array_append_new(
+            recs, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "home",
+                            (json_int_t)c[i].participant, "minted", (json_int_t)c[i].minted_wh,
+                            "in", (json_int_t)c[i].in_wh, "out", (json_int_t)c[i].out_wh,
+                            "retired", (json_int_t)c[i].retired_wh, "kept",
+                            (json_int_t)c[i].kept_wh));
+    json_t *out = json_pack("{s:o, s:o, s:i}", "records", recs, "tx", tx_json(tx, len, sig),
+                            "instructions", (int)n);
+    json_dumpf(out, stdout, JSON_COMPACT);
+    putchar('\n');
+    json_decref(out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0)
@@ -246,12 +338,16 @@ int main(int argc, char **argv)
         return cmd_ata();
     if (argc == 2 && strcmp(argv[1], "curve") == 0)
         return cmd_curve();
-    if (argc != 3 || (strcmp(argv[1], "approve") != 0 && strcmp(argv[1], "settle") != 0))
-        return fail("usage: solana_txgen ata|curve|approve SCENARIO|settle SCENARIO");
+    if (argc != 3 || (strcmp(argv[1], "approve") != 0 && strcmp(argv[1], "settle") != 0 &&
+                      strcmp(argv[1], "credits") != 0))
+        return fail("usage: solana_txgen ata|curve|approve SCENARIO|settle SCENARIO|credits "
+                    "SCENARIO");
     scenario s;
     int rc = load(argv[2], &s);
     if (rc == 0)
-        rc = strcmp(argv[1], "approve") == 0 ? cmd_approve(&s) : cmd_settle(&s);
+        rc = strcmp(argv[1], "approve") == 0   ? cmd_approve(&s)
+             : strcmp(argv[1], "credits") == 0 ? cmd_credits(&s)
+                                                : cmd_settle(&s);
     unload(&s);
     return rc;
 }

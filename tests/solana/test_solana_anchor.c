@@ -224,7 +224,7 @@ static void settle_interval_at(ctl_db *db, int64_t first, int k, uint64_t *buyer
             nt++;
         }
     ctl_ledger_input in = {first + k, 900, {80000, 300000, 10000}, t, nt, m, HOMES,
-                           STL_TIMING_EX_ANTE, 0};
+                           STL_TIMING_EX_ANTE, 0, 0, 0};
     ctl_ledger_result res;
     char err[256] = "";
     if (ctl_ledger_settle(db, &in, E.key, &res, err, sizeof err) != CTL_LEDGER_OK)

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mgx/credits.h"
 #include "mgx/reconcile.h"
 #include "mgx/stl_error.h"
 
@@ -46,8 +47,10 @@ extern "C" {
 #define STL_LEDGER_V2 2
 #define STL_LEDGER_VERSION STL_LEDGER_V2 /* what new blocks and transactions are written as */
 
-/* The kind byte; 3..255 are free for later record kinds (an addition, not a change of these). */
-typedef enum { STL_TX_TRADE = 1, STL_TX_POSITION = 2 } stl_tx_kind;
+/* The kind byte; 4..255 are free for later record kinds (an addition, not a change of these).
+ * Kind 3 (issue 13) is one home's energy credits of the interval (mgx/credits.h), version 2
+ * only; a block holds them after its positions, only for homes with a nonzero record. */
+typedef enum { STL_TX_TRADE = 1, STL_TX_POSITION = 2, STL_TX_CREDIT = 3 } stl_tx_kind;
 
 /* When the interval's market cleared (block field, version 2). */
 typedef enum { STL_TIMING_EX_ANTE = 0, STL_TIMING_EX_POST = 1 } stl_timing;
@@ -55,6 +58,7 @@ typedef enum { STL_TIMING_EX_ANTE = 0, STL_TIMING_EX_POST = 1 } stl_timing;
 #define STL_TX_TRADE_LEN 106       /* both versions */
 #define STL_TX_POSITION_V1_LEN 135
 #define STL_TX_POSITION_LEN 136    /* version 2: + tier */
+#define STL_TX_CREDIT_LEN 73       /* version 2 only */
 #define STL_TX_MAX_LEN 136
 
 typedef struct {
@@ -64,11 +68,13 @@ typedef struct {
     uint32_t seq; /* position in the block: trades first (market order), then positions */
     stl_settled_trade trade;   /* when kind == STL_TX_TRADE */
     stl_position position;     /* when kind == STL_TX_POSITION */
+    stl_credit credit;         /* when kind == STL_TX_CREDIT (version 2) */
 } stl_tx;
 
 /* Writes the encoding into out (STL_TX_MAX_LEN bytes) and returns its length, or 0 for a record
  * that cannot be encoded (bad version, kind or status, a negative amount; in version 1 a status
- * above MISSING or a tier other than 0, which that layout cannot hold). */
+ * above MISSING or a tier other than 0, which that layout cannot hold; a credit record in version
+ * 1 or one that fails stl_credit_valid). */
 size_t stl_tx_encode(const stl_tx *tx, uint8_t out[STL_TX_MAX_LEN]);
 /* Decodes a canonical encoding of either version; STL_E_ENCODING otherwise. */
 int stl_tx_decode(const uint8_t *buf, size_t len, stl_tx *tx);

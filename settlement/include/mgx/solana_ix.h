@@ -1,5 +1,6 @@
 /*
- * Solana instructions mgx emits: SPL Token TransferChecked and Approve, and a Memo.
+ * Solana instructions mgx emits: SPL Token TransferChecked, Approve, MintToChecked and
+ * BurnChecked (energy credits), and a Memo.
  *
  * An instruction is a program id, an ordered list of accounts with signer/writable flags, and
  * opaque data. The SPL Token layouts (little-endian): Approve = tag 4, u64 amount, accounts
@@ -25,7 +26,12 @@ extern "C" {
 #define SOL_IX_MAX_DATA 512 /* enough for any mgx memo (an anchor with its checkpoint); real
                               instructions allow more */
 
-enum { SOL_TOKEN_TAG_APPROVE = 4, SOL_TOKEN_TAG_TRANSFER_CHECKED = 12 };
+enum {
+    SOL_TOKEN_TAG_APPROVE = 4,
+    SOL_TOKEN_TAG_TRANSFER_CHECKED = 12,
+    SOL_TOKEN_TAG_MINT_TO_CHECKED = 14, /* energy credits (docs/credits.md) */
+    SOL_TOKEN_TAG_BURN_CHECKED = 15
+};
 
 typedef struct {
     sol_pubkey key;
@@ -48,6 +54,15 @@ void sol_ix_transfer_checked(sol_ix *ix, const sol_pubkey *source, const sol_pub
                              const sol_pubkey *destination, const sol_pubkey *authority,
                              uint64_t amount, uint8_t decimals);
 
+/* MintToChecked (tag 14, u64 amount, u8 decimals; accounts [mint (w), destination (w), mint
+ * authority (signer)]): creates amount base units in destination; the mint's authority signs. */
+void sol_ix_mint_to_checked(sol_ix *ix, const sol_pubkey *mint, const sol_pubkey *destination,
+                            const sol_pubkey *mint_authority, uint64_t amount, uint8_t decimals);
+/* BurnChecked (tag 15, u64 amount, u8 decimals; accounts [account (w), mint (w), owner or
+ * delegate (signer)]): destroys amount base units of account; a delegate burns within its
+ * allowance, which the burn reduces. */
+void sol_ix_burn_checked(sol_ix *ix, const sol_pubkey *account, const sol_pubkey *mint,
+                         const sol_pubkey *authority, uint64_t amount, uint8_t decimals);
 /* Lets delegate move up to amount base units out of source; owner signs. A new Approve
  * replaces the previous allowance; each delegated transfer reduces it. */
 void sol_ix_approve(sol_ix *ix, const sol_pubkey *source, const sol_pubkey *delegate,
