@@ -81,9 +81,13 @@ SELECT printf('community: %.2f kWh sold locally, bill %.2f instead of %.2f (%.2f
               CASE WHEN sum(baseline_cost_uc) = 0 THEN 0 ELSE
                 100.0 * (sum(baseline_cost_uc) - sum(cost_uc)) / abs(sum(baseline_cost_uc)) END)
 FROM homes;
-SELECT printf('homes worse off than with the grid alone: %d of %d%s', sum(cost_uc > baseline_cost_uc),
-              count(*), CASE WHEN sum(cost_uc > baseline_cost_uc) = 0 THEN ' (none)' ELSE
-                printf(' (worst %.2f)', min(baseline_cost_uc - cost_uc) / 1e6) END)
+-- the CSV's columns are text: compare them as the integers they are
+SELECT printf('homes worse off than with the grid alone: %d of %d%s',
+              sum(CAST(cost_uc AS INTEGER) > CAST(baseline_cost_uc AS INTEGER)), count(*),
+              CASE WHEN sum(CAST(cost_uc AS INTEGER) > CAST(baseline_cost_uc AS INTEGER)) = 0
+                THEN printf(' (none; the smallest saving is %.2f)',
+                            min(baseline_cost_uc - cost_uc) / 1e6)
+                ELSE printf(' (worst %.2f)', min(baseline_cost_uc - cost_uc) / 1e6) END)
 FROM homes;
 SELECT CASE WHEN count(*) = 0
   THEN 'check: every home''s local trades equal the in-process simulator''s (docs/end-to-end.md)'
