@@ -11,32 +11,65 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const CONTROLLER_KEYS[] = {"community",
-                                              "db",
-                                              "interval_s",
-                                              "gate_closure_s",
-                                              "max_ahead_intervals",
-                                              "mechanism",
-                                              "feed_in_uc_per_kwh",
-                                              "retail_uc_per_kwh",
-                                              "network_fee_uc_per_kwh",
-                                              "settlement_grace_s",
-                                              "settlement_key",
-                                              "reading_max_gap_s",
-                                              "meter_max_power_w",
-                                              "clock_speed",
-                                              "clock_anchor",
-                                              "metrics_listen",
-                                              "metrics_textfile",
-                                              "reading_retention_days",
-                                              "min_attestation_tier",
-                                              "reading_max_future_s",
-                                              "reading_max_per_interval",
-                                              "order_max_per_interval",
-                                              "min_group_size",
-                                              "timing",
-                                              "credit_min_tier",
-                                              NULL};
+/* The [controller] keys; CONTROLLER_KEYS[K_X] is the key's name (cfg_key_index returns K_X). */
+enum {
+    K_COMMUNITY,
+    K_DB,
+    K_INTERVAL_S,
+    K_GATE_CLOSURE_S,
+    K_MAX_AHEAD_INTERVALS,
+    K_MECHANISM,
+    K_FEED_IN_UC_PER_KWH,
+    K_RETAIL_UC_PER_KWH,
+    K_NETWORK_FEE_UC_PER_KWH,
+    K_SETTLEMENT_GRACE_S,
+    K_SETTLEMENT_KEY,
+    K_READING_MAX_GAP_S,
+    K_METER_MAX_POWER_W,
+    K_CLOCK_SPEED,
+    K_CLOCK_ANCHOR,
+    K_METRICS_LISTEN,
+    K_METRICS_TEXTFILE,
+    K_READING_RETENTION_DAYS,
+    K_MIN_ATTESTATION_TIER,
+    K_READING_MAX_FUTURE_S,
+    K_READING_MAX_PER_INTERVAL,
+    K_ORDER_MAX_PER_INTERVAL,
+    K_MIN_GROUP_SIZE,
+    K_TIMING,
+    K_CREDIT_MIN_TIER,
+    K_COUNT
+};
+/* cfg_once keeps the keys already given as bits of an unsigned */
+_Static_assert(K_COUNT <= 32, "more [controller] keys than bits in ctl_controller_file.seen");
+
+static const char *const CONTROLLER_KEYS[K_COUNT + 1] = {
+    [K_COMMUNITY] = "community",
+    [K_DB] = "db",
+    [K_INTERVAL_S] = "interval_s",
+    [K_GATE_CLOSURE_S] = "gate_closure_s",
+    [K_MAX_AHEAD_INTERVALS] = "max_ahead_intervals",
+    [K_MECHANISM] = "mechanism",
+    [K_FEED_IN_UC_PER_KWH] = "feed_in_uc_per_kwh",
+    [K_RETAIL_UC_PER_KWH] = "retail_uc_per_kwh",
+    [K_NETWORK_FEE_UC_PER_KWH] = "network_fee_uc_per_kwh",
+    [K_SETTLEMENT_GRACE_S] = "settlement_grace_s",
+    [K_SETTLEMENT_KEY] = "settlement_key",
+    [K_READING_MAX_GAP_S] = "reading_max_gap_s",
+    [K_METER_MAX_POWER_W] = "meter_max_power_w",
+    [K_CLOCK_SPEED] = "clock_speed",
+    [K_CLOCK_ANCHOR] = "clock_anchor",
+    [K_METRICS_LISTEN] = "metrics_listen",
+    [K_METRICS_TEXTFILE] = "metrics_textfile",
+    [K_READING_RETENTION_DAYS] = "reading_retention_days",
+    [K_MIN_ATTESTATION_TIER] = "min_attestation_tier",
+    [K_READING_MAX_FUTURE_S] = "reading_max_future_s",
+    [K_READING_MAX_PER_INTERVAL] = "reading_max_per_interval",
+    [K_ORDER_MAX_PER_INTERVAL] = "order_max_per_interval",
+    [K_MIN_GROUP_SIZE] = "min_group_size",
+    [K_TIMING] = "timing",
+    [K_CREDIT_MIN_TIER] = "credit_min_tier",
+    [K_COUNT] = NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
                     size_t cap, char *err, size_t errlen)
@@ -52,70 +85,70 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
     ctl_daemon_config *c = x->cfg;
     int64_t v;
     switch (k) {
-    case 0:
+    case K_COMMUNITY:
         return cfg_parse_id(key, value, x->community, err, errlen);
-    case 1:
+    case K_DB:
         return path_key(x, key, value, c->db_path, sizeof c->db_path, err, errlen);
-    case 2:
+    case K_INTERVAL_S:
         return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_LEN_S, &c->rules.length_s, err,
                              errlen);
-    case 3:
+    case K_GATE_CLOSURE_S:
         return cfg_parse_int(key, value, 0, CTL_INTERVAL_MAX_GATE_S, &c->rules.gate_closure_s, err,
                              errlen);
-    case 4:
+    case K_MAX_AHEAD_INTERVALS:
         return cfg_parse_int(key, value, 1, CTL_INTERVAL_MAX_AHEAD, &c->rules.max_ahead, err,
                              errlen);
-    case 5:
+    case K_MECHANISM:
         return mkt_mechanism_parse(value, &c->params.mechanism) == MKT_OK
                    ? CFG_OK
                    : ctl_fail(CFG_E_BAD, err, errlen,
                               "mechanism must be pay-as-clear or pay-as-bid");
-    case 6:
+    case K_FEED_IN_UC_PER_KWH:
         return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH, &c->params.feed_in_uc_per_kwh,
                              err, errlen);
-    case 7:
+    case K_RETAIL_UC_PER_KWH:
         return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH, &c->params.retail_uc_per_kwh,
                              err, errlen);
-    case 8:
+    case K_NETWORK_FEE_UC_PER_KWH:
         return cfg_parse_int(key, value, 0, MKT_PRICE_MAX_UC_PER_KWH,
                              &c->params.network_fee_uc_per_kwh, err, errlen);
-    case 9:
+    case K_SETTLEMENT_GRACE_S:
         if (cfg_parse_int(key, value, 0, 86400, &v, err, errlen))
             return CFG_E_BAD;
         c->settlement_grace_s = (int)v;
         return CFG_OK;
-    case 10:
+    case K_SETTLEMENT_KEY:
         return path_key(x, key, value, c->settlement_key, sizeof c->settlement_key, err, errlen);
-    case 11:
+    case K_READING_MAX_GAP_S:
         return cfg_parse_int(key, value, 1, 86400, &c->reading_max_gap_s, err, errlen);
-    case 12:
+    case K_METER_MAX_POWER_W:
         return cfg_parse_int(key, value, 0, INT64_C(1000000000), &c->meter_max_power_w, err,
                              errlen);
-    case 13:
+    case K_CLOCK_SPEED:
         return cfg_parse_int(key, value, 1, CTL_CLOCK_MAX_SPEED, &x->speed, err, errlen);
-    case 14:
+    case K_CLOCK_ANCHOR:
         return cfg_parse_str(key, value, x->anchor, sizeof x->anchor, err, errlen);
-    case 15:
+    case K_METRICS_LISTEN:
         return cfg_parse_str(key, value, c->metrics_listen, sizeof c->metrics_listen, err, errlen);
-    case 16:
+    case K_METRICS_TEXTFILE:
         return path_key(x, key, value, c->metrics_textfile, sizeof c->metrics_textfile, err,
                         errlen);
-    case 17:
+    case K_READING_RETENTION_DAYS:
         return cfg_parse_int(key, value, 0, 36500, &c->reading_retention_days, err, errlen);
-    case 18: /* readings below it are refused (settle/reading_attest.h) */
+    case K_MIN_ATTESTATION_TIER: /* readings below it are refused (settle/reading_attest.h) */
         return cfg_parse_int(key, value, 0, 2, &c->min_attestation_tier, err, errlen);
-    case 19:
+    case K_READING_MAX_FUTURE_S:
         return cfg_parse_int(key, value, 0, 3600, &c->reading_max_future_s, err, errlen);
-    case 20:
+    case K_READING_MAX_PER_INTERVAL:
         return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
-    case 21:
+    case K_ORDER_MAX_PER_INTERVAL:
         return cfg_parse_int(key, value, 1, 1000000, &c->order_max_per_interval, err, errlen);
-    case 22:
+    case K_MIN_GROUP_SIZE:
         return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
                              errlen);
-    case 24: /* energy credits: -1 off, else the tier that mints (docs/credits.md) */
+    case K_CREDIT_MIN_TIER: /* energy credits: -1 off, else the tier that mints (docs/credits.md) */
         return cfg_parse_int(key, value, -1, 2, &c->credit_min_tier, err, errlen);
-    default: /* timing */
+    case K_TIMING:
         /* parsed here, not with mkt_timing_parse, so the error names both choices */
         if (strcmp(value, "ex_ante") == 0)
             c->timing = MKT_EX_ANTE;
@@ -124,6 +157,8 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         else
             return ctl_fail(CFG_E_BAD, err, errlen, "timing must be ex_ante or ex_post");
         return CFG_OK;
+    default:
+        return CFG_NOT_MINE;
     }
 }
 
