@@ -5,6 +5,8 @@
  */
 #include "orders/order_msg.h"
 
+#include "common/hex.h"
+
 #include "common/errbuf.h"
 
 #include <jansson.h>
@@ -267,49 +269,16 @@ int ctl_order_verify(const ctl_order_msg *m, const uint8_t pk[CTL_PUBKEY_BYTES])
 
 /* ---- hex ------------------------------------------------------------------------------------ */
 
-static void to_hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1; /* upper case is not canonical */
-}
-
-/* Exactly 2n lower-case hex digits; 0 or -1. */
-static int from_hex(const char *s, size_t slen, uint8_t *out, size_t n)
-{
-    if (slen != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 char *ctl_nonce_hex(const uint8_t nonce[CTL_ORDER_NONCE_BYTES],
                     char out[2 * CTL_ORDER_NONCE_BYTES + 1])
 {
-    to_hex(nonce, CTL_ORDER_NONCE_BYTES, out);
+    ctl_hex_encode(nonce, CTL_ORDER_NONCE_BYTES, out);
     return out;
 }
 
 int ctl_nonce_from_hex(const char *hex, size_t len, uint8_t nonce[CTL_ORDER_NONCE_BYTES])
 {
-    return from_hex(hex, len, nonce, CTL_ORDER_NONCE_BYTES);
+    return ctl_hex_decode(hex, len, nonce, CTL_ORDER_NONCE_BYTES);
 }
 
 /* ---- JSON ----------------------------------------------------------------------------------- */
@@ -321,8 +290,8 @@ int ctl_order_to_json(const ctl_order_msg *m, char *out, size_t cap, size_t *len
     if (!out || !cap)
         return CTL_R_INTERNAL;
     char nonce[2 * CTL_ORDER_NONCE_BYTES + 1], sig[2 * CTL_ORDER_SIG_BYTES + 1];
-    to_hex(m->nonce, sizeof m->nonce, nonce);
-    to_hex(m->sig, sizeof m->sig, sig);
+    ctl_hex_encode(m->nonce, sizeof m->nonce, nonce);
+    ctl_hex_encode(m->sig, sizeof m->sig, sig);
     size_t n = 0;
     int w = snprintf(out, cap,
                      "{\"v\":%d,\"community\":\"%s\",\"participant\":\"%s\",\"interval_id\":%lld,"
@@ -457,7 +426,7 @@ static int decode_fields(json_t *root, ctl_order_msg *m, char *detail, size_t ca
             CTL_R_OK)
         return rc;
     json_t *nonce = json_object_get(root, "nonce");
-    if (!json_is_string(nonce) || from_hex(json_string_value(nonce), json_string_length(nonce),
+    if (!json_is_string(nonce) || ctl_hex_decode(json_string_value(nonce), json_string_length(nonce),
                                            m->nonce, CTL_ORDER_NONCE_BYTES))
         return ctl_fail(CTL_R_MALFORMED, detail, cap, "nonce: must be %d lower-case hex digits",
                         2 * CTL_ORDER_NONCE_BYTES);
@@ -476,7 +445,7 @@ static int decode_fields(json_t *root, ctl_order_msg *m, char *detail, size_t ca
         return ctl_fail(CTL_R_MALFORMED, detail, cap,
                         "sig: must be a string of %d lower-case hex digits",
                         2 * CTL_ORDER_SIG_BYTES);
-    if (from_hex(json_string_value(sig), json_string_length(sig), m->sig, CTL_ORDER_SIG_BYTES)) {
+    if (ctl_hex_decode(json_string_value(sig), json_string_length(sig), m->sig, CTL_ORDER_SIG_BYTES)) {
         ctl_errf(detail, cap,
                  "sig: must be exactly %d bytes as %d lower-case hex digits (got %zu characters)",
                  CTL_ORDER_SIG_BYTES, 2 * CTL_ORDER_SIG_BYTES, json_string_length(sig));

@@ -6,6 +6,8 @@
  */
 #include "orders/pref_msg.h"
 
+#include "common/hex.h"
+
 #include "common/errbuf.h"
 
 #include <jansson.h>
@@ -227,38 +229,6 @@ int ctl_pref_verify(const ctl_pref_msg *m, const uint8_t pk[CTL_PUBKEY_BYTES])
 
 /* ---- JSON ------------------------------------------------------------------------------- */
 
-static void to_hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1; /* upper case is not canonical */
-}
-
-static int from_hex(const char *s, size_t slen, uint8_t *out, size_t n)
-{
-    if (slen != 2 * n)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
-}
-
 /* Appends "[{...},...]" of n steps at out + *n_out; -1 when cap is too small. */
 static int steps_json(const mkt_step *s, uint32_t n, char *out, size_t cap, size_t *used)
 {
@@ -286,8 +256,8 @@ int ctl_pref_to_json(const ctl_pref_msg *m, char *out, size_t cap, size_t *len)
     if (!out || !cap)
         return CTL_R_INTERNAL;
     char nonce[2 * CTL_ORDER_NONCE_BYTES + 1], sig[2 * CTL_ORDER_SIG_BYTES + 1];
-    to_hex(m->nonce, sizeof m->nonce, nonce);
-    to_hex(m->sig, sizeof m->sig, sig);
+    ctl_hex_encode(m->nonce, sizeof m->nonce, nonce);
+    ctl_hex_encode(m->sig, sizeof m->sig, sig);
     int w = snprintf(out, cap,
                      "{\"v\":%d,\"community\":\"%s\",\"participant\":\"%s\",\"valid_from\":%lld,"
                      "\"interval_s\":%u,\"created_ms\":%lld,\"expiry_s\":%lld,\"nonce\":\"%s\","
@@ -423,7 +393,7 @@ static int decode_fields(json_t *root, ctl_pref_msg *m, char *detail, size_t cap
             CTL_R_OK)
         return rc;
     json_t *nonce = json_object_get(root, "nonce");
-    if (!json_is_string(nonce) || from_hex(json_string_value(nonce), json_string_length(nonce),
+    if (!json_is_string(nonce) || ctl_hex_decode(json_string_value(nonce), json_string_length(nonce),
                                            m->nonce, CTL_ORDER_NONCE_BYTES))
         return ctl_fail(CTL_R_MALFORMED, detail, cap, "nonce: must be %d lower-case hex digits",
                         2 * CTL_ORDER_NONCE_BYTES);
@@ -437,7 +407,7 @@ static int decode_fields(json_t *root, ctl_pref_msg *m, char *detail, size_t cap
         return ctl_fail(CTL_R_MALFORMED, detail, cap,
                         "sig: must be a string of %d lower-case hex digits",
                         2 * CTL_ORDER_SIG_BYTES);
-    if (from_hex(json_string_value(sig), json_string_length(sig), m->sig, CTL_ORDER_SIG_BYTES)) {
+    if (ctl_hex_decode(json_string_value(sig), json_string_length(sig), m->sig, CTL_ORDER_SIG_BYTES)) {
         ctl_errf(detail, cap,
                  "sig: must be exactly %d bytes as %d lower-case hex digits (got %zu characters)",
                  CTL_ORDER_SIG_BYTES, 2 * CTL_ORDER_SIG_BYTES, json_string_length(sig));
