@@ -34,6 +34,13 @@ static const char *const CONTROLLER_KEYS[] = {"community",
                                               "reading_max_per_interval",
                                               "order_max_per_interval",
                                               "min_group_size",
+                                              "boundary_tolerance_permille",
+                                              "boundary_tolerance_wh",
+                                              "boundary_min_tier",
+                                              "peer_check",
+                                              "peer_tolerance_permille",
+                                              "peer_floor_w_per_kwp",
+                                              "peer_min_peers",
                                               NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -108,9 +115,36 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
         return cfg_parse_int(key, value, 1, 5000, &c->reading_max_per_interval, err, errlen);
     case 21:
         return cfg_parse_int(key, value, 1, 1000000, &c->order_max_per_interval, err, errlen);
-    default:
+    case 22:
         return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
                              errlen);
+    /* trust layers 3 and 4 (docs/trust.md) */
+    case 23:
+        return cfg_parse_int(key, value, 0, 1000000, &c->trust.balance.tolerance_permille, err,
+                             errlen);
+    case 24:
+        return cfg_parse_int(key, value, 0, INT64_C(1000000000000), &c->trust.balance.floor_wh,
+                             err, errlen);
+    case 25:
+        return cfg_parse_int(key, value, 0, 2, &c->trust.boundary_min_tier, err, errlen);
+    case 26: {
+        bool on;
+        if (cfg_parse_bool(key, value, &on, err, errlen) != CFG_OK)
+            return CFG_E_BAD;
+        c->trust.peer_on = on;
+        return CFG_OK;
+    }
+    case 27:
+        return cfg_parse_int(key, value, 1000, 1000000, &c->trust.peer.tolerance_permille, err,
+                             errlen);
+    case 28:
+        return cfg_parse_int(key, value, 0, 1000000, &c->trust.peer.floor_w_per_kwp, err,
+                             errlen);
+    default:
+        if (cfg_parse_int(key, value, 1, 100000, &v, err, errlen))
+            return CFG_E_BAD;
+        c->trust.peer.min_peers = (size_t)v;
+        return CFG_OK;
     }
 }
 
@@ -210,6 +244,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->reading_max_per_interval = 900;
     c->order_max_per_interval = 200;
     c->min_group_size = CTL_MIN_GROUP_SIZE_DEFAULT;
+    ctl_trust_rules_default(&c->trust);
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

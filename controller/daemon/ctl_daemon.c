@@ -613,7 +613,8 @@ static int settle_setup(daemon *d)
                              {cfg->reading_max_gap_s * 1000, cfg->meter_max_power_w},
                              cfg->settlement_key,
                              &cfg->solana,
-                             &d->log};
+                             &d->log,
+                             &cfg->trust};
     char err[1024] = "";
     if (ctl_settler_new(&sc, d->store, &d->settler, err, sizeof err) != 0) {
         ctl_logf(&d->log, CTL_LOG_ERROR, "settlement: %s", err);
