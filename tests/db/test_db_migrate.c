@@ -38,7 +38,7 @@ static const char *const TABLES[] = {
  * reading_tiers (signed readings, issue 12); 4, participant_limits and settle_carry (physical
  * limits and carried import, issue 12). */
 static const char *const TABLES_LATER[] = {"reading_retention", "meter_keys", "reading_tiers",
-                                           "participant_limits", "settle_carry"};
+                                           "participant_limits", "settle_carry", "peer_checks"};
 #define N_LATER (sizeof TABLES_LATER / sizeof TABLES_LATER[0])
 
 static char *dir;
