@@ -91,11 +91,12 @@ static void balance_rejects(void **state)
     assert_false(b.disputed);
 }
 
-/* Five homes with PV at noon, 15 minutes, rules 2000 permille, 40 W/kWp floor, 3 peers.
+/* Five homes with PV at noon, 15 minutes, rules 2000 permille, 40 W/kWp floor, 3 peers; the
+ * reference is the second highest of the other homes' yields.
  * Yields (export x 1000 / wp): a 5 kWp 500 Wh -> 100; b 4 kWp 300 -> 75; c 6 kWp 480 -> 80;
  * d 5 kWp 250 -> 50; e 5 kWp 1500 -> 300 (claims 3x a's). Sorted: 50 75 80 100 300.
  * floor: ceil(40 x 900 / 3600) = 10 Wh/kWp.
- * e: others 50 75 80 100, k = 3 x 3 / 4 = 2: ref 80; allowed = 5 x (160 + 10) = 850 < 1500:
+ * e: others 50 75 80 100: ref 80; allowed = 5 x (160 + 10) = 850 < 1500:
  *    flagged.
  * a: others 50 75 80 300: ref 80, allowed 850 >= 500. d: others 75 80 100 300: ref 100,
  *    allowed 5 x 210 = 1050. b: others 50 80 100 300: ref 100, allowed 4 x 210 = 840. */

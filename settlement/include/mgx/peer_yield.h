@@ -4,8 +4,9 @@
  * A community is one weather cell: in one interval, every home's panels see about the same
  * sun. A home's export per registered kWp of PV is compared with its neighbours'. Export is
  * production minus the home's own consumption, so an honest home exports at most about what
- * the best-placed of its peers yield; the reference is the upper quartile of the other homes'
- * yields, and a home is flagged when its export exceeds
+ * the best-placed of its peers yield; the reference is the second highest of the other homes'
+ * yields (the highest would let one lying peer lift it), and a home is flagged when its export
+ * exceeds
  *
  *   pv_wp x (reference x tolerance_permille / 1000 + floor_w_per_kwp x len_s / 3600) / 1000
  *   + battery_wh  (what its registered battery can have given in the interval)
@@ -28,7 +29,7 @@ extern "C" {
 #endif
 
 typedef struct {
-    int64_t tolerance_permille; /* 1000 .. 10^6: the factor over the peers' upper quartile */
+    int64_t tolerance_permille; /* 1000 .. 10^6: the factor over the reference */
     int64_t floor_w_per_kwp;    /* 0 .. 10^6: slack per kWp, as a power (scaled by len_s) */
     size_t min_peers;           /* >= 1: fewer other PV homes with readings: not checked */
 } stl_peer_rules;
@@ -44,7 +45,7 @@ typedef struct {
     int checked;           /* enough peers to judge */
     int flagged;           /* export beyond the allowance */
     int64_t yield_wh_per_kwp;     /* floor(export_wh * 1000 / pv_wp) */
-    int64_t reference_wh_per_kwp; /* the peers' upper quartile */
+    int64_t reference_wh_per_kwp; /* the second highest of the others' yields */
     int64_t allowed_wh;           /* the export it was allowed */
 } stl_peer_verdict;
 
