@@ -1,7 +1,7 @@
 /*
  * Trust layers 3 (boundary meter) and 4 (peer corroboration of generation), end to end (issue
  * 12; docs/trust.md): the real `mgx controller` with a settlement key on the community broker
- * as shipped (TLS, passwords, ACL: secure_broker.h), clock speed 1200. Seven homes with solar
+ * as shipped (TLS, passwords, ACL: secure_broker.h), clock speed 1200 (300 sanitized). Seven homes with solar
  * publish their own meter's readings under their own credentials (raw MQTT publishes, as a
  * homeowner could with mosquitto_pub); the coordinator's boundary meter "bnd" (registry role
  * boundary) is published under the controller's login and measures what the homes really did
@@ -56,9 +56,14 @@
 #define COMMUNITY "sunnyside"
 #define HOMES 7
 #define T_MS 10000
+/* a quarter hour every 750 ms; every 3 s in the sanitized build (MGX_TRUST_SLOW) */
+#ifdef MGX_TRUST_SLOW
+#define SPEED 300
+#else
 #define SPEED 1200
+#endif
 #define GRACE_S 5400
-#define DEADLINE_MS 120000
+#define DEADLINE_MS (120000 * 1200 / SPEED)
 #define AHEAD_MS (3000 * SPEED)
 #define STEP_MS 300000
 #define LOSS_WH_PER_MIN 1
