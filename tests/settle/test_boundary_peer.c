@@ -1,11 +1,11 @@
 /*
  * Trust layers 3 (boundary meter) and 4 (peer corroboration of generation), end to end (issue
  * 12; docs/trust.md): the real `mgx controller` with a settlement key on the community broker
- * as shipped (TLS, passwords, ACL: secure_broker.h), clock speed 1200 (300 sanitized). Seven homes with solar
- * publish their own meter's readings under their own credentials (raw MQTT publishes, as a
- * homeowner could with mosquitto_pub); the coordinator's boundary meter "bnd" (registry role
- * boundary) is published under the controller's login and measures what the homes really did
- * plus 1 Wh per minute of line losses. Every 5 simulated minutes a reading; counters are the
+ * as shipped (TLS, passwords, ACL: secure_broker.h), clock speed 1200 (300 sanitized). Seven
+ * homes with solar publish their own meter's readings under their own credentials (raw MQTT
+ * publishes, as a homeowner could with mosquitto_pub); the coordinator's boundary meter "bnd"
+ * (registry role boundary) is published under the controller's login and measures what the
+ * homes really did plus 1 Wh per minute of line losses. Every 5 simulated minutes a reading; counters are the
  * sums of per-minute rates (Wh per minute) over the intervals so far.
  *
  * Intervals go in a cycle of four (iv % 4):
