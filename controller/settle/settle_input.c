@@ -272,11 +272,15 @@ static int peer_check(ctl_store *s, const ctl_interval_result *r, const ctl_trus
             rc = CTL_ST_E_DB;
             goto out;
         }
-        if (l.pv_wp == CTL_LIMIT_NONE || l.pv_wp <= 0)
+        /* beyond 1 TWp (a hand-edited registry) it is no peer: the pure check refuses such
+         * values, and one home must never stop the interval (layer 7) */
+        if (l.pv_wp == CTL_LIMIT_NONE || l.pv_wp <= 0 || l.pv_wp > STL_METER_MAX_WH)
             continue;
         /* what the registered battery can have given in the interval (as layer 1 counts it) */
         stm_limits sl = {l.connection_w, l.pv_wp, l.battery_wh, l.battery_w};
         int64_t bat = stm_battery_wh(&sl, r->length_s);
+        if (bat > STL_METER_MAX_WH)
+            bat = STL_METER_MAX_WH; /* saturated: any export is within it */
         h[i] = (stl_peer_home){l.pv_wp, m->metered.export_wh, bat, 1};
     }
     if (stl_peer_check(h, n, r->length_s, &t->peer, scratch, v) != STL_PEER_OK) {
