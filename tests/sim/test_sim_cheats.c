@@ -58,7 +58,7 @@ static void on_flow(const sim_flow *f, void *ctx)
 
 static FILE *table;
 
-static void out(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void out(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
