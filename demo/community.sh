@@ -159,6 +159,12 @@ for line in "${HOMES[@]}"; do
   } >"$OUT/agents/$id.ini"
 done
 echo "participants ${#HOMES[@]} keys made (mgx keygen) and registered (mgx participant add)"
+# the coordinator's boundary meter at the transformer (docs/trust.md, layer 3): the simulator
+# serves it (the homes' net plus 2 % losses); settlement balances the homes against it
+quietly "$MGX" keygen --out "$OUT/keys/feeder"
+quietly "$MGX" participant add --db "$DB" --id feeder --pubkey "$OUT/keys/feeder.pub" \
+  --role boundary --meter feeder
+echo "boundary     meter 'feeder' registered (mgx participant add --role boundary)"
 "$MGX" ledger keygen "$COMMUNITY.example/mgx" --out "$OUT/keys/ledger.skey" >"$OUT/keys/ledger.vkey" ||
   die "mgx ledger keygen failed"
 echo "ledger       community settlement key made (mgx ledger keygen)"
@@ -182,7 +188,7 @@ CLOCK=(--clock-speed "$SPEED" --clock-anchor "$ANCHOR:$START_UTC")
 start controller "$OUT/logs/controller.log" "$MGX" controller "$OUT/controller.ini" "${CLOCK[@]}"
 start sim "$OUT/logs/sim.log" "$MGX" sim "$SCENARIO" --out "$OUT/sim" --no-plots \
   --serve-modbus 127.0.0.1:0 --clock-speed "$SPEED" --clock-start "${ANCHOR}000" \
-  --meter-config "$OUT/meters-sim.ini" --meter-hold "$HOLD_S"
+  --meter-config "$OUT/meters-sim.ini" --meter-hold "$HOLD_S" --boundary-meter feeder
 for _ in $(seq 100); do [ -f "$OUT/meters-sim.ini" ] && break; alive || exit 1; sleep 0.1; done
 [ -f "$OUT/meters-sim.ini" ] || die "the simulated meters did not come up"
 { bus_section meters; printf '\n[outbox]\npath = %s\n\n' "$OUT/meters-outbox.db"
@@ -236,6 +242,13 @@ else
   cat "$OUT/ledger-verify.txt" >&2
   die "mgx ledger verify found a fault"
 fi
+echo
+echo "== The boundary balance (docs/trust.md, layer 3; the controller log) =="
+bal=$(grep -c 'boundary balanced' "$OUT/logs/controller.log" || true)
+dis=$(grep -c 'boundary DISPUTED' "$OUT/logs/controller.log" || true)
+echo "intervals balanced at the boundary meter: $bal, disputed: $dis" | tee -a "$OUT/report.txt"
+grep 'boundary balanced' "$OUT/logs/controller.log" | grep -m 1 -v 'net 0 Wh' |
+  sed 's/^.*: interval/interval/' || true
 first_home=${HOMES[0]%% *}
 noon=$(( FIRST + INTERVALS / 2 ))
 echo "statement of $first_home for the interval at midday (mgx ledger statement, CSV):"

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db/peer_trust.h"
+
 static const char USAGE[] =
     "usage: mgx participant add --db DB --id ID --pubkey FILE|KEY [--meter METER] [--role ROLE]\n"
     "                           [LIMITS]\n"
@@ -33,8 +35,9 @@ static const char USAGE[] =
     "  --id ID          " CTL_ID_RULE " (it is an MQTT topic level)\n"
     "  --pubkey KEY     the participant's Ed25519 public key: a .pub file from `mgx keygen`,\n"
     "                   or the key itself as 64 hex digits or 44 base64 characters\n"
-    "  --meter METER    the participant's meter id (required for role home)\n"
-    "  --role ROLE      home (default: submits orders), controller, observer\n"
+    "  --meter METER    the participant's meter id (required for roles home and boundary)\n"
+    "  --role ROLE      home (default: submits orders), controller, observer, boundary (the\n"
+    "                   coordinator's meter at the transformer or feeder; never trades)\n"
     "  --json           list as a JSON array\n"
     "LIMITS (a home's physical limits; settlement holds an interval whose metered energy\n"
     "exceeds them; `none` clears one; see docs/trust.md):\n"
@@ -272,7 +275,8 @@ static int participant_add(const part_opts *o)
     int role = ctl_role_parse(o->role ? o->role : "home");
     if (role < 0) {
         fprintf(stderr,
-                "mgx participant add: --role must be home, controller or observer, not '%s'\n",
+                "mgx participant add: --role must be home, controller, observer or boundary, "
+                "not '%s'\n",
                 o->role);
         return CTL_EXIT_USAGE;
     }
@@ -287,6 +291,11 @@ static int participant_add(const part_opts *o)
     }
     if (role == CTL_ROLE_HOME && !o->meter) {
         fprintf(stderr, "mgx participant add: a home needs --meter METER (its meter's id)\n");
+        return CTL_EXIT_USAGE;
+    }
+    if (role == CTL_ROLE_BOUNDARY && !o->meter) {
+        fprintf(stderr, "mgx participant add: a boundary needs --meter METER (the coordinator's "
+                        "meter at the transformer or feeder)\n");
         return CTL_EXIT_USAGE;
     }
     ctl_limits lim;
@@ -381,6 +390,18 @@ static int append_json(const ctl_participant *p, void *ctx)
     const int64_t v[4] = {l.connection_w, l.pv_wp, l.battery_wh, l.battery_w};
     for (int i = 0; i < 4; i++)
         json_object_set_new(o, names[i], v[i] == CTL_LIMIT_NONE ? json_null() : json_integer(v[i]));
+    /* a home's trust over time (docs/trust.md, layers 3 and 4) */
+    ctl_peer_trust t;
+    if (p->role == CTL_ROLE_HOME) {
+        if (ctl_peer_trust_get(c->db, p->id, &t) != CTL_DB_OK)
+            return -1;
+        json_object_set_new(
+            o, "trust",
+            json_pack("{s:I, s:I, s:I, s:o}", "peer_checked", (json_int_t)t.checked,
+                      "peer_flagged", (json_int_t)t.flagged, "disputed_held",
+                      (json_int_t)t.disputed, "score_permille",
+                      t.score_permille < 0 ? json_null() : json_integer(t.score_permille)));
+    }
     return json_array_append_new(c->arr, o) == 0 ? 0 : -1;
 }
 

@@ -68,6 +68,11 @@ static const char SIM_USAGE[] =
     "  --meter-hold S   counters stand still S simulated seconds after and before each\n"
     "                   interval boundary and rise in between (default 0), so readers that\n"
     "                   interpolate boundaries get them exactly (docs/end-to-end.md)\n"
+    "  --boundary-meter ID   serve one more meter, ID, for the community's grid connection\n"
+    "                   (the coordinator's boundary meter, docs/trust.md layer 3): the homes'\n"
+    "                   net plus losses\n"
+    "  --boundary-loss-permille N   its losses, per mille of the homes' import + export\n"
+    "                   (default 20)\n"
     "  --linger S       after the scenario, keep serving the final counters S seconds\n"
     "                   (default: until SIGINT/SIGTERM)\n"
     "\n"
@@ -144,6 +149,21 @@ static int serve_opt(int ch, const char *arg, sim_opts *o)
     case 'W':
         o->srv.meter_config = arg;
         return 0;
+    case 'B':
+        for (const char *p = arg; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+                arg = "";
+        if (!arg[0] || strlen(arg) > 63) {
+            fprintf(stderr, "mgx sim: --boundary-meter needs an id of 1..63 of A-Z a-z 0-9 _ -\n");
+            return -1;
+        }
+        o->srv.boundary_id = arg;
+        return 0;
+    case 'Y':
+        if (ctl_opt_int64(arg, 0, 1000, &o->srv.boundary_loss_permille) == 0)
+            return 0;
+        fprintf(stderr, "mgx sim: --boundary-loss-permille needs 0 .. 1000\n");
+        return -1;
     case 'H':
         if (ctl_opt_int64(arg, 0, 43200, &o->srv.hold_s) == 0)
             return 0;
@@ -190,6 +210,8 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"meter-config", required_argument, NULL, 'W'},
         {"meter-start-wh", required_argument, NULL, 'E'},
         {"meter-hold", required_argument, NULL, 'H'},
+        {"boundary-meter", required_argument, NULL, 'B'},
+        {"boundary-loss-permille", required_argument, NULL, 'Y'},
         {"linger", required_argument, NULL, 'L'},
         {"community", required_argument, NULL, 'N'},
         {NULL, 0, NULL, 0}};
@@ -198,6 +220,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
     o->plots = 1;
     o->srv.profile = MTR_SERVER_SDM630;
     o->srv.clock_speed = 1;
+    o->srv.boundary_loss_permille = 20;
     o->linger_s = -1;
     int serve_only = 0; /* a --serve-modbus option was given */
     optind = 0;
@@ -248,6 +271,8 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         case 'W':
         case 'E':
         case 'H':
+        case 'B':
+        case 'Y':
         case 'L':
         case 'N':
             if (ch == 'M')

@@ -39,6 +39,10 @@ struct ctl_serve {
     int64_t real0_ms;    /* wall time of the scenario's start */
     size_t late;
     char err[256];
+    /* the boundary meter (index homes when served): counters at the start of the interval,
+     * this interval's rise, and the homes' flows summed as they arrive */
+    size_t meters; /* homes, + 1 with a boundary meter */
+    int64_t b_imp0, b_exp0, b_dimp, b_dexp, flow_imp, flow_exp;
 };
 
 static volatile sig_atomic_t *stop_flag; /* NULL until ctl_serve_catch_signals */
@@ -119,6 +123,15 @@ static void meter_id(const sim_scenario *sc, size_t h, char *out, size_t len)
     snprintf(out, len, "%s", name);
 }
 
+/* The id of meter h: a home's, or the boundary meter's (h == homes). */
+static void meter_name(const ctl_serve *s, size_t h, char *out, size_t len)
+{
+    if (h >= s->homes)
+        snprintf(out, len, "%s", s->o.boundary_id);
+    else
+        meter_id(s->sc, h, out, len);
+}
+
 /* The scenario's name as a bus community id (1-63 of A-Z a-z 0-9 _ -). */
 static void community_of(const sim_scenario *sc, char *out, size_t len)
 {
@@ -173,9 +186,13 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
                 "; The clock runs %g x real time: meters are polled every %lld ms, about every two\n"
                 "; simulated minutes (run `mgx meter` with the same --clock-speed and anchor).\n",
                 s->o.clock_speed, (long long)poll_ms);
-    for (size_t h = 0; h < s->homes; h++) {
+    for (size_t h = 0; h < s->meters; h++) {
         char id[80];
-        meter_id(s->sc, h, id, sizeof id);
+        meter_name(s, h, id, sizeof id);
+        if (h == s->homes)
+            fprintf(f, "\n; the coordinator's boundary meter (docs/trust.md, layer 3): publish it "
+                       "with the\n; controller's broker login, and register it with "
+                       "`mgx participant add --role boundary`\n");
         const char *host = client_host(s->o.host);
         fprintf(f, "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
                 id, profile, host, (unsigned)mtr_server_port(s->servers[h / MTR_SERVER_UNITS]),
@@ -210,9 +227,9 @@ static int start_servers(ctl_serve *s, char *err, size_t err_len)
             return -1;
         }
         size_t first = i * MTR_SERVER_UNITS;
-        for (size_t h = first; h < s->homes && h < first + MTR_SERVER_UNITS; h++) {
+        for (size_t h = first; h < s->meters && h < first + MTR_SERVER_UNITS; h++) {
             char id[80];
-            meter_id(s->sc, h, id, sizeof id);
+            meter_name(s, h, id, sizeof id);
             uint8_t unit = (uint8_t)(h - first + 1);
             if ((rc = mtr_server_add(s->servers[i], unit, s->o.profile, id)) ||
                 (rc = mtr_server_set(s->servers[i], unit, 0, s->o.start_wh, s->o.start_wh))) {
@@ -241,7 +258,13 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
     s->log = (ctl_log){"sim", o->quiet ? CTL_LOG_WARN : CTL_LOG_INFO, NULL, NULL};
     s->sc = sc;
     s->homes = sim_scenario_homes(sc);
-    s->n_servers = (s->homes + MTR_SERVER_UNITS - 1) / MTR_SERVER_UNITS;
+    s->meters = s->homes + (o->boundary_id ? 1 : 0);
+    s->n_servers = (s->meters + MTR_SERVER_UNITS - 1) / MTR_SERVER_UNITS;
+    s->b_imp0 = s->b_exp0 = o->start_wh;
+    if (o->boundary_id && (o->boundary_loss_permille < 0 || o->boundary_loss_permille > 1000)) {
+        snprintf(err, err_len, "--boundary-loss-permille must be 0 .. 1000");
+        goto fail;
+    }
     s->interval_ms = (int64_t)sc->interval_min * 60000;
     s->hold_ms = o->hold_s * 1000;
     if (o->hold_s < 0 || 2 * s->hold_ms >= s->interval_ms) {
@@ -268,10 +291,12 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
     uint16_t p0 = mtr_server_port(s->servers[0]),
              p1 = mtr_server_port(s->servers[s->n_servers - 1]);
     ctl_logf(&s->log, CTL_LOG_INFO,
-             "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s", s->homes,
+             "serving %zu %s meters over Modbus TCP on %s port %u%s%.0u, units 1..%u%s%s%s",
+             s->meters,
              o->profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec", o->host, (unsigned)p0,
              s->n_servers > 1 ? (o->port ? "-" : "..") : "", s->n_servers > 1 ? (unsigned)p1 : 0u,
-             (unsigned)(s->homes < MTR_SERVER_UNITS ? s->homes : MTR_SERVER_UNITS),
+             (unsigned)(s->meters < MTR_SERVER_UNITS ? s->meters : MTR_SERVER_UNITS),
+             o->boundary_id ? " (the last: the boundary meter)" : "",
              o->meter_config ? "; meter config " : "", o->meter_config ? o->meter_config : "");
     *out = s;
     return 0;
@@ -288,6 +313,22 @@ static void on_flow(const sim_flow *f, void *ctx)
     /* the meter sees the physical flow at the grid connection, the same with or without local
      * trading; anything sim_trace_set rejects is caught again by mtr_server_set's range check */
     sim_trace_set(s->trace, f->home, f->import_wh, f->export_wh);
+    if (f->import_wh > 0 && s->flow_imp <= INT64_MAX - f->import_wh)
+        s->flow_imp += f->import_wh;
+    if (f->export_wh > 0 && s->flow_exp <= INT64_MAX - f->export_wh)
+        s->flow_exp += f->export_wh;
+}
+
+/* The boundary meter's rise over the interval whose flows have all arrived: the homes' net
+ * plus losses (sim_serve.h). */
+static void boundary_interval(ctl_serve *s)
+{
+    int64_t through = s->flow_imp + s->flow_exp, p = s->o.boundary_loss_permille;
+    int64_t loss = through / 1000 * p + (through % 1000 * p + 999) / 1000;
+    int64_t net = s->flow_imp - s->flow_exp + loss;
+    s->b_dimp = net >= 0 ? net : 0;
+    s->b_dexp = net < 0 ? -net : 0;
+    s->flow_imp = s->flow_exp = 0;
 }
 
 /* With a hold: where in the trace's linear profile the meters are elapsed_ms into the
@@ -328,6 +369,23 @@ static int push(ctl_serve *s, int64_t elapsed_ms, int final)
             return -1;
         }
     }
+    if (s->meters > s->homes) {
+        size_t b = s->homes;
+        int64_t t = s->interval_ms;
+        int64_t imp = s->b_imp0 + (int64_t)((__extension__(__int128)s->b_dimp * at) / t);
+        int64_t exp = s->b_exp0 + (int64_t)((__extension__(__int128)s->b_dexp * at) / t);
+        int64_t power = 0;
+        if (!final && moving)
+            power = (int64_t)((__extension__(__int128)(s->b_dimp - s->b_dexp) * 3600000) /
+                              (t - 2 * s->hold_ms));
+        int rc = mtr_server_set(s->servers[b / MTR_SERVER_UNITS],
+                                (uint8_t)(b % MTR_SERVER_UNITS + 1), power, imp, exp);
+        if (rc) {
+            snprintf(s->err, sizeof s->err, "meter %s: %s", s->o.boundary_id,
+                     mtr_server_strerror(rc));
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -348,6 +406,8 @@ static int on_interval(size_t k, size_t total, void *ctx)
                  "clock: scenario time %s at wall time %" PRId64 " ms (Unix), %g x real time", when,
                  s->real0_ms, s->o.clock_speed);
     }
+    if (s->meters > s->homes)
+        boundary_interval(s);
     int64_t begin = wall_at(s, (int64_t)k * s->interval_ms);
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
     if (ctl_wall_ms() > begin + s->tick_ms)
@@ -366,6 +426,9 @@ static int on_interval(size_t k, size_t total, void *ctx)
     if (push(s, s->interval_ms, k + 1 == total))
         return 1;
     sim_trace_next(s->trace);
+    s->b_imp0 += s->b_dimp;
+    s->b_exp0 += s->b_dexp;
+    s->b_dimp = s->b_dexp = 0;
     size_t per_day = (size_t)(1440 / s->sc->interval_min);
     if ((k + 1) % per_day == 0 || k + 1 == total) {
         char when[32];

@@ -12,6 +12,12 @@
  * the demo rely on it; docs/end-to-end.md). Interval k of the scenario begins at wall time
  * clock_start + k x interval / speed (CLOCK_REALTIME, so other processes can share the clock).
  * Home h is served by listener h / 247 (port + h / 247) as unit h % 247 + 1.
+ *
+ * With a boundary meter (boundary_id), one more meter (index homes, the next unit) measures the
+ * community at its grid connection, as the coordinator's meter at the transformer would
+ * (docs/trust.md, layer 3): each interval its net is the homes' metered net plus losses of
+ * ceil(boundary_loss_permille x the homes' import + export / 1000) Wh, counted as import when
+ * the net is >= 0 and as export otherwise, rising linearly like the homes' counters.
  */
 #ifndef MGX_CTL_SIM_SERVE_H
 #define MGX_CTL_SIM_SERVE_H
@@ -35,6 +41,8 @@ typedef struct {
     const char *meter_config;   /* INI for `mgx meter` to write, or NULL */
     const char *community;      /* its [bus] community; NULL: from the scenario's name */
     int quiet;                  /* log warnings and errors only */
+    const char *boundary_id;    /* serve a boundary meter with this id; NULL: none */
+    int64_t boundary_loss_permille; /* its line losses (0 .. 1000) */
 } ctl_serve_opts;
 
 typedef struct ctl_serve ctl_serve;

@@ -15,8 +15,8 @@
 
 int ctl_clear_interval_ex_post(ctl_store *s, int64_t interval_id, int64_t start_utc,
                                int64_t length_s, const mkt_params *params, const stm_rules *rules,
-                               int64_t cleared_ms, int *did_clear, ctl_ex_post_book_info *info,
-                               char *err, size_t errlen)
+                               const ctl_trust_rules *trust, int64_t cleared_ms, int *did_clear,
+                               ctl_ex_post_book_info *info, char *err, size_t errlen)
 {
     if (!s || !params || !rules || !did_clear || length_s <= 0)
         return CTL_ST_E_INVAL;
@@ -38,7 +38,7 @@ int ctl_clear_interval_ex_post(ctl_store *s, int64_t interval_id, int64_t start_
     r.length_s = length_s;
     r.params = *params;
     ctl_settle_input x;
-    if ((rc = ctl_settle_input_build(s, &r, rules, &x, err, errlen)) != CTL_ST_OK)
+    if ((rc = ctl_settle_input_build(s, &r, rules, trust, &x, err, errlen)) != CTL_ST_OK)
         return rc;
     size_t n = x.n_members;
     mkt_ex_post_home *homes = calloc(n ? n : 1, sizeof *homes);
@@ -62,9 +62,9 @@ int ctl_clear_interval_ex_post(ctl_store *s, int64_t interval_id, int64_t start_
             goto out;
         }
         info->with_pref += (size_t)found;
-        homes[n_homes] = (mkt_ex_post_home){
-            m->market_id, m->metered.export_wh - m->metered.import_wh,
-            found ? &prefs[n_homes] : NULL};
+        homes[n_homes] =
+            (mkt_ex_post_home){m->market_id, m->metered.export_wh - m->metered.import_wh,
+                               found ? &prefs[n_homes] : NULL};
         n_homes++;
     }
     mkt_error_at at;

@@ -19,21 +19,24 @@
 
 #include "db/store.h"
 #include "mgx/market.h"
+#include "settle/settle_input.h"
 #include "settle/settle_meter.h"
 
 /* What went into one ex_post book, for the log. */
 typedef struct {
-    size_t homes;      /* homes of the registry with a meter */
-    size_t metered;    /* of which with good readings for the interval */
-    size_t with_pref;  /* of which with a standing preference */
-    size_t orders;     /* orders in the book (homes with a non-zero net) */
+    size_t homes;     /* homes of the registry with a meter */
+    size_t metered;   /* of which with good readings for the interval */
+    size_t with_pref; /* of which with a standing preference */
+    size_t orders;    /* orders in the book (homes with a non-zero net) */
 } ctl_ex_post_book_info;
 
-/* Clears interval_id ex post, once (as ctl_clear_interval: *did_clear 0 when it already was).
- * Returns a CTL_ST_* code; err (may be NULL) says why on failure. */
+/* Clears interval_id ex post, once, on the metered energy settlement will use (with the same
+ * trust rules: a home held by the boundary or peer checks trades nothing locally) (as
+ * ctl_clear_interval: *did_clear 0 when it already was). Returns a CTL_ST_* code; err (may be NULL)
+ * says why on failure. */
 int ctl_clear_interval_ex_post(ctl_store *s, int64_t interval_id, int64_t start_utc,
                                int64_t length_s, const mkt_params *params, const stm_rules *rules,
-                               int64_t cleared_ms, int *did_clear, ctl_ex_post_book_info *info,
-                               char *err, size_t errlen);
+                               const ctl_trust_rules *trust, int64_t cleared_ms, int *did_clear,
+                               ctl_ex_post_book_info *info, char *err, size_t errlen);
 
 #endif

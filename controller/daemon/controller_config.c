@@ -38,6 +38,13 @@ enum {
     K_MIN_GROUP_SIZE,
     K_TIMING,
     K_CREDIT_MIN_TIER,
+    K_BOUNDARY_TOLERANCE_PERMILLE,
+    K_BOUNDARY_TOLERANCE_WH,
+    K_BOUNDARY_MIN_TIER,
+    K_PEER_CHECK,
+    K_PEER_TOLERANCE_PERMILLE,
+    K_PEER_FLOOR_W_PER_KWP,
+    K_PEER_MIN_PEERS,
     K_COUNT
 };
 /* cfg_once keeps the keys already given as bits of an unsigned */
@@ -69,6 +76,13 @@ static const char *const CONTROLLER_KEYS[K_COUNT + 1] = {
     [K_MIN_GROUP_SIZE] = "min_group_size",
     [K_TIMING] = "timing",
     [K_CREDIT_MIN_TIER] = "credit_min_tier",
+    [K_BOUNDARY_TOLERANCE_PERMILLE] = "boundary_tolerance_permille",
+    [K_BOUNDARY_TOLERANCE_WH] = "boundary_tolerance_wh",
+    [K_BOUNDARY_MIN_TIER] = "boundary_min_tier",
+    [K_PEER_CHECK] = "peer_check",
+    [K_PEER_TOLERANCE_PERMILLE] = "peer_tolerance_permille",
+    [K_PEER_FLOOR_W_PER_KWP] = "peer_floor_w_per_kwp",
+    [K_PEER_MIN_PEERS] = "peer_min_peers",
     [K_COUNT] = NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -156,6 +170,33 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
             c->timing = MKT_EX_POST;
         else
             return ctl_fail(CFG_E_BAD, err, errlen, "timing must be ex_ante or ex_post");
+        return CFG_OK;
+    /* trust layers 3 and 4 (docs/trust.md) */
+    case K_BOUNDARY_TOLERANCE_PERMILLE:
+        return cfg_parse_int(key, value, 0, 1000000, &c->trust.balance.tolerance_permille, err,
+                             errlen);
+    case K_BOUNDARY_TOLERANCE_WH:
+        return cfg_parse_int(key, value, 0, INT64_C(1000000000000), &c->trust.balance.floor_wh,
+                             err, errlen);
+    case K_BOUNDARY_MIN_TIER:
+        return cfg_parse_int(key, value, 0, 2, &c->trust.boundary_min_tier, err, errlen);
+    case K_PEER_CHECK: {
+        bool on;
+        if (cfg_parse_bool(key, value, &on, err, errlen) != CFG_OK)
+            return CFG_E_BAD;
+        c->trust.peer_on = on;
+        return CFG_OK;
+    }
+    case K_PEER_TOLERANCE_PERMILLE:
+        return cfg_parse_int(key, value, 1000, 1000000, &c->trust.peer.tolerance_permille, err,
+                             errlen);
+    case K_PEER_FLOOR_W_PER_KWP:
+        return cfg_parse_int(key, value, 0, 1000000, &c->trust.peer.floor_w_per_kwp, err,
+                             errlen);
+    case K_PEER_MIN_PEERS:
+        if (cfg_parse_int(key, value, 1, 100000, &v, err, errlen))
+            return CFG_E_BAD;
+        c->trust.peer.min_peers = (size_t)v;
         return CFG_OK;
     default:
         return CFG_NOT_MINE;
@@ -260,6 +301,7 @@ void ctl_controller_file_init(ctl_controller_file *x, ctl_daemon_config *c, cfg_
     c->order_max_per_interval = 200;
     c->min_group_size = CTL_MIN_GROUP_SIZE_DEFAULT;
     c->credit_min_tier = -1;
+    ctl_trust_rules_default(&c->trust);
     ctl_settle_solana_defaults(&c->solana);
     c->log_level = CTL_LOG_INFO;
     x->speed = 1;

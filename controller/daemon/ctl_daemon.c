@@ -629,7 +629,8 @@ static int clear_ex_post(daemon *d, int64_t id, int64_t now, int *did)
     ctl_ex_post_book_info info;
     char err[512] = "";
     int rc = ctl_clear_interval_ex_post(d->store, id, ctl_interval_start(id, cfg->rules.length_s),
-                                        cfg->rules.length_s, &cfg->params, &rules, now, did,
+                                        cfg->rules.length_s, &cfg->params, &rules, &cfg->trust,
+                                        now, did,
                                         &info, err, sizeof err);
     if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET)
         ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld: ex_post book: %s", (long long)id, err);
@@ -701,7 +702,7 @@ static int settle_setup(daemon *d)
                              cfg->settlement_key,
                              &cfg->solana,
                              &d->log,
-                             (int)cfg->credit_min_tier};
+                             (int)cfg->credit_min_tier, &cfg->trust};
     char err[1024] = "";
     if (ctl_settler_new(&sc, d->store, &d->settler, err, sizeof err) != 0) {
         ctl_logf(&d->log, CTL_LOG_ERROR, "settlement: %s", err);

@@ -19,6 +19,7 @@
 #include "common/interval.h"
 #include "mgx/ex_post.h"
 #include "mgx/market.h"
+#include "settle/settle_input.h"
 #include "solana/settle_solana.h"
 
 #define CTL_PATH_MAX 4096
@@ -49,6 +50,8 @@ typedef struct {
     int64_t min_group_size; /* public market results only where >= this many homes stand
                                behind a figure (daemon/publish_body.h); 1 publishes all */
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
+    ctl_trust_rules trust; /* boundary balance and peer corroboration (settle/settle_input.h;
+                            * docs/trust.md, layers 3 and 4) */
     char metrics_listen[128];          /* HOST:PORT of the metrics page; "" for none */
     char metrics_textfile[CTL_PATH_MAX]; /* the page written here too; "" for none */
     bus_config bus; /* strings owned by the caller, alive during the run; without a

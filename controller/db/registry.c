@@ -38,16 +38,17 @@ const char *ctl_registry_strerror(int code)
     return REG_ERRORS[-code];
 }
 
-static const char *const ROLE_NAMES[] = {"home", "controller", "observer"};
+static const char *const ROLE_NAMES[] = {"home", "controller", "observer", "boundary"};
+#define N_ROLES 4
 
 const char *ctl_role_name(int role)
 {
-    return role >= 0 && role < 3 ? ROLE_NAMES[role] : NULL;
+    return role >= 0 && role < N_ROLES ? ROLE_NAMES[role] : NULL;
 }
 
 int ctl_role_parse(const char *name)
 {
-    for (int i = 0; name && i < 3; i++)
+    for (int i = 0; name && i < N_ROLES; i++)
         if (strcmp(name, ROLE_NAMES[i]) == 0)
             return i;
     return -1;

@@ -37,7 +37,10 @@ const char *ctl_registry_strerror(int code);
 typedef enum {
     CTL_ROLE_HOME = 0,       /* submits orders, has a meter */
     CTL_ROLE_CONTROLLER = 1, /* the community's controller (its key signs results) */
-    CTL_ROLE_OBSERVER = 2    /* reads public results; may not submit orders */
+    CTL_ROLE_OBSERVER = 2,   /* reads public results; may not submit orders */
+    CTL_ROLE_BOUNDARY = 3    /* the coordinator's meter at the transformer or feeder: its
+                              * readings balance the homes' (docs/trust.md, layer 3); never
+                              * trades, never settled */
 } ctl_role;
 
 /* "home", "controller", "observer"; NULL for anything else. */

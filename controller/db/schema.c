@@ -206,9 +206,34 @@ static const char V6[] =
     "  interval_id INTEGER PRIMARY KEY REFERENCES intervals(interval_id),"
     "  timing TEXT NOT NULL CHECK(timing IN ('ex_ante', 'ex_post')));";
 
+/* Version 7 (issue 12, boundary meters and peer corroboration): the registry's role 'boundary'
+ * (the coordinator's own meter at the transformer or feeder: read, never a market participant),
+ * which needs participants rebuilt (SQLite cannot change a CHECK); and peer_checks, one row per
+ * home and interval the peer check (or a boundary dispute) looked at, from which a home's trust
+ * score is counted (db/peer_trust.c). */
+static const char V7[] =
+    "CREATE TABLE participants_v7("
+    " id TEXT PRIMARY KEY NOT NULL CHECK(length(id) BETWEEN 1 AND 63),"
+    " pubkey BLOB NOT NULL UNIQUE CHECK(length(pubkey) = 32),"
+    " meter_id TEXT UNIQUE CHECK(meter_id IS NULL OR length(meter_id) BETWEEN 1 AND 63),"
+    " role TEXT NOT NULL CHECK(role IN ('home','controller','observer','boundary')),"
+    " added_s INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO participants_v7(id, pubkey, meter_id, role, added_s)"
+    " SELECT id, pubkey, meter_id, role, added_s FROM participants;"
+    "DROP TABLE participants;"
+    "ALTER TABLE participants_v7 RENAME TO participants;"
+    "CREATE TABLE IF NOT EXISTS peer_checks("
+    " participant TEXT NOT NULL, interval_id INTEGER NOT NULL,"
+    " peer_checked INTEGER NOT NULL CHECK(peer_checked IN (0, 1)),"
+    " peer_flagged INTEGER NOT NULL CHECK(peer_flagged IN (0, 1)),"
+    " disputed INTEGER NOT NULL CHECK(disputed IN (0, 1)),"
+    " yield_wh_per_kwp INTEGER NOT NULL, reference_wh_per_kwp INTEGER NOT NULL,"
+    " PRIMARY KEY(participant, interval_id)) WITHOUT ROWID;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

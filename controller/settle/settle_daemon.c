@@ -8,6 +8,7 @@
 
 #include "common/crash_point.h"
 #include "common/interval.h"
+#include "db/peer_trust.h"
 #include "mgx/civil.h"
 #include "settle/ledger_statement.h"
 #include "settle/ledger_store.h"
@@ -29,6 +30,7 @@
 
 struct ctl_settler {
     ctl_settler_config cfg;
+    ctl_trust_rules trust; /* cfg.trust points here */
     ctl_store *store;
     ctl_db *db;
     ctl_ledger_key *key;
@@ -127,6 +129,11 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
         return -1;
     }
     st->cfg = *c;
+    if (c->trust)
+        st->trust = *c->trust;
+    else
+        ctl_trust_rules_default(&st->trust);
+    st->cfg.trust = &st->trust;
     st->store = s;
     st->db = ctl_store_db(s);
     st->published_height = -1;
@@ -222,6 +229,53 @@ static int next_due(ctl_settler *st, int64_t now_s, int64_t *id)
     return 1;
 }
 
+/* Layers 3 and 4: the interval's balance at the boundary, the homes the peers flagged, and
+ * each checked home's row for its trust score (db/peer_trust.h). */
+static void log_trust(ctl_settler *st, const ctl_settle_input *x, int64_t iv)
+{
+    const ctl_boundary_state *b = &x->boundary;
+    if (b->checked)
+        ctl_logf(st->cfg.log, b->balance.disputed ? CTL_LOG_WARN : CTL_LOG_INFO,
+                 "interval %lld: boundary %s: boundary net %lld Wh (import %lld, export %lld), "
+                 "homes net %lld Wh, residual %lld Wh, tolerance %lld Wh%s%zu home(s) held "
+                 "(trust layer 3)",
+                 (long long)iv, b->balance.disputed ? "DISPUTED" : "balanced",
+                 (long long)b->balance.boundary_net_wh, (long long)b->import_wh,
+                 (long long)b->export_wh, (long long)b->balance.homes_net_wh,
+                 (long long)b->balance.residual_wh, (long long)b->balance.tolerance_wh,
+                 b->balance.disputed ? "; homes without signed readings held: " : "; ",
+                 b->balance.disputed ? b->balance.n_held : (size_t)0);
+    else if (b->n_boundary > 0)
+        ctl_logf(st->cfg.log, CTL_LOG_WARN, "interval %lld: boundary not checked: %s",
+                 (long long)iv, b->unchecked_why);
+    ctl_peer_check_row *rows = calloc(x->n_members ? x->n_members : 1, sizeof *rows);
+    size_t n = 0;
+    for (size_t i = 0; i < x->n_members; i++) {
+        const ctl_settle_member *m = &x->members[i];
+        if (m->peer.flagged)
+            ctl_logf(st->cfg.log, CTL_LOG_WARN,
+                     "interval %lld: %s exported %lld Wh (%lld Wh per kWp), its peers yielded "
+                     "%lld Wh per kWp: more than the %lld Wh allowed, held (trust layer 4)",
+                     (long long)iv, m->name, (long long)m->metered.export_wh,
+                     (long long)m->peer.yield_wh_per_kwp,
+                     (long long)m->peer.reference_wh_per_kwp, (long long)m->peer.allowed_wh);
+        if (!rows || (!m->peer.checked && !m->disputed_held))
+            continue;
+        ctl_peer_check_row *w = &rows[n++];
+        *w = (ctl_peer_check_row){.interval_id = iv,
+                                  .peer_checked = m->peer.checked,
+                                  .peer_flagged = m->peer.flagged,
+                                  .disputed = m->disputed_held,
+                                  .yield_wh_per_kwp = m->peer.yield_wh_per_kwp,
+                                  .reference_wh_per_kwp = m->peer.reference_wh_per_kwp};
+        snprintf(w->participant, sizeof w->participant, "%s", m->name);
+    }
+    if (!rows || ctl_peer_checks_put(st->db, rows, n) != CTL_DB_OK)
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: trust scores not recorded: %s",
+                 (long long)iv, rows ? ctl_db_errmsg(st->db) : "out of memory");
+    free(rows);
+}
+
 static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_ledger_result *r,
                         int64_t start_utc, int64_t ms)
 {
@@ -237,6 +291,7 @@ static void log_settled(ctl_settler *st, const ctl_settle_input *x, const ctl_le
              (long long)t->paid_uc, (long long)t->grid_bought_wh, (long long)t->grid_sold_wh,
              t->n_positions, t->n_held, x->n_flagged, x->n_missing,
              (unsigned long long)r->block.log_size, (long long)ms);
+    log_trust(st, x, r->block.interval_id);
     for (size_t i = 0; i < x->n_members; i++) {
         const ctl_settle_member *m = &x->members[i];
         if (m->carried_from != INT64_MIN) {
@@ -280,7 +335,8 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
         return -1;
     }
     ctl_settle_input x;
-    int rc = ctl_settle_input_build(st->store, &r, &st->cfg.rules, &x, err, sizeof err);
+    int rc = ctl_settle_input_build(st->store, &r, &st->cfg.rules, &st->trust, &x, err,
+                                    sizeof err);
     if (rc != CTL_ST_OK) {
         ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: settlement input: %s; retrying",
                  (long long)id, err);

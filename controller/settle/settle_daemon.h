@@ -33,6 +33,7 @@
 
 #include "bus/bus.h"
 #include "common/log.h"
+#include "settle/settle_input.h"
 #include "settle/settle_meter.h"
 #include "solana/settle_solana.h"
 #include "db/store.h"
@@ -46,6 +47,8 @@ typedef struct {
     const ctl_settle_solana_config *solana; /* NULL or not enabled: no Solana */
     const ctl_log *log; /* NULL: silent; the caller's, must outlive the settler */
     int credit_min_tier; /* blocks record energy credits minted from this tier; -1: none */
+    const ctl_trust_rules *trust; /* layers 3 and 4 (settle_input.h); NULL: the defaults;
+                                   * copied by ctl_settler_new */
 } ctl_settler_config;
 
 typedef struct ctl_settler ctl_settler;

@@ -240,6 +240,193 @@ static int meter_of(ctl_store *s, const ctl_interval_result *r, const stm_rules 
     return CTL_ST_OK;
 }
 
+void ctl_trust_rules_default(ctl_trust_rules *t)
+{
+    *t = (ctl_trust_rules){{30, 100}, 1, {2000, 50, 3}, 1};
+}
+
+/* ---- layer 4: peer corroboration of generation ---- */
+
+/* Members whose export is far above their neighbours' per registered kWp (or export at night)
+ * are flagged MTR_Q_PEER (mgx/peer_yield.h). Only good members with registered PV are peers. */
+static int peer_check(ctl_store *s, const ctl_interval_result *r, const ctl_trust_rules *t,
+                      ctl_settle_input *x, char *err, size_t errlen)
+{
+    size_t n = x->n_members;
+    if (!t->peer_on || n == 0)
+        return CTL_ST_OK;
+    stl_peer_home *h = calloc(n, sizeof *h);
+    stl_peer_verdict *v = calloc(n, sizeof *v);
+    int64_t *scratch = calloc(n, sizeof *scratch);
+    int rc = CTL_ST_OK;
+    if (!h || !v || !scratch) {
+        rc = CTL_ST_E_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ctl_settle_member *m = &x->members[i];
+        if (m->metered.status != STM_GOOD)
+            continue;
+        ctl_limits l;
+        if (ctl_registry_limits_get(ctl_store_db(s), m->name, &l) != CTL_REG_OK) {
+            ctl_errf(err, errlen, "limits of %s", m->name);
+            rc = CTL_ST_E_DB;
+            goto out;
+        }
+        /* beyond 1 TWp (a hand-edited registry) it is no peer: the pure check refuses such
+         * values, and one home must never stop the interval (layer 7) */
+        if (l.pv_wp == CTL_LIMIT_NONE || l.pv_wp <= 0 || l.pv_wp > STL_METER_MAX_WH)
+            continue;
+        /* what the registered battery can have given in the interval (as layer 1 counts it) */
+        stm_limits sl = {l.connection_w, l.pv_wp, l.battery_wh, l.battery_w};
+        int64_t bat = stm_battery_wh(&sl, r->length_s);
+        if (bat > STL_METER_MAX_WH)
+            bat = STL_METER_MAX_WH; /* saturated: any export is within it */
+        h[i] = (stl_peer_home){l.pv_wp, m->metered.export_wh, bat, 1};
+    }
+    if (stl_peer_check(h, n, r->length_s, &t->peer, scratch, v) != STL_PEER_OK) {
+        ctl_errf(err, errlen, "peer check: invalid rules or energies");
+        rc = CTL_ST_E_INVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ctl_settle_member *m = &x->members[i];
+        m->peer = v[i];
+        if (v[i].flagged) {
+            m->metered.status = STM_FLAGGED;
+            m->metered.quality |= MTR_Q_PEER;
+            m->carried_import_wh = 0; /* carried only into a good interval */
+            m->carried_from = INT64_MIN;
+        }
+    }
+out:
+    free(h);
+    free(v);
+    free(scratch);
+    return rc;
+}
+
+/* ---- layer 3: the balance against the boundary meter(s) ---- */
+
+typedef struct {
+    char (*meters)[CTL_PARTICIPANT_MAX];
+    size_t n, cap;
+} boundary_list;
+
+static int on_boundary(const ctl_participant *p, void *ctx)
+{
+    boundary_list *l = ctx;
+    if (p->role != CTL_ROLE_BOUNDARY || !p->meter_id[0])
+        return 0;
+    if (grow((void **)&l->meters, &l->cap, l->n, sizeof *l->meters, 64) != 0)
+        return CTL_ST_E_NOMEM;
+    snprintf(l->meters[l->n++], CTL_PARTICIPANT_MAX, "%s", p->meter_id);
+    return 0;
+}
+
+/* Sums the boundary meters' energy of the interval; b->checked stays 0 (with the reason) when
+ * there is none or one has no good reading: then nothing is disputed (the homes' own checks
+ * still apply). */
+static int boundary_energy(ctl_store *s, const ctl_interval_result *r, const stm_rules *rules,
+                           reading_vec *rv, ctl_boundary_state *b, char *err, size_t errlen)
+{
+    boundary_list l = {NULL, 0, 0};
+    int rc = ctl_registry_list(ctl_store_db(s), on_boundary, &l);
+    if (rc != CTL_REG_OK) {
+        ctl_errf(err, errlen, "registry: %s",
+                 rc == CTL_ST_E_NOMEM ? "out of memory" : ctl_registry_strerror(rc));
+        rc = rc == CTL_ST_E_NOMEM ? CTL_ST_E_NOMEM : CTL_ST_E_DB;
+        goto out;
+    }
+    b->n_boundary = l.n;
+    /* a feeder carries the whole community: meter_max_power_w is a bound for one home's
+     * connection, so the coordinator's own meter is not held to it */
+    stm_rules br = *rules;
+    br.max_power_w = 0;
+    rules = &br;
+    int64_t start = r->start_utc * 1000, end = (r->start_utc + r->length_s) * 1000, from, to;
+    stm_window(start, end, rules, &from, &to);
+    for (size_t i = 0; i < l.n; i++) {
+        rv->n = 0;
+        rv->full = 0;
+        if ((rc = ctl_store_readings(s, l.meters[i], from, to == INT64_MAX ? to : to + 1,
+                                     on_reading, rv)) != CTL_ST_OK) {
+            ctl_errf(err, errlen, "readings of boundary meter %s: %s", l.meters[i],
+                     ctl_store_strerror(rc));
+            goto out;
+        }
+        stm_result e;
+        if (rv->full || stm_interval(rv->v, rv->n, start, end, rules, &e) != STM_OK ||
+            e.status != STM_GOOD) {
+            snprintf(b->unchecked_why, sizeof b->unchecked_why,
+                     "boundary meter %s has no good reading for the interval", l.meters[i]);
+            goto out;
+        }
+        b->import_wh += e.import_wh;
+        b->export_wh += e.export_wh;
+    }
+    b->checked = l.n > 0;
+out:
+    free(l.meters);
+    return rc;
+}
+
+static int boundary_check(ctl_store *s, const ctl_interval_result *r, const stm_rules *rules,
+                          const ctl_trust_rules *t, ctl_settle_input *x, reading_vec *rv,
+                          char *err, size_t errlen)
+{
+    ctl_boundary_state *b = &x->boundary;
+    int rc = boundary_energy(s, r, rules, rv, b, err, errlen);
+    if (rc != CTL_ST_OK || !b->checked)
+        return rc;
+    size_t n = x->n_members, silent = 0;
+    /* a home with a meter but no reading: its energy is unknown, so the residual is too.
+     * Counting it 0 would dispute the interval for everyone whenever a meter is late (seen in
+     * the demo on a loaded machine); it is held itself (missing) and billed later (layer 6) */
+    for (size_t i = 0; i < n; i++)
+        silent += x->members[i].meter_id[0] && x->members[i].metered.status == STM_MISSING;
+    if (silent) {
+        b->checked = 0;
+        snprintf(b->unchecked_why, sizeof b->unchecked_why,
+                 "%zu home(s) with a meter have no reading for the interval", silent);
+        return CTL_ST_OK;
+    }
+    stl_balance_home *h = calloc(n ? n : 1, sizeof *h);
+    uint8_t *held = calloc(n ? n : 1, 1);
+    if (!h || !held) {
+        rc = CTL_ST_E_NOMEM;
+        goto out;
+    }
+    /* every home counts with its determined energy, held or not: its meter was still on the
+     * wire */
+    for (size_t i = 0; i < n; i++) {
+        const ctl_settle_member *m = &x->members[i];
+        if (m->metered.status != STM_MISSING && m->meter_id[0])
+            h[i] = (stl_balance_home){m->metered.import_wh, m->metered.export_wh,
+                                      m->attestation_tier >= t->boundary_min_tier};
+    }
+    if (stl_boundary_balance(h, n, b->import_wh, b->export_wh, &t->balance, &b->balance,
+                             held) != STL_BALANCE_OK) {
+        ctl_errf(err, errlen, "boundary balance: invalid rules or energies");
+        rc = CTL_ST_E_INVAL;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ctl_settle_member *m = &x->members[i];
+        if (!held[i] || m->metered.status != STM_GOOD)
+            continue; /* held already for its own reasons, or corroborated */
+        m->metered.status = STM_FLAGGED;
+        m->metered.quality |= MTR_Q_DISPUTED;
+        m->disputed_held = 1;
+        m->carried_import_wh = 0;
+        m->carried_from = INT64_MIN;
+    }
+out:
+    free(h);
+    free(held);
+    return rc;
+}
+
 static int add_homes(ctl_store *s, build_ctx *b, char *err, size_t errlen)
 {
     id_list l = {NULL, 0, 0};
@@ -261,8 +448,14 @@ static int add_homes(ctl_store *s, build_ctx *b, char *err, size_t errlen)
 }
 
 int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm_rules *rules,
-                           ctl_settle_input *out, char *err, size_t errlen)
+                           const ctl_trust_rules *trust, ctl_settle_input *out, char *err,
+                           size_t errlen)
 {
+    ctl_trust_rules defaults;
+    if (!trust) {
+        ctl_trust_rules_default(&defaults);
+        trust = &defaults;
+    }
     memset(out, 0, sizeof *out);
     build_ctx b = {out, 0, 0, CTL_ST_OK};
     reading_vec rv = {NULL, 0, 0, 0};
@@ -286,6 +479,14 @@ int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm
         ctl_settle_member *m = &out->members[i];
         if ((rc = meter_of(s, r, rules, m, &rv, err, errlen)) != CTL_ST_OK)
             goto out;
+    }
+    /* the cross-home checks: peers first (a home flagged by them is not good, so a dispute
+     * does not count it twice), then the boundary balance over every metered home */
+    if ((rc = peer_check(s, r, trust, out, err, errlen)) != CTL_ST_OK ||
+        (rc = boundary_check(s, r, rules, trust, out, &rv, err, errlen)) != CTL_ST_OK)
+        goto out;
+    for (size_t i = 0; i < out->n_members; i++) {
+        ctl_settle_member *m = &out->members[i];
         if (m->metered.status == STM_GOOD)
             out->n_good++;
         else if (m->metered.status == STM_FLAGGED)
@@ -296,8 +497,11 @@ int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm
             out->meters[out->in.n_meters++] = (stl_metered){
                 m->market_id, m->metered.import_wh + m->carried_import_wh, m->metered.export_wh,
                 m->metered.quality, (uint8_t)m->attestation_tier,
-                /* the coordinator's own checks (limits, a flood) hold it: HELD in the ledger */
-                (m->metered.quality & (MTR_Q_LIMIT | MTR_Q_FLOOD)) ? 1 : 0};
+                /* the coordinator's own checks (limits, a flood, a dispute at the boundary,
+                 * its peers) hold it: HELD in the ledger */
+                (m->metered.quality & (MTR_Q_LIMIT | MTR_Q_FLOOD | MTR_Q_DISPUTED | MTR_Q_PEER))
+                    ? 1
+                    : 0};
     }
     out->in.interval_id = r->interval_id;
     out->in.interval_len_s = (uint32_t)r->length_s;

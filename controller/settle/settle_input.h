@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mgx/boundary_balance.h"
+#include "mgx/peer_yield.h"
 #include "settle/settle_interval.h"
 #include "settle/settle_meter.h"
 #include "db/store.h"
@@ -37,6 +39,29 @@
 #define CTL_SETTLE_MAX_READINGS 20000u
 /* Participants settled in one interval. */
 #define CTL_SETTLE_MAX_MEMBERS 100000u
+
+/* The coordinator's trust checks across homes (docs/trust.md, layers 3 and 4). */
+typedef struct {
+    stl_balance_rules balance; /* layer 3: loss tolerance against the boundary meter(s) */
+    int64_t boundary_min_tier; /* a home whose readings are at least this tier (1 gateway, 2
+                                * certified) settles in a disputed interval; the others are
+                                * held */
+    stl_peer_rules peer;       /* layer 4 */
+    int peer_on;               /* 0: no peer check */
+} ctl_trust_rules;
+
+/* The defaults (docs/trust.md): 30 permille + 100 Wh; tier 1; peers 2000 permille + 50 W per
+ * kWp, at least 3 peers, on. */
+void ctl_trust_rules_default(ctl_trust_rules *t);
+
+/* The interval's balance at the boundary (layer 3). */
+typedef struct {
+    size_t n_boundary;    /* boundary meters in the registry */
+    int checked;          /* every boundary meter had a good reading: balance below is valid */
+    char unchecked_why[160]; /* when not checked with n_boundary > 0 */
+    int64_t import_wh, export_wh; /* summed over the boundary meters */
+    stl_balance balance;
+} ctl_boundary_state;
 
 /* One participant of the interval, for logs and statements. */
 typedef struct {
@@ -51,6 +76,9 @@ typedef struct {
      * import when it settles good here; carried_from is the first of them (INT64_MIN none) */
     int64_t carried_import_wh;
     int64_t carried_from;
+    /* layers 3 and 4: what the cross-home checks found (peer.checked 0: not peer-checked) */
+    stl_peer_verdict peer;
+    int disputed_held; /* held because the interval did not balance at the boundary */
 } ctl_settle_member;
 
 typedef struct {
@@ -60,12 +88,14 @@ typedef struct {
     ctl_settle_member *members; /* ascending by market_id */
     size_t n_members;
     size_t n_good, n_flagged, n_missing; /* among members */
+    ctl_boundary_state boundary;
 } ctl_settle_input;
 
-/* Builds the input of a cleared interval r (ctl_store_result) with the meter rules. CTL_ST_OK,
- * or a CTL_ST_E_* code with a message in err. */
+/* Builds the input of a cleared interval r (ctl_store_result) with the meter rules and the
+ * trust rules (NULL: the defaults). CTL_ST_OK, or a CTL_ST_E_* code with a message in err. */
 int ctl_settle_input_build(ctl_store *s, const ctl_interval_result *r, const stm_rules *rules,
-                           ctl_settle_input *out, char *err, size_t errlen);
+                           const ctl_trust_rules *trust, ctl_settle_input *out, char *err,
+                           size_t errlen);
 void ctl_settle_input_free(ctl_settle_input *x);
 
 #endif

@@ -181,6 +181,18 @@ static int64_t cap_wh(int64_t p_w, int64_t len_s)
     return (x + 3599) / 3600;
 }
 
+int64_t stm_battery_wh(const stm_limits *l, int64_t len_s)
+{
+    if (!l || len_s <= 0)
+        return 0;
+    if (l->battery_w >= 0 && l->battery_wh >= 0)
+        return cap_wh(l->battery_w, len_s) < l->battery_wh ? cap_wh(l->battery_w, len_s)
+                                                           : l->battery_wh;
+    if (l->battery_w >= 0)
+        return cap_wh(l->battery_w, len_s);
+    return l->battery_wh >= 0 ? l->battery_wh : 0;
+}
+
 uint32_t stm_limits_check(const stm_limits *l, int64_t import_wh, int64_t export_wh,
                           int64_t len_s)
 {
@@ -192,14 +204,7 @@ uint32_t stm_limits_check(const stm_limits *l, int64_t import_wh, int64_t export
             return MTR_Q_LIMIT;
     }
     if (l->pv_wp >= 0) {
-        int64_t batt = 0;
-        if (l->battery_w >= 0 && l->battery_wh >= 0)
-            batt = cap_wh(l->battery_w, len_s) < l->battery_wh ? cap_wh(l->battery_w, len_s)
-                                                               : l->battery_wh;
-        else if (l->battery_w >= 0)
-            batt = cap_wh(l->battery_w, len_s);
-        else if (l->battery_wh >= 0)
-            batt = l->battery_wh;
+        int64_t batt = stm_battery_wh(l, len_s);
         int64_t pv = cap_wh(l->pv_wp, len_s);
         if (export_wh > (pv > INT64_MAX - batt ? INT64_MAX : pv + batt))
             return MTR_Q_LIMIT;

@@ -74,6 +74,10 @@ typedef struct {
     int64_t battery_w;
 } stm_limits;
 
+/* What the registered battery can give in len_s seconds: min(battery_w x t, battery_wh) over the
+ * registered ones, P x t rounded up to the Wh; 0 when neither is registered. */
+int64_t stm_battery_wh(const stm_limits *l, int64_t len_s);
+
 /* MTR_Q_LIMIT when an interval of len_s seconds with this metered energy is beyond what the
  * limits allow, else 0. With P x t rounded up to the Wh (cap(P) = ceil(P * len_s / 3600)):
  *  - import_wh <= cap(connection_w) and export_wh <= cap(connection_w);

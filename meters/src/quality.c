@@ -8,7 +8,8 @@
 static const char *const QUALITY_NAMES[] = {"comm",      "nan",  "not_implemented",
                                             "backwards", "jump", "reset",
                                             "rollover",  "negative", "range",
-                                            "limit",     "flood", "conflict"};
+                                            "limit",     "flood", "conflict",
+                                            "disputed",  "peer"};
 #define N_NAMES (sizeof QUALITY_NAMES / sizeof QUALITY_NAMES[0])
 
 static int append(char *buf, size_t len, size_t *used, const char *name)

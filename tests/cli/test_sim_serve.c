@@ -405,6 +405,59 @@ static void final_counters(const char *scenario, const char *profile, int64_t st
     sim_cleanup(&p);
 }
 
+/* --boundary-meter: one more meter after the homes, the community's grid connection
+ * (docs/trust.md, layer 3). Each interval it rises by the homes' net plus losses, as import when
+ * that is >= 0 and as export otherwise, so over the run its import - export is the homes' total
+ * import - export plus the losses: exactly with no losses, and with 20 permille between that
+ * and that + ceil(2% of the homes' import + export) + 1 Wh per interval (each interval rounds
+ * its losses up; street.ini runs 7 days of 96). */
+static void test_boundary_meter(void **state)
+{
+    (void)state;
+    for (int loss = 0; loss <= 20; loss += 20) {
+        sim_proc p;
+        char lp[16];
+        snprintf(lp, sizeof lp, "%d", loss);
+        const char *extra[] = {"--serve-modbus", "127.0.0.1:0", "--meter-profile", "sunspec",
+                               "--clock-speed", "2000000", "--meter-start-wh", "1000",
+                               "--boundary-meter", "feeder-1", "--boundary-loss-permille", lp,
+                               "--linger", "60", NULL};
+        sim_start(&p, MGX_SOURCE_DIR "/config/street.ini", extra);
+        assert_true(wait_for(&p, "scenario finished", 30000));
+        static meter_entry m[MAX_METERS];
+        static home_entry h[MAX_METERS];
+        size_t nm = read_meter_config(p.cfg_path, m, MAX_METERS);
+        size_t nh = read_homes(p.out_dir, h, MAX_METERS);
+        assert_int_equal(nm, nh + 1);
+        assert_string_equal(m[nh].id, "feeder-1");
+        assert_int_equal(m[nh].unit, (int)nh + 1);
+        modbus_t *c = connect_port(m[nh].port);
+        int64_t w, imp, exp, net = 0, through = 0;
+        read_meter(c, &m[nh], &w, &imp, &exp);
+        modbus_close(c);
+        modbus_free(c);
+        for (size_t i = 0; i < nh; i++) {
+            net += h[i].import_wh - h[i].export_wh;
+            through += h[i].import_wh + h[i].export_wh;
+        }
+        int64_t b_net = (imp - 1000) - (exp - 1000);
+        fprintf(stderr,
+                "boundary at %d permille: import %lld, export %lld Wh; homes' net %lld, "
+                "throughput %lld Wh\n",
+                loss, (long long)(imp - 1000), (long long)(exp - 1000), (long long)net,
+                (long long)through);
+        assert_true(imp > 1000 && exp > 1000); /* a day of street: both directions */
+        if (loss == 0)
+            assert_int_equal(b_net, net);
+        else {
+            assert_true(b_net >= net + through / 50);
+            assert_true(b_net <= net + (through + 49) / 50 + 7 * 96); /* 7 days */
+        }
+        assert_int_equal(sim_stop(&p, SIGTERM), 0);
+        sim_cleanup(&p);
+    }
+}
+
 static void test_sunspec_300_homes_two_ports(void **state)
 {
     (void)state;
@@ -573,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_sunspec_300_homes_two_ports),
         cmocka_unit_test(test_sdm630_street),
         cmocka_unit_test(test_counters_move),
+        cmocka_unit_test(test_boundary_meter),
         cmocka_unit_test(test_usage_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,7 +40,8 @@ static const char *const TABLES[] = {
  * interval's timing (issue 11). */
 static const char *const TABLES_LATER[] = {"reading_retention", "meter_keys", "reading_tiers",
                                            "participant_limits", "settle_carry", "interval_timing",
-                                           "preference_steps", "preferences"};
+                                           "preference_steps", "preferences",
+                                           "peer_checks"};
 #define N_LATER (sizeof TABLES_LATER / sizeof TABLES_LATER[0])
 
 static char *dir;

@@ -204,7 +204,9 @@ static void test_foreign_schema(void **state)
     assert_int_equal(ctl_role_parse("home"), CTL_ROLE_HOME);
     assert_int_equal(ctl_role_parse("observer"), CTL_ROLE_OBSERVER);
     assert_int_equal(ctl_role_parse("admin"), -1);
-    assert_null(ctl_role_name(3));
+    assert_string_equal(ctl_role_name(3), "boundary"); /* issue 12, trust layer 3 */
+    assert_int_equal(ctl_role_parse("boundary"), CTL_ROLE_BOUNDARY);
+    assert_null(ctl_role_name(4));
 }
 
 int main(void)

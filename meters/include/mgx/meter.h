@@ -32,7 +32,10 @@ enum {
     /* Set by the controller, never by a meter (docs/trust.md): */
     MTR_Q_LIMIT = 1u << 9,    /* energy beyond the home's registered physical limits */
     MTR_Q_FLOOD = 1u << 10,   /* more readings around the interval than settlement reads */
-    MTR_Q_CONFLICT = 1u << 11 /* two different readings for one meter and timestamp */
+    MTR_Q_CONFLICT = 1u << 11, /* two different readings for one meter and timestamp */
+    MTR_Q_DISPUTED = 1u << 12, /* the interval did not balance at the boundary meter and the
+                                * home's readings are not corroborated (signed) */
+    MTR_Q_PEER = 1u << 13      /* export beyond what its neighbours' panels yielded */
 };
 
 /* One reading of one device. Energy counters are cumulative totals in integer Wh. */
