@@ -22,13 +22,13 @@
 enum {
     K_PARTICIPANT, K_CLIENT_ID, K_KEY_FILE, K_METER_ID, K_OUTBOX, K_STRATEGY, K_MARKUP,
     K_ZIP_BETA, K_ZIP_MOMENTUM, K_FEED_IN, K_RETAIL, K_FEE, K_INTERVAL, K_GATE, K_RESEND,
-    K_GIVE_UP, K_GAP, K_MAX_POWER, K_COUNT
+    K_GIVE_UP, K_GAP, K_MAX_POWER, K_LAG, K_COUNT
 };
 static const char *const AGENT_KEYS[K_COUNT + 1] = {
     "participant", "client_id", "key_file", "meter_id", "outbox", "strategy", "markup",
     "zip_beta", "zip_momentum", "feed_in_uc_per_kwh", "retail_uc_per_kwh",
     "network_fee_uc_per_kwh", "interval_s", "gate_closure_s", "resend_s", "give_up_s",
-    "max_reading_gap_s", "max_power_w", NULL};
+    "max_reading_gap_s", "max_power_w", "forecast_lag", NULL};
 
 /* A strategy parameter: a plain number in 0..1 (sim_strategy_check narrows it later). These
  * are pricing knobs, not money: the prices they lead to are integers. */
@@ -83,6 +83,7 @@ static int set_key(agc_config *c, int k, const char *key, const char *v, char *e
     case K_RESEND: return cfg_parse_int(key, v, 1, 3600, &c->resend_s, err, len);
     case K_GIVE_UP: return cfg_parse_int(key, v, 0, 7 * 86400, &c->give_up_s, err, len);
     case K_GAP: return cfg_parse_int(key, v, 1, 86400, &c->max_reading_gap_s, err, len);
+    case K_LAG: return cfg_parse_int(key, v, 0, AGC_FORECAST_LAG_MAX, &c->forecast_lag, err, len);
     default: return cfg_parse_int(key, v, 1, INT64_C(1000000000), &c->max_power_w, err, len);
     }
 }
@@ -183,6 +184,7 @@ int agc_add(cfg_loader *l, agc_config *c)
     c->give_up_s = 3600;
     c->max_reading_gap_s = 300;
     c->max_power_w = 100000;
+    c->forecast_lag = 0;
     c->line = 0;
     c->seen = 0;
     c->loader = l;

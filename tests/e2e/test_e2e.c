@@ -10,12 +10,15 @@
  *
  * What must match, and why (docs/end-to-end.md has the long form):
  *  - the scenario (tests/e2e/community-20.ini) has no batteries, deterministic strategies and
- *    forecast_lag = 2, so a home's order for interval k is, on both sides, its strategy's
- *    one-step order for the net energy (PV - load = export - import) of interval k - 2;
+ *    forecast_lag = 6, which the agents are given too, so a home's order for interval k is, on
+ *    both sides, its strategy's one-step order for the net energy (PV - load = export -
+ *    import) of interval k - 6; formed when k - 6 ends, it has 4200 simulated seconds (about
+ *    3 real seconds at 1440x) to reach the controller before k's gate, so a busy machine
+ *    delays it without changing which interval it is for;
  *  - the simulated meters hold their counters still around each boundary (--meter-hold), so the
  *    agent's interpolated boundary values are exact;
  *  - homes are numbered in the same order on both sides (ids sort like the file order).
- * Then for every interval of the day, including the first two (no history: no orders on either
+ * Then for every interval of the day, including the first six (no history: no orders on either
  * side), three things must be equal:
  *  (1) a fresh mkt_clear of the book built from the simulator's own meter flows of k - 2 with
  *      the public strategy API (the oracle);
@@ -246,7 +249,7 @@ static mkt_params tariffs(void)
                         W->sc.network_fee_uc_per_kwh, 0};
 }
 
-/* The oracle's book for interval k: every home's strategy order for the net of k - 2. */
+/* The oracle's book for interval k: every home's strategy order for the net of k - lag. */
 static size_t oracle_book(size_t k, mkt_order *book)
 {
     size_t n = 0;
@@ -447,11 +450,11 @@ static void make_homes(char *db)
                    "strategy = %s\nmarkup = %.17g\n"
                    "feed_in_uc_per_kwh = %lld\nretail_uc_per_kwh = %lld\n"
                    "network_fee_uc_per_kwh = %lld\ninterval_s = 900\ngate_closure_s = %d\n"
-                   "max_reading_gap_s = 600\n",
+                   "max_reading_gap_s = 600\nforecast_lag = %u\n",
                    tst_broker_port(W->broker), COMMUNITY, id, key, outbox,
                    sim_strategy_name(g->agent), g->markup,
                    (long long)W->sc.feed_in_uc_per_kwh, (long long)W->sc.retail_uc_per_kwh,
-                   (long long)W->sc.network_fee_uc_per_kwh, GATE_S);
+                   (long long)W->sc.network_fee_uc_per_kwh, GATE_S, W->sc.forecast_lag);
     }
 }
 
@@ -734,7 +737,7 @@ static void test_twenty_homes_one_day(void **state)
             W->intervals, speed, orders_total, traded_intervals, withheld_intervals,
             (long long)matched_total, bad);
     assert_true(traded_intervals >= 20);
-    assert_true(orders_total >= W->homes * (W->intervals - 2) * 9 / 10);
+    assert_true(orders_total >= W->homes * (W->intervals - W->sc.forecast_lag) * 9 / 10);
     mkt_clearing_free(c);
     ctl_store_free(store);
     sim_result_free(res);
