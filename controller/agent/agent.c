@@ -267,7 +267,8 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
         publish_order(a, &o, ctl_wall_ms());
 }
 
-/* After each new complete interval: one order for the first interval still open. */
+/* After each new complete interval k: one order, for k + forecast_lag or (no lag given) the
+ * first interval still open. */
 static void maybe_order(agent *a, int64_t now_market)
 {
     int64_t k, net;
@@ -275,6 +276,23 @@ static void maybe_order(agent *a, int64_t now_market)
         return;
     a->last_forecast = k;
     int64_t now_s = floor_s(now_market);
+    int64_t first_open = ctl_interval_first_open(now_s, &a->rules);
+    if (a->cfg.forecast_lag > 0) {
+        /* The order is for k + lag, fixed by the data rather than by when the last reading
+         * arrived, so a late reading cannot move it to another interval, and it has lag - 1
+         * whole intervals less the gate to reach the controller. A forecast for an interval
+         * whose gate has passed is not used: the next complete interval orders the next. */
+        int64_t n = k + a->cfg.forecast_lag;
+        if (n < first_open) {
+            ctl_logf(&a->log, CTL_LOG_WARN,
+                     "interval %lld: its gate passed before interval %lld was complete "
+                     "(forecast_lag %lld): no order for it",
+                     (long long)n, (long long)k, (long long)a->cfg.forecast_lag);
+            return;
+        }
+        order_for(a, n, k, net, now_market);
+        return;
+    }
     int64_t current = ctl_interval_id(now_s, a->cfg.interval_s);
     if (k < current - 1) {
         ctl_logf(&a->log, CTL_LOG_INFO,
@@ -282,7 +300,7 @@ static void maybe_order(agent *a, int64_t now_market)
                  (long long)k, (long long)current);
         return;
     }
-    order_for(a, ctl_interval_first_open(now_s, &a->rules), k, net, now_market);
+    order_for(a, first_open, k, net, now_market);
 }
 
 /* ---- standing preferences (timing = ex_post) ----------------------------------------------- */

@@ -22,13 +22,13 @@
 enum {
     K_PARTICIPANT, K_CLIENT_ID, K_KEY_FILE, K_METER_ID, K_OUTBOX, K_STRATEGY, K_MARKUP,
     K_ZIP_BETA, K_ZIP_MOMENTUM, K_FEED_IN, K_RETAIL, K_FEE, K_INTERVAL, K_GATE, K_RESEND,
-    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_COUNT
+    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_LAG, K_COUNT
 };
 static const char *const AGENT_KEYS[K_COUNT + 1] = {
     "participant", "client_id", "key_file", "meter_id", "outbox", "strategy", "markup",
     "zip_beta", "zip_momentum", "feed_in_uc_per_kwh", "retail_uc_per_kwh",
     "network_fee_uc_per_kwh", "interval_s", "gate_closure_s", "resend_s", "give_up_s",
-    "max_reading_gap_s", "max_power_w", "timing", NULL};
+    "max_reading_gap_s", "max_power_w", "timing", "forecast_lag", NULL};
 
 /* A strategy parameter: a plain number in 0..1 (sim_strategy_check narrows it later). These
  * are pricing knobs, not money: the prices they lead to are integers. */
@@ -85,10 +85,14 @@ static int set_key(agc_config *c, int k, const char *key, const char *v, char *e
     case K_GAP: return cfg_parse_int(key, v, 1, 86400, &c->max_reading_gap_s, err, len);
     case K_MAX_POWER:
         return cfg_parse_int(key, v, 1, INT64_C(1000000000), &c->max_power_w, err, len);
-    default:
+    case K_LAG:
+        return cfg_parse_int(key, v, 0, AGC_FORECAST_LAG_MAX, &c->forecast_lag, err, len);
+    case K_TIMING:
         return mkt_timing_parse(v, &c->timing) == MKT_OK
                    ? CFG_OK
                    : ctl_fail(CFG_E_BAD, err, len, "%s: must be ex_ante or ex_post", key);
+    default:
+        return CFG_NOT_MINE;
     }
 }
 
@@ -189,6 +193,7 @@ int agc_add(cfg_loader *l, agc_config *c)
     c->give_up_s = 3600;
     c->max_reading_gap_s = 300;
     c->max_power_w = 100000;
+    c->forecast_lag = 0;
     c->line = 0;
     c->seen = 0;
     c->loader = l;

@@ -20,6 +20,9 @@
 #include "mgx/market.h"
 #include "mgx/strategy.h"
 
+/* [agent] forecast_lag: at most this many intervals between the forecast and the order. */
+#define AGC_FORECAST_LAG_MAX 96
+
 typedef struct {
     /* [bus]. After agc_load, bus.client_id and bus.username hold the values the agent uses
      * (the defaults below filled in); bus.password is owned here (agc_clear). */
@@ -41,6 +44,7 @@ typedef struct {
     int64_t max_power_w;          /* the meter's rating for the plausibility check (100000) */
     mkt_timing timing;            /* the community's: ex_ante sends orders, ex_post standing
                                      preferences (ex_ante) */
+    int64_t forecast_lag;         /* order k + lag from complete interval k; 0: first open (0) */
     int line;                     /* line of the [agent] header, 0 if absent */
     unsigned seen;                /* [agent] keys already given (repeats are errors) */
     const cfg_loader *loader;

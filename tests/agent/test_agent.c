@@ -10,7 +10,8 @@
  * net is +200 Wh, and with gate closure 0 the first interval open for orders is cur+1. With the
  * markup strategy at 0.25 and tariffs feed-in 80000, retail 300000, fee 20000 uc/kWh the band
  * is [80000, 280000] and the ask 80000 + 0.25 * 200000 = 130000 uc/kWh. So the order must be:
- * interval cur+1, sell 200 Wh at 130000.
+ * interval cur+1, sell 200 Wh at 130000. With forecast_lag = 3 the same order is for cur+2
+ * (cur-1 + 3).
  */
 #define _GNU_SOURCE
 #include "orders/keys.h"
@@ -340,8 +341,9 @@ static void test_resends_same_bytes_until_receipt(void **state)
     }
     char st[16];
     int sends = 0;
-    /* the agent counts a send right after handing it to the bus: the copy can reach us first */
-    for (int t = 0; t < 2000; t += 20) {
+    /* the agent counts a send right after handing it to the bus: the copy can reach us first
+     * (and on a busy machine the count's write can lag well behind it) */
+    for (int t = 0; t < T_MS; t += 20) {
         order_row(f, f->cur + 1, st, &sends, NULL);
         if (sends >= 3)
             break;
@@ -435,6 +437,46 @@ static void test_restart_resends_from_the_outbox(void **state)
     assert_string_equal(nonce_after, nonce_before);
     assert_int_equal(count_orders(f, NULL), 2);
     assert_int_equal(count_orders(f, "state='pending'"), 0);
+}
+
+/* [agent] forecast_lag = 3: the complete interval cur-1 gives the order for cur+2 (not the
+ * first open one, cur+1), expiring at its start (gate closure 0), with the same content. The
+ * readings come in one burst, so the agent may first see cur-2 complete (also +200 Wh): that
+ * gives cur+1, still open, its own order; nothing else may be ordered. */
+static void test_forecast_lag_fixes_the_interval(void **state)
+{
+    fixture *f = *state;
+    start_agent(f);
+    feed_readings(f);
+    ctl_order_msg m;
+    tc_message raw;
+    do {
+        next_order(f, &m, &raw);
+        assert_true(m.interval_id == f->cur + 1 || m.interval_id == f->cur + 2);
+        assert_int_equal(m.expiry_s, m.interval_id * 60);
+        assert_int_equal(m.side, MKT_SELL);
+        assert_int_equal(m.steps[0].energy_wh, 200);
+        assert_int_equal(m.steps[0].price_uc_per_kwh, 130000);
+        send_receipt(f, &m, CTL_R_OK, NULL);
+    } while (m.interval_id != f->cur + 2);
+    wait_state(f, f->cur + 2, "accepted");
+    char where[64];
+    snprintf(where, sizeof where, "interval_id NOT IN (%lld, %lld)", (long long)f->cur + 1,
+             (long long)f->cur + 2);
+    assert_int_equal(count_orders(f, where), 0);
+}
+
+static int test_setup_lag(void **state)
+{
+    static int n;
+    char community[16];
+    snprintf(community, sizeof community, "l%d", ++n % 1000);
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    setup(f, community, "strategy = markup\nmarkup = 0.25\nforecast_lag = 3\n");
+    *state = f;
+    return 0;
 }
 
 static int test_setup(void **state)
@@ -550,6 +592,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_resends_from_the_outbox, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_ex_post_preference, test_setup_ex_post,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_forecast_lag_fixes_the_interval, test_setup_lag,
                                         test_teardown),
     };
     return cmocka_run_group_tests(tests, sb_group_setup, sb_group_teardown);

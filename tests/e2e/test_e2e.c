@@ -10,12 +10,15 @@
  *
  * What must match, and why (docs/end-to-end.md has the long form):
  *  - the scenario (tests/e2e/community-20.ini) has no batteries, deterministic strategies and
- *    forecast_lag = 2, so a home's order for interval k is, on both sides, its strategy's
- *    one-step order for the net energy (PV - load = export - import) of interval k - 2;
+ *    forecast_lag = 6, which the agents are given too, so a home's order for interval k is, on
+ *    both sides, its strategy's one-step order for the net energy (PV - load = export -
+ *    import) of interval k - 6; formed when k - 6 ends, it has 4200 simulated seconds (about
+ *    3 real seconds at 1440x) to reach the controller before k's gate, so a busy machine
+ *    delays it without changing which interval it is for;
  *  - the simulated meters hold their counters still around each boundary (--meter-hold), so the
  *    agent's interpolated boundary values are exact;
  *  - homes are numbered in the same order on both sides (ids sort like the file order).
- * Then for every interval of the day, including the first two (no history: no orders on either
+ * Then for every interval of the day, including the first six (no history: no orders on either
  * side), three things must be equal:
  *  (1) a fresh mkt_clear of the book built from the simulator's own meter flows of k - 2 with
  *      the public strategy API (the oracle);
@@ -71,6 +74,10 @@
 #define MAX_HOMES 32
 #define MAX_INTERVALS 96
 #define MAX_PROCS (MAX_HOMES + 8)
+/* Real seconds from starting the stack to the scenario's first instant: the 20 agents, the
+ * meter daemon and the simulator start in about 2 s on an idle machine, several times that in
+ * a sanitized build on a busy one. The flat counters before it give no orders. */
+#define STARTUP_S 15
 
 /* A simulated day takes 86400 / SPEED seconds: a minute at 1440. Sanitized binaries are
  * several times slower, so they get half the speed (the timing margins are in real time). */
@@ -254,7 +261,7 @@ static mkt_params tariffs(void)
                         W->sc.network_fee_uc_per_kwh, 0};
 }
 
-/* The oracle's book for interval k: every home's strategy order for the net of k - 2. */
+/* The oracle's book for interval k: every home's strategy order for the net of k - lag. */
 static size_t oracle_book(size_t k, mkt_order *book)
 {
     size_t n = 0;
@@ -331,6 +338,72 @@ static void on_result(void *user, const bus_message *m)
     W->bus_withheld[k] = json_is_null(json_object_get(j, "matched_wh"));
     W->seen[k]++;
     json_decref(j);
+}
+
+/* Startup: which agents and the meter daemon said "online", which meters have a reading. */
+typedef struct {
+    int agent_online[MAX_HOMES], meter_read[MAX_HOMES];
+    int meters_online;
+} readiness;
+
+static void on_ready(void *user, const bus_message *m)
+{
+    readiness *r = user;
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK)
+        return;
+    int online = m->len == 6 && memcmp(m->payload, "online", 6) == 0;
+    if (strcmp(kind, "status") == 0 && online && strcmp(id, "meters") == 0)
+        r->meters_online = 1;
+    for (size_t h = 0; h < W->homes; h++) {
+        char agent[80];
+        snprintf(agent, sizeof agent, "%s-agent", W->ids[h]);
+        if (strcmp(kind, "status") == 0 && online && strcmp(id, agent) == 0)
+            r->agent_online[h] = 1;
+        if (strcmp(kind, "meter") == 0 && strcmp(leaf, "state") == 0 &&
+            strcmp(id, W->ids[h]) == 0)
+            r->meter_read[h] = 1;
+    }
+}
+
+/* Waits until every agent and the meter daemon are online and every meter has a reading on
+ * the bus, which must be before the scenario's first instant (deadline_ms): an agent needs
+ * readings either side of interval 0's start for its first order. A stack that is not up by
+ * then fails here, saying what was missing, rather than as an interval without orders. */
+static void wait_for_the_stack(int64_t deadline_ms)
+{
+    readiness r;
+    memset(&r, 0, sizeof r);
+    bus_config bc = {.host = "127.0.0.1", .port = tst_broker_port(W->broker),
+                     .client_id = "e2e-ready", .community = COMMUNITY};
+    bus_client *c = bus_new(&bc, on_ready, NULL, &r, NULL);
+    assert_non_null(c);
+    char filter[BUS_TOPIC_MAX];
+    snprintf(filter, sizeof filter, "mgx/v1/%s/status/+", COMMUNITY);
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    snprintf(filter, sizeof filter, "mgx/v1/%s/meter/+/state", COMMUNITY);
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    assert_int_equal(bus_start(c), BUS_OK);
+    size_t missing;
+    do {
+        bus_loop(c, 50);
+        check_alive();
+        missing = (size_t)!r.meters_online;
+        for (size_t h = 0; h < W->homes; h++)
+            missing += (size_t)(!r.agent_online[h] + !r.meter_read[h]);
+    } while (missing && real_ms() < deadline_ms);
+    bus_stop(c, 1000);
+    bus_free(c);
+    if (missing) {
+        fprintf(stderr, "e2e: the stack was not up when the scenario started (meters %s):",
+                r.meters_online ? "online" : "not online");
+        for (size_t h = 0; h < W->homes; h++)
+            if (!r.agent_online[h] || !r.meter_read[h])
+                fprintf(stderr, " %s%s%s", W->ids[h], r.agent_online[h] ? "" : " (agent)",
+                        r.meter_read[h] ? "" : " (no reading)");
+        fprintf(stderr, "; logs in %s/logs\n", W->dir);
+        fail();
+    }
 }
 
 static void collect_retained_results(void)
@@ -484,11 +557,11 @@ static void make_homes(char *db)
                    "strategy = %s\nmarkup = %.17g\n"
                    "feed_in_uc_per_kwh = %lld\nretail_uc_per_kwh = %lld\n"
                    "network_fee_uc_per_kwh = %lld\ninterval_s = 900\ngate_closure_s = %d\n"
-                   "max_reading_gap_s = 600\ntiming = %s\n",
+                   "max_reading_gap_s = 600\nforecast_lag = %u\ntiming = %s\n",
                    tst_broker_port(W->broker), COMMUNITY, id, key, outbox,
                    sim_strategy_name(g->agent), g->markup,
                    (long long)W->sc.feed_in_uc_per_kwh, (long long)W->sc.retail_uc_per_kwh,
-                   (long long)W->sc.network_fee_uc_per_kwh, GATE_S,
+                   (long long)W->sc.network_fee_uc_per_kwh, GATE_S, W->sc.forecast_lag,
                    W->ex_post ? "ex_post" : "ex_ante");
     }
 }
@@ -634,13 +707,14 @@ static void run_day(int ex_post)
                tst_broker_port(W->broker), COMMUNITY, db, GATE_S,
                mkt_mechanism_name(W->sc.mechanism), (long long)W->sc.feed_in_uc_per_kwh,
                (long long)W->sc.retail_uc_per_kwh, (long long)W->sc.network_fee_uc_per_kwh,
-               /* ex_post: cleared 900 simulated s after each interval's end, on readings at
-                * most 600 s apart (the agents' setting) */
-               ex_post ? "timing = ex_post\nsettlement_grace_s = 900\nreading_max_gap_s = 600\n"
+               /* ex_post: cleared 3600 simulated s (2.5 real s at 1440x) after each interval's
+                * end, on readings at most 600 s apart (the agents' setting) */
+               ex_post ? "timing = ex_post\nsettlement_grace_s = 3600\nreading_max_gap_s = 600\n"
                        : "");
 
-    /* the shared clock: the scenario's first instant a few real seconds from now */
-    int64_t anchor_s = real_ms() / 1000 + 4;
+    /* the shared clock: the scenario's first instant STARTUP_S real seconds from now, by
+     * when the whole stack must be up (wait_for_the_stack) */
+    int64_t anchor_s = real_ms() / 1000 + STARTUP_S;
     char speed_s[32], anchor[64], start_ms[32];
     snprintf(speed_s, sizeof speed_s, "%ld", speed);
     snprintf(anchor, sizeof anchor, "%lld:%lld", (long long)anchor_s, (long long)start_utc);
@@ -675,6 +749,8 @@ static void run_day(int ex_post)
               (char *const[]){bin, "agent", ini, "--clock-speed", speed_s, "--clock-anchor",
                               anchor, NULL});
     }
+
+    wait_for_the_stack(anchor_s * 1000);
 
     /* meanwhile, the in-process simulator on the same scenario and seed */
     sim_hooks hooks = {.on_flow = on_flow};
@@ -800,7 +876,7 @@ static void run_day(int ex_post)
             withheld_intervals,
             (long long)matched_total, bad);
     assert_true(traded_intervals >= 20);
-    assert_true(orders_total >= W->homes * (W->intervals - 2) * 9 / 10);
+    assert_true(orders_total >= W->homes * (W->intervals - W->sc.forecast_lag) * 9 / 10);
     mkt_clearing_free(c);
     ctl_store_free(store);
     sim_result_free(res);

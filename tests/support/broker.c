@@ -181,16 +181,50 @@ void tst_broker_kill(tst_broker *b)
     b->pid = 0;
 }
 
-bool tst_broker_restart(tst_broker *b)
+bool tst_broker_stop(tst_broker *b)
 {
-    tst_broker_kill(b);
-    /* The port was ours a moment ago; retry briefly in case the kernel still holds it. */
+    if (!b || b->pid <= 0)
+        return false;
+    kill(b->pid, SIGTERM);
+    int status = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 1000 && (got = waitpid(b->pid, &status, WNOHANG)) == 0; i++)
+        tst_sleep_ms(10);
+    if (got != b->pid) {
+        fprintf(stderr, "tst_broker: mosquitto ignored SIGTERM for 10 s; killing it\n");
+        tst_broker_kill(b);
+        return false;
+    }
+    b->pid = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "tst_broker: mosquitto stopped with status %d on SIGTERM\n", status);
+        return false;
+    }
+    return true;
+}
+
+/* Starts the stopped broker again on its port. The port was ours a moment ago; retry briefly
+ * in case the kernel still holds it. */
+static bool respawn(tst_broker *b)
+{
     for (int i = 0; i < 50; i++) {
         if (spawn(b))
             return true;
         tst_sleep_ms(100);
     }
     return false;
+}
+
+bool tst_broker_restart(tst_broker *b)
+{
+    tst_broker_kill(b);
+    return respawn(b);
+}
+
+bool tst_broker_restart_clean(tst_broker *b)
+{
+    bool clean = tst_broker_stop(b);
+    return respawn(b) && clean;
 }
 
 void tst_broker_free(tst_broker *b)

@@ -23,6 +23,12 @@ const char *tst_broker_dir(const tst_broker *b); /* the broker's private tempora
 /* kill -9 the broker (as a crash or outage would), and start it again on the same port. */
 void tst_broker_kill(tst_broker *b);
 bool tst_broker_restart(tst_broker *b);
+/* SIGTERM to the broker (a clean shutdown, as systemd or an upgrade stops it) and wait for it
+ * to exit; false (with a message on stderr) if it had not within 10 s (it is then killed) or
+ * exited with a non-zero status. tst_broker_restart_clean also starts it again on the same
+ * port, and is false if either step was. */
+bool tst_broker_stop(tst_broker *b);
+bool tst_broker_restart_clean(tst_broker *b);
 void tst_broker_free(tst_broker *b);
 
 /* A fresh temporary folder for a test (mkdtemp under $TMPDIR or /tmp); caller frees the string. */
