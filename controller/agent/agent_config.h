@@ -46,7 +46,7 @@ typedef struct {
                                      preferences (ex_ante) */
     int64_t forecast_lag;         /* order k + lag from complete interval k; 0: first open (0) */
     int line;                     /* line of the [agent] header, 0 if absent */
-    unsigned seen;                /* [agent] keys already given (repeats are errors) */
+    uint64_t seen;                /* [agent] keys already given (repeats are errors) */
     const cfg_loader *loader;
 } agc_config;
 

@@ -31,7 +31,7 @@ typedef struct {
     int backoff_min_ms, backoff_max_ms; /* defaults 500, 30000 */
     int line;                     /* line of the [bus] header, 0 if absent */
     const cfg_loader *loader;
-    unsigned seen;                /* keys already given (repeats are errors) */
+    uint64_t seen;                /* keys already given (repeats are errors) */
     bool optional;                /* set after cfg_bus_add by a caller that needs no broker
                                      (`mgx meter --once`): a missing [bus] is no error; one
                                      that is present is still checked */
@@ -52,7 +52,7 @@ typedef struct {
     unsigned window;         /* default 16 */
     int line;
     const cfg_loader *loader;
-    unsigned seen;
+    uint64_t seen;
 } cfg_outbox;
 
 int cfg_outbox_add(cfg_loader *l, cfg_outbox *o);
@@ -62,7 +62,7 @@ typedef struct {
     bool enabled;      /* default false */
     char prefix[128];  /* discovery prefix, default "homeassistant" */
     int line;
-    unsigned seen;
+    uint64_t seen;
 } cfg_ha;
 
 int cfg_ha_add(cfg_loader *l, cfg_ha *h);

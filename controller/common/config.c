@@ -327,11 +327,11 @@ int cfg_parse_id(const char *key, const char *value, char out[CTL_ID_MAX + 1], c
     return CFG_OK;
 }
 
-int cfg_once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen)
+int cfg_once(uint64_t *seen, unsigned bit, const char *key, char *err, size_t errlen)
 {
-    if (*seen & (1u << bit))
+    if (*seen & ((uint64_t)1 << bit))
         return ctl_fail(CFG_E_BAD, err, errlen, "%s: given twice", key);
-    *seen |= 1u << bit;
+    *seen |= (uint64_t)1 << bit;
     return CFG_OK;
 }
 

@@ -83,8 +83,8 @@ int cfg_parse_id(const char *key, const char *value, char out[CTL_ID_MAX + 1], c
 /* ---- key bookkeeping for section handlers ---- */
 /* The index of key in a NULL-terminated table, or -1. */
 int cfg_key_index(const char *const *keys, const char *key);
-/* Marks key number bit (< 32) as seen in *seen; a repeat is an error naming the key. */
-int cfg_once(unsigned *seen, unsigned bit, const char *key, char *err, size_t errlen);
+/* Marks key number bit (< 64) as seen in *seen; a repeat is an error naming the key. */
+int cfg_once(uint64_t *seen, unsigned bit, const char *key, char *err, size_t errlen);
 
 /* ---- sections of the other daemon sharing a home's file ---- */
 typedef enum {

@@ -48,7 +48,7 @@ enum {
     K_COUNT
 };
 /* cfg_once keeps the keys already given as bits of an unsigned */
-_Static_assert(K_COUNT <= 32, "more [controller] keys than bits in ctl_controller_file.seen");
+_Static_assert(K_COUNT <= 64, "more [controller] keys than bits in ctl_controller_file.seen");
 
 static const char *const CONTROLLER_KEYS[K_COUNT + 1] = {
     [K_COMMUNITY] = "community",

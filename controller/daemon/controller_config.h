@@ -28,7 +28,7 @@ typedef struct {
     const cfg_loader *loader;   /* while loading: resolves relative paths */
     char community[BUS_ID_MAX]; /* [controller] community (the older place for it) */
     int solana_line;
-    unsigned seen;     /* [controller] keys already given */
+    uint64_t seen;     /* [controller] keys already given */
     cfg_others others; /* a home's sections, skipped */
 } ctl_controller_file;
 

@@ -28,7 +28,7 @@
 typedef struct {
     const cfg_loader *loader;
     int line;                          /* of the [signing] header, 0 when absent */
-    unsigned seen;
+    uint64_t seen;
     char key_path[CFG_PATH_MAX];       /* resolved against the config file's folder */
     char participant[CTL_ID_MAX + 1];
 } cfg_signing;

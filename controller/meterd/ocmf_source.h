@@ -36,7 +36,7 @@ typedef struct {
     char path[CFG_PATH_MAX];
     int64_t poll_ms;
     int line;
-    unsigned seen;
+    uint64_t seen;
 } cfg_ocmf_source;
 
 typedef struct {
