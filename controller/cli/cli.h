@@ -16,6 +16,8 @@ enum { CTL_EXIT_OK = 0, CTL_EXIT_FAILURE = 1, CTL_EXIT_USAGE = 2 };
 int ctl_main(int argc, char **argv);
 int ctl_cmd_market(int argc, char **argv);
 int ctl_cmd_sim(int argc, char **argv);
+/* `mgx sim --sweep`: ctl_cmd_sim hands every command line with --sweep to it (cmd_sweep.c). */
+int ctl_cmd_sim_sweep(int argc, char **argv);
 int ctl_cmd_meter(int argc, char **argv);
 int ctl_cmd_controller(int argc, char **argv);
 int ctl_cmd_agent(int argc, char **argv);

@@ -13,6 +13,7 @@
 #include "mgx/simdata.h"
 
 #include "common/opt.h"
+#include "cli/sim_out.h"
 #include "cli/sim_serve.h"
 
 #include <ctype.h>
@@ -33,6 +34,7 @@ static const char SIM_USAGE[] =
     "usage: mgx sim SCENARIO.ini --out DIR [--data FILE.csv] [--runs N] [--seed S]\n"
     "               [--home-intervals] [--compare-timing]\n"
     "       mgx sim SCENARIO.ini --out DIR --serve-modbus HOST:PORT [meter options]\n"
+    "       mgx sim --sweep SWEEP.ini --out DIR [--jobs N] [--no-plots] [--quiet]\n"
     "\n"
     "Simulates a community with local trading and, in the same run, without it (grid only),\n"
     "and reports the difference.\n"
@@ -307,52 +309,6 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
     return CTL_EXIT_OK;
 }
 
-/* mkdir -p for the output folder. */
-static int make_dir(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return -1;
-        buf[i] = c;
-    }
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
-/* Runs gnuplot on DIR/plots.gp inside DIR. Missing gnuplot is a warning, not a failure. */
-static void render_plots(const char *dir, int quiet)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (chdir(dir) != 0)
-            _exit(126);
-        if (quiet && !freopen("/dev/null", "w", stderr))
-            _exit(126);
-        execlp("gnuplot", "gnuplot", "plots.gp", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status)) {
-        fprintf(stderr, "mgx sim: could not run gnuplot; %s/plots.gp renders the plots\n", dir);
-        return;
-    }
-    if (WEXITSTATUS(status) == 127)
-        fprintf(stderr, "mgx sim: gnuplot not found (apt-get install gnuplot-nox); "
-                        "%s/plots.gp renders the plots\n",
-                dir);
-    else if (WEXITSTATUS(status) != 0)
-        fprintf(stderr, "mgx sim: gnuplot failed on %s/plots.gp\n", dir);
-}
-
 /* --home-intervals: writes every sim_flow of the first run, then hands it on to the hook that
  * was there before (the Modbus server's, with --serve-modbus). */
 typedef struct {
@@ -467,7 +423,7 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
         kpis[1] = *sim_result_baseline(res[0]);
     }
     if (o->plots)
-        render_plots(out_dir, o->quiet);
+        ctl_sim_render_plots(out_dir, o->quiet, "plots.gp");
     if (srv)
         ctl_serve_linger(srv, o->linger_s);
     rc = CTL_EXIT_OK;
@@ -505,7 +461,7 @@ static int compare_timing(const sim_opts *o, const sim_scenario *sc, const sim_d
         *v = *sc;
         v->timing = T[i];
         snprintf(dir, sizeof dir, "%s/%s", o->out, mkt_timing_name(T[i]));
-        if (make_dir(dir) != 0) {
+        if (ctl_sim_make_dir(dir) != 0) {
             fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", dir,
                     strerror(errno));
             goto out;
@@ -550,6 +506,9 @@ out:
 
 int ctl_cmd_sim(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--sweep") == 0 || strncmp(argv[i], "--sweep=", 8) == 0)
+            return ctl_cmd_sim_sweep(argc, argv);
     sim_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc)
@@ -571,7 +530,7 @@ int ctl_cmd_sim(int argc, char **argv)
         fprintf(stderr, "mgx sim: %s\n", err);
         goto out;
     }
-    if (make_dir(o.out) != 0) {
+    if (ctl_sim_make_dir(o.out) != 0) {
         fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", o.out, strerror(errno));
         goto out;
     }

@@ -830,3 +830,66 @@ out:
     free(c);
     return rc;
 }
+
+/* ---- one key set on a loaded scenario (sweeps) -------------------------------------- */
+
+int sim_scenario_set(sim_scenario *sc, const char *section, const char *key, const char *value,
+                     char *err, size_t err_len)
+{
+    if (!sc || !section || !key || !value)
+        return sim_fail(err, err_len, SIM_E_INVAL, "no scenario, section, key or value given");
+    /* work on a copy: a value that fails a rule leaves the scenario as it was */
+    sim_scenario *c = malloc(sizeof *c);
+    if (!c)
+        return sim_fail(err, err_len, SIM_E_NOMEM, "out of memory");
+    *c = *sc;
+    int rc = SIM_OK;
+    const key_def *tab = scenario_keys;
+    size_t n = N_SKEYS;
+    const char *sec = section;
+    void *base = c;
+    size_t plen = strlen(GROUP_PREFIX);
+    if (strncmp(section, GROUP_PREFIX, plen) == 0) {
+        size_t g = 0;
+        while (g < c->n_groups && strcmp(c->groups[g].name, section + plen) != 0)
+            g++;
+        if (g == c->n_groups) {
+            rc = sim_fail(err, err_len, SIM_E_PARSE, "the scenario has no [%s]", section);
+            goto out;
+        }
+        tab = group_keys;
+        n = N_GKEYS;
+        sec = NULL;
+        base = &c->groups[g];
+    }
+    int i = key_index(tab, n, sec, key);
+    if (i < 0) {
+        rc = sim_fail(err, err_len, SIM_E_PARSE, "unknown key '%s' in [%s]", key, section);
+        goto out;
+    }
+    char m[200], r[64];
+    int st = store(&tab[i], base, value);
+    if (st == -1) {
+        rc = sim_fail(err, err_len, SIM_E_PARSE, "bad value '%s' for '%s' in [%s]: expected %s",
+                      value, key, section, expected(tab[i].kind));
+        goto out;
+    }
+    if (st == 0)
+        st = check_key(&tab[i], base, m, sizeof m);
+    if (st == -2) {
+        rc = sim_fail(err, err_len, SIM_E_PARSE, "%s in [%s]", m, section);
+        goto out;
+    }
+    if (st) {
+        range_text(&tab[i], r, sizeof r);
+        rc = sim_fail(err, err_len, SIM_E_PARSE, "%s = %s is out of range %s in [%s]", key, value,
+                      r, section);
+        goto out;
+    }
+    rc = sim_scenario_validate(c, err, err_len);
+    if (rc == SIM_OK)
+        *sc = *c;
+out:
+    free(c);
+    return rc;
+}

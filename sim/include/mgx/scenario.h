@@ -115,6 +115,17 @@ int sim_scenario_load(const char *path, sim_scenario *sc, char *err, size_t err_
  * Returns SIM_OK or SIM_E_PARSE with a message. sim_scenario_load calls it. */
 int sim_scenario_validate(const sim_scenario *sc, char *err, size_t err_len);
 
+/*
+ * Sets one key of a loaded scenario as if the file had said `key = value` in [section]
+ * ("market", "period", ..., or "group.NAME" of a group the scenario has), then checks every
+ * cross-field rule. On failure returns SIM_E_PARSE with a message naming the section and key
+ * and leaves sc unchanged. What the file said of other keys stays (the defaults that
+ * sim_scenario_load derives, such as a group's azimuth from the latitude, are not re-derived).
+ * Sweeps (mgx/sweep.h) vary scenarios with it.
+ */
+int sim_scenario_set(sim_scenario *sc, const char *section, const char *key, const char *value,
+                     char *err, size_t err_len);
+
 /* Total number of homes over all groups. */
 size_t sim_scenario_homes(const sim_scenario *sc);
 
