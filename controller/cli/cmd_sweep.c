@@ -255,7 +255,7 @@ static int write_plot_script(const char *dir, const sim_sweep *sw)
                "set key outside right\nset grid\n");
     fprintf(f, "set xlabel '%s.%s'\nset ylabel 'community saving (currency units)'\n",
             a0->key.section, a0->key.key);
-    fprintf(f, "set xrange [-0.5:%zu]\n", per_line - 1 > 0 ? per_line - 1 : 1);
+    fprintf(f, "set xrange [-0.5:%zu.5]\n", per_line - 1);
     /* the cells of line l are l, l + lines, l + 2 lines, ... (the first axis varies slowest);
        x is the index of the first axis's value, the line is named by the other axes' values */
     fprintf(f, "plot \\\n");
@@ -263,8 +263,9 @@ static int write_plot_script(const char *dir, const sim_sweep *sw)
         char title[512] = "";
         size_t used = 0;
         for (size_t a = 1; a < axes && used < sizeof title; a++)
-            used += (size_t)snprintf(title + used, sizeof title - used, "%s%s=%s",
-                                     a > 1 ? " " : "", sim_sweep_axis_at(sw, a)->key.key,
+            used += (size_t)snprintf(title + used, sizeof title - used, "%s%s.%s=%s",
+                                     a > 1 ? " " : "", sim_sweep_axis_at(sw, a)->key.section,
+                                     sim_sweep_axis_at(sw, a)->key.key,
                                      sim_sweep_value(sw, l, a));
         fprintf(f,
                 "  'summary.csv' every %zu::%zu using (floor($1/%zu)):($%zu/1e6):($%zu/1e6):"
