@@ -37,6 +37,10 @@ const char *mtr_strerror(int code)
         return "malformed SunSpec model chain";
     case MTR_E_RANGE:
         return "value out of range";
+    case MTR_E_READONLY:
+        return "the device is configured read-only: nothing is written to it";
+    case MTR_E_READBACK:
+        return "the setpoint read back differs from what was written";
     case MTR_E_STOPPED:
         return "poller stopped";
     case MTR_E_GAP:

@@ -122,6 +122,70 @@ mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf,
     return MTR__REPLY_DATA;
 }
 
+size_t mtr__mbap_write_request(uint8_t *out, uint16_t tid, uint8_t unit, uint8_t fc,
+                               uint16_t addr, uint16_t count, const uint16_t *regs)
+{
+    if (fc == 6) { /* unit, function, address, value */
+        put16(out, tid);
+        put16(out + 2, 0);
+        put16(out + 4, 6);
+        out[6] = unit;
+        out[7] = 6;
+        put16(out + 8, addr);
+        put16(out + 10, regs[0]);
+        return MTR__MBAP_HEADER + 5u;
+    }
+    put16(out, tid);
+    put16(out + 2, 0);
+    put16(out + 4, 7u + 2u * count); /* unit, function, address, count, byte count, data */
+    out[6] = unit;
+    out[7] = 16;
+    put16(out + 8, addr);
+    put16(out + 10, count);
+    out[12] = (uint8_t)(2 * count);
+    for (unsigned i = 0; i < count; i++)
+        put16(out + 13 + 2 * i, regs[i]);
+    return MTR__MBAP_HEADER + 6u + 2u * count;
+}
+
+mtr__reply_verdict mtr__mbap_check_write_reply(const uint8_t *req, const uint8_t *buf, size_t len,
+                                               size_t *need, uint16_t *dst, int *exception)
+{
+    (void)dst;
+    for (size_t i = 0; i < len && i < 7; i++) {
+        if (i < 2 && buf[i] != req[i])
+            return MTR__REPLY_BAD_TID;
+        if (i >= 2 && i < 4 && buf[i] != 0)
+            return MTR__REPLY_BAD_PROTOCOL;
+        if (i == 6 && buf[i] != req[6])
+            return MTR__REPLY_BAD_UNIT;
+    }
+    if (len < MTR__MBAP_HEADER + 1) {
+        *need = MTR__MBAP_HEADER + 1;
+        return MTR__REPLY_MORE;
+    }
+    uint8_t fc = req[7];
+    unsigned length = be16(buf + 4), want;
+    if (buf[7] == fc)
+        want = 6; /* unit, function, address, count (16) or value (6) */
+    else if (buf[7] == (fc | 0x80))
+        want = 3;
+    else
+        return MTR__REPLY_BAD_FUNCTION;
+    if (length != want)
+        return MTR__REPLY_BAD_LENGTH;
+    *need = 6 + want;
+    if (len < *need)
+        return MTR__REPLY_MORE;
+    if (buf[7] != fc) {
+        *exception = buf[8];
+        return MTR__REPLY_EXCEPTION;
+    }
+    if (memcmp(buf + 8, req + 8, 4) != 0)
+        return MTR__REPLY_BAD_ECHO;
+    return MTR__REPLY_DATA;
+}
+
 const char *mtr__reply_verdict_name(mtr__reply_verdict v)
 {
     switch (v) {
@@ -145,6 +209,8 @@ const char *mtr__reply_verdict_name(mtr__reply_verdict v)
         return "byte count does not fit the request";
     case MTR__REPLY_BAD_CRC:
         return "CRC error";
+    case MTR__REPLY_BAD_ECHO:
+        return "write reply names other registers";
     }
     return "unknown verdict";
 }

@@ -70,7 +70,8 @@ typedef enum {
     MTR__REPLY_BAD_FUNCTION, /* neither the request's function nor its exception */
     MTR__REPLY_BAD_LENGTH,   /* length field not what this function and count give */
     MTR__REPLY_BAD_COUNT,    /* byte count not twice the registers asked */
-    MTR__REPLY_BAD_CRC       /* RTU (rtu.h): the CRC does not match */
+    MTR__REPLY_BAD_CRC,      /* RTU (rtu.h): the CRC does not match */
+    MTR__REPLY_BAD_ECHO      /* a write's reply names other registers than were written */
 } mtr__reply_verdict;
 
 /*
@@ -84,6 +85,27 @@ typedef enum {
  */
 mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf, size_t len,
                                          size_t *need, uint16_t *dst, int *exception);
+
+/* ---- writes (functions 6 and 16: storage setpoints, storage_ctl.h) ---- */
+
+#define MTR__WRITE_MAX 123u /* registers per write request (function 16) */
+#define MTR__WRITE_REQUEST_MAX (MTR__MBAP_HEADER + 6u + 2u * MTR__WRITE_MAX)
+
+/* Writes the request to write count registers (1..MTR__WRITE_MAX) from regs at addr of unit,
+ * transaction tid, into out (MTR__WRITE_REQUEST_MAX bytes): function 16, or function 6 (write
+ * single register) when fc is 6 (count must then be 1). Returns its length. */
+size_t mtr__mbap_write_request(uint8_t *out, uint16_t tid, uint8_t unit, uint8_t fc,
+                               uint16_t addr, uint16_t count, const uint16_t *regs);
+
+/*
+ * Checks the reply to a write request as mtr__mbap_check_reply does for reads: transaction,
+ * protocol id, unit and function as soon as they are in, then the length field (6, or 3 for an
+ * exception), then the echo: address and count (function 16) or address and value (function
+ * 6), which must be the request's (MTR__REPLY_BAD_ECHO otherwise). MTR__REPLY_DATA means the device accepted the write; dst is
+ * not used (the signature is the read check's, so one reply loop serves both).
+ */
+mtr__reply_verdict mtr__mbap_check_write_reply(const uint8_t *req, const uint8_t *buf, size_t len,
+                                               size_t *need, uint16_t *dst, int *exception);
 
 /* A static English description of a verdict ("reply from another unit"), for tests and logs. */
 const char *mtr__reply_verdict_name(mtr__reply_verdict v);

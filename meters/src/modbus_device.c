@@ -320,6 +320,10 @@ static int judge(mtr_link *l, mtr__reply_verdict v, const uint8_t *buf, int unit
     case MTR__REPLY_BAD_CRC:
         set_why(l, "reply with a CRC error");
         break;
+    case MTR__REPLY_BAD_ECHO:
+        set_why(l, "write reply for registers %u+%u, not the ones written",
+                (unsigned)buf[8] << 8 | buf[9], (unsigned)buf[10] << 8 | buf[11]);
+        break;
     }
     return MTR_E_FRAME;
 }
@@ -457,16 +461,58 @@ static int tcp_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count
     return rc;
 }
 
-/* One request with the retry policy of d (the device's own timeouts on a shared link). */
-static int link_read(mtr_link *l, const mtr_device_config *d, int fc, uint16_t addr,
-                     uint16_t count, uint16_t *dst, req_info *info)
+/* One write (function fc: 6 or 16) and its checked reply, as tcp_once. */
+static int tcp_write_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count,
+                          const uint16_t *src, int timeout_ms, int *exc)
+{
+    uint8_t req[MTR__WRITE_REQUEST_MAX];
+    size_t n = mtr__mbap_write_request(req, ++l->tid, (uint8_t)unit, (uint8_t)fc, addr, count,
+                                       src);
+    int64_t deadline = mono_ms() + timeout_ms;
+    int rc = send_request(l, l->fd, req, n, deadline, timeout_ms);
+    if (rc == MTR_OK)
+        rc = await_reply(l, l->fd, mtr__mbap_check_write_reply, req, unit, fc, count, NULL, exc,
+                         deadline, timeout_ms);
+    return rc;
+}
+
+/* A write over a serial line, through libmodbus (it checks unit, function and CRC). */
+static int rtu_write_once(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count,
+                          const uint16_t *src, int *exc)
+{
+    char r[96];
+    modbus_flush(l->ctx);
+    if (modbus_set_slave(l->ctx, unit) != 0)
+        return MTR_E_INVAL;
+    int n = fc == 6 ? modbus_write_register(l->ctx, addr, src[0])
+                    : modbus_write_registers(l->ctx, addr, count, src);
+    if (n == (fc == 6 ? 1 : (int)count))
+        return MTR_OK;
+    int e = errno;
+    if (e > MODBUS_ENOBASE && e < MODBUS_ENOBASE + 0x0C) {
+        *exc = e - MODBUS_ENOBASE;
+        return MTR_E_EXCEPTION;
+    }
+    set_why(l, "write failed: %s", e == ETIMEDOUT ? "no reply (timeout)" : reason(e, r, sizeof r));
+    return e == ETIMEDOUT ? MTR_E_TIMEOUT : MTR_E_FRAME;
+}
+
+/*
+ * One request with the retry policy of d (the device's own timeouts on a shared link): a read
+ * of count registers of table fc (3 or 4) into dst, or, with src, a write of count registers
+ * from src (fc 16, or 6 for one register). A setpoint write carries absolute values, so sending
+ * it again after a lost reply does no harm.
+ */
+static int link_exchange(mtr_link *l, const mtr_device_config *d, int fc, uint16_t addr,
+                         uint16_t count, uint16_t *dst, const uint16_t *src, req_info *info)
 {
     int rc = MTR_E_INVAL;
     info->exception = 0;
     info->attempts = 0;
     l->why[0] = '\0';
     l->final = 0;
-    if (count == 0 || count > MTR__READ_MAX || (fc != 3 && fc != 4))
+    if (src ? !((fc == 16 && count >= 1 && count <= MTR__WRITE_MAX) || (fc == 6 && count == 1))
+            : count == 0 || count > MTR__READ_MAX || (fc != 3 && fc != 4))
         return MTR_E_INVAL;
     for (int k = 0; k <= d->retries; k++) {
         if (k > 0 && d->retry_backoff_ms > 0)
@@ -483,10 +529,15 @@ static int link_read(mtr_link *l, const mtr_device_config *d, int fc, uint16_t a
                 return rc;
             continue;
         }
-        rc = l->ctx ? rtu_once(l, d->unit, fc, addr, count, dst, d->timeout_ms,
-                               &info->exception)
-                    : tcp_once(l, d->unit, fc, addr, count, dst, d->timeout_ms,
-                               &info->exception);
+        if (src)
+            rc = l->ctx ? rtu_write_once(l, d->unit, fc, addr, count, src, &info->exception)
+                        : tcp_write_once(l, d->unit, fc, addr, count, src, d->timeout_ms,
+                                         &info->exception);
+        else
+            rc = l->ctx ? rtu_once(l, d->unit, fc, addr, count, dst, d->timeout_ms,
+                                   &info->exception)
+                        : tcp_once(l, d->unit, fc, addr, count, dst, d->timeout_ms,
+                                   &info->exception);
         if (rc == MTR_OK) {
             l->why[0] = '\0';
             return MTR_OK;
@@ -513,9 +564,21 @@ int mtr_link_read(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, 
     req_info info;
     mtr_device_config d = l->cfg;
     d.unit = unit;
-    int rc = link_read(l, &d, fc, addr, count, dst, &info);
+    int rc = link_exchange(l, &d, fc, addr, count, dst, NULL, &info);
     if (exception)
         *exception = info.exception;
+    return rc;
+}
+
+int mtr_link_write(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count,
+                   const uint16_t *src, int *exception)
+{
+    req_info info;
+    mtr_device_config d = l->cfg;
+    d.unit = unit;
+    int rc = src ? link_exchange(l, &d, fc, addr, count, NULL, src, &info) : MTR_E_INVAL;
+    if (exception)
+        *exception = src ? info.exception : 0;
     return rc;
 }
 
@@ -595,7 +658,7 @@ static int read_fn(void *ctx, int fc, uint16_t addr, uint16_t count, uint16_t *d
 {
     read_ctx *c = ctx;
     req_info info;
-    int rc = link_read(c->link, &c->dev->cfg, fc, addr, count, dst, &info);
+    int rc = link_exchange(c->link, &c->dev->cfg, fc, addr, count, dst, NULL, &info);
     if (rc)
         describe(c->dev, c->link, rc, fc, addr, count, &info);
     return rc;

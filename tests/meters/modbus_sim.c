@@ -32,7 +32,7 @@ struct tms_server {
     pthread_mutex_t mu;
     int stop;
     unit_state units[TMS_MAX_UNITS];
-    unsigned requests, accepts;
+    unsigned requests, accepts, writes;
     int clients[64];
     int n_clients;
 };
@@ -84,7 +84,24 @@ static int serve(tms_server *s, int i)
     unit_state *u = &s->units[q[6]];
     int fd = s->clients[i];
     int ret = 0;
-    if (!u->map) {
+    int is_write = q[7] == 5 || q[7] == 6 || q[7] == 15 || q[7] == 16;
+    s->writes += (unsigned)is_write;
+    if (u->map && u->fault == TMS_WRITE_EXCEPTION && is_write) {
+        modbus_reply_exception(s->ctx, q, (unsigned)u->arg);
+    } else if (u->map && u->fault == TMS_IGNORE_WRITES && is_write) {
+        /* answer as libmodbus does, then put the registers back */
+        modbus_mapping_t *m = u->map;
+        size_t nb = (size_t)m->nb_registers * sizeof *m->tab_registers;
+        uint16_t *keep = malloc(nb ? nb : 1);
+        if (keep)
+            memcpy(keep, m->tab_registers, nb);
+        modbus_reply(s->ctx, q, rc, m);
+        if (keep)
+            memcpy(m->tab_registers, keep, nb);
+        free(keep);
+    } else if (u->map && (u->fault == TMS_WRITE_EXCEPTION || u->fault == TMS_IGNORE_WRITES)) {
+        modbus_reply(s->ctx, q, rc, u->map);
+    } else if (!u->map) {
         /* unknown unit: no reply, like a gateway whose target is absent */
     } else if (u->fault == TMS_SILENT) {
     } else if (u->fault == TMS_EXCEPTION) {
@@ -204,6 +221,29 @@ void tms_set(tms_server *s, int unit, int fc, uint16_t addr, const uint16_t *reg
     }
     memcpy(tab + (addr - start), regs, n * sizeof *regs);
     pthread_mutex_unlock(&s->mu);
+}
+
+void tms_get(tms_server *s, int unit, int fc, uint16_t addr, uint16_t *regs, unsigned n)
+{
+    pthread_mutex_lock(&s->mu);
+    modbus_mapping_t *m = s->units[unit].map;
+    uint16_t *tab = fc == 3 ? m->tab_registers : m->tab_input_registers;
+    unsigned start = (unsigned)(fc == 3 ? m->start_registers : m->start_input_registers);
+    unsigned nb = (unsigned)(fc == 3 ? m->nb_registers : m->nb_input_registers);
+    if (addr < start || addr - start + n > nb) {
+        fprintf(stderr, "tms_get: %u+%u outside the window of unit %d\n", addr, n, unit);
+        abort();
+    }
+    memcpy(regs, tab + (addr - start), n * sizeof *regs);
+    pthread_mutex_unlock(&s->mu);
+}
+
+unsigned tms_writes(tms_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned n = s->writes;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 void tms_set_float(tms_server *s, int unit, int fc, uint16_t addr, float v)

@@ -21,7 +21,11 @@ typedef enum {
     TMS_SILENT,    /* read the request, never answer */
     TMS_EXCEPTION, /* answer with exception fault_arg */
     TMS_BAD_COUNT, /* answer with a byte count two bytes short (and the data to match) */
-    TMS_DROP       /* send the first 5 bytes of the answer, then close the connection */
+    TMS_DROP,      /* send the first 5 bytes of the answer, then close the connection */
+    /* writes only (functions 6 and 16; reads are served as usual): */
+    TMS_WRITE_EXCEPTION, /* answer writes with exception fault_arg */
+    TMS_IGNORE_WRITES    /* acknowledge writes but keep the registers (a device that ignores
+                            setpoints, or clamps them to what it had) */
 } tms_fault;
 
 /* Starts a server on a free port. NULL on failure (message on stderr). */
@@ -39,8 +43,12 @@ void tms_set_float(tms_server *s, int unit, int fc, uint16_t addr, float v);
 void tms_set_u32(tms_server *s, int unit, int fc, uint16_t addr, uint32_t v);
 /* Applies a fault to every later request of unit (TMS_OK clears it); arg: exception code. */
 void tms_fault_set(tms_server *s, int unit, tms_fault f, int arg);
+/* Reads n registers of unit's window of table fc (3 or 4), as the device holds them now. */
+void tms_get(tms_server *s, int unit, int fc, uint16_t addr, uint16_t *regs, unsigned n);
 /* Requests served (answered or not) and connections accepted so far. */
 unsigned tms_requests(tms_server *s);
+/* Write requests (functions 5, 6, 15, 16) received so far, whatever the answer. */
+unsigned tms_writes(tms_server *s);
 unsigned tms_accepts(tms_server *s);
 
 /* Writes a SunSpec image into unit's holding registers from base: "SunS", then the models

@@ -222,6 +222,49 @@ static void test_client_reply_refused(void **state)
     }
 }
 
+/* Writes (storage setpoints): the request bytes of functions 16 and 6, and the checks of the
+ * reply: an echo of the request's address and count (16) or value (6), an exception, a reply
+ * naming other registers, another transaction. */
+static void test_client_write(void **state)
+{
+    (void)state;
+    uint8_t req[MTR__WRITE_REQUEST_MAX];
+    const uint16_t v[2] = {0x1388, 0xEC78};
+    size_t n = mtr__mbap_write_request(req, 0x0102, 7, 16, 0x9C4E, 2, v);
+    const uint8_t want16[] = {0x01, 0x02, 0, 0, 0, 11, 7, 16, 0x9C, 0x4E, 0, 2, 4,
+                              0x13, 0x88, 0xEC, 0x78};
+    assert_int_equal(n, sizeof want16);
+    assert_memory_equal(req, want16, n);
+    size_t need = 0;
+    int exc = 0;
+    const uint8_t ok[] = {0x01, 0x02, 0, 0, 0, 6, 7, 16, 0x9C, 0x4E, 0, 2};
+    for (size_t len = 0; len < sizeof ok; len++)
+        assert_int_equal(mtr__mbap_check_write_reply(req, ok, len, &need, NULL, &exc),
+                         MTR__REPLY_MORE);
+    assert_int_equal(mtr__mbap_check_write_reply(req, ok, sizeof ok, &need, NULL, &exc),
+                     MTR__REPLY_DATA);
+    const uint8_t other[] = {0x01, 0x02, 0, 0, 0, 6, 7, 16, 0x9C, 0x4F, 0, 2};
+    assert_int_equal(mtr__mbap_check_write_reply(req, other, sizeof other, &need, NULL, &exc),
+                     MTR__REPLY_BAD_ECHO);
+    const uint8_t ex[] = {0x01, 0x02, 0, 0, 0, 3, 7, 0x90, 4};
+    assert_int_equal(mtr__mbap_check_write_reply(req, ex, sizeof ex, &need, NULL, &exc),
+                     MTR__REPLY_EXCEPTION);
+    assert_int_equal(exc, 4);
+    const uint8_t tid[] = {0x01, 0x03};
+    assert_int_equal(mtr__mbap_check_write_reply(req, tid, sizeof tid, &need, NULL, &exc),
+                     MTR__REPLY_BAD_TID);
+    /* function 6: one register; the reply echoes address and value */
+    n = mtr__mbap_write_request(req, 9, 1, 6, 104, 1, v + 1);
+    const uint8_t want6[] = {0, 9, 0, 0, 0, 6, 1, 6, 0, 104, 0xEC, 0x78};
+    assert_int_equal(n, sizeof want6);
+    assert_memory_equal(req, want6, n);
+    assert_int_equal(mtr__mbap_check_write_reply(req, want6, sizeof want6, &need, NULL, &exc),
+                     MTR__REPLY_DATA);
+    const uint8_t changed[] = {0, 9, 0, 0, 0, 6, 1, 6, 0, 104, 0xEC, 0x79};
+    assert_int_equal(mtr__mbap_check_write_reply(req, changed, sizeof changed, &need, NULL, &exc),
+                     MTR__REPLY_BAD_ECHO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_client_request),
         cmocka_unit_test(test_client_reply_good),
         cmocka_unit_test(test_client_reply_refused),
+        cmocka_unit_test(test_client_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,9 @@ enum {
     MTR_E_CHAIN = -13,      /* malformed SunSpec model chain */
     MTR_E_RANGE = -14,      /* a value outside the representable range */
     MTR_E_STOPPED = -15,    /* the poller is stopping */
-    MTR_E_GAP = -16         /* no good reading near enough to an interval boundary */
+    MTR_E_GAP = -16,        /* no good reading near enough to an interval boundary */
+    MTR_E_READONLY = -17,   /* a write to a device configured read-only (never sent) */
+    MTR_E_READBACK = -18    /* a setpoint read back differs from what was written */
 };
 
 /* Returns a static English description of a return code; never NULL. */

@@ -70,6 +70,16 @@ uint64_t mtr_link_generation(const mtr_link *l);
 int mtr_link_read(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count, uint16_t *dst,
                   int *exception);
 
+/*
+ * Writes count registers from src to unit at addr: function 16 (1..123 registers) or 6 (one
+ * register), with the link's retries. The reply is checked like a read's (transaction,
+ * protocol, unit, function) and must echo the address and count (16) or value (6). Returns
+ * MTR_OK or the codes of mtr_link_read. Nothing in this library writes on its own: only
+ * storage control (storage_ctl.h) calls it, and only for devices not configured read-only.
+ */
+int mtr_link_write(mtr_link *l, int unit, int fc, uint16_t addr, uint16_t count,
+                   const uint16_t *src, int *exception);
+
 /* The last request's failure without the endpoint ("reply from unit 4, not 3"), "" after a
  * success. Owned by l, valid until its next request. */
 const char *mtr_link_error(const mtr_link *l);
