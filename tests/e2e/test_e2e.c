@@ -358,7 +358,9 @@ static void on_ready(void *user, const bus_message *m)
     for (size_t h = 0; h < W->homes; h++) {
         char agent[80];
         snprintf(agent, sizeof agent, "%s-agent", W->ids[h]);
-        if (strcmp(kind, "status") == 0 && online && strcmp(id, agent) == 0)
+        /* an agent's status is status/<participant>/<client id> */
+        if (strcmp(kind, "status") == 0 && online && strcmp(id, W->ids[h]) == 0 &&
+            strcmp(leaf, agent) == 0)
             r->agent_online[h] = 1;
         if (strcmp(kind, "meter") == 0 && strcmp(leaf, "state") == 0 &&
             strcmp(id, W->ids[h]) == 0)
