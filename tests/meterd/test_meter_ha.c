@@ -2,7 +2,8 @@
  * Home Assistant on the community broker, end to end (issue 19): the community broker exactly
  * as shipped (config/mosquitto: TLS, passwords, the ACL, with h-a's read-only login "h-a.ha"
  * made by `mgx-certs.sh ha`), the real `mgx meter` binary logged in as h-a's meter login
- * h-a.meter (`mgx-certs.sh meter`) reading a simulated SDM630 (meter id h-a), and a client playing Home Assistant logged in as h-a.ha.
+ * h-a.meter (`mgx-certs.sh meter`) reading a simulated SDM630 (meter id h-a), and a client
+ * playing Home Assistant logged in as h-a.ha.
  *
  * Checks that Home Assistant can read what it needs (discovery retained, state, availability
  * "online"), can write none of the home's topics, and sees no other home; and that its Energy
