@@ -104,10 +104,17 @@ static int certs(sb_broker *b)
      * controller: the broker lets one login have one connection, so a second "controller"
      * would knock the controller daemon off. */
     char *au[] = {"sh", SHIPPED "/mgx-certs.sh", "password", b->dir, "auditor", "pw-auditor", NULL};
-    if (run(mc) || run(au))
+    /* A test-only second connection with h-d's meter rights: tests/settle/test_trust.c floods
+     * h-d's meter topic from a thread while h-d's meter goes on with QoS 1 readings, which
+     * one shared connection would hold up behind the flood. */
+    char *fl[] = {"sh", SHIPPED "/mgx-certs.sh", "password", b->dir, "h-d-flood", "pw-h-d-flood",
+                  NULL};
+    if (run(mc) || run(au) || run(fl))
         return -1;
     FILE *f = fopen(acl, "a");
-    int ok = f && fputs("user auditor\ntopic read mgx/v1/#\n", f) >= 0;
+    int ok = f && fputs("user auditor\ntopic read mgx/v1/#\n"
+                        "user h-d-flood\ntopic write mgx/v1/+/meter/h-d/#\n",
+                        f) >= 0;
     if (f && fclose(f) != 0)
         ok = 0;
     return ok ? 0 : -1;

@@ -8,8 +8,9 @@
  * h-a and h-b; a rogue CA (not trusted by the broker) with its own certificate for "h-a"; and
  * h-a's read-only Home Assistant login "h-a.ha" (password "pw-h-a.ha", `mgx-certs.sh ha`);
  * the meter daemon logins "h-a.meter" .. "h-g.meter" and "bnd.meter" (password
- * "pw-<login>", `mgx-certs.sh meter`) and a client certificate for h-a.meter; and a test-only
- * login "auditor" (password "pw-auditor") that may read all of mgx/v1/#. The shipped config
+ * "pw-<login>", `mgx-certs.sh meter`) and a client certificate for h-a.meter; and the
+ * test-only logins "auditor" (password "pw-auditor"), which may read all of mgx/v1/#, and
+ * "h-d-flood" ("pw-h-d-flood"), which may write h-d's meter topics. The shipped config
  * makes the client id the login, so two connections of one login knock each other off.
  */
 #ifndef MGX_TEST_SECURE_BROKER_H
