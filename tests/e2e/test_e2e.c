@@ -383,6 +383,8 @@ static void wait_for_the_stack(int64_t deadline_ms)
     char filter[BUS_TOPIC_MAX];
     snprintf(filter, sizeof filter, "mgx/v1/%s/status/+", COMMUNITY);
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    snprintf(filter, sizeof filter, "mgx/v1/%s/status/+/+", COMMUNITY); /* the agents' */
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     snprintf(filter, sizeof filter, "mgx/v1/%s/meter/+/state", COMMUNITY);
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     assert_int_equal(bus_start(c), BUS_OK);
