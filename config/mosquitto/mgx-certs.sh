@@ -132,7 +132,7 @@ role_login() {
   else
     mosquitto_passwd -c -b "$dir/passwd" "$login" "$pass"
   fi
-  case "$role" in meter) access=readwrite ;; *) access=read ;; esac
+  case "$role" in meter) access="readwrite" ;; *) access="read" ;; esac
   drop_block "$login"
   tmp="$dir/acl.tmp"
   cp "$dir/acl" "$tmp"
