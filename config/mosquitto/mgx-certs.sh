@@ -5,14 +5,26 @@
 #                                        for every HOST (DNS names or IP addresses)
 #   mgx-certs.sh password DIR ID [PASS]  adds or replaces ID in DIR/passwd; without PASS a
 #                                        random one is made and printed once
-#   mgx-certs.sh client DIR ID           a client key and certificate with CN=ID, for the
-#                                        certificate listener (DIR/clients/ID.key, ID.crt)
-#   mgx-certs.sh remove DIR ID           deletes ID (and its ID.ha login) from DIR/passwd
+#   mgx-certs.sh client DIR LOGIN        a client key and certificate with CN=LOGIN (an ID,
+#                                        or ID.meter), for the certificate listener
+#                                        (DIR/clients/LOGIN.key, LOGIN.crt)
+#   mgx-certs.sh remove DIR ID           deletes ID and its ID.meter and ID.ha logins from
+#                                        DIR/passwd, and their blocks from DIR/acl
+#   mgx-certs.sh meter DIR ID [METER...] [--password PASS]
+#                                        the login ID.meter for the home's meter daemon: a
+#                                        password (random and printed once without PASS) and
+#                                        its block in DIR/acl (publishes the readings of the
+#                                        home's meter ID and each extra METER); reload the
+#                                        broker. With a client certificate instead: also
+#                                        `client DIR ID.meter`
 #   mgx-certs.sh ha DIR ID [METER...] [--password PASS]
 #                                        a read-only login ID.ha for the home's Home
 #                                        Assistant: a password (random and printed once
 #                                        without PASS) and its block in DIR/acl (the home's
 #                                        meter ID and each extra METER); reload the broker
+#
+# The broker gives every client its login as client id (community.conf), so one login is one
+# connection: the home's agent logs in as ID, its meter daemon as ID.meter.
 #
 # DIR is the broker's folder, /etc/mosquitto/mgx on a real broker. ID is a participant id or
 # "controller". Keys are ECDSA P-256. Uses only openssl and mosquitto_passwd. The CA key
@@ -81,8 +93,8 @@ cmd_password() {
 }
 
 cmd_client() {
-  [ $# -eq 1 ] || die "client needs exactly one ID"
-  check_id "$1"
+  [ $# -eq 1 ] || die "client needs exactly one LOGIN"
+  check_id "${1%.meter}"
   [ -e "$dir/ca.key" ] || die "no CA in $dir: run init first"
   mkdir -p "$dir/clients"
   ext="$dir/clients/$1.ext"
@@ -94,8 +106,12 @@ cmd_client() {
   echo "mgx-certs: $dir/clients/$1.crt and $1.key (give both, and ca.crt, to the home)"
 }
 
-cmd_ha() {
-  [ $# -ge 1 ] || die "ha needs an ID"
+# role_login ROLE ID [METER...] [--password PASS]: the login ID.ROLE with its password and its
+# one block in DIR/acl (an older block of the same login is replaced). ROLE meter may write the
+# home's readings, status and discovery; ROLE ha may only read them.
+role_login() {
+  role="$1"; shift
+  [ $# -ge 1 ] || die "$role needs an ID"
   check_id "$1"
   id="$1"; shift
   meters="$id"; pass=""
@@ -106,43 +122,66 @@ cmd_ha() {
     esac
   done
   [ -e "$dir/acl" ] || die "no $dir/acl: install the shipped acl first"
+  login="$id.$role"
   if [ -z "$pass" ]; then
     pass=$(openssl rand -base64 18)
-    echo "password for $id.ha: $pass"
+    echo "password for $login: $pass"
   fi
   if [ -e "$dir/passwd" ]; then
-    mosquitto_passwd -b "$dir/passwd" "$id.ha" "$pass"
+    mosquitto_passwd -b "$dir/passwd" "$login" "$pass"
   else
-    mosquitto_passwd -c -b "$dir/passwd" "$id.ha" "$pass"
+    mosquitto_passwd -c -b "$dir/passwd" "$login" "$pass"
   fi
-  # one block per login: an older block of the same login is replaced
+  case "$role" in meter) access="readwrite" ;; *) access="read" ;; esac
+  drop_block "$login"
   tmp="$dir/acl.tmp"
-  awk -v u="user $id.ha" '$0 == u { skip = 1; next } skip && /^topic / { next } { skip = 0; print }' \
-    "$dir/acl" >"$tmp"
+  cp "$dir/acl" "$tmp"
   {
-    echo "user $id.ha"
-    echo "topic read mgx/v1/+/status/$id/#"
+    echo "user $login"
+    echo "topic $access mgx/v1/+/status/$id/#"
     for m in $meters; do
-      echo "topic read mgx/v1/+/meter/$m/#"
-      echo "topic read homeassistant/sensor/$m/#"
+      echo "topic $access mgx/v1/+/meter/$m/#"
+      echo "topic $access homeassistant/sensor/$m/#"
     done
   } >>"$tmp"
   chmod --reference="$dir/acl" "$tmp" 2>/dev/null || true
   mv "$tmp" "$dir/acl"
+}
+
+# drop_block LOGIN: removes LOGIN's "user" line and the topic lines after it from DIR/acl
+drop_block() {
+  [ -e "$dir/acl" ] || return 0
+  tmp="$dir/acl.tmp"
+  awk -v u="user $1" '$0 == u { skip = 1; next } skip && /^topic / { next } { skip = 0; print }' \
+    "$dir/acl" >"$tmp"
+  chmod --reference="$dir/acl" "$tmp" 2>/dev/null || true
+  mv "$tmp" "$dir/acl"
+}
+
+cmd_ha() {
+  role_login ha "$@"
   echo "mgx-certs: read-only Home Assistant login $id.ha for meters: $meters (reload the broker)"
+}
+
+cmd_meter() {
+  role_login meter "$@"
+  echo "mgx-certs: meter daemon login $id.meter for meters: $meters (reload the broker)"
 }
 
 cmd_remove() {
   [ $# -eq 1 ] || die "remove needs exactly one ID"
   check_id "$1"
   mosquitto_passwd -D "$dir/passwd" "$1"
-  # the home's read-only Home Assistant login goes with it
-  if grep -q "^$1\.ha:" "$dir/passwd" 2>/dev/null; then
-    mosquitto_passwd -D "$dir/passwd" "$1.ha"
-  fi
+  # the home's meter daemon and Home Assistant logins go with it
+  for role in meter ha; do
+    if grep -q "^$1\.$role:" "$dir/passwd" 2>/dev/null; then
+      mosquitto_passwd -D "$dir/passwd" "$1.$role"
+    fi
+    drop_block "$1.$role"
+  done
 }
 
-[ $# -ge 2 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 cmd="$1"; dir="$2"; shift 2
 case "$cmd" in
   init) cmd_init "$@" ;;
@@ -150,5 +189,6 @@ case "$cmd" in
   client) cmd_client "$@" ;;
   remove) cmd_remove "$@" ;;
   ha) cmd_ha "$@" ;;
-  *) die "unknown command '$cmd' (init, password, client, remove, ha)" ;;
+  meter) cmd_meter "$@" ;;
+  *) die "unknown command '$cmd' (init, password, client, remove, meter, ha)" ;;
 esac

@@ -630,6 +630,9 @@ static int setup_bus(agent *a, const agc_config *cfg, char *err, size_t err_len)
 {
     bus_config bc;
     cfg_bus_config(&cfg->bus, &bc);
+    /* status/<participant>/<client id>: the broker makes the client id the login, so the
+     * ACL's status/%c would not be status/<client id>; status/%u/# is (config/mosquitto/acl) */
+    bc.status_owner = cfg->participant;
     bc.log = ctl_log_sink;
     bc.log_user = &a->log;
     bc.log_level = a->log.level;

@@ -22,13 +22,14 @@
 enum {
     K_PARTICIPANT, K_CLIENT_ID, K_KEY_FILE, K_METER_ID, K_OUTBOX, K_STRATEGY, K_MARKUP,
     K_ZIP_BETA, K_ZIP_MOMENTUM, K_FEED_IN, K_RETAIL, K_FEE, K_INTERVAL, K_GATE, K_RESEND,
-    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_LAG, K_COUNT
+    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_LAG, K_USERNAME, K_PASSWORD_FILE, K_COUNT
 };
 static const char *const AGENT_KEYS[K_COUNT + 1] = {
     "participant", "client_id", "key_file", "meter_id", "outbox", "strategy", "markup",
     "zip_beta", "zip_momentum", "feed_in_uc_per_kwh", "retail_uc_per_kwh",
     "network_fee_uc_per_kwh", "interval_s", "gate_closure_s", "resend_s", "give_up_s",
-    "max_reading_gap_s", "max_power_w", "timing", "forecast_lag", NULL};
+    "max_reading_gap_s", "max_power_w", "timing", "forecast_lag", "username", "password_file",
+    NULL};
 
 /* A strategy parameter: a plain number in 0..1 (sim_strategy_check narrows it later). These
  * are pricing knobs, not money: the prices they lead to are integers. */
@@ -61,6 +62,8 @@ static int set_key(agc_config *c, int k, const char *key, const char *v, char *e
     switch (k) {
     case K_PARTICIPANT: return cfg_parse_id(key, v, c->participant, err, len);
     case K_CLIENT_ID: return cfg_parse_id(key, v, c->client_id, err, len);
+    case K_USERNAME: return cfg_parse_str(key, v, c->username, sizeof c->username, err, len);
+    case K_PASSWORD_FILE: return path_value(c, c->password_file, key, v, false, err, len);
     case K_KEY_FILE: return path_value(c, c->key_file, key, v, true, err, len);
     case K_METER_ID: return cfg_parse_id(key, v, c->meter_id, err, len);
     case K_OUTBOX: return path_value(c, c->outbox, key, v, false, err, len);
@@ -145,6 +148,44 @@ static int pick_client_id(agc_config *c, const char *path, char *err, size_t len
     return CFG_OK;
 }
 
+/*
+ * The agent's login. The community's ACL knows a home's agent by its participant id, and the
+ * broker lets one login have one connection (docs/bus-security.md): in a home's shared file
+ * [bus] username and password_file are the meter daemon's login (h-017.meter), so the agent
+ * logs in as [agent] username (default the participant) with [agent] password_file. In a file
+ * of its own the agent uses [bus]'s, [agent]'s if given.
+ */
+static int pick_login(agc_config *c, const char *path, char *err, size_t len)
+{
+    bool shared = c->others.sections > 0;
+    char bus_user[sizeof c->bus.username];
+    snprintf(bus_user, sizeof bus_user, "%s", c->bus.username);
+    if (c->username[0])
+        snprintf(c->bus.username, sizeof c->bus.username, "%s", c->username);
+    else if ((shared && !c->bus.tls_cert[0]) || (!bus_user[0] && !c->bus.tls_cert[0]))
+        snprintf(c->bus.username, sizeof c->bus.username, "%s", c->participant);
+    if (shared && bus_user[0] && strcmp(bus_user, c->bus.username) == 0)
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [agent]: the agent and the meter daemon of this file would both "
+                        "log in as '%s', and the broker keeps one connection per login; make "
+                        "[bus] username the meter daemon's login (%s.meter, mgx-certs.sh meter) "
+                        "and give the agent [agent] password_file",
+                        path, c->line, bus_user, c->participant);
+    if (c->password_file[0]) {
+        char why[CFG_PATH_MAX + 128];
+        int rc = cfg_bus_read_password(&c->bus, c->password_file, why, sizeof why);
+        if (rc == CFG_E_BAD)
+            return ctl_fail(CFG_E_BAD, err, len, "%s:%d: [agent] %s", path, c->line, why);
+        return rc;
+    }
+    if (shared && c->bus.password)
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [agent] needs password_file: [bus] password_file is the meter "
+                        "daemon's (login %s), the agent logs in as %s",
+                        path, c->line, bus_user, c->bus.username);
+    return CFG_OK;
+}
+
 static int agent_finish(void *ctx, const char *path, char *err, size_t len)
 {
     agc_config *c = ctx;
@@ -173,16 +214,15 @@ static int agent_finish(void *ctx, const char *path, char *err, size_t len)
                         path, c->line, what, sim_strategy_name(c->strategy.kind));
     if (!c->meter_id[0])
         snprintf(c->meter_id, sizeof c->meter_id, "%s", c->participant);
-    /* the community's ACL knows a home by its participant id (docs/bus-security.md) */
-    if (!c->bus.username[0] && !c->bus.tls_cert[0])
-        snprintf(c->bus.username, sizeof c->bus.username, "%s", c->participant);
-    return pick_client_id(c, path, err, len);
+    int rc = pick_login(c, path, err, len);
+    return rc != CFG_OK ? rc : pick_client_id(c, path, err, len);
 }
 
 int agc_add(cfg_loader *l, agc_config *c)
 {
     /* only the [agent] fields: c->bus and c->others belong to their own handlers */
     c->participant[0] = c->client_id[0] = c->key_file[0] = c->meter_id[0] = c->outbox[0] = '\0';
+    c->username[0] = c->password_file[0] = '\0';
     c->strategy = sim_strategy_defaults();
     memset(&c->tariffs, 0, sizeof c->tariffs);
     c->tariffs.mechanism = MKT_PAY_AS_CLEAR;

@@ -31,6 +31,9 @@ typedef struct {
     /* [agent] */
     char participant[BUS_ID_MAX];
     char client_id[BUS_ID_MAX];   /* [agent] client_id as given, "" if not */
+    char username[128];           /* [agent] username as given, "" if not */
+    char password_file[CFG_PATH_MAX]; /* [agent] password_file as given, "" if not; read into
+                                         bus.password */
     char key_file[CFG_PATH_MAX];  /* the Ed25519 order-signing key (mgx keygen) */
     char meter_id[BUS_ID_MAX];    /* default the participant id */
     char outbox[CFG_PATH_MAX];    /* SQLite file */

@@ -28,7 +28,7 @@ static const char *const BUS_KEYS[] = {"host",     "port",          "community",
 static const char *const BUS_RENAMED[][2] = {
     {"ca_file", "tls_ca"}, {"cert_file", "tls_cert"}, {"key_file", "tls_key"}};
 
-static int read_password(cfg_bus *b, const char *path, char *err, size_t errlen)
+int cfg_bus_read_password(cfg_bus *b, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -111,7 +111,7 @@ static int bus_key(void *ctx, const char *section, const char *key, const char *
         if (cfg_path(b->loader, value, path, sizeof path))
             return ctl_fail(CFG_E_BAD, err, errlen, "%s: bad path", key);
         snprintf(b->password_file, sizeof b->password_file, "%s", path);
-        return read_password(b, path, err, errlen);
+        return cfg_bus_read_password(b, path, err, errlen);
     case 6:
     case 7:
     case 8: {

@@ -43,6 +43,10 @@ int cfg_bus_add(cfg_loader *l, cfg_bus *b);
 void cfg_bus_config(const cfg_bus *b, bus_config *out);
 /* Wipes and frees the password. */
 void cfg_bus_clear(cfg_bus *b);
+/* Reads the password from path (a regular file only its owner may open; the first line) into
+ * b->password, replacing any; the rule of [bus] password_file, for a daemon's own login key.
+ * CFG_OK, CFG_E_BAD with err set, or CFG_E_NOMEM. */
+int cfg_bus_read_password(cfg_bus *b, const char *path, char *err, size_t errlen);
 
 /* ---- [outbox] ---- */
 typedef struct {

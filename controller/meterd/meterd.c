@@ -538,9 +538,17 @@ static int run_daemon(ctl_meterd_file *mc, const ctl_meterd_options *mo,
     }
     bus_config bc;
     cfg_bus_config(&mc->bus, &bc);
-    /* logged in as a home: the status goes under the home's level, where its read-only Home
-     * Assistant login may read it (config/mosquitto/acl) */
-    bc.status_owner = bc.username && bus_id_valid(bc.username) ? bc.username : NULL;
+    /* logged in for a home (h-017.meter, or h-017 before the meter daemon had a login of its
+     * own): the status goes under the home's level, where its read-only Home Assistant login
+     * may read it (config/mosquitto/acl) */
+    char owner[BUS_ID_MAX] = "";
+    size_t home_len = bc.username ? strcspn(bc.username, ".") : 0;
+    if (home_len > 0 && home_len < sizeof owner) {
+        snprintf(owner, sizeof owner, "%.*s", (int)home_len, bc.username);
+        if (!bus_id_valid(owner))
+            owner[0] = '\0';
+    }
+    bc.status_owner = owner[0] ? owner : NULL;
     bc.log = ctl_log_sink;
     bc.log_user = &d.log;
     bc.log_level = mo->log_level;

@@ -90,9 +90,9 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
     char topic[128];
     snprintf(f->t_order, sizeof f->t_order, "mgx/v1/%s/order/h-a", community);
     assert_int_equal(tc_subscribe(f->ctl, f->t_order, T_MS), 1);
-    snprintf(topic, sizeof topic, "mgx/v1/%s/status/h-a-agent", community);
+    snprintf(topic, sizeof topic, "mgx/v1/%s/status/h-a/h-a-agent", community);
     assert_int_equal(tc_subscribe(f->ctl, topic, T_MS), 1);
-    o = sb_password_opts(sb_group_broker, "h-a", "h-a-meter");
+    o = sb_password_opts(sb_group_broker, "h-a.meter", "h-a-meter");
     f->meter = tc_connect(&o, T_MS, &reason);
     assert_non_null(f->meter);
 }
@@ -139,7 +139,7 @@ static void start_agent(fixture *f)
     }
     f->pid = pid;
     char topic[128];
-    snprintf(topic, sizeof topic, "mgx/v1/%s/status/h-a-agent", f->community);
+    snprintf(topic, sizeof topic, "mgx/v1/%s/status/h-a/h-a-agent", f->community);
     for (;;) {
         tc_message m;
         if (!tc_wait_topic(f->ctl, topic, &f->status_from, &m, T_MS))

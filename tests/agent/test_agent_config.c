@@ -61,6 +61,7 @@ static char *load_example(const char *example, const char *name, const char *pas
     snprintf(path, len, "%s/%s", dir, name);
     copy_example(src, dir, path);
     touch(dir, "mqtt-password", password_text, 0600);
+    touch(dir, "meter-mqtt-password", "the meter daemon's\n", 0600);
     touch(dir, "ca.crt", "not parsed at load time\n", 0644);
     touch(dir, "h-017.key", "loaded by the agent later\n", 0600);
     if (agc_load(path, c, err, sizeof err))
@@ -115,7 +116,9 @@ static void test_home_example_loads(void **state)
     agc_config c;
     char *dir = load_example("home-example.ini", "home.ini", "s3cret\n", path, sizeof path, &c);
     assert_string_equal(c.participant, "h-017");
+    /* the agent's own login and password, not [bus]'s (the meter daemon's h-017.meter) */
     assert_string_equal(c.bus.username, "h-017");
+    assert_string_equal(c.bus.password, "s3cret");
     assert_string_equal(c.bus.client_id, "h-017-agent");
     assert_string_equal(c.meter_id, "h-017");
     /* [outbox], [homeassistant], [meter h-017], [meter h-017-pv] */
@@ -350,6 +353,44 @@ static void test_client_id_and_username(void **state)
     assert_string_equal(c.bus.username, "other");
 }
 
+/* One login per daemon (docs/bus-security.md): in a shared file [bus]'s login is the meter
+ * daemon's, and the agent logs in as [agent] username (default the participant) with [agent]
+ * password_file; a file that would log both in as one login is refused. */
+static void test_shared_file_logins(void **state)
+{
+    (void)state;
+    agc_config c;
+    char err[512];
+#define SHARED_BUS "[bus]\ncommunity = c\nusername = h1.meter\npassword_file = pw\n"
+    assert_int_equal(load_cfg(SHARED_BUS AGENT "password_file = pw\n[meter h1]\n", err,
+                              sizeof err, &c), 0);
+    assert_string_equal(c.bus.username, "h1");
+    assert_int_equal(load_cfg(SHARED_BUS AGENT "username = h1-x\npassword_file = pw\n"
+                              "[meter h1]\n", err, sizeof err, &c), 0);
+    assert_string_equal(c.bus.username, "h1-x");
+    assert_int_equal(load(SHARED_BUS AGENT "[meter h1]\n", err, sizeof err), -1);
+    assert_string_equal(err, "a.ini:5: [agent] needs password_file: [bus] password_file is the "
+                             "meter daemon's (login h1.meter), the agent logs in as h1");
+    /* the old layout: both daemons as the home */
+    assert_int_equal(load("[bus]\ncommunity = c\nusername = h1\npassword_file = pw\n" AGENT
+                          "[meter h1]\n", err, sizeof err), -1);
+    assert_string_equal(err, "a.ini:5: [agent]: the agent and the meter daemon of this file "
+                             "would both log in as 'h1', and the broker keeps one connection "
+                             "per login; make [bus] username the meter daemon's login "
+                             "(h1.meter, mgx-certs.sh meter) and give the agent [agent] "
+                             "password_file");
+    assert_int_equal(load(SHARED_BUS AGENT "username = h1.meter\n[meter h1]\n", err,
+                          sizeof err), -1);
+    assert_non_null(strstr(err, "would both log in as 'h1.meter'"));
+    /* a file of the agent alone: [agent] username and password_file win over [bus]'s */
+    assert_int_equal(load_cfg("[bus]\ncommunity = c\nusername = u\n" AGENT
+                              "username = v\npassword_file = pw\n", err, sizeof err, &c), 0);
+    assert_string_equal(c.bus.username, "v");
+    assert_int_equal(load(BASE "password_file = nothere\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "a.ini:3: [agent] password_file: "));
+#undef SHARED_BUS
+}
+
 /* Writes a password file with mode and loads a [bus] with the loader alone (as every daemon
  * does); returns cfg_load's code, the message after the folder, and the password if read. */
 static int load_bus_password(mode_t mode, const char *content, char *err, size_t len,
@@ -434,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_bus_is_the_shared_syntax),
         cmocka_unit_test(test_missing_and_related_keys),
         cmocka_unit_test(test_sections_of_a_shared_file),
+        cmocka_unit_test(test_shared_file_logins),
         cmocka_unit_test(test_client_id_and_username),
         cmocka_unit_test(test_password_file_must_be_private),
     };

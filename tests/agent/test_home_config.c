@@ -3,8 +3,8 @@
  * same file (config/home-example.ini's layout) against the shipped community broker (TLS,
  * passwords, ACL) and a simulated SDM630 on Modbus TCP. The meter daemon publishes the home's
  * readings, the agent follows them and sends a signed sell order; both stay online under
- * their own client ids the whole time (one shared id would make the broker drop one of them
- * at every reconnect); relative paths are taken from the file's folder, not the working
+ * their own logins the whole time (the broker makes the client id the login, so one shared
+ * login would make the broker drop one of them at every reconnect); relative paths are taken from the file's folder, not the working
  * directory. And the mistakes a homeowner makes in the shared parts are refused by both
  * daemons with the same FILE:LINE message.
  */
@@ -73,23 +73,27 @@ typedef struct {
     tc_client *obs;
 } fixture;
 
-/* The home's file. [bus] client_id names the meter daemon; the agent defaults to h-b-agent.
+/* The home's file. [bus] is the meter daemon's login (h-b.meter) and client id; the agent logs
+ * in as h-b with [agent] password_file and defaults to client id h-b-agent.
  * Paths are relative to the file. extra_bus goes at the end of [bus]. */
 static void write_home(fixture *f, const char *extra_bus, mode_t pw_mode)
 {
     char path[600], ini[4096];
     snprintf(path, sizeof path, "%s/mqtt.pw", f->dir);
-    tst_file_write(path, "pw-h-b\n", pw_mode);
+    tst_file_write(path, "pw-h-b.meter\n", pw_mode); /* [bus]: the meter daemon's login */
+    snprintf(path, sizeof path, "%s/agent.pw", f->dir);
+    tst_file_write(path, "pw-h-b\n", 0600); /* [agent]: the agent's */
     snprintf(f->conf, sizeof f->conf, "%s/home.ini", f->dir);
     snprintf(ini, sizeof ini,
-             "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = " COMMUNITY "\nusername = h-b\n"
+             "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = " COMMUNITY "\nusername = h-b.meter\n"
              "password_file = mqtt.pw\ntls_ca = %s\nclient_id = h-b-meter\n"
              "backoff_min_ms = 100\nbackoff_max_ms = 1000\n%s\n"
              "[outbox]\npath = meter.db\n\n"
              "[homeassistant]\nenabled = no\n\n"
              "[meter h-b]\nprofile = sdm630\nhost = 127.0.0.1\nport = %u\nunit = 1\n"
              "poll_ms = 200\ntimeout_ms = 500\n\n"
-             "[agent]\nparticipant = h-b\nkey_file = h-b.key\noutbox = agent.db\n"
+             "[agent]\nparticipant = h-b\npassword_file = agent.pw\nkey_file = h-b.key\n"
+             "outbox = agent.db\n"
              "strategy = truthful\nfeed_in_uc_per_kwh = 80000\nretail_uc_per_kwh = 300000\n"
              "interval_s = 60\ngate_closure_s = 0\nresend_s = 1\n",
              sb_port_password(sb_group_broker), sb_cafile(sb_group_broker), extra_bus ? extra_bus : "",
@@ -163,9 +167,9 @@ static void test_one_file_runs_meter_daemon_and_agent(void **state)
     f.meter = spawn("meter", f.conf, f.log_meter, clock);
     f.agent = spawn("agent", f.conf, f.log_agent, clock);
 
-    /* logged in as h-b: under the home's level, where its Home Assistant login reads it */
+    /* both under the home's level, where its Home Assistant login reads them */
     const char *st_meter = "mgx/v1/" COMMUNITY "/status/h-b/h-b-meter";
-    const char *st_agent = "mgx/v1/" COMMUNITY "/status/h-b-agent";
+    const char *st_agent = "mgx/v1/" COMMUNITY "/status/h-b/h-b-agent";
     const char *t_state = "mgx/v1/" COMMUNITY "/meter/h-b/state";
     const char *t_order = "mgx/v1/" COMMUNITY "/order/h-b";
     /* the PV exports 3 kW: 5 Wh every 100 ms of real time is 3 kW at 60x (5 Wh per 6 s) */

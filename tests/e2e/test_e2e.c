@@ -358,7 +358,9 @@ static void on_ready(void *user, const bus_message *m)
     for (size_t h = 0; h < W->homes; h++) {
         char agent[80];
         snprintf(agent, sizeof agent, "%s-agent", W->ids[h]);
-        if (strcmp(kind, "status") == 0 && online && strcmp(id, agent) == 0)
+        /* an agent's status is status/<participant>/<client id> */
+        if (strcmp(kind, "status") == 0 && online && strcmp(id, W->ids[h]) == 0 &&
+            strcmp(leaf, agent) == 0)
             r->agent_online[h] = 1;
         if (strcmp(kind, "meter") == 0 && strcmp(leaf, "state") == 0 &&
             strcmp(id, W->ids[h]) == 0)
@@ -380,6 +382,8 @@ static void wait_for_the_stack(int64_t deadline_ms)
     assert_non_null(c);
     char filter[BUS_TOPIC_MAX];
     snprintf(filter, sizeof filter, "mgx/v1/%s/status/+", COMMUNITY);
+    assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
+    snprintf(filter, sizeof filter, "mgx/v1/%s/status/+/+", COMMUNITY); /* the agents' */
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);
     snprintf(filter, sizeof filter, "mgx/v1/%s/meter/+/state", COMMUNITY);
     assert_int_equal(bus_subscribe(c, filter, 1), BUS_OK);

@@ -1,8 +1,9 @@
 /*
  * Home Assistant on the community broker, end to end (issue 19): the community broker exactly
  * as shipped (config/mosquitto: TLS, passwords, the ACL, with h-a's read-only login "h-a.ha"
- * made by `mgx-certs.sh ha`), the real `mgx meter` binary logged in as home h-a reading a
- * simulated SDM630 (meter id h-a), and a client playing Home Assistant logged in as h-a.ha.
+ * made by `mgx-certs.sh ha`), the real `mgx meter` binary logged in as h-a's meter login
+ * h-a.meter (`mgx-certs.sh meter`) reading a simulated SDM630 (meter id h-a), and a client
+ * playing Home Assistant logged in as h-a.ha.
  *
  * Checks that Home Assistant can read what it needs (discovery retained, state, availability
  * "online"), can write none of the home's topics, and sees no other home; and that its Energy
@@ -139,7 +140,7 @@ static void write_config(fixture *f)
     snprintf(pwfile, sizeof pwfile, "%s/h-a.password", f->dir);
     FILE *p = fopen(pwfile, "w");
     assert_non_null(p);
-    fputs("pw-h-a\n", p);
+    fputs("pw-h-a.meter\n", p);
     fclose(p);
     chmod(pwfile, 0600);
     snprintf(f->conf, sizeof f->conf, "%s/meter.ini", f->dir);
@@ -148,7 +149,7 @@ static void write_config(fixture *f)
     assert_non_null(c);
     fprintf(c,
             "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = test\nclient_id = meter-h-a\n"
-            "username = h-a\npassword_file = %s\ntls_ca = %s\n"
+            "username = h-a.meter\npassword_file = %s\ntls_ca = %s\n"
             "backoff_min_ms = 100\nbackoff_max_ms = 400\n\n"
             "[outbox]\npath = outbox.db\n\n[homeassistant]\nenabled = yes\n\n"
             "[meter h-a]\nprofile = sdm630\nhost = 127.0.0.1\nport = %u\nunit = 1\n"
@@ -201,7 +202,9 @@ static void home_assistant_end_to_end(void **state)
         assert_int_equal(json_integer_value(json_object_get(j, "expire_after")), 60);
         json_decref(j);
     }
-    /* a fresh subscription gets them as retained messages */
+    /* a fresh subscription gets them as retained messages: Home Assistant restarts (the broker
+     * keeps one connection per login, so the new session replaces the old one) */
+    tc_free(f.ha);
     tc_opts lo = sb_password_opts(f.broker, "h-a.ha", "home-assistant-2");
     tc_client *late = tc_connect(&lo, 10000, &reason);
     assert_non_null(late);
@@ -210,6 +213,9 @@ static void home_assistant_end_to_end(void **state)
     assert_true(m.retained);
     assert_non_null(strstr(m.payload, "\"state_class\":\"total_increasing\""));
     tc_free(late);
+    f.ha = tc_connect(&ho, 10000, &reason);
+    assert_non_null(f.ha);
+    assert_int_equal(tc_subscribe(f.ha, "homeassistant/#", 5000), 1);
 
     /* the entities are available: the status the configs name reads "online" */
     assert_int_equal(tc_subscribe(f.ha, STATUS_TOPIC, 5000), 1);
@@ -224,7 +230,7 @@ static void home_assistant_end_to_end(void **state)
     for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++)
         assert_int_equal(tc_publish(f.ha, forbidden[i], "{}", 2, 1, false, 5000), 135);
     /* and it sees nothing of another home: h-b writes its own reading and discovery */
-    tc_opts bo = sb_password_opts(f.broker, "h-b", "h-b-meter");
+    tc_opts bo = sb_password_opts(f.broker, "h-b.meter", "h-b-meter");
     tc_client *hb = tc_connect(&bo, 10000, &reason);
     assert_non_null(hb);
     /* accepted: 0, or 16 "no matching subscribers" */

@@ -290,14 +290,19 @@ static void boundary_and_peers(void **state)
     char cid[64];
     for (int h = 0; h < HOMES; h++) {
         snprintf(cid, sizeof cid, "%s-meter", ID[h]);
-        tc_opts o = sb_password_opts(br, ID[h], cid);
+        char login[64];
+        snprintf(login, sizeof login, "%s.meter", ID[h]); /* the home's meter login */
+        tc_opts o = sb_password_opts(br, login, cid);
         meter[h] = tc_connect(&o, T_MS, &reason);
         assert_non_null(meter[h]);
     }
-    tc_opts o = sb_password_opts(br, "controller", "boundary-meter");
+    /* the boundary meter has a meter login of its own (mgx-certs.sh meter DIR bnd), never the
+     * controller's: one login is one connection */
+    tc_opts o = sb_password_opts(br, "bnd.meter", "boundary-meter");
     boundary = tc_connect(&o, T_MS, &reason);
     assert_non_null(boundary);
-    o = sb_password_opts(br, "controller", "auditor");
+    /* not "controller": one login is one connection, it would knock the controller off */
+    o = sb_password_opts(br, "auditor", "auditor");
     auditor = tc_connect(&o, T_MS, &reason);
     assert_non_null(auditor);
     assert_int_equal(tc_subscribe(auditor, "mgx/v1/" COMMUNITY "/statement/+", T_MS), 1);

@@ -22,18 +22,24 @@
 
 #define SHIPPED MGX_SOURCE_DIR "/config/mosquitto"
 
+#define SB_MAX_LOGINS 32
+
 struct sb_broker {
     char *dir;
     int port_pw, port_cert;
     pid_t pid;
     char conf[4096], log[4096], cafile[4096];
     /* storage for the strings handed out in tc_opts: h-a, h-b, rogue h-a */
-    char crt[3][4096], key[3][4096];
-    char passwords[9][64]; /* USERS, then h-a.ha */
+    char crt[4][4096], key[4][4096]; /* h-a, h-b, rogue h-a, h-a.meter */
+    /* storage for the passwords handed out in tc_opts, one per login */
+    char logins[SB_MAX_LOGINS][64], passwords[SB_MAX_LOGINS][72];
 };
 
 /* h-d .. h-g: the extra homes of tests/settle/test_trust.c (one per fabricated-reading case) */
 static const char *const USERS[] = {"controller", "h-a", "h-b", "h-c", "h-d", "h-e", "h-f", "h-g"};
+/* Meter daemon logins <id>.meter (mgx-certs.sh meter): every home's, and "bnd", the boundary
+ * meter of tests/settle/test_boundary_peer.c. */
+static const char *const METER_LOGINS[] = {"h-a", "h-b", "h-c", "h-d", "h-e", "h-f", "h-g", "bnd"};
 
 /* Runs argv quietly; 0 when it exited 0. */
 static int run(char *const argv[])
@@ -83,7 +89,35 @@ static int certs(sb_broker *b)
     /* h-a's read-only Home Assistant login, made as a coordinator would */
     char *ha[] = {"sh", SHIPPED "/mgx-certs.sh", "ha", b->dir, "h-a", "--password", "pw-h-a.ha",
                   NULL};
-    return run(cp) || run(ha) ? -1 : 0;
+    if (run(cp) || run(ha))
+        return -1;
+    for (size_t i = 0; i < sizeof METER_LOGINS / sizeof METER_LOGINS[0]; i++) {
+        snprintf(pw, sizeof pw, "pw-%s.meter", METER_LOGINS[i]);
+        snprintf(id, sizeof id, "%s", METER_LOGINS[i]);
+        char *m[] = {"sh", SHIPPED "/mgx-certs.sh", "meter", b->dir, id, "--password", pw, NULL};
+        if (run(m))
+            return -1;
+    }
+    /* h-a's meter daemon with a client certificate (CN h-a.meter) */
+    char *mc[] = {"sh", SHIPPED "/mgx-certs.sh", "client", b->dir, "h-a.meter", NULL};
+    /* A test-only login that reads everything, as the tests' observer next to a running
+     * controller: the broker lets one login have one connection, so a second "controller"
+     * would knock the controller daemon off. */
+    char *au[] = {"sh", SHIPPED "/mgx-certs.sh", "password", b->dir, "auditor", "pw-auditor", NULL};
+    /* A test-only second connection with h-d's meter rights: tests/settle/test_trust.c floods
+     * h-d's meter topic from a thread while h-d's meter goes on with QoS 1 readings, which
+     * one shared connection would hold up behind the flood. */
+    char *fl[] = {"sh", SHIPPED "/mgx-certs.sh", "password", b->dir, "h-d-flood", "pw-h-d-flood",
+                  NULL};
+    if (run(mc) || run(au) || run(fl))
+        return -1;
+    FILE *f = fopen(acl, "a");
+    int ok = f && fputs("user auditor\ntopic read mgx/v1/#\n"
+                        "user h-d-flood\ntopic write mgx/v1/+/meter/h-d/#\n",
+                        f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    return ok ? 0 : -1;
 }
 
 /* Writes line to out with every "/etc/mosquitto/mgx/" replaced by the broker's folder. */
@@ -253,11 +287,9 @@ const char *sb_cafile(const sb_broker *b)
 tc_opts sb_password_opts(sb_broker *b, const char *id, const char *client_id)
 {
     size_t slot = 0;
-    for (size_t i = 0; i < sizeof USERS / sizeof USERS[0]; i++)
-        if (strcmp(USERS[i], id) == 0)
-            slot = i;
-    if (strcmp(id, "h-a.ha") == 0)
-        slot = sizeof USERS / sizeof USERS[0];
+    while (slot < SB_MAX_LOGINS - 1 && b->logins[slot][0] && strcmp(b->logins[slot], id) != 0)
+        slot++;
+    snprintf(b->logins[slot], sizeof b->logins[slot], "%s", id);
     snprintf(b->passwords[slot], sizeof b->passwords[slot], "pw-%s", id);
     return (tc_opts){.port = b->port_pw,
                      .client_id = client_id,
@@ -268,7 +300,10 @@ tc_opts sb_password_opts(sb_broker *b, const char *id, const char *client_id)
 
 tc_opts sb_cert_opts(sb_broker *b, const char *id, const char *client_id, bool rogue)
 {
-    size_t slot = rogue ? 2u : strcmp(id, "h-b") == 0 ? 1u : 0u;
+    size_t slot = rogue                            ? 2u
+                  : strcmp(id, "h-b") == 0         ? 1u
+                  : strcmp(id, "h-a.meter") == 0 ? 3u
+                                                   : 0u;
     const char *sub = rogue ? "/rogue" : "";
     snprintf(b->crt[slot], sizeof b->crt[slot], "%s%s/clients/%s.crt", b->dir, sub, id);
     snprintf(b->key[slot], sizeof b->key[slot], "%s%s/clients/%s.key", b->dir, sub, id);

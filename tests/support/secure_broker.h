@@ -6,7 +6,12 @@
  *
  * Users made: "controller", "h-a" .. "h-g" with password "pw-<id>"; client certificates for
  * h-a and h-b; a rogue CA (not trusted by the broker) with its own certificate for "h-a"; and
- * h-a's read-only Home Assistant login "h-a.ha" (password "pw-h-a.ha", `mgx-certs.sh ha`).
+ * h-a's read-only Home Assistant login "h-a.ha" (password "pw-h-a.ha", `mgx-certs.sh ha`);
+ * the meter daemon logins "h-a.meter" .. "h-g.meter" and "bnd.meter" (password
+ * "pw-<login>", `mgx-certs.sh meter`) and a client certificate for h-a.meter; and the
+ * test-only logins "auditor" (password "pw-auditor"), which may read all of mgx/v1/#, and
+ * "h-d-flood" ("pw-h-d-flood"), which may write h-d's meter topics. The shipped config
+ * makes the client id the login, so two connections of one login knock each other off.
  */
 #ifndef MGX_TEST_SECURE_BROKER_H
 #define MGX_TEST_SECURE_BROKER_H
@@ -35,7 +40,8 @@ const char *sb_cafile(const sb_broker *b);
 /* Options for connecting as id over TLS with the password listener. The strings stay valid
  * until the next call for the same id, or sb_free. */
 tc_opts sb_password_opts(sb_broker *b, const char *id, const char *client_id);
-/* Options for connecting with id's client certificate (rogue: the one from the untrusted CA). */
+/* Options for connecting with id's client certificate (rogue: the one from the untrusted CA);
+ * id is h-a, h-b or h-a.meter. */
 tc_opts sb_cert_opts(sb_broker *b, const char *id, const char *client_id, bool rogue);
 
 #endif
