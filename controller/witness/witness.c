@@ -147,6 +147,19 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
     /* one read transaction: the audit, the checkpoint and the proof see one state of the file
      * even while the controller appends */
     reading = ctl_db_read_begin(db);
+    uint64_t size = 0;
+    note = ctl_ledger_checkpoint(db, -1, &size);
+    int have = load_trusted(w, &trusted, &old, msg, msglen);
+    if (have < 0)
+        goto out;
+    /* a poll that finds the checkpoint already cosigned costs no audit: the audit reads the
+     * whole ledger (docs/witness.md has its cost) and runs when there is something to sign */
+    if (note && have && old && strcmp(note, old) == 0 && file_exists(w->c.out)) {
+        ctl_errf(msg, msglen, "unchanged: log size %llu is cosigned already",
+                 (unsigned long long)trusted.size);
+        rc = CTL_WITNESS_UNCHANGED;
+        goto out;
+    }
     int v = ctl_ledger_verify(db, w->log_pk, err, sizeof err);
     if (v == CTL_LEDGER_E_DB) {
         ctl_errf(msg, msglen, "%s: database error during the audit", w->c.ledger);
@@ -157,16 +170,19 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
         rc = CTL_WITNESS_REFUSED;
         goto out;
     }
-    uint64_t size = 0;
-    note = ctl_ledger_checkpoint(db, -1, &size);
+    if (!note && have) {
+        ctl_errf(msg, msglen,
+                 "refused: the ledger is empty but log size %llu was cosigned before: it was "
+                 "truncated or replaced",
+                 (unsigned long long)trusted.size);
+        rc = CTL_WITNESS_REFUSED;
+        goto out;
+    }
     if (!note) {
         ctl_errf(msg, msglen, "the ledger has no block yet");
         rc = CTL_WITNESS_EMPTY;
         goto out;
     }
-    int have = load_trusted(w, &trusted, &old, msg, msglen);
-    if (have < 0)
-        goto out;
     uint8_t proof[STL_MERKLE_MAX_PROOF][STL_HASH_LEN];
     size_t n = 0;
     if (have && trusted.size < size &&
@@ -193,6 +209,8 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
         goto out;
     }
     if (have && trusted.size == cp.size && file_exists(w->c.out)) {
+        /* the same checkpoint signed again (Ed25519 is deterministic, so only another note
+         * text gets here): nothing new to vouch for */
         ctl_errf(msg, msglen, "unchanged: log size %llu is cosigned already",
                  (unsigned long long)cp.size);
         rc = CTL_WITNESS_UNCHANGED;
