@@ -43,6 +43,7 @@ static const char USAGE[] =
     "  proof DB --tx ID|--index N [--height H]\n"
     "                                    inclusion proof of a transaction (JSON)\n"
     "  check-proof --proof FILE --vkey VKEY|--vkey-file F [--checkpoint FILE]\n"
+    "         [--witness PUBFILE]... [--cosigned FILE]... [--witnesses-required K]\n"
     "                                    check a proof offline: no database needed\n"
     "  consistency DB --from N --to M    proof that the log of size M extends the one of size N\n"
     "  check-consistency --proof FILE --vkey VKEY|--vkey-file F\n"
@@ -209,18 +210,18 @@ static int read_witness_options(int argc, char **argv, verify_witnesses *vw)
 {
     memset(vw, 0, sizeof *vw);
     vw->k = -1;
-    for (int i = 3; i < argc; i++) {
+    for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "--witness") && strcmp(o, "--cosigned") && strcmp(o, "--witnesses-required"))
             continue;
         if (i + 1 >= argc) {
-            fprintf(stderr, "mgx ledger verify: %s needs a value\n", o);
+            fprintf(stderr, "mgx ledger: %s needs a value\n", o);
             return -1;
         }
         const char *v = argv[++i];
         if (strcmp(o, "--witness") == 0) {
             if (vw->n_pk == VERIFY_MAX_WITNESSES || ctl_pubkey_load(v, vw->pk[vw->n_pk]) != 0) {
-                fprintf(stderr, "mgx ledger verify: --witness %s: not a public key file (64 hex "
+                fprintf(stderr, "mgx ledger: --witness %s: not a public key file (64 hex "
                                 "digits, from mgx keygen) or too many witnesses (%d)\n",
                         v, VERIFY_MAX_WITNESSES);
                 return -1;
@@ -229,20 +230,20 @@ static int read_witness_options(int argc, char **argv, verify_witnesses *vw)
         } else if (strcmp(o, "--cosigned") == 0) {
             if (vw->n_note == VERIFY_MAX_WITNESSES ||
                 ctl_read_file(v, STL_NOTE_MAX, &vw->note[vw->n_note], &vw->len[vw->n_note]) != 0) {
-                fprintf(stderr, "mgx ledger verify: --cosigned %s: cannot read it (at most %d "
+                fprintf(stderr, "mgx ledger: --cosigned %s: cannot read it (at most %d "
                                 "files of %d bytes)\n",
                         v, VERIFY_MAX_WITNESSES, STL_NOTE_MAX);
                 return -1;
             }
             vw->n_note++;
         } else if (ctl_opt_int64(v, 0, VERIFY_MAX_WITNESSES, &vw->k) != 0) {
-            fprintf(stderr, "mgx ledger verify: --witnesses-required: 0..%d\n",
+            fprintf(stderr, "mgx ledger: --witnesses-required: 0..%d\n",
                     VERIFY_MAX_WITNESSES);
             return -1;
         }
     }
     if (vw->k > (int64_t)vw->n_pk) {
-        fprintf(stderr, "mgx ledger verify: --witnesses-required %lld but only %zu --witness "
+        fprintf(stderr, "mgx ledger: --witnesses-required %lld but only %zu --witness "
                         "keys given\n",
                 (long long)vw->k, vw->n_pk);
         return -1;
@@ -488,16 +489,28 @@ static int cmd_check_proof(int argc, char **argv)
     uint8_t pk[32];
     if (!pf || read_vkey(argc, argv, name, pk) != 0) {
         fputs("usage: mgx ledger check-proof --proof FILE --vkey VKEY|--vkey-file F "
-              "[--checkpoint FILE]\n",
+              "[--checkpoint FILE]\n"
+              "         [--witness PUBFILE]... [--cosigned FILE]... [--witnesses-required K]\n",
               stderr);
         return CTL_EXIT_USAGE;
     }
     int rc = CTL_EXIT_FAILURE;
     stl_checkpoint cp;
     char err[512] = "";
-    ctl_lj_proof *pr = calloc(1, sizeof *pr);
-    if (!pr)
+    verify_witnesses *vw = calloc(1, sizeof *vw);
+    if (!vw)
         return CTL_EXIT_FAILURE;
+    if (read_witness_options(argc, argv, vw) != 0) {
+        free_witness_options(vw);
+        free(vw);
+        return CTL_EXIT_USAGE;
+    }
+    ctl_lj_proof *pr = calloc(1, sizeof *pr);
+    if (!pr) {
+        free_witness_options(vw);
+        free(vw);
+        return CTL_EXIT_FAILURE;
+    }
     int lrc = load_proof(pf, parse_proof, pr);
     if (lrc != 0) {
         if (lrc > 0)
@@ -509,6 +522,19 @@ static int cmd_check_proof(int argc, char **argv)
     if (ctl_ledger_check_inclusion(pr, &cp, err, sizeof err) != CTL_LEDGER_OK) {
         fprintf(stderr, "mgx ledger check-proof: %s\n", err);
         goto out;
+    }
+    if (vw->n_pk > 0) {
+        size_t got = ctl_witness_count_on(&cp, name, pk, (const uint8_t(*)[STL_PK_LEN])vw->pk,
+                                          vw->n_pk, (const char *const *)vw->note, vw->len,
+                                          vw->n_note);
+        if (got < (size_t)vw->k) {
+            fprintf(stderr,
+                    "mgx ledger check-proof: %zu of the known witnesses cosigned this checkpoint "
+                    "(log size %llu); %lld required\n",
+                    got, (unsigned long long)cp.size, (long long)vw->k);
+            goto out;
+        }
+        printf("%zu witnesses cosigned this checkpoint\n", got);
     }
     uint8_t id[32];
     char idhex[65];
@@ -524,6 +550,8 @@ static int cmd_check_proof(int argc, char **argv)
 out:
     ctl_lj_proof_free(pr);
     free(pr);
+    free_witness_options(vw);
+    free(vw);
     return rc;
 }
 

@@ -79,4 +79,14 @@ int ctl_witness_require(ctl_db *db, const uint8_t (*pks)[STL_PK_LEN], size_t n_p
                         const char *const *notes, const size_t *lens, size_t n_notes, char *msg,
                         size_t msglen);
 
+/*
+ * The home's check (no database): how many of the distinct witness keys pks[0..n_pk) cosigned
+ * exactly the checkpoint cp (same origin, size and root) of the log (log_name, log_pk) in one of
+ * the cosigned notes notes[0..n_notes); notes not signed by the log's key are ignored.
+ */
+size_t ctl_witness_count_on(const stl_checkpoint *cp, const char *log_name,
+                            const uint8_t log_pk[STL_PK_LEN], const uint8_t (*pks)[STL_PK_LEN],
+                            size_t n_pk, const char *const *notes, const size_t *lens,
+                            size_t n_notes);
+
 #endif

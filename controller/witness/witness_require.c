@@ -96,3 +96,27 @@ out:
     free(head_note);
     return rc;
 }
+
+size_t ctl_witness_count_on(const stl_checkpoint *cp, const char *log_name,
+                            const uint8_t log_pk[STL_PK_LEN], const uint8_t (*pks)[STL_PK_LEN],
+                            size_t n_pk, const char *const *notes, const size_t *lens,
+                            size_t n_notes)
+{
+    size_t got = 0;
+    for (size_t i = 0; i < n_pk; i++) {
+        int dup = 0;
+        for (size_t q = 0; q < i; q++)
+            dup |= memcmp(pks[q], pks[i], STL_PK_LEN) == 0;
+        for (size_t j = 0; j < n_notes && !dup; j++) {
+            stl_checkpoint c;
+            if (stl_checkpoint_open(notes[j], lens[j], log_name, log_pk, cp->origin, &c) ==
+                    STL_OK &&
+                c.size == cp->size && memcmp(c.root, cp->root, STL_HASH_LEN) == 0 &&
+                stl_cosig_find(notes[j], lens[j], pks[i], NULL, NULL, NULL) == STL_OK) {
+                got++;
+                break;
+            }
+        }
+    }
+    return got;
+}

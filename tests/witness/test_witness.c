@@ -200,6 +200,26 @@ static void good_extension_and_quorum(void **state)
     const char *wrong[] = {"--witness", w1p, "--cosigned", c2, NULL};
     assert_int_equal(verify("g", out, sizeof out, wrong), 1);
     expect_in(out, "0 of the 1 known witnesses");
+
+    /* a home's proof checked against the witnessed checkpoint, k of n */
+    char proof[512];
+    snprintf(proof, sizeof proof, "%s", P("g-proof.json"));
+    const char *pa[] = {"ledger", "proof", P("g.db"), "--index", "3", NULL};
+    assert_int_equal(lh_run(pa, NULL, proof, NULL), 0);
+    const char *cp2[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
+                         P("k.vkey"), "--checkpoint", c1,        "--witness", w1p,
+                         "--witness", w2p,           "--cosigned", c1,    "--cosigned",
+                         c2,          NULL};
+    assert_int_equal(run(out, sizeof out, cp2), 0);
+    expect_in(out, "2 witnesses cosigned this checkpoint");
+    settle(db, 3, 150000);
+    assert_int_equal(witness("g", "w1", out, sizeof out), 0);
+    /* w1 moved on to log size 18; the proof is at 12: only w2 cosigned that checkpoint */
+    const char *cp1[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
+                         P("k.vkey"), "--witness",   w1p,         "--witness", w2p,
+                         "--cosigned", c1,           "--cosigned", c2,   NULL};
+    assert_int_equal(run(out, sizeof out, cp1), 1);
+    expect_in(out, "1 of the known witnesses cosigned this checkpoint (log size 12); 2 required");
 }
 
 static void altered_block(void **state)
