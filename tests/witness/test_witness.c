@@ -33,7 +33,7 @@ static char pbuf[16][512];
 static int pnext;
 
 /* A path in the test folder (a small ring of buffers: valid for the next 15 calls). */
-static const char *P(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static const char *P(const char *fmt, ...)
 {
     char name[256];
     va_list ap;
