@@ -56,7 +56,7 @@ int ctl_cmd_witness(int argc, char **argv)
         return CTL_EXIT_FAILURE;
     }
     ctl_witness *w = NULL;
-    if (ctl_witness_new(&c, &w, err, sizeof err) != CTL_WITNESS_COSIGNED) {
+    if (ctl_witness_new(&c, &w, err, sizeof err) != CTL_WITNESS_OK) {
         fprintf(stderr, "mgx witness: %s\n", err);
         return CTL_EXIT_FAILURE;
     }

@@ -52,7 +52,7 @@ int ctl_witness_new(const ctl_witness_config *c, ctl_witness **out, char *err, s
     }
     free(text);
     *out = w;
-    return CTL_WITNESS_COSIGNED;
+    return CTL_WITNESS_OK;
 fail:
     free(text);
     ctl_witness_free(w);
@@ -152,15 +152,17 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
     int have = load_trusted(w, &trusted, &old, msg, msglen);
     if (have < 0)
         goto out;
-    /* a poll that finds the checkpoint already cosigned costs no audit: the audit reads the
-     * whole ledger (docs/witness.md has its cost) and runs when there is something to sign */
+    /* a poll that finds the checkpoint already cosigned costs no audit */
     if (note && have && old && strcmp(note, old) == 0 && file_exists(w->c.out)) {
         ctl_errf(msg, msglen, "unchanged: log size %llu is cosigned already",
                  (unsigned long long)trusted.size);
         rc = CTL_WITNESS_UNCHANGED;
         goto out;
     }
-    int v = ctl_ledger_verify(db, w->log_pk, err, sizeof err);
+    /* blocks up to the trusted checkpoint were audited when it was cosigned, and the
+     * consistency proof below binds their leaves to its root: only the new ones are audited */
+    int v = ctl_ledger_verify_since(db, w->log_pk, have ? (int64_t)trusted.size : -1, err,
+                                    sizeof err);
     if (v == CTL_LEDGER_E_DB) {
         ctl_errf(msg, msglen, "%s: database error during the audit", w->c.ledger);
         goto out;

@@ -42,6 +42,7 @@ typedef struct {
 int ctl_witness_config_load(const char *path, ctl_witness_config *c, char *err, size_t errlen);
 
 enum {
+    CTL_WITNESS_OK = 0,        /* ctl_witness_new: loaded */
     CTL_WITNESS_COSIGNED = 0,  /* a new checkpoint was cosigned and written */
     CTL_WITNESS_UNCHANGED = 1, /* the latest checkpoint is the one already cosigned */
     CTL_WITNESS_EMPTY = 2,     /* the ledger has no block yet */
@@ -58,9 +59,10 @@ int ctl_witness_new(const ctl_witness_config *c, ctl_witness **out, char *err, s
 void ctl_witness_free(ctl_witness *w);
 
 /*
- * One step: opens the ledger read-only, audits all of it (ctl_ledger_verify with the
- * community's key: hashes, signatures, Merkle nodes, every block re-settled from its
- * transactions), checks that its latest checkpoint extends the one in the state file (a
+ * One step: opens the ledger read-only, audits every block after the checkpoint in the state
+ * file (all of them the first time; ctl_ledger_verify_since with the community's key: hashes,
+ * signatures, transactions against their leaves, Merkle nodes, every block re-settled from its
+ * transactions), checks that the latest checkpoint extends the one in the state file (a
  * consistency proof from the ledger's nodes, verified against the witness's own old root) and
  * cosigns it at now_s. A CTL_WITNESS_* code, with what happened in msg.
  */
