@@ -18,6 +18,7 @@
 #include "settle/ledger_statement.h"
 #include "settle/ledger_store.h"
 #include "settle/ledger_verify.h"
+#include "witness/witness.h"
 #include "settle/settle_interval.h"
 
 #include <jansson.h>
@@ -35,11 +36,14 @@ static const char USAGE[] =
     "  settle DB --input FILE --key SKEYFILE\n"
     "                                    settle one interval exactly once (input: JSON, docs/ledger.md)\n"
     "  verify DB [--vkey VKEY]           audit everything; report the first fault\n"
+    "         [--witness PUBFILE]... [--cosigned FILE]... [--witnesses-required K]\n"
+    "                                    and require K witnesses on the latest checkpoint\n"
     "  info DB                           community, public key, height, log size\n"
     "  checkpoint DB [--height H]        the signed checkpoint (C2SP tlog-checkpoint)\n"
     "  proof DB --tx ID|--index N [--height H]\n"
     "                                    inclusion proof of a transaction (JSON)\n"
     "  check-proof --proof FILE --vkey VKEY|--vkey-file F [--checkpoint FILE]\n"
+    "         [--witness PUBFILE]... [--cosigned FILE]... [--witnesses-required K]\n"
     "                                    check a proof offline: no database needed\n"
     "  consistency DB --from N --to M    proof that the log of size M extends the one of size N\n"
     "  check-consistency --proof FILE --vkey VKEY|--vkey-file F\n"
@@ -189,24 +193,114 @@ static int read_vkey(int argc, char **argv, char name[STL_COMMUNITY_MAX + 1], ui
     return v ? rc : 1;
 }
 
+#define VERIFY_MAX_WITNESSES 32
+
+/* The witness options of verify: --witness PUBFILE (from `mgx keygen`), --cosigned FILE (a
+ * witness's out file), repeated; --witnesses-required K (default: all the --witness keys). */
+typedef struct {
+    uint8_t pk[VERIFY_MAX_WITNESSES][STL_PK_LEN];
+    size_t n_pk;
+    char *note[VERIFY_MAX_WITNESSES];
+    size_t len[VERIFY_MAX_WITNESSES];
+    size_t n_note;
+    int64_t k; /* -1: not given */
+} verify_witnesses;
+
+static int read_witness_options(int argc, char **argv, verify_witnesses *vw)
+{
+    memset(vw, 0, sizeof *vw);
+    vw->k = -1;
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        if (strcmp(o, "--witness") && strcmp(o, "--cosigned") && strcmp(o, "--witnesses-required"))
+            continue;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "mgx ledger: %s needs a value\n", o);
+            return -1;
+        }
+        const char *v = argv[++i];
+        if (strcmp(o, "--witness") == 0) {
+            if (vw->n_pk == VERIFY_MAX_WITNESSES || ctl_pubkey_load(v, vw->pk[vw->n_pk]) != 0) {
+                fprintf(stderr, "mgx ledger: --witness %s: not a public key file (64 hex "
+                                "digits, from mgx keygen) or too many witnesses (%d)\n",
+                        v, VERIFY_MAX_WITNESSES);
+                return -1;
+            }
+            vw->n_pk++;
+        } else if (strcmp(o, "--cosigned") == 0) {
+            if (vw->n_note == VERIFY_MAX_WITNESSES ||
+                ctl_read_file(v, STL_NOTE_MAX, &vw->note[vw->n_note], &vw->len[vw->n_note]) != 0) {
+                fprintf(stderr, "mgx ledger: --cosigned %s: cannot read it (at most %d "
+                                "files of %d bytes)\n",
+                        v, VERIFY_MAX_WITNESSES, STL_NOTE_MAX);
+                return -1;
+            }
+            vw->n_note++;
+        } else if (ctl_opt_int64(v, 0, VERIFY_MAX_WITNESSES, &vw->k) != 0) {
+            fprintf(stderr, "mgx ledger: --witnesses-required: 0..%d\n",
+                    VERIFY_MAX_WITNESSES);
+            return -1;
+        }
+    }
+    if (vw->k > (int64_t)vw->n_pk) {
+        fprintf(stderr, "mgx ledger: --witnesses-required %lld but only %zu --witness "
+                        "keys given\n",
+                (long long)vw->k, vw->n_pk);
+        return -1;
+    }
+    if (vw->k < 0)
+        vw->k = (int64_t)vw->n_pk;
+    return 0;
+}
+
+static void free_witness_options(verify_witnesses *vw)
+{
+    for (size_t i = 0; i < vw->n_note; i++)
+        free(vw->note[i]);
+}
+
 static int cmd_verify(int argc, char **argv)
 {
     if (argc < 3) {
-        fputs("usage: mgx ledger verify DB [--vkey VKEY | --vkey-file FILE]\n", stderr);
+        fputs("usage: mgx ledger verify DB [--vkey VKEY | --vkey-file FILE]\n"
+              "         [--witness PUBFILE]... [--cosigned FILE]... [--witnesses-required K]\n",
+              stderr);
         return CTL_EXIT_USAGE;
     }
-    char name[STL_COMMUNITY_MAX + 1], msg[1024] = "";
+    char name[STL_COMMUNITY_MAX + 1], msg[1024] = "", wmsg[1024] = "";
     uint8_t pk[32];
     int k = read_vkey(argc, argv, name, pk);
     if (k < 0)
         return CTL_EXIT_USAGE;
-    ctl_db *db = NULL;
-    if (open_db(argv[2], &db) != 0)
+    verify_witnesses *vw = calloc(1, sizeof *vw);
+    if (!vw)
         return CTL_EXIT_FAILURE;
+    if (read_witness_options(argc, argv, vw) != 0) {
+        free_witness_options(vw);
+        free(vw);
+        return CTL_EXIT_USAGE;
+    }
+    ctl_db *db = NULL;
+    if (open_db(argv[2], &db) != 0) {
+        free_witness_options(vw);
+        free(vw);
+        return CTL_EXIT_FAILURE;
+    }
     int rc = ctl_ledger_verify(db, k == 0 ? pk : NULL, msg, sizeof msg);
+    if (rc == CTL_LEDGER_OK && vw->n_pk > 0) {
+        rc = ctl_witness_require(db, (const uint8_t(*)[STL_PK_LEN])vw->pk, vw->n_pk,
+                                 (size_t)vw->k, (const char *const *)vw->note, vw->len,
+                                 vw->n_note, wmsg, sizeof wmsg);
+        if (rc != CTL_LEDGER_OK)
+            snprintf(msg, sizeof msg, "%s", wmsg);
+    }
     ctl_db_close(db);
+    free_witness_options(vw);
+    free(vw);
     if (rc == CTL_LEDGER_OK) {
         printf("%s\n", msg);
+        if (wmsg[0])
+            printf("%s\n", wmsg);
         return CTL_EXIT_OK;
     }
     fprintf(stderr, "mgx ledger verify: FAULT: %s\n", rc == CTL_LEDGER_E_DB ? "database error" : msg);
@@ -395,16 +489,28 @@ static int cmd_check_proof(int argc, char **argv)
     uint8_t pk[32];
     if (!pf || read_vkey(argc, argv, name, pk) != 0) {
         fputs("usage: mgx ledger check-proof --proof FILE --vkey VKEY|--vkey-file F "
-              "[--checkpoint FILE]\n",
+              "[--checkpoint FILE]\n"
+              "         [--witness PUBFILE]... [--cosigned FILE]... [--witnesses-required K]\n",
               stderr);
         return CTL_EXIT_USAGE;
     }
     int rc = CTL_EXIT_FAILURE;
     stl_checkpoint cp;
     char err[512] = "";
-    ctl_lj_proof *pr = calloc(1, sizeof *pr);
-    if (!pr)
+    verify_witnesses *vw = calloc(1, sizeof *vw);
+    if (!vw)
         return CTL_EXIT_FAILURE;
+    if (read_witness_options(argc, argv, vw) != 0) {
+        free_witness_options(vw);
+        free(vw);
+        return CTL_EXIT_USAGE;
+    }
+    ctl_lj_proof *pr = calloc(1, sizeof *pr);
+    if (!pr) {
+        free_witness_options(vw);
+        free(vw);
+        return CTL_EXIT_FAILURE;
+    }
     int lrc = load_proof(pf, parse_proof, pr);
     if (lrc != 0) {
         if (lrc > 0)
@@ -416,6 +522,19 @@ static int cmd_check_proof(int argc, char **argv)
     if (ctl_ledger_check_inclusion(pr, &cp, err, sizeof err) != CTL_LEDGER_OK) {
         fprintf(stderr, "mgx ledger check-proof: %s\n", err);
         goto out;
+    }
+    if (vw->n_pk > 0) {
+        size_t got = ctl_witness_count_on(&cp, name, pk, (const uint8_t(*)[STL_PK_LEN])vw->pk,
+                                          vw->n_pk, (const char *const *)vw->note, vw->len,
+                                          vw->n_note);
+        if (got < (size_t)vw->k) {
+            fprintf(stderr,
+                    "mgx ledger check-proof: %zu of the known witnesses cosigned this checkpoint "
+                    "(log size %llu); %lld required\n",
+                    got, (unsigned long long)cp.size, (long long)vw->k);
+            goto out;
+        }
+        printf("%zu witnesses cosigned this checkpoint\n", got);
     }
     uint8_t id[32];
     char idhex[65];
@@ -431,6 +550,8 @@ static int cmd_check_proof(int argc, char **argv)
 out:
     ctl_lj_proof_free(pr);
     free(pr);
+    free_witness_options(vw);
+    free(vw);
     return rc;
 }
 

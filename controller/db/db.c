@@ -61,6 +61,42 @@ fail:
     return rc;
 }
 
+int ctl_db_open_readonly(const char *path, ctl_db **out, char *err, size_t errlen)
+{
+    if (!out)
+        return CTL_DB_E_INVAL;
+    *out = NULL;
+    if (!path)
+        return CTL_DB_E_INVAL;
+    ctl_db *db = calloc(1, sizeof *db);
+    if (!db)
+        return ctl_fail(CTL_DB_E_NOMEM, err, errlen, "%s: out of memory", path);
+    int rc = CTL_DB_E_DB;
+    if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        ctl_errf(err, errlen, "%s: %s", path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(db->h, CTL_SQL_BUSY_MS);
+    int64_t v = 0;
+    if (ctl_db_version(db, &v) != CTL_DB_OK) {
+        ctl_errf(err, errlen, "%s: %s", path, sqlite3_errmsg(db->h));
+        goto fail;
+    }
+    if (v != CTL_DB_VERSION) {
+        rc = CTL_DB_E_VERSION;
+        ctl_errf(err, errlen, "%s: database version %lld, this mgx reads %d (%s)", path,
+                 (long long)v, CTL_DB_VERSION,
+                 v > CTL_DB_VERSION ? "written by a newer mgx" : "not yet migrated by its owner");
+        goto fail;
+    }
+    *out = db;
+    return CTL_DB_OK;
+fail:
+    ctl_db_close(db);
+    return rc;
+}
+
 void ctl_db_close(ctl_db *db)
 {
     if (!db)

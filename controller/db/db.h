@@ -46,6 +46,11 @@ typedef struct ctl_db ctl_db;
  * success *out is the caller's. On failure *out is NULL and err (if not NULL) says
  * "path: why". */
 int ctl_db_open(const char *path, ctl_db **out, char *err, size_t errlen);
+/* Opens an existing community database read-only (never created, migrated or written): for a
+ * reader that must not be able to change it, such as a witness (controller/witness/). The
+ * file must be at CTL_DB_VERSION (CTL_DB_E_VERSION otherwise, with err saying which way). A
+ * WAL database needs its -shm file or a writable folder to be read. */
+int ctl_db_open_readonly(const char *path, ctl_db **out, char *err, size_t errlen);
 /* NULL is a no-op. */
 void ctl_db_close(ctl_db *db);
 

@@ -324,6 +324,14 @@ static int count(ctl_db *db, const char *sql, int64_t *out)
 
 int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t msglen)
 {
+    return ctl_ledger_verify_since(db, trusted_pk, -1, msg, msglen);
+}
+
+int ctl_ledger_verify_since(ctl_db *db, const uint8_t *trusted_pk, int64_t audited_size,
+                            char *msg, size_t msglen)
+{
+    uint64_t skipped_size = 0; /* the log size after the last block only chained */
+    int skipping = audited_size >= 0;
     char community[STL_COMMUNITY_MAX + 1], vkey[STL_VKEY_MAX], name[STL_COMMUNITY_MAX + 1];
     uint8_t pk[STL_PK_LEN], prev[STL_ID_LEN] = {0}, prev_version = 0;
     sqlite3_stmt *bq = NULL, *txq = NULL;
@@ -401,9 +409,25 @@ int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t m
         if (cp.size != b.log_size || memcmp(cp.root, b.log_root, STL_ID_LEN) != 0)
             FAULT("block %llu (interval %lld): checkpoint size/root differ from the block's",
                   (unsigned long long)h, (long long)b.interval_id);
-        audit a = {db, msg, msglen, h, b.interval_id, 0};
-        if ((rc = audit_block(&a, txq, &b, &f, msg, msglen)) != CTL_LEDGER_OK)
-            goto out;
+        if (skipping && b.log_size <= (uint64_t)audited_size) {
+            /* audited before: its leaves are bound by a root the caller already trusts */
+            if (b.log_size < skipped_size)
+                FAULT("block %llu (interval %lld): its log size %llu is below the previous "
+                      "block's",
+                      (unsigned long long)h, (long long)b.interval_id,
+                      (unsigned long long)b.log_size);
+            skipped_size = b.log_size;
+        } else {
+            if (skipping) {
+                skipping = 0;
+                if (stl_frontier_load(&f, skipped_size, ctl_ledger_node, db) != STL_OK)
+                    FAULT("block %llu: the Merkle log's nodes at size %llu are missing",
+                          (unsigned long long)h, (unsigned long long)skipped_size);
+            }
+            audit a = {db, msg, msglen, h, b.interval_id, 0};
+            if ((rc = audit_block(&a, txq, &b, &f, msg, msglen)) != CTL_LEDGER_OK)
+                goto out;
+        }
         memcpy(prev, hash, STL_ID_LEN);
         n_blocks++;
     }
@@ -411,6 +435,8 @@ int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t m
         rc = CTL_LEDGER_E_DB;
         goto out;
     }
+    if (skipping && stl_frontier_load(&f, skipped_size, ctl_ledger_node, db) != STL_OK)
+        FAULT("the Merkle log's nodes at size %llu are missing", (unsigned long long)skipped_size);
     if (count(db, "SELECT COUNT(*) FROM ledger_tx", &n_tx) != CTL_LEDGER_OK ||
         count(db, "SELECT COUNT(*) FROM ledger_node", &n_nodes) != CTL_LEDGER_OK) {
         rc = CTL_LEDGER_E_DB;

@@ -17,4 +17,12 @@
  * summary in msg, or CTL_LEDGER_E_FAULT with the first fault. */
 int ctl_ledger_verify(ctl_db *db, const uint8_t *trusted_pk, char *msg, size_t msglen);
 
+/* The same, auditing in full only the blocks whose log size is above audited_size (all when it
+ * is negative): the earlier ones are only checked as a signed chain (encoding, hash, previous
+ * hash, signature, checkpoint), their transactions and nodes are not read. For a witness
+ * (controller/witness/) whose consistency proof binds the first audited_size leaves to a root
+ * it audited before. */
+int ctl_ledger_verify_since(ctl_db *db, const uint8_t *trusted_pk, int64_t audited_size,
+                            char *msg, size_t msglen);
+
 #endif

@@ -1,0 +1,364 @@
+/*
+ * `mgx witness` and `mgx ledger verify --witness` end to end (label integration): the real
+ * binary, real SQLite ledgers made by `mgx ledger settle` with the community key of `mgx ledger
+ * keygen`, witness keys of `mgx keygen`.
+ *   - two witnesses cosign a ledger as it grows; verify needs k of them on the latest
+ *     checkpoint and says how many it has; a repeated step changes nothing;
+ *   - a new block altered in the database: the witness refuses (its audit of the blocks after
+ *     its last checkpoint fails), as it does for any block on its first look;
+ *   - a ledger whose clearing was altered and re-signed with the community key (a fork, at the
+ *     same size and larger): plain verify passes, the witness refuses, verify with the
+ *     witness's cosigned checkpoint names the fork;
+ *   - a truncated ledger (the file rolled back to an earlier copy): the witness refuses, verify
+ *     names the truncation;
+ *   - a damaged witness state file stops the witness instead of starting it afresh.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "broker.h"
+#include "ledger_harness.h"
+
+static char pbuf[16][512];
+static int pnext;
+
+/* A path in the test folder (a small ring of buffers: valid for the next 15 calls). */
+__attribute__((format(printf, 1, 2))) static const char *P(const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    char *b = pbuf[pnext++ % 16];
+    snprintf(b, 512, "%s/%s", tst_dir, name);
+    return b;
+}
+
+static int exit_code(int st)
+{
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs mgx; its stdout and stderr together in out[cap]; returns the exit code. */
+static int run(char *out, size_t cap, const char *const *args)
+{
+    const char *o = P("run.out"), *e = P("run.err");
+    int st = lh_run(args, NULL, o, e);
+    char a[4096] = "", b[4096] = "";
+    lh_slurp(o, a, sizeof a);
+    lh_slurp(e, b, sizeof b);
+    snprintf(out, cap, "%s%s", a, b);
+    return exit_code(st);
+}
+
+static void expect_in(const char *text, const char *want)
+{
+    if (!strstr(text, want))
+        fail_msg("expected '%s' in: %s", want, text);
+}
+
+/* Settles interval 1900000 + i into db: two trades among four homes at price_uc_per_kwh for the
+ * first (the "clearing"), every home metered. 6 transactions per block. */
+static void settle(const char *db_path, int i, long price)
+{
+    char db[512], in[512];
+    snprintf(db, sizeof db, "%s", db_path); /* P's buffers are reused below */
+    snprintf(in, sizeof in, "%s", P("in.json"));
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"interval_id\": %d, \"interval_len_s\": 900, \"tariffs\": {\"feed_in_uc_per_kwh\":"
+            " 80000, \"retail_uc_per_kwh\": 300000, \"network_fee_uc_per_kwh\": 10000},\n"
+            "\"trades\": [{\"seller\":1,\"buyer\":3,\"energy_wh\":%d,\"price_uc_per_kwh\":%ld},"
+            "{\"seller\":2,\"buyer\":4,\"energy_wh\":500,\"price_uc_per_kwh\":120000}],\n"
+            "\"meters\": [{\"participant\":1,\"import_wh\":0,\"export_wh\":1000,\"quality\":0},"
+            "{\"participant\":2,\"import_wh\":0,\"export_wh\":600,\"quality\":0},"
+            "{\"participant\":3,\"import_wh\":1000,\"export_wh\":0,\"quality\":0},"
+            "{\"participant\":4,\"import_wh\":400,\"export_wh\":0,\"quality\":0}]}\n",
+            1900000 + i, 900 + i, price);
+    fclose(f);
+    char out[8192];
+    const char *a[] = {"ledger", "settle", db, "--input", in, "--key", P("k.skey"), NULL};
+    if (run(out, sizeof out, a) != 0)
+        fail_msg("settle: %s", out);
+}
+
+/* A ledger of intervals 1..n in db (fresh); interval `altered` (0: none) cleared at another
+ * price. */
+static void make_ledger(const char *db_path, int n, int altered)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s", db_path);
+    unlink(db);
+    for (int i = 1; i <= n; i++)
+        settle(db, i, i == altered ? 290000 : 150000);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && rm -f '%s-wal' '%s-shm'", from, to, to, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The witness config tag-w.ini for witness w following tag.db. */
+static const char *config(const char *tag, const char *w)
+{
+    const char *ini = P("%s-%s.ini", tag, w);
+    FILE *f = fopen(ini, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[witness]\nname = witness.example/%s\nkey_file = %s.key\nledger = %s.db\n"
+            "log_key_file = k.vkey\nstate = %s-%s.state\nout = %s-%s.cosigned\n",
+            w, w, tag, tag, w, tag, w);
+    fclose(f);
+    return ini;
+}
+
+static int witness(const char *tag, const char *w, char *out, size_t cap)
+{
+    const char *ini = config(tag, w);
+    const char *a[] = {"witness", ini, "--once", NULL};
+    return run(out, cap, a);
+}
+
+/* verify tag.db with the community key and the given extra arguments */
+static int verify(const char *tag, char *out, size_t cap, const char *const *extra)
+{
+    const char *a[32] = {"ledger", "verify", P("%s.db", tag), "--vkey-file", P("k.vkey")};
+    int n = 5;
+    for (; extra && *extra && n < 30; extra++)
+        a[n++] = *extra;
+    a[n] = NULL;
+    return run(out, cap, a);
+}
+
+static int setup(void **state)
+{
+    if (tst_dir_setup(state) != 0)
+        return -1;
+    char out[4096];
+    const char *a[] = {"ledger", "keygen", "street.example/mgx", "--out", P("k.skey"), NULL};
+    assert_int_equal(lh_run(a, NULL, P("k.vkey"), NULL), 0);
+    const char *b[] = {"keygen", "--out", P("w1"), NULL}, *c[] = {"keygen", "--out", P("w2"), NULL};
+    assert_int_equal(run(out, sizeof out, b), 0);
+    assert_int_equal(run(out, sizeof out, c), 0);
+    (void)out;
+    return 0;
+}
+
+static void good_extension_and_quorum(void **state)
+{
+    (void)state;
+    char out[8192];
+    char db[512];
+    snprintf(db, sizeof db, "%s", P("g.db"));
+    make_ledger(db, 1, 0);
+    assert_int_equal(witness("g", "w1", out, sizeof out), 0);
+    expect_in(out, "cosigned log size 6 at time");
+    assert_int_equal(witness("g", "w2", out, sizeof out), 0);
+    settle(db, 2, 150000);
+    assert_int_equal(witness("g", "w1", out, sizeof out), 0);
+    expect_in(out, "cosigned log size 12 (consistent with the one cosigned before)");
+    assert_int_equal(witness("g", "w1", out, sizeof out), 0);
+    expect_in(out, "unchanged: log size 12");
+
+    char w1p[512], w2p[512], c1[512], c2[512];
+    snprintf(w1p, sizeof w1p, "%s", P("w1.pub"));
+    snprintf(w2p, sizeof w2p, "%s", P("w2.pub"));
+    snprintf(c1, sizeof c1, "%s", P("g-w1.cosigned"));
+    snprintf(c2, sizeof c2, "%s", P("g-w2.cosigned"));
+    /* w2 has not seen block 1 yet: 1 of 2 */
+    const char *both[] = {"--witness", w1p, "--witness", w2p, "--cosigned", c1, "--cosigned", c2,
+                          NULL};
+    assert_int_equal(verify("g", out, sizeof out, both), 1);
+    expect_in(out, "1 of the 2 known witnesses cosigned the latest checkpoint (log size 12); 2 "
+                   "required");
+    const char *one[] = {"--witness", w1p, "--witness", w2p, "--cosigned", c1, "--cosigned", c2,
+                         "--witnesses-required", "1", NULL};
+    assert_int_equal(verify("g", out, sizeof out, one), 0);
+    expect_in(out, "1 of 2 witnesses cosigned the latest checkpoint (log size 12)");
+    assert_int_equal(witness("g", "w2", out, sizeof out), 0);
+    assert_int_equal(verify("g", out, sizeof out, both), 0);
+    expect_in(out, "2 of 2 witnesses cosigned the latest checkpoint (log size 12)");
+    /* a witness key given twice is one witness */
+    const char *twice[] = {"--witness", w1p, "--witness", w1p, "--cosigned", c1, NULL};
+    assert_int_equal(verify("g", out, sizeof out, twice), 1);
+    expect_in(out, "1 of the 1 known witnesses");
+    /* a cosignature file of another key does not count: w2's file for w1's key */
+    const char *wrong[] = {"--witness", w1p, "--cosigned", c2, NULL};
+    assert_int_equal(verify("g", out, sizeof out, wrong), 1);
+    expect_in(out, "0 of the 1 known witnesses");
+
+    /* a home's proof checked against the witnessed checkpoint, k of n */
+    char proof[512];
+    snprintf(proof, sizeof proof, "%s", P("g-proof.json"));
+    const char *pa[] = {"ledger", "proof", P("g.db"), "--index", "3", NULL};
+    assert_int_equal(lh_run(pa, NULL, proof, NULL), 0);
+    const char *cp2[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
+                         P("k.vkey"), "--checkpoint", c1,        "--witness", w1p,
+                         "--witness", w2p,           "--cosigned", c1,    "--cosigned",
+                         c2,          NULL};
+    assert_int_equal(run(out, sizeof out, cp2), 0);
+    expect_in(out, "2 witnesses cosigned this checkpoint");
+    settle(db, 3, 150000);
+    assert_int_equal(witness("g", "w1", out, sizeof out), 0);
+    /* w1 moved on to log size 18; the proof is at 12: only w2 cosigned that checkpoint */
+    const char *cp1[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
+                         P("k.vkey"), "--witness",   w1p,         "--witness", w2p,
+                         "--cosigned", c1,           "--cosigned", c2,   NULL};
+    assert_int_equal(run(out, sizeof out, cp1), 1);
+    expect_in(out, "1 of the known witnesses cosigned this checkpoint (log size 12); 2 required");
+}
+
+static void alter_tx(const char *db, int log_index)
+{
+    sqlite3 *h;
+    char stmt[256];
+    snprintf(stmt, sizeof stmt,
+             "UPDATE ledger_tx SET body = substr(body,1,40) || x'ff' || substr(body,42) WHERE "
+             "log_index = %d",
+             log_index);
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, stmt, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(h), 1);
+    sqlite3_close(h);
+}
+
+static void altered_block(void **state)
+{
+    (void)state;
+    char out[8192];
+    char db[512];
+    snprintf(db, sizeof db, "%s", P("a.db"));
+    make_ledger(db, 2, 0);
+    assert_int_equal(witness("a", "w1", out, sizeof out), 0);
+    char state_before[4096], state_after[4096];
+    assert_true(lh_slurp(P("a-w1.state"), state_before, sizeof state_before) > 0);
+    /* the controller adds block 2; a byte of one of its trades is changed in the file, without
+     * signing again: the witness's audit of the new block fails */
+    settle(db, 3, 150000);
+    alter_tx(db, 13);
+    assert_int_equal(witness("a", "w1", out, sizeof out), 1);
+    expect_in(out, "refused: the ledger fails the audit: transaction at log index 13");
+    assert_true(lh_slurp(P("a-w1.state"), state_after, sizeof state_after) > 0);
+    assert_string_equal(state_before, state_after);
+    char w1p[512], c1[512];
+    snprintf(w1p, sizeof w1p, "%s", P("w1.pub"));
+    snprintf(c1, sizeof c1, "%s", P("a-w1.cosigned"));
+    const char *req[] = {"--witness", w1p, "--cosigned", c1, NULL};
+    assert_int_equal(verify("a", out, sizeof out, req), 1);
+    expect_in(out, "transaction at log index 13");
+    /* a witness's first look audits every block */
+    make_ledger(db, 2, 0);
+    alter_tx(db, 2);
+    assert_int_equal(witness("a", "w2", out, sizeof out), 1);
+    expect_in(out, "refused: the ledger fails the audit: transaction at log index 2");
+}
+
+static void forked_ledger(void **state)
+{
+    (void)state;
+    char out[8192], w1p[512], c1[512];
+    snprintf(w1p, sizeof w1p, "%s", P("w1.pub"));
+    snprintf(c1, sizeof c1, "%s", P("f-w1.cosigned"));
+    const char *req[] = {"--witness", w1p, "--cosigned", c1, NULL};
+    make_ledger(P("f.db"), 2, 0);
+    assert_int_equal(witness("f", "w1", out, sizeof out), 0);
+    expect_in(out, "cosigned log size 12");
+    /* the operator re-clears interval 2 at another price and re-signs everything with the
+     * community key: the same size, another root */
+    make_ledger(P("x.db"), 2, 2);
+    copy_file(P("x.db"), P("f.db"));
+    assert_int_equal(verify("f", out, sizeof out, NULL), 0); /* the key alone cannot tell */
+    assert_int_equal(witness("f", "w1", out, sizeof out), 1);
+    expect_in(out, "refused: the latest checkpoint (log size 12) is the same size as the "
+                   "checkpoint already cosigned with another root: the log forked");
+    assert_int_equal(verify("f", out, sizeof out, req), 1);
+    expect_in(out, "witness witness.example/w1 cosigned a log of 12 transactions");
+    expect_in(out, "the ledger forked from what the witness saw");
+    /* the fork grows: the consistency proof from the witness's root fails */
+    settle(P("f.db"), 3, 150000);
+    assert_int_equal(witness("f", "w1", out, sizeof out), 1);
+    expect_in(out, "refused: the latest checkpoint (log size 18) is the consistency proof from "
+                   "the checkpoint already cosigned does not verify");
+    assert_int_equal(verify("f", out, sizeof out, req), 1);
+    expect_in(out, "the ledger forked from what the witness saw");
+    /* the altered interval was the first one: the fork is below every later block too */
+    make_ledger(P("f.db"), 3, 0);
+    assert_int_equal(witness("f", "w1", out, sizeof out), 0); /* the honest ledger, extended */
+    make_ledger(P("x.db"), 4, 1);
+    copy_file(P("x.db"), P("f.db"));
+    assert_int_equal(witness("f", "w1", out, sizeof out), 1);
+    expect_in(out, "does not verify");
+}
+
+static void truncated_ledger(void **state)
+{
+    (void)state;
+    char out[8192], w1p[512], c1[512];
+    snprintf(w1p, sizeof w1p, "%s", P("w1.pub"));
+    snprintf(c1, sizeof c1, "%s", P("t-w1.cosigned"));
+    const char *req[] = {"--witness", w1p, "--cosigned", c1, NULL};
+    char db[512];
+    snprintf(db, sizeof db, "%s", P("t.db"));
+    make_ledger(db, 2, 0);
+    copy_file(db, P("t-copy.db"));
+    settle(db, 3, 150000);
+    assert_int_equal(witness("t", "w1", out, sizeof out), 0);
+    expect_in(out, "cosigned log size 18");
+    /* the newest block cut off: the file rolled back to the copy of two blocks */
+    copy_file(P("t-copy.db"), db);
+    assert_int_equal(verify("t", out, sizeof out, NULL), 0); /* internally consistent */
+    assert_int_equal(witness("t", "w1", out, sizeof out), 1);
+    expect_in(out, "refused: the latest checkpoint (log size 12) is smaller than the checkpoint "
+                   "already cosigned: the log was truncated or rolled back (cosigned before: log "
+                   "size 18)");
+    assert_int_equal(verify("t", out, sizeof out, req), 1);
+    expect_in(out, "witness witness.example/w1 cosigned a log of 18 transactions");
+    expect_in(out, "but the ledger has 12: it was truncated or rolled back");
+}
+
+static void damaged_state(void **state)
+{
+    (void)state;
+    char out[8192];
+    make_ledger(P("d.db"), 1, 0);
+    assert_int_equal(witness("d", "w1", out, sizeof out), 0);
+    FILE *f = fopen(P("d-w1.state"), "w");
+    fputs("garbage\n", f);
+    fclose(f);
+    assert_int_equal(witness("d", "w1", out, sizeof out), 1);
+    expect_in(out, "the witness state is not a checkpoint of street.example/mgx");
+    /* a config without the ledger */
+    f = fopen(P("bad.ini"), "w");
+    fputs("[witness]\nname = w\nkey_file = w1.key\n", f);
+    fclose(f);
+    const char *a[] = {"witness", P("bad.ini"), "--once", NULL};
+    assert_int_equal(run(out, sizeof out, a), 1);
+    expect_in(out, "[witness] needs ledger");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(good_extension_and_quorum),
+        cmocka_unit_test(altered_block),
+        cmocka_unit_test(forked_ledger),
+        cmocka_unit_test(truncated_ledger),
+        cmocka_unit_test(damaged_state),
+    };
+    return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
+}
