@@ -551,11 +551,6 @@ static int anchor_block(ctl_settle_solana *x, const stl_block *b, const char *ch
     return 0;
 }
 
-int ctl_settle_solana_credits(const ctl_settle_solana *x)
-{
-    return x->mint_sk != NULL;
-}
-
 /* The interval's credit transactions into *txs (caller frees), *n_tx of them; 0 or -1 with
  * msg. */
 static int credit_txs(ctl_settle_solana *x, const stl_block *b, const stl_settled_trade *trades,

@@ -20,6 +20,9 @@
  * the wallets file stays off chain too (counted and logged). The transactions go into the
  * outbox (solana_outbox.h) in the controller's database, whose policy never lets the same
  * trades settle twice; ctl_settle_solana_poll runs one outbox pass.
+ * With a mint_authority (energy credits on chain, issue 13) the energy token is the credit
+ * token: the block's credits are minted, moved and burned by credit transactions stored with
+ * the trades' (mgx/solana_credits.h), and the trades' transactions carry the payments only.
  *
  * The RPC calls block for at most timeout_ms each; the daemon calls this from its loop.
  * Ownership: the backend owns the Solana key pairs (sodium_malloc, wiped), the RPC client and
@@ -109,9 +112,6 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char
                             const stl_position *positions, size_t n_positions,
                             int credit_min_tier, ctl_participant_name_fn name_of,
                             void *name_ctx, int64_t now_ms, char *msg, size_t msglen);
-
-/* 1 if credits go on chain (per_trade with a mint_authority). */
-int ctl_settle_solana_credits(const ctl_settle_solana *x);
 
 /* netted mode: one home's net over a billing period, from its settled positions. */
 typedef struct {
