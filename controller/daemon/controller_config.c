@@ -259,7 +259,8 @@ static int solana_key(void *ctx, const char *section, const char *key, const cha
         return CFG_OK;
     }
     ctl_settle_solana_config *s = &x->cfg->solana;
-    if (strcmp(key, "keypair") == 0 || strcmp(key, "wallets") == 0) {
+    if (strcmp(key, "keypair") == 0 || strcmp(key, "wallets") == 0 ||
+        strcmp(key, "mint_authority") == 0) {
         char path[CTL_SOL_PATH_MAX];
         if (path_key(x, key, value, path, sizeof path, err, errlen) != CFG_OK)
             return CFG_E_BAD;
@@ -279,6 +280,11 @@ static int solana_finish(void *ctx, const char *path, char *err, size_t errlen)
                         path, x->solana_line);
     if (!ctl_settle_solana_check(&x->cfg->solana, why, sizeof why))
         return ctl_fail(CFG_E_BAD, err, errlen, "%s:%d: %s", path, x->solana_line, why);
+    if (x->cfg->solana.mint_authority[0] && x->cfg->credit_min_tier < 0)
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: [solana] mint_authority needs credit_min_tier in [controller] "
+                        "(credits are minted on chain as the ledger records them)",
+                        path, x->solana_line);
     return CFG_OK;
 }
 

@@ -711,7 +711,9 @@ static int settle_setup(daemon *d)
     int64_t last = ctl_settler_last_settled(d->settler);
     ctl_logf(&d->log, CTL_LOG_INFO, "settlement on: grace %d s, last settled interval %lld%s",
              cfg->settlement_grace_s, last == INT64_MIN ? -1LL : (long long)last,
-             cfg->solana.enabled ? ", Solana on" : "");
+             !cfg->solana.enabled           ? ""
+             : cfg->solana.mint_authority[0] ? ", Solana on (credits minted on chain)"
+                                             : ", Solana on");
     return 0;
 }
 

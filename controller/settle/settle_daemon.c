@@ -634,21 +634,31 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
         char msg[512] = "";
         int rc = load_block(st->db, h, &v);
         stl_settled_trade *t = NULL;
-        size_t nt = 0;
+        stl_position *p = NULL;
+        size_t nt = 0, np = 0;
         if (rc == 0 && ctl_settle_solana_mode(st->sol) == CTL_SOL_MODE_NETTED) {
             rc = solana_period(st, &v.b, real_ms, msg, sizeof msg);
         } else if (rc == 0) {
             t = calloc(v.n_tx ? v.n_tx : 1, sizeof *t);
-            for (size_t i = 0; t && i < v.n_tx; i++)
+            p = calloc(v.n_tx ? v.n_tx : 1, sizeof *p);
+            int credit_tier = -1; /* the min_tier of the block's credit records, if any */
+            for (size_t i = 0; t && p && i < v.n_tx; i++) {
                 if (v.tx[i].kind == STL_TX_TRADE)
                     t[nt++] = v.tx[i].trade;
-            rc = t ? ctl_settle_solana_block(st->sol, &v.b, v.checkpoint, t, nt, name_of, st,
-                                             real_ms, msg, sizeof msg)
-                   : -1;
+                else if (v.tx[i].kind == STL_TX_POSITION)
+                    p[np++] = v.tx[i].position;
+                else if (v.tx[i].kind == STL_TX_CREDIT)
+                    credit_tier = v.tx[i].credit.min_tier;
+            }
+            rc = t && p ? ctl_settle_solana_block(st->sol, &v.b, v.checkpoint, t, nt, p, np,
+                                                  credit_tier, name_of, st, real_ms, msg,
+                                                  sizeof msg)
+                        : -1;
         } else {
             snprintf(msg, sizeof msg, "block %llu cannot be read", (unsigned long long)h);
         }
         free(t);
+        free(p);
         block_view_free(&v);
         if (rc == 0) {
             ctl_crash_point("solana.after_add");

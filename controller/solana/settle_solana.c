@@ -10,6 +10,7 @@
 #include "common/file.h"
 #include "mgx/solana_base58.h"
 #include "mgx/solana_batch.h"
+#include "mgx/solana_credits.h"
 #include "common/opt.h"
 #include "solana/solana_rpc.h"
 
@@ -89,6 +90,8 @@ int ctl_settle_solana_key(ctl_settle_solana_config *c, const char *key, const ch
                  value);
         return 0;
     }
+    if (strcmp(key, "mint_authority") == 0)
+        return str_key(key, value, c->mint_authority, sizeof c->mint_authority, err, errlen);
     if (strcmp(key, "pool_wallet") == 0)
         return mint_key(key, value, c->pool_wallet, err, errlen);
     if (strcmp(key, "billing_intervals") == 0)
@@ -128,6 +131,11 @@ int ctl_settle_solana_check(const ctl_settle_solana_config *c, char *err, size_t
                  !per_trade || !strcmp(missing, "rpc_url") || !strcmp(missing, "keypair") ? ""
                  : c->mode == CTL_SOL_MODE_NETTED ? " (mode netted)"
                                                   : " (mode per_trade)");
+        return 0;
+    }
+    if (c->mint_authority[0] && c->mode != CTL_SOL_MODE_PER_TRADE) {
+        ctl_errf(err, errlen, "[solana] mint_authority needs mode per_trade (credits move per "
+                              "trade and are burned per home and interval)");
         return 0;
     }
     if (c->energy_decimals != 0) {
@@ -196,7 +204,8 @@ typedef struct {
 struct ctl_settle_solana {
     ctl_settle_solana_config cfg;
     sol_community c;
-    uint8_t *sk; /* 64 bytes, sodium_malloc */
+    uint8_t *sk;      /* 64 bytes, sodium_malloc */
+    uint8_t *mint_sk; /* the mint authority's, or NULL (no credits on chain); sodium_malloc */
     wallet *w;   /* sorted by id */
     size_t n_w, cap_w;
     sol_home *homes; /* w[i].home, as the array sol_batch_build takes, then the pool's */
@@ -244,7 +253,8 @@ static long find_wallet(const ctl_settle_solana *x, const char *id)
 }
 
 /* solana-keygen's file: a JSON array of 64 numbers, seed then public key. */
-static int load_keypair(ctl_settle_solana *x, const char *path, char *err, size_t errlen)
+static int load_keypair(uint8_t **dst, sol_pubkey *pub, const char *path, char *err,
+                        size_t errlen)
 {
     struct stat sb;
     if (stat(path, &sb) != 0 || (sb.st_mode & 077)) {
@@ -263,15 +273,15 @@ static int load_keypair(ctl_settle_solana *x, const char *path, char *err, size_
     sodium_memzero(text, len);
     free(text);
     int rc = -1;
-    x->sk = sodium_malloc(SOL_SECRET_KEY_BYTES);
-    if (x->sk && json_is_array(a) && json_array_size(a) == SOL_SECRET_KEY_BYTES) {
+    (*dst) = sodium_malloc(SOL_SECRET_KEY_BYTES);
+    if ((*dst) && json_is_array(a) && json_array_size(a) == SOL_SECRET_KEY_BYTES) {
         rc = 0;
         for (size_t i = 0; i < SOL_SECRET_KEY_BYTES && rc == 0; i++) {
             json_t *v = json_array_get(a, i);
             if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 255)
                 rc = -1;
             else
-                x->sk[i] = (uint8_t)json_integer_value(v);
+                (*dst)[i] = (uint8_t)json_integer_value(v);
         }
     }
     if (a) {
@@ -282,9 +292,9 @@ static int load_keypair(ctl_settle_solana *x, const char *path, char *err, size_
     }
     uint8_t pk[32], sk2[64];
     if (rc == 0) {
-        crypto_sign_seed_keypair(pk, sk2, x->sk);
+        crypto_sign_seed_keypair(pk, sk2, (*dst));
         sodium_memzero(sk2, sizeof sk2);
-        if (memcmp(pk, x->sk + 32, 32) != 0)
+        if (memcmp(pk, (*dst) + 32, 32) != 0)
             rc = -1;
     }
     if (rc != 0)
@@ -293,7 +303,7 @@ static int load_keypair(ctl_settle_solana *x, const char *path, char *err, size_
                  "public key)",
                  path);
     else
-        memcpy(x->c.authority.b, pk, 32);
+        memcpy(pub->b, pk, 32);
     return rc;
 }
 
@@ -343,7 +353,10 @@ int ctl_settle_solana_new(const ctl_settle_solana_config *c, ctl_db *db,
         ctl_errf(err, errlen, "[solana]: bad mint address");
         goto fail;
     }
-    if (load_keypair(x, c->keypair, err, errlen) != 0 ||
+    sol_pubkey mint_pub;
+    if (load_keypair(&x->sk, &x->c.authority, c->keypair, err, errlen) != 0 ||
+        (c->mint_authority[0] &&
+         load_keypair(&x->mint_sk, &mint_pub, c->mint_authority, err, errlen) != 0) ||
         (per_trade && load_wallets(x, c->wallets, err, errlen) != 0))
         goto fail;
     if (c->mode == CTL_SOL_MODE_NETTED) {
@@ -381,6 +394,8 @@ void ctl_settle_solana_free(ctl_settle_solana *x)
     sol_batch_free(x->batch);
     if (x->sk)
         sodium_free(x->sk);
+    if (x->mint_sk)
+        sodium_free(x->mint_sk);
     free(x->w);
     free(x->homes);
     free(x);
@@ -393,7 +408,8 @@ int64_t ctl_settle_solana_poll_ms(const ctl_settle_solana *x)
 
 int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_stats *stats)
 {
-    return ctl_sol_outbox_poll(x->ob, x->rpc, x->sk, now_ms, stats);
+    const uint8_t *sks[2] = {x->sk, x->mint_sk};
+    return ctl_sol_outbox_poll_keys(x->ob, x->rpc, sks, x->mint_sk ? 2 : 1, now_ms, stats);
 }
 
 int ctl_settle_solana_counts(ctl_settle_solana *x, size_t counts[4])
@@ -535,19 +551,89 @@ static int anchor_block(ctl_settle_solana *x, const stl_block *b, const char *ch
     return 0;
 }
 
+/* The interval's credit transactions into *txs (caller frees), *n_tx of them; 0 or -1 with
+ * msg. */
+static int credit_txs(ctl_settle_solana *x, const stl_block *b, const stl_settled_trade *trades,
+                      size_t nt, const stl_position *pos, size_t np, int min_tier,
+                      ctl_participant_name_fn name_of, void *name_ctx,
+                      const uint8_t blockhash[32], sol_credit_tx **txs, size_t *n_tx,
+                      int64_t *minted_wh, int64_t *off_chain_wh, char *msg, size_t msglen)
+{
+    *txs = NULL;
+    *n_tx = 0;
+    *minted_wh = 0;
+    *off_chain_wh = 0;
+    if (min_tier < 0 || np == 0)
+        return 0; /* the block records no credits */
+    int rc = -1;
+    stl_credit *c = calloc(np, sizeof *c);
+    stl_credit_move *mv = calloc(nt ? nt : 1, sizeof *mv);
+    long *home = calloc(np, sizeof *home);
+    size_t cap_ops = 4 * nt + 2 * np;
+    sol_credit_op *ops = calloc(cap_ops, sizeof *ops);
+    sol_credit_tx *out = NULL;
+    stl_credit_totals tot;
+    if (!c || !mv || !home || !ops) {
+        ctl_errf(msg, msglen, "out of memory");
+        goto out;
+    }
+    if (stl_credits_compute(pos, np, trades, nt, (uint8_t)min_tier, c, mv, &tot) != STL_OK) {
+        ctl_errf(msg, msglen, "the block's credits cannot be derived (run mgx ledger verify)");
+        goto out;
+    }
+    for (size_t i = 0; i < np; i++)
+        home[i] = wallet_of(x, pos[i].participant, name_of, name_ctx);
+    long n_ops = sol_credit_ops(c, np, trades, mv, nt, home, ops, cap_ops, off_chain_wh);
+    if (n_ops < 0) {
+        ctl_errf(msg, msglen, "credit operations: %s", sol_strerror((int)n_ops));
+        goto out;
+    }
+    *minted_wh = tot.minted_wh;
+    if (n_ops == 0) {
+        rc = 0;
+        goto out;
+    }
+    out = malloc((size_t)n_ops * sizeof *out);
+    if (!out) {
+        ctl_errf(msg, msglen, "out of memory");
+        goto out;
+    }
+    sol_interval iv;
+    iv.interval_id = (uint64_t)b->interval_id;
+    memcpy(iv.ledger_root, b->log_root, 32);
+    int r = sol_credits_build(&x->c, x->sk, x->mint_sk, x->homes, x->n_w, &iv, ops,
+                              (size_t)n_ops, blockhash, out, (size_t)n_ops, n_tx);
+    if (r != SOL_OK) {
+        ctl_errf(msg, msglen, "cannot build the credit transactions: %s", sol_strerror(r));
+        goto out;
+    }
+    *txs = out;
+    out = NULL;
+    rc = 0;
+out:
+    free(out);
+    free(ops);
+    free(home);
+    free(mv);
+    free(c);
+    return rc;
+}
+
 int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
-                            ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
-                            char *msg, size_t msglen)
+                            const stl_position *positions, size_t n_positions,
+                            int credit_min_tier, ctl_participant_name_fn name_of,
+                            void *name_ctx, int64_t now_ms, char *msg, size_t msglen)
 {
     if (x->cfg.mode == CTL_SOL_MODE_ANCHOR)
         return anchor_block(x, b, checkpoint, now_ms, msg, msglen);
+    int credits = x->mint_sk != NULL;
     sol_transfer *t = calloc(2 * n_trades + 1, sizeof *t);
     if (!t) {
         ctl_errf(msg, msglen, "out of memory");
         return -1;
     }
-    size_t n = 0, off_chain = 0, zero = 0, zero_pay = 0;
+    size_t n = 0, off_chain = 0, zero = 0, zero_pay = 0, n_pay = 0;
     int64_t rounded_uc = 0; /* what a coarser payment token cannot carry, summed */
     int rc = 0;
     for (size_t i = 0; i < n_trades && rc == 0; i++) {
@@ -571,29 +657,43 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char
         }
         rounded_uc += rest;
         zero_pay += units == 0;
-        t[n++] = (sol_transfer){(uint32_t)sw, (uint32_t)bw, SOL_ASSET_ENERGY,
-                                (uint64_t)s->delivered_wh, i};
-        t[n++] = (sol_transfer){(uint32_t)bw, (uint32_t)sw, SOL_ASSET_PAYMENT, units, i};
-    }
-    if (rc == 0 && n == 0) {
-        ctl_errf(msg, msglen,
-                 "nothing to put on chain (%zu trades, %zu without a wallet, %zu "
-                 "undelivered)",
-                 n_trades, off_chain, zero);
-        free(t);
-        return 0;
+        n_pay++;
+        /* with credits on chain the energy token is the credit token: it moves in the credit
+         * transactions, as the ledger's credits move (from minted balances only) */
+        if (!credits)
+            t[n++] = (sol_transfer){(uint32_t)sw, (uint32_t)bw, SOL_ASSET_ENERGY,
+                                    (uint64_t)s->delivered_wh, i};
+        if (units > 0 || !credits)
+            t[n++] = (sol_transfer){(uint32_t)bw, (uint32_t)sw, SOL_ASSET_PAYMENT, units, i};
     }
     uint8_t hash[32];
     uint64_t lvbh = 0;
-    if (rc == 0) {
+    int have_hash = 0;
+    sol_credit_tx *ctx = NULL;
+    ctl_sol_outbox_tx *all = NULL;
+    size_t n_ctx = 0, n_btx = 0;
+    int64_t minted_wh = 0, credits_off_wh = 0;
+    if (rc == 0 && (n > 0 || (credits && credit_min_tier >= 0))) {
         int r = ctl_sol_rpc_latest_blockhash(x->rpc, "finalized", hash, &lvbh);
         if (r != CTL_SOLRPC_OK) {
             ctl_errf(msg, msglen, "no blockhash from the RPC node (%s)",
                      ctl_sol_rpc_last_error(x->rpc));
             rc = 1;
+        } else {
+            have_hash = 1;
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && have_hash && credits)
+        rc = credit_txs(x, b, trades, n_trades, positions, n_positions, credit_min_tier, name_of,
+                        name_ctx, hash, &ctx, &n_ctx, &minted_wh, &credits_off_wh, msg, msglen);
+    if (rc == 0 && n == 0 && n_ctx == 0) {
+        ctl_errf(msg, msglen,
+                 "nothing to put on chain (%zu trades, %zu without a wallet, %zu "
+                 "undelivered)",
+                 n_trades, off_chain, zero);
+        goto out;
+    }
+    if (rc == 0 && n > 0) {
         sol_interval iv;
         iv.interval_id = (uint64_t)b->interval_id;
         memcpy(iv.ledger_root, b->log_root, 32);
@@ -603,26 +703,49 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char
             ctl_errf(msg, msglen, "cannot build the transactions: %s (transfer %zu)",
                      sol_strerror(r), bad);
             rc = -1;
+        } else {
+            n_btx = sol_batch_count(x->batch);
         }
     }
     if (rc == 0) {
-        int r = ctl_sol_outbox_add(x->ob, (uint64_t)b->interval_id, x->batch, hash, lvbh, now_ms);
-        char rounding[128] = "";
+        /* the trades' transactions, then the credits': one outbox entry, stored once */
+        all = calloc(n_btx + n_ctx + 1, sizeof *all);
+        if (!all) {
+            ctl_errf(msg, msglen, "out of memory");
+            rc = -1;
+            goto out;
+        }
+        for (size_t i = 0; i < n_btx; i++) {
+            const sol_batch_tx *bt = sol_batch_at(x->batch, i);
+            all[i] = (ctl_sol_outbox_tx){bt->bytes, bt->len, bt->signature};
+        }
+        for (size_t i = 0; i < n_ctx; i++)
+            all[n_btx + i] = (ctl_sol_outbox_tx){ctx[i].bytes, ctx[i].len, ctx[i].signature};
+        int r = ctl_sol_outbox_add_txs(x->ob, (uint64_t)b->interval_id, all, n_btx + n_ctx, hash,
+                                       lvbh, now_ms);
+        char rounding[128] = "", cr[160] = "";
         if (x->c.payment_decimals < 6)
             snprintf(rounding, sizeof rounding, "; payments rounded down to the token's unit: "
                                                 "%lld uc kept by buyers, %zu payments of 0",
                      (long long)rounded_uc, zero_pay);
+        if (credits)
+            snprintf(cr, sizeof cr, "; credits: %zu transactions, %lld Wh minted (%lld Wh "
+                                    "of homes without a wallet stay in the ledger)",
+                     n_ctx, (long long)minted_wh, (long long)credits_off_wh);
         if (r == CTL_SOLOB_OK || r == CTL_SOLOB_E_EXISTS)
             ctl_errf(msg, msglen,
                      "%zu transactions for %zu trades in the outbox%s (%zu without a "
-                     "wallet stay off chain%s)",
-                     sol_batch_count(x->batch), n / 2, r == CTL_SOLOB_E_EXISTS ? " (already)" : "",
-                     off_chain, rounding);
+                     "wallet stay off chain%s)%s",
+                     n_btx + n_ctx, n_pay, r == CTL_SOLOB_E_EXISTS ? " (already)" : "",
+                     off_chain, rounding, cr);
         else {
             ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
             rc = -1;
         }
     }
+out:
+    free(all);
+    free(ctx);
     free(t);
     return rc;
 }

@@ -20,9 +20,12 @@
  * the wallets file stays off chain too (counted and logged). The transactions go into the
  * outbox (solana_outbox.h) in the controller's database, whose policy never lets the same
  * trades settle twice; ctl_settle_solana_poll runs one outbox pass.
+ * With a mint_authority (energy credits on chain, issue 13) the energy token is the credit
+ * token: the block's credits are minted, moved and burned by credit transactions stored with
+ * the trades' (mgx/solana_credits.h), and the trades' transactions carry the payments only.
  *
  * The RPC calls block for at most timeout_ms each; the daemon calls this from its loop.
- * Ownership: the backend owns the Solana key pair (sodium_malloc, wiped), the RPC client and
+ * Ownership: the backend owns the Solana key pairs (sodium_malloc, wiped), the RPC client and
  * the outbox handle; it borrows the database handle. One thread.
  */
 #ifndef MGX_CTL_SETTLE_SOLANA_H
@@ -57,6 +60,10 @@ typedef struct {
     int64_t payment_decimals;               /* default 6: one unit is one uc */
     char wallets[CTL_SOL_PATH_MAX];         /* per_trade: required, "participant wallet" */
     char pool_wallet[SOL_PUBKEY_B58_MAX + 1]; /* netted: required, the pool's wallet */
+    char mint_authority[CTL_SOL_PATH_MAX];  /* per_trade, optional: the energy mint's authority
+                                               (solana-keygen JSON, mode 0600); with it the
+                                               ledger's credits are minted, moved and burned
+                                               on chain */
     int64_t billing_intervals;              /* netted: intervals per period; default 2880 */
     int64_t poll_ms;                        /* outbox pass every this long; default 2000 */
     int64_t timeout_ms;                     /* per RPC request; default 5000 */
@@ -91,11 +98,20 @@ typedef int (*ctl_participant_name_fn)(void *ctx, uint64_t id, char *name, size_
  * C2SP note), in per_trade mode its trades. Returns 0 when the block is done (its
  * transactions are stored, were stored before, or there is nothing to put on chain), 1 when the
  * RPC node could not give a blockhash (try again later), -1 on an error (message in msg).
- * msg also gets a summary on success. */
+ * msg also gets a summary on success.
+ *
+ * Energy credits (per_trade with a mint_authority): positions (n_positions, ascending by
+ * participant, the block's) and credit_min_tier (the min_tier of the block's credit records,
+ * -1 when the block records no credits) give the interval's credits (stl_credits_compute, as
+ * `mgx ledger verify` re-derives them). Their transactions (mgx/solana_credits.h: mint on
+ * proof, transfer on sale, burn on retirement) follow the trades' in the same outbox entry,
+ * stored once with them; the trades' transactions then carry only the payment legs, since the
+ * energy token is the credit token. Without a mint_authority positions are not used. */
 int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
-                            ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
-                            char *msg, size_t msglen);
+                            const stl_position *positions, size_t n_positions,
+                            int credit_min_tier, ctl_participant_name_fn name_of,
+                            void *name_ctx, int64_t now_ms, char *msg, size_t msglen);
 
 /* netted mode: one home's net over a billing period, from its settled positions. */
 typedef struct {
@@ -117,7 +133,8 @@ int ctl_settle_solana_period(ctl_settle_solana *x, int64_t last_interval,
                              ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
                              char *msg, size_t msglen);
 
-/* One outbox pass (ctl_sol_outbox_poll) with the settlement key pair. */
+/* One outbox pass (ctl_sol_outbox_poll_keys) with the settlement key pair and, if configured,
+ * the mint authority's. */
 int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_stats *stats);
 /* Transactions in the outbox by state (ctl_sol_outbox_state), over every interval. */
 int ctl_settle_solana_counts(ctl_settle_solana *x, size_t counts[4]);

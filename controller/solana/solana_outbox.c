@@ -87,7 +87,28 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
                        const uint8_t blockhash[32], uint64_t last_valid_block_height,
                        int64_t now_ms)
 {
-    if (!ob || !b || !blockhash || interval_id > INT64_MAX || last_valid_block_height > INT64_MAX)
+    if (!b)
+        return CTL_SOLOB_E_INVAL;
+    size_t n = sol_batch_count(b);
+    ctl_sol_outbox_tx *txs = calloc(n ? n : 1, sizeof *txs);
+    if (!txs)
+        return CTL_SOLOB_E_DB;
+    for (size_t i = 0; i < n; i++) {
+        const sol_batch_tx *tx = sol_batch_at(b, i);
+        txs[i] = (ctl_sol_outbox_tx){tx->bytes, tx->len, tx->signature};
+    }
+    int rc = ctl_sol_outbox_add_txs(ob, interval_id, txs, n, blockhash, last_valid_block_height,
+                                    now_ms);
+    free(txs);
+    return rc;
+}
+
+int ctl_sol_outbox_add_txs(ctl_sol_outbox *ob, uint64_t interval_id, const ctl_sol_outbox_tx *txs,
+                           size_t n, const uint8_t blockhash[32],
+                           uint64_t last_valid_block_height, int64_t now_ms)
+{
+    if (!ob || (!txs && n) || !blockhash || interval_id > INT64_MAX ||
+        last_valid_block_height > INT64_MAX)
         return CTL_SOLOB_E_INVAL;
     sqlite3_stmt *st = NULL;
     int rc = exec(ob, "BEGIN IMMEDIATE");
@@ -113,13 +134,12 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
     }
     char bh[SOL_PUBKEY_B58_MAX + 1], sig[SOL_SIGNATURE_B58_MAX + 1];
     b58(blockhash, 32, bh, sizeof bh);
-    size_t n = sol_batch_count(b);
     for (size_t i = 0; i < n; i++) {
-        const sol_batch_tx *tx = sol_batch_at(b, i);
+        const ctl_sol_outbox_tx *tx = &txs[i];
         b58(tx->signature, 64, sig, sizeof sig);
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, (int64_t)interval_id);
-        sqlite3_bind_int64(st, 2, tx->part);
+        sqlite3_bind_int64(st, 2, (int64_t)(i + 1));
         sqlite3_bind_int64(st, 3, (int64_t)n);
         sqlite3_bind_blob(st, 4, tx->bytes, (int)tx->len, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, sig, -1, SQLITE_TRANSIENT);
@@ -288,8 +308,8 @@ static int finish(ctl_sol_outbox *ob, open_row *r, ctl_sol_outbox_state s, const
 }
 
 /* The old transaction expired unseen: same instructions, fresh blockhash, new signature. */
-static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint8_t sk[64],
-                   int64_t now_ms)
+static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r,
+                   const uint8_t *const *sks, size_t n_sks, int64_t now_ms)
 {
     uint8_t hash[32];
     uint64_t lvbh;
@@ -298,7 +318,7 @@ static int rebuild(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, const uint
                  ctl_sol_rpc_last_error(rpc));
         return CTL_SOLOB_E_RPC;
     }
-    if (sol_tx_resign(r->tx, r->len, hash, sk) != SOL_OK || lvbh > INT64_MAX) {
+    if (sol_tx_resign_keys(r->tx, r->len, hash, sks, n_sks) != SOL_OK || lvbh > INT64_MAX) {
         ctl_logf(&SOL_LOG, CTL_LOG_ERROR,
                  "interval %" PRId64 " part %d: cannot re-sign (wrong key?)", r->interval_id,
                  r->part);
@@ -355,7 +375,8 @@ rollback:
 /* A submitted row: ask the chain, then confirm, fail, wait, resend or rebuild. height is the
  * finalized block height read before this status query. */
 static int check_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, uint64_t height,
-                     const uint8_t sk[64], int64_t now_ms, ctl_sol_poll_stats *s)
+                     const uint8_t *const *sks, size_t n_sks, int64_t now_ms,
+                     ctl_sol_poll_stats *s)
 {
     ctl_sol_status st;
     if (ctl_sol_rpc_status(rpc, r->sig, &st) != CTL_SOLRPC_OK) {
@@ -385,7 +406,7 @@ static int check_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, uint64_t
         s->failed++;
         return finish(ob, r, CTL_SOLOB_FAILED, "refused by the node and expired", now_ms);
     }
-    int rc = rebuild(ob, rpc, r, sk, now_ms);
+    int rc = rebuild(ob, rpc, r, sks, n_sks, now_ms);
     if (rc != CTL_SOLOB_OK)
         return rc == CTL_SOLOB_E_DB ? rc : CTL_SOLOB_OK;
     s->rebuilt++;
@@ -397,7 +418,13 @@ static int check_row(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, open_row *r, uint64_t
 int ctl_sol_outbox_poll(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, const uint8_t secret_key[64],
                         int64_t now_ms, ctl_sol_poll_stats *stats)
 {
-    if (!ob || !rpc || !secret_key)
+    return ctl_sol_outbox_poll_keys(ob, rpc, &secret_key, secret_key ? 1 : 0, now_ms, stats);
+}
+
+int ctl_sol_outbox_poll_keys(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, const uint8_t *const *sks,
+                             size_t n_sks, int64_t now_ms, ctl_sol_poll_stats *stats)
+{
+    if (!ob || !rpc || !sks || n_sks == 0)
         return CTL_SOLOB_E_INVAL;
     ctl_sol_poll_stats s = {0, 0, 0, 0, 0, 0};
     uint64_t height;
@@ -417,7 +444,7 @@ int ctl_sol_outbox_poll(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, const uint8_t secr
             s.pending++;
             rc = send_row(ob, rpc, r, now_ms);
         } else {
-            rc = check_row(ob, rpc, r, height, secret_key, now_ms, &s);
+            rc = check_row(ob, rpc, r, height, sks, n_sks, now_ms, &s);
         }
     }
     if (rc == CTL_SOLOB_OK && found < 0)

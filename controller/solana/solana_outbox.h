@@ -68,6 +68,20 @@ int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch
                        const uint8_t blockhash[32], uint64_t last_valid_block_height,
                        int64_t now_ms);
 
+/* One signed transaction to store (borrowed): bytes, and its first signature (the id). */
+typedef struct {
+    const uint8_t *bytes;
+    size_t len;
+    const uint8_t *signature; /* 64 bytes */
+} ctl_sol_outbox_tx;
+
+/* Stores n transactions as the interval's parts 1..n (in that order), as built, in one SQLite
+ * transaction; CTL_SOLOB_E_EXISTS if the interval has any already. ctl_sol_outbox_add is this
+ * for a batch's transactions. */
+int ctl_sol_outbox_add_txs(ctl_sol_outbox *ob, uint64_t interval_id, const ctl_sol_outbox_tx *txs,
+                           size_t n, const uint8_t blockhash[32],
+                           uint64_t last_valid_block_height, int64_t now_ms);
+
 typedef struct {
     size_t sent;       /* first sends, including sends of rebuilt transactions */
     size_t resent;     /* same bytes sent again */
@@ -82,6 +96,11 @@ typedef struct {
  * the block height could not be read (nothing changed), CTL_SOLOB_E_DB on a database error. */
 int ctl_sol_outbox_poll(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, const uint8_t secret_key[64],
                         int64_t now_ms, ctl_sol_poll_stats *stats);
+/* The same with every key a stored transaction may need for a rebuild (n_sks key pairs: the
+ * settlement key, and the mint authority for credit transactions); a rebuild re-signs each
+ * signer's slot with its key (sol_tx_resign_keys). */
+int ctl_sol_outbox_poll_keys(ctl_sol_outbox *ob, ctl_sol_rpc *rpc, const uint8_t *const *sks,
+                             size_t n_sks, int64_t now_ms, ctl_sol_poll_stats *stats);
 
 typedef struct {
     uint64_t interval_id;

@@ -311,6 +311,36 @@ int sol_tx_verify(const uint8_t *tx, size_t len)
     return SOL_OK;
 }
 
+int sol_tx_resign_keys(uint8_t *tx, size_t len, const uint8_t blockhash[SOL_HASH_BYTES],
+                       const uint8_t *const *secret_keys, size_t n_secret)
+{
+    if (!blockhash || !secret_keys || n_secret == 0)
+        return SOL_E_INVAL;
+    sol_tx_view v;
+    int rc = sol_tx_parse(tx, len, &v);
+    if (rc != SOL_OK)
+        return rc;
+    /* every signer must have its key before anything is changed */
+    const uint8_t *by_slot[256];
+    if (v.n_signatures == 0 || v.n_signatures > sizeof by_slot / sizeof by_slot[0])
+        return SOL_E_SIGNATURE;
+    for (size_t i = 0; i < v.n_signatures; i++) {
+        by_slot[i] = NULL;
+        for (size_t k = 0; k < n_secret && !by_slot[i]; k++)
+            if (secret_keys[k] &&
+                memcmp(tx + v.keys_off + i * SOL_PUBKEY_BYTES, secret_keys[k] + 32,
+                       SOL_PUBKEY_BYTES) == 0)
+                by_slot[i] = secret_keys[k];
+        if (!by_slot[i])
+            return SOL_E_SIGNATURE;
+    }
+    memcpy(tx + v.blockhash_off, blockhash, SOL_HASH_BYTES);
+    for (size_t i = 0; i < v.n_signatures; i++)
+        crypto_sign_detached(tx + v.signatures_off + i * SOL_SIGNATURE_BYTES, NULL,
+                             tx + v.message_off, v.message_len, by_slot[i]);
+    return SOL_OK;
+}
+
 int sol_tx_resign(uint8_t *tx, size_t len, const uint8_t blockhash[SOL_HASH_BYTES],
                   const uint8_t secret_key[SOL_SECRET_KEY_BYTES])
 {
@@ -320,10 +350,7 @@ int sol_tx_resign(uint8_t *tx, size_t len, const uint8_t blockhash[SOL_HASH_BYTE
     int rc = sol_tx_parse(tx, len, &v);
     if (rc != SOL_OK)
         return rc;
-    if (v.n_signatures != 1 || memcmp(tx + v.keys_off, secret_key + 32, SOL_PUBKEY_BYTES) != 0)
+    if (v.n_signatures != 1)
         return SOL_E_SIGNATURE;
-    memcpy(tx + v.blockhash_off, blockhash, SOL_HASH_BYTES);
-    crypto_sign_detached(tx + v.signatures_off, NULL, tx + v.message_off, v.message_len,
-                         secret_key);
-    return SOL_OK;
+    return sol_tx_resign_keys(tx, len, blockhash, &secret_key, 1);
 }

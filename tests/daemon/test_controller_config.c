@@ -144,6 +144,16 @@ static void errors_name_file_and_line(void **state)
     expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
                  "mode = per_trade\nrpc_url = http://x\nkeypair = s.json\n",
                  0, "[solana] needs energy_mint (mode per_trade)");
+    /* issue 13: credits on chain need per_trade and credits in the ledger */
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "rpc_url = http://x\nkeypair = s.json\nmint_authority = m.json\n",
+                 0, "[solana] mint_authority needs mode per_trade");
+    expect_error("[bus]\n[controller]\ncommunity = elm\nsettlement_key = k\n[solana]\n"
+                 "mode = per_trade\nrpc_url = http://x\nkeypair = s.json\n"
+                 "energy_mint = So11111111111111111111111111111111111111112\n"
+                 "payment_mint = So11111111111111111111111111111111111111112\nwallets = w\n"
+                 "mint_authority = m.json\n",
+                 5, "[solana] mint_authority needs credit_min_tier in [controller]");
 }
 
 static void good_files_are_taken(void **state)
@@ -159,6 +169,11 @@ static void good_files_are_taken(void **state)
     /* anchoring (the default mode) needs no mints or wallets */
     expect_accepted("[bus]\ncommunity = elm\n[controller]\nmin_group_size = 5\n"
                     "settlement_key = k\n[solana]\nrpc_url = http://x\nkeypair = s.json\n");
+    expect_accepted("[bus]\ncommunity = elm\n[controller]\ncredit_min_tier = 0\n"
+                    "settlement_key = k\n[solana]\nmode = per_trade\nrpc_url = http://x\n"
+                    "keypair = s.json\nmint_authority = s.json\n"
+                    "energy_mint = So11111111111111111111111111111111111111112\n"
+                    "payment_mint = So11111111111111111111111111111111111111112\nwallets = w\n");
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ntiming = ex_post\n");
     expect_accepted("[bus]\ncommunity = elm\n[controller]\ntiming = ex_ante\n");
     /* one file for several daemons */

@@ -93,7 +93,12 @@ export async function makeCommunity(svm, homes, paymentDecimals = 6, opts = {}) 
   const authoritySeed = randomBytes(32);
   const authority = await createKeyPairSignerFromPrivateKeyBytes(new Uint8Array(authoritySeed));
   svm.airdrop(authority.address, lamports(100_000_000_000n));
-  const energyAuthority = opts.creditMint ? authority : funder;
+  // opts.mintAuthority: a separate key (seed bytes) is the energy mint's authority: the
+  // community's mint authority, held by the controller beside the settlement key
+  const mintAuthority = opts.mintAuthority
+    ? await createKeyPairSignerFromPrivateKeyBytes(new Uint8Array(opts.mintAuthority))
+    : null;
+  const energyAuthority = mintAuthority ?? (opts.creditMint ? authority : funder);
   const energyMint = await createMint(svm, funder, energyAuthority, 0);
   const paymentMint = await createMint(svm, funder, funder, paymentDecimals);
   const out = [];
@@ -112,7 +117,8 @@ export async function makeCommunity(svm, homes, paymentDecimals = 6, opts = {}) 
     await sendKit(svm, funder, ix);
     out.push({ seed: hex(seed), address: signer.address, energyAta, paymentAta });
   }
-  return { svm, authoritySeed: hex(authoritySeed), authority: authority.address, energyMint, paymentMint, paymentDecimals, homes: out };
+  return { svm, authoritySeed: hex(authoritySeed), authority: authority.address, energyMint, paymentMint, paymentDecimals, homes: out,
+           mintAuthority: mintAuthority?.address ?? null };
 }
 
 // Runs solana_txgen on a scenario built from the community plus fields in extra.

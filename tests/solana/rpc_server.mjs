@@ -12,11 +12,12 @@
 // height passes its lastValidBlockHeight (issue height + 150), as on a real cluster.
 // Test controls: mgxTest_dropNext(n) (accept, answer, never execute: lost in transit),
 // mgxTest_lostReplyNext(n) (execute, then answer HTTP 503 with no body), mgxTest_holdNext(n)
-// and mgxTest_release (execute late), mgxTest_slowNext(n, ms, executeFirst) (the next n sends
-// take ms: executed at once and answered late, or executed and answered late: a window in
-// which the sender can be killed mid-submission), mgxTest_advance(n), mgxTest_balances,
+// and mgxTest_release (execute late), mgxTest_slowNext(n, ms, executeFirst, minSigners) (the
+// next n sends of transactions with at least minSigners signatures, default 1, take ms:
+// executed at once and answered late, or executed and answered late: a window in which the
+// sender can be killed mid-submission), mgxTest_advance(n), mgxTest_balances,
 // mgxTest_stats ({sends, executed, inflight}).
-import { createPublicKey, verify } from "node:crypto";
+import { createPublicKey, randomBytes, verify } from "node:crypto";
 import { createServer } from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 
@@ -50,7 +51,12 @@ if (communityPath) {
     homes.push(i < 6 ? { energy: 1_000_000n, payment: 0n, energyAllowance: 500_000n, paymentAllowance: 5_000_000_000n }
                      : { energy: 0n, payment: 10_000_000_000n, energyAllowance: 500_000n, paymentAllowance: 5_000_000_000n });
 }
-const c = await makeCommunity(svm, homes, paymentDecimals);
+// "mint_authority": true in COMMUNITY.json: the energy mint's authority is a key of its own
+// (energy credits minted by the controller, issue 13); its seed goes to SCENARIO.json
+let mintAuthoritySeed = null;
+if (communityPath && JSON.parse(readFileSync(communityPath, "utf8")).mint_authority)
+  mintAuthoritySeed = randomBytes(32);
+const c = await makeCommunity(svm, homes, paymentDecimals, { mintAuthority: mintAuthoritySeed });
 for (let i = 0; i < c.homes.length; i++) {
   const h = c.homes[i];
   const owner = await createKeyPairSignerFromPrivateKeyBytes(new Uint8Array(Buffer.from(h.seed, "hex")));
@@ -63,6 +69,7 @@ writeFileSync(scenarioPath, JSON.stringify({
   authority_seed: c.authoritySeed, authority: c.authority, energy_mint: c.energyMint, energy_decimals: 0,
   payment_mint: c.paymentMint, payment_decimals: c.paymentDecimals, homes: c.homes.map((h) => h.seed),
   wallets: c.homes.map((h) => ({ address: h.address, energy_ata: h.energyAta, payment_ata: h.paymentAta })),
+  ...(mintAuthoritySeed ? { mint_authority_seed: mintAuthoritySeed.toString("hex"), mint_authority: c.mintAuthority } : {}),
 }));
 
 let height = 1000;
@@ -71,7 +78,7 @@ let lastValid = height + 150;
 const statuses = new Map();
 const executed = new Map(); // signature -> { tx, slot }: the node's transaction history
 const held = [];
-const ctl = { drop: 0, lost: 0, hold: 0, slow: 0, slowMs: 0, slowExecFirst: true, sends: 0, executed: 0, inflight: 0 };
+const ctl = { drop: 0, lost: 0, hold: 0, slow: 0, slowMs: 0, slowExecFirst: true, slowMinSigners: 1, sends: 0, executed: 0, inflight: 0 };
 const b58 = getBase58Decoder();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -111,7 +118,7 @@ function send(params) {
   const sig = b58.decode(bytes.slice(1, 65));
   if (ctl.drop > 0) { ctl.drop--; return { result: sig }; }
   if (ctl.hold > 0) { ctl.hold--; held.push({ tx, sig }); return { result: sig }; }
-  if (ctl.slow > 0) {
+  if (ctl.slow > 0 && Object.keys(tx.signatures).length >= ctl.slowMinSigners) {
     ctl.slow--;
     ctl.inflight++;
     const execFirst = ctl.slowExecFirst, ms = ctl.slowMs;
@@ -186,7 +193,7 @@ const methods = {
   getTransaction,
   getAccountInfo,
   getTokenAccountBalance,
-  mgxTest_slowNext: (p) => { ctl.slow = p[0]; ctl.slowMs = p[1] ?? 300; ctl.slowExecFirst = p[2] ?? true; return { result: true }; },
+  mgxTest_slowNext: (p) => { ctl.slow = p[0]; ctl.slowMs = p[1] ?? 300; ctl.slowExecFirst = p[2] ?? true; ctl.slowMinSigners = p[3] ?? 1; return { result: true }; },
   mgxTest_dropNext: (p) => { ctl.drop = p[0]; return { result: true }; },
   mgxTest_lostReplyNext: (p) => { ctl.lost = p[0]; return { result: true }; },
   mgxTest_holdNext: (p) => { ctl.hold = p[0]; return { result: true }; },

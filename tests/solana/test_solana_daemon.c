@@ -32,6 +32,17 @@
  *  - every balance and allowance equals its start value moved by those transfers, to the unit;
  *  - a confirmed transaction sent again is refused as already processed, one with a flipped
  *    byte fails its signature check, and neither moves anything.
+ *
+ * With MGX_SOLANA_CREDITS=1 (ctest test_solana_daemon_credits) the same run puts energy credits
+ * on chain (issue 13): [controller] credit_min_tier = 0 and [solana] mint_authority, a key of
+ * its own that is the energy mint's authority; the homes start with no energy tokens. The
+ * mid-send kills then hit transactions co-signed by the mint authority (mints). Checked in
+ * addition: per interval and home, the MintToChecked, credit TransferChecked and BurnChecked
+ * on chain sum to exactly the ledger's credit record (minted, out, in, retired): nothing
+ * minted twice, nothing missing; every home's energy balance is the ledger's minted - sold +
+ * bought - retired, its allowance is reduced by exactly what the delegate moved and burned,
+ * and the mint's supply is the ledger's minted - retired; the trades' transactions carry the
+ * payment legs only.
  * Skips (77) when node or tests/solana/node_modules is missing.
  */
 #define _GNU_SOURCE
@@ -175,6 +186,13 @@ typedef struct {
 static tst_home H[HOMES];
 static accounts A[HOMES];
 static char g_authority[64], g_energy_mint[64], g_payment_mint[64];
+static int g_credits;              /* MGX_SOLANA_CREDITS=1: credits minted on chain */
+static char g_mint_authority[64];  /* the energy mint's authority (credits) */
+
+static int64_t energy0(void)
+{
+    return g_credits ? 0 : ENERGY0; /* with credits every energy token is a minted credit */
+}
 
 static int home_of_account(const char *ata, int *asset)
 {
@@ -195,11 +213,12 @@ static void write_community_spec(const char *path)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "{\"payment_decimals\": %d, \"homes\": [", PAY_DECIMALS);
+    fprintf(f, "{\"payment_decimals\": %d,%s \"homes\": [", PAY_DECIMALS,
+            g_credits ? " \"mint_authority\": true," : "");
     for (int h = 0; h < HOMES; h++)
-        fprintf(f, "%s{\"energy\": \"%d\", \"payment\": \"%d\", \"energy_allowance\": \"%d\", "
+        fprintf(f, "%s{\"energy\": \"%lld\", \"payment\": \"%d\", \"energy_allowance\": \"%d\", "
                    "\"payment_allowance\": \"%d\"}",
-                h ? ", " : "", ENERGY0, PAYMENT0, ENERGY_ALLOW, PAYMENT_ALLOW);
+                h ? ", " : "", (long long)energy0(), PAYMENT0, ENERGY_ALLOW, PAYMENT_ALLOW);
     fprintf(f, "]}\n");
     fclose(f);
 }
@@ -210,16 +229,9 @@ static void copy_str(char *dst, size_t cap, json_t *v)
     snprintf(dst, cap, "%s", json_string_value(v));
 }
 
-/* The settlement key pair as solana-keygen writes it (mode 0600) and the wallets file. */
-static void load_scenario(const char *path, const char *keypair, const char *wallets)
+/* A key pair file as solana-keygen writes it (a JSON array of 64 numbers), mode 0600. */
+static void write_keypair(const char *hex, const char *keypair)
 {
-    json_t *r = json_load_file(path, 0, NULL);
-    assert_non_null(r);
-    copy_str(g_authority, sizeof g_authority, json_object_get(r, "authority"));
-    copy_str(g_energy_mint, sizeof g_energy_mint, json_object_get(r, "energy_mint"));
-    copy_str(g_payment_mint, sizeof g_payment_mint, json_object_get(r, "payment_mint"));
-    assert_int_equal(json_integer_value(json_object_get(r, "payment_decimals")), PAY_DECIMALS);
-    const char *hex = json_string_value(json_object_get(r, "authority_seed"));
     uint8_t seed[32], pk[32], sk[64];
     assert_int_equal(sodium_hex2bin(seed, 32, hex, strlen(hex), NULL, NULL, NULL), 0);
     crypto_sign_seed_keypair(pk, sk, seed);
@@ -231,6 +243,25 @@ static void load_scenario(const char *path, const char *keypair, const char *wal
     fprintf(f, "]\n");
     fclose(f);
     sodium_memzero(sk, sizeof sk);
+}
+
+/* The settlement key pair (and with credits the mint authority's) as solana-keygen writes it
+ * (mode 0600) and the wallets file. */
+static void load_scenario(const char *path, const char *keypair, const char *mint_keypair,
+                          const char *wallets)
+{
+    json_t *r = json_load_file(path, 0, NULL);
+    assert_non_null(r);
+    copy_str(g_authority, sizeof g_authority, json_object_get(r, "authority"));
+    copy_str(g_energy_mint, sizeof g_energy_mint, json_object_get(r, "energy_mint"));
+    copy_str(g_payment_mint, sizeof g_payment_mint, json_object_get(r, "payment_mint"));
+    assert_int_equal(json_integer_value(json_object_get(r, "payment_decimals")), PAY_DECIMALS);
+    write_keypair(json_string_value(json_object_get(r, "authority_seed")), keypair);
+    if (g_credits) {
+        copy_str(g_mint_authority, sizeof g_mint_authority, json_object_get(r, "mint_authority"));
+        write_keypair(json_string_value(json_object_get(r, "mint_authority_seed")), mint_keypair);
+    }
+    FILE *f;
     json_t *w = json_object_get(r, "wallets");
     assert_int_equal(json_array_size(w), HOMES);
     f = fopen(wallets, "w");
@@ -327,6 +358,19 @@ static int drained(const char *db_path)
     return last_order != INT64_MIN && last_block >= last_order && sol == head && open == 0;
 }
 
+/* The outbox's rows, or -1 while the database is busy. */
+static int64_t outbox_rows(const char *db_path)
+{
+    sqlite3 *db;
+    int64_t h = -1;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 1000);
+        h = q1(db, "SELECT count(*) FROM solana_outbox");
+    }
+    sqlite3_close(db);
+    return h;
+}
+
 /* ---- what should be on chain, from the ledger ---- */
 
 typedef struct {
@@ -365,6 +409,52 @@ static int xfer_cmp(const void *a, const void *b)
     return x->amount < y->amount ? -1 : x->amount > y->amount;
 }
 
+/* Energy credits of one home in one interval: from the ledger's credit record, or summed from
+ * the instructions on chain. */
+typedef struct {
+    int64_t interval_id;
+    int home;
+    int64_t minted, out, in, retired;
+} credit_sum;
+
+typedef struct {
+    credit_sum *v;
+    size_t n, cap;
+} credit_sums;
+
+static credit_sum *credit_at(credit_sums *c, int64_t interval_id, int home)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].interval_id == interval_id && c->v[i].home == home)
+            return &c->v[i];
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        c->v = realloc(c->v, c->cap * sizeof *c->v);
+        assert_non_null(c->v);
+    }
+    c->v[c->n] = (credit_sum){interval_id, home, 0, 0, 0, 0};
+    return &c->v[c->n++];
+}
+
+static int credit_cmp(const void *a, const void *b)
+{
+    const credit_sum *x = a, *y = b;
+    if (x->interval_id != y->interval_id)
+        return x->interval_id < y->interval_id ? -1 : 1;
+    return x->home - y->home;
+}
+
+/* Sorted, without the entries where nothing happened. */
+static void credit_normalize(credit_sums *c)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->v[i].minted || c->v[i].out || c->v[i].in || c->v[i].retired)
+            c->v[k++] = c->v[i];
+    c->n = k;
+    qsort(c->v, c->n, sizeof *c->v, credit_cmp);
+}
+
 static int market_home(sqlite3 *db, uint64_t market_id)
 {
     return tst_homes_market_home(H, HOMES, db, market_id);
@@ -377,7 +467,7 @@ typedef struct {
 /* The ledger's settled trades as transfers: energy seller -> buyer delivered_wh; payment
  * buyer -> seller received_uc in cents, rounded down (e.g. 123,456 uc = 12 cents, 3,456 uc
  * rounded off); zero legs are not transfers. */
-static void expected_transfers(sqlite3 *db, xfers *out, ledger_tally *t)
+static void expected_transfers(sqlite3 *db, xfers *out, ledger_tally *t, credit_sums *credits)
 {
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM ledger_tx ORDER BY log_index", -1,
@@ -388,6 +478,17 @@ static void expected_transfers(sqlite3 *db, xfers *out, ledger_tally *t)
         assert_int_equal(stl_tx_decode(sqlite3_column_blob(st, 0),
                                        (size_t)sqlite3_column_bytes(st, 0), &tx),
                          STL_OK);
+        if (tx.kind == STL_TX_CREDIT) {
+            const stl_credit *c = &tx.credit;
+            int h = market_home(db, c->participant);
+            assert_true(h >= 0);
+            credit_sum *e = credit_at(credits, tx.interval_id, h);
+            e->minted += c->minted_wh;
+            e->out += c->out_wh;
+            e->in += c->in_wh;
+            e->retired += c->retired_wh;
+            continue;
+        }
         if (tx.kind != STL_TX_TRADE)
             continue;
         t->trades++;
@@ -397,7 +498,8 @@ static void expected_transfers(sqlite3 *db, xfers *out, ledger_tally *t)
         t->delivered_trades++;
         int seller = market_home(db, s->seller), buyer = market_home(db, s->buyer);
         assert_true(seller >= 0 && buyer >= 0);
-        push(out, (xfer){tx.interval_id, 0, seller, buyer, (uint64_t)s->delivered_wh});
+        if (!g_credits) /* with credits on chain, energy moves as the ledger's credits do */
+            push(out, (xfer){tx.interval_id, 0, seller, buyer, (uint64_t)s->delivered_wh});
         uint64_t cents = (uint64_t)(s->received_uc / UC_PER_CENT);
         t->rounded_off_uc += s->received_uc % UC_PER_CENT;
         if (cents)
@@ -435,8 +537,9 @@ static void block_root_hex(sqlite3 *db, int64_t interval_id, char hex[65])
 }
 
 /* One confirmed row: its transaction as the node has it, checked field by field; its
- * transfers are appended to out. */
-static void chain_row(sqlite3 *db, int64_t iv, int part, int n_parts, const char *sig, xfers *out)
+ * transfers are appended to out, its credit instructions (credits on chain) to credits. */
+static void chain_row(sqlite3 *db, int64_t iv, int part, int n_parts, const char *sig, xfers *out,
+                      credit_sums *credits, size_t *credit_txs)
 {
     json_t *r = rpc_result("getTransaction", json_pack("[s, {s:s}]", sig, "encoding", "json"));
     if (json_is_null(r))
@@ -446,16 +549,16 @@ static void chain_row(sqlite3 *db, int64_t iv, int part, int n_parts, const char
     assert_string_equal(json_string_value(json_array_get(json_object_get(tx, "signatures"), 0)),
                         sig);
     json_t *keys = json_object_get(msg, "accountKeys");
-    /* one signature: the settlement key, fee payer and delegate */
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(msg, "header"),
-                                                        "numRequiredSignatures")),
-                     1);
+    /* the settlement key: fee payer and delegate; a credit transaction is co-signed by the
+     * mint authority */
+    int64_t n_sigs = json_integer_value(json_object_get(json_object_get(msg, "header"),
+                                                        "numRequiredSignatures"));
     assert_string_equal(json_string_value(json_array_get(keys, 0)), g_authority);
     char want_memo[200], root[65];
     block_root_hex(db, iv, root);
     snprintf(want_memo, sizeof want_memo, "mgx1 interval=%lld part=%d/%d root=%s", (long long)iv,
              part, n_parts, root);
-    int memos = 0;
+    int memos = 0, is_credit = -1;
     json_t *ixs = json_object_get(msg, "instructions");
     for (size_t i = 0; i < json_array_size(ixs); i++) {
         json_t *ix = json_array_get(ixs, i);
@@ -466,20 +569,69 @@ static void chain_row(sqlite3 *db, int64_t iv, int part, int n_parts, const char
                                   sizeof data - 1);
         if (strcmp(program, "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr") == 0) {
             data[n] = 0;
-            assert_string_equal((char *)data, want_memo);
             memos++;
+            assert_int_equal(i, 0); /* the memo first: it says what the rest is */
+            long long m_iv;
+            int k, m;
+            char m_root[65];
+            if (g_credits && sscanf((char *)data, "mgx1 credits interval=%lld part=%d/%d root=%64s",
+                                    &m_iv, &k, &m, m_root) == 4) {
+                /* the interval's credit transactions follow its trades' in the outbox */
+                is_credit = 1;
+                assert_int_equal(m_iv, iv);
+                assert_int_equal(part, n_parts - m + k);
+                assert_string_equal(m_root, root);
+                assert_int_equal(n_sigs, 2);
+                assert_string_equal(json_string_value(json_array_get(keys, 1)), g_mint_authority);
+            } else if (g_credits) {
+                is_credit = 0;
+                assert_int_equal(sscanf((char *)data, "mgx1 interval=%lld part=%d/%d root=%64s",
+                                        &m_iv, &k, &m, m_root),
+                                 4);
+                assert_int_equal(m_iv, iv);
+                assert_int_equal(k, part);
+                assert_true(m <= n_parts);
+                assert_string_equal(m_root, root);
+                assert_int_equal(n_sigs, 1);
+            } else {
+                is_credit = 0;
+                assert_string_equal((char *)data, want_memo);
+                assert_int_equal(n_sigs, 1);
+            }
             continue;
         }
         assert_string_equal(program, "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
-        /* TransferChecked: tag 12, u64 amount, u8 decimals; [source, mint, dest, authority] */
-        assert_int_equal(n, 10);
-        assert_int_equal(data[0], 12);
+        assert_int_equal(n, 10); /* tag, u64 amount, u8 decimals */
         json_t *acc = json_object_get(ix, "accounts");
-        assert_int_equal(json_array_size(acc), 4);
         const char *a[4];
-        for (size_t k = 0; k < 4; k++)
+        size_t n_acc = json_array_size(acc);
+        assert_true(n_acc <= 4);
+        for (size_t k = 0; k < n_acc; k++)
             a[k] = json_string_value(
                 json_array_get(keys, (size_t)json_integer_value(json_array_get(acc, k))));
+        int asset = -1, h;
+        if (data[0] == 14 || data[0] == 15) {
+            /* MintToChecked [mint, destination, mint authority]; BurnChecked [account, mint,
+             * delegate]: only in credit transactions */
+            assert_int_equal(is_credit, 1);
+            assert_int_equal(n_acc, 3);
+            int mint = data[0] == 14;
+            h = home_of_account(a[mint ? 1 : 0], &asset);
+            assert_true(h >= 0);
+            assert_int_equal(asset, 0);
+            assert_string_equal(a[mint ? 0 : 1], g_energy_mint);
+            assert_string_equal(a[2], mint ? g_mint_authority : g_authority);
+            assert_int_equal(data[9], 0);
+            credit_sum *e = credit_at(credits, iv, h);
+            if (mint)
+                e->minted += (int64_t)le64(data + 1);
+            else
+                e->retired += (int64_t)le64(data + 1);
+            continue;
+        }
+        /* TransferChecked: tag 12, u64 amount, u8 decimals; [source, mint, dest, authority] */
+        assert_int_equal(data[0], 12);
+        assert_int_equal(n_acc, 4);
         int asset_from = -1, asset_to = -2;
         int from = home_of_account(a[0], &asset_from), to = home_of_account(a[2], &asset_to);
         assert_true(from >= 0 && to >= 0 && from != to);
@@ -487,9 +639,18 @@ static void chain_row(sqlite3 *db, int64_t iv, int part, int n_parts, const char
         assert_string_equal(a[1], asset_from ? g_payment_mint : g_energy_mint);
         assert_int_equal(data[9], asset_from ? PAY_DECIMALS : 0);
         assert_string_equal(a[3], g_authority);
+        if (g_credits && asset_from == 0) {
+            /* credits move in credit transactions only, beside their mint */
+            assert_int_equal(is_credit, 1);
+            credit_at(credits, iv, from)->out += (int64_t)le64(data + 1);
+            credit_at(credits, iv, to)->in += (int64_t)le64(data + 1);
+            continue;
+        }
+        assert_int_equal(is_credit, 0);
         push(out, (xfer){iv, asset_from, from, to, le64(data + 1)});
     }
     assert_int_equal(memos, 1);
+    *credit_txs += is_credit == 1;
     json_decref(r);
 }
 
@@ -569,6 +730,7 @@ typedef struct {
     unsigned seed;
     int64_t replay_from_s, replay_at, replay_again;
     int ordering;
+    int quiet; /* the meters stop sending (credits: so that no interval mints any more) */
     /* the kill schedule */
     size_t step, kills, inflight_hits, crash_hits, advances, retries;
     int waiting; /* 0, or 1: for a send in flight, 2: for the crash point */
@@ -583,7 +745,7 @@ static void homes_turn(run_state *r)
     int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &r->rules);
     for (int h = 0; h < HOMES; h++) {
         tst_home *hm = &H[h];
-        while (hm->next_reading_s <= sim_ms / 1000) {
+        while (!r->quiet && hm->next_reading_s <= sim_ms / 1000) {
             send_reading(r->bus, h, hm->next_reading_s);
             hm->next_reading_s += READ_S;
         }
@@ -592,7 +754,7 @@ static void homes_turn(run_state *r)
         if (hm->has_pending && now - hm->last_sent_ms > 150)
             tst_home_send_order(r->bus, COMMUNITY, hm);
     }
-    if (r->replay_at && now >= r->replay_at) {
+    if (r->replay_at && now >= r->replay_at && !r->quiet) {
         /* the meters' outboxes: what the controller may have missed while it was down */
         for (int h = 0; h < HOMES; h++)
             for (int64_t ts = r->replay_from_s / READ_S * READ_S; ts < H[h].next_reading_s;
@@ -688,7 +850,9 @@ static void start_step(run_state *r, int64_t now)
 {
     kill_kind k = SCHEDULE[r->step];
     if (k == K_SLOW_EXECUTED || k == K_SLOW_PENDING) {
-        rpc0("mgxTest_slowNext", json_pack("[i, i, b]", 1, 600, k == K_SLOW_EXECUTED));
+        /* with credits: a transaction co-signed by the mint authority, i.e. one that mints */
+        rpc0("mgxTest_slowNext",
+             json_pack("[i, i, b, i]", 1, 600, k == K_SLOW_EXECUTED, g_credits ? 2 : 1));
         r->waiting = 1;
         r->deadline = now + 4000;
         return;
@@ -730,9 +894,35 @@ static int64_t multi_part_intervals(const char *db_path)
     return n;
 }
 
+#define MIN_DELIVERED 30 /* settled trades that delivered energy: the run means something */
+
+/* How many settled trades so far delivered energy; 0 while the database is busy. */
+static size_t delivered_trades(const char *db_path)
+{
+    sqlite3 *db = NULL;
+    size_t n = 0;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        sqlite3_busy_timeout(db, 1000);
+        if (sqlite3_prepare_v2(db, "SELECT body FROM ledger_tx", -1, &st, NULL) == SQLITE_OK) {
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                stl_tx tx;
+                if (stl_tx_decode(sqlite3_column_blob(st, 0),
+                                  (size_t)sqlite3_column_bytes(st, 0), &tx) == STL_OK &&
+                    tx.kind == STL_TX_TRADE && tx.trade.delivered_wh > 0)
+                    n++;
+            }
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    return n;
+}
+
 /* The homes trade for RUN_MS, and on until MIN_MULTI_PART intervals needed several
  * transactions (a busy machine settles fewer trades per real second), while the controller is
- * killed as SCHEDULE says and the node's height jumps every ADVANCE_MS; then orders stop and
+ * killed as SCHEDULE says and the node's height jumps every ADVANCE_MS (and until
+ * MIN_DELIVERED trades delivered energy); then orders stop and
  * the outbox drains. */
 static void run(run_state *r, const char *db_path)
 {
@@ -740,14 +930,17 @@ static void run(run_state *r, const char *db_path)
     r->next_action = ctl_wall_ms() + 1500;
     r->next_advance = ctl_wall_ms() + ADVANCE_MS;
     int64_t end = ctl_wall_ms() + RUN_MS, next_count = 0, multi = 0;
-    while (ctl_wall_ms() < end || r->step < N_SCHEDULE || multi < MIN_MULTI_PART) {
+    size_t delivered = 0;
+    while (ctl_wall_ms() < end || r->step < N_SCHEDULE || multi < MIN_MULTI_PART ||
+           delivered < MIN_DELIVERED) {
         if (ctl_wall_ms() > end + 180000) /* steps retried on a busy machine make it longer */
             fail_msg("after %lld s the kill schedule is at step %zu of %zu (%zu retries) and "
-                     "%lld interval(s) needed several transactions; see %s",
+                     "%lld interval(s) needed several transactions, %zu trades delivered; see %s",
                      (long long)(ctl_wall_ms() - end + RUN_MS) / 1000, r->step, N_SCHEDULE,
-                     r->retries, (long long)multi, g_log);
+                     r->retries, (long long)multi, delivered, g_log);
         if (ctl_wall_ms() >= next_count) {
             multi = multi_part_intervals(db_path);
+            delivered = delivered_trades(db_path);
             next_count = ctl_wall_ms() + 1000;
         }
         homes_turn(r);
@@ -776,6 +969,29 @@ static void run(run_state *r, const char *db_path)
             homes_turn(r);
         next_check = ctl_wall_ms() + 200;
     }
+    if (g_credits) {
+        /* Every interval with verified export mints, trades or not: the meters go quiet, and
+         * the run ends once the outbox has stopped growing (for 2 s real, 2 simulated hours, far
+         * past the grace: later intervals have no readings and mint nothing) and is drained. */
+        r->quiet = 1;
+        int64_t rows = -1, since = ctl_wall_ms();
+        for (;;) {
+            int64_t now = ctl_wall_ms(), n = outbox_rows(db_path);
+            if (n != rows) {
+                rows = n;
+                since = now;
+            } else if (now - since > 2000 && drained(db_path) && outbox_rows(db_path) == rows) {
+                break;
+            }
+            if (now > give_up) {
+                tst_sh("tail -30 %s", g_log);
+                fail_msg("the outbox did not drain after the meters went quiet");
+            }
+            next_check = now + 200;
+            while (ctl_wall_ms() < next_check)
+                homes_turn(r);
+        }
+    }
     pid_t ctl = g_ctl;
     g_ctl = -1;
     tst_controller_stop(ctl);
@@ -787,11 +1003,15 @@ static void write_config(const char *conf, const char *db_path, int broker_port)
 {
     /* key files by paths relative to the config's folder, as a coordinator would write them */
     FILE *f = tst_controller_config(conf, broker_port, COMMUNITY, db_path, GRACE_S);
+    if (g_credits) /* the meters are unsigned: tier 0 mints */
+        fprintf(f, "credit_min_tier = 0\n");
     fprintf(f,
             "[solana]\nmode = per_trade\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
             "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
             "timeout_ms = 2000\n",
             g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
+    if (g_credits)
+        fprintf(f, "mint_authority = mint.json\n");
     fclose(f);
 }
 
@@ -824,11 +1044,14 @@ static int64_t check_outbox(sqlite3 *db)
     return q1(db, "SELECT count(*) FROM solana_outbox");
 }
 
-/* On chain = the ledger, transfer for transfer; want gets the ledger's transfers. */
-static void check_transfers(sqlite3 *db, xfers *want, ledger_tally *lt)
+/* On chain = the ledger, transfer for transfer and, with credits, credit for credit; want
+ * gets the ledger's transfers, credits its credit records per interval and home. */
+static void check_transfers(sqlite3 *db, xfers *want, ledger_tally *lt, credit_sums *credits,
+                            size_t *credit_txs)
 {
     xfers got = {0};
-    expected_transfers(db, want, lt);
+    credit_sums got_c = {0};
+    expected_transfers(db, want, lt, credits);
     sqlite3_stmt *q;
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT interval_id, part, n_parts, signature FROM "
                                             "solana_outbox ORDER BY interval_id, part",
@@ -836,7 +1059,8 @@ static void check_transfers(sqlite3 *db, xfers *want, ledger_tally *lt)
                      SQLITE_OK);
     while (sqlite3_step(q) == SQLITE_ROW)
         chain_row(db, sqlite3_column_int64(q, 0), sqlite3_column_int(q, 1),
-                  sqlite3_column_int(q, 2), (const char *)sqlite3_column_text(q, 3), &got);
+                  sqlite3_column_int(q, 2), (const char *)sqlite3_column_text(q, 3), &got, &got_c,
+                  credit_txs);
     sqlite3_finalize(q);
     qsort(want->v, want->n, sizeof *want->v, xfer_cmp);
     qsort(got.v, got.n, sizeof *got.v, xfer_cmp);
@@ -851,6 +1075,27 @@ static void check_transfers(sqlite3 *db, xfers *want, ledger_tally *lt)
     }
     assert_int_equal(got.n, want->n);
     free(got.v);
+    credit_normalize(credits);
+    credit_normalize(&got_c);
+    if (!g_credits) {
+        assert_int_equal(got_c.n, 0); /* nothing minted, moved as a credit or burned */
+        free(got_c.v);
+        return;
+    }
+    for (size_t i = 0; i < credits->n && i < got_c.n; i++) {
+        const credit_sum *w = &credits->v[i], *g = &got_c.v[i];
+        if (credit_cmp(w, g) != 0 || w->minted != g->minted || w->out != g->out ||
+            w->in != g->in || w->retired != g->retired)
+            fail_msg("credits %zu: ledger says interval %lld home %d minted %lld out %lld in %lld "
+                     "retired %lld, chain says interval %lld home %d minted %lld out %lld in "
+                     "%lld burned %lld",
+                     i, (long long)w->interval_id, w->home, (long long)w->minted,
+                     (long long)w->out, (long long)w->in, (long long)w->retired,
+                     (long long)g->interval_id, g->home, (long long)g->minted, (long long)g->out,
+                     (long long)g->in, (long long)g->retired);
+    }
+    assert_int_equal(got_c.n, credits->n);
+    free(got_c.v);
 }
 
 /* The node executed one transaction per row and none of the superseded ones. Returns how many
@@ -874,12 +1119,14 @@ static int64_t check_executions(sqlite3 *db, int64_t rows)
     return q1(db, "SELECT count(*) FROM solana_outbox_superseded");
 }
 
-/* Balances and allowances: the start values moved by exactly the transfers. */
-static void check_balances(const xfers *want, int allowances)
+/* Balances and allowances: the start values moved by exactly the transfers and, with credits,
+ * the ledger's credits (a home's energy balance is its minted - sold + bought - retired; the
+ * delegate's transfers and burns use its allowance). */
+static void check_balances(const xfers *want, const credit_sums *credits, int allowances)
 {
     int64_t bal[HOMES][2], allow[HOMES][2];
     for (int h = 0; h < HOMES; h++) {
-        bal[h][0] = ENERGY0;
+        bal[h][0] = energy0();
         bal[h][1] = PAYMENT0;
         allow[h][0] = ENERGY_ALLOW;
         allow[h][1] = PAYMENT_ALLOW;
@@ -889,6 +1136,11 @@ static void check_balances(const xfers *want, int allowances)
         bal[x->from][x->asset] -= (int64_t)x->amount;
         bal[x->to][x->asset] += (int64_t)x->amount;
         allow[x->from][x->asset] -= (int64_t)x->amount;
+    }
+    for (size_t i = 0; g_credits && i < credits->n; i++) {
+        const credit_sum *c = &credits->v[i];
+        bal[c->home][0] += c->minted - c->out + c->in - c->retired;
+        allow[c->home][0] -= c->out + c->retired;
     }
     for (int h = 0; h < HOMES; h++)
         for (int a = 0; a < 2; a++) {
@@ -901,6 +1153,23 @@ static void check_balances(const xfers *want, int allowances)
                 assert_string_equal(delegate, g_authority);
             }
         }
+}
+
+/* The energy mint's supply (SPL Mint: COption authority, then u64 supply at 36). */
+static uint64_t energy_supply(void)
+{
+    json_t *r = rpc_result("getAccountInfo",
+                           json_pack("[s, {s:s}]", g_energy_mint, "encoding", "base64"));
+    const char *b64 = json_string_value(
+        json_array_get(json_object_get(json_object_get(r, "value"), "data"), 0));
+    uint8_t d[82];
+    size_t n = 0;
+    assert_int_equal(sodium_base642bin(d, sizeof d, b64, strlen(b64), NULL, &n, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL),
+                     0);
+    assert_int_equal(n, 82);
+    json_decref(r);
+    return le64(d + 36);
 }
 
 /* A confirmed transaction sent again is a duplicate; with a flipped byte its signature fails. */
@@ -937,11 +1206,12 @@ static void settle_on_chain(void **state)
     g_broker = tst_broker_start(NULL);
     assert_non_null(g_broker);
     char db_path[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
-    char scenario[512], spec[512], keypair[512], wallets[512], cmd[4096];
+    char scenario[512], spec[512], keypair[512], mint_keypair[512], wallets[512], cmd[4096];
     char *dir = tst_controller_dir("solana-daemon", db_path, conf, log);
     snprintf(scenario, sizeof scenario, "%s/scenario.json", dir);
     snprintf(spec, sizeof spec, "%s/community.json", dir);
     snprintf(keypair, sizeof keypair, "%s/settle.json", dir);
+    snprintf(mint_keypair, sizeof mint_keypair, "%s/mint.json", dir);
     snprintf(wallets, sizeof wallets, "%s/wallets.txt", dir);
     g_conf = conf;
     g_log = log;
@@ -952,7 +1222,7 @@ static void settle_on_chain(void **state)
     write_community_spec(spec);
     snprintf(cmd, sizeof cmd, "%s/node.log", dir);
     g_node = start_node(scenario, spec, cmd);
-    load_scenario(scenario, keypair, wallets);
+    load_scenario(scenario, keypair, mint_keypair, wallets);
     assert_int_equal(tst_sh("%s ledger keygen sunnyside.example/mgx --out %s/community.skey > "
                             "%s/community.vkey",
                             g_bin, dir, dir),
@@ -975,12 +1245,28 @@ static void settle_on_chain(void **state)
     int64_t rows = check_outbox(db);
     xfers want = {0};
     ledger_tally lt = {0};
-    check_transfers(db, &want, &lt);
+    credit_sums credits = {0};
+    size_t credit_txs = 0;
+    check_transfers(db, &want, &lt, &credits, &credit_txs);
     int64_t rebuilt = check_executions(db, rows);
-    check_balances(&want, 1);
+    check_balances(&want, &credits, 1);
+    int64_t minted = 0, retired = 0;
+    for (size_t i = 0; i < credits.n; i++) {
+        minted += credits.v[i].minted;
+        retired += credits.v[i].retired;
+    }
+    if (g_credits)
+        assert_int_equal(energy_supply(), minted - retired);
     check_replay_and_tamper(db);
-    check_balances(&want, 0); /* neither moved anything */
+    check_balances(&want, &credits, 0); /* neither moved anything */
     assert_int_equal(check_executions(db, rows), rebuilt);
+    /* credit transactions (two signatures) sent more than once or rebuilt: submissions cut by
+     * a kill */
+    int64_t credit_resent = q1(db, "SELECT count(*) FROM solana_outbox WHERE substr(tx, 1, 1) = "
+                                   "x'02' AND (attempts > 1 OR generation > 0)");
+    /* of which rebuilt: both signatures renewed (sol_tx_resign_keys), executed once */
+    int64_t credit_rebuilt = q1(db, "SELECT count(*) FROM solana_outbox WHERE substr(tx, 1, 1) = "
+                                    "x'02' AND generation > 0");
 
     int64_t multi = q1(db, "SELECT count(DISTINCT interval_id) FROM solana_outbox WHERE n_parts > 1");
     fprintf(stderr,
@@ -992,13 +1278,26 @@ static void settle_on_chain(void **state)
             lt.delivered_trades, lt.zero_payment, (long long)lt.rounded_off_uc, want.n,
             (long long)rows, (long long)multi, (long long)rebuilt, r.kills, r.inflight_hits,
             r.crash_hits, r.retries, r.advances);
-    assert_true(lt.delivered_trades >= 30); /* the run means something */
+    if (g_credits)
+        fprintf(stderr,
+                "solana daemon test, credits: %zu credit transactions, %lld Wh minted, %lld "
+                "retired, %lld kept on chain (= the ledger's, home by home); %lld credit "
+                "transactions resent or rebuilt after kills (%lld rebuilt)\n",
+                credit_txs, (long long)minted, (long long)retired, (long long)(minted - retired),
+                (long long)credit_resent, (long long)credit_rebuilt);
+    assert_true(lt.delivered_trades >= MIN_DELIVERED); /* the run means something */
     assert_true(multi >= MIN_MULTI_PART);
     assert_true(r.inflight_hits >= 3);
     assert_true(r.crash_hits >= 5);
     assert_true(rebuilt >= 1);
+    if (g_credits) {
+        assert_true(minted > 0 && retired > 0 && credit_txs > 0);
+        assert_true(credit_resent >= 1);
+        assert_true(credit_rebuilt >= 1); /* a mint killed before it landed, then expired */
+    }
     sqlite3_close(db);
     free(want.v);
+    free(credits.v);
 
     bus_stop(r.bus, 500);
     bus_free(r.bus);
@@ -1031,6 +1330,8 @@ int main(void)
         return 1;
     if (sol_node_missing())
         return 77;
+    const char *cr = getenv("MGX_SOLANA_CREDITS");
+    g_credits = cr && strcmp(cr, "1") == 0;
     const struct CMUnitTest tests[] = {cmocka_unit_test(settle_on_chain)};
     return cmocka_run_group_tests(tests, NULL, stop_all);
 }

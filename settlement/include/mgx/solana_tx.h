@@ -108,6 +108,12 @@ int sol_tx_verify(const uint8_t *tx, size_t len);
  * the signature change. SOL_E_SIGNATURE if secret_key is not the transaction's signer. */
 int sol_tx_resign(uint8_t *tx, size_t len, const uint8_t blockhash[SOL_HASH_BYTES],
                   const uint8_t secret_key[SOL_SECRET_KEY_BYTES]);
+/* The same for a transaction with one or more signers (e.g. the settlement key and a mint
+ * authority): each signature slot is signed again with the key among secret_keys (n_secret
+ * key pairs) whose public half is that signer's. SOL_E_SIGNATURE, leaving tx unchanged, if a
+ * signer has no key among them. */
+int sol_tx_resign_keys(uint8_t *tx, size_t len, const uint8_t blockhash[SOL_HASH_BYTES],
+                       const uint8_t *const *secret_keys, size_t n_secret);
 
 #ifdef __cplusplus
 }
