@@ -202,6 +202,7 @@ static const int64_t CAPS[] = {0, 1, 2, 3, 5, MKT_CAP_UNLIMITED};
 
 static void random_book(uint64_t *s, book *b, int unlimited, size_t max_parts, int64_t max_wh)
 {
+    int64_t cap_scale = max_wh > 3 ? max_wh / 2 : 1;
     memset(b, 0, sizeof *b);
     static const int64_t prices[] = {0, 40, 50, 60, 80, 100, 120, 150, 200, 300};
     b->p.mechanism = below(s, 2) ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
@@ -221,6 +222,10 @@ static void random_book(uint64_t *s, book *b, int unlimited, size_t max_parts, i
         } else {
             b->nodes[v].import_wh = CAPS[below(s, 6)];
             b->nodes[v].export_wh = CAPS[below(s, 6)];
+            if (b->nodes[v].import_wh != MKT_CAP_UNLIMITED)
+                b->nodes[v].import_wh *= cap_scale;
+            if (b->nodes[v].export_wh != MKT_CAP_UNLIMITED)
+                b->nodes[v].export_wh *= cap_scale;
         }
     }
     b->n = below(s, max_parts + 1);
@@ -242,7 +247,7 @@ static void random_book(uint64_t *s, book *b, int unlimited, size_t max_parts, i
  * gain[L] is the value (buyers) or minus the cost (sellers) of its best L Wh, in uc*Wh/kWh. */
 typedef struct {
     int64_t tradable;
-    int64_t gain[64];
+    int64_t gain[2 * 1000 + 1]; /* 2 steps of at most 1000 Wh */
     int64_t node;
 } curve;
 
@@ -546,6 +551,38 @@ static void random_trees(void **state)
     mkt_grid_clearing_free(h);
 }
 
+/* Wider books (up to 1000 Wh a step, limits to match): every check but the exhaustive one,
+ * so that pro rata shares and remainders see real numbers. */
+static void wide_trees(void **state)
+{
+    (void)state;
+    uint64_t s = seed_of("wide_trees");
+    uint64_t n_books = env_u64("MGX_BOOKS", 20000);
+    mkt_grid_clearing *g = mkt_grid_clearing_new(MAX_PARTS), *h = mkt_grid_clearing_new(MAX_PARTS);
+    uint64_t congested = 0;
+    for (uint64_t k = 0; k < n_books; k++) {
+        book b;
+        random_book(&s, &b, 0, MAX_PARTS, 1000);
+        assert_int_equal(
+            mkt_clear_grid(g, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att}, b.o,
+                           b.n, NULL),
+            MKT_OK);
+        check_result(&b, g, 0);
+        congested += mkt_grid_summary_of(g)->congested != 0;
+        shuffle_book(&s, &b);
+        assert_int_equal(
+            mkt_clear_grid(h, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att}, b.o,
+                           b.n, NULL),
+            MKT_OK);
+        assert_same(g, h);
+    }
+    printf("# %llu wide books: %llu congested\n", (unsigned long long)n_books,
+           (unsigned long long)congested);
+    assert_true(congested > n_books / 20);
+    mkt_grid_clearing_free(g);
+    mkt_grid_clearing_free(h);
+}
+
 /* Unlimited or loose limits: exactly mkt_clear's result. */
 static void unlimited_is_copper_plate(void **state)
 {
@@ -587,6 +624,7 @@ int main(void)
         cmocka_unit_test(rejects_bad_topology),
         cmocka_unit_test(unlimited_is_copper_plate),
         cmocka_unit_test(random_trees),
+        cmocka_unit_test(wide_trees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
