@@ -158,6 +158,32 @@ static void worked_example(void **state)
     mkt_grid_clearing_free(g);
 }
 
+/* docs/market-rules.md: why gains come before volume. */
+static void gains_before_volume(void **state)
+{
+    (void)state;
+    const mkt_node nodes[] = {{MKT_NO_PARENT, 0, 0}, {0, MKT_CAP_UNLIMITED, 1}};
+    const mkt_attach att[] = {{1, 1}, {2, 1}};
+    mkt_topology topo = {nodes, 2, att, 2};
+    mkt_order o[] = {order1(1, MKT_SELL, 1, 10), order1(2, MKT_BUY, 1, 20),
+                     order1(3, MKT_BUY, 1, 100), order1(4, MKT_SELL, 1, 90)};
+    mkt_params p = {MKT_PAY_AS_CLEAR, 0, 1000, 0, 0};
+    mkt_grid_clearing *g = mkt_grid_clearing_new(4);
+    assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 4, NULL), MKT_OK);
+    assert_false(mkt_grid_summary_of(g)->congested);
+    assert_int_equal(mkt_grid_market_summary(g)->matched_wh, 1);
+    assert_int_equal(mkt_grid_market_summary(g)->clearing_price_uc_per_kwh, 55);
+    size_t nt, nn;
+    const mkt_trade *t = mkt_grid_trades(g, &nt);
+    assert_int_equal(nt, 1);
+    assert_int_equal(t[0].seller, 1);
+    assert_int_equal(t[0].buyer, 3);
+    const mkt_node_result *nr = mkt_grid_nodes(g, &nn);
+    assert_int_equal(nr[1].flow_wh, 1);
+    assert_int_equal(nr[1].binding, MKT_BIND_NONE);
+    mkt_grid_clearing_free(g);
+}
+
 static void rejects_bad_topology(void **state)
 {
     (void)state;
@@ -621,6 +647,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(worked_example),
+        cmocka_unit_test(gains_before_volume),
         cmocka_unit_test(rejects_bad_topology),
         cmocka_unit_test(unlimited_is_copper_plate),
         cmocka_unit_test(random_trees),
