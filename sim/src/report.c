@@ -557,6 +557,16 @@ void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out)
     row_kwh(out, "battery throughput", b->battery_discharged_wh, t->battery_discharged_wh);
     fprintf(out, "  %-26s %18.2f %18.2f\n", "community cost", money(b->cost_uc), money(t->cost_uc));
     fprintf(out, "  %-26s %18s %18.2f\n", "network fees", "", money(t->fees_uc));
+    if (t->has_feeders) {
+        fprintf(out, "  %-26s %18s %18.2f\n", "congestion rent", "", money(t->congestion_uc));
+        fprintf(out, "  feeder limits bound in %zu of %zu intervals", t->congested_intervals,
+                t->intervals);
+        for (size_t g = 0; g < sc->n_groups; g++)
+            if (sc->groups[g].feeder_export_kw >= 0 || sc->groups[g].feeder_import_kw >= 0)
+                fprintf(out, "; %s: %zu, zone price %.4f", sc->groups[g].name,
+                        t->feeder_binding_intervals[g], t->feeder_mean_price_uc_per_kwh[g] / 1e6);
+        fprintf(out, "\n");
+    }
     if (t->trading_intervals)
         fprintf(out,
                 "  local price (per kWh): mean %.4f, time-weighted %.4f, volume-weighted %.4f "
