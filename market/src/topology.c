@@ -39,7 +39,7 @@ typedef struct {
     uint64_t id;
     uint32_t rank; /* index into the participant records */
     uint32_t node;
-    int side;
+    mkt_side side;
     int64_t price; /* effective, uc/kWh */
     int64_t m;     /* refined: 3 * price - 1 for a sell, 3 * price + 1 for a buy */
     int64_t energy_wh;
