@@ -158,6 +158,68 @@ static void worked_example(void **state)
     mkt_grid_clearing_free(g);
 }
 
+/* An import limit one level down, worked by hand. F = 80000, R = 300000, no fee. Transformer
+ * (0): seller 10, 2000 Wh at 90000. Feeder 1 (import limit 500 Wh) under it: seller 30, 300 Wh at
+ * 200000, buyer 40, 600 Wh at 150000. Branch 2 under feeder 1: buyer 20, 1000 Wh at 250000.
+ * Copper plate: 10 sells 1600 Wh to 20 and 40 at 90000, and feeder 1 would import 1600: over.
+ * Feeder 1's subtree imports exactly 500 only with buyer 20 partly taken: 300 - x = -500 at
+ * refined 3 * 250000 + 1 alone, so its zone price is 250000: 30 sells 300, 20 buys 800, 40
+ * nothing (150000 < 250000). The root then has to send 500: seller 10 partly taken, refined
+ * 3 * 90000 - 1 alone, price 90000. Trades: 10 -> 20 500 Wh at 90000 (45000 uc, congestion
+ * floor(500 * 250000 / 1000) - 45000 = 80000) and 30 -> 20 300 Wh at 250000 (75000 uc); buyer
+ * 20 pays 200000 = 800 Wh at 250000. */
+static void import_limit_deeper_tree(void **state)
+{
+    (void)state;
+    const mkt_node nodes[] = {{MKT_NO_PARENT, 0, 0},
+                              {0, 500, MKT_CAP_UNLIMITED},
+                              {1, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
+    const mkt_attach att[] = {{20, 2}, {30, 1}, {40, 1}};
+    mkt_topology topo = {nodes, 3, att, 3};
+    mkt_order o[] = {order1(40, MKT_BUY, 600, 150000), order1(10, MKT_SELL, 2000, 90000),
+                     order1(30, MKT_SELL, 300, 200000), order1(20, MKT_BUY, 1000, 250000)};
+    mkt_params p = {MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
+    mkt_grid_clearing *g = mkt_grid_clearing_new(4);
+    assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 4, NULL), MKT_OK);
+    const mkt_grid_summary *gs = mkt_grid_summary_of(g);
+    assert_true(gs->congested);
+    assert_int_equal(gs->n_zones, 2);
+    assert_int_equal(gs->n_binding, 1);
+    assert_int_equal(gs->congestion_uc, 80000);
+    size_t nn, nt;
+    const mkt_node_result *nr = mkt_grid_nodes(g, &nn);
+    assert_int_equal(nr[0].price_uc_per_kwh, 90000);
+    assert_int_equal(nr[1].binding, MKT_BIND_IMPORT);
+    assert_int_equal(nr[1].flow_wh, -500);
+    assert_int_equal(nr[1].price_uc_per_kwh, 250000);
+    assert_int_equal(nr[1].zone, 1);
+    assert_int_equal(nr[2].binding, MKT_BIND_NONE);
+    assert_int_equal(nr[2].flow_wh, -800);
+    assert_int_equal(nr[2].zone, 1);
+    const mkt_summary *s = mkt_grid_market_summary(g);
+    assert_int_equal(s->matched_wh, 800);
+    assert_int_equal(s->clearing_price_uc_per_kwh, 90000);
+    const mkt_trade *t = mkt_grid_trades(g, &nt);
+    const int64_t *cong = mkt_grid_trade_congestion(g);
+    assert_int_equal(nt, 2);
+    assert_int_equal(t[0].seller, 10);
+    assert_int_equal(t[0].buyer, 20);
+    assert_int_equal(t[0].energy_wh, 500);
+    assert_int_equal(t[0].amount_uc, 45000);
+    assert_int_equal(cong[0], 80000);
+    assert_int_equal(t[1].seller, 30);
+    assert_int_equal(t[1].energy_wh, 300);
+    assert_int_equal(t[1].amount_uc, 75000);
+    assert_int_equal(cong[1], 0);
+    const mkt_grid_participant *gi;
+    const mkt_participant_result *b = part_of(g, 20, &gi);
+    assert_int_equal(b->local_paid_uc + gi->congestion_paid_uc, 200000);
+    assert_int_equal(b->grid_bought_wh, 200);
+    assert_int_equal(part_of(g, 40, NULL)->grid_paid_uc, 180000);
+    assert_int_equal(part_of(g, 10, NULL)->grid_received_uc, 120000);
+    mkt_grid_clearing_free(g);
+}
+
 /* docs/market-rules.md: why gains come before volume. */
 static void gains_before_volume(void **state)
 {
@@ -647,6 +709,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(worked_example),
+        cmocka_unit_test(import_limit_deeper_tree),
         cmocka_unit_test(gains_before_volume),
         cmocka_unit_test(rejects_bad_topology),
         cmocka_unit_test(unlimited_is_copper_plate),
