@@ -25,7 +25,7 @@
  *    earliest, and within a price level by seat as in mkt_clear.
  *
  * Node counts are a community's feeders (tens to thousands), so the passes are simple: each
- * price evaluation walks every unit and node once.
+ * price evaluation walks the units and nodes of one subtree once.
  */
 #include "mgx/topology.h"
 #include "params.h"
@@ -55,6 +55,7 @@ struct mkt_grid_clearing {
     int64_t *m_node, *x_node;          /* refined price, target export */
     int64_t *rmin, *rmax;              /* a same-zone child's range at its parent's price */
     uint8_t *fixed;
+    uint8_t *in_sub; /* the subtree of the last evaluation */
     size_t *unit_start; /* units of node v: [unit_start[v], unit_start[v + 1]) */
     mkt_node_result *nodes;
     /* per attachment */
@@ -150,7 +151,7 @@ void mkt_grid_clearing_free(mkt_grid_clearing *g)
         return;
     mkt_clearing_free(g->c);
     void *arrays[] = {g->nmin, g->nmax, g->tmin, g->tmax, g->m_node, g->x_node, g->rmin,
-                      g->rmax, g->fixed, g->unit_start, g->nodes, g->att, g->parts, g->gparts,
+                      g->rmax, g->fixed, g->in_sub, g->unit_start, g->nodes, g->att, g->parts, g->gparts,
                       g->units, g->w, g->share, g->rem, g->pairs, g->trades, g->cong};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         free(arrays[i]);
@@ -183,6 +184,9 @@ static int ensure_nodes(mkt_grid_clearing *g, size_t n)
     }
     cap = 0;
     if (grow((void **)&g->fixed, &cap, n, 1))
+        return MKT_E_NOMEM;
+    cap = 0;
+    if (grow((void **)&g->in_sub, &cap, n, 1))
         return MKT_E_NOMEM;
     cap = 0;
     if (grow((void **)&g->unit_start, &cap, n + 1, sizeof(size_t)))
@@ -250,27 +254,33 @@ static int64_t clamp64(int64_t x, int64_t lo, int64_t hi)
     return x < lo ? lo : x > hi ? hi : x;
 }
 
-/* Own and subtree export intervals of every node at refined price m. */
-static void evaluate(mkt_grid_clearing *g, const mkt_topology *t, int64_t m)
+/* Own and subtree export intervals at refined price m of node r and every node below it (the
+ * only ones a caller reads: a subtree's interval depends on nothing outside it). Nodes are listed
+ * parents first, so the subtree lies at indices >= r and one forward pass marks it. */
+static void evaluate(mkt_grid_clearing *g, const mkt_topology *t, size_t r, int64_t m)
 {
     size_t n = t->n_nodes;
-    for (size_t v = 0; v < n; v++)
-        g->nmin[v] = g->nmax[v] = 0;
-    for (size_t i = 0; i < g->n_units; i++) {
-        const gunit *u = &g->units[i];
-        if (u->side == MKT_SELL) {
-            g->nmin[u->node] += u->m < m ? u->energy_wh : 0;
-            g->nmax[u->node] += u->m <= m ? u->energy_wh : 0;
-        } else {
-            g->nmin[u->node] -= u->m >= m ? u->energy_wh : 0;
-            g->nmax[u->node] -= u->m > m ? u->energy_wh : 0;
+    for (size_t v = r; v < n; v++) {
+        g->in_sub[v] = v == r || (v > r && g->in_sub[t->nodes[v].parent]);
+        if (!g->in_sub[v])
+            continue;
+        int64_t lo = 0, hi = 0;
+        for (size_t i = g->unit_start[v]; i < g->unit_start[v + 1]; i++) {
+            const gunit *u = &g->units[i];
+            if (u->side == MKT_SELL) {
+                lo += u->m < m ? u->energy_wh : 0;
+                hi += u->m <= m ? u->energy_wh : 0;
+            } else {
+                lo -= u->m >= m ? u->energy_wh : 0;
+                hi -= u->m > m ? u->energy_wh : 0;
+            }
         }
+        g->nmin[v] = g->tmin[v] = lo;
+        g->nmax[v] = g->tmax[v] = hi;
     }
-    for (size_t v = 0; v < n; v++) {
-        g->tmin[v] = g->nmin[v];
-        g->tmax[v] = g->nmax[v];
-    }
-    for (size_t v = n; v-- > 1;) {
+    for (size_t v = n; v-- > r + 1;) {
+        if (!g->in_sub[v])
+            continue;
         int64_t lo = -t->nodes[v].import_wh, hi = t->nodes[v].export_wh;
         uint32_t p = t->nodes[v].parent;
         g->tmin[p] += clamp64(g->tmin[v], lo, hi);
@@ -294,7 +304,7 @@ static void zone_price(mkt_grid_clearing *g, const mkt_topology *t, size_t v, in
     int64_t lo = a, hi = b; /* least m with tmax(m) >= x */
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        evaluate(g, t, mid);
+        evaluate(g, t, v, mid);
         if (g->tmax[v] >= x)
             hi = mid;
         else
@@ -304,7 +314,7 @@ static void zone_price(mkt_grid_clearing *g, const mkt_topology *t, size_t v, in
     lo = a, hi = b; /* greatest m with tmin(m) <= x */
     while (lo < hi) {
         int64_t mid = lo + (hi - lo + 1) / 2;
-        evaluate(g, t, mid);
+        evaluate(g, t, v, mid);
         if (g->tmin[v] <= x)
             lo = mid;
         else
@@ -479,7 +489,7 @@ static int allocate(mkt_grid_clearing *g, const mkt_topology *t, int64_t band_lo
     g->sum.clearing_price_uc_per_kwh = p0;
     for (size_t v = 0; v < n; v++) {
         int64_t m = g->m_node[v];
-        evaluate(g, t, m);
+        evaluate(g, t, v, m);
         int64_t base = g->nmin[v], n_flex = 1;
         g->w[0] = g->nmax[v] - g->nmin[v];
         for (size_t c = v + 1; c < n; c++) {
