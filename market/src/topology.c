@@ -69,6 +69,8 @@ struct mkt_grid_clearing {
     gunit *units;
     size_t n_units, cap_units;
     int64_t *w, *share; /* pro rata scratch, one per unit or node */
+    int64_t *cand;      /* the refined prices where a subtree's interval can change */
+    size_t n_cand;
     struct rem_item *rem;
     size_t cap_scratch;
     struct pair_item *pairs;
@@ -152,7 +154,7 @@ void mkt_grid_clearing_free(mkt_grid_clearing *g)
     mkt_clearing_free(g->c);
     void *arrays[] = {g->nmin, g->nmax, g->tmin, g->tmax, g->m_node, g->x_node, g->rmin,
                       g->rmax, g->fixed, g->in_sub, g->unit_start, g->nodes, g->att, g->parts, g->gparts,
-                      g->units, g->w, g->share, g->rem, g->pairs, g->trades, g->cong};
+                      g->units, g->w, g->share, g->cand, g->rem, g->pairs, g->trades, g->cong};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         free(arrays[i]);
     free(g);
@@ -300,27 +302,29 @@ static void zone_price(mkt_grid_clearing *g, const mkt_topology *t, size_t v, in
                        int64_t band_lo, int64_t band_hi, int64_t *m_out, int64_t *p_out,
                        int64_t *lo_out, int64_t *hi_out)
 {
-    int64_t a = 3 * band_lo - 1, b = 3 * band_hi + 1;
-    int64_t lo = a, hi = b; /* least m with tmax(m) >= x */
+    /* tmax only rises at a unit's refined price and tmin only just after one, so both ends of
+     * the interval are among the candidates: the band's ends and the units' prices. */
+    const int64_t *cand = g->cand;
+    size_t lo = 0, hi = g->n_cand - 1; /* least candidate with tmax >= x */
     while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        evaluate(g, t, v, mid);
+        size_t mid = lo + (hi - lo) / 2;
+        evaluate(g, t, v, cand[mid]);
         if (g->tmax[v] >= x)
             hi = mid;
         else
             lo = mid + 1;
     }
-    int64_t mL = lo;
-    lo = a, hi = b; /* greatest m with tmin(m) <= x */
+    int64_t mL = cand[lo];
+    lo = 0, hi = g->n_cand - 1; /* greatest candidate with tmin <= x */
     while (lo < hi) {
-        int64_t mid = lo + (hi - lo + 1) / 2;
-        evaluate(g, t, v, mid);
+        size_t mid = lo + (hi - lo + 1) / 2;
+        evaluate(g, t, v, cand[mid]);
         if (g->tmin[v] <= x)
             lo = mid;
         else
             hi = mid - 1;
     }
-    int64_t mU = lo;
+    int64_t mU = cand[lo];
     int64_t L = -floor_div3(-(mL - 1)), U = floor_div3(mU + 1);
     L = clamp64(L, band_lo, band_hi);
     U = clamp64(U, band_lo, band_hi);
@@ -369,6 +373,12 @@ static void prorate(rem_item *items, const int64_t *w, int64_t *out, size_t n, i
         for (size_t k = 0; k < (size_t)left; k++)
             out[items[k].i]++;
     }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 static int cmp_units(const void *a, const void *b)
@@ -463,15 +473,26 @@ static void accept_own(mkt_grid_clearing *g, size_t v, int64_t m, int64_t own_sh
 static int allocate(mkt_grid_clearing *g, const mkt_topology *t, int64_t band_lo, int64_t band_hi)
 {
     size_t n = t->n_nodes;
-    size_t need = (g->n_units > n ? g->n_units : n) + 1;
+    size_t need = (g->n_units > n ? g->n_units : n) + 2;
     if (need > g->cap_scratch) {
-        size_t a = g->cap_scratch, b = g->cap_scratch, c = g->cap_scratch;
+        size_t a = g->cap_scratch, b = g->cap_scratch, c = g->cap_scratch, d = g->cap_scratch;
         if (grow((void **)&g->w, &a, need, sizeof(int64_t)) ||
             grow((void **)&g->share, &b, need, sizeof(int64_t)) ||
-            grow((void **)&g->rem, &c, need, sizeof(rem_item)))
+            grow((void **)&g->rem, &c, need, sizeof(rem_item)) ||
+            grow((void **)&g->cand, &d, need, sizeof(int64_t)))
             return MKT_E_NOMEM;
         g->cap_scratch = need;
     }
+    size_t nc = 0;
+    g->cand[nc++] = 3 * band_lo - 1;
+    for (size_t u = 0; u < g->n_units; u++)
+        g->cand[nc++] = g->units[u].m;
+    g->cand[nc++] = 3 * band_hi + 1;
+    qsort(g->cand, nc, sizeof *g->cand, cmp_i64);
+    g->n_cand = 0;
+    for (size_t i = 0; i < nc; i++)
+        if (g->n_cand == 0 || g->cand[i] != g->cand[g->n_cand - 1])
+            g->cand[g->n_cand++] = g->cand[i];
     size_t k = 0;
     for (size_t v = 0; v < n; v++) {
         g->unit_start[v] = k;
