@@ -51,6 +51,8 @@ const char *mkt_strerror(int code)
         return "totals or amounts overflow 64-bit integers";
     case MKT_E_TARIFFS:
         return "feed-in tariff is above the retail tariff";
+    case MKT_E_TOPOLOGY:
+        return "the grid topology is not a valid tree with non-negative capacities";
     default:
         return "unknown error";
     }

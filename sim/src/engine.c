@@ -15,6 +15,7 @@
  * the market settings never change the physics of a run.
  */
 #include "mgx/sim.h"
+#include "mgx/topology.h"
 
 #include "mgx/ex_post.h"
 #include "mgx/imbalance.h"
@@ -63,6 +64,14 @@ typedef struct {
     sim_load *load;
     gsl_rng *weather;
     mkt_clearing *clearing;
+    /* with feeder limits: the transformer (node 0) and one node per limited group */
+    mkt_grid_clearing *grid;
+    mkt_node nodes[SIM_MAX_GROUPS + 1];
+    uint32_t node_of_group[SIM_MAX_GROUPS]; /* 0: at the transformer */
+    mkt_attach *attach;
+    mkt_topology topo;
+    double feeder_price_sum[SIM_MAX_GROUPS];
+    size_t feeder_price_n[SIM_MAX_GROUPS];
     mkt_order *orders;
     sim_flow *flows;          /* this interval, per home */
     mkt_preference *prefs;    /* ex_post: standing preferences, per home */
@@ -237,13 +246,14 @@ static void home_physics(run_ctx *x, home *hm, size_t h, size_t k, sim_flow *f)
 
 /* Both settlements of one home's metered interval: the local contract mp (NULL: none) and the
  * grid for the rest, and the grid alone for the baseline. */
-static int home_settle(run_ctx *x, const mkt_participant_result *mp, sim_flow *f)
+static int home_settle(run_ctx *x, const mkt_participant_result *mp, int64_t congestion_uc,
+                       sim_flow *f)
 {
     int64_t money = 0, paid = 0;
     if (mp) {
         f->local_sold_wh = mp->local_sold_wh;
         f->local_bought_wh = mp->local_bought_wh;
-        paid = mp->local_paid_uc + mp->fee_paid_uc;
+        paid = mp->local_paid_uc + mp->fee_paid_uc + congestion_uc;
         money = paid - mp->local_received_uc;
     }
     f->sold_local_wh = min64(f->local_sold_wh, f->export_wh);
@@ -308,10 +318,33 @@ static int64_t interval_price(const mkt_summary *s)
 
 /* After the book of interval k is cleared: settles every home (ex_ante runs its physics here,
  * ex_post has already), lets the agents learn, and records the interval. */
+/* The grid-aware figures of one cleared interval: congestion, binding feeders, zone prices. */
+static void record_grid(run_ctx *x)
+{
+    const mkt_grid_summary *gs = mkt_grid_summary_of(x->grid);
+    const mkt_node_result *nr = mkt_grid_nodes(x->grid, NULL);
+    sim_kpis *k = &x->acc.k;
+    k->congested_intervals += gs->congested != 0;
+    k->congestion_uc += gs->congestion_uc;
+    for (size_t g = 0; g < x->sc->n_groups; g++) {
+        uint32_t v = x->node_of_group[g];
+        if (v == 0)
+            continue;
+        k->feeder_binding_intervals[g] += nr[v].binding != MKT_BIND_NONE;
+        if (gs->has_prices && mkt_grid_market_summary(x->grid)->matched_wh > 0) {
+            x->feeder_price_sum[g] += (double)nr[v].price_uc_per_kwh;
+            x->feeder_price_n[g]++;
+        }
+    }
+}
+
 static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
 {
-    const mkt_summary *ms = mkt_clearing_summary(x->clearing);
-    const mkt_participant_result *parts = mkt_clearing_participants(x->clearing, NULL);
+    const mkt_summary *ms =
+        x->grid ? mkt_grid_market_summary(x->grid) : mkt_clearing_summary(x->clearing);
+    const mkt_participant_result *parts = x->grid ? mkt_grid_participants(x->grid, NULL)
+                                                  : mkt_clearing_participants(x->clearing, NULL);
+    const mkt_grid_participant *gparts = x->grid ? mkt_grid_participant_info(x->grid) : NULL;
     sim_interval_row *row = &x->res->intervals[k];
     row->start_utc = sim_interval_start_utc(x->sc, k);
     row->local_traded_wh = ms->matched_wh;
@@ -320,11 +353,12 @@ static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
     size_t next = 0; /* orders (and so participants) are in home order */
     for (size_t h = 0; h < x->n_homes; h++) {
         home *hm = &x->homes[h];
+        int64_t congestion_uc = hm->ordered && gparts ? gparts[next].congestion_paid_uc : 0;
         const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
         sim_flow *f = &x->flows[h];
         if (!ex_post)
             home_physics(x, hm, h, k, f);
-        int rc = home_settle(x, mp, f);
+        int rc = home_settle(x, mp, congestion_uc, f);
         if (rc)
             return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
         if (hm->ordered) {
@@ -339,9 +373,19 @@ static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         if (x->hooks && x->hooks->on_flow)
             x->hooks->on_flow(f, x->hooks->flow_ctx);
     }
+    if (x->grid)
+        record_grid(x);
     sim_kpi_add_interval(&x->acc, row, ms, x->sc->interval_min, 0);
     sim_kpi_add_interval(&x->base_acc, row, NULL, x->sc->interval_min, 1);
     return SIM_OK;
+}
+
+/* The market of one interval: on a copper plate, or within the feeders' limits. */
+static int clear_book(run_ctx *x, size_t n_orders, mkt_error_at *at)
+{
+    if (x->grid)
+        return mkt_clear_grid(x->grid, &x->params, &x->topo, x->orders, n_orders, at);
+    return mkt_clear(x->clearing, &x->params, x->orders, n_orders, at);
 }
 
 /* ex_ante: every home orders from its forecast, the book clears, then the interval happens. */
@@ -351,7 +395,7 @@ static int clear_ex_ante(run_ctx *x, size_t k, char *err, size_t err_len)
     for (size_t h = 0; h < x->n_homes; h++)
         n_orders += (size_t)form_order(x, &x->homes[h], h, k, &x->orders[n_orders]);
     mkt_error_at at;
-    int rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
+    int rc = clear_book(x, n_orders, &at);
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
                         mkt_strerror(rc));
@@ -393,7 +437,7 @@ static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
     int rc = mkt_ex_post_orders(&x->params, x->post, x->n_homes, x->orders, x->n_homes, &n_orders,
                                 &at);
     if (rc == MKT_OK)
-        rc = mkt_clear(x->clearing, &x->params, x->orders, n_orders, &at);
+        rc = clear_book(x, n_orders, &at);
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
                         mkt_strerror(rc));
@@ -408,6 +452,51 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
     int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
                                           : clear_ex_ante(x, k, err, err_len);
     return rc ? rc : finish_interval(x, k, err, err_len);
+}
+
+/* A limit in kW over one interval, in Wh; -1 (none) is unlimited. The kW come from the
+ * scenario file; from here on the limit is integer Wh like every energy of the market. */
+static int64_t limit_wh(double kw, uint32_t interval_min)
+{
+    int64_t w, wh;
+    if (kw < 0)
+        return MKT_CAP_UNLIMITED;
+    w = (int64_t)(kw * 1000.0 + 0.5);
+    if (mkt_cap_wh_from_w(w, (int64_t)interval_min * 60, &wh))
+        return MKT_CAP_UNLIMITED;
+    return wh;
+}
+
+/* The topology of a scenario with feeder limits: the transformer and one feeder per group
+ * with a limit, every home of that group on it. No limits: no topology (x->grid stays NULL). */
+static int setup_grid(run_ctx *x)
+{
+    const sim_scenario *sc = x->sc;
+    size_t n_nodes = 1, n_att = 0;
+    x->nodes[0] = (mkt_node){MKT_NO_PARENT, 0, 0};
+    for (size_t g = 0; g < sc->n_groups; g++) {
+        const sim_group *gr = &sc->groups[g];
+        x->node_of_group[g] = 0;
+        if (gr->feeder_export_kw < 0 && gr->feeder_import_kw < 0)
+            continue;
+        x->node_of_group[g] = (uint32_t)n_nodes;
+        x->nodes[n_nodes++] = (mkt_node){0, limit_wh(gr->feeder_import_kw, sc->interval_min),
+                                         limit_wh(gr->feeder_export_kw, sc->interval_min)};
+        n_att += gr->count;
+    }
+    if (n_nodes == 1)
+        return SIM_OK;
+    x->attach = calloc(n_att ? n_att : 1, sizeof *x->attach);
+    x->grid = mkt_grid_clearing_new(x->n_homes);
+    if (!x->attach || !x->grid)
+        return SIM_E_NOMEM;
+    size_t h = 0, a = 0;
+    for (size_t g = 0; g < sc->n_groups; g++)
+        for (uint32_t i = 0; i < sc->groups[g].count; i++, h++)
+            if (x->node_of_group[g])
+                x->attach[a++] = (mkt_attach){participant_of(h), x->node_of_group[g]};
+    x->topo = (mkt_topology){x->nodes, n_nodes, x->attach, n_att};
+    return SIM_OK;
 }
 
 static int alloc_run(run_ctx *x, uint64_t seed)
@@ -433,7 +522,8 @@ static int alloc_run(run_ctx *x, uint64_t seed)
         !x->post || !x->clearing || !x->pv ||
         !x->load || !x->weather)
         return SIM_E_NOMEM;
-    return setup_homes(x, seed);
+    int rc = setup_homes(x, seed);
+    return rc ? rc : setup_grid(x);
 }
 
 static void free_run(run_ctx *x)
@@ -449,6 +539,8 @@ static void free_run(run_ctx *x)
     free(x->prefs);
     free(x->post);
     mkt_clearing_free(x->clearing);
+    mkt_grid_clearing_free(x->grid);
+    free(x->attach);
     sim_pv_free(x->pv);
     sim_load_free(x->load);
     if (x->weather)
@@ -498,6 +590,11 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
         }
     }
     sim_kpi_finish(&x.acc, x.res->homes, 0, &x.res->kpi);
+    x.res->kpi.has_feeders = x.grid != NULL;
+    for (size_t g = 0; x.grid && g < sc->n_groups; g++)
+        if (x.feeder_price_n[g])
+            x.res->kpi.feeder_mean_price_uc_per_kwh[g] =
+                x.feeder_price_sum[g] / (double)x.feeder_price_n[g];
     sim_kpi_finish(&x.base_acc, x.res->homes, 1, &x.res->base);
     *out = x.res;
     x.res = NULL;

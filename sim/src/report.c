@@ -90,6 +90,27 @@ static int sim__saving_share(const sim_result *r, int gross, double *out)
     return 1;
 }
 
+/* Grid-aware clearing, for scenarios with feeder limits only (so that every other summary
+ * stays as it was): congestion and, per limited feeder, how often it bound and its zone price. */
+static json_t *grid_json(const sim_scenario *sc, const sim_kpis *k)
+{
+    json_t *feeders = json_array();
+    for (size_t g = 0; feeders && g < sc->n_groups; g++) {
+        const sim_group *gr = &sc->groups[g];
+        if (gr->feeder_export_kw < 0 && gr->feeder_import_kw < 0)
+            continue;
+        json_array_append_new(
+            feeders, json_pack("{s:s, s:f, s:f, s:I, s:f}", "group", gr->name, "export_kw",
+                               gr->feeder_export_kw, "import_kw", gr->feeder_import_kw,
+                               "binding_intervals", (json_int_t)k->feeder_binding_intervals[g],
+                               "mean_zone_price_uc_per_kwh",
+                               k->feeder_mean_price_uc_per_kwh[g]));
+    }
+    return json_pack("{s:I, s:I, s:o}", "congested_intervals",
+                     (json_int_t)k->congested_intervals, "congestion_uc",
+                     (json_int_t)k->congestion_uc, "feeders", feeders ? feeders : json_array());
+}
+
 static json_t *summary_json(const sim_scenario *sc, const sim_result *r, uint64_t seed)
 {
     json_t *root = kpi_json(&r->kpi, 1);
@@ -119,6 +140,8 @@ static json_t *summary_json(const sim_scenario *sc, const sim_result *r, uint64_
                                   "retail", (json_int_t)sc->retail_uc_per_kwh, "network_fee",
                                   (json_int_t)sc->network_fee_uc_per_kwh));
     json_object_set_new(root, "baseline", base);
+    if (r->kpi.has_feeders)
+        json_object_set_new(root, "grid", grid_json(sc, &r->kpi));
     return root;
 }
 
@@ -534,6 +557,16 @@ void sim_print_summary(const sim_scenario *sc, const sim_result *r, FILE *out)
     row_kwh(out, "battery throughput", b->battery_discharged_wh, t->battery_discharged_wh);
     fprintf(out, "  %-26s %18.2f %18.2f\n", "community cost", money(b->cost_uc), money(t->cost_uc));
     fprintf(out, "  %-26s %18s %18.2f\n", "network fees", "", money(t->fees_uc));
+    if (t->has_feeders) {
+        fprintf(out, "  %-26s %18s %18.2f\n", "congestion rent", "", money(t->congestion_uc));
+        fprintf(out, "  feeder limits bound in %zu of %zu intervals", t->congested_intervals,
+                t->intervals);
+        for (size_t g = 0; g < sc->n_groups; g++)
+            if (sc->groups[g].feeder_export_kw >= 0 || sc->groups[g].feeder_import_kw >= 0)
+                fprintf(out, "; %s: %zu, zone price %.4f", sc->groups[g].name,
+                        t->feeder_binding_intervals[g], t->feeder_mean_price_uc_per_kwh[g] / 1e6);
+        fprintf(out, "\n");
+    }
     if (t->trading_intervals)
         fprintf(out,
                 "  local price (per kWh): mean %.4f, time-weighted %.4f, volume-weighted %.4f "

@@ -87,6 +87,8 @@ static const key_def group_keys[] = {
     GK("markup", K_DBL, markup, 0, 1, 0),
     GK("zip_beta", K_DBL, zip_beta, 0, 1, LO_OPEN),
     GK("zip_momentum", K_DBL, zip_momentum, 0, 1, HI_OPEN),
+    GK("feeder_export_kw", K_DBL, feeder_export_kw, -1, 1e6, 0),
+    GK("feeder_import_kw", K_DBL, feeder_import_kw, -1, 1e6, 0),
 };
 enum { N_GKEYS = sizeof group_keys / sizeof group_keys[0] };
 
@@ -164,6 +166,8 @@ void sim_group_defaults(sim_group *g)
     g->markup = 0.1;
     g->zip_beta = 0.3;
     g->zip_momentum = 0.05;
+    g->feeder_export_kw = -1.0;
+    g->feeder_import_kw = -1.0;
 }
 
 size_t sim_scenario_homes(const sim_scenario *sc)
@@ -513,6 +517,15 @@ static int check_group(const sim_scenario *sc, int gi, fault *f, char *err, size
                  g->soc_initial, g->soc_min, g->soc_max, g->name);
         return fail_at(f, gi, kini, g->soc_initial < g->soc_min ? kmin : kmax);
     }
+    const char *lim[2] = {"feeder_export_kw", "feeder_import_kw"};
+    const double limv[2] = {g->feeder_export_kw, g->feeder_import_kw};
+    for (int j = 0; j < 2; j++)
+        if (limv[j] < 0 && limv[j] != -1.0) {
+            sim_fail(err, len, SIM_E_PARSE,
+                     "%s = %g in [" GROUP_PREFIX "%s]: a limit is >= 0 kW, or -1 for none",
+                     lim[j], limv[j], g->name);
+            return fail_at(f, gi, key_index(group_keys, N_GKEYS, NULL, lim[j]), -1);
+        }
     if (g->battery_kwh > 0 && !(g->battery_kw > 0)) {
         sim_fail(err, len, SIM_E_PARSE,
                  "battery_kwh %g needs battery_kw > 0 in [" GROUP_PREFIX "%s]", g->battery_kwh,

@@ -92,6 +92,11 @@ static void test_examples_load(void **state)
     assert_true(sc.groups[0].battery_kwh == 10.0 && sc.groups[0].battery_kw == 5.0);
     assert_true(sc.groups[1].pv_azimuth_deg == 200.0);
 
+    load_example("weak-feeder.ini", &sc);
+    assert_int_equal(sim_scenario_homes(&sc), 12);
+    assert_true(sc.groups[0].feeder_export_kw == 2.0 && sc.groups[0].feeder_import_kw == -1.0);
+    assert_true(sc.groups[1].feeder_export_kw == -1.0);
+
     load_example("community-100.ini", &sc);
     assert_int_equal(sim_scenario_homes(&sc), 100); /* 20 + 15 + 15 + 40 + 10 */
     assert_int_equal(sc.days, 30);
@@ -299,6 +304,9 @@ static void test_cross_field_rules(void **state)
     expect_error("[period]\ninterval_min = 7\n[group.a]\ncount = 1\n", 2, "does not divide 1440");
     expect_error("[period]\ninterval_min = 0\n[group.a]\ncount = 1\n", 2, "out of range");
     expect_error("[group.a]\npv_kwp = 3\n", 1, "[group.a] needs a count");
+    expect_error("[group.a]\ncount = 1\nfeeder_export_kw = -0.5\n", 3,
+                 "feeder_export_kw = -0.5 in [group.a]: a limit is >= 0 kW, or -1 for none");
+    expect_error("[group.a]\ncount = 1\nfeeder_import_kw = -2\n", 3, "out of range [-1, 1e+06]");
     /* no group at all: no line to blame */
     expect_error("[scenario]\nname = x\n", 0, "needs 1 to 64 [group.NAME] sections");
 }

@@ -120,11 +120,13 @@ static void on_flow(const sim_flow *f, void *ctx)
     }
 }
 
-static void run_checked(mkt_mechanism mech, int64_t fee, mkt_timing timing)
+/* feeder_kw >= 0: the "solar" group's feeder exports at most that (grid-aware clearing). */
+static void run_checked_on(mkt_mechanism mech, int64_t fee, mkt_timing timing, double feeder_kw)
 {
     sim_scenario sc;
     street(&sc, mech, fee);
     sc.timing = timing;
+    sc.groups[0].feeder_export_kw = feeder_kw;
     checker c = {&sc, 0, 0, 0, 0, 0, 0, 0, 0, timing == MKT_EX_POST, 0};
     sim_hooks hooks = {on_flow, &c, NULL, NULL, NULL, NULL};
     sim_result *r = NULL;
@@ -141,8 +143,17 @@ static void run_checked(mkt_mechanism mech, int64_t fee, mkt_timing timing)
     /* the street must actually trade, or the checks above prove little */
     assert_true(c.trades_seen > 20);
     assert_true(k->local_traded_wh > 0);
-    /* local payments cancel: the community pays the grid legs plus the network fees */
-    assert_int_equal(c.cost_sum, c.grid_money_sum + k->fees_uc);
+    /* local payments cancel: the community pays the grid legs plus the network fees (and,
+     * behind a binding feeder, the congestion rent) */
+    assert_int_equal(c.cost_sum, c.grid_money_sum + k->fees_uc + k->congestion_uc);
+    if (feeder_kw >= 0) {
+        assert_true(k->has_feeders);
+        assert_true(k->congested_intervals > 0);
+        assert_true(k->feeder_binding_intervals[0] > 0);
+        assert_true(k->congestion_uc > 0);
+        /* the solar feeder exports into the rest of the street: its zone is the cheaper one */
+        assert_true(k->feeder_mean_price_uc_per_kwh[0] < k->mean_price_uc_per_kwh);
+    }
     assert_int_equal(k->cost_uc, c.cost_sum);
     assert_int_equal(b->cost_uc, c.base_cost_sum);
     /* same physics in both worlds */
@@ -161,6 +172,49 @@ static void run_checked(mkt_mechanism mech, int64_t fee, mkt_timing timing)
         assert_true(k->savings_min_uc >= 0);
     }
     sim_result_free(r);
+}
+
+static void run_checked(mkt_mechanism mech, int64_t fee, mkt_timing timing)
+{
+    run_checked_on(mech, fee, timing, -1);
+}
+
+/* The "solar" group behind a 1 kW feeder: congestion, a cheaper zone, the same balances, and
+ * in ex_post still nobody worse off than with the grid alone. */
+static void weak_feeder(void **state)
+{
+    (void)state;
+    run_checked_on(MKT_PAY_AS_CLEAR, 20000, MKT_EX_POST, 1.0);
+    run_checked_on(MKT_PAY_AS_CLEAR, 0, MKT_EX_ANTE, 1.0);
+}
+
+/* Limits no interval reaches: the run is the copper plate's, row for row. */
+static void loose_feeder_is_copper_plate(void **state)
+{
+    (void)state;
+    sim_scenario sc;
+    street(&sc, MKT_PAY_AS_CLEAR, 5000);
+    sim_result *a = NULL, *b = NULL;
+    char err[256];
+    assert_int_equal(sim_run(&sc, NULL, 11, NULL, &a, err, sizeof err), SIM_OK);
+    sc.groups[0].feeder_export_kw = 1e6;
+    sc.groups[3].feeder_import_kw = 1e6;
+    assert_int_equal(sim_run(&sc, NULL, 11, NULL, &b, err, sizeof err), SIM_OK);
+    size_t n, m;
+    const sim_interval_row *ia = sim_result_intervals(a, &n), *ib = sim_result_intervals(b, &m);
+    assert_int_equal(n, m);
+    assert_memory_equal(ia, ib, n * sizeof *ia);
+    const sim_home_row *ha = sim_result_homes(a, &n), *hb = sim_result_homes(b, &m);
+    assert_memory_equal(ha, hb, n * sizeof *ha);
+    sim_kpis ka = *sim_result_kpis(a), kb = *sim_result_kpis(b);
+    assert_true(kb.has_feeders);
+    assert_int_equal(kb.congested_intervals, 0);
+    assert_int_equal(kb.feeder_binding_intervals[0], 0);
+    kb.has_feeders = 0;
+    memset(kb.feeder_mean_price_uc_per_kwh, 0, sizeof kb.feeder_mean_price_uc_per_kwh);
+    assert_memory_equal(&ka, &kb, sizeof ka);
+    sim_result_free(a);
+    sim_result_free(b);
 }
 
 static void physics_closes_pay_as_clear(void **state)
@@ -314,6 +368,8 @@ int main(void)
         cmocka_unit_test(physics_closes_pay_as_bid_with_fee),
         cmocka_unit_test(ex_post_nobody_worse_off),
         cmocka_unit_test(deterministic),
+        cmocka_unit_test(weak_feeder),
+        cmocka_unit_test(loose_feeder_is_copper_plate),
         cmocka_unit_test(measured_data_replaces_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

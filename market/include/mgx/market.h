@@ -45,7 +45,8 @@ enum {
     MKT_E_BOTH_SIDES = -7,    /* one participant buys and sells in the same interval */
     MKT_E_DUPLICATE = -8,     /* one participant has two orders on the same side */
     MKT_E_OVERFLOW = -9,      /* a total or an amount would not fit in int64 */
-    MKT_E_TARIFFS = -10       /* feed-in tariff above retail tariff */
+    MKT_E_TARIFFS = -10,      /* feed-in tariff above retail tariff */
+    MKT_E_TOPOLOGY = -11      /* a grid topology that is not a valid tree (mgx/topology.h) */
 };
 
 /* Returns a static English description of a return code; never NULL. */

@@ -50,6 +50,11 @@ typedef struct {
     double markup;         /* SIM_AGENT_MARKUP: fraction of the tariff spread, e.g. 0.1 */
     double zip_beta;       /* SIM_AGENT_ZIP learning rate (default 0.3) */
     double zip_momentum;   /* SIM_AGENT_ZIP momentum (default 0.05) */
+    /* grid: a group with either limit sits on a feeder of its own under the transformer, whose
+     * edge carries at most this much net local trade (kW, over the interval); -1 (default):
+     * no limit (docs/market-rules.md, "Grid-aware clearing") */
+    double feeder_export_kw;
+    double feeder_import_kw;
 } sim_group;
 
 typedef struct {

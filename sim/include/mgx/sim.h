@@ -54,6 +54,14 @@ typedef struct {
     int64_t savings_min_uc, savings_p10_uc, savings_median_uc, savings_p90_uc, savings_max_uc;
     size_t homes_worse_off; /* homes whose saving is negative: they paid more than grid only */
     double savings_gini;    /* fairness index: Gini coefficient of the per-home savings */
+    /* grid-aware clearing (trading only, scenarios with feeder limits; all 0 without) */
+    int has_feeders;
+    size_t congested_intervals; /* the copper-plate result did not fit the limits */
+    int64_t congestion_uc;      /* congestion rent paid by buyers, to the network */
+    /* per group with a feeder of its own: intervals its edge bound, and the mean of its zone's
+     * price over the intervals with local trade (the community's price where it did not bind) */
+    size_t feeder_binding_intervals[SIM_MAX_GROUPS];
+    double feeder_mean_price_uc_per_kwh[SIM_MAX_GROUPS];
 } sim_kpis;
 
 /* Per interval, community totals. */
