@@ -243,12 +243,27 @@ int sim_plan_self_consumption(const sim_plan_battery *b, const sim_plan_interval
     return SIM_PLAN_OK;
 }
 
-void sim_plan_bounds(const sim_plan_step *first, int64_t forecast_net_wh, int64_t power_wh,
-                     int64_t *lo_wh, int64_t *hi_wh)
+void sim_plan_bounds(const sim_plan_interval *iv, const sim_plan_step *plan, size_t n,
+                     int64_t power_wh, int64_t *lo_wh, int64_t *hi_wh)
 {
-    int64_t a = first->battery_wh;
-    *lo_wh = a;
+    *lo_wh = -power_wh; /* self-consumption unless the plan has a price to act on */
     *hi_wh = power_wh;
-    if (a < 0 && -a > max64(forecast_net_wh, 0))
-        *hi_wh = a; /* the plan sells from the battery: deliver that whatever the load does */
+    if (!iv || !plan || n == 0)
+        return;
+    int dearer_ahead = 0, cheaper_export_ahead = 0;
+    for (size_t j = 1; j < n; j++) {
+        dearer_ahead |= iv[j].import_uc_per_kwh > iv[0].import_uc_per_kwh;
+        cheaper_export_ahead |= iv[j].export_uc_per_kwh < iv[0].export_uc_per_kwh;
+    }
+    int64_t a = plan[0].battery_wh;
+    int64_t surplus = iv[0].net_wh < 0 ? -iv[0].net_wh : 0;
+    int64_t deficit = iv[0].net_wh > 0 ? iv[0].net_wh : 0;
+    if (a > surplus && dearer_ahead)
+        *lo_wh = a; /* charge from the grid for a dearer interval, whatever PV does */
+    else if (a >= 0 && dearer_ahead)
+        *lo_wh = 0; /* keep what is stored for a dearer interval */
+    else if (a < 0 && -a < deficit && dearer_ahead)
+        *lo_wh = a; /* cover part of the load now, keep the rest for later */
+    if (a < 0 && -a > deficit && cheaper_export_ahead)
+        *lo_wh = *hi_wh = a; /* sell from the battery while export pays more than later */
 }

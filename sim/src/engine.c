@@ -462,6 +462,14 @@ static int plan_home(run_ctx *x, home *hm, size_t k)
             sim_scenario_retail_at(sc, sim_interval_start_utc(sc, k + j));
         x->plan_in[j].export_uc_per_kwh = sc->feed_in_uc_per_kwh;
     }
+    /* with the same prices all horizon long the plan's bounds are self-consumption's
+     * (sim_plan_bounds): no need to solve */
+    int varies = 0;
+    for (size_t j = 1; j < n && !varies; j++)
+        varies = x->plan_in[j].import_uc_per_kwh != x->plan_in[0].import_uc_per_kwh ||
+                 x->plan_in[j].export_uc_per_kwh != x->plan_in[0].export_uc_per_kwh;
+    if (!varies)
+        return SIM_OK;
     uint32_t eff = (uint32_t)llround(hm->bat.eta_charge * 1000.0);
     sim_plan_battery b = {hm->bat.min_wh,
                           hm->bat.max_wh,
@@ -491,9 +499,9 @@ static int plan_home(run_ctx *x, home *hm, size_t k)
         return SIM_OK;
     if (sc_nuc - plan_nuc < g->schedule_min_gain_uc * 1000)
         return SIM_OK;
-    hm->planned = 1;
-    sim_plan_bounds(&x->plan_out[0], x->plan_in[0].net_wh, hm->bat.power_wh, &hm->plan_lo_wh,
+    sim_plan_bounds(x->plan_in, x->plan_out, n, hm->bat.power_wh, &hm->plan_lo_wh,
                     &hm->plan_hi_wh);
+    hm->planned = hm->plan_lo_wh != -hm->bat.power_wh || hm->plan_hi_wh != hm->bat.power_wh;
     return SIM_OK;
 }
 

@@ -139,24 +139,38 @@ static void test_floor_and_terminal_value(void **state)
     expect_plan(out, (int64_t[]){0, 0, 0}, 3);
 }
 
-/* How the first step of a plan bounds the battery's real action. */
+/* How the first step of a plan bounds the battery's real action (power 1250 Wh). */
+static void expect_bounds(const sim_plan_interval *iv, size_t n, int64_t a, int64_t lo,
+                          int64_t hi)
+{
+    sim_plan_step plan[3] = {{a, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    int64_t l, h;
+    sim_plan_bounds(iv, plan, n, 1250, &l, &h);
+    assert_int_equal(l, lo);
+    assert_int_equal(h, hi);
+}
+
 static void test_bounds(void **state)
 {
     (void)state;
-    int64_t lo, hi;
-    sim_plan_step charge = {400, 0, 0, 0}, hold = {0, 0, 0, 0}, part = {-300, 0, 0, 0};
-    sim_plan_bounds(&charge, 100, 1250, &lo, &hi);
-    assert_int_equal(lo, 400);
-    assert_int_equal(hi, 1250);
-    sim_plan_bounds(&hold, 500, 1250, &lo, &hi);
-    assert_int_equal(lo, 0);
-    assert_int_equal(hi, 1250);
-    sim_plan_bounds(&part, 500, 1250, &lo, &hi); /* covers part of the load */
-    assert_int_equal(lo, -300);
-    assert_int_equal(hi, 1250);
-    sim_plan_bounds(&part, 100, 1250, &lo, &hi); /* sells 200 from the battery */
-    assert_int_equal(lo, -300);
-    assert_int_equal(hi, -300);
+    /* flat prices: whatever the plan says, self-consumption */
+    sim_plan_interval flat[2] = {{500, 300000, 80000}, {500, 300000, 80000}};
+    expect_bounds(flat, 2, 400, -1250, 1250);
+    expect_bounds(flat, 2, 0, -1250, 1250);
+    expect_bounds(flat, 2, -1000, -1250, 1250);
+    /* a dearer interval ahead */
+    sim_plan_interval peak[2] = {{500, 300000, 80000}, {500, 450000, 80000}};
+    expect_bounds(peak, 2, 400, 400, 1250);   /* charge from the grid */
+    expect_bounds(peak, 2, 0, 0, 1250);       /* hold */
+    expect_bounds(peak, 2, -300, -300, 1250); /* cover part of the load */
+    peak[0].net_wh = -600;                    /* a surplus of 600 */
+    expect_bounds(peak, 2, 400, 0, 1250);     /* store (at least not discharge) */
+    expect_bounds(peak, 2, 900, 900, 1250);   /* store it and 300 more from the grid */
+    /* export pays more now than later: sell exactly what the plan sells */
+    sim_plan_interval sell[2] = {{100, 300000, 250000}, {100, 300000, 80000}};
+    expect_bounds(sell, 2, -300, -300, -300);
+    expect_bounds(sell, 2, -100, -1250, 1250); /* only the load: self-consumption */
+    expect_bounds(sell, 1, -300, -1250, 1250); /* nothing later to compare with */
 }
 
 static void test_rejects(void **state)

@@ -97,13 +97,18 @@ int sim_plan_self_consumption(const sim_plan_battery *b, const sim_plan_interval
 /* The expected cost (nuc) of exchanging grid_wh in an interval at these prices. */
 int64_t sim_plan_interval_cost_nuc(const sim_plan_interval *iv, int64_t grid_wh);
 
-/* How a battery should act in an interval given its plan for it: clamp what self-consumption
- * would do with the real surplus/deficit into [lo_wh, hi_wh] (AC side, > 0 charge). A plan to
- * charge c forces at least c (from the grid if PV falls short); a plan not to discharge holds;
- * a plan to discharge d lets at most d out, and forces d when the plan exports. forecast_net_wh
- * is what the plan assumed. */
-void sim_plan_bounds(const sim_plan_step *first, int64_t forecast_net_wh, int64_t power_wh,
-                     int64_t *lo_wh, int64_t *hi_wh);
+/* How a battery should act in the first interval of a plan, robust to forecast error: the
+ * real action is what self-consumption would do with the real surplus/deficit, clamped into
+ * [lo_wh, hi_wh] (AC side, > 0 charge). The plan overrides self-consumption only where prices
+ * give it a reason, so with flat prices the bounds are always [-power_wh, power_wh]:
+ *  - it charges more than the forecast surplus and a dearer interval lies ahead: at least that
+ *    much (from the grid if PV falls short);
+ *  - it does not discharge and a dearer interval lies ahead: no discharge (hold);
+ *  - it covers only part of the forecast load and a dearer interval lies ahead: at most that;
+ *  - it discharges more than the forecast load and export pays less later: exactly that.
+ * iv and plan are the n intervals given to and returned by sim_plan_solve. */
+void sim_plan_bounds(const sim_plan_interval *iv, const sim_plan_step *plan, size_t n,
+                     int64_t power_wh, int64_t *lo_wh, int64_t *hi_wh);
 
 #ifdef __cplusplus
 }
