@@ -627,6 +627,8 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
     }
     if (!o->quiet) {
         size_t nh = sim_scenario_homes(sc), worse = 0, worse_base = 0, bat_homes = 0;
+        size_t worse_bat = 0, worst_bat = 0;
+        int64_t worst_bat_d = INT64_MIN;
         size_t worst = 0, worst_base = 0, planned = 0;
         int64_t worst_d = INT64_MIN, worst_base_d = INT64_MIN;
         double usable_kwh = 0;
@@ -647,6 +649,11 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
             const sim_group *g = &sc->groups[group_of(sc, h)];
             if (g->battery_kwh > 0 && g->battery_kw > 0) {
                 bat_homes++;
+                worse_bat += d > 0;
+                if (d > worst_bat_d) {
+                    worst_bat_d = d;
+                    worst_bat = h;
+                }
                 usable_kwh += g->battery_kwh * (g->soc_max - g->soc_min);
             }
         }
@@ -685,10 +692,16 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
                "only\n",
                mio(k[0][0].cost_uc - k[1][0].cost_uc),
                mio(k[0][1].cost_uc - k[1][1].cost_uc));
-        printf("  homes worse off than on self-consumption: %zu with trading (worst: home %zu "
-               "of group %s, %+.2f), %zu grid only (worst: home %zu of group %s, %+.2f)\n",
-               worse, worst, sc->groups[group_of(sc, worst)].name, mio(worst_d), worse_base,
-               worst_base, sc->groups[group_of(sc, worst_base)].name, mio(worst_base_d));
+        printf("  homes worse off than on self-consumption (their bill is higher):\n");
+        printf("    grid only:    %3zu of %zu (worst: home %zu of group %s, %+.2f)\n", worse_base,
+               nh, worst_base, sc->groups[group_of(sc, worst_base)].name, mio(worst_base_d));
+        printf("    with trading: %3zu of %zu (worst: home %zu of group %s, %+.2f)\n", worse, nh,
+               worst, sc->groups[group_of(sc, worst)].name, mio(worst_d));
+        if (bat_homes)
+            printf("      of them with a battery: %zu of %zu (worst: home %zu of group %s, "
+                   "%+.2f); the others' bills move with the market prices\n",
+                   worse_bat, bat_homes, worst_bat, sc->groups[group_of(sc, worst_bat)].name,
+                   mio(worst_bat_d));
         fflush(stdout);
     }
     rc = CTL_EXIT_OK;

@@ -260,8 +260,8 @@ void sim_plan_bounds(const sim_plan_interval *iv, const sim_plan_step *plan, siz
     int64_t deficit = iv[0].net_wh > 0 ? iv[0].net_wh : 0;
     if (a > surplus && dearer_ahead)
         *lo_wh = a; /* charge from the grid for a dearer interval, whatever PV does */
-    else if (a >= 0 && dearer_ahead)
-        *lo_wh = 0; /* keep what is stored for a dearer interval */
+    else if (a >= 0 && deficit > 0 && dearer_ahead)
+        *lo_wh = 0; /* leave the load to the grid, keep what is stored for a dearer interval */
     else if (a < 0 && -a < deficit && dearer_ahead)
         *lo_wh = a; /* cover part of the load now, keep the rest for later */
     if (a < 0 && -a > deficit && cheaper_export_ahead)

@@ -164,7 +164,7 @@ static void test_bounds(void **state)
     expect_bounds(peak, 2, 0, 0, 1250);       /* hold */
     expect_bounds(peak, 2, -300, -300, 1250); /* cover part of the load */
     peak[0].net_wh = -600;                    /* a surplus of 600 */
-    expect_bounds(peak, 2, 400, 0, 1250);     /* store (at least not discharge) */
+    expect_bounds(peak, 2, 400, -1250, 1250); /* store it: self-consumption */
     expect_bounds(peak, 2, 900, 900, 1250);   /* store it and 300 more from the grid */
     /* export pays more now than later: sell exactly what the plan sells */
     sim_plan_interval sell[2] = {{100, 300000, 250000}, {100, 300000, 80000}};

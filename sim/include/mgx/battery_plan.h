@@ -103,7 +103,9 @@ int64_t sim_plan_interval_cost_nuc(const sim_plan_interval *iv, int64_t grid_wh)
  * give it a reason, so with flat prices the bounds are always [-power_wh, power_wh]:
  *  - it charges more than the forecast surplus and a dearer interval lies ahead: at least that
  *    much (from the grid if PV falls short);
- *  - it does not discharge and a dearer interval lies ahead: no discharge (hold);
+ *  - it does not discharge into a forecast load and a dearer interval lies ahead: no
+ *    discharge (hold); a plan that only stores forecast surplus is self-consumption, so a
+ *    cloud that turns the surplus into a deficit is met from the battery;
  *  - it covers only part of the forecast load and a dearer interval lies ahead: at most that;
  *  - it discharges more than the forecast load and export pays less later: exactly that.
  * iv and plan are the n intervals given to and returned by sim_plan_solve. */
