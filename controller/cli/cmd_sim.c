@@ -32,7 +32,7 @@
 
 static const char SIM_USAGE[] =
     "usage: mgx sim SCENARIO.ini --out DIR [--data FILE.csv] [--runs N] [--seed S]\n"
-    "               [--home-intervals] [--compare-timing]\n"
+    "               [--home-intervals] [--compare-timing | --compare-battery]\n"
     "       mgx sim SCENARIO.ini --out DIR --serve-modbus HOST:PORT [meter options]\n"
     "       mgx sim --sweep SWEEP.ini --out DIR [--jobs N] [--no-plots] [--quiet]\n"
     "\n"
@@ -50,6 +50,10 @@ static const char SIM_USAGE[] =
     "                   money, saving against grid only) of the first run; large for big runs\n"
     "  --compare-timing run the scenario under both timings, ex_ante and ex_post, with outputs\n"
     "                   in DIR/ex_ante and DIR/ex_post, and print the comparison\n"
+    "  --compare-battery run the scenario with every battery on self-consumption and on the\n"
+    "                   scheduler (battery_policy = schedule), outputs in\n"
+    "                   DIR/self_consumption and DIR/schedule, and print the comparison with\n"
+    "                   the worst home\n"
     "  --no-plots       do not run gnuplot\n"
     "  --quiet          print nothing but errors\n"
     "\n"
@@ -88,6 +92,7 @@ typedef struct {
     int plots, quiet;
     int home_intervals; /* --home-intervals */
     int compare_timing; /* --compare-timing */
+    int compare_battery; /* --compare-battery */
     /* --serve-modbus */
     int serve;
     char host[256];
@@ -205,6 +210,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"help", no_argument, NULL, 'h'},
         {"home-intervals", no_argument, NULL, 'I'},
         {"compare-timing", no_argument, NULL, 'X'},
+        {"compare-battery", no_argument, NULL, 'K'},
         {"serve-modbus", required_argument, NULL, 'M'},
         {"meter-profile", required_argument, NULL, 'F'},
         {"clock-speed", required_argument, NULL, 'C'},
@@ -263,6 +269,9 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         case 'X':
             o->compare_timing = 1;
             break;
+        case 'K':
+            o->compare_battery = 1;
+            break;
         case 'h':
             fputs(SIM_USAGE, stdout);
             return -1;
@@ -300,6 +309,10 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         fprintf(stderr, "mgx sim: --serve-modbus runs one timing; leave out --compare-timing\n");
         return CTL_EXIT_USAGE;
     }
+    if ((o->serve || o->compare_timing) && o->compare_battery) {
+        fprintf(stderr, "mgx sim: --compare-battery runs alone\n");
+        return CTL_EXIT_USAGE;
+    }
     if (o->serve && o->runs > 1) {
         fprintf(stderr, "mgx sim: --serve-modbus runs one seed; leave out --runs\n");
         return CTL_EXIT_USAGE;
@@ -329,8 +342,10 @@ static void write_flow(const sim_flow *fl, void *ctx)
 
 /* Runs every seed of one scenario, writes the outputs into out_dir and prints the summary.
  * kpis (may be NULL) receives the first run's KPIs: [0] with trading, [1] grid only. */
+/* kpis (NULL: not wanted) receives the first run's figures with trading and grid only; homes
+ * (NULL: not wanted) a copy of its per-home rows, the caller's to free. */
 static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *data,
-                   const char *out_dir, sim_kpis kpis[2])
+                   const char *out_dir, sim_kpis kpis[2], sim_home_row **homes)
 {
     size_t n = (size_t)o->runs;
     sim_result **res = calloc(n, sizeof *res);
@@ -422,6 +437,15 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
         kpis[0] = *sim_result_kpis(res[0]);
         kpis[1] = *sim_result_baseline(res[0]);
     }
+    if (homes) {
+        size_t nh;
+        const sim_home_row *rows = sim_result_homes(res[0], &nh);
+        if (!(*homes = malloc(nh * sizeof **homes))) {
+            fprintf(stderr, "mgx sim: out of memory\n");
+            goto out;
+        }
+        memcpy(*homes, rows, nh * sizeof **homes);
+    }
     if (o->plots)
         ctl_sim_render_plots(out_dir, o->quiet, "plots.gp");
     if (srv)
@@ -466,7 +490,7 @@ static int compare_timing(const sim_opts *o, const sim_scenario *sc, const sim_d
                     strerror(errno));
             goto out;
         }
-        if ((rc = run_all(o, v, data, dir, k[i])) != CTL_EXIT_OK)
+        if ((rc = run_all(o, v, data, dir, k[i], NULL)) != CTL_EXIT_OK)
             goto out;
         if (!o->quiet)
             printf("\n");
@@ -504,6 +528,146 @@ out:
     return rc;
 }
 
+/* The group of home h (homes are numbered group by group). */
+static size_t group_of(const sim_scenario *sc, size_t h)
+{
+    size_t g = 0;
+    while (g + 1 < sc->n_groups && h >= sc->groups[g].count) {
+        h -= sc->groups[g].count;
+        g++;
+    }
+    return g;
+}
+
+/* Whole currency from uc, kWh from Wh (for printing only). */
+static double mio(int64_t v)
+{
+    return (double)v / 1e6;
+}
+
+static double kilo(int64_t v)
+{
+    return (double)v / 1e3;
+}
+
+/* --compare-battery: every battery on self-consumption, then on the scheduler; outputs in
+ * DIR/self_consumption and DIR/schedule, then the figures side by side and the home that
+ * gains least (or loses most) from the scheduler, on the bill with trading and grid only. */
+static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_data *data)
+{
+    static const sim_battery_policy P[2] = {SIM_BATTERY_SELF_CONSUMPTION, SIM_BATTERY_SCHEDULE};
+    sim_kpis k[2][2];
+    sim_home_row *rows[2] = {NULL, NULL};
+    sim_scenario *v = malloc(sizeof *v);
+    char dir[4200];
+    int rc = CTL_EXIT_FAILURE;
+    if (!v) {
+        fprintf(stderr, "mgx sim: out of memory\n");
+        return rc;
+    }
+    for (int i = 0; i < 2; i++) {
+        *v = *sc;
+        for (size_t g = 0; g < v->n_groups; g++)
+            v->groups[g].battery_policy = P[i];
+        snprintf(dir, sizeof dir, "%s/%s", o->out, sim_battery_policy_name(P[i]));
+        if (make_dir(dir) != 0) {
+            fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", dir,
+                    strerror(errno));
+            goto out;
+        }
+        if ((rc = run_all(o, v, data, dir, k[i], &rows[i])) != CTL_EXIT_OK)
+            goto out;
+        rc = CTL_EXIT_FAILURE;
+        if (!o->quiet)
+            printf("\n");
+    }
+    if (!o->quiet) {
+        size_t nh = sim_scenario_homes(sc), worse = 0, worse_base = 0, bat_homes = 0;
+        size_t worse_bat = 0, worst_bat = 0;
+        int64_t worst_bat_d = INT64_MIN;
+        size_t worst = 0, worst_base = 0, planned = 0;
+        int64_t worst_d = INT64_MIN, worst_base_d = INT64_MIN;
+        double usable_kwh = 0;
+        for (size_t h = 0; h < nh; h++) {
+            int64_t d = rows[1][h].cost_uc - rows[0][h].cost_uc;
+            int64_t db = rows[1][h].base_cost_uc - rows[0][h].base_cost_uc;
+            worse += d > 0;
+            worse_base += db > 0;
+            if (d > worst_d) {
+                worst_d = d;
+                worst = h;
+            }
+            if (db > worst_base_d) {
+                worst_base_d = db;
+                worst_base = h;
+            }
+            planned += rows[1][h].planned_intervals;
+            const sim_group *g = &sc->groups[group_of(sc, h)];
+            if (g->battery_kwh > 0 && g->battery_kw > 0) {
+                bat_homes++;
+                worse_bat += d > 0;
+                if (d > worst_bat_d) {
+                    worst_bat_d = d;
+                    worst_bat = h;
+                }
+                usable_kwh += g->battery_kwh * (g->soc_max - g->soc_min);
+            }
+        }
+        double per_kw = 60.0 / sc->interval_min / 1000.0;
+        printf("%s: batteries on self-consumption against the scheduler (seed %llu, %s)\n",
+               sc->name, (unsigned long long)(o->has_seed ? o->seed : sc->seed),
+               mkt_timing_name(sc->timing));
+        printf("  %-36s %16s %16s\n", "", "self_consumption", "schedule");
+        printf("  %-36s %16.2f %16.2f\n", "community bill, with trading", mio(k[0][0].cost_uc),
+               mio(k[1][0].cost_uc));
+        printf("  %-36s %16.2f %16.2f\n", "community bill, grid only", mio(k[0][1].cost_uc),
+               mio(k[1][1].cost_uc));
+        printf("  %-36s %16.2f %16.2f\n", "saving of trading (grid only - with)",
+               mio(k[0][1].cost_uc - k[0][0].cost_uc),
+               mio(k[1][1].cost_uc - k[1][0].cost_uc));
+        printf("  %-36s %16.2f %16.2f\n", "peak import kW, with trading",
+               (double)k[0][0].peak_import_wh * per_kw, (double)k[1][0].peak_import_wh * per_kw);
+        printf("  %-36s %16.2f %16.2f\n", "peak import kW, grid only",
+               (double)k[0][1].peak_import_wh * per_kw, (double)k[1][1].peak_import_wh * per_kw);
+        printf("  %-36s %16.1f %16.1f\n", "battery discharged kWh",
+               kilo(k[0][0].battery_discharged_wh), kilo(k[1][0].battery_discharged_wh));
+        printf("  %-36s %16.1f %16.1f\n", "battery losses kWh", kilo(k[0][0].battery_loss_wh),
+               kilo(k[1][0].battery_loss_wh));
+        if (usable_kwh > 0)
+            printf("  %-36s %16.1f %16.1f\n", "full cycles per battery",
+                   kilo(k[0][0].battery_discharged_wh) / usable_kwh,
+                   kilo(k[1][0].battery_discharged_wh) / usable_kwh);
+        printf("  %-36s %16.1f %16.1f\n", "self-sufficiency %", 100 * k[0][0].self_sufficiency,
+               100 * k[1][0].self_sufficiency);
+        printf("  scheduler: %zu homes with batteries followed a plan in %.1f%% of their "
+               "intervals\n",
+               bat_homes,
+               bat_homes ? 100.0 * (double)planned / ((double)bat_homes * (double)k[1][0].intervals)
+                         : 0.0);
+        printf("  saving of the scheduler over self-consumption: %.2f with trading, %.2f grid "
+               "only\n",
+               mio(k[0][0].cost_uc - k[1][0].cost_uc),
+               mio(k[0][1].cost_uc - k[1][1].cost_uc));
+        printf("  homes worse off than on self-consumption (their bill is higher):\n");
+        printf("    grid only:    %3zu of %zu (worst: home %zu of group %s, %+.2f)\n", worse_base,
+               nh, worst_base, sc->groups[group_of(sc, worst_base)].name, mio(worst_base_d));
+        printf("    with trading: %3zu of %zu (worst: home %zu of group %s, %+.2f)\n", worse, nh,
+               worst, sc->groups[group_of(sc, worst)].name, mio(worst_d));
+        if (bat_homes)
+            printf("      of them with a battery: %zu of %zu (worst: home %zu of group %s, "
+                   "%+.2f); the others' bills move with the market prices\n",
+                   worse_bat, bat_homes, worst_bat, sc->groups[group_of(sc, worst_bat)].name,
+                   mio(worst_bat_d));
+        fflush(stdout);
+    }
+    rc = CTL_EXIT_OK;
+out:
+    free(rows[0]);
+    free(rows[1]);
+    free(v);
+    return rc;
+}
+
 int ctl_cmd_sim(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -534,7 +698,9 @@ int ctl_cmd_sim(int argc, char **argv)
         fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", o.out, strerror(errno));
         goto out;
     }
-    rc = o.compare_timing ? compare_timing(&o, sc, data) : run_all(&o, sc, data, o.out, NULL);
+    rc = o.compare_timing    ? compare_timing(&o, sc, data)
+         : o.compare_battery ? compare_battery(&o, sc, data)
+                             : run_all(&o, sc, data, o.out, NULL, NULL);
 out:
     sim_data_free(data);
     free(sc);

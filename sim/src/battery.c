@@ -75,3 +75,36 @@ sim_battery_flow sim_battery_step(sim_battery *b, int64_t surplus_wh, int64_t de
     }
     return f;
 }
+
+sim_battery_flow sim_battery_step_bounded(sim_battery *b, int64_t surplus_wh, int64_t deficit_wh,
+                                          int64_t lo_wh, int64_t hi_wh, int apply)
+{
+    sim_battery_flow f = {0, 0, 0};
+    if (b->power_wh == 0)
+        return f;
+    int64_t want = surplus_wh > 0 ? surplus_wh : -deficit_wh;
+    if (want < lo_wh)
+        want = lo_wh;
+    if (want > hi_wh)
+        want = hi_wh;
+    if (want > 0 && b->stored_wh < b->max_wh) {
+        int64_t in = min64(min64(want, b->power_wh), charge_for_room(b, b->max_wh - b->stored_wh));
+        int64_t kept = (int64_t)floor((double)in * b->eta_charge);
+        f.charge_wh = in;
+        f.loss_wh = in - kept;
+        if (apply)
+            b->stored_wh += kept;
+    } else if (want < 0 && b->stored_wh > b->min_wh) {
+        int64_t avail = b->stored_wh - b->min_wh;
+        int64_t out = min64(min64(-want, b->power_wh),
+                            (int64_t)floor((double)avail * b->eta_discharge));
+        while (out > 0 && drawn_for(b, out) > avail)
+            out--;
+        int64_t drawn = drawn_for(b, out);
+        f.discharge_wh = out;
+        f.loss_wh = drawn - out;
+        if (apply)
+            b->stored_wh -= drawn;
+    }
+    return f;
+}

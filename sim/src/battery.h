@@ -18,8 +18,8 @@ typedef struct {
 } sim_battery;
 
 typedef struct {
-    int64_t charge_wh;    /* taken from surplus */
-    int64_t discharge_wh; /* delivered to the load */
+    int64_t charge_wh;    /* taken in (from surplus; from the grid too under a plan) */
+    int64_t discharge_wh; /* delivered (to the load; to the grid too under a plan) */
     int64_t loss_wh;
 } sim_battery_flow;
 
@@ -30,5 +30,12 @@ void sim_battery_init(sim_battery *b, const sim_group *g, uint32_t interval_min)
  * them is non-zero). Updates the battery when apply is non-zero; otherwise only predicts. */
 sim_battery_flow sim_battery_step(sim_battery *b, int64_t surplus_wh, int64_t deficit_wh,
                                   int apply);
+
+/* A planned interval: what self-consumption would do (surplus charges, deficit discharges),
+ * clamped into [lo_wh, hi_wh] (> 0 charge; sim_plan_bounds), then into the battery's power and
+ * window. Charging beyond the surplus takes from the grid, discharging beyond the deficit
+ * exports. With lo = -power_wh and hi = power_wh it is sim_battery_step. */
+sim_battery_flow sim_battery_step_bounded(sim_battery *b, int64_t surplus_wh, int64_t deficit_wh,
+                                          int64_t lo_wh, int64_t hi_wh, int apply);
 
 #endif

@@ -17,6 +17,7 @@
 #include "mgx/sim.h"
 #include "mgx/topology.h"
 
+#include "mgx/battery_plan.h"
 #include "mgx/ex_post.h"
 #include "mgx/imbalance.h"
 #include "mgx/market.h"
@@ -31,6 +32,7 @@
 #include "timegrid.h"
 
 #include <gsl/gsl_rng.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,11 @@ typedef struct {
     sim_random draws;  /* the pricing rules' view of rng */
     /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
     int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
+    /* SIM_BATTERY_SCHEDULE: the last day's PV and load, interval j in slot j % intervals a day
+     * (NULL for other homes), and this interval's bounds from the plan (planned == 0: none) */
+    int64_t *day_pv_wh, *day_load_wh;
+    int planned;
+    int64_t plan_lo_wh, plan_hi_wh;
     /* this interval's order */
     int ordered;
     mkt_side side;
@@ -82,6 +89,12 @@ typedef struct {
     mkt_params params;
     sim_result *res;
     sim_kpi_acc acc, base_acc;
+    /* the battery scheduler's inputs, outputs and workspace (grown as needed) */
+    size_t per_day;
+    sim_plan_interval *plan_in;
+    sim_plan_step *plan_out;
+    void *plan_work;
+    size_t plan_work_len;
 } run_ctx;
 
 /* splitmix64: decorrelates the per-home seeds derived from one run seed */
@@ -136,6 +149,12 @@ static int setup_homes(run_ctx *x, uint64_t seed)
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
+            if (gr->battery_policy == SIM_BATTERY_SCHEDULE && hm->bat.power_wh > 0) {
+                hm->day_pv_wh = calloc(x->per_day, sizeof *hm->day_pv_wh);
+                hm->day_load_wh = calloc(x->per_day, sizeof *hm->day_load_wh);
+                if (!hm->day_pv_wh || !hm->day_load_wh)
+                    return SIM_E_NOMEM;
+            }
             sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
             hm->draws = (sim_random){draw_uniform, draw_uniform_int, hm->rng};
             sim_pricing_init(&hm->trader, &sp, &hm->draws);
@@ -183,7 +202,15 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
     }
     int64_t qty;
     mkt_side side;
-    if (net > 0) {
+    if (hm->planned) {
+        /* what the plan makes the battery do if the forecast holds */
+        sim_battery_flow f =
+            sim_battery_step_bounded(&hm->bat, net > 0 ? net : 0, net < 0 ? -net : 0,
+                                     hm->plan_lo_wh, hm->plan_hi_wh, 0);
+        int64_t out = net - f.charge_wh + f.discharge_wh;
+        side = out > 0 ? MKT_SELL : MKT_BUY;
+        qty = out > 0 ? out : -out;
+    } else if (net > 0) {
         sim_battery_flow f = sim_battery_step(&hm->bat, net, 0, 0);
         qty = net - f.charge_wh;
         side = MKT_SELL;
@@ -233,15 +260,26 @@ static void home_physics(run_ctx *x, home *hm, size_t h, size_t k, sim_flow *f)
     f->direct_wh = min64(f->pv_wh, f->load_wh);
     int64_t surplus = f->pv_wh - f->direct_wh, deficit = f->load_wh - f->direct_wh;
     f->stored_before_wh = hm->bat.stored_wh;
-    sim_battery_flow bf = sim_battery_step(&hm->bat, surplus, deficit, 1);
+    sim_battery_flow bf =
+        hm->planned ? sim_battery_step_bounded(&hm->bat, surplus, deficit, hm->plan_lo_wh,
+                                               hm->plan_hi_wh, 1)
+                    : sim_battery_step(&hm->bat, surplus, deficit, 1);
     f->stored_after_wh = hm->bat.stored_wh;
     f->charge_wh = bf.charge_wh;
     f->discharge_wh = bf.discharge_wh;
     f->loss_wh = bf.loss_wh;
-    f->export_wh = surplus - bf.charge_wh;
-    f->import_wh = deficit - bf.discharge_wh;
+    /* self-consumption charges only from surplus and discharges only into the deficit; a plan
+     * may also charge from the grid or discharge into it */
+    int64_t grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
+    f->import_wh = grid > 0 ? grid : 0;
+    f->export_wh = grid < 0 ? -grid : 0;
+    f->grid_charge_wh = bf.charge_wh > surplus ? bf.charge_wh - surplus : 0;
     hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = f->pv_wh;
     hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = f->load_wh;
+    if (hm->day_pv_wh) {
+        hm->day_pv_wh[k % x->per_day] = f->pv_wh;
+        hm->day_load_wh[k % x->per_day] = f->load_wh;
+    }
 }
 
 /* Both settlements of one home's metered interval: the local contract mp (NULL: none) and the
@@ -290,6 +328,7 @@ static void record_home(run_ctx *x, const sim_flow *f)
     r->base_grid_export_wh += f->export_wh;
     r->battery_charged_wh += f->charge_wh;
     r->battery_discharged_wh += f->discharge_wh;
+    r->planned_intervals += (size_t)x->homes[f->home].planned;
     r->cost_uc += f->cost_uc;
     r->base_cost_uc += f->base_cost_uc;
 }
@@ -444,11 +483,89 @@ static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
     return SIM_OK;
 }
 
+/* SIM_BATTERY_SCHEDULE: plans home hm's battery from interval k over the next day (less the
+ * forecast lag's unknown intervals) on day-ahead persistence: the forecast of interval k + j is
+ * what the home measured in k + j - one day. Grid prices (retail, with its peak; feed-in);
+ * energy left at the end is worth feed-in after discharge losses. The first interval's plan
+ * bounds the battery (sim_plan_bounds) when its expected gain over self-consumption on the same
+ * forecast reaches the group's schedule_min_gain; otherwise the home runs self-consumption. */
+static int plan_home(run_ctx *x, home *hm, size_t k)
+{
+    hm->planned = 0;
+    if (!hm->day_pv_wh || k < x->per_day)
+        return SIM_OK; /* no day of history yet */
+    const sim_scenario *sc = x->sc;
+    const sim_group *g = &sc->groups[hm->group];
+    size_t n = x->per_day - (lag_of(sc) - 1);
+    if (n > SIM_PLAN_MAX_INTERVALS)
+        n = SIM_PLAN_MAX_INTERVALS;
+    for (size_t j = 0; j < n; j++) {
+        size_t slot = (k + j) % x->per_day;
+        x->plan_in[j].net_wh = hm->day_load_wh[slot] - hm->day_pv_wh[slot];
+        x->plan_in[j].import_uc_per_kwh =
+            sim_scenario_retail_at(sc, sim_interval_start_utc(sc, k + j));
+        x->plan_in[j].export_uc_per_kwh = sc->feed_in_uc_per_kwh;
+    }
+    /* with the same prices all horizon long the plan's bounds are self-consumption's
+     * (sim_plan_bounds): no need to solve */
+    int varies = 0;
+    for (size_t j = 1; j < n && !varies; j++)
+        varies = x->plan_in[j].import_uc_per_kwh != x->plan_in[0].import_uc_per_kwh ||
+                 x->plan_in[j].export_uc_per_kwh != x->plan_in[0].export_uc_per_kwh;
+    if (!varies)
+        return SIM_OK;
+    uint32_t eff = (uint32_t)llround(hm->bat.eta_charge * 1000.0);
+    sim_plan_battery b = {hm->bat.min_wh,
+                          hm->bat.max_wh,
+                          hm->bat.stored_wh,
+                          hm->bat.power_wh,
+                          hm->bat.power_wh,
+                          eff,
+                          eff,
+                          SIM_PLAN_NO_CAP,
+                          SIM_PLAN_NO_CAP,
+                          sc->feed_in_uc_per_kwh * eff / 1000,
+                          0};
+    size_t need = sim_plan_workspace_size(&b, n);
+    if (need == 0)
+        return SIM_OK; /* a battery the planner cannot take: self-consumption */
+    if (need > x->plan_work_len) {
+        void *w = realloc(x->plan_work, need);
+        if (!w)
+            return SIM_E_NOMEM;
+        x->plan_work = w;
+        x->plan_work_len = need;
+    }
+    int64_t plan_nuc, sc_nuc;
+    if (sim_plan_solve(&b, x->plan_in, n, x->plan_work, x->plan_work_len, x->plan_out,
+                       &plan_nuc) ||
+        sim_plan_self_consumption(&b, x->plan_in, n, NULL, &sc_nuc))
+        return SIM_OK;
+    if (sc_nuc - plan_nuc < g->schedule_min_gain_uc * 1000)
+        return SIM_OK;
+    sim_plan_bounds(x->plan_in, x->plan_out, n, hm->bat.power_wh, &hm->plan_lo_wh,
+                    &hm->plan_hi_wh);
+    hm->planned = hm->plan_lo_wh != -hm->bat.power_wh || hm->plan_hi_wh != hm->bat.power_wh;
+    return SIM_OK;
+}
+
 static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
 {
     /* the controller's interval number, floor(start / length), so that ties break alike */
     int64_t start = sim_interval_start_utc(x->sc, k), len = (int64_t)x->sc->interval_min * 60;
     x->params.interval_id = start / len - (start % len < 0);
+    if (x->sc->retail_peak_uc_per_kwh > 0) {
+        /* a two-rate tariff: the grid's terms, and so the agents' band, of this interval */
+        x->params.retail_uc_per_kwh = sim_scenario_retail_at(x->sc, start);
+        x->band = sim_band_from(x->sc->feed_in_uc_per_kwh, x->params.retail_uc_per_kwh,
+                                x->sc->network_fee_uc_per_kwh);
+    }
+    for (size_t h = 0; h < x->n_homes; h++) {
+        int rc = plan_home(x, &x->homes[h], k);
+        if (rc)
+            return sim_fail(err, err_len, rc, "interval %zu, home %zu: out of memory to plan", k,
+                            h);
+    }
     int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
                                           : clear_ex_ante(x, k, err, err_len);
     return rc ? rc : finish_interval(x, k, err, err_len);
@@ -518,6 +635,11 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     x->pv = sim_pv_new(x->sc);
     x->load = sim_load_new(x->sc);
     x->weather = rng_for(seed, STREAM_WEATHER);
+    x->per_day = 1440 / x->sc->interval_min;
+    x->plan_in = calloc(x->per_day, sizeof *x->plan_in);
+    x->plan_out = calloc(x->per_day, sizeof *x->plan_out);
+    if (!x->plan_in || !x->plan_out)
+        return SIM_E_NOMEM;
     if (!res->intervals || !res->homes || !x->homes || !x->orders || !x->flows || !x->prefs ||
         !x->post || !x->clearing || !x->pv ||
         !x->load || !x->weather)
@@ -532,7 +654,12 @@ static void free_run(run_ctx *x)
         gsl_rng_free(x->homes[h].rng);
         gsl_rng_free(x->homes[h].load_rng);
         gsl_rng_free(x->homes[h].pv_rng);
+        free(x->homes[h].day_pv_wh);
+        free(x->homes[h].day_load_wh);
     }
+    free(x->plan_in);
+    free(x->plan_out);
+    free(x->plan_work);
     free(x->homes);
     free(x->orders);
     free(x->flows);

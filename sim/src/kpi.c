@@ -20,7 +20,7 @@ void sim_kpi_add_flow(sim_kpi_acc *a, const sim_flow *f, int baseline)
     sim_kpis *k = &a->k;
     k->load_wh += f->load_wh;
     k->pv_wh += f->pv_wh;
-    k->pv_self_consumed_wh += f->direct_wh + f->charge_wh;
+    k->pv_self_consumed_wh += f->direct_wh + f->charge_wh - f->grid_charge_wh;
     k->battery_charged_wh += f->charge_wh;
     k->battery_discharged_wh += f->discharge_wh;
     k->battery_loss_wh += f->loss_wh;

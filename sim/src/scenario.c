@@ -30,7 +30,8 @@
 #define DEFAULT_LONGITUDE 7.842
 #define DEFAULT_UTC_OFFSET_MIN 60
 
-typedef enum { K_STR, K_DBL, K_U32, K_U64, K_I64, K_TZ, K_DATE, K_MECH, K_TIMING, K_AGENT } key_kind;
+typedef enum { K_STR, K_DBL, K_U32, K_U64, K_I64, K_TZ, K_DATE, K_MECH, K_TIMING, K_AGENT,
+               K_POLICY } key_kind;
 
 enum { LO_OPEN = 1u, HI_OPEN = 2u, DIVIDES_DAY = 4u };
 
@@ -64,6 +65,9 @@ static const key_def scenario_keys[] = {
     SK("market", "feed_in_tariff", K_I64, feed_in_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "retail_tariff", K_I64, retail_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "network_fee", K_I64, network_fee_uc_per_kwh, 0, PRICE_MAX, 0),
+    SK("market", "retail_peak_tariff", K_I64, retail_peak_uc_per_kwh, 0, PRICE_MAX, 0),
+    SK("market", "peak_start", K_U32, peak_start_h, 0, 24, 0),
+    SK("market", "peak_end", K_U32, peak_end_h, 0, 24, 0),
     SK("market", "forecast_lag", K_U32, forecast_lag, 1, SIM_MAX_FORECAST_LAG, 0),
     SK("market", "timing", K_TIMING, timing, 0, 0, 0),
 };
@@ -82,6 +86,8 @@ static const key_def group_keys[] = {
     GK("soc_min", K_DBL, soc_min, 0, 1, 0),
     GK("soc_max", K_DBL, soc_max, 0, 1, 0),
     GK("soc_initial", K_DBL, soc_initial, 0, 1, 0),
+    GK("battery_policy", K_POLICY, battery_policy, 0, 0, 0),
+    GK("schedule_min_gain", K_I64, schedule_min_gain_uc, 0, 1e12, 0),
     GK("annual_kwh", K_DBL, annual_kwh, 0, 1e6, 0),
     GK("agent", K_AGENT, agent, 0, 0, 0),
     GK("markup", K_DBL, markup, 0, 1, 0),
@@ -161,6 +167,8 @@ void sim_group_defaults(sim_group *g)
     g->soc_min = 0.1;
     g->soc_max = 0.9;
     g->soc_initial = 0.5;
+    g->battery_policy = SIM_BATTERY_SELF_CONSUMPTION;
+    g->schedule_min_gain_uc = 10000;
     g->annual_kwh = 3500.0;
     g->agent = SIM_AGENT_TRUTHFUL;
     g->markup = 0.1;
@@ -168,6 +176,37 @@ void sim_group_defaults(sim_group *g)
     g->zip_momentum = 0.05;
     g->feeder_export_kw = -1.0;
     g->feeder_import_kw = -1.0;
+}
+
+int64_t sim_scenario_retail_at(const sim_scenario *sc, int64_t start_utc)
+{
+    if (sc->retail_peak_uc_per_kwh <= 0)
+        return sc->retail_uc_per_kwh;
+    int64_t local = start_utc + (int64_t)sc->utc_offset_min * 60;
+    int64_t sec = local % 86400;
+    if (sec < 0)
+        sec += 86400;
+    int64_t h = sec / 3600;
+    int peak = sc->peak_start_h <= sc->peak_end_h
+                   ? h >= sc->peak_start_h && h < sc->peak_end_h
+                   : h >= sc->peak_start_h || h < sc->peak_end_h; /* over midnight */
+    return peak ? sc->retail_peak_uc_per_kwh : sc->retail_uc_per_kwh;
+}
+
+const char *sim_battery_policy_name(sim_battery_policy p)
+{
+    return p == SIM_BATTERY_SCHEDULE ? "schedule" : "self_consumption";
+}
+
+int sim_battery_policy_parse(const char *s, sim_battery_policy *out)
+{
+    if (strcmp(s, "self_consumption") == 0)
+        *out = SIM_BATTERY_SELF_CONSUMPTION;
+    else if (strcmp(s, "schedule") == 0)
+        *out = SIM_BATTERY_SCHEDULE;
+    else
+        return -1;
+    return 0;
 }
 
 size_t sim_scenario_homes(const sim_scenario *sc)
@@ -310,6 +349,8 @@ static const char *expected(key_kind k)
         return "ex_ante or ex_post";
     case K_AGENT:
         return "truthful, zic, markup or zip";
+    case K_POLICY:
+        return "self_consumption or schedule";
     }
     return "?";
 }
@@ -326,6 +367,7 @@ static int store(const key_def *k, void *base, const char *v)
     mkt_mechanism m;
     mkt_timing t;
     sim_agent_kind a;
+    sim_battery_policy bp;
     uint32_t x;
     switch (k->kind) {
     case K_STR:
@@ -380,6 +422,11 @@ static int store(const key_def *k, void *base, const char *v)
         if (sim_strategy_parse(v, &a) != SIM_STRAT_OK) /* the names the home agent takes */
             return -1;
         memcpy(p, &a, sizeof a);
+        return 0;
+    case K_POLICY:
+        if (sim_battery_policy_parse(v, &bp))
+            return -1;
+        memcpy(p, &bp, sizeof bp);
         return 0;
     }
     return -1;
@@ -462,7 +509,8 @@ static int check_key(const key_def *k, const void *base, char *err, size_t len)
     } else if (k->kind == K_STR) {
         if (memchr(p, '\0', SIM_NAME_MAX) == NULL || !name_valid(p))
             return sim_fail(err, len, -2, "%s must be %s", k->name, expected(K_STR));
-    } else if (k->kind == K_MECH || k->kind == K_TIMING || k->kind == K_AGENT) {
+    } else if (k->kind == K_MECH || k->kind == K_TIMING || k->kind == K_AGENT ||
+               k->kind == K_POLICY) {
         int e;
         memcpy(&e, p, sizeof e);
         if (e < 0 || e > (k->kind == K_AGENT ? 3 : 1))
@@ -553,6 +601,13 @@ static int check_all(const sim_scenario *sc, fault *f, char *err, size_t len)
                  (long long)sc->feed_in_uc_per_kwh, (long long)sc->retail_uc_per_kwh);
         return fail_at(f, -1, key_index(scenario_keys, N_SKEYS, "market", "feed_in_tariff"),
                        key_index(scenario_keys, N_SKEYS, "market", "retail_tariff"));
+    }
+    if (sc->retail_peak_uc_per_kwh > 0 && sc->feed_in_uc_per_kwh > sc->retail_peak_uc_per_kwh) {
+        sim_fail(err, len, SIM_E_PARSE,
+                 "feed_in_tariff %lld is above retail_peak_tariff %lld uc/kWh in [market]",
+                 (long long)sc->feed_in_uc_per_kwh, (long long)sc->retail_peak_uc_per_kwh);
+        return fail_at(f, -1, key_index(scenario_keys, N_SKEYS, "market", "feed_in_tariff"),
+                       key_index(scenario_keys, N_SKEYS, "market", "retail_peak_tariff"));
     }
     if (sc->n_groups == 0 || sc->n_groups > SIM_MAX_GROUPS) {
         sim_fail(err, len, SIM_E_PARSE,

@@ -26,6 +26,13 @@ extern "C" {
 #define SIM_MAX_DAYS 3660
 #define SIM_MAX_FORECAST_LAG 8
 
+/* How a group's batteries are run (docs/simulator.md, "Battery scheduling"). */
+typedef enum {
+    SIM_BATTERY_SELF_CONSUMPTION = 0, /* surplus charges, deficit discharges (the default) */
+    SIM_BATTERY_SCHEDULE = 1 /* a 24 h plan by the scheduler (mgx/battery_plan.h), re-made
+                                every interval from day-ahead persistence forecasts */
+} sim_battery_policy;
+
 /* One archetype of homes. */
 typedef struct {
     char name[SIM_NAME_MAX];
@@ -43,6 +50,10 @@ typedef struct {
     double soc_min;            /* fractions of capacity */
     double soc_max;
     double soc_initial;
+    sim_battery_policy battery_policy;
+    /* SIM_BATTERY_SCHEDULE: follow a plan only when it is expected to beat self-consumption
+     * over its horizon by at least this much (uc); otherwise run self-consumption */
+    int64_t schedule_min_gain_uc;
     /* load */
     double annual_kwh;
     /* trading agent */
@@ -77,6 +88,10 @@ typedef struct {
     int64_t feed_in_uc_per_kwh;
     int64_t retail_uc_per_kwh;
     int64_t network_fee_uc_per_kwh;
+    /* A two-rate tariff: retail_peak_uc_per_kwh (0: none) instead of retail_uc_per_kwh in the
+     * intervals that start in [peak_start_h, peak_end_h) local standard time. */
+    int64_t retail_peak_uc_per_kwh;
+    uint32_t peak_start_h, peak_end_h;
     /* Intervals between the one a home forecasts from and the one it orders for: 1 (default)
      * orders for k from k - 1; 2 from k - 2, what a real agent can do, because interval k - 1
      * has not ended when k's gate closes (docs/end-to-end.md). */
@@ -130,6 +145,12 @@ int sim_scenario_validate(const sim_scenario *sc, char *err, size_t err_len);
  */
 int sim_scenario_set(sim_scenario *sc, const char *section, const char *key, const char *value,
                      char *err, size_t err_len);
+/* The retail tariff (all-in, uc/kWh) of the interval that starts at start_utc (Unix s). */
+int64_t sim_scenario_retail_at(const sim_scenario *sc, int64_t start_utc);
+
+/* "self_consumption" or "schedule"; parse returns 0 or -1. */
+const char *sim_battery_policy_name(sim_battery_policy p);
+int sim_battery_policy_parse(const char *s, sim_battery_policy *out);
 
 /* Total number of homes over all groups. */
 size_t sim_scenario_homes(const sim_scenario *sc);

@@ -83,6 +83,7 @@ typedef struct {
     int64_t base_grid_import_wh, base_grid_export_wh;
     int64_t battery_charged_wh, battery_discharged_wh;
     int64_t cost_uc, base_cost_uc;
+    size_t planned_intervals; /* intervals its battery followed a plan (battery_policy) */
     uint32_t group;
     int measured; /* load and PV came from the data file */
 } sim_home_row;
@@ -92,8 +93,9 @@ typedef struct {
     size_t home, interval;
     int64_t load_wh, pv_wh;
     int64_t direct_wh;    /* PV used at once by the load */
-    int64_t charge_wh;    /* PV into the battery (before losses) */
-    int64_t discharge_wh; /* battery to the load (after losses) */
+    int64_t charge_wh;      /* into the battery (before losses) */
+    int64_t grid_charge_wh; /* the part of charge_wh from the grid (a plan; else 0) */
+    int64_t discharge_wh;   /* out of the battery (after losses): to the load, or exported */
     int64_t loss_wh;      /* battery losses this interval */
     int64_t stored_before_wh, stored_after_wh;
     int64_t import_wh, export_wh;             /* at the meter */
