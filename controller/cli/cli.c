@@ -27,6 +27,7 @@ static const command COMMANDS[] = {
     {"participant", ctl_cmd_participant, "add, list or remove community participants"},
     {"ledger", ctl_cmd_ledger, "verify, prove and export the settlement ledger"},
     {"doctor", ctl_cmd_doctor, "check a daemon's config, keys, broker, meters, clock and files"},
+    {"web", ctl_cmd_web, "serve the community's web dashboard (homes and coordinator)"},
 };
 
 static void usage(FILE *out)
