@@ -457,6 +457,78 @@ static void http_api(void **state)
     curl_easy_cleanup(c);
 }
 
+/* ---- tls: the same server with tls_cert and tls_key ---- */
+
+static void tls(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MGX_BIN");
+    char conf[600], out[600], cert[600], url[128] = "";
+    snprintf(cert, sizeof cert, "%s/cert.pem", F.dir);
+    if (tst_sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+               "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 2 "
+               "-keyout %s/key.pem -out %s 2>/dev/null",
+               F.dir, cert) != 0) {
+        fprintf(stderr, "SKIP tls: openssl cannot make a test certificate\n");
+        skip();
+    }
+    snprintf(conf, sizeof conf, "%s/tls.ini", F.dir);
+    snprintf(out, sizeof out, "%s/tls.out", F.dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[web]\nport = 0\ndatabase = ctl.db\npassword_file = passwd\n"
+               "tls_cert = cert.pem\ntls_key = key.pem\n");
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(out, "w", stdout))
+            _exit(126);
+        execl(bin, bin, "web", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 300 && !url[0]; i++) {
+        usleep(100000);
+        char *text = tst_file_text_or_empty(out);
+        char *at = strstr(text, "serving ");
+        if (at)
+            sscanf(at + 8, "%127s", url);
+        free(text);
+    }
+    assert_int_equal(strncmp(url, "https://127.0.0.1:", 18), 0);
+    static body b;
+    CURL *c = curl_easy_init();
+    char u[200];
+    snprintf(u, sizeof u, "%sapi/login", url);
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}");
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 200);
+    /* the cookie is marked Secure over TLS */
+    struct curl_slist *cookies = NULL;
+    curl_easy_getinfo(c, CURLINFO_COOKIELIST, &cookies);
+    assert_non_null(cookies);
+    assert_true(strstr(cookies->data, "mgx_session") != NULL);
+    assert_true(strstr(cookies->data, "\tTRUE\t/\tTRUE\t") != NULL ||
+                strstr(cookies->data, "\tFALSE\t/\tTRUE\t") != NULL); /* secure column */
+    curl_slist_free_all(cookies);
+    snprintf(u, sizeof u, "%sapi/home/home-2", url);
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 403);
+    curl_easy_cleanup(c);
+    kill(pid, SIGTERM);
+    assert_int_equal(tst_wait_exit(pid, 10000), 0);
+}
+
 /* ---- browser ---- */
 
 static void browser(void **state)
@@ -490,6 +562,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(http_api),
+        cmocka_unit_test(tls),
         cmocka_unit_test(browser),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
