@@ -265,6 +265,12 @@ static json_t *expectations(void)
         (json_int_t)energy, "intervals", (json_int_t)intervals, "homes", homes, "home_positions",
         home_pos, "others", others);
     assert_non_null(w);
+    /* the bill as the page must print it: two decimals of the currency, cut toward zero */
+    char text[48];
+    int64_t a = pos[2] < 0 ? -pos[2] : pos[2];
+    snprintf(text, sizeof text, "%s%lld.%02lld", pos[2] < 0 ? "-" : "", (long long)(a / 1000000),
+             (long long)(a % 1000000 / 10000));
+    json_object_set_new(w, "net_text", json_string(text));
     sqlite3_close(db);
     /* the run means something: positions settled, trades made, money moved */
     assert_true(pos[0] >= MIN_BLOCKS - 1);

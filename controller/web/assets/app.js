@@ -6,11 +6,13 @@
 
 const $ = (id) => document.getElementById(id);
 
-function money(uc) {
-  // integer micro-currency to a decimal string with 2 places, rounded toward zero by text
+function money(uc, places) {
+  // integer micro-currency to a decimal string with `places` decimals (2 by default), cut toward
+  // zero as text: no floating point on money
+  const p = places || 2;
   const neg = uc < 0;
   const s = String(Math.abs(uc)).padStart(7, '0');
-  const units = s.slice(0, s.length - 6), frac = s.slice(s.length - 6, s.length - 4);
+  const units = s.slice(0, s.length - 6), frac = s.slice(s.length - 6, s.length - 6 + p);
   return (neg ? '-' : '') + units + '.' + frac;
 }
 function utc(ms) { return new Date(ms).toISOString().replace('T', ' ').slice(0, 16); }
@@ -79,13 +81,13 @@ async function showHome(id) {
   const tb = $('trades').tBodies[0];
   tb.textContent = '';
   for (const t of d.trades)
-    row(tb, [utc(t.start_utc * 1000), t.side, t.energy_wh, money(t.price_uc_per_kwh),
-      money(t.amount_uc), money(t.fee_uc)]);
+    row(tb, [utc(t.start_utc * 1000), t.side, t.energy_wh, money(t.price_uc_per_kwh, 4),
+      money(t.amount_uc, 4), money(t.fee_uc, 4)]);
   const pb = $('positions').tBodies[0];
   pb.textContent = '';
   for (const p of d.positions)
-    row(pb, [utc(p.start_utc * 1000), p.status, p.import_wh, p.export_wh, money(p.net_uc),
-      money(p.grid_only_net_uc)], p.status === 'good' ? '' : 'held');
+    row(pb, [utc(p.start_utc * 1000), p.status, p.import_wh, p.export_wh, money(p.net_uc, 4),
+      money(p.grid_only_net_uc, 4)], p.status === 'good' ? '' : 'held');
   chart($('home-chart'), 'Import and export per interval (Wh)',
     [{ label: 'import Wh', stroke: '#b42318' }, { label: 'export Wh', stroke: '#1d7d4a' }],
     d.positions.map((p) => p.start_utc), [d.positions.map((p) => p.import_wh),
@@ -113,7 +115,7 @@ async function showCommunity() {
   const ib = $('intervals').tBodies[0];
   ib.textContent = '';
   for (const iv of d.intervals)
-    row(ib, [utc(iv.start_utc * 1000), iv.orders, iv.has_price ? money(iv.price_uc_per_kwh) : '-',
+    row(ib, [utc(iv.start_utc * 1000), iv.orders, iv.has_price ? money(iv.price_uc_per_kwh, 4) : '-',
       iv.local_wh, iv.grid_bought_wh, iv.grid_sold_wh, iv.settled ? 'yes' : 'no']);
   chart($('community-chart'), 'Local and grid volume per interval (Wh)',
     [{ label: 'local Wh', stroke: '#1d7d4a' }, { label: 'grid bought Wh', stroke: '#b42318' },
