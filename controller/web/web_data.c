@@ -107,6 +107,17 @@ static int on_position(void *ctx, const ctl_statement_row *row)
     return 0;
 }
 
+static json_t *bill_json(const pos_acc *pa)
+{
+    return json_pack("{si si sI sI sI sI sI sI sI sI}", "intervals", pa->n, "held", pa->held,
+                     "net_uc", (json_int_t)pa->net_uc, "grid_only_net_uc",
+                     (json_int_t)pa->grid_only_uc, "saving_uc",
+                     (json_int_t)(pa->net_uc - pa->grid_only_uc), "import_wh",
+                     (json_int_t)pa->import_wh, "export_wh", (json_int_t)pa->export_wh,
+                     "local_bought_wh", (json_int_t)pa->local_bought_wh, "local_sold_wh",
+                     (json_int_t)pa->local_sold_wh, "fee_uc", (json_int_t)pa->fee_uc);
+}
+
 typedef struct {
     json_t *arr;
     int64_t interval_s;
@@ -177,15 +188,25 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
     pos_acc pa = {.arr = json_object_get(doc, "positions"), .interval_s = interval_s};
     if (positions(db, home, from, to, &pa))
         goto out;
-    json_object_set_new(doc, "bill",
-                        json_pack("{si si sI sI sI sI sI sI sI sI}", "intervals", pa.n, "held",
-                                  pa.held, "net_uc", (json_int_t)pa.net_uc, "grid_only_net_uc",
-                                  (json_int_t)pa.grid_only_uc, "saving_uc",
-                                  (json_int_t)(pa.net_uc - pa.grid_only_uc), "import_wh",
-                                  (json_int_t)pa.import_wh, "export_wh", (json_int_t)pa.export_wh,
-                                  "local_bought_wh", (json_int_t)pa.local_bought_wh,
-                                  "local_sold_wh", (json_int_t)pa.local_sold_wh, "fee_uc",
-                                  (json_int_t)pa.fee_uc));
+    json_object_set_new(doc, "bill", bill_json(&pa));
+    /* the calendar month (UTC) of the day, from the same statement */
+    int64_t y, m, d;
+    mkt_civil_from_days(floor_div(day_utc, DAY_S), &y, &m, &d);
+    ctl_statement_range mr;
+    ctl_statement_month(y, m, &mr);
+    pos_acc ma = {.arr = json_array(), .interval_s = interval_s};
+    if (!ma.arr)
+        goto out;
+    int mrc = positions(db, home, floor_div(mr.from_utc + interval_s - 1, interval_s),
+                        floor_div(mr.to_utc + interval_s - 1, interval_s), &ma);
+    json_decref(ma.arr);
+    if (mrc)
+        goto out;
+    json_t *month = bill_json(&ma);
+    char mname[16];
+    snprintf(mname, sizeof mname, "%04d-%02d", (int)y, (int)m);
+    json_object_set_new(month, "month", json_string(mname));
+    json_object_set_new(doc, "month_bill", month);
     rc = WEB_DATA_OK;
 out:
     if (rc)

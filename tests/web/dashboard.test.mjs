@@ -75,6 +75,8 @@ try {
   eq(Number(await text('#reading-export')), want.reading_export_wh, 'reading export counter');
   eq(await data('#bill-net'), want.net_uc, 'bill (net, uc)');
   eq(await text('#bill-net'), want.net_text, 'bill as printed');
+  eq(await data('#month-net'), want.month_net_uc, 'month bill (net, uc)');
+  eq(await data('#month-grid'), want.month_grid_only_net_uc, 'month grid-only bill (net, uc)');
   eq(await data('#bill-grid'), want.grid_only_net_uc, 'grid-only bill (net, uc)');
   eq(await data('#bill-saving'), want.net_uc - want.grid_only_net_uc, 'saving (uc)');
   eq(Number(await text('#bill-intervals')), want.positions, 'settled intervals');

@@ -178,8 +178,9 @@ static int64_t q_int(sqlite3 *db, const char *sql, const char *text)
     return v;
 }
 
-/* The positions of participant name in the day: count, held, net, grid-only net. */
-static void positions_of(sqlite3 *db, const char *name, int64_t day0, int64_t out[4])
+/* The positions of participant name in intervals starting in [from, to): count, held, net,
+ * grid-only net. */
+static void positions_in(sqlite3 *db, const char *name, int64_t from, int64_t to, int64_t out[4])
 {
     memset(out, 0, 4 * sizeof *out);
     sqlite3_stmt *st;
@@ -189,11 +190,12 @@ static void positions_of(sqlite3 *db, const char *name, int64_t day0, int64_t ou
                            "ledger_tx t JOIN ledger_block b ON b.height = t.height JOIN "
                            "intervals i ON i.interval_id = b.interval_id JOIN market_ids m ON "
                            "m.market_id = t.participant WHERE m.participant = ?1 AND "
-                           "i.start_utc >= ?2 AND i.start_utc < ?2 + 86400 ORDER BY t.log_index",
+                           "i.start_utc >= ?2 AND i.start_utc < ?3 ORDER BY t.log_index",
                            -1, &st, NULL),
         SQLITE_OK);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, day0);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
     while (sqlite3_step(st) == SQLITE_ROW) {
         stl_tx tx;
         assert_int_equal(stl_tx_decode(sqlite3_column_blob(st, 0),
@@ -210,6 +212,11 @@ static void positions_of(sqlite3 *db, const char *name, int64_t day0, int64_t ou
                   p->import_wh * sqlite3_column_int64(st, 1) / 1000;
     }
     sqlite3_finalize(st);
+}
+
+static void positions_of(sqlite3 *db, const char *name, int64_t day0, int64_t out[4])
+{
+    positions_in(db, name, day0, day0 + 86400, out);
 }
 
 static json_t *expectations(void)
@@ -271,6 +278,11 @@ static json_t *expectations(void)
     snprintf(text, sizeof text, "%s%lld.%02lld", pos[2] < 0 ? "-" : "", (long long)(a / 1000000),
              (long long)(a % 1000000 / 10000));
     json_object_set_new(w, "net_text", json_string(text));
+    /* the month: June 2024 (the simulated clock starts on its first day) */
+    int64_t month[4];
+    positions_in(db, home, 1717200000, 1719792000, month);
+    json_object_set_new(w, "month_net_uc", json_integer(month[2]));
+    json_object_set_new(w, "month_grid_only_net_uc", json_integer(month[3]));
     sqlite3_close(db);
     /* the run means something: positions settled, trades made, money moved */
     assert_true(pos[0] >= MIN_BLOCKS - 1);
@@ -420,6 +432,11 @@ static void http_api(void **state)
     assert_int_equal(json_integer_value(json_object_get(bill, "grid_only_net_uc")),
                      want_int("grid_only_net_uc"));
     assert_int_equal(json_integer_value(json_object_get(bill, "intervals")), want_int("positions"));
+    json_t *mb = json_object_get(d, "month_bill");
+    assert_string_equal(json_string_value(json_object_get(mb, "month")), "2024-06");
+    assert_int_equal(json_integer_value(json_object_get(mb, "net_uc")), want_int("month_net_uc"));
+    assert_int_equal(json_integer_value(json_object_get(mb, "grid_only_net_uc")),
+                     want_int("month_grid_only_net_uc"));
     assert_int_equal(json_integer_value(json_object_get(bill, "held")), want_int("held"));
     assert_int_equal(json_array_size(json_object_get(d, "trades")), (size_t)want_int("trades"));
     assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "reading"), "import_wh")),

@@ -77,6 +77,13 @@ async function showHome(id) {
   $('bill-saving').textContent = money(b.saving_uc);
   $('bill-saving').dataset.uc = b.saving_uc;
   $('bill-intervals').textContent = b.intervals;
+  const mb = d.month_bill;
+  $('month-name').textContent = mb.month;
+  for (const [id, v] of [['month-net', mb.net_uc], ['month-grid', mb.grid_only_net_uc],
+    ['month-saving', mb.saving_uc]]) {
+    $(id).textContent = money(v);
+    $(id).dataset.uc = v;
+  }
   $('bill-held').textContent = b.held;
   const tb = $('trades').tBodies[0];
   tb.textContent = '';
