@@ -201,3 +201,98 @@ size_t web_sessions_count(web_sessions *s)
     pthread_mutex_unlock(&s->lock);
     return n;
 }
+
+/* ---- failed logins ---- */
+
+typedef struct {
+    char user[WEB_USER_MAX]; /* "" free */
+    int fails;
+    int64_t first_s;  /* the window's start */
+    int64_t locked_until_s;
+} attempt;
+
+struct web_throttle {
+    pthread_mutex_t lock;
+    attempt *a;
+    size_t max;
+};
+
+web_throttle *web_throttle_new(size_t max)
+{
+    web_throttle *t = calloc(1, sizeof *t);
+    if (!t || max == 0 || !(t->a = calloc(max, sizeof *t->a))) {
+        free(t);
+        return NULL;
+    }
+    t->max = max;
+    pthread_mutex_init(&t->lock, NULL);
+    return t;
+}
+
+void web_throttle_free(web_throttle *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_destroy(&t->lock);
+    free(t->a);
+    free(t);
+}
+
+/* user's entry, or NULL; under the lock */
+static attempt *find_attempt(web_throttle *t, const char *user)
+{
+    for (size_t i = 0; i < t->max; i++)
+        if (t->a[i].user[0] && strcmp(t->a[i].user, user) == 0)
+            return &t->a[i];
+    return NULL;
+}
+
+int web_throttle_allowed(web_throttle *t, const char *user, int64_t now_s)
+{
+    pthread_mutex_lock(&t->lock);
+    attempt *x = find_attempt(t, user);
+    int ok = !x || x->locked_until_s <= now_s;
+    pthread_mutex_unlock(&t->lock);
+    return ok;
+}
+
+void web_throttle_failed(web_throttle *t, const char *user, int64_t now_s)
+{
+    if (!user[0] || strlen(user) >= WEB_USER_MAX)
+        return;
+    pthread_mutex_lock(&t->lock);
+    attempt *x = find_attempt(t, user);
+    if (!x) { /* a free entry, else the one whose window began first */
+        x = &t->a[0];
+        for (size_t i = 0; i < t->max; i++) {
+            if (!t->a[i].user[0]) {
+                x = &t->a[i];
+                break;
+            }
+            if (t->a[i].first_s < x->first_s)
+                x = &t->a[i];
+        }
+        memset(x, 0, sizeof *x);
+        snprintf(x->user, sizeof x->user, "%s", user);
+        x->first_s = now_s;
+    }
+    if (now_s - x->first_s >= WEB_THROTTLE_WINDOW_S) { /* a new window */
+        x->first_s = now_s;
+        x->fails = 0;
+    }
+    if (++x->fails >= WEB_THROTTLE_FAILS) {
+        x->locked_until_s = now_s + WEB_THROTTLE_LOCK_S;
+        x->fails = 0;
+        x->first_s = now_s;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+void web_throttle_succeeded(web_throttle *t, const char *user)
+{
+    pthread_mutex_lock(&t->lock);
+    attempt *x = find_attempt(t, user);
+    if (x)
+        memset(x, 0, sizeof *x);
+    pthread_mutex_unlock(&t->lock);
+}

@@ -74,4 +74,26 @@ void web_sessions_end(web_sessions *s, const char *token);
 /* Sessions held now (for tests and metrics). */
 size_t web_sessions_count(web_sessions *s);
 
+/* ---- failed logins ----
+ * Guessing is slowed per user name: after WEB_THROTTLE_FAILS wrong passwords within
+ * WEB_THROTTLE_WINDOW_S, the name is refused for WEB_THROTTLE_LOCK_S without its password being
+ * checked (the server answers 429). The price: anyone can keep one name locked by guessing,
+ * which costs the owner a minute's wait, never the market. The table holds at most max names;
+ * when full, the oldest entry goes. */
+#define WEB_THROTTLE_FAILS 5
+#define WEB_THROTTLE_WINDOW_S 600
+#define WEB_THROTTLE_LOCK_S 60
+
+typedef struct web_throttle web_throttle;
+
+/* NULL on allocation failure; free with web_throttle_free. */
+web_throttle *web_throttle_new(size_t max);
+void web_throttle_free(web_throttle *t);
+/* 1 when user may try a password at now_s, 0 while it is locked. */
+int web_throttle_allowed(web_throttle *t, const char *user, int64_t now_s);
+/* Records a wrong password for user at now_s. */
+void web_throttle_failed(web_throttle *t, const char *user, int64_t now_s);
+/* A right password: user's count starts again. */
+void web_throttle_succeeded(web_throttle *t, const char *user);
+
 #endif

@@ -28,6 +28,7 @@ struct web_server {
     struct MHD_Daemon *d;
     ctl_db *db;
     web_sessions *sessions;
+    web_throttle *throttle;
     web_config cfg;
     int tls;
     char *cert, *key; /* PEM, libmicrohttpd reads them at start; key in sodium_malloc */
@@ -129,7 +130,18 @@ static enum MHD_Result do_login(web_server *s, struct MHD_Connection *c, request
     const char *user = json_string_value(json_object_get(j, "user"));
     const char *pw = json_string_value(json_object_get(j, "password"));
     web_who who;
+    int64_t now_s = now_ms() / 1000;
+    if (user && !web_throttle_allowed(s->throttle, user, now_s)) {
+        if (pw)
+            sodium_memzero((void *)(uintptr_t)pw, strlen(pw));
+        json_decref(j);
+        return send_error(c, 429, "too many attempts; wait a minute");
+    }
     int ok = user && pw && check_login(s, user, pw, &who) == 0;
+    if (user && !ok)
+        web_throttle_failed(s->throttle, user, now_s);
+    else if (ok)
+        web_throttle_succeeded(s->throttle, user);
     /* jansson's copy of the password: overwrite it before it is freed */
     if (pw)
         sodium_memzero((void *)(uintptr_t)pw, strlen(pw));
@@ -299,7 +311,8 @@ web_server *web_server_start(const web_config *c, ctl_db *db, char *err, size_t 
     s->cfg = *c;
     s->db = db;
     s->sessions = web_sessions_new((size_t)c->max_sessions, c->session_ttl_s);
-    if (!s->sessions) {
+    s->throttle = web_throttle_new(1024);
+    if (!s->sessions || !s->throttle) {
         ctl_errf(err, errlen, "out of memory");
         goto fail;
     }
@@ -354,6 +367,7 @@ void web_server_stop(web_server *s)
     if (s->d)
         MHD_stop_daemon(s->d);
     web_sessions_free(s->sessions);
+    web_throttle_free(s->throttle);
     free(s->cert);
     sodium_free(s->key);
     free(s);

@@ -3,7 +3,8 @@
  * embedded pages, a login that starts a session cookie, and the read-only JSON endpoints, each
  * authorised on the server:
  *
- *   POST /api/login      {"user":..,"password":..} -> 200 {"user","role"} + cookie, or 401
+ *   POST /api/login      {"user":..,"password":..} -> 200 {"user","role"} + cookie, 401, or
+ *                        429 while the name is locked (web_auth.h, failed logins)
  *   POST /api/logout     ends the session
  *   GET  /api/me         the session's user and role, or 401
  *   GET  /api/home/ID    ID's day (web_data.h); ?day=YYYY-MM-DD. 401 without a session, 403

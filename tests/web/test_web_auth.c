@@ -3,7 +3,8 @@
  * real `mosquitto_passwd` (mosquitto 2.0's PBKDF2-SHA512 "$7$" lines) are verified, wrong
  * passwords, unknown users, a user whose name is a prefix of another's, tampered hashes, the
  * older "$6$" format and absurd iteration counts are refused; the session table finds live
- * tokens, forgets expired and ended ones, refuses malformed ones, and stays within its bound.
+ * tokens, forgets expired and ended ones, refuses malformed ones, and stays within its bound;
+ * the failed-login throttle locks a name after WEB_THROTTLE_FAILS wrong passwords in its window.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -162,12 +163,44 @@ static void sessions(void **state)
     web_sessions_free(s);
 }
 
+static void throttle(void **state)
+{
+    (void)state;
+    web_throttle *t = web_throttle_new(2);
+    assert_non_null(t);
+    /* four wrong passwords in the window: still allowed; the fifth locks the name for a minute */
+    for (int i = 0; i < WEB_THROTTLE_FAILS - 1; i++) {
+        assert_int_equal(web_throttle_allowed(t, "home-1", 100 + i), 1);
+        web_throttle_failed(t, "home-1", 100 + i);
+    }
+    assert_int_equal(web_throttle_allowed(t, "home-1", 110), 1);
+    web_throttle_failed(t, "home-1", 110);
+    assert_int_equal(web_throttle_allowed(t, "home-1", 111), 0);
+    assert_int_equal(web_throttle_allowed(t, "home-1", 110 + WEB_THROTTLE_LOCK_S - 1), 0);
+    assert_int_equal(web_throttle_allowed(t, "home-10", 111), 1); /* other names are not */
+    assert_int_equal(web_throttle_allowed(t, "home-1", 110 + WEB_THROTTLE_LOCK_S), 1);
+    /* failures spread wider than the window never lock */
+    for (int i = 0; i < 3 * WEB_THROTTLE_FAILS; i++) {
+        web_throttle_failed(t, "home-2", 1000 + (int64_t)i * WEB_THROTTLE_WINDOW_S / 4);
+        assert_int_equal(
+            web_throttle_allowed(t, "home-2", 1000 + (int64_t)i * WEB_THROTTLE_WINDOW_S / 4), 1);
+    }
+    /* a right password starts the count again */
+    for (int i = 0; i < WEB_THROTTLE_FAILS - 1; i++)
+        web_throttle_failed(t, "home-3", 5000);
+    web_throttle_succeeded(t, "home-3");
+    web_throttle_failed(t, "home-3", 5001);
+    assert_int_equal(web_throttle_allowed(t, "home-3", 5001), 1);
+    web_throttle_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(real_mosquitto_file),
         cmocka_unit_test(tampered_hashes),
         cmocka_unit_test(sessions),
+        cmocka_unit_test(throttle),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -486,6 +486,11 @@ static void http_api(void **state)
     json_decref(d);
     assert_int_equal(req(c, "/api/home/home-2", NULL, &b), 200);
     assert_int_equal(req(c, "/api/home/nobody", NULL, &b), 404);
+    /* guessing home-3's password: five wrong ones lock the name, the right one then gets 429 */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(req(c, "/api/login", "{\"user\":\"home-3\",\"password\":\"guess\"}", &b), 401);
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"home-3\",\"password\":\"pw for home 3\"}", &b), 429);
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"home-0\",\"password\":\"pw for home 0\"}", &b), 200);
     curl_easy_cleanup(c);
 }
 
