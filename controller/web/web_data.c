@@ -4,6 +4,7 @@
 #include "web/web_data.h"
 
 #include "db/dashboard.h"
+#include "db/meter_keys.h"
 #include "db/peer_trust.h"
 #include "db/registry.h"
 #include "mgx/civil.h"
@@ -142,6 +143,26 @@ static json_t *reading_json(const mtr_sample *r, int64_t now_ms)
                      "quality", (json_int_t)r->quality, "soc_permille", (int)r->soc_permille);
 }
 
+/* Sets o's "reading" to meter_id's latest reading with the attestation tier the controller
+ * verified for it (0 unsigned, 1 gateway-signed, 2 certified; docs/trust.md), when there is
+ * one. 0, or -1 on a database error. */
+static int add_reading(ctl_db *db, json_t *o, const char *meter_id, int64_t now_ms)
+{
+    mtr_sample r;
+    int found, tier;
+    int64_t n;
+    if (ctl_dash_latest_reading(db, meter_id, &r, &found))
+        return -1;
+    if (!found)
+        return 0;
+    if (ctl_reading_tier_min(db, meter_id, r.ts_ms, r.ts_ms + 1, &tier, &n) != CTL_DB_OK)
+        return -1;
+    json_t *j = reading_json(&r, now_ms);
+    json_object_set_new(j, "tier", json_integer(tier));
+    json_object_set_new(o, "reading", j);
+    return 0;
+}
+
 /* The positions of participant in [from_id, to_id); a participant the market never numbered
  * has none. */
 static int positions(ctl_db *db, const char *participant, int64_t from_id, int64_t to_id,
@@ -174,14 +195,8 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
     if (!doc)
         return WEB_DATA_E_NOMEM;
     int rc = WEB_DATA_E_DB;
-    if (p.meter_id[0]) {
-        mtr_sample r;
-        int found;
-        if (ctl_dash_latest_reading(db, p.meter_id, &r, &found))
-            goto out;
-        if (found)
-            json_object_set_new(doc, "reading", reading_json(&r, now_ms));
-    }
+    if (p.meter_id[0] && add_reading(db, doc, p.meter_id, now_ms))
+        goto out;
     trade_acc ta = {json_object_get(doc, "trades"), interval_s};
     if (ctl_dash_trades_of(db, home, from, to, on_trade, &ta))
         goto out;
@@ -246,14 +261,8 @@ static int on_participant(const ctl_participant *p, void *ctx)
     json_t *o = json_pack("{ss ss sn}", "id", p->id, "meter_id", p->meter_id, "reading");
     if (!o || json_array_append_new(a->arr, o))
         return a->err = -2;
-    if (p->meter_id[0]) {
-        mtr_sample r;
-        int found;
-        if (ctl_dash_latest_reading(a->db, p->meter_id, &r, &found))
-            return a->err = -1;
-        if (found)
-            json_object_set_new(o, "reading", reading_json(&r, a->now_ms));
-    }
+    if (p->meter_id[0] && add_reading(a->db, o, p->meter_id, a->now_ms))
+        return a->err = -1;
     pos_acc pa = {.arr = json_array(), .interval_s = a->interval_s};
     if (!pa.arr)
         return a->err = -2;

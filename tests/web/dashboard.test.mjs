@@ -73,6 +73,7 @@ try {
   eq(await text('#home-day'), want.day, 'day');
   eq(Number(await text('#reading-import')), want.reading_import_wh, 'reading import counter');
   eq(Number(await text('#reading-export')), want.reading_export_wh, 'reading export counter');
+  eq(await text('#reading-tier'), 'unsigned', 'reading attestation (the test signs nothing)');
   eq(await data('#bill-net'), want.net_uc, 'bill (net, uc)');
   eq(await text('#bill-net'), want.net_text, 'bill as printed');
   eq(await data('#month-net'), want.month_net_uc, 'month bill (net, uc)');
@@ -108,9 +109,13 @@ try {
   eq(await login(want.admin, want.admin_password), '1', 'coordinator login');
   const homes = await page.$$eval('#homes tbody tr', (rows) => rows.map((r) => r.dataset.home));
   eq(JSON.stringify(homes), JSON.stringify(want.homes), 'every home listed');
-  const settled = await page.$$eval('#homes tbody tr', (rows) => rows.map((r) => Number(r.cells[3].textContent)));
+  const settled = await page.$$eval('#homes tbody tr', (rows) => rows.map((r) => Number(r.cells[4].textContent)));
   eq(JSON.stringify(settled), JSON.stringify(want.home_positions), 'settled positions per home');
   eq(await page.$$eval('#intervals tbody tr', (r) => r.length), want.intervals, 'cleared intervals');
+  // the run's readings carry simulated 2024 times: every meter is silent by the wall clock
+  const alerts = await text('#alerts');
+  check(alerts.includes('meter silent') && want.homes.every((h) => alerts.includes(h)),
+    'every meter alerted as silent: ' + alerts);
   eq((await fetchIn('/api/home/' + want.others[0])).status, 200, 'the coordinator reads a home');
   if (want.charts) eq(await page.$$eval('#community-chart canvas', (c) => c.length) > 0, true, 'community chart drawn');
   eq(errors.length, 0, 'page errors ' + errors.join('; '));

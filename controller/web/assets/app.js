@@ -15,6 +15,11 @@ function money(uc, places) {
   const units = s.slice(0, s.length - 6), frac = s.slice(s.length - 6, s.length - 6 + p);
   return (neg ? '-' : '') + units + '.' + frac;
 }
+// the attestation tiers of docs/trust.md
+const TIERS = ['unsigned', 'gateway-signed', 'certified'];
+// a meter is called silent when its latest reading is older than this
+const SILENT_S = 900;
+
 function utc(ms) { return new Date(ms).toISOString().replace('T', ' ').slice(0, 16); }
 function age(s) {
   if (s < 120) return s + ' s';
@@ -68,6 +73,7 @@ async function showHome(id) {
     $('reading-power').textContent = d.reading.power_w;
     $('reading-import').textContent = d.reading.import_wh;
     $('reading-export').textContent = d.reading.export_wh;
+    $('reading-tier').textContent = TIERS[d.reading.tier] || '-';
   }
   const b = d.bill;
   $('bill-net').textContent = money(b.net_uc);
@@ -114,11 +120,24 @@ async function showCommunity() {
   hb.textContent = '';
   for (const h of d.homes) {
     const tr = row(hb, [h.id, h.reading ? utc(h.reading.ts_ms) : 'never',
-      h.reading ? age(h.reading.age_s) : '-', h.positions, h.held, h.last_status, h.disputed,
+      h.reading ? age(h.reading.age_s) : '-', h.reading ? TIERS[h.reading.tier] || '-' : '-',
+      h.positions, h.held, h.last_status, h.disputed,
       h.trust_permille < 0 ? '-' : (h.trust_permille / 10).toFixed(1) + ' %'],
       h.held ? 'held' : '');
     tr.dataset.home = h.id;
   }
+  // alerts: silent meters, held positions, disputes, failed chain transactions
+  const al = $('alerts');
+  al.textContent = '';
+  const alert = (t) => { const li = document.createElement('li'); li.textContent = t; al.appendChild(li); };
+  const silent = d.homes.filter((h) => !h.reading || h.reading.age_s > SILENT_S).map((h) => h.id);
+  if (silent.length) alert(`meter silent over ${SILENT_S / 60} min: ${silent.join(', ')}`);
+  for (const h of d.homes) {
+    if (h.held) alert(`${h.id}: ${h.held} held interval(s) today, last ${h.last_status}`);
+    if (h.disputed) alert(`${h.id}: ${h.disputed} boundary dispute(s)`);
+  }
+  if (d.outbox && d.outbox.failed) alert(`Solana: ${d.outbox.failed} transaction(s) failed`);
+  if (!al.children.length) alert('none');
   const ib = $('intervals').tBodies[0];
   ib.textContent = '';
   for (const iv of d.intervals)
