@@ -102,6 +102,17 @@ try {
   eq(await page.evaluate(() => document.cookie.includes('mgx_session')), false, 'cookie hidden from scripts');
   if (want.charts) eq(await page.$$eval('#home-chart canvas', (c) => c.length) > 0, true, 'home chart drawn');
 
+  // the page fetches its view again by itself (every 30 s; ?refresh=300 here)
+  await page.goto(url + '?refresh=300', { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => document.body.dataset.ready === '1');
+  let fetched = 0;
+  const onReq = (r) => { if (r.url().includes('/api/home/')) fetched++; };
+  page.on('request', onReq);
+  await new Promise((r) => setTimeout(r, 2000));
+  page.off('request', onReq);
+  check(fetched >= 2, `the home's view refreshed by itself (${fetched} fetches in 2 s)`);
+  eq(await data('#bill-net'), want.net_uc, 'bill after a refresh');
+
   // 3. log out, then the coordinator
   await page.click('#logout');
   await page.waitForSelector('#login-form', { visible: true });

@@ -150,13 +150,30 @@ async function showCommunity() {
       d.intervals.map((i) => i.grid_bought_wh), d.intervals.map((i) => i.grid_sold_wh)]);
 }
 
+// The view is fetched again every REFRESH_MS while the page is visible (a new reading, a new
+// interval); Server-Sent Events would push instead.
+// (?refresh=MS, at least 200, for tests and wall displays)
+const REFRESH_MS = Math.max(200, Number(new URLSearchParams(location.search).get('refresh')) || 30000);
+let refresh = null;
+function stopRefresh() { if (refresh) clearTimeout(refresh); refresh = null; }
+
 async function start() {
+  stopRefresh();
   const me = await api('/api/me');
   if (me.status !== 200) { show('login-view'); $('who').textContent = ''; return; }
   $('who').textContent = me.body.user + ' (' + me.body.role + ')';
-  if (me.body.role === 'coordinator') await showCommunity();
-  else await showHome(me.body.user);
+  const draw = me.body.role === 'coordinator' ? () => showCommunity() : () => showHome(me.body.user);
+  await draw();
   document.body.dataset.ready = '1';
+  const again = async () => {
+    if (!document.hidden) {
+      const still = await api('/api/me');
+      if (still.status !== 200) { show('login-view'); $('who').textContent = ''; return; }
+      await draw();
+    }
+    refresh = setTimeout(again, REFRESH_MS);
+  };
+  refresh = setTimeout(again, REFRESH_MS);
 }
 
 $('login-form').addEventListener('submit', async (ev) => {
@@ -174,6 +191,7 @@ $('login-form').addEventListener('submit', async (ev) => {
   await start();
 });
 $('logout').addEventListener('click', async () => {
+  stopRefresh();
   await api('/api/logout', { method: 'POST' });
   document.body.dataset.ready = '';
   show('login-view');
