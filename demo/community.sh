@@ -13,7 +13,9 @@
 # in-process simulator's.
 #
 # Environment: MGX (the binary, default build/mgx), MGX_DEMO_SPEED (default 1440),
-# MGX_DEMO_OUT (default demo-out/live: configs, keys, databases, logs and the report).
+# MGX_DEMO_OUT (default demo-out/live: configs, keys, databases, logs and the report),
+# MGX_DEMO_KEEP (set: after the day the web dashboard, `mgx web`, keeps running until Ctrl-C
+# so a person can look; its address and logins are printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -266,4 +268,34 @@ for line in "${HOMES[@]}"; do
           id, v["minted_wh"], v["bought_wh"], v["matched_wh"], v["consumption_wh"],
           v["matched_share_bp"] / 100 }' "$OUT/certificates-$id.json" | tee -a "$OUT/report.txt"
 done
+
+# ---- the web dashboard on the day's database (docs/dashboard.md). The demo's broker takes
+# anonymous clients, so its homes have no bus password: the demo writes one for the first home
+# into a password file of the broker's format, as a community's broker would hold it. ----
+echo
+echo "== The web dashboard (mgx web; docs/dashboard.md) =="
+if command -v mosquitto_passwd >/dev/null; then
+  WEB_PORT=$(free_port) || die "no free TCP port"
+  mosquitto_passwd -c -b "$OUT/keys/web-homes.passwd" "$first_home" "demo-$first_home"
+  mosquitto_passwd -c -b "$OUT/keys/web-admin.passwd" coordinator demo-coordinator
+  printf '[web]\nlisten = 127.0.0.1\nport = %s\ndatabase = controller.db\npassword_file = %s\nadmin_file = %s\n' \
+    "$WEB_PORT" keys/web-homes.passwd keys/web-admin.passwd >"$OUT/web.ini"
+  pids=() names=() # the stack was stopped above: from here only the dashboard
+  trap cleanup EXIT
+  trap 'echo; echo "demo: stopping the dashboard" >&2; exit 0' INT TERM
+  start web "$OUT/logs/web.log" "$MGX" web "$OUT/web.ini"
+  for _ in $(seq 100); do grep -q serving "$OUT/logs/web.log" 2>/dev/null && break; sleep 0.1; done
+  alive || die "mgx web did not start"
+  { echo "dashboard    http://127.0.0.1:$WEB_PORT/ (mgx web $OUT/web.ini)"
+    echo "  log in as a home:        $first_home / demo-$first_home"
+    echo "  log in as coordinator:   coordinator / demo-coordinator"; } | tee -a "$OUT/report.txt"
+  if [ -n "${MGX_DEMO_KEEP:-}" ]; then
+    echo "MGX_DEMO_KEEP is set: the dashboard keeps running until Ctrl-C."
+    while alive; do sleep 1; done
+    exit 1
+  fi
+  cleanup
+else
+  echo "mosquitto_passwd not found: no dashboard (apt-get install mosquitto)"
+fi
 echo "Everything started was stopped. Configs, keys, databases and logs are in $OUT/."

@@ -28,6 +28,7 @@ static const command COMMANDS[] = {
     {"ledger", ctl_cmd_ledger, "verify, prove and export the settlement ledger"},
     {"witness", ctl_cmd_witness, "check and cosign the community ledger's checkpoints"},
     {"doctor", ctl_cmd_doctor, "check a daemon's config, keys, broker, meters, clock and files"},
+    {"web", ctl_cmd_web, "serve the community's web dashboard (homes and coordinator)"},
 };
 
 static void usage(FILE *out)

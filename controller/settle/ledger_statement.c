@@ -7,6 +7,7 @@
 #include "common/errbuf.h"
 #include "common/opt.h"
 #include "mgx/civil.h"
+#include "mgx/market.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -64,6 +65,16 @@ static void row_values(const stl_position *p, int64_t v[CTL_STATEMENT_COLS])
         v[i] = cols[i];
 }
 
+int ctl_statement_grid_only_net_uc(const ctl_statement_row *row, int64_t *net_uc)
+{
+    int64_t paid, received;
+    if (mkt_amount_uc(row->position->import_wh, row->tariffs.retail_uc_per_kwh, &paid) ||
+        mkt_amount_uc(row->position->export_wh, row->tariffs.feed_in_uc_per_kwh, &received))
+        return -1;
+    *net_uc = received - paid;
+    return 0;
+}
+
 int ctl_ledger_statement(ctl_db *db, int64_t participant, const ctl_statement_range *range,
                          int (*fn)(void *ctx, const ctl_statement_row *row), void *ctx, int *rows,
                          char *err, size_t errlen)
@@ -90,7 +101,7 @@ int ctl_ledger_statement(ctl_db *db, int64_t participant, const ctl_statement_ra
             continue;
         ctl_statement_row row = {
             b.interval_id, b.interval_id * (int64_t)b.interval_len_s, &tx.position, {0},
-            b.timing};
+            b.timing, b.tariffs};
         if (range->by_interval
                 ? b.interval_id != range->interval_id
                 : (row.start_utc < range->from_utc || row.start_utc >= range->to_utc))

@@ -27,7 +27,14 @@ typedef struct {
     const stl_position *position; /* valid during the callback */
     int64_t v[CTL_STATEMENT_COLS];
     uint8_t timing;               /* the block's stl_timing (ex_ante for a ledger v1 block) */
+    stl_tariffs tariffs;          /* the block's tariffs */
 } ctl_statement_row;
+
+/* What the row's participant would have had with the grid alone, in the sign of the row's
+ * net_uc (received minus paid): its export at the block's feed-in tariff minus its import at
+ * the retail tariff, each rounded down by the market's money rule (mkt_amount_uc). 0, or -1
+ * when an amount does not fit. */
+int ctl_statement_grid_only_net_uc(const ctl_statement_row *row, int64_t *net_uc);
 
 /* Which intervals: the one interval_id when by_interval, else those starting in
  * [from_utc, to_utc). */

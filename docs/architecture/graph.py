@@ -17,7 +17,7 @@ LAYERS = [
     ["mgx_ctl_bus", "mgx_ctl_db"],
     ["mgx_ctl_orders", "mgx_ctl_solana"],
     ["mgx_ctl_settle", "mgx_ctl_agent", "mgx_ctl_meterd"],
-    ["mgx_ctl_daemon", "mgx_ctl_witness"],
+    ["mgx_ctl_daemon", "mgx_ctl_witness", "mgx_ctl_web"],
     ["mgx_ctl_cli"],
     ["mgx"],
 ]

@@ -1,0 +1,200 @@
+// mgx dashboard: logs in, then shows the home's or the coordinator's day from the JSON API.
+// Read only. Money arrives in micro-currency (uc) and energy in Wh, as integers; this file only
+// formats them (no arithmetic on money). The chart library (uPlot) is optional: without it the
+// tables carry everything.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+
+function money(uc, places) {
+  // integer micro-currency to a decimal string with `places` decimals (2 by default), cut toward
+  // zero as text: no floating point on money
+  const p = places || 2;
+  const neg = uc < 0;
+  const s = String(Math.abs(uc)).padStart(7, '0');
+  const units = s.slice(0, s.length - 6), frac = s.slice(s.length - 6, s.length - 6 + p);
+  return (neg ? '-' : '') + units + '.' + frac;
+}
+// the attestation tiers of docs/trust.md
+const TIERS = ['unsigned', 'gateway-signed', 'certified'];
+// a meter is called silent when its latest reading is older than this
+const SILENT_S = 900;
+
+function utc(ms) { return new Date(ms).toISOString().replace('T', ' ').slice(0, 16); }
+function age(s) {
+  if (s < 120) return s + ' s';
+  if (s < 7200) return Math.floor(s / 60) + ' min';
+  if (s < 172800) return Math.floor(s / 3600) + ' h';
+  return Math.floor(s / 86400) + ' d';
+}
+function row(tbody, cells, cls) {
+  const tr = document.createElement('tr');
+  if (cls) tr.className = cls;
+  for (const c of cells) {
+    const td = document.createElement('td');
+    td.textContent = String(c);
+    tr.appendChild(td);
+  }
+  tbody.appendChild(tr);
+  return tr;
+}
+function show(view) {
+  for (const v of ['login-view', 'home-view', 'coord-view']) $(v).hidden = v !== view;
+  $('logout').hidden = view === 'login-view';
+}
+async function api(path, opts) {
+  const r = await fetch(path, Object.assign({ credentials: 'same-origin' }, opts || {}));
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  return { status: r.status, body };
+}
+function dayParam() {
+  const d = new URLSearchParams(location.search).get('day');
+  return d ? '?day=' + encodeURIComponent(d) : '';
+}
+
+function chart(el, title, series, xs, ys) {
+  el.textContent = '';
+  if (typeof uPlot === 'undefined' || xs.length === 0) return;
+  const opts = { title, width: Math.min(900, el.clientWidth || 900), height: 240,
+    series: [{}].concat(series) };
+  new uPlot(opts, [xs].concat(ys), el);
+}
+
+async function showHome(id) {
+  const r = await api('/api/home/' + encodeURIComponent(id) + dayParam());
+  if (r.status !== 200) { $('home-id').textContent = id + ' (error ' + r.status + ')'; return; }
+  const d = r.body;
+  show('home-view');
+  $('home-id').textContent = d.home;
+  $('home-day').textContent = d.day;
+  if (d.reading) {
+    $('reading-time').textContent = utc(d.reading.ts_ms);
+    $('reading-power').textContent = d.reading.power_w;
+    $('reading-import').textContent = d.reading.import_wh;
+    $('reading-export').textContent = d.reading.export_wh;
+    $('reading-tier').textContent = TIERS[d.reading.tier] || '-';
+  }
+  const b = d.bill;
+  $('bill-net').textContent = money(b.net_uc);
+  $('bill-net').dataset.uc = b.net_uc;
+  $('bill-grid').textContent = money(b.grid_only_net_uc);
+  $('bill-grid').dataset.uc = b.grid_only_net_uc;
+  $('bill-saving').textContent = money(b.saving_uc);
+  $('bill-saving').dataset.uc = b.saving_uc;
+  $('bill-intervals').textContent = b.intervals;
+  const mb = d.month_bill;
+  $('month-name').textContent = mb.month;
+  for (const [id, v] of [['month-net', mb.net_uc], ['month-grid', mb.grid_only_net_uc],
+    ['month-saving', mb.saving_uc]]) {
+    $(id).textContent = money(v);
+    $(id).dataset.uc = v;
+  }
+  $('bill-held').textContent = b.held;
+  const tb = $('trades').tBodies[0];
+  tb.textContent = '';
+  for (const t of d.trades)
+    row(tb, [utc(t.start_utc * 1000), t.side, t.energy_wh, money(t.price_uc_per_kwh, 4),
+      money(t.amount_uc, 4), money(t.fee_uc, 4)]);
+  const pb = $('positions').tBodies[0];
+  pb.textContent = '';
+  for (const p of d.positions)
+    row(pb, [utc(p.start_utc * 1000), p.status, p.import_wh, p.export_wh, money(p.net_uc, 4),
+      money(p.grid_only_net_uc, 4)], p.status === 'good' ? '' : 'held');
+  chart($('home-chart'), 'Import and export per interval (Wh)',
+    [{ label: 'import Wh', stroke: '#b42318' }, { label: 'export Wh', stroke: '#1d7d4a' }],
+    d.positions.map((p) => p.start_utc), [d.positions.map((p) => p.import_wh),
+      d.positions.map((p) => p.export_wh)]);
+}
+
+async function showCommunity() {
+  const r = await api('/api/community' + dayParam());
+  if (r.status !== 200) return;
+  const d = r.body;
+  show('coord-view');
+  $('community-name').textContent = d.community;
+  $('community-day').textContent = d.day;
+  if (d.outbox) for (const k of ['built', 'submitted', 'confirmed', 'failed'])
+    $('ob-' + k).textContent = d.outbox[k];
+  const hb = $('homes').tBodies[0];
+  hb.textContent = '';
+  for (const h of d.homes) {
+    const tr = row(hb, [h.id, h.reading ? utc(h.reading.ts_ms) : 'never',
+      h.reading ? age(h.reading.age_s) : '-', h.reading ? TIERS[h.reading.tier] || '-' : '-',
+      h.positions, h.held, h.last_status, h.disputed,
+      h.trust_permille < 0 ? '-' : (h.trust_permille / 10).toFixed(1) + ' %'],
+      h.held ? 'held' : '');
+    tr.dataset.home = h.id;
+  }
+  // alerts: silent meters, held positions, disputes, failed chain transactions
+  const al = $('alerts');
+  al.textContent = '';
+  const alert = (t) => { const li = document.createElement('li'); li.textContent = t; al.appendChild(li); };
+  const silent = d.homes.filter((h) => !h.reading || h.reading.age_s > SILENT_S).map((h) => h.id);
+  if (silent.length) alert(`meter silent over ${SILENT_S / 60} min: ${silent.join(', ')}`);
+  for (const h of d.homes) {
+    if (h.held) alert(`${h.id}: ${h.held} held interval(s) today, last ${h.last_status}`);
+    if (h.disputed) alert(`${h.id}: ${h.disputed} boundary dispute(s)`);
+  }
+  if (d.outbox && d.outbox.failed) alert(`Solana: ${d.outbox.failed} transaction(s) failed`);
+  if (!al.children.length) alert('none');
+  const ib = $('intervals').tBodies[0];
+  ib.textContent = '';
+  for (const iv of d.intervals)
+    row(ib, [utc(iv.start_utc * 1000), iv.orders, iv.has_price ? money(iv.price_uc_per_kwh, 4) : '-',
+      iv.local_wh, iv.grid_bought_wh, iv.grid_sold_wh, iv.settled ? 'yes' : 'no']);
+  chart($('community-chart'), 'Local and grid volume per interval (Wh)',
+    [{ label: 'local Wh', stroke: '#1d7d4a' }, { label: 'grid bought Wh', stroke: '#b42318' },
+      { label: 'grid sold Wh', stroke: '#1f5fbf' }],
+    d.intervals.map((i) => i.start_utc), [d.intervals.map((i) => i.local_wh),
+      d.intervals.map((i) => i.grid_bought_wh), d.intervals.map((i) => i.grid_sold_wh)]);
+}
+
+// The view is fetched again every REFRESH_MS while the page is visible (a new reading, a new
+// interval); Server-Sent Events would push instead.
+// (?refresh=MS, at least 200, for tests and wall displays)
+const REFRESH_MS = Math.max(200, Number(new URLSearchParams(location.search).get('refresh')) || 30000);
+let refresh = null;
+function stopRefresh() { if (refresh) clearTimeout(refresh); refresh = null; }
+
+async function start() {
+  stopRefresh();
+  const me = await api('/api/me');
+  if (me.status !== 200) { show('login-view'); $('who').textContent = ''; return; }
+  $('who').textContent = me.body.user + ' (' + me.body.role + ')';
+  const draw = me.body.role === 'coordinator' ? () => showCommunity() : () => showHome(me.body.user);
+  await draw();
+  document.body.dataset.ready = '1';
+  const again = async () => {
+    if (!document.hidden) {
+      const still = await api('/api/me');
+      if (still.status !== 200) { show('login-view'); $('who').textContent = ''; return; }
+      await draw();
+    }
+    refresh = setTimeout(again, REFRESH_MS);
+  };
+  refresh = setTimeout(again, REFRESH_MS);
+}
+
+$('login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('login-error').hidden = true;
+  const r = await api('/api/login', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ user: $('user').value, password: $('password').value }) });
+  $('password').value = '';
+  if (r.status !== 200) {
+    $('login-error').textContent = 'Login refused.';
+    $('login-error').hidden = false;
+    document.body.dataset.ready = 'refused';
+    return;
+  }
+  await start();
+});
+$('logout').addEventListener('click', async () => {
+  stopRefresh();
+  await api('/api/logout', { method: 'POST' });
+  document.body.dataset.ready = '';
+  show('login-view');
+  $('who').textContent = '';
+});
+start();

@@ -1,0 +1,41 @@
+/*
+ * Internal: `mgx web CONFIG`'s file, one [web] section (docs/dashboard.md):
+ *
+ *   [web]
+ *   listen = 127.0.0.1          ; IPv4 address to listen on (default 127.0.0.1)
+ *   port = 8080                 ; 0: any free port (the URL is printed)
+ *   database = community.db     ; the controller's community database (read only)
+ *   password_file = passwd      ; the broker's mosquitto password file: homes log in with it
+ *   admin_file = admin.passwd   ; coordinator logins, same format (mosquitto_passwd)
+ *   tls_cert = cert.pem         ; both or neither: HTTPS with this PEM pair
+ *   tls_key = key.pem
+ *   max_sessions = 1024         ; sessions held at once (the oldest goes when full)
+ *   session_ttl_s = 43200       ; a session lasts this long after its login
+ *
+ * Relative paths are taken from the config file's folder.
+ */
+#ifndef MGX_WEB_CONFIG_H
+#define MGX_WEB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+
+typedef struct {
+    char listen[64];
+    int64_t port;
+    char database[CFG_PATH_MAX];
+    char password_file[CFG_PATH_MAX];
+    char admin_file[CFG_PATH_MAX];
+    char tls_cert[CFG_PATH_MAX]; /* "" without TLS */
+    char tls_key[CFG_PATH_MAX];
+    int64_t max_sessions;
+    int64_t session_ttl_s;
+    uint64_t seen;
+} web_config;
+
+/* Reads path into *c (defaults first). CFG_OK or an error with "FILE:LINE: message". */
+int web_config_load(const char *path, web_config *c, char *err, size_t errlen);
+
+#endif

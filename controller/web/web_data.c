@@ -1,0 +1,325 @@
+/*
+ * The dashboard's JSON documents (see web_data.h).
+ */
+#include "web/web_data.h"
+
+#include "db/dashboard.h"
+#include "db/meter_keys.h"
+#include "db/peer_trust.h"
+#include "db/registry.h"
+#include "mgx/civil.h"
+#include "mgx/reconcile.h"
+#include "settle/ledger_statement.h"
+#include "solana/solana_outbox.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DAY_S 86400
+
+int web_parse_day(const char *s, int64_t *day_utc)
+{
+    int y, m, d, n = 0;
+    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+        y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+        return -1;
+    int64_t days = mkt_days_from_civil(y, m, d);
+    int64_t yy, mm, dd;
+    mkt_civil_from_days(days, &yy, &mm, &dd);
+    if (yy != y || mm != m || dd != d) /* 2024-02-31 */
+        return -1;
+    *day_utc = days * DAY_S;
+    return 0;
+}
+
+static void day_name(int64_t day_utc, char buf[16])
+{
+    int64_t y, m, d;
+    mkt_civil_from_days(day_utc / DAY_S, &y, &m, &d);
+    snprintf(buf, 16, "%04d-%02d-%02d", (int)y, (int)m, (int)d);
+}
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+int web_default_day(ctl_db *db, int64_t now_s, int64_t *day_utc)
+{
+    char community[80];
+    int64_t interval_s = 900, last;
+    int found = 0, have_id = 0;
+    if (ctl_dash_identity(db, community, sizeof community, &interval_s, &found) ||
+        ctl_dash_last_cleared(db, &last, &have_id))
+        return WEB_DATA_E_DB;
+    int64_t t = found && have_id ? last * interval_s : now_s;
+    *day_utc = floor_div(t, DAY_S) * DAY_S;
+    return WEB_DATA_OK;
+}
+
+/* The interval ids of a day: [*from, *to). */
+static int day_ids(ctl_db *db, int64_t day_utc, int64_t *from, int64_t *to, char *community,
+                   size_t cap, int64_t *interval_s)
+{
+    int found = 0;
+    *interval_s = 900;
+    community[0] = 0;
+    if (ctl_dash_identity(db, community, cap, interval_s, &found))
+        return WEB_DATA_E_DB;
+    *from = floor_div(day_utc + *interval_s - 1, *interval_s);
+    *to = floor_div(day_utc + DAY_S + *interval_s - 1, *interval_s);
+    return WEB_DATA_OK;
+}
+
+/* ---- a home ---- */
+
+typedef struct {
+    json_t *arr;
+    int64_t interval_s;
+    int64_t net_uc, grid_only_uc, import_wh, export_wh, local_bought_wh, local_sold_wh;
+    int64_t fee_uc;
+    int n, held;
+    int err;
+} pos_acc;
+
+static int on_position(void *ctx, const ctl_statement_row *row)
+{
+    pos_acc *a = ctx;
+    int64_t grid_only;
+    if (ctl_statement_grid_only_net_uc(row, &grid_only))
+        return a->err = -1;
+    const stl_position *p = row->position;
+    int good = p->status == STL_POS_GOOD || p->status == STL_POS_ESTIMATED;
+    a->n++;
+    a->held += !good;
+    a->net_uc += row->v[13];
+    a->grid_only_uc += grid_only;
+    a->import_wh += p->import_wh;
+    a->export_wh += p->export_wh;
+    a->local_bought_wh += p->local_bought_wh;
+    a->local_sold_wh += p->local_sold_wh;
+    a->fee_uc += p->fee_paid_uc;
+    json_t *o = json_pack("{sI sI ss sI sI sI sI sI sI}", "interval_id", (json_int_t)row->interval_id,
+                          "start_utc", (json_int_t)row->start_utc, "status",
+                          stl_pos_status_name(p->status), "quality", (json_int_t)p->quality,
+                          "import_wh", (json_int_t)p->import_wh, "export_wh",
+                          (json_int_t)p->export_wh, "local_bought_wh",
+                          (json_int_t)p->local_bought_wh, "net_uc", (json_int_t)row->v[13],
+                          "grid_only_net_uc", (json_int_t)grid_only);
+    if (!o || json_array_append_new(a->arr, o))
+        return a->err = -2;
+    return 0;
+}
+
+static json_t *bill_json(const pos_acc *pa)
+{
+    return json_pack("{si si sI sI sI sI sI sI sI sI}", "intervals", pa->n, "held", pa->held,
+                     "net_uc", (json_int_t)pa->net_uc, "grid_only_net_uc",
+                     (json_int_t)pa->grid_only_uc, "saving_uc",
+                     (json_int_t)(pa->net_uc - pa->grid_only_uc), "import_wh",
+                     (json_int_t)pa->import_wh, "export_wh", (json_int_t)pa->export_wh,
+                     "local_bought_wh", (json_int_t)pa->local_bought_wh, "local_sold_wh",
+                     (json_int_t)pa->local_sold_wh, "fee_uc", (json_int_t)pa->fee_uc);
+}
+
+typedef struct {
+    json_t *arr;
+    int64_t interval_s;
+} trade_acc;
+
+static int on_trade(void *ctx, const ctl_dash_trade *t)
+{
+    trade_acc *a = ctx;
+    json_t *o = json_pack("{sI sI ss sI sI sI sI}", "interval_id", (json_int_t)t->interval_id,
+                          "start_utc", (json_int_t)(t->interval_id * a->interval_s), "side",
+                          t->sold ? "sold" : "bought", "energy_wh", (json_int_t)t->energy_wh,
+                          "price_uc_per_kwh", (json_int_t)t->price_uc_per_kwh, "amount_uc",
+                          (json_int_t)t->amount_uc, "fee_uc", (json_int_t)t->fee_uc);
+    return !o || json_array_append_new(a->arr, o) ? -2 : 0;
+}
+
+static json_t *reading_json(const mtr_sample *r, int64_t now_ms)
+{
+    return json_pack("{sI sI sI sI sI sI si}", "ts_ms", (json_int_t)r->ts_ms, "age_s",
+                     (json_int_t)((now_ms - r->ts_ms) / 1000), "power_w", (json_int_t)r->power_w,
+                     "import_wh", (json_int_t)r->import_wh, "export_wh", (json_int_t)r->export_wh,
+                     "quality", (json_int_t)r->quality, "soc_permille", (int)r->soc_permille);
+}
+
+/* Sets o's "reading" to meter_id's latest reading with the attestation tier the controller
+ * verified for it (0 unsigned, 1 gateway-signed, 2 certified; docs/trust.md), when there is
+ * one. 0, or -1 on a database error. */
+static int add_reading(ctl_db *db, json_t *o, const char *meter_id, int64_t now_ms)
+{
+    mtr_sample r;
+    int found, tier;
+    int64_t n;
+    if (ctl_dash_latest_reading(db, meter_id, &r, &found))
+        return -1;
+    if (!found)
+        return 0;
+    if (ctl_reading_tier_min(db, meter_id, r.ts_ms, r.ts_ms + 1, &tier, &n) != CTL_DB_OK)
+        return -1;
+    json_t *j = reading_json(&r, now_ms);
+    json_object_set_new(j, "tier", json_integer(tier));
+    json_object_set_new(o, "reading", j);
+    return 0;
+}
+
+/* The positions of participant in [from_id, to_id); a participant the market never numbered
+ * has none. */
+static int positions(ctl_db *db, const char *participant, int64_t from_id, int64_t to_id,
+                     pos_acc *a)
+{
+    int64_t number;
+    char err[160];
+    if (ctl_ledger_participant_number(db, participant, &number, err, sizeof err) != 0)
+        return 0;
+    ctl_statement_range r = {false, 0, from_id * a->interval_s, to_id * a->interval_s};
+    int rows;
+    int rc = ctl_ledger_statement(db, number, &r, on_position, a, &rows, err, sizeof err);
+    return rc || a->err ? -1 : 0;
+}
+
+int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, json_t **out)
+{
+    *out = NULL;
+    ctl_participant p;
+    if (ctl_registry_lookup(db, home, &p) != 0 || p.role != CTL_ROLE_HOME)
+        return WEB_DATA_NOT_FOUND;
+    char community[80], day[16];
+    int64_t from, to, interval_s;
+    if (day_ids(db, day_utc, &from, &to, community, sizeof community, &interval_s))
+        return WEB_DATA_E_DB;
+    day_name(day_utc, day);
+    json_t *doc = json_pack("{ss ss ss sI sn so so}", "home", home, "community", community, "day",
+                            day, "interval_s", (json_int_t)interval_s, "reading", "trades",
+                            json_array(), "positions", json_array());
+    if (!doc)
+        return WEB_DATA_E_NOMEM;
+    int rc = WEB_DATA_E_DB;
+    if (p.meter_id[0] && add_reading(db, doc, p.meter_id, now_ms))
+        goto out;
+    trade_acc ta = {json_object_get(doc, "trades"), interval_s};
+    if (ctl_dash_trades_of(db, home, from, to, on_trade, &ta))
+        goto out;
+    pos_acc pa = {.arr = json_object_get(doc, "positions"), .interval_s = interval_s};
+    if (positions(db, home, from, to, &pa))
+        goto out;
+    json_object_set_new(doc, "bill", bill_json(&pa));
+    /* the calendar month (UTC) of the day, from the same statement */
+    int64_t y, m, d;
+    mkt_civil_from_days(floor_div(day_utc, DAY_S), &y, &m, &d);
+    ctl_statement_range mr;
+    ctl_statement_month(y, m, &mr);
+    pos_acc ma = {.arr = json_array(), .interval_s = interval_s};
+    if (!ma.arr)
+        goto out;
+    int mrc = positions(db, home, floor_div(mr.from_utc + interval_s - 1, interval_s),
+                        floor_div(mr.to_utc + interval_s - 1, interval_s), &ma);
+    json_decref(ma.arr);
+    if (mrc)
+        goto out;
+    json_t *month = bill_json(&ma);
+    char mname[16];
+    snprintf(mname, sizeof mname, "%04d-%02d", (int)y, (int)m);
+    json_object_set_new(month, "month", json_string(mname));
+    json_object_set_new(doc, "month_bill", month);
+    rc = WEB_DATA_OK;
+out:
+    if (rc)
+        json_decref(doc);
+    else
+        *out = doc;
+    return rc;
+}
+
+/* ---- the community ---- */
+
+static int on_interval(void *ctx, const ctl_dash_interval *iv)
+{
+    json_t *o = json_pack(
+        "{sI sI sI sI sb sI sI sI sI sI sI sb}", "interval_id", (json_int_t)iv->interval_id,
+        "start_utc", (json_int_t)iv->start_utc, "orders", (json_int_t)iv->n_orders, "trades",
+        (json_int_t)iv->n_trades, "has_price", iv->has_price, "price_uc_per_kwh",
+        (json_int_t)iv->price_uc_per_kwh, "local_wh", (json_int_t)iv->matched_wh,
+        "grid_bought_wh", (json_int_t)iv->grid_bought_wh, "grid_sold_wh",
+        (json_int_t)iv->grid_sold_wh, "retail_uc_per_kwh", (json_int_t)iv->retail_uc_per_kwh,
+        "feed_in_uc_per_kwh", (json_int_t)iv->feed_in_uc_per_kwh, "settled", iv->settled);
+    return !o || json_array_append_new(ctx, o) ? -2 : 0;
+}
+
+typedef struct {
+    ctl_db *db;
+    json_t *arr;
+    int64_t from, to, interval_s, now_ms;
+    int err;
+} homes_acc;
+
+static int on_participant(const ctl_participant *p, void *ctx)
+{
+    homes_acc *a = ctx;
+    if (p->role != CTL_ROLE_HOME)
+        return 0;
+    json_t *o = json_pack("{ss ss sn}", "id", p->id, "meter_id", p->meter_id, "reading");
+    if (!o || json_array_append_new(a->arr, o))
+        return a->err = -2;
+    if (p->meter_id[0] && add_reading(a->db, o, p->meter_id, a->now_ms))
+        return a->err = -1;
+    pos_acc pa = {.arr = json_array(), .interval_s = a->interval_s};
+    if (!pa.arr)
+        return a->err = -2;
+    int rc = positions(a->db, p->id, a->from, a->to, &pa);
+    const char *last = "none";
+    size_t n = json_array_size(pa.arr);
+    if (n)
+        last = json_string_value(json_object_get(json_array_get(pa.arr, n - 1), "status"));
+    json_object_set_new(o, "positions", json_integer(pa.n));
+    json_object_set_new(o, "held", json_integer(pa.held));
+    json_object_set_new(o, "last_status", json_string(last));
+    json_object_set_new(o, "net_uc", json_integer(pa.net_uc));
+    json_decref(pa.arr);
+    if (rc)
+        return a->err = -1;
+    ctl_peer_trust t;
+    if (ctl_peer_trust_get(a->db, p->id, &t) != CTL_DB_OK)
+        return a->err = -1;
+    json_object_set_new(o, "disputed", json_integer(t.disputed));
+    json_object_set_new(o, "trust_permille", json_integer(t.score_permille));
+    return 0;
+}
+
+int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, json_t **out)
+{
+    *out = NULL;
+    char community[80], day[16];
+    int64_t from, to, interval_s;
+    if (day_ids(db, day_utc, &from, &to, community, sizeof community, &interval_s))
+        return WEB_DATA_E_DB;
+    day_name(day_utc, day);
+    json_t *doc = json_pack("{ss ss sI so so sn}", "community", community, "day", day,
+                            "interval_s", (json_int_t)interval_s, "intervals", json_array(),
+                            "homes", json_array(), "outbox");
+    if (!doc)
+        return WEB_DATA_E_NOMEM;
+    int rc = WEB_DATA_E_DB;
+    ctl_sol_outbox *ob = NULL;
+    if (ctl_dash_intervals(db, from, to, on_interval, json_object_get(doc, "intervals")))
+        goto out;
+    homes_acc ha = {db, json_object_get(doc, "homes"), from, to, interval_s, now_ms, 0};
+    if (ctl_registry_list(db, on_participant, &ha) || ha.err)
+        goto out;
+    size_t c[4];
+    if (ctl_sol_outbox_open(db, &ob) || ctl_sol_outbox_totals(ob, c))
+        goto out;
+    json_object_set_new(doc, "outbox",
+                        json_pack("{sI sI sI sI}", "built", (json_int_t)c[CTL_SOLOB_BUILT],
+                                  "submitted", (json_int_t)c[CTL_SOLOB_SUBMITTED], "confirmed",
+                                  (json_int_t)c[CTL_SOLOB_CONFIRMED], "failed",
+                                  (json_int_t)c[CTL_SOLOB_FAILED]));
+    rc = WEB_DATA_OK;
+out:
+    ctl_sol_outbox_close(ob);
+    if (rc)
+        json_decref(doc);
+    else
+        *out = doc;
+    return rc;
+}

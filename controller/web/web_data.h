@@ -1,0 +1,39 @@
+/*
+ * Internal: the dashboard's JSON documents, built from the community database through db/,
+ * settle/ and solana/ reads (never SQL of its own). The money figures come from the signed
+ * ledger's positions (settle/ledger_statement.h), the same numbers `mgx ledger statement`
+ * prints; the grid-only figure is ctl_statement_grid_only_net_uc of the same positions.
+ *
+ * Documents (field by field in docs/dashboard.md):
+ *  - a home's day: its latest reading, its trades (its own side only: no counterparty, issue
+ *    19), its settled positions and their sum against the grid-only sum;
+ *  - the community's day (coordinator only): every cleared interval's price and volumes, every
+ *    home's status (last reading, held positions, disputes, trust) and the Solana outbox.
+ *
+ * A day is [day_utc, day_utc + 86400) in UTC seconds; intervals belong to the day they start in.
+ * Thread safety: as the ctl_db handle. The caller owns the returned json_t (json_decref).
+ */
+#ifndef MGX_WEB_DATA_H
+#define MGX_WEB_DATA_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "db/db.h"
+
+enum { WEB_DATA_OK = 0, WEB_DATA_NOT_FOUND = 1, WEB_DATA_E_DB = -1, WEB_DATA_E_NOMEM = -2 };
+
+/* The UTC day (Unix seconds of its midnight) of the latest cleared interval, or of now_s when
+ * none is cleared yet. */
+int web_default_day(ctl_db *db, int64_t now_s, int64_t *day_utc);
+
+/* Parses "YYYY-MM-DD" into its midnight UTC; -1 if malformed. */
+int web_parse_day(const char *s, int64_t *day_utc);
+
+/* home's day. WEB_DATA_NOT_FOUND when home is not a registered home. */
+int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, json_t **out);
+
+/* The community's day for the coordinator. */
+int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, json_t **out);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * The dashboard's HTTP server on libmicrohttpd (see web_server.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "web/web_server.h"
+
+#include "common/wall_clock.h"
+#include "common/errbuf.h"
+#include "db/registry.h"
+#include "web/web_assets.h"
+#include "web/web_auth.h"
+#include "web/web_data.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdint.h>
+
+#define LOGIN_BODY_MAX 1024 /* {"user":..,"password":..}: more is refused */
+#define COOKIE "mgx_session"
+
+struct web_server {
+    struct MHD_Daemon *d;
+    ctl_db *db;
+    web_sessions *sessions;
+    web_throttle *throttle;
+    web_config cfg;
+    int tls;
+    char *cert, *key; /* PEM, libmicrohttpd reads them at start; key in sodium_malloc */
+};
+
+typedef struct {
+    char *body; /* sodium_malloc, LOGIN_BODY_MAX + 1 */
+    size_t len;
+    int too_big;
+} request;
+
+static int64_t now_ms(void) { return ctl_wall_ms(); }
+
+/* The headers every answer carries: nothing cached, no framing, only our own scripts. */
+static void common_headers(struct MHD_Response *r)
+{
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "X-Frame-Options", "DENY");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'");
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type,
+                                const void *data, size_t len, enum MHD_ResponseMemoryMode mode,
+                                const char *cookie)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, mode);
+    if (!r)
+        return MHD_NO;
+    common_headers(r);
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (cookie)
+        MHD_add_response_header(r, "Set-Cookie", cookie);
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *doc,
+                                 const char *cookie)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text)
+        return send_buf(c, 500, "application/json", "{\"error\":\"internal\"}", 20,
+                        MHD_RESPMEM_PERSISTENT, NULL);
+    enum MHD_Result rc = send_buf(c, status, "application/json", text, strlen(text),
+                                  MHD_RESPMEM_MUST_FREE, cookie);
+    return rc;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *what)
+{
+    return send_json(c, status, json_pack("{ss}", "error", what), NULL);
+}
+
+/* The session of the request's cookie, 0 with *who filled or -1. */
+static int session_of(web_server *s, struct MHD_Connection *c, web_who *who)
+{
+    const char *tok = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE);
+    return tok && web_sessions_find(s->sessions, tok, now_ms() / 1000, who) == WEB_AUTH_OK ? 0
+                                                                                            : -1;
+}
+
+static const char *role_name(web_role r) { return r == WEB_ROLE_ADMIN ? "coordinator" : "home"; }
+
+/* Checks user and password: the admin file first (a coordinator), else the bus password file
+ * and the registry (a home). */
+static int check_login(web_server *s, const char *user, const char *password, web_who *who)
+{
+    if (!user[0] || strlen(user) >= WEB_USER_MAX)
+        return -1;
+    snprintf(who->user, sizeof who->user, "%s", user);
+    if (s->cfg.admin_file[0] &&
+        web_pw_file_check(s->cfg.admin_file, user, password) == WEB_AUTH_OK) {
+        who->role = WEB_ROLE_ADMIN;
+        return 0;
+    }
+    ctl_participant p;
+    if (s->cfg.password_file[0] &&
+        web_pw_file_check(s->cfg.password_file, user, password) == WEB_AUTH_OK &&
+        ctl_registry_lookup(s->db, user, &p) == 0 && p.role == CTL_ROLE_HOME) {
+        who->role = WEB_ROLE_HOME;
+        return 0;
+    }
+    return -1;
+}
+
+static enum MHD_Result do_login(web_server *s, struct MHD_Connection *c, request *rq)
+{
+    if (rq->too_big)
+        return send_error(c, 413, "too large");
+    rq->body[rq->len] = 0;
+    json_error_t je;
+    json_t *j = json_loads(rq->body, 0, &je);
+    const char *user = json_string_value(json_object_get(j, "user"));
+    const char *pw = json_string_value(json_object_get(j, "password"));
+    web_who who;
+    int64_t now_s = now_ms() / 1000;
+    if (user && !web_throttle_allowed(s->throttle, user, now_s)) {
+        if (pw)
+            sodium_memzero((void *)(uintptr_t)pw, strlen(pw));
+        json_decref(j);
+        return send_error(c, 429, "too many attempts; wait a minute");
+    }
+    int ok = user && pw && check_login(s, user, pw, &who) == 0;
+    if (user && !ok)
+        web_throttle_failed(s->throttle, user, now_s);
+    else if (ok)
+        web_throttle_succeeded(s->throttle, user);
+    /* jansson's copy of the password: overwrite it before it is freed */
+    if (pw)
+        sodium_memzero((void *)(uintptr_t)pw, strlen(pw));
+    json_decref(j);
+    if (!ok)
+        return send_error(c, 401, "login refused");
+    char tok[WEB_TOKEN_HEX], cookie[WEB_TOKEN_HEX + 96];
+    web_sessions_start(s->sessions, &who, now_ms() / 1000, tok);
+    snprintf(cookie, sizeof cookie, COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict%s", tok,
+             s->tls ? "; Secure" : "");
+    sodium_memzero(tok, sizeof tok);
+    enum MHD_Result rc =
+        send_json(c, 200, json_pack("{ss ss}", "user", who.user, "role", role_name(who.role)),
+                  cookie);
+    sodium_memzero(cookie, sizeof cookie);
+    return rc;
+}
+
+static enum MHD_Result day_of(web_server *s, struct MHD_Connection *c, int64_t *day)
+{
+    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "day");
+    if (q)
+        return web_parse_day(q, day) == 0 ? MHD_YES : MHD_NO;
+    return web_default_day(s->db, now_ms() / 1000, day) == WEB_DATA_OK ? MHD_YES : MHD_NO;
+}
+
+static enum MHD_Result api_get(web_server *s, struct MHD_Connection *c, const char *url)
+{
+    web_who who;
+    if (session_of(s, c, &who) != 0)
+        return send_error(c, 401, "log in first");
+    if (strcmp(url, "/api/me") == 0)
+        return send_json(c, 200,
+                         json_pack("{ss ss}", "user", who.user, "role", role_name(who.role)),
+                         NULL);
+    int64_t day;
+    json_t *doc = NULL;
+    int rc;
+    if (strncmp(url, "/api/home/", 10) == 0) {
+        const char *home = url + 10;
+        /* the rule: a home reads only itself; decided before anything is looked up, so the
+         * answer says nothing about the other home (not even whether it exists) */
+        if (who.role != WEB_ROLE_ADMIN && strcmp(home, who.user) != 0)
+            return send_error(c, 403, "forbidden");
+        if (day_of(s, c, &day) != MHD_YES)
+            return send_error(c, 400, "day: YYYY-MM-DD");
+        rc = web_home_day(s->db, home, day, now_ms(), &doc);
+    } else if (strcmp(url, "/api/community") == 0) {
+        if (who.role != WEB_ROLE_ADMIN)
+            return send_error(c, 403, "forbidden");
+        if (day_of(s, c, &day) != MHD_YES)
+            return send_error(c, 400, "day: YYYY-MM-DD");
+        rc = web_community_day(s->db, day, now_ms(), &doc);
+    } else {
+        return send_error(c, 404, "not found");
+    }
+    if (rc == WEB_DATA_NOT_FOUND)
+        return send_error(c, 404, "no such home");
+    if (rc != WEB_DATA_OK)
+        return send_error(c, 500, "database error");
+    return send_json(c, 200, doc, NULL);
+}
+
+static enum MHD_Result asset(struct MHD_Connection *c, const char *url)
+{
+    if (strcmp(url, "/") == 0)
+        url = "/index.html";
+    for (size_t i = 0; i < WEB_N_ASSETS; i++)
+        if (strcmp(WEB_ASSETS[i].path, url) == 0)
+            return send_buf(c, 200, WEB_ASSETS[i].type, WEB_ASSETS[i].data, WEB_ASSETS[i].len,
+                            MHD_RESPMEM_PERSISTENT, NULL);
+    return send_error(c, 404, "not found");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    web_server *s = cls;
+    int post = strcmp(method, "POST") == 0;
+    if (!*con_cls) { /* the headers: set up, answer on the next call */
+        request *rq = calloc(1, sizeof *rq);
+        if (!rq)
+            return MHD_NO;
+        if (post && !(rq->body = sodium_malloc(LOGIN_BODY_MAX + 1))) {
+            free(rq);
+            return MHD_NO;
+        }
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    request *rq = *con_cls;
+    if (post) {
+        if (*upload_data_size) {
+            if (rq->len + *upload_data_size > LOGIN_BODY_MAX)
+                rq->too_big = 1;
+            else {
+                memcpy(rq->body + rq->len, upload_data, *upload_data_size);
+                rq->len += *upload_data_size;
+            }
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (strcmp(url, "/api/login") == 0)
+            return do_login(s, c, rq);
+        if (strcmp(url, "/api/logout") == 0) {
+            const char *tok = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE);
+            if (tok)
+                web_sessions_end(s->sessions, tok);
+            return send_json(c, 200, json_object(),
+                             COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+        }
+        return send_error(c, 404, "not found");
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return send_error(c, 405, "read only");
+    if (strncmp(url, "/api/", 5) == 0)
+        return api_get(s, c, url);
+    return asset(c, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    request *rq = *con_cls;
+    if (!rq)
+        return;
+    sodium_free(rq->body); /* wipes the password */
+    free(rq);
+    *con_cls = NULL;
+}
+
+static char *read_pem(const char *path, int secret, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ctl_errf(err, errlen, "%s: cannot read", path);
+        return NULL;
+    }
+    enum { PEM_MAX = 65536 };
+    char *buf = secret ? sodium_malloc(PEM_MAX + 1) : malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    fclose(f);
+    if (!buf || n == 0 || n > PEM_MAX) {
+        ctl_errf(err, errlen, "%s: empty or larger than %d bytes", path, PEM_MAX);
+        secret ? sodium_free(buf) : free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+web_server *web_server_start(const web_config *c, ctl_db *db, char *err, size_t errlen)
+{
+    if (sodium_init() < 0) {
+        ctl_errf(err, errlen, "libsodium failed to start");
+        return NULL;
+    }
+    web_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        ctl_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = *c;
+    s->db = db;
+    s->sessions = web_sessions_new((size_t)c->max_sessions, c->session_ttl_s);
+    s->throttle = web_throttle_new(1024);
+    if (!s->sessions || !s->throttle) {
+        ctl_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)c->port);
+    inet_pton(AF_INET, c->listen, &a.sin_addr);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (c->tls_cert[0]) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            ctl_errf(err, errlen, "this libmicrohttpd has no TLS");
+            goto fail;
+        }
+        if (!(s->cert = read_pem(c->tls_cert, 0, err, errlen)) ||
+            !(s->key = read_pem(c->tls_key, 1, err, errlen)))
+            goto fail;
+        s->tls = 1;
+        flags |= MHD_USE_TLS;
+    }
+    s->d = s->tls ? MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                     MHD_OPTION_CONNECTION_LIMIT, 256u,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                     MHD_OPTION_HTTPS_MEM_CERT, s->cert,
+                                     MHD_OPTION_HTTPS_MEM_KEY, s->key, MHD_OPTION_END)
+                  : MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                     MHD_OPTION_CONNECTION_LIMIT, 256u,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    if (!s->d) {
+        ctl_errf(err, errlen, "cannot listen on %s:%lld%s", c->listen, (long long)c->port,
+                 s->tls ? " (or the TLS certificate and key were refused)" : "");
+        goto fail;
+    }
+    return s;
+fail:
+    web_server_stop(s);
+    return NULL;
+}
+
+int web_server_port(const web_server *s)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? (int)i->port : -1;
+}
+
+void web_server_stop(web_server *s)
+{
+    if (!s)
+        return;
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    web_sessions_free(s->sessions);
+    web_throttle_free(s->throttle);
+    free(s->cert);
+    sodium_free(s->key);
+    free(s);
+}

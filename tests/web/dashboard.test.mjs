@@ -1,0 +1,140 @@
+// The dashboard in a real browser (Debian's chromium, headless, driven by puppeteer-core):
+// started by test_web_dashboard.c against a real `mgx web` on a database the real controller
+// filled. Reads what to expect from $MGX_WEB_EXPECT (figures the C side took from the database
+// with its own SQL) and checks what the pages show:
+//  - a wrong password is refused and leaves no session;
+//  - a home sees exactly its own figures (reading, bill, grid-only bill, trades, positions) and
+//    no other home's name; the other home's data and the community view answer 403 and nothing
+//    else, even asked from inside the logged-in page; the session cookie is HttpOnly and
+//    SameSite=Strict and invisible to the page's scripts;
+//  - the coordinator sees every home and every cleared interval of the day.
+// Exit 0: all passed; 1: a check failed; 77: skipped (no puppeteer-core or no chromium).
+import { readFileSync, existsSync } from 'node:fs';
+
+let puppeteer;
+try {
+  puppeteer = (await import('puppeteer-core')).default;
+} catch (e) {
+  console.log('SKIP: puppeteer-core is not installed (npm ci in tests/web)');
+  process.exit(77);
+}
+const chromium = process.env.MGX_CHROMIUM || '/usr/bin/chromium';
+if (!existsSync(chromium)) {
+  console.log(`SKIP: no chromium at ${chromium} (apt-get install chromium)`);
+  process.exit(77);
+}
+const url = process.env.MGX_WEB_URL;
+const want = JSON.parse(readFileSync(process.env.MGX_WEB_EXPECT, 'utf8'));
+
+let failures = 0, checks = 0;
+function check(ok, what) {
+  checks++;
+  if (!ok) { failures++; console.log('FAIL: ' + what); }
+}
+function eq(got, exp, what) { check(got === exp, `${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(exp)}`); }
+
+const browser = await puppeteer.launch({
+  executablePath: chromium,
+  headless: true,
+  // root in CI: chromium's sandbox needs user namespaces it may not have there
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+});
+const errors = [];
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.setDefaultTimeout(30000);
+
+  async function login(user, password) {
+    await page.goto(url, { waitUntil: 'networkidle0' });
+    await page.waitForSelector('#login-form', { visible: true });
+    await page.type('#user', user);
+    await page.type('#password', password);
+    await page.click('#login-button');
+    await page.waitForFunction(() => document.body.dataset.ready === '1' ||
+      document.body.dataset.ready === 'refused');
+    return page.evaluate(() => document.body.dataset.ready);
+  }
+  const text = (sel) => page.$eval(sel, (e) => e.textContent);
+  const data = (sel) => page.$eval(sel, (e) => Number(e.dataset.uc));
+  const fetchIn = (path) => page.evaluate(async (p) => {
+    const r = await fetch(p);
+    return { status: r.status, body: await r.text() };
+  }, path);
+
+  // 1. a wrong password
+  eq(await login(want.home, want.home_password + 'x'), 'refused', 'wrong password');
+  eq(await page.$eval('#login-error', (e) => e.hidden), false, 'refusal shown');
+  eq((await fetchIn('/api/me')).status, 401, 'no session after a refused login');
+
+  // 2. the home
+  eq(await login(want.home, want.home_password), '1', 'home login');
+  eq(await text('#home-id'), want.home, 'home shown');
+  eq(await text('#home-day'), want.day, 'day');
+  eq(Number(await text('#reading-import')), want.reading_import_wh, 'reading import counter');
+  eq(Number(await text('#reading-export')), want.reading_export_wh, 'reading export counter');
+  eq(await text('#reading-tier'), 'unsigned', 'reading attestation (the test signs nothing)');
+  eq(await data('#bill-net'), want.net_uc, 'bill (net, uc)');
+  eq(await text('#bill-net'), want.net_text, 'bill as printed');
+  eq(await data('#month-net'), want.month_net_uc, 'month bill (net, uc)');
+  eq(await data('#month-grid'), want.month_grid_only_net_uc, 'month grid-only bill (net, uc)');
+  eq(await data('#bill-grid'), want.grid_only_net_uc, 'grid-only bill (net, uc)');
+  eq(await data('#bill-saving'), want.net_uc - want.grid_only_net_uc, 'saving (uc)');
+  eq(Number(await text('#bill-intervals')), want.positions, 'settled intervals');
+  eq(Number(await text('#bill-held')), want.held, 'held intervals');
+  eq(await page.$$eval('#trades tbody tr', (r) => r.length), want.trades, 'trade rows');
+  eq(await page.$$eval('#positions tbody tr', (r) => r.length), want.positions, 'position rows');
+  const energy = await page.$$eval('#trades tbody tr', (rows) =>
+    rows.reduce((s, r) => s + Number(r.cells[2].textContent), 0));
+  eq(energy, want.trade_energy_wh, 'traded energy (Wh, sum of the rows)');
+  const body = await page.evaluate(() => document.body.innerText);
+  for (const other of want.others)
+    check(!body.includes(other), `the home's page names ${other}`);
+  // the other home's data, asked from inside the logged-in page
+  const o = await fetchIn('/api/home/' + want.others[0]);
+  eq(o.status, 403, 'another home: status');
+  eq(o.body, '{"error":"forbidden"}', 'another home: body');
+  eq((await fetchIn('/api/community')).status, 403, 'community view for a home');
+  eq((await fetchIn('/api/home/no-such-home')).status, 403, 'an unknown home for a home');
+  const cookies = await page.cookies();
+  const sc = cookies.find((c) => c.name === 'mgx_session');
+  check(sc && sc.httpOnly && sc.sameSite === 'Strict', 'session cookie HttpOnly, SameSite=Strict');
+  eq(await page.evaluate(() => document.cookie.includes('mgx_session')), false, 'cookie hidden from scripts');
+  if (want.charts) eq(await page.$$eval('#home-chart canvas', (c) => c.length) > 0, true, 'home chart drawn');
+
+  // the page fetches its view again by itself (every 30 s; ?refresh=300 here)
+  await page.goto(url + '?refresh=300', { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => document.body.dataset.ready === '1');
+  let fetched = 0;
+  const onReq = (r) => { if (r.url().includes('/api/home/')) fetched++; };
+  page.on('request', onReq);
+  await new Promise((r) => setTimeout(r, 2000));
+  page.off('request', onReq);
+  check(fetched >= 2, `the home's view refreshed by itself (${fetched} fetches in 2 s)`);
+  eq(await data('#bill-net'), want.net_uc, 'bill after a refresh');
+
+  // 3. log out, then the coordinator
+  await page.click('#logout');
+  await page.waitForSelector('#login-form', { visible: true });
+  eq((await fetchIn('/api/me')).status, 401, 'no session after logout');
+  eq(await login(want.admin, want.admin_password), '1', 'coordinator login');
+  const homes = await page.$$eval('#homes tbody tr', (rows) => rows.map((r) => r.dataset.home));
+  eq(JSON.stringify(homes), JSON.stringify(want.homes), 'every home listed');
+  const settled = await page.$$eval('#homes tbody tr', (rows) => rows.map((r) => Number(r.cells[4].textContent)));
+  eq(JSON.stringify(settled), JSON.stringify(want.home_positions), 'settled positions per home');
+  eq(await page.$$eval('#intervals tbody tr', (r) => r.length), want.intervals, 'cleared intervals');
+  // the run's readings carry simulated 2024 times: every meter is silent by the wall clock
+  const alerts = await text('#alerts');
+  check(alerts.includes('meter silent') && want.homes.every((h) => alerts.includes(h)),
+    'every meter alerted as silent: ' + alerts);
+  eq((await fetchIn('/api/home/' + want.others[0])).status, 200, 'the coordinator reads a home');
+  if (want.charts) eq(await page.$$eval('#community-chart canvas', (c) => c.length) > 0, true, 'community chart drawn');
+  eq(errors.length, 0, 'page errors ' + errors.join('; '));
+} catch (e) {
+  failures++;
+  console.log('FAIL: ' + (e && e.stack ? e.stack : e));
+} finally {
+  await browser.close();
+}
+console.log(`dashboard browser test: ${checks - failures} passed, ${failures} failed`);
+process.exit(failures ? 1 : 0);

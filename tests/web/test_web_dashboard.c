@@ -1,0 +1,606 @@
+/*
+ * The dashboard end to end (label integration, docs/dashboard.md): a community database filled
+ * by the real stack (a private mosquitto broker, `mgx controller` with a settlement key at clock
+ * speed 3600, and this test playing 4 homes that send signed orders and meter readings until
+ * at least 8 intervals are settled in the ledger, 3 trades of the home that logs in among them), then a real `mgx web` on a free loopback port
+ * with a password file made by the real mosquitto_passwd and a coordinator admin file.
+ *
+ * Expected figures come from the database with this test's own SQL and decoding (not the
+ * dashboard's code): the home's latest reading, its trades of the day, its ledger positions and
+ * their net, and the grid-only net from the intervals' own tariffs.
+ *  - http_api (libcurl): a wrong password and no session get 401; the home reads exactly its
+ *    own figures; another home's data, an unknown home and the community view give 403 with
+ *    nothing but {"error":"forbidden"}; the coordinator reads every home.
+ *  - browser: tests/web/dashboard.test.mjs drives Debian's chromium (puppeteer-core) through the
+ *    pages with the same expectations; skipped, with a message, without node, the npm packages
+ *    (npm ci in tests/web) or chromium.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "bus/bus.h"
+#include "common/interval.h"
+#include "common/wall_clock.h"
+#include "files.h"
+#include "homes.h"
+#include "mgx/ledger_record.h"
+#include "shell.h"
+
+#define HOMES 4
+#define COMMUNITY "webville"
+#define GRACE_S 1800   /* half a real second */
+#define MIN_BLOCKS 8
+#define DEADLINE_MS 120000
+#define READ_S 120
+#define HOME 1         /* the home that logs in */
+
+static struct {
+    tst_home homes[HOMES];
+    char *dir;
+    char db[TST_CTL_PATH_MAX];
+    char url[128];
+    char expect[600];
+    pid_t web;
+    json_t *want;
+} F;
+
+/* ---- the community: the real controller, homes played by this test ---- */
+
+static void on_msg(void *user, const bus_message *m)
+{
+    (void)user;
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
+        strcmp(kind, "receipt") != 0)
+        return;
+    ctl_receipt r;
+    char why[CTL_DETAIL_MAX];
+    if (ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why) == CTL_R_OK)
+        tst_homes_take_receipt(F.homes, HOMES, &r);
+}
+
+static void send_reading(bus_client *c, int h, int64_t ts_s)
+{
+    mtr_sample s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.meter_id, sizeof s.meter_id, "m-home-%d", h);
+    int64_t min = ts_s / 60;
+    s.ts_ms = ts_s * 1000;
+    s.import_wh = 100000 * h + (10 + 3 * h) * min;
+    s.export_wh = 50000 * h + (h % 2 == 0 ? 40 + 5 * h : 2) * min;
+    s.power_w = 100 * h;
+    s.soc_permille = -1;
+    tst_send_reading(c, COMMUNITY, &s);
+}
+
+/* Whether the database holds what the checks need: MIN_BLOCKS settled intervals, and trades of
+ * the home that logs in within settled ones (a slow, sanitized build may miss the first
+ * intervals' gates; the run then goes on, up to DEADLINE_MS). */
+static int ready(const char *db_path)
+{
+    sqlite3 *db;
+    int64_t n = 0, t = 0;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT (SELECT count(*) FROM ledger_block), (SELECT count(*) "
+                               "FROM trades WHERE (seller = ?1 OR buyer = ?1) AND interval_id "
+                               "IN (SELECT interval_id FROM ledger_block))",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, F.homes[HOME].id, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                n = sqlite3_column_int64(st, 0);
+                t = sqlite3_column_int64(st, 1);
+            }
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    return n >= MIN_BLOCKS && t >= 3;
+}
+
+static void fill_community(const char *bin)
+{
+    tst_broker *br = tst_broker_start(NULL);
+    assert_non_null(br);
+    char conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX], anchor[64];
+    F.dir = tst_controller_dir("web", F.db, conf, log);
+    assert_int_equal(tst_sh("%s ledger keygen web.example/mgx --out %s/community.skey > "
+                            "%s/community.vkey",
+                            bin, F.dir, F.dir),
+                     0);
+    fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, F.db, GRACE_S));
+    tst_homes_register(F.homes, HOMES, 7, F.db, true);
+
+    ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
+    const ctl_interval_rules rules = {900, 300, 4};
+    int64_t start_s = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000;
+    int64_t next_reading = (start_s / READ_S - 10) * READ_S, replay_from = next_reading;
+    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 30000, on_msg);
+    pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
+    static const tst_order_shape SHAPE = {2, 100, 700, 90000, 60000, 150000, 100000};
+    unsigned seed = 14;
+    int64_t deadline = ctl_wall_ms() + DEADLINE_MS, next_check = 0, replay_at = ctl_wall_ms() + 500;
+    for (;;) {
+        int64_t now = ctl_wall_ms();
+        if (now >= next_check) {
+            if (ready(F.db))
+                break;
+            assert_true(now < deadline);
+            next_check = now + 500;
+        }
+        bus_loop(c, 5);
+        int64_t sim_ms = ctl_clock_sim_ms(&clock, now);
+        for (; next_reading <= sim_ms / 1000; next_reading += READ_S)
+            for (int h = 0; h < HOMES; h++)
+                send_reading(c, h, next_reading);
+        if (replay_at && now >= replay_at) { /* what came before the controller subscribed */
+            for (int64_t ts = replay_from; ts < next_reading; ts += READ_S)
+                for (int h = 0; h < HOMES; h++)
+                    send_reading(c, h, ts);
+            replay_at = 0;
+        }
+        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
+        for (int h = 0; h < HOMES; h++) {
+            tst_home *hm = &F.homes[h];
+            if (!hm->has_pending && hm->done_interval < target)
+                tst_home_make_order(F.homes, h, COMMUNITY, target, sim_ms, &seed, &SHAPE);
+            if (hm->has_pending && now - hm->last_sent_ms > 150)
+                tst_home_send_order(c, COMMUNITY, hm);
+        }
+    }
+    tst_controller_stop(ctl);
+    bus_stop(c, 500);
+    bus_free(c);
+    tst_broker_free(br);
+}
+
+/* ---- what the dashboard must show, from the database directly ---- */
+
+static int64_t q_int(sqlite3 *db, const char *sql, const char *text)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (text)
+        sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The positions of participant name in intervals starting in [from, to): count, held, net,
+ * grid-only net. */
+static void positions_in(sqlite3 *db, const char *name, int64_t from, int64_t to, int64_t out[4])
+{
+    memset(out, 0, 4 * sizeof *out);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT t.body, i.retail_uc_per_kwh, i.feed_in_uc_per_kwh FROM "
+                           "ledger_tx t JOIN ledger_block b ON b.height = t.height JOIN "
+                           "intervals i ON i.interval_id = b.interval_id JOIN market_ids m ON "
+                           "m.market_id = t.participant WHERE m.participant = ?1 AND "
+                           "i.start_utc >= ?2 AND i.start_utc < ?3 ORDER BY t.log_index",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        stl_tx tx;
+        assert_int_equal(stl_tx_decode(sqlite3_column_blob(st, 0),
+                                       (size_t)sqlite3_column_bytes(st, 0), &tx),
+                         STL_OK);
+        if (tx.kind != STL_TX_POSITION)
+            continue;
+        const stl_position *p = &tx.position;
+        out[0]++;
+        out[1] += p->status != STL_POS_GOOD && p->status != STL_POS_ESTIMATED;
+        out[2] += p->local_received_uc + p->grid_received_uc - p->local_paid_uc - p->grid_paid_uc;
+        /* grid only: export at feed-in minus import at retail, each floored (values >= 0) */
+        out[3] += p->export_wh * sqlite3_column_int64(st, 2) / 1000 -
+                  p->import_wh * sqlite3_column_int64(st, 1) / 1000;
+    }
+    sqlite3_finalize(st);
+}
+
+static void positions_of(sqlite3 *db, const char *name, int64_t day0, int64_t out[4])
+{
+    positions_in(db, name, day0, day0 + 86400, out);
+}
+
+static json_t *expectations(void)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(F.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    const char *home = F.homes[HOME].id;
+    int64_t last = q_int(db, "SELECT max(interval_id) FROM intervals WHERE state = 1", NULL);
+    int64_t day0 = last * 900 / 86400 * 86400;
+    int64_t pos[4];
+    positions_of(db, home, day0, pos);
+    char day[16];
+    time_t t = (time_t)day0;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM trades WHERE (seller = ?1 OR buyer = ?1) AND interval_id >= "
+             "%lld AND interval_id < %lld",
+             (long long)(day0 / 900), (long long)(day0 / 900 + 96));
+    int64_t trades = q_int(db, sql, home);
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(sum(energy_wh), 0) FROM trades WHERE (seller = ?1 OR buyer = ?1) "
+             "AND interval_id >= %lld AND interval_id < %lld",
+             (long long)(day0 / 900), (long long)(day0 / 900 + 96));
+    int64_t energy = q_int(db, sql, home);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM intervals WHERE state = 1 AND ?1 = ?1 AND interval_id >= "
+             "%lld AND interval_id < %lld",
+             (long long)(day0 / 900), (long long)(day0 / 900 + 96));
+    int64_t intervals = q_int(db, sql, "x");
+    json_t *homes = json_array(), *home_pos = json_array(), *others = json_array();
+    for (int h = 0; h < HOMES; h++) {
+        int64_t p[4];
+        positions_of(db, F.homes[h].id, day0, p);
+        json_array_append_new(homes, json_string(F.homes[h].id));
+        json_array_append_new(home_pos, json_integer(p[0]));
+        if (h != HOME)
+            json_array_append_new(others, json_string(F.homes[h].id));
+    }
+    char meter[32];
+    snprintf(meter, sizeof meter, "m-home-%d", HOME);
+    json_t *w = json_pack(
+        "{ss ss ss ss ss sI sI sI sI sI sI sI sI sI so so so}", "home", home, "home_password",
+        "pw for home 1", "admin", "coord", "admin_password", "coordinator pw", "day", day,
+        "reading_import_wh",
+        (json_int_t)q_int(db, "SELECT import_wh FROM readings WHERE meter_id = ?1 ORDER BY ts_ms DESC LIMIT 1", meter),
+        "reading_export_wh",
+        (json_int_t)q_int(db, "SELECT export_wh FROM readings WHERE meter_id = ?1 ORDER BY ts_ms DESC LIMIT 1", meter),
+        "positions", (json_int_t)pos[0], "held", (json_int_t)pos[1], "net_uc", (json_int_t)pos[2],
+        "grid_only_net_uc", (json_int_t)pos[3], "trades", (json_int_t)trades, "trade_energy_wh",
+        (json_int_t)energy, "intervals", (json_int_t)intervals, "homes", homes, "home_positions",
+        home_pos, "others", others);
+    assert_non_null(w);
+    /* the bill as the page must print it: two decimals of the currency, cut toward zero */
+    char text[48];
+    int64_t a = pos[2] < 0 ? -pos[2] : pos[2];
+    snprintf(text, sizeof text, "%s%lld.%02lld", pos[2] < 0 ? "-" : "", (long long)(a / 1000000),
+             (long long)(a % 1000000 / 10000));
+    json_object_set_new(w, "net_text", json_string(text));
+    /* the month: June 2024 (the simulated clock starts on its first day) */
+    int64_t month[4];
+    positions_in(db, home, 1717200000, 1719792000, month);
+    json_object_set_new(w, "month_net_uc", json_integer(month[2]));
+    json_object_set_new(w, "month_grid_only_net_uc", json_integer(month[3]));
+    sqlite3_close(db);
+    /* the run means something: positions settled, trades made, money moved */
+    assert_true(pos[0] >= MIN_BLOCKS - 1);
+    assert_true(trades > 0);
+    assert_true(pos[2] != pos[3]);
+    return w;
+}
+
+/* ---- mgx web ---- */
+
+static void start_web(const char *bin)
+{
+    char pw[600], admin[600], conf[600], out[600];
+    snprintf(pw, sizeof pw, "%s/passwd", F.dir);
+    snprintf(admin, sizeof admin, "%s/admin.passwd", F.dir);
+    assert_int_equal(tst_sh("mosquitto_passwd -c -b %s home-0 'pw for home 0' && "
+                            "mosquitto_passwd -b %s home-1 'pw for home 1' && "
+                            "mosquitto_passwd -b %s home-2 'pw for home 2' && "
+                            "mosquitto_passwd -b %s home-3 'pw for home 3' && "
+                            "mosquitto_passwd -c -b %s coord 'coordinator pw'",
+                            pw, pw, pw, pw, admin),
+                     0);
+    snprintf(conf, sizeof conf, "%s/web.ini", F.dir);
+    snprintf(out, sizeof out, "%s/web.out", F.dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[web]\nlisten = 127.0.0.1\nport = %d\ndatabase = ctl.db\n"
+               "password_file = passwd\nadmin_file = admin.passwd\nmax_sessions = 16\n",
+            tst_free_port());
+    fclose(f);
+    F.web = fork();
+    assert_true(F.web >= 0);
+    if (F.web == 0) {
+        if (!freopen(out, "w", stdout))
+            _exit(126);
+        execl(bin, bin, "web", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 300 && !F.url[0]; i++) {
+        usleep(100000);
+        char *text = tst_file_text_or_empty(out);
+        char *at = strstr(text, "serving ");
+        if (at)
+            sscanf(at + 8, "%127s", F.url);
+        free(text);
+    }
+    assert_true(F.url[0]);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MGX_BIN");
+    if (!bin)
+        return -1;
+    fill_community(bin);
+    F.want = expectations();
+    snprintf(F.expect, sizeof F.expect, "%s/expect.json", F.dir);
+    json_dump_file(F.want, F.expect, JSON_INDENT(1));
+    start_web(bin);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (F.web > 0) {
+        kill(F.web, SIGTERM);
+        int st = tst_wait_exit(F.web, 10000);
+        if (st != 0)
+            fprintf(stderr, "mgx web exited with %d\n", st);
+    }
+    json_decref(F.want);
+    tst_homes_free(F.homes, HOMES);
+    curl_global_cleanup();
+    if (!getenv("MGX_TEST_KEEP"))
+        tst_rmtree(F.dir);
+    else
+        fprintf(stderr, "kept %s\n", F.dir);
+    free(F.dir);
+    return 0;
+}
+
+/* ---- http_api ---- */
+
+typedef struct {
+    char buf[1 << 20];
+    size_t len;
+} body;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+    body *b = ctx;
+    size_t k = size * n;
+    if (b->len + k >= sizeof b->buf)
+        return 0;
+    memcpy(b->buf + b->len, p, k);
+    b->len += k;
+    b->buf[b->len] = 0;
+    return k;
+}
+
+/* One request on handle c (its cookie engine keeps the session); returns the status. */
+static long req(CURL *c, const char *path, const char *post, body *b)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s%s", F.url, path + 1);
+    b->len = 0;
+    b->buf[0] = 0;
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+    if (post)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+    else
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
+static int64_t want_int(const char *k) { return json_integer_value(json_object_get(F.want, k)); }
+
+static void http_api(void **state)
+{
+    (void)state;
+    static body b;
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    assert_int_equal(req(c, "/api/me", NULL, &b), 401);
+    assert_int_equal(req(c, "/api/home/home-1", NULL, &b), 401);
+    /* wrong password, an unknown user, a home's password for another home */
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"home-1\",\"password\":\"pw for home 2\"}", &b), 401);
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"home-9\",\"password\":\"pw for home 1\"}", &b), 401);
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"coord\",\"password\":\"pw for home 1\"}", &b), 401);
+    assert_int_equal(req(c, "/api/me", NULL, &b), 401);
+    /* the home */
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}", &b), 200);
+    assert_int_equal(req(c, "/api/home/home-1", NULL, &b), 200);
+    json_t *d = json_loads(b.buf, 0, NULL);
+    assert_non_null(d);
+    json_t *bill = json_object_get(d, "bill");
+    assert_int_equal(json_integer_value(json_object_get(bill, "net_uc")), want_int("net_uc"));
+    assert_int_equal(json_integer_value(json_object_get(bill, "grid_only_net_uc")),
+                     want_int("grid_only_net_uc"));
+    assert_int_equal(json_integer_value(json_object_get(bill, "intervals")), want_int("positions"));
+    json_t *mb = json_object_get(d, "month_bill");
+    assert_string_equal(json_string_value(json_object_get(mb, "month")), "2024-06");
+    assert_int_equal(json_integer_value(json_object_get(mb, "net_uc")), want_int("month_net_uc"));
+    assert_int_equal(json_integer_value(json_object_get(mb, "grid_only_net_uc")),
+                     want_int("month_grid_only_net_uc"));
+    assert_int_equal(json_integer_value(json_object_get(bill, "held")), want_int("held"));
+    assert_int_equal(json_array_size(json_object_get(d, "trades")), (size_t)want_int("trades"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "reading"), "import_wh")),
+                     want_int("reading_import_wh"));
+    /* the home's document names no other home */
+    for (int h = 0; h < HOMES; h++) {
+        char quoted[40];
+        snprintf(quoted, sizeof quoted, "\"%s\"", F.homes[h].id);
+        if (h != HOME && strstr(b.buf, quoted))
+            fail_msg("home-1's document names %s", F.homes[h].id);
+    }
+    json_decref(d);
+    /* another home, an unknown one, the community: 403 and nothing else */
+    const char *forbidden[] = {"/api/home/home-2", "/api/home/home-0?day=2024-06-01",
+                               "/api/home/nobody", "/api/home/", "/api/community",
+                               "/api/home/home-10"};
+    for (size_t i = 0; i < sizeof forbidden / sizeof *forbidden; i++) {
+        assert_int_equal(req(c, forbidden[i], NULL, &b), 403);
+        assert_string_equal(b.buf, "{\"error\":\"forbidden\"}");
+    }
+    assert_int_equal(req(c, "/api/home/home-1?day=2024-13-01", NULL, &b), 400);
+    assert_int_equal(req(c, "/api/logout", "", &b), 200);
+    assert_int_equal(req(c, "/api/home/home-1", NULL, &b), 401);
+    /* the coordinator */
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"coord\",\"password\":\"coordinator pw\"}", &b), 200);
+    assert_int_equal(req(c, "/api/community", NULL, &b), 200);
+    d = json_loads(b.buf, 0, NULL);
+    assert_non_null(d);
+    json_t *homes = json_object_get(d, "homes");
+    assert_int_equal(json_array_size(homes), HOMES);
+    for (int h = 0; h < HOMES; h++) {
+        json_t *x = json_array_get(homes, (size_t)h);
+        assert_string_equal(json_string_value(json_object_get(x, "id")), F.homes[h].id);
+        assert_int_equal(json_integer_value(json_object_get(x, "positions")),
+                         json_integer_value(json_array_get(json_object_get(F.want, "home_positions"), (size_t)h)));
+    }
+    assert_int_equal(json_array_size(json_object_get(d, "intervals")), (size_t)want_int("intervals"));
+    json_decref(d);
+    assert_int_equal(req(c, "/api/home/home-2", NULL, &b), 200);
+    assert_int_equal(req(c, "/api/home/nobody", NULL, &b), 404);
+    /* guessing home-3's password: five wrong ones lock the name, the right one then gets 429 */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(req(c, "/api/login", "{\"user\":\"home-3\",\"password\":\"guess\"}", &b), 401);
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"home-3\",\"password\":\"pw for home 3\"}", &b), 429);
+    assert_int_equal(req(c, "/api/login", "{\"user\":\"home-0\",\"password\":\"pw for home 0\"}", &b), 200);
+    curl_easy_cleanup(c);
+}
+
+/* ---- tls: the same server with tls_cert and tls_key ---- */
+
+static void tls(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MGX_BIN");
+    char conf[600], out[600], cert[600], url[128] = "";
+    snprintf(cert, sizeof cert, "%s/cert.pem", F.dir);
+    if (tst_sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+               "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -days 2 "
+               "-keyout %s/key.pem -out %s 2>/dev/null",
+               F.dir, cert) != 0) {
+        fprintf(stderr, "SKIP tls: openssl cannot make a test certificate\n");
+        skip();
+    }
+    snprintf(conf, sizeof conf, "%s/tls.ini", F.dir);
+    snprintf(out, sizeof out, "%s/tls.out", F.dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[web]\nport = 0\ndatabase = ctl.db\npassword_file = passwd\n"
+               "tls_cert = cert.pem\ntls_key = key.pem\n");
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(out, "w", stdout))
+            _exit(126);
+        execl(bin, bin, "web", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 300 && !url[0]; i++) {
+        usleep(100000);
+        char *text = tst_file_text_or_empty(out);
+        char *at = strstr(text, "serving ");
+        if (at)
+            sscanf(at + 8, "%127s", url);
+        free(text);
+    }
+    assert_int_equal(strncmp(url, "https://127.0.0.1:", 18), 0);
+    static body b;
+    CURL *c = curl_easy_init();
+    char u[200];
+    snprintf(u, sizeof u, "%sapi/login", url);
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}");
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 200);
+    /* the cookie is marked Secure over TLS */
+    struct curl_slist *cookies = NULL;
+    curl_easy_getinfo(c, CURLINFO_COOKIELIST, &cookies);
+    assert_non_null(cookies);
+    assert_true(strstr(cookies->data, "mgx_session") != NULL);
+    assert_true(strstr(cookies->data, "\tTRUE\t/\tTRUE\t") != NULL ||
+                strstr(cookies->data, "\tFALSE\t/\tTRUE\t") != NULL); /* secure column */
+    curl_slist_free_all(cookies);
+    snprintf(u, sizeof u, "%sapi/home/home-2", url);
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 403);
+    curl_easy_cleanup(c);
+    kill(pid, SIGTERM);
+    assert_int_equal(tst_wait_exit(pid, 10000), 0);
+}
+
+/* ---- browser ---- */
+
+static void browser(void **state)
+{
+    (void)state;
+#ifndef MGX_NODE
+    skip(); /* no node at configure time: printed by CMake */
+#else
+    char mod[600];
+    snprintf(mod, sizeof mod, "%s/tests/web/node_modules/puppeteer-core", MGX_SOURCE_DIR);
+    struct stat sb;
+    if (stat(mod, &sb) != 0) {
+        fprintf(stderr, "SKIP browser: no %s (npm ci in tests/web)\n", mod);
+        skip();
+    }
+    if (access("/usr/bin/chromium", X_OK) != 0 && !getenv("MGX_CHROMIUM")) {
+        fprintf(stderr, "SKIP browser: no /usr/bin/chromium (apt-get install chromium)\n");
+        skip();
+    }
+    json_object_set_new(F.want, "charts", json_boolean(MGX_WEB_CHARTS));
+    json_dump_file(F.want, F.expect, JSON_INDENT(1));
+    int rc = tst_sh("MGX_WEB_URL=%s MGX_WEB_EXPECT=%s %s %s/tests/web/dashboard.test.mjs", F.url,
+                    F.expect, MGX_NODE, MGX_SOURCE_DIR);
+    if (rc == 77)
+        skip();
+    assert_int_equal(rc, 0);
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http_api),
+        cmocka_unit_test(tls),
+        cmocka_unit_test(browser),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
