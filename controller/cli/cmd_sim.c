@@ -570,7 +570,7 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
         for (size_t g = 0; g < v->n_groups; g++)
             v->groups[g].battery_policy = P[i];
         snprintf(dir, sizeof dir, "%s/%s", o->out, sim_battery_policy_name(P[i]));
-        if (make_dir(dir) != 0) {
+        if (ctl_sim_make_dir(dir) != 0) {
             fprintf(stderr, "mgx sim: cannot create output folder %s: %s\n", dir,
                     strerror(errno));
             goto out;
