@@ -124,6 +124,9 @@ DB=$OUT/controller.db
 echo "== mgx live demo: ${#HOMES[@]} homes of $SCENARIO, $DAYS simulated day(s) at ${SPEED}x, timing $TIMING =="
 
 # ---- broker ----
+# An open broker on loopback for the demo. A community's real broker is config/mosquitto/ (TLS,
+# passwords, the ACL, the client id bound to the login: each daemon needs a login of its own,
+# docs/bus-security.md); here every daemon just has a client id of its own.
 PORT=$(free_port) || die "no free TCP port"
 cat >"$OUT/mosquitto.conf" <<EOF
 listener $PORT 127.0.0.1
