@@ -89,7 +89,26 @@ int ctl_witness_config_load(const char *path, ctl_witness_config *c, char *err, 
     loading x = {c, l};
     int rc = cfg_loader_add(l, witness_key, witness_finish, &x);
     if (rc == CFG_OK)
+        rc = cfg_bus_add(l, &c->bus);
+    c->bus.optional = true; /* publishing on the bus is optional */
+    if (rc == CFG_OK)
         rc = cfg_load(l, path, err, errlen);
+    if (rc == CFG_OK && c->bus.line && !c->bus.client_id[0])
+        snprintf(c->bus.client_id, sizeof c->bus.client_id, "witness");
     cfg_loader_free(l);
+    if (rc != CFG_OK)
+        cfg_bus_clear(&c->bus);
     return rc;
+}
+
+void ctl_witness_config_clear(ctl_witness_config *c)
+{
+    if (c)
+        cfg_bus_clear(&c->bus);
+}
+
+int ctl_witness_topic(const char *community, const char *client_id, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "mgx/v1/%s/ledger/cosigned/%s", community, client_id);
+    return n > 0 && (size_t)n < len ? CTL_WITNESS_OK : CTL_WITNESS_E_IO;
 }
