@@ -19,16 +19,15 @@ typedef struct {
     cfg_loader *l;
 } loading;
 
-static int path_value(loading *x, char *dst, const char *key, const char *v, char *err,
-                      size_t len)
+static int path_value(loading *x, char *dst, const char *key, const char *v, char *err, size_t len)
 {
     if (!*v || cfg_path(x->l, v, dst, CFG_PATH_MAX))
         return ctl_fail(CFG_E_BAD, err, len, "%s: empty or too long a path", key);
     return CFG_OK;
 }
 
-static int witness_key(void *ctx, const char *section, const char *key, const char *value,
-                       int line, char *err, size_t len)
+static int witness_key(void *ctx, const char *section, const char *key, const char *value, int line,
+                       char *err, size_t len)
 {
     loading *x = ctx;
     ctl_witness_config *c = x->c;
@@ -55,12 +54,18 @@ static int witness_key(void *ctx, const char *section, const char *key, const ch
                             STL_COSIG_NAME_MAX);
         snprintf(c->name, sizeof c->name, "%s", value);
         return CFG_OK;
-    case K_KEY_FILE: return path_value(x, c->key_file, key, value, err, len);
-    case K_LEDGER: return path_value(x, c->ledger, key, value, err, len);
-    case K_LOG_KEY_FILE: return path_value(x, c->log_key_file, key, value, err, len);
-    case K_STATE: return path_value(x, c->state, key, value, err, len);
-    case K_OUT: return path_value(x, c->out, key, value, err, len);
-    default: return cfg_parse_int(key, value, 1, 86400, &c->poll_s, err, len);
+    case K_KEY_FILE:
+        return path_value(x, c->key_file, key, value, err, len);
+    case K_LEDGER:
+        return path_value(x, c->ledger, key, value, err, len);
+    case K_LOG_KEY_FILE:
+        return path_value(x, c->log_key_file, key, value, err, len);
+    case K_STATE:
+        return path_value(x, c->state, key, value, err, len);
+    case K_OUT:
+        return path_value(x, c->out, key, value, err, len);
+    default:
+        return cfg_parse_int(key, value, 1, 86400, &c->poll_s, err, len);
     }
 }
 

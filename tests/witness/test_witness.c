@@ -183,13 +183,15 @@ static void good_extension_and_quorum(void **state)
     snprintf(c1, sizeof c1, "%s", P("g-w1.cosigned"));
     snprintf(c2, sizeof c2, "%s", P("g-w2.cosigned"));
     /* w2 has not seen block 1 yet: 1 of 2 */
-    const char *both[] = {"--witness", w1p, "--witness", w2p, "--cosigned", c1, "--cosigned", c2,
-                          NULL};
+    const char *both[] = {"--witness", w1p,          "--witness", w2p, "--cosigned",
+                          c1,          "--cosigned", c2,          NULL};
     assert_int_equal(verify("g", out, sizeof out, both), 1);
     expect_in(out, "1 of the 2 known witnesses cosigned the latest checkpoint (log size 12); 2 "
                    "required");
-    const char *one[] = {"--witness", w1p, "--witness", w2p, "--cosigned", c1, "--cosigned", c2,
-                         "--witnesses-required", "1", NULL};
+    const char *one[] = {"--witness",  w1p,          "--witness",
+                         w2p,          "--cosigned", c1,
+                         "--cosigned", c2,           "--witnesses-required",
+                         "1",          NULL};
     assert_int_equal(verify("g", out, sizeof out, one), 0);
     expect_in(out, "1 of 2 witnesses cosigned the latest checkpoint (log size 12)");
     assert_int_equal(witness("g", "w2", out, sizeof out), 0);
@@ -209,18 +211,36 @@ static void good_extension_and_quorum(void **state)
     snprintf(proof, sizeof proof, "%s", P("g-proof.json"));
     const char *pa[] = {"ledger", "proof", P("g.db"), "--index", "3", NULL};
     assert_int_equal(lh_run(pa, NULL, proof, NULL), 0);
-    const char *cp2[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
-                         P("k.vkey"), "--checkpoint", c1,        "--witness", w1p,
-                         "--witness", w2p,           "--cosigned", c1,    "--cosigned",
-                         c2,          NULL};
+    const char *cp2[] = {"ledger",
+                         "check-proof",
+                         "--proof",
+                         proof,
+                         "--vkey-file",
+                         P("k.vkey"),
+                         "--checkpoint",
+                         c1,
+                         "--witness",
+                         w1p,
+                         "--witness",
+                         w2p,
+                         "--cosigned",
+                         c1,
+                         "--cosigned",
+                         c2,
+                         NULL};
     assert_int_equal(run(out, sizeof out, cp2), 0);
     expect_in(out, "2 witnesses cosigned this checkpoint");
     settle(db, 3, 150000);
     assert_int_equal(witness("g", "w1", out, sizeof out), 0);
     /* w1 moved on to log size 18; the proof is at 12: only w2 cosigned that checkpoint */
-    const char *cp1[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
-                         P("k.vkey"), "--witness",   w1p,         "--witness", w2p,
-                         "--cosigned", c1,           "--cosigned", c2,   NULL};
+    const char *cp1[] = {"ledger",      "check-proof",
+                         "--proof",     proof,
+                         "--vkey-file", P("k.vkey"),
+                         "--witness",   w1p,
+                         "--witness",   w2p,
+                         "--cosigned",  c1,
+                         "--cosigned",  c2,
+                         NULL};
     assert_int_equal(run(out, sizeof out, cp1), 1);
     expect_in(out, "1 of the known witnesses cosigned this checkpoint (log size 12); 2 required");
 }
