@@ -115,8 +115,7 @@ static int load_trusted(const ctl_witness *w, stl_checkpoint *cp, char **note, c
     if (ctl_read_file(w->c.state, STL_NOTE_MAX, note, &len) != 0) {
         if (errno == ENOENT)
             return 0;
-        ctl_errf(msg, msglen, "%s: cannot read the witness state: %s", w->c.state,
-                 strerror(errno));
+        ctl_errf(msg, msglen, "%s: cannot read the witness state: %s", w->c.state, strerror(errno));
         return -1;
     }
     if (stl_checkpoint_open(*note, len, w->log_name, w->log_pk, w->log_name, cp) != STL_OK) {
@@ -161,8 +160,8 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
     }
     /* blocks up to the trusted checkpoint were audited when it was cosigned, and the
      * consistency proof below binds their leaves to its root: only the new ones are audited */
-    int v = ctl_ledger_verify_since(db, w->log_pk, have ? (int64_t)trusted.size : -1, err,
-                                    sizeof err);
+    int v =
+        ctl_ledger_verify_since(db, w->log_pk, have ? (int64_t)trusted.size : -1, err, sizeof err);
     if (v == CTL_LEDGER_E_DB) {
         ctl_errf(msg, msglen, "%s: database error during the audit", w->c.ledger);
         goto out;
@@ -188,13 +187,12 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
     uint8_t proof[STL_MERKLE_MAX_PROOF][STL_HASH_LEN];
     size_t n = 0;
     if (have && trusted.size < size &&
-        stl_merkle_consistency_proof(trusted.size, size, ctl_ledger_node, db, proof, &n) !=
-            STL_OK)
+        stl_merkle_consistency_proof(trusted.size, size, ctl_ledger_node, db, proof, &n) != STL_OK)
         n = 0; /* no proof to be had: the check below refuses */
     size_t len = strlen(note);
-    stl_witness_verdict verdict = stl_witness_check(
-        w->log_name, w->log_pk, have ? &trusted : NULL, note, len,
-        (const uint8_t(*)[STL_HASH_LEN])proof, n, &cp);
+    stl_witness_verdict verdict =
+        stl_witness_check(w->log_name, w->log_pk, have ? &trusted : NULL, note, len,
+                          (const uint8_t(*)[STL_HASH_LEN])proof, n, &cp);
     if (verdict != STL_WITNESS_COSIGN) {
         ctl_errf(msg, msglen, "refused: the latest checkpoint (log size %llu) is %s%s",
                  (unsigned long long)size, stl_witness_reason(verdict),

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus/bus_config.h"
 #include "common/config.h"
 #include "db/db.h"
 
@@ -34,12 +35,21 @@ typedef struct {
     char state[CFG_PATH_MAX];          /* the last checkpoint it cosigned */
     char out[CFG_PATH_MAX];            /* that checkpoint with its cosignature line */
     int64_t poll_s;                    /* seconds between steps when running; default 10 */
+    cfg_bus bus; /* optional [bus]: where the out file is published, retained, on
+                  * ledger/cosigned/<client_id> (bus.line 0: not published) */
     uint64_t seen;
     int line;
 } ctl_witness_config;
 
-/* Loads path; CFG_OK or a CFG_E_* code with "FILE:LINE: message" in err. */
+/* Loads path; CFG_OK or a CFG_E_* code with "FILE:LINE: message" in err. A loaded config's
+ * [bus] password is freed with ctl_witness_config_clear. */
 int ctl_witness_config_load(const char *path, ctl_witness_config *c, char *err, size_t errlen);
+void ctl_witness_config_clear(ctl_witness_config *c);
+
+/* The topic a witness publishes its cosigned checkpoint on, retained:
+ * mgx/v1/<community>/ledger/cosigned/<client_id>. CTL_WITNESS_OK or CTL_WITNESS_E_IO when it
+ * does not fit. */
+int ctl_witness_topic(const char *community, const char *client_id, char *buf, size_t len);
 
 enum {
     CTL_WITNESS_OK = 0,        /* ctl_witness_new: loaded */

@@ -19,16 +19,15 @@ typedef struct {
     cfg_loader *l;
 } loading;
 
-static int path_value(loading *x, char *dst, const char *key, const char *v, char *err,
-                      size_t len)
+static int path_value(loading *x, char *dst, const char *key, const char *v, char *err, size_t len)
 {
     if (!*v || cfg_path(x->l, v, dst, CFG_PATH_MAX))
         return ctl_fail(CFG_E_BAD, err, len, "%s: empty or too long a path", key);
     return CFG_OK;
 }
 
-static int witness_key(void *ctx, const char *section, const char *key, const char *value,
-                       int line, char *err, size_t len)
+static int witness_key(void *ctx, const char *section, const char *key, const char *value, int line,
+                       char *err, size_t len)
 {
     loading *x = ctx;
     ctl_witness_config *c = x->c;
@@ -55,12 +54,18 @@ static int witness_key(void *ctx, const char *section, const char *key, const ch
                             STL_COSIG_NAME_MAX);
         snprintf(c->name, sizeof c->name, "%s", value);
         return CFG_OK;
-    case K_KEY_FILE: return path_value(x, c->key_file, key, value, err, len);
-    case K_LEDGER: return path_value(x, c->ledger, key, value, err, len);
-    case K_LOG_KEY_FILE: return path_value(x, c->log_key_file, key, value, err, len);
-    case K_STATE: return path_value(x, c->state, key, value, err, len);
-    case K_OUT: return path_value(x, c->out, key, value, err, len);
-    default: return cfg_parse_int(key, value, 1, 86400, &c->poll_s, err, len);
+    case K_KEY_FILE:
+        return path_value(x, c->key_file, key, value, err, len);
+    case K_LEDGER:
+        return path_value(x, c->ledger, key, value, err, len);
+    case K_LOG_KEY_FILE:
+        return path_value(x, c->log_key_file, key, value, err, len);
+    case K_STATE:
+        return path_value(x, c->state, key, value, err, len);
+    case K_OUT:
+        return path_value(x, c->out, key, value, err, len);
+    default:
+        return cfg_parse_int(key, value, 1, 86400, &c->poll_s, err, len);
     }
 }
 
@@ -89,7 +94,26 @@ int ctl_witness_config_load(const char *path, ctl_witness_config *c, char *err, 
     loading x = {c, l};
     int rc = cfg_loader_add(l, witness_key, witness_finish, &x);
     if (rc == CFG_OK)
+        rc = cfg_bus_add(l, &c->bus);
+    c->bus.optional = true; /* publishing on the bus is optional */
+    if (rc == CFG_OK)
         rc = cfg_load(l, path, err, errlen);
+    if (rc == CFG_OK && c->bus.line && !c->bus.client_id[0])
+        snprintf(c->bus.client_id, sizeof c->bus.client_id, "witness");
     cfg_loader_free(l);
+    if (rc != CFG_OK)
+        cfg_bus_clear(&c->bus);
     return rc;
+}
+
+void ctl_witness_config_clear(ctl_witness_config *c)
+{
+    if (c)
+        cfg_bus_clear(&c->bus);
+}
+
+int ctl_witness_topic(const char *community, const char *client_id, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "mgx/v1/%s/ledger/cosigned/%s", community, client_id);
+    return n > 0 && (size_t)n < len ? CTL_WITNESS_OK : CTL_WITNESS_E_IO;
 }

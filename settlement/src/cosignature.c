@@ -42,8 +42,7 @@ void stl_cosig_key_id(const char *name, const uint8_t pk[STL_PK_LEN], uint8_t id
     memcpy(id, h, 4);
 }
 
-int stl_cosig_message(const char *body, size_t body_len, uint64_t time_s, uint8_t *out,
-                      size_t cap)
+int stl_cosig_message(const char *body, size_t body_len, uint64_t time_s, uint8_t *out, size_t cap)
 {
     if (!body || !out || time_s > (uint64_t)STL_COSIG_TIME_MAX)
         return STL_E_INVAL;
@@ -194,7 +193,7 @@ stl_witness_verdict stl_witness_check(const char *log_name, const uint8_t log_pk
         return STL_WITNESS_ROLLBACK;
     if (cp.size == trusted->size)
         return memcmp(cp.root, trusted->root, STL_HASH_LEN) == 0 ? STL_WITNESS_COSIGN
-                                                                : STL_WITNESS_FORK;
+                                                                 : STL_WITNESS_FORK;
     if (stl_merkle_verify_consistency(trusted->size, cp.size, trusted->root, cp.root, proof, n) !=
         STL_OK)
         return STL_WITNESS_NOT_EXTENSION;

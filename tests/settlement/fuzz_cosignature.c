@@ -38,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(t2 == t);
     }
     stl_checkpoint cp;
-    stl_witness_verdict v = stl_witness_check("street.example/mgx", pk, NULL, note, len, NULL, 0,
-                                              &cp);
+    stl_witness_verdict v =
+        stl_witness_check("street.example/mgx", pk, NULL, note, len, NULL, 0, &cp);
     FUZZ_CHECK(stl_witness_reason(v) != NULL);
     if (v == STL_WITNESS_COSIGN)
         FUZZ_CHECK(strcmp(cp.origin, "street.example/mgx") == 0);

@@ -100,8 +100,9 @@ static void known_answer(void **state)
     /* the spec's own example line: key id, then the time 1679315147 big endian */
     uint8_t ex[80];
     size_t got = 0;
-    const char *ex64 = "jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZ"
-                       "qhf5nNo0xUe+mbIUBkBIfZ+qnA==";
+    const char *ex64 =
+        "jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZ"
+        "qhf5nNo0xUe+mbIUBkBIfZ+qnA==";
     assert_int_equal(sodium_base642bin(ex, sizeof ex, ex64, strlen(ex64), NULL, &got, NULL,
                                        sodium_base64_VARIANT_ORIGINAL),
                      0);
@@ -115,9 +116,9 @@ static void known_answer(void **state)
     assert_false(stl_cosig_name_valid("a b"));
     assert_false(stl_cosig_name_valid("a+b"));
     assert_false(stl_cosig_name_valid(""));
-    assert_int_equal(stl_cosig_sign(BODY, strlen(BODY), (uint64_t)INT64_MAX + 1, "w", sk, line,
-                                    sizeof line),
-                     STL_E_INVAL);
+    assert_int_equal(
+        stl_cosig_sign(BODY, strlen(BODY), (uint64_t)INT64_MAX + 1, "w", sk, line, sizeof line),
+        STL_E_INVAL);
     assert_int_equal(stl_cosig_sign(BODY, strlen(BODY) - 1, 1, "w", sk, line, sizeof line),
                      STL_E_INVAL);
 }
@@ -197,10 +198,10 @@ static void decisions(void **state)
             if (nw >= old)
                 assert_int_equal(stl_merkle_consistency_proof(old, nw, mem_node, &lb, proof, &n),
                                  STL_OK);
-            v = stl_witness_check(log, pk, &trusted, note, strlen(note),
-                                  (const uint8_t(*)[H])proof, n, NULL);
-            stl_witness_verdict want = nw < old     ? STL_WITNESS_ROLLBACK
-                                       : nw <= 17    ? STL_WITNESS_COSIGN /* before the fork */
+            v = stl_witness_check(log, pk, &trusted, note, strlen(note), (const uint8_t(*)[H])proof,
+                                  n, NULL);
+            stl_witness_verdict want = nw < old    ? STL_WITNESS_ROLLBACK
+                                       : nw <= 17  ? STL_WITNESS_COSIGN /* before the fork */
                                        : old <= 17 ? STL_WITNESS_COSIGN /* b extends a[0..old) */
                                        : nw == old ? STL_WITNESS_FORK
                                                    : STL_WITNESS_NOT_EXTENSION;

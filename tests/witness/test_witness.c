@@ -11,7 +11,8 @@
  *     witness's cosigned checkpoint names the fork;
  *   - a truncated ledger (the file rolled back to an earlier copy): the witness refuses, verify
  *     names the truncation;
- *   - a damaged witness state file stops the witness instead of starting it afresh.
+ *   - a damaged witness state file stops the witness instead of starting it afresh;
+ *   - with [bus], the cosigned checkpoint is published retained on a real broker.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -29,6 +30,7 @@
 
 #include "broker.h"
 #include "ledger_harness.h"
+#include "mqtt_client.h"
 
 static char pbuf[16][512];
 static int pnext;
@@ -181,13 +183,15 @@ static void good_extension_and_quorum(void **state)
     snprintf(c1, sizeof c1, "%s", P("g-w1.cosigned"));
     snprintf(c2, sizeof c2, "%s", P("g-w2.cosigned"));
     /* w2 has not seen block 1 yet: 1 of 2 */
-    const char *both[] = {"--witness", w1p, "--witness", w2p, "--cosigned", c1, "--cosigned", c2,
-                          NULL};
+    const char *both[] = {"--witness", w1p,          "--witness", w2p, "--cosigned",
+                          c1,          "--cosigned", c2,          NULL};
     assert_int_equal(verify("g", out, sizeof out, both), 1);
     expect_in(out, "1 of the 2 known witnesses cosigned the latest checkpoint (log size 12); 2 "
                    "required");
-    const char *one[] = {"--witness", w1p, "--witness", w2p, "--cosigned", c1, "--cosigned", c2,
-                         "--witnesses-required", "1", NULL};
+    const char *one[] = {"--witness",  w1p,          "--witness",
+                         w2p,          "--cosigned", c1,
+                         "--cosigned", c2,           "--witnesses-required",
+                         "1",          NULL};
     assert_int_equal(verify("g", out, sizeof out, one), 0);
     expect_in(out, "1 of 2 witnesses cosigned the latest checkpoint (log size 12)");
     assert_int_equal(witness("g", "w2", out, sizeof out), 0);
@@ -207,18 +211,36 @@ static void good_extension_and_quorum(void **state)
     snprintf(proof, sizeof proof, "%s", P("g-proof.json"));
     const char *pa[] = {"ledger", "proof", P("g.db"), "--index", "3", NULL};
     assert_int_equal(lh_run(pa, NULL, proof, NULL), 0);
-    const char *cp2[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
-                         P("k.vkey"), "--checkpoint", c1,        "--witness", w1p,
-                         "--witness", w2p,           "--cosigned", c1,    "--cosigned",
-                         c2,          NULL};
+    const char *cp2[] = {"ledger",
+                         "check-proof",
+                         "--proof",
+                         proof,
+                         "--vkey-file",
+                         P("k.vkey"),
+                         "--checkpoint",
+                         c1,
+                         "--witness",
+                         w1p,
+                         "--witness",
+                         w2p,
+                         "--cosigned",
+                         c1,
+                         "--cosigned",
+                         c2,
+                         NULL};
     assert_int_equal(run(out, sizeof out, cp2), 0);
     expect_in(out, "2 witnesses cosigned this checkpoint");
     settle(db, 3, 150000);
     assert_int_equal(witness("g", "w1", out, sizeof out), 0);
     /* w1 moved on to log size 18; the proof is at 12: only w2 cosigned that checkpoint */
-    const char *cp1[] = {"ledger",    "check-proof", "--proof",   proof, "--vkey-file",
-                         P("k.vkey"), "--witness",   w1p,         "--witness", w2p,
-                         "--cosigned", c1,           "--cosigned", c2,   NULL};
+    const char *cp1[] = {"ledger",      "check-proof",
+                         "--proof",     proof,
+                         "--vkey-file", P("k.vkey"),
+                         "--witness",   w1p,
+                         "--witness",   w2p,
+                         "--cosigned",  c1,
+                         "--cosigned",  c2,
+                         NULL};
     assert_int_equal(run(out, sizeof out, cp1), 1);
     expect_in(out, "1 of the known witnesses cosigned this checkpoint (log size 12); 2 required");
 }
@@ -351,6 +373,53 @@ static void damaged_state(void **state)
     expect_in(out, "[witness] needs ledger");
 }
 
+/* With [bus], the cosigned checkpoint is published retained on ledger/cosigned/<client_id>,
+ * byte for byte the out file; a new cosignature replaces it. */
+static void published_on_the_bus(void **state)
+{
+    (void)state;
+    char out[8192];
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    make_ledger(P("b.db"), 1, 0);
+    char ini[512];
+    snprintf(ini, sizeof ini, "%s", config("b", "w1")); /* P's buffers are reused below */
+    FILE *f = fopen(ini, "a");
+    fprintf(f, "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = street\nclient_id = w1\n",
+            tst_broker_port(b));
+    fclose(f);
+    const char *a[] = {"witness", ini, "--once", NULL};
+    assert_int_equal(run(out, sizeof out, a), 0);
+    expect_in(out, "published on mgx/v1/street/ledger/cosigned/w1");
+    tc_opts o = {.port = tst_broker_port(b)};
+    int reason = 0;
+    tc_client *c = tc_connect(&o, 10000, &reason);
+    assert_non_null(c);
+    assert_true(tc_subscribe(c, "mgx/v1/street/ledger/cosigned/#", 10000) >= 0);
+    tc_message m;
+    size_t from = 0;
+    assert_true(tc_wait_topic(c, "mgx/v1/street/ledger/cosigned/w1", &from, &m, 30000));
+    char file[4096];
+    assert_true(lh_slurp(P("b-w1.cosigned"), file, sizeof file) > 0);
+    assert_true(m.retained);
+    assert_string_equal(m.payload, file);
+    /* the next block: a new cosignature replaces the retained one */
+    settle(P("b.db"), 2, 150000);
+    assert_int_equal(run(out, sizeof out, a), 0);
+    assert_true(tc_wait_topic(c, "mgx/v1/street/ledger/cosigned/w1", &from, &m, 30000));
+    assert_true(lh_slurp(P("b-w1.cosigned"), file, sizeof file) > 0);
+    assert_non_null(strstr(m.payload, "\n12\n"));
+    assert_string_equal(m.payload, file);
+    tc_free(c);
+    /* no broker: --once says so and fails (the files are written all the same) */
+    tst_broker_kill(b);
+    settle(P("b.db"), 3, 150000);
+    assert_int_equal(run(out, sizeof out, a), 1);
+    expect_in(out, "cosigned log size 18");
+    expect_in(out, "not published");
+    tst_broker_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +428,7 @@ int main(void)
         cmocka_unit_test(forked_ledger),
         cmocka_unit_test(truncated_ledger),
         cmocka_unit_test(damaged_state),
+        cmocka_unit_test(published_on_the_bus),
     };
     return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
 }

@@ -22,8 +22,8 @@ static void example_loads(void **state)
     (void)state;
     ctl_witness_config c;
     char err[1024] = "";
-    int rc = ctl_witness_config_load(MGX_SOURCE_DIR "/config/witness-example.ini", &c, err,
-                                     sizeof err);
+    int rc =
+        ctl_witness_config_load(MGX_SOURCE_DIR "/config/witness-example.ini", &c, err, sizeof err);
     if (rc != CFG_OK)
         fail_msg("%s", err);
     assert_string_equal(c.name, "witness.example.org/alice");

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define STL_COSIG_NAME_MAX 128 /* bytes of a witness name this module accepts */
+#define STL_COSIG_NAME_MAX 128       /* bytes of a witness name this module accepts */
 #define STL_COSIG_TIME_MAX INT64_MAX /* the spec's bound: 2^63 - 1 */
 /* "— " name " " base64(76 bytes) "\n" NUL */
 #define STL_COSIG_LINE_MAX (4 + STL_COSIG_NAME_MAX + 1 + 104 + 2)
@@ -49,8 +49,7 @@ void stl_cosig_key_id(const char *name, const uint8_t pk[STL_PK_LEN], uint8_t id
 
 /* Writes the signed message for body[0..body_len) at time_s into out[cap]; returns its length
  * or STL_E_INVAL (time over 2^63 - 1, or it does not fit). */
-int stl_cosig_message(const char *body, size_t body_len, uint64_t time_s, uint8_t *out,
-                      size_t cap);
+int stl_cosig_message(const char *body, size_t body_len, uint64_t time_s, uint8_t *out, size_t cap);
 
 /* Cosigns the checkpoint body[0..body_len) (ending in '\n', without signature lines) at time_s:
  * writes the signature line (with its '\n', NUL-terminated) into line[cap]. Returns the line's
@@ -70,12 +69,12 @@ int stl_cosig_find(const char *note, size_t len, const uint8_t pk[STL_PK_LEN], c
 
 /* What a witness decides about a new checkpoint. */
 typedef enum {
-    STL_WITNESS_COSIGN = 0,   /* an extension of the trusted checkpoint (or the first one) */
-    STL_WITNESS_BAD_NOTE,     /* not a well-formed checkpoint of the expected origin */
-    STL_WITNESS_BAD_SIGNATURE,/* not signed by the log's key */
-    STL_WITNESS_ROLLBACK,     /* smaller than the trusted one: the log was truncated */
-    STL_WITNESS_FORK,         /* same size as the trusted one, another root */
-    STL_WITNESS_NOT_EXTENSION /* larger, but the consistency proof does not verify */
+    STL_WITNESS_COSIGN = 0,    /* an extension of the trusted checkpoint (or the first one) */
+    STL_WITNESS_BAD_NOTE,      /* not a well-formed checkpoint of the expected origin */
+    STL_WITNESS_BAD_SIGNATURE, /* not signed by the log's key */
+    STL_WITNESS_ROLLBACK,      /* smaller than the trusted one: the log was truncated */
+    STL_WITNESS_FORK,          /* same size as the trusted one, another root */
+    STL_WITNESS_NOT_EXTENSION  /* larger, but the consistency proof does not verify */
 } stl_witness_verdict;
 
 /* A static English reason for a verdict; never NULL. */
