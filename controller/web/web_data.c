@@ -135,6 +135,22 @@ static int on_trade(void *ctx, const ctl_dash_trade *t)
     return !o || json_array_append_new(a->arr, o) ? -2 : 0;
 }
 
+static int on_order(void *ctx, const ctl_dash_order *o)
+{
+    json_t *steps = json_array();
+    size_t shown = o->n_steps < CTL_DASH_STEPS_MAX ? o->n_steps : CTL_DASH_STEPS_MAX;
+    for (size_t i = 0; steps && i < shown; i++)
+        json_array_append_new(steps, json_pack("{sI sI}", "energy_wh", (json_int_t)o->energy_wh[i],
+                                               "price_uc_per_kwh",
+                                               (json_int_t)o->price_uc_per_kwh[i]));
+    json_t *j = json_pack("{sI ss ss ss sI sI so}", "interval_id", (json_int_t)o->interval_id,
+                          "side", o->sell ? "sell" : "buy", "status",
+                          o->accepted ? "accepted" : "refused", "reason", o->reason,
+                          "received_ms", (json_int_t)o->received_ms, "steps_total",
+                          (json_int_t)o->n_steps, "steps", steps);
+    return !j || json_array_append_new(ctx, j) ? -2 : 0;
+}
+
 static json_t *reading_json(const mtr_sample *r, int64_t now_ms)
 {
     return json_pack("{sI sI sI sI sI sI si}", "ts_ms", (json_int_t)r->ts_ms, "age_s",
@@ -196,6 +212,12 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
         return WEB_DATA_E_NOMEM;
     int rc = WEB_DATA_E_DB;
     if (p.meter_id[0] && add_reading(db, doc, p.meter_id, now_ms))
+        goto out;
+    /* its orders of the latest two intervals it sent orders for: this and the next one while
+     * the market runs */
+    json_t *orders = json_array();
+    if (!orders || json_object_set_new(doc, "orders", orders) ||
+        ctl_dash_orders_of(db, home, 2, on_order, orders))
         goto out;
     trade_acc ta = {json_object_get(doc, "trades"), interval_s};
     if (ctl_dash_trades_of(db, home, from, to, on_trade, &ta))

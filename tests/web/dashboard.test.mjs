@@ -84,6 +84,7 @@ try {
   eq(Number(await text('#bill-held')), want.held, 'held intervals');
   eq(await page.$$eval('#trades tbody tr', (r) => r.length), want.trades, 'trade rows');
   eq(await page.$$eval('#positions tbody tr', (r) => r.length), want.positions, 'position rows');
+  eq(await page.$$eval('#orders tbody tr', (r) => r.length), want.orders, 'order rows');
   const energy = await page.$$eval('#trades tbody tr', (rows) =>
     rows.reduce((s, r) => s + Number(r.cells[2].textContent), 0));
   eq(energy, want.trade_energy_wh, 'traded energy (Wh, sum of the rows)');

@@ -291,6 +291,14 @@ static json_t *expectations(void)
     int64_t month[4];
     positions_in(db, home, 1717200000, 1719792000, month);
     json_object_set_new(w, "month_net_uc", json_integer(month[2]));
+    json_object_set_new(
+        w, "orders",
+        json_integer(q_int(db,
+                           "SELECT count(*) FROM orders WHERE participant = ?1 AND superseded = 0 "
+                           "AND interval_id >= (SELECT min(interval_id) FROM (SELECT DISTINCT "
+                           "interval_id FROM orders WHERE participant = ?1 ORDER BY interval_id "
+                           "DESC LIMIT 2))",
+                           home)));
     json_object_set_new(w, "month_grid_only_net_uc", json_integer(month[3]));
     sqlite3_close(db);
     /* the run means something: positions settled, trades made, money moved */
@@ -448,6 +456,8 @@ static void http_api(void **state)
                      want_int("month_grid_only_net_uc"));
     assert_int_equal(json_integer_value(json_object_get(bill, "held")), want_int("held"));
     assert_int_equal(json_array_size(json_object_get(d, "trades")), (size_t)want_int("trades"));
+    assert_int_equal(json_array_size(json_object_get(d, "orders")), (size_t)want_int("orders"));
+    assert_true(want_int("orders") >= 1);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "reading"), "import_wh")),
                      want_int("reading_import_wh"));
     /* the home's document names no other home */

@@ -91,6 +91,12 @@ async function showHome(id) {
     $(id).dataset.uc = v;
   }
   $('bill-held').textContent = b.held;
+  const ob = $('orders').tBodies[0];
+  ob.textContent = '';
+  for (const o of d.orders)
+    row(ob, [utc(o.interval_id * d.interval_s * 1000), o.side, o.status,
+      o.steps.map((s) => s.energy_wh + ' at ' + money(s.price_uc_per_kwh, 4)).join('; ') +
+        (o.steps_total > o.steps.length ? ' ...' : ''), o.reason]);
   const tb = $('trades').tBodies[0];
   tb.textContent = '';
   for (const t of d.trades)
