@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <stdint.h>
 
 #define LOGIN_BODY_MAX 1024 /* {"user":..,"password":..}: more is refused */
@@ -124,6 +125,11 @@ static enum MHD_Result do_login(web_server *s, struct MHD_Connection *c, request
 {
     if (rq->too_big)
         return send_error(c, 413, "too large");
+    /* JSON only: a page on another site can post a form (urlencoded, multipart or text/plain)
+     * here without asking, but not application/json, so no other site can log a browser in */
+    const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (!type || strncasecmp(type, "application/json", 16) != 0)
+        return send_error(c, 415, "application/json");
     rq->body[rq->len] = 0;
     json_error_t je;
     json_t *j = json_loads(rq->body, 0, &je);

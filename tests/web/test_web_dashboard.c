@@ -414,10 +414,16 @@ static long req(CURL *c, const char *path, const char *post, body *b)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
-    if (post)
+    static struct curl_slist *json;
+    if (!json)
+        json = curl_slist_append(NULL, "Content-Type: application/json");
+    if (post) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
-    else
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
+    } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    }
     assert_int_equal(curl_easy_perform(c), CURLE_OK);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -439,6 +445,21 @@ static void http_api(void **state)
     assert_int_equal(req(c, "/api/login", "{\"user\":\"home-9\",\"password\":\"pw for home 1\"}", &b), 401);
     assert_int_equal(req(c, "/api/login", "{\"user\":\"coord\",\"password\":\"pw for home 1\"}", &b), 401);
     assert_int_equal(req(c, "/api/me", NULL, &b), 401);
+    /* a form post (what another site's page can send without asking) is not a login */
+    {
+        char u[256];
+        snprintf(u, sizeof u, "%sapi/login", F.url);
+        CURL *f = curl_easy_init();
+        curl_easy_setopt(f, CURLOPT_URL, u);
+        curl_easy_setopt(f, CURLOPT_POSTFIELDS, "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}");
+        curl_easy_setopt(f, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(f, CURLOPT_WRITEDATA, &b);
+        assert_int_equal(curl_easy_perform(f), CURLE_OK);
+        long st = 0;
+        curl_easy_getinfo(f, CURLINFO_RESPONSE_CODE, &st);
+        assert_int_equal(st, 415);
+        curl_easy_cleanup(f);
+    }
     /* the home */
     assert_int_equal(req(c, "/api/login", "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}", &b), 200);
     assert_int_equal(req(c, "/api/home/home-1", NULL, &b), 200);
@@ -552,6 +573,8 @@ static void tls(void **state)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+    struct curl_slist *json = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}");
     assert_int_equal(curl_easy_perform(c), CURLE_OK);
     long status = 0;
@@ -572,6 +595,7 @@ static void tls(void **state)
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     assert_int_equal(status, 403);
     curl_easy_cleanup(c);
+    curl_slist_free_all(json);
     kill(pid, SIGTERM);
     assert_int_equal(tst_wait_exit(pid, 10000), 0);
 }
