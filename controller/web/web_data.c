@@ -17,11 +17,24 @@
 
 #define DAY_S 86400
 
+/* The n digits at s as a number, or -1 unless all are ASCII digits (no sign, no space). */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
 int web_parse_day(const char *s, int64_t *day_utc)
 {
-    int y, m, d, n = 0;
-    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
-        y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    int y = digits(s, 4), m = digits(s + 5, 2), d = digits(s + 8, 2);
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
         return -1;
     int64_t days = mkt_days_from_civil(y, m, d);
     int64_t yy, mm, dd;
