@@ -9,10 +9,13 @@
 #include "db/registry.h"
 #include "mgx/civil.h"
 #include "mgx/reconcile.h"
+#include "settle/ledger_proof.h"
 #include "settle/ledger_statement.h"
+#include "settle/ledger_store.h"
 #include "solana/solana_outbox.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DAY_S 86400
@@ -263,6 +266,44 @@ out:
         json_decref(doc);
     else
         *out = doc;
+    return rc;
+}
+
+int web_home_proof(ctl_db *db, const char *home, int64_t interval_id, json_t **out)
+{
+    *out = NULL;
+    ctl_participant p;
+    int64_t number, index;
+    int found;
+    char err[200];
+    if (ctl_registry_lookup(db, home, &p) != 0 || p.role != CTL_ROLE_HOME ||
+        ctl_ledger_participant_number(db, home, &number, err, sizeof err) != 0)
+        return WEB_DATA_NOT_FOUND;
+    if (ctl_ledger_position_index(db, number, interval_id, &index, &found))
+        return WEB_DATA_E_DB;
+    if (!found)
+        return WEB_DATA_NOT_FOUND;
+    ctl_lj_proof pr;
+    memset(&pr, 0, sizeof pr);
+    uint8_t txid[STL_ID_LEN];
+    int rc = WEB_DATA_E_DB;
+    char *text = NULL;
+    char community[STL_COMMUNITY_MAX + 1], vkey[512];
+    if (ctl_ledger_inclusion_proof(db, NULL, index, -1, &pr, txid, err, sizeof err) != CTL_LEDGER_OK ||
+        ctl_ledger_meta(db, community, vkey, sizeof vkey) != CTL_LEDGER_OK)
+        goto out;
+    rc = WEB_DATA_E_NOMEM;
+    if (!(text = ctl_lj_proof_format(&pr, txid)))
+        goto out;
+    json_t *proof = json_loads(text, 0, NULL);
+    if (!proof)
+        goto out;
+    *out = json_pack("{sI so ss}", "interval_id", (json_int_t)interval_id, "proof", proof, "vkey",
+                     vkey);
+    rc = *out ? WEB_DATA_OK : WEB_DATA_E_NOMEM;
+out:
+    free(text);
+    ctl_lj_proof_free(&pr);
     return rc;
 }
 

@@ -291,6 +291,10 @@ static json_t *expectations(void)
     int64_t month[4];
     positions_in(db, home, 1717200000, 1719792000, month);
     json_object_set_new(w, "month_net_uc", json_integer(month[2]));
+    snprintf(sql, sizeof sql,
+             "SELECT max(b.interval_id) FROM ledger_block b JOIN ledger_tx t ON t.height = "
+             "b.height JOIN market_ids m ON m.market_id = t.participant WHERE m.participant = ?1");
+    json_object_set_new(w, "last_position_interval", json_integer(q_int(db, sql, home)));
     json_object_set_new(
         w, "orders",
         json_integer(q_int(db,
@@ -498,6 +502,18 @@ static void http_api(void **state)
         assert_string_equal(b.buf, "{\"error\":\"forbidden\"}");
     }
     assert_int_equal(req(c, "/api/home/home-1?day=2024-13-01", NULL, &b), 400);
+    /* proofs: its own, not another home's */
+    char path[128];
+    snprintf(path, sizeof path, "/api/home/home-1/proof?interval=%lld",
+             (long long)want_int("last_position_interval"));
+    assert_int_equal(req(c, path, NULL, &b), 200);
+    assert_non_null(strstr(b.buf, "mgx-inclusion-proof/"));
+    snprintf(path, sizeof path, "/api/home/home-2/proof?interval=%lld",
+             (long long)want_int("last_position_interval"));
+    assert_int_equal(req(c, path, NULL, &b), 403);
+    assert_string_equal(b.buf, "{\"error\":\"forbidden\"}");
+    assert_int_equal(req(c, "/api/home/home-1/proof?interval=1", NULL, &b), 404);
+    assert_int_equal(req(c, "/api/home/home-1/proof", NULL, &b), 400);
     assert_int_equal(req(c, "/api/logout", "", &b), 200);
     assert_int_equal(req(c, "/api/home/home-1", NULL, &b), 401);
     /* the coordinator */
