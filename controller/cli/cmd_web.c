@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char USAGE[] =
     "usage: mgx web CONFIG\n"
@@ -48,6 +49,12 @@ int ctl_cmd_web(int argc, char **argv)
     char err[512];
     if (web_config_load(argv[optind], &c, err, sizeof err) != 0) {
         fprintf(stderr, "mgx web: %s\n", err);
+        return CTL_EXIT_FAILURE;
+    }
+    /* read only: a database that is not there is a wrong path, not one to create */
+    if (access(c.database, R_OK) != 0) {
+        fprintf(stderr, "mgx web: %s: no such database (the controller's [controller] db)\n",
+                c.database);
         return CTL_EXIT_FAILURE;
     }
     ctl_db *db = NULL;

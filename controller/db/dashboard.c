@@ -139,3 +139,53 @@ int ctl_dash_trades_of(ctl_db *db, const char *participant, int64_t from_id, int
     sqlite3_finalize(st);
     return frc ? frc : step_done(rc);
 }
+
+int ctl_dash_orders_of(ctl_db *db, const char *participant, size_t max,
+                       int (*fn)(void *ctx, const ctl_dash_order *o), void *ctx)
+{
+    sqlite3_stmt *st = NULL, *steps = NULL;
+    int rc = CTL_DB_E_DB, frc = 0;
+    if (ctl_db_prepare(db,
+                       "SELECT order_id, interval_id, side, status, reason, received_ms FROM "
+                       "orders WHERE participant = ?1 AND superseded = 0 AND interval_id IN "
+                       "(SELECT DISTINCT interval_id FROM orders WHERE participant = ?1 "
+                       "ORDER BY interval_id DESC LIMIT ?2) "
+                       "ORDER BY interval_id DESC, status DESC, order_id DESC",
+                       &st) != SQLITE_OK ||
+        ctl_db_prepare(db,
+                       "SELECT energy_wh, price_uc_per_kwh FROM order_steps WHERE order_id = ?1 "
+                       "ORDER BY step",
+                       &steps) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        ctl_dash_order o;
+        memset(&o, 0, sizeof o);
+        o.interval_id = sqlite3_column_int64(st, 1);
+        o.sell = sqlite3_column_int(st, 2) == 1;
+        o.accepted = sqlite3_column_int(st, 3) == 1;
+        snprintf(o.reason, sizeof o.reason, "%s", (const char *)sqlite3_column_text(st, 4));
+        o.received_ms = sqlite3_column_int64(st, 5);
+        sqlite3_reset(steps);
+        sqlite3_bind_int64(steps, 1, sqlite3_column_int64(st, 0));
+        int s2;
+        while ((s2 = sqlite3_step(steps)) == SQLITE_ROW) {
+            if (o.n_steps < CTL_DASH_STEPS_MAX) {
+                o.energy_wh[o.n_steps] = sqlite3_column_int64(steps, 0);
+                o.price_uc_per_kwh[o.n_steps] = sqlite3_column_int64(steps, 1);
+            }
+            o.n_steps++;
+        }
+        if (s2 != SQLITE_DONE)
+            goto out;
+        if ((frc = fn(ctx, &o)) != 0)
+            break;
+    }
+    rc = frc ? frc : step_done(step);
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(steps);
+    return rc;
+}

@@ -56,4 +56,22 @@ typedef struct {
 int ctl_dash_trades_of(ctl_db *db, const char *participant, int64_t from_id, int64_t to_id,
                        int (*fn)(void *ctx, const ctl_dash_trade *t), void *ctx);
 
+#define CTL_DASH_STEPS_MAX 16 /* steps shown per order; the rest are counted */
+
+typedef struct {
+    int64_t interval_id;
+    int sell;               /* 1 sell, 0 buy (mkt_side) */
+    int accepted;           /* 1 accepted, 0 refused (ctl_order_status) */
+    char reason[64];        /* why refused, "" when accepted */
+    int64_t received_ms;
+    size_t n_steps;         /* all of the order's steps */
+    int64_t energy_wh[CTL_DASH_STEPS_MAX], price_uc_per_kwh[CTL_DASH_STEPS_MAX];
+} ctl_dash_order;
+
+/* participant's current (not superseded) orders of its latest max intervals, newest interval
+ * first, accepted ones before refused ones of the same interval. CTL_DB_OK, CTL_DB_E_DB, or what
+ * fn returned when not 0. */
+int ctl_dash_orders_of(ctl_db *db, const char *participant, size_t max,
+                       int (*fn)(void *ctx, const ctl_dash_order *o), void *ctx);
+
 #endif

@@ -120,6 +120,34 @@ out:
     return rc;
 }
 
+int ctl_ledger_position_index(ctl_db *db, int64_t participant, int64_t interval_id,
+                              int64_t *log_index, int *found)
+{
+    sqlite3_stmt *st = NULL;
+    *found = 0;
+    if (ctl_db_prepare(db, "SELECT t.log_index, t.body FROM ledger_tx t JOIN ledger_block b ON "
+                           "b.height = t.height WHERE b.interval_id = ?1 AND t.participant = ?2 "
+                           "ORDER BY t.log_index",
+                       &st) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, interval_id);
+    sqlite3_bind_int64(st, 2, participant);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        stl_tx tx;
+        if (stl_tx_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), &tx) ==
+                STL_OK &&
+            tx.kind == STL_TX_POSITION) {
+            *log_index = sqlite3_column_int64(st, 0);
+            *found = 1;
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 int ctl_ledger_period_nets(ctl_db *db, int64_t first, int64_t last, ctl_sol_net **out, size_t *n,
                        uint8_t root[32])
 {

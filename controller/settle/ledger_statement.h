@@ -61,6 +61,11 @@ int ctl_ledger_statement(ctl_db *db, int64_t participant, const ctl_statement_ra
                          int (*fn)(void *ctx, const ctl_statement_row *row), void *ctx, int *rows,
                          char *err, size_t errlen);
 
+/* The log index of participant's position in the block of interval_id: 0 with *found 0 or 1,
+ * or -1 on a database error. */
+int ctl_ledger_position_index(ctl_db *db, int64_t participant, int64_t interval_id,
+                              int64_t *log_index, int *found);
+
 /* A billing period's nets (netted Solana settlement, solana/settle_solana.h): each
  * participant's local energy (sold - bought) and money (received - paid, fees included) summed
  * over the positions of the blocks of intervals [first, last], ascending by participant, in a

@@ -9,19 +9,35 @@
 #include "db/registry.h"
 #include "mgx/civil.h"
 #include "mgx/reconcile.h"
+#include "settle/ledger_proof.h"
 #include "settle/ledger_statement.h"
+#include "settle/ledger_store.h"
 #include "solana/solana_outbox.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DAY_S 86400
 
+/* The n digits at s as a number, or -1 unless all are ASCII digits (no sign, no space). */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
 int web_parse_day(const char *s, int64_t *day_utc)
 {
-    int y, m, d, n = 0;
-    if (!s || strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
-        y < 1970 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31)
+    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    int y = digits(s, 4), m = digits(s + 5, 2), d = digits(s + 8, 2);
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > 31)
         return -1;
     int64_t days = mkt_days_from_civil(y, m, d);
     int64_t yy, mm, dd;
@@ -135,6 +151,22 @@ static int on_trade(void *ctx, const ctl_dash_trade *t)
     return !o || json_array_append_new(a->arr, o) ? -2 : 0;
 }
 
+static int on_order(void *ctx, const ctl_dash_order *o)
+{
+    json_t *steps = json_array();
+    size_t shown = o->n_steps < CTL_DASH_STEPS_MAX ? o->n_steps : CTL_DASH_STEPS_MAX;
+    for (size_t i = 0; steps && i < shown; i++)
+        json_array_append_new(steps, json_pack("{sI sI}", "energy_wh", (json_int_t)o->energy_wh[i],
+                                               "price_uc_per_kwh",
+                                               (json_int_t)o->price_uc_per_kwh[i]));
+    json_t *j = json_pack("{sI ss ss ss sI sI so}", "interval_id", (json_int_t)o->interval_id,
+                          "side", o->sell ? "sell" : "buy", "status",
+                          o->accepted ? "accepted" : "refused", "reason", o->reason,
+                          "received_ms", (json_int_t)o->received_ms, "steps_total",
+                          (json_int_t)o->n_steps, "steps", steps);
+    return !j || json_array_append_new(ctx, j) ? -2 : 0;
+}
+
 static json_t *reading_json(const mtr_sample *r, int64_t now_ms)
 {
     return json_pack("{sI sI sI sI sI sI si}", "ts_ms", (json_int_t)r->ts_ms, "age_s",
@@ -197,6 +229,12 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
     int rc = WEB_DATA_E_DB;
     if (p.meter_id[0] && add_reading(db, doc, p.meter_id, now_ms))
         goto out;
+    /* its orders of the latest two intervals it sent orders for: this and the next one while
+     * the market runs */
+    json_t *orders = json_array();
+    if (!orders || json_object_set_new(doc, "orders", orders) ||
+        ctl_dash_orders_of(db, home, 2, on_order, orders))
+        goto out;
     trade_acc ta = {json_object_get(doc, "trades"), interval_s};
     if (ctl_dash_trades_of(db, home, from, to, on_trade, &ta))
         goto out;
@@ -228,6 +266,44 @@ out:
         json_decref(doc);
     else
         *out = doc;
+    return rc;
+}
+
+int web_home_proof(ctl_db *db, const char *home, int64_t interval_id, json_t **out)
+{
+    *out = NULL;
+    ctl_participant p;
+    int64_t number, index;
+    int found;
+    char err[200];
+    if (ctl_registry_lookup(db, home, &p) != 0 || p.role != CTL_ROLE_HOME ||
+        ctl_ledger_participant_number(db, home, &number, err, sizeof err) != 0)
+        return WEB_DATA_NOT_FOUND;
+    if (ctl_ledger_position_index(db, number, interval_id, &index, &found))
+        return WEB_DATA_E_DB;
+    if (!found)
+        return WEB_DATA_NOT_FOUND;
+    ctl_lj_proof pr;
+    memset(&pr, 0, sizeof pr);
+    uint8_t txid[STL_ID_LEN];
+    int rc = WEB_DATA_E_DB;
+    char *text = NULL;
+    char community[STL_COMMUNITY_MAX + 1], vkey[512];
+    if (ctl_ledger_inclusion_proof(db, NULL, index, -1, &pr, txid, err, sizeof err) != CTL_LEDGER_OK ||
+        ctl_ledger_meta(db, community, vkey, sizeof vkey) != CTL_LEDGER_OK)
+        goto out;
+    rc = WEB_DATA_E_NOMEM;
+    if (!(text = ctl_lj_proof_format(&pr, txid)))
+        goto out;
+    json_t *proof = json_loads(text, 0, NULL);
+    if (!proof)
+        goto out;
+    *out = json_pack("{sI so ss}", "interval_id", (json_int_t)interval_id, "proof", proof, "vkey",
+                     vkey);
+    rc = *out ? WEB_DATA_OK : WEB_DATA_E_NOMEM;
+out:
+    free(text);
+    ctl_lj_proof_free(&pr);
     return rc;
 }
 

@@ -33,6 +33,12 @@ int web_parse_day(const char *s, int64_t *day_utc);
 /* home's day. WEB_DATA_NOT_FOUND when home is not a registered home. */
 int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, json_t **out);
 
+/* The inclusion proof of home's position in interval_id at the latest checkpoint, as
+ * `mgx ledger proof` writes it, with the community's verifier key the ledger recorded:
+ * {"interval_id", "proof": {...}, "vkey"}. WEB_DATA_NOT_FOUND when the home has no position
+ * there. */
+int web_home_proof(ctl_db *db, const char *home, int64_t interval_id, json_t **out);
+
 /* The community's day for the coordinator. */
 int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, json_t **out);
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <stdint.h>
 
 #define LOGIN_BODY_MAX 1024 /* {"user":..,"password":..}: more is refused */
@@ -124,6 +125,11 @@ static enum MHD_Result do_login(web_server *s, struct MHD_Connection *c, request
 {
     if (rq->too_big)
         return send_error(c, 413, "too large");
+    /* JSON only: a page on another site can post a form (urlencoded, multipart or text/plain)
+     * here without asking, but not application/json, so no other site can log a browser in */
+    const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (!type || strncasecmp(type, "application/json", 16) != 0)
+        return send_error(c, 415, "application/json");
     rq->body[rq->len] = 0;
     json_error_t je;
     json_t *j = json_loads(rq->body, 0, &je);
@@ -181,14 +187,32 @@ static enum MHD_Result api_get(web_server *s, struct MHD_Connection *c, const ch
     json_t *doc = NULL;
     int rc;
     if (strncmp(url, "/api/home/", 10) == 0) {
-        const char *home = url + 10;
+        char home[WEB_USER_MAX + 8];
+        if (strlen(url + 10) >= sizeof home)
+            return send_error(c, 403, "forbidden"); /* no user's id is that long */
+        snprintf(home, sizeof home, "%s", url + 10);
+        char *proof = strstr(home, "/proof");
+        int want_proof = proof && strcmp(proof, "/proof") == 0;
+        if (want_proof)
+            *proof = 0;
         /* the rule: a home reads only itself; decided before anything is looked up, so the
          * answer says nothing about the other home (not even whether it exists) */
         if (who.role != WEB_ROLE_ADMIN && strcmp(home, who.user) != 0)
             return send_error(c, 403, "forbidden");
-        if (day_of(s, c, &day) != MHD_YES)
-            return send_error(c, 400, "day: YYYY-MM-DD");
-        rc = web_home_day(s->db, home, day, now_ms(), &doc);
+        if (want_proof) {
+            const char *iv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "interval");
+            char *end = NULL;
+            long long id = iv ? strtoll(iv, &end, 10) : 0;
+            if (!iv || !*iv || *end || id < 0)
+                return send_error(c, 400, "interval: a number");
+            rc = web_home_proof(s->db, home, (int64_t)id, &doc);
+            if (rc == WEB_DATA_NOT_FOUND)
+                return send_error(c, 404, "no settled position there");
+        } else {
+            if (day_of(s, c, &day) != MHD_YES)
+                return send_error(c, 400, "day: YYYY-MM-DD");
+            rc = web_home_day(s->db, home, day, now_ms(), &doc);
+        }
     } else if (strcmp(url, "/api/community") == 0) {
         if (who.role != WEB_ROLE_ADMIN)
             return send_error(c, 403, "forbidden");

@@ -84,12 +84,46 @@ try {
   eq(Number(await text('#bill-held')), want.held, 'held intervals');
   eq(await page.$$eval('#trades tbody tr', (r) => r.length), want.trades, 'trade rows');
   eq(await page.$$eval('#positions tbody tr', (r) => r.length), want.positions, 'position rows');
+  eq(await page.$$eval('#orders tbody tr', (r) => r.length), want.orders, 'order rows');
   const energy = await page.$$eval('#trades tbody tr', (rows) =>
     rows.reduce((s, r) => s + Number(r.cells[2].textContent), 0));
   eq(energy, want.trade_energy_wh, 'traded energy (Wh, sum of the rows)');
   const body = await page.evaluate(() => document.body.innerText);
   for (const other of want.others)
     check(!body.includes(other), `the home's page names ${other}`);
+  // the proof check in the browser: a real position verifies; tampered proofs fail
+  await page.click('#positions tbody tr:last-child button.check');
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#positions tbody tr:last-child').cells[6].textContent;
+    return c === 'verified' || c.startsWith('FAILED') || c.startsWith('no proof');
+  });
+  eq(await page.$eval('#positions tbody tr:last-child', (r) => r.cells[6].textContent), 'verified',
+    'proof of the last position checked in the browser');
+  const tamper = await page.evaluate(async (iv) => {
+    const home = document.getElementById('home-id').textContent;
+    const r = await fetch('/api/home/' + home + '/proof?interval=' + iv);
+    const d = await r.json();
+    const flip = (s, i) => s.slice(0, i) + (s[i] === 'A' || s[i] === '0' ? 'B' : 'A') + s.slice(i + 1);
+    const cases = {
+      as_is: d.proof,
+      tx: Object.assign({}, d.proof, { tx: flip(d.proof.tx, d.proof.tx.length - 1) }),
+      salt: Object.assign({}, d.proof, { salt: flip(d.proof.salt, 3) }),
+      path: Object.assign({}, d.proof, { hashes: [flip(d.proof.hashes[0], 5)].concat(d.proof.hashes.slice(1)) }),
+      index: Object.assign({}, d.proof, { log_index: d.proof.log_index ^ 1 }),
+      root: Object.assign({}, d.proof, { checkpoint: d.proof.checkpoint.replace(/\n([A-Za-z0-9+/]{10})/, (m, g) => '\n' + flip(g, 2)) }),
+      signature: Object.assign({}, d.proof, { checkpoint: d.proof.checkpoint.replace(/ ([A-Za-z0-9+/]{20})/, (m, g) => ' ' + flip(g, 12)) }),
+    };
+    const out = {};
+    for (const [k, p] of Object.entries(cases)) out[k] = (await window.mgxVerifyProof(p, d.vkey)).ok;
+    const cut = d.vkey.indexOf('+', d.vkey.indexOf('+') + 1);
+    const other = d.vkey.slice(0, cut) + '+AQ' + 'A'.repeat(41) + '=';
+    out.other_key = (await window.mgxVerifyProof(d.proof, other)).ok;
+    return out;
+  }, want.last_position_interval);
+  eq(tamper.as_is, true, 'the untouched proof verifies');
+  for (const k of ['tx', 'salt', 'path', 'index', 'root', 'signature', 'other_key'])
+    eq(tamper[k], false, `a proof with its ${k} changed fails`);
+
   // the other home's data, asked from inside the logged-in page
   const o = await fetchIn('/api/home/' + want.others[0]);
   eq(o.status, 403, 'another home: status');

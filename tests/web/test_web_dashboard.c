@@ -291,6 +291,18 @@ static json_t *expectations(void)
     int64_t month[4];
     positions_in(db, home, 1717200000, 1719792000, month);
     json_object_set_new(w, "month_net_uc", json_integer(month[2]));
+    snprintf(sql, sizeof sql,
+             "SELECT max(b.interval_id) FROM ledger_block b JOIN ledger_tx t ON t.height = "
+             "b.height JOIN market_ids m ON m.market_id = t.participant WHERE m.participant = ?1");
+    json_object_set_new(w, "last_position_interval", json_integer(q_int(db, sql, home)));
+    json_object_set_new(
+        w, "orders",
+        json_integer(q_int(db,
+                           "SELECT count(*) FROM orders WHERE participant = ?1 AND superseded = 0 "
+                           "AND interval_id >= (SELECT min(interval_id) FROM (SELECT DISTINCT "
+                           "interval_id FROM orders WHERE participant = ?1 ORDER BY interval_id "
+                           "DESC LIMIT 2))",
+                           home)));
     json_object_set_new(w, "month_grid_only_net_uc", json_integer(month[3]));
     sqlite3_close(db);
     /* the run means something: positions settled, trades made, money moved */
@@ -406,10 +418,16 @@ static long req(CURL *c, const char *path, const char *post, body *b)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
-    if (post)
+    static struct curl_slist *json;
+    if (!json)
+        json = curl_slist_append(NULL, "Content-Type: application/json");
+    if (post) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
-    else
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
+    } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    }
     assert_int_equal(curl_easy_perform(c), CURLE_OK);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -431,6 +449,21 @@ static void http_api(void **state)
     assert_int_equal(req(c, "/api/login", "{\"user\":\"home-9\",\"password\":\"pw for home 1\"}", &b), 401);
     assert_int_equal(req(c, "/api/login", "{\"user\":\"coord\",\"password\":\"pw for home 1\"}", &b), 401);
     assert_int_equal(req(c, "/api/me", NULL, &b), 401);
+    /* a form post (what another site's page can send without asking) is not a login */
+    {
+        char u[256];
+        snprintf(u, sizeof u, "%sapi/login", F.url);
+        CURL *f = curl_easy_init();
+        curl_easy_setopt(f, CURLOPT_URL, u);
+        curl_easy_setopt(f, CURLOPT_POSTFIELDS, "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}");
+        curl_easy_setopt(f, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(f, CURLOPT_WRITEDATA, &b);
+        assert_int_equal(curl_easy_perform(f), CURLE_OK);
+        long st = 0;
+        curl_easy_getinfo(f, CURLINFO_RESPONSE_CODE, &st);
+        assert_int_equal(st, 415);
+        curl_easy_cleanup(f);
+    }
     /* the home */
     assert_int_equal(req(c, "/api/login", "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}", &b), 200);
     assert_int_equal(req(c, "/api/home/home-1", NULL, &b), 200);
@@ -448,6 +481,8 @@ static void http_api(void **state)
                      want_int("month_grid_only_net_uc"));
     assert_int_equal(json_integer_value(json_object_get(bill, "held")), want_int("held"));
     assert_int_equal(json_array_size(json_object_get(d, "trades")), (size_t)want_int("trades"));
+    assert_int_equal(json_array_size(json_object_get(d, "orders")), (size_t)want_int("orders"));
+    assert_true(want_int("orders") >= 1);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "reading"), "import_wh")),
                      want_int("reading_import_wh"));
     /* the home's document names no other home */
@@ -467,6 +502,18 @@ static void http_api(void **state)
         assert_string_equal(b.buf, "{\"error\":\"forbidden\"}");
     }
     assert_int_equal(req(c, "/api/home/home-1?day=2024-13-01", NULL, &b), 400);
+    /* proofs: its own, not another home's */
+    char path[128];
+    snprintf(path, sizeof path, "/api/home/home-1/proof?interval=%lld",
+             (long long)want_int("last_position_interval"));
+    assert_int_equal(req(c, path, NULL, &b), 200);
+    assert_non_null(strstr(b.buf, "mgx-inclusion-proof/"));
+    snprintf(path, sizeof path, "/api/home/home-2/proof?interval=%lld",
+             (long long)want_int("last_position_interval"));
+    assert_int_equal(req(c, path, NULL, &b), 403);
+    assert_string_equal(b.buf, "{\"error\":\"forbidden\"}");
+    assert_int_equal(req(c, "/api/home/home-1/proof?interval=1", NULL, &b), 404);
+    assert_int_equal(req(c, "/api/home/home-1/proof", NULL, &b), 400);
     assert_int_equal(req(c, "/api/logout", "", &b), 200);
     assert_int_equal(req(c, "/api/home/home-1", NULL, &b), 401);
     /* the coordinator */
@@ -542,6 +589,8 @@ static void tls(void **state)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+    struct curl_slist *json = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"user\":\"home-1\",\"password\":\"pw for home 1\"}");
     assert_int_equal(curl_easy_perform(c), CURLE_OK);
     long status = 0;
@@ -562,6 +611,7 @@ static void tls(void **state)
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     assert_int_equal(status, 403);
     curl_easy_cleanup(c);
+    curl_slist_free_all(json);
     kill(pid, SIGTERM);
     assert_int_equal(tst_wait_exit(pid, 10000), 0);
 }

@@ -61,6 +61,82 @@ function chart(el, title, series, xs, ys) {
   new uPlot(opts, [xs].concat(ys), el);
 }
 
+// ---- the proof check, in the browser: the position's leaf, its RFC 6962 inclusion path to the
+// root of the checkpoint, and the checkpoint's Ed25519 signature (a C2SP signed note) by the
+// community key (the "name+keyid+base64" verifier key, docs/ledger.md) ----
+const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+const unhex = (s) => Uint8Array.from(s.match(/../g) || [], (h) => parseInt(h, 16));
+const tohex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+function cat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let i = 0;
+  for (const p of parts) { out.set(p, i); i += p.length; }
+  return out;
+}
+const sha256 = async (b) => new Uint8Array(await crypto.subtle.digest('SHA-256', b));
+const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+async function verifyProof(p, vkey) {
+  try {
+    // name+keyid+base64: the base64 may itself hold '+'
+    const i = vkey.indexOf('+'), j = vkey.indexOf('+', i + 1);
+    if (i < 0 || j < 0) return { ok: false, why: 'not a verifier key' };
+    const name = vkey.slice(0, i), keyId = vkey.slice(i + 1, j), keyB64 = vkey.slice(j + 1);
+    const kb = b64(keyB64);
+    if (kb.length !== 33 || kb[0] !== 1) return { ok: false, why: 'not an Ed25519 verifier key' };
+    const cp = p.checkpoint || '';
+    const cut = cp.indexOf('\n\n');
+    if (cut < 0) return { ok: false, why: 'unsigned checkpoint' };
+    const body = cp.slice(0, cut + 1);
+    const [origin, sizeText, rootB64] = body.split('\n');
+    if (origin !== name) return { ok: false, why: 'checkpoint of another log' };
+    const key = await crypto.subtle.importKey('raw', kb.slice(1), { name: 'Ed25519' }, false, ['verify']);
+    const prefix = '\u2014 ' + name + ' ';
+    let signed = false;
+    for (const line of cp.slice(cut + 2).split('\n')) {
+      if (!line.startsWith(prefix)) continue;
+      const blob = b64(line.slice(prefix.length));
+      if (blob.length !== 68 || tohex(blob.slice(0, 4)) !== keyId) continue;
+      if (await crypto.subtle.verify({ name: 'Ed25519' }, key, blob.slice(4),
+        new TextEncoder().encode(body))) signed = true;
+    }
+    if (!signed) return { ok: false, why: 'checkpoint not signed by the community key' };
+    const size = BigInt(sizeText);
+    if (BigInt(p.tree_size) !== size) return { ok: false, why: 'proof for another log size' };
+    const tx = unhex(p.tx), salt = p.salt ? b64(p.salt) : new Uint8Array(0);
+    if (p.txid && tohex(await sha256(cat(salt, tx))) !== p.txid)
+      return { ok: false, why: 'transaction id does not match' };
+    let r = await sha256(cat(Uint8Array.of(0), salt, tx));
+    let fn = BigInt(p.log_index), sn = size - 1n;
+    if (fn > sn) return { ok: false, why: 'index outside the log' };
+    for (const h of p.hashes) {
+      const sib = b64(h);
+      if (sn === 0n) return { ok: false, why: 'path too long' };
+      if ((fn & 1n) === 1n || fn === sn) {
+        r = await sha256(cat(Uint8Array.of(1), sib, r));
+        while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+      } else {
+        r = await sha256(cat(Uint8Array.of(1), r, sib));
+      }
+      fn >>= 1n; sn >>= 1n;
+    }
+    if (sn !== 0n || !same(r, b64(rootB64))) return { ok: false, why: 'not in the signed log' };
+    return { ok: true, why: 'in the log of ' + size + ' transactions signed by ' + name };
+  } catch (e) {
+    return { ok: false, why: String(e) };
+  }
+}
+window.mgxVerifyProof = verifyProof;
+
+async function checkProof(home, interval, cell) {
+  cell.textContent = 'checking...';
+  const r = await api('/api/home/' + encodeURIComponent(home) + '/proof?interval=' + interval);
+  if (r.status !== 200) { cell.textContent = 'no proof (' + r.status + ')'; return; }
+  const v = await verifyProof(r.body.proof, r.body.vkey);
+  cell.textContent = v.ok ? 'verified' : 'FAILED: ' + v.why;
+  cell.title = v.why;
+}
+
 async function showHome(id) {
   const r = await api('/api/home/' + encodeURIComponent(id) + dayParam());
   if (r.status !== 200) { $('home-id').textContent = id + ' (error ' + r.status + ')'; return; }
@@ -91,6 +167,12 @@ async function showHome(id) {
     $(id).dataset.uc = v;
   }
   $('bill-held').textContent = b.held;
+  const ob = $('orders').tBodies[0];
+  ob.textContent = '';
+  for (const o of d.orders)
+    row(ob, [utc(o.interval_id * d.interval_s * 1000), o.side, o.status,
+      o.steps.map((s) => s.energy_wh + ' at ' + money(s.price_uc_per_kwh, 4)).join('; ') +
+        (o.steps_total > o.steps.length ? ' ...' : ''), o.reason]);
   const tb = $('trades').tBodies[0];
   tb.textContent = '';
   for (const t of d.trades)
@@ -98,9 +180,16 @@ async function showHome(id) {
       money(t.amount_uc, 4), money(t.fee_uc, 4)]);
   const pb = $('positions').tBodies[0];
   pb.textContent = '';
-  for (const p of d.positions)
-    row(pb, [utc(p.start_utc * 1000), p.status, p.import_wh, p.export_wh, money(p.net_uc, 4),
-      money(p.grid_only_net_uc, 4)], p.status === 'good' ? '' : 'held');
+  for (const p of d.positions) {
+    const tr = row(pb, [utc(p.start_utc * 1000), p.status, p.import_wh, p.export_wh,
+      money(p.net_uc, 4), money(p.grid_only_net_uc, 4), ''], p.status === 'good' ? '' : 'held');
+    const cell = tr.cells[6];
+    const b = document.createElement('button');
+    b.textContent = 'check';
+    b.className = 'check';
+    b.addEventListener('click', () => checkProof(d.home, p.interval_id, cell));
+    cell.appendChild(b);
+  }
   chart($('home-chart'), 'Import and export per interval (Wh)',
     [{ label: 'import Wh', stroke: '#b42318' }, { label: 'export Wh', stroke: '#1d7d4a' }],
     d.positions.map((p) => p.start_utc), [d.positions.map((p) => p.import_wh),
