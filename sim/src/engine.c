@@ -5,7 +5,8 @@
  * Per interval: every home forecasts its net position by persistence (last interval's PV minus
  * load, after what its battery would absorb or deliver), its agent prices that as a one-step
  * order, the market library clears the book, then the interval's real PV and load happen, the
- * battery follows its self-consumption policy, and the settlement library prices the difference
+ * battery follows its policy (self-consumption, or within the bounds of its plan: plan_home),
+ * and the settlement library prices the difference
  * between the local contract and the meter against the grid. The baseline is the same
  * settlement with no contract. That is timing = ex_ante; in ex_post the interval happens first
  * and the book is every home's metered net with a standing preference from its agent

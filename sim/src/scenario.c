@@ -168,7 +168,7 @@ void sim_group_defaults(sim_group *g)
     g->soc_max = 0.9;
     g->soc_initial = 0.5;
     g->battery_policy = SIM_BATTERY_SELF_CONSUMPTION;
-    g->schedule_min_gain_uc = 10000;
+    g->schedule_min_gain_uc = 50000;
     g->annual_kwh = 3500.0;
     g->agent = SIM_AGENT_TRUTHFUL;
     g->markup = 0.1;

@@ -107,6 +107,15 @@ static void test_examples_load(void **state)
     assert_int_equal(sc.mechanism, MKT_PAY_AS_BID);
     assert_int_equal(sc.groups[5].count, 0);
 
+    load_example("community-100-tou.ini", &sc);
+    assert_int_equal(sim_scenario_homes(&sc), 100);
+    assert_int_equal(sc.retail_peak_uc_per_kwh, 420000);
+    /* 2025-06-01 17:00 local standard time (+01:00) is 16:00 UTC: peak; 16:45 local is not */
+    assert_int_equal(sim_scenario_retail_at(&sc, 1748793600), 420000);
+    assert_int_equal(sim_scenario_retail_at(&sc, 1748793600 - 900), 300000);
+    assert_int_equal(sim_scenario_retail_at(&sc, 1748793600 + 4 * 3600), 300000); /* 21:00 */
+    assert_int_equal(sc.groups[0].battery_policy, SIM_BATTERY_SELF_CONSUMPTION);
+
     load_example("ausgrid-test.ini", &sc);
     assert_int_equal(sc.interval_min, 30);
     assert_int_equal(sc.utc_offset_min, 600);
@@ -301,6 +310,19 @@ static void test_cross_field_rules(void **state)
                  "feed_in_tariff 400000 is above retail_tariff 300000");
     expect_error("[market]\nfeed_in_tariff = 90000\nretail_tariff = 50000\n[group.a]\ncount = 1\n",
                  3, "is above retail_tariff 50000");
+    expect_error("[market]\nfeed_in_tariff = 90000\nretail_peak_tariff = 50000\n[group.a]\ncount = 1\n",
+                 3, "is above retail_peak_tariff 50000");
+    expect_error("[market]\npeak_end = 25\n[group.a]\ncount = 1\n", 2, "out of range");
+    expect_error("[group.a]\ncount = 1\nbattery_policy = arbitrage\n", 3,
+                 "self_consumption or schedule");
+    sim_scenario sp;
+    assert_int_equal(load_text("policy.ini",
+                               "[group.a]\ncount = 1\nbattery_policy = schedule\n"
+                               "schedule_min_gain = 7\n",
+                               &sp),
+                     SIM_OK);
+    assert_int_equal(sp.groups[0].battery_policy, SIM_BATTERY_SCHEDULE);
+    assert_int_equal(sp.groups[0].schedule_min_gain_uc, 7);
     expect_error("[period]\ninterval_min = 7\n[group.a]\ncount = 1\n", 2, "does not divide 1440");
     expect_error("[period]\ninterval_min = 0\n[group.a]\ncount = 1\n", 2, "out of range");
     expect_error("[group.a]\npv_kwp = 3\n", 1, "[group.a] needs a count");

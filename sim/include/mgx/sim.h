@@ -1,8 +1,10 @@
 /*
  * mgx sim: runs a scenario with local trading and, in the same pass, the baseline without it.
  *
- * Physics (PV, load, battery) does not depend on trading: the battery policy is self-consumption
- * first, so both worlds see the same meters and differ only in who buys and sells the surplus.
+ * Physics (PV, load, battery) does not depend on trading: the battery policy (self-consumption,
+ * or a plan by the battery scheduler, mgx/battery_plan.h, from the home's own measurements and
+ * the tariffs) never looks at the market, so both worlds see the same meters and differ only in
+ * who buys and sells the surplus.
  * Each interval every home forecasts its net position (persistence of the last interval after
  * its battery), its agent prices that as an order, the market library clears the book, the
  * interval's real PV and load happen, and the difference between what a home contracted locally
