@@ -316,11 +316,66 @@ static void pause_across_passes(void **state)
     free_all(c, p, cfg, b);
 }
 
+/* Counts the results so far: successes and failures per unit, and whether unit 1 succeeded
+ * after having failed. */
+static void tally(results *c, int ok[10], int fail[10], int *recovered)
+{
+    memset(ok, 0, 10 * sizeof *ok);
+    memset(fail, 0, 10 * sizeof *fail);
+    *recovered = 0;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n; i++) {
+        int u = unit_of_id(c->r[i].sample.meter_id);
+        if (u < 0 || u > 9)
+            continue;
+        if (c->r[i].rc == MTR_OK) {
+            *recovered |= u == 1 && fail[1] > 0;
+            ok[u]++;
+        } else {
+            fail[u]++;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits (up to 120 s: progress, not speed) until done(ok, fail, recovered) holds. */
+static int wait_tally(results *c, int (*done)(const int *, const int *, int))
+{
+    int ok[10], fail[10], rec;
+    for (int i = 0; i < 2400; i++) {
+        tally(c, ok, fail, &rec);
+        if (done(ok, fail, rec))
+            return 1;
+        tst_sleep_ms(50);
+    }
+    return 0;
+}
+
+static int warmed_up(const int *ok, const int *fail, int rec)
+{
+    (void)rec;
+    return ok[2] >= 3 && fail[9] >= 3;
+}
+
+static int unit1_failing(const int *ok, const int *fail, int rec)
+{
+    (void)ok, (void)rec;
+    return fail[1] >= 1;
+}
+
+static int unit1_back(const int *ok, const int *fail, int rec)
+{
+    return rec && ok[2] >= 6 && fail[9] >= 5;
+}
+
 /*
  * Unit 9 is configured between units 1 and 2 but is not on the bus. Each of its polls times
  * out after 2 attempts (150 ms + 50 ms backoff + 150 ms), is reported as a communication
- * failure, and units 1 and 2 keep being read at their period. Unplugging unit 1 for a while
- * turns its readings into failures that recover when it is plugged back in.
+ * failure, and units 1 and 2 keep being read in their turns: between two readings of unit 2
+ * there is at most one poll of unit 9 (two, when a loaded machine made the lane skip a period).
+ * Unplugging unit 1 turns its readings into failures that recover when it is plugged back in.
+ * The test waits for each of these to happen (generous deadlines), so a loaded machine slows it
+ * down but does not fail it; the longest gap between unit 2's readings is printed, not judged.
  */
 static void silent_unit_does_not_block_the_bus(void **state)
 {
@@ -334,27 +389,34 @@ static void silent_unit_does_not_block_the_bus(void **state)
     mtr_config *cfg = tst_meters_config(text);
     results *c = results_new();
     mtr_poller *p = start_collecting(cfg, c);
-    tst_sleep_ms(1300);
+    assert_true(wait_tally(c, warmed_up));
     trb_unplug(b, 1, 1);
-    tst_sleep_ms(1000);
+    assert_true(wait_tally(c, unit1_failing));
     trb_unplug(b, 1, 0);
-    tst_sleep_ms(1300);
+    assert_true(wait_tally(c, unit1_back));
     mtr_poller_stop(p);
 
-    int ok[10] = {0}, fail[10] = {0}, recovered = 0;
+    int ok[10] = {0}, fail[10] = {0}, recovered = 0, nines = 0, seen_2 = 0;
     int64_t last_ok_ms = 0, worst_gap_ms = 0;
     for (size_t i = 0; i < c->n; i++) {
         const mtr_poll_result *r = &c->r[i];
         int u = unit_of_id(r->sample.meter_id);
+        if (u == 9)
+            nines++;
         if (r->rc == MTR_OK) {
             assert_true(u != 9);
             assert_exact(&r->sample, meter_of(u));
             if (u == 1 && fail[1] > 0)
                 recovered = 1;
-            if (u == 2 && last_ok_ms && r->sample.ts_ms - last_ok_ms > worst_gap_ms)
-                worst_gap_ms = r->sample.ts_ms - last_ok_ms;
-            if (u == 2)
+            if (u == 2) {
+                if (seen_2 && nines > 2)
+                    fail_msg("unit 9 was polled %d times between two readings of unit 2", nines);
+                if (last_ok_ms && r->sample.ts_ms - last_ok_ms > worst_gap_ms)
+                    worst_gap_ms = r->sample.ts_ms - last_ok_ms;
                 last_ok_ms = r->sample.ts_ms;
+                seen_2 = 1;
+                nines = 0;
+            }
             ok[u]++;
             continue;
         }
@@ -364,13 +426,11 @@ static void silent_unit_does_not_block_the_bus(void **state)
         if (u == 9 && !strstr(r->err, "after 2 attempts"))
             fail_msg("unit 9: %s", r->err);
     }
-    /* 3.6 s at 500 ms: about 7 polls each */
     assert_true(ok[9] == 0 && fail[9] >= 5);
     assert_true(ok[2] >= 5 && fail[2] == 0);
     assert_true(fail[1] >= 1 && recovered);
-    /* unit 9's 350 ms of timeouts delay unit 2 but never by more than one extra period */
-    if (worst_gap_ms > 1000)
-        fail_msg("unit 2 went %lld ms without a reading", (long long)worst_gap_ms);
+    print_message("unit 2: longest gap between readings %lld ms (period 500 ms)\n",
+                  (long long)worst_gap_ms);
     /* on the wire: unit 9 asked twice per poll, never a third time */
     static trb_request log[TRB_LOG_MAX];
     size_t n = trb_requests(b, log, TRB_LOG_MAX);
