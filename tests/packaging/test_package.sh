@@ -49,12 +49,14 @@ for c in $cmds; do
 done
 
 units="$tmp/root/usr/lib/systemd/system"
-for u in mgx-controller.service mgx-meter@.service mgx-agent@.service; do
+for u in mgx-controller.service mgx-meter@.service mgx-agent@.service mgx-web.service \
+    mgx-witness@.service; do
     [ -f "$units/$u" ] || fail "no unit $u"
 done
 cp -an /lib/systemd/system/. "$units/"
-for u in mgx-controller.service mgx-meter@home.service mgx-agent@home.service; do
+for u in mgx-controller.service mgx-meter@home.service mgx-agent@home.service mgx-web.service \
+    mgx-witness@alice.service; do
     out=$(systemd-analyze verify --root="$tmp/root" --man=no "$u" 2>&1) || fail "$u: $out"
     [ -z "$out" ] || fail "$u: $out"
 done
-echo "test_package: $(basename "$deb"): $(echo $cmds | wc -w) subcommands with man pages, 3 units verified"
+echo "test_package: $(basename "$deb"): $(echo $cmds | wc -w) subcommands with man pages, 5 units verified"
