@@ -270,6 +270,38 @@ static void compare_timing(void **state)
                      2);
 }
 
+/* --compare-battery: every battery on self-consumption and on the scheduler into
+ * DIR/self_consumption and DIR/schedule, and the comparison on stdout. street.ini has one flat
+ * retail tariff, so the scheduler has nothing to act on: the same bills to the uc. */
+static void compare_battery(void **state)
+{
+    (void)state;
+    const char *d = MGX_BINARY_DIR "/test-sim-bat";
+    assert_int_equal(tst_sh("rm -rf %s", d), 0);
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --compare-battery --no-plots "
+                            "> %s/bat.txt",
+                            mgx_bin, MGX_SOURCE_DIR, d, MGX_BINARY_DIR),
+                     0);
+    char sc[512], pl[512];
+    snprintf(sc, sizeof sc, "%s/self_consumption", d);
+    snprintf(pl, sizeof pl, "%s/schedule", d);
+    json_t *a = load_summary(sc), *b = load_summary(pl);
+    assert_int_equal(json_integer_value(json_object_get(a, "cost_uc")),
+                     json_integer_value(json_object_get(b, "cost_uc")));
+    json_decref(a);
+    json_decref(b);
+    size_t len;
+    char *out = slurp(MGX_BINARY_DIR, "bat.txt", &len);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "batteries on self-consumption against the scheduler"));
+    assert_non_null(strstr(out, "grid only:      0 of 10"));
+    free(out);
+    assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --compare-battery "
+                            "--compare-timing 2>/dev/null",
+                            mgx_bin, MGX_SOURCE_DIR, d),
+                     2);
+}
+
 static void bad_input(void **state)
 {
     (void)state;
@@ -304,6 +336,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(several_runs),
         cmocka_unit_test(fairness_and_home_intervals),
         cmocka_unit_test(compare_timing),
+        cmocka_unit_test(compare_battery),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,9 +72,12 @@ typedef struct {
 
 enum {
     SIM_PLAN_OK = 0,
-    SIM_PLAN_E_INVAL = -1,    /* inconsistent battery or prices, n out of range */
-    SIM_PLAN_E_TOOBIG = -2,   /* the workspace is too small (see sim_plan_workspace_size) */
-    SIM_PLAN_E_OVERFLOW = -3, /* a cost would not fit in int64 (absurd prices or energies) */
+    /* inconsistent battery or prices, n out of range, or energies above 10 MWh per interval or
+     * prices above 10^8 uc/kWh (the bounds that keep every sum of costs inside int64) */
+    SIM_PLAN_E_INVAL = -1,
+    /* the workspace is too small (see sim_plan_workspace_size), or more than
+     * SIM_PLAN_MAX_STATES steps in the window */
+    SIM_PLAN_E_TOOBIG = -2,
 };
 
 /* Bytes of workspace sim_plan_solve needs for this battery over n intervals (0 if the battery
