@@ -81,11 +81,15 @@ void mtr__mbap_request(uint8_t *out, uint16_t tid, uint8_t unit, uint8_t fc, uin
     put16(out + 10, count);
 }
 
-mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf, size_t len,
-                                         size_t *need, uint16_t *dst, int *exception)
+/*
+ * The MBAP header of a reply against its request, byte by byte as far as it has come:
+ * transaction id, protocol id 0, unit id. MTR__REPLY_MORE with *need set while the function
+ * code is not in yet, MTR__REPLY_DATA when header and function code are there and right so far,
+ * else the field that is wrong. Shared by the read and the write checks.
+ */
+static mtr__reply_verdict check_header(const uint8_t *req, const uint8_t *buf, size_t len,
+                                       size_t *need)
 {
-    /* Each field is judged as soon as its bytes are in: a hostile or confused device is
-     * refused at its first wrong byte, and no later byte can make an earlier one right. */
     for (size_t i = 0; i < len && i < 7; i++) {
         if (i < 2 && buf[i] != req[i])
             return MTR__REPLY_BAD_TID;
@@ -98,6 +102,17 @@ mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf,
         *need = MTR__MBAP_HEADER + 1;
         return MTR__REPLY_MORE;
     }
+    return MTR__REPLY_DATA;
+}
+
+mtr__reply_verdict mtr__mbap_check_reply(const uint8_t *req, const uint8_t *buf, size_t len,
+                                         size_t *need, uint16_t *dst, int *exception)
+{
+    /* Each field is judged as soon as its bytes are in: a hostile or confused device is
+     * refused at its first wrong byte, and no later byte can make an earlier one right. */
+    mtr__reply_verdict h = check_header(req, buf, len, need);
+    if (h != MTR__REPLY_DATA)
+        return h;
     uint8_t fc = req[7];
     unsigned count = be16(req + 10), length = be16(buf + 4), want;
     if (buf[7] == fc)
@@ -152,18 +167,9 @@ mtr__reply_verdict mtr__mbap_check_write_reply(const uint8_t *req, const uint8_t
                                                size_t *need, uint16_t *dst, int *exception)
 {
     (void)dst;
-    for (size_t i = 0; i < len && i < 7; i++) {
-        if (i < 2 && buf[i] != req[i])
-            return MTR__REPLY_BAD_TID;
-        if (i >= 2 && i < 4 && buf[i] != 0)
-            return MTR__REPLY_BAD_PROTOCOL;
-        if (i == 6 && buf[i] != req[6])
-            return MTR__REPLY_BAD_UNIT;
-    }
-    if (len < MTR__MBAP_HEADER + 1) {
-        *need = MTR__MBAP_HEADER + 1;
-        return MTR__REPLY_MORE;
-    }
+    mtr__reply_verdict h = check_header(req, buf, len, need);
+    if (h != MTR__REPLY_DATA)
+        return h;
     uint8_t fc = req[7];
     unsigned length = be16(buf + 4), want;
     if (buf[7] == fc)

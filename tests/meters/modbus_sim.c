@@ -208,33 +208,33 @@ void tms_add_unit(tms_server *s, int unit, uint16_t hold_start, unsigned hold_n,
     pthread_mutex_unlock(&s->mu);
 }
 
-void tms_set(tms_server *s, int unit, int fc, uint16_t addr, const uint16_t *regs, unsigned n)
+/* The n registers at addr of unit's table fc (3 or 4); aborts the test outside the window (a
+ * test bug). Called with s->mu held. */
+static uint16_t *window(tms_server *s, int unit, int fc, uint16_t addr, unsigned n,
+                        const char *who)
 {
-    pthread_mutex_lock(&s->mu);
     modbus_mapping_t *m = s->units[unit].map;
     uint16_t *tab = fc == 3 ? m->tab_registers : m->tab_input_registers;
     unsigned start = (unsigned)(fc == 3 ? m->start_registers : m->start_input_registers);
     unsigned nb = (unsigned)(fc == 3 ? m->nb_registers : m->nb_input_registers);
     if (addr < start || addr - start + n > nb) {
-        fprintf(stderr, "tms_set: %u+%u outside the window of unit %d\n", addr, n, unit);
+        fprintf(stderr, "%s: %u+%u outside the window of unit %d\n", who, addr, n, unit);
         abort();
     }
-    memcpy(tab + (addr - start), regs, n * sizeof *regs);
+    return tab + (addr - start);
+}
+
+void tms_set(tms_server *s, int unit, int fc, uint16_t addr, const uint16_t *regs, unsigned n)
+{
+    pthread_mutex_lock(&s->mu);
+    memcpy(window(s, unit, fc, addr, n, "tms_set"), regs, n * sizeof *regs);
     pthread_mutex_unlock(&s->mu);
 }
 
 void tms_get(tms_server *s, int unit, int fc, uint16_t addr, uint16_t *regs, unsigned n)
 {
     pthread_mutex_lock(&s->mu);
-    modbus_mapping_t *m = s->units[unit].map;
-    uint16_t *tab = fc == 3 ? m->tab_registers : m->tab_input_registers;
-    unsigned start = (unsigned)(fc == 3 ? m->start_registers : m->start_input_registers);
-    unsigned nb = (unsigned)(fc == 3 ? m->nb_registers : m->nb_input_registers);
-    if (addr < start || addr - start + n > nb) {
-        fprintf(stderr, "tms_get: %u+%u outside the window of unit %d\n", addr, n, unit);
-        abort();
-    }
-    memcpy(regs, tab + (addr - start), n * sizeof *regs);
+    memcpy(regs, window(s, unit, fc, addr, n, "tms_get"), n * sizeof *regs);
     pthread_mutex_unlock(&s->mu);
 }
 
