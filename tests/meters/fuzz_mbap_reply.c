@@ -12,6 +12,11 @@
  *    count 2n, a good CRC), with exactly its values; an exception only for function | 0x80
  *    (TCP: length 3; RTU: a good CRC); dst untouched otherwise;
  *  - need grows, stays within one ADU (MTR__MBAP_MAX) and is larger than what was read.
+ * With bit 2 of byte 3 set the request is a write (Modbus TCP, storage setpoints: function 16
+ * of count registers, or 6 when bit 3 is set too) checked by mtr__mbap_check_write_reply:
+ * accepted only for the exact echo (same transaction, protocol 0, unit and function, length 6,
+ * the request's address and count or value), an exception only for function | 0x80 with
+ * length 3; final once given, like the reads.
  */
 #include "fuzz.h"
 
@@ -25,10 +30,55 @@ static unsigned be16(const uint8_t *p)
     return (unsigned)p[0] << 8 | p[1];
 }
 
+/* The write half (see the file comment). */
+static int check_write(const uint8_t *data, size_t size)
+{
+    uint8_t req[MTR__WRITE_REQUEST_MAX];
+    uint8_t fc = data[3] & 8 ? 6 : 16;
+    uint16_t count = fc == 6 ? 1 : (uint16_t)(data[4] % MTR__WRITE_MAX + 1);
+    uint16_t regs[MTR__WRITE_MAX];
+    for (unsigned i = 0; i < count; i++)
+        regs[i] = (uint16_t)(be16(data) * 31u + i);
+    mtr__mbap_write_request(req, (uint16_t)be16(data), data[2], fc, (uint16_t)be16(data + 5),
+                            count, regs);
+    const uint8_t *buf = data + 7;
+    size_t n = size - 7, len = 0, need = 0, last_need = 0;
+    int exc = -1;
+    mtr__reply_verdict v;
+    for (;;) {
+        v = mtr__mbap_check_write_reply(req, buf, len, &need, NULL, &exc);
+        if (v != MTR__REPLY_MORE)
+            break;
+        FUZZ_CHECK(need > len && need <= MTR__MBAP_MAX && need >= last_need);
+        last_need = need;
+        if (need > n)
+            return 0;
+        len = need;
+    }
+    int header_ok = len >= 8 && memcmp(buf, req, 2) == 0 && be16(buf + 2) == 0 && buf[6] == req[6];
+    if (v == MTR__REPLY_DATA)
+        FUZZ_CHECK(header_ok && buf[7] == fc && be16(buf + 4) == 6 && len == 12 &&
+                   memcmp(buf + 8, req + 8, 4) == 0);
+    if (v == MTR__REPLY_EXCEPTION)
+        FUZZ_CHECK(header_ok && buf[7] == (fc | 0x80) && be16(buf + 4) == 3 && len == 9 &&
+                   exc == buf[8]);
+    if (v == MTR__REPLY_BAD_ECHO)
+        FUZZ_CHECK(header_ok && buf[7] == fc && memcmp(buf + 8, req + 8, 4) != 0);
+    FUZZ_CHECK(v != MTR__REPLY_BAD_COUNT && v != MTR__REPLY_BAD_CRC);
+    for (size_t more = len + 1; more <= n && more <= len + 16; more++) {
+        size_t need2;
+        int exc2 = -1;
+        FUZZ_CHECK(mtr__mbap_check_write_reply(req, buf, more, &need2, NULL, &exc2) == v);
+    }
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 7)
         return 0;
+    if (data[3] & 4)
+        return check_write(data, size);
     uint8_t req[MTR__REQUEST_LEN];
     uint8_t fc = data[3] & 1 ? 4 : 3;
     int rtu = (data[3] & 2) != 0;
