@@ -104,6 +104,21 @@ static void seed_defaults_to_scenario(void **state)
     sim_sweep_free(sw);
 }
 
+/* The shipped example (README, docs/simulator.md) loads: 2 x 3 cells x 3 seeds. */
+static void shipped_example_loads(void **state)
+{
+    (void)state;
+    char err[512];
+    int rc;
+    sim_sweep *sw = sim_sweep_load(MGX_SOURCE_DIR "/config/sweep-example.ini", &rc, err, sizeof err);
+    if (!sw)
+        fail_msg("%s", err);
+    assert_int_equal(sim_sweep_cells(sw), 6);
+    assert_int_equal(sim_sweep_runs(sw), 18);
+    assert_int_equal(sim_sweep_scenario(sw, 17, NULL)->days, 7);
+    sim_sweep_free(sw);
+}
+
 static void errors_name_where(void **state)
 {
     (void)state;
@@ -189,6 +204,7 @@ int main(void)
         cmocka_unit_test(scenario_set_applies_or_leaves),
         cmocka_unit_test(cells_in_order),
         cmocka_unit_test(seed_defaults_to_scenario),
+        cmocka_unit_test(shipped_example_loads),
         cmocka_unit_test(errors_name_where),
         cmocka_unit_test(summary_known_answer),
     };
