@@ -452,7 +452,8 @@ static void credit_normalize(credit_sums *c)
         if (c->v[i].minted || c->v[i].out || c->v[i].in || c->v[i].retired)
             c->v[k++] = c->v[i];
     c->n = k;
-    qsort(c->v, c->n, sizeof *c->v, credit_cmp);
+    if (c->n > 1) /* v is NULL when no credit was seen (runs without a mint authority) */
+        qsort(c->v, c->n, sizeof *c->v, credit_cmp);
 }
 
 static int market_home(sqlite3 *db, uint64_t market_id)
