@@ -228,9 +228,9 @@ static void log_order_drops(daemon *d, int force)
  * one interval of arrival are dropped before decoding, verifying or storing, so one home's junk
  * costs the others a hash lookup per message, not a signature check and a row. The topic's id
  * is the sender's (the ACL lets a home write only its own order topic). */
-static int order_admitted(daemon *d, const char *topic_participant)
+static int order_admitted(daemon *d, const char *topic_participant, int64_t now)
 {
-    int64_t iv = ctl_floor_div(ctl_floor_div(now_ms(d), 1000), d->cfg->rules.length_s);
+    int64_t iv = ctl_floor_div(ctl_floor_div(now, 1000), d->cfg->rules.length_s);
     if (budget_take(&d->orders_budget, topic_participant, iv,
                     d->cfg->order_max_per_interval) == 0)
         return 1;
@@ -262,7 +262,10 @@ static void refuse_order_ex_post(daemon *d, const char *topic_participant, const
 
 static void handle_order(daemon *d, const char *topic_participant, const bus_message *msg)
 {
-    if (!order_admitted(d, topic_participant))
+    /* one arrival time for the budget and the stored order: the two must agree on the interval
+     * of arrival, and a batch flushed in between must not move the order into the next one */
+    int64_t now = now_ms(d);
+    if (!order_admitted(d, topic_participant, now))
         return;
     if (d->cfg->timing == MKT_EX_POST) {
         refuse_order_ex_post(d, topic_participant, msg);
@@ -271,7 +274,7 @@ static void handle_order(daemon *d, const char *topic_participant, const bus_mes
     if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH)
         flush_orders(d); /* a full batch goes now, from inside the bus callback */
     d->orders_in++;
-    int rc = ctl_ingest_add(d->ingest, topic_participant, msg->payload, msg->len, now_ms(d));
+    int rc = ctl_ingest_add(d->ingest, topic_participant, msg->payload, msg->len, now);
     if (rc != CTL_INGEST_OK) /* cannot happen with the flush above; the home resends */
         ctl_logf(&d->log, CTL_LOG_ERROR, "order on order/%s dropped: %s", topic_participant,
                  ctl_ingest_strerror(rc));
