@@ -571,7 +571,12 @@ static void publish_block(ctl_settler *st, bus_client *bus, const block_view *v)
         if (v->tx[i].kind != STL_TX_POSITION)
             continue;
         const stl_position *p = &v->tx[i].position;
-        if (name_of(st, p->participant, name, sizeof name) != 0 || !bus_id_valid(name))
+        int rc = ctl_store_participant_name(st->store, p->participant, name, sizeof name);
+        if (rc != CTL_ST_OK && rc != CTL_ST_E_INVAL) {
+            st->pub_failed = 1; /* the store failed (busy, I/O): publish the block again later */
+            continue;
+        }
+        if (rc != CTL_ST_OK || !bus_id_valid(name))
             continue; /* not a bus participant (a ledger number without a name) */
         snprintf(topic, sizeof topic, "mgx/v1/%s/statement/%s", c, name);
         json_t *j = statement_json(st, v, p, name);
