@@ -16,9 +16,15 @@ static const char EM_DASH[] = "\xE2\x80\x94 "; /* U+2014 and a space */
 
 void stl_note_key_id(const char *name, const uint8_t pk[STL_PK_LEN], uint8_t id[4])
 {
+    stl_note_key_id_typed(name, 0x01, pk, id); /* 0x01: Ed25519 signature of the note */
+}
+
+void stl_note_key_id_typed(const char *name, uint8_t sig_type, const uint8_t pk[STL_PK_LEN],
+                           uint8_t id[4])
+{
     crypto_hash_sha256_state st;
     uint8_t h[32];
-    const uint8_t sep[2] = {0x0A, 0x01};
+    const uint8_t sep[2] = {0x0A, sig_type};
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const uint8_t *)name, strlen(name));
     crypto_hash_sha256_update(&st, sep, 2);

@@ -6,6 +6,7 @@
  * endian) || Ed25519 signature (64); the message is the two header lines and the body.
  */
 #include "mgx/cosignature.h"
+#include "mgx/checkpoint.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -31,15 +32,7 @@ int stl_cosig_name_valid(const char *name)
 
 void stl_cosig_key_id(const char *name, const uint8_t pk[STL_PK_LEN], uint8_t id[4])
 {
-    crypto_hash_sha256_state st;
-    uint8_t h[32];
-    const uint8_t sep[2] = {0x0A, 0x04};
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)name, strlen(name));
-    crypto_hash_sha256_update(&st, sep, 2);
-    crypto_hash_sha256_update(&st, pk, STL_PK_LEN);
-    crypto_hash_sha256_final(&st, h);
-    memcpy(id, h, 4);
+    stl_note_key_id_typed(name, 0x04, pk, id); /* 0x04: cosignature/v1 */
 }
 
 int stl_cosig_message(const char *body, size_t body_len, uint64_t time_s, uint8_t *out, size_t cap)

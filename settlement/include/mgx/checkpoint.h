@@ -33,6 +33,11 @@ extern "C" {
 
 /* key id = SHA-256(name || '\n' || 0x01 || pk)[0..4] */
 void stl_note_key_id(const char *name, const uint8_t pk[STL_PK_LEN], uint8_t id[4]);
+/* The key id of any signature type of the signed-note format: the first 4 bytes of
+ * SHA-256(name || 0x0A || sig_type || pk) (0x01 the log's Ed25519 signature, 0x04 a witness
+ * cosignature; stl_note_key_id and stl_cosig_key_id). */
+void stl_note_key_id_typed(const char *name, uint8_t sig_type, const uint8_t pk[STL_PK_LEN],
+                           uint8_t id[4]);
 
 /* Writes the verifier key text (NUL-terminated) into out[cap]; STL_E_INVAL if it does not fit
  * or the name is not a valid community name. */
