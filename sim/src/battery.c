@@ -47,64 +47,63 @@ static int64_t drawn_for(const sim_battery *b, int64_t out)
     return (int64_t)ceil((double)out / b->eta_discharge);
 }
 
+/* Charges up to want_wh (> 0) of offered energy, bounded by power and room. */
+static sim_battery_flow charge(sim_battery *b, int64_t want_wh, int apply)
+{
+    sim_battery_flow f = {0, 0, 0};
+    int64_t in = min64(min64(want_wh, b->power_wh), charge_for_room(b, b->max_wh - b->stored_wh));
+    int64_t kept = (int64_t)floor((double)in * b->eta_charge);
+    f.charge_wh = in;
+    f.loss_wh = in - kept;
+    if (apply)
+        b->stored_wh += kept;
+    return f;
+}
+
+/* Delivers up to want_wh (> 0), bounded by power and the energy above the floor. */
+static sim_battery_flow discharge(sim_battery *b, int64_t want_wh, int apply)
+{
+    sim_battery_flow f = {0, 0, 0};
+    int64_t avail = b->stored_wh - b->min_wh;
+    int64_t out =
+        min64(min64(want_wh, b->power_wh), (int64_t)floor((double)avail * b->eta_discharge));
+    while (out > 0 && drawn_for(b, out) > avail)
+        out--;
+    int64_t drawn = drawn_for(b, out);
+    f.discharge_wh = out;
+    f.loss_wh = drawn - out;
+    if (apply)
+        b->stored_wh -= drawn;
+    return f;
+}
+
 sim_battery_flow sim_battery_step(sim_battery *b, int64_t surplus_wh, int64_t deficit_wh,
                                   int apply)
 {
-    sim_battery_flow f = {0, 0, 0};
+    sim_battery_flow none = {0, 0, 0};
     if (b->power_wh == 0)
-        return f;
-    if (surplus_wh > 0 && b->stored_wh < b->max_wh) {
-        int64_t in = min64(min64(surplus_wh, b->power_wh),
-                           charge_for_room(b, b->max_wh - b->stored_wh));
-        int64_t kept = (int64_t)floor((double)in * b->eta_charge);
-        f.charge_wh = in;
-        f.loss_wh = in - kept;
-        if (apply)
-            b->stored_wh += kept;
-    } else if (deficit_wh > 0 && b->stored_wh > b->min_wh) {
-        int64_t avail = b->stored_wh - b->min_wh;
-        int64_t out = min64(min64(deficit_wh, b->power_wh),
-                            (int64_t)floor((double)avail * b->eta_discharge));
-        while (out > 0 && drawn_for(b, out) > avail)
-            out--;
-        int64_t drawn = drawn_for(b, out);
-        f.discharge_wh = out;
-        f.loss_wh = drawn - out;
-        if (apply)
-            b->stored_wh -= drawn;
-    }
-    return f;
+        return none;
+    if (surplus_wh > 0 && b->stored_wh < b->max_wh)
+        return charge(b, surplus_wh, apply);
+    if (deficit_wh > 0 && b->stored_wh > b->min_wh)
+        return discharge(b, deficit_wh, apply);
+    return none;
 }
 
 sim_battery_flow sim_battery_step_bounded(sim_battery *b, int64_t surplus_wh, int64_t deficit_wh,
                                           int64_t lo_wh, int64_t hi_wh, int apply)
 {
-    sim_battery_flow f = {0, 0, 0};
+    sim_battery_flow none = {0, 0, 0};
     if (b->power_wh == 0)
-        return f;
+        return none;
     int64_t want = surplus_wh > 0 ? surplus_wh : -deficit_wh;
     if (want < lo_wh)
         want = lo_wh;
     if (want > hi_wh)
         want = hi_wh;
-    if (want > 0 && b->stored_wh < b->max_wh) {
-        int64_t in = min64(min64(want, b->power_wh), charge_for_room(b, b->max_wh - b->stored_wh));
-        int64_t kept = (int64_t)floor((double)in * b->eta_charge);
-        f.charge_wh = in;
-        f.loss_wh = in - kept;
-        if (apply)
-            b->stored_wh += kept;
-    } else if (want < 0 && b->stored_wh > b->min_wh) {
-        int64_t avail = b->stored_wh - b->min_wh;
-        int64_t out = min64(min64(-want, b->power_wh),
-                            (int64_t)floor((double)avail * b->eta_discharge));
-        while (out > 0 && drawn_for(b, out) > avail)
-            out--;
-        int64_t drawn = drawn_for(b, out);
-        f.discharge_wh = out;
-        f.loss_wh = drawn - out;
-        if (apply)
-            b->stored_wh -= drawn;
-    }
-    return f;
+    if (want > 0 && b->stored_wh < b->max_wh)
+        return charge(b, want, apply);
+    if (want < 0 && b->stored_wh > b->min_wh)
+        return discharge(b, -want, apply);
+    return none;
 }
