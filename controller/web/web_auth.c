@@ -31,6 +31,9 @@ int web_pw_verify(const char *hash, const char *password)
     const char *p = hash + 3;
     char *end;
     errno = 0;
+    /* plain decimal as mosquitto_passwd writes it: strtol alone would also take " +0101" */
+    if (*p < '1' || *p > '9')
+        return WEB_AUTH_DENIED;
     long iter = strtol(p, &end, 10);
     if (errno || end == p || *end != '$' || iter < 1 || iter > WEB_PW_ITER_MAX)
         return WEB_AUTH_DENIED;

@@ -6,7 +6,8 @@
  * Invariants, for every input:
  *   - nothing crashes, leaks or reads out of bounds (the sanitizers watch);
  *   - a hash never verifies a password it was not made from: the input as a hash does not accept
- *     the fixed password unless the input is the fixed password's known hash line, and the known
+ *     the fixed password unless the input is the fixed password's known hash line (its base64
+ *     padding may be left off, as the decoder allows), and the known
  *     hash accepts the input as a password only when it is that password;
  *   - a day that parses is a midnight and prints back as the same text;
  *   - no token but the one a session was started with finds it.
@@ -36,6 +37,17 @@ static const char KNOWN_FAST[] =
     "$7$1$HFE0KbF03QVFpppB$6mdp/hd1e+6n+ZPn8FVE/GqDESUGfu2E5cnOvj8AT2PVUikpj09gGg8d4jJJJenAuhEch"
     "LBGHF9TeTCsixUUCQ==";
 
+/* a and b equal but for '=' padding at the end, which the hash's base64 may omit */
+static int same_but_padding(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    while (na && a[na - 1] == '=')
+        na--;
+    while (nb && b[nb - 1] == '=')
+        nb--;
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 600)
@@ -51,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         known_checked = 1;
     }
     int as_hash = web_pw_verify(s, PASSWORD);
-    FUZZ_CHECK(as_hash == WEB_AUTH_DENIED || strcmp(s, KNOWN) == 0 || strcmp(s, KNOWN_FAST) == 0);
+    FUZZ_CHECK(as_hash == WEB_AUTH_DENIED || same_but_padding(s, KNOWN) ||
+               same_but_padding(s, KNOWN_FAST));
     int as_pw = web_pw_verify(KNOWN_FAST, s);
     FUZZ_CHECK((as_pw == WEB_AUTH_OK) == (strcmp(s, PASSWORD) == 0));
 
