@@ -7,6 +7,7 @@
 
 #include "common/errbuf.h"
 #include "daemon/publish_body.h"
+#include "orders/keys.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,7 @@ enum {
     K_PEER_TOLERANCE_PERMILLE,
     K_PEER_FLOOR_W_PER_KWP,
     K_PEER_MIN_PEERS,
+    K_WITNESS_KEYS,
     K_COUNT
 };
 /* cfg_once keeps the keys already given as bits of an unsigned */
@@ -83,6 +85,7 @@ static const char *const CONTROLLER_KEYS[K_COUNT + 1] = {
     [K_PEER_TOLERANCE_PERMILLE] = "peer_tolerance_permille",
     [K_PEER_FLOOR_W_PER_KWP] = "peer_floor_w_per_kwp",
     [K_PEER_MIN_PEERS] = "peer_min_peers",
+    [K_WITNESS_KEYS] = "witness_keys",
     [K_COUNT] = NULL};
 
 static int path_key(ctl_controller_file *x, const char *key, const char *value, char *dst,
@@ -91,6 +94,31 @@ static int path_key(ctl_controller_file *x, const char *key, const char *value, 
     return cfg_path(x->loader, value, dst, cap) == CFG_OK
                ? CFG_OK
                : ctl_fail(CFG_E_BAD, err, errlen, "%s: path empty or too long", key);
+}
+
+/* witness_keys = FILE [FILE]...: the public keys (`mgx keygen` .pub files) of the witnesses
+ * whose cosignatures the controller collects and republishes (settle/cosig_collect.h). */
+static int witness_keys(ctl_controller_file *x, const char *key, const char *value, char *err,
+                        size_t errlen)
+{
+    ctl_daemon_config *c = x->cfg;
+    char list[CTL_PATH_MAX], path[CTL_PATH_MAX];
+    if (snprintf(list, sizeof list, "%s", value) >= (int)sizeof list)
+        return ctl_fail(CFG_E_BAD, err, errlen, "%s: too long", key);
+    c->n_witness = 0;
+    char *save = NULL;
+    for (char *f = strtok_r(list, " ,\t", &save); f; f = strtok_r(NULL, " ,\t", &save)) {
+        if (c->n_witness == CTL_WITNESS_MAX)
+            return ctl_fail(CFG_E_BAD, err, errlen, "%s: at most %d keys", key, CTL_WITNESS_MAX);
+        if (path_key(x, key, f, path, sizeof path, err, errlen) != CFG_OK)
+            return CFG_E_BAD;
+        if (ctl_pubkey_load(path, c->witness_pk[c->n_witness]) != 0)
+            return ctl_fail(CFG_E_BAD, err, errlen,
+                            "%s: %s is not a public key file (64 hex digits, from mgx keygen)",
+                            key, path);
+        c->n_witness++;
+    }
+    return c->n_witness ? CFG_OK : ctl_fail(CFG_E_BAD, err, errlen, "%s: no file", key);
 }
 
 static int controller_value(ctl_controller_file *x, int k, const char *key, const char *value,
@@ -160,6 +188,8 @@ static int controller_value(ctl_controller_file *x, int k, const char *key, cons
     case K_MIN_GROUP_SIZE:
         return cfg_parse_int(key, value, 1, CTL_MIN_GROUP_SIZE_MAX, &c->min_group_size, err,
                              errlen);
+    case K_WITNESS_KEYS:
+        return witness_keys(x, key, value, err, errlen);
     case K_CREDIT_MIN_TIER: /* energy credits: -1 off, else the tier that mints (docs/credits.md) */
         return cfg_parse_int(key, value, -1, 2, &c->credit_min_tier, err, errlen);
     case K_TIMING:

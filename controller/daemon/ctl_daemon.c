@@ -22,6 +22,7 @@
 #include "db/prefs.h"
 #include "db/registry.h"
 #include "settle/reading_attest.h"
+#include "settle/cosig_collect.h"
 #include "settle/settle_daemon.h"
 #include "bus/reading_sig.h"
 #include "db/meter_keys.h"
@@ -117,6 +118,10 @@ struct daemon {
     int64_t retention_next_ms;
     uint64_t readings_thinned;
     int retention_failing;
+    /* witness cosignatures received, by verdict (index 1 - ctl_cosig_verdict), and whether
+     * the witnessed checkpoint is to be (re)published */
+    uint64_t cosigs[CTL_COSIG_VERDICTS];
+    int witnessed_due;
 };
 
 static int64_t now_ms(const daemon *d)
@@ -435,6 +440,36 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
     d->batch[d->n_batch++] = s;
 }
 
+/* A witness's cosigned checkpoint (mgx/v1/<community>/ledger/cosigned/<witness>): kept when
+ * it verifies (settle/cosig_collect.h), refused and counted otherwise. */
+static void handle_cosig(daemon *d, const char *witness, const bus_message *msg)
+{
+    if (!d->settler || d->cfg->n_witness == 0 || msg->len == 0)
+        return; /* an empty retained message is a witness clearing its topic */
+    int v = ctl_cosig_accept(ctl_store_db(d->store), d->cfg->witness_pk, d->cfg->n_witness,
+                             msg->payload, msg->len, NULL);
+    d->cosigs[1 - v]++;
+    if (v == CTL_COSIG_STORED)
+        d->witnessed_due = 1;
+    else if (v < 0)
+        ctl_logf(&d->log, v == CTL_COSIG_E_FORK ? CTL_LOG_ERROR : CTL_LOG_WARN,
+                 "cosignature from %s refused: %s", witness, ctl_cosig_strerror(v));
+}
+
+/* Republishes the latest checkpoint with every collected cosignature, retained. */
+static void publish_witnessed(daemon *d)
+{
+    if (!d->witnessed_due || !bus_connected(d->bus))
+        return;
+    char *note = ctl_cosig_witnessed(ctl_store_db(d->store), NULL);
+    char topic[BUS_TOPIC_MAX];
+    if (note && snprintf(topic, sizeof topic, "mgx/v1/%s/ledger/witnessed", d->cfg->community) <
+                    (int)sizeof topic &&
+        bus_publish(d->bus, topic, note, strlen(note), 1, true, NULL, NULL) == BUS_OK)
+        d->witnessed_due = 0;
+    free(note);
+}
+
 static void on_message(void *user, const bus_message *msg)
 {
     daemon *d = user;
@@ -448,6 +483,8 @@ static void on_message(void *user, const bus_message *msg)
         handle_pref(d, id, msg);
     else if (strcmp(kind, "meter") == 0 && strcmp(leaf, "state") == 0)
         handle_reading(d, id, msg);
+    else if (strcmp(kind, "ledger") == 0 && strcmp(id, "cosigned") == 0 && leaf[0])
+        handle_cosig(d, leaf, msg);
 }
 
 static void on_state(void *user, bool connected, int reason)
@@ -459,6 +496,8 @@ static void on_state(void *user, bool connected, int reason)
         d->republish = 1; /* whatever was not acknowledged before goes out again */
     if (connected && d->settler)
         ctl_settler_reconnected(d->settler);
+    if (connected && d->cfg->n_witness)
+        d->witnessed_due = 1;
 }
 
 /* ---- publication ---- */
@@ -926,6 +965,13 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe");
         goto out;
     }
+    if (d->settler && cfg->n_witness &&
+        (snprintf(filter, sizeof filter, "mgx/v1/%s/ledger/cosigned/+", cfg->community) >=
+             (int)sizeof filter ||
+         bus_subscribe(d->bus, filter, 1) != BUS_OK)) {
+        ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe to witnesses");
+        goto out;
+    }
     ctl_service svc;
     ctl_service_init(&svc);
     if (ctl_service_notify(&svc, "READY=1") != 0)
@@ -939,6 +985,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         if (d->republish && bus_connected(d->bus))
             republish(d);
         settle_due(d);
+        publish_witnessed(d);
         retain_due(d);
         log_drops(d, 0);
         log_order_drops(d, 0);
@@ -968,6 +1015,16 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
              (unsigned long long)(d->readings_future + d->readings_late + d->readings_flood),
              (unsigned long long)d->readings_future, (unsigned long long)d->readings_late,
              (unsigned long long)d->readings_flood);
+    if (d->cfg->n_witness)
+        ctl_logf(&d->log, CTL_LOG_INFO,
+                 "witness cosignatures: %llu kept, %llu known already, %llu refused",
+                 (unsigned long long)d->cosigs[1 - CTL_COSIG_STORED],
+                 (unsigned long long)d->cosigs[1 - CTL_COSIG_UNCHANGED],
+                 (unsigned long long)(d->cosigs[1 - CTL_COSIG_E_MALFORMED] +
+                                      d->cosigs[1 - CTL_COSIG_E_UNKNOWN] +
+                                      d->cosigs[1 - CTL_COSIG_E_FORK] +
+                                      d->cosigs[1 - CTL_COSIG_E_NO_WITNESS] +
+                                      d->cosigs[1 - CTL_COSIG_E_DB]));
     if (d->readings_thinned)
         ctl_logf(&d->log, CTL_LOG_INFO, "reading retention deleted %llu readings",
                  (unsigned long long)d->readings_thinned);

@@ -23,6 +23,7 @@
 #include "solana/settle_solana.h"
 
 #define CTL_PATH_MAX 4096
+#define CTL_WITNESS_MAX 16 /* witness keys the controller collects cosignatures of */
 
 typedef struct {
     char community[BUS_ID_MAX];
@@ -52,6 +53,10 @@ typedef struct {
     ctl_settle_solana_config solana;   /* [solana]; solana.enabled 0 when absent */
     ctl_trust_rules trust; /* boundary balance and peer corroboration (settle/settle_input.h;
                             * docs/trust.md, layers 3 and 4) */
+    /* the witnesses whose cosignatures are collected from the bus and republished with the
+     * checkpoint (settle/cosig_collect.h); n_witness 0: none collected */
+    uint8_t witness_pk[CTL_WITNESS_MAX][32];
+    size_t n_witness;
     char metrics_listen[128];          /* HOST:PORT of the metrics page; "" for none */
     char metrics_textfile[CTL_PATH_MAX]; /* the page written here too; "" for none */
     bus_config bus; /* strings owned by the caller, alive during the run; without a

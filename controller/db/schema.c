@@ -231,9 +231,18 @@ static const char V7[] =
     " yield_wh_per_kwp INTEGER NOT NULL, reference_wh_per_kwp INTEGER NOT NULL,"
     " PRIMARY KEY(participant, interval_id)) WITHOUT ROWID;";
 
+/* Version 8 (issue 16): witness cosignatures the controller collected from the bus and verified
+ * (settle/cosig_collect.h), one per witness key and log size, so it can republish the checkpoint
+ * with every witness on it after a restart. */
+static const char V8[] =
+    "CREATE TABLE IF NOT EXISTS ledger_cosignature("
+    " log_size INTEGER NOT NULL, witness_pk BLOB NOT NULL CHECK(length(witness_pk) = 32),"
+    " name TEXT NOT NULL, time_s INTEGER NOT NULL, line TEXT NOT NULL,"
+    " PRIMARY KEY(log_size, witness_pk)) WITHOUT ROWID;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7, V8};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

@@ -12,10 +12,17 @@
  *   - a truncated ledger (the file rolled back to an earlier copy): the witness refuses, verify
  *     names the truncation;
  *   - a damaged witness state file stops the witness instead of starting it afresh;
- *   - with [bus], the cosigned checkpoint is published retained on a real broker.
+ *   - with [bus], the cosigned checkpoint is published retained on a real broker;
+ *   - the controller's collection (settle/cosig_collect.h) keeps exactly the cosignatures of
+ *     configured witnesses on this ledger's own checkpoints, refuses the rest by reason, and
+ *     builds one note that `verify --witnesses-required 2` accepts, also after a reopen;
+ *   - a running `mgx controller` with witness_keys takes the witnesses' notes from a real broker
+ *     and republishes the checkpoint with both cosignatures, retained on ledger/witnessed; a
+ *     forged note on the same topics changes nothing.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +36,9 @@
 #include <sqlite3.h>
 
 #include "broker.h"
+#include "db/db.h"
+#include "orders/keys.h"
+#include "settle/cosig_collect.h"
 #include "ledger_harness.h"
 #include "mqtt_client.h"
 
@@ -420,6 +430,202 @@ static void published_on_the_bus(void **state)
     tst_broker_free(b);
 }
 
+/* The file's text as a malloc'd string (the test fails when it cannot be read). */
+static char *slurp_alloc(const char *path, size_t *len)
+{
+    char *b = malloc(8192);
+    assert_non_null(b);
+    long n = lh_slurp(path, b, 8192);
+    assert_true(n > 0);
+    *len = (size_t)n;
+    return b;
+}
+
+static int accept_file(ctl_db *db, const uint8_t (*pks)[32], size_t n, const char *path)
+{
+    size_t len;
+    char *note = slurp_alloc(path, &len);
+    int v = ctl_cosig_accept(db, pks, n, note, len, NULL);
+    free(note);
+    return v;
+}
+
+static void collected_by_the_controller(void **state)
+{
+    (void)state;
+    char out[8192], err[512];
+    uint8_t pks[2][32];
+    assert_int_equal(ctl_pubkey_load(P("w1.pub"), pks[0]), 0);
+    assert_int_equal(ctl_pubkey_load(P("w2.pub"), pks[1]), 0);
+    const char *c[] = {"keygen", "--out", P("w3"), NULL}; /* a witness nobody configured */
+    assert_int_equal(run(out, sizeof out, c), 0);
+    make_ledger(P("c.db"), 2, 0);
+    assert_int_equal(witness("c", "w1", out, sizeof out), 0);
+    assert_int_equal(witness("c", "w2", out, sizeof out), 0);
+    assert_int_equal(witness("c", "w3", out, sizeof out), 0);
+    ctl_db *db = NULL;
+    assert_int_equal(ctl_db_open(P("c.db"), &db, err, sizeof err), 0);
+    assert_null(ctl_cosig_witnessed(db, NULL)); /* nothing collected yet */
+
+    assert_int_equal(accept_file(db, pks, 2, P("c-w1.cosigned")), CTL_COSIG_STORED);
+    assert_int_equal(accept_file(db, pks, 2, P("c-w1.cosigned")), CTL_COSIG_UNCHANGED);
+    assert_int_equal(accept_file(db, pks, 2, P("c-w3.cosigned")), CTL_COSIG_E_NO_WITNESS);
+    /* w2's note checked against w1's key alone: w2 is not a configured witness there */
+    assert_int_equal(accept_file(db, pks, 1, P("c-w2.cosigned")), CTL_COSIG_E_NO_WITNESS);
+
+    size_t len;
+    char *note = slurp_alloc(P("c-w2.cosigned"), &len);
+    char *cut = strstr(note, "\n\n");
+    assert_non_null(cut);
+    /* a byte of w2's cosignature changed: its line no longer verifies */
+    char *last = note + len - 6, was = *last;
+    *last = (char)(was == 'A' ? 'B' : 'A');
+    assert_int_equal(ctl_cosig_accept(db, pks, 2, note, len, NULL), CTL_COSIG_E_NO_WITNESS);
+    *last = was;
+    /* the body changed: the community's signature fails */
+    was = cut[-1];
+    cut[-1] = (char)(was == 'A' ? 'B' : 'A');
+    assert_int_equal(ctl_cosig_accept(db, pks, 2, note, len, NULL), CTL_COSIG_E_MALFORMED);
+    cut[-1] = was;
+    assert_int_equal(ctl_cosig_accept(db, pks, 2, "garbage\n", 8, NULL), CTL_COSIG_E_MALFORMED);
+    uint64_t size = 0;
+    assert_int_equal(ctl_cosig_accept(db, pks, 2, note, len, &size), CTL_COSIG_STORED);
+    assert_int_equal(size, 12);
+    free(note);
+
+    /* a checkpoint signed by the community key at a size this ledger has, with another root
+     * (the operator re-cleared interval 2): a fork; and one beyond the ledger: unknown */
+    make_ledger(P("x.db"), 2, 2);
+    assert_int_equal(witness("x", "w1", out, sizeof out), 0);
+    assert_int_equal(accept_file(db, pks, 2, P("x-w1.cosigned")), CTL_COSIG_E_FORK);
+    settle(P("x.db"), 3, 150000);
+    assert_int_equal(witness("x", "w1", out, sizeof out), 0);
+    assert_int_equal(accept_file(db, pks, 2, P("x-w1.cosigned")), CTL_COSIG_E_UNKNOWN);
+
+    /* one note with both witnesses, which verify takes as a quorum of 2; kept over a reopen */
+    ctl_db_close(db);
+    assert_int_equal(ctl_db_open(P("c.db"), &db, err, sizeof err), 0);
+    char *w = ctl_cosig_witnessed(db, &size);
+    assert_non_null(w);
+    assert_int_equal(size, 12);
+    ctl_db_close(db);
+    FILE *f = fopen(P("c.witnessed"), "w");
+    assert_non_null(f);
+    fputs(w, f);
+    fclose(f);
+    assert_non_null(strstr(w, "witness.example/w1 "));
+    assert_non_null(strstr(w, "witness.example/w2 "));
+    assert_null(strstr(w, "witness.example/w3 "));
+    free(w);
+    char w1p[512], w2p[512], cw[512];
+    snprintf(w1p, sizeof w1p, "%s", P("w1.pub"));
+    snprintf(w2p, sizeof w2p, "%s", P("w2.pub"));
+    snprintf(cw, sizeof cw, "%s", P("c.witnessed"));
+    const char *req[] = {"--witness", w1p, "--witness", w2p, "--cosigned", cw,
+                         "--witnesses-required", "2", NULL};
+    if (verify("c", out, sizeof out, req) != 0)
+        fail_msg("verify with the collected note: %s", out);
+    expect_in(out, "2 of 2 witnesses cosigned the latest checkpoint (log size 12)");
+}
+
+/* Appends a [bus] section for the broker at port, as client id */
+static void add_bus(const char *ini, int port, const char *id)
+{
+    FILE *f = fopen(ini, "a");
+    assert_non_null(f);
+    fprintf(f, "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = street\nclient_id = %s\n", port,
+            id);
+    fclose(f);
+}
+
+/* Waits for a retained ledger/witnessed note naming every one of want[] (NULL-terminated). */
+static void wait_witnessed(tc_client *c, size_t *from, const char *const *want, char *note,
+                           size_t cap)
+{
+    for (;;) {
+        tc_message m;
+        if (!tc_wait_topic(c, "mgx/v1/street/ledger/witnessed", from, &m, 60000))
+            fail_msg("no ledger/witnessed note with all the witnesses expected");
+        int all = 1;
+        for (const char *const *w = want; *w; w++)
+            all &= strstr(m.payload, *w) != NULL;
+        if (all) {
+            size_t n = strlen(m.payload);
+            assert_true(n < cap);
+            memcpy(note, m.payload, n + 1);
+            return;
+        }
+    }
+}
+
+static void collected_on_the_bus(void **state)
+{
+    (void)state;
+    char out[8192], note[8192];
+    tst_broker *b = tst_broker_start(NULL);
+    assert_non_null(b);
+    int port = tst_broker_port(b);
+    make_ledger(P("e.db"), 1, 0);
+    char ctl[512], w1[512], w2[512];
+    snprintf(ctl, sizeof ctl, "%s", P("e-controller.ini"));
+    FILE *f = fopen(ctl, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[controller]\ncommunity = street\ndb = e.db\ninterval_s = 900\n"
+            "settlement_key = k.skey\nwitness_keys = w1.pub, w2.pub\n");
+    fclose(f);
+    add_bus(ctl, port, "controller");
+    snprintf(w1, sizeof w1, "%s", config("e", "w1"));
+    add_bus(w1, port, "w1");
+    snprintf(w2, sizeof w2, "%s", config("e", "w2"));
+    add_bus(w2, port, "w2");
+
+    tc_opts o = {.port = port};
+    int reason = 0;
+    tc_client *c = tc_connect(&o, 10000, &reason);
+    assert_non_null(c);
+    assert_true(tc_subscribe(c, "mgx/v1/street/ledger/witnessed", 10000) >= 0);
+    const char *ca[] = {"controller", ctl, NULL};
+    pid_t pid = lh_start(ca, NULL);
+    assert_true(pid > 0);
+
+    const char *a1[] = {"witness", w1, "--once", NULL}, *a2[] = {"witness", w2, "--once", NULL};
+    if (run(out, sizeof out, a1) != 0)
+        fail_msg("witness w1: %s", out);
+    size_t from = 0;
+    const char *want1[] = {"witness.example/w1 ", NULL};
+    wait_witnessed(c, &from, want1, note, sizeof note);
+    assert_null(strstr(note, "witness.example/w2 "));
+    /* a forged cosignature under w2's name: w1's line with another name cannot verify */
+    char forged[8192];
+    size_t flen = (size_t)lh_slurp(P("e-w1.cosigned"), forged, sizeof forged);
+    char *line = strstr(forged, "witness.example/w1 ");
+    assert_non_null(line);
+    line[16] = '2';
+    assert_int_equal(tc_publish(c, "mgx/v1/street/ledger/cosigned/evil", forged, flen, 1, false,
+                                10000),
+                     0);
+    if (run(out, sizeof out, a2) != 0)
+        fail_msg("witness w2: %s", out);
+    const char *want2[] = {"witness.example/w1 ", "witness.example/w2 ", NULL};
+    wait_witnessed(c, &from, want2, note, sizeof note);
+    tc_free(c);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    assert_int_equal(exit_code(st), 0);
+    /* the note is the ledger's checkpoint with exactly the two real lines on it */
+    char cp[4096];
+    assert_true(lh_slurp(P("e-w1.cosigned"), cp, sizeof cp) > 0);
+    *strstr(cp, "— witness.example/w1") = '\0';
+    assert_memory_equal(note, cp, strlen(cp));
+    int lines = 0;
+    for (const char *q = note; (q = strstr(q, "\n— ")); q++)
+        lines++;
+    assert_int_equal(lines, 3); /* the community's and two witnesses' */
+    tst_broker_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -429,6 +635,8 @@ int main(void)
         cmocka_unit_test(truncated_ledger),
         cmocka_unit_test(damaged_state),
         cmocka_unit_test(published_on_the_bus),
+        cmocka_unit_test(collected_by_the_controller),
+        cmocka_unit_test(collected_on_the_bus),
     };
     return cmocka_run_group_tests(tests, setup, tst_dir_teardown);
 }
