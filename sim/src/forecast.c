@@ -101,19 +101,9 @@ static void clear_planes(const sim_fc_config *c, int64_t start_s, double out[PLA
 
 double sim_fc_clear_wh_per_kwp(const sim_fc_config *c, int64_t start_s)
 {
-    int doy = day_of_year(start_s);
-    double sum = 0, dt = (double)c->interval_s;
-    for (int i = 0; i < SUBSAMPLES; i++) {
-        sim_sun sun;
-        sim_irradiance cs;
-        sim_sun_position((double)start_s + (i + 0.5) * dt / SUBSAMPLES, c->latitude_deg,
-                         c->longitude_deg, &sun);
-        sim_clear_sky(&sun, doy, &cs);
-        if (cs.ghi_wm2 > 0)
-            sum += sim_poa_wm2(&sun, &cs, doy, c->tilt_deg, c->azimuth_deg, ALBEDO);
-    }
-    /* mean W/m2 over the interval; 1 kWp delivers 1 kW at 1000 W/m2 */
-    return sum / SUBSAMPLES * dt / 3600.0;
+    double cl[PLANES];
+    clear_planes(c, start_s, cl);
+    return cl[0]; /* the configured plane: no turn */
 }
 
 static const slot *at(const sim_fc *f, int64_t q)
