@@ -166,6 +166,13 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
         ctl_errf(msg, msglen, "%s: database error during the audit", w->c.ledger);
         goto out;
     }
+    if (v == CTL_LEDGER_OK && w->c.reclear)
+        v = ctl_witness_reclear(db, have ? (int64_t)trusted.size : -1, w->c.mechanism, err,
+                                sizeof err);
+    if (v == CTL_LEDGER_E_DB || v == CTL_LEDGER_E_NOMEM) {
+        ctl_errf(msg, msglen, "%s: database error while re-clearing", w->c.ledger);
+        goto out;
+    }
     if (v != CTL_LEDGER_OK) {
         ctl_errf(msg, msglen, "refused: the ledger fails the audit: %s", err);
         rc = CTL_WITNESS_REFUSED;

@@ -25,6 +25,7 @@
 #include "db/db.h"
 
 #include "mgx/cosignature.h"
+#include "mgx/market.h"
 
 /* The [witness] section of a witness's config file. */
 typedef struct {
@@ -35,6 +36,8 @@ typedef struct {
     char state[CFG_PATH_MAX];          /* the last checkpoint it cosigned */
     char out[CFG_PATH_MAX];            /* that checkpoint with its cosignature line */
     int64_t poll_s;                    /* seconds between steps when running; default 10 */
+    int reclear;                       /* 1: ex_ante blocks are re-cleared from signed orders */
+    mkt_mechanism mechanism;           /* the community's, for reclear */
     cfg_bus bus; /* optional [bus]: where the out file is published, retained, on
                   * ledger/cosigned/<client_id> (bus.line 0: not published) */
     uint64_t seen;
@@ -77,6 +80,18 @@ void ctl_witness_free(ctl_witness *w);
  * cosigns it at now_s. A CTL_WITNESS_* code, with what happened in msg.
  */
 int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen);
+
+/*
+ * The market check of a witness with `reclear` (witness_reclear.c): every ex_ante block whose
+ * log size is above audited_size (-1: all) is re-cleared from its interval's orders as the
+ * homes signed them (decoded from the stored signed bytes, each signature checked with the
+ * registry's key, the latest signed order per home), with mech and the block's tariffs and
+ * interval (ties), and its trades must be exactly the clearing's. CTL_LEDGER_OK,
+ * CTL_LEDGER_E_FAULT with the first difference in msg, or CTL_LEDGER_E_DB / E_NOMEM.
+ * ex_post blocks are not re-cleared (their book is metered energy and standing preferences).
+ */
+int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech, char *msg,
+                        size_t msglen);
 
 /*
  * The auditor's check: of the distinct witness keys pks[0..n_pk), at least k must have

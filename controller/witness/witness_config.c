@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { K_NAME, K_KEY_FILE, K_LEDGER, K_LOG_KEY_FILE, K_STATE, K_OUT, K_POLL, K_COUNT };
+enum { K_NAME, K_KEY_FILE, K_LEDGER, K_LOG_KEY_FILE, K_STATE, K_OUT, K_POLL, K_RECLEAR, K_COUNT };
 static const char *const KEYS[K_COUNT + 1] = {"name",  "key_file", "ledger", "log_key_file",
-                                              "state", "out",      "poll_s", NULL};
+                                              "state", "out",      "poll_s", "reclear", NULL};
 
 typedef struct {
     ctl_witness_config *c;
@@ -64,6 +64,17 @@ static int witness_key(void *ctx, const char *section, const char *key, const ch
         return path_value(x, c->state, key, value, err, len);
     case K_OUT:
         return path_value(x, c->out, key, value, err, len);
+    case K_RECLEAR: /* the community's mechanism, or off */
+        if (strcmp(value, "off") == 0) {
+            c->reclear = 0;
+            return CFG_OK;
+        }
+        if (mkt_mechanism_parse(value, &c->mechanism) != MKT_OK)
+            return ctl_fail(CFG_E_BAD, err, len,
+                            "reclear: off, or the community's mechanism (pay-as-clear or "
+                            "pay-as-bid)");
+        c->reclear = 1;
+        return CFG_OK;
     default:
         return cfg_parse_int(key, value, 1, 86400, &c->poll_s, err, len);
     }

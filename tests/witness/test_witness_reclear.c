@@ -1,0 +1,238 @@
+/*
+ * A witness re-clearing the market from the orders the homes signed (`reclear` in [witness],
+ * witness_reclear.c; label integration): a real broker, the real `mgx controller` at clock
+ * speed 3600 with settlement, six homes sending signed orders for every interval (pay-as-bid,
+ * so tie order and every home's price matter), then:
+ *   - a witness with reclear = pay-as-bid cosigns: every block's trades are exactly the clearing
+ *     of its signed orders, redone outside the controller (home 0 replaces each of its orders
+ *     once, so the witness must pick the later one itself);
+ *   - the same witness told the wrong mechanism (pay-as-clear) refuses;
+ *   - the coordinator alters an interval's clearing after the gate (a trade price changed in the
+ *     database before settlement, so the ledger is signed over it): a fresh witness refuses and
+ *     names the interval, while `mgx ledger verify` with the community key alone passes;
+ *   - one stored order whose signed bytes were changed: refused as not an order its home signed;
+ *   - an accepted order hidden by the store (status set to rejected): the re-clearing differs,
+ *     refused.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "common/wall_clock.h"
+#include "homes.h"
+#include "shell.h"
+
+#define COMMUNITY "reclear"
+#define HOMES 6
+#define GRACE_S 1800 /* half a real second: intervals wait cleared, unsettled, that long */
+
+static tst_home H[HOMES];
+static const tst_order_shape SHAPE = {3, 100, 700, 90000, 60000, 150000, 100000};
+
+static void on_msg(void *user, const bus_message *m)
+{
+    (void)user;
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
+        strcmp(kind, "receipt") != 0)
+        return;
+    ctl_receipt r;
+    if (ctl_receipt_from_json(m->payload, m->len, &r, NULL, 0) == CTL_R_OK)
+        tst_homes_take_receipt(H, HOMES, &r);
+}
+
+static int64_t db_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+/* Homes order every open interval until `blocks` blocks are settled (or the deadline). */
+static void trade_until(const char *db, bus_client *c, const ctl_clock *clock, unsigned *seed,
+                        int64_t blocks)
+{
+    const ctl_interval_rules rules = {900, 300, 4};
+    int64_t deadline = ctl_wall_ms() + 120000, next_check = 0;
+    static int64_t replaced; /* the last interval home 0 replaced its order for */
+    for (;;) {
+        int64_t now = ctl_wall_ms();
+        if (now >= next_check) {
+            if (db_int(db, "SELECT count(*) FROM ledger_block") >= blocks)
+                return;
+            if (now > deadline)
+                fail_msg("fewer than %lld blocks settled before the deadline", (long long)blocks);
+            next_check = now + 500;
+        }
+        bus_loop(c, 5);
+        int64_t sim_ms = ctl_clock_sim_ms(clock, ctl_wall_ms());
+        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
+        for (int h = 0; h < HOMES; h++) {
+            tst_home *hm = &H[h];
+            if (!hm->has_pending && hm->done_interval < target)
+                tst_home_make_order(H, h, COMMUNITY, target, sim_ms, seed, &SHAPE);
+            /* home 0 replaces each receipted order once: the witness must take the later one */
+            if (h == 0 && !hm->has_pending && hm->done_interval == target && replaced < target) {
+                replaced = target;
+                tst_home_make_order(H, h, COMMUNITY, target, sim_ms + 1, seed, &SHAPE);
+            }
+            if (hm->has_pending && ctl_wall_ms() - hm->last_sent_ms > 150)
+                tst_home_send_order(c, COMMUNITY, hm);
+        }
+    }
+}
+
+/* Runs a witness (fresh state per tag) with reclear = mech over db; its output in out. */
+static int witness(const char *bin, const char *dir, const char *tag, const char *db,
+                   const char *mech, char *out, size_t cap)
+{
+    tst_sh("rm -f %s/%s.state %s/%s.cosigned", dir, tag, dir, tag);
+    char ini[600];
+    snprintf(ini, sizeof ini, "%s/%s.ini", dir, tag);
+    FILE *f = fopen(ini, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[witness]\nname = witness.example/%s\nkey_file = w.key\nledger = %s\n"
+            "log_key_file = community.vkey\nstate = %s.state\nout = %s.cosigned\nreclear = %s\n",
+            tag, db, tag, tag, mech);
+    fclose(f);
+    int rc = tst_sh("%s witness %s --once > %s/%s.out 2>&1", bin, ini, dir, tag);
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s.out", dir, tag);
+    f = fopen(path, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = 0;
+    if (f)
+        fclose(f);
+    return rc;
+}
+
+static void expect_in(const char *text, const char *want)
+{
+    if (!strstr(text, want))
+        fail_msg("expected '%s' in: %s", want, text);
+}
+
+static void reclear_from_signed_orders(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MGX_BIN");
+    assert_non_null(bin);
+    tst_broker *br = tst_broker_start(NULL);
+    assert_non_null(br);
+    char db[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX], anchor[64];
+    char out[8192];
+    char *dir = tst_controller_dir("reclear", db, conf, log);
+    assert_int_equal(tst_sh("cd %s && %s ledger keygen reclear.example/mgx --out community.skey "
+                            "> community.vkey && %s keygen --out w > /dev/null",
+                            dir, bin, bin),
+                     0);
+    FILE *cf = tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db, GRACE_S);
+    fputs("mechanism = pay-as-bid\n", cf);
+    fclose(cf);
+    tst_homes_register(H, HOMES, 7, db, false);
+    ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
+    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 1000, on_msg);
+    unsigned seed = 16;
+    pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
+    trade_until(db, c, &clock, &seed, 6);
+    tst_controller_stop(ctl);
+    int64_t trades = db_int(db, "SELECT count(*) FROM trades");
+    fprintf(stderr, "%lld blocks, %lld trades, %lld orders replaced\n",
+            (long long)db_int(db, "SELECT count(*) FROM ledger_block"), (long long)trades,
+            (long long)db_int(db, "SELECT count(*) FROM orders WHERE superseded = 1"));
+    assert_true(trades > 0);
+    assert_true(db_int(db, "SELECT count(*) FROM orders o JOIN ledger_block b USING(interval_id) "
+                           "WHERE o.superseded = 1") > 0);
+
+    /* the honest ledger: re-cleared and cosigned; the wrong mechanism is refused */
+    if (witness(bin, dir, "w1", db, "pay-as-bid", out, sizeof out) != 0)
+        fail_msg("the witness refused the honest ledger: %s", out);
+    expect_in(out, "cosigned log size");
+    assert_int_equal(witness(bin, dir, "w2", db, "pay-as-clear", out, sizeof out), 1);
+    expect_in(out, "are not the clearing of the");
+
+    /* a signed order altered in a copy: not an order its home signed */
+    assert_int_equal(tst_sh("cp %s %s/forged.db && sqlite3 %s/forged.db \"UPDATE orders SET "
+                            "signed = substr(signed, 1, 40) || x'ff' || substr(signed, 42) "
+                            "WHERE order_id = (SELECT min(o.order_id) FROM orders o JOIN "
+                            "ledger_block b ON b.interval_id = o.interval_id WHERE o.status = 1)\"",
+                            db, dir, dir),
+                     0);
+    assert_int_equal(witness(bin, dir, "w3", "forged.db", "pay-as-bid", out, sizeof out), 1);
+    expect_in(out, "is not an order it signed for this interval");
+    /* an accepted order hidden in a copy: the clearing of the rest differs from the ledger */
+    assert_int_equal(tst_sh("cp %s %s/hidden.db && sqlite3 %s/hidden.db \"UPDATE orders SET "
+                            "status = 0 WHERE order_id = (SELECT o.order_id FROM orders o JOIN "
+                            "trades t ON t.interval_id = o.interval_id AND t.seller = "
+                            "o.participant JOIN ledger_block b ON b.interval_id = o.interval_id WHERE o.status = 1 "
+                            "AND o.superseded = 0 LIMIT 1)\"",
+                            db, dir, dir),
+                     0);
+    assert_int_equal(witness(bin, dir, "w4", "hidden.db", "pay-as-bid", out, sizeof out), 1);
+    expect_in(out, "are not the clearing of the");
+
+    /* the coordinator changes a cleared, not yet settled interval's trade price, then settles */
+    int64_t iv = db_int(db, "SELECT min(t.interval_id) FROM trades t WHERE t.interval_id > "
+                            "(SELECT max(interval_id) FROM ledger_block)");
+    if (iv < 0) { /* every traded interval settled already: let one more be cleared first */
+        ctl = tst_controller_start(bin, conf, anchor, log, NULL);
+        trade_until(db, c, &clock, &seed, db_int(db, "SELECT count(*) FROM ledger_block") + 1);
+        tst_controller_stop(ctl);
+        iv = db_int(db, "SELECT min(t.interval_id) FROM trades t WHERE t.interval_id > "
+                        "(SELECT max(interval_id) FROM ledger_block)");
+    }
+    assert_true(iv > 0);
+    assert_int_equal(tst_sh("sqlite3 %s \"UPDATE trades SET price_uc_per_kwh = price_uc_per_kwh "
+                            "+ 1000, amount_uc = energy_wh * (price_uc_per_kwh + 1000) / 1000 "
+                            "WHERE interval_id = %lld\"",
+                            db, (long long)iv),
+                     0);
+    ctl = tst_controller_start(bin, conf, anchor, log, NULL);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ledger_block WHERE interval_id >= %lld",
+             (long long)iv);
+    int64_t until = ctl_wall_ms() + 120000;
+    while (db_int(db, sql) < 1 && ctl_wall_ms() < until)
+        bus_loop(c, 50);
+    tst_controller_stop(ctl);
+    assert_true(db_int(db, sql) >= 1);
+    assert_int_equal(tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > /dev/null 2>&1",
+                            bin, db, dir),
+                     0); /* the community key alone cannot tell */
+    assert_int_equal(witness(bin, dir, "w5", db, "pay-as-bid", out, sizeof out), 1);
+    char want[64];
+    snprintf(want, sizeof want, "interval %lld: the block's", (long long)iv);
+    expect_in(out, want);
+
+    bus_free(c);
+    tst_homes_free(H, HOMES);
+    tst_broker_free(br);
+    tst_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(reclear_from_signed_orders)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
