@@ -186,6 +186,10 @@ static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month
         else
             rec[i] = &rows[k++];
     }
+    /* true-ups of earlier held positions follow (credit_trueup.h); they are certified with
+     * their original interval (certify_trueups), not with this block */
+    while (rc == 0 && k < n && stl_credit_is_trueup(&rows[k].tx.credit))
+        k++;
     if (rc == 0 && k != n)
         rc = ctl_fail(-1, err, errlen, "block %llu: extra credit records (run `mgx ledger verify`)",
                       (unsigned long long)b->height);
