@@ -11,7 +11,9 @@
  *     index), and none for home 4 (tier 0 below the minimum mints nothing, yet its request is
  *     done); settling B again replays the stored block; C and D carry no more true-ups;
  *   - conservation over every credit record: minted == verified export of good positions at
- *     tier >= 1 plus the resolved export (500); the home's certificates still export;
+ *     tier >= 1 plus the resolved export (500); home 2's certificates for the month hold one
+ *     active bundle of 500 Wh produced in A (start, end, expiry A's), whose ledger entry is
+ *     the true-up record;
  *   - a block signed by the community key that trues up the same position again is reported by
  *     `verify` ("minted twice"), and so is one that trues up a good position.
  */
@@ -27,6 +29,7 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <sqlite3.h>
 
@@ -248,6 +251,35 @@ static void resolve_then_mint_once(void **state)
         lh_slurp(err, said, sizeof said);
         fail_msg("certificates: %s", said);
     }
+    /* with one bundle for the true-up: 500 Wh produced in A (2024-03-09T16:00Z), active,
+     * expiring 12 months after A, its ledger entry the true-up record of block 1 */
+    json_error_t je;
+    json_t *j = json_load_file(out, 0, &je), *b, *hit = NULL;
+    assert_non_null(j);
+    size_t i;
+    json_array_foreach(json_object_get(j, "certificates"), i, b)
+    {
+        json_t *l = json_object_get(b, "ledger");
+        if (json_integer_value(json_object_get(l, "true_up_of_log_index")) == 4)
+            hit = b;
+    }
+    assert_non_null(hit);
+    char *text = json_dumps(hit, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("true-up certificate: %s\n", text);
+    free(text);
+    assert_int_equal(json_integer_value(json_object_get(hit, "volume_wh")), 500);
+    assert_string_equal(json_string_value(json_object_get(hit, "status")), "active");
+    assert_string_equal(json_string_value(json_object_get(hit, "production_start_time")),
+                        "2024-03-09T16:00:00Z");
+    assert_string_equal(json_string_value(json_object_get(hit, "expires")),
+                        "2025-03-09T16:15:00Z");
+    json_t *l = json_object_get(hit, "ledger");
+    assert_int_equal(json_integer_value(json_object_get(l, "height")), 1);
+    assert_int_equal(json_integer_value(json_object_get(l, "interval_id")), IV_A + 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "month"),
+                                                        "minted_wh")),
+                     500);
+    json_decref(j);
 }
 
 /* A block for interval iv signed by the community key that carries tu (a forged true-up). */
