@@ -244,6 +244,14 @@ static void resolve_then_mint_once(void **state)
     assert_int_equal(t.minted, t.verified + 500);
     assert_int_equal(sql_int("SELECT height FROM credit_trueup WHERE source_log_index = 4"), 1);
     assert_int_equal(sql_int("SELECT height FROM credit_trueup WHERE source_log_index = 6"), 1);
+    /* the export marks it */
+    const char *x[] = {"ledger", "export", db, NULL};
+    assert_int_equal(mgx(x, NULL), 0);
+    static char lines[1 << 16];
+    lh_slurp(out, lines, sizeof lines);
+    const char *tu = strstr(lines, "\"true_up\":true");
+    assert_non_null(tu);
+    assert_null(strstr(tu + 1, "\"true_up\":true")); /* once */
     /* the home's certificates still export */
     const char *c[] = {"ledger", "certificates", db, "--participant", "2", "--month", "2024-03",
                        NULL};
