@@ -10,7 +10,6 @@
 
 #include <sqlite3.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* The transaction at log index li, decoded, if it is a position (0), else 1; -1 SQLite. */
 static int position_at(ctl_db *db, uint64_t li, stl_position *p)
@@ -141,15 +140,15 @@ int ctl_trueup_load(ctl_db *db, int64_t height, uint8_t min_tier, stl_credit **o
         int64_t li = sqlite3_column_int64(st, 0);
         stl_position p;
         int r = li >= 0 ? position_at(db, (uint64_t)li, &p) : 1;
-        if (r != 0 || stl_credit_trueup(&p, (uint64_t)li, min_tier, &c[k]) != STL_OK) {
-            if (r < 0)
-                ctl_errf(msg, msglen, "SQLite: %s", ctl_db_errmsg(db));
-            else
-                ctl_errf(msg, msglen, "credit true-up of log index %lld: not a held position",
-                         (long long)li);
+        if (r < 0) {
+            ctl_errf(msg, msglen, "SQLite: %s", ctl_db_errmsg(db));
             goto out;
         }
-        k++;
+        /* a request whose source is not a held position (ctl_trueup_request never stores one;
+         * a damaged file might) is left pending rather than stopping settlement: it mints
+         * nothing, and verify would refuse it in a block */
+        if (r == 0 && stl_credit_trueup(&p, (uint64_t)li, min_tier, &c[k]) == STL_OK)
+            k++;
     }
     if (step != SQLITE_DONE) {
         ctl_errf(msg, msglen, "SQLite: %s", ctl_db_errmsg(db));
@@ -212,7 +211,9 @@ int ctl_trueup_audit(ctl_db *db, const stl_credit *c, uint64_t first_index, uint
                  (unsigned long long)li, (unsigned long long)c->participant);
         return -1;
     }
-    if (memcmp(&want, c, sizeof want) != 0 || want.minted_wh == 0) {
+    if (want.status != c->status || want.tier != c->tier || want.min_tier != c->min_tier ||
+        want.minted_wh != c->minted_wh || want.in_wh != c->in_wh || want.out_wh != c->out_wh ||
+        want.retired_wh != c->retired_wh || want.kept_wh != c->kept_wh || want.minted_wh == 0) {
         ctl_errf(msg, msglen,
                  "true-up of log index %llu mints %lld Wh, the rule gives %lld (its export at "
                  "tier %u, minimum %u)",

@@ -32,9 +32,9 @@ int ctl_trueup_request(ctl_db *db, int64_t interval_id, int64_t participant, int
 /* The true-ups for one block: with height < 0 the pending requests (the next block's), else
  * those block `height` carries; ascending by source log index, at most
  * CTL_TRUEUP_MAX_PER_BLOCK. Each is stl_credit_trueup of its original position with min_tier;
- * one that mints 0 (a tier below min_tier) is returned too (it is marked done and not written).
- * *out is malloc'd (caller frees; NULL when *n is 0). 0, or -1 (SQLite or a source that is not
- * a held position: msg says). */
+ * one that mints 0 (a tier below min_tier) is returned too (it is marked done and not written);
+ * one whose source is not a held position (only a damaged file holds one) is left out and stays
+ * pending. *out is malloc'd (caller frees; NULL when *n is 0). 0, or -1 (SQLite: msg says). */
 int ctl_trueup_load(ctl_db *db, int64_t height, uint8_t min_tier, stl_credit **out, size_t *n,
                     char *msg, size_t msglen);
 

@@ -225,8 +225,19 @@ static void resolve_then_mint_once(void **state)
     /* C and D carry no more true-ups; resolving home 2 again changes nothing */
     assert_int_equal(resolve("2", IV_A, said, sizeof said), 0);
     assert_non_null(strstr(said, "resolved before"));
+    /* a request naming no held position (a damaged file: log index 0 is a trade) does not stop
+     * settlement; it stays pending and mints nothing */
+    {
+        sqlite3 *h = NULL;
+        assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(h, "INSERT INTO credit_trueup VALUES(0, 1, 0, NULL)", NULL,
+                                      NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(h);
+    }
     write_input(IV_A + 2, B_METERS, B_TRADES);
     assert_int_equal(settle(IV_A + 2, NULL), 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM credit_trueup WHERE height IS NULL"), 1);
     write_input(IV_A + 3, A_METERS, A_TRADES);
     assert_int_equal(settle(IV_A + 3, NULL), 0);
     verify_ok("at the end");
