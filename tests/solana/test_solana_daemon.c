@@ -952,7 +952,7 @@ static void resolve_flagged(const char *db_path)
                                "SELECT b.interval_id, t.body FROM ledger_tx t JOIN ledger_block"
                                " b ON b.height = t.height WHERE t.participant IS NOT NULL",
                                -1, &st, NULL) == SQLITE_OK)
-            while (sqlite3_step(st) == SQLITE_ROW && n < 64) {
+            while (sqlite3_step(st) == SQLITE_ROW && n < 2) { /* a few per turn */
                 stl_tx tx;
                 int64_t iv = sqlite3_column_int64(st, 0);
                 if (stl_tx_decode(sqlite3_column_blob(st, 1),
