@@ -4,6 +4,7 @@
  * print statements; homeowners check that their transaction is in a signed checkpoint with a
  * proof file, the checkpoint and the community's public key, and nothing else.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "cli/cli.h"
 
 #include "common/file.h"
@@ -11,6 +12,8 @@
 #include "common/opt.h"
 #include "mgx/civil.h"
 #include "mgx/merkle.h"
+#include "common/wall_clock.h"
+#include "settle/credit_trueup.h"
 #include "settle/ledger_certs.h"
 #include "settle/ledger_export.h"
 #include "settle/ledger_json.h"
@@ -52,7 +55,10 @@ static const char USAGE[] =
     "                                    a participant's settlement as CSV\n"
     "  certificates DB --participant NAME|NUMBER (--interval I | --month YYYY-MM)\n"
     "                                    its energy credits as granular certificates and its\n"
-    "                                    24/7 matching (JSON; docs/credits.md)\n";
+    "                                    24/7 matching (JSON; docs/credits.md)\n"
+    "  resolve DB --participant NAME|NUMBER --interval I\n"
+    "                                    resolve its held position of interval I as good: the\n"
+    "                                    next block mints its credits (a true-up, docs/credits.md)\n";
 
 static const char *opt_value(int argc, char **argv, const char *name)
 {
@@ -412,6 +418,13 @@ static void describe_tx(const stl_tx *tx)
                (long long)t->contracted_wh, (long long)t->price_uc_per_kwh,
                (long long)t->delivered_wh, (long long)t->paid_uc, (long long)t->fee_uc,
                (long long)t->received_uc);
+    } else if (tx->kind == STL_TX_CREDIT && stl_credit_is_trueup(&tx->credit)) {
+        const stl_credit *c = &tx->credit;
+        printf("  credit true-up of participant %llu: its %s position at log index %u (tier %u, "
+               "minimum tier %u) resolved as good, minted %lld Wh, kept %lld\n",
+               (unsigned long long)c->participant, stl_pos_status_name((stl_pos_status)c->status),
+               c->source_seq, c->tier, c->min_tier, (long long)c->minted_wh,
+               (long long)c->kept_wh);
     } else if (tx->kind == STL_TX_CREDIT) {
         const stl_credit *c = &tx->credit;
         printf("  energy credits of participant %llu (from position %u, %s, tier %u, minimum "
@@ -769,6 +782,37 @@ out:
     return rc;
 }
 
+/* The coordinator's resolution of a held position (settle/credit_trueup.h): recorded here, minted
+ * by the next block the controller (or `mgx ledger settle`) writes with credits on. */
+static int cmd_resolve(int argc, char **argv)
+{
+    const char *ps = opt_value(argc, argv, "--participant"), *is = opt_value(argc, argv, "--interval");
+    int64_t part = -1, iv = 0;
+    if (argc < 3 || !ps || !*ps || !is || ctl_opt_int64(is, INT64_MIN, INT64_MAX, &iv) != 0) {
+        fputs("usage: mgx ledger resolve DB --participant NAME|NUMBER --interval I\n", stderr);
+        return CTL_EXIT_USAGE;
+    }
+    ctl_db *db = NULL;
+    char err[512] = "";
+    int rc = CTL_EXIT_FAILURE;
+    if (open_db(argv[2], &db) != 0)
+        return CTL_EXIT_FAILURE;
+    if (ctl_ledger_participant_number(db, ps, &part, err, sizeof err) != 0) {
+        fprintf(stderr, "mgx ledger resolve: %s\n", err);
+        goto out;
+    }
+    int r = ctl_trueup_request(db, iv, part, ctl_wall_ms(), err, sizeof err);
+    if (r < 0) {
+        fprintf(stderr, "mgx ledger resolve: %s\n", err);
+        goto out;
+    }
+    printf("%s\n", err);
+    rc = CTL_EXIT_OK;
+out:
+    ctl_db_close(db);
+    return rc;
+}
+
 int ctl_cmd_ledger(int argc, char **argv)
 {
     if (sodium_init() < 0) {
@@ -788,7 +832,7 @@ int ctl_cmd_ledger(int argc, char **argv)
                 {"check-proof", cmd_check_proof}, {"consistency", cmd_consistency},
                 {"check-consistency", cmd_check_consistency},
                 {"export", cmd_export},           {"statement", cmd_statement},
-                {"certificates", cmd_certificates}};
+                {"certificates", cmd_certificates}, {"resolve", cmd_resolve}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0)
             return cmds[i].run(argc, argv);

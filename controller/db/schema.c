@@ -240,9 +240,18 @@ static const char V8[] =
     " name TEXT NOT NULL, time_s INTEGER NOT NULL, line TEXT NOT NULL,"
     " PRIMARY KEY(log_size, witness_pk)) WITHOUT ROWID;";
 
+/* Version 9 (issue 13, credit true-ups): the coordinator's resolutions of held positions
+ * (settle/credit_trueup.c). One row per original position transaction (its ledger log index),
+ * so a position is resolved once; height is NULL until the block that carries the true-up
+ * credit record is written, in the same SQLite transaction as that block. */
+static const char V9[] =
+    "CREATE TABLE credit_trueup("
+    " source_log_index INTEGER PRIMARY KEY, participant INTEGER NOT NULL,"
+    " requested_ms INTEGER NOT NULL, height INTEGER);";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7, V8};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7, V8, V9};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

@@ -128,6 +128,60 @@ typedef struct {
     int64_t consumption_wh, matched_wh, minted_wh, bought_wh, sold_wh, kept_wh;
 } month_sum;
 
+/* The true-up of the held position pos (a row of block b) of participant, if a later block
+ * carried one (settle/credit_trueup.h): an "active" bundle of its credits, produced in b's
+ * interval (start, end and expiry are the original interval's), whose ledger entry is the
+ * true-up record. *wh gets what it minted (0: none). 0 or -1. */
+static int trueup_bundle(ctl_db *db, const stl_block *b, uint64_t participant, const row *pos,
+                         const char *device, month_sum *m, int64_t *wh, char *err,
+                         size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    *wh = 0;
+    if (ctl_db_prepare(db,
+                       "SELECT t.log_index, t.txid, t.body, t.height FROM credit_trueup u"
+                       " JOIN ledger_tx t ON t.height = u.height AND t.participant = ?2"
+                       " WHERE u.source_log_index = ?1",
+                       &st) != SQLITE_OK)
+        return ctl_fail(-1, err, errlen, "%s", ctl_db_errmsg(db));
+    sqlite3_bind_int64(st, 1, pos->log_index);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)participant);
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        row r;
+        if (stl_tx_decode(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                          &r.tx) != STL_OK ||
+            sqlite3_column_bytes(st, 1) != STL_ID_LEN) {
+            rc = ctl_fail(-1, err, errlen, "log index %lld: damaged record (run `mgx ledger "
+                          "verify`)",
+                          (long long)sqlite3_column_int64(st, 0));
+            break;
+        }
+        if (r.tx.kind != STL_TX_CREDIT || !stl_credit_is_trueup(&r.tx.credit) ||
+            (int64_t)r.tx.credit.source_seq != pos->log_index || r.tx.credit.minted_wh <= 0)
+            continue;
+        sodium_bin2hex(r.txid, sizeof r.txid, sqlite3_column_blob(st, 1), STL_ID_LEN);
+        r.log_index = sqlite3_column_int64(st, 0);
+        json_t *j = bundle(b->community, b, r.txid, device, r.tx.credit.minted_wh, "active",
+                           "self", r.tx.credit.tier, NULL);
+        if (j)
+            json_object_set_new(
+                j, "ledger",
+                json_pack("{s:I, s:I, s:I, s:s, s:I}", "interval_id",
+                          (json_int_t)r.tx.interval_id, "height",
+                          (json_int_t)sqlite3_column_int64(st, 3), "log_index",
+                          (json_int_t)r.log_index, "txid", r.txid, "true_up_of_log_index",
+                          (json_int_t)pos->log_index));
+        json_array_append_new(m->certs, j);
+        *wh = r.tx.credit.minted_wh;
+        m->minted_wh += *wh;
+        m->kept_wh += *wh;
+        break;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* One block's bundles and matching row for participant. */
 static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month_sum *m, char *err,
                      size_t errlen)
@@ -186,6 +240,10 @@ static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month
         else
             rec[i] = &rows[k++];
     }
+    /* true-ups of earlier held positions follow (credit_trueup.h); they are certified with
+     * their original interval (certify_trueups), not with this block */
+    while (rc == 0 && k < n && stl_credit_is_trueup(&rows[k].tx.credit))
+        k++;
     if (rc == 0 && k != n)
         rc = ctl_fail(-1, err, errlen, "block %llu: extra credit records (run `mgx ledger verify`)",
                       (unsigned long long)b->height);
@@ -238,6 +296,12 @@ static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month
                                                    "active", "self", mine->tier, own));
     }
     free(rec);
+    /* a held position resolved later: its true-up's credits, dated to this interval */
+    int64_t trued_up = 0;
+    if (p[me].status != STL_POS_GOOD &&
+        (rc = trueup_bundle(db, b, participant, &rows[nt + me], device, m, &trued_up, err,
+                            errlen)) != 0)
+        goto out;
     int64_t cons = p[me].status == STL_POS_GOOD ? p[me].import_wh : 0;
     char start[32];
     iso(b->interval_id * (int64_t)b->interval_len_s, start);
@@ -250,6 +314,9 @@ static int one_block(ctl_db *db, const stl_block *b, uint64_t participant, month
                   (json_int_t)share_bp(mine->retired_wh, cons), "minted_wh",
                   (json_int_t)mine->minted_wh, "bought_wh", (json_int_t)mine->in_wh, "sold_wh",
                   (json_int_t)mine->out_wh, "kept_wh", (json_int_t)mine->kept_wh));
+    if (trued_up)
+        json_object_set_new(json_array_get(m->intervals, json_array_size(m->intervals) - 1),
+                            "trued_up_wh", json_integer(trued_up));
     m->consumption_wh += cons;
     m->matched_wh += mine->retired_wh;
     m->minted_wh += mine->minted_wh;

@@ -31,13 +31,17 @@ static json_t *tx_json(const stl_tx *tx)
     }
     if (tx->kind == STL_TX_CREDIT) {
         const stl_credit *c = &tx->credit;
-        return json_pack("{s:s, s:I, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "kind",
+        json_t *o = json_pack("{s:s, s:I, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "kind",
                          "credit", "participant", (json_int_t)c->participant, "status",
                          stl_pos_status_name((stl_pos_status)c->status), "tier", (int)c->tier,
                          "min_tier", (int)c->min_tier, "source_seq", (json_int_t)c->source_seq,
                          "minted_wh", (json_int_t)c->minted_wh, "in_wh", (json_int_t)c->in_wh,
                          "out_wh", (json_int_t)c->out_wh, "retired_wh",
                          (json_int_t)c->retired_wh, "kept_wh", (json_int_t)c->kept_wh);
+        /* a true-up of an earlier held position: source_seq is that position's log index */
+        if (o && stl_credit_is_trueup(c))
+            json_object_set_new(o, "true_up", json_true());
+        return o;
     }
     const stl_position *p = &tx->position;
     json_t *o = json_pack(

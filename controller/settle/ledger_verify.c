@@ -6,6 +6,7 @@
 #include "settle/ledger_verify.h"
 
 #include "common/errbuf.h"
+#include "settle/credit_trueup.h"
 #include "settle/settle_interval.h"
 
 #include "mgx/merkle.h"
@@ -135,9 +136,11 @@ static const char *tx_diff(const stl_tx *x, const stl_tx *y, long long *a, long 
 
 /* Re-settles a block from its own transactions (salted with their stored salts in version 2)
  * and compares every byte and total. */
-static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts)[STL_SALT_LEN],
-                    size_t n, char *msg, size_t msglen)
+static int resettle(ctl_db *db, const stl_block *b, const stl_tx *txs,
+                    const uint8_t (*salts)[STL_SALT_LEN], size_t n, char *msg, size_t msglen)
 {
+    stl_credit *tu = NULL;
+    size_t ntu = 0;
     size_t nt = 0;
     while (nt < n && txs[nt].kind == STL_TX_TRADE)
         nt++;
@@ -166,6 +169,32 @@ static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts
             FAULT("block %llu (interval %lld): transaction %zu (kind %d) is out of order (trades, "
                   "positions, then credits)",
                   (unsigned long long)b->height, (long long)b->interval_id, i, (int)txs[i].kind);
+    /* the true-ups of earlier held positions (credit_trueup.h) follow the interval's own credit
+     * records: each is checked against its source and every earlier true-up, and then re-encoded
+     * with the rest below */
+    tu = calloc(n - np + 1, sizeof *tu);
+    if (!tu)
+        FAULT("block %llu: out of memory while re-settling", (unsigned long long)b->height);
+    for (size_t i = np; i < n; i++) {
+        const stl_credit *c = &txs[i].credit;
+        if (!stl_credit_is_trueup(c)) {
+            if (ntu)
+                FAULT("block %llu (interval %lld): credit record %zu follows a true-up",
+                      (unsigned long long)b->height, (long long)b->interval_id, i);
+            continue;
+        }
+        if (ntu && tu[ntu - 1].source_seq >= c->source_seq)
+            FAULT("block %llu (interval %lld): true-up %zu is not in ascending source order",
+                  (unsigned long long)b->height, (long long)b->interval_id, i);
+        char why[256];
+        if (c->min_tier != credit_tier ||
+            ctl_trueup_audit(db, c, b->log_size - b->n_tx, (uint8_t)credit_tier, why,
+                             sizeof why) != 0)
+            FAULT("block %llu (interval %lld) credit true-up %zu: %s",
+                  (unsigned long long)b->height, (long long)b->interval_id, i,
+                  c->min_tier != credit_tier ? "its minimum tier is not the block's" : why);
+        tu[ntu++] = *c;
+    }
     for (size_t i = nt; i < np; i++) {
         const stl_position *p = &txs[i].position;
         if (p->status != STL_POS_MISSING)
@@ -179,7 +208,8 @@ static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts
               (unsigned long long)b->height, (long long)b->interval_id, stl_strerror(src),
               at.trade_index != SIZE_MAX ? ", trade " : ", meter ",
               at.trade_index != SIZE_MAX ? at.trade_index : at.meter_index);
-    if ((rc = ctl_settle_txs(r, b->interval_id, b->version, credit_tier, NULL, salts, &s)) !=
+    if ((rc = ctl_settle_txs(r, b->interval_id, b->version, credit_tier, tu, ntu, NULL, salts,
+                             &s)) !=
         CTL_LEDGER_OK)
         FAULT("block %llu: cannot re-encode its transactions", (unsigned long long)b->height);
     if (s.n != n)
@@ -212,6 +242,7 @@ static int resettle(const stl_block *b, const stl_tx *txs, const uint8_t (*salts
     if (t->paid_uc != t->received_uc + t->fees_uc + t->rounding_uc)
         FAULT("block %llu: money does not balance", (unsigned long long)b->height);
 out:
+    free(tu);
     ctl_ledger_txs_free(&s);
     stl_reconciler_free(r);
     free(trades);
@@ -300,7 +331,7 @@ static int audit_block(audit *a, sqlite3_stmt *txq, const stl_block *b, stl_fron
     if (f->size != b->log_size || memcmp(root, b->log_root, STL_HASH_LEN) != 0)
         FAULT("block %llu (interval %lld): log size/root in the block do not match the log",
               (unsigned long long)b->height, (long long)b->interval_id);
-    rc = resettle(b, txs, (const uint8_t(*)[STL_SALT_LEN])salts, n, msg, msglen);
+    rc = resettle(a->db, b, txs, (const uint8_t(*)[STL_SALT_LEN])salts, n, msg, msglen);
 out:
     free(txs);
     free(leaves);

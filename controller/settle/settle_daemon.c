@@ -640,30 +640,35 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
         int rc = load_block(st->db, h, &v);
         stl_settled_trade *t = NULL;
         stl_position *p = NULL;
-        size_t nt = 0, np = 0;
+        stl_credit *tu = NULL;
+        size_t nt = 0, np = 0, ntu = 0;
         if (rc == 0 && ctl_settle_solana_mode(st->sol) == CTL_SOL_MODE_NETTED) {
             rc = solana_period(st, &v.b, real_ms, msg, sizeof msg);
         } else if (rc == 0) {
             t = calloc(v.n_tx ? v.n_tx : 1, sizeof *t);
             p = calloc(v.n_tx ? v.n_tx : 1, sizeof *p);
+            tu = calloc(v.n_tx ? v.n_tx : 1, sizeof *tu);
             int credit_tier = -1; /* the min_tier of the block's credit records, if any */
-            for (size_t i = 0; t && p && i < v.n_tx; i++) {
+            for (size_t i = 0; t && p && tu && i < v.n_tx; i++) {
                 if (v.tx[i].kind == STL_TX_TRADE)
                     t[nt++] = v.tx[i].trade;
                 else if (v.tx[i].kind == STL_TX_POSITION)
                     p[np++] = v.tx[i].position;
                 else if (v.tx[i].kind == STL_TX_CREDIT)
                     credit_tier = v.tx[i].credit.min_tier;
+                if (v.tx[i].kind == STL_TX_CREDIT && stl_credit_is_trueup(&v.tx[i].credit))
+                    tu[ntu++] = v.tx[i].credit; /* a true-up of an earlier held position */
             }
-            rc = t && p ? ctl_settle_solana_block(st->sol, &v.b, v.checkpoint, t, nt, p, np,
-                                                  credit_tier, name_of, st, real_ms, msg,
-                                                  sizeof msg)
-                        : -1;
+            rc = t && p && tu ? ctl_settle_solana_block(st->sol, &v.b, v.checkpoint, t, nt, p,
+                                                        np, credit_tier, tu, ntu, name_of, st,
+                                                        real_ms, msg, sizeof msg)
+                              : -1;
         } else {
             snprintf(msg, sizeof msg, "block %llu cannot be read", (unsigned long long)h);
         }
         free(t);
         free(p);
+        free(tu);
         block_view_free(&v);
         if (rc == 0) {
             ctl_crash_point("solana.after_add");

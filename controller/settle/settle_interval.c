@@ -11,6 +11,7 @@
 #include "common/crash_point.h"
 #include "common/errbuf.h"
 #include "common/file.h"
+#include "settle/credit_trueup.h"
 #include "mgx/merkle.h"
 
 #include <signal.h>
@@ -47,18 +48,21 @@ void ctl_ledger_key_free(ctl_ledger_key *k)
 }
 
 int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version,
-                   int credit_min_tier, const uint8_t *salt_secret,
-                   const uint8_t (*salts)[STL_SALT_LEN], ctl_ledger_txs *s)
+                   int credit_min_tier, const stl_credit *trueups, size_t n_trueups,
+                   const uint8_t *salt_secret, const uint8_t (*salts)[STL_SALT_LEN],
+                   ctl_ledger_txs *s)
 {
     size_t nt, np, nc = 0;
     const stl_settled_trade *t = stl_reconciled_trades(r, &nt);
     const stl_position *p = stl_reconciled_positions(r, &np);
     stl_credit *credits = NULL;
     int rc = CTL_LEDGER_E_NOMEM;
+    if (n_trueups && credit_min_tier < 0)
+        return CTL_LEDGER_E_INPUT;
     if (credit_min_tier >= 0) { /* the interval's credits, recorded for homes holding any */
         if (version == STL_LEDGER_V1 || credit_min_tier > STL_TIER_MAX)
             return CTL_LEDGER_E_INPUT;
-        credits = malloc((np ? np : 1) * sizeof *credits);
+        credits = malloc((np + n_trueups ? np + n_trueups : 1) * sizeof *credits);
         if (!credits)
             goto out;
         if (stl_credits_compute(p, np, t, nt, (uint8_t)credit_min_tier, credits, NULL, NULL) !=
@@ -69,6 +73,16 @@ int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version
         for (size_t i = 0; i < np; i++)
             if (stl_credit_nonzero(&credits[i]))
                 credits[nc++] = credits[i];
+        /* then the true-ups of earlier held positions this block carries (credit_trueup.h):
+         * those that mint anything, in the order given (ascending source) */
+        for (size_t i = 0; i < n_trueups; i++) {
+            if (!stl_credit_is_trueup(&trueups[i]) || trueups[i].min_tier != credit_min_tier) {
+                rc = CTL_LEDGER_E_INPUT;
+                goto out;
+            }
+            if (stl_credit_nonzero(&trueups[i]))
+                credits[nc++] = trueups[i];
+        }
     }
     size_t n = nt + np + nc, m = n ? n : 1;
     s->n = n;
@@ -160,8 +174,8 @@ static int reconcile_input(const ctl_ledger_input *in, const ctl_ledger_key *key
                      stl_strerror(rc));
         return CTL_LEDGER_E_INPUT;
     }
-    rc = ctl_settle_txs(r, in->interval_id, in_version(in), in_credit_tier(in), key->salt_secret,
-                        NULL, s);
+    rc = ctl_settle_txs(r, in->interval_id, in_version(in), in_credit_tier(in), NULL, 0,
+                        key->salt_secret, NULL, s);
     if (rc != CTL_LEDGER_OK)
         ctl_errf(err, errlen, "interval %lld: cannot encode its transactions",
                  (long long)in->interval_id);
@@ -245,6 +259,41 @@ static int settle_new(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
     return CTL_LEDGER_OK;
 }
 
+/* Inside the transaction of a new block with credits on: the pending true-ups
+ * (credit_trueup.h) join its transactions and are marked as carried by it, so the block and the
+ * mark commit together. Returns CTL_LEDGER_E_NOTFOUND to go on (the caller's "no block yet"). */
+static int with_trueups(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
+                        const stl_reconciler *r, ctl_ledger_txs *s, char *err, size_t errlen)
+{
+    if (in_credit_tier(in) < 0 || in_version(in) == STL_LEDGER_V1)
+        return CTL_LEDGER_E_NOTFOUND;
+    stl_credit *tu = NULL;
+    size_t ntu = 0;
+    uint64_t height = 0, log_size = 0;
+    int rc = ctl_ledger_head(db, &height, &log_size);
+    if (rc == CTL_LEDGER_OK)
+        height++;
+    else if (rc != CTL_LEDGER_E_NOTFOUND)
+        return rc;
+    if (ctl_trueup_load(db, -1, (uint8_t)in_credit_tier(in), &tu, &ntu, err, errlen) != 0)
+        return CTL_LEDGER_E_DB;
+    rc = CTL_LEDGER_E_NOTFOUND;
+    if (ntu) {
+        ctl_ledger_txs_free(s);
+        memset(s, 0, sizeof *s);
+        if (ctl_settle_txs(r, in->interval_id, in_version(in), in_credit_tier(in), tu, ntu,
+                           key->salt_secret, NULL, s) != CTL_LEDGER_OK) {
+            ctl_errf(err, errlen, "interval %lld: cannot encode its credit true-ups",
+                     (long long)in->interval_id);
+            rc = CTL_LEDGER_E_INPUT;
+        } else if (ctl_trueup_mark(db, tu, ntu, height) != 0) {
+            rc = CTL_LEDGER_E_DB;
+        }
+    }
+    free(tu);
+    return rc;
+}
+
 int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_key *key,
                       ctl_ledger_result *out, char *err, size_t errlen)
 {
@@ -279,8 +328,21 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
         else if (out->block.version != in_version(in) || stored_tier != in_credit_tier(in)) {
             ctl_ledger_txs_free(&s);
             /* inputs that version cannot encode (a HELD reading in version 1) are other inputs */
-            same = ctl_settle_txs(r, in->interval_id, out->block.version, stored_tier,
+            same = ctl_settle_txs(r, in->interval_id, out->block.version, stored_tier, NULL, 0,
                                   key->salt_secret, NULL, &s) == CTL_LEDGER_OK;
+        }
+        /* with the true-ups the block carried (credit_trueup.h), as it was written */
+        if (same && stored_tier >= 0) {
+            stl_credit *tu = NULL;
+            size_t ntu = 0;
+            same = ctl_trueup_load(db, (int64_t)out->block.height, (uint8_t)stored_tier, &tu,
+                                   &ntu, err, errlen) == 0;
+            if (same && ntu) {
+                ctl_ledger_txs_free(&s);
+                same = ctl_settle_txs(r, in->interval_id, out->block.version, stored_tier, tu,
+                                      ntu, key->salt_secret, NULL, &s) == CTL_LEDGER_OK;
+            }
+            free(tu);
         }
         if (same) {
             stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, root);
@@ -296,6 +358,8 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
         ctl_db_rollback(db);
         goto out;
     }
+    if (rc == CTL_LEDGER_E_NOTFOUND)
+        rc = with_trueups(db, in, key, r, &s, err, errlen);
     if (rc == CTL_LEDGER_E_NOTFOUND)
         rc = settle_new(db, in, key, r, &s, out, err, errlen);
     if (rc == CTL_LEDGER_OK) {

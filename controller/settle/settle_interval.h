@@ -66,11 +66,14 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
  * credits (stl_credits_compute with that minimum tier), in ledger `version`, with their leaf hashes and ids (the audit re-derives every
  * block with it). A version 2 block salts each transaction: with salts non-NULL (the audit,
  * which has the stored salts and no key) transaction i takes salts[i], else the salt derived
- * from salt_secret (stl_leaf_salt); version 1 uses neither. Fills *s (free with
+ * from salt_secret (stl_leaf_salt); version 1 uses neither. trueups (n_trueups, credits on
+ * only, each stl_credit_is_trueup with min_tier credit_min_tier) follow the interval's credit
+ * records, those minting anything, in the order given (credit_trueup.h). Fills *s (free with
  * ctl_ledger_txs_free, also on failure); CTL_LEDGER_OK, CTL_LEDGER_E_NOMEM or
  * CTL_LEDGER_E_INPUT when a transaction cannot be encoded. */
 int ctl_settle_txs(const stl_reconciler *r, int64_t interval_id, uint8_t version,
-                   int credit_min_tier, const uint8_t *salt_secret,
-                   const uint8_t (*salts)[STL_SALT_LEN], ctl_ledger_txs *s);
+                   int credit_min_tier, const stl_credit *trueups, size_t n_trueups,
+                   const uint8_t *salt_secret, const uint8_t (*salts)[STL_SALT_LEN],
+                   ctl_ledger_txs *s);
 
 #endif

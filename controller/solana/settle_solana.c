@@ -555,7 +555,8 @@ static int anchor_block(ctl_settle_solana *x, const stl_block *b, const char *ch
  * msg. */
 static int credit_txs(ctl_settle_solana *x, const stl_block *b, const stl_settled_trade *trades,
                       size_t nt, const stl_position *pos, size_t np, int min_tier,
-                      ctl_participant_name_fn name_of, void *name_ctx,
+                      const stl_credit *tu, size_t ntu, ctl_participant_name_fn name_of,
+                      void *name_ctx,
                       const uint8_t blockhash[32], sol_credit_tx **txs, size_t *n_tx,
                       int64_t *minted_wh, int64_t *off_chain_wh, char *msg, size_t msglen)
 {
@@ -563,13 +564,13 @@ static int credit_txs(ctl_settle_solana *x, const stl_block *b, const stl_settle
     *n_tx = 0;
     *minted_wh = 0;
     *off_chain_wh = 0;
-    if (min_tier < 0 || np == 0)
+    if (min_tier < 0 || np + ntu == 0)
         return 0; /* the block records no credits */
     int rc = -1;
-    stl_credit *c = calloc(np, sizeof *c);
+    stl_credit *c = calloc(np ? np : 1, sizeof *c);
     stl_credit_move *mv = calloc(nt ? nt : 1, sizeof *mv);
-    long *home = calloc(np, sizeof *home);
-    size_t cap_ops = 4 * nt + 2 * np;
+    long *home = calloc(np ? np : 1, sizeof *home);
+    size_t cap_ops = 4 * nt + 2 * np + ntu;
     sol_credit_op *ops = calloc(cap_ops, sizeof *ops);
     sol_credit_tx *out = NULL;
     stl_credit_totals tot;
@@ -589,6 +590,21 @@ static int credit_txs(ctl_settle_solana *x, const stl_block *b, const stl_settle
         goto out;
     }
     *minted_wh = tot.minted_wh;
+    /* the true-ups the block carries (settle/credit_trueup.h): a MintTo each, one group each
+     * after the interval's own, in the same outbox entry, so minted once like the rest */
+    uint64_t group = n_ops > 0 ? ops[n_ops - 1].group + 1 : 0;
+    for (size_t i = 0; i < ntu; i++) {
+        if (tu[i].minted_wh <= 0)
+            continue;
+        long h = wallet_of(x, tu[i].participant, name_of, name_ctx);
+        *minted_wh += tu[i].minted_wh;
+        if (h < 0) {
+            *off_chain_wh += tu[i].minted_wh;
+            continue;
+        }
+        ops[n_ops++] = (sol_credit_op){SOL_CREDIT_MINT, (uint32_t)h, 0,
+                                       (uint64_t)tu[i].minted_wh, group++};
+    }
     if (n_ops == 0) {
         rc = 0;
         goto out;
@@ -622,8 +638,9 @@ out:
 int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
                             const stl_position *positions, size_t n_positions,
-                            int credit_min_tier, ctl_participant_name_fn name_of,
-                            void *name_ctx, int64_t now_ms, char *msg, size_t msglen)
+                            int credit_min_tier, const stl_credit *trueups, size_t n_trueups,
+                            ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
+                            char *msg, size_t msglen)
 {
     if (x->cfg.mode == CTL_SOL_MODE_ANCHOR)
         return anchor_block(x, b, checkpoint, now_ms, msg, msglen);
@@ -684,8 +701,9 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char
         }
     }
     if (rc == 0 && have_hash && credits)
-        rc = credit_txs(x, b, trades, n_trades, positions, n_positions, credit_min_tier, name_of,
-                        name_ctx, hash, &ctx, &n_ctx, &minted_wh, &credits_off_wh, msg, msglen);
+        rc = credit_txs(x, b, trades, n_trades, positions, n_positions, credit_min_tier,
+                        trueups, n_trueups, name_of, name_ctx, hash, &ctx, &n_ctx, &minted_wh,
+                        &credits_off_wh, msg, msglen);
     if (rc == 0 && n == 0 && n_ctx == 0) {
         ctl_errf(msg, msglen,
                  "nothing to put on chain (%zu trades, %zu without a wallet, %zu "

@@ -106,12 +106,15 @@ typedef int (*ctl_participant_name_fn)(void *ctx, uint64_t id, char *name, size_
  * `mgx ledger verify` re-derives them). Their transactions (mgx/solana_credits.h: mint on
  * proof, transfer on sale, burn on retirement) follow the trades' in the same outbox entry,
  * stored once with them; the trades' transactions then carry only the payment legs, since the
- * energy token is the credit token. Without a mint_authority positions are not used. */
+ * energy token is the credit token. trueups (n_trueups): the block's credit true-ups of
+ * earlier held positions (stl_credit_is_trueup), each a MintTo of its minted_wh to its home in
+ * the same outbox entry. Without a mint_authority positions and true-ups are not used. */
 int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char *checkpoint,
                             const stl_settled_trade *trades, size_t n_trades,
                             const stl_position *positions, size_t n_positions,
-                            int credit_min_tier, ctl_participant_name_fn name_of,
-                            void *name_ctx, int64_t now_ms, char *msg, size_t msglen);
+                            int credit_min_tier, const stl_credit *trueups, size_t n_trueups,
+                            ctl_participant_name_fn name_of, void *name_ctx, int64_t now_ms,
+                            char *msg, size_t msglen);
 
 /* netted mode: one home's net over a billing period, from its settled positions. */
 typedef struct {

@@ -128,3 +128,26 @@ int stl_credits_compute(const stl_position *positions, size_t np, const stl_sett
         *tot = t;
     return STL_OK;
 }
+
+int stl_credit_trueup(const stl_position *orig, uint64_t source_log_index, uint8_t min_tier,
+                      stl_credit *out)
+{
+    if (!orig || !out || min_tier > STL_TIER_MAX || orig->status > STL_POS_STATUS_MAX ||
+        orig->tier > STL_TIER_MAX || orig->status == STL_POS_GOOD ||
+        orig->status == STL_POS_MISSING || source_log_index > UINT32_MAX || orig->export_wh < 0)
+        return STL_E_INVAL;
+    memset(out, 0, sizeof *out);
+    out->participant = orig->participant;
+    out->status = (uint8_t)orig->status;
+    out->tier = orig->tier;
+    out->min_tier = min_tier;
+    out->source_seq = (uint32_t)source_log_index;
+    if (orig->tier >= min_tier)
+        out->minted_wh = out->kept_wh = orig->export_wh;
+    return STL_OK;
+}
+
+int stl_credit_is_trueup(const stl_credit *c)
+{
+    return c->status != STL_POS_GOOD;
+}

@@ -41,7 +41,8 @@ static const char *const TABLES[] = {
 static const char *const TABLES_LATER[] = {"reading_retention", "meter_keys", "reading_tiers",
                                            "participant_limits", "settle_carry", "interval_timing",
                                            "preference_steps", "preferences",
-                                           "peer_checks", "ledger_cosignature"};
+                                           "peer_checks", "ledger_cosignature",
+                                           "credit_trueup"};
 #define N_LATER (sizeof TABLES_LATER / sizeof TABLES_LATER[0])
 
 static char *dir;

@@ -334,7 +334,7 @@ static void forged_mint_is_a_fault(void **state)
     ctl_ledger_txs s;
     memset(&s, 0, sizeof s);
     int64_t iid = FIRST_INTERVAL + N_INTERVALS;
-    assert_int_equal(ctl_settle_txs(r, iid, STL_LEDGER_V2, 1, key->salt_secret, NULL, &s),
+    assert_int_equal(ctl_settle_txs(r, iid, STL_LEDGER_V2, 1, NULL, 0, key->salt_secret, NULL, &s),
                      CTL_LEDGER_OK);
     size_t k = 0;
     stl_tx tx;

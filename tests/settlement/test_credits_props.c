@@ -16,6 +16,16 @@
  *   - per trade retired <= moved, and own + per-trade retired == retired;
  *   - sum of kept (balances) == minted - retired; every record passes stl_credit_valid;
  *   - the totals equal the sums; leaving out the moves array gives the same records.
+ * And the true-up (stl_credit_trueup): about a third of the held positions with export
+ * (flagged, estimated, held) are resolved as good 1..20 intervals later, with the minimum tier
+ * of the interval that carries the true-up; across the whole run, exactly:
+ *   - every true-up record is valid, marked as a true-up, names the original position's log
+ *     index, tier and status, mints its export at or above the minimum tier (else 0) and moves,
+ *     retires nothing: kept == minted;
+ *   - a position mints at most once: a resolved position minted nothing when it was settled;
+ *   - sum minted (intervals + true-ups) == verified export including the resolved positions,
+ *     and sum kept == sum minted - sum retired;
+ *   - a good or missing position, or a log index beyond 32 bits, is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,6 +205,95 @@ static void check(const interval *iv)
     assert_memory_equal(&tot, &tot2, sizeof tot);
 }
 
+/* A held position waiting for its resolution. */
+typedef struct {
+    stl_position p;
+    uint64_t log_index;
+    long due;             /* the interval whose block carries the true-up */
+    int64_t minted_then;  /* what its own interval minted to it (must be 0) */
+} pending;
+
+#define MAXPEND 4096
+
+typedef struct {
+    pending q[MAXPEND];
+    size_t n;
+    int64_t verified;   /* verified export, the resolved positions' included (this file's sums) */
+    int64_t minted;     /* minted by the records: the intervals' and the true-ups' */
+    int64_t retired, kept;
+    long trueups, trueup_wh_zero;
+} ledger_model;
+
+/* The true-up of q->p carried by an interval whose minimum tier is min_tier. */
+static void trueup(ledger_model *m, const pending *q, uint8_t min_tier)
+{
+    stl_credit c;
+    assert_int_equal(q->minted_then, 0); /* a position mints once */
+    assert_int_equal(stl_credit_trueup(&q->p, q->log_index, min_tier, &c), STL_OK);
+    assert_true(stl_credit_valid(&c));
+    assert_true(stl_credit_is_trueup(&c));
+    assert_int_equal(c.participant, q->p.participant);
+    assert_int_equal(c.source_seq, q->log_index);
+    assert_int_equal(c.status, q->p.status);
+    assert_int_equal(c.tier, q->p.tier);
+    assert_int_equal(c.min_tier, min_tier);
+    int64_t want = q->p.tier >= min_tier ? q->p.export_wh : 0;
+    assert_int_equal(c.minted_wh, want);
+    assert_int_equal(c.in_wh, 0);
+    assert_int_equal(c.out_wh, 0);
+    assert_int_equal(c.retired_wh, 0);
+    assert_int_equal(c.kept_wh, c.minted_wh);
+    m->verified += want;
+    m->minted += c.minted_wh;
+    m->retired += c.retired_wh;
+    m->kept += c.kept_wh;
+    m->trueups++;
+    m->trueup_wh_zero += c.minted_wh == 0;
+}
+
+/* Queues a third of iv's held positions with export for a resolution, and adds the interval's
+ * own records to the model; log_index is the interval's first transaction. */
+static void settle_model(ledger_model *m, uint64_t *s, const interval *iv, long at,
+                         uint64_t log_index)
+{
+    stl_credit c[MAXP];
+    assert_int_equal(stl_credits_compute(iv->p, iv->np, iv->t, iv->nt, iv->min_tier, c, NULL, NULL),
+                     STL_OK);
+    for (size_t i = 0; i < iv->np; i++) {
+        const stl_position *p = &iv->p[i];
+        if (p->status == STL_POS_GOOD && p->tier >= iv->min_tier)
+            m->verified += p->export_wh;
+        m->minted += c[i].minted_wh;
+        m->retired += c[i].retired_wh;
+        m->kept += c[i].kept_wh;
+        stl_credit x;
+        if (p->status == STL_POS_GOOD || p->status == STL_POS_MISSING) {
+            assert_int_equal(stl_credit_trueup(p, log_index, 0, &x), STL_E_INVAL);
+            continue;
+        }
+        if (p->export_wh == 0 || range(s, 0, 2) != 0 || m->n == MAXPEND)
+            continue;
+        pending *q = &m->q[m->n++];
+        q->p = *p;
+        q->log_index = log_index + iv->nt + i; /* the position's place in the log */
+        q->due = at + range(s, 1, 20);
+        q->minted_then = c[i].minted_wh;
+    }
+}
+
+/* The true-ups due by interval `at`, carried by a block with min_tier. */
+static void resolve_due(ledger_model *m, long at, uint8_t min_tier)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        if (m->q[i].due <= at)
+            trueup(m, &m->q[i], min_tier);
+        else
+            m->q[k++] = m->q[i];
+    }
+    m->n = k;
+}
+
 static void test_random_intervals(void **state)
 {
     (void)state;
@@ -203,9 +302,15 @@ static void test_random_intervals(void **state)
     uint64_t s = sd ? strtoull(sd, NULL, 0) : UINT64_C(0x13C4ED175);
     interval iv;
     long lawful = 0, minted_any = 0;
+    ledger_model *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    uint64_t log_index = 0;
     for (long i = 0; i < n; i++) {
         gen(&s, &iv);
         check(&iv);
+        resolve_due(m, i, iv.min_tier); /* earlier held positions resolved by now */
+        settle_model(m, &s, &iv, i, log_index);
+        log_index += iv.nt + iv.np;
         lawful += iv.lawful;
         for (size_t k = 0; k < iv.np; k++)
             if (iv.p[k].status == STL_POS_GOOD && iv.p[k].tier >= iv.min_tier &&
@@ -214,9 +319,20 @@ static void test_random_intervals(void **state)
                 break;
             }
     }
+    resolve_due(m, n + 20, 0); /* the rest, resolved after the last interval */
+    assert_int_equal(m->n, 0);
+    assert_int_equal(m->minted, m->verified);
+    assert_int_equal(m->kept, m->minted - m->retired);
+    /* a log index beyond 32 bits cannot be named */
+    stl_position held = {.participant = 7, .status = STL_POS_HELD, .export_wh = 5};
+    stl_credit x;
+    assert_int_equal(stl_credit_trueup(&held, UINT64_C(1) << 32, 0, &x), STL_E_INVAL);
+    assert_int_equal(stl_credit_trueup(&held, UINT32_MAX, 0, &x), STL_OK);
     printf("credits: %ld random intervals (%ld as reconciled, %ld minting), every invariant "
-           "exact\n",
-           n, lawful, minted_any);
+           "exact; %ld held positions resolved later (%ld below the tier minting 0), minted "
+           "%lld Wh in all = verified export with the resolved\n",
+           n, lawful, minted_any, m->trueups, m->trueup_wh_zero, (long long)m->minted);
+    free(m);
 }
 
 /* Known answers worked by hand (docs/credits.md, "Worked example"). */
@@ -257,6 +373,31 @@ static void test_worked_example(void **state)
     assert_int_equal(tot.minted_wh, 700);
     assert_int_equal(tot.retired_wh, 650);
     assert_int_equal(tot.kept_wh, 50);
+    /* True-up (docs/credits.md, "True-up"): this block starts at log index 100, so home 4's
+     * position (seq 2 trades + index 3 = 5) is log index 105. The coordinator resolves it as
+     * good; a later block with minimum tier 1 carries its true-up: 300 Wh minted, kept, nothing
+     * moved or retired (its import was carried to its next good interval). Minted in all: 700 +
+     * 300 = 1000 = the export of homes 1 and 4, both at tier >= 1; home 2 (tier 0) never. */
+    stl_credit tu;
+    assert_int_equal(stl_credit_trueup(&p[3], 105, 1, &tu), STL_OK);
+    assert_true(stl_credit_is_trueup(&tu));
+    assert_int_equal(tu.participant, 4);
+    assert_int_equal(tu.status, STL_POS_HELD);
+    assert_int_equal(tu.tier, 2);
+    assert_int_equal(tu.source_seq, 105);
+    assert_int_equal(tu.minted_wh, 300);
+    assert_int_equal(tu.kept_wh, 300);
+    assert_int_equal(tu.in_wh + tu.out_wh + tu.retired_wh, 0);
+    assert_int_equal(tot.minted_wh + tu.minted_wh, 1000);
+    /* held at tier 0 below a minimum of 1: resolving it mints nothing */
+    stl_position low = p[3];
+    low.tier = 0;
+    assert_int_equal(stl_credit_trueup(&low, 105, 1, &tu), STL_OK);
+    assert_int_equal(tu.minted_wh, 0);
+    /* a good position minted already; a missing one has no reading */
+    assert_int_equal(stl_credit_trueup(&p[0], 101, 1, &tu), STL_E_INVAL);
+    low.status = STL_POS_MISSING;
+    assert_int_equal(stl_credit_trueup(&low, 105, 1, &tu), STL_E_INVAL);
     /* bad input: a trade naming nobody */
     t[1].buyer = 99;
     assert_int_equal(stl_credits_compute(p, 4, t, 2, 1, c, mv, &tot), STL_E_INVAL);

@@ -84,6 +84,30 @@ int stl_credits_compute(const stl_position *positions, size_t np, const stl_sett
 /* 1 if a home's record holds anything (the ledger records only these). */
 int stl_credit_nonzero(const stl_credit *c);
 
+/*
+ * The true-up of a held position (docs/credits.md, "True-up"). A position settled FLAGGED,
+ * HELD or ESTIMATED minted nothing; when the coordinator later resolves it as good, a later
+ * block carries one credit record for it, the true-up:
+ *   - status and tier: the original position's (a normal record of a position that is not GOOD
+ *     is always all zero and never stored, so a stored record whose status is not GOOD is a
+ *     true-up);
+ *   - source_seq: the ledger log index of the original position transaction (not a place in
+ *     the block: the position is in an earlier block), below 2^32;
+ *   - minted_wh = kept_wh: the position's recorded export_wh if its tier is at least min_tier,
+ *     else 0; in, out and retired are 0: its trades delivered nothing when it was settled (that
+ *     settlement is final), and its import of the interval was carried into its next good
+ *     interval (trust layer 6) and matched there, so nothing is retired again.
+ * The credits are dated to the original interval (provenance and the 12-month expiry).
+ * STL_E_INVAL when the position is GOOD or MISSING (nothing to resolve: a missing position has
+ * no reading), or source_log_index does not fit 32 bits, or min_tier is out of range. A
+ * result with minted_wh 0 is not written (nothing to true up).
+ */
+int stl_credit_trueup(const stl_position *orig, uint64_t source_log_index, uint8_t min_tier,
+                      stl_credit *out);
+
+/* 1 if a stored credit record is a true-up (its status is not GOOD), else 0. */
+int stl_credit_is_trueup(const stl_credit *c);
+
 #ifdef __cplusplus
 }
 #endif
