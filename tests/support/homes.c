@@ -98,6 +98,16 @@ void tst_home_send_order(bus_client *c, const char *community, tst_home *hm)
         hm->last_sent_ms = ctl_wall_ms();
 }
 
+int tst_receipt_parse(const bus_message *m, ctl_receipt *r)
+{
+    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
+    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
+        strcmp(kind, "receipt") != 0)
+        return 0;
+    char why[CTL_DETAIL_MAX];
+    return ctl_receipt_from_json(m->payload, m->len, r, why, sizeof why) == CTL_R_OK ? 1 : -1;
+}
+
 int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r)
 {
     int h = tst_home_index(homes, n, r->participant);

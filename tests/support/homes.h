@@ -56,6 +56,9 @@ void tst_home_send_order(bus_client *c, const char *community, tst_home *hm);
 /* The home whose pending order receipt r answers: its order is done (returns its index), or -1
  * when r answers none (an old resend's duplicate, another home's). */
 int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r);
+/* A message on a receipt topic parsed into *r: 1, or -1 when its body is not a receipt; 0 for a
+ * message on any other topic. */
+int tst_receipt_parse(const bus_message *m, ctl_receipt *r);
 
 /* The homes' bus client ("homes", QoS 1 publishes, up to max_pending awaiting their PUBACK, 0:
  * the default) on the broker at 127.0.0.1:port, subscribed to the community's receipts and

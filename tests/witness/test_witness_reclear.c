@@ -42,12 +42,8 @@ static const tst_order_shape SHAPE = {3, 100, 700, 90000, 60000, 150000, 100000}
 static void on_msg(void *user, const bus_message *m)
 {
     (void)user;
-    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
-    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
-        strcmp(kind, "receipt") != 0)
-        return;
     ctl_receipt r;
-    if (ctl_receipt_from_json(m->payload, m->len, &r, NULL, 0) == CTL_R_OK)
+    if (tst_receipt_parse(m, &r) == 1)
         tst_homes_take_receipt(H, HOMES, &r);
 }
 
