@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "forged_block.h"
+
 #include <jansson.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -351,36 +353,7 @@ static void forged_mint_is_a_fault(void **state)
     assert_int_equal(stl_tx_leaf(s.salt[k], s.enc[k], s.len[k], s.leaf[k]), STL_OK);
     assert_int_equal(stl_tx_id(s.salt[k], s.enc[k], s.len[k], s.id[k]), STL_OK);
 
-    stl_block prev, b;
-    uint8_t prev_hash[32], hash[32], sig[64];
-    assert_int_equal(ctl_ledger_block_load(db, -1, INT64_MIN, &prev, prev_hash), CTL_LEDGER_OK);
-    assert_int_equal(ctl_db_begin(db), SQLITE_OK);
-    memset(&b, 0, sizeof b);
-    b.version = STL_LEDGER_V2;
-    strcpy(b.community, key->name);
-    b.height = prev.height + 1;
-    b.interval_id = iid;
-    b.interval_len_s = 900;
-    b.tariffs = TARIFFS;
-    memcpy(b.prev_hash, prev_hash, 32);
-    b.n_tx = (uint32_t)s.n;
-    assert_int_equal(ctl_ledger_txs_insert(db, &s, b.height, prev.log_size), CTL_LEDGER_OK);
-    stl_frontier f;
-    assert_int_equal(ctl_ledger_log_append(db, &s, prev.log_size, &f), CTL_LEDGER_OK);
-    stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, b.tx_root);
-    b.log_size = f.size;
-    stl_frontier_root(&f, b.log_root);
-    b.totals = *stl_reconciled_totals(r);
-    uint8_t enc[STL_BLOCK_MAX_LEN];
-    size_t len = stl_block_encode(&b, enc);
-    assert_true(len > 0);
-    stl_block_hash(enc, len, hash);
-    stl_sign(enc, len, key->sk, sig);
-    char note[STL_NOTE_MAX];
-    assert_true(stl_checkpoint_sign(key->name, b.log_size, b.log_root, key->name, key->sk, note,
-                                    sizeof note) >= 0);
-    assert_int_equal(ctl_ledger_block_insert(db, &b, enc, len, hash, sig, note), CTL_LEDGER_OK);
-    assert_int_equal(ctl_db_exec(db, "COMMIT"), SQLITE_OK);
+    tst_forge_block(db, key, iid, &TARIFFS, &s, stl_reconciled_totals(r));
     ctl_ledger_txs_free(&s);
     stl_reconciler_free(r);
     expect_verify(0, "minted_wh is 1001, the settlement rules give 1000");

@@ -29,6 +29,8 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+
+#include "forged_block.h"
 #include <jansson.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -318,36 +320,7 @@ static void forge_block(int64_t iv, const stl_credit *tu)
     memset(&s, 0, sizeof s);
     assert_int_equal(ctl_settle_txs(r, iv, STL_LEDGER_V2, 1, tu, 1, k->salt_secret, NULL, &s),
                      CTL_LEDGER_OK);
-    stl_block prev, b;
-    uint8_t prev_hash[32], hash[32], sig[64];
-    assert_int_equal(ctl_ledger_block_load(d, -1, INT64_MIN, &prev, prev_hash), CTL_LEDGER_OK);
-    assert_int_equal(ctl_db_begin(d), SQLITE_OK);
-    memset(&b, 0, sizeof b);
-    b.version = STL_LEDGER_V2;
-    strcpy(b.community, k->name);
-    b.height = prev.height + 1;
-    b.interval_id = iv;
-    b.interval_len_s = 900;
-    b.tariffs = tar;
-    memcpy(b.prev_hash, prev_hash, 32);
-    b.n_tx = (uint32_t)s.n;
-    assert_int_equal(ctl_ledger_txs_insert(d, &s, b.height, prev.log_size), CTL_LEDGER_OK);
-    stl_frontier f;
-    assert_int_equal(ctl_ledger_log_append(d, &s, prev.log_size, &f), CTL_LEDGER_OK);
-    stl_merkle_root((const uint8_t(*)[STL_HASH_LEN])s.leaf, s.n, b.tx_root);
-    b.log_size = f.size;
-    stl_frontier_root(&f, b.log_root);
-    b.totals = *stl_reconciled_totals(r);
-    uint8_t enc[STL_BLOCK_MAX_LEN];
-    size_t len = stl_block_encode(&b, enc);
-    assert_true(len > 0);
-    stl_block_hash(enc, len, hash);
-    stl_sign(enc, len, k->sk, sig);
-    char note[STL_NOTE_MAX];
-    assert_true(stl_checkpoint_sign(k->name, b.log_size, b.log_root, k->name, k->sk, note,
-                                    sizeof note) >= 0);
-    assert_int_equal(ctl_ledger_block_insert(d, &b, enc, len, hash, sig, note), CTL_LEDGER_OK);
-    assert_int_equal(ctl_db_exec(d, "COMMIT"), SQLITE_OK);
+    tst_forge_block(d, k, iv, &tar, &s, stl_reconciled_totals(r));
     ctl_ledger_txs_free(&s);
     stl_reconciler_free(r);
     ctl_db_close(d);
