@@ -613,7 +613,7 @@ static int setup_grid(run_ctx *x)
         for (uint32_t i = 0; i < sc->groups[g].count; i++, h++)
             if (x->node_of_group[g])
                 x->attach[a++] = (mkt_attach){participant_of(h), x->node_of_group[g]};
-    x->topo = (mkt_topology){x->nodes, n_nodes, x->attach, n_att};
+    x->topo = (mkt_topology){x->nodes, n_nodes, x->attach, n_att, 0};
     return SIM_OK;
 }
 
