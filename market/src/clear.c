@@ -55,7 +55,7 @@ struct mkt_clearing {
     /* per order, by index in the caller's array */
     uint8_t *order_side;
     int64_t *order_offered;
-    uint32_t *rank_of; /* the participant's rank, then (seat_participants) its seat */
+    uint32_t *rank_of; /* the participant's seat (rank_orders), by order */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
     uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
@@ -356,35 +356,6 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
  * accesses are random over arrays larger than the caches, so each would otherwise wait on DRAM. */
 #define GATHER_PREFETCH 16
 
-/* Orders the participants by id (rank), rejects a participant seen twice and sets up the
- * per-rank tallies. */
-static int rank_orders(mkt_clearing *c, size_t n, mkt_error_at *at)
-{
-    if (!c->ids_ascending)
-        mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
-    for (size_t r = 1; r < n; r++) {
-        if (c->id_keys[r] != c->id_keys[r - 1])
-            continue;
-        uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
-        at->order_index = b;
-        at->step_index = -1;
-        return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
-    }
-    for (size_t r = 0; r < n; r++) {
-        uint32_t i = c->rank_order[r];
-        if (r + GATHER_PREFETCH < n) {
-            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
-            __builtin_prefetch(&c->order_offered[ahead]);
-            __builtin_prefetch(&c->rank_of[ahead], 1);
-        }
-        c->rank_of[i] = (uint32_t)r;
-        c->side[r] = c->order_side[i];
-        c->tallies[r] = (tally){c->order_offered[i], 0, 0, 0};
-    }
-    c->n_parts = n;
-    return MKT_OK;
-}
-
 uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant)
 {
     /* splitmix64's finaliser, a bijection of 64-bit words with full avalanche */
@@ -399,15 +370,15 @@ uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant)
     return z;
 }
 
-/* Seats the participants for this interval: the order in which equal effective prices are
- * taken (pay-as-bid pairing, the pro-rata remainders). Seats go by the top 32 bits of
- * mkt_tie_key, then by participant id (the radix sort is stable and its input is in id order),
- * so the order rotates with the interval and no id is favoured over time, while the result still
- * does not depend on the order of the caller's array. Afterwards rank_of holds each order's
- * seat, which build_book packs into the sort key and maps back through by_seat. */
-static void seat_participants(mkt_clearing *c, int64_t interval_id)
+/* Seats the n participants, in id order in id_keys, for this interval: the order in which equal
+ * effective prices are taken (pay-as-bid pairing, the pro-rata remainders). Seats go by the top
+ * 32 bits of mkt_tie_key, then by participant id (the radix sort is stable and its input is in
+ * id order), so the order rotates with the interval and no id is favoured over time, while the
+ * result still does not depend on the order of the caller's array. Fills by_seat and returns
+ * seat[r], the seat of rank r (in id_tmp_vals), which rank_orders stores in rank_of for
+ * build_book to pack into the sort key. */
+static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_id)
 {
-    size_t n = c->n_parts; /* also the number of orders: one each */
     for (size_t r = 0; r < n; r++) {
         c->tie_keys[r] = mkt_tie_key(interval_id, c->id_keys[r]) >> 32;
         c->by_seat[r] = (uint32_t)r;
@@ -416,12 +387,40 @@ static void seat_participants(mkt_clearing *c, int64_t interval_id)
     uint32_t *seat = c->id_tmp_vals; /* free again: seat[r] is the seat of rank r */
     for (size_t s = 0; s < n; s++)
         seat[c->by_seat[s]] = (uint32_t)s;
-    for (size_t i = 0; i < n; i++) {
-        if (i + GATHER_PREFETCH < n)
-            __builtin_prefetch(&seat[c->rank_of[i + GATHER_PREFETCH]]);
-        c->rank_of[i] = seat[c->rank_of[i]];
-    }
+    return seat;
 }
+
+/* Orders the participants by id (rank), rejects a participant seen twice, sets up the per-rank
+ * tallies and, when there are units to sort, seats the participants (rank_of then holds each
+ * order's seat; seating here saves a second random pass over rank_of). */
+static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, mkt_error_at *at)
+{
+    if (!c->ids_ascending)
+        mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
+    for (size_t r = 1; r < n; r++) {
+        if (c->id_keys[r] != c->id_keys[r - 1])
+            continue;
+        uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
+        at->order_index = b;
+        at->step_index = -1;
+        return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
+    }
+    const uint32_t *seat = c->n_raw > 0 ? seat_participants(c, n, interval_id) : NULL;
+    for (size_t r = 0; r < n; r++) {
+        uint32_t i = c->rank_order[r];
+        if (r + GATHER_PREFETCH < n) {
+            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            __builtin_prefetch(&c->order_offered[ahead]);
+            __builtin_prefetch(&c->rank_of[ahead], 1);
+        }
+        c->rank_of[i] = seat ? seat[r] : (uint32_t)r;
+        c->side[r] = c->order_side[i];
+        c->tallies[r] = (tally){c->order_offered[i], 0, 0, 0};
+    }
+    c->n_parts = n;
+    return MKT_OK;
+}
+
 
 /* Whether the unit sort carries each unit's energy itself rather than its index: it does when
  * every unit fits the 32-bit payload (any real book: 4.29 GWh), which spares build_book a
@@ -773,8 +772,6 @@ static void reset(mkt_clearing *c, const mkt_params *params)
 static int clear_book(mkt_clearing *c, const mkt_params *params, const price_band *band)
 {
     int rc = MKT_OK;
-    if (c->n_raw > 0)
-        seat_participants(c, params->interval_id);
     build_book(c, band);
     match_result m = match(c);
     c->sum.matched_wh = m.matched;
@@ -813,7 +810,7 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
         (rc = scan_orders(c, &band, orders, n_orders, at)) ||
         (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)) ||
-        (rc = rank_orders(c, n_orders, at)))
+        (rc = rank_orders(c, n_orders, params->interval_id, at)))
         goto fail;
     /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
      * belongs to the book, not to the step scan_orders() looked at last. */
