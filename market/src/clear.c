@@ -600,7 +600,8 @@ static void set_price(mkt_summary *sum, const price_band *band, const match_resu
 }
 
 /* mkt_amount_uc, with its common case (a product that fits 64 bits) inlined: the trade list
- * computes two amounts per trade, a million trades a book. The same floors by construction. */
+ * computes two amounts per trade and the participant records one grid leg each, a million of
+ * each a book. The same floors by construction. */
 static inline int amount_uc(int64_t energy_wh, int64_t price, int64_t *amount)
 {
     uint64_t narrow;
@@ -738,7 +739,7 @@ static int finish_parts(mkt_clearing *c, const mkt_params *p)
             pr->local_sold_wh = t->local_wh;
             pr->local_received_uc = t->local_uc;
             pr->grid_sold_wh = t->offered_wh - t->local_wh;
-            rc = mkt_amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
+            rc = amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
             if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
                 add_checked(&sum->grid_received_uc, pr->grid_received_uc))
                 return MKT_E_OVERFLOW;
@@ -747,7 +748,7 @@ static int finish_parts(mkt_clearing *c, const mkt_params *p)
             pr->local_paid_uc = t->local_uc;
             pr->fee_paid_uc = t->fee_uc;
             pr->grid_bought_wh = t->offered_wh - t->local_wh;
-            rc = mkt_amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
+            rc = amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
             if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
                 add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
                 return MKT_E_OVERFLOW;
