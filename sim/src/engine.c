@@ -88,6 +88,9 @@ typedef struct {
     size_t n_homes, n_intervals;
     sim_band band;
     mkt_params params;
+    /* what a buyer adds to its price to make its limit all-in: the flat fee, plus with a level
+     * fee that of the tree's longest path, which the market matches with (mkt_clear_grid) */
+    int64_t buyer_fee_uc_per_kwh;
     sim_result *res;
     sim_kpi_acc acc, base_acc;
     /* the battery scheduler's inputs, outputs and workspace (grown as needed) */
@@ -231,7 +234,7 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
     o->steps[0].energy_wh = qty;
     /* hm->price is the trade price the strategy chose; a buyer's limit is all-in */
     o->steps[0].price_uc_per_kwh =
-        side == MKT_BUY ? hm->price + x->sc->network_fee_uc_per_kwh : hm->price;
+        side == MKT_BUY ? hm->price + x->buyer_fee_uc_per_kwh : hm->price;
     return 1;
 }
 
@@ -465,7 +468,7 @@ static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
                 pref->n_sell_steps = 1;
                 pref->sell[0] = st;
             } else {
-                st.price_uc_per_kwh += x->params.network_fee_uc_per_kwh;
+                st.price_uc_per_kwh += x->buyer_fee_uc_per_kwh;
                 pref->n_buy_steps = 1;
                 pref->buy[0] = st;
             }
@@ -559,7 +562,7 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         /* a two-rate tariff: the grid's terms, and so the agents' band, of this interval */
         x->params.retail_uc_per_kwh = sim_scenario_retail_at(x->sc, start);
         x->band = sim_band_from(x->sc->feed_in_uc_per_kwh, x->params.retail_uc_per_kwh,
-                                x->sc->network_fee_uc_per_kwh);
+                                x->buyer_fee_uc_per_kwh);
     }
     for (size_t h = 0; h < x->n_homes; h++) {
         int rc = plan_home(x, &x->homes[h], k);
@@ -586,16 +589,18 @@ static int64_t limit_wh(double kw, uint32_t interval_min)
 }
 
 /* The topology of a scenario with feeder limits: the transformer and one feeder per group
- * with a limit, every home of that group on it. No limits: no topology (x->grid stays NULL). */
+ * with a limit, every home of that group on it; with a level fee, one feeder per group. No
+ * limits and no level fee: no topology (x->grid stays NULL). */
 static int setup_grid(run_ctx *x)
 {
     const sim_scenario *sc = x->sc;
     size_t n_nodes = 1, n_att = 0;
     x->nodes[0] = (mkt_node){MKT_NO_PARENT, 0, 0};
+    x->buyer_fee_uc_per_kwh = sc->network_fee_uc_per_kwh;
     for (size_t g = 0; g < sc->n_groups; g++) {
         const sim_group *gr = &sc->groups[g];
         x->node_of_group[g] = 0;
-        if (gr->feeder_export_kw < 0 && gr->feeder_import_kw < 0)
+        if (gr->feeder_export_kw < 0 && gr->feeder_import_kw < 0 && !sc->level_fee_uc_per_kwh)
             continue;
         x->node_of_group[g] = (uint32_t)n_nodes;
         x->nodes[n_nodes++] = (mkt_node){0, limit_wh(gr->feeder_import_kw, sc->interval_min),
@@ -604,6 +609,8 @@ static int setup_grid(run_ctx *x)
     }
     if (n_nodes == 1)
         return SIM_OK;
+    /* feeders under one transformer: the longest path has 2 edges (1 with a single feeder) */
+    x->buyer_fee_uc_per_kwh += sc->level_fee_uc_per_kwh * (n_nodes > 2 ? 2 : 1);
     x->attach = calloc(n_att ? n_att : 1, sizeof *x->attach);
     x->grid = mkt_grid_clearing_new(x->n_homes);
     if (!x->attach || !x->grid)
@@ -613,7 +620,7 @@ static int setup_grid(run_ctx *x)
         for (uint32_t i = 0; i < sc->groups[g].count; i++, h++)
             if (x->node_of_group[g])
                 x->attach[a++] = (mkt_attach){participant_of(h), x->node_of_group[g]};
-    x->topo = (mkt_topology){x->nodes, n_nodes, x->attach, n_att, 0};
+    x->topo = (mkt_topology){x->nodes, n_nodes, x->attach, n_att, sc->level_fee_uc_per_kwh};
     return SIM_OK;
 }
 
@@ -689,8 +696,6 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
     x.n_intervals = sim_intervals(sc);
     x.params = (mkt_params){sc->mechanism, sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh,
                             sc->network_fee_uc_per_kwh, 0}; /* interval_id: per interval */
-    x.band =
-        sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, sc->network_fee_uc_per_kwh);
     int rc;
     if (x.n_homes == 0 || x.n_intervals == 0) {
         rc = sim_fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
@@ -701,6 +706,9 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
              x.n_intervals);
         goto out;
     }
+    /* after setup_grid, which knows the fee a buyer's limit must cover */
+    x.band =
+        sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, x.buyer_fee_uc_per_kwh);
     sim_pv_draw_weather(x.pv, x.weather);
     sim_kpi_init(&x.acc, x.n_homes, x.n_intervals);
     sim_kpi_init(&x.base_acc, x.n_homes, x.n_intervals);

@@ -217,6 +217,41 @@ static void loose_feeder_is_copper_plate(void **state)
     sim_result_free(b);
 }
 
+/* A level fee of 5000 uc/kWh on the street's four groups (each on its own unlimited feeder)
+ * against a flat fee of 10000, the fee of the longest path (2 levels): buyers bid the same
+ * all-in limits and the market matches with the same fee, so every interval row is the same;
+ * only trades within a group pay less (no level crossed), and the community's cost differs by
+ * exactly the fees saved. */
+static void level_fee_street(void **state)
+{
+    (void)state;
+    for (int m = 0; m < 2; m++) {
+        mkt_mechanism mech = m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
+        sim_scenario sc;
+        street(&sc, mech, 10000);
+        sim_result *a = NULL, *b = NULL;
+        char err[256];
+        assert_int_equal(sim_run(&sc, NULL, 13, NULL, &a, err, sizeof err), SIM_OK);
+        sc.network_fee_uc_per_kwh = 0;
+        sc.level_fee_uc_per_kwh = 5000;
+        assert_int_equal(sim_run(&sc, NULL, 13, NULL, &b, err, sizeof err), SIM_OK);
+        size_t n, k;
+        const sim_interval_row *ia = sim_result_intervals(a, &n), *ib = sim_result_intervals(b, &k);
+        assert_int_equal(n, k);
+        assert_memory_equal(ia, ib, n * sizeof *ia);
+        const sim_kpis *ka = sim_result_kpis(a), *kb = sim_result_kpis(b);
+        assert_true(ka->local_traded_wh > 0);
+        assert_int_equal(ka->local_traded_wh, kb->local_traded_wh);
+        assert_true(kb->has_feeders);
+        assert_int_equal(kb->congestion_uc, 0);
+        assert_true(kb->fees_uc > 0);
+        assert_true(kb->fees_uc < ka->fees_uc); /* some trades stay within a group */
+        assert_int_equal(ka->cost_uc - kb->cost_uc, ka->fees_uc - kb->fees_uc);
+        sim_result_free(a);
+        sim_result_free(b);
+    }
+}
+
 static void physics_closes_pay_as_clear(void **state)
 {
     (void)state;
@@ -370,6 +405,7 @@ int main(void)
         cmocka_unit_test(deterministic),
         cmocka_unit_test(weak_feeder),
         cmocka_unit_test(loose_feeder_is_copper_plate),
+        cmocka_unit_test(level_fee_street),
         cmocka_unit_test(measured_data_replaces_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

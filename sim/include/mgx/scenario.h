@@ -88,6 +88,11 @@ typedef struct {
     int64_t feed_in_uc_per_kwh;
     int64_t retail_uc_per_kwh;
     int64_t network_fee_uc_per_kwh;
+    /* [market] level_fee: a network fee per level of the feeder tree a local trade crosses
+     * (mkt_topology.level_fee_uc_per_kwh). With one, every group is on a feeder of its own
+     * (unlimited unless the group sets a limit): a trade within a group crosses no level, one
+     * between groups two. 0 (default): none. */
+    int64_t level_fee_uc_per_kwh;
     /* A two-rate tariff: retail_peak_uc_per_kwh (0: none) instead of retail_uc_per_kwh in the
      * intervals that start in [peak_start_h, peak_end_h) local standard time. */
     int64_t retail_peak_uc_per_kwh;
