@@ -14,6 +14,13 @@
  *
  * Weather, each home's load, PV and agent draw from their own streams (seed, home, model), so
  * the market settings never change the physics of a run.
+ *
+ * With sc->threads >= 2 and ex_ante, the interval's physics does not wait for its clearing: it
+ * reads and writes only the homes' own state (battery, history, PV and load streams) and the
+ * flows, and the clearing only the book, so a worker thread starts on the physics once the
+ * orders are formed, and the main thread joins it after clearing; homes go out in chunks to
+ * whichever thread asks first. Each home's physics is the same code in the same order of
+ * intervals, so the result does not depend on the thread count.
  */
 #include "mgx/sim.h"
 #include "mgx/topology.h"
@@ -34,6 +41,9 @@
 
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +73,21 @@ typedef struct {
     mkt_side side;
     int64_t price;
 } home;
+
+/* The physics worker of a pipelined run (sc->threads >= 2). The chunk counter carries the job's
+ * number in its high half, so that a worker waking late for a finished job can never take a
+ * chunk of the next one with the old interval. */
+typedef struct {
+    pthread_t thread;
+    int running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int quit;
+    uint32_t job; /* the interval's job number, under mu */
+    size_t k;     /* its interval, under mu */
+    _Atomic uint64_t next;      /* job << 32 | next home to hand out */
+    _Atomic size_t finished;    /* homes done in the current job */
+} physics_pool;
 
 typedef struct {
     const sim_scenario *sc;
@@ -99,6 +124,8 @@ typedef struct {
     sim_plan_step *plan_out;
     void *plan_work;
     size_t plan_work_len;
+    physics_pool pool;
+    int pipelined; /* threads >= 2 and ex_ante: the physics runs beside the clearing */
 } run_ctx;
 
 /* splitmix64: decorrelates the per-home seeds derived from one run seed */
@@ -399,7 +426,7 @@ static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         int64_t congestion_uc = hm->ordered && gparts ? gparts[next].congestion_paid_uc : 0;
         const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
         sim_flow *f = &x->flows[h];
-        if (!ex_post)
+        if (!ex_post && !x->pipelined)
             home_physics(x, hm, h, k, f);
         int rc = home_settle(x, mp, congestion_uc, f);
         if (rc)
@@ -431,14 +458,124 @@ static int clear_book(run_ctx *x, size_t n_orders, mkt_error_at *at)
     return mkt_clear(x->clearing, &x->params, x->orders, n_orders, at);
 }
 
-/* ex_ante: every home orders from its forecast, the book clears, then the interval happens. */
+#define PHYSICS_CHUNK 256u /* homes per hand-out */
+
+/* Takes the next chunk of job's homes, [*h0, *h1); 0 when none is left or the job is over. */
+static int take_chunk(physics_pool *p, uint32_t job, size_t n, size_t *h0, size_t *h1)
+{
+    uint64_t cur = atomic_load(&p->next);
+    for (;;) {
+        size_t at = (size_t)(uint32_t)cur;
+        if ((uint32_t)(cur >> 32) != job || at >= n)
+            return 0;
+        size_t end = at + PHYSICS_CHUNK < n ? at + PHYSICS_CHUNK : n;
+        if (atomic_compare_exchange_weak(&p->next, &cur, (uint64_t)job << 32 | end)) {
+            *h0 = at;
+            *h1 = end;
+            return 1;
+        }
+    }
+}
+
+/* Runs chunks of interval k's physics until none is left. */
+static void physics_chunks(run_ctx *x, uint32_t job, size_t k)
+{
+    size_t h0, h1;
+    while (take_chunk(&x->pool, job, x->n_homes, &h0, &h1)) {
+        for (size_t h = h0; h < h1; h++)
+            home_physics(x, &x->homes[h], h, k, &x->flows[h]);
+        atomic_fetch_add(&x->pool.finished, h1 - h0);
+    }
+}
+
+static void *physics_worker(void *arg)
+{
+    run_ctx *x = arg;
+    physics_pool *p = &x->pool;
+    uint32_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->job == seen)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->job;
+        size_t k = p->k;
+        pthread_mutex_unlock(&p->mu);
+        physics_chunks(x, seen, k);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Starts interval k's physics: the worker and then the main thread take chunks. */
+static void physics_start(run_ctx *x, size_t k)
+{
+    physics_pool *p = &x->pool;
+    pthread_mutex_lock(&p->mu);
+    p->job++;
+    p->k = k;
+    atomic_store(&p->finished, 0);
+    atomic_store(&p->next, (uint64_t)p->job << 32);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Helps with what is left of the physics and waits for the chunks the worker took. */
+static void physics_finish(run_ctx *x, size_t k)
+{
+    physics_chunks(x, x->pool.job, k); /* job is only written by this thread */
+    while (atomic_load(&x->pool.finished) < x->n_homes)
+        sched_yield();
+}
+
+static int pool_start(run_ctx *x)
+{
+    physics_pool *p = &x->pool;
+    if (pthread_mutex_init(&p->mu, NULL))
+        return SIM_E_NOMEM;
+    if (pthread_cond_init(&p->cv, NULL)) {
+        pthread_mutex_destroy(&p->mu);
+        return SIM_E_NOMEM;
+    }
+    if (pthread_create(&p->thread, NULL, physics_worker, x)) {
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        return SIM_E_NOMEM;
+    }
+    p->running = 1;
+    return SIM_OK;
+}
+
+static void pool_stop(run_ctx *x)
+{
+    physics_pool *p = &x->pool;
+    if (!p->running)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    p->running = 0;
+}
+
+/* ex_ante: every home orders from its forecast, the book clears, then the interval happens
+ * (pipelined: while the book clears). */
 static int clear_ex_ante(run_ctx *x, size_t k, char *err, size_t err_len)
 {
     size_t n_orders = 0;
     for (size_t h = 0; h < x->n_homes; h++)
         n_orders += (size_t)form_order(x, &x->homes[h], h, k, &x->orders[n_orders]);
+    if (x->pipelined)
+        physics_start(x, k);
     mkt_error_at at;
     int rc = clear_book(x, n_orders, &at);
+    if (x->pipelined)
+        physics_finish(x, k); /* also on failure: no chunk may outlive the interval */
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
                         mkt_strerror(rc));
@@ -658,6 +795,7 @@ static int alloc_run(run_ctx *x, uint64_t seed)
 
 static void free_run(run_ctx *x)
 {
+    pool_stop(x);
     for (size_t h = 0; x->homes && h < x->n_homes; h++) {
         gsl_rng_free(x->homes[h].rng);
         gsl_rng_free(x->homes[h].load_rng);
@@ -704,6 +842,11 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
     if ((rc = alloc_run(&x, seed))) {
         sim_fail(err, err_len, rc, "out of memory for %zu homes x %zu intervals", x.n_homes,
              x.n_intervals);
+        goto out;
+    }
+    x.pipelined = sc->threads >= 2 && sc->timing == MKT_EX_ANTE;
+    if (x.pipelined && (rc = pool_start(&x))) {
+        sim_fail(err, err_len, rc, "cannot start a physics thread");
         goto out;
     }
     /* after setup_grid, which knows the fee a buyer's limit must cover */

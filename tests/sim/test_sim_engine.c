@@ -252,6 +252,52 @@ static void level_fee_street(void **state)
     }
 }
 
+/* One run on 1, 2 and 3 threads (the physics beside the clearing, homes in chunks of 256):
+ * the same bytes in every result row and KPI. 800 homes, so that the homes span several chunks;
+ * with and without a congested feeder and a level fee, both mechanisms. ex_post runs on one
+ * thread whatever the count, and is checked to be unchanged too. */
+static void threads_same_bytes(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 4; v++) {
+        sim_scenario sc;
+        street(&sc, v & 1 ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, 5000);
+        for (size_t g = 0; g < sc.n_groups; g++)
+            sc.groups[g].count *= 53; /* 795 homes */
+        sc.days = 2;
+        if (v == 2) {
+            sc.groups[0].feeder_export_kw = 40;
+            sc.level_fee_uc_per_kwh = 3000;
+        }
+        if (v == 3)
+            sc.timing = MKT_EX_POST;
+        sim_result *r[3] = {NULL, NULL, NULL};
+        char err[256];
+        for (uint32_t t = 0; t < 3; t++) {
+            sc.threads = t + 1;
+            assert_int_equal(sim_run(&sc, NULL, 5, NULL, &r[t], err, sizeof err), SIM_OK);
+        }
+        for (int t = 1; t < 3; t++) {
+            size_t n, m;
+            const sim_interval_row *ia = sim_result_intervals(r[0], &n),
+                                   *ib = sim_result_intervals(r[t], &m);
+            assert_int_equal(n, m);
+            assert_memory_equal(ia, ib, n * sizeof *ia);
+            const sim_home_row *ha = sim_result_homes(r[0], &n), *hb = sim_result_homes(r[t], &m);
+            assert_int_equal(n, m);
+            assert_memory_equal(ha, hb, n * sizeof *ha);
+            assert_memory_equal(sim_result_kpis(r[0]), sim_result_kpis(r[t]), sizeof(sim_kpis));
+            assert_memory_equal(sim_result_baseline(r[0]), sim_result_baseline(r[t]),
+                                sizeof(sim_kpis));
+        }
+        if (v == 2)
+            assert_true(sim_result_kpis(r[0])->congested_intervals > 0);
+        assert_true(sim_result_kpis(r[0])->local_traded_wh > 0);
+        for (int t = 0; t < 3; t++)
+            sim_result_free(r[t]);
+    }
+}
+
 static void physics_closes_pay_as_clear(void **state)
 {
     (void)state;
@@ -406,6 +452,7 @@ int main(void)
         cmocka_unit_test(weak_feeder),
         cmocka_unit_test(loose_feeder_is_copper_plate),
         cmocka_unit_test(level_fee_street),
+        cmocka_unit_test(threads_same_bytes),
         cmocka_unit_test(measured_data_replaces_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

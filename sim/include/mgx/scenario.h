@@ -101,6 +101,10 @@ typedef struct {
      * orders for k from k - 1; 2 from k - 2, what a real agent can do, because interval k - 1
      * has not ended when k's gate closes (docs/end-to-end.md). */
     uint32_t forecast_lag;
+    /* Threads of one run (not a file key; `mgx sim --threads`): 2 or more overlap each
+     * interval's physics (load, PV, battery of every home) with its clearing in ex_ante, the
+     * homes shared out in chunks. The result is the same bytes for any count. 0 or 1: one. */
+    uint32_t threads;
     /* ex_ante (default): homes order before the interval from a forecast and settle errors
      * against the grid. ex_post: the interval is cleared after delivery on every home's metered
      * net with its standing preference as limit (docs/simulator.md, "Timing"). */
