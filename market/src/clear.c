@@ -354,7 +354,7 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
 /* How far ahead the passes that go through a permutation (id order from array order, sorted
  * units from raw ones, participants from sorted units) ask for the element they will need: the
  * accesses are random over arrays larger than the caches, so each would otherwise wait on DRAM. */
-#define GATHER_PREFETCH 16
+#define GATHER_PREFETCH 32
 
 uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant)
 {
