@@ -3,6 +3,8 @@
  * homes (or the sizes given on the command line). Each size runs in a child process so its peak
  * memory (ru_maxrss) is its own. Prints homes x intervals per second, wall time, peak memory and
  * the cost per home-interval relative to the smallest size (1.00 everywhere = linear scaling).
+ *
+ * usage: bench_sim [HOMES...] [--days=N] [--threads=T]   (T: sim_scenario.threads, default 1)
  */
 #define _GNU_SOURCE
 #include "mgx/sim.h"
@@ -53,14 +55,15 @@ static void community(sim_scenario *sc, uint32_t homes, uint32_t days)
     group(sc, "consumer", homes - pv - bat, 0, 0, SIM_AGENT_MARKUP);
 }
 
-/* Child: one run; writes wall seconds to fd. */
-static int child(uint32_t homes, uint32_t days, int fd)
+/* Child: one run on threads threads; writes wall seconds to fd. */
+static int child(uint32_t homes, uint32_t days, uint32_t threads, int fd)
 {
     gsl_set_error_handler_off();
     sim_scenario *sc = malloc(sizeof *sc);
     if (!sc)
         return 1;
     community(sc, homes, days);
+    sc->threads = threads;
     sim_result *r = NULL;
     char err[256];
     double t0 = bench_now_s();
@@ -83,18 +86,20 @@ int main(int argc, char **argv)
 {
     uint32_t sizes[8] = {100, 1000, 10000};
     size_t n_sizes = 3;
-    uint32_t days = 365;
+    uint32_t days = 365, threads = 1;
     if (argc > 1) {
         n_sizes = 0;
         for (int i = 1; i < argc && n_sizes < 8; i++) {
             if (strncmp(argv[i], "--days=", 7) == 0)
                 days = (uint32_t)strtoul(argv[i] + 7, NULL, 10);
+            else if (strncmp(argv[i], "--threads=", 10) == 0)
+                threads = (uint32_t)strtoul(argv[i] + 10, NULL, 10);
             else
                 sizes[n_sizes++] = (uint32_t)strtoul(argv[i], NULL, 10);
         }
     }
-    printf("mgx sim benchmark: %u days at 15 min (%u intervals), mixed community, one core\n",
-           days, days * 96);
+    printf("mgx sim benchmark: %u days at 15 min (%u intervals), mixed community, %u thread%s\n",
+           days, days * 96, threads ? threads : 1, threads > 1 ? "s" : "");
     printf("%8s %12s %10s %16s %12s %10s\n", "homes", "home-ivals", "wall s", "home-ivals/s",
            "peak MiB", "vs first");
     double first_ns = 0;
@@ -106,7 +111,7 @@ int main(int argc, char **argv)
         pid_t pid = fork();
         if (pid == 0) {
             close(pfd[0]);
-            _exit(child(sizes[i], days, pfd[1]));
+            _exit(child(sizes[i], days, threads, pfd[1]));
         }
         close(pfd[1]);
         double res[2] = {0, 0};

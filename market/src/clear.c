@@ -55,7 +55,7 @@ struct mkt_clearing {
     /* per order, by index in the caller's array */
     uint8_t *order_side;
     int64_t *order_offered;
-    uint32_t *rank_of; /* the participant's rank, then (seat_participants) its seat */
+    uint32_t *rank_of; /* the participant's seat (rank_orders), by order */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
     uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
@@ -74,6 +74,7 @@ struct mkt_clearing {
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
     size_t n_raw, n_sell_units, n_buy_units;
+    int64_t raw_energy_max; /* the largest unit, which decides what the unit sort carries */
     unsigned price_bits;
     int ids_ascending;
     /* result */
@@ -300,11 +301,15 @@ static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *
             c->raw_energy[at - 1] += st[s].energy_wh;
             continue;
         }
+        if (at > c->n_raw && c->raw_energy[at - 1] > c->raw_energy_max)
+            c->raw_energy_max = c->raw_energy[at - 1];
         c->raw_energy[at] = st[s].energy_wh;
         c->raw_key[at] = sort_key(band, c->price_bits, o->side, st[s].price_uc_per_kwh);
         c->raw_order[at] = index;
         at++;
     }
+    if (at > c->n_raw && c->raw_energy[at - 1] > c->raw_energy_max)
+        c->raw_energy_max = c->raw_energy[at - 1];
     c->n_raw = at;
 }
 
@@ -319,6 +324,7 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
     int64_t sold = 0, bought = 0;
     c->ids_ascending = 1;
     c->n_raw = 0;
+    c->raw_energy_max = 0;
     for (size_t i = 0; i < n; i++) {
         const mkt_order *o = &orders[i];
         if (i + SCAN_PREFETCH < n) {
@@ -348,36 +354,7 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
 /* How far ahead the passes that go through a permutation (id order from array order, sorted
  * units from raw ones, participants from sorted units) ask for the element they will need: the
  * accesses are random over arrays larger than the caches, so each would otherwise wait on DRAM. */
-#define GATHER_PREFETCH 16
-
-/* Orders the participants by id (rank), rejects a participant seen twice and sets up the
- * per-rank tallies. */
-static int rank_orders(mkt_clearing *c, size_t n, mkt_error_at *at)
-{
-    if (!c->ids_ascending)
-        mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
-    for (size_t r = 1; r < n; r++) {
-        if (c->id_keys[r] != c->id_keys[r - 1])
-            continue;
-        uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
-        at->order_index = b;
-        at->step_index = -1;
-        return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
-    }
-    for (size_t r = 0; r < n; r++) {
-        uint32_t i = c->rank_order[r];
-        if (r + GATHER_PREFETCH < n) {
-            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
-            __builtin_prefetch(&c->order_offered[ahead]);
-            __builtin_prefetch(&c->rank_of[ahead], 1);
-        }
-        c->rank_of[i] = (uint32_t)r;
-        c->side[r] = c->order_side[i];
-        c->tallies[r] = (tally){c->order_offered[i], 0, 0, 0};
-    }
-    c->n_parts = n;
-    return MKT_OK;
-}
+#define GATHER_PREFETCH 32
 
 uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant)
 {
@@ -393,15 +370,15 @@ uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant)
     return z;
 }
 
-/* Seats the participants for this interval: the order in which equal effective prices are
- * taken (pay-as-bid pairing, the pro-rata remainders). Seats go by the top 32 bits of
- * mkt_tie_key, then by participant id (the radix sort is stable and its input is in id order),
- * so the order rotates with the interval and no id is favoured over time, while the result still
- * does not depend on the order of the caller's array. Afterwards rank_of holds each order's
- * seat, which build_book packs into the sort key and maps back through by_seat. */
-static void seat_participants(mkt_clearing *c, int64_t interval_id)
+/* Seats the n participants, in id order in id_keys, for this interval: the order in which equal
+ * effective prices are taken (pay-as-bid pairing, the pro-rata remainders). Seats go by the top
+ * 32 bits of mkt_tie_key, then by participant id (the radix sort is stable and its input is in
+ * id order), so the order rotates with the interval and no id is favoured over time, while the
+ * result still does not depend on the order of the caller's array. Fills by_seat and returns
+ * seat[r], the seat of rank r (in id_tmp_vals), which rank_orders stores in rank_of for
+ * build_book to pack into the sort key. */
+static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_id)
 {
-    size_t n = c->n_parts; /* also the number of orders: one each */
     for (size_t r = 0; r < n; r++) {
         c->tie_keys[r] = mkt_tie_key(interval_id, c->id_keys[r]) >> 32;
         c->by_seat[r] = (uint32_t)r;
@@ -410,20 +387,58 @@ static void seat_participants(mkt_clearing *c, int64_t interval_id)
     uint32_t *seat = c->id_tmp_vals; /* free again: seat[r] is the seat of rank r */
     for (size_t s = 0; s < n; s++)
         seat[c->by_seat[s]] = (uint32_t)s;
-    for (size_t i = 0; i < n; i++) {
-        if (i + GATHER_PREFETCH < n)
-            __builtin_prefetch(&seat[c->rank_of[i + GATHER_PREFETCH]]);
-        c->rank_of[i] = seat[c->rank_of[i]];
+    return seat;
+}
+
+/* Orders the participants by id (rank), rejects a participant seen twice, sets up the per-rank
+ * tallies and, when there are units to sort, seats the participants (rank_of then holds each
+ * order's seat; seating here saves a second random pass over rank_of). */
+static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, mkt_error_at *at)
+{
+    if (!c->ids_ascending)
+        mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
+    for (size_t r = 1; r < n; r++) {
+        if (c->id_keys[r] != c->id_keys[r - 1])
+            continue;
+        uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
+        at->order_index = b;
+        at->step_index = -1;
+        return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
     }
+    const uint32_t *seat = c->n_raw > 0 ? seat_participants(c, n, interval_id) : NULL;
+    for (size_t r = 0; r < n; r++) {
+        uint32_t i = c->rank_order[r];
+        if (r + GATHER_PREFETCH < n) {
+            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            __builtin_prefetch(&c->order_offered[ahead]);
+            __builtin_prefetch(&c->rank_of[ahead], 1);
+        }
+        c->rank_of[i] = seat ? seat[r] : (uint32_t)r;
+        c->side[r] = c->order_side[i];
+        c->tallies[r] = (tally){c->order_offered[i], 0, 0, 0};
+    }
+    c->n_parts = n;
+    return MKT_OK;
+}
+
+
+/* Whether the unit sort carries each unit's energy itself rather than its index: it does when
+ * every unit fits the 32-bit payload (any real book: 4.29 GWh), which spares build_book a
+ * random read of raw_energy per unit. */
+static int energy_in_payload(const mkt_clearing *c, int packed)
+{
+    return packed && c->raw_energy_max <= (int64_t)UINT32_MAX;
 }
 
 /* With the seat below the price every key is unique (a participant's units on one side have
- * distinct prices), so one radix sort gives the matching order, ties by seat. */
+ * distinct prices), so one radix sort gives the matching order, ties by seat. The payload is
+ * the unit's energy or its index (energy_in_payload). */
 static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
 {
+    int by_energy = energy_in_payload(c, 1);
     for (size_t i = 0; i < c->n_raw; i++) {
         c->keys[i] = c->raw_key[i] << rank_bits | c->rank_of[c->raw_order[i]];
-        c->sorted[i] = (uint32_t)i;
+        c->sorted[i] = by_energy ? (uint32_t)c->raw_energy[i] : (uint32_t)i;
     }
     mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
 }
@@ -455,18 +470,21 @@ static void build_book(mkt_clearing *c, const price_band *band)
         sort_units_packed(c, rank_bits);
     else
         sort_units_twice(c);
+    int by_energy = energy_in_payload(c, packed);
     size_t n_buy = 0;
     for (size_t i = 0; i < c->n_raw; i++) {
         uint32_t k = c->sorted[i];
         if (i + GATHER_PREFETCH < c->n_raw) {
-            __builtin_prefetch(&c->raw_energy[c->sorted[i + GATHER_PREFETCH]]);
+            if (!by_energy)
+                __builtin_prefetch(&c->raw_energy[c->sorted[i + GATHER_PREFETCH]]);
             if (packed)
                 __builtin_prefetch(&c->by_seat[c->keys[i + GATHER_PREFETCH] & rank_mask]);
         }
         uint64_t key = packed ? c->keys[i] >> rank_bits : c->keys[i];
         uint32_t seat = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
         uint32_t rank = c->by_seat[seat];
-        c->units[i] = (unit){c->raw_energy[k], key_price(band, c->price_bits, key), 0, rank};
+        int64_t energy = by_energy ? (int64_t)k : c->raw_energy[k];
+        c->units[i] = (unit){energy, key_price(band, c->price_bits, key), 0, rank};
         n_buy += key >> c->price_bits;
     }
     c->n_buy_units = n_buy;
@@ -581,6 +599,20 @@ static void set_price(mkt_summary *sum, const price_band *band, const match_resu
     sum->clearing_price_uc_per_kwh = lo + (hi - lo) / 2;
 }
 
+/* mkt_amount_uc, with its common case (a product that fits 64 bits) inlined: the trade list
+ * computes two amounts per trade and the participant records one grid leg each, a million of
+ * each a book. The same floors by construction. */
+static inline int amount_uc(int64_t energy_wh, int64_t price, int64_t *amount)
+{
+    uint64_t narrow;
+    if (energy_wh >= 0 && price >= 0 &&
+        !__builtin_mul_overflow((uint64_t)energy_wh, (uint64_t)price, &narrow)) {
+        *amount = (int64_t)(narrow / 1000u);
+        return MKT_OK;
+    }
+    return mkt_amount_uc(energy_wh, price, amount);
+}
+
 /* Appends one trade and adds its money to the book's totals; the caller credits the two
  * parties, so that it can do so wherever their sums live. */
 static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
@@ -591,8 +623,8 @@ static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
     t->buyer = c->id_keys[buyer_rank];
     t->energy_wh = energy_wh;
     t->price_uc_per_kwh = price;
-    if (mkt_amount_uc(energy_wh, price, &t->amount_uc) ||
-        mkt_amount_uc(energy_wh, p->network_fee_uc_per_kwh, &t->fee_uc) ||
+    if (amount_uc(energy_wh, price, &t->amount_uc) ||
+        amount_uc(energy_wh, p->network_fee_uc_per_kwh, &t->fee_uc) ||
         add_checked(&c->sum.local_value_uc, t->amount_uc) ||
         add_checked(&c->sum.fees_uc, t->fee_uc))
         return MKT_E_OVERFLOW;
@@ -707,7 +739,7 @@ static int finish_parts(mkt_clearing *c, const mkt_params *p)
             pr->local_sold_wh = t->local_wh;
             pr->local_received_uc = t->local_uc;
             pr->grid_sold_wh = t->offered_wh - t->local_wh;
-            rc = mkt_amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
+            rc = amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
             if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
                 add_checked(&sum->grid_received_uc, pr->grid_received_uc))
                 return MKT_E_OVERFLOW;
@@ -716,7 +748,7 @@ static int finish_parts(mkt_clearing *c, const mkt_params *p)
             pr->local_paid_uc = t->local_uc;
             pr->fee_paid_uc = t->fee_uc;
             pr->grid_bought_wh = t->offered_wh - t->local_wh;
-            rc = mkt_amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
+            rc = amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
             if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
                 add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
                 return MKT_E_OVERFLOW;
@@ -741,8 +773,6 @@ static void reset(mkt_clearing *c, const mkt_params *params)
 static int clear_book(mkt_clearing *c, const mkt_params *params, const price_band *band)
 {
     int rc = MKT_OK;
-    if (c->n_raw > 0)
-        seat_participants(c, params->interval_id);
     build_book(c, band);
     match_result m = match(c);
     c->sum.matched_wh = m.matched;
@@ -781,7 +811,7 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
         (rc = scan_orders(c, &band, orders, n_orders, at)) ||
         (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)) ||
-        (rc = rank_orders(c, n_orders, at)))
+        (rc = rank_orders(c, n_orders, params->interval_id, at)))
         goto fail;
     /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
      * belongs to the book, not to the step scan_orders() looked at last. */

@@ -130,7 +130,61 @@ int mkt_topology_check(const mkt_topology *t)
     for (size_t i = 0; i < t->n_attach; i++)
         if (t->attach[i].node >= t->n_nodes)
             return MKT_E_TOPOLOGY;
+    if (t->level_fee_uc_per_kwh < 0 || t->level_fee_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
+        return MKT_E_PRICE;
     return MKT_OK;
+}
+
+/* Depth of a node: edges up to the root. Trees are a community's feeders, so walking up is
+ * cheap and needs no per-node memory. */
+static uint32_t depth_of(const mkt_topology *t, uint32_t v)
+{
+    uint32_t d = 0;
+    for (; v != 0; v = t->nodes[v].parent)
+        d++;
+    return d;
+}
+
+uint32_t mkt_topology_levels(const mkt_topology *t, uint32_t a, uint32_t b)
+{
+    uint32_t da = depth_of(t, a), db = depth_of(t, b), n = 0;
+    while (a != b) {
+        if (da >= db) {
+            a = t->nodes[a].parent;
+            da--;
+        } else {
+            b = t->nodes[b].parent;
+            db--;
+        }
+        n++;
+    }
+    return n;
+}
+
+/* The number of edges on the longest path between two nodes (the tree's diameter): the most
+ * levels a trade can cross. Over every node v, the two deepest branches below it; children come
+ * after their parents, so a backward pass sees every child's height before its parent's. h1 and
+ * h2 are per-node scratch (deepest and second deepest branch). */
+static int64_t max_levels(const mkt_topology *t, int64_t *h1, int64_t *h2)
+{
+    memset(h1, 0, t->n_nodes * sizeof *h1);
+    memset(h2, 0, t->n_nodes * sizeof *h2);
+    int64_t best = 0;
+    for (size_t v = t->n_nodes; v-- > 0;) {
+        if (h1[v] + h2[v] > best)
+            best = h1[v] + h2[v];
+        if (v == 0)
+            break;
+        int64_t up = h1[v] + 1;
+        uint32_t p = t->nodes[v].parent;
+        if (up > h1[p]) {
+            h2[p] = h1[p];
+            h1[p] = up;
+        } else if (up > h2[p]) {
+            h2[p] = up;
+        }
+    }
+    return best;
 }
 
 mkt_grid_clearing *mkt_grid_clearing_new(size_t max_orders)
@@ -793,6 +847,41 @@ static int solve_zones(mkt_grid_clearing *g, const mkt_params *p, const mkt_topo
     return MKT_OK;
 }
 
+/* The matching's flat fee: the params' fee plus the level fee of the tree's longest path, so that
+ * every buyer's limit holds all-in whichever path its trades take. MKT_E_PRICE beyond the
+ * price bound. Uses nmin and nmax as scratch. */
+static int matching_fee(mkt_grid_clearing *g, const mkt_params *p, const mkt_topology *t,
+                        int64_t *fee)
+{
+    int64_t levels = max_levels(t, g->nmin, g->nmax), extra;
+    if (__builtin_mul_overflow(t->level_fee_uc_per_kwh, levels, &extra) ||
+        __builtin_add_overflow(p->network_fee_uc_per_kwh, extra, fee) ||
+        *fee > MKT_PRICE_MAX_UC_PER_KWH)
+        return MKT_E_PRICE;
+    return MKT_OK;
+}
+
+/* Charges each trade the fee of the levels it crosses, in place of the matching's flat fee,
+ * and sums the buyers' fees and the book's again. */
+static int level_fees(mkt_grid_clearing *g, const mkt_params *p, const mkt_topology *t)
+{
+    g->sum.fees_uc = 0;
+    for (size_t r = 0; r < g->n_parts; r++)
+        g->parts[r].fee_paid_uc = 0;
+    for (size_t i = 0; i < g->n_trades; i++) {
+        mkt_trade *tr = &g->trades[i];
+        uint32_t s = rank_of(g, tr->seller), b = rank_of(g, tr->buyer);
+        int64_t levels = mkt_topology_levels(t, g->gparts[s].node, g->gparts[b].node);
+        /* at most the matching fee, which matching_fee checked */
+        int64_t fee = p->network_fee_uc_per_kwh + t->level_fee_uc_per_kwh * levels;
+        if (mkt_amount_uc(tr->energy_wh, fee, &tr->fee_uc) ||
+            add_checked(&g->sum.fees_uc, tr->fee_uc) ||
+            add_checked(&g->parts[b].fee_paid_uc, tr->fee_uc))
+            return MKT_E_OVERFLOW;
+    }
+    return MKT_OK;
+}
+
 int mkt_clear_grid(mkt_grid_clearing *g, const mkt_params *params, const mkt_topology *topo,
                    const mkt_order *orders, size_t n_orders, mkt_error_at *at)
 {
@@ -807,7 +896,15 @@ int mkt_clear_grid(mkt_grid_clearing *g, const mkt_params *params, const mkt_top
     int rc = mkt_topology_check(topo);
     if (rc)
         return rc;
-    if ((rc = mkt_clear(g->c, params, orders, n_orders, at)))
+    /* With a level fee, everything below clears with the matching fee and level_fees() charges
+     * each trade its own at the end; without one, params are used as given. */
+    mkt_params with_fee = *params;
+    if ((rc = ensure_nodes(g, topo->n_nodes)) ||
+        (topo->level_fee_uc_per_kwh &&
+         (rc = matching_fee(g, params, topo, &with_fee.network_fee_uc_per_kwh))))
+        return rc;
+    const mkt_params *p = &with_fee;
+    if ((rc = mkt_clear(g->c, p, orders, n_orders, at)))
         return rc;
     size_t cap = g->cap_att;
     if (grow((void **)&g->att, &cap, topo->n_attach ? topo->n_attach : 1, sizeof(mkt_attach)))
@@ -819,8 +916,6 @@ int mkt_clear_grid(mkt_grid_clearing *g, const mkt_params *params, const mkt_top
     for (size_t i = 1; i < topo->n_attach; i++)
         if (g->att[i].participant == g->att[i - 1].participant)
             return MKT_E_TOPOLOGY;
-    if ((rc = ensure_nodes(g, topo->n_nodes)))
-        return rc;
     size_t n_parts;
     const mkt_participant_result *parts = mkt_clearing_participants(g->c, &n_parts);
     size_t pcap = g->n_parts, gcap = 0;
@@ -843,8 +938,10 @@ int mkt_clear_grid(mkt_grid_clearing *g, const mkt_params *params, const mkt_top
     compute_flows(g, topo);
     if (fits(g, topo))
         rc = take_copper_plate(g, topo);
-    else if ((rc = solve_zones(g, params, topo, orders, n_orders)) == MKT_OK)
+    else if ((rc = solve_zones(g, p, topo, orders, n_orders)) == MKT_OK)
         compute_flows(g, topo);
+    if (rc == MKT_OK && topo->level_fee_uc_per_kwh)
+        rc = level_fees(g, params, topo);
     if (rc)
         reset(g, params);
     return rc;

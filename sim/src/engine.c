@@ -14,6 +14,13 @@
  *
  * Weather, each home's load, PV and agent draw from their own streams (seed, home, model), so
  * the market settings never change the physics of a run.
+ *
+ * With sc->threads >= 2 and ex_ante, the interval's physics does not wait for its clearing: it
+ * reads and writes only the homes' own state (battery, history, PV and load streams) and the
+ * flows, and the clearing only the book, so a worker thread starts on the physics once the
+ * orders are formed, and the main thread joins it after clearing; homes go out in chunks to
+ * whichever thread asks first. Each home's physics is the same code in the same order of
+ * intervals, so the result does not depend on the thread count.
  */
 #include "mgx/sim.h"
 #include "mgx/topology.h"
@@ -34,6 +41,9 @@
 
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +74,21 @@ typedef struct {
     int64_t price;
 } home;
 
+/* The physics worker of a pipelined run (sc->threads >= 2). The chunk counter carries the job's
+ * number in its high half, so that a worker waking late for a finished job can never take a
+ * chunk of the next one with the old interval. */
+typedef struct {
+    pthread_t thread;
+    int running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int quit;
+    uint32_t job; /* the interval's job number, under mu */
+    size_t k;     /* its interval, under mu */
+    _Atomic uint64_t next;      /* job << 32 | next home to hand out */
+    _Atomic size_t finished;    /* homes done in the current job */
+} physics_pool;
+
 typedef struct {
     const sim_scenario *sc;
     const sim_data *data;
@@ -88,6 +113,9 @@ typedef struct {
     size_t n_homes, n_intervals;
     sim_band band;
     mkt_params params;
+    /* what a buyer adds to its price to make its limit all-in: the flat fee, plus with a level
+     * fee that of the tree's longest path, which the market matches with (mkt_clear_grid) */
+    int64_t buyer_fee_uc_per_kwh;
     sim_result *res;
     sim_kpi_acc acc, base_acc;
     /* the battery scheduler's inputs, outputs and workspace (grown as needed) */
@@ -96,6 +124,8 @@ typedef struct {
     sim_plan_step *plan_out;
     void *plan_work;
     size_t plan_work_len;
+    physics_pool pool;
+    int pipelined; /* threads >= 2 and ex_ante: the physics runs beside the clearing */
 } run_ctx;
 
 /* splitmix64: decorrelates the per-home seeds derived from one run seed */
@@ -231,7 +261,7 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
     o->steps[0].energy_wh = qty;
     /* hm->price is the trade price the strategy chose; a buyer's limit is all-in */
     o->steps[0].price_uc_per_kwh =
-        side == MKT_BUY ? hm->price + x->sc->network_fee_uc_per_kwh : hm->price;
+        side == MKT_BUY ? hm->price + x->buyer_fee_uc_per_kwh : hm->price;
     return 1;
 }
 
@@ -396,7 +426,7 @@ static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         int64_t congestion_uc = hm->ordered && gparts ? gparts[next].congestion_paid_uc : 0;
         const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
         sim_flow *f = &x->flows[h];
-        if (!ex_post)
+        if (!ex_post && !x->pipelined)
             home_physics(x, hm, h, k, f);
         int rc = home_settle(x, mp, congestion_uc, f);
         if (rc)
@@ -428,14 +458,124 @@ static int clear_book(run_ctx *x, size_t n_orders, mkt_error_at *at)
     return mkt_clear(x->clearing, &x->params, x->orders, n_orders, at);
 }
 
-/* ex_ante: every home orders from its forecast, the book clears, then the interval happens. */
+#define PHYSICS_CHUNK 256u /* homes per hand-out */
+
+/* Takes the next chunk of job's homes, [*h0, *h1); 0 when none is left or the job is over. */
+static int take_chunk(physics_pool *p, uint32_t job, size_t n, size_t *h0, size_t *h1)
+{
+    uint64_t cur = atomic_load(&p->next);
+    for (;;) {
+        size_t at = (size_t)(uint32_t)cur;
+        if ((uint32_t)(cur >> 32) != job || at >= n)
+            return 0;
+        size_t end = at + PHYSICS_CHUNK < n ? at + PHYSICS_CHUNK : n;
+        if (atomic_compare_exchange_weak(&p->next, &cur, (uint64_t)job << 32 | end)) {
+            *h0 = at;
+            *h1 = end;
+            return 1;
+        }
+    }
+}
+
+/* Runs chunks of interval k's physics until none is left. */
+static void physics_chunks(run_ctx *x, uint32_t job, size_t k)
+{
+    size_t h0, h1;
+    while (take_chunk(&x->pool, job, x->n_homes, &h0, &h1)) {
+        for (size_t h = h0; h < h1; h++)
+            home_physics(x, &x->homes[h], h, k, &x->flows[h]);
+        atomic_fetch_add(&x->pool.finished, h1 - h0);
+    }
+}
+
+static void *physics_worker(void *arg)
+{
+    run_ctx *x = arg;
+    physics_pool *p = &x->pool;
+    uint32_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->job == seen)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->job;
+        size_t k = p->k;
+        pthread_mutex_unlock(&p->mu);
+        physics_chunks(x, seen, k);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Starts interval k's physics: the worker and then the main thread take chunks. */
+static void physics_start(run_ctx *x, size_t k)
+{
+    physics_pool *p = &x->pool;
+    pthread_mutex_lock(&p->mu);
+    p->job++;
+    p->k = k;
+    atomic_store(&p->finished, 0);
+    atomic_store(&p->next, (uint64_t)p->job << 32);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Helps with what is left of the physics and waits for the chunks the worker took. */
+static void physics_finish(run_ctx *x, size_t k)
+{
+    physics_chunks(x, x->pool.job, k); /* job is only written by this thread */
+    while (atomic_load(&x->pool.finished) < x->n_homes)
+        sched_yield();
+}
+
+static int pool_start(run_ctx *x)
+{
+    physics_pool *p = &x->pool;
+    if (pthread_mutex_init(&p->mu, NULL))
+        return SIM_E_NOMEM;
+    if (pthread_cond_init(&p->cv, NULL)) {
+        pthread_mutex_destroy(&p->mu);
+        return SIM_E_NOMEM;
+    }
+    if (pthread_create(&p->thread, NULL, physics_worker, x)) {
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        return SIM_E_NOMEM;
+    }
+    p->running = 1;
+    return SIM_OK;
+}
+
+static void pool_stop(run_ctx *x)
+{
+    physics_pool *p = &x->pool;
+    if (!p->running)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    p->running = 0;
+}
+
+/* ex_ante: every home orders from its forecast, the book clears, then the interval happens
+ * (pipelined: while the book clears). */
 static int clear_ex_ante(run_ctx *x, size_t k, char *err, size_t err_len)
 {
     size_t n_orders = 0;
     for (size_t h = 0; h < x->n_homes; h++)
         n_orders += (size_t)form_order(x, &x->homes[h], h, k, &x->orders[n_orders]);
+    if (x->pipelined)
+        physics_start(x, k);
     mkt_error_at at;
     int rc = clear_book(x, n_orders, &at);
+    if (x->pipelined)
+        physics_finish(x, k); /* also on failure: no chunk may outlive the interval */
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
                         mkt_strerror(rc));
@@ -465,7 +605,7 @@ static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
                 pref->n_sell_steps = 1;
                 pref->sell[0] = st;
             } else {
-                st.price_uc_per_kwh += x->params.network_fee_uc_per_kwh;
+                st.price_uc_per_kwh += x->buyer_fee_uc_per_kwh;
                 pref->n_buy_steps = 1;
                 pref->buy[0] = st;
             }
@@ -559,7 +699,7 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         /* a two-rate tariff: the grid's terms, and so the agents' band, of this interval */
         x->params.retail_uc_per_kwh = sim_scenario_retail_at(x->sc, start);
         x->band = sim_band_from(x->sc->feed_in_uc_per_kwh, x->params.retail_uc_per_kwh,
-                                x->sc->network_fee_uc_per_kwh);
+                                x->buyer_fee_uc_per_kwh);
     }
     for (size_t h = 0; h < x->n_homes; h++) {
         int rc = plan_home(x, &x->homes[h], k);
@@ -586,16 +726,18 @@ static int64_t limit_wh(double kw, uint32_t interval_min)
 }
 
 /* The topology of a scenario with feeder limits: the transformer and one feeder per group
- * with a limit, every home of that group on it. No limits: no topology (x->grid stays NULL). */
+ * with a limit, every home of that group on it; with a level fee, one feeder per group. No
+ * limits and no level fee: no topology (x->grid stays NULL). */
 static int setup_grid(run_ctx *x)
 {
     const sim_scenario *sc = x->sc;
     size_t n_nodes = 1, n_att = 0;
     x->nodes[0] = (mkt_node){MKT_NO_PARENT, 0, 0};
+    x->buyer_fee_uc_per_kwh = sc->network_fee_uc_per_kwh;
     for (size_t g = 0; g < sc->n_groups; g++) {
         const sim_group *gr = &sc->groups[g];
         x->node_of_group[g] = 0;
-        if (gr->feeder_export_kw < 0 && gr->feeder_import_kw < 0)
+        if (gr->feeder_export_kw < 0 && gr->feeder_import_kw < 0 && !sc->level_fee_uc_per_kwh)
             continue;
         x->node_of_group[g] = (uint32_t)n_nodes;
         x->nodes[n_nodes++] = (mkt_node){0, limit_wh(gr->feeder_import_kw, sc->interval_min),
@@ -604,6 +746,8 @@ static int setup_grid(run_ctx *x)
     }
     if (n_nodes == 1)
         return SIM_OK;
+    /* feeders under one transformer: the longest path has 2 edges (1 with a single feeder) */
+    x->buyer_fee_uc_per_kwh += sc->level_fee_uc_per_kwh * (n_nodes > 2 ? 2 : 1);
     x->attach = calloc(n_att ? n_att : 1, sizeof *x->attach);
     x->grid = mkt_grid_clearing_new(x->n_homes);
     if (!x->attach || !x->grid)
@@ -613,7 +757,7 @@ static int setup_grid(run_ctx *x)
         for (uint32_t i = 0; i < sc->groups[g].count; i++, h++)
             if (x->node_of_group[g])
                 x->attach[a++] = (mkt_attach){participant_of(h), x->node_of_group[g]};
-    x->topo = (mkt_topology){x->nodes, n_nodes, x->attach, n_att};
+    x->topo = (mkt_topology){x->nodes, n_nodes, x->attach, n_att, sc->level_fee_uc_per_kwh};
     return SIM_OK;
 }
 
@@ -651,6 +795,7 @@ static int alloc_run(run_ctx *x, uint64_t seed)
 
 static void free_run(run_ctx *x)
 {
+    pool_stop(x);
     for (size_t h = 0; x->homes && h < x->n_homes; h++) {
         gsl_rng_free(x->homes[h].rng);
         gsl_rng_free(x->homes[h].load_rng);
@@ -689,8 +834,6 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
     x.n_intervals = sim_intervals(sc);
     x.params = (mkt_params){sc->mechanism, sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh,
                             sc->network_fee_uc_per_kwh, 0}; /* interval_id: per interval */
-    x.band =
-        sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, sc->network_fee_uc_per_kwh);
     int rc;
     if (x.n_homes == 0 || x.n_intervals == 0) {
         rc = sim_fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
@@ -701,6 +844,14 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
              x.n_intervals);
         goto out;
     }
+    x.pipelined = sc->threads >= 2 && sc->timing == MKT_EX_ANTE;
+    if (x.pipelined && (rc = pool_start(&x))) {
+        sim_fail(err, err_len, rc, "cannot start a physics thread");
+        goto out;
+    }
+    /* after setup_grid, which knows the fee a buyer's limit must cover */
+    x.band =
+        sim_band_from(sc->feed_in_uc_per_kwh, sc->retail_uc_per_kwh, x.buyer_fee_uc_per_kwh);
     sim_pv_draw_weather(x.pv, x.weather);
     sim_kpi_init(&x.acc, x.n_homes, x.n_intervals);
     sim_kpi_init(&x.base_acc, x.n_homes, x.n_intervals);

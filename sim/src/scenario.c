@@ -65,6 +65,7 @@ static const key_def scenario_keys[] = {
     SK("market", "feed_in_tariff", K_I64, feed_in_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "retail_tariff", K_I64, retail_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "network_fee", K_I64, network_fee_uc_per_kwh, 0, PRICE_MAX, 0),
+    SK("market", "level_fee", K_I64, level_fee_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "retail_peak_tariff", K_I64, retail_peak_uc_per_kwh, 0, PRICE_MAX, 0),
     SK("market", "peak_start", K_U32, peak_start_h, 0, 24, 0),
     SK("market", "peak_end", K_U32, peak_end_h, 0, 24, 0),
@@ -152,6 +153,7 @@ void sim_scenario_defaults(sim_scenario *sc)
     sc->feed_in_uc_per_kwh = 80000;
     sc->retail_uc_per_kwh = 300000;
     sc->network_fee_uc_per_kwh = 0;
+    sc->level_fee_uc_per_kwh = 0;
     sc->forecast_lag = 1;
     sc->timing = MKT_EX_ANTE;
     sc->n_groups = 0;

@@ -81,7 +81,7 @@ static void worked_example(void **state)
                               {0, MKT_CAP_UNLIMITED, 1000},
                               {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
     const mkt_attach att[] = {{1, 1}, {2, 1}, {3, 2}, {4, 2}, {5, 2}};
-    mkt_topology topo = {nodes, 3, att, 5};
+    mkt_topology topo = {nodes, 3, att, 5, 0};
     mkt_order o[] = {order1(1, MKT_SELL, 3000, 100000), order1(2, MKT_SELL, 1000, 120000),
                      order1(3, MKT_BUY, 2000, 250000), order1(4, MKT_BUY, 2000, 200000),
                      order1(5, MKT_SELL, 1000, 180000)};
@@ -175,7 +175,7 @@ static void import_limit_deeper_tree(void **state)
                               {0, 500, MKT_CAP_UNLIMITED},
                               {1, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
     const mkt_attach att[] = {{20, 2}, {30, 1}, {40, 1}};
-    mkt_topology topo = {nodes, 3, att, 3};
+    mkt_topology topo = {nodes, 3, att, 3, 0};
     mkt_order o[] = {order1(40, MKT_BUY, 600, 150000), order1(10, MKT_SELL, 2000, 90000),
                      order1(30, MKT_SELL, 300, 200000), order1(20, MKT_BUY, 1000, 250000)};
     mkt_params p = {MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
@@ -226,7 +226,7 @@ static void gains_before_volume(void **state)
     (void)state;
     const mkt_node nodes[] = {{MKT_NO_PARENT, 0, 0}, {0, MKT_CAP_UNLIMITED, 1}};
     const mkt_attach att[] = {{1, 1}, {2, 1}};
-    mkt_topology topo = {nodes, 2, att, 2};
+    mkt_topology topo = {nodes, 2, att, 2, 0};
     mkt_order o[] = {order1(1, MKT_SELL, 1, 10), order1(2, MKT_BUY, 1, 20),
                      order1(3, MKT_BUY, 1, 100), order1(4, MKT_SELL, 1, 90)};
     mkt_params p = {MKT_PAY_AS_CLEAR, 0, 1000, 0, 0};
@@ -257,9 +257,9 @@ static void rejects_bad_topology(void **state)
     mkt_node root[] = {{0, 0, 0}};
     mkt_attach dup[] = {{1, 0}, {1, 0}};
     mkt_attach missing[] = {{1, 7}};
-    mkt_topology t[] = {{bad_parent, 2, NULL, 0}, {neg, 2, NULL, 0}, {root, 1, NULL, 0},
-                        {neg, 0, NULL, 0}, {bad_parent, 1, dup, 2},
-                        {bad_parent, 1, missing, 1}};
+    mkt_topology t[] = {{bad_parent, 2, NULL, 0, 0}, {neg, 2, NULL, 0, 0},
+                        {root, 1, NULL, 0, 0},       {neg, 0, NULL, 0, 0},
+                        {bad_parent, 1, dup, 2, 0},  {bad_parent, 1, missing, 1, 0}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         mkt_error_at at;
         assert_int_equal(mkt_clear_grid(g, &p, &t[i], o, 2, &at), MKT_E_TOPOLOGY);
@@ -614,7 +614,7 @@ static void random_trees(void **state)
     for (uint64_t k = 0; k < n_books; k++) {
         book b;
         random_book(&s, &b, 0, MAX_PARTS, 3);
-        int rc = mkt_clear_grid(g, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att},
+        int rc = mkt_clear_grid(g, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att, 0},
                                 b.o, b.n, NULL);
         if (rc)
             fail_msg("book %llu: %s", (unsigned long long)k, mkt_strerror(rc));
@@ -625,7 +625,7 @@ static void random_trees(void **state)
         traded += mkt_grid_market_summary(g)->matched_wh > 0;
         shuffle_book(&s, &b);
         assert_int_equal(
-            mkt_clear_grid(h, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att}, b.o,
+            mkt_clear_grid(h, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att, 0}, b.o,
                            b.n, NULL),
             MKT_OK);
         assert_same(g, h);
@@ -652,14 +652,14 @@ static void wide_trees(void **state)
         book b;
         random_book(&s, &b, 0, MAX_PARTS, 1000);
         assert_int_equal(
-            mkt_clear_grid(g, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att}, b.o,
+            mkt_clear_grid(g, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att, 0}, b.o,
                            b.n, NULL),
             MKT_OK);
         check_result(&b, g, 0);
         congested += mkt_grid_summary_of(g)->congested != 0;
         shuffle_book(&s, &b);
         assert_int_equal(
-            mkt_clear_grid(h, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att}, b.o,
+            mkt_clear_grid(h, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att, 0}, b.o,
                            b.n, NULL),
             MKT_OK);
         assert_same(g, h);
@@ -667,6 +667,178 @@ static void wide_trees(void **state)
     printf("# %llu wide books: %llu congested\n", (unsigned long long)n_books,
            (unsigned long long)congested);
     assert_true(congested > n_books / 20);
+    mkt_grid_clearing_free(g);
+    mkt_grid_clearing_free(h);
+}
+
+/* docs/market-rules.md, "Fee per level", worked by hand: the worked example above with a fee of
+ * 5000 uc/kWh per level. The tree's longest path (A - transformer - B) has 2 levels, so the
+ * matching takes a flat 10000: effective bids carol 240000, dave 190000. Copper plate as before
+ * at 150000 (A over its limit). A's zone: 100000 as before. The root zone with B: 1000 Wh in from
+ * A plus erin's 1000 serve carol's 2000 for prices from 190000 (dave, rejected) to 240000
+ * (carol, accepted): p = 215000. alice -> carol 1000 Wh at 100000 crosses 2 levels: fee
+ * floor(1000 * 10000 / 1000) = 10000, congestion 215000 - 100000 = 115000; erin -> carol 1000 Wh
+ * at 215000 on one node: fee 0. Carol pays 100000 + 115000 + 10000 + 215000 = 440000 for
+ * 2000 Wh, 220000 uc/kWh all in, within her 250000. */
+static void level_fee_example(void **state)
+{
+    (void)state;
+    const mkt_node nodes[] = {{MKT_NO_PARENT, 0, 0},
+                              {0, MKT_CAP_UNLIMITED, 1000},
+                              {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
+    const mkt_attach att[] = {{1, 1}, {2, 1}, {3, 2}, {4, 2}, {5, 2}};
+    mkt_topology topo = {nodes, 3, att, 5, 5000};
+    mkt_order o[] = {order1(1, MKT_SELL, 3000, 100000), order1(2, MKT_SELL, 1000, 120000),
+                     order1(3, MKT_BUY, 2000, 250000), order1(4, MKT_BUY, 2000, 200000),
+                     order1(5, MKT_SELL, 1000, 180000)};
+    mkt_params p = {MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
+    mkt_grid_clearing *g = mkt_grid_clearing_new(8);
+    assert_non_null(g);
+    assert_int_equal(mkt_topology_levels(&topo, 1, 2), 2);
+    assert_int_equal(mkt_topology_levels(&topo, 2, 2), 0);
+    assert_int_equal(mkt_topology_levels(&topo, 0, 1), 1);
+    assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 5, NULL), MKT_OK);
+    const mkt_grid_summary *gs = mkt_grid_summary_of(g);
+    const mkt_summary *s = mkt_grid_market_summary(g);
+    assert_true(gs->congested);
+    assert_int_equal(s->matched_wh, 2000);
+    assert_int_equal(s->clearing_price_uc_per_kwh, 215000);
+    assert_int_equal(s->price_low_uc_per_kwh, 190000);
+    assert_int_equal(s->price_high_uc_per_kwh, 240000);
+    size_t nt;
+    const mkt_trade *t = mkt_grid_trades(g, &nt);
+    const int64_t *cong = mkt_grid_trade_congestion(g);
+    assert_int_equal(nt, 2);
+    assert_int_equal(t[0].seller, 1);
+    assert_int_equal(t[0].buyer, 3);
+    assert_int_equal(t[0].amount_uc, 100000);
+    assert_int_equal(t[0].fee_uc, 10000);
+    assert_int_equal(cong[0], 115000);
+    assert_int_equal(t[1].seller, 5);
+    assert_int_equal(t[1].amount_uc, 215000);
+    assert_int_equal(t[1].fee_uc, 0);
+    assert_int_equal(cong[1], 0);
+    assert_int_equal(s->fees_uc, 10000);
+    const mkt_grid_participant *gi;
+    const mkt_participant_result *carol = part_of(g, 3, &gi);
+    assert_int_equal(carol->fee_paid_uc, 10000);
+    assert_int_equal(carol->local_paid_uc + gi->congestion_paid_uc + carol->fee_paid_uc, 440000);
+
+    /* pay-as-bid: both at carol's effective bid, 250000 less the matching fee */
+    p.mechanism = MKT_PAY_AS_BID;
+    assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 5, NULL), MKT_OK);
+    t = mkt_grid_trades(g, &nt);
+    assert_int_equal(nt, 2);
+    assert_int_equal(t[0].price_uc_per_kwh, 240000);
+    assert_int_equal(t[0].fee_uc, 10000);
+    assert_int_equal(t[1].price_uc_per_kwh, 240000);
+    assert_int_equal(t[1].fee_uc, 0);
+    assert_int_equal(part_of(g, 3, NULL)->fee_paid_uc, 10000);
+
+    /* A able to export 4000 Wh: the copper plate at 150000, in id order: alice -> carol 2000 Wh
+     * and alice -> dave 1000 Wh, bob -> dave 1000 Wh, each across 2 levels (10000 uc/kWh) */
+    const mkt_node loose[] = {{MKT_NO_PARENT, 0, 0},
+                              {0, MKT_CAP_UNLIMITED, 4000},
+                              {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
+    topo.nodes = loose;
+    p.mechanism = MKT_PAY_AS_CLEAR;
+    assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 5, NULL), MKT_OK);
+    assert_false(mkt_grid_summary_of(g)->congested);
+    t = mkt_grid_trades(g, &nt);
+    assert_int_equal(nt, 3);
+    assert_int_equal(t[0].fee_uc, 20000);
+    assert_int_equal(t[1].fee_uc, 10000);
+    assert_int_equal(t[2].fee_uc, 10000);
+    assert_int_equal(mkt_grid_market_summary(g)->fees_uc, 40000);
+    assert_int_equal(part_of(g, 4, NULL)->fee_paid_uc, 20000);
+
+    /* a level fee beyond the price bound, alone or on the longest path */
+    topo.level_fee_uc_per_kwh = -1;
+    assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 5, NULL), MKT_E_PRICE);
+    topo.level_fee_uc_per_kwh = MKT_PRICE_MAX_UC_PER_KWH;
+    assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 5, NULL), MKT_E_PRICE);
+    mkt_grid_clearing_free(g);
+}
+
+/* Random trees with a level fee: the allocation is the one a flat fee of the longest path's
+ * gives, each trade's fee is that of the levels it crosses (walked here from the attachments),
+ * buyers' fees and the book's add up, and no buyer pays more than under the flat fee (itself
+ * within every limit, the copper plate's rule). */
+static void level_fee_random(void **state)
+{
+    (void)state;
+    uint64_t s = seed_of("level_fee_random");
+    uint64_t n_books = env_u64("MGX_BOOKS", 20000);
+    mkt_grid_clearing *g = mkt_grid_clearing_new(MAX_PARTS), *h = mkt_grid_clearing_new(MAX_PARTS);
+    uint64_t with_levels = 0;
+    for (uint64_t k = 0; k < n_books; k++) {
+        book b;
+        random_book(&s, &b, 0, MAX_PARTS, 1000);
+        int64_t lf = 1 + (int64_t)below(&s, 50);
+        mkt_topology topo = {b.nodes, b.n_nodes, b.att, b.n_att, lf};
+        /* the longest path, by brute force over every pair of nodes */
+        int64_t diameter = 0;
+        for (uint32_t x = 0; x < b.n_nodes; x++)
+            for (uint32_t y = 0; y < b.n_nodes; y++) {
+                int64_t d = mkt_topology_levels(&topo, x, y);
+                diameter = d > diameter ? d : diameter;
+            }
+        mkt_params flat = b.p;
+        flat.network_fee_uc_per_kwh += lf * diameter;
+        assert_int_equal(mkt_clear_grid(g, &b.p, &topo, b.o, b.n, NULL), MKT_OK);
+        topo.level_fee_uc_per_kwh = 0;
+        assert_int_equal(mkt_clear_grid(h, &flat, &topo, b.o, b.n, NULL), MKT_OK);
+        size_t na, nb;
+        const mkt_trade *ta = mkt_grid_trades(g, &na), *tb = mkt_grid_trades(h, &nb);
+        assert_int_equal(na, nb);
+        int64_t fees = 0;
+        for (size_t i = 0; i < na; i++) {
+            assert_int_equal(ta[i].seller, tb[i].seller);
+            assert_int_equal(ta[i].buyer, tb[i].buyer);
+            assert_int_equal(ta[i].energy_wh, tb[i].energy_wh);
+            assert_int_equal(ta[i].amount_uc, tb[i].amount_uc);
+            uint32_t ns = 0, nbuy = 0; /* the root unless attached */
+            for (size_t a = 0; a < b.n_att; a++) {
+                if (b.att[a].participant == ta[i].seller)
+                    ns = b.att[a].node;
+                if (b.att[a].participant == ta[i].buyer)
+                    nbuy = b.att[a].node;
+            }
+            /* levels by walking both up to their common ancestor */
+            int64_t levels = 0;
+            uint32_t x = ns, y = nbuy;
+            while (x != y) {
+                if (x > y) /* parents come first: the larger index is never the ancestor */
+                    x = b.nodes[x].parent;
+                else
+                    y = b.nodes[y].parent;
+                levels++;
+            }
+            with_levels += levels > 0;
+            int64_t fee = (int64_t)((__int128)ta[i].energy_wh *
+                                    (b.p.network_fee_uc_per_kwh + lf * levels) / 1000);
+            assert_int_equal(ta[i].fee_uc, fee);
+            assert_true(ta[i].fee_uc <= tb[i].fee_uc);
+            fees += fee;
+        }
+        assert_int_equal(mkt_grid_market_summary(g)->fees_uc, fees);
+        const mkt_participant_result *pa = mkt_grid_participants(g, &na);
+        int64_t paid = 0;
+        for (size_t r = 0; r < na; r++)
+            paid += pa[r].fee_paid_uc;
+        assert_int_equal(paid, fees);
+        /* every other field as with the flat fee; only the fees differ */
+        const mkt_participant_result *pb = mkt_grid_participants(h, &nb);
+        for (size_t r = 0; r < na; r++) {
+            mkt_participant_result x = pa[r], y = pb[r];
+            assert_true(x.fee_paid_uc <= y.fee_paid_uc);
+            x.fee_paid_uc = y.fee_paid_uc = 0;
+            assert_memory_equal(&x, &y, sizeof x);
+        }
+    }
+    printf("# %llu books with a level fee: %llu trades across levels\n",
+           (unsigned long long)n_books, (unsigned long long)with_levels);
+    assert_true(with_levels > n_books / 20);
     mkt_grid_clearing_free(g);
     mkt_grid_clearing_free(h);
 }
@@ -682,7 +854,7 @@ static void unlimited_is_copper_plate(void **state)
     for (uint64_t k = 0; k < n_books; k++) {
         book b;
         random_book(&s, &b, 1 + (int)(k % 2), MAX_PARTS, 1000);
-        mkt_topology topo = {b.nodes, b.n_nodes, b.att, b.n_att};
+        mkt_topology topo = {b.nodes, b.n_nodes, b.att, b.n_att, 0};
         if (k % 7 == 0)
             topo.n_nodes = 1, topo.n_attach = 0; /* everyone at the transformer */
         assert_int_equal(mkt_clear_grid(g, &b.p, &topo, b.o, b.n, NULL), MKT_OK);
@@ -710,6 +882,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(worked_example),
         cmocka_unit_test(import_limit_deeper_tree),
+        cmocka_unit_test(level_fee_example),
+        cmocka_unit_test(level_fee_random),
         cmocka_unit_test(gains_before_volume),
         cmocka_unit_test(rejects_bad_topology),
         cmocka_unit_test(unlimited_is_copper_plate),

@@ -220,12 +220,27 @@ typedef struct {
     uint64_t books, traded, partial_price, no_band, flat_band, split;
 } stats;
 
+/* Steps around 2^32 Wh, the most the unit sort's 32-bit payload carries (clear.c,
+ * energy_in_payload), so that books on both sides of that bound meet the oracle; the tariffs are
+ * scaled down so that no amount or total overflows. */
+static void huge_energies(uint64_t *s, mkt_params *p, mkt_order *o, size_t n)
+{
+    p->feed_in_uc_per_kwh /= 2000;
+    p->retail_uc_per_kwh /= 2000;
+    p->network_fee_uc_per_kwh /= 2000;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < o[i].n_steps; j++)
+            o[i].steps[j].energy_wh = INT64_C(4294967295) - 600 + (int64_t)below(s, 1000);
+}
+
 static void one_book(mkt_clearing *c, uint64_t *rng, uint64_t seed, uint64_t book, int wide,
                      stats *st, snapshot *base, snapshot *again)
 {
     mkt_order o[MAX_PARTS], o2[MAX_PARTS];
     mkt_params p = wide ? wide_params(rng) : random_params(rng);
     size_t n = wide ? wide_book(rng, o) : random_book(rng, o);
+    if (wide && below(rng, 3) == 0)
+        huge_energies(rng, &p, o, n);
     char msg[512];
     st->no_band += p.retail_uc_per_kwh - p.network_fee_uc_per_kwh < p.feed_in_uc_per_kwh;
     st->flat_band += p.retail_uc_per_kwh == p.feed_in_uc_per_kwh;

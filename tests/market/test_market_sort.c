@@ -74,6 +74,60 @@ static void matches_qsort(void **state)
         one_case(1 + (size_t)(next() % 20000), bits[next() % 9]);
 }
 
+/* Inputs large enough to be split on their top digit first (sort.c's MSD_MIN), including keys
+ * crowded into one top bucket, a few buckets, or a narrow band in the middle of the width, so
+ * that the split recurses and skips digits. */
+static void split_inputs(void **state)
+{
+    (void)state;
+    static const unsigned bits[] = {9, 16, 39, 64};
+    for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++)
+        for (int rep = 0; rep < 3; rep++)
+            one_case(16385 + (size_t)(next() % 300000), bits[b]);
+    const size_t n = 200000;
+    uint64_t *k = malloc(n * sizeof *k), *tk = malloc(n * sizeof *tk);
+    uint32_t *v = malloc(n * sizeof *v), *tv = malloc(n * sizeof *tv);
+    pair *ref = malloc(n * sizeof *ref);
+    assert_true(k && tk && v && tv && ref);
+    for (int shape = 0; shape < 4; shape++) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = next();
+            switch (shape) {
+            case 0: /* one top bucket holds nearly all */
+                k[i] = (i % 1000 ? UINT64_C(0xAB) << 56 : 0) | (r >> 8);
+                break;
+            case 1: /* a few values, many repeats */
+                k[i] = (r % 5) << 40;
+                break;
+            case 2: /* a narrow band in the middle */
+                k[i] = (UINT64_C(1) << 50) | ((r & 0xFFFFF) << 12);
+                break;
+            default: /* ascending with a few out of place */
+                k[i] = i % 97 ? (uint64_t)i * 1000 : r;
+                break;
+            }
+            v[i] = (uint32_t)i;
+            ref[i] = (pair){k[i], (uint32_t)i};
+        }
+        mkt__radix_sort(k, v, n, tk, tv);
+        qsort(ref, n, sizeof *ref, cmp_pair);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(k[i], ref[i].key);
+            assert_int_equal(v[i], ref[i].val);
+        }
+        for (size_t i = 0; i < n; i++)
+            k[i] = ref[(i * 7919) % n].key; /* keys only, in another order */
+        mkt__radix_sort(k, NULL, n, tk, NULL);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(k[i], ref[i].key);
+    }
+    free(k);
+    free(tk);
+    free(v);
+    free(tv);
+    free(ref);
+}
+
 static void keys_only(void **state)
 {
     (void)state;
@@ -89,6 +143,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matches_qsort),
+        cmocka_unit_test(split_inputs),
         cmocka_unit_test(keys_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -217,6 +217,87 @@ static void loose_feeder_is_copper_plate(void **state)
     sim_result_free(b);
 }
 
+/* A level fee of 5000 uc/kWh on the street's four groups (each on its own unlimited feeder)
+ * against a flat fee of 10000, the fee of the longest path (2 levels): buyers bid the same
+ * all-in limits and the market matches with the same fee, so every interval row is the same;
+ * only trades within a group pay less (no level crossed), and the community's cost differs by
+ * exactly the fees saved. */
+static void level_fee_street(void **state)
+{
+    (void)state;
+    for (int m = 0; m < 2; m++) {
+        mkt_mechanism mech = m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
+        sim_scenario sc;
+        street(&sc, mech, 10000);
+        sim_result *a = NULL, *b = NULL;
+        char err[256];
+        assert_int_equal(sim_run(&sc, NULL, 13, NULL, &a, err, sizeof err), SIM_OK);
+        sc.network_fee_uc_per_kwh = 0;
+        sc.level_fee_uc_per_kwh = 5000;
+        assert_int_equal(sim_run(&sc, NULL, 13, NULL, &b, err, sizeof err), SIM_OK);
+        size_t n, k;
+        const sim_interval_row *ia = sim_result_intervals(a, &n), *ib = sim_result_intervals(b, &k);
+        assert_int_equal(n, k);
+        assert_memory_equal(ia, ib, n * sizeof *ia);
+        const sim_kpis *ka = sim_result_kpis(a), *kb = sim_result_kpis(b);
+        assert_true(ka->local_traded_wh > 0);
+        assert_int_equal(ka->local_traded_wh, kb->local_traded_wh);
+        assert_true(kb->has_feeders);
+        assert_int_equal(kb->congestion_uc, 0);
+        assert_true(kb->fees_uc > 0);
+        assert_true(kb->fees_uc < ka->fees_uc); /* some trades stay within a group */
+        assert_int_equal(ka->cost_uc - kb->cost_uc, ka->fees_uc - kb->fees_uc);
+        sim_result_free(a);
+        sim_result_free(b);
+    }
+}
+
+/* One run on 1, 2 and 3 threads (the physics beside the clearing, homes in chunks of 256):
+ * the same bytes in every result row and KPI. 800 homes, so that the homes span several chunks;
+ * with and without a congested feeder and a level fee, both mechanisms. ex_post runs on one
+ * thread whatever the count, and is checked to be unchanged too. */
+static void threads_same_bytes(void **state)
+{
+    (void)state;
+    for (int v = 0; v < 4; v++) {
+        sim_scenario sc;
+        street(&sc, v & 1 ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, 5000);
+        for (size_t g = 0; g < sc.n_groups; g++)
+            sc.groups[g].count *= 53; /* 795 homes */
+        sc.days = 2;
+        if (v == 2) {
+            sc.groups[0].feeder_export_kw = 40;
+            sc.level_fee_uc_per_kwh = 3000;
+        }
+        if (v == 3)
+            sc.timing = MKT_EX_POST;
+        sim_result *r[3] = {NULL, NULL, NULL};
+        char err[256];
+        for (uint32_t t = 0; t < 3; t++) {
+            sc.threads = t + 1;
+            assert_int_equal(sim_run(&sc, NULL, 5, NULL, &r[t], err, sizeof err), SIM_OK);
+        }
+        for (int t = 1; t < 3; t++) {
+            size_t n, m;
+            const sim_interval_row *ia = sim_result_intervals(r[0], &n),
+                                   *ib = sim_result_intervals(r[t], &m);
+            assert_int_equal(n, m);
+            assert_memory_equal(ia, ib, n * sizeof *ia);
+            const sim_home_row *ha = sim_result_homes(r[0], &n), *hb = sim_result_homes(r[t], &m);
+            assert_int_equal(n, m);
+            assert_memory_equal(ha, hb, n * sizeof *ha);
+            assert_memory_equal(sim_result_kpis(r[0]), sim_result_kpis(r[t]), sizeof(sim_kpis));
+            assert_memory_equal(sim_result_baseline(r[0]), sim_result_baseline(r[t]),
+                                sizeof(sim_kpis));
+        }
+        if (v == 2)
+            assert_true(sim_result_kpis(r[0])->congested_intervals > 0);
+        assert_true(sim_result_kpis(r[0])->local_traded_wh > 0);
+        for (int t = 0; t < 3; t++)
+            sim_result_free(r[t]);
+    }
+}
+
 static void physics_closes_pay_as_clear(void **state)
 {
     (void)state;
@@ -370,6 +451,8 @@ int main(void)
         cmocka_unit_test(deterministic),
         cmocka_unit_test(weak_feeder),
         cmocka_unit_test(loose_feeder_is_copper_plate),
+        cmocka_unit_test(level_fee_street),
+        cmocka_unit_test(threads_same_bytes),
         cmocka_unit_test(measured_data_replaces_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,13 +47,24 @@ typedef struct {
 
 /* The tree. Nodes are listed parents first (nodes[i].parent < i for i > 0), so a tree of any
  * shape has exactly one valid listing up to renumbering. attach may be in any order and may
- * name participants that have no order in a given interval. The caller owns both arrays. */
+ * name participants that have no order in a given interval. The caller owns both arrays.
+ *
+ * level_fee_uc_per_kwh is a network fee per edge a local trade crosses, on top of the params'
+ * flat network fee: a trade between a seller at node s and a buyer at node b pays
+ * floor(e * (network_fee + level_fee * levels(s, b)) / 1000), levels being the number of edges
+ * on the path between s and b (0 on the same node). Buyers' limits stay all-in against the
+ * dearest path: the matching takes the fee of the tree's longest path (docs/market-rules.md,
+ * "Fee per level"). 0 for none, which changes nothing. */
 typedef struct {
     const mkt_node *nodes;
     size_t n_nodes; /* >= 1 */
     const mkt_attach *attach;
     size_t n_attach;
+    int64_t level_fee_uc_per_kwh; /* 0 .. MKT_PRICE_MAX_UC_PER_KWH */
 } mkt_topology;
+
+/* The number of edges on the path between nodes a and b of a valid tree. */
+uint32_t mkt_topology_levels(const mkt_topology *t, uint32_t a, uint32_t b);
 
 /* A limit given as power (W) over an interval of interval_s seconds, as energy:
  * floor(w * interval_s / 3600) Wh. MKT_E_INVAL for a negative input or a zero interval,
@@ -61,7 +72,8 @@ typedef struct {
 int mkt_cap_wh_from_w(int64_t w, int64_t interval_s, int64_t *wh);
 
 /* MKT_OK, or MKT_E_TOPOLOGY (no nodes, a root with a parent, a parent not before its child, a
- * negative limit, an attachment to a missing node, a participant attached twice). */
+ * negative limit, an attachment to a missing node, a participant attached twice), or
+ * MKT_E_PRICE (a level fee below 0 or above MKT_PRICE_MAX_UC_PER_KWH). */
 int mkt_topology_check(const mkt_topology *t);
 
 enum {

@@ -88,6 +88,11 @@ typedef struct {
     int64_t feed_in_uc_per_kwh;
     int64_t retail_uc_per_kwh;
     int64_t network_fee_uc_per_kwh;
+    /* [market] level_fee: a network fee per level of the feeder tree a local trade crosses
+     * (mkt_topology.level_fee_uc_per_kwh). With one, every group is on a feeder of its own
+     * (unlimited unless the group sets a limit): a trade within a group crosses no level, one
+     * between groups two. 0 (default): none. */
+    int64_t level_fee_uc_per_kwh;
     /* A two-rate tariff: retail_peak_uc_per_kwh (0: none) instead of retail_uc_per_kwh in the
      * intervals that start in [peak_start_h, peak_end_h) local standard time. */
     int64_t retail_peak_uc_per_kwh;
@@ -96,6 +101,10 @@ typedef struct {
      * orders for k from k - 1; 2 from k - 2, what a real agent can do, because interval k - 1
      * has not ended when k's gate closes (docs/end-to-end.md). */
     uint32_t forecast_lag;
+    /* Threads of one run (not a file key; `mgx sim --threads`): 2 or more overlap each
+     * interval's physics (load, PV, battery of every home) with its clearing in ex_ante, the
+     * homes shared out in chunks. The result is the same bytes for any count. 0 or 1: one. */
+    uint32_t threads;
     /* ex_ante (default): homes order before the interval from a forecast and settle errors
      * against the grid. ex_post: the interval is cleared after delivery on every home's metered
      * net with its standing preference as limit (docs/simulator.md, "Timing"). */
