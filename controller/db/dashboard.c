@@ -71,6 +71,33 @@ int ctl_dash_last_cleared(ctl_db *db, int64_t *interval_id, int *found)
     return rc == SQLITE_ROW ? CTL_DB_OK : CTL_DB_E_DB;
 }
 
+int ctl_dash_last_settled(ctl_db *db, int64_t *interval_id, int *found)
+{
+    sqlite3_stmt *st = NULL;
+    *found = 0;
+    if (ctl_db_prepare(db, "SELECT max(interval_id) FROM ledger_block", &st) != SQLITE_OK)
+        return CTL_DB_E_DB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *interval_id = sqlite3_column_int64(st, 0);
+        *found = 1;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? CTL_DB_OK : CTL_DB_E_DB;
+}
+
+int ctl_dash_data_version(ctl_db *db, int64_t *version)
+{
+    sqlite3_stmt *st = NULL;
+    if (ctl_db_prepare(db, "PRAGMA data_version", &st) != SQLITE_OK)
+        return CTL_DB_E_DB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? CTL_DB_OK : CTL_DB_E_DB;
+}
+
 int ctl_dash_intervals(ctl_db *db, int64_t from_id, int64_t to_id,
                        int (*fn)(void *ctx, const ctl_dash_interval *iv), void *ctx)
 {

@@ -399,3 +399,146 @@ out:
         *out = doc;
     return rc;
 }
+
+/* ---- live updates ---- */
+
+int web_live_marks(ctl_db *db, web_marks *now)
+{
+    int found;
+    now->reading_ts_ms = -1;
+    now->cleared_id = now->settled_id = -1;
+    if (ctl_dash_last_cleared(db, &now->cleared_id, &found))
+        return WEB_DATA_E_DB;
+    if (!found)
+        now->cleared_id = -1;
+    if (ctl_dash_last_settled(db, &now->settled_id, &found))
+        return WEB_DATA_E_DB;
+    if (!found)
+        now->settled_id = -1;
+    return WEB_DATA_OK;
+}
+
+static int push_event(json_t *events, const char *name, json_t *data)
+{
+    json_t *e = data ? json_pack("{ss so}", "event", name, "data", data) : NULL;
+    return !e || json_array_append_new(events, e) ? WEB_DATA_E_NOMEM : WEB_DATA_OK;
+}
+
+/* The first interval id to report after seen up to now: a reader far behind gets the last
+ * WEB_LIVE_BACKLOG only. */
+static int64_t backlog_from(int64_t seen, int64_t now)
+{
+    int64_t from = seen + 1;
+    return now - from >= WEB_LIVE_BACKLOG ? now - WEB_LIVE_BACKLOG + 1 : from;
+}
+
+typedef struct {
+    json_t *events;
+    json_t *trades; /* the home's trades of the range, matched by interval_id */
+    int coordinator;
+} iv_acc;
+
+static int on_live_interval(void *ctx, const ctl_dash_interval *iv)
+{
+    iv_acc *a = ctx;
+    json_t *arr = json_array();
+    if (!arr || on_interval(arr, iv)) {
+        json_decref(arr);
+        return -2;
+    }
+    json_t *o = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    if (!a->coordinator) {
+        /* a home gets the public price and its own trades, not the community's volumes */
+        json_t *mine = json_array();
+        size_t i;
+        json_t *t;
+        json_array_foreach(a->trades, i, t)
+            if (json_integer_value(json_object_get(t, "interval_id")) == iv->interval_id)
+                json_array_append(mine, t);
+        json_t *h = json_pack("{sI sI sb sI so}", "interval_id", (json_int_t)iv->interval_id,
+                              "start_utc", (json_int_t)iv->start_utc, "has_price", iv->has_price,
+                              "price_uc_per_kwh", (json_int_t)iv->price_uc_per_kwh, "trades",
+                              mine);
+        json_decref(o);
+        o = h;
+    }
+    return push_event(a->events, "interval", o) ? -2 : 0;
+}
+
+int web_home_events(ctl_db *db, const char *home, const web_marks *now, web_marks *seen,
+                    int64_t now_ms, json_t *events)
+{
+    ctl_participant p;
+    if (ctl_registry_lookup(db, home, &p) != 0 || p.role != CTL_ROLE_HOME)
+        return WEB_DATA_NOT_FOUND;
+    if (p.meter_id[0]) {
+        mtr_sample r;
+        int found;
+        if (ctl_dash_latest_reading(db, p.meter_id, &r, &found))
+            return WEB_DATA_E_DB;
+        if (found && r.ts_ms > seen->reading_ts_ms) {
+            json_t *j = reading_json(&r, now_ms);
+            int tier;
+            int64_t n;
+            if (ctl_reading_tier_min(db, p.meter_id, r.ts_ms, r.ts_ms + 1, &tier, &n) != CTL_DB_OK) {
+                json_decref(j);
+                return WEB_DATA_E_DB;
+            }
+            json_object_set_new(j, "tier", json_integer(tier));
+            if (push_event(events, "reading", j))
+                return WEB_DATA_E_NOMEM;
+            seen->reading_ts_ms = r.ts_ms;
+        }
+    }
+    char community[80];
+    int64_t interval_s = 900;
+    int found = 0;
+    if (ctl_dash_identity(db, community, sizeof community, &interval_s, &found))
+        return WEB_DATA_E_DB;
+    if (now->cleared_id > seen->cleared_id) {
+        int64_t from = backlog_from(seen->cleared_id, now->cleared_id), to = now->cleared_id + 1;
+        trade_acc ta = {json_array(), interval_s};
+        iv_acc a = {events, ta.arr, 0};
+        int rc = !ta.arr || ctl_dash_trades_of(db, home, from, to, on_trade, &ta) ||
+                 ctl_dash_intervals(db, from, to, on_live_interval, &a);
+        json_decref(ta.arr);
+        if (rc)
+            return WEB_DATA_E_DB;
+        seen->cleared_id = now->cleared_id;
+    }
+    if (now->settled_id > seen->settled_id) {
+        int64_t from = backlog_from(seen->settled_id, now->settled_id), to = now->settled_id + 1;
+        pos_acc pa = {.arr = json_array(), .interval_s = interval_s};
+        if (!pa.arr)
+            return WEB_DATA_E_NOMEM;
+        if (positions(db, home, from, to, &pa)) {
+            json_decref(pa.arr);
+            return WEB_DATA_E_DB;
+        }
+        if (push_event(events, "settled",
+                       json_pack("{sI so}", "interval_id", (json_int_t)now->settled_id,
+                                 "positions", pa.arr)))
+            return WEB_DATA_E_NOMEM;
+        seen->settled_id = now->settled_id;
+    }
+    return WEB_DATA_OK;
+}
+
+int web_community_events(ctl_db *db, const web_marks *now, web_marks *seen, json_t *events)
+{
+    if (now->cleared_id > seen->cleared_id) {
+        iv_acc a = {events, NULL, 1};
+        if (ctl_dash_intervals(db, backlog_from(seen->cleared_id, now->cleared_id),
+                               now->cleared_id + 1, on_live_interval, &a))
+            return WEB_DATA_E_DB;
+        seen->cleared_id = now->cleared_id;
+    }
+    if (now->settled_id > seen->settled_id) {
+        if (push_event(events, "settled",
+                       json_pack("{sI}", "interval_id", (json_int_t)now->settled_id)))
+            return WEB_DATA_E_NOMEM;
+        seen->settled_id = now->settled_id;
+    }
+    return WEB_DATA_OK;
+}

@@ -42,4 +42,30 @@ int web_home_proof(ctl_db *db, const char *home, int64_t interval_id, json_t **o
 /* The community's day for the coordinator. */
 int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, json_t **out);
 
+/* ---- live updates (web_live.h) ----
+ * What a stream has told its reader so far, and what the store holds now: the newest reading's
+ * time of the home's meter, the last cleared and the last settled interval. -1: none. */
+typedef struct {
+    int64_t reading_ts_ms;
+    int64_t cleared_id;
+    int64_t settled_id;
+} web_marks;
+
+/* The store's last cleared and settled intervals (reading_ts_ms -1). */
+int web_live_marks(ctl_db *db, web_marks *now);
+
+/* Events for home since *seen, appended to events as {"event": name, "data": {...}}, and *seen
+ * moved on to now (its reading time from the home's meter): "reading" (its meter's newest
+ * reading), "interval" (a newly cleared interval: its price and this home's own trades in it)
+ * and "settled" (the home's own positions of newly settled intervals). Only home's own data and
+ * the community's public price: never another home's. At most WEB_LIVE_BACKLOG intervals per
+ * call (a reader far behind reloads its page). WEB_DATA_NOT_FOUND when home is not a home. */
+#define WEB_LIVE_BACKLOG 8
+int web_home_events(ctl_db *db, const char *home, const web_marks *now, web_marks *seen,
+                    int64_t now_ms, json_t *events);
+
+/* The coordinator's events since *seen: "interval" (each newly cleared interval as in the
+ * community document) and "settled" ({"interval_id"}), *seen moved on to now. */
+int web_community_events(ctl_db *db, const web_marks *now, web_marks *seen, json_t *events);
+
 #endif

@@ -7,9 +7,13 @@
 //    no other home's name; the other home's data and the community view answer 403 and nothing
 //    else, even asked from inside the logged-in page; the session cookie is HttpOnly and
 //    SameSite=Strict and invisible to the page's scripts;
-//  - the coordinator sees every home and every cleared interval of the day.
+//  - live updates: with the page's event stream open, the C side writes a new reading of this
+//    home and one of another home into the database; the new value appears on the page without
+//    a reload, and the home's stream never carries the other home's name, meter or value;
+//  - the coordinator sees every home and every cleared interval of the day;
+//  - the server allows live_max_clients streams and answers 503 beyond.
 // Exit 0: all passed; 1: a check failed; 77: skipped (no puppeteer-core or no chromium).
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 
 let puppeteer;
 try {
@@ -136,6 +140,27 @@ try {
   eq(await page.evaluate(() => document.cookie.includes('mgx_session')), false, 'cookie hidden from scripts');
   if (want.charts) eq(await page.$$eval('#home-chart canvas', (c) => c.length) > 0, true, 'home chart drawn');
 
+  // live: the stream is open (the page says so), the C side adds readings, the page shows the
+  // new one without a reload
+  await page.waitForFunction(() => !document.getElementById('live').hidden, { timeout: 30000 });
+  await page.evaluate(() => { window.mgxNotReloaded = true; });
+  writeFileSync(want.live_mark, 'ready\n');
+  const shown = await page.waitForFunction((v) =>
+    document.getElementById('reading-import').textContent === String(v), { timeout: 60000 },
+  want.live_import_wh).then(() => true, () => false);
+  check(shown, `the new reading (${want.live_import_wh} Wh) shown live`);
+  eq(await page.evaluate(() => window.mgxNotReloaded === true), true, 'no reload for it');
+  eq(Number(await text('#reading-power')), 321, 'its power shown live');
+  // give the other home's reading time to pass through the server's poll (200 ms here)
+  await new Promise((r) => setTimeout(r, 1500));
+  const liveLog = await page.evaluate(() => window.mgxLiveLog.join('\n'));
+  check(liveLog.includes('reading ') && liveLog.includes(String(want.live_import_wh)),
+    'the reading came by the stream: ' + liveLog.slice(0, 300));
+  for (const other of want.others)
+    check(!liveLog.includes(other), `the home's stream names ${other}`);
+  check(!liveLog.includes(String(want.other_import_wh)) && !/m-home-[02-9]/.test(liveLog),
+    "the home's stream carries no other home's reading");
+
   // the page fetches its view again by itself (every 30 s; ?refresh=300 here)
   await page.goto(url + '?refresh=300', { waitUntil: 'domcontentloaded' });
   await page.waitForFunction(() => document.body.dataset.ready === '1');
@@ -163,6 +188,24 @@ try {
     'every meter alerted as silent: ' + alerts);
   eq((await fetchIn('/api/home/' + want.others[0])).status, 200, 'the coordinator reads a home');
   if (want.charts) eq(await page.$$eval('#community-chart canvas', (c) => c.length) > 0, true, 'community chart drawn');
+  // the coordinator's stream carries the community's news
+  await page.waitForFunction(() => window.mgxLiveLog.some((l) => l.startsWith('hello ')), { timeout: 30000 });
+  check(await page.evaluate(() => window.mgxLiveLog.some((l) => l.includes('"coordinator"'))),
+    'coordinator stream opened');
+  // bounded streams: open more than live_max from here with the coordinator's session; the
+  // ones beyond the bound get 503 (the page itself holds one or more)
+  const session = (await page.cookies()).find((c) => c.name === 'mgx_session');
+  const aborts = [], statuses = [];
+  for (let i = 0; i < want.live_max + 1; i++) {
+    const ac = new AbortController();
+    aborts.push(ac);
+    const r = await fetch(url + 'api/events', { headers: { cookie: 'mgx_session=' + session.value }, signal: ac.signal });
+    statuses.push(r.status);
+    if (r.status !== 200) await r.text();
+  }
+  for (const ac of aborts) ac.abort();
+  check(statuses.includes(503) && statuses.filter((x) => x === 200).length <= want.live_max,
+    'streams beyond live_max_clients refused with 503: ' + statuses.join(','));
   eq(errors.length, 0, 'page errors ' + errors.join('; '));
 } catch (e) {
   failures++;

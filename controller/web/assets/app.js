@@ -144,13 +144,7 @@ async function showHome(id) {
   show('home-view');
   $('home-id').textContent = d.home;
   $('home-day').textContent = d.day;
-  if (d.reading) {
-    $('reading-time').textContent = utc(d.reading.ts_ms);
-    $('reading-power').textContent = d.reading.power_w;
-    $('reading-import').textContent = d.reading.import_wh;
-    $('reading-export').textContent = d.reading.export_wh;
-    $('reading-tier').textContent = TIERS[d.reading.tier] || '-';
-  }
+  if (d.reading) showReading(d.reading);
   const b = d.bill;
   $('bill-net').textContent = money(b.net_uc);
   $('bill-net').dataset.uc = b.net_uc;
@@ -239,12 +233,62 @@ async function showCommunity() {
       d.intervals.map((i) => i.grid_bought_wh), d.intervals.map((i) => i.grid_sold_wh)]);
 }
 
-// The view is fetched again every REFRESH_MS while the page is visible (a new reading, a new
-// interval); Server-Sent Events would push instead.
-// (?refresh=MS, at least 200, for tests and wall displays)
-const REFRESH_MS = Math.max(200, Number(new URLSearchParams(location.search).get('refresh')) || 30000);
-let refresh = null;
-function stopRefresh() { if (refresh) clearTimeout(refresh); refresh = null; }
+// Live updates: the server pushes Server-Sent Events (GET /api/events: a home's stream carries
+// only its own reading, trades and positions; the coordinator's every interval and settlement).
+// A reading is shown as it comes; other news reloads the view (at most once per LIVE_RELOAD_MS,
+// the coordinator's heavier view once per 10 s). Without a working stream the view is fetched
+// again every REFRESH_MS while the page is visible; with one, every 10 minutes as a safety net.
+// (?refresh=MS, at least 200, polls at that period whatever the stream does: tests, wall
+// displays.)
+const asked = Number(new URLSearchParams(location.search).get('refresh'));
+const REFRESH_MS = Math.max(200, asked || 30000);
+const LIVE_POLL_MS = 600000;
+let refresh = null, live = null, liveOk = false;
+// what the stream said, for the tests and the curious (bounded)
+window.mgxLiveLog = [];
+function stopRefresh() {
+  if (refresh) clearTimeout(refresh);
+  refresh = null;
+  if (live) live.close();
+  live = null;
+  liveOk = false;
+}
+
+function showReading(r) {
+  $('reading-time').textContent = utc(r.ts_ms);
+  $('reading-power').textContent = r.power_w;
+  $('reading-import').textContent = r.import_wh;
+  $('reading-export').textContent = r.export_wh;
+  $('reading-tier').textContent = TIERS[r.tier] || '-';
+}
+
+function startLive(role, redraw) {
+  if (typeof EventSource === 'undefined') return;
+  let pending = null;
+  const gap = role === 'coordinator' ? 10000 : 1000;
+  const soon = () => {
+    if (pending) return;
+    pending = setTimeout(async () => { pending = null; await redraw(); }, gap);
+  };
+  live = new EventSource('/api/events');
+  const log = (name, ev) => {
+    window.mgxLiveLog.push(name + ' ' + ev.data);
+    if (window.mgxLiveLog.length > 500) window.mgxLiveLog.shift();
+  };
+  live.addEventListener('hello', (ev) => { log('hello', ev); liveOk = true; $('live').hidden = false; });
+  live.addEventListener('reading', (ev) => {
+    log('reading', ev);
+    if (role === 'home' && !dayParam()) showReading(JSON.parse(ev.data));
+  });
+  for (const name of ['interval', 'settled', 'change'])
+    live.addEventListener(name, (ev) => { log(name, ev); soon(); });
+  live.onerror = () => {
+    // EventSource reconnects by itself; once it gives up (CLOSED) the page polls
+    liveOk = false;
+    $('live').hidden = true;
+    if (live && live.readyState === EventSource.CLOSED) live = null;
+  };
+}
 
 async function start() {
   stopRefresh();
@@ -254,15 +298,19 @@ async function start() {
   const draw = me.body.role === 'coordinator' ? () => showCommunity() : () => showHome(me.body.user);
   await draw();
   document.body.dataset.ready = '1';
+  startLive(me.body.role, draw);
+  const period = () => (asked || !liveOk ? REFRESH_MS : LIVE_POLL_MS);
+  let last = Date.now();
   const again = async () => {
-    if (!document.hidden) {
+    if (!document.hidden && Date.now() - last >= period()) {
+      last = Date.now();
       const still = await api('/api/me');
-      if (still.status !== 200) { show('login-view'); $('who').textContent = ''; return; }
+      if (still.status !== 200) { stopRefresh(); show('login-view'); $('who').textContent = ''; return; }
       await draw();
     }
-    refresh = setTimeout(again, REFRESH_MS);
+    refresh = setTimeout(again, Math.min(REFRESH_MS, 5000));
   };
-  refresh = setTimeout(again, REFRESH_MS);
+  refresh = setTimeout(again, Math.min(REFRESH_MS, 5000));
 }
 
 $('login-form').addEventListener('submit', async (ev) => {
