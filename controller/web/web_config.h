@@ -17,6 +17,8 @@
  *                               ; behind is dropped (its browser reconnects), never waited for
  *   threads = 1                 ; libmicrohttpd's thread pool (database handles: one each)
  *   max_connections = 2048      ; open connections at once (live streams count)
+ *   alert_silent_s = 900        ; the coordinator is alerted of a meter silent this long
+ *   alert_lag_s = 7200          ; ... and of settlement this far behind the clock
  *
  * Relative paths are taken from the config file's folder.
  */
@@ -43,6 +45,8 @@ typedef struct {
     int64_t live_queue_bytes;
     int64_t threads;
     int64_t max_connections;
+    int64_t alert_silent_s;
+    int64_t alert_lag_s;
     uint64_t seen;
 } web_config;
 

@@ -6,14 +6,17 @@
 #include "db/dashboard.h"
 #include "db/meter_keys.h"
 #include "db/peer_trust.h"
+#include "db/prefs.h"
 #include "db/registry.h"
 #include "mgx/civil.h"
 #include "mgx/reconcile.h"
+#include "settle/ledger_certs.h"
 #include "settle/ledger_proof.h"
 #include "settle/ledger_statement.h"
 #include "settle/ledger_store.h"
 #include "solana/solana_outbox.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +213,59 @@ static int positions(ctl_db *db, const char *participant, int64_t from_id, int64
     return rc || a->err ? -1 : 0;
 }
 
+/* o's "credits": home's energy credits of the month (docs/credits.md) from the ledger's
+ * credit records, re-derived and checked as `mgx ledger certificates` does: minted (its
+ * verified export), bought (received with its purchases), sold (moved to its buyers), retired
+ * (against its own import) and kept. All 0 when the community mints none. */
+static int add_credits(ctl_db *db, json_t *o, const char *home, const ctl_statement_range *month,
+                       const char *mname)
+{
+    int64_t number;
+    char err[200];
+    json_t *c = NULL;
+    if (ctl_ledger_participant_number(db, home, &number, err, sizeof err) == 0 &&
+        ctl_ledger_certificates(db, number, month, mname, &c, err, sizeof err) != 0)
+        return -1;
+    json_t *m = c ? json_object_get(c, "month") : NULL;
+#define CREDIT(k) (json_int_t)(m ? json_integer_value(json_object_get(m, k)) : 0)
+    json_t *j = json_pack("{ss sI sI sI sI sI sI}", "month", mname, "minted_wh",
+                          CREDIT("minted_wh"), "bought_wh", CREDIT("bought_wh"), "sold_wh",
+                          CREDIT("sold_wh"), "retired_wh", CREDIT("matched_wh"), "kept_wh",
+                          CREDIT("kept_wh"), "matched_share_bp", CREDIT("matched_share_bp"));
+#undef CREDIT
+    json_decref(c);
+    return !j || json_object_set_new(o, "credits", j) ? -1 : 0;
+}
+
+static json_t *steps_json(const mkt_step *st, uint32_t n)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a && i < n && i < MKT_PREF_MAX_STEPS; i++)
+        json_array_append_new(a, json_pack("{sI sI}", "energy_wh", (json_int_t)st[i].energy_wh,
+                                           "price_uc_per_kwh",
+                                           (json_int_t)st[i].price_uc_per_kwh));
+    return a;
+}
+
+/* o's "preference": the standing preference (ex_post) that counts for the interval after the
+ * last cleared one, or null when the home has none (the grid's terms). */
+static int add_preference(ctl_db *db, json_t *o, const char *home)
+{
+    int64_t last = -1;
+    int found = 0;
+    if (ctl_dash_last_cleared(db, &last, &found))
+        return -1;
+    int64_t next = found ? last + 1 : 0;
+    mkt_preference p;
+    if (ctl_prefs_valid(db, home, next, &p, &found) != CTL_ST_OK)
+        return -1;
+    json_t *j = found ? json_pack("{sI so so}", "interval_id", (json_int_t)next, "sell",
+                                  steps_json(p.sell, p.n_sell_steps), "buy",
+                                  steps_json(p.buy, p.n_buy_steps))
+                      : json_null();
+    return !j || json_object_set_new(o, "preference", j) ? -1 : 0;
+}
+
 int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, json_t **out)
 {
     *out = NULL;
@@ -260,6 +316,8 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
     snprintf(mname, sizeof mname, "%04d-%02d", (int)y, (int)m);
     json_object_set_new(month, "month", json_string(mname));
     json_object_set_new(doc, "month_bill", month);
+    if (add_credits(db, doc, home, &mr, mname) || add_preference(db, doc, home))
+        goto out;
     rc = WEB_DATA_OK;
 out:
     if (rc)
@@ -329,6 +387,148 @@ typedef struct {
     int err;
 } homes_acc;
 
+typedef struct {
+    json_t *arr;
+    int64_t interval_s;
+} dispute_acc;
+
+static int on_dispute(void *ctx, int64_t interval_id, int64_t disputed, int64_t flagged)
+{
+    dispute_acc *a = ctx;
+    json_t *o = json_pack("{sI sI sI sI}", "interval_id", (json_int_t)interval_id, "start_utc",
+                          (json_int_t)(interval_id * a->interval_s), "disputed",
+                          (json_int_t)disputed, "peer_flagged", (json_int_t)flagged);
+    return !o || json_array_append_new(a->arr, o) ? -2 : 0;
+}
+
+static void utc_text(int64_t t, char buf[24])
+{
+    int64_t y, m, d, s = t - floor_div(t, DAY_S) * DAY_S;
+    mkt_civil_from_days(floor_div(t, DAY_S), &y, &m, &d);
+    snprintf(buf, 24, "%04d-%02d-%02d %02d:%02d", (int)y, (int)m, (int)d, (int)(s / 3600),
+             (int)(s / 60 % 60));
+}
+
+static int alert(json_t *alerts, const char *kind, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int alert(json_t *alerts, const char *kind, json_t *extra, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    json_t *o = extra ? extra : json_object();
+    if (!o || json_object_set_new(o, "kind", json_string(kind)) ||
+        json_object_set_new(o, "text", json_string(text)) || json_array_append_new(alerts, o))
+        return -1;
+    return 0;
+}
+
+/* The coordinator's alerts, each {"kind", "text", ...}, from the finished document: meters
+ * silent longer than rules->silent_after_s, homes with held positions, intervals with a
+ * boundary dispute or a peer-flagged home, failed chain transactions, settlement lagging more
+ * than rules->lag_alert_s behind the clock. */
+static int add_alerts(json_t *doc, const web_alert_rules *rules)
+{
+    json_t *alerts = json_array();
+    if (!alerts || json_object_set_new(doc, "alerts", alerts))
+        return -1;
+    size_t i;
+    json_t *h;
+    json_t *silent = json_array();
+    char names[400] = "";
+    size_t used = 0;
+    json_array_foreach(json_object_get(doc, "homes"), i, h) {
+        json_t *r = json_object_get(h, "reading");
+        const char *id = json_string_value(json_object_get(h, "id"));
+        if (json_is_null(r) || !r ||
+            json_integer_value(json_object_get(r, "age_s")) > rules->silent_after_s) {
+            json_array_append_new(silent, json_string(id));
+            if (used < sizeof names - 1)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
+                                         used ? ", " : "", id);
+        }
+    }
+    if (json_array_size(silent)) {
+        if (alert(alerts, "meter_silent",
+                  json_pack("{so sI}", "homes", json_incref(silent), "after_s",
+                            (json_int_t)rules->silent_after_s),
+                  "meter silent over %lld min: %s%s", (long long)(rules->silent_after_s / 60),
+                  names, used >= sizeof names - 1 ? " ..." : ""))
+            goto fail;
+    }
+    json_decref(silent);
+    silent = NULL;
+    json_array_foreach(json_object_get(doc, "homes"), i, h) {
+        int64_t held = json_integer_value(json_object_get(h, "held"));
+        const char *id = json_string_value(json_object_get(h, "id"));
+        if (held && alert(alerts, "held", json_pack("{ss sI}", "home", id, "held", (json_int_t)held),
+                          "%s: %lld held interval(s) today, last %s", id, (long long)held,
+                          json_string_value(json_object_get(h, "last_status"))))
+            goto fail;
+    }
+    json_t *d;
+    json_array_foreach(json_object_get(doc, "disputes"), i, d) {
+        int64_t iv = json_integer_value(json_object_get(d, "interval_id"));
+        int64_t nd = json_integer_value(json_object_get(d, "disputed"));
+        int64_t nf = json_integer_value(json_object_get(d, "peer_flagged"));
+        char t[24];
+        utc_text(json_integer_value(json_object_get(d, "start_utc")), t);
+        if (nd && alert(alerts, "disputed", json_pack("{sI sI}", "interval_id", (json_int_t)iv,
+                                                      "homes", (json_int_t)nd),
+                        "interval %s: boundary balance failed, %lld home(s) held (disputed)", t,
+                        (long long)nd))
+            goto fail;
+        if (nf && alert(alerts, "peer_flagged", json_pack("{sI sI}", "interval_id", (json_int_t)iv,
+                                                          "homes", (json_int_t)nf),
+                        "interval %s: %lld home(s) exported more than their neighbours allow", t,
+                        (long long)nf))
+            goto fail;
+    }
+    int64_t failed = json_integer_value(json_object_get(json_object_get(doc, "outbox"), "failed"));
+    if (failed && alert(alerts, "chain_failed", json_pack("{sI}", "failed", (json_int_t)failed),
+                        "Solana: %lld transaction(s) failed", (long long)failed))
+        goto fail;
+    json_t *st = json_object_get(doc, "settlement");
+    json_t *lag = json_object_get(st, "lag_s");
+    if (json_is_integer(lag) && json_integer_value(lag) > rules->lag_alert_s &&
+        alert(alerts, "settlement_lag", json_pack("{sI}", "lag_s", (json_int_t)json_integer_value(lag)),
+              "settlement lags %lld min behind the clock (%lld cleared interval(s) unsettled)",
+              (long long)(json_integer_value(lag) / 60),
+              (long long)json_integer_value(json_object_get(st, "unsettled"))))
+        goto fail;
+    return 0;
+fail:
+    json_decref(silent);
+    return -1;
+}
+
+/* doc's "settlement": the last cleared and settled intervals, how far settlement is behind
+ * the clock (now minus the end of the last settled interval; null before any), and the cleared
+ * intervals without a ledger block. */
+static int add_settlement(ctl_db *db, json_t *doc, int64_t interval_s, int64_t now_ms)
+{
+    web_marks m;
+    int64_t unsettled;
+    if (web_live_marks(db, &m) || ctl_dash_unsettled(db, &unsettled))
+        return -1;
+    json_t *j = json_pack("{sI sI sI}", "last_cleared_id", (json_int_t)m.cleared_id,
+                          "last_settled_id", (json_int_t)m.settled_id, "unsettled",
+                          (json_int_t)unsettled);
+    if (!j)
+        return -1;
+    if (m.settled_id >= 0) {
+        int64_t end = (m.settled_id + 1) * interval_s;
+        json_object_set_new(j, "last_settled_end_utc", json_integer(end));
+        json_object_set_new(j, "lag_s", json_integer(floor_div(now_ms, 1000) - end));
+    } else {
+        json_object_set_new(j, "last_settled_end_utc", json_null());
+        json_object_set_new(j, "lag_s", json_null());
+    }
+    return json_object_set_new(doc, "settlement", j) ? -1 : 0;
+}
+
 static int on_participant(const ctl_participant *p, void *ctx)
 {
     homes_acc *a = ctx;
@@ -362,7 +562,8 @@ static int on_participant(const ctl_participant *p, void *ctx)
     return 0;
 }
 
-int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, json_t **out)
+int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, const web_alert_rules *rules,
+                      json_t **out)
 {
     *out = NULL;
     char community[80], day[16];
@@ -390,6 +591,11 @@ int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, json_t **out)
                                   "submitted", (json_int_t)c[CTL_SOLOB_SUBMITTED], "confirmed",
                                   (json_int_t)c[CTL_SOLOB_CONFIRMED], "failed",
                                   (json_int_t)c[CTL_SOLOB_FAILED]));
+    dispute_acc da = {json_array(), interval_s};
+    if (!da.arr || json_object_set_new(doc, "disputes", da.arr) ||
+        ctl_dash_disputes(db, from, to, on_dispute, &da) ||
+        add_settlement(db, doc, interval_s, now_ms) || add_alerts(doc, rules))
+        goto out;
     rc = WEB_DATA_OK;
 out:
     ctl_sol_outbox_close(ob);

@@ -6,7 +6,8 @@
  *
  * Documents (field by field in docs/dashboard.md):
  *  - a home's day: its latest reading, its trades (its own side only: no counterparty, issue
- *    19), its settled positions and their sum against the grid-only sum;
+ *    19), its settled positions and their sum against the grid-only sum, its energy credits of
+ *    the month and its standing preference;
  *  - the community's day (coordinator only): every cleared interval's price and volumes, every
  *    home's status (last reading, held positions, disputes, trust) and the Solana outbox.
  *
@@ -39,8 +40,18 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
  * there. */
 int web_home_proof(ctl_db *db, const char *home, int64_t interval_id, json_t **out);
 
-/* The community's day for the coordinator. */
-int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, json_t **out);
+/* When the coordinator is alerted (web_config: alert_silent_s, alert_lag_s). */
+typedef struct {
+    int64_t silent_after_s; /* a meter whose newest reading is older */
+    int64_t lag_alert_s;    /* settlement further behind the clock than this */
+} web_alert_rules;
+
+/* The community's day for the coordinator: "intervals", "homes", "outbox", "disputes"
+ * (intervals of the day with a boundary dispute or a peer-flagged home), "settlement" (last
+ * cleared and settled interval, lag_s behind now, unsettled) and "alerts" ({"kind","text",..}:
+ * meter_silent, held, disputed, peer_flagged, chain_failed, settlement_lag). */
+int web_community_day(ctl_db *db, int64_t day_utc, int64_t now_ms, const web_alert_rules *rules,
+                      json_t **out);
 
 /* ---- live updates (web_live.h) ----
  * What a stream has told its reader so far, and what the store holds now: the newest reading's

@@ -74,7 +74,7 @@ static ssize_t live_read(void *cls, uint64_t pos, char *out, size_t max)
     pthread_mutex_lock(&l->lock);
     ssize_t n;
     if (k->closing || l->stopping) {
-        n = MHD_CONTENT_READER_END_WITH_ERROR;
+        n = l->stopping ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
     } else if (k->len) {
         size_t m = k->len < max ? k->len : max;
         memcpy(out, k->buf, m);

@@ -253,7 +253,6 @@ static enum MHD_Result api_get(web_server *s, struct MHD_Connection *c, const ch
 static enum MHD_Result api_data(web_server *s, ctl_db *db, struct MHD_Connection *c,
                                 const char *url, const web_who *w)
 {
-    (void)s;
     web_who who = *w;
     int64_t day;
     json_t *doc = NULL;
@@ -290,7 +289,8 @@ static enum MHD_Result api_data(web_server *s, ctl_db *db, struct MHD_Connection
             return send_error(c, 403, "forbidden");
         if (day_of(db, c, &day) != MHD_YES)
             return send_error(c, 400, "day: YYYY-MM-DD");
-        rc = web_community_day(db, day, now_ms(), &doc);
+        const web_alert_rules rules = {s->cfg.alert_silent_s, s->cfg.alert_lag_s};
+        rc = web_community_day(db, day, now_ms(), &rules, &doc);
     } else {
         return send_error(c, 404, "not found");
     }

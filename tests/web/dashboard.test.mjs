@@ -92,6 +92,9 @@ try {
   const energy = await page.$$eval('#trades tbody tr', (rows) =>
     rows.reduce((s, r) => s + Number(r.cells[2].textContent), 0));
   eq(energy, want.trade_energy_wh, 'traded energy (Wh, sum of the rows)');
+  for (const k of ['minted', 'bought', 'sold', 'retired', 'kept'])
+    eq(Number(await text('#credits-' + k)), want.credits[k + '_wh'], `credits ${k} (Wh)`);
+  check((await text('#preference')).includes(want.pref_text), 'standing preference shown: ' + await text('#preference'));
   const body = await page.evaluate(() => document.body.innerText);
   for (const other of want.others)
     check(!body.includes(other), `the home's page names ${other}`);
@@ -186,6 +189,14 @@ try {
   const alerts = await text('#alerts');
   check(alerts.includes('meter silent') && want.homes.every((h) => alerts.includes(h)),
     'every meter alerted as silent: ' + alerts);
+  check(alerts.includes('boundary balance failed'), 'the dispute alerted: ' + alerts);
+  check(alerts.includes(`Solana: ${want.outbox_failed} transaction(s) failed`), 'the failed chain transaction alerted');
+  check(alerts.includes('settlement lags'), 'the settlement lag alerted (simulated 2024 times)');
+  eq(Number(await page.$eval('#st-settled', (e) => e.dataset.id)), want.last_settled, 'last settled interval');
+  eq(Number(await text('#st-unsettled')), want.unsettled, 'cleared, not settled');
+  const lagShown = Number(await page.$eval('#st-lag', (e) => e.dataset.s));
+  const wallLag = Math.floor(Date.now() / 1000) - want.last_settled_end;
+  check(lagShown <= wallLag && lagShown >= wallLag - 120, `settlement lag ${lagShown} s vs ${wallLag} s by the clock`);
   eq((await fetchIn('/api/home/' + want.others[0])).status, 200, 'the coordinator reads a home');
   if (want.charts) eq(await page.$$eval('#community-chart canvas', (c) => c.length) > 0, true, 'community chart drawn');
   // the coordinator's stream carries the community's news

@@ -35,6 +35,9 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "db/db.h"
+#include "db/peer_trust.h"
+#include "db/prefs.h"
 #include "bus/bus.h"
 #include "common/interval.h"
 #include "common/wall_clock.h"
@@ -129,7 +132,10 @@ static void fill_community(const char *bin)
                             "%s/community.vkey",
                             bin, F.dir, F.dir),
                      0);
-    fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, F.db, GRACE_S));
+    FILE *cf = tst_controller_config(conf, tst_broker_port(br), COMMUNITY, F.db, GRACE_S);
+    assert_non_null(cf);
+    fprintf(cf, "credit_min_tier = 0\n"); /* energy credits: every good export mints */
+    fclose(cf);
     tst_homes_register(F.homes, HOMES, 7, F.db, true);
 
     ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
@@ -173,6 +179,55 @@ static void fill_community(const char *bin)
     bus_stop(c, 500);
     bus_free(c);
     tst_broker_free(br);
+}
+
+/* ---- what settlement and the chain would add, through the db functions ----
+ * The short run has no standing preference, boundary dispute or failed chain transaction of
+ * its own; the test adds one of each as the controller would record it: a preference of
+ * home-1 from the next interval on (ctl_prefs_put), a boundary dispute holding home-2 in the
+ * last settled interval (ctl_peer_checks_put) and a Solana transaction the chain refused (the
+ * outbox row with state 'failed'). */
+#define PREF_SELL_WH 1500
+#define PREF_SELL_UC 95000
+static void add_records(void)
+{
+    ctl_db *db = NULL;
+    char err[300];
+    assert_int_equal(ctl_db_open(F.db, &db, err, sizeof err), CTL_DB_OK);
+    sqlite3 *q;
+    assert_int_equal(sqlite3_open_v2(F.db, &q, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(q, 5000);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(q, "SELECT (SELECT max(interval_id) FROM intervals WHERE "
+                                           "state = 1), (SELECT max(interval_id) FROM ledger_block)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t cleared = sqlite3_column_int64(st, 0), settled = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    mkt_preference p;
+    memset(&p, 0, sizeof p);
+    p.n_sell_steps = 1;
+    p.sell[0] = (mkt_step){PREF_SELL_WH, PREF_SELL_UC};
+    uint8_t nonce[CTL_NONCE_BYTES] = {0x14, 0x14};
+    const uint8_t signed_msg[] = "a preference's signed bytes (not checked here)";
+    ctl_pref_rec r = {F.homes[HOME].id, nonce, cleared + 1, 1, 1, &p, signed_msg,
+                      sizeof signed_msg, "{\"status\":\"accepted\"}"};
+    assert_int_equal(ctl_db_begin(db), 0);
+    assert_int_equal(ctl_prefs_put(db, &r), CTL_ST_OK);
+    assert_int_equal(ctl_db_end(db, 1), 0);
+    ctl_peer_check_row row = {.interval_id = settled, .disputed = 1};
+    snprintf(row.participant, sizeof row.participant, "%s", F.homes[2].id);
+    assert_int_equal(ctl_peer_checks_put(db, &row, 1), CTL_DB_OK);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO solana_outbox(interval_id, part, n_parts, state, tx, signature, "
+             "blockhash, last_valid_block_height, created_ms, updated_ms, last_error) VALUES "
+             "(%lld, 1, 1, 'failed', x'00', 'sig-web-test', 'hash', 1, 1, 1, 'refused')",
+             (long long)settled);
+    assert_int_equal(sqlite3_exec(q, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(q);
+    ctl_db_close(db);
 }
 
 /* ---- what the dashboard must show, from the database directly ---- */
@@ -221,6 +276,40 @@ static void positions_in(sqlite3 *db, const char *name, int64_t from, int64_t to
         /* grid only: export at feed-in minus import at retail, each floored (values >= 0) */
         out[3] += p->export_wh * sqlite3_column_int64(st, 2) / 1000 -
                   p->import_wh * sqlite3_column_int64(st, 1) / 1000;
+    }
+    sqlite3_finalize(st);
+}
+
+/* participant name's credit records (kind 3) in blocks of intervals starting in [from, to):
+ * minted, bought (in), sold (out), retired, kept. */
+static void credits_in(sqlite3 *db, const char *name, int64_t from, int64_t to, int64_t out[5])
+{
+    memset(out, 0, 5 * sizeof *out);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT t.body, (SELECT market_id FROM market_ids WHERE participant = "
+                           "?1) FROM ledger_tx t JOIN ledger_block b ON b.height = t.height JOIN "
+                           "intervals i ON i.interval_id = b.interval_id WHERE i.start_utc >= ?2 "
+                           "AND i.start_utc < ?3",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        stl_tx tx;
+        assert_int_equal(stl_tx_decode(sqlite3_column_blob(st, 0),
+                                       (size_t)sqlite3_column_bytes(st, 0), &tx),
+                         STL_OK);
+        if (tx.kind != STL_TX_CREDIT ||
+            tx.credit.participant != (uint64_t)sqlite3_column_int64(st, 1))
+            continue;
+        out[0] += tx.credit.minted_wh;
+        out[1] += tx.credit.in_wh;
+        out[2] += tx.credit.out_wh;
+        out[3] += tx.credit.retired_wh;
+        out[4] += tx.credit.kept_wh;
     }
     sqlite3_finalize(st);
 }
@@ -306,7 +395,28 @@ static json_t *expectations(void)
                            "DESC LIMIT 2))",
                            home)));
     json_object_set_new(w, "month_grid_only_net_uc", json_integer(month[3]));
+    int64_t cr[5];
+    credits_in(db, home, 1717200000, 1719792000, cr);
+    json_object_set_new(w, "credits", json_pack("{sI sI sI sI sI}", "minted_wh", (json_int_t)cr[0],
+                                                 "bought_wh", (json_int_t)cr[1], "sold_wh",
+                                                 (json_int_t)cr[2], "retired_wh",
+                                                 (json_int_t)cr[3], "kept_wh", (json_int_t)cr[4]));
+    int64_t all_minted = 0;
+    for (int h = 0; h < HOMES; h++) {
+        int64_t c[5];
+        credits_in(db, F.homes[h].id, 1717200000, 1719792000, c);
+        all_minted += c[0];
+    }
+    json_object_set_new(w, "last_settled", json_integer(q_int(db, "SELECT max(interval_id) FROM ledger_block", NULL)));
+    json_object_set_new(w, "last_settled_end", json_integer(900 + 900 * q_int(db, "SELECT max(interval_id) FROM ledger_block", NULL)));
+    json_object_set_new(w, "unsettled", json_integer(q_int(db, "SELECT count(*) FROM intervals i WHERE state = 1 AND NOT EXISTS (SELECT 1 FROM ledger_block b WHERE b.interval_id = i.interval_id)", NULL)));
+    json_object_set_new(w, "outbox_failed", json_integer(q_int(db, "SELECT count(*) FROM solana_outbox WHERE state = 'failed'", NULL)));
+    json_object_set_new(w, "disputed_intervals", json_integer(q_int(db, "SELECT count(DISTINCT interval_id) FROM peer_checks WHERE disputed = 1", NULL)));
+    json_object_set_new(w, "pref_sell_wh", json_integer(PREF_SELL_WH));
+    json_object_set_new(w, "pref_text", json_string("sell 1500 Wh at 0.0950"));
     sqlite3_close(db);
+    /* credits were minted in the run (credit_min_tier = 0), so the figures mean something */
+    assert_true(all_minted > 0);
     /* the run means something: positions settled, trades made, money moved */
     assert_true(pos[0] >= MIN_BLOCKS - 1);
     assert_true(trades > 0);
@@ -363,6 +473,7 @@ static int setup(void **state)
     if (!bin)
         return -1;
     fill_community(bin);
+    add_records();
     F.want = expectations();
     snprintf(F.expect, sizeof F.expect, "%s/expect.json", F.dir);
     json_dump_file(F.want, F.expect, JSON_INDENT(1));
@@ -488,6 +599,19 @@ static void http_api(void **state)
     assert_true(want_int("orders") >= 1);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "reading"), "import_wh")),
                      want_int("reading_import_wh"));
+    /* credits of the month: the ledger's credit records, decoded here */
+    json_t *cr = json_object_get(d, "credits"), *wc = json_object_get(F.want, "credits");
+    const char *ck[] = {"minted_wh", "bought_wh", "sold_wh", "retired_wh", "kept_wh"};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(json_integer_value(json_object_get(cr, ck[i])),
+                         json_integer_value(json_object_get(wc, ck[i])));
+    /* its standing preference */
+    json_t *pref = json_object_get(d, "preference");
+    assert_int_equal(json_array_size(json_object_get(pref, "sell")), 1);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(pref, "sell"), 0), "energy_wh")),
+                     PREF_SELL_WH);
+    assert_int_equal(json_array_size(json_object_get(pref, "buy")), 0);
     /* the home's document names no other home */
     for (int h = 0; h < HOMES; h++) {
         char quoted[40];
@@ -533,6 +657,35 @@ static void http_api(void **state)
                          json_integer_value(json_array_get(json_object_get(F.want, "home_positions"), (size_t)h)));
     }
     assert_int_equal(json_array_size(json_object_get(d, "intervals")), (size_t)want_int("intervals"));
+    /* settlement lag and the alerts, against the database */
+    json_t *st = json_object_get(d, "settlement");
+    assert_int_equal(json_integer_value(json_object_get(st, "last_settled_id")), want_int("last_settled"));
+    assert_int_equal(json_integer_value(json_object_get(st, "unsettled")), want_int("unsettled"));
+    int64_t lag = json_integer_value(json_object_get(st, "lag_s"));
+    int64_t wall_lag = ctl_wall_ms() / 1000 - want_int("last_settled_end");
+    assert_true(lag <= wall_lag && lag >= wall_lag - 60); /* asked within the last minute */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "outbox"), "failed")),
+                     want_int("outbox_failed"));
+    assert_int_equal(json_array_size(json_object_get(d, "disputes")), (size_t)want_int("disputed_intervals"));
+    int kinds = 0;
+    size_t ai;
+    json_t *a;
+    json_array_foreach(json_object_get(d, "alerts"), ai, a) {
+        const char *k = json_string_value(json_object_get(a, "kind"));
+        if (strcmp(k, "meter_silent") == 0) {
+            kinds |= 1;
+            assert_int_equal(json_array_size(json_object_get(a, "homes")), HOMES);
+        } else if (strcmp(k, "disputed") == 0) {
+            kinds |= 2;
+            assert_int_equal(json_integer_value(json_object_get(a, "interval_id")), want_int("last_settled"));
+        } else if (strcmp(k, "chain_failed") == 0) {
+            kinds |= 4;
+            assert_int_equal(json_integer_value(json_object_get(a, "failed")), want_int("outbox_failed"));
+        } else if (strcmp(k, "settlement_lag") == 0) {
+            kinds |= 8;
+        }
+    }
+    assert_int_equal(kinds, 15);
     json_decref(d);
     assert_int_equal(req(c, "/api/home/home-2", NULL, &b), 200);
     assert_int_equal(req(c, "/api/home/nobody", NULL, &b), 404);

@@ -17,8 +17,6 @@ function money(uc, places) {
 }
 // the attestation tiers of docs/trust.md
 const TIERS = ['unsigned', 'gateway-signed', 'certified'];
-// a meter is called silent when its latest reading is older than this
-const SILENT_S = 900;
 
 function utc(ms) { return new Date(ms).toISOString().replace('T', ' ').slice(0, 16); }
 function age(s) {
@@ -161,6 +159,18 @@ async function showHome(id) {
     $(id).dataset.uc = v;
   }
   $('bill-held').textContent = b.held;
+  const cr = d.credits;
+  if (cr) {
+    $('credits-month').textContent = cr.month;
+    for (const k of ['minted', 'bought', 'sold', 'retired', 'kept'])
+      $('credits-' + k).textContent = cr[k + '_wh'];
+  }
+  const steps = (a) => a.map((x) => x.energy_wh + ' Wh at ' + money(x.price_uc_per_kwh, 4)).join(', ');
+  const pr = d.preference;
+  $('preference').textContent = pr
+    ? 'from ' + utc(pr.interval_id * d.interval_s * 1000) + ': sell ' + (pr.sell.length ? steps(pr.sell) : 'at the feed-in tariff') +
+      '; buy ' + (pr.buy.length ? steps(pr.buy) : 'at the retail tariff')
+    : 'none: you send orders (or take the grid\'s terms)';
   const ob = $('orders').tBodies[0];
   ob.textContent = '';
   for (const o of d.orders)
@@ -209,18 +219,26 @@ async function showCommunity() {
       h.held ? 'held' : '');
     tr.dataset.home = h.id;
   }
-  // alerts: silent meters, held positions, disputes, failed chain transactions
+  // alerts, decided by the server (silent meters, held positions, boundary disputes and
+  // peer-flagged homes, failed chain transactions, settlement lag)
   const al = $('alerts');
   al.textContent = '';
-  const alert = (t) => { const li = document.createElement('li'); li.textContent = t; al.appendChild(li); };
-  const silent = d.homes.filter((h) => !h.reading || h.reading.age_s > SILENT_S).map((h) => h.id);
-  if (silent.length) alert(`meter silent over ${SILENT_S / 60} min: ${silent.join(', ')}`);
-  for (const h of d.homes) {
-    if (h.held) alert(`${h.id}: ${h.held} held interval(s) today, last ${h.last_status}`);
-    if (h.disputed) alert(`${h.id}: ${h.disputed} boundary dispute(s)`);
+  for (const a of d.alerts || []) {
+    const li = document.createElement('li');
+    li.textContent = a.text;
+    li.dataset.kind = a.kind;
+    al.appendChild(li);
   }
-  if (d.outbox && d.outbox.failed) alert(`Solana: ${d.outbox.failed} transaction(s) failed`);
-  if (!al.children.length) alert('none');
+  if (!al.children.length) { const li = document.createElement('li'); li.textContent = 'none'; al.appendChild(li); }
+  const st = d.settlement;
+  if (st) {
+    $('st-cleared').textContent = st.last_cleared_id >= 0 ? utc(st.last_cleared_id * d.interval_s * 1000) : 'none';
+    $('st-settled').textContent = st.last_settled_id >= 0 ? utc(st.last_settled_id * d.interval_s * 1000) : 'none';
+    $('st-settled').dataset.id = st.last_settled_id;
+    $('st-lag').textContent = st.lag_s === null ? '-' : age(st.lag_s);
+    $('st-lag').dataset.s = st.lag_s === null ? '' : st.lag_s;
+    $('st-unsettled').textContent = st.unsettled;
+  }
   const ib = $('intervals').tBodies[0];
   ib.textContent = '';
   for (const iv of d.intervals)
