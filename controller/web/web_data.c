@@ -365,6 +365,16 @@ out:
     return rc;
 }
 
+int web_ledger_key(ctl_db *db, json_t **out)
+{
+    *out = NULL;
+    char community[STL_COMMUNITY_MAX + 1], vkey[512];
+    if (ctl_ledger_meta(db, community, vkey, sizeof vkey) != CTL_LEDGER_OK || !vkey[0])
+        return WEB_DATA_NOT_FOUND;
+    *out = json_pack("{ss}", "vkey", vkey);
+    return *out ? WEB_DATA_OK : WEB_DATA_E_NOMEM;
+}
+
 /* ---- the community ---- */
 
 static int on_interval(void *ctx, const ctl_dash_interval *iv)

@@ -40,6 +40,11 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
  * there. */
 int web_home_proof(ctl_db *db, const char *home, int64_t interval_id, json_t **out);
 
+/* The community's verifier key as the ledger recorded it ("name+keyid+base64"): {"vkey"}.
+ * WEB_DATA_NOT_FOUND before the ledger has one. The browser pins it on first use (docs/
+ * dashboard.md, "Trusting the proof check"). */
+int web_ledger_key(ctl_db *db, json_t **out);
+
 /* When the coordinator is alerted (web_config: alert_silent_s, alert_lag_s). */
 typedef struct {
     int64_t silent_after_s; /* a meter whose newest reading is older */

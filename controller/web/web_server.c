@@ -284,6 +284,10 @@ static enum MHD_Result api_data(web_server *s, ctl_db *db, struct MHD_Connection
                 return send_error(c, 400, "day: YYYY-MM-DD");
             rc = web_home_day(db, home, day, now_ms(), &doc);
         }
+    } else if (strcmp(url, "/api/key") == 0) {
+        rc = web_ledger_key(db, &doc); /* public: the community publishes it */
+        if (rc == WEB_DATA_NOT_FOUND)
+            return send_error(c, 404, "the ledger has no key yet");
     } else if (strcmp(url, "/api/community") == 0) {
         if (who.role != WEB_ROLE_ADMIN)
             return send_error(c, 403, "forbidden");

@@ -10,10 +10,14 @@
 //  - live updates: with the page's event stream open, the C side writes a new reading of this
 //    home and one of another home into the database; the new value appears on the page without
 //    a reload, and the home's stream never carries the other home's name, meter or value;
+//  - the ledger key is pinned in the browser on the first login (it equals the key
+//    `mgx ledger keygen` wrote); a proof forged with another key, which verifies against the
+//    key sent with it, fails on the page; pinning another key makes the real proof fail;
 //  - the coordinator sees every home and every cleared interval of the day;
 //  - the server allows live_max_clients streams and answers 503 beyond.
 // Exit 0: all passed; 1: a check failed; 77: skipped (no puppeteer-core or no chromium).
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 
 let puppeteer;
 try {
@@ -130,6 +134,65 @@ try {
   eq(tamper.as_is, true, 'the untouched proof verifies');
   for (const k of ['tx', 'salt', 'path', 'index', 'root', 'signature', 'other_key'])
     eq(tamper[k], false, `a proof with its ${k} changed fails`);
+
+  // the pinned key: pinned at this first login, equal to the key the community generated
+  eq(await page.evaluate(() => localStorage.getItem('mgx-ledger-vkey')), want.vkey, 'ledger key pinned on first use');
+  check((await text('#key-pinned')).includes(want.vkey.split('+')[1]), 'pinned key id shown');
+  // a server that lies: a one-leaf log signed by another key, sent with that key
+  const sha = (b) => createHash('sha256').update(b).digest();
+  const name = want.vkey.split('+')[0];
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const pub = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const keyId = sha(Buffer.concat([Buffer.from(name + '\n'), Buffer.from([1]), pub])).subarray(0, 4);
+  const evilKey = name + '+' + keyId.toString('hex') + '+' + Buffer.concat([Buffer.from([1]), pub]).toString('base64');
+  const tx = Buffer.from('02'.repeat(40), 'hex'), salt = Buffer.alloc(16, 7);
+  const root = sha(Buffer.concat([Buffer.from([0]), salt, tx]));
+  const cpBody = name + '\n1\n' + root.toString('base64') + '\n';
+  const sig = sign(null, Buffer.from(cpBody), privateKey);
+  const forged = { tx: tx.toString('hex'), salt: salt.toString('base64'), log_index: 0, tree_size: 1,
+    hashes: [], checkpoint: cpBody + '\n\u2014 ' + name + ' ' + Buffer.concat([keyId, sig]).toString('base64') + '\n' };
+  eq(await page.evaluate(async (p, k) => (await window.mgxVerifyProof(p, k)).ok, forged, evilKey), true,
+    'the forged proof verifies against the key sent with it (why the key is pinned)');
+  const lie = async (vkey) => {
+    const onReq = (r) => {
+      if (r.url().includes('/proof?')) r.respond({ status: 200, contentType: 'application/json',
+        body: JSON.stringify({ interval_id: want.last_position_interval, proof: forged, vkey }) });
+      else r.continue();
+    };
+    await page.setRequestInterception(true);
+    page.on('request', onReq);
+    await page.click('#positions tbody tr:last-child button.check');
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#positions tbody tr:last-child').cells[6].textContent;
+      return c === 'verified' || c.startsWith('FAILED');
+    });
+    page.off('request', onReq);
+    await page.setRequestInterception(false);
+    return page.$eval('#positions tbody tr:last-child', (r) => r.cells[6].textContent);
+  };
+  const withEvil = await lie(evilKey);
+  check(withEvil.startsWith('FAILED') && withEvil.includes('not the pinned'), 'a forged proof with its own key fails on the page: ' + withEvil);
+  const withReal = await lie(want.vkey);
+  check(withReal.startsWith('FAILED'), 'a forged proof sent with the real key fails: ' + withReal);
+  // pinning another key by hand: the real proof no longer verifies; the right key again: it does
+  const pinBy = async (k) => {
+    await page.$eval('#key-input', (e, v) => { e.value = v; }, k);
+    await page.click('#key-form button');
+  };
+  const checkLast = async () => {
+    await page.$eval('#positions tbody tr:last-child', (r) => { r.cells[6].textContent = ''; });
+    await page.click('#positions tbody tr:last-child button.check');
+    await page.waitForFunction(() => {
+      const c = document.querySelector('#positions tbody tr:last-child').cells[6].textContent;
+      return c === 'verified' || c.startsWith('FAILED') || c.startsWith('no proof');
+    });
+    return page.$eval('#positions tbody tr:last-child', (r) => r.cells[6].textContent);
+  };
+  await pinBy(evilKey);
+  const underEvilPin = await checkLast();
+  check(underEvilPin.startsWith('FAILED'), 'the real proof under another pinned key fails: ' + underEvilPin);
+  await pinBy(want.vkey);
+  eq(await checkLast(), 'verified', 'the real proof under the right pinned key');
 
   // the other home's data, asked from inside the logged-in page
   const o = await fetchIn('/api/home/' + want.others[0]);

@@ -798,6 +798,14 @@ static void browser(void **state)
     json_object_set_new(F.want, "live_import_wh", json_integer(want_int("reading_import_wh") + 777));
     json_object_set_new(F.want, "other_import_wh", json_integer(OTHER_IMPORT_WH));
     json_object_set_new(F.want, "live_max", json_integer(LIVE_MAX));
+    /* the community's verifier key as `mgx ledger keygen` wrote it: what the browser must pin */
+    char vkp[600];
+    snprintf(vkp, sizeof vkp, "%s/community.vkey", F.dir);
+    char *vk = tst_file_text_or_empty(vkp);
+    vk[strcspn(vk, "\r\n")] = 0;
+    assert_true(strchr(vk, '+') != NULL);
+    json_object_set_new(F.want, "vkey", json_string(vk));
+    free(vk);
     json_dump_file(F.want, F.expect, JSON_INDENT(1));
     snprintf(cmd, sizeof cmd, "MGX_WEB_URL=%s MGX_WEB_EXPECT=%s %s %s/tests/web/dashboard.test.mjs",
              F.url, F.expect, MGX_NODE, MGX_SOURCE_DIR);

@@ -126,11 +126,47 @@ async function verifyProof(p, vkey) {
 }
 window.mgxVerifyProof = verifyProof;
 
+// ---- the pinned key: the proof check never trusts a key the server sends with the proof. The
+// community's verifier key is pinned in this browser (localStorage, per site): on the first
+// login here, from GET /api/key (trust on first use: compare its key id with the one the
+// coordinator published), or pasted by hand from the coordinator's publication. Every check
+// then verifies against the pinned key; a server that sends another key is reported, not
+// believed. ----
+const PIN = 'mgx-ledger-vkey';
+const keyIdOf = (vkey) => (vkey.split('+')[0] || '?') + ' key ' + (vkey.split('+')[1] || '?');
+function pinned() { try { return localStorage.getItem(PIN); } catch (e) { return null; } }
+function showPin(note) {
+  const k = pinned();
+  $('key-pinned').textContent = k ? keyIdOf(k) : 'none';
+  $('key-pinned').dataset.vkey = k || '';
+  $('key-status').textContent = note || '';
+  $('key-status').className = note && note.startsWith('WARNING') ? 'error' : 'note';
+}
+async function pinOnFirstUse() {
+  const r = await api('/api/key');
+  const served = r.status === 200 ? r.body.vkey : null;
+  if (!pinned() && served) {
+    try { localStorage.setItem(PIN, served); } catch (e) { /* private mode: checks fail */ }
+    showPin('pinned now, on first use: compare the key id with the one your coordinator published');
+  } else if (served && served !== pinned()) {
+    showPin('WARNING: the server now names another ledger key (' + keyIdOf(served) +
+      '); checks use the pinned one');
+  } else {
+    showPin(pinned() ? 'proofs are checked against this key' : 'no key pinned yet');
+  }
+}
+
 async function checkProof(home, interval, cell) {
   cell.textContent = 'checking...';
   const r = await api('/api/home/' + encodeURIComponent(home) + '/proof?interval=' + interval);
   if (r.status !== 200) { cell.textContent = 'no proof (' + r.status + ')'; return; }
-  const v = await verifyProof(r.body.proof, r.body.vkey);
+  const pin = pinned();
+  if (!pin) { cell.textContent = 'FAILED: no ledger key pinned in this browser'; return; }
+  if (r.body.vkey !== pin) {
+    cell.textContent = 'FAILED: the server sent ' + keyIdOf(r.body.vkey) + ', not the pinned ' + keyIdOf(pin);
+    return;
+  }
+  const v = await verifyProof(r.body.proof, pin);
   cell.textContent = v.ok ? 'verified' : 'FAILED: ' + v.why;
   cell.title = v.why;
 }
@@ -143,6 +179,7 @@ async function showHome(id) {
   $('home-id').textContent = d.home;
   $('home-day').textContent = d.day;
   if (d.reading) showReading(d.reading);
+  showPin($('key-status').textContent);
   const b = d.bill;
   $('bill-net').textContent = money(b.net_uc);
   $('bill-net').dataset.uc = b.net_uc;
@@ -186,13 +223,13 @@ async function showHome(id) {
   pb.textContent = '';
   for (const p of d.positions) {
     const tr = row(pb, [utc(p.start_utc * 1000), p.status, p.import_wh, p.export_wh,
-      money(p.net_uc, 4), money(p.grid_only_net_uc, 4), ''], p.status === 'good' ? '' : 'held');
+      money(p.net_uc, 4), money(p.grid_only_net_uc, 4), '', ''], p.status === 'good' ? '' : 'held');
     const cell = tr.cells[6];
     const b = document.createElement('button');
     b.textContent = 'check';
     b.className = 'check';
     b.addEventListener('click', () => checkProof(d.home, p.interval_id, cell));
-    cell.appendChild(b);
+    tr.cells[7].appendChild(b);
   }
   chart($('home-chart'), 'Import and export per interval (Wh)',
     [{ label: 'import Wh', stroke: '#b42318' }, { label: 'export Wh', stroke: '#1d7d4a' }],
@@ -316,6 +353,7 @@ async function start() {
   const draw = me.body.role === 'coordinator' ? () => showCommunity() : () => showHome(me.body.user);
   await draw();
   document.body.dataset.ready = '1';
+  if (me.body.role === 'home') await pinOnFirstUse();
   startLive(me.body.role, draw);
   const period = () => (asked || !liveOk ? REFRESH_MS : LIVE_POLL_MS);
   let last = Date.now();
@@ -344,6 +382,15 @@ $('login-form').addEventListener('submit', async (ev) => {
     return;
   }
   await start();
+});
+$('key-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const k = $('key-input').value.trim();
+  const parts = k.split('+');
+  if (parts.length < 3 || !/^[0-9a-f]{8}$/.test(parts[1])) { showPin('not a verifier key (name+keyid+base64)'); return; }
+  try { localStorage.setItem(PIN, k); } catch (e) { /* nothing to do */ }
+  $('key-input').value = '';
+  showPin('pinned by hand');
 });
 $('logout').addEventListener('click', async () => {
   stopRefresh();
