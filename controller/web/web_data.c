@@ -213,27 +213,26 @@ static int positions(ctl_db *db, const char *participant, int64_t from_id, int64
     return rc || a->err ? -1 : 0;
 }
 
-/* o's "credits": home's energy credits of the month (docs/credits.md) from the ledger's
- * credit records, re-derived and checked as `mgx ledger certificates` does: minted (its
- * verified export), bought (received with its purchases), sold (moved to its buyers), retired
- * (against its own import) and kept. All 0 when the community mints none. */
+/* o's "credits": home's energy credits of the month (docs/credits.md), the sums of its credit
+ * records in the signed ledger: minted (its verified export), bought (received with its
+ * purchases), sold (moved to its buyers), retired (against its own import) and kept. All 0 when
+ * the community mints none. (The records are summed as stored; `mgx ledger certificates` and
+ * `mgx ledger verify` re-derive them, too slow for a page load: every block of the month.) */
 static int add_credits(ctl_db *db, json_t *o, const char *home, const ctl_statement_range *month,
                        const char *mname)
 {
     int64_t number;
     char err[200];
-    json_t *c = NULL;
+    stl_credit c;
+    int n = 0;
+    memset(&c, 0, sizeof c);
     if (ctl_ledger_participant_number(db, home, &number, err, sizeof err) == 0 &&
-        ctl_ledger_certificates(db, number, month, mname, &c, err, sizeof err) != 0)
+        ctl_ledger_credit_totals(db, number, month, &c, &n, err, sizeof err) != 0)
         return -1;
-    json_t *m = c ? json_object_get(c, "month") : NULL;
-#define CREDIT(k) (json_int_t)(m ? json_integer_value(json_object_get(m, k)) : 0)
-    json_t *j = json_pack("{ss sI sI sI sI sI sI}", "month", mname, "minted_wh",
-                          CREDIT("minted_wh"), "bought_wh", CREDIT("bought_wh"), "sold_wh",
-                          CREDIT("sold_wh"), "retired_wh", CREDIT("matched_wh"), "kept_wh",
-                          CREDIT("kept_wh"), "matched_share_bp", CREDIT("matched_share_bp"));
-#undef CREDIT
-    json_decref(c);
+    json_t *j = json_pack("{ss sI sI sI sI sI si}", "month", mname, "minted_wh",
+                          (json_int_t)c.minted_wh, "bought_wh", (json_int_t)c.in_wh, "sold_wh",
+                          (json_int_t)c.out_wh, "retired_wh", (json_int_t)c.retired_wh,
+                          "kept_wh", (json_int_t)c.kept_wh, "records", n);
     return !j || json_object_set_new(o, "credits", j) ? -1 : 0;
 }
 
