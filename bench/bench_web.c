@@ -13,7 +13,11 @@
  *   3. times K more intervals while those dashboards are open (each settlement reaches every
  *      stream, and every page reloads its view) and prints the ratio of the medians.
  *
- *   ./build-rel/bench/bench_web [HOMES] [--history=N] [--intervals=K] [--threads=T]
+ * The intervals run GAP ms apart, so with the dashboards open each one meets the reloads the
+ * previous one's news caused (1,000 home views take seconds).
+ *
+ *   ./build-rel/bench/bench_web [HOMES] [--history=N] [--intervals=K] [--gap-ms=GAP]
+ *                               [--threads=T]
  *
  * Needs node (>= 18) on PATH; nothing from npm.
  */
@@ -165,9 +169,13 @@ static void write_passwords(const char *path, size_t n)
     fclose(f);
 }
 
-static void time_intervals(community *c, int64_t *iv, int k, double *total, double parts[3][64])
+/* k intervals gap_ms apart (as a controller's are apart, shortened): the time of each. */
+static void time_intervals(community *c, int64_t *iv, int k, int gap_ms, double *total,
+                           double parts[3][64])
 {
     for (int i = 0; i < k; i++) {
+        struct timespec ts = {gap_ms / 1000, (long)(gap_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
         double t[3];
         run_interval(c, (*iv)++, t);
         parts[0][i] = t[0];
@@ -196,20 +204,25 @@ static void report(const char *what, double *total, double parts[3][64], int k)
 int main(int argc, char **argv)
 {
     size_t n = 1000;
-    int history = 96, k = 12;
+    int history = 96, k = 12, gap_ms = 3000;
     long threads = 2;
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "--history=", 10) == 0)
             history = atoi(argv[i] + 10);
         else if (strncmp(argv[i], "--intervals=", 12) == 0)
             k = atoi(argv[i] + 12);
+        else if (strncmp(argv[i], "--gap-ms=", 9) == 0)
+            gap_ms = atoi(argv[i] + 9);
         else if (strncmp(argv[i], "--threads=", 10) == 0)
             threads = atol(argv[i] + 10);
         else
             n = (size_t)atol(argv[i]);
     }
-    if (sodium_init() < 0 || n < 2 || n > 9999 || k < 1 || k > 64 || history < 1 || threads < 1)
-        die("usage: bench_web [HOMES] [--history=N] [--intervals=K<=64] [--threads=T]", NULL);
+    if (sodium_init() < 0 || n < 2 || n > 9999 || k < 1 || k > 64 || history < 1 || threads < 1 ||
+        gap_ms < 0)
+        die("usage: bench_web [HOMES] [--history=N] [--intervals=K<=64] [--gap-ms=MS] "
+            "[--threads=T]",
+            NULL);
     /* a descriptor per open dashboard, and some */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -270,7 +283,7 @@ int main(int argc, char **argv)
 
     /* 1. the controller's interval work, nobody watching */
     static double quiet[64], quiet_parts[3][64], loaded[64], loaded_parts[3][64];
-    time_intervals(&c, &iv, k, quiet, quiet_parts);
+    time_intervals(&c, &iv, k, gap_ms, quiet, quiet_parts);
 
     /* 2. the server and every home's dashboard */
     web_config wc;
@@ -325,8 +338,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* 3. the same work with every dashboard open */
-    time_intervals(&c, &iv, k, loaded, loaded_parts);
-    sleep(3); /* the last settlement's reloads */
+    time_intervals(&c, &iv, k, gap_ms, loaded, loaded_parts);
+    sleep(15); /* the last settlement's reloads */
     kill(node, SIGTERM);
     while (fgets(line, sizeof line, from))
         fputs(line, stdout);
@@ -334,8 +347,8 @@ int main(int argc, char **argv)
     int st;
     waitpid(node, &st, 0);
     printf("controller interval work (clear %zu orders + store, %zu readings, settle with "
-           "credits), %d intervals each:\n",
-           n, n, k);
+           "credits), %d intervals %d ms apart each:\n",
+           n, n, k, gap_ms);
     report("no dashboard open", quiet, quiet_parts, k);
     report("all dashboards open", loaded, loaded_parts, k);
     printf("  ratio of medians (open / none)  %.2f; server threads %ld\n",

@@ -183,9 +183,13 @@ int ctl_dash_trades_of(ctl_db *db, const char *participant, int64_t from_id, int
 {
     sqlite3_stmt *st = NULL;
     if (ctl_db_prepare(db,
-                       "SELECT interval_id, seller = ?1, energy_wh, price_uc_per_kwh, amount_uc, "
-                       "fee_uc FROM trades WHERE (seller = ?1 OR buyer = ?1) AND "
-                       "interval_id >= ?2 AND interval_id < ?3 ORDER BY interval_id, seq",
+                       /* one index range per side (schema version 8); a home never trades
+                        * with itself, so the two halves are disjoint */
+                       "SELECT interval_id, 1, energy_wh, price_uc_per_kwh, amount_uc, fee_uc, "
+                       "seq FROM trades WHERE seller = ?1 AND interval_id >= ?2 AND "
+                       "interval_id < ?3 UNION ALL SELECT interval_id, 0, energy_wh, "
+                       "price_uc_per_kwh, amount_uc, fee_uc, seq FROM trades WHERE buyer = ?1 "
+                       "AND interval_id >= ?2 AND interval_id < ?3 ORDER BY 1, 7",
                        &st) != SQLITE_OK)
         return CTL_DB_E_DB;
     sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);

@@ -440,7 +440,7 @@ web_server *web_server_start(const web_config *c, ctl_db *db, char *err, size_t 
     /* suspend and resume: the live streams wait without a thread (web_live.h) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_EPOLL |
                      MHD_ALLOW_SUSPEND_RESUME;
-    unsigned pool = (unsigned)threads, conns = (unsigned)c->max_connections;
+    unsigned pool = threads > 1 ? (unsigned)threads : 0, conns = (unsigned)c->max_connections;
     if (c->tls_cert[0]) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             ctl_errf(err, errlen, "this libmicrohttpd has no TLS");
