@@ -290,8 +290,8 @@ async function showCommunity() {
 
 // Live updates: the server pushes Server-Sent Events (GET /api/events: a home's stream carries
 // only its own reading, trades and positions; the coordinator's every interval and settlement).
-// A reading is shown as it comes; other news reloads the view (at most once per LIVE_RELOAD_MS,
-// the coordinator's heavier view once per 10 s). Without a working stream the view is fetched
+// A reading is shown as it comes; other news reloads the view (a home's at most once a second,
+// the coordinator's heavier view once per 10 s, or per minute on a mere change tick). Without a working stream the view is fetched
 // again every REFRESH_MS while the page is visible; with one, every 10 minutes as a safety net.
 // (?refresh=MS, at least 200, polls at that period whatever the stream does: tests, wall
 // displays.)
@@ -319,11 +319,13 @@ function showReading(r) {
 
 function startLive(role, redraw) {
   if (typeof EventSource === 'undefined') return;
+  // the coordinator's view is heavy (every home's day): on news at most once per 10 s, on a
+  // mere change tick (readings arriving all the time) at most once a minute
   let pending = null;
   const gap = role === 'coordinator' ? 10000 : 1000;
-  const soon = () => {
+  const soon = (ms) => {
     if (pending) return;
-    pending = setTimeout(async () => { pending = null; await redraw(); }, gap);
+    pending = setTimeout(async () => { pending = null; await redraw(); }, ms || gap);
   };
   live = new EventSource('/api/events');
   const log = (name, ev) => {
@@ -335,8 +337,9 @@ function startLive(role, redraw) {
     log('reading', ev);
     if (role === 'home' && !dayParam()) showReading(JSON.parse(ev.data));
   });
-  for (const name of ['interval', 'settled', 'change'])
+  for (const name of ['interval', 'settled'])
     live.addEventListener(name, (ev) => { log(name, ev); soon(); });
+  live.addEventListener('change', (ev) => { log('change', ev); soon(60000); });
   live.onerror = () => {
     // EventSource reconnects by itself; once it gives up (CLOSED) the page polls
     liveOk = false;
