@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define KEEPALIVE_MS 15000
@@ -133,6 +134,14 @@ struct MHD_Response *web_live_open(web_live *l, struct MHD_Connection *c, const 
     k->len = sizeof HELLO - 1;
     l->open++;
     pthread_mutex_unlock(&l->lock);
+    /* the kernel's share of the bound: without this, Linux grows a stream's send buffer up to
+     * tcp_wmem's maximum (4 MB) for a reader that stopped, and the queue bound below would only
+     * start counting after megabytes per stream */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) {
+        int sndbuf = (int)l->queue_bytes;
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    }
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, live_read, k, live_free_slot);
     if (!r)

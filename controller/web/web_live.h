@@ -7,9 +7,10 @@
  * coordinator's the community's intervals and settlements plus a "change" tick.
  *
  * Bounds: at most max_clients streams (web_live_open answers NULL beyond: the server says 503);
- * each stream's unsent text is at most queue_bytes; a stream that would overflow it (a reader
- * that stopped reading) is closed, never waited for, and its browser's EventSource reconnects
- * and reloads. A comment line every 15 s keeps idle streams open through proxies and finds
+ * each stream's unsent text is at most queue_bytes, and its socket's send buffer is set to
+ * queue_bytes too (the kernel would otherwise hold megabytes for a reader that stopped); a
+ * stream that would overflow its queue (a reader that stopped reading) is closed, never waited
+ * for, and its browser's EventSource reconnects and reloads. A comment line every 15 s keeps idle streams open through proxies and finds
  * dead ones.
  *
  * Threads: the streams' connections are suspended in libmicrohttpd (MHD_ALLOW_SUSPEND_RESUME)

@@ -295,6 +295,12 @@ static enum MHD_Result api_data(web_server *s, ctl_db *db, struct MHD_Connection
             return send_error(c, 400, "day: YYYY-MM-DD");
         const web_alert_rules rules = {s->cfg.alert_silent_s, s->cfg.alert_lag_s};
         rc = web_community_day(db, day, now_ms(), &rules, &doc);
+        /* the live streams, for the operator: open now, dropped for not reading */
+        if (rc == WEB_DATA_OK && s->live)
+            json_object_set_new(doc, "live",
+                                json_pack("{sI sI}", "streams",
+                                          (json_int_t)web_live_count(s->live), "dropped",
+                                          (json_int_t)web_live_dropped(s->live)));
     } else {
         return send_error(c, 404, "not found");
     }

@@ -30,7 +30,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -854,12 +859,172 @@ static void browser(void **state)
 #endif
 }
 
+/* ---- slow_reader: a live stream whose reader stops reading is dropped, never waited for ----
+ * A second server with a 4 KB stream queue polling every 100 ms. A raw socket with a small
+ * receive buffer opens home-1's stream and reads nothing while readings of home-1 keep arriving
+ * in the database (one event per poll); once the socket buffers are full the events pile up in
+ * the stream's queue, and past 4 KB the server drops the stream: the coordinator's view counts
+ * it, the server keeps answering, and the reader, when it reads again, finds its stream ended. */
+static int64_t live_dropped(CURL *c, const char *url)
+{
+    static body b;
+    char u[200];
+    snprintf(u, sizeof u, "%sapi/community", url);
+    b.len = 0;
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    json_t *d = json_loads(b.buf, 0, NULL);
+    assert_non_null(d);
+    int64_t n = json_integer_value(json_object_get(json_object_get(d, "live"), "dropped"));
+    json_decref(d);
+    return n;
+}
+
+static CURL *login_at(const char *url, const char *user, const char *pw, char *token, size_t cap)
+{
+    static body b;
+    CURL *c = curl_easy_init();
+    char u[200], post[200];
+    snprintf(u, sizeof u, "%sapi/login", url);
+    snprintf(post, sizeof post, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+    static struct curl_slist *json;
+    if (!json)
+        json = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 200);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    struct curl_slist *cookies = NULL;
+    curl_easy_getinfo(c, CURLINFO_COOKIELIST, &cookies);
+    assert_non_null(cookies);
+    const char *tab = strrchr(cookies->data, '\t');
+    assert_non_null(tab);
+    snprintf(token, cap, "%s", tab + 1);
+    curl_slist_free_all(cookies);
+    return c;
+}
+
+static void slow_reader(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MGX_BIN");
+    char conf[600], out[600], url[128] = "";
+    snprintf(conf, sizeof conf, "%s/slow.ini", F.dir);
+    snprintf(out, sizeof out, "%s/slow.out", F.dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[web]\nport = 0\ndatabase = ctl.db\npassword_file = passwd\n"
+               "admin_file = admin.passwd\nlive_queue_bytes = 4096\nlive_poll_ms = 100\n");
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(out, "w", stdout))
+            _exit(126);
+        execl(bin, bin, "web", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 300 && !url[0]; i++) {
+        usleep(100000);
+        char *text = tst_file_text_or_empty(out);
+        char *at = strstr(text, "serving ");
+        if (at)
+            sscanf(at + 8, "%127s", url);
+        free(text);
+    }
+    int port = 0;
+    assert_int_equal(sscanf(url, "http://127.0.0.1:%d/", &port), 1);
+    char token[200];
+    CURL *home = login_at(url, "home-1", "pw for home 1", token, sizeof token);
+    curl_easy_cleanup(home);
+    char admin_token[200];
+    CURL *coord = login_at(url, "coord", "coordinator pw", admin_token, sizeof admin_token);
+    assert_int_equal(live_dropped(coord, url), 0);
+    /* the reader: a small receive buffer, and it reads nothing */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int small = 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char rq[400];
+    int len = snprintf(rq, sizeof rq,
+                       "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: mgx_session=%s\r\n\r\n",
+                       token);
+    assert_int_equal(send(fd, rq, (size_t)len, 0), len);
+    /* home-1's readings keep coming until the server gives up on the reader */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(F.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    int64_t dropped = 0, deadline = ctl_wall_ms() + 120000, next_check = 0;
+    int inserted = 0;
+    while (!dropped && ctl_wall_ms() < deadline) {
+        char sql[400];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO readings(meter_id, ts_ms, power_w, import_wh, export_wh, "
+                 "soc_permille, quality, received_ms) SELECT meter_id, ts_ms + 60000, 99, "
+                 "import_wh + 1, export_wh, -1, 0, 0 FROM readings WHERE meter_id = 'm-home-%d' "
+                 "ORDER BY ts_ms DESC LIMIT 1",
+                 HOME);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        inserted++;
+        usleep(60000);
+        if (ctl_wall_ms() >= next_check) {
+            dropped = live_dropped(coord, url);
+            next_check = ctl_wall_ms() + 1000;
+        }
+    }
+    sqlite3_close(db);
+    fprintf(stderr, "slow_reader: dropped after %d new readings\n", inserted);
+    assert_int_equal(dropped, 1);
+    /* reading again: what the socket held, then the end of the stream */
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    size_t total = 0;
+    int ended = 0;
+    for (int idle = 0; idle < 40 && !ended;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            total += (size_t)n;
+            idle = 0;
+        } else if (n == 0 || errno != EAGAIN) {
+            ended = 1;
+        } else {
+            idle++;
+        }
+    }
+    close(fd);
+    fprintf(stderr, "slow_reader: %zu bytes read after the drop, stream ended: %d\n", total,
+            ended);
+    assert_true(ended);
+    assert_true(total > 0);
+    curl_easy_cleanup(coord);
+    kill(pid, SIGTERM);
+    assert_int_equal(tst_wait_exit(pid, 10000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(http_api),
         cmocka_unit_test(tls),
         cmocka_unit_test(browser),
+        cmocka_unit_test(slow_reader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
