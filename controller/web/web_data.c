@@ -89,18 +89,26 @@ static int day_ids(ctl_db *db, int64_t day_utc, int64_t *from, int64_t *to, char
 
 /* ---- a home ---- */
 
-typedef struct {
-    json_t *arr;
+typedef struct pos_acc pos_acc;
+struct pos_acc {
+    json_t *arr; /* the rows as JSON; NULL: sums only */
     int64_t interval_s;
     int64_t net_uc, grid_only_uc, import_wh, export_wh, local_bought_wh, local_sold_wh;
     int64_t fee_uc;
     int n, held;
     int err;
-} pos_acc;
+    /* a second accumulator for the rows of intervals day_from <= id < day_to: the day's figures
+     * come out of the month's one pass over the statement */
+    pos_acc *day;
+    int64_t day_from, day_to;
+};
 
 static int on_position(void *ctx, const ctl_statement_row *row)
 {
     pos_acc *a = ctx;
+    if (a->day && row->interval_id >= a->day_from && row->interval_id < a->day_to &&
+        on_position(a->day, row))
+        return a->err = a->day->err;
     int64_t grid_only;
     if (ctl_statement_grid_only_net_uc(row, &grid_only))
         return a->err = -1;
@@ -115,6 +123,8 @@ static int on_position(void *ctx, const ctl_statement_row *row)
     a->local_bought_wh += p->local_bought_wh;
     a->local_sold_wh += p->local_sold_wh;
     a->fee_uc += p->fee_paid_uc;
+    if (!a->arr)
+        return 0;
     json_t *o = json_pack("{sI sI ss sI sI sI sI sI sI}", "interval_id", (json_int_t)row->interval_id,
                           "start_utc", (json_int_t)row->start_utc, "status",
                           stl_pos_status_name(p->status), "quality", (json_int_t)p->quality,
@@ -293,23 +303,18 @@ int web_home_day(ctl_db *db, const char *home, int64_t day_utc, int64_t now_ms, 
     trade_acc ta = {json_object_get(doc, "trades"), interval_s};
     if (ctl_dash_trades_of(db, home, from, to, on_trade, &ta))
         goto out;
+    /* the day and its calendar month (UTC) in one pass over the home's statement */
     pos_acc pa = {.arr = json_object_get(doc, "positions"), .interval_s = interval_s};
-    if (positions(db, home, from, to, &pa))
-        goto out;
-    json_object_set_new(doc, "bill", bill_json(&pa));
-    /* the calendar month (UTC) of the day, from the same statement */
     int64_t y, m, d;
     mkt_civil_from_days(floor_div(day_utc, DAY_S), &y, &m, &d);
     ctl_statement_range mr;
     ctl_statement_month(y, m, &mr);
-    pos_acc ma = {.arr = json_array(), .interval_s = interval_s};
-    if (!ma.arr)
+    pos_acc ma = {.arr = NULL, .interval_s = interval_s, .day = &pa, .day_from = from,
+                  .day_to = to};
+    if (positions(db, home, floor_div(mr.from_utc + interval_s - 1, interval_s),
+                  floor_div(mr.to_utc + interval_s - 1, interval_s), &ma))
         goto out;
-    int mrc = positions(db, home, floor_div(mr.from_utc + interval_s - 1, interval_s),
-                        floor_div(mr.to_utc + interval_s - 1, interval_s), &ma);
-    json_decref(ma.arr);
-    if (mrc)
-        goto out;
+    json_object_set_new(doc, "bill", bill_json(&pa));
     json_t *month = bill_json(&ma);
     char mname[16];
     snprintf(mname, sizeof mname, "%04d-%02d", (int)y, (int)m);

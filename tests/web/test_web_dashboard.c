@@ -989,7 +989,7 @@ static void slow_reader(void **state)
         }
     }
     sqlite3_close(db);
-    fprintf(stderr, "slow_reader: dropped after %d new readings\n", inserted);
+    fprintf(stderr, "slow_reader: %lld stream(s) dropped after %d new readings\n", (long long)dropped, inserted);
     assert_int_equal(dropped, 1);
     /* reading again: what the socket held, then the end of the stream */
     struct timeval tv = {1, 0};
