@@ -68,6 +68,7 @@ static struct {
     char url[128];
     char expect[600];
     pid_t web;
+    pid_t slow; /* slow_reader's server, stopped in teardown if the test fails */
     json_t *want;
 } F;
 
@@ -490,6 +491,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (F.slow > 0) {
+        kill(F.slow, SIGTERM);
+        tst_wait_exit(F.slow, 10000);
+    }
     if (F.web > 0) {
         kill(F.web, SIGTERM);
         int st = tst_wait_exit(F.web, 10000);
@@ -934,6 +939,7 @@ static void slow_reader(void **state)
         execl(bin, bin, "web", conf, (char *)NULL);
         _exit(127);
     }
+    F.slow = pid;
     for (int i = 0; i < 300 && !url[0]; i++) {
         usleep(100000);
         char *text = tst_file_text_or_empty(out);
@@ -1015,6 +1021,7 @@ static void slow_reader(void **state)
     assert_true(total > 0);
     curl_easy_cleanup(coord);
     kill(pid, SIGTERM);
+    F.slow = 0;
     assert_int_equal(tst_wait_exit(pid, 10000), 0);
 }
 
