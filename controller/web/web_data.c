@@ -508,8 +508,13 @@ static int add_alerts(json_t *doc, const web_alert_rules *rules)
     json_t *lag = json_object_get(st, "lag_s");
     if (json_is_integer(lag) && json_integer_value(lag) > rules->lag_alert_s &&
         alert(alerts, "settlement_lag", json_pack("{sI}", "lag_s", (json_int_t)json_integer_value(lag)),
-              "settlement lags %lld min behind the clock (%lld cleared interval(s) unsettled)",
-              (long long)(json_integer_value(lag) / 60),
+              "settlement lags %lld %s behind the clock (%lld cleared interval(s) unsettled)",
+              (long long)(json_integer_value(lag) / (json_integer_value(lag) >= 172800 ? 86400
+                                                     : json_integer_value(lag) >= 7200 ? 3600
+                                                                                       : 60)),
+              json_integer_value(lag) >= 172800 ? "days"
+              : json_integer_value(lag) >= 7200 ? "hours"
+                                                : "min",
               (long long)json_integer_value(json_object_get(st, "unsettled"))))
         goto fail;
     return 0;

@@ -458,18 +458,21 @@ web_server *web_server_start(const web_config *c, ctl_db *db, char *err, size_t 
         s->tls = 1;
         flags |= MHD_USE_TLS;
     }
-    s->d = s->tls ? MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                     MHD_OPTION_CONNECTION_LIMIT, conns,
-                                     MHD_OPTION_THREAD_POOL_SIZE, pool,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                     MHD_OPTION_HTTPS_MEM_CERT, s->cert,
-                                     MHD_OPTION_HTTPS_MEM_KEY, s->key, MHD_OPTION_END)
-                  : MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                     MHD_OPTION_CONNECTION_LIMIT, conns,
-                                     MHD_OPTION_THREAD_POOL_SIZE, pool,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    /* the TLS pair and the thread pool only when used: libmicrohttpd warns about a pool of
+     * one (or zero) */
+    struct MHD_OptionItem opts[6];
+    size_t no = 0;
+    if (s->tls) {
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->key};
+    }
+    if (pool)
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)pool, NULL};
+    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->d) {
         ctl_errf(err, errlen, "cannot listen on %s:%lld%s", c->listen, (long long)c->port,
                  s->tls ? " (or the TLS certificate and key were refused)" : "");

@@ -202,7 +202,9 @@ async function showHome(id) {
     for (const k of ['minted', 'bought', 'sold', 'retired', 'kept'])
       $('credits-' + k).textContent = cr[k + '_wh'];
   }
-  const steps = (a) => a.map((x) => x.energy_wh + ' Wh at ' + money(x.price_uc_per_kwh, 4)).join(', ');
+  // a preference's last step covers whatever remains, whatever its energy (ex_post.h)
+  const steps = (a) => a.map((x, i) => (i < a.length - 1 ? x.energy_wh + ' Wh'
+    : a.length > 1 ? 'the rest' : 'any amount') + ' at ' + money(x.price_uc_per_kwh, 4)).join(', ');
   const pr = d.preference;
   $('preference').textContent = pr
     ? 'from ' + utc(pr.interval_id * d.interval_s * 1000) + ': sell ' + (pr.sell.length ? steps(pr.sell) : 'at the feed-in tariff') +
