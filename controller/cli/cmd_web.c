@@ -11,6 +11,7 @@
 #include "web/web_server.h"
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,14 @@ int ctl_cmd_web(int argc, char **argv)
     if (ctl_db_open(c.database, &db, err, sizeof err) != CTL_DB_OK) {
         fprintf(stderr, "mgx web: %s\n", err);
         return CTL_EXIT_FAILURE;
+    }
+    /* every open dashboard holds a connection for its live stream: raise the descriptor limit
+     * as far as allowed toward max_connections (plus files and the database) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)c.max_connections + 64) {
+        rl.rlim_cur = rl.rlim_max < (rlim_t)c.max_connections + 64 ? rl.rlim_max
+                                                                 : (rlim_t)c.max_connections + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     volatile sig_atomic_t *stop = ctl_stop_on_signals();
     web_server *s = web_server_start(&c, db, err, sizeof err);

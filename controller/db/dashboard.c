@@ -71,6 +71,74 @@ int ctl_dash_last_cleared(ctl_db *db, int64_t *interval_id, int *found)
     return rc == SQLITE_ROW ? CTL_DB_OK : CTL_DB_E_DB;
 }
 
+int ctl_dash_last_settled(ctl_db *db, int64_t *interval_id, int *found)
+{
+    sqlite3_stmt *st = NULL;
+    *found = 0;
+    if (ctl_db_prepare(db, "SELECT max(interval_id) FROM ledger_block", &st) != SQLITE_OK)
+        return CTL_DB_E_DB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *interval_id = sqlite3_column_int64(st, 0);
+        *found = 1;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? CTL_DB_OK : CTL_DB_E_DB;
+}
+
+int ctl_dash_unsettled(ctl_db *db, int64_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    *n = 0;
+    if (ctl_db_prepare(db,
+                       "SELECT count(*) FROM intervals i WHERE i.state = 1 AND NOT EXISTS "
+                       "(SELECT 1 FROM ledger_block b WHERE b.interval_id = i.interval_id)",
+                       &st) != SQLITE_OK)
+        return CTL_DB_E_DB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? CTL_DB_OK : CTL_DB_E_DB;
+}
+
+int ctl_dash_disputes(ctl_db *db, int64_t from_id, int64_t to_id,
+                      int (*fn)(void *ctx, int64_t interval_id, int64_t disputed,
+                                int64_t flagged),
+                      void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    if (ctl_db_prepare(db,
+                       "SELECT interval_id, sum(disputed), sum(peer_flagged) FROM peer_checks "
+                       "WHERE interval_id >= ?1 AND interval_id < ?2 GROUP BY interval_id "
+                       "HAVING sum(disputed) > 0 OR sum(peer_flagged) > 0 ORDER BY interval_id",
+                       &st) != SQLITE_OK)
+        return CTL_DB_E_DB;
+    sqlite3_bind_int64(st, 1, from_id);
+    sqlite3_bind_int64(st, 2, to_id);
+    int rc, out = CTL_DB_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((out = fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                      sqlite3_column_int64(st, 2))) != 0)
+            break;
+    sqlite3_finalize(st);
+    if (out)
+        return out;
+    return step_done(rc);
+}
+
+int ctl_dash_data_version(ctl_db *db, int64_t *version)
+{
+    sqlite3_stmt *st = NULL;
+    if (ctl_db_prepare(db, "PRAGMA data_version", &st) != SQLITE_OK)
+        return CTL_DB_E_DB;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? CTL_DB_OK : CTL_DB_E_DB;
+}
+
 int ctl_dash_intervals(ctl_db *db, int64_t from_id, int64_t to_id,
                        int (*fn)(void *ctx, const ctl_dash_interval *iv), void *ctx)
 {
@@ -115,9 +183,13 @@ int ctl_dash_trades_of(ctl_db *db, const char *participant, int64_t from_id, int
 {
     sqlite3_stmt *st = NULL;
     if (ctl_db_prepare(db,
-                       "SELECT interval_id, seller = ?1, energy_wh, price_uc_per_kwh, amount_uc, "
-                       "fee_uc FROM trades WHERE (seller = ?1 OR buyer = ?1) AND "
-                       "interval_id >= ?2 AND interval_id < ?3 ORDER BY interval_id, seq",
+                       /* one index range per side (schema version 8); a home never trades
+                        * with itself, so the two halves are disjoint */
+                       "SELECT interval_id, 1, energy_wh, price_uc_per_kwh, amount_uc, fee_uc, "
+                       "seq FROM trades WHERE seller = ?1 AND interval_id >= ?2 AND "
+                       "interval_id < ?3 UNION ALL SELECT interval_id, 0, energy_wh, "
+                       "price_uc_per_kwh, amount_uc, fee_uc, seq FROM trades WHERE buyer = ?1 "
+                       "AND interval_id >= ?2 AND interval_id < ?3 ORDER BY 1, 7",
                        &st) != SQLITE_OK)
         return CTL_DB_E_DB;
     sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);

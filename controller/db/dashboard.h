@@ -25,6 +25,27 @@ int ctl_dash_latest_reading(ctl_db *db, const char *meter_id, mtr_sample *out, i
 /* The greatest cleared interval id. CTL_DB_OK with *found 0 or 1, or CTL_DB_E_DB. */
 int ctl_dash_last_cleared(ctl_db *db, int64_t *interval_id, int *found);
 
+/* The greatest interval id with a ledger block (settled). CTL_DB_OK with *found 0 or 1, or
+ * CTL_DB_E_DB. */
+int ctl_dash_last_settled(ctl_db *db, int64_t *interval_id, int *found);
+
+/* The cleared intervals without a ledger block (not settled yet, or held back). CTL_DB_OK or
+ * CTL_DB_E_DB. */
+int ctl_dash_unsettled(ctl_db *db, int64_t *n);
+
+/* Each interval from_id <= id < to_id in which settlement held homes for a boundary dispute
+ * or the peer check flagged a home (peer_checks, db/peer_trust.h), ascending, with how many
+ * homes. CTL_DB_OK, CTL_DB_E_DB, or what fn returned when not 0. */
+int ctl_dash_disputes(ctl_db *db, int64_t from_id, int64_t to_id,
+                      int (*fn)(void *ctx, int64_t interval_id, int64_t disputed,
+                                int64_t flagged),
+                      void *ctx);
+
+/* SQLite's PRAGMA data_version of this handle: it changes when another connection commits to
+ * the file, so a reader can ask "anything new?" without reading a table (the dashboard's live
+ * updates poll it). CTL_DB_OK or CTL_DB_E_DB. */
+int ctl_dash_data_version(ctl_db *db, int64_t *version);
+
 typedef struct {
     int64_t interval_id;
     int64_t start_utc;

@@ -332,6 +332,62 @@ out:
     return rc;
 }
 
+int ctl_ledger_credit_totals(ctl_db *db, int64_t participant, const ctl_statement_range *range,
+                             stl_credit *sum, int *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    memset(sum, 0, sizeof *sum);
+    sum->participant = (uint64_t)participant;
+    *n = 0;
+    if (ctl_db_prepare(db,
+                       "SELECT t.body, b.interval_id, b.body FROM ledger_tx t JOIN ledger_block b "
+                       "ON b.height = t.height WHERE t.participant = ?1 ORDER BY t.log_index",
+                       &st) != SQLITE_OK) {
+        ctl_errf(err, errlen, "%s", ctl_db_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, participant);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        stl_tx tx;
+        if (stl_tx_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &tx)) {
+            ctl_errf(err, errlen, "damaged record (run `mgx ledger verify`)");
+            goto out;
+        }
+        if (tx.kind != STL_TX_CREDIT || tx.credit.participant != (uint64_t)participant)
+            continue;
+        int64_t iv = sqlite3_column_int64(st, 1);
+        if (range->by_interval ? iv != range->interval_id : 0) {
+            continue;
+        } else if (!range->by_interval) {
+            stl_block b;
+            if (stl_block_decode(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2),
+                                 &b)) {
+                ctl_errf(err, errlen, "damaged block (run `mgx ledger verify`)");
+                goto out;
+            }
+            int64_t start = iv * (int64_t)b.interval_len_s;
+            if (start < range->from_utc || start >= range->to_utc)
+                continue;
+        }
+        sum->minted_wh += tx.credit.minted_wh;
+        sum->in_wh += tx.credit.in_wh;
+        sum->out_wh += tx.credit.out_wh;
+        sum->retired_wh += tx.credit.retired_wh;
+        sum->kept_wh += tx.credit.kept_wh;
+        (*n)++;
+    }
+    if (step != SQLITE_DONE) {
+        ctl_errf(err, errlen, "%s", ctl_db_errmsg(db));
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int ctl_ledger_certificates(ctl_db *db, int64_t participant, const ctl_statement_range *range,
                             const char *month, json_t **out, char *err, size_t errlen)
 {

@@ -11,8 +11,11 @@
 
 static const char *const KEYS[] = {"listen",     "port",     "database",     "password_file",
                                    "admin_file", "tls_cert", "tls_key",      "max_sessions",
-                                   "session_ttl_s", NULL};
-enum { K_LISTEN, K_PORT, K_DB, K_PW, K_ADMIN, K_CERT, K_KEY, K_MAX, K_TTL };
+                                   "session_ttl_s", "live_max_clients", "live_poll_ms",
+                                   "live_queue_bytes", "threads", "max_connections",
+                                   "alert_silent_s", "alert_lag_s", NULL};
+enum { K_LISTEN, K_PORT, K_DB, K_PW, K_ADMIN, K_CERT, K_KEY, K_MAX, K_TTL, K_LIVE_MAX, K_LIVE_POLL,
+       K_LIVE_QUEUE, K_THREADS, K_CONNS, K_SILENT, K_LAG };
 
 typedef struct {
     cfg_loader *l;
@@ -49,6 +52,20 @@ static int on_key(void *ctx, const char *section, const char *key, const char *v
         return cfg_parse_int(key, value, 1, 1000000, &c->max_sessions, err, errlen);
     case K_TTL:
         return cfg_parse_int(key, value, 60, 30 * 86400, &c->session_ttl_s, err, errlen);
+    case K_LIVE_MAX:
+        return cfg_parse_int(key, value, 0, 100000, &c->live_max_clients, err, errlen);
+    case K_LIVE_POLL:
+        return cfg_parse_int(key, value, 100, 60000, &c->live_poll_ms, err, errlen);
+    case K_LIVE_QUEUE:
+        return cfg_parse_int(key, value, 4096, 1 << 24, &c->live_queue_bytes, err, errlen);
+    case K_THREADS:
+        return cfg_parse_int(key, value, 1, 256, &c->threads, err, errlen);
+    case K_SILENT:
+        return cfg_parse_int(key, value, 1, 365 * 86400, &c->alert_silent_s, err, errlen);
+    case K_LAG:
+        return cfg_parse_int(key, value, 1, 365 * 86400, &c->alert_lag_s, err, errlen);
+    case K_CONNS:
+        return cfg_parse_int(key, value, 16, 100000, &c->max_connections, err, errlen);
     default: {
         char *dst = k == K_DB      ? c->database
                     : k == K_PW    ? c->password_file
@@ -87,6 +104,13 @@ int web_config_load(const char *path, web_config *c, char *err, size_t errlen)
     c->port = 8080;
     c->max_sessions = 1024;
     c->session_ttl_s = 43200;
+    c->live_max_clients = 1024;
+    c->live_poll_ms = 1000;
+    c->live_queue_bytes = 65536;
+    c->threads = 1;
+    c->max_connections = 2048;
+    c->alert_silent_s = 900;
+    c->alert_lag_s = 7200;
     cfg_loader *l = cfg_loader_new();
     if (!l)
         return ctl_fail(CFG_E_NOMEM, err, errlen, "out of memory");

@@ -10,11 +10,13 @@
 #include "web/web_assets.h"
 #include "web/web_auth.h"
 #include "web/web_data.h"
+#include "web/web_live.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +27,19 @@
 #define LOGIN_BODY_MAX 1024 /* {"user":..,"password":..}: more is refused */
 #define COOKIE "mgx_session"
 
+#define DB_POOL_MAX 256
+
 struct web_server {
     struct MHD_Daemon *d;
-    ctl_db *db;
+    /* one database handle per server thread (a ctl_db is used by one thread at a time): the
+     * caller's and threads - 1 more, read only, lent out under pool_lock */
+    ctl_db *dbs[DB_POOL_MAX];
+    int db_busy[DB_POOL_MAX];
+    size_t n_dbs;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_free;
+    int pool_init;
+    web_live *live;
     web_sessions *sessions;
     web_throttle *throttle;
     web_config cfg;
@@ -42,6 +54,31 @@ typedef struct {
 } request;
 
 static int64_t now_ms(void) { return ctl_wall_ms(); }
+
+/* Lends a database handle to the calling server thread until db_put. */
+static ctl_db *db_get(web_server *s)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    for (;;) {
+        for (size_t i = 0; i < s->n_dbs; i++)
+            if (!s->db_busy[i]) {
+                s->db_busy[i] = 1;
+                pthread_mutex_unlock(&s->pool_lock);
+                return s->dbs[i];
+            }
+        pthread_cond_wait(&s->pool_free, &s->pool_lock);
+    }
+}
+
+static void db_put(web_server *s, ctl_db *db)
+{
+    pthread_mutex_lock(&s->pool_lock);
+    for (size_t i = 0; i < s->n_dbs; i++)
+        if (s->dbs[i] == db)
+            s->db_busy[i] = 0;
+    pthread_cond_signal(&s->pool_free);
+    pthread_mutex_unlock(&s->pool_lock);
+}
 
 /* The headers every answer carries: nothing cached, no framing, only our own scripts. */
 static void common_headers(struct MHD_Response *r)
@@ -113,10 +150,14 @@ static int check_login(web_server *s, const char *user, const char *password, we
     }
     ctl_participant p;
     if (s->cfg.password_file[0] &&
-        web_pw_file_check(s->cfg.password_file, user, password) == WEB_AUTH_OK &&
-        ctl_registry_lookup(s->db, user, &p) == 0 && p.role == CTL_ROLE_HOME) {
-        who->role = WEB_ROLE_HOME;
-        return 0;
+        web_pw_file_check(s->cfg.password_file, user, password) == WEB_AUTH_OK) {
+        ctl_db *db = db_get(s);
+        int home = ctl_registry_lookup(db, user, &p) == 0 && p.role == CTL_ROLE_HOME;
+        db_put(s, db);
+        if (home) {
+            who->role = WEB_ROLE_HOME;
+            return 0;
+        }
     }
     return -1;
 }
@@ -166,13 +207,31 @@ static enum MHD_Result do_login(web_server *s, struct MHD_Connection *c, request
     return rc;
 }
 
-static enum MHD_Result day_of(web_server *s, struct MHD_Connection *c, int64_t *day)
+static enum MHD_Result day_of(ctl_db *db, struct MHD_Connection *c, int64_t *day)
 {
     const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "day");
     if (q)
         return web_parse_day(q, day) == 0 ? MHD_YES : MHD_NO;
-    return web_default_day(s->db, now_ms() / 1000, day) == WEB_DATA_OK ? MHD_YES : MHD_NO;
+    return web_default_day(db, now_ms() / 1000, day) == WEB_DATA_OK ? MHD_YES : MHD_NO;
 }
+
+/* GET /api/events: the session's live stream (web_live.h), 503 when all are taken. */
+static enum MHD_Result live_stream(web_server *s, struct MHD_Connection *c, const web_who *who)
+{
+    struct MHD_Response *r = s->live ? web_live_open(s->live, c, who) : NULL;
+    if (!r)
+        return send_error(c, 503, "too many live streams; the page polls instead");
+    common_headers(r);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    enum MHD_Result rc = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result api_data(web_server *s, ctl_db *db, struct MHD_Connection *c,
+                                const char *url, const web_who *w);
 
 static enum MHD_Result api_get(web_server *s, struct MHD_Connection *c, const char *url)
 {
@@ -183,6 +242,18 @@ static enum MHD_Result api_get(web_server *s, struct MHD_Connection *c, const ch
         return send_json(c, 200,
                          json_pack("{ss ss}", "user", who.user, "role", role_name(who.role)),
                          NULL);
+    if (strcmp(url, "/api/events") == 0)
+        return live_stream(s, c, &who);
+    ctl_db *db = db_get(s);
+    enum MHD_Result rc = api_data(s, db, c, url, &who);
+    db_put(s, db);
+    return rc;
+}
+
+static enum MHD_Result api_data(web_server *s, ctl_db *db, struct MHD_Connection *c,
+                                const char *url, const web_who *w)
+{
+    web_who who = *w;
     int64_t day;
     json_t *doc = NULL;
     int rc;
@@ -205,20 +276,31 @@ static enum MHD_Result api_get(web_server *s, struct MHD_Connection *c, const ch
             long long id = iv ? strtoll(iv, &end, 10) : 0;
             if (!iv || !*iv || *end || id < 0)
                 return send_error(c, 400, "interval: a number");
-            rc = web_home_proof(s->db, home, (int64_t)id, &doc);
+            rc = web_home_proof(db, home, (int64_t)id, &doc);
             if (rc == WEB_DATA_NOT_FOUND)
                 return send_error(c, 404, "no settled position there");
         } else {
-            if (day_of(s, c, &day) != MHD_YES)
+            if (day_of(db, c, &day) != MHD_YES)
                 return send_error(c, 400, "day: YYYY-MM-DD");
-            rc = web_home_day(s->db, home, day, now_ms(), &doc);
+            rc = web_home_day(db, home, day, now_ms(), &doc);
         }
+    } else if (strcmp(url, "/api/key") == 0) {
+        rc = web_ledger_key(db, &doc); /* public: the community publishes it */
+        if (rc == WEB_DATA_NOT_FOUND)
+            return send_error(c, 404, "the ledger has no key yet");
     } else if (strcmp(url, "/api/community") == 0) {
         if (who.role != WEB_ROLE_ADMIN)
             return send_error(c, 403, "forbidden");
-        if (day_of(s, c, &day) != MHD_YES)
+        if (day_of(db, c, &day) != MHD_YES)
             return send_error(c, 400, "day: YYYY-MM-DD");
-        rc = web_community_day(s->db, day, now_ms(), &doc);
+        const web_alert_rules rules = {s->cfg.alert_silent_s, s->cfg.alert_lag_s};
+        rc = web_community_day(db, day, now_ms(), &rules, &doc);
+        /* the live streams, for the operator: open now, dropped for not reading */
+        if (rc == WEB_DATA_OK && s->live)
+            json_object_set_new(doc, "live",
+                                json_pack("{sI sI}", "streams",
+                                          (json_int_t)web_live_count(s->live), "dropped",
+                                          (json_int_t)web_live_dropped(s->live)));
     } else {
         return send_error(c, 404, "not found");
     }
@@ -333,7 +415,23 @@ web_server *web_server_start(const web_config *c, ctl_db *db, char *err, size_t 
         return NULL;
     }
     s->cfg = *c;
-    s->db = db;
+    pthread_mutex_init(&s->pool_lock, NULL);
+    pthread_cond_init(&s->pool_free, NULL);
+    s->pool_init = 1;
+    s->dbs[0] = db;
+    s->n_dbs = 1;
+    size_t threads = c->threads < 1 ? 1 : c->threads > DB_POOL_MAX ? DB_POOL_MAX : (size_t)c->threads;
+    for (; s->n_dbs < threads; s->n_dbs++)
+        if (ctl_db_open_readonly(c->database, &s->dbs[s->n_dbs], err, errlen) != CTL_DB_OK) {
+            s->dbs[0] = NULL; /* the caller's */
+            goto fail;
+        }
+    if (c->live_max_clients > 0 &&
+        !(s->live = web_live_start(c->database, (size_t)c->live_max_clients,
+                                   (size_t)c->live_queue_bytes, c->live_poll_ms, err, errlen))) {
+        s->dbs[0] = NULL;
+        goto fail;
+    }
     s->sessions = web_sessions_new((size_t)c->max_sessions, c->session_ttl_s);
     s->throttle = web_throttle_new(1024);
     if (!s->sessions || !s->throttle) {
@@ -345,7 +443,10 @@ web_server *web_server_start(const web_config *c, ctl_db *db, char *err, size_t 
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)c->port);
     inet_pton(AF_INET, c->listen, &a.sin_addr);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* suspend and resume: the live streams wait without a thread (web_live.h) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME;
+    unsigned pool = threads > 1 ? (unsigned)threads : 0, conns = (unsigned)c->max_connections;
     if (c->tls_cert[0]) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             ctl_errf(err, errlen, "this libmicrohttpd has no TLS");
@@ -357,16 +458,21 @@ web_server *web_server_start(const web_config *c, ctl_db *db, char *err, size_t 
         s->tls = 1;
         flags |= MHD_USE_TLS;
     }
-    s->d = s->tls ? MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                     MHD_OPTION_CONNECTION_LIMIT, 256u,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                     MHD_OPTION_HTTPS_MEM_CERT, s->cert,
-                                     MHD_OPTION_HTTPS_MEM_KEY, s->key, MHD_OPTION_END)
-                  : MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
-                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                     MHD_OPTION_CONNECTION_LIMIT, 256u,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    /* the TLS pair and the thread pool only when used: libmicrohttpd warns about a pool of
+     * one (or zero) */
+    struct MHD_OptionItem opts[6];
+    size_t no = 0;
+    if (s->tls) {
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert};
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->key};
+    }
+    if (pool)
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)pool, NULL};
+    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &a,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_LIMIT, conns, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->d) {
         ctl_errf(err, errlen, "cannot listen on %s:%lld%s", c->listen, (long long)c->port,
                  s->tls ? " (or the TLS certificate and key were refused)" : "");
@@ -388,8 +494,16 @@ void web_server_stop(web_server *s)
 {
     if (!s)
         return;
+    web_live_shutdown(s->live, 2000);
     if (s->d)
         MHD_stop_daemon(s->d);
+    web_live_free(s->live);
+    for (size_t i = 1; i < s->n_dbs; i++) /* dbs[0] is the caller's */
+        ctl_db_close(s->dbs[i]);
+    if (s->pool_init) {
+        pthread_mutex_destroy(&s->pool_lock);
+        pthread_cond_destroy(&s->pool_free);
+    }
     web_sessions_free(s->sessions);
     web_throttle_free(s->throttle);
     free(s->cert);

@@ -60,6 +60,13 @@ static void defaults_and_paths(void **state)
     assert_int_equal(c.port, 8080);
     assert_int_equal(c.max_sessions, 1024);
     assert_int_equal(c.session_ttl_s, 43200);
+    assert_int_equal(c.live_max_clients, 1024);
+    assert_int_equal(c.live_poll_ms, 1000);
+    assert_int_equal(c.live_queue_bytes, 65536);
+    assert_int_equal(c.threads, 1);
+    assert_int_equal(c.max_connections, 2048);
+    assert_int_equal(c.alert_silent_s, 900);
+    assert_int_equal(c.alert_lag_s, 7200);
     snprintf(want, sizeof want, "%s/ctl.db", dir);
     assert_string_equal(c.database, want); /* from the config's folder */
     assert_string_equal(c.password_file, "/etc/mosquitto/passwd");
@@ -67,13 +74,22 @@ static void defaults_and_paths(void **state)
     assert_string_equal(c.tls_cert, "");
     assert_int_equal(load("[web]\nlisten = 0.0.0.0\nport = 0\ndatabase = a.db\n"
                           "admin_file = admin\ntls_cert = c.pem\ntls_key = k.pem\n"
-                          "max_sessions = 3\nsession_ttl_s = 600\n",
+                          "max_sessions = 3\nsession_ttl_s = 600\nlive_max_clients = 0\n"
+                          "live_poll_ms = 250\nlive_queue_bytes = 8192\nthreads = 4\n"
+                          "max_connections = 100\nalert_silent_s = 60\nalert_lag_s = 1800\n",
                           &c, err, sizeof err),
                      CFG_OK);
     assert_string_equal(c.listen, "0.0.0.0");
     assert_int_equal(c.port, 0);
     assert_int_equal(c.max_sessions, 3);
     assert_int_equal(c.session_ttl_s, 600);
+    assert_int_equal(c.live_max_clients, 0); /* no live streams: pages poll */
+    assert_int_equal(c.live_poll_ms, 250);
+    assert_int_equal(c.live_queue_bytes, 8192);
+    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.max_connections, 100);
+    assert_int_equal(c.alert_silent_s, 60);
+    assert_int_equal(c.alert_lag_s, 1800);
     snprintf(want, sizeof want, "%s/k.pem", dir);
     assert_string_equal(c.tls_key, want);
 }
@@ -94,6 +110,12 @@ static void refusals(void **state)
         {"[web]\ndatabase = d\npassword_file = p\nport = 65536\n", "port"},
         {"[web]\ndatabase = d\npassword_file = p\nmax_sessions = 0\n", "max_sessions"},
         {"[web]\ndatabase = d\npassword_file = p\nsession_ttl_s = 5\n", "session_ttl_s"},
+        {"[web]\ndatabase = d\npassword_file = p\nthreads = 0\n", "threads"},
+        {"[web]\ndatabase = d\npassword_file = p\nthreads = 257\n", "threads"},
+        {"[web]\ndatabase = d\npassword_file = p\nlive_poll_ms = 10\n", "live_poll_ms"},
+        {"[web]\ndatabase = d\npassword_file = p\nlive_queue_bytes = 100\n", "live_queue_bytes"},
+        {"[web]\ndatabase = d\npassword_file = p\nmax_connections = 1\n", "max_connections"},
+        {"[web]\ndatabase = d\npassword_file = p\nalert_silent_s = 0\n", "alert_silent_s"},
         {"[controller]\ndb = d\n", "controller"},
     };
     for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {

@@ -30,11 +30,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker.h"
+#include "db/db.h"
+#include "db/peer_trust.h"
+#include "db/prefs.h"
 #include "bus/bus.h"
 #include "common/interval.h"
 #include "common/wall_clock.h"
@@ -50,6 +58,8 @@
 #define DEADLINE_MS 120000
 #define READ_S 120
 #define HOME 1         /* the home that logs in */
+#define LIVE_MAX 4     /* live streams the test's server allows */
+#define OTHER_IMPORT_WH 424242424 /* another home's new reading: never in home-1's stream */
 
 static struct {
     tst_home homes[HOMES];
@@ -58,6 +68,7 @@ static struct {
     char url[128];
     char expect[600];
     pid_t web;
+    pid_t slow; /* slow_reader's server, stopped in teardown if the test fails */
     json_t *want;
 } F;
 
@@ -127,7 +138,10 @@ static void fill_community(const char *bin)
                             "%s/community.vkey",
                             bin, F.dir, F.dir),
                      0);
-    fclose(tst_controller_config(conf, tst_broker_port(br), COMMUNITY, F.db, GRACE_S));
+    FILE *cf = tst_controller_config(conf, tst_broker_port(br), COMMUNITY, F.db, GRACE_S);
+    assert_non_null(cf);
+    fprintf(cf, "credit_min_tier = 0\n"); /* energy credits: every good export mints */
+    fclose(cf);
     tst_homes_register(F.homes, HOMES, 7, F.db, true);
 
     ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
@@ -171,6 +185,55 @@ static void fill_community(const char *bin)
     bus_stop(c, 500);
     bus_free(c);
     tst_broker_free(br);
+}
+
+/* ---- what settlement and the chain would add, through the db functions ----
+ * The short run has no standing preference, boundary dispute or failed chain transaction of
+ * its own; the test adds one of each as the controller would record it: a preference of
+ * home-1 from the next interval on (ctl_prefs_put), a boundary dispute holding home-2 in the
+ * last settled interval (ctl_peer_checks_put) and a Solana transaction the chain refused (the
+ * outbox row with state 'failed'). */
+#define PREF_SELL_WH 1500
+#define PREF_SELL_UC 95000
+static void add_records(void)
+{
+    ctl_db *db = NULL;
+    char err[300];
+    assert_int_equal(ctl_db_open(F.db, &db, err, sizeof err), CTL_DB_OK);
+    sqlite3 *q;
+    assert_int_equal(sqlite3_open_v2(F.db, &q, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(q, 5000);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(q, "SELECT (SELECT max(interval_id) FROM intervals WHERE "
+                                           "state = 1), (SELECT max(interval_id) FROM ledger_block)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t cleared = sqlite3_column_int64(st, 0), settled = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    mkt_preference p;
+    memset(&p, 0, sizeof p);
+    p.n_sell_steps = 1;
+    p.sell[0] = (mkt_step){PREF_SELL_WH, PREF_SELL_UC};
+    uint8_t nonce[CTL_NONCE_BYTES] = {0x14, 0x14};
+    const uint8_t signed_msg[] = "a preference's signed bytes (not checked here)";
+    ctl_pref_rec r = {F.homes[HOME].id, nonce, cleared + 1, 1, 1, &p, signed_msg,
+                      sizeof signed_msg, "{\"status\":\"accepted\"}"};
+    assert_int_equal(ctl_db_begin(db), 0);
+    assert_int_equal(ctl_prefs_put(db, &r), CTL_ST_OK);
+    assert_int_equal(ctl_db_end(db, 1), 0);
+    ctl_peer_check_row row = {.interval_id = settled, .disputed = 1};
+    snprintf(row.participant, sizeof row.participant, "%s", F.homes[2].id);
+    assert_int_equal(ctl_peer_checks_put(db, &row, 1), CTL_DB_OK);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO solana_outbox(interval_id, part, n_parts, state, tx, signature, "
+             "blockhash, last_valid_block_height, created_ms, updated_ms, last_error) VALUES "
+             "(%lld, 1, 1, 'failed', x'00', 'sig-web-test', 'hash', 1, 1, 1, 'refused')",
+             (long long)settled);
+    assert_int_equal(sqlite3_exec(q, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(q);
+    ctl_db_close(db);
 }
 
 /* ---- what the dashboard must show, from the database directly ---- */
@@ -219,6 +282,40 @@ static void positions_in(sqlite3 *db, const char *name, int64_t from, int64_t to
         /* grid only: export at feed-in minus import at retail, each floored (values >= 0) */
         out[3] += p->export_wh * sqlite3_column_int64(st, 2) / 1000 -
                   p->import_wh * sqlite3_column_int64(st, 1) / 1000;
+    }
+    sqlite3_finalize(st);
+}
+
+/* participant name's credit records (kind 3) in blocks of intervals starting in [from, to):
+ * minted, bought (in), sold (out), retired, kept. */
+static void credits_in(sqlite3 *db, const char *name, int64_t from, int64_t to, int64_t out[5])
+{
+    memset(out, 0, 5 * sizeof *out);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT t.body, (SELECT market_id FROM market_ids WHERE participant = "
+                           "?1) FROM ledger_tx t JOIN ledger_block b ON b.height = t.height JOIN "
+                           "intervals i ON i.interval_id = b.interval_id WHERE i.start_utc >= ?2 "
+                           "AND i.start_utc < ?3",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        stl_tx tx;
+        assert_int_equal(stl_tx_decode(sqlite3_column_blob(st, 0),
+                                       (size_t)sqlite3_column_bytes(st, 0), &tx),
+                         STL_OK);
+        if (tx.kind != STL_TX_CREDIT ||
+            tx.credit.participant != (uint64_t)sqlite3_column_int64(st, 1))
+            continue;
+        out[0] += tx.credit.minted_wh;
+        out[1] += tx.credit.in_wh;
+        out[2] += tx.credit.out_wh;
+        out[3] += tx.credit.retired_wh;
+        out[4] += tx.credit.kept_wh;
     }
     sqlite3_finalize(st);
 }
@@ -304,7 +401,28 @@ static json_t *expectations(void)
                            "DESC LIMIT 2))",
                            home)));
     json_object_set_new(w, "month_grid_only_net_uc", json_integer(month[3]));
+    int64_t cr[5];
+    credits_in(db, home, 1717200000, 1719792000, cr);
+    json_object_set_new(w, "credits", json_pack("{sI sI sI sI sI}", "minted_wh", (json_int_t)cr[0],
+                                                 "bought_wh", (json_int_t)cr[1], "sold_wh",
+                                                 (json_int_t)cr[2], "retired_wh",
+                                                 (json_int_t)cr[3], "kept_wh", (json_int_t)cr[4]));
+    int64_t all_minted = 0;
+    for (int h = 0; h < HOMES; h++) {
+        int64_t c[5];
+        credits_in(db, F.homes[h].id, 1717200000, 1719792000, c);
+        all_minted += c[0];
+    }
+    json_object_set_new(w, "last_settled", json_integer(q_int(db, "SELECT max(interval_id) FROM ledger_block", NULL)));
+    json_object_set_new(w, "last_settled_end", json_integer(900 + 900 * q_int(db, "SELECT max(interval_id) FROM ledger_block", NULL)));
+    json_object_set_new(w, "unsettled", json_integer(q_int(db, "SELECT count(*) FROM intervals i WHERE state = 1 AND NOT EXISTS (SELECT 1 FROM ledger_block b WHERE b.interval_id = i.interval_id)", NULL)));
+    json_object_set_new(w, "outbox_failed", json_integer(q_int(db, "SELECT count(*) FROM solana_outbox WHERE state = 'failed'", NULL)));
+    json_object_set_new(w, "disputed_intervals", json_integer(q_int(db, "SELECT count(DISTINCT interval_id) FROM peer_checks WHERE disputed = 1", NULL)));
+    json_object_set_new(w, "pref_sell_wh", json_integer(PREF_SELL_WH));
+    json_object_set_new(w, "pref_text", json_string("sell any amount at 0.0950"));
     sqlite3_close(db);
+    /* credits were minted in the run (credit_min_tier = 0), so the figures mean something */
+    assert_true(all_minted > 0);
     /* the run means something: positions settled, trades made, money moved */
     assert_true(pos[0] >= MIN_BLOCKS - 1);
     assert_true(trades > 0);
@@ -331,8 +449,9 @@ static void start_web(const char *bin)
     FILE *f = fopen(conf, "w");
     assert_non_null(f);
     fprintf(f, "[web]\nlisten = 127.0.0.1\nport = %d\ndatabase = ctl.db\n"
-               "password_file = passwd\nadmin_file = admin.passwd\nmax_sessions = 16\n",
-            tst_free_port());
+               "password_file = passwd\nadmin_file = admin.passwd\nmax_sessions = 16\n"
+               "live_max_clients = %d\nlive_poll_ms = 200\nthreads = 2\n",
+            tst_free_port(), LIVE_MAX);
     fclose(f);
     F.web = fork();
     assert_true(F.web >= 0);
@@ -360,6 +479,7 @@ static int setup(void **state)
     if (!bin)
         return -1;
     fill_community(bin);
+    add_records();
     F.want = expectations();
     snprintf(F.expect, sizeof F.expect, "%s/expect.json", F.dir);
     json_dump_file(F.want, F.expect, JSON_INDENT(1));
@@ -371,6 +491,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (F.slow > 0) {
+        kill(F.slow, SIGTERM);
+        tst_wait_exit(F.slow, 10000);
+    }
     if (F.web > 0) {
         kill(F.web, SIGTERM);
         int st = tst_wait_exit(F.web, 10000);
@@ -485,6 +609,19 @@ static void http_api(void **state)
     assert_true(want_int("orders") >= 1);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "reading"), "import_wh")),
                      want_int("reading_import_wh"));
+    /* credits of the month: the ledger's credit records, decoded here */
+    json_t *cr = json_object_get(d, "credits"), *wc = json_object_get(F.want, "credits");
+    const char *ck[] = {"minted_wh", "bought_wh", "sold_wh", "retired_wh", "kept_wh"};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(json_integer_value(json_object_get(cr, ck[i])),
+                         json_integer_value(json_object_get(wc, ck[i])));
+    /* its standing preference */
+    json_t *pref = json_object_get(d, "preference");
+    assert_int_equal(json_array_size(json_object_get(pref, "sell")), 1);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(pref, "sell"), 0), "energy_wh")),
+                     PREF_SELL_WH);
+    assert_int_equal(json_array_size(json_object_get(pref, "buy")), 0);
     /* the home's document names no other home */
     for (int h = 0; h < HOMES; h++) {
         char quoted[40];
@@ -530,6 +667,35 @@ static void http_api(void **state)
                          json_integer_value(json_array_get(json_object_get(F.want, "home_positions"), (size_t)h)));
     }
     assert_int_equal(json_array_size(json_object_get(d, "intervals")), (size_t)want_int("intervals"));
+    /* settlement lag and the alerts, against the database */
+    json_t *st = json_object_get(d, "settlement");
+    assert_int_equal(json_integer_value(json_object_get(st, "last_settled_id")), want_int("last_settled"));
+    assert_int_equal(json_integer_value(json_object_get(st, "unsettled")), want_int("unsettled"));
+    int64_t lag = json_integer_value(json_object_get(st, "lag_s"));
+    int64_t wall_lag = ctl_wall_ms() / 1000 - want_int("last_settled_end");
+    assert_true(lag <= wall_lag && lag >= wall_lag - 60); /* asked within the last minute */
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "outbox"), "failed")),
+                     want_int("outbox_failed"));
+    assert_int_equal(json_array_size(json_object_get(d, "disputes")), (size_t)want_int("disputed_intervals"));
+    int kinds = 0;
+    size_t ai;
+    json_t *a;
+    json_array_foreach(json_object_get(d, "alerts"), ai, a) {
+        const char *k = json_string_value(json_object_get(a, "kind"));
+        if (strcmp(k, "meter_silent") == 0) {
+            kinds |= 1;
+            assert_int_equal(json_array_size(json_object_get(a, "homes")), HOMES);
+        } else if (strcmp(k, "disputed") == 0) {
+            kinds |= 2;
+            assert_int_equal(json_integer_value(json_object_get(a, "interval_id")), want_int("last_settled"));
+        } else if (strcmp(k, "chain_failed") == 0) {
+            kinds |= 4;
+            assert_int_equal(json_integer_value(json_object_get(a, "failed")), want_int("outbox_failed"));
+        } else if (strcmp(k, "settlement_lag") == 0) {
+            kinds |= 8;
+        }
+    }
+    assert_int_equal(kinds, 15);
     json_decref(d);
     assert_int_equal(req(c, "/api/home/home-2", NULL, &b), 200);
     assert_int_equal(req(c, "/api/home/nobody", NULL, &b), 404);
@@ -636,13 +802,227 @@ static void browser(void **state)
         skip();
     }
     json_object_set_new(F.want, "charts", json_boolean(MGX_WEB_CHARTS));
+    char mark[600], cmd[2400];
+    snprintf(mark, sizeof mark, "%s/live-ready", F.dir);
+    json_object_set_new(F.want, "live_mark", json_string(mark));
+    json_object_set_new(F.want, "live_import_wh", json_integer(want_int("reading_import_wh") + 777));
+    json_object_set_new(F.want, "other_import_wh", json_integer(OTHER_IMPORT_WH));
+    json_object_set_new(F.want, "live_max", json_integer(LIVE_MAX));
+    /* the community's verifier key as `mgx ledger keygen` wrote it: what the browser must pin */
+    char vkp[600];
+    snprintf(vkp, sizeof vkp, "%s/community.vkey", F.dir);
+    char *vk = tst_file_text_or_empty(vkp);
+    vk[strcspn(vk, "\r\n")] = 0;
+    assert_true(strchr(vk, '+') != NULL);
+    json_object_set_new(F.want, "vkey", json_string(vk));
+    free(vk);
     json_dump_file(F.want, F.expect, JSON_INDENT(1));
-    int rc = tst_sh("MGX_WEB_URL=%s MGX_WEB_EXPECT=%s %s %s/tests/web/dashboard.test.mjs", F.url,
-                    F.expect, MGX_NODE, MGX_SOURCE_DIR);
+    snprintf(cmd, sizeof cmd, "MGX_WEB_URL=%s MGX_WEB_EXPECT=%s %s %s/tests/web/dashboard.test.mjs",
+             F.url, F.expect, MGX_NODE, MGX_SOURCE_DIR);
+    pid_t node = fork();
+    assert_true(node >= 0);
+    if (node == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* the controller's part, played here: once the page has its live stream open (the browser
+     * test writes the mark), new readings arrive in the database, one for the logged-in home
+     * (the page must show it without a reload) and one for another home (its stream must not
+     * carry it) */
+    int status = 0, injected = 0;
+    for (;;) {
+        pid_t w = waitpid(node, &status, WNOHANG);
+        if (w == node)
+            break;
+        if (!injected && access(mark, F_OK) == 0) {
+            sqlite3 *db;
+            assert_int_equal(sqlite3_open_v2(F.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+            sqlite3_busy_timeout(db, 5000);
+            char sql[700];
+            snprintf(sql, sizeof sql,
+                     "INSERT INTO readings(meter_id, ts_ms, power_w, import_wh, export_wh, "
+                     "soc_permille, quality, received_ms) SELECT 'm-home-2', max(ts_ms) + 60000, "
+                     "7, %d, 0, -1, 0, 0 FROM readings WHERE meter_id = 'm-home-2'; "
+                     "INSERT INTO readings(meter_id, ts_ms, power_w, import_wh, export_wh, "
+                     "soc_permille, quality, received_ms) SELECT meter_id, ts_ms + 60000, 321, "
+                     "import_wh + 777, export_wh, -1, 0, 0 FROM readings WHERE meter_id = "
+                     "'m-home-%d' ORDER BY ts_ms DESC LIMIT 1;",
+                     OTHER_IMPORT_WH, HOME);
+            char *err = NULL;
+            if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+                fail_msg("inserting the live readings: %s", err ? err : "?");
+            sqlite3_close(db);
+            injected = 1;
+        }
+        usleep(50000);
+    }
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
     if (rc == 77)
         skip();
     assert_int_equal(rc, 0);
+    assert_true(injected);
 #endif
+}
+
+/* ---- slow_reader: a live stream whose reader stops reading is dropped, never waited for ----
+ * A second server with a 4 KB stream queue polling every 100 ms. A raw socket with a small
+ * receive buffer opens home-1's stream and reads nothing while readings of home-1 keep arriving
+ * in the database (one event per poll); once the socket buffers are full the events pile up in
+ * the stream's queue, and past 4 KB the server drops the stream: the coordinator's view counts
+ * it, the server keeps answering, and the reader, when it reads again, finds its stream ended. */
+static int64_t live_dropped(CURL *c, const char *url)
+{
+    static body b;
+    char u[200];
+    snprintf(u, sizeof u, "%sapi/community", url);
+    b.len = 0;
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    json_t *d = json_loads(b.buf, 0, NULL);
+    assert_non_null(d);
+    int64_t n = json_integer_value(json_object_get(json_object_get(d, "live"), "dropped"));
+    json_decref(d);
+    return n;
+}
+
+static CURL *login_at(const char *url, const char *user, const char *pw, char *token, size_t cap)
+{
+    static body b;
+    CURL *c = curl_easy_init();
+    char u[200], post[200];
+    snprintf(u, sizeof u, "%sapi/login", url);
+    snprintf(post, sizeof post, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+    static struct curl_slist *json;
+    if (!json)
+        json = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_COOKIEFILE, "");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, json);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 200);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    struct curl_slist *cookies = NULL;
+    curl_easy_getinfo(c, CURLINFO_COOKIELIST, &cookies);
+    assert_non_null(cookies);
+    const char *tab = strrchr(cookies->data, '\t');
+    assert_non_null(tab);
+    snprintf(token, cap, "%s", tab + 1);
+    curl_slist_free_all(cookies);
+    return c;
+}
+
+static void slow_reader(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MGX_BIN");
+    char conf[600], out[600], url[128] = "";
+    snprintf(conf, sizeof conf, "%s/slow.ini", F.dir);
+    snprintf(out, sizeof out, "%s/slow.out", F.dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[web]\nport = 0\ndatabase = ctl.db\npassword_file = passwd\n"
+               "admin_file = admin.passwd\nlive_queue_bytes = 4096\nlive_poll_ms = 100\n");
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen(out, "w", stdout))
+            _exit(126);
+        execl(bin, bin, "web", conf, (char *)NULL);
+        _exit(127);
+    }
+    F.slow = pid;
+    for (int i = 0; i < 300 && !url[0]; i++) {
+        usleep(100000);
+        char *text = tst_file_text_or_empty(out);
+        char *at = strstr(text, "serving ");
+        if (at)
+            sscanf(at + 8, "%127s", url);
+        free(text);
+    }
+    int port = 0;
+    assert_int_equal(sscanf(url, "http://127.0.0.1:%d/", &port), 1);
+    char token[200];
+    CURL *home = login_at(url, "home-1", "pw for home 1", token, sizeof token);
+    curl_easy_cleanup(home);
+    char admin_token[200];
+    CURL *coord = login_at(url, "coord", "coordinator pw", admin_token, sizeof admin_token);
+    assert_int_equal(live_dropped(coord, url), 0);
+    /* the reader: a small receive buffer, and it reads nothing */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    int small = 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char rq[400];
+    int len = snprintf(rq, sizeof rq,
+                       "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: mgx_session=%s\r\n\r\n",
+                       token);
+    assert_int_equal(send(fd, rq, (size_t)len, 0), len);
+    /* home-1's readings keep coming until the server gives up on the reader */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(F.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    int64_t dropped = 0, deadline = ctl_wall_ms() + 120000, next_check = 0;
+    int inserted = 0;
+    while (!dropped && ctl_wall_ms() < deadline) {
+        char sql[400];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO readings(meter_id, ts_ms, power_w, import_wh, export_wh, "
+                 "soc_permille, quality, received_ms) SELECT meter_id, ts_ms + 60000, 99, "
+                 "import_wh + 1, export_wh, -1, 0, 0 FROM readings WHERE meter_id = 'm-home-%d' "
+                 "ORDER BY ts_ms DESC LIMIT 1",
+                 HOME);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        inserted++;
+        usleep(60000);
+        if (ctl_wall_ms() >= next_check) {
+            dropped = live_dropped(coord, url);
+            next_check = ctl_wall_ms() + 1000;
+        }
+    }
+    sqlite3_close(db);
+    fprintf(stderr, "slow_reader: %lld stream(s) dropped after %d new readings\n", (long long)dropped, inserted);
+    assert_int_equal(dropped, 1);
+    /* reading again: what the socket held, then the end of the stream */
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    size_t total = 0;
+    int ended = 0;
+    for (int idle = 0; idle < 40 && !ended;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            total += (size_t)n;
+            idle = 0;
+        } else if (n == 0 || errno != EAGAIN) {
+            ended = 1;
+        } else {
+            idle++;
+        }
+    }
+    close(fd);
+    fprintf(stderr, "slow_reader: %zu bytes read after the drop, stream ended: %d\n", total,
+            ended);
+    assert_true(ended);
+    assert_true(total > 0);
+    curl_easy_cleanup(coord);
+    kill(pid, SIGTERM);
+    F.slow = 0;
+    assert_int_equal(tst_wait_exit(pid, 10000), 0);
 }
 
 int main(void)
@@ -651,6 +1031,7 @@ int main(void)
         cmocka_unit_test(http_api),
         cmocka_unit_test(tls),
         cmocka_unit_test(browser),
+        cmocka_unit_test(slow_reader),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -17,8 +17,6 @@ function money(uc, places) {
 }
 // the attestation tiers of docs/trust.md
 const TIERS = ['unsigned', 'gateway-signed', 'certified'];
-// a meter is called silent when its latest reading is older than this
-const SILENT_S = 900;
 
 function utc(ms) { return new Date(ms).toISOString().replace('T', ' ').slice(0, 16); }
 function age(s) {
@@ -128,11 +126,47 @@ async function verifyProof(p, vkey) {
 }
 window.mgxVerifyProof = verifyProof;
 
+// ---- the pinned key: the proof check never trusts a key the server sends with the proof. The
+// community's verifier key is pinned in this browser (localStorage, per site): on the first
+// login here, from GET /api/key (trust on first use: compare its key id with the one the
+// coordinator published), or pasted by hand from the coordinator's publication. Every check
+// then verifies against the pinned key; a server that sends another key is reported, not
+// believed. ----
+const PIN = 'mgx-ledger-vkey';
+const keyIdOf = (vkey) => (vkey.split('+')[0] || '?') + ' key ' + (vkey.split('+')[1] || '?');
+function pinned() { try { return localStorage.getItem(PIN); } catch (e) { return null; } }
+function showPin(note) {
+  const k = pinned();
+  $('key-pinned').textContent = k ? keyIdOf(k) : 'none';
+  $('key-pinned').dataset.vkey = k || '';
+  $('key-status').textContent = note || '';
+  $('key-status').className = note && note.startsWith('WARNING') ? 'error' : 'note';
+}
+async function pinOnFirstUse() {
+  const r = await api('/api/key');
+  const served = r.status === 200 ? r.body.vkey : null;
+  if (!pinned() && served) {
+    try { localStorage.setItem(PIN, served); } catch (e) { /* private mode: checks fail */ }
+    showPin('pinned now, on first use: compare the key id with the one your coordinator published');
+  } else if (served && served !== pinned()) {
+    showPin('WARNING: the server now names another ledger key (' + keyIdOf(served) +
+      '); checks use the pinned one');
+  } else {
+    showPin(pinned() ? 'proofs are checked against this key' : 'no key pinned yet');
+  }
+}
+
 async function checkProof(home, interval, cell) {
   cell.textContent = 'checking...';
   const r = await api('/api/home/' + encodeURIComponent(home) + '/proof?interval=' + interval);
   if (r.status !== 200) { cell.textContent = 'no proof (' + r.status + ')'; return; }
-  const v = await verifyProof(r.body.proof, r.body.vkey);
+  const pin = pinned();
+  if (!pin) { cell.textContent = 'FAILED: no ledger key pinned in this browser'; return; }
+  if (r.body.vkey !== pin) {
+    cell.textContent = 'FAILED: the server sent ' + keyIdOf(r.body.vkey) + ', not the pinned ' + keyIdOf(pin);
+    return;
+  }
+  const v = await verifyProof(r.body.proof, pin);
   cell.textContent = v.ok ? 'verified' : 'FAILED: ' + v.why;
   cell.title = v.why;
 }
@@ -144,13 +178,8 @@ async function showHome(id) {
   show('home-view');
   $('home-id').textContent = d.home;
   $('home-day').textContent = d.day;
-  if (d.reading) {
-    $('reading-time').textContent = utc(d.reading.ts_ms);
-    $('reading-power').textContent = d.reading.power_w;
-    $('reading-import').textContent = d.reading.import_wh;
-    $('reading-export').textContent = d.reading.export_wh;
-    $('reading-tier').textContent = TIERS[d.reading.tier] || '-';
-  }
+  if (d.reading) showReading(d.reading);
+  showPin($('key-status').textContent);
   const b = d.bill;
   $('bill-net').textContent = money(b.net_uc);
   $('bill-net').dataset.uc = b.net_uc;
@@ -167,6 +196,20 @@ async function showHome(id) {
     $(id).dataset.uc = v;
   }
   $('bill-held').textContent = b.held;
+  const cr = d.credits;
+  if (cr) {
+    $('credits-month').textContent = cr.month;
+    for (const k of ['minted', 'bought', 'sold', 'retired', 'kept'])
+      $('credits-' + k).textContent = cr[k + '_wh'];
+  }
+  // a preference's last step covers whatever remains, whatever its energy (ex_post.h)
+  const steps = (a) => a.map((x, i) => (i < a.length - 1 ? x.energy_wh + ' Wh'
+    : a.length > 1 ? 'the rest' : 'any amount') + ' at ' + money(x.price_uc_per_kwh, 4)).join(', ');
+  const pr = d.preference;
+  $('preference').textContent = pr
+    ? 'from ' + utc(pr.interval_id * d.interval_s * 1000) + ': sell ' + (pr.sell.length ? steps(pr.sell) : 'at the feed-in tariff') +
+      '; buy ' + (pr.buy.length ? steps(pr.buy) : 'at the retail tariff')
+    : 'none: you send orders (or take the grid\'s terms)';
   const ob = $('orders').tBodies[0];
   ob.textContent = '';
   for (const o of d.orders)
@@ -182,13 +225,13 @@ async function showHome(id) {
   pb.textContent = '';
   for (const p of d.positions) {
     const tr = row(pb, [utc(p.start_utc * 1000), p.status, p.import_wh, p.export_wh,
-      money(p.net_uc, 4), money(p.grid_only_net_uc, 4), ''], p.status === 'good' ? '' : 'held');
+      money(p.net_uc, 4), money(p.grid_only_net_uc, 4), '', ''], p.status === 'good' ? '' : 'held');
     const cell = tr.cells[6];
     const b = document.createElement('button');
     b.textContent = 'check';
     b.className = 'check';
     b.addEventListener('click', () => checkProof(d.home, p.interval_id, cell));
-    cell.appendChild(b);
+    tr.cells[7].appendChild(b);
   }
   chart($('home-chart'), 'Import and export per interval (Wh)',
     [{ label: 'import Wh', stroke: '#b42318' }, { label: 'export Wh', stroke: '#1d7d4a' }],
@@ -215,18 +258,26 @@ async function showCommunity() {
       h.held ? 'held' : '');
     tr.dataset.home = h.id;
   }
-  // alerts: silent meters, held positions, disputes, failed chain transactions
+  // alerts, decided by the server (silent meters, held positions, boundary disputes and
+  // peer-flagged homes, failed chain transactions, settlement lag)
   const al = $('alerts');
   al.textContent = '';
-  const alert = (t) => { const li = document.createElement('li'); li.textContent = t; al.appendChild(li); };
-  const silent = d.homes.filter((h) => !h.reading || h.reading.age_s > SILENT_S).map((h) => h.id);
-  if (silent.length) alert(`meter silent over ${SILENT_S / 60} min: ${silent.join(', ')}`);
-  for (const h of d.homes) {
-    if (h.held) alert(`${h.id}: ${h.held} held interval(s) today, last ${h.last_status}`);
-    if (h.disputed) alert(`${h.id}: ${h.disputed} boundary dispute(s)`);
+  for (const a of d.alerts || []) {
+    const li = document.createElement('li');
+    li.textContent = a.text;
+    li.dataset.kind = a.kind;
+    al.appendChild(li);
   }
-  if (d.outbox && d.outbox.failed) alert(`Solana: ${d.outbox.failed} transaction(s) failed`);
-  if (!al.children.length) alert('none');
+  if (!al.children.length) { const li = document.createElement('li'); li.textContent = 'none'; al.appendChild(li); }
+  const st = d.settlement;
+  if (st) {
+    $('st-cleared').textContent = st.last_cleared_id >= 0 ? utc(st.last_cleared_id * d.interval_s * 1000) : 'none';
+    $('st-settled').textContent = st.last_settled_id >= 0 ? utc(st.last_settled_id * d.interval_s * 1000) : 'none';
+    $('st-settled').dataset.id = st.last_settled_id;
+    $('st-lag').textContent = st.lag_s === null ? '-' : age(st.lag_s);
+    $('st-lag').dataset.s = st.lag_s === null ? '' : st.lag_s;
+    $('st-unsettled').textContent = st.unsettled;
+  }
   const ib = $('intervals').tBodies[0];
   ib.textContent = '';
   for (const iv of d.intervals)
@@ -239,12 +290,65 @@ async function showCommunity() {
       d.intervals.map((i) => i.grid_bought_wh), d.intervals.map((i) => i.grid_sold_wh)]);
 }
 
-// The view is fetched again every REFRESH_MS while the page is visible (a new reading, a new
-// interval); Server-Sent Events would push instead.
-// (?refresh=MS, at least 200, for tests and wall displays)
-const REFRESH_MS = Math.max(200, Number(new URLSearchParams(location.search).get('refresh')) || 30000);
-let refresh = null;
-function stopRefresh() { if (refresh) clearTimeout(refresh); refresh = null; }
+// Live updates: the server pushes Server-Sent Events (GET /api/events: a home's stream carries
+// only its own reading, trades and positions; the coordinator's every interval and settlement).
+// A reading is shown as it comes; other news reloads the view (a home's at most once a second,
+// the coordinator's heavier view once per 10 s, or per minute on a mere change tick). Without a working stream the view is fetched
+// again every REFRESH_MS while the page is visible; with one, every 10 minutes as a safety net.
+// (?refresh=MS, at least 200, polls at that period whatever the stream does: tests, wall
+// displays.)
+const asked = Number(new URLSearchParams(location.search).get('refresh'));
+const REFRESH_MS = Math.max(200, asked || 30000);
+const LIVE_POLL_MS = 600000;
+let refresh = null, live = null, liveOk = false;
+// what the stream said, for the tests and the curious (bounded)
+window.mgxLiveLog = [];
+function stopRefresh() {
+  if (refresh) clearTimeout(refresh);
+  refresh = null;
+  if (live) live.close();
+  live = null;
+  liveOk = false;
+}
+
+function showReading(r) {
+  $('reading-time').textContent = utc(r.ts_ms);
+  $('reading-power').textContent = r.power_w;
+  $('reading-import').textContent = r.import_wh;
+  $('reading-export').textContent = r.export_wh;
+  $('reading-tier').textContent = TIERS[r.tier] || '-';
+}
+
+function startLive(role, redraw) {
+  if (typeof EventSource === 'undefined') return;
+  // the coordinator's view is heavy (every home's day): on news at most once per 10 s, on a
+  // mere change tick (readings arriving all the time) at most once a minute
+  let pending = null;
+  const gap = role === 'coordinator' ? 10000 : 1000;
+  const soon = (ms) => {
+    if (pending) return;
+    pending = setTimeout(async () => { pending = null; await redraw(); }, ms || gap);
+  };
+  live = new EventSource('/api/events');
+  const log = (name, ev) => {
+    window.mgxLiveLog.push(name + ' ' + ev.data);
+    if (window.mgxLiveLog.length > 500) window.mgxLiveLog.shift();
+  };
+  live.addEventListener('hello', (ev) => { log('hello', ev); liveOk = true; $('live').hidden = false; });
+  live.addEventListener('reading', (ev) => {
+    log('reading', ev);
+    if (role === 'home' && !dayParam()) showReading(JSON.parse(ev.data));
+  });
+  for (const name of ['interval', 'settled'])
+    live.addEventListener(name, (ev) => { log(name, ev); soon(); });
+  live.addEventListener('change', (ev) => { log('change', ev); soon(60000); });
+  live.onerror = () => {
+    // EventSource reconnects by itself; once it gives up (CLOSED) the page polls
+    liveOk = false;
+    $('live').hidden = true;
+    if (live && live.readyState === EventSource.CLOSED) live = null;
+  };
+}
 
 async function start() {
   stopRefresh();
@@ -254,15 +358,20 @@ async function start() {
   const draw = me.body.role === 'coordinator' ? () => showCommunity() : () => showHome(me.body.user);
   await draw();
   document.body.dataset.ready = '1';
+  if (me.body.role === 'home') await pinOnFirstUse();
+  startLive(me.body.role, draw);
+  const period = () => (asked || !liveOk ? REFRESH_MS : LIVE_POLL_MS);
+  let last = Date.now();
   const again = async () => {
-    if (!document.hidden) {
+    if (!document.hidden && Date.now() - last >= period()) {
+      last = Date.now();
       const still = await api('/api/me');
-      if (still.status !== 200) { show('login-view'); $('who').textContent = ''; return; }
+      if (still.status !== 200) { stopRefresh(); show('login-view'); $('who').textContent = ''; return; }
       await draw();
     }
-    refresh = setTimeout(again, REFRESH_MS);
+    refresh = setTimeout(again, Math.min(REFRESH_MS, 5000));
   };
-  refresh = setTimeout(again, REFRESH_MS);
+  refresh = setTimeout(again, Math.min(REFRESH_MS, 5000));
 }
 
 $('login-form').addEventListener('submit', async (ev) => {
@@ -278,6 +387,15 @@ $('login-form').addEventListener('submit', async (ev) => {
     return;
   }
   await start();
+});
+$('key-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const k = $('key-input').value.trim();
+  const parts = k.split('+');
+  if (parts.length < 3 || !/^[0-9a-f]{8}$/.test(parts[1])) { showPin('not a verifier key (name+keyid+base64)'); return; }
+  try { localStorage.setItem(PIN, k); } catch (e) { /* nothing to do */ }
+  $('key-input').value = '';
+  showPin('pinned by hand');
 });
 $('logout').addEventListener('click', async () => {
   stopRefresh();
