@@ -77,13 +77,8 @@ static struct {
 static void on_msg(void *user, const bus_message *m)
 {
     (void)user;
-    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
-    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
-        strcmp(kind, "receipt") != 0)
-        return;
     ctl_receipt r;
-    char why[CTL_DETAIL_MAX];
-    if (ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why) == CTL_R_OK)
+    if (tst_receipt_parse(m, &r) == 1)
         tst_homes_take_receipt(F.homes, HOMES, &r);
 }
 
