@@ -74,6 +74,24 @@ int mtr_storage_encode_124(const mtr_storage_124_caps *caps, int64_t power_w, ui
     return MTR_OK;
 }
 
+int mtr_storage_decode_124(const mtr_storage_124_caps *caps, uint16_t mod, uint16_t out_w_rte,
+                           uint16_t in_w_rte, int64_t *power_w)
+{
+    *power_w = 0;
+    if (caps->w_cha_max == 0 || caps->w_cha_max == 0xFFFF || !sf_ok(caps->w_cha_max_sf) ||
+        !sf_ok(caps->rte_sf))
+        return MTR_E_RANGE;
+    if ((mod & 3) == 0)
+        return 0; /* its own mode */
+    /* the charge limit when it is active, else the discharge limit (negated) */
+    int64_t pct = (mod & 1) ? (int16_t)in_w_rte : -(int64_t)(int16_t)out_w_rte;
+    /* W = pct x 10^rte_sf / 100 x WChaMax_raw x 10^wmax_sf, toward zero */
+    int e = caps->rte_sf + caps->w_cha_max_sf - 2;
+    int64_t num = pct * caps->w_cha_max;
+    *power_w = e >= 0 ? num * pow10_i64(e) : num / pow10_i64(-e);
+    return 1;
+}
+
 int mtr_storage_encode_map(const mtr_storage_config *cfg, int64_t power_w, uint16_t regs[2],
                            int *n)
 {

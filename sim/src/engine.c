@@ -562,10 +562,20 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
                                 x->sc->network_fee_uc_per_kwh);
     }
     for (size_t h = 0; h < x->n_homes; h++) {
-        int rc = plan_home(x, &x->homes[h], k);
+        home *hm = &x->homes[h];
+        int rc = plan_home(x, hm, k);
         if (rc)
             return sim_fail(err, err_len, rc, "interval %zu, home %zu: out of memory to plan", k,
                             h);
+        int64_t sp;
+        if (x->hooks && x->hooks->on_battery && hm->bat.power_wh > 0 &&
+            x->hooks->on_battery(h, k, hm->bat.stored_wh,
+                                 llround(x->sc->groups[hm->group].battery_kwh * 1000.0),
+                                 x->hooks->battery_ctx, &sp) == 1) {
+            /* an outside controller's setpoint: the plan's bounds pinned to it */
+            hm->planned = 1;
+            hm->plan_lo_wh = hm->plan_hi_wh = sp;
+        }
     }
     int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
                                           : clear_ex_ante(x, k, err, err_len);
