@@ -322,6 +322,25 @@ int mtr_storage_ctl_release(mtr_storage_ctl *c)
     return release(c);
 }
 
+int mtr_storage_ctl_soc(mtr_storage_ctl *c, int64_t *soc_bp)
+{
+    int rc = find_124(c);
+    if (rc)
+        return rc;
+    uint16_t r[MTR_124_LEN];
+    rc = mtr_link_read(c->link, c->cfg.unit, 3, c->body, MTR_124_LEN, r, NULL);
+    if (rc)
+        return link_fail(c, rc, "reading ChaState");
+    int16_t sf = (int16_t)r[MTR_124_CHASTATE_SF];
+    if (r[MTR_124_CHASTATE] == 0xFFFF || !sf_ok(sf))
+        return fail(c, MTR_E_RANGE, "ChaState not implemented");
+    /* percent x 10^sf in hundredths of a percent: x 10^(sf + 2) */
+    int64_t v = r[MTR_124_CHASTATE];
+    int e = sf + 2;
+    *soc_bp = e >= 0 ? v * pow10_i64(e) : v / pow10_i64(-e);
+    return MTR_OK;
+}
+
 int mtr_storage_ctl_in_control(const mtr_storage_ctl *c)
 {
     return c->in_control;

@@ -121,6 +121,11 @@ int mtr_storage_ctl_set(mtr_storage_ctl *c, int64_t power_w, int64_t now_ms);
 /* Gives control back to the inverter (StorCtl_Mod = 0 / the map's release value), read back. */
 int mtr_storage_ctl_release(mtr_storage_ctl *c);
 
+/* SunSpec: the battery's state of charge, ChaState with ChaState_SF, in hundredths of a percent
+ * (toward zero). A read, allowed on read-only devices too. MTR_OK, MTR_E_NO_MODEL, MTR_E_RANGE
+ * (not implemented) or a link error. */
+int mtr_storage_ctl_soc(mtr_storage_ctl *c, int64_t *soc_bp);
+
 /* 1 while the last setpoint stands (written and read back), 0 once released or failed. */
 int mtr_storage_ctl_in_control(const mtr_storage_ctl *c);
 /* The setpoint in force when in control. */
