@@ -48,7 +48,10 @@ static size_t write_reply(const uint8_t *req, size_t req_len, mtr__reg_write_fn 
                           uint8_t *out)
 {
     uint8_t fc = req[7];
-    uint16_t addr = be16(req + 8), count = 1, regs[MTR__WRITE_MAX];
+    uint16_t count = 1, regs[MTR__WRITE_MAX];
+    if (req_len < MTR__MBAP_HEADER + 5) /* function, address and a value or count at least */
+        return exception(req, fc, MTR__EX_ILLEGAL_VALUE, out);
+    uint16_t addr = be16(req + 8);
     if (fc == 6) {
         if (req_len != MTR__MBAP_HEADER + 5)
             return exception(req, fc, MTR__EX_ILLEGAL_VALUE, out);
