@@ -23,6 +23,9 @@
  *  (3) the in-process simulator (sim_run) with the same policy, the agents' setpoints as
  *      battery hook (sim_hooks.on_battery: the plan of N in N), gives exactly the served run's
  *      flows for every home in every interval whose setpoints all arrived in time.
+ *  (4) one battery home's agent is killed with SIGKILL at 18:00 (no release): its inverter's
+ *      revert timer gives the battery back to its own mode (the simulator logs it), the other
+ *      inverter never reverts.
  * What differs from the in-process `battery_policy = schedule` and why: docs/agent.md.
  */
 #define _GNU_SOURCE
@@ -133,9 +136,10 @@ static void run(char *const argv[])
 static void stop_all(void)
 {
     for (size_t i = 0; i < W->n_procs; i++)
-        kill(W->procs[i], SIGTERM);
+        if (W->procs[i] > 0)
+            kill(W->procs[i], SIGTERM);
     for (size_t i = 0; i < W->n_procs; i++)
-        if (tst_wait_exit(W->procs[i], 5000) < 0) {
+        if (W->procs[i] > 0 && tst_wait_exit(W->procs[i], 5000) < 0) {
             kill(W->procs[i], SIGKILL);
             waitpid(W->procs[i], NULL, 0);
         }
@@ -376,7 +380,8 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
         assert_true(real_ms() < until);
         tst_sleep_ms(50);
     }
-    size_t batteries = 0;
+    size_t batteries = 0, victim = 0;
+    pid_t victim_pid = 0;
     for (size_t h = 0; h < W->homes; h++) {
         char prefix[80];
         snprintf(prefix, sizeof prefix, "\n%s,", W->ids[h]);
@@ -387,8 +392,12 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
         char ini[4096];
         pathf(ini, sizeof ini, "%s.ini", W->ids[h]);
         pathf(log, sizeof log, "agent-%s.log", W->ids[h]);
-        spawn(log, (char *const[]){W->bin, "agent", ini, "--clock-speed", speed,
-                                   "--clock-anchor", anchor, NULL});
+        pid_t pid = spawn(log, (char *const[]){W->bin, "agent", ini, "--clock-speed", speed,
+                                               "--clock-anchor", anchor, NULL});
+        if (W->battery[h]) { /* the last battery home's agent is killed at 18:00 */
+            victim = h;
+            victim_pid = pid;
+        }
     }
     free(list);
     assert_int_equal(batteries, 2);
@@ -397,13 +406,38 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
     char summary[4096];
     pathf(summary, sizeof summary, "sim/summary.json");
     int64_t deadline = anchor_s * 1000 + 86400 * 1000 / SPEED + 60000;
+    int64_t kill_at = anchor_s * 1000 + 72 * 900 * 1000 / SPEED;
     while (stat(summary, &st) != 0) {
         if (real_ms() > deadline)
             fail_msg("the simulated day did not finish; logs in %s", W->dir);
-        tst_sleep_ms(250);
+        if (victim_pid && real_ms() >= kill_at) {
+            kill(victim_pid, SIGKILL); /* no release: only the inverter's timer can help */
+            waitpid(victim_pid, NULL, 0);
+            for (size_t i = 0; i < W->n_procs; i++)
+                if (W->procs[i] == victim_pid)
+                    W->procs[i] = 0;
+            victim_pid = 0;
+        }
+        tst_sleep_ms(50);
     }
     tst_sleep_ms(500);
     stop_all();
+
+    /* the killed agent's inverter went back to its own mode by its revert timer, the other's
+     * did not (its agent wrote every interval) */
+    char sim_log[4096], want[160];
+    pathf(sim_log, sizeof sim_log, "sim.log");
+    char *sl = tst_file_read(sim_log, NULL);
+    assert_non_null(sl);
+    for (size_t h = 0; h < W->homes; h++) {
+        if (!W->battery[h])
+            continue;
+        snprintf(want, sizeof want, "inverter of %s: no setpoint for 1800 s", W->ids[h]);
+        if ((strstr(sl, want) != NULL) != (h == victim))
+            fail_msg("%s: '%s' %s in sim.log", W->ids[h], want,
+                     h == victim ? "missing (killed agent)" : "present (live agent)");
+    }
+    free(sl);
 
     size_t failures = read_plans();
     char csv[4096];
