@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "agent/agent.h"
 
+#include "agent/agent_battery.h"
 #include "agent/agent_meter.h"
 #include "agent/agent_pref.h"
 #include "agent/agent_store.h"
@@ -63,6 +64,8 @@ struct agent {
     enum { PREF_NONE, PREF_SENDING, PREF_ACCEPTED } pref_state;
     int64_t pref_sent_ms;
     int64_t pref_checked; /* the last interval the strategy was asked for */
+    agb *battery;             /* [battery] dispatch, NULL without */
+    int64_t last_dispatched;  /* the last complete interval the battery was planned from */
 };
 
 static int64_t market_ms(const agent *a)
@@ -301,6 +304,19 @@ static void maybe_order(agent *a, int64_t now_market)
         return;
     }
     order_for(a, first_open, k, net, now_market);
+}
+
+/* After each new recent complete interval: the battery's plan and setpoint (agent_battery.h). */
+static void maybe_dispatch(agent *a, int64_t now_market)
+{
+    int64_t k, net;
+    if (!a->battery || !agm_last_complete(&a->meter, &k, &net) || k <= a->last_dispatched)
+        return;
+    a->last_dispatched = k;
+    int64_t current = ctl_interval_id(floor_s(now_market), a->cfg.interval_s);
+    if (k < current - 1)
+        return; /* old: a plan from it would be for an interval already running */
+    agb_on_interval(a->battery, k, net, ctl_wall_ms());
 }
 
 /* ---- standing preferences (timing = ex_post) ----------------------------------------------- */
@@ -669,6 +685,7 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
     a->last_forecast = INT64_MIN;
     a->last_observed = INT64_MIN;
     a->pref_checked = INT64_MIN;
+    a->last_dispatched = INT64_MIN;
     int rc;
     if (ctl_interval_rules_check(&a->rules) != CTL_IV_OK) {
         snprintf(err, err_len, "interval_s / gate_closure_s out of range");
@@ -690,6 +707,10 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
         goto fail;
     }
     if (setup_trader(a, err, err_len) || setup_bus(a, cfg, err, err_len))
+        goto fail;
+    if (cfg->battery.line &&
+        !(a->battery = agb_new(&cfg->battery, cfg->interval_s, cfg->tariffs.feed_in_uc_per_kwh,
+                               cfg->tariffs.retail_uc_per_kwh, &a->log, err, err_len)))
         goto fail;
     *out = a;
     return 0;
@@ -733,6 +754,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         } else {
             maybe_order(a, now_market);
         }
+        maybe_dispatch(a, now_market);
         resend_due(a, ctl_wall_ms(), now_market);
         ctl_service_tick(&svc, ctl_wall_ms());
     }
@@ -747,6 +769,7 @@ void agent_free(agent *a)
 {
     if (!a)
         return;
+    agb_free(a->battery); /* releases control: the inverter's own mode */
     bus_free(a->bus);
     ags_close(a->store);
     ctl_key_free(a->key);

@@ -250,7 +250,7 @@ int agc_load(const char *path, agc_config *c, char *err, size_t err_len)
     /* [agent] before [bus]: its finish fills the username that [bus]'s finish checks a
      * password has; cfg_bus_add zeroes only c->bus, cfg_others_add only c->others */
     if (cfg_others_add(l, CFG_DAEMON_AGENT, &c->others) || agc_add(l, c) ||
-        cfg_bus_add(l, &c->bus))
+        agb_add(l, &c->battery) || cfg_bus_add(l, &c->bus))
         goto out;
     rc = cfg_load(l, path, err, err_len);
 out:

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/agent_battery.h"
 #include "bus/bus_config.h"
 #include "mgx/ex_post.h"
 #include "mgx/market.h"
@@ -48,6 +49,7 @@ typedef struct {
     mkt_timing timing;            /* the community's: ex_ante sends orders, ex_post standing
                                      preferences (ex_ante) */
     int64_t forecast_lag;         /* order k + lag from complete interval k; 0: first open (0) */
+    agb_config battery;           /* [battery]: battery dispatch (line 0: none) */
     int line;                     /* line of the [agent] header, 0 if absent */
     uint64_t seen;                /* [agent] keys already given (repeats are errors) */
     const cfg_loader *loader;

@@ -69,6 +69,8 @@ static const char SIM_USAGE[] =
     "  --meter-config FILE  write a config for `mgx meter FILE`: [bus] and one [meter ID]\n"
     "                   section per home\n"
     "  --community NAME its [bus] community (default: the scenario's name)\n"
+    "  --inverter-list FILE  write home,host,port,unit,capacity_wh,power_w: the simulated\n"
+    "                   battery inverter (SunSpec model 124) each battery home is served\n"
     "  --meter-start-wh N   counters before the first interval (default 0; SunSpec reads an\n"
     "                   acc32 of 0 as \"not implemented\", so give sunspec meters e.g. 1000)\n"
     "  --meter-hold S   counters stand still S simulated seconds after and before each\n"
@@ -156,6 +158,9 @@ static int serve_opt(int ch, const char *arg, sim_opts *o)
     case 'W':
         o->srv.meter_config = arg;
         return 0;
+    case 'V':
+        o->srv.inverter_list = arg;
+        return 0;
     case 'B':
         for (const char *p = arg; *p; p++)
             if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
@@ -222,6 +227,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"boundary-loss-permille", required_argument, NULL, 'Y'},
         {"linger", required_argument, NULL, 'L'},
         {"community", required_argument, NULL, 'N'},
+        {"inverter-list", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->runs = 1;
@@ -286,6 +292,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         case 'Y':
         case 'L':
         case 'N':
+        case 'V':
             if (ch == 'M')
                 o->serve = 1;
             else
@@ -353,7 +360,7 @@ static int run_all(const sim_opts *o, const sim_scenario *sc, const sim_data *da
     char err[512];
     int rc = CTL_EXIT_FAILURE;
     progress prog = {0, n, -1};
-    sim_hooks hooks = {NULL, NULL, NULL, &prog, NULL, NULL};
+    sim_hooks hooks = {NULL, NULL, NULL, &prog, NULL, NULL, NULL, NULL};
     ctl_serve *srv = NULL;
     flow_csv fc = {NULL, sc, NULL, NULL};
     char fc_path[4200];

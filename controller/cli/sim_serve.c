@@ -6,6 +6,7 @@
 #include "cli/sim_serve.h"
 
 #include "mgx/meter_trace.h"
+#include "mgx/storage_ctl.h"
 #include "mgx/civil.h"
 #include "mgx/simdata.h"
 #include "common/log.h"
@@ -43,6 +44,11 @@ struct ctl_serve {
      * this interval's rise, and the homes' flows summed as they arrive */
     size_t meters; /* homes, + 1 with a boundary meter */
     int64_t b_imp0, b_exp0, b_dimp, b_dexp, flow_imp, flow_exp;
+    /* battery inverters: inv_of[h] is home h's index + 1 among them (0: no battery) */
+    size_t n_inv, n_inv_servers, reverts;
+    size_t *inv_of;
+    int64_t *inv_cap_wh, *inv_w; /* per home: capacity, power */
+    mtr_server **inv_servers;
 };
 
 static volatile sig_atomic_t *stop_flag; /* NULL until ctl_serve_catch_signals */
@@ -245,6 +251,117 @@ static int start_servers(ctl_serve *s, char *err, size_t err_len)
     return 0;
 }
 
+/* The group of home h (homes are numbered group by group). */
+static const sim_group *group_of(const sim_scenario *sc, size_t h)
+{
+    for (size_t g = 0; g < sc->n_groups; g++) {
+        if (h < sc->groups[g].count)
+            return &sc->groups[g];
+        h -= sc->groups[g].count;
+    }
+    return NULL;
+}
+
+static mtr_server *inv_server(const ctl_serve *s, size_t i)
+{
+    return s->inv_servers[i / MTR_SERVER_UNITS];
+}
+
+static uint8_t inv_unit(size_t i)
+{
+    return (uint8_t)(i % MTR_SERVER_UNITS + 1);
+}
+
+/* One simulated inverter per battery home, on listeners after the meters'. */
+static int start_inverters(ctl_serve *s, char *err, size_t err_len)
+{
+    s->inv_of = calloc(s->homes ? s->homes : 1, sizeof *s->inv_of);
+    s->inv_cap_wh = calloc(s->homes ? s->homes : 1, sizeof *s->inv_cap_wh);
+    s->inv_w = calloc(s->homes ? s->homes : 1, sizeof *s->inv_w);
+    if (!s->inv_of || !s->inv_cap_wh || !s->inv_w)
+        goto nomem;
+    for (size_t h = 0; h < s->homes; h++) {
+        const sim_group *g = group_of(s->sc, h);
+        if (g && g->battery_kwh > 0 && g->battery_kw > 0) {
+            s->inv_of[h] = ++s->n_inv;
+            s->inv_cap_wh[h] = llround(g->battery_kwh * 1000.0);
+            s->inv_w[h] = llround(g->battery_kw * 1000.0);
+        }
+    }
+    if (s->n_inv == 0)
+        return 0;
+    s->n_inv_servers = (s->n_inv + MTR_SERVER_UNITS - 1) / MTR_SERVER_UNITS;
+    s->inv_servers = calloc(s->n_inv_servers, sizeof *s->inv_servers);
+    if (!s->inv_servers)
+        goto nomem;
+    for (size_t j = 0; j < s->n_inv_servers; j++) {
+        uint16_t port = s->o.port ? (uint16_t)(s->o.port + s->n_servers + j) : 0;
+        mtr_server_opts so = {s->o.host, port, 0};
+        int rc = mtr_server_new(&so, &s->inv_servers[j]);
+        if (rc) {
+            snprintf(err, err_len, "cannot serve the inverters on %s:%u: %s", s->o.host,
+                     (unsigned)port, mtr_server_strerror(rc));
+            return -1;
+        }
+    }
+    for (size_t h = 0; h < s->homes; h++) {
+        if (!s->inv_of[h])
+            continue;
+        size_t i = s->inv_of[h] - 1;
+        char id[80];
+        meter_id(s->sc, h, id, sizeof id);
+        int rc = mtr_server_add_storage(inv_server(s, i), inv_unit(i), s->inv_w[h], id);
+        if (rc) {
+            snprintf(err, err_len, "inverter of %s: %s", id, mtr_server_strerror(rc));
+            return -1;
+        }
+    }
+    for (size_t j = 0; j < s->n_inv_servers; j++) {
+        int rc = mtr_server_start(s->inv_servers[j]);
+        if (rc) {
+            snprintf(err, err_len, "%s", mtr_server_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+nomem:
+    snprintf(err, err_len, "out of memory for the inverters");
+    return -1;
+}
+
+static int write_inverter_list(const ctl_serve *s, char *err, size_t err_len)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", s->o.inverter_list) >= (int)sizeof tmp) {
+        snprintf(err, err_len, "--inverter-list path too long");
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "home,host,port,unit,capacity_wh,power_w\n");
+    for (size_t h = 0; h < s->homes; h++) {
+        if (!s->inv_of[h])
+            continue;
+        size_t i = s->inv_of[h] - 1;
+        char id[80];
+        meter_id(s->sc, h, id, sizeof id);
+        fprintf(f, "%s,%s,%u,%u,%lld,%lld\n", id, client_host(s->o.host),
+                (unsigned)mtr_server_port(inv_server(s, i)), (unsigned)inv_unit(i),
+                (long long)s->inv_cap_wh[h], (long long)s->inv_w[h]);
+    }
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, s->o.inverter_list) != 0) {
+        snprintf(err, err_len, "%s: %s", s->o.inverter_list, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **out, char *err,
                   size_t err_len)
 {
@@ -286,8 +403,15 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
         snprintf(err, err_len, "out of memory for %zu meters", s->homes);
         goto fail;
     }
-    if (start_servers(s, err, err_len) || (o->meter_config && write_meter_config(s, err, err_len)))
+    if (start_servers(s, err, err_len) || start_inverters(s, err, err_len) ||
+        (o->inverter_list && write_inverter_list(s, err, err_len)) ||
+        (o->meter_config && write_meter_config(s, err, err_len)))
         goto fail;
+    if (s->n_inv)
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "serving %zu battery inverters (SunSpec model 124) on %s port %u%s%s", s->n_inv,
+                 o->host, (unsigned)mtr_server_port(s->inv_servers[0]),
+                 o->inverter_list ? "; list " : "", o->inverter_list ? o->inverter_list : "");
     uint16_t p0 = mtr_server_port(s->servers[0]),
              p1 = mtr_server_port(s->servers[s->n_servers - 1]);
     ctl_logf(&s->log, CTL_LOG_INFO,
@@ -310,6 +434,12 @@ fail:
 static void on_flow(const sim_flow *f, void *ctx)
 {
     ctl_serve *s = ctx;
+    if (s->inv_of && s->inv_of[f->home]) {
+        /* the state of charge at the end of the interval about to be played (sim_serve.h) */
+        size_t i = s->inv_of[f->home] - 1;
+        mtr_server_storage_soc(inv_server(s, i), inv_unit(i), f->stored_after_wh,
+                               s->inv_cap_wh[f->home]);
+    }
     /* the meter sees the physical flow at the grid connection, the same with or without local
      * trading; anything sim_trace_set rejects is caught again by mtr_server_set's range check */
     sim_trace_set(s->trace, f->home, f->import_wh, f->export_wh);
@@ -317,6 +447,43 @@ static void on_flow(const sim_flow *f, void *ctx)
         s->flow_imp += f->import_wh;
     if (f->export_wh > 0 && s->flow_exp <= INT64_MAX - f->export_wh)
         s->flow_exp += f->export_wh;
+}
+
+/* The simulated inverter at the start of interval k: the setpoint standing now, unless its
+ * revert timer has run out (sim_serve.h). */
+static int on_battery(size_t h, size_t k, int64_t stored_wh, int64_t capacity_wh, void *ctx,
+                      int64_t *setpoint_wh)
+{
+    ctl_serve *s = ctx;
+    (void)capacity_wh;
+    if (!s->inv_of || !s->inv_of[h])
+        return 0;
+    size_t i = s->inv_of[h] - 1;
+    mtr_server *srv = inv_server(s, i);
+    uint8_t unit = inv_unit(i);
+    if (k == 0)
+        mtr_server_storage_soc(srv, unit, stored_wh, s->inv_cap_wh[h]);
+    mtr_server_storage_state st;
+    if (mtr_server_storage_get(srv, unit, &st) || (st.storctl_mod & 3) == 0)
+        return 0;
+    if (st.rvrt_s > 0 && st.since_write_ms >= 0 &&
+        (double)st.since_write_ms * s->o.clock_speed > (double)st.rvrt_s * 1000.0) {
+        char id[80];
+        meter_id(s->sc, h, id, sizeof id);
+        mtr_server_storage_revert(srv, unit);
+        s->reverts++;
+        ctl_logf(&s->log, CTL_LOG_INFO,
+                 "inverter of %s: no setpoint for %u s (InOutWRte_RvrtTms): back to its own mode",
+                 id, (unsigned)st.rvrt_s);
+        return 0;
+    }
+    mtr_storage_124_caps caps = {st.w_cha_max, (int16_t)st.w_cha_max_sf, (int16_t)st.rte_sf};
+    int64_t w;
+    if (mtr_storage_decode_124(&caps, st.storctl_mod, st.out_w_rte, st.in_w_rte, &w) != 1)
+        return 0;
+    /* W over the interval in Wh, toward zero (the battery never does more than asked) */
+    *setpoint_wh = w * (int64_t)s->sc->interval_min * 60 / 3600;
+    return 1;
 }
 
 /* The boundary meter's rise over the interval whose flows have all arrived: the homes' net
@@ -446,6 +613,13 @@ void ctl_serve_hooks(ctl_serve *s, sim_hooks *hooks)
     hooks->flow_ctx = s;
     hooks->on_interval = on_interval;
     hooks->interval_ctx = s;
+    hooks->on_battery = on_battery;
+    hooks->battery_ctx = s;
+}
+
+size_t ctl_serve_reverts(const ctl_serve *s)
+{
+    return s->reverts;
 }
 
 void ctl_serve_linger(ctl_serve *s, int64_t seconds)
@@ -483,6 +657,12 @@ void ctl_serve_free(ctl_serve *s)
     for (size_t i = 0; s->servers && i < s->n_servers; i++)
         mtr_server_free(s->servers[i]);
     free(s->servers);
+    for (size_t j = 0; s->inv_servers && j < s->n_inv_servers; j++)
+        mtr_server_free(s->inv_servers[j]);
+    free(s->inv_servers);
+    free(s->inv_of);
+    free(s->inv_cap_wh);
+    free(s->inv_w);
     sim_trace_free(s->trace);
     free(s);
 }

@@ -13,6 +13,18 @@
  * clock_start + k x interval / speed (CLOCK_REALTIME, so other processes can share the clock).
  * Home h is served by listener h / 247 (port + h / 247) as unit h % 247 + 1.
  *
+ * Every home with a battery also gets a simulated battery inverter (a SunSpec device with
+ * models 1 and 124, storage controls; mtr_server_add_storage) on listeners after the meters'
+ * (port + meter listeners + i / 247 for the i-th battery home, unit i % 247 + 1; listed in
+ * inverter_list). The battery follows what a client writes: at the start of each interval the
+ * setpoint standing then (StorCtl_Mod, InWRte/OutWRte x WChaMax) is the battery's power for
+ * the whole interval (the simulator moves in whole intervals), within its power and window;
+ * with StorCtl_Mod 0 it follows the scenario's battery_policy. The inverter's own watchdog:
+ * when InOutWRte_RvrtTms is set and no write came for that many simulated seconds (wall time x
+ * clock_speed), it sets StorCtl_Mod back to 0 and runs its own mode. ChaState serves the state
+ * of charge the battery will have at the end of the interval being played (decided at its
+ * start), so a controller that writes during interval k plans interval k + 1 from it.
+ *
  * With a boundary meter (boundary_id), one more meter (index homes, the next unit) measures the
  * community at its grid connection, as the coordinator's meter at the transformer would
  * (docs/trust.md, layer 3): each interval its net is the homes' metered net plus losses of
@@ -43,6 +55,7 @@ typedef struct {
     int quiet;                  /* log warnings and errors only */
     const char *boundary_id;    /* serve a boundary meter with this id; NULL: none */
     int64_t boundary_loss_permille; /* its line losses (0 .. 1000) */
+    const char *inverter_list;  /* CSV of the battery inverters to write, or NULL */
 } ctl_serve_opts;
 
 typedef struct ctl_serve ctl_serve;
@@ -61,6 +74,9 @@ void ctl_serve_linger(ctl_serve *s, int64_t seconds);
 
 /* The error that made the on_interval hook stop the run ("" if a signal did). */
 const char *ctl_serve_error(const ctl_serve *s);
+
+/* Times an inverter's revert timer gave control back to it. */
+size_t ctl_serve_reverts(const ctl_serve *s);
 
 /* Intervals that began later than their wall time (the machine could not keep up). */
 size_t ctl_serve_late(const ctl_serve *s);

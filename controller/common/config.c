@@ -355,7 +355,7 @@ static const struct {
     {"outbox", false, CFG_DAEMON_METER}, {"homeassistant", false, CFG_DAEMON_METER},
     {"meter", true, CFG_DAEMON_METER},   {"map", true, CFG_DAEMON_METER},
     {"signing", false, CFG_DAEMON_METER}, {"ocmf", true, CFG_DAEMON_METER},
-    {"agent", false, CFG_DAEMON_AGENT},
+    {"agent", false, CFG_DAEMON_AGENT},  {"battery", false, CFG_DAEMON_AGENT},
 };
 
 static int section_owner(const char *section)

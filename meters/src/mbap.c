@@ -43,10 +43,50 @@ static size_t exception(const uint8_t *req, uint8_t fc, int code, uint8_t *out)
     return header(req, 2, out);
 }
 
+/* Function 6 or 16: the request's registers through write, echoed back. */
+static size_t write_reply(const uint8_t *req, size_t req_len, mtr__reg_write_fn write, void *ctx,
+                          uint8_t *out)
+{
+    uint8_t fc = req[7];
+    uint16_t count = 1, regs[MTR__WRITE_MAX];
+    if (req_len < MTR__MBAP_HEADER + 5) /* function, address and a value or count at least */
+        return exception(req, fc, MTR__EX_ILLEGAL_VALUE, out);
+    uint16_t addr = be16(req + 8);
+    if (fc == 6) {
+        if (req_len != MTR__MBAP_HEADER + 5)
+            return exception(req, fc, MTR__EX_ILLEGAL_VALUE, out);
+        regs[0] = be16(req + 10);
+    } else {
+        if (req_len < MTR__MBAP_HEADER + 6)
+            return exception(req, fc, MTR__EX_ILLEGAL_VALUE, out);
+        count = be16(req + 10);
+        if (count < 1 || count > MTR__WRITE_MAX || req[12] != 2 * count ||
+            req_len != MTR__MBAP_HEADER + 6u + 2u * count)
+            return exception(req, fc, MTR__EX_ILLEGAL_VALUE, out);
+        for (unsigned i = 0; i < count; i++)
+            regs[i] = be16(req + 13 + 2 * i);
+    }
+    if ((unsigned)addr + count > 0x10000u)
+        return exception(req, fc, MTR__EX_ILLEGAL_ADDRESS, out);
+    int ex = write(ctx, req[6], addr, count, regs);
+    if (ex)
+        return exception(req, fc, ex, out);
+    memcpy(out + 7, req + 7, 5); /* function, address, count or value */
+    return header(req, 5, out);
+}
+
 size_t mtr__mbap_reply(const uint8_t *req, size_t req_len, mtr__reg_read_fn read, void *ctx,
                        uint8_t *out)
 {
+    return mtr__mbap_reply_rw(req, req_len, read, NULL, ctx, out);
+}
+
+size_t mtr__mbap_reply_rw(const uint8_t *req, size_t req_len, mtr__reg_read_fn read,
+                          mtr__reg_write_fn write, void *ctx, uint8_t *out)
+{
     uint8_t fc = req[7];
+    if (write && (fc == 6 || fc == 16))
+        return write_reply(req, req_len, write, ctx, out);
     if (fc != 3 && fc != 4)
         return exception(req, fc, MTR__EX_ILLEGAL_FUNCTION, out);
     if (req_len != MTR__MBAP_HEADER + 5)

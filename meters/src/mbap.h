@@ -5,8 +5,9 @@
  * id, protocol id 0, length, unit id) + PDU; the length field, not the function code, delimits
  * the frame, so a request with an unknown function never desynchronises the stream.
  *
- * Served: function 3 (read holding registers) and 4 (read input registers). Everything else is
- * answered with exception 1 (illegal function). Specification: Modbus Application Protocol
+ * Served: function 3 (read holding registers) and 4 (read input registers), and with a write
+ * callback 6 and 16 (the simulated inverter's storage controls). Everything else is answered
+ * with exception 1 (illegal function). Specification: Modbus Application Protocol
  * V1.1b3 and Modbus Messaging on TCP/IP Implementation Guide V1.0b (modbus.org).
  */
 #ifndef MGX_METERS_MBAP_H
@@ -49,6 +50,17 @@ typedef int (*mtr__reg_read_fn)(void *ctx, uint8_t unit, uint8_t fc, uint16_t ad
  */
 size_t mtr__mbap_reply(const uint8_t *req, size_t req_len, mtr__reg_read_fn read, void *ctx,
                        uint8_t *out);
+
+/* Writes count registers (1..MTR__WRITE_MAX) at addr of one unit from src. Returns 0, or a
+ * Modbus exception code for the reply (MTR__EX_*). */
+typedef int (*mtr__reg_write_fn)(void *ctx, uint8_t unit, uint16_t addr, uint16_t count,
+                                 const uint16_t *src);
+
+/* mtr__mbap_reply that also serves function 6 (write single register) and 16 (write multiple
+ * registers) through write, answering with the echo the specification gives; write NULL:
+ * they get exception 1 like any other function. */
+size_t mtr__mbap_reply_rw(const uint8_t *req, size_t req_len, mtr__reg_read_fn read,
+                          mtr__reg_write_fn write, void *ctx, uint8_t *out);
 
 /* ---- client side (the Modbus client, modbus_device.c) ---- */
 

@@ -93,12 +93,69 @@ static void sunspec_init(mtr__image *im, uint8_t unit, const char *serial)
     end[1] = 0;
 }
 
+/* A battery inverter: models 1 and 124 (basic storage controls) and the end marker. */
+static void storage_init(mtr__image *im, uint8_t unit, const char *serial)
+{
+    sunspec_init(im, unit, serial);
+    im->n = MTR__SUNS_SEND - MTR__SUNS_BASE;
+    put_string(at(im, MTR__SUNS_M1) + 18, 16, "simulated inverter"); /* Md */
+    uint16_t *m = at(im, MTR__SUNS_S124);
+    memset(m, 0, (2 + MTR__SUNS_S124_LEN + 2) * sizeof *m);
+    m[0] = 124;
+    m[1] = MTR__SUNS_S124_LEN;
+    uint16_t *b = m + 2;
+    b[20] = (uint16_t)-2; /* ChaState_SF: 0.01 % */
+    b[23] = (uint16_t)-2; /* InOutWRte_SF: 0.01 % */
+    b[17] = 0x8000;       /* WChaGra_SF .. unused scale factors: not implemented */
+    b[18] = 0x8000;
+    b[19] = 0x8000;
+    b[21] = 0x8000;
+    b[22] = 0x8000;
+    uint16_t *end = at(im, MTR__SUNS_SENDM);
+    end[0] = 0xFFFF;
+    end[1] = 0;
+}
+
+void mtr__image_storage_caps(mtr__image *im, int64_t w_cha_max_w)
+{
+    int sf = 0;
+    while (w_cha_max_w > 65534 && sf < 10) {
+        w_cha_max_w /= 10;
+        sf++;
+    }
+    uint16_t *b = at(im, MTR__SUNS_S124_BODY);
+    b[0] = (uint16_t)w_cha_max_w;
+    b[16] = (uint16_t)sf; /* WChaMax_SF */
+}
+
+void mtr__image_storage_soc(mtr__image *im, int64_t stored_wh, int64_t capacity_wh)
+{
+    int64_t bp = 0;
+    if (capacity_wh > 0 && stored_wh > 0)
+        bp = (stored_wh * 10000 + capacity_wh / 2) / capacity_wh;
+    at(im, MTR__SUNS_S124_BODY)[6] = (uint16_t)(bp > 10000 ? 10000 : bp);
+}
+
+int mtr__image_storage_writable(uint16_t addr, uint16_t count)
+{
+    unsigned first = MTR__SUNS_S124_BODY, last = first + 15; /* WChaMax .. ChaGriSet */
+    if (addr < first || (unsigned)addr + count - 1 > last)
+        return 0;
+    for (unsigned a = addr; a < (unsigned)addr + count; a++)
+        if (a - first >= 6 && a - first <= 9) /* ChaState, StorAval, InBatV, ChaSt */
+            return 0;
+    return 1;
+}
+
 void mtr__image_init(mtr__image *im, mtr__profile profile, uint8_t unit, const char *serial)
 {
     memset(im, 0, sizeof *im);
     if (profile == MTR__PROFILE_SDM630)
         sdm_init(im);
-    else
+    else if (profile == MTR__PROFILE_STORAGE) {
+        storage_init(im, unit, serial);
+        return;
+    } else
         sunspec_init(im, unit, serial);
     mtr__image_set(im, profile, 0, 0, 0);
 }
@@ -178,6 +235,7 @@ void mtr__image_set(mtr__image *im, mtr__profile profile, int64_t power_w, int64
 {
     if (profile == MTR__PROFILE_SDM630)
         sdm_set(im, power_w, import_wh, export_wh);
-    else
+    else if (profile == MTR__PROFILE_SUNSPEC)
         sunspec_set(im, power_w, import_wh, export_wh);
+    /* a storage image has no meter values */
 }

@@ -7,6 +7,9 @@
  * the addresses of the Eastron SDM630 Modbus protocol. Served block 0x0000..0x0157.
  * SunSpec (holding registers, function 3): "SunS" at 40000, model 1 (common, L=66), model 203
  * (three-phase wye meter, integer + scale factor, L=105), end marker 0xFFFF with L=0.
+ * Storage (a battery inverter's storage controls, holding registers): "SunS" at 40000, model 1,
+ * model 124 (basic storage controls, L=24), end marker. Its writable points are written by
+ * the client (meter_server.c); the image holds WChaMax, the scale factors and ChaState.
  */
 #ifndef MGX_METERS_METER_IMAGE_H
 #define MGX_METERS_METER_IMAGE_H
@@ -69,7 +72,20 @@ enum {
     MTR__M203_TOTVARH_SF = 104
 };
 
-typedef enum { MTR__PROFILE_SDM630 = 1, MTR__PROFILE_SUNSPEC = 2 } mtr__profile;
+/* The storage profile: model 124 at 40070 (body 40072), end at 40096. */
+enum {
+    MTR__SUNS_S124 = MTR__SUNS_M1 + 2 + MTR__SUNS_M1_LEN, /* 40070 */
+    MTR__SUNS_S124_LEN = 24,
+    MTR__SUNS_S124_BODY = MTR__SUNS_S124 + 2,
+    MTR__SUNS_SENDM = MTR__SUNS_S124_BODY + MTR__SUNS_S124_LEN, /* 40096 */
+    MTR__SUNS_SEND = MTR__SUNS_SENDM + 2
+};
+
+typedef enum {
+    MTR__PROFILE_SDM630 = 1,
+    MTR__PROFILE_SUNSPEC = 2,
+    MTR__PROFILE_STORAGE = 3
+} mtr__profile;
 
 typedef struct {
     uint8_t fc;        /* 4 (input registers) for SDM630, 3 (holding) for SunSpec */
@@ -89,6 +105,18 @@ void mtr__image_init(mtr__image *im, mtr__profile profile, uint8_t unit, const c
  * over); W int16 with the smallest W_SF >= 0 that makes it fit, rounded half away from zero. */
 void mtr__image_set(mtr__image *im, mtr__profile profile, int64_t power_w, int64_t import_wh,
                     int64_t export_wh);
+
+/* Storage profile: WChaMax (w_cha_max_w, with the smallest scale factor >= 0 that fits
+ * uint16) and InOutWRte_SF -2 (rates in 0.01 %); after mtr__image_init. */
+void mtr__image_storage_caps(mtr__image *im, int64_t w_cha_max_w);
+
+/* Storage profile: ChaState (state of charge) as stored_wh / capacity_wh in 0.01 %
+ * (ChaState_SF -2), rounded to nearest, clamped to 0..100 %. */
+void mtr__image_storage_soc(mtr__image *im, int64_t stored_wh, int64_t capacity_wh);
+
+/* Storage profile: whether a write of count registers at addr only touches model 124's
+ * writable points (WChaMax .. ChaGriSet except ChaState, StorAval, InBatV, ChaSt). */
+int mtr__image_storage_writable(uint16_t addr, uint16_t count);
 
 /* IEEE-754 float32 as two registers, high word first (ABCD). */
 void mtr__put_float_abcd(uint16_t *regs, float v);

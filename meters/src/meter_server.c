@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_MAX_CLIENTS 1024u
@@ -33,6 +34,8 @@
 typedef struct {
     mtr__profile profile;
     mtr__image im;
+    uint64_t writes;       /* storage: accepted write requests */
+    int64_t last_write_ms; /* storage: CLOCK_MONOTONIC ms of the last one */
 } unit_slot;
 
 typedef struct {
@@ -172,19 +175,26 @@ uint16_t mtr_server_port(const mtr_server *srv)
 
 /* --- meters ------------------------------------------------------------------------------- */
 
-int mtr_server_add(mtr_server *srv, uint8_t unit, mtr_server_profile profile, const char *serial)
+static int64_t mono_ms(void)
 {
-    if (!srv || unit < 1 || unit > MTR_SERVER_UNITS ||
-        (profile != MTR_SERVER_SDM630 && profile != MTR_SERVER_SUNSPEC))
-        return MTR_SERVER_E_INVAL;
-    unit_slot *u = malloc(sizeof *u);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int add_unit(mtr_server *srv, uint8_t unit, mtr__profile profile, int64_t w_cha_max_w,
+                    const char *serial)
+{
+    unit_slot *u = calloc(1, sizeof *u);
     if (!u)
         return MTR_SERVER_E_NOMEM;
-    u->profile = profile == MTR_SERVER_SDM630 ? MTR__PROFILE_SDM630 : MTR__PROFILE_SUNSPEC;
+    u->profile = profile;
     char sn[33] = "";
     if (serial)
         snprintf(sn, sizeof sn, "%s", serial);
     mtr__image_init(&u->im, u->profile, unit, sn);
+    if (profile == MTR__PROFILE_STORAGE)
+        mtr__image_storage_caps(&u->im, w_cha_max_w);
     pthread_mutex_lock(&srv->lock);
     int taken = srv->units[unit] != NULL;
     if (!taken)
@@ -195,6 +205,86 @@ int mtr_server_add(mtr_server *srv, uint8_t unit, mtr_server_profile profile, co
         return MTR_SERVER_E_UNIT;
     }
     return MTR_SERVER_OK;
+}
+
+int mtr_server_add(mtr_server *srv, uint8_t unit, mtr_server_profile profile, const char *serial)
+{
+    if (!srv || unit < 1 || unit > MTR_SERVER_UNITS ||
+        (profile != MTR_SERVER_SDM630 && profile != MTR_SERVER_SUNSPEC))
+        return MTR_SERVER_E_INVAL;
+    return add_unit(srv, unit, profile == MTR_SERVER_SDM630 ? MTR__PROFILE_SDM630
+                                                            : MTR__PROFILE_SUNSPEC,
+                    0, serial);
+}
+
+int mtr_server_add_storage(mtr_server *srv, uint8_t unit, int64_t w_cha_max_w, const char *serial)
+{
+    if (!srv || unit < 1 || unit > MTR_SERVER_UNITS || w_cha_max_w <= 0 ||
+        w_cha_max_w > POWER_MAX_W)
+        return MTR_SERVER_E_INVAL;
+    return add_unit(srv, unit, MTR__PROFILE_STORAGE, w_cha_max_w, serial);
+}
+
+/* The storage unit at unit, with the lock held; NULL if it is not one. */
+static unit_slot *storage_unit(mtr_server *srv, uint8_t unit)
+{
+    unit_slot *u = unit >= 1 && unit <= MTR_SERVER_UNITS ? srv->units[unit] : NULL;
+    return u && u->profile == MTR__PROFILE_STORAGE ? u : NULL;
+}
+
+int mtr_server_storage_get(mtr_server *srv, uint8_t unit, mtr_server_storage_state *out)
+{
+    if (!srv || !out)
+        return MTR_SERVER_E_INVAL;
+    int rc = MTR_SERVER_OK;
+    pthread_mutex_lock(&srv->lock);
+    unit_slot *u = storage_unit(srv, unit);
+    if (u) {
+        const uint16_t *b = &u->im.regs[MTR__SUNS_S124_BODY - u->im.base];
+        out->storctl_mod = b[3];
+        out->out_w_rte = b[10];
+        out->in_w_rte = b[11];
+        out->rvrt_s = b[13];
+        out->w_cha_max = b[0];
+        out->w_cha_max_sf = b[16];
+        out->rte_sf = b[23];
+        out->writes = u->writes;
+        out->since_write_ms = u->writes ? mono_ms() - u->last_write_ms : -1;
+    } else {
+        rc = MTR_SERVER_E_UNIT;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
+}
+
+int mtr_server_storage_soc(mtr_server *srv, uint8_t unit, int64_t stored_wh, int64_t capacity_wh)
+{
+    if (!srv)
+        return MTR_SERVER_E_INVAL;
+    int rc = MTR_SERVER_OK;
+    pthread_mutex_lock(&srv->lock);
+    unit_slot *u = storage_unit(srv, unit);
+    if (u)
+        mtr__image_storage_soc(&u->im, stored_wh, capacity_wh);
+    else
+        rc = MTR_SERVER_E_UNIT;
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
+}
+
+int mtr_server_storage_revert(mtr_server *srv, uint8_t unit)
+{
+    if (!srv)
+        return MTR_SERVER_E_INVAL;
+    int rc = MTR_SERVER_OK;
+    pthread_mutex_lock(&srv->lock);
+    unit_slot *u = storage_unit(srv, unit);
+    if (u)
+        u->im.regs[MTR__SUNS_S124_BODY + 3 - u->im.base] = 0;
+    else
+        rc = MTR_SERVER_E_UNIT;
+    pthread_mutex_unlock(&srv->lock);
+    return rc;
 }
 
 int mtr_server_set(mtr_server *srv, uint8_t unit, int64_t power_w, int64_t import_wh,
@@ -233,6 +323,29 @@ static int read_regs(void *ctx, uint8_t unit, uint8_t fc, uint16_t addr, uint16_
         ex = MTR__EX_ILLEGAL_ADDRESS;
     else
         memcpy(dst, &u->im.regs[addr - u->im.base], (size_t)count * sizeof *dst);
+    pthread_mutex_unlock(&srv->lock);
+    return ex;
+}
+
+/* Register writes for mbap.c (function 6 and 16); runs on the server thread. Only an
+ * inverter's storage controls are writable. */
+static int write_regs(void *ctx, uint8_t unit, uint16_t addr, uint16_t count, const uint16_t *src)
+{
+    mtr_server *srv = ctx;
+    int ex = 0;
+    pthread_mutex_lock(&srv->lock);
+    unit_slot *u = unit >= 1 && unit <= MTR_SERVER_UNITS ? srv->units[unit] : NULL;
+    if (!u)
+        ex = MTR__EX_GATEWAY_TARGET;
+    else if (u->profile != MTR__PROFILE_STORAGE)
+        ex = MTR__EX_ILLEGAL_FUNCTION; /* a meter takes no writes */
+    else if (!mtr__image_storage_writable(addr, count))
+        ex = MTR__EX_ILLEGAL_ADDRESS;
+    else {
+        memcpy(&u->im.regs[addr - u->im.base], src, (size_t)count * sizeof *src);
+        u->writes++;
+        u->last_write_ms = mono_ms();
+    }
     pthread_mutex_unlock(&srv->lock);
     return ex;
 }
@@ -304,7 +417,7 @@ static int serve_frames(mtr_server *s, client *c)
         if (size == 0)
             break;
         uint8_t *reply = c->out + c->out_len;
-        size_t n = mtr__mbap_reply(c->in + off, (size_t)size, read_regs, s, reply);
+        size_t n = mtr__mbap_reply_rw(c->in + off, (size_t)size, read_regs, write_regs, s, reply);
         c->out_len += n;
         off += (size_t)size;
         atomic_fetch_add(&s->requests, 1);

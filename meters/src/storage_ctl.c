@@ -74,6 +74,24 @@ int mtr_storage_encode_124(const mtr_storage_124_caps *caps, int64_t power_w, ui
     return MTR_OK;
 }
 
+int mtr_storage_decode_124(const mtr_storage_124_caps *caps, uint16_t mod, uint16_t out_w_rte,
+                           uint16_t in_w_rte, int64_t *power_w)
+{
+    *power_w = 0;
+    if (caps->w_cha_max == 0 || caps->w_cha_max == 0xFFFF || !sf_ok(caps->w_cha_max_sf) ||
+        !sf_ok(caps->rte_sf))
+        return MTR_E_RANGE;
+    if ((mod & 3) == 0)
+        return 0; /* its own mode */
+    /* the charge limit when it is active, else the discharge limit (negated) */
+    int64_t pct = (mod & 1) ? (int16_t)in_w_rte : -(int64_t)(int16_t)out_w_rte;
+    /* W = pct x 10^rte_sf / 100 x WChaMax_raw x 10^wmax_sf, toward zero */
+    int e = caps->rte_sf + caps->w_cha_max_sf - 2;
+    int64_t num = pct * caps->w_cha_max;
+    *power_w = e >= 0 ? num * pow10_i64(e) : num / pow10_i64(-e);
+    return 1;
+}
+
 int mtr_storage_encode_map(const mtr_storage_config *cfg, int64_t power_w, uint16_t regs[2],
                            int *n)
 {
@@ -302,6 +320,25 @@ int mtr_storage_ctl_release(mtr_storage_ctl *c)
         return fail(c, MTR_E_READONLY, "configured read-only: nothing to release");
     c->err[0] = '\0';
     return release(c);
+}
+
+int mtr_storage_ctl_soc(mtr_storage_ctl *c, int64_t *soc_bp)
+{
+    int rc = find_124(c);
+    if (rc)
+        return rc;
+    uint16_t r[MTR_124_LEN];
+    rc = mtr_link_read(c->link, c->cfg.unit, 3, c->body, MTR_124_LEN, r, NULL);
+    if (rc)
+        return link_fail(c, rc, "reading ChaState");
+    int16_t sf = (int16_t)r[MTR_124_CHASTATE_SF];
+    if (r[MTR_124_CHASTATE] == 0xFFFF || !sf_ok(sf))
+        return fail(c, MTR_E_RANGE, "ChaState not implemented");
+    /* percent x 10^sf in hundredths of a percent: x 10^(sf + 2) */
+    int64_t v = r[MTR_124_CHASTATE];
+    int e = sf + 2;
+    *soc_bp = e >= 0 ? v * pow10_i64(e) : v / pow10_i64(-e);
+    return MTR_OK;
 }
 
 int mtr_storage_ctl_in_control(const mtr_storage_ctl *c)

@@ -244,7 +244,7 @@ int sim_plan_self_consumption(const sim_plan_battery *b, const sim_plan_interval
 }
 
 void sim_plan_bounds(const sim_plan_interval *iv, const sim_plan_step *plan, size_t n,
-                     int64_t power_wh, int64_t *lo_wh, int64_t *hi_wh)
+                     int64_t power_wh, int64_t slack_wh, int64_t *lo_wh, int64_t *hi_wh)
 {
     *lo_wh = -power_wh; /* self-consumption unless the plan has a price to act on */
     *hi_wh = power_wh;
@@ -258,11 +258,13 @@ void sim_plan_bounds(const sim_plan_interval *iv, const sim_plan_step *plan, siz
     int64_t a = plan[0].battery_wh;
     int64_t surplus = iv[0].net_wh < 0 ? -iv[0].net_wh : 0;
     int64_t deficit = iv[0].net_wh > 0 ? iv[0].net_wh : 0;
-    if (a > surplus && dearer_ahead)
+    /* A difference from self-consumption within slack_wh is the discretisation's rounding (the
+     * plan moves stored energy in whole steps), not a decision worth buying grid energy for. */
+    if (a > surplus + slack_wh && dearer_ahead)
         *lo_wh = a; /* charge from the grid for a dearer interval, whatever PV does */
-    else if (a >= 0 && deficit > 0 && dearer_ahead)
+    else if (a >= 0 && deficit > slack_wh && dearer_ahead)
         *lo_wh = 0; /* leave the load to the grid, keep what is stored for a dearer interval */
-    else if (a < 0 && -a < deficit && dearer_ahead)
+    else if (a < 0 && -a < deficit - slack_wh && dearer_ahead)
         *lo_wh = a; /* cover part of the load now, keep the rest for later */
     if (a < 0 && -a > deficit && cheaper_export_ahead)
         *lo_wh = *hi_wh = a; /* sell from the battery while export pays more than later */

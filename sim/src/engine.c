@@ -122,6 +122,7 @@ typedef struct {
     size_t per_day;
     sim_plan_interval *plan_in;
     sim_plan_step *plan_out;
+    sim_plan_step *plan_rest; /* the plan after a first interval of self-consumption */
     void *plan_work;
     size_t plan_work_len;
     physics_pool pool;
@@ -684,7 +685,40 @@ static int plan_home(run_ctx *x, home *hm, size_t k)
         return SIM_OK;
     if (sc_nuc - plan_nuc < g->schedule_min_gain_uc * 1000)
         return SIM_OK;
-    sim_plan_bounds(x->plan_in, x->plan_out, n, hm->bat.power_wh, &hm->plan_lo_wh,
+    /* Deviate from self-consumption now only if that strictly pays on the forecast: the best
+     * plan that starts with self-consumption's action costs as much when the plan's first move
+     * only ties (hold now and import now, or discharge now and import later at the same price;
+     * grid-charge now or in a later interval at the same price). A tie taken against
+     * self-consumption is a bet on the forecast that reality can only lose (the held or
+     * bought energy was not needed after all), so self-consumption takes it, and moves that
+     * can wait are made as late as they can be. */
+    if (n > 1) {
+        sim_battery after = hm->bat;
+        int64_t net0 = x->plan_in[0].net_wh;
+        sim_battery_flow f0 = sim_battery_step(&after, net0 < 0 ? -net0 : 0, net0 > 0 ? net0 : 0, 1);
+        int64_t first_nuc =
+            sim_plan_interval_cost_nuc(&x->plan_in[0], net0 + f0.charge_wh - f0.discharge_wh);
+        sim_plan_battery rest = b;
+        rest.initial_wh = after.stored_wh;
+        size_t need_rest = sim_plan_workspace_size(&rest, n - 1);
+        if (need_rest > x->plan_work_len) {
+            void *w = realloc(x->plan_work, need_rest);
+            if (!w)
+                return SIM_E_NOMEM;
+            x->plan_work = w;
+            x->plan_work_len = need_rest;
+        }
+        int64_t rest_nuc;
+        if (need_rest &&
+            sim_plan_solve(&rest, x->plan_in + 1, n - 1, x->plan_work, x->plan_work_len,
+                           x->plan_rest, &rest_nuc) == SIM_PLAN_OK &&
+            first_nuc + rest_nuc <= plan_nuc)
+            return SIM_OK;
+    }
+    /* one discretisation step of stored energy (sim_plan_solve's default), on the AC side */
+    int64_t step = (b.max_wh - b.min_wh) / SIM_PLAN_DEFAULT_STATES;
+    int64_t slack = (step < 1 ? 1 : step) * 1000 / eff + 1;
+    sim_plan_bounds(x->plan_in, x->plan_out, n, hm->bat.power_wh, slack, &hm->plan_lo_wh,
                     &hm->plan_hi_wh);
     hm->planned = hm->plan_lo_wh != -hm->bat.power_wh || hm->plan_hi_wh != hm->bat.power_wh;
     return SIM_OK;
@@ -702,10 +736,20 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
                                 x->buyer_fee_uc_per_kwh);
     }
     for (size_t h = 0; h < x->n_homes; h++) {
-        int rc = plan_home(x, &x->homes[h], k);
+        home *hm = &x->homes[h];
+        int rc = plan_home(x, hm, k);
         if (rc)
             return sim_fail(err, err_len, rc, "interval %zu, home %zu: out of memory to plan", k,
                             h);
+        int64_t sp;
+        if (x->hooks && x->hooks->on_battery && hm->bat.power_wh > 0 &&
+            x->hooks->on_battery(h, k, hm->bat.stored_wh,
+                                 llround(x->sc->groups[hm->group].battery_kwh * 1000.0),
+                                 x->hooks->battery_ctx, &sp) == 1) {
+            /* an outside controller's setpoint: the plan's bounds pinned to it */
+            hm->planned = 1;
+            hm->plan_lo_wh = hm->plan_hi_wh = sp;
+        }
     }
     int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
                                           : clear_ex_ante(x, k, err, err_len);
@@ -783,7 +827,8 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     x->per_day = 1440 / x->sc->interval_min;
     x->plan_in = calloc(x->per_day, sizeof *x->plan_in);
     x->plan_out = calloc(x->per_day, sizeof *x->plan_out);
-    if (!x->plan_in || !x->plan_out)
+    x->plan_rest = calloc(x->per_day, sizeof *x->plan_rest);
+    if (!x->plan_in || !x->plan_out || !x->plan_rest)
         return SIM_E_NOMEM;
     if (!res->intervals || !res->homes || !x->homes || !x->orders || !x->flows || !x->prefs ||
         !x->post || !x->clearing || !x->pv ||
@@ -805,6 +850,7 @@ static void free_run(run_ctx *x)
     }
     free(x->plan_in);
     free(x->plan_out);
+    free(x->plan_rest);
     free(x->plan_work);
     free(x->homes);
     free(x->orders);

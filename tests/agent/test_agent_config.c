@@ -274,6 +274,35 @@ static void test_missing_and_related_keys(void **state)
            "a.ini:3: [agent] zip_momentum: out of range for the zip strategy");
 }
 
+/* [battery]: battery dispatch (docs/agent.md); its keys, defaults and cross-checks. */
+static void test_battery_section(void **state)
+{
+    (void)state;
+    char err[512];
+    agc_config c;
+    assert_int_equal(load_cfg(BASE, err, sizeof err, &c), 0);
+    assert_int_equal(c.battery.line, 0); /* no section: no dispatch */
+    assert_int_equal(load_cfg(BASE "[battery]\nhost = 10.0.0.7\ncapacity_wh = 10000\n"
+                                   "power_w = 4000\nread_only = yes\npeak_start_h = 17\n",
+                              err, sizeof err, &c),
+                     0);
+    assert_int_equal(c.battery.line, 9);
+    assert_string_equal(c.battery.host, "10.0.0.7");
+    assert_int_equal(c.battery.capacity_wh, 10000);
+    assert_true(c.battery.read_only);
+    assert_int_equal(c.battery.port, 502);
+    assert_int_equal(c.battery.efficiency_pm, 900);
+    assert_int_equal(c.battery.soc_min_pm, 100);
+    assert_int_equal(c.battery.import_cap_w, -1);
+    assert_int_equal(c.battery.peak_start_h, 17);
+    expect(BASE "[battery]\nhost = h\npower_w = 1\n",
+           "a.ini:9: [battery] needs host, capacity_wh and power_w");
+    expect(BASE "[battery]\nhost = h\ncapacity_wh = 1\npower_w = 1\nsoc_min_permille = 900\n",
+           "a.ini:9: [battery] soc_min_permille must be below soc_max_permille");
+    expect(BASE "[battery]\nhost = h\ncapacity_wh = 0\n",
+           "a.ini:11: capacity_wh: 0 is out of range [1, 10000000]");
+}
+
 /* Sections: the meter daemon's are skipped, anything else is still an error. */
 static void test_sections_of_a_shared_file(void **state)
 {
@@ -474,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_key_errors_name_file_line_and_key),
         cmocka_unit_test(test_bus_is_the_shared_syntax),
         cmocka_unit_test(test_missing_and_related_keys),
+        cmocka_unit_test(test_battery_section),
         cmocka_unit_test(test_sections_of_a_shared_file),
         cmocka_unit_test(test_shared_file_logins),
         cmocka_unit_test(test_client_id_and_username),

@@ -62,6 +62,41 @@ static void encode_124_known_answers(void **state)
     assert_int_equal(mtr_storage_encode_124(&sf, 100, &mod, &out, &in), MTR_E_RANGE);
 }
 
+/* The simulated inverter's side: registers back to watts. */
+static void decode_124_known_answers(void **state)
+{
+    (void)state;
+    mtr_storage_124_caps c = {5000, 0, -2};
+    int64_t w = 7;
+    /* 24.68 % of 5000 W discharging (InWRte -2468, OutWRte 2468) */
+    assert_int_equal(mtr_storage_decode_124(&c, 3, 2468, (uint16_t)-2468, &w), 1);
+    assert_int_equal(w, -1234);
+    /* only the discharge limit active: -OutWRte */
+    assert_int_equal(mtr_storage_decode_124(&c, 2, 5000, 0, &w), 1);
+    assert_int_equal(w, -2500);
+    /* its own mode */
+    assert_int_equal(mtr_storage_decode_124(&c, 0, 2468, 2468, &w), 0);
+    assert_int_equal(w, 0);
+    /* 0.03 % of 7 x 10^3 W = 2.1 W: toward zero */
+    mtr_storage_124_caps k = {7, 3, -2};
+    assert_int_equal(mtr_storage_decode_124(&k, 3, 0, 3, &w), 1);
+    assert_int_equal(w, 2);
+    /* whole percent of 50 x 10^2 W */
+    mtr_storage_124_caps p = {50, 2, 0};
+    assert_int_equal(mtr_storage_decode_124(&p, 1, 0, 50, &w), 1);
+    assert_int_equal(w, 2500);
+    /* every encoding of a whole-watt setpoint on a 5 kW inverter decodes to itself */
+    for (int64_t set = -5000; set <= 5000; set += 1) {
+        uint16_t mod, out, in;
+        assert_int_equal(mtr_storage_encode_124(&c, set, &mod, &out, &in), MTR_OK);
+        assert_int_equal(mtr_storage_decode_124(&c, mod, out, in, &w), 1);
+        if (w != set / 2 * 2 && w != set)
+            fail_msg("%lld W decoded as %lld", (long long)set, (long long)w);
+    }
+    mtr_storage_124_caps ni = {0xFFFF, 0, -2};
+    assert_int_equal(mtr_storage_decode_124(&ni, 3, 0, 0, &w), MTR_E_RANGE);
+}
+
 static void encode_map_known_answers(void **state)
 {
     (void)state;
@@ -290,6 +325,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encode_124_known_answers),
+        cmocka_unit_test(decode_124_known_answers),
         cmocka_unit_test(encode_map_known_answers),
         cmocka_unit_test(sunspec_setpoints_land),
         cmocka_unit_test(failures_release_control),

@@ -140,14 +140,20 @@ static void test_floor_and_terminal_value(void **state)
 }
 
 /* How the first step of a plan bounds the battery's real action (power 1250 Wh). */
-static void expect_bounds(const sim_plan_interval *iv, size_t n, int64_t a, int64_t lo,
-                          int64_t hi)
+static void expect_bounds_slack(const sim_plan_interval *iv, size_t n, int64_t a,
+                                int64_t slack, int64_t lo, int64_t hi)
 {
     sim_plan_step plan[3] = {{a, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
     int64_t l, h;
-    sim_plan_bounds(iv, plan, n, 1250, &l, &h);
+    sim_plan_bounds(iv, plan, n, 1250, slack, &l, &h);
     assert_int_equal(l, lo);
     assert_int_equal(h, hi);
+}
+
+static void expect_bounds(const sim_plan_interval *iv, size_t n, int64_t a, int64_t lo,
+                          int64_t hi)
+{
+    expect_bounds_slack(iv, n, a, 0, lo, hi);
 }
 
 static void test_bounds(void **state)
@@ -171,6 +177,20 @@ static void test_bounds(void **state)
     expect_bounds(sell, 2, -300, -300, -300);
     expect_bounds(sell, 2, -100, -1250, 1250); /* only the load: self-consumption */
     expect_bounds(sell, 1, -300, -1250, 1250); /* nothing later to compare with */
+    /* slack 44 Wh (one 42 Wh step of stored energy at 95.9 % charge efficiency): a plan that
+     * stores the forecast surplus of 600 rounded up to 620 has decided nothing; with a cloud it
+     * must not buy the 620 from the grid. 700 is a decision (100 Wh beyond). */
+    sim_plan_interval cloud[2] = {{-600, 300000, 80000}, {0, 420000, 80000}};
+    expect_bounds_slack(cloud, 2, 620, 44, -1250, 1250);
+    expect_bounds_slack(cloud, 2, 700, 44, 700, 1250);
+    /* a forecast deficit of 30 the plan cannot cover in whole steps (holds): self-consumption;
+     * a deficit of 300 held is a decision; covering 280 of 300 is the rounding of covering all */
+    sim_plan_interval small[2] = {{30, 300000, 80000}, {0, 420000, 80000}};
+    expect_bounds_slack(small, 2, 0, 44, -1250, 1250);
+    small[0].net_wh = 300;
+    expect_bounds_slack(small, 2, 0, 44, 0, 1250);
+    expect_bounds_slack(small, 2, -280, 44, -1250, 1250);
+    expect_bounds_slack(small, 2, -200, 44, -200, 1250);
 }
 
 static void test_rejects(void **state)

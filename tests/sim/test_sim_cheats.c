@@ -111,7 +111,7 @@ static void evaluate(const char *name, const char *scenario, const char *data,
     fl.exp = calloc(cells, sizeof *fl.exp);
     fl.pv = calloc(cells, sizeof *fl.pv);
     assert_true(fl.imp && fl.exp && fl.pv);
-    sim_hooks hooks = {on_flow, &fl, NULL, NULL, NULL, NULL};
+    sim_hooks hooks = {on_flow, &fl, NULL, NULL, NULL, NULL, NULL, NULL};
     sim_result *res = NULL;
     if (sim_run(sc, d, sc->seed, &hooks, &res, err, sizeof err))
         fail_msg("%s", err);

@@ -128,7 +128,7 @@ static void run_checked_on(mkt_mechanism mech, int64_t fee, mkt_timing timing, d
     sc.timing = timing;
     sc.groups[0].feeder_export_kw = feeder_kw;
     checker c = {&sc, 0, 0, 0, 0, 0, 0, 0, 0, timing == MKT_EX_POST, 0};
-    sim_hooks hooks = {on_flow, &c, NULL, NULL, NULL, NULL};
+    sim_hooks hooks = {on_flow, &c, NULL, NULL, NULL, NULL, NULL, NULL};
     sim_result *r = NULL;
     char err[256];
     assert_int_equal(sim_run(&sc, NULL, 7, &hooks, &r, err, sizeof err), SIM_OK);

@@ -82,7 +82,7 @@ static void on_flow(const sim_flow *f, void *ctx)
 
 static sim_result *run(const sim_scenario *sc, checker *c)
 {
-    sim_hooks hooks = {on_flow, c, NULL, NULL, NULL, NULL};
+    sim_hooks hooks = {on_flow, c, NULL, NULL, NULL, NULL, NULL, NULL};
     sim_result *r = NULL;
     char err[256];
     if (sim_run(sc, NULL, 3, c ? &hooks : NULL, &r, err, sizeof err) != SIM_OK)

@@ -31,6 +31,10 @@ typedef enum {
     MTR_SERVER_SDM630 = 1, /* input registers, float32 ABCD: W 0x0034, import kWh 0x0048, ... */
     MTR_SERVER_SUNSPEC = 2 /* holding registers: "SunS" at 40000, models 1 and 203, end */
 } mtr_server_profile;
+/* A battery inverter (mtr_server_add_storage) is a third kind of unit: "SunS" at 40000, models
+ * 1 and 124 (basic storage controls, body at 40072), end. Its model 124 points WChaMax ..
+ * ChaGriSet (except the read-only ChaState, StorAval, InBatV, ChaSt) accept writes (function 6
+ * and 16); any other write, and any write to a meter, is answered with an exception. */
 
 enum {
     MTR_SERVER_OK = 0,
@@ -78,6 +82,29 @@ int mtr_server_add(mtr_server *srv, uint8_t unit, mtr_server_profile profile, co
  */
 int mtr_server_set(mtr_server *srv, uint8_t unit, int64_t power_w, int64_t import_wh,
                    int64_t export_wh);
+
+/* Adds a battery inverter at unit id with model 124: WChaMax w_cha_max_w (> 0), rates in
+ * 0.01 % (InOutWRte_SF -2), ChaState 0 and StorCtl_Mod 0 (its own mode). */
+int mtr_server_add_storage(mtr_server *srv, uint8_t unit, int64_t w_cha_max_w, const char *serial);
+
+/* What a client last wrote into an inverter's controls. */
+typedef struct {
+    uint16_t storctl_mod;        /* StorCtl_Mod: 0 = its own mode */
+    uint16_t out_w_rte, in_w_rte; /* raw (int16 percent x 10^InOutWRte_SF) */
+    uint16_t rvrt_s;             /* InOutWRte_RvrtTms */
+    uint16_t w_cha_max, w_cha_max_sf, rte_sf; /* the scale, as served */
+    uint64_t writes;             /* write requests accepted so far */
+    int64_t since_write_ms;      /* monotonic ms since the last accepted write; -1: never */
+} mtr_server_storage_state;
+
+int mtr_server_storage_get(mtr_server *srv, uint8_t unit, mtr_server_storage_state *out);
+
+/* Serves ChaState = stored_wh / capacity_wh (0.01 %). */
+int mtr_server_storage_soc(mtr_server *srv, uint8_t unit, int64_t stored_wh, int64_t capacity_wh);
+
+/* The inverter takes control back (its revert timer fired): StorCtl_Mod := 0, which a client's
+ * read-back then shows. */
+int mtr_server_storage_revert(mtr_server *srv, uint8_t unit);
 
 /* Starts the server thread. */
 int mtr_server_start(mtr_server *srv);

@@ -83,6 +83,14 @@ enum {
 int mtr_storage_encode_124(const mtr_storage_124_caps *caps, int64_t power_w, uint16_t *mod,
                            uint16_t *out_w_rte, uint16_t *in_w_rte);
 
+/* The other way (the simulated inverter): the power the model 124 registers ask for. Returns 1
+ * with *power_w (toward zero) when StorCtl_Mod sets a limit active, 0 (and *power_w 0) when
+ * the inverter is in its own mode, MTR_E_RANGE for a scale as mtr_storage_encode_124 refuses.
+ * With the charge limit active (bit 0) the power is InWRte x WChaMax (a negative InWRte
+ * discharges), else -OutWRte x WChaMax. */
+int mtr_storage_decode_124(const mtr_storage_124_caps *caps, uint16_t mod, uint16_t out_w_rte,
+                           uint16_t in_w_rte, int64_t *power_w);
+
 /* The power register(s) of a control map for power_w: 1 register (int16/uint16) or 2 (int32,
  * high word first) into regs; *n gets the count. MTR_E_RANGE if it does not fit the type. */
 int mtr_storage_encode_map(const mtr_storage_config *cfg, int64_t power_w, uint16_t regs[2],
@@ -112,6 +120,11 @@ int mtr_storage_ctl_set(mtr_storage_ctl *c, int64_t power_w, int64_t now_ms);
 
 /* Gives control back to the inverter (StorCtl_Mod = 0 / the map's release value), read back. */
 int mtr_storage_ctl_release(mtr_storage_ctl *c);
+
+/* SunSpec: the battery's state of charge, ChaState with ChaState_SF, in hundredths of a percent
+ * (toward zero). A read, allowed on read-only devices too. MTR_OK, MTR_E_NO_MODEL, MTR_E_RANGE
+ * (not implemented) or a link error. */
+int mtr_storage_ctl_soc(mtr_storage_ctl *c, int64_t *soc_bp);
 
 /* 1 while the last setpoint stands (written and read back), 0 once released or failed. */
 int mtr_storage_ctl_in_control(const mtr_storage_ctl *c);

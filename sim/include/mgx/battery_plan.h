@@ -111,9 +111,13 @@ int64_t sim_plan_interval_cost_nuc(const sim_plan_interval *iv, int64_t grid_wh)
  *    cloud that turns the surplus into a deficit is met from the battery;
  *  - it covers only part of the forecast load and a dearer interval lies ahead: at most that;
  *  - it discharges more than the forecast load and export pays less later: exactly that.
- * iv and plan are the n intervals given to and returned by sim_plan_solve. */
+ * iv and plan are the n intervals given to and returned by sim_plan_solve. A first step that
+ * differs from self-consumption on the forecast by at most slack_wh (the AC energy of one
+ * discretisation step: rounding, not a decision) sets no charge, hold or partial-cover bound:
+ * otherwise a cloud would make the battery buy from the grid the PV it only rounded up to.
+ * slack_wh 0: every difference counts. */
 void sim_plan_bounds(const sim_plan_interval *iv, const sim_plan_step *plan, size_t n,
-                     int64_t power_wh, int64_t *lo_wh, int64_t *hi_wh);
+                     int64_t power_wh, int64_t slack_wh, int64_t *lo_wh, int64_t *hi_wh);
 
 #ifdef __cplusplus
 }

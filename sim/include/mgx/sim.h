@@ -118,6 +118,15 @@ typedef void (*sim_progress_fn)(size_t done, size_t total, void *ctx);
  * SIM_E_STOPPED. Lets a caller pace the run in real time (mgx sim --serve-modbus). */
 typedef int (*sim_interval_fn)(size_t interval, size_t total, void *ctx);
 
+/* Called at the start of each interval for every home with a battery (stored_wh now, of
+ * capacity_wh). Returning 1 with *setpoint_wh (AC side, > 0 charge, < 0 discharge) makes the
+ * battery do that this interval (within its power and window; charging beyond the surplus
+ * takes from the grid, discharging beyond the load exports), overriding the group's policy;
+ * 0 leaves it to the policy. Lets an outside controller steer the battery (the simulated
+ * inverter of mgx sim --serve-modbus). */
+typedef int (*sim_battery_fn)(size_t home, size_t interval, int64_t stored_wh,
+                              int64_t capacity_wh, void *ctx, int64_t *setpoint_wh);
+
 typedef struct {
     sim_flow_fn on_flow; /* optional: every home every interval (tests) */
     void *flow_ctx;
@@ -125,6 +134,8 @@ typedef struct {
     void *progress_ctx;
     sim_interval_fn on_interval; /* optional */
     void *interval_ctx;
+    sim_battery_fn on_battery; /* optional */
+    void *battery_ctx;
 } sim_hooks;
 
 typedef struct sim_result sim_result; /* opaque, owned by the caller */

@@ -1,0 +1,373 @@
+/*
+ * The home agent's battery dispatch (see agent_battery.h): the [battery] config section, the
+ * per-interval plan with the simulator's scheduler, and the setpoint through storage control.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "agent/agent_battery.h"
+
+#include "common/errbuf.h"
+#include "mgx/battery_plan.h"
+#include "mgx/device_config.h"
+#include "mgx/meter_error.h"
+#include "mgx/modbus_device.h"
+#include "mgx/storage_ctl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The order of this table is the bit of each key in agb_config.seen. */
+enum {
+    K_HOST, K_PORT, K_UNIT, K_TIMEOUT, K_READ_ONLY, K_CAPACITY, K_POWER, K_EFF, K_SOC_MIN,
+    K_SOC_MAX, K_REVERT, K_MIN_WRITE, K_PEAK, K_PEAK_START, K_PEAK_END, K_UTC_OFFSET, K_MIN_GAIN,
+    K_HORIZON, K_IMPORT_CAP, K_EXPORT_CAP, K_COUNT
+};
+
+static const char *const KEYS[K_COUNT + 1] = {
+    "host", "port", "unit", "timeout_ms", "read_only", "capacity_wh", "power_w",
+    "round_trip_efficiency_permille", "soc_min_permille", "soc_max_permille", "revert_s",
+    "min_write_interval_ms", "retail_peak_uc_per_kwh", "peak_start_h", "peak_end_h",
+    "utc_offset_min", "min_gain_uc", "horizon_intervals", "import_cap_w", "export_cap_w", NULL};
+
+void agb_defaults(agb_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->port = 502;
+    c->unit = 1;
+    c->timeout_ms = 1000;
+    c->efficiency_pm = 900;
+    c->soc_min_pm = 100;
+    c->soc_max_pm = 900;
+    c->import_cap_w = c->export_cap_w = -1;
+}
+
+static int set_key(agb_config *c, int k, const char *key, const char *v, char *err, size_t len)
+{
+    switch (k) {
+    case K_HOST: return cfg_parse_str(key, v, c->host, sizeof c->host, err, len);
+    case K_PORT: return cfg_parse_int(key, v, 1, 65535, &c->port, err, len);
+    case K_UNIT: return cfg_parse_int(key, v, 0, 255, &c->unit, err, len);
+    case K_TIMEOUT: return cfg_parse_int(key, v, 10, 60000, &c->timeout_ms, err, len);
+    case K_READ_ONLY: return cfg_parse_bool(key, v, &c->read_only, err, len);
+    case K_CAPACITY: return cfg_parse_int(key, v, 1, INT64_C(10000000), &c->capacity_wh, err, len);
+    case K_POWER: return cfg_parse_int(key, v, 1, INT64_C(10000000), &c->power_w, err, len);
+    case K_EFF: return cfg_parse_int(key, v, 1, 1000, &c->efficiency_pm, err, len);
+    case K_SOC_MIN: return cfg_parse_int(key, v, 0, 1000, &c->soc_min_pm, err, len);
+    case K_SOC_MAX: return cfg_parse_int(key, v, 0, 1000, &c->soc_max_pm, err, len);
+    case K_REVERT: return cfg_parse_int(key, v, 0, 65535, &c->revert_s, err, len);
+    case K_MIN_WRITE: return cfg_parse_int(key, v, 0, 3600000, &c->min_write_interval_ms, err, len);
+    case K_PEAK:
+        return cfg_parse_int(key, v, 0, INT64_C(100000000), &c->retail_peak_uc_per_kwh, err, len);
+    case K_PEAK_START: return cfg_parse_int(key, v, 0, 24, &c->peak_start_h, err, len);
+    case K_PEAK_END: return cfg_parse_int(key, v, 0, 24, &c->peak_end_h, err, len);
+    case K_UTC_OFFSET: return cfg_parse_int(key, v, -1440, 1440, &c->utc_offset_min, err, len);
+    case K_MIN_GAIN: return cfg_parse_int(key, v, 0, INT64_C(1000000000), &c->min_gain_uc, err, len);
+    case K_HORIZON:
+        return cfg_parse_int(key, v, 0, SIM_PLAN_MAX_INTERVALS, &c->horizon, err, len);
+    case K_IMPORT_CAP: return cfg_parse_int(key, v, -1, INT64_C(10000000), &c->import_cap_w, err, len);
+    case K_EXPORT_CAP: return cfg_parse_int(key, v, -1, INT64_C(10000000), &c->export_cap_w, err, len);
+    default: return CFG_NOT_MINE;
+    }
+}
+
+static int battery_key(void *ctx, const char *section, const char *key, const char *value,
+                       int line, char *err, size_t len)
+{
+    agb_config *c = ctx;
+    if (strcmp(section, "battery") != 0)
+        return CFG_NOT_MINE;
+    if (!key) {
+        if (c->line)
+            return ctl_fail(CFG_E_BAD, err, len, "[battery] given twice (first at line %d)",
+                            c->line);
+        c->line = line;
+        return CFG_OK;
+    }
+    int k = cfg_key_index(KEYS, key);
+    if (k < 0)
+        return CFG_NOT_MINE;
+    if (cfg_once(&c->seen, (unsigned)k, key, err, len))
+        return CFG_E_BAD;
+    return set_key(c, k, key, value, err, len);
+}
+
+static int battery_finish(void *ctx, const char *path, char *err, size_t len)
+{
+    agb_config *c = ctx;
+    if (!c->line)
+        return CFG_OK;
+    if (!c->host[0] || !(c->seen & (UINT64_C(1) << K_CAPACITY)) ||
+        !(c->seen & (UINT64_C(1) << K_POWER)))
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [battery] needs host, capacity_wh and power_w", path, c->line);
+    if (c->soc_min_pm >= c->soc_max_pm)
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [battery] soc_min_permille must be below soc_max_permille", path,
+                        c->line);
+    return CFG_OK;
+}
+
+int agb_add(cfg_loader *l, agb_config *c)
+{
+    agb_defaults(c);
+    return cfg_loader_add(l, battery_key, battery_finish, c);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+#define CMD_RING 8
+
+struct agb {
+    agb_config cfg;
+    ctl_log *log;
+    int64_t interval_s, feed_in, retail;
+    size_t per_day, horizon;
+    mtr_link *link;
+    mtr_storage_ctl *ctl;
+    sim_plan_battery bat;
+    /* the home's net (load - PV) of past intervals, interval id % per_day */
+    int64_t *hist_id, *hist_net;
+    /* energy the battery was told to move in an interval (id, Wh) */
+    int64_t cmd_id[CMD_RING], cmd_wh[CMD_RING];
+    sim_plan_interval *in;
+    sim_plan_step *out;
+    void *work;
+    size_t work_len;
+    uint64_t plans;
+};
+
+agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_kwh,
+             int64_t retail_uc_per_kwh, ctl_log *log, char *err, size_t err_len)
+{
+    agb *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    b->cfg = *cfg;
+    b->log = log;
+    b->interval_s = interval_s;
+    b->feed_in = feed_in_uc_per_kwh;
+    b->retail = retail_uc_per_kwh;
+    b->per_day = (size_t)(86400 / interval_s);
+    if (b->per_day < 1)
+        b->per_day = 1;
+    if (b->per_day > SIM_PLAN_MAX_INTERVALS)
+        b->per_day = SIM_PLAN_MAX_INTERVALS;
+    b->horizon = cfg->horizon > 0 ? (size_t)cfg->horizon : b->per_day;
+    if (b->cfg.revert_s == 0)
+        b->cfg.revert_s = 2 * interval_s > 65535 ? 65535 : 2 * interval_s;
+    for (size_t i = 0; i < CMD_RING; i++)
+        b->cmd_id[i] = INT64_MIN;
+    /* the battery as the planner sees it: energies per interval on the AC side */
+    int64_t per_iv = cfg->power_w * interval_s / 3600;
+    uint32_t eff = (uint32_t)llround(sqrt((double)cfg->efficiency_pm / 1000.0) * 1000.0);
+    b->bat = (sim_plan_battery){cfg->capacity_wh * cfg->soc_min_pm / 1000,
+                                cfg->capacity_wh * cfg->soc_max_pm / 1000,
+                                cfg->capacity_wh * cfg->soc_min_pm / 1000,
+                                per_iv,
+                                per_iv,
+                                eff,
+                                eff,
+                                cfg->import_cap_w < 0 ? SIM_PLAN_NO_CAP
+                                                      : cfg->import_cap_w * interval_s / 3600,
+                                cfg->export_cap_w < 0 ? SIM_PLAN_NO_CAP
+                                                      : cfg->export_cap_w * interval_s / 3600,
+                                feed_in_uc_per_kwh * eff / 1000,
+                                0};
+    b->hist_id = malloc(b->per_day * sizeof *b->hist_id);
+    b->hist_net = calloc(b->per_day, sizeof *b->hist_net);
+    b->in = calloc(b->horizon, sizeof *b->in);
+    b->out = calloc(b->horizon, sizeof *b->out);
+    b->work_len = sim_plan_workspace_size(&b->bat, b->horizon);
+    b->work = b->work_len ? malloc(b->work_len) : NULL;
+    if (!b->hist_id || !b->hist_net || !b->in || !b->out || !b->work) {
+        snprintf(err, err_len, "[battery]: %s", b->work_len ? "out of memory"
+                                                            : "the planner cannot take this "
+                                                              "battery (capacity, power)");
+        agb_free(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < b->per_day; i++)
+        b->hist_id[i] = INT64_MIN;
+    mtr_device_config d;
+    mtr_device_config_default(&d);
+    snprintf(d.id, sizeof d.id, "inverter");
+    d.profile = MTR_PROFILE_SUNSPEC;
+    snprintf(d.host, sizeof d.host, "%s", cfg->host);
+    d.port = (int)cfg->port;
+    d.unit = (int)cfg->unit;
+    d.timeout_ms = (int)cfg->timeout_ms;
+    d.retries = 1;
+    mtr_storage_config sc = {.kind = MTR_STORAGE_SUNSPEC,
+                             .read_only = cfg->read_only,
+                             .unit = (int)cfg->unit,
+                             .revert_s = (int)b->cfg.revert_s,
+                             .min_write_interval_ms = (int)cfg->min_write_interval_ms};
+    b->link = mtr_link_new(&d);
+    b->ctl = b->link ? mtr_storage_ctl_new(&sc, b->link) : NULL;
+    if (!b->ctl) {
+        snprintf(err, err_len, "[battery]: cannot set up the inverter link");
+        agb_free(b);
+        return NULL;
+    }
+    ctl_logf(log, CTL_LOG_INFO,
+             "battery: %lld Wh, %lld W, inverter %s:%lld unit %lld%s, revert %lld s, plan %zu "
+             "intervals",
+             (long long)cfg->capacity_wh, (long long)cfg->power_w, cfg->host, (long long)cfg->port,
+             (long long)cfg->unit, cfg->read_only ? " (read-only: never written)" : "",
+             (long long)b->cfg.revert_s, b->horizon);
+    return b;
+}
+
+/* The retail price of the interval starting at start_s (UTC), with the peak window. */
+static int64_t retail_at(const agb *b, int64_t start_s)
+{
+    if (b->cfg.retail_peak_uc_per_kwh <= 0)
+        return b->retail;
+    int64_t sec = (start_s + b->cfg.utc_offset_min * 60) % 86400;
+    if (sec < 0)
+        sec += 86400;
+    int64_t h = sec / 3600, s0 = b->cfg.peak_start_h, e0 = b->cfg.peak_end_h;
+    int peak = s0 <= e0 ? h >= s0 && h < e0 : h >= s0 || h < e0;
+    return peak ? b->cfg.retail_peak_uc_per_kwh : b->retail;
+}
+
+static int64_t commanded(const agb *b, int64_t id)
+{
+    for (size_t i = 0; i < CMD_RING; i++)
+        if (b->cmd_id[i] == id)
+            return b->cmd_wh[i];
+    return 0;
+}
+
+static void release(agb *b, const char *why, int64_t target)
+{
+    if (b->cfg.read_only || !mtr_storage_ctl_in_control(b->ctl))
+        return;
+    int rc = mtr_storage_ctl_release(b->ctl);
+    char when[48] = "";
+    if (target)
+        snprintf(when, sizeof when, "interval %lld: ", (long long)target);
+    ctl_logf(b->log, rc ? CTL_LOG_WARN : CTL_LOG_INFO,
+             "battery: %s%s: control released to the inverter%s%s", when, why, rc ? ": " : "",
+             rc ? mtr_storage_ctl_error(b->ctl) : "");
+}
+
+void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
+{
+    /* the home's own net: what the meter saw less what the battery was told to do */
+    int64_t home_net = -metered_net_wh - commanded(b, k);
+    size_t slot = (size_t)(k % (int64_t)b->per_day);
+    b->hist_id[slot] = k;
+    b->hist_net[slot] = home_net;
+    int64_t target = k + 2;
+    int64_t soc_bp = 0;
+    if (mtr_storage_ctl_soc(b->ctl, &soc_bp) != MTR_OK) {
+        ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: no state of charge: %s",
+                 (long long)target, mtr_storage_ctl_error(b->ctl));
+        release(b, "no state of charge", target);
+        return;
+    }
+    int64_t stored = b->cfg.capacity_wh * soc_bp / 10000;
+    b->bat.initial_wh = stored < b->bat.min_wh   ? b->bat.min_wh
+                        : stored > b->bat.max_wh ? b->bat.max_wh
+                                                 : stored;
+    int varies = 0;
+    for (size_t j = 0; j < b->horizon; j++) {
+        int64_t id = target + (int64_t)j;
+        size_t s = (size_t)((id - (int64_t)b->per_day) % (int64_t)b->per_day);
+        int64_t day_ago = id - (int64_t)b->per_day;
+        b->in[j].net_wh = b->hist_id[s] == day_ago ? b->hist_net[s] : home_net;
+        b->in[j].import_uc_per_kwh = retail_at(b, id * b->interval_s);
+        b->in[j].export_uc_per_kwh = b->feed_in;
+        varies |= b->in[j].import_uc_per_kwh != b->in[0].import_uc_per_kwh;
+    }
+    if (!varies) {
+        release(b, "flat prices: the inverter's own self-consumption", target);
+        return;
+    }
+    /* the states are anchored at the stored energy, so the workspace it needs moves with it */
+    size_t need = sim_plan_workspace_size(&b->bat, b->horizon);
+    if (need > b->work_len) {
+        void *w = realloc(b->work, need);
+        if (!w) {
+            ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: out of memory to plan",
+                     (long long)target);
+            release(b, "no plan", target);
+            return;
+        }
+        b->work = w;
+        b->work_len = need;
+    }
+    int64_t plan_nuc = 0, sc_nuc = 0;
+    int rc = sim_plan_solve(&b->bat, b->in, b->horizon, b->work, b->work_len, b->out, &plan_nuc);
+    if (rc == SIM_PLAN_OK)
+        rc = sim_plan_self_consumption(&b->bat, b->in, b->horizon, NULL, &sc_nuc);
+    if (rc != SIM_PLAN_OK) {
+        ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: the scheduler refused the inputs "
+                 "(%d): no plan", (long long)target, rc);
+        release(b, "no plan", target);
+        return;
+    }
+    b->plans++;
+    int64_t gain_uc = (sc_nuc - plan_nuc) / 1000;
+    if (gain_uc < b->cfg.min_gain_uc) {
+        release(b, "expected gain below min_gain_uc", target);
+        return;
+    }
+    int64_t wh = b->out[0].battery_wh;
+    int64_t w = wh * 3600 / b->interval_s;
+    if (w > b->cfg.power_w)
+        w = b->cfg.power_w;
+    if (w < -b->cfg.power_w)
+        w = -b->cfg.power_w;
+    ctl_logf(b->log, CTL_LOG_INFO,
+             "battery: interval %lld: plan %lld Wh (%lld W) from %lld Wh stored, forecast net "
+             "%lld Wh, expected gain %lld uc over the horizon",
+             (long long)target, (long long)wh, (long long)w, (long long)b->bat.initial_wh,
+             (long long)b->in[0].net_wh, (long long)gain_uc);
+    if (b->cfg.read_only)
+        return; /* monitoring only: storage control would refuse anyway, never try */
+    rc = mtr_storage_ctl_set(b->ctl, w, now_ms);
+    if (rc != MTR_OK) {
+        mtr_storage_stats st;
+        mtr_storage_ctl_stats(b->ctl, &st);
+        ctl_logf(b->log, CTL_LOG_WARN,
+                 "battery: interval %lld: setpoint %lld W failed, control released (%llu "
+                 "failures so far): %s",
+                 (long long)target, (long long)w, (unsigned long long)st.failures,
+                 mtr_storage_ctl_error(b->ctl));
+        return;
+    }
+    size_t r = (size_t)(target % CMD_RING);
+    b->cmd_id[r] = target;
+    b->cmd_wh[r] = w * b->interval_s / 3600;
+}
+
+void agb_counts(const agb *b, uint64_t *setpoints, uint64_t *failures, uint64_t *releases)
+{
+    mtr_storage_stats st;
+    mtr_storage_ctl_stats(b->ctl, &st);
+    *setpoints = st.setpoints;
+    *failures = st.failures;
+    *releases = st.releases;
+}
+
+void agb_free(agb *b)
+{
+    if (!b)
+        return;
+    if (b->ctl) {
+        release(b, "the agent stops", 0);
+        mtr_storage_ctl_free(b->ctl);
+    }
+    mtr_link_free(b->link);
+    free(b->hist_id);
+    free(b->hist_net);
+    free(b->in);
+    free(b->out);
+    free(b->work);
+    free(b);
+}

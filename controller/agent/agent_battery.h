@@ -1,0 +1,77 @@
+/*
+ * Internal: the home agent's battery dispatch (issue 15). With a [battery] section in the
+ * agent's config (docs/agent.md, "Battery dispatch"), after each complete metered interval k the
+ * agent plans the home battery over the next day with the simulator's scheduler
+ * (mgx/battery_plan.h) and writes the first interval's power to the inverter as a SunSpec
+ * model 124 setpoint (mgx/storage_ctl.h: written, read back, released on any failure, with the
+ * inverter's own revert timer InOutWRte_RvrtTms so that a stopped agent leaves the battery in
+ * the inverter's own mode).
+ *
+ * The planned interval is k + 2: interval k is known during k + 1 (its readings complete after
+ * its end), and a setpoint written then governs the next interval (the simulated inverter takes
+ * the setpoint standing at each interval start; a real one applies it at once, in the rest of
+ * k + 1 as well). Forecast: the home's own net (load - PV) of the same interval a day before,
+ * or the last interval's while there is no day of history (persistence, as the simulator's
+ * schedule policy does, mgx/sim.h); the home's net is the metered net minus what the battery
+ * was told to do. Prices: the retail tariff with its optional peak window, feed-in for export,
+ * and stored energy at the end worth feed-in after discharge losses (the simulator's rule).
+ * When prices are flat over the horizon, or the plan's expected gain over self-consumption is
+ * below min_gain, the agent releases control (the inverter's own self-consumption is as good)
+ * rather than force a forecast on it.
+ *
+ * One thread (the agent's loop); Modbus calls block for at most the link's timeout and retries.
+ */
+#ifndef MGX_CTL_AGENT_BATTERY_H
+#define MGX_CTL_AGENT_BATTERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/log.h"
+
+typedef struct {
+    int line;          /* of the [battery] header, 0: no battery dispatch */
+    uint64_t seen;     /* keys given (repeats are errors) */
+    char host[256];    /* the inverter's Modbus TCP address */
+    int64_t port;      /* 502 */
+    int64_t unit;      /* 1 */
+    int64_t timeout_ms;          /* per request, 1000 */
+    bool read_only;              /* plan and log, never write (no) */
+    int64_t capacity_wh;         /* required */
+    int64_t power_w;             /* required: most charge and discharge power */
+    int64_t efficiency_pm;       /* round trip per mille (900) */
+    int64_t soc_min_pm, soc_max_pm; /* the window, per mille of capacity (100, 900) */
+    int64_t revert_s;            /* InOutWRte_RvrtTms; 0: two intervals */
+    int64_t min_write_interval_ms; /* 0 */
+    int64_t retail_peak_uc_per_kwh; /* 0: flat retail */
+    int64_t peak_start_h, peak_end_h; /* [start, end) local time, wraps over midnight */
+    int64_t utc_offset_min;      /* the local time of the peak window */
+    int64_t min_gain_uc;         /* expected gain over self-consumption to take control (0) */
+    int64_t horizon;             /* intervals planned; 0: one day */
+    int64_t import_cap_w, export_cap_w; /* grid limits, -1: none */
+} agb_config;
+
+/* Defaults into c (no section yet). */
+void agb_defaults(agb_config *c);
+
+/* The [battery] handlers for the config loader (CFG_* codes). */
+int agb_add(cfg_loader *l, agb_config *c);
+
+typedef struct agb agb;
+
+/* Sets up dispatch for interval_s long intervals and the community's feed-in and retail
+ * tariffs (uc/kWh). Connects lazily. NULL if out of memory or the config is unusable (err). */
+agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_kwh,
+             int64_t retail_uc_per_kwh, ctl_log *log, char *err, size_t err_len);
+
+/* Interval k is complete with metered net export - import (Wh): plan and write. */
+void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms);
+
+/* Setpoints written, failures, releases so far. */
+void agb_counts(const agb *b, uint64_t *setpoints, uint64_t *failures, uint64_t *releases);
+
+/* Releases control (the agent stops) and frees. NULL is a no-op. */
+void agb_free(agb *b);
+
+#endif
