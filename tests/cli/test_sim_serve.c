@@ -362,7 +362,7 @@ static void final_counters(const char *scenario, const char *profile, int64_t st
                            "60",
                            NULL};
     sim_start(&p, scenario, extra);
-    assert_true(wait_for(&p, "scenario finished", 30000));
+    assert_true(wait_for(&p, "scenario finished", 180000));
     static meter_entry m[MAX_METERS];
     static home_entry h[MAX_METERS];
     size_t nm = read_meter_config(p.cfg_path, m, MAX_METERS);
@@ -423,7 +423,7 @@ static void test_boundary_meter(void **state)
                                "--boundary-meter", "feeder-1", "--boundary-loss-permille", lp,
                                "--linger", "60", NULL};
         sim_start(&p, MGX_SOURCE_DIR "/config/street.ini", extra);
-        assert_true(wait_for(&p, "scenario finished", 30000));
+        assert_true(wait_for(&p, "scenario finished", 180000));
         static meter_entry m[MAX_METERS];
         static home_entry h[MAX_METERS];
         size_t nm = read_meter_config(p.cfg_path, m, MAX_METERS);
@@ -489,7 +489,7 @@ static void test_counters_move(void **state)
                            "5",
                            NULL};
     sim_start(&p, MGX_SOURCE_DIR "/config/street.ini", extra);
-    assert_true(wait_for(&p, "clock: scenario time", 10000));
+    assert_true(wait_for(&p, "clock: scenario time", 120000));
     meter_entry m[16];
     size_t nm = read_meter_config(p.cfg_path, m, 16);
     assert_int_equal(nm, 10);
@@ -606,7 +606,7 @@ static void test_usage_errors(void **state)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     const char *extra[] = {"--serve-modbus", addr, "--clock-speed", "1", NULL};
     sim_start(&p, sc, extra);
-    assert_true(wait_for(&p, "clock: scenario time", 10000));
+    assert_true(wait_for(&p, "clock: scenario time", 120000));
     assert_int_equal(run_status(&e, "%s --out /tmp/x --serve-modbus %s", sc, addr), 1);
     assert_non_null(strstr(e, "cannot serve Modbus on 127.0.0.1:"));
     assert_non_null(strstr(e, "Address already in use"));
