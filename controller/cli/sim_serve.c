@@ -149,18 +149,39 @@ static void community_of(const sim_scenario *sc, char *out, size_t len)
         snprintf(out, len, "sim");
 }
 
+/* Opens path's temporary sibling (path.tmp, its name in tmp) for writing; NULL with err set. */
+static FILE *open_tmp(const char *path, const char *option, char tmp[4096], char *err,
+                      size_t err_len)
+{
+    if (snprintf(tmp, 4096, "%s.tmp", path) >= 4096) {
+        snprintf(err, err_len, "%s path too long", option);
+        return NULL;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
+    return f;
+}
+
+/* Closes f and renames tmp over path, so a reader never sees half a file; 0 or -1 (err). */
+static int commit_tmp(FILE *f, const char *tmp, const char *path, char *err, size_t err_len)
+{
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", s->o.meter_config) >= (int)sizeof tmp) {
-        snprintf(err, err_len, "--meter-config path too long");
+    FILE *f = open_tmp(s->o.meter_config, "--meter-config", tmp, err, err_len);
+    if (!f)
         return -1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
     const char *profile = s->o.profile == MTR_SERVER_SDM630 ? "sdm630" : "sunspec";
     /* The meters library rejects a counter rise above rated power x real elapsed time; at N x
      * real time energy flows N times faster, so the rating (default 100 A) is scaled by N, or
@@ -208,14 +229,7 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         if (poll_ms)
             fprintf(f, "poll_ms = %lld\n", (long long)poll_ms);
     }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, s->o.meter_config) != 0) {
-        snprintf(err, err_len, "%s: %s", s->o.meter_config, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return commit_tmp(f, tmp, s->o.meter_config, err, err_len);
 }
 
 /* --- setup -------------------------------------------------------------------------------- */
@@ -332,15 +346,9 @@ nomem:
 static int write_inverter_list(const ctl_serve *s, char *err, size_t err_len)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", s->o.inverter_list) >= (int)sizeof tmp) {
-        snprintf(err, err_len, "--inverter-list path too long");
+    FILE *f = open_tmp(s->o.inverter_list, "--inverter-list", tmp, err, err_len);
+    if (!f)
         return -1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, err_len, "%s: %s", tmp, strerror(errno));
-        return -1;
-    }
     fprintf(f, "home,host,port,unit,capacity_wh,power_w\n");
     for (size_t h = 0; h < s->homes; h++) {
         if (!s->inv_of[h])
@@ -352,14 +360,7 @@ static int write_inverter_list(const ctl_serve *s, char *err, size_t err_len)
                 (unsigned)mtr_server_port(inv_server(s, i)), (unsigned)inv_unit(i),
                 (long long)s->inv_cap_wh[h], (long long)s->inv_w[h]);
     }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, s->o.inverter_list) != 0) {
-        snprintf(err, err_len, "%s: %s", s->o.inverter_list, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return commit_tmp(f, tmp, s->o.inverter_list, err, err_len);
 }
 
 int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **out, char *err,
