@@ -21,17 +21,12 @@
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return bench_now_s() * 1e3;
 }
 
 static uint64_t rnd(uint64_t *s)
 {
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
+    return bench_splitmix(s);
 }
 
 /* A 10k-trade interval: 1,000 sellers and 1,000 buyers, about a quarter of them short. */
