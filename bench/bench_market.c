@@ -36,12 +36,9 @@ typedef struct {
 static const bench_size SIZES[] = {{1000, 2000}, {10000, 200}, {100000, 20}, {1000000, 7}};
 #define N_SIZES (sizeof SIZES / sizeof SIZES[0])
 
-static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+static uint64_t rng_next(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
+    return bench_splitmix(s);
 }
 
 static int64_t rng_range(uint64_t *s, int64_t lo, int64_t hi)

@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include "bench_util.h"
 #include "mgx/market.h"
 
 #include <stdio.h>
@@ -27,12 +28,9 @@ const mkt_participant_result *old_mkt_clearing_participants(const mkt_clearing *
 
 #define N_ORDERS 1000000u
 
-static uint64_t rng_next(uint64_t *s) /* splitmix64, as bench_market */
+static uint64_t rng_next(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
+    return bench_splitmix(s);
 }
 
 static int64_t rng_range(uint64_t *s, int64_t lo, int64_t hi)

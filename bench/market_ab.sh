@@ -16,7 +16,8 @@ cmake --build "$work/build" --target mgx_market >/dev/null
 lib="$work/build/market/libmgx_market.a"
 nm --defined-only "$lib" | awk 'NF == 3 && $2 ~ /[TDBR]/ {print $3 " old_" $3}' | sort -u >"$work/rename"
 objcopy --redefine-syms="$work/rename" "$lib" "$work/libold.a"
-${CC:-cc} -O3 -std=c11 -Imarket/include bench/market_ab.c "$build/market/libmgx_market.a" \
+${CC:-cc} -O3 -std=c11 -Imarket/include -Ibench bench/market_ab.c bench/bench_util.c \
+  "$build/market/libmgx_market.a" \
   "$work/libold.a" -o "$work/market_ab"
 uptime
 "$work/market_ab" "$reps"
