@@ -43,6 +43,8 @@
 
 #include <cmocka.h>
 
+#include "shell.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -51,7 +53,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -145,22 +146,7 @@ static void path(char *out, size_t cap, const char *fmt, ...)
 /* Starts bin with argv (NULL-terminated), stdout and stderr to log, dying with the test. */
 static pid_t spawn(const char *name, const char *log, char *const argv[])
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(126);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
+    pid_t pid = tst_spawn_logged(log, argv);
     assert_true(W->n_procs < MAX_PROCS);
     proc *p = &W->procs[W->n_procs++];
     p->pid = pid;
