@@ -194,19 +194,46 @@ out:
 int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech, char *msg,
                         size_t msglen)
 {
+    /* only the blocks above the audited size, found from the newest back, so a step costs the
+     * new blocks and not a decode of the whole ledger; then checked oldest first, so msg names
+     * the first difference */
     sqlite3_stmt *st;
-    if (ctl_db_prepare(db, "SELECT height FROM ledger_block ORDER BY height", &st) != SQLITE_OK)
+    if (ctl_db_prepare(db, "SELECT height FROM ledger_block ORDER BY height DESC", &st) !=
+        SQLITE_OK)
         return CTL_LEDGER_E_DB;
+    uint64_t *todo = NULL;
+    size_t n = 0, cap = 0;
     int rc = CTL_LEDGER_OK, s;
-    while (rc == CTL_LEDGER_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t height = (uint64_t)sqlite3_column_int64(st, 0);
         stl_block b;
         if ((rc = ctl_ledger_block_load(db, (int64_t)height, 0, &b, NULL)) != CTL_LEDGER_OK)
             break;
-        if ((int64_t)b.log_size <= audited_size || b.timing != STL_TIMING_EX_ANTE)
-            continue;
-        rc = reclear_block(db, &b, height, mech, msg, msglen);
+        if ((int64_t)b.log_size <= audited_size)
+            break;
+        if (n == cap) {
+            size_t c = cap ? cap * 2 : 64;
+            uint64_t *v = realloc(todo, c * sizeof *v);
+            if (!v) {
+                rc = CTL_LEDGER_E_NOMEM;
+                break;
+            }
+            todo = v;
+            cap = c;
+        }
+        todo[n++] = height;
     }
+    if (rc == CTL_LEDGER_OK && s != SQLITE_ROW && s != SQLITE_DONE)
+        rc = CTL_LEDGER_E_DB;
     sqlite3_finalize(st);
+    while (rc == CTL_LEDGER_OK && n > 0) {
+        uint64_t height = todo[--n];
+        stl_block b;
+        if ((rc = ctl_ledger_block_load(db, (int64_t)height, 0, &b, NULL)) != CTL_LEDGER_OK)
+            break;
+        if (b.timing == STL_TIMING_EX_ANTE)
+            rc = reclear_block(db, &b, height, mech, msg, msglen);
+    }
+    free(todo);
     return rc;
 }

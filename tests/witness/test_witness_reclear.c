@@ -219,6 +219,18 @@ static void reclear_from_signed_orders(void **state)
     char want[64];
     snprintf(want, sizeof want, "interval %lld: the block's", (long long)iv);
     expect_in(out, want);
+    /* the first witness, which cosigned the honest blocks, re-clears only the blocks after its
+     * checkpoint and refuses the same interval */
+    assert_int_equal(tst_sh("%s witness %s/w1.ini --once > %s/w1-again.out 2>&1", bin, dir, dir),
+                     1);
+    char again[700];
+    snprintf(again, sizeof again, "%s/w1-again.out", dir);
+    FILE *af = fopen(again, "r");
+    assert_non_null(af);
+    size_t an = fread(out, 1, sizeof out - 1, af);
+    out[an] = 0;
+    fclose(af);
+    expect_in(out, want);
 
     bus_free(c);
     tst_homes_free(H, HOMES);
