@@ -21,14 +21,27 @@
 enum {
     K_HOST, K_PORT, K_UNIT, K_TIMEOUT, K_READ_ONLY, K_CAPACITY, K_POWER, K_EFF, K_SOC_MIN,
     K_SOC_MAX, K_REVERT, K_MIN_WRITE, K_PEAK, K_PEAK_START, K_PEAK_END, K_UTC_OFFSET, K_MIN_GAIN,
-    K_HORIZON, K_IMPORT_CAP, K_EXPORT_CAP, K_COUNT
+    K_HORIZON, K_IMPORT_CAP, K_EXPORT_CAP, K_CONTROL, K_POWER_REG, K_POWER_FC, K_POWER_TYPE,
+    K_W_PER_COUNT, K_MODE_REG, K_MODE_CONTROL, K_MODE_RELEASE, K_SOC_REG, K_SOC_FC, K_SOC_BP,
+    K_SILENCE, K_COUNT
 };
 
 static const char *const KEYS[K_COUNT + 1] = {
     "host", "port", "unit", "timeout_ms", "read_only", "capacity_wh", "power_w",
     "round_trip_efficiency_permille", "soc_min_permille", "soc_max_permille", "revert_s",
     "min_write_interval_ms", "retail_peak_uc_per_kwh", "peak_start_h", "peak_end_h",
-    "utc_offset_min", "min_gain_uc", "horizon_intervals", "import_cap_w", "export_cap_w", NULL};
+    "utc_offset_min", "min_gain_uc", "horizon_intervals", "import_cap_w", "export_cap_w",
+    "control", "power_register", "power_function", "power_type", "w_per_count", "mode_register",
+    "mode_control", "mode_release", "soc_register", "soc_function", "soc_bp_per_count",
+    "meter_silence_intervals", NULL};
+
+/* The keys that only a control map uses (control = map). */
+#define MAP_KEYS                                                                                   \
+    ((UINT64_C(1) << K_POWER_REG) | (UINT64_C(1) << K_POWER_FC) | (UINT64_C(1) << K_POWER_TYPE) |  \
+     (UINT64_C(1) << K_W_PER_COUNT) | (UINT64_C(1) << K_MODE_REG) |                               \
+     (UINT64_C(1) << K_MODE_CONTROL) | (UINT64_C(1) << K_MODE_RELEASE) |                          \
+     (UINT64_C(1) << K_SOC_REG) | (UINT64_C(1) << K_SOC_FC) | (UINT64_C(1) << K_SOC_BP))
+#define SEEN(c, k) ((int)(((c)->seen >> (k)) & 1u))
 
 void agb_defaults(agb_config *c)
 {
@@ -40,6 +53,35 @@ void agb_defaults(agb_config *c)
     c->soc_min_pm = 100;
     c->soc_max_pm = 900;
     c->import_cap_w = c->export_cap_w = -1;
+    c->power_function = 16;
+    c->power_type = MTR_CTL_INT16;
+    c->w_per_count = 1;
+    c->mode_register = c->soc_register = c->power_register = -1;
+    c->soc_function = 3;
+    c->soc_bp_per_count = 100;
+    c->meter_silence_intervals = 2;
+}
+
+/* One of the words in names (NULL-terminated), as its index; choices names them for the error. */
+static int parse_word(const char *key, const char *v, const char *const *names,
+                      const char *choices, int *out, char *err, size_t len)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return CFG_OK;
+        }
+    return ctl_fail(CFG_E_BAD, err, len, "%s: '%s' is not %s", key, v, choices);
+}
+
+static int parse_fc(const char *key, const char *v, int64_t a, int64_t b, int64_t *out, char *err,
+                    size_t len)
+{
+    int rc = cfg_parse_int(key, v, 0, 255, out, err, len);
+    if (rc == CFG_OK && *out != a && *out != b)
+        return ctl_fail(CFG_E_BAD, err, len, "%s: function %lld: only %lld or %lld", key,
+                        (long long)*out, (long long)a, (long long)b);
+    return rc;
 }
 
 static int set_key(agb_config *c, int k, const char *key, const char *v, char *err, size_t len)
@@ -67,6 +109,28 @@ static int set_key(agb_config *c, int k, const char *key, const char *v, char *e
         return cfg_parse_int(key, v, 0, SIM_PLAN_MAX_INTERVALS, &c->horizon, err, len);
     case K_IMPORT_CAP: return cfg_parse_int(key, v, -1, INT64_C(10000000), &c->import_cap_w, err, len);
     case K_EXPORT_CAP: return cfg_parse_int(key, v, -1, INT64_C(10000000), &c->export_cap_w, err, len);
+    case K_CONTROL: {
+        static const char *const kinds[] = {"sunspec", "map", NULL};
+        int i = 0, rc = parse_word(key, v, kinds, "sunspec or map", &i, err, len);
+        c->map = i == 1;
+        return rc;
+    }
+    case K_POWER_REG: return cfg_parse_int(key, v, 0, 65535, &c->power_register, err, len);
+    case K_POWER_FC: return parse_fc(key, v, 6, 16, &c->power_function, err, len);
+    case K_POWER_TYPE: {
+        /* the order of mtr_ctl_type */
+        static const char *const types[] = {"int16", "uint16", "int32", NULL};
+        return parse_word(key, v, types, "int16, uint16 or int32", &c->power_type, err,
+                          len);
+    }
+    case K_W_PER_COUNT: return cfg_parse_int(key, v, 1, 1000000, &c->w_per_count, err, len);
+    case K_MODE_REG: return cfg_parse_int(key, v, 0, 65535, &c->mode_register, err, len);
+    case K_MODE_CONTROL: return cfg_parse_int(key, v, 0, 65535, &c->mode_control, err, len);
+    case K_MODE_RELEASE: return cfg_parse_int(key, v, 0, 65535, &c->mode_release, err, len);
+    case K_SOC_REG: return cfg_parse_int(key, v, 0, 65535, &c->soc_register, err, len);
+    case K_SOC_FC: return parse_fc(key, v, 3, 4, &c->soc_function, err, len);
+    case K_SOC_BP: return cfg_parse_int(key, v, 1, 10000, &c->soc_bp_per_count, err, len);
+    case K_SILENCE: return cfg_parse_int(key, v, 0, 96, &c->meter_silence_intervals, err, len);
     default: return CFG_NOT_MINE;
     }
 }
@@ -105,6 +169,26 @@ static int battery_finish(void *ctx, const char *path, char *err, size_t len)
         return ctl_fail(CFG_E_BAD, err, len,
                         "%s:%d: [battery] soc_min_permille must be below soc_max_permille", path,
                         c->line);
+    if (!c->map && (c->seen & MAP_KEYS))
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [battery] power_register, mode_*, soc_* and the like are for a "
+                        "control map: add control = map",
+                        path, c->line);
+    if (c->map && (!SEEN(c, K_POWER_REG) || !SEEN(c, K_SOC_REG)))
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [battery] control = map needs power_register and soc_register",
+                        path, c->line);
+    int modes = SEEN(c, K_MODE_REG) + SEEN(c, K_MODE_CONTROL) + SEEN(c, K_MODE_RELEASE);
+    if (modes != 0 && modes != 3)
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [battery] mode_register, mode_control and mode_release go "
+                        "together",
+                        path, c->line);
+    if (c->map && c->power_function == 6 && c->power_type == MTR_CTL_INT32)
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [battery] power_type int32 takes two registers: power_function "
+                        "16",
+                        path, c->line);
     return CFG_OK;
 }
 
@@ -135,6 +219,10 @@ struct agb {
     void *work;
     size_t work_len;
     uint64_t plans;
+    bool owe_release; /* a setpoint failed: release again until the device has it */
+    bool silent;      /* the meter is silent: control released, no dispatch */
+    uint64_t silences;
+    char soc_err[MTR_ERR_MAX];
 };
 
 agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_kwh,
@@ -205,6 +293,20 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
                              .unit = (int)cfg->unit,
                              .revert_s = (int)b->cfg.revert_s,
                              .min_write_interval_ms = (int)cfg->min_write_interval_ms};
+    if (cfg->map) {
+        /* a control map has no watchdog of its own: the agent's releases are all there is */
+        d.profile = MTR_PROFILE_MAP;
+        sc.kind = MTR_STORAGE_MAP;
+        sc.revert_s = 0;
+        sc.fc = (int)cfg->power_function;
+        sc.power_addr = (uint16_t)cfg->power_register;
+        sc.power_type = (mtr_ctl_type)cfg->power_type;
+        sc.w_per_count = (int32_t)cfg->w_per_count;
+        sc.has_mode = cfg->mode_register >= 0;
+        sc.mode_addr = (uint16_t)(cfg->mode_register >= 0 ? cfg->mode_register : 0);
+        sc.mode_control = (uint16_t)cfg->mode_control;
+        sc.mode_release = (uint16_t)cfg->mode_release;
+    }
     b->link = mtr_link_new(&d);
     b->ctl = b->link ? mtr_storage_ctl_new(&sc, b->link) : NULL;
     if (!b->ctl) {
@@ -213,11 +315,12 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
         return NULL;
     }
     ctl_logf(log, CTL_LOG_INFO,
-             "battery: %lld Wh, %lld W, inverter %s:%lld unit %lld%s, revert %lld s, plan %zu "
+             "battery: %lld Wh, %lld W, inverter %s:%lld unit %lld (%s)%s, revert %lld s, plan %zu "
              "intervals",
              (long long)cfg->capacity_wh, (long long)cfg->power_w, cfg->host, (long long)cfg->port,
-             (long long)cfg->unit, cfg->read_only ? " (read-only: never written)" : "",
-             (long long)b->cfg.revert_s, b->horizon);
+             (long long)cfg->unit, cfg->map ? "control map" : "SunSpec model 124",
+             cfg->read_only ? " (read-only: never written)" : "",
+             cfg->map ? 0 : (long long)b->cfg.revert_s, b->horizon);
     return b;
 }
 
@@ -244,15 +347,50 @@ static int64_t commanded(const agb *b, int64_t id)
 
 static void release(agb *b, const char *why, int64_t target)
 {
-    if (b->cfg.read_only || !mtr_storage_ctl_in_control(b->ctl))
+    if (b->cfg.read_only || (!mtr_storage_ctl_in_control(b->ctl) && !b->owe_release))
         return;
     int rc = mtr_storage_ctl_release(b->ctl);
+    /* a release the device did not take is owed: tried again at every later chance */
+    b->owe_release = rc != MTR_OK;
     char when[48] = "";
     if (target)
         snprintf(when, sizeof when, "interval %lld: ", (long long)target);
     ctl_logf(b->log, rc ? CTL_LOG_WARN : CTL_LOG_INFO,
-             "battery: %s%s: control released to the inverter%s%s", when, why, rc ? ": " : "",
+             "battery: %s%s: control released to the inverter%s%s", when, why,
+             rc ? " (not confirmed, tried again later): " : "",
              rc ? mtr_storage_ctl_error(b->ctl) : "");
+}
+
+/* The state of charge in hundredths of a percent: model 124's ChaState, or the map's register.
+ * MTR_OK, or an error with the reason in b->soc_err. */
+static int read_soc(agb *b, int64_t *soc_bp)
+{
+    b->soc_err[0] = '\0';
+    if (!b->cfg.map) {
+        int rc = mtr_storage_ctl_soc(b->ctl, soc_bp);
+        if (rc)
+            snprintf(b->soc_err, sizeof b->soc_err, "%s", mtr_storage_ctl_error(b->ctl));
+        return rc;
+    }
+    uint16_t v = 0;
+    int ex = 0;
+    int rc = mtr_link_read(b->link, (int)b->cfg.unit, (int)b->cfg.soc_function,
+                           (uint16_t)b->cfg.soc_register, 1, &v, &ex);
+    if (rc == MTR_E_EXCEPTION)
+        snprintf(b->soc_err, sizeof b->soc_err, "reading the state of charge at %lld: exception %d",
+                 (long long)b->cfg.soc_register, ex);
+    else if (rc)
+        snprintf(b->soc_err, sizeof b->soc_err, "reading the state of charge: %s",
+                 mtr_link_error(b->link)[0] ? mtr_link_error(b->link) : mtr_strerror(rc));
+    if (rc)
+        return rc;
+    *soc_bp = (int64_t)v * b->cfg.soc_bp_per_count;
+    if (*soc_bp > 10000) {
+        snprintf(b->soc_err, sizeof b->soc_err, "state of charge register %lld reads %u: above "
+                 "100 %%", (long long)b->cfg.soc_register, (unsigned)v);
+        return MTR_E_RANGE;
+    }
+    return MTR_OK;
 }
 
 void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
@@ -264,9 +402,11 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     b->hist_net[slot] = home_net;
     int64_t target = k + 2;
     int64_t soc_bp = 0;
-    if (mtr_storage_ctl_soc(b->ctl, &soc_bp) != MTR_OK) {
+    if (b->owe_release)
+        release(b, "a release owed since a failure", target);
+    if (read_soc(b, &soc_bp) != MTR_OK) {
         ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: no state of charge: %s",
-                 (long long)target, mtr_storage_ctl_error(b->ctl));
+                 (long long)target, b->soc_err);
         release(b, "no state of charge", target);
         return;
     }
@@ -339,6 +479,8 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
                  "failures so far): %s",
                  (long long)target, (long long)w, (unsigned long long)st.failures,
                  mtr_storage_ctl_error(b->ctl));
+        /* storage control tried to release; it may not have reached the device */
+        b->owe_release = true;
         return;
     }
     size_t r = (size_t)(target % CMD_RING);
@@ -346,13 +488,19 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     b->cmd_wh[r] = w * b->interval_s / 3600;
 }
 
-void agb_counts(const agb *b, uint64_t *setpoints, uint64_t *failures, uint64_t *releases)
+void agb_get_stats(const agb *b, agb_stats *out)
 {
     mtr_storage_stats st;
     mtr_storage_ctl_stats(b->ctl, &st);
-    *setpoints = st.setpoints;
-    *failures = st.failures;
-    *releases = st.releases;
+    *out = (agb_stats){.plans = b->plans,
+                       .setpoints = st.setpoints,
+                       .failures = st.failures,
+                       .releases = st.releases,
+                       .meter_silences = b->silences,
+                       .in_control = mtr_storage_ctl_in_control(b->ctl) != 0,
+                       .owe_release = b->owe_release,
+                       .silent = b->silent,
+                       .power_w = mtr_storage_ctl_power_w(b->ctl)};
 }
 
 void agb_free(agb *b)

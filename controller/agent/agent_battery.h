@@ -3,9 +3,10 @@
  * agent's config (docs/agent.md, "Battery dispatch"), after each complete metered interval k the
  * agent plans the home battery over the next day with the simulator's scheduler
  * (mgx/battery_plan.h) and writes the first interval's power to the inverter as a SunSpec
- * model 124 setpoint (mgx/storage_ctl.h: written, read back, released on any failure, with the
- * inverter's own revert timer InOutWRte_RvrtTms so that a stopped agent leaves the battery in
- * the inverter's own mode).
+ * model 124 setpoint or through a control map from the config (mgx/storage_ctl.h: written, read
+ * back, released on any failure, with model 124's revert timer InOutWRte_RvrtTms so that a
+ * stopped agent leaves the battery in the inverter's own mode). A release the device did not
+ * confirm is owed and written before anything else at the next chance.
  *
  * The planned interval is k + 2: interval k is known during k + 1 (its readings complete after
  * its end), and a setpoint written then governs the next interval (the simulated inverter takes
@@ -50,6 +51,18 @@ typedef struct {
     int64_t min_gain_uc;         /* expected gain over self-consumption to take control (0) */
     int64_t horizon;             /* intervals planned; 0: one day */
     int64_t import_cap_w, export_cap_w; /* grid limits, -1: none */
+    /* control = map: a config-defined control map instead of SunSpec model 124 */
+    bool map;                    /* control = sunspec (no) or map (yes) */
+    int64_t power_register;      /* required with map: the signed power register */
+    int64_t power_function;      /* 6 or 16 (16) */
+    int power_type;              /* mtr_ctl_type (int16) */
+    int64_t w_per_count;         /* W per register count (1) */
+    int64_t mode_register;       /* -1: none; else with mode_control and mode_release */
+    int64_t mode_control, mode_release;
+    int64_t soc_register;        /* required with map: the state of charge */
+    int64_t soc_function;        /* 3 (holding) or 4 (input) (3) */
+    int64_t soc_bp_per_count;    /* hundredths of a percent per count (100: whole percent) */
+    int64_t meter_silence_intervals; /* no reading this many intervals: release (2; 0 never) */
 } agb_config;
 
 /* Defaults into c (no section yet). */
@@ -68,8 +81,19 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
 /* Interval k is complete with metered net export - import (Wh): plan and write. */
 void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms);
 
-/* Setpoints written, failures, releases so far. */
-void agb_counts(const agb *b, uint64_t *setpoints, uint64_t *failures, uint64_t *releases);
+typedef struct {
+    uint64_t plans;          /* plans made */
+    uint64_t setpoints;      /* setpoints written and read back equal */
+    uint64_t failures;       /* setpoints that failed (storage control's count) */
+    uint64_t releases;       /* releases written (storage control's count) */
+    uint64_t meter_silences; /* times the meter went silent while dispatching */
+    bool in_control;         /* a setpoint stands */
+    bool owe_release;        /* a release the device has not confirmed yet */
+    bool silent;             /* the meter is silent now: no dispatch */
+    int64_t power_w;         /* the setpoint in force, 0 when not in control */
+} agb_stats;
+
+void agb_get_stats(const agb *b, agb_stats *out);
 
 /* Releases control (the agent stops) and frees. NULL is a no-op. */
 void agb_free(agb *b);

@@ -22,6 +22,8 @@ typedef struct {
     modbus_mapping_t *map;
     tms_fault fault;
     int arg;
+    int last_fc; /* the last write request: function, first register and value */
+    uint16_t last_addr, last_value;
 } unit_state;
 
 struct tms_server {
@@ -86,6 +88,11 @@ static int serve(tms_server *s, int i)
     int ret = 0;
     int is_write = q[7] == 5 || q[7] == 6 || q[7] == 15 || q[7] == 16;
     s->writes += (unsigned)is_write;
+    if ((q[7] == 6 && rc >= 12) || (q[7] == 16 && rc >= 15)) {
+        u->last_fc = q[7];
+        u->last_addr = (uint16_t)(q[8] << 8 | q[9]);
+        u->last_value = q[7] == 6 ? (uint16_t)(q[10] << 8 | q[11]) : (uint16_t)(q[13] << 8 | q[14]);
+    }
     if (u->map && u->fault == TMS_WRITE_EXCEPTION && is_write) {
         modbus_reply_exception(s->ctx, q, (unsigned)u->arg);
     } else if (u->map && u->fault == TMS_IGNORE_WRITES && is_write) {
@@ -236,6 +243,17 @@ void tms_get(tms_server *s, int unit, int fc, uint16_t addr, uint16_t *regs, uns
     pthread_mutex_lock(&s->mu);
     memcpy(regs, window(s, unit, fc, addr, n, "tms_get"), n * sizeof *regs);
     pthread_mutex_unlock(&s->mu);
+}
+
+int tms_last_write(tms_server *s, int unit, uint16_t *addr, uint16_t *value)
+{
+    pthread_mutex_lock(&s->mu);
+    unit_state *u = &s->units[unit & 0xFF];
+    int fc = u->last_fc;
+    *addr = u->last_addr;
+    *value = u->last_value;
+    pthread_mutex_unlock(&s->mu);
+    return fc;
 }
 
 unsigned tms_writes(tms_server *s)

@@ -50,6 +50,9 @@ unsigned tms_requests(tms_server *s);
 /* Write requests (functions 5, 6, 15, 16) received so far, whatever the answer. */
 unsigned tms_writes(tms_server *s);
 unsigned tms_accepts(tms_server *s);
+/* The last write request (function 6 or 16) of unit, whatever the answer: its function, first
+ * register and first value. 0 if unit had none. */
+int tms_last_write(tms_server *s, int unit, uint16_t *addr, uint16_t *value);
 
 /* Writes a SunSpec image into unit's holding registers from base: "SunS", then the models
  * given as (id, len) pairs with zero bodies, then 0xFFFF 0. Returns the address of each
