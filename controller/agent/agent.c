@@ -66,6 +66,8 @@ struct agent {
     int64_t pref_checked; /* the last interval the strategy was asked for */
     agb *battery;             /* [battery] dispatch, NULL without */
     int64_t last_dispatched;  /* the last complete interval the battery was planned from */
+    bool have_reading;        /* a good reading arrived since the start */
+    int64_t last_reading_ms;  /* market time it arrived (the silent-meter fallback) */
 };
 
 static int64_t market_ms(const agent *a)
@@ -429,6 +431,10 @@ static void on_state_msg(agent *a, const bus_message *m)
         return;
     }
     int rc = agm_add(&a->meter, &s);
+    if (rc == AGM_USED || rc == AGM_FIRST) {
+        a->have_reading = true;
+        a->last_reading_ms = market_ms(a);
+    }
     if (rc == AGM_E_BACKWARDS || rc == AGM_E_IMPLAUSIBLE)
         ctl_logf(&a->log, CTL_LOG_WARN, "meter %s: reading at %lld ms refused: %s", a->cfg.meter_id,
                  (long long)s.ts_ms, agm_strerror(rc));
@@ -754,6 +760,8 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         } else {
             maybe_order(a, now_market);
         }
+        if (a->battery)
+            agb_meter_tick(a->battery, a->have_reading, a->last_reading_ms, now_market);
         maybe_dispatch(a, now_market);
         resend_due(a, ctl_wall_ms(), now_market);
         ctl_service_tick(&svc, ctl_wall_ms());

@@ -488,6 +488,33 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     b->cmd_wh[r] = w * b->interval_s / 3600;
 }
 
+void agb_meter_tick(agb *b, bool have_reading, int64_t last_reading_ms, int64_t now_ms)
+{
+    if (b->cfg.meter_silence_intervals <= 0 || !have_reading)
+        return;
+    int64_t limit_ms = b->cfg.meter_silence_intervals * b->interval_s * 1000;
+    int64_t quiet_ms = now_ms - last_reading_ms;
+    if (quiet_ms > limit_ms && !b->silent) {
+        /* a plan is only as good as the readings it follows: without them the setpoint may
+         * push the home past what it needs, so the inverter's own mode takes over */
+        b->silent = true;
+        b->silences++;
+        ctl_logf(b->log, CTL_LOG_WARN,
+                 "battery: no meter reading for %lld s (meter_silence_intervals %lld): meter "
+                 "silent, %llu time(s) so far",
+                 (long long)(quiet_ms / 1000), (long long)b->cfg.meter_silence_intervals,
+                 (unsigned long long)b->silences);
+        release(b, "the meter is silent", 0);
+    } else if (quiet_ms <= limit_ms && b->silent) {
+        b->silent = false;
+        ctl_logf(b->log, CTL_LOG_INFO,
+                 "battery: meter readings are back: dispatch resumes with the next complete "
+                 "interval");
+    } else if (b->silent && b->owe_release) {
+        release(b, "the meter is silent", 0);
+    }
+}
+
 void agb_get_stats(const agb *b, agb_stats *out)
 {
     mtr_storage_stats st;

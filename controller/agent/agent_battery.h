@@ -81,6 +81,12 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
 /* Interval k is complete with metered net export - import (Wh): plan and write. */
 void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms);
 
+/* Called often (every pass of the agent's loop), market milliseconds: the last time a good meter
+ * reading arrived (have_reading false: none yet) and now. No reading for
+ * meter_silence_intervals intervals releases control (logged, counted) and dispatch waits;
+ * when readings come back it resumes with the next complete interval. */
+void agb_meter_tick(agb *b, bool have_reading, int64_t last_reading_ms, int64_t now_ms);
+
 typedef struct {
     uint64_t plans;          /* plans made */
     uint64_t setpoints;      /* setpoints written and read back equal */

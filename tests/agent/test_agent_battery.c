@@ -204,6 +204,58 @@ static void read_only_never_written(void **state)
     tms_stop(s);
 }
 
+/* The meter goes silent (meter_silence_intervals = 2: more than 1800 s without a reading):
+ * control is released once, counted, and dispatch resumes when readings come back. */
+static void silent_meter_releases(void **state)
+{
+    (void)state;
+    logbuf[0] = '\0';
+    tms_server *s = inverter();
+    agb_config c;
+    load(&c, tms_port(s), NULL);
+    agb *b = dispatcher(&c);
+    int64_t t = 1000000;
+    agb_meter_tick(b, true, t, t);
+    agb_on_interval(b, K0, -1000, t);
+    expect_control(s, b);
+    /* 1800 s without a reading is still within the limit */
+    agb_meter_tick(b, true, t, t + 1800000);
+    agb_stats st;
+    agb_get_stats(b, &st);
+    assert_true(st.in_control);
+    assert_false(st.silent);
+    unsigned w = tms_writes(s);
+    agb_meter_tick(b, true, t, t + 1800001);
+    expect_release_asked(s, b, w);
+    assert_int_equal(reg(s, 105), 0); /* the inverter's own mode */
+    agb_get_stats(b, &st);
+    assert_true(st.silent);
+    assert_int_equal(st.meter_silences, 1);
+    assert_non_null(strstr(logbuf, "meter silent, 1 time(s) so far"));
+    /* still silent: nothing more is written, nothing counted twice */
+    w = tms_writes(s);
+    agb_meter_tick(b, true, t, t + 3600000);
+    assert_int_equal(tms_writes(s), w);
+    agb_get_stats(b, &st);
+    assert_int_equal(st.meter_silences, 1);
+    /* readings again: the next complete interval takes control */
+    agb_meter_tick(b, true, t + 3700000, t + 3700000);
+    agb_get_stats(b, &st);
+    assert_false(st.silent);
+    assert_non_null(strstr(logbuf, "meter readings are back"));
+    agb_on_interval(b, K0 + 4, -1000, t + 3700000);
+    expect_control(s, b);
+    /* meter_silence_intervals = 0: never */
+    agb_free(b);
+    load(&c, tms_port(s), "meter_silence_intervals = 0\n");
+    b = dispatcher(&c);
+    agb_on_interval(b, K0, -1000, t);
+    agb_meter_tick(b, true, t, t + 86400000);
+    expect_control(s, b);
+    agb_free(b);
+    tms_stop(s);
+}
+
 /* The [battery] map keys and their cross-checks. */
 static void map_config(void **state)
 {
@@ -248,6 +300,7 @@ int main(void)
         cmocka_unit_test(map_config),
         cmocka_unit_test(map_setpoints_and_faults),
         cmocka_unit_test(read_only_never_written),
+        cmocka_unit_test(silent_meter_releases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
