@@ -220,6 +220,12 @@ static int build_order(agent *a, int64_t n, mkt_side side, const mkt_step *step,
 
 static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t now_market)
 {
+    /* with a battery the order is what the home will exchange after the battery's planned flow:
+     * what it sells is what it (and its battery) will deliver */
+    int64_t grid_import = 0, battery_wh = 0;
+    bool planned = a->battery && agb_expected_net(a->battery, k, n, &grid_import, &battery_wh);
+    if (planned)
+        net_wh = -grid_import;
     bool exists = false;
     if (ags_order_exists(a->store, n, &exists)) {
         a->fatal = true;
@@ -262,10 +268,13 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
         }
         return;
     }
+    char how[96] = "";
+    if (planned)
+        snprintf(how, sizeof how, " after the battery's planned %lld Wh", (long long)battery_wh);
     ctl_logf(&a->log, CTL_LOG_INFO,
-             "interval %lld: forecast %lld Wh (interval %lld); order to %s %lld Wh at %lld uc/kWh, "
-             "nonce %s, strategy %s",
-             (long long)n, (long long)net_wh, (long long)k, side == MKT_SELL ? "sell" : "buy",
+             "interval %lld: forecast %lld Wh (interval %lld)%s; order to %s %lld Wh at %lld "
+             "uc/kWh, nonce %s, strategy %s",
+             (long long)n, (long long)net_wh, (long long)k, how, side == MKT_SELL ? "sell" : "buy",
              (long long)step.energy_wh, (long long)step.price_uc_per_kwh, o.nonce_hex,
              sim_strategy_name(a->cfg.strategy.kind));
     if (bus_connected(a->bus))
@@ -753,6 +762,10 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
     while (!*stop && !a->fatal) {
         bus_loop(a->bus, 100);
         int64_t now_market = market_ms(a);
+        /* the battery first: its plan for the interval is what the order then says */
+        if (a->battery)
+            agb_meter_tick(a->battery, a->have_reading, a->last_reading_ms, now_market);
+        maybe_dispatch(a, now_market);
         if (a->cfg.timing == MKT_EX_POST) {
             /* orders made before a switch to ex_post still get their receipts */
             maybe_pref(a, now_market);
@@ -760,9 +773,6 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         } else {
             maybe_order(a, now_market);
         }
-        if (a->battery)
-            agb_meter_tick(a->battery, a->have_reading, a->last_reading_ms, now_market);
-        maybe_dispatch(a, now_market);
         resend_due(a, ctl_wall_ms(), now_market);
         ctl_service_tick(&svc, ctl_wall_ms());
     }

@@ -215,7 +215,12 @@ struct agb {
     /* energy the battery was told to move in an interval (id, Wh) */
     int64_t cmd_id[CMD_RING], cmd_wh[CMD_RING];
     sim_plan_interval *in;
-    sim_plan_step *out;
+    sim_plan_step *out, *sc; /* the plan, and self-consumption on the same forecast */
+    /* what the grid exchange is expected to be (import > 0) from the plan made after complete
+     * interval exp_k, for the intervals exp_start .. exp_start + exp_n - 1 (the orders') */
+    int64_t exp_k, exp_start;
+    size_t exp_n;
+    int64_t *exp_grid, *exp_batt;
     void *work;
     size_t work_len;
     uint64_t plans;
@@ -268,9 +273,14 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
     b->hist_net = calloc(b->per_day, sizeof *b->hist_net);
     b->in = calloc(b->horizon, sizeof *b->in);
     b->out = calloc(b->horizon, sizeof *b->out);
+    b->sc = calloc(b->horizon, sizeof *b->sc);
+    b->exp_grid = calloc(b->horizon, sizeof *b->exp_grid);
+    b->exp_batt = calloc(b->horizon, sizeof *b->exp_batt);
+    b->exp_k = INT64_MIN;
     b->work_len = sim_plan_workspace_size(&b->bat, b->horizon);
     b->work = b->work_len ? malloc(b->work_len) : NULL;
-    if (!b->hist_id || !b->hist_net || !b->in || !b->out || !b->work) {
+    if (!b->hist_id || !b->hist_net || !b->in || !b->out || !b->sc || !b->exp_grid ||
+        !b->exp_batt || !b->work) {
         snprintf(err, err_len, "[battery]: %s", b->work_len ? "out of memory"
                                                             : "the planner cannot take this "
                                                               "battery (capacity, power)");
@@ -393,8 +403,42 @@ static int read_soc(agb *b, int64_t *soc_bp)
     return MTR_OK;
 }
 
+/* The grid exchange the battery's steps give on the forecast: the plan when its setpoint
+ * stands, self-consumption when the inverter runs its own mode. */
+static void expect(agb *b, int64_t k, int64_t target, const sim_plan_step *steps)
+{
+    b->exp_k = k;
+    b->exp_start = target;
+    b->exp_n = b->horizon;
+    for (size_t j = 0; j < b->horizon; j++) {
+        b->exp_batt[j] = steps[j].battery_wh;
+        b->exp_grid[j] = b->in[j].net_wh + steps[j].battery_wh;
+    }
+}
+
+/* The inverter follows its own mode over the horizon: self-consumption is what to expect. */
+static void expect_self_consumption(agb *b, int64_t k, int64_t target)
+{
+    int64_t nuc = 0;
+    if (sim_plan_self_consumption(&b->bat, b->in, b->horizon, b->sc, &nuc) == SIM_PLAN_OK)
+        expect(b, k, target, b->sc);
+}
+
+bool agb_expected_net(const agb *b, int64_t k, int64_t interval_id, int64_t *grid_import_wh,
+                      int64_t *battery_wh)
+{
+    if (b->exp_k != k || b->exp_n == 0 || interval_id < b->exp_start ||
+        interval_id - b->exp_start >= (int64_t)b->exp_n)
+        return false;
+    size_t j = (size_t)(interval_id - b->exp_start);
+    *grid_import_wh = b->exp_grid[j];
+    *battery_wh = b->exp_batt[j];
+    return true;
+}
+
 void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
 {
+    b->exp_n = 0; /* no expectation until this interval's plan says */
     /* the home's own net: what the meter saw less what the battery was told to do */
     int64_t home_net = -metered_net_wh - commanded(b, k);
     size_t slot = (size_t)(k % (int64_t)b->per_day);
@@ -426,6 +470,7 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     }
     if (!varies) {
         release(b, "flat prices: the inverter's own self-consumption", target);
+        expect_self_consumption(b, k, target);
         return;
     }
     /* the states are anchored at the stored energy, so the workspace it needs moves with it */
@@ -444,7 +489,7 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     int64_t plan_nuc = 0, sc_nuc = 0;
     int rc = sim_plan_solve(&b->bat, b->in, b->horizon, b->work, b->work_len, b->out, &plan_nuc);
     if (rc == SIM_PLAN_OK)
-        rc = sim_plan_self_consumption(&b->bat, b->in, b->horizon, NULL, &sc_nuc);
+        rc = sim_plan_self_consumption(&b->bat, b->in, b->horizon, b->sc, &sc_nuc);
     if (rc != SIM_PLAN_OK) {
         ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: the scheduler refused the inputs "
                  "(%d): no plan", (long long)target, rc);
@@ -455,6 +500,7 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     int64_t gain_uc = (sc_nuc - plan_nuc) / 1000;
     if (gain_uc < b->cfg.min_gain_uc) {
         release(b, "expected gain below min_gain_uc", target);
+        expect(b, k, target, b->sc);
         return;
     }
     int64_t wh = b->out[0].battery_wh;
@@ -468,8 +514,10 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
              "%lld Wh, expected gain %lld uc over the horizon",
              (long long)target, (long long)wh, (long long)w, (long long)b->bat.initial_wh,
              (long long)b->in[0].net_wh, (long long)gain_uc);
-    if (b->cfg.read_only)
+    if (b->cfg.read_only) {
+        expect(b, k, target, b->sc); /* the inverter keeps its own mode */
         return; /* monitoring only: storage control would refuse anyway, never try */
+    }
     rc = mtr_storage_ctl_set(b->ctl, w, now_ms);
     if (rc != MTR_OK) {
         mtr_storage_stats st;
@@ -481,11 +529,15 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
                  mtr_storage_ctl_error(b->ctl));
         /* storage control tried to release; it may not have reached the device */
         b->owe_release = true;
+        expect(b, k, target, b->sc);
         return;
     }
     size_t r = (size_t)(target % CMD_RING);
     b->cmd_id[r] = target;
     b->cmd_wh[r] = w * b->interval_s / 3600;
+    /* the first interval moves what the inverter was told, which the watts may have rounded */
+    b->out[0].battery_wh = b->cmd_wh[r];
+    expect(b, k, target, b->out);
 }
 
 void agb_meter_tick(agb *b, bool have_reading, int64_t last_reading_ms, int64_t now_ms)
@@ -543,6 +595,9 @@ void agb_free(agb *b)
     free(b->hist_net);
     free(b->in);
     free(b->out);
+    free(b->sc);
+    free(b->exp_grid);
+    free(b->exp_batt);
     free(b->work);
     free(b);
 }

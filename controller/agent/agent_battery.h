@@ -87,6 +87,14 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms);
  * when readings come back it resumes with the next complete interval. */
 void agb_meter_tick(agb *b, bool have_reading, int64_t last_reading_ms, int64_t now_ms);
 
+/* What the plan made after complete interval k expects of interval_id (k + 2 onward): the
+ * home's grid exchange (Wh, > 0 import) after the battery's flow, and that flow (AC Wh, > 0
+ * charge). The flow is the plan's when its setpoint stands, else self-consumption's (the
+ * inverter's own mode). false when the last plan was not made after k (none, or no state of
+ * charge) or interval_id is outside it: then there is nothing better than the metered net. */
+bool agb_expected_net(const agb *b, int64_t k, int64_t interval_id, int64_t *grid_import_wh,
+                      int64_t *battery_wh);
+
 typedef struct {
     uint64_t plans;          /* plans made */
     uint64_t setpoints;      /* setpoints written and read back equal */

@@ -26,6 +26,7 @@
 
 #include "mgx/strategy.h"
 #include "files.h"
+#include "modbus_sim.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -56,6 +57,9 @@ typedef struct {
     int64_t cur;
 } fixture;
 
+/* Sections appended to the next setup's config file ([battery]); NULL: none. */
+static char ini_tail[1024];
+
 static void setup(fixture *f, const char *community, const char *strategy_lines)
 {
     memset(f, 0, sizeof *f);
@@ -71,16 +75,17 @@ static void setup(fixture *f, const char *community, const char *strategy_lines)
     snprintf(f->pw, sizeof f->pw, "%s/mqtt.pw", f->dir);
     snprintf(f->conf, sizeof f->conf, "%s/agent.ini", f->dir);
     tst_file_write(f->pw, "pw-h-a\n", 0600);
-    char ini[4096];
+    char ini[8192];
     snprintf(ini, sizeof ini,
              "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = %s\nusername = h-a\n"
              "password_file = %s\ntls_ca = %s\n\n"
              "[agent]\nparticipant = h-a\nkey_file = %s\noutbox = %s\n%s"
              "feed_in_uc_per_kwh = 80000\nretail_uc_per_kwh = 300000\n"
              "network_fee_uc_per_kwh = 20000\ninterval_s = 60\ngate_closure_s = 0\n"
-             "resend_s = 1\n",
+             "resend_s = 1\n%s",
              sb_port_password(sb_group_broker), community, f->pw, sb_cafile(sb_group_broker), f->key, f->db,
-             strategy_lines ? strategy_lines : "strategy = markup\nmarkup = 0.25\n");
+             strategy_lines ? strategy_lines : "strategy = markup\nmarkup = 0.25\n", ini_tail);
+    ini_tail[0] = '\0';
     tst_file_write(f->conf, ini, 0644);
 
     tc_opts o = sb_password_opts(sb_group_broker, "controller", "ctl");
@@ -173,6 +178,20 @@ static void feed_readings(fixture *f)
     int64_t t0 = (f->cur - 2) * 60;
     for (int64_t t = t0; t <= (int64_t)now; t += 15)
         publish_reading(f, t, 500 + 10 * (t - t0) / 15, 1000 + 60 * (t - t0) / 15);
+}
+
+/* As feed_readings, for a home that only imports: 100 Wh in each interval (25 Wh per 15 s). */
+static void feed_deficit(fixture *f)
+{
+    time_t now = time(NULL);
+    if (now % 60 > 40) {
+        tst_sleep_ms((int)(62 - now % 60) * 1000);
+        now = time(NULL);
+    }
+    f->cur = (int64_t)now / 60;
+    int64_t t0 = (f->cur - 2) * 60;
+    for (int64_t t = t0; t <= (int64_t)now; t += 15)
+        publish_reading(f, t, 500 + 25 * (t - t0) / 15, 1000);
 }
 
 /* Waits for the next order message; decodes and verifies it. */
@@ -479,6 +498,76 @@ static int test_setup_lag(void **state)
     return 0;
 }
 
+/*
+ * [battery]: the plan drives the order. The home imports 100 Wh per interval; its battery is a
+ * control-map inverter played by a libmodbus server in this process: 6 kWh at 50 % (3000 Wh,
+ * window 600..5400), 3 kW, so at most 50 Wh per 60 s interval. The config puts a 12:00-14:00
+ * peak (450000 against 300000 uc/kWh) half an hour after now (local 11:30 by utc_offset_min),
+ * in a 4 h horizon. Buying at 300000 to avoid 450000 pays even after the 90 % round trip, and
+ * the peak needs more than the battery holds, so the plan charges from the grid now, which
+ * self-consumption never does. The order for cur+1 (the plan's first interval) therefore buys
+ * 100 Wh + the charge the inverter was told (its power register, 10 W per count, over 60 s),
+ * not the 100 Wh of persistence; it is receipted and stored with that quantity.
+ */
+static tms_server *battery_srv;
+
+static void test_battery_drives_the_order(void **state)
+{
+    fixture *f = *state;
+    start_agent(f);
+    feed_deficit(f);
+    ctl_order_msg m;
+    tc_message raw;
+    next_order(f, &m, &raw);
+    assert_int_equal(m.interval_id, f->cur + 1);
+    uint16_t r[2] = {0, 0};
+    tms_get(battery_srv, 3, 3, 104, r, 2);
+    int64_t battery_w = (int16_t)r[0] * 10, battery_wh = battery_w * 60 / 3600;
+    assert_int_equal(r[1], 2); /* the inverter follows the setpoint */
+    assert_true(battery_wh > 0 && battery_wh <= 50); /* charging for the peak */
+    assert_int_equal(m.side, MKT_BUY);
+    assert_int_equal(m.steps[0].energy_wh, 100 + battery_wh);
+    char line[128];
+    snprintf(line, sizeof line, "forecast %lld Wh (interval %lld) after the battery's planned %lld Wh",
+             (long long)-(100 + battery_wh), (long long)f->cur - 1, (long long)battery_wh);
+    assert_true(log_has(f, line));
+    send_receipt(f, &m, CTL_R_OK, NULL);
+    wait_state(f, f->cur + 1, "accepted");
+    char where[96];
+    snprintf(where, sizeof where, "interval_id = %lld AND side = %d AND energy_wh = %lld",
+             (long long)f->cur + 1, (int)MKT_BUY, (long long)(100 + battery_wh));
+    assert_int_equal(count_orders(f, where), 1);
+}
+
+static int test_setup_battery(void **state)
+{
+    static int n;
+    char community[16];
+    snprintf(community, sizeof community, "b%d", ++n % 1000);
+    battery_srv = tms_start();
+    if (!battery_srv)
+        return -1;
+    tms_add_unit(battery_srv, 3, 100, 20, 100, 20);
+    uint16_t soc = 500;
+    tms_set(battery_srv, 3, 4, 110, &soc, 1);
+    /* local 11:30 now: the offset from UTC that makes it so, within [-749, 690] minutes */
+    int64_t now_min = ((int64_t)time(NULL) / 60) % 1440;
+    snprintf(ini_tail, sizeof ini_tail,
+             "\n[battery]\nhost = 127.0.0.1\nport = %d\nunit = 3\ntimeout_ms = 500\n"
+             "capacity_wh = 6000\npower_w = 3000\nhorizon_intervals = 240\n"
+             "retail_peak_uc_per_kwh = 450000\npeak_start_h = 12\npeak_end_h = 14\n"
+             "utc_offset_min = %lld\ncontrol = map\npower_register = 104\nw_per_count = 10\n"
+             "mode_register = 105\nmode_control = 2\nmode_release = 0\nsoc_register = 110\n"
+             "soc_function = 4\nsoc_bp_per_count = 10\n",
+             tms_port(battery_srv), (long long)(690 - now_min));
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    setup(f, community, NULL);
+    *state = f;
+    return 0;
+}
+
 static int test_setup(void **state)
 {
     static int n;
@@ -583,6 +672,21 @@ static int test_teardown(void **state)
     return rc;
 }
 
+/* The agent released control when it stopped: the mode register is back at 0. */
+static int test_teardown_battery(void **state)
+{
+    int rc = test_teardown(state);
+    uint16_t mode = 9;
+    tms_get(battery_srv, 3, 3, 105, &mode, 1);
+    if (mode != 0) {
+        fprintf(stderr, "the stopped agent left the inverter in control mode %u\n", mode);
+        rc = -1;
+    }
+    tms_stop(battery_srv);
+    battery_srv = NULL;
+    return rc;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +699,8 @@ int main(void)
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_forecast_lag_fixes_the_interval, test_setup_lag,
                                         test_teardown),
+        cmocka_unit_test_setup_teardown(test_battery_drives_the_order, test_setup_battery,
+                                        test_teardown_battery),
     };
     return cmocka_run_group_tests(tests, sb_group_setup, sb_group_teardown);
 }

@@ -130,6 +130,13 @@ static void map_setpoints_and_faults(void **state)
     agb_get_stats(b, &st);
     assert_int_equal(st.setpoints, 1);
     assert_non_null(strstr(logbuf, "control map"));
+    /* what the orders are made from: the home's 1000 Wh less the discharge it was told */
+    int64_t grid = 0, batt = 0;
+    assert_true(agb_expected_net(b, K0, K0 + 2, &grid, &batt));
+    assert_int_equal(batt, st.power_w * IV_S / 3600);
+    assert_int_equal(grid, 1000 + batt);
+    assert_false(agb_expected_net(b, K0, K0 + 1, &grid, &batt)); /* before the plan */
+    assert_false(agb_expected_net(b, K0 - 1, K0 + 2, &grid, &batt)); /* not this plan's k */
 
     /* an exception reply to every request (6: busy): no state of charge, control released */
     unsigned w = tms_writes(s);
@@ -197,6 +204,11 @@ static void read_only_never_written(void **state)
     agb_get_stats(b, &st);
     assert_int_equal(st.plans, 4);
     assert_false(st.in_control);
+    /* the inverter keeps its own mode: the orders expect self-consumption, which discharges */
+    int64_t grid = 0, batt = 0;
+    assert_true(agb_expected_net(b, K0 + 3, K0 + 5, &grid, &batt));
+    assert_true(batt < 0);
+    assert_int_equal(grid, 1000 + batt);
     agb_free(b);
     assert_true(tms_requests(s) >= 4); /* the state of charge was read */
     assert_int_equal(tms_writes(s), 0);
