@@ -13,10 +13,13 @@
 #include "agent/agent.h"
 
 #include "agent/agent_battery.h"
+#include "agent/agent_fcerr.h"
 #include "agent/agent_meter.h"
 #include "agent/agent_pref.h"
 #include "agent/agent_store.h"
 #include "bus/bus.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "common/service.h"
 #include "common/log.h"
 #include "orders/keys.h"
@@ -66,6 +69,8 @@ struct agent {
     int64_t pref_checked; /* the last interval the strategy was asked for */
     agb *battery;             /* [battery] dispatch, NULL without */
     int64_t last_dispatched;  /* the last complete interval the battery was planned from */
+    agf_state fc;             /* forecasts made and their errors once metered */
+    int64_t last_scored;      /* the last complete interval checked against its forecast */
     bool have_reading;        /* a good reading arrived since the start */
     int64_t last_reading_ms;  /* market time it arrived (the silent-meter fallback) */
 };
@@ -226,6 +231,7 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
     bool planned = a->battery && agb_expected_net(a->battery, k, n, &grid_import, &battery_wh);
     if (planned)
         net_wh = -grid_import;
+    agf_record(&a->fc, n, net_wh);
     bool exists = false;
     if (ags_order_exists(a->store, n, &exists)) {
         a->fatal = true;
@@ -328,6 +334,81 @@ static void maybe_dispatch(agent *a, int64_t now_market)
     if (k < current - 1)
         return; /* old: a plan from it would be for an interval already running */
     agb_on_interval(a->battery, k, net, ctl_wall_ms());
+    /* ex_post has no order: the plan's expected exchange is the agent's forecast */
+    int64_t grid = 0, battery_wh = 0;
+    if (a->cfg.timing == MKT_EX_POST && agb_expected_net(a->battery, k, k + 2, &grid, &battery_wh))
+        agf_record(&a->fc, k + 2, -grid);
+}
+
+/* The [agent] metrics_file page: forecast error and battery counters. */
+static void write_metrics(agent *a)
+{
+    if (!a->cfg.metrics_file[0])
+        return;
+    static char page[4096];
+    ctl_expo e;
+    ctl_expo_init(&e, page, sizeof page);
+    ctl_expo_family(&e, "mgx_agent_forecast_intervals_total", "counter",
+                    "Intervals whose net energy forecast was checked against the meter");
+    ctl_expo_int(&e, "mgx_agent_forecast_intervals_total", NULL, NULL, NULL, NULL,
+                 (int64_t)a->fc.scored);
+    ctl_expo_family(&e, "mgx_agent_forecast_abs_error_wh_total", "counter",
+                    "Sum of the absolute forecast errors of those intervals, Wh");
+    ctl_expo_int(&e, "mgx_agent_forecast_abs_error_wh_total", NULL, NULL, NULL, NULL,
+                 a->fc.abs_sum_wh);
+    ctl_expo_family(&e, "mgx_agent_forecast_abs_error_wh_last", "gauge",
+                    "Absolute forecast error of the last interval checked, Wh");
+    ctl_expo_int(&e, "mgx_agent_forecast_abs_error_wh_last", NULL, NULL, NULL, NULL,
+                 a->fc.last_abs_wh);
+    if (a->battery) {
+        agb_stats st;
+        agb_get_stats(a->battery, &st);
+        const struct {
+            const char *name, *help;
+            uint64_t v;
+        } c[] = {
+            {"mgx_agent_battery_plans_total", "Battery plans made", st.plans},
+            {"mgx_agent_battery_setpoints_total", "Setpoints written and read back",
+             st.setpoints},
+            {"mgx_agent_battery_failures_total", "Setpoints that failed", st.failures},
+            {"mgx_agent_battery_releases_total", "Releases of control written", st.releases},
+            {"mgx_agent_battery_meter_silences_total", "Times the meter went silent",
+             st.meter_silences},
+        };
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+            ctl_expo_family(&e, c[i].name, "counter", c[i].help);
+            ctl_expo_int(&e, c[i].name, NULL, NULL, NULL, NULL, (int64_t)c[i].v);
+        }
+        ctl_expo_family(&e, "mgx_agent_battery_in_control", "gauge",
+                        "1 while the agent's setpoint stands");
+        ctl_expo_int(&e, "mgx_agent_battery_in_control", NULL, NULL, NULL, NULL, st.in_control);
+    }
+    if (ctl_metrics_write_textfile(a->cfg.metrics_file, page, e.len) != 0)
+        ctl_logf(&a->log, CTL_LOG_WARN, "metrics_file %s: %s", a->cfg.metrics_file,
+                 strerror(errno));
+}
+
+/* Each newly complete interval against the forecast the agent made for it. */
+static void score_forecasts(agent *a)
+{
+    int64_t k, net;
+    if (!agm_last_complete(&a->meter, &k, &net) || k <= a->last_scored)
+        return;
+    int64_t from = a->last_scored == INT64_MIN || k - a->last_scored > AGM_BOUNDARIES
+                       ? k - AGM_BOUNDARIES + 1
+                       : a->last_scored + 1;
+    a->last_scored = k;
+    for (int64_t id = from; id <= k; id++) {
+        if (!agm_interval_net(&a->meter, id, &net) || !agf_observe(&a->fc, id, net))
+            continue;
+        ctl_logf(&a->log, CTL_LOG_INFO,
+                 "interval %lld: forecast %lld Wh, metered %lld Wh: error %lld Wh (mean absolute "
+                 "error %lld Wh over %llu intervals)",
+                 (long long)id, (long long)a->fc.last_forecast_wh, (long long)net,
+                 (long long)a->fc.last_abs_wh, (long long)agf_mae_wh(&a->fc),
+                 (unsigned long long)a->fc.scored);
+    }
+    write_metrics(a);
 }
 
 /* ---- standing preferences (timing = ex_post) ----------------------------------------------- */
@@ -701,6 +782,8 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
     a->last_observed = INT64_MIN;
     a->pref_checked = INT64_MIN;
     a->last_dispatched = INT64_MIN;
+    a->last_scored = INT64_MIN;
+    agf_init(&a->fc);
     int rc;
     if (ctl_interval_rules_check(&a->rules) != CTL_IV_OK) {
         snprintf(err, err_len, "interval_s / gate_closure_s out of range");
@@ -766,6 +849,7 @@ int agent_run(agent *a, volatile sig_atomic_t *stop)
         if (a->battery)
             agb_meter_tick(a->battery, a->have_reading, a->last_reading_ms, now_market);
         maybe_dispatch(a, now_market);
+        score_forecasts(a);
         if (a->cfg.timing == MKT_EX_POST) {
             /* orders made before a switch to ex_post still get their receipts */
             maybe_pref(a, now_market);

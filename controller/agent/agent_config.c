@@ -22,14 +22,14 @@
 enum {
     K_PARTICIPANT, K_CLIENT_ID, K_KEY_FILE, K_METER_ID, K_OUTBOX, K_STRATEGY, K_MARKUP,
     K_ZIP_BETA, K_ZIP_MOMENTUM, K_FEED_IN, K_RETAIL, K_FEE, K_INTERVAL, K_GATE, K_RESEND,
-    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_LAG, K_USERNAME, K_PASSWORD_FILE, K_COUNT
+    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_LAG, K_USERNAME, K_PASSWORD_FILE, K_METRICS_FILE, K_COUNT
 };
 static const char *const AGENT_KEYS[K_COUNT + 1] = {
     "participant", "client_id", "key_file", "meter_id", "outbox", "strategy", "markup",
     "zip_beta", "zip_momentum", "feed_in_uc_per_kwh", "retail_uc_per_kwh",
     "network_fee_uc_per_kwh", "interval_s", "gate_closure_s", "resend_s", "give_up_s",
     "max_reading_gap_s", "max_power_w", "timing", "forecast_lag", "username", "password_file",
-    NULL};
+    "metrics_file", NULL};
 
 /* A strategy parameter: a plain number in 0..1 (sim_strategy_check narrows it later). These
  * are pricing knobs, not money: the prices they lead to are integers. */
@@ -67,6 +67,7 @@ static int set_key(agc_config *c, int k, const char *key, const char *v, char *e
     case K_KEY_FILE: return path_value(c, c->key_file, key, v, true, err, len);
     case K_METER_ID: return cfg_parse_id(key, v, c->meter_id, err, len);
     case K_OUTBOX: return path_value(c, c->outbox, key, v, false, err, len);
+    case K_METRICS_FILE: return path_value(c, c->metrics_file, key, v, false, err, len);
     case K_STRATEGY:
         if (sim_strategy_parse(v, &c->strategy.kind) != SIM_STRAT_OK)
             return ctl_fail(CFG_E_BAD, err, len, "%s: '%s' is not truthful, zic, markup or zip",
@@ -222,6 +223,7 @@ int agc_add(cfg_loader *l, agc_config *c)
 {
     /* only the [agent] fields: c->bus and c->others belong to their own handlers */
     c->participant[0] = c->client_id[0] = c->key_file[0] = c->meter_id[0] = c->outbox[0] = '\0';
+    c->metrics_file[0] = '\0';
     c->username[0] = c->password_file[0] = '\0';
     c->strategy = sim_strategy_defaults();
     memset(&c->tariffs, 0, sizeof c->tariffs);

@@ -38,6 +38,7 @@ typedef struct {
     char key_file[CFG_PATH_MAX];  /* the Ed25519 order-signing key (mgx keygen) */
     char meter_id[BUS_ID_MAX];    /* default the participant id */
     char outbox[CFG_PATH_MAX];    /* SQLite file */
+    char metrics_file[CFG_PATH_MAX]; /* Prometheus textfile with the forecast error, "" none */
     sim_strategy_params strategy;
     mkt_params tariffs;           /* the community's feed-in, retail and fee */
     int64_t interval_s;           /* default 900 */

@@ -55,6 +55,7 @@ typedef struct {
     size_t status_from, order_from;
     char t_order[128];
     int64_t cur;
+    int64_t last_t; /* the last reading's time (feed_deficit) */
 } fixture;
 
 /* Sections appended to the next setup's config file ([battery]); NULL: none. */
@@ -191,7 +192,15 @@ static void feed_deficit(fixture *f)
     f->cur = (int64_t)now / 60;
     int64_t t0 = (f->cur - 2) * 60;
     for (int64_t t = t0; t <= (int64_t)now; t += 15)
-        publish_reading(f, t, 500 + 25 * (t - t0) / 15, 1000);
+        publish_reading(f, (f->last_t = t), 500 + 25 * (t - t0) / 15, 1000);
+}
+
+/* More of the same readings, up to and including time until. */
+static void feed_deficit_until(fixture *f, int64_t until)
+{
+    int64_t t0 = (f->cur - 2) * 60;
+    for (int64_t t = f->last_t + 15; t <= until; t += 15)
+        publish_reading(f, (f->last_t = t), 500 + 25 * (t - t0) / 15, 1000);
 }
 
 /* Waits for the next order message; decodes and verifies it. */
@@ -537,6 +546,31 @@ static void test_battery_drives_the_order(void **state)
     snprintf(where, sizeof where, "interval_id = %lld AND side = %d AND energy_wh = %lld",
              (long long)f->cur + 1, (int)MKT_BUY, (long long)(100 + battery_wh));
     assert_int_equal(count_orders(f, where), 1);
+    /* interval cur+1 is metered (the test's meter knows nothing of the battery: 100 Wh
+     * imported): the forecast was off by the battery's charge, which the agent reports */
+    feed_deficit_until(f, (f->cur + 2) * 60 + 15);
+    snprintf(line, sizeof line, "interval %lld: forecast %lld Wh, metered -100 Wh: error %lld Wh",
+             (long long)f->cur + 1, (long long)-(100 + battery_wh), (long long)battery_wh);
+    for (int i = 0; i < T_MS / 50 && !log_has(f, line); i++)
+        tst_sleep_ms(50);
+    if (!log_has(f, line))
+        fail_msg("no '%s' in %s", line, f->log);
+    char path[700], want[96], *page = NULL;
+    snprintf(path, sizeof path, "%s/metrics.prom", f->dir);
+    snprintf(want, sizeof want, "mgx_agent_forecast_abs_error_wh_last %lld\n",
+             (long long)battery_wh);
+    for (int i = 0; i < T_MS / 50; i++) {
+        free(page);
+        page = tst_file_read(path, NULL);
+        if (page && strstr(page, want))
+            break;
+        tst_sleep_ms(50);
+    }
+    if (!page || !strstr(page, want))
+        fail_msg("no '%s' in %s", want, path);
+    assert_non_null(strstr(page, "mgx_agent_forecast_intervals_total 1\n"));
+    assert_non_null(strstr(page, "mgx_agent_battery_setpoints_total "));
+    free(page);
 }
 
 static int test_setup_battery(void **state)
@@ -563,7 +597,7 @@ static int test_setup_battery(void **state)
     fixture *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    setup(f, community, NULL);
+    setup(f, community, "strategy = markup\nmarkup = 0.25\nmetrics_file = metrics.prom\n");
     *state = f;
     return 0;
 }
