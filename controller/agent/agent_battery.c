@@ -509,6 +509,8 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
         w = b->cfg.power_w;
     if (w < -b->cfg.power_w)
         w = -b->cfg.power_w;
+    if (b->cfg.map) /* what the power register can say, toward zero as storage control writes it */
+        w = w / b->cfg.w_per_count * b->cfg.w_per_count;
     ctl_logf(b->log, CTL_LOG_INFO,
              "battery: interval %lld: plan %lld Wh (%lld W) from %lld Wh stored, forecast net "
              "%lld Wh, expected gain %lld uc over the horizon",
@@ -534,7 +536,8 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     }
     size_t r = (size_t)(target % CMD_RING);
     b->cmd_id[r] = target;
-    b->cmd_wh[r] = w * b->interval_s / 3600;
+    /* the setpoint in force: the previous one when the write rate limit skipped this one */
+    b->cmd_wh[r] = mtr_storage_ctl_power_w(b->ctl) * b->interval_s / 3600;
     /* the first interval moves what the inverter was told, which the watts may have rounded */
     b->out[0].battery_wh = b->cmd_wh[r];
     expect(b, k, target, b->out);

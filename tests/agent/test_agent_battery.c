@@ -98,6 +98,7 @@ static void expect_control(tms_server *s, agb *b)
     assert_true(st.in_control);
     assert_false(st.owe_release);
     assert_true(st.power_w < 0 && st.power_w >= -4000); /* discharging into the peak */
+    assert_int_equal(st.power_w % 10, 0); /* what the register can say: no Wh lost in rounding */
     assert_int_equal((int16_t)reg(s, 104), st.power_w / 10);
     assert_int_equal(reg(s, 105), 2);
 }
