@@ -231,14 +231,14 @@ static void order_for(agent *a, int64_t n, int64_t k, int64_t net_wh, int64_t no
     bool planned = a->battery && agb_expected_net(a->battery, k, n, &grid_import, &battery_wh);
     if (planned)
         net_wh = -grid_import;
-    agf_record(&a->fc, n, net_wh);
     bool exists = false;
     if (ags_order_exists(a->store, n, &exists)) {
         a->fatal = true;
         return;
     }
     if (exists)
-        return; /* formed before a restart: the outbox resends it */
+        return; /* formed earlier (or before a restart): its forecast is the one that counts */
+    agf_record(&a->fc, n, net_wh);
     mkt_side side;
     mkt_step step;
     int rc = sim_trader_order(&a->trader, net_wh, &a->cfg.tariffs, stream(a, n, 0), &side, &step);

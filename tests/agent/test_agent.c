@@ -516,7 +516,9 @@ static int test_setup_lag(void **state)
  * the peak needs more than the battery holds, so the plan charges from the grid now, which
  * self-consumption never does. The order for cur+1 (the plan's first interval) therefore buys
  * 100 Wh + the charge the inverter was told (its power register, 10 W per count, over 60 s),
- * not the 100 Wh of persistence; it is receipted and stored with that quantity.
+ * not the 100 Wh of persistence; it is receipted and stored with that quantity. Then the
+ * interval is metered and the forecast error reported (log, metrics_file), and the meter goes
+ * quiet for a minute (meter_silence_intervals = 1): control goes back to the inverter.
  */
 static tms_server *battery_srv;
 
@@ -571,6 +573,23 @@ static void test_battery_drives_the_order(void **state)
     assert_non_null(strstr(page, "mgx_agent_forecast_intervals_total 1\n"));
     assert_non_null(strstr(page, "mgx_agent_battery_setpoints_total "));
     free(page);
+    /* the meter goes quiet (meter_silence_intervals = 1: 60 s without a reading): the agent
+     * hands the battery back to the inverter, and takes note when readings return */
+    uint16_t mode = 2;
+    for (int i = 0; i < 180000 / 100 && !log_has(f, "meter silent, 1 time(s) so far"); i++)
+        tst_sleep_ms(100);
+    if (!log_has(f, "meter silent, 1 time(s) so far"))
+        fail_msg("the agent did not notice the silent meter; see %s", f->log);
+    for (int i = 0; i < T_MS / 50 && mode != 0; i++) {
+        tms_get(battery_srv, 3, 3, 105, &mode, 1);
+        if (mode != 0)
+            tst_sleep_ms(50);
+    }
+    assert_int_equal(mode, 0); /* released: the inverter's own mode */
+    feed_deficit_until(f, f->last_t + 15);
+    for (int i = 0; i < T_MS / 50 && !log_has(f, "meter readings are back"); i++)
+        tst_sleep_ms(50);
+    assert_true(log_has(f, "meter readings are back"));
 }
 
 static int test_setup_battery(void **state)
@@ -592,7 +611,7 @@ static int test_setup_battery(void **state)
              "retail_peak_uc_per_kwh = 450000\npeak_start_h = 12\npeak_end_h = 14\n"
              "utc_offset_min = %lld\ncontrol = map\npower_register = 104\nw_per_count = 10\n"
              "mode_register = 105\nmode_control = 2\nmode_release = 0\nsoc_register = 110\n"
-             "soc_function = 4\nsoc_bp_per_count = 10\n",
+             "soc_function = 4\nsoc_bp_per_count = 10\nmeter_silence_intervals = 1\n",
              tms_port(battery_srv), (long long)(690 - now_min));
     fixture *f = calloc(1, sizeof *f);
     if (!f)
