@@ -539,7 +539,8 @@ static void test_battery_drives_the_order(void **state)
     assert_int_equal(m.side, MKT_BUY);
     assert_int_equal(m.steps[0].energy_wh, 100 + battery_wh);
     char line[128];
-    snprintf(line, sizeof line, "forecast %lld Wh (interval %lld) after the battery's planned %lld Wh",
+    snprintf(line, sizeof line,
+             "forecast %lld Wh (interval %lld) after the battery's planned %lld Wh",
              (long long)-(100 + battery_wh), (long long)f->cur - 1, (long long)battery_wh);
     assert_true(log_has(f, line));
     send_receipt(f, &m, CTL_R_OK, NULL);
