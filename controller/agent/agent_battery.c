@@ -289,6 +289,9 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
     }
     for (size_t i = 0; i < b->per_day; i++)
         b->hist_id[i] = INT64_MIN;
+    /* a setpoint of an earlier run (killed, or the host rebooted) may still stand: whatever the
+     * first plan decides, control starts from a release */
+    b->owe_release = !cfg->read_only;
     mtr_device_config d;
     mtr_device_config_default(&d);
     snprintf(d.id, sizeof d.id, "inverter");
@@ -447,7 +450,7 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     int64_t target = k + 2;
     int64_t soc_bp = 0;
     if (b->owe_release)
-        release(b, "a release owed since a failure", target);
+        release(b, "a release not yet confirmed (a failure, or the start)", target);
     if (read_soc(b, &soc_bp) != MTR_OK) {
         ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: no state of charge: %s",
                  (long long)target, b->soc_err);

@@ -152,7 +152,8 @@ static void map_setpoints_and_faults(void **state)
     tms_fault_set(s, UNIT, TMS_OK, 0);
     agb_on_interval(b, k++, -1000, 1800000);
     expect_control(s, b);
-    assert_non_null(strstr(logbuf, "a release owed since a failure: control released"));
+    assert_non_null(
+        strstr(logbuf, "a release not yet confirmed (a failure, or the start): control released"));
 
     /* the device refuses writes (exception 1, illegal function) */
     w = tms_writes(s);
@@ -269,6 +270,29 @@ static void silent_meter_releases(void **state)
     tms_stop(s);
 }
 
+/* A setpoint left standing by an earlier run (the agent was killed) is released at the first
+ * interval even when the new agent does not take control (a gain it never expects). */
+static void stale_setpoint_released(void **state)
+{
+    (void)state;
+    logbuf[0] = '\0';
+    tms_server *s = inverter();
+    uint16_t stale[2] = {(uint16_t)-300, 2}; /* -3000 W, external control */
+    tms_set(s, UNIT, 3, 104, stale, 2);
+    agb_config c;
+    load(&c, tms_port(s), "min_gain_uc = 1000000000\n");
+    agb *b = dispatcher(&c);
+    agb_on_interval(b, K0, -1000, 0);
+    agb_stats st;
+    agb_get_stats(b, &st);
+    assert_false(st.in_control);
+    assert_false(st.owe_release);
+    assert_int_equal(reg(s, 105), 0);
+    assert_non_null(strstr(logbuf, "(a failure, or the start): control released"));
+    agb_free(b);
+    tms_stop(s);
+}
+
 /* The [battery] map keys and their cross-checks. */
 static void map_config(void **state)
 {
@@ -314,6 +338,7 @@ int main(void)
         cmocka_unit_test(map_setpoints_and_faults),
         cmocka_unit_test(read_only_never_written),
         cmocka_unit_test(silent_meter_releases),
+        cmocka_unit_test(stale_setpoint_released),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
