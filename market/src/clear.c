@@ -74,6 +74,8 @@ struct mkt_clearing {
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
     size_t n_raw, n_sell_units, n_buy_units;
+    /* units past these (in each side's matching order) accepted nothing (match) */
+    size_t n_sell_accepted, n_buy_accepted;
     int64_t raw_energy_max; /* the largest unit, which decides what the unit sort carries */
     unsigned price_bits;
     int ids_ascending;
@@ -579,6 +581,10 @@ static match_result match(mkt_clearing *c)
     m.rej_sell_min = m.has_rej_sell ? s.u[s.pos].price : 0;
     m.has_rej_buy = b.pos < b.n;
     m.rej_buy_max = m.has_rej_buy ? b.u[b.pos].price : 0;
+    /* Every level past the current one was never reached; the current one may be partly
+     * taken. The passes after the match stop there instead of walking every unit. */
+    c->n_sell_accepted = s.pos < s.n ? s.end : s.n;
+    c->n_buy_accepted = b.pos < b.n ? b.end : b.n;
     return m;
 }
 
@@ -670,25 +676,25 @@ static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
 }
 
 /* Pay-as-bid pairs the dearest bids with the cheapest asks, each at the bid. The money goes
- * beside the units, which this walk visits in order (every one of them, so each gets its sums
- * zeroed); credit_units moves it to the participants. */
+ * beside the units, which this walk visits in order (every one that accepted anything, so each
+ * gets its sums zeroed); credit_units moves it to the participants. */
 static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
 {
     unit *sell = c->units, *buy = c->units + c->n_sell_units;
     unit_money *sell_m = c->money, *buy_m = c->money + c->n_sell_units;
-    size_t i = 0, j = 0;
+    size_t i = 0, j = 0, n_sell = c->n_sell_accepted, n_buy = c->n_buy_accepted;
     int64_t s_left = 0, b_left = 0;
     for (;;) {
-        for (; s_left == 0 && i < c->n_sell_units; i++) {
+        for (; s_left == 0 && i < n_sell; i++) {
             s_left = sell[i].accepted_wh;
             sell_m[i] = (unit_money){0, 0};
-            if (i + GATHER_PREFETCH < c->n_sell_units)
+            if (i + GATHER_PREFETCH < n_sell)
                 __builtin_prefetch(&c->id_keys[sell[i + GATHER_PREFETCH].rank]);
         }
-        for (; b_left == 0 && j < c->n_buy_units; j++) {
+        for (; b_left == 0 && j < n_buy; j++) {
             b_left = buy[j].accepted_wh;
             buy_m[j] = (unit_money){0, 0};
-            if (j + GATHER_PREFETCH < c->n_buy_units)
+            if (j + GATHER_PREFETCH < n_buy)
                 __builtin_prefetch(&c->id_keys[buy[j + GATHER_PREFETCH].rank]);
         }
         if (s_left == 0 || b_left == 0)
@@ -703,13 +709,13 @@ static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
     }
 }
 
-/* Adds each unit's accepted energy (and, for pay-as-bid, its money) to its participant. */
-static int credit_units(mkt_clearing *c, int with_money)
+/* Adds the accepted energy (and, for pay-as-bid, the money) of units [from, to) to their
+ * participants. */
+static int credit_range(mkt_clearing *c, int with_money, size_t from, size_t to)
 {
-    size_t n = c->n_sell_units + c->n_buy_units;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < to; i++) {
         const unit *u = &c->units[i];
-        if (i + GATHER_PREFETCH < n)
+        if (i + GATHER_PREFETCH < to)
             __builtin_prefetch(&c->tallies[u[GATHER_PREFETCH].rank], 1);
         if (u->accepted_wh == 0)
             continue;
@@ -720,6 +726,16 @@ static int credit_units(mkt_clearing *c, int with_money)
             return MKT_E_OVERFLOW;
     }
     return MKT_OK;
+}
+
+/* Credits each side's units up to the last one that accepted anything (the rest of the book,
+ * about half of it in a crossed market, has nothing to credit). */
+static int credit_units(mkt_clearing *c, int with_money)
+{
+    int rc = credit_range(c, with_money, 0, c->n_sell_accepted);
+    return rc ? rc
+              : credit_range(c, with_money, c->n_sell_units,
+                             c->n_sell_units + c->n_buy_accepted);
 }
 
 /* Writes the participant records, in rank order, from the tallies, and settles the rest of
@@ -764,6 +780,8 @@ static void reset(mkt_clearing *c, const mkt_params *params)
     c->n_raw = 0;
     c->n_sell_units = 0;
     c->n_buy_units = 0;
+    c->n_sell_accepted = 0;
+    c->n_buy_accepted = 0;
     memset(&c->sum, 0, sizeof c->sum);
     if (params)
         c->sum.mechanism = params->mechanism;
