@@ -648,31 +648,92 @@ static int credit_trade(int64_t *seller_uc, int64_t *buyer_uc, int64_t *buyer_fe
     return MKT_OK;
 }
 
+/* Writes participant record r from its tally and settles the rest of its curve with the
+ * grid. */
+static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r)
+{
+    mkt_summary *sum = &c->sum;
+    const tally *t = &c->tallies[r];
+    mkt_participant_result *pr = &c->parts[r];
+    memset(pr, 0, sizeof *pr);
+    pr->participant = c->id_keys[r];
+    pr->side = (mkt_side)c->side[r];
+    pr->offered_wh = t->offered_wh;
+    int rc;
+    if (pr->side == MKT_SELL) {
+        pr->local_sold_wh = t->local_wh;
+        pr->local_received_uc = t->local_uc;
+        pr->grid_sold_wh = t->offered_wh - t->local_wh;
+        rc = amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
+        if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
+            add_checked(&sum->grid_received_uc, pr->grid_received_uc))
+            return MKT_E_OVERFLOW;
+    } else {
+        pr->local_bought_wh = t->local_wh;
+        pr->local_paid_uc = t->local_uc;
+        pr->fee_paid_uc = t->fee_uc;
+        pr->grid_bought_wh = t->offered_wh - t->local_wh;
+        rc = amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
+        if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
+            add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
+            return MKT_E_OVERFLOW;
+    }
+    return MKT_OK;
+}
+
+/* Writes every participant record, in rank order (pay-as-bid, and a book with no trade). */
+static int finish_parts(mkt_clearing *c, const mkt_params *p)
+{
+    for (size_t r = 0; r < c->n_parts; r++) {
+        int rc = finish_part(c, p, r);
+        if (rc)
+            return rc;
+    }
+    return MKT_OK;
+}
+
+/* The first participant on `side` from rank `from` on with local energy to pair: where a
+ * pay-as-clear cursor goes next (n_parts when there is none). */
+static size_t next_trader(const mkt_clearing *c, size_t from, mkt_side side)
+{
+    while (from < c->n_parts && (c->side[from] != side || c->tallies[from].local_wh == 0))
+        from++;
+    return from;
+}
+
 /* Pay-as-clear pairs sellers and buyers in id order: every pair trades at the same price, so
  * the simplest canonical order is also the one with the fewest trades. Both cursors move
- * forward through the rank-ordered tallies. */
+ * forward through the rank-ordered tallies, and each participant's record is written as soon as
+ * the cursor of its side has passed it (its money is then complete): the cursors stay close
+ * together in rank (both sides' local volumes are spread over the ranks), so the tallies are
+ * read from memory once for the trades and the records together. */
 static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
 {
-    size_t i = 0, j = 0;
-    int64_t s_left = 0, b_left = 0;
+    size_t n = c->n_parts;
     tally *t = c->tallies;
-    for (;;) {
-        while (s_left == 0 && i < c->n_parts)
-            if (c->side[i++] == MKT_SELL)
-                s_left = t[i - 1].local_wh;
-        while (b_left == 0 && j < c->n_parts)
-            if (c->side[j++] == MKT_BUY)
-                b_left = t[j - 1].local_wh;
-        if (s_left == 0 || b_left == 0)
-            return MKT_OK;
-        int64_t e = s_left < b_left ? s_left : b_left;
-        int rc = add_trade(c, p, (uint32_t)(i - 1), (uint32_t)(j - 1), e, price);
-        if (rc || (rc = credit_trade(&t[i - 1].local_uc, &t[j - 1].local_uc, &t[j - 1].fee_uc,
-                                     &c->trades[c->n_trades - 1])))
+    size_t i = next_trader(c, 0, MKT_SELL), j = next_trader(c, 0, MKT_BUY);
+    int64_t s_left = i < n ? t[i].local_wh : 0, b_left = j < n ? t[j].local_wh : 0;
+    for (size_t r = 0; r < n; r++) {
+        /* Both sides have the same local volume, so while one cursor has some left the other
+         * has too; the bounds only guard that invariant. */
+        while ((c->side[r] == MKT_SELL ? i : j) <= r && i < n && j < n) {
+            int64_t e = s_left < b_left ? s_left : b_left;
+            int rc = add_trade(c, p, (uint32_t)i, (uint32_t)j, e, price);
+            if (rc || (rc = credit_trade(&t[i].local_uc, &t[j].local_uc, &t[j].fee_uc,
+                                         &c->trades[c->n_trades - 1])))
+                return rc;
+            s_left -= e;
+            b_left -= e;
+            if (s_left == 0 && (i = next_trader(c, i + 1, MKT_SELL)) < n)
+                s_left = t[i].local_wh;
+            if (b_left == 0 && (j = next_trader(c, j + 1, MKT_BUY)) < n)
+                b_left = t[j].local_wh;
+        }
+        int rc = finish_part(c, p, r);
+        if (rc)
             return rc;
-        s_left -= e;
-        b_left -= e;
     }
+    return MKT_OK;
 }
 
 /* Pay-as-bid pairs the dearest bids with the cheapest asks, each at the bid. The money goes
@@ -738,41 +799,6 @@ static int credit_units(mkt_clearing *c, int with_money)
                              c->n_sell_units + c->n_buy_accepted);
 }
 
-/* Writes the participant records, in rank order, from the tallies, and settles the rest of
- * each curve with the grid. */
-static int finish_parts(mkt_clearing *c, const mkt_params *p)
-{
-    mkt_summary *sum = &c->sum;
-    for (size_t r = 0; r < c->n_parts; r++) {
-        const tally *t = &c->tallies[r];
-        mkt_participant_result *pr = &c->parts[r];
-        memset(pr, 0, sizeof *pr);
-        pr->participant = c->id_keys[r];
-        pr->side = (mkt_side)c->side[r];
-        pr->offered_wh = t->offered_wh;
-        int rc;
-        if (pr->side == MKT_SELL) {
-            pr->local_sold_wh = t->local_wh;
-            pr->local_received_uc = t->local_uc;
-            pr->grid_sold_wh = t->offered_wh - t->local_wh;
-            rc = amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
-            if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
-                add_checked(&sum->grid_received_uc, pr->grid_received_uc))
-                return MKT_E_OVERFLOW;
-        } else {
-            pr->local_bought_wh = t->local_wh;
-            pr->local_paid_uc = t->local_uc;
-            pr->fee_paid_uc = t->fee_uc;
-            pr->grid_bought_wh = t->offered_wh - t->local_wh;
-            rc = amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
-            if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
-                add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
-                return MKT_E_OVERFLOW;
-        }
-    }
-    return MKT_OK;
-}
-
 static void reset(mkt_clearing *c, const mkt_params *params)
 {
     c->n_parts = 0;
@@ -800,9 +826,9 @@ static int clear_book(mkt_clearing *c, const mkt_params *params, const price_ban
         return rc;
     if (params->mechanism == MKT_PAY_AS_CLEAR && m.matched > 0) {
         set_price(&c->sum, band, &m);
-        rc = trades_uniform(c, params, c->sum.clearing_price_uc_per_kwh);
+        return trades_uniform(c, params, c->sum.clearing_price_uc_per_kwh);
     }
-    return rc ? rc : finish_parts(c, params);
+    return finish_parts(c, params);
 }
 
 int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders, size_t n_orders,
