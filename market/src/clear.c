@@ -385,7 +385,7 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
         c->tie_keys[r] = mkt_tie_key(interval_id, c->id_keys[r]) >> 32;
         c->by_seat[r] = (uint32_t)r;
     }
-    mkt__radix_sort(c->tie_keys, c->by_seat, n, c->id_tmp_keys, c->id_tmp_vals);
+    mkt__radix_sort_bits(c->tie_keys, c->by_seat, n, 32, c->id_tmp_keys, c->id_tmp_vals);
     uint32_t *seat = c->id_tmp_vals; /* free again: seat[r] is the seat of rank r */
     for (size_t s = 0; s < n; s++)
         seat[c->by_seat[s]] = (uint32_t)s;
@@ -442,7 +442,9 @@ static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
         c->keys[i] = c->raw_key[i] << rank_bits | c->rank_of[c->raw_order[i]];
         c->sorted[i] = by_energy ? (uint32_t)c->raw_energy[i] : (uint32_t)i;
     }
-    mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
+    /* buyer bit, price distance (< 2^price_bits), seat (< 2^rank_bits) */
+    mkt__radix_sort_bits(c->keys, c->sorted, c->n_raw, 1 + c->price_bits + rank_bits,
+                         c->tmp_keys, c->tmp_vals);
 }
 
 /* The same order when the key and the seat do not fit 64 bits together (price bands wider than
