@@ -18,12 +18,17 @@
  * sequentially; and per-participant sums are kept in small per-rank tallies that are copied
  * into the participant records once at the end.
  */
+#define _DEFAULT_SOURCE /* madvise, for hint_huge_pages */
+
 #include "mgx/market.h"
 #include "params.h"
 #include "sort.h"
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 /* One participant's energy at one effective price, in sorted (matching) order. */
 typedef struct {
@@ -74,6 +79,8 @@ struct mkt_clearing {
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
     size_t n_raw, n_sell_units, n_buy_units;
+    /* units past these (in each side's matching order) accepted nothing (match) */
+    size_t n_sell_accepted, n_buy_accepted;
     int64_t raw_energy_max; /* the largest unit, which decides what the unit sort carries */
     unsigned price_bits;
     int ids_ascending;
@@ -137,6 +144,24 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
     memcpy(a, t, sizeof t);
 }
 
+/* Asks the kernel to back a large scratch array with 2 MB pages where it can. The passes that
+ * go through a permutation touch arrays of tens of MB at random, and with 4 KB pages nearly
+ * every such access also misses the TLB. Only a hint: the contents and the results do not
+ * depend on it, and where it is unsupported or refused nothing changes. */
+static void hint_huge_pages(void *p, size_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t page = 4096; /* madvise wants a page-aligned start */
+    uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (bytes >= (size_t)4 << 20 && to > from)
+        (void)madvise((void *)from, to - from, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
+
 /* Grows every array of one kind to n elements; the slow path of ensure. */
 static int grow_arrays(mkt_clearing *c, int grows_with, size_t n)
 {
@@ -149,6 +174,7 @@ static int grow_arrays(mkt_clearing *c, int grows_with, size_t n)
         if (!q)
             return MKT_E_NOMEM;
         *a[i].p = q;
+        hint_huge_pages(q, n * a[i].elem);
     }
     return MKT_OK;
 }
@@ -383,7 +409,7 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
         c->tie_keys[r] = mkt_tie_key(interval_id, c->id_keys[r]) >> 32;
         c->by_seat[r] = (uint32_t)r;
     }
-    mkt__radix_sort(c->tie_keys, c->by_seat, n, c->id_tmp_keys, c->id_tmp_vals);
+    mkt__radix_sort_bits(c->tie_keys, c->by_seat, n, 32, c->id_tmp_keys, c->id_tmp_vals);
     uint32_t *seat = c->id_tmp_vals; /* free again: seat[r] is the seat of rank r */
     for (size_t s = 0; s < n; s++)
         seat[c->by_seat[s]] = (uint32_t)s;
@@ -440,7 +466,9 @@ static void sort_units_packed(mkt_clearing *c, unsigned rank_bits)
         c->keys[i] = c->raw_key[i] << rank_bits | c->rank_of[c->raw_order[i]];
         c->sorted[i] = by_energy ? (uint32_t)c->raw_energy[i] : (uint32_t)i;
     }
-    mkt__radix_sort(c->keys, c->sorted, c->n_raw, c->tmp_keys, c->tmp_vals);
+    /* buyer bit, price distance (< 2^price_bits), seat (< 2^rank_bits) */
+    mkt__radix_sort_bits(c->keys, c->sorted, c->n_raw, 1 + c->price_bits + rank_bits,
+                         c->tmp_keys, c->tmp_vals);
 }
 
 /* The same order when the key and the seat do not fit 64 bits together (price bands wider than
@@ -579,6 +607,10 @@ static match_result match(mkt_clearing *c)
     m.rej_sell_min = m.has_rej_sell ? s.u[s.pos].price : 0;
     m.has_rej_buy = b.pos < b.n;
     m.rej_buy_max = m.has_rej_buy ? b.u[b.pos].price : 0;
+    /* Every level past the current one was never reached; the current one may be partly
+     * taken. The passes after the match stop there instead of walking every unit. */
+    c->n_sell_accepted = s.pos < s.n ? s.end : s.n;
+    c->n_buy_accepted = b.pos < b.n ? b.end : b.n;
     return m;
 }
 
@@ -642,53 +674,114 @@ static int credit_trade(int64_t *seller_uc, int64_t *buyer_uc, int64_t *buyer_fe
     return MKT_OK;
 }
 
+/* Writes participant record r from its tally and settles the rest of its curve with the
+ * grid. */
+static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r)
+{
+    mkt_summary *sum = &c->sum;
+    const tally *t = &c->tallies[r];
+    mkt_participant_result *pr = &c->parts[r];
+    memset(pr, 0, sizeof *pr);
+    pr->participant = c->id_keys[r];
+    pr->side = (mkt_side)c->side[r];
+    pr->offered_wh = t->offered_wh;
+    int rc;
+    if (pr->side == MKT_SELL) {
+        pr->local_sold_wh = t->local_wh;
+        pr->local_received_uc = t->local_uc;
+        pr->grid_sold_wh = t->offered_wh - t->local_wh;
+        rc = amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
+        if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
+            add_checked(&sum->grid_received_uc, pr->grid_received_uc))
+            return MKT_E_OVERFLOW;
+    } else {
+        pr->local_bought_wh = t->local_wh;
+        pr->local_paid_uc = t->local_uc;
+        pr->fee_paid_uc = t->fee_uc;
+        pr->grid_bought_wh = t->offered_wh - t->local_wh;
+        rc = amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
+        if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
+            add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
+            return MKT_E_OVERFLOW;
+    }
+    return MKT_OK;
+}
+
+/* Writes every participant record, in rank order (pay-as-bid, and a book with no trade). */
+static int finish_parts(mkt_clearing *c, const mkt_params *p)
+{
+    for (size_t r = 0; r < c->n_parts; r++) {
+        int rc = finish_part(c, p, r);
+        if (rc)
+            return rc;
+    }
+    return MKT_OK;
+}
+
+/* The first participant on `side` from rank `from` on with local energy to pair: where a
+ * pay-as-clear cursor goes next (n_parts when there is none). */
+static size_t next_trader(const mkt_clearing *c, size_t from, mkt_side side)
+{
+    while (from < c->n_parts && (c->side[from] != side || c->tallies[from].local_wh == 0))
+        from++;
+    return from;
+}
+
 /* Pay-as-clear pairs sellers and buyers in id order: every pair trades at the same price, so
  * the simplest canonical order is also the one with the fewest trades. Both cursors move
- * forward through the rank-ordered tallies. */
+ * forward through the rank-ordered tallies, and each participant's record is written as soon as
+ * the cursor of its side has passed it (its money is then complete): the cursors stay close
+ * together in rank (both sides' local volumes are spread over the ranks), so the tallies are
+ * read from memory once for the trades and the records together. */
 static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
 {
-    size_t i = 0, j = 0;
-    int64_t s_left = 0, b_left = 0;
+    size_t n = c->n_parts;
     tally *t = c->tallies;
-    for (;;) {
-        while (s_left == 0 && i < c->n_parts)
-            if (c->side[i++] == MKT_SELL)
-                s_left = t[i - 1].local_wh;
-        while (b_left == 0 && j < c->n_parts)
-            if (c->side[j++] == MKT_BUY)
-                b_left = t[j - 1].local_wh;
-        if (s_left == 0 || b_left == 0)
-            return MKT_OK;
-        int64_t e = s_left < b_left ? s_left : b_left;
-        int rc = add_trade(c, p, (uint32_t)(i - 1), (uint32_t)(j - 1), e, price);
-        if (rc || (rc = credit_trade(&t[i - 1].local_uc, &t[j - 1].local_uc, &t[j - 1].fee_uc,
-                                     &c->trades[c->n_trades - 1])))
+    size_t i = next_trader(c, 0, MKT_SELL), j = next_trader(c, 0, MKT_BUY);
+    int64_t s_left = i < n ? t[i].local_wh : 0, b_left = j < n ? t[j].local_wh : 0;
+    for (size_t r = 0; r < n; r++) {
+        /* Both sides have the same local volume, so while one cursor has some left the other
+         * has too; the bounds only guard that invariant. */
+        while ((c->side[r] == MKT_SELL ? i : j) <= r && i < n && j < n) {
+            int64_t e = s_left < b_left ? s_left : b_left;
+            int rc = add_trade(c, p, (uint32_t)i, (uint32_t)j, e, price);
+            if (rc || (rc = credit_trade(&t[i].local_uc, &t[j].local_uc, &t[j].fee_uc,
+                                         &c->trades[c->n_trades - 1])))
+                return rc;
+            s_left -= e;
+            b_left -= e;
+            if (s_left == 0 && (i = next_trader(c, i + 1, MKT_SELL)) < n)
+                s_left = t[i].local_wh;
+            if (b_left == 0 && (j = next_trader(c, j + 1, MKT_BUY)) < n)
+                b_left = t[j].local_wh;
+        }
+        int rc = finish_part(c, p, r);
+        if (rc)
             return rc;
-        s_left -= e;
-        b_left -= e;
     }
+    return MKT_OK;
 }
 
 /* Pay-as-bid pairs the dearest bids with the cheapest asks, each at the bid. The money goes
- * beside the units, which this walk visits in order (every one of them, so each gets its sums
- * zeroed); credit_units moves it to the participants. */
+ * beside the units, which this walk visits in order (every one that accepted anything, so each
+ * gets its sums zeroed); credit_units moves it to the participants. */
 static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
 {
     unit *sell = c->units, *buy = c->units + c->n_sell_units;
     unit_money *sell_m = c->money, *buy_m = c->money + c->n_sell_units;
-    size_t i = 0, j = 0;
+    size_t i = 0, j = 0, n_sell = c->n_sell_accepted, n_buy = c->n_buy_accepted;
     int64_t s_left = 0, b_left = 0;
     for (;;) {
-        for (; s_left == 0 && i < c->n_sell_units; i++) {
+        for (; s_left == 0 && i < n_sell; i++) {
             s_left = sell[i].accepted_wh;
             sell_m[i] = (unit_money){0, 0};
-            if (i + GATHER_PREFETCH < c->n_sell_units)
+            if (i + GATHER_PREFETCH < n_sell)
                 __builtin_prefetch(&c->id_keys[sell[i + GATHER_PREFETCH].rank]);
         }
-        for (; b_left == 0 && j < c->n_buy_units; j++) {
+        for (; b_left == 0 && j < n_buy; j++) {
             b_left = buy[j].accepted_wh;
             buy_m[j] = (unit_money){0, 0};
-            if (j + GATHER_PREFETCH < c->n_buy_units)
+            if (j + GATHER_PREFETCH < n_buy)
                 __builtin_prefetch(&c->id_keys[buy[j + GATHER_PREFETCH].rank]);
         }
         if (s_left == 0 || b_left == 0)
@@ -703,13 +796,13 @@ static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
     }
 }
 
-/* Adds each unit's accepted energy (and, for pay-as-bid, its money) to its participant. */
-static int credit_units(mkt_clearing *c, int with_money)
+/* Adds the accepted energy (and, for pay-as-bid, the money) of units [from, to) to their
+ * participants. */
+static int credit_range(mkt_clearing *c, int with_money, size_t from, size_t to)
 {
-    size_t n = c->n_sell_units + c->n_buy_units;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < to; i++) {
         const unit *u = &c->units[i];
-        if (i + GATHER_PREFETCH < n)
+        if (i + GATHER_PREFETCH < to)
             __builtin_prefetch(&c->tallies[u[GATHER_PREFETCH].rank], 1);
         if (u->accepted_wh == 0)
             continue;
@@ -722,39 +815,14 @@ static int credit_units(mkt_clearing *c, int with_money)
     return MKT_OK;
 }
 
-/* Writes the participant records, in rank order, from the tallies, and settles the rest of
- * each curve with the grid. */
-static int finish_parts(mkt_clearing *c, const mkt_params *p)
+/* Credits each side's units up to the last one that accepted anything (the rest of the book,
+ * about half of it in a crossed market, has nothing to credit). */
+static int credit_units(mkt_clearing *c, int with_money)
 {
-    mkt_summary *sum = &c->sum;
-    for (size_t r = 0; r < c->n_parts; r++) {
-        const tally *t = &c->tallies[r];
-        mkt_participant_result *pr = &c->parts[r];
-        memset(pr, 0, sizeof *pr);
-        pr->participant = c->id_keys[r];
-        pr->side = (mkt_side)c->side[r];
-        pr->offered_wh = t->offered_wh;
-        int rc;
-        if (pr->side == MKT_SELL) {
-            pr->local_sold_wh = t->local_wh;
-            pr->local_received_uc = t->local_uc;
-            pr->grid_sold_wh = t->offered_wh - t->local_wh;
-            rc = amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
-            if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
-                add_checked(&sum->grid_received_uc, pr->grid_received_uc))
-                return MKT_E_OVERFLOW;
-        } else {
-            pr->local_bought_wh = t->local_wh;
-            pr->local_paid_uc = t->local_uc;
-            pr->fee_paid_uc = t->fee_uc;
-            pr->grid_bought_wh = t->offered_wh - t->local_wh;
-            rc = amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
-            if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
-                add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
-                return MKT_E_OVERFLOW;
-        }
-    }
-    return MKT_OK;
+    int rc = credit_range(c, with_money, 0, c->n_sell_accepted);
+    return rc ? rc
+              : credit_range(c, with_money, c->n_sell_units,
+                             c->n_sell_units + c->n_buy_accepted);
 }
 
 static void reset(mkt_clearing *c, const mkt_params *params)
@@ -764,6 +832,8 @@ static void reset(mkt_clearing *c, const mkt_params *params)
     c->n_raw = 0;
     c->n_sell_units = 0;
     c->n_buy_units = 0;
+    c->n_sell_accepted = 0;
+    c->n_buy_accepted = 0;
     memset(&c->sum, 0, sizeof c->sum);
     if (params)
         c->sum.mechanism = params->mechanism;
@@ -782,9 +852,9 @@ static int clear_book(mkt_clearing *c, const mkt_params *params, const price_ban
         return rc;
     if (params->mechanism == MKT_PAY_AS_CLEAR && m.matched > 0) {
         set_price(&c->sum, band, &m);
-        rc = trades_uniform(c, params, c->sum.clearing_price_uc_per_kwh);
+        return trades_uniform(c, params, c->sum.clearing_price_uc_per_kwh);
     }
-    return rc ? rc : finish_parts(c, params);
+    return finish_parts(c, params);
 }
 
 int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders, size_t n_orders,

@@ -156,3 +156,9 @@ void mkt__radix_sort(uint64_t *keys, uint32_t *vals, size_t n, uint64_t *tmp_key
         any |= keys[i];
     msd_sort(keys, vals, n, mkt__bit_width(any), tmp_keys, tmp_vals);
 }
+
+void mkt__radix_sort_bits(uint64_t *keys, uint32_t *vals, size_t n, unsigned bits,
+                          uint64_t *tmp_keys, uint32_t *tmp_vals)
+{
+    msd_sort(keys, vals, n, bits > 64 ? 64 : bits, tmp_keys, tmp_vals);
+}

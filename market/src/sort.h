@@ -15,6 +15,12 @@
 void mkt__radix_sort(uint64_t *keys, uint32_t *vals, size_t n, uint64_t *tmp_keys,
                      uint32_t *tmp_vals);
 
+/* The same for keys the caller knows to be below 2^bits (bits <= 64): it spares the pass over
+ * the keys that mkt__radix_sort makes to find their width. A key at or above 2^bits is a
+ * caller bug (it would be sorted on its low bits only). */
+void mkt__radix_sort_bits(uint64_t *keys, uint32_t *vals, size_t n, unsigned bits,
+                          uint64_t *tmp_keys, uint32_t *tmp_vals);
+
 /* Number of bits needed to represent v (0 for 0). */
 unsigned mkt__bit_width(uint64_t v);
 

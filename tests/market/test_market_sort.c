@@ -37,7 +37,9 @@ static int cmp_pair(const void *a, const void *b)
     return (x->val > y->val) - (x->val < y->val); /* stable: original position */
 }
 
-static void one_case(size_t n, unsigned key_bits)
+/* Sorts n random keys of key_bits bits and compares with qsort; declared_bits > 0 sorts them
+ * with mkt__radix_sort_bits told that width instead. */
+static void one_case_as(size_t n, unsigned key_bits, unsigned declared_bits)
 {
     uint64_t *k = malloc(n * sizeof *k), *tk = malloc(n * sizeof *tk);
     uint32_t *v = malloc(n * sizeof *v), *tv = malloc(n * sizeof *tv);
@@ -50,7 +52,10 @@ static void one_case(size_t n, unsigned key_bits)
         ref[i].key = k[i];
         ref[i].val = (uint32_t)i;
     }
-    mkt__radix_sort(k, v, n, tk, tv);
+    if (declared_bits)
+        mkt__radix_sort_bits(k, v, n, declared_bits, tk, tv);
+    else
+        mkt__radix_sort(k, v, n, tk, tv);
     qsort(ref, n, sizeof *ref, cmp_pair);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(k[i], ref[i].key);
@@ -61,6 +66,11 @@ static void one_case(size_t n, unsigned key_bits)
     free(v);
     free(tv);
     free(ref);
+}
+
+static void one_case(size_t n, unsigned key_bits)
+{
+    one_case_as(n, key_bits, 0);
 }
 
 static void matches_qsort(void **state)
@@ -128,6 +138,21 @@ static void split_inputs(void **state)
     free(ref);
 }
 
+/* mkt__radix_sort_bits, as the clearing calls it (the exact width of its keys) and told a
+ * wider width than the keys use (a top digit every key has as zero), below and above the
+ * split threshold. */
+static void known_width(void **state)
+{
+    (void)state;
+    static const unsigned bits[] = {1, 8, 9, 20, 32, 39, 57, 64};
+    static const size_t sizes[] = {0, 1, 31, 33, 5000, 16385, 70000};
+    for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++)
+        for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+            one_case_as(sizes[z], bits[b], bits[b]);
+            one_case_as(sizes[z], bits[b], bits[b] + 9 > 64 ? 64 : bits[b] + 9);
+        }
+}
+
 static void keys_only(void **state)
 {
     (void)state;
@@ -144,6 +169,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matches_qsort),
         cmocka_unit_test(split_inputs),
+        cmocka_unit_test(known_width),
         cmocka_unit_test(keys_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
