@@ -35,6 +35,7 @@
 #include "db/store.h"
 #include "files.h"
 #include "homes.h"
+#include "shell.h"
 
 #define HOMES       8
 #define NODES       3
@@ -280,6 +281,19 @@ static void cluster_run(void **state)
         if (ctl_wall_ms() > end)
             fail_msg("the nodes did not converge within %d ms", DEADLINE_MS);
     }
+    /* `mgx cluster status` on every node: running, and one leader among them */
+    int leaders = 0;
+    for (int i = 0; i < NODES; i++) {
+        char out[TST_CTL_PATH_MAX + 16];
+        snprintf(out, sizeof out, "%s/status-%d.txt", dir, i + 1);
+        assert_int_equal(tst_sh("'%s' cluster status '%s' > '%s'", bin, N[i].conf, out), 0);
+        char *t = tst_file_text(out);
+        assert_non_null(t);
+        assert_non_null(strstr(t, "(this node)"));
+        leaders += strstr(t, "role leader") != NULL;
+        free(t);
+    }
+    assert_int_equal(leaders, 1);
     for (int i = 0; i < NODES; i++) {
         tst_controller_stop(N[i].pid);
         N[i].pid = 0;
