@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cluster/cluster.h"
+#include "cluster/cluster_config.h"
 #include "db/cluster_state.h"
 #include "db/store.h"
 
@@ -610,11 +611,63 @@ static void test_apply_transaction(void **state)
     ctl_store_free(s);
 }
 
+/* [cluster]: the keys, the defaults, and the errors an operator makes. */
+static int load_cluster(const char *text, ctl_cluster_section *sec, char *err, size_t errlen)
+{
+    cfg_loader *l = cfg_loader_new();
+    assert_non_null(l);
+    assert_int_equal(ctl_cluster_section_add(l, sec), CFG_OK);
+    int rc = cfg_load_string(l, "/etc/mgx/controller.ini", text, strlen(text), err, errlen);
+    cfg_loader_free(l);
+    return rc;
+}
+
+static void test_cluster_section(void **state)
+{
+    (void)state;
+    ctl_cluster_section sec;
+    char err[512] = "";
+    assert_int_equal(load_cluster("[cluster]\nnode_id = 2\n"
+                                  "nodes = 1@10.0.0.1:7001, 2@10.0.0.2:7001,3@10.0.0.3:7001\n"
+                                  "data_dir = raft\nelection_timeout_ms = 500\n",
+                                  &sec, err, sizeof err),
+                     CFG_OK);
+    assert_true(sec.line > 0);
+    assert_int_equal(sec.cfg.node_id, 2);
+    assert_int_equal(sec.cfg.n_nodes, 3);
+    assert_string_equal(sec.cfg.nodes[2].address, "10.0.0.3:7001");
+    assert_int_equal(sec.cfg.nodes[2].id, 3);
+    assert_string_equal(sec.cfg.data_dir, "/etc/mgx/raft");
+    assert_int_equal(sec.cfg.election_timeout_ms, 500);
+    assert_int_equal(sec.cfg.snapshot_threshold, 1024);
+    /* no section: one node */
+    assert_int_equal(load_cluster("", &sec, err, sizeof err), CFG_OK);
+    assert_int_equal(sec.line, 0);
+    static const struct {
+        const char *text, *says;
+    } bad[] = {
+        {"[cluster]\nnode_id = 4\nnodes = 1@a:1, 2@b:1\ndata_dir = r\n", "not in nodes"},
+        {"[cluster]\nnode_id = 1\nnodes = 1@a:1, 1@b:1\ndata_dir = r\n", "listed twice"},
+        {"[cluster]\nnode_id = 1\nnodes = 1@a:1\n", "needs data_dir"},
+        {"[cluster]\nnode_id = 1\nnodes = a:1\ndata_dir = r\n", "ID@HOST:PORT"},
+        {"[cluster]\nnode_id = 1\nnodes = 1@nohost\ndata_dir = r\n", "HOST:PORT"},
+        {"[cluster]\nnode_id = 1\nnodes = 1@a:1\ndata_dir = r\nelection_timeout_ms = 5\n",
+         "election_timeout_ms"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        assert_int_equal(load_cluster(bad[i].text, &sec, err, sizeof err), CFG_E_BAD);
+        if (!strstr(err, bad[i].says))
+            fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].says);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicated_log),
         cmocka_unit_test(test_apply_transaction),
+        cmocka_unit_test(test_cluster_section),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
