@@ -126,7 +126,9 @@ static void node_open(node *n)
     memcpy(cfg.nodes, members, sizeof members);
     cfg.n_nodes = N_NODES;
     snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", n->raft_dir);
-    cfg.election_timeout_ms = 300; /* loopback: short terms keep the test quick */
+    /* the default: shorter terms flap on a loaded machine (a leader not driven for 300 ms
+     * loses its term, and its pending proposals end NOT_LEADER) */
+    cfg.election_timeout_ms = 1000;
     cfg.snapshot_threshold = 16;   /* small, so the snapshot path runs */
     cfg.snapshot_trailing = 4;
     ctl_cluster_fsm fsm = {apply, NULL, n};
@@ -487,12 +489,12 @@ static void test_replicated_log(void **state)
         check_identical();
         node_open(old);
         wait_converged();
-        check_once(1);
+        check_once(0); /* the old leader may come back through a snapshot: its content counts */
         check_identical();
         leader = wait_leader();
     }
     qsort(failover_ms, 5, sizeof failover_ms[0], cmp_i64);
-    printf("failover (leader stopped cleanly, election timeout 300 ms, 5 rounds): median %lld ms, "
+    printf("failover (leader stopped cleanly, election timeout 1000 ms, 5 rounds): median %lld ms, "
            "max %lld ms\n",
            (long long)failover_ms[2], (long long)failover_ms[4]);
 
