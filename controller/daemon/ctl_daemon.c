@@ -729,8 +729,16 @@ static void republish(daemon *d)
     size_t n = 0;
     if (ctl_store_unpublished(d->store, ids, 64, &n) != CTL_ST_OK)
         return;
-    for (size_t i = 0; i < n; i++)
-        publish_interval(d, ids[i]);
+    /* in a cluster, a node that becomes leader finds every interval it applied as a follower
+     * unpublished by it: the last day's results (what the broker keeps retained) go out again,
+     * older ones are only marked, so a failover does not resend the community's history */
+    int64_t day = ctl_floor_div(RESULT_RETAIN_S, d->cfg->rules.length_s);
+    for (size_t i = 0; i < n; i++) {
+        if (d->cluster && d->last_cleared != INT64_MIN && ids[i] < d->last_cleared - day)
+            ctl_store_mark_published(d->store, ids[i]);
+        else
+            publish_interval(d, ids[i]);
+    }
     d->republish = n == 64; /* more to do next turn */
 }
 
