@@ -312,7 +312,8 @@ static char *dump(const char *path)
             lines[n++] = strdup(line);
         }
         sqlite3_finalize(rows);
-        qsort(lines, n, sizeof *lines, cmp_str);
+        if (n)
+            qsort(lines, n, sizeof *lines, cmp_str);
         for (size_t i = 0; i <= n; i++) {
             const char *t = i == 0 ? name : lines[i - 1];
             size_t tl = strlen(t);
