@@ -223,6 +223,12 @@ static void cluster_run(void **state)
         if (ctl_wall_ms() > deadline)
             fail_msg("the run did not finish: %d kills, %zu accepted orders", done_kills, W.n_acc);
         bus_loop(c, 5);
+        /* a node that ended by itself (not killed here) is a failure: say which */
+        for (int i = 0; i < NODES; i++) {
+            int ws = 0;
+            if (N[i].pid > 0 && waitpid(N[i].pid, &ws, WNOHANG) == N[i].pid)
+                fail_msg("node %d ended by itself (status %d; see %s)", i + 1, ws, N[i].log);
+        }
         int64_t now_real = ctl_wall_ms();
         int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
         int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
