@@ -130,6 +130,7 @@ struct daemon {
     ctl_rep_buf rep_orders;
     int was_leader;
     int64_t clear_proposed;
+    int64_t settle_proposed;
     int64_t status_next_ms;
 };
 
@@ -225,6 +226,7 @@ static void propose_done(void *arg, int status, uint64_t index)
         ctl_logf(&d->log, CTL_LOG_WARN, "cluster: a proposal ended: %s",
                  ctl_cluster_strerror(status));
         d->clear_proposed = d->last_cleared;
+        d->settle_proposed = INT64_MIN;
     }
 }
 
@@ -895,9 +897,32 @@ static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, 
             return 0;
         return clear_one(d, id, now) == 0 ? 0 : -1;
     }
-    default:
-        return 1; /* SETTLE is not replicated yet: settlement is refused with [cluster] */
+    case CTL_ENTRY_SETTLE: {
+        int64_t id, unused;
+        if (!d->settler || ctl_rep_clear_decode(p, len, &id, &unused) != 0)
+            return 1;
+        int rc = ctl_settler_settle(d->settler, id, ctl_wall_ms());
+        if (rc == -1)
+            d->settle_proposed = INT64_MIN; /* the leader proposes it again after the delay */
+        /* a refusal by the input or the ledger's rules is met alike on every node; the leader
+         * proposes the interval again after the retry delay */
+        return rc == 0 ? 0 : rc == -1 ? 1 : -1;
     }
+    default:
+        return 1;
+    }
+}
+
+/* A snapshot replaced the database: reread what the daemon and the settler keep of it. */
+static void cluster_restored(void *ctx, uint64_t index)
+{
+    daemon *d = ctx;
+    (void)index;
+    if (ctl_store_last_cleared(d->store, &d->last_cleared) != CTL_ST_OK)
+        ctl_logf(&d->log, CTL_LOG_ERROR, "cluster: last cleared interval not read after restore");
+    d->clear_proposed = d->last_cleared;
+    d->settle_proposed = INT64_MIN;
+    ctl_settler_reload(d->settler);
 }
 
 /* The node's part of a pass: Raft's I/O and the applies; on becoming leader, what a leader
@@ -919,6 +944,7 @@ static int cluster_tick(daemon *d)
                  (unsigned long long)st.term, (unsigned long long)st.applied_index);
         d->was_leader = leader;
         d->clear_proposed = d->last_cleared;
+        d->settle_proposed = INT64_MIN;
         ctl_rep_buf_reset(&d->rep_orders);
         d->n_batch = 0;
         if (leader)
@@ -989,6 +1015,25 @@ static void settle_due(daemon *d)
     if (!d->settler)
         return;
     int64_t t0 = ctl_wall_ms();
+    if (d->cluster) {
+        /* the leader proposes the next due interval once; every node settles it when the
+         * SETTLE entry is applied (after the interval's CLEAR, by log order), and only the
+         * leader publishes the blocks */
+        int64_t id;
+        if (!ctl_cluster_is_leader(d->cluster))
+            return;
+        if (ctl_settler_due(d->settler, ctl_floor_div(now_ms(d), 1000), t0, &id) &&
+            (d->settle_proposed == INT64_MIN || id > d->settle_proposed)) {
+            uint8_t e[16];
+            ctl_rep_clear_encode(e, id, now_ms(d));
+            int rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_SETTLE, e, sizeof e, propose_done,
+                                         d);
+            if (rc == CTL_CLUSTER_OK)
+                d->settle_proposed = id;
+        }
+        ctl_settler_publish(d->settler, d->bus);
+        return;
+    }
     if (ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), t0, 4) > 0)
         ctl_cm_settling(d->cm, ctl_wall_ms() - t0);
     ctl_settler_publish(d->settler, d->bus);
@@ -1164,7 +1209,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
              (long long)ctl_store_first_interval(d->store),
              d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
     if (cfg->cluster_on) {
-        ctl_cluster_fsm fsm = {cluster_apply, NULL, d};
+        ctl_cluster_fsm fsm = {cluster_apply, cluster_restored, d};
         char cerr[512] = "";
         if (ctl_cluster_open(&cfg->cluster, ctl_store_db(d->store), &fsm, &d->log, &d->cluster,
                              cerr, sizeof cerr) != CTL_CLUSTER_OK) {
@@ -1172,6 +1217,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
             goto out;
         }
         d->clear_proposed = d->last_cleared;
+        d->settle_proposed = INT64_MIN;
     }
     /* catch up before taking orders: intervals whose gate closed while down are cleared with
      * the orders they had (in a cluster, the leader proposes them once elected) */
