@@ -28,6 +28,7 @@ int ctl_cmd_meter_key(int argc, char **argv);
 int ctl_cmd_ledger(int argc, char **argv);
 int ctl_cmd_doctor(int argc, char **argv);
 int ctl_cmd_witness(int argc, char **argv);
+int ctl_cmd_cluster(int argc, char **argv);
 int ctl_cmd_web(int argc, char **argv);
 
 #ifdef __cplusplus

@@ -95,18 +95,81 @@ int ctl_sql_exec(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
+/* The outer transaction of a replicated apply (ctl_sql_outer_begin): the connection it is open
+ * on and how many inner transactions are open inside it, for this thread. A connection is used
+ * by one thread at a time (db.h), and an apply runs from begin to end on one thread, so a
+ * thread-local pair is the whole state; every other connection of the thread is unaffected. */
+static _Thread_local sqlite3 *outer_db;
+static _Thread_local int inner_depth;
+
+int ctl_sql_outer_begin(sqlite3 *db)
+{
+    if (!db || outer_db)
+        return SQLITE_MISUSE; /* one outer transaction per thread */
+    int rc = ctl_sql_exec(db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK) {
+        outer_db = db;
+        inner_depth = 0;
+    }
+    return rc;
+}
+
+int ctl_sql_outer_end(sqlite3 *db, int ok)
+{
+    if (!db || db != outer_db)
+        return SQLITE_MISUSE;
+    /* an inner transaction left open is a bug in its owner; the ROLLBACK or COMMIT below ends it
+     * with the outer one */
+    outer_db = NULL;
+    inner_depth = 0;
+    if (ok) {
+        int rc = ctl_sql_exec(db, "COMMIT");
+        if (rc == SQLITE_OK)
+            return SQLITE_OK;
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return SQLITE_ABORT;
+}
+
 int ctl_sql_begin(sqlite3 *db)
 {
+    if (db && db == outer_db) {
+        int rc = ctl_sql_exec(db, "SAVEPOINT ctl_inner");
+        if (rc == SQLITE_OK)
+            inner_depth++;
+        return rc;
+    }
     return ctl_sql_exec(db, "BEGIN IMMEDIATE");
 }
 
 int ctl_sql_commit(sqlite3 *db)
 {
+    if (db && db == outer_db) {
+        if (inner_depth == 0)
+            return SQLITE_MISUSE; /* only the outer owner commits the outer transaction */
+        int rc = ctl_sql_exec(db, "RELEASE ctl_inner");
+        if (rc == SQLITE_OK)
+            inner_depth--;
+        return rc;
+    }
     return ctl_sql_exec(db, "COMMIT");
 }
 
 void ctl_sql_rollback(sqlite3 *db)
 {
+    if (db && db == outer_db) {
+        /* an inner failure undoes only its own writes; the apply decides for the rest */
+        if (inner_depth > 0) {
+            sqlite3_exec(db, "ROLLBACK TO ctl_inner", NULL, NULL, NULL);
+            sqlite3_exec(db, "RELEASE ctl_inner", NULL, NULL, NULL);
+            inner_depth--;
+        }
+        return;
+    }
     /* with autocommit on there is nothing to undo, and a ROLLBACK would only overwrite the
      * error the caller is about to report */
     if (db && !sqlite3_get_autocommit(db))

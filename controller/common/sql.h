@@ -58,6 +58,16 @@ void ctl_sql_rollback(sqlite3 *db);
  * back if COMMIT fails); rolls back and returns SQLITE_ABORT when ok is 0. */
 int ctl_sql_end(sqlite3 *db, int ok);
 
+/* An outer write transaction that the transactions above nest in (issue 16: a replicated log
+ * entry is applied with the store's own functions, and its effects and the applied log index
+ * must commit together). Between ctl_sql_outer_begin and ctl_sql_outer_end on this thread,
+ * ctl_sql_begin on db opens a SAVEPOINT, ctl_sql_commit releases it and ctl_sql_rollback
+ * rolls back to it (only that inner transaction's writes); ctl_sql_end likewise. One outer
+ * transaction per thread at a time (SQLITE_MISUSE otherwise). ctl_sql_outer_end commits when
+ * ok (returning COMMIT's code, rolled back if it fails) or rolls back (SQLITE_ABORT). */
+int ctl_sql_outer_begin(sqlite3 *db);
+int ctl_sql_outer_end(sqlite3 *db, int ok);
+
 /* Prepares sql into *st (NULL on failure). persistent: SQLITE_PREPARE_PERSISTENT, for
  * statements a connection keeps for its lifetime. */
 int ctl_sql_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);

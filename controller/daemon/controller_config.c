@@ -350,6 +350,7 @@ int ctl_controller_file_add(cfg_loader *l, ctl_controller_file *x)
     if (cfg_loader_add(l, controller_key, controller_finish, x) != CFG_OK ||
         cfg_bus_add(l, x->bus) != CFG_OK ||
         cfg_loader_add(l, solana_key, solana_finish, x) != CFG_OK ||
+        ctl_cluster_section_add(l, &x->cluster) != CFG_OK ||
         cfg_others_add(l, CFG_DAEMON_CONTROLLER, &x->others) != CFG_OK)
         return CFG_E_NOMEM;
     return CFG_OK;
@@ -374,5 +375,20 @@ int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err
     if (cfg->params.feed_in_uc_per_kwh > cfg->params.retail_uc_per_kwh)
         return ctl_fail(CFG_E_BAD, err, errlen,
                         "%s:%d: feed_in_uc_per_kwh is above retail_uc_per_kwh", path, x->line);
+    if (x->cluster.line) {
+        /* what the replicated log carries so far: orders, readings, clearing of ex_ante
+         * markets and settlement (docs/cluster.md); anything else would write one node's
+         * database alone */
+        const char *no = cfg->timing == MKT_EX_POST  ? "timing = ex_post"
+                         : cfg->n_witness            ? "witness_keys"
+                         : cfg->solana.enabled       ? "[solana]"
+                                                     : NULL;
+        if (no)
+            return ctl_fail(CFG_E_BAD, err, errlen,
+                            "%s:%d: [cluster] does not replicate %s yet (docs/cluster.md)", path,
+                            x->cluster.line, no);
+        cfg->cluster_on = 1;
+        cfg->cluster = x->cluster.cfg;
+    }
     return CFG_OK;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "bus/bus_config.h"
+#include "cluster/cluster_config.h"
 #include "common/config.h"
 #include "daemon/ctl_daemon.h"
 
@@ -30,6 +31,7 @@ typedef struct {
     int solana_line;
     uint64_t seen;     /* [controller] keys already given */
     cfg_others others; /* a home's sections, skipped */
+    ctl_cluster_section cluster; /* [cluster], copied into cfg after the load */
 } ctl_controller_file;
 
 /* Points x at cfg and bus, sets cfg to the defaults (docs/controller.md) and empties bus. */

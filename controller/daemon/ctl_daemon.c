@@ -13,6 +13,8 @@
 #include "daemon/controller_metrics.h"
 #include "daemon/ctl_daemon.h"
 #include "daemon/publish_body.h"
+#include "daemon/replicated.h"
+#include "cluster/cluster.h"
 
 #include "orders/admit.h"
 #include "orders/ingest.h"
@@ -122,7 +124,21 @@ struct daemon {
      * the witnessed checkpoint is to be (re)published */
     uint64_t cosigs[CTL_COSIG_VERDICTS];
     int witnessed_due;
+    /* [cluster] (docs/cluster.md): the node, the orders taken since the last proposal, whether
+     * this node led at the last pass, the last interval proposed for clearing */
+    ctl_cluster *cluster;
+    ctl_rep_buf rep_orders;
+    int was_leader;
+    int64_t clear_proposed;
+    int64_t settle_proposed;
+    int64_t status_next_ms;
 };
+
+/* Whether this node speaks for the community: always on one node; in a cluster, the leader. */
+static int leads(const daemon *d)
+{
+    return !d->cluster || ctl_cluster_is_leader(d->cluster);
+}
 
 static int64_t now_ms(const daemon *d)
 {
@@ -167,6 +183,8 @@ static int budget_take(budget_table *t, const char *id, int64_t iv, int64_t max)
 
 static void publish_receipt(daemon *d, const char *participant, const char *body)
 {
+    if (!leads(d))
+        return; /* a follower applies the same decisions; the leader answers */
     char topic[BUS_TOPIC_MAX];
     if (!body[0] || bus_topic_receipt(topic, sizeof topic, d->cfg->community, participant) != BUS_OK)
         return;
@@ -198,9 +216,34 @@ static void on_outcome(void *ctx, const ctl_ingest_outcome *o)
 
 /* Commits the orders taken so far in one transaction and publishes their receipts. Readings
  * that came before them are stored first, so the store sees everything in arrival order. */
+static void propose_done(void *arg, int status, uint64_t index)
+{
+    daemon *d = arg;
+    (void)index;
+    if (status != CTL_CLUSTER_OK) {
+        /* not committed under this leadership: homes resend what has no receipt, and the
+         * clearing decisions are proposed again */
+        ctl_logf(&d->log, CTL_LOG_WARN, "cluster: a proposal ended: %s",
+                 ctl_cluster_strerror(status));
+        d->clear_proposed = d->last_cleared;
+        d->settle_proposed = INT64_MIN;
+    }
+}
+
 static void flush_orders(daemon *d)
 {
     flush_readings(d);
+    if (d->cluster) {
+        if (d->rep_orders.count == 0)
+            return;
+        int rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_ORDERS, d->rep_orders.p,
+                                     d->rep_orders.len, propose_done, d);
+        if (rc != CTL_CLUSTER_OK)
+            ctl_logf(&d->log, CTL_LOG_WARN, "cluster: %zu orders not proposed: %s; their homes "
+                     "resend", d->rep_orders.count, ctl_cluster_strerror(rc));
+        ctl_rep_buf_reset(&d->rep_orders);
+        return;
+    }
     size_t n = ctl_ingest_pending(d->ingest);
     if (n == 0)
         return;
@@ -276,6 +319,21 @@ static void handle_order(daemon *d, const char *topic_participant, const bus_mes
         refuse_order_ex_post(d, topic_participant, msg);
         return;
     }
+    if (d->cluster) {
+        /* the leader proposes the batch verbatim; every node decides it alike when it applies
+         * the committed entry. A follower leaves it: the home resends until the leader
+         * answers. */
+        if (!ctl_cluster_is_leader(d->cluster))
+            return;
+        if (d->rep_orders.count >= INGEST_BATCH ||
+            d->rep_orders.len + msg->len > CTL_CLUSTER_ENTRY_MAX / 2)
+            flush_orders(d);
+        d->orders_in++;
+        if (ctl_rep_order_add(&d->rep_orders, topic_participant, msg->payload, msg->len, now))
+            ctl_logf(&d->log, CTL_LOG_ERROR, "order on order/%s dropped: out of memory",
+                     topic_participant);
+        return;
+    }
     if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH)
         flush_orders(d); /* a full batch goes now, from inside the bus callback */
     d->orders_in++;
@@ -304,6 +362,8 @@ static void drain_orders(daemon *d)
  * not every interval), then its receipt. What came before it is stored first. */
 static void handle_pref(daemon *d, const char *topic_participant, const bus_message *msg)
 {
+    if (d->cluster)
+        return; /* ex_post is not replicated yet: refused with [cluster] at load */
     flush_orders(d);
     ctl_pref_outcome o;
     int rc = ctl_pref_ingest(d->store, &d->admit, topic_participant, msg->payload, msg->len,
@@ -330,6 +390,19 @@ static void flush_readings(daemon *d)
 {
     if (d->n_batch == 0)
         return;
+    if (d->cluster) {
+        ctl_rep_buf b = {0};
+        int rc = ctl_rep_readings_encode(&b, d->batch, d->batch_tier, d->n_batch, now_ms(d));
+        if (rc == 0)
+            rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_READINGS, b.p, b.len, propose_done,
+                                     d);
+        if (rc != 0)
+            ctl_logf(&d->log, CTL_LOG_WARN, "cluster: %zu readings not proposed (%s)",
+                     d->n_batch, ctl_cluster_strerror(rc));
+        ctl_rep_buf_free(&b);
+        d->n_batch = 0;
+        return;
+    }
     size_t inserted = 0;
     int rc = ctl_store_put_readings(d->store, d->batch, d->n_batch, now_ms(d), &inserted);
     if (rc != CTL_ST_OK)
@@ -402,6 +475,8 @@ static int reading_admitted(daemon *d, const mtr_sample *s)
 
 static void handle_reading(daemon *d, const char *meter_id, const bus_message *msg)
 {
+    if (!leads(d))
+        return; /* the leader proposes what it admits */
     mtr_sample s;
     char why[400];
     if (bus_state_decode(msg->payload, msg->len, meter_id, &s, why, sizeof why) != BUS_OK) {
@@ -614,7 +689,7 @@ static int publish_outcome(const char *participant, const mkt_participant_result
  * a re-publication after a restart sends the same bytes. */
 static void publish_interval(daemon *d, int64_t id)
 {
-    if (!bus_connected(d->bus) || pub_find(d, id))
+    if (!leads(d) || !bus_connected(d->bus) || pub_find(d, id))
         return;
     ctl_interval_result r;
     int found;
@@ -656,8 +731,16 @@ static void republish(daemon *d)
     size_t n = 0;
     if (ctl_store_unpublished(d->store, ids, 64, &n) != CTL_ST_OK)
         return;
-    for (size_t i = 0; i < n; i++)
-        publish_interval(d, ids[i]);
+    /* in a cluster, a node that becomes leader finds every interval it applied as a follower
+     * unpublished by it: the last day's results (what the broker keeps retained) go out again,
+     * older ones are only marked, so a failover does not resend the community's history */
+    int64_t day = ctl_floor_div(RESULT_RETAIN_S, d->cfg->rules.length_s);
+    for (size_t i = 0; i < n; i++) {
+        if (d->cluster && d->last_cleared != INT64_MIN && ids[i] < d->last_cleared - day)
+            ctl_store_mark_published(d->store, ids[i]);
+        else
+            publish_interval(d, ids[i]);
+    }
     d->republish = n == 64; /* more to do next turn */
 }
 
@@ -684,6 +767,42 @@ static int clear_ex_post(daemon *d, int64_t id, int64_t now, int *did)
     return rc;
 }
 
+/* Clears interval id with `now` as the moment of the decision (on one node the clock; in a
+ * cluster the leader's, carried in the CLEAR entry). 0, or -1 when it must be retried. */
+static int clear_one(daemon *d, int64_t id, int64_t now)
+{
+    const ctl_interval_rules *r = &d->cfg->rules;
+    int ex_post = d->cfg->timing == MKT_EX_POST;
+    int did = 0;
+    int64_t t0 = ctl_wall_ms();
+    int rc = ex_post ? clear_ex_post(d, id, now, &did)
+                     : ctl_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
+                                          &d->cfg->params, now, &did);
+    if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
+        ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
+                 (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
+        return -1;
+    }
+    if (did)
+        ctl_cm_clearing(d->cm, ctl_wall_ms() - t0);
+    d->last_cleared = id;
+    ctl_interval_result res;
+    int found = 0;
+    ctl_store_result(d->store, id, &res, &found);
+    char start[24];
+    mkt_format_time(ctl_interval_start(id, r->length_s), 0, start, sizeof start);
+    if (found && did)
+        ctl_logf(&d->log, rc == CTL_ST_E_MARKET ? CTL_LOG_ERROR : CTL_LOG_INFO,
+                 "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
+                 "%zu trades, %lld ms%s%s",
+                 (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
+                 res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh : -1LL,
+                 res.n_trades, (long long)(ctl_wall_ms() - t0),
+                 res.error[0] ? "; book rejected: " : "", res.error);
+    publish_interval(d, id);
+    return 0;
+}
+
 static void clear_due(daemon *d)
 {
     const ctl_interval_rules *r = &d->cfg->rules;
@@ -694,38 +813,168 @@ static void clear_due(daemon *d)
     int64_t due_s = ctl_floor_div(now, 1000);
     if (ex_post)
         due_s -= r->length_s + d->cfg->settlement_grace_s + r->gate_closure_s;
+    if (d->cluster && !ctl_cluster_is_leader(d->cluster))
+        return; /* the leader decides; this node applies its CLEAR entries */
     int64_t n = ctl_interval_due(d->last_cleared, ctl_store_first_interval(d->store), due_s, r,
                                  &from, &to);
     for (int64_t id = from; n > 0 && id <= to; id++) {
-        int did = 0;
-        int64_t t0 = ctl_wall_ms();
-        int rc = ex_post ? clear_ex_post(d, id, now, &did)
-                         : ctl_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
-                                              &d->cfg->params, now, &did);
-        if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
-            ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
-                     (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
-            return;
+        if (d->cluster) {
+            /* proposed once; cleared on every node when the entry is applied, in log order */
+            if (id <= d->clear_proposed)
+                continue;
+            uint8_t e[16];
+            ctl_rep_clear_encode(e, id, now);
+            int rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_CLEAR, e, sizeof e, propose_done,
+                                         d);
+            if (rc != CTL_CLUSTER_OK) {
+                ctl_logf(&d->log, CTL_LOG_WARN, "cluster: clearing of %lld not proposed: %s",
+                         (long long)id, ctl_cluster_strerror(rc));
+                return;
+            }
+            d->clear_proposed = id;
+            continue;
         }
-        if (did)
-            ctl_cm_clearing(d->cm, ctl_wall_ms() - t0);
-        d->last_cleared = id;
-        ctl_interval_result res;
-        int found = 0;
-        ctl_store_result(d->store, id, &res, &found);
-        char start[24];
-        mkt_format_time(ctl_interval_start(id, r->length_s), 0, start, sizeof start);
-        if (found && did)
-            ctl_logf(&d->log, rc == CTL_ST_E_MARKET ? CTL_LOG_ERROR : CTL_LOG_INFO,
-                     "interval %lld (%s) cleared: %zu orders, %lld Wh matched, price %lld uc/kWh, "
-                     "%zu trades, %lld ms%s%s",
-                     (long long)id, start, res.n_orders, (long long)res.summary.matched_wh,
-                     res.summary.has_price ? (long long)res.summary.clearing_price_uc_per_kwh
-                                           : -1LL,
-                     res.n_trades, (long long)(ctl_wall_ms() - t0),
-                     res.error[0] ? "; book rejected: " : "", res.error);
-        publish_interval(d, id);
+        if (clear_one(d, id, now) != 0)
+            return;
     }
+}
+
+/* ---- the replicated log (docs/cluster.md) ---- */
+
+static int apply_order(void *ctx, const char *topic_participant, const char *payload, size_t len,
+                       int64_t now)
+{
+    daemon *d = ctx;
+    if (ctl_ingest_pending(d->ingest) >= INGEST_BATCH && ctl_ingest_flush(d->ingest) != CTL_ST_OK)
+        return -2;
+    return ctl_ingest_add(d->ingest, topic_participant, payload, len, now) == CTL_INGEST_OK ? 0
+                                                                                           : -2;
+}
+
+/* A committed entry, applied alike on every node inside its apply transaction (the store's own
+ * transactions nest in it). Receipts and results go out from the leader only. */
+static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, size_t len)
+{
+    daemon *d = ctx;
+    (void)index;
+    switch (type) {
+    case CTL_ENTRY_ORDERS: {
+        int rc = ctl_rep_orders_each(p, len, apply_order, d);
+        if (rc == -2)
+            return -1;
+        /* a malformed tail (a bug of the leader) is refused alike everywhere: what decoded
+         * before it is decided as usual */
+        return ctl_ingest_flush(d->ingest) == CTL_ST_OK ? 0 : -1;
+    }
+    case CTL_ENTRY_READINGS: {
+        mtr_sample *r = malloc(READING_BATCH_MAX * sizeof *r);
+        int *tier = malloc(READING_BATCH_MAX * sizeof *tier);
+        size_t n = 0, inserted = 0;
+        int64_t received = 0;
+        int out = 1;
+        if (!r || !tier)
+            out = -1;
+        else if (ctl_rep_readings_decode(p, len, r, tier, READING_BATCH_MAX, &n, &received) ==
+                 0) {
+            out = ctl_store_put_readings(d->store, r, n, received, &inserted) == CTL_ST_OK &&
+                          ctl_reading_tiers_put(ctl_store_db(d->store), r, tier, n) == CTL_DB_OK
+                      ? 0
+                      : -1;
+            if (out == 0)
+                d->readings_in += inserted;
+        }
+        free(r);
+        free(tier);
+        return out;
+    }
+    case CTL_ENTRY_CLEAR: {
+        int64_t id, now;
+        if (ctl_rep_clear_decode(p, len, &id, &now) != 0)
+            return 1;
+        /* in order, once: a CLEAR proposed again by a new leader, or one for an interval
+         * already cleared, changes nothing (the store's interval state says cleared) */
+        if (d->last_cleared != INT64_MIN && id <= d->last_cleared)
+            return 0;
+        return clear_one(d, id, now) == 0 ? 0 : -1;
+    }
+    case CTL_ENTRY_SETTLE: {
+        int64_t id, unused;
+        if (!d->settler || ctl_rep_clear_decode(p, len, &id, &unused) != 0)
+            return 1;
+        int rc = ctl_settler_settle(d->settler, id, ctl_wall_ms());
+        if (rc == -1)
+            d->settle_proposed = INT64_MIN; /* the leader proposes it again after the delay */
+        /* a refusal by the input or the ledger's rules is met alike on every node; the leader
+         * proposes the interval again after the retry delay */
+        return rc == 0 ? 0 : rc == -1 ? 1 : -1;
+    }
+    default:
+        return 1;
+    }
+}
+
+/* A snapshot replaced the database: reread what the daemon and the settler keep of it. */
+static void cluster_restored(void *ctx, uint64_t index)
+{
+    daemon *d = ctx;
+    (void)index;
+    if (ctl_store_last_cleared(d->store, &d->last_cleared) != CTL_ST_OK)
+        ctl_logf(&d->log, CTL_LOG_ERROR, "cluster: last cleared interval not read after restore");
+    d->clear_proposed = d->last_cleared;
+    d->settle_proposed = INT64_MIN;
+    ctl_settler_reload(d->settler);
+}
+
+/* The node's part of a pass: Raft's I/O and the applies; on becoming leader, what a leader
+ * owes (results not yet published, clearing from where the log stands); a status file. */
+static int cluster_tick(daemon *d)
+{
+    int rc = ctl_cluster_run(d->cluster, 0);
+    if (rc != CTL_CLUSTER_OK) {
+        ctl_logf(&d->log, CTL_LOG_ERROR, "cluster: %s; stopping (restart to catch up)",
+                 ctl_cluster_strerror(rc));
+        return -1;
+    }
+    ctl_cluster_status st;
+    ctl_cluster_get_status(d->cluster, &st);
+    int leader = st.role == CTL_ROLE_LEADER;
+    if (leader != d->was_leader) {
+        ctl_logf(&d->log, CTL_LOG_INFO, "cluster: node %llu is %s (term %llu, applied %llu)",
+                 (unsigned long long)st.node_id, ctl_cluster_role_name(st.role),
+                 (unsigned long long)st.term, (unsigned long long)st.applied_index);
+        d->was_leader = leader;
+        d->clear_proposed = d->last_cleared;
+        d->settle_proposed = INT64_MIN;
+        ctl_rep_buf_reset(&d->rep_orders);
+        d->n_batch = 0;
+        if (leader)
+            d->republish = 1;
+    }
+    int64_t real = ctl_wall_ms();
+    if (real >= d->status_next_ms) {
+        /* `mgx cluster status` reads this file */
+        d->status_next_ms = real + 200;
+        char path[CTL_CLUSTER_DIR_MAX + 32], tmp[CTL_CLUSTER_DIR_MAX + 40];
+        snprintf(path, sizeof path, "%s/status", d->cfg->cluster.data_dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f,
+                    "node %llu\nrole %s\nterm %llu\nleader %llu %s\nlast_index %llu\n"
+                    "commit_index %llu\napplied_index %llu\nlast_cleared %lld\n"
+                    "updated_ms %lld\n",
+                    (unsigned long long)st.node_id, ctl_cluster_role_name(st.role),
+                    (unsigned long long)st.term, (unsigned long long)st.leader_id,
+                    st.leader_address[0] ? st.leader_address : "-",
+                    (unsigned long long)st.last_index, (unsigned long long)st.commit_index,
+                    (unsigned long long)st.applied_index,
+                    d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared,
+                    (long long)real);
+            if (fclose(f) == 0)
+                rename(tmp, path);
+        }
+    }
+    return 0;
 }
 
 /* ---- settlement ---- */
@@ -766,6 +1015,25 @@ static void settle_due(daemon *d)
     if (!d->settler)
         return;
     int64_t t0 = ctl_wall_ms();
+    if (d->cluster) {
+        /* the leader proposes the next due interval once; every node settles it when the
+         * SETTLE entry is applied (after the interval's CLEAR, by log order), and only the
+         * leader publishes the blocks */
+        int64_t id;
+        if (!ctl_cluster_is_leader(d->cluster))
+            return;
+        if (ctl_settler_due(d->settler, ctl_floor_div(now_ms(d), 1000), t0, &id) &&
+            (d->settle_proposed == INT64_MIN || id > d->settle_proposed)) {
+            uint8_t e[16];
+            ctl_rep_clear_encode(e, id, now_ms(d));
+            int rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_SETTLE, e, sizeof e, propose_done,
+                                         d);
+            if (rc == CTL_CLUSTER_OK)
+                d->settle_proposed = id;
+        }
+        ctl_settler_publish(d->settler, d->bus);
+        return;
+    }
     if (ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), t0, 4) > 0)
         ctl_cm_settling(d->cm, ctl_wall_ms() - t0);
     ctl_settler_publish(d->settler, d->bus);
@@ -940,8 +1208,19 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
              (long long)cfg->rules.gate_closure_s, t, (long long)cfg->clock.speed,
              (long long)ctl_store_first_interval(d->store),
              d->last_cleared == INT64_MIN ? -1LL : (long long)d->last_cleared);
+    if (cfg->cluster_on) {
+        ctl_cluster_fsm fsm = {cluster_apply, cluster_restored, d};
+        char cerr[512] = "";
+        if (ctl_cluster_open(&cfg->cluster, ctl_store_db(d->store), &fsm, &d->log, &d->cluster,
+                             cerr, sizeof cerr) != CTL_CLUSTER_OK) {
+            ctl_logf(&d->log, CTL_LOG_ERROR, "%s", cerr);
+            goto out;
+        }
+        d->clear_proposed = d->last_cleared;
+        d->settle_proposed = INT64_MIN;
+    }
     /* catch up before taking orders: intervals whose gate closed while down are cleared with
-     * the orders they had */
+     * the orders they had (in a cluster, the leader proposes them once elected) */
     clear_due(d);
     int berr = 0;
     bus_config bc = cfg->bus;
@@ -979,14 +1258,17 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
                  strerror(errno));
     while (!*stop) {
         bus_loop(d->bus, wait_ms(d));
+        if (d->cluster && cluster_tick(d) != 0)
+            break;
         drain_orders(d);
         flush_orders(d); /* before clearing: every order taken so far counts */
         clear_due(d);
-        if (d->republish && bus_connected(d->bus))
+        if (d->republish && bus_connected(d->bus) && leads(d))
             republish(d);
         settle_due(d);
         publish_witnessed(d);
-        retain_due(d);
+        if (!d->cluster) /* thinning is a write outside the log: not replicated yet */
+            retain_due(d);
         log_drops(d, 0);
         log_order_drops(d, 0);
         metrics_tick(d);
@@ -1031,6 +1313,8 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     bus_stop(d->bus, 2000);
     status = 0;
 out:
+    ctl_cluster_close(d->cluster);
+    ctl_rep_buf_free(&d->rep_orders);
     ctl_ingest_free(d->ingest);
     bus_free(d->bus);
     ctl_metrics_server_free(d->metrics);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "bus/bus.h"
+#include "cluster/cluster.h"
 #include "common/interval.h"
 #include "mgx/ex_post.h"
 #include "mgx/market.h"
@@ -62,6 +63,9 @@ typedef struct {
     bus_config bus; /* strings owned by the caller, alive during the run; without a
                      * log callback the bus logs through the daemon's log */
     int log_level;  /* CTL_LOG_*: lines "mgx controller LEVEL: ..." (common/log.h) */
+    /* [cluster] (docs/cluster.md): one of 3 or 5 replicated nodes; 0: one node, as before */
+    int cluster_on;
+    ctl_cluster_config cluster;
 } ctl_daemon_config;
 
 /* Runs until *stop becomes non-zero (a signal handler sets it). Returns 0 after a clean

@@ -257,9 +257,18 @@ static const char V10[] =
     "CREATE INDEX IF NOT EXISTS trades_by_seller ON trades(seller, interval_id);"
     "CREATE INDEX IF NOT EXISTS trades_by_buyer ON trades(buyer, interval_id);";
 
+/* Version 11 (issue 16, the replicated controller): the last replicated log index applied to
+ * this file (controller/cluster/), written in the same SQLite transaction as that entry's
+ * effects, so a node that restarts or restores a snapshot applies each entry exactly once.
+ * One row; absent on a single-node controller. */
+static const char V11[] =
+    "CREATE TABLE cluster_state("
+    " id INTEGER PRIMARY KEY CHECK(id = 1), applied_index INTEGER NOT NULL);";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
-static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7, V8, V9, V10};
+static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7, V8, V9, V10,
+                                                       V11};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

@@ -332,7 +332,7 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
                  "interval %lld: cannot read its clearing (%s); retrying", (long long)id,
                  ctl_store_errmsg(st->store));
         st->retry_at_ms = real_ms + RETRY_DB_MS;
-        return -1;
+        return -2;
     }
     ctl_settle_input x;
     int rc = ctl_settle_input_build(st->store, &r, &st->cfg.rules, &st->trust, &x, err,
@@ -341,7 +341,7 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
         ctl_logf(st->cfg.log, CTL_LOG_ERROR, "interval %lld: settlement input: %s; retrying",
                  (long long)id, err);
         st->retry_at_ms = real_ms + (rc == CTL_ST_E_INVAL ? RETRY_INPUT_MS : RETRY_DB_MS);
-        return -1;
+        return rc == CTL_ST_E_INVAL ? -1 : -2;
     }
     ctl_ledger_result res;
     struct timespec t0, t1;
@@ -361,7 +361,7 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
         st->failing_interval = id;
         st->retry_at_ms = real_ms + (db ? RETRY_DB_MS : RETRY_INPUT_MS);
         ctl_settle_input_free(&x);
-        return -1;
+        return db ? -2 : -1;
     }
     st->failing_interval = INT64_MIN;
     st->last_settled = id;
@@ -373,6 +373,29 @@ static int settle_one(ctl_settler *st, int64_t id, int64_t real_ms)
         log_settled(st, &x, &res, r.start_utc, ms);
     ctl_settle_input_free(&x);
     return 0;
+}
+
+int ctl_settler_due(ctl_settler *st, int64_t now_s, int64_t real_ms, int64_t *id)
+{
+    return st && id && real_ms >= st->retry_at_ms && next_due(st, now_s, id);
+}
+
+int ctl_settler_settle(ctl_settler *st, int64_t id, int64_t real_ms)
+{
+    if (!st)
+        return -2;
+    if (st->last_settled != INT64_MIN && id <= st->last_settled)
+        return 0; /* a SETTLE proposed again by a new leader */
+    return settle_one(st, id, real_ms);
+}
+
+void ctl_settler_reload(ctl_settler *st)
+{
+    if (!st)
+        return;
+    st->last_settled = last_block_interval(st->db);
+    st->failing_interval = INT64_MIN;
+    st->retry_at_ms = 0;
 }
 
 size_t ctl_settler_run(ctl_settler *st, int64_t now_s, int64_t real_ms, size_t max)

@@ -64,6 +64,18 @@ void ctl_settler_free(ctl_settler *st);
  * what is due), real_ms real time (retry delays). Returns how many were settled. */
 size_t ctl_settler_run(ctl_settler *st, int64_t now_s, int64_t real_ms, size_t max);
 
+/* For a replicated controller (docs/cluster.md), whose leader proposes each settlement and
+ * every node applies it: the next interval due at now_s (1 and *id), or 0 when none is due or
+ * a failure's retry delay (real_ms) has not passed. */
+int ctl_settler_due(ctl_settler *st, int64_t now_s, int64_t real_ms, int64_t *id);
+/* Settles interval id now, as ctl_settler_run does each: 0 settled (or settled before), -1 not
+ * settled by a rule every node meets alike (the input or the ledger refused it; retried after
+ * the delay), -2 not settled because this node's database failed. */
+int ctl_settler_settle(ctl_settler *st, int64_t id, int64_t real_ms);
+/* The database was replaced under the settler (a Raft snapshot restored): reread what it keeps
+ * of it. */
+void ctl_settler_reload(ctl_settler *st);
+
 /* Publishes the next block not yet published in full, if none is in flight and bus is
  * connected. Call after ctl_settler_run and after a reconnect. */
 void ctl_settler_publish(ctl_settler *st, bus_client *bus);

@@ -364,7 +364,9 @@ int ctl_ledger_settle(ctl_db *db, const ctl_ledger_input *in, const ctl_ledger_k
         rc = settle_new(db, in, key, r, &s, out, err, errlen);
     if (rc == CTL_LEDGER_OK) {
         ctl_crash_point("ledger.before_commit");
-        if (ctl_db_exec(db, "COMMIT") != SQLITE_OK)
+        /* ctl_db_end, not a bare COMMIT: inside a replicated apply (db/cluster_state.h) this
+         * transaction is a savepoint of the entry's */
+        if (ctl_db_end(db, 1) != SQLITE_OK)
             rc = ctl_fail(CTL_LEDGER_E_DB, err, errlen, "SQLite: %s", ctl_db_errmsg(db));
         ctl_crash_point("ledger.after_commit");
     }

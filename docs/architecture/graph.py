@@ -15,7 +15,7 @@ LAYERS = [
     ["mgx_settlement", "mgx_meters", "mgx_strategy"],
     ["mgx_sim", "mgx_ctl_common"],
     ["mgx_ctl_bus", "mgx_ctl_db"],
-    ["mgx_ctl_orders", "mgx_ctl_solana"],
+    ["mgx_ctl_orders", "mgx_ctl_solana", "mgx_ctl_cluster"],
     ["mgx_ctl_settle", "mgx_ctl_agent", "mgx_ctl_meterd"],
     ["mgx_ctl_daemon", "mgx_ctl_witness", "mgx_ctl_web"],
     ["mgx_ctl_cli"],

@@ -1,0 +1,569 @@
+/*
+ * The replicated controller's consensus over libraft and libuv (see cluster.h): the node's
+ * loop, proposals, and the state machine that applies committed entries to the community
+ * database exactly once, snapshots it and restores it.
+ */
+#define _POSIX_C_SOURCE 200809L /* uv.h needs the POSIX thread types */
+
+#include "cluster/cluster.h"
+
+#include "common/errbuf.h"
+#include "db/cluster_state.h"
+
+#include <errno.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+/* An entry in the log: a format byte, the type byte, two zero bytes, the payload's length (4
+ * bytes big-endian), the payload, zero bytes up to a multiple of 8. libraft's encoding of log
+ * batches and messages assumes entry buffers a multiple of 8 bytes long (found the hard way: an
+ * odd length corrupted the segment files and the entries sent to followers). */
+#define ENTRY_FORMAT 1
+#define ENTRY_HEADER 8
+/* A snapshot: "MGXS", a format byte, three zero bytes, the applied index and the image's
+ * length (8 bytes big-endian each), the database image, zero bytes up to a multiple of 8. */
+#define SNAP_MAGIC  "MGXS"
+#define SNAP_FORMAT 1
+#define SNAP_HEADER 24
+
+struct ctl_cluster {
+    ctl_cluster_config cfg;
+    ctl_db *db;
+    ctl_cluster_fsm fsm_cb;
+    const ctl_log *log;
+    uv_loop_t loop;
+    uv_timer_t wake; /* bounds a blocking ctl_cluster_run */
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    struct raft raft;
+    int loop_ok, timer_ok, transport_ok, io_ok, raft_ok;
+    int closed;       /* raft_close's callback ran */
+    int failed;       /* an apply failed: stop */
+    uint64_t applied; /* the database's applied index */
+    uint64_t n_applied, n_snapshots, n_restores;
+    char tmp_path[CTL_CLUSTER_DIR_MAX + 32]; /* where database images are written */
+};
+
+typedef struct {
+    struct raft_apply req;
+    ctl_cluster_done_fn done;
+    void *arg;
+} proposal;
+
+const char *ctl_cluster_strerror(int code)
+{
+    switch (code) {
+    case CTL_CLUSTER_OK:
+        return "ok";
+    case CTL_CLUSTER_E_INVAL:
+        return "invalid argument";
+    case CTL_CLUSTER_E_RAFT:
+        return "raft failed";
+    case CTL_CLUSTER_E_NOT_LEADER:
+        return "not the leader";
+    case CTL_CLUSTER_E_NOMEM:
+        return "out of memory";
+    case CTL_CLUSTER_E_APPLY:
+        return "an entry could not be applied";
+    case CTL_CLUSTER_E_CLOSED:
+        return "the cluster closed";
+    default:
+        return "unknown error";
+    }
+}
+
+const char *ctl_cluster_role_name(int role)
+{
+    switch (role) {
+    case CTL_ROLE_FOLLOWER:
+        return "follower";
+    case CTL_ROLE_CANDIDATE:
+        return "candidate";
+    case CTL_ROLE_LEADER:
+        return "leader";
+    default:
+        return "unavailable";
+    }
+}
+
+void ctl_cluster_config_defaults(ctl_cluster_config *c)
+{
+    if (!c)
+        return;
+    c->election_timeout_ms = 1000;
+    c->snapshot_threshold = 1024;
+    c->snapshot_trailing = 128;
+}
+
+void ctl_cluster_u64_put(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+int ctl_cluster_u64_get(const uint8_t *p, size_t len, uint64_t *v)
+{
+    if (!p || len != 8 || !v)
+        return CTL_CLUSTER_E_INVAL;
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = (x << 8) | p[i];
+    *v = x;
+    return CTL_CLUSTER_OK;
+}
+
+/* ---- the state machine ---- */
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    ctl_cluster *c = fsm->data;
+    *result = NULL;
+    if (c->failed)
+        return RAFT_IOERR;
+    /* libraft applies committed entries one by one in index order and advances last_applied
+     * after each: the entry being applied is the next index */
+    uint64_t index = raft_last_applied(&c->raft) + 1;
+    if (index <= c->applied)
+        return 0; /* replayed after a restart: its effects are already in the database */
+    const uint8_t *p = buf->base;
+    int type = 0;
+    size_t plen = 0;
+    if (buf->len >= ENTRY_HEADER && p[0] == ENTRY_FORMAT && p[1] >= 1 &&
+        p[1] <= CTL_ENTRY_TYPE_MAX) {
+        plen = (size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7];
+        if (plen <= buf->len - ENTRY_HEADER)
+            type = p[1];
+    }
+    int rc = 1; /* an entry this mgx cannot read is refused alike on every node */
+    if (ctl_db_apply_begin(c->db) != CTL_DB_OK) {
+        ctl_logf(c->log, CTL_LOG_ERROR, "cluster: entry %llu: cannot begin: %s",
+                 (unsigned long long)index, ctl_db_errmsg(c->db));
+        goto fail;
+    }
+    if (type)
+        rc = c->fsm_cb.apply(c->fsm_cb.ctx, index, type, p + ENTRY_HEADER, plen);
+    if (rc < 0) {
+        ctl_db_apply_end(c->db, 0);
+        ctl_logf(c->log, CTL_LOG_ERROR, "cluster: entry %llu (type %d) failed to apply",
+                 (unsigned long long)index, type);
+        goto fail;
+    }
+    if (rc > 0) {
+        /* refused: nothing of it stays, but its index does */
+        ctl_db_apply_end(c->db, 0);
+        ctl_logf(c->log, CTL_LOG_WARN,
+                 "cluster: node %llu: entry %llu (type %d, %zu bytes) refused",
+                 (unsigned long long)c->cfg.node_id, (unsigned long long)index, type, buf->len);
+        if (ctl_db_apply_begin(c->db) != CTL_DB_OK)
+            goto fail;
+    }
+    if (ctl_db_cluster_set_applied(c->db, index) != CTL_DB_OK) {
+        ctl_db_apply_end(c->db, 0);
+        goto fail;
+    }
+    if (ctl_db_apply_end(c->db, 1) != CTL_DB_OK) {
+        ctl_logf(c->log, CTL_LOG_ERROR, "cluster: entry %llu: commit: %s",
+                 (unsigned long long)index, ctl_db_errmsg(c->db));
+        goto fail;
+    }
+    c->applied = index;
+    c->n_applied++;
+    return 0;
+fail:
+    c->failed = 1;
+    return RAFT_IOERR;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    ctl_cluster *c = fsm->data;
+    uint8_t *image = NULL;
+    size_t len = 0;
+    char err[256] = "";
+    if (ctl_db_image(c->db, c->tmp_path, &image, &len, err, sizeof err) != CTL_DB_OK) {
+        ctl_logf(c->log, CTL_LOG_WARN, "cluster: snapshot: %s", err);
+        return RAFT_IOERR;
+    }
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    size_t total = (SNAP_HEADER + len + 7) / 8 * 8; /* a multiple of 8, as entries */
+    uint8_t *data = raft_malloc(total);
+    if (!b || !data) {
+        raft_free(b);
+        raft_free(data);
+        free(image);
+        return RAFT_NOMEM;
+    }
+    memset(data, 0, total);
+    memcpy(data, SNAP_MAGIC, 4);
+    data[4] = SNAP_FORMAT;
+    ctl_cluster_u64_put(data + 8, c->applied);
+    ctl_cluster_u64_put(data + 16, len);
+    memcpy(data + SNAP_HEADER, image, len);
+    free(image);
+    b->base = data;
+    b->len = total;
+    *bufs = b;
+    *n_bufs = 1;
+    c->n_snapshots++;
+    return 0;
+}
+
+/* With snapshot_finalize set (fsm version 2), the buffers stay ours until here. */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    (void)fsm;
+    if (*bufs) {
+        for (unsigned i = 0; i < *n_bufs; i++)
+            raft_free((*bufs)[i].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    ctl_cluster *c = fsm->data;
+    const uint8_t *p = buf->base;
+    uint64_t index = 0, len = 0;
+    if (buf->len < SNAP_HEADER || memcmp(p, SNAP_MAGIC, 4) != 0 || p[4] != SNAP_FORMAT ||
+        ctl_cluster_u64_get(p + 8, 8, &index) != CTL_CLUSTER_OK ||
+        ctl_cluster_u64_get(p + 16, 8, &len) != CTL_CLUSTER_OK || len > buf->len - SNAP_HEADER) {
+        ctl_logf(c->log, CTL_LOG_ERROR, "cluster: a snapshot of an unknown format");
+        return RAFT_CORRUPT;
+    }
+    if (index > c->applied) {
+        /* behind the snapshot: the database becomes its image */
+        char err[256] = "";
+        if (ctl_db_load_image(c->db, c->tmp_path, p + SNAP_HEADER, (size_t)len, err, sizeof err) !=
+            CTL_DB_OK) {
+            ctl_logf(c->log, CTL_LOG_ERROR, "cluster: restore: %s", err);
+            return RAFT_IOERR;
+        }
+        uint64_t now = 0;
+        if (ctl_db_cluster_applied(c->db, &now) != CTL_DB_OK || now != index) {
+            ctl_logf(c->log, CTL_LOG_ERROR, "cluster: restored image says %llu, snapshot %llu",
+                     (unsigned long long)now, (unsigned long long)index);
+            return RAFT_CORRUPT;
+        }
+        c->applied = index;
+        c->n_restores++;
+        ctl_logf(c->log, CTL_LOG_INFO, "cluster: database restored from a snapshot at %llu",
+                 (unsigned long long)index);
+        if (c->fsm_cb.restored)
+            c->fsm_cb.restored(c->fsm_cb.ctx, index);
+    }
+    /* else the database is already past it (a restart): the log replays from there */
+    raft_free(buf->base); /* ours on success */
+    return 0;
+}
+
+/* ---- open, run, close ---- */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[CTL_CLUSTER_DIR_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -1;
+    for (char *s = tmp + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+                return -1;
+            *s = '/';
+        }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void wake_cb(uv_timer_t *t)
+{
+    (void)t; /* only ends a blocking uv_run */
+}
+
+static const ctl_cluster_node *self_node(const ctl_cluster_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_nodes; i++)
+        if (cfg->nodes[i].id == cfg->node_id)
+            return &cfg->nodes[i];
+    return NULL;
+}
+
+static int check_config(const ctl_cluster_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->n_nodes == 0 || cfg->n_nodes > CTL_CLUSTER_MAX_NODES)
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen, "cluster: 1 to %d nodes",
+                        CTL_CLUSTER_MAX_NODES);
+    for (size_t i = 0; i < cfg->n_nodes; i++) {
+        if (cfg->nodes[i].id == 0 || !cfg->nodes[i].address[0])
+            return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen,
+                            "cluster: node %zu has no id or address", i + 1);
+        for (size_t j = 0; j < i; j++)
+            if (cfg->nodes[j].id == cfg->nodes[i].id ||
+                strcmp(cfg->nodes[j].address, cfg->nodes[i].address) == 0)
+                return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen,
+                                "cluster: node %llu is listed twice",
+                                (unsigned long long)cfg->nodes[i].id);
+    }
+    if (!self_node(cfg))
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen, "cluster: node_id %llu is not in nodes",
+                        (unsigned long long)cfg->node_id);
+    if (!cfg->data_dir[0])
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen, "cluster: no data_dir");
+    if (cfg->election_timeout_ms < 50 || cfg->election_timeout_ms > 60000)
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen,
+                        "cluster: election_timeout_ms must be 50..60000");
+    return CTL_CLUSTER_OK;
+}
+
+static void closed_cb(struct raft *r)
+{
+    ctl_cluster *c = r->data;
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    c->closed = 1;
+}
+
+int ctl_cluster_open(const ctl_cluster_config *cfg, ctl_db *db, const ctl_cluster_fsm *fsm,
+                     const ctl_log *log, ctl_cluster **out, char *err, size_t errlen)
+{
+    if (!cfg || !db || !fsm || !fsm->apply || !out)
+        return CTL_CLUSTER_E_INVAL;
+    *out = NULL;
+    int rc = check_config(cfg, err, errlen);
+    if (rc != CTL_CLUSTER_OK)
+        return rc;
+    ctl_cluster *c = calloc(1, sizeof *c);
+    if (!c)
+        return CTL_CLUSTER_E_NOMEM;
+    c->cfg = *cfg;
+    c->db = db;
+    c->fsm_cb = *fsm;
+    c->log = log;
+    rc = CTL_CLUSTER_E_RAFT;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    if (mkdir_p(cfg->data_dir) != 0) {
+        ctl_errf(err, errlen, "cluster: %s: %s", cfg->data_dir, strerror(errno));
+        goto fail;
+    }
+    snprintf(c->tmp_path, sizeof c->tmp_path, "%s/db-image.tmp", cfg->data_dir);
+    if (ctl_db_cluster_applied(db, &c->applied) != CTL_DB_OK) {
+        ctl_errf(err, errlen, "cluster: the applied index: %s", ctl_db_errmsg(db));
+        goto fail;
+    }
+    int r;
+    if ((r = uv_loop_init(&c->loop)) != 0) {
+        ctl_errf(err, errlen, "cluster: uv loop: %s", uv_strerror(r));
+        goto fail;
+    }
+    c->loop_ok = 1;
+    if ((r = uv_timer_init(&c->loop, &c->wake)) != 0) {
+        ctl_errf(err, errlen, "cluster: uv timer: %s", uv_strerror(r));
+        goto fail;
+    }
+    c->timer_ok = 1;
+    if ((r = raft_uv_tcp_init(&c->transport, &c->loop)) != 0) {
+        ctl_errf(err, errlen, "cluster: transport: %s", raft_strerror(r));
+        goto fail;
+    }
+    c->transport_ok = 1;
+    if ((r = raft_uv_init(&c->io, &c->loop, cfg->data_dir, &c->transport)) != 0) {
+        ctl_errf(err, errlen, "cluster: %s: %s", cfg->data_dir, c->io.errmsg);
+        goto fail;
+    }
+    c->io_ok = 1;
+    /* a peer that is down is retried quickly, so a restarted node rejoins within a beat */
+    raft_uv_set_connect_retry_delay(&c->io, 100);
+    c->fsm.version = 2;
+    c->fsm.data = c;
+    c->fsm.apply = fsm_apply;
+    c->fsm.snapshot = fsm_snapshot;
+    c->fsm.restore = fsm_restore;
+    c->fsm.snapshot_finalize = fsm_snapshot_finalize;
+    const ctl_cluster_node *me = self_node(cfg);
+    if (!me)
+        goto fail; /* checked above */
+    if ((r = raft_init(&c->raft, &c->io, &c->fsm, me->id, me->address)) != 0) {
+        ctl_errf(err, errlen, "cluster: raft_init: %s", raft_errmsg(&c->raft));
+        goto fail;
+    }
+    c->raft_ok = 1;
+    c->raft.data = c;
+    raft_set_election_timeout(&c->raft, (unsigned)cfg->election_timeout_ms);
+    raft_set_heartbeat_timeout(&c->raft, (unsigned)(cfg->election_timeout_ms / 10));
+    raft_set_snapshot_threshold(&c->raft, (unsigned)cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&c->raft, (unsigned)cfg->snapshot_trailing);
+    /* a node returning from a partition asks before it disrupts the leader with a new term */
+    raft_set_pre_vote(&c->raft, true);
+    for (size_t i = 0; i < cfg->n_nodes; i++)
+        if ((r = raft_configuration_add(&conf, cfg->nodes[i].id, cfg->nodes[i].address,
+                                        RAFT_VOTER)) != 0) {
+            ctl_errf(err, errlen, "cluster: configuration: %s", raft_strerror(r));
+            goto fail;
+        }
+    /* every node bootstraps the same initial configuration; a data directory that has state
+     * refuses (RAFT_CANTBOOTSTRAP) and keeps its own */
+    r = raft_bootstrap(&c->raft, &conf);
+    if (r != 0 && r != RAFT_CANTBOOTSTRAP) {
+        ctl_errf(err, errlen, "cluster: bootstrap: %s", raft_errmsg(&c->raft));
+        goto fail;
+    }
+    if ((r = raft_start(&c->raft)) != 0) {
+        ctl_errf(err, errlen, "cluster: start: %s", raft_errmsg(&c->raft));
+        goto fail;
+    }
+    raft_configuration_close(&conf);
+    ctl_logf(log, CTL_LOG_INFO, "cluster: node %llu at %s, %zu nodes, applied %llu",
+             (unsigned long long)me->id, me->address, cfg->n_nodes, (unsigned long long)c->applied);
+    *out = c;
+    return CTL_CLUSTER_OK;
+fail:
+    raft_configuration_close(&conf);
+    ctl_cluster_close(c);
+    return rc;
+}
+
+int ctl_cluster_run(ctl_cluster *c, int timeout_ms)
+{
+    if (!c)
+        return CTL_CLUSTER_E_INVAL;
+    if (timeout_ms > 0) {
+        uv_timer_start(&c->wake, wake_cb, (uint64_t)timeout_ms, 0);
+        uv_run(&c->loop, UV_RUN_ONCE);
+        uv_timer_stop(&c->wake);
+    }
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+    return c->failed ? CTL_CLUSTER_E_APPLY : CTL_CLUSTER_OK;
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    proposal *p = req->data;
+    int st = CTL_CLUSTER_OK;
+    if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST)
+        st = CTL_CLUSTER_E_NOT_LEADER;
+    else if (status == RAFT_SHUTDOWN || status == RAFT_CANCELED)
+        st = CTL_CLUSTER_E_CLOSED;
+    else if (status != 0)
+        st = CTL_CLUSTER_E_RAFT;
+    if (p->done)
+        p->done(p->arg, st, st == CTL_CLUSTER_OK ? req->index : 0);
+    free(p);
+}
+
+int ctl_cluster_propose(ctl_cluster *c, int type, const uint8_t *payload, size_t len,
+                        ctl_cluster_done_fn done, void *arg)
+{
+    if (!c || type < 1 || type > CTL_ENTRY_TYPE_MAX || (len && !payload) ||
+        len > CTL_CLUSTER_ENTRY_MAX)
+        return CTL_CLUSTER_E_INVAL;
+    if (c->failed)
+        return CTL_CLUSTER_E_APPLY;
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        return CTL_CLUSTER_E_NOT_LEADER;
+    proposal *p = calloc(1, sizeof *p);
+    size_t total = (ENTRY_HEADER + len + 7) / 8 * 8;
+    uint8_t *data = raft_malloc(total);
+    if (!p || !data) {
+        free(p);
+        raft_free(data);
+        return CTL_CLUSTER_E_NOMEM;
+    }
+    memset(data, 0, total);
+    data[0] = ENTRY_FORMAT;
+    data[1] = (uint8_t)type;
+    data[4] = (uint8_t)(len >> 24);
+    data[5] = (uint8_t)(len >> 16);
+    data[6] = (uint8_t)(len >> 8);
+    data[7] = (uint8_t)len;
+    if (len)
+        memcpy(data + ENTRY_HEADER, payload, len);
+    struct raft_buffer buf = {data, total};
+    p->done = done;
+    p->arg = arg;
+    p->req.data = p;
+    int r = raft_apply(&c->raft, &p->req, &buf, 1, apply_cb);
+    if (r != 0) {
+        raft_free(data);
+        free(p);
+        return r == RAFT_NOTLEADER || r == RAFT_LEADERSHIPLOST ? CTL_CLUSTER_E_NOT_LEADER
+                                                               : CTL_CLUSTER_E_RAFT;
+    }
+    return CTL_CLUSTER_OK;
+}
+
+int ctl_cluster_is_leader(ctl_cluster *c)
+{
+    return c && raft_state(&c->raft) == RAFT_LEADER;
+}
+
+void ctl_cluster_get_status(ctl_cluster *c, ctl_cluster_status *st)
+{
+    if (!st)
+        return;
+    memset(st, 0, sizeof *st);
+    if (!c)
+        return;
+    st->node_id = c->cfg.node_id;
+    switch (raft_state(&c->raft)) {
+    case RAFT_FOLLOWER:
+        st->role = CTL_ROLE_FOLLOWER;
+        break;
+    case RAFT_CANDIDATE:
+        st->role = CTL_ROLE_CANDIDATE;
+        break;
+    case RAFT_LEADER:
+        st->role = CTL_ROLE_LEADER;
+        break;
+    default:
+        st->role = CTL_ROLE_UNAVAILABLE;
+        break;
+    }
+    st->term = c->raft.current_term;
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&c->raft, &id, &addr);
+    st->leader_id = id;
+    if (addr)
+        snprintf(st->leader_address, sizeof st->leader_address, "%s", addr);
+    st->last_index = raft_last_index(&c->raft);
+    st->commit_index = c->raft.commit_index;
+    st->log_applied = raft_last_applied(&c->raft);
+    st->applied_index = c->applied;
+    st->n_applied = c->n_applied;
+    st->n_snapshots = c->n_snapshots;
+    st->n_restores = c->n_restores;
+}
+
+void ctl_cluster_close(ctl_cluster *c)
+{
+    if (!c)
+        return;
+    if (c->raft_ok) {
+        raft_close(&c->raft, closed_cb);
+        while (!c->closed)
+            uv_run(&c->loop, UV_RUN_ONCE);
+    } else {
+        if (c->io_ok)
+            raft_uv_close(&c->io);
+        if (c->transport_ok)
+            raft_uv_tcp_close(&c->transport);
+    }
+    if (c->timer_ok)
+        uv_close((uv_handle_t *)&c->wake, NULL);
+    if (c->loop_ok) {
+        uv_run(&c->loop, UV_RUN_DEFAULT); /* the close callbacks of every handle */
+        uv_loop_close(&c->loop);
+    }
+    free(c);
+}
