@@ -97,6 +97,19 @@ typedef struct {
     int64_t planned;  /* the battery followed a plan */
 } phys_cell;
 
+/* What the market stage leaves for the settlement stage, per home and interval: the home's
+ * contract (all 0: no order). paid_uc is its local purchases, fees and congestion rent. */
+typedef struct {
+    int64_t sold_wh, bought_wh;
+    int64_t paid_uc, received_uc;
+} trade_cell;
+
+/* ... and per interval: its market summary and the retail price its grid terms had. */
+typedef struct {
+    mkt_summary ms;
+    int64_t retail_uc_per_kwh;
+} interval_rec;
+
 /* The battery scheduler's inputs, outputs and workspace (grown as needed): one per thread. */
 typedef struct {
     sim_plan_interval *plan_in;
@@ -107,7 +120,7 @@ typedef struct {
 } plan_ws;
 
 #define SIM_MAX_THREADS 64u
-#define SIM_BLOCK_CELLS (1u << 17)
+#define SIM_BLOCK_CELLS (1u << 15)
 #define SIM_BLOCK_MAX 96u /* intervals in a block, at most */
 
 typedef struct run_ctx run_ctx;
@@ -117,23 +130,36 @@ typedef struct {
     size_t index; /* 1..: its plan workspace */
 } worker_arg;
 
-/* The physics workers (sc->threads >= 2). A job is one block's physics; the chunk counter
- * carries the job's number in its high half, so that a worker waking late for a finished job
- * can never take a chunk of the next one with the old block. */
+/* One job for the workers: the physics of intervals [k0, k1) (none if k0 == k1) into cells,
+ * and (settle != 0) the settlement of intervals [s0, s1) from its buffers. */
+typedef struct {
+    size_t k0, k1;
+    phys_cell *cells;
+    int settle;
+    size_t s0, s1;
+    const phys_cell *settle_phys;
+    const trade_cell *settle_trades;
+    const interval_rec *settle_irs;
+} physics_job;
+
+/* The workers (sc->threads >= 2). The chunk counter carries the job's number in its high half,
+ * so that a worker waking late for a finished job can never take a chunk of the next one. */
 typedef struct {
     pthread_t thread[SIM_MAX_THREADS];
-    size_t running;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int quit;
-    uint32_t job;            /* the job number, under mu */
-    size_t k0, k1;           /* its intervals, under mu */
-    phys_cell *cells;        /* where its cells go, under mu */
-    pthread_cond_t done;     /* the job's last home is done */
+    size_t running; /* workers started: thread[1..running] */
     int inited;
     worker_arg args[SIM_MAX_THREADS];
-    _Atomic uint64_t next;   /* job << 32 | next home to hand out */
-    _Atomic size_t finished; /* homes done in the current job */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;   /* a new job, or quit */
+    pthread_cond_t done; /* the job's last unit is done */
+    int quit;
+    uint32_t job;     /* the job number, under mu */
+    physics_job cur;  /* the job, under mu */
+    size_t units;     /* its units: homes of physics, + 1 for the settlement; under mu */
+    size_t chunk;     /* homes per hand-out */
+    _Atomic uint64_t next;     /* job << 32 | next home to hand out */
+    _Atomic size_t finished;   /* units done in the current job */
+    _Atomic int settle_claim;  /* 1: the settlement task is still to take */
 } physics_pool;
 
 struct run_ctx {
@@ -153,7 +179,6 @@ struct run_ctx {
     double feeder_price_sum[SIM_MAX_GROUPS];
     size_t feeder_price_n[SIM_MAX_GROUPS];
     mkt_order *orders;
-    sim_flow *flows;          /* this interval, per home (expanded from its cells) */
     mkt_preference *prefs;    /* ex_post: standing preferences, per home */
     mkt_ex_post_home *post;   /* ex_post: the metered nets, per home */
     home *homes;
@@ -167,16 +192,21 @@ struct run_ctx {
     sim_result *res;
     sim_kpi_acc acc, base_acc;
     size_t per_day;
-    /* the physics stage's output: block intervals x n_homes cells, interval-major, two buffers
-     * so that the physics of the next block can run while the market stage reads this one */
+    /* The stages' buffers (run_blocks): block intervals x n_homes cells each, interval-major;
+     * one of each on one thread */
     size_t block;
-    phys_cell *cells[2];
+    phys_cell *cells[3];
+    trade_cell *trades[2];
+    interval_rec *irs[2];
     plan_ws ws[SIM_MAX_THREADS]; /* ws[0]: the main thread; ws[i]: worker i */
     size_t n_threads;
     physics_pool pool;
     /* the first failure of the physics stage (a SIM_E_* code; 0: none), its interval and home */
     _Atomic int phys_rc;
     size_t phys_fail_k, phys_fail_h;
+    /* the same for the settlement stage */
+    _Atomic int settle_rc;
+    size_t settle_fail_k, settle_fail_h;
 };
 
 /* splitmix64: decorrelates the per-home seeds derived from one run seed */
@@ -361,11 +391,10 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     }
 }
 
-/* Home h's flow in interval k from its cell: what its meter measures (the settlement's fields
- * stay 0 for home_settle). */
+/* Home h's flow in interval k from its cell: what its meter measures (home_settle sets the
+ * rest; no memset: clearing the whole flow each time was a tenth of a run). */
 static void expand_flow(const phys_cell *c, size_t h, size_t k, sim_flow *f)
 {
-    memset(f, 0, sizeof *f);
     f->home = h;
     f->interval = k;
     f->pv_wh = c->pv_wh;
@@ -386,29 +415,24 @@ static void expand_flow(const phys_cell *c, size_t h, size_t k, sim_flow *f)
     f->grid_charge_wh = c->charge_wh > surplus ? c->charge_wh - surplus : 0;
 }
 
-/* Both settlements of one home's metered interval: the local contract mp (NULL: none) and the
- * grid for the rest, and the grid alone for the baseline. */
-static int home_settle(run_ctx *x, const mkt_participant_result *mp, int64_t congestion_uc,
-                       sim_flow *f)
+/* Both settlements of one home's metered interval: the local contract t (all 0: none) and the
+ * grid for the rest at the interval's retail price, and the grid alone for the baseline. */
+static int home_settle(run_ctx *x, const trade_cell *t, int64_t retail_uc_per_kwh, sim_flow *f)
 {
-    int64_t money = 0, paid = 0;
-    if (mp) {
-        f->local_sold_wh = mp->local_sold_wh;
-        f->local_bought_wh = mp->local_bought_wh;
-        paid = mp->local_paid_uc + mp->fee_paid_uc + congestion_uc;
-        money = paid - mp->local_received_uc;
-    }
+    f->local_sold_wh = t->sold_wh;
+    f->local_bought_wh = t->bought_wh;
+    int64_t paid = t->paid_uc, money = t->paid_uc - t->received_uc;
     f->sold_local_wh = min64(f->local_sold_wh, f->export_wh);
     f->sold_grid_wh = f->export_wh - f->sold_local_wh;
     f->bought_local_wh = min64(f->local_bought_wh, f->import_wh);
     f->bought_grid_wh = f->import_wh - f->bought_local_wh;
 
-    const mkt_params *p = &x->params;
+    int64_t feed_in = x->params.feed_in_uc_per_kwh;
     stl_imbalance imb, base;
     int64_t metered = f->export_wh - f->import_wh;
-    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered, p->retail_uc_per_kwh,
-                             p->feed_in_uc_per_kwh, &imb) ||
-        stl_imbalance_settle(0, metered, p->retail_uc_per_kwh, p->feed_in_uc_per_kwh, &base))
+    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered, retail_uc_per_kwh,
+                             feed_in, &imb) ||
+        stl_imbalance_settle(0, metered, retail_uc_per_kwh, feed_in, &base))
         return SIM_E_INVAL;
     f->settled_import_wh = imb.shortfall_wh;
     f->settled_export_wh = imb.surplus_wh;
@@ -479,10 +503,10 @@ static void record_grid(run_ctx *x)
     }
 }
 
-/* After the book of interval k is cleared: settles every home (its flow expanded from the
- * interval's cells, row_cells), lets the agents learn, and records the interval. */
-static int finish_interval(run_ctx *x, size_t k, const phys_cell *row_cells, char *err,
-                           size_t err_len)
+/* After the book of interval k is cleared: what each home contracted (trades, one cell per
+ * home), the agents' learning, the interval's market figures (ir). The settlement stage takes
+ * it from there. */
+static void market_results(run_ctx *x, size_t k, trade_cell *trades, interval_rec *ir)
 {
     const mkt_summary *ms =
         x->grid ? mkt_grid_market_summary(x->grid) : mkt_clearing_summary(x->clearing);
@@ -495,30 +519,65 @@ static int finish_interval(run_ctx *x, size_t k, const phys_cell *row_cells, cha
     row->price_uc_per_kwh = interval_price(ms);
     size_t next = 0; /* orders (and so participants) are in home order */
     for (size_t h = 0; h < x->n_homes; h++) {
-        agent *hm = &x->agents[h];
-        int64_t congestion_uc = hm->ordered && gparts ? gparts[next].congestion_paid_uc : 0;
-        const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
-        sim_flow *f = &x->flows[h];
-        int rc = home_settle(x, mp, congestion_uc, f);
-        if (rc)
-            return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
-        if (hm->ordered) {
-            int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
-            sim_pricing_observe(&hm->trader, hm->side, hm->price, traded,
-                                row->price_uc_per_kwh, &x->band, &hm->draws);
+        agent *ag = &x->agents[h];
+        trade_cell *t = &trades[h];
+        if (!ag->ordered) {
+            *t = (trade_cell){0, 0, 0, 0};
+            continue;
         }
-        record_home(x, f, (int)row_cells[h].planned);
-        record_interval(row, f);
-        sim_kpi_add_flow(&x->acc, f, 0);
-        sim_kpi_add_flow(&x->base_acc, f, 1);
-        if (x->hooks && x->hooks->on_flow)
-            x->hooks->on_flow(f, x->hooks->flow_ctx);
+        const mkt_participant_result *mp = &parts[next];
+        int64_t congestion_uc = gparts ? gparts[next].congestion_paid_uc : 0;
+        next++;
+        *t = (trade_cell){mp->local_sold_wh, mp->local_bought_wh,
+                          mp->local_paid_uc + mp->fee_paid_uc + congestion_uc,
+                          mp->local_received_uc};
+        int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
+        sim_pricing_observe(&ag->trader, ag->side, ag->price, traded, row->price_uc_per_kwh,
+                            &x->band, &ag->draws);
     }
     if (x->grid)
         record_grid(x);
-    sim_kpi_add_interval(&x->acc, row, ms, x->sc->interval_min, 0);
+    ir->ms = *ms;
+    ir->retail_uc_per_kwh = x->params.retail_uc_per_kwh;
+}
+
+/* The settlement stage of interval k: every home's flow from its cells (phys: the physics',
+ * trades: the market's), both settlements, the records and KPIs, the caller's on_flow; then
+ * the interval's KPIs. On failure records it in x->settle_rc. Only one thread at a time, in
+ * the order of intervals. */
+static int settle_interval(run_ctx *x, size_t k, const phys_cell *phys, const trade_cell *trades,
+                           const interval_rec *ir)
+{
+    sim_interval_row *row = &x->res->intervals[k];
+    sim_flow f;
+    for (size_t h = 0; h < x->n_homes; h++) {
+        expand_flow(&phys[h], h, k, &f);
+        int rc = home_settle(x, &trades[h], ir->retail_uc_per_kwh, &f);
+        if (rc) {
+            x->settle_fail_k = k;
+            x->settle_fail_h = h;
+            atomic_store(&x->settle_rc, rc);
+            return rc;
+        }
+        record_home(x, &f, (int)phys[h].planned);
+        record_interval(row, &f);
+        sim_kpi_add_flow(&x->acc, &f, 0);
+        sim_kpi_add_flow(&x->base_acc, &f, 1);
+        if (x->hooks && x->hooks->on_flow)
+            x->hooks->on_flow(&f, x->hooks->flow_ctx);
+    }
+    sim_kpi_add_interval(&x->acc, row, &ir->ms, x->sc->interval_min, 0);
     sim_kpi_add_interval(&x->base_acc, row, NULL, x->sc->interval_min, 1);
     return SIM_OK;
+}
+
+/* The settlement stage of intervals [k0, k1) (cells interval-major), stopping at a failure. */
+static void settle_block(run_ctx *x, size_t k0, size_t k1, const phys_cell *phys,
+                         const trade_cell *trades, const interval_rec *irs)
+{
+    for (size_t k = k0; k < k1 && atomic_load(&x->settle_rc) == SIM_OK; k++)
+        settle_interval(x, k, phys + (k - k0) * x->n_homes, trades + (k - k0) * x->n_homes,
+                        &irs[k - k0]);
 }
 
 /* The market of one interval: on a copper plate, or within the feeders' limits. */
@@ -546,18 +605,20 @@ static int clear_ex_ante(run_ctx *x, size_t k, const phys_cell *row_cells, char 
     return SIM_OK;
 }
 
-/* ex_post: the interval has happened (its flows), then every home's metered net is cleared with
+/* ex_post: the interval has happened (its cells), then every home's metered net is cleared with
  * its standing preference as limit. The preference comes from the home's strategy: one step on
  * the side the home is on, at the price its agent would quote in ex_ante for a sell, and for a
  * buy that bid plus the network fee, because an ex_post buy limit is all-in (truthful: feed-in
  * and retail, the grid's own terms). mkt_ex_post_orders keeps every limit within the grid's
  * terms. */
-static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
+static int clear_ex_post(run_ctx *x, size_t k, const phys_cell *phys, char *err,
+                         size_t err_len)
 {
     for (size_t h = 0; h < x->n_homes; h++) {
         agent *hm = &x->agents[h];
-        const sim_flow *f = &x->flows[h];
-        int64_t net = f->export_wh - f->import_wh;
+        /* export - import at the meter (expand_flow) */
+        const phys_cell *c = &phys[h];
+        int64_t net = c->pv_wh - c->load_wh - c->charge_wh + c->discharge_wh;
         mkt_preference *pref = &x->prefs[h];
         memset(pref, 0, sizeof *pref);
         hm->ordered = net != 0;
@@ -721,17 +782,18 @@ static int physics_home(run_ctx *x, plan_ws *ws, size_t h, size_t k0, size_t k1,
     return SIM_OK;
 }
 
-#define PHYSICS_CHUNK 64u /* homes per hand-out */
+#define PHYSICS_CHUNK 64u /* homes per hand-out, at most */
 
 /* Takes the next chunk of job's homes, [*h0, *h1); 0 when none is left or the job is over. */
 static int take_chunk(physics_pool *p, uint32_t job, size_t n, size_t *h0, size_t *h1)
 {
+    size_t chunk = p->chunk;
     uint64_t cur = atomic_load(&p->next);
     for (;;) {
         size_t at = (size_t)(uint32_t)cur;
         if ((uint32_t)(cur >> 32) != job || at >= n)
             return 0;
-        size_t end = at + PHYSICS_CHUNK < n ? at + PHYSICS_CHUNK : n;
+        size_t end = at + chunk < n ? at + chunk : n;
         if (atomic_compare_exchange_weak(&p->next, &cur, (uint64_t)job << 32 | end)) {
             *h0 = at;
             *h1 = end;
@@ -740,22 +802,32 @@ static int take_chunk(physics_pool *p, uint32_t job, size_t n, size_t *h0, size_
     }
 }
 
-/* Runs chunks of a job (intervals [k0, k1) into cells) until none is left; the thread that
- * finishes the last home wakes the main thread. After a failure the homes are counted, not
- * run. */
-static void physics_chunks(run_ctx *x, plan_ws *ws, uint32_t job, size_t k0, size_t k1,
-                           phys_cell *cells)
+/* Counts done units of the current job; the thread that completes it wakes the main thread. */
+static void job_done(physics_pool *p, size_t units)
+{
+    if (atomic_fetch_add(&p->finished, units) + units == p->units) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Works on a job (j: its copy, taken under the mutex) until nothing is left to take: first
+ * its settlement task if no other thread has taken it (it is one unit, run by one thread,
+ * because it records in the order of intervals), then chunks of its physics. After a failure
+ * the homes are counted, not run. */
+static void job_work(run_ctx *x, plan_ws *ws, uint32_t job, const physics_job *j)
 {
     physics_pool *p = &x->pool;
+    if (j->settle && atomic_exchange(&p->settle_claim, 0)) {
+        settle_block(x, j->s0, j->s1, j->settle_phys, j->settle_trades, j->settle_irs);
+        job_done(p, 1);
+    }
     size_t h0, h1;
-    while (take_chunk(p, job, x->n_homes, &h0, &h1)) {
+    while (j->k0 < j->k1 && take_chunk(p, job, x->n_homes, &h0, &h1)) {
         for (size_t h = h0; h < h1 && atomic_load(&x->phys_rc) == SIM_OK; h++)
-            physics_home(x, ws, h, k0, k1, cells);
-        if (atomic_fetch_add(&p->finished, h1 - h0) + (h1 - h0) == x->n_homes) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_broadcast(&p->done);
-            pthread_mutex_unlock(&p->mu);
-        }
+            physics_home(x, ws, h, j->k0, j->k1, j->cells);
+        job_done(p, h1 - h0);
     }
 }
 
@@ -772,39 +844,38 @@ static void *physics_worker(void *arg)
         if (p->quit)
             break;
         seen = p->job;
-        size_t k0 = p->k0, k1 = p->k1;
-        phys_cell *cells = p->cells;
+        physics_job j = p->cur;
         pthread_mutex_unlock(&p->mu);
-        physics_chunks(x, ws, seen, k0, k1, cells);
+        job_work(x, ws, seen, &j);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
-/* Hands the physics of intervals [k0, k1) to the workers. */
-static void physics_start(run_ctx *x, size_t k0, size_t k1, phys_cell *cells)
+/* Hands a job to the workers. */
+static void job_start(run_ctx *x, const physics_job *j)
 {
     physics_pool *p = &x->pool;
     pthread_mutex_lock(&p->mu);
     p->job++;
-    p->k0 = k0;
-    p->k1 = k1;
-    p->cells = cells;
+    p->cur = *j;
+    p->units = (j->k0 < j->k1 ? x->n_homes : 0) + (j->settle ? 1 : 0);
     atomic_store(&p->finished, 0);
+    atomic_store(&p->settle_claim, 1);
     atomic_store(&p->next, (uint64_t)p->job << 32);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Helps with what is left of the started job and waits for the chunks the workers took. */
-static void physics_finish(run_ctx *x)
+/* Helps with what is left of the started job and waits for what the workers took. */
+static void job_finish(run_ctx *x)
 {
     physics_pool *p = &x->pool;
-    /* job, k0, k1 and cells are only written by this thread */
-    physics_chunks(x, &x->ws[0], p->job, p->k0, p->k1, p->cells);
+    /* job and cur are only written by this thread */
+    job_work(x, &x->ws[0], p->job, &p->cur);
     pthread_mutex_lock(&p->mu);
-    while (atomic_load(&p->finished) < x->n_homes)
+    while (atomic_load(&p->finished) < p->units)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
@@ -824,6 +895,9 @@ static int pool_start(run_ctx *x)
         return SIM_E_NOMEM;
     }
     p->inited = 1;
+    /* about 8 chunks a thread, so that a thread that comes late still finds some */
+    p->chunk = x->n_homes / (8 * x->n_threads);
+    p->chunk = p->chunk < 1 ? 1 : p->chunk > PHYSICS_CHUNK ? PHYSICS_CHUNK : p->chunk;
     for (size_t i = 1; i < x->n_threads; i++) {
         p->args[i] = (worker_arg){x, i};
         if (pthread_create(&p->thread[i], NULL, physics_worker, &p->args[i]))
@@ -850,16 +924,10 @@ static void pool_stop(run_ctx *x)
     p->inited = 0;
 }
 
-/* The physics of intervals [k0, k1) on this thread alone. */
-static void physics_serial(run_ctx *x, size_t k0, size_t k1, phys_cell *cells)
-{
-    for (size_t h = 0; h < x->n_homes && atomic_load(&x->phys_rc) == SIM_OK; h++)
-        physics_home(x, &x->ws[0], h, k0, k1, cells);
-}
-
-/* The market stage of interval k, whose physics is in row_cells (one per home). */
-static int market_interval(run_ctx *x, size_t k, const phys_cell *row_cells, char *err,
-                           size_t err_len)
+/* The market stage of interval k, whose physics is in phys (one cell per home): prices and
+ * clears the book, and leaves the contracts in trades and the interval's figures in ir. */
+static int market_interval(run_ctx *x, size_t k, const phys_cell *phys, trade_cell *trades,
+                           interval_rec *ir, char *err, size_t err_len)
 {
     /* the controller's interval number, floor(start / length), so that ties break alike */
     int64_t start = sim_interval_start_utc(x->sc, k), len = (int64_t)x->sc->interval_min * 60;
@@ -870,60 +938,98 @@ static int market_interval(run_ctx *x, size_t k, const phys_cell *row_cells, cha
         x->band = sim_band_from(x->sc->feed_in_uc_per_kwh, x->params.retail_uc_per_kwh,
                                 x->buyer_fee_uc_per_kwh);
     }
-    for (size_t h = 0; h < x->n_homes; h++)
-        expand_flow(&row_cells[h], h, k, &x->flows[h]);
-    int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
-                                          : clear_ex_ante(x, k, row_cells, err, err_len);
-    return rc ? rc : finish_interval(x, k, row_cells, err, err_len);
+    int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, phys, err, err_len)
+                                          : clear_ex_ante(x, k, phys, err, err_len);
+    if (rc)
+        return rc;
+    market_results(x, k, trades, ir);
+    return SIM_OK;
 }
 
-/* The first failure of the physics stage, as sim_run's error. */
-static int physics_failed(run_ctx *x, char *err, size_t err_len)
+/* The first failure of the physics or the settlement stage, as sim_run's error; 0: none. */
+static int stage_failed(run_ctx *x, char *err, size_t err_len)
 {
-    return sim_fail(err, err_len, atomic_load(&x->phys_rc),
-                    "interval %zu, home %zu: out of memory to plan", x->phys_fail_k,
-                    x->phys_fail_h);
+    int rc = atomic_load(&x->phys_rc);
+    if (rc)
+        return sim_fail(err, err_len, rc, "interval %zu, home %zu: out of memory to plan",
+                        x->phys_fail_k, x->phys_fail_h);
+    rc = atomic_load(&x->settle_rc);
+    if (rc)
+        return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed",
+                        x->settle_fail_k, x->settle_fail_h);
+    return SIM_OK;
 }
 
-/* Every interval: the physics stage a block ahead on the workers (or, on one thread, just
- * before), the market stage on this thread, the caller's hooks after each interval. */
+/* Every interval through the three stages. Block b's buffers: physics cells[b % 3] (three: the
+ * physics of b + 1, the market of b and the settlement of b - 1 may run at once), trades and
+ * interval records [b % 2]. With workers, the job started before block b's market stage is the
+ * physics of block b + 1 and the settlement of block b - 1; the main thread joins it after
+ * the market stage. With the caller pacing the run interval by interval (on_interval) the
+ * settlement follows each interval's market on the main thread, so the caller sees every
+ * interval's flows before it returns; on one thread everything does, a block of one interval
+ * at a time. */
 static int run_blocks(run_ctx *x, char *err, size_t err_len)
 {
     const sim_hooks *hooks = x->hooks;
     size_t n = x->n_intervals, B = x->block, nh = x->n_homes;
     size_t step = n / 200 + 1;
     int threaded = x->n_threads > 1;
+    int deferred = threaded && !(hooks && hooks->on_interval);
     if (threaded) {
-        physics_start(x, 0, B < n ? B : n, x->cells[0]);
-        physics_finish(x);
+        physics_job j = {0, B < n ? B : n, x->cells[0], 0, 0, 0, NULL, NULL, NULL};
+        job_start(x, &j);
+        job_finish(x);
     }
+    int rc = SIM_OK;
     for (size_t b = 0, k0 = 0; k0 < n; b++, k0 += B) {
         size_t k1 = k0 + B < n ? k0 + B : n;
-        phys_cell *cur = x->cells[threaded ? b & 1 : 0];
-        if (!threaded)
-            physics_serial(x, k0, k1, cur);
-        else if (k1 < n)
-            physics_start(x, k1, k1 + B < n ? k1 + B : n, x->cells[(b + 1) & 1]);
-        if (atomic_load(&x->phys_rc))
-            return physics_failed(x, err, err_len);
-        int rc = SIM_OK;
-        for (size_t k = k0; k < k1 && rc == SIM_OK; k++) {
-            rc = market_interval(x, k, cur + (k - k0) * nh, err, err_len);
+        phys_cell *phys = x->cells[threaded ? b % 3 : 0];
+        trade_cell *trades = x->trades[threaded ? b % 2 : 0];
+        interval_rec *irs = x->irs[threaded ? b % 2 : 0];
+        if (!threaded) {
+            for (size_t h = 0; h < nh && atomic_load(&x->phys_rc) == SIM_OK; h++)
+                physics_home(x, &x->ws[0], h, k0, k1, phys);
+        } else {
+            physics_job j = {k1, k1 + B < n ? k1 + B : n, x->cells[(b + 1) % 3], 0, 0, 0, NULL,
+                             NULL, NULL};
+            if (deferred && b > 0) {
+                j.settle = 1;
+                j.s0 = k0 - B;
+                j.s1 = k0;
+                j.settle_phys = x->cells[(b + 2) % 3];
+                j.settle_trades = x->trades[(b + 1) % 2];
+                j.settle_irs = x->irs[(b + 1) % 2];
+            }
+            job_start(x, &j);
+        }
+        if ((rc = stage_failed(x, err, err_len)))
+            break;
+        for (size_t k = k0; k < k1; k++) {
+            size_t i = k - k0;
+            rc = market_interval(x, k, phys + i * nh, trades + i * nh, &irs[i], err, err_len);
             if (rc)
                 break;
+            if (!deferred && settle_interval(x, k, phys + i * nh, trades + i * nh, &irs[i])) {
+                rc = stage_failed(x, err, err_len);
+                break;
+            }
             if (hooks && hooks->on_progress && ((k + 1) % step == 0 || k + 1 == n))
                 hooks->on_progress(k + 1, n, hooks->progress_ctx);
-            if (hooks && hooks->on_interval && hooks->on_interval(k, n, hooks->interval_ctx))
+            if (hooks && hooks->on_interval && hooks->on_interval(k, n, hooks->interval_ctx)) {
                 rc = sim_fail(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu",
                               k + 1, n);
+                break;
+            }
         }
-        /* also on failure: no worker may still be on the next block when the run is freed */
-        if (threaded && k1 < n)
-            physics_finish(x);
+        /* also on failure: no worker may still be on a block when the run is freed */
+        if (threaded)
+            job_finish(x);
         if (rc)
             return rc;
+        if (deferred && k1 == n)
+            settle_block(x, k0, k1, phys, trades, irs); /* the last block's settlement */
     }
-    return SIM_OK;
+    return stage_failed(x, err, err_len);
 }
 
 /* A limit in kW over one interval, in Wh; -1 (none) is unlimited. The kW come from the
@@ -988,7 +1094,6 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     x->homes = calloc(x->n_homes, sizeof *x->homes);
     x->agents = calloc(x->n_homes, sizeof *x->agents);
     x->orders = calloc(x->n_homes, sizeof *x->orders);
-    x->flows = calloc(x->n_homes, sizeof *x->flows);
     x->prefs = calloc(x->n_homes, sizeof *x->prefs);
     x->post = calloc(x->n_homes, sizeof *x->post);
     x->clearing = mkt_clearing_new(x->n_homes);
@@ -1004,12 +1109,15 @@ static int alloc_run(run_ctx *x, uint64_t seed)
         if (!ws->plan_in || !ws->plan_out || !ws->plan_rest)
             return SIM_E_NOMEM;
     }
-    x->cells[0] = calloc(x->block * x->n_homes, sizeof *x->cells[0]);
-    if (x->n_threads > 1)
-        x->cells[1] = calloc(x->block * x->n_homes, sizeof *x->cells[1]);
-    if (!x->cells[0] || (x->n_threads > 1 && !x->cells[1]))
-        return SIM_E_NOMEM;
-    if (!res->intervals || !res->homes || !x->homes || !x->agents || !x->orders || !x->flows || !x->prefs ||
+    size_t cells = x->block * x->n_homes;
+    for (size_t i = 0; i < (x->n_threads > 1 ? 3u : 1u); i++)
+        if (!(x->cells[i] = calloc(cells, sizeof *x->cells[i])))
+            return SIM_E_NOMEM;
+    for (size_t i = 0; i < (x->n_threads > 1 ? 2u : 1u); i++)
+        if (!(x->trades[i] = calloc(cells, sizeof *x->trades[i])) ||
+            !(x->irs[i] = calloc(x->block, sizeof *x->irs[i])))
+            return SIM_E_NOMEM;
+    if (!res->intervals || !res->homes || !x->homes || !x->agents || !x->orders || !x->prefs ||
         !x->post || !x->clearing || !x->pv ||
         !x->load || !x->weather)
         return SIM_E_NOMEM;
@@ -1033,12 +1141,15 @@ static void free_run(run_ctx *x)
         free(x->ws[i].plan_rest);
         free(x->ws[i].plan_work);
     }
-    free(x->cells[0]);
-    free(x->cells[1]);
+    for (size_t i = 0; i < 3; i++)
+        free(x->cells[i]);
+    for (size_t i = 0; i < 2; i++) {
+        free(x->trades[i]);
+        free(x->irs[i]);
+    }
     free(x->homes);
     free(x->agents);
     free(x->orders);
-    free(x->flows);
     free(x->prefs);
     free(x->post);
     mkt_clearing_free(x->clearing);
@@ -1076,7 +1187,9 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
         x.n_threads = 1;
     x.block = 1;
     if (x.n_threads > 1) {
-        /* about SIM_BLOCK_CELLS cells a block (8 MiB, two buffers stay in a shared cache) */
+        /* about SIM_BLOCK_CELLS cells a block (2 MiB of physics cells): the five buffers a
+         * run ahead uses stay in the shared cache, while a block is still thousands of
+         * home-intervals of work for each synchronisation (10,000 homes: 3 intervals) */
         x.block = SIM_BLOCK_CELLS / x.n_homes;
         x.block = x.block < 1 ? 1 : x.block > SIM_BLOCK_MAX ? SIM_BLOCK_MAX : x.block;
     }
