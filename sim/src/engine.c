@@ -18,17 +18,21 @@
  * The physics never sees the market: the battery follows its policy (or its plan, made from the
  * home's own measurements and the tariffs), and an ex_ante order's quantity is the physics'
  * forecast; only its price, the agent's learning and the settlement see clearing results. So
- * the engine runs in two stages: the physics stage takes each home through a block of intervals
- * (plan, order quantity, load, PV, battery) and leaves one compact cell per home and interval
- * (phys_cell); the market stage then goes through the block's intervals in order: prices the
- * orders, clears, settles every home and records. With sc->threads >= 2 the physics of the next
- * block runs on worker threads (homes in chunks to whichever thread asks) while the main thread
- * runs the market stage of this one, and joins the physics when it is done: one
- * synchronisation per block. The market stage is the same code in the same order whatever the
- * thread count, and each home's physics is the same code in the same order of intervals, so
- * the result is the same bytes for any count. One thread, or an outside battery controller
- * (hooks->on_battery, which must see interval k before k + 1's physics), runs blocks of one
- * interval on the main thread.
+ * the engine runs in three stages (run_blocks): the physics stage takes each home through a
+ * block of intervals (plan, order quantity, load, PV, battery) and leaves one compact cell per
+ * home and interval (phys_cell, and the quantity in qty); the market stage goes through the
+ * block's intervals in order: prices the orders, clears, lets the agents learn, and leaves each
+ * home's contract (trade_cell) and the interval's figures (interval_rec); the settlement stage
+ * goes through them in order too: settles every home in both worlds and records. With
+ * sc->threads >= 2 the main thread runs the market stage of block b while the workers run the
+ * physics of block b + 1 (homes in chunks to whichever thread asks) and the settlement of block
+ * b - 1 (one task, so it records in order), and the main thread then helps with what is left:
+ * one synchronisation per block. Each stage is the same code in the same order whatever the
+ * thread count, and each home's physics depends only on the home, so the result is the same
+ * bytes for any count. One thread, or an outside battery controller (hooks->on_battery, which
+ * must see interval k before k + 1's physics), runs blocks of one interval on the main thread;
+ * a caller that paces the run (hooks->on_interval) has each interval settled before the next
+ * one clears.
  */
 #include "mgx/sim.h"
 #include "mgx/topology.h"
