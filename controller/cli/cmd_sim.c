@@ -32,7 +32,7 @@
 
 static const char SIM_USAGE[] =
     "usage: mgx sim SCENARIO.ini --out DIR [--data FILE.csv] [--runs N] [--seed S]\n"
-    "               [--home-intervals] [--compare-timing | --compare-battery]\n"
+    "               [--threads N] [--home-intervals] [--compare-timing | --compare-battery]\n"
     "       mgx sim SCENARIO.ini --out DIR --serve-modbus HOST:PORT [meter options]\n"
     "       mgx sim --sweep SWEEP.ini --out DIR [--jobs N] [--no-plots] [--quiet]\n"
     "\n"
@@ -46,6 +46,8 @@ static const char SIM_USAGE[] =
     "                   names; see docs/measured-data.md\n"
     "  --runs N         run N seeds (S, S+1, ...) and report mean and spread of each KPI\n"
     "  --seed S         seed of the first run (default: the scenario's seed)\n"
+    "  --threads N      threads of one run (default: the machine's cores); the outputs are the\n"
+    "                   same bytes for any N\n"
     "  --home-intervals also write home_intervals.csv: every home in every interval (energy,\n"
     "                   money, saving against grid only) of the first run; large for big runs\n"
     "  --compare-timing run the scenario under both timings, ex_ante and ex_post, with outputs\n"
@@ -89,6 +91,7 @@ static const char SIM_USAGE[] =
 typedef struct {
     const char *scenario, *out, *data;
     int64_t runs;
+    int64_t threads; /* --threads; 0: the cores */
     int has_seed;
     uint64_t seed;
     int plots, quiet;
@@ -211,6 +214,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
     static const struct option LONG[] = {
         {"out", required_argument, NULL, 'o'},  {"data", required_argument, NULL, 'd'},
         {"runs", required_argument, NULL, 'r'}, {"seed", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 'j'},
         {"no-plots", no_argument, NULL, 'P'},   {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"home-intervals", no_argument, NULL, 'I'},
@@ -262,6 +266,12 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
             }
             o->seed = (uint64_t)v;
             o->has_seed = 1;
+            break;
+        case 'j':
+            if (ctl_opt_int64(optarg, 1, 64, &o->threads)) {
+                fprintf(stderr, "mgx sim: --threads needs a number from 1 to 64\n");
+                return CTL_EXIT_USAGE;
+            }
             break;
         case 'P':
             o->plots = 0;
@@ -696,6 +706,14 @@ int ctl_cmd_sim(int argc, char **argv)
     if (sim_scenario_load(o.scenario, sc, err, sizeof err)) {
         fprintf(stderr, "mgx sim: %s\n", err);
         goto out;
+    }
+    /* Not a scenario key: how many cores a run may use is the machine's business, and the
+     * result does not depend on it. By default all of them (sysconf's online processors). */
+    if (o.threads > 0) {
+        sc->threads = (uint32_t)o.threads;
+    } else {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        sc->threads = cores < 1 ? 1 : cores > 64 ? 64 : (uint32_t)cores;
     }
     if (o.data && sim_data_load(o.data, sc, &data, err, sizeof err)) {
         fprintf(stderr, "mgx sim: %s\n", err);

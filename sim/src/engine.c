@@ -15,12 +15,24 @@
  * Weather, each home's load, PV and agent draw from their own streams (seed, home, model), so
  * the market settings never change the physics of a run.
  *
- * With sc->threads >= 2 and ex_ante, the interval's physics does not wait for its clearing: it
- * reads and writes only the homes' own state (battery, history, PV and load streams) and the
- * flows, and the clearing only the book, so a worker thread starts on the physics once the
- * orders are formed, and the main thread joins it after clearing; homes go out in chunks to
- * whichever thread asks first. Each home's physics is the same code in the same order of
- * intervals, so the result does not depend on the thread count.
+ * The physics never sees the market: the battery follows its policy (or its plan, made from the
+ * home's own measurements and the tariffs), and an ex_ante order's quantity is the physics'
+ * forecast; only its price, the agent's learning and the settlement see clearing results. So
+ * the engine runs in three stages (run_blocks): the physics stage takes each home through a
+ * block of intervals (plan, order quantity, load, PV, battery) and leaves one compact cell per
+ * home and interval (phys_cell, and the quantity in qty); the market stage goes through the
+ * block's intervals in order: prices the orders, clears, lets the agents learn, and leaves each
+ * home's contract (trade_cell) and the interval's figures (interval_rec); the settlement stage
+ * goes through them in order too: settles every home in both worlds and records. With
+ * sc->threads >= 2 the main thread runs the market stage of block b while the workers run the
+ * physics of block b + 1 (homes in chunks to whichever thread asks) and the settlement of block
+ * b - 1 (one task, so it records in order), and the main thread then helps with what is left:
+ * one synchronisation per block. Each stage is the same code in the same order whatever the
+ * thread count, and each home's physics depends only on the home, so the result is the same
+ * bytes for any count. One thread, or an outside battery controller (hooks->on_battery, which
+ * must see interval k before k + 1's physics), runs blocks of one interval on the main thread;
+ * a caller that paces the run (hooks->on_interval) has each interval settled before the next
+ * one clears.
  */
 #include "mgx/sim.h"
 #include "mgx/topology.h"
@@ -48,19 +60,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The physics side of a home: only the physics stage reads or writes it. */
 typedef struct {
     uint32_t group;
     long data_index; /* -1: modelled */
     /* Independent streams, each a function of (seed, home, model) only, so that what the agent
      * draws (strategy, mechanism, timing) never moves the simulated load or PV. */
-    gsl_rng *rng;      /* the agent's pricing draws */
     gsl_rng *load_rng; /* the load model */
     gsl_rng *pv_rng;   /* the home's deviation from the shared cloud cover */
     sim_load_state load;
     double pv_dev;
     sim_battery bat;
-    sim_trader trader; /* how the home prices its order (mgx/strategy.h) */
-    sim_random draws;  /* the pricing rules' view of rng */
     /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
     int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
     /* SIM_BATTERY_SCHEDULE: the last day's PV and load, interval j in slot j % intervals a day
@@ -68,28 +78,96 @@ typedef struct {
     int64_t *day_pv_wh, *day_load_wh;
     int planned;
     int64_t plan_lo_wh, plan_hi_wh;
+} home;
+
+/* The market side of a home (its agent): only the market stage reads or writes it. Apart from
+ * home so that the two stages, on different threads, never write the same cache lines. */
+typedef struct {
+    gsl_rng *rng;      /* the agent's pricing draws */
+    sim_trader trader; /* how the home prices its order (mgx/strategy.h) */
+    sim_random draws;  /* the pricing rules' view of rng */
     /* this interval's order */
     int ordered;
     mkt_side side;
     int64_t price;
-} home;
+} agent;
 
-/* The physics worker of a pipelined run (sc->threads >= 2). The chunk counter carries the job's
- * number in its high half, so that a worker waking late for a finished job can never take a
- * chunk of the next one with the old interval. */
+/* What the physics stage leaves for the settlement stage, per home and interval: enough to
+ * rebuild the interval's sim_flow (expand_flow). The market stage reads only the quantity to
+ * trade, which the physics stage leaves in an array of its own (run_ctx.qty), so that clearing
+ * an interval moves 8 bytes a home between the cores instead of a cache line. */
 typedef struct {
-    pthread_t thread;
-    int running;
+    int64_t pv_wh, load_wh;
+    int64_t charge_wh, discharge_wh, loss_wh, stored_after_wh;
+    int64_t planned; /* the battery followed a plan */
+} phys_cell;
+
+/* What the market stage leaves for the settlement stage, per home and interval: the home's
+ * contract (all 0: no order). paid_uc is its local purchases, fees and congestion rent. */
+typedef struct {
+    int64_t sold_wh, bought_wh;
+    int64_t paid_uc, received_uc;
+} trade_cell;
+
+/* ... and per interval: its market summary and the retail price its grid terms had. */
+typedef struct {
+    mkt_summary ms;
+    int64_t retail_uc_per_kwh;
+} interval_rec;
+
+/* The battery scheduler's inputs, outputs and workspace (grown as needed): one per thread. */
+typedef struct {
+    sim_plan_interval *plan_in;
+    sim_plan_step *plan_out;
+    sim_plan_step *plan_rest; /* the plan after a first interval of self-consumption */
+    void *plan_work;
+    size_t plan_work_len;
+} plan_ws;
+
+#define SIM_MAX_THREADS 64u
+#define SIM_BLOCK_CELLS (1u << 15)
+#define SIM_BLOCK_MAX 96u /* intervals in a block, at most */
+
+typedef struct run_ctx run_ctx;
+
+typedef struct {
+    run_ctx *x;
+    size_t index; /* 1..: its plan workspace */
+} worker_arg;
+
+/* One job for the workers: the physics of intervals [k0, k1) (none if k0 == k1) into cells,
+ * and (settle != 0) the settlement of intervals [s0, s1) from its buffers. */
+typedef struct {
+    size_t k0, k1;
+    size_t buf; /* into cells[buf] and qty[buf] */
+    int settle;
+    size_t s0, s1;
+    const phys_cell *settle_phys;
+    const trade_cell *settle_trades;
+    const interval_rec *settle_irs;
+} physics_job;
+
+/* The workers (sc->threads >= 2). The chunk counter carries the job's number in its high half,
+ * so that a worker waking late for a finished job can never take a chunk of the next one. */
+typedef struct {
+    pthread_t thread[SIM_MAX_THREADS];
+    size_t running; /* workers started: thread[1..running] */
+    int inited;
+    worker_arg args[SIM_MAX_THREADS];
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;   /* a new job, or quit */
+    pthread_cond_t done; /* the job's last unit is done */
     int quit;
-    uint32_t job; /* the interval's job number, under mu */
-    size_t k;     /* its interval, under mu */
-    _Atomic uint64_t next;      /* job << 32 | next home to hand out */
-    _Atomic size_t finished;    /* homes done in the current job */
+    uint32_t job;     /* the job number, under mu */
+    physics_job cur;  /* the job, under mu */
+    size_t units;     /* its units: homes of physics, + 1 for the settlement; under mu */
+    size_t chunk;     /* homes per hand-out */
+    _Atomic uint64_t next;     /* job << 32 | next home to hand out */
+    _Atomic size_t finished;   /* units done in the current job */
+    _Atomic int settle_claim;  /* 1: the settlement task is still to take */
 } physics_pool;
 
-typedef struct {
+struct run_ctx {
     const sim_scenario *sc;
     const sim_data *data;
     const sim_hooks *hooks;
@@ -106,10 +184,10 @@ typedef struct {
     double feeder_price_sum[SIM_MAX_GROUPS];
     size_t feeder_price_n[SIM_MAX_GROUPS];
     mkt_order *orders;
-    sim_flow *flows;          /* this interval, per home */
     mkt_preference *prefs;    /* ex_post: standing preferences, per home */
     mkt_ex_post_home *post;   /* ex_post: the metered nets, per home */
     home *homes;
+    agent *agents;
     size_t n_homes, n_intervals;
     sim_band band;
     mkt_params params;
@@ -118,16 +196,25 @@ typedef struct {
     int64_t buyer_fee_uc_per_kwh;
     sim_result *res;
     sim_kpi_acc acc, base_acc;
-    /* the battery scheduler's inputs, outputs and workspace (grown as needed) */
     size_t per_day;
-    sim_plan_interval *plan_in;
-    sim_plan_step *plan_out;
-    sim_plan_step *plan_rest; /* the plan after a first interval of self-consumption */
-    void *plan_work;
-    size_t plan_work_len;
+    /* The stages' buffers (run_blocks): block intervals x n_homes cells each, interval-major;
+     * one of each on one thread */
+    size_t block;
+    phys_cell *cells[3];
+    /* ex_ante: the order's quantity (> 0 sells, < 0 buys, 0 none); ex_post: the metered net */
+    int64_t *qty[3];
+    trade_cell *trades[2];
+    interval_rec *irs[2];
+    plan_ws ws[SIM_MAX_THREADS]; /* ws[0]: the main thread; ws[i]: worker i */
+    size_t n_threads;
     physics_pool pool;
-    int pipelined; /* threads >= 2 and ex_ante: the physics runs beside the clearing */
-} run_ctx;
+    /* the first failure of the physics stage (a SIM_E_* code; 0: none), its interval and home */
+    _Atomic int phys_rc;
+    size_t phys_fail_k, phys_fail_h;
+    /* the same for the settlement stage */
+    _Atomic int settle_rc;
+    size_t settle_fail_k, settle_fail_h;
+};
 
 /* splitmix64: decorrelates the per-home seeds derived from one run seed */
 static uint64_t mix(uint64_t x)
@@ -173,9 +260,10 @@ static int setup_homes(run_ctx *x, uint64_t seed)
     for (size_t g = 0; g < sc->n_groups; g++) {
         for (uint32_t i = 0; i < sc->groups[g].count; i++, h++) {
             home *hm = &x->homes[h];
+            agent *ag = &x->agents[h];
             hm->group = (uint32_t)g;
             hm->data_index = -1;
-            if (!(hm->rng = rng_for(seed, home_stream(h, STREAM_AGENT))) ||
+            if (!(ag->rng = rng_for(seed, home_stream(h, STREAM_AGENT))) ||
                 !(hm->load_rng = rng_for(seed, home_stream(h, STREAM_LOAD))) ||
                 !(hm->pv_rng = rng_for(seed, home_stream(h, STREAM_PV))))
                 return SIM_E_NOMEM;
@@ -188,8 +276,8 @@ static int setup_homes(run_ctx *x, uint64_t seed)
                     return SIM_E_NOMEM;
             }
             sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
-            hm->draws = (sim_random){draw_uniform, draw_uniform_int, hm->rng};
-            sim_pricing_init(&hm->trader, &sp, &hm->draws);
+            ag->draws = (sim_random){draw_uniform, draw_uniform_int, ag->rng};
+            sim_pricing_init(&ag->trader, &sp, &ag->draws);
             x->res->homes[h].group = (uint32_t)g;
         }
     }
@@ -222,9 +310,10 @@ static size_t lag_of(const sim_scenario *sc)
     return sc->forecast_lag < SIM_MAX_FORECAST_LAG ? sc->forecast_lag : SIM_MAX_FORECAST_LAG;
 }
 
-/* Forecast (persistence of interval k - lag; nothing before the first interval) and order of
- * one home in interval k. Returns 1 if it has an order. */
-static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
+/* The physics stage's half of an order: one home's forecast for interval k (persistence of
+ * interval k - lag; nothing before the first interval) after what its battery would absorb or
+ * deliver. Returns the quantity to sell (> 0) or buy (< 0); 0: no order. */
+static int64_t order_wh(run_ctx *x, home *hm, size_t k)
 {
     size_t lag = lag_of(x->sc);
     int64_t net = 0;
@@ -232,37 +321,38 @@ static int form_order(run_ctx *x, home *hm, size_t h, size_t k, mkt_order *o)
         size_t slot = (k - lag) % SIM_MAX_FORECAST_LAG;
         net = hm->past_pv_wh[slot] - hm->past_load_wh[slot];
     }
-    int64_t qty;
-    mkt_side side;
     if (hm->planned) {
         /* what the plan makes the battery do if the forecast holds */
         sim_battery_flow f =
             sim_battery_step_bounded(&hm->bat, net > 0 ? net : 0, net < 0 ? -net : 0,
                                      hm->plan_lo_wh, hm->plan_hi_wh, 0);
-        int64_t out = net - f.charge_wh + f.discharge_wh;
-        side = out > 0 ? MKT_SELL : MKT_BUY;
-        qty = out > 0 ? out : -out;
-    } else if (net > 0) {
-        sim_battery_flow f = sim_battery_step(&hm->bat, net, 0, 0);
-        qty = net - f.charge_wh;
-        side = MKT_SELL;
-    } else {
-        sim_battery_flow f = sim_battery_step(&hm->bat, 0, -net, 0);
-        qty = -net - f.discharge_wh;
-        side = MKT_BUY;
+        return net - f.charge_wh + f.discharge_wh;
     }
-    hm->ordered = qty > 0;
-    if (!hm->ordered)
+    if (net > 0) {
+        sim_battery_flow f = sim_battery_step(&hm->bat, net, 0, 0);
+        return net - f.charge_wh;
+    }
+    sim_battery_flow f = sim_battery_step(&hm->bat, 0, -net, 0);
+    return -(-net - f.discharge_wh);
+}
+
+/* The market stage's half: home h's agent prices the quantity qty (order_wh) as a one-step
+ * order. Returns 1 if it has an order. */
+static int form_order(run_ctx *x, agent *ag, size_t h, int64_t qty, mkt_order *o)
+{
+    ag->ordered = qty != 0;
+    if (!ag->ordered)
         return 0;
-    hm->side = side;
-    hm->price = sim_pricing_price(&hm->trader, side, &x->band, &hm->draws);
+    mkt_side side = qty > 0 ? MKT_SELL : MKT_BUY;
+    ag->side = side;
+    ag->price = sim_pricing_price(&ag->trader, side, &x->band, &ag->draws);
     o->participant = participant_of(h);
     o->side = side;
     o->n_steps = 1;
-    o->steps[0].energy_wh = qty;
-    /* hm->price is the trade price the strategy chose; a buyer's limit is all-in */
+    o->steps[0].energy_wh = qty > 0 ? qty : -qty;
+    /* ag->price is the trade price the strategy chose; a buyer's limit is all-in */
     o->steps[0].price_uc_per_kwh =
-        side == MKT_BUY ? hm->price + x->buyer_fee_uc_per_kwh : hm->price;
+        side == MKT_BUY ? ag->price + x->buyer_fee_uc_per_kwh : ag->price;
     return 1;
 }
 
@@ -282,61 +372,74 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-/* The physics of one home in one interval: load, PV, battery, and what its meter measures. */
-static void home_physics(run_ctx *x, home *hm, size_t h, size_t k, sim_flow *f)
+/* The physics of one home in one interval: load, PV, battery, into its cell. */
+static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
 {
-    memset(f, 0, sizeof *f);
-    f->home = h;
-    f->interval = k;
-    actual_energy(x, hm, k, &f->pv_wh, &f->load_wh);
-    f->direct_wh = min64(f->pv_wh, f->load_wh);
-    int64_t surplus = f->pv_wh - f->direct_wh, deficit = f->load_wh - f->direct_wh;
-    f->stored_before_wh = hm->bat.stored_wh;
+    int64_t pv, load;
+    actual_energy(x, hm, k, &pv, &load);
+    int64_t direct = min64(pv, load);
+    int64_t surplus = pv - direct, deficit = load - direct;
     sim_battery_flow bf =
         hm->planned ? sim_battery_step_bounded(&hm->bat, surplus, deficit, hm->plan_lo_wh,
                                                hm->plan_hi_wh, 1)
                     : sim_battery_step(&hm->bat, surplus, deficit, 1);
-    f->stored_after_wh = hm->bat.stored_wh;
-    f->charge_wh = bf.charge_wh;
-    f->discharge_wh = bf.discharge_wh;
-    f->loss_wh = bf.loss_wh;
-    /* self-consumption charges only from surplus and discharges only into the deficit; a plan
-     * may also charge from the grid or discharge into it */
-    int64_t grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
-    f->import_wh = grid > 0 ? grid : 0;
-    f->export_wh = grid < 0 ? -grid : 0;
-    f->grid_charge_wh = bf.charge_wh > surplus ? bf.charge_wh - surplus : 0;
-    hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = f->pv_wh;
-    hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = f->load_wh;
+    c->pv_wh = pv;
+    c->load_wh = load;
+    c->charge_wh = bf.charge_wh;
+    c->discharge_wh = bf.discharge_wh;
+    c->loss_wh = bf.loss_wh;
+    c->stored_after_wh = hm->bat.stored_wh;
+    c->planned = hm->planned;
+    hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = pv;
+    hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = load;
     if (hm->day_pv_wh) {
-        hm->day_pv_wh[k % x->per_day] = f->pv_wh;
-        hm->day_load_wh[k % x->per_day] = f->load_wh;
+        hm->day_pv_wh[k % x->per_day] = pv;
+        hm->day_load_wh[k % x->per_day] = load;
     }
 }
 
-/* Both settlements of one home's metered interval: the local contract mp (NULL: none) and the
- * grid for the rest, and the grid alone for the baseline. */
-static int home_settle(run_ctx *x, const mkt_participant_result *mp, int64_t congestion_uc,
-                       sim_flow *f)
+/* Home h's flow in interval k from its cell: what its meter measures (home_settle sets the
+ * rest; no memset: clearing the whole flow each time was a tenth of a run). */
+static void expand_flow(const phys_cell *c, size_t h, size_t k, sim_flow *f)
 {
-    int64_t money = 0, paid = 0;
-    if (mp) {
-        f->local_sold_wh = mp->local_sold_wh;
-        f->local_bought_wh = mp->local_bought_wh;
-        paid = mp->local_paid_uc + mp->fee_paid_uc + congestion_uc;
-        money = paid - mp->local_received_uc;
-    }
+    f->home = h;
+    f->interval = k;
+    f->pv_wh = c->pv_wh;
+    f->load_wh = c->load_wh;
+    f->direct_wh = min64(c->pv_wh, c->load_wh);
+    int64_t surplus = f->pv_wh - f->direct_wh, deficit = f->load_wh - f->direct_wh;
+    f->charge_wh = c->charge_wh;
+    f->discharge_wh = c->discharge_wh;
+    f->loss_wh = c->loss_wh;
+    f->stored_after_wh = c->stored_after_wh;
+    /* stored energy changes by exactly charge - discharge - loss (battery.h) */
+    f->stored_before_wh = c->stored_after_wh - c->charge_wh + c->discharge_wh + c->loss_wh;
+    /* self-consumption charges only from surplus and discharges only into the deficit; a plan
+     * may also charge from the grid or discharge into it */
+    int64_t grid = deficit - surplus + c->charge_wh - c->discharge_wh;
+    f->import_wh = grid > 0 ? grid : 0;
+    f->export_wh = grid < 0 ? -grid : 0;
+    f->grid_charge_wh = c->charge_wh > surplus ? c->charge_wh - surplus : 0;
+}
+
+/* Both settlements of one home's metered interval: the local contract t (all 0: none) and the
+ * grid for the rest at the interval's retail price, and the grid alone for the baseline. */
+static int home_settle(run_ctx *x, const trade_cell *t, int64_t retail_uc_per_kwh, sim_flow *f)
+{
+    f->local_sold_wh = t->sold_wh;
+    f->local_bought_wh = t->bought_wh;
+    int64_t paid = t->paid_uc, money = t->paid_uc - t->received_uc;
     f->sold_local_wh = min64(f->local_sold_wh, f->export_wh);
     f->sold_grid_wh = f->export_wh - f->sold_local_wh;
     f->bought_local_wh = min64(f->local_bought_wh, f->import_wh);
     f->bought_grid_wh = f->import_wh - f->bought_local_wh;
 
-    const mkt_params *p = &x->params;
+    int64_t feed_in = x->params.feed_in_uc_per_kwh;
     stl_imbalance imb, base;
     int64_t metered = f->export_wh - f->import_wh;
-    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered, p->retail_uc_per_kwh,
-                             p->feed_in_uc_per_kwh, &imb) ||
-        stl_imbalance_settle(0, metered, p->retail_uc_per_kwh, p->feed_in_uc_per_kwh, &base))
+    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered, retail_uc_per_kwh,
+                             feed_in, &imb) ||
+        stl_imbalance_settle(0, metered, retail_uc_per_kwh, feed_in, &base))
         return SIM_E_INVAL;
     f->settled_import_wh = imb.shortfall_wh;
     f->settled_export_wh = imb.surplus_wh;
@@ -347,7 +450,7 @@ static int home_settle(run_ctx *x, const mkt_participant_result *mp, int64_t con
     return SIM_OK;
 }
 
-static void record_home(run_ctx *x, const sim_flow *f)
+static void record_home(run_ctx *x, const sim_flow *f, int planned)
 {
     sim_home_row *r = &x->res->homes[f->home];
     r->load_wh += f->load_wh;
@@ -360,7 +463,7 @@ static void record_home(run_ctx *x, const sim_flow *f)
     r->base_grid_export_wh += f->export_wh;
     r->battery_charged_wh += f->charge_wh;
     r->battery_discharged_wh += f->discharge_wh;
-    r->planned_intervals += (size_t)x->homes[f->home].planned;
+    r->planned_intervals += (size_t)planned;
     r->cost_uc += f->cost_uc;
     r->base_cost_uc += f->base_cost_uc;
 }
@@ -387,8 +490,6 @@ static int64_t interval_price(const mkt_summary *s)
     return (int64_t)(v / s->matched_wh);
 }
 
-/* After the book of interval k is cleared: settles every home (ex_ante runs its physics here,
- * ex_post has already), lets the agents learn, and records the interval. */
 /* The grid-aware figures of one cleared interval: congestion, binding feeders, zone prices. */
 static void record_grid(run_ctx *x)
 {
@@ -409,7 +510,10 @@ static void record_grid(run_ctx *x)
     }
 }
 
-static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
+/* After the book of interval k is cleared: what each home contracted (trades, one cell per
+ * home), the agents' learning, the interval's market figures (ir). The settlement stage takes
+ * it from there. */
+static void market_results(run_ctx *x, size_t k, trade_cell *trades, interval_rec *ir)
 {
     const mkt_summary *ms =
         x->grid ? mkt_grid_market_summary(x->grid) : mkt_clearing_summary(x->clearing);
@@ -420,35 +524,67 @@ static int finish_interval(run_ctx *x, size_t k, char *err, size_t err_len)
     row->start_utc = sim_interval_start_utc(x->sc, k);
     row->local_traded_wh = ms->matched_wh;
     row->price_uc_per_kwh = interval_price(ms);
-    int ex_post = x->sc->timing == MKT_EX_POST;
     size_t next = 0; /* orders (and so participants) are in home order */
     for (size_t h = 0; h < x->n_homes; h++) {
-        home *hm = &x->homes[h];
-        int64_t congestion_uc = hm->ordered && gparts ? gparts[next].congestion_paid_uc : 0;
-        const mkt_participant_result *mp = hm->ordered ? &parts[next++] : NULL;
-        sim_flow *f = &x->flows[h];
-        if (!ex_post && !x->pipelined)
-            home_physics(x, hm, h, k, f);
-        int rc = home_settle(x, mp, congestion_uc, f);
-        if (rc)
-            return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed", k, h);
-        if (hm->ordered) {
-            int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
-            sim_pricing_observe(&hm->trader, hm->side, hm->price, traded,
-                                row->price_uc_per_kwh, &x->band, &hm->draws);
+        agent *ag = &x->agents[h];
+        trade_cell *t = &trades[h];
+        if (!ag->ordered) {
+            *t = (trade_cell){0, 0, 0, 0};
+            continue;
         }
-        record_home(x, f);
-        record_interval(row, f);
-        sim_kpi_add_flow(&x->acc, f, 0);
-        sim_kpi_add_flow(&x->base_acc, f, 1);
-        if (x->hooks && x->hooks->on_flow)
-            x->hooks->on_flow(f, x->hooks->flow_ctx);
+        const mkt_participant_result *mp = &parts[next];
+        int64_t congestion_uc = gparts ? gparts[next].congestion_paid_uc : 0;
+        next++;
+        *t = (trade_cell){mp->local_sold_wh, mp->local_bought_wh,
+                          mp->local_paid_uc + mp->fee_paid_uc + congestion_uc,
+                          mp->local_received_uc};
+        int traded = mp->local_sold_wh > 0 || mp->local_bought_wh > 0;
+        sim_pricing_observe(&ag->trader, ag->side, ag->price, traded, row->price_uc_per_kwh,
+                            &x->band, &ag->draws);
     }
     if (x->grid)
         record_grid(x);
-    sim_kpi_add_interval(&x->acc, row, ms, x->sc->interval_min, 0);
+    ir->ms = *ms;
+    ir->retail_uc_per_kwh = x->params.retail_uc_per_kwh;
+}
+
+/* The settlement stage of interval k: every home's flow from its cells (phys: the physics',
+ * trades: the market's), both settlements, the records and KPIs, the caller's on_flow; then
+ * the interval's KPIs. On failure records it in x->settle_rc. Only one thread at a time, in
+ * the order of intervals. */
+static int settle_interval(run_ctx *x, size_t k, const phys_cell *phys, const trade_cell *trades,
+                           const interval_rec *ir)
+{
+    sim_interval_row *row = &x->res->intervals[k];
+    sim_flow f;
+    for (size_t h = 0; h < x->n_homes; h++) {
+        expand_flow(&phys[h], h, k, &f);
+        int rc = home_settle(x, &trades[h], ir->retail_uc_per_kwh, &f);
+        if (rc) {
+            x->settle_fail_k = k;
+            x->settle_fail_h = h;
+            atomic_store(&x->settle_rc, rc);
+            return rc;
+        }
+        record_home(x, &f, (int)phys[h].planned);
+        record_interval(row, &f);
+        sim_kpi_add_flow(&x->acc, &f, 0);
+        sim_kpi_add_flow(&x->base_acc, &f, 1);
+        if (x->hooks && x->hooks->on_flow)
+            x->hooks->on_flow(&f, x->hooks->flow_ctx);
+    }
+    sim_kpi_add_interval(&x->acc, row, &ir->ms, x->sc->interval_min, 0);
     sim_kpi_add_interval(&x->base_acc, row, NULL, x->sc->interval_min, 1);
     return SIM_OK;
+}
+
+/* The settlement stage of intervals [k0, k1) (cells interval-major), stopping at a failure. */
+static void settle_block(run_ctx *x, size_t k0, size_t k1, const phys_cell *phys,
+                         const trade_cell *trades, const interval_rec *irs)
+{
+    for (size_t k = k0; k < k1 && atomic_load(&x->settle_rc) == SIM_OK; k++)
+        settle_interval(x, k, phys + (k - k0) * x->n_homes, trades + (k - k0) * x->n_homes,
+                        &irs[k - k0]);
 }
 
 /* The market of one interval: on a copper plate, or within the feeders' limits. */
@@ -459,142 +595,33 @@ static int clear_book(run_ctx *x, size_t n_orders, mkt_error_at *at)
     return mkt_clear(x->clearing, &x->params, x->orders, n_orders, at);
 }
 
-#define PHYSICS_CHUNK 256u /* homes per hand-out */
-
-/* Takes the next chunk of job's homes, [*h0, *h1); 0 when none is left or the job is over. */
-static int take_chunk(physics_pool *p, uint32_t job, size_t n, size_t *h0, size_t *h1)
-{
-    uint64_t cur = atomic_load(&p->next);
-    for (;;) {
-        size_t at = (size_t)(uint32_t)cur;
-        if ((uint32_t)(cur >> 32) != job || at >= n)
-            return 0;
-        size_t end = at + PHYSICS_CHUNK < n ? at + PHYSICS_CHUNK : n;
-        if (atomic_compare_exchange_weak(&p->next, &cur, (uint64_t)job << 32 | end)) {
-            *h0 = at;
-            *h1 = end;
-            return 1;
-        }
-    }
-}
-
-/* Runs chunks of interval k's physics until none is left. */
-static void physics_chunks(run_ctx *x, uint32_t job, size_t k)
-{
-    size_t h0, h1;
-    while (take_chunk(&x->pool, job, x->n_homes, &h0, &h1)) {
-        for (size_t h = h0; h < h1; h++)
-            home_physics(x, &x->homes[h], h, k, &x->flows[h]);
-        atomic_fetch_add(&x->pool.finished, h1 - h0);
-    }
-}
-
-static void *physics_worker(void *arg)
-{
-    run_ctx *x = arg;
-    physics_pool *p = &x->pool;
-    uint32_t seen = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->quit && p->job == seen)
-            pthread_cond_wait(&p->cv, &p->mu);
-        if (p->quit)
-            break;
-        seen = p->job;
-        size_t k = p->k;
-        pthread_mutex_unlock(&p->mu);
-        physics_chunks(x, seen, k);
-        pthread_mutex_lock(&p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-/* Starts interval k's physics: the worker and then the main thread take chunks. */
-static void physics_start(run_ctx *x, size_t k)
-{
-    physics_pool *p = &x->pool;
-    pthread_mutex_lock(&p->mu);
-    p->job++;
-    p->k = k;
-    atomic_store(&p->finished, 0);
-    atomic_store(&p->next, (uint64_t)p->job << 32);
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* Helps with what is left of the physics and waits for the chunks the worker took. */
-static void physics_finish(run_ctx *x, size_t k)
-{
-    physics_chunks(x, x->pool.job, k); /* job is only written by this thread */
-    while (atomic_load(&x->pool.finished) < x->n_homes)
-        sched_yield();
-}
-
-static int pool_start(run_ctx *x)
-{
-    physics_pool *p = &x->pool;
-    if (pthread_mutex_init(&p->mu, NULL))
-        return SIM_E_NOMEM;
-    if (pthread_cond_init(&p->cv, NULL)) {
-        pthread_mutex_destroy(&p->mu);
-        return SIM_E_NOMEM;
-    }
-    if (pthread_create(&p->thread, NULL, physics_worker, x)) {
-        pthread_cond_destroy(&p->cv);
-        pthread_mutex_destroy(&p->mu);
-        return SIM_E_NOMEM;
-    }
-    p->running = 1;
-    return SIM_OK;
-}
-
-static void pool_stop(run_ctx *x)
-{
-    physics_pool *p = &x->pool;
-    if (!p->running)
-        return;
-    pthread_mutex_lock(&p->mu);
-    p->quit = 1;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    pthread_join(p->thread, NULL);
-    pthread_cond_destroy(&p->cv);
-    pthread_mutex_destroy(&p->mu);
-    p->running = 0;
-}
-
-/* ex_ante: every home orders from its forecast, the book clears, then the interval happens
- * (pipelined: while the book clears). */
-static int clear_ex_ante(run_ctx *x, size_t k, char *err, size_t err_len)
+/* ex_ante: every home's agent prices the quantity its physics forecast (qty, one per home),
+ * and the book clears. */
+static int clear_ex_ante(run_ctx *x, size_t k, const int64_t *qty, char *err, size_t err_len)
 {
     size_t n_orders = 0;
     for (size_t h = 0; h < x->n_homes; h++)
-        n_orders += (size_t)form_order(x, &x->homes[h], h, k, &x->orders[n_orders]);
-    if (x->pipelined)
-        physics_start(x, k);
+        n_orders += (size_t)form_order(x, &x->agents[h], h, qty[h],
+                                       &x->orders[n_orders]);
     mkt_error_at at;
     int rc = clear_book(x, n_orders, &at);
-    if (x->pipelined)
-        physics_finish(x, k); /* also on failure: no chunk may outlive the interval */
     if (rc)
         return sim_fail(err, err_len, SIM_E_MARKET, "interval %zu: market rejected the book: %s", k,
                         mkt_strerror(rc));
     return SIM_OK;
 }
 
-/* ex_post: the interval happens, then every home's metered net is cleared with its standing
- * preference as limit. The preference comes from the home's strategy: one step on the side the
- * home is on, at the price its agent would quote in ex_ante for a sell, and for a buy that bid
- * plus the network fee, because an ex_post buy limit is all-in (truthful: feed-in and retail,
- * the grid's own terms). mkt_ex_post_orders keeps every limit within the grid's terms. */
-static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
+/* ex_post: the interval has happened (qty: every home's metered net), then it is cleared with
+ * its standing preference as limit. The preference comes from the home's strategy: one step on
+ * the side the home is on, at the price its agent would quote in ex_ante for a sell, and for a
+ * buy that bid plus the network fee, because an ex_post buy limit is all-in (truthful: feed-in
+ * and retail, the grid's own terms). mkt_ex_post_orders keeps every limit within the grid's
+ * terms. */
+static int clear_ex_post(run_ctx *x, size_t k, const int64_t *qty, char *err, size_t err_len)
 {
     for (size_t h = 0; h < x->n_homes; h++) {
-        home *hm = &x->homes[h];
-        sim_flow *f = &x->flows[h];
-        home_physics(x, hm, h, k, f);
-        int64_t net = f->export_wh - f->import_wh;
+        agent *hm = &x->agents[h];
+        int64_t net = qty[h]; /* export - import at the meter */
         mkt_preference *pref = &x->prefs[h];
         memset(pref, 0, sizeof *pref);
         hm->ordered = net != 0;
@@ -631,7 +658,7 @@ static int clear_ex_post(run_ctx *x, size_t k, char *err, size_t err_len)
  * energy left at the end is worth feed-in after discharge losses. The first interval's plan
  * bounds the battery (sim_plan_bounds) when its expected gain over self-consumption on the same
  * forecast reaches the group's schedule_min_gain; otherwise the home runs self-consumption. */
-static int plan_home(run_ctx *x, home *hm, size_t k)
+static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
 {
     hm->planned = 0;
     if (!hm->day_pv_wh || k < x->per_day)
@@ -643,17 +670,17 @@ static int plan_home(run_ctx *x, home *hm, size_t k)
         n = SIM_PLAN_MAX_INTERVALS;
     for (size_t j = 0; j < n; j++) {
         size_t slot = (k + j) % x->per_day;
-        x->plan_in[j].net_wh = hm->day_load_wh[slot] - hm->day_pv_wh[slot];
-        x->plan_in[j].import_uc_per_kwh =
+        ws->plan_in[j].net_wh = hm->day_load_wh[slot] - hm->day_pv_wh[slot];
+        ws->plan_in[j].import_uc_per_kwh =
             sim_scenario_retail_at(sc, sim_interval_start_utc(sc, k + j));
-        x->plan_in[j].export_uc_per_kwh = sc->feed_in_uc_per_kwh;
+        ws->plan_in[j].export_uc_per_kwh = sc->feed_in_uc_per_kwh;
     }
     /* with the same prices all horizon long the plan's bounds are self-consumption's
      * (sim_plan_bounds): no need to solve */
     int varies = 0;
     for (size_t j = 1; j < n && !varies; j++)
-        varies = x->plan_in[j].import_uc_per_kwh != x->plan_in[0].import_uc_per_kwh ||
-                 x->plan_in[j].export_uc_per_kwh != x->plan_in[0].export_uc_per_kwh;
+        varies = ws->plan_in[j].import_uc_per_kwh != ws->plan_in[0].import_uc_per_kwh ||
+                 ws->plan_in[j].export_uc_per_kwh != ws->plan_in[0].export_uc_per_kwh;
     if (!varies)
         return SIM_OK;
     uint32_t eff = (uint32_t)llround(hm->bat.eta_charge * 1000.0);
@@ -671,17 +698,17 @@ static int plan_home(run_ctx *x, home *hm, size_t k)
     size_t need = sim_plan_workspace_size(&b, n);
     if (need == 0)
         return SIM_OK; /* a battery the planner cannot take: self-consumption */
-    if (need > x->plan_work_len) {
-        void *w = realloc(x->plan_work, need);
+    if (need > ws->plan_work_len) {
+        void *w = realloc(ws->plan_work, need);
         if (!w)
             return SIM_E_NOMEM;
-        x->plan_work = w;
-        x->plan_work_len = need;
+        ws->plan_work = w;
+        ws->plan_work_len = need;
     }
     int64_t plan_nuc, sc_nuc;
-    if (sim_plan_solve(&b, x->plan_in, n, x->plan_work, x->plan_work_len, x->plan_out,
+    if (sim_plan_solve(&b, ws->plan_in, n, ws->plan_work, ws->plan_work_len, ws->plan_out,
                        &plan_nuc) ||
-        sim_plan_self_consumption(&b, x->plan_in, n, NULL, &sc_nuc))
+        sim_plan_self_consumption(&b, ws->plan_in, n, NULL, &sc_nuc))
         return SIM_OK;
     if (sc_nuc - plan_nuc < g->schedule_min_gain_uc * 1000)
         return SIM_OK;
@@ -694,37 +721,219 @@ static int plan_home(run_ctx *x, home *hm, size_t k)
      * can wait are made as late as they can be. */
     if (n > 1) {
         sim_battery after = hm->bat;
-        int64_t net0 = x->plan_in[0].net_wh;
+        int64_t net0 = ws->plan_in[0].net_wh;
         sim_battery_flow f0 = sim_battery_step(&after, net0 < 0 ? -net0 : 0, net0 > 0 ? net0 : 0, 1);
         int64_t first_nuc =
-            sim_plan_interval_cost_nuc(&x->plan_in[0], net0 + f0.charge_wh - f0.discharge_wh);
+            sim_plan_interval_cost_nuc(&ws->plan_in[0], net0 + f0.charge_wh - f0.discharge_wh);
         sim_plan_battery rest = b;
         rest.initial_wh = after.stored_wh;
         size_t need_rest = sim_plan_workspace_size(&rest, n - 1);
-        if (need_rest > x->plan_work_len) {
-            void *w = realloc(x->plan_work, need_rest);
+        if (need_rest > ws->plan_work_len) {
+            void *w = realloc(ws->plan_work, need_rest);
             if (!w)
                 return SIM_E_NOMEM;
-            x->plan_work = w;
-            x->plan_work_len = need_rest;
+            ws->plan_work = w;
+            ws->plan_work_len = need_rest;
         }
         int64_t rest_nuc;
         if (need_rest &&
-            sim_plan_solve(&rest, x->plan_in + 1, n - 1, x->plan_work, x->plan_work_len,
-                           x->plan_rest, &rest_nuc) == SIM_PLAN_OK &&
+            sim_plan_solve(&rest, ws->plan_in + 1, n - 1, ws->plan_work, ws->plan_work_len,
+                           ws->plan_rest, &rest_nuc) == SIM_PLAN_OK &&
             first_nuc + rest_nuc <= plan_nuc)
             return SIM_OK;
     }
     /* one discretisation step of stored energy (sim_plan_solve's default), on the AC side */
     int64_t step = (b.max_wh - b.min_wh) / SIM_PLAN_DEFAULT_STATES;
     int64_t slack = (step < 1 ? 1 : step) * 1000 / eff + 1;
-    sim_plan_bounds(x->plan_in, x->plan_out, n, hm->bat.power_wh, slack, &hm->plan_lo_wh,
+    sim_plan_bounds(ws->plan_in, ws->plan_out, n, hm->bat.power_wh, slack, &hm->plan_lo_wh,
                     &hm->plan_hi_wh);
     hm->planned = hm->plan_lo_wh != -hm->bat.power_wh || hm->plan_hi_wh != hm->bat.power_wh;
     return SIM_OK;
 }
 
-static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
+/* The physics stage of home h over intervals [k0, k1): the plan (and an outside controller's
+ * setpoint), the order's quantity, then the interval's physics, into buffer buf (the block's,
+ * interval-major). On failure records the first one in x->phys_rc. */
+static int physics_home(run_ctx *x, plan_ws *ws, size_t h, size_t k0, size_t k1, size_t buf)
+{
+    home *hm = &x->homes[h];
+    int ex_ante = x->sc->timing != MKT_EX_POST;
+    for (size_t k = k0; k < k1; k++) {
+        size_t at = (k - k0) * x->n_homes + h;
+        phys_cell *c = &x->cells[buf][at];
+        int rc = plan_home(x, ws, hm, k);
+        if (rc) {
+            int none = 0;
+            if (atomic_compare_exchange_strong(&x->phys_rc, &none, rc)) {
+                x->phys_fail_k = k;
+                x->phys_fail_h = h;
+            }
+            return rc;
+        }
+        int64_t sp;
+        if (x->hooks && x->hooks->on_battery && hm->bat.power_wh > 0 &&
+            x->hooks->on_battery(h, k, hm->bat.stored_wh,
+                                 llround(x->sc->groups[hm->group].battery_kwh * 1000.0),
+                                 x->hooks->battery_ctx, &sp) == 1) {
+            /* an outside controller's setpoint: the plan's bounds pinned to it */
+            hm->planned = 1;
+            hm->plan_lo_wh = hm->plan_hi_wh = sp;
+        }
+        if (ex_ante)
+            x->qty[buf][at] = order_wh(x, hm, k);
+        home_physics(x, hm, k, c);
+        if (!ex_ante) /* export - import at the meter (expand_flow) */
+            x->qty[buf][at] = c->pv_wh - c->load_wh - c->charge_wh + c->discharge_wh;
+    }
+    return SIM_OK;
+}
+
+#define PHYSICS_CHUNK 64u /* homes per hand-out, at most */
+
+/* Takes the next chunk of job's homes, [*h0, *h1); 0 when none is left or the job is over. */
+static int take_chunk(physics_pool *p, uint32_t job, size_t n, size_t *h0, size_t *h1)
+{
+    size_t chunk = p->chunk;
+    uint64_t cur = atomic_load(&p->next);
+    for (;;) {
+        size_t at = (size_t)(uint32_t)cur;
+        if ((uint32_t)(cur >> 32) != job || at >= n)
+            return 0;
+        size_t end = at + chunk < n ? at + chunk : n;
+        if (atomic_compare_exchange_weak(&p->next, &cur, (uint64_t)job << 32 | end)) {
+            *h0 = at;
+            *h1 = end;
+            return 1;
+        }
+    }
+}
+
+/* Counts done units of the current job; the thread that completes it wakes the main thread. */
+static void job_done(physics_pool *p, size_t units)
+{
+    if (atomic_fetch_add(&p->finished, units) + units == p->units) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Works on a job (j: its copy, taken under the mutex) until nothing is left to take: first
+ * its settlement task if no other thread has taken it (it is one unit, run by one thread,
+ * because it records in the order of intervals), then chunks of its physics. After a failure
+ * the homes are counted, not run. */
+static void job_work(run_ctx *x, plan_ws *ws, uint32_t job, const physics_job *j)
+{
+    physics_pool *p = &x->pool;
+    if (j->settle && atomic_exchange(&p->settle_claim, 0)) {
+        settle_block(x, j->s0, j->s1, j->settle_phys, j->settle_trades, j->settle_irs);
+        job_done(p, 1);
+    }
+    size_t h0, h1;
+    while (j->k0 < j->k1 && take_chunk(p, job, x->n_homes, &h0, &h1)) {
+        for (size_t h = h0; h < h1 && atomic_load(&x->phys_rc) == SIM_OK; h++)
+            physics_home(x, ws, h, j->k0, j->k1, j->buf);
+        job_done(p, h1 - h0);
+    }
+}
+
+static void *physics_worker(void *arg)
+{
+    run_ctx *x = ((worker_arg *)arg)->x;
+    plan_ws *ws = &x->ws[((worker_arg *)arg)->index];
+    physics_pool *p = &x->pool;
+    uint32_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->job == seen)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->quit)
+            break;
+        seen = p->job;
+        physics_job j = p->cur;
+        pthread_mutex_unlock(&p->mu);
+        job_work(x, ws, seen, &j);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Hands a job to the workers. */
+static void job_start(run_ctx *x, const physics_job *j)
+{
+    physics_pool *p = &x->pool;
+    pthread_mutex_lock(&p->mu);
+    p->job++;
+    p->cur = *j;
+    p->units = (j->k0 < j->k1 ? x->n_homes : 0) + (j->settle ? 1 : 0);
+    atomic_store(&p->finished, 0);
+    atomic_store(&p->settle_claim, 1);
+    atomic_store(&p->next, (uint64_t)p->job << 32);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Helps with what is left of the started job and waits for what the workers took. */
+static void job_finish(run_ctx *x)
+{
+    physics_pool *p = &x->pool;
+    /* job and cur are only written by this thread */
+    job_work(x, &x->ws[0], p->job, &p->cur);
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->finished) < p->units)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static int pool_start(run_ctx *x)
+{
+    physics_pool *p = &x->pool;
+    if (pthread_mutex_init(&p->mu, NULL))
+        return SIM_E_NOMEM;
+    if (pthread_cond_init(&p->cv, NULL)) {
+        pthread_mutex_destroy(&p->mu);
+        return SIM_E_NOMEM;
+    }
+    if (pthread_cond_init(&p->done, NULL)) {
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        return SIM_E_NOMEM;
+    }
+    p->inited = 1;
+    /* about 8 chunks a thread, so that a thread that comes late still finds some */
+    p->chunk = x->n_homes / (8 * x->n_threads);
+    p->chunk = p->chunk < 1 ? 1 : p->chunk > PHYSICS_CHUNK ? PHYSICS_CHUNK : p->chunk;
+    for (size_t i = 1; i < x->n_threads; i++) {
+        p->args[i] = (worker_arg){x, i};
+        if (pthread_create(&p->thread[i], NULL, physics_worker, &p->args[i]))
+            return SIM_E_NOMEM;
+        p->running = i;
+    }
+    return SIM_OK;
+}
+
+static void pool_stop(run_ctx *x)
+{
+    physics_pool *p = &x->pool;
+    if (!p->inited)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 1; i <= p->running; i++)
+        pthread_join(p->thread[i], NULL);
+    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    p->inited = 0;
+}
+
+/* The market stage of interval k, whose physics is in phys (one cell per home): prices and
+ * clears the book, and leaves the contracts in trades and the interval's figures in ir. */
+static int market_interval(run_ctx *x, size_t k, const int64_t *qty, trade_cell *trades,
+                           interval_rec *ir, char *err, size_t err_len)
 {
     /* the controller's interval number, floor(start / length), so that ties break alike */
     int64_t start = sim_interval_start_utc(x->sc, k), len = (int64_t)x->sc->interval_min * 60;
@@ -735,25 +944,99 @@ static int run_interval(run_ctx *x, size_t k, char *err, size_t err_len)
         x->band = sim_band_from(x->sc->feed_in_uc_per_kwh, x->params.retail_uc_per_kwh,
                                 x->buyer_fee_uc_per_kwh);
     }
-    for (size_t h = 0; h < x->n_homes; h++) {
-        home *hm = &x->homes[h];
-        int rc = plan_home(x, hm, k);
-        if (rc)
-            return sim_fail(err, err_len, rc, "interval %zu, home %zu: out of memory to plan", k,
-                            h);
-        int64_t sp;
-        if (x->hooks && x->hooks->on_battery && hm->bat.power_wh > 0 &&
-            x->hooks->on_battery(h, k, hm->bat.stored_wh,
-                                 llround(x->sc->groups[hm->group].battery_kwh * 1000.0),
-                                 x->hooks->battery_ctx, &sp) == 1) {
-            /* an outside controller's setpoint: the plan's bounds pinned to it */
-            hm->planned = 1;
-            hm->plan_lo_wh = hm->plan_hi_wh = sp;
-        }
+    int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, qty, err, err_len)
+                                          : clear_ex_ante(x, k, qty, err, err_len);
+    if (rc)
+        return rc;
+    market_results(x, k, trades, ir);
+    return SIM_OK;
+}
+
+/* The first failure of the physics or the settlement stage, as sim_run's error; 0: none. */
+static int stage_failed(run_ctx *x, char *err, size_t err_len)
+{
+    int rc = atomic_load(&x->phys_rc);
+    if (rc)
+        return sim_fail(err, err_len, rc, "interval %zu, home %zu: out of memory to plan",
+                        x->phys_fail_k, x->phys_fail_h);
+    rc = atomic_load(&x->settle_rc);
+    if (rc)
+        return sim_fail(err, err_len, rc, "interval %zu, home %zu: settlement failed",
+                        x->settle_fail_k, x->settle_fail_h);
+    return SIM_OK;
+}
+
+/* Every interval through the three stages. Block b's buffers: cells and qty [b % 3] (three:
+ * the physics of b + 1, the market of b and the settlement of b - 1 may run at once), trades
+ * and interval records [b % 2]. With workers, the job started before block b's market stage is the
+ * physics of block b + 1 and the settlement of block b - 1; the main thread joins it after
+ * the market stage. With the caller pacing the run interval by interval (on_interval) the
+ * settlement follows each interval's market on the main thread, so the caller sees every
+ * interval's flows before it returns; on one thread everything does, a block of one interval
+ * at a time. */
+static int run_blocks(run_ctx *x, char *err, size_t err_len)
+{
+    const sim_hooks *hooks = x->hooks;
+    size_t n = x->n_intervals, B = x->block, nh = x->n_homes;
+    size_t step = n / 200 + 1;
+    int threaded = x->n_threads > 1;
+    int deferred = threaded && !(hooks && hooks->on_interval);
+    if (threaded) {
+        physics_job j = {0, B < n ? B : n, 0, 0, 0, 0, NULL, NULL, NULL};
+        job_start(x, &j);
+        job_finish(x);
     }
-    int rc = x->sc->timing == MKT_EX_POST ? clear_ex_post(x, k, err, err_len)
-                                          : clear_ex_ante(x, k, err, err_len);
-    return rc ? rc : finish_interval(x, k, err, err_len);
+    int rc = SIM_OK;
+    for (size_t b = 0, k0 = 0; k0 < n; b++, k0 += B) {
+        size_t k1 = k0 + B < n ? k0 + B : n;
+        phys_cell *phys = x->cells[threaded ? b % 3 : 0];
+        const int64_t *qty = x->qty[threaded ? b % 3 : 0];
+        trade_cell *trades = x->trades[threaded ? b % 2 : 0];
+        interval_rec *irs = x->irs[threaded ? b % 2 : 0];
+        if (!threaded) {
+            for (size_t h = 0; h < nh && atomic_load(&x->phys_rc) == SIM_OK; h++)
+                physics_home(x, &x->ws[0], h, k0, k1, 0);
+        } else {
+            physics_job j = {k1, k1 + B < n ? k1 + B : n, (b + 1) % 3, 0, 0, 0, NULL, NULL,
+                             NULL};
+            if (deferred && b > 0) {
+                j.settle = 1;
+                j.s0 = k0 - B;
+                j.s1 = k0;
+                j.settle_phys = x->cells[(b + 2) % 3];
+                j.settle_trades = x->trades[(b + 1) % 2];
+                j.settle_irs = x->irs[(b + 1) % 2];
+            }
+            job_start(x, &j);
+        }
+        if ((rc = stage_failed(x, err, err_len)))
+            break;
+        for (size_t k = k0; k < k1; k++) {
+            size_t i = k - k0;
+            rc = market_interval(x, k, qty + i * nh, trades + i * nh, &irs[i], err, err_len);
+            if (rc)
+                break;
+            if (!deferred && settle_interval(x, k, phys + i * nh, trades + i * nh, &irs[i])) {
+                rc = stage_failed(x, err, err_len);
+                break;
+            }
+            if (hooks && hooks->on_progress && ((k + 1) % step == 0 || k + 1 == n))
+                hooks->on_progress(k + 1, n, hooks->progress_ctx);
+            if (hooks && hooks->on_interval && hooks->on_interval(k, n, hooks->interval_ctx)) {
+                rc = sim_fail(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu",
+                              k + 1, n);
+                break;
+            }
+        }
+        /* also on failure: no worker may still be on a block when the run is freed */
+        if (threaded)
+            job_finish(x);
+        if (rc)
+            return rc;
+        if (deferred && k1 == n)
+            settle_block(x, k0, k1, phys, trades, irs); /* the last block's settlement */
+    }
+    return stage_failed(x, err, err_len);
 }
 
 /* A limit in kW over one interval, in Wh; -1 (none) is unlimited. The kW come from the
@@ -816,8 +1099,8 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     res->intervals = calloc(x->n_intervals, sizeof *res->intervals);
     res->homes = calloc(x->n_homes, sizeof *res->homes);
     x->homes = calloc(x->n_homes, sizeof *x->homes);
+    x->agents = calloc(x->n_homes, sizeof *x->agents);
     x->orders = calloc(x->n_homes, sizeof *x->orders);
-    x->flows = calloc(x->n_homes, sizeof *x->flows);
     x->prefs = calloc(x->n_homes, sizeof *x->prefs);
     x->post = calloc(x->n_homes, sizeof *x->post);
     x->clearing = mkt_clearing_new(x->n_homes);
@@ -825,12 +1108,24 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     x->load = sim_load_new(x->sc);
     x->weather = rng_for(seed, STREAM_WEATHER);
     x->per_day = 1440 / x->sc->interval_min;
-    x->plan_in = calloc(x->per_day, sizeof *x->plan_in);
-    x->plan_out = calloc(x->per_day, sizeof *x->plan_out);
-    x->plan_rest = calloc(x->per_day, sizeof *x->plan_rest);
-    if (!x->plan_in || !x->plan_out || !x->plan_rest)
-        return SIM_E_NOMEM;
-    if (!res->intervals || !res->homes || !x->homes || !x->orders || !x->flows || !x->prefs ||
+    for (size_t i = 0; i < x->n_threads; i++) {
+        plan_ws *ws = &x->ws[i];
+        ws->plan_in = calloc(x->per_day, sizeof *ws->plan_in);
+        ws->plan_out = calloc(x->per_day, sizeof *ws->plan_out);
+        ws->plan_rest = calloc(x->per_day, sizeof *ws->plan_rest);
+        if (!ws->plan_in || !ws->plan_out || !ws->plan_rest)
+            return SIM_E_NOMEM;
+    }
+    size_t cells = x->block * x->n_homes;
+    for (size_t i = 0; i < (x->n_threads > 1 ? 3u : 1u); i++)
+        if (!(x->cells[i] = calloc(cells, sizeof *x->cells[i])) ||
+            !(x->qty[i] = calloc(cells, sizeof *x->qty[i])))
+            return SIM_E_NOMEM;
+    for (size_t i = 0; i < (x->n_threads > 1 ? 2u : 1u); i++)
+        if (!(x->trades[i] = calloc(cells, sizeof *x->trades[i])) ||
+            !(x->irs[i] = calloc(x->block, sizeof *x->irs[i])))
+            return SIM_E_NOMEM;
+    if (!res->intervals || !res->homes || !x->homes || !x->agents || !x->orders || !x->prefs ||
         !x->post || !x->clearing || !x->pv ||
         !x->load || !x->weather)
         return SIM_E_NOMEM;
@@ -841,20 +1136,30 @@ static int alloc_run(run_ctx *x, uint64_t seed)
 static void free_run(run_ctx *x)
 {
     pool_stop(x);
-    for (size_t h = 0; x->homes && h < x->n_homes; h++) {
-        gsl_rng_free(x->homes[h].rng);
+    for (size_t h = 0; x->homes && x->agents && h < x->n_homes; h++) {
+        gsl_rng_free(x->agents[h].rng);
         gsl_rng_free(x->homes[h].load_rng);
         gsl_rng_free(x->homes[h].pv_rng);
         free(x->homes[h].day_pv_wh);
         free(x->homes[h].day_load_wh);
     }
-    free(x->plan_in);
-    free(x->plan_out);
-    free(x->plan_rest);
-    free(x->plan_work);
+    for (size_t i = 0; i < SIM_MAX_THREADS; i++) {
+        free(x->ws[i].plan_in);
+        free(x->ws[i].plan_out);
+        free(x->ws[i].plan_rest);
+        free(x->ws[i].plan_work);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        free(x->cells[i]);
+        free(x->qty[i]);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        free(x->trades[i]);
+        free(x->irs[i]);
+    }
     free(x->homes);
+    free(x->agents);
     free(x->orders);
-    free(x->flows);
     free(x->prefs);
     free(x->post);
     mkt_clearing_free(x->clearing);
@@ -885,13 +1190,27 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
         rc = sim_fail(err, err_len, SIM_E_INVAL, "the scenario has no homes or no intervals");
         goto out;
     }
+    /* An outside battery controller sees each interval before the next one's physics: no
+     * running ahead, so one thread. */
+    x.n_threads = sc->threads < 1                 ? 1
+                  : sc->threads > SIM_MAX_THREADS ? SIM_MAX_THREADS
+                                                  : sc->threads;
+    if (hooks && hooks->on_battery)
+        x.n_threads = 1;
+    x.block = 1;
+    if (x.n_threads > 1) {
+        /* about SIM_BLOCK_CELLS cells a block (2 MiB of physics cells): the five buffers a
+         * run ahead uses stay in the shared cache, while a block is still thousands of
+         * home-intervals of work for each synchronisation (10,000 homes: 3 intervals) */
+        x.block = SIM_BLOCK_CELLS / x.n_homes;
+        x.block = x.block < 1 ? 1 : x.block > SIM_BLOCK_MAX ? SIM_BLOCK_MAX : x.block;
+    }
     if ((rc = alloc_run(&x, seed))) {
         sim_fail(err, err_len, rc, "out of memory for %zu homes x %zu intervals", x.n_homes,
              x.n_intervals);
         goto out;
     }
-    x.pipelined = sc->threads >= 2 && sc->timing == MKT_EX_ANTE;
-    if (x.pipelined && (rc = pool_start(&x))) {
+    if (x.n_threads > 1 && (rc = pool_start(&x))) {
         sim_fail(err, err_len, rc, "cannot start a physics thread");
         goto out;
     }
@@ -901,19 +1220,8 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
     sim_pv_draw_weather(x.pv, x.weather);
     sim_kpi_init(&x.acc, x.n_homes, x.n_intervals);
     sim_kpi_init(&x.base_acc, x.n_homes, x.n_intervals);
-    size_t step = x.n_intervals / 200 + 1;
-    for (size_t k = 0; k < x.n_intervals; k++) {
-        if ((rc = run_interval(&x, k, err, err_len)))
-            goto out;
-        if (hooks && hooks->on_progress && ((k + 1) % step == 0 || k + 1 == x.n_intervals))
-            hooks->on_progress(k + 1, x.n_intervals, hooks->progress_ctx);
-        if (hooks && hooks->on_interval &&
-            hooks->on_interval(k, x.n_intervals, hooks->interval_ctx)) {
-            rc = sim_fail(err, err_len, SIM_E_STOPPED, "stopped after interval %zu of %zu", k + 1,
-                      x.n_intervals);
-            goto out;
-        }
-    }
+    if ((rc = run_blocks(&x, err, err_len)))
+        goto out;
     sim_kpi_finish(&x.acc, x.res->homes, 0, &x.res->kpi);
     x.res->kpi.has_feeders = x.grid != NULL;
     for (size_t g = 0; x.grid && g < sc->n_groups; g++)

@@ -252,30 +252,89 @@ static void level_fee_street(void **state)
     }
 }
 
-/* One run on 1, 2 and 3 threads (the physics beside the clearing, homes in chunks of 256):
- * the same bytes in every result row and KPI. 800 homes, so that the homes span several chunks;
- * with and without a congested feeder and a level fee, both mechanisms. ex_post runs on one
- * thread whatever the count, and is checked to be unchanged too. */
+/* What a run handed its observer: the flows' bytes hashed in the order they came, and whether
+ * that order was interval by interval, home by home. */
+typedef struct {
+    uint64_t hash;
+    size_t n, homes;
+    int in_order;
+    int pace; /* also an on_interval hook (the settlement then follows each interval) */
+} flow_stream;
+
+static void stream_flow(const sim_flow *f, void *ctx)
+{
+    flow_stream *s = ctx;
+    if (f->interval * s->homes + f->home != s->n)
+        s->in_order = 0;
+    const unsigned char *b = (const unsigned char *)f;
+    for (size_t i = 0; i < sizeof *f; i++)
+        s->hash = (s->hash ^ b[i]) * UINT64_C(0x100000001b3);
+    s->n++;
+}
+
+/* Interval k's hook comes after all of k's flows and before any of k + 1's. */
+static int stream_interval(size_t k, size_t total, void *ctx)
+{
+    flow_stream *s = ctx;
+    (void)total;
+    if (s->n != (k + 1) * s->homes)
+        s->in_order = 0;
+    return 0;
+}
+
+/* One run on 1, 2 and 3 threads (the physics a block of intervals ahead on workers, the
+ * settlement a block behind): the same bytes in every result row, KPI and flow handed to
+ * on_flow, in the same order. 795 homes, so that the homes span many chunks and a run several
+ * blocks (41 intervals each, the last one short); both mechanisms, a congested feeder with a
+ * level fee, ex_post, and (610 homes, half-hourly, blocks of 52 and 44 intervals) the battery
+ * scheduler (battery_policy = schedule) under a two-rate
+ * tariff, whose retail price the settlement must take from the interval it settles, not from
+ * the one being cleared; once with an on_interval hook too, which settles each interval before
+ * the next one clears. */
 static void threads_same_bytes(void **state)
 {
     (void)state;
-    for (int v = 0; v < 4; v++) {
+    for (int v = 0; v < 7; v++) {
         sim_scenario sc;
         street(&sc, v & 1 ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, 5000);
         for (size_t g = 0; g < sc.n_groups; g++)
-            sc.groups[g].count *= 53; /* 795 homes */
+            sc.groups[g].count *= v < 4 ? 53 : 1; /* 795 homes */
         sc.days = 2;
         if (v == 2) {
             sc.groups[0].feeder_export_kw = 40;
             sc.level_fee_uc_per_kwh = 3000;
         }
-        if (v == 3)
+        if (v == 3 || v == 5)
             sc.timing = MKT_EX_POST;
+        if (v >= 4) {
+            /* plans start after a day of history; a peak price gives them something to gain;
+             * half-hour intervals and 3 planning homes keep the scheduler quick, and 600
+             * consumers make blocks of 52 intervals */
+            sc.interval_min = 30;
+            sc.start_month = 6;
+            sc.groups[3].count = 600;
+            sc.retail_peak_uc_per_kwh = sc.retail_uc_per_kwh * 2;
+            sc.peak_start_h = 17;
+            sc.peak_end_h = 21;
+            sc.forecast_lag = 2;
+            sc.groups[1].battery_policy = SIM_BATTERY_SCHEDULE;
+            sc.groups[1].pv_kwp = 0; /* batteries that only gain by buying off-peak */
+        }
         sim_result *r[3] = {NULL, NULL, NULL};
+        flow_stream fs[3];
         char err[256];
         for (uint32_t t = 0; t < 3; t++) {
             sc.threads = t + 1;
-            assert_int_equal(sim_run(&sc, NULL, 5, NULL, &r[t], err, sizeof err), SIM_OK);
+            fs[t] = (flow_stream){UINT64_C(0xcbf29ce484222325), 0, sim_scenario_homes(&sc), 1,
+                                  v == 6};
+            sim_hooks hooks = {stream_flow, &fs[t], NULL, NULL, NULL, NULL, NULL, NULL};
+            if (fs[t].pace) {
+                hooks.on_interval = stream_interval;
+                hooks.interval_ctx = &fs[t];
+            }
+            assert_int_equal(sim_run(&sc, NULL, 5, &hooks, &r[t], err, sizeof err), SIM_OK);
+            assert_true(fs[t].in_order);
+            assert_int_equal(fs[t].n, sim_scenario_homes(&sc) * sim_intervals(&sc));
         }
         for (int t = 1; t < 3; t++) {
             size_t n, m;
@@ -289,9 +348,17 @@ static void threads_same_bytes(void **state)
             assert_memory_equal(sim_result_kpis(r[0]), sim_result_kpis(r[t]), sizeof(sim_kpis));
             assert_memory_equal(sim_result_baseline(r[0]), sim_result_baseline(r[t]),
                                 sizeof(sim_kpis));
+            assert_true(fs[t].hash == fs[0].hash);
         }
         if (v == 2)
             assert_true(sim_result_kpis(r[0])->congested_intervals > 0);
+        if (v >= 4) {
+            size_t n, planned = 0;
+            const sim_home_row *hr = sim_result_homes(r[0], &n);
+            for (size_t h = 0; h < n; h++)
+                planned += hr[h].planned_intervals;
+            assert_true(planned > 0);
+        }
         assert_true(sim_result_kpis(r[0])->local_traded_wh > 0);
         for (int t = 0; t < 3; t++)
             sim_result_free(r[t]);

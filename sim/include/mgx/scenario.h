@@ -101,9 +101,10 @@ typedef struct {
      * orders for k from k - 1; 2 from k - 2, what a real agent can do, because interval k - 1
      * has not ended when k's gate closes (docs/end-to-end.md). */
     uint32_t forecast_lag;
-    /* Threads of one run (not a file key; `mgx sim --threads`): 2 or more overlap each
-     * interval's physics (load, PV, battery of every home) with its clearing in ex_ante, the
-     * homes shared out in chunks. The result is the same bytes for any count. 0 or 1: one. */
+    /* Threads of one run (not a file key; `mgx sim --threads`, default the cores): 2 or more
+     * run the homes' physics a block of intervals ahead on worker threads, and settle the block
+     * before, while the main thread clears (docs/simulator.md, "Threads"). The result is the
+     * same bytes for any count. 0 or 1: one; at most 64. */
     uint32_t threads;
     /* ex_ante (default): homes order before the interval from a forecast and settle errors
      * against the grid. ex_post: the interval is cleared after delivery on every home's metered

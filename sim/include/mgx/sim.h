@@ -113,13 +113,15 @@ typedef void (*sim_flow_fn)(const sim_flow *f, void *ctx);
 /* Called with done/total intervals, at most about 200 times a run. */
 typedef void (*sim_progress_fn)(size_t done, size_t total, void *ctx);
 
-/* Called once per interval, after every on_flow of that interval, with the interval index and
+/* Called once per interval on the caller's thread, after every on_flow of that interval (with it
+ * each interval is settled before the next one clears), with the interval index and
  * the number of intervals. A non-zero return stops the run: sim_run then fails with
  * SIM_E_STOPPED. Lets a caller pace the run in real time (mgx sim --serve-modbus). */
 typedef int (*sim_interval_fn)(size_t interval, size_t total, void *ctx);
 
 /* Called at the start of each interval for every home with a battery (stored_wh now, of
- * capacity_wh). Returning 1 with *setpoint_wh (AC side, > 0 charge, < 0 discharge) makes the
+ * capacity_wh); with it the run uses one thread whatever sc->threads, because the physics
+ * cannot run ahead of an outside controller. Returning 1 with *setpoint_wh (AC side, > 0 charge, < 0 discharge) makes the
  * battery do that this interval (within its power and window; charging beyond the surplus
  * takes from the grid, discharging beyond the load exports), overriding the group's policy;
  * 0 leaves it to the policy. Lets an outside controller steer the battery (the simulated
@@ -128,7 +130,10 @@ typedef int (*sim_battery_fn)(size_t home, size_t interval, int64_t stored_wh,
                               int64_t capacity_wh, void *ctx, int64_t *setpoint_wh);
 
 typedef struct {
-    sim_flow_fn on_flow; /* optional: every home every interval (tests) */
+    /* optional: every home every interval, in the order of intervals and homes, never two at
+     * once; with sc->threads >= 2 and no on_interval possibly on a worker thread and a block
+     * of intervals behind the clearing */
+    sim_flow_fn on_flow;
     void *flow_ctx;
     sim_progress_fn on_progress; /* optional */
     void *progress_ctx;
