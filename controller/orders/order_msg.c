@@ -402,7 +402,7 @@ static int get_steps(json_t *arr, ctl_order_msg *m, char *detail, size_t cap)
 
 static int decode_fields(json_t *root, ctl_order_msg *m, char *detail, size_t cap)
 {
-    int64_t v, x;
+    int64_t v = 0, x = 0; /* get_int sets them on success; gcc -O3 cannot see it */
     int rc = exact_keys(root, ORDER_KEYS, N_ORDER_KEYS, "", detail, cap);
     if (rc != CTL_R_OK)
         return rc;
