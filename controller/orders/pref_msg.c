@@ -369,7 +369,7 @@ static int get_json_steps(json_t *arr, const char *side, mkt_step *s, uint32_t *
 
 static int decode_fields(json_t *root, ctl_pref_msg *m, char *detail, size_t cap)
 {
-    int64_t v, x;
+    int64_t v = 0, x = 0; /* get_int sets them on success; gcc -O3 cannot see it */
     int rc = exact_keys(root, PREF_KEYS, N_PREF_KEYS, "", detail, cap);
     if (rc != CTL_R_OK)
         return rc;
