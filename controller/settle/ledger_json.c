@@ -54,7 +54,7 @@ static int json_i64(json_t *obj, const char *key, int64_t min, int64_t max, int 
 static int parse_trade(json_t *t, const stl_tariffs *tf, size_t i, mkt_trade *x, char *err,
                        size_t errlen)
 {
-    int64_t s, b;
+    int64_t s = 0, b = 0;
     if (json_i64(t, "seller", 0, INT64_MAX, 1, &s, "trade", i, err, errlen) ||
         json_i64(t, "buyer", 0, INT64_MAX, 1, &b, "trade", i, err, errlen) ||
         json_i64(t, "energy_wh", 1, MKT_ENERGY_MAX_WH, 1, &x->energy_wh, "trade", i, err,
@@ -76,7 +76,7 @@ static int parse_trade(json_t *t, const stl_tariffs *tf, size_t i, mkt_trade *x,
 
 static int parse_meter(json_t *m, size_t i, stl_metered *x, char *err, size_t errlen)
 {
-    int64_t p, q = 0, tier = 0;
+    int64_t p = 0, q = 0, tier = 0;
     json_t *held = json_object_get(m, "held");
     if (held && !json_is_boolean(held))
         return ctl_fail(CTL_LJ_E_BAD, err, errlen, "meter record %zu: \"held\" must be true or "
