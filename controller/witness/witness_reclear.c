@@ -4,12 +4,25 @@
  * them (each signature checked against the registry's key, the latest signed order of each home
  * taken, whatever the store marked as superseded), cleared with the community's mechanism and
  * the block's own tariffs, and the trades must be exactly the block's.
+ *
+ * For each ex_post block the book is rebuilt as the controller built it
+ * (daemon/clearing_ex_post.c): every home the block settled as good is in it with its metered
+ * net energy, recomputed from the meter's stored readings with the witness's meter rules (and
+ * compared with what the block settled, less the import carried in from held intervals), and
+ * with the standing preference that counts for the interval, decoded from the bytes the home
+ * signed and verified with the registry's key (the newest signed one with valid_from <= the
+ * interval). Then mkt_ex_post_orders and mkt_clear, and the trades must be exactly the block's.
+ * Which homes were good is the block's word: the coordinator's cross-home checks (limits,
+ * peers, the boundary balance) are not redone here.
  */
 #include "witness/witness.h"
 
 #include "common/errbuf.h"
 #include "db/order_evidence.h"
 #include "orders/order_msg.h"
+#include "orders/pref_msg.h"
+#include "settle/settle_carry.h"
+#include "settle/settle_input.h"
 #include "settle/ledger_store.h"
 
 #include <sqlite3.h>
@@ -130,36 +143,22 @@ static int block_trades(ctl_db *db, uint64_t height, mkt_trade **out, size_t *n)
     return 0;
 }
 
-/* Re-clears block b (height) and compares; CTL_LEDGER_OK, E_FAULT (msg) or E_DB/E_NOMEM. */
-static int reclear_block(ctl_db *db, const stl_block *b, uint64_t height, mkt_mechanism mech,
-                         char *msg, size_t msglen)
+/* Clears book[0..n) with p and compares the trades with block height's; what names the book
+ * in msg. CTL_LEDGER_OK, E_FAULT (msg) or E_DB/E_NOMEM. */
+static int clear_and_compare(ctl_db *db, uint64_t height, const mkt_params *p,
+                             const mkt_order *book, size_t n_book, const char *what, char *msg,
+                             size_t msglen)
 {
-    book_ctx bc = {b->interval_id, "", NULL, NULL, 0, msg, msglen, 0};
     mkt_clearing *c = NULL;
     mkt_trade *have = NULL, *want = NULL;
     size_t n_have = 0, n_want = 0;
     int rc = CTL_LEDGER_E_NOMEM;
-    bc.book = malloc(BOOK_MAX * sizeof *bc.book);
-    bc.created_ms = malloc(BOOK_MAX * sizeof *bc.created_ms);
-    if (!bc.book || !bc.created_ms)
-        goto out;
-    int er = ctl_order_evidence(db, b->interval_id, take_order, &bc);
-    if (bc.fault) {
-        rc = CTL_LEDGER_E_FAULT;
-        goto out;
-    }
-    if (er != 0) {
-        rc = CTL_LEDGER_E_DB;
-        goto out;
-    }
-    mkt_params p = {mech, b->tariffs.feed_in_uc_per_kwh, b->tariffs.retail_uc_per_kwh,
-                    b->tariffs.network_fee_uc_per_kwh, b->interval_id};
-    if (!(c = mkt_clearing_new(bc.n < 1024 ? 1024 : bc.n * 2)))
+    if (!(c = mkt_clearing_new(n_book < 1024 ? 1024 : n_book * 2)))
         goto out;
     mkt_error_at at;
     size_t n = 0;
     const mkt_trade *t = NULL;
-    if (mkt_clear(c, &p, bc.book, bc.n, &at) == MKT_OK)
+    if (mkt_clear(c, p, book, n_book, &at) == MKT_OK)
         t = mkt_clearing_trades(c, &n); /* a rejected book clears with nothing traded */
     if (n && !(want = malloc(n * sizeof *want)))
         goto out;
@@ -177,22 +176,270 @@ static int reclear_block(ctl_db *db, const stl_block *b, uint64_t height, mkt_me
     rc = CTL_LEDGER_OK;
     if (n_have != n_want || (n_have && memcmp(have, want, n_have * sizeof *have) != 0)) {
         ctl_errf(msg, msglen,
-                 "interval %lld: the block's %zu trades are not the clearing of the %zu orders "
-                 "the homes signed (%zu trades)",
-                 (long long)b->interval_id, n_have, bc.n, n_want);
+                 "interval %lld: the block's %zu trades are not the clearing of %s (%zu trades)",
+                 (long long)p->interval_id, n_have, what, n_want);
         rc = CTL_LEDGER_E_FAULT;
     }
 out:
     mkt_clearing_free(c);
     free(have);
     free(want);
+    return rc;
+}
+
+/* Re-clears ex_ante block b (height) from its signed orders and compares. */
+static int reclear_block(ctl_db *db, const stl_block *b, uint64_t height, mkt_mechanism mech,
+                         char *msg, size_t msglen)
+{
+    book_ctx bc = {b->interval_id, "", NULL, NULL, 0, msg, msglen, 0};
+    int rc = CTL_LEDGER_E_NOMEM;
+    bc.book = malloc(BOOK_MAX * sizeof *bc.book);
+    bc.created_ms = malloc(BOOK_MAX * sizeof *bc.created_ms);
+    if (!bc.book || !bc.created_ms)
+        goto out;
+    int er = ctl_order_evidence(db, b->interval_id, take_order, &bc);
+    if (bc.fault) {
+        rc = CTL_LEDGER_E_FAULT;
+        goto out;
+    }
+    if (er != 0) {
+        rc = CTL_LEDGER_E_DB;
+        goto out;
+    }
+    mkt_params p = {mech, b->tariffs.feed_in_uc_per_kwh, b->tariffs.retail_uc_per_kwh,
+                    b->tariffs.network_fee_uc_per_kwh, b->interval_id};
+    char what[80];
+    snprintf(what, sizeof what, "the %zu orders the homes signed", bc.n);
+    rc = clear_and_compare(db, height, &p, bc.book, bc.n, what, msg, msglen);
+out:
     free(bc.book);
     free(bc.created_ms);
     return rc;
 }
 
-int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech, char *msg,
-                        size_t msglen)
+/* ---- ex_post ---- */
+
+/* A good position of an ex_post block: the participant and its settled energy. */
+typedef struct {
+    uint64_t participant;
+    int64_t import_wh, export_wh;
+} good_home;
+
+static int home_cmp(const void *a, const void *b)
+{
+    const good_home *x = a, *y = b;
+    return (x->participant > y->participant) - (x->participant < y->participant);
+}
+
+/* The block's positions settled as good, by market number, into a malloc'd *out. */
+static int block_good_homes(ctl_db *db, uint64_t height, good_home **out, size_t *n)
+{
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    if (ctl_db_prepare(db, "SELECT body FROM ledger_tx WHERE height = ?1 ORDER BY log_index",
+                       &st) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)height);
+    size_t cap = 0;
+    int rc, bad = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        stl_tx tx;
+        if (stl_tx_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &tx) !=
+            STL_OK) {
+            bad = 1;
+            break;
+        }
+        if (tx.kind != STL_TX_POSITION || tx.position.status != STL_POS_GOOD)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            good_home *v = cap > CTL_SETTLE_MAX_MEMBERS ? NULL : realloc(*out, cap * sizeof *v);
+            if (!v) {
+                bad = 1;
+                break;
+            }
+            *out = v;
+        }
+        (*out)[(*n)++] = (good_home){tx.position.participant, tx.position.import_wh,
+                                     tx.position.export_wh};
+    }
+    sqlite3_finalize(st);
+    if (bad || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    if (*n)
+        qsort(*out, *n, sizeof **out, home_cmp);
+    return 0;
+}
+
+typedef struct {
+    mtr_sample *v;
+    size_t n, cap;
+    int full;
+} reading_vec;
+
+static int take_reading(const mtr_sample *r, void *ctx)
+{
+    reading_vec *rv = ctx;
+    if (rv->n == rv->cap) {
+        size_t c = rv->cap ? rv->cap * 2 : 64;
+        mtr_sample *v = c > CTL_SETTLE_MAX_READINGS ? NULL : realloc(rv->v, c * sizeof *v);
+        if (!v) {
+            rv->full = 1; /* the controller holds such a meter (a flood): never good */
+            return 1;
+        }
+        rv->v = v;
+        rv->cap = c;
+    }
+    rv->v[rv->n++] = *r;
+    return 0;
+}
+
+/* The preference that counts: the newest signed one (ties: stored last). */
+typedef struct {
+    const char *who;
+    int64_t interval_id;
+    ctl_pref_msg best;
+    int found, fault;
+} pref_pick;
+
+static int take_pref(int64_t pref_id, const uint8_t *signed_msg, size_t len, const uint8_t *pk,
+                     void *ctx)
+{
+    (void)pref_id; /* rows come in pref_id order, so ">=" below keeps the one stored last */
+    pref_pick *x = ctx;
+    ctl_pref_msg m;
+    if (len <= CTL_ORDER_SIG_BYTES ||
+        ctl_pref_decode_bin(signed_msg, len - CTL_ORDER_SIG_BYTES, &m, NULL, 0) != CTL_R_OK)
+        goto fault;
+    memcpy(m.sig, signed_msg + len - CTL_ORDER_SIG_BYTES, CTL_ORDER_SIG_BYTES);
+    if (!pk || ctl_pref_verify(&m, pk) != CTL_R_OK || strcmp(m.participant, x->who) != 0 ||
+        m.valid_from > x->interval_id)
+        goto fault;
+    if (!x->found || m.created_ms >= x->best.created_ms)
+        x->best = m;
+    x->found = 1;
+    return 0;
+fault:
+    x->fault = 1;
+    return 1;
+}
+
+/* Re-clears ex_post block b (height): the book from the readings and signed preferences. */
+static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_mechanism mech,
+                           const stm_rules *rules, char *msg, size_t msglen)
+{
+    good_home *g = NULL;
+    size_t n = 0, n_book = 0;
+    mkt_ex_post_home *homes = NULL;
+    mkt_preference *prefs = NULL;
+    mkt_order *book = NULL;
+    reading_vec rv = {NULL, 0, 0, 0};
+    long long iv = (long long)b->interval_id;
+    int rc = CTL_LEDGER_E_DB;
+    if (block_good_homes(db, height, &g, &n) != 0)
+        goto out;
+    rc = CTL_LEDGER_E_NOMEM;
+    homes = calloc(n ? n : 1, sizeof *homes);
+    prefs = calloc(n ? n : 1, sizeof *prefs);
+    book = calloc(n ? n : 1, sizeof *book);
+    if (!homes || !prefs || !book)
+        goto out;
+    int64_t start_ms = b->interval_id * (int64_t)b->interval_len_s * 1000,
+            end_ms = start_ms + (int64_t)b->interval_len_s * 1000, from, to;
+    stm_window(start_ms, end_ms, rules, &from, &to);
+    for (size_t i = 0; i < n; i++) {
+        char who[CTL_PARTICIPANT_MAX], meter[CTL_PARTICIPANT_MAX];
+        int mr = ctl_market_member(db, g[i].participant, who, sizeof who, meter, sizeof meter);
+        if (mr < 0) {
+            rc = CTL_LEDGER_E_DB;
+            goto out;
+        }
+        if (mr > 0 || !meter[0]) {
+            ctl_errf(msg, msglen, "interval %lld: participant %llu settled as metered has no meter "
+                     "in the registry", iv, (unsigned long long)g[i].participant);
+            rc = CTL_LEDGER_E_FAULT;
+            goto out;
+        }
+        /* the energy the controller cleared with: the meter's stored readings over the interval
+         * (the block's import also carries the held intervals' import, settle_carry.h) */
+        int64_t carried_from = 0, carried_wh = 0;
+        int cr = ctl_carry_get(db, b->interval_id, (int64_t)g[i].participant, &carried_from,
+                               &carried_wh);
+        if (cr < 0) {
+            rc = CTL_LEDGER_E_DB;
+            goto out;
+        }
+        if (cr == 0)
+            carried_wh = 0;
+        rv.n = 0;
+        rv.full = 0;
+        if (ctl_reading_evidence(db, meter, from, to == INT64_MAX ? to : to + 1, take_reading,
+                                 &rv) < 0 && !rv.full) {
+            rc = CTL_LEDGER_E_DB;
+            goto out;
+        }
+        stm_result e;
+        if (rv.full || stm_interval(rv.v, rv.n, start_ms, end_ms, rules, &e) != STM_OK ||
+            e.status != STM_GOOD || e.import_wh != g[i].import_wh - carried_wh ||
+            e.export_wh != g[i].export_wh) {
+            ctl_errf(msg, msglen,
+                     "interval %lld: %s's settled energy (import %lld Wh, %lld of it carried, "
+                     "export %lld Wh) is not what meter %s's stored readings give",
+                     iv, who, (long long)g[i].import_wh, (long long)carried_wh,
+                     (long long)g[i].export_wh, meter);
+            rc = CTL_LEDGER_E_FAULT;
+            goto out;
+        }
+        pref_pick pp;
+        memset(&pp, 0, sizeof pp);
+        pp.who = who;
+        pp.interval_id = b->interval_id;
+        int pr = ctl_pref_evidence(db, who, b->interval_id, take_pref, &pp);
+        if (pp.fault) {
+            ctl_errf(msg, msglen,
+                     "interval %lld: %s's stored preference is not one it signed for this "
+                     "interval",
+                     iv, who);
+            rc = CTL_LEDGER_E_FAULT;
+            goto out;
+        }
+        if (pr != 0) {
+            rc = CTL_LEDGER_E_DB;
+            goto out;
+        }
+        if (pp.found)
+            prefs[i] = pp.best.pref;
+        homes[i] = (mkt_ex_post_home){g[i].participant, e.export_wh - e.import_wh,
+                                      pp.found ? &prefs[i] : NULL};
+    }
+    mkt_params p = {mech, b->tariffs.feed_in_uc_per_kwh, b->tariffs.retail_uc_per_kwh,
+                    b->tariffs.network_fee_uc_per_kwh, b->interval_id};
+    mkt_error_at at;
+    if (mkt_ex_post_orders(&p, homes, n, book, n, &n_book, &at) != MKT_OK) {
+        ctl_errf(msg, msglen, "interval %lld: the metered homes and their preferences make no "
+                 "valid book", iv);
+        rc = CTL_LEDGER_E_FAULT;
+        goto out;
+    }
+    char what[120];
+    snprintf(what, sizeof what,
+             "the metered energy and signed preferences of its %zu good homes", n);
+    rc = clear_and_compare(db, height, &p, book, n_book, what, msg, msglen);
+out:
+    free(rv.v);
+    free(g);
+    free(homes);
+    free(prefs);
+    free(book);
+    return rc;
+}
+
+int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,
+                        const stm_rules *rules, char *msg, size_t msglen)
 {
     /* only the blocks above the audited size, found from the newest back, so a step costs the
      * new blocks and not a decode of the whole ledger; then checked oldest first, so msg names
@@ -233,6 +480,8 @@ int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech, ch
             break;
         if (b.timing == STL_TIMING_EX_ANTE)
             rc = reclear_block(db, &b, height, mech, msg, msglen);
+        else if (b.timing == STL_TIMING_EX_POST)
+            rc = reclear_ex_post(db, &b, height, mech, rules, msg, msglen);
     }
     free(todo);
     return rc;
