@@ -19,6 +19,7 @@
 
 #include "common/errbuf.h"
 #include "db/order_evidence.h"
+#include "db/registry.h"
 #include "orders/order_msg.h"
 #include "orders/pref_msg.h"
 #include "settle/settle_carry.h"
@@ -219,20 +220,23 @@ out:
 
 /* ---- ex_post ---- */
 
-/* A good position of an ex_post block: the participant and its settled energy. */
+/* A position of an ex_post block: the participant, whether it settled good, its energy, and
+ * who it is in the registry. */
 typedef struct {
     uint64_t participant;
+    int good;
     int64_t import_wh, export_wh;
-} good_home;
+    char name[CTL_PARTICIPANT_MAX], meter[CTL_PARTICIPANT_MAX];
+} block_home;
 
 static int home_cmp(const void *a, const void *b)
 {
-    const good_home *x = a, *y = b;
+    const block_home *x = a, *y = b;
     return (x->participant > y->participant) - (x->participant < y->participant);
 }
 
-/* The block's positions settled as good, by market number, into a malloc'd *out. */
-static int block_good_homes(ctl_db *db, uint64_t height, good_home **out, size_t *n)
+/* The block's positions, by market number, into a malloc'd *out. */
+static int block_homes(ctl_db *db, uint64_t height, block_home **out, size_t *n)
 {
     sqlite3_stmt *st;
     *out = NULL;
@@ -250,19 +254,23 @@ static int block_good_homes(ctl_db *db, uint64_t height, good_home **out, size_t
             bad = 1;
             break;
         }
-        if (tx.kind != STL_TX_POSITION || tx.position.status != STL_POS_GOOD)
+        if (tx.kind != STL_TX_POSITION)
             continue;
         if (*n == cap) {
             cap = cap ? cap * 2 : 64;
-            good_home *v = cap > CTL_SETTLE_MAX_MEMBERS ? NULL : realloc(*out, cap * sizeof *v);
+            block_home *v = cap > CTL_SETTLE_MAX_MEMBERS ? NULL : realloc(*out, cap * sizeof *v);
             if (!v) {
                 bad = 1;
                 break;
             }
             *out = v;
         }
-        (*out)[(*n)++] = (good_home){tx.position.participant, tx.position.import_wh,
-                                     tx.position.export_wh};
+        block_home *h = &(*out)[(*n)++];
+        memset(h, 0, sizeof *h);
+        h->participant = tx.position.participant;
+        h->good = tx.position.status == STL_POS_GOOD;
+        h->import_wh = tx.position.import_wh;
+        h->export_wh = tx.position.export_wh;
     }
     sqlite3_finalize(st);
     if (bad || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
@@ -273,6 +281,42 @@ static int block_good_homes(ctl_db *db, uint64_t height, good_home **out, size_t
     if (*n)
         qsort(*out, *n, sizeof **out, home_cmp);
     return 0;
+}
+
+/* The registry's homes with a meter (listed first: the readings are read afterwards). */
+typedef struct {
+    char (*ids)[CTL_PARTICIPANT_MAX];
+    char (*meters)[CTL_PARTICIPANT_MAX];
+    size_t n, cap;
+    int nomem;
+} metered_list;
+
+static int on_metered_home(const ctl_participant *p, void *ctx)
+{
+    metered_list *l = ctx;
+    if (p->role != CTL_ROLE_HOME || !p->meter_id[0])
+        return 0;
+    if (l->n == l->cap) {
+        size_t c = l->cap ? l->cap * 2 : 64;
+        void *a = c > CTL_SETTLE_MAX_MEMBERS ? NULL : realloc(l->ids, c * sizeof *l->ids);
+        if (a)
+            l->ids = a;
+        void *b = a ? realloc(l->meters, c * sizeof *l->meters) : NULL;
+        if (!b) {
+            l->nomem = 1;
+            return 1;
+        }
+        l->meters = b;
+        l->cap = c;
+    }
+    snprintf(l->ids[l->n], CTL_PARTICIPANT_MAX, "%s", p->id);
+    snprintf(l->meters[l->n++], CTL_PARTICIPANT_MAX, "%s", p->meter_id);
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 typedef struct {
@@ -295,6 +339,25 @@ static int take_reading(const mtr_sample *r, void *ctx)
         rv->cap = c;
     }
     rv->v[rv->n++] = *r;
+    return 0;
+}
+
+/* The interval's energy from meter's stored readings (the window stm_window gives); a meter
+ * with more readings than settlement looks at is never good (it holds such a meter). 0, or -1
+ * when SQLite fails. */
+static int readings_energy(ctl_db *db, const char *meter, int64_t start_ms, int64_t end_ms,
+                           const stm_rules *rules, reading_vec *rv, stm_result *e)
+{
+    int64_t from, to;
+    stm_window(start_ms, end_ms, rules, &from, &to);
+    rv->n = 0;
+    rv->full = 0;
+    if (ctl_reading_evidence(db, meter, from, to == INT64_MAX ? to : to + 1, take_reading, rv) <
+            0 &&
+        !rv->full)
+        return -1;
+    if (rv->full || stm_interval(rv->v, rv->n, start_ms, end_ms, rules, e) != STM_OK)
+        *e = (stm_result){STM_FLAGGED, 0, 0, MTR_Q_FLOOD};
     return 0;
 }
 
@@ -332,33 +395,39 @@ fault:
 static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_mechanism mech,
                            const stm_rules *rules, char *msg, size_t msglen)
 {
-    good_home *g = NULL;
-    size_t n = 0, n_book = 0;
+    block_home *g = NULL;
+    size_t n = 0, n_good = 0, n_book = 0;
     mkt_ex_post_home *homes = NULL;
     mkt_preference *prefs = NULL;
     mkt_order *book = NULL;
+    const char **names = NULL;
+    metered_list ml = {NULL, NULL, 0, 0, 0};
     reading_vec rv = {NULL, 0, 0, 0};
     long long iv = (long long)b->interval_id;
     int rc = CTL_LEDGER_E_DB;
-    if (block_good_homes(db, height, &g, &n) != 0)
+    if (block_homes(db, height, &g, &n) != 0)
         goto out;
     rc = CTL_LEDGER_E_NOMEM;
     homes = calloc(n ? n : 1, sizeof *homes);
     prefs = calloc(n ? n : 1, sizeof *prefs);
     book = calloc(n ? n : 1, sizeof *book);
-    if (!homes || !prefs || !book)
+    names = calloc(n ? n : 1, sizeof *names);
+    if (!homes || !prefs || !book || !names)
         goto out;
     int64_t start_ms = b->interval_id * (int64_t)b->interval_len_s * 1000,
-            end_ms = start_ms + (int64_t)b->interval_len_s * 1000, from, to;
-    stm_window(start_ms, end_ms, rules, &from, &to);
+            end_ms = start_ms + (int64_t)b->interval_len_s * 1000;
     for (size_t i = 0; i < n; i++) {
-        char who[CTL_PARTICIPANT_MAX], meter[CTL_PARTICIPANT_MAX];
-        int mr = ctl_market_member(db, g[i].participant, who, sizeof who, meter, sizeof meter);
+        int mr = ctl_market_member(db, g[i].participant, g[i].name, sizeof g[i].name, g[i].meter,
+                                   sizeof g[i].meter);
         if (mr < 0) {
             rc = CTL_LEDGER_E_DB;
             goto out;
         }
-        if (mr > 0 || !meter[0]) {
+        names[i] = g[i].name;
+        if (!g[i].good)
+            continue; /* held or flagged: not in the book, as the controller left it out */
+        const char *who = g[i].name;
+        if (mr > 0 || !g[i].meter[0]) {
             ctl_errf(msg, msglen, "interval %lld: participant %llu settled as metered has no meter "
                      "in the registry", iv, (unsigned long long)g[i].participant);
             rc = CTL_LEDGER_E_FAULT;
@@ -375,22 +444,18 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
         }
         if (cr == 0)
             carried_wh = 0;
-        rv.n = 0;
-        rv.full = 0;
-        if (ctl_reading_evidence(db, meter, from, to == INT64_MAX ? to : to + 1, take_reading,
-                                 &rv) < 0 && !rv.full) {
+        stm_result e;
+        if (readings_energy(db, g[i].meter, start_ms, end_ms, rules, &rv, &e) != 0) {
             rc = CTL_LEDGER_E_DB;
             goto out;
         }
-        stm_result e;
-        if (rv.full || stm_interval(rv.v, rv.n, start_ms, end_ms, rules, &e) != STM_OK ||
-            e.status != STM_GOOD || e.import_wh != g[i].import_wh - carried_wh ||
+        if (e.status != STM_GOOD || e.import_wh != g[i].import_wh - carried_wh ||
             e.export_wh != g[i].export_wh) {
             ctl_errf(msg, msglen,
                      "interval %lld: %s's settled energy (import %lld Wh, %lld of it carried, "
                      "export %lld Wh) is not what meter %s's stored readings give",
                      iv, who, (long long)g[i].import_wh, (long long)carried_wh,
-                     (long long)g[i].export_wh, meter);
+                     (long long)g[i].export_wh, g[i].meter);
             rc = CTL_LEDGER_E_FAULT;
             goto out;
         }
@@ -412,14 +477,47 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
             goto out;
         }
         if (pp.found)
-            prefs[i] = pp.best.pref;
-        homes[i] = (mkt_ex_post_home){g[i].participant, e.export_wh - e.import_wh,
-                                      pp.found ? &prefs[i] : NULL};
+            prefs[n_good] = pp.best.pref;
+        homes[n_good] = (mkt_ex_post_home){g[i].participant, e.export_wh - e.import_wh,
+                                           pp.found ? &prefs[n_good] : NULL};
+        n_good++;
+    }
+    /* a home left out: the controller puts every registered home with a meter in the book
+     * whose readings are good (clearing_ex_post.c); one with good readings and no position in
+     * the block was dropped */
+    int lr = ctl_registry_list(db, on_metered_home, &ml);
+    if (ml.nomem) {
+        rc = CTL_LEDGER_E_NOMEM;
+        goto out;
+    }
+    if (lr != CTL_REG_OK) {
+        rc = CTL_LEDGER_E_DB;
+        goto out;
+    }
+    if (n)
+        qsort(names, n, sizeof *names, name_cmp);
+    for (size_t i = 0; i < ml.n; i++) {
+        const char *key = ml.ids[i];
+        if (n && bsearch(&key, names, n, sizeof *names, name_cmp))
+            continue;
+        stm_result e;
+        if (readings_energy(db, ml.meters[i], start_ms, end_ms, rules, &rv, &e) != 0) {
+            rc = CTL_LEDGER_E_DB;
+            goto out;
+        }
+        if (e.status == STM_GOOD) {
+            ctl_errf(msg, msglen,
+                     "interval %lld: meter %s of %s has good readings for the interval (import "
+                     "%lld Wh, export %lld Wh) but the block settles no position for it",
+                     iv, ml.meters[i], key, (long long)e.import_wh, (long long)e.export_wh);
+            rc = CTL_LEDGER_E_FAULT;
+            goto out;
+        }
     }
     mkt_params p = {mech, b->tariffs.feed_in_uc_per_kwh, b->tariffs.retail_uc_per_kwh,
                     b->tariffs.network_fee_uc_per_kwh, b->interval_id};
     mkt_error_at at;
-    if (mkt_ex_post_orders(&p, homes, n, book, n, &n_book, &at) != MKT_OK) {
+    if (mkt_ex_post_orders(&p, homes, n_good, book, n, &n_book, &at) != MKT_OK) {
         ctl_errf(msg, msglen, "interval %lld: the metered homes and their preferences make no "
                  "valid book", iv);
         rc = CTL_LEDGER_E_FAULT;
@@ -427,7 +525,7 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
     }
     char what[120];
     snprintf(what, sizeof what,
-             "the metered energy and signed preferences of its %zu good homes", n);
+             "the metered energy and signed preferences of its %zu good homes", n_good);
     rc = clear_and_compare(db, height, &p, book, n_book, what, msg, msglen);
 out:
     free(rv.v);
@@ -435,6 +533,9 @@ out:
     free(homes);
     free(prefs);
     free(book);
+    free(names);
+    free(ml.ids);
+    free(ml.meters);
     return rc;
 }
 

@@ -14,7 +14,9 @@
  *     store after settlement): refused, naming T and home 0;
  *   - in a copy, home 1's preferences hidden (deleted): the re-clearing differs, refused;
  *   - in a copy, home 1's newest stored preference with one byte changed: refused as not one
- *     it signed.
+ *     it signed;
+ *   - in a copy, good readings across T for home 3 (registered with a meter, silent, so not in
+ *     T's block): refused, as a metered home the block leaves out.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -301,6 +303,21 @@ static void reclear_ex_post(void **state)
     snprintf(want, sizeof want, "interval %lld: home-1's stored preference is not one it signed",
              t);
     expect_in(out, want);
+
+    /* home 3 (a meter, no readings: left out of T) given good readings across T in a copy: as
+     * if the coordinator had dropped a metered home from the book and the block */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO readings WITH RECURSIVE t(ts) AS (SELECT %lld UNION ALL SELECT ts + "
+             "300000 FROM t WHERE ts < %lld) SELECT 'm-home-3', ts, 0, 100, 200, -1, 0, ts "
+             "FROM t",
+             (long long)((W.target * 900 - 600) * 1000),
+             (long long)(((W.target + 1) * 900 + 600) * 1000));
+    altered_copy(db, dir, "dropped.db", sql);
+    assert_int_equal(witness(bin, dir, "w6", "dropped.db", "pay-as-clear", out, sizeof out), 1);
+    snprintf(want, sizeof want,
+             "interval %lld: meter m-home-3 of home-3 has good readings for the interval", t);
+    expect_in(out, want);
+    expect_in(out, "but the block settles no position for it");
 
     bus_stop(c, 1000);
     bus_free(c);
