@@ -6,7 +6,10 @@
  * 1 first a decoy it then replaces with a newer one, so the witness must pick the newest signed
  * one itself), home 3 too but its meter never reports; homes 0, 1 and 2 publish readings across
  * T (home 0 exports 3000 Wh, home 1 2000 Wh, home 2 imports 4000 Wh). T clears to two trades
- * (test_controller_ex_post works the answer by hand). Once T is settled:
+ * (test_controller_ex_post works the answer by hand). Home 2 reports from T - 2 on and imports
+ * 6000 Wh in T - 1, more than its registered 20 kW connection allows in 900 s (5000 Wh): T - 1
+ * is held and its import carried into home 2's position in T (10000 Wh), while T was cleared
+ * on the 4000 Wh of T itself. Once T is settled:
  *   - a witness with reclear = pay-as-clear cosigns (every block, T included, is the clearing of
  *     the metered energy and the signed preferences, redone outside the controller);
  *   - told pay-as-bid it refuses, naming T (so T was re-cleared, not skipped);
@@ -118,18 +121,31 @@ static void send_pref(bus_client *c, int i)
     W.pref_sent_ms[i] = ctl_wall_ms();
 }
 
-/* Home h's counters at ts_s: flat before T, a straight line through T, flat after. */
+static int64_t ramp(int64_t ts_s, int64_t from_s, int64_t wh)
+{
+    int64_t t = ts_s < from_s ? 0 : ts_s > from_s + 900 ? 900 : ts_s - from_s;
+    return wh * t / 900;
+}
+
+/* Home h's counters at ts_s: flat, then a straight line through T (and for home 2 one through
+ * T - 1 too: 6000 Wh, more than its registered 20 kW connection allows, so T - 1 is held and
+ * its import carried into T's position), flat after. */
 static void reading_at(int h, int64_t ts_s, mtr_sample *s)
 {
     static const int64_t export_wh[HOMES] = {3000, 2000, 0, 0};
     static const int64_t import_wh[HOMES] = {0, 0, 4000, 0};
-    int64_t start = W.target * 900, t = ts_s < start ? 0 : ts_s > start + 900 ? 900 : ts_s - start;
+    int64_t start = W.target * 900;
     memset(s, 0, sizeof *s);
     snprintf(s->meter_id, sizeof s->meter_id, "m-%s", W.homes[h].id);
     s->ts_ms = ts_s * 1000;
-    s->export_wh = 500000 + export_wh[h] * t / 900;
-    s->import_wh = 700000 + import_wh[h] * t / 900;
+    s->export_wh = 500000 + ramp(ts_s, start, export_wh[h]);
+    s->import_wh = 700000 + ramp(ts_s, start, import_wh[h]);
     s->power_w = (import_wh[h] - export_wh[h]) * 4;
+    if (h == 2) {
+        s->import_wh += ramp(ts_s, start - 900, 6000);
+        if (ts_s >= start - 900 && ts_s < start)
+            s->power_w = 6000 * 4;
+    }
     s->soc_permille = -1;
 }
 
@@ -209,6 +225,10 @@ static void reclear_ex_post(void **state)
     fclose(f);
     memset(&W, 0, sizeof W);
     tst_homes_register(W.homes, HOMES, 1, db, true);
+    assert_int_equal(tst_sh("sqlite3 %s \"INSERT INTO participant_limits(id, connection_w) "
+                            "VALUES('home-2', 20000)\"",
+                            db),
+                     0);
     ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
     bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 0, on_msg);
     pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
@@ -223,7 +243,7 @@ static void reclear_ex_post(void **state)
         if (!targeted || (W.rejected && W.next_reading_s > now_sim_s)) {
             /* T four intervals ahead; again if a preference missed its gate */
             W.target = ctl_interval_id(now_sim_s, 900) + 4;
-            W.next_reading_s = W.target * 900 - 2 * READ_S;
+            W.next_reading_s = (W.target - 2) * 900 - 2 * READ_S; /* home 2 from T - 2 */
             W.rejected = 0;
             int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
             make_pref(0, 0, sim_ms);
@@ -241,6 +261,8 @@ static void reclear_ex_post(void **state)
         while (W.next_reading_s <= now_sim_s &&
                W.next_reading_s <= (W.target + 1) * 900 + 2 * READ_S) {
             for (int h = 0; h < 3; h++) {
+                if (h < 2 && W.next_reading_s < W.target * 900 - 2 * READ_S)
+                    continue;
                 mtr_sample s;
                 reading_at(h, W.next_reading_s, &s);
                 tst_send_reading(c, COMMUNITY, &s);
@@ -262,6 +284,10 @@ static void reclear_ex_post(void **state)
     snprintf(sql, sizeof sql, "SELECT count(*) FROM interval_timing WHERE interval_id = %lld AND "
                               "timing = 'ex_post'", t);
     assert_int_equal(db_int(db, sql), 1);
+    /* home 2's import of the held T - 1 is carried into T's position (the witness must take it
+     * out again to get the energy T was cleared with) */
+    snprintf(sql, sizeof sql, "SELECT import_wh FROM settle_carry WHERE interval_id = %lld", t);
+    assert_int_equal(db_int(db, sql), 6000);
     fprintf(stderr, "T = %lld, %lld blocks\n", t,
             (long long)db_int(db, "SELECT count(*) FROM ledger_block"));
 
