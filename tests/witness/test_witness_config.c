@@ -32,6 +32,8 @@ static void example_loads(void **state)
     assert_string_equal(c.state, MGX_SOURCE_DIR "/config/alice.state");
     assert_string_equal(c.out, MGX_SOURCE_DIR "/config/alice.cosigned");
     assert_int_equal(c.poll_s, 10);
+    assert_int_equal(c.meter_rules.max_gap_ms, 300000); /* the controller's defaults */
+    assert_int_equal(c.meter_rules.max_power_w, 100000);
 }
 
 static const char BASE[] = "[witness]\nname = w.example/1\nkey_file = w.key\nledger = c.db\n"
@@ -72,6 +74,10 @@ static void errors(void **state)
     expect_error(text, "[witness] given twice");
     snprintf(text, sizeof text, "%spoll_s = 0\n", BASE);
     expect_error(text, "poll_s");
+    snprintf(text, sizeof text, "%sreading_max_gap_s = 0\n", BASE);
+    expect_error(text, "reading_max_gap_s");
+    snprintf(text, sizeof text, "%smeter_max_power_w = -1\n", BASE);
+    expect_error(text, "meter_max_power_w");
     expect_error("", "no [witness] section");
 }
 
