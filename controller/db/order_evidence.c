@@ -34,18 +34,16 @@ int ctl_order_evidence(ctl_db *db, int64_t interval_id, ctl_evidence_fn fn, void
     return out;
 }
 
-int ctl_pref_evidence(ctl_db *db, const char *participant, int64_t interval_id,
-                      ctl_pref_evidence_fn fn, void *ctx)
+int ctl_pref_evidence(ctl_db *db, const char *participant, ctl_pref_evidence_fn fn, void *ctx)
 {
     sqlite3_stmt *st;
     if (ctl_db_prepare(db,
                        "SELECT f.pref_id, f.signed, p.pubkey FROM preferences f "
                        "LEFT JOIN participants p ON p.id = f.participant "
-                       "WHERE f.participant = ?1 AND f.valid_from <= ?2 ORDER BY f.pref_id",
+                       "WHERE f.participant = ?1 ORDER BY f.pref_id",
                        &st) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, participant, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, interval_id);
     int rc, out = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const uint8_t *sig = sqlite3_column_blob(st, 1);

@@ -34,10 +34,10 @@ int ctl_order_evidence(ctl_db *db, int64_t interval_id, ctl_evidence_fn fn, void
 typedef int (*ctl_pref_evidence_fn)(int64_t pref_id, const uint8_t *signed_msg, size_t len,
                                     const uint8_t *pk, void *ctx);
 
-/* Calls fn for every stored preference of participant with valid_from <= interval_id, by row.
- * The reader decodes, verifies and picks the one that counts itself. 0, fn's value or -1. */
-int ctl_pref_evidence(ctl_db *db, const char *participant, int64_t interval_id,
-                      ctl_pref_evidence_fn fn, void *ctx);
+/* Calls fn for every stored preference of participant, by row, whatever its valid_from
+ * column says: the reader decodes, verifies and picks the one that counts from the signed
+ * fields itself. 0, fn's value or -1. */
+int ctl_pref_evidence(ctl_db *db, const char *participant, ctl_pref_evidence_fn fn, void *ctx);
 
 /* The stored readings of meter_id with from_ms <= ts_ms < to_ms, ascending, as
  * ctl_store_readings gives them, on a bare (read-only) handle. fn gets each reading; non-zero

@@ -361,10 +361,14 @@ static int readings_energy(ctl_db *db, const char *meter, int64_t start_ms, int6
     return 0;
 }
 
-/* The preference that counts: the newest signed one (ties: stored last). */
+/* The preference that counts: of the home's signed preferences valid from the interval or
+ * before (by the signed valid_from, not the stored column), the newest (ties: stored last).
+ * Every preference of the interval's book must be for one community. */
 typedef struct {
     const char *who;
     int64_t interval_id;
+    char *community; /* the first one's, shared by the block's homes */
+    size_t community_cap;
     ctl_pref_msg best;
     int found, fault;
 } pref_pick;
@@ -379,9 +383,13 @@ static int take_pref(int64_t pref_id, const uint8_t *signed_msg, size_t len, con
         ctl_pref_decode_bin(signed_msg, len - CTL_ORDER_SIG_BYTES, &m, NULL, 0) != CTL_R_OK)
         goto fault;
     memcpy(m.sig, signed_msg + len - CTL_ORDER_SIG_BYTES, CTL_ORDER_SIG_BYTES);
-    if (!pk || ctl_pref_verify(&m, pk) != CTL_R_OK || strcmp(m.participant, x->who) != 0 ||
-        m.valid_from > x->interval_id)
+    if (!pk || ctl_pref_verify(&m, pk) != CTL_R_OK || strcmp(m.participant, x->who) != 0)
         goto fault;
+    if (m.valid_from > x->interval_id)
+        return 0; /* not started yet */
+    if (x->community[0] && strcmp(m.community, x->community) != 0)
+        goto fault;
+    snprintf(x->community, x->community_cap, "%s", m.community);
     if (!x->found || m.created_ms >= x->best.created_ms)
         x->best = m;
     x->found = 1;
@@ -402,6 +410,7 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
     mkt_order *book = NULL;
     const char **names = NULL;
     metered_list ml = {NULL, NULL, 0, 0, 0};
+    char community[CTL_ID_MAX + 1] = "";
     reading_vec rv = {NULL, 0, 0, 0};
     long long iv = (long long)b->interval_id;
     int rc = CTL_LEDGER_E_DB;
@@ -463,11 +472,13 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
         memset(&pp, 0, sizeof pp);
         pp.who = who;
         pp.interval_id = b->interval_id;
-        int pr = ctl_pref_evidence(db, who, b->interval_id, take_pref, &pp);
+        pp.community = community;
+        pp.community_cap = sizeof community;
+        int pr = ctl_pref_evidence(db, who, take_pref, &pp);
         if (pp.fault) {
             ctl_errf(msg, msglen,
                      "interval %lld: %s's stored preference is not one it signed for this "
-                     "interval",
+                     "community",
                      iv, who);
             rc = CTL_LEDGER_E_FAULT;
             goto out;

@@ -18,6 +18,8 @@
  *   - in a copy, home 1's preferences hidden (deleted): the re-clearing differs, refused;
  *   - in a copy, home 1's newest stored preference with one byte changed: refused as not one
  *     it signed;
+ *   - in a copy, home 1's preferences given a later valid_from in the table only: still cosigned
+ *     (the witness goes by the signed fields);
  *   - in a copy, good readings across T for home 3 (registered with a meter, silent, so not in
  *     T's block): refused, as a metered home the block leaves out.
  */
@@ -329,6 +331,14 @@ static void reclear_ex_post(void **state)
     snprintf(want, sizeof want, "interval %lld: home-1's stored preference is not one it signed",
              t);
     expect_in(out, want);
+
+    /* the table's valid_from is not what the witness goes by: moved later (which would hide
+     * home 1's preferences from the controller's own lookup), the signed fields still count */
+    altered_copy(db, dir, "moved.db",
+                 "UPDATE preferences SET valid_from = valid_from + 100 WHERE participant = "
+                 "'home-1'");
+    if (witness(bin, dir, "w7", "moved.db", "pay-as-clear", out, sizeof out) != 0)
+        fail_msg("the witness went by the stored valid_from: %s", out);
 
     /* home 3 (a meter, no readings: left out of T) given good readings across T in a copy: as
      * if the coordinator had dropped a metered home from the book and the block */
