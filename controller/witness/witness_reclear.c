@@ -95,52 +95,78 @@ static int trade_cmp(const void *a, const void *b)
     return (x->price_uc_per_kwh > y->price_uc_per_kwh) - (x->price_uc_per_kwh < y->price_uc_per_kwh);
 }
 
-/* The block's trades as mkt_trades (seller, buyer, contracted energy, price), sorted, into a
- * malloc'd *out. 0, or -1 (database, memory or an undecodable record). */
-static int block_trades(ctl_db *db, uint64_t height, mkt_trade **out, size_t *n)
+/* Room for element n of *v (size bytes each, at most max): 0, or -1 (memory, or max). */
+static int grow(void **v, size_t *cap, size_t n, size_t size, size_t max)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 64;
+    if (c > max)
+        c = max;
+    void *p = n < c ? realloc(*v, c * size) : NULL;
+    if (!p)
+        return -1;
+    *v = p;
+    *cap = c;
+    return 0;
+}
+
+/* Decodes every transaction of block height and calls fn for those of kind; fn returns
+ * non-zero to fail. 0, or -1 (database, an undecodable record, or fn). */
+static int block_txs(ctl_db *db, uint64_t height, stl_tx_kind kind,
+                     int (*fn)(const stl_tx *tx, void *ctx), void *ctx)
 {
     sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
     if (ctl_db_prepare(db, "SELECT body FROM ledger_tx WHERE height = ?1 ORDER BY log_index",
                        &st) != SQLITE_OK)
         return -1;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)height);
-    size_t cap = 0;
     int rc, bad = 0;
-    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         stl_tx tx;
         if (stl_tx_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &tx) !=
-            STL_OK) {
+                STL_OK ||
+            (tx.kind == kind && fn(&tx, ctx) != 0)) {
             bad = 1;
             break;
         }
-        if (tx.kind != STL_TX_TRADE)
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            mkt_trade *v = realloc(*out, cap * sizeof *v);
-            if (!v) {
-                bad = 1;
-                break;
-            }
-            *out = v;
-        }
-        mkt_trade *t = &(*out)[(*n)++];
-        memset(t, 0, sizeof *t);
-        t->seller = tx.trade.seller;
-        t->buyer = tx.trade.buyer;
-        t->energy_wh = tx.trade.contracted_wh;
-        t->price_uc_per_kwh = tx.trade.price_uc_per_kwh;
     }
     sqlite3_finalize(st);
-    if (bad || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
-        free(*out);
-        *out = NULL;
+    return bad || (rc != SQLITE_DONE && rc != SQLITE_ROW) ? -1 : 0;
+}
+
+typedef struct {
+    mkt_trade *v;
+    size_t n, cap;
+} trade_vec;
+
+static int take_trade(const stl_tx *tx, void *ctx)
+{
+    trade_vec *tv = ctx;
+    if (grow((void **)&tv->v, &tv->cap, tv->n, sizeof *tv->v, STL_MAX_TRADES) != 0)
+        return 1;
+    mkt_trade *t = &tv->v[tv->n++];
+    memset(t, 0, sizeof *t);
+    t->seller = tx->trade.seller;
+    t->buyer = tx->trade.buyer;
+    t->energy_wh = tx->trade.contracted_wh;
+    t->price_uc_per_kwh = tx->trade.price_uc_per_kwh;
+    return 0;
+}
+
+/* The block's trades as mkt_trades (seller, buyer, contracted energy, price), sorted, into a
+ * malloc'd *out. 0, or -1 (database, memory or an undecodable record). */
+static int block_trades(ctl_db *db, uint64_t height, mkt_trade **out, size_t *n)
+{
+    trade_vec tv = {NULL, 0, 0};
+    if (block_txs(db, height, STL_TX_TRADE, take_trade, &tv) != 0) {
+        free(tv.v);
         return -1;
     }
-    if (*n)
-        qsort(*out, *n, sizeof **out, trade_cmp);
+    if (tv.n)
+        qsort(tv.v, tv.n, sizeof *tv.v, trade_cmp);
+    *out = tv.v;
+    *n = tv.n;
     return 0;
 }
 
@@ -235,51 +261,37 @@ static int home_cmp(const void *a, const void *b)
     return (x->participant > y->participant) - (x->participant < y->participant);
 }
 
+typedef struct {
+    block_home *v;
+    size_t n, cap;
+} home_vec;
+
+static int take_position(const stl_tx *tx, void *ctx)
+{
+    home_vec *hv = ctx;
+    if (grow((void **)&hv->v, &hv->cap, hv->n, sizeof *hv->v, CTL_SETTLE_MAX_MEMBERS) != 0)
+        return 1;
+    block_home *h = &hv->v[hv->n++];
+    memset(h, 0, sizeof *h);
+    h->participant = tx->position.participant;
+    h->good = tx->position.status == STL_POS_GOOD;
+    h->import_wh = tx->position.import_wh;
+    h->export_wh = tx->position.export_wh;
+    return 0;
+}
+
 /* The block's positions, by market number, into a malloc'd *out. */
 static int block_homes(ctl_db *db, uint64_t height, block_home **out, size_t *n)
 {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    if (ctl_db_prepare(db, "SELECT body FROM ledger_tx WHERE height = ?1 ORDER BY log_index",
-                       &st) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)height);
-    size_t cap = 0;
-    int rc, bad = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        stl_tx tx;
-        if (stl_tx_decode(sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &tx) !=
-            STL_OK) {
-            bad = 1;
-            break;
-        }
-        if (tx.kind != STL_TX_POSITION)
-            continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            block_home *v = cap > CTL_SETTLE_MAX_MEMBERS ? NULL : realloc(*out, cap * sizeof *v);
-            if (!v) {
-                bad = 1;
-                break;
-            }
-            *out = v;
-        }
-        block_home *h = &(*out)[(*n)++];
-        memset(h, 0, sizeof *h);
-        h->participant = tx.position.participant;
-        h->good = tx.position.status == STL_POS_GOOD;
-        h->import_wh = tx.position.import_wh;
-        h->export_wh = tx.position.export_wh;
-    }
-    sqlite3_finalize(st);
-    if (bad || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
-        free(*out);
-        *out = NULL;
+    home_vec hv = {NULL, 0, 0};
+    if (block_txs(db, height, STL_TX_POSITION, take_position, &hv) != 0) {
+        free(hv.v);
         return -1;
     }
-    if (*n)
-        qsort(*out, *n, sizeof **out, home_cmp);
+    if (hv.n)
+        qsort(hv.v, hv.n, sizeof *hv.v, home_cmp);
+    *out = hv.v;
+    *n = hv.n;
     return 0;
 }
 
@@ -296,18 +308,12 @@ static int on_metered_home(const ctl_participant *p, void *ctx)
     metered_list *l = ctx;
     if (p->role != CTL_ROLE_HOME || !p->meter_id[0])
         return 0;
-    if (l->n == l->cap) {
-        size_t c = l->cap ? l->cap * 2 : 64;
-        void *a = c > CTL_SETTLE_MAX_MEMBERS ? NULL : realloc(l->ids, c * sizeof *l->ids);
-        if (a)
-            l->ids = a;
-        void *b = a ? realloc(l->meters, c * sizeof *l->meters) : NULL;
-        if (!b) {
-            l->nomem = 1;
-            return 1;
-        }
-        l->meters = b;
-        l->cap = c;
+    size_t cap_meters = l->cap; /* both arrays grow together */
+    if (grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids, CTL_SETTLE_MAX_MEMBERS) != 0 ||
+        grow((void **)&l->meters, &cap_meters, l->n, sizeof *l->meters,
+             CTL_SETTLE_MAX_MEMBERS) != 0) {
+        l->nomem = 1;
+        return 1;
     }
     snprintf(l->ids[l->n], CTL_PARTICIPANT_MAX, "%s", p->id);
     snprintf(l->meters[l->n++], CTL_PARTICIPANT_MAX, "%s", p->meter_id);
@@ -328,15 +334,9 @@ typedef struct {
 static int take_reading(const mtr_sample *r, void *ctx)
 {
     reading_vec *rv = ctx;
-    if (rv->n == rv->cap) {
-        size_t c = rv->cap ? rv->cap * 2 : 64;
-        mtr_sample *v = c > CTL_SETTLE_MAX_READINGS ? NULL : realloc(rv->v, c * sizeof *v);
-        if (!v) {
-            rv->full = 1; /* the controller holds such a meter (a flood): never good */
-            return 1;
-        }
-        rv->v = v;
-        rv->cap = c;
+    if (grow((void **)&rv->v, &rv->cap, rv->n, sizeof *rv->v, CTL_SETTLE_MAX_READINGS) != 0) {
+        rv->full = 1; /* the controller holds such a meter (a flood): never good */
+        return 1;
     }
     rv->v[rv->n++] = *r;
     return 0;
