@@ -295,18 +295,22 @@ static int block_homes(ctl_db *db, uint64_t height, block_home **out, size_t *n)
     return 0;
 }
 
-/* The registry's homes with a meter (listed first: the readings are read afterwards). */
+/* The registry's homes with a meter registered before the interval started (listed first:
+ * the readings are read afterwards). One registered since may or may not have been in the book
+ * (the controller clears after the interval's end), and its meter may have reported before it
+ * was registered: it is not looked for. */
 typedef struct {
     char (*ids)[CTL_PARTICIPANT_MAX];
     char (*meters)[CTL_PARTICIPANT_MAX];
     size_t n, cap;
+    int64_t before_s;
     int nomem;
 } metered_list;
 
 static int on_metered_home(const ctl_participant *p, void *ctx)
 {
     metered_list *l = ctx;
-    if (p->role != CTL_ROLE_HOME || !p->meter_id[0])
+    if (p->role != CTL_ROLE_HOME || !p->meter_id[0] || p->added_s >= l->before_s)
         return 0;
     size_t cap_meters = l->cap; /* both arrays grow together */
     if (grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids, CTL_SETTLE_MAX_MEMBERS) != 0 ||
@@ -409,7 +413,7 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
     mkt_preference *prefs = NULL;
     mkt_order *book = NULL;
     const char **names = NULL;
-    metered_list ml = {NULL, NULL, 0, 0, 0};
+    metered_list ml = {NULL, NULL, 0, 0, b->interval_id * (int64_t)b->interval_len_s, 0};
     char community[CTL_ID_MAX + 1] = "";
     reading_vec rv = {NULL, 0, 0, 0};
     long long iv = (long long)b->interval_id;

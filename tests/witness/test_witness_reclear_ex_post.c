@@ -21,7 +21,8 @@
  *   - in a copy, home 1's preferences given a later valid_from in the table only: still cosigned
  *     (the witness goes by the signed fields);
  *   - in a copy, good readings across T for home 3 (registered with a meter, silent, so not in
- *     T's block): refused, as a metered home the block leaves out.
+ *     T's block): refused, as a metered home the block leaves out; the same with home 3
+ *     registered only after T began: cosigned.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -354,6 +355,13 @@ static void reclear_ex_post(void **state)
              "interval %lld: meter m-home-3 of home-3 has good readings for the interval", t);
     expect_in(out, want);
     expect_in(out, "but the block settles no position for it");
+    /* the same with home 3 registered after T began: it need not have been in T's book */
+    char sql2[600];
+    snprintf(sql2, sizeof sql2, "%s; UPDATE participants SET added_s = %lld WHERE id = 'home-3'",
+             sql, (long long)(W.target * 900 + 1));
+    altered_copy(db, dir, "late.db", sql2);
+    if (witness(bin, dir, "w8", "late.db", "pay-as-clear", out, sizeof out) != 0)
+        fail_msg("a home registered after T began was looked for in T: %s", out);
 
     bus_stop(c, 1000);
     bus_free(c);
