@@ -52,9 +52,8 @@ static int take_order(const char *who, uint64_t market_id, const uint8_t *signed
     book_ctx *b = ctx;
     ctl_order_msg m;
     char detail[160];
-    if (len <= CTL_ORDER_SIG_BYTES ||
-        ctl_order_decode_bin(signed_msg, len - CTL_ORDER_SIG_BYTES, &m, detail, sizeof detail) !=
-            CTL_R_OK)
+    if (len <= CTL_ORDER_SIG_BYTES || ctl_order_decode_bin(signed_msg, len - CTL_ORDER_SIG_BYTES,
+                                                           &m, detail, sizeof detail) != CTL_R_OK)
         goto fault;
     memcpy(m.sig, signed_msg + len - CTL_ORDER_SIG_BYTES, CTL_ORDER_SIG_BYTES);
     if (!pk || ctl_order_verify(&m, pk) != CTL_R_OK || strcmp(m.participant, who) != 0 ||
@@ -92,7 +91,8 @@ static int trade_cmp(const void *a, const void *b)
         return x->buyer < y->buyer ? -1 : 1;
     if (x->energy_wh != y->energy_wh)
         return x->energy_wh < y->energy_wh ? -1 : 1;
-    return (x->price_uc_per_kwh > y->price_uc_per_kwh) - (x->price_uc_per_kwh < y->price_uc_per_kwh);
+    return (x->price_uc_per_kwh > y->price_uc_per_kwh) -
+           (x->price_uc_per_kwh < y->price_uc_per_kwh);
 }
 
 /* Room for element n of *v (size bytes each, at most max): 0, or -1 (memory, or max). */
@@ -314,8 +314,8 @@ static int on_metered_home(const ctl_participant *p, void *ctx)
         return 0;
     size_t cap_meters = l->cap; /* both arrays grow together */
     if (grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids, CTL_SETTLE_MAX_MEMBERS) != 0 ||
-        grow((void **)&l->meters, &cap_meters, l->n, sizeof *l->meters,
-             CTL_SETTLE_MAX_MEMBERS) != 0) {
+        grow((void **)&l->meters, &cap_meters, l->n, sizeof *l->meters, CTL_SETTLE_MAX_MEMBERS) !=
+            0) {
         l->nomem = 1;
         return 1;
     }
@@ -441,8 +441,10 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
             continue; /* held or flagged: not in the book, as the controller left it out */
         const char *who = g[i].name;
         if (mr > 0 || !g[i].meter[0]) {
-            ctl_errf(msg, msglen, "interval %lld: participant %llu settled as metered has no meter "
-                     "in the registry", iv, (unsigned long long)g[i].participant);
+            ctl_errf(msg, msglen,
+                     "interval %lld: participant %llu settled as metered has no meter "
+                     "in the registry",
+                     iv, (unsigned long long)g[i].participant);
             rc = CTL_LEDGER_E_FAULT;
             goto out;
         }
@@ -533,14 +535,16 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
                     b->tariffs.network_fee_uc_per_kwh, b->interval_id};
     mkt_error_at at;
     if (mkt_ex_post_orders(&p, homes, n_good, book, n, &n_book, &at) != MKT_OK) {
-        ctl_errf(msg, msglen, "interval %lld: the metered homes and their preferences make no "
-                 "valid book", iv);
+        ctl_errf(msg, msglen,
+                 "interval %lld: the metered homes and their preferences make no "
+                 "valid book",
+                 iv);
         rc = CTL_LEDGER_E_FAULT;
         goto out;
     }
     char what[120];
-    snprintf(what, sizeof what,
-             "the metered energy and signed preferences of its %zu good homes", n_good);
+    snprintf(what, sizeof what, "the metered energy and signed preferences of its %zu good homes",
+             n_good);
     rc = clear_and_compare(db, height, &p, book, n_book, what, msg, msglen);
 out:
     free(rv.v);

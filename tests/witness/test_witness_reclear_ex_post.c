@@ -47,11 +47,11 @@
 #include "orders/pref_msg.h"
 #include "shell.h"
 
-#define HOMES 4
-#define PREFS 5 /* 0, 1, 3, and home 1's decoy (slot 4, for home 1) */
-#define COMMUNITY "wexpost"
-#define GRACE_S 3600
-#define READ_S 300
+#define HOMES       4
+#define PREFS       5 /* 0, 1, 3, and home 1's decoy (slot 4, for home 1) */
+#define COMMUNITY   "wexpost"
+#define GRACE_S     3600
+#define READ_S      300
 #define DEADLINE_MS 90000
 
 typedef struct {
@@ -284,8 +284,10 @@ static void reclear_ex_post(void **state)
     long long t = (long long)W.target;
     snprintf(sql, sizeof sql, "SELECT count(*) FROM trades WHERE interval_id = %lld", t);
     assert_int_equal(db_int(db, sql), 2); /* the hand-worked answer of test_controller_ex_post */
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM interval_timing WHERE interval_id = %lld AND "
-                              "timing = 'ex_post'", t);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM interval_timing WHERE interval_id = %lld AND "
+             "timing = 'ex_post'",
+             t);
     assert_int_equal(db_int(db, sql), 1);
     /* home 2's import of the held T - 1 is carried into T's position (the witness must take it
      * out again to get the energy T was cleared with) */
