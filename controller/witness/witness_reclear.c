@@ -365,6 +365,22 @@ static int readings_energy(ctl_db *db, const char *meter, int64_t start_ms, int6
     return 0;
 }
 
+/* The import counter of meter at t_ms from its stored readings (the controller's boundary
+ * rule, stm_boundary): 1 known, 0 not, -1 SQLite. */
+static int readings_import_at(ctl_db *db, const char *meter, int64_t t_ms, const stm_rules *rules,
+                              reading_vec *rv, int64_t *import_wh)
+{
+    int64_t from, to, export_wh;
+    stm_window(t_ms, t_ms, rules, &from, &to);
+    rv->n = 0;
+    rv->full = 0;
+    if (ctl_reading_evidence(db, meter, from, to == INT64_MAX ? to : to + 1, take_reading, rv) <
+            0 &&
+        !rv->full)
+        return -1;
+    return !rv->full && stm_boundary(rv->v, rv->n, t_ms, rules, import_wh, &export_wh);
+}
+
 /* The preference that counts: of the home's signed preferences valid from the interval or
  * before (by the signed valid_from, not the stored column), the newest (ties: stored last).
  * Every preference of the interval's book must be for one community. */
@@ -459,6 +475,28 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
         }
         if (cr == 0)
             carried_wh = 0;
+        if (cr == 1) {
+            /* the carry is the rise of the import counter from the end of the home's last good
+             * interval (the start of carried_from) to the start of this one (settle_carry.h) */
+            int64_t a_imp = 0, b_imp = 0;
+            int ka =
+                readings_import_at(db, g[i].meter, carried_from * (int64_t)b->interval_len_s * 1000,
+                                   rules, &rv, &a_imp);
+            int kb =
+                ka == 1 ? readings_import_at(db, g[i].meter, start_ms, rules, &rv, &b_imp) : ka;
+            if (ka < 0 || kb < 0) {
+                rc = CTL_LEDGER_E_DB;
+                goto out;
+            }
+            if (!ka || !kb || b_imp - a_imp != carried_wh) {
+                ctl_errf(msg, msglen,
+                         "interval %lld: %s's carried import (%lld Wh since interval %lld) is "
+                         "not what meter %s's stored readings give",
+                         iv, who, (long long)carried_wh, (long long)carried_from, g[i].meter);
+                rc = CTL_LEDGER_E_FAULT;
+                goto out;
+            }
+        }
         stm_result e;
         if (readings_energy(db, g[i].meter, start_ms, end_ms, rules, &rv, &e) != 0) {
             rc = CTL_LEDGER_E_DB;

@@ -15,6 +15,8 @@
  *   - told pay-as-bid it refuses, naming T (so T was re-cleared, not skipped);
  *   - in a copy, home 0's readings from T's end on raised by 500 Wh (a reading altered in the
  *     store after settlement): refused, naming T and home 0;
+ *   - in a copy, home 2's import counter lowered by 1000 Wh up to just after T - 1 began (T - 2
+ *     and T keep their energy, the carry from T - 1 does not): refused, naming the carry;
  *   - in a copy, home 1's preferences hidden (deleted): the re-clearing differs, refused;
  *   - in a copy, home 1's newest stored preference with one byte changed: refused as not one
  *     it signed;
@@ -315,6 +317,19 @@ static void reclear_ex_post(void **state)
     snprintf(want, sizeof want, "interval %lld: home-0's settled energy", t);
     expect_in(out, want);
     expect_in(out, "is not what meter m-home-0's stored readings give");
+
+    /* home 2's counter lowered by 1000 Wh up to just after T - 1 began: T - 2 and T settle the
+     * same energy, but the rise carried from T - 1 into T is now 7000 Wh, not the 6000 the
+     * block carried */
+    snprintf(sql, sizeof sql,
+             "UPDATE readings SET import_wh = import_wh - 1000 WHERE meter_id = 'm-home-2' AND "
+             "ts_ms <= %lld",
+             (long long)(((W.target - 1) * 900 + 300) * 1000));
+    altered_copy(db, dir, "carry.db", sql);
+    assert_int_equal(witness(bin, dir, "w9", "carry.db", "pay-as-clear", out, sizeof out), 1);
+    snprintf(want, sizeof want,
+             "interval %lld: home-2's carried import (6000 Wh since interval %lld)", t, t - 1);
+    expect_in(out, want);
 
     /* home 1's preferences hidden: it trades at the grid's terms, the clearing differs */
     altered_copy(db, dir, "nopref.db",
