@@ -93,8 +93,11 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen);
  * CTL_LEDGER_E_FAULT with the first difference in msg, or CTL_LEDGER_E_DB / E_NOMEM.
  * Every ex_post block is re-cleared from its good homes' metered energy, recomputed from their
  * meters' stored readings with rules (it must equal what the block settled, less carried
- * import), and their standing preferences as the homes signed them (each signature checked
- * with the registry's key, the newest valid one taken), through mkt_ex_post_orders.
+ * import, and the carry must be the counter's rise the readings give), and their standing
+ * preferences as the homes signed them (each signature checked with the registry's key, the
+ * newest valid one by its signed fields taken), through mkt_ex_post_orders; a home registered
+ * with a meter before the interval whose readings are good but which the block leaves out is a
+ * fault too.
  */
 int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,
                         const stm_rules *rules, char *msg, size_t msglen);
