@@ -37,7 +37,8 @@ typedef struct {
     char state[CFG_PATH_MAX];          /* the last checkpoint it cosigned */
     char out[CFG_PATH_MAX];            /* that checkpoint with its cosignature line */
     int64_t poll_s;                    /* seconds between steps when running; default 10 */
-    int reclear;                       /* 1: ex_ante blocks are re-cleared from signed orders */
+    int reclear;                       /* 1: every block is re-cleared (signed orders, or
+                                        * readings and signed preferences) */
     mkt_mechanism mechanism;           /* the community's, for reclear */
     stm_rules meter_rules; /* reclear of ex_post blocks: the controller's reading_max_gap_s and
                             * meter_max_power_w (defaults 300 s and 100000 W, as its own) */

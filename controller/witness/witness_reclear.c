@@ -8,12 +8,15 @@
  * For each ex_post block the book is rebuilt as the controller built it
  * (daemon/clearing_ex_post.c): every home the block settled as good is in it with its metered
  * net energy, recomputed from the meter's stored readings with the witness's meter rules (and
- * compared with what the block settled, less the import carried in from held intervals), and
- * with the standing preference that counts for the interval, decoded from the bytes the home
- * signed and verified with the registry's key (the newest signed one with valid_from <= the
- * interval). Then mkt_ex_post_orders and mkt_clear, and the trades must be exactly the block's.
- * Which homes were good is the block's word: the coordinator's cross-home checks (limits,
- * peers, the boundary balance) are not redone here.
+ * compared with what the block settled, less the import carried in from held intervals, which
+ * must itself be the counter's rise the readings give), and with the standing preference that
+ * counts for the interval, decoded from the bytes the home signed and verified with the
+ * registry's key (the newest signed one whose signed valid_from is the interval or earlier).
+ * Then mkt_ex_post_orders and mkt_clear, and the trades must be exactly the block's. Which homes
+ * were good is the block's word: the coordinator's cross-home checks (limits, peers, the
+ * boundary balance) are not redone here; but a home registered with a meter before the interval
+ * whose readings are good and which the block leaves out entirely is a fault. The readings'
+ * signatures are not stored (only the tier the controller found), so they are not checked.
  */
 #include "witness/witness.h"
 
