@@ -56,6 +56,29 @@ static void expect_error(const char *text, const char *want)
         fail_msg("expected '%s' in: %s", want, err);
 }
 
+/* The controller's meter rules, given: seconds into ms, 0 turning the power check off. */
+static void meter_rules(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mgx-witness-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "%sreclear = pay-as-bid\nreading_max_gap_s = 60\nmeter_max_power_w = 0\n", BASE);
+    fclose(f);
+    ctl_witness_config c;
+    char err[1024] = "";
+    int rc = ctl_witness_config_load(path, &c, err, sizeof err);
+    remove(path);
+    if (rc != CFG_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c.reclear, 1);
+    assert_int_equal(c.mechanism, MKT_PAY_AS_BID);
+    assert_int_equal(c.meter_rules.max_gap_ms, 60000);
+    assert_int_equal(c.meter_rules.max_power_w, 0);
+    ctl_witness_config_clear(&c);
+}
+
 static void errors(void **state)
 {
     (void)state;
@@ -85,6 +108,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(example_loads),
+        cmocka_unit_test(meter_rules),
         cmocka_unit_test(errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
