@@ -23,6 +23,7 @@
 #include "bus/bus_config.h"
 #include "common/config.h"
 #include "db/db.h"
+#include "settle/settle_meter.h"
 
 #include "mgx/cosignature.h"
 #include "mgx/market.h"
@@ -36,8 +37,11 @@ typedef struct {
     char state[CFG_PATH_MAX];          /* the last checkpoint it cosigned */
     char out[CFG_PATH_MAX];            /* that checkpoint with its cosignature line */
     int64_t poll_s;                    /* seconds between steps when running; default 10 */
-    int reclear;                       /* 1: ex_ante blocks are re-cleared from signed orders */
+    int reclear;                       /* 1: every block is re-cleared (signed orders, or
+                                        * readings and signed preferences) */
     mkt_mechanism mechanism;           /* the community's, for reclear */
+    stm_rules meter_rules; /* reclear of ex_post blocks: the controller's reading_max_gap_s and
+                            * meter_max_power_w (defaults 300 s and 100000 W, as its own) */
     cfg_bus bus; /* optional [bus]: where the out file is published, retained, on
                   * ledger/cosigned/<client_id> (bus.line 0: not published) */
     uint64_t seen;
@@ -88,10 +92,16 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen);
  * registry's key, the latest signed order per home), with mech and the block's tariffs and
  * interval (ties), and its trades must be exactly the clearing's. CTL_LEDGER_OK,
  * CTL_LEDGER_E_FAULT with the first difference in msg, or CTL_LEDGER_E_DB / E_NOMEM.
- * ex_post blocks are not re-cleared (their book is metered energy and standing preferences).
+ * Every ex_post block is re-cleared from its good homes' metered energy, recomputed from their
+ * meters' stored readings with rules (it must equal what the block settled, less carried
+ * import, and the carry must be the counter's rise the readings give), and their standing
+ * preferences as the homes signed them (each signature checked with the registry's key, the
+ * newest valid one by its signed fields taken), through mkt_ex_post_orders; a home registered
+ * with a meter before the interval whose readings are good but which the block leaves out is a
+ * fault too.
  */
-int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech, char *msg,
-                        size_t msglen);
+int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,
+                        const stm_rules *rules, char *msg, size_t msglen);
 
 /*
  * The auditor's check: of the distinct witness keys pks[0..n_pk), at least k must have

@@ -10,9 +10,22 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { K_NAME, K_KEY_FILE, K_LEDGER, K_LOG_KEY_FILE, K_STATE, K_OUT, K_POLL, K_RECLEAR, K_COUNT };
-static const char *const KEYS[K_COUNT + 1] = {"name",  "key_file", "ledger", "log_key_file",
-                                              "state", "out",      "poll_s", "reclear", NULL};
+enum {
+    K_NAME,
+    K_KEY_FILE,
+    K_LEDGER,
+    K_LOG_KEY_FILE,
+    K_STATE,
+    K_OUT,
+    K_POLL,
+    K_RECLEAR,
+    K_GAP,
+    K_POWER,
+    K_COUNT
+};
+static const char *const KEYS[K_COUNT + 1] = {
+    "name",    "key_file",          "ledger",           "log_key_file", "state", "out", "poll_s",
+    "reclear", "reading_max_gap_s", "meter_max_power_w", NULL};
 
 typedef struct {
     ctl_witness_config *c;
@@ -75,6 +88,14 @@ static int witness_key(void *ctx, const char *section, const char *key, const ch
                             "pay-as-bid)");
         c->reclear = 1;
         return CFG_OK;
+    case K_GAP: /* the controller's own keys, ranges and defaults (controller_config.c) */
+        if (cfg_parse_int(key, value, 1, 86400, &c->meter_rules.max_gap_ms, err, len) != CFG_OK)
+            return CFG_E_BAD;
+        c->meter_rules.max_gap_ms *= 1000;
+        return CFG_OK;
+    case K_POWER:
+        return cfg_parse_int(key, value, 0, INT64_C(1000000000), &c->meter_rules.max_power_w, err,
+                             len);
     default:
         return cfg_parse_int(key, value, 1, 86400, &c->poll_s, err, len);
     }
@@ -99,6 +120,7 @@ int ctl_witness_config_load(const char *path, ctl_witness_config *c, char *err, 
 {
     memset(c, 0, sizeof *c);
     c->poll_s = 10;
+    c->meter_rules = (stm_rules){300 * 1000, 100000};
     cfg_loader *l = cfg_loader_new();
     if (!l)
         return ctl_fail(CFG_E_NOMEM, err, errlen, "out of memory");

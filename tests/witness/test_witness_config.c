@@ -32,6 +32,8 @@ static void example_loads(void **state)
     assert_string_equal(c.state, MGX_SOURCE_DIR "/config/alice.state");
     assert_string_equal(c.out, MGX_SOURCE_DIR "/config/alice.cosigned");
     assert_int_equal(c.poll_s, 10);
+    assert_int_equal(c.meter_rules.max_gap_ms, 300000); /* the controller's defaults */
+    assert_int_equal(c.meter_rules.max_power_w, 100000);
 }
 
 static const char BASE[] = "[witness]\nname = w.example/1\nkey_file = w.key\nledger = c.db\n"
@@ -54,6 +56,29 @@ static void expect_error(const char *text, const char *want)
         fail_msg("expected '%s' in: %s", want, err);
 }
 
+/* The controller's meter rules, given: seconds into ms, 0 turning the power check off. */
+static void meter_rules(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mgx-witness-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "%sreclear = pay-as-bid\nreading_max_gap_s = 60\nmeter_max_power_w = 0\n", BASE);
+    fclose(f);
+    ctl_witness_config c;
+    char err[1024] = "";
+    int rc = ctl_witness_config_load(path, &c, err, sizeof err);
+    remove(path);
+    if (rc != CFG_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c.reclear, 1);
+    assert_int_equal(c.mechanism, MKT_PAY_AS_BID);
+    assert_int_equal(c.meter_rules.max_gap_ms, 60000);
+    assert_int_equal(c.meter_rules.max_power_w, 0);
+    ctl_witness_config_clear(&c);
+}
+
 static void errors(void **state)
 {
     (void)state;
@@ -72,6 +97,10 @@ static void errors(void **state)
     expect_error(text, "[witness] given twice");
     snprintf(text, sizeof text, "%spoll_s = 0\n", BASE);
     expect_error(text, "poll_s");
+    snprintf(text, sizeof text, "%sreading_max_gap_s = 0\n", BASE);
+    expect_error(text, "reading_max_gap_s");
+    snprintf(text, sizeof text, "%smeter_max_power_w = -1\n", BASE);
+    expect_error(text, "meter_max_power_w");
     expect_error("", "no [witness] section");
 }
 
@@ -79,6 +108,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(example_loads),
+        cmocka_unit_test(meter_rules),
         cmocka_unit_test(errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
