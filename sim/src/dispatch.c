@@ -23,6 +23,10 @@ struct sim_dispatch {
     uint64_t observed;
     int64_t guard_day; /* the local day of the guard's last check */
     sim_battery shadow; /* the guard's self-consumption battery (its stored energy in books) */
+    /* the paper battery, fed the same measurements, that always follows its own plan: the
+     * bounds it was given for interval paper_q */
+    sim_battery paper;
+    int64_t paper_q, paper_lo, paper_hi;
     /* forecast and planner buffers: lead - 1 + horizon intervals */
     int64_t *pv, *load;
     sim_plan_interval *in;
@@ -105,6 +109,9 @@ sim_dispatch *sim_dispatch_new(const sim_dispatch_config *c, const sim_plan_batt
     d->books.shadow_stored_wh = b->initial_wh;
     double eta = c->shadow_eta > 0 && c->shadow_eta <= 1 ? c->shadow_eta : b->charge_eff_pm / 1000.0;
     d->shadow = (sim_battery){b->min_wh, b->max_wh, b->initial_wh, b->charge_max_wh, eta, eta};
+    d->paper = d->shadow;
+    d->paper_q = INT64_MIN;
+    d->books.paper_stored_wh = b->initial_wh;
     size_t m = c->horizon + SIM_DISPATCH_MAX_LEAD;
     d->day_q = malloc(d->per_day * sizeof *d->day_q);
     d->day_pv = calloc(d->per_day, sizeof *d->day_pv);
@@ -171,6 +178,12 @@ void sim_dispatch_observe(sim_dispatch *d, int64_t start_s, int64_t pv_wh, int64
                                                                  bf.discharge_wh);
     d->books.shadow_stored_wh = d->shadow.stored_wh;
     d->books.real_nuc += sim_plan_interval_cost_nuc(&iv, grid_wh);
+    bf = d->paper_q == q ? sim_battery_step_bounded(&d->paper, pv_wh - direct, load_wh - direct,
+                                                    d->paper_lo, d->paper_hi, 1)
+                         : sim_battery_step(&d->paper, pv_wh - direct, load_wh - direct, 1);
+    d->books.paper_nuc += sim_plan_interval_cost_nuc(&iv, iv.net_wh + bf.charge_wh -
+                                                               bf.discharge_wh);
+    d->books.paper_stored_wh = d->paper.stored_wh;
     size_t s = (size_t)(q % (int64_t)d->per_day);
     d->day_q[s] = q;
     d->day_pv[s] = pv_wh;
@@ -223,6 +236,72 @@ static int ensure_work(sim_dispatch *d, const sim_plan_battery *b, size_t n)
     return 0;
 }
 
+/* The plan's verdict for a battery with b->initial_wh stored at the planned interval's start,
+ * over d->in: SIM_DISPATCH_PLAN with its bounds in *lo, *hi (else they are left alone), or
+ * why self-consumption; *gain_uc the plan's expected gain. */
+static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b, int64_t *lo,
+                                     int64_t *hi, int64_t *gain_uc)
+{
+    size_t n = d->c.horizon;
+    int64_t plan_nuc, sc_nuc;
+    if (ensure_work(d, b, n) ||
+        sim_plan_solve(b, d->in, n, d->work, d->work_len, d->out, &plan_nuc) ||
+        sim_plan_self_consumption(b, d->in, n, NULL, &sc_nuc))
+        return SIM_DISPATCH_REFUSED;
+    *gain_uc = (sc_nuc - plan_nuc) / 1000;
+    if (sc_nuc - plan_nuc < d->c.min_gain_uc * 1000)
+        return SIM_DISPATCH_NO_GAIN;
+    /* Deviate from self-consumption now only if that strictly pays on the forecast: the best
+     * plan that starts with self-consumption's action costs as much when the plan's first move
+     * only ties (hold now and import now, or discharge now and import later at the same price;
+     * grid-charge now or in a later interval at the same price). A tie taken against
+     * self-consumption is a bet on the forecast that reality can only lose, so moves that can
+     * wait are made as late as they can be, when the forecast is nearest. */
+    if (n > 1) {
+        sim_plan_step first;
+        int64_t rest_nuc;
+        sim_plan_battery rest = *b;
+        if (sim_plan_self_consumption(b, d->in, 1, &first, NULL) == SIM_PLAN_OK) {
+            rest.initial_wh = first.stored_wh;
+            if (ensure_work(d, &rest, n - 1) == 0 &&
+                sim_plan_solve(&rest, d->in + 1, n - 1, d->work, d->work_len, d->rest,
+                               &rest_nuc) == SIM_PLAN_OK &&
+                first.cost_nuc + rest_nuc <= plan_nuc)
+                return SIM_DISPATCH_WAIT;
+        }
+    }
+    /* one discretisation step of stored energy, on the AC side: a first step within it of
+     * self-consumption is rounding, not a decision */
+    int64_t step = b->step_wh > 0 ? b->step_wh : (b->max_wh - b->min_wh) / SIM_PLAN_DEFAULT_STATES;
+    int64_t slack = (step < 1 ? 1 : step) * 1000 / b->charge_eff_pm + 1;
+    int64_t power = b->charge_max_wh > b->discharge_max_wh ? b->charge_max_wh : b->discharge_max_wh;
+    int64_t l, h;
+    sim_plan_bounds(d->in, d->out, n, power, slack, &l, &h);
+    if (l == -power && h == power)
+        return SIM_DISPATCH_SAME;
+    *lo = l;
+    *hi = h;
+    return SIM_DISPATCH_PLAN;
+}
+
+/* The guard's daily check: the real home's gain and the paper battery's, each against the
+ * shadow, marked at the prices of the horizon (stored_wh: the real battery now). */
+static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *import_uc_per_kwh)
+{
+    int64_t dearest = 0;
+    for (size_t j = 0; j < d->c.horizon; j++)
+        dearest = import_uc_per_kwh[j] > dearest ? import_uc_per_kwh[j] : dearest;
+    sim_dispatch_books *k = &d->books;
+    k->gain_nuc = sim_dispatch_guard_gain_nuc(k->real_nuc, k->shadow_nuc, stored_wh,
+                                              k->shadow_stored_wh, d->b.terminal_uc_per_kwh,
+                                              dearest, d->b.charge_eff_pm);
+    k->paper_gain_nuc = sim_dispatch_guard_gain_nuc(k->paper_nuc, k->shadow_nuc,
+                                                    k->paper_stored_wh, k->shadow_stored_wh,
+                                                    d->b.terminal_uc_per_kwh, dearest,
+                                                    d->b.charge_eff_pm);
+    k->allowed = k->gain_nuc >= -d->c.guard_margin_uc * 1000 && k->paper_gain_nuc > 0;
+}
+
 int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t stored_wh,
                         const int64_t *gap_wh, const int64_t *import_uc_per_kwh,
                         const int64_t *export_uc_per_kwh, sim_dispatch_decision *out)
@@ -246,10 +325,14 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
             if (!persisted(d, q0 + (int64_t)i, &d->pv[i], &d->load[i]))
                 d->pv[i] = d->load[i] = 0;
     }
-    /* the stored energy at the planned interval's start */
+    /* the stored energy at the planned interval's start, the real battery's and the paper
+     * battery's (which has no commitments: self-consumption on the forecast) */
     int64_t s = stored_wh < b.min_wh ? b.min_wh : stored_wh > b.max_wh ? b.max_wh : stored_wh;
-    for (size_t i = 0; i < gap; i++)
+    int64_t ps = d->books.paper_stored_wh;
+    for (size_t i = 0; i < gap; i++) {
         battery_do(&b, &s, gap_wh ? gap_wh[i] : d->pv[i] - d->load[i]);
+        battery_do(&b, &ps, d->pv[i] - d->load[i]);
+    }
     b.initial_wh = s;
     int64_t net0 = d->load[gap] - d->pv[gap];
     out->forecast_net_wh = net0;
@@ -273,76 +356,49 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
     out->why = SIM_DISPATCH_FLAT;
     if (!varies)
         goto out;
-    /* the guard's daily check, at the first decision of a local day (stored_wh is the real
-     * battery at the end of the last interval observed) */
-    int64_t day = floor_div((d->last_q + 1) * d->len + (int64_t)d->c.utc_offset_min * 60, 86400);
-    if (day != d->guard_day) {
-        int64_t dearest = 0;
-        for (size_t j = 0; j < n; j++)
-            dearest = import_uc_per_kwh[j] > dearest ? import_uc_per_kwh[j] : dearest;
-        d->guard_day = day;
-        d->books.gain_nuc = sim_dispatch_guard_gain_nuc(
-            d->books.real_nuc, d->books.shadow_nuc, stored_wh, d->books.shadow_stored_wh,
-            b.terminal_uc_per_kwh, dearest, b.charge_eff_pm);
-        d->books.allowed = d->books.gain_nuc >= -d->c.guard_margin_uc * 1000;
-    }
-    out->why = SIM_DISPATCH_GUARD;
-    if (!d->c.guard_off && !d->books.allowed) {
-        d->books.guarded++;
-        goto out;
-    }
-    out->why = SIM_DISPATCH_REFUSED;
-    int64_t plan_nuc, sc_nuc;
-    if (ensure_work(d, &b, n) ||
-        sim_plan_solve(&b, d->in, n, d->work, d->work_len, d->out, &plan_nuc) ||
-        sim_plan_self_consumption(&b, d->in, n, NULL, &sc_nuc))
-        goto out;
-    out->gain_uc = (sc_nuc - plan_nuc) / 1000;
-    out->why = SIM_DISPATCH_NO_GAIN;
-    if (sc_nuc - plan_nuc < d->c.min_gain_uc * 1000)
-        goto out;
-    /* Deviate from self-consumption now only if that strictly pays on the forecast: the best
-     * plan that starts with self-consumption's action costs as much when the plan's first move
-     * only ties (hold now and import now, or discharge now and import later at the same price;
-     * grid-charge now or in a later interval at the same price). A tie taken against
-     * self-consumption is a bet on the forecast that reality can only lose, so moves that can
-     * wait are made as late as they can be, when the forecast is nearest. */
-    if (n > 1) {
-        sim_plan_step first;
-        int64_t rest_nuc;
-        sim_plan_battery rest = b;
-        out->why = SIM_DISPATCH_WAIT;
-        if (sim_plan_self_consumption(&b, d->in, 1, &first, NULL) == SIM_PLAN_OK) {
-            rest.initial_wh = first.stored_wh;
-            if (ensure_work(d, &rest, n - 1) == 0 &&
-                sim_plan_solve(&rest, d->in + 1, n - 1, d->work, d->work_len, d->rest,
-                               &rest_nuc) == SIM_PLAN_OK &&
-                first.cost_nuc + rest_nuc <= plan_nuc)
-                goto out;
+    if (!d->c.guard_off) {
+        /* at the first decision of a local day, the daily check */
+        int64_t day =
+            floor_div((d->last_q + 1) * d->len + (int64_t)d->c.utc_offset_min * 60, 86400);
+        if (day != d->guard_day) {
+            d->guard_day = day;
+            daily_check(d, stored_wh, import_uc_per_kwh);
+        }
+        /* the paper battery always follows its plan */
+        sim_plan_battery pb = b;
+        int64_t plo = -b.discharge_max_wh, phi = b.charge_max_wh, pgain = 0;
+        pb.initial_wh = ps;
+        sim_dispatch_why pwhy = plan_verdict(d, &pb, &plo, &phi, &pgain);
+        d->paper_q = planned_q;
+        d->paper_lo = plo;
+        d->paper_hi = phi;
+        if (!d->books.allowed) {
+            out->why = SIM_DISPATCH_GUARD;
+            out->gain_uc = pgain;
+            d->books.guarded++;
+            goto out;
+        }
+        if (ps == s) { /* the same battery: the same verdict */
+            out->why = pwhy;
+            out->gain_uc = pgain;
+            lo = plo;
+            hi = phi;
+            goto verdict;
         }
     }
-    /* one discretisation step of stored energy, on the AC side: a first step within it of
-     * self-consumption is rounding, not a decision */
-    int64_t step = b.step_wh > 0 ? b.step_wh : (b.max_wh - b.min_wh) / SIM_PLAN_DEFAULT_STATES;
-    int64_t slack = (step < 1 ? 1 : step) * 1000 / b.charge_eff_pm + 1;
-    int64_t power = b.charge_max_wh > b.discharge_max_wh ? b.charge_max_wh : b.discharge_max_wh;
-    sim_plan_bounds(d->in, d->out, n, power, slack, &lo, &hi);
-    out->why = SIM_DISPATCH_SAME;
-    if (lo == -power && hi == power) {
-        lo = out->lo_wh;
-        hi = out->hi_wh;
-        goto out;
+    out->why = plan_verdict(d, &b, &lo, &hi, &out->gain_uc);
+verdict:
+    if (out->why == SIM_DISPATCH_PLAN) {
+        out->planned = 1;
+        out->lo_wh = lo;
+        out->hi_wh = hi;
+        d->books.planned++;
     }
-    out->planned = 1;
-    out->why = SIM_DISPATCH_PLAN;
-    out->lo_wh = lo;
-    out->hi_wh = hi;
-    d->books.planned++;
 out:;
     /* what the battery does in the planned interval if the forecast holds: self-consumption
      * on the forecast net, clamped into the bounds */
     int64_t want = -net0;
-    want = want < lo ? lo : want > hi ? hi : want;
+    want = want < out->lo_wh ? out->lo_wh : want > out->hi_wh ? out->hi_wh : want;
     int64_t after = s;
     out->setpoint_wh = battery_do(&b, &after, want);
     out->net_wh = net0 + out->setpoint_wh;

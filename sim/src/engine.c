@@ -872,6 +872,16 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
             goto out;
         }
     }
+    for (size_t h = 0; h < x.n_homes; h++) { /* the scheduled batteries' own books */
+        sim_dispatch_books bk;
+        if (!x.homes[h].disp)
+            continue;
+        sim_dispatch_get_books(x.homes[h].disp, &bk);
+        x.res->homes[h].guarded_intervals = (size_t)bk.guarded;
+        x.res->homes[h].fc_err_n = (size_t)bk.err_n;
+        x.res->homes[h].fc_abs_err_wh = bk.fc_abs_err_wh;
+        x.res->homes[h].persist_abs_err_wh = bk.persist_abs_err_wh;
+    }
     sim_kpi_finish(&x.acc, x.res->homes, 0, &x.res->kpi);
     x.res->kpi.has_feeders = x.grid != NULL;
     for (size_t g = 0; x.grid && g < sc->n_groups; g++)

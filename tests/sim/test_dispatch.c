@@ -30,10 +30,11 @@ static int64_t price_of(int64_t q)
     return q % 4 == 3 ? PEAK : CHEAP; /* interval 3 of each day: 18:00-24:00 */
 }
 
-static sim_dispatch *home(void)
+static sim_dispatch *home(int guard)
 {
     sim_dispatch_config c;
     memset(&c, 0, sizeof c);
+    c.guard_off = !guard;
     c.fc = (sim_fc_config){0, 0, 30, 180, IV, 7, 1};
     c.forecast = SIM_DISPATCH_PERSISTENCE;
     c.horizon = 4;
@@ -64,7 +65,7 @@ static void decide(sim_dispatch *d, int64_t last, unsigned lead, int64_t stored,
 static void known_decisions(void **state)
 {
     (void)state;
-    sim_dispatch *d = home();
+    sim_dispatch *d = home(0);
     sim_dispatch_decision o;
     observe(d, 0, 2, 500);
     /* less than a day measured: self-consumption, on a forecast of nothing */
@@ -99,7 +100,7 @@ static void known_decisions(void **state)
     /* The same interval decided with lead 2, as the live agent does, from the end of interval
      * 4: across interval 5 the battery does self-consumption on the forecast (nothing, it is
      * empty), so the decision is the same. */
-    sim_dispatch *d2 = home();
+    sim_dispatch *d2 = home(0);
     observe(d2, 0, 4, 500);
     decide(d2, 4, 2, 0, NULL, &o);
     assert_int_equal(o.planned, 1);
@@ -147,44 +148,65 @@ static void guard_reckoning(void **state)
     assert_int_equal(sim_dispatch_guard_gain_nuc(7, 7, 1000, 1000, 80000, 420000, 950), 0);
 }
 
-/* The daily check through the module: day 1 goes worse than the shadow, so day 2 follows
- * self-consumption; day 2 goes better, so day 3 may plan again. */
+/* The daily check through the module. Until the paper battery (always on its plan) is ahead of
+ * the shadow, the home runs self-consumption; then it follows plans while it is not behind the
+ * shadow itself. */
 static void guard_daily_check(void **state)
 {
     (void)state;
-    sim_dispatch *d = home();
+    sim_dispatch *d = home(1);
     sim_dispatch_decision o;
     sim_dispatch_books bk;
     observe(d, 0, 5, 500);
-    decide(d, 5, 1, 0, NULL, &o); /* day 1: the check finds 0 behind: plans */
-    assert_int_equal(o.planned, 1);
-    /* the home imported 600 Wh in interval 6 at 0.10 where the shadow (an empty battery on
-     * self-consumption) imported 500: 100 Wh x 0.10 = 10 000 uc behind, its battery as empty */
-    observe(d, 6, 6, 600);
-    observe(d, 7, 7, 500);
+    /* day 1's check: nothing shown yet (the paper battery has done what the shadow did), so
+     * the home waits; the paper battery takes the plan of interval 6: charge 500 Wh */
+    decide(d, 5, 1, 0, NULL, &o);
+    assert_int_equal(o.planned, 0);
+    assert_int_equal(o.why, SIM_DISPATCH_GUARD);
+    assert_int_equal(o.gain_uc, 150000);
     sim_dispatch_get_books(d, &bk);
-    assert_int_equal(bk.real_nuc - bk.shadow_nuc, 10000000);
-    decide(d, 7, 2, 0, NULL, &o); /* interval 9 (06:00 of day 2), day 2's check */
+    assert_int_equal(bk.allowed, 0);
+    assert_int_equal(bk.paper_gain_nuc, 0);
+    /* interval 6: the home imports its 500 Wh, the paper battery 1000 at 0.10; interval 7,
+     * the peak at 0.40: the home 500, the paper battery nothing (it discharges its 500) */
+    observe(d, 6, 7, 500);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.shadow_nuc - bk.paper_nuc, 150000000); /* 250 000 - 100 000 uc */
+    assert_int_equal(bk.real_nuc, bk.shadow_nuc);
+    /* day 2's check (the decision of interval 9 with lead 2): plans follow for real; 9 is not
+     * the last cheap interval before the peak (wait), 10 is */
+    decide(d, 7, 2, 0, NULL, &o);
+    assert_int_equal(o.why, SIM_DISPATCH_WAIT);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.allowed, 1);
+    assert_int_equal(bk.paper_gain_nuc, 150000000);
+    observe(d, 8, 8, 500);
+    decide(d, 8, 2, 0, NULL, &o);
+    assert_int_equal(o.planned, 1);
+    assert_int_equal(o.lo_wh, 500);
+    /* the home charges its 500 Wh in interval 10 (1000 imported), but at the peak its battery
+     * fails and it imports 500 at 0.40, keeping 500 Wh stored: 50 000 uc behind the shadow,
+     * and the 500 Wh it holds beyond the shadow count at the terminal price, 0 here */
+    observe(d, 9, 9, 500);
+    observe(d, 10, 10, 1000);
+    observe(d, 11, 13, 500);
+    decide(d, 13, 1, 500, NULL, &o); /* day 3's check */
     assert_int_equal(o.planned, 0);
     assert_int_equal(o.why, SIM_DISPATCH_GUARD);
     sim_dispatch_get_books(d, &bk);
-    assert_int_equal(bk.gain_nuc, -10000000);
+    assert_int_equal(bk.gain_nuc, -50000000);
+    assert_int_equal(bk.paper_gain_nuc, 300000000); /* another 150 000 uc on day 2 */
     assert_int_equal(bk.allowed, 0);
-    assert_int_equal(bk.guarded, 1);
-    /* the rest of day 2 the guard holds, whatever the home gains within the day: 100 Wh less
-     * imported at the 0.40 peak (40 000 uc) */
-    observe(d, 8, 9, 500);
-    decide(d, 9, 1, 0, NULL, &o); /* interval 10: 12:00 of day 2, where day 1 planned */
-    assert_int_equal(o.why, SIM_DISPATCH_GUARD);
-    observe(d, 10, 10, 500);
-    observe(d, 11, 11, 400);
-    /* day 3's check: 30 000 uc ahead, plans again (interval 14, 12:00, the charge before the
-     * peak) */
-    observe(d, 12, 13, 500);
-    decide(d, 13, 1, 0, NULL, &o);
+    /* on self-consumption, the home spends its 500 Wh at day 3's peak (interval 15): 200 000
+     * uc, so day 4's check finds it 150 000 uc ahead, and it plans again */
+    observe(d, 14, 14, 500);
+    observe(d, 15, 15, 0);
+    observe(d, 16, 17, 500);
+    decide(d, 17, 1, 0, NULL, &o);
     assert_int_equal(o.planned, 1);
     sim_dispatch_get_books(d, &bk);
-    assert_int_equal(bk.gain_nuc, 30000000);
+    assert_int_equal(bk.gain_nuc, 150000000);
+    assert_int_equal(bk.paper_gain_nuc, 450000000);
     assert_int_equal(bk.allowed, 1);
     sim_dispatch_free(d);
 }

@@ -6,7 +6,10 @@
  * (sim_plan_bounds) when the plan is worth following. It also runs the guard: a shadow battery
  * on self-consumption fed the same measurements, whose grid bill the home's real one is
  * compared with; while the plan has not paid for itself against the shadow, the home follows
- * self-consumption. Everything the guard uses a real home measures too (PV, load, its meter's
+ * self-consumption. A paper battery fed the same measurements always follows its plan; the
+ * home follows plans for real only once the paper battery is ahead of the shadow, so a home
+ * for which plans do not pay never risks its own bill on them. Everything the guard uses a
+ * real home measures too (PV, load, its meter's
  * grid exchange, the prices it paid): nothing is known in hindsight.
  *
  * Intervals: the last interval observed is `last`; the decision is for interval last + lead
@@ -49,8 +52,11 @@ typedef struct {
                                      * forecast over the horizon by at least this */
     /* The guard: once a day, at the first decision after local midnight (utc_offset_min east
      * of UTC), the home's realised gain over the shadow battery is reckoned (sim_dispatch_
-     * guard_gain_nuc); the home follows plans that day only if it is at least
-     * -guard_margin_uc (0: never while behind). guard_off: no guard (for comparisons). */
+     * guard_gain_nuc), and the paper battery's; the home follows plans that day only if its
+     * own gain is at least -guard_margin_uc (0: never while behind) and the paper battery's
+     * is above 0 (plans have shown that they pay for this home; until then, and whenever they
+     * stop paying, the home runs self-consumption and only the paper battery follows them).
+     * guard_off: no guard, no shadow or paper plan (for comparisons). */
     int64_t guard_margin_uc;
     int32_t utc_offset_min;
     int guard_off;
@@ -95,8 +101,12 @@ typedef struct {
     int64_t real_nuc;    /* the home's grid bill over the observed intervals */
     int64_t shadow_nuc;  /* the shadow self-consumption battery's */
     int64_t shadow_stored_wh;
-    int64_t gain_nuc; /* the gain reckoned at the last daily check */
-    int allowed;      /* plans may be followed until the next check */
+    /* the paper battery: fed the same measurements, it always follows its own plan; what it
+     * would have paid, and its stored energy */
+    int64_t paper_nuc, paper_stored_wh;
+    int64_t gain_nuc;       /* the real home's gain reckoned at the last daily check */
+    int64_t paper_gain_nuc; /* the paper battery's */
+    int allowed;            /* plans may be followed until the next check */
     uint64_t planned, guarded; /* decisions on a plan, and stopped by the guard */
     /* forecast error of the planned interval's net (load - PV), summed over the intervals
      * observed that had a decision, against day-ahead persistence of the same intervals */
