@@ -672,10 +672,16 @@ static int plan_home(run_ctx *x, home *hm, size_t k)
     if (!hm->disp || k == 0)
         return SIM_OK;
     const sim_scenario *sc = x->sc;
+    int varies = 0;
     for (size_t j = 0; j < x->per_day; j++) {
         x->plan_import_uc[j] = sim_scenario_retail_at(sc, sim_interval_start_utc(sc, k + j));
         x->plan_export_uc[j] = sc->feed_in_uc_per_kwh;
+        varies |= x->plan_import_uc[j] != x->plan_import_uc[0];
     }
+    /* with the same prices all day long the decision is self-consumption (sim_plan_bounds):
+     * spare the forecast, whose fit costs more than the plan (a year of district-1000) */
+    if (!varies)
+        return SIM_OK;
     sim_dispatch_decision dd;
     if (sim_dispatch_decide(hm->disp, sim_interval_start_utc(sc, k - 1), 1, hm->bat.stored_wh,
                             NULL, x->plan_import_uc, x->plan_export_uc, &dd))
