@@ -662,8 +662,8 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
                    (double)fc_err / (double)err_n,
                    persist_err ? 100.0 * (double)fc_err / (double)persist_err : 0.0,
                    (double)persist_err / (double)err_n, err_n);
-        printf("  guard: %zu intervals a battery was held to self-consumption, behind its "
-               "shadow\n",
+        printf("  guard: %zu intervals a battery was held to self-consumption (its paper plan "
+               "not ahead of its shadow, or itself behind)\n",
                guarded);
         printf("  saving of the scheduler over self-consumption: %.2f with trading, %.2f grid "
                "only\n",
