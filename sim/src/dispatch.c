@@ -21,7 +21,7 @@ struct sim_dispatch {
     int64_t *day_q, *day_pv, *day_load;
     int64_t last_q;
     uint64_t observed;
-    int64_t guard_day; /* the local day of the guard's last check */
+    int64_t guard_day;  /* the local day of the guard's last check */
     sim_battery shadow; /* the guard's self-consumption battery (its stored energy in books) */
     /* the paper battery, fed the same measurements, that always follows its own plan: the
      * bounds it was given for interval paper_q */
@@ -66,7 +66,7 @@ int64_t sim_dispatch_guard_gain_nuc(int64_t real_nuc, int64_t shadow_nuc, int64_
     int64_t d = real_stored_wh - shadow_stored_wh, mark;
     if (d >= 0)
         mark = d * terminal_uc_per_kwh; /* Wh x uc/kWh = nuc, exact */
-    else /* rounded away from the plan: the dearer side */
+    else                                /* rounded away from the plan: the dearer side */
         mark = -ceil_div(-d * dearest_uc_per_kwh * 1000, (int64_t)charge_eff_pm);
     return shadow_nuc - real_nuc + mark;
 }
@@ -107,7 +107,8 @@ sim_dispatch *sim_dispatch_new(const sim_dispatch_config *c, const sim_plan_batt
     d->guard_day = INT64_MIN;
     d->books.allowed = 1;
     d->books.shadow_stored_wh = b->initial_wh;
-    double eta = c->shadow_eta > 0 && c->shadow_eta <= 1 ? c->shadow_eta : b->charge_eff_pm / 1000.0;
+    double eta =
+        c->shadow_eta > 0 && c->shadow_eta <= 1 ? c->shadow_eta : b->charge_eff_pm / 1000.0;
     d->shadow = (sim_battery){b->min_wh, b->max_wh, b->initial_wh, b->charge_max_wh, eta, eta};
     d->paper = d->shadow;
     d->paper_q = INT64_MIN;
@@ -174,15 +175,15 @@ void sim_dispatch_observe(sim_dispatch *d, int64_t start_s, int64_t pv_wh, int64
     sim_plan_interval iv = {load_wh - pv_wh, import_uc_per_kwh, export_uc_per_kwh};
     int64_t direct = min64(pv_wh, load_wh);
     sim_battery_flow bf = sim_battery_step(&d->shadow, pv_wh - direct, load_wh - direct, 1);
-    d->books.shadow_nuc += sim_plan_interval_cost_nuc(&iv, iv.net_wh + bf.charge_wh -
-                                                                 bf.discharge_wh);
+    d->books.shadow_nuc +=
+        sim_plan_interval_cost_nuc(&iv, iv.net_wh + bf.charge_wh - bf.discharge_wh);
     d->books.shadow_stored_wh = d->shadow.stored_wh;
     d->books.real_nuc += sim_plan_interval_cost_nuc(&iv, grid_wh);
     bf = d->paper_q == q ? sim_battery_step_bounded(&d->paper, pv_wh - direct, load_wh - direct,
                                                     d->paper_lo, d->paper_hi, 1)
                          : sim_battery_step(&d->paper, pv_wh - direct, load_wh - direct, 1);
-    d->books.paper_nuc += sim_plan_interval_cost_nuc(&iv, iv.net_wh + bf.charge_wh -
-                                                               bf.discharge_wh);
+    d->books.paper_nuc +=
+        sim_plan_interval_cost_nuc(&iv, iv.net_wh + bf.charge_wh - bf.discharge_wh);
     d->books.paper_stored_wh = d->paper.stored_wh;
     size_t s = (size_t)(q % (int64_t)d->per_day);
     d->day_q[s] = q;
@@ -264,8 +265,8 @@ static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b,
         if (sim_plan_self_consumption(b, d->in, 1, &first, NULL) == SIM_PLAN_OK) {
             rest.initial_wh = first.stored_wh;
             if (ensure_work(d, &rest, n - 1) == 0 &&
-                sim_plan_solve(&rest, d->in + 1, n - 1, d->work, d->work_len, d->rest,
-                               &rest_nuc) == SIM_PLAN_OK &&
+                sim_plan_solve(&rest, d->in + 1, n - 1, d->work, d->work_len, d->rest, &rest_nuc) ==
+                    SIM_PLAN_OK &&
                 first.cost_nuc + rest_nuc <= plan_nuc)
                 return SIM_DISPATCH_WAIT;
         }
@@ -292,13 +293,12 @@ static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *impor
     for (size_t j = 0; j < d->c.horizon; j++)
         dearest = import_uc_per_kwh[j] > dearest ? import_uc_per_kwh[j] : dearest;
     sim_dispatch_books *k = &d->books;
-    k->gain_nuc = sim_dispatch_guard_gain_nuc(k->real_nuc, k->shadow_nuc, stored_wh,
-                                              k->shadow_stored_wh, d->b.terminal_uc_per_kwh,
-                                              dearest, d->b.charge_eff_pm);
-    k->paper_gain_nuc = sim_dispatch_guard_gain_nuc(k->paper_nuc, k->shadow_nuc,
-                                                    k->paper_stored_wh, k->shadow_stored_wh,
-                                                    d->b.terminal_uc_per_kwh, dearest,
-                                                    d->b.charge_eff_pm);
+    k->gain_nuc =
+        sim_dispatch_guard_gain_nuc(k->real_nuc, k->shadow_nuc, stored_wh, k->shadow_stored_wh,
+                                    d->b.terminal_uc_per_kwh, dearest, d->b.charge_eff_pm);
+    k->paper_gain_nuc = sim_dispatch_guard_gain_nuc(k->paper_nuc, k->shadow_nuc, k->paper_stored_wh,
+                                                    k->shadow_stored_wh, d->b.terminal_uc_per_kwh,
+                                                    dearest, d->b.charge_eff_pm);
     k->allowed = k->gain_nuc >= -d->c.guard_margin_uc * 1000 && k->paper_gain_nuc > 0;
 }
 

@@ -21,9 +21,9 @@
 #include "mgx/dispatch.h"
 #include "mgx/sim.h"
 
-#define IV 21600 /* 6 h */
+#define IV    21600 /* 6 h */
 #define CHEAP 100000
-#define PEAK 400000
+#define PEAK  400000
 
 static int64_t price_of(int64_t q)
 {
@@ -53,8 +53,8 @@ static void observe(sim_dispatch *d, int64_t from, int64_t to, int64_t grid_wh)
         sim_dispatch_observe(d, q * IV, 0, 500, grid_wh, price_of(q), 0);
 }
 
-static void decide(sim_dispatch *d, int64_t last, unsigned lead, int64_t stored,
-                   const int64_t *gap, sim_dispatch_decision *out)
+static void decide(sim_dispatch *d, int64_t last, unsigned lead, int64_t stored, const int64_t *gap,
+                   sim_dispatch_decision *out)
 {
     int64_t imp[4], exp[4] = {0, 0, 0, 0};
     for (int j = 0; j < 4; j++)
@@ -123,8 +123,8 @@ static void known_decisions(void **state)
     int64_t imp[4] = {CHEAP, CHEAP, CHEAP, CHEAP}, exp[4] = {0, 0, 0, 0};
     assert_int_equal(sim_dispatch_decide(d2, 3 * IV, 1, 0, NULL, imp, exp, &o), -1); /* not last */
     assert_int_equal(sim_dispatch_decide(d2, 4 * IV, 0, 0, NULL, imp, exp, &o), -1);
-    assert_int_equal(sim_dispatch_decide(d2, 4 * IV, SIM_DISPATCH_MAX_LEAD + 1, 0, NULL, imp,
-                                         exp, &o), -1);
+    assert_int_equal(
+        sim_dispatch_decide(d2, 4 * IV, SIM_DISPATCH_MAX_LEAD + 1, 0, NULL, imp, exp, &o), -1);
     /* flat prices: self-consumption without solving */
     assert_int_equal(sim_dispatch_decide(d2, 4 * IV, 1, 0, NULL, imp, exp, &o), 0);
     assert_int_equal(o.why, SIM_DISPATCH_FLAT);
@@ -137,14 +137,14 @@ static void guard_reckoning(void **state)
     (void)state;
     /* paid 0.30 (300 000 000 nuc), the shadow 0.25, but holds 1000 Wh more, worth the 0.08
      * terminal price: -0.05 + 0.08 = +0.03 */
-    assert_int_equal(sim_dispatch_guard_gain_nuc(300000000, 250000000, 2000, 1000, 80000, 420000,
-                                                 950),
-                     30000000);
+    assert_int_equal(
+        sim_dispatch_guard_gain_nuc(300000000, 250000000, 2000, 1000, 80000, 420000, 950),
+        30000000);
     /* lacks 500 Wh: buying them back at the dearest 0.42 through a 95 % charge costs
      * 500 x 420000 / 0.95 = 221 052 631.6 nuc, rounded against the plan */
-    assert_int_equal(sim_dispatch_guard_gain_nuc(300000000, 300000000, 500, 1000, 80000, 420000,
-                                                 950),
-                     -221052632);
+    assert_int_equal(
+        sim_dispatch_guard_gain_nuc(300000000, 300000000, 500, 1000, 80000, 420000, 950),
+        -221052632);
     assert_int_equal(sim_dispatch_guard_gain_nuc(7, 7, 1000, 1000, 80000, 420000, 950), 0);
 }
 

@@ -70,18 +70,18 @@ typedef struct {
 
 /* Why a decision is what it is. */
 typedef enum {
-    SIM_DISPATCH_PLAN = 0,     /* bounds from the plan */
-    SIM_DISPATCH_NO_HISTORY,   /* less than a day measured */
-    SIM_DISPATCH_FLAT,         /* the same prices all horizon long: self-consumption is optimal */
-    SIM_DISPATCH_NO_GAIN,      /* the plan beats self-consumption by less than min_gain_uc */
-    SIM_DISPATCH_WAIT,         /* the plan's first move only ties with self-consumption's */
-    SIM_DISPATCH_SAME,         /* the plan's bounds are self-consumption's */
-    SIM_DISPATCH_GUARD,        /* behind the shadow battery: self-consumption until ahead */
-    SIM_DISPATCH_REFUSED       /* the planner refused the battery or the inputs */
+    SIM_DISPATCH_PLAN = 0,   /* bounds from the plan */
+    SIM_DISPATCH_NO_HISTORY, /* less than a day measured */
+    SIM_DISPATCH_FLAT,       /* the same prices all horizon long: self-consumption is optimal */
+    SIM_DISPATCH_NO_GAIN,    /* the plan beats self-consumption by less than min_gain_uc */
+    SIM_DISPATCH_WAIT,       /* the plan's first move only ties with self-consumption's */
+    SIM_DISPATCH_SAME,       /* the plan's bounds are self-consumption's */
+    SIM_DISPATCH_GUARD,      /* behind the shadow battery: self-consumption until ahead */
+    SIM_DISPATCH_REFUSED     /* the planner refused the battery or the inputs */
 } sim_dispatch_why;
 
 typedef struct {
-    int planned;          /* 1: the battery keeps to [lo_wh, hi_wh]; 0: self-consumption */
+    int planned; /* 1: the battery keeps to [lo_wh, hi_wh]; 0: self-consumption */
     sim_dispatch_why why;
     /* AC side, > 0 charge: the battery does what self-consumption would do with the real
      * surplus or deficit, clamped into these (sim_battery_step_bounded); [-power, power]
@@ -98,15 +98,15 @@ typedef struct {
 
 /* The guard's books (nuc, exact). */
 typedef struct {
-    int64_t real_nuc;    /* the home's grid bill over the observed intervals */
-    int64_t shadow_nuc;  /* the shadow self-consumption battery's */
+    int64_t real_nuc;   /* the home's grid bill over the observed intervals */
+    int64_t shadow_nuc; /* the shadow self-consumption battery's */
     int64_t shadow_stored_wh;
     /* the paper battery: fed the same measurements, it always follows its own plan; what it
      * would have paid, and its stored energy */
     int64_t paper_nuc, paper_stored_wh;
-    int64_t gain_nuc;       /* the real home's gain reckoned at the last daily check */
-    int64_t paper_gain_nuc; /* the paper battery's */
-    int allowed;            /* plans may be followed until the next check */
+    int64_t gain_nuc;          /* the real home's gain reckoned at the last daily check */
+    int64_t paper_gain_nuc;    /* the paper battery's */
+    int allowed;               /* plans may be followed until the next check */
     uint64_t planned, guarded; /* decisions on a plan, and stopped by the guard */
     /* forecast error of the planned interval's net (load - PV), summed over the intervals
      * observed that had a decision, against day-ahead persistence of the same intervals */
