@@ -602,7 +602,8 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
         size_t nh = sim_scenario_homes(sc), worse = 0, worse_base = 0, bat_homes = 0;
         size_t worse_bat = 0, worst_bat = 0;
         int64_t worst_bat_d = INT64_MIN;
-        size_t worst = 0, worst_base = 0, planned = 0;
+        size_t worst = 0, worst_base = 0, planned = 0, guarded = 0, err_n = 0;
+        int64_t fc_err = 0, persist_err = 0;
         int64_t worst_d = INT64_MIN, worst_base_d = INT64_MIN;
         double usable_kwh = 0;
         for (size_t h = 0; h < nh; h++) {
@@ -619,6 +620,10 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
                 worst_base = h;
             }
             planned += rows[1][h].planned_intervals;
+            guarded += rows[1][h].guarded_intervals;
+            err_n += rows[1][h].fc_err_n;
+            fc_err += rows[1][h].fc_abs_err_wh;
+            persist_err += rows[1][h].persist_abs_err_wh;
             const sim_group *g = &sc->groups[group_of(sc, h)];
             if (g->battery_kwh > 0 && g->battery_kw > 0) {
                 bat_homes++;
@@ -661,6 +666,15 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
                bat_homes,
                bat_homes ? 100.0 * (double)planned / ((double)bat_homes * (double)k[1][0].intervals)
                          : 0.0);
+        if (err_n)
+            printf("  forecast of a decided interval's net, mean absolute error: %.0f Wh "
+                   "(%.0f %% of day-ahead persistence's %.0f Wh) over %zu intervals\n",
+                   (double)fc_err / (double)err_n,
+                   persist_err ? 100.0 * (double)fc_err / (double)persist_err : 0.0,
+                   (double)persist_err / (double)err_n, err_n);
+        printf("  guard: %zu intervals a battery was held to self-consumption (its paper plan "
+               "not ahead of its shadow, or itself behind)\n",
+               guarded);
         printf("  saving of the scheduler over self-consumption: %.2f with trading, %.2f grid "
                "only\n",
                mio(k[0][0].cost_uc - k[1][0].cost_uc),

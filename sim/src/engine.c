@@ -38,6 +38,7 @@
 #include "mgx/topology.h"
 
 #include "mgx/battery_plan.h"
+#include "mgx/dispatch.h"
 #include "mgx/ex_post.h"
 #include "mgx/imbalance.h"
 #include "mgx/market.h"
@@ -73,9 +74,10 @@ typedef struct {
     sim_battery bat;
     /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
     int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
-    /* SIM_BATTERY_SCHEDULE: the last day's PV and load, interval j in slot j % intervals a day
-     * (NULL for other homes), and this interval's bounds from the plan (planned == 0: none) */
-    int64_t *day_pv_wh, *day_load_wh;
+    /* SIM_BATTERY_SCHEDULE: the home's dispatch (its measured history, forecast, plan and
+     * guard; NULL for other homes), and this interval's bounds from the plan (planned == 0:
+     * none) */
+    sim_dispatch *disp;
     int planned;
     int64_t plan_lo_wh, plan_hi_wh;
 } home;
@@ -115,13 +117,10 @@ typedef struct {
     int64_t retail_uc_per_kwh;
 } interval_rec;
 
-/* The battery scheduler's inputs, outputs and workspace (grown as needed): one per thread. */
+/* The battery scheduler's prices over a horizon of a day: one per thread (the dispatch of
+ * each home keeps its own forecast and plan workspace). */
 typedef struct {
-    sim_plan_interval *plan_in;
-    sim_plan_step *plan_out;
-    sim_plan_step *plan_rest; /* the plan after a first interval of self-consumption */
-    void *plan_work;
-    size_t plan_work_len;
+    int64_t *plan_import_uc, *plan_export_uc;
 } plan_ws;
 
 #define SIM_MAX_THREADS 64u
@@ -253,6 +252,43 @@ static uint64_t home_stream(size_t h, unsigned model)
     return ((uint64_t)h + 1) * 4 + model;
 }
 
+/* The dispatch of a scheduled battery: the battery as the planner sees it (per-mille
+ * efficiencies, energy left at the end worth feed-in after discharge losses), a forecaster of
+ * 14 days of history at the home's location and plane, and a horizon of a day. */
+static int dispatch_new(run_ctx *x, home *hm)
+{
+    const sim_scenario *sc = x->sc;
+    const sim_group *g = &sc->groups[hm->group];
+    uint32_t eff = (uint32_t)llround(hm->bat.eta_charge * 1000.0);
+    sim_plan_battery b = {hm->bat.min_wh,
+                          hm->bat.max_wh,
+                          hm->bat.stored_wh,
+                          hm->bat.power_wh,
+                          hm->bat.power_wh,
+                          eff,
+                          eff,
+                          SIM_PLAN_NO_CAP,
+                          SIM_PLAN_NO_CAP,
+                          sc->feed_in_uc_per_kwh * eff / 1000,
+                          0};
+    sim_dispatch_config c = {
+        .fc = {sc->latitude_deg, sc->longitude_deg, g->pv_tilt_deg, g->pv_azimuth_deg,
+               (int64_t)sc->interval_min * 60, 14, 4},
+        .forecast = g->schedule_persistence ? SIM_DISPATCH_PERSISTENCE : SIM_DISPATCH_FIT,
+        .horizon = x->per_day < SIM_PLAN_MAX_INTERVALS ? x->per_day : SIM_PLAN_MAX_INTERVALS,
+        .min_gain_uc = g->schedule_min_gain_uc,
+        .guard_margin_uc = 0,
+        .utc_offset_min = sc->utc_offset_min,
+        .guard_off = !g->schedule_guard,
+        .shadow_eta = hm->bat.eta_charge,
+    };
+    hm->disp = sim_dispatch_new(&c, &b);
+    /* a battery the planner cannot take runs self-consumption (no dispatch) */
+    if (!hm->disp && sim_plan_workspace_size(&b, c.horizon) != 0)
+        return SIM_E_NOMEM;
+    return SIM_OK;
+}
+
 static int setup_homes(run_ctx *x, uint64_t seed)
 {
     const sim_scenario *sc = x->sc;
@@ -270,10 +306,9 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
             if (gr->battery_policy == SIM_BATTERY_SCHEDULE && hm->bat.power_wh > 0) {
-                hm->day_pv_wh = calloc(x->per_day, sizeof *hm->day_pv_wh);
-                hm->day_load_wh = calloc(x->per_day, sizeof *hm->day_load_wh);
-                if (!hm->day_pv_wh || !hm->day_load_wh)
-                    return SIM_E_NOMEM;
+                int rc = dispatch_new(x, hm);
+                if (rc)
+                    return rc;
             }
             sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
             ag->draws = (sim_random){draw_uniform, draw_uniform_int, ag->rng};
@@ -392,9 +427,12 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     c->planned = hm->planned;
     hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = pv;
     hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = load;
-    if (hm->day_pv_wh) {
-        hm->day_pv_wh[k % x->per_day] = pv;
-        hm->day_load_wh[k % x->per_day] = load;
+    if (hm->disp) {
+        /* the grid exchange the home's meter sees (expand_flow's import - export) */
+        int64_t grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
+        int64_t start = sim_interval_start_utc(x->sc, k);
+        sim_dispatch_observe(hm->disp, start, pv, load, grid, sim_scenario_retail_at(x->sc, start),
+                             x->sc->feed_in_uc_per_kwh);
     }
 }
 
@@ -652,102 +690,35 @@ static int clear_ex_post(run_ctx *x, size_t k, const int64_t *qty, char *err, si
     return SIM_OK;
 }
 
-/* SIM_BATTERY_SCHEDULE: plans home hm's battery from interval k over the next day (less the
- * forecast lag's unknown intervals) on day-ahead persistence: the forecast of interval k + j is
- * what the home measured in k + j - one day. Grid prices (retail, with its peak; feed-in);
- * energy left at the end is worth feed-in after discharge losses. The first interval's plan
- * bounds the battery (sim_plan_bounds) when its expected gain over self-consumption on the same
- * forecast reaches the group's schedule_min_gain; otherwise the home runs self-consumption. */
+/* SIM_BATTERY_SCHEDULE: home hm's battery decides interval k with k - 1 measured (lead 1)
+ * by sim_dispatch_decide (mgx/dispatch.h): a forecast of the next day from its own history
+ * (the fitted clear-sky PV and load profile, or day-ahead persistence), a plan over it at the
+ * grid's prices (retail, with its peak; feed-in), bounds from the plan's first interval when
+ * the plan is worth following, and the guard against a shadow self-consumption battery.
+ * Otherwise the home runs self-consumption. ws: the calling thread's price arrays. */
 static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
 {
     hm->planned = 0;
-    if (!hm->day_pv_wh || k < x->per_day)
-        return SIM_OK; /* no day of history yet */
+    if (!hm->disp || k == 0)
+        return SIM_OK;
     const sim_scenario *sc = x->sc;
-    const sim_group *g = &sc->groups[hm->group];
-    size_t n = x->per_day - (lag_of(sc) - 1);
-    if (n > SIM_PLAN_MAX_INTERVALS)
-        n = SIM_PLAN_MAX_INTERVALS;
-    for (size_t j = 0; j < n; j++) {
-        size_t slot = (k + j) % x->per_day;
-        ws->plan_in[j].net_wh = hm->day_load_wh[slot] - hm->day_pv_wh[slot];
-        ws->plan_in[j].import_uc_per_kwh =
-            sim_scenario_retail_at(sc, sim_interval_start_utc(sc, k + j));
-        ws->plan_in[j].export_uc_per_kwh = sc->feed_in_uc_per_kwh;
-    }
-    /* with the same prices all horizon long the plan's bounds are self-consumption's
-     * (sim_plan_bounds): no need to solve */
     int varies = 0;
-    for (size_t j = 1; j < n && !varies; j++)
-        varies = ws->plan_in[j].import_uc_per_kwh != ws->plan_in[0].import_uc_per_kwh ||
-                 ws->plan_in[j].export_uc_per_kwh != ws->plan_in[0].export_uc_per_kwh;
+    for (size_t j = 0; j < x->per_day; j++) {
+        ws->plan_import_uc[j] = sim_scenario_retail_at(sc, sim_interval_start_utc(sc, k + j));
+        ws->plan_export_uc[j] = sc->feed_in_uc_per_kwh;
+        varies |= ws->plan_import_uc[j] != ws->plan_import_uc[0];
+    }
+    /* with the same prices all day long the decision is self-consumption (sim_plan_bounds):
+     * spare the forecast, whose fit costs more than the plan (a year of district-1000) */
     if (!varies)
         return SIM_OK;
-    uint32_t eff = (uint32_t)llround(hm->bat.eta_charge * 1000.0);
-    sim_plan_battery b = {hm->bat.min_wh,
-                          hm->bat.max_wh,
-                          hm->bat.stored_wh,
-                          hm->bat.power_wh,
-                          hm->bat.power_wh,
-                          eff,
-                          eff,
-                          SIM_PLAN_NO_CAP,
-                          SIM_PLAN_NO_CAP,
-                          sc->feed_in_uc_per_kwh * eff / 1000,
-                          0};
-    size_t need = sim_plan_workspace_size(&b, n);
-    if (need == 0)
-        return SIM_OK; /* a battery the planner cannot take: self-consumption */
-    if (need > ws->plan_work_len) {
-        void *w = realloc(ws->plan_work, need);
-        if (!w)
-            return SIM_E_NOMEM;
-        ws->plan_work = w;
-        ws->plan_work_len = need;
-    }
-    int64_t plan_nuc, sc_nuc;
-    if (sim_plan_solve(&b, ws->plan_in, n, ws->plan_work, ws->plan_work_len, ws->plan_out,
-                       &plan_nuc) ||
-        sim_plan_self_consumption(&b, ws->plan_in, n, NULL, &sc_nuc))
-        return SIM_OK;
-    if (sc_nuc - plan_nuc < g->schedule_min_gain_uc * 1000)
-        return SIM_OK;
-    /* Deviate from self-consumption now only if that strictly pays on the forecast: the best
-     * plan that starts with self-consumption's action costs as much when the plan's first move
-     * only ties (hold now and import now, or discharge now and import later at the same price;
-     * grid-charge now or in a later interval at the same price). A tie taken against
-     * self-consumption is a bet on the forecast that reality can only lose (the held or
-     * bought energy was not needed after all), so self-consumption takes it, and moves that
-     * can wait are made as late as they can be. */
-    if (n > 1) {
-        sim_battery after = hm->bat;
-        int64_t net0 = ws->plan_in[0].net_wh;
-        sim_battery_flow f0 = sim_battery_step(&after, net0 < 0 ? -net0 : 0, net0 > 0 ? net0 : 0, 1);
-        int64_t first_nuc =
-            sim_plan_interval_cost_nuc(&ws->plan_in[0], net0 + f0.charge_wh - f0.discharge_wh);
-        sim_plan_battery rest = b;
-        rest.initial_wh = after.stored_wh;
-        size_t need_rest = sim_plan_workspace_size(&rest, n - 1);
-        if (need_rest > ws->plan_work_len) {
-            void *w = realloc(ws->plan_work, need_rest);
-            if (!w)
-                return SIM_E_NOMEM;
-            ws->plan_work = w;
-            ws->plan_work_len = need_rest;
-        }
-        int64_t rest_nuc;
-        if (need_rest &&
-            sim_plan_solve(&rest, ws->plan_in + 1, n - 1, ws->plan_work, ws->plan_work_len,
-                           ws->plan_rest, &rest_nuc) == SIM_PLAN_OK &&
-            first_nuc + rest_nuc <= plan_nuc)
-            return SIM_OK;
-    }
-    /* one discretisation step of stored energy (sim_plan_solve's default), on the AC side */
-    int64_t step = (b.max_wh - b.min_wh) / SIM_PLAN_DEFAULT_STATES;
-    int64_t slack = (step < 1 ? 1 : step) * 1000 / eff + 1;
-    sim_plan_bounds(ws->plan_in, ws->plan_out, n, hm->bat.power_wh, slack, &hm->plan_lo_wh,
-                    &hm->plan_hi_wh);
-    hm->planned = hm->plan_lo_wh != -hm->bat.power_wh || hm->plan_hi_wh != hm->bat.power_wh;
+    sim_dispatch_decision dd;
+    if (sim_dispatch_decide(hm->disp, sim_interval_start_utc(sc, k - 1), 1, hm->bat.stored_wh,
+                            NULL, ws->plan_import_uc, ws->plan_export_uc, &dd))
+        return SIM_OK; /* nothing observed yet, or no memory to plan: self-consumption */
+    hm->planned = dd.planned;
+    hm->plan_lo_wh = dd.lo_wh;
+    hm->plan_hi_wh = dd.hi_wh;
     return SIM_OK;
 }
 
@@ -1110,10 +1081,9 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     x->per_day = 1440 / x->sc->interval_min;
     for (size_t i = 0; i < x->n_threads; i++) {
         plan_ws *ws = &x->ws[i];
-        ws->plan_in = calloc(x->per_day, sizeof *ws->plan_in);
-        ws->plan_out = calloc(x->per_day, sizeof *ws->plan_out);
-        ws->plan_rest = calloc(x->per_day, sizeof *ws->plan_rest);
-        if (!ws->plan_in || !ws->plan_out || !ws->plan_rest)
+        ws->plan_import_uc = calloc(x->per_day, sizeof *ws->plan_import_uc);
+        ws->plan_export_uc = calloc(x->per_day, sizeof *ws->plan_export_uc);
+        if (!ws->plan_import_uc || !ws->plan_export_uc)
             return SIM_E_NOMEM;
     }
     size_t cells = x->block * x->n_homes;
@@ -1140,14 +1110,11 @@ static void free_run(run_ctx *x)
         gsl_rng_free(x->agents[h].rng);
         gsl_rng_free(x->homes[h].load_rng);
         gsl_rng_free(x->homes[h].pv_rng);
-        free(x->homes[h].day_pv_wh);
-        free(x->homes[h].day_load_wh);
+        sim_dispatch_free(x->homes[h].disp);
     }
     for (size_t i = 0; i < SIM_MAX_THREADS; i++) {
-        free(x->ws[i].plan_in);
-        free(x->ws[i].plan_out);
-        free(x->ws[i].plan_rest);
-        free(x->ws[i].plan_work);
+        free(x->ws[i].plan_import_uc);
+        free(x->ws[i].plan_export_uc);
     }
     for (size_t i = 0; i < 3; i++) {
         free(x->cells[i]);
@@ -1222,6 +1189,16 @@ int sim_run(const sim_scenario *sc, const sim_data *data, uint64_t seed, const s
     sim_kpi_init(&x.base_acc, x.n_homes, x.n_intervals);
     if ((rc = run_blocks(&x, err, err_len)))
         goto out;
+    for (size_t h = 0; h < x.n_homes; h++) { /* the scheduled batteries' own books */
+        sim_dispatch_books bk;
+        if (!x.homes[h].disp)
+            continue;
+        sim_dispatch_get_books(x.homes[h].disp, &bk);
+        x.res->homes[h].guarded_intervals = (size_t)bk.guarded;
+        x.res->homes[h].fc_err_n = (size_t)bk.err_n;
+        x.res->homes[h].fc_abs_err_wh = bk.fc_abs_err_wh;
+        x.res->homes[h].persist_abs_err_wh = bk.persist_abs_err_wh;
+    }
     sim_kpi_finish(&x.acc, x.res->homes, 0, &x.res->kpi);
     x.res->kpi.has_feeders = x.grid != NULL;
     for (size_t g = 0; x.grid && g < sc->n_groups; g++)

@@ -89,6 +89,8 @@ static const key_def group_keys[] = {
     GK("soc_initial", K_DBL, soc_initial, 0, 1, 0),
     GK("battery_policy", K_POLICY, battery_policy, 0, 0, 0),
     GK("schedule_min_gain", K_I64, schedule_min_gain_uc, 0, 1e12, 0),
+    GK("schedule_persistence", K_U32, schedule_persistence, 0, 1, 0),
+    GK("schedule_guard", K_U32, schedule_guard, 0, 1, 0),
     GK("annual_kwh", K_DBL, annual_kwh, 0, 1e6, 0),
     GK("agent", K_AGENT, agent, 0, 0, 0),
     GK("markup", K_DBL, markup, 0, 1, 0),
@@ -171,6 +173,7 @@ void sim_group_defaults(sim_group *g)
     g->soc_initial = 0.5;
     g->battery_policy = SIM_BATTERY_SELF_CONSUMPTION;
     g->schedule_min_gain_uc = 50000;
+    g->schedule_guard = 1;
     g->annual_kwh = 3500.0;
     g->agent = SIM_AGENT_TRUTHFUL;
     g->markup = 0.1;

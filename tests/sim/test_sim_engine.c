@@ -319,6 +319,10 @@ static void threads_same_bytes(void **state)
             sc.forecast_lag = 2;
             sc.groups[1].battery_policy = SIM_BATTERY_SCHEDULE;
             sc.groups[1].pv_kwp = 0; /* batteries that only gain by buying off-peak */
+            /* the dispatch guard lets a home follow plans only on days that start with its
+             * paper battery (plans followed on paper) ahead of self-consumption: a day of
+             * history, a day on paper, then plans for real */
+            sc.days = 3;
         }
         sim_result *r[3] = {NULL, NULL, NULL};
         flow_stream fs[3];

@@ -54,6 +54,12 @@ typedef struct {
     /* SIM_BATTERY_SCHEDULE: follow a plan only when it is expected to beat self-consumption
      * over its horizon by at least this much (uc); otherwise run self-consumption */
     int64_t schedule_min_gain_uc;
+    /* SIM_BATTERY_SCHEDULE: 1: forecast by day-ahead persistence instead of the fitted
+     * clear-sky PV and load profile (mgx/forecast.h); 0 (default): the fit */
+    uint32_t schedule_persistence;
+    /* SIM_BATTERY_SCHEDULE: 1 (default): follow a plan only while the home's realised grid
+     * bill is no worse than a shadow self-consumption battery's (mgx/dispatch.h); 0: no guard */
+    uint32_t schedule_guard;
     /* load */
     double annual_kwh;
     /* trading agent */

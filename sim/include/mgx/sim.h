@@ -86,6 +86,11 @@ typedef struct {
     int64_t battery_charged_wh, battery_discharged_wh;
     int64_t cost_uc, base_cost_uc;
     size_t planned_intervals; /* intervals its battery followed a plan (battery_policy) */
+    /* battery_policy = schedule (mgx/dispatch.h): intervals the guard held the battery to
+     * self-consumption, and the forecast's absolute error of the decided interval's net (load
+     * - PV) summed over fc_err_n intervals, with day-ahead persistence's on the same ones */
+    size_t guarded_intervals, fc_err_n;
+    int64_t fc_abs_err_wh, persist_abs_err_wh;
     uint32_t group;
     int measured; /* load and PV came from the data file */
 } sim_home_row;
