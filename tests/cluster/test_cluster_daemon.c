@@ -3,7 +3,10 @@
  * clock speed 3600 (a quarter hour every 250 ms), and a test client playing 8 homes that submit
  * signed orders for the next open interval and resend each until they hold a receipt. The
  * leader is killed with SIGKILL at random moments, MGX_CLUSTER_KILLS times (5 by default; the
- * heavy run of docs/cluster.md uses 100), and restarted. At the end, with the homes quiet and
+ * heavy run of docs/cluster.md uses 100), and restarted. Then two partitions: a follower is
+ * frozen with SIGSTOP while the other two clear 3 intervals and receipt orders, resumed, and
+ * must catch up; then the leader is frozen the same way (the others elect a new one), resumed,
+ * and must step down to follower and catch up. At the end, with the homes quiet and
  * every node converged and stopped cleanly:
  *  - every order the homes hold an "accepted" receipt for is stored as accepted on every node;
  *  - the cleared intervals are contiguous, each cleared once, the same on every node;
@@ -137,6 +140,66 @@ static int leader_of(int except)
     return -1;
 }
 
+/* The partitions, one step per loop pass. A frozen (SIGSTOPped) process keeps its sockets
+ * but answers nothing, which is what the others see of a node cut off from them; its status
+ * file goes stale, so leader_of() does not count it. */
+enum { FZ_IDLE, FZ_FOLLOWER, FZ_FOLLOWER_BACK, FZ_LEADER_NEXT, FZ_LEADER, FZ_LEADER_BACK, FZ_DONE };
+typedef struct {
+    int phase, node;
+    long long cleared0, applied0; /* the leader's last cleared / applied at the freeze/resume */
+    size_t acc0;                  /* receipted orders at the freeze */
+    int64_t at_ms, failover_ms;
+} freeze;
+
+static void freeze_step(freeze *fz, int64_t now)
+{
+    char role[32];
+    long long a, c;
+    int l = leader_of(fz->node);
+    if (fz->phase == FZ_IDLE || fz->phase == FZ_LEADER_NEXT) {
+        /* freeze a follower (FZ_IDLE) or the leader (after the follower's return) */
+        if (l < 0 || read_status(l, role, sizeof role, &a, &c) != 0)
+            return;
+        int f = fz->phase == FZ_IDLE ? (l + 1) % NODES : l;
+        kill(N[f].pid, SIGSTOP);
+        fz->node = f;
+        fz->cleared0 = c;
+        fz->acc0 = W.n_acc;
+        fz->at_ms = now;
+        fz->phase = fz->phase == FZ_IDLE ? FZ_FOLLOWER : FZ_LEADER;
+        fprintf(stderr, "node %d (%s) frozen\n", f + 1, f == l ? "leader" : "follower");
+        return;
+    }
+    if (fz->phase == FZ_FOLLOWER || fz->phase == FZ_LEADER) {
+        /* the majority goes on: a leader among the others, 3 more intervals cleared and
+         * more orders receipted; then the frozen node resumes */
+        if (l < 0 || read_status(l, role, sizeof role, &a, &c) != 0)
+            return;
+        if (fz->phase == FZ_LEADER && !fz->failover_ms)
+            fz->failover_ms = now - fz->at_ms;
+        if (c < fz->cleared0 + 3 || W.n_acc < fz->acc0 + HOMES)
+            return;
+        fz->applied0 = a;
+        kill(N[fz->node].pid, SIGCONT);
+        fprintf(stderr, "node %d resumed after %lld ms: %lld intervals and %zu orders later\n",
+                fz->node + 1, (long long)(now - fz->at_ms), c - fz->cleared0, W.n_acc - fz->acc0);
+        fz->phase++;
+        return;
+    }
+    /* back: the returned node reports itself a follower of another leader and has caught up
+     * with what that leader had applied when it resumed */
+    if (read_status(fz->node, role, sizeof role, &a, &c) != 0 || a < fz->applied0 ||
+        strcmp(role, "follower") != 0 || l < 0)
+        return;
+    fprintf(stderr, "node %d caught up (applied %lld) as a follower of node %d\n", fz->node + 1,
+            a, l + 1);
+    if (fz->phase == FZ_FOLLOWER_BACK) {
+        fz->phase = FZ_LEADER_NEXT;
+        fz->node = -1;
+    } else
+        fz->phase = FZ_DONE;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -239,10 +302,17 @@ static void cluster_run(void **state)
     int64_t next_kill = ctl_wall_ms() + 1500;
     int64_t killed_at = 0, next_replay = 0;
     int killed = -1;
-    int64_t deadline = ctl_wall_ms() + DEADLINE_MS + (int64_t)kills * 3000;
-    while (done_kills < kills || killed >= 0 || W.n_acc < (size_t)HOMES * 8) {
-        if (ctl_wall_ms() > deadline)
+    int64_t deadline = ctl_wall_ms() + DEADLINE_MS + (int64_t)kills * 3000 + 30000;
+    /* after the kills, the partitions: a follower and then the leader frozen (SIGSTOP) */
+    freeze fz = {.phase = FZ_IDLE, .node = -1};
+    while (done_kills < kills || killed >= 0 || fz.phase != FZ_DONE ||
+           W.n_acc < (size_t)HOMES * 8) {
+        if (ctl_wall_ms() > deadline) {
+            for (int i = 0; i < NODES; i++) /* a frozen node would outlive the test */
+                if (N[i].pid > 0)
+                    kill(N[i].pid, SIGKILL);
             fail_msg("the run did not finish: %d kills, %zu accepted orders", done_kills, W.n_acc);
+        }
         bus_loop(c, 5);
         /* a node that ended by itself (not killed here) is a failure: say which */
         for (int i = 0; i < NODES; i++) {
@@ -278,6 +348,8 @@ static void cluster_run(void **state)
             if (hm->has_pending && now_real - hm->last_sent_ms > 150 && bus_connected(c))
                 tst_home_send_order(c, COMMUNITY, hm);
         }
+        if (done_kills == kills && killed < 0 && fz.phase != FZ_DONE)
+            freeze_step(&fz, now_real);
         if (killed >= 0) {
             int l = leader_of(killed);
             if (l >= 0) {
@@ -441,6 +513,9 @@ static void cluster_run(void **state)
             "accepted orders on every node, %zu late refusals, %zu receipts\n",
             kills, (long long)failover[kills / 2], (long long)failover[p99], (long long)cleared,
             W.n_acc, W.rejections, W.receipts);
+    fprintf(stderr, "partitions: a frozen follower caught up; a frozen leader replaced in %lld ms "
+                    "and back as a follower\n",
+            (long long)fz.failover_ms);
     free(failover);
     bus_stop(c, 500);
     bus_free(c);
