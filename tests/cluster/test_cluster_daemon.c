@@ -43,6 +43,7 @@
 #include "shell.h"
 
 #define HOMES       8
+#define ING         64 /* more homes, idle until the ingest bursts */
 #define NODES       3
 #define COMMUNITY   "testville"
 #define DEADLINE_MS 60000
@@ -54,7 +55,8 @@ typedef struct {
 } accepted;
 
 static struct {
-    tst_home homes[HOMES];
+    tst_home homes[HOMES + ING];
+    size_t ing_receipts;
     accepted acc[8192];
     size_t n_acc;
     size_t receipts, rejections;
@@ -71,8 +73,13 @@ static void on_msg(void *user, const bus_message *m)
     char why[CTL_DETAIL_MAX];
     assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why), CTL_R_OK);
     W.receipts++;
-    if (tst_homes_take_receipt(W.homes, HOMES, &r) < 0)
+    int h = tst_homes_take_receipt(W.homes, HOMES + ING, &r);
+    if (h < 0)
         return;
+    if (h >= HOMES) {
+        W.ing_receipts++;
+        return;
+    }
     if (ctl_reason_is_accept(r.reason)) {
         assert_true(W.n_acc < 8192);
         accepted *a = &W.acc[W.n_acc++];
@@ -200,6 +207,106 @@ static void freeze_step(freeze *fz, int64_t now)
         fz->phase = FZ_DONE;
 }
 
+/* The cost per interval, over a window of COST_INTERVALS intervals with the homes trading and
+ * no failure: bytes each node process wrote to disk (/proc/PID/io write_bytes: its Raft log,
+ * snapshots and SQLite database), and bytes sent between the nodes (the sum of bytes_sent of
+ * every TCP connection from or to a Raft port, from `ss -ti`; -1 when ss is missing). */
+#define COST_INTERVALS 12
+typedef struct {
+    int phase, leader;
+    long long cleared0;
+    long long wr0[NODES], net0;
+} cost;
+
+static long long proc_write_bytes(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    char *t = tst_file_text_or_empty(path);
+    const char *w = strstr(t, "\nwrite_bytes: ");
+    long long v = w ? atoll(w + 14) : -1;
+    free(t);
+    return v;
+}
+
+static long long raft_bytes_sent(const int *port, const char *dir)
+{
+    char out[TST_CTL_PATH_MAX + 16];
+    snprintf(out, sizeof out, "%s/ss.txt", dir);
+    if (tst_sh("ss -tinH state established '( sport = :%d or sport = :%d or sport = :%d or "
+               "dport = :%d or dport = :%d or dport = :%d )' | grep -o 'bytes_sent:[0-9]*' | "
+               "cut -d: -f2 | awk '{s += $1} END {print s + 0}' > '%s' 2>/dev/null",
+               port[0], port[1], port[2], port[0], port[1], port[2], out) != 0)
+        return -1;
+    char *t = tst_file_text_or_empty(out);
+    long long v = *t ? atoll(t) : -1;
+    free(t);
+    return v;
+}
+
+static void cost_step(cost *cs, const int *port, const char *dir)
+{
+    char role[32];
+    long long a, c;
+    int l = leader_of(-1);
+    if (l < 0 || read_status(l, role, sizeof role, &a, &c) != 0)
+        return;
+    if (cs->phase == 0) {
+        cs->leader = l;
+        cs->cleared0 = c;
+        for (int i = 0; i < NODES; i++)
+            cs->wr0[i] = proc_write_bytes(N[i].pid);
+        cs->net0 = raft_bytes_sent(port, dir);
+        cs->phase = 1;
+        return;
+    }
+    if (c < cs->cleared0 + COST_INTERVALS)
+        return;
+    long long n = c - cs->cleared0, net = raft_bytes_sent(port, dir);
+    fprintf(stderr, "cost per interval over %lld intervals (8 homes trading, readings every 2 "
+                    "simulated minutes), disk written per node:", n);
+    for (int i = 0; i < NODES; i++)
+        fprintf(stderr, " node %d%s %lld B", i + 1, i == l ? " (leader)" : "",
+                (proc_write_bytes(N[i].pid) - cs->wr0[i]) / n);
+    if (net >= 0 && cs->net0 >= 0 && l == cs->leader)
+        fprintf(stderr, "; sent between the nodes %lld B\n", (net - cs->net0) / n);
+    else
+        fprintf(stderr, "; network not measured (no ss, or the leader changed)\n");
+    cs->phase = 2;
+}
+
+/* Order ingest: ING homes each send one signed order for the same open interval at once, and
+ * the time until all ING hold a receipt is taken; `rounds` such bursts after one warm-up burst.
+ * Returns the measured milliseconds of the rounds (the orders per second are ING * rounds *
+ * 1000 / that). */
+static int64_t ingest_bursts(bus_client *c, const ctl_clock *clock,
+                             const ctl_interval_rules *rules, unsigned *seed, int rounds)
+{
+    int64_t total_ms = 0;
+    for (int r = 0; r <= rounds; r++) {
+        int64_t sim_ms = ctl_clock_sim_ms(clock, ctl_wall_ms());
+        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, rules) + 1;
+        for (int h = HOMES; h < HOMES + ING; h++)
+            tst_home_make_order(W.homes, h, COMMUNITY, target, sim_ms, seed, &SHAPE);
+        W.ing_receipts = 0;
+        int64_t t0 = ctl_wall_ms(), end = t0 + DEADLINE_MS;
+        for (int h = HOMES; h < HOMES + ING; h++)
+            tst_home_send_order(c, COMMUNITY, &W.homes[h]);
+        while (W.ing_receipts < ING) {
+            bus_loop(c, 2);
+            int64_t now = ctl_wall_ms();
+            if (now > end)
+                fail_msg("ingest burst %d: %zu of %d receipts", r, W.ing_receipts, ING);
+            for (int h = HOMES; h < HOMES + ING; h++)
+                if (W.homes[h].has_pending && now - W.homes[h].last_sent_ms > 1000)
+                    tst_home_send_order(c, COMMUNITY, &W.homes[h]);
+        }
+        if (r > 0)
+            total_ms += ctl_wall_ms() - t0;
+    }
+    return total_ms > 0 ? total_ms : 1;
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -281,7 +388,9 @@ static void cluster_run(void **state)
     char err[256];
     assert_int_equal(ctl_store_open(N[0].db, &id, &s, err, sizeof err), CTL_ST_OK);
     ctl_store_free(s);
-    tst_homes_register(W.homes, HOMES, 1, N[0].db, true);
+    tst_homes_register(W.homes, HOMES + ING, 1, N[0].db, true);
+    char solo_db[TST_CTL_PATH_MAX + 16];
+    snprintf(solo_db, sizeof solo_db, "%s/solo.db", dir);
     assert_int_equal(tst_sh("'%s' ledger keygen cluster.example/mgx --out '%s/community.skey' > "
                             "'%s/community.vkey'",
                             bin, dir, dir),
@@ -289,6 +398,11 @@ static void cluster_run(void **state)
     for (int i = 1; i < NODES; i++) {
         char cmd[2 * TST_CTL_PATH_MAX + 16];
         snprintf(cmd, sizeof cmd, "cp '%s' '%s'", N[0].db, N[i].db);
+        assert_int_equal(system(cmd), 0);
+    }
+    {
+        char cmd[2 * TST_CTL_PATH_MAX + 32];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", N[0].db, solo_db);
         assert_int_equal(system(cmd), 0);
     }
     for (int i = 0; i < NODES; i++)
@@ -305,7 +419,8 @@ static void cluster_run(void **state)
     int64_t deadline = ctl_wall_ms() + DEADLINE_MS + (int64_t)kills * 3000 + 30000;
     /* after the kills, the partitions: a follower and then the leader frozen (SIGSTOP) */
     freeze fz = {.phase = FZ_IDLE, .node = -1};
-    while (done_kills < kills || killed >= 0 || fz.phase != FZ_DONE ||
+    cost cs = {.phase = 0};
+    while (done_kills < kills || killed >= 0 || fz.phase != FZ_DONE || cs.phase != 2 ||
            W.n_acc < (size_t)HOMES * 8) {
         if (ctl_wall_ms() > deadline) {
             for (int i = 0; i < NODES; i++) /* a frozen node would outlive the test */
@@ -350,6 +465,8 @@ static void cluster_run(void **state)
         }
         if (done_kills == kills && killed < 0 && fz.phase != FZ_DONE)
             freeze_step(&fz, now_real);
+        else if (fz.phase == FZ_DONE && cs.phase != 2)
+            cost_step(&cs, port, dir);
         if (killed >= 0) {
             int l = leader_of(killed);
             if (l >= 0) {
@@ -374,6 +491,8 @@ static void cluster_run(void **state)
             }
         }
     }
+    /* ingest on the 3 nodes (the solo controller's is measured at the end) */
+    int64_t ing3_ms = ingest_bursts(c, &clock, &rules, &seed, 5);
     /* the homes stop; every node converges on the same applied index and last cleared */
     int64_t end = ctl_wall_ms() + DEADLINE_MS;
     int stable = 0;
@@ -517,9 +636,37 @@ static void cluster_run(void **state)
                     "and back as a follower\n",
             (long long)fz.failover_ms);
     free(failover);
+    /* the same bursts through one controller without [cluster], on a copy of the database the
+     * cluster started from, the same broker (the cluster is stopped) */
+    {
+        char conf[TST_CTL_PATH_MAX + 16], log[TST_CTL_PATH_MAX + 16];
+        snprintf(conf, sizeof conf, "%s/solo.ini", dir);
+        snprintf(log, sizeof log, "%s/solo.log", dir);
+        FILE *f = fopen(conf, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller-solo\n"
+                "backoff_max_ms = 500\n"
+                "[controller]\ncommunity = %s\ndb = %s\ninterval_s = 900\n"
+                "gate_closure_s = 300\nmax_ahead_intervals = 4\n"
+                "network_fee_uc_per_kwh = 10000\nsettlement_grace_s = 900\n"
+                "settlement_key = community.skey\nreading_max_gap_s = 300\n"
+                "meter_max_power_w = 100000\n",
+                tst_broker_port(br), COMMUNITY, solo_db);
+        fclose(f);
+        pid_t solo = tst_controller_start(bin, conf, anchor, log, NULL);
+        int64_t ing1_ms = ingest_bursts(c, &clock, &rules, &seed, 5);
+        tst_controller_stop(solo);
+        long long r3 = (long long)ING * 5 * 1000 / ing3_ms, r1 = (long long)ING * 5 * 1000 / ing1_ms;
+        fprintf(stderr,
+                "ingest, bursts of %d signed orders through the real controller and broker, 5 "
+                "rounds: 3 nodes %lld orders/s (%lld ms), 1 node %lld orders/s (%lld ms), "
+                "ratio 3-node/1-node %lld%%\n",
+                ING, r3, (long long)ing3_ms, r1, (long long)ing1_ms, r1 ? r3 * 100 / r1 : 0);
+    }
     bus_stop(c, 500);
     bus_free(c);
-    tst_homes_free(W.homes, HOMES);
+    tst_homes_free(W.homes, HOMES + ING);
     tst_broker_free(br);
     if (!getenv("MGX_KEEP"))
         tst_rmtree(dir);
