@@ -198,8 +198,8 @@ static void freeze_step(freeze *fz, int64_t now)
     if (read_status(fz->node, role, sizeof role, &a, &c) != 0 || a < fz->applied0 ||
         strcmp(role, "follower") != 0 || l < 0)
         return;
-    fprintf(stderr, "node %d caught up (applied %lld) as a follower of node %d\n", fz->node + 1,
-            a, l + 1);
+    fprintf(stderr, "node %d caught up (applied %lld) as a follower of node %d\n", fz->node + 1, a,
+            l + 1);
     if (fz->phase == FZ_FOLLOWER_BACK) {
         fz->phase = FZ_LEADER_NEXT;
         fz->node = -1;
@@ -263,8 +263,10 @@ static void cost_step(cost *cs, const int *port, const char *dir)
     if (c < cs->cleared0 + COST_INTERVALS)
         return;
     long long n = c - cs->cleared0, net = raft_bytes_sent(port, dir);
-    fprintf(stderr, "cost per interval over %lld intervals (8 homes trading, readings every 2 "
-                    "simulated minutes), disk written per node:", n);
+    fprintf(stderr,
+            "cost per interval over %lld intervals (8 homes trading, readings every 2 "
+            "simulated minutes), disk written per node:",
+            n);
     for (int i = 0; i < NODES; i++)
         fprintf(stderr, " node %d%s %lld B", i + 1, i == l ? " (leader)" : "",
                 (proc_write_bytes(N[i].pid) - cs->wr0[i]) / n);
@@ -279,8 +281,8 @@ static void cost_step(cost *cs, const int *port, const char *dir)
  * the time until all ING hold a receipt is taken; `rounds` such bursts after one warm-up burst.
  * Returns the measured milliseconds of the rounds (the orders per second are ING * rounds *
  * 1000 / that). */
-static int64_t ingest_bursts(bus_client *c, const ctl_clock *clock,
-                             const ctl_interval_rules *rules, unsigned *seed, int rounds)
+static int64_t ingest_bursts(bus_client *c, const ctl_clock *clock, const ctl_interval_rules *rules,
+                             unsigned *seed, int rounds)
 {
     int64_t total_ms = 0;
     for (int r = 0; r <= rounds; r++) {
@@ -637,8 +639,9 @@ static void cluster_run(void **state)
             "accepted orders on every node, %zu late refusals, %zu receipts\n",
             kills, (long long)failover[kills / 2], (long long)failover[p99], (long long)cleared,
             W.n_acc, W.rejections, W.receipts);
-    fprintf(stderr, "partitions: a frozen follower caught up; a frozen leader replaced in %lld ms "
-                    "and back as a follower\n",
+    fprintf(stderr,
+            "partitions: a frozen follower caught up; a frozen leader replaced in %lld ms "
+            "and back as a follower\n",
             (long long)fz.failover_ms);
     free(failover);
     /* the same bursts through one controller without [cluster], on a copy of the database the
@@ -667,11 +670,12 @@ static void cluster_run(void **state)
         for (;;) {
             bus_loop(c, 50);
             sqlite3 *db;
-            assert_int_equal(sqlite3_open_v2(solo_db, &db, SQLITE_OPEN_READONLY, NULL),
-                             SQLITE_OK);
+            assert_int_equal(sqlite3_open_v2(solo_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
             sqlite3_busy_timeout(db, 2000);
-            int64_t cl = tst_db_int(db, "SELECT count(*) FROM intervals WHERE state = 1 AND "
-                                        "interval_id >= ?1", first);
+            int64_t cl = tst_db_int(db,
+                                    "SELECT count(*) FROM intervals WHERE state = 1 AND "
+                                    "interval_id >= ?1",
+                                    first);
             int64_t bl = tst_db_int(db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1", 0);
             int64_t now_iv = ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000 / 900;
             sqlite3_close(db);
@@ -690,7 +694,8 @@ static void cluster_run(void **state)
                 "disk written during the %d ingest bursts (%d orders, and the clearing going on "
                 "meanwhile): 3 nodes: %lld, %lld, %lld B; 1 node: %lld B\n",
                 6, 6 * ING, ing_wr[0], ing_wr[1], ing_wr[2], solo_wr);
-        long long r3 = (long long)ING * 5 * 1000 / ing3_ms, r1 = (long long)ING * 5 * 1000 / ing1_ms;
+        long long r3 = (long long)ING * 5 * 1000 / ing3_ms,
+                  r1 = (long long)ING * 5 * 1000 / ing1_ms;
         fprintf(stderr,
                 "ingest, bursts of %d signed orders through the real controller and broker, 5 "
                 "rounds: 3 nodes %lld orders/s (%lld ms), 1 node %lld orders/s (%lld ms), "
