@@ -233,7 +233,8 @@ static long long raft_bytes_sent(const int *port, const char *dir)
 {
     char out[TST_CTL_PATH_MAX + 16];
     snprintf(out, sizeof out, "%s/ss.txt", dir);
-    if (tst_sh("ss -tinH state established '( sport = :%d or sport = :%d or sport = :%d or "
+    if (tst_sh("command -v ss > /dev/null && ss -tinH state established '( sport = :%d or sport = "
+               ":%d or sport = :%d or "
                "dport = :%d or dport = :%d or dport = :%d )' | grep -o 'bytes_sent:[0-9]*' | "
                "cut -d: -f2 | awk '{s += $1} END {print s + 0}' > '%s' 2>/dev/null",
                port[0], port[1], port[2], port[0], port[1], port[2], out) != 0)
