@@ -299,10 +299,7 @@ static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *impor
     k->paper_gain_nuc = sim_dispatch_guard_gain_nuc(k->paper_nuc, k->shadow_nuc, k->paper_stored_wh,
                                                     k->shadow_stored_wh, d->b.terminal_uc_per_kwh,
                                                     dearest, d->b.charge_eff_pm);
-    /* the paper battery must be ahead by what a plan must be expected to gain (and by
-     * something when that is 0): a paper gain of a few Wh is noise, not a sign that plans pay */
-    int64_t shown = d->c.min_gain_uc > 0 ? d->c.min_gain_uc * 1000 : 1;
-    k->allowed = k->gain_nuc >= -d->c.guard_margin_uc * 1000 && k->paper_gain_nuc >= shown;
+    k->allowed = k->gain_nuc >= -d->c.guard_margin_uc * 1000 && k->paper_gain_nuc > 0;
 }
 
 int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t stored_wh,

@@ -54,8 +54,8 @@ typedef struct {
      * of UTC), the home's realised gain over the shadow battery is reckoned (sim_dispatch_
      * guard_gain_nuc), and the paper battery's; the home follows plans that day only if its
      * own gain is at least -guard_margin_uc (0: never while behind) and the paper battery's
-     * at least min_gain_uc (plans have shown that they pay for this home; until then, and whenever
-     * they stop paying, the home runs self-consumption and only the paper battery follows them).
+     * is above 0 (plans have shown that they pay for this home; until then, and whenever they
+     * stop paying, the home runs self-consumption and only the paper battery follows them).
      * guard_off: no guard, no shadow or paper plan (for comparisons). */
     int64_t guard_margin_uc;
     int32_t utc_offset_min;
