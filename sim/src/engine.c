@@ -163,7 +163,10 @@ typedef struct {
     size_t chunk;     /* homes per hand-out */
     _Atomic uint64_t next;     /* job << 32 | next home to hand out */
     _Atomic size_t finished;   /* units done in the current job */
-    _Atomic int settle_claim;  /* 1: the settlement task is still to take */
+    /* the job whose settlement task is still to take (0: taken). Tagged with the job, like
+     * next, so that a worker still holding an older job's copy cannot take a newer job's task
+     * and settle its own block twice */
+    _Atomic uint32_t settle_claim;
 } physics_pool;
 
 struct run_ctx {
@@ -792,11 +795,13 @@ static void job_done(physics_pool *p, size_t units)
 /* Works on a job (j: its copy, taken under the mutex) until nothing is left to take: first
  * its settlement task if no other thread has taken it (it is one unit, run by one thread,
  * because it records in the order of intervals), then chunks of its physics. After a failure
- * the homes are counted, not run. */
+ * the homes are counted, not run. Both claims carry the job's number, so a thread that still
+ * holds an older job's copy takes nothing of a newer job. */
 static void job_work(run_ctx *x, plan_ws *ws, uint32_t job, const physics_job *j)
 {
     physics_pool *p = &x->pool;
-    if (j->settle && atomic_exchange(&p->settle_claim, 0)) {
+    uint32_t expected = job;
+    if (j->settle && atomic_compare_exchange_strong(&p->settle_claim, &expected, 0)) {
         settle_block(x, j->s0, j->s1, j->settle_phys, j->settle_trades, j->settle_irs);
         job_done(p, 1);
     }
@@ -839,7 +844,7 @@ static void job_start(run_ctx *x, const physics_job *j)
     p->cur = *j;
     p->units = (j->k0 < j->k1 ? x->n_homes : 0) + (j->settle ? 1 : 0);
     atomic_store(&p->finished, 0);
-    atomic_store(&p->settle_claim, 1);
+    atomic_store(&p->settle_claim, p->job);
     atomic_store(&p->next, (uint64_t)p->job << 32);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
