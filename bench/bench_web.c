@@ -103,7 +103,7 @@ static void run_interval(community *c, int64_t iv, double t[3])
     const mkt_trade *tr = mkt_clearing_trades(c->clearing, &nt);
     const mkt_participant_result *pr = mkt_clearing_participants(c->clearing, &np);
     ctl_clearing_rec rec = {iv, iv * INTERVAL_S, &p, (int64_t)time(NULL) * 1000, "", c->n,
-                            mkt_clearing_summary(c->clearing), tr, nt, pr, np};
+                            mkt_clearing_summary(c->clearing), tr, nt, pr, np, NULL, NULL, NULL, 0};
     if (ctl_store_begin(c->store) != CTL_ST_OK)
         die("begin", ctl_store_errmsg(c->store));
     int rc = ctl_store_put_clearing(c->store, &rec);

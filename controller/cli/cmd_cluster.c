@@ -87,5 +87,6 @@ int ctl_cmd_cluster(int argc, char **argv)
                rc == CTL_EXIT_OK && cfg.cluster.nodes[i].id == leader ? " leader" : "");
 out:
     cfg_bus_clear(&bus);
+    ctl_topology_clear(&cfg.topology);
     return rc;
 }

@@ -121,5 +121,6 @@ int ctl_cmd_controller(int argc, char **argv)
     rc = ctl_daemon_run(&cfg, ctl_stop_on_signals()) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 out:
     cfg_bus_clear(&bus); /* wipes the password */
+    ctl_topology_clear(&cfg.topology);
     return rc;
 }

@@ -292,6 +292,7 @@ static void check_controller(doctor *d, const ctl_doctor_options *o, bool *broke
     if (ctl_controller_file_load(&x, o->config_path, err, sizeof err) != CFG_OK) {
         say(d, 2, "controller config", "see docs/controller.md for the key", "%s", err);
         cfg_bus_clear(&bus);
+        ctl_topology_clear(&cfg.topology);
         return;
     }
     say(d, 0, "controller config", NULL, "community %s, interval %lld s, database %s",
@@ -304,6 +305,7 @@ static void check_controller(doctor *d, const ctl_doctor_options *o, bool *broke
         *broker_done = true;
     }
     cfg_bus_clear(&bus);
+    ctl_topology_clear(&cfg.topology);
 }
 
 static void check_agent(doctor *d, const ctl_doctor_options *o, bool *broker_done)

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "common/topology_config.h"
 #include "db/store.h"
 #include "mgx/market.h"
 
@@ -24,6 +25,14 @@
  * a bad book cannot stall the market (*did_clear = 1). */
 int ctl_clear_interval(ctl_store *s, int64_t interval_id, int64_t start_utc,
                        const mkt_params *params, int64_t cleared_ms, int *did_clear);
+
+/* The same within the feeder limits of topo (mkt_clear_grid, market/include/mgx/topology.h)
+ * when topo->on, for intervals of length_s seconds (the limits are kW); the trades' congestion
+ * rent and the nodes' flows, prices and binding limits are recorded with the clearing
+ * (db/store.h). topo NULL or off: exactly ctl_clear_interval. */
+int ctl_clear_interval_grid(ctl_store *s, int64_t interval_id, int64_t start_utc,
+                            int64_t length_s, const mkt_params *params, const ctl_topology *topo,
+                            int64_t cleared_ms, int *did_clear);
 
 /* The same with the caller's book instead of the stored orders (timing = ex_post: the book is
  * made from metered energy and standing preferences, daemon/ex_post.h). book[0..n_book) is read

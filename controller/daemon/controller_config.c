@@ -351,6 +351,7 @@ int ctl_controller_file_add(cfg_loader *l, ctl_controller_file *x)
         cfg_bus_add(l, x->bus) != CFG_OK ||
         cfg_loader_add(l, solana_key, solana_finish, x) != CFG_OK ||
         ctl_cluster_section_add(l, &x->cluster) != CFG_OK ||
+        ctl_topology_add(l, &x->cfg->topology) != CFG_OK ||
         cfg_others_add(l, CFG_DAEMON_CONTROLLER, &x->others) != CFG_OK)
         return CFG_E_NOMEM;
     return CFG_OK;
@@ -371,6 +372,11 @@ int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err
     if (rc != CFG_OK)
         return rc;
     ctl_daemon_config *cfg = x->cfg;
+    if (cfg->topology.on && cfg->timing == MKT_EX_POST)
+        return ctl_fail(CFG_E_BAD, err, errlen,
+                        "%s:%d: [topology] with timing = ex_post is not supported yet (the ex_post "
+                        "book clears as a copper plate; docs/controller.md, \"Topology\")",
+                        path, cfg->topology.line ? cfg->topology.line : x->line);
     snprintf(cfg->community, sizeof cfg->community, "%s", x->bus->community);
     if (cfg->params.feed_in_uc_per_kwh > cfg->params.retail_uc_per_kwh)
         return ctl_fail(CFG_E_BAD, err, errlen,

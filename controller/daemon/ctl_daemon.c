@@ -776,8 +776,9 @@ static int clear_one(daemon *d, int64_t id, int64_t now)
     int did = 0;
     int64_t t0 = ctl_wall_ms();
     int rc = ex_post ? clear_ex_post(d, id, now, &did)
-                     : ctl_clear_interval(d->store, id, ctl_interval_start(id, r->length_s),
-                                          &d->cfg->params, now, &did);
+                     : ctl_clear_interval_grid(d->store, id, ctl_interval_start(id, r->length_s),
+                                               r->length_s, &d->cfg->params, &d->cfg->topology,
+                                               now, &did);
     if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET) {
         ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld not cleared: %s (%s); retrying",
                  (long long)id, ctl_store_strerror(rc), ctl_store_errmsg(d->store));

@@ -18,6 +18,7 @@
 #include "bus/bus.h"
 #include "cluster/cluster.h"
 #include "common/interval.h"
+#include "common/topology_config.h"
 #include "mgx/ex_post.h"
 #include "mgx/market.h"
 #include "settle/settle_input.h"
@@ -66,6 +67,10 @@ typedef struct {
     /* [cluster] (docs/cluster.md): one of 3 or 5 replicated nodes; 0: one node, as before */
     int cluster_on;
     ctl_cluster_config cluster;
+    /* [topology] and [feeder NAME] (docs/controller.md, "Topology"): the feeders the market
+     * clears within (mkt_clear_grid); topology.on 0: the copper plate, as before. Its arrays
+     * are freed by ctl_topology_clear (the loader's caller). */
+    ctl_topology topology;
 } ctl_daemon_config;
 
 /* Runs until *stop becomes non-zero (a signal handler sets it). Returns 0 after a clean

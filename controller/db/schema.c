@@ -265,10 +265,26 @@ static const char V11[] =
     "CREATE TABLE cluster_state("
     " id INTEGER PRIMARY KEY CHECK(id = 1), applied_index INTEGER NOT NULL);";
 
+/* Version 12 (issue 18, grid-aware clearing in the controller): what a cleared interval's
+ * feeder limits did (daemon/clearing.c, with [topology]). trade_congestion holds a trade's
+ * congestion rent (mkt_grid_trade_congestion), only for trades that owe one; the buyer pays
+ * it on top of amount_uc + fee_uc, to the network, and the ledger carries it in the trade's
+ * fee (settle/settle_input.c). grid_nodes holds, per interval and node of the topology (by its
+ * config name), the net local flow over its edge, its zone's price and whether its limit
+ * binds (MKT_BIND_*); an interval cleared without a topology has no rows. */
+static const char V12[] =
+    "CREATE TABLE trade_congestion("
+    " interval_id INTEGER NOT NULL, seq INTEGER NOT NULL, congestion_uc INTEGER NOT NULL,"
+    " PRIMARY KEY(interval_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE grid_nodes("
+    " interval_id INTEGER NOT NULL, node INTEGER NOT NULL, name TEXT NOT NULL,"
+    " flow_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL, zone INTEGER NOT NULL,"
+    " binding INTEGER NOT NULL, PRIMARY KEY(interval_id, node)) WITHOUT ROWID;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
 static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7, V8, V9, V10,
-                                                       V11};
+                                                       V11, V12};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

@@ -838,6 +838,47 @@ static int write_trades(ctl_store *s, int64_t id, const mkt_trade *t, size_t nt)
     return rc;
 }
 
+/* A grid-aware clearing's congestion rent (the trades that owe one) and its nodes. */
+static int write_grid(ctl_store *s, const ctl_clearing_rec *r)
+{
+    int rc = CTL_ST_OK;
+    sqlite3_stmt *st = NULL;
+    if (r->congestion) {
+        if (!(st = prep(s, "INSERT INTO trade_congestion VALUES(?1,?2,?3)")))
+            return db_code(s->db);
+        for (size_t i = 0; i < r->n_trades && rc == CTL_ST_OK; i++) {
+            if (!r->congestion[i])
+                continue;
+            sqlite3_reset(st);
+            sqlite3_bind_int64(st, 1, r->interval_id);
+            sqlite3_bind_int64(st, 2, (int64_t)i);
+            sqlite3_bind_int64(st, 3, r->congestion[i]);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = db_code(s->db);
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc != CTL_ST_OK || !r->n_nodes)
+        return rc;
+    if (!(st = prep(s, "INSERT INTO grid_nodes VALUES(?1,?2,?3,?4,?5,?6,?7)")))
+        return db_code(s->db);
+    for (size_t i = 0; i < r->n_nodes && rc == CTL_ST_OK; i++) {
+        const mkt_node_result *n = &r->nodes[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, r->interval_id);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        sqlite3_bind_text(st, 3, r->node_names[i], -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 4, n->flow_wh);
+        sqlite3_bind_int64(st, 5, n->price_uc_per_kwh);
+        sqlite3_bind_int64(st, 6, (int64_t)n->zone);
+        sqlite3_bind_int64(st, 7, n->binding);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_code(s->db);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int write_outcomes(ctl_store *s, int64_t id, const mkt_participant_result *p, size_t np)
 {
     sqlite3_stmt *st =
@@ -897,7 +938,8 @@ int ctl_store_put_clearing(ctl_store *s, const ctl_clearing_rec *r)
                              r->error ? r->error : "")) ||
         (rc = write_result(s, r->interval_id, r->summary, r->n_orders, r->n_trades)) ||
         (rc = write_trades(s, r->interval_id, r->trades, r->n_trades)) ||
-        (rc = write_outcomes(s, r->interval_id, r->outcomes, r->n_outcomes)))
+        (rc = write_outcomes(s, r->interval_id, r->outcomes, r->n_outcomes)) ||
+        (rc = write_grid(s, r)))
         return rc;
     return CTL_ST_OK;
 }
@@ -954,9 +996,12 @@ int ctl_store_result(ctl_store *s, int64_t interval_id, ctl_interval_result *r, 
 int ctl_store_trades(ctl_store *s, int64_t interval_id, ctl_trade_fn fn, void *ctx)
 {
     sqlite3_stmt *st = prep(s, "SELECT t.seller, t.buyer, t.energy_wh, t.price_uc_per_kwh, "
-                               "t.amount_uc, t.fee_uc, ms.market_id, mb.market_id FROM trades t "
+                               "t.amount_uc, t.fee_uc, ms.market_id, mb.market_id, "
+                               "coalesce(c.congestion_uc, 0) FROM trades t "
                                "JOIN market_ids ms ON ms.participant = t.seller "
                                "JOIN market_ids mb ON mb.participant = t.buyer "
+                               "LEFT JOIN trade_congestion c "
+                               "ON c.interval_id = t.interval_id AND c.seq = t.seq "
                                "WHERE t.interval_id = ?1 ORDER BY t.seq");
     if (!st)
         return db_code(s->db);
@@ -973,6 +1018,7 @@ int ctl_store_trades(ctl_store *s, int64_t interval_id, ctl_trade_fn fn, void *c
         t.t.fee_uc = sqlite3_column_int64(st, 5);
         t.t.seller = (uint64_t)sqlite3_column_int64(st, 6);
         t.t.buyer = (uint64_t)sqlite3_column_int64(st, 7);
+        t.congestion_uc = sqlite3_column_int64(st, 8);
         if ((out = fn(&t, ctx)) != 0)
             break;
     }

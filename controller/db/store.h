@@ -33,6 +33,7 @@
 
 #include "db/db.h"
 #include "mgx/market.h"
+#include "mgx/topology.h"
 #include "mgx/meter.h"
 
 #define CTL_STORE_SCHEMA_VERSION 1
@@ -224,6 +225,13 @@ typedef struct {
     size_t n_trades;
     const mkt_participant_result *outcomes;
     size_t n_outcomes;
+    /* A grid-aware clearing (daemon/clearing.c with [topology]); NULL / 0 for the copper
+     * plate. congestion: per trade (n_trades entries), the rent its buyer owes on top of
+     * amount_uc + fee_uc; nodes and node_names: one per node of the topology. */
+    const int64_t *congestion;
+    const mkt_node_result *nodes;
+    const char *const *node_names;
+    size_t n_nodes;
 } ctl_clearing_rec;
 
 /* Writes r inside the caller's transaction (ctl_store_begin): nothing is committed here. */
@@ -250,6 +258,7 @@ typedef struct {
     char seller[CTL_PARTICIPANT_MAX];
     char buyer[CTL_PARTICIPANT_MAX];
     mkt_trade t; /* seller/buyer are market numbers */
+    int64_t congestion_uc; /* the buyer's congestion rent on it, 0 on the copper plate */
 } ctl_trade_row;
 
 /* Trades of a cleared interval in the market library's canonical order. */

@@ -74,7 +74,13 @@ static int on_trade(const ctl_trade_row *t, void *ctx)
     if (grow((void **)&x->trades, &b->cap_trades, x->in.n_trades, sizeof *x->trades,
              STL_MAX_TRADES) != 0)
         return b->rc = CTL_ST_E_NOMEM;
-    x->trades[x->in.n_trades++] = t->t;
+    mkt_trade *m = &x->trades[x->in.n_trades++];
+    *m = t->t;
+    /* a grid-aware clearing's congestion rent is owed by the buyer to the network, as the
+     * fee is: the ledger's trade carries both as the trade's fee (docs/market-rules.md,
+     * "Grid-aware clearing"; the witness re-clears to check the split) */
+    if (__builtin_add_overflow(m->fee_uc, t->congestion_uc, &m->fee_uc))
+        return b->rc = CTL_ST_E_INVAL;
     if (add_member(b, t->t.seller, t->seller, 1) != CTL_ST_OK ||
         add_member(b, t->t.buyer, t->buyer, 1) != CTL_ST_OK)
         return b->rc = CTL_ST_E_NOMEM;

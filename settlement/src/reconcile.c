@@ -170,10 +170,13 @@ static int check_trade(const mkt_trade *t, const stl_tariffs *tf)
     if (mkt_amount_uc(t->energy_wh, t->price_uc_per_kwh, &amount) != MKT_OK ||
         mkt_amount_uc(t->energy_wh, tf->network_fee_uc_per_kwh, &fee) != MKT_OK)
         return STL_E_TRADE;
-    if (amount != t->amount_uc || fee != t->fee_uc)
+    /* the fee is at least the flat rate's; above it are the level fees and congestion rent of
+     * a grid-aware market (mkt_clear_grid), which go to the network as the fee does and which
+     * only a re-clearing with the topology can check (docs/settlement-rules.md) */
+    if (amount != t->amount_uc || t->fee_uc < fee)
         return STL_E_TRADE;
     int64_t sum;
-    if (__builtin_add_overflow(amount, fee, &sum))
+    if (__builtin_add_overflow(amount, t->fee_uc, &sum))
         return STL_E_TRADE;
     return STL_OK;
 }

@@ -170,6 +170,7 @@ static void as_controller(const uint8_t *d, size_t n, size_t lines)
     else if (!bus_id_valid(b->community) || x->line < 1 || (size_t)x->line > lines)
         die("controller", "loaded without a community or a [controller] line", b->community);
     cfg_bus_clear(b);
+    ctl_topology_clear(&cfg->topology);
     cfg_loader_free(l);
     free(cfg);
     free(x);

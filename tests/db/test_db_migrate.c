@@ -42,7 +42,8 @@ static const char *const TABLES_LATER[] = {"reading_retention", "meter_keys", "r
                                            "participant_limits", "settle_carry", "interval_timing",
                                            "preference_steps", "preferences",
                                            "peer_checks", "ledger_cosignature",
-                                           "credit_trueup", "cluster_state"};
+                                           "credit_trueup", "cluster_state",
+                                           "trade_congestion", "grid_nodes"};
 #define N_LATER (sizeof TABLES_LATER / sizeof TABLES_LATER[0])
 
 static char *dir;

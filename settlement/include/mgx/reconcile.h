@@ -161,8 +161,10 @@ void stl_reconciler_free(stl_reconciler *r);
 /*
  * Reconciles one interval. trades are the market's (mgx/market.h), in its canonical order;
  * each must have seller != buyer, 1 <= energy_wh <= MKT_ENERGY_MAX_WH, 0 <= price <=
- * MKT_PRICE_MAX_UC_PER_KWH, amount_uc == floor(energy * price / 1000) and fee_uc ==
- * floor(energy * tariffs->network_fee / 1000). meters may be in any order, at most one per
+ * MKT_PRICE_MAX_UC_PER_KWH, amount_uc == floor(energy * price / 1000) and fee_uc >=
+ * floor(energy * tariffs->network_fee / 1000): equal on the copper plate; above it by the
+ * level fees and congestion rent of a grid-aware clearing (mkt/topology.h), which the buyer
+ * owes to the network like the fee. meters may be in any order, at most one per
  * participant; a participant may have a reading and no trades (it then settles against the grid
  * alone). On failure returns STL_E_* (STL_E_TRADE / STL_E_METER with *at filled when at is not
  * NULL) and leaves an empty result.
