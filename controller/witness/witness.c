@@ -168,7 +168,7 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen)
     }
     if (v == CTL_LEDGER_OK && w->c.reclear)
         v = ctl_witness_reclear(db, have ? (int64_t)trusted.size : -1, w->c.mechanism,
-                                &w->c.meter_rules, err, sizeof err);
+                                &w->c.meter_rules, &w->c.topology, err, sizeof err);
     if (v == CTL_LEDGER_E_DB || v == CTL_LEDGER_E_NOMEM) {
         ctl_errf(msg, msglen, "%s: database error while re-clearing", w->c.ledger);
         goto out;

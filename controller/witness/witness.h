@@ -22,6 +22,7 @@
 
 #include "bus/bus_config.h"
 #include "common/config.h"
+#include "common/topology_config.h"
 #include "db/db.h"
 #include "settle/settle_meter.h"
 
@@ -40,6 +41,9 @@ typedef struct {
     int reclear;                       /* 1: every block is re-cleared (signed orders, or
                                         * readings and signed preferences) */
     mkt_mechanism mechanism;           /* the community's, for reclear */
+    char topology_path[CFG_PATH_MAX];  /* the community's config, for its [topology]; "" none */
+    ctl_topology topology;             /* loaded from it (ctl_witness_config_clear frees it);
+                                        * on 0: re-cleared as a copper plate */
     stm_rules meter_rules; /* reclear of ex_post blocks: the controller's reading_max_gap_s and
                             * meter_max_power_w (defaults 300 s and 100000 W, as its own) */
     cfg_bus bus; /* optional [bus]: where the out file is published, retained, on
@@ -99,9 +103,14 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen);
  * newest valid one by its signed fields taken), through mkt_ex_post_orders; a home registered
  * with a meter before the interval whose readings are good but which the block leaves out is a
  * fault too.
+ * With topo->on an ex_ante block is re-cleared within the community's feeder limits
+ * (mkt_clear_grid, limits for the block's interval length), and each trade's amount and fee
+ * must be the clearing's, the fee with the level fees and congestion rent it carries (a
+ * copper-plate block's fee is the flat one); topo may be NULL.
  */
 int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,
-                        const stm_rules *rules, char *msg, size_t msglen);
+                        const stm_rules *rules, const ctl_topology *topo, char *msg,
+                        size_t msglen);
 
 /*
  * The auditor's check: of the distinct witness keys pks[0..n_pk), at least k must have

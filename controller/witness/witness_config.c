@@ -21,11 +21,12 @@ enum {
     K_RECLEAR,
     K_GAP,
     K_POWER,
+    K_TOPOLOGY,
     K_COUNT
 };
 static const char *const KEYS[K_COUNT + 1] = {
     "name",    "key_file",          "ledger",           "log_key_file", "state", "out", "poll_s",
-    "reclear", "reading_max_gap_s", "meter_max_power_w", NULL};
+    "reclear", "reading_max_gap_s", "meter_max_power_w", "topology", NULL};
 
 typedef struct {
     ctl_witness_config *c;
@@ -96,6 +97,8 @@ static int witness_key(void *ctx, const char *section, const char *key, const ch
     case K_POWER:
         return cfg_parse_int(key, value, 0, INT64_C(1000000000), &c->meter_rules.max_power_w, err,
                              len);
+    case K_TOPOLOGY: /* the community's config: its [topology] and [feeder] sections */
+        return path_value(x, c->topology_path, key, value, err, len);
     default:
         return cfg_parse_int(key, value, 1, 86400, &c->poll_s, err, len);
     }
@@ -131,18 +134,26 @@ int ctl_witness_config_load(const char *path, ctl_witness_config *c, char *err, 
     c->bus.optional = true; /* publishing on the bus is optional */
     if (rc == CFG_OK)
         rc = cfg_load(l, path, err, errlen);
+    cfg_loader_free(l);
+    l = NULL;
+    if (rc == CFG_OK && c->topology_path[0]) {
+        char why[512];
+        if ((rc = ctl_topology_load(c->topology_path, &c->topology, why, sizeof why)) != CFG_OK)
+            ctl_errf(err, errlen, "%s:%d: topology: %s", path, c->line, why);
+    }
     if (rc == CFG_OK && c->bus.line && !c->bus.client_id[0])
         snprintf(c->bus.client_id, sizeof c->bus.client_id, "witness");
-    cfg_loader_free(l);
     if (rc != CFG_OK)
-        cfg_bus_clear(&c->bus);
+        ctl_witness_config_clear(c);
     return rc;
 }
 
 void ctl_witness_config_clear(ctl_witness_config *c)
 {
-    if (c)
+    if (c) {
         cfg_bus_clear(&c->bus);
+        ctl_topology_clear(&c->topology);
+    }
 }
 
 int ctl_witness_topic(const char *community, const char *client_id, char *buf, size_t len)

@@ -28,6 +28,7 @@
 #include "settle/settle_carry.h"
 #include "settle/settle_input.h"
 #include "settle/ledger_store.h"
+#include "mgx/topology.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ typedef struct {
     char community[CTL_ID_MAX + 1]; /* the bus community of the first order; all must match */
     mkt_order *book;
     int64_t *created_ms; /* per book entry: the signed order's creation time */
+    char (*names)[CTL_PARTICIPANT_MAX]; /* per book entry: its home, for the topology */
     size_t n;
     char *msg;
     size_t msglen;
@@ -75,6 +77,7 @@ static int take_order(const char *who, uint64_t market_id, const uint8_t *signed
     o->side = m.side;
     o->n_steps = m.n_steps;
     memcpy(o->steps, m.steps, sizeof o->steps);
+    snprintf(b->names[b->n], CTL_PARTICIPANT_MAX, "%s", who);
     b->created_ms[b->n++] = m.created_ms;
     return 0;
 fault:
@@ -154,10 +157,13 @@ static int take_trade(const stl_tx *tx, void *ctx)
     t->buyer = tx->trade.buyer;
     t->energy_wh = tx->trade.contracted_wh;
     t->price_uc_per_kwh = tx->trade.price_uc_per_kwh;
+    t->amount_uc = tx->trade.amount_uc;
+    t->fee_uc = tx->trade.contract_fee_uc;
     return 0;
 }
 
-/* The block's trades as mkt_trades (seller, buyer, contracted energy, price), sorted, into a
+/* The block's trades as mkt_trades (seller, buyer, contracted energy, price, amount, and the
+ * contract's fee with any congestion rent in it), sorted, into a
  * malloc'd *out. 0, or -1 (database, memory or an undecodable record). */
 static int block_trades(ctl_db *db, uint64_t height, mkt_trade **out, size_t *n)
 {
@@ -173,30 +179,82 @@ static int block_trades(ctl_db *db, uint64_t height, mkt_trade **out, size_t *n)
     return 0;
 }
 
-/* Clears book[0..n) with p and compares the trades with block height's; what names the book
- * in msg. CTL_LEDGER_OK, E_FAULT (msg) or E_DB/E_NOMEM. */
-static int clear_and_compare(ctl_db *db, uint64_t height, const mkt_params *p,
-                             const mkt_order *book, size_t n_book, const char *what, char *msg,
-                             size_t msglen)
+/* The clearing of book[0..n) with p: within topo's limits (intervals of len_s seconds) when
+ * topo is on and names (book[i]'s home) given, each trade's fee then carrying its congestion
+ * rent as the ledger does; else on the copper plate. A rejected book clears with nothing
+ * traded. The trades into a malloc'd *out (NULL for none). 0, or -1 (memory). */
+static int clear_book(const mkt_params *p, const mkt_order *book, size_t n_book,
+                      const ctl_topology *topo, uint32_t len_s,
+                      const char (*names)[CTL_PARTICIPANT_MAX], mkt_trade **out, size_t *n_out)
 {
     mkt_clearing *c = NULL;
-    mkt_trade *have = NULL, *want = NULL;
-    size_t n_have = 0, n_want = 0;
-    int rc = CTL_LEDGER_E_NOMEM;
-    if (!(c = mkt_clearing_new(n_book < 1024 ? 1024 : n_book * 2)))
-        goto out;
+    mkt_grid_clearing *g = NULL;
+    mkt_node *nodes = NULL;
+    mkt_attach *attach = NULL;
+    const char **who = NULL;
+    uint64_t *ids = NULL;
     mkt_error_at at;
     size_t n = 0;
     const mkt_trade *t = NULL;
-    if (mkt_clear(c, p, book, n_book, &at) == MKT_OK)
-        t = mkt_clearing_trades(c, &n); /* a rejected book clears with nothing traded */
-    if (n && !(want = malloc(n * sizeof *want)))
+    const int64_t *rent = NULL;
+    int rc = -1;
+    *out = NULL;
+    if (topo && topo->on && names) {
+        size_t m = n_book ? n_book : 1;
+        g = mkt_grid_clearing_new(m);
+        nodes = calloc(topo->n_nodes, sizeof *nodes);
+        attach = calloc(m, sizeof *attach);
+        who = calloc(m, sizeof *who);
+        ids = calloc(m, sizeof *ids);
+        if (!g || !nodes || !attach || !who || !ids)
+            goto out;
+        for (size_t i = 0; i < n_book; i++) {
+            who[i] = names[i];
+            ids[i] = book[i].participant;
+        }
+        mkt_topology tp;
+        if (ctl_topology_market(topo, len_s, who, ids, n_book, nodes, attach, &tp) == 0 &&
+            mkt_clear_grid(g, p, &tp, book, n_book, &at) == MKT_OK) {
+            t = mkt_grid_trades(g, &n);
+            rent = mkt_grid_trade_congestion(g);
+        }
+    } else {
+        if (!(c = mkt_clearing_new(n_book < 1024 ? 1024 : n_book * 2)))
+            goto out;
+        if (mkt_clear(c, p, book, n_book, &at) == MKT_OK)
+            t = mkt_clearing_trades(c, &n);
+    }
+    if (n && !(*out = malloc(n * sizeof **out)))
         goto out;
     for (size_t i = 0; i < n; i++) {
-        want[i] = t[i];
-        want[i].amount_uc = want[i].fee_uc = 0;
+        (*out)[i] = t[i];
+        if (rent)
+            (*out)[i].fee_uc += rent[i];
     }
-    n_want = n;
+    *n_out = n;
+    rc = 0;
+out:
+    mkt_clearing_free(c);
+    mkt_grid_clearing_free(g);
+    free(nodes);
+    free(attach);
+    free(who);
+    free(ids);
+    return rc;
+}
+
+/* Clears book[0..n) with p (clear_book) and compares the trades with block height's; what
+ * names the book in msg. CTL_LEDGER_OK, E_FAULT (msg) or E_DB/E_NOMEM. */
+static int clear_and_compare(ctl_db *db, uint64_t height, const mkt_params *p,
+                             const mkt_order *book, size_t n_book, const ctl_topology *topo,
+                             uint32_t len_s, const char (*names)[CTL_PARTICIPANT_MAX],
+                             const char *what, char *msg, size_t msglen)
+{
+    mkt_trade *have = NULL, *want = NULL;
+    size_t n_have = 0, n_want = 0;
+    int rc = CTL_LEDGER_E_NOMEM;
+    if (clear_book(p, book, n_book, topo, len_s, names, &want, &n_want) != 0)
+        goto out;
     if (n_want)
         qsort(want, n_want, sizeof *want, trade_cmp);
     if (block_trades(db, height, &have, &n_have) != 0) {
@@ -204,14 +262,28 @@ static int clear_and_compare(ctl_db *db, uint64_t height, const mkt_params *p,
         goto out;
     }
     rc = CTL_LEDGER_OK;
-    if (n_have != n_want || (n_have && memcmp(have, want, n_have * sizeof *have) != 0)) {
-        ctl_errf(msg, msglen,
-                 "interval %lld: the block's %zu trades are not the clearing of %s (%zu trades)",
-                 (long long)p->interval_id, n_have, what, n_want);
+    size_t i = 0;
+    while (i < n_have && i < n_want && memcmp(&have[i], &want[i], sizeof *have) == 0)
+        i++;
+    if (n_have != n_want || i < n_have) {
+        /* the trades themselves, or only their money: a changed fee or congestion rent */
+        if (n_have == n_want && trade_cmp(&have[i], &want[i]) == 0 &&
+            have[i].amount_uc == want[i].amount_uc)
+            ctl_errf(msg, msglen,
+                     "interval %lld: the block's trade %llu -> %llu (%lld Wh) has a fee of %lld "
+                     "uc, the clearing of %s gives %lld (network fee, level fees and congestion "
+                     "rent)",
+                     (long long)p->interval_id, (unsigned long long)have[i].seller,
+                     (unsigned long long)have[i].buyer, (long long)have[i].energy_wh,
+                     (long long)have[i].fee_uc, what, (long long)want[i].fee_uc);
+        else
+            ctl_errf(msg, msglen,
+                     "interval %lld: the block's %zu trades are not the clearing of %s (%zu "
+                     "trades)",
+                     (long long)p->interval_id, n_have, what, n_want);
         rc = CTL_LEDGER_E_FAULT;
     }
 out:
-    mkt_clearing_free(c);
     free(have);
     free(want);
     return rc;
@@ -219,13 +291,14 @@ out:
 
 /* Re-clears ex_ante block b (height) from its signed orders and compares. */
 static int reclear_block(ctl_db *db, const stl_block *b, uint64_t height, mkt_mechanism mech,
-                         char *msg, size_t msglen)
+                         const ctl_topology *topo, char *msg, size_t msglen)
 {
-    book_ctx bc = {b->interval_id, "", NULL, NULL, 0, msg, msglen, 0};
+    book_ctx bc = {b->interval_id, "", NULL, NULL, NULL, 0, msg, msglen, 0};
     int rc = CTL_LEDGER_E_NOMEM;
     bc.book = malloc(BOOK_MAX * sizeof *bc.book);
     bc.created_ms = malloc(BOOK_MAX * sizeof *bc.created_ms);
-    if (!bc.book || !bc.created_ms)
+    bc.names = malloc(BOOK_MAX * sizeof *bc.names);
+    if (!bc.book || !bc.created_ms || !bc.names)
         goto out;
     int er = ctl_order_evidence(db, b->interval_id, take_order, &bc);
     if (bc.fault) {
@@ -240,10 +313,12 @@ static int reclear_block(ctl_db *db, const stl_block *b, uint64_t height, mkt_me
                     b->tariffs.network_fee_uc_per_kwh, b->interval_id};
     char what[80];
     snprintf(what, sizeof what, "the %zu orders the homes signed", bc.n);
-    rc = clear_and_compare(db, height, &p, bc.book, bc.n, what, msg, msglen);
+    rc = clear_and_compare(db, height, &p, bc.book, bc.n, topo, b->interval_len_s, bc.names, what,
+                           msg, msglen);
 out:
     free(bc.book);
     free(bc.created_ms);
+    free(bc.names);
     return rc;
 }
 
@@ -586,7 +661,7 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
     char what[120];
     snprintf(what, sizeof what, "the metered energy and signed preferences of its %zu good homes",
              n_good);
-    rc = clear_and_compare(db, height, &p, book, n_book, what, msg, msglen);
+    rc = clear_and_compare(db, height, &p, book, n_book, NULL, 0, NULL, what, msg, msglen);
 out:
     free(rv.v);
     free(g);
@@ -600,7 +675,8 @@ out:
 }
 
 int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,
-                        const stm_rules *rules, char *msg, size_t msglen)
+                        const stm_rules *rules, const ctl_topology *topo, char *msg,
+                        size_t msglen)
 {
     /* only the blocks above the audited size, found from the newest back, so a step costs the
      * new blocks and not a decode of the whole ledger; then checked oldest first, so msg names
@@ -640,7 +716,7 @@ int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,
         if ((rc = ctl_ledger_block_load(db, (int64_t)height, 0, &b, NULL)) != CTL_LEDGER_OK)
             break;
         if (b.timing == STL_TIMING_EX_ANTE)
-            rc = reclear_block(db, &b, height, mech, msg, msglen);
+            rc = reclear_block(db, &b, height, mech, topo, msg, msglen);
         else if (b.timing == STL_TIMING_EX_POST)
             rc = reclear_ex_post(db, &b, height, mech, rules, msg, msglen);
     }
