@@ -1,7 +1,7 @@
 /*
- * Clearing an interval (clearing.h): orders in through the store, mkt_clear, the outcome out
- * through the store, inside one transaction. The market rules are market/'s; the rows are
- * db/store.c's; this file only orders the steps.
+ * Clearing an interval (clearing.h): orders in through the store, mkt_clear (mkt_clear_grid
+ * with the community's [topology]), the outcome out through the store, inside one transaction.
+ * The market rules are market/'s; the rows are db/store.c's; this file only orders the steps.
  */
 #include "daemon/clearing.h"
 
@@ -44,8 +44,8 @@ static int collect(const ctl_order_rec *o, uint64_t market_id, void *ctx)
 /* The book's clearing within the feeder limits of topo (mkt_clear_grid), recorded with its
  * congestion rent and nodes; names[i] is book[i]'s participant. */
 static int clear_grid(ctl_store *s, ctl_clearing_rec *r, const ctl_topology *topo,
-                      int64_t length_s, const mkt_order *book, const char (*names)[CTL_PARTICIPANT_MAX],
-                      size_t n, int *did_clear)
+                      int64_t length_s, const mkt_order *book,
+                      const char (*names)[CTL_PARTICIPANT_MAX], size_t n, int *did_clear)
 {
     mkt_grid_clearing *g = mkt_grid_clearing_new(n ? n : 1);
     mkt_node *nodes = calloc(topo->n_nodes, sizeof *nodes);
@@ -102,20 +102,18 @@ static int clear_book(ctl_store *s, int64_t id, int64_t start_utc, const mkt_par
                       const ctl_topology *topo, int64_t length_s,
                       const char (*names)[CTL_PARTICIPANT_MAX])
 {
-    /* room for the whole book with some to spare, as the store's buffer had */
-    mkt_clearing *c = mkt_clearing_new(n < 1024 ? 1024 : n * 2);
-    if (!c)
-        return CTL_ST_E_NOMEM;
-    int rc;
     /* the interval's number breaks ties between equal prices (mkt_tie_key) */
     mkt_params params = *p;
     params.interval_id = id;
     ctl_clearing_rec r = {id,   start_utc, &params, cleared_ms, "",   n, NULL, NULL,
                           0,    NULL,      0,       NULL,       NULL, NULL, 0};
-    if (topo && topo->on && names) {
-        mkt_clearing_free(c);
+    if (topo && topo->on && names)
         return clear_grid(s, &r, topo, length_s, book, names, n, did_clear);
-    }
+    /* room for the whole book with some to spare, as the store's buffer had */
+    mkt_clearing *c = mkt_clearing_new(n < 1024 ? 1024 : n * 2);
+    if (!c)
+        return CTL_ST_E_NOMEM;
+    int rc;
     mkt_error_at at;
     int mrc = mkt_clear(c, &params, book, n, &at);
     if (mrc != MKT_OK) {
