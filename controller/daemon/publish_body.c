@@ -85,19 +85,26 @@ json_t *ctl_trades_body(const char *participant, const ctl_interval_result *r,
                         const mkt_participant_result *o, const ctl_trade_row *trades, size_t n)
 {
     json_t *list = json_array();
+    int64_t rent = 0;
     for (size_t i = 0; list && i < n; i++) {
         const ctl_trade_row *t = &trades[i];
         int sells = strcmp(t->seller, participant) == 0, buys = strcmp(t->buyer, participant) == 0;
         if (!sells && !buys)
             continue;
         /* the counterparty is the coordinator's to know: its name never leaves the controller */
-        json_array_append_new(
-            list, json_pack("{s:s, s:I, s:I, s:I, s:I}", "side", sells ? "sell" : "buy",
-                            "energy_wh", (json_int_t)t->t.energy_wh, "price_uc_per_kwh",
-                            (json_int_t)t->t.price_uc_per_kwh, "amount_uc",
-                            (json_int_t)t->t.amount_uc, "fee_uc", (json_int_t)t->t.fee_uc));
+        json_t *e = json_pack("{s:s, s:I, s:I, s:I, s:I}", "side", sells ? "sell" : "buy",
+                              "energy_wh", (json_int_t)t->t.energy_wh, "price_uc_per_kwh",
+                              (json_int_t)t->t.price_uc_per_kwh, "amount_uc",
+                              (json_int_t)t->t.amount_uc, "fee_uc", (json_int_t)t->t.fee_uc);
+        /* a grid-aware clearing's congestion rent, the buyer's to pay (docs/controller.md,
+         * "Topology"); absent on the copper plate, whose bodies stay as they were */
+        if (e && buys && t->congestion_uc) {
+            json_object_set_new(e, "congestion_uc", json_integer((json_int_t)t->congestion_uc));
+            rent += t->congestion_uc;
+        }
+        json_array_append_new(list, e);
     }
-    return json_pack(
+    json_t *body = json_pack(
         "{s:i, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
         "v", 1, "participant", participant, "interval_id", (json_int_t)r->interval_id,
         "start_utc", (json_int_t)r->start_utc, "interval_s", (json_int_t)r->length_s, "side",
@@ -109,4 +116,7 @@ json_t *ctl_trades_body(const char *participant, const ctl_interval_result *r,
         "grid_paid_uc", (json_int_t)o->grid_paid_uc, "grid_received_uc",
         (json_int_t)o->grid_received_uc, "fee_paid_uc", (json_int_t)o->fee_paid_uc, "trades",
         list);
+    if (body && rent)
+        json_object_set_new(body, "congestion_paid_uc", json_integer((json_int_t)rent));
+    return body;
 }

@@ -111,6 +111,40 @@ static void trades_name_no_counterparty(void **state)
     mkt_clearing_free(x.c);
 }
 
+/* Issue 18: a buyer's congestion rent (a grid-aware clearing) is in its own trades and as
+ * congestion_paid_uc, never in the seller's; without rent the bodies have neither key. */
+static void trades_show_congestion_to_the_buyer(void **state)
+{
+    (void)state;
+    cleared x;
+    clear_book(&x, 1);
+    size_t np;
+    const mkt_participant_result *pr = mkt_clearing_participants(x.c, &np);
+    for (size_t i = 0; i < np; i++) {
+        char *s = dump(ctl_trades_body(NAMES[pr[i].participant], &x.r, &pr[i], x.rows, x.n_rows));
+        assert_null(strstr(s, "congestion"));
+        free(s);
+    }
+    x.rows[0].congestion_uc = 1234;
+    for (size_t i = 0; i < np; i++) {
+        const char *me = NAMES[pr[i].participant];
+        char *s = dump(ctl_trades_body(me, &x.r, &pr[i], x.rows, x.n_rows));
+        json_t *j = json_loads(s, 0, NULL);
+        free(s);
+        assert_non_null(j);
+        json_t *paid = json_object_get(j, "congestion_paid_uc");
+        if (strcmp(me, x.rows[0].buyer) == 0) {
+            assert_int_equal(json_integer_value(paid), 1234);
+            json_t *t0 = json_array_get(json_object_get(j, "trades"), 0);
+            assert_int_equal(json_integer_value(json_object_get(t0, "congestion_uc")), 1234);
+        } else {
+            assert_null(paid);
+        }
+        json_decref(j);
+    }
+    mkt_clearing_free(x.c);
+}
+
 static json_t *result(const cleared *x, int64_t k)
 {
     char *s = dump(ctl_result_body("street", &x->r, &x->g, k));
@@ -173,6 +207,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(trades_name_no_counterparty),
+        cmocka_unit_test(trades_show_congestion_to_the_buyer),
         cmocka_unit_test(results_above_group_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
