@@ -213,6 +213,32 @@ static void full_delivery_is_the_contract(void **state)
     stl_reconciler_free(r);
 }
 
+/* Issue 18: a grid-aware market's trade carries the fees per level and the congestion rent in
+ * its fee, above the flat rate; it settles pro rata like any fee and the trade balances. The
+ * docs' worked example (docs/controller.md, "Topology"): alice -> carol 1000 Wh at 100000,
+ * rent 125000, no flat fee; carol's meter shows 600 Wh: paid floor(225000 * 600 / 1000) =
+ * 135000, received floor(100000 * 0.6) = 60000, fee floor(125000 * 0.6) = 75000, rounding 0. */
+static void fee_above_the_flat_rate(void **state)
+{
+    (void)state;
+    stl_tariffs tf = {80000, 300000, 0};
+    mkt_trade t = trade(1, 3, 1000, 100000, 0);
+    t.fee_uc = 125000;
+    stl_metered m[2] = {{1, 0, 3000, 0, 0, 0}, {3, 600, 0, 0, 0, 0}};
+    stl_reconciler *r = stl_reconciler_new(1, 2);
+    assert_int_equal(stl_reconcile(r, &tf, &t, 1, m, 2, NULL), STL_OK);
+    const stl_settled_trade *s = stl_reconciled_trades(r, NULL);
+    assert_int_equal(s->contract_fee_uc, 125000);
+    assert_int_equal(s->delivered_wh, 600);
+    assert_int_equal(s->paid_uc, 135000);
+    assert_int_equal(s->received_uc, 60000);
+    assert_int_equal(s->fee_uc, 75000);
+    assert_int_equal(s->rounding_uc, 0);
+    const stl_totals *tot = stl_reconciled_totals(r);
+    assert_int_equal(tot->paid_uc, tot->received_uc + tot->fees_uc + tot->rounding_uc);
+    stl_reconciler_free(r);
+}
+
 static void rejections(void **state)
 {
     (void)state;
@@ -322,6 +348,7 @@ int main(void)
         cmocka_unit_test(flagged_and_missing),
         cmocka_unit_test(full_delivery_is_the_contract),
         cmocka_unit_test(rejections),
+        cmocka_unit_test(fee_above_the_flat_rate),
         cmocka_unit_test(empty_interval),
         cmocka_unit_test(held_and_tiers),
     };
