@@ -411,8 +411,8 @@ static void same_ledger(const char *a, const char *b)
 {
     static const char *const SQL[] = {
         "SELECT log_index, height, txid, participant, body FROM ledger_tx ORDER BY log_index",
-        "SELECT height, interval_id, hash, body, sig, checkpoint FROM ledger_block ORDER BY "
-        "height",
+        ("SELECT height, interval_id, hash, body, sig, checkpoint FROM ledger_block "
+         "ORDER BY height"),
         "SELECT * FROM trades ORDER BY interval_id, seq"};
     sqlite3 *x = open_ro(a), *y = open_ro(b);
     for (size_t k = 0; k < sizeof SQL / sizeof SQL[0]; k++) {
