@@ -28,6 +28,7 @@
 #include "common/wall_clock.h"
 #include "daemon/controller_config.h"
 #include "db/db.h"
+#include "db/registry.h"
 #include "meterd/meterd.h"
 
 typedef struct {
@@ -282,6 +283,39 @@ static void check_db(doctor *d, const char *what, const char *path, bool communi
 
 /* ---- per daemon ---- */
 
+/* [topology]: what it holds, and the homes named on a feeder that the registry does not know:
+ * a misspelt id leaves the real home at the transformer, clearing as if it had no feeder. */
+static void check_topology(doctor *d, const ctl_daemon_config *cfg)
+{
+    const ctl_topology *t = &cfg->topology;
+    if (!t->on)
+        return;
+    say(d, 0, "topology", NULL, "%zu feeders, %zu homes on them, level fee %lld uc/kWh",
+        t->n_nodes - 1, t->n_homes, (long long)t->level_fee_uc_per_kwh);
+    ctl_db *db = NULL;
+    char err[512], names[256] = "";
+    if (!cfg->db_path[0] || access(cfg->db_path, F_OK) != 0 ||
+        ctl_db_open_readonly(cfg->db_path, &db, err, sizeof err) != CTL_DB_OK)
+        return; /* the database's own check reports it */
+    size_t unknown = 0, used = 0;
+    for (size_t i = 0; i < t->n_homes; i++) {
+        ctl_participant p;
+        if (ctl_registry_lookup(db, t->homes[i].participant, &p) != CTL_REG_E_NOT_FOUND)
+            continue;
+        int w = snprintf(names + used, sizeof names - used, "%s%s", unknown ? ", " : "",
+                         t->homes[i].participant);
+        if (w > 0 && (size_t)w < sizeof names - used)
+            used += (size_t)w;
+        unknown++;
+    }
+    ctl_db_close(db);
+    if (unknown)
+        say(d, 1, "topology", "check the [feeder] sections' homes against `mgx participant list`",
+            "%zu homes on feeders are not in the registry: %s (a misspelt home clears at the "
+            "transformer)",
+            unknown, names);
+}
+
 static void check_controller(doctor *d, const ctl_doctor_options *o, bool *broker_done)
 {
     ctl_daemon_config cfg;
@@ -300,6 +334,7 @@ static void check_controller(doctor *d, const ctl_doctor_options *o, bool *broke
     check_secret(d, "settlement key", cfg.settlement_key);
     check_secret(d, "broker client key", bus.tls_key);
     check_db(d, "community database", cfg.db_path, true);
+    check_topology(d, &cfg);
     if (!*broker_done) {
         check_broker(d, &bus, o->broker_timeout_ms);
         *broker_done = true;

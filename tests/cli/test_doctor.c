@@ -197,6 +197,27 @@ static void test_bad_config_names_the_line(void **state)
     tst_rmtree(s.dir);
 }
 
+/* Issue 18: [topology] is summarised, and a home on a feeder that the registry does not know
+ * (a misspelt id would clear at the transformer) is a warning; a registered one is not named. */
+static void test_topology_names_unregistered_homes(void **state)
+{
+    (void)state;
+    setup s;
+    write_config(&s, sb_port_password(sb_group_broker), "pw-controller");
+    FILE *f = fopen(s.conf, "a");
+    assert_non_null(f);
+    fputs("[topology]\n[feeder north]\nexport_kw = 25\nhomes = h-1 h-l\n", f);
+    fclose(f);
+    assert_int_equal(tst_sh("'%s' participant add --db '%s' --id h-1 --pubkey %064d --meter m-1 "
+                            ">/dev/null 2>&1",
+                            bin(), s.db, 1),
+                     0);
+    doctor(&s);
+    expect_output(&s, "ok    topology: 1 feeders, 2 homes on them, level fee 0 uc/kWh");
+    expect_output(&s, "warn  topology: 1 homes on feeders are not in the registry: h-l (a");
+    tst_rmtree(s.dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_database),
         cmocka_unit_test(test_database_from_a_newer_mgx),
         cmocka_unit_test(test_bad_config_names_the_line),
+        cmocka_unit_test(test_topology_names_unregistered_homes),
     };
     return cmocka_run_group_tests(tests, sb_group_setup, sb_group_teardown);
 }
