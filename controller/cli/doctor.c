@@ -290,7 +290,7 @@ static void check_topology(doctor *d, const ctl_daemon_config *cfg)
     const ctl_topology *t = &cfg->topology;
     if (!t->on)
         return;
-    say(d, 0, "topology", NULL, "%zu feeders, %zu homes on them, level fee %lld uc/kWh",
+    say(d, 0, "topology", NULL, "feeders %zu, homes on them %zu, level fee %lld uc/kWh",
         t->n_nodes - 1, t->n_homes, (long long)t->level_fee_uc_per_kwh);
     ctl_db *db = NULL;
     char err[512], names[256] = "";
@@ -311,8 +311,8 @@ static void check_topology(doctor *d, const ctl_daemon_config *cfg)
     ctl_db_close(db);
     if (unknown)
         say(d, 1, "topology", "check the [feeder] sections' homes against `mgx participant list`",
-            "%zu homes on feeders are not in the registry: %s (a misspelt home clears at the "
-            "transformer)",
+            "homes on feeders that are not in the registry: %zu (%s); a misspelt home clears at "
+            "the transformer",
             unknown, names);
 }
 

@@ -213,8 +213,8 @@ static void test_topology_names_unregistered_homes(void **state)
                             bin(), s.db, 1),
                      0);
     doctor(&s);
-    expect_output(&s, "ok    topology: 1 feeders, 2 homes on them, level fee 0 uc/kWh");
-    expect_output(&s, "warn  topology: 1 homes on feeders are not in the registry: h-l (a");
+    expect_output(&s, "ok    topology: feeders 1, homes on them 2, level fee 0 uc/kWh");
+    expect_output(&s, "warn  topology: homes on feeders that are not in the registry: 1 (h-l);");
     tst_rmtree(s.dir);
 }
 
