@@ -42,7 +42,8 @@ static int collect(const ctl_order_rec *o, uint64_t market_id, void *ctx)
 }
 
 /* The book's clearing within the feeder limits of topo (mkt_clear_grid), recorded with its
- * congestion rent and nodes; names[i] is book[i]'s participant. */
+ * congestion rent and nodes; names[i] is book[i]'s participant, or names is NULL and they are
+ * looked up by market number (an ex_post book). */
 static int clear_grid(ctl_store *s, ctl_clearing_rec *r, const ctl_topology *topo,
                       int64_t length_s, const mkt_order *book,
                       const char (*names)[CTL_PARTICIPANT_MAX], size_t n, int *did_clear)
@@ -53,11 +54,16 @@ static int clear_grid(ctl_store *s, ctl_clearing_rec *r, const ctl_topology *top
     const char **node_names = calloc(topo->n_nodes, sizeof *node_names);
     const char **who = calloc(n ? n : 1, sizeof *who);
     uint64_t *ids = calloc(n ? n : 1, sizeof *ids);
+    char(*looked_up)[CTL_PARTICIPANT_MAX] = names ? NULL : calloc(n ? n : 1, sizeof *looked_up);
     int rc = CTL_ST_E_NOMEM;
-    if (!g || !nodes || !attach || !node_names || !who || !ids)
+    if (!g || !nodes || !attach || !node_names || !who || !ids || (!names && !looked_up))
         goto out;
     for (size_t i = 0; i < n; i++) {
-        who[i] = names[i];
+        if (!names &&
+            (rc = ctl_store_participant_name(s, book[i].participant, looked_up[i],
+                                             CTL_PARTICIPANT_MAX)) != CTL_ST_OK)
+            goto out;
+        who[i] = names ? names[i] : looked_up[i];
         ids[i] = book[i].participant;
     }
     for (size_t i = 0; i < topo->n_nodes; i++)
@@ -92,11 +98,13 @@ out:
     free(node_names);
     free(who);
     free(ids);
+    free(looked_up);
     return rc;
 }
 
 /* Clears the book b (already collected) inside the open transaction: within topo's limits when
- * one is given (names then name the book's participants), else on the copper plate. */
+ * one is given (names, when not NULL, name the book's participants), else on the copper
+ * plate. */
 static int clear_book(ctl_store *s, int64_t id, int64_t start_utc, const mkt_params *p,
                       int64_t cleared_ms, const mkt_order *book, size_t n, int *did_clear,
                       const ctl_topology *topo, int64_t length_s,
@@ -107,7 +115,7 @@ static int clear_book(ctl_store *s, int64_t id, int64_t start_utc, const mkt_par
     params.interval_id = id;
     ctl_clearing_rec r = {id,   start_utc, &params, cleared_ms, "",   n, NULL, NULL,
                           0,    NULL,      0,       NULL,       NULL, NULL, 0};
-    if (topo && topo->on && names)
+    if (topo && topo->on)
         return clear_grid(s, &r, topo, length_s, book, names, n, did_clear);
     /* room for the whole book with some to spare, as the store's buffer had */
     mkt_clearing *c = mkt_clearing_new(n < 1024 ? 1024 : n * 2);
@@ -149,8 +157,8 @@ static int clear_in_tx(ctl_store *s, int64_t id, int64_t start_utc, const mkt_pa
     if (rc || cleared)
         return rc;
     if (book)
-        return clear_book(s, id, start_utc, p, cleared_ms, book, n_book, did_clear, NULL, 0,
-                          NULL);
+        return clear_book(s, id, start_utc, p, cleared_ms, book, n_book, did_clear, topo,
+                          length_s, NULL);
     order_vec b = {NULL, NULL, 0, 0};
     if ((rc = ctl_store_interval_orders(s, id, collect, &b)) == CTL_ST_OK)
         rc = clear_book(s, id, start_utc, p, cleared_ms, b.v, b.n, did_clear, topo, length_s,
@@ -206,10 +214,13 @@ int ctl_clear_interval_grid(ctl_store *s, int64_t interval_id, int64_t start_utc
 }
 
 int ctl_clear_interval_book(ctl_store *s, int64_t interval_id, int64_t start_utc,
-                            const mkt_params *params, int64_t cleared_ms, const mkt_order *book,
-                            size_t n_book, int *did_clear)
+                            int64_t length_s, const mkt_params *params, const ctl_topology *topo,
+                            int64_t cleared_ms, const mkt_order *book, size_t n_book,
+                            int *did_clear)
 {
     static const mkt_order none;
+    if (topo && topo->on && length_s <= 0)
+        return CTL_ST_E_INVAL;
     return clear_interval(s, interval_id, start_utc, params, cleared_ms, book ? book : &none,
-                          book ? n_book : 0, did_clear, NULL, 0);
+                          book ? n_book : 0, did_clear, topo, length_s);
 }

@@ -34,11 +34,12 @@ int ctl_clear_interval_grid(ctl_store *s, int64_t interval_id, int64_t start_utc
                             int64_t length_s, const mkt_params *params, const ctl_topology *topo,
                             int64_t cleared_ms, int *did_clear);
 
-/* The same with the caller's book instead of the stored orders (timing = ex_post: the book is
- * made from metered energy and standing preferences, daemon/ex_post.h). book[0..n_book) is read
- * during the call only; NULL with 0 is an empty book. */
+/* ctl_clear_interval_grid with the caller's book instead of the stored orders (timing =
+ * ex_post: the book is made from metered energy and standing preferences, daemon/ex_post.h).
+ * book[0..n_book) is read during the call only; NULL with 0 is an empty book. */
 int ctl_clear_interval_book(ctl_store *s, int64_t interval_id, int64_t start_utc,
-                            const mkt_params *params, int64_t cleared_ms, const mkt_order *book,
-                            size_t n_book, int *did_clear);
+                            int64_t length_s, const mkt_params *params, const ctl_topology *topo,
+                            int64_t cleared_ms, const mkt_order *book, size_t n_book,
+                            int *did_clear);
 
 #endif

@@ -15,8 +15,9 @@
 
 int ctl_clear_interval_ex_post(ctl_store *s, int64_t interval_id, int64_t start_utc,
                                int64_t length_s, const mkt_params *params, const stm_rules *rules,
-                               const ctl_trust_rules *trust, int64_t cleared_ms, int *did_clear,
-                               ctl_ex_post_book_info *info, char *err, size_t errlen)
+                               const ctl_trust_rules *trust, const ctl_topology *topo,
+                               int64_t cleared_ms, int *did_clear, ctl_ex_post_book_info *info,
+                               char *err, size_t errlen)
 {
     if (!s || !params || !rules || !did_clear || length_s <= 0)
         return CTL_ST_E_INVAL;
@@ -75,8 +76,8 @@ int ctl_clear_interval_ex_post(ctl_store *s, int64_t interval_id, int64_t start_
         goto out;
     }
     info->orders = n_book;
-    rc = ctl_clear_interval_book(s, interval_id, start_utc, params, cleared_ms, book, n_book,
-                                 did_clear);
+    rc = ctl_clear_interval_book(s, interval_id, start_utc, length_s, params, topo, cleared_ms,
+                                 book, n_book, did_clear);
     if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET)
         ctl_errf(err, errlen, "%s (%s)", ctl_store_strerror(rc), ctl_store_errmsg(s));
 out:

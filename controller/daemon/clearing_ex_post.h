@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/topology_config.h"
 #include "db/store.h"
 #include "mgx/market.h"
 #include "settle/settle_input.h"
@@ -32,11 +33,13 @@ typedef struct {
 
 /* Clears interval_id ex post, once, on the metered energy settlement will use (with the same
  * trust rules: a home held by the boundary or peer checks trades nothing locally) (as
- * ctl_clear_interval: *did_clear 0 when it already was). Returns a CTL_ST_* code; err (may be NULL)
+ * ctl_clear_interval: *did_clear 0 when it already was), within topo's feeder limits when it is
+ * given and on (ctl_clear_interval_grid). Returns a CTL_ST_* code; err (may be NULL)
  * says why on failure. */
 int ctl_clear_interval_ex_post(ctl_store *s, int64_t interval_id, int64_t start_utc,
                                int64_t length_s, const mkt_params *params, const stm_rules *rules,
-                               const ctl_trust_rules *trust, int64_t cleared_ms, int *did_clear,
-                               ctl_ex_post_book_info *info, char *err, size_t errlen);
+                               const ctl_trust_rules *trust, const ctl_topology *topo,
+                               int64_t cleared_ms, int *did_clear, ctl_ex_post_book_info *info,
+                               char *err, size_t errlen);
 
 #endif

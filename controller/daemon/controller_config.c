@@ -372,11 +372,6 @@ int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err
     if (rc != CFG_OK)
         return rc;
     ctl_daemon_config *cfg = x->cfg;
-    if (cfg->topology.on && cfg->timing == MKT_EX_POST)
-        return ctl_fail(CFG_E_BAD, err, errlen,
-                        "%s:%d: [topology] with timing = ex_post is not supported yet (the ex_post "
-                        "book clears as a copper plate; docs/controller.md, \"Topology\")",
-                        path, cfg->topology.line ? cfg->topology.line : x->line);
     snprintf(cfg->community, sizeof cfg->community, "%s", x->bus->community);
     if (cfg->params.feed_in_uc_per_kwh > cfg->params.retail_uc_per_kwh)
         return ctl_fail(CFG_E_BAD, err, errlen,

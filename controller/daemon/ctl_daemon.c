@@ -755,7 +755,7 @@ static int clear_ex_post(daemon *d, int64_t id, int64_t now, int *did)
     char err[512] = "";
     int rc = ctl_clear_interval_ex_post(d->store, id, ctl_interval_start(id, cfg->rules.length_s),
                                         cfg->rules.length_s, &cfg->params, &rules, &cfg->trust,
-                                        now, did,
+                                        &cfg->topology, now, did,
                                         &info, err, sizeof err);
     if (rc != CTL_ST_OK && rc != CTL_ST_E_MARKET)
         ctl_logf(&d->log, CTL_LOG_ERROR, "interval %lld: ex_post book: %s", (long long)id, err);

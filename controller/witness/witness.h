@@ -103,9 +103,9 @@ int ctl_witness_step(ctl_witness *w, uint64_t now_s, char *msg, size_t msglen);
  * newest valid one by its signed fields taken), through mkt_ex_post_orders; a home registered
  * with a meter before the interval whose readings are good but which the block leaves out is a
  * fault too.
- * With topo->on an ex_ante block is re-cleared within the community's feeder limits
- * (mkt_clear_grid, limits for the block's interval length), and each trade's amount and fee
- * must be the clearing's, the fee with the level fees and congestion rent it carries (a
+ * With topo->on every block (ex_ante or ex_post) is re-cleared within the community's feeder
+ * limits (mkt_clear_grid, limits for the block's interval length), and each trade's amount and
+ * fee must be the clearing's, the fee with the level fees and congestion rent it carries (a
  * copper-plate block's fee is the flat one); topo may be NULL.
  */
 int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,

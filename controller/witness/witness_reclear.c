@@ -17,6 +17,10 @@
  * boundary balance) are not redone here; but a home registered with a meter before the interval
  * whose readings are good and which the block leaves out entirely is a fault. The readings'
  * signatures are not stored (only the tier the controller found), so they are not checked.
+ *
+ * With the community's topology (ctl_topology, from its [topology] and [feeder] sections) both
+ * kinds of book clear within its feeder limits (mkt_clear_grid), and each trade's amount and fee
+ * (flat fee, level fees and congestion rent, as the ledger carries them) must be the block's.
  */
 #include "witness/witness.h"
 
@@ -499,8 +503,10 @@ fault:
 
 /* Re-clears ex_post block b (height): the book from the readings and signed preferences. */
 static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_mechanism mech,
-                           const stm_rules *rules, char *msg, size_t msglen)
+                           const stm_rules *rules, const ctl_topology *topo, char *msg,
+                           size_t msglen)
 {
+    char(*book_names)[CTL_PARTICIPANT_MAX] = NULL;
     block_home *g = NULL;
     size_t n = 0, n_good = 0, n_book = 0;
     mkt_ex_post_home *homes = NULL;
@@ -661,8 +667,20 @@ static int reclear_ex_post(ctl_db *db, const stl_block *b, uint64_t height, mkt_
     char what[120];
     snprintf(what, sizeof what, "the metered energy and signed preferences of its %zu good homes",
              n_good);
-    rc = clear_and_compare(db, height, &p, book, n_book, NULL, 0, NULL, what, msg, msglen);
+    /* the book's homes by name, for the topology: each is one of the block's positions */
+    if (!(book_names = calloc(n_book ? n_book : 1, sizeof *book_names))) {
+        rc = CTL_LEDGER_E_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n_book; i++) {
+        block_home key = {.participant = book[i].participant};
+        const block_home *h = n ? bsearch(&key, g, n, sizeof *g, home_cmp) : NULL;
+        snprintf(book_names[i], CTL_PARTICIPANT_MAX, "%s", h ? h->name : "");
+    }
+    rc = clear_and_compare(db, height, &p, book, n_book, topo, b->interval_len_s, book_names, what,
+                           msg, msglen);
 out:
+    free(book_names);
     free(rv.v);
     free(g);
     free(homes);
@@ -718,7 +736,7 @@ int ctl_witness_reclear(ctl_db *db, int64_t audited_size, mkt_mechanism mech,
         if (b.timing == STL_TIMING_EX_ANTE)
             rc = reclear_block(db, &b, height, mech, topo, msg, msglen);
         else if (b.timing == STL_TIMING_EX_POST)
-            rc = reclear_ex_post(db, &b, height, mech, rules, msg, msglen);
+            rc = reclear_ex_post(db, &b, height, mech, rules, topo, msg, msglen);
     }
     free(todo);
     return rc;

@@ -28,6 +28,9 @@
 #include "broker.h"
 #include "common/topology_config.h"
 #include "daemon/clearing.h"
+#include "daemon/clearing_ex_post.h"
+#include "db/db.h"
+#include "witness/witness.h"
 #include "db/registry.h"
 #include "db/store.h"
 #include "mgx/ledger_record.h"
@@ -174,7 +177,9 @@ static int receipt(const ctl_order_rec *o, char *buf, size_t cap, void *ctx)
 
 /* A community database `tag`.db: the five homes registered with meters, their orders and
  * readings, the interval cleared (within topo when given) and settled. */
-static void run(const char *tag, const ctl_topology *topo)
+/* ... with ex_post, cleared after delivery on the metered energy; alter (SQL, or NULL) is run
+ * on the file between clearing and settlement, as a coordinator could. */
+static void run_timing(const char *tag, const ctl_topology *topo, int ex_post, const char *alter)
 {
     char path[600], key[600], err[512] = "";
     snprintf(path, sizeof path, "%s/%s.db", dir, tag);
@@ -195,9 +200,10 @@ static void run(const char *tag, const ctl_topology *topo)
         char rc_buf[CTL_RECEIPT_MAX];
         int dup = -1;
         ctl_order_rec o = order(h, (uint64_t)i + 1);
-        assert_int_equal(
-            ctl_store_put_order(s, &o, NULL, receipt, NULL, rc_buf, sizeof rc_buf, &dup),
-            CTL_ST_OK);
+        if (!ex_post) /* ex_post: the book is the metered energy, no orders */
+            assert_int_equal(
+                ctl_store_put_order(s, &o, NULL, receipt, NULL, rc_buf, sizeof rc_buf, &dup),
+                CTL_ST_OK);
         /* counters rising evenly from 0 at START_S - 900, a reading every 300 s */
         for (int64_t t = START_S - 900; t <= START_S + 1800; t += 300) {
             mtr_sample r;
@@ -214,9 +220,23 @@ static void run(const char *tag, const ctl_topology *topo)
         }
     }
     int did = 0;
-    assert_int_equal(ctl_clear_interval_grid(s, IV, START_S, LEN_S, &PARAMS, topo, 1, &did),
-                     CTL_ST_OK);
+    if (ex_post) {
+        const stm_rules rules = {300 * 1000, 100000};
+        assert_int_equal(ctl_clear_interval_ex_post(s, IV, START_S, LEN_S, &PARAMS, &rules, NULL,
+                                                    topo, 1, &did, NULL, err, sizeof err),
+                         CTL_ST_OK);
+    } else {
+        assert_int_equal(ctl_clear_interval_grid(s, IV, START_S, LEN_S, &PARAMS, topo, 1, &did),
+                         CTL_ST_OK);
+    }
     assert_int_equal(did, 1);
+    if (alter) {
+        sqlite3 *raw;
+        assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+        sqlite3_busy_timeout(raw, 5000);
+        assert_int_equal(sqlite3_exec(raw, alter, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(raw);
+    }
     ctl_settler_config sc = {"gridville", LEN_S, 0, {300 * 1000, 100000}, key, NULL, NULL, -1,
                              NULL};
     ctl_settler *st = NULL;
@@ -228,6 +248,11 @@ static void run(const char *tag, const ctl_topology *topo)
     assert_int_equal(tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > /dev/null", bin,
                             path, dir),
                      0);
+}
+
+static void run(const char *tag, const ctl_topology *topo)
+{
+    run_timing(tag, topo, 0, NULL);
 }
 
 static sqlite3 *open_ro(const char *tag)
@@ -459,11 +484,58 @@ static void unlimited_is_byte_identical(void **state)
     sqlite3_close(db);
 }
 
+/* timing = ex_post: the book is the metered energy (no preferences: the grid's terms), the weak
+ * feeder binds, the rent is settled in the fee, and a witness re-clearing the ex_post block
+ * with the topology agrees; one without it, or after the rent was raised before settlement,
+ * refuses. */
+static int reclear(const char *tag, const ctl_topology *topo, char *msg, size_t cap)
+{
+    char path[600], err[512];
+    snprintf(path, sizeof path, "%s/%s.db", dir, tag);
+    ctl_db *db = NULL;
+    assert_int_equal(ctl_db_open_readonly(path, &db, err, sizeof err), CTL_DB_OK);
+    const stm_rules rules = {300 * 1000, 100000};
+    int rc = ctl_witness_reclear(db, -1, MKT_PAY_AS_CLEAR, &rules, topo, msg, cap);
+    ctl_db_close(db);
+    return rc;
+}
+
+static void ex_post_weak_feeder(void **state)
+{
+    (void)state;
+    ctl_topology t;
+    char err[512] = "", msg[1024] = "";
+    if (load(WEAK, &t, err, sizeof err) != CFG_OK)
+        fail_msg("%s", err);
+    run_timing("expost", &t, 1, NULL);
+    sqlite3 *db = open_ro("expost");
+    /* A may export 1000 Wh of alice's and bob's 4200: the buyers on B pay their zone's price */
+    assert_int_equal(q(db, "SELECT binding FROM grid_nodes WHERE name = 'A'"), MKT_BIND_EXPORT);
+    assert_int_equal(q(db, "SELECT flow_wh FROM grid_nodes WHERE name = 'A'"), 1000);
+    assert_true(q(db, "SELECT sum(congestion_uc) FROM trade_congestion") > 0);
+    ledger l;
+    read_ledger(db, &l);
+    assert_int_equal(l.block.timing, STL_TIMING_EX_POST);
+    balances(db, &l);
+    sqlite3_close(db);
+    if (reclear("expost", &t, msg, sizeof msg) != CTL_LEDGER_OK)
+        fail_msg("the witness refused the honest ex_post block: %s", msg);
+    assert_int_equal(reclear("expost", NULL, msg, sizeof msg), CTL_LEDGER_E_FAULT);
+
+    /* the rent raised after clearing, before settlement: verify passes, the witness refuses */
+    run_timing("raised", &t, 1, "UPDATE trade_congestion SET congestion_uc = congestion_uc + 1000");
+    assert_int_equal(reclear("raised", &t, msg, sizeof msg), CTL_LEDGER_E_FAULT);
+    if (!strstr(msg, "congestion rent"))
+        fail_msg("unexpected refusal: %s", msg);
+    ctl_topology_clear(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(topology_sections),
                                        cmocka_unit_test(weak_feeder),
                                        cmocka_unit_test(level_fee),
-                                       cmocka_unit_test(unlimited_is_byte_identical)};
+                                       cmocka_unit_test(unlimited_is_byte_identical),
+                                       cmocka_unit_test(ex_post_weak_feeder)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
