@@ -306,18 +306,29 @@ int ctl_topology_nodes(const ctl_topology *t, int64_t interval_s, mkt_node *out)
     return 0;
 }
 
-int ctl_topology_market(const ctl_topology *t, int64_t interval_s, const char *const *names,
-                        const uint64_t *ids, size_t n, mkt_node *nodes, mkt_attach *attach,
-                        mkt_topology *topo)
+int ctl_topology_clear_book(mkt_grid_clearing *g, const ctl_topology *t, int64_t interval_s,
+                            const mkt_params *p, const mkt_order *book, const char *const *names,
+                            size_t n, mkt_error_at *at)
 {
+    mkt_node *nodes = calloc(t->n_nodes ? t->n_nodes : 1, sizeof *nodes);
+    mkt_attach *attach = calloc(n ? n : 1, sizeof *attach);
+    int rc = MKT_E_NOMEM;
+    if (!nodes || !attach)
+        goto out;
+    rc = MKT_E_TOPOLOGY;
     if (ctl_topology_nodes(t, interval_s, nodes) != 0)
-        return -1;
+        goto out;
     size_t n_att = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t node = ctl_topology_node_of(t, names[i]);
         if (node)
-            attach[n_att++] = (mkt_attach){ids[i], node};
+            attach[n_att++] = (mkt_attach){book[i].participant, node};
     }
-    *topo = (mkt_topology){nodes, t->n_nodes, attach, n_att, t->level_fee_uc_per_kwh};
-    return 0;
+    /* the result is g's own: the tree may go once the clearing is done */
+    mkt_topology topo = {nodes, t->n_nodes, attach, n_att, t->level_fee_uc_per_kwh};
+    rc = mkt_clear_grid(g, p, &topo, book, n, at);
+out:
+    free(nodes);
+    free(attach);
+    return rc;
 }

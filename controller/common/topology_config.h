@@ -75,12 +75,12 @@ uint32_t ctl_topology_node_of(const ctl_topology *t, const char *participant);
  * 0, or -1 for a limit that does not fit. */
 int ctl_topology_nodes(const ctl_topology *t, int64_t interval_s, mkt_node *out);
 
-/* The whole market topology of one interval's book: nodes as ctl_topology_nodes into nodes
- * (t->n_nodes entries), and an attachment for each participant of names[0..n) (market numbers
- * ids[0..n)) that sits below the transformer into attach (n entries), *topo pointing at both.
- * 0, or -1 as ctl_topology_nodes. */
-int ctl_topology_market(const ctl_topology *t, int64_t interval_s, const char *const *names,
-                        const uint64_t *ids, size_t n, mkt_node *nodes, mkt_attach *attach,
-                        mkt_topology *topo);
+/* Clears book[0..n) on g (mkt_clear_grid) within t's limits for an interval of interval_s
+ * seconds: names[i] is book[i]'s participant, which attaches it to its feeder (by its market
+ * number, book[i].participant). A MKT_* code: MKT_E_NOMEM, MKT_E_TOPOLOGY for a limit that does
+ * not fit an interval, or mkt_clear_grid's (at as there). The result is read from g. */
+int ctl_topology_clear_book(mkt_grid_clearing *g, const ctl_topology *t, int64_t interval_s,
+                            const mkt_params *p, const mkt_order *book, const char *const *names,
+                            size_t n, mkt_error_at *at);
 
 #endif

@@ -49,14 +49,11 @@ static int clear_grid(ctl_store *s, ctl_clearing_rec *r, const ctl_topology *top
                       const char (*names)[CTL_PARTICIPANT_MAX], size_t n, int *did_clear)
 {
     mkt_grid_clearing *g = mkt_grid_clearing_new(n ? n : 1);
-    mkt_node *nodes = calloc(topo->n_nodes, sizeof *nodes);
-    mkt_attach *attach = calloc(n ? n : 1, sizeof *attach);
     const char **node_names = calloc(topo->n_nodes, sizeof *node_names);
     const char **who = calloc(n ? n : 1, sizeof *who);
-    uint64_t *ids = calloc(n ? n : 1, sizeof *ids);
     char(*looked_up)[CTL_PARTICIPANT_MAX] = names ? NULL : calloc(n ? n : 1, sizeof *looked_up);
     int rc = CTL_ST_E_NOMEM;
-    if (!g || !nodes || !attach || !node_names || !who || !ids || (!names && !looked_up))
+    if (!g || !node_names || !who || (!names && !looked_up))
         goto out;
     for (size_t i = 0; i < n; i++) {
         if (!names &&
@@ -64,15 +61,15 @@ static int clear_grid(ctl_store *s, ctl_clearing_rec *r, const ctl_topology *top
                                              CTL_PARTICIPANT_MAX)) != CTL_ST_OK)
             goto out;
         who[i] = names ? names[i] : looked_up[i];
-        ids[i] = book[i].participant;
     }
     for (size_t i = 0; i < topo->n_nodes; i++)
         node_names[i] = topo->nodes[i].name;
-    mkt_topology t;
     mkt_error_at at;
-    int mrc = ctl_topology_market(topo, length_s, who, ids, n, nodes, attach, &t) != 0
-                  ? MKT_E_TOPOLOGY
-                  : mkt_clear_grid(g, r->params, &t, book, n, &at);
+    int mrc = ctl_topology_clear_book(g, topo, length_s, r->params, book, who, n, &at);
+    if (mrc == MKT_E_NOMEM) {
+        rc = CTL_ST_E_NOMEM;
+        goto out;
+    }
     if (mrc != MKT_OK) {
         mkt_summary empty;
         memset(&empty, 0, sizeof empty);
@@ -93,11 +90,8 @@ static int clear_grid(ctl_store *s, ctl_clearing_rec *r, const ctl_topology *top
         *did_clear = 1;
 out:
     mkt_grid_clearing_free(g);
-    free(nodes);
-    free(attach);
     free(node_names);
     free(who);
-    free(ids);
     free(looked_up);
     return rc;
 }

@@ -193,10 +193,7 @@ static int clear_book(const mkt_params *p, const mkt_order *book, size_t n_book,
 {
     mkt_clearing *c = NULL;
     mkt_grid_clearing *g = NULL;
-    mkt_node *nodes = NULL;
-    mkt_attach *attach = NULL;
     const char **who = NULL;
-    uint64_t *ids = NULL;
     mkt_error_at at;
     size_t n = 0;
     const mkt_trade *t = NULL;
@@ -204,21 +201,16 @@ static int clear_book(const mkt_params *p, const mkt_order *book, size_t n_book,
     int rc = -1;
     *out = NULL;
     if (topo && topo->on && names) {
-        size_t m = n_book ? n_book : 1;
-        g = mkt_grid_clearing_new(m);
-        nodes = calloc(topo->n_nodes, sizeof *nodes);
-        attach = calloc(m, sizeof *attach);
-        who = calloc(m, sizeof *who);
-        ids = calloc(m, sizeof *ids);
-        if (!g || !nodes || !attach || !who || !ids)
+        g = mkt_grid_clearing_new(n_book ? n_book : 1);
+        who = calloc(n_book ? n_book : 1, sizeof *who);
+        if (!g || !who)
             goto out;
-        for (size_t i = 0; i < n_book; i++) {
+        for (size_t i = 0; i < n_book; i++)
             who[i] = names[i];
-            ids[i] = book[i].participant;
-        }
-        mkt_topology tp;
-        if (ctl_topology_market(topo, len_s, who, ids, n_book, nodes, attach, &tp) == 0 &&
-            mkt_clear_grid(g, p, &tp, book, n_book, &at) == MKT_OK) {
+        int mrc = ctl_topology_clear_book(g, topo, len_s, p, book, who, n_book, &at);
+        if (mrc == MKT_E_NOMEM)
+            goto out;
+        if (mrc == MKT_OK) {
             t = mkt_grid_trades(g, &n);
             rent = mkt_grid_trade_congestion(g);
         }
@@ -240,10 +232,7 @@ static int clear_book(const mkt_params *p, const mkt_order *book, size_t n_book,
 out:
     mkt_clearing_free(c);
     mkt_grid_clearing_free(g);
-    free(nodes);
-    free(attach);
     free(who);
-    free(ids);
     return rc;
 }
 
