@@ -269,6 +269,17 @@ static int clear_and_compare(ctl_db *db, uint64_t height, const mkt_params *p,
                      (long long)p->interval_id, (unsigned long long)have[i].seller,
                      (unsigned long long)have[i].buyer, (long long)have[i].energy_wh,
                      (long long)have[i].fee_uc, what, (long long)want[i].fee_uc);
+        else if (n_have == n_want)
+            /* as many trades, others: name the first that differs */
+            ctl_errf(msg, msglen,
+                     "interval %lld: the block's %zu trades are not the clearing of %s (its "
+                     "trade %llu -> %llu, %lld Wh at %lld uc/kWh, is %llu -> %llu, %lld Wh at "
+                     "%lld there)",
+                     (long long)p->interval_id, n_have, what,
+                     (unsigned long long)have[i].seller, (unsigned long long)have[i].buyer,
+                     (long long)have[i].energy_wh, (long long)have[i].price_uc_per_kwh,
+                     (unsigned long long)want[i].seller, (unsigned long long)want[i].buyer,
+                     (long long)want[i].energy_wh, (long long)want[i].price_uc_per_kwh);
         else
             ctl_errf(msg, msglen,
                      "interval %lld: the block's %zu trades are not the clearing of %s (%zu "
