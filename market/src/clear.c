@@ -45,6 +45,12 @@ typedef struct {
     int64_t fee_uc;    /* buyers only */
 } unit_money;
 
+/* An order's energy, side by side so that ranking reads both with one miss. */
+typedef struct {
+    int64_t offered;
+    int64_t local; /* accepted, when the match ran on the histogram (hist_match) */
+} order_energy;
+
 /* What the passes after the scan need to know about a participant, by rank: small enough that
  * scattering into it from price order stays in cache, unlike the 96-byte result records. */
 typedef struct {
@@ -59,8 +65,7 @@ struct mkt_clearing {
     size_t cap_orders, cap_raw, cap_units, cap_hist;
     /* per order, by index in the caller's array */
     uint8_t *order_side;
-    int64_t *order_offered;
-    int64_t *order_local; /* accepted energy, when the match ran on the histogram */
+    order_energy *order_wh;
     uint32_t *rank_of; /* the participant's seat (rank_orders), by order */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
@@ -116,14 +121,13 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 24
+#define N_ARRAYS 23
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
     const array_ref t[N_ARRAYS] = {
         {(void **)&c->order_side, sizeof(uint8_t), BY_ORDER},
-        {(void **)&c->order_offered, sizeof(int64_t), BY_ORDER},
-        {(void **)&c->order_local, sizeof(int64_t), BY_ORDER},
+        {(void **)&c->order_wh, sizeof(order_energy), BY_ORDER},
         {(void **)&c->rank_of, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->id_keys, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->id_tmp_keys, sizeof(uint64_t), BY_ORDER},
@@ -323,6 +327,21 @@ static int64_t key_price(const price_band *band, unsigned price_bits, uint64_t k
     return key >> price_bits ? band->hi - p : band->lo + p;
 }
 
+/* Whether to match on the histogram (hist_match): it costs clearing and walking 2^(price_bits +
+ * 1) sums, which pays when there are more orders (hence units) than that. A test build forces
+ * it for every band narrow enough. */
+#define HIST_MAX_BITS 24
+static int use_hist(const mkt_clearing *c, const price_band *band, size_t n_orders)
+{
+    if (!band->tradable || n_orders == 0 || c->price_bits > HIST_MAX_BITS)
+        return 0;
+#ifdef MKT__HIST_ALWAYS
+    return 1;
+#else
+    return ((size_t)2 << c->price_bits) <= n_orders;
+#endif
+}
+
 /* Appends one order's units: its steps by effective price, equal prices merged, steps that can
  * never beat the grid dropped. */
 static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *o, uint32_t index)
@@ -380,7 +399,9 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
             __builtin_prefetch(ahead + 64);
         }
         at->order_index = i;
-        int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_offered[i], at);
+        int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_wh[i].offered,
+                             at);
+        c->order_wh[i].local = 0;
         if (rc)
             return rc;
         c->order_side[i] = (uint8_t)o->side;
@@ -458,16 +479,14 @@ static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_
         uint32_t i = c->rank_order[r];
         if (r + GATHER_PREFETCH < n) {
             uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
-            __builtin_prefetch(&c->order_offered[ahead]);
+            __builtin_prefetch(&c->order_wh[ahead]);
             if (seat)
                 __builtin_prefetch(&c->rank_of[ahead], 1);
-            if (c->hist_matched)
-                __builtin_prefetch(&c->order_local[ahead]);
         }
         if (seat)
             c->rank_of[i] = seat[r];
         c->side[r] = c->order_side[i];
-        c->tallies[r] = (tally){c->order_offered[i], c->hist_matched ? c->order_local[i] : 0, 0, 0};
+        c->tallies[r] = (tally){c->order_wh[i].offered, c->order_wh[i].local, 0, 0};
     }
     c->n_parts = n;
     return MKT_OK;
@@ -644,28 +663,16 @@ static match_result match(mkt_clearing *c)
 
 /* The match on a histogram: when the band has few prices against the units (any real tariff at
  * 1 uc resolution with a large book), each side's curve is its energy per price, which one pass
- * over the units sums in array order. The walk of match() runs over those sums instead of over
+ * over the units sums in array order (a separate tight loop: inside the scan the same sums took
+ * several times as long, their cache misses no longer overlapping). The walk of match() runs over those sums instead of over
  * sorted units, and gives the same levels, volumes and prices: a level there is every unit of
  * one side at one price, here the sum of their energies. Only the units of the two levels that
  * are partly taken need an order among themselves (by seat, for the pro rata); every other unit
  * is taken whole or not at all by its price alone, so no unit is sorted. hist_match runs before
  * rank_orders (ids still by index in the caller's array) and leaves each order's accepted
- * energy in order_local; for pay-as-bid it also keeps only the units that accepted anything
+ * energy in order_wh; for pay-as-bid it also keeps only the units that accepted anything
  * (with their accepted energy), which is all the pairing walk needs sorted. */
 
-/* Whether to match on the histogram: it costs a pass over 2^(price_bits + 1) sums, which pays
- * when there are more units than that. A test build forces it for every band narrow enough. */
-#define HIST_MAX_BITS 24
-static int use_hist(const mkt_clearing *c)
-{
-    if (c->n_raw == 0 || c->price_bits > HIST_MAX_BITS)
-        return 0;
-#ifdef MKT__HIST_ALWAYS
-    return 1;
-#else
-    return ((size_t)2 << c->price_bits) <= c->n_raw;
-#endif
-}
 
 /* The first price with energy from k on (width when none). */
 static size_t hist_next(const int64_t *h, size_t k, size_t width)
@@ -698,12 +705,12 @@ static void hist_prorate(mkt_clearing *c, const uint32_t *list, size_t n, int64_
     for (size_t j = 0; j < n; j++) {
         uint32_t k = c->units[j].rank;
         c->raw_energy[k] = c->units[j].accepted_wh;
-        c->order_local[c->raw_order[k]] += c->units[j].accepted_wh;
+        c->order_wh[c->raw_order[k]].local += c->units[j].accepted_wh;
     }
 }
 
-static match_result hist_match(mkt_clearing *c, const price_band *band, size_t n_orders,
-                               int64_t interval_id, int keep_accepted)
+static match_result hist_match(mkt_clearing *c, const price_band *band, int64_t interval_id,
+                               int keep_accepted)
 {
     match_result m = {0};
     size_t width = (size_t)1 << c->price_bits, n = c->n_raw;
@@ -736,26 +743,27 @@ static match_result hist_match(mkt_clearing *c, const price_band *band, size_t n
     uint64_t buy_part = kb < width && b_left < hb[kb] ? width + kb : UINT64_MAX;
     /* the partly taken levels' units, sellers from the front of c->sorted, buyers from the back */
     size_t n_sp = 0, n_bp = 0, w = 0;
-    memset(c->order_local, 0, n_orders * sizeof *c->order_local);
+    /* Whether a unit is taken is a coin toss in price order, so it is computed as a mask, not
+     * a branch; pay-as-bid's compaction writes every unit and advances past the kept ones. */
     for (size_t i = 0; i < n; i++) {
         uint64_t key = c->raw_key[i];
         int64_t e = c->raw_energy[i];
         uint32_t o = c->raw_order[i];
-        int part = key == sell_part || key == buy_part;
-        int64_t acc = key < sell_end || (key >= width && key < buy_end) ? e : 0;
-        c->order_local[o] += acc;
+        int whole = (key < sell_end) | ((key >= width) & (key < buy_end));
+        int64_t acc = e & -(int64_t)whole;
+        c->order_wh[o].local += acc;
         size_t at = i;
         if (keep_accepted) {
-            if (acc == 0 && !part)
-                continue;
-            at = w++;
+            int part = (key == sell_part) | (key == buy_part);
+            at = w;
             c->raw_key[at] = key;
-            c->raw_energy[at] = part ? e : acc;
+            c->raw_energy[at] = e; /* a part level's units keep theirs until hist_prorate */
             c->raw_order[at] = o;
+            w += (size_t)(whole | part);
         }
-        if (key == sell_part)
+        if (__builtin_expect(key == sell_part, 0))
             c->sorted[n_sp++] = (uint32_t)at;
-        else if (key == buy_part)
+        else if (__builtin_expect(key == buy_part, 0))
             c->sorted[n - 1 - n_bp++] = (uint32_t)at;
     }
     if (n_sp)
@@ -1047,18 +1055,18 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
                        params->network_fee_uc_per_kwh, 0};
     band.tradable = band.hi >= band.lo;
     c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
+    c->hist_matched = use_hist(c, &band, n_orders);
+    if (c->hist_matched && (rc = ensure_hist(c, (size_t)2 << c->price_bits)))
+        goto fail;
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
         (rc = scan_orders(c, &band, orders, n_orders, at)) ||
         (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)))
         goto fail;
     int pab = params->mechanism == MKT_PAY_AS_BID;
     match_result hm;
-    c->hist_matched = use_hist(c);
-    if (c->hist_matched) {
-        if ((rc = ensure_hist(c, (size_t)2 << c->price_bits)))
-            goto fail;
-        hm = hist_match(c, &band, n_orders, params->interval_id, pab);
-    }
+    c->hist_matched &= c->n_raw > 0;
+    if (c->hist_matched)
+        hm = hist_match(c, &band, params->interval_id, pab);
     /* pay-as-clear on the histogram never looks at seats: its pairing goes by id */
     if ((rc = rank_orders(c, n_orders, params->interval_id,
                           c->n_raw > 0 && (pab || !c->hist_matched), at)))
