@@ -664,18 +664,18 @@ static match_result match(mkt_clearing *c)
     return m;
 }
 
-/* The match on a histogram: when the band has few prices against the units (any real tariff at
- * 1 uc resolution with a large book), each side's curve is its energy per price, which one pass
- * over the units sums in array order (a separate tight loop: inside the scan the same sums took
- * several times as long, their cache misses no longer overlapping). The walk of match() runs over those sums instead of over
- * sorted units, and gives the same levels, volumes and prices: a level there is every unit of
- * one side at one price, here the sum of their energies. Only the units of the two levels that
- * are partly taken need an order among themselves (by seat, for the pro rata); every other unit
- * is taken whole or not at all by its price alone, so no unit is sorted. hist_match runs before
- * rank_orders (ids still by index in the caller's array) and leaves each order's accepted
- * energy in order_wh; for pay-as-bid it also keeps only the units that accepted anything
- * (with their accepted energy), which is all the pairing walk needs sorted. */
-
+/* The match on a histogram (hist_match and its helpers). When the band has few prices against
+ * the units (any real tariff at 1 uc resolution with a large book), each side's curve is its
+ * energy per price, which one pass over the units sums in array order (a loop of its own:
+ * inside the scan the same sums made it take twice as long, their cache misses no longer
+ * overlapping). The walk of match() runs over those sums instead of over sorted units and gives
+ * the same levels, volumes and prices: a level there is every unit of one side at one price,
+ * here the sum of their energies. Only the units of the two levels that are partly taken need
+ * an order among themselves (by seat, for the pro rata); every other unit is taken whole or not
+ * at all by its price alone, so no unit is sorted. hist_match runs before rank_orders (ids
+ * still by index in the caller's array) and leaves each order's accepted energy in order_wh;
+ * for pay-as-bid it also keeps only the units that accepted anything (with their accepted
+ * energy), which is all the pairing walk needs sorted. */
 
 /* The first price with energy from k on (width when none). */
 static size_t hist_next(const int64_t *h, size_t k, size_t width)
