@@ -103,7 +103,29 @@ static double time_qsort(const mkt_order *o, size_t n, int reps, size_t *n_steps
     return med;
 }
 
+/* FNV-1a over bytes, folded into h: the digest of a result that bench_market prints beside each
+ * row, so that two builds (before and after a change to the engine) can be shown to give the
+ * same bytes on every bench book. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+static uint64_t result_digest(const mkt_clearing *c)
+{
+    size_t nt, np;
+    const mkt_trade *t = mkt_clearing_trades(c, &nt);
+    const mkt_participant_result *pr = mkt_clearing_participants(c, &np);
+    uint64_t h = fnv1a(UINT64_C(0xcbf29ce484222325), mkt_clearing_summary(c), sizeof(mkt_summary));
+    h = fnv1a(h, t, nt * sizeof *t);
+    return fnv1a(h, pr, np * sizeof *pr);
+}
+
 typedef struct {
+    uint64_t digest;
     double median_s, best_s;
     double cpu_s; /* median CPU time: on a shared machine, the figure preemption does not inflate */
     int64_t matched_wh;
@@ -114,7 +136,7 @@ static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_or
                                int reps)
 {
     mkt_params p = {mech, FEED_IN_UC, RETAIL_UC, 0, 0};
-    bench_result res = {0, 0, 0, 0, 0};
+    bench_result res = {0, 0, 0, 0, 0, 0};
     double *t = malloc((size_t)reps * sizeof *t), *cpu = malloc((size_t)reps * sizeof *cpu);
     if (!t || !cpu || mkt_clear(c, &p, o, n, NULL) != MKT_OK) { /* warm-up: sizes the scratch memory */
         fprintf(stderr, "bench_market: warm-up clear failed\n");
@@ -138,6 +160,7 @@ static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_or
     res.cpu_s = bench_median(cpu, (size_t)reps);
     res.matched_wh = mkt_clearing_summary(c)->matched_wh;
     mkt_clearing_trades(c, &res.trades);
+    res.digest = result_digest(c);
     free(t);
     free(cpu);
     return res;
@@ -172,7 +195,7 @@ static void make_homes(mkt_ex_post_home *h, mkt_preference *pref, size_t n, uint
 /* Median times of mkt_ex_post_orders alone and of it followed by mkt_clear. */
 static void time_ex_post(mkt_clearing *c, mkt_mechanism mech, const mkt_ex_post_home *h,
                          size_t n, mkt_order *o, int reps, double *orders_s, double *total_s,
-                         int64_t *matched_wh)
+                         int64_t *matched_wh, uint64_t *digest)
 {
     mkt_params p = {mech, FEED_IN_UC, RETAIL_UC, 10000, 1945000};
     double *t1 = malloc((size_t)reps * sizeof *t1), *t2 = malloc((size_t)reps * sizeof *t2);
@@ -198,6 +221,7 @@ static void time_ex_post(mkt_clearing *c, mkt_mechanism mech, const mkt_ex_post_
     *orders_s = bench_median(t1, (size_t)reps);
     *total_s = bench_median(t2, (size_t)reps);
     *matched_wh = mkt_clearing_summary(c)->matched_wh;
+    *digest = result_digest(c);
     free(t1);
     free(t2);
 }
@@ -222,11 +246,13 @@ static void bench_ex_post(mkt_clearing *c, mkt_order *o, uint64_t seed, size_t o
         for (int m = 0; m < 2; m++) {
             double os, ts;
             int64_t matched;
+            uint64_t digest;
             mkt_mechanism mech = m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
-            time_ex_post(c, mech, h, n, o, SIZES[k].reps, &os, &ts, &matched);
-            printf("%-13s %8zu %5d %14.3f %14.3f %12.0f %10.1f   (%lld Wh)\n",
+            time_ex_post(c, mech, h, n, o, SIZES[k].reps, &os, &ts, &matched, &digest);
+            printf("%-13s %8zu %5d %14.3f %14.3f %12.0f %10.1f   (%lld Wh, digest %016llx)\n",
                    mkt_mechanism_name(mech), n, SIZES[k].reps, os * 1e3, ts * 1e3,
-                   (double)n / ts, ts * 1e9 / (double)n, (long long)matched);
+                   (double)n / ts, ts * 1e9 / (double)n, (long long)matched,
+                   (unsigned long long)digest);
         }
     }
     free(h);
@@ -274,10 +300,11 @@ int main(int argc, char **argv)
                 cpu_growth_1m[m] = cpu_ns / base_cpu_ns[m];
             }
             printf("%-13s %8zu %5d %15.3f %15.3f %10.3f %12.0f %10.1f %9.2f %12.2f   (%lld Wh, "
-                   "%zu trades)\n",
+                   "%zu trades, digest %016llx)\n",
                    mkt_mechanism_name(m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR), n, SIZES[k].reps,
                    r.median_s * 1e3, r.best_s * 1e3, r.cpu_s * 1e3, (double)n / r.median_s, ns, ns / base_ns[m],
-                   nlogn / base_nlogn[m], (long long)r.matched_wh, r.trades);
+                   nlogn / base_nlogn[m], (long long)r.matched_wh, r.trades,
+                   (unsigned long long)r.digest);
         }
     }
     bench_ex_post(c, orders, seed, only);
@@ -289,10 +316,10 @@ int main(int argc, char **argv)
     printf("\nsame 1M book, participant ids ascending in array order:\n");
     for (int m = 0; m < 2; m++) {
         bench_result r = time_clear(c, m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, orders, MAX_N, 7);
-        printf("%-13s %8u %5d %15.3f %15.3f %12.0f %10.1f\n",
+        printf("%-13s %8u %5d %15.3f %15.3f %12.0f %10.1f   (digest %016llx)\n",
                mkt_mechanism_name(m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR), MAX_N, 7,
                r.median_s * 1e3, r.best_s * 1e3, (double)MAX_N / r.median_s,
-               r.median_s * 1e9 / (double)MAX_N);
+               r.median_s * 1e9 / (double)MAX_N, (unsigned long long)r.digest);
     }
     size_t n_steps;
     double qs_cpu;

@@ -6,7 +6,11 @@
  * both see the same machine load; it prints thread-CPU and wall medians and the ratio. On a
  * shared machine the ratio is the figure to trust, not the absolute times.
  *
- * Not built by CMake: run bench/market_ab.sh [OLD_COMMIT] [REPS].
+ * A second argument clears a smaller book of that many orders (the first that many of the same
+ * generator; the 1M book's time per order is compared with the 1k book's for issue 18's growth
+ * criterion), each repetition then clearing it 1M / N times.
+ *
+ * Not built by CMake: run bench/market_ab.sh [OLD_COMMIT] [REPS] [BUILD_DIR] [ORDERS].
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -86,8 +90,12 @@ static int same_result(const mkt_clearing *a, const mkt_clearing *b)
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 15;
+    size_t n = argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : N_ORDERS;
     if (reps < 1)
         reps = 1;
+    if (n < 1 || n > N_ORDERS)
+        n = N_ORDERS;
+    int inner = (int)(N_ORDERS / n);
     mkt_order *o = malloc(N_ORDERS * sizeof *o);
     mkt_clearing *a = old_mkt_clearing_new(N_ORDERS), *b = mkt_clearing_new(N_ORDERS);
     double *t = malloc(4 * (size_t)reps * sizeof *t);
@@ -100,7 +108,7 @@ int main(int argc, char **argv)
     for (int m = 0; m < 2; m++) {
         mkt_params p = {m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
         /* warm-up (allocation) and the byte comparison */
-        if (old_mkt_clear(a, &p, o, N_ORDERS, NULL) || mkt_clear(b, &p, o, N_ORDERS, NULL)) {
+        if (old_mkt_clear(a, &p, o, n, NULL) || mkt_clear(b, &p, o, n, NULL)) {
             fprintf(stderr, "market_ab: clearing failed\n");
             return 1;
         }
@@ -110,21 +118,23 @@ int main(int argc, char **argv)
                *wall_new = t + 3 * reps;
         for (int r = 0; r < reps; r++) {
             double c0 = clock_s(CLOCK_THREAD_CPUTIME_ID), w0 = clock_s(CLOCK_MONOTONIC);
-            old_mkt_clear(a, &p, o, N_ORDERS, NULL);
-            cpu_old[r] = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
-            wall_old[r] = clock_s(CLOCK_MONOTONIC) - w0;
+            for (int k = 0; k < inner; k++)
+                old_mkt_clear(a, &p, o, n, NULL);
+            cpu_old[r] = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / inner;
+            wall_old[r] = (clock_s(CLOCK_MONOTONIC) - w0) / inner;
             c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
             w0 = clock_s(CLOCK_MONOTONIC);
-            mkt_clear(b, &p, o, N_ORDERS, NULL);
-            cpu_new[r] = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
-            wall_new[r] = clock_s(CLOCK_MONOTONIC) - w0;
+            for (int k = 0; k < inner; k++)
+                mkt_clear(b, &p, o, n, NULL);
+            cpu_new[r] = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) / inner;
+            wall_new[r] = (clock_s(CLOCK_MONOTONIC) - w0) / inner;
         }
         double co = median(cpu_old, reps), cn = median(cpu_new, reps);
         double wo = median(wall_old, reps), wn = median(wall_new, reps);
-        printf("%-12s 1M orders, %d reps: same bytes %s; cpu ms old %.1f new %.1f (%.2fx); "
-               "wall ms old %.1f new %.1f (%.2fx)\n",
-               mkt_mechanism_name(p.mechanism), reps, same ? "yes" : "NO", co * 1e3, cn * 1e3,
-               cn / co, wo * 1e3, wn * 1e3, wn / wo);
+        printf("%-12s %zu orders, %d reps: same bytes %s; cpu ms old %.4g new %.4g (%.2fx); "
+               "wall ms old %.4g new %.4g (%.2fx)\n",
+               mkt_mechanism_name(p.mechanism), n, reps, same ? "yes" : "NO", co * 1e3,
+               cn * 1e3, cn / co, wo * 1e3, wn * 1e3, wn / wo);
     }
     free(t);
     free(o);

@@ -17,6 +17,12 @@
  * built in id order; the sorted units are gathered into one array that every later pass walks
  * sequentially; and per-participant sums are kept in small per-rank tallies that are copied
  * into the participant records once at the end.
+ *
+ * A large book on a narrow band (more orders than twice the band's prices at 1 uc, as any real
+ * tariff gives) skips the unit sort: hist_match walks the two curves as energy per price and
+ * takes each unit by its price alone, so pay-as-clear sorts no unit and seats nobody, and
+ * pay-as-bid sorts only the units that trade. The result is the same bytes either way (a test
+ * build, MKT__HIST_ALWAYS, runs the known answers and property tests through it).
  */
 #define _DEFAULT_SOURCE /* madvise, for hint_huge_pages */
 
@@ -45,6 +51,12 @@ typedef struct {
     int64_t fee_uc;    /* buyers only */
 } unit_money;
 
+/* An order's energy, side by side so that ranking reads both with one miss. */
+typedef struct {
+    int64_t offered;
+    int64_t local; /* accepted, when the match ran on the histogram (hist_match) */
+} order_energy;
+
 /* What the passes after the scan need to know about a participant, by rank: small enough that
  * scattering into it from price order stays in cache, unlike the 96-byte result records. */
 typedef struct {
@@ -56,10 +68,10 @@ typedef struct {
 
 struct mkt_clearing {
     size_t max_orders;
-    size_t cap_orders, cap_raw, cap_units;
+    size_t cap_orders, cap_raw, cap_units, cap_hist;
     /* per order, by index in the caller's array */
     uint8_t *order_side;
-    int64_t *order_offered;
+    order_energy *order_wh;
     uint32_t *rank_of; /* the participant's seat (rank_orders), by order */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
@@ -76,6 +88,8 @@ struct mkt_clearing {
     /* per unit, in matching order */
     unit *units;
     unit_money *money;
+    /* per price, by raw key (sellers' then buyers' distances): the energy offered at it */
+    int64_t *hist;
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
     size_t n_raw, n_sell_units, n_buy_units;
@@ -84,6 +98,7 @@ struct mkt_clearing {
     int64_t raw_energy_max; /* the largest unit, which decides what the unit sort carries */
     unsigned price_bits;
     int ids_ascending;
+    int hist_matched; /* this clearing matched on the histogram (hist_match) */
     /* result */
     mkt_trade *trades;
     size_t n_parts, n_trades;
@@ -118,7 +133,7 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
     const array_ref t[N_ARRAYS] = {
         {(void **)&c->order_side, sizeof(uint8_t), BY_ORDER},
-        {(void **)&c->order_offered, sizeof(int64_t), BY_ORDER},
+        {(void **)&c->order_wh, sizeof(order_energy), BY_ORDER},
         {(void **)&c->rank_of, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->id_keys, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->id_tmp_keys, sizeof(uint64_t), BY_ORDER},
@@ -204,6 +219,20 @@ static int ensure_raw(mkt_clearing *c, size_t n)
     return ensure(c, BY_RAW, &c->cap_raw, cap);
 }
 
+/* Makes the histogram hold n sums (hist_match). */
+static int ensure_hist(mkt_clearing *c, size_t n)
+{
+    if (n <= c->cap_hist)
+        return MKT_OK;
+    int64_t *q = realloc(c->hist, n * sizeof *q);
+    if (!q)
+        return MKT_E_NOMEM;
+    c->hist = q;
+    hint_huge_pages(q, n * sizeof *q);
+    c->cap_hist = n;
+    return MKT_OK;
+}
+
 mkt_clearing *mkt_clearing_new(size_t max_orders)
 {
     if (max_orders == 0 || max_orders > UINT32_MAX / MKT_MAX_STEPS)
@@ -222,6 +251,7 @@ void mkt_clearing_free(mkt_clearing *c)
     arrays_of(c, a);
     for (size_t i = 0; i < N_ARRAYS; i++)
         free(*a[i].p);
+    free(c->hist);
     free(c);
 }
 
@@ -303,39 +333,51 @@ static int64_t key_price(const price_band *band, unsigned price_bits, uint64_t k
     return key >> price_bits ? band->hi - p : band->lo + p;
 }
 
-/* Appends one order's units: its steps by effective price, equal prices merged, steps that can
- * never beat the grid dropped. */
+/* Whether to match on the histogram (hist_match): it costs clearing and walking 2^(price_bits +
+ * 1) sums, which pays when there are more orders (hence units) than that. A test build forces
+ * it for every band narrow enough. */
+#define HIST_MAX_BITS 24
+static int use_hist(const mkt_clearing *c, const price_band *band, size_t n_orders)
+{
+    if (!band->tradable || n_orders == 0 || c->price_bits > HIST_MAX_BITS)
+        return 0;
+#ifdef MKT__HIST_ALWAYS
+    return 1;
+#else
+    return ((size_t)2 << c->price_bits) <= n_orders;
+#endif
+}
+
+/* Appends one order's units: its steps at their effective prices, steps of equal effective
+ * price merged, steps that can never beat the grid dropped. The units of one order need no
+ * order among themselves (every later pass orders units by key, and an order's keys are
+ * distinct), so a step is merged by looking for its key among the order's units so far: a
+ * search that almost never hits, which the branch predictor learns, where sorting the steps
+ * by price took a mispredicted comparison per step in a book of random curves. */
 static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *o, uint32_t index)
 {
-    mkt_step st[MKT_MAX_STEPS];
-    uint32_t n = 0;
+    size_t first = c->n_raw, at = first;
     for (uint32_t s = 0; s < o->n_steps; s++) {
         int64_t p = effective_price(band, o->side, o->steps[s].price_uc_per_kwh);
         if (p < band->lo || p > band->hi)
             continue;
-        uint32_t k = n++;
-        while (k > 0 && st[k - 1].price_uc_per_kwh > p) {
-            st[k] = st[k - 1];
-            k--;
-        }
-        st[k].price_uc_per_kwh = p;
-        st[k].energy_wh = o->steps[s].energy_wh;
-    }
-    size_t at = c->n_raw;
-    for (uint32_t s = 0; s < n; s++) {
-        if (s > 0 && st[s].price_uc_per_kwh == st[s - 1].price_uc_per_kwh) {
-            c->raw_energy[at - 1] += st[s].energy_wh;
+        uint64_t key = sort_key(band, c->price_bits, o->side, p);
+        size_t k = first;
+        while (k < at && c->raw_key[k] != key)
+            k++;
+        if (k < at) {
+            c->raw_energy[k] += o->steps[s].energy_wh; /* <= the side's total */
             continue;
         }
-        if (at > c->n_raw && c->raw_energy[at - 1] > c->raw_energy_max)
-            c->raw_energy_max = c->raw_energy[at - 1];
-        c->raw_energy[at] = st[s].energy_wh;
-        c->raw_key[at] = sort_key(band, c->price_bits, o->side, st[s].price_uc_per_kwh);
+        c->raw_energy[at] = o->steps[s].energy_wh;
+        c->raw_key[at] = key;
         c->raw_order[at] = index;
         at++;
     }
-    if (at > c->n_raw && c->raw_energy[at - 1] > c->raw_energy_max)
-        c->raw_energy_max = c->raw_energy[at - 1];
+    int64_t max = c->raw_energy_max;
+    for (size_t k = first; k < at; k++)
+        max = c->raw_energy[k] > max ? c->raw_energy[k] : max;
+    c->raw_energy_max = max;
     c->n_raw = at;
 }
 
@@ -360,7 +402,9 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
             __builtin_prefetch(ahead + 64);
         }
         at->order_index = i;
-        int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_offered[i], at);
+        int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_wh[i].offered,
+                             at);
+        c->order_wh[i].local = 0;
         if (rc)
             return rc;
         c->order_side[i] = (uint8_t)o->side;
@@ -417,9 +461,11 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
 }
 
 /* Orders the participants by id (rank), rejects a participant seen twice, sets up the per-rank
- * tallies and, when there are units to sort, seats the participants (rank_of then holds each
- * order's seat; seating here saves a second random pass over rank_of). */
-static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, mkt_error_at *at)
+ * tallies (with the accepted energy, when hist_match ran) and, with need_seats (units to sort),
+ * seats the participants (rank_of then holds each order's seat; seating here saves a second
+ * random pass over rank_of). */
+static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_seats,
+                       mkt_error_at *at)
 {
     if (!c->ids_ascending)
         mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
@@ -431,17 +477,19 @@ static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, mkt_error
         at->step_index = -1;
         return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
     }
-    const uint32_t *seat = c->n_raw > 0 ? seat_participants(c, n, interval_id) : NULL;
+    const uint32_t *seat = need_seats ? seat_participants(c, n, interval_id) : NULL;
     for (size_t r = 0; r < n; r++) {
         uint32_t i = c->rank_order[r];
         if (r + GATHER_PREFETCH < n) {
             uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
-            __builtin_prefetch(&c->order_offered[ahead]);
-            __builtin_prefetch(&c->rank_of[ahead], 1);
+            __builtin_prefetch(&c->order_wh[ahead]);
+            if (seat)
+                __builtin_prefetch(&c->rank_of[ahead], 1);
         }
-        c->rank_of[i] = seat ? seat[r] : (uint32_t)r;
+        if (seat)
+            c->rank_of[i] = seat[r];
         c->side[r] = c->order_side[i];
-        c->tallies[r] = (tally){c->order_offered[i], 0, 0, 0};
+        c->tallies[r] = (tally){c->order_wh[i].offered, c->order_wh[i].local, 0, 0};
     }
     c->n_parts = n;
     return MKT_OK;
@@ -488,8 +536,9 @@ static void sort_units_twice(mkt_clearing *c)
 /* Sorts the raw units into matching order and gathers them into c->units, so that the match,
  * the pro rata and the pairing walk one array front to back. Price and seat come back out of
  * the key; the energy is fetched through the permutation and the seat mapped back to the rank
- * (units carry the rank, which indexes the per-participant tallies). */
-static void build_book(mkt_clearing *c, const price_band *band)
+ * (units carry the rank, which indexes the per-participant tallies). With all_accepted (the
+ * raw units are what hist_match accepted) each unit is marked as taken whole. */
+static void build_book(mkt_clearing *c, const price_band *band, int all_accepted)
 {
     unsigned rank_bits = c->n_parts > 1 ? mkt__bit_width(c->n_parts - 1) : 0;
     int packed = 1 + c->price_bits + rank_bits <= MKT__KEY_BITS;
@@ -512,7 +561,8 @@ static void build_book(mkt_clearing *c, const price_band *band)
         uint32_t seat = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
         uint32_t rank = c->by_seat[seat];
         int64_t energy = by_energy ? (int64_t)k : c->raw_energy[k];
-        c->units[i] = (unit){energy, key_price(band, c->price_bits, key), 0, rank};
+        c->units[i] = (unit){energy, key_price(band, c->price_bits, key),
+                             all_accepted ? energy : 0, rank};
         n_buy += key >> c->price_bits;
     }
     c->n_buy_units = n_buy;
@@ -611,6 +661,120 @@ static match_result match(mkt_clearing *c)
      * taken. The passes after the match stop there instead of walking every unit. */
     c->n_sell_accepted = s.pos < s.n ? s.end : s.n;
     c->n_buy_accepted = b.pos < b.n ? b.end : b.n;
+    return m;
+}
+
+/* The match on a histogram (hist_match and its helpers). When the band has few prices against
+ * the units (any real tariff at 1 uc resolution with a large book), each side's curve is its
+ * energy per price, which one pass over the units sums in array order (a loop of its own:
+ * inside the scan the same sums made it take twice as long, their cache misses no longer
+ * overlapping). The walk of match() runs over those sums instead of over sorted units and gives
+ * the same levels, volumes and prices: a level there is every unit of one side at one price,
+ * here the sum of their energies. Only the units of the two levels that are partly taken need
+ * an order among themselves (by seat, for the pro rata); every other unit is taken whole or not
+ * at all by its price alone, so no unit is sorted. hist_match runs before rank_orders (ids
+ * still by index in the caller's array) and leaves each order's accepted energy in order_wh;
+ * for pay-as-bid it also keeps only the units that accepted anything (with their accepted
+ * energy), which is all the pairing walk needs sorted. */
+
+/* The first price with energy from k on (width when none). */
+static size_t hist_next(const int64_t *h, size_t k, size_t width)
+{
+    while (k < width && h[k] == 0)
+        k++;
+    return k;
+}
+
+/* Shares x Wh of the partly taken level whose units (indices into the raw units) are
+ * list[0..n), in seat order: by the top 32 bits of the tie key, then by id, the order
+ * seat_participants gives. Each share replaces the unit's raw energy and goes to its order. */
+static void hist_prorate(mkt_clearing *c, const uint32_t *list, size_t n, int64_t level_total,
+                         int64_t x, int64_t interval_id)
+{
+    for (size_t j = 0; j < n; j++) {
+        c->keys[j] = c->id_keys[c->raw_order[list[j]]];
+        c->tmp_vals2[j] = (uint32_t)j;
+    }
+    mkt__radix_sort(c->keys, c->tmp_vals2, n, c->tmp_keys, c->tmp_vals);
+    for (size_t j = 0; j < n; j++)
+        c->keys[j] = mkt_tie_key(interval_id, c->keys[j]) >> 32;
+    mkt__radix_sort_bits(c->keys, c->tmp_vals2, n, 32, c->tmp_keys, c->tmp_vals);
+    for (size_t j = 0; j < n; j++) {
+        uint32_t k = list[c->tmp_vals2[j]];
+        c->units[j] = (unit){c->raw_energy[k], 0, 0, k};
+    }
+    cursor level = {c->units, n, 0, n, level_total, level_total - x};
+    prorate(c, &level, x);
+    for (size_t j = 0; j < n; j++) {
+        uint32_t k = c->units[j].rank;
+        c->raw_energy[k] = c->units[j].accepted_wh;
+        c->order_wh[c->raw_order[k]].local += c->units[j].accepted_wh;
+    }
+}
+
+static match_result hist_match(mkt_clearing *c, const price_band *band, int64_t interval_id,
+                               int keep_accepted)
+{
+    match_result m = {0};
+    size_t width = (size_t)1 << c->price_bits, n = c->n_raw;
+    int64_t *hs = c->hist, *hb = c->hist + width;
+    memset(c->hist, 0, 2 * width * sizeof *c->hist);
+    for (size_t i = 0; i < n; i++)
+        c->hist[c->raw_key[i]] += c->raw_energy[i]; /* <= the side's total, checked by the scan */
+    size_t ks = hist_next(hs, 0, width), kb = hist_next(hb, 0, width);
+    int64_t s_left = ks < width ? hs[ks] : 0, b_left = kb < width ? hb[kb] : 0;
+    while (ks < width && kb < width && band->lo + (int64_t)ks <= band->hi - (int64_t)kb) {
+        int64_t take = s_left < b_left ? s_left : b_left;
+        m.matched += take;
+        s_left -= take;
+        b_left -= take;
+        m.acc_sell_max = band->lo + (int64_t)ks;
+        m.acc_buy_min = band->hi - (int64_t)kb;
+        if (s_left == 0 && (ks = hist_next(hs, ks + 1, width)) < width)
+            s_left = hs[ks];
+        if (b_left == 0 && (kb = hist_next(hb, kb + 1, width)) < width)
+            b_left = hb[kb];
+    }
+    m.has_rej_sell = ks < width;
+    m.rej_sell_min = m.has_rej_sell ? band->lo + (int64_t)ks : 0;
+    m.has_rej_buy = kb < width;
+    m.rej_buy_max = m.has_rej_buy ? band->hi - (int64_t)kb : 0;
+    /* Sellers' keys below ks and buyers' below width + kb are taken whole; the level at ks
+     * (width + kb) is taken in part when something of it was, else not at all. */
+    uint64_t sell_end = ks, buy_end = width + kb;
+    uint64_t sell_part = ks < width && s_left < hs[ks] ? ks : UINT64_MAX;
+    uint64_t buy_part = kb < width && b_left < hb[kb] ? width + kb : UINT64_MAX;
+    /* the partly taken levels' units, sellers from the front of c->sorted, buyers from the back */
+    size_t n_sp = 0, n_bp = 0, w = 0;
+    /* Whether a unit is taken is a coin toss in price order, so it is computed as a mask, not
+     * a branch; pay-as-bid's compaction writes every unit and advances past the kept ones. */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = c->raw_key[i];
+        int64_t e = c->raw_energy[i];
+        uint32_t o = c->raw_order[i];
+        int whole = (key < sell_end) | ((key >= width) & (key < buy_end));
+        int64_t acc = e & -(int64_t)whole;
+        c->order_wh[o].local += acc;
+        size_t at = i;
+        if (keep_accepted) {
+            int part = (key == sell_part) | (key == buy_part);
+            at = w;
+            c->raw_key[at] = key;
+            c->raw_energy[at] = e; /* a part level's units keep theirs until hist_prorate */
+            c->raw_order[at] = o;
+            w += (size_t)(whole | part);
+        }
+        if (__builtin_expect(key == sell_part, 0))
+            c->sorted[n_sp++] = (uint32_t)at;
+        else if (__builtin_expect(key == buy_part, 0))
+            c->sorted[n - 1 - n_bp++] = (uint32_t)at;
+    }
+    if (n_sp)
+        hist_prorate(c, c->sorted, n_sp, hs[ks], hs[ks] - s_left, interval_id);
+    if (n_bp)
+        hist_prorate(c, c->sorted + (n - n_bp), n_bp, hb[kb], hb[kb] - b_left, interval_id);
+    if (keep_accepted)
+        c->n_raw = w;
     return m;
 }
 
@@ -796,9 +960,10 @@ static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
     }
 }
 
-/* Adds the accepted energy (and, for pay-as-bid, the money) of units [from, to) to their
- * participants. */
-static int credit_range(mkt_clearing *c, int with_money, size_t from, size_t to)
+/* Adds the accepted energy (unless hist_match has already) and, for pay-as-bid, the money of
+ * units [from, to) to their participants. */
+static int credit_range(mkt_clearing *c, int with_energy, int with_money, size_t from,
+                        size_t to)
 {
     for (size_t i = from; i < to; i++) {
         const unit *u = &c->units[i];
@@ -807,7 +972,8 @@ static int credit_range(mkt_clearing *c, int with_money, size_t from, size_t to)
         if (u->accepted_wh == 0)
             continue;
         tally *t = &c->tallies[u->rank];
-        t->local_wh += u->accepted_wh; /* <= offered_wh */
+        if (with_energy)
+            t->local_wh += u->accepted_wh; /* <= offered_wh */
         if (with_money && (add_checked(&t->local_uc, c->money[i].amount_uc) ||
                            add_checked(&t->fee_uc, c->money[i].fee_uc)))
             return MKT_E_OVERFLOW;
@@ -817,11 +983,11 @@ static int credit_range(mkt_clearing *c, int with_money, size_t from, size_t to)
 
 /* Credits each side's units up to the last one that accepted anything (the rest of the book,
  * about half of it in a crossed market, has nothing to credit). */
-static int credit_units(mkt_clearing *c, int with_money)
+static int credit_units(mkt_clearing *c, int with_energy, int with_money)
 {
-    int rc = credit_range(c, with_money, 0, c->n_sell_accepted);
+    int rc = credit_range(c, with_energy, with_money, 0, c->n_sell_accepted);
     return rc ? rc
-              : credit_range(c, with_money, c->n_sell_units,
+              : credit_range(c, with_energy, with_money, c->n_sell_units,
                              c->n_sell_units + c->n_buy_accepted);
 }
 
@@ -834,21 +1000,35 @@ static void reset(mkt_clearing *c, const mkt_params *params)
     c->n_buy_units = 0;
     c->n_sell_accepted = 0;
     c->n_buy_accepted = 0;
+    c->hist_matched = 0;
     memset(&c->sum, 0, sizeof c->sum);
     if (params)
         c->sum.mechanism = params->mechanism;
 }
 
-/* Matching, pricing and pairing on a ranked, valid book. */
-static int clear_book(mkt_clearing *c, const mkt_params *params, const price_band *band)
+/* Matching, pricing and pairing on a ranked, valid book; *hm is hist_match's result when it
+ * ran (the raw units are then what pay-as-bid accepted, and the tallies hold the energy). */
+static int clear_book(mkt_clearing *c, const mkt_params *params, const price_band *band,
+                      const match_result *hm)
 {
     int rc = MKT_OK;
-    build_book(c, band);
-    match_result m = match(c);
+    int pab = params->mechanism == MKT_PAY_AS_BID;
+    match_result m;
+    if (hm) {
+        m = *hm;
+        if (pab) {
+            build_book(c, band, 1);
+            c->n_sell_accepted = c->n_sell_units;
+            c->n_buy_accepted = c->n_buy_units;
+        }
+    } else {
+        build_book(c, band, 0);
+        m = match(c);
+    }
     c->sum.matched_wh = m.matched;
-    if (params->mechanism == MKT_PAY_AS_BID)
+    if (pab)
         rc = trades_by_bid(c, params);
-    if (rc || (rc = credit_units(c, params->mechanism == MKT_PAY_AS_BID)))
+    if (rc || ((pab || !hm) && (rc = credit_units(c, !hm, pab))))
         return rc;
     if (params->mechanism == MKT_PAY_AS_CLEAR && m.matched > 0) {
         set_price(&c->sum, band, &m);
@@ -878,16 +1058,27 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
                        params->network_fee_uc_per_kwh, 0};
     band.tradable = band.hi >= band.lo;
     c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
+    c->hist_matched = use_hist(c, &band, n_orders);
+    if (c->hist_matched && (rc = ensure_hist(c, (size_t)2 << c->price_bits)))
+        goto fail;
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
         (rc = scan_orders(c, &band, orders, n_orders, at)) ||
-        (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)) ||
-        (rc = rank_orders(c, n_orders, params->interval_id, at)))
+        (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)))
+        goto fail;
+    int pab = params->mechanism == MKT_PAY_AS_BID;
+    match_result hm;
+    c->hist_matched &= c->n_raw > 0;
+    if (c->hist_matched)
+        hm = hist_match(c, &band, params->interval_id, pab);
+    /* pay-as-clear on the histogram never looks at seats: its pairing goes by id */
+    if ((rc = rank_orders(c, n_orders, params->interval_id,
+                          c->n_raw > 0 && (pab || !c->hist_matched), at)))
         goto fail;
     /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
      * belongs to the book, not to the step scan_orders() looked at last. */
     at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
-    if ((rc = clear_book(c, params, &band)))
+    if ((rc = clear_book(c, params, &band, c->hist_matched ? &hm : NULL)))
         goto fail;
     return MKT_OK;
 fail:
