@@ -212,6 +212,11 @@ static void request_timeout(uv_timer_t *t)
         conn_close(k);
 }
 
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void on_connect(uv_stream_t *server, int status)
 {
     ctl_cluster_admin *a = server->data;
@@ -221,8 +226,16 @@ static void on_connect(uv_stream_t *server, int status)
     for (int i = 0; i < CTL_CLUSTER_ADMIN_CONNS && !k; i++)
         if (!a->conns[i].used)
             k = &a->conns[i];
-    if (!k)
-        return; /* busy: it waits in the backlog until a slot frees and the next connect */
+    if (!k) {
+        /* busy: turned away at once (libuv stops listening until a connection is accepted) */
+        uv_pipe_t *x = malloc(sizeof *x);
+        if (x && uv_pipe_init(a->loop, x, 0) == 0) {
+            uv_accept(server, (uv_stream_t *)x);
+            uv_close((uv_handle_t *)x, free_handle);
+        } else
+            free(x);
+        return;
+    }
     memset(k, 0, sizeof *k);
     k->a = a;
     k->used = 1;

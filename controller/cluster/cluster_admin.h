@@ -12,7 +12,7 @@
  * Any refusal (not the leader: TEXT names it and its address; unknown id; the last voter; a
  * change under way; a bad request) is "error TEXT\n" at once. Requests are at most
  * CTL_CLUSTER_ADMIN_LINE bytes, a connection that sends none within 10 s is closed, and at most
- * CTL_CLUSTER_ADMIN_CONNS connections are served at once (the next wait in the backlog).
+ * CTL_CLUSTER_ADMIN_CONNS connections are served at once (one more is closed unanswered).
  *
  * Server side: runs on the cluster's own uv loop (cluster.c opens and closes it), so every
  * request is handled on the thread that drives the node.

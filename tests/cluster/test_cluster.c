@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cluster/cluster.h"
+#include "cluster/cluster_admin.h"
 #include "cluster/cluster_config.h"
 #include "db/cluster_state.h"
 #include "db/store.h"
@@ -30,7 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #define N_NODES     3
 #define MAX_SEQ     400
@@ -627,6 +631,96 @@ static void test_membership(void **state)
     propose_batches(leader, 3);
 }
 
+/* A raw connection to node n's admin socket: sends text (as is) and collects the reply until
+ * the node closes, driving the cluster meanwhile (the node answers on its own loop, in this
+ * process). The reply's length; -1 if the connection failed. */
+static int admin_connect(node *n)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", n->raft_dir,
+                 CTL_CLUSTER_ADMIN_FILE) >= (int)sizeof sa.sun_path)
+        fail_msg("%s: too long a socket path", n->raft_dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int admin_raw(node *n, const char *text, char *reply, size_t cap)
+{
+    int fd = admin_connect(n);
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+    size_t got = 0;
+    int64_t end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        drive(5);
+        ssize_t r = recv(fd, reply + got, cap - 1 - got, MSG_DONTWAIT);
+        if (r == 0)
+            break;
+        if (r > 0)
+            got += (size_t)r;
+        if (now_ms() > end)
+            fail_msg("no reply from node %llu's admin socket", (unsigned long long)n->id);
+    }
+    close(fd);
+    reply[got] = 0;
+    return (int)got;
+}
+
+/* The admin socket's bounds: a request line at most 255 bytes, unknown requests refused, and
+ * at most 4 connections served at once (one more closed unanswered, and the socket still
+ * serves once they are gone). */
+static void test_admin_socket(void **state)
+{
+    (void)state;
+    node *leader = wait_leader();
+    char reply[CTL_CLUSTER_ADMIN_REPLY];
+    admin_raw(leader, "members\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "member 1 "));
+    assert_non_null(strstr(reply, " voter\n"));
+    assert_non_null(strstr(reply, "\nok\n"));
+    admin_raw(leader, "bogus 1 2 3\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "error unknown request"));
+    admin_raw(leader, "remove 0\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "error bad node id"));
+    admin_raw(leader, "add 18446744073709551616 a:1\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "error bad node id"));
+    char line[400];
+    memset(line, 'x', sizeof line - 1);
+    line[sizeof line - 1] = 0;
+    admin_raw(leader, line, reply, sizeof reply);
+    assert_non_null(strstr(reply, "error request longer than 255 bytes"));
+    /* 4 idle connections hold every slot; a fifth is closed unanswered */
+    int held[CTL_CLUSTER_ADMIN_CONNS];
+    for (int i = 0; i < CTL_CLUSTER_ADMIN_CONNS; i++) {
+        held[i] = admin_connect(leader);
+        assert_true(held[i] >= 0);
+    }
+    drive(100);
+    int extra = admin_connect(leader);
+    assert_true(extra >= 0);
+    char b[8];
+    ssize_t r = -1;
+    int64_t end = now_ms() + DEADLINE_MS;
+    while ((r = recv(extra, b, sizeof b, MSG_DONTWAIT)) < 0) {
+        assert_true(now_ms() < end);
+        drive(5);
+    }
+    assert_int_equal(r, 0);
+    close(extra);
+    for (int i = 0; i < CTL_CLUSTER_ADMIN_CONNS; i++)
+        close(held[i]);
+    drive(100);
+    admin_raw(leader, "members\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "\nok\n"));
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -910,6 +1004,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicated_log),
+        cmocka_unit_test(test_admin_socket),
         cmocka_unit_test(test_membership),
         cmocka_unit_test(test_apply_transaction),
         cmocka_unit_test(test_cluster_section),
