@@ -79,6 +79,8 @@ static int cluster_status(const ctl_daemon_config *cfg)
         /* the configuration in the node's log: the one in force, not the file's first one */
         const char *ch = strstr(reply, "changing yes");
         printf("configuration%s:\n", ch ? " (a change not yet committed)" : "");
+        if (!strstr(reply, "member "))
+            printf("  none yet: this node waits to be added (`mgx cluster add` on the leader)\n");
         for (const char *p = reply; (p = strstr(p, "member ")) != NULL; p++) {
             unsigned long long id = 0;
             char addr[CTL_CLUSTER_ADDR_MAX] = "", role[16] = "";
