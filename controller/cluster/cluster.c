@@ -714,8 +714,14 @@ static void change_end(ctl_cluster *c, int status, const char *fmt, ...)
 
 static void change_cb(struct raft_change *req, int status);
 
+/* How close to the commit index a standby's log must be to be made a voter: under a steady
+ * stream of entries it is always a few behind, and libraft's own catch-up rounds close the
+ * rest before the change is appended. */
+#define CATCH_UP_SLACK 32
+
 /* The next step of an add: the spare made a standby; then the standby's catch-up, polled on
- * the leader: once the log it holds reaches the commit index, it becomes a voter (libraft
+ * the leader: once the log it holds is within CATCH_UP_SLACK of the commit index, it becomes
+ * a voter (libraft
  * still runs its own short catch-up rounds first). */
 static void catch_up_cb(uv_timer_t *t)
 {
@@ -748,7 +754,7 @@ static void catch_up_cb(uv_timer_t *t)
     }
     uint64_t match = c->raft.leader_state.progress[slot].match_index;
     uint64_t now = uv_now(&c->loop);
-    if (match >= c->raft.commit_index) {
+    if (match + CATCH_UP_SLACK >= c->raft.commit_index) {
         c->chg.stage = CHG_PROMOTE;
         int r = raft_assign(&c->raft, &c->chg.req, c->chg.id, RAFT_VOTER, change_cb);
         if (r != 0)
