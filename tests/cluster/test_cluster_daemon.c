@@ -269,7 +269,8 @@ static void cluster_run(void **state)
     snprintf(nodes, sizeof nodes, "1@127.0.0.1:%d, 2@127.0.0.1:%d, 3@127.0.0.1:%d", port[0],
              port[1], port[2]);
     for (int i = 0; i < NODES; i++)
-        tst_cluster_node_config(&N[i], i + 1, dir, tst_broker_port(br), COMMUNITY, nodes, NULL);
+        tst_cluster_node_config(&N[i], i + 1, dir, tst_broker_port(br), COMMUNITY, nodes, 300,
+                                NULL);
     /* one database made and registered, copied to every node (docs/cluster.md) */
     memset(&W, 0, sizeof W);
     memset(&M, 0, sizeof M);

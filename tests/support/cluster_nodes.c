@@ -20,7 +20,8 @@
 #include <string.h>
 
 void tst_cluster_node_config(tst_cluster_node *n, int id, const char *dir, int broker_port,
-                             const char *community, const char *nodes, const char *extra)
+                             const char *community, const char *nodes, int election_timeout_ms,
+                             const char *extra)
 {
     memset(n, 0, sizeof *n);
     n->id = id;
@@ -39,8 +40,9 @@ void tst_cluster_node_config(tst_cluster_node *n, int id, const char *dir, int b
             "settlement_key = community.skey\nreading_max_gap_s = 300\n"
             "meter_max_power_w = 100000\n"
             "[cluster]\nnode_id = %d\nnodes = %s\ndata_dir = raft-%d\n"
-            "election_timeout_ms = 300\n%s",
-            broker_port, id, community, n->db, id, nodes, id, extra ? extra : "");
+            "election_timeout_ms = %d\n%s",
+            broker_port, id, community, n->db, id, nodes, id, election_timeout_ms,
+            extra ? extra : "");
     fclose(f);
 }
 

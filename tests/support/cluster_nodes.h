@@ -25,10 +25,11 @@ typedef struct {
 
 /* Names node id's files in dir (controller-ID.ini, ctl-ID.db, controller-ID.log, raft-ID/) and
  * writes its config: the broker at 127.0.0.1:broker_port, 900 s intervals settled with
- * community.skey, [cluster] with nodes ("1@127.0.0.1:P, ..."), election_timeout_ms 300, and
- * the lines of extra (may be NULL) at the end of [cluster]. */
+ * community.skey, [cluster] with nodes ("1@127.0.0.1:P, ..."), election_timeout_ms, and the
+ * lines of extra (may be NULL) at the end of [cluster]. */
 void tst_cluster_node_config(tst_cluster_node *n, int id, const char *dir, int broker_port,
-                             const char *community, const char *nodes, const char *extra);
+                             const char *community, const char *nodes, int election_timeout_ms,
+                             const char *extra);
 
 /* The node's status file: role (32 bytes), applied index and last cleared interval; 0, or -1
  * if unreadable or older than 1 s (the node is not running, or frozen). */
