@@ -26,7 +26,7 @@ static const command COMMANDS[] = {
     {"keygen", ctl_cmd_keygen, "make an Ed25519 key pair"},
     {"participant", ctl_cmd_participant, "add, list or remove community participants"},
     {"ledger", ctl_cmd_ledger, "verify, prove and export the settlement ledger"},
-    {"cluster", ctl_cmd_cluster, "show this replicated controller node's role and log"},
+    {"cluster", ctl_cmd_cluster, "a replicated controller node: status, add or remove a node"},
     {"witness", ctl_cmd_witness, "check and cosign the community ledger's checkpoints"},
     {"doctor", ctl_cmd_doctor, "check a daemon's config, keys, broker, meters, clock and files"},
     {"web", ctl_cmd_web, "serve the community's web dashboard (homes and coordinator)"},

@@ -7,10 +7,12 @@
 
 #include "cluster/cluster.h"
 
+#include "cluster/cluster_admin.h"
 #include "common/errbuf.h"
 #include "db/cluster_state.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdio.h>
@@ -48,7 +50,26 @@ struct ctl_cluster {
     uint64_t applied; /* the database's applied index */
     uint64_t n_applied, n_snapshots, n_restores;
     char tmp_path[CTL_CLUSTER_DIR_MAX + 32]; /* where database images are written */
+    /* the membership change under way (ctl_cluster_add / _remove), one at a time */
+    struct {
+        int stage; /* CHG_* */
+        uint64_t id;
+        char address[CTL_CLUSTER_ADDR_MAX];
+        ctl_cluster_change_fn done;
+        void *arg;
+        struct raft_change req;
+        uint64_t t0_ms, deadline_ms; /* uv_now */
+    } chg;
+    uv_timer_t chg_timer; /* polls a standby's catch-up */
+    int chg_timer_ok;
+    struct raft_transfer xfer; /* a leader asked to remove itself hands over first */
+    int xfer_busy;
+    ctl_cluster_admin *admin; /* the operator's socket (cluster_admin.h), NULL without one */
 };
+
+/* A change's stages. The next request is made from the timer, never from libraft's callback of
+ * the last one: inside it the configuration may not count as committed yet. */
+enum { CHG_NONE, CHG_ADD, CHG_ADDED, CHG_STANDBY, CHG_CATCHUP, CHG_PROMOTE, CHG_REMOVE };
 
 typedef struct {
     struct raft_apply req;
@@ -73,6 +94,8 @@ const char *ctl_cluster_strerror(int code)
         return "an entry could not be applied";
     case CTL_CLUSTER_E_CLOSED:
         return "the cluster closed";
+    case CTL_CLUSTER_E_BUSY:
+        return "a membership change is under way";
     default:
         return "unknown error";
     }
@@ -99,6 +122,7 @@ void ctl_cluster_config_defaults(ctl_cluster_config *c)
     c->election_timeout_ms = 1000;
     c->snapshot_threshold = 1024;
     c->snapshot_trailing = 128;
+    c->catch_up_timeout_ms = 300000;
 }
 
 void ctl_cluster_u64_put(uint8_t out[8], uint64_t v)
@@ -371,6 +395,12 @@ int ctl_cluster_open(const ctl_cluster_config *cfg, ctl_db *db, const ctl_cluste
         goto fail;
     }
     c->timer_ok = 1;
+    if ((r = uv_timer_init(&c->loop, &c->chg_timer)) != 0) {
+        ctl_errf(err, errlen, "cluster: uv timer: %s", uv_strerror(r));
+        goto fail;
+    }
+    c->chg_timer.data = c;
+    c->chg_timer_ok = 1;
     if ((r = raft_uv_tcp_init(&c->transport, &c->loop)) != 0) {
         ctl_errf(err, errlen, "cluster: transport: %s", raft_strerror(r));
         goto fail;
@@ -411,8 +441,10 @@ int ctl_cluster_open(const ctl_cluster_config *cfg, ctl_db *db, const ctl_cluste
             goto fail;
         }
     /* every node bootstraps the same initial configuration; a data directory that has state
-     * refuses (RAFT_CANTBOOTSTRAP) and keeps its own */
-    r = raft_bootstrap(&c->raft, &conf);
+     * refuses (RAFT_CANTBOOTSTRAP) and keeps its own. A joining node bootstraps nothing: with
+     * an empty configuration it never stands for election, and it learns the cluster's
+     * configuration from the leader that adds it. */
+    r = cfg->join ? 0 : raft_bootstrap(&c->raft, &conf);
     if (r != 0 && r != RAFT_CANTBOOTSTRAP) {
         ctl_errf(err, errlen, "cluster: bootstrap: %s", raft_errmsg(&c->raft));
         goto fail;
@@ -422,8 +454,17 @@ int ctl_cluster_open(const ctl_cluster_config *cfg, ctl_db *db, const ctl_cluste
         goto fail;
     }
     raft_configuration_close(&conf);
-    ctl_logf(log, CTL_LOG_INFO, "cluster: node %llu at %s, %zu nodes, applied %llu",
-             (unsigned long long)me->id, me->address, cfg->n_nodes, (unsigned long long)c->applied);
+    {
+        /* the operator's socket; without it the node still runs, only unchangeable */
+        char aerr[256] = "";
+        if (ctl_cluster_admin_open(c, &c->loop, cfg->data_dir, log, &c->admin, aerr,
+                                   sizeof aerr) != CTL_CLUSTER_OK)
+            ctl_logf(log, CTL_LOG_WARN, "cluster: no admin socket: %s", aerr);
+    }
+    ctl_logf(log, CTL_LOG_INFO, "cluster: node %llu at %s, %s, applied %llu",
+             (unsigned long long)me->id, me->address,
+             cfg->join ? "joining (waits to be added)" : "bootstrapped with the configured nodes",
+             (unsigned long long)c->applied);
     *out = c;
     return CTL_CLUSTER_OK;
 fail:
@@ -549,6 +590,9 @@ void ctl_cluster_close(ctl_cluster *c)
 {
     if (!c)
         return;
+    /* the operator's connections go first: a change that ends in raft_close answers no one */
+    ctl_cluster_admin_close(c->admin);
+    c->chg.done = NULL;
     if (c->raft_ok) {
         raft_close(&c->raft, closed_cb);
         while (!c->closed)
@@ -561,9 +605,379 @@ void ctl_cluster_close(ctl_cluster *c)
     }
     if (c->timer_ok)
         uv_close((uv_handle_t *)&c->wake, NULL);
+    if (c->chg_timer_ok)
+        uv_close((uv_handle_t *)&c->chg_timer, NULL);
     if (c->loop_ok) {
         uv_run(&c->loop, UV_RUN_DEFAULT); /* the close callbacks of every handle */
         uv_loop_close(&c->loop);
     }
+    ctl_cluster_admin_free(c->admin);
     free(c);
+}
+
+/* ---- membership ---- */
+
+const char *ctl_cluster_member_role_name(int role)
+{
+    switch (role) {
+    case CTL_MEMBER_VOTER:
+        return "voter";
+    case CTL_MEMBER_STANDBY:
+        return "standby";
+    case CTL_MEMBER_SPARE:
+        return "spare";
+    default:
+        return "unknown";
+    }
+}
+
+int ctl_cluster_members(ctl_cluster *c, ctl_cluster_member *out, size_t cap, size_t *n,
+                        int *changing)
+{
+    if (!c || !n)
+        return CTL_CLUSTER_E_INVAL;
+    const struct raft_configuration *conf = &c->raft.configuration;
+    *n = 0;
+    for (unsigned i = 0; i < conf->n && *n < cap; i++) {
+        ctl_cluster_member *m = &out[(*n)++];
+        m->id = conf->servers[i].id;
+        snprintf(m->address, sizeof m->address, "%s", conf->servers[i].address);
+        m->role = conf->servers[i].role;
+    }
+    if (changing)
+        *changing = c->raft.configuration_uncommitted_index != 0;
+    return CTL_CLUSTER_OK;
+}
+
+/* The server's slot in the configuration (and in the leader's progress array), -1 if none. */
+static int member_slot(const ctl_cluster *c, uint64_t id)
+{
+    for (unsigned i = 0; i < c->raft.configuration.n; i++)
+        if (c->raft.configuration.servers[i].id == id)
+            return (int)i;
+    return -1;
+}
+
+/* The refusal on a node that is not the leader: which node is, for the operator to go there. */
+static int not_leader(ctl_cluster *c, char *err, size_t errlen)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&c->raft, &id, &addr);
+    if (id)
+        return ctl_fail(CTL_CLUSTER_E_NOT_LEADER, err, errlen,
+                        "node %llu is not the leader: the leader is node %llu at %s; run the "
+                        "command on that node",
+                        (unsigned long long)c->cfg.node_id, (unsigned long long)id,
+                        addr ? addr : "?");
+    return ctl_fail(CTL_CLUSTER_E_NOT_LEADER, err, errlen,
+                    "node %llu is not the leader and knows of none now (an election may be "
+                    "under way); try again in a few seconds",
+                    (unsigned long long)c->cfg.node_id);
+}
+
+static int change_check(ctl_cluster *c, char *err, size_t errlen)
+{
+    if (c->failed)
+        return ctl_fail(CTL_CLUSTER_E_APPLY, err, errlen, "node %llu has stopped applying",
+                        (unsigned long long)c->cfg.node_id);
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        return not_leader(c, err, errlen);
+    if (c->chg.stage != CHG_NONE)
+        return ctl_fail(CTL_CLUSTER_E_BUSY, err, errlen,
+                        "a change of node %llu is under way; try again when it has ended",
+                        (unsigned long long)c->chg.id);
+    if (c->raft.configuration_uncommitted_index != 0)
+        return ctl_fail(CTL_CLUSTER_E_BUSY, err, errlen,
+                        "the last configuration change is not committed yet; try again");
+    return CTL_CLUSTER_OK;
+}
+
+static void change_end(ctl_cluster *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void change_end(ctl_cluster *c, int status, const char *fmt, ...)
+{
+    char msg[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    uv_timer_stop(&c->chg_timer);
+    ctl_logf(c->log, status == CTL_CLUSTER_OK ? CTL_LOG_INFO : CTL_LOG_WARN, "cluster: %s", msg);
+    ctl_cluster_change_fn done = c->chg.done;
+    void *arg = c->chg.arg;
+    memset(&c->chg, 0, sizeof c->chg);
+    c->chg.stage = CHG_NONE;
+    if (done)
+        done(arg, status, msg);
+}
+
+static void change_cb(struct raft_change *req, int status);
+
+/* How close to the commit index a standby's log must be to be made a voter: under a steady
+ * stream of entries it is always a few behind, and libraft's own catch-up rounds close the
+ * rest before the change is appended. */
+#define CATCH_UP_SLACK 32
+
+/* The next step of an add: the spare made a standby; then the standby's catch-up, polled on
+ * the leader: once the log it holds is within CATCH_UP_SLACK of the commit index, it becomes
+ * a voter (libraft
+ * still runs its own short catch-up rounds first). */
+static void catch_up_cb(uv_timer_t *t)
+{
+    ctl_cluster *c = t->data;
+    if (c->chg.stage == CHG_ADDED) {
+        uv_timer_stop(&c->chg_timer);
+        c->chg.stage = CHG_STANDBY;
+        int r = raft_assign(&c->raft, &c->chg.req, c->chg.id, RAFT_STANDBY, change_cb);
+        if (r != 0)
+            change_end(c, r == RAFT_NOTLEADER ? CTL_CLUSTER_E_NOT_LEADER : CTL_CLUSTER_E_RAFT,
+                       "node %llu is a spare but cannot be made a standby: %s; `mgx cluster add` "
+                       "again resumes",
+                       (unsigned long long)c->chg.id, raft_strerror(r));
+        return;
+    }
+    if (c->chg.stage != CHG_CATCHUP)
+        return;
+    if (raft_state(&c->raft) != RAFT_LEADER) {
+        change_end(c, CTL_CLUSTER_E_NOT_LEADER,
+                   "node %llu lost the leadership while node %llu caught up: it stays a standby; "
+                   "run `mgx cluster add` again on the new leader",
+                   (unsigned long long)c->cfg.node_id, (unsigned long long)c->chg.id);
+        return;
+    }
+    int slot = member_slot(c, c->chg.id);
+    if (slot < 0) {
+        change_end(c, CTL_CLUSTER_E_INVAL, "node %llu left the configuration while catching up",
+                   (unsigned long long)c->chg.id);
+        return;
+    }
+    uint64_t match = c->raft.leader_state.progress[slot].match_index;
+    uint64_t now = uv_now(&c->loop);
+    if (match + CATCH_UP_SLACK >= c->raft.commit_index) {
+        c->chg.stage = CHG_PROMOTE;
+        int r = raft_assign(&c->raft, &c->chg.req, c->chg.id, RAFT_VOTER, change_cb);
+        if (r != 0)
+            change_end(c, CTL_CLUSTER_E_RAFT, "node %llu: cannot make it a voter: %s",
+                       (unsigned long long)c->chg.id, raft_strerror(r));
+        return;
+    }
+    if (now >= c->chg.deadline_ms)
+        change_end(c, CTL_CLUSTER_E_RAFT,
+                   "node %llu did not catch up within %lld s (it holds entry %llu of %llu): it "
+                   "stays a standby; is it running with join = yes? `mgx cluster add` again "
+                   "resumes, `mgx cluster remove` takes it out",
+                   (unsigned long long)c->chg.id, (long long)c->cfg.catch_up_timeout_ms / 1000,
+                   (unsigned long long)match, (unsigned long long)c->raft.commit_index);
+}
+
+static void change_cb(struct raft_change *req, int status)
+{
+    ctl_cluster *c = req->data;
+    uint64_t id = c->chg.id, now = uv_now(&c->loop);
+    if (status != 0) {
+        if (c->chg.stage == CHG_PROMOTE && status != RAFT_LEADERSHIPLOST &&
+            status != RAFT_NOTLEADER && status != RAFT_SHUTDOWN && now < c->chg.deadline_ms &&
+            raft_state(&c->raft) == RAFT_LEADER) {
+            /* libraft found its catch-up rounds too slow: the standby goes on receiving the
+             * log; try again once it has caught up anew */
+            ctl_logf(c->log, CTL_LOG_INFO, "cluster: node %llu not promoted yet (%s); retrying",
+                     (unsigned long long)id, raft_strerror(status));
+            c->chg.stage = CHG_CATCHUP;
+            uv_timer_start(&c->chg_timer, catch_up_cb, 500, 100);
+            return;
+        }
+        change_end(c,
+                   status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER
+                       ? CTL_CLUSTER_E_NOT_LEADER
+                       : CTL_CLUSTER_E_RAFT,
+                   "the change of node %llu failed: %s%s", (unsigned long long)id,
+                   raft_strerror(status),
+                   status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER
+                       ? " (leadership lost; see `mgx cluster status` and run it again on the "
+                         "leader)"
+                       : "");
+        return;
+    }
+    switch (c->chg.stage) {
+    case CHG_ADD:
+        c->chg.stage = CHG_ADDED;
+        uv_timer_start(&c->chg_timer, catch_up_cb, 0, 100);
+        return;
+    case CHG_STANDBY:
+        c->chg.stage = CHG_CATCHUP;
+        uv_timer_start(&c->chg_timer, catch_up_cb, 100, 100);
+        return;
+    case CHG_PROMOTE:
+        change_end(c, CTL_CLUSTER_OK,
+                   "node %llu at %s is a voter: it caught up to entry %llu in %llu ms",
+                   (unsigned long long)id, c->chg.address,
+                   (unsigned long long)c->raft.commit_index,
+                   (unsigned long long)(now - c->chg.t0_ms));
+        return;
+    case CHG_REMOVE:
+        change_end(c, CTL_CLUSTER_OK, "node %llu is removed from the configuration",
+                   (unsigned long long)id);
+        return;
+    default:
+        return;
+    }
+}
+
+/* "host:port": letters, digits, '.', '-' and a port 1..65535 (what the transport dials). */
+static int address_ok(const char *a)
+{
+    size_t len = strlen(a);
+    const char *colon = strrchr(a, ':');
+    if (len == 0 || len >= CTL_CLUSTER_ADDR_MAX || !colon || colon == a)
+        return 0;
+    for (const char *p = a; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-'))
+            return 0;
+    if (!colon[1] || strlen(colon + 1) > 5)
+        return 0;
+    long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        port = port * 10 + (*p - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+int ctl_cluster_add(ctl_cluster *c, uint64_t id, const char *address, ctl_cluster_change_fn done,
+                    void *arg, char *err, size_t errlen)
+{
+    if (!c || !address)
+        return CTL_CLUSTER_E_INVAL;
+    if (id == 0)
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen, "node ids start at 1");
+    if (!address_ok(address))
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen, "bad address \"%.64s\": HOST:PORT",
+                        address);
+    int rc = change_check(c, err, errlen);
+    if (rc != CTL_CLUSTER_OK)
+        return rc;
+    const struct raft_configuration *conf = &c->raft.configuration;
+    int slot = member_slot(c, id);
+    for (unsigned i = 0; i < conf->n; i++)
+        if (conf->servers[i].id != id && strcmp(conf->servers[i].address, address) == 0)
+            return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen, "%s is node %llu's address",
+                            address, (unsigned long long)conf->servers[i].id);
+    if (slot >= 0 && strcmp(conf->servers[slot].address, address) != 0)
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen,
+                        "node %llu is already in the configuration at %s (ids are never reused)",
+                        (unsigned long long)id, conf->servers[slot].address);
+    if (slot < 0 && conf->n >= CTL_CLUSTER_MAX_NODES)
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen, "the configuration is full (%d nodes)",
+                        CTL_CLUSTER_MAX_NODES);
+    memset(&c->chg, 0, sizeof c->chg);
+    c->chg.id = id;
+    snprintf(c->chg.address, sizeof c->chg.address, "%s", address);
+    c->chg.req.data = c;
+    c->chg.t0_ms = uv_now(&c->loop);
+    c->chg.deadline_ms = c->chg.t0_ms + (uint64_t)c->cfg.catch_up_timeout_ms;
+    int r = 0;
+    if (slot < 0) {
+        c->chg.stage = CHG_ADD;
+        r = raft_add(&c->raft, &c->chg.req, id, address, change_cb);
+    } else if (conf->servers[slot].role == RAFT_SPARE) {
+        c->chg.stage = CHG_ADDED; /* resume: make it a standby */
+        uv_timer_start(&c->chg_timer, catch_up_cb, 0, 100);
+    } else if (conf->servers[slot].role == RAFT_STANDBY) {
+        c->chg.stage = CHG_CATCHUP; /* resume: it already receives the log */
+        uv_timer_start(&c->chg_timer, catch_up_cb, 0, 100);
+    } else {
+        c->chg.stage = CHG_NONE;
+        if (done) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "node %llu at %s is already a voter",
+                     (unsigned long long)id, address);
+            done(arg, CTL_CLUSTER_OK, msg);
+        }
+        return CTL_CLUSTER_OK;
+    }
+    if (r != 0) {
+        c->chg.stage = CHG_NONE;
+        return ctl_fail(CTL_CLUSTER_E_RAFT, err, errlen, "node %llu: %s", (unsigned long long)id,
+                        raft_strerror(r));
+    }
+    c->chg.done = done;
+    c->chg.arg = arg;
+    ctl_logf(c->log, CTL_LOG_INFO, "cluster: adding node %llu at %s", (unsigned long long)id,
+             address);
+    return CTL_CLUSTER_OK;
+}
+
+static void xfer_cb(struct raft_transfer *req)
+{
+    ctl_cluster *c = req->data;
+    c->xfer_busy = 0;
+}
+
+int ctl_cluster_remove(ctl_cluster *c, uint64_t id, ctl_cluster_change_fn done, void *arg,
+                       char *err, size_t errlen)
+{
+    if (!c)
+        return CTL_CLUSTER_E_INVAL;
+    int rc = change_check(c, err, errlen);
+    if (rc != CTL_CLUSTER_OK)
+        return rc;
+    const struct raft_configuration *conf = &c->raft.configuration;
+    int slot = member_slot(c, id);
+    if (slot < 0) {
+        char list[CTL_CLUSTER_MAX_NODES * 24] = "";
+        size_t at = 0;
+        for (unsigned i = 0; i < conf->n && at < sizeof list; i++)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%llu", i ? ", " : "",
+                                   (unsigned long long)conf->servers[i].id);
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen,
+                        "node %llu is not in the configuration (its nodes: %s)",
+                        (unsigned long long)id, list);
+    }
+    unsigned voters = 0;
+    for (unsigned i = 0; i < conf->n; i++)
+        voters += conf->servers[i].role == RAFT_VOTER;
+    if (conf->servers[slot].role == RAFT_VOTER && voters <= 1)
+        return ctl_fail(CTL_CLUSTER_E_INVAL, err, errlen,
+                        "node %llu is the last voter: removing it would leave no cluster",
+                        (unsigned long long)id);
+    if (id == c->cfg.node_id) {
+        /* the leader does not remove itself: it hands over, and the new leader removes it */
+        if (!c->xfer_busy) {
+            memset(&c->xfer, 0, sizeof c->xfer);
+            c->xfer.data = c;
+            if (raft_transfer(&c->raft, &c->xfer, 0, xfer_cb) == 0)
+                c->xfer_busy = 1;
+        }
+        return ctl_fail(CTL_CLUSTER_E_NOT_LEADER, err, errlen,
+                        "node %llu is the leader and does not remove itself: it is handing the "
+                        "leadership to another voter; run the command again on the new leader "
+                        "(`mgx cluster status` names it)",
+                        (unsigned long long)id);
+    }
+    memset(&c->chg, 0, sizeof c->chg);
+    c->chg.id = id;
+    c->chg.req.data = c;
+    c->chg.t0_ms = uv_now(&c->loop);
+    c->chg.stage = CHG_REMOVE;
+    int r = raft_remove(&c->raft, &c->chg.req, id, change_cb);
+    if (r != 0) {
+        c->chg.stage = CHG_NONE;
+        return ctl_fail(CTL_CLUSTER_E_RAFT, err, errlen, "node %llu: %s", (unsigned long long)id,
+                        raft_strerror(r));
+    }
+    c->chg.done = done;
+    c->chg.arg = arg;
+    ctl_logf(c->log, CTL_LOG_INFO, "cluster: removing node %llu", (unsigned long long)id);
+    return CTL_CLUSTER_OK;
+}
+
+void ctl_cluster_change_detach(ctl_cluster *c, void *arg)
+{
+    if (c && c->chg.stage != CHG_NONE && c->chg.arg == arg) {
+        c->chg.done = NULL;
+        c->chg.arg = NULL;
+    }
 }

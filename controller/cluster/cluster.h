@@ -44,7 +44,8 @@ enum {
     CTL_CLUSTER_E_NOMEM = -4,
     CTL_CLUSTER_E_APPLY = -5, /* an entry could not be applied to the database: this node
                                * stops (its database is behind the log; restart it) */
-    CTL_CLUSTER_E_CLOSED = -6 /* the cluster closed before the entry committed */
+    CTL_CLUSTER_E_CLOSED = -6, /* the cluster closed before the entry committed */
+    CTL_CLUSTER_E_BUSY = -7    /* a membership change is already under way */
 };
 
 const char *ctl_cluster_strerror(int code);
@@ -63,6 +64,11 @@ typedef struct {
     int64_t election_timeout_ms;        /* default 1000; heartbeats every tenth of it */
     int64_t snapshot_threshold;         /* entries between snapshots, default 1024 */
     int64_t snapshot_trailing;          /* entries kept behind a snapshot, default 128 */
+    int join; /* 1: a node joining a running cluster: nothing is bootstrapped, the node waits
+               * for a leader to add it (`mgx cluster add`) and catches up from its log or a
+               * snapshot; nodes[] then only gives this node's own address */
+    int64_t catch_up_timeout_ms; /* how long a leader waits for a node it adds to catch up
+                                  * before giving up on making it a voter, default 300000 */
 } ctl_cluster_config;
 
 /* Defaults in every field but node_id, nodes and data_dir. */
@@ -146,6 +152,54 @@ typedef struct {
 
 int ctl_cluster_is_leader(ctl_cluster *c);
 void ctl_cluster_get_status(ctl_cluster *c, ctl_cluster_status *st);
+
+/* ---- membership (docs/cluster.md, "Replacing a node") ---- */
+
+/* A member's role in the configuration, libraft's values. */
+enum { CTL_MEMBER_STANDBY = 0, CTL_MEMBER_VOTER = 1, CTL_MEMBER_SPARE = 2 };
+const char *ctl_cluster_member_role_name(int role);
+
+typedef struct {
+    uint64_t id;
+    char address[CTL_CLUSTER_ADDR_MAX];
+    int role; /* CTL_MEMBER_* */
+} ctl_cluster_member;
+
+/* The configuration this node knows (the last one in its log, committed or not): up to cap
+ * members into out, their number into *n; *changing 1 when that configuration is not yet
+ * committed. Returns CTL_CLUSTER_OK. */
+int ctl_cluster_members(ctl_cluster *c, ctl_cluster_member *out, size_t cap, size_t *n,
+                        int *changing);
+
+/* The end of a membership change: status CTL_CLUSTER_OK or an error code, with a sentence for
+ * the operator in msg (valid during the call). */
+typedef void (*ctl_cluster_change_fn)(void *arg, int status, const char *msg);
+
+/* Leader only, one change at a time. Adds node id at address ("host:port"): it enters the
+ * configuration as a spare, then a standby (the leader replicates its log to it, or a
+ * snapshot), and once its log has caught up with the commit index, a voter. done is called
+ * once, when the node is a voter or the change failed (the node then stays in the
+ * configuration as a standby: `remove` takes it out, `add` again resumes it). Adding a node
+ * that is already a voter at that address ends at once with CTL_CLUSTER_OK.
+ * Refused synchronously, with err saying why and done not called:
+ *  - CTL_CLUSTER_E_NOT_LEADER: err names the leader and its address when one is known;
+ *  - CTL_CLUSTER_E_INVAL: id 0, a bad address, the id or the address in use by another node,
+ *    a full configuration;
+ *  - CTL_CLUSTER_E_BUSY: a change is under way. */
+int ctl_cluster_add(ctl_cluster *c, uint64_t id, const char *address, ctl_cluster_change_fn done,
+                    void *arg, char *err, size_t errlen);
+
+/* Leader only, one change at a time. Removes node id from the configuration; done is called
+ * once the new configuration is committed. Refused synchronously as ctl_cluster_add, and:
+ *  - CTL_CLUSTER_E_INVAL: the id is not in the configuration, or it is the last voter;
+ *  - CTL_CLUSTER_E_NOT_LEADER when the id is this leader itself: it hands leadership to
+ *    another voter (err says so), and the command is to be given again to the new leader. */
+int ctl_cluster_remove(ctl_cluster *c, uint64_t id, ctl_cluster_change_fn done, void *arg,
+                       char *err, size_t errlen);
+
+/* The caller of a change under way with this arg is gone: done will not be called; the change
+ * itself goes on. */
+void ctl_cluster_change_detach(ctl_cluster *c, void *arg);
 
 /* Stops Raft (pending proposals end with CTL_CLUSTER_E_CLOSED), closes the loop and frees c.
  * NULL is a no-op. */

@@ -10,10 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { K_NODE_ID, K_NODES, K_DATA_DIR, K_ELECTION, K_SNAP_THRESHOLD, K_SNAP_TRAILING, K_COUNT };
+enum {
+    K_NODE_ID,
+    K_NODES,
+    K_DATA_DIR,
+    K_ELECTION,
+    K_SNAP_THRESHOLD,
+    K_SNAP_TRAILING,
+    K_JOIN,
+    K_CATCH_UP,
+    K_COUNT
+};
 static const char *const KEYS[K_COUNT + 1] = {
-    "node_id",           "nodes", "data_dir", "election_timeout_ms", "snapshot_threshold",
-    "snapshot_trailing", NULL};
+    "node_id",           "nodes", "data_dir",           "election_timeout_ms", "snapshot_threshold",
+    "snapshot_trailing", "join",  "catch_up_timeout_s", NULL};
 
 int ctl_cluster_parse_nodes(const char *value, ctl_cluster_node *nodes, size_t *n, char *err,
                             size_t errlen)
@@ -84,8 +94,20 @@ static int cluster_key(void *ctx, const char *section, const char *key, const ch
         return cfg_parse_int(key, value, 50, 60000, &c->election_timeout_ms, err, len);
     case K_SNAP_THRESHOLD:
         return cfg_parse_int(key, value, 2, 1000000, &c->snapshot_threshold, err, len);
-    default:
+    case K_JOIN: {
+        bool b = false;
+        rc = cfg_parse_bool(key, value, &b, err, len);
+        c->join = b;
+        return rc;
+    }
+    case K_CATCH_UP:
+        rc = cfg_parse_int(key, value, 1, 86400, &v, err, len);
+        c->catch_up_timeout_ms = v * 1000;
+        return rc;
+    case K_SNAP_TRAILING:
         return cfg_parse_int(key, value, 0, 1000000, &c->snapshot_trailing, err, len);
+    default:
+        return CFG_NOT_MINE;
     }
 }
 

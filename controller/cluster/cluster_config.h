@@ -10,6 +10,10 @@
  *   election_timeout_ms = 1000       ; optional
  *   snapshot_threshold = 1024        ; optional: entries between snapshots
  *   snapshot_trailing = 128          ; optional: entries kept behind a snapshot
+ *   join = no                        ; optional: yes for a node added to a running cluster
+ *                                    ; (`mgx cluster add`): it bootstraps nothing
+ *   catch_up_timeout_s = 300         ; optional: how long a leader waits for a node it adds
+ *                                    ; to catch up before leaving it a standby
  */
 #ifndef MGX_CTL_CLUSTER_CONFIG_H
 #define MGX_CTL_CLUSTER_CONFIG_H

@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cluster/cluster.h"
+#include "cluster/cluster_admin.h"
 #include "cluster/cluster_config.h"
 #include "db/cluster_state.h"
 #include "db/store.h"
@@ -30,7 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #define N_NODES     3
 #define MAX_SEQ     400
@@ -145,6 +149,8 @@ static void node_stop(node *n)
     n->s = NULL;
 }
 
+static node joiner; /* test_membership's node 4, added to the running cluster */
+
 static void drive(int ms)
 {
     int64_t end = now_ms() + ms;
@@ -152,28 +158,35 @@ static void drive(int ms)
         for (int i = 0; i < N_NODES; i++)
             if (nodes[i].c)
                 assert_int_equal(ctl_cluster_run(nodes[i].c, 0), CTL_CLUSTER_OK);
+        if (joiner.c)
+            assert_int_equal(ctl_cluster_run(joiner.c, 0), CTL_CLUSTER_OK);
         tst_sleep_ms(1);
     } while (now_ms() < end);
 }
 
-/* The one leader all running nodes agree on, or NULL. */
+/* The one leader all running nodes (node 4 of test_membership too) agree on, or NULL. */
 static node *agreed_leader(void)
 {
-    node *leader = NULL;
+    node *all[N_NODES + 1];
     for (int i = 0; i < N_NODES; i++)
-        if (nodes[i].c && ctl_cluster_is_leader(nodes[i].c)) {
+        all[i] = &nodes[i];
+    all[N_NODES] = &joiner;
+    node *leader = NULL;
+    for (int i = 0; i <= N_NODES; i++)
+        if (all[i]->c && ctl_cluster_is_leader(all[i]->c)) {
             if (leader)
                 return NULL;
-            leader = &nodes[i];
+            leader = all[i];
         }
     if (!leader)
         return NULL;
-    for (int i = 0; i < N_NODES; i++) {
+    for (int i = 0; i <= N_NODES; i++) {
         ctl_cluster_status st;
-        if (!nodes[i].c)
+        if (!all[i]->c)
             continue;
-        ctl_cluster_get_status(nodes[i].c, &st);
-        if (st.leader_id != leader->id)
+        ctl_cluster_get_status(all[i]->c, &st);
+        /* node 4 knows no leader until one adds it */
+        if (st.leader_id != leader->id && !(all[i] == &joiner && st.leader_id == 0))
             return NULL;
     }
     return leader;
@@ -420,12 +433,292 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    if (joiner.c)
+        node_stop(&joiner);
     for (int i = 0; i < N_NODES; i++)
         if (nodes[i].c)
             node_stop(&nodes[i]);
     tst_rmtree(*state);
     free(*state);
     return 0;
+}
+
+typedef struct {
+    int done, status;
+    char msg[400];
+} change_end;
+
+static void change_cb(void *arg, int status, const char *msg)
+{
+    change_end *e = arg;
+    e->done = 1;
+    e->status = status;
+    snprintf(e->msg, sizeof e->msg, "%s", msg);
+}
+
+static void wait_change(change_end *e)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (!e->done) {
+        if (now_ms() > end)
+            fail_msg("the membership change did not end within %d ms", DEADLINE_MS);
+        drive(5);
+    }
+    if (e->status != CTL_CLUSTER_OK)
+        fail_msg("the membership change failed: %s", e->msg);
+}
+
+static size_t voters_of(node *n)
+{
+    ctl_cluster_member m[CTL_CLUSTER_MAX_NODES];
+    size_t k = 0, v = 0;
+    int changing = 0;
+    assert_int_equal(ctl_cluster_members(n->c, m, CTL_CLUSTER_MAX_NODES, &k, &changing),
+                     CTL_CLUSTER_OK);
+    for (size_t i = 0; i < k; i++)
+        v += m[i].role == CTL_MEMBER_VOTER;
+    return v;
+}
+
+/* Membership on the running cluster of test_replicated_log: the refusals; node 4 added with a
+ * new data directory and database (join), caught up from a snapshot and made a voter; then
+ * nodes removed down to one voter, whose own removal is refused. */
+static void test_membership(void **state)
+{
+    char err[512] = "";
+    node *leader = wait_leader();
+    node *f = leader == &nodes[0] ? &nodes[1] : &nodes[0];
+    change_end e = {0, 0, ""};
+    /* a follower names the leader and its address */
+    assert_int_equal(ctl_cluster_remove(f->c, 3, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_NOT_LEADER);
+    char want[128];
+    snprintf(want, sizeof want, "the leader is node %llu at %s", (unsigned long long)leader->id,
+             leader->addr);
+    if (!strstr(err, want))
+        fail_msg("'%s' does not say '%s'", err, want);
+    assert_int_equal(ctl_cluster_add(f->c, 4, "127.0.0.1:1", change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_NOT_LEADER);
+    /* the leader refuses what cannot be */
+    assert_int_equal(ctl_cluster_remove(leader->c, 9, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_INVAL);
+    assert_non_null(strstr(err, "node 9 is not in the configuration"));
+    assert_int_equal(ctl_cluster_add(leader->c, 0, "127.0.0.1:1", change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_INVAL);
+    assert_int_equal(ctl_cluster_add(leader->c, 4, "127.0.0.1", change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_INVAL);
+    assert_int_equal(ctl_cluster_add(leader->c, 4, "a b:1", change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_INVAL);
+    assert_int_equal(ctl_cluster_add(leader->c, 4, f->addr, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_INVAL);
+    assert_non_null(strstr(err, "address"));
+    assert_int_equal(ctl_cluster_add(leader->c, f->id, "127.0.0.1:1", change_cb, &e, err,
+                                     sizeof err),
+                     CTL_CLUSTER_E_INVAL);
+    assert_false(e.done);
+    /* a voter already: done at once */
+    assert_int_equal(ctl_cluster_add(leader->c, f->id, f->addr, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_OK);
+    assert_true(e.done);
+    assert_non_null(strstr(e.msg, "already a voter"));
+
+    /* node 4 joins: a new data directory and an empty database */
+    memset(&joiner, 0, sizeof joiner);
+    joiner.id = 4;
+    snprintf(joiner.addr, sizeof joiner.addr, "127.0.0.1:%d", tst_free_port());
+    snprintf(joiner.raft_dir, sizeof joiner.raft_dir, "%s/raft-4", (const char *)*state);
+    snprintf(joiner.db_path, sizeof joiner.db_path, "%s/community-4.db", (const char *)*state);
+    assert_int_equal(ctl_store_open(joiner.db_path, &ID, &joiner.s, err, sizeof err), CTL_ST_OK);
+    ctl_cluster_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    ctl_cluster_config_defaults(&cfg);
+    cfg.node_id = 4;
+    cfg.nodes[0].id = 4;
+    snprintf(cfg.nodes[0].address, sizeof cfg.nodes[0].address, "%s", joiner.addr);
+    cfg.n_nodes = 1;
+    cfg.join = 1;
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", joiner.raft_dir);
+    cfg.election_timeout_ms = 1000;
+    cfg.snapshot_threshold = 16;
+    cfg.snapshot_trailing = 4;
+    ctl_cluster_fsm fsm = {apply, NULL, &joiner};
+    assert_int_equal(ctl_cluster_open(&cfg, ctl_store_db(joiner.s), &fsm, &quiet, &joiner.c, err,
+                                      sizeof err),
+                     CTL_CLUSTER_OK);
+    /* alone it never stands for election: it has no configuration */
+    drive(2500);
+    assert_false(ctl_cluster_is_leader(joiner.c));
+    leader = wait_leader();
+    propose_batches(leader, 20);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(ctl_cluster_add(leader->c, 4, joiner.addr, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_OK);
+    /* one change at a time */
+    change_end e2 = {0, 0, ""};
+    assert_int_equal(ctl_cluster_remove(leader->c, f->id, change_cb, &e2, err, sizeof err),
+                     CTL_CLUSTER_E_BUSY);
+    wait_change(&e);
+    assert_non_null(strstr(e.msg, "node 4 at"));
+    assert_non_null(strstr(e.msg, "is a voter"));
+    assert_int_equal(voters_of(leader), 4);
+    ctl_cluster_status st;
+    ctl_cluster_get_status(joiner.c, &st);
+    assert_int_equal(st.n_restores, 1); /* the log was compacted: a snapshot */
+    /* it takes part: the next batches reach it, and its database equals the leader's */
+    propose_batches(leader, 5);
+    int64_t end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        ctl_cluster_status ls;
+        ctl_cluster_get_status(leader->c, &ls);
+        ctl_cluster_get_status(joiner.c, &st);
+        if (st.log_applied == ls.commit_index)
+            break;
+        if (now_ms() > end)
+            fail_msg("node 4 did not apply the new batches");
+        drive(5);
+    }
+    char *a = dump(leader->db_path), *b = dump(joiner.db_path);
+    if (strcmp(a, b) != 0)
+        fail_msg("node 4's database differs from the leader's");
+    free(a);
+    free(b);
+
+    /* the followers removed one by one, then the last voter is kept */
+    for (int i = 0; i < N_NODES; i++) {
+        leader = wait_leader();
+        if (&nodes[i] == leader)
+            continue;
+        memset(&e, 0, sizeof e);
+        assert_int_equal(ctl_cluster_remove(leader->c, nodes[i].id, change_cb, &e, err,
+                                            sizeof err),
+                         CTL_CLUSTER_OK);
+        wait_change(&e);
+        assert_non_null(strstr(e.msg, "is removed"));
+        node_stop(&nodes[i]);
+    }
+    leader = wait_leader();
+    assert_int_equal(voters_of(leader), 2);
+    node *other = leader == &joiner ? NULL : &joiner;
+    if (other) {
+        memset(&e, 0, sizeof e);
+        assert_int_equal(ctl_cluster_remove(leader->c, 4, change_cb, &e, err, sizeof err),
+                         CTL_CLUSTER_OK);
+        wait_change(&e);
+        node_stop(&joiner);
+    } else {
+        /* node 4 leads: it hands over rather than remove itself; the other removes it */
+        assert_int_equal(ctl_cluster_remove(leader->c, 4, change_cb, &e, err, sizeof err),
+                         CTL_CLUSTER_E_NOT_LEADER);
+        assert_non_null(strstr(err, "does not remove itself"));
+        for (;;) {
+            leader = wait_leader();
+            if (leader != &joiner)
+                break;
+            drive(50);
+        }
+        memset(&e, 0, sizeof e);
+        assert_int_equal(ctl_cluster_remove(leader->c, 4, change_cb, &e, err, sizeof err),
+                         CTL_CLUSTER_OK);
+        wait_change(&e);
+        node_stop(&joiner);
+    }
+    leader = wait_leader();
+    assert_int_equal(voters_of(leader), 1);
+    assert_int_equal(ctl_cluster_remove(leader->c, leader->id, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_E_INVAL);
+    assert_non_null(strstr(err, "last voter"));
+    /* and alone it still commits */
+    propose_batches(leader, 3);
+}
+
+/* A raw connection to node n's admin socket: sends text (as is) and collects the reply until
+ * the node closes, driving the cluster meanwhile (the node answers on its own loop, in this
+ * process). The reply's length; -1 if the connection failed. */
+static int admin_connect(node *n)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", n->raft_dir,
+                 CTL_CLUSTER_ADMIN_FILE) >= (int)sizeof sa.sun_path)
+        fail_msg("%s: too long a socket path", n->raft_dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int admin_raw(node *n, const char *text, char *reply, size_t cap)
+{
+    int fd = admin_connect(n);
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+    size_t got = 0;
+    int64_t end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        drive(5);
+        ssize_t r = recv(fd, reply + got, cap - 1 - got, MSG_DONTWAIT);
+        if (r == 0)
+            break;
+        if (r > 0)
+            got += (size_t)r;
+        if (now_ms() > end)
+            fail_msg("no reply from node %llu's admin socket", (unsigned long long)n->id);
+    }
+    close(fd);
+    reply[got] = 0;
+    return (int)got;
+}
+
+/* The admin socket's bounds: a request line at most 255 bytes, unknown requests refused, and
+ * at most 4 connections served at once (one more closed unanswered, and the socket still
+ * serves once they are gone). */
+static void test_admin_socket(void **state)
+{
+    (void)state;
+    node *leader = wait_leader();
+    char reply[CTL_CLUSTER_ADMIN_REPLY];
+    admin_raw(leader, "members\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "member 1 "));
+    assert_non_null(strstr(reply, " voter\n"));
+    assert_non_null(strstr(reply, "\nok\n"));
+    admin_raw(leader, "bogus 1 2 3\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "error unknown request"));
+    admin_raw(leader, "remove 0\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "error bad node id"));
+    admin_raw(leader, "add 18446744073709551616 a:1\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "error bad node id"));
+    char line[400];
+    memset(line, 'x', sizeof line - 1);
+    line[sizeof line - 1] = 0;
+    admin_raw(leader, line, reply, sizeof reply);
+    assert_non_null(strstr(reply, "error request longer than 255 bytes"));
+    /* 4 idle connections hold every slot; a fifth is closed unanswered */
+    int held[CTL_CLUSTER_ADMIN_CONNS];
+    for (int i = 0; i < CTL_CLUSTER_ADMIN_CONNS; i++) {
+        held[i] = admin_connect(leader);
+        assert_true(held[i] >= 0);
+    }
+    drive(100);
+    int extra = admin_connect(leader);
+    assert_true(extra >= 0);
+    char b[8];
+    ssize_t r = -1;
+    int64_t end = now_ms() + DEADLINE_MS;
+    while ((r = recv(extra, b, sizeof b, MSG_DONTWAIT)) < 0) {
+        assert_true(now_ms() < end);
+        drive(5);
+    }
+    assert_int_equal(r, 0);
+    close(extra);
+    for (int i = 0; i < CTL_CLUSTER_ADMIN_CONNS; i++)
+        close(held[i]);
+    drive(100);
+    admin_raw(leader, "members\n", reply, sizeof reply);
+    assert_non_null(strstr(reply, "\nok\n"));
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -674,6 +967,14 @@ static void test_cluster_section(void **state)
     assert_string_equal(sec.cfg.data_dir, "/etc/mgx/raft");
     assert_int_equal(sec.cfg.election_timeout_ms, 500);
     assert_int_equal(sec.cfg.snapshot_threshold, 1024);
+    assert_int_equal(sec.cfg.join, 0);
+    assert_int_equal(sec.cfg.catch_up_timeout_ms, 300000);
+    assert_int_equal(load_cluster("[cluster]\nnode_id = 4\nnodes = 4@10.0.0.4:7001\n"
+                                  "data_dir = raft\njoin = yes\ncatch_up_timeout_s = 60\n",
+                                  &sec, err, sizeof err),
+                     CFG_OK);
+    assert_int_equal(sec.cfg.join, 1);
+    assert_int_equal(sec.cfg.catch_up_timeout_ms, 60000);
     /* no section: one node */
     assert_int_equal(load_cluster("", &sec, err, sizeof err), CFG_OK);
     assert_int_equal(sec.line, 0);
@@ -687,6 +988,9 @@ static void test_cluster_section(void **state)
         {"[cluster]\nnode_id = 1\nnodes = 1@nohost\ndata_dir = r\n", "HOST:PORT"},
         {"[cluster]\nnode_id = 1\nnodes = 1@a:1\ndata_dir = r\nelection_timeout_ms = 5\n",
          "election_timeout_ms"},
+        {"[cluster]\nnode_id = 1\nnodes = 1@a:1\ndata_dir = r\njoin = maybe\n", "join"},
+        {"[cluster]\nnode_id = 1\nnodes = 1@a:1\ndata_dir = r\ncatch_up_timeout_s = 0\n",
+         "catch_up_timeout_s"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
@@ -700,6 +1004,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicated_log),
+        cmocka_unit_test(test_admin_socket),
+        cmocka_unit_test(test_membership),
         cmocka_unit_test(test_apply_transaction),
         cmocka_unit_test(test_cluster_section),
     };

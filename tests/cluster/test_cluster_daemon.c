@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "cluster_nodes.h"
 #include "bus/bus.h"
 #include "common/interval.h"
 #include "common/wall_clock.h"
@@ -48,103 +49,32 @@
 #define COMMUNITY   "testville"
 #define DEADLINE_MS 60000
 
-typedef struct {
-    char participant[CTL_ID_MAX + 1];
-    uint8_t nonce[CTL_ORDER_NONCE_BYTES];
-    int64_t interval_id;
-} accepted;
-
 static struct {
     tst_home homes[HOMES + ING];
     size_t ing_receipts;
-    accepted acc[8192];
-    size_t n_acc;
-    size_t receipts, rejections;
 } W;
+static tst_cluster_market M;
 
 static void on_msg(void *user, const bus_message *m)
 {
     (void)user;
-    char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
-    if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK ||
-        strcmp(kind, "receipt") != 0)
-        return;
-    ctl_receipt r;
-    char why[CTL_DETAIL_MAX];
-    assert_int_equal(ctl_receipt_from_json(m->payload, m->len, &r, why, sizeof why), CTL_R_OK);
-    W.receipts++;
-    int h = tst_homes_take_receipt(W.homes, HOMES + ING, &r);
-    if (h < 0)
-        return;
-    if (h >= HOMES) {
+    if (tst_cluster_take_receipt(&M, m) >= HOMES)
         W.ing_receipts++;
-        return;
-    }
-    if (ctl_reason_is_accept(r.reason)) {
-        assert_true(W.n_acc < 8192);
-        accepted *a = &W.acc[W.n_acc++];
-        snprintf(a->participant, sizeof a->participant, "%s", r.participant);
-        memcpy(a->nonce, r.nonce, sizeof a->nonce);
-        a->interval_id = r.interval_id;
-    } else {
-        /* late (the gate closed while no node led) is the only expected refusal */
-        W.rejections++;
-        assert_true(r.reason == CTL_R_GATE_CLOSED || r.reason == CTL_R_STALE_INTERVAL ||
-                    r.reason == CTL_R_EXPIRED);
-    }
 }
 
 static const tst_order_shape SHAPE = {3, 100, 900, 80000, 220000, 80000, 220000};
 
-typedef struct {
-    char conf[TST_CTL_PATH_MAX], db[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
-    char status[TST_CTL_PATH_MAX];
-    pid_t pid;
-} node;
+static tst_cluster_node N[NODES];
 
-static node N[NODES];
-
-/* The node's status file: role and applied index; -1 if unreadable or older than 1 s. */
 static int read_status(int i, char *role, size_t cap, long long *applied, long long *cleared)
 {
-    char *t = tst_file_text_or_empty(N[i].status);
-    int ok = -1;
-    const char *r = strstr(t, "role "), *a = strstr(t, "applied_index "),
-               *c = strstr(t, "last_cleared "), *u = strstr(t, "updated_ms ");
-    if (r && a && c && u && sscanf(r, "role %31s", role) == 1 &&
-        sscanf(a, "applied_index %lld", applied) == 1 &&
-        sscanf(c, "last_cleared %lld", cleared) == 1) {
-        long long upd = 0;
-        sscanf(u, "updated_ms %lld", &upd);
-        ok = ctl_wall_ms() - upd < 1000 ? 0 : -1;
-    }
     (void)cap;
-    free(t);
-    return ok;
-}
-
-/* Home h's meter at ts_s: counters rising with time, sellers (even) export, buyers import. */
-static void reading_at(int h, int64_t ts_s, mtr_sample *s)
-{
-    memset(s, 0, sizeof *s);
-    snprintf(s->meter_id, sizeof s->meter_id, "m-home-%d", h);
-    int64_t min = ts_s / 60;
-    s->ts_ms = ts_s * 1000;
-    s->import_wh = 100000 * h + (h % 2 ? 20 : 2) * min;
-    s->export_wh = 50000 * h + (h % 2 ? 1 : 15) * min;
-    s->soc_permille = -1;
+    return tst_cluster_read_status(&N[i], role, applied, cleared);
 }
 
 static int leader_of(int except)
 {
-    for (int i = 0; i < NODES; i++) {
-        char role[32];
-        long long a, c;
-        if (i != except && N[i].pid > 0 && read_status(i, role, sizeof role, &a, &c) == 0 &&
-            strcmp(role, "leader") == 0)
-            return i;
-    }
-    return -1;
+    return tst_cluster_leader_of(N, NODES, except);
 }
 
 /* The partitions, one step per loop pass. A frozen (SIGSTOPped) process keeps its sockets
@@ -171,7 +101,7 @@ static void freeze_step(freeze *fz, int64_t now)
         kill(N[f].pid, SIGSTOP);
         fz->node = f;
         fz->cleared0 = c;
-        fz->acc0 = W.n_acc;
+        fz->acc0 = M.n_acc;
         fz->at_ms = now;
         fz->phase = fz->phase == FZ_IDLE ? FZ_FOLLOWER : FZ_LEADER;
         fprintf(stderr, "node %d (%s) frozen\n", f + 1, f == l ? "leader" : "follower");
@@ -184,12 +114,12 @@ static void freeze_step(freeze *fz, int64_t now)
             return;
         if (fz->phase == FZ_LEADER && !fz->failover_ms)
             fz->failover_ms = now - fz->at_ms;
-        if (c < fz->cleared0 + 3 || W.n_acc < fz->acc0 + HOMES)
+        if (c < fz->cleared0 + 3 || M.n_acc < fz->acc0 + HOMES)
             return;
         fz->applied0 = a;
         kill(N[fz->node].pid, SIGCONT);
         fprintf(stderr, "node %d resumed after %lld ms: %lld intervals and %zu orders later\n",
-                fz->node + 1, (long long)(now - fz->at_ms), c - fz->cleared0, W.n_acc - fz->acc0);
+                fz->node + 1, (long long)(now - fz->at_ms), c - fz->cleared0, M.n_acc - fz->acc0);
         fz->phase++;
         return;
     }
@@ -316,33 +246,6 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The market of a database up to interval x (the last every node cleared) as sorted text
- * rows: the accepted orders, their steps and receipts, the intervals (without `published`:
- * which results this node's bus acknowledged is its own business), results, trades and
- * outcomes. Entries after CLEAR(x) may still be missing on a node stopped before it applied
- * them (a node stops once a majority has them, not all), so the tail is left out. */
-static char *market_dump(const char *db, const char *dir, int i, long long x)
-{
-    char out[TST_CTL_PATH_MAX + 32], cmd[8192];
-    snprintf(out, sizeof out, "%s/dump-%d", dir, i);
-    snprintf(cmd, sizeof cmd,
-             "(sqlite3 '%s' \"SELECT * FROM orders WHERE status = 1 AND interval_id <= %lld\" "
-             "| LC_ALL=C sort; echo '#steps'; sqlite3 '%s' \"SELECT s.* FROM order_steps s JOIN "
-             "orders o USING(order_id) WHERE o.status = 1 AND o.interval_id <= %lld\" | LC_ALL=C "
-             "sort; echo '#receipts'; sqlite3 '%s' \"SELECT r.* FROM receipts r JOIN orders o "
-             "USING(order_id) WHERE o.status = 1 AND o.interval_id <= %lld\" | LC_ALL=C sort; "
-             "for t in results trades outcomes; do echo \"#$t\"; sqlite3 '%s' \"SELECT * FROM "
-             "$t WHERE interval_id <= %lld\" | LC_ALL=C sort; done; echo '#intervals'; "
-             "sqlite3 '%s' 'SELECT interval_id, start_utc, length_s, state, mechanism, "
-             "feed_in_uc_per_kwh, retail_uc_per_kwh, network_fee_uc_per_kwh, cleared_ms, error "
-             "FROM intervals WHERE interval_id <= %lld ORDER BY interval_id') > '%s'",
-             db, x, db, x, db, x, db, x, db, x, out);
-    assert_int_equal(system(cmd), 0);
-    char *t = tst_file_text(out);
-    assert_non_null(t);
-    return t;
-}
-
 static void cluster_run(void **state)
 {
     (void)state;
@@ -362,29 +265,21 @@ static void cluster_run(void **state)
     int port[NODES];
     for (int i = 0; i < NODES; i++)
         port[i] = tst_free_port();
-    for (int i = 0; i < NODES; i++) {
-        snprintf(N[i].conf, sizeof N[i].conf, "%s/controller-%d.ini", dir, i + 1);
-        snprintf(N[i].db, sizeof N[i].db, "%s/ctl-%d.db", dir, i + 1);
-        snprintf(N[i].log, sizeof N[i].log, "%s/controller-%d.log", dir, i + 1);
-        snprintf(N[i].status, sizeof N[i].status, "%s/raft-%d/status", dir, i + 1);
-        FILE *f = fopen(N[i].conf, "w");
-        assert_non_null(f);
-        fprintf(f,
-                "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller-%d\n"
-                "backoff_max_ms = 500\n"
-                "[controller]\ncommunity = %s\ndb = %s\ninterval_s = 900\n"
-                "gate_closure_s = 300\nmax_ahead_intervals = 4\n"
-                "network_fee_uc_per_kwh = 10000\nsettlement_grace_s = 900\n"
-                "settlement_key = community.skey\nreading_max_gap_s = 300\n"
-                "meter_max_power_w = 100000\n"
-                "[cluster]\nnode_id = %d\nnodes = 1@127.0.0.1:%d, 2@127.0.0.1:%d, "
-                "3@127.0.0.1:%d\ndata_dir = raft-%d\nelection_timeout_ms = 300\n",
-                tst_broker_port(br), i + 1, COMMUNITY, N[i].db, i + 1, port[0], port[1], port[2],
-                i + 1);
-        fclose(f);
-    }
+    char nodes[256];
+    snprintf(nodes, sizeof nodes, "1@127.0.0.1:%d, 2@127.0.0.1:%d, 3@127.0.0.1:%d", port[0],
+             port[1], port[2]);
+    for (int i = 0; i < NODES; i++)
+        tst_cluster_node_config(&N[i], i + 1, dir, tst_broker_port(br), COMMUNITY, nodes, 300,
+                                NULL);
     /* one database made and registered, copied to every node (docs/cluster.md) */
     memset(&W, 0, sizeof W);
+    memset(&M, 0, sizeof M);
+    M.homes = W.homes;
+    M.n_trading = HOMES;
+    M.n_all = HOMES + ING;
+    M.community = COMMUNITY;
+    M.shape = SHAPE;
+    M.seed = 20240601;
     ctl_store *s = NULL;
     int64_t first = ctl_interval_first_open(ctl_clock_sim_ms(&clock, ctl_wall_ms()) / 1000, &rules);
     ctl_store_identity id = {COMMUNITY, 900, first};
@@ -417,19 +312,19 @@ static void cluster_run(void **state)
     assert_non_null(failover);
     int done_kills = 0;
     int64_t next_kill = ctl_wall_ms() + 1500;
-    int64_t killed_at = 0, next_replay = 0;
+    int64_t killed_at = 0;
     int killed = -1;
     int64_t deadline = ctl_wall_ms() + DEADLINE_MS + (int64_t)kills * 3000 + 30000;
     /* after the kills, the partitions: a follower and then the leader frozen (SIGSTOP) */
     freeze fz = {.phase = FZ_IDLE, .node = -1};
     cost cs = {.phase = 0};
     while (done_kills < kills || killed >= 0 || fz.phase != FZ_DONE || cs.phase != 2 ||
-           W.n_acc < (size_t)HOMES * 8) {
+           M.n_acc < (size_t)HOMES * 8) {
         if (ctl_wall_ms() > deadline) {
             for (int i = 0; i < NODES; i++) /* a frozen node would outlive the test */
                 if (N[i].pid > 0)
                     kill(N[i].pid, SIGKILL);
-            fail_msg("the run did not finish: %d kills, %zu accepted orders", done_kills, W.n_acc);
+            fail_msg("the run did not finish: %d kills, %zu accepted orders", done_kills, M.n_acc);
         }
         bus_loop(c, 5);
         /* a node that ended by itself (not killed here) is a failure: say which */
@@ -438,34 +333,8 @@ static void cluster_run(void **state)
             if (N[i].pid > 0 && waitpid(N[i].pid, &ws, WNOHANG) == N[i].pid)
                 fail_msg("node %d ended by itself (status %d; see %s)", i + 1, ws, N[i].log);
         }
+        tst_cluster_homes_step(&M, c, &clock, &rules);
         int64_t now_real = ctl_wall_ms();
-        int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
-        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
-        /* each home's meter every 120 s of simulated time; the last half hour of readings again
-         * every second, as meters resend what a dead leader may have taken with it */
-        int replay = now_real >= next_replay;
-        if (replay)
-            next_replay = now_real + 1000;
-        for (int h = 0; h < HOMES && bus_connected(c); h++) {
-            int64_t sim_s = sim_ms / 1000;
-            if (!W.homes[h].next_reading_s)
-                W.homes[h].next_reading_s = sim_s / 120 * 120;
-            int64_t from = replay ? W.homes[h].next_reading_s - 1800 : W.homes[h].next_reading_s;
-            for (int64_t ts = from / 120 * 120; ts <= sim_s; ts += 120) {
-                mtr_sample r;
-                reading_at(h, ts, &r);
-                tst_send_reading(c, COMMUNITY, &r);
-            }
-            if (W.homes[h].next_reading_s <= sim_s)
-                W.homes[h].next_reading_s = (sim_s / 120 + 1) * 120;
-        }
-        for (int h = 0; h < HOMES; h++) {
-            tst_home *hm = &W.homes[h];
-            if (!hm->has_pending && hm->done_interval < target && bus_connected(c))
-                tst_home_make_order(W.homes, h, COMMUNITY, target, sim_ms, &seed, &SHAPE);
-            if (hm->has_pending && now_real - hm->last_sent_ms > 150 && bus_connected(c))
-                tst_home_send_order(c, COMMUNITY, hm);
-        }
         if (done_kills == kills && killed < 0 && fz.phase != FZ_DONE)
             freeze_step(&fz, now_real);
         else if (fz.phase == FZ_DONE && cs.phase != 2)
@@ -502,29 +371,10 @@ static void cluster_run(void **state)
     for (int i = 0; i < NODES; i++)
         ing_wr[i] = proc_write_bytes(N[i].pid) - ing_wr[i];
     /* the homes stop; every node converges on the same applied index and last cleared */
-    int64_t end = ctl_wall_ms() + DEADLINE_MS;
-    int stable = 0;
-    while (stable < 3) {
-        bus_loop(c, 20);
-        long long a0 = -1, c0 = -1;
-        int same = 1;
-        for (int i = 0; i < NODES; i++) {
-            char role[32];
-            long long a, cl;
-            if (read_status(i, role, sizeof role, &a, &cl) != 0) {
-                same = 0;
-                break;
-            }
-            if (i == 0) {
-                a0 = a;
-                c0 = cl;
-            } else if (a != a0 || cl != c0)
-                same = 0;
-        }
-        stable = same ? stable + 1 : 0;
-        if (ctl_wall_ms() > end)
-            fail_msg("the nodes did not converge within %d ms", DEADLINE_MS);
-    }
+    const tst_cluster_node *live[NODES];
+    for (int i = 0; i < NODES; i++)
+        live[i] = &N[i];
+    tst_cluster_converge(live, NODES, c, DEADLINE_MS);
     /* `mgx cluster status` on every node: running, and one leader among them */
     int leaders = 0;
     for (int i = 0; i < NODES; i++) {
@@ -543,93 +393,8 @@ static void cluster_run(void **state)
         N[i].pid = 0;
     }
     /* checks on every node */
-    char *ref = NULL;
-    int64_t cleared = 0;
-    long long x = INT64_MAX, applied_lo = INT64_MAX, applied_hi = 0;
-    for (int i = 0; i < NODES; i++) {
-        sqlite3 *db;
-        assert_int_equal(sqlite3_open_v2(N[i].db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-        long long hi = tst_db_int(db, "SELECT max(interval_id) FROM intervals WHERE ?1 = ?1", 0);
-        long long ap = tst_db_int(db, "SELECT applied_index FROM cluster_state WHERE ?1 = ?1", 0);
-        x = hi < x ? hi : x;
-        applied_lo = ap < applied_lo ? ap : applied_lo;
-        applied_hi = ap > applied_hi ? ap : applied_hi;
-        sqlite3_close(db);
-    }
-    /* the clean stops, one after the other, leave at most a few entries' difference */
-    assert_true(applied_hi - applied_lo <= 8);
-    for (int i = 0; i < NODES; i++) {
-        sqlite3 *db;
-        assert_int_equal(sqlite3_open_v2(N[i].db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-        int64_t lo = tst_db_int(db, "SELECT min(interval_id) FROM intervals WHERE ?1 = ?1", 0);
-        int64_t hi = tst_db_int(db, "SELECT max(interval_id) FROM intervals WHERE ?1 = ?1", 0);
-        int64_t n = tst_db_int(db, "SELECT count(*) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
-        assert_int_equal(lo, first);
-        assert_int_equal(n, hi - lo + 1); /* contiguous; the key makes each once */
-        cleared = n;
-        sqlite3_stmt *q;
-        assert_int_equal(sqlite3_prepare_v2(db,
-                                            "SELECT count(*) FROM orders WHERE participant = ?1 "
-                                            "AND nonce = ?2 AND interval_id = ?3 AND status = 1",
-                                            -1, &q, NULL),
-                         SQLITE_OK);
-        for (size_t k = 0; k < W.n_acc; k++) {
-            sqlite3_reset(q);
-            sqlite3_bind_text(q, 1, W.acc[k].participant, -1, SQLITE_STATIC);
-            sqlite3_bind_blob(q, 2, W.acc[k].nonce, CTL_ORDER_NONCE_BYTES, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 3, W.acc[k].interval_id);
-            assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-            if (sqlite3_column_int(q, 0) != 1)
-                fail_msg("node %d lacks receipted order %zu of %s", i + 1, k, W.acc[k].participant);
-        }
-        sqlite3_finalize(q);
-        sqlite3_close(db);
-        char *d = market_dump(N[i].db, dir, i, x);
-        if (!ref)
-            ref = d;
-        else {
-            if (strcmp(ref, d) != 0)
-                fail_msg("node %d's market tables differ from node 1's (see %s/dump-*)", i + 1,
-                         dir);
-            free(d);
-        }
-    }
-    free(ref);
-    /* the ledgers: each verifies with the community key; the blocks every node has are equal */
-    int64_t blocks = INT64_MAX;
-    for (int i = 0; i < NODES; i++) {
-        sqlite3 *db;
-        assert_int_equal(sqlite3_open_v2(N[i].db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-        int64_t h = tst_db_int(db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1", 0);
-        blocks = h < blocks ? h : blocks;
-        sqlite3_close(db);
-        assert_int_equal(tst_sh("'%s' ledger verify '%s' --vkey-file '%s/community.vkey' > "
-                                "'%s/verify-%d.out' 2>&1",
-                                bin, N[i].db, dir, dir, i + 1),
-                         0);
-    }
-    assert_true(blocks > 0);
-    char *lref = NULL;
-    for (int i = 0; i < NODES; i++) {
-        char out[TST_CTL_PATH_MAX + 32];
-        snprintf(out, sizeof out, "%s/ledger-%d", dir, i + 1);
-        assert_int_equal(tst_sh("(sqlite3 '%s' \"SELECT height, hex(body), checkpoint FROM "
-                                "ledger_block WHERE height < %lld ORDER BY height\"; sqlite3 '%s' "
-                                "\"SELECT log_index, height, hex(body), hex(salt) FROM ledger_tx "
-                                "WHERE height < %lld ORDER BY log_index\") > '%s'",
-                                N[i].db, (long long)blocks, N[i].db, (long long)blocks, out),
-                         0);
-        char *t = tst_file_text(out);
-        assert_non_null(t);
-        if (!lref)
-            lref = t;
-        else {
-            if (strcmp(lref, t) != 0)
-                fail_msg("node %d's ledger differs from node 1's (see %s/ledger-*)", i + 1, dir);
-            free(t);
-        }
-    }
-    free(lref);
+    int64_t cleared = 0, blocks = 0;
+    tst_cluster_check(live, NODES, &M, first, bin, dir, &cleared, &blocks);
     fprintf(stderr, "ledgers: %lld blocks equal on every node, mgx ledger verify passes on each\n",
             (long long)blocks);
     qsort(failover, (size_t)kills, sizeof *failover, cmp_i64);
@@ -639,7 +404,7 @@ static void cluster_run(void **state)
             "ms (election timeout 300 ms); %lld intervals cleared once on every node, %zu "
             "accepted orders on every node, %zu late refusals, %zu receipts\n",
             kills, (long long)failover[kills / 2], (long long)failover[p99], (long long)cleared,
-            W.n_acc, W.rejections, W.receipts);
+            M.n_acc, M.rejections, M.receipts);
     fprintf(stderr,
             "partitions: a frozen follower caught up; a frozen leader replaced in %lld ms "
             "and back as a follower\n",
