@@ -61,31 +61,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The physics side of a home: only the physics stage reads or writes it. */
+/* A generator state held inside its owner (rng_embed): taus2 needs 3 words. */
+#define SIM_RNG_STATE_WORDS 4u
+
+/* The physics side of a home: only the physics stage reads or writes it. What every
+ * home-interval touches comes first and lives in the record itself, generator states included
+ * (no pointers to chase into separate allocations), so that a home's physics reads a few
+ * adjacent cache lines: the physics stage goes through every home each block, and with 10,000
+ * homes the homes do not fit in a core's own cache. */
 typedef struct {
-    uint32_t group;
-    long data_index; /* -1: modelled */
-    /* Independent streams, each a function of (seed, home, model) only, so that what the agent
-     * draws (strategy, mechanism, timing) never moves the simulated load or PV. */
-    gsl_rng *load_rng; /* the load model */
-    gsl_rng *pv_rng;   /* the home's deviation from the shared cloud cover */
+    sim_battery bat;
     sim_load_state load;
     double pv_dev;
-    sim_battery bat;
+    uint32_t group;
+    int planned;
+    long data_index; /* -1: modelled */
+    /* this interval's bounds from the plan (planned == 0: none) */
+    int64_t plan_lo_wh, plan_hi_wh;
+    /* SIM_BATTERY_SCHEDULE: the home's dispatch (its measured history, forecast, plan and
+     * guard; NULL for other homes) */
+    sim_dispatch *disp;
+    /* Independent streams, each a function of (seed, home, model) only, so that what the agent
+     * draws (strategy, mechanism, timing) never moves the simulated load or PV. Their states
+     * are the arrays below (rng_embed). */
+    gsl_rng load_rng; /* the load model */
+    gsl_rng pv_rng;   /* the home's deviation from the shared cloud cover */
+    unsigned long load_state[SIM_RNG_STATE_WORDS], pv_state[SIM_RNG_STATE_WORDS];
     /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
     int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
-    /* SIM_BATTERY_SCHEDULE: the home's dispatch (its measured history, forecast, plan and
-     * guard; NULL for other homes), and this interval's bounds from the plan (planned == 0:
-     * none) */
-    sim_dispatch *disp;
-    int planned;
-    int64_t plan_lo_wh, plan_hi_wh;
 } home;
 
 /* The market side of a home (its agent): only the market stage reads or writes it. Apart from
  * home so that the two stages, on different threads, never write the same cache lines. */
 typedef struct {
-    gsl_rng *rng;      /* the agent's pricing draws */
+    gsl_rng rng;       /* the agent's pricing draws; its state is rng_state (rng_embed) */
+    unsigned long rng_state[SIM_RNG_STATE_WORDS];
     sim_trader trader; /* how the home prices its order (mgx/strategy.h) */
     sim_random draws;  /* the pricing rules' view of rng */
     /* this interval's order */
@@ -246,6 +256,23 @@ static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
     return r;
 }
 
+/* The same stream as rng_for, held in *r with its state in state (words of it; the owner's,
+ * which must not move while r is used): no allocation of its own to free or to chase. */
+static int rng_embed(uint64_t seed, uint64_t stream, gsl_rng *r, unsigned long *state,
+                     size_t words)
+{
+    gsl_rng *a = rng_for(seed, stream);
+    if (!a)
+        return SIM_E_NOMEM;
+    int fits = a->type->size <= words * sizeof *state;
+    if (fits) {
+        memcpy(state, a->state, a->type->size);
+        *r = (gsl_rng){a->type, state};
+    }
+    gsl_rng_free(a);
+    return fits ? SIM_OK : SIM_E_NOMEM;
+}
+
 /* Stream numbers: 0 is the weather shared by all homes; home h's models use (h + 1) * 4 + model.
  * Nothing else draws, so a stream sees the same numbers whatever the other models do. */
 enum { STREAM_WEATHER = 0, STREAM_AGENT = 1, STREAM_LOAD = 2, STREAM_PV = 3 };
@@ -302,9 +329,12 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             agent *ag = &x->agents[h];
             hm->group = (uint32_t)g;
             hm->data_index = -1;
-            if (!(ag->rng = rng_for(seed, home_stream(h, STREAM_AGENT))) ||
-                !(hm->load_rng = rng_for(seed, home_stream(h, STREAM_LOAD))) ||
-                !(hm->pv_rng = rng_for(seed, home_stream(h, STREAM_PV))))
+            if (rng_embed(seed, home_stream(h, STREAM_AGENT), &ag->rng, ag->rng_state,
+                          SIM_RNG_STATE_WORDS) ||
+                rng_embed(seed, home_stream(h, STREAM_LOAD), &hm->load_rng, hm->load_state,
+                          SIM_RNG_STATE_WORDS) ||
+                rng_embed(seed, home_stream(h, STREAM_PV), &hm->pv_rng, hm->pv_state,
+                          SIM_RNG_STATE_WORDS))
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
@@ -314,7 +344,7 @@ static int setup_homes(run_ctx *x, uint64_t seed)
                     return rc;
             }
             sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
-            ag->draws = (sim_random){draw_uniform, draw_uniform_int, ag->rng};
+            ag->draws = (sim_random){draw_uniform, draw_uniform_int, &ag->rng};
             sim_pricing_init(&ag->trader, &sp, &ag->draws);
             x->res->homes[h].group = (uint32_t)g;
         }
@@ -359,6 +389,8 @@ static int64_t order_wh(run_ctx *x, home *hm, size_t k)
         size_t slot = (k - lag) % SIM_MAX_FORECAST_LAG;
         net = hm->past_pv_wh[slot] - hm->past_load_wh[slot];
     }
+    if (hm->bat.power_wh == 0)
+        return net; /* no battery (sim_battery_step would do nothing), four homes in five */
     if (hm->planned) {
         /* what the plan makes the battery do if the forecast holds */
         sim_battery_flow f =
@@ -401,8 +433,8 @@ static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *
         *load = sim_data_load_wh(x->data, (size_t)hm->data_index, k);
         return;
     }
-    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, hm->pv_rng);
-    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, hm->load_rng);
+    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, &hm->pv_rng);
+    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, &hm->load_rng);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -417,10 +449,11 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     actual_energy(x, hm, k, &pv, &load);
     int64_t direct = min64(pv, load);
     int64_t surplus = pv - direct, deficit = load - direct;
-    sim_battery_flow bf =
-        hm->planned ? sim_battery_step_bounded(&hm->bat, surplus, deficit, hm->plan_lo_wh,
-                                               hm->plan_hi_wh, 1)
-                    : sim_battery_step(&hm->bat, surplus, deficit, 1);
+    sim_battery_flow bf = {0, 0, 0}; /* no battery: what sim_battery_step would return */
+    if (hm->bat.power_wh != 0)
+        bf = hm->planned ? sim_battery_step_bounded(&hm->bat, surplus, deficit, hm->plan_lo_wh,
+                                                    hm->plan_hi_wh, 1)
+                         : sim_battery_step(&hm->bat, surplus, deficit, 1);
     c->pv_wh = pv;
     c->load_wh = load;
     c->charge_wh = bf.charge_wh;
@@ -1112,9 +1145,6 @@ static void free_run(run_ctx *x)
 {
     pool_stop(x);
     for (size_t h = 0; x->homes && x->agents && h < x->n_homes; h++) {
-        gsl_rng_free(x->agents[h].rng);
-        gsl_rng_free(x->homes[h].load_rng);
-        gsl_rng_free(x->homes[h].pv_rng);
         sim_dispatch_free(x->homes[h].disp);
     }
     for (size_t i = 0; i < SIM_MAX_THREADS; i++) {
