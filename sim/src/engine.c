@@ -58,39 +58,39 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* A generator state held inside its owner (rng_embed): taus2 needs 3 words. */
-#define SIM_RNG_STATE_WORDS 4u
+#define SIM_RNG_STATE_WORDS 3u
 
-/* The physics side of a home: only the physics stage reads or writes it. What every
- * home-interval touches comes first and lives in the record itself, generator states included
- * (no pointers to chase into separate allocations), so that a home's physics reads a few
- * adjacent cache lines: the physics stage goes through every home each block, and with 10,000
- * homes the homes do not fit in a core's own cache. */
+/* The physics side of a home: only the physics stage reads or writes it. Everything a
+ * home-interval touches is in the record itself, generator states included (no pointers to
+ * chase into separate allocations), and the record is four cache lines, aligned: the physics
+ * stage goes through every home each block, and with 10,000 homes the homes do not fit in a
+ * core's own cache, so what a home-interval costs in memory traffic is these lines. */
 typedef struct {
-    sim_battery bat;
+    _Alignas(64) sim_battery bat;
     sim_load_state load;
     double pv_dev;
     uint32_t group;
-    int planned;
-    long data_index; /* -1: modelled */
-    /* this interval's bounds from the plan (planned == 0: none) */
+    int planned; /* this interval's bounds from the plan (0: none) */
     int64_t plan_lo_wh, plan_hi_wh;
+    long data_index; /* -1: modelled */
     /* SIM_BATTERY_SCHEDULE: the home's dispatch (its measured history, forecast, plan and
      * guard; NULL for other homes) */
     sim_dispatch *disp;
-    /* Independent streams, each a function of (seed, home, model) only, so that what the agent
-     * draws (strategy, mechanism, timing) never moves the simulated load or PV. Their states
-     * are the arrays below (rng_embed). */
-    gsl_rng load_rng; /* the load model */
-    gsl_rng pv_rng;   /* the home's deviation from the shared cloud cover */
+    /* The states of independent streams (home_rng), each a function of (seed, home, model)
+     * only, so that what the agent draws (strategy, mechanism, timing) never moves the
+     * simulated load or PV: the load model's, and the home's deviation from the shared cloud
+     * cover's */
     unsigned long load_state[SIM_RNG_STATE_WORDS], pv_state[SIM_RNG_STATE_WORDS];
-    /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
-    int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
+    /* PV - load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
+    int64_t past_net_wh[SIM_MAX_FORECAST_LAG];
 } home;
+_Static_assert(sizeof(home) <= 4 * 64, "a home's record is four cache lines");
 
 /* The market side of a home (its agent): only the market stage reads or writes it. Apart from
  * home so that the two stages, on different threads, never write the same cache lines. */
@@ -265,7 +265,8 @@ static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
 }
 
 /* The same stream as rng_for, held in *r with its state in state (words of it; the owner's,
- * which must not move while r is used): no allocation of its own to free or to chase. */
+ * which must not move while r is used): no allocation of its own to free or to chase. r may
+ * be NULL: the state alone, for home_rng. */
 static int rng_embed(uint64_t seed, uint64_t stream, gsl_rng *r, unsigned long *state,
                      size_t words)
 {
@@ -275,7 +276,8 @@ static int rng_embed(uint64_t seed, uint64_t stream, gsl_rng *r, unsigned long *
     int fits = a->type->size <= words * sizeof *state;
     if (fits) {
         memcpy(state, a->state, a->type->size);
-        *r = (gsl_rng){a->type, state};
+        if (r)
+            *r = (gsl_rng){a->type, state};
     }
     gsl_rng_free(a);
     return fits ? SIM_OK : SIM_E_NOMEM;
@@ -339,9 +341,9 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             hm->data_index = -1;
             if (rng_embed(seed, home_stream(h, STREAM_AGENT), &ag->rng, ag->rng_state,
                           SIM_RNG_STATE_WORDS) ||
-                rng_embed(seed, home_stream(h, STREAM_LOAD), &hm->load_rng, hm->load_state,
+                rng_embed(seed, home_stream(h, STREAM_LOAD), NULL, hm->load_state,
                           SIM_RNG_STATE_WORDS) ||
-                rng_embed(seed, home_stream(h, STREAM_PV), &hm->pv_rng, hm->pv_state,
+                rng_embed(seed, home_stream(h, STREAM_PV), NULL, hm->pv_state,
                           SIM_RNG_STATE_WORDS))
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
@@ -395,7 +397,7 @@ static int64_t order_wh(run_ctx *x, home *hm, size_t k)
     int64_t net = 0;
     if (k >= lag) {
         size_t slot = (k - lag) % SIM_MAX_FORECAST_LAG;
-        net = hm->past_pv_wh[slot] - hm->past_load_wh[slot];
+        net = hm->past_net_wh[slot];
     }
     if (hm->bat.power_wh == 0)
         return net; /* no battery (sim_battery_step would do nothing), four homes in five */
@@ -434,6 +436,12 @@ static int form_order(run_ctx *x, agent *ag, size_t h, int64_t qty, mkt_order *o
     return 1;
 }
 
+/* A home's stream with its state in state (rng_embed's; the generator rng_for makes). */
+static gsl_rng home_rng(unsigned long *state)
+{
+    return (gsl_rng){gsl_rng_taus2, state};
+}
+
 static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *load)
 {
     if (hm->data_index >= 0) {
@@ -441,8 +449,9 @@ static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *
         *load = sim_data_load_wh(x->data, (size_t)hm->data_index, k);
         return;
     }
-    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, &hm->pv_rng);
-    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, &hm->load_rng);
+    gsl_rng pv_rng = home_rng(hm->pv_state), load_rng = home_rng(hm->load_state);
+    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, &pv_rng);
+    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, &load_rng);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -469,8 +478,7 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     c->loss_wh = bf.loss_wh;
     c->stored_after_wh = hm->bat.stored_wh;
     c->planned = hm->planned;
-    hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = pv;
-    hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = load;
+    hm->past_net_wh[k % SIM_MAX_FORECAST_LAG] = pv - load;
     if (hm->disp) {
         /* the grid exchange the home's meter sees (expand_flow's import - export) */
         int64_t grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
@@ -1121,7 +1129,11 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     res->n_homes = x->n_homes;
     res->intervals = calloc(x->n_intervals, sizeof *res->intervals);
     res->homes = calloc(x->n_homes, sizeof *res->homes);
-    x->homes = calloc(x->n_homes, sizeof *x->homes);
+    /* aligned, so that each home is its own cache lines (home) */
+    if (x->n_homes <= SIZE_MAX / sizeof *x->homes)
+        x->homes = aligned_alloc(_Alignof(home), x->n_homes * sizeof *x->homes);
+    if (x->homes)
+        memset(x->homes, 0, x->n_homes * sizeof *x->homes);
     x->agents = calloc(x->n_homes, sizeof *x->agents);
     x->orders = calloc(x->n_homes, sizeof *x->orders);
     x->prefs = calloc(x->n_homes, sizeof *x->prefs);
