@@ -256,9 +256,12 @@ static unsigned long draw_uniform_int(void *rng, unsigned long n)
     return gsl_rng_uniform_int(rng, n);
 }
 
+/* The generator of every stream (rng_for, home_rng). */
+#define SIM_RNG_TYPE gsl_rng_taus2
+
 static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
 {
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_taus2);
+    gsl_rng *r = gsl_rng_alloc(SIM_RNG_TYPE);
     if (r)
         gsl_rng_set(r, (unsigned long)mix(seed ^ mix(stream)));
     return r;
@@ -436,10 +439,10 @@ static int form_order(run_ctx *x, agent *ag, size_t h, int64_t qty, mkt_order *o
     return 1;
 }
 
-/* A home's stream with its state in state (rng_embed's; the generator rng_for makes). */
+/* A home's stream with its state in state (rng_embed's). */
 static gsl_rng home_rng(unsigned long *state)
 {
-    return (gsl_rng){gsl_rng_taus2, state};
+    return (gsl_rng){SIM_RNG_TYPE, state};
 }
 
 static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *load)
