@@ -25,7 +25,8 @@
  * home's contract (trade_cell) and the interval's figures (interval_rec); the settlement stage
  * goes through them in order too: settles every home in both worlds and records. With
  * sc->threads >= 2 the main thread runs the market stage of block b while the workers run the
- * physics of block b + 1 (homes in chunks to whichever thread asks) and the settlement of block
+ * physics of block b + 1 (homes in chunks: workers from the front, the main thread from the
+ * back, so a home mostly stays on one core) and the settlement of block
  * b - 1 (one task, so it records in order), and the main thread then helps with what is left:
  * one synchronisation per block. Each stage is the same code in the same order whatever the
  * thread count, and each home's physics depends only on the home, so the result is the same
@@ -57,35 +58,45 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The physics side of a home: only the physics stage reads or writes it. */
+/* A generator state held inside its owner (rng_embed): taus2 needs 3 words. */
+#define SIM_RNG_STATE_WORDS 3u
+
+/* The physics side of a home: only the physics stage reads or writes it. Everything a
+ * home-interval touches is in the record itself, generator states included (no pointers to
+ * chase into separate allocations), and the record is four cache lines, aligned: the physics
+ * stage goes through every home each block, and with 10,000 homes the homes do not fit in a
+ * core's own cache, so what a home-interval costs in memory traffic is these lines. */
 typedef struct {
-    uint32_t group;
-    long data_index; /* -1: modelled */
-    /* Independent streams, each a function of (seed, home, model) only, so that what the agent
-     * draws (strategy, mechanism, timing) never moves the simulated load or PV. */
-    gsl_rng *load_rng; /* the load model */
-    gsl_rng *pv_rng;   /* the home's deviation from the shared cloud cover */
+    _Alignas(64) sim_battery bat;
     sim_load_state load;
     double pv_dev;
-    sim_battery bat;
-    /* PV and load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
-    int64_t past_pv_wh[SIM_MAX_FORECAST_LAG], past_load_wh[SIM_MAX_FORECAST_LAG];
-    /* SIM_BATTERY_SCHEDULE: the home's dispatch (its measured history, forecast, plan and
-     * guard; NULL for other homes), and this interval's bounds from the plan (planned == 0:
-     * none) */
-    sim_dispatch *disp;
-    int planned;
+    uint32_t group;
+    int planned; /* this interval's bounds from the plan (0: none) */
     int64_t plan_lo_wh, plan_hi_wh;
+    long data_index; /* -1: modelled */
+    /* SIM_BATTERY_SCHEDULE: the home's dispatch (its measured history, forecast, plan and
+     * guard; NULL for other homes) */
+    sim_dispatch *disp;
+    /* The states of independent streams (home_rng), each a function of (seed, home, model)
+     * only, so that what the agent draws (strategy, mechanism, timing) never moves the
+     * simulated load or PV: the load model's, and the home's deviation from the shared cloud
+     * cover's */
+    unsigned long load_state[SIM_RNG_STATE_WORDS], pv_state[SIM_RNG_STATE_WORDS];
+    /* PV - load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
+    int64_t past_net_wh[SIM_MAX_FORECAST_LAG];
 } home;
+_Static_assert(sizeof(home) <= 4 * 64, "a home's record is four cache lines");
 
 /* The market side of a home (its agent): only the market stage reads or writes it. Apart from
  * home so that the two stages, on different threads, never write the same cache lines. */
 typedef struct {
-    gsl_rng *rng;      /* the agent's pricing draws */
+    gsl_rng rng;       /* the agent's pricing draws; its state is rng_state (rng_embed) */
+    unsigned long rng_state[SIM_RNG_STATE_WORDS];
     sim_trader trader; /* how the home prices its order (mgx/strategy.h) */
     sim_random draws;  /* the pricing rules' view of rng */
     /* this interval's order */
@@ -147,7 +158,12 @@ typedef struct {
 } physics_job;
 
 /* The workers (sc->threads >= 2). The chunk counter carries the job's number in its high half,
- * so that a worker waking late for a finished job can never take a chunk of the next one. */
+ * so that a worker waking late for a finished job can never take a chunk of the next one.
+ * Workers take chunks from the front of the homes and the main thread from the back, so that
+ * from block to block a home mostly stays with the same thread and its record in that core's
+ * cache: handed out in one order, which thread got a chunk was chance, and the homes' records
+ * and generator states moved between the cores every block (two threads then spent about half
+ * again the CPU time of one on the physics). */
 typedef struct {
     pthread_t thread[SIM_MAX_THREADS];
     size_t running; /* workers started: thread[1..running] */
@@ -161,7 +177,9 @@ typedef struct {
     physics_job cur;  /* the job, under mu */
     size_t units;     /* its units: homes of physics, + 1 for the settlement; under mu */
     size_t chunk;     /* homes per hand-out */
-    _Atomic uint64_t next;     /* job << 32 | next home to hand out */
+    size_t n_chunks;  /* chunks of a job's homes, < 2^16 */
+    /* job << 32 | chunks taken from the back << 16 | chunks taken from the front */
+    _Atomic uint64_t next;
     _Atomic size_t finished;   /* units done in the current job */
     /* the job whose settlement task is still to take (0: taken). Tagged with the job, like
      * next, so that a worker still holding an older job's copy cannot take a newer job's task
@@ -238,12 +256,34 @@ static unsigned long draw_uniform_int(void *rng, unsigned long n)
     return gsl_rng_uniform_int(rng, n);
 }
 
+/* The generator of every stream (rng_for, home_rng). */
+#define SIM_RNG_TYPE gsl_rng_taus2
+
 static gsl_rng *rng_for(uint64_t seed, uint64_t stream)
 {
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_taus2);
+    gsl_rng *r = gsl_rng_alloc(SIM_RNG_TYPE);
     if (r)
         gsl_rng_set(r, (unsigned long)mix(seed ^ mix(stream)));
     return r;
+}
+
+/* The same stream as rng_for, held in *r with its state in state (words of it; the owner's,
+ * which must not move while r is used): no allocation of its own to free or to chase. r may
+ * be NULL: the state alone, for home_rng. */
+static int rng_embed(uint64_t seed, uint64_t stream, gsl_rng *r, unsigned long *state,
+                     size_t words)
+{
+    gsl_rng *a = rng_for(seed, stream);
+    if (!a)
+        return SIM_E_NOMEM;
+    int fits = a->type->size <= words * sizeof *state;
+    if (fits) {
+        memcpy(state, a->state, a->type->size);
+        if (r)
+            *r = (gsl_rng){a->type, state};
+    }
+    gsl_rng_free(a);
+    return fits ? SIM_OK : SIM_E_NOMEM;
 }
 
 /* Stream numbers: 0 is the weather shared by all homes; home h's models use (h + 1) * 4 + model.
@@ -302,9 +342,12 @@ static int setup_homes(run_ctx *x, uint64_t seed)
             agent *ag = &x->agents[h];
             hm->group = (uint32_t)g;
             hm->data_index = -1;
-            if (!(ag->rng = rng_for(seed, home_stream(h, STREAM_AGENT))) ||
-                !(hm->load_rng = rng_for(seed, home_stream(h, STREAM_LOAD))) ||
-                !(hm->pv_rng = rng_for(seed, home_stream(h, STREAM_PV))))
+            if (rng_embed(seed, home_stream(h, STREAM_AGENT), &ag->rng, ag->rng_state,
+                          SIM_RNG_STATE_WORDS) ||
+                rng_embed(seed, home_stream(h, STREAM_LOAD), NULL, hm->load_state,
+                          SIM_RNG_STATE_WORDS) ||
+                rng_embed(seed, home_stream(h, STREAM_PV), NULL, hm->pv_state,
+                          SIM_RNG_STATE_WORDS))
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
@@ -314,7 +357,7 @@ static int setup_homes(run_ctx *x, uint64_t seed)
                     return rc;
             }
             sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
-            ag->draws = (sim_random){draw_uniform, draw_uniform_int, ag->rng};
+            ag->draws = (sim_random){draw_uniform, draw_uniform_int, &ag->rng};
             sim_pricing_init(&ag->trader, &sp, &ag->draws);
             x->res->homes[h].group = (uint32_t)g;
         }
@@ -357,8 +400,10 @@ static int64_t order_wh(run_ctx *x, home *hm, size_t k)
     int64_t net = 0;
     if (k >= lag) {
         size_t slot = (k - lag) % SIM_MAX_FORECAST_LAG;
-        net = hm->past_pv_wh[slot] - hm->past_load_wh[slot];
+        net = hm->past_net_wh[slot];
     }
+    if (hm->bat.power_wh == 0)
+        return net; /* no battery (sim_battery_step would do nothing), four homes in five */
     if (hm->planned) {
         /* what the plan makes the battery do if the forecast holds */
         sim_battery_flow f =
@@ -394,6 +439,12 @@ static int form_order(run_ctx *x, agent *ag, size_t h, int64_t qty, mkt_order *o
     return 1;
 }
 
+/* A home's stream with its state in state (rng_embed's). */
+static gsl_rng home_rng(unsigned long *state)
+{
+    return (gsl_rng){SIM_RNG_TYPE, state};
+}
+
 static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *load)
 {
     if (hm->data_index >= 0) {
@@ -401,8 +452,9 @@ static void actual_energy(run_ctx *x, home *hm, size_t k, int64_t *pv, int64_t *
         *load = sim_data_load_wh(x->data, (size_t)hm->data_index, k);
         return;
     }
-    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, hm->pv_rng);
-    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, hm->load_rng);
+    gsl_rng pv_rng = home_rng(hm->pv_state), load_rng = home_rng(hm->load_state);
+    *pv = sim_pv_home_wh(x->pv, hm->group, k, &hm->pv_dev, &pv_rng);
+    *load = sim_load_home_wh(x->load, hm->group, k, &hm->load, &load_rng);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -417,10 +469,11 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     actual_energy(x, hm, k, &pv, &load);
     int64_t direct = min64(pv, load);
     int64_t surplus = pv - direct, deficit = load - direct;
-    sim_battery_flow bf =
-        hm->planned ? sim_battery_step_bounded(&hm->bat, surplus, deficit, hm->plan_lo_wh,
-                                               hm->plan_hi_wh, 1)
-                    : sim_battery_step(&hm->bat, surplus, deficit, 1);
+    sim_battery_flow bf = {0, 0, 0}; /* no battery: what sim_battery_step would return */
+    if (hm->bat.power_wh != 0)
+        bf = hm->planned ? sim_battery_step_bounded(&hm->bat, surplus, deficit, hm->plan_lo_wh,
+                                                    hm->plan_hi_wh, 1)
+                         : sim_battery_step(&hm->bat, surplus, deficit, 1);
     c->pv_wh = pv;
     c->load_wh = load;
     c->charge_wh = bf.charge_wh;
@@ -428,8 +481,7 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     c->loss_wh = bf.loss_wh;
     c->stored_after_wh = hm->bat.stored_wh;
     c->planned = hm->planned;
-    hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = pv;
-    hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = load;
+    hm->past_net_wh[k % SIM_MAX_FORECAST_LAG] = pv - load;
     if (hm->disp) {
         /* the grid exchange the home's meter sees (expand_flow's import - export) */
         int64_t grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
@@ -762,21 +814,23 @@ static int physics_home(run_ctx *x, plan_ws *ws, size_t h, size_t k0, size_t k1,
     return SIM_OK;
 }
 
-#define PHYSICS_CHUNK 64u /* homes per hand-out, at most */
+#define PHYSICS_CHUNK 64u /* homes per hand-out, at most (unless there are 2^16 chunks) */
+#define PHYSICS_MAX_CHUNKS 0xffffu
 
-/* Takes the next chunk of job's homes, [*h0, *h1); 0 when none is left or the job is over. */
-static int take_chunk(physics_pool *p, uint32_t job, size_t n, size_t *h0, size_t *h1)
+/* Takes the next chunk of job's homes, [*h0, *h1), from the front (back == 0) or from the
+ * back; 0 when none is left or the job is over. */
+static int take_chunk(physics_pool *p, uint32_t job, size_t n, int back, size_t *h0, size_t *h1)
 {
-    size_t chunk = p->chunk;
     uint64_t cur = atomic_load(&p->next);
     for (;;) {
-        size_t at = (size_t)(uint32_t)cur;
-        if ((uint32_t)(cur >> 32) != job || at >= n)
+        size_t front = (size_t)(cur & 0xffffu), from_back = (size_t)((cur >> 16) & 0xffffu);
+        if ((uint32_t)(cur >> 32) != job || front + from_back >= p->n_chunks)
             return 0;
-        size_t end = at + chunk < n ? at + chunk : n;
-        if (atomic_compare_exchange_weak(&p->next, &cur, (uint64_t)job << 32 | end)) {
-            *h0 = at;
-            *h1 = end;
+        uint64_t taken = cur + (back ? UINT64_C(1) << 16 : 1);
+        if (atomic_compare_exchange_weak(&p->next, &cur, taken)) {
+            size_t c = back ? p->n_chunks - 1 - from_back : front;
+            *h0 = c * p->chunk;
+            *h1 = *h0 + p->chunk < n ? *h0 + p->chunk : n;
             return 1;
         }
     }
@@ -794,10 +848,11 @@ static void job_done(physics_pool *p, size_t units)
 
 /* Works on a job (j: its copy, taken under the mutex) until nothing is left to take: first
  * its settlement task if no other thread has taken it (it is one unit, run by one thread,
- * because it records in the order of intervals), then chunks of its physics. After a failure
+ * because it records in the order of intervals), then chunks of its physics, from the back of
+ * the homes (the main thread) or from the front (workers). After a failure
  * the homes are counted, not run. Both claims carry the job's number, so a thread that still
  * holds an older job's copy takes nothing of a newer job. */
-static void job_work(run_ctx *x, plan_ws *ws, uint32_t job, const physics_job *j)
+static void job_work(run_ctx *x, plan_ws *ws, uint32_t job, const physics_job *j, int back)
 {
     physics_pool *p = &x->pool;
     uint32_t expected = job;
@@ -806,7 +861,7 @@ static void job_work(run_ctx *x, plan_ws *ws, uint32_t job, const physics_job *j
         job_done(p, 1);
     }
     size_t h0, h1;
-    while (j->k0 < j->k1 && take_chunk(p, job, x->n_homes, &h0, &h1)) {
+    while (j->k0 < j->k1 && take_chunk(p, job, x->n_homes, back, &h0, &h1)) {
         for (size_t h = h0; h < h1 && atomic_load(&x->phys_rc) == SIM_OK; h++)
             physics_home(x, ws, h, j->k0, j->k1, j->buf);
         job_done(p, h1 - h0);
@@ -828,7 +883,7 @@ static void *physics_worker(void *arg)
         seen = p->job;
         physics_job j = p->cur;
         pthread_mutex_unlock(&p->mu);
-        job_work(x, ws, seen, &j);
+        job_work(x, ws, seen, &j, 0);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -855,7 +910,7 @@ static void job_finish(run_ctx *x)
 {
     physics_pool *p = &x->pool;
     /* job and cur are only written by this thread */
-    job_work(x, &x->ws[0], p->job, &p->cur);
+    job_work(x, &x->ws[0], p->job, &p->cur, 1);
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->finished) < p->units)
         pthread_cond_wait(&p->done, &p->mu);
@@ -880,6 +935,9 @@ static int pool_start(run_ctx *x)
     /* about 8 chunks a thread, so that a thread that comes late still finds some */
     p->chunk = x->n_homes / (8 * x->n_threads);
     p->chunk = p->chunk < 1 ? 1 : p->chunk > PHYSICS_CHUNK ? PHYSICS_CHUNK : p->chunk;
+    if (x->n_homes / p->chunk >= PHYSICS_MAX_CHUNKS) /* the counter's halves count chunks */
+        p->chunk = x->n_homes / PHYSICS_MAX_CHUNKS + 1;
+    p->n_chunks = (x->n_homes + p->chunk - 1) / p->chunk;
     for (size_t i = 1; i < x->n_threads; i++) {
         p->args[i] = (worker_arg){x, i};
         if (pthread_create(&p->thread[i], NULL, physics_worker, &p->args[i]))
@@ -1074,7 +1132,11 @@ static int alloc_run(run_ctx *x, uint64_t seed)
     res->n_homes = x->n_homes;
     res->intervals = calloc(x->n_intervals, sizeof *res->intervals);
     res->homes = calloc(x->n_homes, sizeof *res->homes);
-    x->homes = calloc(x->n_homes, sizeof *x->homes);
+    /* aligned, so that each home is its own cache lines (home) */
+    if (x->n_homes <= SIZE_MAX / sizeof *x->homes)
+        x->homes = aligned_alloc(_Alignof(home), x->n_homes * sizeof *x->homes);
+    if (x->homes)
+        memset(x->homes, 0, x->n_homes * sizeof *x->homes);
     x->agents = calloc(x->n_homes, sizeof *x->agents);
     x->orders = calloc(x->n_homes, sizeof *x->orders);
     x->prefs = calloc(x->n_homes, sizeof *x->prefs);
@@ -1112,9 +1174,6 @@ static void free_run(run_ctx *x)
 {
     pool_stop(x);
     for (size_t h = 0; x->homes && x->agents && h < x->n_homes; h++) {
-        gsl_rng_free(x->agents[h].rng);
-        gsl_rng_free(x->homes[h].load_rng);
-        gsl_rng_free(x->homes[h].pv_rng);
         sim_dispatch_free(x->homes[h].disp);
     }
     for (size_t i = 0; i < SIM_MAX_THREADS; i++) {
