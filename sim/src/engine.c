@@ -80,6 +80,11 @@ typedef struct {
     sim_dispatch *disp;
     int planned;
     int64_t plan_lo_wh, plan_hi_wh;
+    /* schedule_lead 2 (the home agent's policy): the dispatch is made at interval 1, and each
+     * interval's measurement waits here until the next decision is made without it */
+    int agent_lead;
+    int pend;
+    int64_t pend_start, pend_pv, pend_load, pend_grid;
 } home;
 
 /* The market side of a home (its agent): only the market stage reads or writes it. Apart from
@@ -308,7 +313,10 @@ static int setup_homes(run_ctx *x, uint64_t seed)
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
-            if (gr->battery_policy == SIM_BATTERY_SCHEDULE && hm->bat.power_wh > 0) {
+            hm->agent_lead = gr->battery_policy == SIM_BATTERY_SCHEDULE &&
+                             hm->bat.power_wh > 0 && gr->schedule_lead == 2;
+            if (gr->battery_policy == SIM_BATTERY_SCHEDULE && hm->bat.power_wh > 0 &&
+                !hm->agent_lead) {
                 int rc = dispatch_new(x, hm);
                 if (rc)
                     return rc;
@@ -430,7 +438,13 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     c->planned = hm->planned;
     hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = pv;
     hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = load;
-    if (hm->disp) {
+    if (hm->agent_lead) { /* measured when the next decision has been made (plan_agent) */
+        hm->pend = 1;
+        hm->pend_start = sim_interval_start_utc(x->sc, k);
+        hm->pend_pv = pv;
+        hm->pend_load = load;
+        hm->pend_grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
+    } else if (hm->disp) {
         /* the grid exchange the home's meter sees (expand_flow's import - export) */
         int64_t grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
         int64_t start = sim_interval_start_utc(x->sc, k);
@@ -699,10 +713,12 @@ static int clear_ex_post(run_ctx *x, size_t k, const int64_t *qty, char *err, si
  * grid's prices (retail, with its peak; feed-in), bounds from the plan's first interval when
  * the plan is worth following, and the guard against a shadow self-consumption battery.
  * Otherwise the home runs self-consumption. ws: the calling thread's price arrays. */
+static int plan_agent(run_ctx *x, plan_ws *ws, home *hm, size_t k, int varies);
+
 static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
 {
     hm->planned = 0;
-    if (!hm->disp || k == 0)
+    if ((!hm->disp && !hm->agent_lead) || k == 0)
         return SIM_OK;
     const sim_scenario *sc = x->sc;
     int varies = 0;
@@ -711,6 +727,8 @@ static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
         ws->plan_export_uc[j] = sc->feed_in_uc_per_kwh;
         varies |= ws->plan_import_uc[j] != ws->plan_import_uc[0];
     }
+    if (hm->agent_lead)
+        return plan_agent(x, ws, hm, k, varies);
     /* with the same prices all day long the decision is self-consumption (sim_plan_bounds):
      * spare the forecast, whose fit costs more than the plan (a year of district-1000) */
     if (!varies)
@@ -722,6 +740,41 @@ static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
     hm->planned = dd.planned;
     hm->plan_lo_wh = dd.lo_wh;
     hm->plan_hi_wh = dd.hi_wh;
+    return SIM_OK;
+}
+
+/* schedule_lead 2: what `mgx agent` does for this home (controller/agent/agent_battery.h).
+ * The agent starts during interval 0: it reads the stored energy then (the simulated inverter
+ * serves the stored energy at the end of the interval being played, so the start of 1) and
+ * measures from interval 1. During interval k - 1 it has k - 2 measured and reads the stored
+ * energy at k's start; it decides k with lead 2 and nothing left to commit in between (the
+ * stored energy is already k's), and writes the decision's setpoint, which the inverter holds
+ * for the whole of k; without a plan it releases control (self-consumption). Only then is k - 1
+ * measured. Called at interval k >= 1 with the prices of the day from k. */
+static int plan_agent(run_ctx *x, plan_ws *ws, home *hm, size_t k, int varies)
+{
+    if (!hm->disp) { /* k == 1: interval 0 is not measured */
+        int rc = dispatch_new(x, hm);
+        hm->pend = 0;
+        if (rc || !hm->disp)
+            return rc;
+    }
+    const int64_t zero = 0;
+    sim_dispatch_decision dd;
+    /* flat prices: self-consumption without a decision (as plan_home, and the agent) */
+    int64_t last_s = sim_interval_start_utc(x->sc, k) - 2 * (int64_t)x->sc->interval_min * 60;
+    if (varies &&
+        sim_dispatch_decide(hm->disp, last_s, 2, hm->bat.stored_wh, &zero, ws->plan_import_uc,
+                            ws->plan_export_uc, &dd) == 0 &&
+        dd.planned) {
+        hm->planned = 1;
+        hm->plan_lo_wh = hm->plan_hi_wh = dd.setpoint_wh;
+    }
+    if (hm->pend)
+        sim_dispatch_observe(hm->disp, hm->pend_start, hm->pend_pv, hm->pend_load, hm->pend_grid,
+                             sim_scenario_retail_at(x->sc, hm->pend_start),
+                             x->sc->feed_in_uc_per_kwh);
+    hm->pend = 0;
     return SIM_OK;
 }
 
