@@ -48,6 +48,7 @@ struct ctl_serve {
     size_t n_inv, n_inv_servers, reverts;
     size_t *inv_of;
     int64_t *inv_cap_wh, *inv_w; /* per home: capacity, power */
+    int64_t *inv_soc_wh; /* per home: the stored energy to serve once the interval's play begins */
     mtr_server **inv_servers;
     /* sub-meters (sub_meters): 2 i the PV meter, 2 i + 1 the battery meter of the i-th battery
      * home */
@@ -252,7 +253,9 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         if (m == 0)
             fprintf(f, "\n; behind each battery home's grid meter: its PV (export) and its "
                        "battery's AC\n; charge (import) and discharge (export), --sub-meters\n");
-        fprintf(f, "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
+        fprintf(f,
+                "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\n"
+                "unit = %u\n",
                 id, profile, client_host(s->o.host),
                 (unsigned)mtr_server_port(s->sub_servers[m / MTR_SERVER_UNITS]),
                 (unsigned)(m % MTR_SERVER_UNITS + 1));
@@ -324,7 +327,8 @@ static int start_inverters(ctl_serve *s, char *err, size_t err_len)
     s->inv_of = calloc(s->homes ? s->homes : 1, sizeof *s->inv_of);
     s->inv_cap_wh = calloc(s->homes ? s->homes : 1, sizeof *s->inv_cap_wh);
     s->inv_w = calloc(s->homes ? s->homes : 1, sizeof *s->inv_w);
-    if (!s->inv_of || !s->inv_cap_wh || !s->inv_w)
+    s->inv_soc_wh = calloc(s->homes ? s->homes : 1, sizeof *s->inv_soc_wh);
+    if (!s->inv_of || !s->inv_cap_wh || !s->inv_w || !s->inv_soc_wh)
         goto nomem;
     for (size_t h = 0; h < s->homes; h++) {
         const sim_group *g = group_of(s->sc, h);
@@ -512,10 +516,10 @@ static void on_flow(const sim_flow *f, void *ctx)
 {
     ctl_serve *s = ctx;
     if (s->inv_of && s->inv_of[f->home]) {
-        /* the state of charge at the end of the interval about to be played (sim_serve.h) */
+        /* the state of charge at the end of the interval about to be played (sim_serve.h),
+         * served once its play begins (serve_soc): before the first interval, the start's */
         size_t i = s->inv_of[f->home] - 1;
-        mtr_server_storage_soc(inv_server(s, i), inv_unit(i), f->stored_after_wh,
-                               s->inv_cap_wh[f->home]);
+        s->inv_soc_wh[f->home] = f->stored_after_wh;
         if (s->sub_trace) {
             sim_trace_set(s->sub_trace, 2 * i, 0, f->pv_wh);
             sim_trace_set(s->sub_trace, 2 * i + 1, f->charge_wh, f->discharge_wh);
@@ -660,6 +664,17 @@ static int64_t wall_at(const ctl_serve *s, int64_t sim_ms)
     return s->real0_ms + (int64_t)((double)sim_ms / s->o.clock_speed);
 }
 
+/* The inverters' state of charge for the interval whose play begins (on_flow). */
+static void serve_soc(ctl_serve *s)
+{
+    for (size_t h = 0; h < s->homes && s->n_inv; h++)
+        if (s->inv_of[h]) {
+            size_t i = s->inv_of[h] - 1;
+            mtr_server_storage_soc(inv_server(s, i), inv_unit(i), s->inv_soc_wh[h],
+                                   s->inv_cap_wh[h]);
+        }
+}
+
 static int on_interval(size_t k, size_t total, void *ctx)
 {
     ctl_serve *s = ctx;
@@ -677,10 +692,15 @@ static int on_interval(size_t k, size_t total, void *ctx)
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
     if (ctl_wall_ms() > begin + s->tick_ms)
         s->late++;
+    int soc_served = 0;
     for (;;) {
         if (stop_flag && *stop_flag)
             return 1;
         int64_t now = ctl_wall_ms();
+        if (!soc_served && now >= begin) {
+            serve_soc(s);
+            soc_served = 1;
+        }
         if (now >= end)
             break;
         int64_t elapsed = (int64_t)((double)(now - begin) * s->o.clock_speed);
@@ -688,6 +708,8 @@ static int on_interval(size_t k, size_t total, void *ctx)
             return 1;
         sleep_until(now + s->tick_ms < end ? now + s->tick_ms : end);
     }
+    if (!soc_served)
+        serve_soc(s);
     if (push(s, s->interval_ms, k + 1 == total))
         return 1;
     sim_trace_next(s->trace);
@@ -767,6 +789,7 @@ void ctl_serve_free(ctl_serve *s)
     free(s->inv_of);
     free(s->inv_cap_wh);
     free(s->inv_w);
+    free(s->inv_soc_wh);
     sim_trace_free(s->trace);
     free(s);
 }

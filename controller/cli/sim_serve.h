@@ -23,7 +23,8 @@
  * when InOutWRte_RvrtTms is set and no write came for that many simulated seconds (wall time x
  * clock_speed), it sets StorCtl_Mod back to 0 and runs its own mode. ChaState serves the state
  * of charge the battery will have at the end of the interval being played (decided at its
- * start), so a controller that writes during interval k plans interval k + 1 from it.
+ * start), so a controller that writes during interval k plans interval k + 1 from it; before
+ * the first interval's play begins, the state of charge at the start.
  *
  * With sub_meters, each battery home also has two meters of the same profile behind its grid
  * meter, on listeners after the inverters' and in the meter config: `<home>-pv`, whose export

@@ -80,8 +80,8 @@ typedef struct {
     sim_dispatch *disp;
     int planned;
     int64_t plan_lo_wh, plan_hi_wh;
-    /* schedule_lead 2 (the home agent's policy): the dispatch is made at interval 1, and each
-     * interval's measurement waits here until the next decision is made without it */
+    /* schedule_lead 2 (the home agent's policy): each interval's measurement waits here
+     * until the next decision has been made without it */
     int agent_lead;
     int pend;
     int64_t pend_start, pend_pv, pend_load, pend_grid;
@@ -313,10 +313,8 @@ static int setup_homes(run_ctx *x, uint64_t seed)
                 return SIM_E_NOMEM;
             sim_battery_init(&hm->bat, &sc->groups[g], sc->interval_min);
             const sim_group *gr = &sc->groups[g];
-            hm->agent_lead = gr->battery_policy == SIM_BATTERY_SCHEDULE &&
-                             hm->bat.power_wh > 0 && gr->schedule_lead == 2;
-            if (gr->battery_policy == SIM_BATTERY_SCHEDULE && hm->bat.power_wh > 0 &&
-                !hm->agent_lead) {
+            hm->agent_lead = gr->battery_policy == SIM_BATTERY_SCHEDULE && gr->schedule_lead == 2;
+            if (gr->battery_policy == SIM_BATTERY_SCHEDULE && hm->bat.power_wh > 0) {
                 int rc = dispatch_new(x, hm);
                 if (rc)
                     return rc;
@@ -438,7 +436,7 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     c->planned = hm->planned;
     hm->past_pv_wh[k % SIM_MAX_FORECAST_LAG] = pv;
     hm->past_load_wh[k % SIM_MAX_FORECAST_LAG] = load;
-    if (hm->agent_lead) { /* measured when the next decision has been made (plan_agent) */
+    if (hm->agent_lead && hm->disp) { /* measured once the next decision is made (plan_agent) */
         hm->pend = 1;
         hm->pend_start = sim_interval_start_utc(x->sc, k);
         hm->pend_pv = pv;
@@ -718,7 +716,7 @@ static int plan_agent(run_ctx *x, plan_ws *ws, home *hm, size_t k, int varies);
 static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
 {
     hm->planned = 0;
-    if ((!hm->disp && !hm->agent_lead) || k == 0)
+    if (!hm->disp || k == 0)
         return SIM_OK;
     const sim_scenario *sc = x->sc;
     int varies = 0;
@@ -744,21 +742,15 @@ static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
 }
 
 /* schedule_lead 2: what `mgx agent` does for this home (controller/agent/agent_battery.h).
- * The agent starts during interval 0: it reads the stored energy then (the simulated inverter
- * serves the stored energy at the end of the interval being played, so the start of 1) and
- * measures from interval 1. During interval k - 1 it has k - 2 measured and reads the stored
- * energy at k's start; it decides k with lead 2 and nothing left to commit in between (the
- * stored energy is already k's), and writes the decision's setpoint, which the inverter holds
- * for the whole of k; without a plan it releases control (self-consumption). Only then is k - 1
- * measured. Called at interval k >= 1 with the prices of the day from k. */
+ * The agent measures from a local midnight (here the scenario's start) with the stored energy
+ * then. During interval k - 1 it has k - 2 measured and reads the stored energy at k's start
+ * (the simulated inverter serves the stored energy at the end of the interval being played);
+ * it decides k with lead 2 and nothing left to commit in between (the stored energy is already
+ * k's), and writes the decision's setpoint, which the inverter holds for the whole of k;
+ * without a plan it releases control (self-consumption). Only then is k - 1 measured. Called
+ * at interval k >= 1 with the prices of the day from k. */
 static int plan_agent(run_ctx *x, plan_ws *ws, home *hm, size_t k, int varies)
 {
-    if (!hm->disp) { /* k == 1: interval 0 is not measured */
-        int rc = dispatch_new(x, hm);
-        hm->pend = 0;
-        if (rc || !hm->disp)
-            return rc;
-    }
     const int64_t zero = 0;
     sim_dispatch_decision dd;
     /* flat prices: self-consumption without a decision (as plan_home, and the agent) */

@@ -63,8 +63,7 @@ typedef struct {
     /* SIM_BATTERY_SCHEDULE: 1 (default): interval k is decided with k - 1 measured and the
      * battery keeps to the plan's bounds (self-consumption on the real net within them); 2: as
      * the home agent does (`mgx agent`, docs/agent.md): k is decided with k - 2 measured, from
-     * the stored energy at k's start, measuring from interval 1 (the agent starts during
-     * interval 0), and the battery holds the decision's setpoint for the whole interval, as an
+     * the stored energy at k's start, and the battery holds the decision's setpoint for the whole interval, as an
      * inverter given a power setpoint does */
     uint32_t schedule_lead;
     /* load */
