@@ -660,8 +660,14 @@ static void test_agents_equal_the_simulator(void **state)
     size_t planned = 0, agent_plans = 0;
     for (size_t h = 0; h < n && h < W->homes; h++) {
         fprintf(stderr, "e2e-dispatch: %s: the agent wrote %zu setpoints, the in-process "
-                        "battery followed %zu plans\n",
+                        "battery followed %zu plans",
                 W->ids[h], plans[h], rows[h].planned_intervals);
+        if (rows[h].fc_err_n) /* the decision's forecast of load - PV, against persistence */
+            fprintf(stderr, "; forecast MAE %.0f Wh (persistence %.0f) over %zu intervals",
+                    (double)rows[h].fc_abs_err_wh / (double)rows[h].fc_err_n,
+                    (double)rows[h].persist_abs_err_wh / (double)rows[h].fc_err_n,
+                    rows[h].fc_err_n);
+        fputc('\n', stderr);
         if (rows[h].planned_intervals != plans[h])
             W->differ++;
         planned += rows[h].planned_intervals;
