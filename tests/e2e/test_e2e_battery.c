@@ -689,5 +689,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_agents_equal_the_simulator, setup, teardown),
     };
+    if (getenv("MGX_E2E_FILTER")) /* e.g. test_agents_equal_the_simulator: only that one */
+        cmocka_set_test_filter(getenv("MGX_E2E_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
