@@ -338,10 +338,12 @@ static void dispatch_fitted(agent *a, int64_t now_market)
             a->fit_midnight = agb_fit_midnight(b, current + 1);
         /* during the interval before it: the stored energy at its start (what the simulated
          * inverter serves then; a real one's now) */
-        if (current == a->fit_midnight - 1 && agb_fit_start(b, a->fit_midnight))
+        if (current != a->fit_midnight - 1)
+            return;
+        if (agb_fit_start(b, a->fit_midnight))
             a->last_dispatched = a->fit_midnight - 1;
-        else if (current == a->fit_midnight - 1)
-            a->fit_midnight = INT64_MIN; /* the next midnight */
+        else /* no state of charge (logged): the next midnight */
+            a->fit_midnight = agb_fit_midnight(b, a->fit_midnight + 1);
         return;
     }
     int64_t k, net;
