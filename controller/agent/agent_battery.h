@@ -11,9 +11,9 @@
  * The planned interval is k + 2: interval k is known during k + 1 (its readings complete after
  * its end), and a setpoint written then governs the next interval (the simulated inverter takes
  * the setpoint standing at each interval start; a real one applies it at once, in the rest of
- * k + 1 as well). Forecast: the home's own net (load - PV) of the same interval a day before,
- * or the last interval's while there is no day of history (persistence, as the simulator's
- * schedule policy does, mgx/sim.h); the home's net is the metered net minus what the battery
+ * k + 1 as well). Forecast without a PV meter: the home's own net (load - PV) of the same
+ * interval a day before, or the last interval's while there is no day of history (persistence,
+ * as the simulator's schedule_persistence); with one, the fitted forecast below. The home's net is the metered net minus what the battery
  * was told to do. Prices: the retail tariff with its optional peak window, feed-in for export,
  * and stored energy at the end worth feed-in after discharge losses (the simulator's rule).
  * When prices are flat over the horizon, or the plan's expected gain over self-consumption is
