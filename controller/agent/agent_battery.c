@@ -617,8 +617,10 @@ bool agb_fit_start(agb *b, int64_t first)
     };
     b->disp = sim_dispatch_new(&c, &pb);
     if (!b->disp) {
-        ctl_logf(b->log, CTL_LOG_WARN, "battery: the fitted forecast cannot start (interval %lld "
-                 "does not divide a day, or out of memory)", (long long)b->interval_s);
+        ctl_logf(b->log, CTL_LOG_WARN,
+                 "battery: the fitted forecast cannot start (interval %lld s does not divide a "
+                 "day, or out of memory): persistence",
+                 (long long)b->interval_s);
         b->fit = false; /* persistence from now on */
         return false;
     }

@@ -13,8 +13,8 @@
  * the setpoint standing at each interval start; a real one applies it at once, in the rest of
  * k + 1 as well). Forecast without a PV meter: the home's own net (load - PV) of the same
  * interval a day before, or the last interval's while there is no day of history (persistence,
- * as the simulator's schedule_persistence); with one, the fitted forecast below. The home's net is the metered net minus what the battery
- * was told to do. Prices: the retail tariff with its optional peak window, feed-in for export,
+ * as the simulator's schedule_persistence); with one, the fitted forecast below. The home's
+ * net is the metered net minus what the battery was told to do. Prices: the retail tariff with its optional peak window, feed-in for export,
  * and stored energy at the end worth feed-in after discharge losses (the simulator's rule).
  * When prices are flat over the horizon, or the plan's expected gain over self-consumption is
  * below min_gain, the agent releases control (the inverter's own self-consumption is as good)
