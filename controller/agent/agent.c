@@ -52,12 +52,15 @@ struct agent {
     ags_store *store;
     bus_client *bus;
     agm_state meter;
+    agm_state pv_meter, battery_meter; /* the fitted forecast's ([agent] pv_meter_id, ...) */
+    int64_t fit_midnight; /* the interval the fitted forecast is to start measuring at */
     sim_trader trader;
     uint64_t seed;
     int64_t last_forecast; /* the last complete interval used for a forecast */
     int64_t last_observed; /* the last interval whose result ZIP learnt from */
     bool resend_all;       /* after a (re)connect: resend every pending order now */
     bool fatal;
+    char t_pv_state[BUS_TOPIC_MAX], t_battery_state[BUS_TOPIC_MAX];
     char t_state[BUS_TOPIC_MAX], t_order[BUS_TOPIC_MAX], t_receipt[BUS_TOPIC_MAX],
         t_trades[BUS_TOPIC_MAX], t_results[BUS_TOPIC_MAX], t_pref[BUS_TOPIC_MAX];
     /* ex_post: the standing preference, resent until receipted. Kept in memory only: after a
@@ -323,10 +326,66 @@ static void maybe_order(agent *a, int64_t now_market)
     order_for(a, first_open, k, net, now_market);
 }
 
+/* The fitted forecast (agent_battery.h): start measuring at a local midnight, measure each
+ * complete interval once the grid, PV (and battery) meters all have it, decide from the
+ * newest when it is recent. */
+static void dispatch_fitted(agent *a, int64_t now_market)
+{
+    agb *b = a->battery;
+    int64_t current = ctl_interval_id(floor_s(now_market), a->cfg.interval_s);
+    if (agb_fit_first(b) == INT64_MIN) {
+        if (a->fit_midnight == INT64_MIN || current >= a->fit_midnight)
+            a->fit_midnight = agb_fit_midnight(b, current + 1);
+        /* during the interval before it: the stored energy at its start (what the simulated
+         * inverter serves then; a real one's now) */
+        if (current != a->fit_midnight - 1)
+            return;
+        if (agb_fit_start(b, a->fit_midnight))
+            a->last_dispatched = a->fit_midnight - 1;
+        else /* no state of charge (logged): the next midnight */
+            a->fit_midnight = agb_fit_midnight(b, a->fit_midnight + 1);
+        return;
+    }
+    int64_t k, net;
+    if (!agm_last_complete(&a->meter, &k, &net) || k <= a->last_dispatched)
+        return;
+    int64_t from = a->last_dispatched + 1;
+    if (from < k - AGM_BOUNDARIES + 2)
+        from = k - AGM_BOUNDARIES + 2;
+    for (int64_t m = from; m <= k; m++) {
+        int64_t grid = 0, pv = 0, batt = 0;
+        bool old = m < current - 1; /* too late to decide from: the planned interval runs */
+        bool hg = agm_interval_net(&a->meter, m, &grid);
+        bool hp = agm_interval_net(&a->pv_meter, m, &pv);
+        bool hb = !a->cfg.site.battery_meter || agm_interval_net(&a->battery_meter, m, &batt);
+        if (!(hg && hp && hb) && !old)
+            return; /* the other meters' readings of m are still to come */
+        a->last_dispatched = m;
+        if (!(hg && hp && hb)) {
+            ctl_logf(&a->log, CTL_LOG_WARN,
+                     "battery: interval %lld: not measured (no reading of its %s meter)",
+                     (long long)m, !hg ? "grid" : !hp ? "PV" : "battery");
+            continue;
+        }
+        /* export - import at each meter: the grid's import, the PV, the battery's charge */
+        agb_fit_observe(b, m, -grid, pv, a->cfg.site.battery_meter, -batt);
+        if (m == k && !old) {
+            agb_fit_decide(b, k, ctl_wall_ms());
+            int64_t g = 0, bw = 0;
+            if (a->cfg.timing == MKT_EX_POST && agb_expected_net(b, k, k + 2, &g, &bw))
+                agf_record(&a->fc, k + 2, -g);
+        }
+    }
+}
+
 /* After each new recent complete interval: the battery's plan and setpoint (agent_battery.h). */
 static void maybe_dispatch(agent *a, int64_t now_market)
 {
     int64_t k, net;
+    if (a->battery && agb_fitted(a->battery)) {
+        dispatch_fitted(a, now_market);
+        return;
+    }
     if (!a->battery || !agm_last_complete(&a->meter, &k, &net) || k <= a->last_dispatched)
         return;
     a->last_dispatched = k;
@@ -512,15 +571,26 @@ static int pref_receipt(agent *a, const ctl_receipt *r)
 
 /* ---- incoming ------------------------------------------------------------------------------ */
 
-static void on_state_msg(agent *a, const bus_message *m)
+/* A reading of the grid meter, or of the PV or battery meter (the fitted forecast). */
+static void on_state_msg(agent *a, const bus_message *m, const char *id)
 {
     mtr_sample s;
     char why[160];
-    if (bus_state_decode(m->payload, m->len, a->cfg.meter_id, &s, why, sizeof why) != BUS_OK) {
-        ctl_logf(&a->log, CTL_LOG_WARN, "meter %s: reading rejected: %s", a->cfg.meter_id, why);
+    bool grid = strcmp(id, a->cfg.meter_id) == 0;
+    agm_state *st = grid ? &a->meter
+                    : strcmp(id, a->cfg.pv_meter_id) == 0 ? &a->pv_meter
+                                                           : &a->battery_meter;
+    if (bus_state_decode(m->payload, m->len, id, &s, why, sizeof why) != BUS_OK) {
+        ctl_logf(&a->log, CTL_LOG_WARN, "meter %s: reading rejected: %s", id, why);
         return;
     }
-    int rc = agm_add(&a->meter, &s);
+    int rc = agm_add(st, &s);
+    if (!grid) {
+        if (rc == AGM_E_BACKWARDS || rc == AGM_E_IMPLAUSIBLE)
+            ctl_logf(&a->log, CTL_LOG_WARN, "meter %s: reading at %lld ms refused: %s", id,
+                     (long long)s.ts_ms, agm_strerror(rc));
+        return;
+    }
     if (rc == AGM_USED || rc == AGM_FIRST) {
         a->have_reading = true;
         a->last_reading_ms = market_ms(a);
@@ -682,8 +752,11 @@ static void on_message(void *user, const bus_message *m)
     char community[BUS_ID_MAX], kind[BUS_ID_MAX], id[BUS_ID_MAX], leaf[BUS_ID_MAX];
     if (bus_topic_parse(m->topic, community, kind, id, leaf) != BUS_OK)
         return;
-    if (!strcmp(kind, "meter") && !strcmp(leaf, "state") && !strcmp(id, a->cfg.meter_id))
-        on_state_msg(a, m);
+    if (!strcmp(kind, "meter") && !strcmp(leaf, "state") &&
+        (!strcmp(id, a->cfg.meter_id) ||
+         (a->cfg.pv_meter_id[0] && !strcmp(id, a->cfg.pv_meter_id)) ||
+         (a->cfg.battery_meter_id[0] && !strcmp(id, a->cfg.battery_meter_id))))
+        on_state_msg(a, m, id);
     else if (!strcmp(kind, "receipt") && !strcmp(id, a->cfg.participant))
         on_receipt_msg(a, m);
     else if (!strcmp(kind, "trades") && !strcmp(id, a->cfg.participant))
@@ -712,7 +785,12 @@ static int topics(agent *a)
         bus_topic_order(a->t_order, sizeof a->t_order, c, p) ||
         bus_topic_receipt(a->t_receipt, sizeof a->t_receipt, c, p) ||
         bus_topic_trades(a->t_trades, sizeof a->t_trades, c, p) ||
-        bus_topic_pref(a->t_pref, sizeof a->t_pref, c, p))
+        bus_topic_pref(a->t_pref, sizeof a->t_pref, c, p) ||
+        (a->cfg.pv_meter_id[0] &&
+         bus_topic_meter_state(a->t_pv_state, sizeof a->t_pv_state, c, a->cfg.pv_meter_id)) ||
+        (a->cfg.battery_meter_id[0] &&
+         bus_topic_meter_state(a->t_battery_state, sizeof a->t_battery_state, c,
+                               a->cfg.battery_meter_id)))
         return -1;
     int n = snprintf(a->t_results, sizeof a->t_results, "mgx/v1/%s/market/+/result", c);
     return n > 0 && (size_t)n < sizeof a->t_results ? 0 : -1;
@@ -755,7 +833,9 @@ static int setup_bus(agent *a, const agc_config *cfg, char *err, size_t err_len)
         return -1;
     }
     if (bus_subscribe(a->bus, a->t_state, 1) || bus_subscribe(a->bus, a->t_receipt, 1) ||
-        bus_subscribe(a->bus, a->t_trades, 1) || bus_subscribe(a->bus, a->t_results, 1)) {
+        bus_subscribe(a->bus, a->t_trades, 1) || bus_subscribe(a->bus, a->t_results, 1) ||
+        (a->t_pv_state[0] && bus_subscribe(a->bus, a->t_pv_state, 1)) ||
+        (a->t_battery_state[0] && bus_subscribe(a->bus, a->t_battery_state, 1))) {
         snprintf(err, err_len, "bus: cannot subscribe");
         return -1;
     }
@@ -795,7 +875,12 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
     }
     if (ags_open(cfg->outbox, cfg->bus.community, cfg->participant, &a->store, err, err_len))
         goto fail;
+    a->fit_midnight = INT64_MIN;
     if (!agm_init(&a->meter, cfg->interval_s * 1000, cfg->max_reading_gap_s * 1000,
+                  cfg->max_power_w) ||
+        !agm_init(&a->pv_meter, cfg->interval_s * 1000, cfg->max_reading_gap_s * 1000,
+                  cfg->max_power_w) ||
+        !agm_init(&a->battery_meter, cfg->interval_s * 1000, cfg->max_reading_gap_s * 1000,
                   cfg->max_power_w)) {
         snprintf(err, err_len, "bad meter settings");
         goto fail;
@@ -807,7 +892,8 @@ int agent_new(const agc_config *cfg, const ctl_clock *clock, agent **out, char *
     if (setup_trader(a, err, err_len) || setup_bus(a, cfg, err, err_len))
         goto fail;
     if (cfg->battery.line &&
-        !(a->battery = agb_new(&cfg->battery, cfg->interval_s, cfg->tariffs.feed_in_uc_per_kwh,
+        !(a->battery = agb_new(&cfg->battery, cfg->pv_meter_id[0] ? &cfg->site : NULL,
+                               cfg->interval_s, cfg->tariffs.feed_in_uc_per_kwh,
                                cfg->tariffs.retail_uc_per_kwh, &a->log, err, err_len)))
         goto fail;
     *out = a;

@@ -8,6 +8,7 @@
 #include "common/errbuf.h"
 #include "mgx/battery_plan.h"
 #include "mgx/device_config.h"
+#include "mgx/dispatch.h"
 #include "mgx/meter_error.h"
 #include "mgx/modbus_device.h"
 #include "mgx/storage_ctl.h"
@@ -228,10 +229,17 @@ struct agb {
     bool silent;      /* the meter is silent: control released, no dispatch */
     uint64_t silences;
     char soc_err[MTR_ERR_MAX];
+    /* the fitted forecast: the home's dispatch (NULL until agb_fit_start), the first interval
+     * it measures and the last it measured */
+    bool fit;
+    agb_site site;
+    sim_dispatch *disp;
+    int64_t fit_first, fit_last;
 };
 
-agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_kwh,
-             int64_t retail_uc_per_kwh, ctl_log *log, char *err, size_t err_len)
+agb *agb_new(const agb_config *cfg, const agb_site *site, int64_t interval_s,
+             int64_t feed_in_uc_per_kwh, int64_t retail_uc_per_kwh, ctl_log *log, char *err,
+             size_t err_len)
 {
     agb *b = calloc(1, sizeof *b);
     if (!b) {
@@ -240,6 +248,10 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
     }
     b->cfg = *cfg;
     b->log = log;
+    b->fit = site != NULL;
+    if (site)
+        b->site = *site;
+    b->fit_first = b->fit_last = INT64_MIN;
     b->interval_s = interval_s;
     b->feed_in = feed_in_uc_per_kwh;
     b->retail = retail_uc_per_kwh;
@@ -334,6 +346,12 @@ agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_k
              (long long)cfg->unit, cfg->map ? "control map" : "SunSpec model 124",
              cfg->read_only ? " (read-only: never written)" : "",
              cfg->map ? 0 : (long long)b->cfg.revert_s, b->horizon);
+    if (site)
+        ctl_logf(log, CTL_LOG_INFO,
+                 "battery: fitted forecast at %.4f, %.4f, plane %.1f / %.1f deg, the battery's "
+                 "flow %s; measuring from the next local midnight",
+                 site->latitude_deg, site->longitude_deg, site->tilt_deg, site->azimuth_deg,
+                 site->battery_meter ? "metered" : "from its setpoints");
     return b;
 }
 
@@ -546,6 +564,177 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     expect(b, k, target, b->out);
 }
 
+/* ---- the fitted forecast ------------------------------------------------------------------ */
+
+bool agb_fitted(const agb *b)
+{
+    return b->fit;
+}
+
+int64_t agb_fit_first(const agb *b)
+{
+    return b->disp ? b->fit_first : INT64_MIN;
+}
+
+int64_t agb_fit_midnight(const agb *b, int64_t after)
+{
+    int64_t per_day = 86400 / b->interval_s, off = b->cfg.utc_offset_min * 60;
+    if (per_day < 1 || 86400 % b->interval_s != 0 || off % b->interval_s != 0)
+        return after; /* no interval starts at midnight: any will do */
+    int64_t shift = off / b->interval_s; /* local interval = id + shift */
+    int64_t r = (after + shift) % per_day;
+    if (r < 0)
+        r += per_day;
+    return r == 0 ? after : after + per_day - r;
+}
+
+bool agb_fit_start(agb *b, int64_t first)
+{
+    int64_t soc_bp = 0;
+    if (b->disp)
+        return true;
+    if (read_soc(b, &soc_bp) != MTR_OK) {
+        ctl_logf(b->log, CTL_LOG_WARN,
+                 "battery: no state of charge to start measuring at interval %lld: %s",
+                 (long long)first, b->soc_err);
+        return false;
+    }
+    /* the simulator's scheduled battery, the same numbers (sim/src/engine.c dispatch_new):
+     * a forecaster of 14 days at the home's location and plane, the shadow battery in the
+     * simulator's model with the square root of the round trip each way */
+    sim_plan_battery pb = b->bat;
+    pb.initial_wh = b->cfg.capacity_wh * soc_bp / 10000;
+    sim_dispatch_config c = {
+        .fc = {b->site.latitude_deg, b->site.longitude_deg, b->site.tilt_deg,
+               b->site.azimuth_deg, b->interval_s, 14, 4},
+        .forecast = SIM_DISPATCH_FIT,
+        .horizon = b->horizon,
+        .min_gain_uc = b->cfg.min_gain_uc,
+        .guard_margin_uc = 0,
+        .utc_offset_min = (int32_t)b->cfg.utc_offset_min,
+        .guard_off = 0,
+        .shadow_eta = sqrt((double)b->cfg.efficiency_pm / 1000.0),
+    };
+    b->disp = sim_dispatch_new(&c, &pb);
+    if (!b->disp) {
+        ctl_logf(b->log, CTL_LOG_WARN,
+                 "battery: the fitted forecast cannot start (interval %lld s does not divide a "
+                 "day, or out of memory): persistence",
+                 (long long)b->interval_s);
+        b->fit = false; /* persistence from now on */
+        return false;
+    }
+    b->fit_first = first;
+    b->fit_last = first - 1;
+    ctl_logf(b->log, CTL_LOG_INFO,
+             "battery: the fitted forecast measures from interval %lld, %lld Wh stored",
+             (long long)first, (long long)pb.initial_wh);
+    return true;
+}
+
+void agb_fit_observe(agb *b, int64_t k, int64_t grid_import_wh, int64_t pv_wh, bool has_battery,
+                     int64_t battery_wh)
+{
+    if (!b->disp || k <= b->fit_last)
+        return;
+    b->fit_last = k;
+    /* without a battery meter: what the inverter was told (its own mode: unknown, taken as 0;
+     * the load then counts what self-consumption moved) */
+    int64_t batt = has_battery ? battery_wh : commanded(b, k);
+    int64_t start = k * b->interval_s;
+    sim_dispatch_observe(b->disp, start, pv_wh, grid_import_wh + pv_wh - batt, grid_import_wh,
+                         retail_at(b, start), b->feed_in);
+}
+
+static const char *why_name(sim_dispatch_why w)
+{
+    switch (w) {
+    case SIM_DISPATCH_NO_HISTORY: return "less than a day measured";
+    case SIM_DISPATCH_FLAT: return "flat prices";
+    case SIM_DISPATCH_NO_GAIN: return "expected gain below min_gain_uc";
+    case SIM_DISPATCH_WAIT: return "the plan's first move only ties with self-consumption";
+    case SIM_DISPATCH_SAME: return "the plan is self-consumption";
+    case SIM_DISPATCH_GUARD: return "the guard: plans have not paid for this home yet";
+    case SIM_DISPATCH_REFUSED: return "the planner refused the inputs";
+    default: return "no plan";
+    }
+}
+
+void agb_fit_decide(agb *b, int64_t k, int64_t now_ms)
+{
+    b->exp_n = 0;
+    if (!b->disp || b->fit_last != k)
+        return;
+    int64_t target = k + 2, soc_bp = 0;
+    if (b->owe_release)
+        release(b, "a release not yet confirmed (a failure, or the start)", target);
+    if (read_soc(b, &soc_bp) != MTR_OK) {
+        ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: no state of charge: %s",
+                 (long long)target, b->soc_err);
+        release(b, "no state of charge", target);
+        return;
+    }
+    int64_t stored = b->cfg.capacity_wh * soc_bp / 10000;
+    int varies = 0;
+    for (size_t j = 0; j < b->horizon; j++) {
+        int64_t id = target + (int64_t)j;
+        b->exp_grid[j] = retail_at(b, id * b->interval_s); /* the import prices, for now */
+        b->exp_batt[j] = b->feed_in;
+        varies |= b->exp_grid[j] != b->exp_grid[0];
+    }
+    sim_dispatch_decision dd;
+    /* flat prices: self-consumption, without deciding (as the simulator) */
+    if (!varies) {
+        release(b, "flat prices: the inverter's own self-consumption", target);
+        return;
+    }
+    /* the stored energy read now is already k + 2's: nothing left to commit in between */
+    const int64_t zero = 0;
+    if (sim_dispatch_decide(b->disp, k * b->interval_s, 2, stored, &zero, b->exp_grid,
+                            b->exp_batt, &dd) != 0) {
+        release(b, "no plan", target);
+        return;
+    }
+    b->plans++;
+    b->exp_k = k;
+    b->exp_start = target;
+    b->exp_n = 1;
+    b->exp_grid[0] = dd.net_wh;
+    b->exp_batt[0] = dd.setpoint_wh;
+    if (!dd.planned) {
+        release(b, why_name(dd.why), target);
+        return;
+    }
+    int64_t w = dd.setpoint_wh * 3600 / b->interval_s;
+    w = w > b->cfg.power_w ? b->cfg.power_w : w < -b->cfg.power_w ? -b->cfg.power_w : w;
+    if (b->cfg.map)
+        w = w / b->cfg.w_per_count * b->cfg.w_per_count;
+    ctl_logf(b->log, CTL_LOG_INFO,
+             "battery: interval %lld: plan %lld Wh (%lld W) from %lld Wh stored, forecast net "
+             "%lld Wh, expected gain %lld uc over the horizon (fitted forecast)",
+             (long long)target, (long long)dd.setpoint_wh, (long long)w, (long long)stored,
+             (long long)dd.forecast_net_wh, (long long)dd.gain_uc);
+    if (b->cfg.read_only)
+        return;
+    int rc = mtr_storage_ctl_set(b->ctl, w, now_ms);
+    if (rc != MTR_OK) {
+        mtr_storage_stats st;
+        mtr_storage_ctl_stats(b->ctl, &st);
+        ctl_logf(b->log, CTL_LOG_WARN,
+                 "battery: interval %lld: setpoint %lld W failed, control released (%llu "
+                 "failures so far): %s",
+                 (long long)target, (long long)w, (unsigned long long)st.failures,
+                 mtr_storage_ctl_error(b->ctl));
+        b->owe_release = true;
+        return;
+    }
+    size_t r = (size_t)(target % CMD_RING);
+    b->cmd_id[r] = target;
+    b->cmd_wh[r] = mtr_storage_ctl_power_w(b->ctl) * b->interval_s / 3600;
+    b->exp_batt[0] = b->cmd_wh[r];
+    b->exp_grid[0] = dd.forecast_net_wh + b->cmd_wh[r];
+}
+
 void agb_meter_tick(agb *b, bool have_reading, int64_t last_reading_ms, int64_t now_ms)
 {
     if (b->cfg.meter_silence_intervals <= 0 || !have_reading)
@@ -597,6 +786,7 @@ void agb_free(agb *b)
         mtr_storage_ctl_free(b->ctl);
     }
     mtr_link_free(b->link);
+    sim_dispatch_free(b->disp);
     free(b->hist_id);
     free(b->hist_net);
     free(b->in);

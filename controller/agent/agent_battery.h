@@ -11,10 +11,10 @@
  * The planned interval is k + 2: interval k is known during k + 1 (its readings complete after
  * its end), and a setpoint written then governs the next interval (the simulated inverter takes
  * the setpoint standing at each interval start; a real one applies it at once, in the rest of
- * k + 1 as well). Forecast: the home's own net (load - PV) of the same interval a day before,
- * or the last interval's while there is no day of history (persistence, as the simulator's
- * schedule policy does, mgx/sim.h); the home's net is the metered net minus what the battery
- * was told to do. Prices: the retail tariff with its optional peak window, feed-in for export,
+ * k + 1 as well). Forecast without a PV meter: the home's own net (load - PV) of the same
+ * interval a day before, or the last interval's while there is no day of history (persistence,
+ * as the simulator's schedule_persistence); with one, the fitted forecast below. The home's
+ * net is the metered net minus what the battery was told to do. Prices: the retail tariff with its optional peak window, feed-in for export,
  * and stored energy at the end worth feed-in after discharge losses (the simulator's rule).
  * When prices are flat over the horizon, or the plan's expected gain over self-consumption is
  * below min_gain, the agent releases control (the inverter's own self-consumption is as good)
@@ -65,6 +65,13 @@ typedef struct {
     int64_t meter_silence_intervals; /* no reading this many intervals: release (2; 0 never) */
 } agb_config;
 
+/* The fitted forecast's inputs from [agent] (agent_config.h): the home's location and PV
+ * plane, and whether a battery meter measures the battery's AC flow. */
+typedef struct {
+    double latitude_deg, longitude_deg, tilt_deg, azimuth_deg;
+    bool battery_meter;
+} agb_site;
+
 /* Defaults into c (no section yet). */
 void agb_defaults(agb_config *c);
 
@@ -74,9 +81,44 @@ int agb_add(cfg_loader *l, agb_config *c);
 typedef struct agb agb;
 
 /* Sets up dispatch for interval_s long intervals and the community's feed-in and retail
- * tariffs (uc/kWh). Connects lazily. NULL if out of memory or the config is unusable (err). */
-agb *agb_new(const agb_config *cfg, int64_t interval_s, int64_t feed_in_uc_per_kwh,
-             int64_t retail_uc_per_kwh, ctl_log *log, char *err, size_t err_len);
+ * tariffs (uc/kWh); site non-NULL: the fitted forecast (below), NULL: persistence. Connects
+ * lazily. NULL if out of memory or the config is unusable (err). */
+agb *agb_new(const agb_config *cfg, const agb_site *site, int64_t interval_s,
+             int64_t feed_in_uc_per_kwh, int64_t retail_uc_per_kwh, ctl_log *log, char *err,
+             size_t err_len);
+
+/*
+ * The fitted forecast (a PV meter configured): the decision is the simulator's own
+ * (mgx/dispatch.h, sim_dispatch, as `battery_policy = schedule` with `schedule_lead = 2`), fed
+ * each interval's measured PV, load (grid + PV - the battery's AC flow) and grid exchange: the
+ * fitted clear-sky PV and load profile, the plan, the min-gain and wait rules and the guard.
+ * The home starts measuring at a local midnight: during the interval before it the agent reads
+ * the stored energy (the shadow battery's start) with agb_fit_start. Then, after each complete
+ * interval k, agb_fit_observe(k) and, when k is recent, agb_fit_decide(k): the decision for
+ * k + 2 from the stored energy read now (the simulated inverter serves the energy at the end
+ * of the interval being played, k + 1's), whose setpoint is written, or control released
+ * without a plan (as before: no history yet, flat prices, too small a gain, a tie, the guard).
+ */
+bool agb_fitted(const agb *b);
+
+/* The first interval the fitted forecast measures, INT64_MIN before agb_fit_start succeeded. */
+int64_t agb_fit_first(const agb *b);
+
+/* The local midnight interval at or after interval `after`. */
+int64_t agb_fit_midnight(const agb *b, int64_t after);
+
+/* During interval first - 1: reads the stored energy and starts measuring at first. false when
+ * the state of charge cannot be read (logged): try again at the next midnight. */
+bool agb_fit_start(agb *b, int64_t first);
+
+/* Interval k is complete (in order, from agb_fit_first): the grid exchange (Wh, > 0 import), the
+ * PV, and the battery's AC flow (> 0 charge) when a battery meter measured it (has_battery;
+ * otherwise the setpoint that stood in k, or 0 in the inverter's own mode). */
+void agb_fit_observe(agb *b, int64_t k, int64_t grid_import_wh, int64_t pv_wh, bool has_battery,
+                     int64_t battery_wh);
+
+/* After agb_fit_observe(k): decides k + 2 and writes or releases. */
+void agb_fit_decide(agb *b, int64_t k, int64_t now_ms);
 
 /* Interval k is complete with metered net export - import (Wh): plan and write. */
 void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms);

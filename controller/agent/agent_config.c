@@ -22,14 +22,18 @@
 enum {
     K_PARTICIPANT, K_CLIENT_ID, K_KEY_FILE, K_METER_ID, K_OUTBOX, K_STRATEGY, K_MARKUP,
     K_ZIP_BETA, K_ZIP_MOMENTUM, K_FEED_IN, K_RETAIL, K_FEE, K_INTERVAL, K_GATE, K_RESEND,
-    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_LAG, K_USERNAME, K_PASSWORD_FILE, K_METRICS_FILE, K_COUNT
+    K_GIVE_UP, K_GAP, K_MAX_POWER, K_TIMING, K_LAG, K_USERNAME, K_PASSWORD_FILE, K_METRICS_FILE,
+    K_PV_METER, K_BATTERY_METER, K_LATITUDE, K_LONGITUDE, K_PV_TILT, K_PV_AZIMUTH, K_COUNT
 };
 static const char *const AGENT_KEYS[K_COUNT + 1] = {
     "participant", "client_id", "key_file", "meter_id", "outbox", "strategy", "markup",
     "zip_beta", "zip_momentum", "feed_in_uc_per_kwh", "retail_uc_per_kwh",
     "network_fee_uc_per_kwh", "interval_s", "gate_closure_s", "resend_s", "give_up_s",
     "max_reading_gap_s", "max_power_w", "timing", "forecast_lag", "username", "password_file",
-    "metrics_file", NULL};
+    "metrics_file", "pv_meter_id", "battery_meter_id", "latitude", "longitude", "pv_tilt",
+    "pv_azimuth", NULL};
+
+#define SEEN(c, k) ((int)(((c)->seen >> (k)) & 1u))
 
 /* A strategy parameter: a plain number in 0..1 (sim_strategy_check narrows it later). These
  * are pricing knobs, not money: the prices they lead to are integers. */
@@ -40,6 +44,20 @@ static int fraction(double *dst, const char *key, const char *v, char *err, size
     double d = strtod(v, &end);
     if (!*v || *end || errno == ERANGE || !(d >= 0.0 && d <= 1.0))
         return ctl_fail(CFG_E_BAD, err, len, "%s: '%s' is not a number in 0..1", key, v);
+    *dst = d;
+    return CFG_OK;
+}
+
+/* A number of degrees in lo..hi (the home's location and PV plane). */
+static int degrees(double *dst, const char *key, const char *v, double lo, double hi, char *err,
+                   size_t len)
+{
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!*v || *end || errno == ERANGE || !(d >= lo && d <= hi))
+        return ctl_fail(CFG_E_BAD, err, len, "%s: '%s' is not a number in %g..%g", key, v, lo,
+                        hi);
     *dst = d;
     return CFG_OK;
 }
@@ -68,6 +86,12 @@ static int set_key(agc_config *c, int k, const char *key, const char *v, char *e
     case K_METER_ID: return cfg_parse_id(key, v, c->meter_id, err, len);
     case K_OUTBOX: return path_value(c, c->outbox, key, v, false, err, len);
     case K_METRICS_FILE: return path_value(c, c->metrics_file, key, v, false, err, len);
+    case K_PV_METER: return cfg_parse_id(key, v, c->pv_meter_id, err, len);
+    case K_BATTERY_METER: return cfg_parse_id(key, v, c->battery_meter_id, err, len);
+    case K_LATITUDE: return degrees(&c->site.latitude_deg, key, v, -90, 90, err, len);
+    case K_LONGITUDE: return degrees(&c->site.longitude_deg, key, v, -180, 180, err, len);
+    case K_PV_TILT: return degrees(&c->site.tilt_deg, key, v, 0, 90, err, len);
+    case K_PV_AZIMUTH: return degrees(&c->site.azimuth_deg, key, v, 0, 360, err, len);
     case K_STRATEGY:
         if (sim_strategy_parse(v, &c->strategy.kind) != SIM_STRAT_OK)
             return ctl_fail(CFG_E_BAD, err, len, "%s: '%s' is not truthful, zic, markup or zip",
@@ -197,7 +221,7 @@ static int agent_finish(void *ctx, const char *path, char *err, size_t len)
                         path);
     static const int REQUIRED[] = {K_PARTICIPANT, K_KEY_FILE, K_OUTBOX};
     for (size_t i = 0; i < sizeof REQUIRED / sizeof REQUIRED[0]; i++)
-        if (!(c->seen & (1u << REQUIRED[i])))
+        if (!SEEN(c, REQUIRED[i]))
             return ctl_fail(CFG_E_BAD, err, len, "%s:%d: [agent] needs %s", path, c->line,
                             AGENT_KEYS[REQUIRED[i]]);
     if (!(c->seen & (1u << K_FEED_IN)) || !(c->seen & (1u << K_RETAIL)))
@@ -215,6 +239,36 @@ static int agent_finish(void *ctx, const char *path, char *err, size_t len)
                         path, c->line, what, sim_strategy_name(c->strategy.kind));
     if (!c->meter_id[0])
         snprintf(c->meter_id, sizeof c->meter_id, "%s", c->participant);
+    int site = SEEN(c, K_LATITUDE) + SEEN(c, K_LONGITUDE) + SEEN(c, K_PV_TILT) +
+               SEEN(c, K_PV_AZIMUTH) + SEEN(c, K_BATTERY_METER);
+    if (!c->pv_meter_id[0] && site)
+        return ctl_fail(CFG_E_BAD, err, len,
+                        "%s:%d: [agent] latitude, longitude, pv_tilt, pv_azimuth and "
+                        "battery_meter_id are for the fitted forecast: add pv_meter_id",
+                        path, c->line);
+    if (c->pv_meter_id[0]) {
+        if (!c->battery.line)
+            return ctl_fail(CFG_E_BAD, err, len,
+                            "%s:%d: [agent] pv_meter_id: the fitted forecast plans the battery: "
+                            "add a [battery] section",
+                            path, c->line);
+        if (!SEEN(c, K_LATITUDE) || !SEEN(c, K_LONGITUDE))
+            return ctl_fail(CFG_E_BAD, err, len,
+                            "%s:%d: [agent] pv_meter_id needs latitude and longitude (the "
+                            "clear-sky model of the fitted forecast)",
+                            path, c->line);
+        if (!strcmp(c->pv_meter_id, c->meter_id) ||
+            (c->battery_meter_id[0] && (!strcmp(c->battery_meter_id, c->meter_id) ||
+                                        !strcmp(c->battery_meter_id, c->pv_meter_id))))
+            return ctl_fail(CFG_E_BAD, err, len,
+                            "%s:%d: [agent] meter_id, pv_meter_id and battery_meter_id must be "
+                            "three different meters",
+                            path, c->line);
+        /* the panels face the equator unless said otherwise (as the simulator's scenario) */
+        if (!SEEN(c, K_PV_AZIMUTH))
+            c->site.azimuth_deg = c->site.latitude_deg >= 0 ? 180.0 : 0.0;
+        c->site.battery_meter = c->battery_meter_id[0] != '\0';
+    }
     int rc = pick_login(c, path, err, len);
     return rc != CFG_OK ? rc : pick_client_id(c, path, err, len);
 }
@@ -223,7 +277,8 @@ int agc_add(cfg_loader *l, agc_config *c)
 {
     /* only the [agent] fields: c->bus and c->others belong to their own handlers */
     c->participant[0] = c->client_id[0] = c->key_file[0] = c->meter_id[0] = c->outbox[0] = '\0';
-    c->metrics_file[0] = '\0';
+    c->metrics_file[0] = c->pv_meter_id[0] = c->battery_meter_id[0] = '\0';
+    c->site = (agb_site){0, 0, 30.0, 180.0, false};
     c->username[0] = c->password_file[0] = '\0';
     c->strategy = sim_strategy_defaults();
     memset(&c->tariffs, 0, sizeof c->tariffs);

@@ -39,6 +39,12 @@ typedef struct {
     char meter_id[BUS_ID_MAX];    /* default the participant id */
     char outbox[CFG_PATH_MAX];    /* SQLite file */
     char metrics_file[CFG_PATH_MAX]; /* Prometheus textfile with the forecast error, "" none */
+    /* The fitted forecast (docs/agent.md): the home's PV meter (export = PV), "" none (then the
+     * battery plans by persistence), its battery meter (import = AC charge, export = AC
+     * discharge), "" none, and the home's location and PV plane (site.battery_meter is set
+     * when battery_meter_id is given) */
+    char pv_meter_id[BUS_ID_MAX], battery_meter_id[BUS_ID_MAX];
+    agb_site site;
     sim_strategy_params strategy;
     mkt_params tariffs;           /* the community's feed-in, retail and fee */
     int64_t interval_s;           /* default 900 */

@@ -73,6 +73,8 @@ static const char SIM_USAGE[] =
     "  --community NAME its [bus] community (default: the scenario's name)\n"
     "  --inverter-list FILE  write home,host,port,unit,capacity_wh,power_w: the simulated\n"
     "                   battery inverter (SunSpec model 124) each battery home is served\n"
+    "  --sub-meters     each battery home also gets a PV meter\n"
+    "                   (<home>-pv) and a battery meter (<home>-battery) in the meter config\n"
     "  --meter-start-wh N   counters before the first interval (default 0; SunSpec reads an\n"
     "                   acc32 of 0 as \"not implemented\", so give sunspec meters e.g. 1000)\n"
     "  --meter-hold S   counters stand still S simulated seconds after and before each\n"
@@ -164,6 +166,9 @@ static int serve_opt(int ch, const char *arg, sim_opts *o)
     case 'V':
         o->srv.inverter_list = arg;
         return 0;
+    case 'U':
+        o->srv.sub_meters = 1;
+        return 0;
     case 'B':
         for (const char *p = arg; *p; p++)
             if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
@@ -232,6 +237,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         {"linger", required_argument, NULL, 'L'},
         {"community", required_argument, NULL, 'N'},
         {"inverter-list", required_argument, NULL, 'V'},
+        {"sub-meters", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->runs = 1;
@@ -303,6 +309,7 @@ static int parse_opts(int argc, char **argv, sim_opts *o)
         case 'L':
         case 'N':
         case 'V':
+        case 'U':
             if (ch == 'M')
                 o->serve = 1;
             else

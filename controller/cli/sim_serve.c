@@ -48,7 +48,13 @@ struct ctl_serve {
     size_t n_inv, n_inv_servers, reverts;
     size_t *inv_of;
     int64_t *inv_cap_wh, *inv_w; /* per home: capacity, power */
+    int64_t *inv_soc_wh; /* per home: the stored energy to serve once the interval's play begins */
     mtr_server **inv_servers;
+    /* sub-meters (sub_meters): 2 i the PV meter, 2 i + 1 the battery meter of the i-th battery
+     * home */
+    size_t n_sub, n_sub_servers;
+    mtr_server **sub_servers;
+    sim_trace *sub_trace;
 };
 
 static volatile sig_atomic_t *stop_flag; /* NULL until ctl_serve_catch_signals */
@@ -176,6 +182,18 @@ static int commit_tmp(FILE *f, const char *tmp, const char *path, char *err, siz
     return 0;
 }
 
+/* The id of sub-meter m: "<home>-pv" or "<home>-battery" of the (m / 2)-th battery home. */
+static void sub_name(const ctl_serve *s, size_t m, char *out, size_t len)
+{
+    size_t i = m / 2, h = 0;
+    for (; h < s->homes; h++)
+        if (s->inv_of[h] == i + 1)
+            break;
+    char id[80];
+    meter_id(s->sc, h, id, sizeof id);
+    snprintf(out, len, "%s-%s", id, m % 2 ? "battery" : "pv");
+}
+
 static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
 {
     char tmp[4096];
@@ -224,6 +242,23 @@ static int write_meter_config(const ctl_serve *s, char *err, size_t err_len)
         fprintf(f, "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\nunit = %u\n",
                 id, profile, host, (unsigned)mtr_server_port(s->servers[h / MTR_SERVER_UNITS]),
                 (unsigned)(h % MTR_SERVER_UNITS + 1));
+        if (rated >= 0)
+            fprintf(f, "rated_current_a = %ld\n", rated);
+        if (poll_ms)
+            fprintf(f, "poll_ms = %lld\n", (long long)poll_ms);
+    }
+    for (size_t m = 0; m < s->n_sub; m++) {
+        char id[96];
+        sub_name(s, m, id, sizeof id);
+        if (m == 0)
+            fprintf(f, "\n; behind each battery home's grid meter: its PV (export) and its "
+                       "battery's AC\n; charge (import) and discharge (export), --sub-meters\n");
+        fprintf(f,
+                "\n[meter %s]\nprofile = %s\ntransport = tcp\nhost = %s\nport = %u\n"
+                "unit = %u\n",
+                id, profile, client_host(s->o.host),
+                (unsigned)mtr_server_port(s->sub_servers[m / MTR_SERVER_UNITS]),
+                (unsigned)(m % MTR_SERVER_UNITS + 1));
         if (rated >= 0)
             fprintf(f, "rated_current_a = %ld\n", rated);
         if (poll_ms)
@@ -292,7 +327,8 @@ static int start_inverters(ctl_serve *s, char *err, size_t err_len)
     s->inv_of = calloc(s->homes ? s->homes : 1, sizeof *s->inv_of);
     s->inv_cap_wh = calloc(s->homes ? s->homes : 1, sizeof *s->inv_cap_wh);
     s->inv_w = calloc(s->homes ? s->homes : 1, sizeof *s->inv_w);
-    if (!s->inv_of || !s->inv_cap_wh || !s->inv_w)
+    s->inv_soc_wh = calloc(s->homes ? s->homes : 1, sizeof *s->inv_soc_wh);
+    if (!s->inv_of || !s->inv_cap_wh || !s->inv_w || !s->inv_soc_wh)
         goto nomem;
     for (size_t h = 0; h < s->homes; h++) {
         const sim_group *g = group_of(s->sc, h);
@@ -341,6 +377,49 @@ static int start_inverters(ctl_serve *s, char *err, size_t err_len)
 nomem:
     snprintf(err, err_len, "out of memory for the inverters");
     return -1;
+}
+
+/* The PV and battery meters of the battery homes (sub_meters), on listeners after the
+ * inverters'. */
+static int start_sub_meters(ctl_serve *s, char *err, size_t err_len)
+{
+    if (!s->o.sub_meters || s->n_inv == 0)
+        return 0;
+    s->n_sub = 2 * s->n_inv;
+    s->n_sub_servers = (s->n_sub + MTR_SERVER_UNITS - 1) / MTR_SERVER_UNITS;
+    s->sub_servers = calloc(s->n_sub_servers, sizeof *s->sub_servers);
+    s->sub_trace = sim_trace_new(s->n_sub, s->interval_ms, s->o.start_wh);
+    if (!s->sub_servers || !s->sub_trace) {
+        snprintf(err, err_len, "out of memory for the sub-meters");
+        return -1;
+    }
+    for (size_t j = 0; j < s->n_sub_servers; j++) {
+        uint16_t port =
+            s->o.port ? (uint16_t)(s->o.port + s->n_servers + s->n_inv_servers + j) : 0;
+        mtr_server_opts so = {s->o.host, port, 0};
+        int rc = mtr_server_new(&so, &s->sub_servers[j]);
+        if (rc) {
+            snprintf(err, err_len, "cannot serve the sub-meters on %s:%u: %s", s->o.host,
+                     (unsigned)port, mtr_server_strerror(rc));
+            return -1;
+        }
+        for (size_t m = j * MTR_SERVER_UNITS; m < s->n_sub && m < (j + 1) * MTR_SERVER_UNITS;
+             m++) {
+            char id[96];
+            sub_name(s, m, id, sizeof id);
+            uint8_t unit = (uint8_t)(m % MTR_SERVER_UNITS + 1);
+            if ((rc = mtr_server_add(s->sub_servers[j], unit, s->o.profile, id)) ||
+                (rc = mtr_server_set(s->sub_servers[j], unit, 0, s->o.start_wh, s->o.start_wh))) {
+                snprintf(err, err_len, "meter %s: %s", id, mtr_server_strerror(rc));
+                return -1;
+            }
+        }
+        if ((rc = mtr_server_start(s->sub_servers[j]))) {
+            snprintf(err, err_len, "%s", mtr_server_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int write_inverter_list(const ctl_serve *s, char *err, size_t err_len)
@@ -405,6 +484,7 @@ int ctl_serve_new(const ctl_serve_opts *o, const sim_scenario *sc, ctl_serve **o
         goto fail;
     }
     if (start_servers(s, err, err_len) || start_inverters(s, err, err_len) ||
+        start_sub_meters(s, err, err_len) ||
         (o->inverter_list && write_inverter_list(s, err, err_len)) ||
         (o->meter_config && write_meter_config(s, err, err_len)))
         goto fail;
@@ -436,10 +516,14 @@ static void on_flow(const sim_flow *f, void *ctx)
 {
     ctl_serve *s = ctx;
     if (s->inv_of && s->inv_of[f->home]) {
-        /* the state of charge at the end of the interval about to be played (sim_serve.h) */
+        /* the state of charge at the end of the interval about to be played (sim_serve.h),
+         * served once its play begins (serve_soc): before the first interval, the start's */
         size_t i = s->inv_of[f->home] - 1;
-        mtr_server_storage_soc(inv_server(s, i), inv_unit(i), f->stored_after_wh,
-                               s->inv_cap_wh[f->home]);
+        s->inv_soc_wh[f->home] = f->stored_after_wh;
+        if (s->sub_trace) {
+            sim_trace_set(s->sub_trace, 2 * i, 0, f->pv_wh);
+            sim_trace_set(s->sub_trace, 2 * i + 1, f->charge_wh, f->discharge_wh);
+        }
     }
     /* the meter sees the physical flow at the grid connection, the same with or without local
      * trading; anything sim_trace_set rejects is caught again by mtr_server_set's range check */
@@ -537,6 +621,23 @@ static int push(ctl_serve *s, int64_t elapsed_ms, int final)
             return -1;
         }
     }
+    for (size_t m = 0; m < s->n_sub; m++) {
+        sim_meter_reading r;
+        sim_trace_at(s->sub_trace, m, at, &r);
+        int64_t power = 0;
+        if (!final && moving)
+            power = (int64_t)((__extension__(__int128)r.power_w * s->interval_ms) /
+                              (s->interval_ms - 2 * s->hold_ms));
+        int rc = mtr_server_set(s->sub_servers[m / MTR_SERVER_UNITS],
+                                (uint8_t)(m % MTR_SERVER_UNITS + 1), power, r.import_wh,
+                                r.export_wh);
+        if (rc) {
+            char id[96];
+            sub_name(s, m, id, sizeof id);
+            snprintf(s->err, sizeof s->err, "meter %s: %s", id, mtr_server_strerror(rc));
+            return -1;
+        }
+    }
     if (s->meters > s->homes) {
         size_t b = s->homes;
         int64_t t = s->interval_ms;
@@ -563,6 +664,17 @@ static int64_t wall_at(const ctl_serve *s, int64_t sim_ms)
     return s->real0_ms + (int64_t)((double)sim_ms / s->o.clock_speed);
 }
 
+/* The inverters' state of charge for the interval whose play begins (on_flow). */
+static void serve_soc(ctl_serve *s)
+{
+    for (size_t h = 0; h < s->homes && s->n_inv; h++)
+        if (s->inv_of[h]) {
+            size_t i = s->inv_of[h] - 1;
+            mtr_server_storage_soc(inv_server(s, i), inv_unit(i), s->inv_soc_wh[h],
+                                   s->inv_cap_wh[h]);
+        }
+}
+
 static int on_interval(size_t k, size_t total, void *ctx)
 {
     ctl_serve *s = ctx;
@@ -580,10 +692,15 @@ static int on_interval(size_t k, size_t total, void *ctx)
     int64_t end = wall_at(s, (int64_t)(k + 1) * s->interval_ms);
     if (ctl_wall_ms() > begin + s->tick_ms)
         s->late++;
+    int soc_served = 0;
     for (;;) {
         if (stop_flag && *stop_flag)
             return 1;
         int64_t now = ctl_wall_ms();
+        if (!soc_served && now >= begin) {
+            serve_soc(s);
+            soc_served = 1;
+        }
         if (now >= end)
             break;
         int64_t elapsed = (int64_t)((double)(now - begin) * s->o.clock_speed);
@@ -591,9 +708,13 @@ static int on_interval(size_t k, size_t total, void *ctx)
             return 1;
         sleep_until(now + s->tick_ms < end ? now + s->tick_ms : end);
     }
+    if (!soc_served)
+        serve_soc(s);
     if (push(s, s->interval_ms, k + 1 == total))
         return 1;
     sim_trace_next(s->trace);
+    if (s->sub_trace)
+        sim_trace_next(s->sub_trace);
     s->b_imp0 += s->b_dimp;
     s->b_exp0 += s->b_dexp;
     s->b_dimp = s->b_dexp = 0;
@@ -661,9 +782,14 @@ void ctl_serve_free(ctl_serve *s)
     for (size_t j = 0; s->inv_servers && j < s->n_inv_servers; j++)
         mtr_server_free(s->inv_servers[j]);
     free(s->inv_servers);
+    for (size_t j = 0; s->sub_servers && j < s->n_sub_servers; j++)
+        mtr_server_free(s->sub_servers[j]);
+    free(s->sub_servers);
+    sim_trace_free(s->sub_trace);
     free(s->inv_of);
     free(s->inv_cap_wh);
     free(s->inv_w);
+    free(s->inv_soc_wh);
     sim_trace_free(s->trace);
     free(s);
 }

@@ -23,7 +23,15 @@
  * when InOutWRte_RvrtTms is set and no write came for that many simulated seconds (wall time x
  * clock_speed), it sets StorCtl_Mod back to 0 and runs its own mode. ChaState serves the state
  * of charge the battery will have at the end of the interval being played (decided at its
- * start), so a controller that writes during interval k plans interval k + 1 from it.
+ * start), so a controller that writes during interval k plans interval k + 1 from it; before
+ * the first interval's play begins, the state of charge at the start.
+ *
+ * With sub_meters, each battery home also has two meters of the same profile behind its grid
+ * meter, on listeners after the inverters' and in the meter config: `<home>-pv`, whose export
+ * counter rises by the home's PV energy, and `<home>-battery`, whose import counter rises by
+ * the battery's AC charge and export counter by its AC discharge (sim_flow), each interval
+ * played out like the grid meter's. A home agent with a PV source plans with the fitted
+ * forecast from them (docs/agent.md).
  *
  * With a boundary meter (boundary_id), one more meter (index homes, the next unit) measures the
  * community at its grid connection, as the coordinator's meter at the transformer would
@@ -56,6 +64,7 @@ typedef struct {
     const char *boundary_id;    /* serve a boundary meter with this id; NULL: none */
     int64_t boundary_loss_permille; /* its line losses (0 .. 1000) */
     const char *inverter_list;  /* CSV of the battery inverters to write, or NULL */
+    int sub_meters;             /* each battery home also gets a PV meter and a battery meter */
 } ctl_serve_opts;
 
 typedef struct ctl_serve ctl_serve;

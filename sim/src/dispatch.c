@@ -24,9 +24,10 @@ struct sim_dispatch {
     int64_t guard_day;  /* the local day of the guard's last check */
     sim_battery shadow; /* the guard's self-consumption battery (its stored energy in books) */
     /* the paper battery, fed the same measurements, that always follows its own plan: the
-     * bounds it was given for interval paper_q */
+     * bounds it was given for interval paper_q[i], by planned interval % FC_RING (with a lead
+     * above 1 the next decision is made before the interval decided last is observed) */
     sim_battery paper;
-    int64_t paper_q, paper_lo, paper_hi;
+    int64_t paper_q[FC_RING], paper_lo[FC_RING], paper_hi[FC_RING];
     /* forecast and planner buffers: lead - 1 + horizon intervals */
     int64_t *pv, *load;
     sim_plan_interval *in;
@@ -111,7 +112,6 @@ sim_dispatch *sim_dispatch_new(const sim_dispatch_config *c, const sim_plan_batt
         c->shadow_eta > 0 && c->shadow_eta <= 1 ? c->shadow_eta : b->charge_eff_pm / 1000.0;
     d->shadow = (sim_battery){b->min_wh, b->max_wh, b->initial_wh, b->charge_max_wh, eta, eta};
     d->paper = d->shadow;
-    d->paper_q = INT64_MIN;
     d->books.paper_stored_wh = b->initial_wh;
     size_t m = c->horizon + SIM_DISPATCH_MAX_LEAD;
     d->day_q = malloc(d->per_day * sizeof *d->day_q);
@@ -132,7 +132,7 @@ sim_dispatch *sim_dispatch_new(const sim_dispatch_config *c, const sim_plan_batt
     for (size_t i = 0; i < d->per_day; i++)
         d->day_q[i] = INT64_MIN;
     for (size_t i = 0; i < FC_RING; i++)
-        d->fc_q[i] = INT64_MIN;
+        d->fc_q[i] = d->paper_q[i] = INT64_MIN;
     return d;
 }
 
@@ -179,9 +179,10 @@ void sim_dispatch_observe(sim_dispatch *d, int64_t start_s, int64_t pv_wh, int64
         sim_plan_interval_cost_nuc(&iv, iv.net_wh + bf.charge_wh - bf.discharge_wh);
     d->books.shadow_stored_wh = d->shadow.stored_wh;
     d->books.real_nuc += sim_plan_interval_cost_nuc(&iv, grid_wh);
-    bf = d->paper_q == q ? sim_battery_step_bounded(&d->paper, pv_wh - direct, load_wh - direct,
-                                                    d->paper_lo, d->paper_hi, 1)
-                         : sim_battery_step(&d->paper, pv_wh - direct, load_wh - direct, 1);
+    bf = d->paper_q[r] == q ? sim_battery_step_bounded(&d->paper, pv_wh - direct,
+                                                       load_wh - direct, d->paper_lo[r],
+                                                       d->paper_hi[r], 1)
+                            : sim_battery_step(&d->paper, pv_wh - direct, load_wh - direct, 1);
     d->books.paper_nuc +=
         sim_plan_interval_cost_nuc(&iv, iv.net_wh + bf.charge_wh - bf.discharge_wh);
     d->books.paper_stored_wh = d->paper.stored_wh;
@@ -372,9 +373,10 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
         int64_t plo = -b.discharge_max_wh, phi = b.charge_max_wh, pgain = 0;
         pb.initial_wh = ps;
         sim_dispatch_why pwhy = plan_verdict(d, &pb, &plo, &phi, &pgain);
-        d->paper_q = planned_q;
-        d->paper_lo = plo;
-        d->paper_hi = phi;
+        size_t pr = (size_t)(planned_q % FC_RING);
+        d->paper_q[pr] = planned_q;
+        d->paper_lo[pr] = plo;
+        d->paper_hi[pr] = phi;
         if (!d->books.allowed) {
             out->why = SIM_DISPATCH_GUARD;
             out->gain_uc = pgain;

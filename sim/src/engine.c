@@ -66,6 +66,14 @@
 /* A generator state held inside its owner (rng_embed): taus2 needs 3 words. */
 #define SIM_RNG_STATE_WORDS 3u
 
+/* schedule_lead 2 (the home agent's policy): an interval's measurement waits here until the
+ * next decision has been made without it. Held apart from the home record, which must stay
+ * four cache lines, and allocated only for the homes that run that policy. */
+struct pending_obs {
+    int pend;
+    int64_t start, pv, load, grid;
+};
+
 /* The physics side of a home: only the physics stage reads or writes it. Everything a
  * home-interval touches is in the record itself, generator states included (no pointers to
  * chase into separate allocations), and the record is four cache lines, aligned: the physics
@@ -89,6 +97,9 @@ typedef struct {
     unsigned long load_state[SIM_RNG_STATE_WORDS], pv_state[SIM_RNG_STATE_WORDS];
     /* PV - load of the last SIM_MAX_FORECAST_LAG intervals, interval j in slot j % that */
     int64_t past_net_wh[SIM_MAX_FORECAST_LAG];
+    /* schedule_lead 2 (the home agent's policy): each interval's measurement waits here
+     * until the next decision has been made without it */
+    struct pending_obs *pend; /* non-NULL: schedule_lead 2 with a dispatch (see plan_agent) */
 } home;
 _Static_assert(sizeof(home) <= 4 * 64, "a home's record is four cache lines");
 
@@ -355,6 +366,8 @@ static int setup_homes(run_ctx *x, uint64_t seed)
                 int rc = dispatch_new(x, hm);
                 if (rc)
                     return rc;
+                if (gr->schedule_lead == 2 && !(hm->pend = calloc(1, sizeof *hm->pend)))
+                    return SIM_E_NOMEM;
             }
             sim_strategy_params sp = {gr->agent, gr->markup, gr->zip_beta, gr->zip_momentum};
             ag->draws = (sim_random){draw_uniform, draw_uniform_int, &ag->rng};
@@ -482,7 +495,13 @@ static void home_physics(run_ctx *x, home *hm, size_t k, phys_cell *c)
     c->stored_after_wh = hm->bat.stored_wh;
     c->planned = hm->planned;
     hm->past_net_wh[k % SIM_MAX_FORECAST_LAG] = pv - load;
-    if (hm->disp) {
+    if (hm->pend) { /* measured once the next decision is made (plan_agent) */
+        hm->pend->pend = 1;
+        hm->pend->start = sim_interval_start_utc(x->sc, k);
+        hm->pend->pv = pv;
+        hm->pend->load = load;
+        hm->pend->grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
+    } else if (hm->disp) {
         /* the grid exchange the home's meter sees (expand_flow's import - export) */
         int64_t grid = deficit - surplus + bf.charge_wh - bf.discharge_wh;
         int64_t start = sim_interval_start_utc(x->sc, k);
@@ -751,6 +770,8 @@ static int clear_ex_post(run_ctx *x, size_t k, const int64_t *qty, char *err, si
  * grid's prices (retail, with its peak; feed-in), bounds from the plan's first interval when
  * the plan is worth following, and the guard against a shadow self-consumption battery.
  * Otherwise the home runs self-consumption. ws: the calling thread's price arrays. */
+static int plan_agent(run_ctx *x, plan_ws *ws, home *hm, size_t k, int varies);
+
 static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
 {
     hm->planned = 0;
@@ -763,6 +784,8 @@ static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
         ws->plan_export_uc[j] = sc->feed_in_uc_per_kwh;
         varies |= ws->plan_import_uc[j] != ws->plan_import_uc[0];
     }
+    if (hm->pend)
+        return plan_agent(x, ws, hm, k, varies);
     /* with the same prices all day long the decision is self-consumption (sim_plan_bounds):
      * spare the forecast, whose fit costs more than the plan (a year of district-1000) */
     if (!varies)
@@ -774,6 +797,35 @@ static int plan_home(run_ctx *x, plan_ws *ws, home *hm, size_t k)
     hm->planned = dd.planned;
     hm->plan_lo_wh = dd.lo_wh;
     hm->plan_hi_wh = dd.hi_wh;
+    return SIM_OK;
+}
+
+/* schedule_lead 2: what `mgx agent` does for this home (controller/agent/agent_battery.h).
+ * The agent measures from a local midnight (here the scenario's start) with the stored energy
+ * then. During interval k - 1 it has k - 2 measured and reads the stored energy at k's start
+ * (the simulated inverter serves the stored energy at the end of the interval being played);
+ * it decides k with lead 2 and nothing left to commit in between (the stored energy is already
+ * k's), and writes the decision's setpoint, which the inverter holds for the whole of k;
+ * without a plan it releases control (self-consumption). Only then is k - 1 measured. Called
+ * at interval k >= 1 with the prices of the day from k. */
+static int plan_agent(run_ctx *x, plan_ws *ws, home *hm, size_t k, int varies)
+{
+    const int64_t zero = 0;
+    sim_dispatch_decision dd;
+    /* flat prices: self-consumption without a decision (as plan_home, and the agent) */
+    int64_t last_s = sim_interval_start_utc(x->sc, k) - 2 * (int64_t)x->sc->interval_min * 60;
+    if (varies &&
+        sim_dispatch_decide(hm->disp, last_s, 2, hm->bat.stored_wh, &zero, ws->plan_import_uc,
+                            ws->plan_export_uc, &dd) == 0 &&
+        dd.planned) {
+        hm->planned = 1;
+        hm->plan_lo_wh = hm->plan_hi_wh = dd.setpoint_wh;
+    }
+    struct pending_obs *po = hm->pend;
+    if (po->pend)
+        sim_dispatch_observe(hm->disp, po->start, po->pv, po->load, po->grid,
+                             sim_scenario_retail_at(x->sc, po->start), x->sc->feed_in_uc_per_kwh);
+    po->pend = 0;
     return SIM_OK;
 }
 
@@ -1175,6 +1227,7 @@ static void free_run(run_ctx *x)
     pool_stop(x);
     for (size_t h = 0; x->homes && x->agents && h < x->n_homes; h++) {
         sim_dispatch_free(x->homes[h].disp);
+        free(x->homes[h].pend);
     }
     for (size_t i = 0; i < SIM_MAX_THREADS; i++) {
         free(x->ws[i].plan_import_uc);

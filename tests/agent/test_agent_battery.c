@@ -17,6 +17,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "agent/agent_battery.h"
 #include "common/config.h"
+#include "mgx/dispatch.h"
 #include "common/log.h"
 
 #include "modbus_sim.h"
@@ -25,6 +26,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,7 +79,7 @@ static tms_server *inverter(void)
 static agb *dispatcher(const agb_config *c)
 {
     char err[256];
-    agb *b = agb_new(c, IV_S, 80000, 300000, &test_log, err, sizeof err);
+    agb *b = agb_new(c, NULL, IV_S, 80000, 300000, &test_log, err, sizeof err);
     if (!b)
         fail_msg("agb_new: %s", err);
     return b;
@@ -331,6 +333,95 @@ static void map_config(void **state)
     }
 }
 
+/*
+ * The fitted forecast (a PV source configured) makes the simulator's decision: three days of a
+ * home (500 Wh of load, a winter PV hump below it, its battery at its floor, metered
+ * discharging 100 Wh at 13:00 as the battery meter sees it) fed to
+ * the agent as its meters see it and, in the same numbers, straight to sim_dispatch as
+ * `battery_policy = schedule` with `schedule_lead = 2` does (sim/src/engine.c: the same
+ * battery, forecaster, horizon, guard and shadow efficiency); both decide k + 2 after every
+ * interval k. Every decision's setpoint is what the agent wrote (to the map's 10 W) or both
+ * leave control to the inverter, and the expected exchange is the decision's. Plans start on
+ * day 3 (a day of history, a day for the paper battery to show plans pay).
+ */
+static void fitted_decision_is_the_simulators(void **state)
+{
+    (void)state;
+    logbuf[0] = '\0';
+    tms_server *s = inverter();
+    uint16_t soc = 100; /* 10.0 %: 1000 Wh, the floor */
+    tms_set(s, UNIT, 4, 110, &soc, 1);
+    agb_config c;
+    load(&c, tms_port(s), NULL);
+    agb_site site = {48.0, 8.0, 30.0, 180.0, true};
+    char err[256];
+    agb *b = agb_new(&c, &site, IV_S, 80000, 300000, &test_log, err, sizeof err);
+    assert_non_null(b);
+    assert_true(agb_fitted(b));
+    int64_t m0 = agb_fit_midnight(b, K0);
+    assert_int_equal(m0, K0 + 30); /* 1920096 % 96 == 0: 00:00 UTC */
+    assert_int_equal(agb_fit_midnight(b, m0), m0);
+    assert_int_equal(agb_fit_first(b), INT64_MIN);
+    assert_true(agb_fit_start(b, m0));
+    assert_int_equal(agb_fit_first(b), m0);
+    assert_non_null(strstr(logbuf, "measures from interval 1920096, 1000 Wh stored"));
+    /* the simulator's side, by hand */
+    uint32_t eff = (uint32_t)llround(sqrt(0.9) * 1000.0);
+    sim_plan_battery pb = {1000, 9000, 1000, 1000, 1000, eff, eff, SIM_PLAN_NO_CAP,
+                           SIM_PLAN_NO_CAP, 80000 * (int64_t)eff / 1000, 0};
+    sim_dispatch_config dc = {.fc = {48.0, 8.0, 30.0, 180.0, IV_S, 14, 4},
+                              .forecast = SIM_DISPATCH_FIT,
+                              .horizon = 96,
+                              .min_gain_uc = 0,
+                              .utc_offset_min = 0,
+                              .shadow_eta = sqrt(0.9)};
+    sim_dispatch *d = sim_dispatch_new(&dc, &pb);
+    assert_non_null(d);
+    int64_t imp[96], exp[96];
+    const int64_t zero = 0;
+    size_t decisions = 0, planned = 0;
+    for (int64_t m = m0; m < m0 + 3 * 96; m++) {
+        int64_t slot = m % 96, pv = 0;
+        if (slot >= 28 && slot < 76) /* 07:00-19:00: a winter hump peaking at 13:00 */
+            pv = 400 - 15 * (slot > 52 ? slot - 52 : 52 - slot);
+        int64_t batt = slot == 52 ? -100 : 0, load_wh = 500;
+        int64_t grid = load_wh - pv + batt;
+        agb_fit_observe(b, m, grid, pv, true, batt);
+        int64_t retail = (m * IV_S / 3600) % 24 >= 17 && (m * IV_S / 3600) % 24 < 21 ? 450000
+                                                                                       : 300000;
+        sim_dispatch_observe(d, m * IV_S, pv, load_wh, grid, retail, 80000);
+        for (int j = 0; j < 96; j++) {
+            int64_t h = ((m + 2 + j) * IV_S / 3600) % 24;
+            imp[j] = h >= 17 && h < 21 ? 450000 : 300000;
+            exp[j] = 80000;
+        }
+        sim_dispatch_decision dd;
+        assert_int_equal(sim_dispatch_decide(d, m * IV_S, 2, 1000, &zero, imp, exp, &dd), 0);
+        agb_fit_decide(b, m, 0);
+        decisions++;
+        agb_stats st;
+        agb_get_stats(b, &st);
+        int64_t g = 0, bw = 0;
+        assert_true(agb_expected_net(b, m, m + 2, &g, &bw));
+        if (!dd.planned) {
+            assert_false(st.in_control);
+            assert_int_equal(g, dd.net_wh);
+            assert_int_equal(bw, dd.setpoint_wh);
+            continue;
+        }
+        planned++;
+        assert_true(st.in_control);
+        assert_int_equal(st.power_w, dd.setpoint_wh * 4 / 10 * 10);
+        assert_int_equal(bw, st.power_w * IV_S / 3600);
+        assert_int_equal(g, dd.forecast_net_wh + bw);
+    }
+    printf("fitted: %zu decisions, %zu planned, all the simulator's\n", decisions, planned);
+    assert_true(planned > 0);
+    sim_dispatch_free(d);
+    agb_free(b);
+    tms_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +430,7 @@ int main(void)
         cmocka_unit_test(read_only_never_written),
         cmocka_unit_test(silent_meter_releases),
         cmocka_unit_test(stale_setpoint_released),
+        cmocka_unit_test(fitted_decision_is_the_simulators),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

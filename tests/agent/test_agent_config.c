@@ -303,6 +303,50 @@ static void test_battery_section(void **state)
            "a.ini:11: capacity_wh: 0 is out of range [1, 10000000]");
 }
 
+/* The fitted forecast's [agent] keys: a PV meter, the home's place and plane, an optional
+ * battery meter; their defaults and cross-checks. */
+static void test_fitted_forecast_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    agc_config c;
+#define BAT "[battery]\nhost = h\ncapacity_wh = 10000\npower_w = 4000\n"
+    assert_int_equal(load_cfg(BASE BAT, err, sizeof err, &c), 0);
+    assert_string_equal(c.pv_meter_id, ""); /* persistence */
+    assert_int_equal(load_cfg(BASE "pv_meter_id = h1-pv\nlatitude = 47.999\nlongitude = 7.842\n"
+                                   "pv_tilt = 35\n" BAT,
+                              err, sizeof err, &c),
+                     0);
+    assert_string_equal(c.pv_meter_id, "h1-pv");
+    assert_string_equal(c.battery_meter_id, "");
+    assert_false(c.site.battery_meter);
+    assert_true(c.site.latitude_deg == 47.999 && c.site.longitude_deg == 7.842);
+    assert_true(c.site.tilt_deg == 35.0 && c.site.azimuth_deg == 180.0);
+    /* south of the equator the panels face north unless said otherwise */
+    assert_int_equal(load_cfg(BASE "pv_meter_id = p\nbattery_meter_id = b\nlatitude = -33.9\n"
+                                   "longitude = 151.2\n" BAT,
+                              err, sizeof err, &c),
+                     0);
+    assert_true(c.site.azimuth_deg == 0.0 && c.site.tilt_deg == 30.0);
+    assert_true(c.site.battery_meter);
+    expect(BASE "pv_meter_id = p\nlatitude = 48\n" BAT,
+           "a.ini:3: [agent] pv_meter_id needs latitude and longitude (the clear-sky model of "
+           "the fitted forecast)");
+    expect(BASE "latitude = 48\n" BAT, "a.ini:3: [agent] latitude, longitude, pv_tilt, "
+                                      "pv_azimuth and battery_meter_id are for the fitted "
+                                      "forecast: add pv_meter_id");
+    expect(BASE "pv_meter_id = p\nlatitude = 48\nlongitude = 8\n",
+           "a.ini:3: [agent] pv_meter_id: the fitted forecast plans the battery: add a "
+           "[battery] section");
+    expect(BASE "pv_meter_id = h1\nlatitude = 48\nlongitude = 8\n" BAT,
+           "a.ini:3: [agent] meter_id, pv_meter_id and battery_meter_id must be three "
+           "different meters");
+    expect(BASE "latitude = 91\n", "a.ini:9: latitude: '91' is not a number in -90..90");
+    expect(BASE "pv_azimuth = south\n",
+           "a.ini:9: pv_azimuth: 'south' is not a number in 0..360");
+#undef BAT
+}
+
 /* Sections: the meter daemon's are skipped, anything else is still an error. */
 static void test_sections_of_a_shared_file(void **state)
 {
@@ -504,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_bus_is_the_shared_syntax),
         cmocka_unit_test(test_missing_and_related_keys),
         cmocka_unit_test(test_battery_section),
+        cmocka_unit_test(test_fitted_forecast_keys),
         cmocka_unit_test(test_sections_of_a_shared_file),
         cmocka_unit_test(test_shared_file_logins),
         cmocka_unit_test(test_client_id_and_username),

@@ -55,7 +55,7 @@
 
 #define COMMUNITY "e2eb"
 #define MAX_HOMES 4
-#define MAX_K 96
+#define MAX_K 160
 #define STARTUP_S 12
 #define SPEED 720
 
@@ -77,6 +77,9 @@ typedef struct {
         exp[MAX_HOMES][MAX_K];
     int in_time[MAX_K]; /* every battery home's interval followed its plan */
     size_t mismatched;  /* in-process replay: flows that differ in such intervals */
+    int64_t interval_s; /* the scenario's */
+    int fitted;         /* the agents forecast with their PV and battery meters */
+    size_t flows, differ; /* the fitted test: flows compared with the in-process run, differing */
 } world;
 
 static world *W;
@@ -139,6 +142,7 @@ static int setup(void **state)
     const char *bin = getenv("MGX_BIN");
     W->bin = bin ? strdup(bin) : NULL;
     W->dir = tst_tmpdir("e2e-battery");
+    W->interval_s = 900;
     W->broker = tst_broker_start(NULL);
     return W->bin && W->dir && W->broker ? 0 : -1;
 }
@@ -181,10 +185,16 @@ static void write_agent(size_t h, const char *inverter_row)
             "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = %s\n\n"
             "[agent]\nparticipant = %s\nkey_file = %s\noutbox = %s\nstrategy = truthful\n"
             "feed_in_uc_per_kwh = %lld\nretail_uc_per_kwh = %lld\nnetwork_fee_uc_per_kwh = %lld\n"
-            "interval_s = 900\nmax_reading_gap_s = 600\ntiming = ex_post\n",
+            "interval_s = %lld\nmax_reading_gap_s = 600\ntiming = ex_post\n",
             tst_broker_port(W->broker), COMMUNITY, W->ids[h], key, outbox,
             (long long)W->sc.feed_in_uc_per_kwh, (long long)W->sc.retail_uc_per_kwh,
-            (long long)W->sc.network_fee_uc_per_kwh);
+            (long long)W->sc.network_fee_uc_per_kwh, (long long)W->interval_s);
+    if (inverter_row && W->fitted) /* the home's PV and battery meters, place and plane */
+        fprintf(f,
+                "pv_meter_id = %s-pv\nbattery_meter_id = %s-battery\nlatitude = %.6f\n"
+                "longitude = %.6f\npv_tilt = %.3f\npv_azimuth = %.3f\n",
+                W->ids[h], W->ids[h], W->sc.latitude_deg, W->sc.longitude_deg,
+                W->sc.groups[0].pv_tilt_deg, W->sc.groups[0].pv_azimuth_deg);
     if (inverter_row) {
         char host[64];
         int port, unit;
@@ -202,6 +212,8 @@ static void write_agent(size_t h, const char *inverter_row)
                 (long long)llround(g->soc_min * 1000), (long long)llround(g->soc_max * 1000),
                 (long long)W->sc.retail_peak_uc_per_kwh, W->sc.peak_start_h, W->sc.peak_end_h,
                 (int)W->sc.utc_offset_min);
+        if (W->fitted)
+            fprintf(f, "min_gain_uc = %lld\n", (long long)g->schedule_min_gain_uc);
     }
     assert_int_equal(fclose(f), 0);
 }
@@ -268,7 +280,7 @@ static int64_t battery_ac(size_t h, size_t k)
 
 static int64_t wh_of(int64_t w)
 {
-    return w * 900 / 3600;
+    return w * W->interval_s / 3600;
 }
 
 static int near(int64_t a, int64_t b)
@@ -311,7 +323,7 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
     snprintf(scenario, sizeof scenario, "%s/tests/e2e/battery-tou.ini", MGX_SOURCE_DIR);
     assert_int_equal(sim_scenario_load(scenario, &W->sc, err, sizeof err), SIM_OK);
     W->homes = sim_scenario_homes(&W->sc);
-    assert_true(W->homes <= MAX_HOMES && sim_intervals(&W->sc) == MAX_K);
+    assert_true(W->homes <= MAX_HOMES && sim_intervals(&W->sc) == 96);
     for (size_t h = 0; h < W->homes; h++)
         sim_home_name(&W->sc, h, W->ids[h], sizeof W->ids[h]);
     int64_t start_utc = sim_interval_start_utc(&W->sc, 0);
@@ -430,7 +442,7 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
     assert_int_equal(failures, 0);
 
     /* (2) the metered flows follow the plans */
-    for (size_t k = 0; k < MAX_K; k++)
+    for (size_t k = 0; k < 96; k++)
         W->in_time[k] = 1;
     for (size_t h = 0; h < W->homes; h++) {
         if (!W->battery[h])
@@ -439,7 +451,7 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
         int followed_prev = 0; /* interval k - 1 followed its plan */
         /* interval 0 is computed when the run starts, before any agent can have written */
         W->in_time[0] = 0;
-        for (size_t k = 1; k < MAX_K; k++) {
+        for (size_t k = 1; k < 96; k++) {
             if (!W->has_plan[h][k]) {
                 W->in_time[k] = 0;
                 followed_prev = 0;
@@ -480,7 +492,7 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
 
     /* (3) the in-process simulator with the agents' setpoints */
     size_t compared = 0;
-    for (size_t k = 0; k < MAX_K; k++)
+    for (size_t k = 0; k < 96; k++)
         compared += (size_t)W->in_time[k];
     sim_hooks hooks = {.on_flow = replay_flow, .on_battery = replay_battery};
     sim_result *res = NULL;
@@ -494,11 +506,190 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
     assert_int_equal(W->mismatched, 0);
 }
 
+/* The fitted test: every flow of the in-process run against the served one. */
+static void compare_flow(const sim_flow *f, void *ctx)
+{
+    (void)ctx;
+    size_t h = f->home, k = f->interval;
+    if (h >= W->homes || k >= MAX_K)
+        return;
+    W->flows++;
+    if (f->import_wh != W->imp[h][k] || f->export_wh != W->exp[h][k] ||
+        f->load_wh != W->load[h][k] || f->pv_wh != W->pv[h][k]) {
+        if (W->differ++ < 10)
+            fprintf(stderr, "e2e-dispatch: %s interval %zu: in process import %lld export %lld, "
+                            "served %lld %lld\n",
+                    W->ids[h], k, (long long)f->import_wh, (long long)f->export_wh,
+                    (long long)W->imp[h][k], (long long)W->exp[h][k]);
+    }
+    /* the agents' setpoints are the in-process decisions: where an agent wrote one, the
+     * in-process battery moved exactly that */
+    if (W->has_plan[h][k] && f->charge_wh - f->discharge_wh != wh_of(W->plan_w[h][k])) {
+        if (W->differ++ < 10)
+            fprintf(stderr, "e2e-dispatch: %s interval %zu: in process battery %+lld Wh, the "
+                            "agent's setpoint %+lld Wh\n",
+                    W->ids[h], k, (long long)(f->charge_wh - f->discharge_wh),
+                    (long long)wh_of(W->plan_w[h][k]));
+    }
+}
+
+/*
+ * The agents' fitted forecast end to end, against the simulator (tests/e2e/dispatch-tou.ini:
+ * three winter days at 30 minutes, the same homes): `mgx sim --serve-modbus --sub-meters`
+ * serves each battery home's grid, PV and battery meters and its inverter, with the batteries'
+ * own mode self-consumption; each battery home's agent has pv_meter_id, battery_meter_id and
+ * the home's place and plane, so it decides with sim_dispatch (lead 2). The in-process
+ * simulator with battery_policy = schedule and schedule_lead = 2 on the same scenario (the
+ * agents' policy) must give the same flows, every home, every interval, to the Wh (load, PV,
+ * import, export), and the same battery energy in every interval an agent wrote a setpoint;
+ * and the agents must have planned (the first day is history, the guard lets plans be followed
+ * once a day of them paid on paper, so plans start on day 3).
+ */
+static void test_agents_equal_the_simulator(void **state)
+{
+    (void)state;
+    char scenario[4096], err[512];
+    snprintf(scenario, sizeof scenario, "%s/tests/e2e/dispatch-tou.ini", MGX_SOURCE_DIR);
+    assert_int_equal(sim_scenario_load(scenario, &W->sc, err, sizeof err), SIM_OK);
+    W->homes = sim_scenario_homes(&W->sc);
+    size_t n_k = sim_intervals(&W->sc);
+    assert_true(W->homes <= MAX_HOMES && n_k <= MAX_K);
+    W->interval_s = (int64_t)W->sc.interval_min * 60;
+    W->fitted = 1;
+    for (size_t h = 0; h < W->homes; h++)
+        sim_home_name(&W->sc, h, W->ids[h], sizeof W->ids[h]);
+    int64_t start_utc = sim_interval_start_utc(&W->sc, 0);
+    W->first_interval = start_utc / W->interval_s;
+    const int speed = 1440;
+
+    int64_t anchor_s = real_ms() / 1000 + STARTUP_S;
+    char speed_s[16], anchor[64], start_ms[32], sim_out[4096], meters_sim[4096], inv[4096],
+        meters[4096], outbox[4096], log[4096];
+    snprintf(speed_s, sizeof speed_s, "%d", speed);
+    snprintf(anchor, sizeof anchor, "%lld:%lld", (long long)anchor_s, (long long)start_utc);
+    snprintf(start_ms, sizeof start_ms, "%lld", (long long)anchor_s * 1000);
+    pathf(sim_out, sizeof sim_out, "sim");
+    pathf(meters_sim, sizeof meters_sim, "meters-sim.ini");
+    pathf(inv, sizeof inv, "inverters.csv");
+    pathf(log, sizeof log, "sim.log");
+    spawn(log, (char *const[]){W->bin, "sim", scenario, "--out", sim_out, "--no-plots",
+                               "--home-intervals", "--serve-modbus", "127.0.0.1:0",
+                               "--clock-speed", speed_s, "--clock-start", start_ms,
+                               "--meter-config", meters_sim, "--meter-hold", "300",
+                               "--inverter-list", inv, "--sub-meters", NULL});
+    struct stat st;
+    for (int64_t until = real_ms() + 15000; stat(meters_sim, &st) != 0;) {
+        assert_true(real_ms() < until);
+        tst_sleep_ms(50);
+    }
+    pathf(meters, sizeof meters, "meters.ini");
+    pathf(outbox, sizeof outbox, "meters-outbox.db");
+    FILE *in = fopen(meters_sim, "r"), *out = fopen(meters, "w");
+    assert_non_null(in);
+    assert_non_null(out);
+    fprintf(out, "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = %s\nclient_id = meters\n\n"
+                 "[outbox]\npath = %s\n\n",
+            tst_broker_port(W->broker), COMMUNITY, outbox);
+    char line[1024];
+    int copying = 0;
+    while (fgets(line, sizeof line, in)) {
+        copying = copying || strncmp(line, "[meter ", 7) == 0;
+        if (copying)
+            fputs(line, out);
+    }
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    pathf(log, sizeof log, "meter.log");
+    spawn(log, (char *const[]){W->bin, "meter", meters, "--clock-speed", speed_s,
+                               "--clock-anchor", anchor, NULL});
+    char *list = NULL;
+    for (int64_t until = real_ms() + 5000; !(list = tst_file_read(inv, NULL));) {
+        assert_true(real_ms() < until);
+        tst_sleep_ms(50);
+    }
+    size_t batteries = 0;
+    for (size_t h = 0; h < W->homes; h++) {
+        char prefix[80];
+        snprintf(prefix, sizeof prefix, "\n%s,", W->ids[h]);
+        const char *row = strstr(list, prefix);
+        W->battery[h] = row != NULL;
+        batteries += (size_t)W->battery[h];
+        write_agent(h, row ? row + 1 : NULL);
+        char ini[4096];
+        pathf(ini, sizeof ini, "%s.ini", W->ids[h]);
+        pathf(log, sizeof log, "agent-%s.log", W->ids[h]);
+        spawn(log, (char *const[]){W->bin, "agent", ini, "--clock-speed", speed_s,
+                                   "--clock-anchor", anchor, NULL});
+    }
+    free(list);
+    assert_int_equal(batteries, 2);
+
+    char summary[4096];
+    pathf(summary, sizeof summary, "sim/summary.json");
+    int64_t deadline =
+        anchor_s * 1000 + (int64_t)n_k * W->interval_s * 1000 / speed + 60000;
+    while (stat(summary, &st) != 0) {
+        if (real_ms() > deadline)
+            fail_msg("the simulated days did not finish; logs in %s", W->dir);
+        tst_sleep_ms(50);
+    }
+    tst_sleep_ms(500);
+    stop_all();
+
+    size_t failures = read_plans();
+    char csv[4096];
+    pathf(csv, sizeof csv, "sim/home_intervals.csv");
+    read_flows(csv);
+    assert_int_equal(failures, 0);
+    size_t plans[MAX_HOMES] = {0};
+    for (size_t h = 0; h < W->homes; h++)
+        for (size_t k = 0; k < n_k; k++)
+            plans[h] += (size_t)W->has_plan[h][k];
+
+    /* the in-process simulator with the agents' policy */
+    sim_scenario sc = W->sc;
+    for (size_t g = 0; g < sc.n_groups; g++) {
+        sc.groups[g].battery_policy = SIM_BATTERY_SCHEDULE;
+        sc.groups[g].schedule_lead = 2;
+    }
+    sim_hooks hooks = {.on_flow = compare_flow};
+    sim_result *res = NULL;
+    assert_int_equal(sim_run(&sc, NULL, sc.seed, &hooks, &res, err, sizeof err), SIM_OK);
+    size_t n;
+    const sim_home_row *rows = sim_result_homes(res, &n);
+    size_t planned = 0, agent_plans = 0;
+    for (size_t h = 0; h < n && h < W->homes; h++) {
+        fprintf(stderr, "e2e-dispatch: %s: the agent wrote %zu setpoints, the in-process "
+                        "battery followed %zu plans",
+                W->ids[h], plans[h], rows[h].planned_intervals);
+        if (rows[h].fc_err_n) /* the decision's forecast of load - PV, against persistence */
+            fprintf(stderr, "; forecast MAE %.0f Wh (persistence %.0f) over %zu intervals",
+                    (double)rows[h].fc_abs_err_wh / (double)rows[h].fc_err_n,
+                    (double)rows[h].persist_abs_err_wh / (double)rows[h].fc_err_n,
+                    rows[h].fc_err_n);
+        fputc('\n', stderr);
+        if (rows[h].planned_intervals != plans[h])
+            W->differ++;
+        planned += rows[h].planned_intervals;
+        agent_plans += plans[h];
+    }
+    sim_result_free(res);
+    fprintf(stderr, "e2e-dispatch: %zu flows compared (%zu homes x %zu intervals), %zu differ; "
+                    "%zu setpoints\n",
+            W->flows, W->homes, n_k, W->differ, agent_plans);
+    assert_int_equal(W->flows, W->homes * n_k);
+    assert_int_equal(W->differ, 0);
+    assert_true(planned > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_agents_dispatch_batteries_for_a_day, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_agents_equal_the_simulator, setup, teardown),
     };
+    if (getenv("MGX_E2E_FILTER")) /* e.g. test_agents_equal_the_simulator: only that one */
+        cmocka_set_test_filter(getenv("MGX_E2E_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,6 +211,33 @@ static void guard_daily_check(void **state)
     sim_dispatch_free(d);
 }
 
+/* The paper battery at lead 2 (the home agent's lead): each decision is made before the
+ * interval decided the time before is observed, and the paper battery still follows the plan
+ * it was given for each interval. Day 1: the decision of interval 6 (from 4) charges 500 Wh
+ * (cheap) for the peak of 7; the decision of 7 (from 5) comes before 6 is observed. Observed,
+ * the paper battery imports 1000 Wh at 0.10 in 6 and nothing in 7, the shadow 500 in each:
+ * 250 000 - 100 000 uc ahead. Keeping only the last decision's bounds (a single slot) runs the
+ * paper battery on self-consumption in 6 and leaves it level with the shadow. */
+static void paper_battery_at_lead_2(void **state)
+{
+    (void)state;
+    sim_dispatch *d = home(1);
+    sim_dispatch_decision o;
+    sim_dispatch_books bk;
+    observe(d, 0, 4, 500);
+    decide(d, 4, 2, 0, NULL, &o);
+    assert_int_equal(o.why, SIM_DISPATCH_GUARD);
+    observe(d, 5, 5, 500);
+    decide(d, 5, 2, 0, NULL, &o);
+    observe(d, 6, 6, 500);
+    decide(d, 6, 2, 0, NULL, &o);
+    observe(d, 7, 7, 500);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.shadow_nuc - bk.paper_nuc, 150000000);
+    assert_int_equal(bk.real_nuc, bk.shadow_nuc);
+    sim_dispatch_free(d);
+}
+
 /* Groups: 0 solar, 1 PV + battery, 2 battery without PV, 3 consumers (as test_sim_schedule). */
 static void add_group(sim_scenario *sc, const char *name, uint32_t count, double kwp,
                       double bat_kwh)
@@ -288,6 +315,7 @@ int main(void)
         cmocka_unit_test(known_decisions),
         cmocka_unit_test(guard_reckoning),
         cmocka_unit_test(guard_daily_check),
+        cmocka_unit_test(paper_battery_at_lead_2),
         cmocka_unit_test(nobody_worse_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

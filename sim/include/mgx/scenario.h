@@ -60,6 +60,12 @@ typedef struct {
     /* SIM_BATTERY_SCHEDULE: 1 (default): follow a plan only while the home's realised grid
      * bill is no worse than a shadow self-consumption battery's (mgx/dispatch.h); 0: no guard */
     uint32_t schedule_guard;
+    /* SIM_BATTERY_SCHEDULE: 1 (default; 0 is the same): interval k is decided with k - 1 measured and the
+     * battery keeps to the plan's bounds (self-consumption on the real net within them); 2: as
+     * the home agent does (`mgx agent`, docs/agent.md): k is decided with k - 2 measured, from
+     * the stored energy at k's start, and the battery holds the decision's setpoint for the whole interval, as an
+     * inverter given a power setpoint does */
+    uint32_t schedule_lead;
     /* load */
     double annual_kwh;
     /* trading agent */
