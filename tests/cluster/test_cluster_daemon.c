@@ -107,20 +107,7 @@ static node N[NODES];
 /* The node's status file: role and applied index; -1 if unreadable or older than 1 s. */
 static int read_status(int i, char *role, size_t cap, long long *applied, long long *cleared)
 {
-    char *t = tst_file_text_or_empty(N[i].status);
-    int ok = -1;
-    const char *r = strstr(t, "role "), *a = strstr(t, "applied_index "),
-               *c = strstr(t, "last_cleared "), *u = strstr(t, "updated_ms ");
-    if (r && a && c && u && sscanf(r, "role %31s", role) == 1 &&
-        sscanf(a, "applied_index %lld", applied) == 1 &&
-        sscanf(c, "last_cleared %lld", cleared) == 1) {
-        long long upd = 0;
-        sscanf(u, "updated_ms %lld", &upd);
-        ok = ctl_wall_ms() - upd < 1000 ? 0 : -1;
-    }
-    (void)cap;
-    free(t);
-    return ok;
+    return tst_cluster_status(N[i].status, role, cap, applied, cleared);
 }
 
 /* Home h's meter at ts_s: counters rising with time, sellers (even) export, buyers import. */
@@ -367,21 +354,8 @@ static void cluster_run(void **state)
         snprintf(N[i].db, sizeof N[i].db, "%s/ctl-%d.db", dir, i + 1);
         snprintf(N[i].log, sizeof N[i].log, "%s/controller-%d.log", dir, i + 1);
         snprintf(N[i].status, sizeof N[i].status, "%s/raft-%d/status", dir, i + 1);
-        FILE *f = fopen(N[i].conf, "w");
-        assert_non_null(f);
-        fprintf(f,
-                "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller-%d\n"
-                "backoff_max_ms = 500\n"
-                "[controller]\ncommunity = %s\ndb = %s\ninterval_s = 900\n"
-                "gate_closure_s = 300\nmax_ahead_intervals = 4\n"
-                "network_fee_uc_per_kwh = 10000\nsettlement_grace_s = 900\n"
-                "settlement_key = community.skey\nreading_max_gap_s = 300\n"
-                "meter_max_power_w = 100000\n"
-                "[cluster]\nnode_id = %d\nnodes = 1@127.0.0.1:%d, 2@127.0.0.1:%d, "
-                "3@127.0.0.1:%d\ndata_dir = raft-%d\nelection_timeout_ms = 300\n",
-                tst_broker_port(br), i + 1, COMMUNITY, N[i].db, i + 1, port[0], port[1], port[2],
-                i + 1);
-        fclose(f);
+        fclose(tst_cluster_config(N[i].conf, tst_broker_port(br), COMMUNITY, N[i].db, 900, i + 1,
+                                  port, NODES));
     }
     /* one database made and registered, copied to every node (docs/cluster.md) */
     memset(&W, 0, sizeof W);
