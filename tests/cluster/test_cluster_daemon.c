@@ -355,7 +355,7 @@ static void cluster_run(void **state)
         snprintf(N[i].log, sizeof N[i].log, "%s/controller-%d.log", dir, i + 1);
         snprintf(N[i].status, sizeof N[i].status, "%s/raft-%d/status", dir, i + 1);
         fclose(tst_cluster_config(N[i].conf, tst_broker_port(br), COMMUNITY, N[i].db, 900, i + 1,
-                                  port, NODES));
+                                  port, NODES, 300));
     }
     /* one database made and registered, copied to every node (docs/cluster.md) */
     memset(&W, 0, sizeof W);

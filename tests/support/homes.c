@@ -181,7 +181,8 @@ FILE *tst_controller_config(const char *path, int port, const char *community, c
 }
 
 FILE *tst_cluster_config(const char *path, int port, const char *community, const char *db,
-                         int grace_s, int node, const int *raft_port, int n_nodes)
+                         int grace_s, int node, const int *raft_port, int n_nodes,
+                         int election_ms)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -200,7 +201,7 @@ FILE *tst_cluster_config(const char *path, int port, const char *community, cons
     fprintf(f, "[cluster]\nnode_id = %d\nnodes = ", node);
     for (int i = 0; i < n_nodes; i++)
         fprintf(f, "%s%d@127.0.0.1:%d", i ? ", " : "", i + 1, raft_port[i]);
-    fprintf(f, "\ndata_dir = raft-%d\nelection_timeout_ms = 300\n", node);
+    fprintf(f, "\ndata_dir = raft-%d\nelection_timeout_ms = %d\n", node, election_ms);
     return f;
 }
 

@@ -82,10 +82,11 @@ FILE *tst_controller_config(const char *path, int port, const char *community, c
 
 /* A replicated controller's node (docs/cluster.md): tst_controller_config's sections with the
  * bus client id controller-<node>, then [cluster] with node_id node (1-based), nodes 1..n_nodes
- * at 127.0.0.1:raft_port[i], data_dir raft-<node> (in the config's folder) and a 300 ms
- * election timeout. Returns the open file for more sections; caller closes. */
+ * at 127.0.0.1:raft_port[i], data_dir raft-<node> (in the config's folder) and an election
+ * timeout of election_ms. Returns the open file for more sections; caller closes. */
 FILE *tst_cluster_config(const char *path, int port, const char *community, const char *db,
-                         int grace_s, int node, const int *raft_port, int n_nodes);
+                         int grace_s, int node, const int *raft_port, int n_nodes,
+                         int election_ms);
 /* A node's status file (data_dir/status, written by the node every 200 ms): its role, applied
  * index and last cleared interval. 0, or -1 when unreadable or not updated for 1 s (the node
  * is dead or frozen). */
