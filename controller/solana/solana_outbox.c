@@ -523,8 +523,10 @@ static int finish(ctl_sol_outbox *ob, open_row *r, ctl_sol_outbox_state s, const
     ctl_logf(&SOL_LOG, s == CTL_SOLOB_CONFIRMED ? CTL_LOG_INFO : CTL_LOG_ERROR,
              "interval %" PRId64 " part %d/%d %s %s%s%s", r->interval_id, r->part, r->n_parts,
              STATE_NAMES[s], r->sig, err ? ": " : "", err ? err : "");
-    /* in a cluster the final state is also a decision for every node (so that a later leader
-     * neither resends nor asks about it again); written here too, so this pass moves on */
+    /* in a cluster the final state is a decision for every node (so that a later leader
+     * neither resends nor asks about it again), written when applied like the others: until
+     * then each pass asks the chain again and proposes it again (a second copy changes
+     * nothing), so every node's row ends final even if this leadership ends first */
     if (ob->propose) {
         uint8_t raw[64];
         op_buf b = {0};
@@ -540,6 +542,7 @@ static int finish(ctl_sol_outbox *ob, open_row *r, ctl_sol_outbox_state s, const
         op_u(&b, el, 2);
         op_put(&b, err ? err : "", el);
         op_propose(ob, &b);
+        return CTL_SOLOB_OK;
     }
     return store_finish(ob, r->interval_id, r->part, r->sig, s, err, now_ms);
 }
