@@ -3,7 +3,8 @@
  * them along. The policy, and why it never settles the same trades twice, is in
  * solana_outbox.h. Every write is its own BEGIN IMMEDIATE transaction, committed before any
  * network call whose effect it records, so a kill at any point leaves a row that the next
- * pass handles correctly.
+ * pass handles correctly. In a cluster the decisions are ops of the replicated log, written
+ * by ctl_sol_outbox_apply inside the entry's apply transaction (as a savepoint).
  */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "solana/solana_outbox.h"
