@@ -1667,7 +1667,9 @@ static void settle_on_chain(void **state)
                 credit_txs, (long long)minted, (long long)retired, (long long)(minted - retired),
                 (long long)credit_resent, (long long)credit_rebuilt);
     assert_true(lt.delivered_trades >= MIN_DELIVERED); /* the run means something */
-    assert_true(multi >= MIN_MULTI_PART);
+    /* the cluster run stops its orders by what was cleared, before settlement: a held party
+     * can leave an interval of 9 trades in one transaction, so at least one of several */
+    assert_true(multi >= (g_cluster ? 1 : MIN_MULTI_PART));
     assert_true(r.inflight_hits >= 3);
     assert_true(g_cluster || r.crash_hits >= 5); /* the cluster run kills leaders instead */
     assert_true(rebuilt >= 1);
