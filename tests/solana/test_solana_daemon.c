@@ -43,6 +43,14 @@
  * bought - retired, its allowance is reduced by exactly what the delegate moved and burned,
  * and the mint's supply is the ledger's minted - retired; the trades' transactions carry the
  * payment legs only.
+ *
+ * With MGX_SOLANA_CLUSTER=1 (ctest test_solana_cluster) the controller is three replicated
+ * nodes ([cluster], docs/cluster.md) made from one database: the leader is killed with SIGKILL
+ * MGX_SOLANA_CLUSTER_KILLS times (9 by default), while a sendTransaction is in flight (and the
+ * blockhashes expire right after) and at random moments, and restarted as a follower. Checked
+ * in addition: on every node the ledger verifies, every block was handed over and every row is
+ * confirmed, and the ledger and the outbox's replicated columns are the same on all three; the
+ * chain checks above run on node 1's database, which is therefore every node's.
  * Skips (77) when node or tests/solana/node_modules is missing.
  */
 #define _GNU_SOURCE
