@@ -80,7 +80,8 @@ typedef enum {
     CTL_ENTRY_READINGS = 2, /* a batch of readings admitted for settlement */
     CTL_ENTRY_CLEAR = 3,    /* clear interval N (payload: ctl_cluster_u64) */
     CTL_ENTRY_SETTLE = 4,   /* settle interval N (payload: ctl_cluster_u64) */
-    CTL_ENTRY_TYPE_MAX = 4
+    CTL_ENTRY_SOLANA = 5,   /* a Solana outbox decision (settle/settle_daemon.h) */
+    CTL_ENTRY_TYPE_MAX = 5
 } ctl_cluster_entry_type;
 
 /* Applies one committed entry to the database. It runs inside the entry's apply transaction

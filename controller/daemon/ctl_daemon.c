@@ -852,6 +852,17 @@ static int apply_order(void *ctx, const char *topic_participant, const char *pay
                                                                                            : -2;
 }
 
+/* The Solana outbox's decisions (settle_daemon.h) as SOLANA entries; a lost proposal is made
+ * again by the settler. */
+static int propose_solana(void *ctx, const uint8_t *p, size_t len)
+{
+    daemon *d = ctx;
+    return ctl_cluster_propose(d->cluster, CTL_ENTRY_SOLANA, p, len, propose_done, d) ==
+                   CTL_CLUSTER_OK
+               ? 0
+               : -1;
+}
+
 /* A committed entry, applied alike on every node inside its apply transaction (the store's own
  * transactions nest in it). Receipts and results go out from the leader only. */
 static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, size_t len)
@@ -898,6 +909,9 @@ static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, 
             return 0;
         return clear_one(d, id, now) == 0 ? 0 : -1;
     }
+    case CTL_ENTRY_SOLANA:
+        /* the Solana outbox's decisions, written alike on every node; only the leader sends */
+        return d->settler ? ctl_settler_solana_apply(d->settler, p, len) : 1;
     case CTL_ENTRY_SETTLE: {
         int64_t id, unused;
         if (!d->settler || ctl_rep_clear_decode(p, len, &id, &unused) != 0)
@@ -1033,6 +1047,7 @@ static void settle_due(daemon *d)
                 d->settle_proposed = id;
         }
         ctl_settler_publish(d->settler, d->bus);
+        ctl_settler_solana(d->settler, ctl_wall_ms()); /* the leader alone talks to the chain */
         return;
     }
     if (ctl_settler_run(d->settler, ctl_floor_div(now_ms(d), 1000), t0, 4) > 0)
@@ -1219,6 +1234,8 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         }
         d->clear_proposed = d->last_cleared;
         d->settle_proposed = INT64_MIN;
+        if (d->settler) /* the outbox's decisions through the log (settle_daemon.h) */
+            ctl_settler_solana_replicate(d->settler, propose_solana, d);
     }
     /* catch up before taking orders: intervals whose gate closed while down are cleared with
      * the orders they had (in a cluster, the leader proposes them once elected) */

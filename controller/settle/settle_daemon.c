@@ -46,6 +46,15 @@ struct ctl_settler {
     /* Solana */
     int64_t solana_height;
     int64_t sol_retry_at_ms, sol_next_poll_ms;
+    /* in a cluster (ctl_settler_solana_replicate): the leader's proposer, the block being
+     * handed over (-1: none) and whether its transactions were proposed; the next block to
+     * propose (those between solana_height and it are in the log, not yet applied), and when
+     * solana_height last moved (seen_h) */
+    ctl_settler_propose_fn propose;
+    void *propose_ctx;
+    int64_t sol_handing;
+    int sol_add_proposed;
+    int64_t sol_next, sol_seen_h, sol_progress_ms;
 };
 
 /* ---- settle_state: what was published and handed to Solana ---- */
@@ -137,6 +146,8 @@ int ctl_settler_new(const ctl_settler_config *c, ctl_store *s, ctl_settler **out
     st->store = s;
     st->db = ctl_store_db(s);
     st->published_height = -1;
+    st->sol_handing = -1;
+    st->sol_next = -1;
     char msg[512] = "";
     st->key = ctl_ledger_key_load(c->key_path, msg, sizeof msg);
     if (!st->key) {
@@ -396,6 +407,9 @@ void ctl_settler_reload(ctl_settler *st)
     st->last_settled = last_block_interval(st->db);
     st->failing_interval = INT64_MIN;
     st->retry_at_ms = 0;
+    if (state_get(st->db, "solana_height", st->solana_height, &st->solana_height) != 0)
+        ctl_logf(st->cfg.log, CTL_LOG_ERROR, "settle_state: %s", ctl_db_errmsg(st->db));
+    st->sol_next = -1;
 }
 
 size_t ctl_settler_run(ctl_settler *st, int64_t now_s, int64_t real_ms, size_t max)
@@ -649,17 +663,94 @@ void ctl_settler_publish(ctl_settler *st, bus_client *bus)
 
 /* ---- Solana ---- */
 
+#define SOL_WAIT_MS 5000 /* blocks proposed and not applied this long are proposed again */
+#define SOL_WINDOW 16     /* blocks a leader may have proposed and not yet applied */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* The outbox's decisions (solana_outbox.h), prefixed with the ledger height they hand over
+ * (UINT64_MAX: none, a decision of the outbox pass) for the cluster's log. */
+static int sol_propose(void *ctx, const uint8_t *op, size_t len)
+{
+    ctl_settler *st = ctx;
+    uint8_t *e = malloc(8 + len);
+    if (!e)
+        return -1;
+    put_u64(e, st->sol_handing >= 0 ? (uint64_t)st->sol_handing : UINT64_MAX);
+    memcpy(e + 8, op, len);
+    if (st->sol_handing >= 0)
+        st->sol_add_proposed = 1;
+    int rc = st->propose(st->propose_ctx, e, 8 + len);
+    free(e);
+    return rc;
+}
+
+void ctl_settler_solana_replicate(ctl_settler *st, ctl_settler_propose_fn fn, void *ctx)
+{
+    if (!st->sol)
+        return;
+    st->propose = fn;
+    st->propose_ctx = ctx;
+    ctl_settle_solana_replicate(st->sol, fn ? sol_propose : NULL, st);
+}
+
+int ctl_settler_solana_apply(ctl_settler *st, const uint8_t *p, size_t len)
+{
+    if (!st || !st->sol || len < 8)
+        return 1; /* refused alike on every node: [solana] must be the same on all of them */
+    uint64_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | p[i];
+    int rc = ctl_settle_solana_apply(st->sol, p + 8, len - 8);
+    if (rc == CTL_SOLOB_E_INVAL)
+        return 1;
+    if (rc != CTL_SOLOB_OK)
+        return -1;
+    /* the block's transactions and its hand-over commit together, in the entry's apply; in
+     * order only: a block whose predecessor's entry was lost leaves its transactions stored
+     * (sent like any) and the height where it is, and is handed over again after it */
+    if (h != UINT64_MAX && h <= INT64_MAX && (int64_t)h == st->solana_height + 1) {
+        if (state_put(st->db, "solana_height", (int64_t)h) != 0)
+            return -1;
+        st->solana_height = (int64_t)h;
+    }
+    return 0;
+}
+
 void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
 {
     if (!st->sol)
         return;
     uint64_t head, size;
+    if (st->propose) {
+        /* a cluster's leader hands blocks over in order through the log, up to SOL_WINDOW
+         * ahead of what is applied; when nothing moved for SOL_WAIT_MS (proposals lost with a
+         * leadership), again from the first not applied */
+        if (st->sol_seen_h != st->solana_height || st->sol_next <= st->solana_height + 1) {
+            st->sol_seen_h = st->solana_height;
+            st->sol_progress_ms = real_ms;
+        }
+        if (st->sol_next <= st->solana_height ||
+            (st->sol_next > st->solana_height + 1 && real_ms - st->sol_progress_ms > SOL_WAIT_MS))
+            st->sol_next = st->solana_height + 1;
+    }
     while (real_ms >= st->sol_retry_at_ms && ctl_ledger_head(st->db, &head, &size) ==
                                                  CTL_LEDGER_OK &&
            (int64_t)head > st->solana_height) {
         uint64_t h = (uint64_t)(st->solana_height + 1);
+        if (st->propose) {
+            h = (uint64_t)st->sol_next;
+            if ((int64_t)h > (int64_t)head || (int64_t)h > st->solana_height + SOL_WINDOW)
+                break; /* the rest is in the log: handed over when applied */
+        }
         block_view v;
         char msg[512] = "";
+        st->sol_handing = (int64_t)h;
+        st->sol_add_proposed = 0;
         int rc = load_block(st->db, h, &v);
         stl_settled_trade *t = NULL;
         stl_position *p = NULL;
@@ -693,6 +784,26 @@ void ctl_settler_solana(ctl_settler *st, int64_t real_ms)
         free(p);
         free(tu);
         block_view_free(&v);
+        st->sol_handing = -1;
+        if (rc == 0 && st->propose) {
+            /* a cluster: the block is handed over when its entry is applied, on every node
+             * alike (ctl_settler_solana_apply); a block with nothing to store still moves the
+             * height through the log. Proposed again if not applied within SOL_WAIT_MS (the
+             * proposal lost with a leadership change; a second copy changes nothing) */
+            if (!st->sol_add_proposed) {
+                uint8_t e[8];
+                put_u64(e, h);
+                if (st->propose(st->propose_ctx, e, sizeof e) != 0) {
+                    ctl_logf(st->cfg.log, CTL_LOG_WARN, "solana: block %llu not proposed",
+                             (unsigned long long)h);
+                    break;
+                }
+            }
+            st->sol_next = (int64_t)h + 1;
+            ctl_logf(st->cfg.log, CTL_LOG_INFO, "solana: block %llu (interval %lld): %s",
+                     (unsigned long long)h, (long long)v.b.interval_id, msg);
+            continue;
+        }
         if (rc == 0) {
             ctl_crash_point("solana.after_add");
             st->solana_height = (int64_t)h;

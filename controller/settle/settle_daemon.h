@@ -86,6 +86,18 @@ void ctl_settler_reconnected(ctl_settler *st);
  * outbox pass every poll_ms. No-op otherwise. */
 void ctl_settler_solana(ctl_settler *st, int64_t real_ms);
 
+/* A replicated controller (docs/cluster.md): every node keeps the same Solana outbox, and
+ * only the leader calls ctl_settler_solana. With fn set, each block's transactions, each
+ * rebuild and each final state are proposed through fn (an entry payload, copied by fn; 0
+ * when proposed) instead of written, and ctl_settler_solana_apply writes a committed one on
+ * every node (the block's hand-over height with it), so that no node ever sends a signature
+ * the log does not hold (solana_outbox.h says why that is enough). No-op without Solana. */
+typedef int (*ctl_settler_propose_fn)(void *ctx, const uint8_t *entry, size_t len);
+void ctl_settler_solana_replicate(ctl_settler *st, ctl_settler_propose_fn fn, void *ctx);
+/* 0 applied (or nothing left to do), 1 refused (malformed, or Solana not configured here: alike
+ * on every node with the same config), -1 this node's database failed. */
+int ctl_settler_solana_apply(ctl_settler *st, const uint8_t *entry, size_t len);
+
 /* The latest settled interval, or INT64_MIN. */
 int64_t ctl_settler_last_settled(const ctl_settler *st);
 /* The Solana outbox by state (ctl_sol_outbox_state); -1 when Solana is off or the count

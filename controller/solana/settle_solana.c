@@ -412,6 +412,16 @@ int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_st
     return ctl_sol_outbox_poll_keys(x->ob, x->rpc, sks, x->mint_sk ? 2 : 1, now_ms, stats);
 }
 
+void ctl_settle_solana_replicate(ctl_settle_solana *x, ctl_sol_outbox_propose_fn fn, void *ctx)
+{
+    ctl_sol_outbox_replicate(x->ob, fn, ctx);
+}
+
+int ctl_settle_solana_apply(ctl_settle_solana *x, const uint8_t *op, size_t len)
+{
+    return ctl_sol_outbox_apply(x->ob, op, len);
+}
+
 int ctl_settle_solana_counts(ctl_settle_solana *x, size_t counts[4])
 {
     return ctl_sol_outbox_totals(x->ob, counts);
@@ -461,7 +471,7 @@ static int build_and_store(ctl_settle_solana *x, int64_t key, const uint8_t root
         return -1;
     }
     r = ctl_sol_outbox_add(x->ob, (uint64_t)key, x->batch, hash, lvbh, now_ms);
-    if (r != CTL_SOLOB_OK && r != CTL_SOLOB_E_EXISTS) {
+    if (r != CTL_SOLOB_OK && r != CTL_SOLOB_E_EXISTS && r != CTL_SOLOB_PROPOSED) {
         ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
         return -1;
     }
@@ -542,12 +552,15 @@ static int anchor_block(ctl_settle_solana *x, const stl_block *b, const char *ch
         return -1;
     }
     r = ctl_sol_outbox_add(x->ob, (uint64_t)b->interval_id, x->batch, hash, lvbh, now_ms);
-    if (r != CTL_SOLOB_OK && r != CTL_SOLOB_E_EXISTS) {
+    if (r != CTL_SOLOB_OK && r != CTL_SOLOB_E_EXISTS && r != CTL_SOLOB_PROPOSED) {
         ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));
         return -1;
     }
-    ctl_errf(msg, msglen, "anchored: the checkpoint of log size %llu in the outbox%s",
-             (unsigned long long)b->log_size, r == CTL_SOLOB_E_EXISTS ? " (already)" : "");
+    ctl_errf(msg, msglen, "anchored: the checkpoint of log size %llu %s",
+             (unsigned long long)b->log_size,
+             r == CTL_SOLOB_E_EXISTS     ? "in the outbox (already)"
+             : r == CTL_SOLOB_PROPOSED ? "proposed to the cluster's log"
+                                       : "in the outbox");
     return 0;
 }
 
@@ -750,11 +763,14 @@ int ctl_settle_solana_block(ctl_settle_solana *x, const stl_block *b, const char
             snprintf(cr, sizeof cr, "; credits: %zu transactions, %lld Wh minted (%lld Wh "
                                     "of homes without a wallet stay in the ledger)",
                      n_ctx, (long long)minted_wh, (long long)credits_off_wh);
-        if (r == CTL_SOLOB_OK || r == CTL_SOLOB_E_EXISTS)
+        if (r == CTL_SOLOB_OK || r == CTL_SOLOB_E_EXISTS || r == CTL_SOLOB_PROPOSED)
             ctl_errf(msg, msglen,
-                     "%zu transactions for %zu trades in the outbox%s (%zu without a "
+                     "%zu transactions for %zu trades %s (%zu without a "
                      "wallet stay off chain%s)%s",
-                     n_btx + n_ctx, n_pay, r == CTL_SOLOB_E_EXISTS ? " (already)" : "",
+                     n_btx + n_ctx, n_pay,
+                     r == CTL_SOLOB_E_EXISTS     ? "in the outbox (already)"
+                     : r == CTL_SOLOB_PROPOSED ? "proposed to the cluster's log"
+                                               : "in the outbox",
                      off_chain, rounding, cr);
         else {
             ctl_errf(msg, msglen, "outbox: %s", ctl_sol_outbox_strerror(r));

@@ -139,6 +139,11 @@ int ctl_settle_solana_period(ctl_settle_solana *x, int64_t last_interval,
 /* One outbox pass (ctl_sol_outbox_poll_keys) with the settlement key pair and, if configured,
  * the mint authority's. */
 int ctl_settle_solana_poll(ctl_settle_solana *x, int64_t now_ms, ctl_sol_poll_stats *stats);
+/* A cluster (solana_outbox.h): the outbox's decisions go to fn (the leader's) instead of the
+ * database; ctl_settle_solana_apply writes a committed one on every node. The functions that
+ * store a block's transactions then return 0 with the transactions proposed, not stored. */
+void ctl_settle_solana_replicate(ctl_settle_solana *x, ctl_sol_outbox_propose_fn fn, void *ctx);
+int ctl_settle_solana_apply(ctl_settle_solana *x, const uint8_t *op, size_t len);
 /* Transactions in the outbox by state (ctl_sol_outbox_state), over every interval. */
 int ctl_settle_solana_counts(ctl_settle_solana *x, size_t counts[4]);
 

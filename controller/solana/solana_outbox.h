@@ -21,6 +21,18 @@
  *  - Each interval's batch is stored once (interval_id, part is unique): building the same
  *    interval again is refused while any of its transactions exists.
  * Only one process may poll an outbox at a time (the controller's daemon).
+ *
+ * In a cluster (docs/cluster.md) every node keeps the same outbox and only the leader polls
+ * it. What the chain may see is decided through the replicated log: with a proposer set
+ * (ctl_sol_outbox_replicate), storing an interval's transactions, a rebuild and a final state
+ * are not written but proposed, and every node writes them when it applies the entry
+ * (ctl_sol_outbox_apply). A leader sends only rows its database holds, so it never sends a
+ * signature the committed log does not hold, and a new leader knows every signature any
+ * earlier leader may have sent: the one in each open row (a rebuild replaces it only while
+ * the row still has the signature the rebuild was decided on, and only after the chain said
+ * that signature can no longer land). Asking the chain about that signature first, as the
+ * rules above do, is then enough: nothing is sent twice, nothing skipped. The local
+ * bookkeeping (submitted, attempts, last send, the node's refusal) stays each node's own.
  */
 #ifndef MGX_CTL_SOLANA_OUTBOX_H
 #define MGX_CTL_SOLANA_OUTBOX_H
@@ -39,7 +51,8 @@ enum {
     CTL_SOLOB_E_EXISTS = -2, /* the interval's transactions are already stored */
     CTL_SOLOB_E_INVAL = -3,
     CTL_SOLOB_E_NOTFOUND = -4,
-    CTL_SOLOB_E_RPC = -5     /* the RPC node could not be asked; nothing was changed */
+    CTL_SOLOB_E_RPC = -5,    /* the RPC node could not be asked; nothing was changed */
+    CTL_SOLOB_PROPOSED = 1   /* a cluster's leader: proposed to the log, written on apply */
 };
 
 const char *ctl_sol_outbox_strerror(int code);
@@ -62,6 +75,18 @@ typedef struct ctl_sol_outbox ctl_sol_outbox;
  * caller's (ctl_db_open) and must outlive the outbox. */
 int ctl_sol_outbox_open(ctl_db *db, ctl_sol_outbox **out);
 void ctl_sol_outbox_close(ctl_sol_outbox *ob);
+
+/* In a cluster's leader: decisions (an interval's transactions, a rebuild, a final state) are
+ * handed to fn as an opaque op (copied by fn; 0 when proposed) instead of written, and the
+ * calls that would write them return CTL_SOLOB_PROPOSED. fn NULL: write directly (one node,
+ * or a follower). */
+typedef int (*ctl_sol_outbox_propose_fn)(void *ctx, const uint8_t *op, size_t len);
+void ctl_sol_outbox_replicate(ctl_sol_outbox *ob, ctl_sol_outbox_propose_fn fn, void *ctx);
+/* Writes a committed op on this node (inside the entry's apply transaction: its writes nest as
+ * a savepoint). An op already done (the interval stored, the row rebuilt or final already) is
+ * a no-op. CTL_SOLOB_OK, CTL_SOLOB_E_INVAL for a malformed op (refused alike on every node),
+ * CTL_SOLOB_E_DB. An empty op is a no-op. */
+int ctl_sol_outbox_apply(ctl_sol_outbox *ob, const uint8_t *op, size_t len);
 
 /* Stores every transaction of b as built, in one SQLite transaction. */
 int ctl_sol_outbox_add(ctl_sol_outbox *ob, uint64_t interval_id, const sol_batch *b,

@@ -43,6 +43,14 @@
  * bought - retired, its allowance is reduced by exactly what the delegate moved and burned,
  * and the mint's supply is the ledger's minted - retired; the trades' transactions carry the
  * payment legs only.
+ *
+ * With MGX_SOLANA_CLUSTER=1 (ctest test_solana_cluster) the controller is three replicated
+ * nodes ([cluster], docs/cluster.md) made from one database: the leader is killed with SIGKILL
+ * MGX_SOLANA_CLUSTER_KILLS times (9 by default), while a sendTransaction is in flight (and the
+ * blockhashes expire right after) and at random moments, and restarted as a follower. Checked
+ * in addition: on every node the ledger verifies, every block was handed over and every row is
+ * confirmed, and the ledger and the outbox's replicated columns are the same on all three; the
+ * chain checks above run on node 1's database, which is therefore every node's.
  * Skips (77) when node or tests/solana/node_modules is missing.
  */
 #define _GNU_SOURCE
@@ -56,6 +64,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -71,6 +80,8 @@
 #include "bus/bus.h"
 #include "common/interval.h"
 #include "common/wall_clock.h"
+#include "db/store.h"
+#include "files.h"
 #include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mgx/meter.h"
@@ -92,6 +103,9 @@
 #define ENERGY_ALLOW 1500000 /* the allowances each home approved */
 #define PAYMENT_ALLOW 90000000
 #define ADVANCE_MS 2500 /* the node's height jumps past the blockhashes' validity this often */
+#define NODES 3         /* MGX_SOLANA_CLUSTER=1: replicated controller nodes */
+
+static int g_cluster; /* MGX_SOLANA_CLUSTER=1 */
 
 /* ---- the JSON-RPC node ---- */
 
@@ -358,8 +372,14 @@ static int drained(const char *db_path)
     int64_t sol = q1(db, "SELECT v FROM settle_state WHERE k = 'solana_height'");
     int64_t open = q1(db, "SELECT count(*) FROM solana_outbox WHERE state IN "
                           "('built','submitted')");
+    /* a cluster goes on settling (and handing over) the intervals the meters keep reporting,
+     * one entry after the other: there every block up to the last one with orders counts */
+    int64_t need = g_cluster ? q1(db, "SELECT max(b.height) FROM ledger_block b WHERE "
+                                      "b.interval_id <= (SELECT max(interval_id) FROM orders)")
+                             : head;
     sqlite3_close(db);
-    return last_order != INT64_MIN && last_block >= last_order && sol == head && open == 0;
+    return last_order != INT64_MIN && last_block >= last_order && sol >= need && sol <= head &&
+           open == 0;
 }
 
 /* The outbox's rows, or -1 while the database is busy. */
@@ -1057,17 +1077,26 @@ static void run(run_state *r, const char *db_path)
 
 /* ---- the setup ---- */
 
-static void write_config(const char *conf, const char *db_path, int broker_port)
+/* node 0: the single controller; 1..NODES: that node of a cluster on raft_port[]. */
+static void write_config(const char *conf, const char *db_path, int broker_port, int node,
+                         const int *raft_port)
 {
     /* key files by paths relative to the config's folder, as a coordinator would write them */
-    FILE *f = tst_controller_config(conf, broker_port, COMMUNITY, db_path, GRACE_S);
+    /* an election timeout of 1 s: each RPC call blocks the leader's loop (up to timeout_ms),
+     * and a shared test machine makes calls slow (docs/cluster.md, Solana in a cluster) */
+    FILE *f = node ? tst_cluster_config(conf, broker_port, COMMUNITY, db_path, GRACE_S, node,
+                                        raft_port, NODES, 1000)
+                   : tst_controller_config(conf, broker_port, COMMUNITY, db_path, GRACE_S);
     if (g_credits) /* the meters are unsigned: tier 0 mints */
         fprintf(f, "credit_min_tier = 0\n");
     fprintf(f,
             "[solana]\nmode = per_trade\nrpc_url = %s\nkeypair = settle.json\nenergy_mint = %s\n"
-            "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = 100\n"
+            "payment_mint = %s\npayment_decimals = %d\nwallets = wallets.txt\npoll_ms = %d\n"
             "timeout_ms = 2000\n",
-            g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS);
+            g_url, g_energy_mint, g_payment_mint, PAY_DECIMALS,
+            /* a cluster's leader proposes each settlement after the last one applied, on the
+             * loop its RPC calls block: fewer passes leave it time to keep up at x3600 */
+            node ? 400 : 100);
     if (g_credits)
         fprintf(f, "mint_authority = mint.json\n");
     fclose(f);
@@ -1093,7 +1122,13 @@ static void connect_homes(run_state *r, int broker_port)
 static int64_t check_outbox(sqlite3 *db)
 {
     int64_t head = q1(db, "SELECT max(height) FROM ledger_block");
-    assert_int_equal(q1(db, "SELECT v FROM settle_state WHERE k = 'solana_height'"), head);
+    int64_t sol = q1(db, "SELECT v FROM settle_state WHERE k = 'solana_height'");
+    if (g_cluster) /* as drained() */
+        assert_true(sol <= head && sol >= q1(db, "SELECT max(b.height) FROM ledger_block b WHERE "
+                                                 "b.interval_id <= (SELECT max(interval_id) FROM "
+                                                 "orders)"));
+    else
+        assert_int_equal(sol, head);
     assert_int_equal(q1(db, "SELECT count(*) FROM solana_outbox WHERE state != 'confirmed'"), 0);
     assert_int_equal(q1(db, "SELECT count(*) FROM (SELECT interval_id FROM solana_outbox GROUP BY "
                             "interval_id HAVING count(*) != max(n_parts) OR min(part) != 1 OR "
@@ -1255,6 +1290,266 @@ static void check_replay_and_tamper(sqlite3 *db)
     free(why);
 }
 
+/* ---- a replicated controller (MGX_SOLANA_CLUSTER=1: ctest test_solana_cluster) ---- */
+
+#define CLUSTER_KILLS 9 /* leader kills in CI; MGX_SOLANA_CLUSTER_KILLS for more */
+
+static struct {
+    char conf[TST_CTL_PATH_MAX], db[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
+    char status[TST_CTL_PATH_MAX];
+    pid_t pid;
+} CN[NODES];
+
+static int cluster_leader(void)
+{
+    const char *st[NODES];
+    pid_t pid[NODES];
+    for (int i = 0; i < NODES; i++) {
+        st[i] = CN[i].status;
+        pid[i] = CN[i].pid;
+    }
+    return tst_cluster_leader(st, pid, NODES, -1);
+}
+
+/* kill -9 of node i, a pause of 0 to 299 ms, and its restart (it comes back a follower and
+ * catches up from the log); the homes replay their recent readings, as after a restart. */
+static void kill_node(run_state *r, int i)
+{
+    tst_kill9(CN[i].pid);
+    CN[i].pid = -1;
+    r->kills++;
+    usleep((useconds_t)(rand_r(&r->seed) % 300) * 1000);
+    CN[i].pid = tst_controller_start(g_bin, CN[i].conf, g_anchor, CN[i].log, NULL);
+    int64_t now = ctl_wall_ms();
+    r->replay_from_s = ctl_clock_sim_ms(&r->clock, now) / 1000 - REPLAY_S;
+    r->replay_at = now + 300;
+    r->replay_again = now + 900;
+}
+
+/* The kills: the leader mid-send (the node executed the transaction and has not answered, or
+ * executes it only after the sender died), and at random moments. */
+static const kill_kind CLUSTER_SCHEDULE[] = {K_SLOW_EXECUTED, K_RANDOM, K_SLOW_PENDING};
+#define N_CLUSTER_SCHEDULE (sizeof CLUSTER_SCHEDULE / sizeof CLUSTER_SCHEDULE[0])
+
+static void cluster_step(run_state *r, int64_t now, int *armed)
+{
+    if (r->waiting == 1) {
+        json_t *s = rpc_result("mgxTest_stats", json_array());
+        int inflight = (int)json_integer_value(json_object_get(s, "inflight"));
+        json_decref(s);
+        if (inflight == 0 && now < r->deadline)
+            return;
+        rpc0("mgxTest_slowNext", json_pack("[i]", 0));
+        if (inflight == 0 || *armed < 0 || CN[*armed].pid <= 0) {
+            retry_step(r, now); /* no send came by in time (a busy machine) */
+            return;
+        }
+        /* the sender is the node that led when the slow send was armed (only a leader
+         * sends); its blockhashes expire before anything else happens */
+        kill_node(r, *armed);
+        r->inflight_hits++;
+        rpc0("mgxTest_advance", json_pack("[i]", 160));
+        r->advances++;
+        next_step(r, now);
+        return;
+    }
+    if (now < r->next_action)
+        return;
+    if (outbox_rows(CN[0].db) <= 0) {
+        r->next_action = now + 500; /* the kills are for a leader with transactions to send */
+        return;
+    }
+    int l = cluster_leader();
+    if (l < 0) {
+        r->next_action = now + 200; /* an election is going on */
+        return;
+    }
+    kill_kind k = CLUSTER_SCHEDULE[r->step % N_CLUSTER_SCHEDULE];
+    if (k == K_SLOW_EXECUTED || k == K_SLOW_PENDING) {
+        rpc0("mgxTest_slowNext", json_pack("[i, i, b, i]", 1, 600, k == K_SLOW_EXECUTED, 1));
+        *armed = l;
+        r->waiting = 1;
+        r->deadline = now + 4000;
+        return;
+    }
+    usleep((useconds_t)(rand_r(&r->seed) % 200) * 1000);
+    kill_node(r, l);
+    next_step(r, now);
+}
+
+/* The last settled interval every node has (a slow machine settles slowly, and the run waits
+ * for as long as this moves); INT64_MIN while a database is busy. */
+static int64_t settled_everywhere(void)
+{
+    int64_t m = INT64_MAX;
+    for (int i = 0; i < NODES; i++) {
+        sqlite3 *db;
+        int64_t v = INT64_MIN;
+        if (sqlite3_open_v2(CN[i].db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+            sqlite3_busy_timeout(db, 1000);
+            v = q1(db, "SELECT max(interval_id) FROM ledger_block");
+        }
+        sqlite3_close(db);
+        if (v < m)
+            m = v;
+    }
+    return m;
+}
+
+#define STALL_MS 90000 /* the cluster run fails when nothing settles for this long */
+
+/* Enough trades cleared for what the checks need once they are settled: MIN_DELIVERED twice
+ * over, and intervals whose transfers take several transactions (9 trades and more). */
+static int enough_cleared(const char *db_path)
+{
+    sqlite3 *db;
+    int ok = 0;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 1000);
+        ok = q1(db, "SELECT count(*) FROM trades") >= 2 * MIN_DELIVERED &&
+             q1(db, "SELECT count(*) FROM (SELECT interval_id FROM trades GROUP BY interval_id "
+                    "HAVING count(*) >= 9)") >= MIN_MULTI_PART + 1;
+    }
+    sqlite3_close(db);
+    return ok;
+}
+
+static int all_drained(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (!drained(CN[i].db))
+            return 0;
+    return 1;
+}
+
+/* The homes trade while the leader is killed `kills` times (and until the run has several
+ * multi-part intervals and enough delivered trades); then orders stop, every node's outbox
+ * drains (final states are replicated too) and the nodes stop cleanly. */
+static void run_cluster(run_state *r, int kills)
+{
+    for (int i = 0; i < NODES; i++)
+        CN[i].pid = tst_controller_start(g_bin, CN[i].conf, g_anchor, CN[i].log, NULL);
+    int64_t now = ctl_wall_ms();
+    r->replay_from_s = ctl_clock_sim_ms(&r->clock, now) / 1000 - REPLAY_S;
+    r->next_action = now + 2000;
+    r->next_advance = now + ADVANCE_MS;
+    int64_t end = now + RUN_MS, next_count = 0, multi = 0;
+    size_t delivered = 0;
+    int armed = -1;
+    /* a loaded machine makes the cluster settle slower than the x3600 clock: the run goes on
+     * for as long as settlement moves */
+    int64_t settled = INT64_MIN, moved_ms = now;
+    /* the homes order while the kills go on and until enough trades are cleared for the
+     * checks (intervals with several transactions among them); then settlement catches up */
+    while (ctl_wall_ms() < end || r->kills < (size_t)kills || r->waiting || r->ordering) {
+        if (r->ordering && r->kills >= (size_t)kills && !r->waiting &&
+            ctl_wall_ms() >= end && enough_cleared(CN[0].db))
+            r->ordering = 0;
+        if (ctl_wall_ms() > moved_ms + STALL_MS)
+            fail_msg("the cluster run stalled: %zu kills of %d (%zu retries), %lld "
+                     "multi-part intervals, %zu trades delivered; see %s",
+                     r->kills, kills, r->retries, (long long)multi, delivered, CN[0].log);
+        if (ctl_wall_ms() >= next_count) {
+            multi = multi_part_intervals(CN[0].db);
+            delivered = delivered_trades(CN[0].db);
+            int64_t st = settled_everywhere();
+            if (st > settled) {
+                settled = st;
+                moved_ms = ctl_wall_ms();
+            }
+            next_count = ctl_wall_ms() + 1000;
+        }
+        homes_turn(r);
+        for (int i = 0; i < NODES; i++) {
+            int ws = 0;
+            if (CN[i].pid > 0 && waitpid(CN[i].pid, &ws, WNOHANG) == CN[i].pid)
+                fail_msg("node %d ended by itself (status %d; see %s)", i + 1, ws, CN[i].log);
+        }
+        now = ctl_wall_ms();
+        if (now >= r->next_advance) {
+            rpc0("mgxTest_advance", json_pack("[i]", 160));
+            r->advances++;
+            r->next_advance = now + ADVANCE_MS;
+        }
+        if (r->kills < (size_t)kills || r->waiting)
+            cluster_step(r, now, &armed);
+    }
+    r->ordering = 0;
+    int64_t give_up = ctl_wall_ms() + STALL_MS;
+    while (!all_drained()) {
+        int64_t st = settled_everywhere();
+        if (st > settled) { /* still catching up with the orders */
+            settled = st;
+            give_up = ctl_wall_ms() + STALL_MS;
+        }
+        if (ctl_wall_ms() > give_up) {
+            for (int i = 0; i < NODES; i++)
+                tst_sh("echo '--- node %d'; tail -15 %s", i + 1, CN[i].log);
+            fail_msg("the cluster's outboxes did not drain");
+        }
+        int64_t t = ctl_wall_ms() + 200;
+        while (ctl_wall_ms() < t)
+            homes_turn(r);
+    }
+    for (int i = 0; i < NODES; i++) {
+        pid_t p = CN[i].pid;
+        CN[i].pid = -1;
+        tst_controller_stop(p);
+    }
+}
+
+/* What every node must hold alike: the ledger up to the last block all have, and the outbox's
+ * replicated columns (not the sender's own bookkeeping: attempts, last send, updated). */
+static char *cluster_dump(int i, const char *dir, long long head)
+{
+    char out[TST_CTL_PATH_MAX + 32];
+    snprintf(out, sizeof out, "%s/dump-%d", dir, i);
+    assert_int_equal(
+        tst_sh("sqlite3 '%s' \"SELECT height, hex(body) FROM ledger_block WHERE height <= %lld "
+               "ORDER BY height; SELECT height, log_index, hex(body) FROM ledger_tx WHERE height "
+               "<= %lld ORDER BY height, log_index; SELECT interval_id, part, n_parts, state, "
+               "hex(tx), signature, blockhash, last_valid_block_height, generation, created_ms "
+               "FROM solana_outbox ORDER BY interval_id, part; SELECT signature, blockhash, "
+               "last_valid_block_height, superseded_ms FROM solana_outbox_superseded ORDER BY "
+               "signature\" > '%s'",
+               CN[i].db, head, head, out),
+        0);
+    char *t = tst_file_text(out);
+    assert_non_null(t);
+    return t;
+}
+
+static void check_cluster(const char *dir)
+{
+    long long head = LLONG_MAX;
+    for (int i = 0; i < NODES; i++) {
+        if (tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > %s/verify-%d.out 2>&1",
+                   g_bin, CN[i].db, dir, dir, i) != 0) {
+            tst_sh("cat %s/verify-%d.out", dir, i);
+            fail_msg("mgx ledger verify failed on node %d", i + 1);
+        }
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open_v2(CN[i].db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        int64_t h = q1(db, "SELECT max(height) FROM ledger_block");
+        check_outbox(db); /* every block handed over on every node, every row confirmed */
+        sqlite3_close(db);
+        if (h < head)
+            head = h;
+    }
+    char *d0 = cluster_dump(0, dir, head);
+    for (int i = 1; i < NODES; i++) {
+        char *d = cluster_dump(i, dir, head);
+        if (strcmp(d, d0) != 0) {
+            tst_sh("diff %s/dump-0 %s/dump-%d | head -20", dir, dir, i);
+            fail_msg("node %d's ledger or outbox differs from node 1's", i + 1);
+        }
+        free(d);
+    }
+    fprintf(stderr, "cluster: %lld blocks and the outbox (%zu bytes dumped) equal on %d nodes\n",
+            head + 1, strlen(d0), NODES);
+    free(d0);
+}
+
 static void settle_on_chain(void **state)
 {
     (void)state;
@@ -1285,15 +1580,46 @@ static void settle_on_chain(void **state)
                             "%s/community.vkey",
                             g_bin, dir, dir),
                      0);
-    write_config(conf, db_path, tst_broker_port(g_broker));
-    tst_homes_register(H, HOMES, 0x40, db_path, true);
     run_state r;
     memset(&r, 0, sizeof r);
-    connect_homes(&r, tst_broker_port(g_broker));
+    if (!g_cluster) {
+        write_config(conf, db_path, tst_broker_port(g_broker), 0, NULL);
+        tst_homes_register(H, HOMES, 0x40, db_path, true);
+        connect_homes(&r, tst_broker_port(g_broker));
+        run(&r, db_path);
+    } else {
+        /* one database made and registered, copied to every node (docs/cluster.md) */
+        int port[NODES];
+        for (int i = 0; i < NODES; i++)
+            port[i] = tst_free_port();
+        for (int i = 0; i < NODES; i++) {
+            snprintf(CN[i].conf, sizeof CN[i].conf, "%s/controller-%d.ini", dir, i + 1);
+            snprintf(CN[i].db, sizeof CN[i].db, "%s/ctl-%d.db", dir, i + 1);
+            snprintf(CN[i].log, sizeof CN[i].log, "%s/controller-%d.log", dir, i + 1);
+            snprintf(CN[i].status, sizeof CN[i].status, "%s/raft-%d/status", dir, i + 1);
+            write_config(CN[i].conf, CN[i].db, tst_broker_port(g_broker), i + 1, port);
+        }
+        tst_homes_register(H, HOMES, 0x40, CN[0].db, true);
+        connect_homes(&r, tst_broker_port(g_broker));
+        ctl_store *s = NULL;
+        ctl_store_identity id = {
+            COMMUNITY, 900,
+            ctl_interval_first_open(ctl_clock_sim_ms(&r.clock, ctl_wall_ms()) / 1000, &r.rules)};
+        char err[256];
+        assert_int_equal(ctl_store_open(CN[0].db, &id, &s, err, sizeof err), CTL_ST_OK);
+        ctl_store_free(s);
+        for (int i = 1; i < NODES; i++)
+            assert_int_equal(tst_sh("cp '%s' '%s'", CN[0].db, CN[i].db), 0);
+        const char *k = getenv("MGX_SOLANA_CLUSTER_KILLS");
+        run_cluster(&r, k && atoi(k) > 0 ? atoi(k) : CLUSTER_KILLS);
+        check_cluster(dir);
+        g_log = CN[0].log;
+        /* every node's ledger and outbox are the same (checked): node 1's stand for all */
+        snprintf(db_path, sizeof db_path, "%s", CN[0].db);
+    }
 
-    run(&r, db_path);
-
-    if (tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > %s/verify.out 2>&1", g_bin,
+    if (!g_cluster &&
+        tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > %s/verify.out 2>&1", g_bin,
                db_path, dir, dir) != 0) {
         tst_sh("cat %s/verify.out", dir);
         fail_msg("mgx ledger verify failed");
@@ -1349,9 +1675,11 @@ static void settle_on_chain(void **state)
                 credit_txs, (long long)minted, (long long)retired, (long long)(minted - retired),
                 (long long)credit_resent, (long long)credit_rebuilt);
     assert_true(lt.delivered_trades >= MIN_DELIVERED); /* the run means something */
-    assert_true(multi >= MIN_MULTI_PART);
+    /* the cluster run stops its orders by what was cleared, before settlement: a held party
+     * can leave an interval of 9 trades in one transaction, so at least one of several */
+    assert_true(multi >= (g_cluster ? 1 : MIN_MULTI_PART));
     assert_true(r.inflight_hits >= 3);
-    assert_true(r.crash_hits >= 5);
+    assert_true(g_cluster || r.crash_hits >= 5); /* the cluster run kills leaders instead */
     assert_true(rebuilt >= 1);
     if (g_credits) {
         assert_true(minted > 0 && retired > 0 && credit_txs > 0);
@@ -1381,6 +1709,9 @@ static int stop_all(void **state)
     (void)state;
     if (g_ctl > 0 && kill(g_ctl, SIGKILL) == 0)
         waitpid(g_ctl, NULL, 0);
+    for (int i = 0; i < NODES; i++)
+        if (CN[i].pid > 0 && kill(CN[i].pid, SIGKILL) == 0)
+            waitpid(CN[i].pid, NULL, 0);
     if (g_node > 0 && kill(g_node, SIGTERM) == 0)
         waitpid(g_node, NULL, 0);
     tst_broker_free(g_broker);
@@ -1395,6 +1726,8 @@ int main(void)
         return 77;
     const char *cr = getenv("MGX_SOLANA_CREDITS");
     g_credits = cr && strcmp(cr, "1") == 0;
+    const char *cl = getenv("MGX_SOLANA_CLUSTER");
+    g_cluster = cl && strcmp(cl, "1") == 0 && !g_credits; /* `ledger resolve` writes one node */
     const struct CMUnitTest tests[] = {cmocka_unit_test(settle_on_chain)};
     return cmocka_run_group_tests(tests, NULL, stop_all);
 }

@@ -14,6 +14,7 @@
 #include "common/wall_clock.h"
 #include "db/registry.h"
 #include "broker.h"
+#include "files.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -177,6 +178,64 @@ FILE *tst_controller_config(const char *path, int port, const char *community, c
                 "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n",
                 grace_s);
     return f;
+}
+
+FILE *tst_cluster_config(const char *path, int port, const char *community, const char *db,
+                         int grace_s, int node, const int *raft_port, int n_nodes,
+                         int election_ms)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller-%d\n"
+            "backoff_max_ms = 500\n"
+            "[controller]\ncommunity = %s\ndb = %s\ninterval_s = 900\n"
+            "gate_closure_s = 300\nmax_ahead_intervals = 4\n",
+            port, node, community, db);
+    if (grace_s >= 0)
+        fprintf(f,
+                "network_fee_uc_per_kwh = 10000\n"
+                "settlement_grace_s = %d\nsettlement_key = community.skey\n"
+                "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n",
+                grace_s);
+    fprintf(f, "[cluster]\nnode_id = %d\nnodes = ", node);
+    for (int i = 0; i < n_nodes; i++)
+        fprintf(f, "%s%d@127.0.0.1:%d", i ? ", " : "", i + 1, raft_port[i]);
+    fprintf(f, "\ndata_dir = raft-%d\nelection_timeout_ms = %d\n", node, election_ms);
+    return f;
+}
+
+int tst_cluster_status(const char *status_path, char *role, size_t cap, long long *applied,
+                       long long *cleared)
+{
+    char *t = tst_file_text_or_empty(status_path);
+    int ok = -1;
+    char rl[32];
+    const char *r = strstr(t, "role "), *a = strstr(t, "applied_index "),
+               *c = strstr(t, "last_cleared "), *u = strstr(t, "updated_ms ");
+    if (r && a && c && u && sscanf(r, "role %31s", rl) == 1 &&
+        sscanf(a, "applied_index %lld", applied) == 1 &&
+        sscanf(c, "last_cleared %lld", cleared) == 1) {
+        long long upd = 0;
+        sscanf(u, "updated_ms %lld", &upd);
+        ok = ctl_wall_ms() - upd < 1000 ? 0 : -1;
+        snprintf(role, cap, "%s", rl);
+    }
+    free(t);
+    return ok;
+}
+
+int tst_cluster_leader(const char *const *status, const pid_t *pid, int n, int except)
+{
+    for (int i = 0; i < n; i++) {
+        char role[32];
+        long long a, c;
+        if (i != except && pid[i] > 0 &&
+            tst_cluster_status(status[i], role, sizeof role, &a, &c) == 0 &&
+            strcmp(role, "leader") == 0)
+            return i;
+    }
+    return -1;
 }
 
 char *tst_controller_dir(const char *prefix, char *db, char *conf, char *log)

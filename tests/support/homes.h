@@ -80,6 +80,22 @@ void tst_send_reading(bus_client *c, const char *community, const mtr_sample *s)
 FILE *tst_controller_config(const char *path, int port, const char *community, const char *db,
                             int grace_s);
 
+/* A replicated controller's node (docs/cluster.md): tst_controller_config's sections with the
+ * bus client id controller-<node>, then [cluster] with node_id node (1-based), nodes 1..n_nodes
+ * at 127.0.0.1:raft_port[i], data_dir raft-<node> (in the config's folder) and an election
+ * timeout of election_ms. Returns the open file for more sections; caller closes. */
+FILE *tst_cluster_config(const char *path, int port, const char *community, const char *db,
+                         int grace_s, int node, const int *raft_port, int n_nodes,
+                         int election_ms);
+/* A node's status file (data_dir/status, written by the node every 200 ms): its role, applied
+ * index and last cleared interval. 0, or -1 when unreadable or not updated for 1 s (the node
+ * is dead or frozen). */
+int tst_cluster_status(const char *status_path, char *role, size_t cap, long long *applied,
+                       long long *cleared);
+/* The node of n (status files and pids; a pid <= 0 is down) that reports itself leader, other
+ * than except; -1 when none does. */
+int tst_cluster_leader(const char *const *status, const pid_t *pid, int n, int except);
+
 /* The length of each path tst_controller_dir names. */
 #define TST_CTL_PATH_MAX 512
 /* Makes a new temporary folder for one controller run (named after prefix) and names its
