@@ -46,6 +46,7 @@ struct ctl_cluster {
     struct raft raft;
     int loop_ok, timer_ok, transport_ok, io_ok, raft_ok;
     int closed;       /* raft_close's callback ran */
+    int closing;      /* ctl_cluster_close has begun: no new proposals, no callbacks out */
     int failed;       /* an apply failed: stop */
     uint64_t applied; /* the database's applied index */
     uint64_t n_applied, n_snapshots, n_restores;
@@ -73,6 +74,7 @@ enum { CHG_NONE, CHG_ADD, CHG_ADDED, CHG_STANDBY, CHG_CATCHUP, CHG_PROMOTE, CHG_
 
 typedef struct {
     struct raft_apply req;
+    ctl_cluster *c;
     ctl_cluster_done_fn done;
     void *arg;
 } proposal;
@@ -497,7 +499,10 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
         st = CTL_CLUSTER_E_CLOSED;
     else if (status != 0)
         st = CTL_CLUSTER_E_RAFT;
-    if (p->done)
+    /* While closing, the owner is tearing itself down: a callback into it could propose again
+     * (raft_apply inside raft_close) or touch what it has freed, so the outcome goes unsaid;
+     * an entry that was committed is applied again from the log at the next start. */
+    if (p->done && !p->c->closing)
         p->done(p->arg, st, st == CTL_CLUSTER_OK ? req->index : 0);
     free(p);
 }
@@ -510,6 +515,8 @@ int ctl_cluster_propose(ctl_cluster *c, int type, const uint8_t *payload, size_t
         return CTL_CLUSTER_E_INVAL;
     if (c->failed)
         return CTL_CLUSTER_E_APPLY;
+    if (c->closing)
+        return CTL_CLUSTER_E_CLOSED;
     if (raft_state(&c->raft) != RAFT_LEADER)
         return CTL_CLUSTER_E_NOT_LEADER;
     proposal *p = calloc(1, sizeof *p);
@@ -530,6 +537,7 @@ int ctl_cluster_propose(ctl_cluster *c, int type, const uint8_t *payload, size_t
     if (len)
         memcpy(data + ENTRY_HEADER, payload, len);
     struct raft_buffer buf = {data, total};
+    p->c = c;
     p->done = done;
     p->arg = arg;
     p->req.data = p;
@@ -592,6 +600,7 @@ void ctl_cluster_close(ctl_cluster *c)
         return;
     /* the operator's connections go first: a change that ends in raft_close answers no one */
     ctl_cluster_admin_close(c->admin);
+    c->closing = 1;
     c->chg.done = NULL;
     if (c->raft_ok) {
         raft_close(&c->raft, closed_cb);
