@@ -60,6 +60,11 @@ typedef struct {
     /* SIM_BATTERY_SCHEDULE: 1 (default): follow a plan only while the home's realised grid
      * bill is no worse than a shadow self-consumption battery's (mgx/dispatch.h); 0: no guard */
     uint32_t schedule_guard;
+    /* SIM_BATTERY_SCHEDULE: grid charging for a dearer interval within this many minutes is
+     * spread evenly over the intervals left before it (mgx/dispatch.h spread_intervals), so the
+     * batteries of a community on one tariff do not all charge in its last cheap interval;
+     * 0: off (default 240) */
+    uint32_t schedule_spread_min;
     /* load */
     double annual_kwh;
     /* trading agent */
