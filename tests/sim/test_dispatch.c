@@ -21,6 +21,10 @@
 #include "mgx/dispatch.h"
 #include "mgx/sim.h"
 
+#ifndef MGX_DISPATCH_DAYS
+#define MGX_DISPATCH_DAYS 10 /* the street's days (tests/sim/CMakeLists.txt: 5 sanitized) */
+#endif
+
 #define IV    21600 /* 6 h */
 #define CHEAP 100000
 #define PEAK  400000
@@ -353,7 +357,7 @@ static void street(sim_scenario *sc, sim_battery_policy policy)
     sim_scenario_defaults(sc);
     snprintf(sc->name, sizeof sc->name, "test-dispatch");
     sc->start_month = 4;
-    sc->days = 10;
+    sc->days = MGX_DISPATCH_DAYS;
     sc->timing = MKT_EX_POST;
     sc->retail_peak_uc_per_kwh = 420000;
     sc->peak_start_h = 17;
