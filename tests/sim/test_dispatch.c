@@ -282,11 +282,12 @@ static void live(sim_dispatch *d, int64_t q, int64_t stored_wh, int64_t load_wh,
  * 0.25 for the day against the shadow's 0.15 (500 Wh at 0.10 three times, nothing at the
  * peak) and holds 1000 Wh more, worth the terminal price, 0: a day's loss of 0.10, its lead
  * down to 0.05. The paper battery bought only 500 (its plan's bound) and lost 0.05 (0.30 ->
- * 0.25). The worst day is now 0.10: with a lead of 0.05 the home stops (the rule before this
- * one, "not behind", would have gone on and could have lost another 0.10, ending behind).
- * Day 4 on self-consumption the home spends its 1000 Wh at 0.10 (intervals 16, 17, the
- * persistence forecast saw no peak load): 0.25 - 0.15 + 0.10 ... its bill 0.25 against the
- * shadow's 0.35 is 0.10 better, lead 0.15 >= 0.10: it plans again on day 5. */
+ * 0.25), still ahead by more than min_gain + its worst day (0.05 + 0.05). The home's worst day
+ * is now 0.10, and with a lead of 0.05 it stops (the rule before this one, "not behind", would
+ * have gone on and could have lost another 0.10, ending behind). Day 4 on self-consumption it
+ * spends its 1000 Wh in intervals 16 and 17 (the persistence forecast saw no peak load) and
+ * pays 0.05 + 0.20 = 0.25 against the shadow's 0.35: lead 0.15 >= 0.10, it plans again on
+ * day 5. */
 static void guard_worst_day(void **state)
 {
     (void)state;
@@ -325,6 +326,7 @@ static void guard_worst_day(void **state)
     assert_int_equal(bk.gain_nuc, 50000000);
     assert_int_equal(bk.paper_gain_nuc, 250000000);
     assert_int_equal(bk.worst_day_loss_nuc, 100000000);
+    assert_int_equal(bk.paper_worst_day_loss_nuc, 50000000);
     assert_int_equal(bk.allowed, 0);
     live(d, 17, 500, 500, 0, &o);
     live(d, 18, 0, 500, 500, &o);

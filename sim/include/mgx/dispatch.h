@@ -54,13 +54,12 @@ typedef struct {
      * of UTC), the home's realised gain over the shadow battery is reckoned (sim_dispatch_
      * guard_gain_nuc), and the paper battery's, and each one's change since the last check (a
      * day's gain or loss). The home follows plans that day only if the paper battery is ahead
-     * by at least min_gain_uc (plans have shown that they pay for this home; until then, and
-     * whenever they stop paying, the home runs self-consumption and only the paper battery
-     * follows them) and the home's own gain covers the worst one-day loss seen so far, real or
-     * on paper (sim_dispatch_books.worst_day_loss_nuc), less guard_margin_uc (0: a home with
-     * no lead plans only while no day has lost yet; a home that has lost a day plans again
-     * only once its lead would survive that day again). guard_off: no guard, no shadow or
-     * paper plan (for comparisons). */
+     * by at least min_gain_uc plus its own worst one-day loss (plans have shown that they pay
+     * for this home; until then, and whenever they stop paying, the home runs self-consumption
+     * and only the paper battery follows them) and the home's own gain covers its own worst
+     * one-day loss so far (sim_dispatch_books.worst_day_loss_nuc), less guard_margin_uc (0: a
+     * home that has lost a day plans again only once its lead would survive that day again).
+     * guard_off: no guard, no shadow or paper plan (for comparisons). */
     int64_t guard_margin_uc;
     int32_t utc_offset_min;
     int guard_off;
@@ -115,9 +114,9 @@ typedef struct {
     int64_t paper_nuc, paper_stored_wh;
     int64_t gain_nuc;          /* the real home's gain reckoned at the last daily check */
     int64_t paper_gain_nuc;    /* the paper battery's */
-    /* the largest fall of gain_nuc or paper_gain_nuc from one daily check to the next (0 while
-     * none has fallen) */
-    int64_t worst_day_loss_nuc;
+    /* the largest fall of gain_nuc, and of paper_gain_nuc, from one daily check to the next
+     * (0 while none has fallen) */
+    int64_t worst_day_loss_nuc, paper_worst_day_loss_nuc;
     int allowed;               /* plans may be followed until the next check */
     uint64_t planned, guarded; /* decisions on a plan, and stopped by the guard */
     uint64_t spread;           /* decisions whose charge bound the spreading raised */
