@@ -367,7 +367,7 @@ static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *impor
      * L >= W - margin, W its own worst one-day loss so far; the day then ends with
      * L - loss >= -margin - (loss - W), so a home can fall behind its shadow by more than the
      * margin only on a day that loses more than any of its days before, and only by the
-     * excess, and after that day it no longer plans (its lead is below the new W). On
+     * excess, and once behind it no longer plans (its lead is below 0 <= the new W). On
      * self-consumption the gain does not fall (both batteries see the same PV and load; the one
      * that holds more saves imports or sells more, and energy lacking is marked at the dearest
      * import over losses, at least what the shortfall later costs), so the loss stays where
@@ -375,8 +375,8 @@ static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *impor
      * first day of plans, while W is still 0, is the risk, and that is why a home starts only
      * once the paper battery, which takes every day's risk, has a lead beyond its own worst
      * day. (W counts the home's own days only: the paper battery's worst day, counted against
-     * a home that has no lead yet, kept most homes of the measured year from ever starting,
-     * 114 saved instead of 344.) */
+     * a home that has no lead yet, kept two of the three measured homes from ever starting:
+     * 114 saved in their year instead of 344.) */
     int64_t shown = d->c.min_gain_uc > 0 ? d->c.min_gain_uc * 1000 : 1;
     k->allowed = k->gain_nuc >= k->worst_day_loss_nuc - d->c.guard_margin_uc * 1000 &&
                  k->paper_gain_nuc >= shown + k->paper_worst_day_loss_nuc;
