@@ -607,8 +607,8 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
     }
     if (!o->quiet) {
         size_t nh = sim_scenario_homes(sc), worse = 0, worse_base = 0, bat_homes = 0;
-        size_t worse_bat = 0, worst_bat = 0;
-        int64_t worst_bat_d = INT64_MIN;
+        size_t worse_bat = 0, worst_bat = 0, worse_bat_base = 0, worst_bat_base = 0;
+        int64_t worst_bat_d = INT64_MIN, worst_bat_base_d = INT64_MIN;
         size_t worst = 0, worst_base = 0, planned = 0, guarded = 0, err_n = 0;
         int64_t fc_err = 0, persist_err = 0;
         int64_t worst_d = INT64_MIN, worst_base_d = INT64_MIN;
@@ -638,6 +638,11 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
                 if (d > worst_bat_d) {
                     worst_bat_d = d;
                     worst_bat = h;
+                }
+                worse_bat_base += db > 0;
+                if (db > worst_bat_base_d) {
+                    worst_bat_base_d = db;
+                    worst_bat_base = h;
                 }
                 usable_kwh += g->battery_kwh * (g->soc_max - g->soc_min);
             }
@@ -689,6 +694,11 @@ static int compare_battery(const sim_opts *o, const sim_scenario *sc, const sim_
         printf("  homes worse off than on self-consumption (their bill is higher):\n");
         printf("    grid only:    %3zu of %zu (worst: home %zu of group %s, %+.2f)\n", worse_base,
                nh, worst_base, sc->groups[group_of(sc, worst_base)].name, mio(worst_base_d));
+        if (bat_homes) /* the guard's promise: the scheduler's own effect, on the grid bill */
+            printf("      of them with a battery: %zu of %zu (worst: home %zu of group %s, "
+                   "%+.3f)\n",
+                   worse_bat_base, bat_homes, worst_bat_base,
+                   sc->groups[group_of(sc, worst_bat_base)].name, mio(worst_bat_base_d));
         printf("    with trading: %3zu of %zu (worst: home %zu of group %s, %+.2f)\n", worse, nh,
                worst, sc->groups[group_of(sc, worst)].name, mio(worst_d));
         if (bat_homes)

@@ -22,6 +22,7 @@ struct sim_dispatch {
     int64_t last_q;
     uint64_t observed;
     int64_t guard_day;  /* the local day of the guard's last check */
+    int checked;        /* a daily check has been made (books.gain_nuc etc. are its) */
     sim_battery shadow; /* the guard's self-consumption battery (its stored energy in books) */
     /* the paper battery, fed the same measurements, that always follows its own plan: the
      * bounds it was given for interval paper_q[i], by planned interval % FC_RING (with a lead
@@ -238,12 +239,53 @@ static int ensure_work(sim_dispatch *d, const sim_plan_battery *b, size_t n)
     return 0;
 }
 
+/* Spreading grid charging (sim_dispatch_config.spread_intervals). A plan makes the moves that
+ * can wait as late as they can be (plan_verdict), so every home on one tariff buys its energy
+ * for the peak in the last cheap intervals, at full power, all at once: the community's import
+ * peaks there. Here, once a dearer interval is r <= spread_intervals intervals away, the energy
+ * the plan buys from the grid before it (steps, from the planned interval: the plan's own, or
+ * the plan that starts with self-consumption's action when the verdict was to wait) is spread
+ * evenly over the r intervals left: the battery charges at least the forecast surplus plus
+ * ceil(G / r) now. Re-planned every interval, what is left shrinks with what was charged, so
+ * the rate stays about G / spread_intervals to the end. The cost: energy bought up to r - 1
+ * intervals earlier than needed at the same price, a bet on the forecast only for PV that may
+ * yet come (and then stored instead of bought). Returns 1 if it raised *lo (and *hi to it). */
+static int spread_charge(const sim_dispatch *d, const sim_plan_battery *b, const sim_plan_step *st,
+                         size_t first, int64_t *lo, int64_t *hi)
+{
+    size_t n = d->c.horizon, r = 1;
+    if (d->c.spread_intervals == 0)
+        return 0;
+    while (r < n && d->in[r].import_uc_per_kwh <= d->in[0].import_uc_per_kwh)
+        r++;
+    if (r >= n || r > d->c.spread_intervals)
+        return 0; /* no dearer interval ahead, or not yet within reach */
+    int64_t g = 0; /* the grid's part of each planned charge before it */
+    for (size_t j = first; j < r; j++) {
+        int64_t c = st[j - first].battery_wh, imp = st[j - first].grid_wh;
+        if (c > 0 && imp > 0)
+            g += min64(c, imp);
+    }
+    if (g <= 0)
+        return 0;
+    int64_t surplus = d->in[0].net_wh < 0 ? -d->in[0].net_wh : 0;
+    int64_t want = min64(b->charge_max_wh, surplus + ceil_div(g, (int64_t)r));
+    if (want <= *lo)
+        return 0;
+    *lo = want;
+    if (*hi < want)
+        *hi = want;
+    return 1;
+}
+
 /* The plan's verdict for a battery with b->initial_wh stored at the planned interval's start,
  * over d->in: SIM_DISPATCH_PLAN with its bounds in *lo, *hi (else they are left alone), or
- * why self-consumption; *gain_uc the plan's expected gain. */
+ * why self-consumption; *gain_uc the plan's expected gain; *spread 1 when spread_charge raised
+ * the charge bound. */
 static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b, int64_t *lo,
-                                     int64_t *hi, int64_t *gain_uc)
+                                     int64_t *hi, int64_t *gain_uc, int *spread)
 {
+    *spread = 0;
     size_t n = d->c.horizon;
     int64_t plan_nuc, sc_nuc;
     if (ensure_work(d, b, n) ||
@@ -268,8 +310,15 @@ static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b,
             if (ensure_work(d, &rest, n - 1) == 0 &&
                 sim_plan_solve(&rest, d->in + 1, n - 1, d->work, d->work_len, d->rest, &rest_nuc) ==
                     SIM_PLAN_OK &&
-                first.cost_nuc + rest_nuc <= plan_nuc)
-                return SIM_DISPATCH_WAIT;
+                first.cost_nuc + rest_nuc <= plan_nuc) {
+                int64_t l = -b->discharge_max_wh, h = b->charge_max_wh;
+                if (!spread_charge(d, b, d->rest, 1, &l, &h))
+                    return SIM_DISPATCH_WAIT;
+                *spread = 1;
+                *lo = l;
+                *hi = h;
+                return SIM_DISPATCH_PLAN;
+            }
         }
     }
     /* one discretisation step of stored energy, on the AC side: a first step within it of
@@ -279,6 +328,7 @@ static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b,
     int64_t power = b->charge_max_wh > b->discharge_max_wh ? b->charge_max_wh : b->discharge_max_wh;
     int64_t l, h;
     sim_plan_bounds(d->in, d->out, n, power, slack, &l, &h);
+    *spread = spread_charge(d, b, d->out, 0, &l, &h);
     if (l == -power && h == power)
         return SIM_DISPATCH_SAME;
     *lo = l;
@@ -294,16 +344,46 @@ static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *impor
     for (size_t j = 0; j < d->c.horizon; j++)
         dearest = import_uc_per_kwh[j] > dearest ? import_uc_per_kwh[j] : dearest;
     sim_dispatch_books *k = &d->books;
+    int64_t prev_gain = k->gain_nuc, prev_paper = k->paper_gain_nuc;
     k->gain_nuc =
         sim_dispatch_guard_gain_nuc(k->real_nuc, k->shadow_nuc, stored_wh, k->shadow_stored_wh,
                                     d->b.terminal_uc_per_kwh, dearest, d->b.charge_eff_pm);
     k->paper_gain_nuc = sim_dispatch_guard_gain_nuc(k->paper_nuc, k->shadow_nuc, k->paper_stored_wh,
                                                     k->shadow_stored_wh, d->b.terminal_uc_per_kwh,
                                                     dearest, d->b.charge_eff_pm);
-    /* the paper battery must be ahead by what a plan must be expected to gain (and by
-     * something when that is 0): a paper gain of a few Wh is noise, not a sign that plans pay */
+    /* the worst one-day losses seen: the largest fall of each gain since the last check */
+    if (d->checked) {
+        int64_t real_loss = prev_gain - k->gain_nuc, paper_loss = prev_paper - k->paper_gain_nuc;
+        if (real_loss > k->worst_day_loss_nuc)
+            k->worst_day_loss_nuc = real_loss;
+        if (paper_loss > k->paper_worst_day_loss_nuc)
+            k->paper_worst_day_loss_nuc = paper_loss;
+    }
+    d->checked = 1;
+    /* The paper battery must be ahead by what a plan must be expected to gain (and by
+     * something when that is 0: a paper gain of a few Wh is noise, not a sign that plans pay),
+     * plus its own worst day: plans have paid for this home even if that day came again.
+     *
+     * With guard_worst_day, why the home's own condition bounds its loss. The home plans on a day only with a lead
+     * L >= W - margin, W its own worst one-day loss so far; the day then ends with
+     * L - loss >= -margin - (loss - W), so a home can fall behind its shadow by more than the
+     * margin only on a day that loses more than any of its days before, and only by the
+     * excess, and once behind it no longer plans (its lead is below 0 <= the new W). On
+     * self-consumption the gain does not fall (both batteries see the same PV and load; the one
+     * that holds more saves imports or sells more, and energy lacking is marked at the dearest
+     * import over losses, at least what the shortfall later costs), so the loss stays where
+     * that record day left it. Which day will set a record cannot be known in advance: the
+     * first day of plans, while W is still 0, is the risk, and that is why a home starts only
+     * once the paper battery, which takes every day's risk, has a lead beyond its own worst
+     * day. (W counts the home's own days only: the paper battery's worst day, counted against
+     * a home that has no lead yet, kept two of the three measured homes from ever starting:
+     * 114 saved in their year instead of 344.) */
     int64_t shown = d->c.min_gain_uc > 0 ? d->c.min_gain_uc * 1000 : 1;
-    k->allowed = k->gain_nuc >= -d->c.guard_margin_uc * 1000 && k->paper_gain_nuc >= shown;
+    if (d->c.guard_worst_day)
+        k->allowed = k->gain_nuc >= k->worst_day_loss_nuc - d->c.guard_margin_uc * 1000 &&
+                     k->paper_gain_nuc >= shown + k->paper_worst_day_loss_nuc;
+    else
+        k->allowed = k->gain_nuc >= -d->c.guard_margin_uc * 1000 && k->paper_gain_nuc >= shown;
 }
 
 int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t stored_wh,
@@ -346,7 +426,7 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
     d->fc_net[planned_q % FC_RING] = net0;
 
     int64_t lo = out->lo_wh, hi = out->hi_wh;
-    int varies = 0;
+    int varies = 0, spread = 0;
     for (size_t j = 0; j < n; j++) {
         d->in[j] = (sim_plan_interval){d->load[gap + j] - d->pv[gap + j], import_uc_per_kwh[j],
                                        export_uc_per_kwh[j]};
@@ -372,7 +452,8 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
         sim_plan_battery pb = b;
         int64_t plo = -b.discharge_max_wh, phi = b.charge_max_wh, pgain = 0;
         pb.initial_wh = ps;
-        sim_dispatch_why pwhy = plan_verdict(d, &pb, &plo, &phi, &pgain);
+        int pspread;
+        sim_dispatch_why pwhy = plan_verdict(d, &pb, &plo, &phi, &pgain, &pspread);
         size_t pr = (size_t)(planned_q % FC_RING);
         d->paper_q[pr] = planned_q;
         d->paper_lo[pr] = plo;
@@ -388,13 +469,15 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
             out->gain_uc = pgain;
             lo = plo;
             hi = phi;
+            spread = pspread;
             goto verdict;
         }
     }
-    out->why = plan_verdict(d, &b, &lo, &hi, &out->gain_uc);
+    out->why = plan_verdict(d, &b, &lo, &hi, &out->gain_uc, &spread);
 verdict:
     if (out->why == SIM_DISPATCH_PLAN) {
         out->planned = 1;
+        d->books.spread += (uint64_t)spread;
         out->lo_wh = lo;
         out->hi_wh = hi;
         d->books.planned++;

@@ -335,6 +335,7 @@ static int dispatch_new(run_ctx *x, home *hm)
         .utc_offset_min = sc->utc_offset_min,
         .guard_off = !g->schedule_guard,
         .shadow_eta = hm->bat.eta_charge,
+        .spread_intervals = g->schedule_spread_min / sc->interval_min,
     };
     hm->disp = sim_dispatch_new(&c, &b);
     /* a battery the planner cannot take runs self-consumption (no dispatch) */

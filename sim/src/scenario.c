@@ -92,6 +92,7 @@ static const key_def group_keys[] = {
     GK("schedule_persistence", K_U32, schedule_persistence, 0, 1, 0),
     GK("schedule_guard", K_U32, schedule_guard, 0, 1, 0),
     GK("schedule_lead", K_U32, schedule_lead, 0, 2, 0), /* 0: 1 (groups built in code) */
+    GK("schedule_spread_min", K_U32, schedule_spread_min, 0, 1440, 0),
     GK("annual_kwh", K_DBL, annual_kwh, 0, 1e6, 0),
     GK("agent", K_AGENT, agent, 0, 0, 0),
     GK("markup", K_DBL, markup, 0, 1, 0),
@@ -176,6 +177,7 @@ void sim_group_defaults(sim_group *g)
     g->schedule_min_gain_uc = 50000;
     g->schedule_guard = 1;
     g->schedule_lead = 1;
+    g->schedule_spread_min = 240;
     g->annual_kwh = 3500.0;
     g->agent = SIM_AGENT_TRUTHFUL;
     g->markup = 0.1;

@@ -297,6 +297,10 @@ static void compare_battery(void **state)
     assert_non_null(out);
     assert_non_null(strstr(out, "batteries on self-consumption against the scheduler"));
     assert_non_null(strstr(out, "grid only:      0 of 10"));
+    /* the worst battery home on the grid bill, the guard's promise */
+    assert_non_null(strstr(out, "grid only:      0 of 10 (worst: home 0 of group solar_battery, "
+                                "+0.00)\n      of them with a battery: 0 of 4 (worst: home 0 "
+                                "of group solar_battery, +0.000)"));
     free(out);
     assert_int_equal(tst_sh("%s sim %s/config/street.ini --out %s --compare-battery "
                             "--compare-timing 2>/dev/null",

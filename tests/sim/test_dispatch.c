@@ -21,6 +21,10 @@
 #include "mgx/dispatch.h"
 #include "mgx/sim.h"
 
+#ifndef MGX_DISPATCH_DAYS
+#define MGX_DISPATCH_DAYS 10 /* the street's days (tests/sim/CMakeLists.txt: 5 sanitized) */
+#endif
+
 #define IV    21600 /* 6 h */
 #define CHEAP 100000
 #define PEAK  400000
@@ -30,11 +34,13 @@ static int64_t price_of(int64_t q)
     return q % 4 == 3 ? PEAK : CHEAP; /* interval 3 of each day: 18:00-24:00 */
 }
 
-static sim_dispatch *home(int guard)
+static sim_dispatch *home_opts(int guard, uint32_t spread, int worst_day)
 {
     sim_dispatch_config c;
     memset(&c, 0, sizeof c);
     c.guard_off = !guard;
+    c.guard_worst_day = worst_day;
+    c.spread_intervals = spread;
     c.fc = (sim_fc_config){0, 0, 30, 180, IV, 7, 1};
     c.forecast = SIM_DISPATCH_PERSISTENCE;
     c.horizon = 4;
@@ -44,6 +50,16 @@ static sim_dispatch *home(int guard)
     sim_dispatch *d = sim_dispatch_new(&c, &b);
     assert_non_null(d);
     return d;
+}
+
+static sim_dispatch *home_spread(int guard, uint32_t spread)
+{
+    return home_opts(guard, spread, 0);
+}
+
+static sim_dispatch *home(int guard)
+{
+    return home_spread(guard, 0);
 }
 
 /* The home measured intervals from..to (inclusive): 500 Wh of load, imported (grid_wh). */
@@ -238,6 +254,125 @@ static void paper_battery_at_lead_2(void **state)
     sim_dispatch_free(d);
 }
 
+/* Spreading the grid charge: the same home with spread_intervals 2. Deciding interval 5
+ * (06:00-12:00 of day 1) over 5, 6, 7, 8 at 0.10, 0.10, 0.40, 0.10, the plan buys 500 Wh for
+ * the peak, and as late as it can: without spreading the home waits and buys all 500 in
+ * interval 6 (1000 imported there). The peak is r = 2 intervals away (5 and 6 left), within
+ * 2: charge at least ceil(500 / 2) = 250 now (750 imported), and in interval 6 the plan needs
+ * only the other 250 (750 imported): the home's largest import falls from 1000 to 750 Wh at
+ * the same cost. With spread_intervals 1 the peak is out of reach in interval 5: wait. */
+static void spread_known(void **state)
+{
+    (void)state;
+    sim_dispatch *d = home_spread(0, 2);
+    sim_dispatch_books bk;
+    sim_dispatch_decision o;
+    observe(d, 0, 4, 500);
+    decide(d, 4, 1, 0, NULL, &o);
+    assert_int_equal(o.planned, 1);
+    assert_int_equal(o.lo_wh, 250);
+    assert_int_equal(o.hi_wh, 1000);
+    assert_int_equal(o.setpoint_wh, 250);
+    assert_int_equal(o.net_wh, 750);
+    assert_int_equal(o.gain_uc, 150000);
+    observe(d, 5, 5, 750);
+    decide(d, 5, 1, 250, NULL, &o);
+    assert_int_equal(o.planned, 1);
+    assert_int_equal(o.lo_wh, 250);
+    assert_int_equal(o.setpoint_wh, 250);
+    assert_int_equal(o.net_wh, 750);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.spread, 1); /* the first decision's bound; the second is the plan's */
+    /* at the peak itself nothing is spread (nothing dearer ahead within the horizon) */
+    observe(d, 6, 6, 750);
+    decide(d, 6, 1, 500, NULL, &o);
+    assert_int_equal(o.setpoint_wh, -500);
+    assert_int_equal(o.net_wh, 0);
+    sim_dispatch_free(d);
+    d = home_spread(0, 1);
+    observe(d, 0, 4, 500);
+    decide(d, 4, 1, 0, NULL, &o);
+    assert_int_equal(o.planned, 0);
+    assert_int_equal(o.why, SIM_DISPATCH_WAIT);
+    sim_dispatch_free(d);
+}
+
+/* One interval of the guarded home: decide q (lead 1, stored_wh at its start), then observe it
+ * with this load (no PV) and the meter's grid exchange. */
+static void live(sim_dispatch *d, int64_t q, int64_t stored_wh, int64_t load_wh, int64_t grid_wh,
+                 sim_dispatch_decision *o)
+{
+    int64_t imp[4], exp[4] = {0, 0, 0, 0};
+    for (int j = 0; j < 4; j++)
+        imp[j] = price_of(q + j);
+    assert_int_equal(sim_dispatch_decide(d, (q - 1) * IV, 1, stored_wh, NULL, imp, exp, o), 0);
+    sim_dispatch_observe(d, q * IV, 0, load_wh, grid_wh, price_of(q), 0);
+}
+
+/* The worst one-day loss. Day 1 the paper battery shows the plan (+0.15); days 2 and 3 the
+ * home follows plans and gains 0.15 on day 2. On day 3 the home buys 1000 Wh at 0.10 in
+ * interval 14 (1500 imported) and the peak's load does not come (interval 15: 0 Wh): it paid
+ * 0.25 for the day against the shadow's 0.15 (500 Wh at 0.10 three times, nothing at the
+ * peak) and holds 1000 Wh more, worth the terminal price, 0: a day's loss of 0.10, its lead
+ * down to 0.05. The paper battery bought only 500 (its plan's bound) and lost 0.05 (0.30 ->
+ * 0.25), still ahead by more than min_gain + its worst day (0.05 + 0.05). The home's worst day
+ * is now 0.10, and with a lead of 0.05 it stops (the rule before this one, "not behind", would
+ * have gone on and could have lost another 0.10, ending behind). Day 4 on self-consumption it
+ * spends its 1000 Wh in intervals 16 and 17 (the persistence forecast saw no peak load) and
+ * pays 0.05 + 0.20 = 0.25 against the shadow's 0.35: lead 0.15 >= 0.10, it plans again on
+ * day 5. */
+static void guard_worst_day(void **state)
+{
+    (void)state;
+    sim_dispatch *d = home_opts(1, 0, 1);
+    sim_dispatch_decision o;
+    sim_dispatch_books bk;
+    observe(d, 0, 3, 500);
+    /* day 1: the home on self-consumption, the paper battery on its plan */
+    for (int64_t q = 4; q <= 7; q++)
+        live(d, q, 0, 500, 500, &o);
+    /* day 2 follows plans: charge 500 in interval 10, spend it at the peak */
+    live(d, 8, 0, 500, 500, &o);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.allowed, 1);
+    assert_int_equal(bk.paper_gain_nuc, 150000000);
+    assert_int_equal(bk.worst_day_loss_nuc, 0);
+    live(d, 9, 0, 500, 500, &o);
+    live(d, 10, 0, 500, 1000, &o);
+    assert_int_equal(o.lo_wh, 500);
+    live(d, 11, 500, 500, 0, &o);
+    /* day 3 */
+    live(d, 12, 0, 500, 500, &o);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.gain_nuc, 150000000);
+    assert_int_equal(bk.paper_gain_nuc, 300000000);
+    assert_int_equal(bk.worst_day_loss_nuc, 0);
+    assert_int_equal(bk.allowed, 1);
+    live(d, 13, 0, 500, 500, &o);
+    live(d, 14, 0, 500, 1500, &o);
+    assert_int_equal(o.planned, 1);
+    live(d, 15, 1000, 0, 0, &o);
+    /* day 4's check */
+    live(d, 16, 1000, 500, 0, &o);
+    assert_int_equal(o.why, SIM_DISPATCH_GUARD);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.gain_nuc, 50000000);
+    assert_int_equal(bk.paper_gain_nuc, 250000000);
+    assert_int_equal(bk.worst_day_loss_nuc, 100000000);
+    assert_int_equal(bk.paper_worst_day_loss_nuc, 50000000);
+    assert_int_equal(bk.allowed, 0);
+    live(d, 17, 500, 500, 0, &o);
+    live(d, 18, 0, 500, 500, &o);
+    live(d, 19, 0, 500, 500, &o);
+    /* day 5's check */
+    live(d, 20, 0, 500, 500, &o);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.gain_nuc, 150000000);
+    assert_int_equal(bk.worst_day_loss_nuc, 100000000);
+    assert_int_equal(bk.allowed, 1);
+    sim_dispatch_free(d);
+}
+
 /* Groups: 0 solar, 1 PV + battery, 2 battery without PV, 3 consumers (as test_sim_schedule). */
 static void add_group(sim_scenario *sc, const char *name, uint32_t count, double kwp,
                       double bat_kwh)
@@ -257,7 +392,7 @@ static void street(sim_scenario *sc, sim_battery_policy policy)
     sim_scenario_defaults(sc);
     snprintf(sc->name, sizeof sc->name, "test-dispatch");
     sc->start_month = 4;
-    sc->days = 10;
+    sc->days = MGX_DISPATCH_DAYS;
     sc->timing = MKT_EX_POST;
     sc->retail_peak_uc_per_kwh = 420000;
     sc->peak_start_h = 17;
@@ -316,6 +451,8 @@ int main(void)
         cmocka_unit_test(guard_reckoning),
         cmocka_unit_test(guard_daily_check),
         cmocka_unit_test(paper_battery_at_lead_2),
+        cmocka_unit_test(guard_worst_day),
+        cmocka_unit_test(spread_known),
         cmocka_unit_test(nobody_worse_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -323,6 +323,11 @@ static void test_cross_field_rules(void **state)
                      SIM_OK);
     assert_int_equal(sp.groups[0].battery_policy, SIM_BATTERY_SCHEDULE);
     assert_int_equal(sp.groups[0].schedule_min_gain_uc, 7);
+    assert_int_equal(sp.groups[0].schedule_spread_min, 240); /* the default */
+    assert_int_equal(load_text("spread.ini", "[group.a]\ncount = 1\nschedule_spread_min = 0\n", &sp),
+                     SIM_OK);
+    assert_int_equal(sp.groups[0].schedule_spread_min, 0);
+    expect_error("[group.a]\ncount = 1\nschedule_spread_min = 1441\n", 3, "out of range");
     expect_error("[period]\ninterval_min = 7\n[group.a]\ncount = 1\n", 2, "does not divide 1440");
     expect_error("[period]\ninterval_min = 0\n[group.a]\ncount = 1\n", 2, "out of range");
     expect_error("[group.a]\npv_kwp = 3\n", 1, "[group.a] needs a count");

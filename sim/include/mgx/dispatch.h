@@ -52,12 +52,18 @@ typedef struct {
                                      * forecast over the horizon by at least this */
     /* The guard: once a day, at the first decision after local midnight (utc_offset_min east
      * of UTC), the home's realised gain over the shadow battery is reckoned (sim_dispatch_
-     * guard_gain_nuc), and the paper battery's; the home follows plans that day only if its
-     * own gain is at least -guard_margin_uc (0: never while behind) and the paper battery's
-     * at least min_gain_uc (plans have shown that they pay for this home; until then, and whenever
-     * they stop paying, the home runs self-consumption and only the paper battery follows them).
-     * guard_off: no guard, no shadow or paper plan (for comparisons). */
+     * guard_gain_nuc), and the paper battery's, and each one's change since the last check (a
+     * day's gain or loss). The home follows plans that day only if the paper battery is ahead
+     * by at least min_gain_uc (plans have shown that they pay for this home; until then, and
+     * whenever they stop paying, the home runs self-consumption and only the paper battery
+     * follows them) and the home is not behind by more than guard_margin_uc.
+     * guard_worst_day (off by default): stricter, the paper battery's lead must also cover its
+     * own worst one-day loss, and the home's gain its own worst one-day loss so far
+     * (sim_dispatch_books.worst_day_loss_nuc) less guard_margin_uc. Measured on the scenarios
+     * of docs/simulator.md it left more homes worse off and saved less, so it is not the
+     * default. guard_off: no guard, no shadow or paper plan (for comparisons). */
     int64_t guard_margin_uc;
+    int guard_worst_day;
     int32_t utc_offset_min;
     int guard_off;
     /* The shadow battery's efficiency each way (stored Wh per AC Wh in, AC Wh out per stored
@@ -66,6 +72,11 @@ typedef struct {
      * simulator gives its own batteries' value, so that the shadow's bill is to the uc what
      * the home would have paid on self-consumption. */
     double shadow_eta;
+    /* Spreading grid charging (0: off, every plan charges as late as it can, so a community on
+     * one tariff charges all at once): when a plan buys energy from the grid for a dearer
+     * interval that starts within spread_intervals, the battery charges at least an equal
+     * share of it in each interval left before then, instead of all of it in the last ones. */
+    uint32_t spread_intervals;
 } sim_dispatch_config;
 
 /* Why a decision is what it is. */
@@ -106,8 +117,12 @@ typedef struct {
     int64_t paper_nuc, paper_stored_wh;
     int64_t gain_nuc;          /* the real home's gain reckoned at the last daily check */
     int64_t paper_gain_nuc;    /* the paper battery's */
+    /* the largest fall of gain_nuc, and of paper_gain_nuc, from one daily check to the next
+     * (0 while none has fallen) */
+    int64_t worst_day_loss_nuc, paper_worst_day_loss_nuc;
     int allowed;               /* plans may be followed until the next check */
     uint64_t planned, guarded; /* decisions on a plan, and stopped by the guard */
+    uint64_t spread;           /* decisions whose charge bound the spreading raised */
     /* forecast error of the planned interval's net (load - PV), summed over the intervals
      * observed that had a decision, against day-ahead persistence of the same intervals */
     int64_t fc_abs_err_wh, persist_abs_err_wh;

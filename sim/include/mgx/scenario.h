@@ -66,6 +66,11 @@ typedef struct {
      * the stored energy at k's start, and the battery holds the decision's setpoint for the whole interval, as an
      * inverter given a power setpoint does */
     uint32_t schedule_lead;
+    /* SIM_BATTERY_SCHEDULE: grid charging for a dearer interval within this many minutes is
+     * spread evenly over the intervals left before it (mgx/dispatch.h spread_intervals), so the
+     * batteries of a community on one tariff do not all charge in its last cheap interval;
+     * 0: off (default 240) */
+    uint32_t schedule_spread_min;
     /* load */
     double annual_kwh;
     /* trading agent */
