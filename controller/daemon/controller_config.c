@@ -376,13 +376,10 @@ int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err
         return ctl_fail(CFG_E_BAD, err, errlen,
                         "%s:%d: feed_in_uc_per_kwh is above retail_uc_per_kwh", path, x->line);
     if (x->cluster.line) {
-        /* what the replicated log carries so far: orders, readings, clearing of ex_ante
-         * markets and settlement (docs/cluster.md); anything else would write one node's
-         * database alone */
-        const char *no = cfg->timing == MKT_EX_POST  ? "timing = ex_post"
-                         : cfg->n_witness            ? "witness_keys"
-                         : cfg->solana.enabled       ? "[solana]"
-                                                     : NULL;
+        /* what the replicated log carries so far: orders, standing preferences, readings,
+         * clearing (ex_ante and ex_post), settlement and witness cosignatures
+         * (docs/cluster.md); anything else would write one node's database alone */
+        const char *no = cfg->solana.enabled ? "[solana]" : NULL;
         if (no)
             return ctl_fail(CFG_E_BAD, err, errlen,
                             "%s:%d: [cluster] does not replicate %s yet (docs/cluster.md)", path,

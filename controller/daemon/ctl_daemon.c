@@ -124,6 +124,9 @@ struct daemon {
      * the witnessed checkpoint is to be (re)published */
     uint64_t cosigs[CTL_COSIG_VERDICTS];
     int witnessed_due;
+    /* in a cluster: the retained ledger/witnessed note last seen on the broker (malloc'd, or
+     * NULL), so a new leader does not publish what its predecessor already had */
+    char *witnessed_seen;
     /* [cluster] (docs/cluster.md): the node, the orders taken since the last proposal, whether
      * this node led at the last pass, the last interval proposed for clearing */
     ctl_cluster *cluster;
@@ -360,14 +363,12 @@ static void drain_orders(daemon *d)
 
 /* One preference: judged and committed at once (a home sends one when it changes its mind,
  * not every interval), then its receipt. What came before it is stored first. */
-static void handle_pref(daemon *d, const char *topic_participant, const bus_message *msg)
+static int pref_decide(daemon *d, const char *topic_participant, const char *payload, size_t len,
+                       int64_t now)
 {
-    if (d->cluster)
-        return; /* ex_post is not replicated yet: refused with [cluster] at load */
-    flush_orders(d);
     ctl_pref_outcome o;
-    int rc = ctl_pref_ingest(d->store, &d->admit, topic_participant, msg->payload, msg->len,
-                             now_ms(d), &d->prefs, &o);
+    int rc = ctl_pref_ingest(d->store, &d->admit, topic_participant, payload, len, now,
+                             &d->prefs, &o);
     if (rc != CTL_ST_OK)
         ctl_logf(&d->log, CTL_LOG_ERROR, "preference of %s not stored: %s (%s); told to resend",
                  topic_participant, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
@@ -381,6 +382,29 @@ static void handle_pref(daemon *d, const char *topic_participant, const bus_mess
                  o.msg.pref.n_buy_steps, o.duplicate ? "resend of " : "",
                  ctl_reason_name(o.reason), o.detail[0] ? ": " : "", o.detail);
     publish_receipt(d, topic_participant, o.receipt);
+    return rc;
+}
+
+static void handle_pref(daemon *d, const char *topic_participant, const bus_message *msg)
+{
+    flush_orders(d);
+    if (d->cluster) {
+        /* the leader proposes the preference verbatim, after what came before it; every node
+         * judges and stores it alike when it applies the entry, and the leader answers then.
+         * A follower leaves it: the home resends until it holds a receipt. */
+        if (!ctl_cluster_is_leader(d->cluster))
+            return;
+        ctl_rep_buf b = {0};
+        int rc = ctl_rep_order_add(&b, topic_participant, msg->payload, msg->len, now_ms(d));
+        if (rc == 0)
+            rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_PREFS, b.p, b.len, propose_done, d);
+        if (rc != 0)
+            ctl_logf(&d->log, CTL_LOG_WARN, "cluster: preference of %s not proposed (%s); the "
+                     "home resends", topic_participant, ctl_cluster_strerror(rc));
+        ctl_rep_buf_free(&b);
+        return;
+    }
+    pref_decide(d, topic_participant, msg->payload, msg->len, now_ms(d));
 }
 
 /* ---- readings ---- */
@@ -517,31 +541,78 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
 
 /* A witness's cosigned checkpoint (mgx/v1/<community>/ledger/cosigned/<witness>): kept when
  * it verifies (settle/cosig_collect.h), refused and counted otherwise. */
-static void handle_cosig(daemon *d, const char *witness, const bus_message *msg)
+static int cosig_decide(daemon *d, const char *witness, const char *note, size_t len)
 {
-    if (!d->settler || d->cfg->n_witness == 0 || msg->len == 0)
-        return; /* an empty retained message is a witness clearing its topic */
     int v = ctl_cosig_accept(ctl_store_db(d->store), d->cfg->witness_pk, d->cfg->n_witness,
-                             msg->payload, msg->len, NULL);
+                             note, len, NULL);
     d->cosigs[1 - v]++;
     if (v == CTL_COSIG_STORED)
         d->witnessed_due = 1;
     else if (v < 0)
         ctl_logf(&d->log, v == CTL_COSIG_E_FORK ? CTL_LOG_ERROR : CTL_LOG_WARN,
                  "cosignature from %s refused: %s", witness, ctl_cosig_strerror(v));
+    return v;
+}
+
+static void handle_cosig(daemon *d, const char *witness, const bus_message *msg)
+{
+    if (!d->settler || d->cfg->n_witness == 0 || msg->len == 0)
+        return; /* an empty retained message is a witness clearing its topic */
+    if (!d->cluster) {
+        cosig_decide(d, witness, msg->payload, msg->len);
+        return;
+    }
+    /* the cosignatures are part of the community's record: the leader proposes the note as it
+     * arrived and every node keeps what its own ledger verifies (the checkpoint's SETTLE comes
+     * before in the log, so every node has it). A follower leaves it: on becoming leader it
+     * subscribes again and the broker hands it each witness's retained note. */
+    if (!ctl_cluster_is_leader(d->cluster))
+        return;
+    ctl_rep_buf b = {0};
+    int rc = ctl_rep_order_add(&b, witness, msg->payload, msg->len, now_ms(d));
+    if (rc == 0)
+        rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_COSIG, b.p, b.len, propose_done, d);
+    if (rc != 0)
+        ctl_logf(&d->log, CTL_LOG_WARN, "cluster: cosignature from %s not proposed (%s)", witness,
+                 ctl_cluster_strerror(rc));
+    ctl_rep_buf_free(&b);
+}
+
+/* The retained ledger/witnessed note as the broker has it (a cluster's nodes all follow it). */
+static void handle_witnessed(daemon *d, const bus_message *msg)
+{
+    free(d->witnessed_seen);
+    d->witnessed_seen = NULL;
+    if (msg->len && !memchr(msg->payload, '\0', msg->len) &&
+        (d->witnessed_seen = malloc(msg->len + 1))) {
+        memcpy(d->witnessed_seen, msg->payload, msg->len);
+        d->witnessed_seen[msg->len] = 0;
+    }
 }
 
 /* Republishes the latest checkpoint with every collected cosignature, retained. */
 static void publish_witnessed(daemon *d)
 {
-    if (!d->witnessed_due || !bus_connected(d->bus))
+    if (!d->witnessed_due || !bus_connected(d->bus) || !leads(d))
         return;
     char *note = ctl_cosig_witnessed(ctl_store_db(d->store), NULL);
     char topic[BUS_TOPIC_MAX];
+    if (d->cluster && note && d->witnessed_seen && strcmp(note, d->witnessed_seen) == 0) {
+        /* the broker holds it already (a former leader published it): not again */
+        d->witnessed_due = 0;
+        free(note);
+        return;
+    }
     if (note && snprintf(topic, sizeof topic, "mgx/v1/%s/ledger/witnessed", d->cfg->community) <
                     (int)sizeof topic &&
-        bus_publish(d->bus, topic, note, strlen(note), 1, true, NULL, NULL) == BUS_OK)
+        bus_publish(d->bus, topic, note, strlen(note), 1, true, NULL, NULL) == BUS_OK) {
         d->witnessed_due = 0;
+        if (d->cluster) { /* what the broker holds now */
+            free(d->witnessed_seen);
+            d->witnessed_seen = note;
+            note = NULL;
+        }
+    }
     free(note);
 }
 
@@ -560,6 +631,8 @@ static void on_message(void *user, const bus_message *msg)
         handle_reading(d, id, msg);
     else if (strcmp(kind, "ledger") == 0 && strcmp(id, "cosigned") == 0 && leaf[0])
         handle_cosig(d, leaf, msg);
+    else if (d->cluster && strcmp(kind, "ledger") == 0 && strcmp(id, "witnessed") == 0 && !leaf[0])
+        handle_witnessed(d, msg);
 }
 
 static void on_state(void *user, bool connected, int reason)
@@ -851,6 +924,18 @@ static int apply_order(void *ctx, const char *topic_participant, const char *pay
                                                                                            : -2;
 }
 
+static int apply_pref(void *ctx, const char *topic_participant, const char *payload, size_t len,
+                      int64_t now)
+{
+    return pref_decide(ctx, topic_participant, payload, len, now) == CTL_ST_OK ? 0 : -2;
+}
+
+static int apply_cosig(void *ctx, const char *witness, const char *note, size_t len, int64_t now)
+{
+    (void)now;
+    return cosig_decide(ctx, witness, note, len) == CTL_COSIG_E_DB ? -2 : 0;
+}
+
 /* A committed entry, applied alike on every node inside its apply transaction (the store's own
  * transactions nest in it). Receipts and results go out from the leader only. */
 static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, size_t len)
@@ -896,6 +981,15 @@ static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, 
         if (d->last_cleared != INT64_MIN && id <= d->last_cleared)
             return 0;
         return clear_one(d, id, now) == 0 ? 0 : -1;
+    }
+    case CTL_ENTRY_PREFS:
+        /* a store failure stops this node (it is behind the log); a refusal is a receipt */
+        return ctl_rep_orders_each(p, len, apply_pref, d) == -2 ? -1 : 0;
+    case CTL_ENTRY_COSIG: {
+        if (!d->settler || d->cfg->n_witness == 0)
+            return 1; /* every node has the same config: refused alike */
+        int rc = ctl_rep_orders_each(p, len, apply_cosig, d);
+        return rc == -2 ? -1 : rc == 0 ? 0 : 1;
     }
     case CTL_ENTRY_SETTLE: {
         int64_t id, unused;
@@ -947,8 +1041,19 @@ static int cluster_tick(daemon *d)
         d->settle_proposed = INT64_MIN;
         ctl_rep_buf_reset(&d->rep_orders);
         d->n_batch = 0;
-        if (leader)
+        if (leader) {
             d->republish = 1;
+            /* the witnesses' retained notes again (a follower left them to the leader of the
+             * time), and the witnessed checkpoint if the broker does not hold it yet */
+            if (d->settler && d->cfg->n_witness) {
+                char filter[BUS_TOPIC_MAX];
+                if (snprintf(filter, sizeof filter, "mgx/v1/%s/ledger/cosigned/+",
+                             d->cfg->community) < (int)sizeof filter &&
+                    bus_subscribe(d->bus, filter, 1) != BUS_OK)
+                    ctl_logf(&d->log, CTL_LOG_WARN, "bus: cannot subscribe to witnesses again");
+                d->witnessed_due = 1;
+            }
+        }
     }
     int64_t real = ctl_wall_ms();
     if (real >= d->status_next_ms) {
@@ -1251,6 +1356,13 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe to witnesses");
         goto out;
     }
+    if (d->cluster && d->settler && cfg->n_witness &&
+        (snprintf(filter, sizeof filter, "mgx/v1/%s/ledger/witnessed", cfg->community) >=
+             (int)sizeof filter ||
+         bus_subscribe(d->bus, filter, 1) != BUS_OK)) {
+        ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe to the witnessed checkpoint");
+        goto out;
+    }
     ctl_service svc;
     ctl_service_init(&svc);
     if (ctl_service_notify(&svc, "READY=1") != 0)
@@ -1315,6 +1427,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
 out:
     ctl_cluster_close(d->cluster);
     ctl_rep_buf_free(&d->rep_orders);
+    free(d->witnessed_seen);
     ctl_ingest_free(d->ingest);
     bus_free(d->bus);
     ctl_metrics_server_free(d->metrics);
