@@ -409,6 +409,34 @@ static void handle_pref(daemon *d, const char *topic_participant, const bus_mess
 
 /* ---- readings ---- */
 
+static void drop_reading(daemon *d, const char *meter_id, uint64_t *counter, const char *why);
+
+/* timing = ex_post: an interval's book is its metered energy when it is cleared, and its
+ * settlement must read the same. A reading that could still change a cleared interval (stamped
+ * before its end plus reading_max_gap_s, the farthest a reading used for the end boundary can
+ * lie) is refused, so one that comes late, or is resent after a failover, lands in neither the
+ * settlement nor the book rather than in the settlement alone (which a re-clearing witness
+ * refuses). Decided where the readings are stored: in a cluster when the entry is applied, by
+ * log order, alike on every node. Compacts r and tier; returns how many are kept. */
+static size_t keep_uncleared(daemon *d, mtr_sample *r, int *tier, size_t n)
+{
+    if (d->cfg->timing != MKT_EX_POST || d->last_cleared == INT64_MIN)
+        return n;
+    int64_t limit_ms =
+        (ctl_interval_end(d->last_cleared, d->cfg->rules.length_s) + d->cfg->reading_max_gap_s) *
+        1000;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].ts_ms <= limit_ms) {
+            drop_reading(d, r[i].meter_id, &d->readings_late, "interval already cleared");
+            continue;
+        }
+        r[k] = r[i];
+        tier[k++] = tier[i];
+    }
+    return k;
+}
+
 /* Stores the readings gathered so far in one transaction. */
 static void flush_readings(daemon *d)
 {
@@ -428,6 +456,9 @@ static void flush_readings(daemon *d)
         return;
     }
     size_t inserted = 0;
+    d->n_batch = keep_uncleared(d, d->batch, d->batch_tier, d->n_batch);
+    if (d->n_batch == 0)
+        return;
     int rc = ctl_store_put_readings(d->store, d->batch, d->n_batch, now_ms(d), &inserted);
     if (rc != CTL_ST_OK)
         ctl_logf(&d->log, CTL_LOG_ERROR, "%zu readings not stored: %s (%s)", d->n_batch,
@@ -961,10 +992,12 @@ static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, 
             out = -1;
         else if (ctl_rep_readings_decode(p, len, r, tier, READING_BATCH_MAX, &n, &received) ==
                  0) {
-            out = ctl_store_put_readings(d->store, r, n, received, &inserted) == CTL_ST_OK &&
-                          ctl_reading_tiers_put(ctl_store_db(d->store), r, tier, n) == CTL_DB_OK
-                      ? 0
-                      : -1;
+            n = keep_uncleared(d, r, tier, n);
+            out = 0;
+            if (n > 0 &&
+                (ctl_store_put_readings(d->store, r, n, received, &inserted) != CTL_ST_OK ||
+                 ctl_reading_tiers_put(ctl_store_db(d->store), r, tier, n) != CTL_DB_OK))
+                out = -1;
             if (out == 0)
                 d->readings_in += inserted;
         }
