@@ -39,6 +39,7 @@
 #include "common/wall_clock.h"
 #include "db/store.h"
 #include "files.h"
+#include "cluster_nodes.h"
 #include "homes.h"
 #include "shell.h"
 
@@ -96,31 +97,11 @@ static void on_msg(void *user, const bus_message *m)
 
 static const tst_order_shape SHAPE = {3, 100, 900, 80000, 220000, 80000, 220000};
 
-typedef struct {
-    char conf[TST_CTL_PATH_MAX], db[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
-    char status[TST_CTL_PATH_MAX];
-    pid_t pid;
-} node;
+static tst_cluster_node N[NODES];
 
-static node N[NODES];
-
-/* The node's status file: role and applied index; -1 if unreadable or older than 1 s. */
 static int read_status(int i, char *role, size_t cap, long long *applied, long long *cleared)
 {
-    char *t = tst_file_text_or_empty(N[i].status);
-    int ok = -1;
-    const char *r = strstr(t, "role "), *a = strstr(t, "applied_index "),
-               *c = strstr(t, "last_cleared "), *u = strstr(t, "updated_ms ");
-    if (r && a && c && u && sscanf(r, "role %31s", role) == 1 &&
-        sscanf(a, "applied_index %lld", applied) == 1 &&
-        sscanf(c, "last_cleared %lld", cleared) == 1) {
-        long long upd = 0;
-        sscanf(u, "updated_ms %lld", &upd);
-        ok = ctl_wall_ms() - upd < 1000 ? 0 : -1;
-    }
-    (void)cap;
-    free(t);
-    return ok;
+    return tst_cluster_read_status(&N[i], role, cap, applied, cleared);
 }
 
 /* Home h's meter at ts_s: counters rising with time, sellers (even) export, buyers import. */
@@ -137,14 +118,7 @@ static void reading_at(int h, int64_t ts_s, mtr_sample *s)
 
 static int leader_of(int except)
 {
-    for (int i = 0; i < NODES; i++) {
-        char role[32];
-        long long a, c;
-        if (i != except && N[i].pid > 0 && read_status(i, role, sizeof role, &a, &c) == 0 &&
-            strcmp(role, "leader") == 0)
-            return i;
-    }
-    return -1;
+    return tst_cluster_leader(N, NODES, except);
 }
 
 /* The partitions, one step per loop pass. A frozen (SIGSTOPped) process keeps its sockets
@@ -310,12 +284,6 @@ static int64_t ingest_bursts(bus_client *c, const ctl_clock *clock, const ctl_in
     return total_ms > 0 ? total_ms : 1;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The market of a database up to interval x (the last every node cleared) as sorted text
  * rows: the accepted orders, their steps and receipts, the intervals (without `published`:
  * which results this node's bus acknowledged is its own business), results, trades and
@@ -362,27 +330,7 @@ static void cluster_run(void **state)
     int port[NODES];
     for (int i = 0; i < NODES; i++)
         port[i] = tst_free_port();
-    for (int i = 0; i < NODES; i++) {
-        snprintf(N[i].conf, sizeof N[i].conf, "%s/controller-%d.ini", dir, i + 1);
-        snprintf(N[i].db, sizeof N[i].db, "%s/ctl-%d.db", dir, i + 1);
-        snprintf(N[i].log, sizeof N[i].log, "%s/controller-%d.log", dir, i + 1);
-        snprintf(N[i].status, sizeof N[i].status, "%s/raft-%d/status", dir, i + 1);
-        FILE *f = fopen(N[i].conf, "w");
-        assert_non_null(f);
-        fprintf(f,
-                "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller-%d\n"
-                "backoff_max_ms = 500\n"
-                "[controller]\ncommunity = %s\ndb = %s\ninterval_s = 900\n"
-                "gate_closure_s = 300\nmax_ahead_intervals = 4\n"
-                "network_fee_uc_per_kwh = 10000\nsettlement_grace_s = 900\n"
-                "settlement_key = community.skey\nreading_max_gap_s = 300\n"
-                "meter_max_power_w = 100000\n"
-                "[cluster]\nnode_id = %d\nnodes = 1@127.0.0.1:%d, 2@127.0.0.1:%d, "
-                "3@127.0.0.1:%d\ndata_dir = raft-%d\nelection_timeout_ms = 300\n",
-                tst_broker_port(br), i + 1, COMMUNITY, N[i].db, i + 1, port[0], port[1], port[2],
-                i + 1);
-        fclose(f);
-    }
+    tst_cluster_write_configs(N, NODES, dir, tst_broker_port(br), port, COMMUNITY, 900, NULL);
     /* one database made and registered, copied to every node (docs/cluster.md) */
     memset(&W, 0, sizeof W);
     ctl_store *s = NULL;
@@ -413,31 +361,25 @@ static void cluster_run(void **state)
 
     bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 0, on_msg);
     unsigned seed = 20240601;
-    int64_t *failover = calloc((size_t)kills, sizeof *failover);
-    assert_non_null(failover);
-    int done_kills = 0;
-    int64_t next_kill = ctl_wall_ms() + 1500;
-    int64_t killed_at = 0, next_replay = 0;
-    int killed = -1;
+    tst_cluster_killer kl;
+    tst_cluster_killer_init(&kl, kills, seed, ctl_wall_ms());
+    int64_t next_replay = 0;
+    int kills_done = 0;
     int64_t deadline = ctl_wall_ms() + DEADLINE_MS + (int64_t)kills * 3000 + 30000;
     /* after the kills, the partitions: a follower and then the leader frozen (SIGSTOP) */
     freeze fz = {.phase = FZ_IDLE, .node = -1};
     cost cs = {.phase = 0};
-    while (done_kills < kills || killed >= 0 || fz.phase != FZ_DONE || cs.phase != 2 ||
+    while (!kills_done || fz.phase != FZ_DONE || cs.phase != 2 ||
            W.n_acc < (size_t)HOMES * 8) {
         if (ctl_wall_ms() > deadline) {
             for (int i = 0; i < NODES; i++) /* a frozen node would outlive the test */
                 if (N[i].pid > 0)
                     kill(N[i].pid, SIGKILL);
-            fail_msg("the run did not finish: %d kills, %zu accepted orders", done_kills, W.n_acc);
+            fail_msg("the run did not finish: %d kills, %zu accepted orders", kl.done, W.n_acc);
         }
         bus_loop(c, 5);
         /* a node that ended by itself (not killed here) is a failure: say which */
-        for (int i = 0; i < NODES; i++) {
-            int ws = 0;
-            if (N[i].pid > 0 && waitpid(N[i].pid, &ws, WNOHANG) == N[i].pid)
-                fail_msg("node %d ended by itself (status %d; see %s)", i + 1, ws, N[i].log);
-        }
+        tst_cluster_check_alive(N, NODES);
         int64_t now_real = ctl_wall_ms();
         int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
         int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
@@ -466,33 +408,12 @@ static void cluster_run(void **state)
             if (hm->has_pending && now_real - hm->last_sent_ms > 150 && bus_connected(c))
                 tst_home_send_order(c, COMMUNITY, hm);
         }
-        if (done_kills == kills && killed < 0 && fz.phase != FZ_DONE)
+        if (kills_done && fz.phase != FZ_DONE)
             freeze_step(&fz, now_real);
         else if (fz.phase == FZ_DONE && cs.phase != 2)
             cost_step(&cs, port, dir);
-        if (killed >= 0) {
-            int l = leader_of(killed);
-            if (l >= 0) {
-                failover[done_kills++] = now_real - killed_at;
-                N[killed].pid =
-                    tst_controller_start(bin, N[killed].conf, anchor, N[killed].log, NULL);
-                killed = -1;
-                next_kill = now_real + 700 + rand_r(&seed) % 1500;
-            }
-        } else if (done_kills < kills && now_real >= next_kill) {
-            int l = leader_of(-1);
-            if (l >= 0) {
-                kill(N[l].pid, SIGKILL);
-                int ws = 0;
-                waitpid(N[l].pid, &ws, 0);
-                if (!(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL))
-                    fail_msg("node %d ended before the kill (status %d; see %s)", l + 1, ws,
-                             N[l].log);
-                N[l].pid = 0;
-                killed = l;
-                killed_at = ctl_wall_ms();
-            }
-        }
+        if (!kills_done)
+            kills_done = tst_cluster_kill_step(&kl, N, NODES, bin, anchor, now_real);
     }
     /* ingest on the 3 nodes (the solo controller's is measured at the end) */
     long long ing_wr[NODES];
@@ -506,21 +427,7 @@ static void cluster_run(void **state)
     int stable = 0;
     while (stable < 3) {
         bus_loop(c, 20);
-        long long a0 = -1, c0 = -1;
-        int same = 1;
-        for (int i = 0; i < NODES; i++) {
-            char role[32];
-            long long a, cl;
-            if (read_status(i, role, sizeof role, &a, &cl) != 0) {
-                same = 0;
-                break;
-            }
-            if (i == 0) {
-                a0 = a;
-                c0 = cl;
-            } else if (a != a0 || cl != c0)
-                same = 0;
-        }
+        int same = tst_cluster_same(N, NODES);
         stable = same ? stable + 1 : 0;
         if (ctl_wall_ms() > end)
             fail_msg("the nodes did not converge within %d ms", DEADLINE_MS);
@@ -632,19 +539,19 @@ static void cluster_run(void **state)
     free(lref);
     fprintf(stderr, "ledgers: %lld blocks equal on every node, mgx ledger verify passes on each\n",
             (long long)blocks);
-    qsort(failover, (size_t)kills, sizeof *failover, cmp_i64);
-    size_t p99 = ((size_t)kills * 99 + 99) / 100 - 1;
+    int64_t p50, p99;
+    tst_cluster_failover(&kl, &p50, &p99);
     fprintf(stderr,
             "cluster of 3 controllers: %d leader kills (kill -9), failover p50 %lld ms, p99 %lld "
             "ms (election timeout 300 ms); %lld intervals cleared once on every node, %zu "
             "accepted orders on every node, %zu late refusals, %zu receipts\n",
-            kills, (long long)failover[kills / 2], (long long)failover[p99], (long long)cleared,
+            kills, (long long)p50, (long long)p99, (long long)cleared,
             W.n_acc, W.rejections, W.receipts);
     fprintf(stderr,
             "partitions: a frozen follower caught up; a frozen leader replaced in %lld ms "
             "and back as a follower\n",
             (long long)fz.failover_ms);
-    free(failover);
+    tst_cluster_killer_free(&kl);
     /* the same bursts through one controller without [cluster], on a copy of the database the
      * cluster started from, the same broker (the cluster is stopped) */
     {
