@@ -127,6 +127,7 @@ struct daemon {
     /* in a cluster: the retained ledger/witnessed note last seen on the broker (malloc'd, or
      * NULL), so a new leader does not publish what its predecessor already had */
     char *witnessed_seen;
+    int64_t witnessed_after_ms; /* real ms: not before the broker's retained note came */
     /* [cluster] (docs/cluster.md): the node, the orders taken since the last proposal, whether
      * this node led at the last pass, the last interval proposed for clearing */
     ctl_cluster *cluster;
@@ -621,11 +622,17 @@ static void handle_witnessed(daemon *d, const bus_message *msg)
     }
 }
 
+/* How long a node of a cluster waits after connecting before it may publish the witnessed
+ * checkpoint (real ms). */
+#define WITNESSED_WAIT_MS 2000
+
 /* Republishes the latest checkpoint with every collected cosignature, retained. */
 static void publish_witnessed(daemon *d)
 {
     if (!d->witnessed_due || !bus_connected(d->bus) || !leads(d))
         return;
+    if (d->cluster && ctl_wall_ms() < d->witnessed_after_ms)
+        return; /* the retained note may still be on its way: later */
     char *note = ctl_cosig_witnessed(ctl_store_db(d->store), NULL);
     char topic[BUS_TOPIC_MAX];
     if (d->cluster && note && d->witnessed_seen && strcmp(note, d->witnessed_seen) == 0) {
@@ -675,8 +682,13 @@ static void on_state(void *user, bool connected, int reason)
         d->republish = 1; /* whatever was not acknowledged before goes out again */
     if (connected && d->settler)
         ctl_settler_reconnected(d->settler);
-    if (connected && d->cfg->n_witness)
+    if (connected && d->cfg->n_witness) {
         d->witnessed_due = 1;
+        /* in a cluster, the broker hands the retained ledger/witnessed right after the
+         * subscription: a node that just (re)connected, a restarted one above all, waits that
+         * long before comparing its note with the broker's */
+        d->witnessed_after_ms = ctl_wall_ms() + WITNESSED_WAIT_MS;
+    }
 }
 
 /* ---- publication ---- */
