@@ -368,8 +368,8 @@ static int pref_decide(daemon *d, const char *topic_participant, const char *pay
                        int64_t now)
 {
     ctl_pref_outcome o;
-    int rc = ctl_pref_ingest(d->store, &d->admit, topic_participant, payload, len, now,
-                             &d->prefs, &o);
+    int rc =
+        ctl_pref_ingest(d->store, &d->admit, topic_participant, payload, len, now, &d->prefs, &o);
     if (rc != CTL_ST_OK)
         ctl_logf(&d->log, CTL_LOG_ERROR, "preference of %s not stored: %s (%s); told to resend",
                  topic_participant, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
@@ -400,8 +400,9 @@ static void handle_pref(daemon *d, const char *topic_participant, const bus_mess
         if (rc == 0)
             rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_PREFS, b.p, b.len, propose_done, d);
         if (rc != 0)
-            ctl_logf(&d->log, CTL_LOG_WARN, "cluster: preference of %s not proposed (%s); the "
-                     "home resends", topic_participant, ctl_cluster_strerror(rc));
+            ctl_logf(&d->log, CTL_LOG_WARN,
+                     "cluster: preference of %s not proposed (%s); the home resends",
+                     topic_participant, ctl_cluster_strerror(rc));
         ctl_rep_buf_free(&b);
         return;
     }
@@ -575,8 +576,8 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
  * it verifies (settle/cosig_collect.h), refused and counted otherwise. */
 static int cosig_decide(daemon *d, const char *witness, const char *note, size_t len)
 {
-    int v = ctl_cosig_accept(ctl_store_db(d->store), d->cfg->witness_pk, d->cfg->n_witness,
-                             note, len, NULL);
+    int v = ctl_cosig_accept(ctl_store_db(d->store), d->cfg->witness_pk, d->cfg->n_witness, note,
+                             len, NULL);
     d->cosigs[1 - v]++;
     if (v == CTL_COSIG_STORED)
         d->witnessed_due = 1;
@@ -641,8 +642,9 @@ static void publish_witnessed(daemon *d)
         free(note);
         return;
     }
-    if (note && snprintf(topic, sizeof topic, "mgx/v1/%s/ledger/witnessed", d->cfg->community) <
-                    (int)sizeof topic &&
+    if (note &&
+        snprintf(topic, sizeof topic, "mgx/v1/%s/ledger/witnessed", d->cfg->community) <
+            (int)sizeof topic &&
         bus_publish(d->bus, topic, note, strlen(note), 1, true, NULL, NULL) == BUS_OK) {
         d->witnessed_due = 0;
         if (d->cluster) { /* what the broker holds now */

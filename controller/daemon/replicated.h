@@ -38,8 +38,9 @@ void ctl_rep_buf_reset(ctl_rep_buf *b);
 /* ORDERS, PREFS and COSIG: 0 or -1 (out of memory, or a field too long). */
 int ctl_rep_order_add(ctl_rep_buf *b, const char *topic_participant, const char *payload,
                       size_t len, int64_t now_ms);
-/* Calls fn for each message of an ORDERS, PREFS or COSIG payload; -1 when the payload is malformed (then fn may
- * have been called for the first ones). fn returning non-zero stops with that value. */
+/* Calls fn for each message of an ORDERS, PREFS or COSIG payload; -1 when the payload is
+ * malformed (then fn may have been called for the first ones). fn returning non-zero stops with
+ * that value. */
 typedef int (*ctl_rep_order_fn)(void *ctx, const char *topic_participant, const char *payload,
                                 size_t len, int64_t now_ms);
 int ctl_rep_orders_each(const uint8_t *p, size_t len, ctl_rep_order_fn fn, void *ctx);

@@ -369,8 +369,7 @@ static void cluster_run(void **state)
     /* after the kills, the partitions: a follower and then the leader frozen (SIGSTOP) */
     freeze fz = {.phase = FZ_IDLE, .node = -1};
     cost cs = {.phase = 0};
-    while (!kills_done || fz.phase != FZ_DONE || cs.phase != 2 ||
-           W.n_acc < (size_t)HOMES * 8) {
+    while (!kills_done || fz.phase != FZ_DONE || cs.phase != 2 || W.n_acc < (size_t)HOMES * 8) {
         if (ctl_wall_ms() > deadline) {
             for (int i = 0; i < NODES; i++) /* a frozen node would outlive the test */
                 if (N[i].pid > 0)
@@ -545,8 +544,8 @@ static void cluster_run(void **state)
             "cluster of 3 controllers: %d leader kills (kill -9), failover p50 %lld ms, p99 %lld "
             "ms (election timeout 300 ms); %lld intervals cleared once on every node, %zu "
             "accepted orders on every node, %zu late refusals, %zu receipts\n",
-            kills, (long long)p50, (long long)p99, (long long)cleared,
-            W.n_acc, W.rejections, W.receipts);
+            kills, (long long)p50, (long long)p99, (long long)cleared, W.n_acc, W.rejections,
+            W.receipts);
     fprintf(stderr,
             "partitions: a frozen follower caught up; a frozen leader replaced in %lld ms "
             "and back as a follower\n",

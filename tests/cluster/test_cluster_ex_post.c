@@ -371,8 +371,8 @@ static void cluster_ex_post(void **state)
         int64_t sim_ms = ctl_clock_sim_ms(&clock, now_real);
         /* the witnesses start once the first blocks are there (a witness on an empty ledger
          * just waits too, but this way its first look audits something) */
-        if (!witnesses_on && db_int(N[0].db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1") >
-                                 0) {
+        if (!witnesses_on &&
+            db_int(N[0].db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1") > 0) {
             for (int w = 0; w < WITNESSES; w++)
                 wpid[w] = witness_start(bin, wini[w], wlog[w]);
             witnesses_on = 1;
@@ -463,17 +463,23 @@ static void cluster_ex_post(void **state)
     /* the copies are equal: the checks of one hold for all */
     sqlite3 *db;
     assert_int_equal(sqlite3_open_v2(copy[0], &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    int64_t lo = tst_db_int(db, "SELECT min(interval_id) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
-    int64_t hi = tst_db_int(db, "SELECT max(interval_id) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
+    int64_t lo =
+        tst_db_int(db, "SELECT min(interval_id) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
+    int64_t hi =
+        tst_db_int(db, "SELECT max(interval_id) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
     int64_t n = tst_db_int(db, "SELECT count(*) FROM intervals WHERE state = 1 AND ?1 = ?1", 0);
-    int64_t open = tst_db_int(db, "SELECT count(*) FROM intervals WHERE state <> 1 AND "
-                                  "interval_id < ?1", hi);
+    int64_t open = tst_db_int(db,
+                              "SELECT count(*) FROM intervals WHERE state <> 1 AND "
+                              "interval_id < ?1",
+                              hi);
     assert_int_equal(lo, first);
     assert_int_equal(n, hi - lo + 1);
     assert_int_equal(open, 0);
-    assert_int_equal(tst_db_int(db, "SELECT count(*) FROM interval_timing WHERE timing = "
-                                    "'ex_post' AND interval_id BETWEEN ?1 AND (SELECT "
-                                    "max(interval_id) FROM intervals WHERE state = 1)", lo),
+    assert_int_equal(tst_db_int(db,
+                                "SELECT count(*) FROM interval_timing WHERE timing = "
+                                "'ex_post' AND interval_id BETWEEN ?1 AND (SELECT "
+                                "max(interval_id) FROM intervals WHERE state = 1)",
+                                lo),
                      n);
     int64_t blocks = tst_db_int(db, "SELECT count(*) FROM ledger_block WHERE ?1 = ?1", 0);
     int64_t bdistinct =
@@ -487,8 +493,8 @@ static void cluster_ex_post(void **state)
     int64_t trades = tst_db_int(db, "SELECT count(*) FROM trades WHERE ?1 = ?1", 0);
     int64_t prefs = tst_db_int(db, "SELECT count(*) FROM preferences WHERE ?1 = ?1", 0);
     int64_t cosigs = tst_db_int(db, "SELECT count(*) FROM ledger_cosignature WHERE ?1 = ?1", 0);
-    int64_t cwit =
-        tst_db_int(db, "SELECT count(DISTINCT witness_pk) FROM ledger_cosignature WHERE ?1 = ?1", 0);
+    int64_t cwit = tst_db_int(
+        db, "SELECT count(DISTINCT witness_pk) FROM ledger_cosignature WHERE ?1 = ?1", 0);
     int64_t readings = tst_db_int(db, "SELECT count(*) FROM readings WHERE ?1 = ?1", 0);
     assert_true(trades > 0);
     assert_int_equal(cwit, WITNESSES);

@@ -32,8 +32,8 @@ void tst_cluster_write_configs(tst_cluster_node *nodes, int n, const char *dir, 
                                const int *raft_port, const char *community, int grace_s,
                                const char *extra);
 
-/* The node's status file: role (cap >= 32), applied index, last cleared interval; 0, or -1 when it is
- * unreadable or older than 1 s (the node is down or frozen). */
+/* The node's status file: role (cap >= 32), applied index, last cleared interval; 0, or -1 when it
+ * is unreadable or older than 1 s (the node is down or frozen). */
 int tst_cluster_read_status(const tst_cluster_node *node, char *role, size_t cap,
                             long long *applied, long long *cleared);
 
