@@ -86,6 +86,7 @@ static struct {
 } W;
 
 static tst_cluster_node N[NODES];
+static pid_t wpid[WITNESSES];
 
 static uint64_t fnv(const char *p, size_t n)
 {
@@ -338,7 +339,6 @@ static void cluster_ex_post(void **state)
         N[i].pid = tst_controller_start(bin, N[i].conf, anchor, N[i].log, NULL);
     /* the witnesses follow nodes 1 and 2 */
     char wini[WITNESSES][TST_CTL_PATH_MAX + 16], wlog[WITNESSES][TST_CTL_PATH_MAX + 16];
-    pid_t wpid[WITNESSES];
     for (int w = 0; w < WITNESSES; w++) {
         snprintf(wini[w], sizeof wini[w], "%s/w%d.ini", dir, w + 1);
         snprintf(wlog[w], sizeof wlog[w], "%s/w%d.log", dir, w + 1);
@@ -357,14 +357,10 @@ static void cluster_ex_post(void **state)
     long long cleared_at_kills = -1;
     int64_t kills_done_ms = 0;
     for (;;) {
-        if (ctl_wall_ms() > deadline) {
-            for (int i = 0; i < NODES; i++)
-                if (N[i].pid > 0)
-                    kill(N[i].pid, SIGKILL);
+        if (ctl_wall_ms() > deadline)
             fail_msg("the run did not finish: %d kills, %zu accepted preferences, %zu notes "
                      "(last with %d witnesses)",
                      kl.done, W.n_acc, W.n_notes, W.last_note_witnesses);
-        }
         bus_loop(c, 5);
         tst_cluster_check_alive(N, NODES);
         int64_t now_real = ctl_wall_ms();
@@ -414,6 +410,7 @@ static void cluster_ex_post(void **state)
         kill(wpid[w], SIGTERM);
         int ws;
         assert_int_equal(waitpid(wpid[w], &ws, 0), wpid[w]);
+        wpid[w] = 0;
     }
     char copy[NODES][TST_CTL_PATH_MAX + 16];
     for (int i = 0; i < NODES; i++)
@@ -567,8 +564,22 @@ static void cluster_ex_post(void **state)
     free(dir);
 }
 
+/* A failed run leaves no node or witness behind. */
+static int teardown(void **state)
+{
+    (void)state;
+    tst_cluster_kill_all(N, NODES);
+    for (int w = 0; w < WITNESSES; w++)
+        if (wpid[w] > 0) {
+            kill(wpid[w], SIGKILL);
+            waitpid(wpid[w], NULL, 0);
+            wpid[w] = 0;
+        }
+    return 0;
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(cluster_ex_post)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(cluster_ex_post, teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

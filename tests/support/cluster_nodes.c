@@ -104,6 +104,18 @@ int tst_cluster_same(const tst_cluster_node *nodes, int n)
     return 1;
 }
 
+void tst_cluster_kill_all(tst_cluster_node *nodes, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (nodes[i].pid <= 0)
+            continue;
+        kill(nodes[i].pid, SIGKILL);
+        kill(nodes[i].pid, SIGCONT);
+        waitpid(nodes[i].pid, NULL, 0);
+        nodes[i].pid = 0;
+    }
+}
+
 void tst_cluster_check_alive(tst_cluster_node *nodes, int n)
 {
     for (int i = 0; i < n; i++) {

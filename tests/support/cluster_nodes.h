@@ -44,6 +44,11 @@ int tst_cluster_leader(const tst_cluster_node *nodes, int n, int except);
  * cleared interval. */
 int tst_cluster_same(const tst_cluster_node *nodes, int n);
 
+/* kill -9 (and SIGCONT, for a frozen one) of every node still running, reaped: a test's
+ * teardown, so a failed test leaves no node behind (which would also hold ctest's output pipe
+ * open until its timeout). */
+void tst_cluster_kill_all(tst_cluster_node *nodes, int n);
+
 /* Fails the test, naming the node and its log, if a node ended by itself. */
 void tst_cluster_check_alive(tst_cluster_node *nodes, int n);
 
