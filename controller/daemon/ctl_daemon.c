@@ -627,6 +627,36 @@ static void handle_witnessed(daemon *d, const bus_message *msg)
  * checkpoint (real ms). */
 #define WITNESSED_WAIT_MS 2000
 
+/* Whether the broker's witnessed note `seen` already says all that `note` (for log size
+ * `size`) says: a larger log, or the same size with every line of note on it. A new leader that
+ * has not yet applied what its predecessor had would otherwise publish an older note, and then
+ * the newer one again. */
+static int witnessed_covers(const char *seen, const char *note, uint64_t size)
+{
+    const char *nl = strchr(seen, '\n');
+    char *end = NULL;
+    unsigned long long seen_size = nl ? strtoull(nl + 1, &end, 10) : 0;
+    if (!nl || end == nl + 1 || *end != '\n')
+        return 0; /* not a note: ours replaces it */
+    if (seen_size != size)
+        return seen_size > size;
+    for (const char *l = note; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
+        int found = 0;
+        for (const char *p = seen; !found && *p;) {
+            const char *pe = strchr(p, '\n');
+            size_t pn = pe ? (size_t)(pe - p) + 1 : strlen(p);
+            found = pn == n && memcmp(p, l, n) == 0;
+            p += pn;
+        }
+        if (!found)
+            return 0;
+        l += n;
+    }
+    return 1;
+}
+
 /* Republishes the latest checkpoint with every collected cosignature, retained. */
 static void publish_witnessed(daemon *d)
 {
@@ -634,10 +664,13 @@ static void publish_witnessed(daemon *d)
         return;
     if (d->cluster && ctl_wall_ms() < d->witnessed_after_ms)
         return; /* the retained note may still be on its way: later */
-    char *note = ctl_cosig_witnessed(ctl_store_db(d->store), NULL);
+    uint64_t size = 0;
+    char *note = ctl_cosig_witnessed(ctl_store_db(d->store), &size);
     char topic[BUS_TOPIC_MAX];
-    if (d->cluster && note && d->witnessed_seen && strcmp(note, d->witnessed_seen) == 0) {
-        /* the broker holds it already (a former leader published it): not again */
+    if (d->cluster && note && d->witnessed_seen &&
+        witnessed_covers(d->witnessed_seen, note, size)) {
+        /* the broker holds it already, or a newer one (a former leader published it): not
+         * again; a cosignature applied later makes it due again */
         d->witnessed_due = 0;
         free(note);
         return;
