@@ -128,6 +128,7 @@ struct daemon {
      * NULL), so a new leader does not publish what its predecessor already had */
     char *witnessed_seen;
     int64_t witnessed_after_ms; /* real ms: not before the broker's retained note came */
+    int cosig_resubscribe;      /* a COSIG proposal failed: ask the broker for the notes again */
     /* [cluster] (docs/cluster.md): the node, the orders taken since the last proposal, whether
      * this node led at the last pass, the last interval proposed for clearing */
     ctl_cluster *cluster;
@@ -587,6 +588,32 @@ static int cosig_decide(daemon *d, const char *witness, const char *note, size_t
     return v;
 }
 
+/* A COSIG proposal's end: one not committed under this leadership is asked for again (the
+ * witnesses publish a note once per checkpoint, retained, so a new subscription hands it over
+ * again) rather than waiting for the next witness step or leader. */
+static void cosig_done(void *arg, int status, uint64_t index)
+{
+    daemon *d = arg;
+    (void)index;
+    if (status != CTL_CLUSTER_OK)
+        d->cosig_resubscribe = 1;
+}
+
+/* The witnesses' retained notes once more: on becoming leader, and after a lost proposal. */
+static void cosig_subscribe(daemon *d)
+{
+    char filter[BUS_TOPIC_MAX];
+    d->cosig_resubscribe = 0;
+    if (!d->settler || !d->cfg->n_witness)
+        return;
+    if (snprintf(filter, sizeof filter, "mgx/v1/%s/ledger/cosigned/+", d->cfg->community) >=
+            (int)sizeof filter ||
+        bus_subscribe(d->bus, filter, 1) != BUS_OK) {
+        ctl_logf(&d->log, CTL_LOG_WARN, "bus: cannot subscribe to witnesses again");
+        d->cosig_resubscribe = 1;
+    }
+}
+
 static void handle_cosig(daemon *d, const char *witness, const bus_message *msg)
 {
     if (!d->settler || d->cfg->n_witness == 0 || msg->len == 0)
@@ -604,7 +631,9 @@ static void handle_cosig(daemon *d, const char *witness, const bus_message *msg)
     ctl_rep_buf b = {0};
     int rc = ctl_rep_order_add(&b, witness, msg->payload, msg->len, now_ms(d));
     if (rc == 0)
-        rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_COSIG, b.p, b.len, propose_done, d);
+        rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_COSIG, b.p, b.len, cosig_done, d);
+    if (rc != 0)
+        d->cosig_resubscribe = 1;
     if (rc != 0)
         ctl_logf(&d->log, CTL_LOG_WARN, "cluster: cosignature from %s not proposed (%s)", witness,
                  ctl_cluster_strerror(rc));
@@ -1126,11 +1155,7 @@ static int cluster_tick(daemon *d)
             /* the witnesses' retained notes again (a follower left them to the leader of the
              * time), and the witnessed checkpoint if the broker does not hold it yet */
             if (d->settler && d->cfg->n_witness) {
-                char filter[BUS_TOPIC_MAX];
-                if (snprintf(filter, sizeof filter, "mgx/v1/%s/ledger/cosigned/+",
-                             d->cfg->community) < (int)sizeof filter &&
-                    bus_subscribe(d->bus, filter, 1) != BUS_OK)
-                    ctl_logf(&d->log, CTL_LOG_WARN, "bus: cannot subscribe to witnesses again");
+                cosig_subscribe(d);
                 d->witnessed_due = 1;
             }
         }
@@ -1459,6 +1484,9 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
             republish(d);
         settle_due(d);
         publish_witnessed(d);
+        if (d->cluster && d->cosig_resubscribe && ctl_cluster_is_leader(d->cluster) &&
+            bus_connected(d->bus))
+            cosig_subscribe(d);
         if (!d->cluster) /* thinning is a write outside the log: not replicated yet */
             retain_due(d);
         log_drops(d, 0);
