@@ -104,6 +104,10 @@ static void on_witnessed(const bus_message *m)
     uint64_t h = fnv(m->payload, m->len);
     for (size_t i = 0; i < W.n_notes; i++)
         if (W.note_hash[i] == h) {
+            /* the broker hands the retained note again when this client reconnects: only a
+             * new publication of the same note is one too many */
+            if (m->retain)
+                return;
             W.dup_notes++;
             fprintf(stderr, "ledger/witnessed published again (%zu bytes)\n", m->len);
             return;
