@@ -80,8 +80,10 @@ typedef enum {
     CTL_ENTRY_READINGS = 2, /* a batch of readings admitted for settlement */
     CTL_ENTRY_CLEAR = 3,    /* clear interval N (payload: ctl_cluster_u64) */
     CTL_ENTRY_SETTLE = 4,   /* settle interval N (payload: ctl_cluster_u64) */
-    CTL_ENTRY_SOLANA = 5,   /* a Solana outbox decision (settle/settle_daemon.h) */
-    CTL_ENTRY_TYPE_MAX = 5
+    CTL_ENTRY_PREFS = 5,    /* standing preferences as they arrived, verbatim signed bytes */
+    CTL_ENTRY_COSIG = 6,    /* a witness's cosigned checkpoint note as it arrived */
+    CTL_ENTRY_SOLANA = 7,   /* a Solana outbox decision (settle/settle_daemon.h) */
+    CTL_ENTRY_TYPE_MAX = 7
 } ctl_cluster_entry_type;
 
 /* Applies one committed entry to the database. It runs inside the entry's apply transaction

@@ -377,16 +377,9 @@ int ctl_controller_file_load(ctl_controller_file *x, const char *path, char *err
         return ctl_fail(CFG_E_BAD, err, errlen,
                         "%s:%d: feed_in_uc_per_kwh is above retail_uc_per_kwh", path, x->line);
     if (x->cluster.line) {
-        /* what the replicated log carries so far: orders, readings, clearing of ex_ante
-         * markets, settlement and the Solana outbox's decisions (docs/cluster.md); anything
-         * else would write one node's database alone */
-        const char *no = cfg->timing == MKT_EX_POST  ? "timing = ex_post"
-                         : cfg->n_witness            ? "witness_keys"
-                                                     : NULL;
-        if (no)
-            return ctl_fail(CFG_E_BAD, err, errlen,
-                            "%s:%d: [cluster] does not replicate %s yet (docs/cluster.md)", path,
-                            x->cluster.line, no);
+        /* the replicated log carries every decision that writes the database: orders, standing
+         * preferences, readings, clearing (ex_ante and ex_post), settlement, witness
+         * cosignatures and the Solana outbox's decisions (docs/cluster.md) */
         cfg->cluster_on = 1;
         cfg->cluster = x->cluster.cfg;
     }

@@ -124,6 +124,11 @@ struct daemon {
      * the witnessed checkpoint is to be (re)published */
     uint64_t cosigs[CTL_COSIG_VERDICTS];
     int witnessed_due;
+    /* in a cluster: the retained ledger/witnessed note last seen on the broker (malloc'd, or
+     * NULL), so a new leader does not publish what its predecessor already had */
+    char *witnessed_seen;
+    int64_t witnessed_after_ms; /* real ms: not before the broker's retained note came */
+    int cosig_resubscribe;      /* a COSIG proposal failed: ask the broker for the notes again */
     /* [cluster] (docs/cluster.md): the node, the orders taken since the last proposal, whether
      * this node led at the last pass, the last interval proposed for clearing */
     ctl_cluster *cluster;
@@ -360,14 +365,12 @@ static void drain_orders(daemon *d)
 
 /* One preference: judged and committed at once (a home sends one when it changes its mind,
  * not every interval), then its receipt. What came before it is stored first. */
-static void handle_pref(daemon *d, const char *topic_participant, const bus_message *msg)
+static int pref_decide(daemon *d, const char *topic_participant, const char *payload, size_t len,
+                       int64_t now)
 {
-    if (d->cluster)
-        return; /* ex_post is not replicated yet: refused with [cluster] at load */
-    flush_orders(d);
     ctl_pref_outcome o;
-    int rc = ctl_pref_ingest(d->store, &d->admit, topic_participant, msg->payload, msg->len,
-                             now_ms(d), &d->prefs, &o);
+    int rc =
+        ctl_pref_ingest(d->store, &d->admit, topic_participant, payload, len, now, &d->prefs, &o);
     if (rc != CTL_ST_OK)
         ctl_logf(&d->log, CTL_LOG_ERROR, "preference of %s not stored: %s (%s); told to resend",
                  topic_participant, ctl_store_strerror(rc), ctl_store_errmsg(d->store));
@@ -381,9 +384,61 @@ static void handle_pref(daemon *d, const char *topic_participant, const bus_mess
                  o.msg.pref.n_buy_steps, o.duplicate ? "resend of " : "",
                  ctl_reason_name(o.reason), o.detail[0] ? ": " : "", o.detail);
     publish_receipt(d, topic_participant, o.receipt);
+    return rc;
+}
+
+static void handle_pref(daemon *d, const char *topic_participant, const bus_message *msg)
+{
+    flush_orders(d);
+    if (d->cluster) {
+        /* the leader proposes the preference verbatim, after what came before it; every node
+         * judges and stores it alike when it applies the entry, and the leader answers then.
+         * A follower leaves it: the home resends until it holds a receipt. */
+        if (!ctl_cluster_is_leader(d->cluster))
+            return;
+        ctl_rep_buf b = {0};
+        int rc = ctl_rep_order_add(&b, topic_participant, msg->payload, msg->len, now_ms(d));
+        if (rc == 0)
+            rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_PREFS, b.p, b.len, propose_done, d);
+        if (rc != 0)
+            ctl_logf(&d->log, CTL_LOG_WARN,
+                     "cluster: preference of %s not proposed (%s); the home resends",
+                     topic_participant, ctl_cluster_strerror(rc));
+        ctl_rep_buf_free(&b);
+        return;
+    }
+    pref_decide(d, topic_participant, msg->payload, msg->len, now_ms(d));
 }
 
 /* ---- readings ---- */
+
+static void drop_reading(daemon *d, const char *meter_id, uint64_t *counter, const char *why);
+
+/* timing = ex_post: an interval's book is its metered energy when it is cleared, and its
+ * settlement must read the same. A reading that could still change a cleared interval (stamped
+ * before its end plus reading_max_gap_s, the farthest a reading used for the end boundary can
+ * lie) is refused, so one that comes late, or is resent after a failover, lands in neither the
+ * settlement nor the book rather than in the settlement alone (which a re-clearing witness
+ * refuses). Decided where the readings are stored: in a cluster when the entry is applied, by
+ * log order, alike on every node. Compacts r and tier; returns how many are kept. */
+static size_t keep_uncleared(daemon *d, mtr_sample *r, int *tier, size_t n)
+{
+    if (d->cfg->timing != MKT_EX_POST || d->last_cleared == INT64_MIN)
+        return n;
+    int64_t limit_ms =
+        (ctl_interval_end(d->last_cleared, d->cfg->rules.length_s) + d->cfg->reading_max_gap_s) *
+        1000;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].ts_ms <= limit_ms) {
+            drop_reading(d, r[i].meter_id, &d->readings_late, "interval already cleared");
+            continue;
+        }
+        r[k] = r[i];
+        tier[k++] = tier[i];
+    }
+    return k;
+}
 
 /* Stores the readings gathered so far in one transaction. */
 static void flush_readings(daemon *d)
@@ -404,6 +459,9 @@ static void flush_readings(daemon *d)
         return;
     }
     size_t inserted = 0;
+    d->n_batch = keep_uncleared(d, d->batch, d->batch_tier, d->n_batch);
+    if (d->n_batch == 0)
+        return;
     int rc = ctl_store_put_readings(d->store, d->batch, d->n_batch, now_ms(d), &inserted);
     if (rc != CTL_ST_OK)
         ctl_logf(&d->log, CTL_LOG_ERROR, "%zu readings not stored: %s (%s)", d->n_batch,
@@ -517,31 +575,146 @@ static void handle_reading(daemon *d, const char *meter_id, const bus_message *m
 
 /* A witness's cosigned checkpoint (mgx/v1/<community>/ledger/cosigned/<witness>): kept when
  * it verifies (settle/cosig_collect.h), refused and counted otherwise. */
-static void handle_cosig(daemon *d, const char *witness, const bus_message *msg)
+static int cosig_decide(daemon *d, const char *witness, const char *note, size_t len)
 {
-    if (!d->settler || d->cfg->n_witness == 0 || msg->len == 0)
-        return; /* an empty retained message is a witness clearing its topic */
-    int v = ctl_cosig_accept(ctl_store_db(d->store), d->cfg->witness_pk, d->cfg->n_witness,
-                             msg->payload, msg->len, NULL);
+    int v = ctl_cosig_accept(ctl_store_db(d->store), d->cfg->witness_pk, d->cfg->n_witness, note,
+                             len, NULL);
     d->cosigs[1 - v]++;
     if (v == CTL_COSIG_STORED)
         d->witnessed_due = 1;
     else if (v < 0)
         ctl_logf(&d->log, v == CTL_COSIG_E_FORK ? CTL_LOG_ERROR : CTL_LOG_WARN,
                  "cosignature from %s refused: %s", witness, ctl_cosig_strerror(v));
+    return v;
+}
+
+/* A COSIG proposal's end: one not committed under this leadership is asked for again (the
+ * witnesses publish a note once per checkpoint, retained, so a new subscription hands it over
+ * again) rather than waiting for the next witness step or leader. */
+static void cosig_done(void *arg, int status, uint64_t index)
+{
+    daemon *d = arg;
+    (void)index;
+    if (status != CTL_CLUSTER_OK)
+        d->cosig_resubscribe = 1;
+}
+
+/* The witnesses' retained notes once more: on becoming leader, and after a lost proposal. */
+static void cosig_subscribe(daemon *d)
+{
+    char filter[BUS_TOPIC_MAX];
+    d->cosig_resubscribe = 0;
+    if (!d->settler || !d->cfg->n_witness)
+        return;
+    if (snprintf(filter, sizeof filter, "mgx/v1/%s/ledger/cosigned/+", d->cfg->community) >=
+            (int)sizeof filter ||
+        bus_subscribe(d->bus, filter, 1) != BUS_OK) {
+        ctl_logf(&d->log, CTL_LOG_WARN, "bus: cannot subscribe to witnesses again");
+        d->cosig_resubscribe = 1;
+    }
+}
+
+static void handle_cosig(daemon *d, const char *witness, const bus_message *msg)
+{
+    if (!d->settler || d->cfg->n_witness == 0 || msg->len == 0)
+        return; /* an empty retained message is a witness clearing its topic */
+    if (!d->cluster) {
+        cosig_decide(d, witness, msg->payload, msg->len);
+        return;
+    }
+    /* the cosignatures are part of the community's record: the leader proposes the note as it
+     * arrived and every node keeps what its own ledger verifies (the checkpoint's SETTLE comes
+     * before in the log, so every node has it). A follower leaves it: on becoming leader it
+     * subscribes again and the broker hands it each witness's retained note. */
+    if (!ctl_cluster_is_leader(d->cluster))
+        return;
+    ctl_rep_buf b = {0};
+    int rc = ctl_rep_order_add(&b, witness, msg->payload, msg->len, now_ms(d));
+    if (rc == 0)
+        rc = ctl_cluster_propose(d->cluster, CTL_ENTRY_COSIG, b.p, b.len, cosig_done, d);
+    if (rc != 0)
+        d->cosig_resubscribe = 1;
+    if (rc != 0)
+        ctl_logf(&d->log, CTL_LOG_WARN, "cluster: cosignature from %s not proposed (%s)", witness,
+                 ctl_cluster_strerror(rc));
+    ctl_rep_buf_free(&b);
+}
+
+/* The retained ledger/witnessed note as the broker has it (a cluster's nodes all follow it). */
+static void handle_witnessed(daemon *d, const bus_message *msg)
+{
+    free(d->witnessed_seen);
+    d->witnessed_seen = NULL;
+    if (msg->len && !memchr(msg->payload, '\0', msg->len) &&
+        (d->witnessed_seen = malloc(msg->len + 1))) {
+        memcpy(d->witnessed_seen, msg->payload, msg->len);
+        d->witnessed_seen[msg->len] = 0;
+    }
+}
+
+/* How long a node of a cluster waits after connecting before it may publish the witnessed
+ * checkpoint (real ms). */
+#define WITNESSED_WAIT_MS 2000
+
+/* Whether the broker's witnessed note `seen` already says all that `note` (for log size
+ * `size`) says: a larger log, or the same size with every line of note on it. A new leader that
+ * has not yet applied what its predecessor had would otherwise publish an older note, and then
+ * the newer one again. */
+static int witnessed_covers(const char *seen, const char *note, uint64_t size)
+{
+    const char *nl = strchr(seen, '\n');
+    char *end = NULL;
+    unsigned long long seen_size = nl ? strtoull(nl + 1, &end, 10) : 0;
+    if (!nl || end == nl + 1 || *end != '\n')
+        return 0; /* not a note: ours replaces it */
+    if (seen_size != size)
+        return seen_size > size;
+    for (const char *l = note; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
+        int found = 0;
+        for (const char *p = seen; !found && *p;) {
+            const char *pe = strchr(p, '\n');
+            size_t pn = pe ? (size_t)(pe - p) + 1 : strlen(p);
+            found = pn == n && memcmp(p, l, n) == 0;
+            p += pn;
+        }
+        if (!found)
+            return 0;
+        l += n;
+    }
+    return 1;
 }
 
 /* Republishes the latest checkpoint with every collected cosignature, retained. */
 static void publish_witnessed(daemon *d)
 {
-    if (!d->witnessed_due || !bus_connected(d->bus))
+    if (!d->witnessed_due || !bus_connected(d->bus) || !leads(d))
         return;
-    char *note = ctl_cosig_witnessed(ctl_store_db(d->store), NULL);
+    if (d->cluster && ctl_wall_ms() < d->witnessed_after_ms)
+        return; /* the retained note may still be on its way: later */
+    uint64_t size = 0;
+    char *note = ctl_cosig_witnessed(ctl_store_db(d->store), &size);
     char topic[BUS_TOPIC_MAX];
-    if (note && snprintf(topic, sizeof topic, "mgx/v1/%s/ledger/witnessed", d->cfg->community) <
-                    (int)sizeof topic &&
-        bus_publish(d->bus, topic, note, strlen(note), 1, true, NULL, NULL) == BUS_OK)
+    if (d->cluster && note && d->witnessed_seen &&
+        witnessed_covers(d->witnessed_seen, note, size)) {
+        /* the broker holds it already, or a newer one (a former leader published it): not
+         * again; a cosignature applied later makes it due again */
         d->witnessed_due = 0;
+        free(note);
+        return;
+    }
+    if (note &&
+        snprintf(topic, sizeof topic, "mgx/v1/%s/ledger/witnessed", d->cfg->community) <
+            (int)sizeof topic &&
+        bus_publish(d->bus, topic, note, strlen(note), 1, true, NULL, NULL) == BUS_OK) {
+        d->witnessed_due = 0;
+        if (d->cluster) { /* what the broker holds now */
+            free(d->witnessed_seen);
+            d->witnessed_seen = note;
+            note = NULL;
+        }
+    }
     free(note);
 }
 
@@ -560,6 +733,8 @@ static void on_message(void *user, const bus_message *msg)
         handle_reading(d, id, msg);
     else if (strcmp(kind, "ledger") == 0 && strcmp(id, "cosigned") == 0 && leaf[0])
         handle_cosig(d, leaf, msg);
+    else if (d->cluster && strcmp(kind, "ledger") == 0 && strcmp(id, "witnessed") == 0 && !leaf[0])
+        handle_witnessed(d, msg);
 }
 
 static void on_state(void *user, bool connected, int reason)
@@ -571,8 +746,13 @@ static void on_state(void *user, bool connected, int reason)
         d->republish = 1; /* whatever was not acknowledged before goes out again */
     if (connected && d->settler)
         ctl_settler_reconnected(d->settler);
-    if (connected && d->cfg->n_witness)
+    if (connected && d->cfg->n_witness) {
         d->witnessed_due = 1;
+        /* in a cluster, the broker hands the retained ledger/witnessed right after the
+         * subscription: a node that just (re)connected, a restarted one above all, waits that
+         * long before comparing its note with the broker's */
+        d->witnessed_after_ms = ctl_wall_ms() + WITNESSED_WAIT_MS;
+    }
 }
 
 /* ---- publication ---- */
@@ -863,6 +1043,18 @@ static int propose_solana(void *ctx, const uint8_t *p, size_t len)
                : -1;
 }
 
+static int apply_pref(void *ctx, const char *topic_participant, const char *payload, size_t len,
+                      int64_t now)
+{
+    return pref_decide(ctx, topic_participant, payload, len, now) == CTL_ST_OK ? 0 : -2;
+}
+
+static int apply_cosig(void *ctx, const char *witness, const char *note, size_t len, int64_t now)
+{
+    (void)now;
+    return cosig_decide(ctx, witness, note, len) == CTL_COSIG_E_DB ? -2 : 0;
+}
+
 /* A committed entry, applied alike on every node inside its apply transaction (the store's own
  * transactions nest in it). Receipts and results go out from the leader only. */
 static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, size_t len)
@@ -888,10 +1080,12 @@ static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, 
             out = -1;
         else if (ctl_rep_readings_decode(p, len, r, tier, READING_BATCH_MAX, &n, &received) ==
                  0) {
-            out = ctl_store_put_readings(d->store, r, n, received, &inserted) == CTL_ST_OK &&
-                          ctl_reading_tiers_put(ctl_store_db(d->store), r, tier, n) == CTL_DB_OK
-                      ? 0
-                      : -1;
+            n = keep_uncleared(d, r, tier, n);
+            out = 0;
+            if (n > 0 &&
+                (ctl_store_put_readings(d->store, r, n, received, &inserted) != CTL_ST_OK ||
+                 ctl_reading_tiers_put(ctl_store_db(d->store), r, tier, n) != CTL_DB_OK))
+                out = -1;
             if (out == 0)
                 d->readings_in += inserted;
         }
@@ -912,6 +1106,15 @@ static int cluster_apply(void *ctx, uint64_t index, int type, const uint8_t *p, 
     case CTL_ENTRY_SOLANA:
         /* the Solana outbox's decisions, written alike on every node; only the leader sends */
         return d->settler ? ctl_settler_solana_apply(d->settler, p, len) : 1;
+    case CTL_ENTRY_PREFS:
+        /* a store failure stops this node (it is behind the log); a refusal is a receipt */
+        return ctl_rep_orders_each(p, len, apply_pref, d) == -2 ? -1 : 0;
+    case CTL_ENTRY_COSIG: {
+        if (!d->settler || d->cfg->n_witness == 0)
+            return 1; /* every node has the same config: refused alike */
+        int rc = ctl_rep_orders_each(p, len, apply_cosig, d);
+        return rc == -2 ? -1 : rc == 0 ? 0 : 1;
+    }
     case CTL_ENTRY_SETTLE: {
         int64_t id, unused;
         if (!d->settler || ctl_rep_clear_decode(p, len, &id, &unused) != 0)
@@ -962,8 +1165,15 @@ static int cluster_tick(daemon *d)
         d->settle_proposed = INT64_MIN;
         ctl_rep_buf_reset(&d->rep_orders);
         d->n_batch = 0;
-        if (leader)
+        if (leader) {
             d->republish = 1;
+            /* the witnesses' retained notes again (a follower left them to the leader of the
+             * time), and the witnessed checkpoint if the broker does not hold it yet */
+            if (d->settler && d->cfg->n_witness) {
+                cosig_subscribe(d);
+                d->witnessed_due = 1;
+            }
+        }
     }
     int64_t real = ctl_wall_ms();
     if (real >= d->status_next_ms) {
@@ -1269,6 +1479,13 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe to witnesses");
         goto out;
     }
+    if (d->cluster && d->settler && cfg->n_witness &&
+        (snprintf(filter, sizeof filter, "mgx/v1/%s/ledger/witnessed", cfg->community) >=
+             (int)sizeof filter ||
+         bus_subscribe(d->bus, filter, 1) != BUS_OK)) {
+        ctl_logf(&d->log, CTL_LOG_ERROR, "bus: cannot subscribe to the witnessed checkpoint");
+        goto out;
+    }
     ctl_service svc;
     ctl_service_init(&svc);
     if (ctl_service_notify(&svc, "READY=1") != 0)
@@ -1285,6 +1502,9 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
             republish(d);
         settle_due(d);
         publish_witnessed(d);
+        if (d->cluster && d->cosig_resubscribe && ctl_cluster_is_leader(d->cluster) &&
+            bus_connected(d->bus))
+            cosig_subscribe(d);
         if (!d->cluster) /* thinning is a write outside the log: not replicated yet */
             retain_due(d);
         log_drops(d, 0);
@@ -1333,6 +1553,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
 out:
     ctl_cluster_close(d->cluster);
     ctl_rep_buf_free(&d->rep_orders);
+    free(d->witnessed_seen);
     ctl_ingest_free(d->ingest);
     bus_free(d->bus);
     ctl_metrics_server_free(d->metrics);

@@ -5,7 +5,15 @@
  *    arrival time); every node admits, verifies and stores them with the same ingest code;
  *  - READINGS: the decoded readings of a loop pass, each with its attestation tier (decided by
  *    the leader, which checked the signatures), and their arrival time;
- *  - CLEAR: an interval id and the leader's time of the decision.
+ *  - CLEAR: an interval id and the leader's time of the decision;
+ *  - PREFS: standing preferences (timing = ex_post) exactly as they arrived on pref/<home>,
+ *    signed bytes and all, with their arrival time: every node judges and stores them with the
+ *    same preference intake (orders/pref_ingest.h), as ORDERS does for orders;
+ *  - COSIG: a witness's cosigned checkpoint note as it arrived on ledger/cosigned/<witness>:
+ *    every node checks it against its own ledger and keeps the same cosignatures
+ *    (settle/cosig_collect.h).
+ * PREFS and COSIG are batches of messages in the ORDERS layout (ctl_rep_order_add and
+ * ctl_rep_orders_each; the topic id is the home or the witness).
  * Integers are big-endian. Pure: no I/O.
  */
 #ifndef MGX_CTL_REPLICATED_H
@@ -27,11 +35,12 @@ typedef struct {
 void ctl_rep_buf_free(ctl_rep_buf *b);
 void ctl_rep_buf_reset(ctl_rep_buf *b);
 
-/* ORDERS: 0 or -1 (out of memory, or a field too long). */
+/* ORDERS, PREFS and COSIG: 0 or -1 (out of memory, or a field too long). */
 int ctl_rep_order_add(ctl_rep_buf *b, const char *topic_participant, const char *payload,
                       size_t len, int64_t now_ms);
-/* Calls fn for each order of an ORDERS payload; -1 when the payload is malformed (then fn may
- * have been called for the first ones). fn returning non-zero stops with that value. */
+/* Calls fn for each message of an ORDERS, PREFS or COSIG payload; -1 when the payload is
+ * malformed (then fn may have been called for the first ones). fn returning non-zero stops with
+ * that value. */
 typedef int (*ctl_rep_order_fn)(void *ctx, const char *topic_participant, const char *payload,
                                 size_t len, int64_t now_ms);
 int ctl_rep_orders_each(const uint8_t *p, size_t len, ctl_rep_order_fn fn, void *ctx);

@@ -1,7 +1,7 @@
 /*
  * The payloads of the controller's replicated log entries (controller/daemon/replicated.c):
- * orders, readings and clearing decisions come back exactly as the leader encoded them, and
- * every truncation of an entry is refused rather than misread.
+ * orders (and preferences), readings, clearing decisions and witnesses' notes come back exactly
+ * as the leader encoded them, and every truncation of an entry is refused rather than misread.
  */
 #include "daemon/replicated.h"
 
@@ -107,12 +107,57 @@ static void test_clear(void **state)
     assert_int_equal(ctl_rep_clear_decode(e, 15, &id, &now), -1);
 }
 
+/* A witness's cosigned note (COSIG) in the message layout: its bytes, newlines and the UTF-8
+ * em dash of the signature lines included, come back exactly, as does the witness's id. */
+typedef struct {
+    char tp[32];
+    char note[600];
+    size_t len;
+    int n;
+} note_seen;
+
+static int take_note(void *ctx, const char *tp, const char *payload, size_t len, int64_t now)
+{
+    note_seen *s = ctx;
+    (void)now;
+    assert_true(len < sizeof s->note);
+    snprintf(s->tp, sizeof s->tp, "%s", tp);
+    memcpy(s->note, payload, len);
+    s->len = len;
+    s->n++;
+    return 0;
+}
+
+static void test_cosig_note(void **state)
+{
+    (void)state;
+    static const char note[] =
+        "street.example/mgx\n12\nTtobKjwVpJqYcUpg1EI2jnXQ1VI+GKuwPmrF36aZIec=\n\n"
+        "\xe2\x80\x94 street.example/mgx z+0OE2HjaPZTDASxJgoV3FwTNx30pojy7vWE3aS3HJif\n"
+        "\xe2\x80\x94 witness.example/w1 e2nviwAAAABrFErIvp5loqueKo7TnUoZGNKbB7g4+FKm\n";
+    ctl_rep_buf b = {0};
+    assert_int_equal(ctl_rep_order_add(&b, "witness-w1", note, sizeof note - 1, 0), 0);
+    note_seen s = {0};
+    assert_int_equal(ctl_rep_orders_each(b.p, b.len, take_note, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.tp, "witness-w1");
+    assert_int_equal(s.len, sizeof note - 1);
+    assert_memory_equal(s.note, note, sizeof note - 1);
+    for (size_t cut = 1; cut < b.len; cut++) {
+        note_seen t = {0};
+        assert_int_equal(ctl_rep_orders_each(b.p, cut, take_note, &t), -1);
+        assert_int_equal(t.n, 0);
+    }
+    ctl_rep_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_orders),
         cmocka_unit_test(test_readings),
         cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_cosig_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

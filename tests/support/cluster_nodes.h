@@ -91,4 +91,47 @@ void tst_cluster_check(const tst_cluster_node *const *nodes, int n, const tst_cl
                        int64_t first, const char *bin, const char *dir, int64_t *cleared,
                        int64_t *blocks);
 
+#define TST_CLUSTER_MAX 5
+
+/* Names node i's files in dir (controller-<i+1>.ini, ctl-<i+1>.db, controller-<i+1>.log,
+ * raft-<i+1>/status) and writes its config: [bus] at 127.0.0.1:broker_port with client_id
+ * controller-<i+1>; [controller] of the crash tests (900 s intervals, gate 300 s, 4 ahead,
+ * settling grace_s after an interval with community.skey in dir, a network fee of 10000
+ * uc/kWh, readings at most 300 s apart, 100 kW at most) and the lines of extra (NULL: none);
+ * [cluster] with every node at its raft_port (free ports) and a 300 ms election timeout. */
+void tst_cluster_write_configs(tst_cluster_node *nodes, int n, const char *dir, int broker_port,
+                               const int *raft_port, const char *community, int grace_s,
+                               const char *extra);
+
+/* 1 when every node's status is fresh and they all report the same applied index and last
+ * cleared interval. */
+int tst_cluster_same(const tst_cluster_node *nodes, int n);
+
+/* kill -9 (and SIGCONT, for a frozen one) of every node still running, reaped: a test's
+ * teardown, so a failed test leaves no node behind (which would also hold ctest's output pipe
+ * open until its timeout). */
+void tst_cluster_kill_all(tst_cluster_node *nodes, int n);
+
+/* Fails the test, naming the node and its log, if a node ended by itself. */
+void tst_cluster_check_alive(tst_cluster_node *nodes, int n);
+
+/* The leader killed and restarted `kills` times: a kill -9 of the leader at a random moment
+ * 700-2199 ms after the previous failover, the failover time (kill to another node's status
+ * saying leader) noted, then the killed node restarted. */
+typedef struct {
+    int kills, done;
+    int killed; /* the node down, -1 when none */
+    int64_t next_kill_ms, killed_at_ms;
+    int64_t *failover_ms; /* kills of them, malloc'd by _init, freed by _free */
+    unsigned seed;
+} tst_cluster_killer;
+
+void tst_cluster_killer_init(tst_cluster_killer *k, int kills, unsigned seed, int64_t now_ms);
+/* One step at now_ms (real); returns 1 once every kill is done and every node runs again. */
+int tst_cluster_kill_step(tst_cluster_killer *k, tst_cluster_node *nodes, int n, const char *bin,
+                          const char *anchor, int64_t now_ms);
+/* Sorts the failover times; p50 and p99 in ms. */
+void tst_cluster_failover(tst_cluster_killer *k, int64_t *p50, int64_t *p99);
+void tst_cluster_killer_free(tst_cluster_killer *k);
+
 #endif
