@@ -24,7 +24,7 @@ enum {
     K_SOC_MAX, K_REVERT, K_MIN_WRITE, K_PEAK, K_PEAK_START, K_PEAK_END, K_UTC_OFFSET, K_MIN_GAIN,
     K_HORIZON, K_IMPORT_CAP, K_EXPORT_CAP, K_CONTROL, K_POWER_REG, K_POWER_FC, K_POWER_TYPE,
     K_W_PER_COUNT, K_MODE_REG, K_MODE_CONTROL, K_MODE_RELEASE, K_SOC_REG, K_SOC_FC, K_SOC_BP,
-    K_SILENCE, K_COUNT
+    K_SILENCE, K_SPREAD, K_COUNT
 };
 
 static const char *const KEYS[K_COUNT + 1] = {
@@ -34,7 +34,7 @@ static const char *const KEYS[K_COUNT + 1] = {
     "utc_offset_min", "min_gain_uc", "horizon_intervals", "import_cap_w", "export_cap_w",
     "control", "power_register", "power_function", "power_type", "w_per_count", "mode_register",
     "mode_control", "mode_release", "soc_register", "soc_function", "soc_bp_per_count",
-    "meter_silence_intervals", NULL};
+    "meter_silence_intervals", "spread_min", NULL};
 
 /* The keys that only a control map uses (control = map). */
 #define MAP_KEYS                                                                                   \
@@ -61,6 +61,7 @@ void agb_defaults(agb_config *c)
     c->soc_function = 3;
     c->soc_bp_per_count = 100;
     c->meter_silence_intervals = 2;
+    c->spread_min = 240;
 }
 
 /* One of the words in names (NULL-terminated), as its index; choices names them for the error. */
@@ -132,6 +133,7 @@ static int set_key(agb_config *c, int k, const char *key, const char *v, char *e
     case K_SOC_FC: return parse_fc(key, v, 3, 4, &c->soc_function, err, len);
     case K_SOC_BP: return cfg_parse_int(key, v, 1, 10000, &c->soc_bp_per_count, err, len);
     case K_SILENCE: return cfg_parse_int(key, v, 0, 96, &c->meter_silence_intervals, err, len);
+    case K_SPREAD: return cfg_parse_int(key, v, 0, 1440, &c->spread_min, err, len);
     default: return CFG_NOT_MINE;
     }
 }
@@ -614,6 +616,7 @@ bool agb_fit_start(agb *b, int64_t first)
         .utc_offset_min = (int32_t)b->cfg.utc_offset_min,
         .guard_off = 0,
         .shadow_eta = sqrt((double)b->cfg.efficiency_pm / 1000.0),
+        .spread_intervals = (uint32_t)(b->cfg.spread_min * 60 / b->interval_s),
     };
     b->disp = sim_dispatch_new(&c, &pb);
     if (!b->disp) {

@@ -63,6 +63,10 @@ typedef struct {
     int64_t soc_function;        /* 3 (holding) or 4 (input) (3) */
     int64_t soc_bp_per_count;    /* hundredths of a percent per count (100: whole percent) */
     int64_t meter_silence_intervals; /* no reading this many intervals: release (2; 0 never) */
+    /* the fitted decision (sim_dispatch): grid charging for a dearer interval this many minutes
+     * ahead is spread over the intervals left, as the simulator's schedule_spread_min (240;
+     * 0: off) */
+    int64_t spread_min;
 } agb_config;
 
 /* The fitted forecast's inputs from [agent] (agent_config.h): the home's location and PV

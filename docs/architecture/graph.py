@@ -24,7 +24,7 @@ LAYERS = [
 RANK = {t: i for i, layer in enumerate(LAYERS) for t in layer}
 # Targets a library defines for its own tests only (its private headers, a test build variant):
 # not modules, so not in the picture.
-TEST_ONLY = re.compile(r"^mgx_\w+_(internal|narrow_key)$")
+TEST_ONLY = re.compile(r"^mgx_\w+_(internal|narrow_key|hist)$")
 EXTERNAL = re.compile(r"^(PkgConfig::(\w+)|Threads::Threads|.*/libm\.so.*|m)$")
 
 # Where each library's sources and public headers live (for the dead-edge check).

@@ -374,7 +374,8 @@ static void fitted_decision_is_the_simulators(void **state)
                               .horizon = 96,
                               .min_gain_uc = 0,
                               .utc_offset_min = 0,
-                              .shadow_eta = sqrt(0.9)};
+                              .shadow_eta = sqrt(0.9),
+                              .spread_intervals = 240 * 60 / IV_S}; /* spread_min's default */
     sim_dispatch *d = sim_dispatch_new(&dc, &pb);
     assert_non_null(d);
     int64_t imp[96], exp[96];

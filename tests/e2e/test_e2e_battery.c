@@ -213,7 +213,8 @@ static void write_agent(size_t h, const char *inverter_row)
                 (long long)W->sc.retail_peak_uc_per_kwh, W->sc.peak_start_h, W->sc.peak_end_h,
                 (int)W->sc.utc_offset_min);
         if (W->fitted)
-            fprintf(f, "min_gain_uc = %lld\n", (long long)g->schedule_min_gain_uc);
+            fprintf(f, "min_gain_uc = %lld\nspread_min = %u\n",
+                    (long long)g->schedule_min_gain_uc, g->schedule_spread_min);
     }
     assert_int_equal(fclose(f), 0);
 }
