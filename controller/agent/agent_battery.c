@@ -459,6 +459,24 @@ bool agb_expected_net(const agb *b, int64_t k, int64_t interval_id, int64_t *gri
     return true;
 }
 
+/* What every decision for interval target starts with (the persistence plan and the fitted
+ * decision alike): a release still owed is written again, and the stored energy is read from
+ * the inverter; without it control is released. Returns false when there is no decision. */
+static bool decision_start(agb *b, int64_t target, int64_t *stored)
+{
+    int64_t soc_bp = 0;
+    if (b->owe_release)
+        release(b, "a release not yet confirmed (a failure, or the start)", target);
+    if (read_soc(b, &soc_bp) != MTR_OK) {
+        ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: no state of charge: %s",
+                 (long long)target, b->soc_err);
+        release(b, "no state of charge", target);
+        return false;
+    }
+    *stored = b->cfg.capacity_wh * soc_bp / 10000;
+    return true;
+}
+
 void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
 {
     b->exp_n = 0; /* no expectation until this interval's plan says */
@@ -467,17 +485,9 @@ void agb_on_interval(agb *b, int64_t k, int64_t metered_net_wh, int64_t now_ms)
     size_t slot = (size_t)(k % (int64_t)b->per_day);
     b->hist_id[slot] = k;
     b->hist_net[slot] = home_net;
-    int64_t target = k + 2;
-    int64_t soc_bp = 0;
-    if (b->owe_release)
-        release(b, "a release not yet confirmed (a failure, or the start)", target);
-    if (read_soc(b, &soc_bp) != MTR_OK) {
-        ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: no state of charge: %s",
-                 (long long)target, b->soc_err);
-        release(b, "no state of charge", target);
+    int64_t target = k + 2, stored = 0;
+    if (!decision_start(b, target, &stored))
         return;
-    }
-    int64_t stored = b->cfg.capacity_wh * soc_bp / 10000;
     b->bat.initial_wh = stored < b->bat.min_wh   ? b->bat.min_wh
                         : stored > b->bat.max_wh ? b->bat.max_wh
                                                  : stored;
@@ -668,16 +678,9 @@ void agb_fit_decide(agb *b, int64_t k, int64_t now_ms)
     b->exp_n = 0;
     if (!b->disp || b->fit_last != k)
         return;
-    int64_t target = k + 2, soc_bp = 0;
-    if (b->owe_release)
-        release(b, "a release not yet confirmed (a failure, or the start)", target);
-    if (read_soc(b, &soc_bp) != MTR_OK) {
-        ctl_logf(b->log, CTL_LOG_WARN, "battery: interval %lld: no state of charge: %s",
-                 (long long)target, b->soc_err);
-        release(b, "no state of charge", target);
+    int64_t target = k + 2, stored = 0;
+    if (!decision_start(b, target, &stored))
         return;
-    }
-    int64_t stored = b->cfg.capacity_wh * soc_bp / 10000;
     int varies = 0;
     for (size_t j = 0; j < b->horizon; j++) {
         int64_t id = target + (int64_t)j;
