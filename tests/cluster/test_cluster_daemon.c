@@ -389,7 +389,7 @@ static void cluster_run(void **state)
     }
     assert_int_equal(leaders, 1);
     for (int i = 0; i < NODES; i++) {
-        tst_controller_stop(N[i].pid);
+        tst_controller_stop_log(N[i].pid, N[i].log);
         N[i].pid = 0;
     }
     /* checks on every node */

@@ -242,7 +242,7 @@ static void member_run(void **state)
             }
             assert_non_null(strstr(out, "node 3 is removed"));
             free(out);
-            tst_controller_stop(N[2].pid);
+            tst_controller_stop_log(N[2].pid, N[2].log);
             N[2].pid = 0;
             /* node 4 joins: an empty Raft data_dir, the database the cluster started from */
             struct stat st;
@@ -362,7 +362,7 @@ static void member_run(void **state)
     long long restores_applied = status_of(3, "applied_index");
     for (int i = 0; i < NODES; i++)
         if (N[i].pid > 0) {
-            tst_controller_stop(N[i].pid);
+            tst_controller_stop_log(N[i].pid, N[i].log);
             N[i].pid = 0;
         }
     int64_t n_cleared = 0, blocks = 0;

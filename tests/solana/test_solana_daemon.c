@@ -1494,7 +1494,7 @@ static void run_cluster(run_state *r, int kills)
     for (int i = 0; i < NODES; i++) {
         pid_t p = CN[i].pid;
         CN[i].pid = -1;
-        tst_controller_stop(p);
+        tst_controller_stop_log(p, CN[i].log);
     }
 }
 

@@ -15,6 +15,7 @@
 #include "db/registry.h"
 #include "broker.h"
 #include "files.h"
+#include "shell.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -272,13 +273,25 @@ ctl_clock tst_sim_clock(char *anchor, size_t cap)
     return (ctl_clock){t0_s * 1000, INT64_C(1717200000000), 3600};
 }
 
-void tst_controller_stop(pid_t pid)
+void tst_controller_stop_log(pid_t pid, const char *log)
 {
     kill(pid, SIGTERM);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return;
+    if (log)
+        tst_sh("echo '--- the end of %s'; tail -25 '%s'", log, log);
+    if (WIFSIGNALED(st))
+        fail_msg("the controller (pid %d) died of signal %d after SIGTERM", (int)pid,
+                 WTERMSIG(st));
+    fail_msg("the controller (pid %d) exited with status %d after SIGTERM", (int)pid,
+             WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+void tst_controller_stop(pid_t pid)
+{
+    tst_controller_stop_log(pid, NULL);
 }
 
 void tst_kill9(pid_t pid)

@@ -113,6 +113,9 @@ pid_t tst_controller_start(const char *bin, const char *conf, const char *anchor
 ctl_clock tst_sim_clock(char *anchor, size_t cap);
 /* Stops the controller with SIGTERM; fails the test unless it exits cleanly with status 0. */
 void tst_controller_stop(pid_t pid);
+/* The same, and on failure it prints the end of the controller's log (NULL: none) and says
+ * whether it exited non-zero or died of a signal. */
+void tst_controller_stop_log(pid_t pid, const char *log);
 /* kill -9 of pid, reaped; fails the test if it was not the signal that ended it. */
 void tst_kill9(pid_t pid);
 /* The crash tests' kill and restart: kill -9 of the controller pid (as tst_kill9), a pause of
