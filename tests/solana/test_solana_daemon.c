@@ -776,7 +776,10 @@ static void homes_turn(run_state *r)
 {
     bus_loop(r->bus, 5);
     int64_t now = ctl_wall_ms(), sim_ms = ctl_clock_sim_ms(&r->clock, now);
-    int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &r->rules);
+    /* a cluster run orders two intervals further ahead: its loop reads three databases and
+     * a loaded machine would otherwise leave homes out of an interval's 250 ms (x3600),
+     * and intervals with enough trades for several transactions would be rare */
+    int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &r->rules) + (g_cluster ? 2 : 0);
     for (int h = 0; h < HOMES; h++) {
         tst_home *hm = &H[h];
         while (!r->quiet && hm->next_reading_s <= sim_ms / 1000) {
@@ -1397,6 +1400,7 @@ static int64_t settled_everywhere(void)
 }
 
 #define STALL_MS 90000 /* the cluster run fails when nothing settles for this long */
+#define ORDERING_MAX_MS 600000 /* or when the orders go on this long without what it needs */
 
 /* Enough trades cleared for what the checks need once they are settled: MIN_DELIVERED twice
  * over, and intervals whose transfers take several transactions (9 trades and more). */
@@ -1447,6 +1451,10 @@ static void run_cluster(run_state *r, int kills)
         if (r->ordering && r->kills >= (size_t)kills && !r->waiting &&
             ctl_wall_ms() >= end && multi >= 1 && enough_cleared(CN[0].db))
             r->ordering = 0;
+        if (r->ordering && ctl_wall_ms() > end + ORDERING_MAX_MS)
+            fail_msg("no interval settled in several transactions after %d s of orders: %lld "
+                     "multi-part intervals, %zu trades delivered; see %s",
+                     ORDERING_MAX_MS / 1000, (long long)multi, delivered, CN[0].log);
         if (ctl_wall_ms() > moved_ms + STALL_MS)
             fail_msg("the cluster run stalled: %zu kills of %d (%zu retries), %lld "
                      "multi-part intervals, %zu trades delivered; see %s",

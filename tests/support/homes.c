@@ -281,7 +281,7 @@ void tst_controller_stop_log(pid_t pid, const char *log)
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
         return;
     if (log)
-        tst_sh("echo '--- the end of %s'; tail -25 '%s'", log, log);
+        tst_sh("echo '--- the end of %s'; tail -60 '%s'", log, log);
     if (WIFSIGNALED(st))
         fail_msg("the controller (pid %d) died of signal %d after SIGTERM", (int)pid,
                  WTERMSIG(st));
