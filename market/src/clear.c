@@ -57,6 +57,12 @@ typedef struct {
     int64_t local; /* accepted, when the match ran on the histogram (hist_match) */
 } order_energy;
 
+/* Pay-as-bid on the histogram: the money of one order's trades, credited in price order. */
+typedef struct {
+    int64_t amount_uc; /* received by a seller, paid by a buyer */
+    int64_t fee_uc;    /* buyers only */
+} order_money;
+
 /* What the passes after the scan need to know about a participant, by rank: small enough that
  * scattering into it from price order stays in cache, unlike the 96-byte result records. */
 typedef struct {
@@ -81,6 +87,10 @@ struct mkt_clearing {
     uint32_t *by_seat; /* by_seat[s] = the rank of the participant in seat s */
     tally *tallies;
     mkt_participant_result *parts;
+    /* pay-as-bid on the histogram (clear_bid_hist), by order: the id (id_keys is sorted into
+     * rank order before the pairing needs the ids) and the money of the order's trades */
+    uint64_t *order_ids;
+    order_money *order_uc;
     /* per unit, as built in array order before anyone knows the participants' ranks */
     int64_t *raw_energy;
     uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
@@ -92,6 +102,7 @@ struct mkt_clearing {
     int64_t *hist;
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
+    uint64_t *packed, *tmp_packed; /* clear_bid_hist: order index above accepted energy */
     size_t n_raw, n_sell_units, n_buy_units;
     /* units past these (in each side's matching order) accepted nothing (match) */
     size_t n_sell_accepted, n_buy_accepted;
@@ -127,7 +138,7 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 23
+#define N_ARRAYS 27
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
@@ -144,6 +155,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->by_seat, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->tallies, sizeof(tally), BY_ORDER},
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
+        {(void **)&c->order_ids, sizeof(uint64_t), BY_ORDER},
+        {(void **)&c->order_uc, sizeof(order_money), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
@@ -154,6 +167,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->sorted, sizeof(uint32_t), BY_UNIT},
         {(void **)&c->tmp_vals, sizeof(uint32_t), BY_UNIT},
         {(void **)&c->tmp_vals2, sizeof(uint32_t), BY_UNIT},
+        {(void **)&c->packed, sizeof(uint64_t), BY_UNIT},
+        {(void **)&c->tmp_packed, sizeof(uint64_t), BY_UNIT},
         {(void **)&c->trades, sizeof(mkt_trade), BY_UNIT},
     };
     memcpy(a, t, sizeof t);
@@ -464,8 +479,7 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
  * tallies (with the accepted energy, when hist_match ran) and, with need_seats (units to sort),
  * seats the participants (rank_of then holds each order's seat; seating here saves a second
  * random pass over rank_of). */
-static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_seats,
-                       mkt_error_at *at)
+static int rank_ids(mkt_clearing *c, size_t n, mkt_error_at *at)
 {
     if (!c->ids_ascending)
         mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
@@ -477,6 +491,15 @@ static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_
         at->step_index = -1;
         return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
     }
+    return MKT_OK;
+}
+
+static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_seats,
+                       mkt_error_at *at)
+{
+    int rc = rank_ids(c, n, at);
+    if (rc)
+        return rc;
     const uint32_t *seat = need_seats ? seat_participants(c, n, interval_id) : NULL;
     for (size_t r = 0; r < n; r++) {
         uint32_t i = c->rank_order[r];
@@ -809,14 +832,14 @@ static inline int amount_uc(int64_t energy_wh, int64_t price, int64_t *amount)
     return mkt_amount_uc(energy_wh, price, amount);
 }
 
-/* Appends one trade and adds its money to the book's totals; the caller credits the two
- * parties, so that it can do so wherever their sums live. */
-static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
-                     uint32_t buyer_rank, int64_t energy_wh, int64_t price)
+/* Appends one trade between two ids and adds its money to the book's totals; the caller
+ * credits the two parties, so that it can do so wherever their sums live. */
+static int add_trade_ids(mkt_clearing *c, const mkt_params *p, uint64_t seller, uint64_t buyer,
+                         int64_t energy_wh, int64_t price)
 {
     mkt_trade *t = &c->trades[c->n_trades++];
-    t->seller = c->id_keys[seller_rank];
-    t->buyer = c->id_keys[buyer_rank];
+    t->seller = seller;
+    t->buyer = buyer;
     t->energy_wh = energy_wh;
     t->price_uc_per_kwh = price;
     if (amount_uc(energy_wh, price, &t->amount_uc) ||
@@ -825,6 +848,13 @@ static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
         add_checked(&c->sum.fees_uc, t->fee_uc))
         return MKT_E_OVERFLOW;
     return MKT_OK;
+}
+
+/* add_trade_ids between two ranks. */
+static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
+                     uint32_t buyer_rank, int64_t energy_wh, int64_t price)
+{
+    return add_trade_ids(c, p, c->id_keys[seller_rank], c->id_keys[buyer_rank], energy_wh, price);
 }
 
 /* Credits a trade to the sums of its seller and buyer. All terms are non-negative, so whether a
@@ -840,10 +870,9 @@ static int credit_trade(int64_t *seller_uc, int64_t *buyer_uc, int64_t *buyer_fe
 
 /* Writes participant record r from its tally and settles the rest of its curve with the
  * grid. */
-static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r)
+static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, const tally *t)
 {
     mkt_summary *sum = &c->sum;
-    const tally *t = &c->tallies[r];
     mkt_participant_result *pr = &c->parts[r];
     memset(pr, 0, sizeof *pr);
     pr->participant = c->id_keys[r];
@@ -875,7 +904,7 @@ static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r)
 static int finish_parts(mkt_clearing *c, const mkt_params *p)
 {
     for (size_t r = 0; r < c->n_parts; r++) {
-        int rc = finish_part(c, p, r);
+        int rc = finish_part(c, p, r, &c->tallies[r]);
         if (rc)
             return rc;
     }
@@ -919,7 +948,7 @@ static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
             if (b_left == 0 && (j = next_trader(c, j + 1, MKT_BUY)) < n)
                 b_left = t[j].local_wh;
         }
-        int rc = finish_part(c, p, r);
+        int rc = finish_part(c, p, r, &c->tallies[r]);
         if (rc)
             return rc;
     }
@@ -989,6 +1018,139 @@ static int credit_units(mkt_clearing *c, int with_energy, int with_money)
     return rc ? rc
               : credit_range(c, with_energy, with_money, c->n_sell_units,
                              c->n_sell_units + c->n_buy_accepted);
+}
+
+/* Pay-as-bid on the histogram (clear_bid_hist and its helpers). hist_match has left only the
+ * units that accepted something, each with its accepted energy, in array order. What is left to
+ * do is the pairing, which walks them in matching order, and the money per participant. The
+ * general path seats every participant (a sort of all of them by tie key) and sorts the units
+ * by (price, seat); here the unit's own tie key goes below its price in the sort key instead,
+ * so that no participant is seated: the seat order is the tie key's top 32 bits, then the id,
+ * and the rare units of one price whose 32 bits are equal are put in id order afterwards
+ * (order_equal_ties). The payload carries the order index and the accepted energy, so the walk
+ * reads no other array in price order but the ids, and it credits each trade's money to its
+ * orders (16 bytes each) rather than to the participants' tallies; the one pass in id order
+ * that every clearing makes (rank_orders) then gathers the money with the energy and writes
+ * each participant's record at once. */
+
+/* Puts each run of equal keys (one price, equal top 32 bits of the tie key) in id order, which
+ * is how the seats order them; the sort left them in array order. Insertion sort: runs of two
+ * are already rare (a million units give about one). */
+static void order_equal_ties(mkt_clearing *c, size_t n)
+{
+    const uint64_t *k = c->keys;
+    uint64_t *v = c->packed;
+    for (size_t i = 1; i < n; i++) {
+        if (k[i] != k[i - 1])
+            continue;
+        size_t from = i - 1, to = i + 1;
+        while (to < n && k[to] == k[from])
+            to++;
+        for (size_t a = from + 1; a < to; a++) {
+            uint64_t x = v[a];
+            uint64_t id = c->order_ids[x >> 32];
+            size_t b = a;
+            for (; b > from && c->order_ids[v[b - 1] >> 32] > id; b--)
+                v[b] = v[b - 1];
+            v[b] = x;
+        }
+        i = to - 1;
+    }
+}
+
+/* Credits one trade's money to its seller's and buyer's orders. */
+static int credit_orders(order_money *seller, order_money *buyer, const mkt_trade *t)
+{
+    if (add_checked(&seller->amount_uc, t->amount_uc) ||
+        add_checked(&buyer->amount_uc, t->amount_uc) || add_checked(&buyer->fee_uc, t->fee_uc))
+        return MKT_E_OVERFLOW;
+    return MKT_OK;
+}
+
+/* The pairing walk of trades_by_bid over the packed units: sellers [0, n_sell), buyers after
+ * them, each at the buyer's price. */
+static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *band,
+                       size_t n_sell)
+{
+    const uint64_t *v = c->packed, *k = c->keys;
+    size_t n = c->n_raw, i = 0, j = n_sell;
+    int64_t s_left = 0, b_left = 0;
+    for (;;) {
+        for (; s_left == 0 && i < n_sell; i++) {
+            s_left = (int64_t)(v[i] & UINT32_MAX);
+            if (i + GATHER_PREFETCH < n_sell) {
+                uint32_t ahead = (uint32_t)(v[i + GATHER_PREFETCH] >> 32);
+                __builtin_prefetch(&c->order_ids[ahead]);
+                __builtin_prefetch(&c->order_uc[ahead], 1);
+            }
+        }
+        for (; b_left == 0 && j < n; j++) {
+            b_left = (int64_t)(v[j] & UINT32_MAX);
+            if (j + GATHER_PREFETCH < n) {
+                uint32_t ahead = (uint32_t)(v[j + GATHER_PREFETCH] >> 32);
+                __builtin_prefetch(&c->order_ids[ahead]);
+                __builtin_prefetch(&c->order_uc[ahead], 1);
+            }
+        }
+        if (s_left == 0 || b_left == 0)
+            return MKT_OK;
+        uint32_t os = (uint32_t)(v[i - 1] >> 32), ob = (uint32_t)(v[j - 1] >> 32);
+        int64_t e = s_left < b_left ? s_left : b_left;
+        int64_t price = key_price(band, c->price_bits, k[j - 1] >> 32);
+        int rc = add_trade_ids(c, p, c->order_ids[os], c->order_ids[ob], e, price);
+        if (rc || (rc = credit_orders(&c->order_uc[os], &c->order_uc[ob],
+                                      &c->trades[c->n_trades - 1])))
+            return rc;
+        s_left -= e;
+        b_left -= e;
+    }
+}
+
+/* Pay-as-bid after hist_match, in place of rank_orders and clear_book (the caller checks that
+ * every accepted energy fits the payload's 32 bits). */
+static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band *band,
+                          const match_result *m, size_t n_orders, mkt_error_at *at)
+{
+    size_t n = c->n_raw, n_sell = 0;
+    unsigned pb = c->price_bits;
+    /* the ids are still by order here: the tie keys, and a copy for the pairing */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t o = c->raw_order[i];
+        uint64_t key = c->raw_key[i];
+        c->keys[i] = key << 32 | mkt_tie_key(p->interval_id, c->id_keys[o]) >> 32;
+        c->packed[i] = (uint64_t)o << 32 | (uint64_t)c->raw_energy[i];
+        n_sell += (key >> pb) == 0;
+    }
+    memcpy(c->order_ids, c->id_keys, n_orders * sizeof *c->order_ids);
+    int rc = rank_ids(c, n_orders, at);
+    if (rc)
+        return rc;
+    at->order_index = MKT_AT_BOOK;
+    at->step_index = -1;
+    c->sum.matched_wh = m->matched;
+    /* buyer bit, price distance (< 2^pb), top 32 bits of the tie key */
+    mkt__radix_sort_bits64(c->keys, c->packed, n, 1 + pb + 32, c->tmp_keys, c->tmp_packed);
+    order_equal_ties(c, n);
+    memset(c->order_uc, 0, n_orders * sizeof *c->order_uc);
+    if ((rc = pair_by_bid(c, p, band, n_sell)))
+        return rc;
+    /* every participant's record, in id order, from its order's energy and money */
+    for (size_t r = 0; r < n_orders; r++) {
+        uint32_t i = c->rank_order[r];
+        if (r + GATHER_PREFETCH < n_orders) {
+            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            __builtin_prefetch(&c->order_wh[ahead]);
+            __builtin_prefetch(&c->order_uc[ahead]);
+            __builtin_prefetch(&c->order_side[ahead]);
+        }
+        c->side[r] = c->order_side[i];
+        tally t = {c->order_wh[i].offered, c->order_wh[i].local, c->order_uc[i].amount_uc,
+                   c->order_uc[i].fee_uc};
+        if ((rc = finish_part(c, p, r, &t)))
+            return rc;
+    }
+    c->n_parts = n_orders;
+    return MKT_OK;
 }
 
 static void reset(mkt_clearing *c, const mkt_params *params)
@@ -1070,6 +1232,11 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     c->hist_matched &= c->n_raw > 0;
     if (c->hist_matched)
         hm = hist_match(c, &band, params->interval_id, pab);
+    if (c->hist_matched && pab && c->raw_energy_max <= (int64_t)UINT32_MAX) {
+        if ((rc = clear_bid_hist(c, params, &band, &hm, n_orders, at)))
+            goto fail;
+        return MKT_OK;
+    }
     /* pay-as-clear on the histogram never looks at seats: its pairing goes by id */
     if ((rc = rank_orders(c, n_orders, params->interval_id,
                           c->n_raw > 0 && (pab || !c->hist_matched), at)))
