@@ -57,11 +57,15 @@ typedef struct {
     int64_t local; /* accepted, when the match ran on the histogram (hist_match) */
 } order_energy;
 
-/* Pay-as-bid on the histogram: the money of one order's trades, credited in price order. */
+/* Pay-as-bid on the histogram (clear_bid_hist): what the pairing walk reads and credits of a
+ * participant, by rank, in one cache line's half, as the walk reaches the participants in price
+ * order (at random). */
 typedef struct {
-    int64_t amount_uc; /* received by a seller, paid by a buyer */
-    int64_t fee_uc;    /* buyers only */
-} order_money;
+    uint64_t id;
+    int64_t local_wh;
+    int64_t local_uc; /* received or paid, by side */
+    int64_t fee_uc;
+} bid_slot;
 
 /* What the passes after the scan need to know about a participant, by rank: small enough that
  * scattering into it from price order stays in cache, unlike the 96-byte result records. */
@@ -78,7 +82,7 @@ struct mkt_clearing {
     /* per order, by index in the caller's array */
     uint8_t *order_side;
     order_energy *order_wh;
-    uint32_t *rank_of; /* the participant's seat (rank_orders), by order */
+    uint32_t *rank_of; /* the participant's seat (rank_orders) or rank (clear_bid_hist), by order */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
     uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
@@ -87,10 +91,9 @@ struct mkt_clearing {
     uint32_t *by_seat; /* by_seat[s] = the rank of the participant in seat s */
     tally *tallies;
     mkt_participant_result *parts;
-    /* pay-as-bid on the histogram (clear_bid_hist), by order: the id (id_keys is sorted into
-     * rank order before the pairing needs the ids) and the money of the order's trades */
-    uint64_t *order_ids;
-    order_money *order_uc;
+    /* pay-as-bid on the histogram (clear_bid_hist), by rank */
+    bid_slot *slots;
+    int64_t *offered_by_rank;
     /* per unit, as built in array order before anyone knows the participants' ranks */
     int64_t *raw_energy;
     uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
@@ -155,8 +158,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->by_seat, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->tallies, sizeof(tally), BY_ORDER},
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
-        {(void **)&c->order_ids, sizeof(uint64_t), BY_ORDER},
-        {(void **)&c->order_uc, sizeof(order_money), BY_ORDER},
+        {(void **)&c->slots, sizeof(bid_slot), BY_ORDER},
+        {(void **)&c->offered_by_rank, sizeof(int64_t), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
@@ -200,11 +203,21 @@ static int grow_arrays(mkt_clearing *c, int grows_with, size_t n)
     for (size_t i = 0; i < N_ARRAYS; i++) {
         if (a[i].grows_with != grows_with)
             continue;
-        void *q = realloc(*a[i].p, n * a[i].elem);
+        size_t bytes = n * a[i].elem;
+        void *q;
+        if (grows_with == BY_RAW) {
+            q = realloc(*a[i].p, bytes); /* grows during the scan: keeps what it holds */
+        } else {
+            /* Filled anew by every clearing, so nothing to keep; aligned to the cache line so
+             * that a 32-byte record read at random (bid_slot) is one line, not two. */
+            free(*a[i].p);
+            *a[i].p = NULL;
+            q = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        }
         if (!q)
             return MKT_E_NOMEM;
         *a[i].p = q;
-        hint_huge_pages(q, n * a[i].elem);
+        hint_huge_pages(q, bytes);
     }
     return MKT_OK;
 }
@@ -1024,19 +1037,29 @@ static int credit_units(mkt_clearing *c, int with_energy, int with_money)
  * units that accepted something, each with its accepted energy, in array order. What is left to
  * do is the pairing, which walks them in matching order, and the money per participant. The
  * general path seats every participant (a sort of all of them by tie key) and sorts the units
- * by (price, seat); here the unit's own tie key goes below its price in the sort key instead,
- * so that no participant is seated: the seat order is the tie key's top 32 bits, then the id,
- * and the rare units of one price whose 32 bits are equal are put in id order afterwards
- * (order_equal_ties). The payload carries the order index and the accepted energy, so the walk
- * reads no other array in price order but the ids, and it credits each trade's money to its
- * orders (16 bytes each) rather than to the participants' tallies; the one pass in id order
- * that every clearing makes (rank_orders) then gathers the money with the energy and writes
- * each participant's record at once. */
+ * by (price, seat); here the top bits of the unit's own tie key go below its price in the sort
+ * key instead, so that no participant is seated: the seat order is the tie key's top 32 bits,
+ * then the id, and the few units of one price whose top bits in the key are equal are put in
+ * that order afterwards (order_equal_ties). The key keeps only as many tie bits as fill its
+ * last radix digit, so that the sort makes no pass for them alone. The payload carries the
+ * participant's rank and the accepted energy, so the walk reads nothing in price order but one
+ * 32-byte slot per party (id and running sums), and the records are then written from the slots
+ * in rank order, sequentially. */
 
-/* Puts each run of equal keys (one price, equal top 32 bits of the tie key) in id order, which
- * is how the seats order them; the sort left them in array order. Insertion sort: runs of two
- * are already rare (a million units give about one). */
-static void order_equal_ties(mkt_clearing *c, size_t n)
+/* Bits of the tie key in the sort key: at least TIE_MIN_BITS (so that equal keys stay rare:
+ * about one pair in 2^12 of a level's pairs), then up to the end of the radix digit. */
+#define TIE_MIN_BITS 12
+static unsigned tie_bits(unsigned price_bits)
+{
+    unsigned head = 1 + price_bits, bits = head + TIE_MIN_BITS;
+    bits = (bits + 7) / 8 * 8; /* the sort's digits are 8 bits */
+    return bits - head > 32 ? 32 : bits - head;
+}
+
+/* Puts each run of equal keys (one price, equal top bits of the tie key) in seat order: by the
+ * top 32 bits of the tie key, then by id, which is rank. The sort left them in array order.
+ * Insertion sort: a million units give a few hundred runs, nearly all of two. */
+static void order_equal_ties(mkt_clearing *c, size_t n, int64_t interval_id)
 {
     const uint64_t *k = c->keys;
     uint64_t *v = c->packed;
@@ -1046,60 +1069,60 @@ static void order_equal_ties(mkt_clearing *c, size_t n)
         size_t from = i - 1, to = i + 1;
         while (to < n && k[to] == k[from])
             to++;
+        for (size_t a = from; a < to; a++) { /* seat order as a key: tie bits above rank */
+            uint32_t r = (uint32_t)(v[a] >> 32);
+            c->tmp_keys[a] = (mkt_tie_key(interval_id, c->slots[r].id) >> 32) << 32 | r;
+        }
         for (size_t a = from + 1; a < to; a++) {
-            uint64_t x = v[a];
-            uint64_t id = c->order_ids[x >> 32];
+            uint64_t x = v[a], sk = c->tmp_keys[a];
             size_t b = a;
-            for (; b > from && c->order_ids[v[b - 1] >> 32] > id; b--)
+            for (; b > from && c->tmp_keys[b - 1] > sk; b--) {
                 v[b] = v[b - 1];
+                c->tmp_keys[b] = c->tmp_keys[b - 1];
+            }
             v[b] = x;
+            c->tmp_keys[b] = sk;
         }
         i = to - 1;
     }
 }
 
-/* Credits one trade's money to its seller's and buyer's orders. */
-static int credit_orders(order_money *seller, order_money *buyer, const mkt_trade *t)
+/* Credits one trade to its seller's and buyer's slots. */
+static int credit_slots(bid_slot *seller, bid_slot *buyer, const mkt_trade *t)
 {
-    if (add_checked(&seller->amount_uc, t->amount_uc) ||
-        add_checked(&buyer->amount_uc, t->amount_uc) || add_checked(&buyer->fee_uc, t->fee_uc))
+    if (add_checked(&seller->local_uc, t->amount_uc) ||
+        add_checked(&buyer->local_uc, t->amount_uc) || add_checked(&buyer->fee_uc, t->fee_uc))
         return MKT_E_OVERFLOW;
     return MKT_OK;
 }
 
 /* The pairing walk of trades_by_bid over the packed units: sellers [0, n_sell), buyers after
- * them, each at the buyer's price. */
+ * them, each trade at the buyer's price. */
 static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *band,
-                       size_t n_sell)
+                       size_t n_sell, unsigned tb)
 {
     const uint64_t *v = c->packed, *k = c->keys;
+    bid_slot *slot = c->slots;
     size_t n = c->n_raw, i = 0, j = n_sell;
     int64_t s_left = 0, b_left = 0;
     for (;;) {
         for (; s_left == 0 && i < n_sell; i++) {
             s_left = (int64_t)(v[i] & UINT32_MAX);
-            if (i + GATHER_PREFETCH < n_sell) {
-                uint32_t ahead = (uint32_t)(v[i + GATHER_PREFETCH] >> 32);
-                __builtin_prefetch(&c->order_ids[ahead]);
-                __builtin_prefetch(&c->order_uc[ahead], 1);
-            }
+            if (i + GATHER_PREFETCH < n_sell)
+                __builtin_prefetch(&slot[v[i + GATHER_PREFETCH] >> 32], 1);
         }
         for (; b_left == 0 && j < n; j++) {
             b_left = (int64_t)(v[j] & UINT32_MAX);
-            if (j + GATHER_PREFETCH < n) {
-                uint32_t ahead = (uint32_t)(v[j + GATHER_PREFETCH] >> 32);
-                __builtin_prefetch(&c->order_ids[ahead]);
-                __builtin_prefetch(&c->order_uc[ahead], 1);
-            }
+            if (j + GATHER_PREFETCH < n)
+                __builtin_prefetch(&slot[v[j + GATHER_PREFETCH] >> 32], 1);
         }
         if (s_left == 0 || b_left == 0)
             return MKT_OK;
-        uint32_t os = (uint32_t)(v[i - 1] >> 32), ob = (uint32_t)(v[j - 1] >> 32);
+        bid_slot *ss = &slot[v[i - 1] >> 32], *bs = &slot[v[j - 1] >> 32];
         int64_t e = s_left < b_left ? s_left : b_left;
-        int64_t price = key_price(band, c->price_bits, k[j - 1] >> 32);
-        int rc = add_trade_ids(c, p, c->order_ids[os], c->order_ids[ob], e, price);
-        if (rc || (rc = credit_orders(&c->order_uc[os], &c->order_uc[ob],
-                                      &c->trades[c->n_trades - 1])))
+        int64_t price = key_price(band, c->price_bits, k[j - 1] >> tb);
+        int rc = add_trade_ids(c, p, ss->id, bs->id, e, price);
+        if (rc || (rc = credit_slots(ss, bs, &c->trades[c->n_trades - 1])))
             return rc;
         s_left -= e;
         b_left -= e;
@@ -1112,44 +1135,47 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
                           const match_result *m, size_t n_orders, mkt_error_at *at)
 {
     size_t n = c->n_raw, n_sell = 0;
-    unsigned pb = c->price_bits;
-    /* the ids are still by order here: the tie keys, and a copy for the pairing */
+    unsigned pb = c->price_bits, tb = tie_bits(pb);
+    /* the ids are by order until rank_ids sorts them: the keys now, in array order */
     for (size_t i = 0; i < n; i++) {
-        uint32_t o = c->raw_order[i];
         uint64_t key = c->raw_key[i];
-        c->keys[i] = key << 32 | mkt_tie_key(p->interval_id, c->id_keys[o]) >> 32;
-        c->packed[i] = (uint64_t)o << 32 | (uint64_t)c->raw_energy[i];
+        uint64_t tie = mkt_tie_key(p->interval_id, c->id_keys[c->raw_order[i]]) >> (64 - tb);
+        c->keys[i] = key << tb | tie;
         n_sell += (key >> pb) == 0;
     }
-    memcpy(c->order_ids, c->id_keys, n_orders * sizeof *c->order_ids);
     int rc = rank_ids(c, n_orders, at);
     if (rc)
         return rc;
     at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
     c->sum.matched_wh = m->matched;
-    /* buyer bit, price distance (< 2^pb), top 32 bits of the tie key */
-    mkt__radix_sort_bits64(c->keys, c->packed, n, 1 + pb + 32, c->tmp_keys, c->tmp_packed);
-    order_equal_ties(c, n);
-    memset(c->order_uc, 0, n_orders * sizeof *c->order_uc);
-    if ((rc = pair_by_bid(c, p, band, n_sell)))
-        return rc;
-    /* every participant's record, in id order, from its order's energy and money */
     for (size_t r = 0; r < n_orders; r++) {
         uint32_t i = c->rank_order[r];
         if (r + GATHER_PREFETCH < n_orders) {
             uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
             __builtin_prefetch(&c->order_wh[ahead]);
-            __builtin_prefetch(&c->order_uc[ahead]);
-            __builtin_prefetch(&c->order_side[ahead]);
+            __builtin_prefetch(&c->rank_of[ahead], 1);
         }
+        c->rank_of[i] = (uint32_t)r;
         c->side[r] = c->order_side[i];
-        tally t = {c->order_wh[i].offered, c->order_wh[i].local, c->order_uc[i].amount_uc,
-                   c->order_uc[i].fee_uc};
+        c->offered_by_rank[r] = c->order_wh[i].offered;
+        c->slots[r] = (bid_slot){c->id_keys[r], c->order_wh[i].local, 0, 0};
+    }
+    c->n_parts = n_orders;
+    /* the units in array order: rank_of is read in order too */
+    for (size_t i = 0; i < n; i++)
+        c->packed[i] = (uint64_t)c->rank_of[c->raw_order[i]] << 32 | (uint64_t)c->raw_energy[i];
+    /* buyer bit, price distance (< 2^pb), top tb bits of the tie key */
+    mkt__radix_sort_bits64(c->keys, c->packed, n, 1 + pb + tb, c->tmp_keys, c->tmp_packed);
+    order_equal_ties(c, n, p->interval_id);
+    if ((rc = pair_by_bid(c, p, band, n_sell, tb)))
+        return rc;
+    for (size_t r = 0; r < n_orders; r++) {
+        const bid_slot *s = &c->slots[r];
+        tally t = {c->offered_by_rank[r], s->local_wh, s->local_uc, s->fee_uc};
         if ((rc = finish_part(c, p, r, &t)))
             return rc;
     }
-    c->n_parts = n_orders;
     return MKT_OK;
 }
 
