@@ -91,9 +91,11 @@ struct mkt_clearing {
     uint32_t *by_seat; /* by_seat[s] = the rank of the participant in seat s */
     tally *tallies;
     mkt_participant_result *parts;
-    /* pay-as-bid on the histogram (clear_bid_hist), by rank */
+    /* pay-as-bid on the histogram (clear_bid_hist): by rank, and by order its rank below the
+     * top bits of its tie key */
     bid_slot *slots;
     int64_t *offered_by_rank;
+    uint64_t *tie_rank;
     /* per unit, as built in array order before anyone knows the participants' ranks */
     int64_t *raw_energy;
     uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
@@ -141,7 +143,7 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 27
+#define N_ARRAYS 28
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
@@ -160,6 +162,7 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
         {(void **)&c->slots, sizeof(bid_slot), BY_ORDER},
         {(void **)&c->offered_by_rank, sizeof(int64_t), BY_ORDER},
+        {(void **)&c->tie_rank, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
@@ -1136,35 +1139,34 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
 {
     size_t n = c->n_raw, n_sell = 0;
     unsigned pb = c->price_bits, tb = tie_bits(pb);
-    /* the ids are by order until rank_ids sorts them: the keys now, in array order */
-    for (size_t i = 0; i < n; i++) {
-        uint64_t key = c->raw_key[i];
-        uint64_t tie = mkt_tie_key(p->interval_id, c->id_keys[c->raw_order[i]]) >> (64 - tb);
-        c->keys[i] = key << tb | tie;
-        n_sell += (key >> pb) == 0;
-    }
     int rc = rank_ids(c, n_orders, at);
     if (rc)
         return rc;
     at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
     c->sum.matched_wh = m->matched;
+    /* in rank order: the slots, and each order's rank and tie bits for its units */
     for (size_t r = 0; r < n_orders; r++) {
         uint32_t i = c->rank_order[r];
         if (r + GATHER_PREFETCH < n_orders) {
             uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
             __builtin_prefetch(&c->order_wh[ahead]);
-            __builtin_prefetch(&c->rank_of[ahead], 1);
+            __builtin_prefetch(&c->tie_rank[ahead], 1);
         }
-        c->rank_of[i] = (uint32_t)r;
+        uint64_t id = c->id_keys[r];
+        c->tie_rank[i] = mkt_tie_key(p->interval_id, id) >> (64 - tb) << 32 | r;
         c->side[r] = c->order_side[i];
         c->offered_by_rank[r] = c->order_wh[i].offered;
-        c->slots[r] = (bid_slot){c->id_keys[r], c->order_wh[i].local, 0, 0};
+        c->slots[r] = (bid_slot){id, c->order_wh[i].local, 0, 0};
     }
     c->n_parts = n_orders;
-    /* the units in array order: rank_of is read in order too */
-    for (size_t i = 0; i < n; i++)
-        c->packed[i] = (uint64_t)c->rank_of[c->raw_order[i]] << 32 | (uint64_t)c->raw_energy[i];
+    /* the units, in array order (so tie_rank is read in order too) */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = c->raw_key[i], tr = c->tie_rank[c->raw_order[i]];
+        c->keys[i] = key << tb | tr >> 32;
+        c->packed[i] = tr << 32 | (uint64_t)c->raw_energy[i];
+        n_sell += (key >> pb) == 0;
+    }
     /* buyer bit, price distance (< 2^pb), top tb bits of the tie key */
     mkt__radix_sort_bits64(c->keys, c->packed, n, 1 + pb + tb, c->tmp_keys, c->tmp_packed);
     order_equal_ties(c, n, p->interval_id);
