@@ -885,10 +885,10 @@ static int credit_trade(int64_t *seller_uc, int64_t *buyer_uc, int64_t *buyer_fe
 }
 
 /* Writes participant record r from its tally and settles the rest of its curve with the
- * grid. */
-static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, const tally *t)
+ * grid, adding the grid legs to *sum (c->sum, or a copy the caller keeps in registers). */
+static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, const tally *t,
+                              mkt_summary *sum)
 {
-    mkt_summary *sum = &c->sum;
     mkt_participant_result *pr = &c->parts[r];
     memset(pr, 0, sizeof *pr);
     pr->participant = c->id_keys[r];
@@ -920,7 +920,7 @@ static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, co
 static int finish_parts(mkt_clearing *c, const mkt_params *p)
 {
     for (size_t r = 0; r < c->n_parts; r++) {
-        int rc = finish_part(c, p, r, &c->tallies[r]);
+        int rc = finish_part(c, p, r, &c->tallies[r], &c->sum);
         if (rc)
             return rc;
     }
@@ -964,7 +964,7 @@ static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
             if (b_left == 0 && (j = next_trader(c, j + 1, MKT_BUY)) < n)
                 b_left = t[j].local_wh;
         }
-        int rc = finish_part(c, p, r, &c->tallies[r]);
+        int rc = finish_part(c, p, r, &c->tallies[r], &c->sum);
         if (rc)
             return rc;
     }
@@ -1090,15 +1090,6 @@ static void order_equal_ties(mkt_clearing *c, size_t n, int64_t interval_id)
     }
 }
 
-/* Credits one trade to its seller's and buyer's slots. */
-static int credit_slots(bid_slot *seller, bid_slot *buyer, const mkt_trade *t)
-{
-    if (add_checked(&seller->local_uc, t->amount_uc) ||
-        add_checked(&buyer->local_uc, t->amount_uc) || add_checked(&buyer->fee_uc, t->fee_uc))
-        return MKT_E_OVERFLOW;
-    return MKT_OK;
-}
-
 /* The pairing walk of trades_by_bid over the packed units: sellers [0, n_sell), buyers after
  * them, each trade at the buyer's price. */
 static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *band,
@@ -1106,8 +1097,13 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
 {
     const uint64_t *v = c->packed, *k = c->keys;
     bid_slot *slot = c->slots;
+    mkt_trade *t = c->trades + c->n_trades;
+    /* the book's sums in locals: stores to the trades could alias them, so the compiler would
+     * reload them for every trade */
+    int64_t value_uc = c->sum.local_value_uc, fees_uc = c->sum.fees_uc;
     size_t n = c->n_raw, i = 0, j = n_sell;
     int64_t s_left = 0, b_left = 0;
+    int rc = MKT_OK;
     for (;;) {
         for (; s_left == 0 && i < n_sell; i++) {
             s_left = (int64_t)(v[i] & UINT32_MAX);
@@ -1120,16 +1116,26 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
                 __builtin_prefetch(&slot[v[j + GATHER_PREFETCH] >> 32], 1);
         }
         if (s_left == 0 || b_left == 0)
-            return MKT_OK;
+            break;
         bid_slot *ss = &slot[v[i - 1] >> 32], *bs = &slot[v[j - 1] >> 32];
         int64_t e = s_left < b_left ? s_left : b_left;
         int64_t price = key_price(band, c->price_bits, k[j - 1] >> tb);
-        int rc = add_trade_ids(c, p, ss->id, bs->id, e, price);
-        if (rc || (rc = credit_slots(ss, bs, &c->trades[c->n_trades - 1])))
-            return rc;
+        int64_t amount, fee;
+        if (amount_uc(e, price, &amount) || amount_uc(e, p->network_fee_uc_per_kwh, &fee) ||
+            add_checked(&value_uc, amount) || add_checked(&fees_uc, fee) ||
+            add_checked(&ss->local_uc, amount) || add_checked(&bs->local_uc, amount) ||
+            add_checked(&bs->fee_uc, fee)) {
+            rc = MKT_E_OVERFLOW;
+            break;
+        }
+        *t++ = (mkt_trade){ss->id, bs->id, e, price, amount, fee};
         s_left -= e;
         b_left -= e;
     }
+    c->n_trades = (size_t)(t - c->trades);
+    c->sum.local_value_uc = value_uc;
+    c->sum.fees_uc = fees_uc;
+    return rc;
 }
 
 /* Pay-as-bid after hist_match, in place of rank_orders and clear_book (the caller checks that
@@ -1172,13 +1178,14 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
     order_equal_ties(c, n, p->interval_id);
     if ((rc = pair_by_bid(c, p, band, n_sell, tb)))
         return rc;
-    for (size_t r = 0; r < n_orders; r++) {
+    mkt_summary sum = c->sum;
+    for (size_t r = 0; r < n_orders && rc == MKT_OK; r++) {
         const bid_slot *s = &c->slots[r];
         tally t = {c->offered_by_rank[r], s->local_wh, s->local_uc, s->fee_uc};
-        if ((rc = finish_part(c, p, r, &t)))
-            return rc;
+        rc = finish_part(c, p, r, &t, &sum);
     }
-    return MKT_OK;
+    c->sum = sum;
+    return rc;
 }
 
 static void reset(mkt_clearing *c, const mkt_params *params)
