@@ -522,6 +522,7 @@ static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_
         if (r + GATHER_PREFETCH < n) {
             uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
             __builtin_prefetch(&c->order_wh[ahead]);
+            __builtin_prefetch(&c->order_side[ahead]);
             if (seat)
                 __builtin_prefetch(&c->rank_of[ahead], 1);
         }
@@ -1158,6 +1159,7 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
             uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
             __builtin_prefetch(&c->order_wh[ahead]);
             __builtin_prefetch(&c->tie_rank[ahead], 1);
+            __builtin_prefetch(&c->order_side[ahead]);
         }
         uint64_t id = c->id_keys[r];
         c->tie_rank[i] = mkt_tie_key(p->interval_id, id) >> (64 - tb) << 32 | r;
