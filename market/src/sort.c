@@ -5,10 +5,7 @@
  * LSD: 8-bit digits need up to eight passes for a full key; a pre-pass counts every needed digit
  * at once (only digits below the highest set bit of any key), and passes with one live bucket
  * are skipped. On the benchmark machine the split made the 1M 64-bit id sort and the 2M 39-bit
- * unit sort take about 0.55-0.7x the time of eight or five LSD passes over DRAM. A bucket in
- * cache with more than three digits left (the ids' 56 bits) is split once more instead, into
- * buckets of a few keys for the insertion sort: the 1M id sort then took about 0.8x the time.
- * Wider digits
+ * unit sort take about 0.55-0.7x the time of eight or five LSD passes over DRAM. Wider digits
  * mean fewer passes but each pass scatters into more streams at once: on the benchmark machine
  * (docs/benchmarks.md) 11-bit digits sorted 1M full-width keys in 32 ms and 8-bit digits in
  * 19 ms, LSD only.
@@ -23,9 +20,6 @@
 /* Inputs up to this many elements (12 bytes each, twice with the scratch) stay in L2 for their
  * LSD passes; larger ones are split on their top digit first (msd_sort). */
 #define MSD_MIN 16384u
-/* An input in cache is split on its top digit too when more bits than this are left (more
- * than three LSD passes): see msd_sort. */
-#define MSD_SPLIT_BITS 24u
 
 unsigned mkt__bit_width(uint64_t v)
 {

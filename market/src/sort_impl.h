@@ -77,11 +77,7 @@ static void SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsign
 static void SORT_NAME(msd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
                                 uint64_t *tmp_keys, SORT_VAL *tmp_vals)
 {
-    /* In cache, LSD passes until many digits are left: then one more split leaves buckets of
-     * a few keys (a 4K bucket of 56-bit ids: about 16), which the insertion sort orders in
-     * fewer moves than LSD passes over the remaining digits would make. */
-    int lsd = n <= MSD_MIN && (bits <= MSD_SPLIT_BITS || n <= 32);
-    if (lsd || bits <= DIGIT_BITS) {
+    if (n <= MSD_MIN || bits <= DIGIT_BITS) {
         SORT_NAME(lsd_sort)(keys, vals, n, bits, tmp_keys, tmp_vals);
         return;
     }
