@@ -21,8 +21,10 @@
  * A large book on a narrow band (more orders than twice the band's prices at 1 uc, as any real
  * tariff gives) skips the unit sort: hist_match walks the two curves as energy per price and
  * takes each unit by its price alone, so pay-as-clear sorts no unit and seats nobody, and
- * pay-as-bid sorts only the units that trade. The result is the same bytes either way (a test
- * build, MKT__HIST_ALWAYS, runs the known answers and property tests through it).
+ * pay-as-bid sorts only the units that trade, by price and the top bits of each one's own tie
+ * key, so it seats nobody either (clear_bid_hist). The result is the same bytes either way (a
+ * test build, MKT__HIST_ALWAYS, runs the known answers and property tests through it, and
+ * test_market_bid_crowded crowds the price levels).
  */
 #define _DEFAULT_SOURCE /* madvise, for hint_huge_pages */
 
@@ -491,10 +493,8 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
     return seat;
 }
 
-/* Orders the participants by id (rank), rejects a participant seen twice, sets up the per-rank
- * tallies (with the accepted energy, when hist_match ran) and, with need_seats (units to sort),
- * seats the participants (rank_of then holds each order's seat; seating here saves a second
- * random pass over rank_of). */
+/* Orders the participants by id (rank: id_keys[r], rank_order[r] its order) and rejects a
+ * participant seen twice. */
 static int rank_ids(mkt_clearing *c, size_t n, mkt_error_at *at)
 {
     if (!c->ids_ascending)
@@ -510,6 +510,9 @@ static int rank_ids(mkt_clearing *c, size_t n, mkt_error_at *at)
     return MKT_OK;
 }
 
+/* rank_ids, then sets up the per-rank tallies (with the accepted energy, when hist_match ran)
+ * and, with need_seats (units to sort), seats the participants (rank_of then holds each order's
+ * seat; seating here saves a second random pass over rank_of). */
 static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_seats,
                        mkt_error_at *at)
 {
