@@ -21,8 +21,10 @@
  * A large book on a narrow band (more orders than twice the band's prices at 1 uc, as any real
  * tariff gives) skips the unit sort: hist_match walks the two curves as energy per price and
  * takes each unit by its price alone, so pay-as-clear sorts no unit and seats nobody, and
- * pay-as-bid sorts only the units that trade. The result is the same bytes either way (a test
- * build, MKT__HIST_ALWAYS, runs the known answers and property tests through it).
+ * pay-as-bid sorts only the units that trade, by price and the top bits of each one's own tie
+ * key, so it seats nobody either (clear_bid_hist). The result is the same bytes either way (a
+ * test build, MKT__HIST_ALWAYS, runs the known answers and property tests through it, and
+ * test_market_bid_crowded crowds the price levels).
  */
 #define _DEFAULT_SOURCE /* madvise, for hint_huge_pages */
 
@@ -57,6 +59,16 @@ typedef struct {
     int64_t local; /* accepted, when the match ran on the histogram (hist_match) */
 } order_energy;
 
+/* Pay-as-bid on the histogram (clear_bid_hist): what the pairing walk reads and credits of a
+ * participant, by rank, in one cache line's half, as the walk reaches the participants in price
+ * order (at random). */
+typedef struct {
+    uint64_t id;
+    int64_t local_wh;
+    int64_t local_uc; /* received or paid, by side */
+    int64_t fee_uc;
+} bid_slot;
+
 /* What the passes after the scan need to know about a participant, by rank: small enough that
  * scattering into it from price order stays in cache, unlike the 96-byte result records. */
 typedef struct {
@@ -72,7 +84,7 @@ struct mkt_clearing {
     /* per order, by index in the caller's array */
     uint8_t *order_side;
     order_energy *order_wh;
-    uint32_t *rank_of; /* the participant's seat (rank_orders), by order */
+    uint32_t *rank_of; /* the participant's seat (rank_orders) or rank (clear_bid_hist), by order */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
     uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
@@ -81,6 +93,11 @@ struct mkt_clearing {
     uint32_t *by_seat; /* by_seat[s] = the rank of the participant in seat s */
     tally *tallies;
     mkt_participant_result *parts;
+    /* pay-as-bid on the histogram (clear_bid_hist): by rank, and by order its rank below the
+     * top bits of its tie key */
+    bid_slot *slots;
+    int64_t *offered_by_rank;
+    uint64_t *tie_rank;
     /* per unit, as built in array order before anyone knows the participants' ranks */
     int64_t *raw_energy;
     uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
@@ -92,6 +109,7 @@ struct mkt_clearing {
     int64_t *hist;
     uint64_t *keys, *tmp_keys;
     uint32_t *sorted, *tmp_vals, *tmp_vals2;
+    uint64_t *packed, *tmp_packed; /* clear_bid_hist: order index above accepted energy */
     size_t n_raw, n_sell_units, n_buy_units;
     /* units past these (in each side's matching order) accepted nothing (match) */
     size_t n_sell_accepted, n_buy_accepted;
@@ -127,7 +145,7 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 23
+#define N_ARRAYS 28
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
@@ -144,6 +162,9 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->by_seat, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->tallies, sizeof(tally), BY_ORDER},
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
+        {(void **)&c->slots, sizeof(bid_slot), BY_ORDER},
+        {(void **)&c->offered_by_rank, sizeof(int64_t), BY_ORDER},
+        {(void **)&c->tie_rank, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
@@ -154,6 +175,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->sorted, sizeof(uint32_t), BY_UNIT},
         {(void **)&c->tmp_vals, sizeof(uint32_t), BY_UNIT},
         {(void **)&c->tmp_vals2, sizeof(uint32_t), BY_UNIT},
+        {(void **)&c->packed, sizeof(uint64_t), BY_UNIT},
+        {(void **)&c->tmp_packed, sizeof(uint64_t), BY_UNIT},
         {(void **)&c->trades, sizeof(mkt_trade), BY_UNIT},
     };
     memcpy(a, t, sizeof t);
@@ -185,11 +208,21 @@ static int grow_arrays(mkt_clearing *c, int grows_with, size_t n)
     for (size_t i = 0; i < N_ARRAYS; i++) {
         if (a[i].grows_with != grows_with)
             continue;
-        void *q = realloc(*a[i].p, n * a[i].elem);
+        size_t bytes = n * a[i].elem;
+        void *q;
+        if (grows_with == BY_RAW) {
+            q = realloc(*a[i].p, bytes); /* grows during the scan: keeps what it holds */
+        } else {
+            /* Filled anew by every clearing, so nothing to keep; aligned to the cache line so
+             * that a 32-byte record read at random (bid_slot) is one line, not two. */
+            free(*a[i].p);
+            *a[i].p = NULL;
+            q = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        }
         if (!q)
             return MKT_E_NOMEM;
         *a[i].p = q;
-        hint_huge_pages(q, n * a[i].elem);
+        hint_huge_pages(q, bytes);
     }
     return MKT_OK;
 }
@@ -460,12 +493,9 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
     return seat;
 }
 
-/* Orders the participants by id (rank), rejects a participant seen twice, sets up the per-rank
- * tallies (with the accepted energy, when hist_match ran) and, with need_seats (units to sort),
- * seats the participants (rank_of then holds each order's seat; seating here saves a second
- * random pass over rank_of). */
-static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_seats,
-                       mkt_error_at *at)
+/* Orders the participants by id (rank: id_keys[r], rank_order[r] its order) and rejects a
+ * participant seen twice. */
+static int rank_ids(mkt_clearing *c, size_t n, mkt_error_at *at)
 {
     if (!c->ids_ascending)
         mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
@@ -477,12 +507,25 @@ static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_
         at->step_index = -1;
         return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
     }
+    return MKT_OK;
+}
+
+/* rank_ids, then sets up the per-rank tallies (with the accepted energy, when hist_match ran)
+ * and, with need_seats (units to sort), seats the participants (rank_of then holds each order's
+ * seat; seating here saves a second random pass over rank_of). */
+static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_seats,
+                       mkt_error_at *at)
+{
+    int rc = rank_ids(c, n, at);
+    if (rc)
+        return rc;
     const uint32_t *seat = need_seats ? seat_participants(c, n, interval_id) : NULL;
     for (size_t r = 0; r < n; r++) {
         uint32_t i = c->rank_order[r];
         if (r + GATHER_PREFETCH < n) {
             uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
             __builtin_prefetch(&c->order_wh[ahead]);
+            __builtin_prefetch(&c->order_side[ahead]);
             if (seat)
                 __builtin_prefetch(&c->rank_of[ahead], 1);
         }
@@ -809,14 +852,14 @@ static inline int amount_uc(int64_t energy_wh, int64_t price, int64_t *amount)
     return mkt_amount_uc(energy_wh, price, amount);
 }
 
-/* Appends one trade and adds its money to the book's totals; the caller credits the two
- * parties, so that it can do so wherever their sums live. */
-static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
-                     uint32_t buyer_rank, int64_t energy_wh, int64_t price)
+/* Appends one trade between two ids and adds its money to the book's totals; the caller
+ * credits the two parties, so that it can do so wherever their sums live. */
+static int add_trade_ids(mkt_clearing *c, const mkt_params *p, uint64_t seller, uint64_t buyer,
+                         int64_t energy_wh, int64_t price)
 {
     mkt_trade *t = &c->trades[c->n_trades++];
-    t->seller = c->id_keys[seller_rank];
-    t->buyer = c->id_keys[buyer_rank];
+    t->seller = seller;
+    t->buyer = buyer;
     t->energy_wh = energy_wh;
     t->price_uc_per_kwh = price;
     if (amount_uc(energy_wh, price, &t->amount_uc) ||
@@ -825,6 +868,13 @@ static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
         add_checked(&c->sum.fees_uc, t->fee_uc))
         return MKT_E_OVERFLOW;
     return MKT_OK;
+}
+
+/* add_trade_ids between two ranks. */
+static int add_trade(mkt_clearing *c, const mkt_params *p, uint32_t seller_rank,
+                     uint32_t buyer_rank, int64_t energy_wh, int64_t price)
+{
+    return add_trade_ids(c, p, c->id_keys[seller_rank], c->id_keys[buyer_rank], energy_wh, price);
 }
 
 /* Credits a trade to the sums of its seller and buyer. All terms are non-negative, so whether a
@@ -839,11 +889,10 @@ static int credit_trade(int64_t *seller_uc, int64_t *buyer_uc, int64_t *buyer_fe
 }
 
 /* Writes participant record r from its tally and settles the rest of its curve with the
- * grid. */
-static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r)
+ * grid, adding the grid legs to *sum (c->sum, or a copy the caller keeps in registers). */
+static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, const tally *t,
+                              mkt_summary *sum)
 {
-    mkt_summary *sum = &c->sum;
-    const tally *t = &c->tallies[r];
     mkt_participant_result *pr = &c->parts[r];
     memset(pr, 0, sizeof *pr);
     pr->participant = c->id_keys[r];
@@ -875,7 +924,7 @@ static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r)
 static int finish_parts(mkt_clearing *c, const mkt_params *p)
 {
     for (size_t r = 0; r < c->n_parts; r++) {
-        int rc = finish_part(c, p, r);
+        int rc = finish_part(c, p, r, &c->tallies[r], &c->sum);
         if (rc)
             return rc;
     }
@@ -919,7 +968,7 @@ static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
             if (b_left == 0 && (j = next_trader(c, j + 1, MKT_BUY)) < n)
                 b_left = t[j].local_wh;
         }
-        int rc = finish_part(c, p, r);
+        int rc = finish_part(c, p, r, &c->tallies[r], &c->sum);
         if (rc)
             return rc;
     }
@@ -989,6 +1038,159 @@ static int credit_units(mkt_clearing *c, int with_energy, int with_money)
     return rc ? rc
               : credit_range(c, with_energy, with_money, c->n_sell_units,
                              c->n_sell_units + c->n_buy_accepted);
+}
+
+/* Pay-as-bid on the histogram (clear_bid_hist and its helpers). hist_match has left only the
+ * units that accepted something, each with its accepted energy, in array order. What is left to
+ * do is the pairing, which walks them in matching order, and the money per participant. The
+ * general path seats every participant (a sort of all of them by tie key) and sorts the units
+ * by (price, seat); here the top bits of the unit's own tie key go below its price in the sort
+ * key instead, so that no participant is seated: the seat order is the tie key's top 32 bits,
+ * then the id, and the few units of one price whose top bits in the key are equal are put in
+ * that order afterwards (order_equal_ties). The key keeps only as many tie bits as fill its
+ * last radix digit, so that the sort makes no pass for them alone. The payload carries the
+ * participant's rank and the accepted energy, so the walk reads nothing in price order but one
+ * 32-byte slot per party (id and running sums), and the records are then written from the slots
+ * in rank order, sequentially. */
+
+/* Bits of the tie key in the sort key: at least TIE_MIN_BITS (so that equal keys stay rare:
+ * about one pair in 2^12 of a level's pairs), then up to the end of the radix digit. */
+#define TIE_MIN_BITS 12
+static unsigned tie_bits(unsigned price_bits)
+{
+    unsigned head = 1 + price_bits, bits = head + TIE_MIN_BITS;
+    bits = (bits + 7) / 8 * 8; /* the sort's digits are 8 bits */
+    return bits - head > 32 ? 32 : bits - head;
+}
+
+/* Puts each run of equal keys (one price, equal top bits of the tie key) in seat order: by the
+ * top 32 bits of the tie key, then by id, which is rank. The sort left them in array order.
+ * Insertion sort: a million units give a few hundred runs, nearly all of two. */
+static void order_equal_ties(mkt_clearing *c, size_t n, int64_t interval_id)
+{
+    const uint64_t *k = c->keys;
+    uint64_t *v = c->packed;
+    for (size_t i = 1; i < n; i++) {
+        if (k[i] != k[i - 1])
+            continue;
+        size_t from = i - 1, to = i + 1;
+        while (to < n && k[to] == k[from])
+            to++;
+        for (size_t a = from; a < to; a++) { /* seat order as a key: tie bits above rank */
+            uint32_t r = (uint32_t)(v[a] >> 32);
+            c->tmp_keys[a] = (mkt_tie_key(interval_id, c->slots[r].id) >> 32) << 32 | r;
+        }
+        for (size_t a = from + 1; a < to; a++) {
+            uint64_t x = v[a], sk = c->tmp_keys[a];
+            size_t b = a;
+            for (; b > from && c->tmp_keys[b - 1] > sk; b--) {
+                v[b] = v[b - 1];
+                c->tmp_keys[b] = c->tmp_keys[b - 1];
+            }
+            v[b] = x;
+            c->tmp_keys[b] = sk;
+        }
+        i = to - 1;
+    }
+}
+
+/* The pairing walk of trades_by_bid over the packed units: sellers [0, n_sell), buyers after
+ * them, each trade at the buyer's price. */
+static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *band,
+                       size_t n_sell, unsigned tb)
+{
+    const uint64_t *v = c->packed, *k = c->keys;
+    bid_slot *slot = c->slots;
+    mkt_trade *t = c->trades + c->n_trades;
+    /* the book's sums in locals: stores to the trades could alias them, so the compiler would
+     * reload them for every trade */
+    int64_t value_uc = c->sum.local_value_uc, fees_uc = c->sum.fees_uc;
+    size_t n = c->n_raw, i = 0, j = n_sell;
+    int64_t s_left = 0, b_left = 0;
+    int rc = MKT_OK;
+    for (;;) {
+        for (; s_left == 0 && i < n_sell; i++) {
+            s_left = (int64_t)(v[i] & UINT32_MAX);
+            if (i + GATHER_PREFETCH < n_sell)
+                __builtin_prefetch(&slot[v[i + GATHER_PREFETCH] >> 32], 1);
+        }
+        for (; b_left == 0 && j < n; j++) {
+            b_left = (int64_t)(v[j] & UINT32_MAX);
+            if (j + GATHER_PREFETCH < n)
+                __builtin_prefetch(&slot[v[j + GATHER_PREFETCH] >> 32], 1);
+        }
+        if (s_left == 0 || b_left == 0)
+            break;
+        bid_slot *ss = &slot[v[i - 1] >> 32], *bs = &slot[v[j - 1] >> 32];
+        int64_t e = s_left < b_left ? s_left : b_left;
+        int64_t price = key_price(band, c->price_bits, k[j - 1] >> tb);
+        int64_t amount, fee;
+        if (amount_uc(e, price, &amount) || amount_uc(e, p->network_fee_uc_per_kwh, &fee) ||
+            add_checked(&value_uc, amount) || add_checked(&fees_uc, fee) ||
+            add_checked(&ss->local_uc, amount) || add_checked(&bs->local_uc, amount) ||
+            add_checked(&bs->fee_uc, fee)) {
+            rc = MKT_E_OVERFLOW;
+            break;
+        }
+        *t++ = (mkt_trade){ss->id, bs->id, e, price, amount, fee};
+        s_left -= e;
+        b_left -= e;
+    }
+    c->n_trades = (size_t)(t - c->trades);
+    c->sum.local_value_uc = value_uc;
+    c->sum.fees_uc = fees_uc;
+    return rc;
+}
+
+/* Pay-as-bid after hist_match, in place of rank_orders and clear_book (the caller checks that
+ * every accepted energy fits the payload's 32 bits). */
+static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band *band,
+                          const match_result *m, size_t n_orders, mkt_error_at *at)
+{
+    size_t n = c->n_raw, n_sell = 0;
+    unsigned pb = c->price_bits, tb = tie_bits(pb);
+    int rc = rank_ids(c, n_orders, at);
+    if (rc)
+        return rc;
+    at->order_index = MKT_AT_BOOK;
+    at->step_index = -1;
+    c->sum.matched_wh = m->matched;
+    /* in rank order: the slots, and each order's rank and tie bits for its units */
+    for (size_t r = 0; r < n_orders; r++) {
+        uint32_t i = c->rank_order[r];
+        if (r + GATHER_PREFETCH < n_orders) {
+            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            __builtin_prefetch(&c->order_wh[ahead]);
+            __builtin_prefetch(&c->tie_rank[ahead], 1);
+            __builtin_prefetch(&c->order_side[ahead]);
+        }
+        uint64_t id = c->id_keys[r];
+        c->tie_rank[i] = mkt_tie_key(p->interval_id, id) >> (64 - tb) << 32 | r;
+        c->side[r] = c->order_side[i];
+        c->offered_by_rank[r] = c->order_wh[i].offered;
+        c->slots[r] = (bid_slot){id, c->order_wh[i].local, 0, 0};
+    }
+    c->n_parts = n_orders;
+    /* the units, in array order (so tie_rank is read in order too) */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = c->raw_key[i], tr = c->tie_rank[c->raw_order[i]];
+        c->keys[i] = key << tb | tr >> 32;
+        c->packed[i] = tr << 32 | (uint64_t)c->raw_energy[i];
+        n_sell += (key >> pb) == 0;
+    }
+    /* buyer bit, price distance (< 2^pb), top tb bits of the tie key */
+    mkt__radix_sort_bits64(c->keys, c->packed, n, 1 + pb + tb, c->tmp_keys, c->tmp_packed);
+    order_equal_ties(c, n, p->interval_id);
+    if ((rc = pair_by_bid(c, p, band, n_sell, tb)))
+        return rc;
+    mkt_summary sum = c->sum;
+    for (size_t r = 0; r < n_orders && rc == MKT_OK; r++) {
+        const bid_slot *s = &c->slots[r];
+        tally t = {c->offered_by_rank[r], s->local_wh, s->local_uc, s->fee_uc};
+        rc = finish_part(c, p, r, &t, &sum);
+    }
+    c->sum = sum;
+    return rc;
 }
 
 static void reset(mkt_clearing *c, const mkt_params *params)
@@ -1070,6 +1272,11 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     c->hist_matched &= c->n_raw > 0;
     if (c->hist_matched)
         hm = hist_match(c, &band, params->interval_id, pab);
+    if (c->hist_matched && pab && c->raw_energy_max <= (int64_t)UINT32_MAX) {
+        if ((rc = clear_bid_hist(c, params, &band, &hm, n_orders, at)))
+            goto fail;
+        return MKT_OK;
+    }
     /* pay-as-clear on the histogram never looks at seats: its pairing goes by id */
     if ((rc = rank_orders(c, n_orders, params->interval_id,
                           c->n_raw > 0 && (pab || !c->hist_matched), at)))

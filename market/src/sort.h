@@ -21,6 +21,10 @@ void mkt__radix_sort(uint64_t *keys, uint32_t *vals, size_t n, uint64_t *tmp_key
 void mkt__radix_sort_bits(uint64_t *keys, uint32_t *vals, size_t n, unsigned bits,
                           uint64_t *tmp_keys, uint32_t *tmp_vals);
 
+/* mkt__radix_sort_bits with a 64-bit payload (vals and tmp_vals non-NULL). */
+void mkt__radix_sort_bits64(uint64_t *keys, uint64_t *vals, size_t n, unsigned bits,
+                            uint64_t *tmp_keys, uint64_t *tmp_vals);
+
 /* Number of bits needed to represent v (0 for 0). */
 unsigned mkt__bit_width(uint64_t v);
 

@@ -153,6 +153,42 @@ static void known_width(void **state)
         }
 }
 
+/* mkt__radix_sort_bits64 (pay-as-bid's units: a 64-bit payload of rank and energy) against
+ * qsort: the payload's high half is the original position, so stability is checked too, and
+ * its low half must travel with it. */
+static void wide_payload(void **state)
+{
+    (void)state;
+    static const unsigned bits[] = {1, 9, 24, 32, 51, 64};
+    static const size_t sizes[] = {0, 1, 31, 33, 5000, 16385, 70000};
+    for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++)
+        for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+            size_t n = sizes[z];
+            uint64_t *k = malloc((n + 1) * sizeof *k), *tk = malloc((n + 1) * sizeof *tk);
+            uint64_t *v = malloc((n + 1) * sizeof *v), *tv = malloc((n + 1) * sizeof *tv);
+            pair *ref = malloc((n + 1) * sizeof *ref);
+            assert_true(k && tk && v && tv && ref);
+            uint64_t mask = bits[b] >= 64 ? UINT64_MAX : (UINT64_C(1) << bits[b]) - 1;
+            for (size_t i = 0; i < n; i++) {
+                k[i] = next() & mask;
+                v[i] = (uint64_t)i << 32 | (k[i] * 2654435761u & UINT32_MAX);
+                ref[i] = (pair){k[i], (uint32_t)i};
+            }
+            mkt__radix_sort_bits64(k, v, n, bits[b], tk, tv);
+            qsort(ref, n, sizeof *ref, cmp_pair);
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(k[i], ref[i].key);
+                assert_int_equal(v[i] >> 32, ref[i].val);
+                assert_int_equal(v[i] & UINT32_MAX, k[i] * 2654435761u & UINT32_MAX);
+            }
+            free(k);
+            free(tk);
+            free(v);
+            free(tv);
+            free(ref);
+        }
+}
+
 static void keys_only(void **state)
 {
     (void)state;
@@ -170,6 +206,7 @@ int main(void)
         cmocka_unit_test(matches_qsort),
         cmocka_unit_test(split_inputs),
         cmocka_unit_test(known_width),
+        cmocka_unit_test(wide_payload),
         cmocka_unit_test(keys_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
