@@ -581,15 +581,16 @@ static void record_home(run_ctx *x, const sim_flow *f, int planned)
     r->base_cost_uc += f->base_cost_uc;
 }
 
-static void record_interval(sim_interval_row *row, const sim_flow *f)
+/* Adds the sums of an interval's flows (s, and the energy stored at its end) to its row. */
+static void record_interval(sim_interval_row *row, const sim_kpi_sums *s, int64_t stored_wh)
 {
-    row->load_wh += f->load_wh;
-    row->pv_wh += f->pv_wh;
-    row->grid_import_wh += f->settled_import_wh;
-    row->grid_export_wh += f->settled_export_wh;
-    row->base_grid_import_wh += f->import_wh;
-    row->base_grid_export_wh += f->export_wh;
-    row->battery_wh += f->stored_after_wh;
+    row->load_wh += s->load_wh;
+    row->pv_wh += s->pv_wh;
+    row->grid_import_wh += s->grid_import_wh[0];
+    row->grid_export_wh += s->grid_export_wh[0];
+    row->base_grid_import_wh += s->grid_import_wh[1];
+    row->base_grid_export_wh += s->grid_export_wh[1];
+    row->battery_wh += stored_wh;
 }
 
 static int64_t interval_price(const mkt_summary *s)
@@ -670,6 +671,11 @@ static int settle_interval(run_ctx *x, size_t k, const phys_cell *phys, const tr
 {
     sim_interval_row *row = &x->res->intervals[k];
     sim_flow f;
+    /* the interval's sums in locals, added to the row and the KPIs once (integers: the same
+     * totals as adding every flow to them) */
+    sim_kpi_sums sums = {0};
+    int64_t stored_wh = 0;
+    sim_flow_fn on_flow = x->hooks ? x->hooks->on_flow : NULL;
     for (size_t h = 0; h < x->n_homes; h++) {
         expand_flow(&phys[h], h, k, &f);
         int rc = home_settle(x, &trades[h], ir->retail_uc_per_kwh, &f);
@@ -680,12 +686,14 @@ static int settle_interval(run_ctx *x, size_t k, const phys_cell *phys, const tr
             return rc;
         }
         record_home(x, &f, (int)phys[h].planned);
-        record_interval(row, &f);
-        sim_kpi_add_flow(&x->acc, &f, 0);
-        sim_kpi_add_flow(&x->base_acc, &f, 1);
-        if (x->hooks && x->hooks->on_flow)
-            x->hooks->on_flow(&f, x->hooks->flow_ctx);
+        sim_kpi_sum_flow(&sums, &f);
+        stored_wh += f.stored_after_wh;
+        if (on_flow)
+            on_flow(&f, x->hooks->flow_ctx);
     }
+    record_interval(row, &sums, stored_wh);
+    sim_kpi_add_sums(&x->acc, &sums, 0);
+    sim_kpi_add_sums(&x->base_acc, &sums, 1);
     sim_kpi_add_interval(&x->acc, row, &ir->ms, x->sc->interval_min, 0);
     sim_kpi_add_interval(&x->base_acc, row, NULL, x->sc->interval_min, 1);
     return SIM_OK;
