@@ -46,6 +46,22 @@ static inline void sim_kpi_sum_flow(sim_kpi_sums *s, const sim_flow *f)
     s->cost_uc[1] += f->base_cost_uc;
     s->gross_cost_uc[1] += f->base_gross_cost_uc;
 }
+/* Adds the sums s to d. */
+static inline void sim_kpi_sums_add(sim_kpi_sums *d, const sim_kpi_sums *s)
+{
+    d->load_wh += s->load_wh;
+    d->pv_wh += s->pv_wh;
+    d->pv_self_consumed_wh += s->pv_self_consumed_wh;
+    d->battery_charged_wh += s->battery_charged_wh;
+    d->battery_discharged_wh += s->battery_discharged_wh;
+    d->battery_loss_wh += s->battery_loss_wh;
+    for (int w = 0; w < 2; w++) {
+        d->grid_import_wh[w] += s->grid_import_wh[w];
+        d->grid_export_wh[w] += s->grid_export_wh[w];
+        d->cost_uc[w] += s->cost_uc[w];
+        d->gross_cost_uc[w] += s->gross_cost_uc[w];
+    }
+}
 /* Adds s to the accumulator of the world with local trading (baseline 0) or of the baseline. */
 void sim_kpi_add_sums(sim_kpi_acc *a, const sim_kpi_sums *s, int baseline);
 /* ms is the interval's market summary (NULL for the baseline). */
