@@ -564,9 +564,14 @@ static int home_settle(run_ctx *x, const trade_cell *t, int64_t retail_uc_per_kw
     int64_t feed_in = x->params.feed_in_uc_per_kwh;
     stl_imbalance imb, base;
     int64_t metered = f->export_wh - f->import_wh;
-    if (stl_imbalance_settle(f->local_sold_wh - f->local_bought_wh, metered, retail_uc_per_kwh,
-                             feed_in, &imb) ||
-        stl_imbalance_settle(0, metered, retail_uc_per_kwh, feed_in, &base))
+    int64_t contract = f->local_sold_wh - f->local_bought_wh;
+    if (stl_imbalance_settle(contract, metered, retail_uc_per_kwh, feed_in, &imb))
+        return SIM_E_INVAL;
+    /* no net contract: the baseline's inputs exactly, so its settlement (most homes, most
+     * intervals) */
+    if (contract == 0)
+        base = imb;
+    else if (stl_imbalance_settle(0, metered, retail_uc_per_kwh, feed_in, &base))
         return SIM_E_INVAL;
     f->settled_import_wh = imb.shortfall_wh;
     f->settled_export_wh = imb.surplus_wh;
