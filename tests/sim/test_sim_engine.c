@@ -285,8 +285,8 @@ static int stream_interval(size_t k, size_t total, void *ctx)
 /* One run on 1, 2 and 3 threads (the physics a block of intervals ahead on workers, the
  * settlement a block behind): the same bytes in every result row, KPI and flow handed to
  * on_flow, in the same order. 795 homes, so that the homes span many chunks and a run several
- * blocks (41 intervals each, the last one short); both mechanisms, a congested feeder with a
- * level fee, ex_post, and (610 homes, half-hourly, blocks of 52 and 44 intervals) the battery
+ * blocks (82 intervals each, the last one short); both mechanisms, a congested feeder with a
+ * level fee, ex_post, and (610 homes, half-hourly, blocks of 96 and 48 intervals) the battery
  * scheduler (battery_policy = schedule) under a two-rate
  * tariff, whose retail price the settlement must take from the interval it settles, not from
  * the one being cleared; once with an on_interval hook too, which settles each interval before
@@ -311,7 +311,7 @@ static void threads_same_bytes(void **state)
         if (v >= 4) {
             /* plans start after a day of history; a peak price gives them something to gain;
              * half-hour intervals and 3 planning homes keep the scheduler quick, and 600
-             * consumers make blocks of 52 intervals */
+             * consumers make blocks of 96 intervals */
             sc.interval_min = 30;
             sc.start_month = 6;
             sc.groups[3].count = 600;
