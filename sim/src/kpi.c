@@ -15,26 +15,20 @@ void sim_kpi_init(sim_kpi_acc *a, size_t homes, size_t intervals)
     a->k.intervals = intervals;
 }
 
-void sim_kpi_add_flow(sim_kpi_acc *a, const sim_flow *f, int baseline)
+void sim_kpi_add_sums(sim_kpi_acc *a, const sim_kpi_sums *s, int baseline)
 {
     sim_kpis *k = &a->k;
-    k->load_wh += f->load_wh;
-    k->pv_wh += f->pv_wh;
-    k->pv_self_consumed_wh += f->direct_wh + f->charge_wh - f->grid_charge_wh;
-    k->battery_charged_wh += f->charge_wh;
-    k->battery_discharged_wh += f->discharge_wh;
-    k->battery_loss_wh += f->loss_wh;
-    if (baseline) {
-        k->grid_import_wh += f->import_wh;
-        k->grid_export_wh += f->export_wh;
-        k->cost_uc += f->base_cost_uc;
-        k->gross_cost_uc += f->base_gross_cost_uc;
-    } else {
-        k->grid_import_wh += f->settled_import_wh;
-        k->grid_export_wh += f->settled_export_wh;
-        k->cost_uc += f->cost_uc;
-        k->gross_cost_uc += f->gross_cost_uc;
-    }
+    int w = baseline ? 1 : 0;
+    k->load_wh += s->load_wh;
+    k->pv_wh += s->pv_wh;
+    k->pv_self_consumed_wh += s->pv_self_consumed_wh;
+    k->battery_charged_wh += s->battery_charged_wh;
+    k->battery_discharged_wh += s->battery_discharged_wh;
+    k->battery_loss_wh += s->battery_loss_wh;
+    k->grid_import_wh += s->grid_import_wh[w];
+    k->grid_export_wh += s->grid_export_wh[w];
+    k->cost_uc += s->cost_uc[w];
+    k->gross_cost_uc += s->gross_cost_uc[w];
 }
 
 void sim_kpi_add_interval(sim_kpi_acc *a, const sim_interval_row *row, const mkt_summary *ms,
