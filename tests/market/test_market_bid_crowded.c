@@ -19,22 +19,10 @@
 
 #include "market_check.h"
 #include "mgx/market.h"
+#include "rng.h"
 
 #define MAX_PARTS 1024 /* the most market_check.c models */
 #define N_BOOKS 40
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t *s, uint64_t n)
-{
-    return splitmix64(s) % n;
-}
 
 /* n participants with scrambled ids, 1-3 steps each, limits within [100, 107] (the whole band
  * when the fee is 0) or a little outside it, energies small enough that many units share a
@@ -42,12 +30,12 @@ static uint64_t below(uint64_t *s, uint64_t n)
 static void crowded_book(uint64_t *s, mkt_order *o, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        o[i].participant = (splitmix64(s) & ~UINT64_C(0xFFFF)) | i; /* unique */
-        o[i].side = below(s, 2) ? MKT_SELL : MKT_BUY;
-        o[i].n_steps = 1 + (uint32_t)below(s, 3);
+        o[i].participant = (tst_splitmix64(s) & ~UINT64_C(0xFFFF)) | i; /* unique */
+        o[i].side = tst_below(s, 2) ? MKT_SELL : MKT_BUY;
+        o[i].n_steps = 1 + (uint32_t)tst_below(s, 3);
         for (uint32_t k = 0; k < o[i].n_steps; k++) {
-            o[i].steps[k].energy_wh = 1 + (int64_t)below(s, 50);
-            o[i].steps[k].price_uc_per_kwh = 98 + (int64_t)below(s, 12);
+            o[i].steps[k].energy_wh = 1 + (int64_t)tst_below(s, 50);
+            o[i].steps[k].price_uc_per_kwh = 98 + (int64_t)tst_below(s, 12);
         }
     }
 }
@@ -65,11 +53,11 @@ static void crowded_levels(void **state)
     uint64_t rng = seed;
     char msg[512];
     for (int b = 0; b < N_BOOKS; b++) {
-        size_t n = 600 + (size_t)below(&rng, MAX_PARTS - 600 + 1);
+        size_t n = 600 + (size_t)tst_below(&rng, MAX_PARTS - 600 + 1);
         crowded_book(&rng, o, n);
         /* band [100, 107] (3 bits of price: 12 bits of tie key in the sort key) or, with a fee,
          * [100, 106] */
-        mkt_params p = {MKT_PAY_AS_BID, 100, 107, b % 3 == 0 ? 1 : 0, (int64_t)below(&rng, 1000)};
+        mkt_params p = {MKT_PAY_AS_BID, 100, 107, b % 3 == 0 ? 1 : 0, (int64_t)tst_below(&rng, 1000)};
         for (int m = 0; m < 2; m++) {
             p.mechanism = m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
             int rc = mkt_clear(c, &p, o, n, NULL);

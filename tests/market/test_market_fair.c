@@ -23,23 +23,16 @@
 #include <cmocka.h>
 
 #include "mgx/market.h"
+#include "rng.h"
 
 #define HOMES 200
 #define OTHERS 10
 #define INTERVALS 10000
 #define FIRST_INTERVAL INT64_C(1945000) /* a quarter-hour number of 2025 */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
 static int64_t below(uint64_t *s, int64_t n)
 {
-    return (int64_t)(splitmix64(s) % (uint64_t)n);
+    return (int64_t)tst_below(s, (uint64_t)n);
 }
 
 /* One interval's book: the homes (ids 1..200) on one side with one identical step, the others

@@ -22,23 +22,11 @@
 #include <cmocka.h>
 
 #include "mgx/market.h"
+#include "rng.h"
 #include "mgx/topology.h"
 
 #define MAX_PARTS 6
 #define MAX_NODES 5
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t *s, uint64_t n)
-{
-    return splitmix64(s) % n;
-}
 
 static uint64_t env_u64(const char *name, uint64_t dflt)
 {
@@ -293,41 +281,41 @@ static void random_book(uint64_t *s, book *b, int unlimited, size_t max_parts, i
     int64_t cap_scale = max_wh > 3 ? max_wh / 2 : 1;
     memset(b, 0, sizeof *b);
     static const int64_t prices[] = {0, 40, 50, 60, 80, 100, 120, 150, 200, 300};
-    b->p.mechanism = below(s, 2) ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
-    b->p.interval_id = (int64_t)splitmix64(s);
-    b->p.feed_in_uc_per_kwh = (int64_t[]){0, 40, 50}[below(s, 3)];
-    b->p.retail_uc_per_kwh = b->p.feed_in_uc_per_kwh + (int64_t[]){0, 100, 200, 1000}[below(s, 4)];
-    b->p.network_fee_uc_per_kwh = below(s, 3) ? 0 : (int64_t[]){10, 30, 150}[below(s, 3)];
+    b->p.mechanism = tst_below(s, 2) ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
+    b->p.interval_id = (int64_t)tst_splitmix64(s);
+    b->p.feed_in_uc_per_kwh = (int64_t[]){0, 40, 50}[tst_below(s, 3)];
+    b->p.retail_uc_per_kwh = b->p.feed_in_uc_per_kwh + (int64_t[]){0, 100, 200, 1000}[tst_below(s, 4)];
+    b->p.network_fee_uc_per_kwh = tst_below(s, 3) ? 0 : (int64_t[]){10, 30, 150}[tst_below(s, 3)];
     if (b->p.network_fee_uc_per_kwh > b->p.retail_uc_per_kwh)
         b->p.network_fee_uc_per_kwh = 0;
-    b->n_nodes = 1 + below(s, MAX_NODES);
+    b->n_nodes = 1 + tst_below(s, MAX_NODES);
     b->nodes[0] = (mkt_node){MKT_NO_PARENT, 0, 0};
     for (size_t v = 1; v < b->n_nodes; v++) {
-        b->nodes[v].parent = (uint32_t)below(s, v);
+        b->nodes[v].parent = (uint32_t)tst_below(s, v);
         if (unlimited) {
             b->nodes[v].import_wh = b->nodes[v].export_wh =
                 unlimited == 1 ? MKT_CAP_UNLIMITED : INT64_C(1) << 45;
         } else {
-            b->nodes[v].import_wh = CAPS[below(s, 6)];
-            b->nodes[v].export_wh = CAPS[below(s, 6)];
+            b->nodes[v].import_wh = CAPS[tst_below(s, 6)];
+            b->nodes[v].export_wh = CAPS[tst_below(s, 6)];
             if (b->nodes[v].import_wh != MKT_CAP_UNLIMITED)
                 b->nodes[v].import_wh *= cap_scale;
             if (b->nodes[v].export_wh != MKT_CAP_UNLIMITED)
                 b->nodes[v].export_wh *= cap_scale;
         }
     }
-    b->n = below(s, max_parts + 1);
+    b->n = tst_below(s, max_parts + 1);
     for (size_t i = 0; i < b->n; i++) {
         mkt_order *o = &b->o[i];
-        o->participant = 100 + i * 7 + below(s, 7);
-        o->side = below(s, 2) ? MKT_SELL : MKT_BUY;
-        o->n_steps = 1 + (uint32_t)below(s, 2);
+        o->participant = 100 + i * 7 + tst_below(s, 7);
+        o->side = tst_below(s, 2) ? MKT_SELL : MKT_BUY;
+        o->n_steps = 1 + (uint32_t)tst_below(s, 2);
         for (uint32_t k = 0; k < o->n_steps; k++) {
-            o->steps[k].energy_wh = 1 + (int64_t)below(s, (uint64_t)max_wh);
-            o->steps[k].price_uc_per_kwh = prices[below(s, 10)];
+            o->steps[k].energy_wh = 1 + (int64_t)tst_below(s, (uint64_t)max_wh);
+            o->steps[k].price_uc_per_kwh = prices[tst_below(s, 10)];
         }
-        if (below(s, 5)) /* most participants below a feeder, some at the transformer */
-            b->att[b->n_att++] = (mkt_attach){o->participant, (uint32_t)below(s, b->n_nodes)};
+        if (tst_below(s, 5)) /* most participants below a feeder, some at the transformer */
+            b->att[b->n_att++] = (mkt_attach){o->participant, (uint32_t)tst_below(s, b->n_nodes)};
     }
 }
 
@@ -552,13 +540,13 @@ static void check_result(const book *b, const mkt_grid_clearing *g, int exhausti
 static void shuffle_book(uint64_t *s, book *b)
 {
     for (size_t i = b->n; i > 1; i--) {
-        size_t j = below(s, i);
+        size_t j = tst_below(s, i);
         mkt_order t = b->o[i - 1];
         b->o[i - 1] = b->o[j];
         b->o[j] = t;
     }
     for (size_t i = b->n_att; i > 1; i--) {
-        size_t j = below(s, i);
+        size_t j = tst_below(s, i);
         mkt_attach t = b->att[i - 1];
         b->att[i - 1] = b->att[j];
         b->att[j] = t;
@@ -774,7 +762,7 @@ static void level_fee_random(void **state)
     for (uint64_t k = 0; k < n_books; k++) {
         book b;
         random_book(&s, &b, 0, MAX_PARTS, 1000);
-        int64_t lf = 1 + (int64_t)below(&s, 50);
+        int64_t lf = 1 + (int64_t)tst_below(&s, 50);
         mkt_topology topo = {b.nodes, b.n_nodes, b.att, b.n_att, lf};
         /* the longest path, by brute force over every pair of nodes */
         int64_t diameter = 0;

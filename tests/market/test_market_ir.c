@@ -28,6 +28,7 @@
 
 #include "mgx/ex_post.h"
 #include "mgx/market.h"
+#include "rng.h"
 
 #define MAX_HOMES 16
 
@@ -42,17 +43,9 @@
 #define DEFAULT_INTERVALS 1000000
 #endif
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
 static int64_t below(uint64_t *s, int64_t n)
 {
-    return (int64_t)(splitmix64(s) % (uint64_t)n);
+    return (int64_t)tst_below(s, (uint64_t)n);
 }
 
 static uint64_t env_u64(const char *name, uint64_t dflt)
@@ -68,7 +61,7 @@ static mkt_params random_params(uint64_t *s)
     mkt_params p;
     memset(&p, 0, sizeof p);
     p.mechanism = below(s, 2) ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR;
-    p.interval_id = (int64_t)splitmix64(s);
+    p.interval_id = (int64_t)tst_splitmix64(s);
     p.feed_in_uc_per_kwh = below(s, 8) == 0 ? 0 : below(s, 200000);
     switch (below(s, 4)) {
     case 0: /* a spread around the ex_post margin */
@@ -121,7 +114,7 @@ static size_t random_homes(uint64_t *s, const mkt_params *p, mkt_ex_post_home *h
                            mkt_preference *pref)
 {
     size_t n = 1 + (size_t)below(s, MAX_HOMES);
-    uint64_t id = splitmix64(s) % 1000;
+    uint64_t id = tst_splitmix64(s) % 1000;
     for (size_t i = 0; i < n; i++) {
         id += 1 + (uint64_t)below(s, 3);
         h[i].participant = id;

@@ -21,26 +21,14 @@
 
 #include "market_check.h"
 #include "mgx/market.h"
+#include "rng.h"
 
 #define SMALL_PARTS 12 /* the 100,000 small books */
 #define MAX_PARTS 64   /* the few wide ones */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t *s, uint64_t n)
-{
-    return splitmix64(s) % n;
-}
-
 static int64_t pick(uint64_t *s, const int64_t *set, size_t n)
 {
-    return set[below(s, n)];
+    return set[tst_below(s, n)];
 }
 
 static const int64_t PRICES[] = {0, 40, 50, 80, 100, 120, 150, 200, 250, 300, 1000};
@@ -50,12 +38,12 @@ static mkt_params random_params(uint64_t *s)
 {
     mkt_params p;
     p.mechanism = MKT_PAY_AS_CLEAR;
-    p.interval_id = (int64_t)splitmix64(s); /* ties: any interval, negative ones included */
+    p.interval_id = (int64_t)tst_splitmix64(s); /* ties: any interval, negative ones included */
     p.feed_in_uc_per_kwh = pick(s, (const int64_t[]){0, 50, 100}, 3);
     p.retail_uc_per_kwh = p.feed_in_uc_per_kwh + pick(s, (const int64_t[]){0, 100, 200, 1000}, 4);
-    switch (below(s, 6)) {
+    switch (tst_below(s, 6)) {
     case 0: /* a fee that makes local trade impossible or nearly so */
-        p.network_fee_uc_per_kwh = p.retail_uc_per_kwh - p.feed_in_uc_per_kwh + (int64_t)below(s, 3);
+        p.network_fee_uc_per_kwh = p.retail_uc_per_kwh - p.feed_in_uc_per_kwh + (int64_t)tst_below(s, 3);
         break;
     case 1:
     case 2:
@@ -74,32 +62,32 @@ static mkt_params wide_params(uint64_t *s)
 {
     mkt_params p;
     p.mechanism = MKT_PAY_AS_CLEAR;
-    p.interval_id = (int64_t)splitmix64(s); /* ties: any interval, negative ones included */
-    p.feed_in_uc_per_kwh = (int64_t)below(s, UINT64_C(100000000000));
+    p.interval_id = (int64_t)tst_splitmix64(s); /* ties: any interval, negative ones included */
+    p.feed_in_uc_per_kwh = (int64_t)tst_below(s, UINT64_C(100000000000));
     p.retail_uc_per_kwh =
-        p.feed_in_uc_per_kwh + (int64_t)below(s, (uint64_t)(MKT_PRICE_MAX_UC_PER_KWH -
+        p.feed_in_uc_per_kwh + (int64_t)tst_below(s, (uint64_t)(MKT_PRICE_MAX_UC_PER_KWH -
                                                               p.feed_in_uc_per_kwh + 1));
-    p.network_fee_uc_per_kwh = below(s, 2) ? 0 : (int64_t)below(s, UINT64_C(1000000000));
+    p.network_fee_uc_per_kwh = tst_below(s, 2) ? 0 : (int64_t)tst_below(s, UINT64_C(1000000000));
     return p;
 }
 
 static size_t wide_book(uint64_t *s, mkt_order *o)
 {
-    size_t n = (size_t)below(s, MAX_PARTS + 1);
-    int coarse = below(s, 2) == 0;
+    size_t n = (size_t)tst_below(s, MAX_PARTS + 1);
+    int coarse = tst_below(s, 2) == 0;
     for (size_t i = 0; i < n; i++) {
         memset(&o[i], 0, sizeof o[i]);
-        o[i].participant = splitmix64(s) | 1; /* distinct with overwhelming probability */
+        o[i].participant = tst_splitmix64(s) | 1; /* distinct with overwhelming probability */
         for (size_t j = 0; j < i; j++)
             if (o[j].participant == o[i].participant)
                 o[i].participant ^= 2;
-        o[i].side = below(s, 2) ? MKT_SELL : MKT_BUY;
-        o[i].n_steps = (uint32_t)(1 + below(s, MKT_MAX_STEPS));
+        o[i].side = tst_below(s, 2) ? MKT_SELL : MKT_BUY;
+        o[i].n_steps = (uint32_t)(1 + tst_below(s, MKT_MAX_STEPS));
         for (uint32_t j = 0; j < o[i].n_steps; j++) {
-            o[i].steps[j].energy_wh = 1 + (int64_t)below(s, 1000000);
+            o[i].steps[j].energy_wh = 1 + (int64_t)tst_below(s, 1000000);
             o[i].steps[j].price_uc_per_kwh =
-                coarse ? (int64_t)below(s, 11) * INT64_C(100000000000)
-                       : (int64_t)below(s, (uint64_t)MKT_PRICE_MAX_UC_PER_KWH + 1);
+                coarse ? (int64_t)tst_below(s, 11) * INT64_C(100000000000)
+                       : (int64_t)tst_below(s, (uint64_t)MKT_PRICE_MAX_UC_PER_KWH + 1);
         }
     }
     return n;
@@ -107,22 +95,22 @@ static size_t wide_book(uint64_t *s, mkt_order *o)
 
 static size_t random_book(uint64_t *s, mkt_order *o)
 {
-    size_t n = (size_t)below(s, SMALL_PARTS + 1);
-    uint64_t base = below(s, 4) == 0 ? UINT64_MAX - 40 : 0; /* sometimes ids near the top */
+    size_t n = (size_t)tst_below(s, SMALL_PARTS + 1);
+    uint64_t base = tst_below(s, 4) == 0 ? UINT64_MAX - 40 : 0; /* sometimes ids near the top */
     uint64_t used = 0;
     /* Equal energies everywhere make exact exhaustion of both sides, hence a non-degenerate
      * equilibrium interval, common. */
-    int uniform = below(s, 4) == 0;
+    int uniform = tst_below(s, 4) == 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t k;
         do
-            k = below(s, 40);
+            k = tst_below(s, 40);
         while (used >> k & 1);
         used |= UINT64_C(1) << k;
         memset(&o[i], 0, sizeof o[i]);
         o[i].participant = base + k;
-        o[i].side = below(s, 2) ? MKT_SELL : MKT_BUY;
-        o[i].n_steps = (uint32_t)(1 + below(s, 4));
+        o[i].side = tst_below(s, 2) ? MKT_SELL : MKT_BUY;
+        o[i].n_steps = (uint32_t)(1 + tst_below(s, 4));
         for (uint32_t j = 0; j < o[i].n_steps; j++) {
             o[i].steps[j].energy_wh =
                 uniform ? 1000 : pick(s, ENERGIES, sizeof ENERGIES / sizeof *ENERGIES);
@@ -174,14 +162,14 @@ static void dump(const char *what, uint64_t seed, uint64_t book, const mkt_param
 static void shuffle(uint64_t *s, mkt_order *o, size_t n)
 {
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)below(s, i);
+        size_t j = (size_t)tst_below(s, i);
         mkt_order t = o[i - 1];
         o[i - 1] = o[j];
         o[j] = t;
     }
     for (size_t i = 0; i < n; i++)
         for (uint32_t k = o[i].n_steps; k > 1; k--) {
-            uint32_t j = (uint32_t)below(s, k);
+            uint32_t j = (uint32_t)tst_below(s, k);
             mkt_step t = o[i].steps[k - 1];
             o[i].steps[k - 1] = o[i].steps[j];
             o[i].steps[j] = t;
@@ -193,13 +181,13 @@ static int split(uint64_t *s, mkt_order *o, size_t n)
 {
     if (n == 0)
         return 0;
-    size_t i = (size_t)below(s, n);
+    size_t i = (size_t)tst_below(s, n);
     for (size_t tries = 0; tries < n; tries++, i = (i + 1) % n) {
         for (uint32_t k = 0; k < o[i].n_steps; k++) {
             mkt_step *st = &o[i].steps[k];
             if (st->energy_wh < 2 || o[i].n_steps == MKT_MAX_STEPS)
                 continue;
-            int64_t part = 1 + (int64_t)below(s, (uint64_t)(st->energy_wh - 1));
+            int64_t part = 1 + (int64_t)tst_below(s, (uint64_t)(st->energy_wh - 1));
             o[i].steps[o[i].n_steps++] = (mkt_step){st->energy_wh - part, st->price_uc_per_kwh};
             st->energy_wh = part;
             return 1;
@@ -230,7 +218,7 @@ static void huge_energies(uint64_t *s, mkt_params *p, mkt_order *o, size_t n)
     p->network_fee_uc_per_kwh /= 2000;
     for (size_t i = 0; i < n; i++)
         for (uint32_t j = 0; j < o[i].n_steps; j++)
-            o[i].steps[j].energy_wh = INT64_C(4294967295) - 600 + (int64_t)below(s, 1000);
+            o[i].steps[j].energy_wh = INT64_C(4294967295) - 600 + (int64_t)tst_below(s, 1000);
 }
 
 static void one_book(mkt_clearing *c, uint64_t *rng, uint64_t seed, uint64_t book, int wide,
@@ -239,7 +227,7 @@ static void one_book(mkt_clearing *c, uint64_t *rng, uint64_t seed, uint64_t boo
     mkt_order o[MAX_PARTS], o2[MAX_PARTS];
     mkt_params p = wide ? wide_params(rng) : random_params(rng);
     size_t n = wide ? wide_book(rng, o) : random_book(rng, o);
-    if (wide && below(rng, 3) == 0)
+    if (wide && tst_below(rng, 3) == 0)
         huge_energies(rng, &p, o, n);
     char msg[512];
     st->no_band += p.retail_uc_per_kwh - p.network_fee_uc_per_kwh < p.feed_in_uc_per_kwh;
