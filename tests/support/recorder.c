@@ -165,6 +165,7 @@ size_t rec_count(recorder *r)
 bool rec_get(recorder *r, size_t i, rec_msg *out)
 {
     bool ok = false;
+    out->topic = out->payload = NULL; /* rec_msg_free is safe after a miss too */
     pthread_mutex_lock(&r->lock);
     if (i < r->n) {
         out->topic = strdup(r->msgs[i].topic);
