@@ -45,7 +45,10 @@ enum {
     CTL_CLUSTER_E_APPLY = -5, /* an entry could not be applied to the database: this node
                                * stops (its database is behind the log; restart it) */
     CTL_CLUSTER_E_CLOSED = -6, /* the cluster closed before the entry committed */
-    CTL_CLUSTER_E_BUSY = -7    /* a membership change is already under way */
+    CTL_CLUSTER_E_BUSY = -7,   /* a membership change is already under way */
+    CTL_CLUSTER_E_DIVERGED = -8 /* the leader's chain of applied entries differs from this
+                                 * node's: this node stops, its database consistent at its
+                                 * applied index but not the others' (docs/cluster.md) */
 };
 
 const char *ctl_cluster_strerror(int code);
@@ -151,6 +154,9 @@ typedef struct {
     uint64_t n_applied;     /* entries this process applied (not skipped as applied) */
     uint64_t n_snapshots;   /* snapshots this process took */
     uint64_t n_restores;    /* snapshots this process loaded into its database */
+    uint64_t chain_checked;   /* entries whose leader's chain this node compared with its own */
+    uint64_t chain_unchecked; /* entries whose chain it could not compare (no longer kept) */
+    int diverged;             /* 1: a comparison failed and this node stopped */
 } ctl_cluster_status;
 
 int ctl_cluster_is_leader(ctl_cluster *c);
@@ -203,6 +209,11 @@ int ctl_cluster_remove(ctl_cluster *c, uint64_t id, ctl_cluster_change_fn done, 
 /* The caller of a change under way with this arg is gone: done will not be called; the change
  * itself goes on. */
 void ctl_cluster_change_detach(ctl_cluster *c, void *arg);
+
+/* For tests only: the next entry this node applies enters its chain as if it were another
+ * entry (what a node that applied a stale entry has), so the next entry the leader proposes
+ * after it makes this node stop with CTL_CLUSTER_E_DIVERGED. */
+void ctl_cluster_test_diverge(ctl_cluster *c);
 
 /* Stops Raft (pending proposals end with CTL_CLUSTER_E_CLOSED), closes the loop and frees c.
  * NULL is a no-op. */

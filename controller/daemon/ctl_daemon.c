@@ -134,6 +134,7 @@ struct daemon {
     ctl_cluster *cluster;
     ctl_rep_buf rep_orders;
     int was_leader;
+    int cluster_failed; /* this node stopped applying the log: the process exits non-zero */
     int64_t clear_proposed;
     int64_t settle_proposed;
     int64_t status_next_ms;
@@ -1148,9 +1149,19 @@ static void cluster_restored(void *ctx, uint64_t index)
 static int cluster_tick(daemon *d)
 {
     int rc = ctl_cluster_run(d->cluster, 0);
+    if (rc == CTL_CLUSTER_E_DIVERGED) {
+        /* restarting does not help: the database holds what the others do not */
+        ctl_logf(&d->log, CTL_LOG_ERROR,
+                 "cluster: %s; stopping: do not restart this node with this database and "
+                 "data_dir; replace it (docs/cluster.md, \"When a node stops as diverged\")",
+                 ctl_cluster_strerror(rc));
+        d->cluster_failed = 1;
+        return -1;
+    }
     if (rc != CTL_CLUSTER_OK) {
         ctl_logf(&d->log, CTL_LOG_ERROR, "cluster: %s; stopping (restart to catch up)",
                  ctl_cluster_strerror(rc));
+        d->cluster_failed = 1;
         return -1;
     }
     ctl_cluster_status st;
@@ -1549,7 +1560,7 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         ctl_logf(&d->log, CTL_LOG_INFO, "reading retention deleted %llu readings",
                  (unsigned long long)d->readings_thinned);
     bus_stop(d->bus, 2000);
-    status = 0;
+    status = d->cluster_failed ? 1 : 0;
 out:
     ctl_cluster_close(d->cluster);
     ctl_rep_buf_free(&d->rep_orders);

@@ -1000,6 +1000,119 @@ static void test_cluster_section(void **state)
     }
 }
 
+/* Runs every open node once; node `skip` (may be NULL) is run by the caller. */
+static void drive_but(node *skip, int ms)
+{
+    int64_t end = now_ms() + ms;
+    do {
+        for (int i = 0; i < N_NODES; i++)
+            if (nodes[i].c && &nodes[i] != skip)
+                assert_int_equal(ctl_cluster_run(nodes[i].c, 0), CTL_CLUSTER_OK);
+        tst_sleep_ms(1);
+    } while (now_ms() < end);
+}
+
+/* Proposes one batch and drives everything but `skip` until it is committed. */
+static void propose_one_but(node *leader, node *skip, int *stopped_rc)
+{
+    int seq = next_seq++;
+    assert_true(seq < MAX_SEQ);
+    char lines[128];
+    snprintf(lines, sizeof lines, "m%d %lld %d %d\n", seq % 4, 1000LL * 900 * 1000 + seq * 1000LL,
+             100 + seq, seq);
+    assert_int_equal(propose_text(leader, seq, lines), CTL_CLUSTER_OK);
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (!outcomes[seq].done) {
+        if (now_ms() > end)
+            fail_msg("proposal %d not committed within %d ms", seq, DEADLINE_MS);
+        drive_but(skip, 2);
+        if (skip && skip->c && *stopped_rc == CTL_CLUSTER_OK)
+            *stopped_rc = ctl_cluster_run(skip->c, 0);
+    }
+    assert_int_equal(outcomes[seq].status, CTL_CLUSTER_OK);
+}
+
+/* The divergence check (docs/cluster.md, "When a node stops as diverged"): the chain of applied
+ * entries is the same on every node and compared on every entry; a follower made to digest one
+ * entry as another one (what a node that applied a stale entry has) stops with
+ * CTL_CLUSTER_E_DIVERGED at a later entry of the leader, before applying it, with its database
+ * consistent at the entry before; the other two go on; restarted, it stops again. */
+static void test_divergence(void **state)
+{
+    (void)state;
+    memset(outcomes, 0, sizeof outcomes);
+    next_seq = 0;
+    for (int i = 0; i < N_NODES; i++)
+        node_open(&nodes[i]);
+    node *leader = wait_leader();
+    propose_batches(leader, 10);
+    wait_converged();
+    check_identical();
+    uint8_t chain[N_NODES][CTL_DB_CHAIN_LEN];
+    for (int i = 0; i < N_NODES; i++) {
+        uint64_t base = 99;
+        assert_int_equal(ctl_db_cluster_chain(ctl_store_db(nodes[i].s), &base, chain[i]),
+                         CTL_DB_OK);
+        assert_int_equal(base, 0);
+        assert_memory_equal(chain[i], chain[0], CTL_DB_CHAIN_LEN);
+        ctl_cluster_status st;
+        ctl_cluster_get_status(nodes[i].c, &st);
+        if (&nodes[i] != leader && st.chain_checked < 5)
+            fail_msg("node %llu compared only %llu chains", (unsigned long long)nodes[i].id,
+                     (unsigned long long)st.chain_checked);
+        assert_int_equal(st.diverged, 0);
+    }
+
+    node *bad = leader == &nodes[0] ? &nodes[1] : &nodes[0];
+    ctl_cluster_test_diverge(bad->c);
+    int rc = CTL_CLUSTER_OK;
+    /* the diverged entry itself still applies (its leader's chain is of an index before it) */
+    propose_one_but(leader, bad, &rc);
+    uint64_t diverged_at = outcomes[next_seq - 1].index;
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (rc == CTL_CLUSTER_OK) {
+        if (now_ms() > end)
+            fail_msg("node %llu did not stop as diverged within %d ms",
+                     (unsigned long long)bad->id, DEADLINE_MS);
+        propose_one_but(leader, bad, &rc);
+    }
+    assert_int_equal(rc, CTL_CLUSTER_E_DIVERGED);
+    ctl_cluster_status st;
+    ctl_cluster_get_status(bad->c, &st);
+    assert_int_equal(st.diverged, 1);
+    assert_true(st.applied_index >= diverged_at);
+    /* it stays stopped, refuses proposals, and its database is at its applied index */
+    assert_int_equal(ctl_cluster_run(bad->c, 0), CTL_CLUSTER_E_DIVERGED);
+    uint64_t stored = 0;
+    assert_int_equal(ctl_db_cluster_applied(ctl_store_db(bad->s), &stored), CTL_DB_OK);
+    assert_int_equal(stored, st.applied_index);
+    ctl_cluster_status lst;
+    ctl_cluster_get_status(leader->c, &lst);
+    assert_true(lst.applied_index > st.applied_index);
+    printf("node %llu digested entry %llu as another one and stopped at entry %llu "
+           "(the leader is at %llu)\n",
+           (unsigned long long)bad->id, (unsigned long long)diverged_at,
+           (unsigned long long)st.applied_index + 1, (unsigned long long)lst.applied_index);
+
+    /* the other two go on */
+    propose_one_but(leader, bad, &rc);
+    propose_one_but(leader, bad, &rc);
+
+    /* restarted with its database and data_dir, it stops again */
+    node_stop(bad);
+    node_open(bad);
+    rc = CTL_CLUSTER_OK;
+    end = now_ms() + DEADLINE_MS;
+    while (rc == CTL_CLUSTER_OK) {
+        if (now_ms() > end)
+            fail_msg("restarted node %llu did not stop as diverged within %d ms",
+                     (unsigned long long)bad->id, DEADLINE_MS);
+        propose_one_but(leader, bad, &rc);
+    }
+    assert_int_equal(rc, CTL_CLUSTER_E_DIVERGED);
+    node_stop(bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1009,5 +1122,9 @@ int main(void)
         cmocka_unit_test(test_apply_transaction),
         cmocka_unit_test(test_cluster_section),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest diverge[] = {
+        cmocka_unit_test(test_divergence),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    return failed + cmocka_run_group_tests(diverge, setup, teardown);
 }
