@@ -75,6 +75,15 @@ struct ctl_cluster {
     } ring[CHAIN_RING]; /* the chain after each of the last CHAIN_RING applied indexes */
     uint64_t n_checked, n_unchecked;
     int diverged;      /* the leader's chain differed from this node's: stopped */
+    /* the guard at libraft's I/O boundary (guard_recv, guard_send): libuv's own functions */
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
+                   raft_io_send_cb);
+    raft_io_recv_cb raft_recv; /* libraft's receive callback */
+    uint64_t n_commit_clamped, n_match_clamped;
+    struct raft_barrier barrier; /* a new leader's first entry of its term */
+    uint64_t barrier_term;
+    int barrier_busy;
     int test_diverge;  /* ctl_cluster_test_diverge: digest the next entry as another one */
     char tmp_path[CTL_CLUSTER_DIR_MAX + 32]; /* where database images are written */
     /* the membership change under way (ctl_cluster_add / _remove), one at a time */
@@ -416,6 +425,94 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
+/* ---- two rules of Raft that libraft 0.15 does not keep, kept at its I/O boundary ----
+ *
+ * libraft 0.15 (Debian 12's) breaks two rules of the Raft paper (docs/cluster.md,
+ * "Divergence"), and a node killed while leader, restarted with uncommitted entries of its old
+ * term at the end of its log, can then apply entries that were never committed:
+ *  1. a follower sets its commit index to min(leaderCommit, its whole stored log), where the
+ *     paper says min(leaderCommit, index of the last new entry): the entries past those the
+ *     leader's message matched may be a stale tail, and the follower applies them;
+ *  2. a follower reports its whole stored log as what it holds, and the leader takes that as
+ *     its match index, so counts the follower as holding entries it does not have; libraft
+ *     also commits entries of an earlier term by counting replicas (paper 5.4.2; fixed
+ *     upstream in v0.17.1).
+ * libraft is not patched here: the node's own I/O object is. guard_recv lowers leaderCommit in
+ * each AppendEntries to prev_log_index + n_entries before libraft reads it (rule 1, as the
+ * paper states it). guard_send lowers the last index in each accepting AppendEntries result to
+ * what this follower knows matches the leader: its whole log if its last entry is of the
+ * current term (only the current leader makes such entries, and the log matching property then
+ * covers everything before it), else its commit index (which rule 1 keeps to matched entries).
+ * So a leader counts a follower only for entries up to one of its own term, which is also the
+ * paper's 5.4.2: an old-term entry is committed only with a current-term entry after it. A new
+ * leader proposes a barrier (an empty entry of its term) so that old-term entries commit
+ * without waiting for the next decision. */
+
+/* The term of the entry at index in libraft's in-memory log (its public struct raft_log), 0
+ * when the log does not hold it. */
+static uint64_t log_term_of(const struct raft_log *l, uint64_t index)
+{
+    size_t n = l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
+    if (index > l->offset && index - l->offset <= n)
+        return l->entries[(l->front + (size_t)(index - l->offset - 1)) % l->size].term;
+    if (index != 0 && index == l->snapshot.last_index)
+        return l->snapshot.last_term;
+    return 0;
+}
+
+static void guard_recv(struct raft_io *io, struct raft_message *m)
+{
+    struct raft *r = io->data;
+    ctl_cluster *c = r->data;
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        struct raft_append_entries *a = &m->append_entries;
+        uint64_t last_new = a->prev_log_index + a->n_entries;
+        if (a->leader_commit > last_new) {
+            a->leader_commit = last_new;
+            c->n_commit_clamped++;
+        }
+    }
+    c->raft_recv(io, m);
+}
+
+static int guard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                       raft_io_recv_cb recv)
+{
+    struct raft *r = io->data;
+    ctl_cluster *c = r->data;
+    c->raft_recv = recv;
+    return c->io_start(io, msecs, tick, guard_recv);
+}
+
+static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+                      raft_io_send_cb cb)
+{
+    struct raft *r = io->data;
+    ctl_cluster *c = r->data;
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && m->append_entries_result.rejected == 0) {
+        uint64_t last = m->append_entries_result.last_log_index;
+        uint64_t sure = r->commit_index;
+        if (r->log.snapshot.last_index > sure)
+            sure = r->log.snapshot.last_index;
+        if (last > sure && log_term_of(&r->log, last) != r->current_term) {
+            /* the message is encoded during the call (the uv backend copies nothing of it
+             * later), so a changed copy on the stack is enough */
+            struct raft_message copy = *m;
+            copy.append_entries_result.last_log_index = sure;
+            c->n_match_clamped++;
+            return c->io_send(io, req, &copy, cb);
+        }
+    }
+    return c->io_send(io, req, m, cb);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    (void)status; /* lost with the leadership: the next leader proposes its own */
+    ctl_cluster *c = req->data;
+    c->barrier_busy = 0;
+}
+
 /* ---- open, run, close ---- */
 
 static int mkdir_p(const char *path)
@@ -557,6 +654,11 @@ int ctl_cluster_open(const ctl_cluster_config *cfg, ctl_db *db, const ctl_cluste
     }
     c->raft_ok = 1;
     c->raft.data = c;
+    /* after raft_init (which set io.data to the raft), before raft_start (which calls start) */
+    c->io_start = c->io.start;
+    c->io_send = c->io.send;
+    c->io.start = guard_start;
+    c->io.send = guard_send;
     raft_set_election_timeout(&c->raft, (unsigned)cfg->election_timeout_ms);
     raft_set_heartbeat_timeout(&c->raft, (unsigned)(cfg->election_timeout_ms / 10));
     raft_set_snapshot_threshold(&c->raft, (unsigned)cfg->snapshot_threshold);
@@ -612,6 +714,15 @@ int ctl_cluster_run(ctl_cluster *c, int timeout_ms)
         uv_timer_stop(&c->wake);
     }
     uv_run(&c->loop, UV_RUN_NOWAIT);
+    if (!c->closing && !c->failed && !c->barrier_busy && raft_state(&c->raft) == RAFT_LEADER &&
+        c->barrier_term != c->raft.current_term) {
+        c->barrier_term = c->raft.current_term;
+        memset(&c->barrier, 0, sizeof c->barrier);
+        c->barrier.data = c;
+        c->barrier_busy = 1; /* before: a callback made at once clears it */
+        if (raft_barrier(&c->raft, &c->barrier, barrier_cb) != 0)
+            c->barrier_busy = 0;
+    }
     return c->diverged ? CTL_CLUSTER_E_DIVERGED : c->failed ? CTL_CLUSTER_E_APPLY : CTL_CLUSTER_OK;
 }
 
@@ -726,6 +837,8 @@ void ctl_cluster_get_status(ctl_cluster *c, ctl_cluster_status *st)
     st->chain_checked = c->n_checked;
     st->chain_unchecked = c->n_unchecked;
     st->diverged = c->diverged;
+    st->commit_clamped = c->n_commit_clamped;
+    st->match_clamped = c->n_match_clamped;
 }
 
 void ctl_cluster_test_diverge(ctl_cluster *c)

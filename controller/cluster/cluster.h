@@ -157,6 +157,8 @@ typedef struct {
     uint64_t chain_checked;   /* entries whose leader's chain this node compared with its own */
     uint64_t chain_unchecked; /* entries whose chain it could not compare (no longer kept) */
     int diverged;             /* 1: a comparison failed and this node stopped */
+    uint64_t commit_clamped;  /* AppendEntries whose leaderCommit this node lowered (cluster.c) */
+    uint64_t match_clamped;   /* results in which it reported less than its whole log */
 } ctl_cluster_status;
 
 int ctl_cluster_is_leader(ctl_cluster *c);
