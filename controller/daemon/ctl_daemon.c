@@ -1559,6 +1559,15 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     if (d->readings_thinned)
         ctl_logf(&d->log, CTL_LOG_INFO, "reading retention deleted %llu readings",
                  (unsigned long long)d->readings_thinned);
+    if (d->cluster) {
+        ctl_cluster_status cs;
+        ctl_cluster_get_status(d->cluster, &cs);
+        ctl_logf(&d->log, CTL_LOG_INFO,
+                 "cluster: %llu entries' chains compared with the leader's, %llu not comparable; "
+                 "libraft guard: %llu commit indexes and %llu match reports lowered",
+                 (unsigned long long)cs.chain_checked, (unsigned long long)cs.chain_unchecked,
+                 (unsigned long long)cs.commit_clamped, (unsigned long long)cs.match_clamped);
+    }
     bus_stop(d->bus, 2000);
     status = d->cluster_failed ? 1 : 0;
 out:
