@@ -1039,7 +1039,6 @@ static void propose_one_but(node *leader, node *skip, int *stopped_rc)
  * consistent at the entry before; the other two go on; restarted, it stops again. */
 static void test_divergence(void **state)
 {
-    (void)state;
     memset(outcomes, 0, sizeof outcomes);
     next_seq = 0;
     for (int i = 0; i < N_NODES; i++)
@@ -1111,6 +1110,60 @@ static void test_divergence(void **state)
     }
     assert_int_equal(rc, CTL_CLUSTER_E_DIVERGED);
     node_stop(bad);
+
+    /* the operator's way out (docs/cluster.md, "When a node stops as diverged"): the node is
+     * removed and a new one, with a new id, an empty data directory and database, joins; it
+     * catches up (a snapshot: the log was compacted) and its chain is the others' */
+    char err[512] = "";
+    change_end e = {0, 0, ""};
+    assert_int_equal(ctl_cluster_remove(leader->c, bad->id, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_OK);
+    wait_change(&e);
+    memset(&joiner, 0, sizeof joiner);
+    joiner.id = 4;
+    snprintf(joiner.addr, sizeof joiner.addr, "127.0.0.1:%d", tst_free_port());
+    snprintf(joiner.raft_dir, sizeof joiner.raft_dir, "%s/raft-4", (const char *)*state);
+    snprintf(joiner.db_path, sizeof joiner.db_path, "%s/community-4.db", (const char *)*state);
+    assert_int_equal(ctl_store_open(joiner.db_path, &ID, &joiner.s, err, sizeof err), CTL_ST_OK);
+    ctl_cluster_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    ctl_cluster_config_defaults(&cfg);
+    cfg.node_id = 4;
+    cfg.nodes[0].id = 4;
+    snprintf(cfg.nodes[0].address, sizeof cfg.nodes[0].address, "%s", joiner.addr);
+    cfg.n_nodes = 1;
+    cfg.join = 1;
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", joiner.raft_dir);
+    cfg.snapshot_threshold = 16;
+    cfg.snapshot_trailing = 4;
+    ctl_cluster_fsm fsm = {apply, NULL, &joiner};
+    assert_int_equal(ctl_cluster_open(&cfg, ctl_store_db(joiner.s), &fsm, &quiet, &joiner.c, err,
+                                      sizeof err),
+                     CTL_CLUSTER_OK);
+    propose_batches(leader, 20);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(ctl_cluster_add(leader->c, 4, joiner.addr, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_OK);
+    wait_change(&e);
+    propose_batches(leader, 5);
+    end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        ctl_cluster_get_status(leader->c, &lst);
+        ctl_cluster_get_status(joiner.c, &st);
+        if (st.applied_index == lst.applied_index && st.commit_index == lst.commit_index)
+            break;
+        if (now_ms() > end)
+            fail_msg("node 4 did not catch up within %d ms", DEADLINE_MS);
+        drive(5);
+    }
+    assert_int_equal(st.diverged, 0);
+    assert_true(st.chain_checked > 0);
+    char *want = dump(leader->db_path), *got = dump(joiner.db_path);
+    if (strcmp(want, got) != 0)
+        fail_msg("node 4's database (and chain) differs from the leader's");
+    free(want);
+    free(got);
+    node_stop(&joiner);
 }
 
 int main(void)
