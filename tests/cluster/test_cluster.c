@@ -9,7 +9,9 @@
  *  - a refused entry is refused on every node and still counts as applied;
  *  - the leader stopped: another node is leader, and the figure is printed;
  *  - a stopped node catches up from the log, and from a snapshot once the log was compacted
- *    past it; a restart of every node re-applies nothing.
+ *    past it; a restart of every node re-applies nothing;
+ *  - (test_divergence, a cluster of its own) a node whose chain of applied entries differs from
+ *    the leader's stops, stays stopped, and a new node replaces it.
  */
 #define _POSIX_C_SOURCE 200809L
 
