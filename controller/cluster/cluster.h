@@ -11,6 +11,11 @@
  * Snapshots are a consistent image of the database plus that index; a node that was down
  * catches up from the log or, when the log was compacted past it, from a snapshot.
  *
+ * Divergence (docs/cluster.md, "Divergence"): each node keeps a digest chain over the entries it
+ * applied, stored with the index; the leader's entries carry its chain, and a node whose own
+ * differs stops (CTL_CLUSTER_E_DIVERGED) before applying the entry. Two Raft rules libraft 0.15
+ * breaks are kept at the node's I/O object (cluster.c).
+ *
  * Threading: libraft is not thread-safe. A ctl_cluster owns its own uv loop, and every call
  * here, and every apply callback, runs on the thread that calls ctl_cluster_run (the daemon's
  * loop): the caller drives the loop, nothing runs behind its back.
