@@ -81,6 +81,9 @@ struct ctl_cluster {
                    raft_io_send_cb);
     raft_io_recv_cb raft_recv; /* libraft's receive callback */
     uint64_t n_commit_clamped, n_match_clamped;
+    /* the highest index this node knows its log matches the leader of verified_term at: the
+     * end of an AppendEntries whose previous entry matched, or a snapshot's last index */
+    uint64_t verified, verified_term;
     struct raft_barrier barrier; /* a new leader's first entry of its term */
     uint64_t barrier_term;
     int barrier_busy;
@@ -442,7 +445,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
  * paper states it). guard_send lowers the last index in each accepting AppendEntries result to
  * what this follower knows matches the leader: its whole log if its last entry is of the
  * current term (only the current leader makes such entries, and the log matching property then
- * covers everything before it), else its commit index (which rule 1 keeps to matched entries).
+ * covers everything before it), else its commit index (which rule 1 keeps to matched entries)
+ * or the last index of a snapshot the leader of this term sent (committed entries).
  * So a leader counts a follower only for entries up to one of its own term, which is also the
  * paper's 5.4.2: an old-term entry is committed only with a current-term entry after it. A new
  * leader proposes a barrier (an empty entry of its term) so that old-term entries commit
@@ -460,6 +464,17 @@ static uint64_t log_term_of(const struct raft_log *l, uint64_t index)
     return 0;
 }
 
+/* A snapshot the leader of term sent proves this node's log matches its up to index. */
+static void guard_verified(ctl_cluster *c, uint64_t term, uint64_t index)
+{
+    if (term > c->verified_term) {
+        c->verified_term = term;
+        c->verified = 0;
+    }
+    if (term == c->verified_term && index > c->verified)
+        c->verified = index;
+}
+
 static void guard_recv(struct raft_io *io, struct raft_message *m)
 {
     struct raft *r = io->data;
@@ -471,6 +486,15 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
             a->leader_commit = last_new;
             c->n_commit_clamped++;
         }
+    } else if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
+        /* accepted, the node either installs it or already holds its last entry with that term
+         * (libraft then answers at once with the snapshot's last index and leaves its commit
+         * index as it was: lowering that answer to the commit index, the guard made a leader
+         * waiting on the snapshot resend it for ever, seen in test_cluster_crash). A snapshot
+         * holds only committed entries, so counting them commits nothing by counting. */
+        const struct raft_install_snapshot *is = &m->install_snapshot;
+        if (is->term >= r->current_term)
+            guard_verified(c, is->term, is->last_index);
     }
     c->raft_recv(io, m);
 }
@@ -494,6 +518,8 @@ static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct
         uint64_t sure = r->commit_index;
         if (r->log.snapshot.last_index > sure)
             sure = r->log.snapshot.last_index;
+        if (c->verified_term == r->current_term && c->verified > sure)
+            sure = c->verified;
         if (last > sure && log_term_of(&r->log, last) != r->current_term) {
             /* the message is encoded during the call (the uv backend copies nothing of it
              * later), so a changed copy on the stack is enough */
