@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <raft.h>
 #include <raft/uv.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,26 @@
 #include <uv.h>
 
 /* An entry in the log: a format byte, the type byte, two zero bytes, the payload's length (4
- * bytes big-endian), the payload, zero bytes up to a multiple of 8. libraft's encoding of log
+ * bytes big-endian); in format 2 then the proposer's chain (8 bytes big-endian each: the index
+ * its chain started from and the last index it had applied, then the 32-byte chain digest
+ * after that index); the payload, zero bytes up to a multiple of 8. libraft's encoding of log
  * batches and messages assumes entry buffers a multiple of 8 bytes long (found the hard way: an
- * odd length corrupted the segment files and the entries sent to followers). */
-#define ENTRY_FORMAT 1
-#define ENTRY_HEADER 8
+ * odd length corrupted the segment files and the entries sent to followers). Format 1 entries
+ * (no chain) are still read: a log written before the check. */
+#define ENTRY_FORMAT_1 1
+#define ENTRY_FORMAT   2
+#define ENTRY_HEADER_1 8
+#define ENTRY_HEADER   (8 + 16 + CHAIN_LEN)
+/* The divergence check (docs/cluster.md, "Divergence"): every node keeps a running digest over
+ * the entries it applied, chain(i) = BLAKE2b-256(chain(i-1) || index i || the entry's bytes),
+ * stored with the applied index (db/cluster_state.h) and so carried by snapshots. The leader
+ * puts its own (index, chain) in every entry it proposes; a node applying that entry compares
+ * it with its own chain at that index, which it keeps for the last CHAIN_RING indexes, and
+ * stops on a difference before applying anything of the entry. Two nodes that applied
+ * different entries under one index therefore cannot both go on: the one that differs from
+ * the leader stops at the first entry the leader proposed after that index. */
+#define CHAIN_LEN  CTL_DB_CHAIN_LEN
+#define CHAIN_RING 1024
 /* A snapshot: "MGXS", a format byte, three zero bytes, the applied index and the image's
  * length (8 bytes big-endian each), the database image, zero bytes up to a multiple of 8. */
 #define SNAP_MAGIC  "MGXS"
@@ -50,6 +66,28 @@ struct ctl_cluster {
     int failed;       /* an apply failed: stop */
     uint64_t applied; /* the database's applied index */
     uint64_t n_applied, n_snapshots, n_restores;
+    /* the divergence check's chain: started at chain_base, chain after entry applied */
+    uint64_t chain_base;
+    uint8_t chain[CHAIN_LEN];
+    struct {
+        uint64_t index; /* 0: empty */
+        uint8_t digest[CHAIN_LEN];
+    } ring[CHAIN_RING]; /* the chain after each of the last CHAIN_RING applied indexes */
+    uint64_t n_checked, n_unchecked;
+    int diverged;      /* the leader's chain differed from this node's: stopped */
+    /* the guard at libraft's I/O boundary (guard_recv, guard_send): libuv's own functions */
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
+                   raft_io_send_cb);
+    raft_io_recv_cb raft_recv; /* libraft's receive callback */
+    uint64_t n_commit_clamped, n_match_clamped;
+    /* the highest index this node knows its log matches the leader of verified_term at: the
+     * end of an AppendEntries whose previous entry matched, or a snapshot's last index */
+    uint64_t verified, verified_term;
+    struct raft_barrier barrier; /* a new leader's first entry of its term */
+    uint64_t barrier_term;
+    int barrier_busy;
+    int test_diverge;  /* ctl_cluster_test_diverge: digest the next entry as another one */
     char tmp_path[CTL_CLUSTER_DIR_MAX + 32]; /* where database images are written */
     /* the membership change under way (ctl_cluster_add / _remove), one at a time */
     struct {
@@ -98,6 +136,8 @@ const char *ctl_cluster_strerror(int code)
         return "the cluster closed";
     case CTL_CLUSTER_E_BUSY:
         return "a membership change is under way";
+    case CTL_CLUSTER_E_DIVERGED:
+        return "this node's applied entries differ from the leader's (diverged)";
     default:
         return "unknown error";
     }
@@ -148,6 +188,73 @@ int ctl_cluster_u64_get(const uint8_t *p, size_t len, uint64_t *v)
 
 /* ---- the state machine ---- */
 
+static void ring_reset(ctl_cluster *c)
+{
+    memset(c->ring, 0, sizeof c->ring);
+}
+
+static void ring_put(ctl_cluster *c, uint64_t index, const uint8_t digest[CHAIN_LEN])
+{
+    size_t slot = (size_t)(index % CHAIN_RING);
+    c->ring[slot].index = index + 1; /* + 1: index 0 (nothing applied) is a valid entry */
+    memcpy(c->ring[slot].digest, digest, CHAIN_LEN);
+}
+
+/* This node's chain after index, NULL when it no longer (or never) knew it. */
+static const uint8_t *ring_get(const ctl_cluster *c, uint64_t index)
+{
+    size_t slot = (size_t)(index % CHAIN_RING);
+    return c->ring[slot].index == index + 1 ? c->ring[slot].digest : NULL;
+}
+
+/* The chain from the database (after open or a restore): the ring starts at the applied index. */
+static int chain_load(ctl_cluster *c)
+{
+    if (ctl_db_cluster_chain(c->db, &c->chain_base, c->chain) != CTL_DB_OK)
+        return -1;
+    ring_reset(c);
+    ring_put(c, c->applied, c->chain);
+    return 0;
+}
+
+static void hex32(const uint8_t d[CHAIN_LEN], char out[2 * CHAIN_LEN + 1])
+{
+    sodium_bin2hex(out, 2 * CHAIN_LEN + 1, d, CHAIN_LEN);
+}
+
+/* The proposer's chain in a format 2 entry against this node's own. Returns 0 when equal or
+ * not comparable (a chain started elsewhere, an index this node no longer keeps), -1 when they
+ * differ: this node has applied something else than the leader at or before that index. */
+static int chain_check(ctl_cluster *c, uint64_t index, const uint8_t *p)
+{
+    uint64_t base = 0, at = 0;
+    ctl_cluster_u64_get(p + 8, 8, &base);
+    ctl_cluster_u64_get(p + 16, 8, &at);
+    const uint8_t *theirs = p + 24;
+    const uint8_t *mine = base == c->chain_base && at >= base ? ring_get(c, at) : NULL;
+    if (!mine) {
+        c->n_unchecked++;
+        return 0;
+    }
+    if (sodium_memcmp(mine, theirs, CHAIN_LEN) == 0) {
+        c->n_checked++;
+        return 0;
+    }
+    char h_mine[2 * CHAIN_LEN + 1], h_theirs[2 * CHAIN_LEN + 1];
+    hex32(mine, h_mine);
+    hex32(theirs, h_theirs);
+    ctl_logf(c->log, CTL_LOG_ERROR,
+             "cluster: node %llu DIVERGED: entry %llu was proposed by a leader whose chain after "
+             "entry %llu is %s, this node's is %s: this node applied other entries than the "
+             "leader; it stops before applying entry %llu (its database stays at entry %llu, "
+             "consistent) and will stop again on restart; replace it (docs/cluster.md, "
+             "\"When a node stops as diverged\")",
+             (unsigned long long)c->cfg.node_id, (unsigned long long)index,
+             (unsigned long long)at, h_theirs, h_mine, (unsigned long long)index,
+             (unsigned long long)c->applied);
+    return -1;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     ctl_cluster *c = fsm->data;
@@ -161,13 +268,34 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         return 0; /* replayed after a restart: its effects are already in the database */
     const uint8_t *p = buf->base;
     int type = 0;
-    size_t plen = 0;
-    if (buf->len >= ENTRY_HEADER && p[0] == ENTRY_FORMAT && p[1] >= 1 &&
-        p[1] <= CTL_ENTRY_TYPE_MAX) {
+    size_t plen = 0, hlen = 0;
+    if (buf->len >= ENTRY_HEADER_1 && p[1] >= 1 && p[1] <= CTL_ENTRY_TYPE_MAX)
+        hlen = p[0] == ENTRY_FORMAT_1 ? ENTRY_HEADER_1
+               : p[0] == ENTRY_FORMAT && buf->len >= ENTRY_HEADER ? ENTRY_HEADER
+                                                                  : 0;
+    if (hlen) {
         plen = (size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7];
-        if (plen <= buf->len - ENTRY_HEADER)
+        if (plen <= buf->len - hlen)
             type = p[1];
     }
+    if (hlen == ENTRY_HEADER && chain_check(c, index, p) != 0) {
+        c->diverged = 1;
+        goto fail;
+    }
+    /* the chain after this entry, whatever its fate (applied, refused, unreadable) */
+    uint8_t next[CHAIN_LEN], ib[8];
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, CHAIN_LEN);
+    crypto_generichash_update(&h, c->chain, CHAIN_LEN);
+    ctl_cluster_u64_put(ib, index);
+    crypto_generichash_update(&h, ib, sizeof ib);
+    crypto_generichash_update(&h, p, buf->len);
+    if (c->test_diverge) {
+        /* the test hook: as if another entry had been applied under this index */
+        crypto_generichash_update(&h, (const uint8_t *)"x", 1);
+        c->test_diverge = 0;
+    }
+    crypto_generichash_final(&h, next, CHAIN_LEN);
     int rc = 1; /* an entry this mgx cannot read is refused alike on every node */
     if (ctl_db_apply_begin(c->db) != CTL_DB_OK) {
         ctl_logf(c->log, CTL_LOG_ERROR, "cluster: entry %llu: cannot begin: %s",
@@ -175,7 +303,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         goto fail;
     }
     if (type)
-        rc = c->fsm_cb.apply(c->fsm_cb.ctx, index, type, p + ENTRY_HEADER, plen);
+        rc = c->fsm_cb.apply(c->fsm_cb.ctx, index, type, p + hlen, plen);
     if (rc < 0) {
         ctl_db_apply_end(c->db, 0);
         ctl_logf(c->log, CTL_LOG_ERROR, "cluster: entry %llu (type %d) failed to apply",
@@ -191,7 +319,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (ctl_db_apply_begin(c->db) != CTL_DB_OK)
             goto fail;
     }
-    if (ctl_db_cluster_set_applied(c->db, index) != CTL_DB_OK) {
+    if (ctl_db_cluster_set_applied_chain(c->db, index, c->chain_base, next) != CTL_DB_OK) {
         ctl_db_apply_end(c->db, 0);
         goto fail;
     }
@@ -201,6 +329,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         goto fail;
     }
     c->applied = index;
+    memcpy(c->chain, next, CHAIN_LEN);
+    ring_put(c, index, next);
     c->n_applied++;
     return 0;
 fail:
@@ -282,6 +412,11 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
             return RAFT_CORRUPT;
         }
         c->applied = index;
+        if (chain_load(c) != 0) {
+            ctl_logf(c->log, CTL_LOG_ERROR, "cluster: restored image: the chain: %s",
+                     ctl_db_errmsg(c->db));
+            return RAFT_IOERR;
+        }
         c->n_restores++;
         ctl_logf(c->log, CTL_LOG_INFO, "cluster: database restored from a snapshot at %llu",
                  (unsigned long long)index);
@@ -291,6 +426,117 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     /* else the database is already past it (a restart): the log replays from there */
     raft_free(buf->base); /* ours on success */
     return 0;
+}
+
+/* ---- two rules of Raft that libraft 0.15 does not keep, kept at its I/O boundary ----
+ *
+ * libraft 0.15 (Debian 12's) breaks two rules of the Raft paper (docs/cluster.md,
+ * "Divergence"), and a node killed while leader, restarted with uncommitted entries of its old
+ * term at the end of its log, can then apply entries that were never committed:
+ *  1. a follower sets its commit index to min(leaderCommit, its whole stored log), where the
+ *     paper says min(leaderCommit, index of the last new entry): the entries past those the
+ *     leader's message matched may be a stale tail, and the follower applies them;
+ *  2. a follower reports its whole stored log as what it holds, and the leader takes that as
+ *     its match index, so counts the follower as holding entries it does not have; libraft
+ *     also commits entries of an earlier term by counting replicas (paper 5.4.2; fixed
+ *     upstream in v0.17.1).
+ * libraft is not patched here: the node's own I/O object is. guard_recv lowers leaderCommit in
+ * each AppendEntries to prev_log_index + n_entries before libraft reads it (rule 1, as the
+ * paper states it). guard_send lowers the last index in each accepting AppendEntries result to
+ * what this follower knows matches the leader: its whole log if its last entry is of the
+ * current term (only the current leader makes such entries, and the log matching property then
+ * covers everything before it), else its commit index (which rule 1 keeps to matched entries)
+ * or the last index of a snapshot the leader of this term sent (committed entries).
+ * So a leader counts a follower only for entries up to one of its own term, which is also the
+ * paper's 5.4.2: an old-term entry is committed only with a current-term entry after it. A new
+ * leader proposes a barrier (an empty entry of its term) so that old-term entries commit
+ * without waiting for the next decision. */
+
+/* The term of the entry at index in libraft's in-memory log (its public struct raft_log), 0
+ * when the log does not hold it. */
+static uint64_t log_term_of(const struct raft_log *l, uint64_t index)
+{
+    size_t n = l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
+    if (index > l->offset && index - l->offset <= n)
+        return l->entries[(l->front + (size_t)(index - l->offset - 1)) % l->size].term;
+    if (index != 0 && index == l->snapshot.last_index)
+        return l->snapshot.last_term;
+    return 0;
+}
+
+/* A snapshot the leader of term sent proves this node's log matches its up to index. */
+static void guard_verified(ctl_cluster *c, uint64_t term, uint64_t index)
+{
+    if (term > c->verified_term) {
+        c->verified_term = term;
+        c->verified = 0;
+    }
+    if (term == c->verified_term && index > c->verified)
+        c->verified = index;
+}
+
+static void guard_recv(struct raft_io *io, struct raft_message *m)
+{
+    struct raft *r = io->data;
+    ctl_cluster *c = r->data;
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        struct raft_append_entries *a = &m->append_entries;
+        uint64_t last_new = a->prev_log_index + a->n_entries;
+        if (a->leader_commit > last_new) {
+            a->leader_commit = last_new;
+            c->n_commit_clamped++;
+        }
+    } else if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
+        /* accepted, the node either installs it or already holds its last entry with that term
+         * (libraft then answers at once with the snapshot's last index and leaves its commit
+         * index as it was: lowering that answer to the commit index, the guard made a leader
+         * waiting on the snapshot resend it for ever, seen in test_cluster_crash). A snapshot
+         * holds only committed entries, so counting them commits nothing by counting. */
+        const struct raft_install_snapshot *is = &m->install_snapshot;
+        if (is->term >= r->current_term)
+            guard_verified(c, is->term, is->last_index);
+    }
+    c->raft_recv(io, m);
+}
+
+static int guard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                       raft_io_recv_cb recv)
+{
+    struct raft *r = io->data;
+    ctl_cluster *c = r->data;
+    c->raft_recv = recv;
+    return c->io_start(io, msecs, tick, guard_recv);
+}
+
+static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+                      raft_io_send_cb cb)
+{
+    struct raft *r = io->data;
+    ctl_cluster *c = r->data;
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && m->append_entries_result.rejected == 0) {
+        uint64_t last = m->append_entries_result.last_log_index;
+        uint64_t sure = r->commit_index;
+        if (r->log.snapshot.last_index > sure)
+            sure = r->log.snapshot.last_index;
+        if (c->verified_term == r->current_term && c->verified > sure)
+            sure = c->verified;
+        if (last > sure && log_term_of(&r->log, last) != r->current_term) {
+            /* the message is encoded during the call (the uv backend copies nothing of it
+             * later), so a changed copy on the stack is enough */
+            struct raft_message copy = *m;
+            copy.append_entries_result.last_log_index = sure;
+            c->n_match_clamped++;
+            return c->io_send(io, req, &copy, cb);
+        }
+    }
+    return c->io_send(io, req, m, cb);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    (void)status; /* lost with the leadership: the next leader proposes its own */
+    ctl_cluster *c = req->data;
+    c->barrier_busy = 0;
 }
 
 /* ---- open, run, close ---- */
@@ -388,6 +634,10 @@ int ctl_cluster_open(const ctl_cluster_config *cfg, ctl_db *db, const ctl_cluste
         ctl_errf(err, errlen, "cluster: the applied index: %s", ctl_db_errmsg(db));
         goto fail;
     }
+    if (sodium_init() < 0 || chain_load(c) != 0) {
+        ctl_errf(err, errlen, "cluster: the chain: %s", ctl_db_errmsg(db));
+        goto fail;
+    }
     int r;
     if ((r = uv_loop_init(&c->loop)) != 0) {
         ctl_errf(err, errlen, "cluster: uv loop: %s", uv_strerror(r));
@@ -432,6 +682,11 @@ int ctl_cluster_open(const ctl_cluster_config *cfg, ctl_db *db, const ctl_cluste
     }
     c->raft_ok = 1;
     c->raft.data = c;
+    /* after raft_init (which set io.data to the raft), before raft_start (which calls start) */
+    c->io_start = c->io.start;
+    c->io_send = c->io.send;
+    c->io.start = guard_start;
+    c->io.send = guard_send;
     raft_set_election_timeout(&c->raft, (unsigned)cfg->election_timeout_ms);
     raft_set_heartbeat_timeout(&c->raft, (unsigned)(cfg->election_timeout_ms / 10));
     raft_set_snapshot_threshold(&c->raft, (unsigned)cfg->snapshot_threshold);
@@ -487,7 +742,16 @@ int ctl_cluster_run(ctl_cluster *c, int timeout_ms)
         uv_timer_stop(&c->wake);
     }
     uv_run(&c->loop, UV_RUN_NOWAIT);
-    return c->failed ? CTL_CLUSTER_E_APPLY : CTL_CLUSTER_OK;
+    if (!c->closing && !c->failed && !c->barrier_busy && raft_state(&c->raft) == RAFT_LEADER &&
+        c->barrier_term != c->raft.current_term) {
+        c->barrier_term = c->raft.current_term;
+        memset(&c->barrier, 0, sizeof c->barrier);
+        c->barrier.data = c;
+        c->barrier_busy = 1; /* before: a callback made at once clears it */
+        if (raft_barrier(&c->raft, &c->barrier, barrier_cb) != 0)
+            c->barrier_busy = 0;
+    }
+    return c->diverged ? CTL_CLUSTER_E_DIVERGED : c->failed ? CTL_CLUSTER_E_APPLY : CTL_CLUSTER_OK;
 }
 
 static void apply_cb(struct raft_apply *req, int status, void *result)
@@ -536,6 +800,10 @@ int ctl_cluster_propose(ctl_cluster *c, int type, const uint8_t *payload, size_t
     data[5] = (uint8_t)(len >> 16);
     data[6] = (uint8_t)(len >> 8);
     data[7] = (uint8_t)len;
+    /* what this leader has applied: every node checks its own chain against it */
+    ctl_cluster_u64_put(data + 8, c->chain_base);
+    ctl_cluster_u64_put(data + 16, c->applied);
+    memcpy(data + 24, c->chain, CHAIN_LEN);
     if (len)
         memcpy(data + ENTRY_HEADER, payload, len);
     struct raft_buffer buf = {data, total};
@@ -594,6 +862,17 @@ void ctl_cluster_get_status(ctl_cluster *c, ctl_cluster_status *st)
     st->n_applied = c->n_applied;
     st->n_snapshots = c->n_snapshots;
     st->n_restores = c->n_restores;
+    st->chain_checked = c->n_checked;
+    st->chain_unchecked = c->n_unchecked;
+    st->diverged = c->diverged;
+    st->commit_clamped = c->n_commit_clamped;
+    st->match_clamped = c->n_match_clamped;
+}
+
+void ctl_cluster_test_diverge(ctl_cluster *c)
+{
+    if (c)
+        c->test_diverge = 1;
 }
 
 /* Runs the loop until done(c) or about ms milliseconds have passed (the wake timer bounds

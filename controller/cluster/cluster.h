@@ -11,6 +11,11 @@
  * Snapshots are a consistent image of the database plus that index; a node that was down
  * catches up from the log or, when the log was compacted past it, from a snapshot.
  *
+ * Divergence (docs/cluster.md, "Divergence"): each node keeps a digest chain over the entries it
+ * applied, stored with the index; the leader's entries carry its chain, and a node whose own
+ * differs stops (CTL_CLUSTER_E_DIVERGED) before applying the entry. Two Raft rules libraft 0.15
+ * breaks are kept at the node's I/O object (cluster.c).
+ *
  * Threading: libraft is not thread-safe. A ctl_cluster owns its own uv loop, and every call
  * here, and every apply callback, runs on the thread that calls ctl_cluster_run (the daemon's
  * loop): the caller drives the loop, nothing runs behind its back.
@@ -45,7 +50,10 @@ enum {
     CTL_CLUSTER_E_APPLY = -5, /* an entry could not be applied to the database: this node
                                * stops (its database is behind the log; restart it) */
     CTL_CLUSTER_E_CLOSED = -6, /* the cluster closed before the entry committed */
-    CTL_CLUSTER_E_BUSY = -7    /* a membership change is already under way */
+    CTL_CLUSTER_E_BUSY = -7,   /* a membership change is already under way */
+    CTL_CLUSTER_E_DIVERGED = -8 /* the leader's chain of applied entries differs from this
+                                 * node's: this node stops, its database consistent at its
+                                 * applied index but not the others' (docs/cluster.md) */
 };
 
 const char *ctl_cluster_strerror(int code);
@@ -151,6 +159,11 @@ typedef struct {
     uint64_t n_applied;     /* entries this process applied (not skipped as applied) */
     uint64_t n_snapshots;   /* snapshots this process took */
     uint64_t n_restores;    /* snapshots this process loaded into its database */
+    uint64_t chain_checked;   /* entries whose leader's chain this node compared with its own */
+    uint64_t chain_unchecked; /* entries whose chain it could not compare (no longer kept) */
+    int diverged;             /* 1: a comparison failed and this node stopped */
+    uint64_t commit_clamped;  /* AppendEntries whose leaderCommit this node lowered (cluster.c) */
+    uint64_t match_clamped;   /* results in which it reported less than its whole log */
 } ctl_cluster_status;
 
 int ctl_cluster_is_leader(ctl_cluster *c);
@@ -203,6 +216,11 @@ int ctl_cluster_remove(ctl_cluster *c, uint64_t id, ctl_cluster_change_fn done, 
 /* The caller of a change under way with this arg is gone: done will not be called; the change
  * itself goes on. */
 void ctl_cluster_change_detach(ctl_cluster *c, void *arg);
+
+/* For tests only: the next entry this node applies enters its chain as if it were another
+ * entry (what a node that applied a stale entry has), so the next entry the leader proposes
+ * after it makes this node stop with CTL_CLUSTER_E_DIVERGED. */
+void ctl_cluster_test_diverge(ctl_cluster *c);
 
 /* Stops Raft (pending proposals end with CTL_CLUSTER_E_CLOSED), closes the loop and frees c.
  * NULL is a no-op. */

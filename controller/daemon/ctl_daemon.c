@@ -134,6 +134,7 @@ struct daemon {
     ctl_cluster *cluster;
     ctl_rep_buf rep_orders;
     int was_leader;
+    int cluster_failed; /* this node stopped applying the log: the process exits non-zero */
     int64_t clear_proposed;
     int64_t settle_proposed;
     int64_t status_next_ms;
@@ -1148,9 +1149,19 @@ static void cluster_restored(void *ctx, uint64_t index)
 static int cluster_tick(daemon *d)
 {
     int rc = ctl_cluster_run(d->cluster, 0);
+    if (rc == CTL_CLUSTER_E_DIVERGED) {
+        /* restarting does not help: the database holds what the others do not */
+        ctl_logf(&d->log, CTL_LOG_ERROR,
+                 "cluster: %s; stopping: do not restart this node with this database and "
+                 "data_dir; replace it (docs/cluster.md, \"When a node stops as diverged\")",
+                 ctl_cluster_strerror(rc));
+        d->cluster_failed = 1;
+        return -1;
+    }
     if (rc != CTL_CLUSTER_OK) {
         ctl_logf(&d->log, CTL_LOG_ERROR, "cluster: %s; stopping (restart to catch up)",
                  ctl_cluster_strerror(rc));
+        d->cluster_failed = 1;
         return -1;
     }
     ctl_cluster_status st;
@@ -1548,8 +1559,17 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
     if (d->readings_thinned)
         ctl_logf(&d->log, CTL_LOG_INFO, "reading retention deleted %llu readings",
                  (unsigned long long)d->readings_thinned);
+    if (d->cluster) {
+        ctl_cluster_status cs;
+        ctl_cluster_get_status(d->cluster, &cs);
+        ctl_logf(&d->log, CTL_LOG_INFO,
+                 "cluster: %llu entries' chains compared with the leader's, %llu not comparable; "
+                 "libraft guard: %llu commit indexes and %llu match reports lowered",
+                 (unsigned long long)cs.chain_checked, (unsigned long long)cs.chain_unchecked,
+                 (unsigned long long)cs.commit_clamped, (unsigned long long)cs.match_clamped);
+    }
     bus_stop(d->bus, 2000);
-    status = 0;
+    status = d->cluster_failed ? 1 : 0;
 out:
     ctl_cluster_close(d->cluster);
     ctl_rep_buf_free(&d->rep_orders);

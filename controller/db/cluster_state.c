@@ -73,6 +73,60 @@ int ctl_db_cluster_set_applied(ctl_db *db, uint64_t index)
     return ok ? CTL_DB_OK : CTL_DB_E_DB;
 }
 
+int ctl_db_cluster_chain(ctl_db *db, uint64_t *base, uint8_t digest[CTL_DB_CHAIN_LEN])
+{
+    if (!db || !base || !digest)
+        return CTL_DB_E_INVAL;
+    memset(digest, 0, CTL_DB_CHAIN_LEN);
+    *base = 0;
+    sqlite3_stmt *st = NULL;
+    if (ctl_sql_prepare(ctl_db__sqlite(db),
+                        "SELECT applied_index, chain_base, chain_digest FROM cluster_state "
+                        "WHERE id = 1",
+                        &st) != SQLITE_OK)
+        return CTL_DB_E_DB;
+    int rc = sqlite3_step(st);
+    int ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) {
+        int64_t applied = sqlite3_column_int64(st, 0);
+        const void *blob = sqlite3_column_blob(st, 2);
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL && blob &&
+            sqlite3_column_bytes(st, 2) == CTL_DB_CHAIN_LEN) {
+            int64_t b = sqlite3_column_int64(st, 1);
+            *base = b > 0 ? (uint64_t)b : 0;
+            memcpy(digest, blob, CTL_DB_CHAIN_LEN);
+        } else {
+            /* entries applied before the chain existed: it starts here */
+            *base = applied > 0 ? (uint64_t)applied : 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return ok ? CTL_DB_OK : CTL_DB_E_DB;
+}
+
+int ctl_db_cluster_set_applied_chain(ctl_db *db, uint64_t index, uint64_t base,
+                                     const uint8_t digest[CTL_DB_CHAIN_LEN])
+{
+    if (!db || !digest || index > (uint64_t)INT64_MAX || base > (uint64_t)INT64_MAX)
+        return CTL_DB_E_INVAL;
+    sqlite3 *h = ctl_db__sqlite(db);
+    sqlite3_stmt *st = NULL;
+    int ok = ctl_sql_prepare(h,
+                             "INSERT INTO cluster_state(id, applied_index, chain_base, "
+                             "chain_digest) VALUES(1, ?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET "
+                             "applied_index = excluded.applied_index, chain_base = "
+                             "excluded.chain_base, chain_digest = excluded.chain_digest",
+                             &st) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, (int64_t)index);
+        sqlite3_bind_int64(st, 2, (int64_t)base);
+        sqlite3_bind_blob(st, 3, digest, CTL_DB_CHAIN_LEN, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return ok ? CTL_DB_OK : CTL_DB_E_DB;
+}
+
 int ctl_db_image(ctl_db *db, const char *tmp_path, uint8_t **bytes, size_t *len, char *err,
                  size_t errlen)
 {

@@ -30,6 +30,17 @@ int ctl_db_cluster_applied(ctl_db *db, uint64_t *index);
 /* Records index as applied; call it inside the apply transaction of that entry. */
 int ctl_db_cluster_set_applied(ctl_db *db, uint64_t index);
 
+/* The divergence check's chain (controller/cluster/cluster.c): the digest of every entry
+ * applied to this file, and the index the chain started from. On a file with no chain yet
+ * (no entry applied, or entries applied before migration 13) *base is the applied index and
+ * digest all zeros. */
+#define CTL_DB_CHAIN_LEN 32
+int ctl_db_cluster_chain(ctl_db *db, uint64_t *base, uint8_t digest[CTL_DB_CHAIN_LEN]);
+/* Records index as applied with the chain's base and digest after it; call it inside the
+ * apply transaction of that entry. */
+int ctl_db_cluster_set_applied_chain(ctl_db *db, uint64_t index, uint64_t base,
+                                     const uint8_t digest[CTL_DB_CHAIN_LEN]);
+
 /* The whole database as one consistent SQLite file image (VACUUM INTO tmp_path, read back and
  * removed): *bytes is malloc'd and the caller's. tmp_path must not exist or be removable. */
 int ctl_db_image(ctl_db *db, const char *tmp_path, uint8_t **bytes, size_t *len, char *err,

@@ -25,7 +25,7 @@ typedef struct sqlite3_stmt sqlite3_stmt;
 
 /* The schema version this mgx writes and reads (PRAGMA user_version). A file with a greater
  * version was written by a newer mgx and is refused, not misread. */
-#define CTL_DB_VERSION 12
+#define CTL_DB_VERSION 13
 
 enum {
     CTL_DB_OK = 0,

@@ -281,10 +281,19 @@ static const char V12[] =
     " flow_wh INTEGER NOT NULL, price_uc_per_kwh INTEGER NOT NULL, zone INTEGER NOT NULL,"
     " binding INTEGER NOT NULL, PRIMARY KEY(interval_id, node)) WITHOUT ROWID;";
 
+/* Version 13 (issue 16, divergence check): the chain digest of every replicated entry this file
+ * has applied (controller/cluster/cluster.c: BLAKE2b-256 over the previous digest, the entry's
+ * index and its bytes), written with applied_index in the entry's transaction, and the index
+ * the chain started from (0 on a cluster that started with it; a file that had applied entries
+ * before this version starts its chain there, chain_digest NULL until the next entry). The
+ * leader's entries carry its digest; a node whose own differs stops. */
+static const char V13[] = "ALTER TABLE cluster_state ADD COLUMN chain_base INTEGER;"
+                          "ALTER TABLE cluster_state ADD COLUMN chain_digest BLOB;";
+
 /* MIGRATIONS[v] takes a file from version v to v + 1. Append only: a released entry never
  * changes, since files in the field went through it. */
 static const char *const MIGRATIONS[CTL_DB_VERSION] = {V1, V2, V3, V4, V5, V6, V7, V8, V9, V10,
-                                                       V11, V12};
+                                                       V11, V12, V13};
 
 /* The column names of table, in order, joined by ',' (empty when it does not exist). */
 static int columns(sqlite3 *db, const char *table, char *out, size_t cap)

@@ -9,7 +9,9 @@
  *  - a refused entry is refused on every node and still counts as applied;
  *  - the leader stopped: another node is leader, and the figure is printed;
  *  - a stopped node catches up from the log, and from a snapshot once the log was compacted
- *    past it; a restart of every node re-applies nothing.
+ *    past it; a restart of every node re-applies nothing;
+ *  - (test_divergence, a cluster of its own) a node whose chain of applied entries differs from
+ *    the leader's stops, stays stopped, and a new node replaces it.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -1000,6 +1002,172 @@ static void test_cluster_section(void **state)
     }
 }
 
+/* Runs every open node once; node `skip` (may be NULL) is run by the caller. */
+static void drive_but(node *skip, int ms)
+{
+    int64_t end = now_ms() + ms;
+    do {
+        for (int i = 0; i < N_NODES; i++)
+            if (nodes[i].c && &nodes[i] != skip)
+                assert_int_equal(ctl_cluster_run(nodes[i].c, 0), CTL_CLUSTER_OK);
+        tst_sleep_ms(1);
+    } while (now_ms() < end);
+}
+
+/* Proposes one batch and drives everything but `skip` until it is committed. */
+static void propose_one_but(node *leader, node *skip, int *stopped_rc)
+{
+    int seq = next_seq++;
+    assert_true(seq < MAX_SEQ);
+    char lines[128];
+    snprintf(lines, sizeof lines, "m%d %lld %d %d\n", seq % 4, 1000LL * 900 * 1000 + seq * 1000LL,
+             100 + seq, seq);
+    assert_int_equal(propose_text(leader, seq, lines), CTL_CLUSTER_OK);
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (!outcomes[seq].done) {
+        if (now_ms() > end)
+            fail_msg("proposal %d not committed within %d ms", seq, DEADLINE_MS);
+        drive_but(skip, 2);
+        if (skip && skip->c && *stopped_rc == CTL_CLUSTER_OK)
+            *stopped_rc = ctl_cluster_run(skip->c, 0);
+    }
+    assert_int_equal(outcomes[seq].status, CTL_CLUSTER_OK);
+}
+
+/* The divergence check (docs/cluster.md, "When a node stops as diverged"): the chain of applied
+ * entries is the same on every node and compared on every entry; a follower made to digest one
+ * entry as another one (what a node that applied a stale entry has) stops with
+ * CTL_CLUSTER_E_DIVERGED at a later entry of the leader, before applying it, with its database
+ * consistent at the entry before; the other two go on; restarted, it stops again. */
+static void test_divergence(void **state)
+{
+    memset(outcomes, 0, sizeof outcomes);
+    next_seq = 0;
+    for (int i = 0; i < N_NODES; i++)
+        node_open(&nodes[i]);
+    node *leader = wait_leader();
+    propose_batches(leader, 10);
+    wait_converged();
+    check_identical();
+    uint8_t chain[N_NODES][CTL_DB_CHAIN_LEN];
+    for (int i = 0; i < N_NODES; i++) {
+        uint64_t base = 99;
+        assert_int_equal(ctl_db_cluster_chain(ctl_store_db(nodes[i].s), &base, chain[i]),
+                         CTL_DB_OK);
+        assert_int_equal(base, 0);
+        assert_memory_equal(chain[i], chain[0], CTL_DB_CHAIN_LEN);
+        ctl_cluster_status st;
+        ctl_cluster_get_status(nodes[i].c, &st);
+        if (&nodes[i] != leader && st.chain_checked < 5)
+            fail_msg("node %llu compared only %llu chains", (unsigned long long)nodes[i].id,
+                     (unsigned long long)st.chain_checked);
+        assert_int_equal(st.diverged, 0);
+    }
+
+    node *bad = leader == &nodes[0] ? &nodes[1] : &nodes[0];
+    ctl_cluster_test_diverge(bad->c);
+    int rc = CTL_CLUSTER_OK;
+    /* the diverged entry itself still applies (its leader's chain is of an index before it) */
+    propose_one_but(leader, bad, &rc);
+    uint64_t diverged_at = outcomes[next_seq - 1].index;
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (rc == CTL_CLUSTER_OK) {
+        if (now_ms() > end)
+            fail_msg("node %llu did not stop as diverged within %d ms",
+                     (unsigned long long)bad->id, DEADLINE_MS);
+        propose_one_but(leader, bad, &rc);
+    }
+    assert_int_equal(rc, CTL_CLUSTER_E_DIVERGED);
+    ctl_cluster_status st;
+    ctl_cluster_get_status(bad->c, &st);
+    assert_int_equal(st.diverged, 1);
+    assert_true(st.applied_index >= diverged_at);
+    /* it stays stopped, refuses proposals, and its database is at its applied index */
+    assert_int_equal(ctl_cluster_run(bad->c, 0), CTL_CLUSTER_E_DIVERGED);
+    uint64_t stored = 0;
+    assert_int_equal(ctl_db_cluster_applied(ctl_store_db(bad->s), &stored), CTL_DB_OK);
+    assert_int_equal(stored, st.applied_index);
+    ctl_cluster_status lst;
+    ctl_cluster_get_status(leader->c, &lst);
+    assert_true(lst.applied_index > st.applied_index);
+    printf("node %llu digested entry %llu as another one and stopped at entry %llu "
+           "(the leader is at %llu)\n",
+           (unsigned long long)bad->id, (unsigned long long)diverged_at,
+           (unsigned long long)st.applied_index + 1, (unsigned long long)lst.applied_index);
+
+    /* the other two go on */
+    propose_one_but(leader, bad, &rc);
+    propose_one_but(leader, bad, &rc);
+
+    /* restarted with its database and data_dir, it stops again */
+    node_stop(bad);
+    node_open(bad);
+    rc = CTL_CLUSTER_OK;
+    end = now_ms() + DEADLINE_MS;
+    while (rc == CTL_CLUSTER_OK) {
+        if (now_ms() > end)
+            fail_msg("restarted node %llu did not stop as diverged within %d ms",
+                     (unsigned long long)bad->id, DEADLINE_MS);
+        propose_one_but(leader, bad, &rc);
+    }
+    assert_int_equal(rc, CTL_CLUSTER_E_DIVERGED);
+    node_stop(bad);
+
+    /* the operator's way out (docs/cluster.md, "When a node stops as diverged"): the node is
+     * removed and a new one, with a new id, an empty data directory and database, joins; it
+     * catches up (a snapshot: the log was compacted) and its chain is the others' */
+    char err[512] = "";
+    change_end e = {0, 0, ""};
+    assert_int_equal(ctl_cluster_remove(leader->c, bad->id, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_OK);
+    wait_change(&e);
+    memset(&joiner, 0, sizeof joiner);
+    joiner.id = 4;
+    snprintf(joiner.addr, sizeof joiner.addr, "127.0.0.1:%d", tst_free_port());
+    snprintf(joiner.raft_dir, sizeof joiner.raft_dir, "%s/raft-4", (const char *)*state);
+    snprintf(joiner.db_path, sizeof joiner.db_path, "%s/community-4.db", (const char *)*state);
+    assert_int_equal(ctl_store_open(joiner.db_path, &ID, &joiner.s, err, sizeof err), CTL_ST_OK);
+    ctl_cluster_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    ctl_cluster_config_defaults(&cfg);
+    cfg.node_id = 4;
+    cfg.nodes[0].id = 4;
+    snprintf(cfg.nodes[0].address, sizeof cfg.nodes[0].address, "%s", joiner.addr);
+    cfg.n_nodes = 1;
+    cfg.join = 1;
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", joiner.raft_dir);
+    cfg.snapshot_threshold = 16;
+    cfg.snapshot_trailing = 4;
+    ctl_cluster_fsm fsm = {apply, NULL, &joiner};
+    assert_int_equal(ctl_cluster_open(&cfg, ctl_store_db(joiner.s), &fsm, &quiet, &joiner.c, err,
+                                      sizeof err),
+                     CTL_CLUSTER_OK);
+    propose_batches(leader, 20);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(ctl_cluster_add(leader->c, 4, joiner.addr, change_cb, &e, err, sizeof err),
+                     CTL_CLUSTER_OK);
+    wait_change(&e);
+    propose_batches(leader, 5);
+    end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        ctl_cluster_get_status(leader->c, &lst);
+        ctl_cluster_get_status(joiner.c, &st);
+        if (st.applied_index == lst.applied_index && st.commit_index == lst.commit_index)
+            break;
+        if (now_ms() > end)
+            fail_msg("node 4 did not catch up within %d ms", DEADLINE_MS);
+        drive(5);
+    }
+    assert_int_equal(st.diverged, 0);
+    assert_true(st.chain_checked > 0);
+    char *want = dump(leader->db_path), *got = dump(joiner.db_path);
+    if (strcmp(want, got) != 0)
+        fail_msg("node 4's database (and chain) differs from the leader's");
+    free(want);
+    free(got);
+    node_stop(&joiner);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1009,5 +1177,9 @@ int main(void)
         cmocka_unit_test(test_apply_transaction),
         cmocka_unit_test(test_cluster_section),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest diverge[] = {
+        cmocka_unit_test(test_divergence),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    return failed + cmocka_run_group_tests(diverge, setup, teardown);
 }

@@ -191,6 +191,14 @@ static int node_main(int argc, char **argv)
             next_status = now_ms() + 20;
         }
     }
+    ctl_cluster_status fin;
+    ctl_cluster_get_status(c, &fin);
+    fprintf(stderr,
+            "node %llu: rc %d, chains compared %llu, not comparable %llu, diverged %d; guard: "
+            "%llu commit indexes, %llu match reports lowered\n",
+            (unsigned long long)id, rc, (unsigned long long)fin.chain_checked,
+            (unsigned long long)fin.chain_unchecked, fin.diverged,
+            (unsigned long long)fin.commit_clamped, (unsigned long long)fin.match_clamped);
     ctl_cluster_close(c);
     fclose(n.acked);
     ctl_store_free(n.s);
@@ -351,6 +359,18 @@ static void test_kill_leader(void **state)
         if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
             fail_msg("node %d ended with status %d (3: an index applied twice)", i + 1, ws);
         pids[i] = 0;
+    }
+    /* what the divergence check and the libraft guard did in each node's last run */
+    for (int i = 0; i < N_NODES; i++) {
+        char path[1024], line[512], last[512] = "";
+        snprintf(path, sizeof path, "%s/node-%d.log", dir, i + 1);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f))
+            if (strstr(line, "chains compared"))
+                snprintf(last, sizeof last, "%s", line);
+        if (f)
+            fclose(f);
+        printf("%s", last);
     }
     /* identical databases */
     char db[N_NODES][1024];
