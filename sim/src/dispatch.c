@@ -282,8 +282,8 @@ static int spread_charge(const sim_dispatch *d, const sim_plan_battery *b, const
  * over d->in: SIM_DISPATCH_PLAN with its bounds in *lo, *hi (else they are left alone), or
  * why self-consumption; *gain_uc the plan's expected gain; *spread 1 when spread_charge raised
  * the charge bound. */
-static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b, int spread_ok,
-                                     int64_t *lo, int64_t *hi, int64_t *gain_uc, int *spread)
+static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b, int64_t *lo,
+                                     int64_t *hi, int64_t *gain_uc, int *spread)
 {
     *spread = 0;
     size_t n = d->c.horizon;
@@ -312,7 +312,7 @@ static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b,
                     SIM_PLAN_OK &&
                 first.cost_nuc + rest_nuc <= plan_nuc) {
                 int64_t l = -b->discharge_max_wh, h = b->charge_max_wh;
-                if (!spread_ok || !spread_charge(d, b, d->rest, 1, &l, &h))
+                if (!spread_charge(d, b, d->rest, 1, &l, &h))
                     return SIM_DISPATCH_WAIT;
                 *spread = 1;
                 *lo = l;
@@ -328,7 +328,7 @@ static sim_dispatch_why plan_verdict(sim_dispatch *d, const sim_plan_battery *b,
     int64_t power = b->charge_max_wh > b->discharge_max_wh ? b->charge_max_wh : b->discharge_max_wh;
     int64_t l, h;
     sim_plan_bounds(d->in, d->out, n, power, slack, &l, &h);
-    *spread = spread_ok && spread_charge(d, b, d->out, 0, &l, &h);
+    *spread = spread_charge(d, b, d->out, 0, &l, &h);
     if (l == -power && h == power)
         return SIM_DISPATCH_SAME;
     *lo = l;
@@ -474,13 +474,6 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
     out->why = SIM_DISPATCH_FLAT;
     if (!varies)
         goto out;
-    /* Spreading charges from the grid before the plan needs it, a bet on the forecast (PV
-     * that then comes finds the battery fuller): only a home whose lead over its shadow can
-     * pay for a lost bet makes it. On its first days of plans (lead 0) it buys as late as the
-     * plan lets it; its paper battery spreads, so the evidence it plans on includes the bet.
-     * (4 of the 5 district-1000-tou homes that ended behind lost on a first day of plans all
-     * of whose decisions were spread.) */
-    int spread_ok = 1;
     if (!d->c.guard_off) {
         /* at the first decision of a local day, the daily check */
         int64_t day =
@@ -494,19 +487,18 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
         int64_t plo = -b.discharge_max_wh, phi = b.charge_max_wh, pgain = 0;
         pb.initial_wh = ps;
         int pspread;
-        sim_dispatch_why pwhy = plan_verdict(d, &pb, 1, &plo, &phi, &pgain, &pspread);
+        sim_dispatch_why pwhy = plan_verdict(d, &pb, &plo, &phi, &pgain, &pspread);
         size_t pr = (size_t)(planned_q % FC_RING);
         d->paper_q[pr] = planned_q;
         d->paper_lo[pr] = plo;
         d->paper_hi[pr] = phi;
-        spread_ok = d->books.gain_nuc > 0;
         if (!d->books.allowed) {
             out->why = SIM_DISPATCH_GUARD;
             out->gain_uc = pgain;
             d->books.guarded++;
             goto out;
         }
-        if (ps == s && spread_ok) { /* the same battery: the same verdict */
+        if (ps == s) { /* the same battery: the same verdict */
             out->why = pwhy;
             out->gain_uc = pgain;
             lo = plo;
@@ -515,7 +507,7 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
             goto verdict;
         }
     }
-    out->why = plan_verdict(d, &b, spread_ok, &lo, &hi, &out->gain_uc, &spread);
+    out->why = plan_verdict(d, &b, &lo, &hi, &out->gain_uc, &spread);
 verdict:
     if (out->why == SIM_DISPATCH_PLAN) {
         out->planned = 1;

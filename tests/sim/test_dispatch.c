@@ -442,39 +442,6 @@ static void behind_home_plans_again(void **state)
     sim_dispatch_free(d);
 }
 
-/* Spreading needs a lead (issue 15): the guarded home with spread_intervals 2. Day 1 its paper
- * battery plans, spreading (250 Wh bought in interval 5, 250 in 6): +0.15. Day 2 the home plans
- * with a lead of 0: deciding interval 9 the peak is 2 intervals away, within reach, but a home
- * that could not pay for a lost bet on the forecast buys as late as the plan lets it: it waits,
- * and buys the 500 Wh in interval 10. That day gains 0.15, so on day 3 it spreads: 250 Wh in
- * interval 13. */
-static void spread_needs_a_lead(void **state)
-{
-    (void)state;
-    sim_dispatch *d = home_opts(1, 2, 0);
-    sim_dispatch_decision o;
-    sim_dispatch_books bk;
-    int64_t stored = 0;
-    observe(d, 0, 3, 500);
-    for (int64_t q = 4; q <= 8; q++)
-        assert_int_equal(play(d, q, &stored, &o), 500);
-    sim_dispatch_get_books(d, &bk);
-    assert_int_equal(bk.allowed, 1);
-    assert_int_equal(bk.gain_nuc, 0);
-    assert_int_equal(bk.paper_gain_nuc, 150000000);
-    assert_int_equal(play(d, 9, &stored, &o), 500);
-    assert_int_equal(o.why, SIM_DISPATCH_WAIT);
-    assert_int_equal(play(d, 10, &stored, &o), 1000);
-    assert_int_equal(play(d, 11, &stored, &o), 0);
-    assert_int_equal(play(d, 12, &stored, &o), 500);
-    sim_dispatch_get_books(d, &bk);
-    assert_int_equal(bk.gain_nuc, 150000000);
-    assert_int_equal(play(d, 13, &stored, &o), 750);
-    assert_int_equal(o.planned, 1);
-    assert_int_equal(o.lo_wh, 250);
-    sim_dispatch_free(d);
-}
-
 /* Groups: 0 solar, 1 PV + battery, 2 battery without PV, 3 consumers (as test_sim_schedule). */
 static void add_group(sim_scenario *sc, const char *name, uint32_t count, double kwp,
                       double bat_kwh)
@@ -556,7 +523,6 @@ int main(void)
         cmocka_unit_test(guard_worst_day),
         cmocka_unit_test(spread_known),
         cmocka_unit_test(behind_home_plans_again),
-        cmocka_unit_test(spread_needs_a_lead),
         cmocka_unit_test(nobody_worse_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
