@@ -78,9 +78,7 @@ typedef struct {
     /* Spreading grid charging (0: off, every plan charges as late as it can, so a community on
      * one tariff charges all at once): when a plan buys energy from the grid for a dearer
      * interval that starts within spread_intervals, the battery charges at least an equal
-     * share of it in each interval left before then, instead of all of it in the last ones.
-     * With the guard, only a home whose gain over its shadow is above 0 spreads (a bet on the
-     * forecast it can pay for); its paper battery always does. */
+     * share of it in each interval left before then, instead of all of it in the last ones. */
     uint32_t spread_intervals;
 } sim_dispatch_config;
 
