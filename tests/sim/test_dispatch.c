@@ -207,14 +207,17 @@ static void guard_daily_check(void **state)
     observe(d, 10, 10, 1000);
     observe(d, 11, 13, 500);
     decide(d, 13, 1, 500, NULL, &o); /* day 3's check */
-    assert_int_equal(o.planned, 0);
-    assert_int_equal(o.why, SIM_DISPATCH_GUARD);
     sim_dispatch_get_books(d, &bk);
     assert_int_equal(bk.gain_nuc, -50000000);
     assert_int_equal(bk.paper_gain_nuc, 300000000); /* another 150 000 uc on day 2 */
-    assert_int_equal(bk.allowed, 0);
-    /* on self-consumption, the home spends its 500 Wh at day 3's peak (interval 15): 200 000
-     * uc, so day 4's check finds it 150 000 uc ahead, and it plans again */
+    /* behind by 0.05, but within a quarter of what its paper battery has shown (0.30 / 4 =
+     * 0.075): it plans (until this issue's change it was held to self-consumption), and its
+     * plan for interval 14 keeps the 500 Wh for the peak instead of covering 14's load */
+    assert_int_equal(bk.allowed, 1);
+    assert_int_equal(o.planned, 1);
+    assert_int_equal(o.lo_wh, 0);
+    /* the home spends its 500 Wh at day 3's peak (interval 15): 200 000 uc, so day 4's check
+     * finds it 150 000 uc ahead, and it plans */
     observe(d, 14, 14, 500);
     observe(d, 15, 15, 0);
     observe(d, 16, 17, 500);
@@ -373,6 +376,72 @@ static void guard_worst_day(void **state)
     sim_dispatch_free(d);
 }
 
+/* One interval of the guarded home with its battery: decide q (lead 1), the battery does what
+ * self-consumption would do with the 500 Wh load, clamped into the decision's bounds and its
+ * window, and the meter sees the load plus the charge; returns the grid exchange. */
+static int64_t play(sim_dispatch *d, int64_t q, int64_t *stored_wh, sim_dispatch_decision *o)
+{
+    int64_t imp[4], exp[4] = {0, 0, 0, 0};
+    for (int j = 0; j < 4; j++)
+        imp[j] = price_of(q + j);
+    assert_int_equal(sim_dispatch_decide(d, (q - 1) * IV, 1, *stored_wh, NULL, imp, exp, o), 0);
+    int64_t a = -(*stored_wh < 500 ? *stored_wh : 500); /* self-consumption */
+    a = a < o->lo_wh ? o->lo_wh : a > o->hi_wh ? o->hi_wh : a;
+    if (a > 1000 - *stored_wh)
+        a = 1000 - *stored_wh;
+    if (a < -*stored_wh)
+        a = -*stored_wh;
+    *stored_wh += a;
+    sim_dispatch_observe(d, q * IV, 0, 500, 500 + a, price_of(q), 0);
+    return 500 + a;
+}
+
+/* A home that loses on its first day of plans wins it back (issue 15). Day 1 its paper
+ * battery shows the plan, +0.15 (500 Wh bought at 0.10 instead of 0.40). Day 2 the home follows
+ * it with a lead of 0: it charges 500 Wh in interval 10 (1000 imported), and at the peak its
+ * battery trips and the 500 Wh are lost: it imports the peak's 500 at 0.40. Its day: 0.05 +
+ * 0.05 + 0.10 + 0.20 = 0.40 against the shadow's 0.35, so 0.05 behind with nothing stored more
+ * than the shadow; the paper battery gained another 0.15 (0.30). The rule before ("not behind")
+ * held it to self-consumption from then on, where the gain cannot grow: it ended every later
+ * day 0.05 behind, however much its paper battery went on gaining. Now it may be behind by a
+ * quarter of the paper's 0.30: days 3 and 4 it follows the plan again, +0.15 each, and ends
+ * 0.25 ahead. */
+static void behind_home_plans_again(void **state)
+{
+    (void)state;
+    sim_dispatch *d = home(1);
+    sim_dispatch_decision o;
+    sim_dispatch_books bk;
+    int64_t stored = 0;
+    observe(d, 0, 3, 500);
+    for (int64_t q = 4; q <= 7; q++) /* day 1: self-consumption, the paper battery plans */
+        assert_int_equal(play(d, q, &stored, &o), 500);
+    assert_int_equal(play(d, 8, &stored, &o), 500);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.allowed, 1);
+    assert_int_equal(play(d, 9, &stored, &o), 500);
+    assert_int_equal(play(d, 10, &stored, &o), 1000);
+    assert_int_equal(stored, 500);
+    /* the peak: the battery trips, its 500 Wh lost */
+    assert_int_equal(sim_dispatch_decide(d, 10 * IV, 1, 500, NULL,
+                                         (const int64_t[]){PEAK, CHEAP, CHEAP, CHEAP},
+                                         (const int64_t[]){0, 0, 0, 0}, &o),
+                     0);
+    sim_dispatch_observe(d, 11 * IV, 0, 500, 500, PEAK, 0);
+    stored = 0;
+    /* day 3's check: 0.05 behind */
+    play(d, 12, &stored, &o);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.gain_nuc, -50000000);
+    assert_int_equal(bk.paper_gain_nuc, 300000000);
+    assert_int_equal(bk.allowed, 1);
+    for (int64_t q = 13; q <= 19; q++)
+        play(d, q, &stored, &o);
+    sim_dispatch_get_books(d, &bk);
+    assert_int_equal(bk.shadow_nuc - bk.real_nuc, 250000000);
+    sim_dispatch_free(d);
+}
+
 /* Groups: 0 solar, 1 PV + battery, 2 battery without PV, 3 consumers (as test_sim_schedule). */
 static void add_group(sim_scenario *sc, const char *name, uint32_t count, double kwp,
                       double bat_kwh)
@@ -453,6 +522,7 @@ int main(void)
         cmocka_unit_test(paper_battery_at_lead_2),
         cmocka_unit_test(guard_worst_day),
         cmocka_unit_test(spread_known),
+        cmocka_unit_test(behind_home_plans_again),
         cmocka_unit_test(nobody_worse_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,7 +56,10 @@ typedef struct {
      * day's gain or loss). The home follows plans that day only if the paper battery is ahead
      * by at least min_gain_uc (plans have shown that they pay for this home; until then, and
      * whenever they stop paying, the home runs self-consumption and only the paper battery
-     * follows them) and the home is not behind by more than guard_margin_uc.
+     * follows them) and the home is not behind by more than guard_margin_uc plus a quarter of
+     * the paper battery's gain (a home that lost on its first day of plans plans again once
+     * the paper battery has shown four times its loss, instead of ending the run behind by
+     * it). The home's own gain counts the energy it holds beyond the shadow for nothing.
      * guard_worst_day (off by default): stricter, the paper battery's lead must also cover its
      * own worst one-day loss, and the home's gain its own worst one-day loss so far
      * (sim_dispatch_books.worst_day_loss_nuc) less guard_margin_uc. Measured on the scenarios
@@ -162,7 +165,9 @@ void sim_dispatch_get_books(const sim_dispatch *d, sim_dispatch_books *out);
  * (terminal_uc_per_kwh, feed-in after discharge losses), energy it lacks at what buying it back
  * would cost (dearest_uc_per_kwh, the dearest import of the horizon, over charge losses).
  * Marking is what lets a plan that bought energy for the evening peak not count as behind in
- * the afternoon; the daily check at midnight finds the peak over and the batteries close. */
+ * the afternoon; the daily check at midnight finds the peak over and the batteries close. The
+ * guard passes terminal 0 for the real home (the run may end before the energy is used) and the
+ * terminal price for the paper battery (evidence that plans pay). */
 int64_t sim_dispatch_guard_gain_nuc(int64_t real_nuc, int64_t shadow_nuc, int64_t real_stored_wh,
                                     int64_t shadow_stored_wh, int64_t terminal_uc_per_kwh,
                                     int64_t dearest_uc_per_kwh, uint32_t charge_eff_pm);
