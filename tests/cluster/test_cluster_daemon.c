@@ -376,18 +376,7 @@ static void cluster_run(void **state)
         live[i] = &N[i];
     tst_cluster_converge(live, NODES, c, DEADLINE_MS);
     /* `mgx cluster status` on every node: running, and one leader among them */
-    int leaders = 0;
-    for (int i = 0; i < NODES; i++) {
-        char out[TST_CTL_PATH_MAX + 16];
-        snprintf(out, sizeof out, "%s/status-%d.txt", dir, i + 1);
-        assert_int_equal(tst_sh("'%s' cluster status '%s' > '%s'", bin, N[i].conf, out), 0);
-        char *t = tst_file_text(out);
-        assert_non_null(t);
-        assert_non_null(strstr(t, "(this node)"));
-        leaders += strstr(t, "role leader") != NULL;
-        free(t);
-    }
-    assert_int_equal(leaders, 1);
+    assert_int_equal(tst_cluster_leaders(bin, live, NODES, dir, 60000), 1);
     for (int i = 0; i < NODES; i++) {
         tst_controller_stop_log(N[i].pid, N[i].log);
         N[i].pid = 0;

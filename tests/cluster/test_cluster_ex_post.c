@@ -424,17 +424,11 @@ static void cluster_ex_post(void **state)
     for (int i = 0; i < NODES; i++)
         snprintf(copy[i], sizeof copy[i], "%s/copy-%d.db", dir, i + 1);
     snapshot(copy, c);
-    int leaders = 0;
-    for (int i = 0; i < NODES; i++) {
-        char out[TST_CTL_PATH_MAX + 16];
-        snprintf(out, sizeof out, "%s/status-%d.txt", dir, i + 1);
-        assert_int_equal(tst_sh("'%s' cluster status '%s' > '%s'", bin, N[i].conf, out), 0);
-        char *t = tst_file_text(out);
-        assert_non_null(t);
-        leaders += strstr(t, "role leader") != NULL;
-        free(t);
-    }
-    assert_int_equal(leaders, 1);
+    /* one leader, as every node's `mgx cluster status` says */
+    const tst_cluster_node *all[NODES];
+    for (int i = 0; i < NODES; i++)
+        all[i] = &N[i];
+    assert_int_equal(tst_cluster_leaders(bin, all, NODES, dir, 60000), 1);
     for (int i = 0; i < NODES; i++) {
         tst_controller_stop_log(N[i].pid, N[i].log);
         N[i].pid = 0;

@@ -347,14 +347,7 @@ static void member_run(void **state)
     /* nodes 1, 2 and 4 converge, one leader among them; then stopped and compared */
     const tst_cluster_node *live[3] = {&N[0], &N[1], &N[3]};
     tst_cluster_converge(live, 3, c, DEADLINE_MS);
-    int leaders = 0;
-    for (int i = 0; i < 3; i++) {
-        char *out = NULL;
-        assert_int_equal(cli(&out, "status '%s'", live[i]->conf), 0);
-        leaders += strstr(out, "role leader") != NULL;
-        free(out);
-    }
-    assert_int_equal(leaders, 1);
+    assert_int_equal(tst_cluster_leaders(BIN, live, 3, DIR_, 60000), 1);
     char *log4 = tst_file_text_or_empty(N[3].log);
     int from_snapshot = strstr(log4, "restored from a snapshot") != NULL;
     free(log4);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void tst_cluster_node_config(tst_cluster_node *n, int id, const char *dir, int broker_port,
                              const char *community, const char *nodes, int election_timeout_ms,
@@ -440,4 +441,27 @@ void tst_cluster_killer_free(tst_cluster_killer *k)
 {
     free(k->failover_ms);
     k->failover_ms = NULL;
+}
+
+int tst_cluster_leaders(const char *bin, const tst_cluster_node *const *nodes, int n,
+                        const char *dir, int64_t wait_ms)
+{
+    int leaders = 0;
+    for (int64_t give_up = ctl_wall_ms() + wait_ms;;) {
+        leaders = 0;
+        for (int i = 0; i < n; i++) {
+            char out[TST_CTL_PATH_MAX + 32];
+            snprintf(out, sizeof out, "%s/status-%d.txt", dir, nodes[i]->id);
+            assert_int_equal(tst_sh("'%s' cluster status '%s' > '%s'", bin, nodes[i]->conf, out),
+                             0);
+            char *t = tst_file_text(out);
+            assert_non_null(t);
+            assert_non_null(strstr(t, "(this node)"));
+            leaders += strstr(t, "role leader") != NULL;
+            free(t);
+        }
+        if (leaders == 1 || ctl_wall_ms() >= give_up)
+            return leaders;
+        usleep(200000);
+    }
 }

@@ -106,6 +106,11 @@ void tst_cluster_write_configs(tst_cluster_node *nodes, int n, const char *dir, 
 /* 1 when every node's status is fresh and they all report the same applied index and last
  * cleared interval. */
 int tst_cluster_same(const tst_cluster_node *nodes, int n);
+/* How many of nodes[0..n) say "role leader" in `BIN cluster status CONF` (written to
+ * dir/status-ID.txt; each must run and name "(this node)"), asked again every 200 ms until
+ * exactly one does or wait_ms have passed: a loaded machine can be in an election. */
+int tst_cluster_leaders(const char *bin, const tst_cluster_node *const *nodes, int n,
+                        const char *dir, int64_t wait_ms);
 
 /* kill -9 (and SIGCONT, for a frozen one) of every node still running, reaped: a test's
  * teardown, so a failed test leaves no node behind (which would also hold ctest's output pipe
