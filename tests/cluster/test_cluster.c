@@ -485,6 +485,34 @@ static size_t voters_of(node *n)
 /* Membership on the running cluster of test_replicated_log: the refusals; node 4 added with a
  * new data directory and database (join), caught up from a snapshot and made a voter; then
  * nodes removed down to one voter, whose own removal is refused. */
+/* Node 4 in join mode (docs/cluster.md): a new data directory and an empty database in dir, a
+ * configuration of itself alone, so it waits to be added; snapshots every 16 entries. */
+static void start_joiner(const char *dir)
+{
+    char err[512] = "";
+    memset(&joiner, 0, sizeof joiner);
+    joiner.id = 4;
+    snprintf(joiner.addr, sizeof joiner.addr, "127.0.0.1:%d", tst_free_port());
+    snprintf(joiner.raft_dir, sizeof joiner.raft_dir, "%s/raft-4", dir);
+    snprintf(joiner.db_path, sizeof joiner.db_path, "%s/community-4.db", dir);
+    assert_int_equal(ctl_store_open(joiner.db_path, &ID, &joiner.s, err, sizeof err), CTL_ST_OK);
+    ctl_cluster_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    ctl_cluster_config_defaults(&cfg); /* election_timeout_ms 1000 */
+    cfg.node_id = 4;
+    cfg.nodes[0].id = 4;
+    snprintf(cfg.nodes[0].address, sizeof cfg.nodes[0].address, "%s", joiner.addr);
+    cfg.n_nodes = 1;
+    cfg.join = 1;
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", joiner.raft_dir);
+    cfg.snapshot_threshold = 16;
+    cfg.snapshot_trailing = 4;
+    ctl_cluster_fsm fsm = {apply, NULL, &joiner};
+    assert_int_equal(ctl_cluster_open(&cfg, ctl_store_db(joiner.s), &fsm, &quiet, &joiner.c, err,
+                                      sizeof err),
+                     CTL_CLUSTER_OK);
+}
+
 static void test_membership(void **state)
 {
     char err[512] = "";
@@ -525,28 +553,7 @@ static void test_membership(void **state)
     assert_non_null(strstr(e.msg, "already a voter"));
 
     /* node 4 joins: a new data directory and an empty database */
-    memset(&joiner, 0, sizeof joiner);
-    joiner.id = 4;
-    snprintf(joiner.addr, sizeof joiner.addr, "127.0.0.1:%d", tst_free_port());
-    snprintf(joiner.raft_dir, sizeof joiner.raft_dir, "%s/raft-4", (const char *)*state);
-    snprintf(joiner.db_path, sizeof joiner.db_path, "%s/community-4.db", (const char *)*state);
-    assert_int_equal(ctl_store_open(joiner.db_path, &ID, &joiner.s, err, sizeof err), CTL_ST_OK);
-    ctl_cluster_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    ctl_cluster_config_defaults(&cfg);
-    cfg.node_id = 4;
-    cfg.nodes[0].id = 4;
-    snprintf(cfg.nodes[0].address, sizeof cfg.nodes[0].address, "%s", joiner.addr);
-    cfg.n_nodes = 1;
-    cfg.join = 1;
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", joiner.raft_dir);
-    cfg.election_timeout_ms = 1000;
-    cfg.snapshot_threshold = 16;
-    cfg.snapshot_trailing = 4;
-    ctl_cluster_fsm fsm = {apply, NULL, &joiner};
-    assert_int_equal(ctl_cluster_open(&cfg, ctl_store_db(joiner.s), &fsm, &quiet, &joiner.c, err,
-                                      sizeof err),
-                     CTL_CLUSTER_OK);
+    start_joiner((const char *)*state);
     /* alone it never stands for election: it has no configuration */
     drive(2500);
     assert_false(ctl_cluster_is_leader(joiner.c));
@@ -1121,27 +1128,7 @@ static void test_divergence(void **state)
     assert_int_equal(ctl_cluster_remove(leader->c, bad->id, change_cb, &e, err, sizeof err),
                      CTL_CLUSTER_OK);
     wait_change(&e);
-    memset(&joiner, 0, sizeof joiner);
-    joiner.id = 4;
-    snprintf(joiner.addr, sizeof joiner.addr, "127.0.0.1:%d", tst_free_port());
-    snprintf(joiner.raft_dir, sizeof joiner.raft_dir, "%s/raft-4", (const char *)*state);
-    snprintf(joiner.db_path, sizeof joiner.db_path, "%s/community-4.db", (const char *)*state);
-    assert_int_equal(ctl_store_open(joiner.db_path, &ID, &joiner.s, err, sizeof err), CTL_ST_OK);
-    ctl_cluster_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    ctl_cluster_config_defaults(&cfg);
-    cfg.node_id = 4;
-    cfg.nodes[0].id = 4;
-    snprintf(cfg.nodes[0].address, sizeof cfg.nodes[0].address, "%s", joiner.addr);
-    cfg.n_nodes = 1;
-    cfg.join = 1;
-    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", joiner.raft_dir);
-    cfg.snapshot_threshold = 16;
-    cfg.snapshot_trailing = 4;
-    ctl_cluster_fsm fsm = {apply, NULL, &joiner};
-    assert_int_equal(ctl_cluster_open(&cfg, ctl_store_db(joiner.s), &fsm, &quiet, &joiner.c, err,
-                                      sizeof err),
-                     CTL_CLUSTER_OK);
+    start_joiner((const char *)*state);
     propose_batches(leader, 20);
     memset(&e, 0, sizeof e);
     assert_int_equal(ctl_cluster_add(leader->c, 4, joiner.addr, change_cb, &e, err, sizeof err),
