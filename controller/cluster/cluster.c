@@ -165,6 +165,7 @@ void ctl_cluster_config_defaults(ctl_cluster_config *c)
     c->snapshot_threshold = 1024;
     c->snapshot_trailing = 128;
     c->catch_up_timeout_ms = 300000;
+    c->handover_on_close = 1;
 }
 
 void ctl_cluster_u64_put(uint8_t out[8], uint64_t v)
@@ -908,7 +909,8 @@ static void quiesce(ctl_cluster *c)
 {
     if (!c->timer_ok)
         return;
-    if (raft_state(&c->raft) == RAFT_LEADER && !c->xfer_busy && c->raft.configuration.n > 1) {
+    if (c->cfg.handover_on_close && raft_state(&c->raft) == RAFT_LEADER && !c->xfer_busy &&
+        c->raft.configuration.n > 1) {
         memset(&c->xfer, 0, sizeof c->xfer);
         c->xfer.data = c;
         if (raft_transfer(&c->raft, &c->xfer, 0, xfer_cb) == 0) {

@@ -77,6 +77,9 @@ typedef struct {
                * snapshot; nodes[] then only gives this node's own address */
     int64_t catch_up_timeout_ms; /* how long a leader waits for a node it adds to catch up
                                   * before giving up on making it a voter, default 300000 */
+    int handover_on_close; /* 1 (default): a leader closed by ctl_cluster_close hands the
+                            * leadership to another voter first; 0: it just stops (several
+                            * nodes driven by one thread, as in tests, cannot hand over) */
 } ctl_cluster_config;
 
 /* Defaults in every field but node_id, nodes and data_dir. */

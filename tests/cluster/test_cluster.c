@@ -137,6 +137,9 @@ static void node_open(node *n)
     cfg.election_timeout_ms = 1000;
     cfg.snapshot_threshold = 16; /* small, so the snapshot path runs */
     cfg.snapshot_trailing = 4;
+    /* the nodes share this thread: a closing leader could not hand over to a node that is not
+     * driven meanwhile (it would wait two election timeouts while the others stand still) */
+    cfg.handover_on_close = 0;
     ctl_cluster_fsm fsm = {apply, NULL, n};
     int rc = ctl_cluster_open(&cfg, ctl_store_db(n->s), &fsm, &quiet, &n->c, err, sizeof err);
     if (rc != CTL_CLUSTER_OK)
@@ -507,6 +510,7 @@ static void start_joiner(const char *dir)
     snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", joiner.raft_dir);
     cfg.snapshot_threshold = 16;
     cfg.snapshot_trailing = 4;
+    cfg.handover_on_close = 0; /* as node_open */
     ctl_cluster_fsm fsm = {apply, NULL, &joiner};
     assert_int_equal(ctl_cluster_open(&cfg, ctl_store_db(joiner.s), &fsm, &quiet, &joiner.c, err,
                                       sizeof err),
