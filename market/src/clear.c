@@ -82,12 +82,14 @@ struct mkt_clearing {
     size_t max_orders;
     size_t cap_orders, cap_raw, cap_units, cap_hist;
     /* per order, by index in the caller's array */
-    uint8_t *order_side;
     order_energy *order_wh;
     uint32_t *rank_of; /* the participant's seat (rank_orders) or rank (clear_bid_hist), by order */
+    uint32_t *order_tie; /* clear_bid_hist: the top bits of the order's tie key (scan_orders) */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
-    uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
+    /* rank_order[r]: the index into the caller's array, with the side in the top bit (see
+     * order_ref), so that ranking reads an order's side without a random access of its own */
+    uint32_t *rank_order, *id_tmp_vals;
     uint8_t *side;
     uint64_t *tie_keys;
     uint32_t *by_seat; /* by_seat[s] = the rank of the participant in seat s */
@@ -97,7 +99,6 @@ struct mkt_clearing {
      * top bits of its tie key */
     bid_slot *slots;
     int64_t *offered_by_rank;
-    uint64_t *tie_rank;
     /* per unit, as built in array order before anyone knows the participants' ranks */
     int64_t *raw_energy;
     uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
@@ -130,6 +131,25 @@ typedef struct {
     int tradable;
 } price_band;
 
+/* An order's index with its side in the top bit: mkt_clearing_new caps max_orders at
+ * UINT32_MAX / MKT_MAX_STEPS, so an index never reaches that bit. */
+#define ORDER_SELL_BIT (UINT32_C(1) << 31)
+
+static uint32_t order_ref(size_t index, mkt_side side)
+{
+    return (uint32_t)index | (side == MKT_SELL ? ORDER_SELL_BIT : 0);
+}
+
+static uint32_t ref_index(uint32_t ref)
+{
+    return ref & ~ORDER_SELL_BIT;
+}
+
+static uint8_t ref_side(uint32_t ref)
+{
+    return (uint8_t)(ref & ORDER_SELL_BIT ? MKT_SELL : MKT_BUY);
+}
+
 static int add_checked(int64_t *acc, int64_t v)
 {
     return __builtin_add_overflow(*acc, v, acc) ? MKT_E_OVERFLOW : MKT_OK;
@@ -145,12 +165,12 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 28
+#define N_ARRAYS 27
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
     const array_ref t[N_ARRAYS] = {
-        {(void **)&c->order_side, sizeof(uint8_t), BY_ORDER},
+        {(void **)&c->order_tie, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->order_wh, sizeof(order_energy), BY_ORDER},
         {(void **)&c->rank_of, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->id_keys, sizeof(uint64_t), BY_ORDER},
@@ -164,7 +184,6 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
         {(void **)&c->slots, sizeof(bid_slot), BY_ORDER},
         {(void **)&c->offered_by_rank, sizeof(int64_t), BY_ORDER},
-        {(void **)&c->tie_rank, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
@@ -418,9 +437,12 @@ static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *
 #define SCAN_PREFETCH 16
 
 /* The one pass over the caller's array: checks every order, keeps what later passes need of it
- * (side, offered energy, id) in compact per-order arrays and appends its units. */
+ * (side, offered energy, id) in compact per-order arrays and appends its units. With tb > 0
+ * (pay-as-bid on the histogram) it also keeps the top tb bits of each order's tie key for
+ * interval_id: computed here, in array order while the scan waits on the caller's memory, the
+ * hash costs next to nothing, where clear_bid_hist would pay for it in its random pass. */
 static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order *orders,
-                       size_t n, mkt_error_at *at)
+                       size_t n, int64_t interval_id, unsigned tb, mkt_error_at *at)
 {
     int64_t sold = 0, bought = 0;
     c->ids_ascending = 1;
@@ -440,9 +462,10 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
         c->order_wh[i].local = 0;
         if (rc)
             return rc;
-        c->order_side[i] = (uint8_t)o->side;
         c->id_keys[i] = o->participant;
-        c->rank_order[i] = (uint32_t)i;
+        c->rank_order[i] = order_ref(i, o->side);
+        if (tb)
+            c->order_tie[i] = (uint32_t)(mkt_tie_key(interval_id, o->participant) >> (64 - tb));
         if (i > 0 && o->participant <= c->id_keys[i - 1])
             c->ids_ascending = 0;
         if (!band->tradable)
@@ -503,9 +526,9 @@ static int rank_ids(mkt_clearing *c, size_t n, mkt_error_at *at)
         if (c->id_keys[r] != c->id_keys[r - 1])
             continue;
         uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
-        at->order_index = b;
+        at->order_index = ref_index(b);
         at->step_index = -1;
-        return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
+        return ref_side(a) == ref_side(b) ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
     }
     return MKT_OK;
 }
@@ -521,17 +544,16 @@ static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_
         return rc;
     const uint32_t *seat = need_seats ? seat_participants(c, n, interval_id) : NULL;
     for (size_t r = 0; r < n; r++) {
-        uint32_t i = c->rank_order[r];
+        uint32_t ref = c->rank_order[r], i = ref_index(ref);
         if (r + GATHER_PREFETCH < n) {
-            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            uint32_t ahead = ref_index(c->rank_order[r + GATHER_PREFETCH]);
             __builtin_prefetch(&c->order_wh[ahead]);
-            __builtin_prefetch(&c->order_side[ahead]);
             if (seat)
                 __builtin_prefetch(&c->rank_of[ahead], 1);
         }
         if (seat)
             c->rank_of[i] = seat[r];
-        c->side[r] = c->order_side[i];
+        c->side[r] = ref_side(ref);
         c->tallies[r] = (tally){c->order_wh[i].offered, c->order_wh[i].local, 0, 0};
     }
     c->n_parts = n;
@@ -1155,27 +1177,26 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
     at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
     c->sum.matched_wh = m->matched;
-    /* in rank order: the slots, and each order's rank and tie bits for its units */
+    /* in rank order: the slots, and each order's rank for its units */
     for (size_t r = 0; r < n_orders; r++) {
-        uint32_t i = c->rank_order[r];
+        uint32_t ref = c->rank_order[r], i = ref_index(ref);
         if (r + GATHER_PREFETCH < n_orders) {
-            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            uint32_t ahead = ref_index(c->rank_order[r + GATHER_PREFETCH]);
             __builtin_prefetch(&c->order_wh[ahead]);
-            __builtin_prefetch(&c->tie_rank[ahead], 1);
-            __builtin_prefetch(&c->order_side[ahead]);
+            __builtin_prefetch(&c->rank_of[ahead], 1);
         }
-        uint64_t id = c->id_keys[r];
-        c->tie_rank[i] = mkt_tie_key(p->interval_id, id) >> (64 - tb) << 32 | r;
-        c->side[r] = c->order_side[i];
+        c->rank_of[i] = (uint32_t)r;
+        c->side[r] = ref_side(ref);
         c->offered_by_rank[r] = c->order_wh[i].offered;
-        c->slots[r] = (bid_slot){id, c->order_wh[i].local, 0, 0};
+        c->slots[r] = (bid_slot){c->id_keys[r], c->order_wh[i].local, 0, 0};
     }
     c->n_parts = n_orders;
-    /* the units, in array order (so tie_rank is read in order too) */
+    /* the units, in array order (so rank_of and order_tie are read in order too) */
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = c->raw_key[i], tr = c->tie_rank[c->raw_order[i]];
-        c->keys[i] = key << tb | tr >> 32;
-        c->packed[i] = tr << 32 | (uint64_t)c->raw_energy[i];
+        uint64_t key = c->raw_key[i];
+        uint32_t o = c->raw_order[i];
+        c->keys[i] = key << tb | c->order_tie[o];
+        c->packed[i] = (uint64_t)c->rank_of[o] << 32 | (uint64_t)c->raw_energy[i];
         n_sell += (key >> pb) == 0;
     }
     /* buyer bit, price distance (< 2^pb), top tb bits of the tie key */
@@ -1261,13 +1282,14 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     band.tradable = band.hi >= band.lo;
     c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
     c->hist_matched = use_hist(c, &band, n_orders);
+    int pab = params->mechanism == MKT_PAY_AS_BID;
+    unsigned tb = c->hist_matched && pab ? tie_bits(c->price_bits) : 0;
     if (c->hist_matched && (rc = ensure_hist(c, (size_t)2 << c->price_bits)))
         goto fail;
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
-        (rc = scan_orders(c, &band, orders, n_orders, at)) ||
+        (rc = scan_orders(c, &band, orders, n_orders, params->interval_id, tb, at)) ||
         (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)))
         goto fail;
-    int pab = params->mechanism == MKT_PAY_AS_BID;
     match_result hm;
     c->hist_matched &= c->n_raw > 0;
     if (c->hist_matched)

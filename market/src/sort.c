@@ -20,6 +20,8 @@
 /* Inputs up to this many elements (12 bytes each, twice with the scratch) stay in L2 for their
  * LSD passes; larger ones are split on their top digit first (msd_sort). */
 #define MSD_MIN 16384u
+#define INSERTION_MAX 32u
+#define SPLIT_MIN_PASSES 3u
 
 unsigned mkt__bit_width(uint64_t v)
 {
