@@ -8,12 +8,7 @@
  * unit sort take about 0.55-0.7x the time of eight or five LSD passes over DRAM. Wider digits
  * mean fewer passes but each pass scatters into more streams at once: on the benchmark machine
  * (docs/benchmarks.md) 11-bit digits sorted 1M full-width keys in 32 ms and 8-bit digits in
- * 19 ms, LSD only. Within the cache a bucket with more than SPLIT_MIN_PASSES digits left is
- * split again rather than sorted by LSD passes: 1M random 64-bit ids are then split twice (to
- * about 16 keys a bucket) and finished by insertion sorts, 9-10 ms instead of 16 with seven LSD
- * passes per bucket (wave 2, session 8); narrower keys (pay-as-bid's 32-bit unit keys, three
- * digits left after the first split) keep their LSD passes, as a second split would leave
- * buckets of a few dozen keys whose 256-entry histograms cost more than the keys.
+ * 19 ms, LSD only.
  */
 #include "sort.h"
 
@@ -25,10 +20,6 @@
 /* Inputs up to this many elements (12 bytes each, twice with the scratch) stay in L2 for their
  * LSD passes; larger ones are split on their top digit first (msd_sort). */
 #define MSD_MIN 16384u
-/* Buckets up to this many keys are finished by an insertion sort. */
-#define INSERTION_MAX 32u
-/* An in-cache bucket with more digits left than this is split again (msd_sort). */
-#define SPLIT_MIN_PASSES 3u
 
 unsigned mkt__bit_width(uint64_t v)
 {

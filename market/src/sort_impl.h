@@ -77,15 +77,7 @@ static void SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsign
 static void SORT_NAME(msd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
                                 uint64_t *tmp_keys, SORT_VAL *tmp_vals)
 {
-    if (n <= INSERTION_MAX) {
-        SORT_NAME(insertion_sort)(keys, vals, n);
-        return;
-    }
-    /* Within the cache the choice is between LSD passes over every digit left and one more
-     * split, after which the buckets are so small that an insertion sort finishes them: a split
-     * is worth it while more than SPLIT_MIN_PASSES digits are left. */
-    if (bits <= DIGIT_BITS ||
-        (n <= MSD_MIN && (bits + DIGIT_BITS - 1) / DIGIT_BITS <= SPLIT_MIN_PASSES)) {
+    if (n <= MSD_MIN || bits <= DIGIT_BITS) {
         SORT_NAME(lsd_sort)(keys, vals, n, bits, tmp_keys, tmp_vals);
         return;
     }
