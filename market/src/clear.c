@@ -98,7 +98,9 @@ struct mkt_clearing {
     /* pay-as-bid on the histogram (clear_bid_hist): by rank, and by order its rank below the
      * top bits of its tie key */
     bid_slot *slots;
-    int64_t *offered_by_rank;
+    /* by order, then (sorted with the ids) by rank: the order's offered energy above its
+     * order_ref, so that ranking needs no random read of the order's energies */
+    uint64_t *offered_ref, *tmp_offered_ref;
     /* per unit, as built in array order before anyone knows the participants' ranks */
     int64_t *raw_energy;
     uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
@@ -115,6 +117,7 @@ struct mkt_clearing {
     /* units past these (in each side's matching order) accepted nothing (match) */
     size_t n_sell_accepted, n_buy_accepted;
     int64_t raw_energy_max; /* the largest unit, which decides what the unit sort carries */
+    int64_t offered_max;    /* the largest order (offered_ref carries it in 32 bits) */
     unsigned price_bits;
     int ids_ascending;
     int hist_matched; /* this clearing matched on the histogram (hist_match) */
@@ -165,7 +168,7 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 27
+#define N_ARRAYS 28
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
@@ -183,7 +186,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->tallies, sizeof(tally), BY_ORDER},
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
         {(void **)&c->slots, sizeof(bid_slot), BY_ORDER},
-        {(void **)&c->offered_by_rank, sizeof(int64_t), BY_ORDER},
+        {(void **)&c->offered_ref, sizeof(uint64_t), BY_ORDER},
+        {(void **)&c->tmp_offered_ref, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
@@ -446,6 +450,7 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
 {
     int64_t sold = 0, bought = 0;
     c->ids_ascending = 1;
+    c->offered_max = 0;
     c->n_raw = 0;
     c->raw_energy_max = 0;
     for (size_t i = 0; i < n; i++) {
@@ -464,8 +469,12 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
             return rc;
         c->id_keys[i] = o->participant;
         c->rank_order[i] = order_ref(i, o->side);
-        if (tb)
+        if (tb) {
+            int64_t offered = c->order_wh[i].offered;
             c->order_tie[i] = (uint32_t)(mkt_tie_key(interval_id, o->participant) >> (64 - tb));
+            c->offered_ref[i] = (uint64_t)offered << 32 | c->rank_order[i]; /* checked below */
+            c->offered_max = offered > c->offered_max ? offered : c->offered_max;
+        }
         if (i > 0 && o->participant <= c->id_keys[i - 1])
             c->ids_ascending = 0;
         if (!band->tradable)
@@ -516,21 +525,39 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
     return seat;
 }
 
+/* Rejects a participant seen twice among the ranked ids, whose order_refs are ref32[r], or the
+ * low halves of ref64[r]. */
+static int no_duplicate(const mkt_clearing *c, size_t n, const uint32_t *ref32,
+                        const uint64_t *ref64, mkt_error_at *at)
+{
+    for (size_t r = 1; r < n; r++) {
+        if (c->id_keys[r] != c->id_keys[r - 1])
+            continue;
+        uint32_t a = ref32 ? ref32[r - 1] : (uint32_t)ref64[r - 1];
+        uint32_t b = ref32 ? ref32[r] : (uint32_t)ref64[r];
+        at->order_index = ref_index(b);
+        at->step_index = -1;
+        return ref_side(a) == ref_side(b) ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
+    }
+    return MKT_OK;
+}
+
 /* Orders the participants by id (rank: id_keys[r], rank_order[r] its order) and rejects a
  * participant seen twice. */
 static int rank_ids(mkt_clearing *c, size_t n, mkt_error_at *at)
 {
     if (!c->ids_ascending)
         mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
-    for (size_t r = 1; r < n; r++) {
-        if (c->id_keys[r] != c->id_keys[r - 1])
-            continue;
-        uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
-        at->order_index = ref_index(b);
-        at->step_index = -1;
-        return ref_side(a) == ref_side(b) ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
-    }
-    return MKT_OK;
+    return no_duplicate(c, n, c->rank_order, NULL, at);
+}
+
+/* rank_ids for clear_bid_hist: the ids carry offered_ref along instead of rank_order. */
+static int rank_ids_offered(mkt_clearing *c, size_t n, mkt_error_at *at)
+{
+    if (!c->ids_ascending)
+        mkt__radix_sort_bits64(c->id_keys, c->offered_ref, n, 64, c->id_tmp_keys,
+                               c->tmp_offered_ref);
+    return no_duplicate(c, n, NULL, c->offered_ref, at);
 }
 
 /* rank_ids, then sets up the per-rank tallies (with the accepted energy, when hist_match ran)
@@ -1155,6 +1182,8 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
             break;
         }
         *t++ = (mkt_trade){ss->id, bs->id, e, price, amount, fee};
+        ss->local_wh += e; /* every accepted Wh is paired: the sums are the accepted energy */
+        bs->local_wh += e;
         s_left -= e;
         b_left -= e;
     }
@@ -1165,30 +1194,28 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
 }
 
 /* Pay-as-bid after hist_match, in place of rank_orders and clear_book (the caller checks that
- * every accepted energy fits the payload's 32 bits). */
+ * every accepted energy and every order's offered energy fits 32 bits). */
 static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band *band,
                           const match_result *m, size_t n_orders, mkt_error_at *at)
 {
     size_t n = c->n_raw, n_sell = 0;
     unsigned pb = c->price_bits, tb = tie_bits(pb);
-    int rc = rank_ids(c, n_orders, at);
+    int rc = rank_ids_offered(c, n_orders, at);
     if (rc)
         return rc;
     at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
     c->sum.matched_wh = m->matched;
-    /* in rank order: the slots, and each order's rank for its units */
+    /* in rank order: the slots (the walk adds up their energy and money), and each order's
+     * rank for its units */
     for (size_t r = 0; r < n_orders; r++) {
-        uint32_t ref = c->rank_order[r], i = ref_index(ref);
-        if (r + GATHER_PREFETCH < n_orders) {
-            uint32_t ahead = ref_index(c->rank_order[r + GATHER_PREFETCH]);
-            __builtin_prefetch(&c->order_wh[ahead]);
-            __builtin_prefetch(&c->rank_of[ahead], 1);
-        }
+        uint32_t ref = (uint32_t)c->offered_ref[r], i = ref_index(ref);
+        if (r + GATHER_PREFETCH < n_orders)
+            __builtin_prefetch(&c->rank_of[ref_index((uint32_t)c->offered_ref[r + GATHER_PREFETCH])],
+                               1);
         c->rank_of[i] = (uint32_t)r;
         c->side[r] = ref_side(ref);
-        c->offered_by_rank[r] = c->order_wh[i].offered;
-        c->slots[r] = (bid_slot){c->id_keys[r], c->order_wh[i].local, 0, 0};
+        c->slots[r] = (bid_slot){c->id_keys[r], 0, 0, 0};
     }
     c->n_parts = n_orders;
     /* the units, in array order (so rank_of and order_tie are read in order too) */
@@ -1207,7 +1234,7 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
     mkt_summary sum = c->sum;
     for (size_t r = 0; r < n_orders && rc == MKT_OK; r++) {
         const bid_slot *s = &c->slots[r];
-        tally t = {c->offered_by_rank[r], s->local_wh, s->local_uc, s->fee_uc};
+        tally t = {(int64_t)(c->offered_ref[r] >> 32), s->local_wh, s->local_uc, s->fee_uc};
         rc = finish_part(c, p, r, &t, &sum);
     }
     c->sum = sum;
@@ -1294,7 +1321,8 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     c->hist_matched &= c->n_raw > 0;
     if (c->hist_matched)
         hm = hist_match(c, &band, params->interval_id, pab);
-    if (c->hist_matched && pab && c->raw_energy_max <= (int64_t)UINT32_MAX) {
+    if (c->hist_matched && pab && c->raw_energy_max <= (int64_t)UINT32_MAX &&
+        c->offered_max <= (int64_t)UINT32_MAX) {
         if ((rc = clear_bid_hist(c, params, &band, &hm, n_orders, at)))
             goto fail;
         return MKT_OK;
