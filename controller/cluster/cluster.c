@@ -431,7 +431,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
-/* ---- two rules of Raft that libraft 0.15 does not keep, kept at its I/O boundary ----
+/* ---- rules of Raft that libraft 0.15 does not keep, kept at its I/O boundary ----
  *
  * libraft 0.15 (Debian 12's) breaks two rules of the Raft paper (docs/cluster.md,
  * "Divergence"), and a node killed while leader, restarted with uncommitted entries of its old
