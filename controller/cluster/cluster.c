@@ -83,6 +83,7 @@ struct ctl_cluster {
     raft_io_tick_cb raft_tick; /* libraft's tick callback */
     uint64_t n_commit_clamped, n_match_clamped;
     uint64_t n_install_ticks, n_install_votes; /* held while a snapshot installs (guard_tick) */
+    uint64_t n_unaddressed; /* replies to a leader no longer known, dropped (guard_send) */
     /* the highest index this node knows its log matches the leader of verified_term at: the
      * end of an AppendEntries whose previous entry matched, or a snapshot's last index */
     uint64_t verified, verified_term;
@@ -462,7 +463,14 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
  * into whatever state it has reached meanwhile (upstream fixed both after 0.15: a follower
  * installing a snapshot neither stands nor votes). guard_tick restarts such a follower's
  * election timer at every tick instead of letting it expire, and guard_recv drops the vote
- * requests it receives meanwhile (a candidate treats that as a lost message and asks again). */
+ * requests it receives meanwhile (a candidate treats that as a lost message and asks again).
+ *
+ * And one crash: when a write of entries ends after the follower has moved to a new term (a
+ * vote request of a higher term makes it a follower of no known leader), libraft 0.15 still
+ * answers "the current leader", whose address is then NULL, and the libuv transport calls
+ * strlen on it (upstream: "replication: Don't respond to AppendEntries if role/term has
+ * changed"). guard_send refuses a message with no address; libraft then frees it, as it does
+ * any message the transport refuses, and the new leader's next AppendEntries gets an answer. */
 
 /* The term of the entry at index in libraft's in-memory log (its public struct raft_log), 0
  * when the log does not hold it. */
@@ -546,6 +554,10 @@ static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct
 {
     struct raft *r = io->data;
     ctl_cluster *c = r->data;
+    if (m->server_address == NULL) {
+        c->n_unaddressed++;
+        return RAFT_NOCONNECTION;
+    }
     if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && m->append_entries_result.rejected == 0) {
         uint64_t last = m->append_entries_result.last_log_index;
         uint64_t sure = r->commit_index;
@@ -902,6 +914,7 @@ void ctl_cluster_get_status(ctl_cluster *c, ctl_cluster_status *st)
     st->match_clamped = c->n_match_clamped;
     st->install_ticks = c->n_install_ticks;
     st->install_votes = c->n_install_votes;
+    st->unaddressed = c->n_unaddressed;
 }
 
 void ctl_cluster_test_diverge(ctl_cluster *c)

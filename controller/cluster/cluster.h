@@ -170,6 +170,7 @@ typedef struct {
     uint64_t install_ticks;   /* ticks at which it held off an election while installing a
                                * snapshot, and vote requests it dropped meanwhile (cluster.c) */
     uint64_t install_votes;
+    uint64_t unaddressed; /* replies libraft addressed to no known leader, dropped (cluster.c) */
 } ctl_cluster_status;
 
 int ctl_cluster_is_leader(ctl_cluster *c);
