@@ -80,7 +80,10 @@ struct ctl_cluster {
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
     raft_io_recv_cb raft_recv; /* libraft's receive callback */
+    raft_io_tick_cb raft_tick; /* libraft's tick callback */
     uint64_t n_commit_clamped, n_match_clamped;
+    uint64_t n_install_ticks, n_install_votes; /* held while a snapshot installs (guard_tick) */
+    uint64_t n_unaddressed; /* replies to a leader no longer known, dropped (guard_send) */
     /* the highest index this node knows its log matches the leader of verified_term at: the
      * end of an AppendEntries whose previous entry matched, or a snapshot's last index */
     uint64_t verified, verified_term;
@@ -429,7 +432,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
-/* ---- two rules of Raft that libraft 0.15 does not keep, kept at its I/O boundary ----
+/* ---- rules of Raft that libraft 0.15 does not keep, kept at its I/O boundary ----
  *
  * libraft 0.15 (Debian 12's) breaks two rules of the Raft paper (docs/cluster.md,
  * "Divergence"), and a node killed while leader, restarted with uncommitted entries of its old
@@ -451,7 +454,23 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
  * So a leader counts a follower only for entries up to one of its own term, which is also the
  * paper's 5.4.2: an old-term entry is committed only with a current-term entry after it. A new
  * leader proposes a barrier (an empty entry of its term) so that old-term entries commit
- * without waiting for the next decision. */
+ * without waiting for the next decision.
+ *
+ * A third rule concerns a follower installing a snapshot. libraft 0.15 sets its in-memory log to
+ * the snapshot's last entry before the snapshot is on disk, with nothing of it stored, and while
+ * that write runs the follower may still time out and stand for election, or vote. It may then
+ * lead, or help elect a leader, on a log it holds only in memory, and the snapshot is restored
+ * into whatever state it has reached meanwhile (upstream fixed both after 0.15: a follower
+ * installing a snapshot neither stands nor votes). guard_tick restarts such a follower's
+ * election timer at every tick instead of letting it expire, and guard_recv drops the vote
+ * requests it receives meanwhile (a candidate treats that as a lost message and asks again).
+ *
+ * And one crash: when a write of entries ends after the follower has moved to a new term (a
+ * vote request of a higher term makes it a follower of no known leader), libraft 0.15 still
+ * answers "the current leader", whose address is then NULL, and the libuv transport calls
+ * strlen on it (upstream: "replication: Don't respond to AppendEntries if role/term has
+ * changed"). guard_send refuses a message with no address; libraft then frees it, as it does
+ * any message the transport refuses, and the new leader's next AppendEntries gets an answer. */
 
 /* The term of the entry at index in libraft's in-memory log (its public struct raft_log), 0
  * when the log does not hold it. */
@@ -463,6 +482,12 @@ static uint64_t log_term_of(const struct raft_log *l, uint64_t index)
     if (index != 0 && index == l->snapshot.last_index)
         return l->snapshot.last_term;
     return 0;
+}
+
+/* A follower that is writing a snapshot a leader sent it (third rule above). */
+static int installing(const struct raft *r)
+{
+    return r->state == RAFT_FOLLOWER && r->snapshot.put.data != NULL;
 }
 
 /* A snapshot the leader of term sent proves this node's log matches its up to index. */
@@ -496,8 +521,22 @@ static void guard_recv(struct raft_io *io, struct raft_message *m)
         const struct raft_install_snapshot *is = &m->install_snapshot;
         if (is->term >= r->current_term)
             guard_verified(c, is->term, is->last_index);
+    } else if (m->type == RAFT_IO_REQUEST_VOTE && installing(r)) {
+        c->n_install_votes++;
+        return; /* a vote request carries no memory of its own to free */
     }
     c->raft_recv(io, m);
+}
+
+static void guard_tick(struct raft_io *io)
+{
+    struct raft *r = io->data;
+    ctl_cluster *c = r->data;
+    if (installing(r)) {
+        r->election_timer_start = io->time(io);
+        c->n_install_ticks++;
+    }
+    c->raft_tick(io);
 }
 
 static int guard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
@@ -506,7 +545,8 @@ static int guard_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
     struct raft *r = io->data;
     ctl_cluster *c = r->data;
     c->raft_recv = recv;
-    return c->io_start(io, msecs, tick, guard_recv);
+    c->raft_tick = tick;
+    return c->io_start(io, msecs, guard_tick, guard_recv);
 }
 
 static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
@@ -514,6 +554,10 @@ static int guard_send(struct raft_io *io, struct raft_io_send *req, const struct
 {
     struct raft *r = io->data;
     ctl_cluster *c = r->data;
+    if (m->server_address == NULL) {
+        c->n_unaddressed++;
+        return RAFT_NOCONNECTION;
+    }
     if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && m->append_entries_result.rejected == 0) {
         uint64_t last = m->append_entries_result.last_log_index;
         uint64_t sure = r->commit_index;
@@ -868,6 +912,9 @@ void ctl_cluster_get_status(ctl_cluster *c, ctl_cluster_status *st)
     st->diverged = c->diverged;
     st->commit_clamped = c->n_commit_clamped;
     st->match_clamped = c->n_match_clamped;
+    st->install_ticks = c->n_install_ticks;
+    st->install_votes = c->n_install_votes;
+    st->unaddressed = c->n_unaddressed;
 }
 
 void ctl_cluster_test_diverge(ctl_cluster *c)

@@ -167,6 +167,10 @@ typedef struct {
     int diverged;             /* 1: a comparison failed and this node stopped */
     uint64_t commit_clamped;  /* AppendEntries whose leaderCommit this node lowered (cluster.c) */
     uint64_t match_clamped;   /* results in which it reported less than its whole log */
+    uint64_t install_ticks;   /* ticks at which it held off an election while installing a
+                               * snapshot, and vote requests it dropped meanwhile (cluster.c) */
+    uint64_t install_votes;
+    uint64_t unaddressed; /* replies libraft addressed to no known leader, dropped (cluster.c) */
 } ctl_cluster_status;
 
 int ctl_cluster_is_leader(ctl_cluster *c);

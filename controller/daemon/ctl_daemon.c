@@ -1564,9 +1564,13 @@ int ctl_daemon_run(const ctl_daemon_config *cfg, volatile sig_atomic_t *stop)
         ctl_cluster_get_status(d->cluster, &cs);
         ctl_logf(&d->log, CTL_LOG_INFO,
                  "cluster: %llu entries' chains compared with the leader's, %llu not comparable; "
-                 "libraft guard: %llu commit indexes and %llu match reports lowered",
+                 "libraft guard: %llu commit indexes and %llu match reports lowered, %llu ticks "
+                 "and %llu vote requests held while installing a snapshot, %llu replies to no "
+                 "known leader dropped",
                  (unsigned long long)cs.chain_checked, (unsigned long long)cs.chain_unchecked,
-                 (unsigned long long)cs.commit_clamped, (unsigned long long)cs.match_clamped);
+                 (unsigned long long)cs.commit_clamped, (unsigned long long)cs.match_clamped,
+                 (unsigned long long)cs.install_ticks, (unsigned long long)cs.install_votes,
+                 (unsigned long long)cs.unaddressed);
     }
     bus_stop(d->bus, 2000);
     status = d->cluster_failed ? 1 : 0;
