@@ -90,6 +90,40 @@ void tst_home_make_order(tst_home *homes, int h, const char *community, int64_t 
     hm->last_sent_ms = 0;
 }
 
+void tst_homes_trade_until(tst_home *homes, int n, const char *community,
+                           const tst_order_shape *shape, const char *db, bus_client *c,
+                           const ctl_clock *clock, unsigned *seed, int64_t blocks,
+                           int64_t *replaced)
+{
+    const ctl_interval_rules rules = {900, 300, 4};
+    int64_t deadline = ctl_wall_ms() + 120000, next_check = 0;
+    for (;;) {
+        int64_t now = ctl_wall_ms();
+        if (now >= next_check) {
+            if (tst_db_path_int(db, "SELECT count(*) FROM ledger_block") >= blocks)
+                return;
+            if (now > deadline)
+                fail_msg("fewer than %lld blocks settled before the deadline", (long long)blocks);
+            next_check = now + 500;
+        }
+        bus_loop(c, 5);
+        int64_t sim_ms = ctl_clock_sim_ms(clock, ctl_wall_ms());
+        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
+        for (int h = 0; h < n; h++) {
+            tst_home *hm = &homes[h];
+            if (!hm->has_pending && hm->done_interval < target)
+                tst_home_make_order(homes, h, community, target, sim_ms, seed, shape);
+            if (replaced && h == 0 && !hm->has_pending && hm->done_interval == target &&
+                *replaced < target) {
+                *replaced = target;
+                tst_home_make_order(homes, h, community, target, sim_ms + 1, seed, shape);
+            }
+            if (hm->has_pending && ctl_wall_ms() - hm->last_sent_ms > 150)
+                tst_home_send_order(c, community, hm);
+        }
+    }
+}
+
 void tst_home_send_order(bus_client *c, const char *community, tst_home *hm)
 {
     char topic[BUS_TOPIC_MAX], body[CTL_ORDER_JSON_MAX];
@@ -308,6 +342,27 @@ pid_t tst_controller_restart(pid_t pid, unsigned *seed, const char *bin, const c
     tst_kill9(pid);
     usleep((useconds_t)(rand_r(seed) % 200) * 1000);
     return tst_controller_start(bin, conf, anchor, log, NULL);
+}
+
+int64_t tst_db_path_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    goto out;
+fail:
+    fprintf(stderr, "%s: %s\n", sql, db ? sqlite3_errmsg(db) : "cannot open");
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
 }
 
 int64_t tst_db_int(sqlite3 *db, const char *sql, int64_t a)

@@ -53,6 +53,15 @@ void tst_home_make_order(tst_home *homes, int h, const char *community, int64_t 
                          int64_t sim_ms, unsigned *seed, const tst_order_shape *shape);
 /* Publishes the pending order (QoS 1) and notes when. */
 void tst_home_send_order(bus_client *c, const char *community, tst_home *hm);
+/* The homes order for the first open interval (900 s, the gate 300 s before, 4 ahead, 100 s
+ * from the clock's now) each time their last order is receipted, resending a pending one every
+ * 150 ms and running c's loop, until the database at db holds `blocks` ledger blocks; fails the
+ * test after 120 s. With replaced, home 0 replaces each receipted order once (*replaced: the
+ * last interval it did so for), so a reader of the orders must pick the later one. */
+void tst_homes_trade_until(tst_home *homes, int n, const char *community,
+                           const tst_order_shape *shape, const char *db, bus_client *c,
+                           const ctl_clock *clock, unsigned *seed, int64_t blocks,
+                           int64_t *replaced);
 /* The home whose pending order receipt r answers: its order is done (returns its index), or -1
  * when r answers none (an old resend's duplicate, another home's). */
 int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r);
@@ -126,5 +135,9 @@ pid_t tst_controller_restart(pid_t pid, unsigned *seed, const char *bin, const c
 
 /* The one integer sql returns with ?1 bound to a (the query must return a row). */
 int64_t tst_db_int(sqlite3 *db, const char *sql, int64_t a);
+/* The one integer sql returns from the database at path, opened read-only for this query alone
+ * (a controller may be writing it); -1 when it returns no row or NULL, or cannot be read (then
+ * the error goes to stderr). */
+int64_t tst_db_path_int(const char *path, const char *sql);
 
 #endif
