@@ -18,6 +18,7 @@
 #include "shell.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,31 @@ void tst_home_make_order(tst_home *homes, int h, const char *community, int64_t 
     assert_int_equal(ctl_order_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
     hm->has_pending = 1;
     hm->last_sent_ms = 0;
+}
+
+void tst_home_make_pref(ctl_pref_msg *m, const tst_home *hm, const char *community,
+                        int64_t valid_from, int64_t created_ms, const mkt_preference *pref)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->community, sizeof m->community, "%s", community);
+    snprintf(m->participant, sizeof m->participant, "%s", hm->id);
+    m->valid_from = valid_from;
+    m->interval_s = 900;
+    m->created_ms = created_ms;
+    m->expiry_s = valid_from * 900 - 300; /* its gate */
+    randombytes_buf(m->nonce, sizeof m->nonce);
+    m->pref = *pref;
+    assert_int_equal(ctl_pref_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
+}
+
+void tst_home_send_pref(bus_client *c, const char *community, const tst_home *hm,
+                        const ctl_pref_msg *m)
+{
+    char topic[BUS_TOPIC_MAX], json[CTL_PREF_JSON_MAX];
+    size_t len;
+    assert_int_equal(bus_topic_pref(topic, sizeof topic, community, hm->id), BUS_OK);
+    assert_int_equal(ctl_pref_to_json(m, json, sizeof json, &len), CTL_R_OK);
+    bus_publish(c, topic, json, len, 1, false, NULL, NULL);
 }
 
 void tst_homes_trade_until(tst_home *homes, int n, const char *community,

@@ -3,7 +3,8 @@
  * fixture of the daemon crash tests (daemon/, settle/, solana/): each home has a key from a
  * fixed seed and is in the registry, makes one order for a target interval, resends it until it
  * holds a receipt, and then waits for the next interval. Also the controller process those
- * tests start, kill and restart, and the meter readings they publish.
+ * tests start, kill and restart, the meter readings and the standing preferences (ex_post) they
+ * publish.
  */
 #ifndef MGX_TEST_HOMES_H
 #define MGX_TEST_HOMES_H
@@ -12,6 +13,7 @@
 #include "common/interval.h"
 #include "orders/keys.h"
 #include "orders/order_msg.h"
+#include "orders/pref_msg.h"
 #include "mgx/meter.h"
 
 #include <sqlite3.h>
@@ -53,6 +55,14 @@ void tst_home_make_order(tst_home *homes, int h, const char *community, int64_t 
                          int64_t sim_ms, unsigned *seed, const tst_order_shape *shape);
 /* Publishes the pending order (QoS 1) and notes when. */
 void tst_home_send_order(bus_client *c, const char *community, tst_home *hm);
+/* Home hm's standing preference *m: pref's steps for community, valid from interval valid_from
+ * (900 s intervals) up to its gate (300 s before it starts), made at created_ms (the newest
+ * one counts), with a random nonce, signed with the home's key. */
+void tst_home_make_pref(ctl_pref_msg *m, const tst_home *hm, const char *community,
+                        int64_t valid_from, int64_t created_ms, const mkt_preference *pref);
+/* Publishes home hm's preference m on its preference topic (QoS 1). */
+void tst_home_send_pref(bus_client *c, const char *community, const tst_home *hm,
+                        const ctl_pref_msg *m);
 /* The homes order for the first open interval (900 s, the gate 300 s before, 4 ahead, 100 s
  * from the clock's now) each time their last order is receipted, resending a pending one every
  * 150 ms and running c's loop, until the database at db holds `blocks` ledger blocks; fails the

@@ -87,30 +87,23 @@ static void on_msg(void *user, const bus_message *m)
 /* Preference slot i for home h, valid from T, made at created_ms. */
 static void make_pref(int i, int h, int64_t created_ms)
 {
-    ctl_pref_msg *m = &W.pref[i];
-    memset(m, 0, sizeof *m);
-    strcpy(m->community, COMMUNITY);
-    memcpy(m->participant, W.homes[h].id, sizeof W.homes[h].id);
-    m->valid_from = W.target;
-    m->interval_s = 900;
-    m->created_ms = created_ms;
-    m->expiry_s = W.target * 900 - 300;
-    randombytes_buf(m->nonce, sizeof m->nonce);
+    mkt_preference p;
+    memset(&p, 0, sizeof p);
     if (i == 0) {
-        m->pref.n_sell_steps = 1;
-        m->pref.sell[0] = (mkt_step){1000000, 100000};
+        p.n_sell_steps = 1;
+        p.sell[0] = (mkt_step){1000000, 100000};
     } else if (i == 1) {
-        m->pref.n_sell_steps = 2;
-        m->pref.sell[0] = (mkt_step){1000, 90000};
-        m->pref.sell[1] = (mkt_step){1000000, 150000};
+        p.n_sell_steps = 2;
+        p.sell[0] = (mkt_step){1000, 90000};
+        p.sell[1] = (mkt_step){1000000, 150000};
     } else if (i == 4) { /* home 1's decoy, older: must not count */
-        m->pref.n_sell_steps = 1;
-        m->pref.sell[0] = (mkt_step){1000000, 85000};
+        p.n_sell_steps = 1;
+        p.sell[0] = (mkt_step){1000000, 85000};
     } else {
-        m->pref.n_buy_steps = 1;
-        m->pref.buy[0] = (mkt_step){1000000, 200000};
+        p.n_buy_steps = 1;
+        p.buy[0] = (mkt_step){1000000, 200000};
     }
-    assert_int_equal(ctl_pref_sign(m, ctl_key_secret(W.homes[h].key)), CTL_R_OK);
+    tst_home_make_pref(&W.pref[i], &W.homes[h], COMMUNITY, W.target, created_ms, &p);
     W.home_of[i] = h;
     W.has_pref[i] = 1;
     W.pref_ok[i] = 0;
@@ -118,12 +111,7 @@ static void make_pref(int i, int h, int64_t created_ms)
 
 static void send_pref(bus_client *c, int i)
 {
-    char topic[BUS_TOPIC_MAX], json[CTL_PREF_JSON_MAX];
-    size_t len;
-    assert_int_equal(bus_topic_pref(topic, sizeof topic, COMMUNITY, W.homes[W.home_of[i]].id),
-                     BUS_OK);
-    assert_int_equal(ctl_pref_to_json(&W.pref[i], json, sizeof json, &len), CTL_R_OK);
-    bus_publish(c, topic, json, len, 1, false, NULL, NULL);
+    tst_home_send_pref(c, COMMUNITY, &W.homes[W.home_of[i]], &W.pref[i]);
     W.pref_sent_ms[i] = ctl_wall_ms();
 }
 
