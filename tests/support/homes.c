@@ -181,13 +181,13 @@ int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r)
     return h;
 }
 
-bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
-                              bus_message_fn on_msg)
+static bus_client *homes_connect(int port, const char *community, unsigned max_pending,
+                                 bus_message_fn on_msg, void *user)
 {
     bus_config bc = {.host = "127.0.0.1", .port = port, .client_id = "homes",
                      .community = community, .backoff_min_ms = 50, .backoff_max_ms = 200,
                      .max_pending = max_pending, .log_level = BUS_LOG_WARN};
-    bus_client *c = bus_new(&bc, on_msg, NULL, NULL, NULL);
+    bus_client *c = bus_new(&bc, on_msg, NULL, user, NULL);
     assert_non_null(c);
     assert_int_equal(bus_start(c), BUS_OK);
     char filter[BUS_TOPIC_MAX];
@@ -196,6 +196,26 @@ bus_client *tst_homes_connect(int port, const char *community, unsigned max_pend
     while (!bus_connected(c))
         bus_loop(c, 10);
     return c;
+}
+
+bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
+                              bus_message_fn on_msg)
+{
+    return homes_connect(port, community, max_pending, on_msg, NULL);
+}
+
+static void take_receipt(void *user, const bus_message *m)
+{
+    tst_homes_set *set = user;
+    ctl_receipt r;
+    if (tst_receipt_parse(m, &r) == 1)
+        tst_homes_take_receipt(set->homes, set->n, &r);
+}
+
+bus_client *tst_homes_connect_taking(int port, const char *community, unsigned max_pending,
+                                     tst_homes_set *set)
+{
+    return homes_connect(port, community, max_pending, take_receipt, set);
 }
 
 int tst_homes_market_home(const tst_home *homes, int n, sqlite3 *db, uint64_t market_id)

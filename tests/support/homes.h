@@ -84,6 +84,15 @@ int tst_receipt_parse(const bus_message *m, ctl_receipt *r);
  * connected; on_msg gets every message. */
 bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
                               bus_message_fn on_msg);
+/* Homes whose receipts a client takes (tst_homes_connect_taking). */
+typedef struct {
+    tst_home *homes;
+    int n;
+} tst_homes_set;
+/* tst_homes_connect with a handler of its own, for tests that need no other messages: each
+ * receipt that answers a pending order of set's homes is taken (tst_homes_take_receipt). */
+bus_client *tst_homes_connect_taking(int port, const char *community, unsigned max_pending,
+                                     tst_homes_set *set);
 /* The index of the home the database's market id stands for, -1 if none. */
 int tst_homes_market_home(const tst_home *homes, int n, sqlite3 *db, uint64_t market_id);
 

@@ -44,14 +44,6 @@
 static tst_home H[HOMES];
 static const tst_order_shape SHAPE = {3, 100, 700, 90000, 60000, 150000, 100000};
 
-static void on_msg(void *user, const bus_message *m)
-{
-    (void)user;
-    ctl_receipt r;
-    if (tst_receipt_parse(m, &r) == 1)
-        tst_homes_take_receipt(H, HOMES, &r);
-}
-
 /* Homes order every open interval until `blocks` blocks are settled (or the deadline). */
 static void trade_until(const char *db, bus_client *c, const ctl_clock *clock, unsigned *seed,
                         int64_t blocks)
@@ -172,7 +164,8 @@ static void weak_feeder_live(void **state)
                "THEN 1000 * i ELSE 0 END, -1, 0, 0 FROM k, h\"",
                db, (long long)t0),
         0);
-    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 1000, on_msg);
+    tst_homes_set homes = {H, HOMES};
+    bus_client *c = tst_homes_connect_taking(tst_broker_port(br), COMMUNITY, 1000, &homes);
     unsigned seed = 18;
     pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     trade_until(db, c, &clock, &seed, 6);

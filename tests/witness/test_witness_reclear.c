@@ -40,14 +40,6 @@
 static tst_home H[HOMES];
 static const tst_order_shape SHAPE = {3, 100, 700, 90000, 60000, 150000, 100000};
 
-static void on_msg(void *user, const bus_message *m)
-{
-    (void)user;
-    ctl_receipt r;
-    if (tst_receipt_parse(m, &r) == 1)
-        tst_homes_take_receipt(H, HOMES, &r);
-}
-
 /* the last interval home 0 replaced its order for: the witness must take the later one */
 static int64_t replaced;
 
@@ -83,7 +75,8 @@ static void reclear_from_signed_orders(void **state)
     fclose(cf);
     tst_homes_register(H, HOMES, 7, db, false);
     ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
-    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 1000, on_msg);
+    tst_homes_set homes = {H, HOMES};
+    bus_client *c = tst_homes_connect_taking(tst_broker_port(br), COMMUNITY, 1000, &homes);
     unsigned seed = 16;
     pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     trade_until(db, c, &clock, &seed, 6);
