@@ -46,7 +46,6 @@
 #include "common/interval.h"
 #include "common/wall_clock.h"
 #include "db/registry.h"
-#include "files.h"
 #include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mqtt_client.h"

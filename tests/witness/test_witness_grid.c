@@ -30,7 +30,6 @@
 #include <string.h>
 
 #include "broker.h"
-#include "common/wall_clock.h"
 #include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mgx/topology.h"

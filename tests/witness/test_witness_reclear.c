@@ -22,13 +22,11 @@
 
 #include <cmocka.h>
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
-#include "common/wall_clock.h"
 #include "homes.h"
 #include "shell.h"
 #include "witness_run.h"
