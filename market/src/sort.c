@@ -8,7 +8,9 @@
  * unit sort take about 0.55-0.7x the time of eight or five LSD passes over DRAM. Wider digits
  * mean fewer passes but each pass scatters into more streams at once: on the benchmark machine
  * (docs/benchmarks.md) 11-bit digits sorted 1M full-width keys in 32 ms and 8-bit digits in
- * 19 ms, LSD only.
+ * 19 ms, LSD only. A bucket whose keys differ in many digits (random ids) is ordered on its top
+ * two digits and finished by an insertion sort instead of the passes below (lsd_sort in
+ * sort_impl.h): 1M random 64-bit ids in 8-9 ms instead of 16-23 (session 8).
  */
 #include "sort.h"
 

@@ -5,11 +5,19 @@
  * defines static functions.
  */
 
-/* Stable insertion sort: for tiny inputs the radix sort's histograms cost more than the sort. */
-static void SORT_NAME(insertion_sort)(uint64_t *keys, SORT_VAL *vals, size_t n)
+/* Stable insertion sort of keys[0..n) that gives up once it has moved more than `budget`
+ * elements (checked between elements, so the array is always a whole permutation of its input
+ * with equal keys in their input order). Returns 0 when sorted, -1 when it gave up. For tiny
+ * inputs (no budget) it is the whole sort: the radix sort's histograms cost more there. */
+static int SORT_NAME(insertion_within)(uint64_t *keys, SORT_VAL *vals, size_t n, size_t budget)
 {
+    size_t moved = 0;
     for (size_t i = 1; i < n; i++) {
         uint64_t k = keys[i];
+        if (keys[i - 1] <= k)
+            continue;
+        if (moved > budget)
+            return -1;
         SORT_VAL v = vals ? vals[i] : 0;
         size_t j = i;
         for (; j > 0 && keys[j - 1] > k; j--) {
@@ -20,7 +28,14 @@ static void SORT_NAME(insertion_sort)(uint64_t *keys, SORT_VAL *vals, size_t n)
         keys[j] = k;
         if (vals)
             vals[j] = v;
+        moved += i - j;
     }
+    return 0;
+}
+
+static void SORT_NAME(insertion_sort)(uint64_t *keys, SORT_VAL *vals, size_t n)
+{
+    (void)SORT_NAME(insertion_within)(keys, vals, n, SIZE_MAX);
 }
 
 /* Counts, for each digit in [from, to), how many keys have each value of it. */
@@ -68,33 +83,6 @@ static void SORT_NAME(lsd_digits)(uint64_t *keys, SORT_VAL *vals, size_t n, unsi
         if (vals)
             memcpy(vals, src_v, n * sizeof *vals);
     }
-}
-
-/* Stable insertion sort of keys[0..n) that gives up once it has moved more than `budget`
- * elements (checked between elements, so the array is always a whole permutation of its input
- * with equal keys in their input order). Returns 0 when sorted, -1 when it gave up. */
-static int SORT_NAME(insertion_within)(uint64_t *keys, SORT_VAL *vals, size_t n, size_t budget)
-{
-    size_t moved = 0;
-    for (size_t i = 1; i < n; i++) {
-        uint64_t k = keys[i];
-        if (keys[i - 1] <= k)
-            continue;
-        if (moved > budget)
-            return -1;
-        SORT_VAL v = vals ? vals[i] : 0;
-        size_t j = i;
-        for (; j > 0 && keys[j - 1] > k; j--) {
-            keys[j] = keys[j - 1];
-            if (vals)
-                vals[j] = vals[j - 1];
-        }
-        keys[j] = k;
-        if (vals)
-            vals[j] = v;
-        moved += i - j;
-    }
-    return 0;
 }
 
 /* Whether ordering n keys on their digits [top, top + PREFIX_PASSES) leaves only short runs of

@@ -37,14 +37,49 @@ static int cmp_pair(const void *a, const void *b)
     return (x->val > y->val) - (x->val < y->val); /* stable: original position */
 }
 
+/* The arrays one comparison with qsort needs: keys and positions, their scratch, the reference. */
+typedef struct {
+    uint64_t *k, *tk;
+    uint32_t *v, *tv;
+    pair *ref;
+} bufs;
+
+static bufs bufs_new(size_t n)
+{
+    bufs b = {malloc(n * sizeof *b.k), malloc(n * sizeof *b.tk), malloc(n * sizeof *b.v),
+              malloc(n * sizeof *b.tv), malloc(n * sizeof *b.ref)};
+    assert_true(b.k && b.tk && b.v && b.tv && b.ref);
+    return b;
+}
+
+static void bufs_free(bufs *b)
+{
+    free(b->k);
+    free(b->tk);
+    free(b->v);
+    free(b->tv);
+    free(b->ref);
+}
+
+/* What the radix sort made of ref's keys (k, with their original positions in v) against qsort
+ * of ref by key, then position: equal keys must keep their order. */
+static void assert_as_qsort(const uint64_t *k, const uint32_t *v, pair *ref, size_t n)
+{
+    qsort(ref, n, sizeof *ref, cmp_pair);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(k[i], ref[i].key);
+        assert_int_equal(v[i], ref[i].val);
+    }
+}
+
 /* Sorts n random keys of key_bits bits and compares with qsort; declared_bits > 0 sorts them
  * with mkt__radix_sort_bits told that width instead. */
 static void one_case_as(size_t n, unsigned key_bits, unsigned declared_bits)
 {
-    uint64_t *k = malloc(n * sizeof *k), *tk = malloc(n * sizeof *tk);
-    uint32_t *v = malloc(n * sizeof *v), *tv = malloc(n * sizeof *tv);
-    pair *ref = malloc(n * sizeof *ref);
-    assert_true(k && tk && v && tv && ref);
+    bufs b = bufs_new(n);
+    uint64_t *k = b.k, *tk = b.tk;
+    uint32_t *v = b.v, *tv = b.tv;
+    pair *ref = b.ref;
     uint64_t mask = key_bits >= 64 ? UINT64_MAX : (UINT64_C(1) << key_bits) - 1;
     for (size_t i = 0; i < n; i++) {
         k[i] = next() & mask;
@@ -56,16 +91,8 @@ static void one_case_as(size_t n, unsigned key_bits, unsigned declared_bits)
         mkt__radix_sort_bits(k, v, n, declared_bits, tk, tv);
     else
         mkt__radix_sort(k, v, n, tk, tv);
-    qsort(ref, n, sizeof *ref, cmp_pair);
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(k[i], ref[i].key);
-        assert_int_equal(v[i], ref[i].val);
-    }
-    free(k);
-    free(tk);
-    free(v);
-    free(tv);
-    free(ref);
+    assert_as_qsort(k, v, ref, n);
+    bufs_free(&b);
 }
 
 static void one_case(size_t n, unsigned key_bits)
@@ -95,10 +122,10 @@ static void split_inputs(void **state)
         for (int rep = 0; rep < 3; rep++)
             one_case(16385 + (size_t)(next() % 300000), bits[b]);
     const size_t n = 200000;
-    uint64_t *k = malloc(n * sizeof *k), *tk = malloc(n * sizeof *tk);
-    uint32_t *v = malloc(n * sizeof *v), *tv = malloc(n * sizeof *tv);
-    pair *ref = malloc(n * sizeof *ref);
-    assert_true(k && tk && v && tv && ref);
+    bufs b = bufs_new(n);
+    uint64_t *k = b.k, *tk = b.tk;
+    uint32_t *v = b.v, *tv = b.tv;
+    pair *ref = b.ref;
     for (int shape = 0; shape < 4; shape++) {
         for (size_t i = 0; i < n; i++) {
             uint64_t r = next();
@@ -120,22 +147,14 @@ static void split_inputs(void **state)
             ref[i] = (pair){k[i], (uint32_t)i};
         }
         mkt__radix_sort(k, v, n, tk, tv);
-        qsort(ref, n, sizeof *ref, cmp_pair);
-        for (size_t i = 0; i < n; i++) {
-            assert_int_equal(k[i], ref[i].key);
-            assert_int_equal(v[i], ref[i].val);
-        }
+        assert_as_qsort(k, v, ref, n);
         for (size_t i = 0; i < n; i++)
             k[i] = ref[(i * 7919) % n].key; /* keys only, in another order */
         mkt__radix_sort(k, NULL, n, tk, NULL);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(k[i], ref[i].key);
     }
-    free(k);
-    free(tk);
-    free(v);
-    free(tv);
-    free(ref);
+    bufs_free(&b);
 }
 
 /* mkt__radix_sort_bits, as the clearing calls it (the exact width of its keys) and told a
@@ -200,10 +219,10 @@ static void prefix_shortcut(void **state)
 {
     (void)state;
     const size_t n = 16000;
-    uint64_t *k = malloc(n * sizeof *k), *tk = malloc(n * sizeof *tk);
-    uint32_t *v = malloc(n * sizeof *v), *tv = malloc(n * sizeof *tv);
-    pair *ref = malloc(n * sizeof *ref);
-    assert_true(k && tk && v && tv && ref);
+    bufs b = bufs_new(n);
+    uint64_t *k = b.k, *tk = b.tk;
+    uint32_t *v = b.v, *tv = b.tv;
+    pair *ref = b.ref;
     for (int shape = 0; shape < 3; shape++) {
         for (size_t i = 0; i < n; i++) {
             uint64_t r = next(), a = next() >> 56;
@@ -219,17 +238,9 @@ static void prefix_shortcut(void **state)
             ref[i] = (pair){k[i], (uint32_t)i};
         }
         mkt__radix_sort_bits(k, v, n, 64, tk, tv);
-        qsort(ref, n, sizeof *ref, cmp_pair);
-        for (size_t i = 0; i < n; i++) {
-            assert_int_equal(k[i], ref[i].key);
-            assert_int_equal(v[i], ref[i].val);
-        }
+        assert_as_qsort(k, v, ref, n);
     }
-    free(k);
-    free(tk);
-    free(v);
-    free(tv);
-    free(ref);
+    bufs_free(&b);
 }
 
 static void keys_only(void **state)
