@@ -46,14 +46,32 @@ static int64_t rng_range(uint64_t *s, int64_t lo, int64_t hi)
     return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
 }
 
+/* How the bench's participant ids are made: a multiplicative scramble of the index (unique but
+ * unsorted, as ids from a real registry would be; the bench's main table), the index itself
+ * (ascending in array order, what mkt_csv_parse produces), or a hash of the index (splitmix64's
+ * finaliser, a bijection: unique ids with no order at all in any of their bits, as ids derived
+ * from keys are). The scramble's ids are more ordered than hashed ones within a range of their
+ * top bits, which a sort could profit from where real ids would not give it that. */
+typedef enum { IDS_SCRAMBLED, IDS_ASCENDING, IDS_HASHED } id_kind;
+
+static uint64_t make_id(size_t i, id_kind ids)
+{
+    if (ids == IDS_ASCENDING)
+        return (uint64_t)i;
+    if (ids == IDS_SCRAMBLED)
+        return (uint64_t)(i + 1) * 0x9e3779b97f4a7c15u;
+    uint64_t z = (uint64_t)i + 1;
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
 /* About half buyers, 1-3 steps each of 100 Wh..5 kWh, prices uniform over [feed-in, retail] at
- * 1 uc resolution. Participant ids are a bijective scramble of the index, unique but unsorted as
- * ids from a real registry would be, unless ascending_ids asks for them in array order (what
- * mkt_csv_parse produces). */
-static void make_book(mkt_order *o, size_t n, uint64_t seed, int ascending_ids)
+ * 1 uc resolution; ids as make_id. */
+static void make_book(mkt_order *o, size_t n, uint64_t seed, id_kind ids)
 {
     for (size_t i = 0; i < n; i++) {
-        o[i].participant = ascending_ids ? (uint64_t)i : (uint64_t)(i + 1) * 0x9e3779b97f4a7c15u;
+        o[i].participant = make_id(i, ids);
         o[i].side = rng_next(&seed) & 1 ? MKT_SELL : MKT_BUY;
         o[i].n_steps = (uint32_t)rng_range(&seed, 1, 3);
         for (uint32_t s = 0; s < o[i].n_steps; s++) {
@@ -164,6 +182,21 @@ static bench_result time_clear(mkt_clearing *c, mkt_mechanism mech, const mkt_or
     free(t);
     free(cpu);
     return res;
+}
+
+/* The 1M book of the main table again, its ids made as ids says, both mechanisms. */
+static void same_book(mkt_clearing *c, mkt_order *orders, uint64_t seed, id_kind ids,
+                      const char *what)
+{
+    make_book(orders, MAX_N, seed, ids);
+    printf("\nsame 1M book, participant ids %s:\n", what);
+    for (int m = 0; m < 2; m++) {
+        bench_result r = time_clear(c, m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, orders, MAX_N, 7);
+        printf("%-13s %8u %5d %15.3f %15.3f %12.0f %10.1f   (digest %016llx)\n",
+               mkt_mechanism_name(m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR), MAX_N, 7,
+               r.median_s * 1e3, r.best_s * 1e3, (double)MAX_N / r.median_s,
+               r.median_s * 1e9 / (double)MAX_N, (unsigned long long)r.digest);
+    }
 }
 
 #define N_PREFS 1024 /* distinct standing preferences, shared by the homes */
@@ -281,7 +314,7 @@ int main(int argc, char **argv)
         size_t n = SIZES[k].n;
         if (only && n != only)
             continue;
-        make_book(orders, n, seed + k, 0);
+        make_book(orders, n, seed + k, IDS_SCRAMBLED);
         for (int m = 0; m < 2; m++) {
             bench_result r = time_clear(c, m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, orders, n,
                                         SIZES[k].reps);
@@ -310,17 +343,11 @@ int main(int argc, char **argv)
     bench_ex_post(c, orders, seed, only);
     if (only)
         goto out;
-    /* The same 1M book with ids already ascending: how much of the time is the id-order walk
-     * over the caller's array (random access when ids are scrambled). */
-    make_book(orders, MAX_N, seed + N_SIZES - 1, 1);
-    printf("\nsame 1M book, participant ids ascending in array order:\n");
-    for (int m = 0; m < 2; m++) {
-        bench_result r = time_clear(c, m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, orders, MAX_N, 7);
-        printf("%-13s %8u %5d %15.3f %15.3f %12.0f %10.1f   (digest %016llx)\n",
-               mkt_mechanism_name(m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR), MAX_N, 7,
-               r.median_s * 1e3, r.best_s * 1e3, (double)MAX_N / r.median_s,
-               r.median_s * 1e9 / (double)MAX_N, (unsigned long long)r.digest);
-    }
+    /* The same 1M book with ids already ascending (how much of the time is the id-order walk
+     * over the caller's array) and with hashed ids (that the engine's time does not depend on
+     * the order the scramble leaves in its ids). */
+    same_book(c, orders, seed + N_SIZES - 1, IDS_HASHED, "hashed (no order in any bits)");
+    same_book(c, orders, seed + N_SIZES - 1, IDS_ASCENDING, "ascending in array order");
     size_t n_steps;
     double qs_cpu;
     double qs = time_qsort(orders, MAX_N, 7, &n_steps, &qs_cpu);

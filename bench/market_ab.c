@@ -8,7 +8,8 @@
  *
  * A second argument clears a smaller book of that many orders (the first that many of the same
  * generator; the 1M book's time per order is compared with the 1k book's for issue 18's growth
- * criterion), each repetition then clearing it 1M / N times.
+ * criterion), each repetition then clearing it 1M / N times. A third, "hashed", gives the book
+ * hashed ids instead of the scramble (bench_market's make_id).
  *
  * Not built by CMake: run bench/market_ab.sh [OLD_COMMIT] [REPS] [BUILD_DIR] [ORDERS].
  */
@@ -42,11 +43,22 @@ static int64_t rng_range(uint64_t *s, int64_t lo, int64_t hi)
     return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
 }
 
+/* bench_market's make_id, scrambled or hashed */
+static uint64_t make_id(size_t i, int hashed)
+{
+    uint64_t z = (uint64_t)i + 1;
+    if (!hashed)
+        return z * 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
 /* bench_market's make_book: its 1M book is seed + 3 */
-static void make_book(mkt_order *o, size_t n, uint64_t seed)
+static void make_book(mkt_order *o, size_t n, uint64_t seed, int hashed)
 {
     for (size_t i = 0; i < n; i++) {
-        o[i].participant = (uint64_t)(i + 1) * 0x9e3779b97f4a7c15u;
+        o[i].participant = make_id(i, hashed);
         o[i].side = rng_next(&seed) & 1 ? MKT_SELL : MKT_BUY;
         o[i].n_steps = (uint32_t)rng_range(&seed, 1, 3);
         for (uint32_t s = 0; s < o[i].n_steps; s++) {
@@ -91,6 +103,7 @@ int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 15;
     size_t n = argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : N_ORDERS;
+    int hashed = argc > 3 && strcmp(argv[3], "hashed") == 0;
     if (reps < 1)
         reps = 1;
     if (n < 1 || n > N_ORDERS)
@@ -103,7 +116,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "market_ab: out of memory\n");
         return 1;
     }
-    make_book(o, N_ORDERS, 20240601u + 3);
+    make_book(o, N_ORDERS, 20240601u + 3, hashed);
     int differ = 0;
     for (int m = 0; m < 2; m++) {
         mkt_params p = {m ? MKT_PAY_AS_BID : MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};

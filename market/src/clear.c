@@ -82,12 +82,14 @@ struct mkt_clearing {
     size_t max_orders;
     size_t cap_orders, cap_raw, cap_units, cap_hist;
     /* per order, by index in the caller's array */
-    uint8_t *order_side;
     order_energy *order_wh;
     uint32_t *rank_of; /* the participant's seat (rank_orders) or rank (clear_bid_hist), by order */
+    uint32_t *order_tie; /* clear_bid_hist: the top bits of the order's tie key (scan_orders) */
     /* per participant, by rank */
     uint64_t *id_keys, *id_tmp_keys; /* id_keys[r] is the id of rank r once ranked */
-    uint32_t *rank_order, *id_tmp_vals; /* rank_order[r] = index into the caller's array */
+    /* rank_order[r]: the index into the caller's array, with the side in the top bit (see
+     * order_ref), so that ranking reads an order's side without a random access of its own */
+    uint32_t *rank_order, *id_tmp_vals;
     uint8_t *side;
     uint64_t *tie_keys;
     uint32_t *by_seat; /* by_seat[s] = the rank of the participant in seat s */
@@ -96,8 +98,9 @@ struct mkt_clearing {
     /* pay-as-bid on the histogram (clear_bid_hist): by rank, and by order its rank below the
      * top bits of its tie key */
     bid_slot *slots;
-    int64_t *offered_by_rank;
-    uint64_t *tie_rank;
+    /* by order, then (sorted with the ids) by rank: the order's offered energy above its
+     * order_ref, so that ranking needs no random read of the order's energies */
+    uint64_t *offered_ref, *tmp_offered_ref;
     /* per unit, as built in array order before anyone knows the participants' ranks */
     int64_t *raw_energy;
     uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
@@ -114,6 +117,7 @@ struct mkt_clearing {
     /* units past these (in each side's matching order) accepted nothing (match) */
     size_t n_sell_accepted, n_buy_accepted;
     int64_t raw_energy_max; /* the largest unit, which decides what the unit sort carries */
+    int64_t offered_max;    /* the largest order (offered_ref carries it in 32 bits) */
     unsigned price_bits;
     int ids_ascending;
     int hist_matched; /* this clearing matched on the histogram (hist_match) */
@@ -129,6 +133,25 @@ typedef struct {
     int64_t fee; /* taken off every bid: a buyer's limit is all-in */
     int tradable;
 } price_band;
+
+/* An order's index with its side in the top bit: mkt_clearing_new caps max_orders at
+ * UINT32_MAX / MKT_MAX_STEPS, so an index never reaches that bit. */
+#define ORDER_SELL_BIT (UINT32_C(1) << 31)
+
+static uint32_t order_ref(size_t index, mkt_side side)
+{
+    return (uint32_t)index | (side == MKT_SELL ? ORDER_SELL_BIT : 0);
+}
+
+static uint32_t ref_index(uint32_t ref)
+{
+    return ref & ~ORDER_SELL_BIT;
+}
+
+static uint8_t ref_side(uint32_t ref)
+{
+    return (uint8_t)(ref & ORDER_SELL_BIT ? MKT_SELL : MKT_BUY);
+}
 
 static int add_checked(int64_t *acc, int64_t v)
 {
@@ -150,7 +173,7 @@ typedef struct {
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
     const array_ref t[N_ARRAYS] = {
-        {(void **)&c->order_side, sizeof(uint8_t), BY_ORDER},
+        {(void **)&c->order_tie, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->order_wh, sizeof(order_energy), BY_ORDER},
         {(void **)&c->rank_of, sizeof(uint32_t), BY_ORDER},
         {(void **)&c->id_keys, sizeof(uint64_t), BY_ORDER},
@@ -163,8 +186,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->tallies, sizeof(tally), BY_ORDER},
         {(void **)&c->parts, sizeof(mkt_participant_result), BY_ORDER},
         {(void **)&c->slots, sizeof(bid_slot), BY_ORDER},
-        {(void **)&c->offered_by_rank, sizeof(int64_t), BY_ORDER},
-        {(void **)&c->tie_rank, sizeof(uint64_t), BY_ORDER},
+        {(void **)&c->offered_ref, sizeof(uint64_t), BY_ORDER},
+        {(void **)&c->tmp_offered_ref, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
@@ -418,12 +441,16 @@ static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *
 #define SCAN_PREFETCH 16
 
 /* The one pass over the caller's array: checks every order, keeps what later passes need of it
- * (side, offered energy, id) in compact per-order arrays and appends its units. */
+ * (side, offered energy, id) in compact per-order arrays and appends its units. With tb > 0
+ * (pay-as-bid on the histogram) it also keeps the top tb bits of each order's tie key for
+ * interval_id: computed here, in array order while the scan waits on the caller's memory, the
+ * hash costs next to nothing, where clear_bid_hist would pay for it in its random pass. */
 static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order *orders,
-                       size_t n, mkt_error_at *at)
+                       size_t n, int64_t interval_id, unsigned tb, mkt_error_at *at)
 {
     int64_t sold = 0, bought = 0;
     c->ids_ascending = 1;
+    c->offered_max = 0;
     c->n_raw = 0;
     c->raw_energy_max = 0;
     for (size_t i = 0; i < n; i++) {
@@ -440,9 +467,14 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
         c->order_wh[i].local = 0;
         if (rc)
             return rc;
-        c->order_side[i] = (uint8_t)o->side;
         c->id_keys[i] = o->participant;
-        c->rank_order[i] = (uint32_t)i;
+        c->rank_order[i] = order_ref(i, o->side);
+        if (tb) {
+            int64_t offered = c->order_wh[i].offered;
+            c->order_tie[i] = (uint32_t)(mkt_tie_key(interval_id, o->participant) >> (64 - tb));
+            c->offered_ref[i] = (uint64_t)offered << 32 | c->rank_order[i]; /* checked below */
+            c->offered_max = offered > c->offered_max ? offered : c->offered_max;
+        }
         if (i > 0 && o->participant <= c->id_keys[i - 1])
             c->ids_ascending = 0;
         if (!band->tradable)
@@ -493,21 +525,39 @@ static uint32_t *seat_participants(mkt_clearing *c, size_t n, int64_t interval_i
     return seat;
 }
 
+/* Rejects a participant seen twice among the ranked ids, whose order_refs are ref32[r], or the
+ * low halves of ref64[r]. */
+static int no_duplicate(const mkt_clearing *c, size_t n, const uint32_t *ref32,
+                        const uint64_t *ref64, mkt_error_at *at)
+{
+    for (size_t r = 1; r < n; r++) {
+        if (c->id_keys[r] != c->id_keys[r - 1])
+            continue;
+        uint32_t a = ref32 ? ref32[r - 1] : (uint32_t)ref64[r - 1];
+        uint32_t b = ref32 ? ref32[r] : (uint32_t)ref64[r];
+        at->order_index = ref_index(b);
+        at->step_index = -1;
+        return ref_side(a) == ref_side(b) ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
+    }
+    return MKT_OK;
+}
+
 /* Orders the participants by id (rank: id_keys[r], rank_order[r] its order) and rejects a
  * participant seen twice. */
 static int rank_ids(mkt_clearing *c, size_t n, mkt_error_at *at)
 {
     if (!c->ids_ascending)
         mkt__radix_sort(c->id_keys, c->rank_order, n, c->id_tmp_keys, c->id_tmp_vals);
-    for (size_t r = 1; r < n; r++) {
-        if (c->id_keys[r] != c->id_keys[r - 1])
-            continue;
-        uint32_t a = c->rank_order[r - 1], b = c->rank_order[r];
-        at->order_index = b;
-        at->step_index = -1;
-        return c->order_side[a] == c->order_side[b] ? MKT_E_DUPLICATE : MKT_E_BOTH_SIDES;
-    }
-    return MKT_OK;
+    return no_duplicate(c, n, c->rank_order, NULL, at);
+}
+
+/* rank_ids for clear_bid_hist: the ids carry offered_ref along instead of rank_order. */
+static int rank_ids_offered(mkt_clearing *c, size_t n, mkt_error_at *at)
+{
+    if (!c->ids_ascending)
+        mkt__radix_sort_bits64(c->id_keys, c->offered_ref, n, 64, c->id_tmp_keys,
+                               c->tmp_offered_ref);
+    return no_duplicate(c, n, NULL, c->offered_ref, at);
 }
 
 /* rank_ids, then sets up the per-rank tallies (with the accepted energy, when hist_match ran)
@@ -521,17 +571,16 @@ static int rank_orders(mkt_clearing *c, size_t n, int64_t interval_id, int need_
         return rc;
     const uint32_t *seat = need_seats ? seat_participants(c, n, interval_id) : NULL;
     for (size_t r = 0; r < n; r++) {
-        uint32_t i = c->rank_order[r];
+        uint32_t ref = c->rank_order[r], i = ref_index(ref);
         if (r + GATHER_PREFETCH < n) {
-            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
+            uint32_t ahead = ref_index(c->rank_order[r + GATHER_PREFETCH]);
             __builtin_prefetch(&c->order_wh[ahead]);
-            __builtin_prefetch(&c->order_side[ahead]);
             if (seat)
                 __builtin_prefetch(&c->rank_of[ahead], 1);
         }
         if (seat)
             c->rank_of[i] = seat[r];
-        c->side[r] = c->order_side[i];
+        c->side[r] = ref_side(ref);
         c->tallies[r] = (tally){c->order_wh[i].offered, c->order_wh[i].local, 0, 0};
     }
     c->n_parts = n;
@@ -1133,6 +1182,8 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
             break;
         }
         *t++ = (mkt_trade){ss->id, bs->id, e, price, amount, fee};
+        ss->local_wh += e; /* every accepted Wh is paired: the sums are the accepted energy */
+        bs->local_wh += e;
         s_left -= e;
         b_left -= e;
     }
@@ -1143,39 +1194,36 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
 }
 
 /* Pay-as-bid after hist_match, in place of rank_orders and clear_book (the caller checks that
- * every accepted energy fits the payload's 32 bits). */
+ * every accepted energy and every order's offered energy fits 32 bits). */
 static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band *band,
                           const match_result *m, size_t n_orders, mkt_error_at *at)
 {
     size_t n = c->n_raw, n_sell = 0;
     unsigned pb = c->price_bits, tb = tie_bits(pb);
-    int rc = rank_ids(c, n_orders, at);
+    int rc = rank_ids_offered(c, n_orders, at);
     if (rc)
         return rc;
     at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
     c->sum.matched_wh = m->matched;
-    /* in rank order: the slots, and each order's rank and tie bits for its units */
+    /* in rank order: the slots (the walk adds up their energy and money), and each order's
+     * rank for its units */
     for (size_t r = 0; r < n_orders; r++) {
-        uint32_t i = c->rank_order[r];
-        if (r + GATHER_PREFETCH < n_orders) {
-            uint32_t ahead = c->rank_order[r + GATHER_PREFETCH];
-            __builtin_prefetch(&c->order_wh[ahead]);
-            __builtin_prefetch(&c->tie_rank[ahead], 1);
-            __builtin_prefetch(&c->order_side[ahead]);
-        }
-        uint64_t id = c->id_keys[r];
-        c->tie_rank[i] = mkt_tie_key(p->interval_id, id) >> (64 - tb) << 32 | r;
-        c->side[r] = c->order_side[i];
-        c->offered_by_rank[r] = c->order_wh[i].offered;
-        c->slots[r] = (bid_slot){id, c->order_wh[i].local, 0, 0};
+        uint32_t ref = (uint32_t)c->offered_ref[r], i = ref_index(ref);
+        if (r + GATHER_PREFETCH < n_orders)
+            __builtin_prefetch(&c->rank_of[ref_index((uint32_t)c->offered_ref[r + GATHER_PREFETCH])],
+                               1);
+        c->rank_of[i] = (uint32_t)r;
+        c->side[r] = ref_side(ref);
+        c->slots[r] = (bid_slot){c->id_keys[r], 0, 0, 0};
     }
     c->n_parts = n_orders;
-    /* the units, in array order (so tie_rank is read in order too) */
+    /* the units, in array order (so rank_of and order_tie are read in order too) */
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = c->raw_key[i], tr = c->tie_rank[c->raw_order[i]];
-        c->keys[i] = key << tb | tr >> 32;
-        c->packed[i] = tr << 32 | (uint64_t)c->raw_energy[i];
+        uint64_t key = c->raw_key[i];
+        uint32_t o = c->raw_order[i];
+        c->keys[i] = key << tb | c->order_tie[o];
+        c->packed[i] = (uint64_t)c->rank_of[o] << 32 | (uint64_t)c->raw_energy[i];
         n_sell += (key >> pb) == 0;
     }
     /* buyer bit, price distance (< 2^pb), top tb bits of the tie key */
@@ -1186,7 +1234,7 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
     mkt_summary sum = c->sum;
     for (size_t r = 0; r < n_orders && rc == MKT_OK; r++) {
         const bid_slot *s = &c->slots[r];
-        tally t = {c->offered_by_rank[r], s->local_wh, s->local_uc, s->fee_uc};
+        tally t = {(int64_t)(c->offered_ref[r] >> 32), s->local_wh, s->local_uc, s->fee_uc};
         rc = finish_part(c, p, r, &t, &sum);
     }
     c->sum = sum;
@@ -1261,18 +1309,20 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     band.tradable = band.hi >= band.lo;
     c->price_bits = band.tradable ? mkt__bit_width((uint64_t)(band.hi - band.lo)) : 0;
     c->hist_matched = use_hist(c, &band, n_orders);
+    int pab = params->mechanism == MKT_PAY_AS_BID;
+    unsigned tb = c->hist_matched && pab ? tie_bits(c->price_bits) : 0;
     if (c->hist_matched && (rc = ensure_hist(c, (size_t)2 << c->price_bits)))
         goto fail;
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
-        (rc = scan_orders(c, &band, orders, n_orders, at)) ||
+        (rc = scan_orders(c, &band, orders, n_orders, params->interval_id, tb, at)) ||
         (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)))
         goto fail;
-    int pab = params->mechanism == MKT_PAY_AS_BID;
     match_result hm;
     c->hist_matched &= c->n_raw > 0;
     if (c->hist_matched)
         hm = hist_match(c, &band, params->interval_id, pab);
-    if (c->hist_matched && pab && c->raw_energy_max <= (int64_t)UINT32_MAX) {
+    if (c->hist_matched && pab && c->raw_energy_max <= (int64_t)UINT32_MAX &&
+        c->offered_max <= (int64_t)UINT32_MAX) {
         if ((rc = clear_bid_hist(c, params, &band, &hm, n_orders, at)))
             goto fail;
         return MKT_OK;

@@ -20,6 +20,12 @@
 /* Inputs up to this many elements (12 bytes each, twice with the scratch) stay in L2 for their
  * LSD passes; larger ones are split on their top digit first (msd_sort). */
 #define MSD_MIN 16384u
+/* lsd_sort: how many top digits order a bucket before an insertion sort finishes it, the
+ * longest run of keys sharing them that it expects for that, and how many elements per key the
+ * insertion may move before passes over every digit take over. */
+#define PREFIX_PASSES    2u
+#define PREFIX_MAX_RUN   4.0
+#define INSERTION_BUDGET 4u
 
 unsigned mkt__bit_width(uint64_t v)
 {

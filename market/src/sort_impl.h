@@ -23,24 +23,25 @@ static void SORT_NAME(insertion_sort)(uint64_t *keys, SORT_VAL *vals, size_t n)
     }
 }
 
-/* LSD passes over the digits below bit `bits` of keys[0..n), in place (tmp_* are scratch). */
-static void SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
-                                uint64_t *tmp_keys, SORT_VAL *tmp_vals)
+/* Counts, for each digit in [from, to), how many keys have each value of it. */
+static void SORT_NAME(count_digits)(const uint64_t *keys, size_t n, unsigned from, unsigned to,
+                                    size_t count[PASSES][BUCKETS])
 {
-    if (n <= 32) {
-        SORT_NAME(insertion_sort)(keys, vals, n);
-        return;
-    }
-    unsigned passes = (bits + DIGIT_BITS - 1) / DIGIT_BITS;
-    size_t count[PASSES][BUCKETS];
-    memset(count, 0, passes * sizeof count[0]);
+    memset(count[from], 0, (to - from) * sizeof count[0]);
     for (size_t i = 0; i < n; i++)
-        for (unsigned p = 0; p < passes; p++)
+        for (unsigned p = from; p < to; p++)
             count[p][digit(keys[i], p)]++;
+}
 
+/* Stable LSD passes over digits [from, to) of keys[0..n), in place (tmp_* are scratch), with
+ * their counts from count_digits (used up). */
+static void SORT_NAME(lsd_digits)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned from,
+                                  unsigned to, size_t count[PASSES][BUCKETS], uint64_t *tmp_keys,
+                                  SORT_VAL *tmp_vals)
+{
     uint64_t *src_k = keys, *dst_k = tmp_keys;
     SORT_VAL *src_v = vals, *dst_v = tmp_vals;
-    for (unsigned p = 0; p < passes; p++) {
+    for (unsigned p = from; p < to; p++) {
         if (count[p][digit(src_k[0], p)] == n)
             continue; /* every key has this digit: the pass would be the identity */
         size_t sum = 0;
@@ -67,6 +68,81 @@ static void SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsign
         if (vals)
             memcpy(vals, src_v, n * sizeof *vals);
     }
+}
+
+/* Stable insertion sort of keys[0..n) that gives up once it has moved more than `budget`
+ * elements (checked between elements, so the array is always a whole permutation of its input
+ * with equal keys in their input order). Returns 0 when sorted, -1 when it gave up. */
+static int SORT_NAME(insertion_within)(uint64_t *keys, SORT_VAL *vals, size_t n, size_t budget)
+{
+    size_t moved = 0;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t k = keys[i];
+        if (keys[i - 1] <= k)
+            continue;
+        if (moved > budget)
+            return -1;
+        SORT_VAL v = vals ? vals[i] : 0;
+        size_t j = i;
+        for (; j > 0 && keys[j - 1] > k; j--) {
+            keys[j] = keys[j - 1];
+            if (vals)
+                vals[j] = vals[j - 1];
+        }
+        keys[j] = k;
+        if (vals)
+            vals[j] = v;
+        moved += i - j;
+    }
+    return 0;
+}
+
+/* Whether ordering n keys on their digits [top, top + PREFIX_PASSES) leaves only short runs of
+ * keys sharing them: the largest count of one value of each of those digits, multiplied and
+ * divided by n, estimates the longest such run were the digits independent (random ids:
+ * about 32 x 32 / 4096 for a bucket of 4,096). */
+static int SORT_NAME(prefix_discriminates)(size_t count[PASSES][BUCKETS], unsigned top, size_t n)
+{
+    double run = (double)n;
+    for (unsigned p = top; p < top + PREFIX_PASSES; p++) {
+        size_t max = 0;
+        for (unsigned b = 0; b < BUCKETS; b++)
+            max = count[p][b] > max ? count[p][b] : max;
+        run *= (double)max / (double)n;
+    }
+    return run <= PREFIX_MAX_RUN;
+}
+
+/* Sorts keys[0..n) on the digits below bit `bits`, in place (tmp_* are scratch). Keys that
+ * differ in many digits (random ids in a bucket of a few thousand after the split) are first
+ * ordered on their top PREFIX_PASSES digits only, when those tell the keys apart well enough
+ * (prefix_discriminates): that leaves out of order only the few short runs of keys sharing
+ * them, and an insertion sort finishes those, where LSD passes over every digit below would
+ * move every key once per digit. Should the insertion still have to move more than
+ * INSERTION_BUDGET elements per key, passes over all the digits sort it again from the order it
+ * reached. Every step is stable, so the order is the same whichever way it is reached. */
+static void SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
+                                uint64_t *tmp_keys, SORT_VAL *tmp_vals)
+{
+    if (n <= 32) {
+        SORT_NAME(insertion_sort)(keys, vals, n);
+        return;
+    }
+    unsigned passes = (bits + DIGIT_BITS - 1) / DIGIT_BITS, counted = 0;
+    size_t count[PASSES][BUCKETS];
+    if (passes > PREFIX_PASSES + 1) {
+        unsigned top = passes - PREFIX_PASSES;
+        SORT_NAME(count_digits)(keys, n, top, passes, count);
+        if (SORT_NAME(prefix_discriminates)(count, top, n)) {
+            SORT_NAME(lsd_digits)(keys, vals, n, top, passes, count, tmp_keys, tmp_vals);
+            if (SORT_NAME(insertion_within)(keys, vals, n, INSERTION_BUDGET * n) == 0)
+                return;
+        } else {
+            counted = top; /* the digits below still to count */
+        }
+    }
+    SORT_NAME(count_digits)(keys, n, 0, counted ? counted : passes, count);
+    SORT_NAME(lsd_digits)(keys, vals, n, 0, passes, count, tmp_keys, tmp_vals);
 }
 
 /* Sorts keys[0..n) on their low `bits` bits (the bits above are equal in every key), in place.

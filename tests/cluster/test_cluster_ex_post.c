@@ -162,35 +162,24 @@ static void on_msg(void *user, const bus_message *m)
  * at 80000-139999 uc/kWh, buyers (odd) bid 150000-219999 for their import, so they trade. */
 static void make_pref(int h, int64_t v, int64_t sim_ms, unsigned *seed)
 {
-    ctl_pref_msg *m = &W.pref[h];
-    memset(m, 0, sizeof *m);
-    snprintf(m->community, sizeof m->community, "%s", COMMUNITY);
-    snprintf(m->participant, sizeof m->participant, "%s", W.homes[h].id);
-    m->valid_from = v;
-    m->interval_s = 900;
-    m->created_ms = sim_ms;
-    m->expiry_s = v * 900 - 300; /* its gate */
-    randombytes_buf(m->nonce, sizeof m->nonce);
+    mkt_preference p;
+    memset(&p, 0, sizeof p);
     int64_t price = h % 2 ? 150000 + rand_r(seed) % 70000 : 80000 + rand_r(seed) % 60000;
     if (h % 2) {
-        m->pref.n_buy_steps = 1;
-        m->pref.buy[0] = (mkt_step){1000000, price};
+        p.n_buy_steps = 1;
+        p.buy[0] = (mkt_step){1000000, price};
     } else {
-        m->pref.n_sell_steps = 1;
-        m->pref.sell[0] = (mkt_step){1000000, price};
+        p.n_sell_steps = 1;
+        p.sell[0] = (mkt_step){1000000, price};
     }
-    assert_int_equal(ctl_pref_sign(m, ctl_key_secret(W.homes[h].key)), CTL_R_OK);
+    tst_home_make_pref(&W.pref[h], &W.homes[h], COMMUNITY, v, sim_ms, &p);
     W.has_pref[h] = 1;
     W.pref_sent_ms[h] = 0;
 }
 
 static void send_pref(bus_client *c, int h)
 {
-    char topic[BUS_TOPIC_MAX], json[CTL_PREF_JSON_MAX];
-    size_t len;
-    assert_int_equal(bus_topic_pref(topic, sizeof topic, COMMUNITY, W.homes[h].id), BUS_OK);
-    assert_int_equal(ctl_pref_to_json(&W.pref[h], json, sizeof json, &len), CTL_R_OK);
-    bus_publish(c, topic, json, len, 1, false, NULL, NULL);
+    tst_home_send_pref(c, COMMUNITY, &W.homes[h], &W.pref[h]);
     W.pref_sent_ms[h] = ctl_wall_ms();
 }
 

@@ -108,42 +108,31 @@ static void on_msg(void *user, const bus_message *m)
 
 static void make_pref(int h, int64_t valid_from, int64_t sim_ms)
 {
-    ctl_pref_msg *m = &W.pref[h];
-    memset(m, 0, sizeof *m);
-    strcpy(m->community, COMMUNITY);
-    memcpy(m->participant, W.homes[h].id, sizeof W.homes[h].id);
-    m->valid_from = valid_from;
-    m->interval_s = 900;
-    m->created_ms = sim_ms;
-    m->expiry_s = valid_from * 900 - 300; /* its gate */
-    randombytes_buf(m->nonce, sizeof m->nonce);
+    mkt_preference p;
+    memset(&p, 0, sizeof p);
     if (h == 0) {
-        m->pref.n_sell_steps = 1;
-        m->pref.sell[0] = (mkt_step){1000000, 100000};
+        p.n_sell_steps = 1;
+        p.sell[0] = (mkt_step){1000000, 100000};
     } else if (h == 1) {
-        m->pref.n_sell_steps = 2;
-        m->pref.sell[0] = (mkt_step){1000, 90000};
-        m->pref.sell[1] = (mkt_step){1000000, 150000};
+        p.n_sell_steps = 2;
+        p.sell[0] = (mkt_step){1000, 90000};
+        p.sell[1] = (mkt_step){1000000, 150000};
     } else {
-        m->pref.n_buy_steps = 1;
-        m->pref.buy[0] = (mkt_step){1000000, 200000};
+        p.n_buy_steps = 1;
+        p.buy[0] = (mkt_step){1000000, 200000};
     }
     /* a buy side for the sellers too, never used in T: the metered side decides */
     if (h < 2) {
-        m->pref.n_buy_steps = 1;
-        m->pref.buy[0] = (mkt_step){1000000, 120000};
+        p.n_buy_steps = 1;
+        p.buy[0] = (mkt_step){1000000, 120000};
     }
-    assert_int_equal(ctl_pref_sign(m, ctl_key_secret(W.homes[h].key)), CTL_R_OK);
+    tst_home_make_pref(&W.pref[h], &W.homes[h], COMMUNITY, valid_from, sim_ms, &p);
     W.has_pref[h] = 1;
 }
 
 static void send_pref(bus_client *c, int h)
 {
-    char topic[BUS_TOPIC_MAX], json[CTL_PREF_JSON_MAX];
-    size_t len;
-    assert_int_equal(bus_topic_pref(topic, sizeof topic, COMMUNITY, W.homes[h].id), BUS_OK);
-    assert_int_equal(ctl_pref_to_json(&W.pref[h], json, sizeof json, &len), CTL_R_OK);
-    bus_publish(c, topic, json, len, 1, false, NULL, NULL);
+    tst_home_send_pref(c, COMMUNITY, &W.homes[h], &W.pref[h]);
     W.pref_sent_ms[h] = ctl_wall_ms();
 }
 

@@ -317,23 +317,17 @@ static void replay_flow(const sim_flow *f, void *ctx)
     }
 }
 
-static void test_agents_dispatch_batteries_for_a_day(void **state)
+/* One run's processes on one clock (speed times real time, simulated start_utc at anchor_s):
+ * `mgx sim --serve-modbus` on scenario (with sim_extra, one more argument, unless NULL), `mgx
+ * meter` on the meters it serves, and one `mgx agent` per home, the battery homes (those in the
+ * sim's inverter list: W->battery) with their inverter. Returns the pid of the last battery
+ * home's agent, its home in *last_battery. */
+static pid_t start_run(char *scenario, char *sim_extra, int speed, int64_t anchor_s,
+                       int64_t start_utc, size_t *last_battery)
 {
-    (void)state;
-    char scenario[4096], err[512];
-    snprintf(scenario, sizeof scenario, "%s/tests/e2e/battery-tou.ini", MGX_SOURCE_DIR);
-    assert_int_equal(sim_scenario_load(scenario, &W->sc, err, sizeof err), SIM_OK);
-    W->homes = sim_scenario_homes(&W->sc);
-    assert_true(W->homes <= MAX_HOMES && sim_intervals(&W->sc) == 96);
-    for (size_t h = 0; h < W->homes; h++)
-        sim_home_name(&W->sc, h, W->ids[h], sizeof W->ids[h]);
-    int64_t start_utc = sim_interval_start_utc(&W->sc, 0);
-    W->first_interval = start_utc / 900;
-
-    int64_t anchor_s = real_ms() / 1000 + STARTUP_S;
-    char speed[16], anchor[64], start_ms[32], sim_out[4096], meters_sim[4096], inv[4096],
+    char speed_s[16], anchor[64], start_ms[32], sim_out[4096], meters_sim[4096], inv[4096],
         meters[4096], outbox[4096], log[4096];
-    snprintf(speed, sizeof speed, "%d", SPEED);
+    snprintf(speed_s, sizeof speed_s, "%d", speed);
     snprintf(anchor, sizeof anchor, "%lld:%lld", (long long)anchor_s, (long long)start_utc);
     snprintf(start_ms, sizeof start_ms, "%lld", (long long)anchor_s * 1000);
     pathf(sim_out, sizeof sim_out, "sim");
@@ -342,9 +336,9 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
     pathf(log, sizeof log, "sim.log");
     spawn(log, (char *const[]){W->bin, "sim", scenario, "--out", sim_out, "--no-plots",
                                "--home-intervals", "--serve-modbus", "127.0.0.1:0",
-                               "--clock-speed", speed, "--clock-start", start_ms,
+                               "--clock-speed", speed_s, "--clock-start", start_ms,
                                "--meter-config", meters_sim, "--meter-hold", "300",
-                               "--inverter-list", inv, NULL});
+                               "--inverter-list", inv, sim_extra, NULL});
     struct stat st;
     for (int64_t until = real_ms() + 15000; stat(meters_sim, &st) != 0;) {
         assert_true(real_ms() < until);
@@ -369,7 +363,7 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
     fclose(in);
     assert_int_equal(fclose(out), 0);
     pathf(log, sizeof log, "meter.log");
-    spawn(log, (char *const[]){W->bin, "meter", meters, "--clock-speed", speed,
+    spawn(log, (char *const[]){W->bin, "meter", meters, "--clock-speed", speed_s,
                                "--clock-anchor", anchor, NULL});
     /* agents: the battery homes with their inverter */
     char *list = NULL;
@@ -377,8 +371,8 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
         assert_true(real_ms() < until);
         tst_sleep_ms(50);
     }
-    size_t batteries = 0, victim = 0;
-    pid_t victim_pid = 0;
+    size_t batteries = 0;
+    pid_t last_pid = 0;
     for (size_t h = 0; h < W->homes; h++) {
         char prefix[80];
         snprintf(prefix, sizeof prefix, "\n%s,", W->ids[h]);
@@ -389,36 +383,81 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
         char ini[4096];
         pathf(ini, sizeof ini, "%s.ini", W->ids[h]);
         pathf(log, sizeof log, "agent-%s.log", W->ids[h]);
-        pid_t pid = spawn(log, (char *const[]){W->bin, "agent", ini, "--clock-speed", speed,
+        pid_t pid = spawn(log, (char *const[]){W->bin, "agent", ini, "--clock-speed", speed_s,
                                                "--clock-anchor", anchor, NULL});
-        if (W->battery[h]) { /* the last battery home's agent is killed at 18:00 */
-            victim = h;
-            victim_pid = pid;
+        if (W->battery[h]) {
+            *last_battery = h;
+            last_pid = pid;
         }
     }
     free(list);
     assert_int_equal(batteries, 2);
+    return last_pid;
+}
 
-    /* the day: until the simulator has written its outputs */
+/* Waits until the simulator has written its outputs (failing the test after deadline_ms, real),
+ * killing victim (unless 0) with SIGKILL at kill_at_ms (no release: only its inverter's timer
+ * can help); then stops every process. */
+static void finish_run(int64_t deadline_ms, pid_t victim, int64_t kill_at_ms)
+{
     char summary[4096];
+    struct stat st;
     pathf(summary, sizeof summary, "sim/summary.json");
-    int64_t deadline = anchor_s * 1000 + 86400 * 1000 / SPEED + 60000;
-    int64_t kill_at = anchor_s * 1000 + 72 * 900 * 1000 / SPEED;
     while (stat(summary, &st) != 0) {
-        if (real_ms() > deadline)
-            fail_msg("the simulated day did not finish; logs in %s", W->dir);
-        if (victim_pid && real_ms() >= kill_at) {
-            kill(victim_pid, SIGKILL); /* no release: only the inverter's timer can help */
-            waitpid(victim_pid, NULL, 0);
+        if (real_ms() > deadline_ms)
+            fail_msg("the simulation did not finish; logs in %s", W->dir);
+        if (victim && real_ms() >= kill_at_ms) {
+            kill(victim, SIGKILL);
+            waitpid(victim, NULL, 0);
             for (size_t i = 0; i < W->n_procs; i++)
-                if (W->procs[i] == victim_pid)
+                if (W->procs[i] == victim)
                     W->procs[i] = 0;
-            victim_pid = 0;
+            victim = 0;
         }
         tst_sleep_ms(50);
     }
     tst_sleep_ms(500);
     stop_all();
+}
+
+/* The run's outputs: the agents' plans from their logs (none failed) and the served flows. */
+static void read_run(void)
+{
+    size_t failures = read_plans();
+    char csv[4096];
+    pathf(csv, sizeof csv, "sim/home_intervals.csv");
+    read_flows(csv);
+    assert_int_equal(failures, 0);
+}
+
+/* The scenario tests/e2e/<name> (its path in scenario) in W->sc, with its homes' names;
+ * returns the start of its first interval (UTC s). */
+static int64_t load_scenario(const char *name, char *scenario, size_t cap)
+{
+    char err[512];
+    snprintf(scenario, cap, "%s/tests/e2e/%s", MGX_SOURCE_DIR, name);
+    assert_int_equal(sim_scenario_load(scenario, &W->sc, err, sizeof err), SIM_OK);
+    W->homes = sim_scenario_homes(&W->sc);
+    assert_true(W->homes <= MAX_HOMES);
+    for (size_t h = 0; h < W->homes; h++)
+        sim_home_name(&W->sc, h, W->ids[h], sizeof W->ids[h]);
+    return sim_interval_start_utc(&W->sc, 0);
+}
+
+static void test_agents_dispatch_batteries_for_a_day(void **state)
+{
+    (void)state;
+    char scenario[4096], err[512];
+    int64_t start_utc = load_scenario("battery-tou.ini", scenario, sizeof scenario);
+    assert_true(sim_intervals(&W->sc) == 96);
+    W->first_interval = start_utc / 900;
+
+    int64_t anchor_s = real_ms() / 1000 + STARTUP_S;
+    size_t victim = 0;
+    pid_t victim_pid = start_run(scenario, NULL, SPEED, anchor_s, start_utc, &victim);
+    /* the day; the last battery home's agent is killed at 18:00 */
+    finish_run(anchor_s * 1000 + 86400 * 1000 / SPEED + 60000, victim_pid,
+               anchor_s * 1000 + 72 * 900 * 1000 / SPEED);
 
     /* the killed agent's inverter went back to its own mode by its revert timer, the other's
      * did not (its agent wrote every interval) */
@@ -435,12 +474,7 @@ static void test_agents_dispatch_batteries_for_a_day(void **state)
                      h == victim ? "missing (killed agent)" : "present (live agent)");
     }
     free(sl);
-
-    size_t failures = read_plans();
-    char csv[4096];
-    pathf(csv, sizeof csv, "sim/home_intervals.csv");
-    read_flows(csv);
-    assert_int_equal(failures, 0);
+    read_run();
 
     /* (2) the metered flows follow the plans */
     for (size_t k = 0; k < 96; k++)
@@ -550,98 +584,19 @@ static void test_agents_equal_the_simulator(void **state)
 {
     (void)state;
     char scenario[4096], err[512];
-    snprintf(scenario, sizeof scenario, "%s/tests/e2e/dispatch-tou.ini", MGX_SOURCE_DIR);
-    assert_int_equal(sim_scenario_load(scenario, &W->sc, err, sizeof err), SIM_OK);
-    W->homes = sim_scenario_homes(&W->sc);
+    int64_t start_utc = load_scenario("dispatch-tou.ini", scenario, sizeof scenario);
     size_t n_k = sim_intervals(&W->sc);
-    assert_true(W->homes <= MAX_HOMES && n_k <= MAX_K);
+    assert_true(n_k <= MAX_K);
     W->interval_s = (int64_t)W->sc.interval_min * 60;
     W->fitted = 1;
-    for (size_t h = 0; h < W->homes; h++)
-        sim_home_name(&W->sc, h, W->ids[h], sizeof W->ids[h]);
-    int64_t start_utc = sim_interval_start_utc(&W->sc, 0);
     W->first_interval = start_utc / W->interval_s;
     const int speed = 1440;
 
     int64_t anchor_s = real_ms() / 1000 + STARTUP_S;
-    char speed_s[16], anchor[64], start_ms[32], sim_out[4096], meters_sim[4096], inv[4096],
-        meters[4096], outbox[4096], log[4096];
-    snprintf(speed_s, sizeof speed_s, "%d", speed);
-    snprintf(anchor, sizeof anchor, "%lld:%lld", (long long)anchor_s, (long long)start_utc);
-    snprintf(start_ms, sizeof start_ms, "%lld", (long long)anchor_s * 1000);
-    pathf(sim_out, sizeof sim_out, "sim");
-    pathf(meters_sim, sizeof meters_sim, "meters-sim.ini");
-    pathf(inv, sizeof inv, "inverters.csv");
-    pathf(log, sizeof log, "sim.log");
-    spawn(log, (char *const[]){W->bin, "sim", scenario, "--out", sim_out, "--no-plots",
-                               "--home-intervals", "--serve-modbus", "127.0.0.1:0",
-                               "--clock-speed", speed_s, "--clock-start", start_ms,
-                               "--meter-config", meters_sim, "--meter-hold", "300",
-                               "--inverter-list", inv, "--sub-meters", NULL});
-    struct stat st;
-    for (int64_t until = real_ms() + 15000; stat(meters_sim, &st) != 0;) {
-        assert_true(real_ms() < until);
-        tst_sleep_ms(50);
-    }
-    pathf(meters, sizeof meters, "meters.ini");
-    pathf(outbox, sizeof outbox, "meters-outbox.db");
-    FILE *in = fopen(meters_sim, "r"), *out = fopen(meters, "w");
-    assert_non_null(in);
-    assert_non_null(out);
-    fprintf(out, "[bus]\nhost = 127.0.0.1\nport = %d\ncommunity = %s\nclient_id = meters\n\n"
-                 "[outbox]\npath = %s\n\n",
-            tst_broker_port(W->broker), COMMUNITY, outbox);
-    char line[1024];
-    int copying = 0;
-    while (fgets(line, sizeof line, in)) {
-        copying = copying || strncmp(line, "[meter ", 7) == 0;
-        if (copying)
-            fputs(line, out);
-    }
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-    pathf(log, sizeof log, "meter.log");
-    spawn(log, (char *const[]){W->bin, "meter", meters, "--clock-speed", speed_s,
-                               "--clock-anchor", anchor, NULL});
-    char *list = NULL;
-    for (int64_t until = real_ms() + 5000; !(list = tst_file_read(inv, NULL));) {
-        assert_true(real_ms() < until);
-        tst_sleep_ms(50);
-    }
-    size_t batteries = 0;
-    for (size_t h = 0; h < W->homes; h++) {
-        char prefix[80];
-        snprintf(prefix, sizeof prefix, "\n%s,", W->ids[h]);
-        const char *row = strstr(list, prefix);
-        W->battery[h] = row != NULL;
-        batteries += (size_t)W->battery[h];
-        write_agent(h, row ? row + 1 : NULL);
-        char ini[4096];
-        pathf(ini, sizeof ini, "%s.ini", W->ids[h]);
-        pathf(log, sizeof log, "agent-%s.log", W->ids[h]);
-        spawn(log, (char *const[]){W->bin, "agent", ini, "--clock-speed", speed_s,
-                                   "--clock-anchor", anchor, NULL});
-    }
-    free(list);
-    assert_int_equal(batteries, 2);
-
-    char summary[4096];
-    pathf(summary, sizeof summary, "sim/summary.json");
-    int64_t deadline =
-        anchor_s * 1000 + (int64_t)n_k * W->interval_s * 1000 / speed + 60000;
-    while (stat(summary, &st) != 0) {
-        if (real_ms() > deadline)
-            fail_msg("the simulated days did not finish; logs in %s", W->dir);
-        tst_sleep_ms(50);
-    }
-    tst_sleep_ms(500);
-    stop_all();
-
-    size_t failures = read_plans();
-    char csv[4096];
-    pathf(csv, sizeof csv, "sim/home_intervals.csv");
-    read_flows(csv);
-    assert_int_equal(failures, 0);
+    size_t last_battery;
+    start_run(scenario, "--sub-meters", speed, anchor_s, start_utc, &last_battery);
+    finish_run(anchor_s * 1000 + (int64_t)n_k * W->interval_s * 1000 / speed + 60000, 0, 0);
+    read_run();
     size_t plans[MAX_HOMES] = {0};
     for (size_t h = 0; h < W->homes; h++)
         for (size_t k = 0; k < n_k; k++)

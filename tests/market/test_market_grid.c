@@ -61,18 +61,35 @@ static const mkt_participant_result *part_of(const mkt_grid_clearing *g, uint64_
     abort();
 }
 
+/* The worked example's grid (docs/market-rules.md, "Grid-aware clearing"): under the
+ * transformer (0), feeder A (1: alice 1, bob 2) may export 1000 Wh, feeder B (2: carol 3, dave
+ * 4, erin 5) is unlimited; WORKED_LOOSE lets A export 4000 Wh. */
+static const mkt_node WORKED_NODES[] = {{MKT_NO_PARENT, 0, 0},
+                                        {0, MKT_CAP_UNLIMITED, 1000},
+                                        {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
+static const mkt_node WORKED_LOOSE[] = {{MKT_NO_PARENT, 0, 0},
+                                        {0, MKT_CAP_UNLIMITED, 4000},
+                                        {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
+static const mkt_attach WORKED_ATT[] = {{1, 1}, {2, 1}, {3, 2}, {4, 2}, {5, 2}};
+
+/* The worked example's book: alice sells 3000 Wh at >= 100000, bob 1000 at >= 120000, carol
+ * buys 2000 at <= 250000, dave 2000 at <= 200000, erin sells 1000 at >= 180000. */
+static void worked_orders(mkt_order o[5])
+{
+    o[0] = order1(1, MKT_SELL, 3000, 100000);
+    o[1] = order1(2, MKT_SELL, 1000, 120000);
+    o[2] = order1(3, MKT_BUY, 2000, 250000);
+    o[3] = order1(4, MKT_BUY, 2000, 200000);
+    o[4] = order1(5, MKT_SELL, 1000, 180000);
+}
+
 /* docs/market-rules.md, "Grid-aware clearing", the worked example. */
 static void worked_example(void **state)
 {
     (void)state;
-    const mkt_node nodes[] = {{MKT_NO_PARENT, 0, 0},
-                              {0, MKT_CAP_UNLIMITED, 1000},
-                              {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
-    const mkt_attach att[] = {{1, 1}, {2, 1}, {3, 2}, {4, 2}, {5, 2}};
-    mkt_topology topo = {nodes, 3, att, 5, 0};
-    mkt_order o[] = {order1(1, MKT_SELL, 3000, 100000), order1(2, MKT_SELL, 1000, 120000),
-                     order1(3, MKT_BUY, 2000, 250000), order1(4, MKT_BUY, 2000, 200000),
-                     order1(5, MKT_SELL, 1000, 180000)};
+    mkt_topology topo = {WORKED_NODES, 3, WORKED_ATT, 5, 0};
+    mkt_order o[5];
+    worked_orders(o);
     mkt_params p = {MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
     mkt_grid_clearing *g = mkt_grid_clearing_new(8);
     assert_non_null(g);
@@ -134,10 +151,7 @@ static void worked_example(void **state)
     assert_false(mkt_grid_market_summary(g)->has_price);
 
     /* feeder A able to export 4000 Wh: the copper plate at 150000 */
-    const mkt_node loose[] = {{MKT_NO_PARENT, 0, 0},
-                              {0, MKT_CAP_UNLIMITED, 4000},
-                              {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
-    topo.nodes = loose;
+    topo.nodes = WORKED_LOOSE;
     p.mechanism = MKT_PAY_AS_CLEAR;
     assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 5, NULL), MKT_OK);
     assert_false(mkt_grid_summary_of(g)->congested);
@@ -584,6 +598,18 @@ static void assert_same(const mkt_grid_clearing *a, const mkt_grid_clearing *b)
                         sizeof(mkt_grid_summary));
 }
 
+/* The book, shuffled, clears in h exactly as it did in g: the input order does not matter. */
+static void assert_shuffled_same(uint64_t *s, book *b, const mkt_grid_clearing *g,
+                                 mkt_grid_clearing *h)
+{
+    shuffle_book(s, b);
+    assert_int_equal(mkt_clear_grid(h, &b->p,
+                                    &(mkt_topology){b->nodes, b->n_nodes, b->att, b->n_att, 0},
+                                    b->o, b->n, NULL),
+                     MKT_OK);
+    assert_same(g, h);
+}
+
 static uint64_t seed_of(const char *what)
 {
     uint64_t seed = env_u64("MGX_SEED", 20261205);
@@ -611,12 +637,7 @@ static void random_trees(void **state)
         congested += gs->congested != 0;
         zones += gs->n_zones > 1;
         traded += mkt_grid_market_summary(g)->matched_wh > 0;
-        shuffle_book(&s, &b);
-        assert_int_equal(
-            mkt_clear_grid(h, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att, 0}, b.o,
-                           b.n, NULL),
-            MKT_OK);
-        assert_same(g, h);
+        assert_shuffled_same(&s, &b, g, h);
     }
     printf("# %llu books: %llu traded locally, %llu congested, %llu with 2+ zones\n",
            (unsigned long long)n_books, (unsigned long long)traded,
@@ -645,12 +666,7 @@ static void wide_trees(void **state)
             MKT_OK);
         check_result(&b, g, 0);
         congested += mkt_grid_summary_of(g)->congested != 0;
-        shuffle_book(&s, &b);
-        assert_int_equal(
-            mkt_clear_grid(h, &b.p, &(mkt_topology){b.nodes, b.n_nodes, b.att, b.n_att, 0}, b.o,
-                           b.n, NULL),
-            MKT_OK);
-        assert_same(g, h);
+        assert_shuffled_same(&s, &b, g, h);
     }
     printf("# %llu wide books: %llu congested\n", (unsigned long long)n_books,
            (unsigned long long)congested);
@@ -671,14 +687,9 @@ static void wide_trees(void **state)
 static void level_fee_example(void **state)
 {
     (void)state;
-    const mkt_node nodes[] = {{MKT_NO_PARENT, 0, 0},
-                              {0, MKT_CAP_UNLIMITED, 1000},
-                              {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
-    const mkt_attach att[] = {{1, 1}, {2, 1}, {3, 2}, {4, 2}, {5, 2}};
-    mkt_topology topo = {nodes, 3, att, 5, 5000};
-    mkt_order o[] = {order1(1, MKT_SELL, 3000, 100000), order1(2, MKT_SELL, 1000, 120000),
-                     order1(3, MKT_BUY, 2000, 250000), order1(4, MKT_BUY, 2000, 200000),
-                     order1(5, MKT_SELL, 1000, 180000)};
+    mkt_topology topo = {WORKED_NODES, 3, WORKED_ATT, 5, 5000};
+    mkt_order o[5];
+    worked_orders(o);
     mkt_params p = {MKT_PAY_AS_CLEAR, 80000, 300000, 0, 0};
     mkt_grid_clearing *g = mkt_grid_clearing_new(8);
     assert_non_null(g);
@@ -725,10 +736,7 @@ static void level_fee_example(void **state)
 
     /* A able to export 4000 Wh: the copper plate at 150000, in id order: alice -> carol 2000 Wh
      * and alice -> dave 1000 Wh, bob -> dave 1000 Wh, each across 2 levels (10000 uc/kWh) */
-    const mkt_node loose[] = {{MKT_NO_PARENT, 0, 0},
-                              {0, MKT_CAP_UNLIMITED, 4000},
-                              {0, MKT_CAP_UNLIMITED, MKT_CAP_UNLIMITED}};
-    topo.nodes = loose;
+    topo.nodes = WORKED_LOOSE;
     p.mechanism = MKT_PAY_AS_CLEAR;
     assert_int_equal(mkt_clear_grid(g, &p, &topo, o, 5, NULL), MKT_OK);
     assert_false(mkt_grid_summary_of(g)->congested);

@@ -189,6 +189,49 @@ static void wide_payload(void **state)
         }
 }
 
+/* The in-cache sort's shortcut (sort_impl.h, lsd_sort): a bucket is ordered on its top two
+ * digits and an insertion sort finishes it. Checked against qsort, with stability, where it
+ * finishes (random keys), where the two digits look apart but go together, so that the
+ * insertion gives up and passes over every digit take over from the order it reached (each
+ * top-digit value repeated in the second digit: runs of n / 256 keys), and where it is not
+ * taken (the two digits the same in every key). Sizes below the split threshold, so that the
+ * whole input is one such bucket. */
+static void prefix_shortcut(void **state)
+{
+    (void)state;
+    const size_t n = 16000;
+    uint64_t *k = malloc(n * sizeof *k), *tk = malloc(n * sizeof *tk);
+    uint32_t *v = malloc(n * sizeof *v), *tv = malloc(n * sizeof *tv);
+    pair *ref = malloc(n * sizeof *ref);
+    assert_true(k && tk && v && tv && ref);
+    for (int shape = 0; shape < 3; shape++) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = next(), a = next() >> 56;
+            if (shape == 1) /* top digits (a, a): 256 runs of about 62 keys */
+                k[i] = a << 56 | a << 48 | (r >> 16);
+            else if (shape == 2) /* top digits equal in every key */
+                k[i] = UINT64_C(0x7f7f) << 48 | (r >> 16);
+            else
+                k[i] = r;
+            if (i % 101 == 0 && i > 0)
+                k[i] = k[i - 1]; /* some equal keys, for stability */
+            v[i] = (uint32_t)i;
+            ref[i] = (pair){k[i], (uint32_t)i};
+        }
+        mkt__radix_sort_bits(k, v, n, 64, tk, tv);
+        qsort(ref, n, sizeof *ref, cmp_pair);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(k[i], ref[i].key);
+            assert_int_equal(v[i], ref[i].val);
+        }
+    }
+    free(k);
+    free(tk);
+    free(v);
+    free(tv);
+    free(ref);
+}
+
 static void keys_only(void **state)
 {
     (void)state;
@@ -207,6 +250,7 @@ int main(void)
         cmocka_unit_test(split_inputs),
         cmocka_unit_test(known_width),
         cmocka_unit_test(wide_payload),
+        cmocka_unit_test(prefix_shortcut),
         cmocka_unit_test(keys_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

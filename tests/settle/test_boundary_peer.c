@@ -46,12 +46,12 @@
 #include "common/interval.h"
 #include "common/wall_clock.h"
 #include "db/registry.h"
-#include "files.h"
 #include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mqtt_client.h"
 #include "secure_broker.h"
 #include "shell.h"
+#include "trust_run.h"
 
 #define COMMUNITY "sunnyside"
 #define HOMES 7
@@ -129,23 +129,6 @@ static void publish(tc_client *c, const char *meter, int h, int64_t ts_ms)
     assert_true(rc == 0 || rc == 16);
 }
 
-static int home_of(sqlite3 *db, uint64_t market_id)
-{
-    sqlite3_stmt *st;
-    int h = -1;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT participant FROM market_ids WHERE market_id = ?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)market_id);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        for (int i = 0; i < HOMES; i++)
-            if (strcmp((const char *)sqlite3_column_text(st, 0), ID[i]) == 0)
-                h = i;
-    sqlite3_finalize(st);
-    return h;
-}
-
 typedef struct {
     size_t blocks, all_good[4], disputed_held[4], peer_held, ha_good;
 } tally;
@@ -154,38 +137,19 @@ typedef struct {
 static void check_ledger(const char *db_path, int64_t first_iv, tally *t)
 {
     memset(t, 0, sizeof *t);
-    sqlite3 *db;
-    sqlite3_stmt *b, *x;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT height, interval_id FROM ledger_block ORDER BY "
-                                        "height",
-                                        -1, &b, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT body FROM ledger_tx WHERE height = ?1 ORDER BY "
-                                        "log_index",
-                                        -1, &x, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(b) == SQLITE_ROW) {
-        int64_t iv = sqlite3_column_int64(b, 1);
+    tst_ledger_walk w;
+    int64_t iv;
+    stl_position pos;
+    tst_ledger_walk_open(&w, db_path);
+    while (tst_ledger_next_block(&w, &iv)) {
         if (iv < first_iv)
             continue;
         int ph = phase(iv);
         t->blocks++;
-        sqlite3_reset(x);
-        sqlite3_bind_int64(x, 1, sqlite3_column_int64(b, 0));
         int good = 0, seen = 0;
-        while (sqlite3_step(x) == SQLITE_ROW) {
-            stl_tx tx;
-            assert_int_equal(stl_tx_decode(sqlite3_column_blob(x, 0),
-                                           (size_t)sqlite3_column_bytes(x, 0), &tx),
-                             STL_OK);
-            if (tx.kind != STL_TX_POSITION)
-                continue;
-            const stl_position *p = &tx.position;
-            int h = home_of(db, p->participant);
+        while (tst_ledger_next_position(&w, &pos)) {
+            const stl_position *p = &pos;
+            int h = tst_trust_home_of(w.db, p->participant, ID, HOMES);
             assert_true(h >= 0); /* the boundary meter is never a position */
             seen++;
             if (h == HA) { /* signed: good in every interval with exactly its energy */
@@ -224,9 +188,7 @@ static void check_ledger(const char *db_path, int64_t first_iv, tally *t)
             fail_msg("interval %lld: an honest interval with %d of %d homes good", (long long)iv,
                      good, HOMES);
     }
-    sqlite3_finalize(x);
-    sqlite3_finalize(b);
-    sqlite3_close(db);
+    tst_ledger_walk_close(&w);
 }
 
 static void boundary_and_peers(void **state)
@@ -238,41 +200,20 @@ static void boundary_and_peers(void **state)
     crypto_sign_keypair(gw_pk, gw_sk);
     sb_broker *br = sb_group_broker;
     char db_path[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
-    char anchor[64], pw[TST_CTL_PATH_MAX + 16], hex[65];
-    char *dir = tst_controller_dir("bnd", db_path, conf, log);
-    assert_int_equal(tst_sh("%s ledger keygen sunnyside.example/mgx --out %s/community.skey > "
-                            "%s/community.vkey",
-                            bin, dir, dir),
-                     0);
-    snprintf(pw, sizeof pw, "%s/ctl.pw", dir);
-    tst_file_write(pw, "pw-controller\n", 0600);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nusername = controller\n"
-            "password_file = %s\ntls_ca = %s\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\nsettlement_grace_s = %d\n"
-            "settlement_key = community.skey\nreading_max_gap_s = 300\n"
-            "meter_max_power_w = 100000\nreading_max_future_s = 20\n"
-            "boundary_tolerance_permille = 30\nboundary_tolerance_wh = 100\n"
-            "boundary_min_tier = 1\npeer_tolerance_permille = 2000\n"
-            "peer_floor_w_per_kwp = 50\npeer_min_peers = 3\n",
-            sb_port_password(br), pw, sb_cafile(br), db_path, GRACE_S);
+    char anchor[64], hex[65];
+    FILE *f;
+    char *dir = tst_trust_setup(bin, br, "bnd", "sunnyside.example/mgx", COMMUNITY, GRACE_S,
+                                db_path, conf, log, &f);
+    fprintf(f, "reading_max_future_s = 20\n"
+               "boundary_tolerance_permille = 30\nboundary_tolerance_wh = 100\n"
+               "boundary_min_tier = 1\npeer_tolerance_permille = 2000\n"
+               "peer_floor_w_per_kwp = 50\npeer_min_peers = 3\n");
     fclose(f);
 
-    ctl_db *reg = NULL;
-    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
-    for (int h = 0; h <= HOMES; h++) {
-        ctl_participant p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", h < HOMES ? ID[h] : "bnd");
-        snprintf(p.meter_id, sizeof p.meter_id, "%s", p.id);
-        memset(p.pubkey, 0x50 + h, sizeof p.pubkey);
-        p.role = h < HOMES ? CTL_ROLE_HOME : CTL_ROLE_BOUNDARY;
-        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
-    }
-    ctl_db_close(reg);
+    /* the homes, then the boundary meter (registered last, with the next key byte) */
+    static const char *const BND[] = {"bnd"};
+    tst_trust_register(db_path, ID, HOMES, 0x50, CTL_ROLE_HOME);
+    tst_trust_register(db_path, BND, 1, 0x50 + HOMES, CTL_ROLE_BOUNDARY);
     for (int h = 0; h < HOMES; h++)
         assert_int_equal(tst_sh("%s participant update --db %s --id %s --connection-kw 10 "
                                 "--pv-kwp %lld.%03lld > /dev/null",
@@ -285,51 +226,19 @@ static void boundary_and_peers(void **state)
                             bin, db_path, hex),
                      0);
 
-    tc_client *meter[HOMES], *boundary, *auditor;
-    int reason;
-    char cid[64];
-    for (int h = 0; h < HOMES; h++) {
-        snprintf(cid, sizeof cid, "%s-meter", ID[h]);
-        char login[64];
-        snprintf(login, sizeof login, "%s.meter", ID[h]); /* the home's meter login */
-        tc_opts o = sb_password_opts(br, login, cid);
-        meter[h] = tc_connect(&o, T_MS, &reason);
-        assert_non_null(meter[h]);
-    }
+    tc_client *meter[HOMES];
+    tst_trust_meters(br, ID, HOMES, meter);
     /* the boundary meter has a meter login of its own (mgx-certs.sh meter DIR bnd), never the
      * controller's: one login is one connection */
-    tc_opts o = sb_password_opts(br, "bnd.meter", "boundary-meter");
-    boundary = tc_connect(&o, T_MS, &reason);
-    assert_non_null(boundary);
-    /* not "controller": one login is one connection, it would knock the controller off */
-    o = sb_password_opts(br, "auditor", "auditor");
-    auditor = tc_connect(&o, T_MS, &reason);
-    assert_non_null(auditor);
-    assert_int_equal(tc_subscribe(auditor, "mgx/v1/" COMMUNITY "/statement/+", T_MS), 1);
+    tc_client *boundary = tst_trust_connect(br, "bnd.meter", "boundary-meter");
+    tc_client *auditor = tst_trust_auditor(br, COMMUNITY);
 
-    int64_t t0_s = ctl_wall_ms() / 1000;
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)t0_s);
-    ctl_clock clock = {t0_s * 1000, INT64_C(1717200000000), SPEED};
+    ctl_clock clock = tst_trust_clock(anchor, sizeof anchor, SPEED);
     int64_t start_ms = ctl_clock_sim_ms(&clock, ctl_wall_ms());
     int64_t first_iv = start_ms / 900000 + 1;
     base_iv = start_ms / 900000 - 1;
     int64_t next_ts = base_iv * 900000;
-    fflush(NULL);
-    pid_t ctl = fork();
-    assert_true(ctl >= 0);
-    if (ctl == 0) {
-        FILE *e = freopen(log, "a", stderr);
-        (void)e;
-        char speed[16];
-        snprintf(speed, sizeof speed, "%d", SPEED);
-        execl(bin, bin, "controller", conf, "--clock-speed", speed, "--clock-anchor", anchor,
-              (char *)NULL);
-        _exit(127);
-    }
-    assert_int_equal(tc_subscribe(auditor, "mgx/v1/" COMMUNITY "/status/controller", T_MS), 1);
-    assert_true(tc_wait_topic(auditor, "mgx/v1/" COMMUNITY "/status/controller", NULL, NULL,
-                              60000));
-    usleep(200000);
+    pid_t ctl = tst_trust_controller_start(bin, conf, log, SPEED, anchor, auditor, COMMUNITY);
     int64_t deadline = ctl_wall_ms() + DEADLINE_MS, next_check = 0;
     for (;;) {
         int64_t now_real = ctl_wall_ms();
@@ -355,10 +264,7 @@ static void boundary_and_peers(void **state)
     }
     tst_controller_stop(ctl);
 
-    assert_int_equal(tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > %s/verify.out "
-                            "2>&1",
-                            bin, db_path, dir, dir),
-                     0);
+    tst_trust_verify(bin, db_path, dir);
     tally t;
     check_ledger(db_path, first_iv, &t);
     fprintf(stderr,
@@ -394,12 +300,9 @@ static void boundary_and_peers(void **state)
     /* the statements say why */
     int peer_said = 0, disputed_said = 0;
     for (size_t i = 0; i < tc_count(auditor); i++) {
-        tc_message m;
-        assert_true(tc_get(auditor, i, &m));
-        if (!strstr(m.topic, "/statement/"))
+        json_t *j = tst_trust_statement(auditor, i);
+        if (!j)
             continue;
-        json_t *j = json_loads(m.payload, 0, NULL);
-        assert_non_null(j);
         const char *flags = json_string_value(json_object_get(j, "flags"));
         if (flags && strstr(flags, "peer"))
             peer_said++;
@@ -451,11 +354,7 @@ static void boundary_and_peers(void **state)
         tc_free(meter[h]);
     tc_free(boundary);
     tc_free(auditor);
-    if (getenv("MGX_KEEP_TMP"))
-        fprintf(stderr, "kept %s\n", dir);
-    else
-        tst_rmtree(dir);
-    free(dir);
+    tst_trust_finish(dir);
 }
 
 int main(void)

@@ -55,12 +55,12 @@
 #include "common/interval.h"
 #include "common/wall_clock.h"
 #include "db/registry.h"
-#include "files.h"
 #include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mqtt_client.h"
 #include "secure_broker.h"
 #include "shell.h"
+#include "trust_run.h"
 
 #define COMMUNITY "trustville"
 #define HOMES 7
@@ -135,23 +135,6 @@ typedef struct {
     int64_t last_good[HOMES]; /* interval id + 1 of the latest good position; 0 none */
 } tally;
 
-static int home_of(sqlite3 *db, uint64_t market_id)
-{
-    sqlite3_stmt *st;
-    int h = -1;
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT participant FROM market_ids WHERE market_id = ?1", -1, &st,
-                           NULL),
-        SQLITE_OK);
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)market_id);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        for (int i = 0; i < HOMES; i++)
-            if (strcmp((const char *)sqlite3_column_text(st, 0), ID[i]) == 0)
-                h = i;
-    sqlite3_finalize(st);
-    return h;
-}
-
 static void check_position(const stl_position *p, int h, int64_t iv, tally *t)
 {
     if (h == HB || h == HC) { /* invented export: never good, never paid */
@@ -194,44 +177,25 @@ static void check_position(const stl_position *p, int h, int64_t iv, tally *t)
 static void check_ledger(const char *db_path, int64_t first_iv, tally *t)
 {
     memset(t, 0, sizeof *t);
-    sqlite3 *db;
-    sqlite3_stmt *b, *x;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT height, interval_id FROM ledger_block "
-                                            "ORDER BY height",
-                                        -1, &b, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM ledger_tx WHERE height = ?1 "
-                                            "ORDER BY log_index",
-                                        -1, &x, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(b) == SQLITE_ROW) {
-        int64_t iv = sqlite3_column_int64(b, 1);
+    tst_ledger_walk w;
+    int64_t iv;
+    stl_position p;
+    tst_ledger_walk_open(&w, db_path);
+    while (tst_ledger_next_block(&w, &iv)) {
         t->blocks++;
-        sqlite3_reset(x);
-        sqlite3_bind_int64(x, 1, sqlite3_column_int64(b, 0));
         int seen[HOMES] = {0};
-        while (sqlite3_step(x) == SQLITE_ROW) {
-            stl_tx tx;
-            assert_int_equal(stl_tx_decode(sqlite3_column_blob(x, 0),
-                                           (size_t)sqlite3_column_bytes(x, 0), &tx),
-                             STL_OK);
-            if (tx.kind != STL_TX_POSITION)
-                continue;
-            int h = home_of(db, tx.position.participant);
+        while (tst_ledger_next_position(&w, &p)) {
+            int h = tst_trust_home_of(w.db, p.participant, ID, HOMES);
             assert_true(h >= 0);
             seen[h] = 1;
-            check_position(&tx.position, h, iv, t);
+            check_position(&p, h, iv, t);
         }
         if (iv >= first_iv)
             assert_true(seen[HA]); /* the honest home is settled in every interval */
         if (!seen[HF] && silent(iv)) /* silent, no trades: no position, nothing paid here */
             t->silent_checked++;
     }
-    sqlite3_finalize(x);
-    sqlite3_finalize(b);
-    sqlite3_close(db);
+    tst_ledger_walk_close(&w);
 }
 
 static int64_t db_int(const char *db_path, const char *sql)
@@ -283,41 +247,16 @@ static void fabricated_readings_are_held(void **state)
     assert_non_null(bin);
     sb_broker *br = sb_group_broker;
     char db_path[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX];
-    char anchor[64], pw[TST_CTL_PATH_MAX + 16];
-    char *dir = tst_controller_dir("trust", db_path, conf, log);
-    assert_int_equal(tst_sh("%s ledger keygen trust.example/mgx --out %s/community.skey > "
-                            "%s/community.vkey",
-                            bin, dir, dir),
-                     0);
-    snprintf(pw, sizeof pw, "%s/ctl.pw", dir);
-    tst_file_write(pw, "pw-controller\n", 0600);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[bus]\nhost = 127.0.0.1\nport = %d\nclient_id = controller\nusername = controller\n"
-            "password_file = %s\ntls_ca = %s\nbackoff_max_ms = 500\n"
-            "[controller]\ncommunity = " COMMUNITY "\ndb = %s\ninterval_s = 900\n"
-            "gate_closure_s = 300\nmax_ahead_intervals = 4\nsettlement_grace_s = %d\n"
-            "settlement_key = community.skey\nreading_max_gap_s = 300\n"
-            "meter_max_power_w = 100000\nreading_max_future_s = %d\n"
-            "reading_max_per_interval = 900\n",
-            sb_port_password(br), pw, sb_cafile(br), db_path, GRACE_S, SKEW_S);
+    char anchor[64];
+    FILE *f;
+    char *dir = tst_trust_setup(bin, br, "trust", "trust.example/mgx", COMMUNITY, GRACE_S,
+                                db_path, conf, log, &f);
+    fprintf(f, "reading_max_future_s = %d\nreading_max_per_interval = 900\n", SKEW_S);
     fclose(f);
 
     /* the registry: the homes with their meters (meter id = participant id, as the ACL has
      * it), then their limits through the CLI */
-    ctl_db *reg = NULL;
-    assert_int_equal(ctl_registry_open(db_path, &reg, NULL, 0), CTL_REG_OK);
-    for (int h = 0; h < HOMES; h++) {
-        ctl_participant p;
-        memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", ID[h]);
-        snprintf(p.meter_id, sizeof p.meter_id, "%s", ID[h]);
-        memset(p.pubkey, 0x40 + h, sizeof p.pubkey);
-        p.role = CTL_ROLE_HOME;
-        assert_int_equal(ctl_registry_add(reg, &p, 1), CTL_REG_OK);
-    }
-    ctl_db_close(reg);
+    tst_trust_register(db_path, ID, HOMES, 0x40, CTL_ROLE_HOME);
     for (int h = 0; h < HOMES; h++)
         assert_int_equal(tst_sh("%s participant update --db %s --id %s %s > /dev/null", bin,
                                 db_path, ID[h], LIMITS[h]),
@@ -325,56 +264,22 @@ static void fabricated_readings_are_held(void **state)
 
     /* each home's meter, logged in with the home's meter login; an auditor (a test login that
      * may read everything) reads the statements */
-    tc_client *meter[HOMES], *flood, *auditor;
-    int reason;
-    char cid[64];
-    for (int h = 0; h < HOMES; h++) {
-        snprintf(cid, sizeof cid, "%s-meter", ID[h]);
-        char login[64];
-        snprintf(login, sizeof login, "%s.meter", ID[h]); /* the home's meter login */
-        tc_opts o = sb_password_opts(br, login, cid);
-        meter[h] = tc_connect(&o, T_MS, &reason);
-        assert_non_null(meter[h]);
-    }
+    tc_client *meter[HOMES];
+    tst_trust_meters(br, ID, HOMES, meter);
     /* the flood on h-d's meter topic comes from a connection of its own (a test-only login
      * with h-d's meter rights: the broker keeps one connection per login, and on h-d.meter's
      * connection the flood would hold up h-d's QoS 1 readings) */
-    tc_opts o = sb_password_opts(br, "h-d-flood", "h-d-flood");
-    flood = tc_connect(&o, T_MS, &reason);
-    assert_non_null(flood);
-    /* not "controller": one login is one connection, it would knock the controller off */
-    o = sb_password_opts(br, "auditor", "auditor");
-    auditor = tc_connect(&o, T_MS, &reason);
-    assert_non_null(auditor);
-    assert_int_equal(tc_subscribe(auditor, "mgx/v1/" COMMUNITY "/statement/+", T_MS), 1);
+    tc_client *flood = tst_trust_connect(br, "h-d-flood", "h-d-flood");
+    tc_client *auditor = tst_trust_auditor(br, COMMUNITY);
 
-    int64_t t0_s = ctl_wall_ms() / 1000;
-    snprintf(anchor, sizeof anchor, "%lld:1717200000", (long long)t0_s);
-    ctl_clock clock = {t0_s * 1000, INT64_C(1717200000000), SPEED};
+    ctl_clock clock = tst_trust_clock(anchor, sizeof anchor, SPEED);
     int64_t start_ms = ctl_clock_sim_ms(&clock, ctl_wall_ms());
     int64_t first_iv = start_ms / 900000 + 1; /* the first interval the controller settles */
     int64_t next_ts[HOMES];
     for (int h = 0; h < HOMES; h++)
         next_ts[h] = (start_ms / STEP_MS - 4) * STEP_MS;
-    fflush(NULL);
-    pid_t ctl = fork();
-    assert_true(ctl >= 0);
-    if (ctl == 0) {
-        FILE *e = freopen(log, "a", stderr);
-        (void)e;
-        char speed[16];
-        snprintf(speed, sizeof speed, "%d", SPEED);
-        execl(bin, bin, "controller", conf, "--clock-speed", speed, "--clock-anchor", anchor,
-              (char *)NULL);
-        _exit(127);
-    }
-
-    /* publish once the controller is on the bus (its retained status), so no reading goes to
-     * a broker with no subscriber (a sanitized controller takes seconds to start) */
-    assert_int_equal(tc_subscribe(auditor, "mgx/v1/" COMMUNITY "/status/controller", T_MS), 1);
-    assert_true(tc_wait_topic(auditor, "mgx/v1/" COMMUNITY "/status/controller", NULL, NULL,
-                              60000));
-    usleep(200000); /* its subscriptions follow the status */
+    /* publish once the controller is on the bus */
+    pid_t ctl = tst_trust_controller_start(bin, conf, log, SPEED, anchor, auditor, COMMUNITY);
     int flooded = 0;
     int64_t flood_done_blocks = -1, flood_end_real = 0, near_iv = 0;
     flood_job fl;
@@ -447,10 +352,7 @@ static void fabricated_readings_are_held(void **state)
     int64_t stop_ms = ctl_clock_sim_ms(&clock, ctl_wall_ms());
 
     /* the ledger verifies, and says what the checks above promise */
-    assert_int_equal(tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > %s/verify.out "
-                            "2>&1",
-                            bin, db_path, dir, dir),
-                     0);
+    tst_trust_verify(bin, db_path, dir);
     tally t;
     check_ledger(db_path, first_iv, &t);
     fprintf(stderr,
@@ -501,12 +403,9 @@ static void fabricated_readings_are_held(void **state)
     /* the statements say why */
     int limit_said = 0, carry_said = 0;
     for (size_t i = 0; i < tc_count(auditor); i++) {
-        tc_message m;
-        assert_true(tc_get(auditor, i, &m));
-        if (!strstr(m.topic, "/statement/"))
+        json_t *j = tst_trust_statement(auditor, i);
+        if (!j)
             continue;
-        json_t *j = json_loads(m.payload, 0, NULL);
-        assert_non_null(j);
         const char *who = json_string_value(json_object_get(j, "participant"));
         const char *flags = json_string_value(json_object_get(j, "flags"));
         if (who && strcmp(who, "h-b") == 0 && flags && strstr(flags, "limit") &&
@@ -525,11 +424,7 @@ static void fabricated_readings_are_held(void **state)
         tc_free(meter[h]);
     tc_free(flood);
     tc_free(auditor);
-    if (getenv("MGX_KEEP_TMP"))
-        fprintf(stderr, "kept %s\n", dir);
-    else
-        tst_rmtree(dir);
-    free(dir);
+    tst_trust_finish(dir);
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 #include "shell.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,65 @@ void tst_home_make_order(tst_home *homes, int h, const char *community, int64_t 
     hm->last_sent_ms = 0;
 }
 
+void tst_home_make_pref(ctl_pref_msg *m, const tst_home *hm, const char *community,
+                        int64_t valid_from, int64_t created_ms, const mkt_preference *pref)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->community, sizeof m->community, "%s", community);
+    snprintf(m->participant, sizeof m->participant, "%s", hm->id);
+    m->valid_from = valid_from;
+    m->interval_s = 900;
+    m->created_ms = created_ms;
+    m->expiry_s = valid_from * 900 - 300; /* its gate */
+    randombytes_buf(m->nonce, sizeof m->nonce);
+    m->pref = *pref;
+    assert_int_equal(ctl_pref_sign(m, ctl_key_secret(hm->key)), CTL_R_OK);
+}
+
+void tst_home_send_pref(bus_client *c, const char *community, const tst_home *hm,
+                        const ctl_pref_msg *m)
+{
+    char topic[BUS_TOPIC_MAX], json[CTL_PREF_JSON_MAX];
+    size_t len;
+    assert_int_equal(bus_topic_pref(topic, sizeof topic, community, hm->id), BUS_OK);
+    assert_int_equal(ctl_pref_to_json(m, json, sizeof json, &len), CTL_R_OK);
+    bus_publish(c, topic, json, len, 1, false, NULL, NULL);
+}
+
+void tst_homes_trade_until(tst_home *homes, int n, const char *community,
+                           const tst_order_shape *shape, const char *db, bus_client *c,
+                           const ctl_clock *clock, unsigned *seed, int64_t blocks,
+                           int64_t *replaced)
+{
+    const ctl_interval_rules rules = {900, 300, 4};
+    int64_t deadline = ctl_wall_ms() + 120000, next_check = 0;
+    for (;;) {
+        int64_t now = ctl_wall_ms();
+        if (now >= next_check) {
+            if (tst_db_path_int(db, "SELECT count(*) FROM ledger_block") >= blocks)
+                return;
+            if (now > deadline)
+                fail_msg("fewer than %lld blocks settled before the deadline", (long long)blocks);
+            next_check = now + 500;
+        }
+        bus_loop(c, 5);
+        int64_t sim_ms = ctl_clock_sim_ms(clock, ctl_wall_ms());
+        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
+        for (int h = 0; h < n; h++) {
+            tst_home *hm = &homes[h];
+            if (!hm->has_pending && hm->done_interval < target)
+                tst_home_make_order(homes, h, community, target, sim_ms, seed, shape);
+            if (replaced && h == 0 && !hm->has_pending && hm->done_interval == target &&
+                *replaced < target) {
+                *replaced = target;
+                tst_home_make_order(homes, h, community, target, sim_ms + 1, seed, shape);
+            }
+            if (hm->has_pending && ctl_wall_ms() - hm->last_sent_ms > 150)
+                tst_home_send_order(c, community, hm);
+        }
+    }
+}
+
 void tst_home_send_order(bus_client *c, const char *community, tst_home *hm)
 {
     char topic[BUS_TOPIC_MAX], body[CTL_ORDER_JSON_MAX];
@@ -121,13 +181,13 @@ int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r)
     return h;
 }
 
-bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
-                              bus_message_fn on_msg)
+static bus_client *homes_connect(int port, const char *community, unsigned max_pending,
+                                 bus_message_fn on_msg, void *user)
 {
     bus_config bc = {.host = "127.0.0.1", .port = port, .client_id = "homes",
                      .community = community, .backoff_min_ms = 50, .backoff_max_ms = 200,
                      .max_pending = max_pending, .log_level = BUS_LOG_WARN};
-    bus_client *c = bus_new(&bc, on_msg, NULL, NULL, NULL);
+    bus_client *c = bus_new(&bc, on_msg, NULL, user, NULL);
     assert_non_null(c);
     assert_int_equal(bus_start(c), BUS_OK);
     char filter[BUS_TOPIC_MAX];
@@ -136,6 +196,26 @@ bus_client *tst_homes_connect(int port, const char *community, unsigned max_pend
     while (!bus_connected(c))
         bus_loop(c, 10);
     return c;
+}
+
+bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
+                              bus_message_fn on_msg)
+{
+    return homes_connect(port, community, max_pending, on_msg, NULL);
+}
+
+static void take_receipt(void *user, const bus_message *m)
+{
+    tst_homes_set *set = user;
+    ctl_receipt r;
+    if (tst_receipt_parse(m, &r) == 1)
+        tst_homes_take_receipt(set->homes, set->n, &r);
+}
+
+bus_client *tst_homes_connect_taking(int port, const char *community, unsigned max_pending,
+                                     tst_homes_set *set)
+{
+    return homes_connect(port, community, max_pending, take_receipt, set);
 }
 
 int tst_homes_market_home(const tst_home *homes, int n, sqlite3 *db, uint64_t market_id)
@@ -308,6 +388,27 @@ pid_t tst_controller_restart(pid_t pid, unsigned *seed, const char *bin, const c
     tst_kill9(pid);
     usleep((useconds_t)(rand_r(seed) % 200) * 1000);
     return tst_controller_start(bin, conf, anchor, log, NULL);
+}
+
+int64_t tst_db_path_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    goto out;
+fail:
+    fprintf(stderr, "%s: %s\n", sql, db ? sqlite3_errmsg(db) : "cannot open");
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
 }
 
 int64_t tst_db_int(sqlite3 *db, const char *sql, int64_t a)

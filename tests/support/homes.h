@@ -3,7 +3,8 @@
  * fixture of the daemon crash tests (daemon/, settle/, solana/): each home has a key from a
  * fixed seed and is in the registry, makes one order for a target interval, resends it until it
  * holds a receipt, and then waits for the next interval. Also the controller process those
- * tests start, kill and restart, and the meter readings they publish.
+ * tests start, kill and restart, the meter readings and the standing preferences (ex_post) they
+ * publish.
  */
 #ifndef MGX_TEST_HOMES_H
 #define MGX_TEST_HOMES_H
@@ -12,6 +13,7 @@
 #include "common/interval.h"
 #include "orders/keys.h"
 #include "orders/order_msg.h"
+#include "orders/pref_msg.h"
 #include "mgx/meter.h"
 
 #include <sqlite3.h>
@@ -53,6 +55,23 @@ void tst_home_make_order(tst_home *homes, int h, const char *community, int64_t 
                          int64_t sim_ms, unsigned *seed, const tst_order_shape *shape);
 /* Publishes the pending order (QoS 1) and notes when. */
 void tst_home_send_order(bus_client *c, const char *community, tst_home *hm);
+/* Home hm's standing preference *m: pref's steps for community, valid from interval valid_from
+ * (900 s intervals) up to its gate (300 s before it starts), made at created_ms (the newest
+ * one counts), with a random nonce, signed with the home's key. */
+void tst_home_make_pref(ctl_pref_msg *m, const tst_home *hm, const char *community,
+                        int64_t valid_from, int64_t created_ms, const mkt_preference *pref);
+/* Publishes home hm's preference m on its preference topic (QoS 1). */
+void tst_home_send_pref(bus_client *c, const char *community, const tst_home *hm,
+                        const ctl_pref_msg *m);
+/* The homes order for the first open interval (900 s, the gate 300 s before, 4 ahead, 100 s
+ * from the clock's now) each time their last order is receipted, resending a pending one every
+ * 150 ms and running c's loop, until the database at db holds `blocks` ledger blocks; fails the
+ * test after 120 s. With replaced, home 0 replaces each receipted order once (*replaced: the
+ * last interval it did so for), so a reader of the orders must pick the later one. */
+void tst_homes_trade_until(tst_home *homes, int n, const char *community,
+                           const tst_order_shape *shape, const char *db, bus_client *c,
+                           const ctl_clock *clock, unsigned *seed, int64_t blocks,
+                           int64_t *replaced);
 /* The home whose pending order receipt r answers: its order is done (returns its index), or -1
  * when r answers none (an old resend's duplicate, another home's). */
 int tst_homes_take_receipt(tst_home *homes, int n, const ctl_receipt *r);
@@ -65,6 +84,15 @@ int tst_receipt_parse(const bus_message *m, ctl_receipt *r);
  * connected; on_msg gets every message. */
 bus_client *tst_homes_connect(int port, const char *community, unsigned max_pending,
                               bus_message_fn on_msg);
+/* Homes whose receipts a client takes (tst_homes_connect_taking). */
+typedef struct {
+    tst_home *homes;
+    int n;
+} tst_homes_set;
+/* tst_homes_connect with a handler of its own, for tests that need no other messages: each
+ * receipt that answers a pending order of set's homes is taken (tst_homes_take_receipt). */
+bus_client *tst_homes_connect_taking(int port, const char *community, unsigned max_pending,
+                                     tst_homes_set *set);
 /* The index of the home the database's market id stands for, -1 if none. */
 int tst_homes_market_home(const tst_home *homes, int n, sqlite3 *db, uint64_t market_id);
 
@@ -126,5 +154,9 @@ pid_t tst_controller_restart(pid_t pid, unsigned *seed, const char *bin, const c
 
 /* The one integer sql returns with ?1 bound to a (the query must return a row). */
 int64_t tst_db_int(sqlite3 *db, const char *sql, int64_t a);
+/* The one integer sql returns from the database at path, opened read-only for this query alone
+ * (a controller may be writing it); -1 when it returns no row or NULL, or cannot be read (then
+ * the error goes to stderr). */
+int64_t tst_db_path_int(const char *path, const char *sql);
 
 #endif

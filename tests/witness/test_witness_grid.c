@@ -30,11 +30,11 @@
 #include <string.h>
 
 #include "broker.h"
-#include "common/wall_clock.h"
 #include "homes.h"
 #include "mgx/ledger_record.h"
 #include "mgx/topology.h"
 #include "shell.h"
+#include "witness_run.h"
 
 #define COMMUNITY "gridded"
 #define HOMES 6
@@ -43,58 +43,11 @@
 static tst_home H[HOMES];
 static const tst_order_shape SHAPE = {3, 100, 700, 90000, 60000, 150000, 100000};
 
-static void on_msg(void *user, const bus_message *m)
-{
-    (void)user;
-    ctl_receipt r;
-    if (tst_receipt_parse(m, &r) == 1)
-        tst_homes_take_receipt(H, HOMES, &r);
-}
-
-static int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 5000);
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        else
-            fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return v;
-}
-
 /* Homes order every open interval until `blocks` blocks are settled (or the deadline). */
 static void trade_until(const char *db, bus_client *c, const ctl_clock *clock, unsigned *seed,
                         int64_t blocks)
 {
-    const ctl_interval_rules rules = {900, 300, 4};
-    int64_t deadline = ctl_wall_ms() + 120000, next_check = 0;
-    for (;;) {
-        int64_t now = ctl_wall_ms();
-        if (now >= next_check) {
-            if (db_int(db, "SELECT count(*) FROM ledger_block") >= blocks)
-                return;
-            if (now > deadline)
-                fail_msg("fewer than %lld blocks settled before the deadline", (long long)blocks);
-            next_check = now + 500;
-        }
-        bus_loop(c, 5);
-        int64_t sim_ms = ctl_clock_sim_ms(clock, ctl_wall_ms());
-        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
-        for (int h = 0; h < HOMES; h++) {
-            tst_home *hm = &H[h];
-            if (!hm->has_pending && hm->done_interval < target)
-                tst_home_make_order(H, h, COMMUNITY, target, sim_ms, seed, &SHAPE);
-            if (hm->has_pending && ctl_wall_ms() - hm->last_sent_ms > 150)
-                tst_home_send_order(c, COMMUNITY, hm);
-        }
-    }
+    tst_homes_trade_until(H, HOMES, COMMUNITY, &SHAPE, db, c, clock, seed, blocks, NULL);
 }
 
 /* Runs a witness (fresh state per tag) re-clearing pay-as-clear over db, with the community's
@@ -102,32 +55,10 @@ static void trade_until(const char *db, bus_client *c, const ctl_clock *clock, u
 static int witness(const char *bin, const char *dir, const char *tag, const char *db, int topo,
                    char *out, size_t cap)
 {
-    tst_sh("rm -f %s/%s.state %s/%s.cosigned", dir, tag, dir, tag);
-    char ini[600];
-    snprintf(ini, sizeof ini, "%s/%s.ini", dir, tag);
-    FILE *f = fopen(ini, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[witness]\nname = witness.example/%s\nkey_file = w.key\nledger = %s\n"
-            "log_key_file = community.vkey\nstate = %s.state\nout = %s.cosigned\n"
-            "reclear = pay-as-clear\n%s",
-            tag, db, tag, tag, topo ? "topology = controller.ini\n" : "");
-    fclose(f);
-    int rc = tst_sh("%s witness %s --once > %s/%s.out 2>&1", bin, ini, dir, tag);
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.out", dir, tag);
-    f = fopen(path, "r");
-    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
-    out[n] = 0;
-    if (f)
-        fclose(f);
-    return rc;
-}
-
-static void expect_in(const char *text, const char *want)
-{
-    if (!strstr(text, want))
-        fail_msg("expected '%s' in: %s", want, text);
+    return tst_witness_run(bin, dir, tag, db,
+                           topo ? "reclear = pay-as-clear\ntopology = controller.ini\n"
+                                : "reclear = pay-as-clear\n",
+                           out, cap);
 }
 
 /* Every ledger trade's fee is the stored fee plus its rent, fully delivered, and every block
@@ -212,10 +143,7 @@ static void weak_feeder_live(void **state)
     char db[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX], anchor[64];
     char out[8192];
     char *dir = tst_controller_dir("grid", db, conf, log);
-    assert_int_equal(tst_sh("cd %s && %s ledger keygen grid.example/mgx --out community.skey "
-                            "> community.vkey && %s keygen --out w > /dev/null",
-                            dir, bin, bin),
-                     0);
+    tst_witness_keys(bin, dir, "grid.example/mgx");
     FILE *cf = tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db, GRACE_S);
     fputs("[topology]\nlevel_fee_uc_per_kwh = 2000\n"
           "[feeder weak]\nexport_kw = 0.4\nhomes = home-0 home-1 home-2\n"
@@ -235,7 +163,8 @@ static void weak_feeder_live(void **state)
                "THEN 1000 * i ELSE 0 END, -1, 0, 0 FROM k, h\"",
                db, (long long)t0),
         0);
-    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 1000, on_msg);
+    tst_homes_set homes = {H, HOMES};
+    bus_client *c = tst_homes_connect_taking(tst_broker_port(br), COMMUNITY, 1000, &homes);
     unsigned seed = 18;
     pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     trade_until(db, c, &clock, &seed, 6);
@@ -245,16 +174,17 @@ static void weak_feeder_live(void **state)
     char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM trade_congestion t WHERE %s AND t.congestion_uc > 0", settled);
-    int64_t congested = db_int(db, sql);
+    int64_t congested = tst_db_path_int(db, sql);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM grid_nodes t WHERE %s AND t.name = 'weak' AND t.binding = %d "
              "AND t.flow_wh = 100",
              settled, MKT_BIND_EXPORT);
-    int64_t binding = db_int(db, sql);
-    fprintf(stderr, "%lld blocks, %lld trades, %lld with congestion rent, weak binding in %lld "
-                    "intervals\n",
-            (long long)db_int(db, "SELECT count(*) FROM ledger_block"),
-            (long long)db_int(db, "SELECT count(*) FROM trades"), (long long)congested,
+    int64_t binding = tst_db_path_int(db, sql);
+    fprintf(stderr,
+            "%lld blocks, %lld trades, %lld with congestion rent, weak binding in %lld "
+            "intervals\n",
+            (long long)tst_db_path_int(db, "SELECT count(*) FROM ledger_block"),
+            (long long)tst_db_path_int(db, "SELECT count(*) FROM trades"), (long long)congested,
             (long long)binding);
     assert_true(congested > 0);
     assert_true(binding > 0);
@@ -269,38 +199,39 @@ static void weak_feeder_live(void **state)
              "OR t.amount_uc + coalesce(c.congestion_uc, 0) != t.energy_wh * gb.price_uc_per_kwh "
              "/ 1000",
              zone);
-    assert_int_equal(db_int(db, sql), 0);
+    assert_int_equal(tst_db_path_int(db, sql), 0);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM trades t %s", zone);
-    assert_int_equal(db_int(db, sql), db_int(db, "SELECT count(*) FROM trades"));
+    assert_int_equal(tst_db_path_int(db, sql), tst_db_path_int(db, "SELECT count(*) FROM trades"));
     /* every position good: the ledger balances with the rent in the fees */
-    assert_int_equal(db_int(db, "SELECT count(*) FROM ledger_block"),
-                     db_int(db, "SELECT count(DISTINCT interval_id) FROM ledger_block"));
+    assert_int_equal(tst_db_path_int(db, "SELECT count(*) FROM ledger_block"),
+                     tst_db_path_int(db, "SELECT count(DISTINCT interval_id) FROM ledger_block"));
     int64_t fees = ledger_balances(db);
     snprintf(sql, sizeof sql,
              "SELECT (SELECT sum(fee_uc) FROM trades t WHERE %s) + (SELECT "
              "coalesce(sum(congestion_uc), 0) FROM trade_congestion t WHERE %s)",
              settled, settled);
-    assert_int_equal(fees, db_int(db, sql));
+    assert_int_equal(fees, tst_db_path_int(db, sql));
 
     assert_int_equal(tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > /dev/null 2>&1",
                             bin, db, dir),
                      0);
     if (witness(bin, dir, "w1", db, 1, out, sizeof out) != 0)
         fail_msg("the witness refused the honest ledger: %s", out);
-    expect_in(out, "cosigned log size");
+    tst_expect_in(out, "cosigned log size");
     /* a witness that re-clears as a copper plate does not get the block's trades */
     assert_int_equal(witness(bin, dir, "w2", db, 0, out, sizeof out), 1);
-    expect_in(out, "interval ");
+    tst_expect_in(out, "interval ");
 
     /* the coordinator raises one trade's rent in a cleared, not yet settled interval */
     const char *pick = "SELECT min(c.interval_id) FROM trade_congestion c WHERE c.interval_id > "
                        "(SELECT max(interval_id) FROM ledger_block)";
-    int64_t iv = db_int(db, pick);
+    int64_t iv = tst_db_path_int(db, pick);
     for (int tries = 0; iv <= 0 && tries < 5; tries++) {
         ctl = tst_controller_start(bin, conf, anchor, log, NULL);
-        trade_until(db, c, &clock, &seed, db_int(db, "SELECT count(*) FROM ledger_block") + 1);
+        trade_until(db, c, &clock, &seed,
+                    tst_db_path_int(db, "SELECT count(*) FROM ledger_block") + 1);
         tst_controller_stop(ctl);
-        iv = db_int(db, pick);
+        iv = tst_db_path_int(db, pick);
     }
     assert_true(iv > 0);
     snprintf(sql, sizeof sql,
@@ -309,22 +240,12 @@ static void weak_feeder_live(void **state)
              "interval_id = %lld)\"",
              db, (long long)iv, (long long)iv);
     assert_int_equal(tst_sh("%s", sql), 0);
-    ctl = tst_controller_start(bin, conf, anchor, log, NULL);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM ledger_block WHERE interval_id >= %lld",
-             (long long)iv);
-    int64_t until = ctl_wall_ms() + 120000;
-    while (db_int(db, sql) < 1 && ctl_wall_ms() < until)
-        bus_loop(c, 50);
-    tst_controller_stop(ctl);
-    assert_true(db_int(db, sql) >= 1);
-    assert_int_equal(tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > /dev/null 2>&1",
-                            bin, db, dir),
-                     0); /* the community key alone cannot tell */
+    tst_witness_settle_altered(bin, conf, anchor, log, c, db, dir, iv);
     assert_int_equal(witness(bin, dir, "w3", db, 1, out, sizeof out), 1);
     char want[64];
     snprintf(want, sizeof want, "interval %lld: the block's trade", (long long)iv);
-    expect_in(out, want);
-    expect_in(out, "congestion rent");
+    tst_expect_in(out, want);
+    tst_expect_in(out, "congestion rent");
 
     bus_free(c);
     tst_homes_free(H, HOMES);

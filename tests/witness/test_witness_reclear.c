@@ -22,15 +22,14 @@
 
 #include <cmocka.h>
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker.h"
-#include "common/wall_clock.h"
 #include "homes.h"
 #include "shell.h"
+#include "witness_run.h"
 
 #define COMMUNITY "reclear"
 #define HOMES 6
@@ -39,93 +38,23 @@
 static tst_home H[HOMES];
 static const tst_order_shape SHAPE = {3, 100, 700, 90000, 60000, 150000, 100000};
 
-static void on_msg(void *user, const bus_message *m)
-{
-    (void)user;
-    ctl_receipt r;
-    if (tst_receipt_parse(m, &r) == 1)
-        tst_homes_take_receipt(H, HOMES, &r);
-}
-
-static int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 5000);
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return v;
-}
+/* the last interval home 0 replaced its order for: the witness must take the later one */
+static int64_t replaced;
 
 /* Homes order every open interval until `blocks` blocks are settled (or the deadline). */
 static void trade_until(const char *db, bus_client *c, const ctl_clock *clock, unsigned *seed,
                         int64_t blocks)
 {
-    const ctl_interval_rules rules = {900, 300, 4};
-    int64_t deadline = ctl_wall_ms() + 120000, next_check = 0;
-    static int64_t replaced; /* the last interval home 0 replaced its order for */
-    for (;;) {
-        int64_t now = ctl_wall_ms();
-        if (now >= next_check) {
-            if (db_int(db, "SELECT count(*) FROM ledger_block") >= blocks)
-                return;
-            if (now > deadline)
-                fail_msg("fewer than %lld blocks settled before the deadline", (long long)blocks);
-            next_check = now + 500;
-        }
-        bus_loop(c, 5);
-        int64_t sim_ms = ctl_clock_sim_ms(clock, ctl_wall_ms());
-        int64_t target = ctl_interval_first_open(sim_ms / 1000 + 100, &rules);
-        for (int h = 0; h < HOMES; h++) {
-            tst_home *hm = &H[h];
-            if (!hm->has_pending && hm->done_interval < target)
-                tst_home_make_order(H, h, COMMUNITY, target, sim_ms, seed, &SHAPE);
-            /* home 0 replaces each receipted order once: the witness must take the later one */
-            if (h == 0 && !hm->has_pending && hm->done_interval == target && replaced < target) {
-                replaced = target;
-                tst_home_make_order(H, h, COMMUNITY, target, sim_ms + 1, seed, &SHAPE);
-            }
-            if (hm->has_pending && ctl_wall_ms() - hm->last_sent_ms > 150)
-                tst_home_send_order(c, COMMUNITY, hm);
-        }
-    }
+    tst_homes_trade_until(H, HOMES, COMMUNITY, &SHAPE, db, c, clock, seed, blocks, &replaced);
 }
 
 /* Runs a witness (fresh state per tag) with reclear = mech over db; its output in out. */
 static int witness(const char *bin, const char *dir, const char *tag, const char *db,
                    const char *mech, char *out, size_t cap)
 {
-    tst_sh("rm -f %s/%s.state %s/%s.cosigned", dir, tag, dir, tag);
-    char ini[600];
-    snprintf(ini, sizeof ini, "%s/%s.ini", dir, tag);
-    FILE *f = fopen(ini, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[witness]\nname = witness.example/%s\nkey_file = w.key\nledger = %s\n"
-            "log_key_file = community.vkey\nstate = %s.state\nout = %s.cosigned\nreclear = %s\n",
-            tag, db, tag, tag, mech);
-    fclose(f);
-    int rc = tst_sh("%s witness %s --once > %s/%s.out 2>&1", bin, ini, dir, tag);
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.out", dir, tag);
-    f = fopen(path, "r");
-    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
-    out[n] = 0;
-    if (f)
-        fclose(f);
-    return rc;
-}
-
-static void expect_in(const char *text, const char *want)
-{
-    if (!strstr(text, want))
-        fail_msg("expected '%s' in: %s", want, text);
+    char extra[64];
+    snprintf(extra, sizeof extra, "reclear = %s\n", mech);
+    return tst_witness_run(bin, dir, tag, db, extra, out, cap);
 }
 
 static void reclear_from_signed_orders(void **state)
@@ -138,34 +67,33 @@ static void reclear_from_signed_orders(void **state)
     char db[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX], anchor[64];
     char out[8192];
     char *dir = tst_controller_dir("reclear", db, conf, log);
-    assert_int_equal(tst_sh("cd %s && %s ledger keygen reclear.example/mgx --out community.skey "
-                            "> community.vkey && %s keygen --out w > /dev/null",
-                            dir, bin, bin),
-                     0);
+    tst_witness_keys(bin, dir, "reclear.example/mgx");
     FILE *cf = tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db, GRACE_S);
     fputs("mechanism = pay-as-bid\n", cf);
     fclose(cf);
     tst_homes_register(H, HOMES, 7, db, false);
     ctl_clock clock = tst_sim_clock(anchor, sizeof anchor);
-    bus_client *c = tst_homes_connect(tst_broker_port(br), COMMUNITY, 1000, on_msg);
+    tst_homes_set homes = {H, HOMES};
+    bus_client *c = tst_homes_connect_taking(tst_broker_port(br), COMMUNITY, 1000, &homes);
     unsigned seed = 16;
     pid_t ctl = tst_controller_start(bin, conf, anchor, log, NULL);
     trade_until(db, c, &clock, &seed, 6);
     tst_controller_stop(ctl);
-    int64_t trades = db_int(db, "SELECT count(*) FROM trades");
+    int64_t trades = tst_db_path_int(db, "SELECT count(*) FROM trades");
     fprintf(stderr, "%lld blocks, %lld trades, %lld orders replaced\n",
-            (long long)db_int(db, "SELECT count(*) FROM ledger_block"), (long long)trades,
-            (long long)db_int(db, "SELECT count(*) FROM orders WHERE superseded = 1"));
+            (long long)tst_db_path_int(db, "SELECT count(*) FROM ledger_block"), (long long)trades,
+            (long long)tst_db_path_int(db, "SELECT count(*) FROM orders WHERE superseded = 1"));
     assert_true(trades > 0);
-    assert_true(db_int(db, "SELECT count(*) FROM orders o JOIN ledger_block b USING(interval_id) "
-                           "WHERE o.superseded = 1") > 0);
+    assert_true(
+        tst_db_path_int(db, "SELECT count(*) FROM orders o JOIN ledger_block b USING(interval_id) "
+                            "WHERE o.superseded = 1") > 0);
 
     /* the honest ledger: re-cleared and cosigned; the wrong mechanism is refused */
     if (witness(bin, dir, "w1", db, "pay-as-bid", out, sizeof out) != 0)
         fail_msg("the witness refused the honest ledger: %s", out);
-    expect_in(out, "cosigned log size");
+    tst_expect_in(out, "cosigned log size");
     assert_int_equal(witness(bin, dir, "w2", db, "pay-as-clear", out, sizeof out), 1);
-    expect_in(out, "are not the clearing of the");
+    tst_expect_in(out, "are not the clearing of the");
 
     /* a signed order altered in a copy: not an order its home signed */
     assert_int_equal(tst_sh("cp %s %s/forged.db && sqlite3 %s/forged.db \"UPDATE orders SET "
@@ -175,7 +103,7 @@ static void reclear_from_signed_orders(void **state)
                             db, dir, dir),
                      0);
     assert_int_equal(witness(bin, dir, "w3", "forged.db", "pay-as-bid", out, sizeof out), 1);
-    expect_in(out, "is not an order it signed for this interval");
+    tst_expect_in(out, "is not an order it signed for this interval");
     /* an accepted order hidden in a copy: the clearing of the rest differs from the ledger */
     assert_int_equal(tst_sh("cp %s %s/hidden.db && sqlite3 %s/hidden.db \"UPDATE orders SET "
                             "status = 0 WHERE order_id = (SELECT o.order_id FROM orders o JOIN "
@@ -185,17 +113,19 @@ static void reclear_from_signed_orders(void **state)
                             db, dir, dir),
                      0);
     assert_int_equal(witness(bin, dir, "w4", "hidden.db", "pay-as-bid", out, sizeof out), 1);
-    expect_in(out, "are not the clearing of the");
+    tst_expect_in(out, "are not the clearing of the");
 
     /* the coordinator changes a cleared, not yet settled interval's trade price, then settles */
-    int64_t iv = db_int(db, "SELECT min(t.interval_id) FROM trades t WHERE t.interval_id > "
+    int64_t iv =
+        tst_db_path_int(db, "SELECT min(t.interval_id) FROM trades t WHERE t.interval_id > "
                             "(SELECT max(interval_id) FROM ledger_block)");
     if (iv < 0) { /* every traded interval settled already: let one more be cleared first */
         ctl = tst_controller_start(bin, conf, anchor, log, NULL);
-        trade_until(db, c, &clock, &seed, db_int(db, "SELECT count(*) FROM ledger_block") + 1);
+        trade_until(db, c, &clock, &seed,
+                    tst_db_path_int(db, "SELECT count(*) FROM ledger_block") + 1);
         tst_controller_stop(ctl);
-        iv = db_int(db, "SELECT min(t.interval_id) FROM trades t WHERE t.interval_id > "
-                        "(SELECT max(interval_id) FROM ledger_block)");
+        iv = tst_db_path_int(db, "SELECT min(t.interval_id) FROM trades t WHERE t.interval_id > "
+                                 "(SELECT max(interval_id) FROM ledger_block)");
     }
     assert_true(iv > 0);
     assert_int_equal(tst_sh("sqlite3 %s \"UPDATE trades SET price_uc_per_kwh = price_uc_per_kwh "
@@ -203,34 +133,19 @@ static void reclear_from_signed_orders(void **state)
                             "WHERE interval_id = %lld\"",
                             db, (long long)iv),
                      0);
-    ctl = tst_controller_start(bin, conf, anchor, log, NULL);
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM ledger_block WHERE interval_id >= %lld",
-             (long long)iv);
-    int64_t until = ctl_wall_ms() + 120000;
-    while (db_int(db, sql) < 1 && ctl_wall_ms() < until)
-        bus_loop(c, 50);
-    tst_controller_stop(ctl);
-    assert_true(db_int(db, sql) >= 1);
-    assert_int_equal(tst_sh("%s ledger verify %s --vkey-file %s/community.vkey > /dev/null 2>&1",
-                            bin, db, dir),
-                     0); /* the community key alone cannot tell */
+    tst_witness_settle_altered(bin, conf, anchor, log, c, db, dir, iv);
     assert_int_equal(witness(bin, dir, "w5", db, "pay-as-bid", out, sizeof out), 1);
     char want[64];
     snprintf(want, sizeof want, "interval %lld: the block's", (long long)iv);
-    expect_in(out, want);
+    tst_expect_in(out, want);
     /* the first witness, which cosigned the honest blocks, re-clears only the blocks after its
      * checkpoint and refuses the same interval */
     assert_int_equal(tst_sh("%s witness %s/w1.ini --once > %s/w1-again.out 2>&1", bin, dir, dir),
                      1);
     char again[700];
     snprintf(again, sizeof again, "%s/w1-again.out", dir);
-    FILE *af = fopen(again, "r");
-    assert_non_null(af);
-    size_t an = fread(out, 1, sizeof out - 1, af);
-    out[an] = 0;
-    fclose(af);
-    expect_in(out, want);
+    tst_witness_output(again, out, sizeof out);
+    tst_expect_in(out, want);
 
     bus_free(c);
     tst_homes_free(H, HOMES);

@@ -48,6 +48,7 @@
 #include "homes.h"
 #include "orders/pref_msg.h"
 #include "shell.h"
+#include "witness_run.h"
 
 #define HOMES       4
 #define PREFS       5 /* 0, 1, 3, and home 1's decoy (slot 4, for home 1) */
@@ -86,30 +87,23 @@ static void on_msg(void *user, const bus_message *m)
 /* Preference slot i for home h, valid from T, made at created_ms. */
 static void make_pref(int i, int h, int64_t created_ms)
 {
-    ctl_pref_msg *m = &W.pref[i];
-    memset(m, 0, sizeof *m);
-    strcpy(m->community, COMMUNITY);
-    memcpy(m->participant, W.homes[h].id, sizeof W.homes[h].id);
-    m->valid_from = W.target;
-    m->interval_s = 900;
-    m->created_ms = created_ms;
-    m->expiry_s = W.target * 900 - 300;
-    randombytes_buf(m->nonce, sizeof m->nonce);
+    mkt_preference p;
+    memset(&p, 0, sizeof p);
     if (i == 0) {
-        m->pref.n_sell_steps = 1;
-        m->pref.sell[0] = (mkt_step){1000000, 100000};
+        p.n_sell_steps = 1;
+        p.sell[0] = (mkt_step){1000000, 100000};
     } else if (i == 1) {
-        m->pref.n_sell_steps = 2;
-        m->pref.sell[0] = (mkt_step){1000, 90000};
-        m->pref.sell[1] = (mkt_step){1000000, 150000};
+        p.n_sell_steps = 2;
+        p.sell[0] = (mkt_step){1000, 90000};
+        p.sell[1] = (mkt_step){1000000, 150000};
     } else if (i == 4) { /* home 1's decoy, older: must not count */
-        m->pref.n_sell_steps = 1;
-        m->pref.sell[0] = (mkt_step){1000000, 85000};
+        p.n_sell_steps = 1;
+        p.sell[0] = (mkt_step){1000000, 85000};
     } else {
-        m->pref.n_buy_steps = 1;
-        m->pref.buy[0] = (mkt_step){1000000, 200000};
+        p.n_buy_steps = 1;
+        p.buy[0] = (mkt_step){1000000, 200000};
     }
-    assert_int_equal(ctl_pref_sign(m, ctl_key_secret(W.homes[h].key)), CTL_R_OK);
+    tst_home_make_pref(&W.pref[i], &W.homes[h], COMMUNITY, W.target, created_ms, &p);
     W.home_of[i] = h;
     W.has_pref[i] = 1;
     W.pref_ok[i] = 0;
@@ -117,12 +111,7 @@ static void make_pref(int i, int h, int64_t created_ms)
 
 static void send_pref(bus_client *c, int i)
 {
-    char topic[BUS_TOPIC_MAX], json[CTL_PREF_JSON_MAX];
-    size_t len;
-    assert_int_equal(bus_topic_pref(topic, sizeof topic, COMMUNITY, W.homes[W.home_of[i]].id),
-                     BUS_OK);
-    assert_int_equal(ctl_pref_to_json(&W.pref[i], json, sizeof json, &len), CTL_R_OK);
-    bus_publish(c, topic, json, len, 1, false, NULL, NULL);
+    tst_home_send_pref(c, COMMUNITY, &W.homes[W.home_of[i]], &W.pref[i]);
     W.pref_sent_ms[i] = ctl_wall_ms();
 }
 
@@ -154,53 +143,16 @@ static void reading_at(int h, int64_t ts_s, mtr_sample *s)
     s->soc_permille = -1;
 }
 
-static int64_t db_int(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 5000);
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-            v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* Runs a witness (fresh state per tag) with reclear = mech over db; its output in out. */
 static int witness(const char *bin, const char *dir, const char *tag, const char *db,
                    const char *mech, char *out, size_t cap)
 {
-    tst_sh("rm -f %s/%s.state %s/%s.cosigned", dir, tag, dir, tag);
-    char ini[600];
-    snprintf(ini, sizeof ini, "%s/%s.ini", dir, tag);
-    FILE *f = fopen(ini, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "[witness]\nname = witness.example/%s\nkey_file = w.key\nledger = %s\n"
-            "log_key_file = community.vkey\nstate = %s.state\nout = %s.cosigned\nreclear = %s\n"
-            "reading_max_gap_s = 300\nmeter_max_power_w = 100000\n",
-            tag, db, tag, tag, mech);
-    fclose(f);
-    int rc = tst_sh("%s witness %s --once > %s/%s.out 2>&1", bin, ini, dir, tag);
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.out", dir, tag);
-    f = fopen(path, "r");
-    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
-    out[n] = 0;
-    if (f)
-        fclose(f);
+    char extra[160];
+    snprintf(extra, sizeof extra,
+             "reclear = %s\nreading_max_gap_s = 300\nmeter_max_power_w = 100000\n", mech);
+    int rc = tst_witness_run(bin, dir, tag, db, extra, out, cap);
     fprintf(stderr, "%s (%s): %s", tag, db, out);
     return rc;
-}
-
-static void expect_in(const char *text, const char *want)
-{
-    if (!strstr(text, want))
-        fail_msg("expected '%s' in: %s", want, text);
 }
 
 /* Copies db to dir/name and runs sql on the copy. */
@@ -221,10 +173,7 @@ static void reclear_ex_post(void **state)
     char db[TST_CTL_PATH_MAX], conf[TST_CTL_PATH_MAX], log[TST_CTL_PATH_MAX], anchor[64];
     char out[8192], sql[400], want[160];
     char *dir = tst_controller_dir("wexpost", db, conf, log);
-    assert_int_equal(tst_sh("cd %s && %s ledger keygen wexpost.example/mgx --out community.skey "
-                            "> community.vkey && %s keygen --out w > /dev/null",
-                            dir, bin, bin),
-                     0);
+    tst_witness_keys(bin, dir, "wexpost.example/mgx");
     FILE *f = tst_controller_config(conf, tst_broker_port(br), COMMUNITY, db, GRACE_S);
     fprintf(f, "timing = ex_post\n");
     fclose(f);
@@ -276,7 +225,7 @@ static void reclear_ex_post(void **state)
         }
         snprintf(sql, sizeof sql, "SELECT height FROM ledger_block WHERE interval_id = %lld",
                  (long long)W.target);
-        settled = db_int(db, sql) >= 0;
+        settled = tst_db_path_int(db, sql) >= 0;
     }
     tst_controller_stop(ctl);
     assert_true(settled);
@@ -285,27 +234,28 @@ static void reclear_ex_post(void **state)
         print_message("T moved %d times: preferences missed its gate\n", targeted - 1);
     long long t = (long long)W.target;
     snprintf(sql, sizeof sql, "SELECT count(*) FROM trades WHERE interval_id = %lld", t);
-    assert_int_equal(db_int(db, sql), 2); /* the hand-worked answer of test_controller_ex_post */
+    assert_int_equal(tst_db_path_int(db, sql),
+                     2); /* the hand-worked answer of test_controller_ex_post */
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM interval_timing WHERE interval_id = %lld AND "
              "timing = 'ex_post'",
              t);
-    assert_int_equal(db_int(db, sql), 1);
+    assert_int_equal(tst_db_path_int(db, sql), 1);
     /* home 2's import of the held T - 1 is carried into T's position (the witness must take it
      * out again to get the energy T was cleared with) */
     snprintf(sql, sizeof sql, "SELECT import_wh FROM settle_carry WHERE interval_id = %lld", t);
-    assert_int_equal(db_int(db, sql), 6000);
+    assert_int_equal(tst_db_path_int(db, sql), 6000);
     fprintf(stderr, "T = %lld, %lld blocks\n", t,
-            (long long)db_int(db, "SELECT count(*) FROM ledger_block"));
+            (long long)tst_db_path_int(db, "SELECT count(*) FROM ledger_block"));
 
     /* the honest ledger: re-cleared and cosigned */
     if (witness(bin, dir, "w1", db, "pay-as-clear", out, sizeof out) != 0)
         fail_msg("the witness refused the honest ledger: %s", out);
-    expect_in(out, "cosigned log size");
+    tst_expect_in(out, "cosigned log size");
     /* the wrong mechanism: T's re-clearing differs, so T was re-cleared */
     assert_int_equal(witness(bin, dir, "w2", db, "pay-as-bid", out, sizeof out), 1);
     snprintf(want, sizeof want, "interval %lld: the block's 2 trades are not the clearing of", t);
-    expect_in(out, want);
+    tst_expect_in(out, want);
 
     /* home 0's readings from T's end on raised by 500 Wh export after settlement */
     snprintf(sql, sizeof sql,
@@ -315,8 +265,8 @@ static void reclear_ex_post(void **state)
     altered_copy(db, dir, "reading.db", sql);
     assert_int_equal(witness(bin, dir, "w3", "reading.db", "pay-as-clear", out, sizeof out), 1);
     snprintf(want, sizeof want, "interval %lld: home-0's settled energy", t);
-    expect_in(out, want);
-    expect_in(out, "is not what meter m-home-0's stored readings give");
+    tst_expect_in(out, want);
+    tst_expect_in(out, "is not what meter m-home-0's stored readings give");
 
     /* home 2's counter lowered by 1000 Wh up to just after T - 1 began: T - 2 and T settle the
      * same energy, but the rise carried from T - 1 into T is now 7000 Wh, not the 6000 the
@@ -329,7 +279,7 @@ static void reclear_ex_post(void **state)
     assert_int_equal(witness(bin, dir, "w9", "carry.db", "pay-as-clear", out, sizeof out), 1);
     snprintf(want, sizeof want,
              "interval %lld: home-2's carried import (6000 Wh since interval %lld)", t, t - 1);
-    expect_in(out, want);
+    tst_expect_in(out, want);
 
     /* home 1's preferences hidden: it trades at the grid's terms, the clearing differs */
     altered_copy(db, dir, "nopref.db",
@@ -338,7 +288,7 @@ static void reclear_ex_post(void **state)
                  "'home-1'");
     assert_int_equal(witness(bin, dir, "w4", "nopref.db", "pay-as-clear", out, sizeof out), 1);
     snprintf(want, sizeof want, "interval %lld: the block's 2 trades are not the clearing of", t);
-    expect_in(out, want);
+    tst_expect_in(out, want);
 
     /* home 1's newest preference with a byte changed: not one it signed */
     altered_copy(db, dir, "forged.db",
@@ -348,7 +298,7 @@ static void reclear_ex_post(void **state)
     assert_int_equal(witness(bin, dir, "w5", "forged.db", "pay-as-clear", out, sizeof out), 1);
     snprintf(want, sizeof want, "interval %lld: home-1's stored preference is not one it signed",
              t);
-    expect_in(out, want);
+    tst_expect_in(out, want);
 
     /* the table's valid_from is not what the witness goes by: moved later (which would hide
      * home 1's preferences from the controller's own lookup), the signed fields still count */
@@ -370,8 +320,8 @@ static void reclear_ex_post(void **state)
     assert_int_equal(witness(bin, dir, "w6", "dropped.db", "pay-as-clear", out, sizeof out), 1);
     snprintf(want, sizeof want,
              "interval %lld: meter m-home-3 of home-3 has good readings for the interval", t);
-    expect_in(out, want);
-    expect_in(out, "but the block settles no position for it");
+    tst_expect_in(out, want);
+    tst_expect_in(out, "but the block settles no position for it");
     /* the same with home 3 registered after T began: it need not have been in T's book */
     char sql2[600];
     snprintf(sql2, sizeof sql2, "%s; UPDATE participants SET added_s = %lld WHERE id = 'home-3'",
