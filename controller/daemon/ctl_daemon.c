@@ -127,7 +127,7 @@ struct daemon {
     /* in a cluster: the retained ledger/witnessed note last seen on the broker (malloc'd, or
      * NULL), so a new leader does not publish what its predecessor already had */
     char *witnessed_seen;
-    int64_t witnessed_after_ms; /* real ms: not before the broker's retained note came */
+    int witnessed_synced; /* the broker's retained note, if any, has come (sync_done) */
     int cosig_resubscribe;      /* a COSIG proposal failed: ask the broker for the notes again */
     /* [cluster] (docs/cluster.md): the node, the orders taken since the last proposal, whether
      * this node led at the last pass, the last interval proposed for clearing */
@@ -653,9 +653,29 @@ static void handle_witnessed(daemon *d, const bus_message *msg)
     }
 }
 
-/* How long a node of a cluster waits after connecting before it may publish the witnessed
- * checkpoint (real ms). */
-#define WITNESSED_WAIT_MS 2000
+/* A node of a cluster compares its witnessed note with the broker's retained one before it
+ * publishes, so it must have that retained note first. The broker sends a subscription's
+ * retained messages before it reads the client's next packet, and one client's packets go out
+ * in order: so once a QoS 1 message published right after connecting (after the subscriptions)
+ * is acknowledged, the retained note has come, if there is one. A fixed wait (2 s) did not
+ * hold on a loaded machine: a new leader busy applying the log published an older note again
+ * before it had read the broker's (test_cluster_ex_post, about 1 run of 100 kills in 3). */
+static void sync_done(void *arg, int status)
+{
+    daemon *d = arg;
+    if (status == BUS_OK)
+        d->witnessed_synced = 1;
+}
+
+static void sync_probe(daemon *d)
+{
+    char topic[BUS_TOPIC_MAX];
+    d->witnessed_synced = 0;
+    if (snprintf(topic, sizeof topic, "%s/sync", bus_status_topic(d->bus)) >= (int)sizeof topic ||
+        bus_publish(d->bus, topic, "sync", 4, 1, false, sync_done, d) != BUS_OK)
+        ctl_logf(&d->log, CTL_LOG_WARN, "cannot publish the sync probe: the witnessed note waits "
+                                        "for the next connection");
+}
 
 /* Whether the broker's witnessed note `seen` already says all that `note` (for log size
  * `size`) says: a larger log, or the same size with every line of note on it. A new leader that
@@ -692,7 +712,7 @@ static void publish_witnessed(daemon *d)
 {
     if (!d->witnessed_due || !bus_connected(d->bus) || !leads(d))
         return;
-    if (d->cluster && ctl_wall_ms() < d->witnessed_after_ms)
+    if (d->cluster && !d->witnessed_synced)
         return; /* the retained note may still be on its way: later */
     uint64_t size = 0;
     char *note = ctl_cosig_witnessed(ctl_store_db(d->store), &size);
@@ -749,10 +769,10 @@ static void on_state(void *user, bool connected, int reason)
         ctl_settler_reconnected(d->settler);
     if (connected && d->cfg->n_witness) {
         d->witnessed_due = 1;
-        /* in a cluster, the broker hands the retained ledger/witnessed right after the
-         * subscription: a node that just (re)connected, a restarted one above all, waits that
-         * long before comparing its note with the broker's */
-        d->witnessed_after_ms = ctl_wall_ms() + WITNESSED_WAIT_MS;
+        /* in a cluster, a node that just (re)connected, a restarted one above all, first reads
+         * the broker's retained ledger/witnessed (sync_probe) */
+        if (d->cluster)
+            sync_probe(d);
     }
 }
 
