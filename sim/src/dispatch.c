@@ -38,6 +38,9 @@ struct sim_dispatch {
     /* the net forecast for the planned intervals, to measure its error */
     int64_t fc_q[FC_RING], fc_net[FC_RING];
     sim_dispatch_books books;
+    /* the day's stake (staking, stake_of): what the home may still pay today for grid energy its
+     * plans put in the battery beyond the forecast surplus, in nuc */
+    int64_t stake_nuc;
 };
 
 static int64_t min64(int64_t a, int64_t b)
@@ -374,6 +377,46 @@ static int64_t guard_floor_nuc(const sim_dispatch *d)
     return -d->c.guard_margin_uc * 1000 - paper / 4;
 }
 
+/* Whether the day's stake limits the home's grid charging: the default guard only (with
+ * guard_worst_day the home's own worst day bounds where it may start instead). */
+static int staking(const sim_dispatch *d)
+{
+    return !d->c.guard_off && !d->c.guard_worst_day && !d->c.guard_no_stake;
+}
+
+/* The day's stake. Energy a plan buys from the grid for the battery, beyond the surplus the
+ * forecast expects, is the plan's bet: if the dearer interval it was bought for does not need
+ * it (a smaller load at the peak than forecast, or PV that then fills the battery anyway and is
+ * exported), it may never earn its price back before the run ends, and the home's own gain
+ * counts energy held beyond the shadow for nothing. At worst, then, it costs what was paid for
+ * it. So each day the home may pay for such energy at most how far its gain is above the
+ * guard's floor (its lead, and a quarter of what its paper battery has shown): grid charging
+ * alone cannot take it below the floor that day, and a home with no lead of its own starts on
+ * a quarter of its paper battery's evidence instead of its whole battery. The plans' other
+ * moves (hold the home's own energy for the peak, cover part of a load, sell) are not limited. */
+static int64_t stake_of(const sim_dispatch *d)
+{
+    int64_t room = d->books.gain_nuc - guard_floor_nuc(d);
+    return room > 0 ? room : 0;
+}
+
+/* Clamps a plan's grid charge for interval import price import_uc into what is left of the day's
+ * stake, and spends it: *lo above the forecast surplus (net0 < 0) is energy bought from the grid
+ * for the battery. Returns 1 if it lowered *lo. */
+static int stake_clamp(sim_dispatch *d, int64_t net0, int64_t import_uc, int64_t *lo)
+{
+    int64_t surplus = net0 < 0 ? -net0 : 0, grid = *lo - surplus;
+    if (grid <= 0 || import_uc <= 0)
+        return 0;
+    int64_t left = d->stake_nuc / import_uc; /* Wh the stake still pays for */
+    int cut = grid > left;
+    if (cut)
+        grid = left;
+    *lo = surplus + grid;
+    d->stake_nuc -= grid * import_uc; /* Wh x uc/kWh = nuc */
+    return cut;
+}
+
 /* The guard's daily check: the real home's gain (its running gain) and the paper battery's,
  * each against the shadow (stored_wh: the real battery now). */
 static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *import_uc_per_kwh)
@@ -418,6 +461,7 @@ static void daily_check(sim_dispatch *d, int64_t stored_wh, const int64_t *impor
                      k->paper_gain_nuc >= shown + k->paper_worst_day_loss_nuc;
     else
         k->allowed = k->gain_nuc >= guard_floor_nuc(d) && k->paper_gain_nuc >= shown;
+    d->stake_nuc = stake_of(d);
 }
 
 int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t stored_wh,
@@ -509,6 +553,12 @@ int sim_dispatch_decide(sim_dispatch *d, int64_t last_s, unsigned lead, int64_t 
     }
     out->why = plan_verdict(d, &b, &lo, &hi, &out->gain_uc, &spread);
 verdict:
+    if (out->why == SIM_DISPATCH_PLAN && staking(d)) {
+        int64_t power = b.charge_max_wh > b.discharge_max_wh ? b.charge_max_wh : b.discharge_max_wh;
+        d->books.staked += (uint64_t)stake_clamp(d, net0, import_uc_per_kwh[0], &lo);
+        if (lo <= -power && hi >= power)
+            out->why = SIM_DISPATCH_SAME; /* nothing left of the plan's bounds */
+    }
     if (out->why == SIM_DISPATCH_PLAN) {
         out->planned = 1;
         d->books.spread += (uint64_t)spread;

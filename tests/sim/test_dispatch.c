@@ -34,12 +34,13 @@ static int64_t price_of(int64_t q)
     return q % 4 == 3 ? PEAK : CHEAP; /* interval 3 of each day: 18:00-24:00 */
 }
 
-static sim_dispatch *home_opts(int guard, uint32_t spread, int worst_day)
+static sim_dispatch *home_cfg(int guard, uint32_t spread, int worst_day, int no_stake)
 {
     sim_dispatch_config c;
     memset(&c, 0, sizeof c);
     c.guard_off = !guard;
     c.guard_worst_day = worst_day;
+    c.guard_no_stake = no_stake;
     c.spread_intervals = spread;
     c.fc = (sim_fc_config){0, 0, 30, 180, IV, 7, 1};
     c.forecast = SIM_DISPATCH_PERSISTENCE;
@@ -50,6 +51,11 @@ static sim_dispatch *home_opts(int guard, uint32_t spread, int worst_day)
     sim_dispatch *d = sim_dispatch_new(&c, &b);
     assert_non_null(d);
     return d;
+}
+
+static sim_dispatch *home_opts(int guard, uint32_t spread, int worst_day)
+{
+    return home_cfg(guard, spread, worst_day, 0);
 }
 
 static sim_dispatch *home_spread(int guard, uint32_t spread)
@@ -170,7 +176,8 @@ static void guard_reckoning(void **state)
 static void guard_daily_check(void **state)
 {
     (void)state;
-    sim_dispatch *d = home(1);
+    /* without the day's stake, which would cut day 2's charge to 375 Wh (day_stake works it) */
+    sim_dispatch *d = home_cfg(1, 0, 0, 1);
     sim_dispatch_decision o;
     sim_dispatch_books bk;
     observe(d, 0, 5, 500);
@@ -409,7 +416,8 @@ static int64_t play(sim_dispatch *d, int64_t q, int64_t *stored_wh, sim_dispatch
 static void behind_home_plans_again(void **state)
 {
     (void)state;
-    sim_dispatch *d = home(1);
+    /* the floor alone: the day's stake would cut day 2's charge to 375 Wh (day_stake) */
+    sim_dispatch *d = home_cfg(1, 0, 0, 1);
     sim_dispatch_decision o;
     sim_dispatch_books bk;
     int64_t stored = 0;
@@ -440,6 +448,66 @@ static void behind_home_plans_again(void **state)
     sim_dispatch_get_books(d, &bk);
     assert_int_equal(bk.shadow_nuc - bk.real_nuc, 250000000);
     sim_dispatch_free(d);
+}
+
+/* One interval of the guarded home as play, with this load instead of 500 Wh. */
+static int64_t play_load(sim_dispatch *d, int64_t q, int64_t load_wh, int64_t *stored_wh,
+                         sim_dispatch_decision *o)
+{
+    int64_t imp[4], exp[4] = {0, 0, 0, 0};
+    for (int j = 0; j < 4; j++)
+        imp[j] = price_of(q + j);
+    assert_int_equal(sim_dispatch_decide(d, (q - 1) * IV, 1, *stored_wh, NULL, imp, exp, o), 0);
+    int64_t a = -(*stored_wh < load_wh ? *stored_wh : load_wh); /* self-consumption */
+    a = a < o->lo_wh ? o->lo_wh : a > o->hi_wh ? o->hi_wh : a;
+    if (a > 1000 - *stored_wh)
+        a = 1000 - *stored_wh;
+    if (a < -*stored_wh)
+        a = -*stored_wh;
+    *stored_wh += a;
+    sim_dispatch_observe(d, q * IV, 0, load_wh, load_wh + a, price_of(q), 0);
+    return load_wh + a;
+}
+
+/* The day's stake (issue 15: a home with no lead of its own lost its first day of plans and
+ * ended the run behind). Day 1 the paper battery shows the plan, +0.15, and the home runs
+ * self-consumption. Day 2's check: the home's gain is 0, the floor a quarter of the paper's
+ * 0.15 below it, so the day's stake is 0.0375. The plan for interval 10 buys 500 Wh at 0.10
+ * (0.05) for the peak; the stake pays for 375 of them (375 x 0.10 = 0.0375): the charge bound is
+ * 375, 875 imported, and the stake is spent. At the peak the load is 100 Wh instead of the 500
+ * forecast: the home discharges 100 and keeps 275, which its own gain counts for nothing. Its
+ * day: 0.05 + 0.05 + 0.0875 + 0 = 0.1875 against the shadow's 0.05 x 3 + 100 Wh at 0.40 = 0.19,
+ * so 0.0025 ahead. Without the stake (guard_no_stake) it buys all 500 (1000 imported) and pays
+ * 0.20: 0.01 behind, a first day of plans lost. */
+static void day_stake(void **state)
+{
+    (void)state;
+    for (int no_stake = 0; no_stake <= 1; no_stake++) {
+        sim_dispatch *d = home_cfg(1, 0, 0, no_stake);
+        sim_dispatch_decision o;
+        sim_dispatch_books bk;
+        int64_t stored = 0;
+        observe(d, 0, 3, 500);
+        for (int64_t q = 4; q <= 7; q++) /* day 1: self-consumption, the paper battery plans */
+            assert_int_equal(play(d, q, &stored, &o), 500);
+        assert_int_equal(play(d, 8, &stored, &o), 500);
+        sim_dispatch_get_books(d, &bk);
+        assert_int_equal(bk.allowed, 1);
+        assert_int_equal(bk.gain_nuc, 0);
+        assert_int_equal(bk.paper_gain_nuc, 150000000);
+        assert_int_equal(play(d, 9, &stored, &o), 500);
+        assert_int_equal(play(d, 10, &stored, &o), no_stake ? 1000 : 875);
+        assert_int_equal(o.planned, 1);
+        assert_int_equal(o.lo_wh, no_stake ? 500 : 375);
+        sim_dispatch_get_books(d, &bk);
+        assert_int_equal(bk.staked, no_stake ? 0 : 1);
+        assert_int_equal(play_load(d, 11, 100, &stored, &o), 0);
+        assert_int_equal(stored, no_stake ? 400 : 275);
+        play(d, 12, &stored, &o); /* day 3's check */
+        sim_dispatch_get_books(d, &bk);
+        assert_int_equal(bk.gain_nuc, no_stake ? -10000000 : 2500000);
+        sim_dispatch_free(d);
+    }
 }
 
 /* Groups: 0 solar, 1 PV + battery, 2 battery without PV, 3 consumers (as test_sim_schedule). */
@@ -523,6 +591,7 @@ int main(void)
         cmocka_unit_test(guard_worst_day),
         cmocka_unit_test(spread_known),
         cmocka_unit_test(behind_home_plans_again),
+        cmocka_unit_test(day_stake),
         cmocka_unit_test(nobody_worse_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -134,9 +134,12 @@ static void peak_tariff(void **state)
     for (size_t h = 6; h < 8; h++) {
         assert_string_equal(b.groups[hb[h].group].name, "battery_only");
         /* self-consumption only ever spends the initial 2 kWh above the floor (5 kWh, soc
-         * 0.5 to 0.1); a plan cycles it */
+         * 0.5 to 0.1); a plan cycles it. It buys for the peak on the day's stake (dispatch.h):
+         * a quarter of its paper battery's gain at first, then its own lead too, so in these 5
+         * days it discharges 900 and 1391 Wh more than on self-consumption (over 2000 more
+         * before the stake, when its first day of plans bought a whole battery) */
         assert_true(ha[h].battery_discharged_wh <= 2000);
-        assert_true(hb[h].battery_discharged_wh > 2000 + ha[h].battery_discharged_wh);
+        assert_true(hb[h].battery_discharged_wh > 500 + ha[h].battery_discharged_wh);
         if (hb[h].base_cost_uc >= ha[h].base_cost_uc)
             fail_msg("home %zu: %lld uc on a plan, %lld on self-consumption", h,
                      (long long)hb[h].base_cost_uc, (long long)ha[h].base_cost_uc);

@@ -67,6 +67,12 @@ typedef struct {
      * default. guard_off: no guard, no shadow or paper plan (for comparisons). */
     int64_t guard_margin_uc;
     int guard_worst_day;
+    /* The day's stake (default guard only; guard_no_stake = 1 turns it off, for comparisons):
+     * what a home's plans may pay in a day for grid energy put in the battery beyond the
+     * forecast surplus is at most how far its gain is above the floor above (its lead plus a
+     * quarter of its paper battery's gain); once spent, the plans' charge bound is cut to the
+     * forecast surplus for the rest of the day. */
+    int guard_no_stake;
     int32_t utc_offset_min;
     int guard_off;
     /* The shadow battery's efficiency each way (stored Wh per AC Wh in, AC Wh out per stored
@@ -126,6 +132,7 @@ typedef struct {
     int allowed;               /* plans may be followed until the next check */
     uint64_t planned, guarded; /* decisions on a plan, and stopped by the guard */
     uint64_t spread;           /* decisions whose charge bound the spreading raised */
+    uint64_t staked;           /* decisions whose grid charge the day's stake cut */
     /* forecast error of the planned interval's net (load - PV), summed over the intervals
      * observed that had a decision, against day-ahead persistence of the same intervals */
     int64_t fc_abs_err_wh, persist_abs_err_wh;
