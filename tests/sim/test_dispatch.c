@@ -403,6 +403,19 @@ static int64_t play(sim_dispatch *d, int64_t q, int64_t *stored_wh, sim_dispatch
     return 500 + a;
 }
 
+/* The guarded home's first day (behind_home_plans_again, day_stake): a day of history, then
+ * day 1 on self-consumption while the paper battery plans, and day 2's check lets it plan. */
+static void first_day(sim_dispatch *d, int64_t *stored, sim_dispatch_decision *o,
+                      sim_dispatch_books *bk)
+{
+    observe(d, 0, 3, 500);
+    for (int64_t q = 4; q <= 7; q++)
+        assert_int_equal(play(d, q, stored, o), 500);
+    assert_int_equal(play(d, 8, stored, o), 500);
+    sim_dispatch_get_books(d, bk);
+    assert_int_equal(bk->allowed, 1);
+}
+
 /* A home that loses on its first day of plans wins it back (issue 15). Day 1 its paper
  * battery shows the plan, +0.15 (500 Wh bought at 0.10 instead of 0.40). Day 2 the home follows
  * it with a lead of 0: it charges 500 Wh in interval 10 (1000 imported), and at the peak its
@@ -421,12 +434,7 @@ static void behind_home_plans_again(void **state)
     sim_dispatch_decision o;
     sim_dispatch_books bk;
     int64_t stored = 0;
-    observe(d, 0, 3, 500);
-    for (int64_t q = 4; q <= 7; q++) /* day 1: self-consumption, the paper battery plans */
-        assert_int_equal(play(d, q, &stored, &o), 500);
-    assert_int_equal(play(d, 8, &stored, &o), 500);
-    sim_dispatch_get_books(d, &bk);
-    assert_int_equal(bk.allowed, 1);
+    first_day(d, &stored, &o, &bk);
     assert_int_equal(play(d, 9, &stored, &o), 500);
     assert_int_equal(play(d, 10, &stored, &o), 1000);
     assert_int_equal(stored, 500);
@@ -487,12 +495,7 @@ static void day_stake(void **state)
         sim_dispatch_decision o;
         sim_dispatch_books bk;
         int64_t stored = 0;
-        observe(d, 0, 3, 500);
-        for (int64_t q = 4; q <= 7; q++) /* day 1: self-consumption, the paper battery plans */
-            assert_int_equal(play(d, q, &stored, &o), 500);
-        assert_int_equal(play(d, 8, &stored, &o), 500);
-        sim_dispatch_get_books(d, &bk);
-        assert_int_equal(bk.allowed, 1);
+        first_day(d, &stored, &o, &bk);
         assert_int_equal(bk.gain_nuc, 0);
         assert_int_equal(bk.paper_gain_nuc, 150000000);
         assert_int_equal(play(d, 9, &stored, &o), 500);
