@@ -143,8 +143,11 @@ static void faults_are_named(void **state)
 {
     (void)state;
     make_ledger("t.db", 3);
-    sql("t.db", "UPDATE ledger_tx SET body = substr(body,1,40) || x'ff' || substr(body,42)"
-                " WHERE log_index = 57");
+    /* byte 41 of one transaction made different from what it held: writing a fixed 0xff
+     * changes nothing when the byte already is 0xff (the sanitized CI run of f041bf9 failed
+     * here once, verify finding nothing; the cause of that byte's value is not traced) */
+    sql("t.db", "UPDATE ledger_tx SET body = substr(body,1,40) || CASE WHEN substr(body,41,1) ="
+                " x'ff' THEN x'00' ELSE x'ff' END || substr(body,42) WHERE log_index = 57");
     expect_fault("t.db", "transaction at log index 57");
 
     make_ledger("t.db", 3);
