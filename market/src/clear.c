@@ -33,6 +33,7 @@
 #include "sort.h"
 
 #include <stdlib.h>
+
 #include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -101,10 +102,14 @@ struct mkt_clearing {
     /* by order, then (sorted with the ids) by rank: the order's offered energy above its
      * order_ref, so that ranking needs no random read of the order's energies */
     uint64_t *offered_ref, *tmp_offered_ref;
-    /* per unit, as built in array order before anyone knows the participants' ranks */
+    /* per unit, as built in array order before anyone knows the participants' ranks: energy,
+     * key (the buyer bit and price, the high part of the sort key, see sort_key) and the index
+     * into the caller's array; in 64-bit arrays for the sort (build_book), or in 32 bits for
+     * the histogram (hist_walk), whose keys always fit and whose energies the scan checks */
     int64_t *raw_energy;
-    uint64_t *raw_key;  /* buyer bit and price, the high part of the sort key (see sort_key) */
-    uint32_t *raw_order; /* index into the caller's array */
+    uint64_t *raw_key;
+    uint32_t *raw_energy32, *raw_key32;
+    uint32_t *raw_order;
     /* per unit, in matching order */
     unit *units;
     unit_money *money;
@@ -168,7 +173,7 @@ typedef struct {
     int grows_with;
 } array_ref;
 
-#define N_ARRAYS 28
+#define N_ARRAYS 30
 
 static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
 {
@@ -190,6 +195,8 @@ static void arrays_of(mkt_clearing *c, array_ref a[N_ARRAYS])
         {(void **)&c->tmp_offered_ref, sizeof(uint64_t), BY_ORDER},
         {(void **)&c->raw_energy, sizeof(int64_t), BY_RAW},
         {(void **)&c->raw_key, sizeof(uint64_t), BY_RAW},
+        {(void **)&c->raw_energy32, sizeof(uint32_t), BY_RAW},
+        {(void **)&c->raw_key32, sizeof(uint32_t), BY_RAW},
         {(void **)&c->raw_order, sizeof(uint32_t), BY_RAW},
         {(void **)&c->units, sizeof(unit), BY_UNIT},
         {(void **)&c->money, sizeof(unit_money), BY_UNIT},
@@ -324,45 +331,28 @@ int mkt__check_params(const mkt_params *p)
     return MKT_OK;
 }
 
-/* Checks one order on its own and adds its steps to its side's running total, a step at a time
- * so that an overflowing total is reported at the step that overflowed it. */
-static int check_order(const mkt_order *o, int64_t *side_total, int64_t *offered,
-                       mkt_error_at *at)
+/* Checks one step of an order and adds its energy to its side's running total, so that an
+ * overflowing total is reported at the step that overflowed it. */
+static int check_step(const mkt_step *st, int64_t *side_total)
 {
-    at->step_index = -1;
-    if (o->side != MKT_BUY && o->side != MKT_SELL)
-        return MKT_E_INVAL;
-    if (o->n_steps == 0 || o->n_steps > MKT_MAX_STEPS)
-        return MKT_E_STEPS;
-    int64_t sum = 0;
-    for (uint32_t s = 0; s < o->n_steps; s++) {
-        int rc = MKT_OK;
-        if (o->steps[s].energy_wh <= 0 || o->steps[s].energy_wh > MKT_ENERGY_MAX_WH)
-            rc = MKT_E_ENERGY;
-        else if (o->steps[s].price_uc_per_kwh < 0 ||
-                 o->steps[s].price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
-            rc = MKT_E_PRICE;
-        else if (add_checked(side_total, o->steps[s].energy_wh))
-            rc = MKT_E_OVERFLOW;
-        if (rc) {
-            at->step_index = (int)s;
-            return rc;
-        }
-        sum += o->steps[s].energy_wh; /* <= 16 TWh, cannot overflow */
-    }
-    *offered = sum;
-    return MKT_OK;
+    if (st->energy_wh <= 0 || st->energy_wh > MKT_ENERGY_MAX_WH)
+        return MKT_E_ENERGY;
+    if (st->price_uc_per_kwh < 0 || st->price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
+        return MKT_E_PRICE;
+    return add_checked(side_total, st->energy_wh);
 }
 
 /* A sell step's effective price is max(ask, F); a buy step's min(bid, R) - fee, so that the
  * buyer's trade price plus the fee never exceeds its bid (the limit is all-in). A bid below the
- * fee gives a negative price, which is below the band and never trades. */
-static int64_t effective_price(const price_band *band, mkt_side side, int64_t limit)
+ * fee gives a negative price, which is below the band and never trades. Both are computed and
+ * one is chosen, without a branch: in a book the sides come at random, so a branch on them
+ * would be mispredicted half the time. */
+static int64_t effective_price(const price_band *band, int sell, int64_t limit)
 {
-    if (side == MKT_SELL)
-        return limit < band->lo ? band->lo : limit;
     int64_t retail = band->hi + band->fee;
-    return (limit > retail ? retail : limit) - band->fee;
+    int64_t ask = limit < band->lo ? band->lo : limit;
+    int64_t bid = (limit > retail ? retail : limit) - band->fee;
+    return sell ? ask : bid;
 }
 
 /* Width of the packed sort key. Only a test build lowers it, to drive ordinary books through
@@ -373,13 +363,13 @@ static int64_t effective_price(const price_band *band, mkt_side side, int64_t li
 
 /* The high part of a unit's sort key: the buyer bit, then the price as a distance from the
  * side's best end of the band, so that ascending keys put the sellers first, cheapest first,
- * then the buyers, dearest first. build_book appends the rank below it. */
-static uint64_t sort_key(const price_band *band, unsigned price_bits, mkt_side side,
-                         int64_t price)
+ * then the buyers, dearest first. build_book appends the rank below it. Without a branch on
+ * the side, as effective_price. */
+static uint64_t sort_key(const price_band *band, unsigned price_bits, int sell, int64_t price)
 {
-    if (side == MKT_SELL)
-        return (uint64_t)(price - band->lo);
-    return UINT64_C(1) << price_bits | (uint64_t)(band->hi - price);
+    uint64_t ask_key = (uint64_t)(price - band->lo);
+    uint64_t bid_key = UINT64_C(1) << price_bits | (uint64_t)(band->hi - price);
+    return sell ? ask_key : bid_key;
 }
 
 static int64_t key_price(const price_band *band, unsigned price_bits, uint64_t key)
@@ -391,7 +381,7 @@ static int64_t key_price(const price_band *band, unsigned price_bits, uint64_t k
 
 /* Whether to match on the histogram (hist_match): it costs clearing and walking 2^(price_bits +
  * 1) sums, which pays when there are more orders (hence units) than that. A test build forces
- * it for every band narrow enough. */
+ * it for every band narrow enough. Its keys (1 + price_bits) fit 32 bits. */
 #define HIST_MAX_BITS 24
 static int use_hist(const mkt_clearing *c, const price_band *band, size_t n_orders)
 {
@@ -404,51 +394,96 @@ static int use_hist(const mkt_clearing *c, const price_band *band, size_t n_orde
 #endif
 }
 
-/* Appends one order's units: its steps at their effective prices, steps of equal effective
- * price merged, steps that can never beat the grid dropped. The units of one order need no
- * order among themselves (every later pass orders units by key, and an order's keys are
- * distinct), so a step is merged by looking for its key among the order's units so far: a
- * search that almost never hits, which the branch predictor learns, where sorting the steps
- * by price took a mispredicted comparison per step in a book of random curves. */
-static void add_units(mkt_clearing *c, const price_band *band, const mkt_order *o, uint32_t index)
+/* Whether the scanned book suits the histogram's 32-bit units after all: every unit's energy,
+ * and for pay-as-bid (clear_bid_hist carries each order's offered energy in 32 bits too) every
+ * order's, within 32 bits. No realistic book has a step of 4.29 GWh; one that does is scanned
+ * again for the general path. */
+static int fits_hist(const mkt_clearing *c, int pab)
 {
-    size_t first = c->n_raw, at = first;
-    for (uint32_t s = 0; s < o->n_steps; s++) {
-        int64_t p = effective_price(band, o->side, o->steps[s].price_uc_per_kwh);
-        if (p < band->lo || p > band->hi)
-            continue;
-        uint64_t key = sort_key(band, c->price_bits, o->side, p);
-        size_t k = first;
-        while (k < at && c->raw_key[k] != key)
+    return c->raw_energy_max <= (int64_t)UINT32_MAX &&
+           (!pab || c->offered_max <= (int64_t)UINT32_MAX);
+}
+
+/* Adds energy e at key to the units of the order being scanned, [first, *end): to the unit
+ * already at that key, else as a new unit. Returns the unit's energy. The units of one order
+ * need no order among themselves (every later pass orders units by key, and an order's keys
+ * are distinct), so the unit is found by a search among the order's units so far, which almost
+ * never hits. On the histogram the units are 32-bit: an energy beyond that is stored cut, and
+ * the caller's maximum of the returned energies sends the book to the general path. */
+static int64_t add_unit(mkt_clearing *c, size_t first, size_t *end, uint64_t key, int64_t e,
+                        uint32_t index)
+{
+    size_t k = first;
+    if (c->hist_matched) {
+        while (k < *end && c->raw_key32[k] != (uint32_t)key)
             k++;
-        if (k < at) {
-            c->raw_energy[k] += o->steps[s].energy_wh; /* <= the side's total */
-            continue;
-        }
-        c->raw_energy[at] = o->steps[s].energy_wh;
-        c->raw_key[at] = key;
-        c->raw_order[at] = index;
-        at++;
+        int64_t energy = (k < *end ? (int64_t)c->raw_energy32[k] : 0) + e;
+        c->raw_energy32[k] = (uint32_t)energy;
+        c->raw_key32[k] = (uint32_t)key;
+        c->raw_order[k] = index;
+        *end += k == *end;
+        return energy;
     }
-    int64_t max = c->raw_energy_max;
-    for (size_t k = first; k < at; k++)
-        max = c->raw_energy[k] > max ? c->raw_energy[k] : max;
+    while (k < *end && c->raw_key[k] != key)
+        k++;
+    int64_t energy = (k < *end ? c->raw_energy[k] : 0) + e; /* <= the side's total */
+    c->raw_energy[k] = energy;
+    c->raw_key[k] = key;
+    c->raw_order[k] = index;
+    *end += k == *end;
+    return energy;
+}
+
+/* Checks one order on its own, adds its steps to its side's running total and appends its
+ * units (add_unit): its steps at their effective prices, steps of equal effective price merged,
+ * steps that can never beat the grid dropped, in one pass over the steps. An order whose check
+ * fails may leave units behind, which the failed clearing never reads. */
+static int take_order(mkt_clearing *c, const price_band *band, const mkt_order *o, uint32_t index,
+                      int64_t totals[2], int64_t *offered, mkt_error_at *at)
+{
+    at->step_index = -1;
+    if (o->side != MKT_BUY && o->side != MKT_SELL)
+        return MKT_E_INVAL;
+    if (o->n_steps == 0 || o->n_steps > MKT_MAX_STEPS)
+        return MKT_E_STEPS;
+    int rc = band->tradable ? ensure_raw(c, c->n_raw + o->n_steps) : MKT_OK;
+    if (rc)
+        return rc;
+    int sell = o->side == MKT_SELL;
+    int64_t sum = 0, max = c->raw_energy_max;
+    size_t end = c->n_raw;
+    for (uint32_t s = 0; s < o->n_steps; s++) {
+        if ((rc = check_step(&o->steps[s], &totals[sell]))) {
+            at->step_index = (int)s;
+            return rc;
+        }
+        int64_t e = o->steps[s].energy_wh;
+        int64_t p = effective_price(band, sell, o->steps[s].price_uc_per_kwh);
+        sum += e; /* <= 16 TWh, cannot overflow */
+        if (p < band->lo || p > band->hi)
+            continue; /* never beats the grid (every step, when the band is not tradable) */
+        int64_t u = add_unit(c, c->n_raw, &end, sort_key(band, c->price_bits, sell, p), e, index);
+        max = u > max ? u : max;
+    }
     c->raw_energy_max = max;
-    c->n_raw = at;
+    c->n_raw = end;
+    *offered = sum;
+    return MKT_OK;
 }
 
 /* How far ahead the scan asks for orders: about 4 KiB, enough to hide a miss. */
 #define SCAN_PREFETCH 16
 
 /* The one pass over the caller's array: checks every order, keeps what later passes need of it
- * (side, offered energy, id) in compact per-order arrays and appends its units. With tb > 0
- * (pay-as-bid on the histogram) it also keeps the top tb bits of each order's tie key for
- * interval_id: computed here, in array order while the scan waits on the caller's memory, the
- * hash costs next to nothing, where clear_bid_hist would pay for it in its random pass. */
+ * in compact per-order arrays (its id; its side and offered energy in rank_order and order_wh,
+ * or with tb > 0 in offered_ref) and appends its units. With tb > 0 (pay-as-bid on the
+ * histogram) it also keeps the top tb bits of each order's tie key for interval_id: computed
+ * here, in array order while the scan waits on the caller's memory, the hash costs next to
+ * nothing, where clear_bid_hist would pay for it in its random pass. */
 static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order *orders,
                        size_t n, int64_t interval_id, unsigned tb, mkt_error_at *at)
 {
-    int64_t sold = 0, bought = 0;
+    int64_t totals[2] = {0, 0}; /* bought, sold */
     c->ids_ascending = 1;
     c->offered_max = 0;
     c->n_raw = 0;
@@ -462,26 +497,22 @@ static int scan_orders(mkt_clearing *c, const price_band *band, const mkt_order 
             __builtin_prefetch(ahead + 64);
         }
         at->order_index = i;
-        int rc = check_order(o, o->side == MKT_SELL ? &sold : &bought, &c->order_wh[i].offered,
-                             at);
-        c->order_wh[i].local = 0;
+        int64_t offered;
+        int rc = take_order(c, band, o, (uint32_t)i, totals, &offered, at);
         if (rc)
             return rc;
         c->id_keys[i] = o->participant;
-        c->rank_order[i] = order_ref(i, o->side);
-        if (tb) {
-            int64_t offered = c->order_wh[i].offered;
+        if (!tb) {
+            c->rank_order[i] = order_ref(i, o->side);
+            c->order_wh[i] = (order_energy){offered, 0};
+        } else {
             c->order_tie[i] = (uint32_t)(mkt_tie_key(interval_id, o->participant) >> (64 - tb));
-            c->offered_ref[i] = (uint64_t)offered << 32 | c->rank_order[i]; /* checked below */
+            /* offered is checked against 32 bits after the scan (fits_hist) */
+            c->offered_ref[i] = (uint64_t)offered << 32 | order_ref(i, o->side);
             c->offered_max = offered > c->offered_max ? offered : c->offered_max;
         }
         if (i > 0 && o->participant <= c->id_keys[i - 1])
             c->ids_ascending = 0;
-        if (!band->tradable)
-            continue;
-        if ((rc = ensure_raw(c, c->n_raw + o->n_steps)))
-            return rc;
-        add_units(c, band, o, (uint32_t)i);
     }
     return MKT_OK;
 }
@@ -628,9 +659,8 @@ static void sort_units_twice(mkt_clearing *c)
 /* Sorts the raw units into matching order and gathers them into c->units, so that the match,
  * the pro rata and the pairing walk one array front to back. Price and seat come back out of
  * the key; the energy is fetched through the permutation and the seat mapped back to the rank
- * (units carry the rank, which indexes the per-participant tallies). With all_accepted (the
- * raw units are what hist_match accepted) each unit is marked as taken whole. */
-static void build_book(mkt_clearing *c, const price_band *band, int all_accepted)
+ * (units carry the rank, which indexes the per-participant tallies). */
+static void build_book(mkt_clearing *c, const price_band *band)
 {
     unsigned rank_bits = c->n_parts > 1 ? mkt__bit_width(c->n_parts - 1) : 0;
     int packed = 1 + c->price_bits + rank_bits <= MKT__KEY_BITS;
@@ -653,8 +683,7 @@ static void build_book(mkt_clearing *c, const price_band *band, int all_accepted
         uint32_t seat = packed ? (uint32_t)(c->keys[i] & rank_mask) : c->rank_of[c->raw_order[k]];
         uint32_t rank = c->by_seat[seat];
         int64_t energy = by_energy ? (int64_t)k : c->raw_energy[k];
-        c->units[i] = (unit){energy, key_price(band, c->price_bits, key),
-                             all_accepted ? energy : 0, rank};
+        c->units[i] = (unit){energy, key_price(band, c->price_bits, key), 0, rank};
         n_buy += key >> c->price_bits;
     }
     c->n_buy_units = n_buy;
@@ -691,7 +720,7 @@ static void level_accept_all(cursor *k)
 
 /* Shares x Wh of a level of total Wh pro rata: floors first, then the leftover Wh one each by
  * largest remainder, ties by seat (the level is in seat order and the radix sort is stable). */
-static void prorate(mkt_clearing *c, const cursor *k, int64_t x)
+static void prorate(mkt_clearing *c, const cursor *k, int64_t x, uint64_t *rem)
 {
     size_t n = k->end - k->pos;
     unit *level = k->u + k->pos;
@@ -702,12 +731,12 @@ static void prorate(mkt_clearing *c, const cursor *k, int64_t x)
         u->accepted_wh = (int64_t)(prod / (uint64_t)k->level_total);
         left -= u->accepted_wh;
         /* descending remainder as an ascending key */
-        c->keys[i] = (uint64_t)(k->level_total - 1) - (uint64_t)(prod % (uint64_t)k->level_total);
+        rem[i] = (uint64_t)(k->level_total - 1) - (uint64_t)(prod % (uint64_t)k->level_total);
         c->tmp_vals2[i] = (uint32_t)i;
     }
     if (left == 0)
         return;
-    mkt__radix_sort(c->keys, c->tmp_vals2, n, c->tmp_keys, c->tmp_vals);
+    mkt__radix_sort(rem, c->tmp_vals2, n, c->tmp_keys, c->tmp_vals);
     for (size_t i = 0; i < (size_t)left; i++)
         level[c->tmp_vals2[i]].accepted_wh++;
 }
@@ -741,9 +770,9 @@ static match_result match(mkt_clearing *c)
             level_accept_all(&b);
     }
     if (s.pos < s.n && s.remaining < s.level_total)
-        prorate(c, &s, s.level_total - s.remaining);
+        prorate(c, &s, s.level_total - s.remaining, c->keys);
     if (b.pos < b.n && b.remaining < b.level_total)
-        prorate(c, &b, b.level_total - b.remaining);
+        prorate(c, &b, b.level_total - b.remaining, c->keys);
     /* A partly taken level is also the first rejected one: that pins the price to it. */
     m.has_rej_sell = s.pos < s.n;
     m.rej_sell_min = m.has_rej_sell ? s.u[s.pos].price : 0;
@@ -777,42 +806,24 @@ static size_t hist_next(const int64_t *h, size_t k, size_t width)
     return k;
 }
 
-/* Shares x Wh of the partly taken level whose units (indices into the raw units) are
- * list[0..n), in seat order: by the top 32 bits of the tie key, then by id, the order
- * seat_participants gives. Each share replaces the unit's raw energy and goes to its order. */
-static void hist_prorate(mkt_clearing *c, const uint32_t *list, size_t n, int64_t level_total,
-                         int64_t x, int64_t interval_id)
-{
-    for (size_t j = 0; j < n; j++) {
-        c->keys[j] = c->id_keys[c->raw_order[list[j]]];
-        c->tmp_vals2[j] = (uint32_t)j;
-    }
-    mkt__radix_sort(c->keys, c->tmp_vals2, n, c->tmp_keys, c->tmp_vals);
-    for (size_t j = 0; j < n; j++)
-        c->keys[j] = mkt_tie_key(interval_id, c->keys[j]) >> 32;
-    mkt__radix_sort_bits(c->keys, c->tmp_vals2, n, 32, c->tmp_keys, c->tmp_vals);
-    for (size_t j = 0; j < n; j++) {
-        uint32_t k = list[c->tmp_vals2[j]];
-        c->units[j] = (unit){c->raw_energy[k], 0, 0, k};
-    }
-    cursor level = {c->units, n, 0, n, level_total, level_total - x};
-    prorate(c, &level, x);
-    for (size_t j = 0; j < n; j++) {
-        uint32_t k = c->units[j].rank;
-        c->raw_energy[k] = c->units[j].accepted_wh;
-        c->order_wh[c->raw_order[k]].local += c->units[j].accepted_wh;
-    }
-}
+/* Where the walk on the histogram stopped: raw keys below sell_end (sellers) and from width to
+ * buy_end (buyers) are taken whole; the units at sell_part and buy_part (UINT64_MAX when no
+ * level is partly taken) share the part of their level that was taken, *_taken of *_total. */
+typedef struct {
+    uint64_t sell_end, buy_end, sell_part, buy_part;
+    int64_t sell_total, sell_taken, buy_total, buy_taken;
+} hist_cut;
 
-static match_result hist_match(mkt_clearing *c, const price_band *band, int64_t interval_id,
-                               int keep_accepted)
+/* Sums each side's energy per price and walks the two curves over those sums as match() does
+ * over sorted units. */
+static match_result hist_walk(mkt_clearing *c, const price_band *band, hist_cut *cut)
 {
     match_result m = {0};
     size_t width = (size_t)1 << c->price_bits, n = c->n_raw;
     int64_t *hs = c->hist, *hb = c->hist + width;
     memset(c->hist, 0, 2 * width * sizeof *c->hist);
     for (size_t i = 0; i < n; i++)
-        c->hist[c->raw_key[i]] += c->raw_energy[i]; /* <= the side's total, checked by the scan */
+        c->hist[c->raw_key32[i]] += c->raw_energy32[i]; /* <= the side's total (the scan) */
     size_t ks = hist_next(hs, 0, width), kb = hist_next(hb, 0, width);
     int64_t s_left = ks < width ? hs[ks] : 0, b_left = kb < width ? hb[kb] : 0;
     while (ks < width && kb < width && band->lo + (int64_t)ks <= band->hi - (int64_t)kb) {
@@ -831,42 +842,80 @@ static match_result hist_match(mkt_clearing *c, const price_band *band, int64_t 
     m.rej_sell_min = m.has_rej_sell ? band->lo + (int64_t)ks : 0;
     m.has_rej_buy = kb < width;
     m.rej_buy_max = m.has_rej_buy ? band->hi - (int64_t)kb : 0;
-    /* Sellers' keys below ks and buyers' below width + kb are taken whole; the level at ks
-     * (width + kb) is taken in part when something of it was, else not at all. */
-    uint64_t sell_end = ks, buy_end = width + kb;
-    uint64_t sell_part = ks < width && s_left < hs[ks] ? ks : UINT64_MAX;
-    uint64_t buy_part = kb < width && b_left < hb[kb] ? width + kb : UINT64_MAX;
+    /* The level at ks (width + kb) is taken in part when something of it was, else not at all. */
+    *cut = (hist_cut){ks, width + kb, UINT64_MAX, UINT64_MAX, 0, 0, 0, 0};
+    if (ks < width && s_left < hs[ks])
+        cut->sell_part = ks, cut->sell_total = hs[ks], cut->sell_taken = hs[ks] - s_left;
+    if (kb < width && b_left < hb[kb])
+        cut->buy_part = width + kb, cut->buy_total = hb[kb], cut->buy_taken = hb[kb] - b_left;
+    return m;
+}
+
+/* Puts the n units of a partly taken level in seat order (seat_participants' order: by the
+ * top 32 bits of the tie key, then by id), given ids[j], the participant of unit j (the array
+ * is used up). Returns the permutation: the j-th unit in seat order is unit seat[j]. */
+static const uint32_t *level_seats(mkt_clearing *c, uint64_t *ids, size_t n, int64_t interval_id)
+{
+    for (size_t j = 0; j < n; j++)
+        c->tmp_vals2[j] = (uint32_t)j;
+    mkt__radix_sort(ids, c->tmp_vals2, n, c->tmp_keys, c->tmp_vals);
+    for (size_t j = 0; j < n; j++)
+        ids[j] = mkt_tie_key(interval_id, ids[j]) >> 32;
+    mkt__radix_sort_bits(ids, c->tmp_vals2, n, 32, c->tmp_keys, c->tmp_vals);
+    return c->tmp_vals2;
+}
+
+/* Shares the taken part x of a level of level_total Wh among its units, list[0..n) (indices
+ * into the raw units, in seat order from level_seats), in c->units; each unit's `rank` field
+ * holds its index meanwhile. */
+static void share_level(mkt_clearing *c, size_t n, int64_t level_total, int64_t x,
+                        uint64_t *scratch)
+{
+    cursor level = {c->units, n, 0, n, level_total, level_total - x};
+    prorate(c, &level, x, scratch);
+}
+
+/* Shares the partly taken level whose raw units are list[0..n) and adds each unit's share to
+ * its order. The ids are still by order (hist_match runs before rank_orders). */
+static void hist_prorate(mkt_clearing *c, const uint32_t *list, size_t n, int64_t level_total,
+                         int64_t x, int64_t interval_id)
+{
+    for (size_t j = 0; j < n; j++)
+        c->keys[j] = c->id_keys[c->raw_order[list[j]]];
+    const uint32_t *seat = level_seats(c, c->keys, n, interval_id);
+    for (size_t j = 0; j < n; j++) {
+        uint32_t k = list[seat[j]];
+        c->units[j] = (unit){c->raw_energy32[k], 0, 0, k};
+    }
+    share_level(c, n, level_total, x, c->keys);
+    for (size_t j = 0; j < n; j++)
+        c->order_wh[c->raw_order[c->units[j].rank]].local += c->units[j].accepted_wh;
+}
+
+/* Pay-as-clear on the histogram: the match (hist_walk), then each order's accepted energy, in
+ * order_wh. */
+static match_result hist_match(mkt_clearing *c, const price_band *band, int64_t interval_id)
+{
+    hist_cut cut;
+    match_result m = hist_walk(c, band, &cut);
+    size_t width = (size_t)1 << c->price_bits, n = c->n_raw;
     /* the partly taken levels' units, sellers from the front of c->sorted, buyers from the back */
-    size_t n_sp = 0, n_bp = 0, w = 0;
+    size_t n_sp = 0, n_bp = 0;
     /* Whether a unit is taken is a coin toss in price order, so it is computed as a mask, not
-     * a branch; pay-as-bid's compaction writes every unit and advances past the kept ones. */
+     * a branch. */
     for (size_t i = 0; i < n; i++) {
-        uint64_t key = c->raw_key[i];
-        int64_t e = c->raw_energy[i];
-        uint32_t o = c->raw_order[i];
-        int whole = (key < sell_end) | ((key >= width) & (key < buy_end));
-        int64_t acc = e & -(int64_t)whole;
-        c->order_wh[o].local += acc;
-        size_t at = i;
-        if (keep_accepted) {
-            int part = (key == sell_part) | (key == buy_part);
-            at = w;
-            c->raw_key[at] = key;
-            c->raw_energy[at] = e; /* a part level's units keep theirs until hist_prorate */
-            c->raw_order[at] = o;
-            w += (size_t)(whole | part);
-        }
-        if (__builtin_expect(key == sell_part, 0))
-            c->sorted[n_sp++] = (uint32_t)at;
-        else if (__builtin_expect(key == buy_part, 0))
-            c->sorted[n - 1 - n_bp++] = (uint32_t)at;
+        uint32_t key = c->raw_key32[i];
+        int whole = (key < cut.sell_end) | ((key >= width) & (key < cut.buy_end));
+        c->order_wh[c->raw_order[i]].local += (int64_t)c->raw_energy32[i] & -(int64_t)whole;
+        if (__builtin_expect(key == cut.sell_part, 0))
+            c->sorted[n_sp++] = (uint32_t)i;
+        else if (__builtin_expect(key == cut.buy_part, 0))
+            c->sorted[n - 1 - n_bp++] = (uint32_t)i;
     }
     if (n_sp)
-        hist_prorate(c, c->sorted, n_sp, hs[ks], hs[ks] - s_left, interval_id);
+        hist_prorate(c, c->sorted, n_sp, cut.sell_total, cut.sell_taken, interval_id);
     if (n_bp)
-        hist_prorate(c, c->sorted + (n - n_bp), n_bp, hb[kb], hb[kb] - b_left, interval_id);
-    if (keep_accepted)
-        c->n_raw = w;
+        hist_prorate(c, c->sorted + (n - n_bp), n_bp, cut.buy_total, cut.buy_taken, interval_id);
     return m;
 }
 
@@ -939,12 +988,12 @@ static int credit_trade(int64_t *seller_uc, int64_t *buyer_uc, int64_t *buyer_fe
 
 /* Writes participant record r from its tally and settles the rest of its curve with the
  * grid, adding the grid legs to *sum (c->sum, or a copy the caller keeps in registers). */
-static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, const tally *t,
-                              mkt_summary *sum)
+static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, uint64_t id,
+                              const tally *t, mkt_summary *sum)
 {
     mkt_participant_result *pr = &c->parts[r];
     memset(pr, 0, sizeof *pr);
-    pr->participant = c->id_keys[r];
+    pr->participant = id;
     pr->side = (mkt_side)c->side[r];
     pr->offered_wh = t->offered_wh;
     int rc;
@@ -973,7 +1022,7 @@ static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, co
 static int finish_parts(mkt_clearing *c, const mkt_params *p)
 {
     for (size_t r = 0; r < c->n_parts; r++) {
-        int rc = finish_part(c, p, r, &c->tallies[r], &c->sum);
+        int rc = finish_part(c, p, r, c->id_keys[r], &c->tallies[r], &c->sum);
         if (rc)
             return rc;
     }
@@ -1017,7 +1066,7 @@ static int trades_uniform(mkt_clearing *c, const mkt_params *p, int64_t price)
             if (b_left == 0 && (j = next_trader(c, j + 1, MKT_BUY)) < n)
                 b_left = t[j].local_wh;
         }
-        int rc = finish_part(c, p, r, &c->tallies[r], &c->sum);
+        int rc = finish_part(c, p, r, c->id_keys[r], &c->tallies[r], &c->sum);
         if (rc)
             return rc;
     }
@@ -1058,10 +1107,9 @@ static int trades_by_bid(mkt_clearing *c, const mkt_params *p)
     }
 }
 
-/* Adds the accepted energy (unless hist_match has already) and, for pay-as-bid, the money of
- * units [from, to) to their participants. */
-static int credit_range(mkt_clearing *c, int with_energy, int with_money, size_t from,
-                        size_t to)
+/* Adds the accepted energy and, for pay-as-bid, the money of units [from, to) to their
+ * participants. */
+static int credit_range(mkt_clearing *c, int with_money, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
         const unit *u = &c->units[i];
@@ -1070,8 +1118,7 @@ static int credit_range(mkt_clearing *c, int with_energy, int with_money, size_t
         if (u->accepted_wh == 0)
             continue;
         tally *t = &c->tallies[u->rank];
-        if (with_energy)
-            t->local_wh += u->accepted_wh; /* <= offered_wh */
+        t->local_wh += u->accepted_wh; /* <= offered_wh */
         if (with_money && (add_checked(&t->local_uc, c->money[i].amount_uc) ||
                            add_checked(&t->fee_uc, c->money[i].fee_uc)))
             return MKT_E_OVERFLOW;
@@ -1081,12 +1128,11 @@ static int credit_range(mkt_clearing *c, int with_energy, int with_money, size_t
 
 /* Credits each side's units up to the last one that accepted anything (the rest of the book,
  * about half of it in a crossed market, has nothing to credit). */
-static int credit_units(mkt_clearing *c, int with_energy, int with_money)
+static int credit_units(mkt_clearing *c, int with_money)
 {
-    int rc = credit_range(c, with_energy, with_money, 0, c->n_sell_accepted);
+    int rc = credit_range(c, with_money, 0, c->n_sell_accepted);
     return rc ? rc
-              : credit_range(c, with_energy, with_money, c->n_sell_units,
-                             c->n_sell_units + c->n_buy_accepted);
+              : credit_range(c, with_money, c->n_sell_units, c->n_sell_units + c->n_buy_accepted);
 }
 
 /* Pay-as-bid on the histogram (clear_bid_hist and its helpers). hist_match has left only the
@@ -1193,19 +1239,72 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
     return rc;
 }
 
+/* Shares the partly taken level whose units are list[0..n), positions in c->keys and c->packed
+ * (clear_bid_hist's units): each share replaces the unit's energy in its payload. */
+static void bid_prorate(mkt_clearing *c, const uint32_t *list, size_t n, int64_t level_total,
+                        int64_t x, int64_t interval_id)
+{
+    uint64_t *ids = c->tmp_packed; /* free until the unit sort */
+    for (size_t j = 0; j < n; j++)
+        ids[j] = c->id_keys[c->packed[list[j]] >> 32];
+    const uint32_t *seat = level_seats(c, ids, n, interval_id);
+    for (size_t j = 0; j < n; j++) {
+        uint32_t k = list[seat[j]];
+        c->units[j] = (unit){(int64_t)(c->packed[k] & UINT32_MAX), 0, 0, k};
+    }
+    share_level(c, n, level_total, x, ids); /* the ids are used up */
+    for (size_t j = 0; j < n; j++) {
+        uint32_t k = c->units[j].rank;
+        c->packed[k] = (c->packed[k] & ~(uint64_t)UINT32_MAX) | (uint64_t)c->units[j].accepted_wh;
+    }
+}
+
+/* clear_bid_hist's units: what each raw unit accepted after the walk stopped at *cut, kept only
+ * when it accepted anything (a partly taken level's units all are, until bid_prorate shares
+ * it), in array order, as sort keys (raw key, then the top tb bits of the tie key) in c->keys
+ * and as the participant's rank above the accepted energy in c->packed. Returns how many of
+ * them are sellers'. */
+static size_t bid_units(mkt_clearing *c, const hist_cut *cut, unsigned tb, int64_t interval_id)
+{
+    size_t width = (size_t)1 << c->price_bits, n = c->n_raw;
+    size_t n_sp = 0, n_bp = 0, w = 0, n_sell = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t key = c->raw_key32[i], o = c->raw_order[i];
+        int sell = key < width;
+        int whole = (key < cut->sell_end) | (!sell & (key < cut->buy_end));
+        int part = (key == cut->sell_part) | (key == cut->buy_part);
+        /* written whatever the unit accepted; only a kept one moves w on */
+        c->keys[w] = (uint64_t)key << tb | c->order_tie[o];
+        c->packed[w] = (uint64_t)c->rank_of[o] << 32 | c->raw_energy32[i];
+        if (__builtin_expect(key == cut->sell_part, 0))
+            c->sorted[n_sp++] = (uint32_t)w;
+        else if (__builtin_expect(key == cut->buy_part, 0))
+            c->sorted[n - 1 - n_bp++] = (uint32_t)w;
+        n_sell += (size_t)((whole | part) & sell);
+        w += (size_t)(whole | part);
+    }
+    c->n_raw = w;
+    if (n_sp)
+        bid_prorate(c, c->sorted, n_sp, cut->sell_total, cut->sell_taken, interval_id);
+    if (n_bp)
+        bid_prorate(c, c->sorted + (n - n_bp), n_bp, cut->buy_total, cut->buy_taken,
+                    interval_id);
+    return n_sell;
+}
+
 /* Pay-as-bid after hist_match, in place of rank_orders and clear_book (the caller checks that
  * every accepted energy and every order's offered energy fits 32 bits). */
 static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band *band,
-                          const match_result *m, size_t n_orders, mkt_error_at *at)
+                          size_t n_orders, mkt_error_at *at)
 {
-    size_t n = c->n_raw, n_sell = 0;
+    size_t n_sell;
     unsigned pb = c->price_bits, tb = tie_bits(pb);
     int rc = rank_ids_offered(c, n_orders, at);
     if (rc)
         return rc;
     at->order_index = MKT_AT_BOOK;
     at->step_index = -1;
-    c->sum.matched_wh = m->matched;
+
     /* in rank order: the slots (the walk adds up their energy and money), and each order's
      * rank for its units */
     for (size_t r = 0; r < n_orders; r++) {
@@ -1218,15 +1317,10 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
         c->slots[r] = (bid_slot){c->id_keys[r], 0, 0, 0};
     }
     c->n_parts = n_orders;
-    /* the units, in array order (so rank_of and order_tie are read in order too) */
-    for (size_t i = 0; i < n; i++) {
-        uint64_t key = c->raw_key[i];
-        uint32_t o = c->raw_order[i];
-        c->keys[i] = key << tb | c->order_tie[o];
-        c->packed[i] = (uint64_t)c->rank_of[o] << 32 | (uint64_t)c->raw_energy[i];
-        n_sell += (key >> pb) == 0;
-    }
-    /* buyer bit, price distance (< 2^pb), top tb bits of the tie key */
+    hist_cut cut;
+    c->sum.matched_wh = hist_walk(c, band, &cut).matched;
+    n_sell = bid_units(c, &cut, tb, p->interval_id);
+    size_t n = c->n_raw;
     mkt__radix_sort_bits64(c->keys, c->packed, n, 1 + pb + tb, c->tmp_keys, c->tmp_packed);
     order_equal_ties(c, n, p->interval_id);
     if ((rc = pair_by_bid(c, p, band, n_sell, tb)))
@@ -1235,7 +1329,7 @@ static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band
     for (size_t r = 0; r < n_orders && rc == MKT_OK; r++) {
         const bid_slot *s = &c->slots[r];
         tally t = {(int64_t)(c->offered_ref[r] >> 32), s->local_wh, s->local_uc, s->fee_uc};
-        rc = finish_part(c, p, r, &t, &sum);
+        rc = finish_part(c, p, r, s->id, &t, &sum);
     }
     c->sum = sum;
     return rc;
@@ -1257,7 +1351,7 @@ static void reset(mkt_clearing *c, const mkt_params *params)
 }
 
 /* Matching, pricing and pairing on a ranked, valid book; *hm is hist_match's result when it
- * ran (the raw units are then what pay-as-bid accepted, and the tallies hold the energy). */
+ * ran (pay-as-clear only: the tallies then hold the accepted energy). */
 static int clear_book(mkt_clearing *c, const mkt_params *params, const price_band *band,
                       const match_result *hm)
 {
@@ -1266,19 +1360,14 @@ static int clear_book(mkt_clearing *c, const mkt_params *params, const price_ban
     match_result m;
     if (hm) {
         m = *hm;
-        if (pab) {
-            build_book(c, band, 1);
-            c->n_sell_accepted = c->n_sell_units;
-            c->n_buy_accepted = c->n_buy_units;
-        }
     } else {
-        build_book(c, band, 0);
+        build_book(c, band);
         m = match(c);
     }
     c->sum.matched_wh = m.matched;
     if (pab)
         rc = trades_by_bid(c, params);
-    if (rc || ((pab || !hm) && (rc = credit_units(c, !hm, pab))))
+    if (rc || (!hm && (rc = credit_units(c, pab))))
         return rc;
     if (params->mechanism == MKT_PAY_AS_CLEAR && m.matched > 0) {
         set_price(&c->sum, band, &m);
@@ -1314,22 +1403,26 @@ int mkt_clear(mkt_clearing *c, const mkt_params *params, const mkt_order *orders
     if (c->hist_matched && (rc = ensure_hist(c, (size_t)2 << c->price_bits)))
         goto fail;
     if ((rc = ensure(c, BY_ORDER, &c->cap_orders, n_orders > 0 ? n_orders : 1)) ||
-        (rc = scan_orders(c, &band, orders, n_orders, params->interval_id, tb, at)) ||
-        (rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)))
+        (rc = scan_orders(c, &band, orders, n_orders, params->interval_id, tb, at)))
         goto fail;
-    match_result hm;
-    c->hist_matched &= c->n_raw > 0;
-    if (c->hist_matched)
-        hm = hist_match(c, &band, params->interval_id, pab);
-    if (c->hist_matched && pab && c->raw_energy_max <= (int64_t)UINT32_MAX &&
-        c->offered_max <= (int64_t)UINT32_MAX) {
-        if ((rc = clear_bid_hist(c, params, &band, &hm, n_orders, at)))
+    if (c->hist_matched && !fits_hist(c, pab)) {
+        c->hist_matched = 0; /* the general path, which needs a scan of its own */
+        if ((rc = scan_orders(c, &band, orders, n_orders, params->interval_id, 0, at)))
+            goto fail;
+    }
+    if ((rc = ensure(c, BY_UNIT, &c->cap_units, c->n_raw > 0 ? c->n_raw : 1)))
+        goto fail;
+    if (c->hist_matched && pab) {
+        if ((rc = clear_bid_hist(c, params, &band, n_orders, at)))
             goto fail;
         return MKT_OK;
     }
+    match_result hm;
+    if (c->hist_matched)
+        hm = hist_match(c, &band, params->interval_id);
     /* pay-as-clear on the histogram never looks at seats: its pairing goes by id */
-    if ((rc = rank_orders(c, n_orders, params->interval_id,
-                          c->n_raw > 0 && (pab || !c->hist_matched), at)))
+    if ((rc = rank_orders(c, n_orders, params->interval_id, c->n_raw > 0 && !c->hist_matched,
+                          at)))
         goto fail;
     /* Every order is valid on its own: a failure from here on (an amount or total overflowing)
      * belongs to the book, not to the step scan_orders() looked at last. */
