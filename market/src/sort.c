@@ -63,17 +63,17 @@ void mkt__radix_sort(uint64_t *keys, uint32_t *vals, size_t n, uint64_t *tmp_key
     uint64_t any = 0;
     for (size_t i = 0; i < n; i++)
         any |= keys[i];
-    msd_sort_32(keys, vals, n, mkt__bit_width(any), tmp_keys, tmp_vals);
+    sort_in_place_32(keys, vals, n, mkt__bit_width(any), tmp_keys, tmp_vals);
 }
 
 void mkt__radix_sort_bits(uint64_t *keys, uint32_t *vals, size_t n, unsigned bits,
                           uint64_t *tmp_keys, uint32_t *tmp_vals)
 {
-    msd_sort_32(keys, vals, n, bits > 64 ? 64 : bits, tmp_keys, tmp_vals);
+    sort_in_place_32(keys, vals, n, bits > 64 ? 64 : bits, tmp_keys, tmp_vals);
 }
 
 void mkt__radix_sort_bits64(uint64_t *keys, uint64_t *vals, size_t n, unsigned bits,
                             uint64_t *tmp_keys, uint64_t *tmp_vals)
 {
-    msd_sort_64(keys, vals, n, bits > 64 ? 64 : bits, tmp_keys, tmp_vals);
+    sort_in_place_64(keys, vals, n, bits > 64 ? 64 : bits, tmp_keys, tmp_vals);
 }

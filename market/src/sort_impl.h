@@ -48,11 +48,13 @@ static void SORT_NAME(count_digits)(const uint64_t *keys, size_t n, unsigned fro
             count[p][digit(keys[i], p)]++;
 }
 
-/* Stable LSD passes over digits [from, to) of keys[0..n), in place (tmp_* are scratch), with
- * their counts from count_digits (used up). */
-static void SORT_NAME(lsd_digits)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned from,
-                                  unsigned to, size_t count[PASSES][BUCKETS], uint64_t *tmp_keys,
-                                  SORT_VAL *tmp_vals)
+/* Stable LSD passes over digits [from, to) of keys[0..n), with their counts from count_digits
+ * (used up), each pass from one of the two arrays into the other. Returns where the result is:
+ * 0 in keys and vals, 1 in tmp_keys and tmp_vals (no copy back: the caller may need it in
+ * either). */
+static int SORT_NAME(lsd_digits)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned from,
+                                 unsigned to, size_t count[PASSES][BUCKETS], uint64_t *tmp_keys,
+                                 SORT_VAL *tmp_vals)
 {
     uint64_t *src_k = keys, *dst_k = tmp_keys;
     SORT_VAL *src_v = vals, *dst_v = tmp_vals;
@@ -78,11 +80,16 @@ static void SORT_NAME(lsd_digits)(uint64_t *keys, SORT_VAL *vals, size_t n, unsi
         src_v = dst_v;
         dst_v = tv;
     }
-    if (src_k != keys) {
-        memcpy(keys, src_k, n * sizeof *keys);
-        if (vals)
-            memcpy(vals, src_v, n * sizeof *vals);
-    }
+    return src_k != keys;
+}
+
+/* Copies keys[0..n) (and vals) into to_keys (and to_vals). */
+static void SORT_NAME(copy)(uint64_t *to_keys, SORT_VAL *to_vals, const uint64_t *keys,
+                            const SORT_VAL *vals, size_t n)
+{
+    memcpy(to_keys, keys, n * sizeof *keys);
+    if (vals)
+        memcpy(to_vals, vals, n * sizeof *vals);
 }
 
 /* Whether ordering n keys on their digits [top, top + PREFIX_PASSES) leaves only short runs of
@@ -101,7 +108,8 @@ static int SORT_NAME(prefix_discriminates)(size_t count[PASSES][BUCKETS], unsign
     return run <= PREFIX_MAX_RUN;
 }
 
-/* Sorts keys[0..n) on the digits below bit `bits`, in place (tmp_* are scratch). Keys that
+/* Sorts keys[0..n) on the digits below bit `bits`, with tmp_* as the second array of the
+ * passes; returns where the result is, as lsd_digits. Keys that
  * differ in many digits (random ids in a bucket of a few thousand after the split) are first
  * ordered on their top PREFIX_PASSES digits only, when those tell the keys apart well enough
  * (prefix_discriminates): that leaves out of order only the few short runs of keys sharing
@@ -109,12 +117,12 @@ static int SORT_NAME(prefix_discriminates)(size_t count[PASSES][BUCKETS], unsign
  * move every key once per digit. Should the insertion still have to move more than
  * INSERTION_BUDGET elements per key, passes over all the digits sort it again from the order it
  * reached. Every step is stable, so the order is the same whichever way it is reached. */
-static void SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
-                                uint64_t *tmp_keys, SORT_VAL *tmp_vals)
+static int SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
+                               uint64_t *tmp_keys, SORT_VAL *tmp_vals)
 {
     if (n <= 32) {
         SORT_NAME(insertion_sort)(keys, vals, n);
-        return;
+        return 0;
     }
     unsigned passes = (bits + DIGIT_BITS - 1) / DIGIT_BITS, counted = 0;
     size_t count[PASSES][BUCKETS];
@@ -122,37 +130,40 @@ static void SORT_NAME(lsd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsign
         unsigned top = passes - PREFIX_PASSES;
         SORT_NAME(count_digits)(keys, n, top, passes, count);
         if (SORT_NAME(prefix_discriminates)(count, top, n)) {
-            SORT_NAME(lsd_digits)(keys, vals, n, top, passes, count, tmp_keys, tmp_vals);
-            if (SORT_NAME(insertion_within)(keys, vals, n, INSERTION_BUDGET * n) == 0)
-                return;
-        } else {
-            counted = top; /* the digits below still to count */
+            int in_tmp =
+                SORT_NAME(lsd_digits)(keys, vals, n, top, passes, count, tmp_keys, tmp_vals);
+            uint64_t *k = in_tmp ? tmp_keys : keys, *other_k = in_tmp ? keys : tmp_keys;
+            SORT_VAL *v = in_tmp ? tmp_vals : vals, *other_v = in_tmp ? vals : tmp_vals;
+            if (SORT_NAME(insertion_within)(k, v, n, INSERTION_BUDGET * n) == 0)
+                return in_tmp;
+            SORT_NAME(count_digits)(k, n, 0, passes, count); /* gave up: every digit */
+            return in_tmp ^ SORT_NAME(lsd_digits)(k, v, n, 0, passes, count, other_k, other_v);
         }
+        counted = top; /* the digits below still to count */
     }
     SORT_NAME(count_digits)(keys, n, 0, counted ? counted : passes, count);
-    SORT_NAME(lsd_digits)(keys, vals, n, 0, passes, count, tmp_keys, tmp_vals);
+    return SORT_NAME(lsd_digits)(keys, vals, n, 0, passes, count, tmp_keys, tmp_vals);
 }
 
-/* Sorts keys[0..n) on their low `bits` bits (the bits above are equal in every key), in place.
- * Beyond what fits in cache, one stable pass on the top digit splits the input into buckets that
- * do, so that only that pass and the copy back move data through DRAM, where an LSD sort over
- * every digit would stream the whole array through DRAM once per digit. Each bucket is sorted
- * on the digits below with the same stable passes, so the whole is the one stable order. */
-static void SORT_NAME(msd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
-                                uint64_t *tmp_keys, SORT_VAL *tmp_vals)
+/* Sorts keys[0..n) on their low `bits` bits (the bits above are equal in every key), with
+ * tmp_* as the second array; returns where the result is, as lsd_digits. Beyond what fits in
+ * cache, one stable pass on the top digit splits the input into buckets that do, so that only
+ * that pass moves the data through DRAM, where an LSD sort over every digit would stream the
+ * whole array through DRAM once per digit. Each bucket is sorted on the digits below with the
+ * same stable passes, so the whole is the one stable order; a bucket whose passes end in the
+ * other array (an odd number of them) is left there, in place, and only the others are copied
+ * back. */
+static int SORT_NAME(msd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
+                               uint64_t *tmp_keys, SORT_VAL *tmp_vals)
 {
-    if (n <= MSD_MIN || bits <= DIGIT_BITS) {
-        SORT_NAME(lsd_sort)(keys, vals, n, bits, tmp_keys, tmp_vals);
-        return;
-    }
+    if (n <= MSD_MIN || bits <= DIGIT_BITS)
+        return SORT_NAME(lsd_sort)(keys, vals, n, bits, tmp_keys, tmp_vals);
     unsigned shift = bits - DIGIT_BITS;
     size_t count[BUCKETS] = {0};
     for (size_t i = 0; i < n; i++)
         count[(keys[i] >> shift) & (BUCKETS - 1u)]++;
-    if (count[(keys[0] >> shift) & (BUCKETS - 1u)] == n) { /* nothing to split on this digit */
-        SORT_NAME(msd_sort)(keys, vals, n, shift, tmp_keys, tmp_vals);
-        return;
-    }
+    if (count[(keys[0] >> shift) & (BUCKETS - 1u)] == n) /* nothing to split on this digit */
+        return SORT_NAME(msd_sort)(keys, vals, n, shift, tmp_keys, tmp_vals);
     size_t start[BUCKETS], sum = 0;
     for (unsigned b = 0; b < BUCKETS; b++) {
         start[b] = sum;
@@ -170,12 +181,20 @@ static void SORT_NAME(msd_sort)(uint64_t *keys, SORT_VAL *vals, size_t n, unsign
         size_t s = start[b], m = count[b];
         if (m == 0)
             continue;
-        /* sorted in tmp, with keys as scratch, on the digits below this one (the bits above
-         * are equal within the bucket, so the passes that see them order nothing wrong) */
-        SORT_NAME(msd_sort)
-        (tmp_keys + s, vals ? tmp_vals + s : NULL, m, shift, keys + s, vals ? vals + s : NULL);
-        memcpy(keys + s, tmp_keys + s, m * sizeof *keys);
-        if (vals)
-            memcpy(vals + s, tmp_vals + s, m * sizeof *vals);
+        /* sorted from tmp, with keys as the second array, on the digits below this one (the
+         * bits above are equal within the bucket, so the passes that see them order nothing
+         * wrong) */
+        SORT_VAL *tv = vals ? tmp_vals + s : NULL, *v = vals ? vals + s : NULL;
+        if (!SORT_NAME(msd_sort)(tmp_keys + s, tv, m, shift, keys + s, v))
+            SORT_NAME(copy)(keys + s, v, tmp_keys + s, tv, m);
     }
+    return 0;
+}
+
+/* msd_sort with the result in keys and vals. */
+static void SORT_NAME(sort_in_place)(uint64_t *keys, SORT_VAL *vals, size_t n, unsigned bits,
+                                     uint64_t *tmp_keys, SORT_VAL *tmp_vals)
+{
+    if (SORT_NAME(msd_sort)(keys, vals, n, bits, tmp_keys, tmp_vals))
+        SORT_NAME(copy)(keys, vals, tmp_keys, tmp_vals, n);
 }
