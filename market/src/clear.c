@@ -413,25 +413,33 @@ static int fits_hist(const mkt_clearing *c, int pab)
 static int64_t add_unit(mkt_clearing *c, size_t first, size_t *end, uint64_t key, int64_t e,
                         uint32_t index)
 {
-    size_t k = first;
+    size_t k = first, n = *end;
     if (c->hist_matched) {
-        while (k < *end && c->raw_key32[k] != (uint32_t)key)
+        uint32_t *rk = c->raw_key32, *re = c->raw_energy32;
+        while (k < n && rk[k] != (uint32_t)key)
             k++;
-        int64_t energy = (k < *end ? (int64_t)c->raw_energy32[k] : 0) + e;
-        c->raw_energy32[k] = (uint32_t)energy;
-        c->raw_key32[k] = (uint32_t)key;
-        c->raw_order[k] = index;
-        *end += k == *end;
-        return energy;
+        if (k < n) {
+            int64_t energy = (int64_t)re[k] + e;
+            re[k] = (uint32_t)energy;
+            return energy;
+        }
+        re[n] = (uint32_t)e;
+        rk[n] = (uint32_t)key;
+        c->raw_order[n] = index;
+        *end = n + 1;
+        return e;
     }
-    while (k < *end && c->raw_key[k] != key)
+    while (k < n && c->raw_key[k] != key)
         k++;
-    int64_t energy = (k < *end ? c->raw_energy[k] : 0) + e; /* <= the side's total */
-    c->raw_energy[k] = energy;
-    c->raw_key[k] = key;
-    c->raw_order[k] = index;
-    *end += k == *end;
-    return energy;
+    if (k < n) {
+        c->raw_energy[k] += e; /* <= the side's total */
+        return c->raw_energy[k];
+    }
+    c->raw_energy[n] = e;
+    c->raw_key[n] = key;
+    c->raw_order[n] = index;
+    *end = n + 1;
+    return e;
 }
 
 /* Checks one order on its own, adds its steps to its side's running total and appends its
