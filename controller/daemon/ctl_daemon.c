@@ -864,6 +864,29 @@ static int collect_trade(const ctl_trade_row *t, void *ctx)
     return 0;
 }
 
+/* An interval's topology nodes (grid_nodes), for its result body: at most the topology's, but
+ * read from the file, whose rows a past config may have left; the vector stops growing at
+ * CTL_TOPO_NODES_MAX. */
+typedef struct {
+    ctl_grid_node_row *v;
+    size_t n, cap;
+} node_vec;
+
+static int collect_node(const ctl_grid_node_row *r, void *ctx)
+{
+    node_vec *nv = ctx;
+    if (nv->n == nv->cap) {
+        size_t cap = nv->cap ? nv->cap * 2 : 16;
+        ctl_grid_node_row *v;
+        if (cap > CTL_TOPO_NODES_MAX || !(v = realloc(nv->v, cap * sizeof *v)))
+            return CTL_ST_E_NOMEM;
+        nv->v = v;
+        nv->cap = cap;
+    }
+    nv->v[nv->n++] = *r;
+    return 0;
+}
+
 typedef struct {
     publication *p;
     const ctl_interval_result *r;
@@ -917,6 +940,13 @@ static void publish_interval(daemon *d, int64_t id)
             ctl_interval_timing_get(ctl_store_db(d->store), id, &timing);
             if (body)
                 json_object_set_new(body, "timing", json_string(mkt_timing_name(timing)));
+            node_vec nv = {NULL, 0, 0};
+            if (body && (ctl_store_grid_nodes(d->store, id, collect_node, &nv) != CTL_ST_OK ||
+                         ctl_result_body_add_grid(body, nv.v, nv.n) != 0)) {
+                json_decref(body);
+                body = NULL;
+            }
+            free(nv.v);
             if (!body || pub_send(p, topic, body, true) != BUS_OK)
                 p->failed = 1;
         }

@@ -81,6 +81,38 @@ json_t *ctl_result_body(const char *community, const ctl_interval_result *r,
                      (json_int_t)k, "withheld", names);
 }
 
+static const char *binding_name(int binding)
+{
+    return binding == MKT_BIND_EXPORT ? "export" : binding == MKT_BIND_IMPORT ? "import" : "none";
+}
+
+int ctl_result_body_add_grid(json_t *body, const ctl_grid_node_row *nodes, size_t n)
+{
+    if (n == 0)
+        return 0;
+    int congested = 0;
+    for (size_t i = 0; i < n; i++)
+        congested |= nodes[i].binding != MKT_BIND_NONE;
+    json_t *zones = congested ? json_array() : NULL;
+    for (size_t i = 0; zones && i < n; i++) {
+        /* zone is a node index, and the rows are every node in node order */
+        const char *top = nodes[i].zone < n ? nodes[nodes[i].zone].name : "";
+        json_t *z = json_pack("{s:s, s:s, s:I, s:s}", "node", nodes[i].name, "zone", top,
+                              "price_uc_per_kwh", (json_int_t)nodes[i].price_uc_per_kwh,
+                              "binding", binding_name(nodes[i].binding));
+        if (!z || json_array_append_new(zones, z)) {
+            json_decref(zones);
+            return -1;
+        }
+    }
+    if (congested && !zones)
+        return -1;
+    if (json_object_set_new(body, "congested", json_boolean(congested)) ||
+        (zones && json_object_set_new(body, "zones", zones)))
+        return -1;
+    return 0;
+}
+
 json_t *ctl_trades_body(const char *participant, const ctl_interval_result *r,
                         const mkt_participant_result *o, const ctl_trade_row *trades, size_t n)
 {

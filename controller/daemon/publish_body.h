@@ -51,6 +51,15 @@ unsigned ctl_result_withheld(const ctl_result_groups *g, int64_t k);
 json_t *ctl_result_body(const char *community, const ctl_interval_result *r,
                         const ctl_result_groups *g, int64_t k);
 
+/* Adds what the feeder limits did to a result body, for an interval cleared within a topology
+ * (nodes[0..n), in node order; n == 0 adds nothing, so a copper plate's body stays as it was):
+ * "congested" (true when some edge's limit binds) and, when it is, "zones": per node its name,
+ * the name of the node at the top of its zone, the zone's price and "binding" ("export",
+ * "import" or "none": whether the node's edge limits what the subtree below exports or
+ * imports). A node's flow is left out: the net position of a feeder's few homes is no more
+ * public than theirs (docs/privacy.md). Returns 0, or -1 on no memory (body unchanged). */
+int ctl_result_body_add_grid(json_t *body, const ctl_grid_node_row *nodes, size_t n);
+
 /* The body of participant's trades message: its outcome o and, of the interval's n trades,
  * those it is part of, each as {"side", "energy_wh", "price_uc_per_kwh", "amount_uc",
  * "fee_uc"}; NULL on no memory. */

@@ -1064,6 +1064,31 @@ int ctl_store_outcomes(ctl_store *s, int64_t interval_id, ctl_outcome_fn fn, voi
     return out;
 }
 
+int ctl_store_grid_nodes(ctl_store *s, int64_t interval_id, ctl_grid_node_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT node, name, flow_wh, price_uc_per_kwh, zone, binding "
+                               "FROM grid_nodes WHERE interval_id = ?1 ORDER BY node");
+    if (!st)
+        return db_code(s->db);
+    sqlite3_bind_int64(st, 1, interval_id);
+    int rc, out = CTL_ST_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        ctl_grid_node_row n;
+        n.node = (uint32_t)sqlite3_column_int64(st, 0);
+        copy_text(n.name, sizeof n.name, sqlite3_column_text(st, 1));
+        n.flow_wh = sqlite3_column_int64(st, 2);
+        n.price_uc_per_kwh = sqlite3_column_int64(st, 3);
+        n.zone = (uint32_t)sqlite3_column_int64(st, 4);
+        n.binding = sqlite3_column_int(st, 5);
+        if ((out = fn(&n, ctx)) != 0)
+            break;
+    }
+    if (out == CTL_ST_OK && rc != SQLITE_DONE)
+        out = db_code(s->db);
+    sqlite3_finalize(st);
+    return out;
+}
+
 int ctl_store_unpublished(ctl_store *s, int64_t *ids, size_t max, size_t *n)
 {
     if (!s || !ids || !n)

@@ -270,6 +270,21 @@ typedef int (*ctl_outcome_fn)(const char *participant, const mkt_participant_res
                               void *ctx);
 int ctl_store_outcomes(ctl_store *s, int64_t interval_id, ctl_outcome_fn fn, void *ctx);
 
+/* One node of a grid-aware clearing's topology, as grid_nodes stores it (MKT_BIND_* in
+ * binding; zone: the index of the node at the top of its zone). */
+typedef struct {
+    uint32_t node;
+    char name[CTL_PARTICIPANT_MAX]; /* a node name is an id, as long as a participant's */
+    int64_t flow_wh;
+    int64_t price_uc_per_kwh;
+    uint32_t zone;
+    int binding;
+} ctl_grid_node_row;
+
+/* The nodes of a cleared interval, in node order (none: cleared without a topology). */
+typedef int (*ctl_grid_node_fn)(const ctl_grid_node_row *n, void *ctx);
+int ctl_store_grid_nodes(ctl_store *s, int64_t interval_id, ctl_grid_node_fn fn, void *ctx);
+
 /* Cleared intervals whose publication is not yet marked done, ascending; at most max ids. */
 int ctl_store_unpublished(ctl_store *s, int64_t *ids, size_t max, size_t *n);
 int ctl_store_mark_published(ctl_store *s, int64_t interval_id);

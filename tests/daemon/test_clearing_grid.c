@@ -29,6 +29,7 @@
 #include "common/topology_config.h"
 #include "daemon/clearing.h"
 #include "daemon/clearing_ex_post.h"
+#include "daemon/publish_body.h"
 #include "db/db.h"
 #include "witness/witness.h"
 #include "db/registry.h"
@@ -275,6 +276,19 @@ static int64_t q(sqlite3 *db, const char *sql)
     return v;
 }
 
+typedef struct {
+    ctl_grid_node_row v[8];
+    size_t n;
+} grid_rows;
+
+static int add_row(const ctl_grid_node_row *r, void *ctx)
+{
+    grid_rows *g = ctx;
+    assert_true(g->n < 8);
+    g->v[g->n++] = *r;
+    return 0;
+}
+
 /* The block's records: the trades and positions decoded, and the block. */
 typedef struct {
     stl_tx trades[8], positions[8];
@@ -339,6 +353,25 @@ static void balances(sqlite3 *db, const ledger *l)
     assert_int_equal(received, q(db, "SELECT sum(amount_uc) FROM trades"));
 }
 
+/* What the result body of the interval stored under tag says of the feeder limits, from the
+ * store's nodes (as `mgx controller` publishes it). */
+static json_t *grid_body(const char *tag)
+{
+    char path[600], err[512] = "";
+    snprintf(path, sizeof path, "%s/%s.db", dir, tag);
+    const ctl_store_identity id = {"gridville", LEN_S, IV};
+    ctl_store *s = NULL;
+    if (ctl_store_open(path, &id, &s, err, sizeof err) != CTL_ST_OK)
+        fail_msg("store: %s", err);
+    grid_rows rows = {{{0}}, 0};
+    assert_int_equal(ctl_store_grid_nodes(s, IV, add_row, &rows), CTL_ST_OK);
+    ctl_store_free(s);
+    json_t *body = json_object();
+    assert_non_null(body);
+    assert_int_equal(ctl_result_body_add_grid(body, rows.v, rows.n), 0);
+    return body;
+}
+
 static void weak_feeder(void **state)
 {
     (void)state;
@@ -368,6 +401,25 @@ static void weak_feeder(void **state)
     assert_int_equal(q(db, "SELECT price_uc_per_kwh FROM grid_nodes WHERE name = 'B'"), 225000);
     assert_int_equal(q(db, "SELECT binding FROM grid_nodes WHERE name = 'B'"), MKT_BIND_NONE);
     assert_int_equal(q(db, "SELECT flow_wh FROM grid_nodes WHERE name = 'B'"), -1000);
+    /* the published result says so: A in a zone of its own at 100000, held by its export
+     * limit; B in the transformer's zone at 225000 */
+    json_t *body = grid_body("weak");
+    assert_true(json_is_true(json_object_get(body, "congested")));
+    json_t *zones = json_object_get(body, "zones");
+    assert_int_equal(json_array_size(zones), 3);
+    const char *root = json_string_value(json_object_get(json_array_get(zones, 0), "node"));
+    assert_non_null(root);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *z = json_array_get(zones, i);
+        const char *node = json_string_value(json_object_get(z, "node"));
+        int is_a = strcmp(node, "A") == 0;
+        assert_string_equal(json_string_value(json_object_get(z, "zone")), is_a ? "A" : root);
+        assert_int_equal(json_integer_value(json_object_get(z, "price_uc_per_kwh")),
+                         is_a ? 100000 : 225000);
+        assert_string_equal(json_string_value(json_object_get(z, "binding")),
+                            is_a ? "export" : "none");
+    }
+    json_decref(body);
 
     ledger l;
     read_ledger(db, &l);
@@ -482,6 +534,14 @@ static void unlimited_is_byte_identical(void **state)
     assert_int_equal(q(db, "SELECT count(*) FROM grid_nodes WHERE binding != 0"), 0);
     assert_int_equal(q(db, "SELECT count(*) FROM trades"), 3); /* the copper plate's */
     sqlite3_close(db);
+    /* no limit binds: the result says so and lists no zones; without a topology, nothing */
+    json_t *body = grid_body("unlimited");
+    assert_true(json_is_false(json_object_get(body, "congested")));
+    assert_null(json_object_get(body, "zones"));
+    json_decref(body);
+    body = grid_body("plain");
+    assert_int_equal(json_object_size(body), 0);
+    json_decref(body);
 }
 
 /* timing = ex_post: the book is the metered energy (no preferences: the grid's terms), the weak

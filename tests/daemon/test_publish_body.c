@@ -203,12 +203,58 @@ static void results_above_group_size(void **state)
     mkt_clearing_free(x.c);
 }
 
+/* The feeder limits in the result body: nothing for a copper plate, "congested": false when no
+ * limit binds, and each node's zone, price and binding when one does; never a node's flow. */
+static void results_show_zones(void **state)
+{
+    (void)state;
+    cleared x;
+    clear_book(&x, 2);
+    /* the root, feeder A under it held at its export limit in a zone of its own, B free */
+    ctl_grid_node_row nodes[3] = {{0, "trafo", 0, 225000, 0, MKT_BIND_NONE},
+                                  {1, "A", 1000, 100000, 1, MKT_BIND_EXPORT},
+                                  {2, "B", -1000, 225000, 0, MKT_BIND_NONE}};
+    json_t *plain = result(&x, 1), *j = result(&x, 1);
+    assert_int_equal(ctl_result_body_add_grid(j, nodes, 0), 0);
+    assert_true(json_equal(plain, j));
+    assert_null(json_object_get(j, "congested"));
+
+    nodes[1].binding = MKT_BIND_NONE;
+    assert_int_equal(ctl_result_body_add_grid(j, nodes, 3), 0);
+    assert_true(json_is_false(json_object_get(j, "congested")));
+    assert_null(json_object_get(j, "zones"));
+    json_decref(j);
+
+    nodes[1].binding = MKT_BIND_EXPORT;
+    j = result(&x, 1);
+    assert_int_equal(ctl_result_body_add_grid(j, nodes, 3), 0);
+    assert_true(json_is_true(json_object_get(j, "congested")));
+    json_t *zones = json_object_get(j, "zones");
+    assert_int_equal(json_array_size(zones), 3);
+    static const char *const WANT[3][3] = {
+        {"trafo", "trafo", "none"}, {"A", "A", "export"}, {"B", "trafo", "none"}};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *z = json_array_get(zones, i);
+        assert_string_equal(json_string_value(json_object_get(z, "node")), WANT[i][0]);
+        assert_string_equal(json_string_value(json_object_get(z, "zone")), WANT[i][1]);
+        assert_string_equal(json_string_value(json_object_get(z, "binding")), WANT[i][2]);
+        assert_int_equal(json_integer_value(json_object_get(z, "price_uc_per_kwh")),
+                         nodes[i].price_uc_per_kwh);
+        assert_null(json_object_get(z, "flow_wh"));
+        assert_int_equal(json_object_size(z), 4);
+    }
+    json_decref(j);
+    json_decref(plain);
+    mkt_clearing_free(x.c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(trades_name_no_counterparty),
         cmocka_unit_test(trades_show_congestion_to_the_buyer),
         cmocka_unit_test(results_above_group_size),
+        cmocka_unit_test(results_show_zones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
