@@ -944,20 +944,6 @@ static void set_price(mkt_summary *sum, const price_band *band, const match_resu
     sum->clearing_price_uc_per_kwh = lo + (hi - lo) / 2;
 }
 
-/* mkt_amount_uc, with its common case (a product that fits 64 bits) inlined: the trade list
- * computes two amounts per trade and the participant records one grid leg each, a million of
- * each a book. The same floors by construction. */
-static inline int amount_uc(int64_t energy_wh, int64_t price, int64_t *amount)
-{
-    uint64_t narrow;
-    if (energy_wh >= 0 && price >= 0 &&
-        !__builtin_mul_overflow((uint64_t)energy_wh, (uint64_t)price, &narrow)) {
-        *amount = (int64_t)(narrow / 1000u);
-        return MKT_OK;
-    }
-    return mkt_amount_uc(energy_wh, price, amount);
-}
-
 /* Appends one trade between two ids and adds its money to the book's totals; the caller
  * credits the two parties, so that it can do so wherever their sums live. */
 static int add_trade_ids(mkt_clearing *c, const mkt_params *p, uint64_t seller, uint64_t buyer,
@@ -968,8 +954,8 @@ static int add_trade_ids(mkt_clearing *c, const mkt_params *p, uint64_t seller, 
     t->buyer = buyer;
     t->energy_wh = energy_wh;
     t->price_uc_per_kwh = price;
-    if (amount_uc(energy_wh, price, &t->amount_uc) ||
-        amount_uc(energy_wh, p->network_fee_uc_per_kwh, &t->fee_uc) ||
+    if (mkt_amount_uc_inline(energy_wh, price, &t->amount_uc) ||
+        mkt_amount_uc_inline(energy_wh, p->network_fee_uc_per_kwh, &t->fee_uc) ||
         add_checked(&c->sum.local_value_uc, t->amount_uc) ||
         add_checked(&c->sum.fees_uc, t->fee_uc))
         return MKT_E_OVERFLOW;
@@ -1009,7 +995,7 @@ static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, ui
         pr->local_sold_wh = t->local_wh;
         pr->local_received_uc = t->local_uc;
         pr->grid_sold_wh = t->offered_wh - t->local_wh;
-        rc = amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
+        rc = mkt_amount_uc_inline(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc);
         if (rc || add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
             add_checked(&sum->grid_received_uc, pr->grid_received_uc))
             return MKT_E_OVERFLOW;
@@ -1018,7 +1004,7 @@ static inline int finish_part(mkt_clearing *c, const mkt_params *p, size_t r, ui
         pr->local_paid_uc = t->local_uc;
         pr->fee_paid_uc = t->fee_uc;
         pr->grid_bought_wh = t->offered_wh - t->local_wh;
-        rc = amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
+        rc = mkt_amount_uc_inline(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc);
         if (rc || add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
             add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
             return MKT_E_OVERFLOW;
@@ -1228,7 +1214,8 @@ static int pair_by_bid(mkt_clearing *c, const mkt_params *p, const price_band *b
         int64_t e = s_left < b_left ? s_left : b_left;
         int64_t price = key_price(band, c->price_bits, k[j - 1] >> tb);
         int64_t amount, fee;
-        if (amount_uc(e, price, &amount) || amount_uc(e, p->network_fee_uc_per_kwh, &fee) ||
+        if (mkt_amount_uc_inline(e, price, &amount) ||
+            mkt_amount_uc_inline(e, p->network_fee_uc_per_kwh, &fee) ||
             add_checked(&value_uc, amount) || add_checked(&fees_uc, fee) ||
             add_checked(&ss->local_uc, amount) || add_checked(&bs->local_uc, amount) ||
             add_checked(&bs->fee_uc, fee)) {

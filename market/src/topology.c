@@ -650,9 +650,9 @@ static int add_trade(mkt_grid_clearing *g, const mkt_params *p, uint32_t s, uint
     t->energy_wh = e;
     t->price_uc_per_kwh = price;
     int64_t buyer_amount = 0;
-    if (mkt_amount_uc(e, price, &t->amount_uc) ||
-        mkt_amount_uc(e, p->network_fee_uc_per_kwh, &t->fee_uc) ||
-        mkt_amount_uc(e, buyer_price, &buyer_amount))
+    if (mkt_amount_uc_inline(e, price, &t->amount_uc) ||
+        mkt_amount_uc_inline(e, p->network_fee_uc_per_kwh, &t->fee_uc) ||
+        mkt_amount_uc_inline(e, buyer_price, &buyer_amount))
         return MKT_E_OVERFLOW;
     *cong = buyer_amount - t->amount_uc;
     if (*cong < 0)
@@ -761,14 +761,15 @@ static int finish_parts(mkt_grid_clearing *g, const mkt_params *p)
         mkt_participant_result *pr = &g->parts[r];
         if (pr->side == MKT_SELL) {
             pr->grid_sold_wh = pr->offered_wh - pr->local_sold_wh;
-            if (mkt_amount_uc(pr->grid_sold_wh, p->feed_in_uc_per_kwh, &pr->grid_received_uc) ||
+            if (mkt_amount_uc_inline(pr->grid_sold_wh, p->feed_in_uc_per_kwh,
+                                     &pr->grid_received_uc) ||
                 add_checked(&sum->grid_sold_wh, pr->grid_sold_wh) ||
                 add_checked(&sum->grid_received_uc, pr->grid_received_uc) ||
                 add_checked(&sum->matched_wh, pr->local_sold_wh))
                 return MKT_E_OVERFLOW;
         } else {
             pr->grid_bought_wh = pr->offered_wh - pr->local_bought_wh;
-            if (mkt_amount_uc(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc) ||
+            if (mkt_amount_uc_inline(pr->grid_bought_wh, p->retail_uc_per_kwh, &pr->grid_paid_uc) ||
                 add_checked(&sum->grid_bought_wh, pr->grid_bought_wh) ||
                 add_checked(&sum->grid_paid_uc, pr->grid_paid_uc))
                 return MKT_E_OVERFLOW;
@@ -874,7 +875,7 @@ static int level_fees(mkt_grid_clearing *g, const mkt_params *p, const mkt_topol
         int64_t levels = mkt_topology_levels(t, g->gparts[s].node, g->gparts[b].node);
         /* at most the matching fee, which matching_fee checked */
         int64_t fee = p->network_fee_uc_per_kwh + t->level_fee_uc_per_kwh * levels;
-        if (mkt_amount_uc(tr->energy_wh, fee, &tr->fee_uc) ||
+        if (mkt_amount_uc_inline(tr->energy_wh, fee, &tr->fee_uc) ||
             add_checked(&g->sum.fees_uc, tr->fee_uc) ||
             add_checked(&g->parts[b].fee_paid_uc, tr->fee_uc))
             return MKT_E_OVERFLOW;

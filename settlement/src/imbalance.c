@@ -23,8 +23,8 @@ int stl_imbalance_settle(int64_t contracted_net_export_wh, int64_t metered_net_e
         out->shortfall_wh = -diff;
     else
         out->surplus_wh = diff;
-    if (mkt_amount_uc(out->shortfall_wh, shortfall_price_uc_per_kwh, &out->charge_uc) ||
-        mkt_amount_uc(out->surplus_wh, surplus_price_uc_per_kwh, &out->credit_uc)) {
+    if (mkt_amount_uc_inline(out->shortfall_wh, shortfall_price_uc_per_kwh, &out->charge_uc) ||
+        mkt_amount_uc_inline(out->surplus_wh, surplus_price_uc_per_kwh, &out->credit_uc)) {
         memset(out, 0, sizeof *out);
         return STL_E_OVERFLOW;
     }

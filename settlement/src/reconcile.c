@@ -167,8 +167,8 @@ static int check_trade(const mkt_trade *t, const stl_tariffs *tf)
         t->price_uc_per_kwh < 0 || t->price_uc_per_kwh > MKT_PRICE_MAX_UC_PER_KWH)
         return STL_E_TRADE;
     int64_t amount, fee;
-    if (mkt_amount_uc(t->energy_wh, t->price_uc_per_kwh, &amount) != MKT_OK ||
-        mkt_amount_uc(t->energy_wh, tf->network_fee_uc_per_kwh, &fee) != MKT_OK)
+    if (mkt_amount_uc_inline(t->energy_wh, t->price_uc_per_kwh, &amount) != MKT_OK ||
+        mkt_amount_uc_inline(t->energy_wh, tf->network_fee_uc_per_kwh, &fee) != MKT_OK)
         return STL_E_TRADE;
     /* the fee is at least the flat rate's; above it are the level fees and congestion rent of
      * a grid-aware market (mkt_clear_grid), which go to the network as the fee does and which
@@ -346,8 +346,8 @@ static int settle_positions(stl_reconciler *r, const stl_tariffs *tf)
         }
         ps->grid_bought_wh = ps->import_wh - ps->local_bought_wh; /* >= 0 by the caps */
         ps->grid_sold_wh = ps->export_wh - ps->local_sold_wh;
-        if (mkt_amount_uc(ps->grid_bought_wh, tf->retail_uc_per_kwh, &ps->grid_paid_uc) ||
-            mkt_amount_uc(ps->grid_sold_wh, tf->feed_in_uc_per_kwh, &ps->grid_received_uc))
+        if (mkt_amount_uc_inline(ps->grid_bought_wh, tf->retail_uc_per_kwh, &ps->grid_paid_uc) ||
+            mkt_amount_uc_inline(ps->grid_sold_wh, tf->feed_in_uc_per_kwh, &ps->grid_received_uc))
             return STL_E_OVERFLOW;
         ADD(tot->grid_bought_wh, ps->grid_bought_wh);
         ADD(tot->grid_sold_wh, ps->grid_sold_wh);

@@ -171,6 +171,21 @@ uint64_t mkt_tie_key(int64_t interval_id, uint64_t participant);
  * function. */
 int mkt_amount_uc(int64_t energy_wh, int64_t price_uc_per_kwh, int64_t *amount_uc);
 
+/* mkt_amount_uc with its common case (non-negative inputs whose product fits 64 bits) inlined,
+ * for the loops that compute an amount per trade, per grid leg or per home and interval (the
+ * clearing's trade list, the simulator's settlement): the same floors by construction. */
+static inline int mkt_amount_uc_inline(int64_t energy_wh, int64_t price_uc_per_kwh,
+                                       int64_t *amount_uc)
+{
+    uint64_t narrow;
+    if (energy_wh >= 0 && price_uc_per_kwh >= 0 && amount_uc &&
+        !__builtin_mul_overflow((uint64_t)energy_wh, (uint64_t)price_uc_per_kwh, &narrow)) {
+        *amount_uc = (int64_t)(narrow / 1000u);
+        return MKT_OK;
+    }
+    return mkt_amount_uc(energy_wh, price_uc_per_kwh, amount_uc);
+}
+
 const char *mkt_mechanism_name(mkt_mechanism m);
 /* Parses "pay-as-clear" / "pay-as-bid"; returns MKT_E_INVAL for anything else. */
 int mkt_mechanism_parse(const char *s, mkt_mechanism *out);
