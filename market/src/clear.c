@@ -33,7 +33,6 @@
 #include "sort.h"
 
 #include <stdlib.h>
-
 #include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -1129,12 +1128,13 @@ static int credit_units(mkt_clearing *c, int with_money)
               : credit_range(c, with_money, c->n_sell_units, c->n_sell_units + c->n_buy_accepted);
 }
 
-/* Pay-as-bid on the histogram (clear_bid_hist and its helpers). hist_match has left only the
- * units that accepted something, each with its accepted energy, in array order. What is left to
- * do is the pairing, which walks them in matching order, and the money per participant. The
- * general path seats every participant (a sort of all of them by tie key) and sorts the units
- * by (price, seat); here the top bits of the unit's own tie key go below its price in the sort
- * key instead, so that no participant is seated: the seat order is the tie key's top 32 bits,
+/* Pay-as-bid on the histogram (clear_bid_hist and its helpers). The walk on the histogram
+ * (hist_walk) says which units accepted something by their price alone, and bid_units keeps
+ * those, each with its accepted energy, in array order. What is left to do is the pairing,
+ * which walks them in matching order, and the money per participant. The general path seats
+ * every participant (a sort of all of them by tie key) and sorts the units by (price, seat);
+ * here the top bits of the unit's own tie key go below its price in the sort key instead, so
+ * that no participant is seated: the seat order is the tie key's top 32 bits,
  * then the id, and the few units of one price whose top bits in the key are equal are put in
  * that order afterwards (order_equal_ties). The key keeps only as many tie bits as fill its
  * last radix digit, so that the sort makes no pass for them alone. The payload carries the
