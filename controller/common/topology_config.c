@@ -6,6 +6,7 @@
 #include "common/topology_config.h"
 
 #include "common/errbuf.h"
+#include "common/grow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,27 +19,12 @@ enum { F_PARENT, F_EXPORT_KW, F_IMPORT_KW, F_HOMES, F_COUNT };
 static const char *const FEEDER_KEYS[F_COUNT + 1] = {"parent", "export_kw", "import_kw", "homes",
                                                      NULL};
 
-static int grow(void **v, size_t *cap, size_t n, size_t size, size_t max)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 16;
-    if (c > max)
-        c = max;
-    void *p = n < c ? realloc(*v, c * size) : NULL;
-    if (!p)
-        return -1;
-    *v = p;
-    *cap = c;
-    return 0;
-}
-
 /* The transformer, node 0, the first time a section of the topology is seen. */
 static int start(ctl_topology *t, char *err, size_t errlen)
 {
     if (t->on)
         return CFG_OK;
-    if (grow((void **)&t->nodes, &t->cap_nodes, 0, sizeof *t->nodes, CTL_TOPO_NODES_MAX))
+    if (ctl_grow((void **)&t->nodes, &t->cap_nodes, 0, sizeof *t->nodes, CTL_TOPO_NODES_MAX))
         return ctl_fail(CFG_E_NOMEM, err, errlen, "out of memory");
     memset(&t->nodes[0], 0, sizeof t->nodes[0]);
     snprintf(t->nodes[0].name, sizeof t->nodes[0].name, "%s", TRANSFORMER);
@@ -103,8 +89,8 @@ static int add_homes(ctl_topology *t, const char *value, char *err, size_t errle
     for (char *h = strtok_r(list, " ,\t", &save); h; h = strtok_r(NULL, " ,\t", &save)) {
         if (!ctl_id_valid(h))
             return ctl_fail(CFG_E_BAD, err, errlen, "homes: '%s' must be %s", h, CTL_ID_RULE);
-        if (grow((void **)&t->homes, &t->cap_homes, t->n_homes, sizeof *t->homes,
-                 CTL_TOPO_HOMES_MAX))
+        if (ctl_grow((void **)&t->homes, &t->cap_homes, t->n_homes, sizeof *t->homes,
+                     CTL_TOPO_HOMES_MAX))
             return ctl_fail(CFG_E_BAD, err, errlen, "homes: at most %d", CTL_TOPO_HOMES_MAX);
         ctl_topo_home *e = &t->homes[t->n_homes++];
         snprintf(e->participant, sizeof e->participant, "%s", h);
@@ -128,8 +114,8 @@ static int feeder_key(ctl_topology *t, const char *name, const char *key, const 
         if (had >= 0)
             return ctl_fail(CFG_E_BAD, err, errlen, "[feeder %s] given twice (first at line %d)",
                             name, t->nodes[had].line);
-        if (grow((void **)&t->nodes, &t->cap_nodes, t->n_nodes, sizeof *t->nodes,
-                 CTL_TOPO_NODES_MAX))
+        if (ctl_grow((void **)&t->nodes, &t->cap_nodes, t->n_nodes, sizeof *t->nodes,
+                     CTL_TOPO_NODES_MAX))
             return ctl_fail(CFG_E_BAD, err, errlen, "at most %d feeders", CTL_TOPO_NODES_MAX - 1);
         ctl_topo_node *n = &t->nodes[t->n_nodes++];
         memset(n, 0, sizeof *n);

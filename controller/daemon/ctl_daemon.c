@@ -31,6 +31,7 @@
 #include "db/retention.h"
 #include "db/store.h"
 #include "mgx/civil.h"
+#include "common/grow.h"
 #include "common/metrics_server.h"
 #include "common/service.h"
 #include "common/wall_clock.h"
@@ -852,21 +853,14 @@ typedef struct {
 static int collect_trade(const ctl_trade_row *t, void *ctx)
 {
     trade_vec *tv = ctx;
-    if (tv->n == tv->cap) {
-        size_t cap = tv->cap ? tv->cap * 2 : 64;
-        ctl_trade_row *v = realloc(tv->v, cap * sizeof *v);
-        if (!v)
-            return CTL_ST_E_NOMEM;
-        tv->v = v;
-        tv->cap = cap;
-    }
+    if (ctl_grow((void **)&tv->v, &tv->cap, tv->n, sizeof *tv->v, SIZE_MAX / sizeof *tv->v))
+        return CTL_ST_E_NOMEM;
     tv->v[tv->n++] = *t;
     return 0;
 }
 
 /* An interval's topology nodes (grid_nodes), for its result body: at most the topology's, but
- * read from the file, whose rows a past config may have left; the vector stops growing at
- * CTL_TOPO_NODES_MAX. */
+ * read from the file, whose rows a past config may have left; at most CTL_TOPO_NODES_MAX. */
 typedef struct {
     ctl_grid_node_row *v;
     size_t n, cap;
@@ -875,14 +869,8 @@ typedef struct {
 static int collect_node(const ctl_grid_node_row *r, void *ctx)
 {
     node_vec *nv = ctx;
-    if (nv->n == nv->cap) {
-        size_t cap = nv->cap ? nv->cap * 2 : 16;
-        ctl_grid_node_row *v;
-        if (cap > CTL_TOPO_NODES_MAX || !(v = realloc(nv->v, cap * sizeof *v)))
-            return CTL_ST_E_NOMEM;
-        nv->v = v;
-        nv->cap = cap;
-    }
+    if (ctl_grow((void **)&nv->v, &nv->cap, nv->n, sizeof *nv->v, CTL_TOPO_NODES_MAX))
+        return CTL_ST_E_NOMEM;
     nv->v[nv->n++] = *r;
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "settle/settle_input.h"
 
 #include "db/meter_keys.h"
+#include "common/grow.h"
 #include "db/prefs.h"
 
 #include "common/errbuf.h"
@@ -33,29 +34,12 @@ typedef struct {
     int rc;
 } build_ctx;
 
-static int grow(void **v, size_t *cap, size_t n, size_t size, size_t max)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 64;
-    if (c > max)
-        c = max;
-    if (n >= c)
-        return -1;
-    void *p = realloc(*v, c * size);
-    if (!p)
-        return -1;
-    *v = p;
-    *cap = c;
-    return 0;
-}
-
 /* Adds a member (duplicates are merged later). */
 static int add_member(build_ctx *b, uint64_t market_id, const char *name, int trades)
 {
     ctl_settle_input *x = b->x;
-    if (grow((void **)&x->members, &b->cap_members, x->n_members, sizeof *x->members,
-             CTL_SETTLE_MAX_MEMBERS) != 0)
+    if (ctl_grow((void **)&x->members, &b->cap_members, x->n_members, sizeof *x->members,
+                 CTL_SETTLE_MAX_MEMBERS) != 0)
         return CTL_ST_E_NOMEM;
     ctl_settle_member *m = &x->members[x->n_members++];
     memset(m, 0, sizeof *m);
@@ -71,8 +55,8 @@ static int on_trade(const ctl_trade_row *t, void *ctx)
 {
     build_ctx *b = ctx;
     ctl_settle_input *x = b->x;
-    if (grow((void **)&x->trades, &b->cap_trades, x->in.n_trades, sizeof *x->trades,
-             STL_MAX_TRADES) != 0)
+    if (ctl_grow((void **)&x->trades, &b->cap_trades, x->in.n_trades, sizeof *x->trades,
+                 STL_MAX_TRADES) != 0)
         return b->rc = CTL_ST_E_NOMEM;
     mkt_trade *m = &x->trades[x->in.n_trades++];
     *m = t->t;
@@ -99,7 +83,7 @@ static int on_home(const ctl_participant *p, void *ctx)
     id_list *l = ctx;
     if (p->role != CTL_ROLE_HOME || !p->meter_id[0])
         return 0;
-    if (grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids, CTL_SETTLE_MAX_MEMBERS) != 0)
+    if (ctl_grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids, CTL_SETTLE_MAX_MEMBERS) != 0)
         return CTL_ST_E_NOMEM;
     snprintf(l->ids[l->n++], CTL_PARTICIPANT_MAX, "%s", p->id);
     return 0;
@@ -134,7 +118,7 @@ typedef struct {
 static int on_reading(const mtr_sample *r, void *ctx)
 {
     reading_vec *rv = ctx;
-    if (grow((void **)&rv->v, &rv->cap, rv->n, sizeof *rv->v, CTL_SETTLE_MAX_READINGS) != 0) {
+    if (ctl_grow((void **)&rv->v, &rv->cap, rv->n, sizeof *rv->v, CTL_SETTLE_MAX_READINGS) != 0) {
         rv->full = 1;
         return 1;
     }
@@ -324,7 +308,7 @@ static int on_boundary(const ctl_participant *p, void *ctx)
     boundary_list *l = ctx;
     if (p->role != CTL_ROLE_BOUNDARY || !p->meter_id[0])
         return 0;
-    if (grow((void **)&l->meters, &l->cap, l->n, sizeof *l->meters, 64) != 0)
+    if (ctl_grow((void **)&l->meters, &l->cap, l->n, sizeof *l->meters, 64) != 0)
         return CTL_ST_E_NOMEM;
     snprintf(l->meters[l->n++], CTL_PARTICIPANT_MAX, "%s", p->meter_id);
     return 0;

@@ -25,6 +25,7 @@
 #include "witness/witness.h"
 
 #include "common/errbuf.h"
+#include "common/grow.h"
 #include "db/order_evidence.h"
 #include "db/registry.h"
 #include "orders/order_msg.h"
@@ -106,20 +107,6 @@ static int trade_cmp(const void *a, const void *b)
 }
 
 /* Room for element n of *v (size bytes each, at most max): 0, or -1 (memory, or max). */
-static int grow(void **v, size_t *cap, size_t n, size_t size, size_t max)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 64;
-    if (c > max)
-        c = max;
-    void *p = n < c ? realloc(*v, c * size) : NULL;
-    if (!p)
-        return -1;
-    *v = p;
-    *cap = c;
-    return 0;
-}
 
 /* Decodes every transaction of block height and calls fn for those of kind; fn returns
  * non-zero to fail. 0, or -1 (database, an undecodable record, or fn). */
@@ -153,7 +140,7 @@ typedef struct {
 static int take_trade(const stl_tx *tx, void *ctx)
 {
     trade_vec *tv = ctx;
-    if (grow((void **)&tv->v, &tv->cap, tv->n, sizeof *tv->v, STL_MAX_TRADES) != 0)
+    if (ctl_grow((void **)&tv->v, &tv->cap, tv->n, sizeof *tv->v, STL_MAX_TRADES) != 0)
         return 1;
     mkt_trade *t = &tv->v[tv->n++];
     memset(t, 0, sizeof *t);
@@ -351,7 +338,7 @@ typedef struct {
 static int take_position(const stl_tx *tx, void *ctx)
 {
     home_vec *hv = ctx;
-    if (grow((void **)&hv->v, &hv->cap, hv->n, sizeof *hv->v, CTL_SETTLE_MAX_MEMBERS) != 0)
+    if (ctl_grow((void **)&hv->v, &hv->cap, hv->n, sizeof *hv->v, CTL_SETTLE_MAX_MEMBERS) != 0)
         return 1;
     block_home *h = &hv->v[hv->n++];
     memset(h, 0, sizeof *h);
@@ -395,9 +382,9 @@ static int on_metered_home(const ctl_participant *p, void *ctx)
     if (p->role != CTL_ROLE_HOME || !p->meter_id[0] || p->added_s >= l->before_s)
         return 0;
     size_t cap_meters = l->cap; /* both arrays grow together */
-    if (grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids, CTL_SETTLE_MAX_MEMBERS) != 0 ||
-        grow((void **)&l->meters, &cap_meters, l->n, sizeof *l->meters, CTL_SETTLE_MAX_MEMBERS) !=
-            0) {
+    if (ctl_grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids, CTL_SETTLE_MAX_MEMBERS) != 0 ||
+        ctl_grow((void **)&l->meters, &cap_meters, l->n, sizeof *l->meters,
+                 CTL_SETTLE_MAX_MEMBERS) != 0) {
         l->nomem = 1;
         return 1;
     }
@@ -420,7 +407,7 @@ typedef struct {
 static int take_reading(const mtr_sample *r, void *ctx)
 {
     reading_vec *rv = ctx;
-    if (grow((void **)&rv->v, &rv->cap, rv->n, sizeof *rv->v, CTL_SETTLE_MAX_READINGS) != 0) {
+    if (ctl_grow((void **)&rv->v, &rv->cap, rv->n, sizeof *rv->v, CTL_SETTLE_MAX_READINGS) != 0) {
         rv->full = 1; /* the controller holds such a meter (a flood): never good */
         return 1;
     }
