@@ -281,7 +281,7 @@ static int ensure_raw(mkt_clearing *c, size_t n)
     return ensure(c, BY_RAW, &c->cap_raw, cap);
 }
 
-/* Makes the histogram hold n sums (hist_match). */
+/* Makes the histogram hold n sums (hist_walk). */
 static int ensure_hist(mkt_clearing *c, size_t n)
 {
     if (n <= c->cap_hist)
@@ -800,10 +800,11 @@ static match_result match(mkt_clearing *c)
  * the same levels, volumes and prices: a level there is every unit of one side at one price,
  * here the sum of their energies. Only the units of the two levels that are partly taken need
  * an order among themselves (by seat, for the pro rata); every other unit is taken whole or not
- * at all by its price alone, so no unit is sorted. hist_match runs before rank_orders (ids
- * still by index in the caller's array) and leaves each order's accepted energy in order_wh;
- * for pay-as-bid it also keeps only the units that accepted anything (with their accepted
- * energy), which is all the pairing walk needs sorted. */
+ * at all by its price alone, so no unit is sorted. The walk is hist_walk; for pay-as-clear
+ * hist_match then runs before rank_orders (ids still by index in the caller's array) and
+ * leaves each order's accepted energy in order_wh; pay-as-bid keeps instead only the units that
+ * accepted anything, with their accepted energy (clear_bid_hist, below), which is all its
+ * pairing walk needs sorted. */
 
 /* The first price with energy from k on (width when none). */
 static size_t hist_next(const int64_t *h, size_t k, size_t width)
@@ -1287,7 +1288,7 @@ static size_t bid_units(mkt_clearing *c, const hist_cut *cut, unsigned tb, int64
     return n_sell;
 }
 
-/* Pay-as-bid after hist_match, in place of rank_orders and clear_book (the caller checks that
+/* Pay-as-bid on the histogram, in place of rank_orders and clear_book (fits_hist has checked that
  * every accepted energy and every order's offered energy fits 32 bits). */
 static int clear_bid_hist(mkt_clearing *c, const mkt_params *p, const price_band *band,
                           size_t n_orders, mkt_error_at *at)
